@@ -1,0 +1,298 @@
+import { EventEmitter } from 'node:events';
+import { IncomingMessage, ServerResponse } from 'node:http';
+import type { FcRequest } from './request.js';
+import type { BridgeResponse, ResponseBody } from './response.js';
+
+/**
+ * Any Node request listener: `http.createServer(handler)` would accept it. Express apps, Koa's
+ * `app.callback()` and Fastify's `app.routing` all fit.
+ *
+ * @example
+ * ```ts
+ * const handler: NodeHandler = (req, res) => res.end('ok');
+ * ```
+ */
+export type NodeHandler = (req: IncomingMessage, res: ServerResponse) => unknown;
+
+const kBody = Symbol('fc-async.body');
+const kState = Symbol('fc-async.response');
+
+interface Collector {
+  chunks: (string | Uint8Array)[];
+  ended: boolean;
+  resolve(response: BridgeResponse): void;
+  reject(error: unknown): void;
+}
+
+type BridgeRequest = IncomingMessage & { [kBody]: Buffer };
+type BridgeServerResponse = ServerResponse & { [kState]: Collector; _header?: unknown; finished: boolean };
+
+/**
+ * The socket a bridged request pretends to arrive on: it carries the client address and
+ * swallows what Node or a framework would write to a real connection.
+ */
+class BridgeSocket extends EventEmitter {
+  readonly remotePort = 0;
+  readonly remoteFamily: string;
+  readonly encrypted = false;
+  readable = true;
+  readonly writableLength = 0;
+  readonly bytesWritten = 0;
+  writable = true;
+  destroyed = false;
+  readonly readableHighWaterMark = 16384;
+  onDestroy: ((error: Error | undefined) => void) | undefined;
+
+  constructor(readonly remoteAddress: string | undefined) {
+    super();
+    this.remoteFamily = remoteAddress?.includes(':') ? 'IPv6' : 'IPv4';
+  }
+
+  address() {
+    return { address: '127.0.0.1', family: 'IPv4', port: 0 };
+  }
+  setTimeout() {
+    return this;
+  }
+  setNoDelay() {
+    return this;
+  }
+  setKeepAlive() {
+    return this;
+  }
+  ref() {
+    return this;
+  }
+  unref() {
+    return this;
+  }
+  cork() {}
+  uncork() {}
+  pause() {
+    return this;
+  }
+  resume() {
+    return this;
+  }
+  write(_data?: unknown, encoding?: unknown, cb?: unknown) {
+    const done = typeof encoding === 'function' ? encoding : cb;
+    if (typeof done === 'function') process.nextTick(done as () => void);
+    return true;
+  }
+  end() {
+    return this;
+  }
+  destroy(error?: Error) {
+    if (this.destroyed) return this;
+    this.destroyed = true;
+    this.writable = false;
+    this.onDestroy?.(error);
+    return this;
+  }
+  destroySoon() {
+    this.destroy();
+  }
+}
+
+/**
+ * Runs a Node request listener on an {@link FcRequest} and collects its response whole: status,
+ * headers (several `Set-Cookie` kept as an array) and the body bytes, however the app wrote them
+ * (`res.end`, `res.write` in chunks, a piped stream). Knows nothing of FC events, queues or spans.
+ *
+ * Rejects when the listener throws or rejects before ending the response, or destroys the
+ * socket; the caller decides what the client sees.
+ *
+ * @param attach - called with the request before the listener runs, e.g. to attach the
+ *   invocation context.
+ * @example
+ * ```ts
+ * const response = await runNodeHandler((req, res) => res.end('hi'), { method: 'GET', url: '/', headers: {}, body: Buffer.alloc(0) });
+ * response.statusCode; // 200
+ * ```
+ */
+export function runNodeHandler(
+  handler: NodeHandler,
+  request: FcRequest,
+  attach?: (req: IncomingMessage) => void,
+): Promise<BridgeResponse> {
+  return new Promise<BridgeResponse>((resolve, reject) => {
+    const socket = new BridgeSocket(request.remoteAddress);
+    const req = new IncomingMessage(socket as never) as BridgeRequest;
+    req.method = request.method;
+    req.url = request.url;
+    req.headers = request.headers as IncomingMessage['headers'];
+    req.rawHeaders = rawHeaders(request.headers);
+    req.httpVersion = '1.1';
+    req.httpVersionMajor = 1;
+    req.httpVersionMinor = 1;
+    req.complete = true;
+    req[kBody] = request.body;
+    req._read = readBody;
+    attach?.(req);
+
+    const res = new ServerResponse(req) as unknown as BridgeServerResponse;
+    (res as { socket: unknown }).socket = socket;
+    const collector: Collector = { chunks: [], ended: false, resolve, reject };
+    res[kState] = collector;
+    res.writeHead = writeHead as never;
+    res.write = write as never;
+    res.end = end as never;
+    res.flushHeaders = flushHeaders;
+    socket.onDestroy = (error) => {
+      if (!collector.ended) {
+        collector.ended = true;
+        reject(error ?? new Error('The response was destroyed before it ended'));
+      }
+    };
+
+    try {
+      const result = handler(req, res);
+      if (result && typeof (result as Promise<unknown>).then === 'function') {
+        (result as Promise<unknown>).then(undefined, (error: unknown) => fail(collector, error));
+      }
+    } catch (error) {
+      fail(collector, error);
+    }
+  });
+}
+
+function fail(collector: Collector, error: unknown): void {
+  if (collector.ended) return;
+  collector.ended = true;
+  collector.reject(error);
+}
+
+function readBody(this: BridgeRequest): void {
+  const body = this[kBody];
+  if (body.length > 0) this.push(body);
+  this.push(null);
+}
+
+function rawHeaders(headers: FcRequest['headers']): string[] {
+  const raw: string[] = [];
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (Array.isArray(value)) for (const v of value) raw.push(name, v);
+    else raw.push(name, value);
+  }
+  return raw;
+}
+
+function headersSentError(): Error {
+  return Object.assign(new Error('Cannot write headers after they are sent to the client'), {
+    code: 'ERR_HTTP_HEADERS_SENT',
+  });
+}
+
+function writeHead(this: BridgeServerResponse, statusCode: number, reason?: unknown, headers?: unknown) {
+  if (this._header) throw headersSentError();
+  const code = Number(statusCode);
+  if (!Number.isInteger(code) || code < 100 || code > 999) {
+    throw Object.assign(new RangeError(`Invalid status code: ${statusCode}`), { code: 'ERR_HTTP_INVALID_STATUS_CODE' });
+  }
+  this.statusCode = code;
+  const fields = typeof reason === 'string' ? headers : reason;
+  if (Array.isArray(fields)) {
+    if (Array.isArray(fields[0])) {
+      for (const [name, value] of fields as [string, string][]) this.appendHeader(name, value);
+    } else {
+      for (let i = 0; i + 1 < fields.length; i += 2) this.appendHeader(fields[i], fields[i + 1]);
+    }
+  } else if (fields && typeof fields === 'object') {
+    const record = fields as Record<string, string | string[] | number | undefined>;
+    for (const name in record) {
+      const value = record[name];
+      if (value !== undefined) this.setHeader(name, value);
+    }
+  }
+  this._header = true;
+  return this;
+}
+
+function pushChunk(collector: Collector, chunk: unknown, encoding: unknown): void {
+  if (chunk === undefined || chunk === null) return;
+  if (typeof chunk === 'string') {
+    if (chunk.length === 0) return;
+    collector.chunks.push(
+      typeof encoding === 'string' && encoding !== 'utf8' && encoding !== 'utf-8'
+        ? Buffer.from(chunk, encoding as BufferEncoding)
+        : chunk,
+    );
+  } else if (chunk instanceof Uint8Array) {
+    if (chunk.length > 0) collector.chunks.push(chunk);
+  } else {
+    throw Object.assign(
+      new TypeError('The "chunk" argument must be of type string or an instance of Buffer or Uint8Array'),
+      {
+        code: 'ERR_INVALID_ARG_TYPE',
+      },
+    );
+  }
+}
+
+function write(this: BridgeServerResponse, chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
+  const collector = this[kState];
+  const callback = typeof encoding === 'function' ? encoding : cb;
+  if (collector.ended) {
+    const error = Object.assign(new Error('write after end'), { code: 'ERR_STREAM_WRITE_AFTER_END' });
+    process.nextTick(() => {
+      if (typeof callback === 'function') callback(error);
+      this.emit('error', error);
+    });
+    return false;
+  }
+  if (!this._header) this.writeHead(this.statusCode);
+  pushChunk(collector, chunk, typeof encoding === 'function' ? undefined : encoding);
+  if (typeof callback === 'function') process.nextTick(callback as () => void);
+  return true;
+}
+
+function end(this: BridgeServerResponse, chunk?: unknown, encoding?: unknown, cb?: unknown) {
+  let callback = cb;
+  let data = chunk;
+  let enc = encoding;
+  if (typeof data === 'function') {
+    callback = data;
+    data = undefined;
+    enc = undefined;
+  } else if (typeof enc === 'function') {
+    callback = enc;
+    enc = undefined;
+  }
+  const collector = this[kState];
+  if (collector.ended) {
+    if (typeof callback === 'function') process.nextTick(callback as () => void);
+    return this;
+  }
+  if (!this._header) this.writeHead(this.statusCode);
+  pushChunk(collector, data, enc);
+  collector.ended = true;
+  this.finished = true;
+  collector.resolve({ statusCode: this.statusCode, headers: this.getHeaders(), body: joinChunks(collector.chunks) });
+  process.nextTick(emitFinish, this, callback);
+  return this;
+}
+
+function emitFinish(res: BridgeServerResponse, callback: unknown): void {
+  res.emit('prefinish');
+  res.emit('finish');
+  if (typeof callback === 'function') callback();
+  res.emit('close');
+}
+
+function flushHeaders(this: BridgeServerResponse): void {
+  if (!this._header) this.writeHead(this.statusCode);
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function joinChunks(chunks: (string | Uint8Array)[]): ResponseBody {
+  if (chunks.length === 0) return EMPTY;
+  if (chunks.length === 1) {
+    const only = chunks[0] as string | Uint8Array;
+    if (typeof only === 'string') return only;
+    return Buffer.isBuffer(only) ? only : Buffer.from(only.buffer, only.byteOffset, only.byteLength);
+  }
+  return Buffer.concat(chunks.map((c) => (typeof c === 'string' ? Buffer.from(c, 'utf8') : c)));
+}

@@ -1,0 +1,53 @@
+/**
+ * One error class for everything fc-async reports: a stable `code`, the HTTP status it maps to,
+ * the `cause` kept for logs, and a `toJSON()` that is safe to send to a caller (no stack, no
+ * cause).
+ *
+ * @example
+ * ```ts
+ * throw new FcAsyncError('InvalidArgument', 'x-fc-async-delay must be 1..3599', { statusCode: 400 });
+ * ```
+ */
+export class FcAsyncError extends Error {
+  override readonly name = 'FcAsyncError';
+  readonly code: string;
+  readonly statusCode: number;
+  /** Extra response headers, e.g. `Retry-After` on a 429. */
+  readonly headers: Readonly<Record<string, string>> | undefined;
+
+  constructor(
+    code: string,
+    message: string,
+    options: { statusCode?: number; cause?: unknown; headers?: Record<string, string> } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.statusCode = options.statusCode ?? 500;
+    this.headers = options.headers;
+  }
+
+  /** The body a caller sees: `{ code, message }`. */
+  toJSON(): { code: string; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+/**
+ * True when `value` is an {@link FcAsyncError}, also across package copies.
+ *
+ * @example
+ * ```ts
+ * try { await handler.tasks.stop('t1'); } catch (e) { if (isFcAsyncError(e)) console.log(e.code); }
+ * ```
+ */
+export function isFcAsyncError(value: unknown): value is FcAsyncError {
+  return (
+    value instanceof FcAsyncError ||
+    (value instanceof Error && value.name === 'FcAsyncError' && typeof (value as FcAsyncError).code === 'string')
+  );
+}
+
+/** A 400 with a stable code. */
+export function badRequest(code: string, message: string, cause?: unknown): FcAsyncError {
+  return new FcAsyncError(code, message, { statusCode: 400, cause });
+}

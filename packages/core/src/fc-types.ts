@@ -1,0 +1,225 @@
+/**
+ * Function Compute contract types, owned here so that the public `.d.ts` compiles without any
+ * vendor typings installed. Shapes follow fc-contract sections 3, 4, 6 and 7.
+ *
+ * @packageDocumentation
+ */
+
+/**
+ * The event an FC 3.0 built-in runtime passes to an HTTP-triggered handler, once parsed.
+ * FC hands it over as a Buffer holding this JSON.
+ *
+ * @example
+ * ```ts
+ * const event: FcHttpEvent = {
+ *   version: 'v1', rawPath: '/hello', headers: { Accept: '*\/*' }, queryParameters: {},
+ *   body: '', isBase64Encoded: false,
+ *   requestContext: { accountId: '123', domainName: 'x.cn-hangzhou.fcapp.run', domainPrefix: 'x',
+ *     http: { method: 'GET', path: '/hello', protocol: 'HTTP/1.1', sourceIp: '10.0.0.1', userAgent: 'curl' },
+ *     requestId: '1-64f6d6e7-e01edb1cce58240ed59b59d9', time: '2023-09-05T06:41:11Z', timeEpoch: '1693896071895' },
+ * };
+ * ```
+ */
+export interface FcHttpEvent {
+  version?: string;
+  /** URL-encoded path. */
+  rawPath: string;
+  body?: string;
+  isBase64Encoded?: boolean;
+  /** Canonicalised keys; repeated headers joined with commas. */
+  headers?: Record<string, string>;
+  /** Decoded values; repeated parameters joined with commas. */
+  queryParameters?: Record<string, string>;
+  requestContext?: FcHttpRequestContext;
+}
+
+/** `event.requestContext` of an FC 3.0 HTTP event. */
+export interface FcHttpRequestContext {
+  accountId?: string;
+  domainName?: string;
+  domainPrefix?: string;
+  http: {
+    method: string;
+    /** Decoded path. */
+    path?: string;
+    protocol?: string;
+    sourceIp?: string;
+    userAgent?: string;
+  };
+  requestId?: string;
+  time?: string;
+  /** Milliseconds since the epoch, as a string. */
+  timeEpoch?: string;
+}
+
+/**
+ * What an FC 3.0 HTTP handler returns. `headers` is single-valued: see docs/adapters.md for how
+ * several `Set-Cookie` values are carried.
+ *
+ * @example
+ * ```ts
+ * const result: FcHttpResult = { statusCode: 200, headers: { 'content-type': 'text/plain' }, isBase64Encoded: false, body: 'ok' };
+ * ```
+ */
+export interface FcHttpResult {
+  statusCode: number;
+  headers: Record<string, string>;
+  isBase64Encoded: boolean;
+  body: string;
+}
+
+/** Credentials FC hands to the function. They never leave the handler: not in records, logs or spans. */
+export interface FcCredentials {
+  accessKeyId?: string;
+  accessKeySecret?: string;
+  securityToken?: string;
+}
+
+/**
+ * The `context` argument of FC built-in runtimes (3.0, with the 2.0 additions optional).
+ *
+ * @example
+ * ```ts
+ * const context: FcContext = { requestId: '1-64f6d6e7-e01edb1cce58240ed59b59d9', region: 'cn-hangzhou',
+ *   accountId: '123', function: { name: 'transcode' }, service: { qualifier: 'LATEST' } };
+ * ```
+ */
+export interface FcContext {
+  requestId?: string;
+  credentials?: FcCredentials;
+  function?: { name?: string; handler?: string; memory?: number; timeout?: number };
+  service?: {
+    name?: string;
+    logProject?: string;
+    logStore?: string;
+    qualifier?: string;
+    versionId?: string;
+  };
+  region?: string;
+  accountId?: string;
+  logger?: unknown;
+  /** FC 2.0 only. */
+  tracing?: {
+    openTracingSpanContext?: string;
+    openTracingSpanBaggages?: Record<string, string>;
+    jaegerEndpoint?: string;
+  };
+  /** FC 3.0 exposes the retry count of async invocations here in some runtimes. */
+  retryCount?: number;
+}
+
+/**
+ * FC 2.0 HTTP request: a readable stream with these fields. Newer runtimes also set `body`.
+ *
+ * @example
+ * ```ts
+ * declare const req: Fc2Request;
+ * console.log(req.method, req.path, req.queries);
+ * ```
+ */
+export interface Fc2Request extends AsyncIterable<unknown> {
+  headers: Record<string, string | string[] | undefined>;
+  path: string;
+  queries?: Record<string, string | string[]>;
+  method: string;
+  clientIP?: string;
+  url?: string;
+  body?: Buffer | string;
+  on?(event: string, listener: (...args: unknown[]) => void): unknown;
+}
+
+/**
+ * FC 2.0 HTTP response object.
+ *
+ * @example
+ * ```ts
+ * declare const resp: Fc2Response;
+ * resp.setStatusCode(200); resp.setHeader('content-type', 'text/plain'); resp.send('ok');
+ * ```
+ */
+export interface Fc2Response {
+  setStatusCode(code: number): void;
+  setHeader(name: string, value: string): void;
+  deleteHeader?(name: string): void;
+  send(body: Buffer | string | NodeJS.ReadableStream): void;
+}
+
+/** Task statuses of FC's async tasks (API 2023-03-30). */
+export type AsyncTaskStatus =
+  | 'Enqueued'
+  | 'Dequeued'
+  | 'Running'
+  | 'Succeeded'
+  | 'Failed'
+  | 'Stopping'
+  | 'Stopped'
+  | 'Expired'
+  | 'Invalid'
+  | 'Retrying';
+
+/** One entry of `AsyncTask.events`. */
+export interface AsyncTaskEvent {
+  eventId: number;
+  status: AsyncTaskStatus;
+  timestamp: number;
+  eventDetail?: string;
+}
+
+/**
+ * An async task record in FC's `AsyncTask` shape. Fields prefixed `x` are fc-async extensions
+ * (documented in docs/async.md); FC clients ignore them.
+ *
+ * @example
+ * ```ts
+ * declare const task: AsyncTask;
+ * if (task.status === 'Failed') console.log(task.taskErrorMessage, task.alreadyRetriedTimes);
+ * ```
+ */
+export interface AsyncTask {
+  taskId: string;
+  requestId: string;
+  status: AsyncTaskStatus;
+  functionArn: string;
+  qualifier: string;
+  instanceId?: string;
+  startedTime?: number;
+  endTime?: number;
+  durationMs?: number;
+  alreadyRetriedTimes: number;
+  destinationStatus?: string;
+  taskErrorMessage?: string;
+  taskPayload?: string;
+  returnPayload?: string;
+  events: AsyncTaskEvent[];
+}
+
+/** `condition` values of a destination record. */
+export type DestinationCondition =
+  | ''
+  | 'UnhandledInvocationError'
+  | 'InvocationError'
+  | 'EventAgeExceeded'
+  | 'Stopped'
+  | 'FunctionResourceExhausted';
+
+/**
+ * The record FC sends to `onSuccess` / `onFailure` destinations (fc-contract section 6).
+ *
+ * @example
+ * ```ts
+ * declare const record: DestinationRecord;
+ * if (record.requestContext.condition !== '') console.error('task failed', record.requestContext.requestId);
+ * ```
+ */
+export interface DestinationRecord {
+  timestamp: number;
+  requestContext: {
+    requestId: string;
+    functionArn: string;
+    condition: DestinationCondition;
+    approximateInvokeCount: number;
+  };
+  requestPayload: string;
+  responseContext: { statusCode: number; functionError: string };
+  responsePayload: string;
+}

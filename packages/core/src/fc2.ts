@@ -1,0 +1,88 @@
+import { badRequest } from './errors.js';
+import type { Fc2Request, Fc2Response } from './fc-types.js';
+import { flattenHeaders } from './fc3.js';
+import { buildQuery, encodePath, type FcRequest, fixBodyHeaders } from './request.js';
+import { type BridgeResponse, isNoBodyResponse } from './response.js';
+
+/**
+ * True when the arguments look like FC 2.0's `(req, resp, context)`.
+ *
+ * @example
+ * ```ts
+ * isFc2Call(req, resp); // true inside an FC 2.0 HTTP function
+ * ```
+ */
+export function isFc2Call(a: unknown, b: unknown): boolean {
+  return (
+    !!b &&
+    typeof b === 'object' &&
+    typeof (b as Fc2Response).setStatusCode === 'function' &&
+    typeof (b as Fc2Response).send === 'function' &&
+    !!a &&
+    typeof a === 'object'
+  );
+}
+
+/**
+ * Reads an FC 2.0 HTTP request into an {@link FcRequest}: the body from `req.body` when the
+ * runtime set it, else from the stream.
+ *
+ * @example
+ * ```ts
+ * exports.handler = async (req, resp, context) => { const request = await readFc2Request(req); };
+ * ```
+ */
+export async function readFc2Request(req: Fc2Request): Promise<FcRequest> {
+  if (typeof req.method !== 'string' || typeof req.path !== 'string') {
+    throw badRequest('InvalidEvent', 'The FC 2.0 request has no method or path');
+  }
+  const headers: FcRequest['headers'] = {};
+  for (const key in req.headers ?? {}) {
+    const value = req.headers[key];
+    if (value === undefined) continue;
+    const name = key.toLowerCase();
+    headers[name] = Array.isArray(value) ? value.join(name === 'cookie' ? '; ' : ', ') : String(value);
+  }
+  let body: Buffer;
+  if (req.body !== undefined && req.body !== null) {
+    body = typeof req.body === 'string' ? Buffer.from(req.body, 'utf8') : Buffer.from(req.body);
+  } else if (typeof (req as unknown as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) {
+      chunks.push(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk as Uint8Array));
+    }
+    body = Buffer.concat(chunks);
+  } else {
+    body = Buffer.alloc(0);
+  }
+  fixBodyHeaders(headers, body);
+  const path = req.path.charCodeAt(0) === 47 ? req.path : `/${req.path}`;
+  return {
+    method: req.method.toUpperCase(),
+    url: encodePath(path) + buildQuery(req.queries),
+    headers,
+    body,
+    remoteAddress: req.clientIP,
+  };
+}
+
+/**
+ * Writes a collected response through FC 2.0's `resp`: status, headers (cookies spread over
+ * case variants of `set-cookie`, as for FC 3.0) and the body as bytes.
+ *
+ * @example
+ * ```ts
+ * writeFc2Response(resp, { statusCode: 200, headers: {}, body: 'ok' }, 'GET');
+ * ```
+ */
+export function writeFc2Response(resp: Fc2Response, response: BridgeResponse, method: string): void {
+  resp.setStatusCode(response.statusCode);
+  const headers = flattenHeaders(response.headers);
+  for (const name in headers) resp.setHeader(name, headers[name] as string);
+  if (isNoBodyResponse(method, response.statusCode)) {
+    resp.send('');
+    return;
+  }
+  const body = response.body;
+  resp.send(typeof body === 'string' ? Buffer.from(body, 'utf8') : body);
+}

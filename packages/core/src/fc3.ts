@@ -1,0 +1,187 @@
+import { badRequest } from './errors.js';
+import type { FcHttpEvent, FcHttpResult } from './fc-types.js';
+import { buildQuery, encodePath, type FcRequest, fixBodyHeaders } from './request.js';
+import { type BodyKind, isNoBodyResponse, type ResponseBody } from './response.js';
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/**
+ * Parses what an FC 3.0 runtime passes as `event` (a Buffer or string holding JSON, or the
+ * parsed object) into an {@link FcRequest}. Pure; throws an `FcAsyncError` with status 400 and
+ * code `InvalidEvent` or `InvalidBody` for a malformed event.
+ *
+ * @example
+ * ```ts
+ * const request = parseFcEvent(Buffer.from(JSON.stringify(event)));
+ * request.url; // '/jobs?page=2'
+ * ```
+ */
+export function parseFcEvent(event: unknown): FcRequest {
+  const e = toObject(event);
+  const http = e.requestContext?.http;
+  if (!http || typeof http !== 'object') {
+    throw badRequest('InvalidEvent', 'The event has no requestContext.http: is this an HTTP trigger event?');
+  }
+  const method = http.method;
+  if (typeof method !== 'string' || !/^[A-Za-z]+$/.test(method)) {
+    throw badRequest('InvalidEvent', 'The event has no valid requestContext.http.method');
+  }
+  let path = e.rawPath;
+  if (typeof path !== 'string') {
+    if (typeof http.path !== 'string') throw badRequest('InvalidEvent', 'The event has no rawPath');
+    path = encodePath(http.path);
+  }
+  if (path.charCodeAt(0) !== 47 /* / */) path = `/${path}`;
+  if (e.headers !== undefined && (typeof e.headers !== 'object' || e.headers === null)) {
+    throw badRequest('InvalidEvent', 'The event headers must be an object');
+  }
+  if (e.queryParameters != null && typeof e.queryParameters !== 'object') {
+    throw badRequest('InvalidEvent', 'The event queryParameters must be an object');
+  }
+
+  const headers: FcRequest['headers'] = {};
+  const source = e.headers ?? {};
+  for (const key in source) {
+    const value = source[key];
+    if (value === undefined || value === null) continue;
+    const name = key.toLowerCase();
+    const existing = headers[name];
+    headers[name] = existing === undefined ? String(value) : `${existing},${value}`;
+  }
+  if (headers['user-agent'] === undefined && typeof http.userAgent === 'string' && http.userAgent) {
+    headers['user-agent'] = http.userAgent;
+  }
+  if (headers.host === undefined && typeof e.requestContext?.domainName === 'string') {
+    headers.host = e.requestContext.domainName;
+  }
+
+  const body = decodeBody(e.body, e.isBase64Encoded);
+  fixBodyHeaders(headers, body);
+  const epoch = Number(e.requestContext?.timeEpoch);
+  return {
+    method: method.toUpperCase(),
+    url: path + buildQuery(e.queryParameters),
+    headers,
+    body,
+    remoteAddress: typeof http.sourceIp === 'string' ? http.sourceIp : undefined,
+    requestId: typeof e.requestContext?.requestId === 'string' ? e.requestContext.requestId : undefined,
+    receivedAt: Number.isFinite(epoch) && epoch > 0 ? epoch : undefined,
+  };
+}
+
+function toObject(event: unknown): FcHttpEvent {
+  let value = event;
+  if (Buffer.isBuffer(value) || value instanceof Uint8Array) value = Buffer.from(value).toString('utf8');
+  if (typeof value === 'string') {
+    try {
+      value = JSON.parse(value);
+    } catch (cause) {
+      throw badRequest('InvalidEvent', 'The event is not valid JSON', cause);
+    }
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw badRequest('InvalidEvent', 'The event must be a JSON object');
+  }
+  return value as FcHttpEvent;
+}
+
+function decodeBody(body: unknown, isBase64Encoded: unknown): Buffer {
+  if (body === undefined || body === null || body === '') return EMPTY;
+  if (typeof body !== 'string') throw badRequest('InvalidEvent', 'The event body must be a string');
+  if (isBase64Encoded === true) {
+    if (body.length % 4 !== 0 || !BASE64.test(body)) {
+      throw badRequest('InvalidBody', 'The event body is marked isBase64Encoded but is not valid base64');
+    }
+    return Buffer.from(body, 'base64');
+  }
+  return Buffer.from(body, 'utf8');
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Builds what an FC 3.0 handler returns from a collected response.
+ *
+ * Header values that are arrays are joined with `, `, except `set-cookie`: each cookie gets a
+ * header name of its own that differs only in letter case (`set-cookie`, `Set-cookie`, ...),
+ * because FC's `headers` map holds one value per name and HTTP forbids folding cookies.
+ *
+ * @example
+ * ```ts
+ * const result = toFcHttpResult({ statusCode: 200, headers: { 'content-type': 'text/plain' }, body: 'ok' }, 'GET', isText);
+ * ```
+ */
+export function toFcHttpResult(
+  response: { statusCode: number; headers: Record<string, unknown>; body: ResponseBody },
+  method: string,
+  classify: (headers: Record<string, unknown>) => BodyKind,
+): FcHttpResult {
+  const headers = flattenHeaders(response.headers);
+  if (isNoBodyResponse(method, response.statusCode)) {
+    return { statusCode: response.statusCode, headers, isBase64Encoded: false, body: '' };
+  }
+  const body = response.body;
+  if (classify(response.headers) === 'text') {
+    return {
+      statusCode: response.statusCode,
+      headers,
+      isBase64Encoded: false,
+      body: typeof body === 'string' ? body : body.toString('utf8'),
+    };
+  }
+  const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+  return {
+    statusCode: response.statusCode,
+    headers,
+    isBase64Encoded: bytes.length > 0,
+    body: bytes.length > 0 ? bytes.toString('base64') : '',
+  };
+}
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding']);
+
+/** Single-valued header map with cookies spread over case variants of `set-cookie`. */
+export function flattenHeaders(headers: Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || HOP_BY_HOP.has(name)) continue;
+    if (Array.isArray(value)) {
+      if (name === 'set-cookie') {
+        value.forEach((cookie, i) => {
+          out[cookieHeaderName(i)] = String(cookie);
+        });
+      } else {
+        out[name] = value.join(', ');
+      }
+    } else {
+      out[name] = String(value);
+    }
+  }
+  return out;
+}
+
+/**
+ * The header name for the `i`-th cookie: `set-cookie` with the letters' case flipped by the
+ * bits of `i` (`set-cookie`, `Set-cookie`, `sEt-cookie`, ...), 512 distinct names.
+ *
+ * @example
+ * ```ts
+ * cookieHeaderName(0); // 'set-cookie'
+ * cookieHeaderName(1); // 'Set-cookie'
+ * ```
+ */
+export function cookieHeaderName(i: number): string {
+  if (i >= 512) throw new RangeError('More than 512 Set-Cookie headers in one response');
+  let out = '';
+  let bit = 0;
+  for (const ch of 'set-cookie') {
+    if (ch === '-') {
+      out += ch;
+      continue;
+    }
+    out += (i >> bit) & 1 ? ch.toUpperCase() : ch;
+    bit++;
+  }
+  return out;
+}

@@ -1,0 +1,172 @@
+import { type NodeHandler, runNodeHandler } from './bridge.js';
+import { isFcAsyncError } from './errors.js';
+import type { Fc2Request, Fc2Response, FcContext, FcHttpResult } from './fc-types.js';
+import { isFc2Call, readFc2Request, writeFc2Response } from './fc2.js';
+import { parseFcEvent, toFcHttpResult } from './fc3.js';
+import { newRequestId } from './ids.js';
+import { buildInvocation, type Detector, detectInvocation, setInvocation } from './invocation.js';
+import { createConsoleLogger, type Logger } from './logger.js';
+import type { FcRequest } from './request.js';
+import { type BridgeResponse, createBodyClassifier, DEFAULT_TEXT_CONTENT_TYPES } from './response.js';
+
+/**
+ * Options of {@link createFcHandler} and every adapter's `createHandler`.
+ *
+ * @example
+ * ```ts
+ * const options: FcHandlerOptions = { logger: console, textContentTypes: ['text/*', 'application/json'] };
+ * ```
+ */
+export interface FcHandlerOptions {
+  /**
+   * Where fc-async logs (errors thrown by the app, rejected requests).
+   * @default a JSON-lines logger on stdout/stderr from level `info`
+   */
+  logger?: Logger;
+  /**
+   * Response content types returned to FC as text; others are base64-encoded. Patterns may use
+   * `*`; a RegExp is tested against the lower-cased MIME type without parameters.
+   * @default DEFAULT_TEXT_CONTENT_TYPES
+   */
+  textContentTypes?: readonly (string | RegExp)[];
+  /**
+   * Replaces {@link detectInvocation}.
+   * @default detectInvocation
+   */
+  detect?: Detector;
+  /**
+   * The environment fc-async reads `FC_*` variables from.
+   * @default a snapshot of process.env taken when the handler is created
+   */
+  env?: Record<string, string | undefined>;
+}
+
+/**
+ * The handler {@link createFcHandler} returns: FC 3.0's `(event, context)` and FC 2.0's
+ * `(req, resp, context)` in one function.
+ *
+ * @example
+ * ```ts
+ * export const handler: FcHandler = createFcHandler((req, res) => res.end('ok'));
+ * ```
+ */
+export interface FcHandler {
+  (event: unknown, context?: FcContext): Promise<FcHttpResult>;
+  (event: unknown, context: FcContext | undefined, callback: (error: unknown, result?: FcHttpResult) => void): void;
+  (req: Fc2Request, resp: Fc2Response, context?: FcContext): Promise<void>;
+}
+
+/** What adapters add when they call the core: readiness, and the 404/error behaviour they own. */
+export interface AdapterHooks {
+  /** Awaited once before the first request (Fastify's `ready()`). */
+  ready?: () => Promise<unknown>;
+}
+
+/**
+ * Turns any Node request listener into an FC HTTP handler for both built-in runtime
+ * signatures. Errors never escape: a malformed event answers 400 `{ code, message }`, an app that
+ * throws or rejects answers a generic 500 and the error goes to `options.logger`.
+ *
+ * @example
+ * ```ts
+ * import { createFcHandler, getInvocation } from '@fc-async/core';
+ * export const handler = createFcHandler((req, res) => {
+ *   res.setHeader('content-type', 'application/json');
+ *   res.end(JSON.stringify({ requestId: getInvocation(req)?.requestId }));
+ * });
+ * ```
+ */
+export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}, hooks: AdapterHooks = {}): FcHandler {
+  if (typeof app !== 'function') {
+    throw new TypeError(`Expected \`app\` to be a request listener function, got \`${typeof app}\``);
+  }
+  const logger = options.logger ?? createConsoleLogger();
+  const classify = createBodyClassifier(options.textContentTypes ?? DEFAULT_TEXT_CONTENT_TYPES);
+  const detect = options.detect ?? detectInvocation;
+  const env = options.env ?? { ...process.env };
+
+  let ready: Promise<unknown> | undefined;
+  let isReady = hooks.ready === undefined;
+  const whenReady = () => {
+    ready ??= (hooks.ready as () => Promise<unknown>)().then(() => {
+      isReady = true;
+    });
+    return ready;
+  };
+
+  async function handle(request: FcRequest, context: FcContext | undefined): Promise<BridgeResponse> {
+    let requestId = request.requestId ?? context?.requestId;
+    try {
+      const headers = request.headers;
+      if (headers['x-fc-request-id'] === undefined) headers['x-fc-request-id'] = requestId ?? newRequestId();
+      const detection = detect(headers, env);
+      requestId = detection.requestId;
+      const invocation = buildInvocation(detection, headers, context, env);
+      if (!isReady) await whenReady();
+      return await runNodeHandler(app, request, (req) => setInvocation(req, invocation));
+    } catch (error) {
+      return errorResponse(error, logger, requestId);
+    }
+  }
+
+  function fcHandler(a: unknown, b?: unknown, c?: unknown): Promise<unknown> | undefined {
+    if (isFc2Call(a, b)) return handleFc2(a as Fc2Request, b as Fc2Response, c as FcContext | undefined);
+    const result = handleFc3(a, b as FcContext | undefined);
+    if (typeof c === 'function') {
+      result.then((r) => c(null, r), c as (e: unknown) => void);
+      return undefined;
+    }
+    return result;
+  }
+
+  async function handleFc3(event: unknown, context: FcContext | undefined): Promise<FcHttpResult> {
+    let request: FcRequest;
+    try {
+      request = parseFcEvent(event);
+    } catch (error) {
+      return toFcHttpResult(errorResponse(error, logger, context?.requestId), 'GET', classify);
+    }
+    const response = await handle(request, context);
+    return toFcHttpResult(response, request.method, classify);
+  }
+
+  async function handleFc2(req: Fc2Request, resp: Fc2Response, context: FcContext | undefined): Promise<void> {
+    let request: FcRequest;
+    try {
+      request = await readFc2Request(req);
+    } catch (error) {
+      writeFc2Response(resp, errorResponse(error, logger, context?.requestId), 'GET');
+      return;
+    }
+    writeFc2Response(resp, await handle(request, context), request.method);
+  }
+
+  return fcHandler as FcHandler;
+}
+
+/**
+ * The response for an error that reached fc-async: an `FcAsyncError` below 500 answers with its
+ * own status and `{ code, message }`; anything else is logged and answers a generic 500.
+ */
+export function errorResponse(error: unknown, logger: Logger, requestId?: string): BridgeResponse {
+  if (isFcAsyncError(error) && error.statusCode < 500) {
+    logger.warn('request rejected', { requestId, code: error.code, message: error.message });
+    return jsonResponse(error.statusCode, error.toJSON(), error.headers);
+  }
+  logger.error('invocation failed', { requestId, error });
+  if (isFcAsyncError(error)) return jsonResponse(error.statusCode, error.toJSON(), error.headers);
+  return jsonResponse(500, { code: 'InternalError', message: 'Internal Server Error' });
+}
+
+/** A small JSON response. */
+export function jsonResponse(
+  statusCode: number,
+  body: unknown,
+  headers: Readonly<Record<string, string>> = {},
+): BridgeResponse {
+  return {
+    statusCode,
+    headers: { 'content-type': 'application/json; charset=utf-8', ...headers },
+    body: JSON.stringify(body),
+  };
+}

@@ -1,0 +1,199 @@
+import { badRequest } from './errors.js';
+import type { FcContext } from './fc-types.js';
+import { newRequestId } from './ids.js';
+
+/** Headers as Node (lower-case names) or FC (any case) give them. */
+export type HeaderBag = Record<string, string | string[] | number | undefined>;
+
+/** Sync or async, as FC names the two invocation types. */
+export type InvocationType = 'Sync' | 'Async';
+
+/**
+ * What {@link detectInvocation} found, and from which signal (`source`): `task-id`,
+ * `invocation-type`, `retry-count`, `local-queue` (fc-async replaying a queued task), or
+ * `default` (no signal: sync).
+ *
+ * @example
+ * ```ts
+ * const d: Detection = { type: 'Async', requestId: '1-...', taskId: 't1', attempt: 0, source: 'task-id' };
+ * ```
+ */
+export interface Detection {
+  type: InvocationType;
+  requestId: string;
+  taskId?: string | undefined;
+  /** 0 on the first attempt; `x-fc-retry-count`. */
+  attempt: number;
+  source: 'task-id' | 'invocation-type' | 'retry-count' | 'local-queue' | 'default' | (string & {});
+}
+
+/**
+ * Replaces {@link detectInvocation}; gets the request headers and `process.env`.
+ *
+ * @example
+ * ```ts
+ * const detect: Detector = (headers, env) => ({ ...detectInvocation(headers, env), type: headers['x-my-async'] ? 'Async' : 'Sync' });
+ * ```
+ */
+export type Detector = (headers: HeaderBag, env: Record<string, string | undefined>) => Detection;
+
+/**
+ * The invocation context an app sees through {@link getInvocation}. Credentials are never here.
+ *
+ * @example
+ * ```ts
+ * app.post('/jobs', (req, res) => {
+ *   const inv = getInvocation(req);
+ *   res.json({ requestId: inv?.requestId, async: inv?.type === 'Async' });
+ * });
+ * ```
+ */
+export interface Invocation extends Detection {
+  functionName: string;
+  region: string;
+  accountId: string;
+  qualifier: string;
+  versionId?: string | undefined;
+  /** Memory of the function instance, MB, when FC says. */
+  memoryMB?: number | undefined;
+  instanceId?: string | undefined;
+  /** Fires when the invocation is stopped or times out (async attempts). */
+  signal: AbortSignal;
+}
+
+const TASK_ID = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+
+/**
+ * Checks a task id against FC's rule: `^[A-Za-z_][A-Za-z0-9_-]*$`, at most 128 characters.
+ *
+ * @example
+ * ```ts
+ * isValidTaskId('resize_42'); // true
+ * isValidTaskId('42'); // false
+ * ```
+ */
+export function isValidTaskId(id: string): boolean {
+  return id.length > 0 && id.length <= 128 && TASK_ID.test(id);
+}
+
+function header(headers: HeaderBag, name: string): string | undefined {
+  let value = headers[name];
+  if (value === undefined) {
+    // FC 3.0 events keep canonical case (`X-Fc-Request-Id`); Node lower-cases.
+    for (const key in headers) {
+      if (key.length === name.length && key.toLowerCase() === name) {
+        value = headers[key];
+        break;
+      }
+    }
+  }
+  if (value === undefined) return undefined;
+  return Array.isArray(value) ? value[0] : String(value);
+}
+
+/**
+ * Tells a sync invocation from an async one, using FC's signals strongest first (fc-contract
+ * section 2): `x-fc-async-task-id` (or FC 2.0's `x-fc-stateful-async-invocation-id`) present,
+ * `x-fc-invocation-type: Async`, `x-fc-retry-count` above 0. Pure. Throws an `FcAsyncError`
+ * (400) for an invocation type other than Sync or Async, or a task id breaking FC's rule.
+ *
+ * @example
+ * ```ts
+ * detectInvocation({ 'x-fc-invocation-type': 'Async', 'x-fc-request-id': '1-64f6d6e7-e01edb1cce58240ed59b59d9' }, process.env);
+ * // { type: 'Async', requestId: '1-64f6d6e7-e01edb1cce58240ed59b59d9', attempt: 0, source: 'invocation-type' }
+ * ```
+ */
+export function detectInvocation(headers: HeaderBag, _env: Record<string, string | undefined> = {}): Detection {
+  const requestId = header(headers, 'x-fc-request-id') || newRequestId();
+  const rawType = header(headers, 'x-fc-invocation-type');
+  const taskId = header(headers, 'x-fc-async-task-id') ?? header(headers, 'x-fc-stateful-async-invocation-id');
+  const retry = header(headers, 'x-fc-retry-count');
+  const attempt = retry === undefined ? 0 : Number.parseInt(retry, 10);
+  if (retry !== undefined && !(Number.isInteger(attempt) && attempt >= 0 && String(attempt) === retry.trim())) {
+    throw badRequest('InvalidArgument', `x-fc-retry-count must be a whole number, got "${clip(retry)}"`);
+  }
+
+  let type: InvocationType | undefined;
+  if (rawType !== undefined) {
+    const t = rawType.trim().toLowerCase();
+    if (t === 'async') type = 'Async';
+    else if (t === 'sync') type = 'Sync';
+    else {
+      throw badRequest('InvalidArgument', `X-Fc-Invocation-Type must be Sync or Async, got "${clip(rawType)}"`);
+    }
+  }
+  if (taskId !== undefined) {
+    if (!isValidTaskId(taskId)) {
+      throw badRequest(
+        'InvalidArgument',
+        'X-Fc-Async-Task-Id must match ^[A-Za-z_][A-Za-z0-9_-]*$ and be at most 128 characters',
+      );
+    }
+    if (type !== 'Sync') return { type: 'Async', requestId, taskId, attempt, source: 'task-id' };
+  }
+  if (type === 'Async') return { type, requestId, taskId, attempt, source: 'invocation-type' };
+  if (type === undefined && attempt > 0) return { type: 'Async', requestId, taskId, attempt, source: 'retry-count' };
+  return { type: 'Sync', requestId, taskId, attempt, source: type === 'Sync' ? 'invocation-type' : 'default' };
+}
+
+function clip(value: string): string {
+  return value.length > 64 ? `${value.slice(0, 64)}…` : value;
+}
+
+const kInvocation = Symbol.for('fc-async.invocation');
+
+type Carrier = object & { [kInvocation]?: Invocation };
+
+/** Attaches the invocation to a Node request (an own property, so it survives Express's prototype swap). */
+export function setInvocation(req: object, invocation: Invocation): void {
+  (req as Carrier)[kInvocation] = invocation;
+}
+
+/**
+ * The invocation context of a request: pass Node's `req` (Express), Koa's `ctx` or Fastify's
+ * `request`. `undefined` outside an fc-async invocation. Per request, never global, so
+ * concurrent invocations in one instance never see each other's.
+ *
+ * @example
+ * ```ts
+ * router.post('/jobs', (ctx) => {
+ *   const inv = getInvocation(ctx);
+ *   if (inv?.type === 'Async') inv.signal.addEventListener('abort', () => cleanup());
+ * });
+ * ```
+ */
+export function getInvocation(req: unknown): Invocation | undefined {
+  if (!req || typeof req !== 'object') return undefined;
+  const direct = (req as Carrier)[kInvocation];
+  if (direct) return direct;
+  const inner = (req as { req?: unknown; raw?: unknown }).req ?? (req as { raw?: unknown }).raw;
+  return inner && typeof inner === 'object' ? (inner as Carrier)[kInvocation] : undefined;
+}
+
+const NEVER = new AbortController().signal;
+
+/**
+ * Builds the invocation context from detection, FC's common headers, the runtime `context` and
+ * the environment, in that order of preference. Credentials are left out.
+ */
+export function buildInvocation(
+  detection: Detection,
+  headers: HeaderBag,
+  context: FcContext | undefined,
+  env: Record<string, string | undefined>,
+  signal: AbortSignal = NEVER,
+): Invocation {
+  const memory =
+    context?.function?.memory ?? Number(header(headers, 'x-fc-function-memory') ?? env.FC_FUNCTION_MEMORY_SIZE);
+  return {
+    ...detection,
+    functionName: context?.function?.name ?? header(headers, 'x-fc-function-name') ?? env.FC_FUNCTION_NAME ?? '',
+    region: context?.region ?? header(headers, 'x-fc-region') ?? env.FC_REGION ?? '',
+    accountId: context?.accountId ?? header(headers, 'x-fc-account-id') ?? env.FC_ACCOUNT_ID ?? '',
+    qualifier: context?.service?.qualifier ?? header(headers, 'x-fc-qualifier') ?? env.FC_QUALIFIER ?? 'LATEST',
+    versionId: context?.service?.versionId ?? header(headers, 'x-fc-version-id'),
+    memoryMB: Number.isFinite(memory) && memory > 0 ? memory : undefined,
+    instanceId: env.FC_INSTANCE_ID,
+    signal,
+  };
+}

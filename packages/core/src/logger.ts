@@ -1,0 +1,73 @@
+/**
+ * The logger fc-async writes to. Any object with these four methods works (pino, bunyan, the FC
+ * context logger, `console`).
+ *
+ * @example
+ * ```ts
+ * import pino from 'pino';
+ * const logger: Logger = pino();
+ * createFcHandler(app, { logger });
+ * ```
+ */
+export interface Logger {
+  debug(message: string, fields?: Record<string, unknown>): void;
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+type Level = 'debug' | 'info' | 'warn' | 'error';
+const LEVELS: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+/**
+ * A logger writing one JSON line per entry to stderr (warn, error) or stdout, from `level` up.
+ * Errors in `fields` are written as `{ name, message, code, stack }`.
+ *
+ * @example
+ * ```ts
+ * const logger = createConsoleLogger({ level: 'debug' });
+ * logger.info('ready', { port: 9000 });
+ * ```
+ */
+export function createConsoleLogger(options: { level?: Level } = {}): Logger {
+  const min = LEVELS[options.level ?? 'info'];
+  const write = (level: Level, message: string, fields?: Record<string, unknown>) => {
+    if (LEVELS[level] < min) return;
+    const line = JSON.stringify({ level, time: new Date().toISOString(), message, ...serialise(fields) });
+    (LEVELS[level] >= LEVELS.warn ? process.stderr : process.stdout).write(`${line}\n`);
+  };
+  return {
+    debug: (m, f) => write('debug', m, f),
+    info: (m, f) => write('info', m, f),
+    warn: (m, f) => write('warn', m, f),
+    error: (m, f) => write('error', m, f),
+  };
+}
+
+/**
+ * A logger that drops everything.
+ *
+ * @example
+ * ```ts
+ * createFcHandler(app, { logger: silentLogger });
+ * ```
+ */
+export const silentLogger: Logger = Object.freeze({
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+});
+
+function serialise(fields: Record<string, unknown> | undefined): Record<string, unknown> {
+  if (!fields) return {};
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(fields)) out[key] = value instanceof Error ? errorFields(value) : value;
+  return out;
+}
+
+/** A plain-object view of an error for log lines. */
+export function errorFields(error: Error): Record<string, unknown> {
+  const code = (error as { code?: unknown }).code;
+  return { name: error.name, message: error.message, ...(code === undefined ? {} : { code }), stack: error.stack };
+}

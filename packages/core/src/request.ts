@@ -1,0 +1,70 @@
+/**
+ * The request as fc-async carries it between the FC codecs, the bridge and the async engine:
+ * one shape whatever the entry point (FC 3.0 event, FC 2.0 request, custom-runtime HTTP).
+ *
+ * @example
+ * ```ts
+ * const request: FcRequest = { method: 'POST', url: '/jobs?x=1', headers: { 'content-type': 'application/json' },
+ *   body: Buffer.from('{"a":1}') };
+ * ```
+ */
+export interface FcRequest {
+  method: string;
+  /** Encoded path plus query string, as Node's `req.url`. */
+  url: string;
+  /** Lower-cased names, as Node's `req.headers`. */
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+  /** TCP peer as FC saw it (`requestContext.http.sourceIp` / `clientIP`). */
+  remoteAddress?: string | undefined;
+  /** The request id FC put in the event, when it did. */
+  requestId?: string | undefined;
+  /** When FC received the request (epoch ms), when known. */
+  receivedAt?: number | undefined;
+}
+
+/**
+ * Sets `content-length` to the body's byte length whenever there is a body (or the caller sent
+ * a length), and drops `transfer-encoding`: the body is whole here, and body parsers need the
+ * exact byte count, also for non-ASCII text.
+ */
+export function fixBodyHeaders(headers: FcRequest['headers'], body: Buffer): void {
+  if (body.length > 0 || headers['content-length'] !== undefined) {
+    headers['content-length'] = String(body.length);
+  }
+  if (headers['transfer-encoding'] !== undefined) delete headers['transfer-encoding'];
+}
+
+/** Percent-encodes what may not stand in a URL path, keeping `%XX` escapes that are already there. */
+export function encodePath(path: string): string {
+  // Fast path: nothing to encode.
+  if (/^[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$/.test(path)) return path;
+  return path.replace(/%(?![0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~!$&'()*+,;=:@/%]/g, (c) =>
+    c === '%' ? '%25' : encodeURIComponent(c),
+  );
+}
+
+/**
+ * Builds `?a=1&b=x%20y` from a map of decoded values. Values that are arrays (FC 2.0) become
+ * repeated parameters; comma-joined strings (FC 3.0) stay one value: see docs/adapters.md.
+ */
+export function buildQuery(params: Record<string, string | string[] | undefined> | undefined): string {
+  if (!params) return '';
+  let out = '';
+  for (const key in params) {
+    const value = params[key];
+    if (value === undefined) continue;
+    const k = encodeQueryPart(key);
+    if (Array.isArray(value)) {
+      for (const v of value) out += `${out ? '&' : '?'}${k}=${encodeQueryPart(String(v))}`;
+    } else {
+      out += `${out ? '&' : '?'}${k}=${encodeQueryPart(String(value))}`;
+    }
+  }
+  return out;
+}
+
+function encodeQueryPart(s: string): string {
+  const e = encodeURIComponent(s);
+  return e.includes('%2C') ? e.replace(/%2C/g, ',') : e;
+}

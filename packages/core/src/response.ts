@@ -1,0 +1,101 @@
+/** A collected response body: a string when the app wrote one UTF-8 string, else bytes. */
+export type ResponseBody = string | Buffer;
+
+/**
+ * A response as the bridge collected it.
+ *
+ * @example
+ * ```ts
+ * const response: BridgeResponse = { statusCode: 201, headers: { 'content-type': 'application/json' }, body: '{"id":1}' };
+ * ```
+ */
+export interface BridgeResponse {
+  statusCode: number;
+  /** Lower-cased names; `set-cookie` and other repeated headers as arrays. */
+  headers: Record<string, string | string[] | number | undefined>;
+  body: ResponseBody;
+}
+
+/** How a response body travels back to FC. */
+export type BodyKind = 'text' | 'binary';
+
+/**
+ * The content types sent to FC as text by default; everything else goes base64-encoded.
+ * `*` matches any run of characters. A `charset` other than UTF-8 or ASCII, or any
+ * `content-encoding` but `identity`, makes a body binary whatever its type.
+ *
+ * @example
+ * ```ts
+ * createFcHandler(app, { textContentTypes: [...DEFAULT_TEXT_CONTENT_TYPES, 'application/vnd.api+json'] });
+ * ```
+ */
+export const DEFAULT_TEXT_CONTENT_TYPES: readonly string[] = Object.freeze([
+  'text/*',
+  'application/json',
+  'application/*+json',
+  'application/xml',
+  'application/*+xml',
+  'application/javascript',
+  'application/ecmascript',
+  'application/x-www-form-urlencoded',
+  'application/graphql',
+  'application/x-ndjson',
+  'application/yaml',
+  'image/svg+xml',
+]);
+
+/**
+ * Compiles a list of content-type patterns into a classifier of response headers.
+ *
+ * @example
+ * ```ts
+ * const classify = createBodyClassifier(['text/*', 'application/json']);
+ * classify({ 'content-type': 'image/png' }); // 'binary'
+ * ```
+ */
+export function createBodyClassifier(
+  patterns: readonly (string | RegExp)[] = DEFAULT_TEXT_CONTENT_TYPES,
+): (headers: Record<string, unknown>) => BodyKind {
+  const regexes = patterns.map((p) =>
+    typeof p === 'string'
+      ? new RegExp(
+          `^${p
+            .toLowerCase()
+            .replace(/[.+?^${}()|[\]\\]/g, '\\$&')
+            .replace(/\*/g, '.*')}$`,
+        )
+      : p,
+  );
+  const cache = new Map<string, BodyKind>();
+  const classifyType = (contentType: string): BodyKind => {
+    const [type = '', ...params] = contentType.toLowerCase().split(';');
+    const mime = type.trim();
+    if (!regexes.some((r) => r.test(mime))) return 'binary';
+    for (const param of params) {
+      const [k, v] = param.split('=');
+      if (k?.trim() === 'charset') {
+        const charset = v?.trim().replace(/"/g, '');
+        if (charset && !['utf-8', 'utf8', 'us-ascii', 'ascii'].includes(charset)) return 'binary';
+      }
+    }
+    return 'text';
+  };
+  return function classifyBody(headers) {
+    const encoding = headers['content-encoding'];
+    if (encoding !== undefined && String(encoding).toLowerCase() !== 'identity') return 'binary';
+    const contentType = headers['content-type'];
+    if (contentType === undefined) return 'binary';
+    const key = String(contentType);
+    let kind = cache.get(key);
+    if (kind === undefined) {
+      kind = classifyType(key);
+      if (cache.size < 256) cache.set(key, kind);
+    }
+    return kind;
+  };
+}
+
+/** HEAD requests and 1xx, 204 and 304 responses carry no body. */
+export function isNoBodyResponse(method: string, statusCode: number): boolean {
+  return method === 'HEAD' || statusCode === 204 || statusCode === 304 || (statusCode >= 100 && statusCode < 200);
+}

@@ -1,0 +1,112 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  createConsoleLogger,
+  createFcHandler,
+  type FcHandler,
+  type FcHandlerOptions,
+  getInvocation,
+  type Invocation,
+  type Logger,
+} from '@fc-async/core';
+
+export { type FcHandler, type FcHandlerOptions, getInvocation, type Invocation } from '@fc-async/core';
+
+/**
+ * What the adapter needs of an Express app: callable as `app(req, res, done)`, as Express 4 and 5
+ * apps are. Structural, so this package's types compile without `@types/express`.
+ */
+export interface ExpressLike {
+  (req: IncomingMessage, res: ServerResponse, done: (error?: unknown) => void): unknown;
+  request?: object;
+}
+
+declare global {
+  namespace Express {
+    interface Request {
+      /** The FC invocation context (fc-async); the same as `getInvocation(req)`. */
+      readonly fc: Invocation | undefined;
+    }
+  }
+}
+
+/**
+ * Runs an Express 4 or 5 app as an FC HTTP function, for FC 3.0's `handler(event, context)` and
+ * FC 2.0's `handler(req, resp, context)`. The app is not changed, except that `req.fc` is
+ * defined on its request prototype. Errors the app's own error middleware does not handle are
+ * logged through `options.logger` and answer a generic 500 (a 4xx error keeps its status);
+ * unmatched routes answer 404.
+ *
+ * @example
+ * ```ts
+ * import express from 'express';
+ * import { createHandler, getInvocation } from '@fc-async/express';
+ *
+ * const app = express();
+ * app.set('trust proxy', true);
+ * app.get('/hello', (req, res) => res.json({ requestId: getInvocation(req)?.requestId }));
+ * export const handler = createHandler(app);
+ * ```
+ */
+export function createHandler(app: ExpressLike, options: FcHandlerOptions = {}): FcHandler {
+  if (typeof app !== 'function') {
+    throw new TypeError(`Expected \`app\` to be an Express application, got \`${typeof app}\``);
+  }
+  const logger = options.logger ?? createConsoleLogger();
+  if (app.request && !Object.hasOwn(app.request, 'fc')) {
+    Object.defineProperty(app.request, 'fc', {
+      configurable: true,
+      get(this: object) {
+        return getInvocation(this);
+      },
+    });
+  }
+  return createFcHandler(
+    function expressListener(req, res) {
+      app(req, res, (error) => finish(error, req, res, logger));
+    },
+    { ...options, logger },
+  );
+}
+
+interface HttpishError {
+  status?: unknown;
+  statusCode?: unknown;
+  expose?: unknown;
+  message?: unknown;
+  code?: unknown;
+  type?: unknown;
+}
+
+/** The app's final handler: what Express's `finalhandler` does, minus the stack trace. */
+function finish(error: unknown, req: IncomingMessage, res: ServerResponse, logger: Logger): void {
+  if (res.headersSent) {
+    if (error) {
+      logger.error('express error after the response started', { error });
+      res.destroy(error instanceof Error ? error : undefined);
+    }
+    return;
+  }
+  if (error === undefined || error === null || error === 'route' || error === 'router') {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    send(res, 404, { code: 'NotFound', message: `Cannot ${req.method} ${path}` });
+    return;
+  }
+  const e = (typeof error === 'object' ? error : {}) as HttpishError;
+  const status = Number(e.status ?? e.statusCode);
+  if (status >= 400 && status < 500) {
+    const code = typeof e.code === 'string' ? e.code : typeof e.type === 'string' ? e.type : 'BadRequest';
+    const message = e.expose === true && typeof e.message === 'string' ? e.message : 'Bad Request';
+    send(res, status, { code, message });
+    return;
+  }
+  logger.error('express app failed', { error });
+  send(res, 500, { code: 'InternalError', message: 'Internal Server Error' });
+}
+
+function send(res: ServerResponse, status: number, body: { code: string; message: string }): void {
+  const text = JSON.stringify(body);
+  res.statusCode = status;
+  res.setHeader('content-type', 'application/json; charset=utf-8');
+  res.setHeader('content-length', Buffer.byteLength(text));
+  res.end(text);
+}

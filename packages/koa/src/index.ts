@@ -1,0 +1,74 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  createConsoleLogger,
+  createFcHandler,
+  type FcHandler,
+  type FcHandlerOptions,
+  getInvocation,
+  type Invocation,
+} from '@fc-async/core';
+import type {} from 'koa';
+
+export { type FcHandler, type FcHandlerOptions, getInvocation, type Invocation } from '@fc-async/core';
+
+declare module 'koa' {
+  interface DefaultContext {
+    /** The FC invocation context (fc-async); the same as `getInvocation(ctx)`. */
+    readonly fc: Invocation | undefined;
+  }
+}
+
+/** What the adapter needs of a Koa 2 or 3 app. Structural: no `@types/koa` required. */
+export interface KoaLike {
+  callback(): (req: IncomingMessage, res: ServerResponse) => unknown;
+  context: object;
+  on(event: 'error', listener: (error: unknown, ctx?: unknown) => void): unknown;
+  listenerCount(event: string): number;
+}
+
+/**
+ * Runs a Koa 2 or 3 app as an FC HTTP function, for FC 3.0's `handler(event, context)` and FC
+ * 2.0's `handler(req, resp, context)`. `ctx.fc` is defined on the app's context prototype. When
+ * the app has no `error` listener, one is added that logs through `options.logger` (Koa's own
+ * response to an error, a generic 500 for unexposed errors, is kept). Koa composes the
+ * middleware on the first request, so middleware added after this call still runs.
+ *
+ * @example
+ * ```ts
+ * import Koa from 'koa';
+ * import { createHandler, getInvocation } from '@fc-async/koa';
+ *
+ * const app = new Koa({ proxy: true });
+ * app.use((ctx) => { ctx.body = { requestId: getInvocation(ctx)?.requestId }; });
+ * export const handler = createHandler(app);
+ * ```
+ */
+export function createHandler(app: KoaLike, options: FcHandlerOptions = {}): FcHandler {
+  if (!app || typeof app.callback !== 'function') {
+    throw new TypeError('Expected `app` to be a Koa application (with a callback() method)');
+  }
+  const logger = options.logger ?? createConsoleLogger();
+  if (app.listenerCount('error') === 0) {
+    app.on('error', (error: unknown) => {
+      const e = error as { status?: number; expose?: boolean } | undefined;
+      if (e?.status === 404 || e?.expose === true) return;
+      logger.error('koa app failed', { error });
+    });
+  }
+  if (!Object.hasOwn(app.context, 'fc')) {
+    Object.defineProperty(app.context, 'fc', {
+      configurable: true,
+      get(this: object) {
+        return getInvocation(this);
+      },
+    });
+  }
+  let listener: ((req: IncomingMessage, res: ServerResponse) => unknown) | undefined;
+  return createFcHandler(
+    function koaListener(req, res) {
+      listener ??= app.callback();
+      return listener(req, res);
+    },
+    { ...options, logger },
+  );
+}
