@@ -191,6 +191,8 @@ export interface AsyncTask {
   taskPayload?: string;
   returnPayload?: string;
   events: AsyncTaskEvent[];
+  /** fc-async extension: the trace id of the task's accept span, when tracing is on. */
+  traceId?: string;
 }
 
 /** `condition` values of a destination record. */

@@ -1,10 +1,14 @@
+import { AsyncEngine, type Destinations, type TaskApi } from './async/engine.js';
+import { type AsyncOptions, resolveAsyncOptions, resolveMode } from './async/options.js';
+import { createRedactor } from './async/payload.js';
+import { isPlatformFailure, PlatformAsync } from './async/platform.js';
 import { type NodeHandler, runNodeHandler } from './bridge.js';
-import { isFcAsyncError } from './errors.js';
+import { FcAsyncError, isFcAsyncError } from './errors.js';
 import type { Fc2Request, Fc2Response, FcContext, FcHttpResult } from './fc-types.js';
 import { isFc2Call, readFc2Request, writeFc2Response } from './fc2.js';
 import { parseFcEvent, toFcHttpResult } from './fc3.js';
 import { newRequestId } from './ids.js';
-import { buildInvocation, type Detector, detectInvocation, setInvocation } from './invocation.js';
+import { buildInvocation, type Detector, detectInvocation, type Invocation, setInvocation } from './invocation.js';
 import { createConsoleLogger, type Logger } from './logger.js';
 import type { FcRequest } from './request.js';
 import { type BridgeResponse, createBodyClassifier, DEFAULT_TEXT_CONTENT_TYPES } from './response.js';
@@ -39,6 +43,16 @@ export interface FcHandlerOptions {
    * @default a snapshot of process.env taken when the handler is created
    */
   env?: Record<string, string | undefined>;
+  /** Async invocation: local queue or platform mode, retries, limits, backend. See {@link AsyncOptions}. */
+  async?: AsyncOptions;
+  /** Where task outcomes go: `onSuccess` and `onFailure`, each one destination or several. */
+  destinations?: Destinations;
+  /**
+   * Headers kept out of task records, destination records and logs, on top of
+   * {@link DEFAULT_REDACTED_HEADERS} (FC credentials, `authorization`, `proxy-authorization`, `cookie`).
+   * @default []
+   */
+  redactHeaders?: readonly string[];
 }
 
 /**
@@ -54,6 +68,16 @@ export interface FcHandler {
   (event: unknown, context?: FcContext): Promise<FcHttpResult>;
   (event: unknown, context: FcContext | undefined, callback: (error: unknown, result?: FcHttpResult) => void): void;
   (req: Fc2Request, resp: Fc2Response, context?: FcContext): Promise<void>;
+  /** `local` (fc-async queues async requests) or `platform` (FC does). */
+  readonly mode: 'local' | 'platform';
+  /** Local mode's tasks (GetAsyncTask, ListAsyncTasks, StopAsyncTask in-process). In platform mode FC keeps the tasks: every call throws `NotAvailableInPlatformMode`. */
+  readonly tasks: TaskApi;
+  /** Local mode's engine, for the emulator and middleware; `undefined` in platform mode. */
+  readonly engine: AsyncEngine | undefined;
+  /** Resolves when no async task is queued, running or being delivered. */
+  drain(): Promise<void>;
+  /** Stops accepting async requests (503) and settles every task by `timeoutMs` (default 30 s). */
+  close(options?: { timeoutMs?: number }): Promise<void>;
 }
 
 /** What adapters add when they call the core: readiness, and the 404/error behaviour they own. */
@@ -84,6 +108,9 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
   const classify = createBodyClassifier(options.textContentTypes ?? DEFAULT_TEXT_CONTENT_TYPES);
   const detect = options.detect ?? detectInvocation;
   const env = options.env ?? { ...process.env };
+  const asyncOptions = resolveAsyncOptions(options.async);
+  const mode = resolveMode(asyncOptions.mode, env);
+  const redact = createRedactor(options.redactHeaders);
 
   let ready: Promise<unknown> | undefined;
   let isReady = hooks.ready === undefined;
@@ -94,16 +121,39 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
     return ready;
   };
 
+  const run = async (request: FcRequest, invocation: Invocation): Promise<BridgeResponse> => {
+    if (!isReady) await whenReady();
+    return runNodeHandler(app, request, (req) => setInvocation(req, invocation));
+  };
+
+  const engine =
+    mode === 'local'
+      ? new AsyncEngine(asyncOptions, {
+          logger,
+          destinations: options.destinations,
+          redact,
+          run,
+          instanceId: env.FC_INSTANCE_ID,
+        })
+      : undefined;
+  const platform =
+    mode === 'platform'
+      ? new PlatformAsync(asyncOptions, { logger, destinations: options.destinations, redact, run })
+      : undefined;
+
   async function handle(request: FcRequest, context: FcContext | undefined): Promise<BridgeResponse> {
-    let requestId = request.requestId ?? context?.requestId;
+    let requestId = context?.requestId ?? request.requestId;
     try {
       const headers = request.headers;
       if (headers['x-fc-request-id'] === undefined) headers['x-fc-request-id'] = requestId ?? newRequestId();
       const detection = detect(headers, env);
       requestId = detection.requestId;
       const invocation = buildInvocation(detection, headers, context, env);
-      if (!isReady) await whenReady();
-      return await runNodeHandler(app, request, (req) => setInvocation(req, invocation));
+      if (detection.type === 'Async') {
+        if (engine) return await engine.accept(request, invocation);
+        if (platform) return await platform.run(request, invocation);
+      }
+      return await run(request, invocation);
     } catch (error) {
       return errorResponse(error, logger, requestId);
     }
@@ -127,6 +177,7 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
       return toFcHttpResult(errorResponse(error, logger, context?.requestId), 'GET', classify);
     }
     const response = await handle(request, context);
+    if (isPlatformFailure(response)) throw platformFailure(response);
     return toFcHttpResult(response, request.method, classify);
   }
 
@@ -138,10 +189,40 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
       writeFc2Response(resp, errorResponse(error, logger, context?.requestId), 'GET');
       return;
     }
-    writeFc2Response(resp, await handle(request, context), request.method);
+    const response = await handle(request, context);
+    if (isPlatformFailure(response)) throw platformFailure(response);
+    writeFc2Response(resp, response, request.method);
   }
 
-  return fcHandler as FcHandler;
+  const tasks: TaskApi = engine?.tasks ?? {
+    get: notInPlatformMode,
+    list: notInPlatformMode,
+    stop: notInPlatformMode,
+  };
+  return Object.assign(fcHandler, {
+    mode,
+    tasks,
+    engine,
+    drain: () => engine?.drain() ?? platform?.drain() ?? Promise.resolve(),
+    close: (closeOptions?: { timeoutMs?: number }) =>
+      engine?.close(closeOptions) ?? platform?.drain() ?? Promise.resolve(),
+  }) as unknown as FcHandler;
+}
+
+/** What a built-in runtime handler throws for a failed async invocation on FC, so that FC retries it. */
+function platformFailure(response: BridgeResponse): FcAsyncError {
+  return new FcAsyncError(
+    'UnhandledInvocationError',
+    `The async invocation failed with HTTP ${response.statusCode}; FC retries it or sends it to onFailure`,
+  );
+}
+
+async function notInPlatformMode(): Promise<never> {
+  throw new FcAsyncError(
+    'NotAvailableInPlatformMode',
+    'On FC the platform keeps async tasks: use the FC API (GetAsyncTask, ListAsyncTasks, StopAsyncTask)',
+    { statusCode: 400 },
+  );
 }
 
 /**

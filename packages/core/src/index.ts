@@ -1,4 +1,78 @@
+export {
+  type AsyncBackend,
+  type BackendContext,
+  type QueueDriver,
+  type QueueJob,
+  type TaskPage,
+  type TaskPatch,
+  type TaskQuery,
+  type TaskRecord,
+  type TaskStore,
+  TERMINAL_STATUSES,
+  toAsyncTask,
+} from './async/backend.js';
+export {
+  AsyncEngine,
+  type AsyncInvokeConfig,
+  type AttemptOutcome,
+  buildDestinationRecord,
+  type Destinations,
+  type EngineEvent,
+  type EngineHooks,
+  functionArn,
+  type TaskApi,
+} from './async/engine.js';
+export { type MemoryBackendOptions, MemoryTaskStore, memory, PQueueDriver } from './async/memory.js';
+export {
+  type AsyncMode,
+  type AsyncOptions,
+  type BackoffOptions,
+  backoffDelay,
+  type ResolvedAsyncOptions,
+  resolveAsyncOptions,
+  resolveMode,
+} from './async/options.js';
+export { decodeCursor, encodeCursor, normaliseQuery, pageTasks } from './async/paging.js';
+export {
+  type CapturedRequest,
+  captureRequest,
+  createRedactor,
+  DEFAULT_REDACTED_HEADERS,
+  replayRequest,
+  serializeRequest,
+} from './async/payload.js';
+export { isPlatformFailure, PlatformAsync } from './async/platform.js';
 export { type NodeHandler, runNodeHandler } from './bridge.js';
+export {
+  checkDestinationSignature,
+  type DeliverOptions,
+  type DeliveryResult,
+  type Destination,
+  type DestinationContext,
+  DestinationError,
+  type DestinationOutcome,
+  deliverRecord,
+  type FcClientConfig,
+  type FcFunctionDestinationOptions,
+  type FcInvokeClient,
+  type FunctionDestinationOptions,
+  type FunctionTarget,
+  fcFunctionDestination,
+  functionDestination,
+  type HttpDestinationOptions,
+  httpDestination,
+  isDestinationError,
+  isRetryableStatus,
+  type JsonlDestinationOptions,
+  jsonlDestination,
+  parseFunctionTarget,
+  SIGNATURE_HEADER,
+  type SignatureCheck,
+  type SignatureFailure,
+  signDestinationPayload,
+  type VerifySignatureOptions,
+  verifyDestinationSignature,
+} from './destinations/index.js';
 export { badRequest, FcAsyncError, isFcAsyncError } from './errors.js';
 export type {
   AsyncTask,

@@ -1,0 +1,172 @@
+import type { AsyncTask, AsyncTaskStatus, DestinationCondition } from '../fc-types.js';
+import type { Logger } from '../logger.js';
+import { type CapturedRequest, serializeRequest } from './payload.js';
+
+/**
+ * A task as the engine stores it: FC's `AsyncTask` fields plus what the engine needs to run it.
+ * The tasks API returns only the `AsyncTask` part (see {@link toAsyncTask}).
+ */
+export interface TaskRecord extends AsyncTask {
+  /** The captured request, secrets already removed. */
+  payload: CapturedRequest;
+  /** When the 202 was sent (epoch ms); the event age counts from here. */
+  acceptedAt: number;
+  /** Attempts started so far. */
+  attempts: number;
+  /** Not before this time (epoch ms): a delayed task, or one backing off before a retry. */
+  dueAt?: number | undefined;
+  /** How the task ended, once it has. */
+  condition?: DestinationCondition | undefined;
+  /** The serialised trace context of the accept span (W3C carrier). */
+  traceContext?: Record<string, string> | undefined;
+}
+
+/** Statuses after which nothing changes but `destinationStatus`. */
+export const TERMINAL_STATUSES: ReadonlySet<AsyncTaskStatus> = new Set<AsyncTaskStatus>([
+  'Succeeded',
+  'Failed',
+  'Stopped',
+  'Expired',
+  'Invalid',
+]);
+
+/**
+ * Filters of `tasks.list`, as FC's ListAsyncTasks takes them.
+ *
+ * @example
+ * ```ts
+ * const query: TaskQuery = { status: 'Failed', prefix: 'resize_', limit: 50, sortOrderByTime: 'desc' };
+ * ```
+ */
+export interface TaskQuery {
+  status?: AsyncTaskStatus | undefined;
+  /** Task id prefix. */
+  prefix?: string | undefined;
+  /** 1..100. @default 20 */
+  limit?: number | undefined;
+  nextToken?: string | undefined;
+  /** By `startedTime`. @default 'desc' */
+  sortOrderByTime?: 'asc' | 'desc' | undefined;
+  /** Inclusive bounds on `startedTime`, epoch ms. */
+  startedTimeBegin?: number | undefined;
+  startedTimeEnd?: number | undefined;
+  /** Include `taskPayload`. @default false */
+  includePayload?: boolean | undefined;
+}
+
+/** A page of tasks. */
+export interface TaskPage<T = AsyncTask> {
+  tasks: T[];
+  nextToken?: string | undefined;
+}
+
+/** Fields a transition may set. */
+export type TaskPatch = Partial<Omit<TaskRecord, 'taskId' | 'events' | 'status'>>;
+
+/**
+ * Where task records live. Every method may be sync or async. `transition` is a
+ * compare-and-set: it applies only when the current status is in `from`, so that a stop and an
+ * attempt racing each other (possibly on two machines) cannot both win.
+ */
+export interface TaskStore {
+  /** Adds a task; `false` when the id is already known (the caller answers 409). */
+  insert(record: TaskRecord): boolean | Promise<boolean>;
+  get(taskId: string): TaskRecord | undefined | Promise<TaskRecord | undefined>;
+  /**
+   * Moves a task to `status`, appending an event (and an extra one first for `via`, e.g. a
+   * `Dequeued` on the way to `Running`), when its status is one of `from`. Returns the updated
+   * record, or `undefined` when the task is unknown or its status was not in `from`.
+   */
+  transition(
+    taskId: string,
+    status: AsyncTaskStatus,
+    options: { from: readonly AsyncTaskStatus[]; patch?: TaskPatch; detail?: string; via?: AsyncTaskStatus },
+  ): TaskRecord | undefined | Promise<TaskRecord | undefined>;
+  /** Sets fields without a status change (e.g. `destinationStatus`). */
+  update(taskId: string, patch: TaskPatch): void | Promise<void>;
+  list(query: TaskQuery): TaskPage<TaskRecord> | Promise<TaskPage<TaskRecord>>;
+  /** Tasks not in a terminal status: recovered after a restart (persistent stores), stopped on close (others). */
+  unfinished(): TaskRecord[] | Promise<TaskRecord[]>;
+  /** Called with task ids whose stop was requested on another instance (distributed stores). */
+  onStopRequested?(listener: (taskId: string) => void): void;
+  /** Tells other instances that `taskId` should stop (distributed stores). */
+  requestStop?(taskId: string): void | Promise<void>;
+  close?(): void | Promise<void>;
+}
+
+/** What the queue hands the engine: the task to attempt. */
+export interface QueueJob {
+  taskId: string;
+}
+
+/**
+ * Runs jobs with bounded concurrency. Retries are the engine's: it enqueues the next attempt
+ * with a delay.
+ */
+export interface QueueDriver {
+  /** Starts consuming; `process` settles when the attempt and its bookkeeping are done. */
+  start(process: (job: QueueJob) => Promise<void>): void | Promise<void>;
+  /** Queues a job, to run no sooner than `delayMs` from now. */
+  enqueue(job: QueueJob, delayMs: number): void | Promise<void>;
+  /** Drops a waiting or delayed job; `true` when one was dropped. */
+  cancel(taskId: string): boolean | Promise<boolean>;
+  /** Jobs waiting or delayed, not running. */
+  pending(): number;
+  /** Jobs running now. */
+  running(): number;
+  close(): void | Promise<void>;
+}
+
+/** What a backend needs to build its store and queue. */
+export interface BackendContext {
+  concurrency: number;
+  logger: Logger;
+}
+
+/**
+ * A queue and a task store that go together: `memory()` (the default), `sqlite(path)`, or
+ * `bullmq(connection)`.
+ *
+ * @example
+ * ```ts
+ * createHandler(app, { async: { backend: memory({ maxTasks: 50_000 }) } });
+ * ```
+ */
+export interface AsyncBackend {
+  readonly name: string;
+  /** True when accepted tasks survive the process: unfinished ones are recovered on start. */
+  readonly persistent: boolean;
+  create(
+    context: BackendContext,
+  ): { store: TaskStore; queue: QueueDriver } | Promise<{ store: TaskStore; queue: QueueDriver }>;
+}
+
+/**
+ * The `AsyncTask` view of a record, as the tasks API returns it. `taskPayload` only when asked.
+ *
+ * @example
+ * ```ts
+ * const task = toAsyncTask(record, true);
+ * ```
+ */
+export function toAsyncTask(record: TaskRecord, includePayload: boolean): AsyncTask {
+  const task: AsyncTask = {
+    taskId: record.taskId,
+    requestId: record.requestId,
+    status: record.status,
+    functionArn: record.functionArn,
+    qualifier: record.qualifier,
+    alreadyRetriedTimes: record.alreadyRetriedTimes,
+    events: record.events.map((e) => ({ ...e })),
+  };
+  if (record.instanceId !== undefined) task.instanceId = record.instanceId;
+  if (record.startedTime !== undefined) task.startedTime = record.startedTime;
+  if (record.endTime !== undefined) task.endTime = record.endTime;
+  if (record.durationMs !== undefined) task.durationMs = record.durationMs;
+  if (record.destinationStatus !== undefined) task.destinationStatus = record.destinationStatus;
+  if (record.taskErrorMessage !== undefined) task.taskErrorMessage = record.taskErrorMessage;
+  if (record.returnPayload !== undefined) task.returnPayload = record.returnPayload;
+  if (record.traceId !== undefined) task.traceId = record.traceId;
+  if (includePayload) task.taskPayload = serializeRequest(record.payload);
+  return task;
+}

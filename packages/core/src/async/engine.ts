@@ -1,0 +1,791 @@
+import { deliverRecord } from '../destinations/deliver.js';
+import type { Destination } from '../destinations/types.js';
+import { badRequest, FcAsyncError } from '../errors.js';
+import type { AsyncTask, DestinationCondition, DestinationRecord } from '../fc-types.js';
+import type { Invocation } from '../invocation.js';
+import type { Logger } from '../logger.js';
+import type { FcRequest } from '../request.js';
+import { type BridgeResponse, createBodyClassifier } from '../response.js';
+import {
+  type QueueDriver,
+  type TaskPage,
+  type TaskQuery,
+  type TaskRecord,
+  type TaskStore,
+  TERMINAL_STATUSES,
+  toAsyncTask,
+} from './backend.js';
+import { memory } from './memory.js';
+import { backoffDelay, type ResolvedAsyncOptions } from './options.js';
+import { normaliseQuery } from './paging.js';
+import { captureRequest, replayRequest, serializeRequest } from './payload.js';
+
+/**
+ * `options.destinations`: where task outcomes go. Each side takes one destination or several.
+ *
+ * @example
+ * ```ts
+ * const destinations: Destinations = {
+ *   onSuccess: functionDestination((record) => console.log('done', record.requestContext.requestId)),
+ *   onFailure: [httpDestination('https://hooks.example.com/fc', { secret }), jsonlDestination('./failures.jsonl')],
+ * };
+ * ```
+ */
+export interface Destinations {
+  onSuccess?: Destination | Destination[] | undefined;
+  onFailure?: Destination | Destination[] | undefined;
+}
+
+/** What FC's PutAsyncInvokeConfig can change on a running function. */
+export interface AsyncInvokeConfig {
+  maxAsyncRetryAttempts?: number;
+  maxAsyncEventAgeInSeconds?: number;
+  destinations?: Destinations;
+}
+
+/** Seams for tracing: all optional, all no-ops by default. */
+export interface EngineHooks {
+  /** Before the task is stored: returns the trace context to keep with it. */
+  accepted?(
+    task: TaskRecord,
+    invocation: Invocation,
+  ): { traceContext?: Record<string, string>; traceId?: string } | undefined;
+  /** Runs one attempt inside whatever context the hook sets up; `end` receives the outcome. */
+  attempt?<T>(task: TaskRecord, attempt: number, run: () => Promise<T>): Promise<T>;
+  /** Records an attempt's outcome on the current span (called inside `attempt`). */
+  attemptEnded?(task: TaskRecord, attempt: number, outcome: AttemptOutcome, willRetry: boolean): void;
+  /** Runs a destination delivery. */
+  delivery?<T>(
+    task: TaskRecord,
+    side: 'onSuccess' | 'onFailure',
+    condition: DestinationCondition,
+    run: () => Promise<T>,
+  ): Promise<T>;
+}
+
+/**
+ * What happened to an attempt.
+ *
+ * @example
+ * ```ts
+ * engine.subscribe((e) => { if (e.type === 'attempt') console.log(e.taskId, e.outcome.kind); });
+ * ```
+ */
+export type AttemptOutcome =
+  | { kind: 'success'; response: BridgeResponse }
+  | {
+      kind: 'failure';
+      condition: 'UnhandledInvocationError' | 'InvocationError';
+      message: string;
+      errorType: string;
+      response?: BridgeResponse | undefined;
+    }
+  | { kind: 'stopped'; response?: BridgeResponse | undefined };
+
+/**
+ * What the engine reports to subscribers (the emulator's log lines and dashboard).
+ */
+export type EngineEvent =
+  | { type: 'accepted'; taskId: string; requestId: string; delayMs: number }
+  | {
+      type: 'attempt';
+      taskId: string;
+      requestId: string;
+      attempt: number;
+      outcome: AttemptOutcome['kind'];
+      durationMs: number;
+      status: AsyncTask['status'];
+    }
+  | {
+      type: 'finished';
+      taskId: string;
+      requestId: string;
+      status: AsyncTask['status'];
+      condition: DestinationCondition;
+    }
+  | { type: 'delivered'; taskId: string; requestId: string; destinationStatus: string };
+
+/**
+ * The tasks API of a handler in local mode: FC's GetAsyncTask, ListAsyncTasks and
+ * StopAsyncTask, in-process.
+ *
+ * @example
+ * ```ts
+ * const { tasks } = await handler.tasks.list({ status: 'Running' });
+ * await handler.tasks.stop(tasks[0].taskId);
+ * ```
+ */
+export interface TaskApi {
+  /** The task, with `taskPayload`; `undefined` when unknown. */
+  get(taskId: string): Promise<AsyncTask | undefined>;
+  list(query?: TaskQuery): Promise<TaskPage>;
+  /**
+   * Stops a task: a queued one becomes `Stopped` without running; a running one becomes
+   * `Stopping`, its signal aborts, and it becomes `Stopped` when the attempt settles. Throws an
+   * `FcAsyncError`: 404 `AsyncTaskNotFound`, or 400 `AsyncTaskAlreadyFinished` for a finished task.
+   */
+  stop(taskId: string): Promise<AsyncTask>;
+}
+
+interface Running {
+  controller: AbortController;
+  stopRequested: boolean;
+  onStop?: () => void;
+}
+
+const RETURN_PAYLOAD_CAP = 1024 * 1024;
+const isText = createBodyClassifier();
+
+/**
+ * The async engine of local mode: accepts async requests with a 202, queues them, runs each
+ * attempt through the app with retries, backoff, event age, timeout and stop, keeps FC-shaped
+ * task records, and calls the destination hooks exactly once per task.
+ */
+export class AsyncEngine {
+  readonly tasks: TaskApi;
+  private store!: TaskStore;
+  private queue!: QueueDriver;
+  private readonly ready: Promise<void>;
+  private isReady = false;
+  private readonly running = new Map<string, Running>();
+  private outstanding = 0;
+  private idleWaiters: (() => void)[] = [];
+  private closing = false;
+  private readonly listeners = new Set<(event: EngineEvent) => void>();
+  private config: { maxAsyncRetryAttempts: number; maxAsyncEventAgeInSeconds: number; destinations: Destinations };
+  private readonly persistent: boolean;
+
+  constructor(
+    private readonly options: ResolvedAsyncOptions,
+    private readonly deps: {
+      logger: Logger;
+      destinations?: Destinations | undefined;
+      redact: (headers: FcRequest['headers']) => Record<string, string | string[]>;
+      run: (request: FcRequest, invocation: Invocation) => Promise<BridgeResponse>;
+      hooks?: EngineHooks | undefined;
+      instanceId?: string | undefined;
+    },
+  ) {
+    this.config = {
+      maxAsyncRetryAttempts: options.maxAsyncRetryAttempts,
+      maxAsyncEventAgeInSeconds: options.maxAsyncEventAgeInSeconds,
+      destinations: deps.destinations ?? {},
+    };
+    const backend = options.backend ?? memory();
+    this.persistent = backend.persistent;
+    this.ready = Promise.resolve(backend.create({ concurrency: options.concurrency, logger: deps.logger })).then(
+      async ({ store, queue }) => {
+        this.store = store;
+        this.queue = queue;
+        store.onStopRequested?.((taskId) => this.stopLocal(taskId));
+        await queue.start((job) => this.process(job.taskId));
+        if (backend.persistent) await this.recover();
+        this.isReady = true;
+      },
+    );
+    this.ready.catch((error) => deps.logger.error('async backend failed to start', { error }));
+    this.tasks = {
+      get: (taskId) => this.getTask(taskId),
+      list: (query) => this.listTasks(query),
+      stop: (taskId) => this.stopTask(taskId),
+    };
+  }
+
+  /** Resolves once the backend is up (and, for persistent ones, unfinished tasks are requeued). */
+  whenReady(): Promise<void> {
+    return this.ready;
+  }
+
+  /** Changes retries, event age and destinations for tasks from now on (FC's PutAsyncInvokeConfig). */
+  configure(config: AsyncInvokeConfig): void {
+    this.config = {
+      maxAsyncRetryAttempts: config.maxAsyncRetryAttempts ?? this.options.maxAsyncRetryAttempts,
+      maxAsyncEventAgeInSeconds: config.maxAsyncEventAgeInSeconds ?? this.options.maxAsyncEventAgeInSeconds,
+      destinations: config.destinations ?? this.deps.destinations ?? {},
+    };
+  }
+
+  /** The config in force. */
+  currentConfig(): Readonly<{
+    maxAsyncRetryAttempts: number;
+    maxAsyncEventAgeInSeconds: number;
+    destinations: Destinations;
+  }> {
+    return this.config;
+  }
+
+  /** Receives every task event; returns the unsubscribe function. */
+  subscribe(listener: (event: EngineEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(event: EngineEvent): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch (error) {
+        this.deps.logger.warn('engine listener threw', { error });
+      }
+    }
+  }
+
+  /**
+   * Accepts an async request: validates it, records the task, queues it and answers 202 with
+   * `x-fc-request-id` and `x-fc-async-task-id`. Throws an `FcAsyncError` for a request it
+   * refuses (400, 409, 429, 503); nothing is queued then.
+   */
+  async accept(request: FcRequest, invocation: Invocation): Promise<BridgeResponse> {
+    if (this.closing) {
+      throw new FcAsyncError('ServiceUnavailable', 'The function is shutting down and accepts no new async requests', {
+        statusCode: 503,
+      });
+    }
+    if (!this.isReady) await this.ready;
+    const max = this.options.maxAsyncPayloadBytes;
+    if (request.body.length > max) {
+      throw badRequest(
+        'EntityTooLarge',
+        `The async request body is ${request.body.length} bytes, above the limit of ${max}`,
+      );
+    }
+    const delayMs = parseDelay(request.headers['x-fc-async-delay']);
+    if (this.queue.pending() >= this.options.maxQueuedTasks) {
+      throw new FcAsyncError(
+        'ResourceThrottled',
+        `${this.options.maxQueuedTasks} async tasks are already waiting; retry later`,
+        {
+          statusCode: 429,
+          headers: { 'retry-after': '1' },
+        },
+      );
+    }
+    const now = Date.now();
+    const taskId = invocation.taskId ?? invocation.requestId;
+    const record: TaskRecord = {
+      taskId,
+      requestId: invocation.requestId,
+      status: 'Enqueued',
+      functionArn: functionArn(invocation, this.options.functionName),
+      qualifier: invocation.qualifier,
+      startedTime: now,
+      alreadyRetriedTimes: 0,
+      events: [{ eventId: 1, status: 'Enqueued', timestamp: now, eventDetail: '' }],
+      payload: captureRequest(request, this.deps.redact),
+      acceptedAt: now,
+      attempts: 0,
+      dueAt: delayMs > 0 ? now + delayMs : undefined,
+    };
+    const trace = this.deps.hooks?.accepted?.(record, invocation);
+    if (trace?.traceContext) record.traceContext = trace.traceContext;
+    if (trace?.traceId) record.traceId = trace.traceId;
+    if (!(await this.store.insert(record))) {
+      throw new FcAsyncError('AsyncTaskAlreadyExists', `An async task with id ${taskId} already exists`, {
+        statusCode: 409,
+      });
+    }
+    this.outstanding++;
+    try {
+      await this.queue.enqueue({ taskId }, delayMs);
+    } catch (error) {
+      await this.store.transition(taskId, 'Invalid', {
+        from: ['Enqueued'],
+        patch: { endTime: Date.now(), taskErrorMessage: 'The task could not be queued' },
+      });
+      this.finishOne();
+      throw new FcAsyncError('ServiceUnavailable', 'The task could not be queued', { statusCode: 503, cause: error });
+    }
+    if (this.listeners.size > 0) this.emit({ type: 'accepted', taskId, requestId: invocation.requestId, delayMs });
+    return {
+      statusCode: 202,
+      headers: { 'x-fc-request-id': invocation.requestId, 'x-fc-async-task-id': taskId },
+      body: EMPTY,
+    };
+  }
+
+  /** Resolves when nothing is queued, delayed, running or being delivered. */
+  drain(): Promise<void> {
+    if (this.outstanding === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * Stops accepting (new async requests answer 503), lets work finish until `timeoutMs`, then
+   * stops what is left: running attempts are aborted and, for a backend that does not persist
+   * tasks, every unfinished task is recorded `Stopped` and its onFailure destination called.
+   * A persistent backend keeps unfinished tasks for the next start instead.
+   */
+  async close(options: { timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    this.closing = true;
+    await this.ready.catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    });
+    const result = await Promise.race([this.drain().then(() => 'drained' as const), deadline]);
+    clearTimeout(timer);
+    if (result === 'timeout') {
+      if (this.persistent) {
+        for (const running of this.running.values())
+          running.controller.abort(new FcAsyncError('Stopped', 'The function is shutting down'));
+      } else {
+        const left = await this.store.unfinished();
+        await Promise.all(left.map((record) => this.stopTask(record.taskId).catch(() => undefined)));
+        await Promise.race([this.drain(), sleep(Math.max(this.options.stopGraceMs, 100))]);
+      }
+    }
+    await this.queue.close();
+    await this.store.close?.();
+  }
+
+  private finishOne(): void {
+    this.outstanding--;
+    if (this.outstanding === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+  }
+
+  private async recover(): Promise<void> {
+    const unfinished = await this.store.unfinished();
+    for (const record of unfinished) {
+      this.outstanding++;
+      if (record.status === 'Stopping') {
+        const r = await this.store.transition(record.taskId, 'Stopped', {
+          from: ['Stopping'],
+          patch: endFields(record, 'Stopped', 'The task was stopped'),
+        });
+        if (r) void this.settle(r, { kind: 'stopped' });
+        continue;
+      }
+      if (record.status === 'Running' || record.status === 'Dequeued') {
+        // The attempt was interrupted by the crash: it counts, and the policy decides what is next.
+        const outcome: AttemptOutcome = {
+          kind: 'failure',
+          condition: 'InvocationError',
+          message: 'The attempt was interrupted by a restart',
+          errorType: 'Interrupted',
+        };
+        await this.afterAttempt(record, record.attempts - 1, outcome, undefined, ['Running', 'Dequeued']);
+        continue;
+      }
+      const delay = record.dueAt ? Math.max(0, record.dueAt - Date.now()) : 0;
+      await this.queue.enqueue({ taskId: record.taskId }, delay);
+    }
+  }
+
+  private async process(taskId: string): Promise<void> {
+    try {
+      await this.attempt(taskId);
+    } catch (error) {
+      this.deps.logger.error('async task bookkeeping failed', { taskId, error });
+    }
+  }
+
+  private async attempt(taskId: string): Promise<void> {
+    const store = this.store;
+    const current = await store.get(taskId);
+    if (!current || (current.status !== 'Enqueued' && current.status !== 'Retrying')) return;
+    const maxAgeMs = this.config.maxAsyncEventAgeInSeconds * 1000;
+    if (Date.now() - current.acceptedAt > maxAgeMs) {
+      const message = `The event is older than maxAsyncEventAgeInSeconds (${this.config.maxAsyncEventAgeInSeconds} s)`;
+      const expired = await store.transition(taskId, 'Expired', {
+        from: ['Enqueued', 'Retrying'],
+        patch: endFields(current, 'EventAgeExceeded', message),
+        detail: message,
+      });
+      if (expired) await this.settle(expired, undefined);
+      return;
+    }
+    const attempt = current.attempts;
+    const record = await store.transition(taskId, 'Running', {
+      from: ['Enqueued', 'Retrying'],
+      via: 'Dequeued',
+      patch: {
+        attempts: attempt + 1,
+        alreadyRetriedTimes: attempt,
+        dueAt: undefined,
+        instanceId: this.deps.instanceId,
+      },
+    });
+    if (!record) return;
+    const running: Running = { controller: new AbortController(), stopRequested: false };
+    this.running.set(taskId, running);
+    const started = Date.now();
+    const hooks = this.deps.hooks;
+    const exec = async () => {
+      const outcome = await this.runAttempt(record, attempt, running);
+      this.running.delete(taskId);
+      const willRetry =
+        outcome.kind === 'failure' && attempt < this.config.maxAsyncRetryAttempts && !this.closingPersistent();
+      hooks?.attemptEnded?.(record, attempt, outcome, willRetry);
+      return outcome;
+    };
+    const outcome = hooks?.attempt ? await hooks.attempt(record, attempt, exec) : await exec();
+    const status = await this.afterAttempt(record, attempt, outcome, running);
+    if (this.listeners.size > 0) {
+      this.emit({
+        type: 'attempt',
+        taskId,
+        requestId: record.requestId,
+        attempt,
+        outcome: outcome.kind,
+        durationMs: Date.now() - started,
+        status,
+      });
+    }
+  }
+
+  private closingPersistent(): boolean {
+    return this.closing && this.persistent;
+  }
+
+  private runAttempt(record: TaskRecord, attempt: number, running: Running): Promise<AttemptOutcome> {
+    const { controller } = running;
+    const request = replayRequest(record.payload, { requestId: record.requestId, taskId: record.taskId, attempt });
+    const invocation = replayInvocation(record, attempt, controller.signal, this.deps.instanceId);
+    const timeoutMs = this.options.timeoutSeconds * 1000;
+    const isFailure = this.options.isFailure;
+    return new Promise<AttemptOutcome>((resolve) => {
+      let settled = false;
+      let lastResponse: BridgeResponse | undefined;
+      const timers: NodeJS.Timeout[] = [];
+      const done = (outcome: AttemptOutcome) => {
+        if (settled) return;
+        settled = true;
+        for (const t of timers) clearTimeout(t);
+        resolve(running.stopRequested ? { kind: 'stopped', response: lastResponse } : outcome);
+      };
+      timers.push(
+        setTimeout(() => {
+          const message = `The attempt timed out after ${this.options.timeoutSeconds} s`;
+          controller.abort(new FcAsyncError('InvocationError', message));
+          done({ kind: 'failure', condition: 'InvocationError', message, errorType: 'TimeoutError' });
+        }, timeoutMs),
+      );
+      running.onStop = () => {
+        timers.push(setTimeout(() => done({ kind: 'stopped' }), this.options.stopGraceMs));
+      };
+      let pending: Promise<BridgeResponse>;
+      try {
+        pending = this.deps.run(request, invocation);
+      } catch (error) {
+        pending = Promise.reject(error);
+      }
+      pending.then(
+        (response) => {
+          lastResponse = response;
+          if (isFailure(response)) {
+            done({
+              kind: 'failure',
+              condition: 'UnhandledInvocationError',
+              message: `The function answered HTTP ${response.statusCode}`,
+              errorType: `HTTP${response.statusCode}`,
+              response,
+            });
+          } else {
+            done({ kind: 'success', response });
+          }
+        },
+        (error: unknown) => {
+          const e = error instanceof Error ? error : new Error(String(error));
+          done({
+            kind: 'failure',
+            condition: 'UnhandledInvocationError',
+            message: e.message,
+            errorType: e.name || 'Error',
+          });
+        },
+      );
+    });
+  }
+
+  /** Records an attempt's outcome: success, a retry, a final failure or a stop. Returns the status. */
+  private async afterAttempt(
+    record: TaskRecord,
+    attempt: number,
+    outcome: AttemptOutcome,
+    running: Running | undefined,
+    from: readonly AsyncTask['status'][] = ['Running'],
+  ): Promise<AsyncTask['status']> {
+    const store = this.store;
+    const taskId = record.taskId;
+    if (outcome.kind === 'stopped' || running?.stopRequested) {
+      return this.finishStopped(record, outcome.kind === 'stopped' ? outcome : { kind: 'stopped' });
+    }
+    if (outcome.kind === 'success') {
+      const done = await store.transition(taskId, 'Succeeded', {
+        from,
+        patch: { ...endFields(record, '', undefined), returnPayload: returnPayload(outcome.response) },
+      });
+      if (done) {
+        await this.settle(done, outcome);
+        return 'Succeeded';
+      }
+      return this.finishStopped(record, { kind: 'stopped', response: outcome.response });
+    }
+    const log = {
+      taskId,
+      requestId: record.requestId,
+      attempt,
+      condition: outcome.condition,
+      message: outcome.message,
+    };
+    if (attempt < this.config.maxAsyncRetryAttempts && !this.closingPersistent()) {
+      const delay = backoffDelay(attempt + 1, this.options.backoff);
+      const retrying = await store.transition(taskId, 'Retrying', {
+        from,
+        patch: { dueAt: Date.now() + delay, taskErrorMessage: outcome.message },
+        detail: outcome.message,
+      });
+      if (retrying) {
+        this.deps.logger.debug('async attempt failed; retrying', { ...log, delayMs: delay });
+        await this.queue.enqueue({ taskId }, delay);
+        return 'Retrying';
+      }
+      return this.finishStopped(record, { kind: 'stopped' });
+    }
+    if (this.closingPersistent()) {
+      // Shutting down with a persistent backend: leave the task for the next start.
+      await store.transition(taskId, 'Retrying', {
+        from,
+        patch: { dueAt: Date.now() },
+        detail: 'interrupted by shutdown',
+      });
+      return 'Retrying';
+    }
+    const failed = await store.transition(taskId, 'Failed', {
+      from,
+      patch: endFields(record, outcome.condition, outcome.message),
+      detail: outcome.message,
+    });
+    if (failed) {
+      this.deps.logger.debug('async task failed', log);
+      await this.settle(failed, outcome);
+      return 'Failed';
+    }
+    return this.finishStopped(record, { kind: 'stopped' });
+  }
+
+  private async finishStopped(record: TaskRecord, outcome: AttemptOutcome): Promise<AsyncTask['status']> {
+    const stopped = await this.store.transition(record.taskId, 'Stopped', {
+      from: ['Running', 'Stopping', 'Dequeued'],
+      patch: endFields(record, 'Stopped', 'The task was stopped'),
+    });
+    if (stopped) await this.settle(stopped, outcome);
+    return 'Stopped';
+  }
+
+  /** Calls the destination of a finished task, records the delivery, and counts the task done. */
+  private async settle(record: TaskRecord, outcome: AttemptOutcome | undefined): Promise<void> {
+    try {
+      const condition = record.condition ?? '';
+      if (this.listeners.size > 0) {
+        this.emit({
+          type: 'finished',
+          taskId: record.taskId,
+          requestId: record.requestId,
+          status: record.status,
+          condition,
+        });
+      }
+      const side = condition === '' ? 'onSuccess' : 'onFailure';
+      const targets = this.config.destinations[side];
+      if (targets === undefined || (Array.isArray(targets) && targets.length === 0)) return;
+      const destinationRecord = buildDestinationRecord(record, condition, outcome);
+      const deliver = () => deliverRecord(targets, destinationRecord, { logger: this.deps.logger });
+      const hooks = this.deps.hooks;
+      const result = hooks?.delivery ? await hooks.delivery(record, side, condition, deliver) : await deliver();
+      await this.store.update(record.taskId, { destinationStatus: result.status });
+      if (this.listeners.size > 0) {
+        this.emit({
+          type: 'delivered',
+          taskId: record.taskId,
+          requestId: record.requestId,
+          destinationStatus: result.status,
+        });
+      }
+    } catch (error) {
+      this.deps.logger.error('destination bookkeeping failed', { taskId: record.taskId, error });
+    } finally {
+      this.finishOne();
+    }
+  }
+
+  private async getTask(taskId: string): Promise<AsyncTask | undefined> {
+    if (!this.isReady) await this.ready;
+    const record = await this.store.get(taskId);
+    return record && toAsyncTask(record, true);
+  }
+
+  private async listTasks(query: TaskQuery = {}): Promise<TaskPage> {
+    const normalised = normaliseQuery(query);
+    if (!this.isReady) await this.ready;
+    const page = await this.store.list(normalised);
+    return {
+      tasks: page.tasks.map((r) => toAsyncTask(r, normalised.includePayload === true)),
+      nextToken: page.nextToken,
+    };
+  }
+
+  private stopLocal(taskId: string): void {
+    const running = this.running.get(taskId);
+    if (!running || running.stopRequested) return;
+    running.stopRequested = true;
+    running.controller.abort(new FcAsyncError('Stopped', 'The task was stopped'));
+    running.onStop?.();
+  }
+
+  private async stopTask(taskId: string): Promise<AsyncTask> {
+    if (!this.isReady) await this.ready;
+    for (let tries = 0; tries < 3; tries++) {
+      const record = await this.store.get(taskId);
+      if (!record) throw new FcAsyncError('AsyncTaskNotFound', `No async task with id ${taskId}`, { statusCode: 404 });
+      if (TERMINAL_STATUSES.has(record.status)) {
+        throw new FcAsyncError(
+          'AsyncTaskAlreadyFinished',
+          `The async task ${taskId} already ended (${record.status})`,
+          {
+            statusCode: 400,
+          },
+        );
+      }
+      if (record.status === 'Stopping') return toAsyncTask(record, false);
+      if (record.status === 'Running') {
+        const stopping = await this.store.transition(taskId, 'Stopping', { from: ['Running'] });
+        if (!stopping) continue;
+        if (this.running.has(taskId)) this.stopLocal(taskId);
+        else await this.store.requestStop?.(taskId);
+        return toAsyncTask(stopping, false);
+      }
+      await this.queue.cancel(taskId);
+      const stopped = await this.store.transition(taskId, 'Stopped', {
+        from: ['Enqueued', 'Retrying', 'Dequeued'],
+        patch: endFields(record, 'Stopped', 'The task was stopped'),
+      });
+      if (!stopped) continue;
+      const view = toAsyncTask(stopped, false);
+      void this.settle(stopped, { kind: 'stopped' });
+      return view;
+    }
+    throw new FcAsyncError('ConcurrentUpdate', `The async task ${taskId} changed while stopping it; try again`, {
+      statusCode: 409,
+    });
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** `x-fc-async-delay`: whole seconds, 0 < N < 3600. */
+function parseDelay(value: string | string[] | undefined): number {
+  if (value === undefined) return 0;
+  const raw = Array.isArray(value) ? (value[0] ?? '') : value;
+  const seconds = Number(raw.trim());
+  if (!/^\d+$/.test(raw.trim()) || seconds <= 0 || seconds >= 3600) {
+    throw badRequest(
+      'InvalidArgument',
+      `x-fc-async-delay must be a whole number of seconds above 0 and below 3600, got "${raw.slice(0, 32)}"`,
+    );
+  }
+  return seconds * 1000;
+}
+
+/** `acs:fc:{region}:{accountId}:functions/{name}`. */
+export function functionArn(
+  invocation: Pick<Invocation, 'region' | 'accountId' | 'functionName'>,
+  fallbackName: string,
+): string {
+  return `acs:fc:${invocation.region || 'local'}:${invocation.accountId || '0'}:functions/${invocation.functionName || fallbackName}`;
+}
+
+function parseArn(arn: string): { region: string; accountId: string; functionName: string } {
+  const m = /^acs:fc:([^:]*):([^:]*):functions\/(.+)$/.exec(arn);
+  return { region: m?.[1] ?? '', accountId: m?.[2] ?? '', functionName: m?.[3] ?? '' };
+}
+
+function replayInvocation(
+  record: TaskRecord,
+  attempt: number,
+  signal: AbortSignal,
+  instanceId: string | undefined,
+): Invocation {
+  return {
+    type: 'Async',
+    requestId: record.requestId,
+    taskId: record.taskId,
+    attempt,
+    source: 'local-queue',
+    ...parseArn(record.functionArn),
+    qualifier: record.qualifier,
+    instanceId,
+    signal,
+  };
+}
+
+function endFields(record: TaskRecord, condition: DestinationCondition, message: string | undefined) {
+  const endTime = Date.now();
+  return {
+    endTime,
+    durationMs: endTime - (record.startedTime ?? record.acceptedAt),
+    condition,
+    taskErrorMessage: message,
+    dueAt: undefined,
+  };
+}
+
+function bodyText(response: BridgeResponse): string {
+  const body = response.body;
+  if (typeof body === 'string') return body;
+  return isText(response.headers) === 'text' ? body.toString('utf8') : body.toString('base64');
+}
+
+function returnPayload(response: BridgeResponse): string {
+  const text = bodyText(response);
+  return text.length > RETURN_PAYLOAD_CAP ? text.slice(0, RETURN_PAYLOAD_CAP) : text;
+}
+
+/**
+ * The destination record of a finished task, in FC's format (docs/destinations.md):
+ * `requestPayload` is the captured request as JSON; `responsePayload` the response body on
+ * success, else `{ errorMessage, errorType }`; `responseContext.statusCode` the last attempt's
+ * HTTP status, 502 when the app threw, 504 when it timed out, 0 when no attempt ran.
+ */
+export function buildDestinationRecord(
+  record: TaskRecord,
+  condition: DestinationCondition,
+  outcome: AttemptOutcome | undefined,
+): DestinationRecord {
+  const response = outcome && 'response' in outcome ? outcome.response : undefined;
+  let statusCode = response?.statusCode ?? 0;
+  let responsePayload: string;
+  if (condition === '' && response) {
+    responsePayload = bodyText(response);
+  } else {
+    let errorMessage = record.taskErrorMessage ?? condition;
+    let errorType: string = condition;
+    if (outcome?.kind === 'failure') {
+      errorMessage = outcome.message;
+      errorType = outcome.errorType;
+      if (!response) statusCode = outcome.condition === 'InvocationError' ? 504 : 502;
+    }
+    responsePayload = JSON.stringify({ errorMessage, errorType });
+  }
+  return {
+    timestamp: Date.now(),
+    requestContext: {
+      requestId: record.requestId,
+      functionArn: record.functionArn,
+      condition,
+      approximateInvokeCount: record.attempts,
+    },
+    requestPayload: serializeRequest(record.payload),
+    responseContext: { statusCode, functionError: condition },
+    responsePayload,
+  };
+}

@@ -1,0 +1,84 @@
+import { badRequest } from '../errors.js';
+import type { TaskPage, TaskQuery, TaskRecord } from './backend.js';
+
+/**
+ * Validates a task query (FC's ListAsyncTasks rules) and fills in defaults. Throws a 400
+ * `InvalidArgument` naming the bad field.
+ *
+ * @example
+ * ```ts
+ * normaliseQuery({ limit: 500 }); // throws: limit must be an integer from 1 to 100
+ * ```
+ */
+export function normaliseQuery(
+  query: TaskQuery = {},
+): Required<Pick<TaskQuery, 'limit' | 'sortOrderByTime'>> & TaskQuery {
+  const limit = query.limit ?? 20;
+  if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
+    throw badRequest('InvalidArgument', `limit must be an integer from 1 to 100, got ${String(query.limit)}`);
+  }
+  const sortOrderByTime = query.sortOrderByTime ?? 'desc';
+  if (sortOrderByTime !== 'asc' && sortOrderByTime !== 'desc') {
+    throw badRequest('InvalidArgument', `sortOrderByTime must be asc or desc, got ${String(query.sortOrderByTime)}`);
+  }
+  for (const key of ['startedTimeBegin', 'startedTimeEnd'] as const) {
+    const value = query[key];
+    if (value !== undefined && !(Number.isInteger(value) && value >= 0)) {
+      throw badRequest('InvalidArgument', `${key} must be epoch milliseconds, got ${String(value)}`);
+    }
+  }
+  if (query.nextToken !== undefined) decodeCursor(query.nextToken);
+  return { ...query, limit, sortOrderByTime };
+}
+
+/** An opaque page token: where the previous page stopped. */
+export function encodeCursor(startedTime: number, taskId: string): string {
+  return Buffer.from(JSON.stringify([startedTime, taskId])).toString('base64url');
+}
+
+export function decodeCursor(token: string): [number, string] {
+  try {
+    const value = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
+    if (Array.isArray(value) && typeof value[0] === 'number' && typeof value[1] === 'string') {
+      return [value[0], value[1]];
+    }
+  } catch {
+    // fall through
+  }
+  throw badRequest('InvalidArgument', 'nextToken is not a token this service issued');
+}
+
+/** Filters, sorts by (startedTime, taskId) and pages records held in memory. */
+export function pageTasks(records: Iterable<TaskRecord>, raw: TaskQuery): TaskPage<TaskRecord> {
+  const query = normaliseQuery(raw);
+  const desc = query.sortOrderByTime === 'desc';
+  const cursor = query.nextToken === undefined ? undefined : decodeCursor(query.nextToken);
+  const matches: TaskRecord[] = [];
+  for (const r of records) {
+    if (query.status !== undefined && r.status !== query.status) continue;
+    if (query.prefix !== undefined && !r.taskId.startsWith(query.prefix)) continue;
+    const t = r.startedTime ?? 0;
+    if (query.startedTimeBegin !== undefined && t < query.startedTimeBegin) continue;
+    if (query.startedTimeEnd !== undefined && t > query.startedTimeEnd) continue;
+    if (cursor && !after(t, r.taskId, cursor, desc)) continue;
+    matches.push(r);
+  }
+  matches.sort((a, b) => compare(a, b) * (desc ? -1 : 1));
+  const page = matches.slice(0, query.limit);
+  const last = page[page.length - 1];
+  return {
+    tasks: page,
+    nextToken: matches.length > query.limit && last ? encodeCursor(last.startedTime ?? 0, last.taskId) : undefined,
+  };
+}
+
+function compare(a: TaskRecord, b: TaskRecord): number {
+  const d = (a.startedTime ?? 0) - (b.startedTime ?? 0);
+  if (d !== 0) return d;
+  return a.taskId < b.taskId ? -1 : a.taskId > b.taskId ? 1 : 0;
+}
+
+function after(time: number, taskId: string, [cTime, cId]: [number, string], desc: boolean): boolean {
+  const d = time - cTime || (taskId < cId ? -1 : taskId > cId ? 1 : 0);
+  return desc ? d < 0 : d > 0;
+}

@@ -1,0 +1,117 @@
+import type { FcRequest } from '../request.js';
+import { fixBodyHeaders } from '../request.js';
+import { createBodyClassifier } from '../response.js';
+
+/**
+ * A request as an async task keeps it: what the app needs to replay it, with the redacted
+ * headers already removed.
+ */
+export interface CapturedRequest {
+  method: string;
+  /** Encoded path plus query. */
+  url: string;
+  headers: Record<string, string | string[]>;
+  body: Buffer;
+  remoteAddress?: string | undefined;
+}
+
+/**
+ * Headers that never enter a task record, a destination record, a log line or a span: FC's
+ * credential headers and the caller's authorisation and cookies. `redactHeaders` extends it.
+ */
+export const DEFAULT_REDACTED_HEADERS: readonly string[] = Object.freeze([
+  'x-fc-access-key-id',
+  'x-fc-access-key-secret',
+  'x-fc-security-token',
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+]);
+
+/** Headers that only steer FC's gateway and mean nothing once the request is queued. */
+const GATEWAY_HEADERS = ['x-fc-invocation-type', 'x-fc-async-delay', 'x-fc-retry-count', 'x-fc-log-type'];
+
+/**
+ * A function that copies headers without the redacted ones (case-insensitive).
+ *
+ * @example
+ * ```ts
+ * const redact = createRedactor(['x-api-key']);
+ * redact({ authorization: 'Bearer x', accept: '*\/*' }); // { accept: '*\/*' }
+ * ```
+ */
+export function createRedactor(
+  extra: readonly string[] = [],
+): (headers: FcRequest['headers']) => Record<string, string | string[]> {
+  const names = new Set([...DEFAULT_REDACTED_HEADERS, ...extra.map((h) => h.toLowerCase())]);
+  return function redact(headers) {
+    const out: Record<string, string | string[]> = {};
+    for (const name in headers) {
+      const value = headers[name];
+      if (value === undefined) continue;
+      const lower = name.toLowerCase();
+      if (names.has(lower)) continue;
+      out[lower] = value;
+    }
+    return out;
+  };
+}
+
+/** Captures an accepted request for its task (headers redacted, gateway headers dropped). */
+export function captureRequest(
+  request: FcRequest,
+  redact: (headers: FcRequest['headers']) => Record<string, string | string[]>,
+): CapturedRequest {
+  const headers = redact(request.headers);
+  for (const name of GATEWAY_HEADERS) delete headers[name];
+  return {
+    method: request.method,
+    url: request.url,
+    headers,
+    body: request.body,
+    remoteAddress: request.remoteAddress,
+  };
+}
+
+const isTextBody = createBodyClassifier();
+
+/**
+ * The string form of a captured request: `requestPayload` of destination records and
+ * `taskPayload` of tasks. JSON `{ method, url, headers, body, isBase64Encoded }`; the body is
+ * text for text content types, else base64 (docs/destinations.md).
+ *
+ * @example
+ * ```ts
+ * JSON.parse(serializeRequest(captured)).url; // '/transcode?format=mp4'
+ * ```
+ */
+export function serializeRequest(request: CapturedRequest): string {
+  const text = request.body.length === 0 || isTextBody(request.headers) === 'text';
+  return JSON.stringify({
+    method: request.method,
+    url: request.url,
+    headers: request.headers,
+    body: text ? request.body.toString('utf8') : request.body.toString('base64'),
+    isBase64Encoded: !text,
+  });
+}
+
+/** The request an attempt replays through the app. */
+export function replayRequest(
+  captured: CapturedRequest,
+  ids: { requestId: string; taskId: string; attempt: number },
+): FcRequest {
+  const headers: FcRequest['headers'] = { ...captured.headers };
+  headers['x-fc-request-id'] = ids.requestId;
+  headers['x-fc-async-task-id'] = ids.taskId;
+  headers['x-fc-retry-count'] = String(ids.attempt);
+  fixBodyHeaders(headers, captured.body);
+  return {
+    method: captured.method,
+    url: captured.url,
+    headers,
+    body: captured.body,
+    remoteAddress: captured.remoteAddress,
+    requestId: ids.requestId,
+  };
+}

@@ -1,0 +1,118 @@
+import { deliverRecord } from '../destinations/deliver.js';
+import type { Invocation } from '../invocation.js';
+import type { Logger } from '../logger.js';
+import type { FcRequest } from '../request.js';
+import type { BridgeResponse } from '../response.js';
+import type { TaskRecord } from './backend.js';
+import { type AttemptOutcome, buildDestinationRecord, type Destinations, functionArn } from './engine.js';
+import type { ResolvedAsyncOptions } from './options.js';
+import { captureRequest } from './payload.js';
+
+const failed = new WeakSet<object>();
+
+/**
+ * True when `response` is the result of an async invocation that failed in platform mode: the
+ * FC 3.0 / 2.0 handler then throws (and a custom runtime sets `x-fc-status: 404`) so that FC
+ * counts the failure, retries it and routes it to its own onFailure.
+ */
+export function isPlatformFailure(response: BridgeResponse): boolean {
+  return failed.has(response);
+}
+
+/**
+ * Platform mode: FC already answered 202 and owns the queue and the retries. An async
+ * invocation runs the app, then calls the in-process destination hooks with FC's record:
+ * onSuccess on success, onFailure only on the final attempt (`x-fc-retry-count` ≥
+ * `maxAsyncRetryAttempts`, which must mirror the function's FC config). Delivery finishes before
+ * the handler returns, since FC may freeze the instance right after.
+ */
+export class PlatformAsync {
+  private inFlight = 0;
+  private waiters: (() => void)[] = [];
+
+  constructor(
+    private readonly options: ResolvedAsyncOptions,
+    private readonly deps: {
+      logger: Logger;
+      destinations?: Destinations | undefined;
+      redact: (headers: FcRequest['headers']) => Record<string, string | string[]>;
+      run: (request: FcRequest, invocation: Invocation) => Promise<BridgeResponse>;
+    },
+  ) {}
+
+  async run(request: FcRequest, invocation: Invocation): Promise<BridgeResponse> {
+    const destinations = this.deps.destinations ?? {};
+    const captured =
+      destinations.onSuccess || destinations.onFailure ? captureRequest(request, this.deps.redact) : undefined;
+    const started = Date.now();
+    let outcome: AttemptOutcome;
+    try {
+      const response = await this.deps.run(request, invocation);
+      outcome = this.options.isFailure(response)
+        ? {
+            kind: 'failure',
+            condition: 'UnhandledInvocationError',
+            message: `The function answered HTTP ${response.statusCode}`,
+            errorType: `HTTP${response.statusCode}`,
+            response,
+          }
+        : { kind: 'success', response };
+    } catch (error) {
+      const e = error instanceof Error ? error : new Error(String(error));
+      this.deps.logger.error('async invocation failed', {
+        requestId: invocation.requestId,
+        attempt: invocation.attempt,
+        error: e,
+      });
+      outcome = {
+        kind: 'failure',
+        condition: 'UnhandledInvocationError',
+        message: e.message,
+        errorType: e.name || 'Error',
+      };
+    }
+    const final = invocation.attempt >= this.options.maxAsyncRetryAttempts;
+    const side = outcome.kind === 'success' ? 'onSuccess' : final ? 'onFailure' : undefined;
+    if (side && captured && destinations[side]) {
+      const record: TaskRecord = {
+        taskId: invocation.taskId ?? invocation.requestId,
+        requestId: invocation.requestId,
+        status: outcome.kind === 'success' ? 'Succeeded' : 'Failed',
+        functionArn: functionArn(invocation, this.options.functionName),
+        qualifier: invocation.qualifier,
+        startedTime: started,
+        alreadyRetriedTimes: invocation.attempt,
+        events: [],
+        payload: captured,
+        acceptedAt: started,
+        attempts: invocation.attempt + 1,
+        taskErrorMessage: outcome.kind === 'failure' ? outcome.message : undefined,
+      };
+      const condition = outcome.kind === 'success' ? '' : outcome.condition;
+      this.inFlight++;
+      try {
+        await deliverRecord(destinations[side], buildDestinationRecord(record, condition, outcome), {
+          logger: this.deps.logger,
+          maxElapsedMs: 10_000,
+        });
+      } finally {
+        this.inFlight--;
+        if (this.inFlight === 0) for (const resolve of this.waiters.splice(0)) resolve();
+      }
+    }
+    if (outcome.kind === 'success') return outcome.response;
+    const response: BridgeResponse = outcome.response ?? {
+      statusCode: 500,
+      headers: { 'content-type': 'application/json; charset=utf-8' },
+      body: JSON.stringify({ code: 'InternalError', message: 'Internal Server Error' }),
+    };
+    failed.add(response);
+    return response;
+  }
+
+  /** Resolves when no delivery is under way. */
+  drain(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+}

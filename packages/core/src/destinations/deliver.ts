@@ -1,0 +1,228 @@
+import type { DestinationRecord } from '../fc-types.js';
+import { type Logger, silentLogger } from '../logger.js';
+import { type DeliverOptions, MAX_TIMER_MS, resolveSettings, type Settings } from './deliver-options.js';
+import { type Destination, DestinationError, isDestinationError } from './types.js';
+
+export type { DeliverOptions } from './deliver-options.js';
+
+/** How delivery to one destination ended. */
+export interface DestinationOutcome {
+  label: string;
+  status: 'Succeeded' | 'Failed';
+  attempts: number;
+  /** `<code>: <message>` of the last failure, when `Failed`. */
+  error?: string;
+}
+
+/**
+ * What {@link deliverRecord} resolves to: `Succeeded` when every destination took the record,
+ * `Failed` when any did not, `None` when there was no destination. `attempts` counts the attempts
+ * of all destinations; `errors` holds `<label>: <code>: <message>` per failed destination.
+ */
+export interface DeliveryResult {
+  status: 'Succeeded' | 'Failed' | 'None';
+  attempts: number;
+  errors: string[];
+  destinations: DestinationOutcome[];
+}
+
+/**
+ * Delivers one record to every destination in parallel, retrying each failing one with
+ * exponential backoff and full jitter (delay before retry n: random × min(maxDelayMs,
+ * baseDelayMs × 2^(n−1))) while its error is retryable, up to its `maxRetries` and within
+ * `maxElapsedMs`. A plain error counts as retryable; a {@link DestinationError} says. Failures are
+ * logged with the destination's label, attempt and error code, never the record's payloads.
+ * Never throws and never rejects: synchronous throws, rejections and hung attempts (past
+ * `attemptTimeoutMs`) all become failed attempts.
+ *
+ * @example
+ * ```ts
+ * const result = await deliverRecord([httpDestination(url), jsonlDestination('out.jsonl')], record, { logger });
+ * if (result.status === 'Failed') console.warn(result.errors);
+ * ```
+ */
+export async function deliverRecord(
+  destinations: Destination | readonly (Destination | undefined)[] | undefined,
+  record: DestinationRecord,
+  options: DeliverOptions,
+): Promise<DeliveryResult> {
+  try {
+    const list = (Array.isArray(destinations) ? destinations : [destinations]).filter((d) => d != null);
+    if (list.length === 0) return { status: 'None', attempts: 0, errors: [], destinations: [] };
+    const settings = resolveSettings(options);
+    const requestId = safeRequestId(record);
+    const outcomes = await Promise.all(
+      list.map((d, i) => deliverOne(d as Destination, i, record, requestId, settings)),
+    );
+    const failed = outcomes.filter((o) => o.status === 'Failed');
+    return {
+      status: failed.length === 0 ? 'Succeeded' : 'Failed',
+      attempts: outcomes.reduce((sum, o) => sum + o.attempts, 0),
+      errors: failed.map((o) => `${o.label}: ${o.error}`),
+      destinations: outcomes,
+    };
+  } catch (error) {
+    // Unreachable by design; kept so a bug here can never reject the caller.
+    const message = `deliverRecord failed internally: ${errorInfo(error).message}`;
+    log(options?.logger, 'error', 'fc-async: destination delivery failed internally', { error: message });
+    return { status: 'Failed', attempts: 0, errors: [message], destinations: [] };
+  }
+}
+
+async function deliverOne(
+  destination: Destination,
+  index: number,
+  record: DestinationRecord,
+  requestId: string | undefined,
+  s: Settings,
+): Promise<DestinationOutcome> {
+  let label = `destination#${index}`;
+  let attempts = 0;
+  try {
+    label = labelOf(destination, index);
+    if (typeof destination !== 'function') {
+      throw new DestinationError('DestinationInvalid', `Expected a destination function, got ${typeof destination}`, {
+        retryable: false,
+      });
+    }
+    const maxRetries = retriesOf(destination, s.retries);
+    const start = s.now();
+    for (;;) {
+      if (s.signal?.aborted) throw abortedError();
+      attempts += 1;
+      try {
+        await attempt(destination, record, attempts, s);
+        if (attempts > 1) {
+          log(s.logger, 'info', 'fc-async: destination delivered after retries', {
+            destination: label,
+            requestId,
+            attempts,
+          });
+        }
+        return { label, status: 'Succeeded', attempts };
+      } catch (error) {
+        const info = errorInfo(error);
+        const delay = Math.floor(s.random() * Math.min(s.maxDelayMs, s.baseDelayMs * 2 ** (attempts - 1)));
+        const retry =
+          info.retryable && attempts <= maxRetries && !s.signal?.aborted && s.now() - start + delay <= s.maxElapsedMs;
+        const fields = {
+          destination: label,
+          requestId,
+          attempt: attempts,
+          maxAttempts: maxRetries + 1,
+          code: info.code,
+          error: info.message,
+          retryable: info.retryable,
+        };
+        if (!retry) {
+          log(s.logger, 'error', 'fc-async: destination delivery failed, giving up', fields);
+          return { label, status: 'Failed', attempts, error: `${info.code}: ${info.message}` };
+        }
+        log(s.logger, 'warn', 'fc-async: destination delivery failed, retrying', { ...fields, retryInMs: delay });
+        await safeSleep(s, delay);
+      }
+    }
+  } catch (error) {
+    const info = errorInfo(error);
+    log(s.logger, 'error', 'fc-async: destination delivery failed, giving up', {
+      destination: label,
+      requestId,
+      attempt: attempts,
+      code: info.code,
+      error: info.message,
+    });
+    return { label, status: 'Failed', attempts, error: `${info.code}: ${info.message}` };
+  }
+}
+
+/** One call of the destination, bounded by `attemptTimeoutMs` and the caller's signal. */
+function attempt(destination: Destination, record: DestinationRecord, n: number, s: Settings): Promise<unknown> {
+  const controller = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
+  return new Promise((resolve, reject) => {
+    timer = setTimeout(
+      () => {
+        const error = new DestinationError('DestinationTimeout', `Attempt took longer than ${s.attemptTimeoutMs} ms`, {
+          retryable: true,
+        });
+        controller.abort(error);
+        reject(error);
+      },
+      Math.min(s.attemptTimeoutMs, MAX_TIMER_MS),
+    );
+    onAbort = () => {
+      const error = abortedError();
+      controller.abort(error);
+      reject(error);
+    };
+    s.signal?.addEventListener('abort', onAbort, { once: true });
+    // The executor catches a synchronous throw; the outer promise adopts a returned promise.
+    new Promise((inner) => inner(destination(record, { attempt: n, signal: controller.signal }))).then(resolve, reject);
+  }).finally(() => {
+    clearTimeout(timer);
+    if (onAbort) s.signal?.removeEventListener('abort', onAbort);
+  });
+}
+
+async function safeSleep(s: Settings, ms: number): Promise<void> {
+  try {
+    await s.sleep(ms, s.signal);
+  } catch {
+    // An injected sleep that rejects (e.g. on abort) only ends the wait.
+  }
+}
+
+function abortedError(): DestinationError {
+  return new DestinationError('DestinationAborted', 'Delivery was aborted', { retryable: false });
+}
+
+const MAX_MESSAGE = 500;
+
+/** Code, message and retryability of anything thrown; messages are cut to 500 characters. */
+function errorInfo(error: unknown): { code: string; message: string; retryable: boolean } {
+  let code = 'Error';
+  let message: string;
+  let retryable = true;
+  if (isDestinationError(error)) {
+    code = error.code;
+    message = error.message;
+    retryable = error.retryable;
+  } else if (error instanceof Error) {
+    const c = (error as { code?: unknown }).code;
+    code = typeof c === 'string' && c ? c : error.name || 'Error';
+    message = error.message;
+  } else {
+    message = `non-error thrown: ${typeof error === 'string' ? error : typeof error}`;
+  }
+  if (message.length > MAX_MESSAGE) message = `${message.slice(0, MAX_MESSAGE - 3)}...`;
+  return { code, message, retryable };
+}
+
+function labelOf(destination: Destination, index: number): string {
+  if (typeof destination !== 'function') return `destination#${index}`;
+  if (typeof destination.label === 'string' && destination.label) return destination.label;
+  return destination.name ? `function:${destination.name}` : `destination#${index}`;
+}
+
+function retriesOf(destination: Destination, fallback: number): number {
+  const n = destination.maxRetries;
+  return typeof n === 'number' && Number.isInteger(n) && n >= 0 ? n : fallback;
+}
+
+function safeRequestId(record: DestinationRecord): string | undefined {
+  try {
+    const id = record?.requestContext?.requestId;
+    return typeof id === 'string' ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function log(logger: Logger | undefined, level: keyof Logger, message: string, fields: Record<string, unknown>): void {
+  try {
+    (logger ?? silentLogger)[level](message, fields);
+  } catch {
+    // A logger that throws must not break delivery.
+  }
+}

@@ -1,0 +1,204 @@
+import { Readable } from 'node:stream';
+import type { DestinationRecord } from '../fc-types.js';
+import { loadSdk, newClient, type Sdk } from './fc-sdk.js';
+import { parseFunctionTarget } from './fc-target.js';
+import { type Destination, DestinationError, isRetryableStatus } from './types.js';
+import { describe, objectOption, positiveOption, retriesOption, stringOption } from './validate.js';
+
+export { type FunctionTarget, parseFunctionTarget } from './fc-target.js';
+
+/**
+ * Settings for the FC client {@link fcFunctionDestination} builds. Without `endpoint`, it is
+ * `{accountId}.{region}.fc.aliyuncs.com`, both taken from here or from an ARN target.
+ *
+ * @example
+ * ```ts
+ * const config: FcClientConfig = {
+ *   accessKeyId: process.env.ALIBABA_CLOUD_ACCESS_KEY_ID!, accessKeySecret: process.env.ALIBABA_CLOUD_ACCESS_KEY_SECRET!,
+ *   region: 'cn-hangzhou', accountId: '1234567890123456',
+ * };
+ * ```
+ */
+export interface FcClientConfig {
+  accessKeyId: string;
+  accessKeySecret: string;
+  /** For STS credentials. Tokens expire: long-lived processes should pass a prebuilt client with a credential provider. */
+  securityToken?: string;
+  /** `host[:port]`, or a URL whose scheme sets `protocol`. @default `{accountId}.{region}.fc.aliyuncs.com` */
+  endpoint?: string;
+  /** @default the region of an ARN target */
+  region?: string;
+  /** @default the account of an ARN target */
+  accountId?: string;
+  /** @default 'https' */
+  protocol?: 'http' | 'https';
+}
+
+/**
+ * The part of the official client (`new Client(config)` of `@alicloud/fc20230330`) that
+ * {@link fcFunctionDestination} uses. Any instance of that client fits.
+ */
+export interface FcInvokeClient {
+  invokeFunctionWithOptions(
+    functionName: string,
+    request: unknown,
+    headers: unknown,
+    runtime: unknown,
+  ): Promise<{ statusCode?: number; body?: unknown }>;
+}
+
+/** Options of {@link fcFunctionDestination}. */
+export interface FcFunctionDestinationOptions {
+  /** Time allowed for one InvokeFunction call, in milliseconds. @default 10000 */
+  timeoutMs?: number;
+  /** Retries {@link deliverRecord} allows after a retryable failure. @default 3 */
+  retries?: number;
+}
+
+/**
+ * A destination that invokes an FC function asynchronously (`x-fc-invocation-type: Async`)
+ * with the record's JSON as the event, through the official SDK `@alicloud/fc20230330`, an
+ * optional peer dependency loaded on first use. A 4xx answer from FC (other than 408 and 429)
+ * fails without retry; other errors are retried. Credentials never appear in logs or errors.
+ *
+ * @example
+ * ```ts
+ * const onFailure = fcFunctionDestination('acs:fc:cn-hangzhou:1234567890123456:functions/dest-fail', {
+ *   accessKeyId: process.env.ALIBABA_CLOUD_ACCESS_KEY_ID!,
+ *   accessKeySecret: process.env.ALIBABA_CLOUD_ACCESS_KEY_SECRET!,
+ *   securityToken: process.env.ALIBABA_CLOUD_SECURITY_TOKEN,
+ * });
+ * ```
+ */
+export function fcFunctionDestination(
+  target: string,
+  client: FcClientConfig | FcInvokeClient,
+  options?: FcFunctionDestinationOptions,
+): Destination {
+  const { functionName, qualifier, region, accountId } = parseFunctionTarget(target);
+  const opts = objectOption('options', options);
+  const timeoutMs = positiveOption('timeoutMs', opts.timeoutMs, 10_000);
+  const maxRetries = retriesOption('retries', opts.retries);
+  const prebuilt = isClient(client) ? client : undefined;
+  const config = isClient(client) ? undefined : clientConfig(client, region, accountId);
+  const label = `fc:${functionName}${qualifier === undefined ? '' : `:${qualifier}`}`;
+  let ready: Promise<{ sdk: Sdk; client: FcInvokeClient }> | undefined;
+
+  async function fcFunctionDestination(record: DestinationRecord): Promise<void> {
+    if (!ready) {
+      const loading = loadSdk().then((sdk) => ({ sdk, client: prebuilt ?? newClient(sdk, config!) }));
+      ready = loading;
+      loading.catch(() => {
+        if (ready === loading) ready = undefined; // load again on the next record
+      });
+    }
+    const { sdk, client: fc } = await ready;
+    const request = new sdk.InvokeFunctionRequest({
+      body: Readable.from([Buffer.from(JSON.stringify(record), 'utf8')]),
+      ...(qualifier === undefined ? {} : { qualifier }),
+    });
+    const headers = new sdk.InvokeFunctionHeaders({ xFcInvocationType: 'Async' });
+    const runtime = { readTimeout: timeoutMs, connectTimeout: Math.min(timeoutMs, 5000) };
+    let response: { statusCode?: number; body?: unknown };
+    try {
+      response = await fc.invokeFunctionWithOptions(functionName, request, headers, runtime);
+    } catch (error) {
+      throw invokeError(error, label);
+    }
+    (response.body as Readable | undefined)?.destroy?.();
+    const status = response.statusCode ?? 0;
+    if (status < 200 || status >= 300) {
+      throw new DestinationError('DestinationInvokeError', `InvokeFunction ${label} answered HTTP ${status}`, {
+        retryable: isRetryableStatus(status),
+        status,
+      });
+    }
+  }
+  return Object.assign(fcFunctionDestination, { maxRetries, label });
+}
+
+function isClient(value: unknown): value is FcInvokeClient {
+  return typeof (value as FcInvokeClient | null)?.invokeFunctionWithOptions === 'function';
+}
+
+function clientConfig(value: FcClientConfig, arnRegion?: string, arnAccount?: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) {
+    throw new TypeError(
+      `Expected \`clientConfig\` to be an FC client or an object with credentials, got \`${describe(value)}\``,
+    );
+  }
+  if (
+    typeof value.accessKeyId !== 'string' ||
+    !value.accessKeyId ||
+    typeof value.accessKeySecret !== 'string' ||
+    !value.accessKeySecret
+  ) {
+    throw new TypeError(
+      'Expected `clientConfig.accessKeyId` and `clientConfig.accessKeySecret` to be non-empty strings',
+    );
+  }
+  if (value.securityToken !== undefined && typeof value.securityToken !== 'string') {
+    throw new TypeError(
+      `Expected \`clientConfig.securityToken\` to be a string, got \`${typeof value.securityToken}\``,
+    );
+  }
+  let protocol = value.protocol ?? 'https';
+  if (protocol !== 'http' && protocol !== 'https') {
+    throw new TypeError(`Expected \`clientConfig.protocol\` to be 'http' or 'https', got \`${describe(protocol)}\``);
+  }
+  const region = value.region ?? arnRegion;
+  const accountId = value.accountId ?? arnAccount;
+  let endpoint = value.endpoint;
+  if (endpoint !== undefined) {
+    stringOption('clientConfig.endpoint', endpoint);
+    const scheme = /^(https?):\/\/([^/]+)\/?$/.exec(endpoint);
+    if (scheme) {
+      protocol = scheme[1] as 'http' | 'https';
+      endpoint = scheme[2]!;
+    } else if (endpoint.includes('/')) {
+      throw new TypeError(
+        `Expected \`clientConfig.endpoint\` to be host[:port] or an http(s) origin, got \`${describe(endpoint)}\``,
+      );
+    }
+  } else if (region && accountId) {
+    endpoint = `${accountId}.${region}.fc.aliyuncs.com`;
+  } else {
+    throw new TypeError(
+      'Expected `clientConfig.endpoint`, or `clientConfig.region` and `clientConfig.accountId` (or an ARN target that holds them)',
+    );
+  }
+  return {
+    accessKeyId: value.accessKeyId,
+    accessKeySecret: value.accessKeySecret,
+    ...(value.securityToken ? { securityToken: value.securityToken } : {}),
+    endpoint,
+    protocol,
+    ...(region ? { regionId: region } : {}),
+  };
+}
+
+function invokeError(error: unknown, label: string): DestinationError {
+  const e = (error ?? {}) as { statusCode?: unknown; code?: unknown; requestId?: unknown; message?: unknown };
+  const status = typeof e.statusCode === 'number' ? e.statusCode : undefined;
+  const code = typeof e.code === 'string' ? e.code : undefined;
+  if (status !== undefined) {
+    const id = typeof e.requestId === 'string' ? `, request id ${e.requestId}` : '';
+    return new DestinationError(
+      'DestinationInvokeError',
+      `InvokeFunction ${label} failed: ${code ?? 'Error'} (HTTP ${status}${id})`,
+      {
+        retryable: isRetryableStatus(status),
+        status,
+        cause: error,
+      },
+    );
+  }
+  return new DestinationError(
+    'DestinationNetworkError',
+    `InvokeFunction ${label} failed: ${code ?? String(e.message ?? error)}`,
+    {
+      retryable: true,
+      cause: error,
+    },
+  );
+}

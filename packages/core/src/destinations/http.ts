@@ -1,0 +1,128 @@
+import type { DestinationRecord } from '../fc-types.js';
+import { SIGNATURE_HEADER, secretList, signDestinationPayload } from './signature.js';
+import { type Destination, type DestinationContext, DestinationError, isRetryableStatus } from './types.js';
+import { describe, objectOption, positiveOption, retriesOption } from './validate.js';
+
+/** Options of {@link httpDestination}. */
+export interface HttpDestinationOptions {
+  /**
+   * Signs each post with the `x-fc-async-signature` header (see {@link SIGNATURE_HEADER} for the
+   * format). Several secrets give several `v1` values, for rotation.
+   * @default no signature
+   */
+  secret?: string | readonly string[];
+  /** Extra request headers. `content-type` and `x-fc-async-signature` are always set by fc-async. @default {} */
+  headers?: Record<string, string>;
+  /** Time allowed for one post, response included, in milliseconds. @default 10000 */
+  timeoutMs?: number;
+  /** Retries {@link deliverRecord} allows after a retryable failure. @default 3 */
+  retries?: number;
+}
+
+/**
+ * A destination that POSTs the record as JSON (`content-type: application/json`) with the global
+ * `fetch`. A 2xx answer is a delivery. 5xx, 408, 429, network errors and timeouts fail with a
+ * retryable {@link DestinationError}; any other status (4xx, and 3xx since redirects are not
+ * followed) fails without retry. With `secret`, every post carries
+ * `x-fc-async-signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, `${t}.${rawBody}`)>`, which
+ * the receiver checks with {@link verifyDestinationSignature}.
+ *
+ * @example
+ * ```ts
+ * createHandler(app, {
+ *   async: { onFailure: httpDestination('https://hooks.example.com/fc-failed', { secret: process.env.HOOK_SECRET, timeoutMs: 5000 }) },
+ * });
+ * ```
+ */
+export function httpDestination(url: string | URL, options?: HttpDestinationOptions): Destination {
+  const target = parseUrl(url);
+  const opts = objectOption('options', options);
+  const secrets = opts.secret === undefined ? undefined : secretList(opts.secret, 'secret');
+  const timeoutMs = positiveOption('timeoutMs', opts.timeoutMs, 10_000);
+  const maxRetries = retriesOption('retries', opts.retries);
+  const extra = headerOption(opts.headers);
+  const href = target.href;
+  const origin = target.origin;
+
+  async function httpDestination(record: DestinationRecord, context?: DestinationContext): Promise<void> {
+    const body = JSON.stringify(record);
+    const headers = new Headers(extra);
+    headers.set('content-type', 'application/json');
+    if (secrets) headers.set(SIGNATURE_HEADER, signDestinationPayload(body, secrets));
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = context?.signal ? AbortSignal.any([timeout, context.signal]) : timeout;
+    let response: Response;
+    try {
+      response = await fetch(href, { method: 'POST', headers, body, signal, redirect: 'manual' });
+    } catch (error) {
+      throw fetchError(error, origin, timeoutMs, timeout.aborted);
+    }
+    // Free the connection: the answer's body is not used.
+    await response.body?.cancel().catch(() => {});
+    if (response.status >= 200 && response.status < 300) return;
+    throw new DestinationError('DestinationHttpError', `HTTP ${response.status} from ${origin}`, {
+      retryable: isRetryableStatus(response.status),
+      status: response.status,
+    });
+  }
+  return Object.assign(httpDestination, { maxRetries, label: `http:${origin}` });
+}
+
+function parseUrl(url: unknown): URL {
+  let parsed: URL | undefined;
+  try {
+    parsed = url instanceof URL ? new URL(url.href) : typeof url === 'string' ? new URL(url) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
+    throw new TypeError(
+      `Expected \`url\` to be an absolute http(s) URL, got \`${describe(url instanceof URL ? url.href : url)}\``,
+    );
+  }
+  if (parsed.username || parsed.password) {
+    throw new TypeError('Expected `url` without credentials; pass them in `headers` (e.g. authorization) instead');
+  }
+  return parsed;
+}
+
+function headerOption(headers: unknown): Record<string, string> {
+  if (headers === undefined) return {};
+  if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) {
+    throw new TypeError(`Expected \`headers\` to be an object of strings, got \`${describe(headers)}\``);
+  }
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (typeof value !== 'string') {
+      throw new TypeError(`Expected \`headers.${name}\` to be a string, got \`${typeof value}\``);
+    }
+    out[name] = value;
+  }
+  // Fail now, not on the first delivery, for names or values fetch refuses.
+  try {
+    new Headers(out);
+  } catch (error) {
+    throw new TypeError(`Expected \`headers\` to hold valid HTTP header names and values: ${(error as Error).message}`);
+  }
+  return out;
+}
+
+function fetchError(error: unknown, origin: string, timeoutMs: number, timedOut: boolean): DestinationError {
+  const name = (error as { name?: unknown } | null)?.name;
+  if (timedOut || name === 'TimeoutError') {
+    return new DestinationError('DestinationTimeout', `No answer from ${origin} within ${timeoutMs} ms`, {
+      retryable: true,
+      cause: error,
+    });
+  }
+  if (name === 'AbortError') {
+    return new DestinationError('DestinationAborted', `Post to ${origin} aborted`, { retryable: false, cause: error });
+  }
+  const cause = (error as { cause?: { code?: unknown; message?: unknown } } | null)?.cause;
+  const detail =
+    typeof cause?.code === 'string' ? cause.code : String(cause?.message ?? (error as Error)?.message ?? error);
+  return new DestinationError('DestinationNetworkError', `Network error posting to ${origin}: ${detail}`, {
+    retryable: true,
+    cause: error,
+  });
+}

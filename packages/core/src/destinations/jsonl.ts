@@ -1,0 +1,70 @@
+import { mkdir, open } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import type { DestinationRecord } from '../fc-types.js';
+import type { Destination } from './types.js';
+import { objectOption, retriesOption, stringOption } from './validate.js';
+
+/** Options of {@link jsonlDestination}. */
+export interface JsonlDestinationOptions {
+  /** Retries {@link deliverRecord} allows after a failed append. @default 3 */
+  retries?: number;
+}
+
+/**
+ * The tail of the append queue of each resolved path, shared by every `jsonlDestination` of this
+ * module instance, so that two destinations writing one file never interleave.
+ */
+const queues = new Map<string, Promise<void>>();
+
+/**
+ * A destination that appends each record as one JSON line to a file, creating its folder when
+ * missing. Appends to one path are serialised within the process, and each line is a single
+ * write to a file opened in append mode (`O_APPEND`), so concurrent records never interleave.
+ * Handy for local development and audits.
+ *
+ * @example
+ * ```ts
+ * createHandler(app, { async: { onSuccess: jsonlDestination('.fc-async/succeeded.jsonl') } });
+ * ```
+ */
+export function jsonlDestination(path: string, options?: JsonlDestinationOptions): Destination {
+  const file = resolve(stringOption('path', path));
+  const maxRetries = retriesOption('retries', objectOption('options', options).retries);
+  let folderReady: Promise<unknown> | undefined;
+
+  async function jsonlDestination(record: DestinationRecord): Promise<void> {
+    const line = Buffer.from(`${JSON.stringify(record)}\n`, 'utf8');
+    folderReady ??= mkdir(dirname(file), { recursive: true }).catch((error: unknown) => {
+      folderReady = undefined; // try again on the next record
+      throw error;
+    });
+    await folderReady;
+    await enqueue(file, () => appendLine(file, line));
+  }
+  return Object.assign(jsonlDestination, { maxRetries, label: `jsonl:${file}` });
+}
+
+/** Runs `task` after every earlier task of `key`, whatever their outcome. */
+function enqueue(key: string, task: () => Promise<void>): Promise<void> {
+  const previous = queues.get(key) ?? Promise.resolve();
+  const run = previous.then(task);
+  const tail = run.catch(() => {});
+  queues.set(key, tail);
+  void tail.then(() => {
+    if (queues.get(key) === tail) queues.delete(key);
+  });
+  return run;
+}
+
+async function appendLine(file: string, line: Buffer): Promise<void> {
+  const handle = await open(file, 'a');
+  try {
+    let offset = 0;
+    while (offset < line.length) {
+      const { bytesWritten } = await handle.write(line, offset, line.length - offset);
+      offset += bytesWritten;
+    }
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,56 @@
+/** Option checks shared by the destination helpers, with p-queue style messages. */
+
+export const DEFAULT_RETRIES = 3;
+
+/** An integer from 0 up to `max` (retry counts). */
+export function retriesOption(name: string, value: unknown, fallback = DEFAULT_RETRIES, max = 100): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > max) {
+    throw new TypeError(
+      `Expected \`${name}\` to be an integer from 0 to ${max}, got \`${String(value)}\` (${typeof value})`,
+    );
+  }
+  return value;
+}
+
+/** A finite number above 0 (timeouts, delays). */
+export function positiveOption(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new TypeError(`Expected \`${name}\` to be a positive number, got \`${String(value)}\``);
+  }
+  return value;
+}
+
+/** A finite number from 0 up. */
+export function nonNegativeOption(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new TypeError(`Expected \`${name}\` to be a number from 0 and up, got \`${String(value)}\``);
+  }
+  return value;
+}
+
+/** A non-empty string. */
+export function stringOption(name: string, value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new TypeError(`Expected \`${name}\` to be a non-empty string, got \`${describe(value)}\``);
+  }
+  return value;
+}
+
+/** Options must be a plain object (or undefined). */
+export function objectOption<T extends object>(name: string, value: T | undefined): Partial<T> {
+  if (value === undefined) return {};
+  if (typeof value !== 'object' || value === null) {
+    throw new TypeError(`Expected \`${name}\` to be an object, got \`${describe(value)}\``);
+  }
+  return value;
+}
+
+/** A short description of a value for error messages; never prints secrets passed as objects. */
+export function describe(value: unknown): string {
+  if (typeof value === 'string') return value.length > 80 ? `${value.slice(0, 77)}...` : value;
+  if (value === null || typeof value !== 'object') return String(value);
+  return Array.isArray(value) ? 'array' : 'object';
+}

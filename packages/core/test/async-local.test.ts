@@ -1,0 +1,799 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import {
+  type AsyncOptions,
+  type AsyncTask,
+  createFcHandler,
+  type DestinationRecord,
+  type FcHandlerOptions,
+  getInvocation,
+  type Invocation,
+  isFcRequestId,
+  memory,
+} from '../src/index.js';
+import { asyncEvent, context, deferred, event, json, memoryLogger, tick } from './helpers.js';
+
+type Listener = (req: IncomingMessage, res: ServerResponse) => unknown;
+
+function setup(app: Listener, async: AsyncOptions = {}, extra: Partial<FcHandlerOptions> = {}) {
+  const successes: DestinationRecord[] = [];
+  const failures: DestinationRecord[] = [];
+  const logger = memoryLogger();
+  const handler = createFcHandler(app, {
+    logger,
+    env: {},
+    async: { mode: 'local', backoff: { baseMs: 1, maxMs: 2 }, ...async },
+    destinations: {
+      onSuccess: (r) => {
+        successes.push(r);
+      },
+      onFailure: (r) => {
+        failures.push(r);
+      },
+    },
+    ...extra,
+  });
+  return { handler, successes, failures, logger };
+}
+
+const ok: Listener = (_req, res) => {
+  res.setHeader('content-type', 'application/json');
+  res.end('{"ok":true}');
+};
+
+const statuses = (task: AsyncTask | undefined) => task?.events.map((e) => e.status);
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('accepting an async request (local mode)', () => {
+  it('answers 202 before the app runs, with a request id and the task id, empty body', async () => {
+    const gate = deferred();
+    let ran = 0;
+    const { handler } = setup(async (req, res) => {
+      ran++;
+      await gate.promise;
+      ok(req, res);
+    });
+    const result = await handler(
+      asyncEvent({ method: 'POST', path: '/jobs', body: '{"a":1}', headers: { 'Content-Type': 'application/json' } }),
+      context,
+    );
+    expect(result.statusCode).toBe(202);
+    expect(result.body).toBe('');
+    const requestId = result.headers['x-fc-request-id'] as string;
+    expect(isFcRequestId(requestId)).toBe(true);
+    expect(result.headers['x-fc-async-task-id']).toBe(requestId);
+    expect(ran).toBe(0);
+    gate.resolve();
+    await handler.drain();
+    expect(ran).toBe(1);
+    expect((await handler.tasks.get(requestId))?.status).toBe('Succeeded');
+  });
+
+  it('uses the caller-chosen task id and refuses a known one with 409', async () => {
+    const { handler } = setup(ok);
+    const first = await handler(asyncEvent({ taskId: 'resize_42' }), context);
+    expect(first.statusCode).toBe(202);
+    expect(first.headers['x-fc-async-task-id']).toBe('resize_42');
+    const again = await handler(asyncEvent({ taskId: 'resize_42' }), context);
+    expect(again.statusCode).toBe(409);
+    expect(json(again)).toMatchObject({ code: 'AsyncTaskAlreadyExists' });
+    await handler.drain();
+  });
+
+  it.each([
+    ['a task id breaking FC rule', { 'X-Fc-Async-Task-Id': '9starts-with-digit' }],
+    ['a task id longer than 128', { 'X-Fc-Async-Task-Id': `t${'x'.repeat(128)}` }],
+    ['an unknown invocation type', { 'X-Fc-Invocation-Type': 'Later' }],
+  ])('400 for %s', async (_label, headers) => {
+    const { handler } = setup(ok);
+    const result = await handler(event({ headers: { 'X-Fc-Invocation-Type': 'Async', ...headers } }), context);
+    expect(result.statusCode).toBe(400);
+    expect(json(result)).toMatchObject({ code: 'InvalidArgument' });
+    expect((await handler.tasks.list()).tasks).toHaveLength(0);
+  });
+
+  it('accepts the invocation type case-insensitively', async () => {
+    const { handler } = setup(ok);
+    const result = await handler(event({ headers: { 'x-fc-invocation-type': 'aSyNc' } }), context);
+    expect(result.statusCode).toBe(202);
+    await handler.drain();
+  });
+
+  it('400 EntityTooLarge for a body over maxAsyncPayloadBytes, and queues nothing', async () => {
+    const { handler } = setup(ok, { maxAsyncPayloadBytes: 10 });
+    const result = await handler(asyncEvent({ method: 'POST', body: 'x'.repeat(11) }), context);
+    expect(result.statusCode).toBe(400);
+    expect(json(result)).toMatchObject({ code: 'EntityTooLarge' });
+    expect((await handler.tasks.list()).tasks).toHaveLength(0);
+    expect((await handler(asyncEvent({ method: 'POST', body: 'x'.repeat(10) }), context)).statusCode).toBe(202);
+    await handler.drain();
+  });
+
+  it.each(['0', '3600', '-1', '1.5', 'soon'])('400 for x-fc-async-delay %s', async (delay) => {
+    const { handler } = setup(ok);
+    const result = await handler(asyncEvent({ delay }), context);
+    expect(result.statusCode).toBe(400);
+    expect(json(result)).toMatchObject({ code: 'InvalidArgument' });
+  });
+
+  it('honours x-fc-async-delay', async () => {
+    vi.useFakeTimers({ now: 1_700_000_000_000 });
+    let ranAt = 0;
+    const { handler } = setup((req, res) => {
+      ranAt = Date.now();
+      ok(req, res);
+    });
+    const result = await handler(asyncEvent({ delay: '5' }), context);
+    const id = result.headers['x-fc-async-task-id'] as string;
+    await vi.advanceTimersByTimeAsync(4_900);
+    expect(ranAt).toBe(0);
+    expect((await handler.tasks.get(id))?.status).toBe('Enqueued');
+    await vi.advanceTimersByTimeAsync(200);
+    await handler.drain();
+    expect(ranAt).toBeGreaterThanOrEqual(1_700_000_005_000);
+    expect((await handler.tasks.get(id))?.status).toBe('Succeeded');
+  });
+
+  it('429 with Retry-After when maxQueuedTasks are waiting, and queues nothing', async () => {
+    const gate = deferred();
+    const { handler } = setup(
+      async (req, res) => {
+        await gate.promise;
+        ok(req, res);
+      },
+      { concurrency: 1, maxQueuedTasks: 2 },
+    );
+    expect((await handler(asyncEvent(), context)).statusCode).toBe(202);
+    await tick(5); // the first one is running now
+    const codes: number[] = [];
+    for (let i = 0; i < 4; i++) codes.push((await handler(asyncEvent(), context)).statusCode);
+    // one running, two waiting, then full
+    expect(codes).toEqual([202, 202, 429, 429]);
+    const rejected = await handler(asyncEvent(), context);
+    expect(rejected.headers['retry-after']).toBe('1');
+    expect(json(rejected)).toMatchObject({ code: 'ResourceThrottled' });
+    expect((await handler.tasks.list()).tasks).toHaveLength(3);
+    gate.resolve();
+    await handler.drain();
+  });
+});
+
+describe('attempts', () => {
+  it('replays the captured request; the app sees Async, the task id, the attempt and a signal', async () => {
+    const seen: {
+      inv: Invocation | undefined;
+      method?: string;
+      url?: string;
+      body: string;
+      headers: Record<string, unknown>;
+    }[] = [];
+    const { handler } = setup(async (req, res) => {
+      let body = '';
+      for await (const c of req) body += c;
+      seen.push({ inv: getInvocation(req), method: req.method, url: req.url, body, headers: { ...req.headers } });
+      ok(req, res);
+    });
+    const result = await handler(
+      asyncEvent({
+        method: 'PUT',
+        path: '/videos/a%20b',
+        query: { format: 'mp4' },
+        body: 'héllo',
+        taskId: 'job_1',
+        headers: { 'Content-Type': 'text/plain', 'X-Custom': 'yes' },
+      }),
+      context,
+    );
+    await handler.drain();
+    expect(seen).toHaveLength(1);
+    const [s] = seen;
+    expect(s?.method).toBe('PUT');
+    expect(s?.url).toBe('/videos/a%20b?format=mp4');
+    expect(s?.body).toBe('héllo');
+    expect(s?.headers['content-length']).toBe(String(Buffer.byteLength('héllo')));
+    expect(s?.headers['x-custom']).toBe('yes');
+    expect(s?.headers['x-fc-retry-count']).toBe('0');
+    expect(s?.headers['x-fc-invocation-type']).toBeUndefined();
+    expect(s?.inv).toMatchObject({
+      type: 'Async',
+      taskId: 'job_1',
+      attempt: 0,
+      requestId: result.headers['x-fc-request-id'],
+      functionName: 'demo',
+      region: 'cn-hangzhou',
+      accountId: '123',
+    });
+    expect(s?.inv?.signal).toBeInstanceOf(AbortSignal);
+  });
+
+  it('retries a failing app, counting attempts, then succeeds; the status walk is recorded', async () => {
+    let calls = 0;
+    const attempts: number[] = [];
+    const { handler, successes, failures } = setup((req, res) => {
+      attempts.push(getInvocation(req)?.attempt ?? -1);
+      calls++;
+      if (calls < 3) {
+        res.statusCode = 503;
+        res.end('busy');
+        return;
+      }
+      ok(req, res);
+    });
+    const id = (await handler(asyncEvent(), context)).headers['x-fc-async-task-id'] as string;
+    await handler.drain();
+    const task = await handler.tasks.get(id);
+    expect(attempts).toEqual([0, 1, 2]);
+    expect(task).toMatchObject({ status: 'Succeeded', alreadyRetriedTimes: 2, returnPayload: '{"ok":true}' });
+    expect(statuses(task)).toEqual([
+      'Enqueued',
+      'Dequeued',
+      'Running',
+      'Retrying',
+      'Dequeued',
+      'Running',
+      'Retrying',
+      'Dequeued',
+      'Running',
+      'Succeeded',
+    ]);
+    expect(task?.events.map((e) => e.eventId)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(successes).toHaveLength(1);
+    expect(failures).toHaveLength(0);
+    expect(successes[0]?.requestContext).toMatchObject({ condition: '', approximateInvokeCount: 3 });
+    expect(successes[0]?.responsePayload).toBe('{"ok":true}');
+    expect(task?.durationMs).toBeGreaterThanOrEqual(0);
+    expect(task?.endTime).toBeGreaterThanOrEqual(task?.startedTime ?? Infinity);
+  });
+
+  it('fails after maxAsyncRetryAttempts with UnhandledInvocationError for a thrown error', async () => {
+    let calls = 0;
+    const { handler, failures, successes } = setup(
+      () => {
+        calls++;
+        throw new TypeError('disk full');
+      },
+      { maxAsyncRetryAttempts: 2 },
+    );
+    const id = (
+      await handler(
+        asyncEvent({ method: 'POST', body: '{"x":1}', headers: { 'Content-Type': 'application/json' } }),
+        context,
+      )
+    ).headers['x-fc-async-task-id'] as string;
+    await handler.drain();
+    expect(calls).toBe(3);
+    const task = await handler.tasks.get(id);
+    expect(task).toMatchObject({ status: 'Failed', alreadyRetriedTimes: 2, taskErrorMessage: 'disk full' });
+    expect(successes).toHaveLength(0);
+    expect(failures).toHaveLength(1);
+    const record = failures[0] as DestinationRecord;
+    expect(record.requestContext).toMatchObject({
+      requestId: task?.requestId,
+      condition: 'UnhandledInvocationError',
+      approximateInvokeCount: 3,
+    });
+    expect(record.requestContext.functionArn).toBe('acs:fc:cn-hangzhou:123:functions/demo');
+    expect(record.responseContext).toEqual({ statusCode: 502, functionError: 'UnhandledInvocationError' });
+    expect(JSON.parse(record.responsePayload)).toEqual({ errorMessage: 'disk full', errorType: 'TypeError' });
+    expect(JSON.parse(record.requestPayload)).toMatchObject({
+      method: 'POST',
+      url: '/',
+      body: '{"x":1}',
+      isBase64Encoded: false,
+    });
+  });
+
+  it('maxAsyncRetryAttempts 0 runs once', async () => {
+    let calls = 0;
+    const { handler, failures } = setup(
+      (_req, res) => {
+        calls++;
+        res.statusCode = 500;
+        res.end();
+      },
+      { maxAsyncRetryAttempts: 0 },
+    );
+    await handler(asyncEvent(), context);
+    await handler.drain();
+    expect(calls).toBe(1);
+    expect(failures[0]?.responseContext.statusCode).toBe(500);
+  });
+
+  it('isFailure decides what a failed response is', async () => {
+    const { handler, failures, successes } = setup(
+      (_req, res) => {
+        res.statusCode = 422;
+        res.end('no');
+      },
+      { isFailure: (r) => r.statusCode >= 400, maxAsyncRetryAttempts: 0 },
+    );
+    await handler(asyncEvent(), context);
+    await handler.drain();
+    expect(successes).toHaveLength(0);
+    expect(failures[0]?.requestContext.condition).toBe('UnhandledInvocationError');
+  });
+
+  it('an attempt past timeoutSeconds fails with InvocationError and its signal aborts', async () => {
+    let aborted = 0;
+    const { handler, failures } = setup(
+      (req) => {
+        getInvocation(req)?.signal.addEventListener('abort', () => aborted++);
+        // never answers
+      },
+      { timeoutSeconds: 0.05, maxAsyncRetryAttempts: 1 },
+    );
+    const id = (await handler(asyncEvent(), context)).headers['x-fc-async-task-id'] as string;
+    await handler.drain();
+    expect(aborted).toBe(2);
+    const task = await handler.tasks.get(id);
+    expect(task?.status).toBe('Failed');
+    expect(task?.taskErrorMessage).toMatch(/timed out/);
+    expect(failures[0]?.requestContext.condition).toBe('InvocationError');
+    expect(failures[0]?.responseContext.statusCode).toBe(504);
+  });
+
+  it('backs off exponentially between retries (fake timers)', async () => {
+    vi.useFakeTimers({ now: 1_700_000_000_000 });
+    const times: number[] = [];
+    const { handler } = setup(
+      (_req, res) => {
+        times.push(Date.now());
+        res.statusCode = 500;
+        res.end();
+      },
+      { maxAsyncRetryAttempts: 3, backoff: { baseMs: 1000, maxMs: 3000, jitter: 'none' } },
+    );
+    await handler(asyncEvent(), context);
+    await vi.advanceTimersByTimeAsync(10_000);
+    await handler.drain();
+    const gaps = times.slice(1).map((t, i) => t - (times[i] as number));
+    expect(gaps).toEqual([1000, 2000, 3000]);
+  });
+
+  it('jitter keeps delays within [ceiling/2, ceiling]', async () => {
+    vi.useFakeTimers({ now: 1_700_000_000_000 });
+    const spy = vi.spyOn(Math, 'random').mockReturnValue(0.5);
+    const times: number[] = [];
+    const { handler } = setup(
+      (_req, res) => {
+        times.push(Date.now());
+        res.statusCode = 500;
+        res.end();
+      },
+      { maxAsyncRetryAttempts: 2, backoff: { baseMs: 1000, maxMs: 60_000 } },
+    );
+    await handler(asyncEvent(), context);
+    await vi.advanceTimersByTimeAsync(10_000);
+    await handler.drain();
+    spy.mockRestore();
+    expect(times.slice(1).map((t, i) => t - (times[i] as number))).toEqual([750, 1500]);
+  });
+
+  it('an event older than maxAsyncEventAgeInSeconds when its attempt would start becomes Expired', async () => {
+    vi.useFakeTimers({ now: 1_700_000_000_000 });
+    let calls = 0;
+    const { handler, failures } = setup(
+      (_req, res) => {
+        calls++;
+        res.statusCode = 500;
+        res.end();
+      },
+      {
+        maxAsyncEventAgeInSeconds: 5,
+        maxAsyncRetryAttempts: 8,
+        backoff: { baseMs: 2000, maxMs: 2000, jitter: 'none' },
+      },
+    );
+    const id = (await handler(asyncEvent(), context)).headers['x-fc-async-task-id'] as string;
+    await vi.advanceTimersByTimeAsync(20_000);
+    await handler.drain();
+    // attempts at 0 s, 2 s, 4 s; the one due at 6 s is past the 5 s age
+    expect(calls).toBe(3);
+    const task = await handler.tasks.get(id);
+    expect(task?.status).toBe('Expired');
+    expect(failures).toHaveLength(1);
+    expect(failures[0]?.requestContext).toMatchObject({ condition: 'EventAgeExceeded', approximateInvokeCount: 3 });
+  });
+
+  it('a delayed event past its age expires without running', async () => {
+    vi.useFakeTimers({ now: 1_700_000_000_000 });
+    let calls = 0;
+    const { handler, failures } = setup(
+      (req, res) => {
+        calls++;
+        ok(req, res);
+      },
+      { maxAsyncEventAgeInSeconds: 2 },
+    );
+    await handler(asyncEvent({ delay: '3' }), context);
+    await vi.advanceTimersByTimeAsync(4_000);
+    await handler.drain();
+    expect(calls).toBe(0);
+    expect(failures[0]?.requestContext).toMatchObject({ condition: 'EventAgeExceeded', approximateInvokeCount: 0 });
+    expect(failures[0]?.responseContext.statusCode).toBe(0);
+  });
+});
+
+describe('stop', () => {
+  it('a queued task becomes Stopped without running, and onFailure gets Stopped', async () => {
+    const gate = deferred();
+    const ran: string[] = [];
+    const { handler, failures } = setup(
+      async (req, res) => {
+        ran.push(getInvocation(req)?.taskId ?? '');
+        await gate.promise;
+        ok(req, res);
+      },
+      { concurrency: 1 },
+    );
+    await handler(asyncEvent({ taskId: 'first' }), context);
+    await handler(asyncEvent({ taskId: 'second' }), context);
+    const stopped = await handler.tasks.stop('second');
+    expect(stopped.status).toBe('Stopped');
+    gate.resolve();
+    await handler.drain();
+    expect(ran).toEqual(['first']);
+    expect((await handler.tasks.get('second'))?.status).toBe('Stopped');
+    expect(statuses(await handler.tasks.get('second'))).toEqual(['Enqueued', 'Stopped']);
+    expect(failures).toHaveLength(1);
+    expect(failures[0]?.requestContext).toMatchObject({ condition: 'Stopped', approximateInvokeCount: 0 });
+  });
+
+  it('a delayed task stops before its time comes', async () => {
+    const { handler, failures } = setup(ok);
+    await handler(asyncEvent({ taskId: 'later', delay: '100' }), context);
+    await handler.tasks.stop('later');
+    await handler.drain();
+    expect((await handler.tasks.get('later'))?.status).toBe('Stopped');
+    expect(failures).toHaveLength(1);
+  });
+
+  it('a running task goes Stopping, its signal fires, then Stopped', async () => {
+    let signal: AbortSignal | undefined;
+    const started = deferred();
+    const { handler, failures } = setup((req, res) => {
+      signal = getInvocation(req)?.signal;
+      started.resolve();
+      signal?.addEventListener('abort', () => {
+        res.statusCode = 499;
+        res.end('aborted');
+      });
+    });
+    await handler(asyncEvent({ taskId: 'long' }), context);
+    await started.promise;
+    const view = await handler.tasks.stop('long');
+    expect(view.status).toBe('Stopping');
+    expect(signal?.aborted).toBe(true);
+    await handler.drain();
+    const task = await handler.tasks.get('long');
+    expect(task?.status).toBe('Stopped');
+    expect(statuses(task)).toEqual(['Enqueued', 'Dequeued', 'Running', 'Stopping', 'Stopped']);
+    expect(failures).toHaveLength(1);
+    expect(failures[0]?.requestContext.condition).toBe('Stopped');
+  });
+
+  it('an app that ignores the signal is recorded Stopped after stopGraceMs', async () => {
+    const started = deferred();
+    const { handler } = setup(
+      () => {
+        started.resolve();
+      },
+      { stopGraceMs: 20 },
+    );
+    await handler(asyncEvent({ taskId: 'stubborn' }), context);
+    await started.promise;
+    await handler.tasks.stop('stubborn');
+    await handler.drain();
+    expect((await handler.tasks.get('stubborn'))?.status).toBe('Stopped');
+  });
+
+  it('stopping a finished task is an error with a code; an unknown one is 404', async () => {
+    const { handler } = setup(ok);
+    await handler(asyncEvent({ taskId: 'done' }), context);
+    await handler.drain();
+    await expect(handler.tasks.stop('done')).rejects.toMatchObject({
+      code: 'AsyncTaskAlreadyFinished',
+      statusCode: 400,
+    });
+    await expect(handler.tasks.stop('nope')).rejects.toMatchObject({ code: 'AsyncTaskNotFound', statusCode: 404 });
+  });
+});
+
+describe('concurrency, bursts and at-most-one destination call', () => {
+  it('never runs more than `concurrency` attempts at once', async () => {
+    let now = 0;
+    let peak = 0;
+    const { handler } = setup(
+      async (req, res) => {
+        now++;
+        peak = Math.max(peak, now);
+        await tick(1);
+        now--;
+        ok(req, res);
+      },
+      { concurrency: 3 },
+    );
+    for (let i = 0; i < 30; i++) await handler(asyncEvent(), context);
+    await handler.drain();
+    expect(peak).toBe(3);
+  });
+
+  it('a burst of 10 000: every task terminal, exactly one destination call each', async () => {
+    const { handler, successes, failures } = setup(ok, { concurrency: 50 });
+    const ids = new Set<string>();
+    const results = await Promise.all(Array.from({ length: 10_000 }, () => handler(asyncEvent(), context)));
+    for (const r of results) {
+      expect(r.statusCode).toBe(202);
+      ids.add(r.headers['x-fc-async-task-id'] as string);
+    }
+    expect(ids.size).toBe(10_000);
+    await handler.drain();
+    const calls = new Map<string, number>();
+    for (const r of [...successes, ...failures])
+      calls.set(r.requestContext.requestId, (calls.get(r.requestContext.requestId) ?? 0) + 1);
+    expect(calls.size).toBe(10_000);
+    expect([...calls.values()].every((c) => c === 1)).toBe(true);
+    let terminal = 0;
+    let token: string | undefined;
+    do {
+      const page = await handler.tasks.list({ limit: 100, nextToken: token });
+      terminal += page.tasks.filter((t) => t.status === 'Succeeded').length;
+      token = page.nextToken;
+    } while (token);
+    expect(terminal).toBe(10_000);
+  }, 60_000);
+
+  it('an app failing 30% of the time: every task terminal, destinations = tasks', async () => {
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const { handler, successes, failures } = setup(
+      (req, res) => {
+        if (random() < 0.3) throw new Error('flaky');
+        ok(req, res);
+      },
+      { concurrency: 20, maxAsyncRetryAttempts: 1 },
+    );
+    const n = 2000;
+    for (let i = 0; i < n; i++) expect((await handler(asyncEvent(), context)).statusCode).toBe(202);
+    await handler.drain();
+    expect(successes.length + failures.length).toBe(n);
+    expect(failures.length).toBeGreaterThan(0);
+    expect(new Set([...successes, ...failures].map((r) => r.requestContext.requestId)).size).toBe(n);
+    const all: AsyncTask[] = [];
+    let token: string | undefined;
+    do {
+      const page = await handler.tasks.list({ limit: 100, nextToken: token });
+      all.push(...page.tasks);
+      token = page.nextToken;
+    } while (token);
+    expect(all).toHaveLength(n);
+    expect(all.every((t) => t.status === 'Succeeded' || t.status === 'Failed')).toBe(true);
+    expect(all.filter((t) => t.status === 'Failed')).toHaveLength(failures.length);
+    expect(all.every((t) => t.destinationStatus === 'Succeeded')).toBe(true);
+  });
+});
+
+describe('close() and drain()', () => {
+  it('new async requests answer 503 while closing; running tasks finish', async () => {
+    const gate = deferred();
+    const { handler, successes } = setup(async (req, res) => {
+      await gate.promise;
+      ok(req, res);
+    });
+    await handler(asyncEvent({ taskId: 'inflight' }), context);
+    const closing = handler.close({ timeoutMs: 5_000 });
+    const refused = await handler(asyncEvent(), context);
+    expect(refused.statusCode).toBe(503);
+    expect(json(refused)).toMatchObject({ code: 'ServiceUnavailable' });
+    gate.resolve();
+    await closing;
+    expect((await handler.tasks.get('inflight'))?.status).toBe('Succeeded');
+    expect(successes).toHaveLength(1);
+  });
+
+  it('at the deadline, what is left is stopped and every record is consistent', async () => {
+    const { handler, failures } = setup(
+      (req) => {
+        getInvocation(req)?.signal.addEventListener('abort', () => {});
+      },
+      { concurrency: 1, stopGraceMs: 10 },
+    );
+    await handler(asyncEvent({ taskId: 'running' }), context);
+    await handler(asyncEvent({ taskId: 'queued' }), context);
+    await handler(asyncEvent({ taskId: 'delayed', delay: '60' }), context);
+    await tick(5);
+    await handler.close({ timeoutMs: 30 });
+    for (const id of ['running', 'queued', 'delayed']) {
+      expect((await handler.tasks.get(id))?.status).toBe('Stopped');
+    }
+    expect(failures.map((f) => f.requestContext.condition)).toEqual(['Stopped', 'Stopped', 'Stopped']);
+  });
+
+  it('drain() resolves at once when idle', async () => {
+    const { handler } = setup(ok);
+    await expect(handler.drain()).resolves.toBeUndefined();
+  });
+});
+
+describe('task records', () => {
+  it('have the exact FC AsyncTask shape', async () => {
+    const { handler } = setup(ok);
+    await handler(
+      asyncEvent({ taskId: 'shape', method: 'POST', body: 'hi', headers: { 'Content-Type': 'text/plain' } }),
+      context,
+    );
+    await handler.drain();
+    const task = (await handler.tasks.get('shape')) as AsyncTask;
+    expect(Object.keys(task).sort()).toEqual(
+      [
+        'alreadyRetriedTimes',
+        'destinationStatus',
+        'durationMs',
+        'endTime',
+        'events',
+        'functionArn',
+        'qualifier',
+        'requestId',
+        'returnPayload',
+        'startedTime',
+        'status',
+        'taskId',
+        'taskPayload',
+      ].sort(),
+    );
+    expect(task.qualifier).toBe('LATEST');
+    expect(JSON.parse(task.taskPayload as string)).toMatchObject({ method: 'POST', body: 'hi' });
+    for (const e of task.events)
+      expect(Object.keys(e).sort()).toEqual(['eventDetail', 'eventId', 'status', 'timestamp']);
+  });
+
+  it('list filters by status, prefix and time, sorts, and pages with nextToken', async () => {
+    vi.useFakeTimers({ now: 1_700_000_000_000 });
+    const { handler } = setup(
+      (req, res) => {
+        if (getInvocation(req)?.taskId?.startsWith('bad')) throw new Error('no');
+        ok(req, res);
+      },
+      { maxAsyncRetryAttempts: 0 },
+    );
+    for (let i = 0; i < 5; i++) {
+      await handler(asyncEvent({ taskId: `good_${i}` }), context);
+      vi.advanceTimersByTime(1000);
+    }
+    for (let i = 0; i < 3; i++) {
+      await handler(asyncEvent({ taskId: `bad_${i}` }), context);
+      vi.advanceTimersByTime(1000);
+    }
+    await vi.runAllTimersAsync();
+    await handler.drain();
+    const failed = await handler.tasks.list({ status: 'Failed' });
+    expect(failed.tasks.map((t) => t.taskId)).toEqual(['bad_2', 'bad_1', 'bad_0']);
+    const asc = await handler.tasks.list({ prefix: 'good_', sortOrderByTime: 'asc', limit: 2 });
+    expect(asc.tasks.map((t) => t.taskId)).toEqual(['good_0', 'good_1']);
+    const next = await handler.tasks.list({
+      prefix: 'good_',
+      sortOrderByTime: 'asc',
+      limit: 2,
+      nextToken: asc.nextToken,
+    });
+    expect(next.tasks.map((t) => t.taskId)).toEqual(['good_2', 'good_3']);
+    const last = await handler.tasks.list({
+      prefix: 'good_',
+      sortOrderByTime: 'asc',
+      limit: 2,
+      nextToken: next.nextToken,
+    });
+    expect(last.tasks.map((t) => t.taskId)).toEqual(['good_4']);
+    expect(last.nextToken).toBeUndefined();
+    const windowed = await handler.tasks.list({
+      startedTimeBegin: 1_700_000_001_000,
+      startedTimeEnd: 1_700_000_002_000,
+      sortOrderByTime: 'asc',
+    });
+    expect(windowed.tasks.map((t) => t.taskId)).toEqual(['good_1', 'good_2']);
+    expect((await handler.tasks.list({ limit: 1 })).tasks[0]?.taskPayload).toBeUndefined();
+    expect((await handler.tasks.list({ limit: 1, includePayload: true })).tasks[0]?.taskPayload).toBeTypeOf('string');
+    await expect(handler.tasks.list({ limit: 0 })).rejects.toMatchObject({ code: 'InvalidArgument' });
+    await expect(handler.tasks.list({ limit: 101 })).rejects.toMatchObject({ code: 'InvalidArgument' });
+    await expect(handler.tasks.list({ nextToken: 'garbage' })).rejects.toMatchObject({ code: 'InvalidArgument' });
+  });
+
+  it('retention keeps at most maxTasks finished tasks, oldest finished first', async () => {
+    const { handler } = setup(ok, { backend: memory({ maxTasks: 3 }) });
+    for (let i = 0; i < 5; i++) {
+      await handler(asyncEvent({ taskId: `t${i}` }), context);
+      await handler.drain();
+    }
+    const ids = (await handler.tasks.list({ sortOrderByTime: 'asc' })).tasks.map((t) => t.taskId);
+    expect(ids).toEqual(['t2', 't3', 't4']);
+  });
+
+  it('secrets never reach task records, destination records or logs', async () => {
+    const secrets = ['AKID-LEAK', 'SK-LEAK', 'STS-LEAK', 'Bearer LEAK', 'session=LEAK', 'PROXY-LEAK', 'X-KEY-LEAK'];
+    const { handler, failures, logger } = setup(
+      () => {
+        throw new Error('fails');
+      },
+      { maxAsyncRetryAttempts: 1 },
+      { redactHeaders: ['X-Api-Key'] },
+    );
+    await handler(
+      asyncEvent({
+        taskId: 'secret',
+        headers: {
+          'X-Fc-Access-Key-Id': 'AKID-LEAK',
+          'X-Fc-Access-Key-Secret': 'SK-LEAK',
+          'X-Fc-Security-Token': 'STS-LEAK',
+          Authorization: 'Bearer LEAK',
+          Cookie: 'session=LEAK',
+          'Proxy-Authorization': 'PROXY-LEAK',
+          'X-Api-Key': 'X-KEY-LEAK',
+          'X-Visible': 'fine',
+        },
+      }),
+      context,
+    );
+    await handler.drain();
+    const everything = JSON.stringify({
+      task: await handler.tasks.get('secret'),
+      list: await handler.tasks.list({ includePayload: true }),
+      failures,
+      logs: logger.entries,
+    });
+    for (const s of secrets) expect(everything).not.toContain(s);
+    expect(everything).toContain('fine');
+  });
+});
+
+describe('options', () => {
+  it.each([
+    [{ concurrency: 0 }, 'Expected `async.concurrency` to be an integer from 1 to 10000, got `0` (number)'],
+    [
+      { maxAsyncRetryAttempts: 9 },
+      'Expected `async.maxAsyncRetryAttempts` to be an integer from 0 to 8, got `9` (number)',
+    ],
+    [{ maxAsyncEventAgeInSeconds: 0 }, 'Expected `async.maxAsyncEventAgeInSeconds` to be an integer from 1 to 604800'],
+    [{ mode: 'cloud' }, "Expected `async.mode` to be 'auto', 'local' or 'platform', got `cloud`"],
+    [{ timeoutSeconds: -1 }, 'Expected `async.timeoutSeconds` to be a number above 0'],
+    [
+      { backoff: { baseMs: 10, maxMs: 5 } },
+      'Expected `async.backoff.maxMs` (5) to be at least `async.backoff.baseMs` (10)',
+    ],
+    [{ isFailure: 'yes' }, 'Expected `async.isFailure` to be a function'],
+    [{ concurency: 3 }, 'Unknown option `async.concurency`'],
+  ])('%j fails at createHandler time', (async, message) => {
+    expect(() => createFcHandler(ok, { async: async as AsyncOptions, env: {} })).toThrow(message);
+  });
+
+  it('does not write defaults back into the caller object', () => {
+    const async: AsyncOptions = { concurrency: 2 };
+    createFcHandler(ok, { async, env: {} });
+    expect(async).toEqual({ concurrency: 2 });
+  });
+
+  it('auto mode is platform on FC, local elsewhere', () => {
+    expect(createFcHandler(ok, { env: { FC_FUNCTION_NAME: 'f', FC_REGION: 'cn-hangzhou' } }).mode).toBe('platform');
+    expect(createFcHandler(ok, { env: { FC_FUNCTION_NAME: 'f' } }).mode).toBe('local');
+    expect(createFcHandler(ok, { env: {}, async: { mode: 'platform' } }).mode).toBe('platform');
+  });
+});
+
+describe('sync invocations are untouched by the engine', () => {
+  it('runs inline with type Sync', async () => {
+    let seen: Invocation | undefined;
+    const { handler } = setup((req, res) => {
+      seen = getInvocation(req);
+      ok(req, res);
+    });
+    const result = await handler(event(), context);
+    expect(result.statusCode).toBe(200);
+    expect(seen?.type).toBe('Sync');
+    expect((await handler.tasks.list()).tasks).toHaveLength(0);
+  });
+});

@@ -1,0 +1,76 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { FcHttpEvent, FcHttpResult, Logger } from '../src/index.js';
+
+let n = 0;
+/** A fresh FC 3.0 request id. */
+export function rid(): string {
+  n++;
+  return `1-64f6d6e7-${n.toString(16).padStart(24, '0')}`;
+}
+
+/** A parsed FC 3.0 HTTP event. */
+export function event(
+  spec: {
+    method?: string;
+    path?: string;
+    headers?: Record<string, string>;
+    body?: string;
+    query?: Record<string, string>;
+  } = {},
+): FcHttpEvent {
+  return {
+    version: 'v1',
+    rawPath: spec.path ?? '/',
+    body: spec.body ?? '',
+    isBase64Encoded: false,
+    headers: spec.headers ?? {},
+    queryParameters: spec.query ?? {},
+    requestContext: {
+      accountId: '123',
+      http: { method: spec.method ?? 'GET', path: spec.path ?? '/', sourceIp: '10.0.0.1' },
+      requestId: rid(),
+      timeEpoch: String(Date.now()),
+    },
+  };
+}
+
+/** An async event (X-Fc-Invocation-Type: Async). */
+export function asyncEvent(spec: Parameters<typeof event>[0] & { taskId?: string; delay?: string } = {}): FcHttpEvent {
+  const headers: Record<string, string> = { 'X-Fc-Invocation-Type': 'Async', ...spec.headers };
+  if (spec.taskId) headers['X-Fc-Async-Task-Id'] = spec.taskId;
+  if (spec.delay) headers['X-Fc-Async-Delay'] = spec.delay;
+  return event({ ...spec, headers });
+}
+
+export const context = { requestId: undefined, region: 'cn-hangzhou', accountId: '123', function: { name: 'demo' } };
+
+export type Listener = (req: IncomingMessage, res: ServerResponse) => unknown;
+
+export function json(result: FcHttpResult): unknown {
+  return JSON.parse(result.body);
+}
+
+export interface Entry {
+  level: string;
+  message: string;
+  fields?: Record<string, unknown>;
+}
+export function memoryLogger(): Logger & { entries: Entry[] } {
+  const entries: Entry[] = [];
+  const at = (level: string) => (message: string, fields?: Record<string, unknown>) => {
+    entries.push({ level, message, fields });
+  };
+  return { entries, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+export function deferred<T = void>() {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+export const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,48 @@
+import express from 'express';
+import { describe, expect, it } from 'vitest';
+import { createHandler } from '../src/index.js';
+import { event, logger } from './event.js';
+
+describe('@fc-async/express', () => {
+  it("keeps the app's own error middleware", async () => {
+    const app = express();
+    app.get('/teapot', () => {
+      throw new Error('brewing');
+    });
+    app.use((err: Error, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+      res.status(418).json({ mine: err.message });
+    });
+    const log = logger();
+    const r = await createHandler(app, { logger: log })(event('GET', '/teapot'), {});
+    expect(r.statusCode).toBe(418);
+    expect(JSON.parse(r.body)).toEqual({ mine: 'brewing' });
+    expect(log.errors).toHaveLength(0);
+  });
+
+  it('a 4xx error from middleware keeps its status, with a stable code', async () => {
+    const app = express();
+    app.post('/json', express.json(), (_req, res) => res.end());
+    const r = await createHandler(app, { logger: logger() })(
+      event('POST', '/json', '{not json', { 'Content-Type': 'application/json' }),
+      {},
+    );
+    expect(r.statusCode).toBe(400);
+    expect(JSON.parse(r.body)).toMatchObject({ code: 'entity.parse.failed' });
+  });
+
+  it('an error after the response started is logged and the response still ends', async () => {
+    const app = express();
+    app.get('/half', (_req, res, next) => {
+      res.write('partial');
+      next(new Error('late'));
+    });
+    const log = logger();
+    const r = await createHandler(app, { logger: log })(event('GET', '/half'), {});
+    expect(r.statusCode).toBe(500);
+    expect(log.errors).toHaveLength(2);
+  });
+
+  it('rejects something that is not an app', () => {
+    expect(() => createHandler({} as never)).toThrow('Expected `app` to be an Express application, got `object`');
+  });
+});

@@ -1,0 +1,50 @@
+import Fastify from 'fastify';
+import { describe, expect, it } from 'vitest';
+import { createHandler } from '../src/index.js';
+import { event, logger } from './event.js';
+
+describe('@fc-async/fastify', () => {
+  it('keeps an error handler the app set', async () => {
+    const app = Fastify();
+    app.setErrorHandler((error, _request, reply) => {
+      reply.code(418).send({ mine: (error as Error).message });
+    });
+    app.get('/', async () => {
+      throw new Error('brewing');
+    });
+    const r = await createHandler(app, { logger: logger() })(event('GET', '/'), {});
+    expect(r.statusCode).toBe(418);
+    expect(JSON.parse(r.body)).toEqual({ mine: 'brewing' });
+  });
+
+  it('4xx errors keep Fastify’s answer (schema validation)', async () => {
+    const app = Fastify();
+    app.post('/', { schema: { body: { type: 'object', required: ['name'] } } }, async () => ({ ok: true }));
+    const log = logger();
+    const r = await createHandler(app, { logger: log })(
+      event('POST', '/', '{}', { 'Content-Type': 'application/json' }),
+      {},
+    );
+    expect(r.statusCode).toBe(400);
+    expect(JSON.parse(r.body)).toMatchObject({ statusCode: 400, code: 'FST_ERR_VALIDATION' });
+    expect(log.errors).toHaveLength(0);
+  });
+
+  it('the app is made ready once, on the first invocation', async () => {
+    const app = Fastify();
+    let readies = 0;
+    app.addHook('onReady', async () => {
+      readies++;
+    });
+    app.get('/', async () => 'ok');
+    const handler = createHandler(app, { logger: logger() });
+    expect(readies).toBe(0);
+    await Promise.all([handler(event('GET', '/'), {}), handler(event('GET', '/'), {})]);
+    await handler(event('GET', '/'), {});
+    expect(readies).toBe(1);
+  });
+
+  it('rejects something that is not an app', () => {
+    expect(() => createHandler({} as never)).toThrow('Expected `app` to be a Fastify instance');
+  });
+});

@@ -1,0 +1,43 @@
+import Koa from 'koa';
+import { describe, expect, it } from 'vitest';
+import { createHandler } from '../src/index.js';
+import { event, logger } from './event.js';
+
+describe('@fc-async/koa', () => {
+  it("keeps the app's own error listener", async () => {
+    const app = new Koa();
+    const seen: unknown[] = [];
+    app.on('error', (e) => seen.push(e));
+    app.use(() => {
+      throw new Error('mine');
+    });
+    const log = logger();
+    const r = await createHandler(app, { logger: log })(event('GET', '/'), {});
+    expect(r.statusCode).toBe(500);
+    expect(seen).toHaveLength(1);
+    expect(log.errors).toHaveLength(0);
+  });
+
+  it('an exposed 4xx error is answered by Koa and not logged as a failure', async () => {
+    const app = new Koa();
+    app.use((ctx) => ctx.throw(422, 'bad shape'));
+    const log = logger();
+    const r = await createHandler(app, { logger: log })(event('GET', '/'), {});
+    expect(r.statusCode).toBe(422);
+    expect(r.body).toBe('bad shape');
+    expect(log.errors).toHaveLength(0);
+  });
+
+  it('middleware added after createHandler still runs', async () => {
+    const app = new Koa();
+    const handler = createHandler(app, { logger: logger() });
+    app.use((ctx) => {
+      ctx.body = 'late';
+    });
+    expect((await handler(event('GET', '/'), {})).body).toBe('late');
+  });
+
+  it('rejects something that is not an app', () => {
+    expect(() => createHandler({} as never)).toThrow('Expected `app` to be a Koa application');
+  });
+});
