@@ -1,0 +1,261 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname } from 'node:path';
+
+/**
+ * One measured function. Rows that share a `group` are compared with each other: a row with a
+ * `baseline` shows its median divided by that row's median.
+ */
+export interface BenchCase {
+  /** Rows with the same group are printed together and may be each other's baseline. */
+  group: string;
+  /** Unique within the group. */
+  name: string;
+  /** `ours` rows get a ratio; `peer` rows are what they are compared with. @default 'ours' */
+  role?: 'ours' | 'peer';
+  /**
+   * What the target ratio is taken against: the name of a row of the same group.
+   * @default the fastest `peer` row of the group
+   */
+  baseline?: string | undefined;
+  /** Target for the ratio to the baseline (met when ratio <= target). */
+  target?: number | undefined;
+  /** Called once per operation; may return a promise, which is awaited before the next call. */
+  fn: () => unknown;
+  /** Called once before warm-up; throws when the case is not measuring what it should. */
+  check?: () => unknown;
+}
+
+/** How long and how often. */
+export interface BenchOptions {
+  /** Warm-up time per case before its first round. @default 500 */
+  warmupMs?: number;
+  /** Target duration of one round; the number of operations per round is calibrated to it. @default 100 */
+  roundMs?: number;
+  /** Rounds per case; the reported figure is the median of the rounds. @default 12 */
+  rounds?: number;
+  /**
+   * `cpu`: the process's CPU time (user + system, all threads, so GC helpers count), which a busy
+   * machine disturbs much less than wall time; `wall`: elapsed time.
+   * @default 'cpu'
+   */
+  clock?: 'cpu' | 'wall';
+}
+
+/** What one row measured. */
+export interface BenchResult {
+  group: string;
+  name: string;
+  role: 'ours' | 'peer';
+  /** Median over rounds, microseconds per operation. */
+  usPerOp: number;
+  opsPerSec: number;
+  /** Fastest and slowest round, microseconds per operation. */
+  minUs: number;
+  maxUs: number;
+  /** Operations per round and rounds actually run. */
+  opsPerRound: number;
+  rounds: number;
+  /** For `ours` rows: the fastest peer of the group and the ratio to it. */
+  bestPeer?: string | undefined;
+  ratioToBestPeer?: number | undefined;
+  /** For `ours` rows: the baseline row (the best peer unless named) and the ratio to it. */
+  baseline?: string | undefined;
+  ratio?: number | undefined;
+  target?: number | undefined;
+  met?: boolean | undefined;
+}
+
+const clocks = {
+  wall: () => Number(process.hrtime.bigint()) / 1000,
+  cpu: () => {
+    const { user, system } = process.cpuUsage();
+    return user + system;
+  },
+};
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | undefined)?.then === 'function';
+}
+
+const nextMacrotask = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Runs `fn` `n` times, awaiting each call when it returns a promise; returns elapsed µs.
+ *
+ * An async loop yields to the event loop every 16 calls. Without that, a loop of awaits never
+ * empties the microtask queue, so `process.nextTick` callbacks (the `finish` and `close` events
+ * of a response, for one) never run: their cost goes unmeasured and what they hold is never
+ * freed. In production every invocation arrives as a macrotask of its own.
+ */
+async function loop(fn: () => unknown, n: number, isAsync: boolean, now: () => number): Promise<number> {
+  const start = now();
+  if (isAsync) {
+    for (let i = 0; i < n; i++) {
+      await fn();
+      if ((i & 15) === 15) await nextMacrotask();
+    }
+    await nextMacrotask();
+  } else {
+    for (let i = 0; i < n; i++) fn();
+  }
+  return now() - start;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+interface Prepared {
+  c: BenchCase;
+  isAsync: boolean;
+  n: number;
+  samples: number[];
+}
+
+async function prepare(c: BenchCase, warmupMs: number, roundMs: number, now: () => number): Promise<Prepared> {
+  await c.check?.();
+  const isAsync = isThenable(c.fn());
+  if (isAsync) await c.fn();
+  // Warm up, doubling the batch until warmupMs is spent; the last batch calibrates a round.
+  let n = 1;
+  let spent = 0;
+  let perOp = 0;
+  while (spent < warmupMs * 1000) {
+    const t = await loop(c.fn, n, isAsync, now);
+    spent += t;
+    perOp = t / n;
+    if (t < 50_000) n *= 2;
+  }
+  return { c, isAsync, n: Math.max(1, Math.round((roundMs * 1000) / perOp)), samples: [] };
+}
+
+/**
+ * Measures every case: each is warmed up, then rounds are interleaved across cases (round 1 of
+ * every case, then round 2, ...) so that a slow drift of the machine hits all rows alike. No GC is
+ * forced between rounds: a forced full GC shrinks the young generation, and the next round then
+ * pays for many more scavenges (measured: 3 to 6 times slower rounds); each round is long
+ * enough to include its share of ordinary GC instead.
+ *
+ * @example
+ * ```ts
+ * const results = await runBench([
+ *   { group: 'parse', name: 'JSON.parse', role: 'peer', fn: () => JSON.parse('{"a":1}') },
+ *   { group: 'parse', name: 'mine', fn: () => myParse('{"a":1}'), target: 1 },
+ * ]);
+ * printTable(results);
+ * ```
+ */
+export async function runBench(cases: readonly BenchCase[], options: BenchOptions = {}): Promise<BenchResult[]> {
+  const warmupMs = options.warmupMs ?? 500;
+  const roundMs = options.roundMs ?? 100;
+  const rounds = options.rounds ?? 12;
+  const now = clocks[options.clock ?? 'cpu'];
+  const prepared: Prepared[] = [];
+  for (const c of cases) prepared.push(await prepare(c, warmupMs, roundMs, now));
+  for (let r = 0; r < rounds; r++) {
+    // Rotate the starting case so no row always runs right after the same neighbour.
+    for (let i = 0; i < prepared.length; i++) {
+      const p = prepared[(i + r) % prepared.length] as Prepared;
+      p.samples.push((await loop(p.c.fn, p.n, p.isAsync, now)) / p.n);
+    }
+  }
+  return compare(prepared);
+}
+
+function compare(prepared: Prepared[]): BenchResult[] {
+  const results: BenchResult[] = prepared.map(({ c, n, samples }) => {
+    const usPerOp = median(samples);
+    return {
+      group: c.group,
+      name: c.name,
+      role: c.role ?? 'ours',
+      usPerOp,
+      opsPerSec: 1e6 / usPerOp,
+      minUs: Math.min(...samples),
+      maxUs: Math.max(...samples),
+      opsPerRound: n,
+      rounds: samples.length,
+      target: c.target,
+    };
+  });
+  for (const [i, row] of results.entries()) {
+    if (row.role !== 'ours') continue;
+    const sameGroup = results.filter((r) => r.group === row.group);
+    const best = sameGroup.filter((r) => r.role === 'peer').sort((a, b) => a.usPerOp - b.usPerOp)[0];
+    if (best) {
+      row.bestPeer = best.name;
+      row.ratioToBestPeer = row.usPerOp / best.usPerOp;
+    }
+    const named = (prepared[i] as Prepared).c.baseline;
+    const base = named === undefined ? best : sameGroup.find((r) => r.name === named);
+    if (!base) {
+      if (named !== undefined || row.target !== undefined)
+        throw new Error(`No baseline for "${row.group} ${row.name}"`);
+      continue;
+    }
+    row.baseline = base.name;
+    row.ratio = row.usPerOp / base.usPerOp;
+    if (row.target !== undefined) row.met = row.ratio <= row.target;
+  }
+  return results;
+}
+
+const fmt = (x: number, digits = 1) => x.toFixed(digits);
+
+/**
+ * Prints one block per group: µs/op (median of rounds), ops/s, half the spread between the
+ * fastest and slowest round, and for our rows the ratio to the group's best peer and, when the
+ * row has a target, the ratio to its baseline against the target.
+ */
+export function printTable(results: readonly BenchResult[], log: (line: string) => void = console.log): void {
+  const header = ['', 'µs/op', 'ops/s', 'spread', '× best peer', 'target', 'result'];
+  const rows: string[][] = [];
+  for (const group of new Set(results.map((r) => r.group))) {
+    rows.push([group]);
+    for (const r of results.filter((x) => x.group === group)) {
+      const target = r.target === undefined ? '' : `≤ ${fmt(r.target, 2)}× ${r.baseline}`;
+      rows.push([
+        `  ${r.name}`,
+        fmt(r.usPerOp),
+        Math.round(r.opsPerSec).toLocaleString('en-US'),
+        `±${fmt(((r.maxUs - r.minUs) / 2 / r.usPerOp) * 100, 0)}%`,
+        r.ratioToBestPeer === undefined ? '' : `${fmt(r.ratioToBestPeer, 2)}× ${r.bestPeer}`,
+        target,
+        r.met === undefined ? '' : `${fmt(r.ratio ?? 0, 2)}× ${r.met ? 'met' : 'NOT MET'}`,
+      ]);
+    }
+  }
+  const widths = header.map((h, i) =>
+    Math.max(h.length, ...rows.map((row) => (row.length > 1 ? row[i]?.length : 0) ?? 0)),
+  );
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => (i === 0 || i >= 4 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  log(line(header));
+  for (const row of rows) log(row.length === 1 ? `${row[0]}` : line(row));
+}
+
+/** The machine and runtime, for the JSON report. */
+export function machineInfo() {
+  const cpu = cpus();
+  return {
+    node: process.version,
+    v8: process.versions.v8,
+    platform: `${process.platform} ${process.arch}`,
+    cpu: cpu[0]?.model ?? 'unknown',
+    cores: cpu.length,
+    memoryGB: Math.round(totalmem() / 2 ** 30),
+  };
+}
+
+/** Writes results (grouped by section) and the machine description as JSON. */
+export function writeJson(path: string, sections: Record<string, readonly BenchResult[]>, options: BenchOptions): void {
+  mkdirSync(dirname(path), { recursive: true });
+  const report = { date: new Date().toISOString(), machine: machineInfo(), options, sections };
+  writeFileSync(path, `${JSON.stringify(report, null, 2)}\n`);
+}
