@@ -15,7 +15,7 @@ export interface FunctionDestinationOptions {
  * @example
  * ```ts
  * createHandler(app, {
- *   async: { onFailure: functionDestination(async (record) => alerts.send(record.requestContext.requestId)) },
+ *   destinations: { onFailure: functionDestination(async (record) => alerts.send(record.requestContext.requestId)) },
  * });
  * ```
  */

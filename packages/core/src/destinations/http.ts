@@ -30,7 +30,7 @@ export interface HttpDestinationOptions {
  * @example
  * ```ts
  * createHandler(app, {
- *   async: { onFailure: httpDestination('https://hooks.example.com/fc-failed', { secret: process.env.HOOK_SECRET, timeoutMs: 5000 }) },
+ *   destinations: { onFailure: httpDestination('https://hooks.example.com/fc-failed', { secret: process.env.HOOK_SECRET, timeoutMs: 5000 }) },
  * });
  * ```
  */

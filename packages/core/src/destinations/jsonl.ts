@@ -24,7 +24,7 @@ const queues = new Map<string, Promise<void>>();
  *
  * @example
  * ```ts
- * createHandler(app, { async: { onSuccess: jsonlDestination('.fc-async/succeeded.jsonl') } });
+ * createHandler(app, { destinations: { onSuccess: jsonlDestination('.fc-async/succeeded.jsonl') } });
  * ```
  */
 export function jsonlDestination(path: string, options?: JsonlDestinationOptions): Destination {

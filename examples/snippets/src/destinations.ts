@@ -1,0 +1,28 @@
+import { fcFunctionDestination, functionDestination, httpDestination, jsonlDestination } from '@fc-async/core';
+import { createHandler } from '@fc-async/express';
+import express from 'express';
+
+const app = express();
+app.post('/render', express.json(), async (req, res) => {
+  res.json({ rendered: req.body.page });
+});
+
+export const handler = createHandler(app, {
+  destinations: {
+    // Success records to a signed webhook and a local audit file.
+    onSuccess: [
+      httpDestination('https://hooks.example.com/fc-async', { secret: process.env.WEBHOOK_SECRET ?? 'dev-secret' }),
+      jsonlDestination('./.fc-async/succeeded.jsonl'),
+    ],
+    // Failures (after the last retry, expired or stopped) to an FC event function and your code.
+    onFailure: [
+      fcFunctionDestination('acs:fc:cn-hangzhou:1234567890:functions/dest-fail', {
+        accessKeyId: process.env.ALIBABA_CLOUD_ACCESS_KEY_ID ?? '',
+        accessKeySecret: process.env.ALIBABA_CLOUD_ACCESS_KEY_SECRET ?? '',
+      }),
+      functionDestination((record) => {
+        console.warn('render failed', record.requestContext.requestId, record.requestContext.condition);
+      }),
+    ],
+  },
+});
