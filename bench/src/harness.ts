@@ -3,8 +3,9 @@ import { cpus, totalmem } from 'node:os';
 import { dirname } from 'node:path';
 
 /**
- * One measured function. Rows that share a `group` are compared with each other: a row with a
- * `baseline` shows its median divided by that row's median.
+ * One measured function. Rows that share a `group` are compared with each other: each `ours`
+ * row shows its median divided by the fastest `peer` row's, and, when it has a `target`, its
+ * ratio to its `baseline` row against that target.
  */
 export interface BenchCase {
   /** Rows with the same group are printed together and may be each other's baseline. */
@@ -28,7 +29,7 @@ export interface BenchCase {
 
 /** How long and how often. */
 export interface BenchOptions {
-  /** Warm-up time per case before its first round. @default 500 */
+  /** Warm-up time per case before the first round, run in interleaved slices. @default 500 */
   warmupMs?: number;
   /** Target duration of one round; the number of operations per round is calibrated to it. @default 100 */
   roundMs?: number;
@@ -53,6 +54,11 @@ export interface BenchResult {
   /** Fastest and slowest round, microseconds per operation. */
   minUs: number;
   maxUs: number;
+  /** First and third quartile of the rounds (set by {@link runBench}), microseconds per operation. */
+  q1Us?: number | undefined;
+  q3Us?: number | undefined;
+  /** Every round, microseconds per operation, in the order run (set by {@link runBench}). */
+  samples?: number[] | undefined;
   /** Operations per round and rounds actually run. */
   opsPerRound: number;
   rounds: number;
@@ -102,42 +108,47 @@ async function loop(fn: () => unknown, n: number, isAsync: boolean, now: () => n
   return now() - start;
 }
 
-function median(values: number[]): number {
+/** The q-quantile of `values` (0.5: the median), interpolating between neighbours. */
+function quantile(values: readonly number[], q: number): number {
   const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+  const at = (sorted.length - 1) * q;
+  const lo = Math.floor(at);
+  const low = sorted[lo] as number;
+  return low + ((sorted[Math.ceil(at)] as number) - low) * (at - lo);
 }
 
 interface Prepared {
   c: BenchCase;
   isAsync: boolean;
+  /** Operations per round. */
   n: number;
+  /** Latest estimate of µs per operation. */
+  perOp: number;
   samples: number[];
 }
 
-async function prepare(c: BenchCase, warmupMs: number, roundMs: number, now: () => number): Promise<Prepared> {
+/** Checks the case, tells sync from async, and estimates its cost by doubling a batch to ~10 ms. */
+async function calibrate(c: BenchCase, now: () => number): Promise<Prepared> {
   await c.check?.();
   const isAsync = isThenable(c.fn());
   if (isAsync) await c.fn();
-  // Warm up, doubling the batch until warmupMs is spent; the last batch calibrates a round.
   let n = 1;
-  let spent = 0;
-  let perOp = 0;
-  while (spent < warmupMs * 1000) {
-    const t = await loop(c.fn, n, isAsync, now);
-    spent += t;
-    perOp = t / n;
-    if (t < 50_000) n *= 2;
+  let t = await loop(c.fn, n, isAsync, now);
+  while (t < 10_000) {
+    n *= 2;
+    t = await loop(c.fn, n, isAsync, now);
   }
-  return { c, isAsync, n: Math.max(1, Math.round((roundMs * 1000) / perOp)), samples: [] };
+  return { c, isAsync, n, perOp: t / n, samples: [] };
 }
 
+const opsFor = (ms: number, perOp: number) => Math.max(1, Math.round((ms * 1000) / perOp));
+
 /**
- * Measures every case: each is warmed up, then rounds are interleaved across cases (round 1 of
- * every case, then round 2, ...) so that a slow drift of the machine hits all rows alike. No GC is
- * forced between rounds: a forced full GC shrinks the young generation, and the next round then
- * pays for many more scavenges (measured: 3 to 6 times slower rounds); each round is long
- * enough to include its share of ordinary GC instead.
+ * Measures every case: each is checked and calibrated, all are warmed up, then rounds are
+ * interleaved across cases (round 1 of every case, then round 2, ...) so that a slow drift of the
+ * machine hits all rows alike. No GC is forced between rounds: a forced full GC shrinks the young
+ * generation and the next round pays for many more scavenges (measured here: rounds 3 to 6
+ * times slower); a round is long enough to carry its own share of ordinary GC instead.
  *
  * @example
  * ```ts
@@ -154,7 +165,17 @@ export async function runBench(cases: readonly BenchCase[], options: BenchOption
   const rounds = options.rounds ?? 12;
   const now = clocks[options.clock ?? 'cpu'];
   const prepared: Prepared[] = [];
-  for (const c of cases) prepared.push(await prepare(c, warmupMs, roundMs, now));
+  for (const c of cases) prepared.push(await calibrate(c, now));
+  // Warm up in interleaved slices too, so that code shared by several rows (Node's http
+  // classes) is optimised against all of them, not only against the row that ran first.
+  const slices = 5;
+  for (let w = 0; w < slices; w++) {
+    for (const p of prepared) {
+      const n = opsFor(warmupMs / slices, p.perOp);
+      p.perOp = (await loop(p.c.fn, n, p.isAsync, now)) / n;
+    }
+  }
+  for (const p of prepared) p.n = opsFor(roundMs, p.perOp);
   for (let r = 0; r < rounds; r++) {
     // Rotate the starting case so no row always runs right after the same neighbour.
     for (let i = 0; i < prepared.length; i++) {
@@ -167,7 +188,7 @@ export async function runBench(cases: readonly BenchCase[], options: BenchOption
 
 function compare(prepared: Prepared[]): BenchResult[] {
   const results: BenchResult[] = prepared.map(({ c, n, samples }) => {
-    const usPerOp = median(samples);
+    const usPerOp = quantile(samples, 0.5);
     return {
       group: c.group,
       name: c.name,
@@ -176,6 +197,9 @@ function compare(prepared: Prepared[]): BenchResult[] {
       opsPerSec: 1e6 / usPerOp,
       minUs: Math.min(...samples),
       maxUs: Math.max(...samples),
+      q1Us: quantile(samples, 0.25),
+      q3Us: quantile(samples, 0.75),
+      samples,
       opsPerRound: n,
       rounds: samples.length,
       target: c.target,
@@ -206,9 +230,10 @@ function compare(prepared: Prepared[]): BenchResult[] {
 const fmt = (x: number, digits = 1) => x.toFixed(digits);
 
 /**
- * Prints one block per group: µs/op (median of rounds), ops/s, half the spread between the
- * fastest and slowest round, and for our rows the ratio to the group's best peer and, when the
- * row has a target, the ratio to its baseline against the target.
+ * Prints one block per group: µs/op (median of rounds), ops/s, spread (half the interquartile
+ * range of the rounds, or of their full range when quartiles are missing, relative to the
+ * median), and for our rows the ratio to the group's best
+ * peer and, when the row has a target, the ratio to its baseline against the target.
  */
 export function printTable(results: readonly BenchResult[], log: (line: string) => void = console.log): void {
   const header = ['', 'µs/op', 'ops/s', 'spread', '× best peer', 'target', 'result'];
@@ -221,7 +246,7 @@ export function printTable(results: readonly BenchResult[], log: (line: string) 
         `  ${r.name}`,
         fmt(r.usPerOp),
         Math.round(r.opsPerSec).toLocaleString('en-US'),
-        `±${fmt(((r.maxUs - r.minUs) / 2 / r.usPerOp) * 100, 0)}%`,
+        `±${fmt((((r.q3Us ?? r.maxUs) - (r.q1Us ?? r.minUs)) / 2 / r.usPerOp) * 100, 0)}%`,
         r.ratioToBestPeer === undefined ? '' : `${fmt(r.ratioToBestPeer, 2)}× ${r.bestPeer}`,
         target,
         r.met === undefined ? '' : `${fmt(r.ratio ?? 0, 2)}× ${r.met ? 'met' : 'NOT MET'}`,

@@ -1,6 +1,17 @@
 import { fileURLToPath } from 'node:url';
+import { BACKENDS_LEGEND, backendCases, backendsTeardown } from './backends.js';
 import { BRIDGE_LEGEND, bridgeCases } from './bridge.js';
-import { type BenchOptions, type BenchResult, machineInfo, printTable, runBench, writeJson } from './harness.js';
+import { EMULATOR_LEGEND, emulatorThroughput } from './emulator.js';
+import {
+  type BenchCase,
+  type BenchOptions,
+  type BenchResult,
+  machineInfo,
+  printTable,
+  runBench,
+  writeJson,
+} from './harness.js';
+import { TRACING_LEGEND, TRACING_SDK_LEGEND, tracingCases, tracingSdkCases, tracingSdkTeardown } from './tracing.js';
 
 /**
  * `npm run bench`: runs every section and writes bench/results/latest.json. Environment knobs:
@@ -24,7 +35,22 @@ const options: BenchOptions = {
 };
 const filter = process.env.BENCH_FILTER ? new RegExp(process.env.BENCH_FILTER) : undefined;
 
-const sections = [{ name: 'bridge', legend: BRIDGE_LEGEND, cases: bridgeCases }];
+/**
+ * `teardown` runs after the section, also when the filter left none of its rows. `clock` fixes
+ * the section's clock (I/O-bound sections measure wall time) unless BENCH_CLOCK is set.
+ */
+const sections: {
+  name: string;
+  legend: string;
+  cases: () => BenchCase[];
+  teardown?: () => Promise<void>;
+  clock?: BenchOptions['clock'];
+}[] = [
+  { name: 'bridge', legend: BRIDGE_LEGEND, cases: bridgeCases },
+  { name: 'tracing', legend: TRACING_LEGEND, cases: tracingCases },
+  { name: 'tracing-sdk', legend: TRACING_SDK_LEGEND, cases: tracingSdkCases, teardown: tracingSdkTeardown },
+  { name: 'backends', legend: BACKENDS_LEGEND, cases: backendCases, teardown: backendsTeardown, clock: 'wall' },
+];
 
 const machine = machineInfo();
 console.log(
@@ -32,12 +58,24 @@ console.log(
 );
 const results: Record<string, BenchResult[]> = {};
 for (const section of sections) {
-  const cases = section.cases().filter((c) => !filter || filter.test(`${section.name} ${c.group}`));
-  if (cases.length === 0) continue;
+  try {
+    const cases = section.cases().filter((c) => !filter || filter.test(`${section.name} ${c.group}`));
+    if (cases.length === 0) continue;
+    console.log(`\n${section.legend}\n`);
+    const clock = process.env.BENCH_CLOCK ? options.clock : (section.clock ?? options.clock);
+    const sectionResults = await runBench(cases, { ...options, clock });
+    results[section.name] = sectionResults;
+    printTable(sectionResults);
+  } finally {
+    await section.teardown?.();
+  }
+}
+// Throughput sections drive servers in child processes with their own load client and print their rows.
+const throughputSections = [{ name: 'emulator', legend: EMULATOR_LEGEND, run: emulatorThroughput }];
+for (const section of throughputSections) {
+  if (filter && !filter.test(`${section.name} 202 throughput`)) continue;
   console.log(`\n${section.legend}\n`);
-  const sectionResults = await runBench(cases, options);
-  results[section.name] = sectionResults;
-  printTable(sectionResults);
+  results[section.name] = await section.run();
 }
 const out = fileURLToPath(new URL('../results/latest.json', import.meta.url));
 writeJson(out, results, options);

@@ -17,35 +17,56 @@ export type NodeHandler = (req: IncomingMessage, res: ServerResponse) => unknown
 const kBody = Symbol('fc-async.body');
 const kState = Symbol('fc-async.response');
 
-interface Collector {
-  chunks: (string | Uint8Array)[];
-  ended: boolean;
-  resolve(response: BridgeResponse): void;
-  reject(error: unknown): void;
-}
-
 type BridgeRequest = IncomingMessage & { [kBody]: Buffer };
-type BridgeServerResponse = ServerResponse & { [kState]: Collector; _header?: unknown; finished: boolean };
+type BridgeServerResponse = ServerResponse & { [kState]: BridgeSocket; _header?: unknown; finished: boolean };
 
 /**
- * The socket a bridged request pretends to arrive on: it carries the client address and
- * swallows what Node or a framework would write to a real connection.
+ * The socket a bridged request pretends to arrive on: it carries the client address, swallows
+ * what Node or a framework would write to a real connection, and collects the response (one
+ * object per invocation, so the hot path allocates as little as it can).
  */
 class BridgeSocket extends EventEmitter {
-  readonly remotePort = 0;
-  readonly remoteFamily: string;
-  readonly encrypted = false;
   readable = true;
-  readonly writableLength = 0;
-  readonly bytesWritten = 0;
   writable = true;
   destroyed = false;
-  readonly readableHighWaterMark = 16384;
-  onDestroy: ((error: Error | undefined) => void) | undefined;
+  /** Set once the response has ended or failed: later writes are refused, later failures ignored. */
+  ended = false;
+  /** The response body as written, in order. */
+  readonly chunks: (string | Uint8Array)[] = [];
 
-  constructor(readonly remoteAddress: string | undefined) {
+  constructor(
+    readonly remoteAddress: string | undefined,
+    readonly resolve: (response: BridgeResponse) => void,
+    private readonly reject: (error: unknown) => void,
+  ) {
     super();
-    this.remoteFamily = remoteAddress?.includes(':') ? 'IPv6' : 'IPv4';
+  }
+
+  // Constants as accessors: read now and then, never worth a slot on every socket.
+  get remoteFamily() {
+    return this.remoteAddress?.includes(':') ? 'IPv6' : 'IPv4';
+  }
+  get remotePort() {
+    return 0;
+  }
+  get encrypted() {
+    return false;
+  }
+  get writableLength() {
+    return 0;
+  }
+  get bytesWritten() {
+    return 0;
+  }
+  get readableHighWaterMark() {
+    return 16384;
+  }
+
+  /** Rejects the invocation unless the response already ended. */
+  fail(error: unknown): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.reject(error);
   }
 
   address() {
@@ -86,7 +107,7 @@ class BridgeSocket extends EventEmitter {
     if (this.destroyed) return this;
     this.destroyed = true;
     this.writable = false;
-    this.onDestroy?.(error);
+    this.fail(error ?? new Error('The response was destroyed before it ended'));
     return this;
   }
   destroySoon() {
@@ -116,7 +137,7 @@ export function runNodeHandler(
   attach?: (req: IncomingMessage) => void,
 ): Promise<BridgeResponse> {
   return new Promise<BridgeResponse>((resolve, reject) => {
-    const socket = new BridgeSocket(request.remoteAddress);
+    const socket = new BridgeSocket(request.remoteAddress, resolve, reject);
     const req = new IncomingMessage(socket as never) as BridgeRequest;
     req.method = request.method;
     req.url = request.url;
@@ -132,34 +153,21 @@ export function runNodeHandler(
 
     const res = new ServerResponse(req) as unknown as BridgeServerResponse;
     (res as { socket: unknown }).socket = socket;
-    const collector: Collector = { chunks: [], ended: false, resolve, reject };
-    res[kState] = collector;
+    res[kState] = socket;
     res.writeHead = writeHead as never;
     res.write = write as never;
     res.end = end as never;
     res.flushHeaders = flushHeaders;
-    socket.onDestroy = (error) => {
-      if (!collector.ended) {
-        collector.ended = true;
-        reject(error ?? new Error('The response was destroyed before it ended'));
-      }
-    };
 
     try {
       const result = handler(req, res);
       if (result && typeof (result as Promise<unknown>).then === 'function') {
-        (result as Promise<unknown>).then(undefined, (error: unknown) => fail(collector, error));
+        (result as Promise<unknown>).then(undefined, (error: unknown) => socket.fail(error));
       }
     } catch (error) {
-      fail(collector, error);
+      socket.fail(error);
     }
   });
-}
-
-function fail(collector: Collector, error: unknown): void {
-  if (collector.ended) return;
-  collector.ended = true;
-  collector.reject(error);
 }
 
 function readBody(this: BridgeRequest): void {
@@ -210,7 +218,7 @@ function writeHead(this: BridgeServerResponse, statusCode: number, reason?: unkn
   return this;
 }
 
-function pushChunk(collector: Collector, chunk: unknown, encoding: unknown): void {
+function pushChunk(collector: BridgeSocket, chunk: unknown, encoding: unknown): void {
   if (chunk === undefined || chunk === null) return;
   if (typeof chunk === 'string') {
     if (chunk.length === 0) return;
@@ -269,9 +277,24 @@ function end(this: BridgeServerResponse, chunk?: unknown, encoding?: unknown, cb
   pushChunk(collector, data, enc);
   collector.ended = true;
   this.finished = true;
-  collector.resolve({ statusCode: this.statusCode, headers: this.getHeaders(), body: joinChunks(collector.chunks) });
+  collector.resolve({ statusCode: this.statusCode, headers: collectHeaders(this), body: joinChunks(collector.chunks) });
   process.nextTick(emitFinish, this, callback);
   return this;
+}
+
+/**
+ * The response headers as a plain object. Cheaper to build, and to walk afterwards, than the
+ * prototype-less object `getHeaders()` returns.
+ */
+function collectHeaders(res: ServerResponse): BridgeResponse['headers'] {
+  const headers: BridgeResponse['headers'] = {};
+  for (const name of res.getHeaderNames()) {
+    const value = res.getHeader(name);
+    if (name === '__proto__')
+      Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true });
+    else headers[name] = value;
+  }
+  return headers;
 }
 
 function emitFinish(res: BridgeServerResponse, callback: unknown): void {

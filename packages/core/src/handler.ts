@@ -12,6 +12,10 @@ import { buildInvocation, type Detector, detectInvocation, type Invocation, setI
 import { createConsoleLogger, type Logger } from './logger.js';
 import type { FcRequest } from './request.js';
 import { type BridgeResponse, createBodyClassifier, DEFAULT_TEXT_CONTENT_TYPES } from './response.js';
+import type { InvocationSpan } from './tracing/invocation-span.js';
+import type { TracingOptions } from './tracing/options.js';
+import { type RouteOf, runWithRoute } from './tracing/route.js';
+import { createTracing } from './tracing/tracing.js';
 
 /**
  * Options of {@link createFcHandler} and every adapter's `createHandler`.
@@ -53,6 +57,12 @@ export interface FcHandlerOptions {
    * @default []
    */
   redactHeaders?: readonly string[];
+  /**
+   * OpenTelemetry spans keyed by the FC request id: hooks, a fixed provider, the parent
+   * extractor, the flush bound of platform mode. See {@link TracingOptions} and docs/tracing.md.
+   * @default the global tracer provider (no-op until an SDK registers one), W3C propagation
+   */
+  tracing?: TracingOptions;
 }
 
 /**
@@ -84,6 +94,11 @@ export interface FcHandler {
 export interface AdapterHooks {
   /** Awaited once before the first request (Fastify's `ready()`). */
   ready?: () => Promise<unknown>;
+  /**
+   * The route template the framework matched (`/users/:id`), read after the app answered and
+   * only while spans record: it names the SERVER span `{METHOD} {route}` and sets `http.route`.
+   */
+  routeOf?: RouteOf;
 }
 
 /**
@@ -111,6 +126,8 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
   const asyncOptions = resolveAsyncOptions(options.async);
   const mode = resolveMode(asyncOptions.mode, env);
   const redact = createRedactor(options.redactHeaders);
+  const tracing = createTracing(options.tracing, { logger, redactHeaders: options.redactHeaders });
+  const routeOf = hooks.routeOf;
 
   let ready: Promise<unknown> | undefined;
   let isReady = hooks.ready === undefined;
@@ -123,6 +140,7 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
 
   const run = async (request: FcRequest, invocation: Invocation): Promise<BridgeResponse> => {
     if (!isReady) await whenReady();
+    if (routeOf && tracing.isTracing(invocation)) return runWithRoute(app, request, invocation, routeOf);
     return runNodeHandler(app, request, (req) => setInvocation(req, invocation));
   };
 
@@ -134,14 +152,25 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
           redact,
           run,
           instanceId: env.FC_INSTANCE_ID,
+          hooks: tracing.engineHooks,
         })
       : undefined;
   const platform =
     mode === 'platform'
-      ? new PlatformAsync(asyncOptions, { logger, destinations: options.destinations, redact, run })
+      ? new PlatformAsync(asyncOptions, {
+          logger,
+          destinations: options.destinations,
+          redact,
+          run,
+          hooks: tracing.engineHooks,
+        })
       : undefined;
 
-  async function handle(request: FcRequest, context: FcContext | undefined): Promise<BridgeResponse> {
+  async function handle(
+    request: FcRequest,
+    context: FcContext | undefined,
+    span?: InvocationSpan,
+  ): Promise<BridgeResponse> {
     let requestId = context?.requestId ?? request.requestId;
     try {
       const headers = request.headers;
@@ -149,14 +178,26 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
       const detection = detect(headers, env);
       requestId = detection.requestId;
       const invocation = buildInvocation(detection, headers, context, env);
+      span?.setInvocation(invocation);
       if (detection.type === 'Async') {
         if (engine) return await engine.accept(request, invocation);
         if (platform) return await platform.run(request, invocation);
       }
       return await run(request, invocation);
     } catch (error) {
+      span?.recordError(error);
       return errorResponse(error, logger, requestId);
     }
+  }
+
+  /** `handle` inside the invocation's SERVER span when spans record; in platform mode, flushed before returning. */
+  async function traced(request: FcRequest, context: FcContext | undefined): Promise<BridgeResponse> {
+    const span = tracing.startInvocationSpan(request, context);
+    if (!span) return handle(request, context);
+    const response = await span.run(() => handle(request, context, span));
+    span.end({ response, failed: isPlatformFailure(response) });
+    if (platform) await tracing.flush();
+    return response;
   }
 
   function fcHandler(a: unknown, b?: unknown, c?: unknown): Promise<unknown> | undefined {
@@ -176,7 +217,7 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
     } catch (error) {
       return toFcHttpResult(errorResponse(error, logger, context?.requestId), 'GET', classify);
     }
-    const response = await handle(request, context);
+    const response = await traced(request, context);
     if (isPlatformFailure(response)) throw platformFailure(response);
     return toFcHttpResult(response, request.method, classify);
   }
@@ -189,7 +230,7 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
       writeFc2Response(resp, errorResponse(error, logger, context?.requestId), 'GET');
       return;
     }
-    const response = await handle(request, context);
+    const response = await traced(request, context);
     if (isPlatformFailure(response)) throw platformFailure(response);
     writeFc2Response(resp, response, request.method);
   }

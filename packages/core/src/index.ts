@@ -1,6 +1,7 @@
 export {
   type AsyncBackend,
   type BackendContext,
+  type JobResult,
   type QueueDriver,
   type QueueJob,
   type TaskPage,
@@ -121,3 +122,31 @@ export {
   isNoBodyResponse,
   type ResponseBody,
 } from './response.js';
+export {
+  addPreStopHook,
+  createFcRuntime,
+  FC_STATUS_HEADER,
+  type FcAsyncControls,
+  type FcListenOptions,
+  type FcRuntime,
+  type FcRuntimeOptions,
+  type FcServer,
+  type FcServerHooks,
+  listenFc,
+  type PreStopHook,
+  type ReplayTarget,
+  readNodeRequest,
+  writeBridgeResponse,
+} from './runtime/index.js';
+export {
+  createTracing,
+  extractFc2TraceContext,
+  type InvocationSpan,
+  type InvocationSpanEnd,
+  type RouteOf,
+  type Tracing,
+  type TracingOptions,
+  type TracingRequest,
+  type TracingRequestInfo,
+  type TracingResponseInfo,
+} from './tracing/index.js';

@@ -64,7 +64,11 @@ export function buildQuery(params: Record<string, string | string[] | undefined>
   return out;
 }
 
+/** What `encodeURIComponent` leaves as it is, plus the comma: most keys and values. */
+const QUERY_SAFE = /^[\w.!~*'(),-]*$/;
+
 function encodeQueryPart(s: string): string {
+  if (QUERY_SAFE.test(s)) return s;
   const e = encodeURIComponent(s);
   return e.includes('%2C') ? e.replace(/%2C/g, ',') : e;
 }

@@ -30,3 +30,74 @@ expectAssignable<AbortSignal>(({} as Invocation).signal);
 expectError(createFcHandler('not a function'));
 expectError(createFcHandler((_req, res) => res.end(), { async: { mode: 'cloud' } }));
 expectError(handler.tasks.list({ sortOrderByTime: 'sideways' }));
+
+// Custom runtime (packages/core/src/runtime).
+import * as rt from '@fc-async/core';
+
+const runtime = rt.createFcRuntime({ async: { mode: 'local' } });
+expectType<rt.FcRuntime>(runtime);
+expectAssignable<rt.FcAsyncControls>(runtime);
+expectType<Promise<rt.BridgeResponse | undefined>>(
+  runtime.handle({} as import('node:http').IncomingMessage, { app: {}, listener: () => (_req, res) => res.end() }),
+);
+expectAssignable<rt.ReplayTarget>({ app: {}, listener: () => () => undefined, url: '/jobs' });
+expectType<Promise<rt.FcRequest>>(rt.readNodeRequest({} as import('node:http').IncomingMessage, { limit: 1024 }));
+expectType<void>(
+  rt.writeBridgeResponse({} as import('node:http').ServerResponse, { statusCode: 202, headers: {}, body: '' }, 'GET'),
+);
+expectType<'x-fc-status'>(rt.FC_STATUS_HEADER);
+const off = rt.addPreStopHook(() => Promise.resolve());
+expectType<() => void>(off);
+expectAssignable<rt.PreStopHook>(() => undefined);
+const listenOptions: rt.FcListenOptions = { port: 0, host: '127.0.0.1', preStopTimeoutMs: 5000, signals: [] };
+const hooks: rt.FcServerHooks = { app: {}, ready: async () => undefined };
+expectType<Promise<rt.FcServer>>(rt.listenFc((_req, res) => res.end(), listenOptions, hooks));
+const runtimeOptions: rt.FcRuntimeOptions = { redactHeaders: ['x-api-key'] };
+expectError<rt.FcRuntimeOptions>({ textContentTypes: [] });
+expectError(rt.createFcRuntime({ async: { mode: 'cloud' } }));
+expectError(rt.listenFc((_req, res) => res.end(), { port: '9000' }));
+void runtimeOptions;
+
+// Tracing (packages/core/src/tracing).
+import * as tr from '@fc-async/core';
+
+const tracingOptions: tr.TracingOptions = {
+  enabled: true,
+  requestHook: (span, info) => void span.setAttribute('app.kind', info.kind),
+  responseHook: (span, info) => void span.setAttribute('app.status', info.response?.statusCode ?? 0),
+  extractContext: tr.extractFc2TraceContext,
+  flushTimeoutMs: 500,
+  newTracePerAttempt: false,
+};
+tr.createFcHandler((_req, res) => res.end(), { tracing: tracingOptions }, { routeOf: () => '/users/:id' });
+const tracing = tr.createTracing(tracingOptions, { logger: tr.silentLogger, redactHeaders: ['x-api-key'] });
+expectType<tr.Tracing>(tracing);
+expectType<boolean>(tracing.isEnabled());
+expectType<boolean>(tracing.isTracing({} as tr.Invocation));
+expectType<Promise<void>>(tracing.flush());
+expectType<tr.EngineHooks>(tracing.engineHooks);
+const tracingRequest: tr.TracingRequest = { method: 'GET', url: '/users/7', headers: { 'user-agent': 'curl' } };
+const invocationSpan = tracing.startInvocationSpan(tracingRequest, { requestId: 'r' });
+expectType<tr.InvocationSpan | undefined>(invocationSpan);
+if (invocationSpan) {
+  expectType<number>(invocationSpan.run(() => 1));
+  const end: tr.InvocationSpanEnd = { statusCode: 200, route: '/users/:id' };
+  expectType<void>(invocationSpan.end(end));
+}
+expectAssignable<tr.RouteOf>((req) => req.url);
+expectAssignable<tr.TracingRequestInfo>({ kind: 'attempt', request: tracingRequest, taskId: 't', attempt: 0 });
+expectAssignable<tr.TracingResponseInfo>({ kind: 'invocation', request: tracingRequest, error: new Error('x') });
+expectError(tr.createTracing({ flushTimeoutMs: '1s' }));
+expectError(tr.createTracing({ requestHook: 'no' }));
+expectError<tr.TracingRequestInfo>({ kind: 'other', request: tracingRequest });
+
+// Backends: a queue driver's process callback may ask for a retry; a shared queue says so.
+import * as be from '@fc-async/core';
+
+expectAssignable<be.JobResult>({ retryInMs: 250 });
+expectAssignable<be.JobResult>(undefined);
+expectError<be.JobResult>({ retryIn: 250 });
+const driver: be.QueueDriver = new be.PQueueDriver(2);
+expectType<boolean | undefined>(driver.shared);
+expectType<void | Promise<void>>(driver.start(async (job) => (job.taskId === 'again' ? { retryInMs: 10 } : undefined)));
+expectAssignable<be.TaskRecord['deliveryPending']>(true);

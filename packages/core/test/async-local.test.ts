@@ -797,3 +797,22 @@ describe('sync invocations are untouched by the engine', () => {
     expect((await handler.tasks.list()).tasks).toHaveLength(0);
   });
 });
+
+describe('a backend that fails to start', () => {
+  it('answers 503 BackendUnavailable, and close() still resolves', async () => {
+    const broken = {
+      name: 'broken',
+      persistent: false,
+      create: async () => {
+        throw new Error('connection refused');
+      },
+    };
+    const { handler, logger } = setup(ok, { backend: broken });
+    const result = await handler(asyncEvent(), context);
+    expect(result.statusCode).toBe(503);
+    expect(json(result)).toMatchObject({ code: 'BackendUnavailable' });
+    await expect(handler.tasks.list()).rejects.toMatchObject({ code: 'BackendUnavailable' });
+    await expect(handler.close({ timeoutMs: 100 })).resolves.toBeUndefined();
+    expect(logger.entries.some((e) => e.level === 'error' && e.message === 'async backend failed to start')).toBe(true);
+  });
+});

@@ -9,7 +9,10 @@ import {
   type Logger,
 } from '@fc-async/core';
 
+export type { FcAsyncControls, FcListenOptions, FcRuntimeOptions, FcServer } from '@fc-async/core';
 export { type FcHandler, type FcHandlerOptions, getInvocation, type Invocation } from '@fc-async/core';
+export { listen } from './listen.js';
+export { type FcAsyncMiddleware, fcAsync } from './middleware.js';
 
 /**
  * What the adapter needs of an Express app: callable as `app(req, res, done)`, as Express 4 and 5
@@ -65,7 +68,14 @@ export function createHandler(app: ExpressLike, options: FcHandlerOptions = {}):
       app(req, res, (error) => finish(error, req, res, logger));
     },
     { ...options, logger },
+    { routeOf: expressRoute },
   );
+}
+
+/** The route Express matched, for span names: the mount path (`req.baseUrl`) plus `req.route.path`. */
+function expressRoute(req: IncomingMessage): string | undefined {
+  const { route, baseUrl } = req as { route?: { path?: unknown }; baseUrl?: unknown };
+  return typeof route?.path === 'string' ? `${typeof baseUrl === 'string' ? baseUrl : ''}${route.path}` : undefined;
 }
 
 interface HttpishError {

@@ -1,6 +1,18 @@
-import { createHandler, type FcHandler, getInvocation, type Invocation } from '@fc-async/express';
+import {
+  createHandler,
+  type FcAsyncControls,
+  type FcAsyncMiddleware,
+  type FcHandler,
+  type FcListenOptions,
+  type FcRuntimeOptions,
+  type FcServer,
+  fcAsync,
+  getInvocation,
+  type Invocation,
+  listen,
+} from '@fc-async/express';
 import express from 'express';
-import { expectError, expectType } from 'tsd';
+import { expectAssignable, expectError, expectType } from 'tsd';
 
 const app = express();
 app.get('/', (req, res) => {
@@ -10,3 +22,17 @@ app.get('/', (req, res) => {
 });
 expectType<FcHandler>(createHandler(app, { async: { mode: 'local' } }));
 expectError(createHandler({}));
+
+// Custom runtime: the middleware and listen().
+const runtimeOptions: FcRuntimeOptions = { async: { mode: 'local' }, redactHeaders: ['x-api-key'] };
+const middleware = fcAsync(runtimeOptions);
+expectType<FcAsyncMiddleware>(middleware);
+expectAssignable<FcAsyncControls>(middleware);
+expectType<'local' | 'platform'>(middleware.mode);
+expectType<Promise<void>>(middleware.drain());
+app.use(middleware);
+const listenOptions: FcListenOptions = { port: 9000, preStopTimeoutMs: 5000, signals: ['SIGTERM'] };
+expectType<Promise<FcServer>>(listen(app, listenOptions));
+expectError(fcAsync({ textContentTypes: [] }));
+expectError(listen(app, { port: '9000' }));
+expectError(listen({}));

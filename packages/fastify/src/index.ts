@@ -10,7 +10,10 @@ import {
 } from '@fc-async/core';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
+export type { FcAsyncControls, FcListenOptions, FcRuntimeOptions, FcServer } from '@fc-async/core';
 export { type FcHandler, type FcHandlerOptions, getInvocation, type Invocation } from '@fc-async/core';
+export { listen } from './listen.js';
+export { fcAsync } from './plugin.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -20,7 +23,10 @@ declare module 'fastify' {
 }
 
 /** What the adapter needs of a Fastify 4 or 5 instance. */
-export type FastifyLike = Pick<FastifyInstance, 'ready' | 'decorateRequest' | 'setErrorHandler' | 'errorHandler'> & {
+export type FastifyLike = Pick<
+  FastifyInstance,
+  'ready' | 'decorateRequest' | 'setErrorHandler' | 'errorHandler' | 'addHook'
+> & {
   routing(req: IncomingMessage, res: ServerResponse): void;
 };
 
@@ -53,13 +59,31 @@ export function createHandler(app: FastifyLike, options: FcHandlerOptions = {}):
       return getInvocation(this.raw);
     },
   } as never);
+  if (options.tracing?.enabled !== false) recordFastifyRoutes(app);
   return createFcHandler(
     function fastifyListener(req, res) {
       app.routing(req, res);
     },
     { ...options, logger },
-    { ready: () => Promise.resolve(app.ready()) },
+    { ready: () => Promise.resolve(app.ready()), routeOf: fastifyRoute },
   );
+}
+
+const kRoute = Symbol('fc-async.route');
+type RouteCarrier = { [kRoute]?: unknown };
+
+/** Keeps the route Fastify matched (`request.routeOptions.url`) on the Node request, where the core looks. */
+function recordFastifyRoutes(app: Pick<FastifyInstance, 'addHook'>): void {
+  app.addHook('onRequest', function fcAsyncRoute(request, _reply, done) {
+    (request.raw as RouteCarrier)[kRoute] = request.routeOptions.url;
+    done();
+  });
+}
+
+/** The route Fastify matched for a request, for span names (after {@link recordFastifyRoutes}). */
+function fastifyRoute(req: IncomingMessage): string | undefined {
+  const route = (req as RouteCarrier)[kRoute];
+  return typeof route === 'string' ? route : undefined;
 }
 
 function genericErrorHandler(logger: Logger) {

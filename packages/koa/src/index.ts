@@ -9,7 +9,10 @@ import {
 } from '@fc-async/core';
 import type {} from 'koa';
 
+export type { FcAsyncControls, FcListenOptions, FcRuntimeOptions, FcServer } from '@fc-async/core';
 export { type FcHandler, type FcHandlerOptions, getInvocation, type Invocation } from '@fc-async/core';
+export { listen } from './listen.js';
+export { type FcAsyncMiddleware, fcAsync, type KoaContextLike } from './middleware.js';
 
 declare module 'koa' {
   interface DefaultContext {
@@ -63,6 +66,7 @@ export function createHandler(app: KoaLike, options: FcHandlerOptions = {}): FcH
       },
     });
   }
+  recordKoaRoutes(app);
   let listener: ((req: IncomingMessage, res: ServerResponse) => unknown) | undefined;
   return createFcHandler(
     function koaListener(req, res) {
@@ -70,5 +74,33 @@ export function createHandler(app: KoaLike, options: FcHandlerOptions = {}): FcH
       return listener(req, res);
     },
     { ...options, logger },
+    { routeOf: koaRoute },
   );
+}
+
+const kRoute = Symbol('fc-async.route');
+type RouteCarrier = { [kRoute]?: unknown };
+
+/**
+ * Keeps the route @koa/router matches (`ctx._matchedRoute`) on the Node request too, where the
+ * core looks (it never sees `ctx`): an accessor on the app's context prototype, so nothing runs
+ * per request unless a router sets the route.
+ */
+function recordKoaRoutes(app: Pick<KoaLike, 'context'>): void {
+  if (Object.hasOwn(app.context, '_matchedRoute')) return;
+  Object.defineProperty(app.context, '_matchedRoute', {
+    configurable: true,
+    get(this: { req?: RouteCarrier }) {
+      return this.req?.[kRoute];
+    },
+    set(this: { req?: RouteCarrier }, value: unknown) {
+      if (this.req) this.req[kRoute] = value;
+    },
+  });
+}
+
+/** The route @koa/router matched for a request, for span names (after {@link recordKoaRoutes}). */
+function koaRoute(req: IncomingMessage): string | undefined {
+  const route = (req as RouteCarrier)[kRoute];
+  return typeof route === 'string' ? route : undefined;
 }

@@ -1,6 +1,19 @@
-import { createHandler, type FcHandler, getInvocation, type Invocation } from '@fc-async/koa';
+import {
+  createHandler,
+  type FcAsyncControls,
+  type FcAsyncMiddleware,
+  type FcHandler,
+  type FcListenOptions,
+  type FcRuntimeOptions,
+  type FcServer,
+  fcAsync,
+  getInvocation,
+  type Invocation,
+  type KoaContextLike,
+  listen,
+} from '@fc-async/koa';
 import Koa from 'koa';
-import { expectError, expectType } from 'tsd';
+import { expectAssignable, expectError, expectType } from 'tsd';
 
 const app = new Koa();
 app.use((ctx) => {
@@ -9,3 +22,19 @@ app.use((ctx) => {
 });
 expectType<FcHandler>(createHandler(app));
 expectError(createHandler({ use() {} }));
+
+// Custom runtime: the middleware and listen().
+const runtimeOptions: FcRuntimeOptions = { async: { mode: 'local' }, redactHeaders: ['x-api-key'] };
+const middleware = fcAsync(runtimeOptions);
+expectType<FcAsyncMiddleware>(middleware);
+expectAssignable<FcAsyncControls>(middleware);
+expectType<Promise<void>>(middleware.close({ timeoutMs: 1000 }));
+app.use(middleware);
+app.use((ctx) => {
+  expectAssignable<KoaContextLike>(ctx);
+});
+const listenOptions: FcListenOptions = { port: 9000, onInitialize: () => undefined };
+expectType<Promise<FcServer>>(listen(app, listenOptions));
+expectError(fcAsync({ textContentTypes: [] }));
+expectError(listen(app, { shutdownTimeoutMs: '1s' }));
+expectError(listen({}));

@@ -19,6 +19,11 @@ export interface TaskRecord extends AsyncTask {
   condition?: DestinationCondition | undefined;
   /** The serialised trace context of the accept span (W3C carrier). */
   traceContext?: Record<string, string> | undefined;
+  /**
+   * Set with the terminal status when a destination is to be called, cleared once it was: a
+   * task that ended but whose destination call a crash cut short is delivered again on restart.
+   */
+  deliveryPending?: boolean | undefined;
 }
 
 /** Statuses after which nothing changes but `destinationStatus`. */
@@ -85,7 +90,10 @@ export interface TaskStore {
   /** Sets fields without a status change (e.g. `destinationStatus`). */
   update(taskId: string, patch: TaskPatch): void | Promise<void>;
   list(query: TaskQuery): TaskPage<TaskRecord> | Promise<TaskPage<TaskRecord>>;
-  /** Tasks not in a terminal status: recovered after a restart (persistent stores), stopped on close (others). */
+  /**
+   * Tasks not in a terminal status, and finished ones with `deliveryPending`: recovered after a
+   * restart (persistent stores), stopped on close (others).
+   */
   unfinished(): TaskRecord[] | Promise<TaskRecord[]>;
   /** Called with task ids whose stop was requested on another instance (distributed stores). */
   onStopRequested?(listener: (taskId: string) => void): void;
@@ -100,12 +108,34 @@ export interface QueueJob {
 }
 
 /**
- * Runs jobs with bounded concurrency. Retries are the engine's: it enqueues the next attempt
- * with a delay.
+ * What `process` tells the queue about a job: `undefined` when it is done, or the delay after
+ * which the engine wants another attempt of the same task (the queue schedules it: a timer
+ * for p-queue, a retry with that backoff for BullMQ, so the job keeps its id).
+ *
+ * @example
+ * ```ts
+ * const result: JobResult = await process({ taskId });
+ * if (result) setTimeout(() => run({ taskId }), result.retryInMs);
+ * ```
+ */
+export type JobResult = { retryInMs: number } | undefined;
+
+/**
+ * Runs jobs with bounded concurrency. The engine decides retries (policy, backoff); the queue
+ * carries them out when `process` asks for one.
  */
 export interface QueueDriver {
+  /**
+   * True when jobs live outside this process and any instance may run them (BullMQ): the queue
+   * recovers interrupted jobs itself (the engine does not on start), `pending()` may be
+   * approximate, and `drain()` covers only this instance's attempts and deliveries. To accept in
+   * one round trip, the engine then calls `enqueue` right after `insert`, before the insert
+   * settles: the queue must refuse a job id it holds already, and must not hand a job to a
+   * worker before the record is written (BullMQ: the same Redis connection, in order).
+   */
+  readonly shared?: boolean;
   /** Starts consuming; `process` settles when the attempt and its bookkeeping are done. */
-  start(process: (job: QueueJob) => Promise<void>): void | Promise<void>;
+  start(process: (job: QueueJob) => Promise<JobResult>): void | Promise<void>;
   /** Queues a job, to run no sooner than `delayMs` from now. */
   enqueue(job: QueueJob, delayMs: number): void | Promise<void>;
   /** Drops a waiting or delayed job; `true` when one was dropped. */

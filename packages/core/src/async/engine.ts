@@ -1,12 +1,13 @@
 import { deliverRecord } from '../destinations/deliver.js';
 import type { Destination } from '../destinations/types.js';
-import { badRequest, FcAsyncError } from '../errors.js';
+import { badRequest, FcAsyncError, isFcAsyncError } from '../errors.js';
 import type { AsyncTask, DestinationCondition, DestinationRecord } from '../fc-types.js';
 import type { Invocation } from '../invocation.js';
 import type { Logger } from '../logger.js';
 import type { FcRequest } from '../request.js';
 import { type BridgeResponse, createBodyClassifier } from '../response.js';
 import {
+  type JobResult,
   type QueueDriver,
   type TaskPage,
   type TaskQuery,
@@ -61,6 +62,15 @@ export interface EngineHooks {
     condition: DestinationCondition,
     run: () => Promise<T>,
   ): Promise<T>;
+  /** Wraps each destination of a delivery (called once per destination and delivery), e.g. to trace every call. */
+  destination?(
+    task: TaskRecord,
+    side: 'onSuccess' | 'onFailure',
+    condition: DestinationCondition,
+    destination: Destination,
+  ): Destination;
+  /** A task ended without an attempt running for it now: expired in the queue, or stopped while waiting. */
+  endedWithoutAttempt?(task: TaskRecord): void;
 }
 
 /**
@@ -179,7 +189,7 @@ export class AsyncEngine {
         this.queue = queue;
         store.onStopRequested?.((taskId) => this.stopLocal(taskId));
         await queue.start((job) => this.process(job.taskId));
-        if (backend.persistent) await this.recover();
+        if (backend.persistent && !queue.shared) await this.recover();
         this.isReady = true;
       },
     );
@@ -189,6 +199,16 @@ export class AsyncEngine {
       list: (query) => this.listTasks(query),
       stop: (taskId) => this.stopTask(taskId),
     };
+  }
+
+  /** The backend, up; a 503 `BackendUnavailable` when it failed to start. */
+  private async backendReady(): Promise<void> {
+    try {
+      await this.ready;
+    } catch (cause) {
+      if (isFcAsyncError(cause)) throw cause;
+      throw new FcAsyncError('BackendUnavailable', 'The async backend is not available', { statusCode: 503, cause });
+    }
   }
 
   /** Resolves once the backend is up (and, for persistent ones, unfinished tasks are requeued). */
@@ -241,7 +261,7 @@ export class AsyncEngine {
         statusCode: 503,
       });
     }
-    if (!this.isReady) await this.ready;
+    if (!this.isReady) await this.backendReady();
     const max = this.options.maxAsyncPayloadBytes;
     if (request.body.length > max) {
       throw badRequest(
@@ -279,14 +299,19 @@ export class AsyncEngine {
     const trace = this.deps.hooks?.accepted?.(record, invocation);
     if (trace?.traceContext) record.traceContext = trace.traceContext;
     if (trace?.traceId) record.traceId = trace.traceId;
-    if (!(await this.store.insert(record))) {
+    const inserting = this.store.insert(record);
+    // A shared queue takes the job in the same round trip (see QueueDriver.shared). On a 409 it
+    // refuses the id if it holds the other task's job; a job it takes finds a finished task.
+    const early = this.queue.shared ? Promise.resolve(this.queue.enqueue({ taskId }, delayMs)) : undefined;
+    early?.catch(() => undefined);
+    if (!(await inserting)) {
       throw new FcAsyncError('AsyncTaskAlreadyExists', `An async task with id ${taskId} already exists`, {
         statusCode: 409,
       });
     }
     this.outstanding++;
     try {
-      await this.queue.enqueue({ taskId }, delayMs);
+      await (early ?? this.queue.enqueue({ taskId }, delayMs));
     } catch (error) {
       await this.store.transition(taskId, 'Invalid', {
         from: ['Enqueued'],
@@ -295,6 +320,8 @@ export class AsyncEngine {
       this.finishOne();
       throw new FcAsyncError('ServiceUnavailable', 'The task could not be queued', { statusCode: 503, cause: error });
     }
+    // A shared queue holds the task now: whichever instance runs it counts it.
+    if (this.queue.shared) this.finishOne();
     if (this.listeners.size > 0) this.emit({ type: 'accepted', taskId, requestId: invocation.requestId, delayMs });
     return {
       statusCode: 202,
@@ -303,7 +330,11 @@ export class AsyncEngine {
     };
   }
 
-  /** Resolves when nothing is queued, delayed, running or being delivered. */
+  /**
+   * Resolves when nothing is queued, delayed, running or being delivered. With a shared queue
+   * (BullMQ), when this instance runs and delivers nothing: tasks queued in Redis or running
+   * on other instances are not waited for.
+   */
   drain(): Promise<void> {
     if (this.outstanding === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
@@ -318,7 +349,16 @@ export class AsyncEngine {
   async close(options: { timeoutMs?: number } = {}): Promise<void> {
     const timeoutMs = options.timeoutMs ?? 30_000;
     this.closing = true;
-    await this.ready.catch(() => undefined);
+    const started = await this.ready.then(
+      () => true,
+      () => false,
+    );
+    if (!started) {
+      // The backend never came up: nothing was accepted; release what it did open.
+      await this.queue?.close();
+      await this.store?.close?.();
+      return;
+    }
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), timeoutMs);
@@ -330,7 +370,7 @@ export class AsyncEngine {
         for (const running of this.running.values())
           running.controller.abort(new FcAsyncError('Stopped', 'The function is shutting down'));
       } else {
-        const left = await this.store.unfinished();
+        const left = (await this.store.unfinished()).filter((r) => !TERMINAL_STATUSES.has(r.status));
         await Promise.all(left.map((record) => this.stopTask(record.taskId).catch(() => undefined)));
         await Promise.race([this.drain(), sleep(Math.max(this.options.stopGraceMs, 100))]);
       }
@@ -352,23 +392,27 @@ export class AsyncEngine {
     const unfinished = await this.store.unfinished();
     for (const record of unfinished) {
       this.outstanding++;
+      if (TERMINAL_STATUSES.has(record.status)) {
+        // It ended, but the crash came before its destination was called.
+        void this.settle(record, undefined);
+        continue;
+      }
       if (record.status === 'Stopping') {
         const r = await this.store.transition(record.taskId, 'Stopped', {
           from: ['Stopping'],
-          patch: endFields(record, 'Stopped', 'The task was stopped'),
+          patch: this.endPatch(record, 'Stopped', 'The task was stopped'),
         });
         if (r) void this.settle(r, { kind: 'stopped' });
+        else this.finishOne();
         continue;
       }
       if (record.status === 'Running' || record.status === 'Dequeued') {
         // The attempt was interrupted by the crash: it counts, and the policy decides what is next.
-        const outcome: AttemptOutcome = {
-          kind: 'failure',
-          condition: 'InvocationError',
-          message: 'The attempt was interrupted by a restart',
-          errorType: 'Interrupted',
-        };
-        await this.afterAttempt(record, record.attempts - 1, outcome, undefined, ['Running', 'Dequeued']);
+        const next = await this.afterAttempt(record, record.attempts - 1, INTERRUPTED, undefined, [
+          'Running',
+          'Dequeued',
+        ]);
+        if (next.retryInMs !== undefined) await this.queue.enqueue({ taskId: record.taskId }, next.retryInMs);
         continue;
       }
       const delay = record.dueAt ? Math.max(0, record.dueAt - Date.now()) : 0;
@@ -376,28 +420,37 @@ export class AsyncEngine {
     }
   }
 
-  private async process(taskId: string): Promise<void> {
+  private async process(taskId: string): Promise<JobResult> {
+    const shared = this.queue.shared === true;
+    if (shared) this.outstanding++;
     try {
-      await this.attempt(taskId);
+      return await this.attempt(taskId);
     } catch (error) {
       this.deps.logger.error('async task bookkeeping failed', { taskId, error });
+      return undefined;
+    } finally {
+      if (shared) this.finishOne();
     }
   }
 
-  private async attempt(taskId: string): Promise<void> {
+  private async attempt(taskId: string): Promise<JobResult> {
     const store = this.store;
     const current = await store.get(taskId);
-    if (!current || (current.status !== 'Enqueued' && current.status !== 'Retrying')) return;
+    if (!current) return undefined;
+    if (current.status !== 'Enqueued' && current.status !== 'Retrying') return this.redelivered(current);
     const maxAgeMs = this.config.maxAsyncEventAgeInSeconds * 1000;
     if (Date.now() - current.acceptedAt > maxAgeMs) {
       const message = `The event is older than maxAsyncEventAgeInSeconds (${this.config.maxAsyncEventAgeInSeconds} s)`;
       const expired = await store.transition(taskId, 'Expired', {
         from: ['Enqueued', 'Retrying'],
-        patch: endFields(current, 'EventAgeExceeded', message),
+        patch: this.endPatch(current, 'EventAgeExceeded', message),
         detail: message,
       });
-      if (expired) await this.settle(expired, undefined);
-      return;
+      if (expired) {
+        this.deps.hooks?.endedWithoutAttempt?.(expired);
+        await this.settle(expired, undefined);
+      }
+      return undefined;
     }
     const attempt = current.attempts;
     const record = await store.transition(taskId, 'Running', {
@@ -410,7 +463,7 @@ export class AsyncEngine {
         instanceId: this.deps.instanceId,
       },
     });
-    if (!record) return;
+    if (!record) return undefined;
     const running: Running = { controller: new AbortController(), stopRequested: false };
     this.running.set(taskId, running);
     const started = Date.now();
@@ -424,7 +477,7 @@ export class AsyncEngine {
       return outcome;
     };
     const outcome = hooks?.attempt ? await hooks.attempt(record, attempt, exec) : await exec();
-    const status = await this.afterAttempt(record, attempt, outcome, running);
+    const { status, retryInMs } = await this.afterAttempt(record, attempt, outcome, running);
     if (this.listeners.size > 0) {
       this.emit({
         type: 'attempt',
@@ -436,10 +489,31 @@ export class AsyncEngine {
         status,
       });
     }
+    return retryInMs === undefined ? undefined : { retryInMs };
   }
 
   private closingPersistent(): boolean {
     return this.closing && this.persistent;
+  }
+
+  /**
+   * A job for a task that is not waiting: with a shared queue, an instance died while running
+   * or delivering it and the queue handed the job to another (stalled-job recovery). A running
+   * attempt counts as interrupted and the retry policy decides; a stopping one ends `Stopped`;
+   * a finished one whose destination was not called is delivered.
+   */
+  private async redelivered(record: TaskRecord): Promise<JobResult> {
+    if (!this.queue.shared || this.running.has(record.taskId)) return undefined;
+    if (TERMINAL_STATUSES.has(record.status)) {
+      if (record.deliveryPending) await this.settle(record, undefined);
+      return undefined;
+    }
+    if (record.status === 'Stopping') {
+      await this.finishStopped(record, { kind: 'stopped' });
+      return undefined;
+    }
+    const next = await this.afterAttempt(record, record.attempts - 1, INTERRUPTED, undefined, ['Running', 'Dequeued']);
+    return next.retryInMs === undefined ? undefined : { retryInMs: next.retryInMs };
   }
 
   private runAttempt(record: TaskRecord, attempt: number, running: Running): Promise<AttemptOutcome> {
@@ -502,29 +576,32 @@ export class AsyncEngine {
     });
   }
 
-  /** Records an attempt's outcome: success, a retry, a final failure or a stop. Returns the status. */
+  /**
+   * Records an attempt's outcome: success, a retry, a final failure or a stop. Returns the
+   * status and, for a retry, the delay after which the queue should run the next attempt.
+   */
   private async afterAttempt(
     record: TaskRecord,
     attempt: number,
     outcome: AttemptOutcome,
     running: Running | undefined,
     from: readonly AsyncTask['status'][] = ['Running'],
-  ): Promise<AsyncTask['status']> {
+  ): Promise<{ status: AsyncTask['status']; retryInMs?: number }> {
     const store = this.store;
     const taskId = record.taskId;
     if (outcome.kind === 'stopped' || running?.stopRequested) {
-      return this.finishStopped(record, outcome.kind === 'stopped' ? outcome : { kind: 'stopped' });
+      return { status: await this.finishStopped(record, outcome.kind === 'stopped' ? outcome : { kind: 'stopped' }) };
     }
     if (outcome.kind === 'success') {
       const done = await store.transition(taskId, 'Succeeded', {
         from,
-        patch: { ...endFields(record, '', undefined), returnPayload: returnPayload(outcome.response) },
+        patch: { ...this.endPatch(record, '', undefined), returnPayload: returnPayload(outcome.response) },
       });
       if (done) {
         await this.settle(done, outcome);
-        return 'Succeeded';
+        return { status: 'Succeeded' };
       }
-      return this.finishStopped(record, { kind: 'stopped', response: outcome.response });
+      return { status: await this.finishStopped(record, { kind: 'stopped', response: outcome.response }) };
     }
     const log = {
       taskId,
@@ -542,37 +619,44 @@ export class AsyncEngine {
       });
       if (retrying) {
         this.deps.logger.debug('async attempt failed; retrying', { ...log, delayMs: delay });
-        await this.queue.enqueue({ taskId }, delay);
-        return 'Retrying';
+        return { status: 'Retrying', retryInMs: delay };
       }
-      return this.finishStopped(record, { kind: 'stopped' });
+      return { status: await this.finishStopped(record, { kind: 'stopped' }) };
     }
     if (this.closingPersistent()) {
-      // Shutting down with a persistent backend: leave the task for the next start.
+      // Shutting down with a persistent backend: leave the task for the next start (a shared
+      // queue hands it to another instance now).
       await store.transition(taskId, 'Retrying', {
         from,
         patch: { dueAt: Date.now() },
         detail: 'interrupted by shutdown',
       });
-      return 'Retrying';
+      return { status: 'Retrying', retryInMs: 0 };
     }
     const failed = await store.transition(taskId, 'Failed', {
       from,
-      patch: endFields(record, outcome.condition, outcome.message),
+      patch: this.endPatch(record, outcome.condition, outcome.message),
       detail: outcome.message,
     });
     if (failed) {
       this.deps.logger.debug('async task failed', log);
       await this.settle(failed, outcome);
-      return 'Failed';
+      return { status: 'Failed' };
     }
-    return this.finishStopped(record, { kind: 'stopped' });
+    return { status: await this.finishStopped(record, { kind: 'stopped' }) };
+  }
+
+  /** The fields of a terminal transition; `deliveryPending` when a destination is to be called. */
+  private endPatch(record: TaskRecord, condition: DestinationCondition, message: string | undefined) {
+    const targets = this.config.destinations[condition === '' ? 'onSuccess' : 'onFailure'];
+    const pending = targets !== undefined && !(Array.isArray(targets) && targets.length === 0);
+    return { ...endFields(record, condition, message), deliveryPending: pending || undefined };
   }
 
   private async finishStopped(record: TaskRecord, outcome: AttemptOutcome): Promise<AsyncTask['status']> {
     const stopped = await this.store.transition(record.taskId, 'Stopped', {
       from: ['Running', 'Stopping', 'Dequeued'],
-      patch: endFields(record, 'Stopped', 'The task was stopped'),
+      patch: this.endPatch(record, 'Stopped', 'The task was stopped'),
     });
     if (stopped) await this.settle(stopped, outcome);
     return 'Stopped';
@@ -580,6 +664,8 @@ export class AsyncEngine {
 
   /** Calls the destination of a finished task, records the delivery, and counts the task done. */
   private async settle(record: TaskRecord, outcome: AttemptOutcome | undefined): Promise<void> {
+    // With a local queue the task was counted when accepted; with a shared one, each settle counts.
+    if (this.queue.shared) this.outstanding++;
     try {
       const condition = record.condition ?? '';
       if (this.listeners.size > 0) {
@@ -593,12 +679,16 @@ export class AsyncEngine {
       }
       const side = condition === '' ? 'onSuccess' : 'onFailure';
       const targets = this.config.destinations[side];
-      if (targets === undefined || (Array.isArray(targets) && targets.length === 0)) return;
+      if (targets === undefined || (Array.isArray(targets) && targets.length === 0)) {
+        if (record.deliveryPending) await this.store.update(record.taskId, { deliveryPending: undefined });
+        return;
+      }
       const destinationRecord = buildDestinationRecord(record, condition, outcome);
-      const deliver = () => deliverRecord(targets, destinationRecord, { logger: this.deps.logger });
       const hooks = this.deps.hooks;
+      const list = wrapDestinations(targets, record, side, condition, hooks);
+      const deliver = () => deliverRecord(list, destinationRecord, { logger: this.deps.logger });
       const result = hooks?.delivery ? await hooks.delivery(record, side, condition, deliver) : await deliver();
-      await this.store.update(record.taskId, { destinationStatus: result.status });
+      await this.store.update(record.taskId, { destinationStatus: result.status, deliveryPending: undefined });
       if (this.listeners.size > 0) {
         this.emit({
           type: 'delivered',
@@ -615,14 +705,14 @@ export class AsyncEngine {
   }
 
   private async getTask(taskId: string): Promise<AsyncTask | undefined> {
-    if (!this.isReady) await this.ready;
+    if (!this.isReady) await this.backendReady();
     const record = await this.store.get(taskId);
     return record && toAsyncTask(record, true);
   }
 
   private async listTasks(query: TaskQuery = {}): Promise<TaskPage> {
     const normalised = normaliseQuery(query);
-    if (!this.isReady) await this.ready;
+    if (!this.isReady) await this.backendReady();
     const page = await this.store.list(normalised);
     return {
       tasks: page.tasks.map((r) => toAsyncTask(r, normalised.includePayload === true)),
@@ -639,7 +729,7 @@ export class AsyncEngine {
   }
 
   private async stopTask(taskId: string): Promise<AsyncTask> {
-    if (!this.isReady) await this.ready;
+    if (!this.isReady) await this.backendReady();
     for (let tries = 0; tries < 3; tries++) {
       const record = await this.store.get(taskId);
       if (!record) throw new FcAsyncError('AsyncTaskNotFound', `No async task with id ${taskId}`, { statusCode: 404 });
@@ -663,9 +753,10 @@ export class AsyncEngine {
       await this.queue.cancel(taskId);
       const stopped = await this.store.transition(taskId, 'Stopped', {
         from: ['Enqueued', 'Retrying', 'Dequeued'],
-        patch: endFields(record, 'Stopped', 'The task was stopped'),
+        patch: this.endPatch(record, 'Stopped', 'The task was stopped'),
       });
       if (!stopped) continue;
+      this.deps.hooks?.endedWithoutAttempt?.(stopped);
       const view = toAsyncTask(stopped, false);
       void this.settle(stopped, { kind: 'stopped' });
       return view;
@@ -677,6 +768,28 @@ export class AsyncEngine {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** The destinations of one delivery, each wrapped by the `destination` hook when there is one. */
+export function wrapDestinations(
+  targets: Destination | readonly Destination[] | undefined,
+  task: TaskRecord,
+  side: 'onSuccess' | 'onFailure',
+  condition: DestinationCondition,
+  hooks: EngineHooks | undefined,
+): Destination | readonly Destination[] | undefined {
+  const wrap = hooks?.destination;
+  if (!wrap || targets === undefined) return targets;
+  const list = Array.isArray(targets) ? targets : [targets as Destination];
+  return list.map((d) => wrap.call(hooks, task, side, condition, d));
+}
+
+/** The outcome of an attempt cut short by a crash (found `Running` on restart or redelivery). */
+const INTERRUPTED: AttemptOutcome = {
+  kind: 'failure',
+  condition: 'InvocationError',
+  message: 'The attempt was interrupted: its process ended before the attempt did',
+  errorType: 'Interrupted',
+};
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -766,6 +879,9 @@ export function buildDestinationRecord(
   let responsePayload: string;
   if (condition === '' && response) {
     responsePayload = bodyText(response);
+  } else if (condition === '') {
+    // Delivered again after a restart: the response is gone, its recorded body is not.
+    responsePayload = record.returnPayload ?? '';
   } else {
     let errorMessage = record.taskErrorMessage ?? condition;
     let errorType: string = condition;

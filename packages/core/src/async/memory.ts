@@ -2,6 +2,7 @@ import PQueue from 'p-queue';
 import type { AsyncTaskStatus } from '../fc-types.js';
 import {
   type AsyncBackend,
+  type JobResult,
   type QueueDriver,
   type QueueJob,
   type TaskPage,
@@ -87,7 +88,7 @@ export class MemoryTaskStore implements TaskStore {
   }
 
   unfinished(): TaskRecord[] {
-    return [...this.tasks.values()].filter((r) => !TERMINAL_STATUSES.has(r.status));
+    return [...this.tasks.values()].filter((r) => !TERMINAL_STATUSES.has(r.status) || r.deliveryPending);
   }
 
   /** How many records are held (finished or not). */
@@ -111,17 +112,19 @@ export class PQueueDriver implements QueueDriver {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   /** Jobs queued in this turn of the event loop: handed to p-queue on the next, after the 202 is out. */
   private batch: QueueJob[] = [];
-  private process: ((job: QueueJob) => Promise<void>) | undefined;
+  private process: ((job: QueueJob) => Promise<JobResult>) | undefined;
+  private closed = false;
 
   constructor(concurrency: number) {
     this.queue = new PQueue({ concurrency });
   }
 
-  start(process: (job: QueueJob) => Promise<void>): void {
+  start(process: (job: QueueJob) => Promise<JobResult>): void {
     this.process = process;
   }
 
   enqueue(job: QueueJob, delayMs: number): void {
+    if (this.closed) return;
     if (delayMs > 0) {
       const timer = setTimeout(() => {
         this.timers.delete(job.taskId);
@@ -146,8 +149,11 @@ export class PQueueDriver implements QueueDriver {
   };
 
   private run(job: QueueJob): void {
-    const process = this.process as (job: QueueJob) => Promise<void>;
-    void this.queue.add(() => process(job));
+    const process = this.process as (job: QueueJob) => Promise<JobResult>;
+    void this.queue.add(async () => {
+      const result = await process(job);
+      if (result) this.enqueue(job, result.retryInMs);
+    });
   }
 
   cancel(taskId: string): boolean {
@@ -167,6 +173,7 @@ export class PQueueDriver implements QueueDriver {
   }
 
   close(): void {
+    this.closed = true;
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
     this.batch = [];

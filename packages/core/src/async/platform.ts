@@ -4,7 +4,14 @@ import type { Logger } from '../logger.js';
 import type { FcRequest } from '../request.js';
 import type { BridgeResponse } from '../response.js';
 import type { TaskRecord } from './backend.js';
-import { type AttemptOutcome, buildDestinationRecord, type Destinations, functionArn } from './engine.js';
+import {
+  type AttemptOutcome,
+  buildDestinationRecord,
+  type Destinations,
+  type EngineHooks,
+  functionArn,
+  wrapDestinations,
+} from './engine.js';
 import type { ResolvedAsyncOptions } from './options.js';
 import { captureRequest } from './payload.js';
 
@@ -37,6 +44,7 @@ export class PlatformAsync {
       destinations?: Destinations | undefined;
       redact: (headers: FcRequest['headers']) => Record<string, string | string[]>;
       run: (request: FcRequest, invocation: Invocation) => Promise<BridgeResponse>;
+      hooks?: EngineHooks | undefined;
     },
   ) {}
 
@@ -91,7 +99,8 @@ export class PlatformAsync {
       const condition = outcome.kind === 'success' ? '' : outcome.condition;
       this.inFlight++;
       try {
-        await deliverRecord(destinations[side], buildDestinationRecord(record, condition, outcome), {
+        const list = wrapDestinations(destinations[side], record, side, condition, this.deps.hooks);
+        await deliverRecord(list, buildDestinationRecord(record, condition, outcome), {
           logger: this.deps.logger,
           maxElapsedMs: 10_000,
         });

@@ -1,0 +1,98 @@
+import { type AsyncBackend, FcAsyncError, type Logger } from '@fc-async/core';
+import { Redis, type RedisOptions } from 'ioredis';
+import { keysOf } from './keys.js';
+import { type BullmqBackendOptions, resolveBullmqOptions } from './options.js';
+import { Pruner } from './prune.js';
+import { BullmqQueueDriver } from './queue.js';
+import { RedisTaskStore } from './store.js';
+
+export type { BullmqBackendOptions } from './options.js';
+
+/**
+ * The distributed backend: one queue (BullMQ) and one task list (Redis) for every instance of a
+ * function, e.g. containers behind a load balancer. Any instance accepts requests and answers
+ * `tasks.get / list / stop` for every task; instances with `worker` run them. A task whose
+ * instance dies is taken over by another once its lock expires (`lockDurationMs`), the cut
+ * attempt counted; a stop reaches the instance running the task.
+ *
+ * @example
+ * ```ts
+ * import { createHandler } from '@fc-async/express';
+ * import { bullmq } from '@fc-async/bullmq';
+ *
+ * export const handler = createHandler(app, {
+ *   async: { backend: bullmq({ connection: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' }) },
+ * });
+ * ```
+ */
+export function bullmq(options: BullmqBackendOptions): AsyncBackend {
+  const resolved = resolveBullmqOptions(options);
+  return {
+    name: 'bullmq',
+    persistent: true,
+    async create({ concurrency, logger }) {
+      const redis = connect(resolved.connection);
+      const subscriber = redis.duplicate();
+      reportErrors(redis, logger);
+      reportErrors(subscriber, logger);
+      try {
+        await within(Promise.all([redis.ping(), subscriber.ping()]), resolved.connectTimeoutMs);
+        const keys = keysOf(resolved.prefix);
+        const store = new RedisTaskStore(redis, subscriber, keys);
+        await store.listen();
+        const pruner = new Pruner(redis, keys, resolved, logger, (ids) => store.forget(ids));
+        const queue = new BullmqQueueDriver(redis, connectionFor(resolved.connection), resolved, concurrency, logger);
+        store.onClose = () => pruner.stop();
+        return { store, queue };
+      } catch (error) {
+        redis.disconnect();
+        subscriber.disconnect();
+        throw new FcAsyncError('RedisUnavailable', `Redis did not answer within ${resolved.connectTimeoutMs} ms`, {
+          statusCode: 503,
+          cause: error,
+        });
+      }
+    },
+  };
+}
+
+/** ioredis emits an error per failed reconnect: log each kind once until the connection is back. */
+function reportErrors(redis: Redis, logger: Logger): void {
+  let last: string | undefined;
+  redis.on('error', (error: Error) => {
+    if (error.message === last) return;
+    last = error.message;
+    logger.warn('redis connection error', { error });
+  });
+  redis.on('ready', () => {
+    last = undefined;
+  });
+}
+
+function connect(connection: string | RedisOptions): Redis {
+  const common = { maxRetriesPerRequest: 20 };
+  return typeof connection === 'string' ? new Redis(connection, common) : new Redis({ ...connection, ...common });
+}
+
+/** BullMQ connects on its own (its workers need `maxRetriesPerRequest: null`). */
+function connectionFor(connection: string | RedisOptions): RedisOptions {
+  if (typeof connection !== 'string') return { ...connection, maxRetriesPerRequest: null };
+  const url = new URL(connection);
+  return {
+    host: url.hostname,
+    port: Number(url.port || 6379),
+    username: decodeURIComponent(url.username) || undefined,
+    password: decodeURIComponent(url.password) || undefined,
+    db: Number(url.pathname.slice(1) || 0),
+    tls: url.protocol === 'rediss:' ? {} : undefined,
+    maxRetriesPerRequest: null,
+  };
+}
+
+function within<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('timed out')), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}

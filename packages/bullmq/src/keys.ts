@@ -1,0 +1,59 @@
+/** The Redis keys of one prefix. BullMQ's own keys are `<prefix>:tasks:*`. */
+export function keysOf(prefix: string) {
+  return {
+    /** Hash per task: `v` version, `s` status, `r` record JSON (without payload), `p` payload JSON. */
+    task: (taskId: string) => `${prefix}:task:${taskId}`,
+    /** Sorted set of every task id, scored by `startedTime`: listing. */
+    byTime: `${prefix}:by-time`,
+    /** Set of task ids not terminal, or terminal with a destination call pending. */
+    open: `${prefix}:open`,
+    /** Sorted set of finished task ids, scored by `endTime`: retention. */
+    ended: `${prefix}:ended`,
+    /** Pub/sub channel of stop requests (message: the task id). */
+    stop: `${prefix}:stop`,
+  };
+}
+
+export type Keys = ReturnType<typeof keysOf>;
+
+/** Moves the task between `open` and `ended` (KEYS[2], KEYS[3]; ARGV[1] id, ARGV[5] open, ARGV[6] end time). */
+const INDEX = `
+local function index()
+  if ARGV[5] == '1' then
+    redis.call('SADD', KEYS[2], ARGV[1])
+    redis.call('ZREM', KEYS[3], ARGV[1])
+  else
+    redis.call('SREM', KEYS[2], ARGV[1])
+    redis.call('ZADD', KEYS[3], ARGV[6], ARGV[1])
+  end
+end
+`;
+
+/**
+ * KEYS: task, open, ended, byTime. ARGV: id, started time, status, record, open, end time, payload.
+ * Returns 1, or 0 when the id is taken.
+ */
+export const INSERT_SCRIPT = `${INDEX}
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'v', '1', 's', ARGV[3], 'r', ARGV[4], 'p', ARGV[7])
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
+index()
+return 1
+`;
+
+/**
+ * Compare-and-set on the version. KEYS: task, open, ended. ARGV: id, expected version, status,
+ * record, open, end time. Returns {1} when written, {-1} when the task is gone, or
+ * {0, version, record, payload} when it changed since it was read.
+ */
+export const CAS_SCRIPT = `${INDEX}
+local v = redis.call('HGET', KEYS[1], 'v')
+if not v then return {-1} end
+if v ~= ARGV[2] then
+  local current = redis.call('HMGET', KEYS[1], 'r', 'p')
+  return {0, v, current[1], current[2]}
+end
+redis.call('HSET', KEYS[1], 'v', tostring(tonumber(v) + 1), 's', ARGV[3], 'r', ARGV[4])
+index()
+return {1}
+`;

@@ -1,0 +1,92 @@
+import type { RedisOptions } from 'ioredis';
+
+/**
+ * Options of the BullMQ backend (`bullmq(options)`).
+ *
+ * @example
+ * ```ts
+ * bullmq({ connection: 'redis://10.0.0.5:6379/0', prefix: 'transcode', worker: process.env.ROLE !== 'api' });
+ * ```
+ */
+export interface BullmqBackendOptions {
+  /** Redis: a `redis://` or `rediss://` URL, or ioredis options. */
+  connection: string | RedisOptions;
+  /** Prefix of every key (queue, records, stop channel): functions sharing a Redis need different ones. @default 'fc-async' */
+  prefix?: string;
+  /** Run tasks on this instance; `false` for one that only accepts requests and serves the task API. @default true */
+  worker?: boolean;
+  /** An instance that has not renewed a task's lock for this long (it died) loses the task to another. @default 30000 */
+  lockDurationMs?: number;
+  /** How often each worker looks for tasks whose lock expired. @default 30000 */
+  stalledIntervalMs?: number;
+  /** Finished tasks kept; past it the oldest finished go first. Unfinished tasks are never dropped. @default 100000 */
+  maxTasks?: number;
+  /** How long a finished task is kept. @default 7 days */
+  retentionMs?: number;
+  /** How often finished tasks past `maxTasks` or `retentionMs` are deleted (in batches of 500). @default 60000 */
+  pruneIntervalMs?: number;
+  /** How long to wait for Redis on start before failing with `RedisUnavailable`. @default 10000 */
+  connectTimeoutMs?: number;
+}
+
+/** {@link BullmqBackendOptions} with every default applied. */
+export type ResolvedBullmqOptions = Required<BullmqBackendOptions>;
+
+const SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000;
+const KNOWN = new Set([
+  'connection',
+  'prefix',
+  'worker',
+  'lockDurationMs',
+  'stalledIntervalMs',
+  'maxTasks',
+  'retentionMs',
+  'pruneIntervalMs',
+  'connectTimeoutMs',
+]);
+
+function integer(name: string, value: unknown, min: number, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw new TypeError(`Expected \`${name}\` to be an integer from ${min} and up, got \`${String(value)}\``);
+  }
+  return value;
+}
+
+/** Validates `bullmq()`'s options eagerly; the caller's object is never written to. */
+export function resolveBullmqOptions(options: unknown): ResolvedBullmqOptions {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new TypeError(`Expected \`options\` to be an object with a \`connection\`, got \`${String(options)}\``);
+  }
+  const o = options as BullmqBackendOptions;
+  for (const key of Object.keys(o)) {
+    if (!KNOWN.has(key)) throw new TypeError(`Unknown bullmq() option \`${key}\``);
+  }
+  const connection = o.connection;
+  const isUrl = typeof connection === 'string' && /^rediss?:\/\/\S+$/.test(connection);
+  if (!isUrl && (typeof connection !== 'object' || connection === null || Array.isArray(connection))) {
+    throw new TypeError(
+      `Expected \`connection\` to be a redis:// or rediss:// URL or ioredis options, got \`${String(connection)}\``,
+    );
+  }
+  const prefix = o.prefix ?? 'fc-async';
+  if (typeof prefix !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(prefix)) {
+    throw new TypeError(
+      `Expected \`prefix\` to be 1 to 64 letters, digits, '_', '.', ':' or '-', got \`${String(o.prefix)}\``,
+    );
+  }
+  if (o.worker !== undefined && typeof o.worker !== 'boolean') {
+    throw new TypeError(`Expected \`worker\` to be a boolean, got \`${String(o.worker)}\``);
+  }
+  return {
+    connection,
+    prefix,
+    worker: o.worker ?? true,
+    lockDurationMs: integer('lockDurationMs', o.lockDurationMs, 100, 30_000),
+    stalledIntervalMs: integer('stalledIntervalMs', o.stalledIntervalMs, 100, 30_000),
+    maxTasks: integer('maxTasks', o.maxTasks, 0, 100_000),
+    retentionMs: integer('retentionMs', o.retentionMs, 1, SEVEN_DAYS_MS),
+    pruneIntervalMs: integer('pruneIntervalMs', o.pruneIntervalMs, 1, 60_000),
+    connectTimeoutMs: integer('connectTimeoutMs', o.connectTimeoutMs, 1, 10_000),
+  };
+}

@@ -1,0 +1,141 @@
+import type { JobResult, Logger, QueueDriver, QueueJob } from '@fc-async/core';
+import { type ConnectionOptions, Queue, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { ResolvedBullmqOptions } from './options.js';
+
+/** The BullMQ queue name under the prefix. */
+export const QUEUE_NAME = 'tasks';
+
+/**
+ * BullMQ attempts per job: 1 + FC's largest `maxAsyncRetryAttempts` (8). The engine applies the
+ * configured `maxAsyncRetryAttempts` (which PutAsyncInvokeConfig may change while a task waits)
+ * and asks for each retry; BullMQ only carries it out, so it must never run out first.
+ */
+export const MAX_ATTEMPTS = 9;
+
+/** Thrown from the processor when the engine wants another attempt: BullMQ's retry, with its delay as backoff. */
+class RetryLater extends Error {
+  constructor(readonly delayMs: number) {
+    super(`retry in ${delayMs} ms`);
+    this.name = 'RetryLater';
+  }
+}
+
+/**
+ * Tasks as BullMQ jobs, the task id as job id (a duplicate is refused). A retry is a BullMQ
+ * retry of the same job, delayed by the engine's backoff; `x-fc-async-delay` is the job delay;
+ * a worker that dies loses its jobs to the others once their lock expires (stalled jobs).
+ */
+export class BullmqQueueDriver implements QueueDriver {
+  readonly shared = true;
+  private readonly queue: Queue;
+  private worker: Worker | undefined;
+  private active = 0;
+  private waiting = 0;
+  private addedSinceCount = 0;
+  private readonly timer: NodeJS.Timeout;
+
+  /**
+   * @param client - The task store's connection: a job added right after its record is written
+   *   after it (Redis runs one connection's commands in order), so no worker sees a job without
+   *   its record.
+   * @param workerConnection - What each worker connects with (BullMQ opens its own, blocking).
+   */
+  constructor(
+    client: Redis,
+    private readonly workerConnection: ConnectionOptions,
+    private readonly options: ResolvedBullmqOptions,
+    private readonly concurrency: number,
+    private readonly logger: Logger,
+  ) {
+    this.queue = new Queue(QUEUE_NAME, { connection: client, prefix: options.prefix });
+    this.queue.on('error', (error) => logger.error('bullmq queue error', { error }));
+    this.timer = setInterval(() => void this.count(), 1000);
+    this.timer.unref();
+  }
+
+  async start(process: (job: QueueJob) => Promise<JobResult>): Promise<void> {
+    await this.count();
+    if (!this.options.worker) return;
+    const worker = new Worker(
+      QUEUE_NAME,
+      async (job) => {
+        this.active++;
+        try {
+          const result = await process({ taskId: job.id as string });
+          if (result) throw new RetryLater(result.retryInMs);
+        } finally {
+          this.active--;
+        }
+      },
+      {
+        connection: this.workerConnection,
+        prefix: this.options.prefix,
+        concurrency: this.concurrency,
+        lockDuration: this.options.lockDurationMs,
+        stalledInterval: this.options.stalledIntervalMs,
+        maxStalledCount: MAX_ATTEMPTS,
+        settings: { backoffStrategy: (_made, _type, error) => (error instanceof RetryLater ? error.delayMs : 0) },
+      },
+    );
+    worker.on('error', (error) => this.logger.error('bullmq worker error', { error }));
+    worker.on('failed', (job, error) => {
+      if (!(error instanceof RetryLater)) this.logger.error('bullmq job failed', { taskId: job?.id, error });
+    });
+    this.worker = worker;
+    await worker.waitUntilReady();
+  }
+
+  async enqueue(job: QueueJob, delayMs: number): Promise<void> {
+    await this.queue.add(
+      'task',
+      {},
+      {
+        jobId: job.taskId,
+        delay: delayMs > 0 ? delayMs : undefined,
+        attempts: MAX_ATTEMPTS,
+        backoff: { type: 'fc-async' },
+        removeOnComplete: true,
+        removeOnFail: true,
+        stackTraceLimit: 0,
+      },
+    );
+    this.addedSinceCount++;
+  }
+
+  async cancel(taskId: string): Promise<boolean> {
+    const job = await this.queue.getJob(taskId);
+    if (!job) return false;
+    try {
+      await job.remove();
+      return true;
+    } catch {
+      return false; // running somewhere: the task's status decides
+    }
+  }
+
+  /** Waiting and delayed jobs of every instance, as of the last count (each second) plus this instance's adds since. */
+  pending(): number {
+    return this.waiting + this.addedSinceCount;
+  }
+
+  running(): number {
+    return this.active;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.worker?.close();
+    await this.queue.close();
+  }
+
+  private async count(): Promise<void> {
+    try {
+      const counts = await this.queue.getJobCounts('wait', 'delayed', 'prioritized', 'paused');
+      this.waiting = Object.values(counts).reduce((sum, n) => sum + n, 0);
+      this.addedSinceCount = 0;
+    } catch (error) {
+      this.logger.warn('counting waiting async tasks failed', { error });
+    }
+  }
+}

@@ -1,0 +1,161 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createFcHandler, type DestinationRecord, type FcHandler, getInvocation, silentLogger } from '@fc-async/core';
+import { Queue } from 'bullmq';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { bullmq } from '../src/index.js';
+import { asyncEvent, uniquePrefix, until } from './helpers.js';
+
+type App = (req: IncomingMessage, res: ServerResponse) => unknown;
+
+const closers: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+});
+
+function instance(
+  prefix: string,
+  app: App,
+  options: { worker?: boolean; maxQueuedTasks?: number; backoffMs?: number } = {},
+) {
+  const successes: DestinationRecord[] = [];
+  const failures: DestinationRecord[] = [];
+  const handler = createFcHandler(app, {
+    logger: silentLogger,
+    env: {},
+    async: {
+      mode: 'local',
+      maxAsyncRetryAttempts: 2,
+      maxQueuedTasks: options.maxQueuedTasks,
+      backoff: { baseMs: options.backoffMs ?? 300, maxMs: options.backoffMs ?? 300, jitter: 'none' },
+      backend: bullmq({ connection: inject('redisUrl'), prefix, worker: options.worker }),
+    },
+    destinations: { onSuccess: (r) => void successes.push(r), onFailure: (r) => void failures.push(r) },
+  });
+  closers.push(() => handler.close({ timeoutMs: 1000 }));
+  return { handler, successes, failures };
+}
+
+const ok: App = (_req, res) => res.end('ok');
+
+async function status(handler: FcHandler, taskId: string) {
+  return (await handler.tasks.get(taskId))?.status;
+}
+
+function bullQueue(prefix: string): Queue {
+  const queue = new Queue('tasks', {
+    connection: { host: '127.0.0.1', port: Number(new URL(inject('redisUrl')).port) },
+    prefix,
+  });
+  closers.push(() => queue.close());
+  return queue;
+}
+
+describe('bullmq(): several instances in one process', () => {
+  it('one instance accepts, another runs; both see the task; a task id is refused on every instance once taken', async () => {
+    const prefix = uniquePrefix();
+    const ran: number[] = [];
+    const acceptor = instance(prefix, ok, { worker: false });
+    const worker = instance(prefix, (req, res) => {
+      ran.push(getInvocation(req)?.attempt ?? -1);
+      res.end('done');
+    });
+    const accepted = await acceptor.handler(asyncEvent('t_1'));
+    expect(accepted.statusCode).toBe(202);
+    await acceptor.handler.drain(); // nothing runs on an accept-only instance
+    await until('the worker to finish the task', async () => (await status(worker.handler, 't_1')) === 'Succeeded');
+    expect(await status(acceptor.handler, 't_1')).toBe('Succeeded');
+    expect(ran).toEqual([0]);
+    await until('the destination', () => worker.successes.length === 1);
+    expect(worker.successes[0]?.responsePayload).toBe('done');
+    expect(acceptor.successes).toHaveLength(0);
+    expect((await worker.handler(asyncEvent('t_1'))).statusCode).toBe(409);
+    expect((await acceptor.handler(asyncEvent('t_1'))).statusCode).toBe(409);
+  });
+
+  it('a retry is a BullMQ retry of the job named by the task id, delayed by the engine’s backoff', async () => {
+    const prefix = uniquePrefix();
+    let calls = 0;
+    // A wide backoff, so that the task is still waiting when the test looks, even on a loaded machine.
+    const worker = instance(
+      prefix,
+      (_req, res) => {
+        calls++;
+        res.statusCode = calls <= 2 ? 500 : 200;
+        res.end();
+      },
+      { backoffMs: 1500 },
+    );
+    const queue = bullQueue(prefix);
+    expect((await worker.handler(asyncEvent('retry_me'))).statusCode).toBe(202);
+    await until('the job to wait for its first retry', async () => {
+      return (await (await queue.getJob('retry_me'))?.getState()) === 'delayed';
+    });
+    expect(await status(worker.handler, 'retry_me')).toBe('Retrying');
+    expect((await queue.getJob('retry_me'))?.attemptsMade).toBe(1);
+    await until('the task to succeed', async () => (await status(worker.handler, 'retry_me')) === 'Succeeded');
+    const task = await worker.handler.tasks.get('retry_me');
+    expect(task?.alreadyRetriedTimes).toBe(2);
+    expect(task?.events.map((e) => e.status)).toEqual([
+      'Enqueued',
+      'Dequeued',
+      'Running',
+      'Retrying',
+      'Dequeued',
+      'Running',
+      'Retrying',
+      'Dequeued',
+      'Running',
+      'Succeeded',
+    ]);
+    expect(await queue.getJob('retry_me')).toBeUndefined(); // removed once complete
+  });
+
+  it('fails after maxAsyncRetryAttempts retries and calls onFailure once', async () => {
+    const prefix = uniquePrefix();
+    const worker = instance(prefix, (_req, res) => {
+      res.statusCode = 503;
+      res.end();
+    });
+    await worker.handler(asyncEvent('always_fails'));
+    await until('the task to fail', async () => (await status(worker.handler, 'always_fails')) === 'Failed');
+    await until('onFailure', () => worker.failures.length === 1);
+    expect((await worker.handler.tasks.get('always_fails'))?.alreadyRetriedTimes).toBe(2);
+    expect(worker.failures[0]?.requestContext).toMatchObject({
+      condition: 'UnhandledInvocationError',
+      approximateInvokeCount: 3,
+    });
+  });
+
+  it('x-fc-async-delay becomes the job delay; a stop from another instance removes the waiting job', async () => {
+    const prefix = uniquePrefix();
+    const ran: string[] = [];
+    const worker = instance(prefix, (req, res) => {
+      ran.push(String(req.headers['x-fc-async-task-id']));
+      res.end();
+    });
+    const acceptor = instance(prefix, ok, { worker: false });
+    const queue = bullQueue(prefix);
+    const acceptedAt = Date.now();
+    await acceptor.handler(asyncEvent('later', {}, { 'X-Fc-Async-Delay': '1' }));
+    await acceptor.handler(asyncEvent('never', {}, { 'X-Fc-Async-Delay': '2' }));
+    expect(await (await queue.getJob('later'))?.getState()).toBe('delayed');
+    const stopped = await acceptor.handler.tasks.stop('never');
+    expect(stopped.status).toBe('Stopped');
+    expect(await queue.getJob('never')).toBeUndefined();
+    await until('the delayed task', async () => (await status(worker.handler, 'later')) === 'Succeeded');
+    const task = await worker.handler.tasks.get('later');
+    expect(task?.events.find((e) => e.status === 'Running')?.timestamp).toBeGreaterThanOrEqual(acceptedAt + 1000);
+    await until('onFailure of the stopped task', () => acceptor.failures.length === 1);
+    expect(acceptor.failures[0]?.requestContext.condition).toBe('Stopped');
+    expect(ran).toEqual(['later']);
+  });
+
+  it('answers 429 once maxQueuedTasks jobs wait in the shared queue', async () => {
+    const prefix = uniquePrefix();
+    const acceptor = instance(prefix, ok, { worker: false, maxQueuedTasks: 3 });
+    for (let i = 0; i < 3; i++) expect((await acceptor.handler(asyncEvent(`q_${i}`))).statusCode).toBe(202);
+    const refused = await acceptor.handler(asyncEvent('q_3'));
+    expect(refused.statusCode).toBe(429);
+    expect(await acceptor.handler.tasks.get('q_3')).toBeUndefined();
+  });
+});

@@ -1,0 +1,44 @@
+import { createFcHandler, silentLogger } from '@fc-async/core';
+import { describe, expect, it } from 'vitest';
+import { type BullmqBackendOptions, bullmq } from '../src/index.js';
+import { asyncEvent } from './helpers.js';
+
+describe('bullmq(options)', () => {
+  it('returns a persistent backend without connecting or touching the caller’s options', () => {
+    const options: BullmqBackendOptions = Object.freeze({ connection: { host: '127.0.0.1', port: 1 } });
+    const backend = bullmq(options);
+    expect(backend).toMatchObject({ name: 'bullmq', persistent: true });
+    expect(options).toEqual({ connection: { host: '127.0.0.1', port: 1 } });
+  });
+
+  it.each([
+    [undefined, /Expected `options` to be an object with a `connection`, got `undefined`/],
+    [{}, /Expected `connection` to be a redis:\/\/ or rediss:\/\/ URL or ioredis options, got `undefined`/],
+    [{ connection: 'http://h:6379' }, /Expected `connection` to be a redis:\/\/ or rediss:\/\/ URL/],
+    [{ connection: 'redis://h', prefix: 'a b' }, /Expected `prefix` to be 1 to 64 letters, digits/],
+    [{ connection: 'redis://h', worker: 'yes' }, /Expected `worker` to be a boolean, got `yes`/],
+    [
+      { connection: 'redis://h', lockDurationMs: 50 },
+      /Expected `lockDurationMs` to be an integer from 100 and up, got `50`/,
+    ],
+    [{ connection: 'redis://h', maxTasks: -1 }, /Expected `maxTasks` to be an integer from 0 and up, got `-1`/],
+    [{ connection: 'redis://h', retention: 1 }, /Unknown bullmq\(\) option `retention`/],
+  ])('throws a TypeError for %j', (options, message) => {
+    expect(() => bullmq(options as BullmqBackendOptions)).toThrow(TypeError);
+    expect(() => bullmq(options as BullmqBackendOptions)).toThrow(message);
+  });
+
+  it('answers 503 RedisUnavailable when Redis does not answer within connectTimeoutMs', async () => {
+    const handler = createFcHandler((_req, res) => res.end(), {
+      logger: silentLogger,
+      env: {},
+      async: { mode: 'local', backend: bullmq({ connection: 'redis://127.0.0.1:1', connectTimeoutMs: 300 }) },
+    });
+    const result = await handler(asyncEvent('t_1'));
+    expect(result.statusCode).toBe(503);
+    expect(JSON.parse(result.body)).toEqual({
+      code: 'RedisUnavailable',
+      message: 'Redis did not answer within 300 ms',
+    });
+  });
+});

@@ -1,0 +1,118 @@
+import type { Logger } from '../logger.js';
+
+/**
+ * Options of every adapter's `listen(app, options)`.
+ *
+ * @example
+ * ```ts
+ * await listen(app, { preStopTimeoutMs: 20_000, onInitialize: () => db.connect() });
+ * ```
+ */
+export interface FcListenOptions {
+  /**
+   * The port. FC's custom runtime sets `FC_CUSTOM_LISTEN_PORT`; local tools `FC_SERVER_PORT`.
+   * @default FC_CUSTOM_LISTEN_PORT, then FC_SERVER_PORT, then 9000
+   */
+  port?: number;
+  /** @default '0.0.0.0' (FC reaches the instance from outside its network namespace) */
+  host?: string;
+  /**
+   * Where `FC_*` variables are read.
+   * @default process.env
+   */
+  env?: Record<string, string | undefined>;
+  /** @default a JSON-lines logger on stdout/stderr */
+  logger?: Logger;
+  /**
+   * Budget of `GET /pre-stop`: half of it to let async tasks finish (the rest are stopped and
+   * sent to onFailure), then pre-stop hooks (span flush) until it runs out. Keep it below the
+   * PreStop timeout of the function's lifecycle config.
+   * @default 10000
+   */
+  preStopTimeoutMs?: number;
+  /**
+   * Budget of the graceful shutdown (a signal, or `close()`): in-flight requests, then what
+   * pre-stop does, then the app's own close.
+   * @default 30000
+   */
+  shutdownTimeoutMs?: number;
+  /**
+   * Signals that shut down gracefully and then exit the process (0 when everything finished in
+   * time, 1 when something had to be cut). `[]` installs no handler.
+   * @default ['SIGTERM', 'SIGINT']
+   */
+  signals?: readonly NodeJS.Signals[];
+  /** Runs on FC's `POST /initialize` (the function's initializer); a throw answers 500. */
+  onInitialize?: () => unknown;
+  /** Runs on pre-stop and shutdown with the hooks from `addPreStopHook`, after the async queue. */
+  onPreStop?: () => unknown;
+}
+
+export interface ResolvedListenOptions {
+  port: number;
+  host: string;
+  logger: Logger | undefined;
+  preStopTimeoutMs: number;
+  shutdownTimeoutMs: number;
+  signals: readonly NodeJS.Signals[];
+  onInitialize: (() => unknown) | undefined;
+  onPreStop: (() => unknown) | undefined;
+}
+
+function portFrom(name: string, value: unknown): number {
+  const n = typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new TypeError(`Expected \`${name}\` to be a port number from 0 to 65535, got \`${String(value)}\``);
+  }
+  return n;
+}
+
+function budget(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 3_600_000) {
+    throw new TypeError(`Expected \`${name}\` to be an integer from 1 to 3600000, got \`${String(value)}\``);
+  }
+  return value;
+}
+
+function hook(name: string, value: unknown): (() => unknown) | undefined {
+  if (value !== undefined && typeof value !== 'function') {
+    throw new TypeError(`Expected \`${name}\` to be a function, got \`${typeof value}\``);
+  }
+  return value as (() => unknown) | undefined;
+}
+
+/**
+ * Validates `listen()` options eagerly and applies defaults (the caller's object is left as is).
+ * The port: `options.port`, then `FC_CUSTOM_LISTEN_PORT`, then `FC_SERVER_PORT`, then 9000.
+ */
+export function resolveListenOptions(
+  options: FcListenOptions,
+  env: Record<string, string | undefined>,
+): ResolvedListenOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(`Expected \`options\` to be an object, got \`${String(options)}\``);
+  }
+  let port = 9000;
+  if (options.port !== undefined) port = portFrom('port', options.port);
+  else if (env.FC_CUSTOM_LISTEN_PORT) port = portFrom('FC_CUSTOM_LISTEN_PORT', env.FC_CUSTOM_LISTEN_PORT);
+  else if (env.FC_SERVER_PORT) port = portFrom('FC_SERVER_PORT', env.FC_SERVER_PORT);
+  const host = options.host ?? '0.0.0.0';
+  if (typeof host !== 'string' || host === '') {
+    throw new TypeError(`Expected \`host\` to be a non-empty string, got \`${String(host)}\``);
+  }
+  const signals = options.signals ?? ['SIGTERM', 'SIGINT'];
+  if (!Array.isArray(signals) || signals.some((s) => typeof s !== 'string')) {
+    throw new TypeError(`Expected \`signals\` to be an array of signal names, got \`${String(signals)}\``);
+  }
+  return {
+    port,
+    host,
+    logger: options.logger,
+    preStopTimeoutMs: budget('preStopTimeoutMs', options.preStopTimeoutMs, 10_000),
+    shutdownTimeoutMs: budget('shutdownTimeoutMs', options.shutdownTimeoutMs, 30_000),
+    signals,
+    onInitialize: hook('onInitialize', options.onInitialize),
+    onPreStop: hook('onPreStop', options.onPreStop),
+  };
+}

@@ -1,0 +1,90 @@
+import type { IncomingMessage } from 'node:http';
+import { badRequest, FcAsyncError } from '../errors.js';
+import type { FcRequest } from '../request.js';
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Reads a real Node request (a custom runtime's `IncomingMessage`) into an {@link FcRequest},
+ * body included, refusing bodies above `limit` bytes with a 400 `EntityTooLarge` (the rest of
+ * the body is then discarded so the connection stays usable). A body some middleware already
+ * read fails with 500 `BodyAlreadyRead`: the fc-async middleware must come before body parsers.
+ *
+ * @param options.url - the URL to keep (Express: `req.originalUrl`); default `req.url`.
+ * @example
+ * ```ts
+ * const request = await readNodeRequest(req, { limit: 128 * 1024 });
+ * request.body.length; // bytes read
+ * ```
+ */
+export async function readNodeRequest(
+  req: IncomingMessage,
+  options: { limit: number; url?: string | undefined },
+): Promise<FcRequest> {
+  const body = await readBody(req, options.limit);
+  return {
+    method: req.method ?? 'GET',
+    url: options.url ?? req.url ?? '/',
+    headers: { ...req.headers },
+    body,
+    remoteAddress: req.socket?.remoteAddress,
+  };
+}
+
+function tooLarge(size: number, limit: number): FcAsyncError {
+  return badRequest('EntityTooLarge', `The async request body is ${size} bytes or more, above the limit of ${limit}`);
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  const hasBody = declared > 0 || req.headers['transfer-encoding'] !== undefined;
+  if (req.readableEnded) {
+    if (!hasBody) return Promise.resolve(EMPTY);
+    return Promise.reject(
+      new FcAsyncError(
+        'BodyAlreadyRead',
+        'The request body was read before fc-async saw it: install it before body parsers',
+      ),
+    );
+  }
+  if (declared > limit) {
+    req.resume();
+    return Promise.reject(tooLarge(declared, limit));
+  }
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const cleanup = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+    };
+    function onData(chunk: Buffer | string) {
+      const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      size += bytes.length;
+      if (size > limit) {
+        cleanup();
+        req.resume(); // discard the rest, keep the connection usable
+        reject(tooLarge(size, limit));
+        return;
+      }
+      chunks.push(bytes);
+    }
+    function onEnd() {
+      cleanup();
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
+    }
+    function onError(error: unknown) {
+      cleanup();
+      reject(badRequest('RequestAborted', 'The request body could not be read', error));
+    }
+    function onClose() {
+      onError(new Error('The client closed the request before its body ended'));
+    }
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
+  });
+}

@@ -1,0 +1,163 @@
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { NodeHandler } from '../bridge.js';
+import { createConsoleLogger } from '../logger.js';
+import { runPreStopHooks, within } from './hooks.js';
+import { answerLifecycle, lifecyclePath } from './lifecycle.js';
+import { type FcListenOptions, resolveListenOptions } from './options.js';
+import { runtimesFor } from './runtime.js';
+
+/**
+ * A listening custom-runtime server, as `listen(app)` resolves it.
+ *
+ * @example
+ * ```ts
+ * const fc = await listen(app, { port: 0 });
+ * console.log(`http://127.0.0.1:${fc.port}`);
+ * await fc.close();
+ * ```
+ */
+export interface FcServer {
+  /** The Node server (timeouts already set for long invocations). */
+  readonly server: Server;
+  /** The port actually bound. */
+  readonly port: number;
+  readonly host: string;
+  /** What `GET /pre-stop` does: let async tasks finish, then run pre-stop hooks, within the budget. Once. */
+  preStop(): Promise<void>;
+  /** What a signal does, without exiting: stop accepting, finish in-flight requests, pre-stop, close. Once. */
+  close(): Promise<void>;
+}
+
+/**
+ * What an adapter adds: the app (to find its middleware), readiness, and its own close.
+ *
+ * @example
+ * ```ts
+ * await listenFc((req, res) => app.routing(req, res), {}, { app: app.server, ready: () => app.ready(), close: () => app.close() });
+ * ```
+ */
+export interface FcServerHooks {
+  /** The app whose `fcAsync` middleware pre-stop drains. */
+  app?: object;
+  /** Awaited before listening (Fastify's `ready()`). */
+  ready?: () => Promise<unknown>;
+  /** Awaited at the end of a graceful shutdown (Fastify's `close()`). */
+  close?: () => Promise<unknown>;
+}
+
+/** Keep idle connections from FC's gateway open long enough never to race a reused one. */
+const KEEP_ALIVE_TIMEOUT_MS = 600_000;
+
+/**
+ * Serves a Node request listener as an FC custom runtime: listens on `0.0.0.0` and the port FC
+ * gives, with keep-alive on and no request timeout (an async invocation may run 24 h; FC
+ * enforces the function's own timeout); answers FC's `POST /initialize`, `GET /pre-stop` and
+ * `GET /pre-freeze`; shuts down gracefully on SIGTERM and SIGINT. Every adapter's `listen(app)`
+ * calls it.
+ *
+ * @example
+ * ```ts
+ * const fc = await listenFc((req, res) => res.end('ok'), { port: 9000 });
+ * ```
+ */
+export async function listenFc(
+  listener: NodeHandler,
+  options: FcListenOptions = {},
+  hooks: FcServerHooks = {},
+): Promise<FcServer> {
+  if (typeof listener !== 'function') {
+    throw new TypeError(`Expected \`listener\` to be a request listener function, got \`${typeof listener}\``);
+  }
+  const o = resolveListenOptions(options, options.env ?? process.env);
+  const logger = o.logger ?? createConsoleLogger();
+  const active = new Set<ServerResponse>();
+  let idle: (() => void) | undefined;
+  let shuttingDown = false;
+
+  const server = createServer({ keepAlive: true }, function fcRuntimeListener(req, res) {
+    active.add(res);
+    res.once('close', () => {
+      active.delete(res);
+      if (shuttingDown) server.closeIdleConnections();
+      if (active.size === 0) idle?.();
+    });
+    if (shuttingDown) res.setHeader('connection', 'close');
+    const path = lifecyclePath(req);
+    if (path === undefined) return listener(req, res);
+    return answerLifecycle(res, path, () => lifecycle(path), logger);
+  });
+  server.requestTimeout = 0;
+  server.timeout = 0;
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+
+  async function lifecycle(path: string): Promise<void> {
+    if (path === '/initialize') {
+      await hooks.ready?.();
+      await o.onInitialize?.();
+    } else if (path === '/pre-stop') await preStop();
+    else await runPreStopHooks(logger, o.preStopTimeoutMs, [o.onPreStop]);
+  }
+
+  let stopping: Promise<void> | undefined;
+  function preStop(budgetMs = o.preStopTimeoutMs): Promise<void> {
+    stopping ??= (async () => {
+      const started = Date.now();
+      const runtimes = runtimesFor(hooks.app);
+      const closing = Promise.all(runtimes.map((r) => r.close({ timeoutMs: Math.floor(budgetMs / 2) })));
+      await within(closing, Math.floor((budgetMs * 3) / 4), () =>
+        logger.warn('async tasks did not settle within the pre-stop budget', { budgetMs }),
+      );
+      await runPreStopHooks(logger, budgetMs - (Date.now() - started), [o.onPreStop]);
+    })();
+    return stopping;
+  }
+
+  let closing: Promise<void> | undefined;
+  let clean = true;
+  function close(): Promise<void> {
+    closing ??= (async () => {
+      for (const signal of o.signals) process.off(signal, onSignal);
+      const started = Date.now();
+      const left = () => o.shutdownTimeoutMs - (Date.now() - started);
+      shuttingDown = true;
+      for (const res of active) if (!res.headersSent) res.setHeader('connection', 'close');
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const drained = active.size === 0 ? Promise.resolve() : new Promise<void>((r) => (idle = r));
+      clean = await within(drained, Math.floor((o.shutdownTimeoutMs * 2) / 3), () =>
+        logger.warn('in-flight requests did not finish within the shutdown budget', { inFlight: active.size }),
+      );
+      await preStop(Math.max(1, Math.min(o.preStopTimeoutMs, left())));
+      server.closeAllConnections();
+      await closed;
+      const appClose = hooks.close?.().catch((error: unknown) => logger.error('closing the app failed', { error }));
+      if (appClose) await within(appClose, Math.max(1, left()));
+    })();
+    return closing;
+  }
+
+  function onSignal(signal: NodeJS.Signals): void {
+    logger.info('shutting down', { signal });
+    close().then(
+      () => process.exit(clean ? 0 : 1),
+      (error: unknown) => {
+        logger.error('shutdown failed', { error });
+        process.exit(1);
+      },
+    );
+  }
+
+  await hooks.ready?.();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port, o.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  for (const signal of o.signals) process.once(signal, onSignal);
+  const port = (server.address() as AddressInfo).port;
+  logger.info('listening', { host: o.host, port });
+  return { server, port, host: o.host, preStop: () => preStop(), close };
+}

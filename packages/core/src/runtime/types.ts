@@ -1,0 +1,89 @@
+import type { IncomingMessage } from 'node:http';
+import type { AsyncEngine, TaskApi } from '../async/engine.js';
+import type { NodeHandler } from '../bridge.js';
+import type { FcHandlerOptions } from '../handler.js';
+import type { BridgeResponse } from '../response.js';
+
+/**
+ * Options of the custom-runtime middleware (`fcAsync(options)` in every adapter): those of
+ * `createHandler` except `textContentTypes` (a custom runtime answers over HTTP, never base64)
+ * and `tracing` (not wired into the custom runtime yet).
+ *
+ * @example
+ * ```ts
+ * const options: FcRuntimeOptions = { async: { maxAsyncRetryAttempts: 2 }, destinations: { onFailure } };
+ * ```
+ */
+export type FcRuntimeOptions = Omit<FcHandlerOptions, 'textContentTypes' | 'tracing'>;
+
+/**
+ * What the middleware exposes, like the handler of `createHandler`: the mode, local mode's
+ * tasks and engine, `drain()` and `close()`.
+ *
+ * @example
+ * ```ts
+ * const middleware = fcAsync();
+ * app.use(middleware);
+ * process.on('SIGTERM', () => void middleware.close({ timeoutMs: 5000 }));
+ * ```
+ */
+export interface FcAsyncControls {
+  /** `local` (fc-async queues async requests) or `platform` (FC does). */
+  readonly mode: 'local' | 'platform';
+  /** Local mode's tasks; in platform mode every call throws `NotAvailableInPlatformMode`. */
+  readonly tasks: TaskApi;
+  /** Local mode's engine; `undefined` in platform mode. */
+  readonly engine: AsyncEngine | undefined;
+  /** Resolves when no async task is queued, running or being delivered. */
+  drain(): Promise<void>;
+  /** Stops accepting async requests (503) and settles every task by `timeoutMs` (default 30 s). Idempotent. */
+  close(options?: { timeoutMs?: number }): Promise<void>;
+}
+
+/**
+ * How the middleware reaches the app it runs in: queued (local) and platform async invocations
+ * are replayed through the whole app, and pass the middleware straight through then.
+ *
+ * @example
+ * ```ts
+ * const target: ReplayTarget = { app, listener: () => app.callback(), url: ctx.originalUrl };
+ * ```
+ */
+export interface ReplayTarget {
+  /** The app: one middleware serves one app, and `listen(app)` finds the middleware by it. */
+  app: object;
+  /** The whole app as a Node request listener; called once, on the first request. */
+  listener: () => NodeHandler;
+  /** The URL as the app first saw it (Express's `req.originalUrl` under a mount path). @default req.url */
+  url?: string | undefined;
+}
+
+/**
+ * The framework-independent part of the custom-runtime middleware, one per `fcAsync()` call.
+ *
+ * @example
+ * ```ts
+ * const runtime = createFcRuntime();
+ * const server = http.createServer(async (req, res) => {
+ *   const answer = await runtime.handle(req, { app: server, listener: () => appListener });
+ *   if (answer) writeBridgeResponse(res, answer, req.method ?? 'GET');
+ *   else appListener(req, res);
+ * });
+ * ```
+ */
+export interface FcRuntime extends FcAsyncControls {
+  /**
+   * Reads FC's common headers into the invocation context (`getInvocation(req)`) and decides:
+   * `undefined` means "continue to the app" (sync invocations, replays); otherwise the response
+   * to write with {@link writeBridgeResponse}: 202 for an accepted async request in local mode,
+   * the app's replayed response in platform mode (marked for `x-fc-status: 404` when it failed),
+   * or an error `{ code, message }`. Never rejects.
+   */
+  handle(req: IncomingMessage, target: ReplayTarget): Promise<BridgeResponse | undefined>;
+  /**
+   * Binds the runtime to its app ahead of the first request (a plugin that knows its app up
+   * front): tasks a persistent backend recovers can replay at once. Throws an `FcAsyncError`
+   * for a second, different app.
+   */
+  bind(target: ReplayTarget): void;
+}

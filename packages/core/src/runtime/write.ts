@@ -1,0 +1,65 @@
+import type { ServerResponse } from 'node:http';
+import { isPlatformFailure } from '../async/platform.js';
+import type { BridgeResponse } from '../response.js';
+
+/**
+ * The header a custom runtime answers to report a FAILED invocation to FC (fc-contract section
+ * 5): without it FC counts any answer, even a 500, as a success and never retries it.
+ *
+ * @example
+ * ```ts
+ * const failed = response.headers.get(FC_STATUS_HEADER) === '404';
+ * ```
+ */
+export const FC_STATUS_HEADER = 'x-fc-status';
+
+const failures = new WeakSet<object>();
+
+/** Marks a response fc-async produced for a failed async invocation in platform mode. */
+export function markFcFailure(response: BridgeResponse): BridgeResponse {
+  failures.add(response);
+  return response;
+}
+
+/** Whether the response must carry `x-fc-status: 404`. */
+export function isFcFailure(response: BridgeResponse): boolean {
+  return failures.has(response) || isPlatformFailure(response);
+}
+
+/** Headers the writer sets itself from the whole body. */
+const SKIPPED = new Set(['content-length', 'transfer-encoding']);
+
+/**
+ * Writes a whole response (one fc-async produced or collected through the bridge) to a real
+ * Node `ServerResponse`: status, headers (arrays kept, so every `Set-Cookie` survives),
+ * `content-length` from the body, and no body for `HEAD`, 1xx, 204 and 304. A response that is
+ * a failed async invocation in platform mode gets `x-fc-status: 404`, so that FC retries it and
+ * routes it to onFailure.
+ *
+ * @example
+ * ```ts
+ * writeBridgeResponse(res, { statusCode: 202, headers: { 'x-fc-request-id': id }, body: '' }, req.method ?? 'GET');
+ * ```
+ */
+export function writeBridgeResponse(res: ServerResponse, response: BridgeResponse, method: string): void {
+  const { statusCode, headers, body } = response;
+  res.statusCode = statusCode;
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || SKIPPED.has(name.toLowerCase())) continue;
+    res.setHeader(name, value);
+  }
+  if (isFcFailure(response)) res.setHeader(FC_STATUS_HEADER, '404');
+  const bodyless = statusCode === 204 || statusCode === 304 || statusCode < 200;
+  if (method === 'HEAD') {
+    if (headers['content-length'] !== undefined) res.setHeader('content-length', headers['content-length']);
+    res.end();
+    return;
+  }
+  if (bodyless) {
+    res.end();
+    return;
+  }
+  res.setHeader('content-length', Buffer.byteLength(body));
+  res.end(body);
+}

@@ -1,0 +1,84 @@
+import type { Attributes, Span } from '@opentelemetry/api';
+import type { Invocation } from '../invocation.js';
+import type { FcRequest } from '../request.js';
+import {
+  ATTR_CLIENT_ADDRESS,
+  ATTR_CLOUD_ACCOUNT_ID,
+  ATTR_CLOUD_REGION,
+  ATTR_FAAS_INSTANCE,
+  ATTR_FAAS_INVOCATION_ID,
+  ATTR_FAAS_MAX_MEMORY,
+  ATTR_FAAS_NAME,
+  ATTR_FAAS_VERSION,
+  ATTR_FC_ASYNC_ATTEMPT,
+  ATTR_FC_ASYNC_INVOCATION_TYPE,
+  ATTR_FC_ASYNC_QUALIFIER,
+  ATTR_FC_ASYNC_TASK_ID,
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_REQUEST_METHOD_ORIGINAL,
+  ATTR_URL_PATH,
+  ATTR_USER_AGENT_ORIGINAL,
+} from './semconv.js';
+
+const KNOWN_METHODS = new Set([
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'DELETE',
+  'CONNECT',
+  'OPTIONS',
+  'TRACE',
+  'PATCH',
+  'QUERY',
+]);
+
+type RequestLike = Pick<FcRequest, 'method' | 'url' | 'headers' | 'remoteAddress'>;
+
+function first(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** The method as a span name uses it: a known method, else `HTTP`. */
+export function spanMethod(method: string): string {
+  const upper = method.toUpperCase();
+  return KNOWN_METHODS.has(upper) ? upper : 'HTTP';
+}
+
+/**
+ * HTTP server attributes of a request: method, path (never the query string, which may hold
+ * tokens), user agent and client address. No other header is read.
+ */
+export function httpAttributes(request: RequestLike, into: Attributes): Attributes {
+  const upper = request.method.toUpperCase();
+  if (KNOWN_METHODS.has(upper)) {
+    into[ATTR_HTTP_REQUEST_METHOD] = upper;
+  } else {
+    into[ATTR_HTTP_REQUEST_METHOD] = '_OTHER';
+    into[ATTR_HTTP_REQUEST_METHOD_ORIGINAL] = request.method;
+  }
+  const q = request.url.indexOf('?');
+  into[ATTR_URL_PATH] = q === -1 ? request.url : request.url.slice(0, q);
+  const agent = first(request.headers['user-agent']);
+  if (agent) into[ATTR_USER_AGENT_ORIGINAL] = agent;
+  const forwarded = first(request.headers['x-forwarded-for']);
+  const client = forwarded ? forwarded.split(',')[0]?.trim() : request.remoteAddress;
+  if (client) into[ATTR_CLIENT_ADDRESS] = client;
+  return into;
+}
+
+/** The FaaS, cloud and fc-async attributes an invocation brings. */
+export function setInvocationAttributes(span: Span, invocation: Invocation): void {
+  span.setAttribute(ATTR_FAAS_INVOCATION_ID, invocation.requestId);
+  span.setAttribute(ATTR_FC_ASYNC_INVOCATION_TYPE, invocation.type);
+  span.setAttribute(ATTR_FC_ASYNC_QUALIFIER, invocation.qualifier);
+  if (invocation.region) span.setAttribute(ATTR_CLOUD_REGION, invocation.region);
+  if (invocation.accountId) span.setAttribute(ATTR_CLOUD_ACCOUNT_ID, invocation.accountId);
+  if (invocation.functionName) span.setAttribute(ATTR_FAAS_NAME, invocation.functionName);
+  const version = invocation.versionId || invocation.qualifier;
+  if (version) span.setAttribute(ATTR_FAAS_VERSION, version);
+  if (invocation.instanceId) span.setAttribute(ATTR_FAAS_INSTANCE, invocation.instanceId);
+  if (invocation.memoryMB) span.setAttribute(ATTR_FAAS_MAX_MEMORY, invocation.memoryMB * 1024 * 1024);
+  if (invocation.taskId) span.setAttribute(ATTR_FC_ASYNC_TASK_ID, invocation.taskId);
+  if (invocation.type === 'Async') span.setAttribute(ATTR_FC_ASYNC_ATTEMPT, invocation.attempt);
+}

@@ -1,0 +1,240 @@
+import {
+  type Attributes,
+  type Context,
+  context,
+  isSpanContextValid,
+  type Link,
+  ROOT_CONTEXT,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+} from '@opentelemetry/api';
+import type { TaskRecord } from '../async/backend.js';
+import type { AttemptOutcome, EngineHooks } from '../async/engine.js';
+import type { Destination } from '../destinations/types.js';
+import { httpAttributes } from './attributes.js';
+import { asException, errorType } from './invocation-span.js';
+import type { TracingRequestInfo } from './options.js';
+import { fromCarrier, toCarrier } from './propagation.js';
+import { routeOfResponse } from './route.js';
+import {
+  ATTR_ERROR_TYPE,
+  ATTR_FAAS_INVOCATION_ID,
+  ATTR_FC_ASYNC_ATTEMPT,
+  ATTR_FC_ASYNC_CONDITION,
+  ATTR_FC_ASYNC_DESTINATION,
+  ATTR_FC_ASYNC_DESTINATION_ATTEMPT,
+  ATTR_FC_ASYNC_DESTINATION_LABEL,
+  ATTR_FC_ASYNC_INVOCATION_TYPE,
+  ATTR_FC_ASYNC_QUALIFIER,
+  ATTR_FC_ASYNC_TASK_ID,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_HTTP_ROUTE,
+  ATTR_MESSAGING_DESTINATION_NAME,
+  ATTR_MESSAGING_MESSAGE_ID,
+  ATTR_MESSAGING_OPERATION_TYPE,
+  ATTR_MESSAGING_SYSTEM,
+  MESSAGING_SYSTEM_FC_ASYNC,
+} from './semconv.js';
+import type { TracingCore } from './tracing.js';
+
+interface AttemptState {
+  span: Span;
+  context: Context;
+  info: TracingRequestInfo | undefined;
+  outcome?: AttemptOutcome;
+}
+
+function functionNameOf(task: TaskRecord): string {
+  const m = /functions\/(.+)$/.exec(task.functionArn);
+  return m?.[1] ?? 'fc-async';
+}
+
+/** What every span of a task carries; `operation` adds the messaging attributes. */
+function taskAttributes(task: TaskRecord, operation?: 'send' | 'process'): Attributes {
+  const attributes: Attributes = {
+    [ATTR_FAAS_INVOCATION_ID]: task.requestId,
+    [ATTR_FC_ASYNC_INVOCATION_TYPE]: 'Async',
+    [ATTR_FC_ASYNC_TASK_ID]: task.taskId,
+    [ATTR_FC_ASYNC_QUALIFIER]: task.qualifier,
+  };
+  if (operation) {
+    attributes[ATTR_MESSAGING_SYSTEM] = MESSAGING_SYSTEM_FC_ASYNC;
+    attributes[ATTR_MESSAGING_OPERATION_TYPE] = operation;
+    attributes[ATTR_MESSAGING_DESTINATION_NAME] = functionNameOf(task);
+    attributes[ATTR_MESSAGING_MESSAGE_ID] = task.taskId;
+  }
+  return attributes;
+}
+
+/**
+ * The parent and links of a span that follows an accepted task: a child of its PRODUCER span
+ * (kept with the task), linked to it; with `newTracePerAttempt`, a new root with only the link.
+ * A task without a trace context gets `fallback` as parent.
+ */
+function follow(core: TracingCore, task: TaskRecord, fallback: Context): { parent: Context; links: Link[] } {
+  if (!task.traceContext) return { parent: fallback, links: [] };
+  const { context: ctx, spanContext } = fromCarrier(task.traceContext);
+  const links: Link[] = spanContext ? [{ context: spanContext }] : [];
+  return { parent: core.options.newTracePerAttempt ? trace.deleteSpan(ctx) : ctx, links };
+}
+
+function failed(span: Span, type: string, exception?: Error | { name: string; message: string }): void {
+  if (exception) span.recordException(exception);
+  span.setAttribute(ATTR_ERROR_TYPE, type);
+  span.setStatus({ code: SpanStatusCode.ERROR });
+}
+
+/** The engine hooks that trace local async tasks and destination calls. Never throw. */
+export function createEngineHooks(core: TracingCore): EngineHooks {
+  const attempts = new WeakMap<TaskRecord, AttemptState>();
+
+  function traceDestination(
+    task: TaskRecord,
+    side: 'onSuccess' | 'onFailure',
+    condition: string,
+    destination: Destination,
+  ): Destination {
+    if (typeof destination !== 'function') return destination;
+    const label = destination.label || (destination.name ? `function:${destination.name}` : undefined);
+    const traced = async (record: Parameters<Destination>[0], ctx?: Parameters<Destination>[1]) => {
+      const tracer = core.tracer();
+      if (!tracer) return destination(record, ctx);
+      const { parent, links } = follow(core, task, context.active());
+      const attributes = taskAttributes(task);
+      attributes[ATTR_FC_ASYNC_DESTINATION] = side;
+      attributes[ATTR_FC_ASYNC_CONDITION] = condition;
+      if (label) attributes[ATTR_FC_ASYNC_DESTINATION_LABEL] = label;
+      if (ctx?.attempt !== undefined) attributes[ATTR_FC_ASYNC_DESTINATION_ATTEMPT] = ctx.attempt;
+      const span = tracer.startSpan(`deliver ${side}`, { kind: SpanKind.INTERNAL, attributes, links }, parent);
+      try {
+        return await context.with(trace.setSpan(parent, span), () => destination(record, ctx));
+      } catch (error) {
+        failed(span, errorType(error), asException(error));
+        throw error;
+      } finally {
+        span.end();
+      }
+    };
+    // deliverRecord names a destination by its label, else by its function name: keep both.
+    Object.defineProperty(traced, 'name', { value: destination.name });
+    return Object.defineProperties(traced, {
+      label: { value: destination.label },
+      maxRetries: { value: destination.maxRetries },
+    }) as Destination;
+  }
+
+  return {
+    accepted(task, invocation) {
+      try {
+        const tracer = core.tracer();
+        if (!tracer) return undefined;
+        const server = core.spanOf(invocation);
+        const parent = server?.context ?? context.active();
+        const producer = tracer.startSpan(
+          `send ${functionNameOf(task)}`,
+          { kind: SpanKind.PRODUCER, attributes: taskAttributes(task, 'send') },
+          parent,
+        );
+        const traceContext = toCarrier(trace.setSpan(parent, producer));
+        if (server) server.accepted(task.taskId, producer);
+        else producer.end();
+        const spanContext = producer.spanContext();
+        return { traceContext, traceId: isSpanContextValid(spanContext) ? spanContext.traceId : undefined };
+      } catch (error) {
+        core.logger.warn('tracing failed to start the accept span', { error });
+        return undefined;
+      }
+    },
+
+    async attempt(task, attempt, run) {
+      const tracer = core.tracer();
+      if (!tracer) return run();
+      let state: AttemptState;
+      try {
+        const { parent, links } = follow(core, task, ROOT_CONTEXT);
+        const attributes = httpAttributes(task.payload, taskAttributes(task, 'process'));
+        attributes[ATTR_FC_ASYNC_ATTEMPT] = attempt;
+        const span = tracer.startSpan(
+          `process ${functionNameOf(task)}`,
+          { kind: SpanKind.CONSUMER, attributes, links },
+          parent,
+        );
+        const hooked = core.options.requestHook !== undefined || core.options.responseHook !== undefined;
+        const info = hooked
+          ? { ...core.requestInfo('attempt', task.payload), taskId: task.taskId, attempt }
+          : undefined;
+        state = { span, context: trace.setSpan(parent, span), info };
+        attempts.set(task, state);
+        if (info) core.requestHook(span, info);
+      } catch (error) {
+        core.logger.warn('tracing failed to start an attempt span', { error });
+        return run();
+      }
+      const { span } = state;
+      try {
+        return await context.with(state.context, run);
+      } catch (error) {
+        failed(span, errorType(error), asException(error));
+        throw error;
+      } finally {
+        const response = state.outcome && 'response' in state.outcome ? state.outcome.response : undefined;
+        if (state.info) core.responseHook(span, { ...state.info, response });
+        span.end();
+        attempts.delete(task);
+      }
+    },
+
+    attemptEnded(task, _attempt, outcome, willRetry) {
+      const state = attempts.get(task);
+      if (!state) return;
+      try {
+        state.outcome = outcome;
+        const { span } = state;
+        const response = 'response' in outcome ? outcome.response : undefined;
+        if (response) {
+          span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, response.statusCode);
+          const route = routeOfResponse(response);
+          if (route) span.setAttribute(ATTR_HTTP_ROUTE, route);
+        }
+        if (outcome.kind === 'failure') {
+          failed(span, outcome.errorType, { name: outcome.errorType, message: outcome.message });
+          if (!willRetry) span.setAttribute(ATTR_FC_ASYNC_CONDITION, outcome.condition);
+        } else {
+          span.setAttribute(ATTR_FC_ASYNC_CONDITION, outcome.kind === 'stopped' ? 'Stopped' : '');
+        }
+      } catch (error) {
+        core.logger.warn('tracing failed to record an attempt', { error });
+      }
+    },
+
+    destination(task, side, condition, destination) {
+      try {
+        return traceDestination(task, side, condition, destination);
+      } catch (error) {
+        core.logger.warn('tracing failed to wrap a destination', { error });
+        return destination;
+      }
+    },
+
+    endedWithoutAttempt(task) {
+      try {
+        const tracer = core.tracer();
+        if (!tracer) return;
+        const { parent, links } = follow(core, task, ROOT_CONTEXT);
+        const attributes = taskAttributes(task, 'process');
+        attributes[ATTR_FC_ASYNC_CONDITION] = task.condition ?? '';
+        const span = tracer.startSpan(
+          `process ${functionNameOf(task)}`,
+          { kind: SpanKind.CONSUMER, attributes, links },
+          parent,
+        );
+        if (task.status === 'Expired') failed(span, 'EventAgeExceeded');
+        span.end();
+      } catch (error) {
+        core.logger.warn('tracing failed to record a task that did not run', { error });
+      }
+    },
+  };
+}

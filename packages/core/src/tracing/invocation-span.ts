@@ -1,0 +1,168 @@
+import { type Context, type Span, SpanStatusCode } from '@opentelemetry/api';
+import { isFcAsyncError } from '../errors.js';
+import type { Invocation } from '../invocation.js';
+import type { BridgeResponse } from '../response.js';
+import type { TracingRequest, TracingRequestInfo } from './options.js';
+import { formatTraceparent } from './propagation.js';
+import { routeOfResponse } from './route.js';
+import { ATTR_ERROR_TYPE, ATTR_FC_ASYNC_TASK_ID, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE } from './semconv.js';
+import type { TracingCore } from './tracing.js';
+
+/**
+ * How an invocation ended, for {@link InvocationSpan.end}: the response (or only its status), the
+ * route the framework matched, the error it threw, and whether the invocation counts as failed
+ * although its status is below 500 (an async invocation on FC that `isFailure` rejected).
+ *
+ * @example
+ * ```ts
+ * span.end({ statusCode: res.statusCode, route: '/users/:id' });
+ * ```
+ */
+export interface InvocationSpanEnd {
+  response?: BridgeResponse | undefined;
+  statusCode?: number | undefined;
+  route?: string | undefined;
+  error?: unknown;
+  failed?: boolean | undefined;
+}
+
+/**
+ * The SERVER span of one invocation, from {@link Tracing.startInvocationSpan}: what the handler
+ * uses, and what middleware for custom runtimes can use to trace the same way.
+ *
+ * @example
+ * ```ts
+ * const span = tracing.startInvocationSpan({ method: req.method!, url: req.url!, headers: req.headers });
+ * if (span) {
+ *   span.setInvocation(invocation);
+ *   res.on('finish', () => span.end({ statusCode: res.statusCode }));
+ *   span.run(() => next());
+ * } else next();
+ * ```
+ */
+export interface InvocationSpan {
+  /** The SERVER span itself. */
+  readonly span: Span;
+  /** A context with the span active: what the app runs in. */
+  readonly context: Context;
+  /** Adds the invocation's attributes (request id, task id, cloud, FaaS) and calls `requestHook`. */
+  setInvocation(invocation: Invocation): void;
+  /** Calls `fn` with the span active, so that the app's spans nest under it. */
+  run<T>(fn: () => T): T;
+  /** Keeps an error for {@link InvocationSpan.end}, which records it when the invocation failed. */
+  recordError(error: unknown): void;
+  /**
+   * Ends the span once (later calls do nothing): status code, route (also in the name,
+   * `{METHOD} {route}`), status ERROR with the exception for a throw or a 5xx, `responseHook`.
+   * On the 202 of an accepted task it adds `traceparent` to the response headers.
+   */
+  end(result?: InvocationSpanEnd): void;
+}
+
+let coldStart = true;
+
+/** `faas.coldstart`: true for the first traced invocation of the process only. */
+export function takeColdStart(): boolean {
+  const cold = coldStart;
+  coldStart = false;
+  return cold;
+}
+
+/** The exception a span records: the error itself, or a plain one for a non-Error throw. */
+export function asException(error: unknown): Error {
+  return error instanceof Error ? error : new Error(typeof error === 'string' ? error : `non-error thrown`);
+}
+
+/** `error.type` of an error: an fc-async error's code, else the error's name. */
+export function errorType(error: unknown): string {
+  if (isFcAsyncError(error)) return error.code;
+  return error instanceof Error ? error.name || 'Error' : 'Error';
+}
+
+export class InvocationSpanImpl implements InvocationSpan {
+  private invocation: Invocation | undefined;
+  private info: TracingRequestInfo | undefined;
+  private error: unknown;
+  private ended = false;
+  /** The PRODUCER span of a task accepted in this invocation (local async). */
+  producer: Span | undefined;
+
+  constructor(
+    readonly span: Span,
+    readonly context: Context,
+    private readonly method: string,
+    private readonly request: TracingRequest,
+    private readonly core: TracingCore,
+  ) {}
+
+  setInvocation(invocation: Invocation): void {
+    this.invocation = invocation;
+    this.core.registerInvocation(invocation, this);
+    this.core.setInvocationAttributes(this.span, invocation);
+    if (this.core.options.requestHook) this.core.requestHook(this.span, this.hookInfo());
+  }
+
+  /** What the hooks get; built only when there is a hook. */
+  private hookInfo(): TracingRequestInfo {
+    this.info ??= this.core.requestInfo('invocation', this.request);
+    this.info.invocation = this.invocation;
+    return this.info;
+  }
+
+  run<T>(fn: () => T): T {
+    return this.core.withContext(this.context, fn);
+  }
+
+  recordError(error: unknown): void {
+    this.error = error;
+  }
+
+  /** Marks the task accepted in this invocation (its id, and the PRODUCER span to end with it). */
+  accepted(taskId: string, producer: Span): void {
+    this.producer = producer;
+    this.span.setAttribute(ATTR_FC_ASYNC_TASK_ID, taskId);
+  }
+
+  end(result: InvocationSpanEnd = {}): void {
+    if (this.ended) return;
+    this.ended = true;
+    const { span, producer } = this;
+    try {
+      const response = result.response;
+      const status = result.statusCode ?? response?.statusCode;
+      const route = result.route ?? routeOfResponse(response);
+      if (route) {
+        span.setAttribute(ATTR_HTTP_ROUTE, route);
+        span.updateName(`${this.method} ${route}`);
+      }
+      if (status !== undefined) span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+      const error = result.error ?? this.error;
+      if (status === undefined || status >= 500 || result.failed) {
+        const type =
+          error !== undefined
+            ? errorType(error)
+            : status !== undefined && status >= 500
+              ? String(status)
+              : 'UnhandledInvocationError';
+        if (error !== undefined) span.recordException(asException(error));
+        span.setAttribute(ATTR_ERROR_TYPE, type);
+        span.setStatus({ code: SpanStatusCode.ERROR });
+      }
+      if (producer) {
+        if (status === 202 && response) {
+          response.headers.traceparent = formatTraceparent(span.spanContext());
+        } else {
+          producer.setAttribute(ATTR_ERROR_TYPE, error !== undefined ? errorType(error) : String(status ?? 'Failure'));
+          producer.setStatus({ code: SpanStatusCode.ERROR });
+        }
+      }
+      if (this.core.options.responseHook) this.core.responseHook(span, { ...this.hookInfo(), response, error });
+    } catch (error) {
+      this.core.logger.warn('tracing failed to end a span', { error });
+    } finally {
+      producer?.end();
+      span.end();
+      if (this.invocation) this.core.unregisterInvocation(this.invocation);
+    }
+  }
+}

@@ -1,0 +1,71 @@
+import { ProxyTracerProvider, type Tracer, type TracerProvider, trace } from '@opentelemetry/api';
+import type { Logger } from '../logger.js';
+import { TRACER_NAME } from './semconv.js';
+
+let noopProvider: TracerProvider | undefined;
+
+/**
+ * True for the API's no-op provider, also behind the global proxy: no SDK registered, so no span
+ * would ever record. Checked per invocation (an SDK may register after the handler was made);
+ * costs a property read or two.
+ */
+export function isNoopProvider(provider: TracerProvider): boolean {
+  noopProvider ??= new ProxyTracerProvider().getDelegate();
+  let p = provider;
+  const delegate = (p as Partial<ProxyTracerProvider>).getDelegate;
+  if (typeof delegate === 'function') p = delegate.call(p);
+  return p === noopProvider || p.constructor?.name === 'NoopTracerProvider';
+}
+
+/** The tracer of a fixed provider, or of whatever the global one is at each call. */
+export class TracerSource {
+  private provider: TracerProvider | undefined;
+  private tracer: Tracer | undefined;
+
+  constructor(private readonly fixed: TracerProvider | undefined) {}
+
+  /** The provider in force: the configured one, else the global one. */
+  current(): TracerProvider {
+    return this.fixed ?? trace.getTracerProvider();
+  }
+
+  /** The tracer, or `undefined` when spans would not record (no SDK). */
+  get(): Tracer | undefined {
+    const provider = this.current();
+    if (isNoopProvider(provider)) return undefined;
+    if (provider !== this.provider || this.tracer === undefined) {
+      this.provider = provider;
+      this.tracer = provider.getTracer(TRACER_NAME);
+    }
+    return this.tracer;
+  }
+
+  /**
+   * Calls the provider's `forceFlush()` (the SDK's, behind the global proxy) and waits for it
+   * at most `timeoutMs`. Never rejects: a failure or a timeout is logged.
+   */
+  async flush(timeoutMs: number, logger: Logger): Promise<void> {
+    if (timeoutMs <= 0) return;
+    let provider = this.current() as TracerProvider & { forceFlush?: () => Promise<void>; getDelegate?: () => unknown };
+    if (typeof provider.forceFlush !== 'function' && typeof provider.getDelegate === 'function') {
+      provider = provider.getDelegate() as typeof provider;
+    }
+    if (typeof provider.forceFlush !== 'function') return;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const timeout = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), timeoutMs);
+        timer.unref?.();
+      });
+      const result = await Promise.race([
+        Promise.resolve(provider.forceFlush()).then(() => 'flushed' as const),
+        timeout,
+      ]);
+      if (result === 'timeout') logger.warn('span flush timed out', { timeoutMs });
+    } catch (error) {
+      logger.warn('span flush failed', { error });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

@@ -1,0 +1,50 @@
+import type { IncomingMessage } from 'node:http';
+import { type NodeHandler, runNodeHandler } from '../bridge.js';
+import { type Invocation, setInvocation } from '../invocation.js';
+import type { FcRequest } from '../request.js';
+import type { BridgeResponse } from '../response.js';
+
+/**
+ * The route template (`/users/:id`) the framework matched for a request, read after the app
+ * answered; `undefined` when none matched. Adapters give one to the core (`AdapterHooks.routeOf`).
+ *
+ * @example
+ * ```ts
+ * const routeOf: RouteOf = (req) => (req as { route?: { path: string } }).route?.path;
+ * createFcHandler(listener, options, { routeOf });
+ * ```
+ */
+export type RouteOf = (req: IncomingMessage) => string | undefined;
+
+const routes = new WeakMap<BridgeResponse, string>();
+
+/** The route the app matched for this response, when the adapter told. */
+export function routeOfResponse(response: BridgeResponse | undefined): string | undefined {
+  return response === undefined ? undefined : routes.get(response);
+}
+
+/**
+ * Runs the app like the bridge does, then asks the adapter which route matched and keeps it
+ * with the response for the span that ends with it. Used only while spans record.
+ */
+export async function runWithRoute(
+  app: NodeHandler,
+  request: FcRequest,
+  invocation: Invocation,
+  routeOf: RouteOf,
+): Promise<BridgeResponse> {
+  let nodeRequest: IncomingMessage | undefined;
+  const response = await runNodeHandler(app, request, (req) => {
+    setInvocation(req, invocation);
+    nodeRequest = req;
+  });
+  if (nodeRequest) {
+    try {
+      const route = routeOf(nodeRequest);
+      if (typeof route === 'string' && route) routes.set(response, route);
+    } catch {
+      // A route reader that throws only costs the span its route.
+    }
+  }
+  return response;
+}

@@ -1,0 +1,222 @@
+import { spawn } from 'node:child_process';
+import { Agent, createServer, get, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { addPreStopHook, createFcRuntime, type FcServer, listenFc, writeBridgeResponse } from '../src/index.js';
+import { resolveListenOptions } from '../src/runtime/options.js';
+import { deferred, memoryLogger } from './helpers.js';
+
+const open: FcServer[] = [];
+afterEach(async () => {
+  for (const s of open.splice(0)) await s.close();
+});
+
+const quiet = { logger: memoryLogger(), signals: [] as NodeJS.Signals[], host: '127.0.0.1' };
+
+async function start(listener: (req: IncomingMessage, res: ServerResponse) => unknown, options = {}, hooks = {}) {
+  const fc = await listenFc(listener, { ...quiet, port: 0, ...options }, hooks);
+  open.push(fc);
+  return { fc, url: `http://127.0.0.1:${fc.port}` };
+}
+
+/** A port nobody listens on right now. */
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((r) => probe.close(r));
+  return port;
+}
+
+const ok = (_req: IncomingMessage, res: ServerResponse) => res.end('app');
+
+describe('listenFc: where it listens', () => {
+  it('takes the port from options, then FC_CUSTOM_LISTEN_PORT, then FC_SERVER_PORT, then 9000', async () => {
+    const [a, b] = [await freePort(), await freePort()];
+    const custom = await start(ok, { port: undefined, env: { FC_CUSTOM_LISTEN_PORT: String(a), FC_SERVER_PORT: '1' } });
+    expect(custom.fc.port).toBe(a);
+    const server = await start(ok, { port: undefined, env: { FC_SERVER_PORT: String(b) } });
+    expect(server.fc.port).toBe(b);
+    expect(resolveListenOptions({}, {}).port).toBe(9000);
+    expect(resolveListenOptions({ port: 7 }, { FC_CUSTOM_LISTEN_PORT: '8' }).port).toBe(7);
+  });
+
+  it('listens on 0.0.0.0 by default, with no request timeout and long keep-alive', async () => {
+    const fc = await listenFc(ok, { logger: memoryLogger(), signals: [], port: 0 });
+    open.push(fc);
+    expect(fc.host).toBe('0.0.0.0');
+    expect((fc.server.address() as AddressInfo).address).toBe('0.0.0.0');
+    expect(fc.server.requestTimeout).toBe(0);
+    expect(fc.server.keepAliveTimeout).toBeGreaterThanOrEqual(60_000);
+  });
+
+  it('serves two requests on one keep-alive connection', async () => {
+    const sockets = new Set<unknown>();
+    const { url } = await start((req, res) => {
+      sockets.add(req.socket);
+      res.end('x');
+    });
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const fetchOne = () =>
+      new Promise<number>((resolve, reject) =>
+        get(url, { agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        }).on('error', reject),
+      );
+    expect([await fetchOne(), await fetchOne()]).toEqual([200, 200]);
+    expect(sockets.size).toBe(1);
+    agent.destroy();
+  });
+
+  it('rejects a bad port or budget with a precise message', async () => {
+    await expect(listenFc(ok, { ...quiet, env: { FC_CUSTOM_LISTEN_PORT: 'nine' } })).rejects.toThrow(
+      'Expected `FC_CUSTOM_LISTEN_PORT` to be a port number from 0 to 65535, got `nine`',
+    );
+    await expect(listenFc(ok, { ...quiet, port: 70_000 })).rejects.toThrow('Expected `port`');
+    await expect(listenFc(ok, { ...quiet, preStopTimeoutMs: 0 })).rejects.toThrow(
+      'Expected `preStopTimeoutMs` to be an integer from 1 to 3600000, got `0`',
+    );
+  });
+});
+
+describe('listenFc: FC lifecycle', () => {
+  it('answers POST /initialize after running onInitialize; a throwing initializer answers 500 with x-fc-status', async () => {
+    let calls = 0;
+    const { url } = await start(ok, { onInitialize: () => void calls++ });
+    const r = await fetch(`${url}/initialize`, { method: 'POST', headers: { 'x-fc-control-path': '/initialize' } });
+    expect([r.status, await r.text(), calls]).toEqual([200, '', 1]);
+    const failing = await start(ok, {
+      onInitialize: () => {
+        throw new Error('db down');
+      },
+    });
+    const f = await fetch(`${failing.url}/initialize`, { method: 'POST' });
+    expect([f.status, f.headers.get('x-fc-status')]).toEqual([500, '404']);
+    expect(await f.json()).toEqual({ code: 'LifecycleHookFailed', message: 'The /initialize hook failed' });
+  });
+
+  it('leaves an app route of the same name to the app when FC says it is an HTTP invocation', async () => {
+    const { url } = await start(ok);
+    const r = await fetch(`${url}/initialize`, { method: 'POST', headers: { 'x-fc-control-path': '/http-invoke' } });
+    expect(await r.text()).toBe('app');
+    expect(await (await fetch(`${url}/pre-stop`, { method: 'POST' })).text()).toBe('app');
+  });
+
+  it('GET /pre-stop lets running async tasks finish, then runs the pre-stop hooks, then answers 200', async () => {
+    const order: string[] = [];
+    const gate = deferred();
+    const runtime = createFcRuntime({ logger: memoryLogger(), env: {}, async: { mode: 'local' } });
+    const app = {};
+    const listener = async (req: IncomingMessage, res: ServerResponse) => {
+      const answer = await runtime.handle(req, { app, listener: () => listener });
+      if (answer) return writeBridgeResponse(res, answer, req.method ?? 'GET');
+      await gate.promise;
+      order.push('task');
+      res.end();
+    };
+    const off = addPreStopHook(() => void order.push('flush'));
+    try {
+      const { url } = await start(listener, { onPreStop: () => void order.push('onPreStop') }, { app });
+      const accepted = await fetch(`${url}/job`, { method: 'POST', headers: { 'x-fc-async-task-id': 'slow' } });
+      expect(accepted.status).toBe(202);
+      const preStop = fetch(`${url}/pre-stop`);
+      setTimeout(gate.resolve, 50);
+      expect((await preStop).status).toBe(200);
+      expect(order).toEqual(['task', 'flush', 'onPreStop']);
+      expect((await runtime.tasks.get('slow'))?.status).toBe('Succeeded');
+    } finally {
+      off();
+    }
+  });
+
+  it('GET /pre-stop answers within its budget when a task or a hook never ends', async () => {
+    const runtime = createFcRuntime({ logger: memoryLogger(), env: {}, async: { mode: 'local', stopGraceMs: 0 } });
+    const app = {};
+    const listener = async (req: IncomingMessage, res: ServerResponse) => {
+      const answer = await runtime.handle(req, { app, listener: () => listener });
+      if (answer) writeBridgeResponse(res, answer, req.method ?? 'GET');
+      // otherwise never answers
+    };
+    const logger = memoryLogger();
+    const { url } = await start(
+      listener,
+      { preStopTimeoutMs: 200, logger, onPreStop: () => new Promise(() => {}) },
+      { app },
+    );
+    await fetch(`${url}/job`, { method: 'POST', headers: { 'x-fc-async-task-id': 'stuck' } });
+    expect((await fetch(`${url}/pre-stop`)).status).toBe(200);
+    expect(logger.entries.map((e) => e.message)).toContain('pre-stop hooks did not finish in time');
+  });
+
+  it('GET /pre-freeze runs the pre-stop hooks', async () => {
+    let flushed = 0;
+    const off = addPreStopHook(() => void flushed++);
+    try {
+      const { url } = await start(ok);
+      expect((await fetch(`${url}/pre-freeze`)).status).toBe(200);
+      expect(flushed).toBe(1);
+    } finally {
+      off();
+    }
+  });
+});
+
+describe('listenFc: graceful shutdown', () => {
+  it('close() finishes the in-flight request, then stops listening', async () => {
+    const gate = deferred();
+    const started = deferred();
+    const { fc, url } = await start(async (_req, res) => {
+      started.resolve();
+      await gate.promise;
+      res.end('finished');
+    });
+    const inFlight = fetch(url);
+    await started.promise;
+    const closed = fc.close();
+    gate.resolve();
+    const r = await inFlight;
+    expect(await r.text()).toBe('finished');
+    await closed;
+    expect(fc.server.listening).toBe(false);
+    await expect(fetch(url)).rejects.toThrow();
+  });
+
+  it('on SIGTERM a real process finishes its in-flight request and exits 0', async () => {
+    const core = new URL('../src/index.ts', import.meta.url).href;
+    const script = `
+      import { listenFc, silentLogger } from ${JSON.stringify(core)};
+      const fc = await listenFc(async (req, res) => {
+        console.log('started');
+        await new Promise((r) => setTimeout(r, 200));
+        res.end('finished');
+      }, { port: 0, host: '127.0.0.1', logger: silentLogger });
+      console.log('port ' + fc.port);
+    `;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: fileURLToPath(new URL('.', import.meta.url)),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    let out = '';
+    const line = (pattern: RegExp) =>
+      new Promise<RegExpMatchArray>((resolve) => {
+        const check = () => {
+          const m = out.match(pattern);
+          if (m) resolve(m);
+        };
+        child.stdout.on('data', (d) => {
+          out += d;
+          check();
+        });
+        check();
+      });
+    const port = (await line(/port (\d+)/))[1];
+    const response = fetch(`http://127.0.0.1:${port}/`).then((r) => r.text());
+    await line(/started/);
+    child.kill('SIGTERM');
+    expect(await response).toBe('finished');
+    expect(await exited).toBe(0);
+  }, 15_000);
+});

@@ -1,0 +1,286 @@
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  createFcRuntime,
+  type DestinationRecord,
+  type FcRuntimeOptions,
+  getInvocation,
+  type Invocation,
+  readNodeRequest,
+  writeBridgeResponse,
+} from '../src/index.js';
+import { memoryLogger } from './helpers.js';
+
+type Listener = (req: IncomingMessage, res: ServerResponse) => unknown;
+
+const servers: Server[] = [];
+afterEach(async () => {
+  for (const s of servers.splice(0)) {
+    s.closeAllConnections();
+    await new Promise((r) => s.close(r));
+  }
+});
+
+async function serve(listener: Listener): Promise<string> {
+  const server = createServer(listener);
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+async function readAll(req: IncomingMessage): Promise<string> {
+  let text = '';
+  for await (const chunk of req) text += chunk;
+  return text;
+}
+
+/** The app behind the runtime: echoes what it saw; `?fail` answers 500, `/throw` throws. */
+function appFor(seen: { invocation: Invocation | undefined; body: string }[]): Listener {
+  return async (req, res) => {
+    const body = await readAll(req);
+    seen.push({ invocation: getInvocation(req), body });
+    if (req.url?.startsWith('/throw')) throw new Error('app blew up');
+    res.statusCode = req.url?.includes('fail') ? 500 : 200;
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ body, type: getInvocation(req)?.type }));
+  };
+}
+
+/** A plain Node server with the runtime in front of `app`, as an adapter wires it. */
+async function setup(options: FcRuntimeOptions = {}) {
+  const seen: { invocation: Invocation | undefined; body: string }[] = [];
+  const successes: DestinationRecord[] = [];
+  const failures: DestinationRecord[] = [];
+  const logger = memoryLogger();
+  const runtime = createFcRuntime({
+    logger,
+    env: {},
+    destinations: { onSuccess: (r) => void successes.push(r), onFailure: (r) => void failures.push(r) },
+    ...options,
+    async: { backoff: { baseMs: 1, maxMs: 2 }, ...options.async },
+  });
+  const app = appFor(seen);
+  const key = {};
+  // Replays go through the whole listener, runtime included: it must let them straight through.
+  const whole: Listener = async (req, res) => {
+    const answer = await runtime.handle(req, { app: key, listener: () => whole });
+    if (answer) writeBridgeResponse(res, answer, req.method ?? 'GET');
+    else await app(req, res);
+  };
+  const url = await serve(whole);
+  return { runtime, url, seen, successes, failures, logger, key };
+}
+
+const FC_HEADERS = {
+  'x-fc-request-id': '1-64f6d6e7-e01edb1cce58240ed59b59d9',
+  'x-fc-function-name': 'transcode',
+  'x-fc-region': 'cn-hangzhou',
+  'x-fc-account-id': '123',
+  'x-fc-function-memory': '512',
+  'x-fc-access-key-id': 'AKID',
+  'x-fc-access-key-secret': 'SECRET',
+  'x-fc-security-token': 'TOKEN',
+};
+
+describe('createFcRuntime on a real Node server', () => {
+  it('passes a sync request through with the invocation read from FC headers, credentials left out', async () => {
+    const { url, seen, runtime } = await setup();
+    const r = await fetch(`${url}/hello`, { method: 'POST', headers: FC_HEADERS, body: 'hi' });
+    expect(r.status).toBe(200);
+    expect(await r.json()).toEqual({ body: 'hi', type: 'Sync' });
+    expect(seen[0]?.invocation).toMatchObject({
+      type: 'Sync',
+      requestId: FC_HEADERS['x-fc-request-id'],
+      functionName: 'transcode',
+      region: 'cn-hangzhou',
+      accountId: '123',
+      memoryMB: 512,
+    });
+    expect(JSON.stringify(seen[0]?.invocation)).not.toMatch(/AKID|SECRET|TOKEN/);
+    expect(runtime.mode).toBe('local');
+  });
+
+  it('local mode: answers 202, then replays through the app with the body, secrets kept out of the task', async () => {
+    const { url, seen, runtime, successes } = await setup();
+    const r = await fetch(`${url}/job?x=1`, {
+      method: 'POST',
+      headers: { ...FC_HEADERS, 'x-fc-invocation-type': 'Async', authorization: 'Bearer s3cret' },
+      body: '{"v":1}',
+    });
+    expect(r.status).toBe(202);
+    expect(r.headers.get('x-fc-request-id')).toBe(FC_HEADERS['x-fc-request-id']);
+    expect(r.headers.get('x-fc-async-task-id')).toBe(FC_HEADERS['x-fc-request-id']);
+    await runtime.drain();
+    expect(seen).toHaveLength(1);
+    expect(seen[0]?.body).toBe('{"v":1}');
+    expect(seen[0]?.invocation).toMatchObject({ type: 'Async', attempt: 0, source: 'local-queue' });
+    const task = await runtime.tasks.get(FC_HEADERS['x-fc-request-id']);
+    expect(task?.status).toBe('Succeeded');
+    expect(task?.taskPayload).not.toMatch(/s3cret|AKID|SECRET|TOKEN/);
+    expect(JSON.parse(successes[0]?.requestPayload ?? '{}')).toMatchObject({ method: 'POST', url: '/job?x=1' });
+  });
+
+  it('refuses an async body above the limit with 400 EntityTooLarge, declared or chunked, and the connection stays usable', async () => {
+    const { url } = await setup({ async: { maxAsyncPayloadBytes: 16 } });
+    const declared = await fetch(`${url}/job`, {
+      method: 'POST',
+      headers: { 'x-fc-invocation-type': 'Async' },
+      body: 'x'.repeat(64),
+    });
+    expect(declared.status).toBe(400);
+    expect(await declared.json()).toMatchObject({ code: 'EntityTooLarge' });
+    const chunked = await fetch(`${url}/job`, {
+      method: 'POST',
+      headers: { 'x-fc-invocation-type': 'Async' },
+      body: new Blob(['x'.repeat(64)]).stream(),
+      duplex: 'half',
+    } as RequestInit);
+    expect(chunked.status).toBe(400);
+    expect(await chunked.json()).toMatchObject({ code: 'EntityTooLarge' });
+    expect((await fetch(`${url}/after`)).status).toBe(200);
+  });
+
+  it('platform mode: a failed async invocation is marked x-fc-status 404; a success and a sync 500 are not', async () => {
+    const env = { FC_FUNCTION_NAME: 'transcode', FC_REGION: 'cn-hangzhou' };
+    const { url, runtime, successes, failures } = await setup({ env, async: { maxAsyncRetryAttempts: 1 } });
+    expect(runtime.mode).toBe('platform');
+    const call = (path: string, retry: string) =>
+      fetch(`${url}${path}`, { method: 'POST', headers: { 'x-fc-async-task-id': 'job_1', 'x-fc-retry-count': retry } });
+    const ok = await call('/ok', '0');
+    expect([ok.status, ok.headers.get('x-fc-status')]).toEqual([200, null]);
+    expect(successes[0]?.requestContext).toMatchObject({ condition: '', approximateInvokeCount: 1 });
+
+    const failed = await call('/fail', '1');
+    expect([failed.status, failed.headers.get('x-fc-status')]).toEqual([500, '404']);
+    const thrown = await call('/throw', '1');
+    expect([thrown.status, thrown.headers.get('x-fc-status')]).toEqual([500, '404']);
+    expect(await thrown.json()).toEqual({ code: 'InternalError', message: 'Internal Server Error' });
+    expect(failures.map((f) => f.requestContext.condition)).toEqual([
+      'UnhandledInvocationError',
+      'UnhandledInvocationError',
+    ]);
+
+    const sync = await fetch(`${url}/fail`);
+    expect([sync.status, sync.headers.get('x-fc-status')]).toEqual([500, null]);
+    await expect(runtime.tasks.list()).rejects.toMatchObject({ code: 'NotAvailableInPlatformMode' });
+  });
+
+  it('refuses one runtime serving two apps, and answers 503 once closed', async () => {
+    const { runtime, url } = await setup();
+    await fetch(url); // binds the runtime to its app
+    const other = await runtime.handle(Object.assign(Object.create(null), { headers: {} }) as IncomingMessage, {
+      app: {},
+      listener: () => () => undefined,
+    });
+    expect(other).toMatchObject({ statusCode: 500 });
+    expect(JSON.parse(String(other?.body))).toMatchObject({ code: 'MiddlewareSharedAcrossApps' });
+    expect(runtime.close()).toBe(runtime.close());
+    await runtime.close();
+    const r = await fetch(`${url}/job`, { method: 'POST', headers: { 'x-fc-invocation-type': 'Async' } });
+    expect(r.status).toBe(503);
+    expect(await r.json()).toMatchObject({ code: 'ServiceUnavailable' });
+  });
+
+  it('keeps two interleaved invocations apart', async () => {
+    const runtime = createFcRuntime({ logger: memoryLogger(), env: {} });
+    const gates = new Map<string, () => void>();
+    const arrived = new Map<string, Promise<void>>();
+    const signals = new Map<string, () => void>();
+    for (const id of ['a', 'b']) arrived.set(id, new Promise((r) => signals.set(id, r)));
+    const key = {};
+    const app: Listener = async (req, res) => {
+      const id = String(req.headers['x-id']);
+      signals.get(id)?.();
+      await new Promise<void>((r) => gates.set(id, r));
+      res.end(getInvocation(req)?.requestId);
+    };
+    const url = await serve(async (req, res) => {
+      const answer = await runtime.handle(req, { app: key, listener: () => app });
+      if (answer) writeBridgeResponse(res, answer, 'GET');
+      else await app(req, res);
+    });
+    const ids = { a: '1-64f6d6e7-00000000000000000000000a', b: '1-64f6d6e7-00000000000000000000000b' };
+    const a = fetch(url, { headers: { 'x-id': 'a', 'x-fc-request-id': ids.a } });
+    const b = fetch(url, { headers: { 'x-id': 'b', 'x-fc-request-id': ids.b } });
+    await Promise.all(arrived.values());
+    gates.get('b')?.();
+    expect(await (await b).text()).toBe(ids.b);
+    gates.get('a')?.();
+    expect(await (await a).text()).toBe(ids.a);
+  });
+
+  it('validates its options eagerly', () => {
+    expect(() => createFcRuntime(null as never)).toThrow('Expected `options` to be an object, got `null`');
+    expect(() => createFcRuntime({ async: { concurrency: 0 } })).toThrow('Expected `async.concurrency`');
+  });
+});
+
+describe('readNodeRequest', () => {
+  it('reports a body a parser already read, instead of queueing an empty one', async () => {
+    let error: unknown;
+    const url = await serve(async (req, res) => {
+      await readAll(req);
+      error = await readNodeRequest(req, { limit: 100 }).catch((e: unknown) => e);
+      res.end();
+    });
+    await fetch(url, { method: 'POST', body: 'already' });
+    expect(error).toMatchObject({ code: 'BodyAlreadyRead', statusCode: 500 });
+  });
+
+  it('keeps the method, the given URL, the headers, the body and the peer address', async () => {
+    let read: unknown;
+    const url = await serve(async (req, res) => {
+      read = await readNodeRequest(req, { limit: 100, url: '/mounted/path?q=1' });
+      res.end();
+    });
+    await fetch(`${url}/path?q=1`, { method: 'PUT', headers: { 'x-a': '1' }, body: 'abc' });
+    expect(read).toMatchObject({
+      method: 'PUT',
+      url: '/mounted/path?q=1',
+      headers: { 'x-a': '1' },
+      body: Buffer.from('abc'),
+      remoteAddress: '127.0.0.1',
+    });
+  });
+});
+
+describe('writeBridgeResponse', () => {
+  function get(url: string, method = 'GET') {
+    return new Promise<{ status: number; headers: IncomingMessage['headers']; body: string }>((resolve, reject) => {
+      httpRequest(url, { method }, async (res) => {
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: await readAll(res) });
+      })
+        .on('error', reject)
+        .end();
+    });
+  }
+
+  it('writes status, every Set-Cookie, a content-length from the body, and nothing for HEAD or 204', async () => {
+    const url = await serve((req, res) => {
+      const status = req.url === '/empty' ? 204 : 201;
+      writeBridgeResponse(
+        res,
+        {
+          statusCode: status,
+          headers: { 'set-cookie': ['a=1', 'b=2'], 'content-length': 99, 'content-type': 'text/plain' },
+          body: 'héllo',
+        },
+        req.method ?? 'GET',
+      );
+    });
+    const r = await get(url);
+    expect(r).toMatchObject({ status: 201, body: 'héllo' });
+    expect(r.headers['set-cookie']).toEqual(['a=1', 'b=2']);
+    expect(r.headers['content-length']).toBe(String(Buffer.byteLength('héllo')));
+    expect(r.headers['x-fc-status']).toBeUndefined();
+    expect(await get(url, 'HEAD')).toMatchObject({ status: 201, body: '' });
+    expect(await get(`${url}/empty`)).toMatchObject({ status: 204, body: '' });
+  });
+});

@@ -1,0 +1,66 @@
+import {
+  createFcRuntime,
+  type FcAsyncControls,
+  type FcRuntimeOptions,
+  getInvocation,
+  writeBridgeResponse,
+} from '@fc-async/core';
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The async controls of the registered `fcAsync` plugin: `mode`, `tasks`, `engine`, `drain()`, `close()`. */
+    readonly fcAsync: FcAsyncControls;
+  }
+}
+
+/**
+ * fc-async for a Fastify 4/5 app run as an FC custom runtime or custom container. It applies
+ * to the whole app (not encapsulated), from an `onRequest` hook. Every request gets its
+ * invocation context (`request.fc`, `getInvocation(request)`) from FC's common headers. Async
+ * requests: in local mode answered 202 and queued, then replayed through the same app; on FC
+ * (platform mode) run through the app, the destination hooks called, and `x-fc-status: 404`
+ * set when the invocation failed. `app.fcAsync` holds `tasks`, `drain()` and `close()`;
+ * `app.close()` closes it.
+ *
+ * @example
+ * ```ts
+ * import Fastify from 'fastify';
+ * import { fcAsync, listen } from '@fc-async/fastify';
+ *
+ * const app = Fastify();
+ * await app.register(fcAsync, { async: { maxAsyncRetryAttempts: 2 } });
+ * app.post('/transcode', async (request) => ({ attempt: request.fc?.attempt }));
+ * await listen(app);
+ * ```
+ */
+export const fcAsync: FastifyPluginAsync<FcRuntimeOptions> = Object.assign(
+  async function fcAsync(instance: FastifyInstance, options: FcRuntimeOptions) {
+    const runtime = createFcRuntime(options);
+    const target = { app: instance.server, listener: () => instance.routing.bind(instance) };
+    runtime.bind(target);
+    const controls: FcAsyncControls = {
+      mode: runtime.mode,
+      tasks: runtime.tasks,
+      engine: runtime.engine,
+      drain: runtime.drain,
+      close: runtime.close,
+    };
+    instance.decorate('fcAsync', controls);
+    if (!instance.hasRequestDecorator('fc')) {
+      instance.decorateRequest('fc', {
+        getter(this: FastifyRequest) {
+          return getInvocation(this.raw);
+        },
+      } as never);
+    }
+    instance.addHook('onRequest', async function fcAsyncOnRequest(request, reply) {
+      const answer = await runtime.handle(request.raw, target);
+      if (answer === undefined) return;
+      reply.hijack();
+      writeBridgeResponse(reply.raw, answer, request.method);
+    });
+    instance.addHook('onClose', () => runtime.close());
+  },
+  { [Symbol.for('skip-override')]: true, [Symbol.for('fastify.display-name')]: 'fc-async' },
+);

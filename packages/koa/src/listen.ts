@@ -1,0 +1,30 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type FcListenOptions, type FcServer, listenFc } from '@fc-async/core';
+
+/**
+ * Serves a Koa app as an FC custom runtime: port from `FC_CUSTOM_LISTEN_PORT`, then
+ * `FC_SERVER_PORT`, then 9000, on `0.0.0.0`, keep-alive on and no request timeout; answers FC's
+ * `POST /initialize` and `GET /pre-stop` (which lets the app's `fcAsync()` tasks finish, then
+ * flushes, within `preStopTimeoutMs`); shuts down gracefully on SIGTERM. Like `app.listen()`,
+ * it takes the middleware added so far.
+ *
+ * @example
+ * ```ts
+ * import Koa from 'koa';
+ * import { fcAsync, listen } from '@fc-async/koa';
+ *
+ * const app = new Koa();
+ * app.use(fcAsync());
+ * app.use((ctx) => { ctx.body = 'ok'; });
+ * const server = await listen(app);
+ * ```
+ */
+export function listen(
+  app: { callback(): (req: IncomingMessage, res: ServerResponse) => unknown },
+  options: FcListenOptions = {},
+): Promise<FcServer> {
+  if (!app || typeof app.callback !== 'function') {
+    return Promise.reject(new TypeError('Expected `app` to be a Koa application (with a callback() method)'));
+  }
+  return listenFc(app.callback(), options, { app });
+}

@@ -1,0 +1,85 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  createFcRuntime,
+  type FcAsyncControls,
+  type FcRuntimeOptions,
+  getInvocation,
+  writeBridgeResponse,
+} from '@fc-async/core';
+
+/**
+ * What the middleware reads of a Koa 2/3 context. Structural: no `@types/koa` required.
+ *
+ * @example
+ * ```ts
+ * app.use((ctx) => { const seen: KoaContextLike = ctx; });
+ * ```
+ */
+export interface KoaContextLike {
+  req: IncomingMessage;
+  res: ServerResponse;
+  method: string;
+  originalUrl: string;
+  respond?: boolean;
+  app: { callback(): (req: IncomingMessage, res: ServerResponse) => unknown; context: object };
+}
+
+/**
+ * The middleware `fcAsync()` returns: a Koa 2/3 middleware carrying the async controls
+ * (`mode`, `tasks`, `engine`, `drain()`, `close()`).
+ *
+ * @example
+ * ```ts
+ * const middleware: FcAsyncMiddleware = fcAsync();
+ * await middleware.drain();
+ * ```
+ */
+export interface FcAsyncMiddleware extends FcAsyncControls {
+  (ctx: KoaContextLike, next: () => Promise<unknown>): Promise<unknown>;
+}
+
+/**
+ * fc-async for a Koa app run as an FC custom runtime or custom container. Install it first
+ * (before body parsers). Every request gets its invocation context (`getInvocation(ctx)`,
+ * `ctx.fc`) from FC's common headers. Async requests: in local mode answered 202 and queued,
+ * then replayed through the same app; on FC (platform mode) run through the app, the
+ * destination hooks called, and `x-fc-status: 404` set when the invocation failed.
+ *
+ * @example
+ * ```ts
+ * import Koa from 'koa';
+ * import { fcAsync, listen } from '@fc-async/koa';
+ *
+ * const app = new Koa();
+ * app.use(fcAsync({ async: { maxAsyncRetryAttempts: 2 } }));
+ * app.use((ctx) => { ctx.body = { attempt: ctx.fc?.attempt }; });
+ * await listen(app);
+ * ```
+ */
+export function fcAsync(options: FcRuntimeOptions = {}): FcAsyncMiddleware {
+  const runtime = createFcRuntime(options);
+  async function fcAsyncMiddleware(ctx: KoaContextLike, next: () => Promise<unknown>): Promise<unknown> {
+    const app = ctx.app;
+    if (!Object.hasOwn(app.context, 'fc')) exposeFc(app.context);
+    const answer = await runtime.handle(ctx.req, { app, listener: () => app.callback(), url: ctx.originalUrl });
+    if (answer === undefined) return next();
+    ctx.respond = false;
+    writeBridgeResponse(ctx.res, answer, ctx.method);
+  }
+  return Object.assign(fcAsyncMiddleware, {
+    mode: runtime.mode,
+    tasks: runtime.tasks,
+    engine: runtime.engine,
+    drain: runtime.drain,
+    close: runtime.close,
+  });
+}
+
+function exposeFc(proto: object): void {
+  Object.defineProperty(proto, 'fc', {
+    configurable: true,
+    get(this: object) {
+      return getInvocation(this);
+    },
+  });
+}

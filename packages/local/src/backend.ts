@@ -1,0 +1,92 @@
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import { type AsyncBackend, FcAsyncError } from '@fc-async/core';
+import { optionError } from './errors.js';
+
+/** Where tasks live: in memory (default), a SQLite file, or Redis through BullMQ. */
+export type StoreSpec = { kind: 'memory' } | { kind: 'sqlite'; path: string } | { kind: 'redis'; url: URL };
+
+/** Reads `--store memory|sqlite:PATH` and `--redis URL` (one or the other). */
+export function parseStoreSpec(store: string | undefined, redis: string | undefined): StoreSpec {
+  if (redis !== undefined) {
+    if (store !== undefined && store !== 'memory') {
+      throw new TypeError('Pass either `--store` or `--redis`, not both');
+    }
+    let url: URL;
+    try {
+      url = new URL(redis);
+    } catch {
+      throw optionError('--redis', 'a redis:// or rediss:// URL', redis);
+    }
+    if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+      throw optionError('--redis', 'a redis:// or rediss:// URL', redis);
+    }
+    return { kind: 'redis', url };
+  }
+  if (store === undefined || store === 'memory') return { kind: 'memory' };
+  if (store.startsWith('sqlite:') && store.length > 'sqlite:'.length) {
+    return { kind: 'sqlite', path: resolve(store.slice('sqlite:'.length)) };
+  }
+  throw optionError('--store', '`memory` or `sqlite:PATH`', store);
+}
+
+/** The connection options BullMQ (ioredis) takes, from a Redis URL. */
+export function redisOptions(url: URL): Record<string, unknown> {
+  const db = url.pathname.replace(/^\//, '');
+  return {
+    host: url.hostname || '127.0.0.1',
+    port: url.port ? Number(url.port) : 6379,
+    ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
+    ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+    ...(db ? { db: Number(db) } : {}),
+    ...(url.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
+}
+
+type Importer = (specifier: string) => Promise<Record<string, unknown>>;
+
+const defaultImporter: Importer = (specifier) => import(specifier);
+
+async function load(pkg: string, exportName: string, flag: string, importer: Importer) {
+  let mod: Record<string, unknown>;
+  try {
+    mod = await importer(pkg);
+  } catch (cause) {
+    const code = (cause as { code?: string }).code;
+    const missing = code === 'ERR_MODULE_NOT_FOUND' || code === 'ERR_PACKAGE_PATH_NOT_EXPORTED';
+    throw new FcAsyncError(
+      'BackendMissing',
+      missing
+        ? `${flag} needs the package ${pkg}, which is not installed (or not built): npm install ${pkg}`
+        : `${flag}: loading ${pkg} failed: ${cause instanceof Error ? cause.message : String(cause)}`,
+      { cause },
+    );
+  }
+  const factory = mod[exportName];
+  if (typeof factory !== 'function') {
+    throw new FcAsyncError('BackendMissing', `${flag}: ${pkg} does not export ${exportName}()`);
+  }
+  return factory as (...args: unknown[]) => AsyncBackend;
+}
+
+/**
+ * One backend per function, by dynamic import of `@fc-async/sqlite` or `@fc-async/bullmq`.
+ * Several functions get a SQLite file each (`tasks.db` → `tasks.<function>.db`) and a BullMQ prefix
+ * each (`fc-async:<function>`). Throws `BackendMissing` when the package cannot be loaded.
+ */
+export async function backendFactory(
+  spec: StoreSpec,
+  functionNames: readonly string[],
+  importer: Importer = defaultImporter,
+): Promise<(functionName: string) => AsyncBackend | undefined> {
+  if (spec.kind === 'memory') return () => undefined;
+  if (spec.kind === 'sqlite') {
+    const sqlite = await load('@fc-async/sqlite', 'sqlite', '--store sqlite:PATH', importer);
+    const ext = extname(spec.path);
+    const pathFor = (name: string) =>
+      functionNames.length > 1 ? join(dirname(spec.path), `${basename(spec.path, ext)}.${name}${ext}`) : spec.path;
+    return (name) => sqlite(pathFor(name));
+  }
+  const bullmq = await load('@fc-async/bullmq', 'bullmq', '--redis', importer);
+  const connection = redisOptions(spec.url);
+  return (name) => bullmq({ connection, prefix: `fc-async:${name}` });
+}

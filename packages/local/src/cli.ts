@@ -1,0 +1,156 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { type Emulator, startEmulator } from './emulator.js';
+import type { EmulatorOptions } from './options.js';
+
+const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
+  .version;
+
+const integer = (min: number, max: number) => (value: string) => {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || n > max) {
+    throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
+  }
+  return n;
+};
+
+interface DevFlags {
+  port: number;
+  host: string;
+  controlPort: number;
+  controlHost?: string;
+  requireSignatures?: boolean;
+  config?: string;
+  name?: string;
+  region: string;
+  accountId: string;
+  store?: string;
+  redis?: string;
+  concurrency: number;
+  maxQueuedTasks: number;
+  retryDelay: number;
+  timeout: number;
+  shutdownTimeout: number;
+  logFormat: 'text' | 'json';
+  outDir: string;
+}
+
+function fail(message: string): never {
+  process.stderr.write(`fc-async: ${message}\n`);
+  process.exit(1);
+}
+
+function credentialsFromEnv(): EmulatorOptions['credentials'] {
+  const accessKeyId = process.env.FC_ASYNC_ACCESS_KEY_ID;
+  const accessKeySecret = process.env.FC_ASYNC_ACCESS_KEY_SECRET;
+  if (!accessKeyId && !accessKeySecret) return undefined;
+  if (!accessKeyId || !accessKeySecret)
+    fail('set both FC_ASYNC_ACCESS_KEY_ID and FC_ASYNC_ACCESS_KEY_SECRET, or neither');
+  return { accessKeyId, accessKeySecret };
+}
+
+/** Ctrl-C / SIGTERM: stop accepting, let tasks finish within the bound, flush spans; twice quits at once. */
+function handleSignals(emulator: Emulator, flags: DevFlags): void {
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    const note = `${signal}: finishing running tasks (up to ${flags.shutdownTimeout} s); press Ctrl-C again to quit now`;
+    process.stderr.write(`${flags.logFormat === 'json' ? JSON.stringify({ level: 'info', message: note }) : note}\n`);
+    emulator.close({ timeoutMs: flags.shutdownTimeout * 1000 }).then(
+      () => process.exit(0),
+      (error: unknown) => fail(`shutdown failed: ${error instanceof Error ? error.message : String(error)}`),
+    );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+/** Errors the app leaves unhandled are reported, not fatal: the emulator keeps serving. */
+function reportStrayErrors(format: 'text' | 'json'): void {
+  // Whoever read the log is gone (a closed pipe): nobody can see or stop the emulator any more.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EPIPE') process.exit(1);
+    });
+  }
+  const report = (kind: string) => (error: unknown) => {
+    const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
+    const line =
+      format === 'json' ? JSON.stringify({ level: 'error', message: kind, error: message }) : `${kind}: ${message}`;
+    process.stderr.write(`${line}\n`);
+  };
+  process.on('unhandledRejection', report('unhandled rejection in the app'));
+  process.on('uncaughtException', report('uncaught exception in the app'));
+}
+
+const program = new Command('fc-async')
+  .description('Local Function Compute emulator for fc-async apps')
+  .version(version)
+  .showHelpAfterError();
+
+program
+  .command('dev')
+  .description('serve an app or an s.yaml as FC HTTP functions, with async invocation, the FC task API and a dashboard')
+  .argument('[entry]', 'module exporting an Express, Koa or Fastify app, or an FC handler (JS or TS)')
+  .option('--port <port>', 'HTTP trigger port (0: any free port)', integer(0, 65_535), 9000)
+  .option('--host <host>', 'HTTP trigger address', '127.0.0.1')
+  .option('--control-port <port>', 'FC API and dashboard port (0: any free port)', integer(0, 65_535), 9001)
+  .option(
+    '--control-host <host>',
+    'FC API and dashboard address beyond 127.0.0.1 (needs FC_ASYNC_ACCESS_KEY_ID/SECRET)',
+  )
+  .option('--require-signatures', 'refuse unsigned FC API requests on loopback too (needs the access key)')
+  .option('--config <file>', 'Serverless Devs s.yaml (default: ./s.yaml when no entry is given)')
+  .option('--name <function>', 'function name of the entry (default: the entry file name)')
+  .option('--region <region>', 'region in ARNs and x-fc-region', 'cn-hangzhou')
+  .option('--account-id <id>', 'account id in ARNs and x-fc-account-id', '0')
+  .option('--store <store>', 'where tasks live: memory or sqlite:PATH (needs @fc-async/sqlite)')
+  .option('--redis <url>', 'keep tasks in Redis through BullMQ (needs @fc-async/bullmq)')
+  .option('--concurrency <n>', 'async attempts running at once, per function', integer(1, 10_000), 10)
+  .option(
+    '--max-queued-tasks <n>',
+    'waiting tasks per function before async calls get 429',
+    integer(1, 10_000_000),
+    10_000,
+  )
+  .option('--retry-delay <ms>', 'delay before the first retry; doubles per retry', integer(1, 3_600_000), 1000)
+  .option('--timeout <seconds>', 'timeout of the entry function (s.yaml functions use theirs)', integer(1, 86_400), 60)
+  .option('--shutdown-timeout <seconds>', 'on Ctrl-C, how long running tasks may take', integer(0, 86_400), 10)
+  .addOption(
+    new Option('--log-format <format>', 'log lines for people or machines').choices(['text', 'json']).default('text'),
+  )
+  .option('--out-dir <dir>', 'folder of JSONL files for destinations not reachable locally', '.fc-async')
+  .action(async (entry: string | undefined, flags: DevFlags) => {
+    reportStrayErrors(flags.logFormat);
+    let emulator: Emulator;
+    try {
+      emulator = await startEmulator({
+        entry,
+        config: flags.config,
+        name: flags.name,
+        port: flags.port,
+        host: flags.host,
+        controlPort: flags.controlPort,
+        controlHost: flags.controlHost,
+        credentials: credentialsFromEnv(),
+        requireSignatures: flags.requireSignatures,
+        region: flags.region,
+        accountId: flags.accountId,
+        store: flags.store,
+        redis: flags.redis,
+        concurrency: flags.concurrency,
+        maxQueuedTasks: flags.maxQueuedTasks,
+        retryBaseMs: flags.retryDelay,
+        timeoutSeconds: flags.timeout,
+        logFormat: flags.logFormat,
+        outDir: flags.outDir,
+      });
+    } catch (error) {
+      fail(error instanceof Error ? error.message : String(error));
+    }
+    handleSignals(emulator, flags);
+  });
+
+await program.parseAsync(process.argv);

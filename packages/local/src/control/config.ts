@@ -1,0 +1,83 @@
+import { applyAsyncConfig, type DestinationContext, parseDestinationArn } from '../destinations.js';
+import { isObject } from '../errors.js';
+import type { LocalFunction } from '../function.js';
+import type { FunctionRegistry } from '../registry.js';
+import { pickAsyncConfig } from '../serverless-async.js';
+import { type ApiCall, checkQualifier, integer, single } from './params.js';
+import { ApiError, invalid, sendApi } from './respond.js';
+
+/** FC's `AsyncConfig` of a function: what is stored, with the defaults of unset retries and age. */
+export function asyncConfigView(fn: LocalFunction): Record<string, unknown> {
+  const c = fn.asyncConfig;
+  if (!c)
+    throw new ApiError(404, 'AsyncConfigNotExists', `async invoke config of function '${fn.spec.name}' does not exist`);
+  return {
+    asyncTask: c.asyncTask ?? false,
+    createdTime: c.createdTime,
+    destinationConfig: c.destinationConfig ?? {},
+    functionArn: fn.arn,
+    lastModifiedTime: c.lastModifiedTime,
+    maxAsyncEventAgeInSeconds: c.maxAsyncEventAgeInSeconds ?? 86_400,
+    maxAsyncRetryAttempts: c.maxAsyncRetryAttempts ?? 3,
+  };
+}
+
+/** GetAsyncInvokeConfig. */
+export function getAsyncInvokeConfig(call: ApiCall): void {
+  checkQualifier(call.params);
+  sendApi(call.res, call.requestId, 200, asyncConfigView(call.fn));
+}
+
+/** PutAsyncInvokeConfig: replaces the config; retries, age and destinations apply to tasks from now on. */
+export function putAsyncInvokeConfig(call: ApiCall, ctx: DestinationContext): void {
+  checkQualifier(call.params);
+  let input: unknown;
+  try {
+    input = JSON.parse(call.body.length ? call.body.toString('utf8') : '{}');
+  } catch {
+    throw invalid('The body is not valid JSON');
+  }
+  if (!isObject(input)) throw invalid('The body must be a JSON object (PutAsyncInvokeConfigInput)');
+  const config = pickAsyncConfig(input, (field, problem) => invalid(`${field} ${problem}`));
+  for (const side of ['onSuccess', 'onFailure'] as const) {
+    const arn = config.destinationConfig?.[side]?.destination;
+    if (arn !== undefined && !parseDestinationArn(arn)) {
+      throw invalid(
+        `destinationConfig.${side}.destination is not an FC, MNS, EventBridge or RocketMQ ARN: ${arn.slice(0, 128)}`,
+      );
+    }
+  }
+  const now = new Date().toISOString();
+  call.fn.asyncConfig = { ...config, createdTime: call.fn.asyncConfig?.createdTime ?? now, lastModifiedTime: now };
+  applyAsyncConfig(call.fn, ctx);
+  sendApi(call.res, call.requestId, 200, asyncConfigView(call.fn));
+}
+
+/** DeleteAsyncInvokeConfig: back to FC's defaults (3 retries, 86400 s, no destinations). */
+export function deleteAsyncInvokeConfig(call: ApiCall, ctx: DestinationContext): void {
+  checkQualifier(call.params);
+  asyncConfigView(call.fn);
+  call.fn.asyncConfig = undefined;
+  applyAsyncConfig(call.fn, ctx);
+  sendApi(call.res, call.requestId, 204);
+}
+
+/** ListAsyncInvokeConfigs: `GET /2023-03-30/async-invoke-configs`, by function name. */
+export function listAsyncInvokeConfigs(
+  params: URLSearchParams,
+  registry: FunctionRegistry,
+): { configs: unknown[]; nextToken?: string } {
+  const limit = integer(params, 'limit', 1, 100) ?? 20;
+  const name = single(params, 'functionName');
+  const token = single(params, 'nextToken');
+  const after = token ? Buffer.from(token, 'base64url').toString('utf8') : '';
+  const names = registry.all
+    .filter((f) => f.asyncConfig && (!name || f.spec.name === name) && f.spec.name > after)
+    .sort((a, b) => (a.spec.name < b.spec.name ? -1 : 1));
+  const page = names.slice(0, limit);
+  const last = page[page.length - 1];
+  return {
+    configs: page.map(asyncConfigView),
+    ...(names.length > limit && last ? { nextToken: Buffer.from(last.spec.name).toString('base64url') } : {}),
+  };
+}

@@ -1,0 +1,98 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { EngineEvent } from '@fc-async/core';
+import type { FunctionRegistry } from '../registry.js';
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+};
+
+const SECURITY_HEADERS = {
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-cache',
+};
+
+/** The dashboard's files, read once from `assets/dashboard` next to this package's code. */
+export function loadAssets(): Map<string, { type: string; body: Buffer }> {
+  const dir = fileURLToPath(new URL('../../assets/dashboard/', import.meta.url));
+  const assets = new Map<string, { type: string; body: Buffer }>();
+  for (const name of readdirSync(dir)) {
+    const type = TYPES[extname(name)];
+    if (type) assets.set(name, { type, body: readFileSync(`${dir}${name}`) });
+  }
+  return assets;
+}
+
+/** Serves `/` and `/assets/<file>`; `false` when the path is not a dashboard file. */
+export function serveAsset(
+  assets: Map<string, { type: string; body: Buffer }>,
+  path: string,
+  res: ServerResponse,
+): boolean {
+  const name = path === '/' ? 'index.html' : path.startsWith('/assets/') ? path.slice(8) : undefined;
+  const asset = name === undefined ? undefined : assets.get(name);
+  if (!asset) return false;
+  res.writeHead(200, { 'content-type': asset.type, 'content-length': String(asset.body.length), ...SECURITY_HEADERS });
+  res.end(asset.body);
+  return true;
+}
+
+/** `GET /api/functions`: what the dashboard lists. */
+export function functionList(registry: FunctionRegistry) {
+  return {
+    functions: registry.all.map((f) => ({
+      name: f.spec.name,
+      http: Boolean(f.spec.http),
+      path: f.spec.http ? registry.prefix(f) : undefined,
+      kind: f.kind,
+    })),
+  };
+}
+
+/**
+ * `GET /api/events`: every function's task events as Server-Sent Events, so the dashboard updates
+ * without polling. Events carry ids and statuses only, never payloads.
+ */
+export class EventHub {
+  private readonly clients = new Set<ServerResponse>();
+  private readonly unsubscribe: (() => void)[] = [];
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(registry: FunctionRegistry) {
+    for (const fn of registry.all) {
+      this.unsubscribe.push(fn.engine.subscribe((event) => this.broadcast(fn.spec.name, event)));
+    }
+    this.timer = setInterval(() => this.write(': ping\n\n'), 15_000);
+    this.timer.unref();
+  }
+
+  attach(req: IncomingMessage, res: ServerResponse): void {
+    res.writeHead(200, { 'content-type': 'text/event-stream', connection: 'keep-alive', ...SECURITY_HEADERS });
+    res.write('retry: 1000\n\n');
+    this.clients.add(res);
+    req.on('close', () => this.clients.delete(res));
+  }
+
+  private broadcast(functionName: string, event: EngineEvent): void {
+    if (this.clients.size > 0) this.write(`data: ${JSON.stringify({ function: functionName, ...event })}\n\n`);
+  }
+
+  private write(text: string): void {
+    for (const client of this.clients) client.write(text);
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    for (const off of this.unsubscribe) off();
+    for (const client of this.clients) client.end();
+    this.clients.clear();
+  }
+}

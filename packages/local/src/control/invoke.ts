@@ -1,0 +1,81 @@
+import { detectInvocation, type FcHttpResult, parseFcEvent } from '@fc-async/core';
+import type { IncomingCall } from '../event.js';
+import type { EmulatorLog } from '../log.js';
+import { type ApiCall, checkQualifier } from './params.js';
+import { ApiError } from './respond.js';
+
+/** Request headers of InvokeFunction that reach the function: FC's async controls. */
+const PASSED = ['x-fc-invocation-type', 'x-fc-async-task-id', 'x-fc-async-delay', 'x-fc-log-type'];
+
+/** A payload that is itself an FC 3.0 HTTP event (ours: lets the API call any route of an HTTP function). */
+function asHttpEvent(body: Buffer): IncomingCall | undefined {
+  if (body.length === 0 || body[0] !== 0x7b /* { */) return undefined;
+  try {
+    const value = JSON.parse(body.toString('utf8')) as { requestContext?: { http?: unknown } };
+    if (!value?.requestContext?.http) return undefined;
+    return parseFcEvent(value);
+  } catch {
+    return undefined;
+  }
+}
+
+function errorOf(result: FcHttpResult): ApiError {
+  try {
+    const body = JSON.parse(result.body) as { code?: unknown; message?: unknown };
+    if (typeof body.code === 'string') return new ApiError(result.statusCode, body.code, String(body.message ?? ''));
+  } catch {
+    // fall through
+  }
+  return new ApiError(result.statusCode, 'InvalidArgument', 'The invocation was refused');
+}
+
+/**
+ * InvokeFunction: `POST /2023-03-30/functions/{fn}/invocations`. Async answers 202 with
+ * `x-fc-request-id` and `x-fc-async-task-id`; Sync answers 200 with the function's bytes, its
+ * HTTP status in `x-fc-http-status` (ours) and `x-fc-error-type` when it failed (status ≥ 500).
+ */
+export async function invokeFunction(call: ApiCall, log: EmulatorLog): Promise<void> {
+  checkQualifier(call.params);
+  const started = performance.now();
+  const h = call.req.headers;
+  const detection = detectInvocation(h);
+  const headers: IncomingCall['headers'] = {};
+  for (const name of PASSED) if (h[name] !== undefined) headers[name] = h[name];
+  const fromEvent = call.fn.spec.http ? asHttpEvent(call.body) : undefined;
+  const incoming: IncomingCall = fromEvent
+    ? { ...fromEvent, headers: { ...fromEvent.headers, ...headers } }
+    : {
+        method: 'POST',
+        url: '/',
+        headers: { ...headers, 'content-type': h['content-type'] ?? 'application/octet-stream' },
+        body: call.body,
+      };
+  const { result, requestId } = await call.fn.invoke(incoming, { requestId: call.requestId });
+  const isAsync = detection.type === 'Async';
+  if (isAsync && result.statusCode !== 202) throw errorOf(result);
+  const out: Record<string, string> = { 'x-fc-request-id': requestId };
+  let body = Buffer.alloc(0);
+  if (isAsync) {
+    out['x-fc-async-task-id'] = result.headers['x-fc-async-task-id'] ?? requestId;
+  } else {
+    body = Buffer.from(result.body, result.isBase64Encoded ? 'base64' : 'utf8');
+    out['content-type'] = result.headers['content-type'] ?? 'application/octet-stream';
+    out['x-fc-http-status'] = String(result.statusCode);
+    if (result.statusCode >= 500)
+      out['x-fc-error-type'] = result.headers['x-fc-error-type'] ?? 'UnhandledInvocationError';
+  }
+  out['content-length'] = String(body.length);
+  call.res.writeHead(isAsync ? 202 : 200, out);
+  call.res.end(body);
+  log.invocation({
+    function: call.fn.spec.name,
+    requestId,
+    type: isAsync ? 'Async' : 'Sync',
+    status: result.statusCode,
+    method: 'INVOKE',
+    path: incoming.url.split('?')[0] as string,
+    durationMs: Math.round(performance.now() - started),
+    taskId: out['x-fc-async-task-id'],
+    via: 'api',
+  });
+}

@@ -1,0 +1,61 @@
+import type { ServerResponse } from 'node:http';
+import { isFcAsyncError } from '@fc-async/core';
+import type { EmulatorLog } from '../log.js';
+
+/** An error of the FC API, answered as `{ Code, Message, RequestId }` with its HTTP status. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Core codes that FC names differently on its API. */
+const FC_CODES: Record<string, [number, string]> = {
+  AsyncTaskAlreadyFinished: [400, 'InvalidArgument'],
+  InvalidEvent: [400, 'InvalidArgument'],
+  InvalidBody: [400, 'InvalidArgument'],
+};
+
+/** The API error for anything thrown while answering: FC's code where FC has one, else the core's. */
+export function toApiError(error: unknown, log: EmulatorLog): ApiError {
+  if (error instanceof ApiError) return error;
+  if (isFcAsyncError(error)) {
+    const [status, code] = FC_CODES[error.code] ?? [error.statusCode, error.code];
+    if (status >= 500 && status !== 503) log.logger.error('control plane request failed', { error });
+    return new ApiError(status, code, error.message);
+  }
+  log.logger.error('control plane request failed', { error });
+  return new ApiError(500, 'InternalError', 'Internal error');
+}
+
+/** A JSON answer (or none, for 204) with `x-fc-request-id`. */
+export function sendApi(res: ServerResponse, requestId: string, status: number, body?: unknown): void {
+  if (body === undefined) {
+    res.writeHead(status, { 'x-fc-request-id': requestId, 'content-length': '0' });
+    res.end();
+    return;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': String(Buffer.byteLength(text)),
+    'x-fc-request-id': requestId,
+  });
+  res.end(text);
+}
+
+/** FC's error body: `{ Code, Message, RequestId }`. */
+export function sendApiError(res: ServerResponse, requestId: string, error: ApiError): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  sendApi(res, requestId, error.status, { Code: error.code, Message: error.message, RequestId: requestId });
+}
+
+/** 400 InvalidArgument. */
+export const invalid = (message: string) => new ApiError(400, 'InvalidArgument', message);

@@ -1,0 +1,130 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { newRequestId } from '@fc-async/core';
+import { MAX_SYNC_BODY, readBody } from '../body.js';
+import type { DestinationContext } from '../destinations.js';
+import type { EmulatorLog } from '../log.js';
+import type { FunctionRegistry } from '../registry.js';
+import { authorize, type ControlAuth } from './auth.js';
+import {
+  deleteAsyncInvokeConfig,
+  getAsyncInvokeConfig,
+  listAsyncInvokeConfigs,
+  putAsyncInvokeConfig,
+} from './config.js';
+import { EventHub, functionList, loadAssets, serveAsset } from './dashboard.js';
+import { invokeFunction } from './invoke.js';
+import type { ApiCall } from './params.js';
+import { ApiError, invalid, sendApi, sendApiError, toApiError } from './respond.js';
+import { getAsyncTask, listAsyncTasks, stopAsyncTask } from './tasks.js';
+
+/** What the control plane serves. */
+export interface ControlPlaneOptions {
+  registry: FunctionRegistry;
+  log: EmulatorLog;
+  auth: ControlAuth;
+  destinations: DestinationContext;
+}
+
+const API_PREFIX = '/2023-03-30/';
+const MAX_API_BODY = 1024 * 1024;
+
+function segmentsOf(path: string): string[] {
+  return path
+    .slice(API_PREFIX.length)
+    .split('/')
+    .map((s) => {
+      try {
+        return decodeURIComponent(s);
+      } catch {
+        throw invalid('The path is not valid percent-encoding');
+      }
+    });
+}
+
+const notAllowed = (method: string, path: string) =>
+  new ApiError(405, 'MethodNotAllowed', `${method} is not allowed on ${path}`);
+
+async function route(call: Omit<ApiCall, 'fn'>, path: string, opts: ControlPlaneOptions): Promise<void> {
+  const method = call.req.method ?? 'GET';
+  const [kind, name, ...rest] = segmentsOf(path);
+  if (kind === 'async-invoke-configs' && name === undefined) {
+    if (method !== 'GET') throw notAllowed(method, path);
+    sendApi(call.res, call.requestId, 200, listAsyncInvokeConfigs(call.params, opts.registry));
+    return;
+  }
+  if (kind !== 'functions' || !name) throw new ApiError(404, 'NotFound', `No API at ${path}`);
+  const fn = opts.registry.byName.get(name);
+  if (!fn) throw new ApiError(404, 'FunctionNotFound', `function '${name.slice(0, 64)}' does not exist`);
+  const c: ApiCall = { ...call, fn };
+  const [what, id, action, extra] = rest;
+  if (what === 'async-tasks' && extra === undefined) {
+    if (id === undefined) {
+      if (method !== 'GET') throw notAllowed(method, path);
+      return listAsyncTasks(c);
+    }
+    if (action === undefined) {
+      if (method !== 'GET') throw notAllowed(method, path);
+      return getAsyncTask(c, id);
+    }
+    if (action === 'stop') {
+      if (method !== 'PUT') throw notAllowed(method, path);
+      return stopAsyncTask(c, id);
+    }
+  }
+  if (what === 'async-invoke-config' && id === undefined) {
+    if (method === 'GET') return getAsyncInvokeConfig(c);
+    if (method === 'PUT') return putAsyncInvokeConfig(c, opts.destinations);
+    if (method === 'DELETE') return deleteAsyncInvokeConfig(c, opts.destinations);
+    throw notAllowed(method, path);
+  }
+  if (what === 'invocations' && id === undefined) {
+    if (method !== 'POST') throw notAllowed(method, path);
+    return invokeFunction(c, opts.log);
+  }
+  throw new ApiError(404, 'NotFound', `No API at ${path}`);
+}
+
+function dashboard(
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+  requestId: string,
+  assets: ReturnType<typeof loadAssets>,
+  hub: EventHub,
+  opts: ControlPlaneOptions,
+): void {
+  if (req.method !== 'GET' && req.method !== 'HEAD') throw notAllowed(req.method ?? '', path);
+  if (path === '/api/functions') sendApi(res, requestId, 200, functionList(opts.registry));
+  else if (path === '/api/events') hub.attach(req, res);
+  else if (!serveAsset(assets, path, res)) throw new ApiError(404, 'NotFound', `Nothing at ${path}`);
+}
+
+/**
+ * The control plane: FC's API 2023-03-30 (async tasks, async invoke config, InvokeFunction) for
+ * the official SDK, and the dashboard with its live event stream. Errors answer
+ * `{ Code, Message, RequestId }` with FC's status codes.
+ */
+export function createControlServer(opts: ControlPlaneOptions): { server: Server; hub: EventHub } {
+  const assets = loadAssets();
+  const hub = new EventHub(opts.registry);
+  const server = createServer(async function fcControlPlane(req, res) {
+    const requestId = newRequestId();
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const query = q < 0 ? '' : url.slice(q + 1);
+    const isApi = path.startsWith(API_PREFIX);
+    try {
+      const body = await readBody(req, path.endsWith('/invocations') ? MAX_SYNC_BODY : MAX_API_BODY);
+      authorize(req, { path, query, body, browser: !isApi }, opts.auth);
+      if (!isApi) return dashboard(req, res, path, requestId, assets, hub, opts);
+      await route({ req, res, requestId, params: new URLSearchParams(query), body }, path, opts);
+    } catch (error) {
+      const e = toApiError(error, opts.log);
+      if ((error as { challenge?: boolean }).challenge) res.setHeader('www-authenticate', 'Basic realm="fc-async"');
+      sendApiError(res, requestId, e);
+    }
+  });
+  server.on('close', () => hub.close());
+  return { server, hub };
+}

@@ -1,0 +1,86 @@
+import { type AsyncTaskStatus, isFcRequestId, isValidTaskId, type TaskQuery } from '@fc-async/core';
+import { type ApiCall, boolean, checkQualifier, integer, single } from './params.js';
+import { ApiError, invalid, sendApi } from './respond.js';
+
+const STATUSES: readonly AsyncTaskStatus[] = [
+  'Enqueued',
+  'Dequeued',
+  'Running',
+  'Succeeded',
+  'Failed',
+  'Stopping',
+  'Stopped',
+  'Expired',
+  'Invalid',
+  'Retrying',
+];
+
+/** A task id by FC's rule, or a request id (the task id of a task that was given none). */
+function taskId(raw: string): string {
+  if (!isValidTaskId(raw) && !isFcRequestId(raw)) {
+    throw invalid(
+      `The task id "${raw.slice(0, 64)}" breaks FC's rule ^[A-Za-z_][A-Za-z0-9_-]*$ (at most 128 characters)`,
+    );
+  }
+  return raw;
+}
+
+/** GetAsyncTask: `GET /2023-03-30/functions/{fn}/async-tasks/{taskId}`. */
+export async function getAsyncTask(call: ApiCall, rawTaskId: string): Promise<void> {
+  checkQualifier(call.params);
+  const id = taskId(rawTaskId);
+  const task = await call.fn.handler.tasks.get(id);
+  if (!task) throw new ApiError(404, 'AsyncTaskNotFound', `async task '${id}' does not exist`);
+  sendApi(call.res, call.requestId, 200, task);
+}
+
+/** Reads ListAsyncTasks' query: every filter, `limit` 1..100, `nextToken`, `sortOrderByTime`. */
+export function listQuery(params: URLSearchParams): TaskQuery {
+  checkQualifier(params);
+  const query: TaskQuery = {};
+  query.limit = integer(params, 'limit', 1, 100);
+  const status = single(params, 'status');
+  if (status !== undefined && status !== '') {
+    if (!STATUSES.includes(status as AsyncTaskStatus)) {
+      throw invalid(`status must be one of ${STATUSES.join(', ')}, got "${status.slice(0, 32)}"`);
+    }
+    query.status = status as AsyncTaskStatus;
+  }
+  const prefix = single(params, 'prefix');
+  if (prefix) query.prefix = prefix;
+  const token = single(params, 'nextToken');
+  if (token) query.nextToken = token;
+  const order = single(params, 'sortOrderByTime')?.toLowerCase();
+  if (order !== undefined && order !== '') {
+    if (order !== 'asc' && order !== 'desc')
+      throw invalid(`sortOrderByTime must be asc or desc, got "${order.slice(0, 32)}"`);
+    query.sortOrderByTime = order;
+  }
+  query.startedTimeBegin = integer(params, 'startedTimeBegin', 0, Number.MAX_SAFE_INTEGER);
+  query.startedTimeEnd = integer(params, 'startedTimeEnd', 0, Number.MAX_SAFE_INTEGER);
+  query.includePayload = boolean(params, 'includePayload');
+  return query;
+}
+
+/** ListAsyncTasks: `GET /2023-03-30/functions/{fn}/async-tasks`. */
+export async function listAsyncTasks(call: ApiCall): Promise<void> {
+  const page = await call.fn.handler.tasks.list(listQuery(call.params));
+  sendApi(call.res, call.requestId, 200, {
+    tasks: page.tasks,
+    ...(page.nextToken ? { nextToken: page.nextToken } : {}),
+  });
+}
+
+/** StopAsyncTask: `PUT /2023-03-30/functions/{fn}/async-tasks/{taskId}/stop`. */
+export async function stopAsyncTask(call: ApiCall, rawTaskId: string): Promise<void> {
+  checkQualifier(call.params);
+  const id = taskId(rawTaskId);
+  try {
+    await call.fn.handler.tasks.stop(id);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'AsyncTaskNotFound') throw new ApiError(404, 'AsyncTaskNotFound', `async task '${id}' does not exist`);
+    throw error;
+  }
+  sendApi(call.res, call.requestId, 200, {});
+}

@@ -1,0 +1,86 @@
+import { join, relative } from 'node:path';
+import { type Destination, DestinationError, type Destinations, jsonlDestination } from '@fc-async/core';
+import type { LocalFunction } from './function.js';
+import type { EmulatorLog } from './log.js';
+
+/** What a destination ARN names. */
+export type ArnTarget =
+  | { kind: 'fc'; functionName: string }
+  | { kind: 'mns' | 'eventbridge' | 'rocketmq'; functionName?: undefined };
+
+const FC_ARN = /^acs:fc:[^:]*:[^:]*:(?:services\/[^/]+\/)?functions\/([^/]+)(?:\/[^/]+)?$/;
+
+/**
+ * Reads a destination ARN: an FC function (FC 3.0 `functions/{name}`, FC 2.0
+ * `services/{service}/functions/{name}`), an MNS queue or topic, an EventBridge bus, or a
+ * RocketMQ topic; `undefined` for anything else.
+ */
+export function parseDestinationArn(arn: string): ArnTarget | undefined {
+  const fc = FC_ARN.exec(arn);
+  if (fc) return { kind: 'fc', functionName: fc[1] as string };
+  if (arn.startsWith('acs:mns:')) return { kind: 'mns' };
+  if (arn.startsWith('acs:eventbridge:')) return { kind: 'eventbridge' };
+  if (/^acs:(mq|rocketmq|ons):/.test(arn)) return { kind: 'rocketmq' };
+  return undefined;
+}
+
+/** Where destination records go when their target is not a function of this emulator. */
+export interface DestinationContext {
+  functions: ReadonlyMap<string, LocalFunction>;
+  outDir: string;
+  log: EmulatorLog;
+}
+
+/** Invokes a local function asynchronously with the record as its event, as FC does. */
+function localFunctionDestination(target: LocalFunction): Destination {
+  const name = target.spec.name;
+  return Object.assign(
+    async function deliverToFunction(record: unknown) {
+      const { result } = await target.invoke({
+        method: 'POST',
+        url: '/',
+        headers: { 'content-type': 'application/json', 'x-fc-invocation-type': 'Async' },
+        body: Buffer.from(JSON.stringify(record)),
+      });
+      if (result.statusCode !== 202) {
+        const status = result.statusCode;
+        throw new DestinationError('DestinationInvokeError', `${name} did not accept the record (HTTP ${status})`, {
+          retryable: status === 429 || status >= 500,
+          status,
+        });
+      }
+    },
+    { maxRetries: 3, label: `fc:${name}` },
+  );
+}
+
+function destinationFor(owner: string, side: string, arn: string, ctx: DestinationContext): Destination {
+  const target = parseDestinationArn(arn);
+  const local = target?.kind === 'fc' ? ctx.functions.get(target.functionName) : undefined;
+  if (local) return localFunctionDestination(local);
+  const file = join(ctx.outDir, `${owner}.${side}.jsonl`);
+  const why =
+    target?.kind === 'fc'
+      ? `function ${target.functionName} is not served here`
+      : `${target?.kind ?? 'this destination'} is not reachable locally`;
+  ctx.log.notice(`${owner} ${side} → ${arn}: ${why}; records are appended to ${relative(process.cwd(), file)}`);
+  return jsonlDestination(file);
+}
+
+/**
+ * Puts a function's async config in force on its engine: retries, event age and destinations
+ * (FC's defaults, 3 retries and 86400 s, when the config is deleted).
+ */
+export function applyAsyncConfig(fn: LocalFunction, ctx: DestinationContext): void {
+  const config = fn.asyncConfig;
+  const destinations: Destinations = {};
+  for (const side of ['onSuccess', 'onFailure'] as const) {
+    const arn = config?.destinationConfig?.[side]?.destination;
+    if (arn) destinations[side] = destinationFor(fn.spec.name, side, arn, ctx);
+  }
+  fn.engine.configure({
+    maxAsyncRetryAttempts: config?.maxAsyncRetryAttempts ?? 3,
+    maxAsyncEventAgeInSeconds: config?.maxAsyncEventAgeInSeconds ?? 86_400,
+    destinations,
+  });
+}

@@ -1,0 +1,240 @@
+import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { basename, extname, relative } from 'node:path';
+import { FcAsyncError } from '@fc-async/core';
+import { backendFactory, parseStoreSpec } from './backend.js';
+import { createControlServer } from './control/server.js';
+import { applyAsyncConfig, type DestinationContext } from './destinations.js';
+import { createLocalFunction, type LocalFunction } from './function.js';
+import { createEmulatorLog, type EmulatorLog } from './log.js';
+import { type EmulatorOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import { FunctionRegistry } from './registry.js';
+import { loadServerlessConfig } from './serverless.js';
+import { flushSpans } from './spans.js';
+import type { FunctionSpec } from './spec.js';
+import { createTriggerServer } from './trigger.js';
+
+/**
+ * A running emulator.
+ *
+ * @example
+ * ```ts
+ * const emulator = await startEmulator({ entry: 'app.ts', port: 0, controlPort: 0 });
+ * console.log(emulator.triggerUrl, emulator.controlUrl);
+ * await emulator.close();
+ * ```
+ */
+export interface Emulator {
+  /** The HTTP trigger, e.g. `http://127.0.0.1:9000`. */
+  readonly triggerUrl: string;
+  /** The control plane (FC API endpoint and dashboard), e.g. `http://127.0.0.1:9001`. */
+  readonly controlUrl: string;
+  /** Names of the functions served. */
+  readonly functions: readonly string[];
+  /**
+   * Stops accepting requests, lets queued and running tasks finish until `timeoutMs` (then stops
+   * them), flushes spans and closes both ports. Idempotent.
+   */
+  close(options?: { timeoutMs?: number }): Promise<void>;
+}
+
+const BACKEND_START_MS = 15_000;
+
+/** `promise`, or what `late()` gives when it takes longer than `ms`. */
+async function within<T, U>(promise: Promise<T>, ms: number, late: () => U): Promise<T | U> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => resolve('late'), ms);
+  });
+  try {
+    const result = await Promise.race([promise, timeout]);
+    return result === 'late' ? late() : (result as T);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function specsOf(o: ResolvedOptions, log: EmulatorLog): Promise<FunctionSpec[]> {
+  if (o.config) {
+    const shown = relative(process.cwd(), o.config) || o.config;
+    const config = await loadServerlessConfig(shown.startsWith('..') ? o.config : shown, {
+      region: o.region,
+      accountId: o.accountId,
+    });
+    for (const warning of config.warnings) log.notice(`${basename(o.config)}: ${warning}`);
+    return config.functions;
+  }
+  const entry = o.entry as string;
+  return [
+    {
+      name: o.name,
+      file: entry,
+      handler: `${basename(entry, extname(entry))}.handler`,
+      http: {},
+      style: 'fc3',
+      timeout: o.timeoutSeconds,
+    },
+  ];
+}
+
+function listen(server: Server, port: number, host: string, flag: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      const message =
+        error.code === 'EADDRINUSE'
+          ? `Port ${port} on ${host} is in use: choose another with ${flag}`
+          : `Cannot listen on ${host}:${port}: ${error.message}`;
+      reject(new FcAsyncError('ListenFailed', message, { cause: error }));
+    });
+    server.listen(port, host, () => {
+      const address = server.address() as AddressInfo;
+      const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+      resolve(`http://${shown}:${address.port}`);
+    });
+  });
+}
+
+function logTaskEvents(functions: readonly LocalFunction[], log: EmulatorLog): void {
+  for (const fn of functions) {
+    const name = fn.spec.name;
+    fn.engine.subscribe((e) => {
+      if (e.type === 'attempt') {
+        log.attempt({
+          function: name,
+          requestId: e.requestId,
+          taskId: e.taskId,
+          attempt: e.attempt + 1,
+          status: e.status,
+          durationMs: e.durationMs,
+        });
+      } else if (e.type === 'delivered') {
+        log.delivery({
+          function: name,
+          requestId: e.requestId,
+          taskId: e.taskId,
+          destinationStatus: e.destinationStatus,
+        });
+      } else if (e.type === 'finished' && (e.status === 'Expired' || e.condition === 'Stopped')) {
+        log.attempt({
+          function: name,
+          requestId: e.requestId,
+          taskId: e.taskId,
+          attempt: 0,
+          status: e.status,
+          durationMs: 0,
+        });
+      }
+    });
+  }
+}
+
+/**
+ * Starts the local FC emulator: loads the entry (or every Node.js function of an `s.yaml`), serves
+ * HTTP functions as FC HTTP triggers on `port` with FC's async invocation (202, task ids, retries,
+ * event age, delay, stop, destinations), and the FC API 2023-03-30 subset plus the task dashboard
+ * on `controlPort`. Throws an `FcAsyncError` or `TypeError` with a clear message for bad options,
+ * a malformed `s.yaml`, an entry that cannot be served, or a port in use.
+ *
+ * @example
+ * ```ts
+ * import { startEmulator } from '@fc-async/local';
+ *
+ * const emulator = await startEmulator({ config: 's.yaml', port: 9000, controlPort: 9001 });
+ * process.once('SIGTERM', () => emulator.close({ timeoutMs: 10_000 }));
+ * ```
+ */
+export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
+  const o = resolveOptions(options);
+  const log = createEmulatorLog({ format: o.logFormat, write: o.output });
+  const specs = await specsOf(o, log);
+  const backendFor = await backendFactory(
+    parseStoreSpec(o.store, o.redis),
+    specs.map((s) => s.name),
+  );
+  const instanceId = `c-${randomBytes(4).toString('hex')}-local-${randomBytes(8).toString('hex')}`;
+  const functions: LocalFunction[] = [];
+  // Bounded: a backend that never connected would keep close() waiting for it.
+  const closeAll = () =>
+    within(
+      Promise.all(functions.map((f) => f.handler.close({ timeoutMs: 1000 }).catch(() => undefined))),
+      3000,
+      () => undefined,
+    );
+  try {
+    for (const spec of specs) {
+      const deps = {
+        log,
+        region: o.region,
+        accountId: o.accountId,
+        instanceId,
+        concurrency: o.concurrency,
+        maxQueuedTasks: o.maxQueuedTasks,
+        retryBaseMs: o.retryBaseMs,
+      };
+      functions.push(await createLocalFunction(spec, { ...deps, backend: backendFor(spec.name) }));
+    }
+    await within(Promise.all(functions.map((f) => f.engine.whenReady())), BACKEND_START_MS, () => {
+      throw new FcAsyncError(
+        'BackendNotReady',
+        `The task backend did not start within ${BACKEND_START_MS / 1000} s${o.redis ? `: is Redis reachable at ${new URL(o.redis).host}?` : ''}`,
+      );
+    });
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+  const registry = new FunctionRegistry(functions);
+  const destinations: DestinationContext = { functions: registry.byName, outDir: o.outDir, log };
+  for (const fn of functions) applyAsyncConfig(fn, destinations);
+  logTaskEvents(functions, log);
+
+  const trigger = createTriggerServer(registry, log);
+  const auth = { required: o.requireSignatures, credentials: o.credentials };
+  const control = createControlServer({ registry, log, auth, destinations });
+  let triggerUrl: string;
+  let controlUrl: string;
+  try {
+    triggerUrl = await listen(trigger, o.port, o.host, '--port');
+    controlUrl = await listen(control.server, o.controlPort, o.controlHost, '--control-port');
+  } catch (error) {
+    trigger.close();
+    control.server.close();
+    await closeAll();
+    throw error;
+  }
+  log.ready({
+    trigger: triggerUrl,
+    control: `${controlUrl}/`,
+    functions: functions.map((f) => ({
+      name: f.spec.name,
+      url: f.spec.http ? `${triggerUrl}${registry.prefix(f)}` : undefined,
+      kind: f.kind,
+      handler: f.spec.handler,
+    })),
+  });
+  log.flush();
+
+  let closing: Promise<void> | undefined;
+  const close = async (timeoutMs: number) => {
+    trigger.closing = true;
+    const triggerClosed = new Promise((resolve) => trigger.close(resolve));
+    trigger.closeIdleConnections();
+    await Promise.all(functions.map((f) => f.handler.close({ timeoutMs })));
+    await flushSpans(Math.min(timeoutMs, 5000), log);
+    trigger.closeAllConnections();
+    control.hub.close();
+    control.server.closeAllConnections();
+    await Promise.all([triggerClosed, new Promise((resolve) => control.server.close(resolve))]);
+    log.flush();
+  };
+  return {
+    triggerUrl,
+    controlUrl,
+    functions: functions.map((f) => f.spec.name),
+    close(closeOptions = {}) {
+      closing ??= close(closeOptions.timeoutMs ?? 10_000);
+      return closing;
+    },
+  };
+}

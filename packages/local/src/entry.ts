@@ -1,0 +1,90 @@
+import { existsSync } from 'node:fs';
+import { extname } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { FcAsyncError } from '@fc-async/core';
+import { isObject } from './errors.js';
+
+/**
+ * What an entry module gave: an Express, Koa or Fastify app, an fc-async handler
+ * (`createHandler(app)`), or a plain FC handler function.
+ *
+ * @example
+ * ```ts
+ * const kind: EntryKind = 'express';
+ * ```
+ */
+export type EntryKind = 'express' | 'koa' | 'fastify' | 'fc-async-handler' | 'fc-handler';
+
+/** The export the emulator serves, and what it is. */
+export interface LoadedEntry {
+  kind: EntryKind;
+  value: unknown;
+  exportName: string;
+}
+
+const TYPESCRIPT = new Set(['.ts', '.mts', '.cts', '.tsx']);
+const CANDIDATES = ['handler', 'default', 'app'];
+let typescriptReady: Promise<void> | undefined;
+
+/** Registers tsx's ESM and CommonJS hooks once, so that TypeScript entries (and what they import) load. */
+function enableTypeScript(): Promise<void> {
+  typescriptReady ??= (async () => {
+    const [esm, cjs] = await Promise.all([import('tsx/esm/api'), import('tsx/cjs/api')]);
+    cjs.register();
+    esm.register();
+  })();
+  return typescriptReady;
+}
+
+/** Tells what a value exported by an entry is, or `undefined` when it is none of the kinds. */
+export function classifyExport(value: unknown): EntryKind | undefined {
+  if (typeof value === 'function') {
+    const v = value as unknown as Record<string, unknown>;
+    if (typeof v.mode === 'string' && isObject(v.tasks) && typeof v.drain === 'function') return 'fc-async-handler';
+    if (typeof v.use === 'function' && typeof v.handle === 'function' && typeof v.set === 'function') return 'express';
+    return 'fc-handler';
+  }
+  if (!isObject(value)) return undefined;
+  if (typeof value.callback === 'function' && typeof value.use === 'function' && Array.isArray(value.middleware)) {
+    return 'koa';
+  }
+  if (typeof value.routing === 'function' && typeof value.ready === 'function' && typeof value.inject === 'function') {
+    return 'fastify';
+  }
+  return undefined;
+}
+
+/**
+ * Loads an entry module (JavaScript or TypeScript, ESM or CommonJS) and picks the export to serve:
+ * `exportName` when given, else the first of `handler`, `default` and `app` that is an app or a
+ * handler. `instance` makes a separate module instance for each function that shares a file.
+ * Throws an `FcAsyncError` (`EntryNotFound`, `EntryLoadFailed`, `EntryNotServable`).
+ */
+export async function loadEntry(file: string, exportName?: string, instance?: string): Promise<LoadedEntry> {
+  if (!existsSync(file)) throw new FcAsyncError('EntryNotFound', `The entry ${file} does not exist`);
+  if (TYPESCRIPT.has(extname(file))) await enableTypeScript();
+  const url = pathToFileURL(file);
+  if (instance) url.searchParams.set('fc-async-function', instance);
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(url.href)) as Record<string, unknown>;
+  } catch (cause) {
+    const message = cause instanceof Error ? cause.message : String(cause);
+    throw new FcAsyncError('EntryLoadFailed', `Loading ${file} failed: ${message}`, { cause });
+  }
+  const names = exportName ? [exportName] : CANDIDATES;
+  const cjs = isObject(mod.default) ? mod.default : undefined;
+  for (const name of names) {
+    // ESM exports first, then the properties of a CommonJS module's `module.exports`.
+    for (const value of [mod[name], cjs?.[name]]) {
+      const kind = classifyExport(value);
+      if (kind) return { kind, value, exportName: name };
+    }
+  }
+  const found = [...new Set([...Object.keys(mod), ...Object.keys(cjs ?? {})])].filter((k) => k !== 'default');
+  throw new FcAsyncError(
+    'EntryNotServable',
+    `${file} exports no Express, Koa or Fastify app and no FC handler (looked at ${names.join(', ')}; ` +
+      `other exports: ${found.length ? found.join(', ') : 'none'})`,
+  );
+}

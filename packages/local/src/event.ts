@@ -1,0 +1,194 @@
+import type { ServerResponse } from 'node:http';
+import type { FcContext, FcHttpEvent, FcHttpResult } from '@fc-async/core';
+
+/** A request as the emulator received it, before it becomes an FC event. */
+export interface IncomingCall {
+  method: string;
+  /** Raw path plus query, as `req.url`. */
+  url: string;
+  /** Lower-case names, as Node gives them. */
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+  sourceIp?: string | undefined;
+}
+
+/** What FC knows about the function it calls, and puts in the common headers and the context. */
+export interface FunctionIdentity {
+  name: string;
+  handler: string;
+  region: string;
+  accountId: string;
+  qualifier: string;
+  memorySize: number;
+  timeout: number;
+}
+
+/**
+ * `x-fc-*` headers a client may send on the trigger: FC's async controls. Every other `x-fc-*`
+ * header from a client is dropped (FC does), so that a client cannot pose as FC (`x-fc-retry-count`,
+ * credentials).
+ */
+const CLIENT_FC_HEADERS = new Set([
+  'x-fc-invocation-type',
+  'x-fc-async-task-id',
+  'x-fc-stateful-async-invocation-id',
+  'x-fc-async-delay',
+  'x-fc-log-type',
+]);
+
+/** Body types FC 3.0 passes as plain text; everything else is base64 (fc-contract section 3). */
+const TEXT_TYPES = new Set([
+  'application/json',
+  'application/ld+json',
+  'application/xhtml+xml',
+  'application/xml',
+  'application/atom+xml',
+  'application/javascript',
+]);
+
+export function isTextBody(contentType: string | undefined): boolean {
+  if (!contentType) return false;
+  const mime = (contentType.split(';')[0] as string).trim().toLowerCase();
+  return mime.startsWith('text/') || TEXT_TYPES.has(mime);
+}
+
+const canonicalNames = new Map<string, string>();
+
+/** `content-type` → `Content-Type`, as FC hands header names to the function. */
+export function canonicalHeaderName(name: string): string {
+  let out = canonicalNames.get(name);
+  if (out === undefined) {
+    out = name
+      .split('-')
+      .map((p) => (p ? (p[0] as string).toUpperCase() + p.slice(1).toLowerCase() : p))
+      .join('-');
+    if (canonicalNames.size < 1024) canonicalNames.set(name, out);
+  }
+  return out;
+}
+
+function decodeSafely(text: string, plus: boolean): string {
+  if (!text.includes('%') && !(plus && text.includes('+'))) return text;
+  const t = plus ? text.replace(/\+/g, ' ') : text;
+  try {
+    return decodeURIComponent(t);
+  } catch {
+    return t;
+  }
+}
+
+function queryParameters(query: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!query) return out;
+  for (const part of query.split('&')) {
+    if (!part) continue;
+    const eq = part.indexOf('=');
+    const key = decodeSafely(eq < 0 ? part : part.slice(0, eq), true);
+    const value = eq < 0 ? '' : decodeSafely(part.slice(eq + 1), true);
+    out[key] = key in out ? `${out[key]},${value}` : value;
+  }
+  return out;
+}
+
+let lastSecond = 0;
+let lastTime = '';
+/** `requestContext.time` (ISO 8601 to the second), formatted once per second. */
+function isoSecond(now: number): string {
+  const second = Math.floor(now / 1000);
+  if (second !== lastSecond) {
+    lastSecond = second;
+    lastTime = new Date(second * 1000).toISOString().replace('.000Z', 'Z');
+  }
+  return lastTime;
+}
+
+/**
+ * The FC 3.0 HTTP event of a call, with the common headers FC adds. `trusted` keeps the `x-fc-*`
+ * headers of the call (set by the emulator itself, e.g. on a replayed async attempt).
+ */
+export function buildFcEvent(
+  call: IncomingCall,
+  fn: FunctionIdentity,
+  requestId: string,
+  trusted = false,
+  now = Date.now(),
+): FcHttpEvent {
+  const headers: Record<string, string> = {};
+  for (const name in call.headers) {
+    const value = call.headers[name];
+    if (value === undefined) continue;
+    if (!trusted && name.startsWith('x-fc-') && !CLIENT_FC_HEADERS.has(name)) continue;
+    headers[canonicalHeaderName(name)] = Array.isArray(value) ? value.join(',') : value;
+  }
+  headers['X-Fc-Request-Id'] = requestId;
+  headers['X-Fc-Function-Name'] = fn.name;
+  headers['X-Fc-Function-Handler'] = fn.handler;
+  headers['X-Fc-Function-Memory'] = String(fn.memorySize);
+  headers['X-Fc-Region'] = fn.region;
+  headers['X-Fc-Account-Id'] = fn.accountId;
+  headers['X-Fc-Qualifier'] = fn.qualifier;
+  headers['X-Fc-Control-Path'] = '/http-invoke';
+  const q = call.url.indexOf('?');
+  const rawPath = q < 0 ? call.url : call.url.slice(0, q);
+  const text = call.body.length === 0 || isTextBody(headers['Content-Type']);
+  const host = headers.Host ?? 'localhost';
+  return {
+    version: 'v1',
+    rawPath,
+    body: text ? call.body.toString('utf8') : call.body.toString('base64'),
+    isBase64Encoded: !text,
+    headers,
+    queryParameters: queryParameters(q < 0 ? '' : call.url.slice(q + 1)),
+    requestContext: {
+      accountId: fn.accountId,
+      domainName: host,
+      domainPrefix: host.split('.')[0] as string,
+      http: {
+        method: call.method,
+        path: decodeSafely(rawPath, false),
+        protocol: 'HTTP/1.1',
+        sourceIp: call.sourceIp ?? '127.0.0.1',
+        userAgent: headers['User-Agent'] ?? '',
+      },
+      requestId,
+      time: isoSecond(now),
+      timeEpoch: String(now),
+    },
+  };
+}
+
+/** The `context` FC passes to a handler (credentials are empty locally). */
+export function buildContext(fn: FunctionIdentity, requestId: string, logger?: unknown): FcContext {
+  return {
+    requestId,
+    credentials: { accessKeyId: '', accessKeySecret: '', securityToken: '' },
+    function: { name: fn.name, handler: fn.handler, memory: fn.memorySize, timeout: fn.timeout },
+    service: { logProject: '', logStore: '', qualifier: fn.qualifier, versionId: '' },
+    region: fn.region,
+    accountId: fn.accountId,
+    logger,
+  };
+}
+
+const DROPPED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length']);
+
+/** Writes an FC HTTP result to a Node response; `set-cookie` case variants become one list again. */
+export function writeResult(res: ServerResponse, result: FcHttpResult, method: string, requestId: string): void {
+  const headers: Record<string, string | string[]> = {};
+  const cookies: string[] = [];
+  for (const name in result.headers) {
+    const value = result.headers[name] as string;
+    const lower = name.toLowerCase();
+    if (lower === 'set-cookie') cookies.push(value);
+    else if (!DROPPED.has(lower)) headers[lower] = value;
+  }
+  if (cookies.length > 0) headers['set-cookie'] = cookies;
+  headers['x-fc-request-id'] ??= requestId;
+  const noBody = !result.body || method === 'HEAD' || result.statusCode === 204 || result.statusCode === 304;
+  // A string body goes out in one write with the head; an empty end() too (no writev of two chunks).
+  const body = noBody ? undefined : result.isBase64Encoded ? Buffer.from(result.body, 'base64') : result.body;
+  headers['content-length'] = String(body === undefined ? 0 : Buffer.byteLength(body));
+  res.writeHead(result.statusCode, headers);
+  if (body === undefined) res.end();
+  else res.end(body);
+}

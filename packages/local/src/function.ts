@@ -1,0 +1,147 @@
+import {
+  type AsyncBackend,
+  type AsyncEngine,
+  createFcHandler,
+  type FcHandler,
+  type FcHandlerOptions,
+  type FcHttpResult,
+  newRequestId,
+} from '@fc-async/core';
+import { adapterFor } from './adapters.js';
+import { type EntryKind, loadEntry } from './entry.js';
+import { buildContext, buildFcEvent, type FunctionIdentity, type IncomingCall } from './event.js';
+import { eventListener, fc2HttpListener, fc3HttpListener } from './listeners.js';
+import type { EmulatorLog } from './log.js';
+import type { AsyncConfigInput, FunctionSpec } from './spec.js';
+
+/** An async config as the control plane stores it. */
+export interface StoredAsyncConfig extends AsyncConfigInput {
+  createdTime: string;
+  lastModifiedTime: string;
+}
+
+/** A function the emulator serves: its handler (with its own async engine) and its async config. */
+export interface LocalFunction {
+  readonly spec: FunctionSpec;
+  readonly identity: FunctionIdentity;
+  readonly kind: EntryKind;
+  readonly handler: FcHandler;
+  readonly engine: AsyncEngine;
+  readonly arn: string;
+  asyncConfig: StoredAsyncConfig | undefined;
+  /** Sends a call through FC's path: an FC 3.0 event with the common headers, then the handler. */
+  invoke(
+    call: IncomingCall,
+    options?: { requestId?: string; trusted?: boolean },
+  ): Promise<{ result: FcHttpResult; requestId: string }>;
+}
+
+/** What every function shares. */
+export interface FunctionDeps {
+  log: EmulatorLog;
+  region: string;
+  accountId: string;
+  instanceId: string;
+  concurrency: number;
+  maxQueuedTasks: number;
+  retryBaseMs: number;
+  backend?: AsyncBackend | undefined;
+}
+
+/** @default timeout of a function without one, in seconds */
+const DEFAULT_TIMEOUT = 60;
+
+/**
+ * Loads one function: sets the `FC_*` variables FC gives the function (and its
+ * `environmentVariables`) before its module is imported, picks the adapter or listener for what
+ * the module exports, and builds its handler with a local async engine.
+ */
+export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps): Promise<LocalFunction> {
+  const identity: FunctionIdentity = {
+    name: spec.name,
+    handler: spec.handler,
+    region: spec.region ?? deps.region,
+    accountId: deps.accountId,
+    qualifier: 'LATEST',
+    memorySize: spec.memorySize ?? 128,
+    timeout: spec.timeout ?? DEFAULT_TIMEOUT,
+  };
+  // FC_REGION stays unset: with FC_FUNCTION_NAME it would put an fc-async handler of the entry in
+  // platform mode, while here it should run its own local engine (region: context, x-fc-region).
+  const env: Record<string, string> = {
+    FC_FUNCTION_NAME: identity.name,
+    FC_FUNCTION_HANDLER: identity.handler,
+    FC_FUNCTION_MEMORY_SIZE: String(identity.memorySize),
+    FC_ACCOUNT_ID: identity.accountId,
+    FC_QUALIFIER: identity.qualifier,
+    FC_INSTANCE_ID: deps.instanceId,
+    ...spec.environmentVariables,
+  };
+  Object.assign(process.env, env);
+  const entry = await loadEntry(spec.file, spec.exportName, spec.name);
+  const options: FcHandlerOptions = {
+    logger: deps.log.logger,
+    env,
+    async: {
+      mode: 'local',
+      functionName: spec.name,
+      concurrency: deps.concurrency,
+      maxQueuedTasks: deps.maxQueuedTasks,
+      timeoutSeconds: identity.timeout,
+      backoff: { baseMs: deps.retryBaseMs, maxMs: Math.max(deps.retryBaseMs, 60_000) },
+      ...(deps.backend ? { backend: deps.backend } : {}),
+    },
+  };
+  let handler: FcHandler;
+  const own = entry.kind === 'fc-async-handler' ? (entry.value as FcHandler) : undefined;
+  if (own?.engine) {
+    // An fc-async handler in local mode already is what the emulator builds: use it, with its own options.
+    handler = own;
+    if (deps.backend)
+      deps.log.notice(
+        `${spec.name} is an fc-async handler with its own async options: --store and --redis do not apply to it`,
+      );
+  } else if (entry.kind === 'express' || entry.kind === 'koa' || entry.kind === 'fastify') {
+    handler = (await adapterFor(entry.kind, spec.file))(entry.value, options);
+  } else {
+    const fn = entry.value as (...args: unknown[]) => unknown;
+    const contextLogger = functionLogger(deps.log, spec.name);
+    const listener =
+      entry.kind === 'fc-async-handler' || (spec.http && spec.style === 'fc3')
+        ? fc3HttpListener(fn, identity, contextLogger)
+        : spec.http
+          ? fc2HttpListener(fn, identity, contextLogger)
+          : eventListener(fn, identity, contextLogger);
+    handler = createFcHandler(listener, options);
+  }
+  const engine = handler.engine;
+  if (!engine) throw new Error(`The handler of ${spec.name} has no local async engine`);
+  const now = new Date().toISOString();
+  return {
+    spec,
+    identity,
+    kind: entry.kind,
+    handler,
+    engine,
+    arn: `acs:fc:${identity.region}:${identity.accountId}:functions/${spec.name}`,
+    asyncConfig: spec.asyncConfig ? { ...spec.asyncConfig, createdTime: now, lastModifiedTime: now } : undefined,
+    async invoke(call, invokeOptions = {}) {
+      const requestId = invokeOptions.requestId ?? newRequestId();
+      const event = buildFcEvent(call, identity, requestId, invokeOptions.trusted ?? false);
+      const result = await handler(event, buildContext(identity, requestId));
+      return { result, requestId };
+    },
+  };
+}
+
+/** `context.logger` of a plain handler: FC's `info`/`warn`/`error`/`debug`, into the emulator's log. */
+function functionLogger(log: EmulatorLog, name: string) {
+  const text = (args: unknown[]) => args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ');
+  return {
+    debug: (...args: unknown[]) => log.logger.debug(text(args), { function: name }),
+    info: (...args: unknown[]) => log.logger.info(text(args), { function: name }),
+    log: (...args: unknown[]) => log.logger.info(text(args), { function: name }),
+    warn: (...args: unknown[]) => log.logger.warn(text(args), { function: name }),
+    error: (...args: unknown[]) => log.logger.error(text(args), { function: name }),
+  };
+}

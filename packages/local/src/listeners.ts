@@ -1,0 +1,171 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { getInvocation, type NodeHandler } from '@fc-async/core';
+import { buildContext, buildFcEvent, type FunctionIdentity } from './event.js';
+
+type AnyHandler = (...args: unknown[]) => unknown;
+
+/** Calls an FC handler that returns a promise, returns a value, or calls `callback`; bounded by `timeoutMs`. */
+export function callHandler(fn: AnyHandler, args: unknown[], timeoutMs: number): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const timer = setTimeout(
+      () =>
+        finish(Object.assign(new Error(`Function timed out after ${timeoutMs / 1000} s`), { name: 'TimeoutError' })),
+      timeoutMs,
+    );
+    function finish(error: unknown, value?: unknown) {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (error) reject(error);
+      else resolve(value);
+    }
+    try {
+      const result = fn(...args, (error: unknown, value: unknown) => finish(error, value));
+      if (result && typeof (result as PromiseLike<unknown>).then === 'function') {
+        (result as PromiseLike<unknown>).then(
+          (v) => finish(undefined, v),
+          (e) => finish(e ?? new Error('The handler rejected')),
+        );
+      } else if (fn.length <= args.length) {
+        finish(undefined, result);
+      }
+    } catch (error) {
+      finish(error);
+    }
+  });
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** FC answers a handler that threw with 502 and `x-fc-error-type`; never with the stack. */
+function writeFunctionError(res: ServerResponse, error: unknown): void {
+  const e = error instanceof Error ? error : new Error(String(error));
+  if (res.headersSent) {
+    res.destroy(e);
+    return;
+  }
+  const body = JSON.stringify({ errorMessage: e.message, errorType: e.name || 'Error' });
+  res.writeHead(502, { 'content-type': 'application/json', 'x-fc-error-type': 'UnhandledInvocationError' });
+  res.end(body);
+}
+
+const IGNORED = /^(x-fc-|connection$|content-length$|date$|keep-alive$|server$|content-disposition$)/i;
+
+/** Writes what an FC 3.0 HTTP handler returned (fc-contract section 3). */
+function writeHttpResult(res: ServerResponse, result: unknown): void {
+  const r = result as { statusCode?: unknown; headers?: unknown; body?: unknown; isBase64Encoded?: unknown } | null;
+  if (r && typeof r === 'object' && typeof r.statusCode === 'number') {
+    const headers: Record<string, string> = {};
+    if (r.headers && typeof r.headers === 'object') {
+      for (const [k, v] of Object.entries(r.headers)) if (!IGNORED.test(k)) headers[k.toLowerCase()] = String(v);
+    }
+    const body = r.body === undefined || r.body === null ? '' : r.body;
+    res.writeHead(r.statusCode, headers);
+    res.end(Buffer.isBuffer(body) ? body : Buffer.from(String(body), r.isBase64Encoded === true ? 'base64' : 'utf8'));
+    return;
+  }
+  writeValue(res, result, 'application/json');
+}
+
+/** A plain return value: bytes as they are, strings as text, anything else as JSON. */
+function writeValue(res: ServerResponse, value: unknown, textType = 'text/plain; charset=utf-8'): void {
+  if (Buffer.isBuffer(value)) {
+    res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(value);
+  } else if (typeof value === 'string') {
+    res.writeHead(200, { 'content-type': textType }).end(value);
+  } else {
+    res.writeHead(200, { 'content-type': 'application/json' }).end(value === undefined ? '' : JSON.stringify(value));
+  }
+}
+
+function requestIdOf(req: IncomingMessage): string {
+  return getInvocation(req)?.requestId ?? String(req.headers['x-fc-request-id'] ?? '');
+}
+
+/**
+ * Serves an FC 3.0 HTTP handler `handler(event, context)` (also an fc-async handler, which runs
+ * in platform mode under the emulator): the request becomes the FC 3.0 event again, and the
+ * returned result the response.
+ */
+export function fc3HttpListener(handler: AnyHandler, fn: FunctionIdentity, logger: unknown): NodeHandler {
+  return async function fc3HttpListener(req, res) {
+    try {
+      const body = await readBody(req);
+      const requestId = requestIdOf(req);
+      const call = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body };
+      const event = Buffer.from(JSON.stringify(buildFcEvent(call, fn, requestId, true)));
+      const result = await callHandler(handler, [event, buildContext(fn, requestId, logger)], fn.timeout * 1000);
+      writeHttpResult(res, result);
+    } catch (error) {
+      writeFunctionError(res, error);
+    }
+  };
+}
+
+/** Serves an event function `handler(event, context)`: the body is the event, the return value the response. */
+export function eventListener(handler: AnyHandler, fn: FunctionIdentity, logger: unknown): NodeHandler {
+  return async function eventListener(req, res) {
+    try {
+      const body = await readBody(req);
+      const context = buildContext(fn, requestIdOf(req), logger);
+      writeValue(res, await callHandler(handler, [body, context], fn.timeout * 1000));
+    } catch (error) {
+      writeFunctionError(res, error);
+    }
+  };
+}
+
+/** Serves an FC 2.0 HTTP handler `handler(req, resp, context)`. */
+export function fc2HttpListener(handler: AnyHandler, fn: FunctionIdentity, logger: unknown): NodeHandler {
+  return async function fc2HttpListener(req, res) {
+    try {
+      const body = await readBody(req);
+      const url = new URL(req.url ?? '/', 'http://fc.local');
+      const queries: Record<string, string | string[]> = {};
+      for (const key of new Set(url.searchParams.keys())) {
+        const all = url.searchParams.getAll(key);
+        queries[key] = all.length === 1 ? (all[0] as string) : all;
+      }
+      const request = Object.assign(Readable.from([body]), {
+        headers: req.headers,
+        path: decodeURIComponent(url.pathname),
+        queries,
+        method: req.method,
+        clientIP: '127.0.0.1',
+        url: req.url,
+        body,
+      });
+      let status = 200;
+      const context = buildContext(fn, requestIdOf(req), logger);
+      // `resp.send` is the handler's way of saying it is done: it plays the callback's part.
+      const run = (done: (error: unknown) => void) => {
+        const response = {
+          setStatusCode: (code: number) => {
+            status = code;
+          },
+          setHeader: (name: string, value: string) => res.setHeader(name, value),
+          deleteHeader: (name: string) => res.removeHeader(name),
+          send: (data: Buffer | string | Readable) => {
+            res.statusCode = status;
+            if (data instanceof Readable) data.pipe(res).on('finish', () => done(undefined));
+            else res.end(data, () => done(undefined));
+          },
+        };
+        const result = handler(request, response, context);
+        // A promise that settles before `send` is called still has to send: only its rejection counts.
+        return result && typeof (result as PromiseLike<unknown>).then === 'function'
+          ? (result as Promise<unknown>).then(() => new Promise(() => {}))
+          : undefined;
+      };
+      await callHandler(run as AnyHandler, [], fn.timeout * 1000);
+    } catch (error) {
+      writeFunctionError(res, error);
+    }
+  };
+}

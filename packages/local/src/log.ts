@@ -1,0 +1,211 @@
+import { errorFields, type Logger } from '@fc-async/core';
+
+/**
+ * `text`: aligned lines for people; `json`: one JSON object per line.
+ *
+ * @example
+ * ```ts
+ * await startEmulator({ entry: 'app.ts', logFormat: 'json' satisfies LogFormat });
+ * ```
+ */
+export type LogFormat = 'text' | 'json';
+
+/** One invocation: a request on the HTTP trigger, or an InvokeFunction call. */
+export interface InvocationLine {
+  function: string;
+  requestId: string;
+  type: 'Sync' | 'Async';
+  status: number;
+  method: string;
+  /** Path without the query string (queries may hold tokens). */
+  path: string;
+  durationMs: number;
+  taskId?: string | undefined;
+  via: 'http' | 'api';
+}
+
+/** One attempt of an async task (`attempt` counts from 1), or a destination delivery. */
+export interface AttemptLine {
+  function: string;
+  requestId: string;
+  taskId: string;
+  attempt: number;
+  status: string;
+  durationMs: number;
+}
+
+/** What the emulator serves, once it listens. */
+export interface ReadyInfo {
+  trigger: string;
+  control: string;
+  functions: { name: string; url?: string | undefined; kind: string; handler: string }[];
+}
+
+/** The emulator's log: invocation and attempt lines, notices, and a core `Logger` for the rest. */
+export interface EmulatorLog {
+  readonly logger: Logger;
+  invocation(line: InvocationLine): void;
+  attempt(line: AttemptLine): void;
+  delivery(line: { function: string; requestId: string; taskId: string; destinationStatus: string }): void;
+  notice(message: string, fields?: Record<string, unknown>): void;
+  /** The startup banner: where each function and the control plane listen. */
+  ready(info: ReadyInfo): void;
+  /** Writes what is buffered now. */
+  flush(): void;
+}
+
+type Write = (text: string, stream: 'out' | 'err') => void;
+
+const defaultWrite: Write = (text, stream) => (stream === 'err' ? process.stderr : process.stdout).write(text);
+
+/**
+ * Lines are buffered and written once per turn of the event loop: under load one write per
+ * request costs more than the request.
+ */
+function bufferedWriter(write: Write) {
+  let out: string[] = [];
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    if (out.length === 0) return;
+    const text = out.join('');
+    out = [];
+    write(text, 'out');
+  };
+  return {
+    line(text: string, stream: 'out' | 'err') {
+      if (stream === 'err') {
+        flush();
+        write(`${text}\n`, 'err');
+        return;
+      }
+      out.push(`${text}\n`);
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(flush);
+      }
+    },
+    flush,
+  };
+}
+
+let lastMs = 0;
+let lastTime = '';
+/** `HH:MM:SS.mmm` (UTC), formatted once per millisecond. */
+const time = () => {
+  const now = Date.now();
+  if (now !== lastMs) {
+    lastMs = now;
+    lastTime = new Date(now).toISOString().slice(11, 23);
+  }
+  return lastTime;
+};
+const pad = (s: string | number, n: number) => String(s).padEnd(n);
+
+function fieldText(fields: Record<string, unknown> | undefined): { inline: string; stack: string } {
+  if (!fields) return { inline: '', stack: '' };
+  let inline = '';
+  let stack = '';
+  for (const [key, value] of Object.entries(fields)) {
+    if (value === undefined) continue;
+    if (value instanceof Error) {
+      inline += ` ${key}=${JSON.stringify(`${value.name}: ${value.message}`)}`;
+      if (value.stack) stack = `\n    ${value.stack.split('\n').slice(1, 6).join('\n    ').trim()}`;
+    } else {
+      inline += ` ${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`;
+    }
+  }
+  return { inline, stack };
+}
+
+function jsonFields(fields: Record<string, unknown> | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(fields ?? {}))
+    out[key] = value instanceof Error ? errorFields(value) : value;
+  return out;
+}
+
+/**
+ * The emulator's log in `text` (default) or `json`. `level` filters the core logger's entries
+ * (invocation and attempt lines always print).
+ *
+ * @example
+ * ```ts
+ * const log = createEmulatorLog({ format: 'json' });
+ * log.invocation({ function: 'f', requestId, type: 'Sync', status: 200, method: 'GET', path: '/', durationMs: 2, via: 'http' });
+ * ```
+ */
+export function createEmulatorLog(
+  options: { format?: LogFormat; level?: 'debug' | 'info' | 'warn' | 'error'; write?: Write } = {},
+): EmulatorLog {
+  const json = options.format === 'json';
+  const writer = bufferedWriter(options.write ?? defaultWrite);
+  const levels = { debug: 10, info: 20, warn: 30, error: 40 } as const;
+  const min = levels[options.level ?? 'info'];
+  const entry = (level: keyof typeof levels, message: string, fields?: Record<string, unknown>) => {
+    if (levels[level] < min) return;
+    const stream = levels[level] >= levels.warn ? 'err' : 'out';
+    if (json) {
+      writer.line(JSON.stringify({ time: new Date().toISOString(), level, message, ...jsonFields(fields) }), stream);
+    } else {
+      const { inline, stack } = fieldText(fields);
+      writer.line(`${time()} ${pad(level.toUpperCase(), 5)} ${message}${inline}${stack}`, stream);
+    }
+  };
+  const record = (kind: string, fields: object, text: string) => {
+    writer.line(
+      json ? JSON.stringify({ time: new Date().toISOString(), kind, ...fields }) : `${time()} ${text}`,
+      'out',
+    );
+  };
+  return {
+    logger: {
+      debug: (m, f) => entry('debug', m, f),
+      info: (m, f) => entry('info', m, f),
+      warn: (m, f) => entry('warn', m, f),
+      error: (m, f) => entry('error', m, f),
+    },
+    invocation(l) {
+      const task = l.taskId && l.taskId !== l.requestId ? ` task ${l.taskId}` : '';
+      const what = `${l.method} ${l.path}`;
+      record(
+        'invocation',
+        l,
+        `${pad(l.function, 14)} ${pad(l.type, 5)} ${pad(l.status, 9)} ${pad(what, 28)} ${pad(`${l.durationMs} ms`, 8)} ${l.requestId}${task}`,
+      );
+    },
+    attempt(l) {
+      const task = l.taskId !== l.requestId ? ` task ${l.taskId}` : '';
+      record(
+        'attempt',
+        { type: 'Async', ...l },
+        `${pad(l.function, 14)} ${pad('Task', 5)} ${pad(l.status, 9)} ${pad(`attempt ${l.attempt}`, 28)} ${pad(`${l.durationMs} ms`, 8)} ${l.requestId}${task}`,
+      );
+    },
+    delivery(l) {
+      record(
+        'delivery',
+        l,
+        `${pad(l.function, 14)} ${pad('Dest', 5)} ${pad(l.destinationStatus, 9)} ${pad('destination', 28)} ${pad('', 8)} ${l.requestId}`,
+      );
+    },
+    notice(message, fields) {
+      entry('info', message, fields);
+    },
+    ready(info) {
+      if (json) {
+        writer.line(JSON.stringify({ time: new Date().toISOString(), kind: 'ready', ...info }), 'out');
+        return;
+      }
+      const width = Math.max(...info.functions.map((f) => f.name.length), 9) + 2;
+      const lines = [`fc-async dev: ${info.functions.length} function${info.functions.length === 1 ? '' : 's'}`];
+      for (const f of info.functions) {
+        const where = f.url ?? 'event function (InvokeFunction, destinations)';
+        lines.push(`  ${pad(f.name, width)} ${pad(where, 40)} ${f.kind}, ${f.handler}`);
+      }
+      lines.push(`  ${pad('dashboard', width)} ${info.control}  (FC API 2023-03-30 on the same port)`);
+      writer.line(lines.join('\n'), 'out');
+    },
+    flush: writer.flush,
+  };
+}

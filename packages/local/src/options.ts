@@ -1,0 +1,168 @@
+import { existsSync } from 'node:fs';
+import { basename, extname, resolve } from 'node:path';
+import { FcAsyncError } from '@fc-async/core';
+import { optionError } from './errors.js';
+import type { LogFormat } from './log.js';
+import { FUNCTION_NAME } from './spec.js';
+
+/**
+ * Options of {@link startEmulator} (the CLI's flags).
+ *
+ * @example
+ * ```ts
+ * const options: EmulatorOptions = { entry: 'src/app.ts', port: 9000, controlPort: 9001, logFormat: 'json' };
+ * ```
+ */
+export interface EmulatorOptions {
+  /** A module exporting an Express, Koa or Fastify app, an fc-async handler or an FC handler. */
+  entry?: string | undefined;
+  /** A Serverless Devs `s.yaml`. @default `s.yaml` in `cwd` when no `entry` is given */
+  config?: string | undefined;
+  /** The function name of `entry`. @default the entry file's name (`app.ts` → `app`) */
+  name?: string | undefined;
+  /** HTTP trigger port; 0 picks a free one. @default 9000 */
+  port?: number | undefined;
+  /** HTTP trigger address. @default '127.0.0.1' */
+  host?: string | undefined;
+  /** Control plane (FC API and dashboard) port; 0 picks a free one. @default 9001 */
+  controlPort?: number | undefined;
+  /** Control plane address; beyond loopback it needs `credentials`. @default '127.0.0.1' */
+  controlHost?: string | undefined;
+  /** The access key the control plane checks signatures (and dashboard sign-ins) against. */
+  credentials?: { accessKeyId: string; accessKeySecret: string } | undefined;
+  /**
+   * Every control plane request must be signed with `credentials` (the dashboard signs in with
+   * HTTP Basic). @default true when `controlHost` is beyond loopback, else false
+   */
+  requireSignatures?: boolean | undefined;
+  /** Region of functions that name none. @default 'cn-hangzhou' */
+  region?: string | undefined;
+  /** Account id in ARNs and `x-fc-account-id`. @default '0' */
+  accountId?: string | undefined;
+  /** `memory` or `sqlite:PATH`. @default 'memory' */
+  store?: string | undefined;
+  /** A Redis URL: tasks go to BullMQ (`@fc-async/bullmq`). */
+  redis?: string | undefined;
+  /** Attempts running at once, per function. @default 10 */
+  concurrency?: number | undefined;
+  /** Tasks waiting per function before new async requests get 429. @default 10000 */
+  maxQueuedTasks?: number | undefined;
+  /** Delay before the first retry, ms; it doubles with each retry (jittered). @default 1000 */
+  retryBaseMs?: number | undefined;
+  /** Timeout of `entry`, seconds (s.yaml functions use their `timeout`). @default 60 */
+  timeoutSeconds?: number | undefined;
+  /** @default 'text' */
+  logFormat?: LogFormat | undefined;
+  /** Folder of the JSONL files of destinations that cannot be reached locally. @default '.fc-async' */
+  outDir?: string | undefined;
+  /** Where log lines go. @default stdout and stderr */
+  output?: ((text: string, stream: 'out' | 'err') => void) | undefined;
+  /** Working folder: where `s.yaml` is looked for and relative paths start. @default process.cwd() */
+  cwd?: string | undefined;
+}
+
+/** {@link EmulatorOptions} checked, with defaults. */
+export interface ResolvedOptions {
+  entry?: string | undefined;
+  config?: string | undefined;
+  name: string;
+  port: number;
+  host: string;
+  controlPort: number;
+  controlHost: string;
+  credentials?: { accessKeyId: string; accessKeySecret: string } | undefined;
+  requireSignatures: boolean;
+  region: string;
+  accountId: string;
+  store?: string | undefined;
+  redis?: string | undefined;
+  concurrency: number;
+  maxQueuedTasks: number;
+  retryBaseMs: number;
+  timeoutSeconds: number;
+  logFormat: LogFormat;
+  outDir: string;
+  output?: EmulatorOptions['output'];
+  cwd: string;
+}
+
+function int(name: string, value: unknown, min: number, max: number, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw optionError(name, `an integer from ${min} to ${max}`, value);
+  }
+  return value;
+}
+
+/** True for 127.0.0.0/8, ::1 and localhost. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
+/** Derives a function name from a file name: `my app.ts` → `my-app`. */
+function nameFromFile(file: string): string {
+  const stem = basename(file, extname(file)).replace(/[^A-Za-z0-9_-]/g, '-');
+  const name = /^[A-Za-z_]/.test(stem) ? stem : `fn-${stem}`;
+  return name.slice(0, 64);
+}
+
+/** Validates options eagerly (`TypeError` naming the option) and applies the defaults. */
+export function resolveOptions(options: EmulatorOptions): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) throw optionError('options', 'an object', options);
+  const cwd = options.cwd ?? process.cwd();
+  let { entry, config } = options;
+  if (entry !== undefined && config !== undefined)
+    throw new TypeError('Pass either an entry or `config` (s.yaml), not both');
+  if (entry === undefined && config === undefined) {
+    config = ['s.yaml', 's.yml'].map((f) => resolve(cwd, f)).find((f) => existsSync(f));
+    if (!config) {
+      throw new FcAsyncError('NothingToServe', `Give an entry module, or run where an s.yaml is (none in ${cwd})`);
+    }
+  }
+  if (entry !== undefined && (typeof entry !== 'string' || entry === ''))
+    throw optionError('entry', 'a file path', entry);
+  const name = options.name ?? (entry ? nameFromFile(entry) : 'fc-async-local');
+  if (typeof name !== 'string' || !FUNCTION_NAME.test(name)) {
+    throw optionError('name', 'a function name (letters, digits, _ and -, not starting with a digit)', name);
+  }
+  const logFormat = options.logFormat ?? 'text';
+  if (logFormat !== 'text' && logFormat !== 'json') throw optionError('logFormat', "'text' or 'json'", logFormat);
+  const controlHost = options.controlHost ?? '127.0.0.1';
+  const credentials = options.credentials;
+  if (credentials && (!credentials.accessKeyId || !credentials.accessKeySecret)) {
+    throw new TypeError('Expected `credentials` to have a non-empty accessKeyId and accessKeySecret');
+  }
+  const requireSignatures = options.requireSignatures ?? !isLoopback(controlHost);
+  if (typeof requireSignatures !== 'boolean') throw optionError('requireSignatures', 'a boolean', requireSignatures);
+  if (requireSignatures && !credentials) {
+    throw new FcAsyncError(
+      'AccessKeyRequired',
+      isLoopback(controlHost)
+        ? 'Requiring signatures needs an access key: set FC_ASYNC_ACCESS_KEY_ID and FC_ASYNC_ACCESS_KEY_SECRET'
+        : `The control plane on ${controlHost} would be reachable from other machines: set FC_ASYNC_ACCESS_KEY_ID and FC_ASYNC_ACCESS_KEY_SECRET so that requests must be signed`,
+    );
+  }
+  return {
+    entry: entry === undefined ? undefined : resolve(cwd, entry),
+    config: config === undefined ? undefined : resolve(cwd, config),
+    name,
+    port: int('port', options.port, 0, 65_535, 9000),
+    host: options.host ?? '127.0.0.1',
+    controlPort: int('controlPort', options.controlPort, 0, 65_535, 9001),
+    controlHost,
+    credentials,
+    requireSignatures,
+    region: options.region ?? 'cn-hangzhou',
+    accountId: options.accountId ?? '0',
+    store: options.store,
+    redis: options.redis,
+    concurrency: int('concurrency', options.concurrency, 1, 10_000, 10),
+    maxQueuedTasks: int('maxQueuedTasks', options.maxQueuedTasks, 1, 10_000_000, 10_000),
+    retryBaseMs: int('retryBaseMs', options.retryBaseMs, 1, 3_600_000, 1000),
+    timeoutSeconds: int('timeoutSeconds', options.timeoutSeconds, 1, 86_400, 60),
+    logFormat,
+    outDir: resolve(cwd, options.outDir ?? '.fc-async'),
+    output: options.output,
+    cwd,
+  };
+}

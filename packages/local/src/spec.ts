@@ -1,0 +1,56 @@
+/**
+ * FC's async invoke config as `s.yaml` and PutAsyncInvokeConfig give it (API 2023-03-30 names).
+ *
+ * @example
+ * ```ts
+ * const config: AsyncConfigInput = { maxAsyncRetryAttempts: 2, maxAsyncEventAgeInSeconds: 18000, asyncTask: true,
+ *   destinationConfig: { onFailure: { destination: 'acs:fc:cn-hangzhou:123:functions/dest-fail' } } };
+ * ```
+ */
+export interface AsyncConfigInput {
+  /** 0..8. @default 3 */
+  maxAsyncRetryAttempts?: number;
+  /** 1..604800. @default 86400 */
+  maxAsyncEventAgeInSeconds?: number;
+  /** Task mode. Locally every async invocation is a task whatever this says. */
+  asyncTask?: boolean;
+  destinationConfig?: {
+    onSuccess?: { destination: string };
+    onFailure?: { destination: string };
+  };
+}
+
+/**
+ * One function the emulator serves: where its code is, how FC calls it, and its async config.
+ *
+ * @example
+ * ```ts
+ * const spec: FunctionSpec = { name: 'transcode', file: '/app/code/index.js', exportName: 'handler',
+ *   handler: 'index.handler', http: { methods: ['POST'] }, style: 'fc3' };
+ * ```
+ */
+export interface FunctionSpec {
+  /** FC function name. */
+  name: string;
+  /** Absolute path of the module to load. */
+  file: string;
+  /** The export to use; `undefined` picks `handler`, then `default`, then `app`. */
+  exportName?: string | undefined;
+  /** FC's `handler` setting (`index.handler`), as reported in `x-fc-function-handler`. */
+  handler: string;
+  /** The HTTP trigger, when the function has one; without it the function is an event function. */
+  http?: { methods?: string[] | undefined } | undefined;
+  /** FC 3.0 (`handler(event, context)`) or FC 2.0 (`handler(req, resp, context)` for HTTP). */
+  style: 'fc3' | 'fc2';
+  runtime?: string | undefined;
+  region?: string | undefined;
+  /** MB. */
+  memorySize?: number | undefined;
+  /** Seconds; the attempt timeout of async invocations. */
+  timeout?: number | undefined;
+  environmentVariables?: Record<string, string> | undefined;
+  asyncConfig?: AsyncConfigInput | undefined;
+}
+
+/** FC's rule for function names. */
+export const FUNCTION_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;

@@ -1,0 +1,48 @@
+import {
+  type AsyncConfigInput,
+  type Emulator,
+  type EmulatorOptions,
+  type FunctionSpec,
+  type LogFormat,
+  loadServerlessConfig,
+  type ServerlessConfig,
+  type ServerlessConfigOptions,
+  type SignatureResult,
+  type SignedRequest,
+  signAcsRequest,
+  startEmulator,
+  verifyAcsSignature,
+} from '@fc-async/local';
+import { expectAssignable, expectError, expectType } from 'tsd';
+
+const options: EmulatorOptions = {
+  entry: 'app.ts',
+  port: 0,
+  controlPort: 0,
+  logFormat: 'json',
+  store: 'sqlite:tasks.db',
+};
+expectType<Promise<Emulator>>(startEmulator(options));
+expectType<Promise<Emulator>>(startEmulator());
+expectError(startEmulator({ port: '9000' }));
+expectError(startEmulator({ logFormat: 'yaml' }));
+expectAssignable<LogFormat>('text');
+
+declare const emulator: Emulator;
+expectType<string>(emulator.triggerUrl);
+expectType<readonly string[]>(emulator.functions);
+expectType<Promise<void>>(emulator.close({ timeoutMs: 1000 }));
+
+const yamlOptions: ServerlessConfigOptions = { region: 'cn-hangzhou', accountId: '123', env: {} };
+expectType<Promise<ServerlessConfig>>(loadServerlessConfig('s.yaml', yamlOptions));
+declare const config: ServerlessConfig;
+expectType<FunctionSpec[]>(config.functions);
+expectType<AsyncConfigInput | undefined>(config.functions[0]?.asyncConfig);
+
+const request: SignedRequest = { method: 'GET', path: '/2023-03-30/functions/f/async-tasks', headers: {} };
+const result = verifyAcsSignature(request, (id) => (id === 'ak' ? 'sk' : undefined));
+expectType<SignatureResult>(result);
+if (result.ok) expectType<string>(result.accessKeyId);
+else expectType<string>(result.code);
+expectType<Record<string, string>>(signAcsRequest(request, { accessKeyId: 'ak', accessKeySecret: 'sk' }));
+expectError(signAcsRequest(request, { accessKeyId: 'ak' }));

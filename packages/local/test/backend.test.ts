@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import { backendFactory, parseStoreSpec, redisOptions } from '../src/backend.js';
+
+const notInstalled =
+  (pkg: string) =>
+  async (specifier: string): Promise<Record<string, unknown>> => {
+    if (specifier === pkg) {
+      throw Object.assign(new Error(`Cannot find package '${pkg}' imported from x`), { code: 'ERR_MODULE_NOT_FOUND' });
+    }
+    return {};
+  };
+
+describe('--store and --redis', () => {
+  it('reads memory, sqlite:PATH and Redis URLs', () => {
+    expect(parseStoreSpec(undefined, undefined)).toEqual({ kind: 'memory' });
+    expect(parseStoreSpec('memory', undefined)).toEqual({ kind: 'memory' });
+    expect(parseStoreSpec('sqlite:/tmp/t.db', undefined)).toEqual({ kind: 'sqlite', path: '/tmp/t.db' });
+    expect(parseStoreSpec(undefined, 'redis://u:p%40ss@h:6380/2')).toMatchObject({ kind: 'redis' });
+  });
+
+  it.each([
+    [['postgres://x', undefined], /Expected `--store` to be `memory` or `sqlite:PATH`, got `postgres:\/\/x`/],
+    [['sqlite:', undefined], /Expected `--store`/],
+    [[undefined, 'http://h'], /Expected `--redis` to be a redis:\/\/ or rediss:\/\/ URL/],
+    [[undefined, 'not a url'], /Expected `--redis`/],
+    [['sqlite:/tmp/x.db', 'redis://h'], /either `--store` or `--redis`/],
+  ] as const)('refuses %j', ([store, redis], message) => {
+    expect(() => parseStoreSpec(store, redis)).toThrow(message);
+  });
+
+  it('turns a Redis URL into connection options', () => {
+    expect(redisOptions(new URL('rediss://user:p%40ss@cache.local:6380/3'))).toEqual({
+      host: 'cache.local',
+      port: 6380,
+      username: 'user',
+      password: 'p@ss',
+      db: 3,
+      tls: {},
+    });
+    expect(redisOptions(new URL('redis://localhost'))).toEqual({ host: 'localhost', port: 6379 });
+  });
+
+  // @fc-async/sqlite and @fc-async/bullmq are separate packages: only the path where they are
+  // missing is tested here, through an injected importer.
+  it.each([
+    [
+      { kind: 'sqlite', path: '/tmp/t.db' } as const,
+      '@fc-async/sqlite',
+      /--store sqlite:PATH needs the package @fc-async\/sqlite, which is not installed \(or not built\): npm install @fc-async\/sqlite/,
+    ],
+    [
+      { kind: 'redis', url: new URL('redis://h') } as const,
+      '@fc-async/bullmq',
+      /--redis needs the package @fc-async\/bullmq, which is not installed \(or not built\): npm install @fc-async\/bullmq/,
+    ],
+  ])('explains a missing backend package (%j)', async (spec, pkg, message) => {
+    const error = await backendFactory(spec, ['f'], notInstalled(pkg)).then(
+      () => undefined,
+      (e: unknown) => e as { code: string; message: string },
+    );
+    expect(error?.code).toBe('BackendMissing');
+    expect(error?.message).toMatch(message);
+  });
+
+  it('passes one SQLite file and one BullMQ prefix per function', async () => {
+    const calls: unknown[][] = [];
+    const importer = async () => ({
+      sqlite: (...args: unknown[]) => calls.push(['sqlite', ...args]),
+      bullmq: (...args: unknown[]) => calls.push(['bullmq', ...args]),
+    });
+    const sqliteFor = await backendFactory({ kind: 'sqlite', path: '/data/tasks.db' }, ['a', 'b'], importer);
+    sqliteFor('a');
+    const single = await backendFactory({ kind: 'sqlite', path: '/data/tasks.db' }, ['a'], importer);
+    single('a');
+    const redisFor = await backendFactory({ kind: 'redis', url: new URL('redis://h:1') }, ['a'], importer);
+    redisFor('a');
+    expect(calls).toEqual([
+      ['sqlite', '/data/tasks.a.db'],
+      ['sqlite', '/data/tasks.db'],
+      ['bullmq', { connection: { host: 'h', port: 1 }, prefix: 'fc-async:a' }],
+    ]);
+  });
+
+  it('says when a backend package does not export its factory', async () => {
+    await expect(backendFactory({ kind: 'sqlite', path: '/t.db' }, ['f'], async () => ({}))).rejects.toThrow(
+      /@fc-async\/sqlite does not export sqlite\(\)/,
+    );
+  });
+});

@@ -1,0 +1,161 @@
+import { request } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Emulator, startEmulator } from '../src/index.js';
+import { $FC, fixture, sdk, sdkError, waitFor } from './helpers.js';
+
+const quiet = { output: () => {}, port: 0, controlPort: 0 };
+const key = { accessKeyId: 'dev-key', accessKeySecret: 'dev-secret' };
+const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
+const listPath = '/2023-03-30/functions/echo/async-tasks';
+
+/** A raw request, so that Host and Origin can be set. */
+function raw(url: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    request({ host: u.hostname, port: u.port, path: `${u.pathname}${u.search}`, headers }, (res) => {
+      let body = '';
+      res.on('data', (c) => {
+        body += c;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
+describe('control plane on loopback with an access key', () => {
+  let emulator: Emulator;
+  beforeAll(async () => {
+    emulator = await startEmulator({ ...quiet, entry: fixture('echo-handler.mjs'), name: 'echo', credentials: key });
+  });
+  afterAll(() => emulator.close());
+
+  it('accepts the official SDK signing with that key', async () => {
+    const page = await sdk(emulator.controlUrl, key).listAsyncTasks(
+      'echo',
+      new $FC.ListAsyncTasksRequest({ limit: 5 }),
+    );
+    expect(page.statusCode).toBe(200);
+  });
+
+  it.each([
+    ['a wrong secret', { accessKeyId: 'dev-key', accessKeySecret: 'nope' }, 'SignatureNotMatch'],
+    ['an unknown key', { accessKeyId: 'other', accessKeySecret: 'dev-secret' }, 'InvalidAccessKeyID'],
+  ])('refuses %s with 403 like FC', async (_label, credentials, code) => {
+    const error = await sdkError(
+      sdk(emulator.controlUrl, credentials).listAsyncTasks('echo', new $FC.ListAsyncTasksRequest({})),
+    );
+    expect(error).toMatchObject({ code, statusCode: 403 });
+  });
+
+  it('lets unsigned requests from this machine through (the dashboard, curl)', async () => {
+    expect((await fetch(`${emulator.controlUrl}${listPath}`)).status).toBe(200);
+  });
+
+  it.each([
+    ['another site', { origin: 'https://evil.example' }],
+    ['a cross-site fetch', { 'sec-fetch-site': 'cross-site' }],
+    ['a name that is not loopback (DNS rebinding)', { host: 'evil.example' }],
+  ])('refuses requests from %s', async (_label, headers) => {
+    const res = await raw(`${emulator.controlUrl}${listPath}`, headers);
+    expect(res.status).toBe(403);
+    expect(JSON.parse(res.body)).toMatchObject({ Code: 'AccessDenied' });
+  });
+});
+
+describe('control plane that requires signatures', () => {
+  let emulator: Emulator;
+  beforeAll(async () => {
+    emulator = await startEmulator({
+      ...quiet,
+      entry: fixture('echo-handler.mjs'),
+      name: 'echo',
+      credentials: key,
+      requireSignatures: true,
+    });
+  });
+  afterAll(() => emulator.close());
+
+  it('serves the SDK signing with the key and refuses unsigned API calls', async () => {
+    expect(
+      (await sdk(emulator.controlUrl, key).listAsyncTasks('echo', new $FC.ListAsyncTasksRequest({}))).statusCode,
+    ).toBe(200);
+    const unsigned = await fetch(`${emulator.controlUrl}${listPath}`);
+    expect(unsigned.status).toBe(400);
+    expect(await unsigned.json()).toMatchObject({ Code: 'MissingRequiredHeader' });
+  });
+
+  it('asks a browser to sign in to the dashboard with the key, through HTTP Basic', async () => {
+    const page = await fetch(`${emulator.controlUrl}/`);
+    expect(page.status).toBe(401);
+    expect(page.headers.get('www-authenticate')).toBe('Basic realm="fc-async"');
+    const wrong = await fetch(`${emulator.controlUrl}/`, { headers: { authorization: basic('dev-key', 'nope') } });
+    expect(wrong.status).toBe(401);
+    const right = await fetch(`${emulator.controlUrl}/`, {
+      headers: { authorization: basic('dev-key', 'dev-secret') },
+    });
+    expect(right.status).toBe(200);
+    const api = await fetch(`${emulator.controlUrl}${listPath}`, {
+      headers: { authorization: basic('dev-key', 'dev-secret') },
+    });
+    expect(api.status).toBe(200);
+  });
+
+  it('refuses to start without a key', async () => {
+    await expect(
+      startEmulator({ ...quiet, entry: fixture('echo-handler.mjs'), requireSignatures: true }),
+    ).rejects.toThrow(/FC_ASYNC_ACCESS_KEY_ID/);
+  });
+});
+
+describe('dashboard endpoints', () => {
+  let emulator: Emulator;
+  beforeAll(async () => {
+    emulator = await startEmulator({ ...quiet, entry: fixture('echo-handler.mjs'), name: 'echo' });
+  });
+  afterAll(() => emulator.close());
+
+  it('serves the page and its files from the package, with a strict CSP', async () => {
+    const page = await fetch(`${emulator.controlUrl}/`);
+    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
+    const html = await page.text();
+    expect(html).toContain('/assets/dashboard.js');
+    expect(html).not.toMatch(/https?:\/\//);
+    const script = await fetch(`${emulator.controlUrl}/assets/dashboard.js`);
+    expect(script.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+    expect((await fetch(`${emulator.controlUrl}/assets/..%2Fpackage.json`)).status).toBe(404);
+    expect((await fetch(`${emulator.controlUrl}/assets/nope.js`)).status).toBe(404);
+  });
+
+  it('lists the functions', async () => {
+    const body = await (await fetch(`${emulator.controlUrl}/api/functions`)).json();
+    expect(body).toEqual({ functions: [{ name: 'echo', http: true, path: '/', kind: 'fc-handler' }] });
+  });
+
+  it('streams task events as Server-Sent Events', async () => {
+    const controller = new AbortController();
+    const res = await fetch(`${emulator.controlUrl}/api/events`, { signal: controller.signal });
+    expect(res.headers.get('content-type')).toBe('text/event-stream');
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    let text = '';
+    const events = waitFor(async () => {
+      const { value } = await reader.read();
+      text += new TextDecoder().decode(value);
+      return text.includes('"type":"finished"') && text.includes('"type":"attempt"') ? text : undefined;
+    });
+    await fetch(`${emulator.triggerUrl}/x`, {
+      headers: { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'sse_1' },
+    });
+    const received = await events;
+    controller.abort();
+    const data = received
+      .split('\n')
+      .filter((l) => l.startsWith('data: '))
+      .map((l) => JSON.parse(l.slice(6)) as Record<string, unknown>);
+    expect(data.map((d) => d.type).sort()).toEqual(['accepted', 'attempt', 'finished']);
+    expect(data[0]).toMatchObject({ function: 'echo', taskId: 'sse_1' });
+    expect(received).not.toContain('payload');
+  });
+});

@@ -1,0 +1,133 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Emulator, startEmulator } from '../src/index.js';
+import { fixture } from './helpers.js';
+
+// Headless Chromium from Debian (`chromium`, listed in .ci/apt-packages) driven by playwright-core.
+// FC_ASYNC_SCREENSHOT=docs/img/dashboard.png writes the screenshot the docs show.
+const screenshot =
+  process.env.FC_ASYNC_SCREENSHOT ?? join(mkdtempSync(join(tmpdir(), 'fc-async-shot-')), 'dashboard.png');
+
+let emulator: Emulator;
+let context: BrowserContext;
+let page: Page;
+
+async function send(taskId: string, body: object) {
+  const res = await fetch(`${emulator.triggerUrl}/jobs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': taskId },
+    body: JSON.stringify(body),
+  });
+  expect(res.status).toBe(202);
+}
+
+const poll = <T>(probe: () => Promise<T> | T) => expect.poll(probe, { timeout: 20_000, interval: 50 });
+const row = (taskId: string) => page.locator(`tr[data-task-id="${taskId}"]`);
+const status = (taskId: string) => row(taskId).locator('.status');
+
+beforeAll(async () => {
+  emulator = await startEmulator({
+    output: () => {},
+    port: 0,
+    controlPort: 0,
+    entry: fixture('jobs-app.ts'),
+    name: 'jobs',
+    retryBaseMs: 20,
+  });
+  context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'fc-async-chromium-')), {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+    viewport: { width: 1400, height: 800 },
+  });
+  page = await context.newPage();
+  page.setDefaultTimeout(20_000);
+});
+
+afterAll(async () => {
+  await context?.close();
+  await emulator?.close({ timeoutMs: 1000 });
+});
+
+describe('the dashboard in headless Chromium', () => {
+  it('loads without any request leaving the machine and goes live', async () => {
+    const outside: string[] = [];
+    page.on('request', (r) => {
+      if (!r.url().startsWith(emulator.controlUrl)) outside.push(r.url());
+    });
+    await page.goto(`${emulator.controlUrl}/`);
+    await poll(() => page.locator('#live').textContent()).toBe('live');
+    expect(await page.locator('#function').inputValue()).toBe('jobs');
+    expect(outside).toEqual([]);
+  });
+
+  it('shows async requests as they arrive and as their status changes, without a reload', async () => {
+    await send('dash_quick', { ms: 1500 });
+    await send('dash_fail', { fail: true });
+    await poll(() => status('dash_quick').textContent()).toBe('Running');
+    await poll(() => status('dash_quick').textContent()).toBe('Succeeded');
+    await poll(() => status('dash_fail').textContent()).toBe('Failed');
+    expect(await row('dash_fail').locator('td').nth(3).textContent()).toBe('4');
+    expect(await row('dash_quick').locator('td').nth(2).textContent()).toMatch(/^1-[0-9a-f]{8}-/);
+  });
+
+  it('stops a running task from the page', async () => {
+    await send('dash_long', { ms: 60_000 });
+    await poll(() => status('dash_long').textContent()).toBe('Running');
+    await row('dash_long').locator('button.stop').click();
+    await poll(() => status('dash_long').textContent()).toBe('Stopped');
+    const task = (await (
+      await fetch(`${emulator.controlUrl}/2023-03-30/functions/jobs/async-tasks/dash_long`)
+    ).json()) as {
+      status: string;
+    };
+    expect(task.status).toBe('Stopped');
+    expect(await row('dash_long').locator('button.stop').count()).toBe(0);
+  });
+
+  it('filters by status and by task id prefix', async () => {
+    await page.selectOption('#status', 'Succeeded');
+    await poll(() =>
+      page.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-task-id'))),
+    ).toEqual(['dash_quick']);
+    await page.selectOption('#status', '');
+    await page.fill('#prefix', 'dash_l');
+    await poll(() =>
+      page.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-task-id'))),
+    ).toEqual(['dash_long']);
+    await page.fill('#prefix', '');
+    await poll(() => page.locator('tbody tr').count()).toBe(3);
+  });
+
+  it('shows the events timeline, the redacted request, the response and the trace id of a task', async () => {
+    await send('dash_detail', { ms: 1 });
+    await poll(() => status('dash_detail').textContent()).toBe('Succeeded');
+    await row('dash_detail').click();
+    await poll(() => page.locator('#detail-title').textContent()).toBe('dash_detail');
+    expect(
+      await page.locator('#detail-events li').evaluateAll((items) => items.map((i) => i.getAttribute('data-status'))),
+    ).toEqual(['Enqueued', 'Dequeued', 'Running', 'Succeeded']);
+    const request = (await page.locator('#detail-request').textContent()) ?? '';
+    expect(request).toContain('POST /jobs');
+    expect(request).toContain('"ms": 1');
+    expect(request).not.toContain('x-fc-invocation-type');
+    expect(await page.locator('#detail-response').textContent()).toContain('"done": true');
+    expect(await page.locator('#detail-fields').textContent()).toContain('Trace id');
+    await page.screenshot({ path: screenshot, fullPage: false });
+    expect(readFileSync(screenshot).subarray(0, 8)).toEqual(
+      Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    );
+  });
+});

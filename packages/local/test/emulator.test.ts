@@ -1,0 +1,221 @@
+import type { FcHttpEvent } from '@fc-async/core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type Emulator, startEmulator } from '../src/index.js';
+import { fixture, waitFor } from './helpers.js';
+
+const quiet = { output: () => {}, port: 0, controlPort: 0 };
+
+/** What echo-handler.mjs answers. */
+interface Echo {
+  event: FcHttpEvent & { headers: Record<string, string>; requestContext: { timeEpoch: string } };
+  context: Record<string, unknown>;
+  env: Record<string, string>;
+}
+
+describe('the HTTP trigger of a plain FC 3.0 handler', () => {
+  let emulator: Emulator;
+  beforeAll(async () => {
+    emulator = await startEmulator({
+      ...quiet,
+      entry: fixture('echo-handler.mjs'),
+      name: 'echo',
+      region: 'cn-beijing',
+      accountId: '1234',
+    });
+  });
+  afterAll(() => emulator.close());
+
+  it('hands the function an FC 3.0 event with the common headers FC adds', async () => {
+    const res = await fetch(`${emulator.triggerUrl}/a%20b/c?x=1&x=2&y=%C3%BC`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-custom': 'kept',
+        'x-fc-access-key-secret': 'stolen',
+        'x-fc-retry-count': '5',
+        cookie: 'sid=1',
+      },
+      body: '{"a":1}',
+    });
+    expect(res.status).toBe(200);
+    const requestId = res.headers.get('x-fc-request-id');
+    const { event, context, env } = (await res.json()) as Echo;
+    expect(event).toMatchObject({
+      version: 'v1',
+      rawPath: '/a%20b/c',
+      body: '{"a":1}',
+      isBase64Encoded: false,
+      queryParameters: { x: '1,2', y: 'ü' },
+      requestContext: {
+        accountId: '1234',
+        requestId,
+        http: { method: 'POST', path: '/a b/c', protocol: 'HTTP/1.1', sourceIp: '127.0.0.1' },
+      },
+    });
+    expect(event.headers).toMatchObject({
+      'Content-Type': 'application/json',
+      'X-Custom': 'kept',
+      'X-Fc-Request-Id': requestId,
+      'X-Fc-Function-Name': 'echo',
+      'X-Fc-Function-Handler': 'echo-handler.handler',
+      'X-Fc-Region': 'cn-beijing',
+      'X-Fc-Account-Id': '1234',
+      'X-Fc-Qualifier': 'LATEST',
+      'X-Fc-Control-Path': '/http-invoke',
+    });
+    expect(event.headers['X-Fc-Access-Key-Secret']).toBeUndefined();
+    expect(event.headers['X-Fc-Retry-Count']).toBeUndefined();
+    expect(event.requestContext.timeEpoch).toMatch(/^\d{13}$/);
+    expect(context).toMatchObject({
+      requestId,
+      region: 'cn-beijing',
+      accountId: '1234',
+      function: { name: 'echo', timeout: 60 },
+    });
+    expect(env).toEqual({ name: 'echo' });
+    expect(res.headers.get('x-echo')).toBe('yes');
+    expect(res.headers.get('x-fc-ignored')).toBeNull();
+  });
+
+  it('base64-encodes a binary body', async () => {
+    const body = Buffer.from([0, 1, 2, 255]);
+    const res = await fetch(`${emulator.triggerUrl}/bin`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/octet-stream' },
+      body,
+    });
+    const { event } = (await res.json()) as Echo;
+    expect(event).toMatchObject({ isBase64Encoded: true, body: body.toString('base64') });
+  });
+
+  it('answers 502 with x-fc-error-type when the handler throws, without a stack', async () => {
+    const res = await fetch(`${emulator.triggerUrl}/throw`);
+    expect(res.status).toBe(502);
+    expect(res.headers.get('x-fc-error-type')).toBe('UnhandledInvocationError');
+    expect(await res.json()).toEqual({ errorMessage: 'the handler threw', errorType: 'TypeError' });
+  });
+
+  it('runs an async call of a plain handler through the async engine', async () => {
+    const res = await fetch(`${emulator.triggerUrl}/job`, {
+      headers: { 'x-fc-invocation-type': 'async', 'x-fc-async-task-id': 'plain_1' },
+    });
+    expect(res.status).toBe(202);
+    const task = await waitFor(async () => {
+      const r = await fetch(`${emulator.controlUrl}/2023-03-30/functions/echo/async-tasks/plain_1`);
+      const t = (await r.json()) as { status: string; returnPayload?: string };
+      return t.status === 'Succeeded' ? t : undefined;
+    });
+    const { event } = JSON.parse(task.returnPayload as string) as Echo;
+    expect(event.headers).toMatchObject({ 'X-Fc-Async-Task-Id': 'plain_1', 'X-Fc-Retry-Count': '0' });
+  });
+});
+
+describe.each([
+  ['a Koa app', 'koa-app.mjs', '/anything', { framework: 'koa', path: '/anything' }],
+  ['a Fastify app (TypeScript)', 'fastify-app.ts', '/hi', { framework: 'fastify' }],
+])('serving %s', (_label, file, path, expected) => {
+  let emulator: Emulator;
+  beforeAll(async () => {
+    emulator = await startEmulator({ ...quiet, entry: fixture(file) });
+  });
+  afterAll(() => emulator.close());
+
+  it('answers with the app and an FC request id', async () => {
+    const res = await fetch(`${emulator.triggerUrl}${path}`);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as Record<string, unknown>;
+    expect(body).toMatchObject(expected);
+    expect(body.requestId).toBe(res.headers.get('x-fc-request-id'));
+  });
+});
+
+describe('a CommonJS handler in callback style', () => {
+  it('answers with what it passes to the callback', async () => {
+    const emulator = await startEmulator({ ...quiet, entry: fixture('callback-handler.cjs') });
+    try {
+      const res = await fetch(`${emulator.triggerUrl}/cb`);
+      expect(res.status).toBe(201);
+      expect(await res.text()).toBe('callback /cb');
+    } finally {
+      await emulator.close();
+    }
+  });
+});
+
+describe('an entry with nothing to serve', () => {
+  it('is refused with the exports it found', async () => {
+    await expect(startEmulator({ ...quiet, entry: fixture('not-servable.mjs') })).rejects.toThrow(
+      /exports no Express, Koa or Fastify app and no FC handler .*other exports: answer/,
+    );
+  });
+});
+
+describe('several HTTP functions', () => {
+  let emulator: Emulator;
+  beforeAll(async () => {
+    emulator = await startEmulator({ ...quiet, config: fixture('multi/s.yaml') });
+  });
+  afterAll(() => emulator.close());
+
+  it('addresses each by path prefix, which the function does not see', async () => {
+    expect(await (await fetch(`${emulator.triggerUrl}/a/x/y`)).text()).toBe('a /x/y GET');
+    expect(await (await fetch(`${emulator.triggerUrl}/b?k=v`)).text()).toBe('b / {"k":"v"}');
+  });
+
+  it('addresses each by a <function>.localhost Host header', async () => {
+    const { request } = await import('node:http');
+    const url = new URL(emulator.triggerUrl);
+    const text = await new Promise<string>((resolve, reject) => {
+      request(
+        { host: url.hostname, port: url.port, path: '/x', headers: { host: `b.localhost:${url.port}` } },
+        (res) => {
+          let out = '';
+          res.on('data', (c) => {
+            out += c;
+          });
+          res.on('end', () => resolve(out));
+        },
+      )
+        .on('error', reject)
+        .end();
+    });
+    expect(text).toBe('b /x');
+  });
+
+  it('answers 404 for a path of no function and 405 for a method the trigger does not accept', async () => {
+    const none = await fetch(`${emulator.triggerUrl}/c/x`);
+    expect(none.status).toBe(404);
+    expect(await none.json()).toMatchObject({ code: 'FunctionNotFound', message: expect.stringContaining('/a/, /b/') });
+    const post = await fetch(`${emulator.triggerUrl}/a/x`, { method: 'POST' });
+    expect(post.status).toBe(405);
+    expect(await post.json()).toMatchObject({ code: 'MethodNotAllowed' });
+  });
+});
+
+describe('text logs', () => {
+  const lines: string[] = [];
+  let emulator: Emulator;
+  afterEach(() => emulator?.close());
+
+  it('prints one readable line per invocation and per attempt', async () => {
+    emulator = await startEmulator({
+      ...quiet,
+      entry: fixture('echo-handler.mjs'),
+      name: 'echo',
+      output: (text) => lines.push(...text.split('\n').filter(Boolean)),
+    });
+    expect(lines.join('\n')).toMatch(/echo .*http:\/\/127\.0\.0\.1:\d+\//);
+    await fetch(`${emulator.triggerUrl}/hello?token=secret`);
+    await fetch(`${emulator.triggerUrl}/later`, {
+      headers: { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'text_1' },
+    });
+    const attempt = await waitFor(() => lines.find((l) => l.includes('task text_1') && l.includes('attempt 1')));
+    expect(attempt).toMatch(
+      /^\d\d:\d\d:\d\d\.\d{3} echo\s+Task\s+Succeeded\s+attempt 1\s+\d+ ms\s+1-[0-9a-f-]+ task text_1$/,
+    );
+    const sync = lines.find((l) => l.includes('GET /hello'));
+    expect(sync).toMatch(/echo\s+Sync\s+200\s+GET \/hello\s+\d+ ms\s+1-/);
+    expect(lines.join('\n')).not.toContain('secret');
+    expect(lines.find((l) => l.includes('GET /later'))).toMatch(/Async\s+202/);
+  });
+});

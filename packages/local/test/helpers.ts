@@ -1,0 +1,155 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import FC, * as $FC from '@alicloud/fc20230330';
+import { $OpenApiUtil } from '@alicloud/openapi-core';
+
+export { $FC };
+
+export const PKG = fileURLToPath(new URL('..', import.meta.url));
+export const fixture = (name: string) => join(PKG, 'test/fixtures', name);
+export const example = (name: string) => join(PKG, 'examples', name);
+
+const require = createRequire(import.meta.url);
+/** tsx's loader by absolute URL, so that the CLI runs from source whatever the working folder. */
+const TSX = pathToFileURL(require.resolve('tsx')).href;
+const CLI = join(PKG, 'src/cli.ts');
+
+/** One running `fc-async dev`, with its JSON log lines. */
+export interface CliRun {
+  proc: ChildProcess;
+  lines: Record<string, unknown>[];
+  stderr: string[];
+  trigger: string;
+  control: string;
+  exited: Promise<number | null>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+const children = new Set<ChildProcess>();
+// A test that fails half-way must not leave an emulator running: kill what is left on exit.
+process.once('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+function spawnCli(args: string[], options: { env?: Record<string, string>; cwd?: string }) {
+  const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], {
+    cwd: options.cwd ?? PKG,
+    env: { ...process.env, NO_COLOR: '1', ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+/** Starts `fc-async dev` on free ports with JSON logs; resolves once it prints its `ready` line. */
+export function startCli(
+  args: string[],
+  options: { env?: Record<string, string>; cwd?: string } = {},
+): Promise<CliRun> {
+  const proc = spawnCli(['dev', ...args, '--port', '0', '--control-port', '0', '--log-format', 'json'], options);
+  const lines: Record<string, unknown>[] = [];
+  const stderr: string[] = [];
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`fc-async dev did not start: ${stderr.join('')}`));
+    }, 30_000);
+    let buffered = '';
+    proc.stdout?.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      let nl = buffered.indexOf('\n');
+      while (nl >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        nl = buffered.indexOf('\n');
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        lines.push(entry);
+        if (entry.kind === 'ready') {
+          clearTimeout(timer);
+          resolve({
+            proc,
+            lines,
+            stderr,
+            trigger: entry.trigger as string,
+            control: entry.control as string,
+            exited,
+            stop(signal = 'SIGTERM') {
+              if (proc.exitCode === null) proc.kill(signal);
+              return exited;
+            },
+          });
+        }
+      }
+    });
+    proc.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk.toString('utf8')));
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`fc-async dev exited with ${code}: ${stderr.join('')}`));
+    });
+  });
+}
+
+/** Runs the CLI to completion (for the ways it refuses to start). */
+export function runCli(
+  args: string[],
+  options: { env?: Record<string, string>; cwd?: string } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const proc = spawnCli(args, options);
+  let stdout = '';
+  let stderr = '';
+  proc.stdout?.on('data', (c: Buffer) => {
+    stdout += c.toString('utf8');
+  });
+  proc.stderr?.on('data', (c: Buffer) => {
+    stderr += c.toString('utf8');
+  });
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** The official FC SDK client pointed at a control plane URL. */
+export function sdk(control: string, credentials = { accessKeyId: 'local', accessKeySecret: 'local' }) {
+  // Node's ESM gives the CommonJS module as the default export; vitest's interop gives its `default`.
+  const Client = (typeof FC.default === 'function' ? FC.default : FC) as typeof FC.default;
+  return new Client(
+    new $OpenApiUtil.Config({
+      ...credentials,
+      endpoint: new URL(control).host,
+      protocol: 'http',
+      readTimeout: 10_000,
+      connectTimeout: 10_000,
+    }),
+  );
+}
+
+/** Polls `probe` until it returns something other than `undefined`. */
+export async function waitFor<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error('waitFor timed out');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** The SDK's thrown error, for assertions on `code` and `statusCode`. */
+export async function sdkError(
+  call: Promise<unknown>,
+): Promise<{ code?: string; statusCode?: number; message: string }> {
+  try {
+    await call;
+  } catch (error) {
+    return error as { code?: string; statusCode?: number; message: string };
+  }
+  throw new Error('expected the SDK call to fail');
+}

@@ -1,0 +1,100 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterEach, describe, expect, it } from 'vitest';
+import { $FC, type CliRun, fixture, sdk, startCli, waitFor } from './helpers.js';
+
+// The real @fc-async/sqlite and @fc-async/bullmq behind `--store sqlite:PATH` and `--redis URL`
+// (test/backend.test.ts covers the flags' parsing and a missing package).
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'fc-async-local-store-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function dev(args: string[]): Promise<CliRun> {
+  const cli = await startCli([fixture('jobs-app.ts'), '--name', 'app', ...args]);
+  cleanups.push(() => cli.stop('SIGKILL'));
+  return cli;
+}
+
+function post(cli: CliRun, taskId: string, headers: Record<string, string> = {}) {
+  return fetch(`${cli.trigger}/jobs`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'x-fc-invocation-type': 'Async',
+      'x-fc-async-task-id': taskId,
+      ...headers,
+    },
+    body: JSON.stringify({ ms: 10 }),
+  });
+}
+
+function succeeded(cli: CliRun, taskId: string) {
+  const client = sdk(cli.control);
+  return waitFor(async () => {
+    const task = (await client.getAsyncTask('app', taskId, new $FC.GetAsyncTaskRequest({}))).body;
+    return task?.status === 'Succeeded' ? task : undefined;
+  }, 20_000);
+}
+
+/** A throwaway redis-server on a free loopback port, stopped after the test. */
+async function redisServer(): Promise<string> {
+  const port = await new Promise<number>((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+  const dir = tempDir();
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
+  const child: ChildProcess = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  cleanups.push(async () => {
+    if (child.exitCode === null) {
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    }
+  });
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  for await (const line of lines) if (line.includes('Ready to accept connections')) break;
+  child.stdout?.resume();
+  return `redis://127.0.0.1:${port}`;
+}
+
+describe('fc-async dev --store sqlite:PATH', () => {
+  it('keeps accepted tasks in the file: a task accepted before a SIGKILL runs after the restart', async () => {
+    const store = `sqlite:${join(tempDir(), 'tasks.db')}`;
+    const first = await dev(['--store', store]);
+    const accepted = await post(first, 'durable_1', { 'x-fc-async-delay': '1' });
+    expect(accepted.status).toBe(202);
+    await first.stop('SIGKILL');
+    const second = await dev(['--store', store]);
+    const task = await succeeded(second, 'durable_1');
+    expect(task.requestId).toBe(accepted.headers.get('x-fc-request-id'));
+    expect(task.events?.map((e) => e.status)).toEqual(['Enqueued', 'Dequeued', 'Running', 'Succeeded']);
+  });
+});
+
+describe('fc-async dev --redis URL', () => {
+  it('queues through BullMQ: a task accepted by one emulator is listed by another on the same Redis', async () => {
+    const redis = await redisServer();
+    const one = await dev(['--redis', redis]);
+    const two = await dev(['--redis', redis]);
+    expect((await post(one, 'shared_1')).status).toBe(202);
+    await succeeded(two, 'shared_1');
+    const listed = await sdk(two.control).listAsyncTasks('app', new $FC.ListAsyncTasksRequest({}));
+    expect(listed.body?.tasks?.map((t) => t.taskId)).toEqual(['shared_1']);
+    expect((await post(two, 'shared_1')).status).toBe(409);
+  });
+});

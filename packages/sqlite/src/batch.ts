@@ -1,0 +1,96 @@
+import type Database from 'better-sqlite3';
+
+interface Waiter {
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Group commit: writes run at once inside one open transaction, which is committed after the
+ * current turn of the event loop; each write's promise settles when that commit has. A burst of
+ * requests in one turn pays for one commit, and no caller hears "done" before its write is
+ * committed. Reads on the same connection see the writes at once.
+ *
+ * Two durability classes: a `flush` write (an accepted task: its 202 depends on it) is committed
+ * with `synchronous = FULL` when the store was opened so, i.e. flushed to disk; other writes
+ * (task progress) with `synchronous = NORMAL`, which survives the process dying but not the
+ * machine losing power, since losing progress only repeats work, which at-least-once allows.
+ * SQLite cannot change the level inside a transaction, so a flush write arriving while a
+ * NORMAL batch is open commits that batch first and opens a FULL one.
+ */
+export class WriteBatch {
+  private open = false;
+  private openFull = false;
+  private level: 'FULL' | 'NORMAL' | undefined;
+  private waiters: Waiter[] = [];
+  private readonly begin: Database.Statement;
+  private readonly end: Database.Statement;
+
+  constructor(
+    private readonly db: Database.Database,
+    /** Whether flush writes are committed with FULL (else every commit is NORMAL). */
+    private readonly full: boolean,
+    /** Called when a transaction was rolled back: what was read from it is gone. */
+    private readonly onRollback: () => void,
+  ) {
+    this.begin = db.prepare('BEGIN');
+    this.end = db.prepare('COMMIT');
+  }
+
+  /** Runs `write` in the open transaction; resolves to its value once committed. */
+  run<T>(write: () => T, flush = false): Promise<T> {
+    const full = flush && this.full;
+    if (this.open && full && !this.openFull) this.commit();
+    if (!this.open) {
+      const level = full ? 'FULL' : 'NORMAL';
+      if (this.level !== level) {
+        this.db.pragma(`synchronous = ${level}`);
+        this.level = level;
+      }
+      this.begin.run();
+      this.open = true;
+      this.openFull = full;
+      setImmediate(this.commit);
+    }
+    let value: T;
+    try {
+      value = write();
+    } catch (error) {
+      // Errors such as SQLITE_FULL roll the whole transaction back: everyone in it fails.
+      if (!this.db.inTransaction) this.fail(error);
+      return Promise.reject(error);
+    }
+    return new Promise<T>((resolve, reject) => {
+      this.waiters.push({ resolve: () => resolve(value), reject });
+    });
+  }
+
+  /** Commits now (on close). */
+  flush(): void {
+    if (this.open) this.commit();
+  }
+
+  private readonly commit = (): void => {
+    if (!this.open) return;
+    this.open = false;
+    const waiters = this.waiters;
+    this.waiters = [];
+    try {
+      this.end.run();
+    } catch (error) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      this.onRollback();
+      for (const w of waiters) w.reject(error);
+      return;
+    }
+    for (const w of waiters) w.resolve();
+  };
+
+  private fail(error: unknown): void {
+    this.open = false;
+    this.onRollback();
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w.reject(error);
+  }
+}

@@ -1,0 +1,62 @@
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { FcAsyncError } from '@fc-async/core';
+import Database from 'better-sqlite3';
+import type { ResolvedSqliteOptions } from './options.js';
+
+/** The schema version this package writes (`PRAGMA user_version`). */
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS fc_async_tasks (
+  task_id TEXT PRIMARY KEY NOT NULL,
+  status TEXT NOT NULL,
+  started_time INTEGER NOT NULL,
+  end_time INTEGER,
+  open INTEGER NOT NULL,
+  record TEXT NOT NULL,
+  body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS fc_async_tasks_by_time ON fc_async_tasks (started_time, task_id);
+CREATE INDEX IF NOT EXISTS fc_async_tasks_open ON fc_async_tasks (open) WHERE open = 1;
+CREATE INDEX IF NOT EXISTS fc_async_tasks_ended ON fc_async_tasks (end_time) WHERE open = 0;
+`;
+
+/**
+ * Opens (creating when missing) the task database: WAL (the `synchronous` level is set per
+ * commit, see WriteBatch), and an exclusive lock held for the life of the connection, so that a second process cannot run the
+ * same tasks. Throws an `FcAsyncError` `SqliteStoreLocked` when another process holds the file.
+ */
+export function openDatabase(path: string, options: ResolvedSqliteOptions): Database.Database {
+  const file = resolve(path);
+  mkdirSync(dirname(file), { recursive: true });
+  const db = new Database(file, { timeout: options.openTimeoutMs });
+  try {
+    db.pragma('locking_mode = EXCLUSIVE');
+    db.pragma('journal_mode = WAL');
+    // Takes the lock now rather than at the first write.
+    db.exec('BEGIN EXCLUSIVE; COMMIT;');
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      throw new FcAsyncError(
+        'SqliteStoreVersion',
+        `${file} was written by a newer @fc-async/sqlite (schema ${version}, this one reads ${SCHEMA_VERSION})`,
+      );
+    }
+    db.exec(SCHEMA);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    return db;
+  } catch (error) {
+    db.close();
+    if ((error as { code?: string }).code === 'SQLITE_BUSY') {
+      throw new FcAsyncError(
+        'SqliteStoreLocked',
+        `${file} is in use by another process; one process owns a task file`,
+        {
+          cause: error,
+        },
+      );
+    }
+    throw error;
+  }
+}
