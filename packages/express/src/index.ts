@@ -8,6 +8,7 @@ import {
   type Invocation,
   type Logger,
 } from '@fc-async/core';
+import { expressRoute } from './route.js';
 
 export type { FcAsyncControls, FcListenOptions, FcRuntimeOptions, FcServer } from '@fc-async/core';
 export { type FcHandler, type FcHandlerOptions, getInvocation, type Invocation } from '@fc-async/core';
@@ -70,12 +71,6 @@ export function createHandler(app: ExpressLike, options: FcHandlerOptions = {}):
     { ...options, logger },
     { routeOf: expressRoute },
   );
-}
-
-/** The route Express matched, for span names: the mount path (`req.baseUrl`) plus `req.route.path`. */
-function expressRoute(req: IncomingMessage): string | undefined {
-  const { route, baseUrl } = req as { route?: { path?: unknown }; baseUrl?: unknown };
-  return typeof route?.path === 'string' ? `${typeof baseUrl === 'string' ? baseUrl : ''}${route.path}` : undefined;
 }
 
 interface HttpishError {

@@ -8,6 +8,7 @@ import {
   jsonResponse,
   writeBridgeResponse,
 } from '@fc-async/core';
+import { expressRoute } from './route.js';
 
 /** What the middleware reads of an Express request: `req.app` and `req.originalUrl`. */
 type ExpressRequestLike = IncomingMessage & { app?: ExpressAppLike; originalUrl?: string };
@@ -62,9 +63,13 @@ export function fcAsync(options: FcRuntimeOptions = {}): FcAsyncMiddleware {
     let root = app;
     while (root.parent) root = root.parent;
     runtime
-      .handle(req, { app: root, listener: () => replayListener(root), url: req.originalUrl })
+      .handle(
+        req,
+        { app: root, listener: () => replayListener(root), url: req.originalUrl, routeOf: expressRoute },
+        res,
+      )
       .then((answer) => {
-        if (answer === undefined) next();
+        if (answer === undefined) runtime.proceed(req, next);
         else writeBridgeResponse(res, answer, req.method ?? 'GET');
       })
       .catch(next);

@@ -9,6 +9,7 @@ import {
   type Logger,
 } from '@fc-async/core';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { fastifyRoute, recordFastifyRoutes } from './route.js';
 
 export type { FcAsyncControls, FcListenOptions, FcRuntimeOptions, FcServer } from '@fc-async/core';
 export { type FcHandler, type FcHandlerOptions, getInvocation, type Invocation } from '@fc-async/core';
@@ -67,23 +68,6 @@ export function createHandler(app: FastifyLike, options: FcHandlerOptions = {}):
     { ...options, logger },
     { ready: () => Promise.resolve(app.ready()), routeOf: fastifyRoute },
   );
-}
-
-const kRoute = Symbol('fc-async.route');
-type RouteCarrier = { [kRoute]?: unknown };
-
-/** Keeps the route Fastify matched (`request.routeOptions.url`) on the Node request, where the core looks. */
-function recordFastifyRoutes(app: Pick<FastifyInstance, 'addHook'>): void {
-  app.addHook('onRequest', function fcAsyncRoute(request, _reply, done) {
-    (request.raw as RouteCarrier)[kRoute] = request.routeOptions.url;
-    done();
-  });
-}
-
-/** The route Fastify matched for a request, for span names (after {@link recordFastifyRoutes}). */
-function fastifyRoute(req: IncomingMessage): string | undefined {
-  const route = (req as RouteCarrier)[kRoute];
-  return typeof route === 'string' ? route : undefined;
 }
 
 function genericErrorHandler(logger: Logger) {

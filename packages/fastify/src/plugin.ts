@@ -6,6 +6,7 @@ import {
   writeBridgeResponse,
 } from '@fc-async/core';
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { fastifyRoute, recordFastifyRoutes } from './route.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -37,7 +38,7 @@ declare module 'fastify' {
 export const fcAsync: FastifyPluginAsync<FcRuntimeOptions> = Object.assign(
   async function fcAsync(instance: FastifyInstance, options: FcRuntimeOptions) {
     const runtime = createFcRuntime(options);
-    const target = { app: instance.server, listener: () => instance.routing.bind(instance) };
+    const target = { app: instance.server, listener: () => instance.routing.bind(instance), routeOf: fastifyRoute };
     runtime.bind(target);
     const controls: FcAsyncControls = {
       mode: runtime.mode,
@@ -54,11 +55,17 @@ export const fcAsync: FastifyPluginAsync<FcRuntimeOptions> = Object.assign(
         },
       } as never);
     }
-    instance.addHook('onRequest', async function fcAsyncOnRequest(request, reply) {
-      const answer = await runtime.handle(request.raw, target);
-      if (answer === undefined) return;
-      reply.hijack();
-      writeBridgeResponse(reply.raw, answer, request.method);
+    if (options.tracing?.enabled !== false) recordFastifyRoutes(instance);
+    // A callback hook, so that the rest of the request runs inside the invocation's span.
+    instance.addHook('onRequest', function fcAsyncOnRequest(request, reply, done) {
+      runtime.handle(request.raw, target, reply.raw).then((answer) => {
+        if (answer === undefined) {
+          runtime.proceed(request.raw, done);
+          return;
+        }
+        reply.hijack();
+        writeBridgeResponse(reply.raw, answer, request.method);
+      }, done);
     });
     instance.addHook('onClose', () => runtime.close());
   },

@@ -8,6 +8,7 @@ import {
   type Invocation,
 } from '@fc-async/core';
 import type {} from 'koa';
+import { koaRoute, recordKoaRoutes } from './route.js';
 
 export type { FcAsyncControls, FcListenOptions, FcRuntimeOptions, FcServer } from '@fc-async/core';
 export { type FcHandler, type FcHandlerOptions, getInvocation, type Invocation } from '@fc-async/core';
@@ -76,31 +77,4 @@ export function createHandler(app: KoaLike, options: FcHandlerOptions = {}): FcH
     { ...options, logger },
     { routeOf: koaRoute },
   );
-}
-
-const kRoute = Symbol('fc-async.route');
-type RouteCarrier = { [kRoute]?: unknown };
-
-/**
- * Keeps the route @koa/router matches (`ctx._matchedRoute`) on the Node request too, where the
- * core looks (it never sees `ctx`): an accessor on the app's context prototype, so nothing runs
- * per request unless a router sets the route.
- */
-function recordKoaRoutes(app: Pick<KoaLike, 'context'>): void {
-  if (Object.hasOwn(app.context, '_matchedRoute')) return;
-  Object.defineProperty(app.context, '_matchedRoute', {
-    configurable: true,
-    get(this: { req?: RouteCarrier }) {
-      return this.req?.[kRoute];
-    },
-    set(this: { req?: RouteCarrier }, value: unknown) {
-      if (this.req) this.req[kRoute] = value;
-    },
-  });
-}
-
-/** The route @koa/router matched for a request, for span names (after {@link recordKoaRoutes}). */
-function koaRoute(req: IncomingMessage): string | undefined {
-  const route = (req as RouteCarrier)[kRoute];
-  return typeof route === 'string' ? route : undefined;
 }

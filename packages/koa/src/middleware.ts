@@ -6,6 +6,7 @@ import {
   getInvocation,
   writeBridgeResponse,
 } from '@fc-async/core';
+import { koaRoute, recordKoaRoutes } from './route.js';
 
 /**
  * What the middleware reads of a Koa 2/3 context. Structural: no `@types/koa` required.
@@ -61,8 +62,13 @@ export function fcAsync(options: FcRuntimeOptions = {}): FcAsyncMiddleware {
   async function fcAsyncMiddleware(ctx: KoaContextLike, next: () => Promise<unknown>): Promise<unknown> {
     const app = ctx.app;
     if (!Object.hasOwn(app.context, 'fc')) exposeFc(app.context);
-    const answer = await runtime.handle(ctx.req, { app, listener: () => app.callback(), url: ctx.originalUrl });
-    if (answer === undefined) return next();
+    recordKoaRoutes(app);
+    const answer = await runtime.handle(
+      ctx.req,
+      { app, listener: () => app.callback(), url: ctx.originalUrl, routeOf: koaRoute },
+      ctx.res,
+    );
+    if (answer === undefined) return runtime.proceed(ctx.req, next);
     ctx.respond = false;
     writeBridgeResponse(ctx.res, answer, ctx.method);
   }

@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AsyncEngine } from '../async/engine.js';
 import { resolveAsyncOptions, resolveMode } from '../async/options.js';
 import { createRedactor } from '../async/payload.js';
@@ -9,11 +10,17 @@ import { buildInvocation, detectInvocation, type Invocation, setInvocation } fro
 import { createConsoleLogger } from '../logger.js';
 import type { FcRequest } from '../request.js';
 import type { BridgeResponse } from '../response.js';
+import type { InvocationSpan } from '../tracing/invocation-span.js';
+import { runWithRoute } from '../tracing/route.js';
+import { createTracing } from '../tracing/tracing.js';
+import { addPreStopHook } from './hooks.js';
 import { readNodeRequest } from './read.js';
 import type { FcAsyncControls, FcRuntime, FcRuntimeOptions, ReplayTarget } from './types.js';
-import { markFcFailure } from './write.js';
+import { isFcFailure, markFcFailure } from './write.js';
 
 const replayed = new WeakSet<object>();
+/** SERVER spans of requests the middleware passed on to the app, for `proceed`. */
+const spans = new WeakMap<object, InvocationSpan>();
 const registry = new WeakMap<object, Set<FcAsyncControls>>();
 
 /** The middleware runtimes that have served `app` (for `listen(app)`'s pre-stop and shutdown). */
@@ -50,9 +57,13 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
   const asyncOptions = resolveAsyncOptions(options.async);
   const mode = resolveMode(asyncOptions.mode, env);
   const redact = createRedactor(options.redactHeaders);
+  const tracing = createTracing(options.tracing, { logger, redactHeaders: options.redactHeaders });
+  // Spans still buffered when FC stops the instance go out on pre-stop (see listen()).
+  addPreStopHook(() => tracing.flush());
 
   let app: object | undefined;
   let listener: NodeHandler | undefined;
+  let routeOf: ReplayTarget['routeOf'];
   let bound: (() => void) | undefined;
   const whenBound = new Promise<void>((resolve) => {
     bound = resolve;
@@ -60,12 +71,16 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
 
   const run = async (request: FcRequest, invocation: Invocation): Promise<BridgeResponse> => {
     if (!listener) await whenBound;
-    return runNodeHandler(listener as NodeHandler, request, (req) => {
+    const attach = (req: object) => {
       setInvocation(req, invocation);
       replayed.add(req);
-    });
+    };
+    if (routeOf && tracing.isTracing(invocation)) {
+      return runWithRoute(listener as NodeHandler, request, invocation, routeOf, attach);
+    }
+    return runNodeHandler(listener as NodeHandler, request, attach);
   };
-  const deps = { logger, destinations: options.destinations, redact, run };
+  const deps = { logger, destinations: options.destinations, redact, run, hooks: tracing.engineHooks };
   const engine =
     mode === 'local' ? new AsyncEngine(asyncOptions, { ...deps, instanceId: env.FC_INSTANCE_ID }) : undefined;
   const platform = mode === 'platform' ? new PlatformAsync(asyncOptions, deps) : undefined;
@@ -83,6 +98,7 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
     }
     app = target.app;
     listener = target.listener();
+    routeOf = target.routeOf;
     register(app, runtime);
     bound?.();
   }
@@ -98,29 +114,70 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
       closing ??= engine?.close(closeOptions) ?? platform?.drain() ?? Promise.resolve();
       return closing;
     },
-    async handle(req, target) {
+    async handle(req, target, res) {
       if (replayed.has(req)) return undefined;
+      const span = tracing.startInvocationSpan({
+        method: req.method ?? 'GET',
+        url: target.url ?? req.url ?? '/',
+        headers: req.headers,
+        remoteAddress: req.socket?.remoteAddress,
+      });
       let requestId: string | undefined;
       let platformAsync = false;
+      let answer: BridgeResponse | undefined;
       try {
         bind(target);
         const detection = detect(req.headers, env);
         requestId = detection.requestId;
         const invocation = buildInvocation(detection, req.headers, undefined, env);
         setInvocation(req, invocation);
-        if (detection.type !== 'Async') return undefined;
+        span?.setInvocation(invocation);
+        if (detection.type !== 'Async') {
+          if (span) passOn(span, req, res, target.routeOf);
+          return undefined;
+        }
         platformAsync = platform !== undefined;
         const request = await readNodeRequest(req, { limit, url: target.url });
         request.requestId = invocation.requestId;
-        if (engine) return await engine.accept(request, invocation);
-        return await (platform as PlatformAsync).run(request, invocation);
+        answer = engine
+          ? await engine.accept(request, invocation)
+          : await (span
+              ? span.run(() => (platform as PlatformAsync).run(request, invocation))
+              : (platform as PlatformAsync).run(request, invocation));
       } catch (error) {
+        span?.recordError(error);
         const response = errorResponse(error, logger, requestId);
-        return platformAsync && response.statusCode >= 500 ? markFcFailure(response) : response;
+        answer = platformAsync && response.statusCode >= 500 ? markFcFailure(response) : response;
       }
+      if (span) {
+        span.end({ response: answer, failed: platformAsync && answer !== undefined && isFcFailure(answer) });
+        // FC may freeze the instance as soon as it has the answer of a platform invocation.
+        if (platformAsync) await tracing.flush();
+      }
+      return answer;
+    },
+    proceed(req, next) {
+      const span = spans.get(req);
+      return span ? span.run(next) : next();
     },
   };
   return runtime;
+}
+
+/** A request the app answers itself: its span ends when the response finishes. */
+function passOn(span: InvocationSpan, req: object, res: ServerResponse | undefined, routeOf: ReplayTarget['routeOf']) {
+  spans.set(req, span);
+  if (!res) return;
+  res.once('finish', () => {
+    let route: string | undefined;
+    try {
+      route = routeOf?.(req as IncomingMessage);
+    } catch {
+      // a route reader that throws only costs the span its route
+    }
+    span.end({ statusCode: res.statusCode, route });
+  });
+  res.once('close', () => span.end({ statusCode: res.statusCode }));
 }
 
 async function notInPlatformMode(): Promise<never> {

@@ -1,20 +1,20 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AsyncEngine, TaskApi } from '../async/engine.js';
 import type { NodeHandler } from '../bridge.js';
 import type { FcHandlerOptions } from '../handler.js';
 import type { BridgeResponse } from '../response.js';
+import type { RouteOf } from '../tracing/route.js';
 
 /**
  * Options of the custom-runtime middleware (`fcAsync(options)` in every adapter): those of
- * `createHandler` except `textContentTypes` (a custom runtime answers over HTTP, never base64)
- * and `tracing` (not wired into the custom runtime yet).
+ * `createHandler` except `textContentTypes` (a custom runtime answers over HTTP, never base64).
  *
  * @example
  * ```ts
  * const options: FcRuntimeOptions = { async: { maxAsyncRetryAttempts: 2 }, destinations: { onFailure } };
  * ```
  */
-export type FcRuntimeOptions = Omit<FcHandlerOptions, 'textContentTypes' | 'tracing'>;
+export type FcRuntimeOptions = Omit<FcHandlerOptions, 'textContentTypes'>;
 
 /**
  * What the middleware exposes, like the handler of `createHandler`: the mode, local mode's
@@ -56,6 +56,8 @@ export interface ReplayTarget {
   listener: () => NodeHandler;
   /** The URL as the app first saw it (Express's `req.originalUrl` under a mount path). @default req.url */
   url?: string | undefined;
+  /** The route the framework matched for a request, read when it finished: names SERVER and attempt spans. */
+  routeOf?: RouteOf | undefined;
 }
 
 /**
@@ -79,7 +81,13 @@ export interface FcRuntime extends FcAsyncControls {
    * the app's replayed response in platform mode (marked for `x-fc-status: 404` when it failed),
    * or an error `{ code, message }`. Never rejects.
    */
-  handle(req: IncomingMessage, target: ReplayTarget): Promise<BridgeResponse | undefined>;
+  handle(req: IncomingMessage, target: ReplayTarget, res?: ServerResponse): Promise<BridgeResponse | undefined>;
+  /**
+   * Continues to the app (`next()`), inside the request's SERVER span when one records, so that
+   * the app's own spans nest under it. Call it where the middleware would call `next()` after
+   * {@link FcRuntime.handle} answered `undefined`.
+   */
+  proceed<T>(req: IncomingMessage, next: () => T): T;
   /**
    * Binds the runtime to its app ahead of the first request (a plugin that knows its app up
    * front): tasks a persistent backend recovers can replay at once. Throws an `FcAsyncError`

@@ -32,10 +32,11 @@ export async function runWithRoute(
   request: FcRequest,
   invocation: Invocation,
   routeOf: RouteOf,
+  attach: (req: IncomingMessage) => void = (req) => setInvocation(req, invocation),
 ): Promise<BridgeResponse> {
   let nodeRequest: IncomingMessage | undefined;
   const response = await runNodeHandler(app, request, (req) => {
-    setInvocation(req, invocation);
+    attach(req);
     nodeRequest = req;
   });
   if (nodeRequest) {
