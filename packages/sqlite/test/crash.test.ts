@@ -134,7 +134,9 @@ describe('sqlite(): a function killed with SIGKILL mid-burst, then restarted', (
     await until('every accepted task to end and be delivered', async () => {
       tasks = await tasksOf(second.port);
       const done = new Set(tasks.filter((t) => TERMINAL.has(t.status) && t.destinationStatus).map((t) => t.taskId));
-      return [...accepted].every((id) => done.has(id) && acked.has(id));
+      // Every accepted task, and every task committed by a request the kill cut short, must end.
+      const all = [...accepted, ...tasks.map((t) => t.taskId)];
+      return all.every((id) => done.has(id) && acked.has(id));
     });
     const byId = new Map(tasks.map((t) => [t.taskId, t]));
     for (const id of accepted) {
