@@ -1,12 +1,13 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DestinationRecord } from '@fc-async/core';
-import { parseDestinationRecord, recordsDir } from '../functions/destination.js';
 import { defaultStorageRoot } from '../src/config.js';
 import { probeFile } from '../src/probe.js';
 import { startEmulator } from './demo/emulator.js';
 import { callTranscode, curlLine } from './demo/http.js';
+import { poll } from './demo/poll.js';
 import { ffmpegProcesses } from './demo/processes.js';
+import { waitForRecords } from './demo/records.js';
 import { EXAMPLE_DIR, job, prepare, SAMPLES } from './demo/setup.js';
 import { fcClient, stopTask, type Task, watchTask } from './demo/tasks.js';
 
@@ -26,11 +27,11 @@ const status = (task: Task) =>
 
 say('# preparing');
 await prepare(['sample', 'long'], (line) => say(`  ${line}`));
-say('\n# starting fc-async dev --config s.yaml');
+say('\n# starting fc-async dev --config s.yaml (on free ports)');
 const emulator = await startEmulator({ cwd: EXAMPLE_DIR });
-const client = fcClient(emulator.controlEndpoint);
-say(`  HTTP trigger ${emulator.triggerUrl}, FC API ${emulator.controlEndpoint}`);
-const requestIds: string[] = [];
+const client = fcClient(emulator.controlEndpoint); // signs with the key the emulator checks
+say(`  HTTP trigger ${emulator.triggerUrl}, FC API ${emulator.controlEndpoint} (official SDK, signed requests)`);
+const succeededIds: string[] = [];
 
 try {
   say('\n# 1. a sync call: the answer comes when the transcode is done');
@@ -56,24 +57,33 @@ try {
   say('\n# 3. progress, through the task API (GetAsyncTask with the official SDK)');
   for (const taskId of ids) {
     const task = await watchTask(client, FUNCTION, taskId, { onStatus: status });
-    if (task.requestId) requestIds.push(task.requestId);
+    if (task.requestId) succeededIds.push(task.requestId);
     check(task.status === 'Succeeded', `${taskId} succeeded`);
   }
 
   say('\n# 4. stopping a running task (StopAsyncTask): ffmpeg is killed');
   const longId = `demo_${run}_stop`;
   await callTranscode(emulator.triggerUrl, job(SAMPLES.long.key, 'webm', `demo-${run}/stopped`), { taskId: longId });
-  await watchTask(client, FUNCTION, longId, {
-    onStatus: status,
-    until: (t) => t.status !== 'Enqueued' && t.status !== 'Dequeued',
-  });
-  await new Promise((resolve) => setTimeout(resolve, 500)); // let ffmpeg get going
+  await watchTask(client, FUNCTION, longId, { onStatus: status, until: (t) => t.status !== 'Enqueued' });
+  // Where there is a /proc, stop once ffmpeg is seen running; elsewhere, as soon as the task runs.
+  const pids = await poll(
+    async () => {
+      const found = await ffmpegProcesses('long.webm');
+      return found === undefined ? [] : found.length > 0 && found;
+    },
+    { timeoutMs: 30_000 },
+  );
+  if (pids?.length) say(`    ffmpeg is running: pid ${pids.join(', ')}`);
   await stopTask(client, FUNCTION, longId);
   const stopped = await watchTask(client, FUNCTION, longId, { onStatus: status });
-  if (stopped.requestId) requestIds.push(stopped.requestId);
   check(stopped.status === 'Stopped', `${longId} is Stopped`);
+  const partial = join(defaultStorageRoot(), 'demo-bucket', `demo-${run}`, 'stopped', 'long.webm');
+  check(!existsSync(partial), 'nothing was written to its output_dir');
   const left = await ffmpegProcesses('long.webm');
-  if (left) check(left.length === 0, `no ffmpeg still writing long.webm (found ${left.length})`);
+  if (pids?.length && left) {
+    const alive = left.filter((pid) => pids.includes(pid));
+    check(alive.length === 0, `its ffmpeg is gone (${alive.length ? `still running: ${alive.join(', ')}` : 'killed'})`);
+  }
 
   say('\n# 5. a missing object: retried twice, then Failed, and dest-fail gets the record');
   const missingId = `demo_${run}_missing`;
@@ -81,7 +91,6 @@ try {
     taskId: missingId,
   });
   const failed = await watchTask(client, FUNCTION, missingId, { onStatus: status });
-  if (failed.requestId) requestIds.push(failed.requestId);
   check(failed.status === 'Failed' && failed.alreadyRetriedTimes === 2, `${missingId} failed after 2 retries`);
 
   say('\n# 6. where everything landed');
@@ -93,16 +102,22 @@ try {
       say(`  ${path}  (${format})`);
     }
   }
-  const records = await destinationRecords(requestIds);
+  // Destinations are invoked asynchronously once a task is final: their records land a little later.
+  const failedIds = [stopped.requestId, failed.requestId].filter((id): id is string => Boolean(id));
+  const records = {
+    'dest-succ': await waitForRecords('dest-succ', succeededIds, { timeoutMs: 30_000 }),
+    'dest-fail': await waitForRecords('dest-fail', failedIds, { timeoutMs: 30_000 }),
+  };
   for (const [name, list] of Object.entries(records)) {
     say(`  ${name}: ${list.file}`);
     for (const r of list.records)
       say(`    ${r.requestContext.requestId} condition=${JSON.stringify(r.requestContext.condition)}`);
   }
   check(records['dest-succ'].records.length === formats.length, `dest-succ kept ${formats.length} records`);
+  const conditions = records['dest-fail'].records.map((r) => r.requestContext.condition).sort();
   check(
-    records['dest-fail'].records.some((r) => r.requestContext.condition === 'UnhandledInvocationError'),
-    'dest-fail kept the failure (UnhandledInvocationError)',
+    JSON.stringify(conditions) === JSON.stringify(['Stopped', 'UnhandledInvocationError']),
+    'dest-fail kept the stopped task (Stopped) and the failure (UnhandledInvocationError)',
   );
 } finally {
   await emulator.stop();
@@ -114,19 +129,3 @@ say(
     : `\n${problems.length} step(s) did not: ${problems.join('; ')}`,
 );
 process.exit(problems.length === 0 ? 0 : 1);
-
-/** The records of this run the two destination functions kept. */
-async function destinationRecords(ids: string[]) {
-  const dir = recordsDir();
-  const read = async (name: string) => {
-    const file = join(dir, `${name}.jsonl`);
-    const text = await readFile(file, 'utf8').catch(() => '');
-    const records: DestinationRecord[] = text
-      .split('\n')
-      .filter(Boolean)
-      .map((line) => parseDestinationRecord(line))
-      .filter((r) => ids.includes(r.requestContext.requestId));
-    return { file, records };
-  };
-  return { 'dest-succ': await read('dest-succ'), 'dest-fail': await read('dest-fail') };
-}

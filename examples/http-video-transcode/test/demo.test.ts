@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator } from '../scripts/demo/emulator.js';
 import { callTranscode, curlLine } from '../scripts/demo/http.js';
-import { fcClient, stopTask, watchTask } from '../scripts/demo/tasks.js';
+import { fcClient, localAccessKey, stopTask, watchTask } from '../scripts/demo/tasks.js';
 import { tempDir } from './helpers.js';
 
 let root: string;
@@ -21,13 +21,6 @@ afterAll(async () => {
 async function listen(server: Server): Promise<number> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return (server.address() as AddressInfo).port;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  const port = await listen(server);
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 describe('the demo talks to the FC API through the official SDK', () => {
@@ -112,45 +105,80 @@ describe('the demo calls the HTTP trigger as the README curl lines do', () => {
 });
 
 describe('startEmulator', () => {
-  it('runs `<cli> dev --config s.yaml`, waits for both ports, takes the trigger URL it prints, and stops it', async () => {
-    const [trigger, control] = [await freePort(), await freePort()];
-    const cli = join(root, 'fake-cli.mjs');
+  /** A stand-in CLI: records its argv and key, then prints what `fc-async dev --log-format json` prints. */
+  async function fakeCli(name: string, ready: unknown): Promise<string> {
+    const cli = join(root, name);
     await writeFile(
       cli,
-      `import { createServer } from 'node:http';
-       import { writeFileSync } from 'node:fs';
-       writeFileSync(${JSON.stringify(join(root, 'argv.json'))}, JSON.stringify(process.argv.slice(2)));
-       setTimeout(() => {
-         createServer((q, s) => s.end('ok')).listen(${trigger}, '127.0.0.1');
-         createServer((q, s) => s.end('{}')).listen(${control}, '127.0.0.1');
-         console.log('transcode  http://127.0.0.1:${trigger}/2023-03-30/functions/transcode/invocations');
-       }, 300);`,
+      `import { writeFileSync } from 'node:fs';
+       writeFileSync(${JSON.stringify(join(root, `${name}.json`))}, JSON.stringify({
+         argv: process.argv.slice(2),
+         key: [process.env.FC_ASYNC_ACCESS_KEY_ID, process.env.FC_ASYNC_ACCESS_KEY_SECRET],
+       }));
+       console.log(JSON.stringify({ level: 'info', message: 'dest-succ is an event function' }));
+       setTimeout(() => console.log(${JSON.stringify(JSON.stringify(ready))}), 200);
+       setInterval(() => {}, 1000);`,
     );
+    return cli;
+  }
+
+  it('runs `<cli> dev --config s.yaml` on free ports with the key, takes the URLs of its ready line, and stops it', async () => {
+    const cli = await fakeCli('ready-cli.mjs', {
+      kind: 'ready',
+      trigger: 'http://127.0.0.1:40001',
+      control: 'http://127.0.0.1:40002/',
+      functions: [
+        { name: 'dest-succ', kind: 'fc-handler', handler: 'index.handler' },
+        { name: 'transcode', url: 'http://127.0.0.1:40001/', kind: 'fc-async-handler', handler: 'index.handler' },
+      ],
+    });
     const emulator = await startEmulator({
       cwd: root,
       cli,
-      controlEndpoint: `127.0.0.1:${control}`,
+      accessKey: { accessKeyId: 'ak', accessKeySecret: 'sk' },
       env: { PATH: process.env.PATH },
     });
     try {
-      expect(emulator.triggerUrl).toBe(`http://127.0.0.1:${trigger}/2023-03-30/functions/transcode/invocations`);
-      expect(JSON.parse(await readFile(join(root, 'argv.json'), 'utf8'))).toEqual(['dev', '--config', 's.yaml']);
+      expect(emulator.triggerUrl).toBe('http://127.0.0.1:40001/');
+      expect(emulator.controlEndpoint).toBe('127.0.0.1:40002');
+      expect(JSON.parse(await readFile(join(root, 'ready-cli.mjs.json'), 'utf8'))).toEqual({
+        argv: ['dev', '--config', 's.yaml', '--port', '0', '--control-port', '0', '--log-format', 'json'],
+        key: ['ak', 'sk'],
+      });
+      expect(emulator.output[0]).toContain('dest-succ is an event function');
     } finally {
       await emulator.stop();
     }
     expect(emulator.child.exitCode !== null || emulator.child.signalCode !== null).toBe(true);
   });
 
+  it('fails when the function has no HTTP trigger URL in the ready line', async () => {
+    const cli = await fakeCli('no-http-cli.mjs', {
+      kind: 'ready',
+      trigger: 'http://127.0.0.1:40001',
+      control: 'http://127.0.0.1:40002/',
+      functions: [{ name: 'dest-fail', kind: 'fc-handler', handler: 'index.handler' }],
+    });
+    await expect(startEmulator({ cwd: root, cli, env: { PATH: process.env.PATH } })).rejects.toThrow(
+      'fc-async dev serves no HTTP function transcode',
+    );
+  });
+
   it('fails with what the CLI said when it exits before it is ready', async () => {
     const cli = join(root, 'broken-cli.mjs');
-    await writeFile(cli, `console.error('s.yaml: function transcode has no code'); process.exit(2);`);
-    await expect(
-      startEmulator({
-        cwd: root,
-        cli,
-        triggerUrl: `http://127.0.0.1:${await freePort()}/`,
-        env: { PATH: process.env.PATH },
-      }),
-    ).rejects.toThrow(/fc-async dev exited \(2\):\ns\.yaml: function transcode has no code/);
+    await writeFile(cli, `console.error('fc-async: s.yaml: function transcode has no code'); process.exit(1);`);
+    await expect(startEmulator({ cwd: root, cli, env: { PATH: process.env.PATH } })).rejects.toThrow(
+      /fc-async dev exited \(1\):\nfc-async: s\.yaml: function transcode has no code/,
+    );
+  });
+});
+
+describe('localAccessKey', () => {
+  it('is FC_ASYNC_ACCESS_KEY_ID/SECRET, else a key made up for the emulator', () => {
+    expect(localAccessKey({})).toEqual({ accessKeyId: 'fc-async-local', accessKeySecret: 'fc-async-local' });
+    expect(localAccessKey({ FC_ASYNC_ACCESS_KEY_ID: 'id', FC_ASYNC_ACCESS_KEY_SECRET: 'secret' })).toEqual({
+      accessKeyId: 'id',
+      accessKeySecret: 'secret',
+    });
   });
 });

@@ -1,8 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { type AccessKey, localAccessKey } from './tasks.js';
 
 /** Options of {@link startEmulator}. */
 export interface EmulatorOptions {
@@ -12,12 +13,17 @@ export interface EmulatorOptions {
   config?: string;
   /** The CLI script run with node. @default FC_ASYNC_CLI, else the `fc-async` bin of `@fc-async/local` */
   cli?: string;
-  /** Where the HTTP trigger of `transcode` answers, unless the CLI prints a URL for it. @default FC_ASYNC_TRIGGER_URL or http://127.0.0.1:9000/ */
-  triggerUrl?: string;
-  /** `host:port` of the FC API (task endpoints). @default FC_ASYNC_CONTROL_ENDPOINT or 127.0.0.1:9001 */
-  controlEndpoint?: string;
+  /** The HTTP function to report the URL of. @default 'transcode' */
+  function?: string;
+  /** HTTP trigger port. @default 0 (a free one) */
+  port?: number;
+  /** FC API (control plane) port. @default 0 (a free one) */
+  controlPort?: number;
+  /** The key the FC API checks the SDK's signatures against. @default localAccessKey() */
+  accessKey?: AccessKey;
   /** @default 60000 */
   readyTimeoutMs?: number;
+  /** @default process.env */
   env?: NodeJS.ProcessEnv;
 }
 
@@ -33,9 +39,11 @@ export interface EmulatorOptions {
  */
 export interface Emulator {
   child: ChildProcess;
+  /** The URL of the function's HTTP trigger, e.g. `http://127.0.0.1:41234/`. */
   triggerUrl: string;
+  /** `host:port` of the FC API, the endpoint the SDK takes. */
   controlEndpoint: string;
-  /** Everything the CLI printed, line by line. */
+  /** Everything the CLI printed, line by line (JSON lines, `--log-format json`). */
   output: string[];
   /** SIGTERM, then SIGKILL after 5 s; resolves once it exited. */
   stop(): Promise<void>;
@@ -57,10 +65,30 @@ export function localCli(from: string): string {
   return join(dirname(manifest), bin);
 }
 
+/** What `fc-async dev --log-format json` prints once both ports listen. */
+interface ReadyLine {
+  kind: 'ready';
+  control: string;
+  functions: { name: string; url?: string }[];
+}
+
+function readyLine(line: string): ReadyLine | undefined {
+  if (!line.startsWith('{')) return undefined;
+  try {
+    const value = JSON.parse(line) as Partial<ReadyLine>;
+    return value.kind === 'ready' && typeof value.control === 'string' && Array.isArray(value.functions)
+      ? (value as ReadyLine)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * Starts `fc-async dev --config <config>` and resolves once the HTTP trigger and the FC API both
- * accept connections. Rejects, with the CLI's last lines, if it exits first or is not ready in
- * time. A line the CLI prints naming `transcode` with an http URL sets `triggerUrl`.
+ * Starts `fc-async dev --config <config> --log-format json` on the given ports (free ones by
+ * default), with `accessKey` as the FC API's key so that the SDK's signatures are checked, and
+ * resolves with the URLs from its `ready` line. Rejects, with the CLI's last lines, if it exits
+ * first, is not ready in time, or serves no HTTP function named `function`.
  *
  * @example
  * ```ts
@@ -69,27 +97,17 @@ export function localCli(from: string): string {
  */
 export async function startEmulator(options: EmulatorOptions): Promise<Emulator> {
   const env = options.env ?? process.env;
-  let triggerUrl = options.triggerUrl ?? env.FC_ASYNC_TRIGGER_URL ?? 'http://127.0.0.1:9000/';
-  const controlEndpoint = options.controlEndpoint ?? env.FC_ASYNC_CONTROL_ENDPOINT ?? '127.0.0.1:9001';
+  const key = options.accessKey ?? localAccessKey(env);
   const cli = options.cli ?? (env.FC_ASYNC_CLI || localCli(options.cwd));
-  const child = spawn(process.execPath, [cli, 'dev', '--config', options.config ?? 's.yaml'], {
+  const args = [cli, 'dev', '--config', options.config ?? 's.yaml'];
+  args.push('--port', String(options.port ?? 0), '--control-port', String(options.controlPort ?? 0));
+  const child = spawn(process.execPath, [...args, '--log-format', 'json'], {
     cwd: options.cwd,
-    env,
+    env: { ...env, FC_ASYNC_ACCESS_KEY_ID: key.accessKeyId, FC_ASYNC_ACCESS_KEY_SECRET: key.accessKeySecret },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output: string[] = [];
-  const collect = (chunk: Buffer) => {
-    for (const line of chunk.toString('utf8').split('\n')) {
-      if (!line.trim()) continue;
-      output.push(line);
-      const url = /transcode\b.*?(https?:\/\/[^\s"']+)/.exec(line)?.[1];
-      if (url && !options.triggerUrl && !env.FC_ASYNC_TRIGGER_URL) triggerUrl = url;
-    }
-  };
-  child.stdout?.on('data', collect);
-  child.stderr?.on('data', collect);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-
   const stop = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     child.kill('SIGTERM');
@@ -97,41 +115,37 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     await exited;
     clearTimeout(timer);
   };
+  const last = () => output.slice(-20).join('\n');
 
-  const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
-  let early = false;
-  void exited.then(() => {
-    early = true;
+  const ready = new Promise<ReadyLine>((resolve) => {
+    for (const stream of [child.stdout, child.stderr]) {
+      createInterface({ input: stream as NodeJS.ReadableStream }).on('line', (line) => {
+        if (!line.trim()) return;
+        output.push(line);
+        const info = readyLine(line);
+        if (info) resolve(info);
+      });
+    }
   });
-  for (;;) {
-    if (early) {
-      throw new Error(`fc-async dev exited (${child.exitCode ?? child.signalCode}):\n${output.slice(-20).join('\n')}`);
-    }
-    const trigger = new URL(triggerUrl);
-    const [host = '127.0.0.1', port = '9001'] = controlEndpoint.split(':');
-    if ((await canConnect(trigger.hostname, Number(trigger.port || 80))) && (await canConnect(host, Number(port)))) {
-      return { child, triggerUrl, controlEndpoint, output, stop };
-    }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`fc-async dev was not ready in time:\n${output.slice(-20).join('\n')}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
+  let timer: NodeJS.Timeout | undefined;
+  const outcome = await Promise.race([
+    ready,
+    exited.then(() => 'exited' as const),
+    new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), options.readyTimeoutMs ?? 60_000);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (outcome === 'exited') throw new Error(`fc-async dev exited (${child.exitCode ?? child.signalCode}):\n${last()}`);
+  if (outcome === 'late') {
+    await stop();
+    throw new Error(`fc-async dev was not ready in time:\n${last()}`);
   }
-}
-
-function canConnect(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host, port });
-    socket.setTimeout(1000);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-    socket.once('timeout', () => {
-      socket.destroy();
-      resolve(false);
-    });
-  });
+  const name = options.function ?? 'transcode';
+  const triggerUrl = outcome.functions.find((f) => f.name === name)?.url;
+  if (!triggerUrl) {
+    await stop();
+    throw new Error(`fc-async dev serves no HTTP function ${name}:\n${last()}`);
+  }
+  return { child, triggerUrl, controlEndpoint: new URL(outcome.control).host, output, stop };
 }

@@ -14,6 +14,36 @@ export type Task = InstanceType<typeof FC.AsyncTask>;
 const TERMINAL = new Set(['Succeeded', 'Failed', 'Stopped', 'Expired', 'Invalid']);
 
 /**
+ * An access key of the local FC API.
+ *
+ * @example
+ * ```ts
+ * const key: AccessKey = { accessKeyId: 'fc-async-local', accessKeySecret: 'fc-async-local' };
+ * ```
+ */
+export interface AccessKey {
+  accessKeyId: string;
+  accessKeySecret: string;
+}
+
+/**
+ * The key the demo's emulator checks FC API signatures against and its SDK client signs with:
+ * `FC_ASYNC_ACCESS_KEY_ID` / `FC_ASYNC_ACCESS_KEY_SECRET`, else `fc-async-local` (a key made up for
+ * the emulator, never a real one).
+ *
+ * @example
+ * ```ts
+ * localAccessKey({}); // { accessKeyId: 'fc-async-local', accessKeySecret: 'fc-async-local' }
+ * ```
+ */
+export function localAccessKey(env: NodeJS.ProcessEnv = process.env): AccessKey {
+  return {
+    accessKeyId: env.FC_ASYNC_ACCESS_KEY_ID || 'fc-async-local',
+    accessKeySecret: env.FC_ASYNC_ACCESS_KEY_SECRET || 'fc-async-local',
+  };
+}
+
+/**
  * An official FC 3.0 SDK client for a local endpoint. The SDK gives up after 3 s unless both
  * timeouts are raised.
  *
@@ -22,16 +52,10 @@ const TERMINAL = new Set(['Succeeded', 'Failed', 'Stopped', 'Expired', 'Invalid'
  * const client = fcClient('127.0.0.1:9001');
  * ```
  */
-export function fcClient(
-  endpoint: string,
-  credentials = {
-    accessKeyId: process.env.FC_ASYNC_ACCESS_KEY_ID ?? 'fc-async-local',
-    accessKeySecret: process.env.FC_ASYNC_ACCESS_KEY_SECRET ?? 'fc-async-local',
-  },
-): FcClient {
+export function fcClient(endpoint: string, key: AccessKey = localAccessKey()): FcClient {
   return new FC.default(
     new $OpenApiUtil.Config({
-      ...credentials,
+      ...key,
       endpoint,
       protocol: 'http',
       readTimeout: 10_000,
