@@ -63,6 +63,10 @@ export const fcAsync: FastifyPluginAsync<FcRuntimeOptions> = Object.assign(
           runtime.proceed(request.raw, done);
           return;
         }
+        // A hijacked reply skips Fastify's own header writing: keep what earlier hooks set.
+        for (const [name, value] of Object.entries(reply.getHeaders())) {
+          if (value !== undefined) reply.raw.setHeader(name, value);
+        }
         reply.hijack();
         writeBridgeResponse(reply.raw, answer, request.method);
       }, done);

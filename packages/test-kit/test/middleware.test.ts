@@ -1,11 +1,6 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import type { DestinationRecord, Invocation } from '@fc-async/core';
-import Router from '@koa/router';
-import Koa from 'koa';
+import type { DestinationRecord, FcRuntimeOptions, Invocation } from '@fc-async/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type FcAsyncMiddleware, type FcRuntimeOptions, fcAsync, getInvocation } from '../src/index.js';
-import { logger } from './event.js';
+import { type AppSpec, type MiddlewareTarget, middlewareTargets, type Route, recordingLogger } from '../src/index.js';
 
 const FC_HEADERS = {
   'x-fc-request-id': '1-64f6d6e7-e01edb1cce58240ed59b59d9',
@@ -24,56 +19,59 @@ afterEach(async () => {
   for (const c of cleanup.splice(0)) await c();
 });
 
-/** The app: `/job` fails its first `?fail=N` attempts with 500, `/boom` throws, `/inv` echoes the context. */
-async function build(options: FcRuntimeOptions = {}) {
+/**
+ * The app, with `x-upstream: kept` set before `fcAsync`: `/job` fails its first `?fail=N`
+ * attempts with 500, `/boom` throws, `/inv` echoes the invocation context.
+ */
+async function build(target: MiddlewareTarget, options: FcRuntimeOptions = {}, before: AppSpec['before'] = 'header') {
   const seen: { invocation: Invocation | undefined; body: unknown }[] = [];
   const successes: DestinationRecord[] = [];
   const failures: DestinationRecord[] = [];
-  const middleware: FcAsyncMiddleware = fcAsync({
-    logger: logger(),
-    env: {},
-    destinations: { onSuccess: (r) => void successes.push(r), onFailure: (r) => void failures.push(r) },
-    ...options,
-    async: { backoff: { baseMs: 1, maxMs: 2 }, ...options.async },
+  const routes: Route[] = [
+    {
+      method: 'POST',
+      path: '/job',
+      handle: (req) => {
+        seen.push({ invocation: req.fc, body: req.body });
+        const attempt = req.fc?.attempt ?? 0;
+        return { status: attempt < Number(req.query.fail ?? 0) ? 500 : 200, body: { attempt } };
+      },
+    },
+    {
+      method: 'POST',
+      path: '/boom',
+      handle: () => {
+        throw new Error('boom');
+      },
+    },
+    { method: 'GET', path: '/inv', handle: (req) => ({ body: { fc: req.fc, same: req.fc === req.invocation } }) },
+  ];
+  const built = await target.build({
+    fcAsync: {
+      logger: recordingLogger(),
+      env: {},
+      destinations: { onSuccess: (r) => void successes.push(r), onFailure: (r) => void failures.push(r) },
+      ...options,
+      async: { backoff: { baseMs: 1, maxMs: 2 }, ...options.async },
+    },
+    routes,
+    before,
   });
-  const app = new Koa();
-  app.silent = true;
-  const router = new Router();
-  router.post('/job', async (ctx) => {
-    let text = '';
-    for await (const chunk of ctx.req) text += chunk;
-    seen.push({ invocation: ctx.fc, body: JSON.parse(text || 'null') });
-    const attempt = ctx.fc?.attempt ?? 0;
-    ctx.status = attempt < Number(ctx.query.fail ?? 0) ? 500 : 200;
-    ctx.body = { attempt };
-  });
-  router.post('/boom', () => {
-    throw new Error('boom');
-  });
-  router.get('/inv', (ctx) => {
-    ctx.body = { fc: ctx.fc, same: ctx.fc === getInvocation(ctx) };
-  });
-  app.use(async (ctx, next) => {
-    ctx.set('x-upstream', 'kept');
-    await next();
-  });
-  app.use(middleware).use(router.routes());
-  const server: Server = createServer(app.callback());
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  cleanup.push(async () => {
-    await middleware.close({ timeoutMs: 50 });
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
-  });
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const server = await built.serve();
+  cleanup.push(server.close);
+  const middleware = built.controls as NonNullable<typeof built.controls>;
   const post = (path: string, headers: Record<string, string> = {}, body = '{"v":1}') =>
-    fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
-  return { middleware, url, post, seen, successes, failures };
+    fetch(`${server.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body,
+    });
+  return { middleware, url: server.url, post, seen, successes, failures };
 }
 
-describe('koa fcAsync() middleware', () => {
+describe.each(middlewareTargets)('$name fcAsync', (target) => {
   it('passes a sync request through, with the invocation read from FC headers and no credentials', async () => {
-    const { url } = await build();
+    const { url } = await build(target);
     const r = await fetch(`${url}/inv`, { headers: FC_HEADERS });
     const { fc, same } = (await r.json()) as { fc: unknown; same: boolean };
     expect(same).toBe(true);
@@ -88,8 +86,8 @@ describe('koa fcAsync() middleware', () => {
     expect(JSON.stringify(fc)).not.toMatch(/AKID|SECRET|TOKEN/);
   });
 
-  it('local mode: answers 202 with the ids, then the app runs the replay as Async', async () => {
-    const { middleware, post, seen, successes } = await build();
+  it('local mode: answers 202 with the ids and upstream headers, then the app runs the replay as Async', async () => {
+    const { middleware, post, seen, successes } = await build(target);
     expect(middleware.mode).toBe('local');
     const r = await post('/job', { ...FC_HEADERS, 'x-fc-invocation-type': 'Async' });
     expect(r.status).toBe(202);
@@ -104,7 +102,9 @@ describe('koa fcAsync() middleware', () => {
   });
 
   it('retries failed attempts, then calls onFailure with FC’s record', async () => {
-    const { middleware, post, seen, failures, successes } = await build({ async: { maxAsyncRetryAttempts: 2 } });
+    const { middleware, post, seen, failures, successes } = await build(target, {
+      async: { maxAsyncRetryAttempts: 2 },
+    });
     await post('/job?fail=1', { 'x-fc-async-task-id': 'flaky' });
     await post('/job?fail=9', { 'x-fc-async-task-id': 'broken' });
     await middleware.drain();
@@ -125,7 +125,7 @@ describe('koa fcAsync() middleware', () => {
   });
 
   it('answers refusals as JSON { code, message }: 409, 400, 429', async () => {
-    const { post } = await build({ async: { maxQueuedTasks: 2, maxAsyncPayloadBytes: 64 } });
+    const { post } = await build(target, { async: { maxQueuedTasks: 2, maxAsyncPayloadBytes: 64 } });
     const delayed = { 'x-fc-invocation-type': 'Async', 'x-fc-async-delay': '60' };
     expect((await post('/job', { ...delayed, 'x-fc-async-task-id': 'once' })).status).toBe(202);
     const cases = [
@@ -142,7 +142,7 @@ describe('koa fcAsync() middleware', () => {
   });
 
   it('platform mode: destination hooks get FC’s record, x-fc-status 404 on a 5xx and a throw, none on success', async () => {
-    const { middleware, post, successes, failures } = await build({
+    const { middleware, post, successes, failures } = await build(target, {
       env: ON_FC,
       async: { maxAsyncRetryAttempts: 1 },
     });
@@ -175,28 +175,17 @@ describe('koa fcAsync() middleware', () => {
     expect([thrown.status, thrown.headers.get('x-fc-status')]).toEqual([500, '404']);
     expect(failures.map((f) => JSON.parse(f.responsePayload).errorMessage)).toEqual([
       'The function answered HTTP 500',
-      'The function answered HTTP 500',
+      target.thrownErrorMessage,
     ]);
     const sync = await post('/job?fail=9', FC_HEADERS);
     expect([sync.status, sync.headers.get('x-fc-status')]).toEqual([500, null]);
   });
 
-  it('reports a body read before it instead of queueing an empty body', async () => {
-    const app = new Koa();
-    app.use(async (ctx, next) => {
-      for await (const _ of ctx.req);
-      await next();
-    });
-    app.use(fcAsync({ logger: logger(), env: {} }));
-    const server = createServer(app.callback());
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    cleanup.push(() => new Promise((r) => server.close(r)));
-    const r = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`, {
-      method: 'POST',
-      headers: { 'x-fc-invocation-type': 'Async' },
-      body: '{}',
-    });
+  it('reports a body parser installed before it instead of queueing an empty body', async () => {
+    const { post, seen } = await build(target, {}, 'body-parser');
+    const r = await post('/job', { 'x-fc-invocation-type': 'Async' }, '{}');
     expect(r.status).toBe(500);
     expect(await r.json()).toMatchObject({ code: 'BodyAlreadyRead' });
+    expect(seen).toHaveLength(0);
   });
 });

@@ -1,0 +1,2 @@
+export * from './targets.js';
+export type * from './types.js';

@@ -1,0 +1,22 @@
+import { createServer, type RequestListener } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { FcAsyncControls } from '@fc-async/core';
+
+/** Serves a Node listener on a loopback port; `close()` closes `controls`, then the server. */
+export async function serveListener(listener: RequestListener, controls: FcAsyncControls | undefined) {
+  const server = createServer(listener);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    async close() {
+      await controls?.close({ timeoutMs: 50 });
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** Drains a request stream: what a body parser installed too early does. */
+export async function drain(stream: AsyncIterable<unknown>): Promise<void> {
+  for await (const _ of stream);
+}
