@@ -90,8 +90,8 @@ export function jobEvent(taskId: string, delaySeconds?: number): FcHttpEvent {
 }
 
 /**
- * Plain better-sqlite3 with @fc-async/sqlite's settings and table: WAL, exclusive locking, one
- * row per task (record JSON, body BLOB), each statement its own commit; the INSERT at the given
+ * Plain better-sqlite3 with @fc-async/sqlite's settings and table (schema 2): WAL, exclusive
+ * locking, one row per task (record JSON, body BLOB), each statement its own commit; the INSERT at the given
  * `synchronous` level, the UPDATEs of a run at NORMAL (as @fc-async/sqlite commits progress).
  */
 export interface RawSqlite {
@@ -115,11 +115,11 @@ export function rawSqlite(file: string, synchronous: 'FULL' | 'NORMAL'): RawSqli
   };
   db.exec(`
     CREATE TABLE tasks (task_id TEXT PRIMARY KEY NOT NULL, status TEXT NOT NULL, started_time INTEGER NOT NULL,
-      end_time INTEGER, open INTEGER NOT NULL, record TEXT NOT NULL, body BLOB NOT NULL);
+      end_time INTEGER, open INTEGER NOT NULL, record TEXT NOT NULL, body BLOB NOT NULL, payload TEXT);
     CREATE INDEX tasks_by_time ON tasks (started_time, task_id);
     CREATE INDEX tasks_open ON tasks (open) WHERE open = 1;
     CREATE INDEX tasks_ended ON tasks (end_time) WHERE open = 0;`);
-  const insert = db.prepare('INSERT INTO tasks VALUES (?, ?, ?, NULL, 1, ?, ?)');
+  const insert = db.prepare('INSERT INTO tasks VALUES (?, ?, ?, NULL, 1, ?, ?, NULL)');
   const update = db.prepare('UPDATE tasks SET status = ?, open = ?, end_time = ?, record = ? WHERE task_id = ?');
   const body = Buffer.from(JOB_BODY);
   const record = (id: string, status: string) =>

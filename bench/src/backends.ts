@@ -18,8 +18,10 @@ table with the same WAL/synchronous/locking settings, or a BullMQ queue.add with
 job data. tasks = one task end to end (accept, attempt of a no-op app, task record Succeeded);
 the peer inserts, claims and finishes a row in three statements (like fc-async, the INSERT at the
 row's synchronous level, the UPDATEs at NORMAL), or adds a job that a BullMQ worker with a no-op
-processor runs. "burst of 32": 32 at once per operation (fc-async sqlite
-commits all 32 accepts at once; the peer inserts them in one transaction). Worker concurrency 10;
+processor runs. "burst of 32": 32 at once per operation (fc-async sqlite commits all 32 accepts
+at once, the peer inserts them in one transaction; fc-async bullmq sends the 32 records in one
+script and the 32 jobs in one addBulk, the peers are 32 queue.add and one addBulk, the faster
+one the baseline). Worker concurrency 10;
 tracing off (its cost is the tracing sections' subject).
 A ratio ≤ 1.43 means throughput ≥ 0.7× the raw library's. "memory (no storage)": the same accept
 and task on the in-memory backend, what the engine and the bridge cost without any storage.`;
@@ -133,6 +135,15 @@ async function bullTask(): Promise<void> {
   await done;
 }
 
+const rawBulkJob = (jobId: string) => ({ name: 'task', data: rawJob(), opts: { jobId, removeOnComplete: true } });
+
+async function rawBulkTasks(): Promise<void> {
+  const ids = Array.from({ length: BURST }, () => nextId('r'));
+  const done = Promise.all(ids.map((id) => ran(fx.rawTasks.waiters, id)));
+  await fx.rawTasks.queue.addBulk(ids.map(rawBulkJob));
+  await done;
+}
+
 async function rawTask(): Promise<void> {
   const jobId = nextId('r');
   const done = ran(fx.rawTasks.waiters, jobId);
@@ -238,6 +249,13 @@ export function backendCases(): BenchCase[] {
     },
     {
       group: `bullmq accept, burst of ${BURST}`,
+      name: `BullMQ addBulk of ${BURST}`,
+      role: 'peer',
+      check: setup,
+      fn: () => fx.rawQueue.addBulk(Array.from({ length: BURST }, () => rawBulkJob(nextId('r')))),
+    },
+    {
+      group: `bullmq accept, burst of ${BURST}`,
       name: `fc-async bullmq() ${BURST} → 202`,
       target: BACKEND_TARGET,
       check: setup,
@@ -251,6 +269,13 @@ export function backendCases(): BenchCase[] {
       role: 'peer',
       check: setup,
       fn: () => times(BURST, rawTask),
+    },
+    {
+      group: `bullmq tasks, burst of ${BURST}`,
+      name: `BullMQ addBulk of ${BURST} + no-op worker`,
+      role: 'peer',
+      check: setup,
+      fn: rawBulkTasks,
     },
     {
       group: `bullmq tasks, burst of ${BURST}`,

@@ -1,4 +1,5 @@
 import { fileURLToPath } from 'node:url';
+import { ASYNC_LEGEND, asyncSection } from './async.js';
 import { BACKENDS_LEGEND, backendCases, backendsTeardown } from './backends.js';
 import { BRIDGE_LEGEND, bridgeCases } from './bridge.js';
 import { EMULATOR_LEGEND, emulatorThroughput } from './emulator.js';
@@ -70,12 +71,20 @@ for (const section of sections) {
     await section.teardown?.();
   }
 }
-// Throughput sections drive servers in child processes with their own load client and print their rows.
-const throughputSections = [{ name: 'emulator', legend: EMULATOR_LEGEND, run: emulatorThroughput }];
+// Sections with a measurement loop of their own (fresh handlers per round, servers in child processes); they print their rows.
+const throughputSections: {
+  name: string;
+  group: string;
+  legend: string;
+  run: (options: BenchOptions) => Promise<BenchResult[]>;
+}[] = [
+  { name: 'async', group: 'engine', legend: ASYNC_LEGEND, run: asyncSection },
+  { name: 'emulator', group: '202 throughput', legend: EMULATOR_LEGEND, run: emulatorThroughput },
+];
 for (const section of throughputSections) {
-  if (filter && !filter.test(`${section.name} 202 throughput`)) continue;
+  if (filter && !filter.test(`${section.name} ${section.group}`)) continue;
   console.log(`\n${section.legend}\n`);
-  results[section.name] = await section.run();
+  results[section.name] = await section.run(options);
 }
 const out = fileURLToPath(new URL('../results/latest.json', import.meta.url));
 writeJson(out, results, options);

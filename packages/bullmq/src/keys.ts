@@ -1,7 +1,10 @@
 /** The Redis keys of one prefix. BullMQ's own keys are `<prefix>:tasks:*`. */
 export function keysOf(prefix: string) {
   return {
-    /** Hash per task: `v` version, `s` status, `r` record JSON (without payload), `p` payload JSON. */
+    /**
+     * Hash per task: `v` version, `s` status, `r` record JSON (without payload), `p` payload JSON
+     * (without body), `b` the body's bytes. Records written before `b` keep the body in `p`, in base64.
+     */
     task: (taskId: string) => `${prefix}:task:${taskId}`,
     /** Sorted set of every task id, scored by `startedTime`: listing. */
     byTime: `${prefix}:by-time`,
@@ -30,28 +33,56 @@ end
 `;
 
 /**
- * KEYS: task, open, ended, byTime. ARGV: id, started time, status, record, open, end time, payload.
- * Returns 1, or 0 when the id is taken.
+ * KEYS: task, open, ended, byTime. ARGV: id, started time, status, record, open, end time, payload,
+ * body. Returns 1, or 0 when the id is taken.
  */
 export const INSERT_SCRIPT = `${INDEX}
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'v', '1', 's', ARGV[3], 'r', ARGV[4], 'p', ARGV[7])
+redis.call('HSET', KEYS[1], 'v', '1', 's', ARGV[3], 'r', ARGV[4], 'p', ARGV[7], 'b', ARGV[8])
 redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
 index()
 return 1
 `;
 
 /**
+ * Several inserts at once (the accepts of one turn of the event loop). KEYS: open, ended,
+ * byTime, then one task key per task. ARGV: per task, in order: id, started time, status,
+ * record, open, end time, payload, body. Returns a 1 or 0 per task, as INSERT_SCRIPT does.
+ */
+export const INSERT_MANY_SCRIPT = `
+local added = {}
+for t = 4, #KEYS do
+  local a = (t - 4) * 8
+  local id = ARGV[a + 1]
+  if redis.call('EXISTS', KEYS[t]) == 1 then
+    added[#added + 1] = 0
+  else
+    redis.call('HSET', KEYS[t], 'v', '1', 's', ARGV[a + 3], 'r', ARGV[a + 4], 'p', ARGV[a + 7], 'b', ARGV[a + 8])
+    redis.call('ZADD', KEYS[3], ARGV[a + 2], id)
+    if ARGV[a + 5] == '1' then
+      redis.call('SADD', KEYS[1], id)
+      redis.call('ZREM', KEYS[2], id)
+    else
+      redis.call('SREM', KEYS[1], id)
+      redis.call('ZADD', KEYS[2], ARGV[a + 6], id)
+    end
+    added[#added + 1] = 1
+  end
+end
+return added
+`;
+
+/**
  * Compare-and-set on the version. KEYS: task, open, ended. ARGV: id, expected version, status,
  * record, open, end time. Returns {1} when written, {-1} when the task is gone, or
- * {0, version, record, payload} when it changed since it was read.
+ * {0, version, record, payload, body} when it changed since it was read.
  */
 export const CAS_SCRIPT = `${INDEX}
 local v = redis.call('HGET', KEYS[1], 'v')
 if not v then return {-1} end
 if v ~= ARGV[2] then
-  local current = redis.call('HMGET', KEYS[1], 'r', 'p')
-  return {0, v, current[1], current[2]}
+  local current = redis.call('HMGET', KEYS[1], 'r', 'p', 'b')
+  return {0, v, current[1], current[2], current[3]}
 end
 redis.call('HSET', KEYS[1], 'v', tostring(tonumber(v) + 1), 's', ARGV[3], 'r', ARGV[4])
 index()

@@ -52,16 +52,16 @@ export async function listTasks(redis: Redis, keys: Keys, raw: TaskQuery): Promi
 
 /** The records of `ids` that still exist and match the status filter, in order. */
 async function read(redis: Redis, keys: Keys, ids: string[], query: TaskQuery): Promise<TaskRecord[]> {
-  const fields = query.includePayload ? ['s', 'r', 'p'] : ['s', 'r'];
+  const fields = query.includePayload ? ['s', 'r', 'p', 'b'] : ['s', 'r'];
   const pipeline = redis.pipeline();
-  for (const id of ids) pipeline.hmget(keys.task(id), ...fields);
+  for (const id of ids) pipeline.hmgetBuffer(keys.task(id), ...fields);
   const replies = (await pipeline.exec()) ?? [];
   const records: TaskRecord[] = [];
   for (const [error, value] of replies) {
     if (error) throw error;
-    const [status, r, p] = value as (string | null)[];
-    if (!r || (query.status !== undefined && status !== query.status)) continue;
-    records.push(decodeRecord(r, p));
+    const [status, r, p, b] = value as (Buffer | null)[];
+    if (!r || (query.status !== undefined && status?.toString() !== query.status)) continue;
+    records.push(decodeRecord(r.toString(), p?.toString(), b));
   }
   return records;
 }

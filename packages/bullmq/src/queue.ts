@@ -13,6 +13,14 @@ export const QUEUE_NAME = 'tasks';
  */
 export const MAX_ATTEMPTS = 9;
 
+/** A job waiting for the end of the current microtasks, to be added with the others of its turn. */
+interface PendingJob {
+  taskId: string;
+  delayMs: number;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
 /** Thrown from the processor when the engine wants another attempt: BullMQ's retry, with its delay as backoff. */
 class RetryLater extends Error {
   constructor(readonly delayMs: number) {
@@ -33,6 +41,7 @@ export class BullmqQueueDriver implements QueueDriver {
   private active = 0;
   private waiting = 0;
   private addedSinceCount = 0;
+  private jobs: PendingJob[] = [];
   private readonly timer: NodeJS.Timeout;
 
   /**
@@ -86,22 +95,46 @@ export class BullmqQueueDriver implements QueueDriver {
     await worker.waitUntilReady();
   }
 
-  async enqueue(job: QueueJob, delayMs: number): Promise<void> {
-    await this.queue.add(
-      'task',
-      {},
-      {
-        jobId: job.taskId,
-        delay: delayMs > 0 ? delayMs : undefined,
-        attempts: MAX_ATTEMPTS,
-        backoff: { type: 'fc-async' },
-        removeOnComplete: true,
-        removeOnFail: true,
-        stackTraceLimit: 0,
+  /**
+   * Adds a job. The jobs of one turn (a burst of requests) are added together with `addBulk`
+   * (one write to Redis) at the end of the turn's current microtasks, after the task store has
+   * sent their records on the same connection.
+   */
+  enqueue(job: QueueJob, delayMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.jobs.length === 0) queueMicrotask(this.flushJobs);
+      this.jobs.push({ taskId: job.taskId, delayMs, resolve, reject });
+    });
+  }
+
+  private readonly flushJobs = (): void => {
+    const batch = this.jobs;
+    this.jobs = [];
+    const adding =
+      batch.length === 1
+        ? this.queue.add('task', {}, jobOptions(batch[0] as PendingJob))
+        : this.queue.addBulk(batch.map((job) => ({ name: 'task', data: {}, opts: jobOptions(job) })));
+    adding.then(
+      () => {
+        this.addedSinceCount += batch.length;
+        for (const job of batch) job.resolve();
+      },
+      (error: unknown) => {
+        if (batch.length === 1) {
+          (batch[0] as PendingJob).reject(error);
+          return;
+        }
+        // addBulk fails as a whole: add each job alone so that each gets its own outcome (adding
+        // a job id that is already there again is a no-op).
+        for (const job of batch) {
+          this.queue.add('task', {}, jobOptions(job)).then(() => {
+            this.addedSinceCount++;
+            job.resolve();
+          }, job.reject);
+        }
       },
     );
-    this.addedSinceCount++;
-  }
+  };
 
   async cancel(taskId: string): Promise<boolean> {
     const job = await this.queue.getJob(taskId);
@@ -138,4 +171,17 @@ export class BullmqQueueDriver implements QueueDriver {
       this.logger.warn('counting waiting async tasks failed', { error });
     }
   }
+}
+
+/** A task's job: its id is the task id (a duplicate is refused); retries are the engine's (see MAX_ATTEMPTS). */
+function jobOptions(job: PendingJob) {
+  return {
+    jobId: job.taskId,
+    delay: job.delayMs > 0 ? job.delayMs : undefined,
+    attempts: MAX_ATTEMPTS,
+    backoff: { type: 'fc-async' },
+    removeOnComplete: true,
+    removeOnFail: true,
+    stackTraceLimit: 0,
+  };
 }

@@ -1,10 +1,10 @@
 import type { AsyncTaskStatus, TaskPage, TaskPatch, TaskQuery, TaskRecord, TaskStore } from '@fc-async/core';
 import type { Redis } from 'ioredis';
 import { decodeRecord, encodePayload, encodeRecord, indexArgs } from './codec.js';
-import { CAS_SCRIPT, INSERT_SCRIPT, type Keys } from './keys.js';
+import { CAS_SCRIPT, INSERT_MANY_SCRIPT, INSERT_SCRIPT, type Keys } from './keys.js';
 import { listTasks } from './list.js';
 
-type CasReply = [1] | [-1] | [0, string, string, string];
+type CasReply = [1] | [-1] | [0, Buffer, Buffer, Buffer | null, Buffer | null];
 
 interface Versioned {
   v: string;
@@ -14,8 +14,43 @@ interface Versioned {
 }
 
 interface Scripts {
-  fcAsyncInsert(...args: string[]): Promise<number>;
-  fcAsyncCas(...args: string[]): Promise<CasReply>;
+  fcAsyncInsert(...args: (string | Buffer)[]): Promise<number>;
+  fcAsyncInsertMany(keyCount: number, ...args: (string | Buffer)[]): Promise<number[]>;
+  /** The compare-and-set, its bulk replies as Buffers (the body is bytes). */
+  fcAsyncCasBuffer(...args: string[]): Promise<CasReply>;
+}
+
+/** An insert waiting for the end of the current microtasks, to go out with the others of its turn. */
+interface PendingInsert {
+  record: TaskRecord;
+  resolve: (added: boolean) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * A copy of `current` with `patch` applied (and `status`, `events` when given); fields patched
+ * to `undefined` are left out. Copied key by key: V8 builds `{ ...a, ...b }` on a slow path.
+ */
+function patched(
+  current: TaskRecord,
+  patch: TaskPatch | undefined,
+  status?: TaskRecord['status'],
+  events?: TaskRecord['events'],
+): TaskRecord {
+  const next: Record<string, unknown> = {};
+  const from = current as unknown as Record<string, unknown>;
+  const changes = patch as Record<string, unknown> | undefined;
+  for (const key in from) {
+    if (changes !== undefined && key in changes) continue;
+    next[key] = from[key];
+  }
+  if (status !== undefined) next.status = status;
+  if (events !== undefined) next.events = events;
+  for (const key in changes) {
+    const value = changes[key];
+    if (value !== undefined) next[key] = value;
+  }
+  return next as unknown as TaskRecord;
 }
 
 /** Records kept to skip a read before a compare-and-set; a stale one costs one extra round trip. */
@@ -30,6 +65,7 @@ export class RedisTaskStore implements TaskStore {
   private readonly redis: Redis & Scripts;
   private readonly cache = new Map<string, { v: string; record: TaskRecord }>();
   private readonly stopListeners: ((taskId: string) => void)[] = [];
+  private inserts: PendingInsert[] = [];
 
   /** Runs before the connections close (stops retention). */
   onClose: (() => void) | undefined;
@@ -40,6 +76,7 @@ export class RedisTaskStore implements TaskStore {
     private readonly keys: Keys,
   ) {
     redis.defineCommand('fcAsyncInsert', { numberOfKeys: 4, lua: INSERT_SCRIPT });
+    redis.defineCommand('fcAsyncInsertMany', { lua: INSERT_MANY_SCRIPT });
     redis.defineCommand('fcAsyncCas', { numberOfKeys: 3, lua: CAS_SCRIPT });
     this.redis = redis as Redis & Scripts;
     subscriber.on('message', (channel: string, taskId: string) => {
@@ -53,40 +90,81 @@ export class RedisTaskStore implements TaskStore {
     await this.subscriber.subscribe(this.keys.stop);
   }
 
-  async insert(record: TaskRecord): Promise<boolean> {
-    const k = this.keys;
-    const [open, endTime] = indexArgs(record);
-    const added = await this.redis.fcAsyncInsert(
-      ...[k.task(record.taskId), k.open, k.ended, k.byTime],
-      ...[record.taskId, String(record.startedTime ?? 0), record.status, encodeRecord(record), open, endTime],
-      encodePayload(record.payload),
-    );
-    if (added === 1) this.remember(record.taskId, '1', record);
-    return added === 1;
+  /**
+   * Inserts a task. The inserts of one turn (a burst of requests) go out together, in one script,
+   * at the end of the turn's current microtasks: a job the queue adds for a task afterwards on
+   * this connection is still sent after its record.
+   */
+  insert(record: TaskRecord): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      if (this.inserts.length === 0) queueMicrotask(this.flushInserts);
+      this.inserts.push({ record, resolve, reject });
+    });
   }
+
+  private readonly flushInserts = (): void => {
+    const batch = this.inserts;
+    this.inserts = [];
+    this.corkUntilTick();
+    const k = this.keys;
+    const keys: string[] = [];
+    const args: (string | Buffer)[] = [];
+    for (const { record } of batch) {
+      const [open, endTime] = indexArgs(record);
+      keys.push(k.task(record.taskId));
+      args.push(record.taskId, String(record.startedTime ?? 0), record.status, encodeRecord(record), open, endTime);
+      args.push(encodePayload(record.payload), record.payload.body);
+    }
+    const sent =
+      batch.length === 1
+        ? this.redis.fcAsyncInsert(keys[0] as string, k.open, k.ended, k.byTime, ...args).then((added) => [added])
+        : this.redis.fcAsyncInsertMany(3 + keys.length, k.open, k.ended, k.byTime, ...keys, ...args);
+    sent.then(
+      (added) => {
+        for (const [i, { record, resolve }] of batch.entries()) {
+          if (added[i] === 1) this.remember(record.taskId, '1', record);
+          resolve(added[i] === 1);
+        }
+      },
+      (error: unknown) => {
+        for (const { reject } of batch) reject(error);
+      },
+    );
+  };
 
   async get(taskId: string): Promise<TaskRecord | undefined> {
     return (await this.read(taskId))?.record;
   }
 
+  /** This instance's cached copy when it has one (the task it accepted or last wrote), else a read. */
+  peek(taskId: string): TaskRecord | undefined | Promise<TaskRecord | undefined> {
+    return this.cache.get(taskId)?.record ?? this.get(taskId);
+  }
+
   transition(
     taskId: string,
     status: AsyncTaskStatus,
-    options: { from: readonly AsyncTaskStatus[]; patch?: TaskPatch; detail?: string; via?: AsyncTaskStatus },
+    options: {
+      from: readonly AsyncTaskStatus[];
+      patch?: TaskPatch | ((current: TaskRecord) => TaskPatch);
+      detail?: string;
+      via?: AsyncTaskStatus;
+    },
   ): Promise<TaskRecord | undefined> {
     return this.write(taskId, (current) => {
       if (!options.from.includes(current.status)) return undefined;
       const now = Date.now();
-      const events = [...current.events];
+      const events = current.events.slice();
       if (options.via)
         events.push({ eventId: events.length + 1, status: options.via, timestamp: now, eventDetail: '' });
       events.push({ eventId: events.length + 1, status, timestamp: now, eventDetail: options.detail ?? '' });
-      return { ...current, ...options.patch, status, events };
+      const patch = typeof options.patch === 'function' ? options.patch(current) : options.patch;
+      return patched(current, patch, status, events);
     });
   }
 
   async update(taskId: string, patch: TaskPatch): Promise<void> {
-    await this.write(taskId, (current) => ({ ...current, ...patch }));
+    await this.write(taskId, (current) => patched(current, patch));
   }
 
   list(query: TaskQuery): Promise<TaskPage<TaskRecord>> {
@@ -96,12 +174,12 @@ export class RedisTaskStore implements TaskStore {
   async unfinished(): Promise<TaskRecord[]> {
     const ids = await this.redis.smembers(this.keys.open);
     const pipeline = this.redis.pipeline();
-    for (const id of ids) pipeline.hmget(this.keys.task(id), 'r', 'p');
+    for (const id of ids) pipeline.hmgetBuffer(this.keys.task(id), 'r', 'p', 'b');
     const replies = (await pipeline.exec()) ?? [];
     const records: TaskRecord[] = [];
     for (const [, value] of replies) {
-      const [r, p] = value as [string | null, string | null];
-      if (r) records.push(decodeRecord(r, p));
+      const [r, p, b] = value as (Buffer | null)[];
+      if (r) records.push(decodeRecord(r.toString(), p?.toString(), b));
     }
     return records.sort((a, b) => (a.startedTime ?? 0) - (b.startedTime ?? 0));
   }
@@ -119,18 +197,31 @@ export class RedisTaskStore implements TaskStore {
     await Promise.allSettled([this.redis.quit(), this.subscriber.quit()]);
   }
 
+  /**
+   * Holds this connection's writes until the current microtasks are done (`process.nextTick` runs
+   * after them): the queue adds the jobs of the records just sent a few microtasks later, and
+   * records and jobs then leave in one write to the socket rather than one per command.
+   */
+  private corkUntilTick(): void {
+    const stream = this.redis.stream;
+    if (this.redis.status !== 'ready' || !stream) return;
+    stream.cork();
+    process.nextTick(() => stream.uncork());
+  }
+
   /** Forgets cached records (after retention deleted them). */
   forget(taskIds: readonly string[]): void {
     for (const id of taskIds) this.cache.delete(id);
   }
 
   private async read(taskId: string): Promise<Versioned | undefined> {
-    const [v, r, p] = await this.redis.hmget(this.keys.task(taskId), 'v', 'r', 'p');
-    if (!v || !r) {
+    const [vb, r, p, b] = await this.redis.hmgetBuffer(this.keys.task(taskId), 'v', 'r', 'p', 'b');
+    if (!vb || !r) {
       this.cache.delete(taskId);
       return undefined;
     }
-    const record = decodeRecord(r, p);
+    const v = vb.toString();
+    const record = decodeRecord(r.toString(), p?.toString(), b);
     this.remember(taskId, v, record);
     return { v, record, cached: false };
   }
@@ -141,7 +232,7 @@ export class RedisTaskStore implements TaskStore {
     change: (current: TaskRecord) => TaskRecord | undefined,
   ): Promise<TaskRecord | undefined> {
     const hit = this.cache.get(taskId);
-    let current: Versioned | undefined = hit ? { ...hit, cached: true } : await this.read(taskId);
+    let current: Versioned | undefined = hit ? { v: hit.v, record: hit.record, cached: true } : await this.read(taskId);
     for (let tries = 0; current && tries < 20; tries++) {
       const next = change(current.record);
       if (!next) {
@@ -151,7 +242,7 @@ export class RedisTaskStore implements TaskStore {
       }
       const k = this.keys;
       const [open, endTime] = indexArgs(next);
-      const reply = await this.redis.fcAsyncCas(
+      const reply = await this.redis.fcAsyncCasBuffer(
         ...[k.task(taskId), k.open, k.ended],
         ...[taskId, current.v, next.status, encodeRecord(next), open, endTime],
       );
@@ -163,8 +254,9 @@ export class RedisTaskStore implements TaskStore {
         this.cache.delete(taskId);
         return undefined;
       }
-      const [, v, r, p] = reply;
-      current = { v, record: decodeRecord(r, p), cached: false };
+      const [, vb, r, p, b] = reply;
+      const v = vb.toString();
+      current = { v, record: decodeRecord(r.toString(), p?.toString(), b), cached: false };
       this.remember(taskId, v, current.record);
     }
     if (!current) return undefined;

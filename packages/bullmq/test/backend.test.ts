@@ -150,6 +150,28 @@ describe('bullmq(): several instances in one process', () => {
     expect(ran).toEqual(['later']);
   });
 
+  it('a burst of accepts in one turn: each task is stored and queued once, a repeated id gets 409', async () => {
+    const prefix = uniquePrefix();
+    const ran: string[] = [];
+    const worker = instance(prefix, (req, res) => {
+      ran.push(String(req.headers['x-fc-async-task-id']));
+      res.end();
+    });
+    const ids = Array.from({ length: 40 }, (_, i) => `burst_${i}`);
+    const delayed = asyncEvent('burst_later', {}, { 'X-Fc-Async-Delay': '1' });
+    const answers = await Promise.all([
+      ...ids.map((id) => worker.handler(asyncEvent(id))),
+      worker.handler(asyncEvent('burst_3')),
+      worker.handler(delayed),
+    ]);
+    expect(answers.map((a) => a.statusCode)).toEqual([...ids.map(() => 202), 409, 202]);
+    const queue = bullQueue(prefix);
+    expect(await (await queue.getJob('burst_later'))?.getState()).toBe('delayed');
+    await until('every task of the burst to succeed', () => worker.successes.length === ids.length + 1);
+    expect(ran.sort()).toEqual([...ids, 'burst_later'].sort());
+    for (const id of ids) expect(await status(worker.handler, id)).toBe('Succeeded');
+  });
+
   it('answers 429 once maxQueuedTasks jobs wait in the shared queue', async () => {
     const prefix = uniquePrefix();
     const acceptor = instance(prefix, ok, { worker: false, maxQueuedTasks: 3 });

@@ -122,6 +122,78 @@ describe('RedisTaskStore', () => {
     expect(withPayload?.tasks[0]?.payload.body).toEqual(Buffer.from([0, 1, 2, 255]));
   });
 
+  it('keeps every field of a task, and takes a burst of inserts in one turn with duplicates refused', async () => {
+    const [a, b] = await stores(2);
+    // Required<>: a field added to TaskRecord makes this test name it, and the codec keep it.
+    const full: Required<TaskRecord> = {
+      ...record('t_full'),
+      status: 'Succeeded',
+      instanceId: 'i-1',
+      startedTime: 1_700_000_000_000,
+      endTime: 1_700_000_001_000,
+      durationMs: 1000,
+      alreadyRetriedTimes: 2,
+      destinationStatus: 'Failed',
+      taskErrorMessage: 'boom "quoted" \\ \n',
+      taskPayload: '{"x":1}',
+      returnPayload: 'done ✓',
+      events: [
+        { eventId: 1, status: 'Enqueued', timestamp: 1_700_000_000_000, eventDetail: '' },
+        { eventId: 2, status: 'Succeeded', timestamp: 1_700_000_001_000 },
+      ],
+      traceId: '0af7651916cd43dd8448eb211c80319c',
+      acceptedAt: 1_699_999_999_000,
+      attempts: 3,
+      dueAt: 1_700_000_000_500,
+      condition: '',
+      traceContext: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
+      deliveryPending: true,
+      payload: {
+        method: 'PUT',
+        url: '/a%20b?x=1',
+        headers: { 'x-multi': ['a', 'b'], 'content-type': 'application/octet-stream' },
+        body: Buffer.from([0, 255, 10]),
+        remoteAddress: '203.0.113.7',
+      },
+    };
+    // One turn: the inserts go out together; the id inserted twice is refused the second time.
+    const added = await Promise.all([
+      a?.insert(full),
+      a?.insert(record('t_1')),
+      a?.insert(record('t_1')),
+      a?.insert(record('t_2')),
+    ]);
+    expect(added).toEqual([true, true, false, true]);
+    await a?.update('t_full', { destinationStatus: 'Succeeded' });
+    expect(await b?.get('t_full')).toEqual({ ...full, destinationStatus: 'Succeeded' });
+    expect((await b?.unfinished())?.map((r) => r.taskId).sort()).toEqual(['t_1', 't_2', 't_full']);
+  });
+
+  it('reads and updates records written by earlier versions (whole record, body in base64)', async () => {
+    const prefix = uniquePrefix();
+    const { store, close } = await openStore(prefix);
+    closers.push(close);
+    const redis = new Redis(inject('redisUrl'));
+    closers.push(async () => void (await redis.quit()));
+    const keys = keysOf(prefix);
+    const old = record('t_old', { startedTime: 1_700_000_000_000 });
+    await redis.hset(keys.task('t_old'), {
+      v: '1',
+      s: 'Enqueued',
+      r: JSON.stringify({ ...old, payload: undefined }),
+      p: JSON.stringify({ ...old.payload, body: old.payload.body.toString('base64') }),
+    });
+    await redis.zadd(keys.byTime, 1_700_000_000_000, 't_old');
+    await redis.sadd(keys.open, 't_old');
+    expect(await store.get('t_old')).toEqual(old);
+    const running = await store.transition('t_old', 'Running', { from: ['Enqueued'], patch: { attempts: 1 } });
+    expect(running?.payload.body).toEqual(old.payload.body);
+    const listed = await store.list({ includePayload: true });
+    expect(listed.tasks.map((t) => [t.taskId, t.status, t.payload.body])).toEqual([
+      ['t_old', 'Running', old.payload.body],
+    ]);
+  });
+
   it('carries a stop request to every instance', async () => {
     const [a, b, c] = await stores(3);
     const heard: string[] = [];

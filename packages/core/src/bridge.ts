@@ -25,12 +25,17 @@ type BridgeServerResponse = ServerResponse & { [kState]: BridgeSocket; _header?:
  * what Node or a framework would write to a real connection, and collects the response (one
  * object per invocation, so the hot path allocates as little as it can).
  */
-class BridgeSocket extends EventEmitter {
+class BridgeSocket {
   readable = true;
   writable = true;
   destroyed = false;
   /** Set once the response has ended or failed: later writes are refused, later failures ignored. */
   ended = false;
+  /**
+   * Set with the response's `_header` (which Node's `headersSent` reads) when the head is written:
+   * read here, on an object of one shape, rather than on responses whose prototype Express swaps.
+   */
+  headWritten = false;
   /** The response body as written, in order. */
   readonly chunks: (string | Uint8Array)[] = [];
 
@@ -38,9 +43,7 @@ class BridgeSocket extends EventEmitter {
     readonly remoteAddress: string | undefined,
     readonly resolve: (response: BridgeResponse) => void,
     private readonly reject: (error: unknown) => void,
-  ) {
-    super();
-  }
+  ) {}
 
   // Constants as accessors: read now and then, never worth a slot on every socket.
   get remoteFamily() {
@@ -115,6 +118,10 @@ class BridgeSocket extends EventEmitter {
   }
 }
 
+// An EventEmitter (frameworks listen for the socket's `close` and `error`) without the
+// constructor's work: EventEmitter's methods create their listener table on first use.
+Object.setPrototypeOf(BridgeSocket.prototype, EventEmitter.prototype);
+
 /**
  * Runs a Node request listener on an {@link FcRequest} and collects its response whole: status,
  * headers (several `Set-Cookie` kept as an array) and the body bytes, however the app wrote them
@@ -152,6 +159,8 @@ export function runNodeHandler(
     attach?.(req);
 
     const res = new ServerResponse(req) as unknown as BridgeServerResponse;
+    const store = headerStoreKey ?? probeHeaderStore();
+    if (store) (res as unknown as Record<symbol, unknown>)[store] = Object.create(HEADER_STORE_PROTO);
     (res as { socket: unknown }).socket = socket;
     res[kState] = socket;
     res.writeHead = writeHead as never;
@@ -194,7 +203,8 @@ function headersSentError(): Error {
 }
 
 function writeHead(this: BridgeServerResponse, statusCode: number, reason?: unknown, headers?: unknown) {
-  if (this._header) throw headersSentError();
+  const collector = this[kState];
+  if (collector.headWritten) throw headersSentError();
   const code = Number(statusCode);
   if (!Number.isInteger(code) || code < 100 || code > 999) {
     throw Object.assign(new RangeError(`Invalid status code: ${statusCode}`), { code: 'ERR_HTTP_INVALID_STATUS_CODE' });
@@ -214,6 +224,7 @@ function writeHead(this: BridgeServerResponse, statusCode: number, reason?: unkn
       if (value !== undefined) this.setHeader(name, value);
     }
   }
+  collector.headWritten = true;
   this._header = true;
   return this;
 }
@@ -250,7 +261,7 @@ function write(this: BridgeServerResponse, chunk: unknown, encoding?: unknown, c
     });
     return false;
   }
-  if (!this._header) this.writeHead(this.statusCode);
+  if (!collector.headWritten) this.writeHead(this.statusCode);
   pushChunk(collector, chunk, typeof encoding === 'function' ? undefined : encoding);
   if (typeof callback === 'function') process.nextTick(callback as () => void);
   return true;
@@ -273,11 +284,12 @@ function end(this: BridgeServerResponse, chunk?: unknown, encoding?: unknown, cb
     if (typeof callback === 'function') process.nextTick(callback as () => void);
     return this;
   }
-  if (!this._header) this.writeHead(this.statusCode);
+  if (!collector.headWritten) this.writeHead(this.statusCode);
   pushChunk(collector, data, enc);
   collector.ended = true;
   this.finished = true;
-  collector.resolve({ statusCode: this.statusCode, headers: collectHeaders(this), body: joinChunks(collector.chunks) });
+  const statusCode = this.statusCode;
+  collector.resolve({ statusCode, headers: collectHeaders(this), body: joinChunks(collector.chunks) });
   process.nextTick(emitFinish, this, callback);
   return this;
 }
@@ -288,24 +300,69 @@ function end(this: BridgeServerResponse, chunk?: unknown, encoding?: unknown, cb
  */
 function collectHeaders(res: ServerResponse): BridgeResponse['headers'] {
   const headers: BridgeResponse['headers'] = {};
-  for (const name of res.getHeaderNames()) {
-    const value = res.getHeader(name);
-    if (name === '__proto__')
-      Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true });
-    else headers[name] = value;
+  if (headerStoreKey) {
+    // Node's own store: `[name as set, value]` under the lower-cased name (null: none set).
+    const store = (res as unknown as Record<symbol, Record<string, [string, HeaderValue]> | null>)[headerStoreKey];
+    for (const name in store) setOwn(headers, name, (store[name] as [string, HeaderValue])[1]);
+    return headers;
   }
+  for (const name of res.getHeaderNames()) setOwn(headers, name, res.getHeader(name));
   return headers;
 }
 
+type HeaderValue = string | string[] | number | undefined;
+
+function setOwn(headers: BridgeResponse['headers'], name: string, value: HeaderValue): void {
+  if (name === '__proto__')
+    Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true });
+  else headers[name] = value;
+}
+
+/**
+ * Node's `ServerResponse` keeps the headers an app sets in an object without a prototype, which
+ * V8 holds in dictionary mode: slow to fill and slower to walk. A bridged response gets a store
+ * with the same contract (no inherited names, so `hasHeader('constructor')` stays false, and
+ * `__proto__` is a plain key) in fast mode: an object whose prototype is an empty object without
+ * a prototype. Node's `setHeader`, `getHeader`, `appendHeader` and the rest use it unchanged.
+ */
+const HEADER_STORE_PROTO: object = Object.create(null);
+
+/** The symbol under which Node keeps a response's headers; `null` when this Node keeps them otherwise. */
+let headerStoreKey: symbol | null | undefined;
+
+/**
+ * Finds Node's header store on a probe response and checks that it behaves as expected
+ * (`[name, value]` entries under the lower-cased name); otherwise the bridge leaves Node's own.
+ */
+function probeHeaderStore(): symbol | null {
+  headerStoreKey = null;
+  try {
+    const probe = new ServerResponse(new IncomingMessage(null as never));
+    const key = Object.getOwnPropertySymbols(probe).find((s) => s.description === 'kOutHeaders');
+    if (key === undefined || (probe as unknown as Record<symbol, unknown>)[key] !== null) return null;
+    const store = Object.create(HEADER_STORE_PROTO) as Record<string, unknown>;
+    (probe as unknown as Record<symbol, unknown>)[key] = store;
+    probe.setHeader('X-Probe', 'a');
+    const entry = store['x-probe'];
+    if (Array.isArray(entry) && entry[0] === 'X-Probe' && entry[1] === 'a' && probe.getHeader('x-probe') === 'a') {
+      headerStoreKey = key;
+    }
+  } catch {
+    // Leave Node's store alone.
+  }
+  return headerStoreKey;
+}
+
 function emitFinish(res: BridgeServerResponse, callback: unknown): void {
-  res.emit('prefinish');
-  res.emit('finish');
+  const emit = res.emit;
+  emit.call(res, 'prefinish');
+  emit.call(res, 'finish');
   if (typeof callback === 'function') callback();
-  res.emit('close');
+  emit.call(res, 'close');
 }
 
 function flushHeaders(this: BridgeServerResponse): void {
-  if (!this._header) this.writeHead(this.statusCode);
+  if (!this[kState].headWritten) this.writeHead(this.statusCode);
 }
 
 const EMPTY = Buffer.alloc(0);

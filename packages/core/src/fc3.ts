@@ -1,4 +1,5 @@
 import { badRequest } from './errors.js';
+import { copyEventHeaders } from './event-headers.js';
 import type { FcHttpEvent, FcHttpResult } from './fc-types.js';
 import { buildQuery, encodePath, type FcRequest, fixBodyHeaders } from './request.js';
 import { type BodyKind, isNoBodyResponse, type ResponseBody } from './response.js';
@@ -37,16 +38,7 @@ export function parseFcEvent(event: unknown): FcRequest {
     throw badRequest('InvalidEvent', 'The event queryParameters must be an object');
   }
 
-  const headers: FcRequest['headers'] = {};
-  const source = e.headers;
-  for (const key in source) {
-    const value = source[key];
-    if (value === undefined || value === null) continue;
-    const name = lowerCaseName(key);
-    const existing = headers[name];
-    headers[name] =
-      existing === undefined ? (typeof value === 'string' ? value : String(value)) : `${existing},${value}`;
-  }
+  const headers = copyEventHeaders(e.headers);
   if (headers['user-agent'] === undefined && typeof http.userAgent === 'string' && http.userAgent) {
     headers['user-agent'] = http.userAgent;
   }
@@ -93,22 +85,6 @@ function normalizeMethod(method: unknown): string {
     throw badRequest('InvalidEvent', 'The event has no valid requestContext.http.method');
   }
   return method.toUpperCase();
-}
-
-/**
- * Lower-cased header names, memoised: FC sends the same few canonical names (`Content-Type`) on
- * every request, and looking up a freshly lower-cased string as a property key costs more than
- * the rest of the event parsing together. Bounded, so odd names cannot grow it.
- */
-const lowerCaseNames = new Map<string, string>();
-
-function lowerCaseName(key: string): string {
-  let name = lowerCaseNames.get(key);
-  if (name === undefined) {
-    name = key.toLowerCase();
-    if (lowerCaseNames.size < 1024) lowerCaseNames.set(key, name);
-  }
-  return name;
 }
 
 function toObject(event: unknown): FcHttpEvent {

@@ -8,7 +8,7 @@ import type { Fc2Request, Fc2Response, FcContext, FcHttpResult } from './fc-type
 import { isFc2Call, readFc2Request, writeFc2Response } from './fc2.js';
 import { parseFcEvent, toFcHttpResult } from './fc3.js';
 import { newRequestId } from './ids.js';
-import { buildInvocation, type Detector, detectInvocation, type Invocation, setInvocation } from './invocation.js';
+import { buildInvocation, type Detector, detectLowerCased, type Invocation, setInvocation } from './invocation.js';
 import { createConsoleLogger, type Logger } from './logger.js';
 import type { FcRequest } from './request.js';
 import { type BridgeResponse, createBodyClassifier, DEFAULT_TEXT_CONTENT_TYPES } from './response.js';
@@ -121,7 +121,8 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
   }
   const logger = options.logger ?? createConsoleLogger();
   const classify = createBodyClassifier(options.textContentTypes ?? DEFAULT_TEXT_CONTENT_TYPES);
-  const detect = options.detect ?? detectInvocation;
+  // The request's header names are lower-case (FcRequest), so the default needs no case-insensitive search.
+  const detect = options.detect ?? detectLowerCased;
   const env = options.env ?? { ...process.env };
   const asyncOptions = resolveAsyncOptions(options.async);
   const mode = resolveMode(asyncOptions.mode, env);
@@ -138,11 +139,14 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
     return ready;
   };
 
-  const run = async (request: FcRequest, invocation: Invocation): Promise<BridgeResponse> => {
-    if (!isReady) await whenReady();
-    if (routeOf && tracing.isTracing(invocation)) return runWithRoute(app, request, invocation, routeOf);
-    return runNodeHandler(app, request, (req) => setInvocation(req, invocation));
-  };
+  // Not `async`: a promise returned from an async function costs the caller two more ticks.
+  // Never throws: both runners report failures by rejecting.
+  const runApp = (request: FcRequest, invocation: Invocation): Promise<BridgeResponse> =>
+    routeOf && tracing.isTracing(invocation)
+      ? runWithRoute(app, request, invocation, routeOf)
+      : runNodeHandler(app, request, (req) => setInvocation(req, invocation));
+  const run = (request: FcRequest, invocation: Invocation): Promise<BridgeResponse> =>
+    isReady ? runApp(request, invocation) : whenReady().then(() => runApp(request, invocation));
 
   const engine =
     mode === 'local'
@@ -191,13 +195,19 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
   }
 
   /** `handle` inside the invocation's SERVER span when spans record; in platform mode, flushed before returning. */
-  async function traced(request: FcRequest, context: FcContext | undefined): Promise<BridgeResponse> {
+  function traced(request: FcRequest, context: FcContext | undefined): Promise<BridgeResponse> {
     const span = tracing.startInvocationSpan(request, context);
-    if (!span) return handle(request, context);
-    const response = await span.run(() => handle(request, context, span));
-    span.end({ response, failed: isPlatformFailure(response) });
-    if (platform) await tracing.flush();
-    return response;
+    return span ? handleInSpan(request, context, span) : handle(request, context);
+  }
+
+  // `then`, not `await`: with an async-local context manager (what traces use) every promise costs a hook call.
+  function handleInSpan(request: FcRequest, context: FcContext | undefined, span: InvocationSpan) {
+    return span
+      .run(() => handle(request, context, span))
+      .then((response): BridgeResponse | Promise<BridgeResponse> => {
+        span.end({ response, failed: isPlatformFailure(response) });
+        return platform ? tracing.flush().then(() => response) : response;
+      });
   }
 
   function fcHandler(a: unknown, b?: unknown, c?: unknown): Promise<unknown> | undefined {
@@ -217,9 +227,18 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
     } catch (error) {
       return toFcHttpResult(errorResponse(error, logger, context?.requestId), 'GET', classify);
     }
-    const response = await traced(request, context);
-    if (isPlatformFailure(response)) throw platformFailure(response);
+    return fc3Result(request, await traced(request, context));
+  }
+
+  /** What the FC 3.0 handler returns for a handled request; throws for an async invocation that failed on FC. */
+  function fc3Result(request: FcRequest, response: BridgeResponse): FcHttpResult {
+    if (platform && isPlatformFailure(response)) throw platformFailure(response);
     return toFcHttpResult(response, request.method, classify);
+  }
+
+  /** {@link HANDLE_REQUEST}: `handleFc3` without `parseFcEvent`. */
+  async function handleRequest(request: FcRequest, context: FcContext | undefined): Promise<FcHttpResult> {
+    return fc3Result(request, await traced(request, context));
   }
 
   async function handleFc2(req: Fc2Request, resp: Fc2Response, context: FcContext | undefined): Promise<void> {
@@ -231,7 +250,7 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
       return;
     }
     const response = await traced(request, context);
-    if (isPlatformFailure(response)) throw platformFailure(response);
+    if (platform && isPlatformFailure(response)) throw platformFailure(response);
     writeFc2Response(resp, response, request.method);
   }
 
@@ -240,6 +259,7 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
     list: notInPlatformMode,
     stop: notInPlatformMode,
   };
+  Object.defineProperty(fcHandler, HANDLE_REQUEST, { value: handleRequest });
   return Object.assign(fcHandler, {
     mode,
     tasks,
@@ -249,6 +269,14 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
       engine?.close(closeOptions) ?? platform?.drain() ?? Promise.resolve(),
   }) as unknown as FcHandler;
 }
+
+/**
+ * Internal entry point of an {@link FcHandler}, for `@fc-async/local` (which finds it under the
+ * same registered symbol): `(request: FcRequest, context?: FcContext) => Promise<FcHttpResult>`,
+ * what the handler does with an FC 3.0 event once `parseFcEvent` has made an `FcRequest` of it.
+ * The emulator builds that request straight from the Node request instead of an event to parse.
+ */
+const HANDLE_REQUEST = Symbol.for('fc-async.handleRequest');
 
 /** What a built-in runtime handler throws for a failed async invocation on FC, so that FC retries it. */
 function platformFailure(response: BridgeResponse): FcAsyncError {

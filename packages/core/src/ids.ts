@@ -3,6 +3,9 @@ import { randomBytes } from 'node:crypto';
 const POOL_SIZE = 12 * 256;
 let pool = Buffer.alloc(0);
 let offset = POOL_SIZE;
+/** `1-<8 hex: epoch seconds>-` of the last id, formatted once per second. */
+let prefixSecond = Number.NaN;
+let prefix = '';
 
 /**
  * A new request id in FC 3.0's format: `1-<8 hex: epoch seconds>-<24 hex: random>`, e.g.
@@ -20,9 +23,12 @@ export function newRequestId(now: number = Date.now()): string {
   }
   const random = pool.toString('hex', offset, offset + 12);
   offset += 12;
-  return `1-${Math.floor(now / 1000)
-    .toString(16)
-    .padStart(8, '0')}-${random}`;
+  const second = Math.floor(now / 1000);
+  if (second !== prefixSecond) {
+    prefixSecond = second;
+    prefix = `1-${second.toString(16).padStart(8, '0')}-`;
+  }
+  return prefix + random;
 }
 
 const REQUEST_ID = /^1-[0-9a-f]{8}-[0-9a-f]{24}$/;

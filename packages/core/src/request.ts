@@ -64,11 +64,15 @@ export function buildQuery(params: Record<string, string | string[] | undefined>
   return out;
 }
 
-/** What `encodeURIComponent` leaves as it is, plus the comma: most keys and values. */
-const QUERY_SAFE = /^[\w.!~*'(),-]*$/;
+/** What `encodeURIComponent` leaves as it is, plus the comma (most keys and values), by char code. */
+const QUERY_SAFE = new Uint8Array(128);
+for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.!~*'(),-")
+  QUERY_SAFE[c.charCodeAt(0)] = 1;
 
 function encodeQueryPart(s: string): string {
-  if (QUERY_SAFE.test(s)) return s;
+  let safe = true;
+  for (let i = 0; i < s.length && safe; i++) safe = QUERY_SAFE[s.charCodeAt(i)] === 1;
+  if (safe) return s;
   const e = encodeURIComponent(s);
   return e.includes('%2C') ? e.replace(/%2C/g, ',') : e;
 }

@@ -1,5 +1,6 @@
+import { isUtf8 } from 'node:buffer';
 import type { ServerResponse } from 'node:http';
-import type { FcContext, FcHttpEvent, FcHttpResult } from '@fc-async/core';
+import { buildQuery, type FcContext, type FcHttpEvent, type FcHttpResult, type FcRequest } from '@fc-async/core';
 
 /** A request as the emulator received it, before it becomes an FC event. */
 export interface IncomingCall {
@@ -46,10 +47,17 @@ const TEXT_TYPES = new Set([
   'application/javascript',
 ]);
 
+const textBodyTypes = new Map<string, boolean>();
+
 export function isTextBody(contentType: string | undefined): boolean {
   if (!contentType) return false;
-  const mime = (contentType.split(';')[0] as string).trim().toLowerCase();
-  return mime.startsWith('text/') || TEXT_TYPES.has(mime);
+  let text = textBodyTypes.get(contentType);
+  if (text === undefined) {
+    const mime = (contentType.split(';')[0] as string).trim().toLowerCase();
+    text = mime.startsWith('text/') || TEXT_TYPES.has(mime);
+    if (textBodyTypes.size < 256) textBodyTypes.set(contentType, text);
+  }
+  return text;
 }
 
 const canonicalNames = new Map<string, string>();
@@ -154,6 +162,63 @@ export function buildFcEvent(
       time: isoSecond(now),
       timeEpoch: String(now),
     },
+  };
+}
+
+const EMPTY = Buffer.alloc(0);
+/** Methods `parseFcEvent` takes as they are; a call with another one goes through the event. */
+const PLAIN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']);
+
+/**
+ * What the core's `parseFcEvent` makes of `buildFcEvent(call, fn, requestId, trusted, now)`,
+ * built without the event: the same headers in the same order (lower-case names, FC's common
+ * headers, `host` and `content-length` as the parser sets them), the URL with the query decoded
+ * and encoded again, and a text body as its UTF-8 round trip. For the trigger's own calls, whose
+ * header names are Node's (lower-case tokens); `undefined` for a method the parser would refuse,
+ * which then takes the event path. A test holds the two paths equal.
+ */
+export function requestFromCall(
+  call: IncomingCall,
+  fn: FunctionIdentity,
+  requestId: string,
+  trusted = false,
+  now = Date.now(),
+): FcRequest | undefined {
+  if (!PLAIN_METHODS.has(call.method)) return undefined;
+  const headers: Record<string, string> = {};
+  for (const name in call.headers) {
+    const value = call.headers[name];
+    if (value === undefined) continue;
+    if (!trusted && name.startsWith('x-fc-') && !CLIENT_FC_HEADERS.has(name)) continue;
+    headers[name] = Array.isArray(value) ? value.join(',') : value;
+  }
+  headers['x-fc-request-id'] = requestId;
+  headers['x-fc-function-name'] = fn.name;
+  headers['x-fc-function-handler'] = fn.handler;
+  headers['x-fc-function-memory'] = String(fn.memorySize);
+  headers['x-fc-region'] = fn.region;
+  headers['x-fc-account-id'] = fn.accountId;
+  headers['x-fc-qualifier'] = fn.qualifier;
+  headers['x-fc-control-path'] = '/http-invoke';
+  if (headers.host === undefined) headers.host = 'localhost';
+  let body = call.body;
+  if (body.length === 0) body = EMPTY;
+  else if (isTextBody(headers['content-type'])) {
+    if (!isUtf8(body)) body = Buffer.from(body.toString('utf8'), 'utf8');
+  }
+  if (body.length > 0 || headers['content-length'] !== undefined) headers['content-length'] = String(body.length);
+  if (headers['transfer-encoding'] !== undefined) delete headers['transfer-encoding'];
+  const q = call.url.indexOf('?');
+  const rawPath = q < 0 ? call.url : call.url.slice(0, q);
+  const path = rawPath.charCodeAt(0) === 47 /* / */ ? rawPath : `/${rawPath}`;
+  return {
+    method: call.method,
+    url: q < 0 ? path : path + buildQuery(queryParameters(call.url.slice(q + 1))),
+    headers,
+    body,
+    remoteAddress: call.sourceIp ?? '127.0.0.1',
+    requestId,
+    receivedAt: now,
   };
 }
 

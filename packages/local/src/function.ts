@@ -2,14 +2,16 @@ import {
   type AsyncBackend,
   type AsyncEngine,
   createFcHandler,
+  type FcContext,
   type FcHandler,
   type FcHandlerOptions,
   type FcHttpResult,
+  type FcRequest,
   newRequestId,
 } from '@fc-async/core';
 import { adapterFor } from './adapters.js';
 import { type EntryKind, loadEntry } from './entry.js';
-import { buildContext, buildFcEvent, type FunctionIdentity, type IncomingCall } from './event.js';
+import { buildContext, buildFcEvent, type FunctionIdentity, type IncomingCall, requestFromCall } from './event.js';
 import { eventListener, fc2HttpListener, fc3HttpListener } from './listeners.js';
 import type { EmulatorLog } from './log.js';
 import type { AsyncConfigInput, FunctionSpec } from './spec.js';
@@ -29,10 +31,14 @@ export interface LocalFunction {
   readonly engine: AsyncEngine;
   readonly arn: string;
   asyncConfig: StoredAsyncConfig | undefined;
-  /** Sends a call through FC's path: an FC 3.0 event with the common headers, then the handler. */
+  /**
+   * Sends a call through FC's path: an FC 3.0 event with the common headers, then the handler.
+   * `nodeHeaders`: the call's headers are Node's (the HTTP trigger's), so that an fc-async
+   * handler can be given the request the event would parse into, without the event.
+   */
   invoke(
     call: IncomingCall,
-    options?: { requestId?: string; trusted?: boolean },
+    options?: { requestId?: string; trusted?: boolean; nodeHeaders?: boolean },
   ): Promise<{ result: FcHttpResult; requestId: string }>;
 }
 
@@ -47,6 +53,13 @@ export interface FunctionDeps {
   retryBaseMs: number;
   backend?: AsyncBackend | undefined;
 }
+
+/**
+ * The core handler's internal entry (`HANDLE_REQUEST` in @fc-async/core's handler.ts): the FC 3.0
+ * handler minus `parseFcEvent`. Absent on a handler from another copy of the core that lacks it.
+ */
+const HANDLE_REQUEST = Symbol.for('fc-async.handleRequest');
+type HandleRequest = (request: FcRequest, context: FcContext) => Promise<FcHttpResult>;
 
 /** @default timeout of a function without one, in seconds */
 const DEFAULT_TIMEOUT = 60;
@@ -116,6 +129,7 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
   }
   const engine = handler.engine;
   if (!engine) throw new Error(`The handler of ${spec.name} has no local async engine`);
+  const handleRequest = (handler as unknown as Record<symbol, HandleRequest | undefined>)[HANDLE_REQUEST];
   const now = new Date().toISOString();
   return {
     spec,
@@ -127,8 +141,13 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
     asyncConfig: spec.asyncConfig ? { ...spec.asyncConfig, createdTime: now, lastModifiedTime: now } : undefined,
     async invoke(call, invokeOptions = {}) {
       const requestId = invokeOptions.requestId ?? newRequestId();
-      const event = buildFcEvent(call, identity, requestId, invokeOptions.trusted ?? false);
-      const result = await handler(event, buildContext(identity, requestId));
+      const trusted = invokeOptions.trusted ?? false;
+      const context = buildContext(identity, requestId);
+      const request =
+        handleRequest && invokeOptions.nodeHeaders ? requestFromCall(call, identity, requestId, trusted) : undefined;
+      const result = request
+        ? await (handleRequest as HandleRequest)(request, context)
+        : await handler(buildFcEvent(call, identity, requestId, trusted), context);
       return { result, requestId };
     },
   };

@@ -89,16 +89,18 @@ function bufferedWriter(write: Write) {
   };
 }
 
-let lastMs = 0;
-let lastTime = '';
-/** `HH:MM:SS.mmm` (UTC), formatted once per millisecond. */
+let lastSecond = -1;
+let secondText = '';
+/** `HH:MM:SS.mmm` (UTC): the `HH:MM:SS.` part formatted once per second, the milliseconds appended. */
 const time = () => {
   const now = Date.now();
-  if (now !== lastMs) {
-    lastMs = now;
-    lastTime = new Date(now).toISOString().slice(11, 23);
+  const second = Math.floor(now / 1000);
+  if (second !== lastSecond) {
+    lastSecond = second;
+    secondText = new Date(second * 1000).toISOString().slice(11, 20);
   }
-  return lastTime;
+  const ms = now - second * 1000;
+  return `${secondText}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}`;
 };
 const pad = (s: string | number, n: number) => String(s).padEnd(n);
 

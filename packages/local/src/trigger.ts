@@ -54,7 +54,7 @@ export function createTriggerServer(registry: FunctionRegistry, log: EmulatorLog
     try {
       const body = await readBody(req, MAX_SYNC_BODY, 'InvalidArgument');
       const call = { method, url, headers: req.headers, body, sourceIp: req.socket.remoteAddress };
-      const { result, requestId } = await fn.invoke(call);
+      const { result, requestId } = await fn.invoke(call, { nodeHeaders: true });
       writeResult(res, result, method, requestId);
       const q = url.indexOf('?');
       log.invocation({

@@ -1,9 +1,20 @@
 import type Database from 'better-sqlite3';
 
 interface Waiter {
-  resolve: () => void;
+  resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
+  value: unknown;
 }
+
+/** How a write is committed. */
+export interface WriteOptions {
+  /** An accepted task: committed with FULL when the store was opened so. */
+  flush?: boolean;
+  /** One statement: when it is the first write of its turn, it may commit on its own at once. */
+  single?: boolean;
+}
+
+const PROGRESS: WriteOptions = {};
 
 /**
  * Group commit: writes run at once inside one open transaction, which is committed after the
@@ -17,12 +28,19 @@ interface Waiter {
  * machine losing power, since losing progress only repeats work, which at-least-once allows.
  * SQLite cannot change the level inside a transaction, so a flush write arriving while a
  * NORMAL batch is open commits that batch first and opens a FULL one.
+ *
+ * The first single-statement write of a turn that needs no flush to disk is committed on its own
+ * at once (autocommit) rather than opening a transaction: with writes one at a time that saves
+ * the BEGIN, the COMMIT and a turn of the event loop, and a NORMAL commit costs no `fsync` to
+ * share. Later writes of the same turn are grouped as above.
  */
 export class WriteBatch {
   private open = false;
   private openFull = false;
   private level: 'FULL' | 'NORMAL' | undefined;
   private waiters: Waiter[] = [];
+  /** A write committed on its own in this turn of the event loop: the turn's later writes are grouped. */
+  private busyTurn = false;
   private readonly begin: Database.Statement;
   private readonly end: Database.Statement;
 
@@ -37,15 +55,25 @@ export class WriteBatch {
     this.end = db.prepare('COMMIT');
   }
 
-  /** Runs `write` in the open transaction; resolves to its value once committed. */
-  run<T>(write: () => T, flush = false): Promise<T> {
-    const full = flush && this.full;
+  /** Runs `write` in the open transaction (or on its own, see above); resolves to its value once committed. */
+  run<T>(write: () => T, options: WriteOptions = PROGRESS): Promise<T> {
+    const full = options.flush === true && this.full;
     if (this.open && full && !this.openFull) this.commit();
     if (!this.open) {
       const level = full ? 'FULL' : 'NORMAL';
       if (this.level !== level) {
+        // Not a prepared statement: SQLite applies this pragma when it compiles it, not when it runs.
         this.db.pragma(`synchronous = ${level}`);
         this.level = level;
+      }
+      if (options.single === true && !full && !this.busyTurn) {
+        this.busyTurn = true;
+        setImmediate(this.endTurn);
+        try {
+          return Promise.resolve(write());
+        } catch (error) {
+          return Promise.reject(error);
+        }
       }
       this.begin.run();
       this.open = true;
@@ -61,7 +89,7 @@ export class WriteBatch {
       return Promise.reject(error);
     }
     return new Promise<T>((resolve, reject) => {
-      this.waiters.push({ resolve: () => resolve(value), reject });
+      this.waiters.push({ resolve: resolve as (value: unknown) => void, reject, value });
     });
   }
 
@@ -69,6 +97,10 @@ export class WriteBatch {
   flush(): void {
     if (this.open) this.commit();
   }
+
+  private readonly endTurn = (): void => {
+    this.busyTurn = false;
+  };
 
   private readonly commit = (): void => {
     if (!this.open) return;
@@ -83,7 +115,7 @@ export class WriteBatch {
       for (const w of waiters) w.reject(error);
       return;
     }
-    for (const w of waiters) w.resolve();
+    for (const w of waiters) w.resolve(w.value);
   };
 
   private fail(error: unknown): void {

@@ -4,8 +4,11 @@ import { FcAsyncError } from '@fc-async/core';
 import Database from 'better-sqlite3';
 import type { ResolvedSqliteOptions } from './options.js';
 
-/** The schema version this package writes (`PRAGMA user_version`). */
-const SCHEMA_VERSION = 1;
+/**
+ * The schema version this package writes (`PRAGMA user_version`). 2 added the `payload` column
+ * and a compact `record` (see codec.ts); rows written by 1 are read as they are.
+ */
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS fc_async_tasks (
@@ -15,7 +18,8 @@ CREATE TABLE IF NOT EXISTS fc_async_tasks (
   end_time INTEGER,
   open INTEGER NOT NULL,
   record TEXT NOT NULL,
-  body BLOB NOT NULL
+  body BLOB NOT NULL,
+  payload TEXT
 );
 CREATE INDEX IF NOT EXISTS fc_async_tasks_by_time ON fc_async_tasks (started_time, task_id);
 CREATE INDEX IF NOT EXISTS fc_async_tasks_open ON fc_async_tasks (open) WHERE open = 1;
@@ -44,6 +48,8 @@ export function openDatabase(path: string, options: ResolvedSqliteOptions): Data
       );
     }
     db.exec(SCHEMA);
+    const columns = db.pragma('table_info(fc_async_tasks)') as { name: string }[];
+    if (!columns.some((c) => c.name === 'payload')) db.exec('ALTER TABLE fc_async_tasks ADD COLUMN payload TEXT');
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
     return db;
   } catch (error) {

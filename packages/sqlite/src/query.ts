@@ -35,7 +35,7 @@ export function listSql(query: TaskQuery & { limit: number; sortOrderByTime: 'as
   const direction = desc ? 'DESC' : 'ASC';
   const body = query.includePayload ? 'body' : "x'' AS body";
   const sql =
-    `SELECT record, ${body} FROM fc_async_tasks` +
+    `SELECT record, ${body}, payload FROM fc_async_tasks` +
     (where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '') +
     ` ORDER BY started_time ${direction}, task_id ${direction} LIMIT ?`;
   params.push(query.limit + 1);

@@ -11,37 +11,45 @@ import {
   TERMINAL_STATUSES,
 } from '@fc-async/core';
 import type Database from 'better-sqlite3';
-import { WriteBatch } from './batch.js';
+import { WriteBatch, type WriteOptions } from './batch.js';
+import { decodeRow, encodePayload, encodeRecord, type Row } from './codec.js';
 import type { ResolvedSqliteOptions } from './options.js';
 import { Pruner } from './prune.js';
 import { listSql } from './query.js';
 
-interface Row {
-  record: string;
-  body: Buffer;
-}
-
-/** The record as stored: JSON without the body, which goes in a BLOB column. */
-function encode(record: TaskRecord): string {
-  const { body: _body, ...payload } = record.payload;
-  return JSON.stringify({ ...record, payload });
-}
-
-function decode(row: Row): TaskRecord {
-  const record = JSON.parse(row.record) as TaskRecord;
-  record.payload.body = row.body;
-  return record;
-}
-
 /** 1 while the task still needs work after a restart: not terminal, or its destination not called. */
 const isOpen = (record: TaskRecord) => (!TERMINAL_STATUSES.has(record.status) || record.deliveryPending ? 1 : 0);
 
-/** `current` with `patch` applied; fields patched to `undefined` are removed. */
-function patched(current: TaskRecord, patch: Partial<TaskRecord> | undefined): TaskRecord {
-  const next: Record<string, unknown> = { ...current, ...patch };
-  for (const key in patch) if (next[key] === undefined) delete next[key];
+/**
+ * A copy of `current` with `patch` applied (and `status`, `events` when given); fields patched
+ * to `undefined` are left out. Copied key by key: V8 builds `{ ...a, ...b }` on a slow path.
+ */
+function patched(
+  current: TaskRecord,
+  patch: Partial<TaskRecord> | undefined,
+  status?: TaskRecord['status'],
+  events?: TaskRecord['events'],
+): TaskRecord {
+  const next: Record<string, unknown> = {};
+  const from = current as unknown as Record<string, unknown>;
+  const changes = patch as Record<string, unknown> | undefined;
+  for (const key in from) {
+    if (changes !== undefined && key in changes) continue;
+    next[key] = from[key];
+  }
+  if (status !== undefined) next.status = status;
+  if (events !== undefined) next.events = events;
+  for (const key in changes) {
+    const value = changes[key];
+    if (value !== undefined) next[key] = value;
+  }
   return next as unknown as TaskRecord;
 }
+
+/** An accepted task's insert: flushed to disk with `synchronous: 'full'`. */
+const ACCEPT: WriteOptions = { flush: true, single: true };
+/** A status change or an update: one UPDATE. */
+const SINGLE: WriteOptions = { single: true };
 
 /** Open tasks kept in memory at most; past it they are read from the file. */
 const CACHE_SIZE = 50_000;
@@ -59,6 +67,8 @@ export class SqliteTaskStore implements TaskStore {
   /** One prepared statement per combination of filters (at most 64). */
   private readonly listStatements = new Map<string, Database.Statement>();
   private readonly open = new Map<string, TaskRecord>();
+  /** Tasks read from rows written by schema 1 (see `write`). */
+  private readonly schema1 = new WeakSet<TaskRecord>();
 
   constructor(
     private readonly db: Database.Database,
@@ -68,11 +78,16 @@ export class SqliteTaskStore implements TaskStore {
     this.batch = new WriteBatch(db, options.synchronous === 'full', () => this.open.clear());
     this.statements = {
       insert: db.prepare(
-        'INSERT OR IGNORE INTO fc_async_tasks (task_id, status, started_time, end_time, open, record, body) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        'INSERT OR IGNORE INTO fc_async_tasks (task_id, status, started_time, end_time, open, record, body, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
       ),
-      get: db.prepare('SELECT record, body FROM fc_async_tasks WHERE task_id = ?'),
+      get: db.prepare('SELECT record, body, payload FROM fc_async_tasks WHERE task_id = ?'),
       update: db.prepare('UPDATE fc_async_tasks SET status = ?, end_time = ?, open = ?, record = ? WHERE task_id = ?'),
-      unfinished: db.prepare('SELECT record, body FROM fc_async_tasks WHERE open = 1 ORDER BY started_time, task_id'),
+      upgrade: db.prepare(
+        'UPDATE fc_async_tasks SET status = ?, end_time = ?, open = ?, record = ?, payload = ? WHERE task_id = ?',
+      ),
+      unfinished: db.prepare(
+        'SELECT record, body, payload FROM fc_async_tasks WHERE open = 1 ORDER BY started_time, task_id',
+      ),
     };
     this.pruner = new Pruner(db, this.batch, options, logger);
   }
@@ -86,43 +101,50 @@ export class SqliteTaskStore implements TaskStore {
         r.startedTime ?? 0,
         r.endTime ?? null,
         isOpen(r),
-        encode(r),
+        encodeRecord(r),
         r.payload.body,
+        encodePayload(r.payload),
       );
       if (info.changes === 1) this.remember(r);
       return info.changes === 1;
-    }, true);
+    }, ACCEPT);
   }
 
   get(taskId: string): TaskRecord | undefined {
     const cached = this.open.get(taskId);
     if (cached) return cached;
     const row = this.statements.get.get(taskId) as Row | undefined;
-    return row && decode(row);
+    return row && this.decode(row);
   }
 
   transition(
     taskId: string,
     status: AsyncTaskStatus,
-    options: { from: readonly AsyncTaskStatus[]; patch?: TaskPatch; detail?: string; via?: AsyncTaskStatus },
+    options: {
+      from: readonly AsyncTaskStatus[];
+      patch?: TaskPatch | ((current: TaskRecord) => TaskPatch);
+      detail?: string;
+      via?: AsyncTaskStatus;
+    },
   ): TaskRecord | undefined | Promise<TaskRecord | undefined> {
     const current = this.get(taskId);
     if (!current || !options.from.includes(current.status)) return undefined;
     const now = Date.now();
-    const events = [...current.events];
+    const events = current.events.slice();
     if (options.via) events.push({ eventId: events.length + 1, status: options.via, timestamp: now, eventDetail: '' });
     events.push({ eventId: events.length + 1, status, timestamp: now, eventDetail: options.detail ?? '' });
-    const next = patched({ ...current, status, events }, options.patch);
+    const patch = typeof options.patch === 'function' ? options.patch(current) : options.patch;
+    const next = patched(current, patch, status, events);
     return this.batch.run(() => {
-      this.write(next);
+      this.write(next, current);
       return next;
-    });
+    }, SINGLE);
   }
 
   update(taskId: string, patch: TaskPatch): Promise<void> | undefined {
     const current = this.get(taskId);
     if (!current) return undefined;
-    return this.batch.run(() => this.write(patched(current, patch)));
+    return this.batch.run(() => this.write(patched(current, patch), current), SINGLE);
   }
 
   list(query: TaskQuery): TaskPage<TaskRecord> {
@@ -134,7 +156,7 @@ export class SqliteTaskStore implements TaskStore {
       this.listStatements.set(sql, statement);
     }
     const rows = statement.all(...params) as Row[];
-    const tasks = rows.slice(0, q.limit).map(decode);
+    const tasks = rows.slice(0, q.limit).map((row) => this.decode(row));
     const last = tasks[tasks.length - 1];
     return {
       tasks,
@@ -143,7 +165,7 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   unfinished(): TaskRecord[] {
-    return (this.statements.unfinished.all() as Row[]).map(decode);
+    return (this.statements.unfinished.all() as Row[]).map((row) => this.decode(row));
   }
 
   /** Deletes finished tasks past the retention now (normally done on a timer). */
@@ -157,8 +179,26 @@ export class SqliteTaskStore implements TaskStore {
     this.db.close();
   }
 
-  private write(record: TaskRecord): void {
-    this.statements.update.run(record.status, record.endTime ?? null, isOpen(record), encode(record), record.taskId);
+  /** A task from its row; one written by schema 1 is remembered as such (see `write`). */
+  private decode(row: Row): TaskRecord {
+    const record = decodeRow(row);
+    if (row.payload === null) this.schema1.add(record);
+    return record;
+  }
+
+  /**
+   * Writes `record` over `previous`. A task read from a schema 1 row had its payload in the
+   * record: its first write in the compact form sets the payload column too.
+   */
+  private write(record: TaskRecord, previous: TaskRecord): void {
+    const open = isOpen(record);
+    const encoded = encodeRecord(record);
+    const end = record.endTime ?? null;
+    if (this.schema1.has(previous)) {
+      this.statements.upgrade.run(record.status, end, open, encoded, encodePayload(record.payload), record.taskId);
+    } else {
+      this.statements.update.run(record.status, end, open, encoded, record.taskId);
+    }
     this.remember(record);
   }
 

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { type AsyncTaskStatus, pageTasks, silentLogger, type TaskQuery, type TaskRecord } from '@fc-async/core';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/database.js';
 import { resolveSqliteOptions, type SqliteBackendOptions } from '../src/options.js';
@@ -207,6 +208,117 @@ describe('SqliteTaskStore', () => {
     await pruning;
     expect(store.get('old_1999')).toBeUndefined();
     expect(store.get('new')).toBeDefined();
+  });
+
+  it('keeps every field of a task through a write and a reopen', async () => {
+    const { store, path } = open();
+    // Required<>: a field added to TaskRecord makes this test name it, and the codec keep it.
+    const full: Required<TaskRecord> = {
+      ...record('t_full'),
+      status: 'Succeeded',
+      instanceId: 'i-1',
+      startedTime: 1_700_000_000_000,
+      endTime: 1_700_000_001_000,
+      durationMs: 1000,
+      alreadyRetriedTimes: 2,
+      destinationStatus: 'Failed',
+      taskErrorMessage: 'boom "quoted" \\ \n',
+      taskPayload: '{"x":1}',
+      returnPayload: 'done ✓',
+      events: [
+        { eventId: 1, status: 'Enqueued', timestamp: 1_700_000_000_000, eventDetail: '' },
+        { eventId: 2, status: 'Succeeded', timestamp: 1_700_000_001_000 },
+      ],
+      traceId: '0af7651916cd43dd8448eb211c80319c',
+      acceptedAt: 1_699_999_999_000,
+      attempts: 3,
+      dueAt: 1_700_000_000_500,
+      condition: '',
+      traceContext: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
+      deliveryPending: true,
+      payload: {
+        method: 'PUT',
+        url: '/a%20b?x=1',
+        headers: { 'x-multi': ['a', 'b'], 'content-type': 'application/octet-stream' },
+        body: Buffer.from([0, 255, 10]),
+        remoteAddress: '203.0.113.7',
+      },
+    };
+    await store.insert(full);
+    await store.update('t_full', { destinationStatus: 'Succeeded' });
+    store.close();
+    const { store: again } = open({}, path);
+    expect(again.get('t_full')).toEqual({ ...full, destinationStatus: 'Succeeded' });
+  });
+
+  it('reads and updates the tasks of a file written by schema 1, and upgrades it', async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const path = join(dir, 'tasks.db');
+    // A schema 1 file as @fc-async/sqlite 0.1 left it: the whole record as JSON, the body apart.
+    const old = new Database(path);
+    old.exec(`CREATE TABLE fc_async_tasks (task_id TEXT PRIMARY KEY NOT NULL, status TEXT NOT NULL,
+        started_time INTEGER NOT NULL, end_time INTEGER, open INTEGER NOT NULL, record TEXT NOT NULL, body BLOB NOT NULL);
+      CREATE INDEX fc_async_tasks_by_time ON fc_async_tasks (started_time, task_id);
+      CREATE INDEX fc_async_tasks_open ON fc_async_tasks (open) WHERE open = 1;
+      CREATE INDEX fc_async_tasks_ended ON fc_async_tasks (end_time) WHERE open = 0;
+      PRAGMA user_version = 1;`);
+    const waiting = record('t_old', { startedTime: 1_700_000_000_000 });
+    const { body, ...payload } = waiting.payload;
+    old
+      .prepare('INSERT INTO fc_async_tasks VALUES (?, ?, ?, NULL, 1, ?, ?)')
+      .run('t_old', 'Enqueued', 1_700_000_000_000, JSON.stringify({ ...waiting, payload }), body);
+    old.close();
+
+    const { store, db } = open({}, path);
+    expect(db.pragma('user_version', { simple: true })).toBe(2);
+    expect(store.get('t_old')).toEqual(waiting);
+    expect(store.unfinished().map((r) => r.taskId)).toEqual(['t_old']);
+    const running = await store.transition('t_old', 'Running', { from: ['Enqueued'], patch: { attempts: 1 } });
+    expect(running?.payload.body).toEqual(body);
+    await store.insert(record('t_new', { startedTime: 1_700_000_001_000 }));
+    expect(store.list({ includePayload: true, sortOrderByTime: 'asc' }).tasks.map((t) => [t.taskId, t.status])).toEqual(
+      [
+        ['t_old', 'Running'],
+        ['t_new', 'Enqueued'],
+      ],
+    );
+  });
+
+  it('commits an accepted task with synchronous FULL (flushed to disk), later progress with NORMAL', async () => {
+    const { store, db } = open();
+    const level = () => db.pragma('synchronous', { simple: true });
+    const inserting = store.insert(record('t_1'));
+    expect(level()).toBe(2);
+    await inserting;
+    const running = store.transition('t_1', 'Running', { from: ['Enqueued'] });
+    expect(level()).toBe(1);
+    await running;
+    const second = store.insert(record('t_2'));
+    expect(level()).toBe(2);
+    await second;
+    const { store: normal, db: normalDb } = open({ synchronous: 'normal' });
+    await normal.insert(record('t_1'));
+    expect(normalDb.pragma('synchronous', { simple: true })).toBe(1);
+  });
+
+  it("with synchronous 'normal', a write resolves only once committed, alone or with the others of its turn", async () => {
+    const { store, db } = open({ synchronous: 'normal' });
+    const first = store.insert(record('t_1'));
+    expect(db.inTransaction).toBe(false); // the turn's first write: committed on its own at once
+    const second = store.insert(record('t_2'));
+    const third = store.update('t_1', { attempts: 1 });
+    expect(db.inTransaction).toBe(true); // the turn's others: grouped, committed together later
+    let settled = false;
+    void second.then(() => {
+      settled = true;
+    });
+    await first;
+    await Promise.resolve();
+    expect(settled).toBe(false);
+    await Promise.all([second, third]);
+    expect(db.inTransaction).toBe(false);
+    expect(store.get('t_1')?.attempts).toBe(1);
   });
 
   it('refuses a file another store holds, with SqliteStoreLocked', () => {

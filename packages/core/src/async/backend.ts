@@ -78,14 +78,27 @@ export interface TaskStore {
   insert(record: TaskRecord): boolean | Promise<boolean>;
   get(taskId: string): TaskRecord | undefined | Promise<TaskRecord | undefined>;
   /**
+   * The task as this instance last saw it, possibly out of date (a distributed store's cache),
+   * else as `get`. The engine decides on it and then writes with `transition`, which checks the
+   * status again: a store whose `get` costs a round trip saves one per attempt.
+   */
+  peek?(taskId: string): TaskRecord | undefined | Promise<TaskRecord | undefined>;
+  /**
    * Moves a task to `status`, appending an event (and an extra one first for `via`, e.g. a
-   * `Dequeued` on the way to `Running`), when its status is one of `from`. Returns the updated
-   * record, or `undefined` when the task is unknown or its status was not in `from`.
+   * `Dequeued` on the way to `Running`), when its status is one of `from`. `patch` may be a
+   * function of the task as it is when the change applies (a compare-and-set that retries calls
+   * it again). Returns the updated record, or `undefined` when the task is unknown or its status
+   * was not in `from`.
    */
   transition(
     taskId: string,
     status: AsyncTaskStatus,
-    options: { from: readonly AsyncTaskStatus[]; patch?: TaskPatch; detail?: string; via?: AsyncTaskStatus },
+    options: {
+      from: readonly AsyncTaskStatus[];
+      patch?: TaskPatch | ((current: TaskRecord) => TaskPatch);
+      detail?: string;
+      via?: AsyncTaskStatus;
+    },
   ): TaskRecord | undefined | Promise<TaskRecord | undefined>;
   /** Sets fields without a status change (e.g. `destinationStatus`). */
   update(taskId: string, patch: TaskPatch): void | Promise<void>;
@@ -110,7 +123,7 @@ export interface QueueJob {
 /**
  * What `process` tells the queue about a job: `undefined` when it is done, or the delay after
  * which the engine wants another attempt of the same task (the queue schedules it: a timer
- * for p-queue, a retry with that backoff for BullMQ, so the job keeps its id).
+ * for the in-process queue, a retry with that backoff for BullMQ, so the job keeps its id).
  *
  * @example
  * ```ts

@@ -1,4 +1,5 @@
-import { deliverRecord } from '../destinations/deliver.js';
+import { deliverResolved } from '../destinations/deliver.js';
+import { resolveSettings, type Settings } from '../destinations/deliver-options.js';
 import type { Destination } from '../destinations/types.js';
 import { badRequest, FcAsyncError, isFcAsyncError } from '../errors.js';
 import type { AsyncTask, DestinationCondition, DestinationRecord } from '../fc-types.js';
@@ -10,16 +11,19 @@ import {
   type JobResult,
   type QueueDriver,
   type TaskPage,
+  type TaskPatch,
   type TaskQuery,
   type TaskRecord,
   type TaskStore,
   TERMINAL_STATUSES,
   toAsyncTask,
 } from './backend.js';
+import { Deadlines } from './deadlines.js';
 import { memory } from './memory.js';
 import { backoffDelay, type ResolvedAsyncOptions } from './options.js';
 import { normaliseQuery } from './paging.js';
 import { captureRequest, replayRequest, serializeRequest } from './payload.js';
+import { Running, replayInvocation } from './running.js';
 
 /**
  * `options.destinations`: where task outcomes go. Each side takes one destination or several.
@@ -137,12 +141,6 @@ export interface TaskApi {
   stop(taskId: string): Promise<AsyncTask>;
 }
 
-interface Running {
-  controller: AbortController;
-  stopRequested: boolean;
-  onStop?: () => void;
-}
-
 const RETURN_PAYLOAD_CAP = 1024 * 1024;
 const isText = createBodyClassifier();
 
@@ -164,6 +162,11 @@ export class AsyncEngine {
   private readonly listeners = new Set<(event: EngineEvent) => void>();
   private config: { maxAsyncRetryAttempts: number; maxAsyncEventAgeInSeconds: number; destinations: Destinations };
   private readonly persistent: boolean;
+  private arn: { region: string; accountId: string; functionName: string; arn: string } | undefined;
+  /** How destinations are called: `deliverRecord`'s defaults with the engine's logger. */
+  private readonly delivery: Settings;
+  /** Every attempt's timeout (`timeoutSeconds`), under one timer. */
+  private readonly timeouts: Deadlines;
 
   constructor(
     private readonly options: ResolvedAsyncOptions,
@@ -181,6 +184,8 @@ export class AsyncEngine {
       maxAsyncEventAgeInSeconds: options.maxAsyncEventAgeInSeconds,
       destinations: deps.destinations ?? {},
     };
+    this.delivery = resolveSettings({ logger: deps.logger });
+    this.timeouts = new Deadlines(options.timeoutSeconds * 1000);
     const backend = options.backend ?? memory();
     this.persistent = backend.persistent;
     this.ready = Promise.resolve(backend.create({ concurrency: options.concurrency, logger: deps.logger })).then(
@@ -286,7 +291,7 @@ export class AsyncEngine {
       taskId,
       requestId: invocation.requestId,
       status: 'Enqueued',
-      functionArn: functionArn(invocation, this.options.functionName),
+      functionArn: this.arnOf(invocation),
       qualifier: invocation.qualifier,
       startedTime: now,
       alreadyRetriedTimes: 0,
@@ -304,14 +309,16 @@ export class AsyncEngine {
     // refuses the id if it holds the other task's job; a job it takes finds a finished task.
     const early = this.queue.shared ? Promise.resolve(this.queue.enqueue({ taskId }, delayMs)) : undefined;
     early?.catch(() => undefined);
-    if (!(await inserting)) {
+    // Stores and queues may answer synchronously (memory, sqlite's reads): no await then.
+    if (!(isPromise(inserting) ? await inserting : inserting)) {
       throw new FcAsyncError('AsyncTaskAlreadyExists', `An async task with id ${taskId} already exists`, {
         statusCode: 409,
       });
     }
     this.outstanding++;
     try {
-      await (early ?? this.queue.enqueue({ taskId }, delayMs));
+      const queued = early ?? this.queue.enqueue({ taskId }, delayMs);
+      if (isPromise(queued)) await queued;
     } catch (error) {
       await this.store.transition(taskId, 'Invalid', {
         from: ['Enqueued'],
@@ -368,7 +375,7 @@ export class AsyncEngine {
     if (result === 'timeout') {
       if (this.persistent) {
         for (const running of this.running.values())
-          running.controller.abort(new FcAsyncError('Stopped', 'The function is shutting down'));
+          running.abort(new FcAsyncError('Stopped', 'The function is shutting down'));
       } else {
         const left = (await this.store.unfinished()).filter((r) => !TERMINAL_STATUSES.has(r.status));
         await Promise.all(left.map((record) => this.stopTask(record.taskId).catch(() => undefined)));
@@ -377,6 +384,27 @@ export class AsyncEngine {
     }
     await this.queue.close();
     await this.store.close?.();
+  }
+
+  /** The task ARN of an invocation; the last one is remembered (one function, one ARN). */
+  private arnOf(invocation: Invocation): string {
+    const memo = this.arn;
+    if (
+      memo !== undefined &&
+      memo.region === invocation.region &&
+      memo.accountId === invocation.accountId &&
+      memo.functionName === invocation.functionName
+    ) {
+      return memo.arn;
+    }
+    const arn = functionArn(invocation, this.options.functionName);
+    this.arn = {
+      region: invocation.region,
+      accountId: invocation.accountId,
+      functionName: invocation.functionName,
+      arn,
+    };
+    return arn;
   }
 
   private finishOne(): void {
@@ -435,9 +463,16 @@ export class AsyncEngine {
 
   private async attempt(taskId: string): Promise<JobResult> {
     const store = this.store;
-    const current = await store.get(taskId);
+    // A store's cached copy saves a round trip; the claim below checks the status again.
+    const got = store.peek ? store.peek(taskId) : store.get(taskId);
+    let current = isPromise(got) ? await got : got;
+    let fresh = store.peek === undefined;
+    if (current && !fresh && !CLAIMABLE.includes(current.status)) {
+      current = await store.get(taskId);
+      fresh = true;
+    }
     if (!current) return undefined;
-    if (current.status !== 'Enqueued' && current.status !== 'Retrying') return this.redelivered(current);
+    if (!CLAIMABLE.includes(current.status)) return this.redelivered(current);
     const maxAgeMs = this.config.maxAsyncEventAgeInSeconds * 1000;
     if (Date.now() - current.acceptedAt > maxAgeMs) {
       const message = `The event is older than maxAsyncEventAgeInSeconds (${this.config.maxAsyncEventAgeInSeconds} s)`;
@@ -452,31 +487,32 @@ export class AsyncEngine {
       }
       return undefined;
     }
-    const attempt = current.attempts;
-    const record = await store.transition(taskId, 'Running', {
-      from: ['Enqueued', 'Retrying'],
+    const instanceId = this.deps.instanceId;
+    const claiming = store.transition(taskId, 'Running', {
+      from: CLAIMABLE,
       via: 'Dequeued',
-      patch: {
-        attempts: attempt + 1,
-        alreadyRetriedTimes: attempt,
+      patch: (task) => ({
+        attempts: task.attempts + 1,
+        alreadyRetriedTimes: task.attempts,
         dueAt: undefined,
-        instanceId: this.deps.instanceId,
-      },
+        instanceId,
+      }),
     });
-    if (!record) return undefined;
-    const running: Running = { controller: new AbortController(), stopRequested: false };
+    const record = isPromise(claiming) ? await claiming : claiming;
+    if (!record) {
+      if (fresh) return undefined;
+      // The copy was out of date: another instance has the task, or it ended meanwhile.
+      const latest = await store.get(taskId);
+      return latest && !CLAIMABLE.includes(latest.status) ? this.redelivered(latest) : undefined;
+    }
+    const attempt = record.attempts - 1;
+    const running = new Running();
     this.running.set(taskId, running);
     const started = Date.now();
     const hooks = this.deps.hooks;
-    const exec = async () => {
-      const outcome = await this.runAttempt(record, attempt, running);
-      this.running.delete(taskId);
-      const willRetry =
-        outcome.kind === 'failure' && attempt < this.config.maxAsyncRetryAttempts && !this.closingPersistent();
-      hooks?.attemptEnded?.(record, attempt, outcome, willRetry);
-      return outcome;
-    };
-    const outcome = hooks?.attempt ? await hooks.attempt(record, attempt, exec) : await exec();
+    const outcome = hooks?.attempt
+      ? await hooks.attempt(record, attempt, () => this.exec(record, attempt, running))
+      : await this.exec(record, attempt, running);
     const { status, retryInMs } = await this.afterAttempt(record, attempt, outcome, running);
     if (this.listeners.size > 0) {
       this.emit({
@@ -490,6 +526,19 @@ export class AsyncEngine {
       });
     }
     return retryInMs === undefined ? undefined : { retryInMs };
+  }
+
+  /** Runs one attempt and tells the tracing hook how it ended. */
+  private async exec(record: TaskRecord, attempt: number, running: Running): Promise<AttemptOutcome> {
+    const outcome = await this.runAttempt(record, attempt, running);
+    this.running.delete(record.taskId);
+    const attemptEnded = this.deps.hooks?.attemptEnded;
+    if (attemptEnded) {
+      const willRetry =
+        outcome.kind === 'failure' && attempt < this.config.maxAsyncRetryAttempts && !this.closingPersistent();
+      attemptEnded.call(this.deps.hooks, record, attempt, outcome, willRetry);
+    }
+    return outcome;
   }
 
   private closingPersistent(): boolean {
@@ -517,30 +566,27 @@ export class AsyncEngine {
   }
 
   private runAttempt(record: TaskRecord, attempt: number, running: Running): Promise<AttemptOutcome> {
-    const { controller } = running;
     const request = replayRequest(record.payload, { requestId: record.requestId, taskId: record.taskId, attempt });
-    const invocation = replayInvocation(record, attempt, controller.signal, this.deps.instanceId);
-    const timeoutMs = this.options.timeoutSeconds * 1000;
+    const invocation = replayInvocation(record, attempt, running, this.deps.instanceId);
     const isFailure = this.options.isFailure;
     return new Promise<AttemptOutcome>((resolve) => {
       let settled = false;
       let lastResponse: BridgeResponse | undefined;
-      const timers: NodeJS.Timeout[] = [];
+      let grace: NodeJS.Timeout | undefined;
       const done = (outcome: AttemptOutcome) => {
         if (settled) return;
         settled = true;
-        for (const t of timers) clearTimeout(t);
+        timeout.clear();
+        if (grace) clearTimeout(grace);
         resolve(running.stopRequested ? { kind: 'stopped', response: lastResponse } : outcome);
       };
-      timers.push(
-        setTimeout(() => {
-          const message = `The attempt timed out after ${this.options.timeoutSeconds} s`;
-          controller.abort(new FcAsyncError('InvocationError', message));
-          done({ kind: 'failure', condition: 'InvocationError', message, errorType: 'TimeoutError' });
-        }, timeoutMs),
-      );
+      const timeout = this.timeouts.add(() => {
+        const message = `The attempt timed out after ${this.options.timeoutSeconds} s`;
+        running.abort(new FcAsyncError('InvocationError', message));
+        done({ kind: 'failure', condition: 'InvocationError', message, errorType: 'TimeoutError' });
+      });
       running.onStop = () => {
-        timers.push(setTimeout(() => done({ kind: 'stopped' }), this.options.stopGraceMs));
+        grace = setTimeout(() => done({ kind: 'stopped' }), this.options.stopGraceMs);
       };
       let pending: Promise<BridgeResponse>;
       try {
@@ -585,7 +631,7 @@ export class AsyncEngine {
     attempt: number,
     outcome: AttemptOutcome,
     running: Running | undefined,
-    from: readonly AsyncTask['status'][] = ['Running'],
+    from: readonly AsyncTask['status'][] = RAN,
   ): Promise<{ status: AsyncTask['status']; retryInMs?: number }> {
     const store = this.store;
     const taskId = record.taskId;
@@ -593,13 +639,14 @@ export class AsyncEngine {
       return { status: await this.finishStopped(record, outcome.kind === 'stopped' ? outcome : { kind: 'stopped' }) };
     }
     if (outcome.kind === 'success') {
-      const done = await store.transition(taskId, 'Succeeded', {
+      const succeeding = store.transition(taskId, 'Succeeded', {
         from,
-        patch: { ...this.endPatch(record, '', undefined), returnPayload: returnPayload(outcome.response) },
+        patch: this.endPatch(record, '', undefined, returnPayload(outcome.response)),
       });
+      const done = isPromise(succeeding) ? await succeeding : succeeding;
       if (done) {
         await this.settle(done, outcome);
-        return { status: 'Succeeded' };
+        return SUCCEEDED;
       }
       return { status: await this.finishStopped(record, { kind: 'stopped', response: outcome.response }) };
     }
@@ -646,11 +693,39 @@ export class AsyncEngine {
     return { status: await this.finishStopped(record, { kind: 'stopped' }) };
   }
 
-  /** The fields of a terminal transition; `deliveryPending` when a destination is to be called. */
-  private endPatch(record: TaskRecord, condition: DestinationCondition, message: string | undefined) {
+  /**
+   * The fields of a terminal transition; `deliveryPending` when a destination is to be called.
+   * Written out rather than spread: V8 builds `{ ...a, more }` on a slow path.
+   */
+  private endPatch(
+    record: TaskRecord,
+    condition: DestinationCondition,
+    message: string | undefined,
+    payload?: string,
+  ): TaskPatch {
     const targets = this.config.destinations[condition === '' ? 'onSuccess' : 'onFailure'];
-    const pending = targets !== undefined && !(Array.isArray(targets) && targets.length === 0);
-    return { ...endFields(record, condition, message), deliveryPending: pending || undefined };
+    const deliveryPending = targets !== undefined && !(Array.isArray(targets) && targets.length === 0);
+    const endTime = Date.now();
+    const durationMs = endTime - (record.startedTime ?? record.acceptedAt);
+    if (payload === undefined) {
+      return {
+        endTime,
+        durationMs,
+        condition,
+        taskErrorMessage: message,
+        dueAt: undefined,
+        deliveryPending: deliveryPending || undefined,
+      };
+    }
+    return {
+      endTime,
+      durationMs,
+      condition,
+      taskErrorMessage: message,
+      dueAt: undefined,
+      deliveryPending: deliveryPending || undefined,
+      returnPayload: payload,
+    };
   }
 
   private async finishStopped(record: TaskRecord, outcome: AttemptOutcome): Promise<AsyncTask['status']> {
@@ -686,9 +761,14 @@ export class AsyncEngine {
       const destinationRecord = buildDestinationRecord(record, condition, outcome);
       const hooks = this.deps.hooks;
       const list = wrapDestinations(targets, record, side, condition, hooks);
-      const deliver = () => deliverRecord(list, destinationRecord, { logger: this.deps.logger });
-      const result = hooks?.delivery ? await hooks.delivery(record, side, condition, deliver) : await deliver();
-      await this.store.update(record.taskId, { destinationStatus: result.status, deliveryPending: undefined });
+      const result = hooks?.delivery
+        ? await hooks.delivery(record, side, condition, () => deliverResolved(list, destinationRecord, this.delivery))
+        : await deliverResolved(list, destinationRecord, this.delivery);
+      const updating = this.store.update(record.taskId, {
+        destinationStatus: result.status,
+        deliveryPending: undefined,
+      });
+      if (isPromise(updating)) await updating;
       if (this.listeners.size > 0) {
         this.emit({
           type: 'delivered',
@@ -724,7 +804,7 @@ export class AsyncEngine {
     const running = this.running.get(taskId);
     if (!running || running.stopRequested) return;
     running.stopRequested = true;
-    running.controller.abort(new FcAsyncError('Stopped', 'The task was stopped'));
+    running.abort(new FcAsyncError('Stopped', 'The task was stopped'));
     running.onStop?.();
   }
 
@@ -768,6 +848,17 @@ export class AsyncEngine {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+const SUCCEEDED = Object.freeze({ status: 'Succeeded' as const });
+
+/** Statuses an attempt may start from. */
+const CLAIMABLE: readonly AsyncTask['status'][] = ['Enqueued', 'Retrying'];
+/** What an attempt that ran moves from. */
+const RAN: readonly AsyncTask['status'][] = ['Running'];
+
+function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as Promise<T> | undefined)?.then === 'function';
+}
 
 /** The destinations of one delivery, each wrapped by the `destination` hook when there is one. */
 export function wrapDestinations(
@@ -815,41 +906,6 @@ export function functionArn(
   fallbackName: string,
 ): string {
   return `acs:fc:${invocation.region || 'local'}:${invocation.accountId || '0'}:functions/${invocation.functionName || fallbackName}`;
-}
-
-function parseArn(arn: string): { region: string; accountId: string; functionName: string } {
-  const m = /^acs:fc:([^:]*):([^:]*):functions\/(.+)$/.exec(arn);
-  return { region: m?.[1] ?? '', accountId: m?.[2] ?? '', functionName: m?.[3] ?? '' };
-}
-
-function replayInvocation(
-  record: TaskRecord,
-  attempt: number,
-  signal: AbortSignal,
-  instanceId: string | undefined,
-): Invocation {
-  return {
-    type: 'Async',
-    requestId: record.requestId,
-    taskId: record.taskId,
-    attempt,
-    source: 'local-queue',
-    ...parseArn(record.functionArn),
-    qualifier: record.qualifier,
-    instanceId,
-    signal,
-  };
-}
-
-function endFields(record: TaskRecord, condition: DestinationCondition, message: string | undefined) {
-  const endTime = Date.now();
-  return {
-    endTime,
-    durationMs: endTime - (record.startedTime ?? record.acceptedAt),
-    condition,
-    taskErrorMessage: message,
-    dueAt: undefined,
-  };
 }
 
 function bodyText(response: BridgeResponse): string {

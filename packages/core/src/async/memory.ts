@@ -1,10 +1,6 @@
-import PQueue from 'p-queue';
 import type { AsyncTaskStatus } from '../fc-types.js';
 import {
   type AsyncBackend,
-  type JobResult,
-  type QueueDriver,
-  type QueueJob,
   type TaskPage,
   type TaskPatch,
   type TaskQuery,
@@ -12,7 +8,10 @@ import {
   type TaskStore,
   TERMINAL_STATUSES,
 } from './backend.js';
+import { PQueueDriver } from './local-queue.js';
 import { pageTasks } from './paging.js';
+
+export { PQueueDriver } from './local-queue.js';
 
 const SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000;
 
@@ -31,14 +30,23 @@ export interface MemoryBackendOptions {
   retentionMs?: number;
 }
 
+/** `Object.assign` for a patch of a few own fields, key by key: several times faster on V8 11. */
+function assign(record: TaskRecord, patch: TaskPatch): void {
+  const target = record as unknown as Record<string, unknown>;
+  const source = patch as Record<string, unknown>;
+  for (const key in source) target[key] = source[key];
+}
+
 /**
  * Task records in a Map: fast, bounded (see {@link MemoryBackendOptions}), and gone when the
  * process exits.
  */
 export class MemoryTaskStore implements TaskStore {
   private readonly tasks = new Map<string, TaskRecord>();
-  /** Finished task ids in the order they finished, with their end time. */
-  private readonly finished = new Map<string, number>();
+  /** Finished task ids in the order they finished, and when, from `head` on (a task finishes once). */
+  private finishedIds: string[] = [];
+  private finishedAt: number[] = [];
+  private head = 0;
   private readonly maxTasks: number;
   private readonly retentionMs: number;
 
@@ -60,18 +68,25 @@ export class MemoryTaskStore implements TaskStore {
   transition(
     taskId: string,
     status: AsyncTaskStatus,
-    options: { from: readonly AsyncTaskStatus[]; patch?: TaskPatch; detail?: string; via?: AsyncTaskStatus },
+    options: {
+      from: readonly AsyncTaskStatus[];
+      patch?: TaskPatch | ((current: TaskRecord) => TaskPatch);
+      detail?: string;
+      via?: AsyncTaskStatus;
+    },
   ): TaskRecord | undefined {
     const record = this.tasks.get(taskId);
     if (!record || !options.from.includes(record.status)) return undefined;
     const now = Date.now();
+    const patch = typeof options.patch === 'function' ? options.patch(record) : options.patch;
     const events = record.events;
     if (options.via) events.push({ eventId: events.length + 1, status: options.via, timestamp: now, eventDetail: '' });
     events.push({ eventId: events.length + 1, status, timestamp: now, eventDetail: options.detail ?? '' });
     record.status = status;
-    if (options.patch) Object.assign(record, options.patch);
+    if (patch) assign(record, patch);
     if (TERMINAL_STATUSES.has(status)) {
-      this.finished.set(taskId, now);
+      this.finishedIds.push(taskId);
+      this.finishedAt.push(now);
       this.evict(now);
     }
     return record;
@@ -79,7 +94,7 @@ export class MemoryTaskStore implements TaskStore {
 
   update(taskId: string, patch: TaskPatch): void {
     const record = this.tasks.get(taskId);
-    if (record) Object.assign(record, patch);
+    if (record) assign(record, patch);
   }
 
   list(query: TaskQuery): TaskPage<TaskRecord> {
@@ -98,91 +113,24 @@ export class MemoryTaskStore implements TaskStore {
 
   private evict(now: number): void {
     const oldestAllowed = now - this.retentionMs;
-    for (const [taskId, endedAt] of this.finished) {
-      if (this.finished.size <= this.maxTasks && endedAt >= oldestAllowed) break;
-      this.finished.delete(taskId);
-      this.tasks.delete(taskId);
+    const ids = this.finishedIds;
+    const at = this.finishedAt;
+    while (this.head < ids.length) {
+      if (ids.length - this.head <= this.maxTasks && (at[this.head] as number) >= oldestAllowed) break;
+      this.tasks.delete(ids[this.head] as string);
+      ids[this.head] = '';
+      this.head++;
     }
-  }
-}
-
-/** Jobs on p-queue with bounded concurrency; delays on timers. */
-export class PQueueDriver implements QueueDriver {
-  private readonly queue: PQueue;
-  private readonly timers = new Map<string, NodeJS.Timeout>();
-  /** Jobs queued in this turn of the event loop: handed to p-queue on the next, after the 202 is out. */
-  private batch: QueueJob[] = [];
-  private process: ((job: QueueJob) => Promise<JobResult>) | undefined;
-  private closed = false;
-
-  constructor(concurrency: number) {
-    this.queue = new PQueue({ concurrency });
-  }
-
-  start(process: (job: QueueJob) => Promise<JobResult>): void {
-    this.process = process;
-  }
-
-  enqueue(job: QueueJob, delayMs: number): void {
-    if (this.closed) return;
-    if (delayMs > 0) {
-      const timer = setTimeout(() => {
-        this.timers.delete(job.taskId);
-        this.run(job);
-      }, delayMs);
-      this.timers.set(job.taskId, timer);
-    } else {
-      this.add(job);
+    if (this.head >= 1024 && this.head * 2 >= ids.length) {
+      this.finishedIds = ids.slice(this.head);
+      this.finishedAt = at.slice(this.head);
+      this.head = 0;
     }
-  }
-
-  private add(job: QueueJob): void {
-    if (!this.process) throw new Error('PQueueDriver.start() was not called');
-    if (this.batch.length === 0) setImmediate(this.flush);
-    this.batch.push(job);
-  }
-
-  private readonly flush = (): void => {
-    const jobs = this.batch;
-    this.batch = [];
-    for (const job of jobs) this.run(job);
-  };
-
-  private run(job: QueueJob): void {
-    const process = this.process as (job: QueueJob) => Promise<JobResult>;
-    void this.queue.add(async () => {
-      const result = await process(job);
-      if (result) this.enqueue(job, result.retryInMs);
-    });
-  }
-
-  cancel(taskId: string): boolean {
-    const timer = this.timers.get(taskId);
-    if (!timer) return false;
-    clearTimeout(timer);
-    this.timers.delete(taskId);
-    return true;
-  }
-
-  pending(): number {
-    return this.queue.size + this.timers.size + this.batch.length;
-  }
-
-  running(): number {
-    return this.queue.pending;
-  }
-
-  close(): void {
-    this.closed = true;
-    for (const timer of this.timers.values()) clearTimeout(timer);
-    this.timers.clear();
-    this.batch = [];
-    this.queue.clear();
   }
 }
 
 /**
- * The default backend: the in-process p-queue and the in-memory task store. Nothing survives
+ * The default backend: the in-process queue and the in-memory task store. Nothing survives
  * the process: tasks accepted and not finished when it dies are lost (docs/async.md).
  *
  * @example

@@ -1,3 +1,4 @@
+import { Deadlines } from '../async/deadlines.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { DEFAULT_RETRIES, nonNegativeOption, positiveOption, retriesOption } from './validate.js';
 
@@ -40,6 +41,8 @@ export interface Settings {
   now: () => number;
   random: () => number;
   signal: AbortSignal | undefined;
+  /** The attempts' timeouts (`attemptTimeoutMs`), under one timer for every delivery made with these settings. */
+  timeouts: Deadlines;
 }
 
 /** setTimeout fires at once past 2^31 − 1 ms. */
@@ -73,17 +76,19 @@ export function resolveSettings(options: DeliverOptions | undefined): Settings {
     }
     return o.signal;
   }, undefined);
+  const attemptTimeoutMs = pick(() => positiveOption('attemptTimeoutMs', o.attemptTimeoutMs, 60_000), 60_000);
   return {
     logger,
     baseDelayMs,
     maxDelayMs,
     maxElapsedMs: pick(() => positiveOption('maxElapsedMs', o.maxElapsedMs, 1_800_000), 1_800_000),
-    attemptTimeoutMs: pick(() => positiveOption('attemptTimeoutMs', o.attemptTimeoutMs, 60_000), 60_000),
+    attemptTimeoutMs,
     retries: pick(() => retriesOption('retries', o.retries), DEFAULT_RETRIES),
     sleep: fn('sleep', o.sleep, defaultSleep),
     now: fn('now', o.now, Date.now),
     random: fn('random', o.random, Math.random),
     signal,
+    timeouts: new Deadlines(attemptTimeoutMs),
   };
 }
 

@@ -62,14 +62,23 @@ export function httpAttributes(request: RequestLike, into: Attributes): Attribut
   const agent = first(request.headers['user-agent']);
   if (agent) into[ATTR_USER_AGENT_ORIGINAL] = agent;
   const forwarded = first(request.headers['x-forwarded-for']);
-  const client = forwarded ? forwarded.split(',')[0]?.trim() : request.remoteAddress;
+  const client = forwarded ? firstListItem(forwarded) : request.remoteAddress;
   if (client) into[ATTR_CLIENT_ADDRESS] = client;
   return into;
 }
 
-/** The FaaS, cloud and fc-async attributes an invocation brings. */
-export function setInvocationAttributes(span: Span, invocation: Invocation): void {
-  span.setAttribute(ATTR_FAAS_INVOCATION_ID, invocation.requestId);
+/** The first entry of a comma-separated header value, trimmed. */
+function firstListItem(value: string): string {
+  const comma = value.indexOf(',');
+  return (comma === -1 ? value : value.slice(0, comma)).trim();
+}
+
+/**
+ * The FaaS, cloud and fc-async attributes an invocation brings. `requestIdSet`: the
+ * `faas.invocation_id` the span already has, not set again when it is the invocation's.
+ */
+export function setInvocationAttributes(span: Span, invocation: Invocation, requestIdSet?: string): void {
+  if (invocation.requestId !== requestIdSet) span.setAttribute(ATTR_FAAS_INVOCATION_ID, invocation.requestId);
   span.setAttribute(ATTR_FC_ASYNC_INVOCATION_TYPE, invocation.type);
   span.setAttribute(ATTR_FC_ASYNC_QUALIFIER, invocation.qualifier);
   if (invocation.region) span.setAttribute(ATTR_CLOUD_REGION, invocation.region);

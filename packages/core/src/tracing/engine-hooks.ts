@@ -8,6 +8,7 @@ import {
   type Span,
   SpanKind,
   SpanStatusCode,
+  type Tracer,
   trace,
 } from '@opentelemetry/api';
 import type { TaskRecord } from '../async/backend.js';
@@ -125,6 +126,45 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
     }) as Destination;
   }
 
+  async function tracedAttempt<T>(
+    tracer: Tracer,
+    task: TaskRecord,
+    attempt: number,
+    run: () => Promise<T>,
+  ): Promise<T> {
+    let state: AttemptState;
+    try {
+      const { parent, links } = follow(core, task, ROOT_CONTEXT);
+      const attributes = httpAttributes(task.payload, taskAttributes(task, 'process'));
+      attributes[ATTR_FC_ASYNC_ATTEMPT] = attempt;
+      const span = tracer.startSpan(
+        `process ${functionNameOf(task)}`,
+        { kind: SpanKind.CONSUMER, attributes, links },
+        parent,
+      );
+      const hooked = core.options.requestHook !== undefined || core.options.responseHook !== undefined;
+      const info = hooked ? { ...core.requestInfo('attempt', task.payload), taskId: task.taskId, attempt } : undefined;
+      state = { span, context: trace.setSpan(parent, span), info };
+      attempts.set(task, state);
+      if (info) core.requestHook(span, info);
+    } catch (error) {
+      core.logger.warn('tracing failed to start an attempt span', { error });
+      return run();
+    }
+    const { span } = state;
+    try {
+      return await context.with(state.context, run);
+    } catch (error) {
+      failed(span, errorType(error), asException(error));
+      throw error;
+    } finally {
+      const response = state.outcome && 'response' in state.outcome ? state.outcome.response : undefined;
+      if (state.info) core.responseHook(span, { ...state.info, response });
+      span.end();
+      attempts.delete(task);
+    }
+  }
+
   return {
     accepted(task, invocation) {
       try {
@@ -148,42 +188,10 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
       }
     },
 
-    async attempt(task, attempt, run) {
+    attempt(task, attempt, run) {
+      // Without a tracer the attempt runs as it is: no extra promise, no span.
       const tracer = core.tracer();
-      if (!tracer) return run();
-      let state: AttemptState;
-      try {
-        const { parent, links } = follow(core, task, ROOT_CONTEXT);
-        const attributes = httpAttributes(task.payload, taskAttributes(task, 'process'));
-        attributes[ATTR_FC_ASYNC_ATTEMPT] = attempt;
-        const span = tracer.startSpan(
-          `process ${functionNameOf(task)}`,
-          { kind: SpanKind.CONSUMER, attributes, links },
-          parent,
-        );
-        const hooked = core.options.requestHook !== undefined || core.options.responseHook !== undefined;
-        const info = hooked
-          ? { ...core.requestInfo('attempt', task.payload), taskId: task.taskId, attempt }
-          : undefined;
-        state = { span, context: trace.setSpan(parent, span), info };
-        attempts.set(task, state);
-        if (info) core.requestHook(span, info);
-      } catch (error) {
-        core.logger.warn('tracing failed to start an attempt span', { error });
-        return run();
-      }
-      const { span } = state;
-      try {
-        return await context.with(state.context, run);
-      } catch (error) {
-        failed(span, errorType(error), asException(error));
-        throw error;
-      } finally {
-        const response = state.outcome && 'response' in state.outcome ? state.outcome.response : undefined;
-        if (state.info) core.responseHook(span, { ...state.info, response });
-        span.end();
-        attempts.delete(task);
-      }
+      return tracer ? tracedAttempt(tracer, task, attempt, run) : run();
     },
 
     attemptEnded(task, _attempt, outcome, willRetry) {
@@ -210,6 +218,8 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
     },
 
     destination(task, side, condition, destination) {
+      // Without a tracer when the delivery starts, its destinations are called as they are.
+      if (!core.tracer()) return destination;
       try {
         return traceDestination(task, side, condition, destination);
       } catch (error) {

@@ -93,12 +93,14 @@ export class InvocationSpanImpl implements InvocationSpan {
     private readonly method: string,
     private readonly request: TracingRequest,
     private readonly core: TracingCore,
+    /** The `faas.invocation_id` set when the span started, if any. */
+    private readonly requestId?: string,
   ) {}
 
   setInvocation(invocation: Invocation): void {
     this.invocation = invocation;
     this.core.registerInvocation(invocation, this);
-    this.core.setInvocationAttributes(this.span, invocation);
+    this.core.setInvocationAttributes(this.span, invocation, this.requestId);
     if (this.core.options.requestHook) this.core.requestHook(this.span, this.hookInfo());
   }
 

@@ -27,7 +27,7 @@ export function routeOfResponse(response: BridgeResponse | undefined): string | 
  * Runs the app like the bridge does, then asks the adapter which route matched and keeps it
  * with the response for the span that ends with it. Used only while spans record.
  */
-export async function runWithRoute(
+export function runWithRoute(
   app: NodeHandler,
   request: FcRequest,
   invocation: Invocation,
@@ -35,17 +35,19 @@ export async function runWithRoute(
   attach: (req: IncomingMessage) => void = (req) => setInvocation(req, invocation),
 ): Promise<BridgeResponse> {
   let nodeRequest: IncomingMessage | undefined;
-  const response = await runNodeHandler(app, request, (req) => {
+  // A `then`, not an `await`: with an async-local context manager every promise costs a hook call.
+  return runNodeHandler(app, request, (req) => {
     attach(req);
     nodeRequest = req;
-  });
-  if (nodeRequest) {
-    try {
-      const route = routeOf(nodeRequest);
-      if (typeof route === 'string' && route) routes.set(response, route);
-    } catch {
-      // A route reader that throws only costs the span its route.
+  }).then((response) => {
+    if (nodeRequest) {
+      try {
+        const route = routeOf(nodeRequest);
+        if (typeof route === 'string' && route) routes.set(response, route);
+      } catch {
+        // A route reader that throws only costs the span its route.
+      }
     }
-  }
-  return response;
+    return response;
+  });
 }

@@ -93,8 +93,8 @@ export class TracingCore {
     return this.invocations.get(invocation);
   }
 
-  setInvocationAttributes(span: Span, invocation: Invocation): void {
-    setInvocationAttributes(span, invocation);
+  setInvocationAttributes(span: Span, invocation: Invocation, requestIdSet?: string): void {
+    setInvocationAttributes(span, invocation, requestIdSet);
   }
 
   withContext<T>(ctx: Context, fn: () => T): T {
@@ -178,17 +178,17 @@ export function createTracing(
       const tracer = core.tracer();
       if (!tracer) return undefined;
       const parent = core.parentOf(request, fcContext);
-      const attributes = httpAttributes(request, {
-        [ATTR_FAAS_TRIGGER]: FAAS_TRIGGER_HTTP,
-        [ATTR_CLOUD_PROVIDER]: CLOUD_PROVIDER_ALIBABA,
-        [ATTR_CLOUD_PLATFORM]: CLOUD_PLATFORM_FC,
-        [ATTR_FAAS_COLDSTART]: takeColdStart(),
-      });
-      const requestId = header(request.headers, 'x-fc-request-id') ?? fcContext?.requestId ?? request.requestId;
-      if (requestId) attributes[ATTR_FAAS_INVOCATION_ID] = requestId;
+      // Only what a sampler may decide on (the trigger, the HTTP request) goes in at the start,
+      // which the SDK sanitises twice before setting; the rest is set on the span, for a third.
+      const attributes = httpAttributes(request, { [ATTR_FAAS_TRIGGER]: FAAS_TRIGGER_HTTP });
       const method = spanMethod(request.method);
       const span = tracer.startSpan(method, { kind: SpanKind.SERVER, attributes }, parent);
-      return new InvocationSpanImpl(span, trace.setSpan(parent, span), method, request, core);
+      span.setAttribute(ATTR_CLOUD_PROVIDER, CLOUD_PROVIDER_ALIBABA);
+      span.setAttribute(ATTR_CLOUD_PLATFORM, CLOUD_PLATFORM_FC);
+      span.setAttribute(ATTR_FAAS_COLDSTART, takeColdStart());
+      const requestId = header(request.headers, 'x-fc-request-id') ?? fcContext?.requestId ?? request.requestId;
+      if (requestId) span.setAttribute(ATTR_FAAS_INVOCATION_ID, requestId);
+      return new InvocationSpanImpl(span, trace.setSpan(parent, span), method, request, core, requestId);
     },
     flush: () => core.source.flush(core.options.flushTimeoutMs, core.logger),
     engineHooks: createEngineHooks(core),
