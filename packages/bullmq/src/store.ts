@@ -1,6 +1,16 @@
-import type { AsyncTaskStatus, TaskPage, TaskPatch, TaskQuery, TaskRecord, TaskStore } from '@fc-async/core';
+import {
+  type AsyncTaskStatus,
+  encodeCompactRecord,
+  encodeRequestHead,
+  patchedRecord,
+  type TaskPage,
+  type TaskPatch,
+  type TaskQuery,
+  type TaskRecord,
+  type TaskStore,
+} from '@fc-async/core';
 import type { Redis } from 'ioredis';
-import { decodeRecord, encodePayload, encodeRecord, indexArgs } from './codec.js';
+import { decodeRecord, indexArgs } from './codec.js';
 import { CAS_SCRIPT, INSERT_MANY_SCRIPT, INSERT_SCRIPT, type Keys } from './keys.js';
 import { listTasks } from './list.js';
 
@@ -25,32 +35,6 @@ interface PendingInsert {
   record: TaskRecord;
   resolve: (added: boolean) => void;
   reject: (error: unknown) => void;
-}
-
-/**
- * A copy of `current` with `patch` applied (and `status`, `events` when given); fields patched
- * to `undefined` are left out. Copied key by key: V8 builds `{ ...a, ...b }` on a slow path.
- */
-function patched(
-  current: TaskRecord,
-  patch: TaskPatch | undefined,
-  status?: TaskRecord['status'],
-  events?: TaskRecord['events'],
-): TaskRecord {
-  const next: Record<string, unknown> = {};
-  const from = current as unknown as Record<string, unknown>;
-  const changes = patch as Record<string, unknown> | undefined;
-  for (const key in from) {
-    if (changes !== undefined && key in changes) continue;
-    next[key] = from[key];
-  }
-  if (status !== undefined) next.status = status;
-  if (events !== undefined) next.events = events;
-  for (const key in changes) {
-    const value = changes[key];
-    if (value !== undefined) next[key] = value;
-  }
-  return next as unknown as TaskRecord;
 }
 
 /** Records kept to skip a read before a compare-and-set; a stale one costs one extra round trip. */
@@ -112,8 +96,15 @@ export class RedisTaskStore implements TaskStore {
     for (const { record } of batch) {
       const [open, endTime] = indexArgs(record);
       keys.push(k.task(record.taskId));
-      args.push(record.taskId, String(record.startedTime ?? 0), record.status, encodeRecord(record), open, endTime);
-      args.push(encodePayload(record.payload), record.payload.body);
+      args.push(
+        record.taskId,
+        String(record.startedTime ?? 0),
+        record.status,
+        encodeCompactRecord(record),
+        open,
+        endTime,
+      );
+      args.push(encodeRequestHead(record.payload), record.payload.body);
     }
     const sent =
       batch.length === 1
@@ -159,12 +150,12 @@ export class RedisTaskStore implements TaskStore {
         events.push({ eventId: events.length + 1, status: options.via, timestamp: now, eventDetail: '' });
       events.push({ eventId: events.length + 1, status, timestamp: now, eventDetail: options.detail ?? '' });
       const patch = typeof options.patch === 'function' ? options.patch(current) : options.patch;
-      return patched(current, patch, status, events);
+      return patchedRecord(current, patch, status, events);
     });
   }
 
   async update(taskId: string, patch: TaskPatch): Promise<void> {
-    await this.write(taskId, (current) => patched(current, patch));
+    await this.write(taskId, (current) => patchedRecord(current, patch));
   }
 
   list(query: TaskQuery): Promise<TaskPage<TaskRecord>> {
@@ -244,7 +235,7 @@ export class RedisTaskStore implements TaskStore {
       const [open, endTime] = indexArgs(next);
       const reply = await this.redis.fcAsyncCasBuffer(
         ...[k.task(taskId), k.open, k.ended],
-        ...[taskId, current.v, next.status, encodeRecord(next), open, endTime],
+        ...[taskId, current.v, next.status, encodeCompactRecord(next), open, endTime],
       );
       if (reply[0] === 1) {
         this.remember(taskId, String(Number(current.v) + 1), next, open === '0');

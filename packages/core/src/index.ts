@@ -12,6 +12,7 @@ export {
   TERMINAL_STATUSES,
   toAsyncTask,
 } from './async/backend.js';
+export { decodeCompactRecord, encodeCompactRecord, encodeRequestHead, patchedRecord } from './async/compact-record.js';
 export {
   AsyncEngine,
   type AsyncInvokeConfig,

@@ -101,3 +101,12 @@ const driver: be.QueueDriver = new be.PQueueDriver(2);
 expectType<boolean | undefined>(driver.shared);
 expectType<void | Promise<void>>(driver.start(async (job) => (job.taskId === 'again' ? { retryInMs: 10 } : undefined)));
 expectAssignable<be.TaskRecord['deliveryPending']>(true);
+
+// The compact record codec backends share.
+declare const storedRecord: be.TaskRecord;
+expectType<string>(be.encodeCompactRecord(storedRecord));
+expectType<Omit<be.TaskRecord, 'payload'>>(be.decodeCompactRecord('{}'));
+expectType<string>(be.encodeRequestHead(storedRecord.payload));
+expectError(be.encodeCompactRecord({ taskId: 't' }));
+expectType<be.TaskRecord>(be.patchedRecord(storedRecord, { endTime: 1 }, 'Succeeded'));
+expectError(be.patchedRecord(storedRecord, { endTime: 'soon' }));

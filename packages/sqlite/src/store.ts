@@ -1,8 +1,11 @@
 import {
   type AsyncTaskStatus,
+  encodeCompactRecord,
   encodeCursor,
+  encodeRequestHead,
   type Logger,
   normaliseQuery,
+  patchedRecord,
   type TaskPage,
   type TaskPatch,
   type TaskQuery,
@@ -12,39 +15,13 @@ import {
 } from '@fc-async/core';
 import type Database from 'better-sqlite3';
 import { WriteBatch, type WriteOptions } from './batch.js';
-import { decodeRow, encodePayload, encodeRecord, type Row } from './codec.js';
+import { decodeRow, type Row } from './codec.js';
 import type { ResolvedSqliteOptions } from './options.js';
 import { Pruner } from './prune.js';
 import { listSql } from './query.js';
 
 /** 1 while the task still needs work after a restart: not terminal, or its destination not called. */
 const isOpen = (record: TaskRecord) => (!TERMINAL_STATUSES.has(record.status) || record.deliveryPending ? 1 : 0);
-
-/**
- * A copy of `current` with `patch` applied (and `status`, `events` when given); fields patched
- * to `undefined` are left out. Copied key by key: V8 builds `{ ...a, ...b }` on a slow path.
- */
-function patched(
-  current: TaskRecord,
-  patch: Partial<TaskRecord> | undefined,
-  status?: TaskRecord['status'],
-  events?: TaskRecord['events'],
-): TaskRecord {
-  const next: Record<string, unknown> = {};
-  const from = current as unknown as Record<string, unknown>;
-  const changes = patch as Record<string, unknown> | undefined;
-  for (const key in from) {
-    if (changes !== undefined && key in changes) continue;
-    next[key] = from[key];
-  }
-  if (status !== undefined) next.status = status;
-  if (events !== undefined) next.events = events;
-  for (const key in changes) {
-    const value = changes[key];
-    if (value !== undefined) next[key] = value;
-  }
-  return next as unknown as TaskRecord;
-}
 
 /** An accepted task's insert: flushed to disk with `synchronous: 'full'`. */
 const ACCEPT: WriteOptions = { flush: true, single: true };
@@ -101,9 +78,9 @@ export class SqliteTaskStore implements TaskStore {
         r.startedTime ?? 0,
         r.endTime ?? null,
         isOpen(r),
-        encodeRecord(r),
+        encodeCompactRecord(r),
         r.payload.body,
-        encodePayload(r.payload),
+        encodeRequestHead(r.payload),
       );
       if (info.changes === 1) this.remember(r);
       return info.changes === 1;
@@ -134,7 +111,7 @@ export class SqliteTaskStore implements TaskStore {
     if (options.via) events.push({ eventId: events.length + 1, status: options.via, timestamp: now, eventDetail: '' });
     events.push({ eventId: events.length + 1, status, timestamp: now, eventDetail: options.detail ?? '' });
     const patch = typeof options.patch === 'function' ? options.patch(current) : options.patch;
-    const next = patched(current, patch, status, events);
+    const next = patchedRecord(current, patch, status, events);
     return this.batch.run(() => {
       this.write(next, current);
       return next;
@@ -144,7 +121,7 @@ export class SqliteTaskStore implements TaskStore {
   update(taskId: string, patch: TaskPatch): Promise<void> | undefined {
     const current = this.get(taskId);
     if (!current) return undefined;
-    return this.batch.run(() => this.write(patched(current, patch), current), SINGLE);
+    return this.batch.run(() => this.write(patchedRecord(current, patch), current), SINGLE);
   }
 
   list(query: TaskQuery): TaskPage<TaskRecord> {
@@ -192,10 +169,10 @@ export class SqliteTaskStore implements TaskStore {
    */
   private write(record: TaskRecord, previous: TaskRecord): void {
     const open = isOpen(record);
-    const encoded = encodeRecord(record);
+    const encoded = encodeCompactRecord(record);
     const end = record.endTime ?? null;
     if (this.schema1.has(previous)) {
-      this.statements.upgrade.run(record.status, end, open, encoded, encodePayload(record.payload), record.taskId);
+      this.statements.upgrade.run(record.status, end, open, encoded, encodeRequestHead(record.payload), record.taskId);
     } else {
       this.statements.update.run(record.status, end, open, encoded, record.taskId);
     }

@@ -1,26 +1,14 @@
 import type { Invocation } from '../invocation.js';
+import { LazyAbort } from '../lazy-abort.js';
 import type { TaskRecord } from './backend.js';
 
 /**
  * An attempt under way: whether a stop was asked for, what to do on one, and its abort
- * controller, made on first use. Node 20 takes about 6 µs to create an `AbortSignal`, more than
- * the rest of an attempt's bookkeeping, and most attempts end without anyone reading or aborting
- * theirs.
+ * signal, made on first use.
  */
-export class Running {
+export class Running extends LazyAbort {
   stopRequested = false;
   onStop: (() => void) | undefined = undefined;
-  private controller: AbortController | undefined = undefined;
-
-  get signal(): AbortSignal {
-    this.controller ??= new AbortController();
-    return this.controller.signal;
-  }
-
-  abort(reason: unknown): void {
-    this.controller ??= new AbortController();
-    this.controller.abort(reason);
-  }
 }
 
 interface ArnParts {

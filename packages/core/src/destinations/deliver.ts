@@ -1,4 +1,5 @@
 import type { DestinationRecord } from '../fc-types.js';
+import { LazyAbort } from '../lazy-abort.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { type DeliverOptions, resolveSettings, type Settings } from './deliver-options.js';
 import { type Destination, type DestinationContext, DestinationError, isDestinationError } from './types.js';
@@ -168,19 +169,9 @@ async function deliverOne(
  * What a destination gets besides the record. Its signal is made when first read: Node 20 takes
  * about 6 µs to create an `AbortSignal`, and most destinations never look at it.
  */
-class AttemptContext implements DestinationContext {
-  private controller: AbortController | undefined = undefined;
-
-  constructor(readonly attempt: number) {}
-
-  get signal(): AbortSignal {
-    this.controller ??= new AbortController();
-    return this.controller.signal;
-  }
-
-  abort(reason: unknown): void {
-    this.controller ??= new AbortController();
-    this.controller.abort(reason);
+class AttemptContext extends LazyAbort implements DestinationContext {
+  constructor(readonly attempt: number) {
+    super();
   }
 }
 

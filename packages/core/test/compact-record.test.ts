@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import {
+  decodeCompactRecord,
+  encodeCompactRecord,
+  encodeRequestHead,
+  patchedRecord,
+  type TaskRecord,
+} from '../src/index.js';
+
+const record: TaskRecord = {
+  taskId: 'task-1',
+  requestId: 'req-1',
+  status: 'Failed',
+  functionArn: 'acs:fc:cn-hangzhou:123:functions/f',
+  qualifier: 'LATEST',
+  alreadyRetriedTimes: 2,
+  acceptedAt: 1_764_000_000_000,
+  attempts: 3,
+  events: [
+    { eventId: 1, status: 'Enqueued', timestamp: 1_764_000_000_000, eventDetail: '' },
+    { eventId: 2, status: 'Failed', timestamp: 1_764_000_000_900, eventDetail: 'boom "quoted" \u2028 ✓' },
+  ],
+  startedTime: 1_764_000_000_001,
+  endTime: 1_764_000_000_900,
+  durationMs: 899,
+  taskErrorMessage: 'UnhandledInvocationError',
+  returnPayload: '{"error":"x"}',
+  deliveryPending: true,
+  payload: { method: 'POST', url: '/a?b=1', headers: { 'content-type': 'text/plain' }, body: Buffer.from('hi') },
+};
+
+describe('the compact record codec', () => {
+  it('round-trips every field but the payload, events and awkward strings included', () => {
+    const { payload, ...rest } = record;
+    expect(decodeCompactRecord(encodeCompactRecord(record))).toEqual(rest);
+  });
+
+  it('is smaller than JSON.stringify of the same record and leaves undefined fields out', () => {
+    const { payload, ...rest } = record;
+    const text = encodeCompactRecord({ ...record, condition: undefined });
+    expect(text.length).toBeLessThan(JSON.stringify(rest).length);
+    expect(JSON.parse(text)).not.toHaveProperty('c');
+  });
+
+  it('reads a record written with its field names in full as it is', () => {
+    const { payload, ...rest } = record;
+    expect(decodeCompactRecord(JSON.stringify(rest))).toEqual(rest);
+  });
+
+  it('writes the request head without its body', () => {
+    expect(JSON.parse(encodeRequestHead(record.payload))).toEqual({
+      method: 'POST',
+      url: '/a?b=1',
+      headers: { 'content-type': 'text/plain' },
+    });
+  });
+});
+
+describe('patchedRecord', () => {
+  it('copies the record with the patch, status and events applied, leaving the original alone', () => {
+    const events = [...record.events, { eventId: 3, status: 'Succeeded' as const, timestamp: 2, eventDetail: '' }];
+    const next = patchedRecord(record, { durationMs: 5, taskErrorMessage: undefined }, 'Succeeded', events);
+    expect(next).toMatchObject({ status: 'Succeeded', durationMs: 5, events, taskId: 'task-1' });
+    expect(next).not.toHaveProperty('taskErrorMessage');
+    expect(record.status).toBe('Failed');
+    expect(record.taskErrorMessage).toBe('UnhandledInvocationError');
+  });
+});
