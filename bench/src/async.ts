@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { type FcHandler, functionDestination } from '@fc-async/core';
+import PQueue from 'p-queue';
 import {
   acceptOne,
   asyncEvent,
@@ -41,6 +42,7 @@ median over rounds after ${WARMUP_ROUNDS} warm-up rounds.
   the wall time from each handler() call to its 202 only, summed (the tasks' own time is left out).
 - tasks end to end: a trivial app and an onSuccess functionDestination; wall time from the first
   accept to the ${N.toLocaleString('en-US')}th destination call, as tasks/s (and CPU µs per task).
+- p-queue alone (peer of the row above): N no-op async jobs on p-queue, concurrency 10, added the same way.
 - heap per queued task: ${N.toLocaleString('en-US')} tasks accepted behind a blocked app, in a child process started with
   --expose-gc (full GC before and after), each from the event's JSON bytes (so each task keeps strings
   of its own, as on FC): (Δ heapUsed + Δ arrayBuffers) / ${N.toLocaleString('en-US')} − the body's bytes.
@@ -149,6 +151,24 @@ async function tasksEndToEnd(): Promise<Sample> {
   return sample;
 }
 
+/**
+ * The peer of "tasks end to end": p-queue alone (concurrency 10, as the engine's default) running
+ * N no-op async jobs, added one at a time with the same yields, until the last one ends. What a
+ * bare in-process queue costs per job, without a request, a record, an attempt or a destination.
+ */
+async function pQueueAlone(): Promise<Sample> {
+  const queue = new PQueue({ concurrency: 10 });
+  const job = async () => {};
+  const cpu = cpuNow();
+  const wall = wallNow();
+  for (let i = 0; i < N; i++) {
+    void queue.add(job);
+    if ((i & 15) === 15) await nextMacrotask();
+  }
+  await queue.onIdle();
+  return { cpuUs: cpuNow() - cpu, wallUs: wallNow() - wall, ops: N };
+}
+
 /** Runs async-heap.ts in a child process with --expose-gc (forced GC stays out of this process). */
 function heapPerTask(): Promise<{ heapUsedPerTask: number; arrayBuffersPerTask: number; bodyBytes: number }> {
   const script = fileURLToPath(new URL('./async-heap.ts', import.meta.url));
@@ -248,6 +268,20 @@ export async function asyncSection(options: BenchOptions = {}): Promise<BenchRes
     t.met,
   );
   console.log(`  ${''.padEnd(34)} ${`${fmt(t.usPerOp)} µs wall, ${fmt(tCpu)} µs CPU per task`.padStart(22)}`);
+
+  const peer = await rounds(count, pQueueAlone);
+  const q = result(
+    'p-queue alone, no-op jobs',
+    perOp(peer, (s) => s.wallUs),
+  );
+  q.role = 'peer';
+  rows.push(q);
+  t.bestPeer = q.name;
+  t.ratioToBestPeer = t.usPerOp / q.usPerOp;
+  log('p-queue alone, no-op jobs (peer)', `${Math.round(q.opsPerSec).toLocaleString('en-US')} jobs/s`, '', undefined);
+  console.log(
+    `  ${''.padEnd(34)} ${`a task end to end costs ${fmt(t.ratioToBestPeer, 1)}× a bare p-queue job (${fmt(q.usPerOp, 2)} µs wall)`}`,
+  );
 
   const heap = await heapPerTask();
   const beyondBody = heap.heapUsedPerTask + heap.arrayBuffersPerTask - heap.bodyBytes;
