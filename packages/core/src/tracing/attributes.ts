@@ -39,10 +39,10 @@ function first(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-/** The method as a span name uses it: a known method, else `HTTP`. */
-export function spanMethod(method: string): string {
-  const upper = method.toUpperCase();
-  return KNOWN_METHODS.has(upper) ? upper : 'HTTP';
+/** The method as a span name uses it, from {@link httpAttributes}: a known method, else `HTTP`. */
+export function spanMethodOf(attributes: Attributes): string {
+  const method = attributes[ATTR_HTTP_REQUEST_METHOD];
+  return typeof method === 'string' && method !== '_OTHER' ? method : 'HTTP';
 }
 
 /**
@@ -50,9 +50,9 @@ export function spanMethod(method: string): string {
  * tokens), user agent and client address. No other header is read.
  */
 export function httpAttributes(request: RequestLike, into: Attributes): Attributes {
-  const upper = request.method.toUpperCase();
-  if (KNOWN_METHODS.has(upper)) {
-    into[ATTR_HTTP_REQUEST_METHOD] = upper;
+  const known = knownMethod(request.method);
+  if (known) {
+    into[ATTR_HTTP_REQUEST_METHOD] = known;
   } else {
     into[ATTR_HTTP_REQUEST_METHOD] = '_OTHER';
     into[ATTR_HTTP_REQUEST_METHOD_ORIGINAL] = request.method;
@@ -65,6 +65,13 @@ export function httpAttributes(request: RequestLike, into: Attributes): Attribut
   const client = forwarded ? firstListItem(forwarded) : request.remoteAddress;
   if (client) into[ATTR_CLIENT_ADDRESS] = client;
   return into;
+}
+
+/** The method upper-cased when it is a known one; one that already is (nearly all) costs no new string. */
+function knownMethod(method: string): string | undefined {
+  if (KNOWN_METHODS.has(method)) return method;
+  const upper = method.toUpperCase();
+  return KNOWN_METHODS.has(upper) ? upper : undefined;
 }
 
 /** The first entry of a comma-separated header value, trimmed. */

@@ -2,6 +2,8 @@ import { type Context, type Span, SpanStatusCode } from '@opentelemetry/api';
 import { isFcAsyncError } from '../errors.js';
 import type { Invocation } from '../invocation.js';
 import type { BridgeResponse } from '../response.js';
+import { setInvocationAttributes } from './attributes.js';
+import { closeSpan, openSpan } from './open-spans.js';
 import type { TracingRequest, TracingRequestInfo } from './options.js';
 import { formatTraceparent } from './propagation.js';
 import { routeOfResponse } from './route.js';
@@ -84,6 +86,9 @@ export class InvocationSpanImpl implements InvocationSpan {
   private info: TracingRequestInfo | undefined;
   private error: unknown;
   private ended = false;
+  /** The route the app matched, and the response it answered then (see {@link keepRoute}). */
+  private route: string | undefined;
+  private routeResponse: BridgeResponse | undefined;
   /** The PRODUCER span of a task accepted in this invocation (local async). */
   producer: Span | undefined;
 
@@ -92,16 +97,22 @@ export class InvocationSpanImpl implements InvocationSpan {
     readonly context: Context,
     private readonly method: string,
     private readonly request: TracingRequest,
-    private readonly core: TracingCore,
+    readonly core: TracingCore,
     /** The `faas.invocation_id` set when the span started, if any. */
     private readonly requestId?: string,
   ) {}
 
   setInvocation(invocation: Invocation): void {
     this.invocation = invocation;
-    this.core.registerInvocation(invocation, this);
-    this.core.setInvocationAttributes(this.span, invocation, this.requestId);
+    openSpan(invocation, this);
+    setInvocationAttributes(this.span, invocation, this.requestId);
     if (this.core.options.requestHook) this.core.requestHook(this.span, this.hookInfo());
+  }
+
+  /** The route the app matched when it answered `response`: the span takes it if it ends with that response. */
+  keepRoute(response: BridgeResponse, route: string): void {
+    this.routeResponse = response;
+    this.route = route;
   }
 
   /** What the hooks get; built only when there is a hook. */
@@ -132,7 +143,9 @@ export class InvocationSpanImpl implements InvocationSpan {
     try {
       const response = result.response;
       const status = result.statusCode ?? response?.statusCode;
-      const route = result.route ?? routeOfResponse(response);
+      const route =
+        result.route ??
+        (response !== undefined && response === this.routeResponse ? this.route : routeOfResponse(response));
       if (route) {
         span.setAttribute(ATTR_HTTP_ROUTE, route);
         span.updateName(`${this.method} ${route}`);
@@ -164,7 +177,7 @@ export class InvocationSpanImpl implements InvocationSpan {
     } finally {
       producer?.end();
       span.end();
-      if (this.invocation) this.core.unregisterInvocation(this.invocation);
+      if (this.invocation) closeSpan(this.invocation, this);
     }
   }
 }

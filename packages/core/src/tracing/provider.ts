@@ -20,6 +20,8 @@ export function isNoopProvider(provider: TracerProvider): boolean {
 /** The tracer of a fixed provider, or of whatever the global one is at each call. */
 export class TracerSource {
   private provider: TracerProvider | undefined;
+  /** What {@link provider} delegated to when {@link tracer} was taken (itself without a proxy). */
+  private delegate: TracerProvider | undefined;
   private tracer: Tracer | undefined;
 
   constructor(private readonly fixed: TracerProvider | undefined) {}
@@ -29,14 +31,18 @@ export class TracerSource {
     return this.fixed ?? trace.getTracerProvider();
   }
 
-  /** The tracer, or `undefined` when spans would not record (no SDK). */
+  /**
+   * The tracer, or `undefined` when spans would not record (no SDK). Called per invocation: while
+   * the provider and its delegate are those of the last call, it returns what that call found.
+   */
   get(): Tracer | undefined {
     const provider = this.current();
-    if (isNoopProvider(provider)) return undefined;
-    if (provider !== this.provider || this.tracer === undefined) {
-      this.provider = provider;
-      this.tracer = provider.getTracer(TRACER_NAME);
-    }
+    const getDelegate = (provider as Partial<ProxyTracerProvider>).getDelegate;
+    const delegate = typeof getDelegate === 'function' ? getDelegate.call(provider) : provider;
+    if (provider === this.provider && delegate === this.delegate) return this.tracer;
+    this.provider = provider;
+    this.delegate = delegate;
+    this.tracer = isNoopProvider(delegate) ? undefined : provider.getTracer(TRACER_NAME);
     return this.tracer;
   }
 

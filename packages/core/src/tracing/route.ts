@@ -3,6 +3,7 @@ import { type NodeHandler, runNodeHandler } from '../bridge.js';
 import { type Invocation, setInvocation } from '../invocation.js';
 import type { FcRequest } from '../request.js';
 import type { BridgeResponse } from '../response.js';
+import { openSpanOf } from './open-spans.js';
 
 /**
  * The route template (`/users/:id`) the framework matched for a request, read after the app
@@ -16,6 +17,7 @@ import type { BridgeResponse } from '../response.js';
  */
 export type RouteOf = (req: IncomingMessage) => string | undefined;
 
+/** Routes of responses answered outside any SERVER span (attempts of local async tasks). */
 const routes = new WeakMap<BridgeResponse, string>();
 
 /** The route the app matched for this response, when the adapter told. */
@@ -25,25 +27,31 @@ export function routeOfResponse(response: BridgeResponse | undefined): string | 
 
 /**
  * Runs the app like the bridge does, then asks the adapter which route matched and keeps it
- * with the response for the span that ends with it. Used only while spans record.
+ * with the response for the span that ends with it: the invocation's SERVER span when it has
+ * one, else {@link routeOfResponse}. Used only while spans record.
  */
 export function runWithRoute(
   app: NodeHandler,
   request: FcRequest,
   invocation: Invocation,
   routeOf: RouteOf,
-  attach: (req: IncomingMessage) => void = (req) => setInvocation(req, invocation),
+  attach?: (req: IncomingMessage) => void,
 ): Promise<BridgeResponse> {
   let nodeRequest: IncomingMessage | undefined;
   // A `then`, not an `await`: with an async-local context manager every promise costs a hook call.
   return runNodeHandler(app, request, (req) => {
-    attach(req);
+    if (attach) attach(req);
+    else setInvocation(req, invocation);
     nodeRequest = req;
   }).then((response) => {
     if (nodeRequest) {
       try {
         const route = routeOf(nodeRequest);
-        if (typeof route === 'string' && route) routes.set(response, route);
+        if (typeof route === 'string' && route) {
+          const span = openSpanOf(invocation);
+          if (span) span.keepRoute(response, route);
+          else routes.set(response, route);
+        }
       } catch {
         // A route reader that throws only costs the span its route.
       }

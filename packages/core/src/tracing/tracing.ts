@@ -4,9 +4,10 @@ import { createRedactor } from '../async/payload.js';
 import type { FcContext } from '../fc-types.js';
 import type { Invocation } from '../invocation.js';
 import { createConsoleLogger, type Logger } from '../logger.js';
-import { httpAttributes, setInvocationAttributes, spanMethod } from './attributes.js';
+import { httpAttributes, spanMethodOf } from './attributes.js';
 import { createEngineHooks } from './engine-hooks.js';
 import { type InvocationSpan, InvocationSpanImpl, takeColdStart } from './invocation-span.js';
+import { openSpanOf } from './open-spans.js';
 import {
   type ResolvedTracingOptions,
   resolveTracingOptions,
@@ -64,7 +65,6 @@ export interface Tracing {
 /** Shared state and helpers of one {@link Tracing}; internal. */
 export class TracingCore {
   readonly source: TracerSource;
-  private readonly invocations = new WeakMap<Invocation, InvocationSpanImpl>();
   private readonly redact: (headers: TracingRequest['headers']) => Record<string, string | string[]>;
 
   constructor(
@@ -80,21 +80,10 @@ export class TracingCore {
     return this.options.enabled ? this.source.get() : undefined;
   }
 
-  registerInvocation(invocation: Invocation, span: InvocationSpanImpl): void {
-    this.invocations.set(invocation, span);
-  }
-
-  unregisterInvocation(invocation: Invocation): void {
-    this.invocations.delete(invocation);
-  }
-
-  /** The SERVER span an invocation runs in, when it is being traced. */
+  /** The SERVER span an invocation runs in, when this tracing is tracing it. */
   spanOf(invocation: Invocation): InvocationSpanImpl | undefined {
-    return this.invocations.get(invocation);
-  }
-
-  setInvocationAttributes(span: Span, invocation: Invocation, requestIdSet?: string): void {
-    setInvocationAttributes(span, invocation, requestIdSet);
+    const span = openSpanOf(invocation);
+    return span !== undefined && span.core === this ? span : undefined;
   }
 
   withContext<T>(ctx: Context, fn: () => T): T {
@@ -181,7 +170,7 @@ export function createTracing(
       // Only what a sampler may decide on (the trigger, the HTTP request) goes in at the start,
       // which the SDK sanitises twice before setting; the rest is set on the span, for a third.
       const attributes = httpAttributes(request, { [ATTR_FAAS_TRIGGER]: FAAS_TRIGGER_HTTP });
-      const method = spanMethod(request.method);
+      const method = spanMethodOf(attributes);
       const span = tracer.startSpan(method, { kind: SpanKind.SERVER, attributes }, parent);
       span.setAttribute(ATTR_CLOUD_PROVIDER, CLOUD_PROVIDER_ALIBABA);
       span.setAttribute(ATTR_CLOUD_PLATFORM, CLOUD_PLATFORM_FC);
