@@ -48,15 +48,21 @@ const TEXT_TYPES = new Set([
 ]);
 
 const textBodyTypes = new Map<string, boolean>();
+/** The last type asked about: a client sends the same one again, and comparing beats hashing a new string. */
+let lastType = '';
+let lastText = false;
 
 export function isTextBody(contentType: string | undefined): boolean {
   if (!contentType) return false;
+  if (contentType === lastType) return lastText;
   let text = textBodyTypes.get(contentType);
   if (text === undefined) {
     const mime = (contentType.split(';')[0] as string).trim().toLowerCase();
     text = mime.startsWith('text/') || TEXT_TYPES.has(mime);
     if (textBodyTypes.size < 256) textBodyTypes.set(contentType, text);
   }
+  lastType = contentType;
+  lastText = text;
   return text;
 }
 

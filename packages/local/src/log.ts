@@ -58,17 +58,25 @@ type Write = (text: string, stream: 'out' | 'err') => void;
 
 const defaultWrite: Write = (text, stream) => (stream === 'err' ? process.stderr : process.stdout).write(text);
 
+/** How long a line may wait in the buffer, ms (too short for people to tell). */
+const FLUSH_MS = 10;
+/** Lines buffered before a write regardless of the time. */
+const FLUSH_LINES = 1024;
+
 /**
- * Lines are buffered and written once per turn of the event loop: under load one write per
- * request costs more than the request.
+ * Lines are buffered and written together, within {@link FLUSH_MS}: under load one write per
+ * request costs more than the request. Warnings and errors flush what is buffered and go at once.
  */
 function bufferedWriter(write: Write) {
   let out: string[] = [];
-  let scheduled = false;
+  let timer: NodeJS.Timeout | undefined;
   const flush = () => {
-    scheduled = false;
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      timer = undefined;
+    }
     if (out.length === 0) return;
-    const text = out.join('');
+    const text = `${out.join('\n')}\n`;
     out = [];
     write(text, 'out');
   };
@@ -79,11 +87,9 @@ function bufferedWriter(write: Write) {
         write(`${text}\n`, 'err');
         return;
       }
-      out.push(`${text}\n`);
-      if (!scheduled) {
-        scheduled = true;
-        setImmediate(flush);
-      }
+      out.push(text);
+      if (out.length >= FLUSH_LINES) flush();
+      else timer ??= setTimeout(flush, FLUSH_MS);
     },
     flush,
   };
@@ -103,6 +109,17 @@ const time = () => {
   return `${secondText}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}`;
 };
 const pad = (s: string | number, n: number) => String(s).padEnd(n);
+
+/** `pad` for values that repeat on every line (function names, statuses), padded once each. */
+function padCached(cache: Map<string | number, string>, s: string | number, n: number): string {
+  let out = cache.get(s);
+  if (out === undefined) {
+    out = pad(s, n);
+    if (cache.size >= 256) cache.clear();
+    cache.set(s, out);
+  }
+  return out;
+}
 
 function fieldText(fields: Record<string, unknown> | undefined): { inline: string; stack: string } {
   if (!fields) return { inline: '', stack: '' };
@@ -154,6 +171,8 @@ export function createEmulatorLog(
       writer.line(`${time()} ${pad(level.toUpperCase(), 5)} ${message}${inline}${stack}`, stream);
     }
   };
+  const names = new Map<string | number, string>();
+  const statuses = new Map<string | number, string>();
   const record = (kind: string, fields: object, text: string) => {
     writer.line(
       json ? JSON.stringify({ time: new Date().toISOString(), kind, ...fields }) : `${time()} ${text}`,
@@ -173,7 +192,7 @@ export function createEmulatorLog(
       record(
         'invocation',
         l,
-        `${pad(l.function, 14)} ${pad(l.type, 5)} ${pad(l.status, 9)} ${pad(what, 28)} ${pad(`${l.durationMs} ms`, 8)} ${l.requestId}${task}`,
+        `${padCached(names, l.function, 14)} ${l.type === 'Async' ? 'Async' : 'Sync '} ${padCached(statuses, l.status, 9)} ${pad(what, 28)} ${pad(`${l.durationMs} ms`, 8)} ${l.requestId}${task}`,
       );
     },
     attempt(l) {
@@ -181,7 +200,7 @@ export function createEmulatorLog(
       record(
         'attempt',
         { type: 'Async', ...l },
-        `${pad(l.function, 14)} ${pad('Task', 5)} ${pad(l.status, 9)} ${pad(`attempt ${l.attempt}`, 28)} ${pad(`${l.durationMs} ms`, 8)} ${l.requestId}${task}`,
+        `${padCached(names, l.function, 14)} Task  ${padCached(statuses, l.status, 9)} ${pad(`attempt ${l.attempt}`, 28)} ${pad(`${l.durationMs} ms`, 8)} ${l.requestId}${task}`,
       );
     },
     delivery(l) {

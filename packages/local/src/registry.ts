@@ -9,6 +9,11 @@ import type { LocalFunction } from './function.js';
 export class FunctionRegistry {
   readonly byName: ReadonlyMap<string, LocalFunction>;
   readonly http: readonly LocalFunction[];
+  /** `Host` header → the HTTP function its first label names, or null (a few hosts at most). */
+  private readonly hosts = new Map<string, LocalFunction | null>();
+  /** The last `Host` routed, and its function: comparing beats hashing the parser's new string. */
+  private lastHost = '';
+  private lastFn: LocalFunction | null = null;
 
   constructor(functions: readonly LocalFunction[]) {
     this.byName = new Map(functions.map((f) => [f.spec.name, f]));
@@ -27,12 +32,8 @@ export class FunctionRegistry {
   /** The function a trigger request addresses, and the URL it sees. */
   route(host: string | undefined, url: string): { fn: LocalFunction; url: string } | undefined {
     if (this.http.length === 0) return undefined;
-    const hostname = host?.replace(/:\d+$/, '') ?? '';
-    const dot = hostname.indexOf('.');
-    if (dot > 0) {
-      const fn = this.byName.get(hostname.slice(0, dot));
-      if (fn?.spec.http) return { fn, url };
-    }
+    const named = host === undefined ? null : this.byHost(host);
+    if (named) return { fn: named, url };
     if (this.http.length === 1) return { fn: this.http[0] as LocalFunction, url };
     const end = url.slice(1).search(/[/?]/);
     const segment = end < 0 ? url.slice(1) : url.slice(1, end + 1);
@@ -40,5 +41,22 @@ export class FunctionRegistry {
     if (!fn?.spec.http) return undefined;
     const rest = end < 0 ? '' : url.slice(end + 1);
     return { fn, url: rest.startsWith('/') ? rest : `/${rest}` };
+  }
+
+  /** The HTTP function a `Host` names by its first label (`<function>.localhost:9000`), or null. */
+  private byHost(host: string): LocalFunction | null {
+    if (host === this.lastHost) return this.lastFn;
+    let fn = this.hosts.get(host);
+    if (fn === undefined) {
+      const hostname = host.replace(/:\d+$/, '');
+      const dot = hostname.indexOf('.');
+      const named = dot > 0 ? this.byName.get(hostname.slice(0, dot)) : undefined;
+      fn = named?.spec.http ? named : null;
+      if (this.hosts.size >= 64) this.hosts.clear();
+      this.hosts.set(host, fn);
+    }
+    this.lastHost = host;
+    this.lastFn = fn;
+    return fn;
   }
 }

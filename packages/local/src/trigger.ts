@@ -11,6 +11,9 @@ function sendJson(res: ServerResponse, status: number, body: object, extra: Reco
   res.end(text);
 }
 
+/** The trigger's calls carry Node's headers (see `LocalFunction.invoke`). */
+const FROM_NODE = Object.freeze({ nodeHeaders: true });
+
 const isAsync = (req: IncomingMessage) =>
   String(req.headers['x-fc-invocation-type'] ?? '').toLowerCase() === 'async' ||
   req.headers['x-fc-async-task-id'] !== undefined;
@@ -54,7 +57,7 @@ export function createTriggerServer(registry: FunctionRegistry, log: EmulatorLog
     try {
       const body = await readBody(req, MAX_SYNC_BODY, 'InvalidArgument');
       const call = { method, url, headers: req.headers, body, sourceIp: req.socket.remoteAddress };
-      const { result, requestId } = await fn.invoke(call, { nodeHeaders: true });
+      const { result, requestId } = await fn.invoke(call, FROM_NODE);
       writeResult(res, result, method, requestId);
       const q = url.indexOf('?');
       log.invocation({

@@ -87,3 +87,13 @@ describe('requestFromCall', () => {
     expect(requestFromCall(call({ method: 'M-SEARCH' }), fn, requestId)).toBeUndefined();
   });
 });
+
+describe('body encoding by content type', () => {
+  it('decides text or base64 for each request, whatever the type of the one before', () => {
+    const types = ['application/json', 'application/octet-stream', 'application/json', 'TEXT/plain; charset=utf-8'];
+    const encoded = [...types, ...types].map(
+      (type) => buildFcEvent(call({ headers: { 'content-type': type } }), fn, requestId).isBase64Encoded,
+    );
+    expect(encoded).toEqual([false, true, false, false, false, true, false, false]);
+  });
+});

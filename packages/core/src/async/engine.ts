@@ -886,12 +886,15 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+const WHOLE_NUMBER = /^\d+$/;
+
 /** `x-fc-async-delay`: whole seconds, 0 < N < 3600. */
 function parseDelay(value: string | string[] | undefined): number {
   if (value === undefined) return 0;
   const raw = Array.isArray(value) ? (value[0] ?? '') : value;
-  const seconds = Number(raw.trim());
-  if (!/^\d+$/.test(raw.trim()) || seconds <= 0 || seconds >= 3600) {
+  const text = raw.trim();
+  const seconds = Number(text);
+  if (!WHOLE_NUMBER.test(text) || seconds <= 0 || seconds >= 3600) {
     throw badRequest(
       'InvalidArgument',
       `x-fc-async-delay must be a whole number of seconds above 0 and below 3600, got "${raw.slice(0, 32)}"`,

@@ -1,11 +1,12 @@
 import PQueue from 'p-queue';
 import type { JobResult, QueueDriver, QueueJob } from './backend.js';
+import { DelayHeap } from './delay-heap.js';
 
 /** Dequeued slots kept at the head of the backlog before it is compacted. */
 const COMPACT_AT = 1024;
 
 /**
- * The in-process queue: p-queue runs jobs, at most `concurrency` at once; delays wait on timers.
+ * The in-process queue: p-queue runs jobs, at most `concurrency` at once; delays wait in a heap under one timer.
  * Jobs beyond the running ones wait in a backlog of task ids and are handed to p-queue as it
  * frees a slot, so a waiting task costs one array slot, not p-queue's per-job promise and
  * closures. Jobs queued in one turn of the event loop start on the next, after their 202 is out.
@@ -20,7 +21,10 @@ const COMPACT_AT = 1024;
 export class PQueueDriver implements QueueDriver {
   private readonly queue: PQueue;
   private readonly concurrency: number;
-  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly delayed = new DelayHeap((taskId) => {
+    this.backlog.push(taskId);
+    this.pump();
+  });
   /** Task ids waiting for a slot, from `head` on (the job object is made when it runs). */
   private backlog: string[] = [];
   private head = 0;
@@ -46,12 +50,7 @@ export class PQueueDriver implements QueueDriver {
     if (!this.process) throw new Error('PQueueDriver.start() was not called');
     const taskId = job.taskId;
     if (delayMs > 0) {
-      const timer = setTimeout(() => {
-        this.timers.delete(taskId);
-        this.backlog.push(taskId);
-        this.pump();
-      }, delayMs);
-      this.timers.set(taskId, timer);
+      this.delayed.add(taskId, delayMs);
       return;
     }
     this.backlog.push(taskId);
@@ -62,15 +61,11 @@ export class PQueueDriver implements QueueDriver {
   }
 
   cancel(taskId: string): boolean {
-    const timer = this.timers.get(taskId);
-    if (!timer) return false;
-    clearTimeout(timer);
-    this.timers.delete(taskId);
-    return true;
+    return this.delayed.cancel(taskId);
   }
 
   pending(): number {
-    return this.backlog.length - this.head + this.queue.size + this.timers.size;
+    return this.backlog.length - this.head + this.queue.size + this.delayed.size;
   }
 
   running(): number {
@@ -79,8 +74,7 @@ export class PQueueDriver implements QueueDriver {
 
   close(): void {
     this.closed = true;
-    for (const timer of this.timers.values()) clearTimeout(timer);
-    this.timers.clear();
+    this.delayed.clear();
     this.backlog = [];
     this.head = 0;
     this.queue.clear();

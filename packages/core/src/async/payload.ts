@@ -47,12 +47,15 @@ export function createRedactor(
   const redact = function redact(headers: FcRequest['headers']) {
     return copyHeaders(headers, names, undefined);
   };
-  redactedNames.set(redact, names);
+  captureDrops.set(redact, new Set([...names, ...GATEWAY_HEADERS]));
   return redact;
 }
 
-/** The names each redactor of {@link createRedactor} drops, so that a capture copies the headers once. */
-const redactedNames = new WeakMap<object, ReadonlySet<string>>();
+/**
+ * What a capture drops for each redactor of {@link createRedactor}: its names and the gateway
+ * headers, so that a capture copies the headers once, with one lookup per header.
+ */
+const captureDrops = new WeakMap<object, ReadonlySet<string>>();
 
 /** `headers` with lower-cased names, without undefined values and without the names in `drop` or `alsoDrop`. */
 function copyHeaders(
@@ -95,8 +98,8 @@ function captureHeaders(
   headers: FcRequest['headers'],
   redact: (headers: FcRequest['headers']) => Record<string, string | string[]>,
 ): Record<string, string | string[]> {
-  const names = redactedNames.get(redact);
-  if (names) return copyHeaders(headers, names, GATEWAY_HEADERS);
+  const drop = captureDrops.get(redact);
+  if (drop) return copyHeaders(headers, drop, undefined);
   const redacted = redact(headers);
   let found = false;
   for (const name in redacted) {
