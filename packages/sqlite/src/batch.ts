@@ -16,6 +16,9 @@ export interface WriteOptions {
 
 const PROGRESS: WriteOptions = {};
 
+/** Single writes of one turn of the event loop committed on their own before the rest are grouped. */
+const ALONE_PER_TURN = 2;
+
 /**
  * Group commit: writes run at once inside one open transaction, which is committed after the
  * current turn of the event loop; each write's promise settles when that commit has. A burst of
@@ -29,18 +32,20 @@ const PROGRESS: WriteOptions = {};
  * SQLite cannot change the level inside a transaction, so a flush write arriving while a
  * NORMAL batch is open commits that batch first and opens a FULL one.
  *
- * The first single-statement write of a turn that needs no flush to disk is committed on its own
- * at once (autocommit) rather than opening a transaction: with writes one at a time that saves
- * the BEGIN, the COMMIT and a turn of the event loop, and a NORMAL commit costs no `fsync` to
- * share. Later writes of the same turn are grouped as above.
+ * The first single-statement writes of a turn that need no flush to disk (up to
+ * {@link ALONE_PER_TURN}) are committed on their own at once (autocommit) rather than opening a
+ * transaction: with writes one at a time (a task's claim, then its end, which a quick attempt
+ * makes in the same turn) that saves the BEGIN, the COMMIT and a turn of the event loop each,
+ * and a NORMAL commit costs no `fsync` to share. Later writes of the same turn are grouped as
+ * above.
  */
 export class WriteBatch {
   private open = false;
   private openFull = false;
   private level: 'FULL' | 'NORMAL' | undefined;
   private waiters: Waiter[] = [];
-  /** A write committed on its own in this turn of the event loop: the turn's later writes are grouped. */
-  private busyTurn = false;
+  /** Writes committed on their own in this turn of the event loop. */
+  private alone = 0;
   private readonly begin: Database.Statement;
   private readonly end: Database.Statement;
 
@@ -63,12 +68,11 @@ export class WriteBatch {
       const level = full ? 'FULL' : 'NORMAL';
       if (this.level !== level) {
         // Not a prepared statement: SQLite applies this pragma when it compiles it, not when it runs.
-        this.db.pragma(`synchronous = ${level}`);
+        this.db.exec(`PRAGMA synchronous = ${level}`);
         this.level = level;
       }
-      if (options.single === true && !full && !this.busyTurn) {
-        this.busyTurn = true;
-        setImmediate(this.endTurn);
+      if (options.single === true && !full && this.alone < ALONE_PER_TURN) {
+        if (this.alone++ === 0) setImmediate(this.endTurn);
         try {
           return Promise.resolve(write());
         } catch (error) {
@@ -99,7 +103,7 @@ export class WriteBatch {
   }
 
   private readonly endTurn = (): void => {
-    this.busyTurn = false;
+    this.alone = 0;
   };
 
   private readonly commit = (): void => {

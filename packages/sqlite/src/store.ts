@@ -59,6 +59,8 @@ export class SqliteTaskStore implements TaskStore {
       ),
       get: db.prepare('SELECT record, body, payload FROM fc_async_tasks WHERE task_id = ?'),
       update: db.prepare('UPDATE fc_async_tasks SET status = ?, end_time = ?, open = ?, record = ? WHERE task_id = ?'),
+      // Leaves the indexed columns alone: SQLite rewrites an index entry whenever its column is set.
+      progress: db.prepare('UPDATE fc_async_tasks SET status = ?, record = ? WHERE task_id = ?'),
       upgrade: db.prepare(
         'UPDATE fc_async_tasks SET status = ?, end_time = ?, open = ?, record = ?, payload = ? WHERE task_id = ?',
       ),
@@ -173,14 +175,17 @@ export class SqliteTaskStore implements TaskStore {
     const end = record.endTime ?? null;
     if (this.schema1.has(previous)) {
       this.statements.upgrade.run(record.status, end, open, encoded, encodeRequestHead(record.payload), record.taskId);
+    } else if (open === isOpen(previous) && end === (previous.endTime ?? null)) {
+      // A claim, a retry, a delivery recorded: the indexed columns keep their values.
+      this.statements.progress.run(record.status, encoded, record.taskId);
     } else {
       this.statements.update.run(record.status, end, open, encoded, record.taskId);
     }
-    this.remember(record);
+    this.remember(record, open);
   }
 
-  private remember(record: TaskRecord): void {
-    if (isOpen(record) === 0) this.open.delete(record.taskId);
+  private remember(record: TaskRecord, open = isOpen(record)): void {
+    if (open === 0) this.open.delete(record.taskId);
     else if (this.open.has(record.taskId) || this.open.size < CACHE_SIZE) this.open.set(record.taskId, record);
   }
 }

@@ -111,6 +111,10 @@ describe('SqliteTaskStore', () => {
     expect(store.unfinished().map((r) => r.taskId)).toEqual(['a', 'b', 'c', 'd', 'f']);
     await store.update('f', { deliveryPending: undefined });
     expect(store.unfinished().map((r) => r.taskId)).toEqual(['a', 'b', 'c', 'd']);
+    // A write that leaves the task unfinished (only its status and record change) lists it under its new status.
+    await store.transition('a', 'Running', { from: ['Enqueued'] });
+    expect(store.unfinished().map((r) => [r.taskId, r.status])).toContainEqual(['a', 'Running']);
+    expect(store.list({ status: 'Running', sortOrderByTime: 'asc' }).tasks.map((r) => r.taskId)).toEqual(['a', 'b']);
   });
 
   it('lists exactly as the in-memory store pages (filters, order, cursor)', async () => {
@@ -304,21 +308,33 @@ describe('SqliteTaskStore', () => {
 
   it("with synchronous 'normal', a write resolves only once committed, alone or with the others of its turn", async () => {
     const { store, db } = open({ synchronous: 'normal' });
+    // The turn's first two writes (a quick task's claim and end, say): each committed on its own at once.
     const first = store.insert(record('t_1'));
-    expect(db.inTransaction).toBe(false); // the turn's first write: committed on its own at once
+    expect(db.inTransaction).toBe(false);
     const second = store.insert(record('t_2'));
-    const third = store.update('t_1', { attempts: 1 });
-    expect(db.inTransaction).toBe(true); // the turn's others: grouped, committed together later
+    expect(db.inTransaction).toBe(false);
+    // The turn's others: grouped, committed together later.
+    const third = store.insert(record('t_3'));
+    const fourth = store.update('t_1', { attempts: 1 });
+    expect(db.inTransaction).toBe(true);
     let settled = false;
-    void second.then(() => {
+    void third.then(() => {
       settled = true;
     });
-    await first;
+    await Promise.all([first, second]);
     await Promise.resolve();
     expect(settled).toBe(false);
-    await Promise.all([second, third]);
+    await Promise.all([third, fourth]);
     expect(db.inTransaction).toBe(false);
     expect(store.get('t_1')?.attempts).toBe(1);
+    // The next turn: on its own again.
+    const claiming = store.transition('t_2', 'Running', { from: ['Enqueued'] });
+    expect(db.inTransaction).toBe(false);
+    await claiming;
+    const ending = store.transition('t_2', 'Succeeded', { from: ['Running'], patch: { endTime: Date.now() } });
+    expect(db.inTransaction).toBe(false);
+    expect((await ending)?.status).toBe('Succeeded');
+    expect(store.unfinished().map((t) => t.taskId)).toEqual(['t_1', 't_3']);
   });
 
   it('refuses a file another store holds, with SqliteStoreLocked', () => {
