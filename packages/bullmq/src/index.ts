@@ -1,5 +1,6 @@
 import { type AsyncBackend, FcAsyncError, type Logger } from '@fc-async/core';
 import { Redis, type RedisOptions } from 'ioredis';
+import { corkEachTurn } from './cork.js';
 import { keysOf } from './keys.js';
 import { type BullmqBackendOptions, resolveBullmqOptions } from './options.js';
 import { Pruner } from './prune.js';
@@ -32,16 +33,17 @@ export function bullmq(options: BullmqBackendOptions): AsyncBackend {
     persistent: true,
     async create({ concurrency, logger }) {
       const redis = connect(resolved.connection);
-      const subscriber = redis.duplicate();
+      const subscriber = connect(resolved.connection);
       reportErrors(redis, logger);
       reportErrors(subscriber, logger);
       try {
         await within(Promise.all([redis.ping(), subscriber.ping()]), resolved.connectTimeoutMs);
+        corkEachTurn(redis);
         const keys = keysOf(resolved.prefix);
         const store = new RedisTaskStore(redis, subscriber, keys);
         await store.listen();
         const pruner = new Pruner(redis, keys, resolved, logger, (ids) => store.forget(ids));
-        const queue = new BullmqQueueDriver(redis, connectionFor(resolved.connection), resolved, concurrency, logger);
+        const queue = new BullmqQueueDriver(redis, resolved, concurrency, logger);
         store.onClose = () => pruner.stop();
         return { store, queue };
       } catch (error) {
@@ -71,22 +73,19 @@ function reportErrors(redis: Redis, logger: Logger): void {
 
 function connect(connection: string | RedisOptions): Redis {
   const common = { maxRetriesPerRequest: 20 };
-  return typeof connection === 'string' ? new Redis(connection, common) : new Redis({ ...connection, ...common });
+  return typeof connection === 'string'
+    ? new SharedConnection(connection, common)
+    : new SharedConnection({ ...connection, ...common });
 }
 
-/** BullMQ connects on its own (its workers need `maxRetriesPerRequest: null`). */
-function connectionFor(connection: string | RedisOptions): RedisOptions {
-  if (typeof connection !== 'string') return { ...connection, maxRetriesPerRequest: null };
-  const url = new URL(connection);
-  return {
-    host: url.hostname,
-    port: Number(url.port || 6379),
-    username: decodeURIComponent(url.username) || undefined,
-    password: decodeURIComponent(url.password) || undefined,
-    db: Number(url.pathname.slice(1) || 0),
-    tls: url.protocol === 'rediss:' ? {} : undefined,
-    maxRetriesPerRequest: null,
-  };
+/**
+ * The store's connection, which the queue and the worker share. BullMQ duplicates it for the
+ * worker's blocking reads, which must wait for Redis without a retry limit.
+ */
+class SharedConnection extends Redis {
+  override duplicate(override?: Partial<RedisOptions>): Redis {
+    return new Redis({ ...this.options, ...override, maxRetriesPerRequest: null });
+  }
 }
 
 function within<T>(work: Promise<T>, ms: number): Promise<T> {

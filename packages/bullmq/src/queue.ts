@@ -1,5 +1,5 @@
 import type { JobResult, Logger, QueueDriver, QueueJob } from '@fc-async/core';
-import { type ConnectionOptions, Queue, Worker } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ResolvedBullmqOptions } from './options.js';
 
@@ -45,14 +45,14 @@ export class BullmqQueueDriver implements QueueDriver {
   private readonly timer: NodeJS.Timeout;
 
   /**
-   * @param client - The task store's connection: a job added right after its record is written
-   *   after it (Redis runs one connection's commands in order), so no worker sees a job without
-   *   its record.
-   * @param workerConnection - What each worker connects with (BullMQ opens its own, blocking).
+   * @param client - The task store's connection, for the queue and the worker's commands too: a
+   *   job added right after its record is written after it (Redis runs one connection's commands
+   *   in order), so no worker sees a job without its record; and what an attempt writes leaves
+   *   with what the worker sends in the same turn (see `corkEachTurn`). BullMQ duplicates it for
+   *   the worker's blocking reads.
    */
   constructor(
-    client: Redis,
-    private readonly workerConnection: ConnectionOptions,
+    private readonly client: Redis,
     private readonly options: ResolvedBullmqOptions,
     private readonly concurrency: number,
     private readonly logger: Logger,
@@ -78,7 +78,7 @@ export class BullmqQueueDriver implements QueueDriver {
         }
       },
       {
-        connection: this.workerConnection,
+        connection: this.client,
         prefix: this.options.prefix,
         concurrency: this.concurrency,
         lockDuration: this.options.lockDurationMs,

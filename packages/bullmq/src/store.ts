@@ -89,7 +89,6 @@ export class RedisTaskStore implements TaskStore {
   private readonly flushInserts = (): void => {
     const batch = this.inserts;
     this.inserts = [];
-    this.corkUntilTick();
     const k = this.keys;
     const keys: string[] = [];
     const args: (string | Buffer)[] = [];
@@ -186,18 +185,6 @@ export class RedisTaskStore implements TaskStore {
   async close(): Promise<void> {
     this.onClose?.();
     await Promise.allSettled([this.redis.quit(), this.subscriber.quit()]);
-  }
-
-  /**
-   * Holds this connection's writes until the current microtasks are done (`process.nextTick` runs
-   * after them): the queue adds the jobs of the records just sent a few microtasks later, and
-   * records and jobs then leave in one write to the socket rather than one per command.
-   */
-  private corkUntilTick(): void {
-    const stream = this.redis.stream;
-    if (this.redis.status !== 'ready' || !stream) return;
-    stream.cork();
-    process.nextTick(() => stream.uncork());
   }
 
   /** Forgets cached records (after retention deleted them). */
