@@ -139,15 +139,17 @@ describe('accepting an async request (local mode)', () => {
 
   it('429 with Retry-After when maxQueuedTasks are waiting, and queues nothing', async () => {
     const gate = deferred();
+    const running = deferred();
     const { handler } = setup(
       async (req, res) => {
+        running.resolve();
         await gate.promise;
         ok(req, res);
       },
       { concurrency: 1, maxQueuedTasks: 2 },
     );
     expect((await handler(asyncEvent(), context)).statusCode).toBe(202);
-    await tick(5); // the first one is running now
+    await running.promise; // the first one is running now
     const codes: number[] = [];
     for (let i = 0; i < 4; i++) codes.push((await handler(asyncEvent(), context)).statusCode);
     // one running, two waiting, then full

@@ -8,7 +8,7 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createFcHandler, type DestinationRecord, type TracingOptions } from '../src/index.js';
-import { deferred, event, memoryLogger } from './helpers.js';
+import { deferred, event, memoryLogger, tick } from './helpers.js';
 import { createSdk, idOf, only, PARENT_SPAN_ID, parentOf, type Sdk, TRACE_ID, TRACEPARENT } from './tracing-setup.js';
 
 type Listener = (req: IncomingMessage, res: ServerResponse) => unknown;
@@ -42,13 +42,17 @@ function setup(app: Listener, tracing?: TracingOptions) {
 /** A span processor whose forceFlush waits for `release` (and counts calls). */
 function flushProbe(exporter: InMemorySpanExporter) {
   const gate = deferred();
+  const called = deferred();
   const probe = {
     calls: 0,
     spansAtFlush: -1,
+    /** Resolves at the first forceFlush() call. */
+    flushed: called.promise,
     release: () => gate.resolve(),
     forceFlush: () => {
       probe.calls++;
       probe.spansAtFlush = exporter.getFinishedSpans().length;
+      called.resolve();
       return gate.promise;
     },
     onStart() {},
@@ -123,7 +127,8 @@ describe('platform mode (on FC)', () => {
       settled = true;
       return r;
     });
-    await new Promise((r) => setTimeout(r, 10));
+    await probe.flushed;
+    await tick(1); // a handler that did not wait for the flush would have returned by now
     expect(probe.calls).toBe(1);
     expect(probe.spansAtFlush).toBe(1);
     expect(settled).toBe(false);
