@@ -8,6 +8,8 @@ import {
   type TaskQuery,
   type TaskRecord,
   type TaskStore,
+  type TransitionOptions,
+  transitionedRecord,
 } from '@fc-async/core';
 import type { Redis } from 'ioredis';
 import { decodeRecord, indexArgs } from './codec.js';
@@ -131,26 +133,8 @@ export class RedisTaskStore implements TaskStore {
     return this.cache.get(taskId)?.record ?? this.get(taskId);
   }
 
-  transition(
-    taskId: string,
-    status: AsyncTaskStatus,
-    options: {
-      from: readonly AsyncTaskStatus[];
-      patch?: TaskPatch | ((current: TaskRecord) => TaskPatch);
-      detail?: string;
-      via?: AsyncTaskStatus;
-    },
-  ): Promise<TaskRecord | undefined> {
-    return this.write(taskId, (current) => {
-      if (!options.from.includes(current.status)) return undefined;
-      const now = Date.now();
-      const events = current.events.slice();
-      if (options.via)
-        events.push({ eventId: events.length + 1, status: options.via, timestamp: now, eventDetail: '' });
-      events.push({ eventId: events.length + 1, status, timestamp: now, eventDetail: options.detail ?? '' });
-      const patch = typeof options.patch === 'function' ? options.patch(current) : options.patch;
-      return patchedRecord(current, patch, status, events);
-    });
+  transition(taskId: string, status: AsyncTaskStatus, options: TransitionOptions): Promise<TaskRecord | undefined> {
+    return this.write(taskId, (current) => transitionedRecord(current, status, options));
   }
 
   async update(taskId: string, patch: TaskPatch): Promise<void> {

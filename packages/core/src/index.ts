@@ -10,9 +10,17 @@ export {
   type TaskRecord,
   type TaskStore,
   TERMINAL_STATUSES,
+  type TransitionOptions,
   toAsyncTask,
 } from './async/backend.js';
-export { decodeCompactRecord, encodeCompactRecord, encodeRequestHead, patchedRecord } from './async/compact-record.js';
+export {
+  decodeCompactRecord,
+  encodeCompactRecord,
+  encodeRequestHead,
+  patchedRecord,
+  transitionEvents,
+  transitionedRecord,
+} from './async/compact-record.js';
 export {
   AsyncEngine,
   type AsyncInvokeConfig,
@@ -44,6 +52,7 @@ export {
   serializeRequest,
 } from './async/payload.js';
 export { isPlatformFailure, PlatformAsync } from './async/platform.js';
+export { RetentionPruner } from './async/retention.js';
 export { type NodeHandler, runNodeHandler } from './bridge.js';
 export {
   checkDestinationSignature,

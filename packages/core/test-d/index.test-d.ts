@@ -110,3 +110,17 @@ expectType<string>(be.encodeRequestHead(storedRecord.payload));
 expectError(be.encodeCompactRecord({ taskId: 't' }));
 expectType<be.TaskRecord>(be.patchedRecord(storedRecord, { endTime: 1 }, 'Succeeded'));
 expectError(be.patchedRecord(storedRecord, { endTime: 'soon' }));
+const transition: be.TransitionOptions = {
+  from: ['Enqueued'],
+  via: 'Dequeued',
+  patch: (r) => ({ attempts: r.attempts + 1 }),
+};
+expectType<be.TaskRecord | undefined>(be.transitionedRecord(storedRecord, 'Running', transition));
+expectType<void>(be.transitionEvents(storedRecord.events, 'Running', transition, Date.now()));
+expectError<be.TransitionOptions>({ from: 'Enqueued' });
+class PrunerForTypes extends be.RetentionPruner {
+  protected step(): Promise<number> {
+    return Promise.resolve(0);
+  }
+}
+expectType<Promise<number>>(new PrunerForTypes(1000, 500, console as unknown as be.Logger).run());

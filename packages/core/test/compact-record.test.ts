@@ -5,6 +5,7 @@ import {
   encodeRequestHead,
   patchedRecord,
   type TaskRecord,
+  transitionedRecord,
 } from '../src/index.js';
 
 const record: TaskRecord = {
@@ -64,5 +65,31 @@ describe('patchedRecord', () => {
     expect(next).not.toHaveProperty('taskErrorMessage');
     expect(record.status).toBe('Failed');
     expect(record.taskErrorMessage).toBe('UnhandledInvocationError');
+  });
+});
+
+describe('transitionedRecord', () => {
+  const running: TaskRecord = { ...record, status: 'Enqueued', events: record.events.slice(0, 1) };
+
+  it('adds the via and status events, applies the patch, and leaves the current record alone', () => {
+    const next = transitionedRecord(running, 'Running', {
+      from: ['Enqueued'],
+      via: 'Dequeued',
+      detail: 'attempt 1',
+      patch: (current) => ({ attempts: current.attempts + 1 }),
+    });
+    expect(next?.status).toBe('Running');
+    expect(next?.attempts).toBe(record.attempts + 1);
+    expect(next?.events.map((e) => [e.eventId, e.status, e.eventDetail])).toEqual([
+      [1, 'Enqueued', ''],
+      [2, 'Dequeued', ''],
+      [3, 'Running', 'attempt 1'],
+    ]);
+    expect(running.events).toHaveLength(1);
+    expect(running.status).toBe('Enqueued');
+  });
+
+  it('refuses a record whose status is not one of from', () => {
+    expect(transitionedRecord(running, 'Running', { from: ['Running'] })).toBeUndefined();
   });
 });

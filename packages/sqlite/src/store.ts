@@ -12,6 +12,8 @@ import {
   type TaskRecord,
   type TaskStore,
   TERMINAL_STATUSES,
+  type TransitionOptions,
+  transitionedRecord,
 } from '@fc-async/core';
 import type Database from 'better-sqlite3';
 import { WriteBatch, type WriteOptions } from './batch.js';
@@ -99,21 +101,11 @@ export class SqliteTaskStore implements TaskStore {
   transition(
     taskId: string,
     status: AsyncTaskStatus,
-    options: {
-      from: readonly AsyncTaskStatus[];
-      patch?: TaskPatch | ((current: TaskRecord) => TaskPatch);
-      detail?: string;
-      via?: AsyncTaskStatus;
-    },
+    options: TransitionOptions,
   ): TaskRecord | undefined | Promise<TaskRecord | undefined> {
     const current = this.get(taskId);
-    if (!current || !options.from.includes(current.status)) return undefined;
-    const now = Date.now();
-    const events = current.events.slice();
-    if (options.via) events.push({ eventId: events.length + 1, status: options.via, timestamp: now, eventDetail: '' });
-    events.push({ eventId: events.length + 1, status, timestamp: now, eventDetail: options.detail ?? '' });
-    const patch = typeof options.patch === 'function' ? options.patch(current) : options.patch;
-    const next = patchedRecord(current, patch, status, events);
+    const next = current && transitionedRecord(current, status, options);
+    if (!current || !next) return undefined;
     return this.batch.run(() => {
       this.write(next, current);
       return next;

@@ -69,6 +69,24 @@ export interface TaskPage<T = AsyncTask> {
 export type TaskPatch = Partial<Omit<TaskRecord, 'taskId' | 'events' | 'status'>>;
 
 /**
+ * How {@link TaskStore.transition} moves a task: only from one of the `from` statuses, with
+ * an optional patch (or a function of the current record making one), the new event's detail,
+ * and a status passed through on the way (`via`: an event of its own, as FC records `Dequeued`).
+ *
+ * @example
+ * ```ts
+ * const options: TransitionOptions = { from: ['Enqueued'], via: 'Dequeued', patch: { startedTime: Date.now() } };
+ * await store.transition(taskId, 'Running', options);
+ * ```
+ */
+export interface TransitionOptions {
+  from: readonly AsyncTaskStatus[];
+  patch?: TaskPatch | ((current: TaskRecord) => TaskPatch);
+  detail?: string;
+  via?: AsyncTaskStatus;
+}
+
+/**
  * Where task records live. Every method may be sync or async. `transition` is a
  * compare-and-set: it applies only when the current status is in `from`, so that a stop and an
  * attempt racing each other (possibly on two machines) cannot both win.
@@ -93,12 +111,7 @@ export interface TaskStore {
   transition(
     taskId: string,
     status: AsyncTaskStatus,
-    options: {
-      from: readonly AsyncTaskStatus[];
-      patch?: TaskPatch | ((current: TaskRecord) => TaskPatch);
-      detail?: string;
-      via?: AsyncTaskStatus;
-    },
+    options: TransitionOptions,
   ): TaskRecord | undefined | Promise<TaskRecord | undefined>;
   /** Sets fields without a status change (e.g. `destinationStatus`). */
   update(taskId: string, patch: TaskPatch): void | Promise<void>;

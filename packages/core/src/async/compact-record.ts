@@ -1,5 +1,5 @@
 import type { AsyncTaskEvent } from '../fc-types.js';
-import type { TaskRecord } from './backend.js';
+import type { TaskRecord, TaskStore, TransitionOptions } from './backend.js';
 import type { CapturedRequest } from './payload.js';
 
 /**
@@ -168,4 +168,46 @@ export function patchedRecord(
     if (value !== undefined) next[key] = value;
   }
   return next as unknown as TaskRecord;
+}
+
+/**
+ * Appends the events of a transition to `events`: the `via` status first when there is one, then
+ * `status` with the detail. What every store records for {@link TaskStore.transition}.
+ *
+ * @example
+ * ```ts
+ * transitionEvents(record.events, 'Running', { from: ['Enqueued'], via: 'Dequeued' }, Date.now());
+ * ```
+ */
+export function transitionEvents(
+  events: AsyncTaskEvent[],
+  status: TaskRecord['status'],
+  options: TransitionOptions,
+  now: number,
+): void {
+  if (options.via) events.push({ eventId: events.length + 1, status: options.via, timestamp: now, eventDetail: '' });
+  events.push({ eventId: events.length + 1, status, timestamp: now, eventDetail: options.detail ?? '' });
+}
+
+/**
+ * The record a transition makes of `current`, as a new object (the events and fields copied,
+ * `current` left as it is), or `undefined` when `current`'s status is not one of `options.from`.
+ * For stores that write a new version of a record; the compare-and-set around it is theirs.
+ *
+ * @example
+ * ```ts
+ * const next = transitionedRecord(current, 'Running', { from: ['Enqueued'], via: 'Dequeued' });
+ * if (next) await save(next, current);
+ * ```
+ */
+export function transitionedRecord(
+  current: TaskRecord,
+  status: TaskRecord['status'],
+  options: TransitionOptions,
+): TaskRecord | undefined {
+  if (!options.from.includes(current.status)) return undefined;
+  const events = current.events.slice();
+  transitionEvents(events, status, options, Date.now());
+  const patch = typeof options.patch === 'function' ? options.patch(current) : options.patch;
+  return patchedRecord(current, patch, status, events);
 }

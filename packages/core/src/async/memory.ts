@@ -7,7 +7,9 @@ import {
   type TaskRecord,
   type TaskStore,
   TERMINAL_STATUSES,
+  type TransitionOptions,
 } from './backend.js';
+import { transitionEvents } from './compact-record.js';
 import { PQueueDriver } from './local-queue.js';
 import { pageTasks } from './paging.js';
 
@@ -65,23 +67,13 @@ export class MemoryTaskStore implements TaskStore {
     return this.tasks.get(taskId);
   }
 
-  transition(
-    taskId: string,
-    status: AsyncTaskStatus,
-    options: {
-      from: readonly AsyncTaskStatus[];
-      patch?: TaskPatch | ((current: TaskRecord) => TaskPatch);
-      detail?: string;
-      via?: AsyncTaskStatus;
-    },
-  ): TaskRecord | undefined {
+  transition(taskId: string, status: AsyncTaskStatus, options: TransitionOptions): TaskRecord | undefined {
     const record = this.tasks.get(taskId);
     if (!record || !options.from.includes(record.status)) return undefined;
     const now = Date.now();
     const patch = typeof options.patch === 'function' ? options.patch(record) : options.patch;
     const events = record.events;
-    if (options.via) events.push({ eventId: events.length + 1, status: options.via, timestamp: now, eventDetail: '' });
-    events.push({ eventId: events.length + 1, status, timestamp: now, eventDetail: options.detail ?? '' });
+    transitionEvents(events, status, options, now);
     record.status = status;
     if (patch) assign(record, patch);
     if (TERMINAL_STATUSES.has(status)) {
