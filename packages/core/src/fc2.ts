@@ -1,6 +1,6 @@
 import { badRequest } from './errors.js';
 import type { Fc2Request, Fc2Response } from './fc-types.js';
-import { flattenHeaders } from './fc3.js';
+import { flattenHeaders, METHOD_TOKEN } from './fc3.js';
 import { buildQuery, encodePath, type FcRequest, fixBodyHeaders } from './request.js';
 import { type BridgeResponse, isNoBodyResponse } from './response.js';
 
@@ -36,6 +36,9 @@ export async function readFc2Request(req: Fc2Request): Promise<FcRequest> {
   if (typeof req.method !== 'string' || typeof req.path !== 'string') {
     throw badRequest('InvalidEvent', 'The FC 2.0 request has no method or path');
   }
+  if (!METHOD_TOKEN.test(req.method)) throw badRequest('InvalidEvent', 'The FC 2.0 request has no valid method');
+  if (!isMap(req.headers)) throw badRequest('InvalidEvent', 'The FC 2.0 request headers must be an object');
+  if (!isMap(req.queries)) throw badRequest('InvalidEvent', 'The FC 2.0 request queries must be an object');
   const headers: FcRequest['headers'] = {};
   for (const key in req.headers ?? {}) {
     const value = req.headers[key];
@@ -45,7 +48,10 @@ export async function readFc2Request(req: Fc2Request): Promise<FcRequest> {
   }
   let body: Buffer;
   if (req.body !== undefined && req.body !== null) {
-    body = typeof req.body === 'string' ? Buffer.from(req.body, 'utf8') : Buffer.from(req.body);
+    const given: unknown = req.body;
+    if (typeof given === 'string') body = Buffer.from(given, 'utf8');
+    else if (given instanceof Uint8Array) body = Buffer.from(given);
+    else throw badRequest('InvalidEvent', 'The FC 2.0 request body must be a Buffer or a string');
   } else if (typeof (req as unknown as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') {
     const chunks: Buffer[] = [];
     for await (const chunk of req) {
@@ -64,6 +70,11 @@ export async function readFc2Request(req: Fc2Request): Promise<FcRequest> {
     body,
     remoteAddress: req.clientIP,
   };
+}
+
+/** Absent, or an object that is not an array (`headers`, `queries`). */
+function isMap(value: unknown): boolean {
+  return value === undefined || value === null || (typeof value === 'object' && !Array.isArray(value));
 }
 
 /**

@@ -31,10 +31,10 @@ export function parseFcEvent(event: unknown): FcRequest {
     path = encodePath(http.path);
   }
   if (path.charCodeAt(0) !== 47 /* / */) path = `/${path}`;
-  if (e.headers !== undefined && (typeof e.headers !== 'object' || e.headers === null)) {
+  if (e.headers !== undefined && (typeof e.headers !== 'object' || e.headers === null || Array.isArray(e.headers))) {
     throw badRequest('InvalidEvent', 'The event headers must be an object');
   }
-  if (e.queryParameters != null && typeof e.queryParameters !== 'object') {
+  if (e.queryParameters != null && (typeof e.queryParameters !== 'object' || Array.isArray(e.queryParameters))) {
     throw badRequest('InvalidEvent', 'The event queryParameters must be an object');
   }
 
@@ -79,9 +79,12 @@ function epochMs(value: unknown): number | undefined {
 
 const COMMON_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']);
 
+/** An HTTP method token (RFC 9110 section 5.6.2): `M-SEARCH` is one, `GE T` is not. */
+export const METHOD_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}$/;
+
 function normalizeMethod(method: unknown): string {
   if (typeof method === 'string' && COMMON_METHODS.has(method)) return method;
-  if (typeof method !== 'string' || !/^[A-Za-z]+$/.test(method)) {
+  if (typeof method !== 'string' || !METHOD_TOKEN.test(method)) {
     throw badRequest('InvalidEvent', 'The event has no valid requestContext.http.method');
   }
   return method.toUpperCase();

@@ -8,7 +8,8 @@ export const MAX_SYNC_BODY = 32 * 1024 * 1024;
 
 /**
  * Reads a request body, refusing more than `limit` bytes with a 400 (`EntityTooLarge` by
- * default) as soon as the limit is passed.
+ * default) as soon as the limit is passed, and a client that drops the connection mid-body with
+ * a 400 `RequestAborted`.
  */
 export function readBody(req: IncomingMessage, limit: number, code = 'EntityTooLarge'): Promise<Buffer> {
   const length = req.headers['content-length'];
@@ -31,6 +32,16 @@ export function readBody(req: IncomingMessage, limit: number, code = 'EntityTooL
       chunks.push(chunk);
     });
     req.on('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)));
-    req.on('error', reject);
+    // A client that goes away mid-body is not a fault of the server: a 4xx, which callers do not log as an error.
+    req.on('error', (error) =>
+      reject(
+        req.destroyed && !req.complete
+          ? new FcAsyncError('RequestAborted', 'The client closed the connection before the whole body arrived', {
+              statusCode: 400,
+              cause: error,
+            })
+          : error,
+      ),
+    );
   });
 }

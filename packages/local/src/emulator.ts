@@ -9,6 +9,7 @@ import { applyAsyncConfig, type DestinationContext } from './destinations.js';
 import { createLocalFunction, type LocalFunction } from './function.js';
 import { createEmulatorLog, type EmulatorLog } from './log.js';
 import { type EmulatorOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import { answerProtocolErrors } from './protocol-errors.js';
 import { FunctionRegistry } from './registry.js';
 import { loadServerlessConfig } from './serverless.js';
 import { flushSpans } from './spans.js';
@@ -190,6 +191,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   logTaskEvents(functions, log);
 
   const trigger = createTriggerServer(registry, log);
+  answerProtocolErrors(trigger, (code, message) => ({ body: { code, message } }));
   const auth = { required: o.requireSignatures, credentials: o.credentials };
   const control = createControlServer({ registry, log, auth, destinations });
   let triggerUrl: string;

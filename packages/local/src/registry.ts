@@ -1,5 +1,8 @@
 import type { LocalFunction } from './function.js';
 
+/** `scheme://authority` at the start of an absolute-form request target; group 1 is the authority. */
+const ABSOLUTE_FORM = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)/;
+
 /**
  * The functions of one emulator, and how a trigger request finds its function:
  * - one HTTP function: every path of the trigger port is that function's;
@@ -29,9 +32,20 @@ export class FunctionRegistry {
     return this.http.length === 1 ? '/' : `/${fn.spec.name}/`;
   }
 
-  /** The function a trigger request addresses, and the URL it sees. */
+  /**
+   * The function a trigger request addresses, and the URL it sees. An absolute-form target
+   * (`GET http://host/path`, RFC 9112 section 3.2.2) counts as its path, with its authority as the host.
+   */
   route(host: string | undefined, url: string): { fn: LocalFunction; url: string } | undefined {
     if (this.http.length === 0) return undefined;
+    if (url.charCodeAt(0) !== 47 /* / */) {
+      const absolute = ABSOLUTE_FORM.exec(url);
+      if (absolute) {
+        host = absolute[1] || host;
+        const rest = url.slice(absolute[0].length);
+        url = rest.charCodeAt(0) === 47 ? rest : `/${rest}`;
+      }
+    }
     const named = host === undefined ? null : this.byHost(host);
     if (named) return { fn: named, url };
     if (this.http.length === 1) return { fn: this.http[0] as LocalFunction, url };

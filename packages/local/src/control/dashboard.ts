@@ -75,6 +75,12 @@ export class EventHub {
   }
 
   attach(req: IncomingMessage, res: ServerResponse): void {
+    if (req.method === 'HEAD') {
+      // A stream without a body would never end, and hold the connection.
+      res.writeHead(200, { 'content-type': 'text/event-stream', ...SECURITY_HEADERS });
+      res.end();
+      return;
+    }
     res.writeHead(200, { 'content-type': 'text/event-stream', connection: 'keep-alive', ...SECURITY_HEADERS });
     res.write('retry: 1000\n\n');
     this.clients.add(res);

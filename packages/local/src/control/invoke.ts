@@ -7,16 +7,21 @@ import { ApiError } from './respond.js';
 /** Request headers of InvokeFunction that reach the function: FC's async controls. */
 const PASSED = ['x-fc-invocation-type', 'x-fc-async-task-id', 'x-fc-async-delay', 'x-fc-log-type'];
 
-/** A payload that is itself an FC 3.0 HTTP event (ours: lets the API call any route of an HTTP function). */
+/**
+ * A payload that is itself an FC 3.0 HTTP event (ours: lets the API call any route of an HTTP
+ * function). JSON with a `requestContext.http` is meant as one: a malformed one is refused (400)
+ * rather than passed on as a raw payload.
+ */
 function asHttpEvent(body: Buffer): IncomingCall | undefined {
   if (body.length === 0 || body[0] !== 0x7b /* { */) return undefined;
+  let value: { requestContext?: { http?: unknown } };
   try {
-    const value = JSON.parse(body.toString('utf8')) as { requestContext?: { http?: unknown } };
-    if (!value?.requestContext?.http) return undefined;
-    return parseFcEvent(value);
+    value = JSON.parse(body.toString('utf8')) as typeof value;
   } catch {
     return undefined;
   }
+  if (!value?.requestContext?.http) return undefined;
+  return parseFcEvent(value);
 }
 
 function errorOf(result: FcHttpResult): ApiError {
@@ -38,7 +43,7 @@ export async function invokeFunction(call: ApiCall, log: EmulatorLog): Promise<v
   checkQualifier(call.params);
   const started = performance.now();
   const h = call.req.headers;
-  const detection = detectInvocation(h);
+  const asked = detectInvocation(h);
   const headers: IncomingCall['headers'] = {};
   for (const name of PASSED) if (h[name] !== undefined) headers[name] = h[name];
   const fromEvent = call.fn.spec.http ? asHttpEvent(call.body) : undefined;
@@ -50,6 +55,9 @@ export async function invokeFunction(call: ApiCall, log: EmulatorLog): Promise<v
         headers: { ...headers, 'content-type': h['content-type'] ?? 'application/octet-stream' },
         body: call.body,
       };
+  // The event's own headers may ask for an async call too: the answer follows what the function does
+  // (which never sees a client's x-fc-retry-count).
+  const detection = fromEvent ? detectInvocation({ ...incoming.headers, 'x-fc-retry-count': undefined }) : asked;
   const { result, requestId } = await call.fn.invoke(incoming, { requestId: call.requestId });
   const isAsync = detection.type === 'Async';
   if (isAsync && result.statusCode !== 202) throw errorOf(result);

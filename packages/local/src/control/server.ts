@@ -3,6 +3,7 @@ import { newRequestId } from '@fc-async/core';
 import { MAX_SYNC_BODY, readBody } from '../body.js';
 import type { DestinationContext } from '../destinations.js';
 import type { EmulatorLog } from '../log.js';
+import { answerProtocolErrors } from '../protocol-errors.js';
 import type { FunctionRegistry } from '../registry.js';
 import { authorize, type ControlAuth } from './auth.js';
 import {
@@ -124,6 +125,10 @@ export function createControlServer(opts: ControlPlaneOptions): { server: Server
       if ((error as { challenge?: boolean }).challenge) res.setHeader('www-authenticate', 'Basic realm="fc-async"');
       sendApiError(res, requestId, e);
     }
+  });
+  answerProtocolErrors(server, (code, message) => {
+    const requestId = newRequestId();
+    return { body: { Code: code, Message: message, RequestId: requestId }, headers: { 'x-fc-request-id': requestId } };
   });
   server.on('close', () => hub.close());
   return { server, hub };

@@ -1,0 +1,52 @@
+import { type Server, STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+
+/** The JSON body of an error answered before there is a request: `{ code, message }` or FC's API shape. */
+export type ErrorBody = (code: string, message: string) => { body: object; headers?: Record<string, string> };
+
+/** Node's parser error, with llhttp's `reason` ("Invalid character in Content-Length"). */
+type ParserError = Error & { code?: string; reason?: string };
+
+function describe(error: ParserError): [number, string, string] {
+  const reason = typeof error.reason === 'string' && error.reason ? error.reason : 'malformed request';
+  const message = `The request is not valid HTTP/1.1: ${reason}`;
+  if (error.code === 'HPE_HEADER_OVERFLOW') return [431, 'RequestHeaderFieldsTooLarge', message];
+  if (error.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW') return [413, 'EntityTooLarge', message];
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return [408, 'RequestTimeout', 'The request did not arrive in time'];
+  }
+  return [400, 'InvalidArgument', message];
+}
+
+function answer(socket: Duplex, status: number, error: ReturnType<ErrorBody>): void {
+  const text = JSON.stringify(error.body);
+  const head = [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`,
+    'content-type: application/json; charset=utf-8',
+    `content-length: ${Buffer.byteLength(text)}`,
+    ...Object.entries(error.headers ?? {}).map(([name, value]) => `${name}: ${value}`),
+    'connection: close',
+  ];
+  socket.end(`${head.join('\r\n')}\r\n\r\n${text}`);
+}
+
+/**
+ * Answers what Node refuses before a request exists (a malformed request line or header, an
+ * invalid `Content-Length`, a bad chunk, headers over the limit) with a JSON error instead of
+ * Node's bare status line, and `CONNECT` with 405 instead of a dropped connection.
+ */
+export function answerProtocolErrors(server: Server, errorBody: ErrorBody): void {
+  server.on('clientError', (error: ParserError, socket: Duplex) => {
+    const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const [status, code, message] = describe(error);
+    answer(socket, status, errorBody(code, message));
+  });
+  server.on('connect', (_req, socket: Duplex) => {
+    socket.on('error', () => {});
+    answer(socket, 405, errorBody('MethodNotAllowed', 'CONNECT is not supported'));
+  });
+}

@@ -1,0 +1,233 @@
+import { createServer, type Server } from 'node:http';
+import { type AddressInfo, connect } from 'node:net';
+import { Readable } from 'node:stream';
+import * as $dara from '@darabonba/typescript';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readBody } from '../src/body.js';
+import { type Emulator, startEmulator } from '../src/index.js';
+import { $FC, fixture, sdk, sdkError } from './helpers.js';
+
+/** Sends raw bytes and resolves with all the server wrote until it closed the connection (at most 10 s). */
+function rawExchange(url: string, data: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    let out = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no close within 10 s, got: ${out.slice(0, 200)}`));
+    }, 10_000);
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      out += chunk;
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(out);
+    });
+    socket.write(data);
+  });
+}
+
+/** Status line and JSON body of a raw HTTP/1.1 answer. */
+function parseAnswer(text: string): { status: number; headers: string; body: unknown } {
+  const end = text.indexOf('\r\n\r\n');
+  const head = text.slice(0, end);
+  return {
+    status: Number(head.split(' ')[1]),
+    headers: head.toLowerCase(),
+    body: JSON.parse(text.slice(end + 4)),
+  };
+}
+
+/** Opens a request, sends part of its body, and drops the connection once the server holds it. */
+function abortMidBody(url: string, head: string): Promise<void> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = connect(Number(port), hostname);
+    socket.on('error', () => {});
+    socket.on('close', () => resolve());
+    socket.write(`${head}\r\n\r\nab`, () => socket.destroy());
+  });
+}
+
+describe('readBody', () => {
+  let server: Server;
+  let url: string;
+  let settled: Promise<unknown>;
+  beforeAll(async () => {
+    let resolveSettled: (value: unknown) => void = () => {};
+    settled = new Promise((resolve) => {
+      resolveSettled = resolve;
+    });
+    server = createServer((req) => {
+      readBody(req, 1024).then(resolveSettled, resolveSettled);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise((resolve) => server.close(resolve)));
+
+  it('reports a client that drops the connection mid-body as a 400 RequestAborted, not an internal error', async () => {
+    await abortMidBody(url, 'POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100');
+    expect(await settled).toMatchObject({ name: 'FcAsyncError', code: 'RequestAborted', statusCode: 400 });
+  });
+});
+
+describe('the emulator under malformed HTTP', () => {
+  let emulator: Emulator;
+  const lines: Record<string, unknown>[] = [];
+  beforeAll(async () => {
+    emulator = await startEmulator({
+      entry: fixture('echo-handler.mjs'),
+      name: 'echo',
+      port: 0,
+      controlPort: 0,
+      logFormat: 'json',
+      output: (text) => {
+        for (const line of text.split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+      },
+    });
+  });
+  afterAll(() => emulator.close());
+
+  const stillAnswers = async () => {
+    expect((await fetch(`${emulator.triggerUrl}/after`)).status).toBe(200);
+    expect((await fetch(`${emulator.controlUrl}/api/functions`)).status).toBe(200);
+  };
+
+  it.each([
+    ['an invalid Content-Length', 'POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: abc\r\n\r\n', 400],
+    [
+      'two different Content-Lengths',
+      'POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab',
+      400,
+    ],
+    [
+      'a bad chunk size',
+      'POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nab\r\n0\r\n\r\n',
+      400,
+    ],
+    ['a header name with a space', 'GET / HTTP/1.1\r\nHost: localhost\r\nBad Name: x\r\n\r\n', 400],
+    ['headers over 16 KB', `GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
+  ])('answers %s on the trigger with a JSON { code, message }', async (_label, request, status) => {
+    const answer = parseAnswer(await rawExchange(emulator.triggerUrl, request));
+    expect(answer.status).toBe(status);
+    expect(answer.headers).toContain('content-type: application/json');
+    expect(answer.body).toEqual({
+      code: status === 431 ? 'RequestHeaderFieldsTooLarge' : 'InvalidArgument',
+      message: expect.stringMatching(/^The request is not valid HTTP\/1\.1: .+/),
+    });
+    await stillAnswers();
+  });
+
+  it('answers the same on the control plane as { Code, Message, RequestId }', async () => {
+    const answer = parseAnswer(
+      await rawExchange(emulator.controlUrl, 'POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: abc\r\n\r\n'),
+    );
+    expect(answer.status).toBe(400);
+    expect(answer.body).toEqual({
+      Code: 'InvalidArgument',
+      Message: expect.stringMatching(/^The request is not valid HTTP\/1\.1: .+/),
+      RequestId: expect.stringMatching(/^1-/),
+    });
+    expect(answer.headers).toContain(
+      `x-fc-request-id: ${(answer.body as { RequestId: string }).RequestId}`.toLowerCase(),
+    );
+    await stillAnswers();
+  });
+
+  it('answers CONNECT 405 instead of dropping the connection', async () => {
+    for (const base of [emulator.triggerUrl, emulator.controlUrl]) {
+      const answer = parseAnswer(await rawExchange(base, 'CONNECT localhost:1 HTTP/1.1\r\nHost: localhost:1\r\n\r\n'));
+      expect(answer.status).toBe(405);
+      expect(JSON.stringify(answer.body)).toContain('MethodNotAllowed');
+    }
+    await stillAnswers();
+  });
+
+  it('answers HEAD /api/events at once, and serves the next request on the connection', async () => {
+    const answer = await rawExchange(
+      emulator.controlUrl,
+      'HEAD /api/events HTTP/1.1\r\nHost: localhost\r\n\r\nGET /api/functions HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n',
+    );
+    const [head, second] = answer.split(/\r\n\r\n(?=HTTP\/1\.1)/);
+    expect(head).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(head?.toLowerCase()).toContain('content-type: text/event-stream');
+    expect(parseAnswer(second ?? '')).toMatchObject({ status: 200, body: { functions: [{ name: 'echo' }] } });
+  });
+
+  it('shows the function the path of an absolute-form request target', async () => {
+    const answer = parseAnswer(
+      await rawExchange(
+        emulator.triggerUrl,
+        'GET http://localhost/hello?x=1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n',
+      ),
+    );
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatchObject({ event: { rawPath: '/hello', queryParameters: { x: '1' } } });
+  });
+
+  it('logs no error for clients that drop the connection mid-body, and keeps answering', async () => {
+    const heads = [
+      'POST /abort HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100',
+      'POST /abort HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5',
+      'POST /abort HTTP/1.1\r\nHost: localhost\r\nX-Fc-Invocation-Type: Async\r\nContent-Length: 100',
+    ];
+    const invoke = 'POST /2023-03-30/functions/echo/invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100';
+    await Promise.all(
+      Array.from({ length: 300 }, (_, i) =>
+        i % 4 === 3
+          ? abortMidBody(emulator.controlUrl, invoke)
+          : abortMidBody(emulator.triggerUrl, heads[i % 3] as string),
+      ),
+    );
+    await stillAnswers();
+    expect(lines.filter((l) => l.level === 'error')).toEqual([]);
+  });
+});
+
+describe('InvokeFunction with an HTTP event as payload', () => {
+  let emulator: Emulator;
+  let client: ReturnType<typeof sdk>;
+  beforeAll(async () => {
+    emulator = await startEmulator({
+      entry: fixture('echo-handler.mjs'),
+      name: 'echo',
+      port: 0,
+      controlPort: 0,
+      output: () => {},
+    });
+    client = sdk(emulator.controlUrl);
+  });
+  afterAll(() => emulator.close());
+
+  const invoke = (event: unknown, headers: ConstructorParameters<typeof $FC.InvokeFunctionHeaders>[0] = {}) =>
+    client.invokeFunctionWithOptions(
+      'echo',
+      new $FC.InvokeFunctionRequest({ body: Readable.from(Buffer.from(JSON.stringify(event))) }),
+      new $FC.InvokeFunctionHeaders(headers),
+      new $dara.RuntimeOptions({}),
+    );
+
+  it.each([
+    ['a body marked base64 that is not', { rawPath: '/', body: '!!!', isBase64Encoded: true }],
+    ['a method that is not an HTTP token', { rawPath: '/' }, 'G E T'],
+    ['headers that are a string', { rawPath: '/', headers: 'x' }],
+  ])('refuses an event with %s with 400 InvalidArgument', async (_label, fields, method = 'GET') => {
+    const error = await sdkError(invoke({ ...fields, requestContext: { http: { method } } }));
+    expect(error).toMatchObject({ code: 'InvalidArgument', statusCode: 400 });
+  });
+
+  it('answers 202 with the task id when the event itself asks for an async call', async () => {
+    const event = {
+      rawPath: '/',
+      headers: { 'X-Fc-Invocation-Type': 'Async', 'X-Fc-Async-Task-Id': 'from_event_1' },
+      requestContext: { http: { method: 'POST' } },
+    };
+    const accepted = await invoke(event);
+    expect(accepted.statusCode).toBe(202);
+    expect(accepted.headers?.['x-fc-async-task-id']).toBe('from_event_1');
+  });
+});
