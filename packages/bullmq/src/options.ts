@@ -1,14 +1,17 @@
+import { integerOption, type RetentionOptions, resolveRetentionOptions } from '@fc-async/core';
 import type { RedisOptions } from 'ioredis';
 
 /**
  * Options of the BullMQ backend (`bullmq(options)`).
+ *
+ * Retention (`maxTasks`, `retentionMs`, `pruneIntervalMs`) is core's {@link RetentionOptions}.
  *
  * @example
  * ```ts
  * bullmq({ connection: 'redis://10.0.0.5:6379/0', prefix: 'transcode', worker: process.env.ROLE !== 'api' });
  * ```
  */
-export interface BullmqBackendOptions {
+export interface BullmqBackendOptions extends RetentionOptions {
   /** Redis: a `redis://` or `rediss://` URL, or ioredis options. */
   connection: string | RedisOptions;
   /** Prefix of every key (queue, records, stop channel): functions sharing a Redis need different ones. @default 'fc-async' */
@@ -19,12 +22,6 @@ export interface BullmqBackendOptions {
   lockDurationMs?: number;
   /** How often each worker looks for tasks whose lock expired. @default 30000 */
   stalledIntervalMs?: number;
-  /** Finished tasks kept; past it the oldest finished go first. Unfinished tasks are never dropped. @default 100000 */
-  maxTasks?: number;
-  /** How long a finished task is kept. @default 7 days */
-  retentionMs?: number;
-  /** How often finished tasks past `maxTasks` or `retentionMs` are deleted (in batches of 500). @default 60000 */
-  pruneIntervalMs?: number;
   /** How long to wait for Redis on start before failing with `RedisUnavailable`. @default 10000 */
   connectTimeoutMs?: number;
 }
@@ -32,7 +29,6 @@ export interface BullmqBackendOptions {
 /** {@link BullmqBackendOptions} with every default applied. */
 export type ResolvedBullmqOptions = Required<BullmqBackendOptions>;
 
-const SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000;
 const KNOWN = new Set([
   'connection',
   'prefix',
@@ -44,14 +40,6 @@ const KNOWN = new Set([
   'pruneIntervalMs',
   'connectTimeoutMs',
 ]);
-
-function integer(name: string, value: unknown, min: number, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-    throw new TypeError(`Expected \`${name}\` to be an integer from ${min} and up, got \`${String(value)}\``);
-  }
-  return value;
-}
 
 /** Validates `bullmq()`'s options eagerly; the caller's object is never written to. */
 export function resolveBullmqOptions(options: unknown): ResolvedBullmqOptions {
@@ -82,11 +70,9 @@ export function resolveBullmqOptions(options: unknown): ResolvedBullmqOptions {
     connection,
     prefix,
     worker: o.worker ?? true,
-    lockDurationMs: integer('lockDurationMs', o.lockDurationMs, 100, 30_000),
-    stalledIntervalMs: integer('stalledIntervalMs', o.stalledIntervalMs, 100, 30_000),
-    maxTasks: integer('maxTasks', o.maxTasks, 0, 100_000),
-    retentionMs: integer('retentionMs', o.retentionMs, 1, SEVEN_DAYS_MS),
-    pruneIntervalMs: integer('pruneIntervalMs', o.pruneIntervalMs, 1, 60_000),
-    connectTimeoutMs: integer('connectTimeoutMs', o.connectTimeoutMs, 1, 10_000),
+    lockDurationMs: integerOption('lockDurationMs', o.lockDurationMs, 100, 30_000),
+    stalledIntervalMs: integerOption('stalledIntervalMs', o.stalledIntervalMs, 100, 30_000),
+    ...resolveRetentionOptions(o),
+    connectTimeoutMs: integerOption('connectTimeoutMs', o.connectTimeoutMs, 1, 10_000),
   };
 }

@@ -1,7 +1,7 @@
 import { createFcHandler, silentLogger } from '@fc-async/core';
+import { asyncEvent } from '@fc-async/test-kit/fc-server';
 import { describe, expect, it } from 'vitest';
 import { type BullmqBackendOptions, bullmq } from '../src/index.js';
-import { asyncEvent } from './helpers.js';
 
 describe('bullmq(options)', () => {
   it('returns a persistent backend without connecting or touching the caller’s options', () => {

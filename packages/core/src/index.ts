@@ -53,6 +53,12 @@ export {
 } from './async/payload.js';
 export { isPlatformFailure, PlatformAsync } from './async/platform.js';
 export { RetentionPruner } from './async/retention.js';
+export {
+  integerOption,
+  type ResolvedRetentionOptions,
+  type RetentionOptions,
+  resolveRetentionOptions,
+} from './async/retention-options.js';
 export { type NodeHandler, runNodeHandler } from './bridge.js';
 export {
   checkDestinationSignature,

@@ -124,3 +124,16 @@ class PrunerForTypes extends be.RetentionPruner {
   }
 }
 expectType<Promise<number>>(new PrunerForTypes(1000, 500, console as unknown as be.Logger).run());
+
+// Retention options shared by the durable backends.
+import * as ret from '@fc-async/core';
+
+interface RetainingOptions extends ret.RetentionOptions {
+  url: string;
+}
+const retaining: RetainingOptions = { url: 'db://tasks', maxTasks: 10 };
+expectAssignable<ret.RetentionOptions>(retaining);
+expectType<ret.ResolvedRetentionOptions>(ret.resolveRetentionOptions({ retentionMs: 1000 }));
+expectType<number>(ret.resolveRetentionOptions({}).pruneIntervalMs);
+expectError(ret.resolveRetentionOptions({ maxTasks: '10' }));
+expectType<number>(ret.integerOption('openTimeoutMs', undefined, 0, 2000));

@@ -1,12 +1,16 @@
+import { integerOption, type RetentionOptions, resolveRetentionOptions } from '@fc-async/core';
+
 /**
  * Options of the SQLite backend (`sqlite(path, options)`).
+ *
+ * Retention (`maxTasks`, `retentionMs`, `pruneIntervalMs`) is core's {@link RetentionOptions}.
  *
  * @example
  * ```ts
  * sqlite('./data/tasks.db', { synchronous: 'normal', maxTasks: 50_000, retentionMs: 24 * 3600 * 1000 });
  * ```
  */
-export interface SqliteBackendOptions {
+export interface SqliteBackendOptions extends RetentionOptions {
   /**
    * How accepted tasks reach the disk (SQLite's `synchronous`, WAL mode). `full`: an accepted
    * task is flushed to disk (`fsync`) before its 202 is sent, so it survives a power cut or an OS
@@ -18,12 +22,6 @@ export interface SqliteBackendOptions {
    * @default 'full'
    */
   synchronous?: 'full' | 'normal';
-  /** Finished tasks kept; past it the oldest finished go first. Unfinished tasks are never dropped. @default 100000 */
-  maxTasks?: number;
-  /** How long a finished task is kept. @default 7 days */
-  retentionMs?: number;
-  /** How often finished tasks past `maxTasks` or `retentionMs` are deleted (in batches of 500). @default 60000 */
-  pruneIntervalMs?: number;
   /** How long opening waits for a file another process holds before failing. @default 2000 */
   openTimeoutMs?: number;
 }
@@ -31,16 +29,7 @@ export interface SqliteBackendOptions {
 /** {@link SqliteBackendOptions} with every default applied. */
 export type ResolvedSqliteOptions = Required<SqliteBackendOptions>;
 
-const SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000;
 const KNOWN = new Set(['synchronous', 'maxTasks', 'retentionMs', 'pruneIntervalMs', 'openTimeoutMs']);
-
-function integer(name: string, value: unknown, min: number, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-    throw new TypeError(`Expected \`${name}\` to be an integer from ${min} and up, got \`${String(value)}\``);
-  }
-  return value;
-}
 
 /** Validates `sqlite()`'s arguments eagerly; the caller's object is never written to. */
 export function resolveSqliteOptions(path: unknown, options: unknown): ResolvedSqliteOptions {
@@ -64,9 +53,7 @@ export function resolveSqliteOptions(path: unknown, options: unknown): ResolvedS
   }
   return {
     synchronous,
-    maxTasks: integer('maxTasks', o.maxTasks, 0, 100_000),
-    retentionMs: integer('retentionMs', o.retentionMs, 1, SEVEN_DAYS_MS),
-    pruneIntervalMs: integer('pruneIntervalMs', o.pruneIntervalMs, 1, 60_000),
-    openTimeoutMs: integer('openTimeoutMs', o.openTimeoutMs, 0, 2000),
+    ...resolveRetentionOptions(o),
+    openTimeoutMs: integerOption('openTimeoutMs', o.openTimeoutMs, 0, 2000),
   };
 }

@@ -11,12 +11,14 @@ import {
   silentLogger,
   TERMINAL_STATUSES,
 } from '@fc-async/core';
+import { asyncEvent } from '@fc-async/test-kit/fc-server';
+import { taskRecord as record } from '@fc-async/test-kit/task-store';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/database.js';
 import { sqlite } from '../src/index.js';
 import { resolveSqliteOptions } from '../src/options.js';
 import { SqliteTaskStore } from '../src/store.js';
-import { asyncEvent, record, tempDir } from './helpers.js';
+import { tempDir } from './helpers.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -165,7 +167,9 @@ describe('sqlite(): recovery on start', () => {
       async: { mode: 'local', backend: sqlite(path) },
     });
     const results = await Promise.all(
-      Array.from({ length: 300 }, (_, i) => handler(asyncEvent(`t_${i}`, { 'X-Fc-Async-Delay': '3599' }))),
+      Array.from({ length: 300 }, (_, i) =>
+        handler(asyncEvent(`t_${i}`, { task: `t_${i}` }, { 'X-Fc-Async-Delay': '3599' })),
+      ),
     );
     expect(results.every((r) => r.statusCode === 202)).toBe(true);
     await handler.close({ timeoutMs: 10 });
