@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { isFcAsyncError } from '@fc-async/core';
 import { MAX_SYNC_BODY, readBody } from './body.js';
 import { writeResult } from './event.js';
+import { overTriggerLimits } from './limits.js';
 import type { EmulatorLog } from './log.js';
 import type { FunctionRegistry } from './registry.js';
 
@@ -33,6 +34,11 @@ export function createTriggerServer(registry: FunctionRegistry, log: EmulatorLog
         { code: 'ServiceUnavailable', message: 'The emulator is shutting down' },
         { connection: 'close' },
       );
+      return;
+    }
+    const over = overTriggerLimits(req);
+    if (over) {
+      sendJson(res, over.statusCode, over.toJSON(), { connection: 'close' });
       return;
     }
     const route = registry.route(req.headers.host, req.url ?? '/');

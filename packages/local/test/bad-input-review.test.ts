@@ -158,6 +158,28 @@ describe('the emulator under malformed HTTP', () => {
     expect(parseAnswer(second ?? '')).toMatchObject({ status: 200, body: { functions: [{ name: 'echo' }] } });
   });
 
+  it("holds requests to FC's trigger limits: headers up to 8 KB, path plus query up to 4 KB", async () => {
+    const within = await fetch(`${emulator.triggerUrl}/${'p'.repeat(4000)}?q=1`, {
+      headers: { 'x-big': 'a'.repeat(7 * 1024) },
+    });
+    expect(within.status).toBe(200);
+
+    const bigHeaders = await fetch(`${emulator.triggerUrl}/hello`, { headers: { 'x-big': 'a'.repeat(9 * 1024) } });
+    expect(bigHeaders.status).toBe(431);
+    expect(await bigHeaders.json()).toEqual({
+      code: 'RequestHeaderFieldsTooLarge',
+      message: expect.stringMatching(/^The request headers are \d+ bytes, above FC's limit of 8192$/),
+    });
+
+    const longPath = await fetch(`${emulator.triggerUrl}/${'p'.repeat(4100)}`);
+    expect(longPath.status).toBe(414);
+    expect(await longPath.json()).toEqual({
+      code: 'URITooLong',
+      message: "The path plus query is 4101 bytes, above FC's limit of 4096",
+    });
+    await stillAnswers();
+  });
+
   it('shows the function the path of an absolute-form request target', async () => {
     const answer = parseAnswer(
       await rawExchange(

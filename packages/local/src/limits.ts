@@ -1,0 +1,37 @@
+import type { IncomingMessage } from 'node:http';
+import { FcAsyncError } from '@fc-async/core';
+
+/** FC's limit for a request's headers, in bytes (`name: value` lines). */
+export const MAX_HEADER_BYTES = 8 * 1024;
+/** FC's limit for a request's path plus query, in bytes. */
+export const MAX_TARGET_BYTES = 4 * 1024;
+
+/**
+ * The error for a request over FC's HTTP trigger limits (headers over 8 KB: `431`, path plus
+ * query over 4 KB: `414`), `undefined` for one within them. Node refuses headers only past its
+ * own, larger limit; these are the ones a deployed function would be held to.
+ */
+export function overTriggerLimits(req: IncomingMessage): FcAsyncError | undefined {
+  const target = req.url ?? '';
+  if (target.length > MAX_TARGET_BYTES) {
+    return new FcAsyncError(
+      'URITooLong',
+      `The path plus query is ${target.length} bytes, above FC's limit of ${MAX_TARGET_BYTES}`,
+      {
+        statusCode: 414,
+      },
+    );
+  }
+  const raw = req.rawHeaders;
+  let bytes = 0;
+  // Node keeps header text as latin1: one char per byte. Each line is `name: value\r\n`.
+  for (let i = 0; i < raw.length; i++) bytes += (raw[i] as string).length + 2;
+  if (bytes > MAX_HEADER_BYTES) {
+    return new FcAsyncError(
+      'RequestHeaderFieldsTooLarge',
+      `The request headers are ${bytes} bytes, above FC's limit of ${MAX_HEADER_BYTES}`,
+      { statusCode: 431 },
+    );
+  }
+  return undefined;
+}
