@@ -16,7 +16,7 @@ const MEASURE_MS = 5000;
 const SLICES = 5;
 
 export const EMULATOR_LEGEND = `emulator: 202 responses/s over loopback, ${CONNECTIONS} keep-alive connections, ${MEASURE_MS / 1000} s per row (in ${SLICES} interleaved slices) after ${WARMUP_MS / 1000} s of warm-up, one raw-socket load client for every row.
-Peer: a bare Node http server answering 202. "front door": fc-async dev accepting async POSTs (FC event, detection, task record, queue, 202, log line) with X-Fc-Async-Delay so that the tasks run after the window (measured in turn with the peer); "with tasks": the same while every task runs through an Express app in the same process (measured after, in one block). Target: front door ≥ ${TARGET}× the bare server.`;
+Peers: a bare Node http server answering 202, and a "hand-rolled accept" on the same stack (reads the body, keeps the request in a Map under a new id, answers 202 with it: the least a task-accepting server does). "front door": fc-async dev accepting async POSTs (FC event, detection, task record, queue, 202, log line) with X-Fc-Async-Delay so that the tasks run after the window (measured in turn with the peers); "with tasks": the same while every task runs through an Express app in the same process (measured after, in one block). Target: front door ≥ ${TARGET}× the bare server.`;
 
 const BODY = '{"job":"bench"}';
 const request = (port: number, extra = '') =>
@@ -30,6 +30,27 @@ const server = require('node:http').createServer((req, res) => {
   req.resume();
   res.writeHead(202, { 'content-length': '0' });
   res.end();
+});
+server.keepAliveTimeout = 65000;
+server.listen(Number(process.argv[1]), '127.0.0.1');`;
+
+/**
+ * The least an HTTP server that accepts tasks does: read the body, keep the request under a new
+ * id, answer 202 with the id. No task record, no queue, no validation, no log: the floor under
+ * the front door's row, on the same Node HTTP stack.
+ */
+const HAND_ROLLED_SERVER = `
+const tasks = new Map();
+let next = 0;
+const server = require('node:http').createServer((req, res) => {
+  const chunks = [];
+  req.on('data', (chunk) => chunks.push(chunk));
+  req.on('end', () => {
+    const id = 'task-' + next++;
+    tasks.set(id, { method: req.method, url: req.url, headers: { ...req.headers }, body: Buffer.concat(chunks) });
+    res.writeHead(202, { 'x-fc-request-id': id, 'x-fc-async-task-id': id, 'content-length': '0' });
+    res.end();
+  });
 });
 server.keepAliveTimeout = 65000;
 server.listen(Number(process.argv[1]), '127.0.0.1');`;
@@ -147,9 +168,10 @@ export async function emulatorThroughput(): Promise<BenchResult[]> {
 
   const targets: Target[] = [];
   try {
-    targets.push(
-      await start((port) => spawn(process.execPath, ['-e', BARE_SERVER, String(port)], { stdio: 'ignore' }), '/'),
-    );
+    const script = (source: string) => (port: number) =>
+      spawn(process.execPath, ['-e', source, String(port)], { stdio: 'ignore' });
+    targets.push(await start(script(BARE_SERVER), '/'));
+    targets.push(await start(script(HAND_ROLLED_SERVER), '/'));
     targets.push(await start(emulator(['--max-queued-tasks', '10000000']), '/health', 'X-Fc-Async-Delay: 3599\r\n'));
     for (const t of targets) await load(t, WARMUP_MS);
     for (const t of targets) t.cpuMs = 0;
@@ -165,13 +187,19 @@ export async function emulatorThroughput(): Promise<BenchResult[]> {
   } finally {
     for (const t of targets) t.child.kill('SIGKILL');
   }
-  const [bare, frontDoor, withTasks] = targets.map((t) => total(t.loads)) as [LoadResult, LoadResult, LoadResult];
+  const [bare, handRolled, frontDoor, withTasks] = targets.map((t) => total(t.loads)) as [
+    LoadResult,
+    LoadResult,
+    LoadResult,
+    LoadResult,
+  ];
 
   const peer = row('bare node:http answering 202', 'peer', bare);
+  const floor = row('node:http, hand-rolled accept', 'peer', handRolled, peer);
   const door = row('fc-async dev, front door', 'ours', frontDoor, peer);
   const full = row('fc-async dev, with tasks', 'ours', withTasks, peer);
   Object.assign(door, { target: 1 / TARGET, met: door.opsPerSec / peer.opsPerSec >= TARGET });
-  for (const [i, r] of [peer, door, full].entries()) {
+  for (const [i, r] of [peer, floor, door, full].entries()) {
     const t = targets[i] as Target;
     const cpu = t.cpuMs > 0 ? `  ${((t.cpuMs * 1000) / r.opsPerRound).toFixed(0).padStart(4)} µs CPU/response` : '';
     const share = r === peer ? '' : `  ${(r.opsPerSec / peer.opsPerSec).toFixed(2)}× bare`;
@@ -187,5 +215,8 @@ export async function emulatorThroughput(): Promise<BenchResult[]> {
     const others = Object.entries(load.byStatus).filter(([status]) => status !== '202');
     if (others.length > 0) console.log(`  ${name}: other statuses ${JSON.stringify(Object.fromEntries(others))}`);
   }
-  return [peer, door, full];
+  console.log(
+    `  front door / hand-rolled accept: ${(door.opsPerSec / floor.opsPerSec).toFixed(2)}× (what fc-async's accept costs on top of the least a task-accepting server does)`,
+  );
+  return [peer, floor, door, full];
 }
