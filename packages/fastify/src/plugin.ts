@@ -1,4 +1,5 @@
 import {
+  createConsoleLogger,
   createFcRuntime,
   type FcAsyncControls,
   type FcRuntimeOptions,
@@ -37,7 +38,8 @@ declare module 'fastify' {
  */
 export const fcAsync: FastifyPluginAsync<FcRuntimeOptions> = Object.assign(
   async function fcAsync(instance: FastifyInstance, options: FcRuntimeOptions) {
-    const runtime = createFcRuntime(options);
+    const logger = options.logger ?? createConsoleLogger();
+    const runtime = createFcRuntime({ ...options, logger });
     const target = { app: instance.server, listener: () => instance.routing.bind(instance), routeOf: fastifyRoute };
     runtime.bind(target);
     const controls: FcAsyncControls = {
@@ -58,18 +60,30 @@ export const fcAsync: FastifyPluginAsync<FcRuntimeOptions> = Object.assign(
     if (options.tracing?.enabled !== false) recordFastifyRoutes(instance);
     // A callback hook, so that the rest of the request runs inside the invocation's span.
     instance.addHook('onRequest', function fcAsyncOnRequest(request, reply, done) {
-      runtime.handle(request.raw, target, reply.raw).then((answer) => {
-        if (answer === undefined) {
-          runtime.proceed(request.raw, done);
-          return;
-        }
-        // A hijacked reply skips Fastify's own header writing: keep what earlier hooks set.
-        for (const [name, value] of Object.entries(reply.getHeaders())) {
-          if (value !== undefined) reply.raw.setHeader(name, value);
-        }
-        reply.hijack();
-        writeBridgeResponse(reply.raw, answer, request.method);
-      }, done);
+      runtime
+        .handle(request.raw, target, reply.raw)
+        .then((answer) => {
+          if (answer === undefined) {
+            runtime.proceed(request.raw, done);
+            return;
+          }
+          // A hijacked reply skips Fastify's own header writing: keep what earlier hooks set,
+          // except a value Node refuses (the answer, maybe a 202 for a queued task, must go out).
+          for (const [name, value] of Object.entries(reply.getHeaders())) {
+            if (value === undefined) continue;
+            try {
+              reply.raw.setHeader(name, value);
+            } catch (error) {
+              logger.warn('a response header set before fc-async answered was left out', { name, error });
+            }
+          }
+          reply.hijack();
+          writeBridgeResponse(reply.raw, answer, request.method);
+        }, done)
+        .catch((error: unknown) => {
+          logger.error('fc-async could not write its answer', { error });
+          reply.raw.destroy();
+        });
     });
     instance.addHook('onClose', () => runtime.close());
   },

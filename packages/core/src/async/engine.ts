@@ -785,6 +785,7 @@ export class AsyncEngine {
   }
 
   private async getTask(taskId: string): Promise<AsyncTask | undefined> {
+    checkTaskId(taskId);
     if (!this.isReady) await this.backendReady();
     const record = await this.store.get(taskId);
     return record && toAsyncTask(record, true);
@@ -809,6 +810,7 @@ export class AsyncEngine {
   }
 
   private async stopTask(taskId: string): Promise<AsyncTask> {
+    checkTaskId(taskId);
     if (!this.isReady) await this.backendReady();
     for (let tries = 0; tries < 3; tries++) {
       const record = await this.store.get(taskId);
@@ -884,6 +886,14 @@ const INTERRUPTED: AttemptOutcome = {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** `tasks.get` and `tasks.stop` take a task id string; anything else is a caller's mistake, not "not found". */
+function checkTaskId(taskId: unknown): void {
+  if (typeof taskId !== 'string') {
+    const got = taskId === null ? 'null' : Array.isArray(taskId) ? 'array' : typeof taskId;
+    throw new TypeError(`Expected \`taskId\` to be a string, got \`${got}\``);
+  }
 }
 
 const WHOLE_NUMBER = /^\d+$/;

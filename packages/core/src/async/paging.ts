@@ -1,4 +1,5 @@
 import { badRequest } from '../errors.js';
+import type { AsyncTaskStatus } from '../fc-types.js';
 import type { TaskPage, TaskQuery, TaskRecord } from './backend.js';
 
 /**
@@ -13,6 +14,7 @@ import type { TaskPage, TaskQuery, TaskRecord } from './backend.js';
 export function normaliseQuery(
   query: TaskQuery = {},
 ): Required<Pick<TaskQuery, 'limit' | 'sortOrderByTime'>> & TaskQuery {
+  checkShape(query);
   const limit = query.limit ?? 20;
   if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
     throw badRequest('InvalidArgument', `limit must be an integer from 1 to 100, got ${String(query.limit)}`);
@@ -29,6 +31,36 @@ export function normaliseQuery(
   }
   if (query.nextToken !== undefined) decodeCursor(query.nextToken);
   return { ...query, limit, sortOrderByTime };
+}
+
+const STATUSES: readonly AsyncTaskStatus[] = [
+  'Enqueued',
+  'Dequeued',
+  'Running',
+  'Succeeded',
+  'Failed',
+  'Stopping',
+  'Stopped',
+  'Expired',
+  'Invalid',
+  'Retrying',
+];
+
+/** The query is an object, and its filters of the right types (a typo would silently match nothing). */
+function checkShape(query: TaskQuery): void {
+  if (typeof query !== 'object' || query === null || Array.isArray(query)) {
+    const got = Array.isArray(query) ? 'an array' : String(query);
+    throw badRequest('InvalidArgument', `query must be an object, got ${got}`);
+  }
+  if (query.status !== undefined && !STATUSES.includes(query.status)) {
+    throw badRequest('InvalidArgument', `status must be one of ${STATUSES.join(', ')}, got ${String(query.status)}`);
+  }
+  if (query.prefix !== undefined && typeof query.prefix !== 'string') {
+    throw badRequest('InvalidArgument', `prefix must be a string, got ${String(query.prefix)}`);
+  }
+  if (query.includePayload !== undefined && typeof query.includePayload !== 'boolean') {
+    throw badRequest('InvalidArgument', `includePayload must be a boolean, got ${String(query.includePayload)}`);
+  }
 }
 
 /** An opaque page token: where the previous page stopped. */

@@ -1,3 +1,4 @@
+import { constants } from 'node:os';
 import type { Logger } from '../logger.js';
 
 /**
@@ -38,7 +39,8 @@ export interface FcListenOptions {
   shutdownTimeoutMs?: number;
   /**
    * Signals that shut down gracefully and then exit the process (0 when everything finished in
-   * time, 1 when something had to be cut). `[]` installs no handler.
+   * time, 1 when something had to be cut). `[]` installs no handler. A name the process cannot
+   * catch (SIGKILL, SIGSTOP, a misspelt one) is a TypeError.
    * @default ['SIGTERM', 'SIGINT']
    */
   signals?: readonly NodeJS.Signals[];
@@ -75,6 +77,16 @@ function budget(name: string, value: unknown, fallback: number): number {
   return value;
 }
 
+/** A signal name this platform knows, other than SIGKILL and SIGSTOP (listening to those throws). */
+function isCatchable(signal: unknown): boolean {
+  return (
+    typeof signal === 'string' &&
+    Object.hasOwn(constants.signals, signal) &&
+    signal !== 'SIGKILL' &&
+    signal !== 'SIGSTOP'
+  );
+}
+
 function hook(name: string, value: unknown): (() => unknown) | undefined {
   if (value !== undefined && typeof value !== 'function') {
     throw new TypeError(`Expected \`${name}\` to be a function, got \`${typeof value}\``);
@@ -102,8 +114,14 @@ export function resolveListenOptions(
     throw new TypeError(`Expected \`host\` to be a non-empty string, got \`${String(host)}\``);
   }
   const signals = options.signals ?? ['SIGTERM', 'SIGINT'];
-  if (!Array.isArray(signals) || signals.some((s) => typeof s !== 'string')) {
+  if (!Array.isArray(signals)) {
     throw new TypeError(`Expected \`signals\` to be an array of signal names, got \`${String(signals)}\``);
+  }
+  const uncatchable = signals.findIndex((s) => !isCatchable(s));
+  if (uncatchable !== -1) {
+    throw new TypeError(
+      `Expected \`signals\` to be an array of signal names a process can catch, got \`${String(signals[uncatchable])}\``,
+    );
   }
   return {
     port,

@@ -9,6 +9,7 @@ const EMPTY = Buffer.alloc(0);
  * body included, refusing bodies above `limit` bytes with a 400 `EntityTooLarge` (the rest of
  * the body is then discarded so the connection stays usable). A body some middleware already
  * read fails with 500 `BodyAlreadyRead`: the fc-async middleware must come before body parsers.
+ * A request whose client left before it was read (or while it was) fails with 400 `RequestAborted`.
  *
  * @param options.url - the URL to keep (Express: `req.originalUrl`); default `req.url`.
  * @example
@@ -35,6 +36,10 @@ function tooLarge(size: number, limit: number): FcAsyncError {
   return badRequest('EntityTooLarge', `The async request body is ${size} bytes or more, above the limit of ${limit}`);
 }
 
+function aborted(cause: unknown): FcAsyncError {
+  return badRequest('RequestAborted', 'The request body could not be read', cause);
+}
+
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? 0);
   const hasBody = declared > 0 || req.headers['transfer-encoding'] !== undefined;
@@ -46,6 +51,10 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
         'The request body was read before fc-async saw it: install it before body parsers',
       ),
     );
+  }
+  if (req.destroyed) {
+    // The client left while earlier middleware ran: the body's events are over and will not come.
+    return Promise.reject(aborted(new Error('The client closed the request before fc-async read its body')));
   }
   if (declared > limit) {
     req.resume();
@@ -77,7 +86,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     }
     function onError(error: unknown) {
       cleanup();
-      reject(badRequest('RequestAborted', 'The request body could not be read', error));
+      reject(aborted(error));
     }
     function onClose() {
       onError(new Error('The client closed the request before its body ended'));
