@@ -43,7 +43,7 @@ export function bullmq(options: BullmqBackendOptions): AsyncBackend {
         const store = new RedisTaskStore(redis, subscriber, keys);
         await store.listen();
         const pruner = new Pruner(redis, keys, resolved, logger, (ids) => store.forget(ids));
-        const queue = new BullmqQueueDriver(redis, resolved, concurrency, logger);
+        const queue = new BullmqQueueDriver(redis, resolved, concurrency, logger, () => redis.disconnectCopies());
         store.onClose = () => pruner.stop();
         return { store, queue };
       } catch (error) {
@@ -71,7 +71,7 @@ function reportErrors(redis: Redis, logger: Logger): void {
   });
 }
 
-function connect(connection: string | RedisOptions): Redis {
+function connect(connection: string | RedisOptions): SharedConnection {
   const common = { maxRetriesPerRequest: 20 };
   return typeof connection === 'string'
     ? new SharedConnection(connection, common)
@@ -83,8 +83,19 @@ function connect(connection: string | RedisOptions): Redis {
  * worker's blocking reads, which must wait for Redis without a retry limit.
  */
 class SharedConnection extends Redis {
+  private readonly copies = new Set<Redis>();
+
   override duplicate(override?: Partial<RedisOptions>): Redis {
-    return new Redis({ ...this.options, ...override, maxRetriesPerRequest: null });
+    const copy = new Redis({ ...this.options, ...override, maxRetriesPerRequest: null });
+    this.copies.add(copy);
+    copy.once('end', () => this.copies.delete(copy));
+    return copy;
+  }
+
+  /** Drops the copies at once, reconnection included (a worker's close given up on). */
+  disconnectCopies(): void {
+    for (const copy of this.copies) copy.disconnect();
+    this.copies.clear();
   }
 }
 

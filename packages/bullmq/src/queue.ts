@@ -1,6 +1,7 @@
 import type { JobResult, Logger, QueueDriver, QueueJob } from '@fc-async/core';
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { CLOSE_GRACE_MS, settlesWithin } from './grace.js';
 import type { ResolvedBullmqOptions } from './options.js';
 
 /** The BullMQ queue name under the prefix. */
@@ -56,6 +57,8 @@ export class BullmqQueueDriver implements QueueDriver {
     private readonly options: ResolvedBullmqOptions,
     private readonly concurrency: number,
     private readonly logger: Logger,
+    /** Drops the worker's own connections when its close is given up on (see `close`). */
+    private readonly abandon: () => void = () => {},
   ) {
     this.queue = new Queue(QUEUE_NAME, { connection: client, prefix: options.prefix });
     this.queue.on('error', (error) => logger.error('bullmq queue error', { error }));
@@ -158,7 +161,15 @@ export class BullmqQueueDriver implements QueueDriver {
 
   async close(): Promise<void> {
     clearInterval(this.timer);
-    await this.worker?.close();
+    // With Redis unreachable, BullMQ waits for its blocking connection forever: past the grace
+    // period, leave the worker (the engine has already waited for this instance's attempts); the
+    // jobs it held go back to the queue once their lock expires.
+    if (this.worker && !(await settlesWithin(this.worker.close(), CLOSE_GRACE_MS))) {
+      this.logger.warn('bullmq worker did not close in time (Redis unreachable); leaving it', {
+        graceMs: CLOSE_GRACE_MS,
+      });
+      this.abandon();
+    }
     await this.queue.close();
   }
 

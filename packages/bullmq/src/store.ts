@@ -13,6 +13,7 @@ import {
 } from '@fc-async/core';
 import type { Redis } from 'ioredis';
 import { decodeRecord, indexArgs } from './codec.js';
+import { notAccepted } from './grace.js';
 import { CAS_SCRIPT, INSERT_MANY_SCRIPT, INSERT_SCRIPT, type Keys } from './keys.js';
 import { listTasks } from './list.js';
 
@@ -118,7 +119,8 @@ export class RedisTaskStore implements TaskStore {
           resolve(added[i] === 1);
         }
       },
-      (error: unknown) => {
+      (cause: unknown) => {
+        const error = notAccepted(cause);
         for (const { reject } of batch) reject(error);
       },
     );

@@ -1,3 +1,4 @@
+import { FcAsyncError } from '@fc-async/core';
 import type Database from 'better-sqlite3';
 
 interface Waiter {
@@ -76,7 +77,7 @@ export class WriteBatch {
         try {
           return Promise.resolve(write());
         } catch (error) {
-          return Promise.reject(error);
+          return Promise.reject(writeError(error));
         }
       }
       this.begin.run();
@@ -87,7 +88,8 @@ export class WriteBatch {
     let value: T;
     try {
       value = write();
-    } catch (error) {
+    } catch (cause) {
+      const error = writeError(cause);
       // Errors such as SQLITE_FULL roll the whole transaction back: everyone in it fails.
       if (!this.db.inTransaction) this.fail(error);
       return Promise.reject(error);
@@ -113,9 +115,10 @@ export class WriteBatch {
     this.waiters = [];
     try {
       this.end.run();
-    } catch (error) {
+    } catch (cause) {
       if (this.db.inTransaction) this.db.exec('ROLLBACK');
       this.onRollback();
+      const error = writeError(cause);
       for (const w of waiters) w.reject(error);
       return;
     }
@@ -129,4 +132,18 @@ export class WriteBatch {
     this.waiters = [];
     for (const w of waiters) w.reject(error);
   }
+}
+
+/**
+ * A write SQLite refused (disk full, read-only file, I/O error) as a 503 `SqliteWriteFailed`:
+ * an accept answers it rather than a bare 500, and nothing was committed. Its message names
+ * SQLite's code only; the error itself stays in `cause`, for logs. Other errors are unchanged.
+ */
+function writeError(error: unknown): unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !code.startsWith('SQLITE_')) return error;
+  return new FcAsyncError('SqliteWriteFailed', `The task store could not commit the write (${code}); retry later`, {
+    statusCode: 503,
+    cause: error,
+  });
 }

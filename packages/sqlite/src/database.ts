@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { FcAsyncError } from '@fc-async/core';
+import { FcAsyncError, isFcAsyncError } from '@fc-async/core';
 import Database from 'better-sqlite3';
 import type { ResolvedSqliteOptions } from './options.js';
 
@@ -29,12 +29,23 @@ CREATE INDEX IF NOT EXISTS fc_async_tasks_ended ON fc_async_tasks (end_time) WHE
 /**
  * Opens (creating when missing) the task database: WAL (the `synchronous` level is set per
  * commit, see WriteBatch), and an exclusive lock held for the life of the connection, so that a second process cannot run the
- * same tasks. Throws an `FcAsyncError` `SqliteStoreLocked` when another process holds the file.
+ * same tasks. Throws an `FcAsyncError` `SqliteStoreLocked` when another process holds the file,
+ * `SqliteStoreVersion` for a file of a newer schema, `SqliteStoreUnavailable` for anything else
+ * that keeps the file from being opened (not a SQLite file, a folder, no permission).
  */
 export function openDatabase(path: string, options: ResolvedSqliteOptions): Database.Database {
   const file = resolve(path);
-  mkdirSync(dirname(file), { recursive: true });
-  const db = new Database(file, { timeout: options.openTimeoutMs });
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+  } catch (error) {
+    throw unavailable(file, `its folder cannot be created (${codeOf(error)})`, error);
+  }
+  let db: Database.Database;
+  try {
+    db = new Database(file, { timeout: options.openTimeoutMs });
+  } catch (error) {
+    throw unavailable(file, `${(error as Error).message} (${codeOf(error)})`, error);
+  }
   try {
     db.pragma('locking_mode = EXCLUSIVE');
     db.pragma('journal_mode = WAL');
@@ -63,6 +74,23 @@ export function openDatabase(path: string, options: ResolvedSqliteOptions): Data
         },
       );
     }
-    throw error;
+    if (isFcAsyncError(error)) throw error;
+    throw unavailable(file, `${(error as Error).message} (${codeOf(error)})`, error);
   }
+}
+
+/**
+ * `SqliteStoreUnavailable`: the file cannot be a task database (not SQLite, a folder, read-only,
+ * no permission). The file is left as it was.
+ */
+function unavailable(file: string, reason: string, cause: unknown): FcAsyncError {
+  return new FcAsyncError('SqliteStoreUnavailable', `Cannot open the task file ${file}: ${reason}`, {
+    statusCode: 503,
+    cause,
+  });
+}
+
+function codeOf(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : 'Error';
 }

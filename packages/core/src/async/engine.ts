@@ -156,6 +156,8 @@ export class AsyncEngine {
   private readonly ready: Promise<void>;
   private isReady = false;
   private readonly running = new Map<string, Running>();
+  /** Tasks whose last bookkeeping write the store refused; their next job may find them Running. */
+  private readonly unrecorded = new Set<string>();
   private outstanding = 0;
   private idleWaiters: (() => void)[] = [];
   private closing = false;
@@ -454,8 +456,11 @@ export class AsyncEngine {
     try {
       return await this.attempt(taskId);
     } catch (error) {
+      // The store refused a write (a full disk, a lost connection): the task is left Enqueued or
+      // Running. It is tried again later, when the store may take writes again.
       this.deps.logger.error('async task bookkeeping failed', { taskId, error });
-      return undefined;
+      this.unrecorded.add(taskId);
+      return { retryInMs: BOOKKEEPING_RETRY_MS };
     } finally {
       if (shared) this.finishOne();
     }
@@ -552,7 +557,9 @@ export class AsyncEngine {
    * a finished one whose destination was not called is delivered.
    */
   private async redelivered(record: TaskRecord): Promise<JobResult> {
-    if (!this.queue.shared || this.running.has(record.taskId)) return undefined;
+    // A task whose last write failed (see process) is handled as one a dead instance left.
+    const unrecorded = this.unrecorded.delete(record.taskId);
+    if ((!this.queue.shared && !unrecorded) || this.running.has(record.taskId)) return undefined;
     if (TERMINAL_STATUSES.has(record.status)) {
       if (record.deliveryPending) await this.settle(record, undefined);
       return undefined;
@@ -895,6 +902,9 @@ function checkTaskId(taskId: unknown): void {
     throw new TypeError(`Expected \`taskId\` to be a string, got \`${got}\``);
   }
 }
+
+/** How long a task waits after the store refused one of its writes, ms. */
+const BOOKKEEPING_RETRY_MS = 1000;
 
 const WHOLE_NUMBER = /^\d+$/;
 

@@ -1,0 +1,158 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { createFcHandler, type FcHttpResult, silentLogger, TERMINAL_STATUSES } from '@fc-async/core';
+import { asyncEvent } from '@fc-async/test-kit/fc-server';
+import { afterEach, describe, expect, it } from 'vitest';
+import { bullmq } from '../src/index.js';
+import { until } from './helpers.js';
+
+const cleanups: (() => unknown)[] = [];
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+/** A redis-server of this test alone that fsyncs every write (a 202 survives it being killed). */
+async function startRedis(port: number, dir: string): Promise<ChildProcess> {
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir];
+  const child = spawn('redis-server', [...args, '--appendonly', 'yes', '--appendfsync', 'always'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const kill = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+  };
+  cleanups.push(kill);
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('redis-server did not start within 10 s')), 10_000);
+    lines.on('line', (line) => {
+      if (!line.includes('Ready to accept connections')) return;
+      clearTimeout(timer);
+      resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`redis-server exited with code ${code}`)));
+  });
+  child.stdout?.resume();
+  return child;
+}
+
+function redisDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'fc-async-faults-redis-'));
+  dirs.push(dir);
+  return dir;
+}
+
+describe('bullmq(): Redis stopped mid-burst, then back', () => {
+  it('requests during the outage get 503 RedisUnavailable; every 202 ends with exactly one destination call', async () => {
+    const dir = redisDir();
+    const port = await freePort();
+    let redis = await startRedis(port, dir);
+    const calls = new Map<string, number>();
+    const count = (requestId: string) => calls.set(requestId, (calls.get(requestId) ?? 0) + 1);
+    const handler = createFcHandler((_req, res) => void setTimeout(() => res.end('ok'), 50), {
+      logger: silentLogger,
+      env: {},
+      async: {
+        mode: 'local',
+        concurrency: 4,
+        backoff: { baseMs: 10, maxMs: 20 },
+        backend: bullmq({
+          // Reconnect every 50 ms: a command gives up after 20 tries, about a second.
+          connection: { host: '127.0.0.1', port, retryStrategy: () => 50 },
+          lockDurationMs: 1000,
+          stalledIntervalMs: 500,
+        }),
+      },
+      destinations: { onSuccess: (r) => void count(r.requestContext.requestId) },
+    });
+    // Bounded, so that the redis-servers are killed even if closing hangs.
+    cleanups.unshift(() => Promise.race([handler.close({ timeoutMs: 1000 }), sleep(20_000)]));
+    await handler.engine?.whenReady();
+    const burst = (name: string) =>
+      Promise.all(
+        Array.from({ length: 10 }, async (_, i): Promise<[string, FcHttpResult]> => {
+          const id = `${name}_${i}`;
+          return [id, await handler(asyncEvent(id))];
+        }),
+      );
+
+    const before = await burst('before');
+    redis.kill('SIGKILL'); // mid-burst: attempts of the first burst are running
+    await once(redis, 'exit');
+    const during = await burst('during');
+    redis = await startRedis(port, dir);
+    const after = await burst('after');
+
+    for (const [, result] of during) {
+      if (result.statusCode === 202) continue; // kept by Redis: a 202 is fine then
+      expect({ status: result.statusCode, body: JSON.parse(result.body) }).toEqual({
+        status: 503,
+        body: { code: 'RedisUnavailable', message: 'Redis did not take the task; it was not accepted, retry later' },
+      });
+    }
+    expect(during.some(([, r]) => r.statusCode === 503)).toBe(true);
+    const accepted = [...before, ...during, ...after].filter(([, r]) => r.statusCode === 202).map(([id]) => id);
+    expect(accepted.length).toBeGreaterThanOrEqual(20);
+    await until(
+      'every accepted task to end and be delivered',
+      async () => {
+        const tasks = await Promise.all(accepted.map((id) => handler.tasks.get(id)));
+        return tasks.every((t) => t && TERMINAL_STATUSES.has(t.status) && t.destinationStatus !== undefined);
+      },
+      40_000,
+    );
+    for (const id of accepted) {
+      const task = await handler.tasks.get(id);
+      expect([id, task?.status, calls.get(task?.requestId ?? '')]).toEqual([id, 'Succeeded', 1]);
+    }
+  });
+
+  it('handler.close() with Redis gone while tasks run still ends, bounded', async () => {
+    const port = await freePort();
+    const redis = await startRedis(port, redisDir());
+    const handler = createFcHandler((_req, res) => void setTimeout(() => res.end('ok'), 50), {
+      logger: silentLogger,
+      env: {},
+      async: {
+        mode: 'local',
+        concurrency: 4,
+        backend: bullmq({ connection: { host: '127.0.0.1', port, retryStrategy: () => 50 } }),
+      },
+    });
+    await handler.engine?.whenReady();
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => handler(asyncEvent(`t_${i}`))));
+    expect(results.map((r) => r.statusCode)).toEqual(Array(10).fill(202));
+    redis.kill('SIGKILL');
+    await once(redis, 'exit');
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<string>((resolve) => {
+      timer = setTimeout(() => resolve('still closing after 20 s'), 20_000);
+    });
+    const closed = handler.close({ timeoutMs: 500 }).then(() => 'closed');
+    expect(await Promise.race([closed, bound])).toBe('closed');
+    clearTimeout(timer);
+  });
+});

@@ -1,0 +1,131 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  type AsyncBackend,
+  createFcHandler,
+  type FcHandler,
+  PQueueDriver,
+  silentLogger,
+  TERMINAL_STATUSES,
+} from '@fc-async/core';
+import { asyncEvent } from '@fc-async/test-kit/fc-server';
+import type Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openDatabase } from '../src/database.js';
+import { sqlite } from '../src/index.js';
+import { resolveSqliteOptions } from '../src/options.js';
+import { SqliteTaskStore } from '../src/store.js';
+import { tempDir } from './helpers.js';
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+function folder(): string {
+  const { dir, cleanup } = tempDir();
+  cleanups.push(cleanup);
+  return dir;
+}
+
+/** `sqlite(path)` that hands the test its connection, to set a size limit on it (a full disk). */
+function sqliteWithConnection(path: string): { backend: AsyncBackend; db: () => Database.Database } {
+  let db: Database.Database | undefined;
+  const backend: AsyncBackend = {
+    name: 'sqlite',
+    persistent: true,
+    create({ concurrency, logger }) {
+      const options = resolveSqliteOptions(path, {});
+      db = openDatabase(path, options);
+      return { store: new SqliteTaskStore(db, options, logger), queue: new PQueueDriver(concurrency) };
+    },
+  };
+  return { backend, db: () => db as Database.Database };
+}
+
+describe('sqlite(): faults of the task file', () => {
+  it('a path that cannot be a task database fails with SqliteStoreUnavailable naming it; the file is left as it was', () => {
+    const dir = folder();
+    const garbage = join(dir, 'garbage.db');
+    const bytes = Buffer.alloc(8192, 0x41);
+    writeFileSync(garbage, bytes);
+    const plainFile = join(dir, 'plain');
+    writeFileSync(plainFile, 'x');
+    mkdirSync(join(dir, 'folder.db'));
+    for (const path of [garbage, join(plainFile, 'tasks.db'), join(dir, 'folder.db')]) {
+      const create = () =>
+        createFcHandler((_req, res) => res.end(), {
+          logger: silentLogger,
+          env: {},
+          async: { mode: 'local', backend: sqlite(path) },
+        });
+      expect(create).toThrow(
+        expect.objectContaining({
+          code: 'SqliteStoreUnavailable',
+          statusCode: 503,
+          message: expect.stringContaining(`Cannot open the task file ${path}: `),
+        }),
+      );
+    }
+    expect(readFileSync(garbage)).toEqual(bytes);
+  });
+
+  it('a full disk mid-burst: each request gets 202 or 503 SqliteWriteFailed; every 202 runs once after a restart, no 503 does', async () => {
+    const path = join(folder(), 'tasks.db');
+    const calls = new Map<string, number>();
+    const count = (requestId: string) => calls.set(requestId, (calls.get(requestId) ?? 0) + 1);
+    const open = (backend: AsyncBackend): FcHandler => {
+      const handler = createFcHandler((_req, res) => res.end('ok'), {
+        logger: silentLogger,
+        env: {},
+        async: { mode: 'local', backend },
+        destinations: { onSuccess: (r) => void count(r.requestContext.requestId) },
+      });
+      cleanups.unshift(() => handler.close({ timeoutMs: 100 }));
+      return handler;
+    };
+
+    const { backend, db } = sqliteWithConnection(path);
+    const first = open(backend);
+    await first.engine?.whenReady();
+    // Room for a few tasks only: SQLite answers SQLITE_FULL past it, as on a full disk.
+    db().pragma(`max_page_count = ${(db().pragma('page_count', { simple: true }) as number) + 8}`);
+    const accepted: string[] = [];
+    const refused: string[] = [];
+    for (let turn = 0; turn < 10; turn++) {
+      const ids = Array.from({ length: 20 }, (_, i) => `t_${turn}_${i}`);
+      // Delayed so that nothing runs in this process: the next one runs what this one accepted.
+      const results = await Promise.all(
+        ids.map((id) => first(asyncEvent(id, { pad: 'x'.repeat(2000) }, { 'X-Fc-Async-Delay': '1' }))),
+      );
+      for (const [i, result] of results.entries()) {
+        const id = ids[i] as string;
+        if (result.statusCode === 202) {
+          accepted.push(id);
+          continue;
+        }
+        expect({ status: result.statusCode, body: JSON.parse(result.body) }).toEqual({
+          status: 503,
+          body: {
+            code: 'SqliteWriteFailed',
+            message: 'The task store could not commit the write (SQLITE_FULL); retry later',
+          },
+        });
+        refused.push(id);
+      }
+    }
+    expect(accepted.length).toBeGreaterThan(0);
+    expect(refused.length).toBeGreaterThan(0);
+    await first.close({ timeoutMs: 10 });
+
+    const second = open(sqlite(path));
+    await second.engine?.whenReady();
+    await second.drain();
+    for (const id of accepted) {
+      const task = await second.tasks.get(id);
+      expect(TERMINAL_STATUSES.has(task?.status ?? 'Enqueued')).toBe(true);
+      expect([task?.status, calls.get(task?.requestId ?? '')]).toEqual(['Succeeded', 1]);
+    }
+    for (const id of refused) expect(await second.tasks.get(id)).toBeUndefined();
+  });
+});
