@@ -206,12 +206,14 @@ export class RedisTaskStore implements TaskStore {
       }
       const k = this.keys;
       const [open, endTime] = indexArgs(next);
+      const encoded = encodeCompactRecord(next);
+      const written = String(Number(current.v) + 1);
       const reply = await this.redis.fcAsyncCasBuffer(
         ...[k.task(taskId), k.open, k.ended],
-        ...[taskId, current.v, next.status, encodeCompactRecord(next), open, endTime],
+        ...[taskId, current.v, next.status, encoded, open, endTime],
       );
       if (reply[0] === 1) {
-        this.remember(taskId, String(Number(current.v) + 1), next, open === '0');
+        this.remember(taskId, written, next, open === '0');
         return next;
       }
       if (reply[0] === -1) {
@@ -220,6 +222,13 @@ export class RedisTaskStore implements TaskStore {
       }
       const [, vb, r, p, b] = reply;
       const v = vb.toString();
+      if (v === written && r.toString() === encoded) {
+        // Our own write: Redis applied it, the reply was lost with the connection, and ioredis
+        // sent the script again after reconnecting. The write won; reporting a lost race would
+        // skip the task's next step (its destination call).
+        this.remember(taskId, written, next, open === '0');
+        return next;
+      }
       current = { v, record: decodeRecord(r.toString(), p?.toString(), b), cached: false };
       this.remember(taskId, v, current.record);
     }

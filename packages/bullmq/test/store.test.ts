@@ -66,6 +66,22 @@ describe('RedisTaskStore', () => {
     expect(final.events.map((e) => e.eventId)).toEqual(results[0] ? [1, 2, 3] : [1, 2]);
   });
 
+  it('counts a compare-and-set that Redis applied as won when ioredis sends it again after a lost reply', async () => {
+    const [store] = (await stores(1)) as [RedisTaskStore];
+    await store.insert(record('t_1'));
+    // The reply to the script is lost with the connection, and ioredis resends it on reconnecting:
+    // the first run writes, the second finds the record at the next version, the one it wrote.
+    const scripts = store as unknown as { redis: { fcAsyncCasBuffer(...args: string[]): Promise<unknown> } };
+    const cas = scripts.redis.fcAsyncCasBuffer.bind(scripts.redis);
+    scripts.redis.fcAsyncCasBuffer = async (...args) => {
+      await cas(...args);
+      return cas(...args);
+    };
+    const ended = await store.transition('t_1', 'Succeeded', { from: ['Enqueued'], patch: { endTime: 5 } });
+    expect(ended?.status).toBe('Succeeded');
+    expect((await store.get('t_1'))?.events.map((e) => e.status)).toEqual(['Enqueued', 'Succeeded']);
+  });
+
   it('decides on fresh data when its cached copy is stale', async () => {
     const [a, b] = await stores(2);
     await a?.insert(record('t_1')); // a caches it as Enqueued
