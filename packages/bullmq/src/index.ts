@@ -3,6 +3,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { corkEachTurn } from './cork.js';
 import { keysOf } from './keys.js';
 import { type BullmqBackendOptions, resolveBullmqOptions } from './options.js';
+import { oncePerOutage } from './outage.js';
 import { Pruner } from './prune.js';
 import { BullmqQueueDriver } from './queue.js';
 import { RedisTaskStore } from './store.js';
@@ -60,15 +61,10 @@ export function bullmq(options: BullmqBackendOptions): AsyncBackend {
 
 /** ioredis emits an error per failed reconnect: log each kind once until the connection is back. */
 function reportErrors(redis: Redis, logger: Logger): void {
-  let last: string | undefined;
-  redis.on('error', (error: Error) => {
-    if (error.message === last) return;
-    last = error.message;
-    logger.warn('redis connection error', { error });
-  });
-  redis.on('ready', () => {
-    last = undefined;
-  });
+  redis.on(
+    'error',
+    oncePerOutage(redis, (error) => logger.warn('redis connection error', { error })),
+  );
 }
 
 function connect(connection: string | RedisOptions): SharedConnection {

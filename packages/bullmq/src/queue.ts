@@ -3,6 +3,7 @@ import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CLOSE_GRACE_MS, settlesWithin } from './grace.js';
 import type { ResolvedBullmqOptions } from './options.js';
+import { oncePerOutage } from './outage.js';
 
 /** The BullMQ queue name under the prefix. */
 export const QUEUE_NAME = 'tasks';
@@ -61,7 +62,10 @@ export class BullmqQueueDriver implements QueueDriver {
     private readonly abandon: () => void = () => {},
   ) {
     this.queue = new Queue(QUEUE_NAME, { connection: client, prefix: options.prefix });
-    this.queue.on('error', (error) => logger.error('bullmq queue error', { error }));
+    this.queue.on(
+      'error',
+      oncePerOutage(client, (error) => logger.error('bullmq queue error', { error })),
+    );
     this.timer = setInterval(() => void this.count(), 1000);
     this.timer.unref();
   }
@@ -90,7 +94,10 @@ export class BullmqQueueDriver implements QueueDriver {
         settings: { backoffStrategy: (_made, _type, error) => (error instanceof RetryLater ? error.delayMs : 0) },
       },
     );
-    worker.on('error', (error) => this.logger.error('bullmq worker error', { error }));
+    worker.on(
+      'error',
+      oncePerOutage(this.client, (error) => this.logger.error('bullmq worker error', { error })),
+    );
     worker.on('failed', (job, error) => {
       if (!(error instanceof RetryLater)) this.logger.error('bullmq job failed', { taskId: job?.id, error });
     });
