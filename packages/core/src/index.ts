@@ -1,4 +1,5 @@
 export {
+  ASYNC_TASK_STATUSES,
   type AsyncBackend,
   type BackendContext,
   type JobResult,

@@ -101,6 +101,7 @@ const driver: be.QueueDriver = new be.PQueueDriver(2);
 expectType<boolean | undefined>(driver.shared);
 expectType<void | Promise<void>>(driver.start(async (job) => (job.taskId === 'again' ? { retryInMs: 10 } : undefined)));
 expectAssignable<be.TaskRecord['deliveryPending']>(true);
+expectType<readonly be.AsyncTaskStatus[]>(be.ASYNC_TASK_STATUSES);
 
 // The compact record codec backends share.
 declare const storedRecord: be.TaskRecord;

@@ -26,6 +26,27 @@ export interface TaskRecord extends AsyncTask {
   deliveryPending?: boolean | undefined;
 }
 
+/**
+ * Every status an FC async task can have: the values the task API's `status` filter takes.
+ *
+ * @example
+ * ```ts
+ * ASYNC_TASK_STATUSES.includes('Running'); // true
+ * ```
+ */
+export const ASYNC_TASK_STATUSES: readonly AsyncTaskStatus[] = Object.freeze([
+  'Enqueued',
+  'Dequeued',
+  'Running',
+  'Succeeded',
+  'Failed',
+  'Stopping',
+  'Stopped',
+  'Expired',
+  'Invalid',
+  'Retrying',
+]);
+
 /** Statuses after which nothing changes but `destinationStatus`. */
 export const TERMINAL_STATUSES: ReadonlySet<AsyncTaskStatus> = new Set<AsyncTaskStatus>([
   'Succeeded',

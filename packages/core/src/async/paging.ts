@@ -1,6 +1,5 @@
 import { badRequest } from '../errors.js';
-import type { AsyncTaskStatus } from '../fc-types.js';
-import type { TaskPage, TaskQuery, TaskRecord } from './backend.js';
+import { ASYNC_TASK_STATUSES, type TaskPage, type TaskQuery, type TaskRecord } from './backend.js';
 
 /**
  * Validates a task query (FC's ListAsyncTasks rules) and fills in defaults. Throws a 400
@@ -33,27 +32,17 @@ export function normaliseQuery(
   return { ...query, limit, sortOrderByTime };
 }
 
-const STATUSES: readonly AsyncTaskStatus[] = [
-  'Enqueued',
-  'Dequeued',
-  'Running',
-  'Succeeded',
-  'Failed',
-  'Stopping',
-  'Stopped',
-  'Expired',
-  'Invalid',
-  'Retrying',
-];
-
 /** The query is an object, and its filters of the right types (a typo would silently match nothing). */
 function checkShape(query: TaskQuery): void {
   if (typeof query !== 'object' || query === null || Array.isArray(query)) {
     const got = Array.isArray(query) ? 'an array' : String(query);
     throw badRequest('InvalidArgument', `query must be an object, got ${got}`);
   }
-  if (query.status !== undefined && !STATUSES.includes(query.status)) {
-    throw badRequest('InvalidArgument', `status must be one of ${STATUSES.join(', ')}, got ${String(query.status)}`);
+  if (query.status !== undefined && !ASYNC_TASK_STATUSES.includes(query.status)) {
+    throw badRequest(
+      'InvalidArgument',
+      `status must be one of ${ASYNC_TASK_STATUSES.join(', ')}, got ${String(query.status)}`,
+    );
   }
   if (query.prefix !== undefined && typeof query.prefix !== 'string') {
     throw badRequest('InvalidArgument', `prefix must be a string, got ${String(query.prefix)}`);

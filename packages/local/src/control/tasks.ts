@@ -1,19 +1,12 @@
-import { type AsyncTaskStatus, isFcRequestId, isValidTaskId, type TaskQuery } from '@fc-async/core';
+import {
+  ASYNC_TASK_STATUSES,
+  type AsyncTaskStatus,
+  isFcRequestId,
+  isValidTaskId,
+  type TaskQuery,
+} from '@fc-async/core';
 import { type ApiCall, boolean, checkQualifier, integer, single } from './params.js';
 import { ApiError, invalid, sendApi } from './respond.js';
-
-const STATUSES: readonly AsyncTaskStatus[] = [
-  'Enqueued',
-  'Dequeued',
-  'Running',
-  'Succeeded',
-  'Failed',
-  'Stopping',
-  'Stopped',
-  'Expired',
-  'Invalid',
-  'Retrying',
-];
 
 /** A task id by FC's rule, or a request id (the task id of a task that was given none). */
 function taskId(raw: string): string {
@@ -41,8 +34,8 @@ export function listQuery(params: URLSearchParams): TaskQuery {
   query.limit = integer(params, 'limit', 1, 100);
   const status = single(params, 'status');
   if (status !== undefined && status !== '') {
-    if (!STATUSES.includes(status as AsyncTaskStatus)) {
-      throw invalid(`status must be one of ${STATUSES.join(', ')}, got "${status.slice(0, 32)}"`);
+    if (!ASYNC_TASK_STATUSES.includes(status as AsyncTaskStatus)) {
+      throw invalid(`status must be one of ${ASYNC_TASK_STATUSES.join(', ')}, got "${status.slice(0, 32)}"`);
     }
     query.status = status as AsyncTaskStatus;
   }
