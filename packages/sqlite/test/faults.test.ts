@@ -4,6 +4,7 @@ import {
   type AsyncBackend,
   createFcHandler,
   type FcHandler,
+  type Logger,
   PQueueDriver,
   silentLogger,
   TERMINAL_STATUSES,
@@ -15,7 +16,7 @@ import { openDatabase } from '../src/database.js';
 import { sqlite } from '../src/index.js';
 import { resolveSqliteOptions } from '../src/options.js';
 import { SqliteTaskStore } from '../src/store.js';
-import { tempDir } from './helpers.js';
+import { tempDir, until } from './helpers.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -127,5 +128,50 @@ describe('sqlite(): faults of the task file', () => {
       expect([task?.status, calls.get(task?.requestId ?? '')]).toEqual(['Succeeded', 1]);
     }
     for (const id of refused) expect(await second.tasks.get(id)).toBeUndefined();
+  });
+});
+
+describe('engine: a store write that fails while a task runs (disk full), then works again', () => {
+  it('every accepted task still reaches a terminal status with one destination call, in the same process', async () => {
+    const { backend, db } = sqliteWithConnection(join(folder(), 'tasks.db'));
+    let bookkeepingErrors = 0;
+    const logger: Logger = {
+      ...silentLogger,
+      error: (message) => {
+        if (message === 'async task bookkeeping failed') bookkeepingErrors++;
+      },
+    };
+    let runs = 0;
+    const calls = new Map<string, number>();
+    const handler = createFcHandler(
+      (_req, res) => {
+        runs++;
+        res.end('y'.repeat(3000)); // the task's end grows its row: a new page, refused below
+      },
+      {
+        logger,
+        env: {},
+        async: { mode: 'local', backend, backoff: { baseMs: 1, maxMs: 2 } },
+        destinations: {
+          onSuccess: (r) =>
+            void calls.set(r.requestContext.requestId, (calls.get(r.requestContext.requestId) ?? 0) + 1),
+        },
+      },
+    );
+    cleanups.unshift(() => handler.close({ timeoutMs: 100 }));
+    await handler.engine?.whenReady();
+    const ids = Array.from({ length: 6 }, (_, i) => `t_${i}`);
+    for (const id of ids) expect((await handler(asyncEvent(id, {}, { 'X-Fc-Async-Delay': '1' }))).statusCode).toBe(202);
+    const full = db();
+    full.pragma(`max_page_count = ${full.pragma('page_count', { simple: true }) as number}`);
+    await until('the attempts to run and their ends to fail', () => runs >= ids.length && bookkeepingErrors > 0);
+    full.pragma('max_page_count = 1000000'); // space again
+
+    await until('every task to end', async () => {
+      const tasks = await Promise.all(ids.map((id) => handler.tasks.get(id)));
+      return tasks.every((t) => t?.status === 'Succeeded' && t.destinationStatus === 'Succeeded');
+    });
+    for (const id of ids) expect(calls.get((await handler.tasks.get(id))?.requestId ?? '')).toBe(1);
+    await handler.drain(); // nothing left counted as outstanding
   });
 });
