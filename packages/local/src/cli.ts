@@ -88,7 +88,10 @@ function reportStrayErrors(format: 'text' | 'json'): void {
 const program = new Command('fc-async')
   .description('Local Function Compute emulator for fc-async apps')
   .version(version)
-  .showHelpAfterError();
+  // A bad flag is one line like every other refusal to start, pointing at --help (not the whole help).
+  .configureOutput({
+    outputError: (text, write) => write(`fc-async: ${text.replace(/^error: /, '').trim()} (see fc-async dev --help)\n`),
+  });
 
 program
   .command('dev')

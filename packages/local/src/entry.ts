@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { extname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { FcAsyncError } from '@fc-async/core';
@@ -54,6 +54,13 @@ export function classifyExport(value: unknown): EntryKind | undefined {
   return undefined;
 }
 
+/** `null`, `an array`, `an object`, `a number`: what a value is, for messages. */
+function kindOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return /^[aeiou]/.test(typeof value) ? `an ${typeof value}` : `a ${typeof value}`;
+}
+
 /**
  * Loads an entry module (JavaScript or TypeScript, ESM or CommonJS) and picks the export to serve:
  * `exportName` when given, else the first of `handler`, `default` and `app` that is an app or a
@@ -62,6 +69,7 @@ export function classifyExport(value: unknown): EntryKind | undefined {
  */
 export async function loadEntry(file: string, exportName?: string, instance?: string): Promise<LoadedEntry> {
   if (!existsSync(file)) throw new FcAsyncError('EntryNotFound', `The entry ${file} does not exist`);
+  if (!statSync(file).isFile()) throw new FcAsyncError('EntryNotFound', `The entry ${file} is not a file`);
   if (TYPESCRIPT.has(extname(file))) await enableTypeScript();
   const url = pathToFileURL(file);
   if (instance) url.searchParams.set('fc-async-function', instance);
@@ -69,7 +77,8 @@ export async function loadEntry(file: string, exportName?: string, instance?: st
   try {
     mod = (await import(url.href)) as Record<string, unknown>;
   } catch (cause) {
-    const message = cause instanceof Error ? cause.message : String(cause);
+    // One line: a compiler's message (tsx's "Transform failed with 1 error:") spans several.
+    const message = (cause instanceof Error ? cause.message : String(cause)).replace(/\s*\n\s*/g, ' ');
     throw new FcAsyncError('EntryLoadFailed', `Loading ${file} failed: ${message}`, { cause });
   }
   const names = exportName ? [exportName] : CANDIDATES;
@@ -82,9 +91,14 @@ export async function loadEntry(file: string, exportName?: string, instance?: st
     }
   }
   const found = [...new Set([...Object.keys(mod), ...Object.keys(cjs ?? {})])].filter((k) => k !== 'default');
+  // A looked-at export that is there but is neither an app nor a function: say what it is.
+  const wrong = names
+    .map((name) => [name, mod[name] ?? cjs?.[name]] as const)
+    .filter(([name, value]) => value !== undefined && !(name === 'default' && value === cjs))
+    .map(([name, value]) => `${name} is ${kindOf(value)}`);
   throw new FcAsyncError(
     'EntryNotServable',
-    `${file} exports no Express, Koa or Fastify app and no FC handler (looked at ${names.join(', ')}; ` +
-      `other exports: ${found.length ? found.join(', ') : 'none'})`,
+    `${file} exports no Express, Koa or Fastify app and no FC handler (looked at ${names.join(', ')}` +
+      `${wrong.length ? `: ${wrong.join(', ')}` : ''}; other exports: ${found.length ? found.join(', ') : 'none'})`,
   );
 }

@@ -12,6 +12,7 @@ import {
 import { adapterFor } from './adapters.js';
 import { type EntryKind, loadEntry } from './entry.js';
 import { buildContext, buildFcEvent, type FunctionIdentity, type IncomingCall, requestFromCall } from './event.js';
+import { fastifyReady, withinTimeout } from './function-guards.js';
 import { eventListener, fc2HttpListener, fc3HttpListener } from './listeners.js';
 import type { EmulatorLog } from './log.js';
 import type { AsyncConfigInput, FunctionSpec } from './spec.js';
@@ -116,6 +117,7 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
       );
   } else if (entry.kind === 'express' || entry.kind === 'koa' || entry.kind === 'fastify') {
     handler = (await adapterFor(entry.kind, spec.file))(entry.value, options);
+    if (entry.kind === 'fastify') await fastifyReady(entry.value, spec.file);
   } else {
     const fn = entry.value as (...args: unknown[]) => unknown;
     const contextLogger = functionLogger(deps.log, spec.name);
@@ -145,10 +147,12 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
       const context = buildContext(identity, requestId);
       const request =
         handleRequest && invokeOptions.nodeHeaders ? requestFromCall(call, identity, requestId, trusted) : undefined;
-      const result = request
-        ? await (handleRequest as HandleRequest)(request, context)
-        : await handler(buildFcEvent(call, identity, requestId, trusted), context);
-      return { result, requestId };
+      const answer = request
+        ? (handleRequest as HandleRequest)(request, context)
+        : handler(buildFcEvent(call, identity, requestId, trusted), context);
+      // An async call is answered (202 or a refusal) without running the app: no timer for it.
+      const async = String(call.headers['x-fc-invocation-type'] ?? '').toLowerCase() === 'async';
+      return { result: await (async ? answer : withinTimeout(answer, identity)), requestId };
     },
   };
 }

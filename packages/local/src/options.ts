@@ -94,6 +94,16 @@ function int(name: string, value: unknown, min: number, max: number, fallback: n
   return value;
 }
 
+/** A region id (`cn-hangzhou`, `ap-southeast-1`) and an account id: they go into ARNs and FC's headers. */
+const REGION = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
+const ACCOUNT_ID = /^\d{1,32}$/;
+
+function text(name: string, value: unknown, pattern: RegExp, expected: string, fallback: string): string {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'string' || !pattern.test(value)) throw optionError(name, expected, value);
+  return value;
+}
+
 /** True for 127.0.0.0/8, ::1 and localhost. */
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127(\.\d{1,3}){3}$/.test(host);
@@ -152,8 +162,8 @@ export function resolveOptions(options: EmulatorOptions): ResolvedOptions {
     controlHost,
     credentials,
     requireSignatures,
-    region: options.region ?? 'cn-hangzhou',
-    accountId: options.accountId ?? '0',
+    region: text('region', options.region, REGION, 'a region id (cn-hangzhou)', 'cn-hangzhou'),
+    accountId: text('accountId', options.accountId, ACCOUNT_ID, 'an account id of digits', '0'),
     store: options.store,
     redis: options.redis,
     concurrency: int('concurrency', options.concurrency, 1, 10_000, 10),

@@ -1,3 +1,4 @@
+import { parseDestinationArn } from './destinations.js';
 import { configError, isObject } from './errors.js';
 import type { AsyncConfigInput } from './spec.js';
 
@@ -28,6 +29,9 @@ function destinationProblem(value: unknown): string | undefined {
     if (target === undefined || target === null) continue;
     if (!isObject(target) || typeof target.destination !== 'string' || target.destination === '') {
       return `${side} must be a mapping with a destination ARN`;
+    }
+    if (!parseDestinationArn(target.destination)) {
+      return `${side}.destination is not an FC, MNS, EventBridge or RocketMQ ARN: ${target.destination.slice(0, 128)}`;
     }
   }
   return undefined;

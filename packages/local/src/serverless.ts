@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname, extname, resolve } from 'node:path';
+import { dirname, extname, relative, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { configError, isObject } from './errors.js';
 import { readAsyncConfig, readFc2AsyncConfig } from './serverless-async.js';
 import { FUNCTION_NAME, type FunctionSpec } from './spec.js';
-import { resolveVars, type VarContext } from './yaml-vars.js';
+import { resolveVars, type VarContext, VarError } from './yaml-vars.js';
 
 /**
  * What {@link loadServerlessConfig} read: the functions to serve, and notes about what it skipped
@@ -91,7 +91,13 @@ export async function loadServerlessConfig(
     const kind = componentKind(resource.component);
     if (!kind) continue;
     if (!isObject(resource.props)) throw configError(path, `${where}.props must be a mapping`);
-    const props = resolveVars(resource.props, ctx, resource) as Obj;
+    let props: Obj;
+    try {
+      props = resolveVars(resource.props, ctx, resource) as Obj;
+    } catch (error) {
+      if (error instanceof VarError) throw configError(path, `${where}.props: ${error.message}`);
+      throw error;
+    }
     const read = kind === 'fc3' ? readFc3(props, `${where}.props`) : readFc2(props, `${where}.props`);
     const spec = read(path, dir, ctx.region);
     if (typeof spec === 'string') {
@@ -195,10 +201,7 @@ function base(file: string, dir: string, where: string, raw: RawFunction): Funct
   const candidates = extname(stem) ? [stem] : EXTENSIONS.map((ext) => stem + ext);
   const found = candidates.find((c) => existsSync(c));
   if (!found) {
-    throw fail(
-      'handler',
-      `${raw.handler}: none of ${candidates.map((c) => c.slice(dir.length + 1)).join(', ')} exists`,
-    );
+    throw fail('handler', `${raw.handler}: none of ${candidates.map((c) => relative(dir, c)).join(', ')} exists`);
   }
   return {
     name: raw.name,
@@ -210,7 +213,7 @@ function base(file: string, dir: string, where: string, raw: RawFunction): Funct
     runtime: raw.runtime as string | undefined,
     region: typeof raw.region === 'string' ? raw.region : undefined,
     memorySize: optionalNumber(file, raw.memorySize, `${where}.memorySize`),
-    timeout: optionalNumber(file, raw.timeout, `${where}.timeout`),
+    timeout: timeoutOf(file, raw.timeout, `${where}.timeout`),
     environmentVariables: stringMap(file, raw.environmentVariables, `${where}.environmentVariables`),
     asyncConfig: raw.asyncConfig,
   };
@@ -220,6 +223,15 @@ function optionalNumber(file: string, value: unknown, where: string): number | u
   if (value === undefined) return undefined;
   if (typeof value !== 'number' || !(value > 0)) throw configError(file, `${where} must be a positive number`);
   return value;
+}
+
+/** FC's function timeout: whole seconds, 1 to 86400. */
+function timeoutOf(file: string, value: unknown, where: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 86_400) {
+    throw configError(file, `${where} must be an integer from 1 to 86400 (seconds), got ${JSON.stringify(value)}`);
+  }
+  return value as number;
 }
 
 function stringMap(file: string, value: unknown, where: string): Record<string, string> | undefined {

@@ -10,7 +10,16 @@ export interface VarContext {
   accountId: string;
   region: string;
   unresolved: Set<string>;
+  /** Expressions left to evaluate: references that expand exponentially run out of it. */
+  budget?: number;
 }
+
+/** A `${...}` reference that refers to itself, or expands past {@link MAX_EXPANSIONS}. */
+export class VarError extends Error {}
+
+/** How many expressions one file may evaluate, and how deep references may nest. */
+const MAX_EXPANSIONS = 100_000;
+const MAX_DEPTH = 8;
 
 const EXPRESSION = /\$\{([^{}]+)\}/g;
 const QUOTED = /^\s*(['"])(.*)\1\s*$/;
@@ -30,6 +39,10 @@ function walk(value: unknown, path: string[]): unknown {
 }
 
 function evaluate(expression: string, ctx: VarContext, self: Record<string, unknown> | undefined): unknown {
+  ctx.budget = (ctx.budget ?? MAX_EXPANSIONS) - 1;
+  if (ctx.budget < 0) {
+    throw new VarError(`its references expand to more than ${MAX_EXPANSIONS} values (at \${${expression}})`);
+  }
   const e = expression.trim();
   const call = /^(env|config)\((.*)\)$/.exec(e);
   if (call) {
@@ -53,11 +66,13 @@ function evaluate(expression: string, ctx: VarContext, self: Record<string, unkn
 /**
  * Resolves the variables in one value (recursively for objects and arrays). A string that is
  * exactly one expression takes the expression's value and type; otherwise values are spliced
- * in as text.
+ * in as text. Throws a {@link VarError} for a reference to itself or one that expands exponentially.
  */
 export function resolveVars(value: unknown, ctx: VarContext, self?: Record<string, unknown>, depth = 0): unknown {
-  if (depth > 8) return value;
   if (typeof value === 'string') {
+    if (depth > MAX_DEPTH && value.includes('${')) {
+      throw new VarError(`${value} refers to itself (references nest deeper than ${MAX_DEPTH})`);
+    }
     if (!value.includes('${')) return value;
     const whole = /^\$\{([^{}]+)\}$/.exec(value);
     if (whole) {

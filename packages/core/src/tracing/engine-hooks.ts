@@ -115,7 +115,7 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
         failed(span, errorType(error), asException(error));
         throw error;
       } finally {
-        span.end();
+        core.endSpan(span);
       }
     };
     // deliverRecord names a destination by its label, else by its function name: keep both.
@@ -160,7 +160,7 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
     } finally {
       const response = state.outcome && 'response' in state.outcome ? state.outcome.response : undefined;
       if (state.info) core.responseHook(span, { ...state.info, response });
-      span.end();
+      core.endSpan(span);
       attempts.delete(task);
     }
   }

@@ -175,8 +175,8 @@ export class InvocationSpanImpl implements InvocationSpan {
     } catch (error) {
       this.core.logger.warn('tracing failed to end a span', { error });
     } finally {
-      producer?.end();
-      span.end();
+      this.core.endSpan(producer);
+      this.core.endSpan(span);
       if (this.invocation) closeSpan(this.invocation, this);
     }
   }

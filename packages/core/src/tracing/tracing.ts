@@ -66,6 +66,8 @@ export interface Tracing {
 export class TracingCore {
   readonly source: TracerSource;
   private readonly redact: (headers: TracingRequest['headers']) => Record<string, string | string[]>;
+  /** The sites where the SDK (a span processor, a propagator) already threw: each is logged once. */
+  private readonly faulted = new Set<string>();
 
   constructor(
     readonly options: ResolvedTracingOptions,
@@ -120,10 +122,36 @@ export class TracingCore {
     }
   }
 
+  /**
+   * Logs what the OpenTelemetry SDK threw (a span processor's `onStart`/`onEnd`, a propagator)
+   * once per site: such a fault repeats on every span, and the request goes on without it.
+   */
+  sdkFault(site: string, error: unknown): void {
+    if (this.faulted.has(site)) return;
+    this.faulted.add(site);
+    this.logger.warn(`tracing: the OpenTelemetry SDK threw in ${site}; the request goes on (logged once)`, { error });
+  }
+
+  /** Ends a span; what a span processor's `onEnd` throws is logged, never thrown. */
+  endSpan(span: Span | undefined): void {
+    try {
+      span?.end();
+    } catch (error) {
+      this.sdkFault('span end', error);
+    }
+  }
+
   /** The parent of an invocation's SERVER span: `extractContext`, else W3C headers. */
   parentOf(request: TracingRequest, fcContext: FcContext | undefined): Context {
     const extract = this.options.extractContext;
-    if (!extract) return extractW3cContext(request);
+    if (!extract) {
+      try {
+        return extractW3cContext(request);
+      } catch (error) {
+        this.sdkFault('context extraction', error);
+        return ROOT_CONTEXT;
+      }
+    }
     try {
       return extract(request as never, fcContext) ?? ROOT_CONTEXT;
     } catch (error) {
@@ -171,7 +199,14 @@ export function createTracing(
       // which the SDK sanitises twice before setting; the rest is set on the span, for a third.
       const attributes = httpAttributes(request, { [ATTR_FAAS_TRIGGER]: FAAS_TRIGGER_HTTP });
       const method = spanMethodOf(attributes);
-      const span = tracer.startSpan(method, { kind: SpanKind.SERVER, attributes }, parent);
+      let span: Span;
+      try {
+        span = tracer.startSpan(method, { kind: SpanKind.SERVER, attributes }, parent);
+      } catch (error) {
+        // A span processor's onStart threw: this invocation runs untraced.
+        core.sdkFault('span start', error);
+        return undefined;
+      }
       span.setAttribute(ATTR_CLOUD_PROVIDER, CLOUD_PROVIDER_ALIBABA);
       span.setAttribute(ATTR_CLOUD_PLATFORM, CLOUD_PLATFORM_FC);
       span.setAttribute(ATTR_FAAS_COLDSTART, takeColdStart());

@@ -1,0 +1,98 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Emulator, startEmulator } from '../src/index.js';
+import { example, fixture, runCli } from './helpers.js';
+
+describe('fc-async dev refuses a bad flag in one line', () => {
+  it.each([
+    ['a port that is not a number', ['--port', 'abc'], /--port.*'abc'/],
+    ['--concurrency 0', ['--concurrency', '0'], /--concurrency.*'0'/],
+    ['--log-format xml', ['--log-format', 'xml'], /--log-format.*'xml'/],
+    ['an unknown flag', ['--bogus'], /unknown option '--bogus'/],
+    ['a flag without its value', ['--retry-delay'], /--retry-delay.*argument missing/],
+    ['an empty --region', ['--region', ''], /`region`/],
+    ['an --account-id that is not digits', ['--account-id', 'a b'], /`accountId`/],
+  ])('%s: fc-async: <problem> on stderr, exit 1, no usage dump', async (_label, args, message) => {
+    const { code, stderr } = await runCli(['dev', example('jobs/app.ts'), ...args]);
+    expect(code).toBe(1);
+    const lines = stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^fc-async: /);
+    expect(lines[0]).toMatch(message);
+  });
+});
+
+describe('fc-async dev refuses an entry it cannot serve in one line', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fc-async-entry-'));
+  mkdirSync(join(dir, 'folder'));
+  writeFileSync(join(dir, 'broken.ts'), 'export const handler = (a: number => a;\n');
+  writeFileSync(join(dir, 'number.mjs'), 'export const handler = 42;\n');
+
+  it.each([
+    ['a directory', join(dir, 'folder'), /^fc-async: The entry .*folder is not a file$/],
+    ['a TypeScript syntax error', join(dir, 'broken.ts'), /^fc-async: Loading .*broken\.ts failed: .*broken\.ts:1:\d+/],
+    [
+      'a `handler` export that is not a function',
+      join(dir, 'number.mjs'),
+      /^fc-async: .*number\.mjs exports no Express, Koa or Fastify app and no FC handler .*handler is a number/,
+    ],
+    [
+      'a Fastify app whose plugin fails to register',
+      fixture('fastify-plugin-fails.mjs'),
+      /^fc-async: The Fastify app of .* failed to start: the database plugin could not connect$/,
+    ],
+  ])('%s: exit 1', async (_label, entry, message) => {
+    const { code, stderr } = await runCli(['dev', entry, '--port', '0', '--control-port', '0']);
+    expect(code).toBe(1);
+    const lines = stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(message);
+  });
+});
+
+describe('an app that never answers', () => {
+  let emulator: Emulator;
+  beforeAll(async () => {
+    emulator = await startEmulator({
+      entry: fixture('koa-hang.mjs'),
+      name: 'hang',
+      timeoutSeconds: 1,
+      output: () => {},
+      port: 0,
+      controlPort: 0,
+    });
+  });
+  afterAll(() => emulator.close({ timeoutMs: 0 }));
+
+  it('a sync call gets 504 FunctionTimeout after the function timeout, and the next call is served', async () => {
+    const res = await fetch(`${emulator.triggerUrl}/hang`, { signal: AbortSignal.timeout(15_000) });
+    expect(res.status).toBe(504);
+    expect(res.headers.get('x-fc-request-id')).toBeTruthy();
+    const body = (await res.json()) as { code: string; message: string };
+    expect(body).toEqual({ code: 'FunctionTimeout', message: 'hang did not answer within its timeout of 1 s' });
+    expect((await fetch(`${emulator.triggerUrl}/ok`)).status).toBe(200);
+  });
+
+  it('a sync InvokeFunction of it answers with the timeout as a function error', async () => {
+    const event = {
+      version: 'v1',
+      rawPath: '/hang',
+      headers: {},
+      queryParameters: {},
+      body: '',
+      isBase64Encoded: false,
+      requestContext: { http: { method: 'GET', path: '/hang' } },
+    };
+    const res = await fetch(`${emulator.controlUrl.replace(/\/$/, '')}/2023-03-30/functions/hang/invocations`, {
+      method: 'POST',
+      body: JSON.stringify(event),
+      signal: AbortSignal.timeout(15_000),
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-fc-http-status')).toBe('504');
+    expect(res.headers.get('x-fc-error-type')).toBe('UnhandledInvocationError');
+    expect(await res.json()).toMatchObject({ code: 'FunctionTimeout' });
+  });
+});
