@@ -1,15 +1,14 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { createFcHandler, type FcHttpResult, silentLogger, TERMINAL_STATUSES } from '@fc-async/core';
 import { asyncEvent } from '@fc-async/test-kit/fc-server';
 import { afterEach, describe, expect, it } from 'vitest';
 import { bullmq } from '../src/index.js';
 import { until } from './helpers.js';
+import { freePort, spawnRedis } from './redis-server.js';
 
 const cleanups: (() => unknown)[] = [];
 const dirs: string[] = [];
@@ -22,40 +21,14 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
 /** A redis-server of this test alone that fsyncs every write (a 202 survives it being killed). */
 async function startRedis(port: number, dir: string): Promise<ChildProcess> {
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir];
-  const child = spawn('redis-server', [...args, '--appendonly', 'yes', '--appendfsync', 'always'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const kill = async () => {
+  const child = await spawnRedis(port, dir, ['--appendonly', 'yes', '--appendfsync', 'always']);
+  cleanups.push(async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     child.kill('SIGKILL');
     await once(child, 'exit');
-  };
-  cleanups.push(kill);
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('redis-server did not start within 10 s')), 10_000);
-    lines.on('line', (line) => {
-      if (!line.includes('Ready to accept connections')) return;
-      clearTimeout(timer);
-      resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`redis-server exited with code ${code}`)));
   });
-  child.stdout?.resume();
   return child;
 }
 

@@ -12,7 +12,8 @@ declare module 'vitest' {
   }
 }
 
-function freePort(): Promise<number> {
+/** A free loopback TCP port. */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -51,25 +52,41 @@ function ready(child: ChildProcess): Promise<void> {
 }
 
 /**
+ * A redis-server on `port` with its files in `dir`, no RDB snapshots, resolved once it accepts
+ * connections (killed if it does not); `extra` adds arguments (persistence, say).
+ */
+export async function spawnRedis(port: number, dir: string, extra: readonly string[] = []): Promise<ChildProcess> {
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir, ...extra],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  try {
+    await ready(child);
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  }
+  child.stdout?.resume();
+  return child;
+}
+
+/**
  * Vitest global setup: a throwaway redis-server on a free loopback port, no persistence, in a
  * temporary folder; stopped after the run. Tests read its URL with `inject('redisUrl')`.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const dir = mkdtempSync(join(tmpdir(), 'fc-async-redis-'));
   const port = await freePort();
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
+  let child: ChildProcess;
   try {
-    await ready(child);
+    child = await spawnRedis(port, dir, ['--appendonly', 'no']);
   } catch (error) {
-    child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
     throw error;
   }
-  child.stdout?.resume();
   project.provide('redisUrl', `redis://127.0.0.1:${port}`);
   return async () => {
     if (child.exitCode === null) {
