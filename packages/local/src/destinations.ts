@@ -1,5 +1,6 @@
+import { accessSync, constants, mkdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { type Destination, DestinationError, type Destinations, jsonlDestination } from '@fc-async/core';
+import { type Destination, DestinationError, type Destinations, FcAsyncError, jsonlDestination } from '@fc-async/core';
 import type { LocalFunction } from './function.js';
 import type { EmulatorLog } from './log.js';
 
@@ -58,6 +59,7 @@ function destinationFor(owner: string, side: string, arn: string, ctx: Destinati
   const target = parseDestinationArn(arn);
   const local = target?.kind === 'fc' ? ctx.functions.get(target.functionName) : undefined;
   if (local) return localFunctionDestination(local);
+  writableFolder(ctx.outDir);
   const file = join(ctx.outDir, `${owner}.${side}.jsonl`);
   const why =
     target?.kind === 'fc'
@@ -65,6 +67,24 @@ function destinationFor(owner: string, side: string, arn: string, ctx: Destinati
       : `${target?.kind ?? 'this destination'} is not reachable locally`;
   ctx.log.notice(`${owner} ${side} → ${arn}: ${why}; records are appended to ${relative(process.cwd(), file)}`);
   return jsonlDestination(file);
+}
+
+/**
+ * Makes sure destination records can be appended in `dir` before any is due: found only at the
+ * first record, an unwritable folder would lose it.
+ */
+function writableFolder(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+  } catch (cause) {
+    const code = (cause as { code?: string }).code ?? 'error';
+    throw new FcAsyncError(
+      'OutDirNotWritable',
+      `Destination records cannot be written to ${dir} (${code}); choose a writable folder with --out-dir`,
+      { statusCode: 500, cause },
+    );
+  }
 }
 
 /**

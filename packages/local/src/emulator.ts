@@ -187,7 +187,12 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   }
   const registry = new FunctionRegistry(functions);
   const destinations: DestinationContext = { functions: registry.byName, outDir: o.outDir, log };
-  for (const fn of functions) applyAsyncConfig(fn, destinations);
+  try {
+    for (const fn of functions) applyAsyncConfig(fn, destinations);
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
   logTaskEvents(functions, log);
 
   const trigger = createTriggerServer(registry, log);

@@ -1,5 +1,8 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import * as $dara from '@darabonba/typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -251,5 +254,71 @@ describe('InvokeFunction with an HTTP event as payload', () => {
     const accepted = await invoke(event);
     expect(accepted.statusCode).toBe(202);
     expect(accepted.headers?.['x-fc-async-task-id']).toBe('from_event_1');
+  });
+});
+
+describe('an --out-dir destination records cannot be written to', () => {
+  const root = mkdtempSync(join(tmpdir(), 'fc-async-out-dir-'));
+  writeFileSync(join(root, 'index.mjs'), "export const handler = async () => 'ok';\n");
+  writeFileSync(join(root, 'a-file'), 'not a folder');
+  const outDir = join(root, 'a-file', 'records'); // under a regular file: cannot be created
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('refuses the start when a destination of the s.yaml would write there, instead of losing its first record', async () => {
+    const config = join(root, 's.yaml');
+    writeFileSync(
+      config,
+      [
+        'resources:',
+        '  jobs:',
+        '    component: fc3',
+        '    props:',
+        '      functionName: jobs',
+        '      code: ./',
+        '      handler: index.handler',
+        '      asyncInvokeConfig:',
+        '        destinationConfig:',
+        '          onFailure:',
+        '            destination: acs:mns:cn-hangzhou:123:/queues/failed/messages',
+        '',
+      ].join('\n'),
+    );
+    const started = startEmulator({ config, outDir, port: 0, controlPort: 0, output: () => {} });
+    await expect(started).rejects.toMatchObject({
+      code: 'OutDirNotWritable',
+      message: expect.stringContaining(`Destination records cannot be written to ${outDir} (ENOTDIR)`),
+    });
+  });
+
+  it('refuses PutAsyncInvokeConfig with such a destination and keeps the config in force', async () => {
+    const emulator = await startEmulator({
+      entry: fixture('echo-handler.mjs'),
+      name: 'echo',
+      outDir,
+      port: 0,
+      controlPort: 0,
+      output: () => {},
+    });
+    try {
+      const client = sdk(emulator.controlUrl);
+      const put = (destination: string) =>
+        client.putAsyncInvokeConfig(
+          'echo',
+          new $FC.PutAsyncInvokeConfigRequest({
+            body: new $FC.PutAsyncInvokeConfigInput({
+              maxAsyncRetryAttempts: 1,
+              destinationConfig: new $FC.DestinationConfig({ onFailure: new $FC.Destination({ destination }) }),
+            }),
+          }),
+        );
+      expect(await sdkError(put('acs:mns:cn-hangzhou:123:/queues/failed/messages'))).toMatchObject({
+        code: 'OutDirNotWritable',
+        statusCode: 500,
+      });
+      const get = client.getAsyncInvokeConfig('echo', new $FC.GetAsyncInvokeConfigRequest({}));
+      expect(await sdkError(get)).toMatchObject({ code: 'AsyncConfigNotExists', statusCode: 404 });
+    } finally {
+      await emulator.close();
+    }
   });
 });

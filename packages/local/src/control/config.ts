@@ -48,8 +48,15 @@ export function putAsyncInvokeConfig(call: ApiCall, ctx: DestinationContext): vo
     }
   }
   const now = new Date().toISOString();
-  call.fn.asyncConfig = { ...config, createdTime: call.fn.asyncConfig?.createdTime ?? now, lastModifiedTime: now };
-  applyAsyncConfig(call.fn, ctx);
+  const previous = call.fn.asyncConfig;
+  call.fn.asyncConfig = { ...config, createdTime: previous?.createdTime ?? now, lastModifiedTime: now };
+  try {
+    applyAsyncConfig(call.fn, ctx);
+  } catch (error) {
+    // Nothing was put in force (the engine is configured last): keep the config that is.
+    call.fn.asyncConfig = previous;
+    throw error;
+  }
   sendApi(call.res, call.requestId, 200, asyncConfigView(call.fn));
 }
 
