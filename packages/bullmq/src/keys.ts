@@ -34,11 +34,16 @@ end
 
 /**
  * KEYS: task, open, ended, byTime. ARGV: id, started time, status, record, open, end time, payload,
- * body. Returns 1, or 0 when the id is taken.
+ * body, insert token. Returns 1, or 0 when the id is taken. A task holding this insert's token is
+ * this very insert run again (ioredis resends a script whose reply a dropped connection lost): 1,
+ * so that the accepted task is not answered 409.
  */
 export const INSERT_SCRIPT = `${INDEX}
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'v', '1', 's', ARGV[3], 'r', ARGV[4], 'p', ARGV[7], 'b', ARGV[8])
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HGET', KEYS[1], 'n') == ARGV[9] then return 1 end
+  return 0
+end
+redis.call('HSET', KEYS[1], 'v', '1', 's', ARGV[3], 'r', ARGV[4], 'p', ARGV[7], 'b', ARGV[8], 'n', ARGV[9])
 redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
 index()
 return 1
@@ -47,17 +52,17 @@ return 1
 /**
  * Several inserts at once (the accepts of one turn of the event loop). KEYS: open, ended,
  * byTime, then one task key per task. ARGV: per task, in order: id, started time, status,
- * record, open, end time, payload, body. Returns a 1 or 0 per task, as INSERT_SCRIPT does.
+ * record, open, end time, payload, body, insert token. Returns a 1 or 0 per task, as INSERT_SCRIPT does.
  */
 export const INSERT_MANY_SCRIPT = `
 local added = {}
 for t = 4, #KEYS do
-  local a = (t - 4) * 8
+  local a = (t - 4) * 9
   local id = ARGV[a + 1]
   if redis.call('EXISTS', KEYS[t]) == 1 then
-    added[#added + 1] = 0
+    added[#added + 1] = redis.call('HGET', KEYS[t], 'n') == ARGV[a + 9] and 1 or 0
   else
-    redis.call('HSET', KEYS[t], 'v', '1', 's', ARGV[a + 3], 'r', ARGV[a + 4], 'p', ARGV[a + 7], 'b', ARGV[a + 8])
+    redis.call('HSET', KEYS[t], 'v', '1', 's', ARGV[a + 3], 'r', ARGV[a + 4], 'p', ARGV[a + 7], 'b', ARGV[a + 8], 'n', ARGV[a + 9])
     redis.call('ZADD', KEYS[3], ARGV[a + 2], id)
     if ARGV[a + 5] == '1' then
       redis.call('SADD', KEYS[1], id)

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import {
   type AsyncTaskStatus,
   encodeCompactRecord,
@@ -53,6 +54,9 @@ export class RedisTaskStore implements TaskStore {
   private readonly cache = new Map<string, { v: string; record: TaskRecord }>();
   private readonly stopListeners: ((taskId: string) => void)[] = [];
   private inserts: PendingInsert[] = [];
+  /** What makes each insert's token unique: this store's random prefix and a counter. */
+  private readonly tokenPrefix = randomBytes(8).toString('hex');
+  private insertCount = 0;
 
   /** Runs before the connections close (stops retention). */
   onClose: (() => void) | undefined;
@@ -89,6 +93,11 @@ export class RedisTaskStore implements TaskStore {
     });
   }
 
+  /** A token stored with the record, by which a resent insert knows the task is its own. */
+  private insertToken(): string {
+    return `${this.tokenPrefix}:${(this.insertCount++).toString(36)}`;
+  }
+
   private readonly flushInserts = (): void => {
     const batch = this.inserts;
     this.inserts = [];
@@ -106,7 +115,7 @@ export class RedisTaskStore implements TaskStore {
         open,
         endTime,
       );
-      args.push(encodeRequestHead(record.payload), record.payload.body);
+      args.push(encodeRequestHead(record.payload), record.payload.body, this.insertToken());
     }
     const sent =
       batch.length === 1

@@ -82,6 +82,25 @@ describe('RedisTaskStore', () => {
     expect((await store.get('t_1'))?.events.map((e) => e.status)).toEqual(['Enqueued', 'Succeeded']);
   });
 
+  it('counts an insert that Redis applied as added when ioredis sends it again after a lost reply', async () => {
+    const [store] = (await stores(1)) as [RedisTaskStore];
+    const scripts = store as unknown as {
+      redis: Record<'fcAsyncInsert' | 'fcAsyncInsertMany', (...args: unknown[]) => Promise<unknown>>;
+    };
+    for (const name of ['fcAsyncInsert', 'fcAsyncInsertMany'] as const) {
+      const script = scripts.redis[name].bind(scripts.redis);
+      scripts.redis[name] = async (...args) => {
+        await script(...args);
+        return script(...args);
+      };
+    }
+    expect(await store.insert(record('t_1'))).toBe(true);
+    expect(await Promise.all([store.insert(record('t_2')), store.insert(record('t_3'))])).toEqual([true, true]);
+    // A second insert of a known id, even of the same record, is still refused.
+    expect(await Promise.all([store.insert(record('t_1')), store.insert(record('t_4'))])).toEqual([false, true]);
+    expect(await store.insert(record('t_2'))).toBe(false);
+  });
+
   it('decides on fresh data when its cached copy is stale', async () => {
     const [a, b] = await stores(2);
     await a?.insert(record('t_1')); // a caches it as Enqueued
