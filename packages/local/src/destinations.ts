@@ -25,6 +25,14 @@ export function parseDestinationArn(arn: string): ArnTarget | undefined {
   return undefined;
 }
 
+/**
+ * Why `arn` cannot be a destination (`is not an FC, MNS, EventBridge or RocketMQ ARN: ...`), or
+ * `undefined` when {@link parseDestinationArn} reads it: the words of PutAsyncInvokeConfig and s.yaml alike.
+ */
+export function destinationArnProblem(arn: string): string | undefined {
+  return parseDestinationArn(arn) ? undefined : `is not an FC, MNS, EventBridge or RocketMQ ARN: ${arn.slice(0, 128)}`;
+}
+
 /** Where destination records go when their target is not a function of this emulator. */
 export interface DestinationContext {
   functions: ReadonlyMap<string, LocalFunction>;

@@ -15,6 +15,7 @@ import { loadServerlessConfig } from './serverless.js';
 import { flushSpans } from './spans.js';
 import type { FunctionSpec } from './spec.js';
 import { createTriggerServer } from './trigger.js';
+import { within } from './within.js';
 
 /**
  * A running emulator.
@@ -41,20 +42,6 @@ export interface Emulator {
 }
 
 const BACKEND_START_MS = 15_000;
-
-/** `promise`, or what `late()` gives when it takes longer than `ms`. */
-async function within<T, U>(promise: Promise<T>, ms: number, late: () => U): Promise<T | U> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<'late'>((resolve) => {
-    timer = setTimeout(() => resolve('late'), ms);
-  });
-  try {
-    const result = await Promise.race([promise, timeout]);
-    return result === 'late' ? late() : (result as T);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 async function specsOf(o: ResolvedOptions, log: EmulatorLog): Promise<FunctionSpec[]> {
   if (o.config) {

@@ -1,5 +1,6 @@
 import { FcAsyncError, type FcHttpResult } from '@fc-async/core';
 import type { FunctionIdentity } from './event.js';
+import { within } from './within.js';
 
 /**
  * Boots a Fastify app at startup (after the adapter set it up), so that a plugin that fails to
@@ -20,17 +21,13 @@ export async function fastifyReady(app: unknown, file: string): Promise<void> {
  * Async calls are answered 202 at once; their attempts have the engine's own timeout.
  */
 export function withinTimeout(answer: Promise<FcHttpResult>, identity: FunctionIdentity): Promise<FcHttpResult> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<FcHttpResult>((resolve) => {
-    timer = setTimeout(() => {
-      const message = `${identity.name} did not answer within its timeout of ${identity.timeout} s`;
-      resolve({
-        statusCode: 504,
-        headers: { 'content-type': 'application/json; charset=utf-8', 'x-fc-error-type': 'UnhandledInvocationError' },
-        isBase64Encoded: false,
-        body: JSON.stringify({ code: 'FunctionTimeout', message }),
-      });
-    }, identity.timeout * 1000);
-  });
-  return Promise.race([answer, timedOut]).finally(() => clearTimeout(timer));
+  return within(answer, identity.timeout * 1000, () => ({
+    statusCode: 504,
+    headers: { 'content-type': 'application/json; charset=utf-8', 'x-fc-error-type': 'UnhandledInvocationError' },
+    isBase64Encoded: false,
+    body: JSON.stringify({
+      code: 'FunctionTimeout',
+      message: `${identity.name} did not answer within its timeout of ${identity.timeout} s`,
+    }),
+  }));
 }

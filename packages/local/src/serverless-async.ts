@@ -1,4 +1,4 @@
-import { parseDestinationArn } from './destinations.js';
+import { destinationArnProblem } from './destinations.js';
 import { configError, isObject } from './errors.js';
 import type { AsyncConfigInput } from './spec.js';
 
@@ -30,9 +30,8 @@ function destinationProblem(value: unknown): string | undefined {
     if (!isObject(target) || typeof target.destination !== 'string' || target.destination === '') {
       return `${side} must be a mapping with a destination ARN`;
     }
-    if (!parseDestinationArn(target.destination)) {
-      return `${side}.destination is not an FC, MNS, EventBridge or RocketMQ ARN: ${target.destination.slice(0, 128)}`;
-    }
+    const problem = destinationArnProblem(target.destination);
+    if (problem) return `${side}.destination ${problem}`;
   }
   return undefined;
 }

@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import * as $dara from '@darabonba/typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readBody } from '../src/body.js';
-import { type Emulator, startEmulator } from '../src/index.js';
+import { type Emulator, type EmulatorOptions, startEmulator } from '../src/index.js';
 import { $FC, fixture, sdk, sdkError } from './helpers.js';
 
 /** Sends raw bytes and resolves with all the server wrote until it closed the connection (at most 10 s). */
@@ -55,6 +55,17 @@ function abortMidBody(url: string, head: string): Promise<void> {
   });
 }
 
+/** The emulator serving the echo fixture as function `echo` on free ports, quiet unless `output` is given. */
+const startEcho = (options: EmulatorOptions = {}) =>
+  startEmulator({
+    entry: fixture('echo-handler.mjs'),
+    name: 'echo',
+    port: 0,
+    controlPort: 0,
+    output: () => {},
+    ...options,
+  });
+
 describe('readBody', () => {
   let server: Server;
   let url: string;
@@ -82,11 +93,7 @@ describe('the emulator under malformed HTTP', () => {
   let emulator: Emulator;
   const lines: Record<string, unknown>[] = [];
   beforeAll(async () => {
-    emulator = await startEmulator({
-      entry: fixture('echo-handler.mjs'),
-      name: 'echo',
-      port: 0,
-      controlPort: 0,
+    emulator = await startEcho({
       logFormat: 'json',
       output: (text) => {
         for (const line of text.split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
@@ -217,13 +224,7 @@ describe('InvokeFunction with an HTTP event as payload', () => {
   let emulator: Emulator;
   let client: ReturnType<typeof sdk>;
   beforeAll(async () => {
-    emulator = await startEmulator({
-      entry: fixture('echo-handler.mjs'),
-      name: 'echo',
-      port: 0,
-      controlPort: 0,
-      output: () => {},
-    });
+    emulator = await startEcho();
     client = sdk(emulator.controlUrl);
   });
   afterAll(() => emulator.close());
@@ -291,14 +292,7 @@ describe('an --out-dir destination records cannot be written to', () => {
   });
 
   it('refuses PutAsyncInvokeConfig with such a destination and keeps the config in force', async () => {
-    const emulator = await startEmulator({
-      entry: fixture('echo-handler.mjs'),
-      name: 'echo',
-      outDir,
-      port: 0,
-      controlPort: 0,
-      output: () => {},
-    });
+    const emulator = await startEcho({ outDir });
     try {
       const client = sdk(emulator.controlUrl);
       const put = (destination: string) =>

@@ -1,4 +1,4 @@
-import { applyAsyncConfig, type DestinationContext, parseDestinationArn } from '../destinations.js';
+import { applyAsyncConfig, type DestinationContext, destinationArnProblem } from '../destinations.js';
 import { isObject } from '../errors.js';
 import type { LocalFunction } from '../function.js';
 import type { FunctionRegistry } from '../registry.js';
@@ -41,11 +41,8 @@ export function putAsyncInvokeConfig(call: ApiCall, ctx: DestinationContext): vo
   const config = pickAsyncConfig(input, (field, problem) => invalid(`${field} ${problem}`));
   for (const side of ['onSuccess', 'onFailure'] as const) {
     const arn = config.destinationConfig?.[side]?.destination;
-    if (arn !== undefined && !parseDestinationArn(arn)) {
-      throw invalid(
-        `destinationConfig.${side}.destination is not an FC, MNS, EventBridge or RocketMQ ARN: ${arn.slice(0, 128)}`,
-      );
-    }
+    const problem = arn === undefined ? undefined : destinationArnProblem(arn);
+    if (problem) throw invalid(`destinationConfig.${side}.destination ${problem}`);
   }
   const now = new Date().toISOString();
   const previous = call.fn.asyncConfig;
