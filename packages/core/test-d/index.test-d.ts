@@ -7,6 +7,8 @@ import {
   type FcHttpResult,
   getInvocation,
   type Invocation,
+  makeFolder,
+  makeFolderSync,
   memory,
   type TaskPage,
 } from '@fc-async/core';
@@ -138,3 +140,7 @@ expectType<ret.ResolvedRetentionOptions>(ret.resolveRetentionOptions({ retention
 expectType<number>(ret.resolveRetentionOptions({}).pruneIntervalMs);
 expectError(ret.resolveRetentionOptions({ maxTasks: '10' }));
 expectType<number>(ret.integerOption('openTimeoutMs', undefined, 0, 2000));
+
+expectType<Promise<void>>(makeFolder('.fc-async/records'));
+expectType<void>(makeFolderSync('.fc-async/records'));
+expectError(makeFolderSync(1));

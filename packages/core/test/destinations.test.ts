@@ -21,6 +21,7 @@ import {
   signDestinationPayload,
   verifyDestinationSignature,
 } from '../src/destinations/index.js';
+import type { DestinationContext } from '../src/destinations/types.js';
 import type { DestinationRecord } from '../src/fc-types.js';
 import type { Logger } from '../src/logger.js';
 
@@ -384,6 +385,13 @@ describe('jsonlDestination', () => {
     expect(records[0]).toEqual(makeRecord(records[0]?.requestContext.requestId));
   });
 
+  it('fails a delivery to a folder that cannot be made (below /proc) with ENOENT, and does not hang', async () => {
+    const destination = jsonlDestination('/proc/fc-async-missing/records.jsonl', { retries: 0 });
+    const result = await deliverRecord(destination, makeRecord('req-proc'), { logger: memoryLogger(), ...fakeTime() });
+    expect(result).toMatchObject({ status: 'Failed', attempts: 1 });
+    expect(result.errors.join(' ')).toContain('ENOENT');
+  });
+
   it('validates the path', () => {
     expect(() => jsonlDestination('')).toThrow(new TypeError('Expected `path` to be a non-empty string, got ``'));
   });
@@ -421,7 +429,34 @@ describe('functionDestination', () => {
     expect(calls).toBe(1);
   });
 
-  it('validates fn and retries', () => {
+  it('with timeoutMs, fails a call that takes longer as a retryable DestinationTimeout and aborts its signal', async () => {
+    const signals: AbortSignal[] = [];
+    let calls = 0;
+    async function slow(_record: DestinationRecord, context?: DestinationContext) {
+      calls += 1;
+      if (context) signals.push(context.signal);
+      // The second call answers at once: the first one's timeout made it a retry.
+      if (calls === 1) await new Promise(() => {});
+    }
+    const result = await deliverRecord(functionDestination(slow, { timeoutMs: 20 }), makeRecord(), {
+      logger: memoryLogger(),
+      sleep: async () => {},
+    });
+    expect(result).toMatchObject({ status: 'Succeeded', attempts: 2 });
+    expect(signals.map((s) => s.aborted)).toEqual([true, false]);
+    expect(signals[0]?.reason).toMatchObject({ code: 'DestinationTimeout', retryable: true });
+    const never = functionDestination(() => new Promise(() => {}), { timeoutMs: 20, retries: 0 });
+    expect(await deliverRecord(never, makeRecord(), { logger: memoryLogger() })).toMatchObject({
+      status: 'Failed',
+      attempts: 1,
+      errors: ['function:anonymous: DestinationTimeout: function:anonymous took longer than 20 ms'],
+    });
+  });
+
+  it('validates fn, retries and timeoutMs', () => {
+    expect(() => functionDestination(() => {}, { timeoutMs: 0 })).toThrow(
+      new TypeError('Expected `timeoutMs` to be a positive number, got `0`'),
+    );
     expect(() => functionDestination('nope' as unknown as () => void)).toThrow(
       new TypeError('Expected `fn` to be a function, got `string`'),
     );

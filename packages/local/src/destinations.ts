@@ -1,6 +1,13 @@
-import { accessSync, constants, mkdirSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import { join, relative } from 'node:path';
-import { type Destination, DestinationError, type Destinations, FcAsyncError, jsonlDestination } from '@fc-async/core';
+import {
+  type Destination,
+  DestinationError,
+  type Destinations,
+  FcAsyncError,
+  jsonlDestination,
+  makeFolderSync,
+} from '@fc-async/core';
 import type { LocalFunction } from './function.js';
 import type { EmulatorLog } from './log.js';
 
@@ -83,7 +90,7 @@ function destinationFor(owner: string, side: string, arn: string, ctx: Destinati
  */
 function writableFolder(dir: string): void {
   try {
-    mkdirSync(dir, { recursive: true });
+    makeFolderSync(dir);
     accessSync(dir, constants.W_OK);
   } catch (cause) {
     const code = (cause as { code?: string }).code ?? 'error';

@@ -265,31 +265,38 @@ describe('an --out-dir destination records cannot be written to', () => {
   const outDir = join(root, 'a-file', 'records'); // under a regular file: cannot be created
   afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-  it('refuses the start when a destination of the s.yaml would write there, instead of losing its first record', async () => {
-    const config = join(root, 's.yaml');
-    writeFileSync(
-      config,
-      [
-        'resources:',
-        '  jobs:',
-        '    component: fc3',
-        '    props:',
-        '      functionName: jobs',
-        '      code: ./',
-        '      handler: index.handler',
-        '      asyncInvokeConfig:',
-        '        destinationConfig:',
-        '          onFailure:',
-        '            destination: acs:mns:cn-hangzhou:123:/queues/failed/messages',
-        '',
-      ].join('\n'),
-    );
-    const started = startEmulator({ config, outDir, port: 0, controlPort: 0, output: () => {} });
-    await expect(started).rejects.toMatchObject({
-      code: 'OutDirNotWritable',
-      message: expect.stringContaining(`Destination records cannot be written to ${outDir} (ENOTDIR)`),
-    });
-  });
+  it.each([
+    ['under a regular file', outDir, 'ENOTDIR'],
+    // Node's recursive mkdir never returns there: the folder is made one level at a time.
+    ['below /proc', '/proc/fc-async-x/records', 'ENOENT'],
+  ])(
+    'refuses the start when a destination of the s.yaml would write %s, instead of losing its first record',
+    async (_where, dir, code) => {
+      const config = join(root, 's.yaml');
+      writeFileSync(
+        config,
+        [
+          'resources:',
+          '  jobs:',
+          '    component: fc3',
+          '    props:',
+          '      functionName: jobs',
+          '      code: ./',
+          '      handler: index.handler',
+          '      asyncInvokeConfig:',
+          '        destinationConfig:',
+          '          onFailure:',
+          '            destination: acs:mns:cn-hangzhou:123:/queues/failed/messages',
+          '',
+        ].join('\n'),
+      );
+      const started = startEmulator({ config, outDir: dir, port: 0, controlPort: 0, output: () => {} });
+      await expect(started).rejects.toMatchObject({
+        code: 'OutDirNotWritable',
+        message: expect.stringContaining(`Destination records cannot be written to ${dir} (${code})`),
+      });
+    },
+  );
 
   it('refuses PutAsyncInvokeConfig with such a destination and keeps the config in force', async () => {
     const emulator = await startEcho({ outDir });

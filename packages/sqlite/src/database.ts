@@ -1,6 +1,5 @@
-import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { FcAsyncError, isFcAsyncError } from '@fc-async/core';
+import { FcAsyncError, isFcAsyncError, makeFolderSync } from '@fc-async/core';
 import Database from 'better-sqlite3';
 import type { ResolvedSqliteOptions } from './options.js';
 
@@ -36,7 +35,7 @@ CREATE INDEX IF NOT EXISTS fc_async_tasks_ended ON fc_async_tasks (end_time) WHE
 export function openDatabase(path: string, options: ResolvedSqliteOptions): Database.Database {
   const file = resolve(path);
   try {
-    mkdirSync(dirname(file), { recursive: true });
+    makeFolderSync(dirname(file));
   } catch (error) {
     throw unavailable(file, `its folder cannot be created (${codeOf(error)})`, error);
   }

@@ -53,7 +53,8 @@ describe('sqlite(): faults of the task file', () => {
     const plainFile = join(dir, 'plain');
     writeFileSync(plainFile, 'x');
     mkdirSync(join(dir, 'folder.db'));
-    for (const path of [garbage, join(plainFile, 'tasks.db'), join(dir, 'folder.db')]) {
+    // Below /proc, Node's recursive mkdir never returns: the folder is made one level at a time.
+    for (const path of [garbage, join(plainFile, 'tasks.db'), join(dir, 'folder.db'), '/proc/fc-async-x/tasks.db']) {
       const create = () =>
         createFcHandler((_req, res) => res.end(), {
           logger: silentLogger,

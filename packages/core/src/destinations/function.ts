@@ -1,21 +1,33 @@
 import type { DestinationRecord } from '../fc-types.js';
-import type { Destination, DestinationContext } from './types.js';
-import { objectOption, retriesOption } from './validate.js';
+import { type Destination, type DestinationContext, DestinationError } from './types.js';
+import { objectOption, positiveOption, retriesOption } from './validate.js';
 
 /** Options of {@link functionDestination}. */
 export interface FunctionDestinationOptions {
   /** Retries {@link deliverRecord} allows after `fn` throws a retryable error. @default 3 */
   retries?: number;
+  /**
+   * Time one call of `fn` may take, in milliseconds: past it the call is a failed, retryable
+   * delivery (`DestinationTimeout`) and the signal `fn` was given aborts.
+   * @default no bound of its own (each attempt of {@link deliverRecord} is bounded, 60 s by default)
+   */
+  timeoutMs?: number;
 }
 
 /**
- * A destination that calls `fn(record)` in-process. Throwing or rejecting is a failed delivery:
- * a plain `Error` is retried, a {@link DestinationError} with `retryable: false` is not.
+ * A destination that calls `fn(record, context)` in-process. Throwing or rejecting is a failed
+ * delivery: a plain `Error` is retried, a {@link DestinationError} with `retryable: false` is not.
+ * `context.signal` aborts when the call times out; `fn` may pass it on to what it awaits.
  *
  * @example
  * ```ts
  * createHandler(app, {
- *   destinations: { onFailure: functionDestination(async (record) => alerts.send(record.requestContext.requestId)) },
+ *   destinations: {
+ *     onFailure: functionDestination(
+ *       (record, context) => fetch(alertsUrl, { method: 'POST', body: JSON.stringify(record), signal: context?.signal }),
+ *       { timeoutMs: 5000 },
+ *     ),
+ *   },
  * });
  * ```
  */
@@ -28,11 +40,46 @@ export function functionDestination(
   }
   const opts = objectOption('options', options);
   const maxRetries = retriesOption('retries', opts.retries);
+  const timeoutMs = opts.timeoutMs === undefined ? undefined : positiveOption('timeoutMs', opts.timeoutMs, 0);
   const label = `function:${fn.name || 'anonymous'}`;
   return Object.assign(
     async function functionDestination(record: DestinationRecord, context?: DestinationContext) {
-      await fn(record, context);
+      if (timeoutMs === undefined) {
+        await fn(record, context);
+        return;
+      }
+      await withinTimeout(fn, record, context, timeoutMs, label);
     },
     { maxRetries, label },
   );
+}
+
+/** `fn(record, context)` with its own signal, failing with a retryable `DestinationTimeout` past `timeoutMs`. */
+async function withinTimeout(
+  fn: (record: DestinationRecord, context?: DestinationContext) => unknown,
+  record: DestinationRecord,
+  context: DestinationContext | undefined,
+  timeoutMs: number,
+  label: string,
+): Promise<void> {
+  const controller = new AbortController();
+  const onAbort = () => controller.abort(context?.signal?.reason);
+  if (context?.signal?.aborted) onAbort();
+  else context?.signal?.addEventListener('abort', onAbort, { once: true });
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => {
+      const error = new DestinationError('DestinationTimeout', `${label} took longer than ${timeoutMs} ms`, {
+        retryable: true,
+      });
+      controller.abort(error);
+      reject(error);
+    }, timeoutMs);
+  });
+  try {
+    await Promise.race([fn(record, { attempt: context?.attempt ?? 1, signal: controller.signal }), timedOut]);
+  } finally {
+    clearTimeout(timer);
+    context?.signal?.removeEventListener('abort', onAbort);
+  }
 }

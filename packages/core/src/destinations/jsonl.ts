@@ -1,6 +1,7 @@
-import { mkdir, open } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { DestinationRecord } from '../fc-types.js';
+import { makeFolder } from '../folders.js';
 import type { Destination } from './types.js';
 import { objectOption, retriesOption, stringOption } from './validate.js';
 
@@ -34,7 +35,7 @@ export function jsonlDestination(path: string, options?: JsonlDestinationOptions
 
   async function jsonlDestination(record: DestinationRecord): Promise<void> {
     const line = Buffer.from(`${JSON.stringify(record)}\n`, 'utf8');
-    folderReady ??= mkdir(dirname(file), { recursive: true }).catch((error: unknown) => {
+    folderReady ??= makeFolder(dirname(file)).catch((error: unknown) => {
       folderReady = undefined; // try again on the next record
       throw error;
     });
