@@ -35,10 +35,11 @@ export interface FcAsyncMiddleware extends FcAsyncControls {
 
 /**
  * fc-async for an Express app run as an FC custom runtime or custom container. Install it
- * first (before body parsers). Every request gets its invocation context (`getInvocation(req)`,
- * `req.fc`) from FC's common headers. Async requests: in local mode answered 202 and queued,
- * then replayed through the same app; on FC (platform mode) run through the app, the
- * destination hooks called, and `x-fc-status: 404` set when the invocation failed.
+ * before body parsers, after authentication (docs/deploy.md). Every request gets its invocation
+ * context (`getInvocation(req)`, `req.fc`) from FC's common headers. Async requests: in local
+ * mode answered 202 and queued, then replayed through the same app; on FC (platform mode) run
+ * through the app, the destination hooks called, and `x-fc-status: 404` set when the invocation
+ * failed.
  *
  * @example
  * ```ts

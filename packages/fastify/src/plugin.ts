@@ -41,7 +41,8 @@ export const fcAsync: FastifyPluginAsync<FcRuntimeOptions> = Object.assign(
     const logger = options.logger ?? createConsoleLogger();
     const runtime = createFcRuntime({ ...options, logger });
     const target = { app: instance.server, listener: () => instance.routing.bind(instance), routeOf: fastifyRoute };
-    runtime.bind(target);
+    // Bound once every route is in: a task a persistent backend recovers replays from then on.
+    instance.addHook('onReady', async () => runtime.bind(target));
     const controls: FcAsyncControls = {
       mode: runtime.mode,
       tasks: runtime.tasks,
@@ -60,8 +61,10 @@ export const fcAsync: FastifyPluginAsync<FcRuntimeOptions> = Object.assign(
     if (options.tracing?.enabled !== false) recordFastifyRoutes(instance);
     // A callback hook, so that the rest of the request runs inside the invocation's span.
     instance.addHook('onRequest', function fcAsyncOnRequest(request, reply, done) {
+      // Replays go through the router again, and with it through `rewriteUrl`: keep the URL as sent.
+      const url = request.originalUrl;
       runtime
-        .handle(request.raw, target, reply.raw)
+        .handle(request.raw, url === request.raw.url ? target : { ...target, url }, reply.raw)
         .then((answer) => {
           if (answer === undefined) {
             runtime.proceed(request.raw, done);

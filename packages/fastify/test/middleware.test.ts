@@ -26,4 +26,20 @@ describe('fastify fcAsync plugin, Fastify only', () => {
     await closed;
     expect((await app.fcAsync.tasks.get('slow'))?.status).toBe('Succeeded');
   });
+
+  it('replays the URL the client sent, so that rewriteUrl is applied once', async () => {
+    const seen: string[] = [];
+    const app = Fastify({ rewriteUrl: (req) => `/v1${req.url}` });
+    await app.register(fcAsync, { logger: logger(), env: {} });
+    app.post('/v1/job', async (request) => {
+      seen.push(`${request.url} ${request.fc?.type}`);
+      return 'done';
+    });
+    const r = await app.inject({ method: 'POST', url: '/job?x=1', headers: { 'x-fc-async-task-id': 'rewritten' } });
+    expect(r.statusCode).toBe(202);
+    await app.fcAsync.drain();
+    expect(seen).toEqual(['/v1/job?x=1 Async']);
+    expect((await app.fcAsync.tasks.get('rewritten'))?.status).toBe('Succeeded');
+    await app.close();
+  });
 });

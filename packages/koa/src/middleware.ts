@@ -40,11 +40,12 @@ export interface FcAsyncMiddleware extends FcAsyncControls {
 }
 
 /**
- * fc-async for a Koa app run as an FC custom runtime or custom container. Install it first
- * (before body parsers). Every request gets its invocation context (`getInvocation(ctx)`,
- * `ctx.fc`) from FC's common headers. Async requests: in local mode answered 202 and queued,
- * then replayed through the same app; on FC (platform mode) run through the app, the
- * destination hooks called, and `x-fc-status: 404` set when the invocation failed.
+ * fc-async for a Koa app run as an FC custom runtime or custom container. Install it before
+ * body parsers, after authentication (docs/deploy.md). Every request gets its invocation
+ * context (`getInvocation(ctx)`, `ctx.fc`) from FC's common headers. Async requests: in local
+ * mode answered 202 and queued, then replayed through the same app; on FC (platform mode) run
+ * through the app, the destination hooks called, and `x-fc-status: 404` set when the invocation
+ * failed.
  *
  * @example
  * ```ts

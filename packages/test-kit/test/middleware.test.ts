@@ -1,4 +1,12 @@
-import type { DestinationRecord, FcRuntimeOptions, Invocation } from '@fc-async/core';
+import type { IncomingHttpHeaders } from 'node:http';
+import {
+  type AsyncBackend,
+  type DestinationRecord,
+  type FcRuntimeOptions,
+  type Invocation,
+  memory,
+  type TaskRecord,
+} from '@fc-async/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type AppSpec, type MiddlewareTarget, middlewareTargets, type Route, recordingLogger } from '../src/index.js';
 
@@ -24,7 +32,7 @@ afterEach(async () => {
  * attempts with 500, `/boom` throws, `/inv` echoes the invocation context.
  */
 async function build(target: MiddlewareTarget, options: FcRuntimeOptions = {}, before: AppSpec['before'] = 'header') {
-  const seen: { invocation: Invocation | undefined; body: unknown }[] = [];
+  const seen: { invocation: Invocation | undefined; body: unknown; headers: IncomingHttpHeaders }[] = [];
   const successes: DestinationRecord[] = [];
   const failures: DestinationRecord[] = [];
   const routes: Route[] = [
@@ -32,7 +40,7 @@ async function build(target: MiddlewareTarget, options: FcRuntimeOptions = {}, b
       method: 'POST',
       path: '/job',
       handle: (req) => {
-        seen.push({ invocation: req.fc, body: req.body });
+        seen.push({ invocation: req.fc, body: req.body, headers: req.headers });
         const attempt = req.fc?.attempt ?? 0;
         return { status: attempt < Number(req.query.fail ?? 0) ? 500 : 200, body: { attempt } };
       },
@@ -68,6 +76,45 @@ async function build(target: MiddlewareTarget, options: FcRuntimeOptions = {}, b
     });
   return { middleware, url: server.url, post, seen, successes, failures };
 }
+
+/**
+ * memory(), made persistent and holding a task an earlier process accepted and never ran: what
+ * sqlite() recovers at start, or bullmq() finds in Redis.
+ */
+function recovering(taskId: string): AsyncBackend {
+  const inner = memory();
+  return {
+    name: 'recovering',
+    persistent: true,
+    async create(context) {
+      const created = await inner.create(context);
+      const now = Date.now();
+      const record: TaskRecord = {
+        taskId,
+        requestId: taskId,
+        status: 'Enqueued',
+        functionArn: 'acs:fc:local:0:functions/fc-async-local',
+        qualifier: 'LATEST',
+        startedTime: now,
+        alreadyRetriedTimes: 0,
+        events: [{ eventId: 1, status: 'Enqueued', timestamp: now, eventDetail: '' }],
+        payload: {
+          method: 'POST',
+          url: '/job',
+          headers: { 'content-type': 'application/json' },
+          body: Buffer.from('{"v":2}'),
+        },
+        acceptedAt: now,
+        attempts: 0,
+      };
+      await created.store.insert(record);
+      return created;
+    },
+  };
+}
+
+/** One turn of the event loop: what the queue needs to hand a queued job to its worker. */
+const turn = () => new Promise((resolve) => setImmediate(resolve));
 
 describe.each(middlewareTargets)('$name fcAsync', (target) => {
   it('passes a sync request through, with the invocation read from FC headers and no credentials', async () => {
@@ -187,5 +234,56 @@ describe.each(middlewareTargets)('$name fcAsync', (target) => {
     expect(r.status).toBe(500);
     expect(await r.json()).toMatchObject({ code: 'BodyAlreadyRead' });
     expect(seen).toHaveLength(0);
+  });
+
+  it('behind an auth check in front: refuses an unauthenticated async call, replays an accepted one without credentials', async () => {
+    const { middleware, post, seen } = await build(target, {}, 'auth');
+    const denied = await post('/job', { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'denied' });
+    expect(denied.status).toBe(401);
+    const accepted = await post('/job', {
+      'x-fc-invocation-type': 'Async',
+      'x-fc-async-task-id': 'allowed',
+      authorization: 'Bearer ok',
+      cookie: 'sid=1',
+    });
+    expect(accepted.status).toBe(202);
+    await middleware.drain();
+    expect(await middleware.tasks.get('denied')).toBeUndefined();
+    expect((await middleware.tasks.get('allowed'))?.status).toBe('Succeeded');
+    // The check let the replay through by its source: it carries neither credentials nor cookies.
+    expect(seen).toHaveLength(1);
+    expect(seen[0]?.invocation).toMatchObject({ type: 'Async', source: 'local-queue', taskId: 'allowed' });
+    expect(seen[0]?.headers).not.toHaveProperty('authorization');
+    expect(seen[0]?.headers).not.toHaveProperty('cookie');
+  });
+
+  it('starts a task a persistent backend recovers only once it knows the app, then runs it once', async () => {
+    const seen: (Invocation | undefined)[] = [];
+    const built = await target.build({
+      fcAsync: { logger: recordingLogger(), env: {}, async: { backend: recovering('recovered'), timeoutSeconds: 1 } },
+      routes: [
+        {
+          method: 'POST',
+          path: '/job',
+          handle: (req) => {
+            seen.push(req.fc);
+            return { body: { got: req.body } };
+          },
+        },
+        { method: 'GET', path: '/ping', handle: () => ({ body: 'pong' }) },
+      ],
+    });
+    const controls = built.controls as NonNullable<typeof built.controls>;
+    await controls.engine?.whenReady();
+    for (let i = 0; i < 3; i++) await turn();
+    // No attempt, and so no attempt timeout, before the app is known (Express and Koa: the first
+    // request; Fastify: the app is ready).
+    expect((await controls.tasks.get('recovered'))?.status).toBe('Enqueued');
+    const server = await built.serve();
+    cleanup.push(server.close);
+    expect((await fetch(`${server.url}/ping`)).status).toBe(200);
+    await controls.drain();
+    expect(await controls.tasks.get('recovered')).toMatchObject({ status: 'Succeeded', alreadyRetriedTimes: 0 });
+    expect(seen.map((inv) => `${inv?.type}:${inv?.attempt}`)).toEqual(['Async:0']);
   });
 });

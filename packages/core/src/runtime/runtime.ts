@@ -13,6 +13,7 @@ import type { BridgeResponse } from '../response.js';
 import type { InvocationSpan } from '../tracing/invocation-span.js';
 import { runWithRoute } from '../tracing/route.js';
 import { createTracing } from '../tracing/tracing.js';
+import { holdUntilBound } from './backend.js';
 import { addPreStopHook } from './hooks.js';
 import { readNodeRequest } from './read.js';
 import type { FcAsyncControls, FcRuntime, FcRuntimeOptions, ReplayTarget } from './types.js';
@@ -81,8 +82,11 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
     return runNodeHandler(listener as NodeHandler, request, attach);
   };
   const deps = { logger, destinations: options.destinations, redact, run, hooks: tracing.engineHooks };
+  const backend = asyncOptions.backend && holdUntilBound(asyncOptions.backend, whenBound);
   const engine =
-    mode === 'local' ? new AsyncEngine(asyncOptions, { ...deps, instanceId: env.FC_INSTANCE_ID }) : undefined;
+    mode === 'local'
+      ? new AsyncEngine({ ...asyncOptions, backend }, { ...deps, instanceId: env.FC_INSTANCE_ID })
+      : undefined;
   const platform = mode === 'platform' ? new PlatformAsync(asyncOptions, deps) : undefined;
   const limit = engine
     ? asyncOptions.maxAsyncPayloadBytes

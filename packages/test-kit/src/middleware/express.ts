@@ -1,5 +1,5 @@
 import { fcAsync, getInvocation, listen } from '@fc-async/express';
-import { serveListener } from './serve.js';
+import { authorized, serveListener } from './serve.js';
 import type { AppSpec, MiddlewareApp, RouteReply } from './types.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: the framework module is one of two majors with different typings.
@@ -15,6 +15,12 @@ export async function buildExpress(express: AnyModule, spec: AppSpec): Promise<M
     });
   }
   if (spec.before === 'body-parser') app.use(express.json());
+  if (spec.before === 'auth') {
+    app.use((req: AnyModule, res: AnyModule, next: () => void) => {
+      if (authorized(req)) next();
+      else res.status(401).json({ code: 'Unauthorized' });
+    });
+  }
   const middleware = spec.fcAsync ? fcAsync(spec.fcAsync) : undefined;
   if (middleware) app.use(middleware);
   app.use(express.json());
@@ -24,6 +30,7 @@ export async function buildExpress(express: AnyModule, spec: AppSpec): Promise<M
         fc: req.fc,
         invocation: getInvocation(req),
         query: { ...req.query },
+        headers: req.headers,
         body: req.body,
         socket: req.socket,
       });

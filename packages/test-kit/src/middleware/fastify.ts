@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { fcAsync, getInvocation, listen } from '@fc-async/fastify';
-import { drain } from './serve.js';
+import { authorized, drain } from './serve.js';
 import type { AppSpec, MiddlewareApp } from './types.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: the framework module is one of two majors with different typings.
@@ -21,6 +21,11 @@ export async function buildFastify(Fastify: AnyModule, spec: AppSpec): Promise<M
   if (spec.before === 'body-parser') {
     app.addHook('onRequest', async (request: AnyModule) => drain(request.raw));
   }
+  if (spec.before === 'auth') {
+    app.addHook('onRequest', async (request: AnyModule, reply: AnyModule) => {
+      if (!authorized(request.raw)) return reply.code(401).send({ code: 'Unauthorized' });
+    });
+  }
   if (spec.fcAsync) await app.register(fcAsync, spec.fcAsync);
   if (spec.onClose) app.addHook('onClose', spec.onClose);
   await app.register(async (child: AnyModule) => {
@@ -30,6 +35,7 @@ export async function buildFastify(Fastify: AnyModule, spec: AppSpec): Promise<M
           fc: request.fc,
           invocation: getInvocation(request),
           query: { ...request.query },
+          headers: request.headers,
           body: request.body,
           socket: request.raw.socket,
         });

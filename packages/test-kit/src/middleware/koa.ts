@@ -1,5 +1,5 @@
 import { fcAsync, getInvocation, listen } from '@fc-async/koa';
-import { drain, serveListener } from './serve.js';
+import { authorized, drain, serveListener } from './serve.js';
 import type { AppSpec, MiddlewareApp } from './types.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: the framework module is one of two majors with different typings.
@@ -27,6 +27,16 @@ export async function buildKoa(Koa: AnyModule, Router: AnyModule, spec: AppSpec)
       await next();
     });
   }
+  if (spec.before === 'auth') {
+    app.use(async (ctx: AnyModule, next: () => Promise<void>) => {
+      if (!authorized(ctx.req)) {
+        ctx.status = 401;
+        ctx.body = { code: 'Unauthorized' };
+        return;
+      }
+      await next();
+    });
+  }
   const middleware = spec.fcAsync ? fcAsync(spec.fcAsync) : undefined;
   if (middleware) app.use(middleware);
   const router = new Router();
@@ -36,6 +46,7 @@ export async function buildKoa(Koa: AnyModule, Router: AnyModule, spec: AppSpec)
         fc: ctx.fc,
         invocation: getInvocation(ctx),
         query: { ...ctx.query },
+        headers: ctx.headers,
         body: route.method === 'POST' ? await readJson(ctx) : undefined,
         socket: ctx.req.socket,
       });

@@ -1,6 +1,6 @@
-import { createServer, type RequestListener } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { FcAsyncControls } from '@fc-async/core';
+import { type FcAsyncControls, getInvocation } from '@fc-async/core';
 
 /** Serves a Node listener on a loopback port; `close()` closes `controls`, then the server. */
 export async function serveListener(listener: RequestListener, controls: FcAsyncControls | undefined) {
@@ -19,4 +19,12 @@ export async function serveListener(listener: RequestListener, controls: FcAsync
 /** Drains a request stream: what a body parser installed too early does. */
 export async function drain(stream: AsyncIterable<unknown>): Promise<void> {
   for await (const _ of stream);
+}
+
+/**
+ * The `auth` check of `AppSpec.before`: `authorization: Bearer ok`, or a replay of a task
+ * (which carries no credentials; fc-async accepted it only after this check passed).
+ */
+export function authorized(req: IncomingMessage): boolean {
+  return req.headers.authorization === 'Bearer ok' || getInvocation(req)?.source === 'local-queue';
 }

@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FcAsyncControls, FcListenOptions, FcRuntimeOptions, FcServer, Invocation } from '@fc-async/core';
 
@@ -8,6 +9,7 @@ export interface RouteRequest {
   /** `getInvocation()` of the framework's own request object (`req`, `ctx`, `request`). */
   invocation: Invocation | undefined;
   query: Record<string, string | undefined>;
+  headers: IncomingHttpHeaders;
   /** The body the framework parsed (JSON), `undefined` without one. */
   body: unknown;
   socket: Socket;
@@ -36,9 +38,10 @@ export interface AppSpec {
   /**
    * Installed before `fcAsync`: `header` sets `x-upstream: kept`; `body-parser` reads the body
    * (Express's `express.json()`, a Koa middleware draining `ctx.req`, a Fastify `onRequest`
-   * hook draining `request.raw`).
+   * hook draining `request.raw`); `auth` answers 401 unless `authorized(req)` (a middleware,
+   * a Fastify `onRequest` hook).
    */
-  before?: 'header' | 'body-parser';
+  before?: 'header' | 'body-parser' | 'auth';
   /** Runs when the app itself is closed (only where {@link MiddlewareTarget.closesApp}). */
   onClose?: () => void;
 }
