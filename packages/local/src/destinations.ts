@@ -113,9 +113,11 @@ export function applyAsyncConfig(fn: LocalFunction, ctx: DestinationContext): vo
     const arn = config?.destinationConfig?.[side]?.destination;
     if (arn) destinations[side] = destinationFor(fn.spec.name, side, arn, ctx);
   }
+  // What the config leaves out falls back to the handler's own options: FC's defaults for the
+  // handlers the emulator builds, the entry's own for an fc-async handler it exports.
   fn.engine.configure({
-    maxAsyncRetryAttempts: config?.maxAsyncRetryAttempts ?? 3,
-    maxAsyncEventAgeInSeconds: config?.maxAsyncEventAgeInSeconds ?? 86_400,
-    destinations,
+    maxAsyncRetryAttempts: config?.maxAsyncRetryAttempts,
+    maxAsyncEventAgeInSeconds: config?.maxAsyncEventAgeInSeconds,
+    destinations: config?.destinationConfig ? destinations : undefined,
   });
 }
