@@ -104,7 +104,7 @@ export interface FcContext {
     openTracingSpanBaggages?: Record<string, string>;
     jaegerEndpoint?: string;
   };
-  /** FC 3.0 exposes the retry count of async invocations here in some runtimes. */
+  /** FC 3.0 exposes the retry count of async invocations here in some runtimes; fc-async reads it as `x-fc-retry-count`. */
   retryCount?: number;
 }
 

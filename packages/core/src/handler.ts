@@ -178,6 +178,8 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
     try {
       const headers = request.headers;
       if (headers['x-fc-request-id'] === undefined) headers['x-fc-request-id'] = requestId ?? newRequestId();
+      // Built-in runtimes give FC's retry count on the context, not in the event's headers.
+      if (context?.retryCount !== undefined) fillRetryCount(headers, context.retryCount);
       const detection = detect(headers, env);
       requestId = detection.requestId;
       const invocation = buildInvocation(detection, headers, context, env);
@@ -288,6 +290,15 @@ function platformFailure(response: BridgeResponse): FcAsyncError {
     'UnhandledInvocationError',
     `The async invocation failed with HTTP ${response.statusCode}; FC retries it or sends it to onFailure`,
   );
+}
+
+/** Sets `x-fc-retry-count` from the runtime's `context.retryCount`, FC's own count, when that is a whole number. */
+function fillRetryCount(headers: FcRequest['headers'], retryCount: unknown): void {
+  const whole =
+    typeof retryCount === 'number'
+      ? Number.isSafeInteger(retryCount) && retryCount >= 0
+      : typeof retryCount === 'string' && /^\d{1,9}$/.test(retryCount);
+  if (whole) headers['x-fc-retry-count'] = String(retryCount);
 }
 
 async function notInPlatformMode(): Promise<never> {

@@ -18,6 +18,13 @@ import { captureRequest } from './payload.js';
 const failed = new WeakSet<object>();
 
 /**
+ * How long an invocation waits for its destinations on FC, every attempt and retry included
+ * (docs/destinations.md): FC may freeze the instance once it has the answer, so the answer waits
+ * for delivery, but a hung destination must not hold it until the function times out.
+ */
+const DELIVERY_BOUND_MS = 10_000;
+
+/**
  * True when `response` is the result of an async invocation that failed in platform mode: the
  * FC 3.0 / 2.0 handler then throws (and a custom runtime sets `x-fc-status: 404`) so that FC
  * counts the failure, retries it and routes it to its own onFailure.
@@ -31,7 +38,7 @@ export function isPlatformFailure(response: BridgeResponse): boolean {
  * invocation runs the app, then calls the in-process destination hooks with FC's record:
  * onSuccess on success, onFailure only on the final attempt (`x-fc-retry-count` ≥
  * `maxAsyncRetryAttempts`, which must mirror the function's FC config). Delivery finishes before
- * the handler returns, since FC may freeze the instance right after.
+ * the handler returns, since FC may freeze the instance right after, and takes 10 s at most.
  */
 export class PlatformAsync {
   private inFlight = 0;
@@ -98,13 +105,17 @@ export class PlatformAsync {
       };
       const condition = outcome.kind === 'success' ? '' : outcome.condition;
       this.inFlight++;
+      const bound = new AbortController();
+      const timer = setTimeout(() => bound.abort(), DELIVERY_BOUND_MS);
       try {
         const list = wrapDestinations(destinations[side], record, side, condition, this.deps.hooks);
         await deliverRecord(list, buildDestinationRecord(record, condition, outcome), {
           logger: this.deps.logger,
-          maxElapsedMs: 10_000,
+          maxElapsedMs: DELIVERY_BOUND_MS,
+          signal: bound.signal,
         });
       } finally {
+        clearTimeout(timer);
         this.inFlight--;
         if (this.inFlight === 0) for (const resolve of this.waiters.splice(0)) resolve();
       }
