@@ -1,10 +1,10 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Emulator, startEmulator } from '../src/index.js';
-import { fixture } from './helpers.js';
+import { fixture, launchChromium } from './helpers.js';
 
 // Headless Chromium from Debian (`chromium`, listed in .ci/apt-packages) driven by playwright-core.
 // FC_ASYNC_SCREENSHOT=docs/img/dashboard.png writes the screenshot the docs show.
@@ -37,21 +37,7 @@ beforeAll(async () => {
     name: 'jobs',
     retryBaseMs: 20,
   });
-  context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'fc-async-chromium-')), {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-    viewport: { width: 1400, height: 800 },
-  });
+  context = await launchChromium();
   page = await context.newPage();
   page.setDefaultTimeout(20_000);
 });

@@ -1,9 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import FC, * as $FC from '@alicloud/fc20230330';
 import { $OpenApiUtil } from '@alicloud/openapi-core';
+import { type BrowserContext, chromium } from 'playwright-core';
 
 export { $FC };
 
@@ -152,4 +155,23 @@ export async function sdkError(
     return error as { code?: string; statusCode?: number; message: string };
   }
   throw new Error('expected the SDK call to fail');
+}
+
+/** Headless Chromium from apt (`/usr/bin/chromium`) with a fresh profile, for the dashboard tests. */
+export function launchChromium(): Promise<BrowserContext> {
+  return chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'fc-async-chromium-')), {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+    viewport: { width: 1400, height: 800 },
+  });
 }

@@ -6,20 +6,43 @@ const API = '/2023-03-30/functions';
 const ACTIVE = new Set(['Enqueued', 'Dequeued', 'Running', 'Retrying']);
 const $ = (id) => document.getElementById(id);
 
-const state = { fn: '', tasks: [], nextToken: undefined, selected: undefined, timer: undefined };
+const PAGE = 50;
+
+const state = {
+  fn: '',
+  tasks: [],
+  nextToken: undefined,
+  /** Pages shown: the first plus those added with Load more, kept through live refreshes. */
+  pages: 1,
+  filtered: false,
+  selected: undefined,
+  timer: undefined,
+  /** Number of the latest list load: an older one that answers late is dropped. */
+  seq: 0,
+  loading: Promise.resolve(),
+  /** What showed the error: a refresh's own error goes with the next refresh, an action's stays. */
+  errorFrom: undefined,
+};
+
+/** One `<tr>` per task id, updated in place: a click in progress survives a live refresh. */
+const rows = new Map();
 
 async function api(path, init) {
   const res = await fetch(path, { headers: { accept: 'application/json' }, ...init });
   const text = await res.text();
   const body = text ? JSON.parse(text) : {};
-  if (!res.ok) throw new Error(`${body.Code ?? res.status}: ${body.Message ?? res.statusText}`);
+  if (!res.ok) {
+    const message = `${body.Code ?? res.status}: ${body.Message ?? res.statusText}`;
+    throw Object.assign(new Error(message), { code: body.Code });
+  }
   return body;
 }
 
-function showError(error) {
+function showError(error, from = 'action') {
   const el = $('error');
   el.textContent = error ? String(error.message ?? error) : '';
   el.hidden = !error;
+  state.errorFrom = error ? from : undefined;
 }
 
 function el(tag, props = {}, ...children) {
@@ -42,36 +65,73 @@ function duration(task) {
   return '';
 }
 
-function stopButton(task) {
+function stopButton(taskId) {
   const button = el('button', { type: 'button', class: 'stop', textContent: 'Stop' });
   button.addEventListener('click', (event) => {
     event.stopPropagation();
-    stop(task.taskId, button);
+    stop(taskId, button);
   });
   return button;
 }
 
+/** Sets a text only when it changed, so that the node under the pointer, or a selection in it, stays. */
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
 function row(task) {
-  const tr = el(
-    'tr',
-    { 'data-task-id': task.taskId, 'data-status': task.status },
-    el('td', {}, el('span', { class: `badge status ${task.status}`, textContent: task.status })),
-    el('td', { class: 'mono', textContent: task.taskId }),
-    el('td', { class: 'mono request', textContent: task.requestId, title: task.requestId }),
-    el('td', { class: 'num', textContent: String(attempts(task)) }),
-    el('td', { textContent: time(task.startedTime) }),
-    el('td', { class: 'num duration', textContent: duration(task) }),
-    el('td', { textContent: task.destinationStatus ?? '' }),
-    el('td', {}, ACTIVE.has(task.status) ? stopButton(task) : ''),
-  );
-  if (task.taskId === state.selected) tr.classList.add('selected');
-  tr.addEventListener('click', () => select(task.taskId));
+  let tr = rows.get(task.taskId);
+  if (!tr) {
+    tr = el(
+      'tr',
+      { 'data-task-id': task.taskId },
+      el('td', {}, el('span', { class: 'badge status' })),
+      el('td', { class: 'mono task', textContent: task.taskId, title: task.taskId }),
+      el('td', { class: 'mono request', textContent: task.requestId, title: task.requestId }),
+      el('td', { class: 'num' }),
+      el('td', { textContent: time(task.startedTime) }),
+      el('td', { class: 'num duration' }),
+      el('td'),
+      el('td'),
+    );
+    tr.addEventListener('click', () => select(task.taskId));
+    rows.set(task.taskId, tr);
+  }
+  const cells = tr.cells;
+  tr.dataset.status = task.status;
+  tr.classList.toggle('selected', task.taskId === state.selected);
+  const badge = cells[0].firstChild;
+  badge.className = `badge status ${task.status}`;
+  setText(badge, task.status);
+  setText(cells[3], String(attempts(task)));
+  setText(cells[5], duration(task));
+  setText(cells[6], task.destinationStatus ?? '');
+  const button = cells[7].firstChild;
+  if (ACTIVE.has(task.status) && !button) cells[7].append(stopButton(task.taskId));
+  else if (!ACTIVE.has(task.status) && button) button.remove();
   return tr;
 }
 
 function render() {
-  $('tasks').replaceChildren(...state.tasks.map(row));
-  $('empty').hidden = state.tasks.length > 0;
+  const tbody = $('tasks');
+  const shown = new Set();
+  let at = tbody.firstChild;
+  for (const task of state.tasks) {
+    // A task that moved between two pages of one load is listed once.
+    if (shown.has(task.taskId)) continue;
+    shown.add(task.taskId);
+    const tr = row(task);
+    if (tr === at) at = at.nextSibling;
+    else tbody.insertBefore(tr, at);
+  }
+  while (at) {
+    const next = at.nextSibling;
+    at.remove();
+    at = next;
+  }
+  for (const id of rows.keys()) if (!shown.has(id)) rows.delete(id);
+  $('empty').hidden = state.tasks.length > 0 || state.filtered;
+  $('no-match').hidden = state.tasks.length > 0 || !state.filtered;
   $('more').hidden = !state.nextToken;
 }
 
@@ -84,37 +144,70 @@ function query(extra = {}) {
   return params;
 }
 
-async function refresh() {
-  if (!state.fn) return;
+/** As many tasks as the pages shown, from the top; `undefined` once a newer load started. */
+async function listTasks(seq) {
+  const want = state.pages * PAGE;
+  const tasks = [];
+  let nextToken;
+  do {
+    const extra = { limit: String(Math.min(100, want - tasks.length)), ...(nextToken ? { nextToken } : {}) };
+    const page = await api(`${API}/${encodeURIComponent(state.fn)}/async-tasks?${query(extra)}`);
+    if (seq !== state.seq) return undefined;
+    tasks.push(...(page.tasks ?? []));
+    nextToken = page.nextToken;
+  } while (nextToken && tasks.length < want);
+  return { tasks, nextToken };
+}
+
+async function load(seq) {
   try {
-    const page = await api(`${API}/${encodeURIComponent(state.fn)}/async-tasks?${query()}`);
-    state.tasks = page.tasks ?? [];
+    const filtered = Boolean($('status').value || $('prefix').value.trim());
+    const page = await listTasks(seq);
+    if (!page) return;
+    state.tasks = page.tasks;
     state.nextToken = page.nextToken;
+    state.filtered = filtered;
     render();
-    if (state.selected) await showDetail(state.selected);
-    showError();
+    const selected = state.selected;
+    if (selected) {
+      await showDetail(selected).catch((error) => {
+        if (error.code !== 'AsyncTaskNotFound') throw error;
+        // The selected task is gone (its retention ended, or the emulator restarted): close it.
+        if (state.selected === selected) closeDetail();
+      });
+    }
+    if (seq === state.seq && state.errorFrom === 'refresh') showError();
   } catch (error) {
-    showError(error);
+    if (seq === state.seq) showError(error, 'refresh');
   }
 }
 
-async function loadMore() {
-  try {
-    const page = await api(
-      `${API}/${encodeURIComponent(state.fn)}/async-tasks?${query({ nextToken: state.nextToken })}`,
-    );
-    state.tasks.push(...(page.tasks ?? []));
-    state.nextToken = page.nextToken;
-    render();
-  } catch (error) {
-    showError(error);
-  }
+/** Loads the list (and the selected task) again; a load still under way is dropped. */
+function refresh() {
+  if (!state.fn) return Promise.resolve();
+  state.loading = load(++state.seq);
+  return state.loading;
 }
 
-/** Many events arrive at once under load: refresh at most every 250 ms. */
+/** New filters, or another function: back to the first page. */
+function filtersChanged() {
+  state.pages = 1;
+  refresh();
+}
+
+function loadMore() {
+  state.pages += 1;
+  refresh();
+}
+
+/**
+ * Many events arrive at once under load: refresh at most every 250 ms, and never while a load is
+ * under way (a load of many pages would otherwise be dropped by the next, again and again).
+ */
 function scheduleRefresh() {
   if (state.timer) return;
-  state.timer = setTimeout(() => {
+  state.timer = setTimeout(async () => {
+    await state.loading;
     state.timer = undefined;
     refresh();
   }, 250);
@@ -122,15 +215,17 @@ function scheduleRefresh() {
 
 async function stop(taskId, button) {
   if (button) button.disabled = true;
+  showError();
   try {
     await api(`${API}/${encodeURIComponent(state.fn)}/async-tasks/${encodeURIComponent(taskId)}/stop`, {
       method: 'PUT',
     });
-    await refresh();
   } catch (error) {
+    // FC's answer (the task already ended, say) stays on screen through live refreshes.
     showError(error);
     if (button) button.disabled = false;
   }
+  await refresh();
 }
 
 function prettyRequest(payload) {
@@ -165,8 +260,10 @@ function pretty(text) {
 
 async function showDetail(taskId) {
   const task = await api(`${API}/${encodeURIComponent(state.fn)}/async-tasks/${encodeURIComponent(taskId)}`);
+  // Another task was selected (or the detail closed) while this one loaded.
+  if (taskId !== state.selected) return;
   $('detail').hidden = false;
-  $('detail-title').textContent = task.taskId;
+  setText($('detail-title'), task.taskId);
   const stopButton = $('detail-stop');
   stopButton.hidden = !ACTIVE.has(task.status);
   stopButton.disabled = false;
@@ -196,8 +293,9 @@ async function showDetail(taskId) {
       ),
     ),
   );
-  $('detail-request').textContent = prettyRequest(task.taskPayload);
-  $('detail-response').textContent = pretty(task.returnPayload);
+  // Unchanged texts stay as they are, so that a selection in them survives live refreshes.
+  setText($('detail-request'), prettyRequest(task.taskPayload));
+  setText($('detail-response'), pretty(task.returnPayload));
 }
 
 async function select(taskId) {
@@ -208,6 +306,12 @@ async function select(taskId) {
   } catch (error) {
     showError(error);
   }
+}
+
+function closeDetail() {
+  state.selected = undefined;
+  $('detail').hidden = true;
+  render();
 }
 
 function connect() {
@@ -239,23 +343,23 @@ async function start() {
     state.fn = select.value;
     state.selected = undefined;
     $('detail').hidden = true;
-    refresh();
+    filtersChanged();
   });
-  $('status').addEventListener('change', refresh);
-  $('prefix').addEventListener('input', scheduleRefresh);
+  $('status').addEventListener('change', filtersChanged);
+  $('prefix').addEventListener('input', () => {
+    state.pages = 1;
+    scheduleRefresh();
+  });
   $('more').addEventListener('click', loadMore);
-  $('detail-close').addEventListener('click', () => {
-    state.selected = undefined;
-    $('detail').hidden = true;
-    render();
-  });
+  $('detail-close').addEventListener('click', closeDetail);
+  $('error').addEventListener('click', () => showError());
   await refresh();
   connect();
   // Durations of running tasks keep counting between events (cells updated in place).
   setInterval(() => {
     for (const task of state.tasks) {
       if (!ACTIVE.has(task.status)) continue;
-      const cell = document.querySelector(`tr[data-task-id="${CSS.escape(task.taskId)}"] .duration`);
+      const cell = rows.get(task.taskId)?.cells[5];
       if (cell) cell.textContent = duration(task);
     }
   }, 1000);

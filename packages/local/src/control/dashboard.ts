@@ -57,9 +57,13 @@ export function functionList(registry: FunctionRegistry) {
   };
 }
 
+/** Bytes a stream client may leave unread before it is cut (its page reconnects and reloads). */
+const MAX_UNREAD = 1024 * 1024;
+
 /**
  * `GET /api/events`: every function's task events as Server-Sent Events, so the dashboard updates
- * without polling. Events carry ids and statuses only, never payloads.
+ * without polling. Events carry ids and statuses only, never payloads. A client that stops reading
+ * (a frozen tab) is cut rather than buffered for without bound.
  */
 export class EventHub {
   private readonly clients = new Set<ServerResponse>();
@@ -92,7 +96,12 @@ export class EventHub {
   }
 
   private write(text: string): void {
-    for (const client of this.clients) client.write(text);
+    for (const client of this.clients) {
+      if (client.writableLength > MAX_UNREAD) {
+        this.clients.delete(client);
+        client.destroy();
+      } else client.write(text);
+    }
   }
 
   close(): void {

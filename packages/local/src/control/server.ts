@@ -94,7 +94,10 @@ function dashboard(
   hub: EventHub,
   opts: ControlPlaneOptions,
 ): void {
-  if (req.method !== 'GET' && req.method !== 'HEAD') throw notAllowed(req.method ?? '', path);
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.setHeader('allow', 'GET, HEAD');
+    throw notAllowed(req.method ?? '', path);
+  }
   if (path === '/api/functions') sendApi(res, requestId, 200, functionList(opts.registry));
   else if (path === '/api/events') hub.attach(req, res);
   else if (!serveAsset(assets, path, res)) throw new ApiError(404, 'NotFound', `Nothing at ${path}`);
