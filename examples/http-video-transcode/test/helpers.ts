@@ -1,30 +1,18 @@
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DestinationRecord, Logger } from '@fc-async/core';
+import { type DestinationRecord, fcHttpEvent, type Logger } from '@fc-async/core';
 
 /** A POST / event as FC 3.0 hands it to a built-in runtime: a Buffer holding JSON. */
 export function fcEvent(body: unknown, headers: Record<string, string> = {}): Buffer {
-  const now = Date.now();
-  return Buffer.from(
-    JSON.stringify({
-      version: 'v1',
-      rawPath: '/',
-      body: typeof body === 'string' ? body : JSON.stringify(body),
-      isBase64Encoded: false,
-      headers: { 'Content-Type': 'application/json', ...headers },
-      queryParameters: {},
-      requestContext: {
-        accountId: '1234567890',
-        domainName: 'transcode.cn-hangzhou.fcapp.run',
-        domainPrefix: 'transcode',
-        http: { method: 'POST', path: '/', protocol: 'HTTP/1.1', sourceIp: '203.0.113.7', userAgent: 'test' },
-        requestId: `1-${Math.floor(now / 1000).toString(16)}-${Math.random().toString(16).slice(2, 14).padEnd(24, '0')}`,
-        time: new Date(now).toISOString(),
-        timeEpoch: String(now),
-      },
-    }),
-  );
+  const event = fcHttpEvent({
+    method: 'POST',
+    headers: { host: 'transcode.cn-hangzhou.fcapp.run', 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    sourceIp: '203.0.113.7',
+    accountId: '1234567890',
+  });
+  return Buffer.from(JSON.stringify(event));
 }
 
 export { codecNames as codecs, probeFile as probe } from '../src/probe.js';

@@ -9,6 +9,7 @@ import {
   detectInvocation,
   type FcHandler,
   type FcHttpResult,
+  fcHttpEvent,
   functionDestination,
   resolveAsyncOptions,
   silentLogger,
@@ -30,17 +31,8 @@ function readmeOptions(): Map<string, string> {
   return rows;
 }
 
-function event(method: string, path: string, headers: Record<string, string> = {}, body = '') {
-  return {
-    version: 'v1',
-    rawPath: path,
-    body,
-    isBase64Encoded: false,
-    headers,
-    queryParameters: {},
-    requestContext: { http: { method, path, sourceIp: '203.0.113.7' } },
-  };
-}
+const event = (method: string, path: string, headers: Record<string, string> = {}, body = '') =>
+  fcHttpEvent({ method, url: path, headers, body, sourceIp: '203.0.113.7' });
 
 const asyncCall = (taskId: string, extra: Record<string, string> = {}) => ({
   'X-Fc-Invocation-Type': 'Async',

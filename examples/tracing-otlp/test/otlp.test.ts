@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { fcHttpEvent } from '@fc-async/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 /** What a loopback OTLP/HTTP collector received: one JSON export request per entry. */
@@ -37,22 +38,16 @@ const attr = (span: OtlpSpan | undefined, key: string) => {
 const spans = () => received.flatMap((r) => r.resourceSpans.flatMap((rs) => rs.scopeSpans.flatMap((s) => s.spans)));
 
 /** An FC 3.0 HTTP trigger event. */
-function fcEvent(method: string, path: string, requestId: string, headers: Record<string, string> = {}, body = '') {
-  return {
-    version: 'v1',
-    rawPath: path,
+const fcEvent = (method: string, path: string, requestId: string, headers: Record<string, string> = {}, body = '') =>
+  fcHttpEvent({
+    method,
+    url: path,
+    headers: { 'content-type': 'application/json', ...headers },
     body,
-    isBase64Encoded: false,
-    headers: { 'Content-Type': 'application/json', ...headers },
-    queryParameters: {},
-    requestContext: {
-      accountId: '1234567890123456',
-      http: { method, path, sourceIp: '203.0.113.7' },
-      requestId,
-      timeEpoch: String(Date.now()),
-    },
-  };
-}
+    requestId,
+    sourceIp: '203.0.113.7',
+    accountId: '1234567890123456',
+  });
 const context = (requestId: string) => ({ requestId, region: 'cn-hangzhou', function: { name: 'orders' } });
 
 let example: typeof import('../src/index.js');

@@ -1,3 +1,4 @@
+import { fcHttpEvent } from '@fc-async/core';
 import { createHandler as expressHandler } from '@fc-async/express';
 import { createHandler as fastifyHandler } from '@fc-async/fastify';
 import { createHandler as koaHandler } from '@fc-async/koa';
@@ -12,18 +13,13 @@ import { describe, expect, it } from 'vitest';
 let n = 0;
 function fcEvent(method: string, path: string, headers: Record<string, string> = {}) {
   n++;
-  return {
-    version: 'v1',
-    rawPath: path,
-    body: '',
-    isBase64Encoded: false,
+  return fcHttpEvent({
+    method,
+    url: path,
     headers,
-    queryParameters: {},
-    requestContext: {
-      http: { method, path, sourceIp: '203.0.113.7' },
-      requestId: `1-64f6d6e7-${String(n).padStart(24, '0')}`,
-    },
-  };
+    requestId: `1-64f6d6e7-${String(n).padStart(24, '0')}`,
+    sourceIp: '203.0.113.7',
+  });
 }
 
 type Handler = ((event: unknown, context?: unknown) => Promise<{ statusCode: number }>) & { drain(): Promise<void> };

@@ -108,6 +108,7 @@ export type {
 } from './fc-types.js';
 export { isFc2Call, readFc2Request, writeFc2Response } from './fc2.js';
 export { cookieHeaderName, flattenHeaders, parseFcEvent, toFcHttpResult } from './fc3.js';
+export { type FcHttpEventInit, fcHttpEvent, fcQueryParameters, isFcTextBody } from './fc3-event.js';
 export { makeFolder, makeFolderSync } from './folders.js';
 export {
   type AdapterHooks,

@@ -4,8 +4,12 @@ import {
   type Detection,
   detectInvocation,
   type FcHandler,
+  type FcHttpEvent,
+  fcHttpEvent,
+  fcQueryParameters,
   type FcHttpResult,
   getInvocation,
+  isFcTextBody,
   type Invocation,
   makeFolder,
   makeFolderSync,
@@ -144,3 +148,9 @@ expectType<number>(ret.integerOption('openTimeoutMs', undefined, 0, 2000));
 expectType<Promise<void>>(makeFolder('.fc-async/records'));
 expectType<void>(makeFolderSync('.fc-async/records'));
 expectError(makeFolderSync(1));
+
+expectType<FcHttpEvent>(fcHttpEvent({ method: 'POST', url: '/jobs?x=1', body: { a: 1 }, headers: { accept: ['a', 'b'] } }));
+expectType<FcHttpEvent>(fcHttpEvent());
+expectError(fcHttpEvent({ method: 1 }));
+expectType<Record<string, string>>(fcQueryParameters('a=1'));
+expectType<boolean>(isFcTextBody('text/plain'));

@@ -1,6 +1,15 @@
 import { isUtf8 } from 'node:buffer';
 import type { ServerResponse } from 'node:http';
-import { buildQuery, type FcContext, type FcHttpEvent, type FcHttpResult, type FcRequest } from '@fc-async/core';
+import {
+  buildQuery,
+  type FcContext,
+  type FcHttpEvent,
+  type FcHttpResult,
+  type FcRequest,
+  fcHttpEvent,
+  fcQueryParameters,
+  isFcTextBody,
+} from '@fc-async/core';
 
 /** A request as the emulator received it, before it becomes an FC event. */
 export interface IncomingCall {
@@ -37,85 +46,6 @@ const CLIENT_FC_HEADERS = new Set([
   'x-fc-log-type',
 ]);
 
-/** Body types FC 3.0 passes as plain text; everything else is base64 (fc-contract section 3). */
-const TEXT_TYPES = new Set([
-  'application/json',
-  'application/ld+json',
-  'application/xhtml+xml',
-  'application/xml',
-  'application/atom+xml',
-  'application/javascript',
-]);
-
-const textBodyTypes = new Map<string, boolean>();
-/** The last type asked about: a client sends the same one again, and comparing beats hashing a new string. */
-let lastType = '';
-let lastText = false;
-
-export function isTextBody(contentType: string | undefined): boolean {
-  if (!contentType) return false;
-  if (contentType === lastType) return lastText;
-  let text = textBodyTypes.get(contentType);
-  if (text === undefined) {
-    const mime = (contentType.split(';')[0] as string).trim().toLowerCase();
-    text = mime.startsWith('text/') || TEXT_TYPES.has(mime);
-    if (textBodyTypes.size < 256) textBodyTypes.set(contentType, text);
-  }
-  lastType = contentType;
-  lastText = text;
-  return text;
-}
-
-const canonicalNames = new Map<string, string>();
-
-/** `content-type` → `Content-Type`, as FC hands header names to the function. */
-export function canonicalHeaderName(name: string): string {
-  let out = canonicalNames.get(name);
-  if (out === undefined) {
-    out = name
-      .split('-')
-      .map((p) => (p ? (p[0] as string).toUpperCase() + p.slice(1).toLowerCase() : p))
-      .join('-');
-    if (canonicalNames.size < 1024) canonicalNames.set(name, out);
-  }
-  return out;
-}
-
-function decodeSafely(text: string, plus: boolean): string {
-  if (!text.includes('%') && !(plus && text.includes('+'))) return text;
-  const t = plus ? text.replace(/\+/g, ' ') : text;
-  try {
-    return decodeURIComponent(t);
-  } catch {
-    return t;
-  }
-}
-
-function queryParameters(query: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (!query) return out;
-  for (const part of query.split('&')) {
-    if (!part) continue;
-    const eq = part.indexOf('=');
-    const key = decodeSafely(eq < 0 ? part : part.slice(0, eq), true);
-    const value = eq < 0 ? '' : decodeSafely(part.slice(eq + 1), true);
-    out[key] = key in out ? `${out[key]},${value}` : value;
-  }
-  return out;
-}
-
-let lastSecond = 0;
-let lastTime = '';
-/** `requestContext.time` (ISO 8601 to the second), formatted once per second. */
-function isoSecond(now: number): string {
-  const second = Math.floor(now / 1000);
-  if (second !== lastSecond) {
-    lastSecond = second;
-    lastTime = new Date(second * 1000).toISOString().replace('.000Z', 'Z');
-  }
-  return lastTime;
-}
-
 /**
  * The FC 3.0 HTTP event of a call, with the common headers FC adds. `trusted` keeps the `x-fc-*`
  * headers of the call (set by the emulator itself, e.g. on a replayed async attempt).
@@ -127,48 +57,31 @@ export function buildFcEvent(
   trusted = false,
   now = Date.now(),
 ): FcHttpEvent {
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string | string[]> = {};
   for (const name in call.headers) {
     const value = call.headers[name];
     if (value === undefined) continue;
     if (!trusted && name.startsWith('x-fc-') && !CLIENT_FC_HEADERS.has(name)) continue;
-    headers[canonicalHeaderName(name)] = Array.isArray(value) ? value.join(',') : value;
+    headers[name] = value;
   }
-  headers['X-Fc-Request-Id'] = requestId;
-  headers['X-Fc-Function-Name'] = fn.name;
-  headers['X-Fc-Function-Handler'] = fn.handler;
-  headers['X-Fc-Function-Memory'] = String(fn.memorySize);
-  headers['X-Fc-Region'] = fn.region;
-  headers['X-Fc-Account-Id'] = fn.accountId;
-  headers['X-Fc-Qualifier'] = fn.qualifier;
-  headers['X-Fc-Control-Path'] = '/http-invoke';
-  const q = call.url.indexOf('?');
-  const rawPath = q < 0 ? call.url : call.url.slice(0, q);
-  const text = call.body.length === 0 || isTextBody(headers['Content-Type']);
-  const host = headers.Host ?? 'localhost';
-  return {
-    version: 'v1',
-    rawPath,
-    body: text ? call.body.toString('utf8') : call.body.toString('base64'),
-    isBase64Encoded: !text,
+  headers['x-fc-request-id'] = requestId;
+  headers['x-fc-function-name'] = fn.name;
+  headers['x-fc-function-handler'] = fn.handler;
+  headers['x-fc-function-memory'] = String(fn.memorySize);
+  headers['x-fc-region'] = fn.region;
+  headers['x-fc-account-id'] = fn.accountId;
+  headers['x-fc-qualifier'] = fn.qualifier;
+  headers['x-fc-control-path'] = '/http-invoke';
+  return fcHttpEvent({
+    method: call.method,
+    url: call.url,
     headers,
-    queryParameters: queryParameters(q < 0 ? '' : call.url.slice(q + 1)),
-    requestContext: {
-      accountId: fn.accountId,
-      domainName: host,
-      domainPrefix: host.split('.')[0] as string,
-      http: {
-        method: call.method,
-        path: decodeSafely(rawPath, false),
-        protocol: 'HTTP/1.1',
-        sourceIp: call.sourceIp ?? '127.0.0.1',
-        userAgent: headers['User-Agent'] ?? '',
-      },
-      requestId,
-      time: isoSecond(now),
-      timeEpoch: String(now),
-    },
-  };
+    body: call.body,
+    sourceIp: call.sourceIp ?? '127.0.0.1',
+    requestId,
+    accountId: fn.accountId,
+    timeEpoch: now,
+  });
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -209,7 +122,7 @@ export function requestFromCall(
   if (headers.host === undefined) headers.host = 'localhost';
   let body = call.body;
   if (body.length === 0) body = EMPTY;
-  else if (isTextBody(headers['content-type'])) {
+  else if (isFcTextBody(headers['content-type'])) {
     if (!isUtf8(body)) body = Buffer.from(body.toString('utf8'), 'utf8');
   }
   if (body.length > 0 || headers['content-length'] !== undefined) headers['content-length'] = String(body.length);
@@ -219,7 +132,7 @@ export function requestFromCall(
   const path = rawPath.charCodeAt(0) === 47 /* / */ ? rawPath : `/${rawPath}`;
   return {
     method: call.method,
-    url: q < 0 ? path : path + buildQuery(queryParameters(call.url.slice(q + 1))),
+    url: q < 0 ? path : path + buildQuery(fcQueryParameters(call.url.slice(q + 1))),
     headers,
     body,
     remoteAddress: call.sourceIp ?? '127.0.0.1',

@@ -1,0 +1,187 @@
+import type { FcHttpEvent } from './fc-types.js';
+import { newRequestId } from './ids.js';
+
+/** What {@link fcHttpEvent} makes an FC 3.0 HTTP event of; every field may be left out. */
+export interface FcHttpEventInit {
+  /** @default 'GET' */
+  method?: string;
+  /** The path plus query string, encoded as a client sends it. @default '/' */
+  url?: string;
+  /** Header names in any case; values of a repeated header as an array. @default {} */
+  headers?: Record<string, string | readonly string[] | undefined>;
+  /**
+   * A string is UTF-8 text; an object other than bytes is sent as JSON, with
+   * `Content-Type: application/json` unless `headers` name a type. @default no body
+   */
+  body?: string | Uint8Array | object;
+  /** The TCP peer. @default '127.0.0.1' */
+  sourceIp?: string;
+  /** @default a new id in FC's format */
+  requestId?: string;
+  /** @default '' */
+  accountId?: string;
+  /** When FC received the request, in epoch milliseconds. @default now */
+  timeEpoch?: number;
+}
+
+/** Body types FC 3.0 passes as plain text; everything else is base64 (fc-contract section 3). */
+const TEXT_TYPES = new Set([
+  'application/json',
+  'application/ld+json',
+  'application/xhtml+xml',
+  'application/xml',
+  'application/atom+xml',
+  'application/javascript',
+]);
+
+const textBodyTypes = new Map<string, boolean>();
+/** The last type asked about: a client sends the same one again, and comparing beats hashing a new string. */
+let lastType = '';
+let lastText = false;
+
+/**
+ * Whether FC 3.0 hands a request body of this `Content-Type` to the function as text (`text/*`
+ * and the JSON, XML and JavaScript types) rather than base64.
+ *
+ * @example
+ * ```ts
+ * isFcTextBody('application/json; charset=utf-8'); // true
+ * isFcTextBody('image/png'); // false
+ * ```
+ */
+export function isFcTextBody(contentType: string | undefined): boolean {
+  if (!contentType) return false;
+  if (contentType === lastType) return lastText;
+  let text = textBodyTypes.get(contentType);
+  if (text === undefined) {
+    const mime = (contentType.split(';')[0] as string).trim().toLowerCase();
+    text = mime.startsWith('text/') || TEXT_TYPES.has(mime);
+    if (textBodyTypes.size < 256) textBodyTypes.set(contentType, text);
+  }
+  lastType = contentType;
+  lastText = text;
+  return text;
+}
+
+const canonicalNames = new Map<string, string>();
+
+/** `content-type` → `Content-Type`, as FC hands header names to the function. */
+function canonicalHeaderName(name: string): string {
+  let out = canonicalNames.get(name);
+  if (out === undefined) {
+    out = name
+      .split('-')
+      .map((p) => (p ? (p[0] as string).toUpperCase() + p.slice(1).toLowerCase() : p))
+      .join('-');
+    if (canonicalNames.size < 1024) canonicalNames.set(name, out);
+  }
+  return out;
+}
+
+function decodeSafely(text: string, plus: boolean): string {
+  if (!text.includes('%') && !(plus && text.includes('+'))) return text;
+  const t = plus ? text.replace(/\+/g, ' ') : text;
+  try {
+    return decodeURIComponent(t);
+  } catch {
+    return t;
+  }
+}
+
+/**
+ * A query string (without `?`) as FC 3.0's `queryParameters`: names and values decoded, the
+ * values of a repeated name joined with commas.
+ *
+ * @example
+ * ```ts
+ * fcQueryParameters('tag=a&tag=b&q=hello+world'); // { tag: 'a,b', q: 'hello world' }
+ * ```
+ */
+export function fcQueryParameters(query: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!query) return out;
+  for (const part of query.split('&')) {
+    if (!part) continue;
+    const eq = part.indexOf('=');
+    const key = decodeSafely(eq < 0 ? part : part.slice(0, eq), true);
+    const value = eq < 0 ? '' : decodeSafely(part.slice(eq + 1), true);
+    out[key] = key in out ? `${out[key]},${value}` : value;
+  }
+  return out;
+}
+
+let lastSecond = 0;
+let lastTime = '';
+/** `requestContext.time` (ISO 8601 to the second), formatted once per second. */
+function isoSecond(now: number): string {
+  const second = Math.floor(now / 1000);
+  if (second !== lastSecond) {
+    lastSecond = second;
+    lastTime = new Date(second * 1000).toISOString().replace('.000Z', 'Z');
+  }
+  return lastTime;
+}
+
+/** The body's bytes, and the content type a JSON body implies. */
+function bodyOf(body: FcHttpEventInit['body']): { bytes: Buffer; json: boolean } {
+  if (body === undefined) return { bytes: Buffer.alloc(0), json: false };
+  if (typeof body === 'string') return { bytes: Buffer.from(body, 'utf8'), json: false };
+  if (body instanceof Uint8Array)
+    return { bytes: Buffer.from(body.buffer, body.byteOffset, body.byteLength), json: false };
+  return { bytes: Buffer.from(JSON.stringify(body), 'utf8'), json: true };
+}
+
+/**
+ * An FC 3.0 HTTP event as FC hands it to a built-in runtime handler: header names canonicalised
+ * (`Content-Type`) and repeated values joined with commas, the path and query split and
+ * decoded, the body as text for FC's text types and base64 otherwise, and the request context.
+ * For tests and scripts that call a handler without FC; FC's common `x-fc-*` headers are not
+ * added (pass them in `headers` when the test needs them).
+ *
+ * @example
+ * ```ts
+ * const result = await handler(
+ *   fcHttpEvent({ method: 'POST', url: '/jobs?priority=high', body: { video: 'a.mov' }, headers: { 'x-fc-invocation-type': 'Async' } }),
+ *   { requestId: 'req-1' },
+ * );
+ * ```
+ */
+export function fcHttpEvent(init: FcHttpEventInit = {}): FcHttpEvent {
+  const { bytes, json } = bodyOf(init.body);
+  const headers: Record<string, string> = {};
+  for (const name in init.headers) {
+    const value = init.headers[name];
+    if (value === undefined) continue;
+    headers[canonicalHeaderName(name)] = typeof value === 'string' ? value : value.join(',');
+  }
+  if (json && headers['Content-Type'] === undefined) headers['Content-Type'] = 'application/json';
+  const url = init.url ?? '/';
+  const q = url.indexOf('?');
+  const rawPath = q < 0 ? url : url.slice(0, q);
+  const text = bytes.length === 0 || isFcTextBody(headers['Content-Type']);
+  const host = headers.Host ?? 'localhost';
+  const now = init.timeEpoch ?? Date.now();
+  return {
+    version: 'v1',
+    rawPath,
+    body: text ? bytes.toString('utf8') : bytes.toString('base64'),
+    isBase64Encoded: !text,
+    headers,
+    queryParameters: fcQueryParameters(q < 0 ? '' : url.slice(q + 1)),
+    requestContext: {
+      accountId: init.accountId ?? '',
+      domainName: host,
+      domainPrefix: host.split('.')[0] as string,
+      http: {
+        method: init.method ?? 'GET',
+        path: decodeSafely(rawPath, false),
+        protocol: 'HTTP/1.1',
+        sourceIp: init.sourceIp ?? '127.0.0.1',
+        userAgent: headers['User-Agent'] ?? '',
+      },
+      requestId: init.requestId ?? newRequestId(now),
+      time: isoSecond(now),
+      timeEpoch: String(now),
+    },
+  };
+}

@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import { createFcHandler, fcHttpEvent, fcQueryParameters, isFcTextBody, parseFcEvent } from '../src/index.js';
+
+describe('fcHttpEvent', () => {
+  it('builds the event FC hands a built-in runtime: names canonical, path and query split, context filled', () => {
+    const at = Date.UTC(2026, 0, 2, 3, 4, 5, 678);
+    const event = fcHttpEvent({
+      method: 'PUT',
+      url: '/caf%C3%A9/jobs?tag=a&tag=b&q=hello+world',
+      headers: {
+        host: 'demo.cn-hangzhou.fcapp.run',
+        'user-agent': 'curl/8',
+        'x-trace': ['1', '2'],
+        skipped: undefined,
+      },
+      body: 'plain',
+      sourceIp: '203.0.113.7',
+      requestId: 'req-1',
+      accountId: '123',
+      timeEpoch: at,
+    });
+    expect(event).toEqual({
+      version: 'v1',
+      rawPath: '/caf%C3%A9/jobs',
+      // No Content-Type: not one of FC's text types, so base64.
+      body: Buffer.from('plain').toString('base64'),
+      isBase64Encoded: true,
+      headers: { Host: 'demo.cn-hangzhou.fcapp.run', 'User-Agent': 'curl/8', 'X-Trace': '1,2' },
+      queryParameters: { tag: 'a,b', q: 'hello world' },
+      requestContext: {
+        accountId: '123',
+        domainName: 'demo.cn-hangzhou.fcapp.run',
+        domainPrefix: 'demo',
+        http: { method: 'PUT', path: '/café/jobs', protocol: 'HTTP/1.1', sourceIp: '203.0.113.7', userAgent: 'curl/8' },
+        requestId: 'req-1',
+        time: '2026-01-02T03:04:05Z',
+        timeEpoch: String(at),
+      },
+    });
+  });
+
+  it('sends an object as JSON text with its content type, and bytes of other types as base64', () => {
+    const json = fcHttpEvent({ method: 'POST', body: { video: 'a.mov' } });
+    expect(json).toMatchObject({
+      body: '{"video":"a.mov"}',
+      isBase64Encoded: false,
+      headers: { 'Content-Type': 'application/json' },
+    });
+    const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 255]);
+    const binary = fcHttpEvent({ method: 'POST', headers: { 'content-type': 'image/png' }, body: png });
+    expect(binary).toMatchObject({ body: png.toString('base64'), isBase64Encoded: true });
+    const typed = fcHttpEvent({ headers: { 'Content-Type': 'text/plain' }, body: { not: 'json' } });
+    expect(typed.headers).toEqual({ 'Content-Type': 'text/plain' });
+    expect(fcHttpEvent()).toMatchObject({ rawPath: '/', body: '', isBase64Encoded: false, headers: {} });
+  });
+
+  it('is what parseFcEvent reads and a handler answers, async calls included', async () => {
+    const body = Buffer.from('{"n":1}');
+    const request = parseFcEvent(
+      fcHttpEvent({ method: 'POST', url: '/x?a=1', headers: { 'content-type': 'application/json' }, body }),
+    );
+    expect(request).toMatchObject({ method: 'POST', url: '/x?a=1', body });
+    expect(request.headers['content-type']).toBe('application/json');
+    const handler = createFcHandler(
+      (req, res) => res.setHeader('content-type', 'text/plain').end(`${req.method} ${req.url}`),
+      {
+        async: { mode: 'local' },
+        env: {},
+      },
+    );
+    expect(await handler(fcHttpEvent({ url: '/hello' }))).toMatchObject({ statusCode: 200, body: 'GET /hello' });
+    const accepted = await handler(
+      fcHttpEvent({
+        method: 'POST',
+        url: '/job',
+        headers: { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'job_1' },
+      }),
+    );
+    expect(accepted).toMatchObject({ statusCode: 202, headers: { 'x-fc-async-task-id': 'job_1' } });
+    await handler.drain();
+    expect((await handler.tasks.get('job_1'))?.status).toBe('Succeeded');
+  });
+});
+
+describe('fcQueryParameters and isFcTextBody', () => {
+  it('decode a query as FC does and tell FC text types', () => {
+    expect(fcQueryParameters('a=%2F&a=2&flag&=x&&b=c%ZZ')).toEqual({ a: '/,2', flag: '', '': 'x', b: 'c%ZZ' });
+    expect(
+      ['text/csv', 'application/json; charset=utf-8', 'APPLICATION/XML', 'image/png', undefined].map(isFcTextBody),
+    ).toEqual([true, true, true, false, false]);
+  });
+});
