@@ -58,10 +58,14 @@ function decode(part: string): string | undefined {
   }
 }
 
-/** Decoded `[key, value]` pairs of a raw query string; `undefined` for broken percent-encoding. */
+/**
+ * Decoded `[key, value]` pairs of a raw query string; `undefined` for broken percent-encoding. A
+ * `+` is a space, as `URLSearchParams` (the control plane's reading) has it, so that the signature
+ * covers the values acted on (the SDK sends `%2B` for a plus and `%20` for a space).
+ */
 function queryPairs(query: string): [string, string][] | undefined {
   const pairs: [string, string][] = [];
-  for (const part of query.split('&')) {
+  for (const part of query.replace(/\+/g, ' ').split('&')) {
     if (part === '') continue;
     const eq = part.indexOf('=');
     const key = decode(eq < 0 ? part : part.slice(0, eq));
@@ -152,7 +156,10 @@ const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
  * `MissingRequiredHeader` (400), `InvalidArgument` (400: malformed or legacy `acs AK:sig`
  * authorization, an unsigned `x-acs-*` or `content-type` header, a bad date), `InvalidAccessKeyID`
  * (403), `SignatureNotMatch` (403), and ours `RequestTimeTooSkewed` (403) when `x-acs-date` is more
- * than `maxSkewSeconds` away.
+ * than `maxSkewSeconds` away. With `checkNonce`, a request needs `x-acs-signature-nonce` and one
+ * whose valid signature carries a nonce seen before is a replay: `SignatureNonceUsed` (400).
+ * `checkNonce(nonce, expiresAt)` answers `false` for a nonce it has seen; else it remembers the
+ * nonce until `expiresAt` (epoch ms), when the request's `x-acs-date` leaves the window.
  *
  * @example
  * ```ts
@@ -164,7 +171,11 @@ const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 export function verifyAcsSignature(
   request: SignedRequest,
   lookupSecret: (accessKeyId: string) => string | undefined,
-  options: { maxSkewSeconds?: number; now?: number } = {},
+  options: {
+    maxSkewSeconds?: number;
+    now?: number;
+    checkNonce?: (nonce: string, expiresAt: number) => boolean;
+  } = {},
 ): SignatureResult {
   const headers = lowerHeaders(request.headers);
   const one = (name: string) => headers.get(name)?.join(',');
@@ -184,7 +195,9 @@ export function verifyAcsSignature(
   }
   const algorithm = auth.algorithm as Algorithm;
   const signed = new Set(auth.signedHeaders);
-  for (const name of ['host', 'x-acs-date', 'x-acs-content-sha256']) {
+  const required = ['host', 'x-acs-date', 'x-acs-content-sha256'];
+  if (options.checkNonce) required.push('x-acs-signature-nonce');
+  for (const name of required) {
     if (!headers.has(name)) return refuse(400, 'MissingRequiredHeader', `The request has no ${name} header`);
     if (!signed.has(name)) return refuse(400, 'InvalidArgument', `The ${name} header must be signed`);
   }
@@ -234,6 +247,9 @@ export function verifyAcsSignature(
     ].join('\n');
     const actual = Buffer.from(hmac(secret, `${algorithm}\n${hash(canonical, algorithm)}`, algorithm));
     if (actual.length === expected.length && timingSafeEqual(actual, expected)) {
+      if (options.checkNonce && !options.checkNonce(one('x-acs-signature-nonce') as string, time + maxSkew * 1000)) {
+        return refuse(400, 'SignatureNonceUsed', 'The x-acs-signature-nonce was used before: a request is signed once');
+      }
       const token = one('x-acs-security-token');
       return { ok: true, accessKeyId: auth.accessKeyId, algorithm, ...(token ? { securityToken: token } : {}) };
     }

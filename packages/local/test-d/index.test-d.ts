@@ -44,5 +44,12 @@ const result = verifyAcsSignature(request, (id) => (id === 'ak' ? 'sk' : undefin
 expectType<SignatureResult>(result);
 if (result.ok) expectType<string>(result.accessKeyId);
 else expectType<string>(result.code);
+const seenNonces = new Set<string>();
+expectType<SignatureResult>(
+  verifyAcsSignature(request, () => 'sk', {
+    checkNonce: (nonce, expiresAt) => expiresAt > Date.now() && !seenNonces.has(nonce),
+  }),
+);
+expectError(verifyAcsSignature(request, () => 'sk', { checkNonce: (nonce: number) => nonce > 0 }));
 expectType<Record<string, string>>(signAcsRequest(request, { accessKeyId: 'ak', accessKeySecret: 'sk' }));
 expectError(signAcsRequest(request, { accessKeyId: 'ak' }));

@@ -43,12 +43,32 @@ const GATEWAY_HEADERS = new Set(['x-fc-invocation-type', 'x-fc-async-delay', 'x-
 export function createRedactor(
   extra: readonly string[] = [],
 ): (headers: FcRequest['headers']) => Record<string, string | string[]> {
-  const names = new Set([...DEFAULT_REDACTED_HEADERS, ...extra.map((h) => h.toLowerCase())]);
+  const names = new Set([...DEFAULT_REDACTED_HEADERS, ...headerNames(extra)]);
   const redact = function redact(headers: FcRequest['headers']) {
     return copyHeaders(headers, names, undefined);
   };
   captureDrops.set(redact, new Set([...names, ...GATEWAY_HEADERS]));
   return redact;
+}
+
+/** An HTTP header name (RFC 9110 token). */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * `redactHeaders` lower-cased, checked eagerly: a name that matches no header (` X-Api-Key`)
+ * would let its value through silently.
+ */
+function headerNames(extra: unknown): string[] {
+  if (!Array.isArray(extra)) {
+    throw new TypeError(`Expected \`redactHeaders\` to be an array of header names, got \`${typeof extra}\``);
+  }
+  return extra.map((name: unknown, i) => {
+    if (typeof name !== 'string' || !TOKEN.test(name)) {
+      const got = typeof name === 'string' ? JSON.stringify(name.slice(0, 64)) : `\`${typeof name}\``;
+      throw new TypeError(`Expected \`redactHeaders[${i}]\` to be a header name, got ${got}`);
+    }
+    return name.toLowerCase();
+  });
 }
 
 /**

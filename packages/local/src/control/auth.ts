@@ -5,9 +5,10 @@ import { ApiError } from './respond.js';
 
 /**
  * Who may use the control plane. On loopback with no key: anyone on this machine, signatures are
- * not checked. With a key: ACS3 signatures are verified (a wrong key fails as on FC). `required`
- * (the control plane bound beyond loopback): every request must carry a valid signature, or HTTP
- * Basic credentials (access key id and secret) for the dashboard in a browser.
+ * not checked. With a key: ACS3 signatures are verified (a wrong key fails as on FC) and each
+ * signature is accepted once (its nonce). `required` (the control plane bound beyond loopback):
+ * every request must carry a valid signature, or HTTP Basic credentials (access key id and
+ * secret) for the dashboard in a browser.
  */
 export interface ControlAuth {
   required: boolean;
@@ -16,10 +17,70 @@ export interface ControlAuth {
 
 const LOOPBACK_HOST = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\]|[a-z0-9-]+\.localhost)(:\d+)?$/i;
 
+/**
+ * A request a page of another site made the browser send: refused wherever the browser adds
+ * credentials by itself (the loopback control plane, a dashboard signed in with HTTP Basic).
+ */
+function crossSite(req: IncomingMessage): boolean {
+  const host = req.headers.host ?? '';
+  const origin = req.headers.origin;
+  return (
+    (origin && origin !== `http://${host}` && origin !== `https://${host}`) ||
+    req.headers['sec-fetch-site'] === 'cross-site'
+  );
+}
+
+/**
+ * The nonces of accepted signatures, per control plane, each until its `x-acs-date` leaves the
+ * skew window (then the date alone refuses the request): a replayed request fails as on FC.
+ */
+const nonces = new WeakMap<ControlAuth, Map<string, number>>();
+
+function firstUse(auth: ControlAuth, nonce: string, expiresAt: number): boolean {
+  let seen = nonces.get(auth);
+  if (!seen) {
+    seen = new Map();
+    nonces.set(auth, seen);
+  }
+  const now = Date.now();
+  // Oldest first (insertion order): drop the expired ones at the front.
+  for (const [old, until] of seen) {
+    if (until > now) break;
+    seen.delete(old);
+  }
+  const until = seen.get(nonce);
+  if (until !== undefined && until > now) return false;
+  seen.delete(nonce);
+  seen.set(nonce, expiresAt);
+  return true;
+}
+
 function same(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);
+}
+
+const NO_BODY = Buffer.alloc(0);
+
+/**
+ * The checks that need no body, made before it is read, so that a client without credentials
+ * cannot make the control plane take in a body (up to 32 MB for an invocation): every check of
+ * a request without an ACS3 signature, and the access key id of one with. Returns whether a
+ * signature is left to verify (with {@link authorize}, once the body is in).
+ */
+export function authorizeHead(req: IncomingMessage, browser: boolean, auth: ControlAuth): boolean {
+  const header = req.headers.authorization;
+  const creds = auth.credentials;
+  if (!header || /^basic /i.test(header) || !creds) {
+    authorize(req, { path: '', query: '', body: NO_BODY, browser }, auth);
+    return false;
+  }
+  const id = /Credential=([^,\s]+)/.exec(header)?.[1];
+  if (id !== undefined && !same(id, creds.accessKeyId)) {
+    throw new ApiError(403, 'InvalidAccessKeyID', 'The access key id is not known');
+  }
+  return true;
 }
 
 /**
@@ -37,10 +98,7 @@ export function authorize(
     // A page on another site, or a DNS-rebound name, must not drive the local control plane.
     const host = req.headers.host ?? '';
     if (!LOOPBACK_HOST.test(host)) throw new ApiError(403, 'AccessDenied', `Host ${host} is not a loopback name`);
-    const origin = req.headers.origin;
-    if ((origin && origin !== `http://${host}`) || req.headers['sec-fetch-site'] === 'cross-site') {
-      throw new ApiError(403, 'AccessDenied', 'Cross-site requests are refused');
-    }
+    if (crossSite(req)) throw new ApiError(403, 'AccessDenied', 'Cross-site requests are refused');
   }
   if (!header) {
     if (!auth.required) return;
@@ -52,6 +110,8 @@ export function authorize(
   }
   if (/^basic /i.test(header)) {
     if (!creds) return;
+    // A browser sends cached Basic credentials with a form posted from any site.
+    if (crossSite(req)) throw new ApiError(403, 'AccessDenied', 'Cross-site requests are refused');
     const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
     const colon = decoded.indexOf(':');
     const ok =
@@ -68,6 +128,7 @@ export function authorize(
   const result = verifyAcsSignature(
     { method: req.method ?? 'GET', path: target.path, query: target.query, headers: req.headers, body: target.body },
     (id) => (id === creds.accessKeyId ? creds.accessKeySecret : undefined),
+    { checkNonce: (nonce, expiresAt) => firstUse(auth, nonce, expiresAt) },
   );
   if (!result.ok) throw new ApiError(result.status, result.code, result.message);
 }

@@ -5,7 +5,7 @@ import type { DestinationContext } from '../destinations.js';
 import type { EmulatorLog } from '../log.js';
 import { answerProtocolErrors } from '../protocol-errors.js';
 import type { FunctionRegistry } from '../registry.js';
-import { authorize, type ControlAuth } from './auth.js';
+import { authorize, authorizeHead, type ControlAuth } from './auth.js';
 import {
   deleteAsyncInvokeConfig,
   getAsyncInvokeConfig,
@@ -119,8 +119,9 @@ export function createControlServer(opts: ControlPlaneOptions): { server: Server
     const query = q < 0 ? '' : url.slice(q + 1);
     const isApi = path.startsWith(API_PREFIX);
     try {
+      const signed = authorizeHead(req, !isApi, opts.auth);
       const body = await readBody(req, path.endsWith('/invocations') ? MAX_SYNC_BODY : MAX_API_BODY);
-      authorize(req, { path, query, body, browser: !isApi }, opts.auth);
+      if (signed) authorize(req, { path, query, body, browser: !isApi }, opts.auth);
       if (!isApi) return dashboard(req, res, path, requestId, assets, hub, opts);
       await route({ req, res, requestId, params: new URLSearchParams(query), body }, path, opts);
     } catch (error) {

@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import { createFcHandler, createRedactor, type DestinationRecord } from '../src/index.js';
+import { event, memoryLogger } from './helpers.js';
+
+const ok = (_req: unknown, res: { end(body: string): void }) => res.end('ok');
+
+describe('redactHeaders', () => {
+  it.each([
+    ['X-Api-Key', 'Expected `redactHeaders` to be an array of header names, got `string`'],
+    [null, 'Expected `redactHeaders` to be an array of header names, got `object`'],
+    [['x-ok', 42], 'Expected `redactHeaders[1]` to be a header name, got `number`'],
+    [[' X-Api-Key'], 'Expected `redactHeaders[0]` to be a header name, got " X-Api-Key"'],
+    [['x-api-key:'], 'Expected `redactHeaders[0]` to be a header name, got "x-api-key:"'],
+    [[''], 'Expected `redactHeaders[0]` to be a header name, got ""'],
+  ])('%j fails at createHandler time with a precise message', (redactHeaders, message) => {
+    expect(() => createFcHandler(ok, { redactHeaders: redactHeaders as string[], env: {} })).toThrow(
+      new TypeError(message),
+    );
+    expect(() => createRedactor(redactHeaders as string[])).toThrow(message);
+  });
+
+  it('matches header names in any case, on either side', () => {
+    const redact = createRedactor(['X-Api-KEY']);
+    expect(redact({ 'x-API-key': 'k', COOKIE: 'c', Accept: '*/*' })).toEqual({ accept: '*/*' });
+  });
+
+  it('keeps FC credentials and redactHeaders out of platform mode destination records and logs', async () => {
+    const records: DestinationRecord[] = [];
+    const logger = memoryLogger();
+    const handler = createFcHandler(
+      (req, res) => {
+        res.statusCode = req.url === '/fail' ? 500 : 200;
+        res.end('done');
+      },
+      {
+        env: { FC_FUNCTION_NAME: 'f', FC_REGION: 'cn-hangzhou', FC_ACCOUNT_ID: '1' },
+        logger,
+        redactHeaders: ['X-Tenant-Token'],
+        async: { mode: 'platform', maxAsyncRetryAttempts: 0 },
+        destinations: { onSuccess: (r) => void records.push(r), onFailure: (r) => void records.push(r) },
+      },
+    );
+    const headers = {
+      'X-Fc-Retry-Count': '0',
+      'X-FC-ACCESS-KEY-ID': 'LEAK-AKID',
+      'x-fc-access-key-secret': 'LEAK-SK',
+      'X-Fc-Security-Token': 'LEAK-STS',
+      AUTHORIZATION: 'Bearer LEAK-BEARER',
+      'Proxy-Authorization': 'Basic LEAK-PROXY',
+      Cookie: 'sid=LEAK-COOKIE',
+      'x-TENANT-token': 'LEAK-TENANT',
+      'X-Visible': 'kept',
+    };
+    for (const path of ['/ok', '/fail']) {
+      const taskHeaders = { ...headers, 'X-Fc-Async-Task-Id': `job${path.replace('/', '_')}` };
+      // The failed attempt rejects, for FC to record the failure.
+      await handler(event({ method: 'POST', path, headers: taskHeaders, body: '{}' }), { requestId: 'r' }).catch(
+        (error: Error) => expect(error.message).toMatch(/HTTP 500/),
+      );
+    }
+    expect(records.map((r) => r.requestContext.condition)).toEqual(['', 'UnhandledInvocationError']);
+    const text = JSON.stringify({ records, logs: logger.entries });
+    expect(JSON.parse(records[0]?.requestPayload ?? '{}').headers).toMatchObject({ 'x-visible': 'kept' });
+    expect(text.match(/LEAK-\w+/g)).toBeNull();
+  });
+});
