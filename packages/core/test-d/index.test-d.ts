@@ -5,12 +5,12 @@ import {
   detectInvocation,
   type FcHandler,
   type FcHttpEvent,
+  type FcHttpResult,
   fcHttpEvent,
   fcQueryParameters,
-  type FcHttpResult,
   getInvocation,
-  isFcTextBody,
   type Invocation,
+  isFcTextBody,
   makeFolder,
   makeFolderSync,
   memory,
@@ -149,7 +149,9 @@ expectType<Promise<void>>(makeFolder('.fc-async/records'));
 expectType<void>(makeFolderSync('.fc-async/records'));
 expectError(makeFolderSync(1));
 
-expectType<FcHttpEvent>(fcHttpEvent({ method: 'POST', url: '/jobs?x=1', body: { a: 1 }, headers: { accept: ['a', 'b'] } }));
+expectType<FcHttpEvent>(
+  fcHttpEvent({ method: 'POST', url: '/jobs?x=1', body: { a: 1 }, headers: { accept: ['a', 'b'] } }),
+);
 expectType<FcHttpEvent>(fcHttpEvent());
 expectError(fcHttpEvent({ method: 1 }));
 expectType<Record<string, string>>(fcQueryParameters('a=1'));
