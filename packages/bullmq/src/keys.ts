@@ -2,8 +2,9 @@
 export function keysOf(prefix: string) {
   return {
     /**
-     * Hash per task: `v` version, `s` status, `r` record JSON (without payload), `p` payload JSON
-     * (without body), `b` the body's bytes. Records written before `b` keep the body in `p`, in base64.
+     * Hash per task: `v` version, `w` the token of the write that made it, `s` status, `r` record
+     * JSON (without payload), `p` payload JSON (without body), `b` the body's bytes, `n` the insert's
+     * token. Records written before `b` keep the body in `p`, in base64; before `w`, have none.
      */
     task: (taskId: string) => `${prefix}:task:${taskId}`,
     /** Sorted set of every task id, scored by `startedTime`: listing. */
@@ -43,7 +44,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   if redis.call('HGET', KEYS[1], 'n') == ARGV[9] then return 1 end
   return 0
 end
-redis.call('HSET', KEYS[1], 'v', '1', 's', ARGV[3], 'r', ARGV[4], 'p', ARGV[7], 'b', ARGV[8], 'n', ARGV[9])
+redis.call('HSET', KEYS[1], 'v', '1', 'w', ARGV[9], 's', ARGV[3], 'r', ARGV[4], 'p', ARGV[7], 'b', ARGV[8], 'n', ARGV[9])
 redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
 index()
 return 1
@@ -62,7 +63,8 @@ for t = 4, #KEYS do
   if redis.call('EXISTS', KEYS[t]) == 1 then
     added[#added + 1] = redis.call('HGET', KEYS[t], 'n') == ARGV[a + 9] and 1 or 0
   else
-    redis.call('HSET', KEYS[t], 'v', '1', 's', ARGV[a + 3], 'r', ARGV[a + 4], 'p', ARGV[a + 7], 'b', ARGV[a + 8], 'n', ARGV[a + 9])
+    local n = ARGV[a + 9]
+    redis.call('HSET', KEYS[t], 'v', '1', 'w', n, 's', ARGV[a + 3], 'r', ARGV[a + 4], 'p', ARGV[a + 7], 'b', ARGV[a + 8], 'n', n)
     redis.call('ZADD', KEYS[3], ARGV[a + 2], id)
     if ARGV[a + 5] == '1' then
       redis.call('SADD', KEYS[1], id)
@@ -78,18 +80,40 @@ return added
 `;
 
 /**
- * Compare-and-set on the version. KEYS: task, open, ended. ARGV: id, expected version, status,
- * record, open, end time. Returns {1} when written, {-1} when the task is gone, or
- * {0, version, record, payload, body} when it changed since it was read.
+ * Compare-and-set on the version and the token of the write that made it: versions start again at
+ * 1 when a task id is deleted and accepted again, tokens never repeat. KEYS: task, open, ended.
+ * ARGV: id, expected version, status, record, open, end time, expected token, this write's token.
+ * Returns {1} when written, {-1} when the task is gone, or {0, version, token, record, payload,
+ * body} when it changed since it was read.
  */
 export const CAS_SCRIPT = `${INDEX}
-local v = redis.call('HGET', KEYS[1], 'v')
+local seen = redis.call('HMGET', KEYS[1], 'v', 'w')
+local v = seen[1]
 if not v then return {-1} end
-if v ~= ARGV[2] then
+local w = seen[2] or ''
+if v ~= ARGV[2] or w ~= ARGV[7] then
   local current = redis.call('HMGET', KEYS[1], 'r', 'p', 'b')
-  return {0, v, current[1], current[2], current[3]}
+  return {0, v, w, current[1], current[2], current[3]}
 end
-redis.call('HSET', KEYS[1], 'v', tostring(tonumber(v) + 1), 's', ARGV[3], 'r', ARGV[4])
+redis.call('HSET', KEYS[1], 'v', tostring(tonumber(v) + 1), 'w', ARGV[8], 's', ARGV[3], 'r', ARGV[4])
 index()
 return {1}
+`;
+
+/**
+ * Deletes finished tasks, each only while it is still in `ended`: another instance may have
+ * deleted it since it was read, and the id been accepted again. KEYS: ended, byTime, then one task
+ * key per task. ARGV: the task ids, in the same order. Returns how many it deleted.
+ */
+export const PRUNE_SCRIPT = `
+local deleted = 0
+for t = 3, #KEYS do
+  local id = ARGV[t - 2]
+  if redis.call('ZREM', KEYS[1], id) == 1 then
+    redis.call('DEL', KEYS[t])
+    redis.call('ZREM', KEYS[2], id)
+    deleted = deleted + 1
+  end
+end
+return deleted
 `;

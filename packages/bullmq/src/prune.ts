@@ -1,14 +1,20 @@
 import { type Logger, RetentionPruner } from '@fc-async/core';
 import type { Redis } from 'ioredis';
-import type { Keys } from './keys.js';
+import { type Keys, PRUNE_SCRIPT } from './keys.js';
 import type { ResolvedBullmqOptions } from './options.js';
+
+interface Prune {
+  fcAsyncPrune(keyCount: number, ...args: string[]): Promise<number>;
+}
 
 /** Tasks deleted per step. */
 const BATCH = 500;
 
 /**
  * Retention: finished tasks older than `retentionMs`, then the oldest finished past `maxTasks`,
- * deleted on a timer in steps of {@link BATCH}. Every instance prunes; deleting twice is harmless.
+ * deleted on a timer in steps of {@link BATCH}. Every instance prunes: a task is deleted only
+ * while still finished (see PRUNE_SCRIPT), so that one deleted by another instance and accepted
+ * again under its id since is kept.
  */
 export class Pruner extends RetentionPruner {
   constructor(
@@ -19,6 +25,7 @@ export class Pruner extends RetentionPruner {
     private readonly forget: (taskIds: string[]) => void,
   ) {
     super(options.pruneIntervalMs, BATCH, logger);
+    redis.defineCommand('fcAsyncPrune', { lua: PRUNE_SCRIPT });
   }
 
   protected async step(): Promise<number> {
@@ -36,12 +43,10 @@ export class Pruner extends RetentionPruner {
       }
     }
     if (ids.length === 0 || this.stopped) return 0;
-    const pipeline = this.redis.pipeline();
-    for (const id of ids) pipeline.del(this.keys.task(id));
-    pipeline.zrem(this.keys.byTime, ...ids);
-    pipeline.zrem(this.keys.ended, ...ids);
-    await pipeline.exec();
+    const k = this.keys;
+    const redis = this.redis as Redis & Prune;
+    const deleted = await redis.fcAsyncPrune(2 + ids.length, k.ended, k.byTime, ...ids.map(k.task), ...ids);
     this.forget(ids);
-    return ids.length;
+    return deleted;
   }
 }

@@ -1,5 +1,5 @@
 import type { JobResult, Logger, QueueDriver, QueueJob } from '@fc-async/core';
-import { Queue, Worker } from 'bullmq';
+import { Queue, WaitingError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CLOSE_GRACE_MS, settlesWithin } from './grace.js';
 import type { ResolvedBullmqOptions } from './options.js';
@@ -9,11 +9,19 @@ import { oncePerOutage } from './outage.js';
 export const QUEUE_NAME = 'tasks';
 
 /**
- * BullMQ attempts per job: 1 + FC's largest `maxAsyncRetryAttempts` (8). The engine applies the
- * configured `maxAsyncRetryAttempts` (which PutAsyncInvokeConfig may change while a task waits)
- * and asks for each retry; BullMQ only carries it out, so it must never run out first.
+ * BullMQ attempts per job: past any count the engine can reach, so that BullMQ never gives a job up
+ * first (its task would wait forever, with no job left to run it). The engine applies
+ * `maxAsyncRetryAttempts` (which PutAsyncInvokeConfig may change while a task waits) and asks for
+ * each retry, and for more: an attempt cut by its instance closing is left to another instance
+ * whatever the count, and a write Redis refused is tried again.
  */
-export const MAX_ATTEMPTS = 9;
+export const MAX_ATTEMPTS = Number.MAX_SAFE_INTEGER;
+
+/**
+ * Times a job may be found stalled (its instance died holding it) before BullMQ fails it: one per
+ * attempt FC allows at most, which bounds a job that kills every instance taking it.
+ */
+const MAX_STALLS = 9;
 
 /** A job waiting for the end of the current microtasks, to be added with the others of its turn. */
 interface PendingJob {
@@ -45,6 +53,8 @@ export class BullmqQueueDriver implements QueueDriver {
   private addedSinceCount = 0;
   private jobs: PendingJob[] = [];
   private readonly timer: NodeJS.Timeout;
+  /** The worker's close, from `stopTaking` on; `null` when it stopped taking before it had a worker. */
+  private workerClosed: Promise<void> | null | undefined;
 
   /**
    * @param client - The task store's connection, for the queue and the worker's commands too: a
@@ -72,10 +82,16 @@ export class BullmqQueueDriver implements QueueDriver {
 
   async start(process: (job: QueueJob) => Promise<JobResult>): Promise<void> {
     await this.count();
-    if (!this.options.worker) return;
+    if (!this.options.worker || this.workerClosed !== undefined) return;
     const worker = new Worker(
       QUEUE_NAME,
-      async (job) => {
+      async (job, token) => {
+        if (this.workerClosed !== undefined && token) {
+          // Taken as the worker began closing (a blocking fetch under way): back to the front of
+          // the queue for another instance, no attempt counted.
+          await job.moveToWait(token);
+          throw new WaitingError();
+        }
         this.active++;
         try {
           const result = await process({ taskId: job.id as string });
@@ -90,7 +106,7 @@ export class BullmqQueueDriver implements QueueDriver {
         concurrency: this.concurrency,
         lockDuration: this.options.lockDurationMs,
         stalledInterval: this.options.stalledIntervalMs,
-        maxStalledCount: MAX_ATTEMPTS,
+        maxStalledCount: MAX_STALLS,
         settings: { backoffStrategy: (_made, _type, error) => (error instanceof RetryLater ? error.delayMs : 0) },
       },
     );
@@ -166,12 +182,23 @@ export class BullmqQueueDriver implements QueueDriver {
     return this.active;
   }
 
+  /**
+   * Closing: BullMQ's worker close stops it taking jobs at once (the other instances take what
+   * waits) and resolves once the jobs it holds are done, their locks kept until then.
+   */
+  stopTaking(): void {
+    if (this.workerClosed !== undefined) return;
+    this.workerClosed = this.worker?.close() ?? null;
+    this.workerClosed?.catch((error: unknown) => this.logger.error('bullmq worker close failed', { error }));
+  }
+
   async close(): Promise<void> {
     clearInterval(this.timer);
+    this.stopTaking();
     // With Redis unreachable, BullMQ waits for its blocking connection forever: past the grace
     // period, leave the worker (the engine has already waited for this instance's attempts); the
     // jobs it held go back to the queue once their lock expires.
-    if (this.worker && !(await settlesWithin(this.worker.close(), CLOSE_GRACE_MS))) {
+    if (this.workerClosed && !(await settlesWithin(this.workerClosed, CLOSE_GRACE_MS))) {
       this.logger.warn('bullmq worker did not close in time (Redis unreachable); leaving it', {
         graceMs: CLOSE_GRACE_MS,
       });

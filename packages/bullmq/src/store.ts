@@ -18,10 +18,12 @@ import { notAccepted } from './grace.js';
 import { CAS_SCRIPT, INSERT_MANY_SCRIPT, INSERT_SCRIPT, type Keys } from './keys.js';
 import { listTasks } from './list.js';
 
-type CasReply = [1] | [-1] | [0, Buffer, Buffer, Buffer | null, Buffer | null];
+type CasReply = [1] | [-1] | [0, Buffer, Buffer, Buffer, Buffer | null, Buffer | null];
 
 interface Versioned {
   v: string;
+  /** The token of the write that made version `v`. */
+  w: string;
   record: TaskRecord;
   /** Read from this instance's cache: it may be stale. */
   cached: boolean;
@@ -51,12 +53,12 @@ const CACHE_SIZE = 10_000;
  */
 export class RedisTaskStore implements TaskStore {
   private readonly redis: Redis & Scripts;
-  private readonly cache = new Map<string, { v: string; record: TaskRecord }>();
+  private readonly cache = new Map<string, { v: string; w: string; record: TaskRecord }>();
   private readonly stopListeners: ((taskId: string) => void)[] = [];
   private inserts: PendingInsert[] = [];
-  /** What makes each insert's token unique: this store's random prefix and a counter. */
+  /** What makes each write's token unique: this store's random prefix and a counter. */
   private readonly tokenPrefix = randomBytes(8).toString('hex');
-  private insertCount = 0;
+  private writeCount = 0;
 
   /** Runs before the connections close (stops retention). */
   onClose: (() => void) | undefined;
@@ -93,9 +95,12 @@ export class RedisTaskStore implements TaskStore {
     });
   }
 
-  /** A token stored with the record, by which a resent insert knows the task is its own. */
-  private insertToken(): string {
-    return `${this.tokenPrefix}:${(this.insertCount++).toString(36)}`;
+  /**
+   * A token stored with what a write writes, by which a resent write knows the task is its own
+   * (and a compare-and-set, that the task is the one it read).
+   */
+  private token(): string {
+    return `${this.tokenPrefix}:${(this.writeCount++).toString(36)}`;
   }
 
   private readonly flushInserts = (): void => {
@@ -104,7 +109,10 @@ export class RedisTaskStore implements TaskStore {
     const k = this.keys;
     const keys: string[] = [];
     const args: (string | Buffer)[] = [];
+    const tokens: string[] = [];
     for (const { record } of batch) {
+      const token = this.token();
+      tokens.push(token);
       const [open, endTime] = indexArgs(record);
       keys.push(k.task(record.taskId));
       args.push(
@@ -115,7 +123,7 @@ export class RedisTaskStore implements TaskStore {
         open,
         endTime,
       );
-      args.push(encodeRequestHead(record.payload), record.payload.body, this.insertToken());
+      args.push(encodeRequestHead(record.payload), record.payload.body, token);
     }
     const sent =
       batch.length === 1
@@ -124,7 +132,7 @@ export class RedisTaskStore implements TaskStore {
     sent.then(
       (added) => {
         for (const [i, { record, resolve }] of batch.entries()) {
-          if (added[i] === 1) this.remember(record.taskId, '1', record);
+          if (added[i] === 1) this.remember(record.taskId, '1', tokens[i] as string, record);
           resolve(added[i] === 1);
         }
       },
@@ -188,15 +196,16 @@ export class RedisTaskStore implements TaskStore {
   }
 
   private async read(taskId: string): Promise<Versioned | undefined> {
-    const [vb, r, p, b] = await this.redis.hmgetBuffer(this.keys.task(taskId), 'v', 'r', 'p', 'b');
+    const [vb, wb, r, p, b] = await this.redis.hmgetBuffer(this.keys.task(taskId), 'v', 'w', 'r', 'p', 'b');
     if (!vb || !r) {
       this.cache.delete(taskId);
       return undefined;
     }
     const v = vb.toString();
+    const w = wb?.toString() ?? '';
     const record = decodeRecord(r.toString(), p?.toString(), b);
-    this.remember(taskId, v, record);
-    return { v, record, cached: false };
+    this.remember(taskId, v, w, record);
+    return { v, w, record, cached: false };
   }
 
   /** Compare-and-set loop: `change` returns the new record, or `undefined` to write nothing. */
@@ -205,7 +214,9 @@ export class RedisTaskStore implements TaskStore {
     change: (current: TaskRecord) => TaskRecord | undefined,
   ): Promise<TaskRecord | undefined> {
     const hit = this.cache.get(taskId);
-    let current: Versioned | undefined = hit ? { v: hit.v, record: hit.record, cached: true } : await this.read(taskId);
+    let current: Versioned | undefined = hit
+      ? { v: hit.v, w: hit.w, record: hit.record, cached: true }
+      : await this.read(taskId);
     for (let tries = 0; current && tries < 20; tries++) {
       const next = change(current.record);
       if (!next) {
@@ -217,38 +228,41 @@ export class RedisTaskStore implements TaskStore {
       const [open, endTime] = indexArgs(next);
       const encoded = encodeCompactRecord(next);
       const written = String(Number(current.v) + 1);
+      const token = this.token();
       const reply = await this.redis.fcAsyncCasBuffer(
         ...[k.task(taskId), k.open, k.ended],
-        ...[taskId, current.v, next.status, encoded, open, endTime],
+        ...[taskId, current.v, next.status, encoded, open, endTime, current.w, token],
       );
       if (reply[0] === 1) {
-        this.remember(taskId, written, next, open === '0');
+        this.remember(taskId, written, token, next, open === '0');
         return next;
       }
       if (reply[0] === -1) {
         this.cache.delete(taskId);
         return undefined;
       }
-      const [, vb, r, p, b] = reply;
+      const [, vb, wb, r, p, b] = reply;
       const v = vb.toString();
-      if (v === written && r.toString() === encoded) {
+      const w = wb.toString();
+      if (v === written && w === token) {
         // Our own write: Redis applied it, the reply was lost with the connection, and ioredis
         // sent the script again after reconnecting. The write won; reporting a lost race would
-        // skip the task's next step (its destination call).
-        this.remember(taskId, written, next, open === '0');
+        // skip the task's next step (its destination call). Another instance's write of the very
+        // same record (two stops in one millisecond) has a token of its own: that race is lost.
+        this.remember(taskId, written, token, next, open === '0');
         return next;
       }
-      current = { v, record: decodeRecord(r.toString(), p?.toString(), b), cached: false };
-      this.remember(taskId, v, current.record);
+      current = { v, w, record: decodeRecord(r.toString(), p?.toString(), b), cached: false };
+      this.remember(taskId, v, w, current.record);
     }
     if (!current) return undefined;
     throw new Error(`Task ${taskId} kept changing during 20 compare-and-set attempts`);
   }
 
-  private remember(taskId: string, v: string, record: TaskRecord, done = false): void {
+  private remember(taskId: string, v: string, w: string, record: TaskRecord, done = false): void {
     this.cache.delete(taskId);
     if (done) return;
-    this.cache.set(taskId, { v, record });
+    this.cache.set(taskId, { v, w, record });
     if (this.cache.size > CACHE_SIZE) this.cache.delete(this.cache.keys().next().value as string);
   }
 }

@@ -1,7 +1,7 @@
 import { silentLogger, type TaskRecord } from '@fc-async/core';
 import { type OpenTaskStore, taskRecord as record, taskStoreCases } from '@fc-async/test-kit/task-store';
 import { Redis } from 'ioredis';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { keysOf } from '../src/keys.js';
 import { resolveBullmqOptions } from '../src/options.js';
 import { Pruner } from '../src/prune.js';
@@ -64,6 +64,40 @@ describe('RedisTaskStore', () => {
     const final = (await a?.get('t_1')) as TaskRecord;
     expect(final.status).toBe(results[0] ? 'Running' : 'Stopped');
     expect(final.events.map((e) => e.eventId)).toEqual(results[0] ? [1, 2, 3] : [1, 2]);
+  });
+
+  it('of two instances making the very same change at the same moment, only one is told it won', async () => {
+    const [a, b] = await stores(2);
+    await a?.insert(record('t_1'));
+    await b?.get('t_1');
+    // Two stops of a queued task in the same millisecond write byte-identical records.
+    const now = vi.spyOn(Date, 'now').mockReturnValue(1_700_000_000_000);
+    const stop = { from: ['Enqueued'] as const, patch: { endTime: 1_700_000_000_000, deliveryPending: true } };
+    const results = await Promise.all([a?.transition('t_1', 'Stopped', stop), b?.transition('t_1', 'Stopped', stop)]);
+    now.mockRestore();
+    expect(results.filter(Boolean)).toHaveLength(1);
+    expect((await a?.get('t_1'))?.events.map((e) => e.status)).toEqual(['Enqueued', 'Stopped']);
+  });
+
+  it('a task id deleted by retention and accepted again: an instance that cached the first task does not write over the second', async () => {
+    const prefix = uniquePrefix();
+    const a = await storeOn(prefix);
+    const b = await storeOn(prefix);
+    await b.insert(record('t_1', { requestId: 'first', startedTime: 1 })); // b keeps it, at its first version
+    await a.transition('t_1', 'Succeeded', { from: ['Enqueued'], patch: { endTime: 2 } });
+    const redis = new Redis(inject('redisUrl'));
+    closers.push(async () => void (await redis.quit()));
+    const options = resolveBullmqOptions({ connection: inject('redisUrl'), maxTasks: 0 });
+    expect(await new Pruner(redis, keysOf(prefix), options, silentLogger, (ids) => a.forget(ids)).run()).toBe(1);
+    expect(await a.insert(record('t_1', { requestId: 'second', startedTime: 3 }))).toBe(true);
+    const claimed = await b.transition('t_1', 'Running', { from: ['Enqueued'], via: 'Dequeued' });
+    expect(claimed?.requestId).toBe('second');
+    const stored = await a.get('t_1');
+    expect([stored?.requestId, stored?.status, stored?.events.map((e) => e.status)]).toEqual([
+      'second',
+      'Running',
+      ['Enqueued', 'Dequeued', 'Running'],
+    ]);
   });
 
   it('counts a compare-and-set that Redis applied as won when ioredis sends it again after a lost reply', async () => {

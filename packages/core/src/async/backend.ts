@@ -191,6 +191,12 @@ export interface QueueDriver {
   pending(): number;
   /** Jobs running now. */
   running(): number;
+  /**
+   * The engine is closing: take no more jobs; those under way go on until `close`. Optional: a
+   * shared queue has it, so that what waits goes to the other instances rather than being
+   * started here and cut short by the close.
+   */
+  stopTaking?(): void;
   close(): void | Promise<void>;
 }
 

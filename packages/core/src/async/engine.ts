@@ -368,6 +368,8 @@ export class AsyncEngine {
       await this.store?.close?.();
       return;
     }
+    // A shared queue leaves what waits to the other instances: this one finishes what it holds.
+    this.queue.stopTaking?.();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), timeoutMs);
@@ -472,13 +474,15 @@ export class AsyncEngine {
     const got = store.peek ? store.peek(taskId) : store.get(taskId);
     let current = isPromise(got) ? await got : got;
     let fresh = store.peek === undefined;
-    if (current && !fresh && !CLAIMABLE.includes(current.status)) {
+    const maxAgeMs = this.config.maxAsyncEventAgeInSeconds * 1000;
+    // Skip or expire a task only on a fresh copy: a cached one may be out of date, or even be an
+    // earlier task's under the same id, deleted by retention since.
+    if (current && !fresh && (!CLAIMABLE.includes(current.status) || Date.now() - current.acceptedAt > maxAgeMs)) {
       current = await store.get(taskId);
       fresh = true;
     }
     if (!current) return undefined;
     if (!CLAIMABLE.includes(current.status)) return this.redelivered(current);
-    const maxAgeMs = this.config.maxAsyncEventAgeInSeconds * 1000;
     if (Date.now() - current.acceptedAt > maxAgeMs) {
       const message = `The event is older than maxAsyncEventAgeInSeconds (${this.config.maxAsyncEventAgeInSeconds} s)`;
       const expired = await store.transition(taskId, 'Expired', {
@@ -840,9 +844,13 @@ export class AsyncEngine {
         return toAsyncTask(stopping, false);
       }
       await this.queue.cancel(taskId);
+      const patch = this.endPatch(record, 'Stopped', 'The task was stopped');
+      // This instance calls the destination. A shared queue keeps no job to call it again after a
+      // crash, and a job taken just before the stop, or added by a 409 since, must not call it twice.
+      if (this.queue.shared) patch.deliveryPending = undefined;
       const stopped = await this.store.transition(taskId, 'Stopped', {
         from: ['Enqueued', 'Retrying', 'Dequeued'],
-        patch: this.endPatch(record, 'Stopped', 'The task was stopped'),
+        patch,
       });
       if (!stopped) continue;
       this.deps.hooks?.endedWithoutAttempt?.(stopped);

@@ -1,0 +1,92 @@
+import type { TaskRecord } from '@fc-async/core';
+import { taskRecord } from '@fc-async/test-kit/task-store';
+import type { Redis } from 'ioredis';
+import { afterEach, describe, expect, it } from 'vitest';
+import { keysOf } from '../src/keys.js';
+import { listTasks } from '../src/list.js';
+import { openStore, uniquePrefix } from './helpers.js';
+
+const closers: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const close of closers.splice(0)) await close();
+});
+
+/** 500 tasks, one a millisecond; every tenth Failed: a status filter reads the index in several round trips. */
+async function fiveHundred() {
+  const prefix = uniquePrefix();
+  const { store, close } = await openStore(prefix);
+  closers.push(close);
+  const records: TaskRecord[] = [];
+  for (let i = 0; i < 500; i++) {
+    const status = i % 10 === 0 ? 'Failed' : 'Succeeded';
+    records.push(taskRecord(`t_${String(i).padStart(3, '0')}`, { startedTime: 1_000 + i, status, endTime: 1 }));
+  }
+  await Promise.all(records.map((r) => store.insert(r)));
+  const redis = (store as unknown as { redis: Redis }).redis;
+  return { store, redis, keys: keysOf(prefix) };
+}
+
+/** Runs `meanwhile` once, right after the listing's first read of the time index. */
+function afterFirstRead(redis: Redis, meanwhile: () => Promise<unknown>): void {
+  const call = redis.call.bind(redis) as (...args: unknown[]) => Promise<unknown>;
+  let reads = 0;
+  (redis as unknown as { call: typeof call }).call = async (...args) => {
+    const reply = await call(...args);
+    if (args[0] === 'ZRANGE' && reads++ === 0) await meanwhile();
+    return reply;
+  };
+}
+
+const failedIds = (from: number, to: number) =>
+  Array.from({ length: 500 }, (_, i) => i)
+    .filter((i) => i % 10 === 0 && i >= from && i <= to)
+    .map((i) => `t_${String(i).padStart(3, '0')}`);
+
+describe('listTasks while other instances insert and prune', () => {
+  it('tasks accepted meanwhile (newest first): no task twice in a page', async () => {
+    const { store, redis, keys } = await fiveHundred();
+    afterFirstRead(redis, async () => {
+      for (let i = 0; i < 50; i++) await store.insert(taskRecord(`new_${i}`, { startedTime: 5_000 + i }));
+    });
+    const page = await listTasks(redis, keys, { status: 'Failed', limit: 100 });
+    expect(page.tasks.map((t) => t.taskId)).toEqual(failedIds(0, 499).reverse());
+  });
+
+  it('tasks deleted meanwhile (oldest first): no gap among the tasks that stayed', async () => {
+    const { redis, keys } = await fiveHundred();
+    const deleted = Array.from({ length: 50 }, (_, i) => `t_${String(2 * i + 1).padStart(3, '0')}`);
+    afterFirstRead(redis, async () => {
+      for (const id of deleted) await redis.del(keys.task(id));
+      await redis.zrem(keys.byTime, ...deleted);
+    });
+    const page = await listTasks(redis, keys, { status: 'Failed', limit: 100, sortOrderByTime: 'asc' });
+    expect(page.tasks.map((t) => t.taskId)).toEqual(failedIds(0, 499));
+  });
+
+  it('walks past more tasks of one millisecond than one round trip reads, each once', async () => {
+    const prefix = uniquePrefix();
+    const { store, close } = await openStore(prefix);
+    closers.push(close);
+    const ids = Array.from({ length: 450 }, (_, i) => `t_${String(i).padStart(3, '0')}`);
+    await Promise.all(
+      ids.map((id, i) => store.insert(taskRecord(id, { startedTime: 7, status: i % 3 ? 'Succeeded' : 'Failed' }))),
+    );
+    const redis = (store as unknown as { redis: Redis }).redis;
+    const failed = ids.filter((_, i) => i % 3 === 0);
+    for (const sortOrderByTime of ['asc', 'desc'] as const) {
+      const seen: string[] = [];
+      let nextToken: string | undefined;
+      do {
+        const page = await listTasks(redis, keysOf(prefix), {
+          status: 'Failed',
+          limit: 40,
+          sortOrderByTime,
+          nextToken,
+        });
+        seen.push(...page.tasks.map((t) => t.taskId));
+        nextToken = page.nextToken;
+      } while (nextToken);
+      expect(seen).toEqual(sortOrderByTime === 'asc' ? failed : [...failed].reverse());
+    }
+  });
+});

@@ -1,0 +1,232 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createFcHandler, type DestinationRecord, type FcHandler, getInvocation, silentLogger } from '@fc-async/core';
+import { asyncEvent } from '@fc-async/test-kit/fc-server';
+import { taskRecord } from '@fc-async/test-kit/task-store';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { bullmq } from '../src/index.js';
+import { keysOf } from '../src/keys.js';
+import { resolveBullmqOptions } from '../src/options.js';
+import { Pruner } from '../src/prune.js';
+import type { RedisTaskStore } from '../src/store.js';
+import { openStore, uniquePrefix, until } from './helpers.js';
+
+type App = (req: IncomingMessage, res: ServerResponse) => unknown;
+
+const closers: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+});
+
+function gate() {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { opened, open };
+}
+
+/** An instance whose destinations record each call, and wait for `held` first when given. */
+function instance(
+  prefix: string,
+  app: App,
+  options: { worker?: boolean; concurrency?: number; held?: Promise<void>; maxAsyncRetryAttempts?: number },
+) {
+  const delivered: DestinationRecord[] = [];
+  const destination = async (record: DestinationRecord) => {
+    delivered.push(record);
+    await options.held;
+  };
+  const handler = createFcHandler(app, {
+    logger: silentLogger,
+    env: {},
+    async: {
+      mode: 'local',
+      concurrency: options.concurrency,
+      maxAsyncRetryAttempts: options.maxAsyncRetryAttempts,
+      backoff: { baseMs: 10, maxMs: 10 },
+      backend: bullmq({ connection: inject('redisUrl'), prefix, worker: options.worker }),
+    },
+    destinations: { onSuccess: destination, onFailure: destination },
+  });
+  closers.push(() => handler.close({ timeoutMs: 1000 }));
+  return { handler, delivered };
+}
+
+function storeOf(handler: FcHandler): RedisTaskStore {
+  return (handler.engine as unknown as { store: RedisTaskStore }).store;
+}
+
+function bullQueue(prefix: string): Queue {
+  const queue = new Queue('tasks', {
+    connection: { host: '127.0.0.1', port: Number(new URL(inject('redisUrl')).port) },
+    prefix,
+  });
+  closers.push(() => queue.close());
+  return queue;
+}
+
+describe('bullmq(): races between instances', () => {
+  it('a stop that wins over a worker which took the job but had not claimed the task yet: Stopped, never run, one destination call', async () => {
+    const prefix = uniquePrefix();
+    const delivering = gate();
+    const ran: string[] = [];
+    const acceptor = instance(prefix, (_req, res) => res.end(), { worker: false, held: delivering.opened });
+    const worker = instance(
+      prefix,
+      (req, res) => {
+        ran.push(String(getInvocation(req)?.taskId));
+        res.end();
+      },
+      {},
+    );
+    await worker.handler.engine?.whenReady();
+    // The worker has the job (BullMQ moved it to active) and reads the task only once the stop is done.
+    const store = storeOf(worker.handler);
+    const peek = store.peek.bind(store);
+    const taken = gate();
+    const stopDone = gate();
+    store.peek = async (taskId) => {
+      taken.open();
+      await stopDone.opened;
+      return peek(taskId);
+    };
+    expect((await acceptor.handler(asyncEvent('raced'))).statusCode).toBe(202);
+    await taken.opened;
+    expect((await acceptor.handler.tasks.stop('raced')).status).toBe('Stopped');
+    stopDone.open();
+    // The acceptor's destination call is still under way while the worker reads the task.
+    const queue = bullQueue(prefix);
+    await until('the worker to be done with the job', async () => (await queue.getJob('raced')) === undefined);
+    await worker.handler.drain();
+    delivering.open();
+    await acceptor.handler.drain();
+    expect(ran).toEqual([]);
+    expect((await acceptor.handler.tasks.get('raced'))?.status).toBe('Stopped');
+    expect([acceptor.delivered.length, worker.delivered.length]).toEqual([1, 0]);
+    expect(acceptor.delivered[0]?.requestContext.condition).toBe('Stopped');
+  });
+
+  it('a task stopped while delayed and then sent again under its id (409): one destination call, never run', async () => {
+    const prefix = uniquePrefix();
+    const delivering = gate();
+    const ran: string[] = [];
+    const acceptor = instance(prefix, (_req, res) => res.end(), { worker: false, held: delivering.opened });
+    const worker = instance(
+      prefix,
+      (req, res) => {
+        ran.push(String(getInvocation(req)?.taskId));
+        res.end();
+      },
+      {},
+    );
+    await worker.handler.engine?.whenReady();
+    expect((await acceptor.handler(asyncEvent('again', {}, { 'X-Fc-Async-Delay': '60' }))).statusCode).toBe(202);
+    expect((await acceptor.handler.tasks.stop('again')).status).toBe('Stopped');
+    // The 409 still adds a job under the id: the stop removed the task's own.
+    expect((await acceptor.handler(asyncEvent('again'))).statusCode).toBe(409);
+    await acceptor.handler.tasks.get('again'); // after the job's add, on the same connection
+    const queue = bullQueue(prefix);
+    await until('the worker to be done with the job', async () => (await queue.getJob('again')) === undefined);
+    await worker.handler.drain();
+    delivering.open();
+    await acceptor.handler.drain();
+    expect(ran).toEqual([]);
+    expect([acceptor.delivered.length, worker.delivered.length]).toEqual([1, 0]);
+  });
+
+  it('a closing instance takes no new task: what waits is left to the other instances', async () => {
+    const prefix = uniquePrefix();
+    const first = gate();
+    const ran: string[] = [];
+    const app =
+      (name: string): App =>
+      async (req, res) => {
+        const taskId = String(getInvocation(req)?.taskId);
+        ran.push(`${name}:${taskId}`);
+        if (taskId === 'first') await first.opened;
+        res.end();
+      };
+    const acceptor = instance(prefix, app('acceptor'), { worker: false });
+    const closing = instance(prefix, app('closing'), { concurrency: 2 });
+    await closing.handler.engine?.whenReady();
+    await acceptor.handler(asyncEvent('first'));
+    await until('the closing instance to run the first task', () => ran.length === 1);
+    const closed = closing.handler.close({ timeoutMs: 30_000 });
+    // A slot is free and a task comes: the closing instance must leave it.
+    expect((await acceptor.handler(asyncEvent('second'))).statusCode).toBe(202);
+    const other = instance(prefix, app('other'), {});
+    await until('another instance to run the second task', async () => {
+      return (await acceptor.handler.tasks.get('second'))?.status === 'Succeeded';
+    });
+    first.open();
+    await closed;
+    expect(ran).toEqual(['closing:first', 'other:second']);
+    expect((await acceptor.handler.tasks.get('first'))?.status).toBe('Succeeded');
+    expect(other.delivered.map((r) => r.requestContext.condition)).toEqual(['']);
+  });
+
+  it('the last attempt cut short by its instance closing is left to another instance, however many attempts BullMQ counted', async () => {
+    const prefix = uniquePrefix();
+    const ran: string[] = [];
+    const app =
+      (name: string): App =>
+      (req, res) => {
+        const invocation = getInvocation(req);
+        ran.push(`${name}:${invocation?.attempt}`);
+        res.statusCode = 500;
+        if (name === 'closing' && invocation?.attempt === 8) {
+          invocation.signal?.addEventListener('abort', () => res.end('cut'));
+          return;
+        }
+        if (name === 'other') res.statusCode = 200;
+        res.end();
+      };
+    const closing = instance(prefix, app('closing'), { maxAsyncRetryAttempts: 8 });
+    expect((await closing.handler(asyncEvent('ninth'))).statusCode).toBe(202);
+    await until('the ninth attempt, the last one allowed', () => ran.includes('closing:8'));
+    await closing.handler.close({ timeoutMs: 100 });
+    const other = instance(prefix, app('other'), { maxAsyncRetryAttempts: 8 });
+    await until('another instance to finish the task', async () => {
+      return (await other.handler.tasks.get('ninth'))?.status === 'Succeeded';
+    });
+    expect(ran.slice(8)).toEqual(['closing:8', 'other:9']);
+    expect((await other.handler.tasks.get('ninth'))?.alreadyRetriedTimes).toBe(9);
+  });
+
+  it('a task id deleted by retention and accepted again runs, although the worker still caches the first task, its event past the age', async () => {
+    const prefix = uniquePrefix();
+    const ran: string[] = [];
+    const acceptor = instance(prefix, (_req, res) => res.end(), { worker: false });
+    const worker = instance(
+      prefix,
+      (req, res) => {
+        ran.push(String(getInvocation(req)?.requestId));
+        res.end();
+      },
+      {},
+    );
+    await worker.handler.engine?.whenReady();
+    // The worker accepted a first task under the id two days ago (and keeps it in its cache); the
+    // task ended elsewhere, and retention deleted it.
+    const twoDaysAgo = Date.now() - 2 * 86_400_000;
+    await storeOf(worker.handler).insert(taskRecord('reused', { requestId: 'first', acceptedAt: twoDaysAgo }));
+    const { store, close } = await openStore(prefix);
+    closers.push(close);
+    await store.transition('reused', 'Succeeded', { from: ['Enqueued'], patch: { endTime: twoDaysAgo } });
+    const redis = new Redis(inject('redisUrl'));
+    closers.push(async () => void (await redis.quit()));
+    const options = resolveBullmqOptions({ connection: inject('redisUrl'), maxTasks: 0 });
+    expect(await new Pruner(redis, keysOf(prefix), options, silentLogger, () => undefined).run()).toBe(1);
+    const accepted = await acceptor.handler(asyncEvent('reused'));
+    expect(accepted.statusCode).toBe(202);
+    await until('the second task to end', async () => {
+      const task = await acceptor.handler.tasks.get('reused');
+      return task?.status !== 'Enqueued' && task?.status !== 'Running';
+    });
+    const task = await acceptor.handler.tasks.get('reused');
+    expect([task?.status, task?.requestId]).toEqual(['Succeeded', accepted.headers['x-fc-request-id']]);
+    expect(ran).toEqual([accepted.headers['x-fc-request-id']]);
+  });
+});
