@@ -47,6 +47,29 @@ const CLIENT_FC_HEADERS = new Set([
 ]);
 
 /**
+ * The call's headers as FC passes them on (a client's own `x-fc-*` headers dropped unless
+ * `trusted`, the values of a repeated header joined with commas), then FC's common headers.
+ */
+function fcHeaders(call: IncomingCall, fn: FunctionIdentity, requestId: string, trusted: boolean) {
+  const headers: Record<string, string> = {};
+  for (const name in call.headers) {
+    const value = call.headers[name];
+    if (value === undefined) continue;
+    if (!trusted && name.startsWith('x-fc-') && !CLIENT_FC_HEADERS.has(name)) continue;
+    headers[name] = Array.isArray(value) ? value.join(',') : value;
+  }
+  headers['x-fc-request-id'] = requestId;
+  headers['x-fc-function-name'] = fn.name;
+  headers['x-fc-function-handler'] = fn.handler;
+  headers['x-fc-function-memory'] = String(fn.memorySize);
+  headers['x-fc-region'] = fn.region;
+  headers['x-fc-account-id'] = fn.accountId;
+  headers['x-fc-qualifier'] = fn.qualifier;
+  headers['x-fc-control-path'] = '/http-invoke';
+  return headers;
+}
+
+/**
  * The FC 3.0 HTTP event of a call, with the common headers FC adds. `trusted` keeps the `x-fc-*`
  * headers of the call (set by the emulator itself, e.g. on a replayed async attempt).
  */
@@ -57,25 +80,10 @@ export function buildFcEvent(
   trusted = false,
   now = Date.now(),
 ): FcHttpEvent {
-  const headers: Record<string, string | string[]> = {};
-  for (const name in call.headers) {
-    const value = call.headers[name];
-    if (value === undefined) continue;
-    if (!trusted && name.startsWith('x-fc-') && !CLIENT_FC_HEADERS.has(name)) continue;
-    headers[name] = value;
-  }
-  headers['x-fc-request-id'] = requestId;
-  headers['x-fc-function-name'] = fn.name;
-  headers['x-fc-function-handler'] = fn.handler;
-  headers['x-fc-function-memory'] = String(fn.memorySize);
-  headers['x-fc-region'] = fn.region;
-  headers['x-fc-account-id'] = fn.accountId;
-  headers['x-fc-qualifier'] = fn.qualifier;
-  headers['x-fc-control-path'] = '/http-invoke';
   return fcHttpEvent({
     method: call.method,
     url: call.url,
-    headers,
+    headers: fcHeaders(call, fn, requestId, trusted),
     body: call.body,
     sourceIp: call.sourceIp ?? '127.0.0.1',
     requestId,
@@ -104,21 +112,7 @@ export function requestFromCall(
   now = Date.now(),
 ): FcRequest | undefined {
   if (!PLAIN_METHODS.has(call.method)) return undefined;
-  const headers: Record<string, string> = {};
-  for (const name in call.headers) {
-    const value = call.headers[name];
-    if (value === undefined) continue;
-    if (!trusted && name.startsWith('x-fc-') && !CLIENT_FC_HEADERS.has(name)) continue;
-    headers[name] = Array.isArray(value) ? value.join(',') : value;
-  }
-  headers['x-fc-request-id'] = requestId;
-  headers['x-fc-function-name'] = fn.name;
-  headers['x-fc-function-handler'] = fn.handler;
-  headers['x-fc-function-memory'] = String(fn.memorySize);
-  headers['x-fc-region'] = fn.region;
-  headers['x-fc-account-id'] = fn.accountId;
-  headers['x-fc-qualifier'] = fn.qualifier;
-  headers['x-fc-control-path'] = '/http-invoke';
+  const headers = fcHeaders(call, fn, requestId, trusted);
   if (headers.host === undefined) headers.host = 'localhost';
   let body = call.body;
   if (body.length === 0) body = EMPTY;
