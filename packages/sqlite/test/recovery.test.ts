@@ -18,7 +18,7 @@ import { openDatabase } from '../src/database.js';
 import { sqlite } from '../src/index.js';
 import { resolveSqliteOptions } from '../src/options.js';
 import { SqliteTaskStore } from '../src/store.js';
-import { tempDir } from './helpers.js';
+import { tempDir, until } from './helpers.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -114,6 +114,40 @@ describe('sqlite(): recovery on start', () => {
     expect(all.every((t) => TERMINAL_STATUSES.has(t.status))).toBe(true);
   });
 
+  it('a destination call for a task failed by the crash does not hold up the start or new accepts', async () => {
+    const path = tempFile();
+    await leave(path, [record('interrupted_last', { status: 'Running', attempts: 1 })]);
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const failures: DestinationRecord[] = [];
+    const handler = createFcHandler((_req, res) => res.end('ok'), {
+      logger: silentLogger,
+      env: {},
+      async: { mode: 'local', maxAsyncRetryAttempts: 0, backend: sqlite(path) },
+      destinations: {
+        onFailure: async (r) => {
+          await gate;
+          failures.push(r);
+        },
+      },
+    });
+    cleanups.unshift(() => handler.close({ timeoutMs: 100 }));
+    cleanups.unshift(release);
+    let ready = false;
+    void handler.engine?.whenReady().then(() => {
+      ready = true;
+    });
+    await until('the start to finish while a destination is being called', () => ready, 3000);
+    expect((await handler(asyncEvent('fresh', { n: 1 }))).statusCode).toBe(202);
+    release();
+    await handler.drain();
+    expect((await handler.tasks.get('interrupted_last'))?.status).toBe('Failed');
+    expect((await handler.tasks.get('fresh'))?.status).toBe('Succeeded');
+    expect(failures.map((r) => r.requestContext.condition)).toEqual(['InvocationError']);
+  });
+
   it('a task accepted before a shutdown keeps its trace context and payload into the next process', async () => {
     const path = tempFile();
     const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
@@ -157,6 +191,50 @@ describe('sqlite(): recovery on start', () => {
     const task = await second.tasks.get('later');
     expect(task?.status).toBe('Succeeded');
     expect(task?.taskPayload).not.toContain('secret');
+  });
+
+  it('an attempt aborted by a shutdown is left for the next start, which runs it even on its last attempt', async () => {
+    const path = tempFile();
+    const engine = (run: (signal: AbortSignal) => Promise<{ statusCode: number; headers: {}; body: string }>) =>
+      new AsyncEngine(resolveAsyncOptions({ mode: 'local', maxAsyncRetryAttempts: 0, backend: sqlite(path) }), {
+        logger: silentLogger,
+        redact: createRedactor(),
+        run: (_request, invocation) => run(invocation.signal),
+      });
+    let started = false;
+    const first = engine(
+      (signal) =>
+        new Promise((_resolve, reject) => {
+          started = true;
+          signal.addEventListener('abort', () => reject(new Error('aborted')));
+        }),
+    );
+    const request: FcRequest = { method: 'POST', url: '/jobs', headers: {}, body: Buffer.from('x') };
+    const invocation = { requestId: '1-64f6d6e7-000000000000000000000002', taskId: 'cut' } as Invocation;
+    expect((await first.accept(request, invocation)).statusCode).toBe(202);
+    await until('the attempt to start', () => started);
+    await first.close({ timeoutMs: 10 });
+
+    let runs = 0;
+    const second = engine(async () => {
+      runs++;
+      return { statusCode: 200, headers: {}, body: 'ok' };
+    });
+    cleanups.unshift(() => second.close({ timeoutMs: 100 }));
+    await second.whenReady();
+    await second.drain();
+    const task = await second.tasks.get('cut');
+    expect(task?.status).toBe('Succeeded');
+    expect(runs).toBe(1);
+    expect(task?.events.map((e) => e.status)).toEqual([
+      'Enqueued',
+      'Dequeued',
+      'Running',
+      'Retrying',
+      'Dequeued',
+      'Running',
+      'Succeeded',
+    ]);
   });
 
   it('every 202 of a burst is on disk for the next process', async () => {

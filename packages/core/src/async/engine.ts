@@ -158,6 +158,8 @@ export class AsyncEngine {
   private readonly running = new Map<string, Running>();
   /** Tasks whose last bookkeeping write the store refused; their next job may find them Running. */
   private readonly unrecorded = new Set<string>();
+  /** Jobs being processed: a shutdown waits for aborted attempts to record their end. */
+  private readonly inFlight = new Set<Promise<JobResult>>();
   private outstanding = 0;
   private idleWaiters: (() => void)[] = [];
   private closing = false;
@@ -380,6 +382,8 @@ export class AsyncEngine {
       if (this.persistent) {
         for (const running of this.running.values())
           running.abort(new FcAsyncError('Stopped', 'The function is shutting down'));
+        // Their end (Retrying, for the next start) is written before the store closes.
+        await Promise.race([Promise.allSettled([...this.inFlight]), sleep(Math.max(this.options.stopGraceMs, 100))]);
       } else {
         const left = (await this.store.unfinished()).filter((r) => !TERMINAL_STATUSES.has(r.status));
         await Promise.all(left.map((record) => this.stopTask(record.taskId).catch(() => undefined)));
@@ -440,11 +444,8 @@ export class AsyncEngine {
       }
       if (record.status === 'Running' || record.status === 'Dequeued') {
         // The attempt was interrupted by the crash: it counts, and the policy decides what is next.
-        const next = await this.afterAttempt(record, record.attempts - 1, INTERRUPTED, undefined, [
-          'Running',
-          'Dequeued',
-        ]);
-        if (next.retryInMs !== undefined) await this.queue.enqueue({ taskId: record.taskId }, next.retryInMs);
+        // Not awaited: a final failure calls its destination, which must not hold the start up.
+        void this.recoverInterrupted(record);
         continue;
       }
       const delay = record.dueAt ? Math.max(0, record.dueAt - Date.now()) : 0;
@@ -452,11 +453,28 @@ export class AsyncEngine {
     }
   }
 
+  /** Records an attempt a crash cut short (found `Running` on start) and requeues it for a retry. */
+  private async recoverInterrupted(record: TaskRecord): Promise<void> {
+    try {
+      const next = await this.afterAttempt(record, record.attempts - 1, INTERRUPTED, undefined, [
+        'Running',
+        'Dequeued',
+      ]);
+      if (next.retryInMs !== undefined) await this.queue.enqueue({ taskId: record.taskId }, next.retryInMs);
+    } catch (error) {
+      // The store refused the write: the task stays Running and is recovered on the next start.
+      this.deps.logger.error('async task bookkeeping failed', { taskId: record.taskId, error });
+      this.finishOne();
+    }
+  }
+
   private async process(taskId: string): Promise<JobResult> {
     const shared = this.queue.shared === true;
     if (shared) this.outstanding++;
+    const job = this.attempt(taskId);
+    this.inFlight.add(job);
     try {
-      return await this.attempt(taskId);
+      return await job;
     } catch (error) {
       // The store refused a write (a full disk, a lost connection): the task is left Enqueued or
       // Running. It is tried again later, when the store may take writes again.
@@ -464,6 +482,7 @@ export class AsyncEngine {
       this.unrecorded.add(taskId);
       return { retryInMs: BOOKKEEPING_RETRY_MS };
     } finally {
+      this.inFlight.delete(job);
       if (shared) this.finishOne();
     }
   }
