@@ -109,7 +109,7 @@ export type {
 export { isFc2Call, readFc2Request, writeFc2Response } from './fc2.js';
 export { cookieHeaderName, flattenHeaders, parseFcEvent, toFcHttpResult } from './fc3.js';
 export { type FcHttpEventInit, fcHttpEvent, fcQueryParameters, isFcTextBody } from './fc3-event.js';
-export { makeFolder, makeFolderSync } from './folders.js';
+export { makeFolderSync } from './folders.js';
 export {
   type AdapterHooks,
   createFcHandler,

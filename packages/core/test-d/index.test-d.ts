@@ -11,7 +11,6 @@ import {
   getInvocation,
   type Invocation,
   isFcTextBody,
-  makeFolder,
   makeFolderSync,
   memory,
   type TaskPage,
@@ -145,7 +144,6 @@ expectType<number>(ret.resolveRetentionOptions({}).pruneIntervalMs);
 expectError(ret.resolveRetentionOptions({ maxTasks: '10' }));
 expectType<number>(ret.integerOption('openTimeoutMs', undefined, 0, 2000));
 
-expectType<Promise<void>>(makeFolder('.fc-async/records'));
 expectType<void>(makeFolderSync('.fc-async/records'));
 expectError(makeFolderSync(1));
 

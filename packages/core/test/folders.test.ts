@@ -2,15 +2,14 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { makeFolder, makeFolderSync } from '../src/index.js';
+import { makeFolderSync } from '../src/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'fc-async-folders-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-describe.each([
-  ['makeFolderSync', async (path: string) => makeFolderSync(path)],
-  ['makeFolder', makeFolder],
-])('%s', (name, make) => {
+describe('makeFolderSync', () => {
+  const name = 'sync';
+  const make = async (path: string) => makeFolderSync(path);
   it('creates the folder and its missing parents, and accepts one that exists', async () => {
     const path = join(root, name, 'a', 'b', 'c');
     await make(path);

@@ -116,6 +116,11 @@ interface Authorization {
   signature: string;
 }
 
+/** The access key id an ACS3 `Authorization` header names, `undefined` when it is not one. */
+export function acsAccessKeyId(value: string): string | undefined {
+  return parseAuthorization(value)?.accessKeyId;
+}
+
 function parseAuthorization(value: string): Authorization | undefined {
   const m = /^\s*(ACS3-[A-Z0-9-]+)\s+(.+)$/.exec(value);
   if (!m) return undefined;

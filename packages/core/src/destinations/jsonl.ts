@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { DestinationRecord } from '../fc-types.js';
-import { makeFolder } from '../folders.js';
+import { makeFolderSync } from '../folders.js';
 import type { Destination } from './types.js';
 import { objectOption, retriesOption, stringOption } from './validate.js';
 
@@ -35,10 +35,13 @@ export function jsonlDestination(path: string, options?: JsonlDestinationOptions
 
   async function jsonlDestination(record: DestinationRecord): Promise<void> {
     const line = Buffer.from(`${JSON.stringify(record)}\n`, 'utf8');
-    folderReady ??= makeFolder(dirname(file)).catch((error: unknown) => {
-      folderReady = undefined; // try again on the next record
-      throw error;
-    });
+    // Once per destination (again after a failure): a few stat and mkdir calls.
+    folderReady ??= Promise.resolve()
+      .then(() => makeFolderSync(dirname(file)))
+      .catch((error: unknown) => {
+        folderReady = undefined; // try again on the next record
+        throw error;
+      });
     await folderReady;
     await enqueue(file, () => appendLine(file, line));
   }

@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { verifyAcsSignature } from '../signature.js';
+import { acsAccessKeyId, verifyAcsSignature } from '../signature.js';
 import { ApiError } from './respond.js';
 
 /**
@@ -76,7 +76,7 @@ export function authorizeHead(req: IncomingMessage, browser: boolean, auth: Cont
     authorize(req, { path: '', query: '', body: NO_BODY, browser }, auth);
     return false;
   }
-  const id = /Credential=([^,\s]+)/.exec(header)?.[1];
+  const id = acsAccessKeyId(header);
   if (id !== undefined && !same(id, creds.accessKeyId)) {
     throw new ApiError(403, 'InvalidAccessKeyID', 'The access key id is not known');
   }
