@@ -375,6 +375,41 @@ describe('the dashboard HTTP endpoints', () => {
   });
 });
 
+describe('the dashboard in many tabs', () => {
+  // Chromium opens at most six HTTP/1.1 connections to a host: a live stream per tab would hold
+  // them all, and from the sixth tab on no page would load.
+  it('loads and updates live in eight tabs at once', async () => {
+    const tabs = await Promise.all(Array.from({ length: 8 }, () => context.newPage()));
+    try {
+      for (const tab of tabs) {
+        await tab.goto(`${emulator.controlUrl}/`, { timeout: 10_000 });
+        await poll(() => tab.locator('#live').textContent()).toBe('live');
+      }
+      await send('seen_by_all', { ms: 1 });
+      for (const tab of tabs) {
+        await poll(() => tab.locator('tr[data-task-id="seen_by_all"] .status').textContent()).toBe('Succeeded');
+      }
+    } finally {
+      await Promise.all(tabs.map((tab) => tab.close()));
+    }
+  });
+
+  it('follows the stream on its own in a browser without SharedWorker', async () => {
+    const tab = await context.newPage();
+    try {
+      await tab.addInitScript(() => {
+        delete (globalThis as { SharedWorker?: unknown }).SharedWorker;
+      });
+      await tab.goto(`${emulator.controlUrl}/`);
+      await poll(() => tab.locator('#live').textContent()).toBe('live');
+      await send('seen_alone', { ms: 1 });
+      await poll(() => tab.locator('tr[data-task-id="seen_alone"] .status').textContent()).toBe('Succeeded');
+    } finally {
+      await tab.close();
+    }
+  });
+});
+
 describe('the dashboard across an emulator restart', () => {
   it('goes live again and closes the detail of a task that is gone', async () => {
     await openDashboard();

@@ -1,6 +1,7 @@
 // The fc-async dev dashboard: lists a function's async tasks through the emulator's FC API
 // (ListAsyncTasks, GetAsyncTask, StopAsyncTask) and refreshes on the live event stream
-// (/api/events). No dependencies, no build step; every value is written with textContent.
+// (/api/events, shared by all tabs through events-worker.js). No dependencies, no build step;
+// every value is written with textContent.
 
 const API = '/2023-03-30/functions';
 const ACTIVE = new Set(['Enqueued', 'Dequeued', 'Running', 'Retrying']);
@@ -314,22 +315,45 @@ function closeDetail() {
   render();
 }
 
-function connect() {
-  const live = $('live');
-  const source = new EventSource('/api/events');
-  source.onopen = () => {
+/** The live stream's state in the header: 'open' (and a refresh, as events may have been missed) or 'error'. */
+function streamState(live, value) {
+  if (value === 'open') {
     live.textContent = 'live';
     live.className = 'live on';
     scheduleRefresh();
-  };
-  source.onerror = () => {
+  } else if (value === 'error') {
     live.textContent = 'reconnecting…';
     live.className = 'live off';
-  };
-  source.onmessage = (message) => {
-    const event = JSON.parse(message.data);
-    if (event.function === state.fn) scheduleRefresh();
-  };
+  }
+}
+
+function streamEvent(data) {
+  const event = JSON.parse(data);
+  if (event.function === state.fn) scheduleRefresh();
+}
+
+/**
+ * Follows the live stream through one SharedWorker for all tabs (see events-worker.js), or with
+ * a stream of its own where the browser has no SharedWorker.
+ */
+function connect() {
+  const live = $('live');
+  if (typeof SharedWorker === 'function') {
+    const worker = new SharedWorker('/assets/events-worker.js', { name: 'fc-async-events' });
+    worker.port.onmessage = (message) => {
+      if (message.data.state) streamState(live, message.data.state);
+      else streamEvent(message.data.data);
+    };
+    addEventListener('pagehide', () => worker.port.postMessage('bye'));
+    addEventListener('pageshow', (event) => {
+      if (event.persisted) worker.port.postMessage('hello');
+    });
+    return;
+  }
+  const source = new EventSource('/api/events');
+  source.onopen = () => streamState(live, 'open');
+  source.onerror = () => streamState(live, 'error');
+  source.onmessage = (message) => streamEvent(message.data);
 }
 
 async function start() {
