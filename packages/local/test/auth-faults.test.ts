@@ -5,7 +5,7 @@ import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Emulator, signAcsRequest, startEmulator, verifyAcsSignature } from '../src/index.js';
-import { $FC, fixture, sdk } from './helpers.js';
+import { $FC, fixture, launchChromium, sdk } from './helpers.js';
 
 // What an attacker can do with requests it saw or makes a browser send, against a control plane
 // that requires signatures (control.test.ts covers the plain accept/refuse cases).
@@ -196,6 +196,20 @@ describe('the dashboard signed in with HTTP Basic', () => {
     const res = await invoke(headers);
     expect(res.status).toBe(403);
     expect(await res.json()).toMatchObject({ Code: 'AccessDenied', RequestId: expect.any(String) });
+  });
+
+  it('goes live in a browser signed in, its shared event stream included', async () => {
+    const context = await launchChromium({
+      httpCredentials: { username: key.accessKeyId, password: key.accessKeySecret },
+    });
+    try {
+      const page = await context.newPage();
+      await page.goto(`${emulator.controlUrl}/`);
+      await expect.poll(() => page.locator('#live').textContent(), { timeout: 20_000 }).toBe('live');
+      expect(await page.locator('#function').inputValue()).toBe('echo');
+    } finally {
+      await context.close();
+    }
   });
 
   it('still serves the dashboard page itself, and tools that send no Origin', async () => {

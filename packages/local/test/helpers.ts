@@ -158,8 +158,11 @@ export async function sdkError(
 }
 
 /** Headless Chromium from apt (`/usr/bin/chromium`) with a fresh profile, for the dashboard tests. */
-export function launchChromium(): Promise<BrowserContext> {
+export function launchChromium(
+  options: { httpCredentials?: { username: string; password: string } } = {},
+): Promise<BrowserContext> {
   return chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'fc-async-chromium-')), {
+    ...options,
     executablePath: '/usr/bin/chromium',
     headless: true,
     args: [
