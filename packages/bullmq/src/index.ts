@@ -15,7 +15,8 @@ export type { BullmqBackendOptions } from './options.js';
  * function, e.g. containers behind a load balancer. Any instance accepts requests and answers
  * `tasks.get / list / stop` for every task; instances with `worker` run them. A task whose
  * instance dies is taken over by another once its lock expires (`lockDurationMs`), the cut
- * attempt counted; a stop reaches the instance running the task.
+ * attempt counted; a stop reaches the instance running the task. An instance whose event loop
+ * stays blocked past `lockDurationMs` may see its task run again elsewhere (at least once), never lost.
  *
  * @example
  * ```ts
@@ -44,7 +45,14 @@ export function bullmq(options: BullmqBackendOptions): AsyncBackend {
         const store = new RedisTaskStore(redis, subscriber, keys);
         await store.listen();
         const pruner = new Pruner(redis, keys, resolved, logger, (ids) => store.forget(ids));
-        const queue = new BullmqQueueDriver(redis, resolved, concurrency, logger, () => redis.disconnectCopies());
+        const queue = new BullmqQueueDriver(
+          redis,
+          resolved,
+          concurrency,
+          logger,
+          (taskId) => store.lastSeen(taskId),
+          () => redis.disconnectCopies(),
+        );
         store.onClose = () => pruner.stop();
         return { store, queue };
       } catch (error) {

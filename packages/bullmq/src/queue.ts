@@ -1,4 +1,11 @@
-import type { JobResult, Logger, QueueDriver, QueueJob } from '@fc-async/core';
+import {
+  type JobResult,
+  type Logger,
+  type QueueDriver,
+  type QueueJob,
+  type TaskRecord,
+  TERMINAL_STATUSES,
+} from '@fc-async/core';
 import { Queue, WaitingError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CLOSE_GRACE_MS, settlesWithin } from './grace.js';
@@ -31,6 +38,13 @@ interface PendingJob {
   reject: (error: unknown) => void;
 }
 
+/** This instance's processing of a task's job, shared by the processings of the job taken again meanwhile. */
+interface Run {
+  /** The lock token of the latest processing: the one that hands the outcome to BullMQ. */
+  holder: string | undefined;
+  result: Promise<JobResult>;
+}
+
 /** Thrown from the processor when the engine wants another attempt: BullMQ's retry, with its delay as backoff. */
 class RetryLater extends Error {
   constructor(readonly delayMs: number) {
@@ -43,6 +57,8 @@ class RetryLater extends Error {
  * Tasks as BullMQ jobs, the task id as job id (a duplicate is refused). A retry is a BullMQ
  * retry of the same job, delayed by the engine's backoff; `x-fc-async-delay` is the job delay;
  * a worker that dies loses its jobs to the others once their lock expires (stalled jobs).
+ * A lock lost by a live worker (its event loop blocked) loses no task: a job stays in BullMQ for
+ * every task its record leaves unfinished, and the task's record decides what the next run does.
  */
 export class BullmqQueueDriver implements QueueDriver {
   readonly shared = true;
@@ -52,6 +68,7 @@ export class BullmqQueueDriver implements QueueDriver {
   private waiting = 0;
   private addedSinceCount = 0;
   private jobs: PendingJob[] = [];
+  private readonly runs = new Map<string, Run>();
   private readonly timer: NodeJS.Timeout;
   /** The worker's close, from `stopTaking` on; `null` when it stopped taking before it had a worker. */
   private workerClosed: Promise<void> | null | undefined;
@@ -68,6 +85,8 @@ export class BullmqQueueDriver implements QueueDriver {
     private readonly options: ResolvedBullmqOptions,
     private readonly concurrency: number,
     private readonly logger: Logger,
+    /** The task as the store last saw it on this instance, if it still has it (no round trip). */
+    private readonly lastSeen: (taskId: string) => TaskRecord | undefined,
     /** Drops the worker's own connections when its close is given up on (see `close`). */
     private readonly abandon: () => void = () => {},
   ) {
@@ -92,12 +111,23 @@ export class BullmqQueueDriver implements QueueDriver {
           await job.moveToWait(token);
           throw new WaitingError();
         }
-        this.active++;
+        const taskId = job.id as string;
+        const run = this.runOf(process, taskId, token);
+        let result: JobResult;
         try {
-          const result = await process({ taskId: job.id as string });
-          if (result) throw new RetryLater(result.retryInMs);
+          result = await run.result;
         } finally {
-          this.active--;
+          if (run.holder === token) this.runs.delete(taskId);
+        }
+        // Taken again since, by this instance: the new holder carries the outcome out.
+        if (run.holder !== token) throw new WaitingError();
+        if (result) throw new RetryLater(result.retryInMs);
+        // Done with a task that is not: another instance's attempt, its lock lost, recorded its end
+        // over this one's. The job stays until the task's due time, so that a job exists for every
+        // unfinished task.
+        const task = this.lastSeen(taskId);
+        if (task && !TERMINAL_STATUSES.has(task.status)) {
+          throw new RetryLater(task.dueAt ? Math.max(0, task.dueAt - Date.now()) : this.options.lockDurationMs);
         }
       },
       {
@@ -119,6 +149,32 @@ export class BullmqQueueDriver implements QueueDriver {
     });
     this.worker = worker;
     await worker.waitUntilReady();
+  }
+
+  /**
+   * The task's attempt on this instance. A job taken again while its attempt still runs here (its
+   * lock lost: the event loop blocked past `lockDurationMs`, and stalled-job recovery gave it
+   * back) shares the attempt: the new processing holds the job now and carries the outcome out,
+   * the first one leaves the job alone.
+   */
+  private runOf(process: (job: QueueJob) => Promise<JobResult>, taskId: string, token: string | undefined): Run {
+    const running = this.runs.get(taskId);
+    if (running) {
+      running.holder = token;
+      return running;
+    }
+    const run = { holder: token, result: this.attempt(process, taskId) };
+    this.runs.set(taskId, run);
+    return run;
+  }
+
+  private async attempt(process: (job: QueueJob) => Promise<JobResult>, taskId: string): Promise<JobResult> {
+    this.active++;
+    try {
+      return await process({ taskId });
+    } finally {
+      this.active--;
+    }
   }
 
   /**

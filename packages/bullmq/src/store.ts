@@ -152,6 +152,11 @@ export class RedisTaskStore implements TaskStore {
     return this.cache.get(taskId)?.record ?? this.get(taskId);
   }
 
+  /** The task as this instance last read or wrote it, while it is cached; no round trip. */
+  lastSeen(taskId: string): TaskRecord | undefined {
+    return this.cache.get(taskId)?.record;
+  }
+
   transition(taskId: string, status: AsyncTaskStatus, options: TransitionOptions): Promise<TaskRecord | undefined> {
     return this.write(taskId, (current) => transitionedRecord(current, status, options));
   }

@@ -1,0 +1,255 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createFcHandler, type DestinationRecord, getInvocation, silentLogger } from '@fc-async/core';
+import { asyncEvent } from '@fc-async/test-kit/fc-server';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterEach, describe, expect, inject, it, vi } from 'vitest';
+import { bullmq } from '../src/index.js';
+import { uniquePrefix, until } from './helpers.js';
+
+type App = (req: IncomingMessage, res: ServerResponse) => unknown;
+
+/** The lock and the stalled-job check, short: a handler blocking the event loop for 1 s loses its lock. */
+const LOCK_MS = 200;
+
+const closers: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+  vi.restoreAllMocks();
+});
+
+/** Blocks the event loop, as a synchronous CPU-heavy step does: BullMQ cannot renew the lock meanwhile. */
+function blockFor(ms: number): void {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    // busy
+  }
+}
+
+function gate() {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { opened, open };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** An instance with a short lock, whose destinations record each call. */
+function instance(prefix: string, app: App, options: { concurrency?: number; maxAsyncRetryAttempts?: number } = {}) {
+  const delivered: DestinationRecord[] = [];
+  const destination = (record: DestinationRecord) => void delivered.push(record);
+  const handler = createFcHandler(app, {
+    logger: silentLogger,
+    env: {},
+    async: {
+      mode: 'local',
+      concurrency: options.concurrency ?? 1,
+      maxAsyncRetryAttempts: options.maxAsyncRetryAttempts ?? 2,
+      backoff: { baseMs: 10, maxMs: 10 },
+      backend: bullmq({
+        connection: inject('redisUrl'),
+        prefix,
+        lockDurationMs: LOCK_MS,
+        stalledIntervalMs: LOCK_MS,
+      }),
+    },
+    destinations: { onSuccess: destination, onFailure: destination },
+  });
+  closers.push(() => handler.close({ timeoutMs: 1000 }));
+  return { handler, delivered };
+}
+
+function bullQueue(prefix: string): Queue {
+  const queue = new Queue('tasks', {
+    connection: { host: '127.0.0.1', port: Number(new URL(inject('redisUrl')).port) },
+    prefix,
+  });
+  closers.push(() => queue.close());
+  return queue;
+}
+
+/** Waits until the task ended and BullMQ holds no job for it any more. */
+async function settled(handler: ReturnType<typeof instance>['handler'], queue: Queue, taskId: string): Promise<void> {
+  let last = '';
+  await until(
+    `task ${taskId} to end with no job left`,
+    async () => {
+      const status = (await handler.tasks.get(taskId))?.status;
+      const job = await queue.getJob(taskId);
+      last = `${status}, ${job ? await job.getState() : 'no job'}`;
+      return (status === 'Succeeded' || status === 'Failed') && job === undefined;
+    },
+    12_000,
+  ).catch((error: Error) => {
+    throw new Error(`${error.message}; last seen: ${last}`);
+  });
+}
+
+describe('bullmq(): a lock lost while the attempt still runs on the same instance', () => {
+  it('the attempt fails after its job was taken back by this instance: the task still gets its retry', async () => {
+    const prefix = uniquePrefix();
+    const ran: string[] = [];
+    const { handler, delivered } = instance(
+      prefix,
+      async (req, res) => {
+        const attempt = getInvocation(req)?.attempt ?? -1;
+        ran.push(String(attempt));
+        if (attempt === 0) {
+          blockFor(5 * LOCK_MS);
+          // Then more asynchronous work (an upload, say), while stalled-job recovery hands the job back.
+          await sleep(6 * LOCK_MS);
+          res.statusCode = 500;
+        }
+        res.end();
+      },
+      { concurrency: 2 },
+    );
+    expect((await handler(asyncEvent('retried'))).statusCode).toBe(202);
+    await settled(handler, bullQueue(prefix), 'retried');
+    expect((await handler.tasks.get('retried'))?.status).toBe('Succeeded');
+    expect(ran).toEqual(['0', '1']);
+    expect(delivered.map((r) => r.requestContext.condition)).toEqual(['']);
+  });
+
+  it('the attempt succeeds after its job was taken back by this instance: Succeeded, one destination call, run once', async () => {
+    const prefix = uniquePrefix();
+    const ran: string[] = [];
+    const { handler, delivered } = instance(
+      prefix,
+      async (req, res) => {
+        ran.push(String(getInvocation(req)?.attempt));
+        blockFor(5 * LOCK_MS);
+        await sleep(6 * LOCK_MS);
+        res.end('done');
+      },
+      { concurrency: 2 },
+    );
+    expect((await handler(asyncEvent('kept'))).statusCode).toBe(202);
+    const queue = bullQueue(prefix);
+    await settled(handler, queue, 'kept');
+    await sleep(4 * LOCK_MS); // a job left behind would run again by now
+    expect((await handler.tasks.get('kept'))?.status).toBe('Succeeded');
+    expect(ran).toEqual(['0']);
+    expect(delivered.map((r) => r.responsePayload)).toEqual(['done']);
+  });
+
+  it('the attempt succeeds right after the block: the Succeeded record stands, one destination call, the worker goes on', async () => {
+    const prefix = uniquePrefix();
+    const ran: string[] = [];
+    const errors = vi.spyOn(console, 'error');
+    const { handler, delivered } = instance(prefix, (req, res) => {
+      ran.push(String(getInvocation(req)?.attempt));
+      if (getInvocation(req)?.taskId === 'blocked') blockFor(5 * LOCK_MS);
+      res.end();
+    });
+    expect((await handler(asyncEvent('blocked'))).statusCode).toBe(202);
+    const queue = bullQueue(prefix);
+    await settled(handler, queue, 'blocked');
+    expect((await handler(asyncEvent('next'))).statusCode).toBe(202);
+    await settled(handler, queue, 'next');
+    expect((await handler.tasks.get('blocked'))?.status).toBe('Succeeded');
+    expect(ran).toEqual(['0', '0']);
+    expect(delivered.map((r) => r.requestContext.requestId).sort()).toHaveLength(2);
+    expect(errors).not.toHaveBeenCalled();
+  });
+
+  it('the attempt fails right after the block with retries left: retried once, one destination call', async () => {
+    const prefix = uniquePrefix();
+    const ran: string[] = [];
+    const { handler, delivered } = instance(prefix, (req, res) => {
+      const attempt = getInvocation(req)?.attempt ?? -1;
+      ran.push(String(attempt));
+      if (attempt === 0) {
+        blockFor(5 * LOCK_MS);
+        res.statusCode = 500;
+      }
+      res.end();
+    });
+    expect((await handler(asyncEvent('again'))).statusCode).toBe(202);
+    await settled(handler, bullQueue(prefix), 'again');
+    expect((await handler.tasks.get('again'))?.status).toBe('Succeeded');
+    expect(ran).toEqual(['0', '1']);
+    expect(delivered.map((r) => r.requestContext.condition)).toEqual(['']);
+  });
+
+  it('the attempt fails with no retries left: Failed, onFailure once', async () => {
+    const prefix = uniquePrefix();
+    const ran: string[] = [];
+    const { handler, delivered } = instance(
+      prefix,
+      async (req, res) => {
+        ran.push(String(getInvocation(req)?.attempt));
+        blockFor(5 * LOCK_MS);
+        await sleep(6 * LOCK_MS);
+        res.statusCode = 500;
+        res.end();
+      },
+      { concurrency: 2, maxAsyncRetryAttempts: 0 },
+    );
+    expect((await handler(asyncEvent('last'))).statusCode).toBe(202);
+    const queue = bullQueue(prefix);
+    await settled(handler, queue, 'last');
+    await sleep(4 * LOCK_MS);
+    expect((await handler.tasks.get('last'))?.status).toBe('Failed');
+    expect(ran).toEqual(['0']);
+    expect(delivered.map((r) => r.requestContext.condition)).toEqual(['UnhandledInvocationError']);
+  });
+});
+
+describe('bullmq(): a lock lost while the attempt still runs, another instance taking the job', () => {
+  /**
+   * The first instance runs the task until `first` opens; its lock is lost meanwhile (deleted, as
+   * its expiry while the instance's event loop was blocked would); the other instance takes the
+   * stalled job and runs the task again until `second` opens.
+   */
+  async function overlapping(firstStatus: number) {
+    const prefix = uniquePrefix();
+    const ran: string[] = [];
+    const first = gate();
+    const second = gate();
+    const one = instance(prefix, async (req, res) => {
+      const attempt = getInvocation(req)?.attempt;
+      ran.push(`one:${attempt}`);
+      await first.opened;
+      if (attempt === 0) res.statusCode = firstStatus;
+      res.end('one');
+    });
+    expect((await one.handler(asyncEvent('shared'))).statusCode).toBe(202);
+    await until('the first instance to run the task', () => ran.length === 1);
+    const redis = new Redis(inject('redisUrl'));
+    closers.push(() => redis.quit());
+    expect(await redis.del(`${prefix}:tasks:shared:lock`)).toBe(1);
+    const two = instance(prefix, async (req, res) => {
+      ran.push(`two:${getInvocation(req)?.attempt}`);
+      await second.opened;
+      res.end('two');
+    });
+    await until('the other instance to run the task again', () => ran.length === 2, 12_000);
+    first.open();
+    await one.handler.drain(); // the first attempt recorded its end
+    second.open();
+    const queue = bullQueue(prefix);
+    await settled(two.handler, queue, 'shared');
+    await sleep(4 * LOCK_MS); // a job left behind would run again by now
+    const delivered = [...one.delivered, ...two.delivered];
+    return { task: await two.handler.tasks.get('shared'), ran, delivered };
+  }
+
+  it('the first attempt fails while the other instance runs the task again: the task ends, one destination call', async () => {
+    const { task, ran, delivered } = await overlapping(500);
+    expect(task?.status).toBe('Succeeded');
+    expect(ran.slice(0, 2)).toEqual(['one:0', 'two:1']);
+    expect(delivered.map((r) => r.requestContext.condition)).toEqual(['']);
+  });
+
+  it('the first attempt succeeds while the other instance runs the task again: Succeeded, one destination call', async () => {
+    const { task, ran, delivered } = await overlapping(200);
+    expect(task?.status).toBe('Succeeded');
+    expect(ran).toEqual(['one:0', 'two:1']);
+    expect(delivered.map((r) => r.requestContext.condition)).toEqual(['']);
+  });
+});
