@@ -239,17 +239,20 @@ describe('bullmq(): a lock lost while the attempt still runs, another instance t
     return { task: await two.handler.tasks.get('shared'), ran, delivered };
   }
 
-  it('the first attempt fails while the other instance runs the task again: the task ends, one destination call', async () => {
+  // The newer attempt owns the task: the first one's end names attempt 1 and is refused.
+  it('the first attempt fails while the other instance runs the task again: the newer attempt ends it', async () => {
     const { task, ran, delivered } = await overlapping(500);
     expect(task?.status).toBe('Succeeded');
-    expect(ran.slice(0, 2)).toEqual(['one:0', 'two:1']);
-    expect(delivered.map((r) => r.requestContext.condition)).toEqual(['']);
+    expect(task?.returnPayload).toBe('two');
+    expect(ran).toEqual(['one:0', 'two:1']);
+    expect(delivered.map((r) => [r.requestContext.condition, r.responsePayload])).toEqual([['', 'two']]);
   });
 
-  it('the first attempt succeeds while the other instance runs the task again: Succeeded, one destination call', async () => {
+  it('the first attempt succeeds while the other instance runs the task again: the newer attempt ends it', async () => {
     const { task, ran, delivered } = await overlapping(200);
     expect(task?.status).toBe('Succeeded');
+    expect(task?.returnPayload).toBe('two');
     expect(ran).toEqual(['one:0', 'two:1']);
-    expect(delivered.map((r) => r.requestContext.condition)).toEqual(['']);
+    expect(delivered.map((r) => [r.requestContext.condition, r.responsePayload])).toEqual([['', 'two']]);
   });
 });

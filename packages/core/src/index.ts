@@ -19,6 +19,7 @@ export {
   encodeCompactRecord,
   encodeRequestHead,
   patchedRecord,
+  transitionApplies,
   transitionEvents,
   transitionedRecord,
 } from './async/compact-record.js';

@@ -122,6 +122,7 @@ const transition: be.TransitionOptions = {
   patch: (r) => ({ attempts: r.attempts + 1 }),
 };
 expectType<be.TaskRecord | undefined>(be.transitionedRecord(storedRecord, 'Running', transition));
+expectType<boolean>(be.transitionApplies(storedRecord, { from: ['Running'], attempts: 1 }));
 expectType<void>(be.transitionEvents(storedRecord.events, 'Running', transition, Date.now()));
 expectError<be.TransitionOptions>({ from: 'Enqueued' });
 class PrunerForTypes extends be.RetentionPruner {

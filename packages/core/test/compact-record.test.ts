@@ -3,6 +3,7 @@ import {
   decodeCompactRecord,
   encodeCompactRecord,
   encodeRequestHead,
+  MemoryTaskStore,
   patchedRecord,
   type TaskRecord,
   transitionedRecord,
@@ -91,5 +92,21 @@ describe('transitionedRecord', () => {
 
   it('refuses a record whose status is not one of from', () => {
     expect(transitionedRecord(running, 'Running', { from: ['Running'] })).toBeUndefined();
+  });
+
+  it('refuses an attempt end that names another attempt than the task last started', () => {
+    const live: TaskRecord = { ...record, status: 'Running', attempts: 2 };
+    expect(transitionedRecord(live, 'Failed', { from: ['Running'], attempts: 1 })).toBeUndefined();
+    expect(transitionedRecord(live, 'Failed', { from: ['Running'], attempts: 2 })?.status).toBe('Failed');
+  });
+});
+
+describe('MemoryTaskStore.transition', () => {
+  it('applies an attempt end only for the attempt the task last started', () => {
+    const store = new MemoryTaskStore();
+    store.insert({ ...record, status: 'Running', attempts: 2 });
+    expect(store.transition(record.taskId, 'Succeeded', { from: ['Running'], attempts: 1 })).toBeUndefined();
+    expect(store.get(record.taskId)?.status).toBe('Running');
+    expect(store.transition(record.taskId, 'Succeeded', { from: ['Running'], attempts: 2 })?.status).toBe('Succeeded');
   });
 });

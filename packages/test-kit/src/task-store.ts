@@ -180,6 +180,18 @@ export const taskStoreCases: TaskStoreCase[] = [
     },
   },
   {
+    name: 'an attempt end applies only for the attempt the task last started (`attempts`)',
+    async run(open) {
+      const { store } = await open();
+      await store.insert(taskRecord('t_1', { status: 'Running', attempts: 2 }));
+      expect(await store.transition('t_1', 'Failed', { from: ['Running'], attempts: 1 })).toBeUndefined();
+      expect((await store.get('t_1'))?.status).toBe('Running');
+      expect((await store.transition('t_1', 'Succeeded', { from: ['Running'], attempts: 2 }))?.status).toBe(
+        'Succeeded',
+      );
+    },
+  },
+  {
     name: 'update sets fields and removes the ones patched to undefined',
     async run(open) {
       const { store } = await open();

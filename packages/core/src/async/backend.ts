@@ -105,12 +105,19 @@ export interface TransitionOptions {
   patch?: TaskPatch | ((current: TaskRecord) => TaskPatch);
   detail?: string;
   via?: AsyncTaskStatus;
+  /**
+   * When set, the change applies only if the task's `attempts` is this too: an attempt's end
+   * names its attempt, so that an attempt outlived by a newer one (its instance lost the task
+   * while still running it) cannot end the newer one's run.
+   */
+  attempts?: number;
 }
 
 /**
  * Where task records live. Every method may be sync or async. `transition` is a
- * compare-and-set: it applies only when the current status is in `from`, so that a stop and an
- * attempt racing each other (possibly on two machines) cannot both win.
+ * compare-and-set: it applies only when the current status is in `from` (and the attempt count
+ * is `attempts`, when given: see `transitionApplies`), so that a stop and an attempt racing each
+ * other (possibly on two machines) cannot both win.
  */
 export interface TaskStore {
   /** Adds a task; `false` when the id is already known (the caller answers 409). */

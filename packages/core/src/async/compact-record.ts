@@ -190,8 +190,23 @@ export function transitionEvents(
 }
 
 /**
+ * Whether a transition applies to `current`: its status is one of `options.from`, and its
+ * attempt count is `options.attempts` when that is given.
+ *
+ * @example
+ * ```ts
+ * if (transitionApplies(current, { from: ['Running'], attempts: 2 })) save(next);
+ * ```
+ */
+export function transitionApplies(current: TaskRecord, options: TransitionOptions): boolean {
+  return (
+    options.from.includes(current.status) && (options.attempts === undefined || current.attempts === options.attempts)
+  );
+}
+
+/**
  * The record a transition makes of `current`, as a new object (the events and fields copied,
- * `current` left as it is), or `undefined` when `current`'s status is not one of `options.from`.
+ * `current` left as it is), or `undefined` when the transition does not apply to it (see {@link transitionApplies}).
  * For stores that write a new version of a record; the compare-and-set around it is theirs.
  *
  * @example
@@ -205,7 +220,7 @@ export function transitionedRecord(
   status: TaskRecord['status'],
   options: TransitionOptions,
 ): TaskRecord | undefined {
-  if (!options.from.includes(current.status)) return undefined;
+  if (!transitionApplies(current, options)) return undefined;
   const events = current.events.slice();
   transitionEvents(events, status, options, Date.now());
   const patch = typeof options.patch === 'function' ? options.patch(current) : options.patch;

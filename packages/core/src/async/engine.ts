@@ -665,12 +665,17 @@ export class AsyncEngine {
   ): Promise<{ status: AsyncTask['status']; retryInMs?: number }> {
     const store = this.store;
     const taskId = record.taskId;
+    // Every write names this attempt: a newer one (another instance took the task over) owns the task.
+    const attempts = attempt + 1;
     if (outcome.kind === 'stopped' || running?.stopRequested) {
-      return { status: await this.finishStopped(record, outcome.kind === 'stopped' ? outcome : { kind: 'stopped' }) };
+      return {
+        status: await this.finishStopped(record, outcome.kind === 'stopped' ? outcome : { kind: 'stopped' }, attempts),
+      };
     }
     if (outcome.kind === 'success') {
       const succeeding = store.transition(taskId, 'Succeeded', {
         from,
+        attempts,
         patch: this.endPatch(record, '', undefined, returnPayload(outcome.response)),
       });
       const done = isPromise(succeeding) ? await succeeding : succeeding;
@@ -678,7 +683,7 @@ export class AsyncEngine {
         await this.settle(done, outcome);
         return SUCCEEDED;
       }
-      return { status: await this.finishStopped(record, { kind: 'stopped', response: outcome.response }) };
+      return { status: await this.finishStopped(record, { kind: 'stopped', response: outcome.response }, attempts) };
     }
     const log = {
       taskId,
@@ -691,6 +696,7 @@ export class AsyncEngine {
       const delay = backoffDelay(attempt + 1, this.options.backoff);
       const retrying = await store.transition(taskId, 'Retrying', {
         from,
+        attempts,
         patch: { dueAt: Date.now() + delay, taskErrorMessage: outcome.message },
         detail: outcome.message,
       });
@@ -698,13 +704,14 @@ export class AsyncEngine {
         this.deps.logger.debug('async attempt failed; retrying', { ...log, delayMs: delay });
         return { status: 'Retrying', retryInMs: delay };
       }
-      return { status: await this.finishStopped(record, { kind: 'stopped' }) };
+      return { status: await this.finishStopped(record, { kind: 'stopped' }, attempts) };
     }
     if (this.closingPersistent()) {
       // Shutting down with a persistent backend: leave the task for the next start (a shared
       // queue hands it to another instance now).
       await store.transition(taskId, 'Retrying', {
         from,
+        attempts,
         patch: { dueAt: Date.now() },
         detail: 'interrupted by shutdown',
       });
@@ -712,6 +719,7 @@ export class AsyncEngine {
     }
     const failed = await store.transition(taskId, 'Failed', {
       from,
+      attempts,
       patch: this.endPatch(record, outcome.condition, outcome.message),
       detail: outcome.message,
     });
@@ -720,7 +728,7 @@ export class AsyncEngine {
       await this.settle(failed, outcome);
       return { status: 'Failed' };
     }
-    return { status: await this.finishStopped(record, { kind: 'stopped' }) };
+    return { status: await this.finishStopped(record, { kind: 'stopped' }, attempts) };
   }
 
   /**
@@ -758,9 +766,15 @@ export class AsyncEngine {
     };
   }
 
-  private async finishStopped(record: TaskRecord, outcome: AttemptOutcome): Promise<AsyncTask['status']> {
+  /** Ends a stopped task; `attempts` names the attempt that ends it, when one does. */
+  private async finishStopped(
+    record: TaskRecord,
+    outcome: AttemptOutcome,
+    attempts?: number,
+  ): Promise<AsyncTask['status']> {
     const stopped = await this.store.transition(record.taskId, 'Stopped', {
       from: ['Running', 'Stopping', 'Dequeued'],
+      attempts,
       patch: this.endPatch(record, 'Stopped', 'The task was stopped'),
     });
     if (stopped) await this.settle(stopped, outcome);

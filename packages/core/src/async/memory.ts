@@ -9,7 +9,7 @@ import {
   TERMINAL_STATUSES,
   type TransitionOptions,
 } from './backend.js';
-import { transitionEvents } from './compact-record.js';
+import { transitionApplies, transitionEvents } from './compact-record.js';
 import { PQueueDriver } from './local-queue.js';
 import { pageTasks } from './paging.js';
 
@@ -69,7 +69,7 @@ export class MemoryTaskStore implements TaskStore {
 
   transition(taskId: string, status: AsyncTaskStatus, options: TransitionOptions): TaskRecord | undefined {
     const record = this.tasks.get(taskId);
-    if (!record || !options.from.includes(record.status)) return undefined;
+    if (!record || !transitionApplies(record, options)) return undefined;
     const now = Date.now();
     const patch = typeof options.patch === 'function' ? options.patch(record) : options.patch;
     const events = record.events;
