@@ -6,7 +6,7 @@ import {
   type TaskRecord,
   TERMINAL_STATUSES,
 } from '@fc-async/core';
-import { Queue, WaitingError, Worker } from 'bullmq';
+import { DelayedError, type Job, Queue, WaitingError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CLOSE_GRACE_MS, settlesWithin } from './grace.js';
 import type { ResolvedBullmqOptions } from './options.js';
@@ -25,10 +25,13 @@ export const QUEUE_NAME = 'tasks';
 export const MAX_ATTEMPTS = Number.MAX_SAFE_INTEGER;
 
 /**
- * Times a job may be found stalled (its instance died holding it) before BullMQ fails it: one per
- * attempt FC allows at most, which bounds a job that kills every instance taking it.
+ * Times a job may be found stalled (its lock expired) before BullMQ fails it: never, as a job
+ * BullMQ fails leaves its task with no job to run it. An instance that dies in an attempt
+ * is bounded by the engine instead: the next instance counts the cut attempt against
+ * `maxAsyncRetryAttempts`. A live instance whose event loop blocks past the lock loses it once
+ * per block, as often as a long attempt blocks.
  */
-const MAX_STALLS = 9;
+const MAX_STALLS = Number.MAX_SAFE_INTEGER;
 
 /** A job waiting for the end of the current microtasks, to be added with the others of its turn. */
 interface PendingJob {
@@ -38,11 +41,9 @@ interface PendingJob {
   reject: (error: unknown) => void;
 }
 
-/** This instance's processing of a task's job, shared by the processings of the job taken again meanwhile. */
+/** A task's attempt running on this instance, and its job if it was taken back and parked meanwhile. */
 interface Run {
-  /** The lock token of the latest processing: the one that hands the outcome to BullMQ. */
-  holder: string | undefined;
-  result: Promise<JobResult>;
+  parked: Job | undefined;
 }
 
 /** Thrown from the processor when the engine wants another attempt: BullMQ's retry, with its delay as backoff. */
@@ -112,15 +113,32 @@ export class BullmqQueueDriver implements QueueDriver {
           throw new WaitingError();
         }
         const taskId = job.id as string;
-        const run = this.runOf(process, taskId, token);
+        const running = this.runs.get(taskId);
+        if (running) {
+          // Taken back while its attempt still runs here (the lock was lost: the event loop stayed
+          // blocked past lockDurationMs). Parked, so that it holds no slot and counts no stall.
+          running.parked = job;
+          await job.moveToDelayed(Date.now() + this.options.lockDurationMs, token);
+          throw new DelayedError();
+        }
+        const run: Run = { parked: undefined };
+        this.runs.set(taskId, run);
+        this.active++;
         let result: JobResult;
         try {
-          result = await run.result;
+          result = await process({ taskId });
         } finally {
-          if (run.holder === token) this.runs.delete(taskId);
+          this.active--;
+          this.runs.delete(taskId);
         }
-        // Taken again since, by this instance: the new holder carries the outcome out.
-        if (run.holder !== token) throw new WaitingError();
+        if (run.parked) {
+          // This processing's lock is gone: the parked job carries the outcome, when the retry is due or at once.
+          await (result && result.retryInMs > 0
+            ? run.parked.changeDelay(result.retryInMs)
+            : run.parked.promote()
+          ).catch((error: unknown) => this.logger.debug('bullmq parked job already moved', { taskId, error }));
+          throw new WaitingError();
+        }
         if (result) throw new RetryLater(result.retryInMs);
         // Done with a task that is not: another instance's attempt, its lock lost, recorded its end
         // over this one's. The job stays until the task's due time, so that a job exists for every
@@ -149,32 +167,6 @@ export class BullmqQueueDriver implements QueueDriver {
     });
     this.worker = worker;
     await worker.waitUntilReady();
-  }
-
-  /**
-   * The task's attempt on this instance. A job taken again while its attempt still runs here (its
-   * lock lost: the event loop blocked past `lockDurationMs`, and stalled-job recovery gave it
-   * back) shares the attempt: the new processing holds the job now and carries the outcome out,
-   * the first one leaves the job alone.
-   */
-  private runOf(process: (job: QueueJob) => Promise<JobResult>, taskId: string, token: string | undefined): Run {
-    const running = this.runs.get(taskId);
-    if (running) {
-      running.holder = token;
-      return running;
-    }
-    const run = { holder: token, result: this.attempt(process, taskId) };
-    this.runs.set(taskId, run);
-    return run;
-  }
-
-  private async attempt(process: (job: QueueJob) => Promise<JobResult>, taskId: string): Promise<JobResult> {
-    this.active++;
-    try {
-      return await process({ taskId });
-    } finally {
-      this.active--;
-    }
   }
 
   /**

@@ -39,7 +39,11 @@ function sleep(ms: number): Promise<void> {
 }
 
 /** An instance with a short lock, whose destinations record each call. */
-function instance(prefix: string, app: App, options: { concurrency?: number; maxAsyncRetryAttempts?: number } = {}) {
+function instance(
+  prefix: string,
+  app: App,
+  options: { concurrency?: number; maxAsyncRetryAttempts?: number; lockMs?: number } = {},
+) {
   const delivered: DestinationRecord[] = [];
   const destination = (record: DestinationRecord) => void delivered.push(record);
   const handler = createFcHandler(app, {
@@ -53,8 +57,8 @@ function instance(prefix: string, app: App, options: { concurrency?: number; max
       backend: bullmq({
         connection: inject('redisUrl'),
         prefix,
-        lockDurationMs: LOCK_MS,
-        stalledIntervalMs: LOCK_MS,
+        lockDurationMs: options.lockMs ?? LOCK_MS,
+        stalledIntervalMs: options.lockMs ?? LOCK_MS,
       }),
     },
     destinations: { onSuccess: destination, onFailure: destination },
@@ -174,6 +178,41 @@ describe('bullmq(): a lock lost while the attempt still runs on the same instanc
     expect((await handler.tasks.get('again'))?.status).toBe('Succeeded');
     expect(ran).toEqual(['0', '1']);
     expect(delivered.map((r) => r.requestContext.condition)).toEqual(['']);
+  });
+
+  it('an attempt that loses its lock more often than FC has attempts still gets its retry, and holds one slot', async () => {
+    const prefix = uniquePrefix();
+    const ran: string[] = [];
+    const lockMs = 100;
+    let steps = 0;
+    const { handler, delivered } = instance(
+      prefix,
+      async (req, res) => {
+        const invocation = getInvocation(req);
+        ran.push(`${invocation?.taskId}:${invocation?.attempt}`);
+        if (invocation?.taskId === 'marathon' && invocation.attempt === 0) {
+          // Twelve synchronous steps, each longer than the lock, the job taken back between them.
+          for (; steps < 12; steps++) {
+            blockFor(3 * lockMs);
+            await sleep(3 * lockMs);
+          }
+          ran.push('marathon:0 ends');
+          res.statusCode = 500;
+        }
+        res.end();
+      },
+      { concurrency: 2, lockMs },
+    );
+    expect((await handler(asyncEvent('marathon'))).statusCode).toBe(202);
+    await until('the attempt to lose its lock a few times', () => steps >= 4);
+    // The other slot stays free for other tasks.
+    expect((await handler(asyncEvent('bystander'))).statusCode).toBe(202);
+    const queue = bullQueue(prefix);
+    await settled(handler, queue, 'marathon');
+    await settled(handler, queue, 'bystander');
+    expect((await handler.tasks.get('marathon'))?.status).toBe('Succeeded');
+    expect(ran).toEqual(['marathon:0', 'bystander:0', 'marathon:0 ends', 'marathon:1']);
+    expect(delivered.map((r) => [r.requestContext.requestId, r.requestContext.condition])).toHaveLength(2);
   });
 
   it('the attempt fails with no retries left: Failed, onFailure once', async () => {
