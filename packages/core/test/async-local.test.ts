@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
+  type AsyncBackend,
   type AsyncOptions,
   type AsyncTask,
   createFcHandler,
@@ -9,6 +10,7 @@ import {
   getInvocation,
   type Invocation,
   isFcRequestId,
+  MemoryTaskStore,
   memory,
 } from '../src/index.js';
 import { asyncEvent, context, deferred, event, json, memoryLogger, tick } from './helpers.js';
@@ -816,5 +818,66 @@ describe('a backend that fails to start', () => {
     await expect(handler.tasks.list()).rejects.toMatchObject({ code: 'BackendUnavailable' });
     await expect(handler.close({ timeoutMs: 100 })).resolves.toBeUndefined();
     expect(logger.entries.some((e) => e.level === 'error' && e.message === 'async backend failed to start')).toBe(true);
+  });
+});
+
+describe('a job that comes before its task is due', () => {
+  /** A shared queue (BullMQ's place) that hands each job to the engine at once, whatever its delay. */
+  function eagerQueue() {
+    const queued: { taskId: string; delayMs: number }[] = [];
+    let run: ((job: { taskId: string }) => Promise<unknown>) | undefined;
+    const backend: AsyncBackend = {
+      name: 'eager',
+      persistent: true,
+      create: () => ({
+        store: new MemoryTaskStore(),
+        queue: {
+          shared: true,
+          start(process) {
+            run = process;
+          },
+          enqueue(job, delayMs) {
+            queued.push({ taskId: job.taskId, delayMs });
+          },
+          cancel: () => false,
+          pending: () => 0,
+          running: () => 0,
+          close() {},
+        },
+      }),
+    };
+    return { backend, queued, run: (taskId: string) => (run as NonNullable<typeof run>)({ taskId }) };
+  }
+
+  it('is sent back until the X-Fc-Async-Delay is over, and the app does not run', async () => {
+    const queue = eagerQueue();
+    const app = vi.fn(ok);
+    const { handler } = setup(app, { backend: queue.backend });
+    expect((await handler(asyncEvent({ taskId: 'later', delay: '30' }), context)).statusCode).toBe(202);
+    expect(queue.queued).toEqual([{ taskId: 'later', delayMs: 30_000 }]);
+    const result = (await queue.run('later')) as { retryInMs: number };
+    expect(result.retryInMs).toBeGreaterThan(29_000);
+    expect(result.retryInMs).toBeLessThanOrEqual(30_000);
+    expect(app).not.toHaveBeenCalled();
+    expect(statuses(await handler.tasks.get('later'))).toEqual(['Enqueued']);
+    await handler.close({ timeoutMs: 100 });
+  });
+
+  it('is sent back until the backoff of a retry is over', async () => {
+    const queue = eagerQueue();
+    const app = vi.fn((_req: IncomingMessage, res: ServerResponse) => {
+      res.statusCode = 500;
+      res.end();
+    });
+    const { handler } = setup(app, { backend: queue.backend, backoff: { baseMs: 60_000, maxMs: 60_000 } });
+    expect((await handler(asyncEvent({ taskId: 'flaky' }), context)).statusCode).toBe(202);
+    const first = (await queue.run('flaky')) as { retryInMs: number };
+    expect(first.retryInMs).toBeGreaterThan(1000);
+    const second = (await queue.run('flaky')) as { retryInMs: number };
+    expect(second.retryInMs).toBeLessThanOrEqual(first.retryInMs);
+    expect(second.retryInMs).toBeGreaterThan(first.retryInMs - 1000);
+    expect(app).toHaveBeenCalledTimes(1);
+    expect(statuses(await handler.tasks.get('flaky'))).toEqual(['Enqueued', 'Dequeued', 'Running', 'Retrying']);
+    await handler.close({ timeoutMs: 100 });
   });
 });

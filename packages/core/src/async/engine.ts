@@ -515,6 +515,10 @@ export class AsyncEngine {
       }
       return undefined;
     }
+    // A job ahead of its task (a shared queue's job freed by a lost lock right after the attempt
+    // asked for a retry) waits for the backoff or the X-Fc-Async-Delay rather than skip it.
+    const early = current.dueAt === undefined ? 0 : current.dueAt - Date.now();
+    if (early > EARLY_TOLERANCE_MS) return { retryInMs: early };
     const instanceId = this.deps.instanceId;
     const claiming = store.transition(taskId, 'Running', {
       from: CLAIMABLE,
@@ -904,6 +908,8 @@ const SUCCEEDED = Object.freeze({ status: 'Succeeded' as const });
 /** Statuses an attempt may start from. */
 const CLAIMABLE: readonly AsyncTask['status'][] = ['Enqueued', 'Retrying'];
 /** What an attempt that ran moves from. */
+/** How far ahead of its due time a job may run (timers and clocks of instances differ a little). */
+const EARLY_TOLERANCE_MS = 50;
 const RAN: readonly AsyncTask['status'][] = ['Running'];
 
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
