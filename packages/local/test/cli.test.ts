@@ -319,6 +319,14 @@ describe('fc-async dev on an s.yaml with destination functions', () => {
       return t?.destinationStatus ? t : undefined;
     });
     expect(task.destinationStatus).toBe('Succeeded');
+    // The attempt's line comes when its outcome is recorded, before the destination is called.
+    const lines = () =>
+      cli.lines.filter((l) => l.taskId === 'yaml_ok' && (l.kind === 'attempt' || l.kind === 'delivery'));
+    await waitFor(() => lines().some((l) => l.kind === 'delivery') || undefined);
+    expect(lines().map((l) => [l.kind, l.status ?? l.destinationStatus])).toEqual([
+      ['attempt', 'Succeeded'],
+      ['delivery', 'Succeeded'],
+    ]);
     const delivered = (
       await client.listAsyncTasks('dest-succ', new $FC.ListAsyncTasksRequest({ includePayload: true }))
     ).body;

@@ -545,18 +545,24 @@ export class AsyncEngine {
     const outcome = hooks?.attempt
       ? await hooks.attempt(record, attempt, () => this.exec(record, attempt, running))
       : await this.exec(record, attempt, running);
-    const { status, retryInMs } = await this.afterAttempt(record, attempt, outcome, running);
-    if (this.listeners.size > 0) {
+    // Told once the outcome is recorded, before a destination is called (which may take long).
+    let told = this.listeners.size === 0;
+    const recorded = (status: AsyncTask['status']) => {
+      if (told) return;
+      told = true;
+      const durationMs = Date.now() - started;
       this.emit({
         type: 'attempt',
         taskId,
         requestId: record.requestId,
         attempt,
         outcome: outcome.kind,
-        durationMs: Date.now() - started,
+        durationMs,
         status,
       });
-    }
+    };
+    const { status, retryInMs } = await this.afterAttempt(record, attempt, outcome, running, RAN, recorded);
+    recorded(status);
     return retryInMs === undefined ? undefined : { retryInMs };
   }
 
@@ -666,6 +672,7 @@ export class AsyncEngine {
     outcome: AttemptOutcome,
     running: Running | undefined,
     from: readonly AsyncTask['status'][] = RAN,
+    recorded: (status: AsyncTask['status']) => void = () => {},
   ): Promise<{ status: AsyncTask['status']; retryInMs?: number }> {
     const store = this.store;
     const taskId = record.taskId;
@@ -673,7 +680,12 @@ export class AsyncEngine {
     const attempts = attempt + 1;
     if (outcome.kind === 'stopped' || running?.stopRequested) {
       return {
-        status: await this.finishStopped(record, outcome.kind === 'stopped' ? outcome : { kind: 'stopped' }, attempts),
+        status: await this.finishStopped(
+          record,
+          outcome.kind === 'stopped' ? outcome : { kind: 'stopped' },
+          attempts,
+          recorded,
+        ),
       };
     }
     if (outcome.kind === 'success') {
@@ -684,10 +696,13 @@ export class AsyncEngine {
       });
       const done = isPromise(succeeding) ? await succeeding : succeeding;
       if (done) {
+        recorded('Succeeded');
         await this.settle(done, outcome);
         return SUCCEEDED;
       }
-      return { status: await this.finishStopped(record, { kind: 'stopped', response: outcome.response }, attempts) };
+      return {
+        status: await this.finishStopped(record, { kind: 'stopped', response: outcome.response }, attempts, recorded),
+      };
     }
     const log = {
       taskId,
@@ -708,7 +723,7 @@ export class AsyncEngine {
         this.deps.logger.debug('async attempt failed; retrying', { ...log, delayMs: delay });
         return { status: 'Retrying', retryInMs: delay };
       }
-      return { status: await this.finishStopped(record, { kind: 'stopped' }, attempts) };
+      return { status: await this.finishStopped(record, { kind: 'stopped' }, attempts, recorded) };
     }
     if (this.closingPersistent()) {
       // Shutting down with a persistent backend: leave the task for the next start (a shared
@@ -729,10 +744,11 @@ export class AsyncEngine {
     });
     if (failed) {
       this.deps.logger.debug('async task failed', log);
+      recorded('Failed');
       await this.settle(failed, outcome);
       return { status: 'Failed' };
     }
-    return { status: await this.finishStopped(record, { kind: 'stopped' }, attempts) };
+    return { status: await this.finishStopped(record, { kind: 'stopped' }, attempts, recorded) };
   }
 
   /**
@@ -775,13 +791,17 @@ export class AsyncEngine {
     record: TaskRecord,
     outcome: AttemptOutcome,
     attempts?: number,
+    recorded?: (status: AsyncTask['status']) => void,
   ): Promise<AsyncTask['status']> {
     const stopped = await this.store.transition(record.taskId, 'Stopped', {
       from: ['Running', 'Stopping', 'Dequeued'],
       attempts,
       patch: this.endPatch(record, 'Stopped', 'The task was stopped'),
     });
-    if (stopped) await this.settle(stopped, outcome);
+    if (stopped) {
+      recorded?.('Stopped');
+      await this.settle(stopped, outcome);
+    }
     return 'Stopped';
   }
 
