@@ -60,7 +60,7 @@ describe('the dashboard in headless Chromium', () => {
   });
 
   it('shows async requests as they arrive and as their status changes, without a reload', async () => {
-    await send('dash_quick', { ms: 1500 });
+    await send('dash_quick', { ms: 4000 }); // long enough for the page to show it Running on a loaded machine
     await send('dash_fail', { fail: true });
     await poll(() => status('dash_quick').textContent()).toBe('Running');
     await poll(() => status('dash_quick').textContent()).toBe('Succeeded');
