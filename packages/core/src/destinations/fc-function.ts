@@ -193,12 +193,16 @@ function invokeError(error: unknown, label: string): DestinationError {
       },
     );
   }
-  return new DestinationError(
-    'DestinationNetworkError',
-    `InvokeFunction ${label} failed: ${code ?? String(e.message ?? error)}`,
-    {
+  const detail = code ?? String(e.message ?? error);
+  // The SDK's own timeouts (`runtime.readTimeout`, `connectTimeout`): `ReadTimeout(10000). POST ...`.
+  if (/^(Read|Connect)Timeout\b/.test(detail)) {
+    return new DestinationError('DestinationTimeout', `InvokeFunction ${label} failed: ${detail}`, {
       retryable: true,
       cause: error,
-    },
-  );
+    });
+  }
+  return new DestinationError('DestinationNetworkError', `InvokeFunction ${label} failed: ${detail}`, {
+    retryable: true,
+    cause: error,
+  });
 }

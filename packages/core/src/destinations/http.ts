@@ -83,8 +83,32 @@ function parseUrl(url: unknown): URL {
   if (parsed.username || parsed.password) {
     throw new TypeError('Expected `url` without credentials; pass them in `headers` (e.g. authorization) instead');
   }
+  if (parsed.port !== '' && BAD_PORTS.has(Number(parsed.port))) {
+    throw new TypeError(`Expected \`url\` to use a port fetch allows, got \`${parsed.port}\``);
+  }
   return parsed;
 }
+
+/**
+ * Ports fetch refuses to connect to (the Fetch standard's "bad ports", and 0): a webhook on one
+ * would fail every delivery with `bad port`.
+ */
+const BAD_PORTS = new Set([
+  0, 1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102, 103, 104, 109, 110,
+  111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427, 465, 512, 513, 514, 515, 526, 530, 531, 532,
+  540, 548, 554, 556, 563, 587, 601, 636, 989, 990, 993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061,
+  6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080,
+]);
+
+/** Headers fetch sets itself and refuses (or, for `content-length`, obeys and cuts the body) when given. */
+const FRAMING_HEADERS = new Set([
+  'connection',
+  'content-length',
+  'expect',
+  'keep-alive',
+  'transfer-encoding',
+  'upgrade',
+]);
 
 function headerOption(headers: unknown): Record<string, string> {
   if (headers === undefined) return {};
@@ -95,6 +119,11 @@ function headerOption(headers: unknown): Record<string, string> {
   for (const [name, value] of Object.entries(headers)) {
     if (typeof value !== 'string') {
       throw new TypeError(`Expected \`headers.${name}\` to be a string, got \`${typeof value}\``);
+    }
+    if (FRAMING_HEADERS.has(name.toLowerCase())) {
+      throw new TypeError(
+        `Expected \`headers\` not to set \`${name}\`: fetch sets the connection and body framing headers itself`,
+      );
     }
     out[name] = value;
   }

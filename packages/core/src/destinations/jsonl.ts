@@ -34,7 +34,7 @@ export function jsonlDestination(path: string, options?: JsonlDestinationOptions
   let folderReady: Promise<unknown> | undefined;
 
   async function jsonlDestination(record: DestinationRecord): Promise<void> {
-    const line = Buffer.from(`${JSON.stringify(record)}\n`, 'utf8');
+    const line = Buffer.from(`${oneLine(JSON.stringify(record))}\n`, 'utf8');
     // Once per destination (again after a failure): a few stat and mkdir calls.
     folderReady ??= Promise.resolve()
       .then(() => makeFolderSync(dirname(file)))
@@ -46,6 +46,17 @@ export function jsonlDestination(path: string, options?: JsonlDestinationOptions
     await enqueue(file, () => appendLine(file, line));
   }
   return Object.assign(jsonlDestination, { maxRetries, label: `jsonl:${file}` });
+}
+
+const UNICODE_BREAKS = /[\u0085\u2028\u2029]/g;
+
+/**
+ * JSON with the line breaks it may hold raw (NEL, U+2028, U+2029) escaped, so that readers that
+ * split on every Unicode line break (editors, Python's `splitlines`) still see one record a line.
+ * `\n` and `\r` are always escaped by `JSON.stringify`.
+ */
+function oneLine(json: string): string {
+  return json.replace(UNICODE_BREAKS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /** Runs `task` after every earlier task of `key`, whatever their outcome. */

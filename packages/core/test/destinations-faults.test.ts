@@ -1,0 +1,386 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type AsyncBackend,
+  createFcHandler,
+  type Destination,
+  DestinationError,
+  type DestinationRecord,
+  deliverRecord,
+  fcFunctionDestination,
+  httpDestination,
+  jsonlDestination,
+  MemoryTaskStore,
+  PQueueDriver,
+  verifyDestinationSignature,
+} from '../src/index.js';
+import { asyncEvent, context, event, type Listener, memoryLogger, tick } from './helpers.js';
+
+// Faults around destinations: receivers that misbehave, files that cannot be written, a handler
+// closed while deliveries are in flight. Loopback only; every wait is bounded.
+
+interface Received {
+  url: string;
+  headers: IncomingHttpHeaders;
+  raw: Buffer;
+}
+
+const servers: (() => Promise<void>)[] = [];
+
+/** A loopback receiver; `respond` answers each request once its body is in. */
+async function receiver(respond: (req: Received, res: ServerResponse, index: number) => void) {
+  const requests: Received[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const received = { url: req.url ?? '', headers: req.headers, raw: Buffer.concat(chunks) };
+      requests.push(received);
+      respond(received, res, requests.length - 1);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  servers.push(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests };
+}
+
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((close) => close()));
+});
+
+function record(requestId = '1-64f6d6e7-e01edb1cce58240ed59b59d9'): DestinationRecord {
+  return {
+    timestamp: 1660120276975,
+    requestContext: {
+      requestId,
+      functionArn: 'acs:fc:cn-hangzhou:123:functions/f',
+      condition: '',
+      approximateInvokeCount: 1,
+    },
+    requestPayload: '{"method":"POST"}',
+    responseContext: { statusCode: 200, functionError: '' },
+    responsePayload: 'done',
+  };
+}
+
+/** Delivery options with no real waits between retries. */
+const instant = () => ({ logger: memoryLogger(), sleep: async () => {}, random: () => 0 });
+
+const ok: Listener = (_req, res) => {
+  res.end('ok');
+};
+
+describe('httpDestination against misbehaving receivers', () => {
+  it('cancels a huge or endless 2xx body instead of reading it, and counts the delivery', async () => {
+    const hook = await receiver((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      const chunk = Buffer.alloc(64 * 1024, 120);
+      const timer = setInterval(() => res.write(chunk), 1);
+      res.on('close', () => clearInterval(timer));
+    });
+    const result = await deliverRecord(httpDestination(hook.url, { timeoutMs: 5000 }), record(), instant());
+    expect(result).toMatchObject({ status: 'Succeeded', attempts: 1 });
+  });
+
+  it.each([
+    [307, false, 1],
+    [410, false, 1],
+    [429, true, 3],
+    [503, true, 3],
+  ])('HTTP %i: retryable %s, %i attempts with retries: 2', async (status, retryable, attempts) => {
+    const hook = await receiver((_req, res) => {
+      res.writeHead(status, status === 307 ? { location: '/elsewhere' } : {});
+      res.end('x'.repeat(100_000));
+    });
+    const result = await deliverRecord(httpDestination(hook.url, { retries: 2 }), record(), instant());
+    expect(result).toMatchObject({ status: 'Failed', attempts });
+    expect(result.errors[0]).toContain(`HTTP ${status} from ${hook.url}`);
+    expect(hook.requests).toHaveLength(attempts);
+    await expect(httpDestination(hook.url)(record())).rejects.toMatchObject({ retryable, status });
+  });
+
+  it('retries a connection reset before the answer as a network error', async () => {
+    const hook = await receiver((req, res, index) => {
+      if (index === 0) {
+        res.socket?.destroy();
+        return;
+      }
+      res.statusCode = 204;
+      res.end();
+      void req;
+    });
+    const result = await deliverRecord(httpDestination(hook.url), record(), instant());
+    expect(result).toMatchObject({ status: 'Succeeded', attempts: 2 });
+  });
+
+  it('signs non-ASCII records so that the documented helper verifies the raw bytes', async () => {
+    const hook = await receiver((_req, res) => res.end());
+    const r = record();
+    r.responsePayload = 'ünïcødé 表 😀 \u2028 line\nbreak';
+    await httpDestination(hook.url, { secret: 'sécret-✓' })(r);
+    const got = hook.requests[0] as Received;
+    expect(verifyDestinationSignature(got.raw, got.headers['x-fc-async-signature'], 'sécret-✓')).toBe(true);
+    expect(JSON.parse(got.raw.toString('utf8'))).toEqual(r);
+  });
+});
+
+describe('fcFunctionDestination against an FC endpoint that never answers', () => {
+  it('fails the call past timeoutMs as a retryable DestinationTimeout', async () => {
+    const silent = await receiver(() => {
+      // never answers
+    });
+    const destination = fcFunctionDestination(
+      'dest-fail',
+      { accessKeyId: 'ak', accessKeySecret: 'sk-sentinel', endpoint: silent.url },
+      { timeoutMs: 200 },
+    );
+    const error = await Promise.resolve(destination(record())).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'DestinationTimeout', retryable: true });
+    expect((error as Error).message).toMatch(/^InvokeFunction fc:dest-fail failed: ReadTimeout\(200\)/);
+    expect((error as Error).message).not.toContain('sk-sentinel');
+    expect(silent.requests).toHaveLength(1);
+  });
+});
+
+describe('httpDestination refuses, when made, what fetch would refuse at every delivery', () => {
+  it.each(['content-length', 'Transfer-Encoding', 'keep-alive', 'upgrade', 'expect', 'connection'])(
+    'a `%s` header',
+    (name) => {
+      expect(() => httpDestination('http://127.0.0.1:8080/', { headers: { [name]: '1' } })).toThrow(
+        new TypeError(
+          `Expected \`headers\` not to set \`${name}\`: fetch sets the connection and body framing headers itself`,
+        ),
+      );
+    },
+  );
+
+  it.each([0, 6000, 6666, 10080])('port %i', (port) => {
+    expect(() => httpDestination(`http://127.0.0.1:${port}/hook`)).toThrow(
+      new TypeError(`Expected \`url\` to use a port fetch allows, got \`${port}\``),
+    );
+  });
+
+  it('still accepts ordinary ports and headers', () => {
+    expect(() =>
+      httpDestination('https://hooks.example.com:8443/x', { headers: { authorization: 'Bearer t', host: 'a' } }),
+    ).not.toThrow();
+  });
+});
+
+describe('jsonlDestination faults', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fc-async-jsonl-faults-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('keeps a record holding newlines, U+2028 and U+2029 on one line of the file', async () => {
+    const file = join(dir, 'separators.jsonl');
+    const r = record();
+    r.responsePayload = 'a\nb\r\nc\u2028d\u2029e\u0085f';
+    await jsonlDestination(file)(r);
+    await jsonlDestination(file)(record('second'));
+    const text = await readFile(file, 'utf8');
+    // Readers that split on every Unicode line break (editors, Python's splitlines) see two lines.
+    expect(text.split(/\r\n|[\n\r\u2028\u2029\u0085]/)).toHaveLength(3);
+    expect(JSON.parse(text.split('\n')[0] as string)).toEqual(r);
+  });
+
+  it('reports a path that is a folder as a failed delivery, never an unhandled rejection', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const destinations = [jsonlDestination(dir, { retries: 1 }), jsonlDestination(dir, { retries: 1 })];
+      const result = await deliverRecord(destinations, record(), instant());
+      expect(result).toMatchObject({ status: 'Failed', attempts: 4 });
+      expect(result.errors.join(' ')).toContain('EISDIR');
+      await tick(20);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+    expect(unhandled).toEqual([]);
+  });
+});
+
+describe('handler.close() while deliveries are in flight', () => {
+  function setup(destination: Destination) {
+    const logger = memoryLogger();
+    const handler = createFcHandler(ok, {
+      logger,
+      env: {},
+      async: { mode: 'local', stopGraceMs: 20 },
+      destinations: { onSuccess: destination },
+    });
+    return { handler, logger };
+  }
+
+  it('ends a delivery that never settles by the deadline, records it Failed, and calls nothing after', async () => {
+    let calls = 0;
+    let aborted = false;
+    const { handler, logger } = setup((_record, ctx) => {
+      calls++;
+      ctx?.signal.addEventListener('abort', () => {
+        aborted = true;
+      });
+      return new Promise(() => {});
+    });
+    await handler(asyncEvent({ taskId: 'hung' }), context);
+    for (let i = 0; i < 100 && calls === 0; i++) await tick(5);
+    expect(calls).toBe(1);
+    const closing = handler.close({ timeoutMs: 30 });
+    const ended = await Promise.race([closing.then(() => 'closed'), tick(3000).then(() => 'still open')]);
+    expect(ended).toBe('closed');
+    expect(aborted).toBe(true);
+    const task = await handler.tasks.get('hung');
+    expect(task?.status).toBe('Succeeded');
+    expect(task?.destinationStatus).toBe('Failed');
+    expect(logger.entries.some((e) => e.level === 'error' && e.fields?.code === 'DestinationAborted')).toBe(true);
+    await tick(50);
+    expect(calls).toBe(1);
+  });
+
+  it('stops retrying a failing destination once closed: no call after close() resolves', async () => {
+    let calls = 0;
+    const { handler } = setup(() => {
+      calls++;
+      throw new Error('receiver down');
+    });
+    await handler(asyncEvent({ taskId: 'down' }), context);
+    for (let i = 0; i < 100 && calls === 0; i++) await tick(5);
+    await handler.close({ timeoutMs: 30 });
+    const after = calls;
+    const task = await handler.tasks.get('down');
+    expect(task?.status).toBe('Succeeded');
+    expect(task?.destinationStatus).toBe('Failed');
+    await tick(1500); // past the first backoff waits (500 ms, then 1 s caps)
+    expect(calls).toBe(after);
+  });
+});
+
+describe('several destinations for one side, one failing', () => {
+  it('still delivers to the others, records Failed, and keeps the task status', async () => {
+    const delivered: DestinationRecord[] = [];
+    const handler = createFcHandler(
+      () => {
+        throw new Error('boom');
+      },
+      {
+        logger: memoryLogger(),
+        env: {},
+        async: { mode: 'local', maxAsyncRetryAttempts: 0 },
+        destinations: {
+          onFailure: [
+            () => {
+              throw new DestinationError('DestinationHttpError', 'HTTP 400 from x', { retryable: false, status: 400 });
+            },
+            (r) => void delivered.push(r),
+          ],
+        },
+      },
+    );
+    await handler(asyncEvent({ taskId: 'mixed' }), context);
+    await handler.drain();
+    const task = await handler.tasks.get('mixed');
+    expect(task).toMatchObject({ status: 'Failed', destinationStatus: 'Failed' });
+    expect(delivered.map((r) => r.requestContext.condition)).toEqual(['UnhandledInvocationError']);
+    await handler.close();
+  });
+});
+
+describe('handler.close() with a persistent backend while a delivery hangs', () => {
+  it('closes by the deadline and leaves the delivery to the next start, which makes it', async () => {
+    const store = new MemoryTaskStore();
+    const durable: AsyncBackend = {
+      name: 'durable-memory',
+      persistent: true,
+      create: () => ({ store, queue: new PQueueDriver(2) }),
+    };
+    let hungCalls = 0;
+    const first = createFcHandler(ok, {
+      logger: memoryLogger(),
+      env: {},
+      async: { mode: 'local', backend: durable, stopGraceMs: 20 },
+      destinations: {
+        onSuccess: () => {
+          hungCalls++;
+          return new Promise(() => {});
+        },
+      },
+    });
+    await first(asyncEvent({ taskId: 'durable' }), context);
+    for (let i = 0; i < 100 && hungCalls === 0; i++) await tick(5);
+    const ended = await Promise.race([
+      first.close({ timeoutMs: 30 }).then(() => 'closed'),
+      tick(3000).then(() => 'still open'),
+    ]);
+    expect(ended).toBe('closed');
+    expect(store.get('durable')).toMatchObject({ status: 'Succeeded', deliveryPending: true });
+    expect(store.get('durable')?.destinationStatus).toBeUndefined();
+
+    const delivered: DestinationRecord[] = [];
+    const second = createFcHandler(ok, {
+      env: {},
+      async: { mode: 'local', backend: durable },
+      destinations: { onSuccess: (r) => void delivered.push(r) },
+    });
+    await second.tasks.get('durable');
+    await second.drain();
+    expect(delivered.map((r) => r.requestContext.condition)).toEqual(['']);
+    expect((await second.tasks.get('durable'))?.destinationStatus).toBe('Succeeded');
+    await second.close();
+    expect(hungCalls).toBe(1);
+  });
+});
+
+describe('secrets never reach a destination record', () => {
+  const secrets = {
+    Authorization: 'Bearer sentinel-authz',
+    'Proxy-Authorization': 'Basic sentinel-proxy',
+    Cookie: 'sid=sentinel-cookie',
+    'X-Fc-Access-Key-Id': 'sentinel-akid',
+    'X-Fc-Access-Key-Secret': 'sentinel-aksecret',
+    'X-Fc-Security-Token': 'sentinel-sts',
+  };
+
+  it('local mode, posted through httpDestination', async () => {
+    const hook = await receiver((_req, res) => res.end());
+    const handler = createFcHandler(ok, {
+      env: {},
+      async: { mode: 'local' },
+      destinations: { onSuccess: httpDestination(hook.url) },
+    });
+    await handler(asyncEvent({ taskId: 'secrets', headers: { ...secrets, 'X-Kept': 'kept' } }), context);
+    await handler.drain();
+    await handler.close();
+    const body = (hook.requests[0] as Received).raw.toString('utf8');
+    expect(body).toContain('x-kept');
+    expect(body).not.toMatch(/sentinel/);
+  });
+
+  it('platform mode, posted through httpDestination', async () => {
+    const hook = await receiver((_req, res) => res.end());
+    const handler = createFcHandler(ok, {
+      env: { FC_FUNCTION_NAME: 'f', FC_REGION: 'cn-hangzhou' },
+      async: { mode: 'platform' },
+      destinations: { onSuccess: httpDestination(hook.url) },
+    });
+    const e = event({ headers: { ...secrets, 'X-Fc-Invocation-Type': 'Async', 'X-Kept': 'kept' } });
+    await handler(e, context);
+    const body = (hook.requests[0] as Received).raw.toString('utf8');
+    expect(body).toContain('x-kept');
+    expect(body).not.toMatch(/sentinel/);
+  });
+});
