@@ -163,12 +163,16 @@ export class AsyncEngine {
   private outstanding = 0;
   private idleWaiters: (() => void)[] = [];
   private closing = false;
+  /** close() is past its deadline with a persistent backend: no attempt starts any more. */
+  private cut = false;
   private readonly listeners = new Set<(event: EngineEvent) => void>();
   private config: { maxAsyncRetryAttempts: number; maxAsyncEventAgeInSeconds: number; destinations: Destinations };
   private readonly persistent: boolean;
   private arn: { region: string; accountId: string; functionName: string; arn: string } | undefined;
   /** How destinations are called: `deliverRecord`'s defaults with the engine's logger. */
   private readonly delivery: Settings;
+  /** Aborted by close() past its deadline and grace: deliveries still under way end then. */
+  private readonly shutdown = new AbortController();
   /** Every attempt's timeout (`timeoutSeconds`), under one timer. */
   private readonly timeouts: Deadlines;
 
@@ -188,7 +192,7 @@ export class AsyncEngine {
       maxAsyncEventAgeInSeconds: options.maxAsyncEventAgeInSeconds,
       destinations: deps.destinations ?? {},
     };
-    this.delivery = resolveSettings({ logger: deps.logger });
+    this.delivery = resolveSettings({ logger: deps.logger, signal: this.shutdown.signal });
     this.timeouts = new Deadlines(options.timeoutSeconds * 1000);
     const backend = options.backend ?? memory();
     this.persistent = backend.persistent;
@@ -359,6 +363,9 @@ export class AsyncEngine {
    */
   async close(options: { timeoutMs?: number } = {}): Promise<void> {
     const timeoutMs = options.timeoutMs ?? 30_000;
+    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) {
+      throw new TypeError(`Expected \`timeoutMs\` to be a number from 0 and up, got \`${String(timeoutMs)}\``);
+    }
     this.closing = true;
     const started = await this.ready.then(
       () => true,
@@ -374,23 +381,31 @@ export class AsyncEngine {
     this.queue.stopTaking?.();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), timeoutMs);
+      // Past 2^31 − 1 ms (Infinity: wait for everything) setTimeout would fire at once.
+      timer = setTimeout(() => resolve('timeout'), Math.min(timeoutMs, MAX_TIMER_MS));
     });
     const result = await Promise.race([this.drain().then(() => 'drained' as const), deadline]);
     clearTimeout(timer);
     if (result === 'timeout') {
       if (this.persistent) {
+        this.cut = true;
         for (const running of this.running.values())
           running.abort(new FcAsyncError('Stopped', 'The function is shutting down'));
         // Their end (Retrying, for the next start) is written before the store closes.
-        await Promise.race([Promise.allSettled([...this.inFlight]), sleep(Math.max(this.options.stopGraceMs, 100))]);
+        await within(Promise.allSettled([...this.inFlight]), Math.max(this.options.stopGraceMs, 100));
       } else {
         const left = (await this.store.unfinished()).filter((r) => !TERMINAL_STATUSES.has(r.status));
         await Promise.all(left.map((record) => this.stopTask(record.taskId).catch(() => undefined)));
-        await Promise.race([this.drain(), sleep(Math.max(this.options.stopGraceMs, 100))]);
+        await within(this.drain(), Math.max(this.options.stopGraceMs, 100));
       }
+      // A destination still hung or retrying ends now, and takes no new attempt.
+      this.shutdown.abort();
     }
     await this.queue.close();
+    if (result === 'timeout') {
+      // Deliveries just aborted record how they ended before the store closes.
+      await within(this.persistent ? Promise.allSettled([...this.inFlight]) : this.drain(), 100);
+    }
     await this.store.close?.();
   }
 
@@ -488,6 +503,9 @@ export class AsyncEngine {
   }
 
   private async attempt(taskId: string): Promise<JobResult> {
+    // Past close()'s deadline, a job (an interrupted attempt's retry among them) is left as its
+    // task is: for the next start, or for another instance of a shared queue.
+    if (this.cut) return this.queue.shared ? { retryInMs: 0 } : undefined;
     const store = this.store;
     // A store's cached copy saves a round trip; the claim below checks the status again.
     const got = store.peek ? store.peek(taskId) : store.get(taskId);
@@ -832,6 +850,9 @@ export class AsyncEngine {
       const result = hooks?.delivery
         ? await hooks.delivery(record, side, condition, () => deliverResolved(list, destinationRecord, this.delivery))
         : await deliverResolved(list, destinationRecord, this.delivery);
+      // Cut short by close(): a persistent backend delivers it again on the next start.
+      const cutShort = result.status === 'Failed' && this.shutdown.signal.aborted;
+      if (cutShort && this.persistent && record.deliveryPending) return;
       const updating = this.store.update(record.taskId, {
         destinationStatus: result.status,
         deliveryPending: undefined,
@@ -958,8 +979,11 @@ const INTERRUPTED: AttemptOutcome = {
   errorType: 'Interrupted',
 };
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits for `promise` or `ms`, whichever ends first; the timer never outlives the wait (the process can exit). */
+async function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }
 
 /** `tasks.get` and `tasks.stop` take a task id string; anything else is a caller's mistake, not "not found". */
@@ -969,6 +993,9 @@ function checkTaskId(taskId: unknown): void {
     throw new TypeError(`Expected \`taskId\` to be a string, got \`${got}\``);
   }
 }
+
+/** setTimeout fires at once past 2^31 − 1 ms. */
+const MAX_TIMER_MS = 2_147_483_647;
 
 /** How long a task waits after the store refused one of its writes, ms. */
 const BOOKKEEPING_RETRY_MS = 1000;

@@ -25,9 +25,11 @@ export class PQueueDriver implements QueueDriver {
     this.backlog.push(taskId);
     this.pump();
   });
-  /** Task ids waiting for a slot, from `head` on (the job object is made when it runs). */
+  /** Task ids waiting for a slot, from `head` on (the job object is made when it runs); '' is a cancelled one. */
   private backlog: string[] = [];
   private head = 0;
+  /** Cancelled slots from `head` on: a stopped task no longer counts as waiting (maxQueuedTasks). */
+  private cancelled = 0;
   private scheduled = false;
   private process: ((job: QueueJob) => Promise<JobResult>) | undefined;
   private closed = false;
@@ -60,12 +62,18 @@ export class PQueueDriver implements QueueDriver {
     }
   }
 
+  /** Takes a waiting job out (delayed, or queued for a slot); false when it was not waiting. */
   cancel(taskId: string): boolean {
-    return this.delayed.cancel(taskId);
+    if (this.delayed.cancel(taskId)) return true;
+    const i = this.backlog.indexOf(taskId, this.head);
+    if (i < 0) return false;
+    this.backlog[i] = '';
+    this.cancelled++;
+    return true;
   }
 
   pending(): number {
-    return this.backlog.length - this.head + this.queue.size + this.delayed.size;
+    return this.backlog.length - this.head - this.cancelled + this.queue.size + this.delayed.size;
   }
 
   running(): number {
@@ -77,6 +85,7 @@ export class PQueueDriver implements QueueDriver {
     this.delayed.clear();
     this.backlog = [];
     this.head = 0;
+    this.cancelled = 0;
     this.queue.clear();
   }
 
@@ -97,6 +106,10 @@ export class PQueueDriver implements QueueDriver {
       } else if (this.head >= COMPACT_AT && this.head * 2 >= this.backlog.length) {
         this.backlog = this.backlog.slice(this.head);
         this.head = 0;
+      }
+      if (taskId === '') {
+        this.cancelled--;
+        continue;
       }
       void queue.add(() => this.run({ taskId }));
     }

@@ -26,7 +26,10 @@ const SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000;
  * ```
  */
 export interface MemoryBackendOptions {
-  /** Finished tasks kept; past it the oldest finished go first. Unfinished tasks are never dropped. @default 10000 */
+  /**
+   * Finished tasks kept; past it the oldest finished go first. Unfinished tasks are never dropped,
+   * nor a finished one whose destination is still being called. @default 10000
+   */
   maxTasks?: number;
   /** How long a finished task is kept. @default 7 days */
   retentionMs?: number;
@@ -49,6 +52,8 @@ export class MemoryTaskStore implements TaskStore {
   private finishedIds: string[] = [];
   private finishedAt: number[] = [];
   private head = 0;
+  /** Finished tasks past the limits whose destination call is under way: dropped once it ends. */
+  private readonly delivering = new Set<string>();
   private readonly maxTasks: number;
   private readonly retentionMs: number;
 
@@ -58,13 +63,19 @@ export class MemoryTaskStore implements TaskStore {
   }
 
   insert(record: TaskRecord): boolean {
-    if (this.tasks.has(record.taskId)) return false;
+    if (this.get(record.taskId) !== undefined) return false;
     this.tasks.set(record.taskId, record);
     return true;
   }
 
   get(taskId: string): TaskRecord | undefined {
-    return this.tasks.get(taskId);
+    const record = this.tasks.get(taskId);
+    // Past `retentionMs` with nothing finishing since: gone now, not at the next finish.
+    if (record?.endTime !== undefined && record.endTime < Date.now() - this.retentionMs) {
+      this.evict(Date.now());
+      return this.tasks.get(taskId);
+    }
+    return record;
   }
 
   transition(taskId: string, status: AsyncTaskStatus, options: TransitionOptions): TaskRecord | undefined {
@@ -86,7 +97,14 @@ export class MemoryTaskStore implements TaskStore {
 
   update(taskId: string, patch: TaskPatch): void {
     const record = this.tasks.get(taskId);
-    if (record) assign(record, patch);
+    if (!record) return;
+    assign(record, patch);
+    if (!record.deliveryPending && this.delivering.delete(taskId)) {
+      // Its destination call ended: it goes as it would have when it finished.
+      this.finishedIds.push(taskId);
+      this.finishedAt.push(Date.now());
+      this.evict(Date.now());
+    }
   }
 
   list(query: TaskQuery): TaskPage<TaskRecord> {
@@ -109,7 +127,10 @@ export class MemoryTaskStore implements TaskStore {
     const at = this.finishedAt;
     while (this.head < ids.length) {
       if (ids.length - this.head <= this.maxTasks && (at[this.head] as number) >= oldestAllowed) break;
-      this.tasks.delete(ids[this.head] as string);
+      const taskId = ids[this.head] as string;
+      // A task whose destination is still being called keeps its record (and its id) until then.
+      if (this.tasks.get(taskId)?.deliveryPending) this.delivering.add(taskId);
+      else this.tasks.delete(taskId);
       ids[this.head] = '';
       this.head++;
     }
