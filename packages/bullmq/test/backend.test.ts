@@ -1,10 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createFcHandler, type DestinationRecord, type FcHandler, getInvocation, silentLogger } from '@fc-async/core';
 import { asyncEvent } from '@fc-async/test-kit/fc-server';
-import { Queue } from 'bullmq';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { bullmq } from '../src/index.js';
-import { uniquePrefix, until } from './helpers.js';
+import { bullQueue, uniquePrefix, until } from './helpers.js';
 
 type App = (req: IncomingMessage, res: ServerResponse) => unknown;
 
@@ -42,15 +41,6 @@ async function status(handler: FcHandler, taskId: string) {
   return (await handler.tasks.get(taskId))?.status;
 }
 
-function bullQueue(prefix: string): Queue {
-  const queue = new Queue('tasks', {
-    connection: { host: '127.0.0.1', port: Number(new URL(inject('redisUrl')).port) },
-    prefix,
-  });
-  closers.push(() => queue.close());
-  return queue;
-}
-
 describe('bullmq(): several instances in one process', () => {
   it('one instance accepts, another runs; both see the task; a task id is refused on every instance once taken', async () => {
     const prefix = uniquePrefix();
@@ -86,7 +76,7 @@ describe('bullmq(): several instances in one process', () => {
       },
       { backoffMs: 1500 },
     );
-    const queue = bullQueue(prefix);
+    const queue = bullQueue(prefix, closers);
     expect((await worker.handler(asyncEvent('retry_me'))).statusCode).toBe(202);
     await until('the job to wait for its first retry', async () => {
       return (await (await queue.getJob('retry_me'))?.getState()) === 'delayed';
@@ -136,7 +126,7 @@ describe('bullmq(): several instances in one process', () => {
       res.end();
     });
     const acceptor = instance(prefix, ok, { worker: false });
-    const queue = bullQueue(prefix);
+    const queue = bullQueue(prefix, closers);
     const acceptedAt = Date.now();
     await acceptor.handler(asyncEvent('later', {}, { 'X-Fc-Async-Delay': '1' }));
     await acceptor.handler(asyncEvent('never', {}, { 'X-Fc-Async-Delay': '2' }));
@@ -167,7 +157,7 @@ describe('bullmq(): several instances in one process', () => {
       worker.handler(delayed),
     ]);
     expect(answers.map((a) => a.statusCode)).toEqual([...ids.map(() => 202), 409, 202]);
-    const queue = bullQueue(prefix);
+    const queue = bullQueue(prefix, closers);
     expect(await (await queue.getJob('burst_later'))?.getState()).toBe('delayed');
     await until('every task of the burst to succeed', () => worker.successes.length === ids.length + 1);
     expect(ran.sort()).toEqual([...ids, 'burst_later'].sort());

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { inject } from 'vitest';
 import { keysOf } from '../src/keys.js';
@@ -24,4 +25,14 @@ export async function until(what: string, check: () => Promise<boolean> | boolea
     if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+/** The BullMQ queue of the backend under `prefix`, as a test looks into it; closed by `closers`. */
+export function bullQueue(prefix: string, closers: (() => Promise<unknown>)[]): Queue {
+  const queue = new Queue('tasks', {
+    connection: { host: '127.0.0.1', port: Number(new URL(inject('redisUrl')).port) },
+    prefix,
+  });
+  closers.push(() => queue.close());
+  return queue;
 }

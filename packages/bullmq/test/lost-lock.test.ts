@@ -1,11 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createFcHandler, type DestinationRecord, getInvocation, silentLogger } from '@fc-async/core';
 import { asyncEvent } from '@fc-async/test-kit/fc-server';
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { bullmq } from '../src/index.js';
-import { uniquePrefix, until } from './helpers.js';
+import { bullQueue, uniquePrefix, until } from './helpers.js';
 
 type App = (req: IncomingMessage, res: ServerResponse) => unknown;
 
@@ -67,15 +67,6 @@ function instance(
   return { handler, delivered };
 }
 
-function bullQueue(prefix: string): Queue {
-  const queue = new Queue('tasks', {
-    connection: { host: '127.0.0.1', port: Number(new URL(inject('redisUrl')).port) },
-    prefix,
-  });
-  closers.push(() => queue.close());
-  return queue;
-}
-
 /** Waits until the task ended and BullMQ holds no job for it any more. */
 async function settled(handler: ReturnType<typeof instance>['handler'], queue: Queue, taskId: string): Promise<void> {
   let last = '';
@@ -113,7 +104,7 @@ describe('bullmq(): a lock lost while the attempt still runs on the same instanc
       { concurrency: 2 },
     );
     expect((await handler(asyncEvent('retried'))).statusCode).toBe(202);
-    await settled(handler, bullQueue(prefix), 'retried');
+    await settled(handler, bullQueue(prefix, closers), 'retried');
     expect((await handler.tasks.get('retried'))?.status).toBe('Succeeded');
     expect(ran).toEqual(['0', '1']);
     expect(delivered.map((r) => r.requestContext.condition)).toEqual(['']);
@@ -133,7 +124,7 @@ describe('bullmq(): a lock lost while the attempt still runs on the same instanc
       { concurrency: 2 },
     );
     expect((await handler(asyncEvent('kept'))).statusCode).toBe(202);
-    const queue = bullQueue(prefix);
+    const queue = bullQueue(prefix, closers);
     await settled(handler, queue, 'kept');
     await sleep(4 * LOCK_MS); // a job left behind would run again by now
     expect((await handler.tasks.get('kept'))?.status).toBe('Succeeded');
@@ -151,7 +142,7 @@ describe('bullmq(): a lock lost while the attempt still runs on the same instanc
       res.end();
     });
     expect((await handler(asyncEvent('blocked'))).statusCode).toBe(202);
-    const queue = bullQueue(prefix);
+    const queue = bullQueue(prefix, closers);
     await settled(handler, queue, 'blocked');
     expect((await handler(asyncEvent('next'))).statusCode).toBe(202);
     await settled(handler, queue, 'next');
@@ -174,7 +165,7 @@ describe('bullmq(): a lock lost while the attempt still runs on the same instanc
       res.end();
     });
     expect((await handler(asyncEvent('again'))).statusCode).toBe(202);
-    await settled(handler, bullQueue(prefix), 'again');
+    await settled(handler, bullQueue(prefix, closers), 'again');
     expect((await handler.tasks.get('again'))?.status).toBe('Succeeded');
     expect(ran).toEqual(['0', '1']);
     expect(delivered.map((r) => r.requestContext.condition)).toEqual(['']);
@@ -207,7 +198,7 @@ describe('bullmq(): a lock lost while the attempt still runs on the same instanc
     await until('the attempt to lose its lock a few times', () => steps >= 4);
     // The other slot stays free for other tasks.
     expect((await handler(asyncEvent('bystander'))).statusCode).toBe(202);
-    const queue = bullQueue(prefix);
+    const queue = bullQueue(prefix, closers);
     await settled(handler, queue, 'marathon');
     await settled(handler, queue, 'bystander');
     expect((await handler.tasks.get('marathon'))?.status).toBe('Succeeded');
@@ -230,7 +221,7 @@ describe('bullmq(): a lock lost while the attempt still runs on the same instanc
       { concurrency: 2, maxAsyncRetryAttempts: 0 },
     );
     expect((await handler(asyncEvent('last'))).statusCode).toBe(202);
-    const queue = bullQueue(prefix);
+    const queue = bullQueue(prefix, closers);
     await settled(handler, queue, 'last');
     await sleep(4 * LOCK_MS);
     expect((await handler.tasks.get('last'))?.status).toBe('Failed');
@@ -271,7 +262,7 @@ describe('bullmq(): a lock lost while the attempt still runs, another instance t
     first.open();
     await one.handler.drain(); // the first attempt recorded its end
     second.open();
-    const queue = bullQueue(prefix);
+    const queue = bullQueue(prefix, closers);
     await settled(two.handler, queue, 'shared');
     await sleep(4 * LOCK_MS); // a job left behind would run again by now
     const delivered = [...one.delivered, ...two.delivered];

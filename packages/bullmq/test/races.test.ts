@@ -2,7 +2,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createFcHandler, type DestinationRecord, type FcHandler, getInvocation, silentLogger } from '@fc-async/core';
 import { asyncEvent } from '@fc-async/test-kit/fc-server';
 import { taskRecord } from '@fc-async/test-kit/task-store';
-import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { bullmq } from '../src/index.js';
@@ -10,7 +9,7 @@ import { keysOf } from '../src/keys.js';
 import { resolveBullmqOptions } from '../src/options.js';
 import { Pruner } from '../src/prune.js';
 import type { RedisTaskStore } from '../src/store.js';
-import { openStore, uniquePrefix, until } from './helpers.js';
+import { bullQueue, openStore, uniquePrefix, until } from './helpers.js';
 
 type App = (req: IncomingMessage, res: ServerResponse) => unknown;
 
@@ -58,15 +57,6 @@ function storeOf(handler: FcHandler): RedisTaskStore {
   return (handler.engine as unknown as { store: RedisTaskStore }).store;
 }
 
-function bullQueue(prefix: string): Queue {
-  const queue = new Queue('tasks', {
-    connection: { host: '127.0.0.1', port: Number(new URL(inject('redisUrl')).port) },
-    prefix,
-  });
-  closers.push(() => queue.close());
-  return queue;
-}
-
 describe('bullmq(): races between instances', () => {
   it('a stop that wins over a worker which took the job but had not claimed the task yet: Stopped, never run, one destination call', async () => {
     const prefix = uniquePrefix();
@@ -97,7 +87,7 @@ describe('bullmq(): races between instances', () => {
     expect((await acceptor.handler.tasks.stop('raced')).status).toBe('Stopped');
     stopDone.open();
     // The acceptor's destination call is still under way while the worker reads the task.
-    const queue = bullQueue(prefix);
+    const queue = bullQueue(prefix, closers);
     await until('the worker to be done with the job', async () => (await queue.getJob('raced')) === undefined);
     await worker.handler.drain();
     delivering.open();
@@ -127,7 +117,7 @@ describe('bullmq(): races between instances', () => {
     // The 409 still adds a job under the id: the stop removed the task's own.
     expect((await acceptor.handler(asyncEvent('again'))).statusCode).toBe(409);
     await acceptor.handler.tasks.get('again'); // after the job's add, on the same connection
-    const queue = bullQueue(prefix);
+    const queue = bullQueue(prefix, closers);
     await until('the worker to be done with the job', async () => (await queue.getJob('again')) === undefined);
     await worker.handler.drain();
     delivering.open();

@@ -6,42 +6,13 @@ import {
   type AsyncTask,
   createFcHandler,
   type DestinationRecord,
-  type FcHandlerOptions,
   getInvocation,
   type Invocation,
   isFcRequestId,
   MemoryTaskStore,
   memory,
 } from '../src/index.js';
-import { asyncEvent, context, deferred, event, json, memoryLogger, tick } from './helpers.js';
-
-type Listener = (req: IncomingMessage, res: ServerResponse) => unknown;
-
-function setup(app: Listener, async: AsyncOptions = {}, extra: Partial<FcHandlerOptions> = {}) {
-  const successes: DestinationRecord[] = [];
-  const failures: DestinationRecord[] = [];
-  const logger = memoryLogger();
-  const handler = createFcHandler(app, {
-    logger,
-    env: {},
-    async: { mode: 'local', backoff: { baseMs: 1, maxMs: 2 }, ...async },
-    destinations: {
-      onSuccess: (r) => {
-        successes.push(r);
-      },
-      onFailure: (r) => {
-        failures.push(r);
-      },
-    },
-    ...extra,
-  });
-  return { handler, successes, failures, logger };
-}
-
-const ok: Listener = (_req, res) => {
-  res.setHeader('content-type', 'application/json');
-  res.end('{"ok":true}');
-};
+import { asyncEvent, context, deferred, event, json, ok, setup, tick } from './helpers.js';
 
 const statuses = (task: AsyncTask | undefined) => task?.events.map((e) => e.status);
 

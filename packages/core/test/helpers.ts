@@ -1,5 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { FcHttpEvent, FcHttpResult, Logger } from '../src/index.js';
+import {
+  type AsyncOptions,
+  createFcHandler,
+  type DestinationRecord,
+  type FcHandlerOptions,
+  type FcHttpEvent,
+  type FcHttpResult,
+  type Logger,
+} from '../src/index.js';
 
 let n = 0;
 /** A fresh FC 3.0 request id. */
@@ -74,3 +82,31 @@ export function deferred<T = void>() {
 }
 
 export const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
+
+/** A handler in local mode with fast backoff, its destination records and its logger's entries. */
+export function setup(app: Listener, async: AsyncOptions = {}, extra: Partial<FcHandlerOptions> = {}) {
+  const successes: DestinationRecord[] = [];
+  const failures: DestinationRecord[] = [];
+  const logger = memoryLogger();
+  const handler = createFcHandler(app, {
+    logger,
+    env: {},
+    async: { mode: 'local', backoff: { baseMs: 1, maxMs: 2 }, ...async },
+    destinations: {
+      onSuccess: (r) => {
+        successes.push(r);
+      },
+      onFailure: (r) => {
+        failures.push(r);
+      },
+    },
+    ...extra,
+  });
+  return { handler, successes, failures, logger };
+}
+
+/** An app answering 200 `{"ok":true}`. */
+export const ok: Listener = (_req, res) => {
+  res.setHeader('content-type', 'application/json');
+  res.end('{"ok":true}');
+};

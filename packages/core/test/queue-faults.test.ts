@@ -1,43 +1,6 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import {
-  type AsyncOptions,
-  createFcHandler,
-  type DestinationRecord,
-  type FcHandlerOptions,
-  getInvocation,
-  memory,
-  PQueueDriver,
-} from '../src/index.js';
-import { asyncEvent, context, deferred, json, memoryLogger, tick } from './helpers.js';
-
-type Listener = (req: IncomingMessage, res: ServerResponse) => unknown;
-
-function setup(app: Listener, async: AsyncOptions = {}, extra: Partial<FcHandlerOptions> = {}) {
-  const successes: DestinationRecord[] = [];
-  const failures: DestinationRecord[] = [];
-  const logger = memoryLogger();
-  const handler = createFcHandler(app, {
-    logger,
-    env: {},
-    async: { mode: 'local', backoff: { baseMs: 1, maxMs: 2 }, ...async },
-    destinations: {
-      onSuccess: (r) => {
-        successes.push(r);
-      },
-      onFailure: (r) => {
-        failures.push(r);
-      },
-    },
-    ...extra,
-  });
-  return { handler, successes, failures, logger };
-}
-
-const ok: Listener = (_req, res) => {
-  res.setHeader('content-type', 'application/json');
-  res.end('{"ok":true}');
-};
+import { createFcHandler, getInvocation, memory, PQueueDriver } from '../src/index.js';
+import { asyncEvent, context, deferred, json, memoryLogger, ok, setup, tick } from './helpers.js';
 
 /** Ref'd timers of this process (what keeps it from exiting). */
 const liveTimers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
