@@ -30,7 +30,8 @@ CREATE INDEX IF NOT EXISTS fc_async_tasks_ended ON fc_async_tasks (end_time) WHE
  * commit, see WriteBatch), and an exclusive lock held for the life of the connection, so that a second process cannot run the
  * same tasks. Throws an `FcAsyncError` `SqliteStoreLocked` when another process holds the file,
  * `SqliteStoreVersion` for a file of a newer schema, `SqliteStoreUnavailable` for anything else
- * that keeps the file from being opened (not a SQLite file, a folder, no permission).
+ * that keeps the file from being opened (not a SQLite file, another application's database, a
+ * folder, no permission). A file refused is left as it was.
  */
 export function openDatabase(path: string, options: ResolvedSqliteOptions): Database.Database {
   const file = resolve(path);
@@ -47,16 +48,11 @@ export function openDatabase(path: string, options: ResolvedSqliteOptions): Data
   }
   try {
     db.pragma('locking_mode = EXCLUSIVE');
+    // Checked before anything is written: a file refused here is left byte for byte as it was.
+    checkOwnFile(db, file);
     db.pragma('journal_mode = WAL');
     // Takes the lock now rather than at the first write.
     db.exec('BEGIN EXCLUSIVE; COMMIT;');
-    const version = db.pragma('user_version', { simple: true }) as number;
-    if (version > SCHEMA_VERSION) {
-      throw new FcAsyncError(
-        'SqliteStoreVersion',
-        `${file} was written by a newer @fc-async/sqlite (schema ${version}, this one reads ${SCHEMA_VERSION})`,
-      );
-    }
     db.exec(SCHEMA);
     const columns = db.pragma('table_info(fc_async_tasks)') as { name: string }[];
     if (!columns.some((c) => c.name === 'payload')) db.exec('ALTER TABLE fc_async_tasks ADD COLUMN payload TEXT');
@@ -79,10 +75,37 @@ export function openDatabase(path: string, options: ResolvedSqliteOptions): Data
 }
 
 /**
+ * Refuses a SQLite file that is not a task database (another application's: its tables and
+ * `user_version` are not ours to change) or one written by a newer schema.
+ */
+function checkOwnFile(db: Database.Database, file: string): void {
+  const tables = (
+    db
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")
+      .pluck()
+      .all() as string[]
+  ).sort();
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (!tables.includes('fc_async_tasks') && (tables.length > 0 || version !== 0)) {
+    const holds = tables.length > 0 ? `tables ${tables.slice(0, 5).join(', ')}` : `user_version ${version}`;
+    throw unavailable(
+      file,
+      `it is another application's SQLite database (${holds}); give the tasks a file of their own`,
+    );
+  }
+  if (version > SCHEMA_VERSION) {
+    throw new FcAsyncError(
+      'SqliteStoreVersion',
+      `${file} was written by a newer @fc-async/sqlite (schema ${version}, this one reads ${SCHEMA_VERSION})`,
+    );
+  }
+}
+
+/**
  * `SqliteStoreUnavailable`: the file cannot be a task database (not SQLite, a folder, read-only,
  * no permission). The file is left as it was.
  */
-function unavailable(file: string, reason: string, cause: unknown): FcAsyncError {
+function unavailable(file: string, reason: string, cause?: unknown): FcAsyncError {
   return new FcAsyncError('SqliteStoreUnavailable', `Cannot open the task file ${file}: ${reason}`, {
     statusCode: 503,
     cause,

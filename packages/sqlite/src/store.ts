@@ -17,7 +17,9 @@ import {
 } from '@fc-async/core';
 import type Database from 'better-sqlite3';
 import { WriteBatch, type WriteOptions } from './batch.js';
+import { OpenTasks } from './cache.js';
 import { decodeRow, type Row } from './codec.js';
+import { TaskFile } from './file.js';
 import type { ResolvedSqliteOptions } from './options.js';
 import { Pruner } from './prune.js';
 import { listSql } from './query.js';
@@ -30,14 +32,11 @@ const ACCEPT: WriteOptions = { flush: true, single: true };
 /** A status change or an update: one UPDATE. */
 const SINGLE: WriteOptions = { single: true };
 
-/** Open tasks kept in memory at most; past it they are read from the file. */
-const CACHE_SIZE = 50_000;
-
 /**
  * Task records in one SQLite file. Every write resolves only once committed (see
  * {@link WriteBatch}); reads are synchronous. Unfinished tasks are also kept in memory: this
  * process is the file's only writer (exclusive lock), so the copy is never stale. Finished
- * tasks are pruned on a timer in small batches.
+ * tasks are pruned on a timer in small batches. Once closed, every call throws a 503.
  */
 export class SqliteTaskStore implements TaskStore {
   private readonly batch: WriteBatch;
@@ -45,7 +44,8 @@ export class SqliteTaskStore implements TaskStore {
   private readonly statements;
   /** One prepared statement per combination of filters (at most 64). */
   private readonly listStatements = new Map<string, Database.Statement>();
-  private readonly open = new Map<string, TaskRecord>();
+  private readonly open = new OpenTasks();
+  private readonly file: TaskFile;
   /** Tasks read from rows written by schema 1 (see `write`). */
   private readonly schema1 = new WeakSet<TaskRecord>();
 
@@ -54,6 +54,7 @@ export class SqliteTaskStore implements TaskStore {
     options: ResolvedSqliteOptions,
     logger: Logger,
   ) {
+    this.file = new TaskFile(db, logger);
     this.batch = new WriteBatch(db, options.synchronous === 'full', () => this.open.clear());
     this.statements = {
       insert: db.prepare(
@@ -74,6 +75,11 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   insert(record: TaskRecord): Promise<boolean> {
+    try {
+      this.file.inPlace();
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return this.batch.run(() => {
       const r = record;
       const info = this.statements.insert.run(
@@ -92,6 +98,7 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   get(taskId: string): TaskRecord | undefined {
+    this.file.live();
     const cached = this.open.get(taskId);
     if (cached) return cached;
     const row = this.statements.get.get(taskId) as Row | undefined;
@@ -119,6 +126,7 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   list(query: TaskQuery): TaskPage<TaskRecord> {
+    this.file.live();
     const q = normaliseQuery(query);
     const { sql, params } = listSql(q);
     let statement = this.listStatements.get(sql);
@@ -136,6 +144,7 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   unfinished(): TaskRecord[] {
+    this.file.live();
     return (this.statements.unfinished.all() as Row[]).map((row) => this.decode(row));
   }
 
@@ -145,6 +154,7 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   close(): void {
+    if (!this.db.open) return;
     this.pruner.stop();
     this.batch.flush();
     this.db.close();
@@ -178,6 +188,6 @@ export class SqliteTaskStore implements TaskStore {
 
   private remember(record: TaskRecord, open = isOpen(record)): void {
     if (open === 0) this.open.delete(record.taskId);
-    else if (this.open.has(record.taskId) || this.open.size < CACHE_SIZE) this.open.set(record.taskId, record);
+    else this.open.set(record);
   }
 }

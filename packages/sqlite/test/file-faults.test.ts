@@ -1,0 +1,180 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { type AsyncOptions, createFcHandler, type FcHandler, type Logger, silentLogger } from '@fc-async/core';
+import { asyncEvent } from '@fc-async/test-kit/fc-server';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+import { sqlite } from '../src/index.js';
+import { tempDir } from './helpers.js';
+
+const SERVER = fileURLToPath(new URL('./fixtures/server.ts', import.meta.url));
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+function folder(): string {
+  const { dir, cleanup } = tempDir();
+  cleanups.push(cleanup);
+  return dir;
+}
+
+function handlerOn(path: string, async: Partial<AsyncOptions> = {}, logger: Logger = silentLogger): FcHandler {
+  const handler = createFcHandler((_req, res) => res.end('ok'), {
+    logger,
+    env: {},
+    async: { mode: 'local', backend: sqlite(path, { synchronous: 'normal' }), ...async },
+  });
+  cleanups.unshift(() => handler.close({ timeoutMs: 10 }));
+  return handler;
+}
+
+/** `{ status, code }` of an FC response. */
+function answer(result: { statusCode: number; body: string }) {
+  return { status: result.statusCode, code: (JSON.parse(result.body || '{}') as { code?: string }).code };
+}
+
+const delayed = (id: string, body: unknown = {}) => asyncEvent(id, body, { 'X-Fc-Async-Delay': '600' });
+
+describe('sqlite(): a second owner of the file', () => {
+  it('another process holding the file refuses this one with SqliteStoreLocked naming it; its crash frees the file', async () => {
+    const path = join(folder(), 'tasks.db');
+    const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', SERVER, path, 'http://127.0.0.1:65000/'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    cleanups.push(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
+    await once(createInterface({ input: child.stdout as NodeJS.ReadableStream }), 'line'); // listening: it holds the file
+    const open = () =>
+      createFcHandler((_req, res) => res.end(), {
+        logger: silentLogger,
+        env: {},
+        async: { mode: 'local', backend: sqlite(path, { openTimeoutMs: 0 }) },
+      });
+    expect(open).toThrow(
+      expect.objectContaining({
+        code: 'SqliteStoreLocked',
+        message: `${path} is in use by another process; one process owns a task file`,
+      }),
+    );
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+    // A crashed owner leaves no lock behind.
+    const handler = handlerOn(path);
+    await handler.engine?.whenReady();
+    expect((await handler(asyncEvent('t_after_crash', {}))).statusCode).toBe(202);
+  });
+});
+
+describe('sqlite(): a file that is not a task database', () => {
+  it("refuses another application's SQLite database with SqliteStoreUnavailable and leaves it byte for byte", () => {
+    const path = join(folder(), 'app.db');
+    const app = new Database(path);
+    app.exec('CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); PRAGMA user_version = 1;');
+    app.close();
+    const bytes = readFileSync(path);
+    expect(() => handlerOn(path)).toThrow(
+      expect.objectContaining({
+        code: 'SqliteStoreUnavailable',
+        message: `Cannot open the task file ${path}: it is another application's SQLite database (tables users); give the tasks a file of their own`,
+      }),
+    );
+    expect(readFileSync(path)).toEqual(bytes);
+    expect(existsSync(`${path}-wal`)).toBe(false);
+  });
+
+  it('refuses a task file of a newer schema with SqliteStoreVersion and leaves it byte for byte', async () => {
+    const path = join(folder(), 'tasks.db');
+    const first = handlerOn(path);
+    await first.engine?.whenReady();
+    await first.close();
+    const db = new Database(path);
+    db.pragma('journal_mode = DELETE'); // as a newer version might leave it
+    db.pragma('user_version = 3');
+    db.close();
+    const bytes = readFileSync(path);
+    expect(() => handlerOn(path)).toThrow(
+      expect.objectContaining({
+        code: 'SqliteStoreVersion',
+        message: `${path} was written by a newer @fc-async/sqlite (schema 3, this one reads 2)`,
+      }),
+    );
+    expect(readFileSync(path)).toEqual(bytes);
+  });
+});
+
+describe('sqlite(): the file deleted or moved while the function runs', () => {
+  it.each([
+    ['deleted', (path: string) => rmSync(path)],
+    ['moved', (path: string) => renameSync(path, `${path}.moved`)],
+  ])(
+    '%s: accepts answer 503 SqliteStoreUnavailable rather than a 202 nobody finds again; logged once',
+    async (_, fault) => {
+      const path = join(folder(), 'tasks.db');
+      const errors: unknown[] = [];
+      const logger: Logger = {
+        ...silentLogger,
+        error: (message, fields) => void (message.startsWith('the task file') && errors.push({ message, fields })),
+      };
+      const handler = handlerOn(path, {}, logger);
+      await handler.engine?.whenReady();
+      expect((await handler(delayed('t_before'))).statusCode).toBe(202);
+      fault(path);
+      await new Promise((resolve) => setImmediate(resolve)); // the next turn
+      for (const id of ['t_1', 't_2']) {
+        expect(answer(await handler(delayed(id)))).toEqual({ status: 503, code: 'SqliteStoreUnavailable' });
+      }
+      expect(errors).toEqual([
+        {
+          message: 'the task file was deleted or moved while in use: no task is accepted until a restart',
+          fields: { file: path },
+        },
+      ]);
+    },
+  );
+});
+
+describe('sqlite(): memory held by a backlog of large payloads', () => {
+  it('200 delayed tasks of 1 MiB each keep well under 200 MiB of bodies in memory', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const path = join(folder(), 'tasks.db');
+    const handler = handlerOn(path, { maxAsyncPayloadBytes: 2 * 1024 * 1024, maxQueuedTasks: 1000 });
+    await handler.engine?.whenReady();
+    gc();
+    const before = process.memoryUsage().arrayBuffers;
+    const mib = 'x'.repeat(1024 * 1024 - 16);
+    for (let i = 0; i < 200; i++) expect((await handler(delayed(`big_${i}`, { mib }))).statusCode).toBe(202);
+    gc();
+    const held = process.memoryUsage().arrayBuffers - before;
+    expect(held).toBeLessThan(100 * 1024 * 1024);
+    const task = await handler.tasks.get('big_0');
+    expect(task?.status).toBe('Enqueued');
+  });
+});
+
+describe('sqlite(): use after close', () => {
+  it('the task API answers 503 ServiceUnavailable, not a TypeError from a closed connection', async () => {
+    const handler = handlerOn(join(folder(), 'tasks.db'));
+    await handler.engine?.whenReady();
+    expect((await handler(asyncEvent('t_1', {}))).statusCode).toBe(202);
+    await handler.drain();
+    await handler.close({ timeoutMs: 10 });
+    const closed = expect.objectContaining({
+      code: 'ServiceUnavailable',
+      statusCode: 503,
+      message: 'The function is shutting down: its task store is closed',
+    });
+    await expect(handler.tasks.get('t_1')).rejects.toEqual(closed);
+    await expect(handler.tasks.list({})).rejects.toEqual(closed);
+    await expect(handler.tasks.stop('t_1')).rejects.toEqual(closed);
+    expect(answer(await handler(asyncEvent('t_2', {})))).toEqual({ status: 503, code: 'ServiceUnavailable' });
+  });
+});
