@@ -17,7 +17,8 @@ const FROM_NODE = Object.freeze({ nodeHeaders: true });
 
 const isAsync = (req: IncomingMessage) =>
   String(req.headers['x-fc-invocation-type'] ?? '').toLowerCase() === 'async' ||
-  req.headers['x-fc-async-task-id'] !== undefined;
+  req.headers['x-fc-async-task-id'] !== undefined ||
+  req.headers['x-fc-stateful-async-invocation-id'] !== undefined;
 
 /**
  * The HTTP trigger: every request becomes an FC 3.0 event for its function (see

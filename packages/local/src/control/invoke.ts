@@ -4,8 +4,14 @@ import type { EmulatorLog } from '../log.js';
 import { type ApiCall, checkQualifier } from './params.js';
 import { ApiError } from './respond.js';
 
-/** Request headers of InvokeFunction that reach the function: FC's async controls. */
-const PASSED = ['x-fc-invocation-type', 'x-fc-async-task-id', 'x-fc-async-delay', 'x-fc-log-type'];
+/** Request headers of InvokeFunction that reach the function: FC's async controls (FC 2.0's task id too). */
+const PASSED = [
+  'x-fc-invocation-type',
+  'x-fc-async-task-id',
+  'x-fc-stateful-async-invocation-id',
+  'x-fc-async-delay',
+  'x-fc-log-type',
+];
 
 /**
  * A payload that is itself an FC 3.0 HTTP event (ours: lets the API call any route of an HTTP
@@ -43,7 +49,6 @@ export async function invokeFunction(call: ApiCall, log: EmulatorLog): Promise<v
   checkQualifier(call.params);
   const started = performance.now();
   const h = call.req.headers;
-  const asked = detectInvocation(h);
   const headers: IncomingCall['headers'] = {};
   for (const name of PASSED) if (h[name] !== undefined) headers[name] = h[name];
   const fromEvent = call.fn.spec.http ? asHttpEvent(call.body) : undefined;
@@ -55,9 +60,9 @@ export async function invokeFunction(call: ApiCall, log: EmulatorLog): Promise<v
         headers: { ...headers, 'content-type': h['content-type'] ?? 'application/octet-stream' },
         body: call.body,
       };
-  // The event's own headers may ask for an async call too: the answer follows what the function does
-  // (which never sees a client's x-fc-retry-count).
-  const detection = fromEvent ? detectInvocation({ ...incoming.headers, 'x-fc-retry-count': undefined }) : asked;
+  // The answer follows what the function is given: the headers passed on (the event's own may ask
+  // for an async call too), never a client's x-fc-retry-count, which the function does not see.
+  const detection = detectInvocation({ ...incoming.headers, 'x-fc-retry-count': undefined });
   const { result, requestId } = await call.fn.invoke(incoming, { requestId: call.requestId });
   const isAsync = detection.type === 'Async';
   if (isAsync && result.statusCode !== 202) throw errorOf(result);
