@@ -289,8 +289,8 @@ function end(this: BridgeServerResponse, chunk?: unknown, encoding?: unknown, cb
   collector.ended = true;
   this.finished = true;
   const statusCode = this.statusCode;
-  collector.resolve({ statusCode, headers: collectHeaders(this), body: joinChunks(collector.chunks) });
-  process.nextTick(emitFinish, this, callback);
+  const response = { statusCode, headers: collectHeaders(this), body: joinChunks(collector.chunks) };
+  process.nextTick(emitFinish, this, callback, collector, response);
   return this;
 }
 
@@ -353,12 +353,26 @@ function probeHeaderStore(): symbol | null {
   return headerStoreKey;
 }
 
-function emitFinish(res: BridgeServerResponse, callback: unknown): void {
-  const emit = res.emit;
-  emit.call(res, 'prefinish');
-  emit.call(res, 'finish');
-  if (typeof callback === 'function') callback();
-  emit.call(res, 'close');
+/**
+ * Emits the response's end events, then settles the invocation: what the app runs on `finish`
+ * (morgan's log line, metrics, `on-finished` cleanup) has run when the handler returns, before FC
+ * may freeze the instance and before a test awaiting the handler looks.
+ */
+function emitFinish(
+  res: BridgeServerResponse,
+  callback: unknown,
+  collector: BridgeSocket,
+  response: BridgeResponse,
+): void {
+  try {
+    const emit = res.emit;
+    emit.call(res, 'prefinish');
+    emit.call(res, 'finish');
+    if (typeof callback === 'function') callback();
+    emit.call(res, 'close');
+  } finally {
+    collector.resolve(response);
+  }
 }
 
 function flushHeaders(this: BridgeServerResponse): void {
