@@ -17,6 +17,31 @@ describe('@fc-async/fastify', () => {
     expect(JSON.parse(r.body)).toEqual({ mine: 'brewing' });
   });
 
+  it.each([
+    ['registered in an awaited plugin', true],
+    ['loaded by app.after()', false],
+  ])('routes %s before createHandler answer a 5xx without the error message', async (_label, inPlugin) => {
+    const app = Fastify();
+    if (inPlugin) {
+      await app.register(async (scope) => {
+        scope.get('/', async () => {
+          throw new Error('password=hunter2');
+        });
+      });
+    } else {
+      app.get('/', async () => {
+        throw new Error('password=hunter2');
+      });
+      await app.after();
+    }
+    const log = logger();
+    const r = await createHandler(app, { logger: log })(event('GET', '/'), {});
+    expect(r.statusCode).toBe(500);
+    expect(JSON.parse(r.body)).toEqual({ code: 'InternalError', message: 'Internal Server Error' });
+    expect(r.headers['content-length']).toBe(String(r.body.length));
+    expect(log.errors).toEqual(['password=hunter2']);
+  });
+
   it('4xx errors keep Fastify’s answer (schema validation)', async () => {
     const app = Fastify();
     app.post('/', { schema: { body: { type: 'object', required: ['name'] } } }, async () => ({ ok: true }));
