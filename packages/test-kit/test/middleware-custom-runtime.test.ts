@@ -427,6 +427,27 @@ describe.each([
     expect(JSON.stringify(records)).not.toMatch(/tok-secret-123|sid-secret-456/);
   });
 
+  it('in front of fcAsync, getInvocation(req) is set only on the runs fc-async makes (local replays, platform collection)', async () => {
+    for (const env of [undefined, ON_FC]) {
+      const counted: string[] = [];
+      const { url, mw } = await start(
+        (app, mw) => {
+          app.use((req: Any, _res: Any, next: Any) => {
+            if (getInvocation(req) === undefined) counted.push(req.url);
+            next();
+          });
+          app.use(mw);
+          app.post('/job', (_req: Any, res: Any) => res.status(201).json({ ok: true }));
+        },
+        env ? { env } : {},
+      );
+      const { taskId, headers } = asyncHeaders({ 'x-fc-request-id': env ? 'g1' : 'g2' });
+      await call(url, '/job', { method: 'POST', headers, body: 'x' });
+      if (!env) await finished(mw, taskId);
+      expect(counted).toEqual(['/job']);
+    }
+  });
+
   it('a global error handler: a throwing replay is retried and fails with the handler’s answer, no stack recorded', async () => {
     let attempts = 0;
     const { url, mw, records } = await start(
