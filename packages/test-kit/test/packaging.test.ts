@@ -1,0 +1,74 @@
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+// What a user installs from npm gets only a package's own dependencies: a module its built code
+// imports but that is only a devDependency (or hoisted from another workspace) works here and
+// breaks there. Runs on the built code, which `npm test` builds first.
+
+const PACKAGES = fileURLToPath(new URL('../../', import.meta.url));
+const BUILTINS = new Set(builtinModules);
+
+function files(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? files(path) : /\.(js|cjs|mjs)$/.test(name) ? [path] : [];
+  });
+}
+
+/** Bare module names a built file imports or requires (comments and relative imports left out). */
+function importedPackages(source: string): string[] {
+  const code = source.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+  const names = new Set<string>();
+  for (const m of code.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|\brequire\s*\(\s*|^\s*import\s+)['"]([^'"]+)['"]/gm)) {
+    const spec = m[1] as string;
+    if (spec.startsWith('.') || spec.startsWith('/')) continue;
+    const bare = spec.startsWith('node:') ? spec.slice(5) : spec;
+    if (BUILTINS.has(bare) || BUILTINS.has(bare.split('/')[0] as string)) continue;
+    names.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : (spec.split('/')[0] as string));
+  }
+  return [...names];
+}
+
+const published = readdirSync(PACKAGES)
+  .map((dir) => ({ dir: join(PACKAGES, dir), manifest: join(PACKAGES, dir, 'package.json') }))
+  .filter(({ manifest }) => existsSync(manifest))
+  .map(({ dir, manifest }) => ({ dir, pkg: JSON.parse(readFileSync(manifest, 'utf8')) }))
+  .filter(({ pkg }) => !pkg.private);
+
+describe('published packages', () => {
+  it('are all found', () => {
+    expect(published.map(({ pkg }) => pkg.name).sort()).toEqual([
+      '@fc-async/bullmq',
+      '@fc-async/core',
+      '@fc-async/express',
+      '@fc-async/fastify',
+      '@fc-async/koa',
+      '@fc-async/local',
+      '@fc-async/sqlite',
+    ]);
+  });
+
+  it.each(published.map(({ dir, pkg }) => [pkg.name as string, dir, pkg] as const))(
+    '%s imports only what it declares (dependencies, peer dependencies, Node built-ins)',
+    (_name, dir, pkg) => {
+      const declared = new Set([
+        pkg.name,
+        ...Object.keys(pkg.dependencies ?? {}),
+        ...Object.keys(pkg.peerDependencies ?? {}),
+        ...Object.keys(pkg.optionalDependencies ?? {}),
+      ]);
+      const built = [...files(join(dir, 'dist')), ...files(join(dir, 'bin'))];
+      expect(built.length).toBeGreaterThan(0);
+      const undeclared = built.flatMap((file) =>
+        importedPackages(readFileSync(file, 'utf8'))
+          .filter((name) => !declared.has(name))
+          .map((name) => `${name} (${file.slice(dir.length + 1)})`),
+      );
+      expect(undeclared).toEqual([]);
+    },
+  );
+});
