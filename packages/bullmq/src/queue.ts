@@ -141,10 +141,10 @@ export class BullmqQueueDriver implements QueueDriver {
         }
         if (result) throw new RetryLater(result.retryInMs);
         // Done with a task that is not: another instance's attempt, its lock lost, recorded its end
-        // over this one's. The job stays until the task's due time, so that a job exists for every
-        // unfinished task.
+        // over this one's; or its delivery was cut short by close(). The job stays until the task's
+        // due time, so that a job exists for every unfinished task and every delivery still owed.
         const task = this.lastSeen(taskId);
-        if (task && !TERMINAL_STATUSES.has(task.status)) {
+        if (task && (!TERMINAL_STATUSES.has(task.status) || task.deliveryPending)) {
           throw new RetryLater(task.dueAt ? Math.max(0, task.dueAt - Date.now()) : this.options.lockDurationMs);
         }
       },

@@ -44,6 +44,7 @@ describe('close() and retention', () => {
 
   it('a finished task whose destination is still being called keeps its record and its id', async () => {
     const gate = deferred();
+    const delivering = deferred();
     let calls = 0;
     const handler = createFcHandler(ok, {
       logger: memoryLogger(),
@@ -52,12 +53,13 @@ describe('close() and retention', () => {
       destinations: {
         onSuccess: async () => {
           calls++;
+          delivering.resolve();
           if (calls === 1) await gate.promise;
         },
       },
     });
     await handler(asyncEvent({ taskId: 'daily' }), context);
-    await tick(20);
+    await delivering.promise;
     // Past maxTasks, but its delivery is under way: still there, and the id is still taken.
     expect((await handler.tasks.get('daily'))?.status).toBe('Succeeded');
     expect((await handler(asyncEvent({ taskId: 'daily' }), context)).statusCode).toBe(409);
@@ -154,7 +156,8 @@ describe('bursts, delays, stop storms and attempt faults', () => {
     const closing = handler.close({ timeoutMs: 30 });
     await Promise.allSettled(stops);
     await closing;
-    await tick(50);
+    // Deliveries of tasks stopped by close() may still be under way: wait for every task's settle.
+    await handler.drain();
     const calls = new Map<string, number>();
     for (const r of [...successes, ...failures])
       calls.set(r.requestContext.requestId, (calls.get(r.requestContext.requestId) ?? 0) + 1);

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { deliverResolved } from '../destinations/deliver.js';
 import { resolveSettings, type Settings } from '../destinations/deliver-options.js';
 import type { Destination } from '../destinations/types.js';
@@ -192,6 +193,8 @@ export class AsyncEngine {
       maxAsyncEventAgeInSeconds: options.maxAsyncEventAgeInSeconds,
       destinations: deps.destinations ?? {},
     };
+    // Every delivery under way listens to it: no MaxListenersExceededWarning past ten of them.
+    setMaxListeners(0, this.shutdown.signal);
     this.delivery = resolveSettings({ logger: deps.logger, signal: this.shutdown.signal });
     this.timeouts = new Deadlines(options.timeoutSeconds * 1000);
     const backend = options.backend ?? memory();
@@ -948,9 +951,9 @@ const SUCCEEDED = Object.freeze({ status: 'Succeeded' as const });
 
 /** Statuses an attempt may start from. */
 const CLAIMABLE: readonly AsyncTask['status'][] = ['Enqueued', 'Retrying'];
-/** What an attempt that ran moves from. */
 /** How far ahead of its due time a job may run (timers and clocks of instances differ a little). */
 const EARLY_TOLERANCE_MS = 50;
+/** What an attempt that ran moves from. */
 const RAN: readonly AsyncTask['status'][] = ['Running'];
 
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
