@@ -36,6 +36,7 @@ import morgan from 'morgan';
 import multer from 'multer';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { recordingLogger } from '../src/index.js';
+import { bounded } from './bounded.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: two majors of each framework, with different typings.
 type Any = any;
@@ -84,19 +85,6 @@ function call(
     req.on('error', reject);
     req.end(init.body);
   });
-}
-
-/** Resolves `promise` or fails the test after `ms`. */
-async function bounded<T>(promise: Promise<T>, what: string, ms = 5_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** A multipart/form-data body with one file. */

@@ -49,6 +49,7 @@ import morgan from 'morgan';
 import multer from 'multer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fc2Call, fcContext, fixtureRequestId, fromFc3Result, type Reply, recordingLogger } from '../src/index.js';
+import { bounded } from './bounded.js';
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures: files on disk, bodies, and a harness that bounds every invocation.
@@ -71,19 +72,6 @@ afterAll(async () => {
 
 function sha256(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
-}
-
-/** Rejects when `promise` takes longer than `ms`: a hung invocation fails its test instead of the run. */
-async function bounded<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** A multipart/form-data body as browsers send it. */
