@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import { isFcAsyncError } from '@fc-async/core';
 import { MAX_SYNC_BODY, readBody } from './body.js';
 import { writeResult } from './event.js';
@@ -14,11 +14,6 @@ function sendJson(res: ServerResponse, status: number, body: object, extra: Reco
 
 /** The trigger's calls carry Node's headers (see `LocalFunction.invoke`). */
 const FROM_NODE = Object.freeze({ nodeHeaders: true });
-
-const isAsync = (req: IncomingMessage) =>
-  String(req.headers['x-fc-invocation-type'] ?? '').toLowerCase() === 'async' ||
-  req.headers['x-fc-async-task-id'] !== undefined ||
-  req.headers['x-fc-stateful-async-invocation-id'] !== undefined;
 
 /**
  * The HTTP trigger: every request becomes an FC 3.0 event for its function (see
@@ -70,7 +65,8 @@ export function createTriggerServer(registry: FunctionRegistry, log: EmulatorLog
       log.invocation({
         function: fn.spec.name,
         requestId,
-        type: result.statusCode === 202 && isAsync(req) ? 'Async' : 'Sync',
+        // An accepted async call is a 202 carrying its task id (whatever header asked for it).
+        type: result.statusCode === 202 && result.headers['x-fc-async-task-id'] !== undefined ? 'Async' : 'Sync',
         status: result.statusCode,
         method,
         path: q < 0 ? url : url.slice(0, q),

@@ -567,23 +567,26 @@ export class AsyncEngine {
       ? await hooks.attempt(record, attempt, () => this.exec(record, attempt, running))
       : await this.exec(record, attempt, running);
     // Told once the outcome is recorded, before a destination is called (which may take long).
-    let told = this.listeners.size === 0;
-    const recorded = (status: AsyncTask['status']) => {
-      if (told) return;
-      told = true;
-      const durationMs = Date.now() - started;
-      this.emit({
-        type: 'attempt',
-        taskId,
-        requestId: record.requestId,
-        attempt,
-        outcome: outcome.kind,
-        durationMs,
-        status,
-      });
-    };
+    let told = false;
+    const recorded =
+      this.listeners.size === 0
+        ? undefined
+        : (status: AsyncTask['status']) => {
+            if (told) return;
+            told = true;
+            const durationMs = Date.now() - started;
+            this.emit({
+              type: 'attempt',
+              taskId,
+              requestId: record.requestId,
+              attempt,
+              outcome: outcome.kind,
+              durationMs,
+              status,
+            });
+          };
     const { status, retryInMs } = await this.afterAttempt(record, attempt, outcome, running, RAN, recorded);
-    recorded(status);
+    recorded?.(status);
     return retryInMs === undefined ? undefined : { retryInMs };
   }
 
@@ -693,7 +696,7 @@ export class AsyncEngine {
     outcome: AttemptOutcome,
     running: Running | undefined,
     from: readonly AsyncTask['status'][] = RAN,
-    recorded: (status: AsyncTask['status']) => void = () => {},
+    recorded?: (status: AsyncTask['status']) => void,
   ): Promise<{ status: AsyncTask['status']; retryInMs?: number }> {
     const store = this.store;
     const taskId = record.taskId;
@@ -717,7 +720,7 @@ export class AsyncEngine {
       });
       const done = isPromise(succeeding) ? await succeeding : succeeding;
       if (done) {
-        recorded('Succeeded');
+        recorded?.('Succeeded');
         await this.settle(done, outcome);
         return SUCCEEDED;
       }
@@ -765,7 +768,7 @@ export class AsyncEngine {
     });
     if (failed) {
       this.deps.logger.debug('async task failed', log);
-      recorded('Failed');
+      recorded?.('Failed');
       await this.settle(failed, outcome);
       return { status: 'Failed' };
     }
