@@ -23,7 +23,7 @@ const SCAN = 200;
 export async function listTasks(redis: Redis, keys: Keys, raw: TaskQuery): Promise<TaskPage<TaskRecord>> {
   const query = normaliseQuery(raw);
   const desc = query.sortOrderByTime === 'desc';
-  const cursor = query.nextToken === undefined ? undefined : decodeCursor(query.nextToken);
+  const cursor = query.nextToken === undefined ? undefined : decodeCursor(query.nextToken, query);
   /** Whether (time, id) comes at or before `at` in the walk's direction: passed already. */
   const before = (at: [number, string] | undefined, time: number, id: string) =>
     at !== undefined && time === at[0] && (desc ? id >= at[1] : id <= at[1]);
@@ -58,7 +58,8 @@ export async function listTasks(redis: Redis, keys: Keys, raw: TaskQuery): Promi
   const tail = tasks[tasks.length - 1];
   return {
     tasks,
-    nextToken: matches.length > query.limit && tail ? encodeCursor(tail.startedTime ?? 0, tail.taskId) : undefined,
+    nextToken:
+      matches.length > query.limit && tail ? encodeCursor(tail.startedTime ?? 0, tail.taskId, query) : undefined,
   };
 }
 

@@ -248,6 +248,10 @@ describe('bullmq(): a lock lost while the attempt still runs, another instance t
       if (attempt === 0) res.statusCode = firstStatus;
       res.end('one');
     });
+    const told: string[] = [];
+    one.handler.engine?.subscribe((e) => {
+      if (e.type === 'attempt') told.push(`${e.attempt}:${e.status}`);
+    });
     expect((await one.handler(asyncEvent('shared'))).statusCode).toBe(202);
     await until('the first instance to run the task', () => ran.length === 1);
     const redis = new Redis(inject('redisUrl'));
@@ -261,6 +265,8 @@ describe('bullmq(): a lock lost while the attempt still runs, another instance t
     await until('the other instance to run the task again', () => ran.length === 2, 12_000);
     first.open();
     await one.handler.drain(); // the first attempt recorded its end
+    // Its end was refused: it reports the task as the newer attempt has it, not as Stopped.
+    expect(told).toEqual(['0:Running']);
     second.open();
     const queue = bullQueue(prefix, closers);
     await settled(two.handler, queue, 'shared');

@@ -2,7 +2,9 @@ import {
   type AsyncTask,
   createFcHandler,
   type Detection,
+  decodeCursor,
   detectInvocation,
+  encodeCursor,
   type FcHandler,
   type FcHttpEvent,
   type FcHttpResult,
@@ -155,3 +157,7 @@ expectType<FcHttpEvent>(fcHttpEvent());
 expectError(fcHttpEvent({ method: 1 }));
 expectType<Record<string, string>>(fcQueryParameters('a=1'));
 expectType<boolean>(isFcTextBody('text/plain'));
+
+// Page tokens are bound to their query.
+expectType<string>(encodeCursor(1, 'task', { sortOrderByTime: 'asc' }));
+expectType<[number, string]>(decodeCursor('token', { sortOrderByTime: 'asc' }));

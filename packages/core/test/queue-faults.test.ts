@@ -222,6 +222,35 @@ describe('bursts, delays, stop storms and attempt faults', () => {
     }
   });
 
+  it('a nextToken is refused for another query (filters or sort order) but not for another page size', async () => {
+    const { handler } = setup(ok);
+    for (let i = 0; i < 6; i++) await handler(asyncEvent({ taskId: `job_${i}`, delay: '60' }), context);
+    const first = await handler.tasks.list({ limit: 2, prefix: 'job_', sortOrderByTime: 'asc' });
+    const token = first.nextToken as string;
+    expect(token).toBeTypeOf('string');
+    for (const other of [
+      { sortOrderByTime: 'desc' as const, prefix: 'job_' },
+      { sortOrderByTime: 'asc' as const },
+      { sortOrderByTime: 'asc' as const, prefix: 'job_', status: 'Enqueued' as const },
+      { sortOrderByTime: 'asc' as const, prefix: 'job_', startedTimeBegin: 0 },
+    ]) {
+      await expect(handler.tasks.list({ ...other, nextToken: token })).rejects.toMatchObject({
+        code: 'InvalidArgument',
+        statusCode: 400,
+        message: expect.stringContaining('another query'),
+      });
+    }
+    // The page size and includePayload may change between pages.
+    const rest = await handler.tasks.list({
+      limit: 10,
+      prefix: 'job_',
+      sortOrderByTime: 'asc',
+      includePayload: true,
+      nextToken: token,
+    });
+    expect([...first.tasks, ...rest.tasks].map((t) => t.taskId)).toEqual([0, 1, 2, 3, 4, 5].map((i) => `job_${i}`));
+  });
+
   it('paging stays stable while tasks finish and are pruned between pages', async () => {
     vi.useFakeTimers({ now: 1_700_000_000_000 });
     const gates = new Map<string, () => void>();

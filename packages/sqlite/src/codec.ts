@@ -26,3 +26,14 @@ export function decodeRow(row: Row): TaskRecord {
   record.payload = payload;
   return record;
 }
+
+/**
+ * A task without its request, from its `record` column alone, whichever schema wrote it: what
+ * recovery reads of every unfinished task (see `SqliteTaskStore.unfinished`).
+ */
+export function decodeHead(text: string): Omit<TaskRecord, 'payload'> {
+  const head = decodeCompactRecord(text) as Partial<TaskRecord>;
+  // Schema 1 kept the request, without its body, in the record.
+  if (head.payload !== undefined) delete head.payload;
+  return head as Omit<TaskRecord, 'payload'>;
+}

@@ -28,7 +28,7 @@ export function listSql(query: TaskQuery & { limit: number; sortOrderByTime: 'as
   }
   const desc = query.sortOrderByTime === 'desc';
   if (query.nextToken !== undefined) {
-    const [time, taskId] = decodeCursor(query.nextToken);
+    const [time, taskId] = decodeCursor(query.nextToken, query);
     where.push(`(started_time, task_id) ${desc ? '<' : '>'} (?, ?)`);
     params.push(time, taskId);
   }

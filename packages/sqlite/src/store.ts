@@ -18,7 +18,7 @@ import {
 import type Database from 'better-sqlite3';
 import { WriteBatch, type WriteOptions } from './batch.js';
 import { OpenTasks } from './cache.js';
-import { decodeRow, type Row } from './codec.js';
+import { decodeHead, decodeRow, type Row } from './codec.js';
 import { TaskFile } from './file.js';
 import type { ResolvedSqliteOptions } from './options.js';
 import { Pruner } from './prune.js';
@@ -34,9 +34,11 @@ const SINGLE: WriteOptions = { single: true };
 
 /**
  * Task records in one SQLite file. Every write resolves only once committed (see
- * {@link WriteBatch}); reads are synchronous. Unfinished tasks are also kept in memory: this
- * process is the file's only writer (exclusive lock), so the copy is never stale. Finished
- * tasks are pruned on a timer in small batches. Once closed, every call throws a 503.
+ * {@link WriteBatch}); reads are synchronous. Unfinished tasks are also kept in memory as they
+ * are written, within {@link OpenTasks}' bounds (a read adds none: not the start's, see
+ * `unfinished`): this process is the file's only writer (exclusive lock), so the copy is never
+ * stale. Finished tasks are pruned on a timer in small batches. Once closed, every call throws a
+ * 503.
  */
 export class SqliteTaskStore implements TaskStore {
   private readonly batch: WriteBatch;
@@ -67,9 +69,8 @@ export class SqliteTaskStore implements TaskStore {
       upgrade: db.prepare(
         'UPDATE fc_async_tasks SET status = ?, end_time = ?, open = ?, record = ?, payload = ? WHERE task_id = ?',
       ),
-      unfinished: db.prepare(
-        'SELECT record, body, payload FROM fc_async_tasks WHERE open = 1 ORDER BY started_time, task_id',
-      ),
+      // The record alone: no request, so that a start reads no body (see `unfinished`).
+      unfinished: db.prepare('SELECT record FROM fc_async_tasks WHERE open = 1 ORDER BY started_time, task_id').pluck(),
     };
     this.pruner = new Pruner(db, this.batch, options, logger);
   }
@@ -139,13 +140,20 @@ export class SqliteTaskStore implements TaskStore {
     const last = tasks[tasks.length - 1];
     return {
       tasks,
-      nextToken: rows.length > q.limit && last ? encodeCursor(last.startedTime ?? 0, last.taskId) : undefined,
+      nextToken: rows.length > q.limit && last ? encodeCursor(last.startedTime ?? 0, last.taskId, q) : undefined,
     };
   }
 
-  unfinished(): TaskRecord[] {
+  /**
+   * Every unfinished task without its `payload`: a start with a backlog of large requests reads
+   * none of their bodies (the engine reads a task with `get` when it runs or delivers it), nor
+   * fills the cache with them. Rows are decoded one at a time as SQLite steps through them.
+   */
+  unfinished(): Omit<TaskRecord, 'payload'>[] {
     this.file.live();
-    return (this.statements.unfinished.all() as Row[]).map((row) => this.decode(row));
+    const heads: Omit<TaskRecord, 'payload'>[] = [];
+    for (const text of this.statements.unfinished.iterate() as IterableIterator<string>) heads.push(decodeHead(text));
+    return heads;
   }
 
   /** Deletes finished tasks past the retention now (normally done on a timer). */

@@ -146,9 +146,12 @@ export interface TaskStore {
   list(query: TaskQuery): TaskPage<TaskRecord> | Promise<TaskPage<TaskRecord>>;
   /**
    * Tasks not in a terminal status, and finished ones with `deliveryPending`: recovered after a
-   * restart (persistent stores), stopped on close (others).
+   * restart (persistent stores), stopped on close (others). Each with every field but
+   * `payload`, which a store may omit, and a durable one should: recovery must not read every
+   * waiting request's body at once (50 000 delayed tasks of 1 MB would be 50 GB). The engine reads
+   * a task with `get()` when it needs its request (an attempt, a destination record).
    */
-  unfinished(): TaskRecord[] | Promise<TaskRecord[]>;
+  unfinished(): Omit<TaskRecord, 'payload'>[] | Promise<Omit<TaskRecord, 'payload'>[]>;
   /** Called with task ids whose stop was requested on another instance (distributed stores). */
   onStopRequested?(listener: (taskId: string) => void): void;
   /** Tells other instances that `taskId` should stop (distributed stores). */

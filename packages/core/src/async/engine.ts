@@ -109,6 +109,10 @@ export type EngineEvent =
       attempt: number;
       outcome: AttemptOutcome['kind'];
       durationMs: number;
+      /**
+       * The task's status once this attempt's end is recorded. When the end is refused because a
+       * newer attempt (on another instance) or a stop owns the task, the status the task has then.
+       */
       status: AsyncTask['status'];
     }
   | {
@@ -442,13 +446,21 @@ export class AsyncEngine {
     }
   }
 
+  /**
+   * Requeues what a previous process left unfinished. The store may give the tasks without their
+   * request (see `TaskStore.unfinished`): only a destination record needs it, built from the
+   * record a transition returns (an interrupted or stopping task's end) or, for a destination
+   * call the crash cut short, from the task read with `get` when its call starts; so a start with
+   * a backlog of large requests holds none of their bodies.
+   */
   private async recover(): Promise<void> {
     const unfinished = await this.store.unfinished();
+    const owed: string[] = [];
     for (const record of unfinished) {
       this.outstanding++;
       if (TERMINAL_STATUSES.has(record.status)) {
         // It ended, but the crash came before its destination was called.
-        void this.settle(record, undefined);
+        owed.push(record.taskId);
         continue;
       }
       if (record.status === 'Stopping') {
@@ -469,10 +481,31 @@ export class AsyncEngine {
       const delay = record.dueAt ? Math.max(0, record.dueAt - Date.now()) : 0;
       await this.queue.enqueue({ taskId: record.taskId }, delay);
     }
+    // Not awaited (destinations must not hold the start up), and `concurrency` at a time.
+    const next = owed.values();
+    for (let i = Math.min(owed.length, this.options.concurrency); i > 0; i--) void this.deliverOwed(next);
+  }
+
+  /**
+   * Calls the destinations of the tasks `owed` yields (an iterator other senders share), one
+   * after another, each task read in full (its request included) only when its turn comes.
+   */
+  private async deliverOwed(owed: Iterator<string>): Promise<void> {
+    for (let step = owed.next(); step.done !== true; step = owed.next()) {
+      const taskId = step.value;
+      let record: TaskRecord | undefined;
+      try {
+        record = await this.store.get(taskId);
+      } catch (error) {
+        this.deps.logger.error('async task bookkeeping failed', { taskId, error });
+      }
+      if (record) await this.settle(record, undefined);
+      else this.finishOne();
+    }
   }
 
   /** Records an attempt a crash cut short (found `Running` on start) and requeues it for a retry. */
-  private async recoverInterrupted(record: TaskRecord): Promise<void> {
+  private async recoverInterrupted(record: TaskHead): Promise<void> {
     try {
       const next = await this.afterAttempt(record, record.attempts - 1, INTERRUPTED, undefined, [
         'Running',
@@ -691,7 +724,7 @@ export class AsyncEngine {
    * status and, for a retry, the delay after which the queue should run the next attempt.
    */
   private async afterAttempt(
-    record: TaskRecord,
+    record: TaskHead,
     attempt: number,
     outcome: AttemptOutcome,
     running: Running | undefined,
@@ -780,7 +813,7 @@ export class AsyncEngine {
    * Written out rather than spread: V8 builds `{ ...a, more }` on a slow path.
    */
   private endPatch(
-    record: TaskRecord,
+    record: TaskHead,
     condition: DestinationCondition,
     message: string | undefined,
     payload?: string,
@@ -812,7 +845,7 @@ export class AsyncEngine {
 
   /** Ends a stopped task; `attempts` names the attempt that ends it, when one does. */
   private async finishStopped(
-    record: TaskRecord,
+    record: TaskHead,
     outcome: AttemptOutcome,
     attempts?: number,
     recorded?: (status: AsyncTask['status']) => void,
@@ -825,8 +858,11 @@ export class AsyncEngine {
     if (stopped) {
       recorded?.('Stopped');
       await this.settle(stopped, outcome);
+      return 'Stopped';
     }
-    return 'Stopped';
+    // Refused: a newer attempt (another instance took the task over) or an end written meanwhile
+    // owns the task. Whoever listens is told the status it has, not a stop that did not happen.
+    return recorded ? ((await this.store.get(record.taskId))?.status ?? 'Stopped') : 'Stopped';
   }
 
   /** Calls the destination of a finished task, records the delivery, and counts the task done. */
@@ -949,6 +985,9 @@ export class AsyncEngine {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** A task as `TaskStore.unfinished` may give it: without its request. */
+type TaskHead = Omit<TaskRecord, 'payload'>;
 
 const SUCCEEDED = Object.freeze({ status: 'Succeeded' as const });
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { badRequest } from '../errors.js';
 import { ASYNC_TASK_STATUSES, type TaskPage, type TaskQuery, type TaskRecord } from './backend.js';
 
@@ -28,8 +29,9 @@ export function normaliseQuery(
       throw badRequest('InvalidArgument', `${key} must be epoch milliseconds, got ${String(value)}`);
     }
   }
-  if (query.nextToken !== undefined) decodeCursor(query.nextToken);
-  return { ...query, limit, sortOrderByTime };
+  const normalised = { ...query, limit, sortOrderByTime };
+  if (query.nextToken !== undefined) decodeCursor(query.nextToken, normalised);
+  return normalised;
 }
 
 /** The query is an object, and its filters of the right types (a typo would silently match nothing). */
@@ -52,28 +54,69 @@ function checkShape(query: TaskQuery): void {
   }
 }
 
-/** An opaque page token: where the previous page stopped. */
-export function encodeCursor(startedTime: number, taskId: string): string {
-  return Buffer.from(JSON.stringify([startedTime, taskId])).toString('base64url');
+/**
+ * What a page token is bound to: the sort order and the filters, not `limit` or `includePayload`
+ * (a client may change the page size between pages). A hash, so that a long prefix does not make
+ * the token long.
+ */
+function queryTag(query: TaskQuery): string {
+  const bound = [
+    query.sortOrderByTime ?? 'desc',
+    query.status ?? null,
+    query.prefix ?? null,
+    query.startedTimeBegin ?? null,
+    query.startedTimeEnd ?? null,
+  ];
+  return createHash('sha256').update(JSON.stringify(bound)).digest('base64url').slice(0, 12);
 }
 
-export function decodeCursor(token: string): [number, string] {
+/**
+ * An opaque page token: where the previous page of `query` stopped. It is valid only for a query
+ * with the same sort order and filters (see {@link decodeCursor}).
+ *
+ * @example
+ * ```ts
+ * const token = encodeCursor(last.startedTime ?? 0, last.taskId, query);
+ * ```
+ */
+export function encodeCursor(startedTime: number, taskId: string, query: TaskQuery): string {
+  return Buffer.from(JSON.stringify([startedTime, taskId, queryTag(query)])).toString('base64url');
+}
+
+/**
+ * Reads a token of {@link encodeCursor} back as `[startedTime, taskId]`. Throws a 400
+ * `InvalidArgument` for a token this service did not issue, or one issued for another query (a
+ * different status, prefix, time range or sort order): its position would mean nothing there.
+ *
+ * @example
+ * ```ts
+ * const [time, taskId] = decodeCursor(query.nextToken, query);
+ * ```
+ */
+export function decodeCursor(token: string, query: TaskQuery): [number, string] {
+  let value: unknown;
   try {
-    const value = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
-    if (Array.isArray(value) && typeof value[0] === 'number' && typeof value[1] === 'string') {
-      return [value[0], value[1]];
-    }
+    value = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
   } catch {
-    // fall through
+    // not JSON: refused below
   }
-  throw badRequest('InvalidArgument', 'nextToken is not a token this service issued');
+  if (!Array.isArray(value) || typeof value[0] !== 'number' || typeof value[1] !== 'string') {
+    throw badRequest('InvalidArgument', 'nextToken is not a token this service issued');
+  }
+  if (value[2] !== queryTag(query)) {
+    throw badRequest(
+      'InvalidArgument',
+      'nextToken belongs to another query (a different status, prefix, time range or sort order); list again without it',
+    );
+  }
+  return [value[0], value[1]];
 }
 
 /** Filters, sorts by (startedTime, taskId) and pages records held in memory. */
 export function pageTasks(records: Iterable<TaskRecord>, raw: TaskQuery): TaskPage<TaskRecord> {
   const query = normaliseQuery(raw);
   const desc = query.sortOrderByTime === 'desc';
-  const cursor = query.nextToken === undefined ? undefined : decodeCursor(query.nextToken);
+  const cursor = query.nextToken === undefined ? undefined : decodeCursor(query.nextToken, query);
   const matches: TaskRecord[] = [];
   for (const r of records) {
     if (query.status !== undefined && r.status !== query.status) continue;
@@ -89,7 +132,8 @@ export function pageTasks(records: Iterable<TaskRecord>, raw: TaskQuery): TaskPa
   const last = page[page.length - 1];
   return {
     tasks: page,
-    nextToken: matches.length > query.limit && last ? encodeCursor(last.startedTime ?? 0, last.taskId) : undefined,
+    nextToken:
+      matches.length > query.limit && last ? encodeCursor(last.startedTime ?? 0, last.taskId, query) : undefined,
   };
 }
 
