@@ -18,7 +18,9 @@ table with the same WAL/synchronous/locking settings, or a BullMQ queue.add with
 job data. tasks = one task end to end (accept, attempt of a no-op app, task record Succeeded);
 the peer inserts, claims and finishes a row in three statements (like fc-async, the INSERT at the
 row's synchronous level, the UPDATEs at NORMAL), or adds a job that a BullMQ worker with a no-op
-processor runs. "burst of 32": 32 at once per operation (fc-async sqlite commits all 32 accepts
+processor runs (counted when the processor is called; a second peer row counts it when BullMQ has
+recorded the job completed, as fc-async counts its task once the record says Succeeded; the faster
+row is the baseline). "burst of 32": 32 at once per operation (fc-async sqlite commits all 32 accepts
 at once, the peer inserts them in one transaction; fc-async bullmq sends the 32 records in one
 script and the 32 jobs in one addBulk, the peers are 32 queue.add and one addBulk, the faster
 one the baseline). Worker concurrency 10;
@@ -41,6 +43,8 @@ interface Fixtures {
   bullTasks: { handler: FcHandler; waiters: Map<string, () => void> };
   rawQueue: Queue;
   rawTasks: { queue: Queue; waiters: Map<string, () => void> };
+  /** The same raw worker, a task counted once BullMQ has recorded the job completed. */
+  rawCompleted: { queue: Queue; waiters: Map<string, () => void> };
 }
 
 let fixtures: Promise<Fixtures> | undefined;
@@ -75,11 +79,25 @@ async function build(): Promise<Fixtures> {
     },
     { connection, prefix: 'raw-tasks', concurrency: 10 },
   );
+  const completedWaiters = new Map<string, () => void>();
+  const completedQueue = new Queue('tasks', { connection, prefix: 'raw-completed' });
+  const completedWorker = new Worker('tasks', async () => undefined, {
+    connection,
+    prefix: 'raw-completed',
+    concurrency: 10,
+  });
+  completedWorker.on('completed', (job) => completedWaiters.get(job.id as string)?.());
   const rawQueue = new Queue('tasks', { connection, prefix: 'raw-accept' });
   const f: Fixtures = {
     env,
     handlers: [],
-    close: [() => rawWorker.close(), () => rawTaskQueue.close(), () => rawQueue.close()],
+    close: [
+      () => rawWorker.close(),
+      () => rawTaskQueue.close(),
+      () => completedWorker.close(),
+      () => completedQueue.close(),
+      () => rawQueue.close(),
+    ],
     sqliteAccept: { FULL: sqliteOn('accept-full', 'full'), NORMAL: sqliteOn('accept-normal', 'normal') },
     sqliteTasks: { FULL: sqliteOn('tasks-full', 'full'), NORMAL: sqliteOn('tasks-normal', 'normal') },
     rawSqlite: {
@@ -92,10 +110,15 @@ async function build(): Promise<Fixtures> {
     bullTasks: { handler: bullTasks, waiters: bullWaiters },
     rawQueue,
     rawTasks: { queue: rawTaskQueue, waiters: rawWaiters },
+    rawCompleted: { queue: completedQueue, waiters: completedWaiters },
   };
   f.handlers.push(f.sqliteAccept.FULL, f.sqliteAccept.NORMAL, f.sqliteTasks.FULL, f.sqliteTasks.NORMAL);
   f.handlers.push(f.memoryAccept, f.memoryTasks, f.bullAccept, bullTasks);
-  await Promise.all([...f.handlers.map((h) => h.engine?.whenReady()), rawWorker.waitUntilReady()]);
+  await Promise.all([
+    ...f.handlers.map((h) => h.engine?.whenReady()),
+    rawWorker.waitUntilReady(),
+    completedWorker.waitUntilReady(),
+  ]);
   return f;
 }
 
@@ -144,10 +167,11 @@ async function rawBulkTasks(): Promise<void> {
   await done;
 }
 
-async function rawTask(): Promise<void> {
+async function rawTask(on: 'run' | 'completed' = 'run'): Promise<void> {
   const jobId = nextId('r');
-  const done = ran(fx.rawTasks.waiters, jobId);
-  await fx.rawTasks.queue.add('task', rawJob(), { jobId, removeOnComplete: true });
+  const { queue, waiters } = on === 'run' ? fx.rawTasks : fx.rawCompleted;
+  const done = ran(waiters, jobId);
+  await queue.add('task', rawJob(), { jobId, removeOnComplete: true });
   await done;
 }
 
@@ -261,14 +285,21 @@ export function backendCases(): BenchCase[] {
       check: setup,
       fn: () => times(BURST, () => accept(fx.bullAccept)),
     },
-    { group: 'bullmq tasks', name: 'BullMQ add + no-op worker', role: 'peer', check: setup, fn: rawTask },
+    { group: 'bullmq tasks', name: 'BullMQ add + no-op worker', role: 'peer', check: setup, fn: () => rawTask() },
+    {
+      group: 'bullmq tasks',
+      name: 'BullMQ add + no-op worker, until completed',
+      role: 'peer',
+      check: setup,
+      fn: () => rawTask('completed'),
+    },
     { group: 'bullmq tasks', name: 'fc-async bullmq() task', target: BACKEND_TARGET, check: setup, fn: bullTask },
     {
       group: `bullmq tasks, burst of ${BURST}`,
       name: `BullMQ ${BURST} add + no-op worker`,
       role: 'peer',
       check: setup,
-      fn: () => times(BURST, rawTask),
+      fn: () => times(BURST, () => rawTask()),
     },
     {
       group: `bullmq tasks, burst of ${BURST}`,
