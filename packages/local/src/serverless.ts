@@ -1,11 +1,10 @@
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { dirname, extname, relative, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
+import { dirname, resolve } from 'node:path';
 import { configError, isObject } from './errors.js';
 import { readAsyncConfig, readFc2AsyncConfig } from './serverless-async.js';
-import { FUNCTION_NAME, type FunctionSpec } from './spec.js';
-import { resolveVars, type VarContext, VarError } from './yaml-vars.js';
+import { notAppliedNotice, readServerlessDoc, type ServedResource } from './serverless-doc.js';
+import { checkFunction, httpTrigger, startCommand } from './serverless-function.js';
+import type { FunctionSpec } from './spec.js';
+import { resolveVars, type ThisContext, type VarContext, VarError } from './yaml-vars.js';
 
 /**
  * What {@link loadServerlessConfig} read: the functions to serve, and notes about what it skipped
@@ -31,7 +30,7 @@ export interface ServerlessConfig {
  * ```
  */
 export interface ServerlessConfigOptions {
-  /** @default process.env */
+  /** Takes precedence over the `.env` file beside the s.yaml. @default process.env */
   env?: Record<string, string | undefined>;
   /** `${config('AccountID')}`. @default '0' */
   accountId?: string;
@@ -44,8 +43,10 @@ type Obj = Record<string, unknown>;
 /**
  * Reads a Serverless Devs `s.yaml`: FC 3.0 `fc3` resources (`resources:`, edition 3) and FC 2.0
  * `fc` services (`services:`, edition 1), with their code path, handler, runtime, HTTP trigger and
- * async config (`asyncInvokeConfig` / `asyncConfiguration`). Functions of other runtimes than
- * Node.js are skipped with a warning. Throws an `FcAsyncError` with code `InvalidConfig`, whose
+ * async config (`asyncInvokeConfig` / `asyncConfiguration`), after YAML merge keys, the file it
+ * `extend`s, resource templates (`template` + `extend.name`) and its variables. Functions of other
+ * runtimes than Node.js are skipped with a warning, as are what it does not apply (actions, flow,
+ * layers...). Throws an `FcAsyncError` with code `InvalidConfig`, whose
  * message names the file and the problem, for a malformed file.
  *
  * @example
@@ -58,60 +59,76 @@ export async function loadServerlessConfig(
   path: string,
   options: ServerlessConfigOptions = {},
 ): Promise<ServerlessConfig> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (cause) {
-    const code = (cause as { code?: string }).code;
-    throw configError(path, code === 'ENOENT' ? 'no such file' : `cannot be read (${code ?? String(cause)})`);
-  }
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  const first = doc.errors[0];
-  if (first) throw configError(path, `invalid YAML: ${first.message.split('\n')[0]}`);
-  const root: unknown = doc.toJS();
-  if (!isObject(root)) throw configError(path, 'expected a mapping at the top level');
+  const { root, dotenv } = await readServerlessDoc(path);
   const resources = root.resources ?? root.services;
   const section = root.resources !== undefined ? 'resources' : 'services';
   if (!isObject(resources)) {
     throw configError(path, 'has no `resources` mapping (Serverless Devs 3) or `services` mapping (Serverless Devs 1)');
   }
+  const dir = dirname(resolve(path));
   const ctx: VarContext = {
     root,
-    env: options.env ?? process.env,
+    env: { ...dotenv, ...(options.env ?? process.env) },
     accountId: options.accountId ?? '0',
     region: options.region ?? 'cn-hangzhou',
+    dir,
     unresolved: new Set(),
   };
-  const dir = dirname(resolve(path));
   const functions: FunctionSpec[] = [];
-  const warnings: string[] = [];
+  const skipped: string[] = [];
+  const served: ServedResource[] = [];
   for (const [key, resource] of Object.entries(resources)) {
     const where = `${section}.${key}`;
     if (!isObject(resource)) throw configError(path, `${where} must be a mapping`);
-    const kind = componentKind(resource.component);
-    if (!kind) continue;
-    if (!isObject(resource.props)) throw configError(path, `${where}.props must be a mapping`);
-    let props: Obj;
-    try {
-      props = resolveVars(resource.props, ctx, resource) as Obj;
-    } catch (error) {
-      if (error instanceof VarError) throw configError(path, `${where}.props: ${error.message}`);
-      throw error;
+    const self: ThisContext = { name: key, access: resource.access ?? root.access, props: resource.props };
+    const component = resolved(path, where, resource.component, ctx, self);
+    const kind = componentKind(component);
+    if (!kind) {
+      if (namesFunction(resource.props))
+        skipped.push(`${key}: skipped: component ${String(component)} is not fc3 or fc`);
+      continue;
     }
-    const read = kind === 'fc3' ? readFc3(props, `${where}.props`) : readFc2(props, `${where}.props`);
-    const spec = read(path, dir, ctx.region);
+    if (!isObject(resource.props)) throw configError(path, `${where}.props must be a mapping`);
+    const props = resolved(path, `${where}.props`, resource.props, ctx, { ...self, component }) as Obj;
+    const fn = kind === 'fc3' ? fc3Function(props) : fc2Function(path, props, `${where}.props`);
+    const spec =
+      kind === 'fc3'
+        ? readFc3(path, dir, ctx.region, fn, `${where}.props`)
+        : readFc2(path, dir, ctx.region, props, fn, `${where}.props`);
     if (typeof spec === 'string') {
-      warnings.push(`${key}: ${spec}`);
+      skipped.push(`${key}: ${spec}`);
       continue;
     }
     if (functions.some((f) => f.name === spec.name)) {
       throw configError(path, `${where}: the function name ${spec.name} is used twice`);
     }
     functions.push(spec);
+    served.push({ key, resource, fn });
   }
-  if (functions.length === 0) throw configError(path, 'defines no Node.js function of the fc3 or fc component');
+  if (functions.length === 0) {
+    const why = skipped.length > 0 ? ` (${skipped.join('; ')})` : '';
+    throw configError(path, `defines no Node.js function of the fc3 or fc component${why}`);
+  }
+  const warnings = [...skipped];
+  const notice = notAppliedNotice(root, served);
+  if (notice) warnings.push(notice);
   for (const expression of ctx.unresolved) warnings.push(`${expression} is not resolved locally and kept as written`);
   return { file: path, functions, warnings };
+}
+
+/** `value` with its variables resolved; a {@link VarError} becomes an `InvalidConfig` naming `where`. */
+function resolved(file: string, where: string, value: unknown, ctx: VarContext, self: ThisContext): unknown {
+  try {
+    return resolveVars(value, ctx, self);
+  } catch (error) {
+    if (error instanceof VarError) throw configError(file, `${where}: ${error.message}`);
+    throw error;
+  }
+}
+
+/** Props that name a function (FC 3.0 `functionName`, FC 2.0 `function.name`): worth a notice when skipped. */
+function namesFunction(props: unknown): boolean {
+  return isObject(props) && (props.functionName !== undefined || isObject(props.function));
 }
 
 /** `fc3`, `devsapp/fc3`, `fc3@0.1.0` → fc3; `fc`, `devsapp/fc` → fc; anything else is not ours. */
@@ -121,141 +138,48 @@ function componentKind(component: unknown): 'fc3' | 'fc' | undefined {
   return m ? (m[1] as 'fc3' | 'fc') : undefined;
 }
 
-type Reader = (file: string, dir: string, region: string) => FunctionSpec | string;
-
-function readFc3(raw: Obj, where: string): Reader {
-  const props = isObject(raw.function) ? { ...raw, ...raw.function } : raw;
-  return (file, dir, region) => {
-    const trigger = httpTrigger(file, props.triggers, `${where}.triggers`, 'triggerType', 'triggerConfig');
-    return base(file, dir, where, {
-      name: props.functionName,
-      code: props.code,
-      handler: props.handler,
-      runtime: props.runtime,
-      region: props.region ?? region,
-      memorySize: props.memorySize,
-      timeout: props.timeout,
-      environmentVariables: props.environmentVariables,
-      http: trigger,
-      style: 'fc3',
-      asyncConfig: readAsyncConfig(file, props.asyncInvokeConfig, `${where}.asyncInvokeConfig`),
-    });
-  };
+/** The function props of an fc3 resource: its props, with a nested `function` mapping merged in. */
+function fc3Function(props: Obj): Obj {
+  return isObject(props.function) ? { ...props, ...props.function } : props;
 }
 
-function readFc2(props: Obj, where: string): Reader {
-  return (file, dir, region) => {
-    const fn = props.function;
-    if (!isObject(fn)) throw configError(file, `${where}.function must be a mapping`);
-    const trigger = httpTrigger(file, props.triggers, `${where}.triggers`, 'type', 'config');
-    return base(file, dir, `${where}.function`, {
-      name: fn.name,
-      code: fn.codeUri,
-      handler: fn.handler,
-      runtime: fn.runtime,
-      region: props.region ?? region,
-      memorySize: fn.memorySize,
-      timeout: fn.timeout,
-      environmentVariables: fn.environmentVariables,
-      http: trigger,
-      style: 'fc2',
-      asyncConfig: readFc2AsyncConfig(file, fn.asyncConfiguration, `${where}.function.asyncConfiguration`),
-    });
-  };
+function fc2Function(file: string, props: Obj, where: string): Obj {
+  if (!isObject(props.function)) throw configError(file, `${where}.function must be a mapping`);
+  return props.function;
 }
 
-interface RawFunction {
-  name: unknown;
-  code: unknown;
-  handler: unknown;
-  runtime: unknown;
-  region: unknown;
-  memorySize: unknown;
-  timeout: unknown;
-  environmentVariables: unknown;
-  http: FunctionSpec['http'];
-  style: FunctionSpec['style'];
-  asyncConfig: FunctionSpec['asyncConfig'];
+function readFc3(file: string, dir: string, region: string, props: Obj, where: string): FunctionSpec | string {
+  const trigger = httpTrigger(file, props.triggers, `${where}.triggers`, 'triggerType', 'triggerConfig');
+  return checkFunction(file, dir, where, {
+    name: props.functionName,
+    code: props.code,
+    handler: props.handler,
+    runtime: props.runtime,
+    command: startCommand(props),
+    region: props.region ?? region,
+    memorySize: props.memorySize,
+    timeout: props.timeout,
+    environmentVariables: props.environmentVariables,
+    http: trigger,
+    style: 'fc3',
+    asyncConfig: readAsyncConfig(file, props.asyncInvokeConfig, `${where}.asyncInvokeConfig`),
+  });
 }
 
-const EXTENSIONS = ['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts'];
-
-function base(file: string, dir: string, where: string, raw: RawFunction): FunctionSpec | string {
-  const fail = (field: string, problem: string) => configError(file, `${where}.${field} ${problem}`);
-  if (typeof raw.name !== 'string' || !FUNCTION_NAME.test(raw.name)) {
-    throw fail(
-      'functionName',
-      `must be an FC function name (letters, digits, _ and -), got ${JSON.stringify(raw.name)}`,
-    );
-  }
-  if (raw.runtime !== undefined && (typeof raw.runtime !== 'string' || !raw.runtime.startsWith('nodejs'))) {
-    return `skipped: runtime ${String(raw.runtime)} is not a Node.js runtime`;
-  }
-  const codeDir = typeof raw.code === 'string' ? raw.code : isObject(raw.code) ? raw.code.src : undefined;
-  if (typeof codeDir !== 'string' || codeDir === '') {
-    throw fail('code', 'must be the path of the code folder (OSS code cannot run locally)');
-  }
-  const m = typeof raw.handler === 'string' ? /^(.+)\.([A-Za-z_$][\w$]*)$/.exec(raw.handler) : null;
-  if (!m) throw fail('handler', `must look like file.export (index.handler), got ${JSON.stringify(raw.handler)}`);
-  const stem = resolve(dir, codeDir, m[1] as string);
-  const candidates = extname(stem) ? [stem] : EXTENSIONS.map((ext) => stem + ext);
-  const found = candidates.find((c) => existsSync(c));
-  if (!found) {
-    throw fail('handler', `${raw.handler}: none of ${candidates.map((c) => relative(dir, c)).join(', ')} exists`);
-  }
-  return {
-    name: raw.name,
-    file: found,
-    exportName: m[2],
-    handler: raw.handler as string,
-    http: raw.http,
-    style: raw.style,
-    runtime: raw.runtime as string | undefined,
-    region: typeof raw.region === 'string' ? raw.region : undefined,
-    memorySize: optionalNumber(file, raw.memorySize, `${where}.memorySize`),
-    timeout: timeoutOf(file, raw.timeout, `${where}.timeout`),
-    environmentVariables: stringMap(file, raw.environmentVariables, `${where}.environmentVariables`),
-    asyncConfig: raw.asyncConfig,
-  };
-}
-
-function optionalNumber(file: string, value: unknown, where: string): number | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !(value > 0)) throw configError(file, `${where} must be a positive number`);
-  return value;
-}
-
-/** FC's function timeout: whole seconds, 1 to 86400. */
-function timeoutOf(file: string, value: unknown, where: string): number | undefined {
-  if (value === undefined) return undefined;
-  if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 86_400) {
-    throw configError(file, `${where} must be an integer from 1 to 86400 (seconds), got ${JSON.stringify(value)}`);
-  }
-  return value as number;
-}
-
-function stringMap(file: string, value: unknown, where: string): Record<string, string> | undefined {
-  if (value === undefined) return undefined;
-  if (!isObject(value)) throw configError(file, `${where} must be a mapping of names to values`);
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, String(v)]));
-}
-
-function httpTrigger(
-  file: string,
-  triggers: unknown,
-  where: string,
-  typeKey: string,
-  configKey: string,
-): FunctionSpec['http'] {
-  if (triggers === undefined) return undefined;
-  if (!Array.isArray(triggers)) throw configError(file, `${where} must be a list`);
-  const index = triggers.findIndex((t) => isObject(t) && t[typeKey] === 'http');
-  if (index < 0) return undefined;
-  const config = (triggers[index] as Obj)[configKey];
-  const methods = isObject(config) ? config.methods : undefined;
-  if (methods === undefined) return {};
-  if (!Array.isArray(methods) || !methods.every((m) => typeof m === 'string')) {
-    throw configError(file, `${where}[${index}].${configKey}.methods must be a list of HTTP methods`);
-  }
-  return { methods: methods.map((m: string) => m.toUpperCase()) };
+function readFc2(file: string, dir: string, region: string, props: Obj, fn: Obj, where: string): FunctionSpec | string {
+  const trigger = httpTrigger(file, props.triggers, `${where}.triggers`, 'type', 'config');
+  return checkFunction(file, dir, `${where}.function`, {
+    name: fn.name,
+    code: fn.codeUri,
+    handler: fn.handler,
+    runtime: fn.runtime,
+    command: startCommand(fn),
+    region: props.region ?? region,
+    memorySize: fn.memorySize,
+    timeout: fn.timeout,
+    environmentVariables: fn.environmentVariables,
+    http: trigger,
+    style: 'fc2',
+    asyncConfig: readFc2AsyncConfig(file, fn.asyncConfiguration, `${where}.function.asyncConfiguration`),
+  });
 }

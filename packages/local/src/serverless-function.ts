@@ -1,0 +1,145 @@
+import { existsSync } from 'node:fs';
+import { extname, relative, resolve } from 'node:path';
+import { configError, isObject } from './errors.js';
+import { FUNCTION_NAME, type FunctionSpec } from './spec.js';
+
+type Obj = Record<string, unknown>;
+
+/** One function as an fc3 or fc resource gives it, before it is checked. */
+export interface RawFunction {
+  name: unknown;
+  code: unknown;
+  handler: unknown;
+  runtime: unknown;
+  /** What a custom runtime or container starts ({@link startCommand}). */
+  command: unknown[];
+  region: unknown;
+  memorySize: unknown;
+  timeout: unknown;
+  environmentVariables: unknown;
+  http: FunctionSpec['http'];
+  style: FunctionSpec['style'];
+  asyncConfig: FunctionSpec['asyncConfig'];
+}
+
+const EXTENSIONS = ['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts'];
+
+/**
+ * Checks one function and finds its module: the spec to serve, or why it is skipped (another
+ * runtime). Throws `InvalidConfig` naming `where` for a field FC would refuse or a missing handler file.
+ */
+export function checkFunction(file: string, dir: string, where: string, raw: RawFunction): FunctionSpec | string {
+  const fail = (field: string, problem: string) => configError(file, `${where}.${field} ${problem}`);
+  if (typeof raw.name !== 'string' || !FUNCTION_NAME.test(raw.name)) {
+    const variable =
+      typeof raw.name === 'string' && /\$\{|\{\{/.test(raw.name) ? ' (a variable not resolved locally)' : '';
+    throw fail(
+      'functionName',
+      `must be an FC function name (letters, digits, _ and -), got ${JSON.stringify(raw.name)}${variable}`,
+    );
+  }
+  if (raw.runtime !== undefined && (typeof raw.runtime !== 'string' || !raw.runtime.startsWith('nodejs'))) {
+    return skipReason(raw.runtime, raw.command);
+  }
+  const codeDir = typeof raw.code === 'string' ? raw.code : isObject(raw.code) ? raw.code.src : undefined;
+  if (typeof codeDir !== 'string' || codeDir === '') {
+    throw fail('code', 'must be the path of the code folder (OSS code cannot run locally)');
+  }
+  if (/\.(zip|jar|war)$/i.test(codeDir)) {
+    throw fail(
+      'code',
+      `${codeDir} is an archive: fc-async dev runs code from a folder (point code at the unpacked folder)`,
+    );
+  }
+  const m = typeof raw.handler === 'string' ? /^(.+)\.([A-Za-z_$][\w$]*)$/.exec(raw.handler) : null;
+  if (!m) throw fail('handler', `must look like file.export (index.handler), got ${JSON.stringify(raw.handler)}`);
+  const stem = resolve(dir, codeDir, m[1] as string);
+  const candidates = extname(stem) ? [stem] : EXTENSIONS.map((ext) => stem + ext);
+  const found = candidates.find((c) => existsSync(c));
+  if (!found) {
+    throw fail('handler', `${raw.handler}: none of ${candidates.map((c) => relative(dir, c)).join(', ')} exists`);
+  }
+  return {
+    name: raw.name,
+    file: found,
+    exportName: m[2],
+    handler: raw.handler as string,
+    http: raw.http,
+    style: raw.style,
+    runtime: raw.runtime as string | undefined,
+    region: typeof raw.region === 'string' ? raw.region : undefined,
+    memorySize: optionalNumber(file, raw.memorySize, `${where}.memorySize`),
+    timeout: timeoutOf(file, raw.timeout, `${where}.timeout`),
+    environmentVariables: stringMap(file, raw.environmentVariables, `${where}.environmentVariables`),
+    asyncConfig: raw.asyncConfig,
+  };
+}
+
+const list = (value: unknown): unknown[] => (Array.isArray(value) ? value : value === undefined ? [] : [value]);
+
+/** What a custom runtime or container starts: `customRuntimeConfig.command`, or the container's entrypoint and command. */
+export function startCommand(fn: Record<string, unknown>): unknown[] {
+  if (isObject(fn.customRuntimeConfig)) return list(fn.customRuntimeConfig.command);
+  const container = fn.customContainerConfig;
+  return isObject(container) ? [...list(container.entrypoint), ...list(container.command)] : [];
+}
+
+/** Why a function of another runtime is skipped; a custom runtime that starts Node.js gets the way to serve it. */
+function skipReason(runtime: unknown, command: unknown[]): string {
+  const line = command.map(String).join(' ');
+  if (typeof runtime === 'string' && runtime.startsWith('custom') && /^(\S*\/)?(node|npm|npx|pnpm|yarn)\b/.test(line)) {
+    return `skipped: runtime ${runtime} starts its own server (${line}); fc-async dev serves an exported app instead: run \`fc-async dev <file exporting the app>\``;
+  }
+  return `skipped: runtime ${String(runtime)} is not a Node.js runtime`;
+}
+
+function optionalNumber(file: string, value: unknown, where: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !(value > 0)) throw configError(file, `${where} must be a positive number`);
+  return value;
+}
+
+/** FC's function timeout: whole seconds, 1 to 86400. */
+function timeoutOf(file: string, value: unknown, where: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 86_400) {
+    throw configError(file, `${where} must be an integer from 1 to 86400 (seconds), got ${JSON.stringify(value)}`);
+  }
+  return value as number;
+}
+
+function stringMap(file: string, value: unknown, where: string): Record<string, string> | undefined {
+  if (value === undefined) return undefined;
+  if (!isObject(value)) throw configError(file, `${where} must be a mapping of names to values`);
+  for (const [k, v] of Object.entries(value)) {
+    // FC takes text: a mapping or list (`${file('x.json')}` in the wrong place) must not become "[object Object]".
+    if (typeof v === 'object' && v !== null) {
+      throw configError(
+        file,
+        `${where}.${k} must be text, a number or a boolean, got a ${Array.isArray(v) ? 'list' : 'mapping'}`,
+      );
+    }
+  }
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, v === null ? '' : String(v)]));
+}
+
+/** The first `http` trigger of `triggers`, with its methods in capitals. */
+export function httpTrigger(
+  file: string,
+  triggers: unknown,
+  where: string,
+  typeKey: string,
+  configKey: string,
+): FunctionSpec['http'] {
+  if (triggers === undefined) return undefined;
+  if (!Array.isArray(triggers)) throw configError(file, `${where} must be a list`);
+  const index = triggers.findIndex((t) => isObject(t) && t[typeKey] === 'http');
+  if (index < 0) return undefined;
+  const config = (triggers[index] as Obj)[configKey];
+  const methods = isObject(config) ? config.methods : undefined;
+  if (methods === undefined) return {};
+  if (!Array.isArray(methods) || !methods.every((m) => typeof m === 'string')) {
+    throw configError(file, `${where}[${index}].${configKey}.methods must be a list of HTTP methods`);
+  }
+  return { methods: methods.map((m: string) => m.toUpperCase()) };
+}

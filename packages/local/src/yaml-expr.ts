@@ -1,0 +1,164 @@
+import { extname, resolve } from 'node:path';
+import { parse } from 'yaml';
+import { ConfigFileProblem, readConfigText } from './config-file.js';
+
+/**
+ * What the variables of one `s.yaml` resolve against. The subset of Serverless Devs variables
+ * that `fc-async dev` resolves: `${vars.a.b}`, `${env('NAME')}`, `${env('NAME', 'default')}`,
+ * `${env.NAME}`, `${config('AccountID')}`, `${config('Region')}`, `${path('./x')}`,
+ * `${file('./x.json')}`, `${json('...')}`, `${this.name}`, `${this.props.x}`,
+ * `${resources.<name>.props.x}` and `${<name>.props.x}`. Anything else is left as written and
+ * reported in `unresolved`.
+ */
+export interface VarContext {
+  root: Record<string, unknown>;
+  env: Record<string, string | undefined>;
+  accountId: string;
+  region: string;
+  /** The folder of the s.yaml: `${path()}` and `${file()}` are relative to it. */
+  dir: string;
+  unresolved: Set<string>;
+  /** Expressions left to evaluate: references that expand exponentially run out of it. */
+  budget?: number;
+}
+
+/** A `${...}` reference that refers to itself, expands too far, or names a file that cannot be read. */
+export class VarError extends Error {}
+
+/** What `${this.x}` reads: the resource whose props are being resolved. */
+export interface ThisContext {
+  name: string;
+  access?: unknown;
+  component?: unknown;
+  props?: unknown;
+}
+
+/** Thrown inside the parser for an expression it cannot read: the expression is then kept as written. */
+const UNREADABLE = Symbol('unreadable');
+
+const NAME = /^[A-Za-z_$][\w$-]*(?:\.[\w$-]+)*/;
+const WHOLE_NAME = new RegExp(`${NAME.source}$`);
+
+function walk(value: unknown, path: string[]): unknown {
+  let current = value;
+  for (const key of path) {
+    if (current === null || typeof current !== 'object' || !Object.hasOwn(current, key)) return undefined;
+    current = (current as Record<string, unknown>)[key];
+  }
+  return current;
+}
+
+/** `${file('x')}`: YAML and JSON files are parsed, others read as text, relative to the s.yaml. */
+function readVarFile(ctx: VarContext, name: unknown): unknown {
+  const file = resolve(ctx.dir, String(name));
+  let text: string;
+  try {
+    text = readConfigText(file);
+  } catch (cause) {
+    if (cause instanceof ConfigFileProblem) throw new VarError(`file('${String(name)}') ${cause.message}`);
+    throw new VarError(`file('${String(name)}') cannot be read (${(cause as { code?: string }).code ?? cause})`);
+  }
+  try {
+    const ext = extname(file);
+    if (ext === '.json') return JSON.parse(text);
+    return ext === '.yaml' || ext === '.yml' ? parse(text, { merge: true }) : text;
+  } catch (cause) {
+    throw new VarError(`file('${String(name)}') is not valid ${extname(file).slice(1)}: ${(cause as Error).message}`);
+  }
+}
+
+function call(name: string, args: unknown[], ctx: VarContext): unknown {
+  const [first, second] = args;
+  switch (name) {
+    case 'env': {
+      const value = ctx.env[String(first)];
+      return value === undefined || (value === '' && second !== undefined) ? second : value;
+    }
+    case 'config':
+      return first === 'AccountID' ? ctx.accountId : first === 'Region' ? ctx.region : undefined;
+    case 'path':
+      return typeof first === 'string' && first !== '' ? resolve(ctx.dir, first) : undefined;
+    case 'file':
+      return readVarFile(ctx, first);
+    case 'json':
+      if (typeof first !== 'string') return first;
+      try {
+        return JSON.parse(first);
+      } catch {
+        throw new VarError(`json() got text that is not JSON: ${first.slice(0, 64)}`);
+      }
+    default:
+      return undefined;
+  }
+}
+
+function reference(name: string, ctx: VarContext, self: ThisContext | undefined): unknown {
+  const [head, ...rest] = name.split('.');
+  if (head === 'env' && rest.length === 1) return ctx.env[rest[0] as string];
+  if (head === 'vars') return walk(ctx.root.vars, rest);
+  if (head === 'this') return walk(self, rest);
+  const resources = (ctx.root.resources ?? ctx.root.services) as Record<string, unknown> | undefined;
+  if (head === 'resources' || head === 'services') return walk(resources, rest);
+  if (head !== undefined && rest[0] === 'props') return walk(resources, [head, ...rest]);
+  return undefined;
+}
+
+/**
+ * Evaluates one `${...}` expression: a reference (`vars.a.b`, `this.name`, `<resource>.props.x`),
+ * a quoted string, or a call of `env`, `config`, `path`, `file` or `json` whose arguments are
+ * expressions themselves (`env('A', path('../'))`). `undefined` when it cannot be evaluated here.
+ */
+export function evaluateExpression(source: string, ctx: VarContext, self: ThisContext | undefined): unknown {
+  let i = 0;
+  const space = () => {
+    while (source[i] === ' ' || source[i] === '\t') i++;
+  };
+  const value = (argument: boolean): unknown => {
+    space();
+    const quote = source[i];
+    if (quote === "'" || quote === '"') {
+      const end = source.indexOf(quote, i + 1);
+      if (end < 0) throw UNREADABLE;
+      const text = source.slice(i + 1, end);
+      i = end + 1;
+      return text;
+    }
+    const start = i;
+    const name = NAME.exec(source.slice(i))?.[0];
+    if (name) {
+      i += name.length;
+      space();
+      if (source[i] === '(') return callAt(name);
+      if (!argument) return reference(name, ctx, self);
+    }
+    if (!argument) throw UNREADABLE;
+    // A bare argument, as older files write them: `env(SECRET_ID)`, `path(../..)`.
+    i = start;
+    const text = (/^[^,()'"]*/.exec(source.slice(i))?.[0] ?? '').trim();
+    if (text === '') throw UNREADABLE;
+    i = source.indexOf(text, i) + text.length;
+    const named = WHOLE_NAME.test(text) ? reference(text, ctx, self) : undefined;
+    return named ?? text;
+  };
+  const callAt = (name: string): unknown => {
+    i++;
+    const args: unknown[] = [];
+    space();
+    while (source[i] !== ')') {
+      args.push(value(true));
+      space();
+      if (source[i] === ',') i++;
+      else if (source[i] !== ')') throw UNREADABLE;
+    }
+    i++;
+    return call(name, args, ctx);
+  };
+  try {
+    const result = value(false);
+    space();
+    return i === source.length ? result : undefined;
+  } catch (error) {
+    if (error === UNREADABLE) return undefined;
+    throw error;
+  }
+}

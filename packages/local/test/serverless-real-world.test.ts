@@ -1,0 +1,464 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: the s.yaml texts here are written in Serverless Devs variable syntax
+import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type Emulator, type FunctionSpec, loadServerlessConfig, startEmulator } from '../src/index.js';
+import { fixture, runCli } from './helpers.js';
+
+// s.yaml files shaped after public Serverless Devs projects (each fixture names its sources).
+const real = (path: string) => fixture(`real-world/${path}`);
+const tmp = mkdtempSync(join(tmpdir(), 'fc-async-real-world-'));
+const quiet = { output: () => {}, port: 0, controlPort: 0 };
+
+/** The `InvalidConfig` problem loading `file` gives, without the file name the message starts with. */
+async function refusal(file: string, env: Record<string, string> = {}): Promise<string> {
+  const error = await loadServerlessConfig(file, { env }).then(
+    () => undefined,
+    (e: unknown) => e as { code?: string; message: string },
+  );
+  expect(error?.code).toBe('InvalidConfig');
+  expect(error?.message.startsWith(`${file}: `)).toBe(true);
+  return (error as { message: string }).message.slice(file.length + 2);
+}
+
+const byName = (functions: FunctionSpec[]) => Object.fromEntries(functions.map((f) => [f.name, f]));
+
+/** Records the destination functions of the fixtures keep in `globalThis.fcAsyncRealWorldRecords`. */
+type Kept = { to: string; record: { requestContext: { functionArn: string; condition: string } } };
+const kept = () => ((globalThis as { fcAsyncRealWorldRecords?: Kept[] }).fcAsyncRealWorldRecords ??= []);
+
+async function until<T>(find: () => T | undefined, what: string): Promise<T> {
+  for (let i = 0; i < 500; i++) {
+    const found = find();
+    if (found !== undefined) return found;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('FC 3.0 (fc3) files', () => {
+  it('devsapp/fc3 e2e nodejs: the component and names from env() defaults, and nested calls in them', async () => {
+    const file = real('fc3-nodejs-async/s.yaml');
+    const config = await loadServerlessConfig(file, { env: { FC_COMPONENT: 'fc3' } });
+    expect(config.functions).toHaveLength(1);
+    expect(config.functions[0]).toMatchObject({
+      name: 'fc3-event-nodejs18',
+      runtime: 'nodejs18',
+      region: 'cn-hongkong',
+      file: real('fc3-nodejs-async/code/event.mjs'),
+      exportName: 'handler',
+      http: { methods: ['GET', 'POST'] },
+      asyncConfig: {
+        maxAsyncRetryAttempts: 1,
+        maxAsyncEventAgeInSeconds: 360,
+        asyncTask: true,
+        destinationConfig: {
+          onSuccess: { destination: 'acs:fc:cn-hongkong::functions/node-async-succ' },
+          onFailure: { destination: 'acs:mns:cn-hongkong::/topics/node-async-ci/messages' },
+        },
+      },
+    });
+    expect(config.warnings).toEqual(['not run or applied locally: instanceLifecycleConfig of fcDemo']);
+    const renamed = await loadServerlessConfig(file, {
+      env: { FC_COMPONENT: 'fc3', REGION: 'cn-shanghai', FUNCTION_SUFFIX: 'nodejs20', FC_RUNTIME: 'nodejs20' },
+    });
+    expect(renamed.functions[0]).toMatchObject({
+      name: 'fc3-event-nodejs20',
+      runtime: 'nodejs20',
+      region: 'cn-shanghai',
+    });
+  });
+
+  it('a component that resolves to a local path (the default there) is skipped, and the refusal says why', async () => {
+    const problem = await refusal(real('fc3-nodejs-async/s.yaml'));
+    expect(problem).toBe(
+      `defines no Node.js function of the fc3 or fc component (fcDemo: skipped: component ${real('fc3-nodejs-async')} is not fc3 or fc)`,
+    );
+  });
+
+  it('devsapp/fc3 e2e triggers: the first HTTP trigger gives the methods; timer and OSS triggers make an event function', async () => {
+    const config = await loadServerlessConfig(real('fc3-triggers/s.yaml'), { env: {}, accountId: '42' });
+    const { web, jobs } = byName(config.functions);
+    expect(web?.http).toEqual({ methods: ['GET', 'POST'] });
+    expect(web?.asyncConfig?.destinationConfig).toEqual({
+      onSuccess: { destination: 'acs:fc:cn-huhehaote::functions/jobs' },
+      onFailure: { destination: 'acs:mns:cn-huhehaote::/topics/trigger-app-failures/messages' },
+    });
+    expect(jobs?.http).toBeUndefined();
+    expect(config.warnings).toEqual([]);
+  });
+
+  it('devsapp/fc3 e2e http.yaml: function fields nested under `function`, triggers beside it', async () => {
+    const [fn] = (await loadServerlessConfig(real('fc3-nested-function/s.yaml'), { env: {} })).functions;
+    expect(fn).toMatchObject({
+      name: 'fc3-http-nodejs-14',
+      file: real('fc3-nested-function/code/event.cjs'),
+      http: { methods: ['GET'] },
+      memorySize: 512,
+      timeout: 30,
+    });
+  });
+
+  it('custom containers are skipped with a notice that shows what they start', async () => {
+    const config = await loadServerlessConfig(real('fc3-containers/s.yaml'), { env: {} });
+    expect(config.functions.map((f) => f.name)).toEqual(['api']);
+    expect(config.warnings).toEqual([
+      'express: skipped: runtime custom-container starts its own server (node /home/code/server.js); fc-async dev serves an exported app instead: run `fc-async dev <file exporting the app>`',
+      'model: skipped: runtime custom-container is not a Node.js runtime',
+    ]);
+  });
+
+  it.each([
+    ['start-web-framework express (custom.debian10)', 'fc3-express-custom-runtime', ['framework', 'node ./index.js']],
+    [
+      'fe-journey-faas (a bundled node, Python timers)',
+      'fc3-web-and-timers',
+      ['web', 'noderuntime/bin/node server.js'],
+    ],
+  ])(
+    '%s: only custom-runtime servers, so the refusal lists each skip and the way to serve it',
+    async (_l, dir, [key, command]) => {
+      const problem = await refusal(real(`${dir}/s.yaml`));
+      expect(problem).toMatch(/^defines no Node\.js function of the fc3 or fc component \(/);
+      expect(problem).toContain(`${key}: skipped: runtime custom.debian10 starts its own server (${command}); `);
+      expect(problem).toContain('run `fc-async dev <file exporting the app>`');
+    },
+  );
+
+  it('dev3.0-env-demo: ${this.props.region} resolves; env.yaml and layers get a notice, not silence', async () => {
+    const config = await loadServerlessConfig(real('fc3-env-yaml/s.yaml'), { env: {} });
+    expect(config.functions.map((f) => [f.name, f.region])).toEqual([['node-api-2', 'cn-beijing']]);
+    expect(config.warnings).toEqual([
+      'api1: skipped: runtime custom.debian10 is not a Node.js runtime',
+      'not run or applied locally: env env.yaml (the values of this file are used); layers of api2',
+    ]);
+  });
+});
+
+describe('FC 2.0 (fc) files', () => {
+  it('start-fc http nodejs14 and an FC 2.0 nodejs18 API: both HTTP functions, FC 2.0 style', async () => {
+    const config = await loadServerlessConfig(real('fc2-http-nodejs/s.yaml'), { env: {} });
+    const functions = byName(config.functions);
+    expect(functions['http-trigger-nodejs14']).toMatchObject({ style: 'fc2', http: { methods: ['GET'] }, timeout: 60 });
+    expect(functions.main).toMatchObject({
+      style: 'fc2',
+      file: real('fc2-http-nodejs/code/api.js'),
+      http: { methods: ['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS'] },
+      environmentVariables: { ENVIRONMENT: 'production', NODE_ENV: 'production' },
+    });
+    expect(config.warnings).toEqual([]);
+  });
+
+  it('start-fc async-task: asyncConfiguration ARNs with no region or account, a `.LATEST` service, MNS queues', async () => {
+    const config = await loadServerlessConfig(real('fc2-async-task/s.yaml'), { env: {} });
+    const functions = byName(config.functions);
+    expect(Object.keys(functions)).toEqual(['async-task-func', 'dest-succ', 'dest-fail', 'fc-job-function']);
+    expect(functions['async-task-func']?.asyncConfig).toEqual({
+      maxAsyncRetryAttempts: 0,
+      maxAsyncEventAgeInSeconds: 7200,
+      asyncTask: true,
+      destinationConfig: {
+        onSuccess: { destination: 'acs:fc:::services/async-task-service/functions/dest-succ' },
+        onFailure: { destination: 'acs:fc:::services/async-task-service.LATEST/functions/dest-fail' },
+      },
+    });
+    expect(functions['fc-job-function']?.asyncConfig?.destinationConfig?.onFailure).toEqual({
+      destination: 'acs:mns:::/queues/job-results/messages',
+    });
+  });
+
+  it('custom runtimes of start-web-framework egg/nest and start-nest: refused, each skip said', async () => {
+    const problem = await refusal(real('fc2-custom-runtime/s.yaml'));
+    expect(problem).toContain(
+      'egg: skipped: runtime custom starts its own server (npx --no-install egg-scripts start --workers=1)',
+    );
+    expect(problem).toContain('nest: skipped: runtime custom starts its own server (node dist/main)');
+    expect(problem).toContain('framework: skipped: runtime custom is not a Node.js runtime');
+  });
+});
+
+describe('what Serverless Devs does to a file before its component sees it', () => {
+  it('`extend: s.yaml` (docs/zh/extend.md): the base file with this one merged over it, lists replaced', async () => {
+    const base = await loadServerlessConfig(real('extend/s.yaml'), { env: {} });
+    expect(base.functions[0]).toMatchObject({
+      name: 'hello-function',
+      http: { methods: ['GET', 'POST'] },
+      timeout: 60,
+      environmentVariables: { STAGE: 'default', REGION: 'cn-hangzhou' },
+    });
+    const pre = await loadServerlessConfig(real('extend/s.pre.yaml'), { env: {} });
+    expect(pre.functions).toHaveLength(1);
+    expect(pre.functions[0]).toMatchObject({
+      name: 'hello-function',
+      handler: 'index.handler',
+      file: real('extend/code/index.js'),
+      style: 'fc2',
+      region: 'cn-shanghai',
+      http: { methods: ['GET'] },
+      timeout: 10,
+      environmentVariables: { STAGE: 'pre', REGION: 'cn-shanghai' },
+    });
+  });
+
+  it('resource templates: `extend.name` merges the template, `extend.ignore` drops its keys, ${this.name}', async () => {
+    const config = await loadServerlessConfig(real('templates/s.yaml'), { env: {} });
+    const { api, admin, worker } = byName(config.functions);
+    expect(api).toMatchObject({ handler: 'index.handler', http: { methods: ['GET', 'POST'] }, timeout: 30 });
+    expect(api).toMatchObject({ memorySize: 256, runtime: 'nodejs20', region: 'cn-hangzhou' });
+    expect(admin).toMatchObject({ handler: 'admin.handler', file: real('templates/code/admin.mjs') });
+    expect(admin?.http).toEqual({ methods: ['GET'] });
+    expect(worker).toMatchObject({ handler: 'worker.handler', timeout: 600, memorySize: 256 });
+    expect(worker?.http).toBeUndefined();
+    expect(config.warnings).toEqual([
+      'not run or applied locally: actions (pre-deploy); flow (every function is served at once)',
+    ]);
+  });
+
+  it('YAML anchors and `<<` merge keys', async () => {
+    const config = await loadServerlessConfig(real('anchors/s.yaml'), { env: {} });
+    const { hello, report } = byName(config.functions);
+    expect(hello).toMatchObject({
+      handler: 'index.handler',
+      runtime: 'nodejs20',
+      timeout: 60,
+      http: { methods: ['GET'] },
+    });
+    expect(report).toMatchObject({ handler: 'index.handler', timeout: 300 });
+    expect(report?.http).toBeUndefined();
+  });
+
+  describe('variables (docs/zh/variables.md, fc3 tips on .env)', () => {
+    const dir = join(tmp, 'variables');
+    beforeAll(() => {
+      cpSync(real('variables'), dir, { recursive: true });
+      writeFileSync(join(dir, '.env'), '# secrets stay out of s.yaml\nAccessKeyID=from-dotenv\nexport FEATURE="on"\n');
+    });
+
+    it('file(), json(file()), path(), this.name, this.access, <resource>.props, env.NAME from .env', async () => {
+      const config = await loadServerlessConfig(join(dir, 's.yaml'), { env: {} });
+      const functions = byName(config.functions);
+      expect(functions['framework-fn']?.environmentVariables).toEqual({
+        NEXT_FUNCTION: 'next-function-example',
+        NEXT_URL: '${resources.next_function.output.url}',
+        CODE_DIR: join(dir, 'code'),
+        ACCESS: 'default-access',
+        AccessKeyID: 'from-dotenv',
+        FEATURE: 'on',
+      });
+      expect(functions['framework-fn']?.asyncConfig).toEqual({
+        maxAsyncRetryAttempts: 1,
+        destinationConfig: { onSuccess: { destination: 'acs:fc:cn-hangzhou::functions/next-function-example' } },
+      });
+      expect(functions['next-function-example']?.environmentVariables).toEqual({ LOG_LEVEL: 'debug', RETRIES: '3' });
+      expect(config.warnings).toEqual([
+        '${resources.next_function.output.url} is not resolved locally and kept as written',
+      ]);
+    });
+
+    it('bare arguments of older files: ${env(NAME)}, ${path(../..)} (devsapp/fc3 local/example/start-express)', async () => {
+      const file = join(dir, 's.bare.yaml');
+      writeFileSync(
+        file,
+        'edition: 1.0.0\nservices:\n  framework:\n    component: ${path(../..)}\n    props:\n      function:\n        name: express\n' +
+          '  api:\n    component: fc\n    props:\n      function:\n        name: api\n        runtime: nodejs18\n' +
+          '        codeUri: ./code\n        handler: index.handler\n        environmentVariables:\n          SECRET: ${env(SecretId)}\n',
+      );
+      const config = await loadServerlessConfig(file, { env: { SecretId: 's3' } });
+      expect(config.functions.map((f) => [f.name, f.environmentVariables])).toEqual([['api', { SECRET: 's3' }]]);
+      expect(config.warnings).toEqual([`framework: skipped: component ${join(dir, '../..')} is not fc3 or fc`]);
+    });
+
+    it('the environment takes precedence over .env', async () => {
+      const config = await loadServerlessConfig(join(dir, 's.yaml'), { env: { AccessKeyID: 'from-env' } });
+      expect(config.functions[0]?.environmentVariables?.AccessKeyID).toBe('from-env');
+    });
+  });
+});
+
+describe('real-world mistakes are refused with the file and the problem', () => {
+  const fn = (props: string, head = 'edition: 3.0.0\n') =>
+    `${head}resources:\n  f:\n    component: fc3\n    props:\n      functionName: f\n      runtime: nodejs20\n      code: ./code\n      handler: index.handler\n${props}`;
+
+  it.each([
+    [
+      'a start-fc template copied before `s init` (name: "{{ functionName }}")',
+      'edition: 1.0.0\nservices:\n  helloworld:\n    component: fc\n    props:\n      service:\n        name: svc\n      function:\n        name: "{{ functionName }}"\n        runtime: nodejs20\n        codeUri: ./code\n        handler: index.handler\n',
+      /^services\.helloworld\.props\.function\.functionName must be an FC function name .*got "\{\{ functionName \}\}" \(a variable not resolved locally\)$/,
+    ],
+    [
+      'code as a zip archive (AstraSchedule/sys-backend)',
+      fn('').replace('code: ./code', 'code: ./code.zip'),
+      /^resources\.f\.props\.code \.\/code\.zip is an archive: fc-async dev runs code from a folder/,
+    ],
+    [
+      'an artifact instead of code (devsapp/fc3 examples/s.yaml)',
+      fn('').replace('code: ./code', 'artifact: acs:devs:cn-hangzhou::artifacts/a1'),
+      /^resources\.f\.props\.code must be the path of the code folder/,
+    ],
+    [
+      'only a Python timer function (fc-auto-cert)',
+      fn('').replace('nodejs20', 'python3.10'),
+      /^defines no Node\.js function of the fc3 or fc component \(f: skipped: runtime python3\.10 is not a Node\.js runtime\)$/,
+    ],
+    [
+      'an `extend` whose file is missing',
+      fn('', 'extend: s.base.yaml\n'),
+      /^extend s\.base\.yaml: .*s\.base\.yaml: no such file$/,
+    ],
+    ['an `extend` that is not a path', fn('', 'extend: [s.yaml]\n'), /^extend must be the path of the s\.yaml/],
+    [
+      'a template name that is not in `template`',
+      fn('').replace('    props:', '    extend:\n      name: web\n    props:'),
+      /^resources\.f\.extend\.name: no template web in the top-level `template` mapping$/,
+    ],
+    [
+      'a resource `extend` that is a bare name',
+      fn('', 'template:\n  web: {}\n').replace('    props:', '    extend: web\n    props:'),
+      /^resources\.f\.extend must be a mapping with the `name` of a template/,
+    ],
+    [
+      'a file() that does not exist',
+      fn("      environmentVariables: ${file('./missing.json')}\n"),
+      /^resources\.f\.props: file\('\.\/missing\.json'\) cannot be read \(ENOENT\)$/,
+    ],
+    [
+      'a mapping where FC takes text (an environment variable)',
+      fn("      environmentVariables:\n        SETTINGS: ${json('[1, 2]')}\n"),
+      /^resources\.f\.props\.environmentVariables\.SETTINGS must be text, a number or a boolean, got a list$/,
+    ],
+    [
+      'json() of text that is not JSON',
+      fn("      description: ${json('not json')}\n"),
+      /json\(\) got text that is not JSON/,
+    ],
+  ])('%s', async (_label, text, message) => {
+    const dir = mkdtempSync(join(tmp, 'refused-'));
+    cpSync(real('anchors/code'), join(dir, 'code'), { recursive: true });
+    writeFileSync(join(dir, 's.yaml'), text);
+    expect(await refusal(join(dir, 's.yaml'))).toMatch(message);
+  });
+
+  it('an `extend` loop is refused, not followed for ever', async () => {
+    const dir = mkdtempSync(join(tmp, 'loop-'));
+    writeFileSync(join(dir, 'a.yaml'), 'extend: b.yaml\n');
+    writeFileSync(join(dir, 'b.yaml'), 'extend: a.yaml\n');
+    expect(await refusal(join(dir, 'a.yaml'))).toMatch(
+      /extend b\.yaml: .*b\.yaml: extend a\.yaml leads back to a\.yaml/,
+    );
+  });
+
+  it.each([
+    [
+      'the express custom-runtime project',
+      real('fc3-express-custom-runtime/s.yaml'),
+      /starts its own server \(node \.\/index\.js\)/,
+    ],
+    ['a missing extended file', real('extend/s.yaml').replace('s.yaml', 'missing.yaml'), /no such file/],
+  ])('fc-async dev --config with %s: one line, exit code 1', async (_label, config, message) => {
+    const { code, stderr } = await runCli(['dev', '--config', config, '--port', '0', '--control-port', '0']);
+    expect(code).toBe(1);
+    const lines = stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^fc-async: /);
+    expect(lines[0]).toMatch(message);
+  });
+});
+
+describe('serving real-world files', () => {
+  let emulator: Emulator | undefined;
+  afterEach(async () => {
+    await emulator?.close({ timeoutMs: 0 });
+    emulator = undefined;
+  });
+
+  it('templates: each HTTP function under /<name>/ with its own handler and methods; the worker is not routed', async () => {
+    emulator = await startEmulator({ ...quiet, config: real('templates/s.yaml') });
+    expect(emulator.functions).toEqual(['api', 'admin', 'worker']);
+    expect(await (await fetch(`${emulator.triggerUrl}/api/orders?x=1`)).text()).toBe('api /orders');
+    expect(await (await fetch(`${emulator.triggerUrl}/admin/users`)).text()).toBe('admin /users');
+    expect((await fetch(`${emulator.triggerUrl}/admin/users`, { method: 'POST' })).status).toBe(405);
+    expect((await fetch(`${emulator.triggerUrl}/worker/x`)).status).toBe(404);
+  });
+
+  it('FC 2.0 HTTP functions get (req, resp, context) and their environment variables', async () => {
+    emulator = await startEmulator({ ...quiet, config: real('fc2-http-nodejs/s.yaml') });
+    const hello = await fetch(`${emulator.triggerUrl}/http-trigger-nodejs14/p`);
+    expect(await hello.text()).toBe('hello GET /p from http-trigger-nodejs14');
+    const api = await fetch(`${emulator.triggerUrl}/main/q`, { method: 'POST', body: '{}' });
+    expect(await api.text()).toBe('api POST /q production');
+  });
+
+  it('FC 2.0 destinations with empty region/account ARNs invoke the functions of the file; MNS goes to JSONL', async () => {
+    const lines: string[] = [];
+    const outDir = mkdtempSync(join(tmp, 'out-'));
+    emulator = await startEmulator({
+      ...quiet,
+      config: real('fc2-async-task/s.yaml'),
+      outDir,
+      retryBaseMs: 10,
+      output: (text) => lines.push(text),
+    });
+    expect(lines.join('')).toContain('fc-job-function onSuccess → acs:mns:::/queues/job-results/messages');
+    const invoke = (payload: unknown) =>
+      fetch(`${emulator?.controlUrl.replace(/\/$/, '')}/2023-03-30/functions/async-task-func/invocations`, {
+        method: 'POST',
+        headers: { 'x-fc-invocation-type': 'Async' },
+        body: JSON.stringify(payload),
+      });
+    expect((await invoke({ id: 1 })).status).toBe(202);
+    expect((await invoke({ fail: true })).status).toBe(202);
+    const succ = await until(() => kept().find((k) => k.to === 'dest-succ'), 'the dest-succ record');
+    expect(succ.record.requestContext.functionArn).toMatch(/functions\/async-task-func$/);
+    const fail = await until(() => kept().find((k) => k.to === 'dest-fail'), 'the dest-fail record');
+    expect(fail.record.requestContext.condition).not.toBe('');
+  });
+
+  it('FC 3.0: a success record to a function of the file, a failure record to the MNS JSONL file', async () => {
+    const outDir = mkdtempSync(join(tmp, 'out-'));
+    emulator = await startEmulator({ ...quiet, config: real('fc3-triggers/s.yaml'), outDir, retryBaseMs: 10 });
+    const async = { 'x-fc-invocation-type': 'Async' };
+    expect((await fetch(`${emulator.triggerUrl}/ok`, { headers: async })).status).toBe(202);
+    expect((await fetch(`${emulator.triggerUrl}/fail`, { headers: async })).status).toBe(202);
+    const jobs = await until(() => kept().find((k) => k.to === 'jobs'), 'the jobs record');
+    expect(jobs.record.requestContext.functionArn).toMatch(/functions\/web$/);
+    const jsonl = join(outDir, 'web.onFailure.jsonl');
+    const failure = await until(
+      () => (existsSync(jsonl) ? readFileSync(jsonl, 'utf8').trim() : undefined) || undefined,
+      'the MNS record',
+    );
+    const record = JSON.parse(failure.split('\n')[0] as string);
+    expect(record.requestContext.functionArn).toMatch(/functions\/web$/);
+    expect(record.responseContext.functionError).not.toBe('');
+  });
+});
+
+afterAll(() => {
+  delete (globalThis as { fcAsyncRealWorldRecords?: unknown }).fcAsyncRealWorldRecords;
+});
+
+describe('files an s.yaml makes fc-async dev read', () => {
+  const FUNCTION =
+    'resources:\n  f:\n    component: fc3\n    props: { functionName: f, runtime: nodejs18, code: ./, handler: index.handler }\n';
+
+  it('refuses an s.yaml, a .env or a file() that is not a regular file or is too large, without reading it', async () => {
+    const dir = mkdtempSync(join(tmp, 'device-'));
+    expect(await refusal('/dev/zero')).toBe('is not a regular file');
+    const big = join(dir, 'big.yaml');
+    writeFileSync(big, `# ${'x'.repeat(4 * 1024 * 1024)}\n`);
+    expect(await refusal(big)).toMatch(/^is \d+ bytes, more than a configuration file's 4194304$/);
+    const vars = join(dir, 's.yaml');
+    writeFileSync(vars, FUNCTION.replace('functionName: f', `functionName: "\${file('/dev/zero')}"`));
+    expect(await refusal(vars)).toContain("file('/dev/zero') is not a regular file");
+    const envDir = mkdtempSync(join(tmp, 'dotenv-'));
+    const withEnv = join(envDir, 's.yaml');
+    writeFileSync(withEnv, FUNCTION);
+    writeFileSync(join(envDir, '.env'), `A=${'x'.repeat(4 * 1024 * 1024)}\n`);
+    const error = await loadServerlessConfig(withEnv, { env: {} }).then(
+      () => undefined,
+      (e: unknown) => e as { code?: string; message: string },
+    );
+    expect(error).toMatchObject({ code: 'InvalidConfig' });
+    expect(error?.message).toMatch(/\.env: is \d+ bytes, more than/);
+  });
+});
