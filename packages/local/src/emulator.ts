@@ -83,6 +83,11 @@ function listen(server: Server, port: number, host: string, flag: string): Promi
   });
 }
 
+/** Stops the processes of custom runtimes (`GET /pre-stop`, SIGTERM, SIGKILL), all at once. */
+function stopRuntimes(functions: readonly LocalFunction[]): Promise<unknown> {
+  return Promise.all(functions.map((f) => f.shutdown?.().catch(() => undefined)));
+}
+
 function logTaskEvents(functions: readonly LocalFunction[], log: EmulatorLog): void {
   for (const fn of functions) {
     const name = fn.spec.name;
@@ -142,13 +147,16 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   );
   const instanceId = `c-${randomBytes(4).toString('hex')}-local-${randomBytes(8).toString('hex')}`;
   const functions: LocalFunction[] = [];
-  // Bounded: a backend that never connected would keep close() waiting for it.
-  const closeAll = () =>
-    within(
+  // Bounded: a backend that never connected would keep close() waiting for it. Custom runtimes'
+  // processes are stopped whatever happens (stop() bounds itself).
+  const closeAll = async () => {
+    await within(
       Promise.all(functions.map((f) => f.handler.close({ timeoutMs: 1000 }).catch(() => undefined))),
       3000,
       () => undefined,
     );
+    await stopRuntimes(functions);
+  };
   try {
     for (const spec of specs) {
       const deps = {
@@ -215,6 +223,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     const triggerClosed = new Promise((resolve) => trigger.close(resolve));
     trigger.closeIdleConnections();
     await Promise.all(functions.map((f) => f.handler.close({ timeoutMs })));
+    await stopRuntimes(functions);
     await flushSpans(Math.min(timeoutMs, 5000), log);
     trigger.closeAllConnections();
     control.hub.close();

@@ -10,6 +10,8 @@ import {
   newRequestId,
 } from '@fc-async/core';
 import { adapterFor } from './adapters.js';
+import { isCustomRuntimeFailure } from './custom-proxy.js';
+import { startCustomRuntime } from './custom-runtime.js';
 import { type EntryKind, loadEntry } from './entry.js';
 import { buildContext, buildFcEvent, type FunctionIdentity, type IncomingCall, requestFromCall } from './event.js';
 import { fastifyReady, withinTimeout } from './function-guards.js';
@@ -27,11 +29,13 @@ export interface StoredAsyncConfig extends AsyncConfigInput {
 export interface LocalFunction {
   readonly spec: FunctionSpec;
   readonly identity: FunctionIdentity;
-  readonly kind: EntryKind;
+  readonly kind: EntryKind | 'custom-runtime';
   readonly handler: FcHandler;
   readonly engine: AsyncEngine;
   readonly arn: string;
   asyncConfig: StoredAsyncConfig | undefined;
+  /** Stops what the function started: a custom runtime's process (`GET /pre-stop`, SIGTERM, SIGKILL). */
+  shutdown?: (() => Promise<void>) | undefined;
   /**
    * Sends a call through FC's path: an FC 3.0 event with the common headers, then the handler.
    * `nodeHeaders`: the call's headers are Node's (the HTTP trigger's), so that an fc-async
@@ -82,6 +86,8 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
   };
   // FC_REGION stays unset: with FC_FUNCTION_NAME it would put an fc-async handler of the entry in
   // platform mode, while here it should run its own local engine (region: context, x-fc-region).
+  // A custom runtime's process does get it (customRuntimeEnv): the emulator plays FC in front of
+  // it, so an fc-async middleware there is rightly in platform mode.
   const env: Record<string, string> = {
     FC_FUNCTION_NAME: identity.name,
     FC_FUNCTION_HANDLER: identity.handler,
@@ -91,8 +97,6 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
     FC_INSTANCE_ID: deps.instanceId,
     ...spec.environmentVariables,
   };
-  Object.assign(process.env, env);
-  const entry = await loadEntry(spec.file, spec.exportName, spec.name);
   const options: FcHandlerOptions = {
     logger: deps.log.logger,
     env,
@@ -106,6 +110,19 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
       ...(deps.backend ? { backend: deps.backend } : {}),
     },
   };
+  if (spec.customRuntime) {
+    const runtime = await startCustomRuntime(spec, identity, deps);
+    try {
+      const async = { ...options.async, isFailure: isCustomRuntimeFailure };
+      const handler = createFcHandler(runtime.listener, { ...options, async });
+      return localFunction(spec, identity, 'custom-runtime', handler, runtime.stop);
+    } catch (error) {
+      await runtime.stop();
+      throw error;
+    }
+  }
+  Object.assign(process.env, env);
+  const entry = await loadEntry(spec.file, spec.exportName, spec.name);
   let handler: FcHandler;
   const own = entry.kind === 'fc-async-handler' ? (entry.value as FcHandler) : undefined;
   if (own?.engine) {
@@ -129,6 +146,17 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
           : eventListener(fn, identity, contextLogger);
     handler = createFcHandler(listener, options);
   }
+  return localFunction(spec, identity, entry.kind, handler);
+}
+
+/** The {@link LocalFunction} of a handler the emulator built or the entry exported. */
+function localFunction(
+  spec: FunctionSpec,
+  identity: FunctionIdentity,
+  kind: LocalFunction['kind'],
+  handler: FcHandler,
+  shutdown?: () => Promise<void>,
+): LocalFunction {
   const engine = handler.engine;
   if (!engine) throw new Error(`The handler of ${spec.name} has no local async engine`);
   const handleRequest = (handler as unknown as Record<symbol, HandleRequest | undefined>)[HANDLE_REQUEST];
@@ -136,8 +164,9 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
   return {
     spec,
     identity,
-    kind: entry.kind,
+    kind,
     handler,
+    shutdown,
     engine,
     arn: `acs:fc:${identity.region}:${identity.accountId}:functions/${spec.name}`,
     asyncConfig: spec.asyncConfig ? { ...spec.asyncConfig, createdTime: now, lastModifiedTime: now } : undefined,

@@ -1,6 +1,7 @@
 import { dirname, join, relative, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { ConfigFileProblem, readConfigText } from './config-file.js';
+import { isCustomRuntime } from './custom-runtime-spec.js';
 import { configError, isObject } from './errors.js';
 
 type Obj = Record<string, unknown>;
@@ -154,7 +155,11 @@ export function notAppliedNotice(root: Obj, served: readonly ServedResource[]): 
   if (root.flow !== undefined) found.push('flow (every function is served at once)');
   if (typeof root.env === 'string') found.push(`env ${root.env} (the values of this file are used)`);
   for (const field of ['instanceLifecycleConfig', 'initializer', 'layers']) {
-    const keys = served.filter(({ fn }) => fn[field] !== undefined && fn[field] !== null).map(({ key }) => key);
+    // A custom runtime's lifecycle hooks are run (POST /initialize, GET /pre-stop).
+    const keys = served
+      .filter(({ fn }) => fn[field] !== undefined && fn[field] !== null)
+      .filter(({ fn }) => field === 'layers' || !isCustomRuntime(fn.runtime))
+      .map(({ key }) => key);
     if (keys.length > 0) found.push(`${field} of ${keys.join(', ')}`);
   }
   return found.length > 0 ? `not run or applied locally: ${found.join('; ')}` : undefined;

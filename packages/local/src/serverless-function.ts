@@ -1,5 +1,6 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { extname, relative, resolve } from 'node:path';
+import { isCustomRuntime, readCustomRuntime } from './custom-runtime-spec.js';
 import { configError, isObject } from './errors.js';
 import { FUNCTION_NAME, type FunctionSpec } from './spec.js';
 
@@ -20,6 +21,8 @@ export interface RawFunction {
   http: FunctionSpec['http'];
   style: FunctionSpec['style'];
   asyncConfig: FunctionSpec['asyncConfig'];
+  /** The function's own props, for what a custom runtime reads ({@link readCustomRuntime}). */
+  props?: Obj | undefined;
 }
 
 const EXTENSIONS = ['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts'];
@@ -38,7 +41,8 @@ export function checkFunction(file: string, dir: string, where: string, raw: Raw
       `must be an FC function name (letters, digits, _ and -), got ${JSON.stringify(raw.name)}${variable}`,
     );
   }
-  if (raw.runtime !== undefined && (typeof raw.runtime !== 'string' || !raw.runtime.startsWith('nodejs'))) {
+  const custom = isCustomRuntime(raw.runtime);
+  if (!custom && raw.runtime !== undefined && (typeof raw.runtime !== 'string' || !raw.runtime.startsWith('nodejs'))) {
     return skipReason(raw.runtime, raw.command);
   }
   const codeDir = typeof raw.code === 'string' ? raw.code : isObject(raw.code) ? raw.code.src : undefined;
@@ -51,19 +55,8 @@ export function checkFunction(file: string, dir: string, where: string, raw: Raw
       `${codeDir} is an archive: fc-async dev runs code from a folder (point code at the unpacked folder)`,
     );
   }
-  const m = typeof raw.handler === 'string' ? /^(.+)\.([A-Za-z_$][\w$]*)$/.exec(raw.handler) : null;
-  if (!m) throw fail('handler', `must look like file.export (index.handler), got ${JSON.stringify(raw.handler)}`);
-  const stem = resolve(dir, codeDir, m[1] as string);
-  const candidates = extname(stem) ? [stem] : EXTENSIONS.map((ext) => stem + ext);
-  const found = candidates.find((c) => existsSync(c));
-  if (!found) {
-    throw fail('handler', `${raw.handler}: none of ${candidates.map((c) => relative(dir, c)).join(', ')} exists`);
-  }
-  return {
+  const common = {
     name: raw.name,
-    file: found,
-    exportName: m[2],
-    handler: raw.handler as string,
     http: raw.http,
     style: raw.style,
     runtime: raw.runtime as string | undefined,
@@ -73,6 +66,33 @@ export function checkFunction(file: string, dir: string, where: string, raw: Raw
     environmentVariables: stringMap(file, raw.environmentVariables, `${where}.environmentVariables`),
     asyncConfig: raw.asyncConfig,
   };
+  if (custom) {
+    const folder = resolve(dir, codeDir);
+    if (!isFolder(folder)) throw fail('code', `${codeDir} is not a folder (the custom runtime's command runs there)`);
+    return {
+      ...common,
+      file: folder,
+      handler: typeof raw.handler === 'string' ? raw.handler : 'index.handler',
+      customRuntime: readCustomRuntime(file, where, folder, raw.props ?? {}),
+    };
+  }
+  const m = typeof raw.handler === 'string' ? /^(.+)\.([A-Za-z_$][\w$]*)$/.exec(raw.handler) : null;
+  if (!m) throw fail('handler', `must look like file.export (index.handler), got ${JSON.stringify(raw.handler)}`);
+  const stem = resolve(dir, codeDir, m[1] as string);
+  const candidates = extname(stem) ? [stem] : EXTENSIONS.map((ext) => stem + ext);
+  const found = candidates.find((c) => existsSync(c));
+  if (!found) {
+    throw fail('handler', `${raw.handler}: none of ${candidates.map((c) => relative(dir, c)).join(', ')} exists`);
+  }
+  return { ...common, file: found, exportName: m[2], handler: raw.handler as string };
+}
+
+function isFolder(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 const list = (value: unknown): unknown[] => (Array.isArray(value) ? value : value === undefined ? [] : [value]);
@@ -84,11 +104,17 @@ export function startCommand(fn: Record<string, unknown>): unknown[] {
   return isObject(container) ? [...list(container.entrypoint), ...list(container.command)] : [];
 }
 
-/** Why a function of another runtime is skipped; a custom runtime that starts Node.js gets the way to serve it. */
+/**
+ * Why a function of another runtime is skipped. A container is not built or run; one that starts
+ * Node.js gets the ways to serve its code.
+ */
 function skipReason(runtime: unknown, command: unknown[]): string {
   const line = command.map(String).join(' ');
-  if (typeof runtime === 'string' && runtime.startsWith('custom') && /^(\S*\/)?(node|npm|npx|pnpm|yarn)\b/.test(line)) {
-    return `skipped: runtime ${runtime} starts its own server (${line}); fc-async dev serves an exported app instead: run \`fc-async dev <file exporting the app>\``;
+  if (runtime === 'custom-container') {
+    const node = /^(\S*\/)?(node|npm|npx|pnpm|yarn)\b/.test(line);
+    return node
+      ? `skipped: runtime custom-container (an image fc-async dev does not run) starts its own server (${line}); serve its code as runtime custom.debian12 with customRuntimeConfig.command, or run \`fc-async dev <file exporting the app>\``
+      : 'skipped: runtime custom-container is an image fc-async dev does not run';
   }
   return `skipped: runtime ${String(runtime)} is not a Node.js runtime`;
 }

@@ -163,6 +163,7 @@ function readFc3(file: string, dir: string, region: string, props: Obj, where: s
     http: trigger,
     style: 'fc3',
     asyncConfig: readAsyncConfig(file, props.asyncInvokeConfig, `${where}.asyncInvokeConfig`),
+    props,
   });
 }
 
@@ -181,5 +182,6 @@ function readFc2(file: string, dir: string, region: string, props: Obj, fn: Obj,
     http: trigger,
     style: 'fc2',
     asyncConfig: readFc2AsyncConfig(file, fn.asyncConfiguration, `${where}.function.asyncConfiguration`),
+    props: fn,
   });
 }

@@ -50,6 +50,22 @@ export interface FunctionSpec {
   timeout?: number | undefined;
   environmentVariables?: Record<string, string> | undefined;
   asyncConfig?: AsyncConfigInput | undefined;
+  /**
+   * A custom runtime (`runtime: custom*`): the HTTP server process the emulator starts, with
+   * `file` its code folder (the working folder of `command`).
+   */
+  customRuntime?:
+    | {
+        /** `customRuntimeConfig.command` then `.args`, or the code folder's `bootstrap`. */
+        command: string[];
+        /** The port of `customRuntimeConfig.port` / `caPort`: FC's; locally the emulator picks a free one. */
+        port: number;
+        /** `POST /initialize` once started, within `timeout` seconds. */
+        initializer?: { timeout: number } | undefined;
+        /** `GET /pre-stop` before the process is stopped, within `timeout` seconds. */
+        preStop?: { timeout: number } | undefined;
+      }
+    | undefined;
 }
 
 /** FC's rule for function names. */

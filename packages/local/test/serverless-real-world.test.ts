@@ -104,34 +104,37 @@ describe('FC 3.0 (fc3) files', () => {
     const config = await loadServerlessConfig(real('fc3-containers/s.yaml'), { env: {} });
     expect(config.functions.map((f) => f.name)).toEqual(['api']);
     expect(config.warnings).toEqual([
-      'express: skipped: runtime custom-container starts its own server (node /home/code/server.js); fc-async dev serves an exported app instead: run `fc-async dev <file exporting the app>`',
-      'model: skipped: runtime custom-container is not a Node.js runtime',
+      'express: skipped: runtime custom-container (an image fc-async dev does not run) starts its own server (node /home/code/server.js); serve its code as runtime custom.debian12 with customRuntimeConfig.command, or run `fc-async dev <file exporting the app>`',
+      'model: skipped: runtime custom-container is an image fc-async dev does not run',
     ]);
   });
 
   it.each([
-    ['start-web-framework express (custom.debian10)', 'fc3-express-custom-runtime', ['framework', 'node ./index.js']],
+    [
+      'start-web-framework express (custom.debian10)',
+      'fc3-express-custom-runtime',
+      ['express-app', 'fc3-express-custom-runtime/code', 'node ./index.js'],
+    ],
     [
       'fe-journey-faas (a bundled node, Python timers)',
       'fc3-web-and-timers',
-      ['web', 'noderuntime/bin/node server.js'],
+      ['journey-main', 'fc3-web-and-timers', 'noderuntime/bin/node server.js'],
     ],
-  ])(
-    '%s: only custom-runtime servers, so the refusal lists each skip and the way to serve it',
-    async (_l, dir, [key, command]) => {
-      const problem = await refusal(real(`${dir}/s.yaml`));
-      expect(problem).toMatch(/^defines no Node\.js function of the fc3 or fc component \(/);
-      expect(problem).toContain(`${key}: skipped: runtime custom.debian10 starts its own server (${command}); `);
-      expect(problem).toContain('run `fc-async dev <file exporting the app>`');
-    },
-  );
+  ])('%s: the custom runtime is served, its command run in its code folder', async (_l, dir, [name, code, command]) => {
+    const config = await loadServerlessConfig(real(`${dir}/s.yaml`), { env: {} });
+    expect(config.functions.map((f) => [f.name, f.runtime, f.file, f.customRuntime?.command.join(' ')])).toEqual([
+      [name, 'custom.debian10', real(code as string), command],
+    ]);
+  });
 
   it('dev3.0-env-demo: ${this.props.region} resolves; env.yaml and layers get a notice, not silence', async () => {
     const config = await loadServerlessConfig(real('fc3-env-yaml/s.yaml'), { env: {} });
-    expect(config.functions.map((f) => [f.name, f.region])).toEqual([['node-api-2', 'cn-beijing']]);
+    expect(config.functions.map((f) => [f.name, f.region, f.customRuntime?.command])).toEqual([
+      ['flask-api-1', 'cn-beijing', ['python3', 'index.py']],
+      ['node-api-2', 'cn-beijing', undefined],
+    ]);
     expect(config.warnings).toEqual([
-      'api1: skipped: runtime custom.debian10 is not a Node.js runtime',
-      'not run or applied locally: env env.yaml (the values of this file are used); layers of api2',
+      'not run or applied locally: env env.yaml (the values of this file are used); layers of api1, api2',
     ]);
   });
 });
@@ -168,13 +171,14 @@ describe('FC 2.0 (fc) files', () => {
     });
   });
 
-  it('custom runtimes of start-web-framework egg/nest and start-nest: refused, each skip said', async () => {
-    const problem = await refusal(real('fc2-custom-runtime/s.yaml'));
-    expect(problem).toContain(
-      'egg: skipped: runtime custom starts its own server (npx --no-install egg-scripts start --workers=1)',
-    );
-    expect(problem).toContain('nest: skipped: runtime custom starts its own server (node dist/main)');
-    expect(problem).toContain('framework: skipped: runtime custom is not a Node.js runtime');
+  it('custom runtimes of start-web-framework egg/nest and start-nest: command and caPort of each', async () => {
+    const config = await loadServerlessConfig(real('fc2-custom-runtime/s.yaml'), { env: {} });
+    expect(config.functions.map((f) => [f.name, f.style, f.customRuntime?.command, f.customRuntime?.port])).toEqual([
+      ['egg', 'fc2', ['npx', '--no-install', 'egg-scripts', 'start', '--workers=1'], 9000],
+      ['nest', 'fc2', ['node', 'dist/main'], 3000],
+      ['start-nest', 'fc2', ['./bootstrap'], 9000],
+    ]);
+    expect(config.warnings).toEqual(['not run or applied locally: actions of egg (pre-deploy)']);
   });
 });
 
@@ -348,21 +352,17 @@ describe('real-world mistakes are refused with the file and the problem', () => 
     );
   });
 
-  it.each([
-    [
-      'the express custom-runtime project',
-      real('fc3-express-custom-runtime/s.yaml'),
-      /starts its own server \(node \.\/index\.js\)/,
-    ],
-    ['a missing extended file', real('extend/s.yaml').replace('s.yaml', 'missing.yaml'), /no such file/],
-  ])('fc-async dev --config with %s: one line, exit code 1', async (_label, config, message) => {
-    const { code, stderr } = await runCli(['dev', '--config', config, '--port', '0', '--control-port', '0']);
-    expect(code).toBe(1);
-    const lines = stderr.trimEnd().split('\n');
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^fc-async: /);
-    expect(lines[0]).toMatch(message);
-  });
+  it.each([['a missing extended file', real('extend/s.yaml').replace('s.yaml', 'missing.yaml'), /no such file/]])(
+    'fc-async dev --config with %s: one line, exit code 1',
+    async (_label, config, message) => {
+      const { code, stderr } = await runCli(['dev', '--config', config, '--port', '0', '--control-port', '0']);
+      expect(code).toBe(1);
+      const lines = stderr.trimEnd().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/^fc-async: /);
+      expect(lines[0]).toMatch(message);
+    },
+  );
 });
 
 describe('serving real-world files', () => {
@@ -370,6 +370,15 @@ describe('serving real-world files', () => {
   afterEach(async () => {
     await emulator?.close({ timeoutMs: 0 });
     emulator = undefined;
+  });
+
+  it('start-web-framework express on custom.debian10 (no HTTP trigger): its own server answers InvokeFunction', async () => {
+    emulator = await startEmulator({ ...quiet, config: real('fc3-express-custom-runtime/s.yaml') });
+    const res = await fetch(`${emulator.controlUrl}/2023-03-30/functions/express-app/invocations`, {
+      method: 'POST',
+      body: '{}',
+    });
+    expect([res.status, await res.text()]).toEqual([200, 'express']);
   });
 
   it('templates: each HTTP function under /<name>/ with its own handler and methods; the worker is not routed', async () => {

@@ -1,0 +1,122 @@
+import { type Agent, type IncomingHttpHeaders, request } from 'node:http';
+import { type BridgeResponse, FcAsyncError, getInvocation, type NodeHandler } from '@fc-async/core';
+
+/** Where a custom runtime listens, and whether it is still running. */
+export interface ChildTarget {
+  readonly name: string;
+  readonly command: readonly string[];
+  readonly port: number;
+  readonly agent: Agent;
+  /** How the process ended, once it has. */
+  readonly exit: { code: number | null; signal: string | null } | undefined;
+}
+
+/** A whole answer of the child. */
+export interface ChildAnswer {
+  statusCode: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** Hop-by-hop headers (RFC 9110 section 7.6.1), and the length the sender recomputes. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'content-length',
+]);
+
+/** One HTTP/1.1 exchange with the child on loopback over its keep-alive agent, the answer read whole. */
+export function exchange(
+  target: ChildTarget,
+  init: { method: string; path: string; headers: IncomingHttpHeaders; body?: Buffer; signal?: AbortSignal },
+): Promise<ChildAnswer> {
+  return new Promise((resolve, reject) => {
+    const headers: IncomingHttpHeaders = {};
+    for (const name in init.headers) if (!HOP_BY_HOP.has(name)) headers[name] = init.headers[name];
+    const body = init.body ?? Buffer.alloc(0);
+    if (body.length > 0 || !['GET', 'HEAD', 'DELETE', 'OPTIONS'].includes(init.method)) {
+      headers['content-length'] = String(body.length);
+    }
+    const outgoing = request(
+      { host: '127.0.0.1', port: target.port, method: init.method, path: init.path, headers, agent: target.agent },
+      (incoming) => {
+        const chunks: Buffer[] = [];
+        incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
+        incoming.once('error', reject);
+        incoming.once('end', () =>
+          resolve({ statusCode: incoming.statusCode ?? 502, headers: incoming.headers, body: Buffer.concat(chunks) }),
+        );
+      },
+    );
+    outgoing.once('error', reject);
+    if (init.signal) {
+      if (init.signal.aborted) outgoing.destroy(new Error('The invocation was aborted'));
+      else
+        init.signal.addEventListener('abort', () => outgoing.destroy(new Error('The invocation was aborted')), {
+          once: true,
+        });
+    }
+    outgoing.end(body);
+  });
+}
+
+/**
+ * The request listener of a custom-runtime function: the invocation (FC's common headers, and on
+ * an async attempt `x-fc-async-task-id` and `x-fc-retry-count`) is forwarded to the child, and its
+ * answer comes back whole (status, every header, repeated `set-cookie` kept). An event function
+ * (no HTTP trigger) gets its event as FC sends it: `POST /invoke`. A child that cannot be reached
+ * rejects with a 502 `CAExited` (it exited) or `CAConnectionFailed`, a failed attempt.
+ */
+export function customRuntimeListener(target: ChildTarget, event: boolean): NodeHandler {
+  return async function customRuntimeProxy(req, res) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const headers = event ? { ...req.headers, 'x-fc-control-path': '/invoke' } : req.headers;
+    let answer: ChildAnswer;
+    try {
+      answer = await exchange(target, {
+        method: event ? 'POST' : (req.method ?? 'GET'),
+        path: event ? '/invoke' : (req.url ?? '/'),
+        headers,
+        body: Buffer.concat(chunks),
+        signal: getInvocation(req)?.signal,
+      });
+    } catch (cause) {
+      throw unreachable(target, cause);
+    }
+    res.statusCode = answer.statusCode;
+    for (const name in answer.headers) {
+      const value = answer.headers[name];
+      if (value !== undefined && !HOP_BY_HOP.has(name)) res.setHeader(name, value);
+    }
+    res.end(answer.body);
+  };
+}
+
+function unreachable(target: ChildTarget, cause: unknown): FcAsyncError {
+  const exit = target.exit;
+  if (exit) {
+    const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+    return new FcAsyncError('CAExited', `The custom runtime of ${target.name} ${how}`, { statusCode: 502, cause });
+  }
+  const why = cause instanceof Error ? cause.message : String(cause);
+  return new FcAsyncError(
+    'CAConnectionFailed',
+    `The custom runtime of ${target.name} could not be reached on port ${target.port}: ${why}`,
+    { statusCode: 502, cause },
+  );
+}
+
+/**
+ * FC's rule for a custom runtime: an invocation failed only when the answer carries
+ * `x-fc-status: 404`; any status without it (a 500 included) is a success.
+ */
+export function isCustomRuntimeFailure(response: BridgeResponse): boolean {
+  const value = response.headers['x-fc-status'];
+  return String(Array.isArray(value) ? value[0] : value).trim() === '404';
+}

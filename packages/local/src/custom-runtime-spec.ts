@@ -1,0 +1,73 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { configError, isObject } from './errors.js';
+import type { FunctionSpec } from './spec.js';
+
+type Obj = Record<string, unknown>;
+
+/** FC's port of a custom runtime that names none, and the timeout of a lifecycle hook that names none (s). */
+const DEFAULT_PORT = 9000;
+const DEFAULT_HOOK_TIMEOUT = 3;
+
+/** A runtime the emulator starts as a process: `custom`, `custom.debian10/11/12`, not `custom-container`. */
+export function isCustomRuntime(runtime: unknown): boolean {
+  return typeof runtime === 'string' && runtime.startsWith('custom') && runtime !== 'custom-container';
+}
+
+/**
+ * What starts a custom runtime, from its function props (FC 3.0 fc3 or FC 2.0 fc): the command
+ * and args of `customRuntimeConfig` (else the code folder's `bootstrap`, as FC runs), the port,
+ * and the `initializer` / `preStop` hooks of `instanceLifecycleConfig` (FC 2.0: `initializer`,
+ * `initializationTimeout`). Throws `InvalidConfig` naming `where` for a malformed field.
+ */
+export function readCustomRuntime(
+  file: string,
+  where: string,
+  folder: string,
+  fn: Obj,
+): NonNullable<FunctionSpec['customRuntime']> {
+  const fail = (field: string, problem: string) => configError(file, `${where}.${field} ${problem}`);
+  const config = isObject(fn.customRuntimeConfig) ? fn.customRuntimeConfig : {};
+  const words = (field: 'command' | 'args') => {
+    const value = config[field];
+    if (value === undefined || value === null) return [];
+    if (!Array.isArray(value) || !value.every((w) => typeof w === 'string' || typeof w === 'number')) {
+      throw fail(`customRuntimeConfig.${field}`, `must be a list of words, got ${JSON.stringify(value)}`);
+    }
+    return value.map(String);
+  };
+  let command = [...words('command'), ...words('args')];
+  if (words('command').length === 0) {
+    if (!existsSync(join(folder, 'bootstrap'))) {
+      throw fail('customRuntimeConfig.command', 'is missing, and the code folder has no bootstrap file to start');
+    }
+    command = ['./bootstrap', ...words('args')];
+  }
+  const port = config.port ?? fn.caPort ?? DEFAULT_PORT;
+  if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65_535) {
+    throw fail(
+      config.port === undefined ? 'caPort' : 'customRuntimeConfig.port',
+      `must be a port number, got ${JSON.stringify(port)}`,
+    );
+  }
+  const lifecycle = isObject(fn.instanceLifecycleConfig) ? fn.instanceLifecycleConfig : {};
+  const hook = (name: 'initializer' | 'preStop', fc2Handler: unknown, fc2Timeout: unknown) => {
+    const own = isObject(lifecycle[name]) ? (lifecycle[name] as Obj) : {};
+    const handler = own.handler ?? fc2Handler;
+    if (typeof handler !== 'string' || handler === '') return undefined;
+    const timeout = own.timeout ?? fc2Timeout ?? DEFAULT_HOOK_TIMEOUT;
+    if (typeof timeout !== 'number' || !(timeout > 0)) {
+      throw fail(
+        `instanceLifecycleConfig.${name}.timeout`,
+        `must be a positive number of seconds, got ${JSON.stringify(timeout)}`,
+      );
+    }
+    return { timeout };
+  };
+  return {
+    command,
+    port: port as number,
+    initializer: hook('initializer', fn.initializer, fn.initializationTimeout),
+    preStop: hook('preStop', undefined, undefined),
+  };
+}

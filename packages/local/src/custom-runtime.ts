@@ -1,0 +1,249 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { Agent } from 'node:http';
+import { connect, createServer } from 'node:net';
+import { delimiter, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { FcAsyncError, type NodeHandler, newRequestId } from '@fc-async/core';
+import { type ChildTarget, customRuntimeListener, exchange } from './custom-proxy.js';
+import type { FunctionIdentity } from './event.js';
+import type { EmulatorLog } from './log.js';
+import type { FunctionSpec } from './spec.js';
+import { within } from './within.js';
+
+/** A started custom runtime: the listener that forwards to it, and how to stop it. */
+export interface CustomRuntime {
+  readonly pid: number;
+  readonly listener: NodeHandler;
+  /** `GET /pre-stop` (when configured), then SIGTERM, then SIGKILL; resolves once the process is gone. */
+  stop(): Promise<void>;
+}
+
+/** How long the process may take to accept connections, and to go after SIGTERM, ms. */
+const START_MS = 30_000;
+const TERM_MS = 3000;
+/** What the child gets of the emulator's environment: what finds programs and sets the locale, no secrets. */
+const INHERITED = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'LC_ALL', 'TZ', 'TMPDIR'];
+
+const live = new Set<ChildProcess>();
+let exitHook = false;
+
+/** Signals the child's process group (it may have started others: `npm start`, `sh -c`). */
+function signal(child: ChildProcess, name: NodeJS.Signals): void {
+  try {
+    process.kill(-(child.pid as number), name);
+  } catch {
+    child.kill(name);
+  }
+}
+
+/** A free loopback port (the child gets it before it listens, as on FC). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer().unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const accepts = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+
+/**
+ * The program to spawn: a bare name (`node`) is looked up in the child's PATH, then in the
+ * emulator's (an s.yaml PATH often names FC layer folders, `/opt/nodejs20/bin`, that are not here).
+ */
+function programPath(program: string, childPath: string | undefined): string {
+  if (program.includes('/')) return program;
+  for (const dir of [childPath, process.env.PATH].join(delimiter).split(delimiter)) {
+    if (!dir) continue;
+    try {
+      accessSync(join(dir, program), constants.X_OK);
+      return join(dir, program);
+    } catch {}
+  }
+  return program;
+}
+
+/** The environment FC gives a custom runtime, with the function's variables; never the emulator's credentials. */
+export function customRuntimeEnv(
+  fn: FunctionIdentity,
+  instanceId: string,
+  port: number,
+  own: Record<string, string> = {},
+) {
+  const env: Record<string, string> = {};
+  for (const name of INHERITED) if (process.env[name] !== undefined) env[name] = process.env[name] as string;
+  return Object.assign(env, {
+    FC_FUNCTION_NAME: fn.name,
+    FC_FUNCTION_HANDLER: fn.handler,
+    FC_FUNCTION_MEMORY_SIZE: String(fn.memorySize),
+    FC_REGION: fn.region,
+    FC_ACCOUNT_ID: fn.accountId,
+    FC_QUALIFIER: fn.qualifier,
+    FC_INSTANCE_ID: instanceId,
+    FC_CUSTOM_LISTEN_PORT: String(port),
+    FC_SERVER_PORT: String(port),
+    ...own,
+  });
+}
+
+/**
+ * Starts a custom runtime as FC does: its command in its code folder with FC's environment, its
+ * output into the emulator's log line by line, then waits until it accepts connections and sends
+ * `POST /initialize` when an initializer is configured. Throws `CustomRuntimeStartFailed` naming
+ * the function, the command and the last lines of its stderr; the process is gone by then.
+ */
+export async function startCustomRuntime(
+  spec: FunctionSpec,
+  fn: FunctionIdentity,
+  deps: { log: EmulatorLog; instanceId: string },
+): Promise<CustomRuntime> {
+  const config = spec.customRuntime as NonNullable<FunctionSpec['customRuntime']>;
+  const [program, ...args] = config.command as [string, ...string[]];
+  const port = await freePort();
+  const env = customRuntimeEnv(fn, deps.instanceId, port, spec.environmentVariables);
+  const child = spawn(programPath(program, env.PATH), args, {
+    cwd: spec.file,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  live.add(child);
+  if (!exitHook) {
+    exitHook = true;
+    process.on('exit', () => {
+      for (const c of live) signal(c, 'SIGKILL');
+    });
+  }
+  const stderr: string[] = [];
+  const target: ChildTarget & { exit: ChildTarget['exit'] } = {
+    name: fn.name,
+    command: config.command,
+    port,
+    agent: new Agent({ keepAlive: true }),
+    exit: undefined,
+  };
+  let spawnError: Error | undefined;
+  let stopping = false;
+  const gone = new Promise<void>((resolve) => {
+    child.once('error', (error) => {
+      spawnError = error;
+      if (child.pid === undefined) resolve();
+    });
+    child.once('exit', (code, sig) => {
+      target.exit = { code, signal: sig };
+      live.delete(child);
+      if (!stopping)
+        deps.log.logger.error(`${fn.name}: the custom runtime exited`, { function: fn.name, code, signal: sig });
+      resolve();
+    });
+  });
+  // After `exit`, once the pipes closed: every line of stderr has been read.
+  const closed = new Promise((resolve) => child.once('close', resolve));
+  for (const [stream, level] of [
+    [child.stdout, 'info'],
+    [child.stderr, 'warn'],
+  ] as const) {
+    createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }).on('line', (line) => {
+      const text = line.length > 8192 ? `${line.slice(0, 8192)}…` : line;
+      if (level === 'warn' && stderr.push(text) > 10) stderr.shift();
+      deps.log.logger[level](`${fn.name}: ${text}`, {
+        function: fn.name,
+        stream: level === 'warn' ? 'stderr' : 'stdout',
+      });
+    });
+  }
+
+  const kill = async () => {
+    stopping = true;
+    target.agent.destroy();
+    if (child.pid === undefined) return;
+    if (!target.exit) signal(child, 'SIGTERM');
+    await within(gone, TERM_MS, () => undefined);
+    signal(child, 'SIGKILL'); // what is left of the group, or a process that ignored SIGTERM
+    await within(gone, TERM_MS, () => undefined);
+  };
+  const headers = (path: string) => ({
+    'x-fc-request-id': newRequestId(),
+    'x-fc-function-name': fn.name,
+    'x-fc-function-handler': fn.handler,
+    'x-fc-function-memory': String(fn.memorySize),
+    'x-fc-region': fn.region,
+    'x-fc-account-id': fn.accountId,
+    'x-fc-qualifier': fn.qualifier,
+    'x-fc-control-path': path,
+  });
+  const hook = (method: string, path: string, timeout: number) =>
+    within(exchange(target, { method, path, headers: headers(path) }), timeout * 1000, () => {
+      throw new Error(`did not answer ${method} ${path} within ${timeout} s`);
+    });
+
+  try {
+    await waitListening(target, () => spawnError, config.port);
+    if (config.initializer) {
+      const answer = await hook('POST', '/initialize', config.initializer.timeout);
+      if (answer.statusCode >= 300 || answer.headers['x-fc-status'] === '404') {
+        throw new Error(`answered POST /initialize with HTTP ${answer.statusCode}`);
+      }
+    }
+  } catch (error) {
+    await kill();
+    await within(closed, 1000, () => undefined);
+    const tail = stderr.length > 0 ? `; its last stderr lines: ${stderr.join(' | ')}` : '';
+    const problem = error instanceof Error ? error.message : String(error);
+    throw new FcAsyncError(
+      'CustomRuntimeStartFailed',
+      `${fn.name}: the custom runtime \`${config.command.join(' ')}\` (in ${spec.file}) ${problem}${tail}`,
+      { cause: error },
+    );
+  }
+
+  let stopped: Promise<void> | undefined;
+  return {
+    pid: child.pid as number,
+    listener: customRuntimeListener(target, !spec.http),
+    stop() {
+      stopped ??= (async () => {
+        if (config.preStop && !target.exit) {
+          stopping = true;
+          await hook('GET', '/pre-stop', Math.min(config.preStop.timeout, 30)).catch((error: unknown) =>
+            deps.log.logger.warn(`${fn.name}: GET /pre-stop failed`, { function: fn.name, error }),
+          );
+        }
+        await kill();
+      })();
+      return stopped;
+    },
+  };
+}
+
+/** Resolves once the child accepts connections; throws when it exited, could not start, or took too long. */
+async function waitListening(t: ChildTarget, failed: () => Error | undefined, configured: number): Promise<void> {
+  const deadline = Date.now() + START_MS;
+  for (;;) {
+    const error = failed();
+    if (error) throw new Error(`could not be started: ${error.message}`);
+    if (t.exit) {
+      const how = t.exit.signal ? `was killed by ${t.exit.signal}` : `exited with code ${t.exit.code}`;
+      throw new Error(`${how} before it listened on port ${t.port}`);
+    }
+    if (await accepts(t.port)) return;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `did not listen on port ${t.port} within ${START_MS / 1000} s: locally it must listen on FC_CUSTOM_LISTEN_PORT (or FC_SERVER_PORT), not a fixed port ${configured}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

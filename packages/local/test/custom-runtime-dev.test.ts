@@ -1,0 +1,227 @@
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Emulator, loadServerlessConfig, startEmulator } from '../src/index.js';
+import { fixture, runCli, waitFor } from './helpers.js';
+
+// A custom runtime (custom.debian10, `node ./server.js`) served as FC serves it: a child process
+// behind the trigger, FC's environment and headers, x-fc-status for failures, lifecycle hooks.
+const config = fixture('custom-runtime/s.yaml');
+const tmp = mkdtempSync(join(tmpdir(), 'fc-async-custom-runtime-'));
+
+type Task = { status: string; returnPayload?: string; alreadyRetriedTimes?: number; taskErrorMessage?: string };
+type Seen = {
+  headers: Record<string, string>;
+  env: Record<string, string>;
+  port: number;
+  pid: number;
+  initialized: number;
+};
+
+/** One emulator serving the fixture, with its JSON log lines. */
+async function serve(outDir = tmp) {
+  const lines: Record<string, unknown>[] = [];
+  const output = (text: string) => {
+    for (const line of text.trim().split('\n')) lines.push(JSON.parse(line) as Record<string, unknown>);
+  };
+  const emulator = await startEmulator({
+    config,
+    port: 0,
+    controlPort: 0,
+    retryBaseMs: 10,
+    outDir,
+    logFormat: 'json',
+    output,
+  });
+  return { emulator, lines };
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+async function finished(emulator: Emulator, taskId: string): Promise<Task> {
+  return waitFor(async () => {
+    const r = await fetch(`${emulator.controlUrl}/2023-03-30/functions/web/async-tasks/${taskId}`);
+    const task = (await r.json()) as Task;
+    return task.status === 'Succeeded' || task.status === 'Failed' ? task : undefined;
+  });
+}
+
+const post = (emulator: Emulator, path: string, body: unknown, headers: Record<string, string> = {}) =>
+  fetch(`${emulator.triggerUrl}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
+
+describe('reading a custom runtime from an s.yaml', () => {
+  it('gives its command and args, port and lifecycle hooks, with the code folder to run in', async () => {
+    const { functions, warnings } = await loadServerlessConfig(config);
+    expect(functions[0]).toMatchObject({
+      name: 'web',
+      runtime: 'custom.debian10',
+      file: fixture('custom-runtime/code'),
+      customRuntime: {
+        command: ['node', './server.js'],
+        port: 9000,
+        initializer: { timeout: 5 },
+        preStop: { timeout: 5 },
+      },
+    });
+    expect(warnings).toEqual([]);
+  });
+});
+
+describe('serving a custom runtime', () => {
+  let emulator: Emulator;
+  let lines: Record<string, unknown>[];
+  const secret = process.env.FC_ASYNC_ACCESS_KEY_SECRET;
+  beforeAll(async () => {
+    process.env.FC_ASYNC_ACCESS_KEY_SECRET = 'the-emulators-own-secret';
+    ({ emulator, lines } = await serve());
+  });
+  afterAll(async () => {
+    await emulator.close({ timeoutMs: 2000 });
+    if (secret === undefined) delete process.env.FC_ASYNC_ACCESS_KEY_SECRET;
+    else process.env.FC_ASYNC_ACCESS_KEY_SECRET = secret;
+  });
+
+  it('answers a sync call with the child answer whole: status, headers, both cookies, body', async () => {
+    const res = await fetch(`${emulator.triggerUrl}/hello?q=x`);
+    expect(res.status).toBe(201);
+    expect(res.headers.get('x-answer')).toBe('yes');
+    expect(res.headers.getSetCookie()).toEqual(['a=1; Path=/', 'b=2; HttpOnly']);
+    expect(res.headers.get('x-fc-request-id')).toMatch(/^1-/);
+    expect(await res.json()).toEqual({ greeting: 'hello from the child', q: 'x' });
+  });
+
+  it("the child sees FC's headers and environment, was initialized once, and gets no emulator secret", async () => {
+    const res = await fetch(`${emulator.triggerUrl}/seen`, { headers: { 'x-fc-retry-count': '5' } });
+    const seen = (await res.json()) as Seen;
+    expect(seen.headers).toMatchObject({
+      'x-fc-request-id': res.headers.get('x-fc-request-id'),
+      'x-fc-function-name': 'web',
+      'x-fc-region': 'cn-shanghai',
+      'x-fc-function-memory': '256',
+      'x-fc-control-path': '/http-invoke',
+    });
+    expect(seen.headers['x-fc-retry-count']).toBeUndefined();
+    expect(seen.headers['x-fc-async-task-id']).toBeUndefined();
+    expect(seen.env).toMatchObject({
+      FC_FUNCTION_NAME: 'web',
+      FC_REGION: 'cn-shanghai',
+      FC_FUNCTION_MEMORY_SIZE: '256',
+      FC_SERVER_PORT: String(seen.port),
+      FC_CUSTOM_LISTEN_PORT: String(seen.port),
+    });
+    expect(seen.env.FC_INSTANCE_ID).toMatch(/^c-/);
+    expect(seen.env.FC_ASYNC_ACCESS_KEY_SECRET).toBeUndefined();
+    expect(seen.env.NODE_ENV).toBeUndefined();
+    expect(seen.initialized).toBe(1);
+    expect(lines.some((l) => l.message === 'web: initialized' && l.stream === 'stdout')).toBe(true);
+  });
+
+  it("an async call answers 202 and its task succeeds with the child's answer, the task id in its headers", async () => {
+    const res = await post(
+      emulator,
+      '/job',
+      { n: 1 },
+      { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'job_1' },
+    );
+    expect(res.status).toBe(202);
+    const task = await finished(emulator, 'job_1');
+    expect(task.status).toBe('Succeeded');
+    expect(JSON.parse(task.returnPayload as string)).toEqual({ done: { n: 1 }, taskId: 'job_1' });
+  });
+
+  it('an answer with x-fc-status: 404 fails the attempt: retried maxAsyncRetryAttempts times, then onFailure', async () => {
+    const res = await post(emulator, '/fail', {}, { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'fail_1' });
+    expect(res.status).toBe(202);
+    const task = await finished(emulator, 'fail_1');
+    expect(task).toMatchObject({ status: 'Failed', alreadyRetriedTimes: 2 });
+    const attempts = (await (await fetch(`${emulator.triggerUrl}/attempts`)).json()) as Record<string, number>;
+    expect(attempts.fail_1).toBe(3);
+    const jsonl = join(tmp, 'web.onFailure.jsonl');
+    const text = await waitFor(() => (existsSync(jsonl) ? readFileSync(jsonl, 'utf8').trim() || undefined : undefined));
+    const record = JSON.parse(text.split('\n')[0] as string);
+    expect(record.requestContext).toMatchObject({ condition: 'UnhandledInvocationError', approximateInvokeCount: 3 });
+    expect(record.requestContext.functionArn).toMatch(/functions\/web$/);
+  });
+
+  it('a plain 500 without x-fc-status is a success, as on FC: not retried', async () => {
+    const res = await post(
+      emulator,
+      '/plain-500',
+      {},
+      { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'oops_1' },
+    );
+    expect(res.status).toBe(202);
+    const task = await finished(emulator, 'oops_1');
+    expect(task).toMatchObject({ status: 'Succeeded', alreadyRetriedTimes: 0 });
+    expect(JSON.parse(task.returnPayload as string)).toEqual({ oops: true });
+  });
+
+  it('an event function (no HTTP trigger) gets its event as POST /invoke, as FC sends it', async () => {
+    const res = await fetch(`${emulator.controlUrl}/2023-03-30/functions/worker/invocations`, {
+      method: 'POST',
+      body: '{"hi":1}',
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ invoked: { hi: 1 }, controlPath: '/invoke' });
+  });
+
+  it('a sync call gets the child answer as it is, x-fc-status included', async () => {
+    const res = await post(emulator, '/fail', {});
+    expect(res.status).toBe(500);
+    expect(res.headers.get('x-fc-status')).toBe('404');
+  });
+});
+
+describe('the child process', () => {
+  it('close() sends GET /pre-stop, then stops the child: its pid is gone', async () => {
+    const { emulator, lines } = await serve(mkdtempSync(join(tmp, 'stop-')));
+    const { pid } = (await (await fetch(`${emulator.triggerUrl}/seen`)).json()) as Seen;
+    expect(alive(pid)).toBe(true);
+    await emulator.close({ timeoutMs: 2000 });
+    expect(lines.some((l) => l.message === `web: pre-stop ${pid}`)).toBe(true);
+    expect(alive(pid)).toBe(false);
+  });
+
+  it('a child that crashed: calls answer 502 { code, message }, async attempts fail, the emulator goes on', async () => {
+    const { emulator, lines } = await serve(mkdtempSync(join(tmp, 'crash-')));
+    try {
+      expect(await (await post(emulator, '/crash', {})).text()).toBe('bye');
+      await waitFor(() => lines.find((l) => l.message === 'web: the custom runtime exited'));
+      const res = await fetch(`${emulator.triggerUrl}/hello`);
+      expect(res.status).toBe(502);
+      expect(await res.json()).toEqual({ code: 'CAExited', message: 'The custom runtime of web exited with code 7' });
+      await post(emulator, '/job', {}, { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'lost_1' });
+      expect(await finished(emulator, 'lost_1')).toMatchObject({ status: 'Failed', alreadyRetriedTimes: 2 });
+    } finally {
+      await emulator.close({ timeoutMs: 2000 });
+    }
+  });
+
+  it('a child that exits at start: fc-async dev says which function, command and stderr, and exits 1', async () => {
+    const { code, stderr } = await runCli([
+      'dev',
+      '--config',
+      fixture('custom-runtime/s-exits.yaml'),
+      '--port',
+      '0',
+      '--control-port',
+      '0',
+    ]);
+    expect(code).toBe(1);
+    const last = stderr.trimEnd().split('\n').at(-1);
+    expect(last).toMatch(/^fc-async: broken: the custom runtime `node \.\/exits\.js` \(in .*code\) exited with code 3/);
+    expect(last).toContain('its last stderr lines: boom: DATABASE_URL is not set');
+  });
+});
