@@ -1,9 +1,11 @@
+import { badRequest } from './errors.js';
 import type { FcRequest } from './request.js';
 
 /**
- * An FC 3.0 event's headers under lower-cased names, as Node's `req.headers`: values that are not
- * strings become strings, `null` and `undefined` ones are left out, and names that differ only in
- * case are one header whose values are joined with commas.
+ * An FC 3.0 event's headers under lower-cased names, as Node's `req.headers`: numbers, booleans
+ * and arrays of them become strings (see {@link headerText}; other values are a 400), `null` and
+ * `undefined` ones are left out, and names that differ only in case are one header whose values
+ * are joined with commas.
  */
 export function copyEventHeaders(source: Record<string, unknown> | undefined): FcRequest['headers'] {
   const headers: FcRequest['headers'] = {};
@@ -14,7 +16,7 @@ export function copyEventHeaders(source: Record<string, unknown> | undefined): F
     // so there is no earlier value to look up (a look-up that costs as much as the store).
     const name = uniqueNames.get(key);
     if (name === undefined) return copyJoining(source);
-    headers[name] = typeof value === 'string' ? value : String(value);
+    headers[name] = typeof value === 'string' ? value : headerText(key, value);
   }
   return headers;
 }
@@ -27,10 +29,38 @@ function copyJoining(source: Record<string, unknown> | undefined): FcRequest['he
     if (value === undefined || value === null) continue;
     const name = lowerCaseName(key);
     const existing = headers[name];
-    headers[name] =
-      existing === undefined ? (typeof value === 'string' ? value : String(value)) : `${existing},${value}`;
+    const text = typeof value === 'string' ? value : headerText(key, value);
+    headers[name] = existing === undefined ? text : `${existing},${text}`;
   }
   return headers;
+}
+
+/**
+ * A header value that is not a string, as text: a number or boolean as `String()` writes it, an
+ * array of those joined with `separator`. Anything else (an object, whose `String()` is
+ * `[object Object]` or even throws) is refused with a 400 `InvalidEvent` naming the header.
+ *
+ * @example
+ * ```ts
+ * headerText('X-Count', 3); // '3'
+ * headerText('X-Tags', ['a', 'b']); // 'a,b'
+ * ```
+ */
+export function headerText(name: string, value: unknown, separator = ','): string {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  if (Array.isArray(value) && value.every(isScalar)) return value.join(separator);
+  const got = Array.isArray(value)
+    ? 'an array of other values'
+    : typeof value === 'object'
+      ? 'an object'
+      : `a ${typeof value}`;
+  throw badRequest('InvalidEvent', `The header ${JSON.stringify(name.slice(0, 64))} must be a string, got ${got}`);
+}
+
+function isScalar(value: unknown): boolean {
+  const type = typeof value;
+  return type === 'string' || type === 'number' || type === 'boolean' || value === null || value === undefined;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { badRequest } from './errors.js';
+import { headerText } from './event-headers.js';
 import type { Fc2Request, Fc2Response } from './fc-types.js';
 import { flattenHeaders, METHOD_TOKEN } from './fc3.js';
 import { buildQuery, encodePath, type FcRequest, fixBodyHeaders } from './request.js';
@@ -42,9 +43,9 @@ export async function readFc2Request(req: Fc2Request): Promise<FcRequest> {
   const headers: FcRequest['headers'] = {};
   for (const key in req.headers ?? {}) {
     const value = req.headers[key];
-    if (value === undefined) continue;
+    if (value === undefined || value === null) continue;
     const name = key.toLowerCase();
-    headers[name] = Array.isArray(value) ? value.join(name === 'cookie' ? '; ' : ', ') : String(value);
+    headers[name] = headerText(key, value, name === 'cookie' ? '; ' : ', ');
   }
   let body: Buffer;
   if (req.body !== undefined && req.body !== null) {
@@ -68,7 +69,7 @@ export async function readFc2Request(req: Fc2Request): Promise<FcRequest> {
     url: encodePath(path) + buildQuery(req.queries),
     headers,
     body,
-    remoteAddress: req.clientIP,
+    remoteAddress: typeof req.clientIP === 'string' ? req.clientIP : undefined,
   };
 }
 

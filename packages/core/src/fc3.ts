@@ -73,7 +73,8 @@ function epochMs(value: unknown): number | undefined {
   } else {
     n = -1;
   }
-  if (n < 0) n = Number(value);
+  // Not Number() of an object: its `valueOf` or `toString` may be anything, even a throwing one.
+  if (n < 0) n = typeof value === 'number' || typeof value === 'string' ? Number(value) : Number.NaN;
   return Number.isFinite(n) && n > 0 ? n : undefined;
 }
 

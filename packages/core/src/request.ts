@@ -1,3 +1,5 @@
+import { badRequest } from './errors.js';
+
 /**
  * The request as fc-async carries it between the FC codecs, the bridge and the async engine:
  * one shape whatever the entry point (FC 3.0 event, FC 2.0 request, custom-runtime HTTP).
@@ -35,14 +37,21 @@ export function fixBodyHeaders(headers: FcRequest['headers'], body: Buffer): voi
   if (headers['transfer-encoding'] !== undefined) delete headers['transfer-encoding'];
 }
 
-/** Percent-encodes what may not stand in a URL path, keeping `%XX` escapes that are already there. */
+/**
+ * Percent-encodes what may not stand in a URL path, keeping `%XX` escapes that are already there.
+ * Never throws: a character outside the BMP is one match (`u`), and a lone surrogate, which has
+ * no UTF-8 form, becomes U+FFFD as a UTF-8 decoder makes of bytes it cannot read.
+ */
 export function encodePath(path: string): string {
   // Fast path: nothing to encode.
   if (/^[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$/.test(path)) return path;
-  return path.replace(/%(?![0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~!$&'()*+,;=:@/%]/g, (c) =>
-    c === '%' ? '%25' : encodeURIComponent(c),
+  return path.replace(/%(?![0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~!$&'()*+,;=:@/%]/gu, (c) =>
+    c === '%' ? '%25' : LONE_SURROGATE.test(c) ? '%EF%BF%BD' : encodeURIComponent(c),
   );
 }
+
+/** A surrogate that is not half of a pair (`u`: a pair is one code point and does not match). */
+const LONE_SURROGATE = /\p{Cs}/u;
 
 /**
  * Builds `?a=1&b=x%20y` from a map of decoded values. Values that are arrays (FC 2.0) become
@@ -52,16 +61,29 @@ export function buildQuery(params: Record<string, string | string[] | undefined>
   if (!params) return '';
   let out = '';
   for (const key in params) {
-    const value = params[key];
-    if (value === undefined) continue;
+    const value: unknown = params[key];
+    if (value === undefined || value === null) continue;
     const k = encodeQueryPart(key);
     if (Array.isArray(value)) {
-      for (const v of value) out += `${out ? '&' : '?'}${k}=${encodeQueryPart(String(v))}`;
+      for (const v of value) {
+        if (v !== undefined && v !== null) out += `${out ? '&' : '?'}${k}=${encodeQueryPart(queryText(key, v))}`;
+      }
     } else {
-      out += `${out ? '&' : '?'}${k}=${encodeQueryPart(String(value))}`;
+      out += `${out ? '&' : '?'}${k}=${encodeQueryPart(queryText(key, value))}`;
     }
   }
   return out;
+}
+
+/** A query value as text: a string, number or boolean; an object (whose `String()` may even throw) is a 400. */
+function queryText(key: string, value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  const got = Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+  throw badRequest(
+    'InvalidEvent',
+    `The query parameter ${JSON.stringify(key.slice(0, 64))} must be a string, got ${got}`,
+  );
 }
 
 /** What `encodeURIComponent` leaves as it is, plus the comma (most keys and values), by char code. */
@@ -73,6 +95,12 @@ function encodeQueryPart(s: string): string {
   let safe = true;
   for (let i = 0; i < s.length && safe; i++) safe = QUERY_SAFE[s.charCodeAt(i)] === 1;
   if (safe) return s;
-  const e = encodeURIComponent(s);
+  let e: string;
+  try {
+    e = encodeURIComponent(s);
+  } catch {
+    // A lone surrogate has no UTF-8 form: U+FFFD, as a UTF-8 decoder reads bytes it cannot.
+    e = encodeURIComponent(s.replace(/\p{Cs}/gu, '\ufffd'));
+  }
   return e.includes('%2C') ? e.replace(/%2C/g, ',') : e;
 }

@@ -32,8 +32,10 @@ function answer(socket: Duplex, status: number, error: ReturnType<ErrorBody>): v
 
 /**
  * Answers what Node refuses before a request exists (a malformed request line or header, an
- * invalid `Content-Length`, a bad chunk, headers over the limit) with a JSON error instead of
- * Node's bare status line, and `CONNECT` with 405 instead of a dropped connection.
+ * invalid `Content-Length`, a bad chunk, headers over the limit, an unknown `Expect`) with a JSON
+ * error instead of Node's bare status line, and `CONNECT` with 405 instead of a dropped
+ * connection. (Node's bare 400 for an HTTP/1.1 request without `Host` is turned off where each
+ * server is created, with `requireHostHeader: false`, and answered by its handler.)
  */
 export function answerProtocolErrors(server: Server, errorBody: ErrorBody): void {
   server.on('clientError', (error: ParserError, socket: Duplex) => {
@@ -48,5 +50,13 @@ export function answerProtocolErrors(server: Server, errorBody: ErrorBody): void
   server.on('connect', (_req, socket: Duplex) => {
     socket.on('error', () => {});
     answer(socket, 405, errorBody('MethodNotAllowed', 'CONNECT is not supported'));
+  });
+  // Node answers an `Expect` other than 100-continue with a bare 417 unless this is listened to.
+  server.on('checkExpectation', (req, res) => {
+    const expect = String(req.headers.expect).slice(0, 64);
+    const error = errorBody('ExpectationFailed', `Expect: ${expect} is not supported; only 100-continue is`);
+    const text = JSON.stringify(error.body);
+    res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', connection: 'close', ...error.headers });
+    res.end(text);
   });
 }

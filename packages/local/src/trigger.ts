@@ -21,13 +21,24 @@ const FROM_NODE = Object.freeze({ nodeHeaders: true });
  * Trigger-level errors answer `{ code, message }` like fc-async's own.
  */
 export function createTriggerServer(registry: FunctionRegistry, log: EmulatorLog): Server & { closing: boolean } {
-  const server = createServer(async function fcTrigger(req, res) {
+  // requireHostHeader: false: a request without Host gets the JSON error below, not Node's bare 400.
+  const server = createServer({ requireHostHeader: false }, async function fcTrigger(req, res) {
     const started = performance.now();
     if (server.closing) {
       sendJson(
         res,
         503,
         { code: 'ServiceUnavailable', message: 'The emulator is shutting down' },
+        { connection: 'close' },
+      );
+      return;
+    }
+    // HTTP/1.1 requires Host (RFC 9112 section 3.2); Node's own check answers without a body.
+    if (req.headers.host === undefined && req.httpVersion === '1.1') {
+      sendJson(
+        res,
+        400,
+        { code: 'InvalidArgument', message: 'An HTTP/1.1 request must carry a Host header' },
         { connection: 'close' },
       );
       return;

@@ -17,16 +17,16 @@ export function normaliseQuery(
   checkShape(query);
   const limit = query.limit ?? 20;
   if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
-    throw badRequest('InvalidArgument', `limit must be an integer from 1 to 100, got ${String(query.limit)}`);
+    throw badRequest('InvalidArgument', `limit must be an integer from 1 to 100, got ${shown(query.limit)}`);
   }
   const sortOrderByTime = query.sortOrderByTime ?? 'desc';
   if (sortOrderByTime !== 'asc' && sortOrderByTime !== 'desc') {
-    throw badRequest('InvalidArgument', `sortOrderByTime must be asc or desc, got ${String(query.sortOrderByTime)}`);
+    throw badRequest('InvalidArgument', `sortOrderByTime must be asc or desc, got ${shown(query.sortOrderByTime)}`);
   }
   for (const key of ['startedTimeBegin', 'startedTimeEnd'] as const) {
     const value = query[key];
     if (value !== undefined && !(Number.isInteger(value) && value >= 0)) {
-      throw badRequest('InvalidArgument', `${key} must be epoch milliseconds, got ${String(value)}`);
+      throw badRequest('InvalidArgument', `${key} must be epoch milliseconds, got ${shown(value)}`);
     }
   }
   const normalised = { ...query, limit, sortOrderByTime };
@@ -34,23 +34,30 @@ export function normaliseQuery(
   return normalised;
 }
 
+/** A value as an error message shows it, whatever it is: `String()` of an object may throw. */
+function shown(value: unknown): string {
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object' && value !== null) return 'an object';
+  return typeof value === 'function' ? 'a function' : String(value);
+}
+
 /** The query is an object, and its filters of the right types (a typo would silently match nothing). */
 function checkShape(query: TaskQuery): void {
   if (typeof query !== 'object' || query === null || Array.isArray(query)) {
-    const got = Array.isArray(query) ? 'an array' : String(query);
+    const got = shown(query);
     throw badRequest('InvalidArgument', `query must be an object, got ${got}`);
   }
   if (query.status !== undefined && !ASYNC_TASK_STATUSES.includes(query.status)) {
     throw badRequest(
       'InvalidArgument',
-      `status must be one of ${ASYNC_TASK_STATUSES.join(', ')}, got ${String(query.status)}`,
+      `status must be one of ${ASYNC_TASK_STATUSES.join(', ')}, got ${shown(query.status)}`,
     );
   }
   if (query.prefix !== undefined && typeof query.prefix !== 'string') {
-    throw badRequest('InvalidArgument', `prefix must be a string, got ${String(query.prefix)}`);
+    throw badRequest('InvalidArgument', `prefix must be a string, got ${shown(query.prefix)}`);
   }
   if (query.includePayload !== undefined && typeof query.includePayload !== 'boolean') {
-    throw badRequest('InvalidArgument', `includePayload must be a boolean, got ${String(query.includePayload)}`);
+    throw badRequest('InvalidArgument', `includePayload must be a boolean, got ${shown(query.includePayload)}`);
   }
 }
 

@@ -111,7 +111,8 @@ function dashboard(
 export function createControlServer(opts: ControlPlaneOptions): { server: Server; hub: EventHub } {
   const assets = loadAssets();
   const hub = new EventHub(opts.registry);
-  const server = createServer(async function fcControlPlane(req, res) {
+  // requireHostHeader: false: a request without Host gets authorize()'s JSON error, not Node's bare 400.
+  const server = createServer({ requireHostHeader: false }, async function fcControlPlane(req, res) {
     const requestId = newRequestId();
     const url = req.url ?? '/';
     const q = url.indexOf('?');
