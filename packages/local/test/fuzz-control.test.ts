@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TERMINAL_STATUSES } from '@fc-async/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Emulator, type EmulatorOptions, signAcsRequest, startEmulator } from '../src/index.js';
-import { type Answer, exchange, fuzzSeed, Gen, inBatches, jsonOf, LEAK, show } from './fuzz-gen.js';
-import { fixture, waitFor } from './helpers.js';
+import { type Emulator, signAcsRequest } from '../src/index.js';
+import { type Answer, exchange, fuzzSeed, Gen, inBatches, jsonOf, LEAK, show, startEcho } from './fuzz-gen.js';
+import { waitFor } from './helpers.js';
 
 /**
  * The bad-input rule, fuzzed on the control plane (FC API 2023-03-30) over raw sockets: every
@@ -235,22 +235,6 @@ function problemOf(answer: Answer | string, head: boolean): string | undefined {
   if (RequestId !== requestId) return `RequestId ${String(RequestId)} is not x-fc-request-id ${requestId}`;
   if (Object.keys(rest).length > 0) return `more than { Code, Message, RequestId }: ${text.slice(0, 200)}`;
   return undefined;
-}
-
-/** Starts the echo function's emulator with destination records in a temporary folder. */
-function startEcho(lines: Record<string, unknown>[], outDir: string, extra: EmulatorOptions = {}) {
-  return startEmulator({
-    entry: fixture('echo-handler.mjs'),
-    name: 'echo',
-    port: 0,
-    controlPort: 0,
-    outDir,
-    logFormat: 'json',
-    output: (text) => {
-      for (const l of text.split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-    },
-    ...extra,
-  });
 }
 
 describe('fuzzing the control plane over raw sockets', () => {

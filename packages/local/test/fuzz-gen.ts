@@ -1,4 +1,6 @@
 import { connect } from 'node:net';
+import { type EmulatorOptions, startEmulator } from '../src/index.js';
+import { fixture } from './helpers.js';
 
 /**
  * What the emulator's fuzz tests share: a seeded generator (mulberry32; `FUZZ_SEED=<n>` replays
@@ -250,4 +252,20 @@ export async function inBatches(count: number, width: number, run: (i: number) =
   for (let i = 0; i < count; i += width) {
     await Promise.all(Array.from({ length: Math.min(width, count - i) }, (_, k) => run(i + k)));
   }
+}
+
+/** Starts the echo function's emulator with destination records in a temporary folder. */
+export function startEcho(lines: Record<string, unknown>[], outDir: string, extra: EmulatorOptions = {}) {
+  return startEmulator({
+    entry: fixture('echo-handler.mjs'),
+    name: 'echo',
+    port: 0,
+    controlPort: 0,
+    outDir,
+    logFormat: 'json',
+    output: (text) => {
+      for (const l of text.split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+    },
+    ...extra,
+  });
 }

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TERMINAL_STATUSES } from '@fc-async/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Emulator, startEmulator } from '../src/index.js';
-import { type Answer, exchange, fuzzSeed, Gen, inBatches, jsonOf, LEAK, show } from './fuzz-gen.js';
-import { fixture, waitFor } from './helpers.js';
+import type { Emulator } from '../src/index.js';
+import { type Answer, exchange, fuzzSeed, Gen, inBatches, jsonOf, LEAK, show, startEcho } from './fuzz-gen.js';
+import { waitFor } from './helpers.js';
 
 /**
  * The bad-input rule, fuzzed on the emulator's HTTP trigger over raw sockets: odd request lines,
@@ -187,17 +187,7 @@ describe('fuzzing the HTTP trigger over raw sockets', () => {
   const lines: Record<string, unknown>[] = [];
   const outDir = mkdtempSync(join(tmpdir(), 'fc-async-fuzz-trigger-'));
   beforeAll(async () => {
-    emulator = await startEmulator({
-      entry: fixture('echo-handler.mjs'),
-      name: 'echo',
-      port: 0,
-      controlPort: 0,
-      outDir,
-      logFormat: 'json',
-      output: (text) => {
-        for (const l of text.split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-      },
-    });
+    emulator = await startEcho(lines, outDir);
   });
   afterAll(async () => {
     await emulator.close();
