@@ -1,6 +1,6 @@
 import { badRequest } from './errors.js';
 import type { FcContext } from './fc-types.js';
-import { newRequestId } from './ids.js';
+import { isFcRequestId, newRequestId } from './ids.js';
 
 /** Headers as Node (lower-case names) or FC (any case) give them. */
 export type HeaderBag = Record<string, string | string[] | number | undefined>;
@@ -153,17 +153,22 @@ function decide(
     }
   }
   if (taskId !== undefined) {
-    if (!isValidTaskId(taskId)) {
-      throw badRequest(
-        'InvalidArgument',
-        'X-Fc-Async-Task-Id must match ^[A-Za-z_][A-Za-z0-9_-]*$ and be at most 128 characters',
-      );
-    }
+    // A task id FC made is the request id ("1-…"), outside the rule for ids a caller chooses: a
+    // function FC runs (or the emulator, or fc-async's own replay) may carry one. Callers' ids
+    // are held to the rule where a task is accepted (see AsyncEngine.accept).
+    if (!isValidTaskId(taskId) && !isFcRequestId(taskId)) throw badRequest('InvalidArgument', TASK_ID_RULE);
     if (type !== 'Sync') return { type: 'Async', requestId, taskId, attempt, source: 'task-id' };
   }
   if (type === 'Async') return { type, requestId, taskId, attempt, source: 'invocation-type' };
   if (type === undefined && attempt > 0) return { type: 'Async', requestId, taskId, attempt, source: 'retry-count' };
   return { type: 'Sync', requestId, taskId, attempt, source: type === 'Sync' ? 'invocation-type' : 'default' };
+}
+
+const TASK_ID_RULE = 'X-Fc-Async-Task-Id must match ^[A-Za-z_][A-Za-z0-9_-]*$ and be at most 128 characters';
+
+/** Refuses, as FC does with a 400, a task id a caller chose that breaks FC's rule (see {@link isValidTaskId}). */
+export function checkCallerTaskId(taskId: string): void {
+  if (!isValidTaskId(taskId)) throw badRequest('InvalidArgument', TASK_ID_RULE);
 }
 
 function clip(value: string): string {

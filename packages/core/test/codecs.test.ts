@@ -13,7 +13,7 @@ import {
   parseFcEvent,
   toFcHttpResult,
 } from '../src/index.js';
-import { event, memoryLogger } from './helpers.js';
+import { asyncEvent, context, event, memoryLogger } from './helpers.js';
 
 describe('parseFcEvent', () => {
   it('accepts a Buffer, a string or an object', () => {
@@ -154,6 +154,19 @@ describe('detectInvocation', () => {
     [{ 'x-fc-retry-count': 'two' }, /whole number/],
   ])('%j → 400', (headers, message) => {
     expect(() => detectInvocation(headers, {})).toThrow(message);
+  });
+
+  it('reads a task id FC made (the request id, outside the rule for callers) on a call FC runs', () => {
+    const id = '1-64f6d6e7-e01edb1cce58240ed59b59d9';
+    expect(detectInvocation({ 'x-fc-async-task-id': id }, {})).toMatchObject({ type: 'Async', taskId: id });
+  });
+
+  it('refuses that id from a caller where a task is accepted, as FC does', async () => {
+    const handler = createFcHandler((_req, res) => res.end(), { env: {} });
+    const result = await handler(asyncEvent({ taskId: '1-64f6d6e7-e01edb1cce58240ed59b59d9' }), context);
+    expect(result.statusCode).toBe(400);
+    expect(JSON.parse(result.body as string)).toMatchObject({ code: 'InvalidArgument' });
+    expect((await handler.tasks.list()).tasks).toEqual([]);
   });
 
   it('generates FC 3.0 request ids when none is given', () => {

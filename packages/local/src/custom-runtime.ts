@@ -75,6 +75,15 @@ function programPath(program: string, childPath: string | undefined): string {
   return program;
 }
 
+/**
+ * A word of the start command as it reads here: FC mounts the function's code at `/code`, so an
+ * s.yaml's `/code/bootstrap` is the code folder's `bootstrap` on this machine.
+ */
+export function onThisMachine(word: string, codeDir: string): string {
+  if (word === '/code') return codeDir;
+  return word.startsWith('/code/') ? join(codeDir, word.slice('/code/'.length)) : word;
+}
+
 /** The environment FC gives a custom runtime, with the function's variables; never the emulator's credentials. */
 export function customRuntimeEnv(
   fn: FunctionIdentity,
@@ -110,7 +119,7 @@ export async function startCustomRuntime(
   deps: { log: EmulatorLog; instanceId: string },
 ): Promise<CustomRuntime> {
   const config = spec.customRuntime as NonNullable<FunctionSpec['customRuntime']>;
-  const [program, ...args] = config.command as [string, ...string[]];
+  const [program, ...args] = config.command.map((word) => onThisMachine(word, spec.file)) as [string, ...string[]];
   const port = await freePort();
   const env = customRuntimeEnv(fn, deps.instanceId, port, spec.environmentVariables);
   const child = spawn(programPath(program, env.PATH), args, {

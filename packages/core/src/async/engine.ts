@@ -4,7 +4,7 @@ import { resolveSettings, type Settings } from '../destinations/deliver-options.
 import type { Destination } from '../destinations/types.js';
 import { badRequest, FcAsyncError, isFcAsyncError } from '../errors.js';
 import type { AsyncTask, DestinationCondition, DestinationRecord } from '../fc-types.js';
-import type { Invocation } from '../invocation.js';
+import { checkCallerTaskId, type Invocation } from '../invocation.js';
 import type { Logger } from '../logger.js';
 import type { FcRequest } from '../request.js';
 import { type BridgeResponse, createBodyClassifier } from '../response.js';
@@ -281,6 +281,8 @@ export class AsyncEngine {
         statusCode: 503,
       });
     }
+    // A caller's own task id: FC's rule (an id FC made, the request id, passes detection only).
+    if (invocation.taskId !== undefined) checkCallerTaskId(invocation.taskId);
     if (!this.isReady) await this.backendReady();
     const max = this.options.maxAsyncPayloadBytes;
     if (request.body.length > max) {
