@@ -114,6 +114,26 @@ describe('a replayed signed request', () => {
     expect((await tasks()).map((t) => t.taskId)).not.toContain('forged_1');
   });
 
+  it("is refused when it was signed for Function Compute's own endpoint", async () => {
+    const path = '/2023-03-30/functions/echo/async-tasks';
+    for (const host of ['1234567890.cn-hangzhou.fc.aliyuncs.com', '1234567890.cn-hangzhou.fc.aliyuncs.com.:443']) {
+      const headers = signAcsRequest({ method: 'GET', path, query: '', headers: { host }, body: Buffer.alloc(0) }, key);
+      const answer = await replay({ method: 'GET', url: path, headers, body: Buffer.alloc(0) });
+      expect(answer.status).toBe(403);
+      expect(JSON.parse(answer.body)).toMatchObject({
+        Code: 'AccessDenied',
+        Message: expect.stringContaining('aliyuncs.com'),
+      });
+    }
+    // The same request signed for the address the client uses is served.
+    const control = new URL(emulator.controlUrl);
+    const headers = signAcsRequest(
+      { method: 'GET', path, query: '', headers: { host: control.host }, body: Buffer.alloc(0) },
+      key,
+    );
+    expect((await replay({ method: 'GET', url: path, headers, body: Buffer.alloc(0) })).status).toBe(200);
+  });
+
   it('needs a nonce once nonces are checked, and only a valid signature uses one up', () => {
     const request = { method: 'GET', path: '/2023-03-30/functions/echo/async-tasks', query: '', body: Buffer.alloc(0) };
     const lookup = (id: string) => (id === key.accessKeyId ? key.accessKeySecret : undefined);

@@ -125,6 +125,16 @@ export function authorize(
     return;
   }
   if (!creds) return;
+  // Signed for Function Compute's own endpoint (<account>.<region>.fc.aliyuncs.com): a request
+  // meant for FC, replayed here by whoever saw it, not one a client addressed to the emulator.
+  const signedHost = (req.headers.host ?? '').toLowerCase().replace(/:\d+$/, '').replace(/\.$/, '');
+  if (signedHost === 'aliyuncs.com' || signedHost.endsWith('.aliyuncs.com')) {
+    throw new ApiError(
+      403,
+      'AccessDenied',
+      `A request signed for ${signedHost} is refused: sign it for the emulator's address`,
+    );
+  }
   const result = verifyAcsSignature(
     { method: req.method ?? 'GET', path: target.path, query: target.query, headers: req.headers, body: target.body },
     (id) => (id === creds.accessKeyId ? creds.accessKeySecret : undefined),
