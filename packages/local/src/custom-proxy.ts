@@ -1,5 +1,6 @@
 import { type Agent, type IncomingHttpHeaders, request } from 'node:http';
 import { type BridgeResponse, FcAsyncError, getInvocation, type NodeHandler } from '@fc-async/core';
+import { within } from './within.js';
 
 /** Where a custom runtime listens, and whether it is still running. */
 export interface ChildTarget {
@@ -9,7 +10,14 @@ export interface ChildTarget {
   readonly agent: Agent;
   /** How the process ended, once it has. */
   readonly exit: { code: number | null; signal: string | null } | undefined;
+  /** Resolves once the process has exited. */
+  readonly exited: Promise<void>;
+  /** The exchanges under way, for a stop that lets them finish first. */
+  readonly pending: Set<Promise<unknown>>;
 }
+
+/** How long a failed exchange waits to learn whether the child exited (a crash mid-request), ms. */
+const EXIT_GRACE_MS = 1000;
 
 /** A whole answer of the child. */
 export interface ChildAnswer {
@@ -32,6 +40,17 @@ const HOP_BY_HOP = new Set([
 
 /** One HTTP/1.1 exchange with the child on loopback over its keep-alive agent, the answer read whole. */
 export function exchange(
+  target: ChildTarget,
+  init: { method: string; path: string; headers: IncomingHttpHeaders; body?: Buffer; signal?: AbortSignal },
+): Promise<ChildAnswer> {
+  const answer = send(target, init);
+  target.pending.add(answer);
+  const settled = () => target.pending.delete(answer);
+  answer.then(settled, settled);
+  return answer;
+}
+
+function send(
   target: ChildTarget,
   init: { method: string; path: string; headers: IncomingHttpHeaders; body?: Buffer; signal?: AbortSignal },
 ): Promise<ChildAnswer> {
@@ -87,6 +106,9 @@ export function customRuntimeListener(target: ChildTarget, event: boolean): Node
         signal: getInvocation(req)?.signal,
       });
     } catch (cause) {
+      // A crash mid-request hangs up before Node reports the exit: wait for it, within a bound.
+      if (!target.exit && !getInvocation(req)?.signal.aborted)
+        await within(target.exited, EXIT_GRACE_MS, () => undefined);
       throw unreachable(target, cause);
     }
     res.statusCode = answer.statusCode;

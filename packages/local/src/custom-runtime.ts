@@ -3,8 +3,8 @@ import { accessSync, constants } from 'node:fs';
 import { Agent } from 'node:http';
 import { connect, createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { FcAsyncError, type NodeHandler, newRequestId } from '@fc-async/core';
+import { boundedLines } from './child-output.js';
 import { type ChildTarget, customRuntimeListener, exchange } from './custom-proxy.js';
 import type { FunctionIdentity } from './event.js';
 import type { EmulatorLog } from './log.js';
@@ -15,13 +15,20 @@ import { within } from './within.js';
 export interface CustomRuntime {
   readonly pid: number;
   readonly listener: NodeHandler;
-  /** `GET /pre-stop` (when configured), then SIGTERM, then SIGKILL; resolves once the process is gone. */
+  /**
+   * Lets the requests under way finish (5 s at most), then `GET /pre-stop` (when configured),
+   * SIGTERM, SIGKILL; resolves once the process is gone.
+   */
   stop(): Promise<void>;
 }
 
 /** How long the process may take to accept connections, and to go after SIGTERM, ms. */
 const START_MS = 30_000;
 const TERM_MS = 3000;
+/** How long a stop lets the requests under way finish before `GET /pre-stop` and SIGTERM, ms. */
+const DRAIN_MS = 5000;
+/** The longest line of the child's output the log keeps, bytes (the rest is cut, `…`). */
+const MAX_LINE = 8192;
 /** What the child gets of the emulator's environment: what finds programs and sets the locale, no secrets. */
 const INHERITED = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'LC_ALL', 'TZ', 'TMPDIR'];
 
@@ -136,15 +143,20 @@ export async function startCustomRuntime(
     });
   }
   const stderr: string[] = [];
+  let spawnError: Error | undefined;
+  let stopping = false;
+  let exited: () => void = () => undefined;
   const target: ChildTarget & { exit: ChildTarget['exit'] } = {
     name: fn.name,
     command: config.command,
     port,
     agent: new Agent({ keepAlive: true }),
     exit: undefined,
+    exited: new Promise<void>((resolve) => {
+      exited = resolve;
+    }),
+    pending: new Set(),
   };
-  let spawnError: Error | undefined;
-  let stopping = false;
   const gone = new Promise<void>((resolve) => {
     child.once('error', (error) => {
       spawnError = error;
@@ -152,6 +164,7 @@ export async function startCustomRuntime(
     });
     child.once('exit', (code, sig) => {
       target.exit = { code, signal: sig };
+      exited();
       live.delete(child);
       if (!stopping)
         deps.log.logger.error(`${fn.name}: the custom runtime exited`, { function: fn.name, code, signal: sig });
@@ -164,8 +177,7 @@ export async function startCustomRuntime(
     [child.stdout, 'info'],
     [child.stderr, 'warn'],
   ] as const) {
-    createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }).on('line', (line) => {
-      const text = line.length > 8192 ? `${line.slice(0, 8192)}…` : line;
+    boundedLines(stream, MAX_LINE, (text) => {
       if (level === 'warn' && stderr.push(text) > 10) stderr.shift();
       deps.log.logger[level](`${fn.name}: ${text}`, {
         function: fn.name,
@@ -224,6 +236,8 @@ export async function startCustomRuntime(
     listener: customRuntimeListener(target, !spec.http),
     stop() {
       stopped ??= (async () => {
+        // As FC does before it stops an instance: the requests under way finish first (bounded).
+        await within(Promise.allSettled([...target.pending]), DRAIN_MS, () => undefined);
         if (config.preStop && !target.exit) {
           stopping = true;
           await hook('GET', '/pre-stop', Math.min(config.preStop.timeout, 30)).catch((error: unknown) =>

@@ -133,7 +133,9 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
         bind(target);
         const detection = detect(req.headers, env);
         requestId = detection.requestId;
-        const invocation = buildInvocation(detection, req.headers, undefined, env);
+        // On FC, a stop (StopAsyncTask, the timeout) of a custom runtime closes its request.
+        const signal = platform && detection.type === 'Async' && res ? closedEarly(res) : undefined;
+        const invocation = buildInvocation(detection, req.headers, undefined, env, signal);
         setInvocation(req, invocation);
         span?.setInvocation(invocation);
         if (detection.type !== 'Async') {
@@ -182,6 +184,19 @@ function passOn(span: InvocationSpan, req: object, res: ServerResponse | undefin
     span.end({ statusCode: res.statusCode, route });
   });
   res.once('close', () => span.end({ statusCode: res.statusCode }));
+}
+
+/** A signal that aborts when the connection closes before the response was sent whole. */
+function closedEarly(res: ServerResponse): AbortSignal {
+  const controller = new AbortController();
+  res.once('close', () => {
+    if (!res.writableFinished) {
+      controller.abort(
+        new FcAsyncError('Stopped', 'FC closed the request before the answer: the invocation was stopped'),
+      );
+    }
+  });
+  return controller.signal;
 }
 
 async function notInPlatformMode(): Promise<never> {

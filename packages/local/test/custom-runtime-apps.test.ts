@@ -1,0 +1,292 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Emulator, startEmulator } from '../src/index.js';
+import { $FC, fixture, sdk, waitFor } from './helpers.js';
+
+// A Koa app and a Fastify app, each with fc-async's own custom-runtime pieces (fcAsync + listen),
+// served by the emulator from an s.yaml as custom.debian10 processes: their middleware runs in
+// platform mode behind the emulator, which plays FC (queue, retries, stop, destinations).
+const tmp = mkdtempSync(join(tmpdir(), 'fc-async-custom-runtime-apps-'));
+const sinkFile = join(tmp, 'sink.jsonl');
+
+type Record_ = {
+  requestContext: { condition: string; approximateInvokeCount: number; functionArn: string };
+  requestPayload: string;
+  responsePayload?: string;
+};
+
+let emulator: Emulator;
+let client: ReturnType<typeof sdk>;
+const lines: Record<string, unknown>[] = [];
+const sinkEnv = process.env.SINK_FILE;
+
+beforeAll(async () => {
+  process.env.SINK_FILE = sinkFile;
+  emulator = await startEmulator({
+    config: fixture('custom-runtime-apps/s.yaml'),
+    port: 0,
+    controlPort: 0,
+    retryBaseMs: 10,
+    outDir: tmp,
+    logFormat: 'json',
+    output: (text) => {
+      for (const line of text.trim().split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
+    },
+  });
+  client = sdk(emulator.controlUrl);
+}, 60_000);
+
+afterAll(async () => {
+  await emulator?.close({ timeoutMs: 3000 });
+  rmSync(tmp, { recursive: true, force: true });
+  if (sinkEnv === undefined) delete process.env.SINK_FILE;
+  else process.env.SINK_FILE = sinkEnv;
+});
+
+const jsonl = (file: string) =>
+  existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record_)
+    : [];
+
+describe.each(['koa', 'fastify'])('a %s app on a custom runtime, behind the emulator', (fw) => {
+  const call = (path: string, init: RequestInit = {}) => fetch(`${emulator.triggerUrl}/${fw}${path}`, init);
+  const async = (path: string, taskId: string, body: unknown) =>
+    call(path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': taskId },
+      body: JSON.stringify(body),
+    });
+  const task = async (id: string) => (await client.getAsyncTask(fw, id, new $FC.GetAsyncTaskRequest({}))).body;
+  const ended = (id: string) =>
+    waitFor(async () => {
+      const t = await task(id);
+      return ['Succeeded', 'Failed', 'Stopped'].includes(t?.status as string) ? t : undefined;
+    });
+  const observed = async () =>
+    (await (await call('/observed')).json()) as { fail?: string; long?: string; attempt?: number; how?: string }[];
+
+  it('answers a sync call, the invocation context built from what the emulator sent', async () => {
+    const res = await call('/hello');
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ hello: fw, requestId: res.headers.get('x-fc-request-id'), type: 'Sync' });
+  });
+
+  it('runs an async call that succeeds: GetAsyncTask has its returnPayload, onSuccess its record', async () => {
+    const res = await async('/work', `${fw}_ok`, { n: 1 });
+    expect(res.status).toBe(202);
+    const t = await ended(`${fw}_ok`);
+    expect(t).toMatchObject({ status: 'Succeeded', alreadyRetriedTimes: 0 });
+    expect(JSON.parse(t?.returnPayload as string)).toEqual({ done: { n: 1 }, taskId: `${fw}_ok`, attempt: 0 });
+    const records = await waitFor(() => {
+      const found = jsonl(join(tmp, `${fw}.onSuccess.jsonl`));
+      return found.length > 0 ? found : undefined;
+    });
+    // An HTTP invocation's requestPayload is the request as an event (docs/local-dev.md).
+    expect(JSON.parse(records[0]?.requestPayload as string)).toMatchObject({
+      method: 'POST',
+      url: '/work',
+      body: '{"n":1}',
+    });
+    expect(records[0]?.requestContext.condition).toBe('');
+  });
+
+  it('a 500 of the app is marked x-fc-status: 404 by the middleware: retried once, then onFailure (the sink)', async () => {
+    const res = await async('/fail', `${fw}_fail`, { broken: fw });
+    expect(res.status).toBe(202);
+    expect(await ended(`${fw}_fail`)).toMatchObject({ status: 'Failed', alreadyRetriedTimes: 1 });
+    expect((await observed()).filter((o) => o.fail === `${fw}_fail`)).toEqual([
+      { fail: `${fw}_fail`, attempt: 0 },
+      { fail: `${fw}_fail`, attempt: 1 },
+    ]);
+    const record = await waitFor(() =>
+      jsonl(sinkFile).find((r) => r.requestContext.functionArn.endsWith(`functions/${fw}`)),
+    );
+    expect(record.requestContext).toMatchObject({ condition: 'UnhandledInvocationError', approximateInvokeCount: 2 });
+    expect(JSON.parse(record.requestPayload)).toMatchObject({
+      method: 'POST',
+      url: '/fail',
+      body: JSON.stringify({ broken: fw }),
+    });
+  });
+
+  it("StopAsyncTask ends a long task Stopped, and the app's invocation signal aborts in the child", async () => {
+    expect((await async('/long', `${fw}_long`, {})).status).toBe(202);
+    await waitFor(async () => ((await task(`${fw}_long`))?.status === 'Running' ? true : undefined));
+    const stopped = await client.stopAsyncTask(fw, `${fw}_long`, new $FC.StopAsyncTaskRequest({}));
+    expect(stopped.statusCode).toBe(200);
+    expect((await ended(`${fw}_long`))?.status).toBe('Stopped');
+    const seen = await waitFor(async () => (await observed()).find((o) => o.long === `${fw}_long`));
+    expect(seen.how).toBe('aborted');
+  });
+
+  it('ListAsyncTasks filters by status', async () => {
+    const list = async (status: string) =>
+      ((await client.listAsyncTasks(fw, new $FC.ListAsyncTasksRequest({ status }))).body?.tasks ?? []).map(
+        (t) => t.taskId,
+      );
+    expect((await list('Failed')).sort()).toEqual([`${fw}_fail`]);
+    expect((await list('Succeeded')).sort()).toEqual([`${fw}_ok`]);
+    expect((await list('Stopped')).sort()).toEqual([`${fw}_long`]);
+  });
+});
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** `n` bytes as faults/server.mjs makes them. */
+const pattern = (n: number) => {
+  const out = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) out[i] = (i * 31 + (i >> 8)) & 0xff;
+  return out;
+};
+
+describe('faults of the custom-runtime processes', () => {
+  let faults: Emulator;
+  const log: Record<string, unknown>[] = [];
+  const unparsed: string[] = [];
+  const at = (fn: string, path: string, init?: RequestInit) => fetch(`${faults.triggerUrl}/${fn}${path}`, init);
+  const pid = async (fn: string) => Number(await (await at(fn, '/pid')).text());
+  beforeAll(async () => {
+    faults = await startEmulator({
+      config: fixture('custom-runtime-apps/s-faults.yaml'),
+      port: 0,
+      controlPort: 0,
+      retryBaseMs: 10,
+      outDir: mkdtempSync(join(tmp, 'faults-')),
+      logFormat: 'json',
+      output: (text) => {
+        for (const line of text.split('\n')) {
+          if (!line) continue;
+          try {
+            log.push(JSON.parse(line) as Record<string, unknown>);
+          } catch {
+            unparsed.push(line.slice(0, 200));
+          }
+        }
+      },
+    });
+  }, 60_000);
+  afterAll(() => faults?.close({ timeoutMs: 3000 }));
+
+  it('a child that crashes mid-request: 502 CAExited, then the next call too, logged once', async () => {
+    const res = await at('crashsync', '/crash', { method: 'POST' });
+    expect(res.status).toBe(502);
+    expect(await res.json()).toEqual({
+      code: 'CAExited',
+      message: 'The custom runtime of crashsync exited with code 9',
+    });
+    const next = await at('crashsync', '/echo?i=1');
+    expect(next.status).toBe(502);
+    expect(((await next.json()) as { code: string }).code).toBe('CAExited');
+    expect(log.filter((l) => l.message === 'crashsync: the custom runtime exited')).toHaveLength(1);
+  });
+
+  it('an async attempt that crashes the child fails and is retried, then the task fails; others go on', async () => {
+    const res = await at('crashasync', '/crash', {
+      method: 'POST',
+      headers: { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'crash_1' },
+    });
+    expect(res.status).toBe(202);
+    const task = await waitFor(async () => {
+      const t = (await (
+        await fetch(`${faults.controlUrl}/2023-03-30/functions/crashasync/async-tasks/crash_1`)
+      ).json()) as {
+        status: string;
+        alreadyRetriedTimes: number;
+      };
+      return t.status === 'Failed' ? t : undefined;
+    });
+    expect(task.alreadyRetriedTimes).toBe(1);
+    expect(log.filter((l) => l.message === 'crashasync: the custom runtime exited')).toHaveLength(1);
+    expect(await (await at('faulty', '/echo?i=7')).json()).toMatchObject({ i: '7' });
+  });
+
+  it("a 10 MB line and binary junk on the child's stdout: log lines stay bounded, valid, and go on", async () => {
+    expect(await (await at('faulty', '/spew')).text()).toBe('spewed');
+    await waitFor(() => log.find((l) => l.message === 'faulty: after the junk'));
+    const long = log.find((l) => String(l.message).startsWith('faulty: xxxx')) as { message: string };
+    expect(long.message.length).toBeLessThanOrEqual('faulty: '.length + 8192 + 1);
+    expect(long.message.endsWith('…')).toBe(true);
+    expect(log.some((l) => String(l.message).startsWith('faulty: \u0000\u0001\u0002'))).toBe(true);
+    expect(unparsed).toEqual([]);
+  });
+
+  it('a 20 MB answer and a streamed (chunked) answer come back whole, byte for byte', async () => {
+    const big = await at('faulty', '/big?mb=20');
+    expect(big.status).toBe(200);
+    const bytes = Buffer.from(await big.arrayBuffer());
+    expect(bytes.length).toBe(20 * 1024 * 1024);
+    expect(bytes.equals(pattern(20 * 1024 * 1024))).toBe(true);
+    const streamed = await at('faulty', '/stream');
+    const expected = `${Array.from({ length: 20 }, (_, i) => `chunk ${i}\n`).join('')}end\n`;
+    expect(await streamed.text()).toBe(expected);
+  });
+
+  it('50 requests in parallel are each answered with their own answer', async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 50 }, async (_, i) => (await (await at('faulty', `/echo?i=${i}`)).json()) as { i: string }),
+    );
+    expect(answers.map((a) => a.i)).toEqual(Array.from({ length: 50 }, (_, i) => String(i)));
+  });
+
+  it('close() with requests in flight: they finish first, then no process is left (SIGTERM ignored: killed)', async () => {
+    const pids = [await pid('faulty'), await pid('stubborn')];
+    expect(pids.every(alive)).toBe(true);
+    const inFlight = Array.from({ length: 5 }, () =>
+      at('faulty', '/slow?ms=1500').then(
+        async (r) => ({ status: r.status, text: await r.text() }),
+        (error: Error) => ({ error: error.message }),
+      ),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await faults.close({ timeoutMs: 3000 });
+    // the requests under way finished before the child was stopped
+    expect(await Promise.all(inFlight)).toEqual(Array.from({ length: 5 }, () => ({ status: 200, text: 'slow done' })));
+    // the stubborn child ignored SIGTERM: it was killed after the bound
+    expect(pids.filter(alive)).toEqual([]);
+    expect(log.some((l) => l.message === 'stubborn: ignoring SIGTERM')).toBe(true);
+  }, 30_000);
+});
+
+describe('a custom runtime that never listens', () => {
+  it('fails start-up after its bound, naming the function and the port, and leaves no process', async () => {
+    const pidFile = join(tmp, 'mute.pid');
+    process.env.MUTE_PID_FILE = pidFile;
+    try {
+      const started = startEmulator({
+        config: fixture('custom-runtime-apps/s-never-listens.yaml'),
+        port: 0,
+        controlPort: 0,
+        outDir: mkdtempSync(join(tmp, 'mute-')),
+        logFormat: 'json',
+        output: () => {},
+      });
+      await expect(started).rejects.toMatchObject({
+        code: 'CustomRuntimeStartFailed',
+        message: expect.stringMatching(
+          /^mute: the custom runtime `node \.\/server\.mjs` .* did not listen on port \d+ within/,
+        ),
+      });
+      expect(alive(Number(readFileSync(pidFile, 'utf8')))).toBe(false);
+    } finally {
+      delete process.env.MUTE_PID_FILE;
+    }
+  }, 60_000);
+});
+
+describe('the journeys above, in the log', () => {
+  it('left no error, warning or stderr line (the stops and failures included)', () => {
+    expect(lines.filter((l) => l.level === 'error' || l.level === 'warn' || l.stream === 'stderr')).toEqual([]);
+  });
+});
