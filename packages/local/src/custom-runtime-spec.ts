@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { configError, isObject } from './errors.js';
-import type { FunctionSpec } from './spec.js';
+import type { FunctionSpec, HealthCheck } from './spec.js';
 
 type Obj = Record<string, unknown>;
 
@@ -69,5 +69,41 @@ export function readCustomRuntime(
     port: port as number,
     initializer: hook('initializer', fn.initializer, fn.initializationTimeout),
     preStop: hook('preStop', undefined, undefined),
+    healthCheck: readHealthCheck(config.healthCheckConfig ?? fn.customHealthCheckConfig, (field, problem) =>
+      fail(
+        `${config.healthCheckConfig === undefined ? 'customHealthCheckConfig' : 'customRuntimeConfig.healthCheckConfig'}${field ? `.${field}` : ''}`,
+        problem,
+      ),
+    ),
   };
+}
+
+/** FC's ranges and defaults of each health check field (API 2023-03-30 `CustomHealthCheckConfig`). */
+const HEALTH_FIELDS = {
+  initialDelaySeconds: [0, 120, 0],
+  periodSeconds: [1, 120, 3],
+  timeoutSeconds: [1, 3, 1],
+  failureThreshold: [1, 120, 3],
+  successThreshold: [1, 120, 1],
+} as const;
+
+function readHealthCheck(value: unknown, fail: (field: string, problem: string) => Error): HealthCheck | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!isObject(value)) throw fail('', 'must be a mapping');
+  const check = {} as HealthCheck;
+  for (const [field, [min, max, otherwise]] of Object.entries(HEALTH_FIELDS)) {
+    const n = value[field] ?? otherwise;
+    if (!Number.isInteger(n) || (n as number) < min || (n as number) > max) {
+      throw fail(field, `must be a whole number from ${min} to ${max}, got ${JSON.stringify(n)}`);
+    }
+    check[field as keyof typeof HEALTH_FIELDS] = n as number;
+  }
+  const url = value.httpGetUrl;
+  if (url !== undefined && url !== null && url !== '') {
+    if (typeof url !== 'string' || !url.startsWith('/') || url.length > 2048) {
+      throw fail('httpGetUrl', `must be a path starting with / (at most 2048 characters), got ${JSON.stringify(url)}`);
+    }
+    check.httpGetUrl = url;
+  }
+  return check;
 }

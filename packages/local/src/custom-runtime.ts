@@ -8,7 +8,7 @@ import { boundedLines } from './child-output.js';
 import { type ChildTarget, customRuntimeListener, exchange } from './custom-proxy.js';
 import type { FunctionIdentity } from './event.js';
 import type { EmulatorLog } from './log.js';
-import type { FunctionSpec } from './spec.js';
+import type { FunctionSpec, HealthCheck } from './spec.js';
 import { within } from './within.js';
 
 /** A started custom runtime: the listener that forwards to it, and how to stop it. */
@@ -211,7 +211,8 @@ export async function startCustomRuntime(
     });
 
   try {
-    await waitListening(target, () => spawnError, config.port);
+    if (config.healthCheck) await passHealthCheck(target, () => spawnError, config.healthCheck, hook);
+    else await waitListening(target, () => spawnError, config.port);
     if (config.initializer) {
       const answer = await hook('POST', '/initialize', config.initializer.timeout);
       if (answer.statusCode >= 300 || answer.headers['x-fc-status'] === '404') {
@@ -249,6 +250,62 @@ export async function startCustomRuntime(
       return stopped;
     },
   };
+}
+
+/** Why the child cannot be waited for any longer (it could not start, or it exited), if so. */
+function gone(t: ChildTarget, failed: () => Error | undefined): Error | undefined {
+  const error = failed();
+  if (error) return new Error(`could not be started: ${error.message}`);
+  if (!t.exit) return undefined;
+  const how = t.exit.signal ? `was killed by ${t.exit.signal}` : `exited with code ${t.exit.code}`;
+  return new Error(`${how} before it was ready on port ${t.port}`);
+}
+
+/**
+ * FC's custom health check (see {@link HealthCheck}): resolves after `successThreshold` passing
+ * probes in a row; throws after `failureThreshold` failing ones in a row, or when the child exits.
+ */
+async function passHealthCheck(
+  t: ChildTarget,
+  failed: () => Error | undefined,
+  check: HealthCheck,
+  hook: (method: string, path: string, timeout: number) => Promise<{ statusCode: number }>,
+): Promise<void> {
+  const pause = async (seconds: number) => {
+    const until = Date.now() + seconds * 1000;
+    while (Date.now() < until) {
+      const error = gone(t, failed);
+      if (error) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(50, until - Date.now())));
+    }
+  };
+  await pause(check.initialDelaySeconds);
+  let passed = 0;
+  let failures = 0;
+  for (;;) {
+    const error = gone(t, failed);
+    if (error) throw error;
+    let ok = await accepts(t.port);
+    if (ok && check.httpGetUrl) {
+      const answer = await hook('GET', check.httpGetUrl, check.timeoutSeconds).catch(() => undefined);
+      ok = answer !== undefined && answer.statusCode >= 200 && answer.statusCode < 300;
+    }
+    if (ok) {
+      failures = 0;
+      if (++passed >= check.successThreshold) return;
+    } else {
+      passed = 0;
+      if (++failures >= check.failureThreshold) {
+        const what = check.httpGetUrl
+          ? `GET ${check.httpGetUrl} answered 2xx`
+          : `it accepted connections on port ${t.port}`;
+        throw new Error(
+          `failed its health check ${failures} times in a row (${what} in none; customRuntimeConfig.healthCheckConfig)`,
+        );
+      }
+    }
+    await pause(check.periodSeconds);
+  }
 }
 
 /** Resolves once the child accepts connections; throws when it exited, could not start, or took too long. */

@@ -64,8 +64,34 @@ export interface FunctionSpec {
         initializer?: { timeout: number } | undefined;
         /** `GET /pre-stop` before the process is stopped, within `timeout` seconds. */
         preStop?: { timeout: number } | undefined;
+        /**
+         * `customRuntimeConfig.healthCheckConfig` (FC 2.0: `customHealthCheckConfig`): how start-up
+         * is judged, as FC judges it; without it the emulator waits up to 30 s for the port.
+         */
+        healthCheck?: HealthCheck | undefined;
       }
     | undefined;
+}
+
+/**
+ * FC's custom health check of a custom runtime, in seconds: probes (a connection, and with
+ * `httpGetUrl` a `GET` answered 2xx within `timeoutSeconds`) start `initialDelaySeconds` after
+ * the start, one every `periodSeconds`; `successThreshold` passes in a row make it ready,
+ * `failureThreshold` failures in a row fail the start.
+ *
+ * @example
+ * ```ts
+ * const check: HealthCheck = { httpGetUrl: '/ready', initialDelaySeconds: 0, periodSeconds: 1,
+ *   timeoutSeconds: 1, failureThreshold: 5, successThreshold: 1 };
+ * ```
+ */
+export interface HealthCheck {
+  httpGetUrl?: string | undefined;
+  initialDelaySeconds: number;
+  periodSeconds: number;
+  timeoutSeconds: number;
+  failureThreshold: number;
+  successThreshold: number;
 }
 
 /** FC's rule for function names. */

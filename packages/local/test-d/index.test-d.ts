@@ -3,6 +3,7 @@ import {
   type Emulator,
   type EmulatorOptions,
   type FunctionSpec,
+  type HealthCheck,
   type LogFormat,
   loadServerlessConfig,
   type ServerlessConfig,
@@ -53,3 +54,6 @@ expectType<SignatureResult>(
 expectError(verifyAcsSignature(request, () => 'sk', { checkNonce: (nonce: number) => nonce > 0 }));
 expectType<Record<string, string>>(signAcsRequest(request, { accessKeyId: 'ak', accessKeySecret: 'sk' }));
 expectError(signAcsRequest(request, { accessKeyId: 'ak' }));
+
+// A custom runtime's health check, as s.yaml gives it.
+expectType<HealthCheck | undefined>(config.functions[0]?.customRuntime?.healthCheck);

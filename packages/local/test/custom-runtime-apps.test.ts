@@ -1,8 +1,8 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Emulator, startEmulator } from '../src/index.js';
+import { type Emulator, loadServerlessConfig, startEmulator } from '../src/index.js';
 import { $FC, fixture, sdk, waitFor } from './helpers.js';
 
 // A Koa app and a Fastify app, each with fc-async's own custom-runtime pieces (fcAsync + listen),
@@ -283,6 +283,77 @@ describe('a custom runtime that never listens', () => {
       delete process.env.MUTE_PID_FILE;
     }
   }, 60_000);
+});
+
+describe("FC's custom health check of a custom runtime", () => {
+  it('starts serving once the check passes successThreshold times in a row, not before', async () => {
+    const log: Record<string, unknown>[] = [];
+    const emulator = await startEmulator({
+      config: fixture('custom-runtime-apps/s-health.yaml'),
+      port: 0,
+      controlPort: 0,
+      outDir: mkdtempSync(join(tmp, 'health-')),
+      logFormat: 'json',
+      output: (text) => {
+        for (const l of text.trim().split('\n')) if (l) log.push(JSON.parse(l) as Record<string, unknown>);
+      },
+    });
+    try {
+      // READY_AFTER=2: probes 1 and 2 answer 503, 3 and 4 pass (successThreshold 2).
+      // The child's output comes through a pipe, not with the answers: wait for the fourth line.
+      const probes = await waitFor(() => {
+        const seen = log.map((l) => l.message).filter((m) => String(m).includes('health probe'));
+        return seen.length >= 4 ? seen : undefined;
+      });
+      expect(probes).toEqual([
+        'slow-ready: health probe 1: not ready',
+        'slow-ready: health probe 2: not ready',
+        'slow-ready: health probe 3: ready',
+        'slow-ready: health probe 4: ready',
+      ]);
+      const r = await fetch(`${emulator.triggerUrl}/echo?i=1`);
+      expect(await r.json()).toMatchObject({ i: '1' });
+    } finally {
+      await emulator.close();
+    }
+  }, 30_000);
+
+  it('fails start-up after failureThreshold failing probes, naming the check, and leaves no process', async () => {
+    const pidFile = join(tmp, 'never-ready.pid');
+    process.env.NEVER_READY_PID_FILE = pidFile;
+    try {
+      const started = startEmulator({
+        config: fixture('custom-runtime-apps/s-never-ready.yaml'),
+        port: 0,
+        controlPort: 0,
+        outDir: mkdtempSync(join(tmp, 'never-ready-')),
+        logFormat: 'json',
+        output: () => {},
+      });
+      await expect(started).rejects.toMatchObject({
+        code: 'CustomRuntimeStartFailed',
+        message: expect.stringContaining('failed its health check 2 times in a row (GET /ready answered 2xx in none'),
+      });
+      expect(alive(Number(readFileSync(pidFile, 'utf8')))).toBe(false);
+    } finally {
+      delete process.env.NEVER_READY_PID_FILE;
+    }
+  }, 30_000);
+
+  it('refuses a health check outside FC ranges, naming the field', async () => {
+    const dir = mkdtempSync(join(tmp, 'bad-health-'));
+    const yaml = readFileSync(fixture('custom-runtime-apps/s-health.yaml'), 'utf8')
+      .replace('timeoutSeconds: 1', 'timeoutSeconds: 9')
+      .replace('code: ./faults', `code: ${JSON.stringify(fixture('custom-runtime-apps/faults'))}`);
+    const file = join(dir, 's.yaml');
+    writeFileSync(file, yaml);
+    await expect(loadServerlessConfig(file, { env: {} })).rejects.toMatchObject({
+      code: 'InvalidConfig',
+      message: expect.stringContaining(
+        'customRuntimeConfig.healthCheckConfig.timeoutSeconds must be a whole number from 1 to 3, got 9',
+      ),
+    });
+  });
 });
 
 describe('the journeys above, in the log', () => {
