@@ -127,6 +127,10 @@ program
   .option('--out-dir <dir>', 'folder of JSONL files for destinations not reachable locally', '.fc-async')
   .action(async (entry: string | undefined, flags: DevFlags) => {
     reportStrayErrors(flags.logFormat);
+    // Ctrl-C while functions start: exit through process.exit, whose hook stops the custom
+    // runtimes already started (they run in process groups of their own, out of the signal's reach).
+    const early = () => process.exit(130);
+    process.once('SIGINT', early).once('SIGTERM', early);
     let emulator: Emulator;
     try {
       emulator = await startEmulator({
@@ -153,6 +157,7 @@ program
     } catch (error) {
       fail(error instanceof Error ? error.message : String(error));
     }
+    process.off('SIGINT', early).off('SIGTERM', early);
     handleSignals(emulator, flags);
   });
 

@@ -18,6 +18,8 @@ export interface ChildTarget {
 
 /** How long a failed exchange waits to learn whether the child exited (a crash mid-request), ms. */
 const EXIT_GRACE_MS = 1000;
+/** The largest answer taken from a custom runtime: FC's 32 MB limit of a synchronous response. */
+const MAX_ANSWER_BYTES = 32 * 1024 * 1024;
 
 /** A whole answer of the child. */
 export interface ChildAnswer {
@@ -61,25 +63,39 @@ function send(
     if (body.length > 0 || !['GET', 'HEAD', 'DELETE', 'OPTIONS'].includes(init.method)) {
       headers['content-length'] = String(body.length);
     }
+    const signal = init.signal;
+    const onAbort = () => outgoing.destroy(new Error('The invocation was aborted'));
+    // Removed once the exchange ends: a sync call's signal lives as long as the process.
+    const done = () => signal?.removeEventListener('abort', onAbort);
+    const fail = (error: Error) => {
+      done();
+      reject(error);
+    };
     const outgoing = request(
       { host: '127.0.0.1', port: target.port, method: init.method, path: init.path, headers, agent: target.agent },
       (incoming) => {
         const chunks: Buffer[] = [];
-        incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
-        incoming.once('error', reject);
-        incoming.once('end', () =>
-          resolve({ statusCode: incoming.statusCode ?? 502, headers: incoming.headers, body: Buffer.concat(chunks) }),
-        );
+        let size = 0;
+        incoming.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > MAX_ANSWER_BYTES) {
+            outgoing.destroy(
+              Object.assign(new Error(`The answer is larger than ${MAX_ANSWER_BYTES} bytes`), { tooLarge: true }),
+            );
+            return;
+          }
+          chunks.push(chunk);
+        });
+        incoming.once('error', fail);
+        incoming.once('end', () => {
+          done();
+          resolve({ statusCode: incoming.statusCode ?? 502, headers: incoming.headers, body: Buffer.concat(chunks) });
+        });
       },
     );
-    outgoing.once('error', reject);
-    if (init.signal) {
-      if (init.signal.aborted) outgoing.destroy(new Error('The invocation was aborted'));
-      else
-        init.signal.addEventListener('abort', () => outgoing.destroy(new Error('The invocation was aborted')), {
-          once: true,
-        });
-    }
+    outgoing.once('error', fail);
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
     outgoing.end(body);
   });
 }
@@ -107,7 +123,7 @@ export function customRuntimeListener(target: ChildTarget, event: boolean): Node
       });
     } catch (cause) {
       // A crash mid-request hangs up before Node reports the exit: wait for it, within a bound.
-      if (!target.exit && !getInvocation(req)?.signal.aborted)
+      if (!target.exit && !getInvocation(req)?.signal.aborted && !(cause as { tooLarge?: boolean }).tooLarge)
         await within(target.exited, EXIT_GRACE_MS, () => undefined);
       throw unreachable(target, cause);
     }
@@ -121,6 +137,13 @@ export function customRuntimeListener(target: ChildTarget, event: boolean): Node
 }
 
 function unreachable(target: ChildTarget, cause: unknown): FcAsyncError {
+  if ((cause as { tooLarge?: boolean } | undefined)?.tooLarge) {
+    return new FcAsyncError(
+      'CAResponseTooLarge',
+      `The custom runtime of ${target.name} answered more than ${MAX_ANSWER_BYTES} bytes (FC's limit of a response)`,
+      { statusCode: 502, cause },
+    );
+  }
   const exit = target.exit;
   if (exit) {
     const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;

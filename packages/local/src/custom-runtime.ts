@@ -108,9 +108,10 @@ export function customRuntimeEnv(
     FC_ACCOUNT_ID: fn.accountId,
     FC_QUALIFIER: fn.qualifier,
     FC_INSTANCE_ID: instanceId,
+    ...own,
+    // Last: the port the emulator forwards to, whatever the function's variables say.
     FC_CUSTOM_LISTEN_PORT: String(port),
     FC_SERVER_PORT: String(port),
-    ...own,
   });
 }
 

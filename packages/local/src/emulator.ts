@@ -222,7 +222,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     trigger.closing = true;
     const triggerClosed = new Promise((resolve) => trigger.close(resolve));
     trigger.closeIdleConnections();
-    await Promise.all(functions.map((f) => f.handler.close({ timeoutMs })));
+    // The custom runtimes stop even when a backend fails to close.
+    await Promise.all(functions.map((f) => f.handler.close({ timeoutMs }).catch(() => undefined)));
     await stopRuntimes(functions);
     await flushSpans(Math.min(timeoutMs, 5000), log);
     trigger.closeAllConnections();

@@ -107,8 +107,15 @@ function reference(name: string, ctx: VarContext, self: ThisContext | undefined)
  * Evaluates one `${...}` expression: a reference (`vars.a.b`, `this.name`, `<resource>.props.x`),
  * a quoted string, or a call of `env`, `config`, `path`, `file` or `json` whose arguments are
  * expressions themselves (`env('A', path('../'))`). `undefined` when it cannot be evaluated here.
+ * `origin.document` tells whether the value is the file's own (a reference), to be resolved in turn.
  */
-export function evaluateExpression(source: string, ctx: VarContext, self: ThisContext | undefined): unknown {
+export function evaluateExpression(
+  source: string,
+  ctx: VarContext,
+  self: ThisContext | undefined,
+  origin: { document: boolean } = { document: false },
+): unknown {
+  origin.document = false;
   let i = 0;
   const space = () => {
     while (source[i] === ' ' || source[i] === '\t') i++;
@@ -129,7 +136,12 @@ export function evaluateExpression(source: string, ctx: VarContext, self: ThisCo
       i += name.length;
       space();
       if (source[i] === '(') return callAt(name);
-      if (!argument) return reference(name, ctx, self);
+      if (!argument) {
+        // A value of the file itself (vars, this, resources) may hold references of its own; an
+        // environment variable's value, a file's or a call's is data, taken as it is.
+        origin.document = !(name === 'env' || name.startsWith('env.'));
+        return reference(name, ctx, self);
+      }
     }
     if (!argument) throw UNREADABLE;
     // A bare argument, as older files write them: `env(SECRET_ID)`, `path(../..)`.

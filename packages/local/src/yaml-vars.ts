@@ -10,12 +10,19 @@ const EXPRESSION = /\$\{([^{}]+)\}/g;
 /** An `s init` placeholder (`{{ functionName }}`) left in a template that was copied, not initialised. */
 const PLACEHOLDER = /\{\{\s*[\w.-]+\s*\}\}/;
 
-function evaluate(expression: string, ctx: VarContext, self: ThisContext | undefined): unknown {
+/**
+ * One expression's value, resolved in turn when it is the file's own (`vars`, `this`,
+ * `resources`); an environment variable, a file or a call gives data, never read for `${}`
+ * (a secret holding `${` is neither expanded nor reported).
+ */
+function evaluate(expression: string, ctx: VarContext, self: ThisContext | undefined, depth: number): unknown {
   ctx.budget = (ctx.budget ?? MAX_EXPANSIONS) - 1;
   if (ctx.budget < 0) {
     throw new VarError(`its references expand to more than ${MAX_EXPANSIONS} values (at \${${expression}})`);
   }
-  return evaluateExpression(expression.trim(), ctx, self);
+  const origin = { document: false };
+  const result = evaluateExpression(expression.trim(), ctx, self, origin);
+  return origin.document && result !== undefined ? resolveVars(result, ctx, self, depth + 1) : result;
 }
 
 function resolveString(value: string, ctx: VarContext, self: ThisContext | undefined, depth: number): unknown {
@@ -25,22 +32,22 @@ function resolveString(value: string, ctx: VarContext, self: ThisContext | undef
   if (depth > MAX_DEPTH) throw new VarError(`${value} refers to itself (references nest deeper than ${MAX_DEPTH})`);
   const whole = /^\$\{([^{}]+)\}$/.exec(value);
   if (whole) {
-    const result = evaluate(whole[1] as string, ctx, self);
+    const result = evaluate(whole[1] as string, ctx, self, depth);
     if (result === undefined) {
       ctx.unresolved.add(value);
       return value;
     }
-    return resolveVars(result, ctx, self, depth + 1);
+    return result;
   }
   let matched = false;
   const out = value.replace(EXPRESSION, (match, expression: string) => {
     matched = true;
-    const result = evaluate(expression, ctx, self);
+    const result = evaluate(expression, ctx, self, depth);
     if (result === undefined || (typeof result === 'object' && result !== null)) {
       ctx.unresolved.add(match);
       return match;
     }
-    return String(resolveVars(result, ctx, self, depth + 1));
+    return String(result);
   });
   // `${json('{"a":1}')}`: braces inside an expression are beyond this reader; say so rather than keep it silently.
   if (!matched) ctx.unresolved.add(value);

@@ -2,8 +2,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { customRuntimeEnv } from '../src/custom-runtime.js';
 import { type Emulator, loadServerlessConfig, startEmulator } from '../src/index.js';
-import { $FC, fixture, sdk, waitFor } from './helpers.js';
+import { $FC, fixture, sdk, spawnCli, startCli, waitFor } from './helpers.js';
 
 // A Koa app and a Fastify app, each with fc-async's own custom-runtime pieces (fcAsync + listen),
 // served by the emulator from an s.yaml as custom.debian10 processes: their middleware runs in
@@ -233,6 +234,13 @@ describe('faults of the custom-runtime processes', () => {
     expect(await streamed.text()).toBe(expected);
   });
 
+  it("an answer past 32 MB (FC's limit) is cut: 502 CAResponseTooLarge, and the child goes on", async () => {
+    const big = await at('faulty', '/big?mb=33');
+    expect(big.status).toBe(502);
+    expect(await big.json()).toMatchObject({ code: 'CAResponseTooLarge' });
+    expect((await at('faulty', '/echo?i=after')).status).toBe(200);
+  });
+
   it('50 requests in parallel are each answered with their own answer', async () => {
     const answers = await Promise.all(
       Array.from({ length: 50 }, async (_, i) => (await (await at('faulty', `/echo?i=${i}`)).json()) as { i: string }),
@@ -256,6 +264,54 @@ describe('faults of the custom-runtime processes', () => {
     // the stubborn child ignored SIGTERM: it was killed after the bound
     expect(pids.filter(alive)).toEqual([]);
     expect(log.some((l) => l.message === 'stubborn: ignoring SIGTERM')).toBe(true);
+  }, 30_000);
+});
+
+describe('the environment of a custom runtime', () => {
+  it("keeps the emulator's port in FC_SERVER_PORT and FC_CUSTOM_LISTEN_PORT whatever the s.yaml sets", () => {
+    const fn = {
+      name: 'f',
+      handler: 'index.handler',
+      region: 'cn-hangzhou',
+      accountId: '1',
+      qualifier: 'LATEST',
+      memorySize: 128,
+      timeout: 3,
+    };
+    const env = customRuntimeEnv(fn, 'i-1', 43210, { FC_SERVER_PORT: '9000', FC_CUSTOM_LISTEN_PORT: '9000', A: 'b' });
+    expect(env).toMatchObject({ FC_SERVER_PORT: '43210', FC_CUSTOM_LISTEN_PORT: '43210', A: 'b' });
+  });
+});
+
+describe('many sync calls to a custom runtime, in a process of their own', () => {
+  it('leave no abort listener behind: no MaxListenersExceededWarning', async () => {
+    const run = await startCli(['--config', fixture('custom-runtime-apps/s-faults.yaml')]);
+    try {
+      for (let i = 0; i < 30; i++) expect((await fetch(`${run.trigger}/faulty/echo?i=${i}`)).status).toBe(200);
+    } finally {
+      await run.stop('SIGTERM');
+    }
+    expect(run.stderr.join('')).not.toContain('MaxListenersExceededWarning');
+  }, 30_000);
+});
+
+describe('Ctrl-C while fc-async dev starts its custom runtimes', () => {
+  it('exits and leaves no custom runtime behind', async () => {
+    const pidFile = join(tmp, 'ctrl-c.pid');
+    const cli = spawnCli(
+      ['dev', '--config', fixture('custom-runtime-apps/s-never-listens.yaml'), '--port', '0', '--control-port', '0'],
+      {
+        env: { MUTE_PID_FILE: pidFile },
+      },
+    );
+    const exited = new Promise<number | null>((resolve) => cli.once('exit', (code) => resolve(code)));
+    const pid = await waitFor(() =>
+      existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) || undefined : undefined,
+    );
+    expect(alive(pid)).toBe(true);
+    cli.kill('SIGINT');
+    expect(await exited).toBe(130);
+    await waitFor(() => (alive(pid) ? undefined : true), 5000);
   }, 30_000);
 });
 

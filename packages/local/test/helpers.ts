@@ -36,7 +36,8 @@ process.once('exit', () => {
   for (const child of children) child.kill('SIGKILL');
 });
 
-function spawnCli(args: string[], options: { env?: Record<string, string>; cwd?: string }) {
+/** `fc-async` from source in a child process (killed after the tests if still running). */
+export function spawnCli(args: string[], options: { env?: Record<string, string>; cwd?: string }) {
   const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], {
     cwd: options.cwd ?? PKG,
     env: { ...process.env, NO_COLOR: '1', ...options.env },

@@ -446,6 +446,43 @@ afterAll(() => {
   delete (globalThis as { fcAsyncRealWorldRecords?: unknown }).fcAsyncRealWorldRecords;
 });
 
+describe('values from the environment and from files are data, not s.yaml text', () => {
+  it('neither expands nor reports a ${ inside an environment variable or a file that the s.yaml reads', async () => {
+    const dir = mkdtempSync(join(tmp, 'data-'));
+    writeFileSync(join(dir, 'index.js'), 'export const handler = async () => "ok";\n');
+    writeFileSync(join(dir, 'note.txt'), "hello ${file('/etc/hostname')}");
+    const file = join(dir, 's.yaml');
+    writeFileSync(
+      file,
+      [
+        'vars:',
+        "  greeting: ${env('GREETING')}",
+        'resources:',
+        '  f:',
+        '    component: fc3',
+        '    props:',
+        '      functionName: f',
+        '      runtime: nodejs18',
+        '      code: ./',
+        '      handler: index.handler',
+        '      environmentVariables:',
+        "        DB_PASSWORD: ${env('DB_PASSWORD')}",
+        "        NOTE: ${file('./note.txt')}",
+        '        GREETING: ${vars.greeting}',
+        '',
+      ].join('\n'),
+    );
+    const config = await loadServerlessConfig(file, { env: { DB_PASSWORD: 'p${ss', GREETING: 'hi ${vars.x}' } });
+    expect(config.functions[0]?.environmentVariables).toEqual({
+      DB_PASSWORD: 'p${ss',
+      NOTE: "hello ${file('/etc/hostname')}",
+      GREETING: 'hi ${vars.x}',
+    });
+    expect(config.warnings.join('\n')).not.toContain('p${ss');
+    expect(config.warnings).toEqual([]);
+  });
+});
+
 describe('files an s.yaml makes fc-async dev read', () => {
   const FUNCTION =
     'resources:\n  f:\n    component: fc3\n    props: { functionName: f, runtime: nodejs18, code: ./, handler: index.handler }\n';
