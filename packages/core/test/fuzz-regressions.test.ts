@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { buildQuery, createFcHandler, encodePath, type Fc2Response, parseFcEvent } from '../src/index.js';
-import { event, memoryLogger } from './helpers.js';
+import { buildQuery, createFcHandler, encodePath, parseFcEvent } from '../src/index.js';
+import { event, fc2Response, memoryLogger } from './helpers.js';
 
 /** The cases the fuzz tests (fuzz-handler.test.ts) found, kept as plain tests. */
 
@@ -21,16 +21,7 @@ function echo() {
 
 /** Sends an FC 2.0 request through the handler; resolves with the status and the parsed body. */
 async function fc2(handler: ReturnType<typeof echo>['handler'], fields: Record<string, unknown>) {
-  const sent = { status: 0, body: '' };
-  const resp: Fc2Response = {
-    setStatusCode: (code) => {
-      sent.status = code;
-    },
-    setHeader: () => {},
-    send: (body) => {
-      sent.body = String(body);
-    },
-  };
+  const { resp, sent } = fc2Response();
   const req = Object.assign(Readable.from([]), { method: 'GET', path: '/', headers: {}, queries: {}, ...fields });
   await handler(req as never, resp, {});
   return { status: sent.status, body: JSON.parse(sent.body) as Record<string, unknown> };

@@ -3,6 +3,7 @@ import {
   type AsyncOptions,
   createFcHandler,
   type DestinationRecord,
+  type Fc2Response,
   type FcHandlerOptions,
   type FcHttpEvent,
   type FcHttpResult,
@@ -110,3 +111,24 @@ export const ok: Listener = (_req, res) => {
   res.setHeader('content-type', 'application/json');
   res.end('{"ok":true}');
 };
+
+/** An FC 2.0 `resp` that keeps what the handler sent: the status, the headers, the body as text and how many sends. */
+export function fc2Response() {
+  const sent = { status: 0, headers: {} as Record<string, unknown>, body: '', sends: 0 };
+  const resp: Fc2Response = {
+    setStatusCode: (code) => {
+      sent.status = code;
+    },
+    setHeader: (name, value) => {
+      sent.headers[name] = value;
+    },
+    deleteHeader: (name) => {
+      delete sent.headers[name];
+    },
+    send: (body) => {
+      sent.body = Buffer.isBuffer(body) ? body.toString('utf8') : String(body);
+      sent.sends++;
+    },
+  };
+  return { resp, sent };
+}

@@ -21,6 +21,9 @@ const EXIT_GRACE_MS = 1000;
 /** The largest answer taken from a custom runtime: FC's 32 MB limit of a synchronous response. */
 const MAX_ANSWER_BYTES = 32 * 1024 * 1024;
 
+/** Why an exchange was cut: the child's answer passed {@link MAX_ANSWER_BYTES}. */
+class AnswerTooLarge extends Error {}
+
 /** A whole answer of the child. */
 export interface ChildAnswer {
   statusCode: number;
@@ -79,9 +82,7 @@ function send(
         incoming.on('data', (chunk: Buffer) => {
           size += chunk.length;
           if (size > MAX_ANSWER_BYTES) {
-            outgoing.destroy(
-              Object.assign(new Error(`The answer is larger than ${MAX_ANSWER_BYTES} bytes`), { tooLarge: true }),
-            );
+            outgoing.destroy(new AnswerTooLarge(`The answer is larger than ${MAX_ANSWER_BYTES} bytes`));
             return;
           }
           chunks.push(chunk);
@@ -123,7 +124,7 @@ export function customRuntimeListener(target: ChildTarget, event: boolean): Node
       });
     } catch (cause) {
       // A crash mid-request hangs up before Node reports the exit: wait for it, within a bound.
-      if (!target.exit && !getInvocation(req)?.signal.aborted && !(cause as { tooLarge?: boolean }).tooLarge)
+      if (!target.exit && !getInvocation(req)?.signal.aborted && !(cause instanceof AnswerTooLarge))
         await within(target.exited, EXIT_GRACE_MS, () => undefined);
       throw unreachable(target, cause);
     }
@@ -137,7 +138,7 @@ export function customRuntimeListener(target: ChildTarget, event: boolean): Node
 }
 
 function unreachable(target: ChildTarget, cause: unknown): FcAsyncError {
-  if ((cause as { tooLarge?: boolean } | undefined)?.tooLarge) {
+  if (cause instanceof AnswerTooLarge) {
     return new FcAsyncError(
       'CAResponseTooLarge',
       `The custom runtime of ${target.name} answered more than ${MAX_ANSWER_BYTES} bytes (FC's limit of a response)`,

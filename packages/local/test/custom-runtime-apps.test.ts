@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { customRuntimeEnv } from '../src/custom-runtime.js';
 import { type Emulator, loadServerlessConfig, startEmulator } from '../src/index.js';
-import { $FC, fixture, sdk, spawnCli, startCli, waitFor } from './helpers.js';
+import { $FC, alive, fixture, sdk, spawnCli, startCli, waitFor } from './helpers.js';
 
 // A Koa app and a Fastify app, each with fc-async's own custom-runtime pieces (fcAsync + listen),
 // served by the emulator from an s.yaml as custom.debian10 processes: their middleware runs in
@@ -135,15 +135,6 @@ describe.each(['koa', 'fastify'])('a %s app on a custom runtime, behind the emul
     expect((await list('Stopped')).sort()).toEqual([`${fw}_long`]);
   });
 });
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /** `n` bytes as faults/server.mjs makes them. */
 const pattern = (n: number) => {
@@ -315,29 +306,36 @@ describe('Ctrl-C while fc-async dev starts its custom runtimes', () => {
   }, 30_000);
 });
 
+/**
+ * Starts the emulator on `yaml`, whose custom runtime writes its pid to the file named by the
+ * environment variable `pidVar`; expects the start to fail with `message` and no process left.
+ */
+async function failsToStart(yaml: string, pidVar: string, message: unknown): Promise<void> {
+  const pidFile = join(tmp, `${pidVar}.pid`);
+  process.env[pidVar] = pidFile;
+  try {
+    const started = startEmulator({
+      config: fixture(`custom-runtime-apps/${yaml}`),
+      port: 0,
+      controlPort: 0,
+      outDir: mkdtempSync(join(tmp, 'fails-')),
+      logFormat: 'json',
+      output: () => {},
+    });
+    await expect(started).rejects.toMatchObject({ code: 'CustomRuntimeStartFailed', message });
+    expect(alive(Number(readFileSync(pidFile, 'utf8')))).toBe(false);
+  } finally {
+    delete process.env[pidVar];
+  }
+}
+
 describe('a custom runtime that never listens', () => {
   it('fails start-up after its bound, naming the function and the port, and leaves no process', async () => {
-    const pidFile = join(tmp, 'mute.pid');
-    process.env.MUTE_PID_FILE = pidFile;
-    try {
-      const started = startEmulator({
-        config: fixture('custom-runtime-apps/s-never-listens.yaml'),
-        port: 0,
-        controlPort: 0,
-        outDir: mkdtempSync(join(tmp, 'mute-')),
-        logFormat: 'json',
-        output: () => {},
-      });
-      await expect(started).rejects.toMatchObject({
-        code: 'CustomRuntimeStartFailed',
-        message: expect.stringMatching(
-          /^mute: the custom runtime `node \.\/server\.mjs` .* did not listen on port \d+ within/,
-        ),
-      });
-      expect(alive(Number(readFileSync(pidFile, 'utf8')))).toBe(false);
-    } finally {
-      delete process.env.MUTE_PID_FILE;
-    }
+    await failsToStart(
+      's-never-listens.yaml',
+      'MUTE_PID_FILE',
+      expect.stringMatching(/^mute: the custom runtime `node \.\/server\.mjs` .* did not listen on port \d+ within/),
+    );
   }, 60_000);
 });
 
@@ -375,25 +373,11 @@ describe("FC's custom health check of a custom runtime", () => {
   }, 30_000);
 
   it('fails start-up after failureThreshold failing probes, naming the check, and leaves no process', async () => {
-    const pidFile = join(tmp, 'never-ready.pid');
-    process.env.NEVER_READY_PID_FILE = pidFile;
-    try {
-      const started = startEmulator({
-        config: fixture('custom-runtime-apps/s-never-ready.yaml'),
-        port: 0,
-        controlPort: 0,
-        outDir: mkdtempSync(join(tmp, 'never-ready-')),
-        logFormat: 'json',
-        output: () => {},
-      });
-      await expect(started).rejects.toMatchObject({
-        code: 'CustomRuntimeStartFailed',
-        message: expect.stringContaining('failed its health check 2 times in a row (GET /ready answered 2xx in none'),
-      });
-      expect(alive(Number(readFileSync(pidFile, 'utf8')))).toBe(false);
-    } finally {
-      delete process.env.NEVER_READY_PID_FILE;
-    }
+    await failsToStart(
+      's-never-ready.yaml',
+      'NEVER_READY_PID_FILE',
+      expect.stringContaining('failed its health check 2 times in a row (GET /ready answered 2xx in none'),
+    );
   }, 30_000);
 
   it('refuses a health check outside FC ranges, naming the field', async () => {

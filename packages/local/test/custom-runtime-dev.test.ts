@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Emulator, loadServerlessConfig, startEmulator } from '../src/index.js';
-import { fixture, runCli, waitFor } from './helpers.js';
+import { alive, fixture, runCli, waitFor } from './helpers.js';
 
 // A custom runtime (custom.debian10, `node ./server.js`) served as FC serves it: a child process
 // behind the trigger, FC's environment and headers, x-fc-status for failures, lifecycle hooks.
@@ -36,15 +36,6 @@ async function serve(outDir = tmp) {
   });
   return { emulator, lines };
 }
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 async function finished(emulator: Emulator, taskId: string): Promise<Task> {
   return waitFor(async () => {

@@ -179,3 +179,13 @@ export function launchChromium(
     viewport: { width: 1400, height: 800 },
   });
 }
+
+/** Whether a process with this pid is running. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

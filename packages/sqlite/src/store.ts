@@ -129,6 +129,10 @@ export class SqliteTaskStore implements TaskStore {
   list(query: TaskQuery): TaskPage<TaskRecord> {
     this.file.live();
     const q = normaliseQuery(query);
+    // This connection reads the writes of its open transaction: commit them first, so that a list
+    // shows only what survives a crash (a destination recorded, then lost to a kill, would be
+    // called again while the list said it was done). Listing is the task API's, not the tasks' path.
+    this.batch.flush();
     const { sql, params } = listSql(q);
     let statement = this.listStatements.get(sql);
     if (!statement) {

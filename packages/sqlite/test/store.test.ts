@@ -69,6 +69,22 @@ describe('SqliteTaskStore', () => {
     expect(settled).toBe(true);
   });
 
+  it('a list commits the open transaction first: it shows only what survives a crash', async () => {
+    const { store, db } = open();
+    const first = store.insert(record('t_1'));
+    store.insert(record('t_2'));
+    expect(db.inTransaction).toBe(true);
+    let settled = false;
+    void first.then(() => {
+      settled = true;
+    });
+    const listed = store.list({});
+    expect(db.inTransaction).toBe(false);
+    expect(listed.tasks.map((t) => t.taskId).sort()).toEqual(['t_1', 't_2']);
+    await Promise.resolve();
+    expect(settled).toBe(true);
+  });
+
   it('prunes in steps that let other writes commit in between', async () => {
     const { store } = open({ maxTasks: 0 });
     await Promise.all(
