@@ -220,6 +220,42 @@ describe('the emulator under malformed HTTP', () => {
   });
 });
 
+describe('pipelined requests', () => {
+  it('are answered in order, each with its own answer, whatever the function returned', async () => {
+    const emulator = await startEcho();
+    try {
+      // All four are read in one turn, and their answers written together at its end.
+      const request = (method: string, path: string, extra = '') =>
+        `${method} ${path} HTTP/1.1\r\nHost: localhost\r\n${extra}Content-Length: 0\r\n\r\n`;
+      const pipelined = () =>
+        rawExchange(
+          emulator.triggerUrl,
+          request('GET', '/one') +
+            request('GET', '/bad-status') +
+            request('POST', '/job', 'X-Fc-Invocation-Type: Async\r\n') +
+            request('GET', '/two', 'Connection: close\r\n'),
+        );
+      const texts = await Promise.all(Array.from({ length: 8 }, pipelined));
+      const taskIds = new Set<string>();
+      for (const text of texts) {
+        // The 202 has no body: read it as JSON null.
+        const [one, bad, job, two] = text
+          .split(/(?=HTTP\/1\.1 )/)
+          .map((answer) => parseAnswer(answer.endsWith('\r\n\r\n') ? `${answer}null` : answer));
+        expect([one?.status, bad?.status, job?.status, two?.status]).toEqual([200, 502, 202, 200]);
+        expect(one?.body).toMatchObject({ event: { rawPath: '/one' } });
+        expect(bad?.body).toEqual({ errorType: 'RangeError', errorMessage: 'Invalid status code: 1000' });
+        taskIds.add(/x-fc-async-task-id: (\S+)/.exec(job?.headers ?? '')?.[1] ?? '');
+        expect(two?.body).toMatchObject({ event: { rawPath: '/two' } });
+      }
+      expect(taskIds.size).toBe(8);
+      expect(taskIds.has('')).toBe(false);
+    } finally {
+      await emulator.close();
+    }
+  });
+});
+
 describe('InvokeFunction with an HTTP event as payload', () => {
   let emulator: Emulator;
   let client: ReturnType<typeof sdk>;
