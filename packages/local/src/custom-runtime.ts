@@ -6,7 +6,7 @@ import { delimiter, join } from 'node:path';
 import { FcAsyncError, type NodeHandler, newRequestId } from '@fc-async/core';
 import { boundedLines } from './child-output.js';
 import { type ChildTarget, customRuntimeListener, exchange } from './custom-proxy.js';
-import type { FunctionIdentity } from './event.js';
+import { type FunctionIdentity, newInstanceId } from './event.js';
 import type { EmulatorLog } from './log.js';
 import type { FunctionSpec, HealthCheck } from './spec.js';
 import { within } from './within.js';
@@ -20,6 +20,8 @@ export interface CustomRuntime {
    * SIGTERM, SIGKILL; resolves once the process is gone.
    */
   stop(): Promise<void>;
+  /** True once the process has exited. */
+  exited(): boolean;
 }
 
 /** How long the process may take to accept connections, and to go after SIGTERM, ms. */
@@ -116,20 +118,75 @@ export function customRuntimeEnv(
 }
 
 /**
- * Starts a custom runtime as FC does: its command in its code folder with FC's environment, its
- * output into the emulator's log line by line, then waits until it accepts connections and sends
- * `POST /initialize` when an initializer is configured. Throws `CustomRuntimeStartFailed` naming
- * the function, the command and the last lines of its stderr; the process is gone by then.
+ * Starts a custom runtime as FC does (see {@link startInstance}) and, as FC does, starts a new
+ * instance at the next invocation once one has exited: the invocation under way when it exited
+ * fails (`502 CAExited`), the next ones wait for the new instance. An instance that cannot be
+ * started again answers `502 FunctionNotStarted`, the reason in the log, and the next invocation
+ * tries again. Throws `CustomRuntimeStartFailed` when the first instance cannot be started.
  */
 export async function startCustomRuntime(
   spec: FunctionSpec,
   fn: FunctionIdentity,
   deps: { log: EmulatorLog; instanceId: string },
 ): Promise<CustomRuntime> {
+  let instance = await startInstance(spec, fn, deps, deps.instanceId);
+  let restarting: Promise<CustomRuntime> | undefined;
+  let stopping = false;
+  const restart = () =>
+    (restarting ??= (async () => {
+      deps.log.notice(`${fn.name}: starting a new instance of the custom runtime (the last one exited)`, {
+        function: fn.name,
+      });
+      try {
+        instance = await startInstance(spec, fn, deps, newInstanceId());
+        return instance;
+      } catch (error) {
+        deps.log.logger.error(`${fn.name}: the custom runtime could not be started again`, {
+          function: fn.name,
+          error,
+        });
+        throw new FcAsyncError(
+          'FunctionNotStarted',
+          `The custom runtime of ${fn.name} exited and could not be started again; the emulator's log says why`,
+          { statusCode: 502, cause: error },
+        );
+      } finally {
+        restarting = undefined;
+      }
+    })());
+  return {
+    get pid() {
+      return instance.pid;
+    },
+    async listener(req, res) {
+      const current = instance.exited() && !stopping ? await restart() : instance;
+      return current.listener(req, res);
+    },
+    async stop() {
+      stopping = true;
+      await restarting?.catch(() => undefined);
+      await instance.stop();
+    },
+    exited: () => instance.exited(),
+  };
+}
+
+/**
+ * Starts one instance of a custom runtime: its command in its code folder with FC's environment,
+ * its output into the emulator's log line by line, then waits until it accepts connections and
+ * sends `POST /initialize` when an initializer is configured. Throws `CustomRuntimeStartFailed`
+ * naming the function, the command and the last lines of its stderr; the process is gone by then.
+ */
+async function startInstance(
+  spec: FunctionSpec,
+  fn: FunctionIdentity,
+  deps: { log: EmulatorLog },
+  instanceId: string,
+): Promise<CustomRuntime> {
   const config = spec.customRuntime as NonNullable<FunctionSpec['customRuntime']>;
   const [program, ...args] = config.command.map((word) => onThisMachine(word, spec.file)) as [string, ...string[]];
   const port = await freePort();
-  const env = customRuntimeEnv(fn, deps.instanceId, port, spec.environmentVariables);
+  const env = customRuntimeEnv(fn, instanceId, port, spec.environmentVariables);
   const child = spawn(programPath(program, env.PATH), args, {
     cwd: spec.file,
     env,
@@ -236,6 +293,7 @@ export async function startCustomRuntime(
   return {
     pid: child.pid as number,
     listener: customRuntimeListener(target, !spec.http),
+    exited: () => target.exit !== undefined,
     stop() {
       stopped ??= (async () => {
         // As FC does before it stops an instance: the requests under way finish first (bounded).

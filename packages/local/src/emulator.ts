@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { basename, extname, relative } from 'node:path';
@@ -6,6 +5,7 @@ import { FcAsyncError } from '@fc-async/core';
 import { backendFactory, parseStoreSpec } from './backend.js';
 import { createControlServer } from './control/server.js';
 import { applyAsyncConfig, type DestinationContext } from './destinations.js';
+import { newInstanceId } from './event.js';
 import { createLocalFunction, type LocalFunction } from './function.js';
 import { createEmulatorLog, type EmulatorLog } from './log.js';
 import { type EmulatorOptions, type ResolvedOptions, resolveOptions } from './options.js';
@@ -145,7 +145,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     parseStoreSpec(o.store, o.redis),
     specs.map((s) => s.name),
   );
-  const instanceId = `c-${randomBytes(4).toString('hex')}-local-${randomBytes(8).toString('hex')}`;
+  const instanceId = newInstanceId();
   const functions: LocalFunction[] = [];
   // Bounded: a backend that never connected would keep close() waiting for it. Custom runtimes'
   // processes are stopped whatever happens (stop() bounds itself).

@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer';
+import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import {
   buildQuery,
@@ -133,6 +134,11 @@ export function requestFromCall(
     requestId,
     receivedAt: now,
   };
+}
+
+/** An id for `FC_INSTANCE_ID`, in the shape of FC's (`c-<8 hex>-local-<16 hex>` here). */
+export function newInstanceId(): string {
+  return `c-${randomBytes(4).toString('hex')}-local-${randomBytes(8).toString('hex')}`;
 }
 
 /** The `context` FC passes to a handler (credentials are empty locally). */

@@ -143,13 +143,18 @@ const pattern = (n: number) => {
   return out;
 };
 
+/** What the faults fixture's `/echo` answers. */
+type Echo = { i: string | null; pid: number };
+
 describe('faults of the custom-runtime processes', () => {
   let faults: Emulator;
   const log: Record<string, unknown>[] = [];
   const unparsed: string[] = [];
   const at = (fn: string, path: string, init?: RequestInit) => fetch(`${faults.triggerUrl}/${fn}${path}`, init);
   const pid = async (fn: string) => Number(await (await at(fn, '/pid')).text());
+  const startedOnce = join(tmp, 'started-once');
   beforeAll(async () => {
+    process.env.START_ONCE_FILE = startedOnce;
     faults = await startEmulator({
       config: fixture('custom-runtime-apps/s-faults.yaml'),
       port: 0,
@@ -169,19 +174,52 @@ describe('faults of the custom-runtime processes', () => {
       },
     });
   }, 60_000);
-  afterAll(() => faults?.close({ timeoutMs: 3000 }));
+  afterAll(async () => {
+    delete process.env.START_ONCE_FILE;
+    await faults?.close({ timeoutMs: 3000 });
+  });
 
-  it('a child that crashes mid-request: 502 CAExited, then the next call too, logged once', async () => {
+  it('a child that crashes mid-request: 502 CAExited; the next calls share one new instance', async () => {
+    const first = await pid('crashsync');
     const res = await at('crashsync', '/crash', { method: 'POST' });
     expect(res.status).toBe(502);
     expect(await res.json()).toEqual({
       code: 'CAExited',
       message: 'The custom runtime of crashsync exited with code 9',
     });
-    const next = await at('crashsync', '/echo?i=1');
-    expect(next.status).toBe(502);
-    expect(((await next.json()) as { code: string }).code).toBe('CAExited');
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, async (_, i) => (await (await at('crashsync', `/echo?i=${i}`)).json()) as Echo),
+    );
+    expect(answers.map((a) => a.i)).toEqual(Array.from({ length: 10 }, (_, i) => String(i)));
+    const pids = new Set(answers.map((a) => a.pid));
+    expect(pids.size).toBe(1);
+    expect(pids.has(first)).toBe(false);
+    expect(alive(first)).toBe(false);
     expect(log.filter((l) => l.message === 'crashsync: the custom runtime exited')).toHaveLength(1);
+    expect(log.filter((l) => String(l.message).startsWith('crashsync: starting a new instance'))).toHaveLength(1);
+  });
+
+  it('a new instance that fails to start: 502 FunctionNotStarted, the reason only in the log; the next call tries again', async () => {
+    const first = await pid('once');
+    expect((await at('once', '/crash', { method: 'POST' })).status).toBe(502);
+    for (let i = 0; i < 2; i++) {
+      const res = await at('once', '/echo');
+      expect(res.status).toBe(502);
+      const text = await res.text();
+      expect(JSON.parse(text)).toEqual({
+        code: 'FunctionNotStarted',
+        message: "The custom runtime of once exited and could not be started again; the emulator's log says why",
+      });
+      expect(text).not.toContain('second time');
+      expect(text).not.toContain('server.mjs');
+    }
+    const failures = log.filter((l) => l.message === 'once: the custom runtime could not be started again');
+    expect(failures).toHaveLength(2);
+    expect(JSON.stringify(failures[0])).toContain('started a second time');
+    rmSync(startedOnce);
+    const echo = (await (await at('once', '/echo?i=back')).json()) as Echo;
+    expect(echo.i).toBe('back');
+    expect(echo.pid).not.toBe(first);
   });
 
   it('an async attempt that crashes the child fails and is retried, then the task fails; others go on', async () => {
@@ -200,7 +238,8 @@ describe('faults of the custom-runtime processes', () => {
       return t.status === 'Failed' ? t : undefined;
     });
     expect(task.alreadyRetriedTimes).toBe(1);
-    expect(log.filter((l) => l.message === 'crashasync: the custom runtime exited')).toHaveLength(1);
+    // The retry ran on a new instance, which the same request crashed too.
+    expect(log.filter((l) => l.message === 'crashasync: the custom runtime exited')).toHaveLength(2);
     expect(await (await at('faulty', '/echo?i=7')).json()).toMatchObject({ i: '7' });
   });
 

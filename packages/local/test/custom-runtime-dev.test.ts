@@ -185,16 +185,27 @@ describe('the child process', () => {
     expect(alive(pid)).toBe(false);
   });
 
-  it('a child that crashed: calls answer 502 { code, message }, async attempts fail, the emulator goes on', async () => {
+  it('a child that exited: as on FC, the next call starts a new instance (hooks, a new FC_INSTANCE_ID)', async () => {
     const { emulator, lines } = await serve(mkdtempSync(join(tmp, 'crash-')));
     try {
+      const before = (await (await fetch(`${emulator.triggerUrl}/seen`)).json()) as Seen;
       expect(await (await post(emulator, '/crash', {})).text()).toBe('bye');
       await waitFor(() => lines.find((l) => l.message === 'web: the custom runtime exited'));
-      const res = await fetch(`${emulator.triggerUrl}/hello`);
-      expect(res.status).toBe(502);
-      expect(await res.json()).toEqual({ code: 'CAExited', message: 'The custom runtime of web exited with code 7' });
-      await post(emulator, '/job', {}, { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'lost_1' });
-      expect(await finished(emulator, 'lost_1')).toMatchObject({ status: 'Failed', alreadyRetriedTimes: 2 });
+      const after = (await (await fetch(`${emulator.triggerUrl}/seen`)).json()) as Seen;
+      expect(after.pid).not.toBe(before.pid);
+      expect(alive(after.pid)).toBe(true);
+      expect(after.initialized).toBe(1); // POST /initialize again, on the new instance
+      expect(after.env.FC_INSTANCE_ID).toMatch(/^c-[0-9a-f]{8}-local-[0-9a-f]{16}$/);
+      expect(after.env.FC_INSTANCE_ID).not.toBe(before.env.FC_INSTANCE_ID);
+      expect(lines.filter((l) => String(l.message).includes('new instance'))).toEqual([
+        expect.objectContaining({
+          message: 'web: starting a new instance of the custom runtime (the last one exited)',
+        }),
+      ]);
+      await post(emulator, '/job', { n: 1 }, { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'after_1' });
+      expect(await finished(emulator, 'after_1')).toMatchObject({ status: 'Succeeded', alreadyRetriedTimes: 0 });
+      await emulator.close({ timeoutMs: 2000 });
+      expect(alive(after.pid)).toBe(false);
     } finally {
       await emulator.close({ timeoutMs: 2000 });
     }
