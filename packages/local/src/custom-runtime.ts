@@ -34,6 +34,35 @@ const MAX_LINE = 8192;
 /** What the child gets of the emulator's environment: what finds programs and sets the locale, no secrets. */
 const INHERITED = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LANGUAGE', 'LC_ALL', 'TZ', 'TMPDIR'];
 
+/**
+ * What the emulator spawns for a custom runtime (`node -e`, the command as its arguments): it runs
+ * the command in its own process group, the group this process leads, and takes the group down
+ * once the emulator is gone however it went (SIGKILL included: the pipe on its stdin closes):
+ * SIGTERM, then SIGKILL 3 s later. Signals sent to the group reach the command, which handles
+ * them as it does on FC; this process waits for it and ends as it ended (code or signal).
+ */
+const SUPERVISOR = `
+const { spawn } = require('node:child_process');
+const [program, ...args] = process.argv.slice(1);
+for (const name of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(name, () => {});
+const child = spawn(program, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+child.on('error', (error) => {
+  process.stderr.write('could not be started: ' + error.message + '\\n');
+  process.exit(127);
+});
+child.on('exit', (code, signal) => {
+  if (signal) {
+    process.removeAllListeners(signal);
+    process.kill(process.pid, signal);
+  } else process.exit(code ?? 1);
+});
+process.stdin.on('close', () => {
+  try { process.kill(-process.pid, 'SIGTERM'); } catch {}
+  setTimeout(() => process.kill(-process.pid, 'SIGKILL'), ${TERM_MS}).unref();
+});
+process.stdin.resume();
+`;
+
 const live = new Set<ChildProcess>();
 let exitHook = false;
 
@@ -43,6 +72,22 @@ function signal(child: ChildProcess, name: NodeJS.Signals): void {
     process.kill(-(child.pid as number), name);
   } catch {
     child.kill(name);
+  }
+}
+
+/**
+ * Resolves once no process of the group is left, reaped included (a command killed with its
+ * supervisor is reaped by init, a moment later), or after `ms`.
+ */
+async function groupGone(pgid: number, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    try {
+      process.kill(-pgid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
 
@@ -187,10 +232,11 @@ async function startInstance(
   const [program, ...args] = config.command.map((word) => onThisMachine(word, spec.file)) as [string, ...string[]];
   const port = await freePort();
   const env = customRuntimeEnv(fn, instanceId, port, spec.environmentVariables);
-  const child = spawn(programPath(program, env.PATH), args, {
+  const child = spawn(process.execPath, ['-e', SUPERVISOR, programPath(program, env.PATH), ...args], {
     cwd: spec.file,
     env,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    // stdin: a pipe the supervisor watches, never written to; it closes when the emulator exits.
+    stdio: ['pipe', 'pipe', 'pipe'],
     detached: true,
   });
   live.add(child);
@@ -252,6 +298,7 @@ async function startInstance(
     await within(gone, TERM_MS, () => undefined);
     signal(child, 'SIGKILL'); // what is left of the group, or a process that ignored SIGTERM
     await within(gone, TERM_MS, () => undefined);
+    await groupGone(child.pid, TERM_MS);
   };
   const headers = (path: string) => ({
     'x-fc-request-id': newRequestId(),

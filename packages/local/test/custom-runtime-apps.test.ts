@@ -325,6 +325,19 @@ describe('many sync calls to a custom runtime, in a process of their own', () =>
   }, 30_000);
 });
 
+describe('fc-async dev killed with SIGKILL', () => {
+  it('leaves no custom runtime behind, one that ignores SIGTERM included', async () => {
+    const run = await startCli(['--config', fixture('custom-runtime-apps/s-faults.yaml')]);
+    const pidOf = async (fn: string) => Number(await (await fetch(`${run.trigger}/${fn}/pid`)).text());
+    const pids = [await pidOf('faulty'), await pidOf('stubborn')];
+    expect(pids.every(alive)).toBe(true);
+    await run.stop('SIGKILL');
+    // SIGTERM at once, SIGKILL 3 s later for the one that ignores it.
+    await waitFor(() => (pids.some(alive) ? undefined : true), 8000);
+    expect(pids.filter(alive)).toEqual([]);
+  }, 30_000);
+});
+
 describe('Ctrl-C while fc-async dev starts its custom runtimes', () => {
   it('exits and leaves no custom runtime behind', async () => {
     const pidFile = join(tmp, 'ctrl-c.pid');
