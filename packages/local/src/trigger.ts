@@ -61,13 +61,13 @@ class AnswerBatch {
  * Trigger-level errors answer `{ code, message }` like fc-async's own.
  */
 export function createTriggerServer(registry: FunctionRegistry, log: EmulatorLog): Server & { closing: boolean } {
-  // requireHostHeader: false: a request without Host gets the JSON error below, not Node's bare 400.
   const failed = (res: ServerResponse, fn: string, error: unknown) => {
     log.logger.error('trigger request failed', { function: fn, error });
     if (!res.headersSent) sendJson(res, 500, { code: 'InternalError', message: 'Internal Server Error' });
     else res.destroy();
   };
   const answers = new AnswerBatch((answer, error) => failed(answer.res, answer.fn, error));
+  // requireHostHeader: false: a request without Host gets the JSON error below, not Node's bare 400.
   const server = createServer({ requireHostHeader: false }, async function fcTrigger(req, res) {
     const started = performance.now();
     if (server.closing) {
