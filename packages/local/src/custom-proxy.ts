@@ -44,10 +44,7 @@ const HOP_BY_HOP = new Set([
 ]);
 
 /** One HTTP/1.1 exchange with the child on loopback over its keep-alive agent, the answer read whole. */
-export function exchange(
-  target: ChildTarget,
-  init: { method: string; path: string; headers: IncomingHttpHeaders; body?: Buffer; signal?: AbortSignal },
-): Promise<ChildAnswer> {
+export function exchange(target: ChildTarget, init: Parameters<typeof send>[1]): Promise<ChildAnswer> {
   const answer = send(target, init);
   target.pending.add(answer);
   const settled = () => target.pending.delete(answer);
@@ -55,9 +52,19 @@ export function exchange(
   return answer;
 }
 
+/** Why an exchange was cut: the sync invocation's timeout passed. */
+class SyncTimeout extends Error {}
+
 function send(
   target: ChildTarget,
-  init: { method: string; path: string; headers: IncomingHttpHeaders; body?: Buffer; signal?: AbortSignal },
+  init: {
+    method: string;
+    path: string;
+    headers: IncomingHttpHeaders;
+    body?: Buffer;
+    signal?: AbortSignal;
+    timeoutMs?: number;
+  },
 ): Promise<ChildAnswer> {
   return new Promise((resolve, reject) => {
     const headers: IncomingHttpHeaders = {};
@@ -68,8 +75,16 @@ function send(
     }
     const signal = init.signal;
     const onAbort = () => outgoing.destroy(new Error('The invocation was aborted'));
+    // As FC ends an invocation that overran its timeout: the request to the child is closed.
+    const timer =
+      init.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => outgoing.destroy(new SyncTimeout('The invocation timed out')), init.timeoutMs);
     // Removed once the exchange ends: a sync call's signal lives as long as the process.
-    const done = () => signal?.removeEventListener('abort', onAbort);
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    };
     const fail = (error: Error) => {
       done();
       reject(error);
@@ -106,13 +121,16 @@ function send(
  * an async attempt `x-fc-async-task-id` and `x-fc-retry-count`) is forwarded to the child, and its
  * answer comes back whole (status, every header, repeated `set-cookie` kept). An event function
  * (no HTTP trigger) gets its event as FC sends it: `POST /invoke`. A child that cannot be reached
- * rejects with a 502 `CAExited` (it exited) or `CAConnectionFailed`, a failed attempt.
+ * rejects with a 502 `CAExited` (it exited) or `CAConnectionFailed`, a failed attempt. As FC ends
+ * an invocation that overran the function's timeout, the request to the child is then closed: a
+ * sync call's after `timeoutSeconds`, an async attempt's when its signal aborts.
  */
-export function customRuntimeListener(target: ChildTarget, event: boolean): NodeHandler {
+export function customRuntimeListener(target: ChildTarget, event: boolean, timeoutSeconds: number): NodeHandler {
   return async function customRuntimeProxy(req, res) {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const headers = event ? { ...req.headers, 'x-fc-control-path': '/invoke' } : req.headers;
+    const invocation = getInvocation(req);
     let answer: ChildAnswer;
     try {
       answer = await exchange(target, {
@@ -120,13 +138,16 @@ export function customRuntimeListener(target: ChildTarget, event: boolean): Node
         path: event ? '/invoke' : (req.url ?? '/'),
         headers,
         body: Buffer.concat(chunks),
-        signal: getInvocation(req)?.signal,
+        signal: invocation?.signal,
+        // An async attempt's timeout aborts its signal; a sync call has only this.
+        timeoutMs: invocation?.type === 'Async' ? undefined : timeoutSeconds * 1000,
       });
     } catch (cause) {
       // A crash mid-request hangs up before Node reports the exit: wait for it, within a bound.
-      if (!target.exit && !getInvocation(req)?.signal.aborted && !(cause instanceof AnswerTooLarge))
+      const expected = cause instanceof AnswerTooLarge || cause instanceof SyncTimeout;
+      if (!target.exit && !invocation?.signal.aborted && !expected)
         await within(target.exited, EXIT_GRACE_MS, () => undefined);
-      throw unreachable(target, cause);
+      throw unreachable(target, cause, timeoutSeconds);
     }
     res.statusCode = answer.statusCode;
     for (const name in answer.headers) {
@@ -137,7 +158,14 @@ export function customRuntimeListener(target: ChildTarget, event: boolean): Node
   };
 }
 
-function unreachable(target: ChildTarget, cause: unknown): FcAsyncError {
+function unreachable(target: ChildTarget, cause: unknown, timeoutSeconds: number): FcAsyncError {
+  if (cause instanceof SyncTimeout) {
+    return new FcAsyncError(
+      'FunctionTimeout',
+      `${target.name} did not answer within its timeout of ${timeoutSeconds} s; the request to it was closed`,
+      { statusCode: 504, cause },
+    );
+  }
   if (cause instanceof AnswerTooLarge) {
     return new FcAsyncError(
       'CAResponseTooLarge',

@@ -339,7 +339,7 @@ async function startInstance(
   let stopped: Promise<void> | undefined;
   return {
     pid: child.pid as number,
-    listener: customRuntimeListener(target, !spec.http),
+    listener: customRuntimeListener(target, !spec.http, fn.timeout),
     exited: () => target.exit !== undefined,
     stop() {
       stopped ??= (async () => {

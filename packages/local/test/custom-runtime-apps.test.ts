@@ -199,6 +199,18 @@ describe('faults of the custom-runtime processes', () => {
     expect(log.filter((l) => String(l.message).startsWith('crashsync: starting a new instance'))).toHaveLength(1);
   });
 
+  it('a sync call past the timeout: 504 FunctionTimeout, and the request to the child is closed, as FC ends it', async () => {
+    const started = Date.now();
+    const res = await at('hurried', '/slow?ms=4000');
+    expect(res.status).toBe(504);
+    expect(await res.json()).toMatchObject({ code: 'FunctionTimeout' });
+    const closed = await waitFor(() =>
+      log.find((l) => l.message === 'hurried: slow: the request was closed before the answer'),
+    );
+    expect(Date.parse(String(closed.time)) - started).toBeLessThan(3000);
+    expect(await (await at('hurried', '/echo?i=next')).json()).toMatchObject({ i: 'next' });
+  });
+
   it('a new instance that fails to start: 502 FunctionNotStarted, the reason only in the log; the next call tries again', async () => {
     const first = await pid('once');
     expect((await at('once', '/crash', { method: 'POST' })).status).toBe(502);
