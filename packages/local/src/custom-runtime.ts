@@ -13,14 +13,16 @@ import { within } from './within.js';
 
 /** A started custom runtime: the listener that forwards to it, and how to stop it. */
 export interface CustomRuntime {
-  readonly pid: number;
   readonly listener: NodeHandler;
   /**
    * Lets the requests under way finish (5 s at most), then `GET /pre-stop` (when configured),
    * SIGTERM, SIGKILL; resolves once the process is gone.
    */
   stop(): Promise<void>;
-  /** True once the process has exited. */
+}
+
+/** One process of a custom runtime (FC's instance), which may have exited. */
+interface Instance extends CustomRuntime {
   exited(): boolean;
 }
 
@@ -175,7 +177,7 @@ export async function startCustomRuntime(
   deps: { log: EmulatorLog; instanceId: string },
 ): Promise<CustomRuntime> {
   let instance = await startInstance(spec, fn, deps, deps.instanceId);
-  let restarting: Promise<CustomRuntime> | undefined;
+  let restarting: Promise<Instance> | undefined;
   let stopping = false;
   const restart = () =>
     (restarting ??= (async () => {
@@ -200,9 +202,6 @@ export async function startCustomRuntime(
       }
     })());
   return {
-    get pid() {
-      return instance.pid;
-    },
     async listener(req, res) {
       const current = instance.exited() && !stopping ? await restart() : instance;
       return current.listener(req, res);
@@ -212,7 +211,6 @@ export async function startCustomRuntime(
       await restarting?.catch(() => undefined);
       await instance.stop();
     },
-    exited: () => instance.exited(),
   };
 }
 
@@ -227,7 +225,7 @@ async function startInstance(
   fn: FunctionIdentity,
   deps: { log: EmulatorLog },
   instanceId: string,
-): Promise<CustomRuntime> {
+): Promise<Instance> {
   const config = spec.customRuntime as NonNullable<FunctionSpec['customRuntime']>;
   const [program, ...args] = config.command.map((word) => onThisMachine(word, spec.file)) as [string, ...string[]];
   const port = await freePort();
@@ -338,7 +336,6 @@ async function startInstance(
 
   let stopped: Promise<void> | undefined;
   return {
-    pid: child.pid as number,
     listener: customRuntimeListener(target, !spec.http, fn.timeout),
     exited: () => target.exit !== undefined,
     stop() {

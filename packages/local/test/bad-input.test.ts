@@ -7,8 +7,8 @@ import { Readable } from 'node:stream';
 import * as $dara from '@darabonba/typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readBody } from '../src/body.js';
-import { type Emulator, type EmulatorOptions, startEmulator } from '../src/index.js';
-import { $FC, fixture, sdk, sdkError } from './helpers.js';
+import { type Emulator, startEmulator } from '../src/index.js';
+import { $FC, sdk, sdkError, startEcho } from './helpers.js';
 
 /** Sends raw bytes and resolves with all the server wrote until it closed the connection (at most 10 s). */
 function rawExchange(url: string, data: string): Promise<string> {
@@ -54,17 +54,6 @@ function abortMidBody(url: string, head: string): Promise<void> {
     socket.write(`${head}\r\n\r\nab`, () => socket.destroy());
   });
 }
-
-/** The emulator serving the echo fixture as function `echo` on free ports, quiet unless `output` is given. */
-const startEcho = (options: EmulatorOptions = {}) =>
-  startEmulator({
-    entry: fixture('echo-handler.mjs'),
-    name: 'echo',
-    port: 0,
-    controlPort: 0,
-    output: () => {},
-    ...options,
-  });
 
 describe('readBody', () => {
   let server: Server;

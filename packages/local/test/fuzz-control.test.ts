@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { TERMINAL_STATUSES } from '@fc-async/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Emulator, signAcsRequest } from '../src/index.js';
-import { type Answer, exchange, fuzzSeed, Gen, inBatches, jsonOf, LEAK, show, startEcho } from './fuzz-gen.js';
+import { type Answer, exchange, fuzzSeed, Gen, inBatches, jsonOf, LEAK, show, startEchoLogged } from './fuzz-gen.js';
 import { waitFor } from './helpers.js';
 
 /**
@@ -242,7 +242,7 @@ describe('fuzzing the control plane over raw sockets', () => {
   const lines: Record<string, unknown>[] = [];
   const outDir = mkdtempSync(join(tmpdir(), 'fc-async-fuzz-control-'));
   beforeAll(async () => {
-    emulator = await startEcho(lines, outDir);
+    emulator = await startEchoLogged(lines, outDir);
   });
   afterAll(async () => {
     await emulator.close();
@@ -308,7 +308,7 @@ describe('fuzzing the signature checks of a control plane with an access key', (
   const lines: Record<string, unknown>[] = [];
   const outDir = mkdtempSync(join(tmpdir(), 'fc-async-fuzz-signed-'));
   beforeAll(async () => {
-    emulator = await startEcho(lines, outDir, { credentials: key, requireSignatures: true });
+    emulator = await startEchoLogged(lines, outDir, { credentials: key, requireSignatures: true });
   });
   afterAll(async () => {
     await emulator.close();

@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
-import { type EmulatorOptions, startEmulator } from '../src/index.js';
-import { fixture } from './helpers.js';
+import type { EmulatorOptions } from '../src/index.js';
+import { startEcho } from './helpers.js';
 
 /**
  * What the emulator's fuzz tests share: a seeded generator (mulberry32; `FUZZ_SEED=<n>` replays
@@ -254,13 +254,9 @@ export async function inBatches(count: number, width: number, run: (i: number) =
   }
 }
 
-/** Starts the echo function's emulator with destination records in a temporary folder. */
-export function startEcho(lines: Record<string, unknown>[], outDir: string, extra: EmulatorOptions = {}) {
-  return startEmulator({
-    entry: fixture('echo-handler.mjs'),
-    name: 'echo',
-    port: 0,
-    controlPort: 0,
+/** Starts the echo function's emulator with destination records in `outDir`, its JSON log lines into `lines`. */
+export function startEchoLogged(lines: Record<string, unknown>[], outDir: string, extra: EmulatorOptions = {}) {
+  return startEcho({
     outDir,
     logFormat: 'json',
     output: (text) => {

@@ -2,25 +2,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Emulator, type EmulatorOptions, signAcsRequest, startEmulator } from '../src/index.js';
+import { type Emulator, type EmulatorOptions, signAcsRequest } from '../src/index.js';
 import { type Answer, exchange, jsonOf } from './fuzz-gen.js';
-import { fixture } from './helpers.js';
+import { startEcho } from './helpers.js';
 
 /** The cases the emulator's fuzz tests (fuzz-trigger, fuzz-control) found, kept as plain tests. */
 
 const outDir = mkdtempSync(join(tmpdir(), 'fc-async-fuzz-regressions-'));
 afterAll(() => rmSync(outDir, { recursive: true, force: true }));
 
-const startEcho = (options: EmulatorOptions = {}) =>
-  startEmulator({
-    entry: fixture('echo-handler.mjs'),
-    name: 'echo',
-    port: 0,
-    controlPort: 0,
-    outDir,
-    output: () => {},
-    ...options,
-  });
+const startEchoHere = (options: EmulatorOptions = {}) => startEcho({ outDir, ...options });
 
 /** Sends a raw request (lines joined with CRLF, the head ended for it) and reads the answer. */
 async function send(url: string, lines: string[], body = ''): Promise<Answer> {
@@ -32,7 +23,7 @@ async function send(url: string, lines: string[], body = ''): Promise<Answer> {
 describe('requests Node answers itself with a bare status line', () => {
   let emulator: Emulator;
   beforeAll(async () => {
-    emulator = await startEcho();
+    emulator = await startEchoHere();
   });
   afterAll(() => emulator.close());
 
@@ -96,7 +87,7 @@ describe('a signed control plane', () => {
   const key = { accessKeyId: 'fuzz-key', accessKeySecret: 'fuzz-secret' };
   let emulator: Emulator;
   beforeAll(async () => {
-    emulator = await startEcho({ credentials: key, requireSignatures: true });
+    emulator = await startEchoHere({ credentials: key, requireSignatures: true });
   });
   afterAll(() => emulator.close());
 
@@ -120,7 +111,7 @@ describe('a signed control plane', () => {
 describe('InvokeFunction with an HTTP event the core used to fail on with a 500', () => {
   let emulator: Emulator;
   beforeAll(async () => {
-    emulator = await startEcho();
+    emulator = await startEchoHere();
   });
   afterAll(() => emulator.close());
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { TERMINAL_STATUSES } from '@fc-async/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Emulator } from '../src/index.js';
-import { type Answer, exchange, fuzzSeed, Gen, inBatches, jsonOf, LEAK, show, startEcho } from './fuzz-gen.js';
+import { type Answer, exchange, fuzzSeed, Gen, inBatches, jsonOf, LEAK, show, startEchoLogged } from './fuzz-gen.js';
 import { waitFor } from './helpers.js';
 
 /**
@@ -187,7 +187,7 @@ describe('fuzzing the HTTP trigger over raw sockets', () => {
   const lines: Record<string, unknown>[] = [];
   const outDir = mkdtempSync(join(tmpdir(), 'fc-async-fuzz-trigger-'));
   beforeAll(async () => {
-    emulator = await startEcho(lines, outDir);
+    emulator = await startEchoLogged(lines, outDir);
   });
   afterAll(async () => {
     await emulator.close();

@@ -7,12 +7,24 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import FC, * as $FC from '@alicloud/fc20230330';
 import { $OpenApiUtil } from '@alicloud/openapi-core';
 import { type BrowserContext, chromium } from 'playwright-core';
+import { type EmulatorOptions, startEmulator } from '../src/index.js';
 
 export { $FC };
 
 export const PKG = fileURLToPath(new URL('..', import.meta.url));
 export const fixture = (name: string) => join(PKG, 'test/fixtures', name);
 export const example = (name: string) => join(PKG, 'examples', name);
+
+/** The emulator serving the echo fixture as function `echo` on free ports, quiet unless `output` is given. */
+export const startEcho = (options: EmulatorOptions = {}) =>
+  startEmulator({
+    entry: fixture('echo-handler.mjs'),
+    name: 'echo',
+    port: 0,
+    controlPort: 0,
+    output: () => {},
+    ...options,
+  });
 
 const require = createRequire(import.meta.url);
 /** tsx's loader by absolute URL, so that the CLI runs from source whatever the working folder. */
