@@ -7,6 +7,7 @@ import { FcAsyncError, isFcAsyncError } from './errors.js';
 import type { Fc2Request, Fc2Response, FcContext, FcHttpResult } from './fc-types.js';
 import { isFc2Call, readFc2Request, writeFc2Response } from './fc2.js';
 import { parseFcEvent, toFcHttpResult } from './fc3.js';
+import { checkHandlerOptions } from './handler-options.js';
 import { newRequestId } from './ids.js';
 import { buildInvocation, type Detector, detectLowerCased, type Invocation, setInvocation } from './invocation.js';
 import { createConsoleLogger, type Logger } from './logger.js';
@@ -119,6 +120,7 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
   if (typeof app !== 'function') {
     throw new TypeError(`Expected \`app\` to be a request listener function, got \`${typeof app}\``);
   }
+  checkHandlerOptions(options, 'handler');
   const logger = options.logger ?? createConsoleLogger();
   const classify = createBodyClassifier(options.textContentTypes ?? DEFAULT_TEXT_CONTENT_TYPES);
   // The request's header names are lower-case (FcRequest), so the default needs no case-insensitive search.
@@ -314,13 +316,19 @@ async function notInPlatformMode(): Promise<never> {
  * own status and `{ code, message }`; anything else is logged and answers a generic 500.
  */
 export function errorResponse(error: unknown, logger: Logger, requestId?: string): BridgeResponse {
-  if (isFcAsyncError(error) && error.statusCode < 500) {
+  // A refusal fc-async decided on (a 503 while shutting down too) is no failure: no stack logged.
+  if (isFcAsyncError(error) && (error.statusCode < 500 || isDeliberate503(error))) {
     logger.warn('request rejected', { requestId, code: error.code, message: error.message });
     return jsonResponse(error.statusCode, error.toJSON(), error.headers);
   }
   logger.error('invocation failed', { requestId, error });
   if (isFcAsyncError(error)) return jsonResponse(error.statusCode, error.toJSON(), error.headers);
   return jsonResponse(500, { code: 'InternalError', message: 'Internal Server Error' });
+}
+
+/** A 503 fc-async answers by design (closing), rather than because something under it failed. */
+function isDeliberate503(error: FcAsyncError): boolean {
+  return error.statusCode === 503 && error.code === 'ServiceUnavailable' && error.cause === undefined;
 }
 
 /** A small JSON response. */

@@ -56,6 +56,18 @@ export const DEFAULT_TEXT_CONTENT_TYPES: readonly string[] = Object.freeze([
 export function createBodyClassifier(
   patterns: readonly (string | RegExp)[] = DEFAULT_TEXT_CONTENT_TYPES,
 ): (headers: Record<string, unknown>) => BodyKind {
+  if (!Array.isArray(patterns)) {
+    throw new TypeError(
+      `Expected \`textContentTypes\` to be an array of content types (strings or RegExps), got \`${typeof patterns}\``,
+    );
+  }
+  patterns.forEach((p: unknown, i) => {
+    if (typeof p !== 'string' && !(p instanceof RegExp)) {
+      throw new TypeError(
+        `Expected \`textContentTypes[${i}]\` to be a content type (a string or a RegExp), got \`${String(p)}\``,
+      );
+    }
+  });
   const regexes = patterns.map((p) =>
     typeof p === 'string'
       ? new RegExp(

@@ -75,11 +75,14 @@ describe('accepting an async request (local mode)', () => {
     await handler.drain();
   });
 
-  it('400 EntityTooLarge for a body over maxAsyncPayloadBytes, and queues nothing', async () => {
+  it("400 InvalidArgument (FC HTTP trigger's code) for a body over maxAsyncPayloadBytes, and queues nothing", async () => {
     const { handler } = setup(ok, { maxAsyncPayloadBytes: 10 });
     const result = await handler(asyncEvent({ method: 'POST', body: 'x'.repeat(11) }), context);
     expect(result.statusCode).toBe(400);
-    expect(json(result)).toMatchObject({ code: 'EntityTooLarge' });
+    expect(json(result)).toMatchObject({
+      code: 'InvalidArgument',
+      message: expect.stringMatching(/11 bytes, above the limit of 10/),
+    });
     expect((await handler.tasks.list()).tasks).toHaveLength(0);
     expect((await handler(asyncEvent({ method: 'POST', body: 'x'.repeat(10) }), context)).statusCode).toBe(202);
     await handler.drain();

@@ -101,6 +101,16 @@ describe('responses', () => {
     expect(only({ 'content-type': 'text/plain' })).toBe('binary');
   });
 
+  it('refuses a text list that is not an array of strings and RegExps when the handler is made', () => {
+    const app = () => {};
+    expect(() => createFcHandler(app, { textContentTypes: 'text/*' as never })).toThrow(
+      new TypeError('Expected `textContentTypes` to be an array of content types (strings or RegExps), got `string`'),
+    );
+    expect(() => createFcHandler(app, { textContentTypes: ['text/*', 5] as never })).toThrow(
+      new TypeError('Expected `textContentTypes[1]` to be a content type (a string or a RegExp), got `5`'),
+    );
+  });
+
   it('spreads cookies over distinct case variants and joins other repeated headers', () => {
     const flat = flattenHeaders({
       'set-cookie': ['a=1', 'b=2', 'c=3'],

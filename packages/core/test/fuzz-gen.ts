@@ -229,7 +229,7 @@ function mutatedEvent(g: Gen): Record<string, unknown> {
         e.queryParameters = g.chance(0.5) ? g.json(2) : { [g.key()]: g.json(2), q: [g.string(), g.int(9)] };
         break;
       case 5:
-        // Now and then past the async payload limit (128 KB): a 400 EntityTooLarge when async.
+        // Now and then past the async payload limit (128 KB): a 400 InvalidArgument when async.
         e.body = g.chance(0.1) ? 'x'.repeat(140_000) : g.json(2);
         break;
       case 6:

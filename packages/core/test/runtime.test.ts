@@ -127,7 +127,7 @@ describe('createFcRuntime on a real Node server', () => {
     expect(JSON.parse(successes[0]?.requestPayload ?? '{}')).toMatchObject({ method: 'POST', url: '/job?x=1' });
   });
 
-  it('refuses an async body above the limit with 400 EntityTooLarge, declared or chunked, and the connection stays usable', async () => {
+  it("refuses an async body above the limit with 400 InvalidArgument (the code of FC's HTTP trigger), declared or chunked, and the connection stays usable", async () => {
     const { url } = await setup({ async: { maxAsyncPayloadBytes: 16 } });
     const declared = await fetch(`${url}/job`, {
       method: 'POST',
@@ -135,7 +135,10 @@ describe('createFcRuntime on a real Node server', () => {
       body: 'x'.repeat(64),
     });
     expect(declared.status).toBe(400);
-    expect(await declared.json()).toMatchObject({ code: 'EntityTooLarge' });
+    expect(await declared.json()).toMatchObject({
+      code: 'InvalidArgument',
+      message: expect.stringMatching(/above the limit of 16/),
+    });
     const chunked = await fetch(`${url}/job`, {
       method: 'POST',
       headers: { 'x-fc-invocation-type': 'Async' },
@@ -143,7 +146,10 @@ describe('createFcRuntime on a real Node server', () => {
       duplex: 'half',
     } as RequestInit);
     expect(chunked.status).toBe(400);
-    expect(await chunked.json()).toMatchObject({ code: 'EntityTooLarge' });
+    expect(await chunked.json()).toMatchObject({
+      code: 'InvalidArgument',
+      message: expect.stringMatching(/above the limit of 16/),
+    });
     expect((await fetch(`${url}/after`)).status).toBe(200);
   });
 

@@ -41,12 +41,13 @@ function setup(
   const record: Destination = (r) => {
     delivered.push(r);
   };
+  const { onFailure, ...options } = extra;
   const handler = createFcHandler(app, {
     logger: memoryLogger(),
     env: {},
     async: { mode: 'local', backoff: { baseMs: 1, maxMs: 2 }, ...async },
-    destinations: { onSuccess: record, onFailure: extra.onFailure ?? record },
-    ...extra,
+    destinations: { onSuccess: record, onFailure: onFailure ?? record },
+    ...options,
   });
   return { handler, delivered };
 }

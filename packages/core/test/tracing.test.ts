@@ -274,6 +274,12 @@ describe('tracing options', () => {
     );
   });
 
+  it('refuses an unknown tracing option, such as a misspelt `enabled`', () => {
+    expect(() => createFcHandler(ok, { tracing: { enable: false } as never })).toThrow(
+      new TypeError('Unknown option `tracing.enable`'),
+    );
+  });
+
   it('baggage from the request reaches the app', async () => {
     let member: string | undefined;
     const { handler } = sync((req, res) => {

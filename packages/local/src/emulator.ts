@@ -91,8 +91,11 @@ function stopRuntimes(functions: readonly LocalFunction[]): Promise<unknown> {
 function logTaskEvents(functions: readonly LocalFunction[], log: EmulatorLog): void {
   for (const fn of functions) {
     const name = fn.spec.name;
+    // Tasks whose attempt line already told how they ended: their end is not logged again.
+    const told = new Set<string>();
     fn.engine.subscribe((e) => {
       if (e.type === 'attempt') {
+        if (e.status === 'Stopped' || e.status === 'Expired') told.add(e.taskId);
         log.attempt({
           function: name,
           requestId: e.requestId,
@@ -109,6 +112,8 @@ function logTaskEvents(functions: readonly LocalFunction[], log: EmulatorLog): v
           destinationStatus: e.destinationStatus,
         });
       } else if (e.type === 'finished' && (e.status === 'Expired' || e.condition === 'Stopped')) {
+        // An attempt stopped while running was logged as that attempt; one that never ran shows attempt 0.
+        if (told.delete(e.taskId)) return;
         log.attempt({
           function: name,
           requestId: e.requestId,

@@ -97,22 +97,32 @@ const EMPTY = Buffer.alloc(0);
 /** Methods `parseFcEvent` takes as they are; a call with another one goes through the event. */
 const PLAIN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']);
 
+/** How {@link requestFromCall} builds a request. */
+export interface CallOptions {
+  /** Keep the call's own `x-fc-*` headers (set by the emulator itself, e.g. on a replayed attempt). */
+  trusted?: boolean;
+  /** The query string as the client sent it (FC 2.0 and custom runtimes), not as FC 3.0's event has it. */
+  rawQuery?: boolean;
+  now?: number;
+}
+
 /**
  * What the core's `parseFcEvent` makes of `buildFcEvent(call, fn, requestId, trusted, now)`,
  * built without the event: the same headers in the same order (lower-case names, FC's common
  * headers, `host` and `content-length` as the parser sets them), the URL with the query decoded
- * and encoded again, and a text body as its UTF-8 round trip. For the trigger's own calls, whose
- * header names are Node's (lower-case tokens); `undefined` for a method the parser would refuse,
- * which then takes the event path. A test holds the two paths equal.
+ * and encoded again (repeated values joined with commas, as in FC 3.0's event) unless `rawQuery`,
+ * and a text body as its UTF-8 round trip. For the trigger's own calls, whose header names are
+ * Node's (lower-case tokens); `undefined` for a method the parser would refuse, which then takes
+ * the event path. A test holds the two paths equal.
  */
 export function requestFromCall(
   call: IncomingCall,
   fn: FunctionIdentity,
   requestId: string,
-  trusted = false,
-  now = Date.now(),
+  options: CallOptions = {},
 ): FcRequest | undefined {
   if (!PLAIN_METHODS.has(call.method)) return undefined;
+  const { trusted = false, rawQuery = false, now = Date.now() } = options;
   const headers = fcHeaders(call, fn, requestId, trusted);
   if (headers.host === undefined) headers.host = 'localhost';
   let body = call.body;
@@ -127,7 +137,7 @@ export function requestFromCall(
   const path = rawPath.charCodeAt(0) === 47 /* / */ ? rawPath : `/${rawPath}`;
   return {
     method: call.method,
-    url: q < 0 ? path : path + buildQuery(fcQueryParameters(call.url.slice(q + 1))),
+    url: q < 0 ? path : path + (rawQuery ? call.url.slice(q) : buildQuery(fcQueryParameters(call.url.slice(q + 1)))),
     headers,
     body,
     remoteAddress: call.sourceIp ?? '127.0.0.1',

@@ -15,7 +15,7 @@ import { startCustomRuntime } from './custom-runtime.js';
 import { type EntryKind, loadEntry } from './entry.js';
 import { buildContext, buildFcEvent, type FunctionIdentity, type IncomingCall, requestFromCall } from './event.js';
 import { fastifyReady, withinTimeout } from './function-guards.js';
-import { eventListener, fc2HttpListener, fc3HttpListener } from './listeners.js';
+import { eventListener, fc2HttpListener, fc3HttpListener, isFunctionError } from './listeners.js';
 import type { EmulatorLog } from './log.js';
 import type { AsyncConfigInput, FunctionSpec } from './spec.js';
 
@@ -144,7 +144,8 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
         : spec.http
           ? fc2HttpListener(fn, identity, contextLogger)
           : eventListener(fn, identity, contextLogger);
-    handler = createFcHandler(listener, options);
+    // FC retries what its runtime counts as a function error, not a 500 the handler returned.
+    handler = createFcHandler(listener, { ...options, async: { ...options.async, isFailure: isFunctionError } });
   }
   return localFunction(spec, identity, entry.kind, handler);
 }
@@ -161,6 +162,8 @@ function localFunction(
   if (!engine) throw new Error(`The handler of ${spec.name} has no local async engine`);
   const handleRequest = (handler as unknown as Record<symbol, HandleRequest | undefined>)[HANDLE_REQUEST];
   const now = new Date().toISOString();
+  // FC 3.0's event joins a repeated query value with commas; FC 2.0 and a custom runtime see the query as sent.
+  const rawQuery = spec.style === 'fc2' || spec.customRuntime !== undefined;
   return {
     spec,
     identity,
@@ -175,7 +178,9 @@ function localFunction(
       const trusted = invokeOptions.trusted ?? false;
       const context = buildContext(identity, requestId);
       const request =
-        handleRequest && invokeOptions.nodeHeaders ? requestFromCall(call, identity, requestId, trusted) : undefined;
+        handleRequest && invokeOptions.nodeHeaders
+          ? requestFromCall(call, identity, requestId, { trusted, rawQuery })
+          : undefined;
       const answer = request
         ? (handleRequest as HandleRequest)(request, context)
         : handler(buildFcEvent(call, identity, requestId, trusted), context);

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
-import { getInvocation, type NodeHandler } from '@fc-async/core';
+import { type BridgeResponse, type FcContext, getInvocation, type NodeHandler } from '@fc-async/core';
 import { buildContext, buildFcEvent, type FunctionIdentity } from './event.js';
 
 type AnyHandler = (...args: unknown[]) => unknown;
@@ -55,6 +55,15 @@ function writeFunctionError(res: ServerResponse, error: unknown): void {
   res.end(body);
 }
 
+/**
+ * FC's rule for its built-in runtimes: an invocation failed when the handler threw, called back an
+ * error or ran past its timeout (the answer then carries `x-fc-error-type`, which a handler's own
+ * `X-Fc-*` headers never set); a status the handler returned, a 500 included, is its answer.
+ */
+export function isFunctionError(response: BridgeResponse): boolean {
+  return response.headers['x-fc-error-type'] !== undefined;
+}
+
 const IGNORED = /^(x-fc-|connection$|content-length$|date$|keep-alive$|server$|content-disposition$)/i;
 
 /** Writes what an FC 3.0 HTTP handler returned (fc-contract section 3). */
@@ -89,6 +98,17 @@ function requestIdOf(req: IncomingMessage): string {
 }
 
 /**
+ * The `context` of a call: FC's, plus `retryCount` on an async attempt (0 on the first), as the
+ * official runtimes give it next to the `x-fc-retry-count` header.
+ */
+function contextOf(req: IncomingMessage, fn: FunctionIdentity, logger: unknown): FcContext {
+  const invocation = getInvocation(req);
+  const context = buildContext(fn, requestIdOf(req), logger);
+  if (invocation?.type === 'Async') context.retryCount = invocation.attempt;
+  return context;
+}
+
+/**
  * Serves an FC 3.0 HTTP handler `handler(event, context)` (also an fc-async handler, which runs
  * in platform mode under the emulator): the request becomes the FC 3.0 event again, and the
  * returned result the response.
@@ -97,10 +117,10 @@ export function fc3HttpListener(handler: AnyHandler, fn: FunctionIdentity, logge
   return async function fc3HttpListener(req, res) {
     try {
       const body = await readBody(req);
-      const requestId = requestIdOf(req);
+      const context = contextOf(req, fn, logger);
       const call = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body };
-      const event = Buffer.from(JSON.stringify(buildFcEvent(call, fn, requestId, true)));
-      const result = await callHandler(handler, [event, buildContext(fn, requestId, logger)], fn.timeout * 1000);
+      const event = Buffer.from(JSON.stringify(buildFcEvent(call, fn, requestIdOf(req), true)));
+      const result = await callHandler(handler, [event, context], fn.timeout * 1000);
       writeHttpResult(res, result);
     } catch (error) {
       writeFunctionError(res, error);
@@ -113,12 +133,21 @@ export function eventListener(handler: AnyHandler, fn: FunctionIdentity, logger:
   return async function eventListener(req, res) {
     try {
       const body = await readBody(req);
-      const context = buildContext(fn, requestIdOf(req), logger);
+      const context = contextOf(req, fn, logger);
       writeValue(res, await callHandler(handler, [body, context], fn.timeout * 1000));
     } catch (error) {
       writeFunctionError(res, error);
     }
   };
+}
+
+/** `req.path` of FC 2.0: decoded; a path that is not valid percent-encoding (`/a%ZZ`) is kept as sent. */
+function decodedPath(path: string): string {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
 }
 
 /** Serves an FC 2.0 HTTP handler `handler(req, resp, context)`. */
@@ -134,7 +163,7 @@ export function fc2HttpListener(handler: AnyHandler, fn: FunctionIdentity, logge
       }
       const request = Object.assign(Readable.from([body]), {
         headers: req.headers,
-        path: decodeURIComponent(url.pathname),
+        path: decodedPath(url.pathname),
         queries,
         method: req.method,
         clientIP: '127.0.0.1',
@@ -142,7 +171,7 @@ export function fc2HttpListener(handler: AnyHandler, fn: FunctionIdentity, logge
         body,
       });
       let status = 200;
-      const context = buildContext(fn, requestIdOf(req), logger);
+      const context = contextOf(req, fn, logger);
       // `resp.send` is the handler's way of saying it is done: it plays the callback's part.
       const run = (done: (error: unknown) => void) => {
         const response = {

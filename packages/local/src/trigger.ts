@@ -1,4 +1,4 @@
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import { type FcHttpResult, isFcAsyncError } from '@fc-async/core';
 import { MAX_SYNC_BODY, readBody } from './body.js';
 import { writeResult } from './event.js';
@@ -10,6 +10,16 @@ function sendJson(res: ServerResponse, status: number, body: object, extra: Reco
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...extra });
   res.end(text);
+}
+
+/** True when a request asks to be run asynchronously, by FC's invocation type or a task id. */
+function askedAsync(headers: IncomingHttpHeaders): boolean {
+  const type = headers['x-fc-invocation-type'];
+  return (
+    (typeof type === 'string' && type.trim().toLowerCase() === 'async') ||
+    headers['x-fc-async-task-id'] !== undefined ||
+    headers['x-fc-stateful-async-invocation-id'] !== undefined
+  );
 }
 
 /** The trigger's calls carry Node's headers (see `LocalFunction.invoke`). */
@@ -122,8 +132,12 @@ export function createTriggerServer(registry: FunctionRegistry, log: EmulatorLog
       log.invocation({
         function: fn.spec.name,
         requestId,
-        // An accepted async call is a 202 carrying its task id (whatever header asked for it).
-        type: result.statusCode === 202 && result.headers['x-fc-async-task-id'] !== undefined ? 'Async' : 'Sync',
+        // An accepted async call is a 202 carrying its task id (whatever header asked for it); a
+        // refused one (400, 409, 429, 503) is still an async call.
+        type:
+          (result.statusCode === 202 && result.headers['x-fc-async-task-id'] !== undefined) || askedAsync(req.headers)
+            ? 'Async'
+            : 'Sync',
         status: result.statusCode,
         method,
         path: q < 0 ? url : url.slice(0, q),

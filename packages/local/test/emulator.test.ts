@@ -219,3 +219,76 @@ describe('text logs', () => {
     expect(lines.find((l) => l.includes('GET /later'))).toMatch(/Async\s+202/);
   });
 });
+
+describe('JSON logs of stopped tasks', () => {
+  const lines: Record<string, unknown>[] = [];
+  let emulator: Emulator;
+  beforeAll(async () => {
+    emulator = await startEmulator({
+      ...quiet,
+      entry: fixture('jobs-app.ts'),
+      name: 'jobs',
+      logFormat: 'json',
+      output: (text) => {
+        for (const line of text.split('\n').filter(Boolean)) lines.push(JSON.parse(line));
+      },
+    });
+  });
+  afterAll(() => emulator.close());
+
+  const accept = (taskId: string, headers: Record<string, string> = {}) =>
+    fetch(`${emulator.triggerUrl}/jobs`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-fc-invocation-type': 'Async',
+        'x-fc-async-task-id': taskId,
+        ...headers,
+      },
+      body: JSON.stringify({ ms: 5000 }),
+    });
+  const stop = (taskId: string) =>
+    fetch(new URL(`2023-03-30/functions/jobs/async-tasks/${taskId}/stop`, emulator.controlUrl), { method: 'PUT' });
+  const attempts = (taskId: string) => lines.filter((l) => l.kind === 'attempt' && l.taskId === taskId);
+
+  it('logs a running task that is stopped once, as the attempt it stopped', async () => {
+    expect((await accept('stop_running')).status).toBe(202);
+    await waitFor(() => lines.find((l) => l.kind === 'invocation' && l.taskId === 'stop_running'));
+    await waitFor(async () => {
+      const res = await fetch(new URL('2023-03-30/functions/jobs/async-tasks/stop_running', emulator.controlUrl));
+      return ((await res.json()) as { status: string }).status === 'Running' ? true : undefined;
+    });
+    expect((await stop('stop_running')).status).toBe(200);
+    await waitFor(() => attempts('stop_running').length > 0 || undefined);
+    // A second line would come right after the first (the task's end is reported at once).
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(attempts('stop_running').map((l) => [l.attempt, l.status])).toEqual([[1, 'Stopped']]);
+  });
+
+  it('logs a task stopped before it ran once, with attempt 0', async () => {
+    expect((await accept('stop_queued', { 'x-fc-async-delay': '60' })).status).toBe(202);
+    expect((await stop('stop_queued')).status).toBe(200);
+    await waitFor(() => attempts('stop_queued').length > 0 || undefined);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(attempts('stop_queued').map((l) => [l.attempt, l.status])).toEqual([[0, 'Stopped']]);
+  });
+
+  it('logs a refused async call as Async, with its status', async () => {
+    expect((await accept('twice', { 'x-fc-async-delay': '60' })).status).toBe(202);
+    expect((await accept('twice', { 'x-fc-async-delay': '60' })).status).toBe(409);
+    const badDelay = await accept('bad_delay', { 'x-fc-async-delay': '0' });
+    expect(badDelay.status).toBe(400);
+    const refused = await waitFor(() => {
+      const found = lines.filter((l) => l.kind === 'invocation' && [409, 400].includes(l.status as number));
+      return found.length === 2 ? found : undefined;
+    });
+    expect(refused.map((l) => [l.type, l.status])).toEqual([
+      ['Async', 409],
+      ['Async', 400],
+    ]);
+    // A sync call stays Sync.
+    await fetch(`${emulator.triggerUrl}/jobs`, { method: 'POST', body: '{"ms":0}' });
+    const sync = await waitFor(() => lines.find((l) => l.kind === 'invocation' && l.type === 'Sync'));
+    expect(sync.status).toBe(200);
+  });
+});

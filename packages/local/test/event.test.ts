@@ -76,7 +76,7 @@ const cases: [string, IncomingCall, boolean?][] = [
 
 describe('requestFromCall', () => {
   it.each(cases)('gives what parseFcEvent makes of buildFcEvent: %s', (_name, incoming, trusted = false) => {
-    const direct = requestFromCall(incoming, fn, requestId, trusted, now);
+    const direct = requestFromCall(incoming, fn, requestId, { trusted, now });
     const parsed = parseFcEvent(buildFcEvent(incoming, fn, requestId, trusted, now));
     expect(direct).toStrictEqual(parsed);
     // Same header order too: the app's rawHeaders and a task record's headers follow it.

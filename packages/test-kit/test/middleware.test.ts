@@ -178,7 +178,7 @@ describe.each(middlewareTargets)('$name fcAsync', (target) => {
     const cases = [
       [await post('/job', { ...delayed, 'x-fc-async-task-id': 'once' }), 409, 'AsyncTaskAlreadyExists'],
       [await post('/job', { 'x-fc-invocation-type': 'Later' }), 400, 'InvalidArgument'],
-      [await post('/job', { 'x-fc-invocation-type': 'Async' }, 'x'.repeat(100)), 400, 'EntityTooLarge'],
+      [await post('/job', { 'x-fc-invocation-type': 'Async' }, 'x'.repeat(100)), 400, 'InvalidArgument'],
       [await post('/job', delayed), 202, undefined],
       [await post('/job', delayed), 429, 'ResourceThrottled'],
     ] as const;

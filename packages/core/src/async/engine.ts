@@ -286,8 +286,9 @@ export class AsyncEngine {
     if (!this.isReady) await this.backendReady();
     const max = this.options.maxAsyncPayloadBytes;
     if (request.body.length > max) {
+      // FC's HTTP trigger says InvalidArgument (its API EntityTooLarge: the emulator's FC API maps it).
       throw badRequest(
-        'EntityTooLarge',
+        'InvalidArgument',
         `The async request body is ${request.body.length} bytes, above the limit of ${max}`,
       );
     }
@@ -371,7 +372,8 @@ export class AsyncEngine {
    * A persistent backend keeps unfinished tasks for the next start instead.
    */
   async close(options: { timeoutMs?: number } = {}): Promise<void> {
-    const timeoutMs = options.timeoutMs ?? 30_000;
+    // `undefined` takes the default; anything else (null included) must be a number from 0.
+    const timeoutMs = options.timeoutMs === undefined ? 30_000 : options.timeoutMs;
     if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) {
       throw new TypeError(`Expected \`timeoutMs\` to be a number from 0 and up, got \`${String(timeoutMs)}\``);
     }

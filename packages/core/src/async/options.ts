@@ -41,7 +41,7 @@ export interface AsyncOptions {
   concurrency?: number;
   /** Tasks waiting (queued, delayed or backing off) before new ones get 429. @default 10000 */
   maxQueuedTasks?: number;
-  /** Largest async request body; larger answers 400 `EntityTooLarge`. @default 131072 (128 KB) */
+  /** Largest async request body; larger answers 400 `InvalidArgument`, as FC's HTTP trigger does. @default 131072 (128 KB) */
   maxAsyncPayloadBytes?: number;
   /** Retries after a failed attempt, 0..8. @default 3 */
   maxAsyncRetryAttempts?: number;
@@ -121,7 +121,7 @@ const KNOWN = new Set([
  *
  * @example
  * ```ts
- * resolveAsyncOptions({ concurrency: 0 }); // TypeError: Expected `async.concurrency` to be an integer from 1 and up, got `0` (number)
+ * resolveAsyncOptions({ concurrency: 0 }); // TypeError: Expected `async.concurrency` to be an integer from 1 to 10000, got `0` (number)
  * ```
  */
 export function resolveAsyncOptions(options: AsyncOptions = {}): ResolvedAsyncOptions {

@@ -6,7 +6,7 @@ const EMPTY = Buffer.alloc(0);
 
 /**
  * Reads a real Node request (a custom runtime's `IncomingMessage`) into an {@link FcRequest},
- * body included, refusing bodies above `limit` bytes with a 400 `EntityTooLarge` (the rest of
+ * body included, refusing bodies above `limit` bytes with a 400 `InvalidArgument`, as FC's HTTP trigger does (the rest of
  * the body is then discarded so the connection stays usable). A body some middleware already
  * read fails with 500 `BodyAlreadyRead`: the fc-async middleware must come before body parsers.
  * A request whose client left before it was read (or while it was) fails with 400 `RequestAborted`.
@@ -33,7 +33,7 @@ export async function readNodeRequest(
 }
 
 function tooLarge(size: number, limit: number): FcAsyncError {
-  return badRequest('EntityTooLarge', `The async request body is ${size} bytes or more, above the limit of ${limit}`);
+  return badRequest('InvalidArgument', `The async request body is ${size} bytes or more, above the limit of ${limit}`);
 }
 
 function aborted(cause: unknown): FcAsyncError {

@@ -6,6 +6,7 @@ import { PlatformAsync } from '../async/platform.js';
 import { type NodeHandler, runNodeHandler } from '../bridge.js';
 import { FcAsyncError } from '../errors.js';
 import { errorResponse } from '../handler.js';
+import { checkHandlerOptions } from '../handler-options.js';
 import { buildInvocation, detectInvocation, type Invocation, setInvocation } from '../invocation.js';
 import { createConsoleLogger } from '../logger.js';
 import type { FcRequest } from '../request.js';
@@ -49,9 +50,7 @@ const PLATFORM_BODY_LIMIT = 256 * 1024;
  * ```
  */
 export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
-  if (typeof options !== 'object' || options === null) {
-    throw new TypeError(`Expected \`options\` to be an object, got \`${String(options)}\``);
-  }
+  checkHandlerOptions(options, 'runtime');
   const logger = options.logger ?? createConsoleLogger();
   const detect = options.detect ?? detectInvocation;
   const env = options.env ?? { ...process.env };

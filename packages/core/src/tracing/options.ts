@@ -129,12 +129,25 @@ export interface ResolvedTracingOptions {
 
 const isFn = (v: unknown) => v === undefined || typeof v === 'function';
 
+const KNOWN: ReadonlySet<string> = new Set([
+  'enabled',
+  'tracerProvider',
+  'requestHook',
+  'responseHook',
+  'extractContext',
+  'flushTimeoutMs',
+  'newTracePerAttempt',
+]);
+
 /** Validates `options.tracing` eagerly and returns a resolved copy. */
 export function resolveTracingOptions(options: TracingOptions | undefined): ResolvedTracingOptions {
   if (options !== undefined && (options === null || typeof options !== 'object')) {
     throw new TypeError(`Expected \`tracing\` to be an object, got \`${options === null ? 'null' : typeof options}\``);
   }
   const o = options ?? {};
+  for (const key of Object.keys(o)) {
+    if (!KNOWN.has(key)) throw new TypeError(`Unknown option \`tracing.${key}\``);
+  }
   const provider = o.tracerProvider as { getTracer?: unknown } | undefined;
   if (provider !== undefined && (provider === null || typeof provider.getTracer !== 'function')) {
     throw new TypeError('Expected `tracing.tracerProvider` to be a TracerProvider (with a getTracer() method)');

@@ -30,10 +30,18 @@ function asHttpEvent(body: Buffer): IncomingCall | undefined {
   return parseFcEvent(value);
 }
 
+/** The engine's refusal of an async body over the limit (FC's HTTP trigger code: InvalidArgument). */
+const PAYLOAD_TOO_LARGE = /^The async request body is \d+ bytes/;
+
 function errorOf(result: FcHttpResult): ApiError {
   try {
     const body = JSON.parse(result.body) as { code?: unknown; message?: unknown };
-    if (typeof body.code === 'string') return new ApiError(result.statusCode, body.code, String(body.message ?? ''));
+    if (typeof body.code === 'string') {
+      const message = String(body.message ?? '');
+      // FC's API names that refusal EntityTooLarge.
+      const code = body.code === 'InvalidArgument' && PAYLOAD_TOO_LARGE.test(message) ? 'EntityTooLarge' : body.code;
+      return new ApiError(result.statusCode, code, message);
+    }
   } catch {
     // fall through
   }
