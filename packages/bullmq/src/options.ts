@@ -29,6 +29,9 @@ export interface BullmqBackendOptions extends RetentionOptions {
 /** {@link BullmqBackendOptions} with every default applied. */
 export type ResolvedBullmqOptions = Required<BullmqBackendOptions>;
 
+/** The largest delay a Node timer keeps: the lock renewal, the stalled check and the connect wait are timers. */
+const MAX_TIMER_MS = 2_147_483_647;
+
 const KNOWN = new Set([
   'connection',
   'prefix',
@@ -44,7 +47,9 @@ const KNOWN = new Set([
 /** Validates `bullmq()`'s options eagerly; the caller's object is never written to. */
 export function resolveBullmqOptions(options: unknown): ResolvedBullmqOptions {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new TypeError(`Expected \`options\` to be an object with a \`connection\`, got \`${String(options)}\``);
+    throw new TypeError(
+      `Expected \`options\` to be an object with a \`connection\`, got \`${Array.isArray(options) ? 'array' : String(options)}\``,
+    );
   }
   const o = options as BullmqBackendOptions;
   for (const key of Object.keys(o)) {
@@ -54,7 +59,7 @@ export function resolveBullmqOptions(options: unknown): ResolvedBullmqOptions {
   const isUrl = typeof connection === 'string' && /^rediss?:\/\/\S+$/.test(connection);
   if (!isUrl && (typeof connection !== 'object' || connection === null || Array.isArray(connection))) {
     throw new TypeError(
-      `Expected \`connection\` to be a redis:// or rediss:// URL or ioredis options, got \`${String(connection)}\``,
+      `Expected \`connection\` to be a redis:// or rediss:// URL or ioredis options, got \`${Array.isArray(connection) ? 'array' : String(connection)}\``,
     );
   }
   const prefix = o.prefix ?? 'fc-async';
@@ -70,9 +75,9 @@ export function resolveBullmqOptions(options: unknown): ResolvedBullmqOptions {
     connection,
     prefix,
     worker: o.worker ?? true,
-    lockDurationMs: integerOption('lockDurationMs', o.lockDurationMs, 100, 30_000),
-    stalledIntervalMs: integerOption('stalledIntervalMs', o.stalledIntervalMs, 100, 30_000),
+    lockDurationMs: integerOption('lockDurationMs', o.lockDurationMs, 100, 30_000, MAX_TIMER_MS),
+    stalledIntervalMs: integerOption('stalledIntervalMs', o.stalledIntervalMs, 100, 30_000, MAX_TIMER_MS),
     ...resolveRetentionOptions(o),
-    connectTimeoutMs: integerOption('connectTimeoutMs', o.connectTimeoutMs, 1, 10_000),
+    connectTimeoutMs: integerOption('connectTimeoutMs', o.connectTimeoutMs, 1, 10_000, MAX_TIMER_MS),
   };
 }

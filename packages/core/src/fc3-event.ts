@@ -122,6 +122,39 @@ function isoSecond(now: number): string {
   return lastTime;
 }
 
+const INIT_KEYS = new Set(['method', 'url', 'headers', 'body', 'sourceIp', 'requestId', 'accountId', 'timeEpoch']);
+const STRING_KEYS = ['method', 'url', 'sourceIp', 'requestId', 'accountId'] as const;
+
+const describe = (value: unknown) => (value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value);
+
+/** Refuses what {@link fcHttpEvent} would turn into a broken event or a crash deep inside it. */
+function checkInit(init: FcHttpEventInit): void {
+  if (typeof init !== 'object' || init === null || Array.isArray(init)) {
+    throw new TypeError(`Expected \`init\` to be an object, got \`${describe(init)}\``);
+  }
+  for (const key in init) {
+    if (!INIT_KEYS.has(key)) throw new TypeError(`Unknown fcHttpEvent() option \`${key}\``);
+  }
+  for (const key of STRING_KEYS) {
+    const value = init[key];
+    if (value !== undefined && typeof value !== 'string') {
+      throw new TypeError(`Expected \`${key}\` to be a string, got \`${describe(value)}\``);
+    }
+  }
+  const { headers, body, timeEpoch } = init;
+  if (headers !== undefined && (typeof headers !== 'object' || headers === null || Array.isArray(headers))) {
+    throw new TypeError(`Expected \`headers\` to be an object of header values, got \`${describe(headers)}\``);
+  }
+  if (body !== undefined && typeof body !== 'string' && (typeof body !== 'object' || body === null)) {
+    throw new TypeError(
+      `Expected \`body\` to be a string, bytes or an object to send as JSON, got \`${describe(body)}\``,
+    );
+  }
+  if (timeEpoch !== undefined && !(typeof timeEpoch === 'number' && Number.isFinite(timeEpoch) && timeEpoch >= 0)) {
+    throw new TypeError(`Expected \`timeEpoch\` to be epoch milliseconds, got \`${String(timeEpoch)}\``);
+  }
+}
+
 /** The body's bytes, and the content type a JSON body implies. */
 function bodyOf(body: FcHttpEventInit['body']): { bytes: Buffer; json: boolean } {
   if (body === undefined) return { bytes: Buffer.alloc(0), json: false };
@@ -147,11 +180,17 @@ function bodyOf(body: FcHttpEventInit['body']): { bytes: Buffer; json: boolean }
  * ```
  */
 export function fcHttpEvent(init: FcHttpEventInit = {}): FcHttpEvent {
+  checkInit(init);
   const { bytes, json } = bodyOf(init.body);
   const headers: Record<string, string> = {};
   for (const name in init.headers) {
     const value = init.headers[name];
     if (value === undefined) continue;
+    if (typeof value !== 'string' && !(Array.isArray(value) && value.every((v) => typeof v === 'string'))) {
+      throw new TypeError(
+        `Expected \`headers.${name}\` to be a string or an array of strings, got \`${describe(value)}\``,
+      );
+    }
     headers[canonicalHeaderName(name)] = typeof value === 'string' ? value : value.join(',');
   }
   if (json && headers['Content-Type'] === undefined) headers['Content-Type'] = 'application/json';

@@ -41,18 +41,7 @@ export function checkHandlerOptions(options: unknown, kind: 'handler' | 'runtime
     }
   }
   const o = options as Record<string, unknown>;
-  if (o.logger !== undefined) {
-    const logger = o.logger as Record<string, unknown> | null;
-    const missing =
-      typeof logger === 'object' && logger !== null
-        ? LOGGER_METHODS.filter((method) => typeof logger[method] !== 'function')
-        : [];
-    if (typeof logger !== 'object' || logger === null || missing.length > 0) {
-      throw new TypeError(
-        `Expected \`logger\` to be an object with debug, info, warn and error methods, got \`${describe(logger)}\`${missing.length > 0 ? ` without ${missing.join(', ')}` : ''}`,
-      );
-    }
-  }
+  checkLogger(o.logger);
   if (o.detect !== undefined && typeof o.detect !== 'function') {
     throw new TypeError(`Expected \`detect\` to be a function, got \`${describe(o.detect)}\``);
   }
@@ -60,6 +49,27 @@ export function checkHandlerOptions(options: unknown, kind: 'handler' | 'runtime
     throw new TypeError(`Expected \`env\` to be an object of environment variables, got \`${describe(o.env)}\``);
   }
   if (o.destinations !== undefined) checkDestinations(o.destinations, 'destinations');
+}
+
+/**
+ * Checks a `logger` option: `undefined`, or an object with `debug`, `info`, `warn` and `error`.
+ *
+ * @example
+ * ```ts
+ * checkLogger({ info() {} }); // TypeError: Expected `logger` to be an object with debug, info, warn and error methods, got `object` without debug, warn, error
+ * ```
+ */
+export function checkLogger(logger: unknown): void {
+  if (logger === undefined) return;
+  const missing =
+    typeof logger === 'object' && logger !== null
+      ? LOGGER_METHODS.filter((method) => typeof (logger as Record<string, unknown>)[method] !== 'function')
+      : [];
+  if (typeof logger !== 'object' || logger === null || missing.length > 0) {
+    throw new TypeError(
+      `Expected \`logger\` to be an object with debug, info, warn and error methods, got \`${describe(logger)}\`${missing.length > 0 ? ` without ${missing.join(', ')}` : ''}`,
+    );
+  }
 }
 
 /**

@@ -119,6 +119,7 @@ export {
   type FcHandlerOptions,
   jsonResponse,
 } from './handler.js';
+export { checkHandlerOptions } from './handler-options.js';
 export { isFcRequestId, newRequestId } from './ids.js';
 export {
   buildInvocation,

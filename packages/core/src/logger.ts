@@ -30,7 +30,19 @@ const LEVELS: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40
  * ```
  */
 export function createConsoleLogger(options: { level?: Level } = {}): Logger {
-  const min = LEVELS[options.level ?? 'info'];
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new TypeError(
+      `Expected \`options\` to be an object, got \`${options === null ? 'null' : Array.isArray(options) ? 'array' : typeof options}\``,
+    );
+  }
+  for (const key of Object.keys(options)) {
+    if (key !== 'level') throw new TypeError(`Unknown createConsoleLogger() option \`${key}\``);
+  }
+  const level = options.level ?? 'info';
+  if (!Object.hasOwn(LEVELS, level)) {
+    throw new TypeError(`Expected \`level\` to be 'debug', 'info', 'warn' or 'error', got \`${String(level)}\``);
+  }
+  const min = LEVELS[level];
   const write = (level: Level, message: string, fields?: Record<string, unknown>) => {
     if (LEVELS[level] < min) return;
     const line = JSON.stringify({ level, time: new Date().toISOString(), message, ...serialise(fields) });

@@ -161,3 +161,7 @@ expectType<boolean>(isFcTextBody('text/plain'));
 // Page tokens are bound to their query.
 expectType<string>(encodeCursor(1, 'task', { sortOrderByTime: 'asc' }));
 expectType<[number, string]>(decodeCursor('token', { sortOrderByTime: 'asc' }));
+
+// Adapters check their options with core's own check before touching them.
+expectType<void>(rt.checkHandlerOptions({ async: {} }, 'handler'));
+expectError(rt.checkHandlerOptions({}, 'server'));

@@ -140,6 +140,30 @@ describe('accepting an async request (local mode)', () => {
 });
 
 describe('attempts', () => {
+  it.each([
+    ['an FC function error body', '{"errorMessage":"disk full","errorType":"IOError"}', 'disk full', 'IOError'],
+    ['any other body', 'Internal oops', 'The function answered HTTP 500', 'HTTP500'],
+    ['JSON without errorMessage', '{"error":"x"}', 'The function answered HTTP 500', 'HTTP500'],
+  ])(
+    'a failed answer with %s gives the task and the onFailure record their error',
+    async (_name, body, message, type) => {
+      const { handler, failures } = setup(
+        (_req, res) => {
+          res.statusCode = 500;
+          res.setHeader('content-type', 'application/json');
+          res.end(body);
+        },
+        { maxAsyncRetryAttempts: 0 },
+      );
+      const result = await handler(asyncEvent({ method: 'POST', taskId: 'err_body' }), context);
+      expect(result.statusCode).toBe(202);
+      await handler.drain();
+      expect((await handler.tasks.get('err_body'))?.taskErrorMessage).toBe(message);
+      expect(failures).toHaveLength(1);
+      expect(JSON.parse(failures[0]?.responsePayload as string)).toEqual({ errorMessage: message, errorType: type });
+    },
+  );
+
   it('replays the captured request; the app sees Async, the task id, the attempt and a signal', async () => {
     const seen: {
       inv: Invocation | undefined;

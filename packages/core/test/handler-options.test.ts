@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createFcHandler, createFcRuntime, type FcHandlerOptions } from '../src/index.js';
+import { createFcHandler, createFcRuntime, type FcHandlerOptions, memory } from '../src/index.js';
 import { asyncEvent, context, memoryLogger, ok, setup } from './helpers.js';
 
 // Options are checked when the handler is made, so that a typo fails at start-up with its name
@@ -67,11 +67,28 @@ describe('refusals in the log', () => {
 });
 
 describe('close()', () => {
+  it('refuses options that are not an object, and unknown keys (a misspelt timeoutMs)', async () => {
+    const { handler } = setup(ok);
+    await expect(handler.close({ timeout: 5 } as never)).rejects.toThrow('Unknown close() option `timeout`');
+    await expect(handler.close(null as never)).rejects.toThrow('Expected close() options to be an object, got `null`');
+    await expect(handler.close([] as never)).rejects.toThrow('got `array`');
+    await handler.close({ timeoutMs: 0 });
+  });
+
   it('refuses a timeoutMs of null, as any value other than a number from 0', async () => {
     const { handler } = setup(ok);
     await expect(handler.close({ timeoutMs: null as unknown as number })).rejects.toThrow(
       'Expected `timeoutMs` to be a number from 0 and up, got `null`',
     );
     await handler.close({ timeoutMs: 0 });
+  });
+});
+
+describe('memory()', () => {
+  it('refuses options that are not an object, and unknown keys', () => {
+    expect(() => memory({ pruneIntervalMs: 1000 } as never)).toThrow('Unknown memory() option `pruneIntervalMs`');
+    expect(() => memory(null as never)).toThrow('Expected memory() options to be an object, got `null`');
+    expect(() => memory([] as never)).toThrow('got `array`');
+    expect(() => memory({ maxTasks: 10, retentionMs: 1000 })).not.toThrow();
   });
 });

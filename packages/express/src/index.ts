@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
+  checkHandlerOptions,
   createConsoleLogger,
   createFcHandler,
   type FcHandler,
@@ -55,6 +56,7 @@ export function createHandler(app: ExpressLike, options: FcHandlerOptions = {}):
   if (typeof app !== 'function') {
     throw new TypeError(`Expected \`app\` to be an Express application, got \`${typeof app}\``);
   }
+  checkHandlerOptions(options, 'handler');
   const logger = options.logger ?? createConsoleLogger();
   if (app.request && !Object.hasOwn(app.request, 'fc')) {
     Object.defineProperty(app.request, 'fc', {

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
+  checkHandlerOptions,
   createConsoleLogger,
   createFcHandler,
   type FcHandler,
@@ -53,6 +54,7 @@ export function createHandler(app: FastifyLike, options: FcHandlerOptions = {}):
   if (!app || typeof app.routing !== 'function' || typeof app.ready !== 'function') {
     throw new TypeError('Expected `app` to be a Fastify instance');
   }
+  checkHandlerOptions(options, 'handler');
   const logger = options.logger ?? createConsoleLogger();
   const ownHandler = app.errorHandler?.name !== 'defaultErrorHandler';
   if (!ownHandler) app.setErrorHandler(genericErrorHandler(logger));

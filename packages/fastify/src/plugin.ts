@@ -38,8 +38,16 @@ declare module 'fastify' {
  */
 export const fcAsync: FastifyPluginAsync<FcRuntimeOptions> = Object.assign(
   async function fcAsync(instance: FastifyInstance, options: FcRuntimeOptions) {
-    const logger = options.logger ?? createConsoleLogger();
-    const runtime = createFcRuntime({ ...options, logger });
+    // Fastify's own register options (`prefix`, `logLevel`…) do not apply to this plugin, which
+    // skips encapsulation: they are left out rather than refused as unknown.
+    const {
+      prefix: _prefix,
+      logLevel: _logLevel,
+      logSerializers: _logSerializers,
+      ...own
+    } = options as FcRuntimeOptions & Record<'prefix' | 'logLevel' | 'logSerializers', unknown>;
+    const logger = own.logger ?? createConsoleLogger();
+    const runtime = createFcRuntime({ ...own, logger });
     const target = { app: instance.server, listener: () => instance.routing.bind(instance), routeOf: fastifyRoute };
     // Bound once every route is in: a task a persistent backend recovers replays from then on.
     instance.addHook('onReady', async () => runtime.bind(target));

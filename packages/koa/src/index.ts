@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
+  checkHandlerOptions,
   createConsoleLogger,
   createFcHandler,
   type FcHandler,
@@ -51,6 +52,7 @@ export function createHandler(app: KoaLike, options: FcHandlerOptions = {}): FcH
   if (!app || typeof app.callback !== 'function') {
     throw new TypeError('Expected `app` to be a Koa application (with a callback() method)');
   }
+  checkHandlerOptions(options, 'handler');
   const logger = options.logger ?? createConsoleLogger();
   if (app.listenerCount('error') === 0) {
     app.on('error', (error: unknown) => {

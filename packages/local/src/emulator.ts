@@ -3,12 +3,13 @@ import type { AddressInfo } from 'node:net';
 import { basename, extname, relative } from 'node:path';
 import { FcAsyncError } from '@fc-async/core';
 import { backendFactory, parseStoreSpec } from './backend.js';
+import { closeInDestinationOrder } from './close-order.js';
 import { createControlServer } from './control/server.js';
 import { applyAsyncConfig, type DestinationContext } from './destinations.js';
 import { newInstanceId } from './event.js';
 import { createLocalFunction, type LocalFunction } from './function.js';
 import { createEmulatorLog, type EmulatorLog } from './log.js';
-import { type EmulatorOptions, type ResolvedOptions, resolveOptions } from './options.js';
+import { closeTimeout, type EmulatorOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { answerProtocolErrors } from './protocol-errors.js';
 import { FunctionRegistry } from './registry.js';
 import { loadServerlessConfig } from './serverless.js';
@@ -95,7 +96,11 @@ function logTaskEvents(functions: readonly LocalFunction[], log: EmulatorLog): v
     const told = new Set<string>();
     fn.engine.subscribe((e) => {
       if (e.type === 'attempt') {
-        if (e.status === 'Stopped' || e.status === 'Expired') told.add(e.taskId);
+        if (e.status === 'Stopped' || e.status === 'Expired') {
+          // Bounded: a task another instance settles (a shared queue) never comes back here.
+          if (told.size >= 10_000) told.clear();
+          told.add(e.taskId);
+        }
         log.attempt({
           function: name,
           requestId: e.requestId,
@@ -227,8 +232,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     trigger.closing = true;
     const triggerClosed = new Promise((resolve) => trigger.close(resolve));
     trigger.closeIdleConnections();
+    // Destination functions close last, so that records of tasks ending meanwhile reach them.
     // The custom runtimes stop even when a backend fails to close.
-    await Promise.all(functions.map((f) => f.handler.close({ timeoutMs }).catch(() => undefined)));
+    await closeInDestinationOrder(functions, timeoutMs);
     await stopRuntimes(functions);
     await flushSpans(Math.min(timeoutMs, 5000), log);
     trigger.closeAllConnections();
@@ -242,7 +248,13 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     controlUrl,
     functions: functions.map((f) => f.spec.name),
     close(closeOptions = {}) {
-      closing ??= close(closeOptions.timeoutMs ?? 10_000);
+      let timeoutMs: number;
+      try {
+        timeoutMs = closeTimeout(closeOptions);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      closing ??= close(timeoutMs);
       return closing;
     },
   };

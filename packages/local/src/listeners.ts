@@ -118,7 +118,13 @@ export function fc3HttpListener(handler: AnyHandler, fn: FunctionIdentity, logge
     try {
       const body = await readBody(req);
       const context = contextOf(req, fn, logger);
-      const call = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, body };
+      const call = {
+        method: req.method ?? 'GET',
+        url: req.url ?? '/',
+        headers: req.headers,
+        body,
+        sourceIp: req.socket?.remoteAddress,
+      };
       const event = Buffer.from(JSON.stringify(buildFcEvent(call, fn, requestIdOf(req), true)));
       const result = await callHandler(handler, [event, context], fn.timeout * 1000);
       writeHttpResult(res, result);
@@ -139,6 +145,22 @@ export function eventListener(handler: AnyHandler, fn: FunctionIdentity, logger:
       writeFunctionError(res, error);
     }
   };
+}
+
+/** What FC 2.0's `resp.send` takes: a Buffer (any byte array), a string, a readable stream, or nothing. */
+function sendable(data: unknown): boolean {
+  return (
+    data === undefined ||
+    data === null ||
+    typeof data === 'string' ||
+    data instanceof Uint8Array ||
+    data instanceof Readable
+  );
+}
+
+function typeName(value: unknown): string {
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
 /** `req.path` of FC 2.0: decoded; a path that is not valid percent-encoding (`/a%ZZ`) is kept as sent. */
@@ -166,7 +188,7 @@ export function fc2HttpListener(handler: AnyHandler, fn: FunctionIdentity, logge
         path: decodedPath(url.pathname),
         queries,
         method: req.method,
-        clientIP: '127.0.0.1',
+        clientIP: req.socket?.remoteAddress ?? '127.0.0.1',
         url: req.url,
         body,
       });
@@ -181,6 +203,10 @@ export function fc2HttpListener(handler: AnyHandler, fn: FunctionIdentity, logge
           setHeader: (name: string, value: string) => res.setHeader(name, value),
           deleteHeader: (name: string) => res.removeHeader(name),
           send: (data: Buffer | string | Readable) => {
+            // Checked before the answer starts, so that a wrong type is the handler's error (502).
+            if (!sendable(data)) {
+              throw new TypeError(`resp.send expects a Buffer, a string or a Readable stream, got ${typeName(data)}`);
+            }
             res.statusCode = status;
             if (data instanceof Readable) data.pipe(res).on('finish', () => done(undefined));
             else res.end(data, () => done(undefined));

@@ -104,6 +104,45 @@ function text(name: string, value: unknown, pattern: RegExp, expected: string, f
   return value;
 }
 
+/**
+ * Checks the options of `loadServerlessConfig` (a misspelt key, or an `env` that is not an
+ * object, would otherwise be ignored and its variables left unresolved).
+ */
+export function checkServerlessConfigOptions(options: unknown): void {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw optionError('options', 'an object', Array.isArray(options) ? 'array' : options);
+  }
+  const o = options as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (key !== 'env' && key !== 'accountId' && key !== 'region') {
+      throw new TypeError(`Unknown loadServerlessConfig() option \`${key}\``);
+    }
+  }
+  if (o.env !== undefined && (typeof o.env !== 'object' || o.env === null || Array.isArray(o.env))) {
+    throw optionError('env', 'an object of environment variables', Array.isArray(o.env) ? 'array' : o.env);
+  }
+  text('region', o.region, REGION, 'a region id (cn-hangzhou)', '');
+  text('accountId', o.accountId, ACCOUNT_ID, 'an account id of digits', '');
+}
+
+/**
+ * The budget of `Emulator.close(options)`: a wrong one would reach each function's engine, whose
+ * refusal the close logs and goes past, leaving tasks stopped without the time they were given.
+ */
+export function closeTimeout(options: unknown): number {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw optionError('options', 'an object', Array.isArray(options) ? 'array' : options);
+  }
+  for (const key of Object.keys(options)) {
+    if (key !== 'timeoutMs') throw new TypeError(`Unknown close() option \`${key}\``);
+  }
+  const { timeoutMs } = options as { timeoutMs?: unknown };
+  if (timeoutMs === undefined) return 10_000;
+  if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0))
+    throw optionError('timeoutMs', 'a number from 0 and up', timeoutMs);
+  return timeoutMs;
+}
+
 /** True for 127.0.0.0/8, ::1 and localhost. */
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127(\.\d{1,3}){3}$/.test(host);
@@ -116,9 +155,47 @@ function nameFromFile(file: string): string {
   return name.slice(0, 64);
 }
 
+const KEYS = new Set([
+  'entry',
+  'config',
+  'name',
+  'port',
+  'host',
+  'controlPort',
+  'controlHost',
+  'credentials',
+  'requireSignatures',
+  'region',
+  'accountId',
+  'store',
+  'redis',
+  'concurrency',
+  'maxQueuedTasks',
+  'retryBaseMs',
+  'timeoutSeconds',
+  'logFormat',
+  'outDir',
+  'output',
+  'cwd',
+]);
+
 /** Validates options eagerly (`TypeError` naming the option) and applies the defaults. */
 export function resolveOptions(options: EmulatorOptions): ResolvedOptions {
-  if (typeof options !== 'object' || options === null) throw optionError('options', 'an object', options);
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw optionError('options', 'an object', Array.isArray(options) ? 'array' : options);
+  }
+  for (const key of Object.keys(options)) {
+    if (!KEYS.has(key)) throw new TypeError(`Unknown startEmulator() option \`${key}\``);
+  }
+  for (const key of ['config', 'host', 'controlHost', 'store', 'redis', 'outDir', 'cwd'] as const) {
+    const value = options[key];
+    if (value !== undefined && (typeof value !== 'string' || value === '')) {
+      throw optionError(key, 'a non-empty string', value);
+    }
+  }
+  if (options.output !== undefined && typeof options.output !== 'function') {
+    throw optionError('output', 'a function', typeof options.output);
+  }
   const cwd = options.cwd ?? process.cwd();
   let { entry, config } = options;
   if (entry !== undefined && config !== undefined)
@@ -139,7 +216,15 @@ export function resolveOptions(options: EmulatorOptions): ResolvedOptions {
   if (logFormat !== 'text' && logFormat !== 'json') throw optionError('logFormat', "'text' or 'json'", logFormat);
   const controlHost = options.controlHost ?? '127.0.0.1';
   const credentials = options.credentials;
-  if (credentials && (!credentials.accessKeyId || !credentials.accessKeySecret)) {
+  if (
+    credentials !== undefined &&
+    (typeof credentials !== 'object' ||
+      credentials === null ||
+      typeof credentials.accessKeyId !== 'string' ||
+      typeof credentials.accessKeySecret !== 'string' ||
+      !credentials.accessKeyId ||
+      !credentials.accessKeySecret)
+  ) {
     throw new TypeError('Expected `credentials` to have a non-empty accessKeyId and accessKeySecret');
   }
   const requireSignatures = options.requireSignatures ?? !isLoopback(controlHost);

@@ -12,6 +12,8 @@ const ABSOLUTE_FORM = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)/;
 export class FunctionRegistry {
   readonly byName: ReadonlyMap<string, LocalFunction>;
   readonly http: readonly LocalFunction[];
+  /** HTTP functions by lower-cased name: a host name is case-insensitive, and browsers lower-case it. */
+  private readonly httpByLowerName: ReadonlyMap<string, LocalFunction>;
   /** `Host` header → the HTTP function its first label names, or null (a few hosts at most). */
   private readonly hosts = new Map<string, LocalFunction | null>();
   /** The last `Host` routed, and its function: comparing beats hashing the parser's new string. */
@@ -21,6 +23,7 @@ export class FunctionRegistry {
   constructor(functions: readonly LocalFunction[]) {
     this.byName = new Map(functions.map((f) => [f.spec.name, f]));
     this.http = functions.filter((f) => f.spec.http);
+    this.httpByLowerName = new Map(this.http.map((f) => [f.spec.name.toLowerCase(), f]));
   }
 
   get all(): LocalFunction[] {
@@ -57,15 +60,19 @@ export class FunctionRegistry {
     return { fn, url: rest.startsWith('/') ? rest : `/${rest}` };
   }
 
-  /** The HTTP function a `Host` names by its first label (`<function>.localhost:9000`), or null. */
+  /**
+   * The HTTP function a `Host` names by its first label (`<function>.localhost:9000`), or null; the
+   * label matches the name in any case (`videoTranscode` is `videotranscode.localhost` in a browser).
+   */
   private byHost(host: string): LocalFunction | null {
     if (host === this.lastHost) return this.lastFn;
     let fn = this.hosts.get(host);
     if (fn === undefined) {
       const hostname = host.replace(/:\d+$/, '');
       const dot = hostname.indexOf('.');
-      const named = dot > 0 ? this.byName.get(hostname.slice(0, dot)) : undefined;
-      fn = named?.spec.http ? named : null;
+      const label = dot > 0 ? hostname.slice(0, dot) : '';
+      const exact = this.byName.get(label);
+      fn = (exact?.spec.http ? exact : this.httpByLowerName.get(label.toLowerCase())) ?? null;
       if (this.hosts.size >= 64) this.hosts.clear();
       this.hosts.set(host, fn);
     }

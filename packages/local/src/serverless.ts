@@ -1,5 +1,6 @@
 import { dirname, resolve } from 'node:path';
 import { configError, isObject } from './errors.js';
+import { checkServerlessConfigOptions } from './options.js';
 import { readAsyncConfig, readFc2AsyncConfig } from './serverless-async.js';
 import { notAppliedNotice, readServerlessDoc, type ServedResource } from './serverless-doc.js';
 import { checkFunction, httpTrigger, startCommand } from './serverless-function.js';
@@ -59,6 +60,7 @@ export async function loadServerlessConfig(
   path: string,
   options: ServerlessConfigOptions = {},
 ): Promise<ServerlessConfig> {
+  checkServerlessConfigOptions(options);
   const { root, dotenv } = await readServerlessDoc(path);
   const resources = root.resources ?? root.services;
   const section = root.resources !== undefined ? 'resources' : 'services';

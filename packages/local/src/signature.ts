@@ -152,6 +152,68 @@ const refuse = (status: number, code: string, message: string): SignatureResult 
   message,
 });
 
+const kind = (value: unknown) => (value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value);
+
+/** `options` as an object of the `known` keys (a misspelt one would be ignored silently). */
+function optionsObject<T extends object>(options: T, owner: string, known: readonly (keyof T & string)[]): T {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new TypeError(`Expected \`options\` to be an object, got \`${kind(options)}\``);
+  }
+  for (const key of Object.keys(options)) {
+    if (!(known as readonly string[]).includes(key)) throw new TypeError(`Unknown ${owner} option \`${key}\``);
+  }
+  return options;
+}
+
+/** The fields of a {@link SignedRequest} read before any header is: a crash here would name none. */
+function checkRequest(request: SignedRequest): void {
+  if (typeof request !== 'object' || request === null || Array.isArray(request)) {
+    throw new TypeError(`Expected \`request\` to be an object, got \`${kind(request)}\``);
+  }
+  for (const key of ['method', 'path'] as const) {
+    if (typeof request[key] !== 'string') {
+      throw new TypeError(`Expected \`request.${key}\` to be a string, got \`${kind(request[key])}\``);
+    }
+  }
+  if (request.query !== undefined && typeof request.query !== 'string') {
+    throw new TypeError(`Expected \`request.query\` to be a string, got \`${kind(request.query)}\``);
+  }
+  const { headers, body } = request;
+  if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) {
+    throw new TypeError(`Expected \`request.headers\` to be an object, got \`${kind(headers)}\``);
+  }
+  if (body !== undefined && !(body instanceof Uint8Array)) {
+    throw new TypeError(`Expected \`request.body\` to be a Buffer, got \`${kind(body)}\``);
+  }
+}
+
+/**
+ * `maxSkewSeconds` and `now` checked: a NaN from either would make every date pass the skew
+ * check, and a negative skew would refuse every request.
+ */
+function verifyOptions(options: VerifyAcsOptions): { maxSkew: number; now: number } {
+  const o = optionsObject(options, 'verifyAcsSignature()', ['maxSkewSeconds', 'now', 'checkNonce']);
+  const maxSkew = o.maxSkewSeconds ?? 900;
+  if (typeof maxSkew !== 'number' || Number.isNaN(maxSkew) || maxSkew < 0) {
+    throw new TypeError(`Expected \`maxSkewSeconds\` to be a number from 0 and up, got \`${String(maxSkew)}\``);
+  }
+  const now = o.now ?? Date.now();
+  if (typeof now !== 'number' || !Number.isFinite(now)) {
+    throw new TypeError(`Expected \`now\` to be epoch milliseconds, got \`${String(now)}\``);
+  }
+  if (o.checkNonce !== undefined && typeof o.checkNonce !== 'function') {
+    throw new TypeError(`Expected \`checkNonce\` to be a function, got \`${kind(o.checkNonce)}\``);
+  }
+  return { maxSkew, now };
+}
+
+/** Options of {@link verifyAcsSignature}. */
+interface VerifyAcsOptions {
+  maxSkewSeconds?: number;
+  now?: number;
+  checkNonce?: (nonce: string, expiresAt: number) => boolean;
+}
+
 const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 
 /**
@@ -182,6 +244,11 @@ export function verifyAcsSignature(
     checkNonce?: (nonce: string, expiresAt: number) => boolean;
   } = {},
 ): SignatureResult {
+  checkRequest(request);
+  if (typeof lookupSecret !== 'function') {
+    throw new TypeError(`Expected \`lookupSecret\` to be a function, got \`${kind(lookupSecret)}\``);
+  }
+  const { maxSkew, now } = verifyOptions(options);
   const headers = lowerHeaders(request.headers);
   const one = (name: string) => headers.get(name)?.join(',');
   const raw = one('authorization');
@@ -217,8 +284,7 @@ export function verifyAcsSignature(
   const date = one('x-acs-date') as string;
   const time = ISO_UTC.test(date) ? Date.parse(date) : Number.NaN;
   if (Number.isNaN(time)) return refuse(400, 'InvalidArgument', 'x-acs-date is not an ISO 8601 UTC time');
-  const maxSkew = options.maxSkewSeconds ?? 900;
-  if (Math.abs((options.now ?? Date.now()) - time) > maxSkew * 1000) {
+  if (Math.abs(now - time) > maxSkew * 1000) {
     return refuse(403, 'RequestTimeTooSkewed', `x-acs-date is more than ${maxSkew} s away from the server time`);
   }
   const payloadHash = hash(request.body ?? Buffer.alloc(0), algorithm);
@@ -284,12 +350,29 @@ export function signAcsRequest(
   credentials: { accessKeyId: string; accessKeySecret: string },
   options: { date?: Date } = {},
 ): Record<string, string> {
+  checkRequest(request);
+  if (
+    typeof credentials !== 'object' ||
+    credentials === null ||
+    typeof credentials.accessKeyId !== 'string' ||
+    typeof credentials.accessKeySecret !== 'string' ||
+    !credentials.accessKeyId ||
+    !credentials.accessKeySecret
+  ) {
+    throw new TypeError('Expected `credentials` to have a non-empty accessKeyId and accessKeySecret');
+  }
+  const date = optionsObject(options, 'signAcsRequest()', ['date']).date ?? new Date();
+  if (!(date instanceof Date) || Number.isNaN(date.getTime())) {
+    throw new TypeError(
+      `Expected \`date\` to be a valid Date, got \`${date instanceof Date ? 'Invalid Date' : kind(date)}\``,
+    );
+  }
   const algorithm: Algorithm = 'ACS3-HMAC-SHA256';
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(request.headers)) {
     if (value !== undefined) out[name.toLowerCase()] = Array.isArray(value) ? value.join(',') : value;
   }
-  out['x-acs-date'] ??= (options.date ?? new Date()).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  out['x-acs-date'] ??= date.toISOString().replace(/\.\d{3}Z$/, 'Z');
   out['x-acs-signature-nonce'] ??= randomBytes(32).toString('hex');
   out['x-acs-content-sha256'] = hash(request.body ?? Buffer.alloc(0), algorithm);
   const names = Object.keys(out)

@@ -253,7 +253,8 @@ describe('FC contract: async calls, tasks and destination records on the emulato
       const requestId = res.headers.get('x-fc-request-id') as string;
       const t = await ended('web', 'rec_fail');
       expect(t).toMatchObject({ status: 'Failed', alreadyRetriedTimes: 1, destinationStatus: 'Succeeded' });
-      expect(t.taskErrorMessage).toEqual(expect.any(String));
+      // The handler's own error, as FC reports it, not the 502 the runtime answered with.
+      expect(t.taskErrorMessage).toBe('it failed');
       expect(t.events?.map((e) => e.status)).toEqual([
         'Enqueued',
         'Dequeued',
@@ -267,7 +268,7 @@ describe('FC contract: async calls, tasks and destination records on the emulato
       expect(r.requestContext).toMatchObject({ condition: 'UnhandledInvocationError', approximateInvokeCount: 2 });
       expect(r.responseContext.functionError).toBe('UnhandledInvocationError');
       expect(r.responseContext.statusCode).toBeGreaterThanOrEqual(500);
-      expect(typeof r.responsePayload).toBe('string');
+      expect(JSON.parse(r.responsePayload)).toEqual({ errorMessage: 'it failed', errorType: 'RangeError' });
     });
 
     it('a 500 a plain handler returns is its answer, not a function error: not retried, onSuccess', async () => {
@@ -453,5 +454,55 @@ describe('FC contract section 4: an FC 2.0 HTTP handler', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('x-fc-error-type')).toBeNull();
     expect(((await res.json()) as { path: unknown }).path).toBe('/files/100%ZZ/a%20b');
+  });
+});
+
+describe('FC contract section 4: resp.send of an FC 2.0 HTTP handler', () => {
+  const root = mkdtempSync(join(tmpdir(), 'fc-async-contract-send-'));
+  let emulator: Emulator;
+  beforeAll(async () => {
+    writeFileSync(
+      join(root, 'index.cjs'),
+      `exports.handler = (req, resp) => {
+  if (req.path === '/object') return resp.send({ ok: true });
+  if (req.path === '/number') return resp.send(42);
+  resp.setHeader('content-type', 'text/plain');
+  resp.send(req.path === '/bytes' ? new Uint8Array([104, 105]) : 'text');
+};
+`,
+    );
+    writeFileSync(
+      join(root, 's.yaml'),
+      `services:
+  web:
+    component: fc
+    props:
+      function: { name: web, codeUri: ./, handler: index.handler, runtime: nodejs18 }
+      triggers: [{ name: http, type: http }]
+`,
+    );
+    emulator = await startEmulator({ config: join(root, 's.yaml'), port: 0, controlPort: 0, output: () => {} });
+  });
+  afterAll(async () => {
+    await emulator?.close({ timeoutMs: 1000 });
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('sends a string and bytes as they are', async () => {
+    expect(await (await fetch(`${emulator.triggerUrl}/text`)).text()).toBe('text');
+    expect(await (await fetch(`${emulator.triggerUrl}/bytes`)).text()).toBe('hi');
+  });
+
+  it.each([
+    ['/object', 'an object'],
+    ['/number', 'a number'],
+  ])("answers resp.send of what is not a Buffer, string or stream (%s) as the function's error", async (path, got) => {
+    const res = await fetch(`${emulator.triggerUrl}${path}`);
+    expect(res.status).toBe(502);
+    expect(res.headers.get('x-fc-error-type')).toBe('UnhandledInvocationError');
+    expect(await res.json()).toEqual({
+      errorType: 'TypeError',
+      errorMessage: `resp.send expects a Buffer, a string or a Readable stream, got ${got}`,
+    });
   });
 });

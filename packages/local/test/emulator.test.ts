@@ -1,3 +1,6 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { FcHttpEvent } from '@fc-async/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Emulator, startEmulator } from '../src/index.js';
@@ -182,6 +185,26 @@ describe('several HTTP functions', () => {
     expect(text).toBe('b /x');
   });
 
+  it('matches the Host label to a function name in any case, as host names are case-insensitive', async () => {
+    const { request } = await import('node:http');
+    const url = new URL(emulator.triggerUrl);
+    const get = (host: string) =>
+      new Promise<{ status?: number; text: string }>((resolve, reject) => {
+        request({ host: url.hostname, port: url.port, path: '/x', headers: { host } }, (res) => {
+          let text = '';
+          res.on('data', (c) => {
+            text += c;
+          });
+          res.on('end', () => resolve({ status: res.statusCode, text }));
+        })
+          .on('error', reject)
+          .end();
+      });
+    expect(await get(`B.localhost:${url.port}`)).toEqual({ status: 200, text: 'b /x' });
+    expect(await get(`A.LOCALHOST:${url.port}`)).toEqual({ status: 200, text: 'a /x GET' });
+    expect((await get(`c.localhost:${url.port}`)).status).toBe(404);
+  });
+
   it('answers 404 for a path of no function and 405 for a method the trigger does not accept', async () => {
     const none = await fetch(`${emulator.triggerUrl}/c/x`);
     expect(none.status).toBe(404);
@@ -290,5 +313,127 @@ describe('JSON logs of stopped tasks', () => {
     await fetch(`${emulator.triggerUrl}/jobs`, { method: 'POST', body: '{"ms":0}' });
     const sync = await waitFor(() => lines.find((l) => l.kind === 'invocation' && l.type === 'Sync'));
     expect(sync.status).toBe(200);
+  });
+});
+
+describe('shutting down with a destination function of the same s.yaml', () => {
+  const root = mkdtempSync(join(tmpdir(), 'fc-async-close-order-'));
+  const received = join(root, 'received.jsonl');
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('keeps the destination function open until the tasks that finish while draining have sent their records', async () => {
+    writeFileSync(
+      join(root, 'fns.mjs'),
+      `import { appendFileSync } from 'node:fs';
+export const work = async () => {
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  return { statusCode: 200, body: 'done' };
+};
+export const sink = async (event) => {
+  appendFileSync(${JSON.stringify(received)}, event.toString('utf8') + '\\n');
+  return 'ok';
+};
+`,
+    );
+    writeFileSync(
+      join(root, 's.yaml'),
+      `resources:
+  work:
+    component: fc3
+    props:
+      functionName: work
+      code: ./
+      handler: fns.work
+      runtime: nodejs20
+      triggers:
+        - triggerName: http
+          triggerType: http
+      asyncInvokeConfig:
+        destinationConfig:
+          onSuccess:
+            destination: acs:fc:cn-hangzhou:0:functions/sink
+  sink:
+    component: fc3
+    props:
+      functionName: sink
+      code: ./
+      handler: fns.sink
+      runtime: nodejs20
+`,
+    );
+    const emulator = await startEmulator({ ...quiet, config: join(root, 's.yaml') });
+    const requestIds: string[] = [];
+    for (const taskId of ['drain_1', 'drain_2']) {
+      const res = await fetch(emulator.triggerUrl, {
+        method: 'POST',
+        headers: { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': taskId },
+      });
+      expect(res.status).toBe(202);
+      requestIds.push(res.headers.get('x-fc-request-id') as string);
+    }
+    // Ctrl-C while both tasks run: they finish within the shutdown timeout, and so do their deliveries.
+    await emulator.close({ timeoutMs: 5000 });
+    const records = readFileSync(received, { encoding: 'utf8', flag: 'a+' })
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { requestContext: { requestId: string; condition: string } });
+    expect(records.map((r) => r.requestContext.requestId).sort()).toEqual([...requestIds].sort());
+    expect(records.map((r) => r.requestContext.condition)).toEqual(['', '']);
+  });
+});
+
+describe("the client's address", () => {
+  const root = mkdtempSync(join(tmpdir(), 'fc-async-client-ip-'));
+  let emulator: Emulator;
+  beforeAll(async () => {
+    writeFileSync(
+      join(root, 'fc2.cjs'),
+      'exports.ip = (req, resp) => { resp.setStatusCode(200); resp.send(String(req.clientIP)); };\n',
+    );
+    writeFileSync(
+      join(root, 'fc3.mjs'),
+      'export const ip = async (event) => ({ statusCode: 200, body: JSON.parse(event).requestContext.http.sourceIp });\n',
+    );
+    writeFileSync(
+      join(root, 's.yaml'),
+      `resources:
+  two:
+    component: fc
+    props:
+      function: { name: two, codeUri: ./, handler: fc2.ip, runtime: nodejs18 }
+      triggers: [{ name: http, type: http, config: { methods: [GET] } }]
+  three:
+    component: fc3
+    props:
+      { functionName: three, code: ./, handler: fc3.ip, runtime: nodejs20, triggers: [{ triggerName: http, triggerType: http }] }
+`,
+    );
+    emulator = await startEmulator({ ...quiet, config: join(root, 's.yaml') });
+  });
+  afterAll(async () => {
+    await emulator?.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  /** A GET from another loopback address (Linux routes all of 127.0.0.0/8 to lo). */
+  const getFrom = async (localAddress: string, path: string) => {
+    const { request } = await import('node:http');
+    const url = new URL(emulator.triggerUrl);
+    return new Promise<string>((resolve, reject) => {
+      request({ host: url.hostname, port: url.port, path, localAddress }, (res) => {
+        let text = '';
+        res.on('data', (c) => {
+          text += c;
+        });
+        res.on('end', () => resolve(text));
+      })
+        .on('error', reject)
+        .end();
+    });
+  };
+
+  it("is the TCP peer in FC 2.0's req.clientIP and FC 3.0's requestContext.http.sourceIp", async () => {
+    expect(await getFrom('127.0.0.2', '/two/')).toBe('127.0.0.2');
+    expect(await getFrom('127.0.0.3', '/three/')).toBe('127.0.0.3');
   });
 });

@@ -29,6 +29,9 @@ export interface SqliteBackendOptions extends RetentionOptions {
 /** {@link SqliteBackendOptions} with every default applied. */
 export type ResolvedSqliteOptions = Required<SqliteBackendOptions>;
 
+/** SQLite's busy timeout is a C int of milliseconds (better-sqlite3 refuses more). */
+const MAX_TIMER_MS = 2_147_483_647;
+
 const KNOWN = new Set(['synchronous', 'maxTasks', 'retentionMs', 'pruneIntervalMs', 'openTimeoutMs']);
 
 /** Validates `sqlite()`'s arguments eagerly; the caller's object is never written to. */
@@ -41,7 +44,9 @@ export function resolveSqliteOptions(path: unknown, options: unknown): ResolvedS
   }
   if (options === undefined) options = {};
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new TypeError(`Expected \`options\` to be an object, got \`${String(options)}\``);
+    throw new TypeError(
+      `Expected \`options\` to be an object, got \`${Array.isArray(options) ? 'array' : String(options)}\``,
+    );
   }
   const o = options as SqliteBackendOptions;
   for (const key of Object.keys(o)) {
@@ -54,6 +59,6 @@ export function resolveSqliteOptions(path: unknown, options: unknown): ResolvedS
   return {
     synchronous,
     ...resolveRetentionOptions(o),
-    openTimeoutMs: integerOption('openTimeoutMs', o.openTimeoutMs, 0, 2000),
+    openTimeoutMs: integerOption('openTimeoutMs', o.openTimeoutMs, 0, 2000, MAX_TIMER_MS),
   };
 }

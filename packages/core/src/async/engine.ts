@@ -372,6 +372,14 @@ export class AsyncEngine {
    * A persistent backend keeps unfinished tasks for the next start instead.
    */
   async close(options: { timeoutMs?: number } = {}): Promise<void> {
+    if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+      throw new TypeError(
+        `Expected close() options to be an object, got \`${Array.isArray(options) ? 'array' : String(options)}\``,
+      );
+    }
+    for (const key of Object.keys(options)) {
+      if (key !== 'timeoutMs') throw new TypeError(`Unknown close() option \`${key}\``);
+    }
     // `undefined` takes the default; anything else (null included) must be a number from 0.
     const timeoutMs = options.timeoutMs === undefined ? 30_000 : options.timeoutMs;
     if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) {
@@ -699,13 +707,7 @@ export class AsyncEngine {
         (response) => {
           lastResponse = response;
           if (isFailure(response)) {
-            done({
-              kind: 'failure',
-              condition: 'UnhandledInvocationError',
-              message: `The function answered HTTP ${response.statusCode}`,
-              errorType: `HTTP${response.statusCode}`,
-              response,
-            });
+            done(failedResponse(response));
           } else {
             done({ kind: 'success', response });
           }
@@ -1072,6 +1074,38 @@ export function functionArn(
   fallbackName: string,
 ): string {
   return `acs:fc:${invocation.region || 'local'}:${invocation.accountId || '0'}:functions/${invocation.functionName || fallbackName}`;
+}
+
+/** Bodies read for an FC-style error: larger ones are no function error's `{ errorMessage }`. */
+const ERROR_BODY_CAP = 64 * 1024;
+
+/**
+ * The outcome of an attempt whose response counts as a failure. An FC function error's body
+ * (`{ errorMessage, errorType }`, what FC's runtimes answer for a handler that threw, and the
+ * emulator for a built-in runtime) gives the task its message and type; any other body, the
+ * HTTP status.
+ */
+export function failedResponse(response: BridgeResponse): Extract<AttemptOutcome, { kind: 'failure' }> {
+  const status = response.statusCode;
+  let message = `The function answered HTTP ${status}`;
+  let errorType = `HTTP${status}`;
+  const body = response.body;
+  if (
+    body.length > 0 &&
+    body.length <= ERROR_BODY_CAP &&
+    (typeof body === 'string' ? body[0] === '{' : body[0] === 0x7b)
+  ) {
+    try {
+      const parsed = JSON.parse(typeof body === 'string' ? body : body.toString('utf8')) as Record<string, unknown>;
+      if (typeof parsed.errorMessage === 'string') {
+        message = parsed.errorMessage;
+        if (typeof parsed.errorType === 'string' && parsed.errorType !== '') errorType = parsed.errorType;
+      }
+    } catch {
+      // Not JSON: the status says it.
+    }
+  }
+  return { kind: 'failure', condition: 'UnhandledInvocationError', message, errorType, response };
 }
 
 function bodyText(response: BridgeResponse): string {

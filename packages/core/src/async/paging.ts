@@ -41,11 +41,30 @@ function shown(value: unknown): string {
   return typeof value === 'function' ? 'a function' : String(value);
 }
 
-/** The query is an object, and its filters of the right types (a typo would silently match nothing). */
+const QUERY_KEYS = new Set([
+  'status',
+  'prefix',
+  'limit',
+  'nextToken',
+  'sortOrderByTime',
+  'startedTimeBegin',
+  'startedTimeEnd',
+  'includePayload',
+]);
+
+/**
+ * The query is an object of known fields, and its filters of the right types (a typo would
+ * silently match nothing, or everything).
+ */
 function checkShape(query: TaskQuery): void {
   if (typeof query !== 'object' || query === null || Array.isArray(query)) {
     const got = shown(query);
     throw badRequest('InvalidArgument', `query must be an object, got ${got}`);
+  }
+  for (const key of Object.keys(query)) {
+    if (!QUERY_KEYS.has(key)) {
+      throw badRequest('InvalidArgument', `${key} is not a query field (${[...QUERY_KEYS].join(', ')})`);
+    }
   }
   if (query.status !== undefined && !ASYNC_TASK_STATUSES.includes(query.status)) {
     throw badRequest(

@@ -9,6 +9,7 @@ import {
   buildDestinationRecord,
   type Destinations,
   type EngineHooks,
+  failedResponse,
   functionArn,
   wrapDestinations,
 } from './engine.js';
@@ -63,15 +64,7 @@ export class PlatformAsync {
     let outcome: AttemptOutcome;
     try {
       const response = await this.deps.run(request, invocation);
-      outcome = this.options.isFailure(response)
-        ? {
-            kind: 'failure',
-            condition: 'UnhandledInvocationError',
-            message: `The function answered HTTP ${response.statusCode}`,
-            errorType: `HTTP${response.statusCode}`,
-            response,
-          }
-        : { kind: 'success', response };
+      outcome = this.options.isFailure(response) ? failedResponse(response) : { kind: 'success', response };
     } catch (error) {
       const e = error instanceof Error ? error : new Error(String(error));
       this.deps.logger.error('async invocation failed', {

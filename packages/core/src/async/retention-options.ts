@@ -33,8 +33,8 @@ export type ResolvedRetentionOptions = Required<RetentionOptions>;
 const SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000;
 
 /**
- * An integer option from `min` up, `fallback` when `undefined`; anything else throws a
- * `TypeError` naming the option and the value.
+ * An integer option from `min` up (to `max` when given, e.g. 2147483647 for a timer's
+ * delay), `fallback` when `undefined`; anything else throws a `TypeError` naming the option and the value.
  *
  * @example
  * ```ts
@@ -42,13 +42,19 @@ const SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000;
  * integerOption('openTimeoutMs', -1, 0, 2000); // TypeError: Expected `openTimeoutMs` to be an integer from 0 and up, got `-1`
  * ```
  */
-export function integerOption(name: string, value: unknown, min: number, fallback: number): number {
+export function integerOption(name: string, value: unknown, min: number, fallback: number, max = Infinity): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
     throw new TypeError(`Expected \`${name}\` to be an integer from ${min} and up, got \`${String(value)}\``);
   }
+  if (value > max) {
+    throw new TypeError(`Expected \`${name}\` to be an integer from ${min} to ${max}, got \`${value}\``);
+  }
   return value;
 }
+
+/** The largest delay a Node timer keeps (2^31 - 1 ms, about 24.8 days): past it, a timer fires at once. */
+const MAX_TIMER_MS = 2_147_483_647;
 
 /**
  * Validates the retention fields of a backend's options object (checked to be an object by the
@@ -64,6 +70,6 @@ export function resolveRetentionOptions(options: RetentionOptions): ResolvedRete
   return {
     maxTasks: integerOption('maxTasks', options.maxTasks, 0, 100_000),
     retentionMs: integerOption('retentionMs', options.retentionMs, 1, SEVEN_DAYS_MS),
-    pruneIntervalMs: integerOption('pruneIntervalMs', options.pruneIntervalMs, 1, 60_000),
+    pruneIntervalMs: integerOption('pruneIntervalMs', options.pruneIntervalMs, 1, 60_000, MAX_TIMER_MS),
   };
 }

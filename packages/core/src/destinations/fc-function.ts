@@ -3,7 +3,7 @@ import type { DestinationRecord } from '../fc-types.js';
 import { loadSdk, newClient, type Sdk } from './fc-sdk.js';
 import { parseFunctionTarget } from './fc-target.js';
 import { type Destination, DestinationError, isRetryableStatus } from './types.js';
-import { describe, objectOption, positiveOption, retriesOption, stringOption } from './validate.js';
+import { describe, objectOption, retriesOption, stringOption, timeoutOption } from './validate.js';
 
 export { type FunctionTarget, parseFunctionTarget } from './fc-target.js';
 
@@ -76,8 +76,8 @@ export function fcFunctionDestination(
   options?: FcFunctionDestinationOptions,
 ): Destination {
   const { functionName, qualifier, region, accountId } = parseFunctionTarget(target);
-  const opts = objectOption('options', options);
-  const timeoutMs = positiveOption('timeoutMs', opts.timeoutMs, 10_000);
+  const opts = objectOption('options', options, 'fcFunctionDestination()', ['timeoutMs', 'retries']);
+  const timeoutMs = timeoutOption('timeoutMs', opts.timeoutMs, 10_000);
   const maxRetries = retriesOption('retries', opts.retries);
   const prebuilt = isClient(client) ? client : undefined;
   const config = isClient(client) ? undefined : clientConfig(client, region, accountId);
@@ -121,11 +121,20 @@ function isClient(value: unknown): value is FcInvokeClient {
   return typeof (value as FcInvokeClient | null)?.invokeFunctionWithOptions === 'function';
 }
 
+const CLIENT_KEYS = ['accessKeyId', 'accessKeySecret', 'securityToken', 'endpoint', 'region', 'accountId', 'protocol'];
+
 function clientConfig(value: FcClientConfig, arnRegion?: string, arnAccount?: string): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null) {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new TypeError(
       `Expected \`clientConfig\` to be an FC client or an object with credentials, got \`${describe(value)}\``,
     );
+  }
+  for (const key of Object.keys(value)) {
+    if (!CLIENT_KEYS.includes(key))
+      throw new TypeError(`Unknown fcFunctionDestination() option \`clientConfig.${key}\``);
+  }
+  for (const key of ['region', 'accountId'] as const) {
+    if (value[key] !== undefined) stringOption(`clientConfig.${key}`, value[key]);
   }
   if (
     typeof value.accessKeyId !== 'string' ||

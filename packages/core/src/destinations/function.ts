@@ -1,6 +1,6 @@
 import type { DestinationRecord } from '../fc-types.js';
 import { type Destination, type DestinationContext, DestinationError } from './types.js';
-import { objectOption, positiveOption, retriesOption } from './validate.js';
+import { objectOption, retriesOption, timeoutOption } from './validate.js';
 
 /** Options of {@link functionDestination}. */
 export interface FunctionDestinationOptions {
@@ -38,9 +38,9 @@ export function functionDestination(
   if (typeof fn !== 'function') {
     throw new TypeError(`Expected \`fn\` to be a function, got \`${typeof fn}\``);
   }
-  const opts = objectOption('options', options);
+  const opts = objectOption('options', options, 'functionDestination()', ['retries', 'timeoutMs']);
   const maxRetries = retriesOption('retries', opts.retries);
-  const timeoutMs = opts.timeoutMs === undefined ? undefined : positiveOption('timeoutMs', opts.timeoutMs, 0);
+  const timeoutMs = opts.timeoutMs === undefined ? undefined : timeoutOption('timeoutMs', opts.timeoutMs, 0);
   const label = `function:${fn.name || 'anonymous'}`;
   return Object.assign(
     async function functionDestination(record: DestinationRecord, context?: DestinationContext) {

@@ -1,7 +1,7 @@
 import type { DestinationRecord } from '../fc-types.js';
 import { SIGNATURE_HEADER, secretList, signDestinationPayload } from './signature.js';
 import { type Destination, type DestinationContext, DestinationError, isRetryableStatus } from './types.js';
-import { describe, objectOption, positiveOption, retriesOption } from './validate.js';
+import { describe, objectOption, retriesOption, timeoutOption } from './validate.js';
 
 /** Options of {@link httpDestination}. */
 export interface HttpDestinationOptions {
@@ -36,9 +36,9 @@ export interface HttpDestinationOptions {
  */
 export function httpDestination(url: string | URL, options?: HttpDestinationOptions): Destination {
   const target = parseUrl(url);
-  const opts = objectOption('options', options);
+  const opts = objectOption('options', options, 'httpDestination()', ['secret', 'headers', 'timeoutMs', 'retries']);
   const secrets = opts.secret === undefined ? undefined : secretList(opts.secret, 'secret');
-  const timeoutMs = positiveOption('timeoutMs', opts.timeoutMs, 10_000);
+  const timeoutMs = timeoutOption('timeoutMs', opts.timeoutMs, 10_000);
   const maxRetries = retriesOption('retries', opts.retries);
   const extra = headerOption(opts.headers);
   const href = target.href;

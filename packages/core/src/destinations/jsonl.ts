@@ -30,7 +30,10 @@ const queues = new Map<string, Promise<void>>();
  */
 export function jsonlDestination(path: string, options?: JsonlDestinationOptions): Destination {
   const file = resolve(stringOption('path', path));
-  const maxRetries = retriesOption('retries', objectOption('options', options).retries);
+  const maxRetries = retriesOption(
+    'retries',
+    objectOption('options', options, 'jsonlDestination()', ['retries']).retries,
+  );
   let folderReady: Promise<unknown> | undefined;
 
   async function jsonlDestination(record: DestinationRecord): Promise<void> {

@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { nonNegativeOption, objectOption } from './validate.js';
+import { describe, nonNegativeOption, objectOption } from './validate.js';
 
 /**
  * The request header carrying the signature of {@link httpDestination} posts.
@@ -48,8 +48,11 @@ export function signDestinationPayload(
   secret: Secrets,
   options: { timestamp?: number } = {},
 ): string {
+  rawBodyOption(rawBody);
   const secrets = secretList(secret);
-  const t = options.timestamp ?? Math.floor(Date.now() / 1000);
+  const t =
+    objectOption('options', options, 'signDestinationPayload()', ['timestamp']).timestamp ??
+    Math.floor(Date.now() / 1000);
   if (!Number.isSafeInteger(t) || t < 0) {
     throw new TypeError(`Expected \`timestamp\` to be unix seconds (an integer from 0 and up), got \`${String(t)}\``);
   }
@@ -75,8 +78,9 @@ export function checkDestinationSignature(
   secret: Secrets,
   options?: VerifySignatureOptions,
 ): SignatureCheck {
+  rawBodyOption(rawBody);
   const secrets = secretList(secret);
-  const opts = objectOption('options', options);
+  const opts = objectOption('options', options, 'checkDestinationSignature()', ['toleranceSeconds', 'now']);
   const tolerance =
     opts.toleranceSeconds === Infinity ? Infinity : nonNegativeOption('toleranceSeconds', opts.toleranceSeconds, 300);
   const now = opts.now ?? Date.now();
@@ -132,6 +136,13 @@ export function secretList(secret: unknown, name = 'secret'): string[] {
     throw new TypeError(`Expected \`${name}\` to be a non-empty string or an array of them, got ${got}`);
   }
   return list as string[];
+}
+
+/** The signed bytes: a string or a Buffer (a parsed JSON body would not match what was signed). */
+function rawBodyOption(rawBody: unknown): void {
+  if (typeof rawBody !== 'string' && !(rawBody instanceof Uint8Array)) {
+    throw new TypeError(`Expected \`rawBody\` to be a string or a Buffer, got \`${describe(rawBody)}\``);
+  }
 }
 
 const HEX64 = /^[0-9a-f]{64}$/i;

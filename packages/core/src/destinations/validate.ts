@@ -22,6 +22,18 @@ export function positiveOption(name: string, value: unknown, fallback: number): 
   return value;
 }
 
+/** The largest delay a Node timer keeps: past it, `setTimeout` and `AbortSignal.timeout` fire at once. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** A timeout in milliseconds: above 0, and no more than a timer can wait ({@link MAX_TIMER_MS}). */
+export function timeoutOption(name: string, value: unknown, fallback: number): number {
+  const ms = positiveOption(name, value, fallback);
+  if (ms > MAX_TIMER_MS) {
+    throw new TypeError(`Expected \`${name}\` to be a number of milliseconds up to ${MAX_TIMER_MS}, got \`${ms}\``);
+  }
+  return ms;
+}
+
 /** A finite number from 0 up. */
 export function nonNegativeOption(name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
@@ -39,11 +51,22 @@ export function stringOption(name: string, value: unknown): string {
   return value;
 }
 
-/** Options must be a plain object (or undefined). */
-export function objectOption<T extends object>(name: string, value: T | undefined): Partial<T> {
+/**
+ * Options must be a plain object (or undefined), with none but the `known` keys: a misspelt one
+ * is refused, naming `owner` (e.g. `httpDestination()`), rather than silently ignored.
+ */
+export function objectOption<T extends object>(
+  name: string,
+  value: T | undefined,
+  owner: string,
+  known: readonly (keyof T & string)[],
+): Partial<T> {
   if (value === undefined) return {};
-  if (typeof value !== 'object' || value === null) {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new TypeError(`Expected \`${name}\` to be an object, got \`${describe(value)}\``);
+  }
+  for (const key of Object.keys(value)) {
+    if (!(known as readonly string[]).includes(key)) throw new TypeError(`Unknown ${owner} option \`${key}\``);
   }
   return value;
 }

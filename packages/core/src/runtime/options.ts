@@ -1,5 +1,8 @@
 import { constants } from 'node:os';
+import { checkLogger } from '../handler-options.js';
 import type { Logger } from '../logger.js';
+
+const describe = (value: unknown) => (value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value);
 
 /**
  * Options of every adapter's `listen(app, options)`.
@@ -87,6 +90,18 @@ function isCatchable(signal: unknown): boolean {
   );
 }
 
+const LISTEN_KEYS = new Set([
+  'port',
+  'host',
+  'env',
+  'logger',
+  'preStopTimeoutMs',
+  'shutdownTimeoutMs',
+  'signals',
+  'onInitialize',
+  'onPreStop',
+]);
+
 function hook(name: string, value: unknown): (() => unknown) | undefined {
   if (value !== undefined && typeof value !== 'function') {
     throw new TypeError(`Expected \`${name}\` to be a function, got \`${typeof value}\``);
@@ -100,11 +115,19 @@ function hook(name: string, value: unknown): (() => unknown) | undefined {
  */
 export function resolveListenOptions(
   options: FcListenOptions,
-  env: Record<string, string | undefined>,
+  processEnv: Record<string, string | undefined>,
 ): ResolvedListenOptions {
-  if (typeof options !== 'object' || options === null) {
-    throw new TypeError(`Expected \`options\` to be an object, got \`${String(options)}\``);
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new TypeError(`Expected \`options\` to be an object, got \`${describe(options)}\``);
   }
+  for (const key of Object.keys(options)) {
+    if (!LISTEN_KEYS.has(key)) throw new TypeError(`Unknown listen() option \`${key}\``);
+  }
+  const env = options.env === undefined ? processEnv : options.env;
+  if (typeof env !== 'object' || env === null || Array.isArray(env)) {
+    throw new TypeError(`Expected \`env\` to be an object of environment variables, got \`${describe(env)}\``);
+  }
+  checkLogger(options.logger);
   let port = 9000;
   if (options.port !== undefined) port = portFrom('port', options.port);
   else if (env.FC_CUSTOM_LISTEN_PORT) port = portFrom('FC_CUSTOM_LISTEN_PORT', env.FC_CUSTOM_LISTEN_PORT);

@@ -22,6 +22,7 @@ export async function readNodeRequest(
   req: IncomingMessage,
   options: { limit: number; url?: string | undefined },
 ): Promise<FcRequest> {
+  checkReadOptions(options);
   const body = await readBody(req, options.limit);
   return {
     method: req.method ?? 'GET',
@@ -30,6 +31,19 @@ export async function readNodeRequest(
     body,
     remoteAddress: req.socket?.remoteAddress,
   };
+}
+
+/** A `limit` that is not a number would compare false with every size: no body would be refused. */
+function checkReadOptions(options: { limit: unknown; url?: unknown }): void {
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(`Expected \`options\` to be an object with a \`limit\`, got \`${String(options)}\``);
+  }
+  if (typeof options.limit !== 'number' || !(options.limit >= 0)) {
+    throw new TypeError(`Expected \`limit\` to be a number of bytes from 0 and up, got \`${String(options.limit)}\``);
+  }
+  if (options.url !== undefined && typeof options.url !== 'string') {
+    throw new TypeError(`Expected \`url\` to be a string, got \`${typeof options.url}\``);
+  }
 }
 
 function tooLarge(size: number, limit: number): FcAsyncError {

@@ -69,7 +69,7 @@ export async function listenFc(
   if (typeof listener !== 'function') {
     throw new TypeError(`Expected \`listener\` to be a request listener function, got \`${typeof listener}\``);
   }
-  const o = resolveListenOptions(options, options.env ?? process.env);
+  const o = resolveListenOptions(options, process.env);
   const logger = o.logger ?? createConsoleLogger();
   const active = new Set<ServerResponse>();
   let idle: (() => void) | undefined;
