@@ -140,6 +140,20 @@ describe('accepting an async request (local mode)', () => {
 });
 
 describe('attempts', () => {
+  it("keeps at most 4 KB of a function error body's errorMessage", async () => {
+    const long = 'x'.repeat(10_000);
+    const { handler } = setup(
+      (_req, res) => {
+        res.statusCode = 500;
+        res.end(JSON.stringify({ errorMessage: long, errorType: 'Error' }));
+      },
+      { maxAsyncRetryAttempts: 0 },
+    );
+    await handler(asyncEvent({ method: 'POST', taskId: 'long_error' }), context);
+    await handler.drain();
+    expect((await handler.tasks.get('long_error'))?.taskErrorMessage).toBe(`${'x'.repeat(4096)}…`);
+  });
+
   it.each([
     ['an FC function error body', '{"errorMessage":"disk full","errorType":"IOError"}', 'disk full', 'IOError'],
     ['any other body', 'Internal oops', 'The function answered HTTP 500', 'HTTP500'],

@@ -134,7 +134,7 @@ describe('destination signatures', () => {
     ],
     [
       'check: parsed body',
-      () => checkDestinationSignature({ a: 1 } as never, 't=1', 's'),
+      () => checkDestinationSignature({ a: 1 } as never, signDestinationPayload('{"a":1}', 's'), 's'),
       'Expected `rawBody` to be a string or a Buffer, got `object`',
     ],
   ])('%s', (_name, call, message) => {

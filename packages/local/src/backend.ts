@@ -90,3 +90,34 @@ export async function backendFactory(
   const connection = redisOptions(spec.url);
   return (name) => bullmq({ connection, prefix: `fc-async:${name}` });
 }
+
+/**
+ * Holds back the start of the backends `backendFor` makes until `open()`. A persistent backend
+ * recovers on start (the destination calls a crash cut short, the ends of interrupted attempts,
+ * jobs a shared queue hands over), so the emulator opens it once every function exists and its
+ * s.yaml config (retries, destinations) is in force.
+ */
+export function gateBackends(backendFor: (functionName: string) => AsyncBackend | undefined): {
+  backendFor: (functionName: string) => AsyncBackend | undefined;
+  open: () => void;
+} {
+  let open = () => {};
+  const opened = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return {
+    backendFor(functionName) {
+      const backend = backendFor(functionName);
+      if (!backend) return undefined;
+      return {
+        name: backend.name,
+        persistent: backend.persistent,
+        create: async (context) => {
+          await opened;
+          return backend.create(context);
+        },
+      };
+    },
+    open: () => open(),
+  };
+}

@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { basename, extname, relative } from 'node:path';
 import { FcAsyncError } from '@fc-async/core';
-import { backendFactory, parseStoreSpec } from './backend.js';
+import { backendFactory, gateBackends, parseStoreSpec } from './backend.js';
 import { closeInDestinationOrder } from './close-order.js';
 import { createControlServer } from './control/server.js';
 import { applyAsyncConfig, type DestinationContext } from './destinations.js';
@@ -151,12 +151,16 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const o = resolveOptions(options);
   const log = createEmulatorLog({ format: o.logFormat, write: o.output });
   const specs = await specsOf(o, log);
-  const backendFor = await backendFactory(
-    parseStoreSpec(o.store, o.redis),
-    specs.map((s) => s.name),
+  const backends = gateBackends(
+    await backendFactory(
+      parseStoreSpec(o.store, o.redis),
+      specs.map((s) => s.name),
+    ),
   );
   const instanceId = newInstanceId();
   const functions: LocalFunction[] = [];
+  let registry: FunctionRegistry | undefined;
+  let destinations: DestinationContext | undefined;
   // Bounded: a backend that never connected would keep close() waiting for it. Custom runtimes'
   // processes are stopped whatever happens (stop() bounds itself).
   const closeAll = async () => {
@@ -178,8 +182,14 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         maxQueuedTasks: o.maxQueuedTasks,
         retryBaseMs: o.retryBaseMs,
       };
-      functions.push(await createLocalFunction(spec, { ...deps, backend: backendFor(spec.name) }));
+      functions.push(await createLocalFunction(spec, { ...deps, backend: backends.backendFor(spec.name) }));
     }
+    // The backends start once the config is in force: what a persistent one owes follows it.
+    registry = new FunctionRegistry(functions);
+    destinations = { functions: registry.byName, outDir: o.outDir, log };
+    for (const fn of functions) applyAsyncConfig(fn, destinations);
+    logTaskEvents(functions, log);
+    backends.open();
     await within(Promise.all(functions.map((f) => f.engine.whenReady())), BACKEND_START_MS, () => {
       throw new FcAsyncError(
         'BackendNotReady',
@@ -187,18 +197,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       );
     });
   } catch (error) {
+    backends.open();
     await closeAll();
     throw error;
   }
-  const registry = new FunctionRegistry(functions);
-  const destinations: DestinationContext = { functions: registry.byName, outDir: o.outDir, log };
-  try {
-    for (const fn of functions) applyAsyncConfig(fn, destinations);
-  } catch (error) {
-    await closeAll();
-    throw error;
-  }
-  logTaskEvents(functions, log);
 
   const trigger = createTriggerServer(registry, log);
   answerProtocolErrors(trigger, (code, message) => ({ body: { code, message } }));

@@ -96,6 +96,11 @@ export function buildFcEvent(
 const EMPTY = Buffer.alloc(0);
 /** Methods `parseFcEvent` takes as they are; a call with another one goes through the event. */
 const PLAIN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']);
+/**
+ * A method token `parseFcEvent` keeps as it is (upper case, at most 32 characters): a `rawQuery`
+ * call with one (`PROPFIND`, `M-SEARCH`) is built here too, as the event has no raw query to keep.
+ */
+const UPPER_METHOD_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Z-]{1,32}$/;
 
 /** How {@link requestFromCall} builds a request. */
 export interface CallOptions {
@@ -121,8 +126,8 @@ export function requestFromCall(
   requestId: string,
   options: CallOptions = {},
 ): FcRequest | undefined {
-  if (!PLAIN_METHODS.has(call.method)) return undefined;
   const { trusted = false, rawQuery = false, now = Date.now() } = options;
+  if (!PLAIN_METHODS.has(call.method) && !(rawQuery && UPPER_METHOD_TOKEN.test(call.method))) return undefined;
   const headers = fcHeaders(call, fn, requestId, trusted);
   if (headers.host === undefined) headers.host = 'localhost';
   let body = call.body;

@@ -372,19 +372,7 @@ export class AsyncEngine {
    * A persistent backend keeps unfinished tasks for the next start instead.
    */
   async close(options: { timeoutMs?: number } = {}): Promise<void> {
-    if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-      throw new TypeError(
-        `Expected close() options to be an object, got \`${Array.isArray(options) ? 'array' : String(options)}\``,
-      );
-    }
-    for (const key of Object.keys(options)) {
-      if (key !== 'timeoutMs') throw new TypeError(`Unknown close() option \`${key}\``);
-    }
-    // `undefined` takes the default; anything else (null included) must be a number from 0.
-    const timeoutMs = options.timeoutMs === undefined ? 30_000 : options.timeoutMs;
-    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) {
-      throw new TypeError(`Expected \`timeoutMs\` to be a number from 0 and up, got \`${String(timeoutMs)}\``);
-    }
+    const timeoutMs = closeTimeoutMs(options);
     this.closing = true;
     const started = await this.ready.then(
       () => true,
@@ -1076,8 +1064,36 @@ export function functionArn(
   return `acs:fc:${invocation.region || 'local'}:${invocation.accountId || '0'}:functions/${invocation.functionName || fallbackName}`;
 }
 
+/**
+ * The `timeoutMs` of `close(options)`, 30 s by default; a TypeError for options that are not
+ * `{ timeoutMs? }` with a number from 0 (callers that remember their close check first with it).
+ *
+ * @example
+ * ```ts
+ * closeTimeoutMs({ timeout: 5000 }); // TypeError: Unknown close() option `timeout`
+ * ```
+ */
+export function closeTimeoutMs(options: unknown = {}): number {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new TypeError(
+      `Expected close() options to be an object, got \`${Array.isArray(options) ? 'array' : String(options)}\``,
+    );
+  }
+  for (const key of Object.keys(options)) {
+    if (key !== 'timeoutMs') throw new TypeError(`Unknown close() option \`${key}\``);
+  }
+  // `undefined` takes the default; anything else (null included) must be a number from 0.
+  const { timeoutMs = 30_000 } = options as { timeoutMs?: unknown };
+  if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) {
+    throw new TypeError(`Expected \`timeoutMs\` to be a number from 0 and up, got \`${String(timeoutMs)}\``);
+  }
+  return timeoutMs;
+}
+
 /** Bodies read for an FC-style error: larger ones are no function error's `{ errorMessage }`. */
 const ERROR_BODY_CAP = 64 * 1024;
+/** The longest error message a task keeps from a function's error body. */
+const ERROR_MESSAGE_CAP = 4096;
 
 /**
  * The outcome of an attempt whose response counts as a failure. An FC function error's body
@@ -1098,7 +1114,11 @@ export function failedResponse(response: BridgeResponse): Extract<AttemptOutcome
     try {
       const parsed = JSON.parse(typeof body === 'string' ? body : body.toString('utf8')) as Record<string, unknown>;
       if (typeof parsed.errorMessage === 'string') {
-        message = parsed.errorMessage;
+        // Kept in the record and in each retry's event: bounded like FC's own error messages.
+        message =
+          parsed.errorMessage.length > ERROR_MESSAGE_CAP
+            ? `${parsed.errorMessage.slice(0, ERROR_MESSAGE_CAP)}…`
+            : parsed.errorMessage;
         if (typeof parsed.errorType === 'string' && parsed.errorType !== '') errorType = parsed.errorType;
       }
     } catch {

@@ -64,7 +64,8 @@ export function signDestinationPayload(
 /**
  * Checks an `x-fc-async-signature` header against the raw request body and says why it failed.
  * Passes when `t` is within `toleranceSeconds` of now and any `v1` matches any secret
- * (timing-safe). Throws only for invalid arguments of the receiver (empty secret, bad tolerance).
+ * (timing-safe). Throws only for invalid arguments of the receiver (empty secret, bad tolerance,
+ * and, once a request is signed, a body that is not the raw string or bytes).
  *
  * @example
  * ```ts
@@ -78,7 +79,6 @@ export function checkDestinationSignature(
   secret: Secrets,
   options?: VerifySignatureOptions,
 ): SignatureCheck {
-  rawBodyOption(rawBody);
   const secrets = secretList(secret);
   const opts = objectOption('options', options, 'checkDestinationSignature()', ['toleranceSeconds', 'now']);
   const tolerance =
@@ -96,6 +96,9 @@ export function checkDestinationSignature(
   if (!parsed) return { ok: false, reason: 'malformed_header' };
   if (parsed.signatures.length === 0) return { ok: false, reason: 'no_signature' };
   if (Math.abs(now / 1000 - parsed.timestamp) > tolerance) return { ok: false, reason: 'timestamp_out_of_tolerance' };
+  // Only a signed request gets here: an unsigned one whose body a parser skipped (`req.body`
+  // undefined under express.raw for another content type) is refused above, not a crash.
+  rawBodyOption(rawBody);
   const expected = secrets.map((s) => hmac(s, parsed.timestamp, rawBody));
   let match = false;
   // Compare every pair so timing does not reveal which one matched.

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AsyncEngine } from '../async/engine.js';
+import { AsyncEngine, closeTimeoutMs } from '../async/engine.js';
 import { resolveAsyncOptions, resolveMode } from '../async/options.js';
 import { createRedactor } from '../async/payload.js';
 import { PlatformAsync } from '../async/platform.js';
@@ -114,6 +114,14 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
     bind,
     drain: () => engine?.drain() ?? platform?.drain() ?? Promise.resolve(),
     close(closeOptions) {
+      if (closing === undefined && engine) {
+        // Checked before the close is remembered: a refused one leaves the runtime open for the next.
+        try {
+          closeTimeoutMs(closeOptions);
+        } catch (error) {
+          return Promise.reject(error);
+        }
+      }
       closing ??= engine?.close(closeOptions) ?? platform?.drain() ?? Promise.resolve();
       return closing;
     },

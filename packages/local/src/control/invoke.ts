@@ -4,13 +4,17 @@ import type { EmulatorLog } from '../log.js';
 import { type ApiCall, checkQualifier } from './params.js';
 import { ApiError } from './respond.js';
 
-/** Request headers of InvokeFunction that reach the function: FC's async controls (FC 2.0's task id too). */
+/** Request headers of InvokeFunction that reach the function: FC's async controls (FC 2.0's task id too), W3C trace context. */
 const PASSED = [
   'x-fc-invocation-type',
   'x-fc-async-task-id',
   'x-fc-stateful-async-invocation-id',
   'x-fc-async-delay',
   'x-fc-log-type',
+  // The caller's W3C trace context, which FC 3.0 propagates: the invocation's span continues its trace.
+  'traceparent',
+  'tracestate',
+  'baggage',
 ];
 
 /**
@@ -78,6 +82,9 @@ export async function invokeFunction(call: ApiCall, log: EmulatorLog): Promise<v
   let body = Buffer.alloc(0);
   if (isAsync) {
     out['x-fc-async-task-id'] = result.headers['x-fc-async-task-id'] ?? requestId;
+    // With tracing on, the span that accepted the task, as on the trigger's 202.
+    const traceparent = result.headers.traceparent;
+    if (traceparent) out.traceparent = traceparent;
   } else {
     body = Buffer.from(result.body, result.isBase64Encoded ? 'base64' : 'utf8');
     out['content-type'] = result.headers['content-type'] ?? 'application/octet-stream';

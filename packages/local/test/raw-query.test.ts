@@ -1,0 +1,66 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Emulator, startEmulator } from '../src/index.js';
+
+// FC 2.0 handlers (and custom runtimes) see the query as the client sent it, whatever the method:
+// a WebDAV or SSDP method must not get FC 3.0's comma-joined values where GET gets the array.
+describe('the query an FC 2.0 HTTP handler sees, by method', () => {
+  const root = mkdtempSync(join(tmpdir(), 'fc-async-raw-query-'));
+  let emulator: Emulator;
+  beforeAll(async () => {
+    writeFileSync(
+      join(root, 'index.cjs'),
+      `exports.handler = (req, resp) => {
+  resp.setHeader('content-type', 'application/json');
+  resp.send(JSON.stringify({ method: req.method, url: req.url, queries: req.queries }));
+};
+`,
+    );
+    writeFileSync(
+      join(root, 's.yaml'),
+      `services:
+  web:
+    component: fc
+    props:
+      function: { name: web, codeUri: ./, handler: index.handler, runtime: nodejs18 }
+      triggers: [{ name: http, type: http }]
+`,
+    );
+    emulator = await startEmulator({ config: join(root, 's.yaml'), port: 0, controlPort: 0, output: () => {} });
+  });
+  afterAll(async () => {
+    await emulator?.close({ timeoutMs: 1000 });
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  const query = '?tag=a&tag=b%2Cc&one=1';
+  const expected = { tag: ['a', 'b,c'], one: '1' };
+
+  it.each(['GET', 'PROPFIND', 'LOCK', 'M-SEARCH'])('keeps the query as sent for %s', async (method) => {
+    const res = await fetch(`${emulator.triggerUrl}/items${query}`, { method });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ method, url: `/items${query}`, queries: expected });
+  });
+
+  it('replays an async PROPFIND with the query as sent', async () => {
+    const accepted = await fetch(`${emulator.triggerUrl}/items${query}`, {
+      method: 'PROPFIND',
+      headers: { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'propfind_1' },
+    });
+    expect(accepted.status).toBe(202);
+    let task: { status?: string; returnPayload?: string } = {};
+    for (let i = 0; i < 100 && task.status !== 'Succeeded'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const res = await fetch(`${emulator.controlUrl}/2023-03-30/functions/web/async-tasks/propfind_1`);
+      task = (await res.json()) as typeof task;
+    }
+    expect(task.status).toBe('Succeeded');
+    expect(JSON.parse(task.returnPayload ?? '{}')).toEqual({
+      method: 'PROPFIND',
+      url: `/items${query}`,
+      queries: expected,
+    });
+  });
+});
