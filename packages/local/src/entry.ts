@@ -90,7 +90,11 @@ export async function loadEntry(file: string, exportName?: string, instance?: st
       if (kind) return { kind, value, exportName: name };
     }
   }
-  const found = [...new Set([...Object.keys(mod), ...Object.keys(cjs ?? {})])].filter((k) => k !== 'default');
+  // `default` is a CommonJS module's `module.exports` (listed by its keys), unless it is servable
+  // itself (`export default app`): then it is what the asked-for name should have been.
+  const found = [...new Set([...Object.keys(mod), ...Object.keys(cjs ?? {})])].filter(
+    (k) => k !== 'default' || classifyExport(mod.default) !== undefined,
+  );
   // A looked-at export that is there but is neither an app nor a function: say what it is.
   const wrong = names
     .map((name) => [name, mod[name] ?? cjs?.[name]] as const)

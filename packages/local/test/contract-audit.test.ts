@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Emulator, startEmulator } from '../src/index.js';
-import { $FC, fixture, sdk, sdkError, waitFor } from './helpers.js';
+import { $FC, fixture, sdk, sdkError, startFc2Web, waitFor } from './helpers.js';
 
 /**
  * Function Compute's documented behaviour for async calls (invocation, retries and destination
@@ -458,35 +458,19 @@ describe('FC contract section 4: an FC 2.0 HTTP handler', () => {
 });
 
 describe('FC contract section 4: resp.send of an FC 2.0 HTTP handler', () => {
-  const root = mkdtempSync(join(tmpdir(), 'fc-async-contract-send-'));
+  let web: Awaited<ReturnType<typeof startFc2Web>>;
   let emulator: Emulator;
   beforeAll(async () => {
-    writeFileSync(
-      join(root, 'index.cjs'),
-      `exports.handler = (req, resp) => {
+    web = await startFc2Web(`exports.handler = (req, resp) => {
   if (req.path === '/object') return resp.send({ ok: true });
   if (req.path === '/number') return resp.send(42);
   resp.setHeader('content-type', 'text/plain');
   resp.send(req.path === '/bytes' ? new Uint8Array([104, 105]) : 'text');
 };
-`,
-    );
-    writeFileSync(
-      join(root, 's.yaml'),
-      `services:
-  web:
-    component: fc
-    props:
-      function: { name: web, codeUri: ./, handler: index.handler, runtime: nodejs18 }
-      triggers: [{ name: http, type: http }]
-`,
-    );
-    emulator = await startEmulator({ config: join(root, 's.yaml'), port: 0, controlPort: 0, output: () => {} });
+`);
+    emulator = web.emulator;
   });
-  afterAll(async () => {
-    await emulator?.close({ timeoutMs: 1000 });
-    rmSync(root, { recursive: true, force: true });
-  });
+  afterAll(() => web?.close());
 
   it('sends a string and bytes as they are', async () => {
     expect(await (await fetch(`${emulator.triggerUrl}/text`)).text()).toBe('text');

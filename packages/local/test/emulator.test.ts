@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FcHttpEvent } from '@fc-async/core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { loadEntry } from '../src/entry.js';
 import { type Emulator, startEmulator } from '../src/index.js';
 import { fixture, waitFor } from './helpers.js';
 
@@ -150,6 +151,11 @@ describe('an entry with nothing to serve', () => {
     await expect(startEmulator({ ...quiet, entry: fixture('not-servable.mjs') })).rejects.toThrow(
       /exports no Express, Koa or Fastify app and no FC handler .*other exports: answer/,
     );
+  });
+
+  it('names a servable default export when the s.yaml handler asked for another name', async () => {
+    // `handler: app.app` on a module with `export default app`.
+    await expect(loadEntry(fixture('jobs-app.ts'), 'app')).rejects.toThrow(/\(looked at app; other exports: default\)/);
   });
 });
 

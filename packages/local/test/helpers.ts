@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +7,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import FC, * as $FC from '@alicloud/fc20230330';
 import { $OpenApiUtil } from '@alicloud/openapi-core';
 import { type BrowserContext, chromium } from 'playwright-core';
-import { type EmulatorOptions, startEmulator } from '../src/index.js';
+import { type Emulator, type EmulatorOptions, startEmulator } from '../src/index.js';
 
 export { $FC };
 
@@ -25,6 +25,33 @@ export const startEcho = (options: EmulatorOptions = {}) =>
     output: () => {},
     ...options,
   });
+
+/**
+ * The emulator serving one FC 2.0 HTTP function `web` (an s.yaml `fc` component) whose CommonJS
+ * `handler(req, resp, context)` is `source`, from a temporary folder that `close()` removes.
+ */
+export async function startFc2Web(source: string): Promise<{ emulator: Emulator; close: () => Promise<void> }> {
+  const root = mkdtempSync(join(tmpdir(), 'fc-async-fc2-web-'));
+  writeFileSync(join(root, 'index.cjs'), source);
+  writeFileSync(
+    join(root, 's.yaml'),
+    `services:
+  web:
+    component: fc
+    props:
+      function: { name: web, codeUri: ./, handler: index.handler, runtime: nodejs18 }
+      triggers: [{ name: http, type: http }]
+`,
+  );
+  const emulator = await startEmulator({ config: join(root, 's.yaml'), port: 0, controlPort: 0, output: () => {} });
+  return {
+    emulator,
+    close: async () => {
+      await emulator.close({ timeoutMs: 1000 });
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
 
 const require = createRequire(import.meta.url);
 /** tsx's loader by absolute URL, so that the CLI runs from source whatever the working folder. */

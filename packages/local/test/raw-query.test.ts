@@ -1,39 +1,21 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Emulator, startEmulator } from '../src/index.js';
+import type { Emulator } from '../src/index.js';
+import { startFc2Web } from './helpers.js';
 
 // FC 2.0 handlers (and custom runtimes) see the query as the client sent it, whatever the method:
 // a WebDAV or SSDP method must not get FC 3.0's comma-joined values where GET gets the array.
 describe('the query an FC 2.0 HTTP handler sees, by method', () => {
-  const root = mkdtempSync(join(tmpdir(), 'fc-async-raw-query-'));
+  let web: Awaited<ReturnType<typeof startFc2Web>>;
   let emulator: Emulator;
   beforeAll(async () => {
-    writeFileSync(
-      join(root, 'index.cjs'),
-      `exports.handler = (req, resp) => {
+    web = await startFc2Web(`exports.handler = (req, resp) => {
   resp.setHeader('content-type', 'application/json');
   resp.send(JSON.stringify({ method: req.method, url: req.url, queries: req.queries }));
 };
-`,
-    );
-    writeFileSync(
-      join(root, 's.yaml'),
-      `services:
-  web:
-    component: fc
-    props:
-      function: { name: web, codeUri: ./, handler: index.handler, runtime: nodejs18 }
-      triggers: [{ name: http, type: http }]
-`,
-    );
-    emulator = await startEmulator({ config: join(root, 's.yaml'), port: 0, controlPort: 0, output: () => {} });
+`);
+    emulator = web.emulator;
   });
-  afterAll(async () => {
-    await emulator?.close({ timeoutMs: 1000 });
-    rmSync(root, { recursive: true, force: true });
-  });
+  afterAll(() => web?.close());
 
   const query = '?tag=a&tag=b%2Cc&one=1';
   const expected = { tag: ['a', 'b,c'], one: '1' };
