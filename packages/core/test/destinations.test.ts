@@ -120,18 +120,20 @@ function memoryLogger(): Logger & { entries: Entry[] } {
   return { entries, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }
 
-/** A clock that only moves when the injected sleep is called. */
+/** A clock that only moves when the injected sleep is called; the sleeps it took in `delays`. */
 function fakeTime(start = 1_700_000_000_000) {
   let now = start;
   const delays: number[] = [];
-  return {
-    delays,
+  const clock = {
     now: () => now,
     sleep: async (ms: number) => {
       delays.push(ms);
       now += ms;
     },
   };
+  // Not an option of deliverRecord: kept out of `{ ...time }`.
+  Object.defineProperty(clock, 'delays', { value: delays, enumerable: false });
+  return clock as typeof clock & { readonly delays: number[] };
 }
 
 afterEach(async () => {
@@ -661,6 +663,15 @@ describe('deliverRecord', () => {
       level: 'error',
       fields: { error: 'Expected `baseDelayMs` to be a number from 0 and up, got `-1`' },
     });
+  });
+
+  it('logs a misspelt option rather than ignoring it silently, and still delivers', async () => {
+    const logger = memoryLogger();
+    const result = await deliverRecord(() => {}, makeRecord(), { logger, retry: 5 } as never);
+    expect(result.status).toBe('Succeeded');
+    expect(logger.entries).toContainEqual(
+      expect.objectContaining({ level: 'error', fields: { error: 'Unknown deliverRecord() option `retry`' } }),
+    );
   });
 });
 

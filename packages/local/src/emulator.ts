@@ -36,8 +36,9 @@ export interface Emulator {
   /** Names of the functions served. */
   readonly functions: readonly string[];
   /**
-   * Stops accepting requests, lets queued and running tasks finish until `timeoutMs` (then stops
-   * them), flushes spans and closes both ports. Idempotent.
+   * Stops accepting requests, lets queued and running tasks finish until `timeoutMs` (with
+   * `redis`, only the running ones; then stops them, or keeps them for the next start with a
+   * durable store), flushes spans and closes both ports. Idempotent.
    */
   close(options?: { timeoutMs?: number }): Promise<void>;
 }

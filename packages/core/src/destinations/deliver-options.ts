@@ -48,6 +48,20 @@ export interface Settings {
 /** setTimeout fires at once past 2^31 − 1 ms. */
 export const MAX_TIMER_MS = 2_147_483_647;
 
+/** The keys of {@link DeliverOptions}. */
+const DELIVER_KEYS: ReadonlySet<string> = new Set([
+  'logger',
+  'baseDelayMs',
+  'maxDelayMs',
+  'maxElapsedMs',
+  'attemptTimeoutMs',
+  'retries',
+  'sleep',
+  'now',
+  'random',
+  'signal',
+]);
+
 /** Validates the options; an invalid one is logged and replaced by its default (delivery never throws). */
 export function resolveSettings(options: DeliverOptions | undefined): Settings {
   const o = (typeof options === 'object' && options !== null ? options : {}) as Partial<DeliverOptions>;
@@ -60,6 +74,10 @@ export function resolveSettings(options: DeliverOptions | undefined): Settings {
       return fallback;
     }
   };
+  // A misspelt option is logged like a bad value (deliverRecord never throws), not silently ignored.
+  for (const key of Object.keys(o)) {
+    if (!DELIVER_KEYS.has(key)) logError(logger, `Unknown deliverRecord() option \`${key}\``);
+  }
   const fn = <T>(name: string, value: T | undefined, fallback: T): T =>
     pick(() => {
       if (value === undefined) return fallback;
