@@ -631,6 +631,32 @@ describe('close() and drain()', () => {
     expect(failures.map((f) => f.requestContext.condition)).toEqual(['Stopped', 'Stopped', 'Stopped']);
   });
 
+  it('at the deadline, a running task that ignores its stop still reaches onFailure once its grace is over', async () => {
+    const delivered: DestinationRecord[] = [];
+    const { handler } = setup(
+      (req) => {
+        getInvocation(req)?.signal.addEventListener('abort', () => {});
+      },
+      { concurrency: 1, stopGraceMs: 150 },
+      {
+        // A destination that does I/O (a file, a webhook) ends turns after its call starts.
+        destinations: {
+          onFailure: async (record) => {
+            await tick(20);
+            delivered.push(record);
+          },
+        },
+      },
+    );
+    await handler(asyncEvent({ taskId: 'stubborn' }), context);
+    await tick(5);
+    await handler.close({ timeoutMs: 30 });
+    const task = await handler.tasks.get('stubborn');
+    expect(task?.status).toBe('Stopped');
+    expect(task?.destinationStatus).toBe('Succeeded');
+    expect(delivered.map((r) => r.requestContext.condition)).toEqual(['Stopped']);
+  });
+
   it('drain() resolves at once when idle', async () => {
     const { handler } = setup(ok);
     await expect(handler.drain()).resolves.toBeUndefined();

@@ -147,6 +147,8 @@ export interface TaskApi {
 }
 
 const RETURN_PAYLOAD_CAP = 1024 * 1024;
+/** At close, the time the onFailure calls of the tasks it stopped get past the stop's grace. */
+const STOPPED_DELIVERY_MS = 2000;
 const isText = createBodyClassifier();
 
 /**
@@ -403,7 +405,10 @@ export class AsyncEngine {
       } else {
         const left = (await this.store.unfinished()).filter((r) => !TERMINAL_STATUSES.has(r.status));
         await Promise.all(left.map((record) => this.stopTask(record.taskId).catch(() => undefined)));
-        await within(this.drain(), Math.max(this.options.stopGraceMs, 100));
+        // An attempt that ignores its stop is recorded Stopped when the grace runs out; its onFailure
+        // call starts then, and gets a moment more before deliveries are cut.
+        const grace = Math.max(this.options.stopGraceMs, 100);
+        await within(this.drain(), left.length > 0 ? grace + STOPPED_DELIVERY_MS : grace);
       }
       // A destination still hung or retrying ends now, and takes no new attempt.
       this.shutdown.abort();
