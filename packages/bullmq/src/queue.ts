@@ -247,9 +247,14 @@ export class BullmqQueueDriver implements QueueDriver {
     // period, leave the worker (the engine has already waited for this instance's attempts); the
     // jobs it held go back to the queue once their lock expires.
     if (this.workerClosed && !(await settlesWithin(this.workerClosed, CLOSE_GRACE_MS))) {
-      this.logger.warn('bullmq worker did not close in time (Redis unreachable); leaving it', {
-        graceMs: CLOSE_GRACE_MS,
-      });
+      // Either Redis is unreachable or a job it holds is still running (an attempt that ignored its stop).
+      this.logger.warn(
+        'bullmq worker did not close in time (Redis unreachable, or an attempt still running); leaving it',
+        {
+          graceMs: CLOSE_GRACE_MS,
+          running: this.active,
+        },
+      );
       this.abandon();
     }
     await this.queue.close();
