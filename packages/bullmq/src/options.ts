@@ -1,4 +1,4 @@
-import { integerOption, type RetentionOptions, resolveRetentionOptions } from '@fc-async/core';
+import { integerOption, MAX_TIMER_MS, type RetentionOptions, resolveRetentionOptions } from '@fc-async/core';
 import type { RedisOptions } from 'ioredis';
 
 /**
@@ -28,9 +28,6 @@ export interface BullmqBackendOptions extends RetentionOptions {
 
 /** {@link BullmqBackendOptions} with every default applied. */
 export type ResolvedBullmqOptions = Required<BullmqBackendOptions>;
-
-/** The largest delay a Node timer keeps: the lock renewal, the stalled check and the connect wait are timers. */
-const MAX_TIMER_MS = 2_147_483_647;
 
 const KNOWN = new Set([
   'connection',

@@ -1,4 +1,5 @@
 import type { FcHttpEvent } from './fc-types.js';
+import { kindOf } from './handler-options.js';
 import { newRequestId } from './ids.js';
 
 /** What {@link fcHttpEvent} makes an FC 3.0 HTTP event of; every field may be left out. */
@@ -125,12 +126,10 @@ function isoSecond(now: number): string {
 const INIT_KEYS = new Set(['method', 'url', 'headers', 'body', 'sourceIp', 'requestId', 'accountId', 'timeEpoch']);
 const STRING_KEYS = ['method', 'url', 'sourceIp', 'requestId', 'accountId'] as const;
 
-const describe = (value: unknown) => (value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value);
-
 /** Refuses what {@link fcHttpEvent} would turn into a broken event or a crash deep inside it. */
 function checkInit(init: FcHttpEventInit): void {
   if (typeof init !== 'object' || init === null || Array.isArray(init)) {
-    throw new TypeError(`Expected \`init\` to be an object, got \`${describe(init)}\``);
+    throw new TypeError(`Expected \`init\` to be an object, got \`${kindOf(init)}\``);
   }
   for (const key in init) {
     if (!INIT_KEYS.has(key)) throw new TypeError(`Unknown fcHttpEvent() option \`${key}\``);
@@ -138,16 +137,16 @@ function checkInit(init: FcHttpEventInit): void {
   for (const key of STRING_KEYS) {
     const value = init[key];
     if (value !== undefined && typeof value !== 'string') {
-      throw new TypeError(`Expected \`${key}\` to be a string, got \`${describe(value)}\``);
+      throw new TypeError(`Expected \`${key}\` to be a string, got \`${kindOf(value)}\``);
     }
   }
   const { headers, body, timeEpoch } = init;
   if (headers !== undefined && (typeof headers !== 'object' || headers === null || Array.isArray(headers))) {
-    throw new TypeError(`Expected \`headers\` to be an object of header values, got \`${describe(headers)}\``);
+    throw new TypeError(`Expected \`headers\` to be an object of header values, got \`${kindOf(headers)}\``);
   }
   if (body !== undefined && typeof body !== 'string' && (typeof body !== 'object' || body === null)) {
     throw new TypeError(
-      `Expected \`body\` to be a string, bytes or an object to send as JSON, got \`${describe(body)}\``,
+      `Expected \`body\` to be a string, bytes or an object to send as JSON, got \`${kindOf(body)}\``,
     );
   }
   if (timeEpoch !== undefined && !(typeof timeEpoch === 'number' && Number.isFinite(timeEpoch) && timeEpoch >= 0)) {
@@ -188,7 +187,7 @@ export function fcHttpEvent(init: FcHttpEventInit = {}): FcHttpEvent {
     if (value === undefined) continue;
     if (typeof value !== 'string' && !(Array.isArray(value) && value.every((v) => typeof v === 'string'))) {
       throw new TypeError(
-        `Expected \`headers.${name}\` to be a string or an array of strings, got \`${describe(value)}\``,
+        `Expected \`headers.${name}\` to be a string or an array of strings, got \`${kindOf(value)}\``,
       );
     }
     headers[canonicalHeaderName(name)] = typeof value === 'string' ? value : value.join(',');

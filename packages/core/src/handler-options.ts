@@ -12,7 +12,9 @@ const HANDLER_KEYS = new Set([
 const RUNTIME_KEYS = new Set([...HANDLER_KEYS].filter((key) => key !== 'textContentTypes'));
 const LOGGER_METHODS = ['debug', 'info', 'warn', 'error'] as const;
 
-const describe = (value: unknown) => (value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value);
+/** What a value is, for an option's error message: `null`, `array` or its `typeof`. */
+export const kindOf = (value: unknown): string =>
+  value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
 
 /**
  * Checks the options of `createHandler` / `createFcHandler` (`kind: 'handler'`) or of the
@@ -28,7 +30,7 @@ const describe = (value: unknown) => (value === null ? 'null' : Array.isArray(va
  */
 export function checkHandlerOptions(options: unknown, kind: 'handler' | 'runtime'): void {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new TypeError(`Expected \`options\` to be an object, got \`${describe(options)}\``);
+    throw new TypeError(`Expected \`options\` to be an object, got \`${kindOf(options)}\``);
   }
   const known = kind === 'handler' ? HANDLER_KEYS : RUNTIME_KEYS;
   for (const key of Object.keys(options)) {
@@ -43,12 +45,17 @@ export function checkHandlerOptions(options: unknown, kind: 'handler' | 'runtime
   const o = options as Record<string, unknown>;
   checkLogger(o.logger);
   if (o.detect !== undefined && typeof o.detect !== 'function') {
-    throw new TypeError(`Expected \`detect\` to be a function, got \`${describe(o.detect)}\``);
+    throw new TypeError(`Expected \`detect\` to be a function, got \`${kindOf(o.detect)}\``);
   }
-  if (o.env !== undefined && (typeof o.env !== 'object' || o.env === null || Array.isArray(o.env))) {
-    throw new TypeError(`Expected \`env\` to be an object of environment variables, got \`${describe(o.env)}\``);
-  }
+  if (o.env !== undefined) checkEnv(o.env);
   if (o.destinations !== undefined) checkDestinations(o.destinations, 'destinations');
+}
+
+/** Checks an `env` option: an object of environment variables. */
+export function checkEnv(env: unknown): void {
+  if (typeof env !== 'object' || env === null || Array.isArray(env)) {
+    throw new TypeError(`Expected \`env\` to be an object of environment variables, got \`${kindOf(env)}\``);
+  }
 }
 
 /**
@@ -67,7 +74,7 @@ export function checkLogger(logger: unknown): void {
       : [];
   if (typeof logger !== 'object' || logger === null || missing.length > 0) {
     throw new TypeError(
-      `Expected \`logger\` to be an object with debug, info, warn and error methods, got \`${describe(logger)}\`${missing.length > 0 ? ` without ${missing.join(', ')}` : ''}`,
+      `Expected \`logger\` to be an object with debug, info, warn and error methods, got \`${kindOf(logger)}\`${missing.length > 0 ? ` without ${missing.join(', ')}` : ''}`,
     );
   }
 }
@@ -82,9 +89,7 @@ export function checkLogger(logger: unknown): void {
  */
 export function checkDestinations(value: unknown, name: string): void {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new TypeError(
-      `Expected \`${name}\` to be an object with onSuccess and onFailure, got \`${describe(value)}\``,
-    );
+    throw new TypeError(`Expected \`${name}\` to be an object with onSuccess and onFailure, got \`${kindOf(value)}\``);
   }
   for (const [side, list] of Object.entries(value)) {
     if (side !== 'onSuccess' && side !== 'onFailure') throw new TypeError(`Unknown option \`${name}.${side}\``);
@@ -94,7 +99,7 @@ export function checkDestinations(value: unknown, name: string): void {
       if (typeof item !== 'function') {
         const at = Array.isArray(list) ? `${name}.${side}[${i}]` : `${name}.${side}`;
         throw new TypeError(
-          `Expected \`${at}\` to be a destination (a function, e.g. httpDestination(url)), got \`${describe(item)}\``,
+          `Expected \`${at}\` to be a destination (a function, e.g. httpDestination(url)), got \`${kindOf(item)}\``,
         );
       }
     });

@@ -92,6 +92,7 @@ export {
   type VerifySignatureOptions,
   verifyDestinationSignature,
 } from './destinations/index.js';
+export { MAX_TIMER_MS } from './destinations/validate.js';
 export { badRequest, FcAsyncError, isFcAsyncError } from './errors.js';
 export type {
   AsyncTask,

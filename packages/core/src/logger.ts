@@ -1,3 +1,5 @@
+import { objectOption } from './destinations/validate.js';
+
 /**
  * The logger fc-async writes to. Any object with these four methods works (pino, bunyan, the FC
  * context logger, `console`).
@@ -30,15 +32,7 @@ const LEVELS: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40
  * ```
  */
 export function createConsoleLogger(options: { level?: Level } = {}): Logger {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new TypeError(
-      `Expected \`options\` to be an object, got \`${options === null ? 'null' : Array.isArray(options) ? 'array' : typeof options}\``,
-    );
-  }
-  for (const key of Object.keys(options)) {
-    if (key !== 'level') throw new TypeError(`Unknown createConsoleLogger() option \`${key}\``);
-  }
-  const level = options.level ?? 'info';
+  const level = objectOption('options', options, 'createConsoleLogger()', ['level']).level ?? 'info';
   if (!Object.hasOwn(LEVELS, level)) {
     throw new TypeError(`Expected \`level\` to be 'debug', 'info', 'warn' or 'error', got \`${String(level)}\``);
   }

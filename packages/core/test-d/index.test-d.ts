@@ -146,6 +146,7 @@ expectType<ret.ResolvedRetentionOptions>(ret.resolveRetentionOptions({ retention
 expectType<number>(ret.resolveRetentionOptions({}).pruneIntervalMs);
 expectError(ret.resolveRetentionOptions({ maxTasks: '10' }));
 expectType<number>(ret.integerOption('openTimeoutMs', undefined, 0, 2000));
+expectType<number>(ret.integerOption('pruneIntervalMs', undefined, 1, 60_000, ret.MAX_TIMER_MS));
 
 expectType<void>(makeFolderSync('.fc-async/records'));
 expectError(makeFolderSync(1));

@@ -70,7 +70,7 @@ describe('close()', () => {
   it('refuses options that are not an object, and unknown keys (a misspelt timeoutMs)', async () => {
     const { handler } = setup(ok);
     await expect(handler.close({ timeout: 5 } as never)).rejects.toThrow('Unknown close() option `timeout`');
-    await expect(handler.close(null as never)).rejects.toThrow('Expected close() options to be an object, got `null`');
+    await expect(handler.close(null as never)).rejects.toThrow('Expected `options` to be an object, got `null`');
     await expect(handler.close([] as never)).rejects.toThrow('got `array`');
     await handler.close({ timeoutMs: 0 });
   });
@@ -87,7 +87,7 @@ describe('close()', () => {
 describe('memory()', () => {
   it('refuses options that are not an object, and unknown keys', () => {
     expect(() => memory({ pruneIntervalMs: 1000 } as never)).toThrow('Unknown memory() option `pruneIntervalMs`');
-    expect(() => memory(null as never)).toThrow('Expected memory() options to be an object, got `null`');
+    expect(() => memory(null as never)).toThrow('Expected `options` to be an object, got `null`');
     expect(() => memory([] as never)).toThrow('got `array`');
     expect(() => memory({ maxTasks: 10, retentionMs: 1000 })).not.toThrow();
   });

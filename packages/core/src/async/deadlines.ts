@@ -1,5 +1,4 @@
-/** setTimeout fires at once past 2^31 − 1 ms. */
-const MAX_TIMER_MS = 2_147_483_647;
+import { MAX_TIMER_MS } from '../destinations/validate.js';
 
 /** One pending timeout of a {@link Deadlines}. */
 export interface Deadline {

@@ -2,6 +2,7 @@ import { setMaxListeners } from 'node:events';
 import { deliverResolved } from '../destinations/deliver.js';
 import { resolveSettings, type Settings } from '../destinations/deliver-options.js';
 import type { Destination } from '../destinations/types.js';
+import { MAX_TIMER_MS, objectOption } from '../destinations/validate.js';
 import { badRequest, FcAsyncError, isFcAsyncError } from '../errors.js';
 import type { AsyncTask, DestinationCondition, DestinationRecord } from '../fc-types.js';
 import { checkCallerTaskId, type Invocation } from '../invocation.js';
@@ -1038,9 +1039,6 @@ function checkTaskId(taskId: unknown): void {
   }
 }
 
-/** setTimeout fires at once past 2^31 − 1 ms. */
-const MAX_TIMER_MS = 2_147_483_647;
-
 /** How long a task waits after the store refused one of its writes, ms. */
 const BOOKKEEPING_RETRY_MS = 1000;
 
@@ -1078,17 +1076,9 @@ export function functionArn(
  * closeTimeoutMs({ timeout: 5000 }); // TypeError: Unknown close() option `timeout`
  * ```
  */
-export function closeTimeoutMs(options: unknown = {}): number {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new TypeError(
-      `Expected close() options to be an object, got \`${Array.isArray(options) ? 'array' : String(options)}\``,
-    );
-  }
-  for (const key of Object.keys(options)) {
-    if (key !== 'timeoutMs') throw new TypeError(`Unknown close() option \`${key}\``);
-  }
+export function closeTimeoutMs(options: { timeoutMs?: number } = {}): number {
   // `undefined` takes the default; anything else (null included) must be a number from 0.
-  const { timeoutMs = 30_000 } = options as { timeoutMs?: unknown };
+  const { timeoutMs = 30_000 } = objectOption('options', options, 'close()', ['timeoutMs']) as { timeoutMs?: unknown };
   if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) {
     throw new TypeError(`Expected \`timeoutMs\` to be a number from 0 and up, got \`${String(timeoutMs)}\``);
   }

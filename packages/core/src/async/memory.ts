@@ -1,3 +1,4 @@
+import { objectOption } from '../destinations/validate.js';
 import type { AsyncTaskStatus } from '../fc-types.js';
 import {
   type AsyncBackend,
@@ -152,14 +153,7 @@ export class MemoryTaskStore implements TaskStore {
  * ```
  */
 export function memory(options: MemoryBackendOptions = {}): AsyncBackend {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new TypeError(
-      `Expected memory() options to be an object, got \`${Array.isArray(options) ? 'array' : String(options)}\``,
-    );
-  }
-  for (const key of Object.keys(options)) {
-    if (key !== 'maxTasks' && key !== 'retentionMs') throw new TypeError(`Unknown memory() option \`${key}\``);
-  }
+  objectOption('options', options, 'memory()', ['maxTasks', 'retentionMs']);
   if (options.maxTasks !== undefined && !(Number.isInteger(options.maxTasks) && options.maxTasks >= 0)) {
     throw new TypeError(`Expected \`maxTasks\` to be an integer from 0 and up, got \`${String(options.maxTasks)}\``);
   }

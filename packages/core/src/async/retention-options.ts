@@ -1,3 +1,5 @@
+import { MAX_TIMER_MS } from '../destinations/validate.js';
+
 /**
  * Retention of a durable store's finished tasks: the options every durable backend shares (its
  * own options interface extends this one), pruned by a {@link RetentionPruner} subclass.
@@ -52,9 +54,6 @@ export function integerOption(name: string, value: unknown, min: number, fallbac
   }
   return value;
 }
-
-/** The largest delay a Node timer keeps (2^31 - 1 ms, about 24.8 days): past it, a timer fires at once. */
-const MAX_TIMER_MS = 2_147_483_647;
 
 /**
  * Validates the retention fields of a backend's options object (checked to be an object by the

@@ -1,6 +1,6 @@
 import { Deadlines } from '../async/deadlines.js';
 import { type Logger, silentLogger } from '../logger.js';
-import { DEFAULT_RETRIES, nonNegativeOption, positiveOption, retriesOption } from './validate.js';
+import { DEFAULT_RETRIES, MAX_TIMER_MS, nonNegativeOption, positiveOption, retriesOption } from './validate.js';
 
 /**
  * Options of {@link deliverRecord}. Invalid values are logged as errors and replaced by their
@@ -44,9 +44,6 @@ export interface Settings {
   /** The attempts' timeouts (`attemptTimeoutMs`), under one timer for every delivery made with these settings. */
   timeouts: Deadlines;
 }
-
-/** setTimeout fires at once past 2^31 − 1 ms. */
-export const MAX_TIMER_MS = 2_147_483_647;
 
 /** The keys of {@link DeliverOptions}. */
 const DELIVER_KEYS: ReadonlySet<string> = new Set([

@@ -1,4 +1,15 @@
-/** Option checks shared by the destination helpers, with p-queue style messages. */
+/** Option checks shared by core's functions, with p-queue style messages. */
+
+/**
+ * The largest delay a Node timer keeps (2^31 − 1 ms, about 24.8 days): past it, `setTimeout` and
+ * `AbortSignal.timeout` fire at once. A timer option above it is refused.
+ *
+ * @example
+ * ```ts
+ * integerOption('pruneIntervalMs', value, 1, 60_000, MAX_TIMER_MS);
+ * ```
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
 
 export const DEFAULT_RETRIES = 3;
 
@@ -21,9 +32,6 @@ export function positiveOption(name: string, value: unknown, fallback: number): 
   }
   return value;
 }
-
-/** The largest delay a Node timer keeps: past it, `setTimeout` and `AbortSignal.timeout` fire at once. */
-const MAX_TIMER_MS = 2_147_483_647;
 
 /** A timeout in milliseconds: above 0, and no more than a timer can wait ({@link MAX_TIMER_MS}). */
 export function timeoutOption(name: string, value: unknown, fallback: number): number {

@@ -1,8 +1,6 @@
 import { constants } from 'node:os';
-import { checkLogger } from '../handler-options.js';
+import { checkEnv, checkLogger, kindOf } from '../handler-options.js';
 import type { Logger } from '../logger.js';
-
-const describe = (value: unknown) => (value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value);
 
 /**
  * Options of every adapter's `listen(app, options)`.
@@ -118,15 +116,13 @@ export function resolveListenOptions(
   processEnv: Record<string, string | undefined>,
 ): ResolvedListenOptions {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new TypeError(`Expected \`options\` to be an object, got \`${describe(options)}\``);
+    throw new TypeError(`Expected \`options\` to be an object, got \`${kindOf(options)}\``);
   }
   for (const key of Object.keys(options)) {
     if (!LISTEN_KEYS.has(key)) throw new TypeError(`Unknown listen() option \`${key}\``);
   }
   const env = options.env === undefined ? processEnv : options.env;
-  if (typeof env !== 'object' || env === null || Array.isArray(env)) {
-    throw new TypeError(`Expected \`env\` to be an object of environment variables, got \`${describe(env)}\``);
-  }
+  checkEnv(env);
   checkLogger(options.logger);
   let port = 9000;
   if (options.port !== undefined) port = portFrom('port', options.port);
