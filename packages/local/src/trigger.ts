@@ -1,5 +1,5 @@
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
-import { type FcHttpResult, isFcAsyncError } from '@fc-async/core';
+import { detectInvocation, type FcHttpResult, isFcAsyncError } from '@fc-async/core';
 import { MAX_SYNC_BODY, readBody } from './body.js';
 import { writeResult } from './event.js';
 import { overTriggerLimits } from './limits.js';
@@ -12,14 +12,14 @@ function sendJson(res: ServerResponse, status: number, body: object, extra: Reco
   res.end(text);
 }
 
-/** True when a request asks to be run asynchronously, by FC's invocation type or a task id. */
+/** True when a request asks to be run asynchronously, as the core's detection reads it. */
 function askedAsync(headers: IncomingHttpHeaders): boolean {
-  const type = headers['x-fc-invocation-type'];
-  return (
-    (typeof type === 'string' && type.trim().toLowerCase() === 'async') ||
-    headers['x-fc-async-task-id'] !== undefined ||
-    headers['x-fc-stateful-async-invocation-id'] !== undefined
-  );
+  try {
+    return detectInvocation(headers).type === 'Async';
+  } catch {
+    // Headers detection refuses (a malformed retry count): the call was refused for them.
+    return false;
+  }
 }
 
 /** The trigger's calls carry Node's headers (see `LocalFunction.invoke`). */
