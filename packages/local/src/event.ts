@@ -67,6 +67,8 @@ function fcHeaders(call: IncomingCall, fn: FunctionIdentity, requestId: string, 
   headers['x-fc-account-id'] = fn.accountId;
   headers['x-fc-qualifier'] = fn.qualifier;
   headers['x-fc-control-path'] = '/http-invoke';
+  // FC counts every invocation's retries, a sync call's too (0); a replayed attempt brings its own.
+  headers['x-fc-retry-count'] ??= '0';
   return headers;
 }
 

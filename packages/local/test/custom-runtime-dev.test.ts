@@ -103,7 +103,7 @@ describe('serving a custom runtime', () => {
       'x-fc-function-memory': '256',
       'x-fc-control-path': '/http-invoke',
     });
-    expect(seen.headers['x-fc-retry-count']).toBeUndefined();
+    expect(seen.headers['x-fc-retry-count']).toBe('0');
     expect(seen.headers['x-fc-async-task-id']).toBeUndefined();
     expect(seen.env).toMatchObject({
       FC_FUNCTION_NAME: 'web',
