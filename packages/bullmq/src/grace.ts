@@ -23,7 +23,29 @@ export function settlesWithin(work: Promise<unknown>, ms: number): Promise<boole
  */
 export function notAccepted(error: unknown): unknown {
   if (isFcAsyncError(error)) return error;
+  if (error instanceof Error && error.message === 'Command timed out') {
+    // Sent, not answered (Redis frozen or overloaded): Redis may still store it when it wakes.
+    return new FcAsyncError(
+      'RedisUnavailable',
+      'Redis did not answer in time; retry later (a retry with the same task id answers 409 if Redis took the task after all)',
+      { statusCode: 503, cause: error },
+    );
+  }
   return new FcAsyncError('RedisUnavailable', 'Redis did not take the task; it was not accepted, retry later', {
+    statusCode: 503,
+    cause: error,
+  });
+}
+
+/**
+ * A read or a stop Redis did not answer (frozen past `commandTimeoutMs`, or down past the
+ * connection's retries) as a 503 `RedisUnavailable`, so the task API answers it as such rather
+ * than as an internal error; any other error is left as it is.
+ */
+export function unanswered(error: unknown): unknown {
+  const e = error as { message?: unknown; name?: unknown } | null;
+  if (e?.message !== 'Command timed out' && e?.name !== 'MaxRetriesPerRequestError') return error;
+  return new FcAsyncError('RedisUnavailable', 'Redis did not answer in time; retry later', {
     statusCode: 503,
     cause: error,
   });

@@ -20,9 +20,11 @@ export type { BullmqBackendOptions } from './options.js';
  *
  * @example
  * ```ts
+ * import express from 'express';
  * import { createHandler } from '@fc-async/express';
  * import { bullmq } from '@fc-async/bullmq';
  *
+ * const app = express();
  * export const handler = createHandler(app, {
  *   async: { backend: bullmq({ connection: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' }) },
  * });
@@ -34,8 +36,8 @@ export function bullmq(options: BullmqBackendOptions): AsyncBackend {
     name: 'bullmq',
     persistent: true,
     async create({ concurrency, logger }) {
-      const redis = connect(resolved.connection);
-      const subscriber = connect(resolved.connection);
+      const redis = connect(resolved.connection, resolved.commandTimeoutMs);
+      const subscriber = connect(resolved.connection, resolved.commandTimeoutMs);
       reportErrors(redis, logger);
       reportErrors(subscriber, logger);
       try {
@@ -75,8 +77,12 @@ function reportErrors(redis: Redis, logger: Logger): void {
   );
 }
 
-function connect(connection: string | RedisOptions): SharedConnection {
-  const common = { maxRetriesPerRequest: 20 };
+/**
+ * A command fails after 20 reconnection attempts (Redis down) or `commandTimeout` ms without an
+ * answer (Redis frozen behind an open socket) rather than waiting forever.
+ */
+function connect(connection: string | RedisOptions, commandTimeout: number): SharedConnection {
+  const common = { maxRetriesPerRequest: 20, commandTimeout };
   return typeof connection === 'string'
     ? new SharedConnection(connection, common)
     : new SharedConnection({ ...connection, ...common });
@@ -90,7 +96,8 @@ class SharedConnection extends Redis {
   private readonly copies = new Set<Redis>();
 
   override duplicate(override?: Partial<RedisOptions>): Redis {
-    const copy = new Redis({ ...this.options, ...override, maxRetriesPerRequest: null });
+    // A blocking read waits as long as it asks to: no command timeout.
+    const copy = new Redis({ ...this.options, ...override, maxRetriesPerRequest: null, commandTimeout: undefined });
     this.copies.add(copy);
     copy.once('end', () => this.copies.delete(copy));
     return copy;

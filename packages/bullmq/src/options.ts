@@ -24,6 +24,14 @@ export interface BullmqBackendOptions extends RetentionOptions {
   stalledIntervalMs?: number;
   /** How long to wait for Redis on start before failing with `RedisUnavailable`. @default 10000 */
   connectTimeoutMs?: number;
+  /**
+   * How long a command may wait for Redis's answer before it fails (Redis frozen, or so busy it
+   * does not answer while its connection stays open): an async request then gets `503
+   * RedisUnavailable` within about this long instead of waiting forever, and `tasks.get / list /
+   * stop` and `close()` end. The worker's blocking reads are not bounded by it. It replaces an
+   * ioredis `commandTimeout` given in `connection`. @default 5000
+   */
+  commandTimeoutMs?: number;
 }
 
 /** {@link BullmqBackendOptions} with every default applied. */
@@ -39,6 +47,7 @@ const KNOWN = new Set([
   'retentionMs',
   'pruneIntervalMs',
   'connectTimeoutMs',
+  'commandTimeoutMs',
 ]);
 
 /** Validates `bullmq()`'s options eagerly; the caller's object is never written to. */
@@ -76,5 +85,6 @@ export function resolveBullmqOptions(options: unknown): ResolvedBullmqOptions {
     stalledIntervalMs: integerOption('stalledIntervalMs', o.stalledIntervalMs, 100, 30_000, MAX_TIMER_MS),
     ...resolveRetentionOptions(o),
     connectTimeoutMs: integerOption('connectTimeoutMs', o.connectTimeoutMs, 1, 10_000, MAX_TIMER_MS),
+    commandTimeoutMs: integerOption('commandTimeoutMs', o.commandTimeoutMs, 1, 5_000, MAX_TIMER_MS),
   };
 }

@@ -14,6 +14,7 @@ expectType<AsyncBackend>(
     retentionMs: 3_600_000,
     pruneIntervalMs: 10_000,
     connectTimeoutMs: 2_000,
+    commandTimeoutMs: 2_000,
   }),
 );
 createFcHandler((_req, res) => res.end('ok'), { async: { backend: bullmq({ connection: 'redis://127.0.0.1' }) } });
@@ -22,3 +23,4 @@ expectAssignable<BullmqBackendOptions>({ connection: 'redis://h' });
 expectNotAssignable<BullmqBackendOptions>({ prefix: 'x' });
 expectError(bullmq());
 expectError(bullmq({ connection: 'redis://h', worker: 'yes' }));
+expectError(bullmq({ connection: 'redis://h', commandTimeoutMs: '5s' }));

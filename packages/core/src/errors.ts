@@ -37,6 +37,7 @@ export class FcAsyncError extends Error {
  *
  * @example
  * ```ts
+ * declare const handler: FcHandler;
  * try { await handler.tasks.stop('t1'); } catch (e) { if (isFcAsyncError(e)) console.log(e.code); }
  * ```
  */
@@ -47,7 +48,14 @@ export function isFcAsyncError(value: unknown): value is FcAsyncError {
   );
 }
 
-/** A 400 with a stable code. */
+/**
+ * A 400 with a stable code.
+ *
+ * @example
+ * ```ts
+ * throw badRequest('InvalidArgument', 'x-fc-async-delay must be a whole number of seconds'); // statusCode 400
+ * ```
+ */
 export function badRequest(code: string, message: string, cause?: unknown): FcAsyncError {
   return new FcAsyncError(code, message, { statusCode: 400, cause });
 }

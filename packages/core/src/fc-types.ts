@@ -33,7 +33,16 @@ export interface FcHttpEvent {
   requestContext?: FcHttpRequestContext;
 }
 
-/** `event.requestContext` of an FC 3.0 HTTP event. */
+/**
+ * `event.requestContext` of an FC 3.0 HTTP event.
+ *
+ * @example
+ * ```ts
+ * declare const event: FcHttpEvent;
+ * const context: FcHttpRequestContext | undefined = event.requestContext;
+ * console.log(context?.http.method, context?.http.sourceIp);
+ * ```
+ */
 export interface FcHttpRequestContext {
   accountId?: string;
   domainName?: string;
@@ -68,7 +77,15 @@ export interface FcHttpResult {
   body: string;
 }
 
-/** Credentials FC hands to the function. They never leave the handler: not in records, logs or spans. */
+/**
+ * Credentials FC hands to the function. They never leave the handler: not in records, logs or spans.
+ *
+ * @example
+ * ```ts
+ * declare const context: FcContext;
+ * const credentials: FcCredentials | undefined = context.credentials; // never logged by fc-async
+ * ```
+ */
 export interface FcCredentials {
   accessKeyId?: string;
   accessKeySecret?: string;
@@ -144,7 +161,16 @@ export interface Fc2Response {
   send(body: Buffer | string | NodeJS.ReadableStream): void;
 }
 
-/** Task statuses of FC's async tasks (API 2023-03-30). */
+/**
+ * Task statuses of FC's async tasks (API 2023-03-30).
+ *
+ * @example
+ * ```ts
+ * declare const handler: FcHandler;
+ * const status: AsyncTaskStatus = 'Failed';
+ * const { tasks } = await handler.tasks.list({ status });
+ * ```
+ */
 export type AsyncTaskStatus =
   | 'Enqueued'
   | 'Dequeued'
@@ -157,7 +183,16 @@ export type AsyncTaskStatus =
   | 'Invalid'
   | 'Retrying';
 
-/** One entry of `AsyncTask.events`. */
+/**
+ * One entry of `AsyncTask.events`.
+ *
+ * @example
+ * ```ts
+ * declare const task: AsyncTask;
+ * const last: AsyncTaskEvent | undefined = task.events.at(-1);
+ * console.log(last?.status, last?.eventDetail);
+ * ```
+ */
 export interface AsyncTaskEvent {
   eventId: number;
   status: AsyncTaskStatus;
@@ -195,7 +230,16 @@ export interface AsyncTask {
   traceId?: string;
 }
 
-/** `condition` values of a destination record. */
+/**
+ * `condition` values of a destination record.
+ *
+ * @example
+ * ```ts
+ * declare const record: DestinationRecord;
+ * const condition: DestinationCondition = record.requestContext.condition;
+ * if (condition === 'EventAgeExceeded') console.warn('the task expired before it ran');
+ * ```
+ */
 export type DestinationCondition =
   | ''
   | 'UnhandledInvocationError'

@@ -10,6 +10,7 @@ import { type BridgeResponse, isNoBodyResponse } from './response.js';
  *
  * @example
  * ```ts
+ * declare const req: unknown, resp: unknown;
  * isFc2Call(req, resp); // true inside an FC 2.0 HTTP function
  * ```
  */
@@ -30,7 +31,10 @@ export function isFc2Call(a: unknown, b: unknown): boolean {
  *
  * @example
  * ```ts
- * exports.handler = async (req, resp, context) => { const request = await readFc2Request(req); };
+ * export async function handler(req: Fc2Request, resp: Fc2Response, context: FcContext) {
+ *   const request = await readFc2Request(req);
+ *   request.url; // '/jobs?page=2'
+ * }
  * ```
  */
 export async function readFc2Request(req: Fc2Request): Promise<FcRequest> {
@@ -84,6 +88,7 @@ function isMap(value: unknown): boolean {
  *
  * @example
  * ```ts
+ * declare const resp: Fc2Response;
  * writeFc2Response(resp, { statusCode: 200, headers: {}, body: 'ok' }, 'GET');
  * ```
  */

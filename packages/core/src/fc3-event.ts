@@ -2,7 +2,15 @@ import type { FcHttpEvent } from './fc-types.js';
 import { kindOf } from './handler-options.js';
 import { newRequestId } from './ids.js';
 
-/** What {@link fcHttpEvent} makes an FC 3.0 HTTP event of; every field may be left out. */
+/**
+ * What {@link fcHttpEvent} makes an FC 3.0 HTTP event of; every field may be left out.
+ *
+ * @example
+ * ```ts
+ * const init: FcHttpEventInit = { method: 'POST', url: '/jobs', body: { video: 'a.mov' }, headers: { 'x-fc-invocation-type': 'Async' } };
+ * const event = fcHttpEvent(init);
+ * ```
+ */
 export interface FcHttpEventInit {
   /** @default 'GET' */
   method?: string;
@@ -172,6 +180,7 @@ function bodyOf(body: FcHttpEventInit['body']): { bytes: Buffer; json: boolean }
  *
  * @example
  * ```ts
+ * const handler = createFcHandler((req, res) => res.end('ok'));
  * const result = await handler(
  *   fcHttpEvent({ method: 'POST', url: '/jobs?priority=high', body: { video: 'a.mov' }, headers: { 'x-fc-invocation-type': 'Async' } }),
  *   { requestId: 'req-1' },

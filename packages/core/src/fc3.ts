@@ -13,6 +13,7 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
  *
  * @example
  * ```ts
+ * declare const event: FcHttpEvent;
  * const request = parseFcEvent(Buffer.from(JSON.stringify(event)));
  * request.url; // '/jobs?page=2'
  * ```
@@ -133,6 +134,7 @@ const EMPTY = Buffer.alloc(0);
  *
  * @example
  * ```ts
+ * const isText = createBodyClassifier();
  * const result = toFcHttpResult({ statusCode: 200, headers: { 'content-type': 'text/plain' }, body: 'ok' }, 'GET', isText);
  * ```
  */
@@ -165,7 +167,15 @@ export function toFcHttpResult(
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding']);
 
-/** Single-valued header map with cookies spread over case variants of `set-cookie`. */
+/**
+ * Single-valued header map with cookies spread over case variants of `set-cookie`.
+ *
+ * @example
+ * ```ts
+ * flattenHeaders({ accept: 'text/html', vary: ['accept', 'origin'], 'set-cookie': ['a=1', 'b=2'] });
+ * // { accept: 'text/html', vary: 'accept, origin', 'set-cookie': 'a=1', 'Set-cookie': 'b=2' }
+ * ```
+ */
 export function flattenHeaders(headers: Record<string, unknown>): Record<string, string> {
   const out: Record<string, string> = {};
   // Object.keys, not for-in: Node's getHeaders() object has no prototype and for-in is slow on it.

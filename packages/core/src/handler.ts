@@ -91,10 +91,20 @@ export interface FcHandler {
   close(options?: { timeoutMs?: number }): Promise<void>;
 }
 
-/** What adapters add when they call the core: readiness, and the 404/error behaviour they own. */
+/**
+ * What adapters add when they call the core: readiness, and the 404/error behaviour they own.
+ *
+ * @example
+ * ```ts
+ * import Fastify from 'fastify';
+ * const app = Fastify();
+ * const hooks: AdapterHooks = { ready: () => app.ready() };
+ * export const handler = createFcHandler((req, res) => app.routing(req, res), {}, hooks);
+ * ```
+ */
 export interface AdapterHooks {
-  /** Awaited once before the first request (Fastify's `ready()`). */
-  ready?: () => Promise<unknown>;
+  /** Awaited once before the first request (Fastify's `ready()`, a thenable). */
+  ready?: () => PromiseLike<unknown>;
   /**
    * The route template the framework matched (`/users/:id`), read after the app answered and
    * only while spans record: it names the SERVER span `{METHOD} {route}` and sets `http.route`.
@@ -135,7 +145,7 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
   let ready: Promise<unknown> | undefined;
   let isReady = hooks.ready === undefined;
   const whenReady = () => {
-    ready ??= (hooks.ready as () => Promise<unknown>)().then(() => {
+    ready ??= Promise.resolve((hooks.ready as () => PromiseLike<unknown>)()).then(() => {
       isReady = true;
     });
     return ready;
@@ -314,6 +324,12 @@ async function notInPlatformMode(): Promise<never> {
 /**
  * The response for an error that reached fc-async: an `FcAsyncError` below 500 answers with its
  * own status and `{ code, message }`; anything else is logged and answers a generic 500.
+ *
+ * @example
+ * ```ts
+ * const response = errorResponse(new FcAsyncError('InvalidArgument', 'bad delay', { statusCode: 400 }), silentLogger, 'req-1');
+ * response.statusCode; // 400
+ * ```
  */
 export function errorResponse(error: unknown, logger: Logger, requestId?: string): BridgeResponse {
   // A refusal fc-async decided on (a 503 while shutting down too) is no failure: no stack logged.
@@ -331,7 +347,15 @@ function isDeliberate503(error: FcAsyncError): boolean {
   return error.statusCode === 503 && error.code === 'ServiceUnavailable' && error.cause === undefined;
 }
 
-/** A small JSON response. */
+/**
+ * A small JSON response.
+ *
+ * @example
+ * ```ts
+ * const response = jsonResponse(404, { code: 'NotFound', message: 'no route' });
+ * response.headers['content-type']; // 'application/json; charset=utf-8'
+ * ```
+ */
 export function jsonResponse(
   statusCode: number,
   body: unknown,

@@ -2,10 +2,30 @@ import { badRequest } from './errors.js';
 import type { FcContext } from './fc-types.js';
 import { isFcRequestId, newRequestId } from './ids.js';
 
-/** Headers as Node (lower-case names) or FC (any case) give them. */
+/**
+ * Headers as Node (lower-case names) or FC (any case) give them.
+ *
+ * @example
+ * ```ts
+ * const headers: HeaderBag = { 'x-fc-invocation-type': 'Async', 'content-length': 42 };
+ * detectInvocation(headers, process.env).type; // 'Async'
+ * ```
+ */
 export type HeaderBag = Record<string, string | string[] | number | undefined>;
 
-/** Sync or async, as FC names the two invocation types. */
+/**
+ * Sync or async, as FC names the two invocation types.
+ *
+ * @example
+ * ```ts
+ * import express from 'express';
+ * const app = express();
+ * app.get('/jobs', (req, res) => {
+ *   const type: InvocationType | undefined = getInvocation(req)?.type;
+ *   res.json({ type });
+ * });
+ * ```
+ */
 export type InvocationType = 'Sync' | 'Async';
 
 /**
@@ -42,6 +62,8 @@ export type Detector = (headers: HeaderBag, env: Record<string, string | undefin
  *
  * @example
  * ```ts
+ * import express from 'express';
+ * const app = express();
  * app.post('/jobs', (req, res) => {
  *   const inv = getInvocation(req);
  *   res.json({ requestId: inv?.requestId, async: inv?.type === 'Async' });
@@ -179,7 +201,18 @@ const kInvocation = Symbol.for('fc-async.invocation');
 
 type Carrier = object & { [kInvocation]?: Invocation };
 
-/** Attaches the invocation to a Node request (an own property, so it survives Express's prototype swap). */
+/**
+ * Attaches the invocation to a Node request (an own property, so it survives Express's prototype swap).
+ *
+ * @example
+ * ```ts
+ * import type { IncomingMessage } from 'node:http';
+ * declare const req: IncomingMessage;
+ * const headers = { 'x-fc-invocation-type': 'Async' };
+ * setInvocation(req, buildInvocation(detectInvocation(headers, process.env), headers, undefined, process.env));
+ * getInvocation(req)?.type; // 'Async'
+ * ```
+ */
 export function setInvocation(req: object, invocation: Invocation): void {
   (req as Carrier)[kInvocation] = invocation;
 }
@@ -191,6 +224,9 @@ export function setInvocation(req: object, invocation: Invocation): void {
  *
  * @example
  * ```ts
+ * import Router from '@koa/router';
+ * const router = new Router();
+ * declare function cleanup(): void;
  * router.post('/jobs', (ctx) => {
  *   const inv = getInvocation(ctx);
  *   if (inv?.type === 'Async') inv.signal.addEventListener('abort', () => cleanup());
@@ -210,6 +246,13 @@ const NEVER = new AbortController().signal;
 /**
  * Builds the invocation context from detection, FC's common headers, the runtime `context` and
  * the environment, in that order of preference. Credentials are left out.
+ *
+ * @example
+ * ```ts
+ * const headers = { 'x-fc-request-id': '1-64f6d6e7-e01edb1cce58240ed59b59d9' };
+ * const invocation = buildInvocation(detectInvocation(headers, process.env), headers, undefined, process.env);
+ * invocation.requestId; // '1-64f6d6e7-e01edb1cce58240ed59b59d9'
+ * ```
  */
 export function buildInvocation(
   detection: Detection,

@@ -8,6 +8,7 @@ import { objectOption } from './destinations/validate.js';
  * ```ts
  * import pino from 'pino';
  * const logger: Logger = pino();
+ * declare const app: NodeHandler;
  * createFcHandler(app, { logger });
  * ```
  */
@@ -55,6 +56,7 @@ export function createConsoleLogger(options: { level?: Level } = {}): Logger {
  *
  * @example
  * ```ts
+ * declare const app: NodeHandler;
  * createFcHandler(app, { logger: silentLogger });
  * ```
  */
@@ -72,7 +74,14 @@ function serialise(fields: Record<string, unknown> | undefined): Record<string, 
   return out;
 }
 
-/** A plain-object view of an error for log lines. */
+/**
+ * A plain-object view of an error for log lines.
+ *
+ * @example
+ * ```ts
+ * errorFields(new Error('boom')); // { name: 'Error', message: 'boom', stack: 'Error: boom\n    at ...' }
+ * ```
+ */
 export function errorFields(error: Error): Record<string, unknown> {
   const code = (error as { code?: unknown }).code;
   return { name: error.name, message: error.message, ...(code === undefined ? {} : { code }), stack: error.stack };

@@ -29,6 +29,13 @@ export interface FcRequest {
  * Sets `content-length` to the body's byte length whenever there is a body (or the caller sent
  * a length), and drops `transfer-encoding`: the body is whole here, and body parsers need the
  * exact byte count, also for non-ASCII text.
+ *
+ * @example
+ * ```ts
+ * const headers: FcRequest['headers'] = { 'transfer-encoding': 'chunked' };
+ * fixBodyHeaders(headers, Buffer.from('hello'));
+ * headers['content-length']; // '5', and no transfer-encoding
+ * ```
  */
 export function fixBodyHeaders(headers: FcRequest['headers'], body: Buffer): void {
   if (body.length > 0 || headers['content-length'] !== undefined) {
@@ -41,6 +48,11 @@ export function fixBodyHeaders(headers: FcRequest['headers'], body: Buffer): voi
  * Percent-encodes what may not stand in a URL path, keeping `%XX` escapes that are already there.
  * Never throws: a character outside the BMP is one match (`u`), and a lone surrogate, which has
  * no UTF-8 form, becomes U+FFFD as a UTF-8 decoder makes of bytes it cannot read.
+ *
+ * @example
+ * ```ts
+ * encodePath('/files/a b.txt'); // '/files/a%20b.txt'
+ * ```
  */
 export function encodePath(path: string): string {
   // Fast path: nothing to encode.
@@ -56,6 +68,11 @@ const LONE_SURROGATE = /\p{Cs}/u;
 /**
  * Builds `?a=1&b=x%20y` from a map of decoded values. Values that are arrays (FC 2.0) become
  * repeated parameters; comma-joined strings (FC 3.0) stay one value: see docs/adapters.md.
+ *
+ * @example
+ * ```ts
+ * buildQuery({ page: '2', tag: ['a', 'b'] }); // '?page=2&tag=a&tag=b'
+ * ```
  */
 export function buildQuery(params: Record<string, string | string[] | undefined> | undefined): string {
   if (!params) return '';

@@ -1,4 +1,12 @@
-/** A collected response body: a string when the app wrote one UTF-8 string, else bytes. */
+/**
+ * A collected response body: a string when the app wrote one UTF-8 string, else bytes.
+ *
+ * @example
+ * ```ts
+ * const text: ResponseBody = 'ok';
+ * const binary: ResponseBody = Buffer.from([0x89, 0x50, 0x4e, 0x47]);
+ * ```
+ */
 export type ResponseBody = string | Buffer;
 
 /**
@@ -16,7 +24,15 @@ export interface BridgeResponse {
   body: ResponseBody;
 }
 
-/** How a response body travels back to FC. */
+/**
+ * How a response body travels back to FC.
+ *
+ * @example
+ * ```ts
+ * const classify = createBodyClassifier(['text/*', 'application/json']);
+ * const kind: BodyKind = classify({ 'content-type': 'image/png' }); // 'binary'
+ * ```
+ */
 export type BodyKind = 'text' | 'binary';
 
 /**
@@ -26,6 +42,7 @@ export type BodyKind = 'text' | 'binary';
  *
  * @example
  * ```ts
+ * declare const app: NodeHandler;
  * createFcHandler(app, { textContentTypes: [...DEFAULT_TEXT_CONTENT_TYPES, 'application/vnd.api+json'] });
  * ```
  */
@@ -107,7 +124,16 @@ export function createBodyClassifier(
   };
 }
 
-/** HEAD requests and 1xx, 204 and 304 responses carry no body. */
+/**
+ * HEAD requests and 1xx, 204 and 304 responses carry no body.
+ *
+ * @example
+ * ```ts
+ * isNoBodyResponse('HEAD', 200); // true
+ * isNoBodyResponse('GET', 204); // true
+ * isNoBodyResponse('GET', 200); // false
+ * ```
+ */
 export function isNoBodyResponse(method: string, statusCode: number): boolean {
   return method === 'HEAD' || statusCode === 204 || statusCode === 304 || (statusCode >= 100 && statusCode < 200);
 }

@@ -1,4 +1,5 @@
 import {
+  type AdapterHooks,
   type AsyncTask,
   createFcHandler,
   type Detection,
@@ -58,6 +59,10 @@ expectType<() => void>(off);
 expectAssignable<rt.PreStopHook>(() => undefined);
 const listenOptions: rt.FcListenOptions = { port: 0, host: '127.0.0.1', preStopTimeoutMs: 5000, signals: [] };
 const hooks: rt.FcServerHooks = { app: {}, ready: async () => undefined };
+// Fastify's ready() is a thenable, not a Promise: the hooks take it as it is.
+declare const thenable: PromiseLike<unknown>;
+expectAssignable<rt.FcServerHooks>({ ready: () => thenable });
+expectAssignable<AdapterHooks>({ ready: () => thenable });
 expectType<Promise<rt.FcServer>>(rt.listenFc((_req, res) => res.end(), listenOptions, hooks));
 const runtimeOptions: rt.FcRuntimeOptions = { redactHeaders: ['x-api-key'] };
 expectError<rt.FcRuntimeOptions>({ textContentTypes: [] });

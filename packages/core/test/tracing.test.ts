@@ -79,6 +79,7 @@ describe('sync invocation spans', () => {
       'faas.max_memory': 512 * 1024 * 1024,
       'http.request.method': 'GET',
       'url.path': '/users/7',
+      'url.scheme': 'http',
       'user_agent.original': 'curl/8.5',
       'client.address': '203.0.113.9',
       'http.response.status_code': 200,

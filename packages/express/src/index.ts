@@ -19,6 +19,13 @@ export { type FcAsyncMiddleware, fcAsync } from './middleware.js';
 /**
  * What the adapter needs of an Express app: callable as `app(req, res, done)`, as Express 4 and 5
  * apps are. Structural, so this package's types compile without `@types/express`.
+ *
+ * @example
+ * ```ts
+ * import express from 'express';
+ * const app: ExpressLike = express();
+ * export const handler = createHandler(app);
+ * ```
  */
 export interface ExpressLike {
   (req: IncomingMessage, res: ServerResponse, done: (error?: unknown) => void): unknown;

@@ -24,7 +24,16 @@ declare module 'fastify' {
   }
 }
 
-/** What the adapter needs of a Fastify 4 or 5 instance. */
+/**
+ * What the adapter needs of a Fastify 4 or 5 instance.
+ *
+ * @example
+ * ```ts
+ * import Fastify from 'fastify';
+ * const app: FastifyLike = Fastify();
+ * export const handler = createHandler(app);
+ * ```
+ */
 export type FastifyLike = Pick<
   FastifyInstance,
   'ready' | 'decorateRequest' | 'setErrorHandler' | 'errorHandler' | 'addHook'
@@ -70,7 +79,7 @@ export function createHandler(app: FastifyLike, options: FcHandlerOptions = {}):
       app.routing(req, res);
     },
     { ...options, logger },
-    { ready: () => Promise.resolve(app.ready()), routeOf: fastifyRoute },
+    { ready: () => app.ready(), routeOf: fastifyRoute },
   );
 }
 

@@ -29,7 +29,7 @@ export function listen(
   }
   return listenFc((req, res) => app.routing(req, res), options, {
     app: app.server,
-    ready: () => Promise.resolve(app.ready()),
+    ready: () => app.ready(),
     close: () => Promise.resolve(app.close()),
   });
 }

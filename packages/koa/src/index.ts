@@ -23,7 +23,16 @@ declare module 'koa' {
   }
 }
 
-/** What the adapter needs of a Koa 2 or 3 app. Structural: no `@types/koa` required. */
+/**
+ * What the adapter needs of a Koa 2 or 3 app. Structural: no `@types/koa` required.
+ *
+ * @example
+ * ```ts
+ * import Koa from 'koa';
+ * const app: KoaLike = new Koa();
+ * export const handler = createHandler(app);
+ * ```
+ */
 export interface KoaLike {
   callback(): (req: IncomingMessage, res: ServerResponse) => unknown;
   context: object;

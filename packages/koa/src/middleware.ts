@@ -13,6 +13,8 @@ import { koaRoute, recordKoaRoutes } from './route.js';
  *
  * @example
  * ```ts
+ * import Koa from 'koa';
+ * const app = new Koa();
  * app.use((ctx) => { const seen: KoaContextLike = ctx; });
  * ```
  */

@@ -110,6 +110,19 @@ const time = () => {
 };
 const pad = (s: string | number, n: number) => String(s).padEnd(n);
 
+/** C0 and C1 controls and DEL, tab aside: raw, they end a text line (CR, LF) or drive the terminal (ESC). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point.
+const CONTROL = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f]/;
+const CONTROLS = new RegExp(CONTROL.source, 'g');
+const escapeControl = (c: string) =>
+  c === '\n' ? '\\n' : c === '\r' ? '\\r' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+
+/**
+ * `text` with its control characters escaped (`\n`, `\u001b`): a request path, a destination ARN
+ * or a header value sent by a client cannot forge log lines or send escape codes to the terminal.
+ */
+const printable = (text: string) => (CONTROL.test(text) ? text.replace(CONTROLS, escapeControl) : text);
+
 /** `pad` for values that repeat on every line (function names, statuses), padded once each. */
 function padCached(cache: Map<string | number, string>, s: string | number, n: number): string {
   let out = cache.get(s);
@@ -134,7 +147,7 @@ function fieldText(fields: Record<string, unknown> | undefined): { inline: strin
       inline += ` ${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`;
     }
   }
-  return { inline, stack };
+  return { inline: printable(inline), stack };
 }
 
 function jsonFields(fields: Record<string, unknown> | undefined): Record<string, unknown> {
@@ -175,7 +188,7 @@ export function createEmulatorLog(
   const statuses = new Map<string | number, string>();
   const record = (kind: string, fields: object, text: string) => {
     writer.line(
-      json ? JSON.stringify({ time: new Date().toISOString(), kind, ...fields }) : `${time()} ${text}`,
+      json ? JSON.stringify({ time: new Date().toISOString(), kind, ...fields }) : `${time()} ${printable(text)}`,
       'out',
     );
   };
@@ -211,7 +224,7 @@ export function createEmulatorLog(
       );
     },
     notice(message, fields) {
-      entry('info', message, fields);
+      entry('info', json ? message : printable(message), fields);
     },
     ready(info) {
       if (json) {

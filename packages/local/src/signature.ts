@@ -5,6 +5,8 @@ import { createHash, createHmac, getHashes, randomBytes, timingSafeEqual } from 
  *
  * @example
  * ```ts
+ * import type { IncomingMessage } from 'node:http';
+ * declare const req: IncomingMessage;
  * const request: SignedRequest = { method: 'GET', path: '/2023-03-30/functions/f/async-tasks', query: 'limit=5',
  *   headers: req.headers, body: Buffer.alloc(0) };
  * ```
@@ -230,6 +232,9 @@ const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
  *
  * @example
  * ```ts
+ * import type { IncomingMessage, ServerResponse } from 'node:http';
+ * declare const req: IncomingMessage, res: ServerResponse;
+ * declare const path: string, query: string, body: Buffer;
  * const result = verifyAcsSignature({ method: req.method!, path, query, headers: req.headers, body },
  *   (id) => (id === 'dev' ? 'dev-secret' : undefined));
  * if (!result.ok) res.writeHead(result.status).end(JSON.stringify({ Code: result.code, Message: result.message }));

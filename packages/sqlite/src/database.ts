@@ -1,3 +1,4 @@
+import { closeSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { FcAsyncError, isFcAsyncError, makeFolderSync } from '@fc-async/core';
 import Database from 'better-sqlite3';
@@ -40,6 +41,7 @@ export function openDatabase(path: string, options: ResolvedSqliteOptions): Data
   } catch (error) {
     throw unavailable(file, `its folder cannot be created (${codeOf(error)})`, error);
   }
+  createPrivate(file);
   let db: Database.Database;
   try {
     db = new Database(file, { timeout: options.openTimeoutMs });
@@ -71,6 +73,19 @@ export function openDatabase(path: string, options: ResolvedSqliteOptions): Data
     }
     if (isFcAsyncError(error)) throw error;
     throw unavailable(file, `${(error as Error).message} (${codeOf(error)})`, error);
+  }
+}
+
+/**
+ * Creates a missing task file readable by its owner only (it holds request bodies); SQLite gives
+ * its `-wal` and `-shm` files the same mode. A file that exists keeps its mode; anything else
+ * (a folder, no permission) is left for the open to report.
+ */
+function createPrivate(file: string): void {
+  try {
+    closeSync(openSync(file, 'wx', 0o600));
+  } catch {
+    // It exists, or cannot be made: `new Database` names the problem.
   }
 }
 

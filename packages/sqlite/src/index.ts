@@ -15,9 +15,11 @@ export type { SqliteBackendOptions } from './options.js';
  * @param path - The database file; its folder is created when missing.
  * @example
  * ```ts
+ * import express from 'express';
  * import { createHandler } from '@fc-async/express';
  * import { sqlite } from '@fc-async/sqlite';
  *
+ * const app = express();
  * export const handler = createHandler(app, { async: { backend: sqlite('./data/tasks.db') } });
  * ```
  */

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -176,5 +176,24 @@ describe('sqlite(): use after close', () => {
     await expect(handler.tasks.list({})).rejects.toEqual(closed);
     await expect(handler.tasks.stop('t_1')).rejects.toEqual(closed);
     expect(answer(await handler(asyncEvent('t_2', {})))).toEqual({ status: 503, code: 'ServiceUnavailable' });
+  });
+});
+
+describe('sqlite(): who can read the task file', () => {
+  it('creates the file and its WAL readable by their owner only: they hold request bodies', async () => {
+    const path = join(folder(), 'tasks.db');
+    const handler = handlerOn(path);
+    expect((await handler(delayed('t_private', { secret: 'body' }))).statusCode).toBe(202);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(statSync(`${path}-wal`).mode & 0o777).toBe(0o600);
+  });
+
+  it('leaves the mode of a file that already exists as it is', async () => {
+    const path = join(folder(), 'shared.db');
+    writeFileSync(path, '');
+    chmodSync(path, 0o640);
+    const handler = handlerOn(path);
+    expect((await handler(delayed('t_shared'))).statusCode).toBe(202);
+    expect(statSync(path).mode & 0o777).toBe(0o640);
   });
 });

@@ -5,6 +5,13 @@ import { type CapturedRequest, serializeRequest } from './payload.js';
 /**
  * A task as the engine stores it: FC's `AsyncTask` fields plus what the engine needs to run it.
  * The tasks API returns only the `AsyncTask` part (see {@link toAsyncTask}).
+ *
+ * @example
+ * ```ts
+ * declare const store: TaskStore;
+ * const record: TaskRecord | undefined = await store.get('t1');
+ * if (record) console.log(record.status, record.attempts, record.payload.url);
+ * ```
  */
 export interface TaskRecord extends AsyncTask {
   /** The captured request, secrets already removed. */
@@ -47,7 +54,15 @@ export const ASYNC_TASK_STATUSES: readonly AsyncTaskStatus[] = Object.freeze([
   'Retrying',
 ]);
 
-/** Statuses after which nothing changes but `destinationStatus`. */
+/**
+ * Statuses after which nothing changes but `destinationStatus`.
+ *
+ * @example
+ * ```ts
+ * TERMINAL_STATUSES.has('Succeeded'); // true
+ * TERMINAL_STATUSES.has('Running'); // false
+ * ```
+ */
 export const TERMINAL_STATUSES: ReadonlySet<AsyncTaskStatus> = new Set<AsyncTaskStatus>([
   'Succeeded',
   'Failed',
@@ -80,13 +95,31 @@ export interface TaskQuery {
   includePayload?: boolean | undefined;
 }
 
-/** A page of tasks. */
+/**
+ * A page of tasks.
+ *
+ * @example
+ * ```ts
+ * declare const handler: FcHandler;
+ * const page: TaskPage = await handler.tasks.list({ limit: 20 });
+ * if (page.nextToken) await handler.tasks.list({ limit: 20, nextToken: page.nextToken });
+ * ```
+ */
 export interface TaskPage<T = AsyncTask> {
   tasks: T[];
   nextToken?: string | undefined;
 }
 
-/** Fields a transition may set. */
+/**
+ * Fields a transition may set.
+ *
+ * @example
+ * ```ts
+ * declare const store: TaskStore;
+ * const patch: TaskPatch = { destinationStatus: 'Succeeded', deliveryPending: false };
+ * await store.update('t1', patch);
+ * ```
+ */
 export type TaskPatch = Partial<Omit<TaskRecord, 'taskId' | 'events' | 'status'>>;
 
 /**
@@ -96,6 +129,8 @@ export type TaskPatch = Partial<Omit<TaskRecord, 'taskId' | 'events' | 'status'>
  *
  * @example
  * ```ts
+ * declare const store: TaskStore;
+ * declare const taskId: string;
  * const options: TransitionOptions = { from: ['Enqueued'], via: 'Dequeued', patch: { startedTime: Date.now() } };
  * await store.transition(taskId, 'Running', options);
  * ```
@@ -118,6 +153,13 @@ export interface TransitionOptions {
  * compare-and-set: it applies only when the current status is in `from` (and the attempt count
  * is `attempts`, when given: see `transitionApplies`), so that a stop and an attempt racing each
  * other (possibly on two machines) cannot both win.
+ *
+ * @example
+ * ```ts
+ * const store: TaskStore = new MemoryTaskStore({ maxTasks: 1000 });
+ * const record = await store.get('t1');
+ * const { tasks } = await store.list({ status: 'Running', limit: 10 });
+ * ```
  */
 export interface TaskStore {
   /** Adds a task; `false` when the id is already known (the caller answers 409). */
@@ -159,7 +201,16 @@ export interface TaskStore {
   close?(): void | Promise<void>;
 }
 
-/** What the queue hands the engine: the task to attempt. */
+/**
+ * What the queue hands the engine: the task to attempt.
+ *
+ * @example
+ * ```ts
+ * const queue = new PQueueDriver(2);
+ * const job: QueueJob = { taskId: 't1' };
+ * queue.enqueue(job, 1000); // runs no sooner than in 1 s
+ * ```
+ */
 export interface QueueJob {
   taskId: string;
 }
@@ -171,8 +222,10 @@ export interface QueueJob {
  *
  * @example
  * ```ts
- * const result: JobResult = await process({ taskId });
- * if (result) setTimeout(() => run({ taskId }), result.retryInMs);
+ * declare const job: QueueJob;
+ * declare function processJob(job: QueueJob): Promise<JobResult>;
+ * const result: JobResult = await processJob(job);
+ * if (result) setTimeout(() => void processJob(job), result.retryInMs);
  * ```
  */
 export type JobResult = { retryInMs: number } | undefined;
@@ -180,6 +233,18 @@ export type JobResult = { retryInMs: number } | undefined;
 /**
  * Runs jobs with bounded concurrency. The engine decides retries (policy, backoff); the queue
  * carries them out when `process` asks for one.
+ *
+ * @example
+ * ```ts
+ * const backend: AsyncBackend = {
+ *   name: 'memory-custom-queue',
+ *   persistent: false,
+ *   create: ({ concurrency }) => {
+ *     const queue: QueueDriver = new PQueueDriver(concurrency);
+ *     return { store: new MemoryTaskStore(), queue };
+ *   },
+ * };
+ * ```
  */
 export interface QueueDriver {
   /**
@@ -210,7 +275,21 @@ export interface QueueDriver {
   close(): void | Promise<void>;
 }
 
-/** What a backend needs to build its store and queue. */
+/**
+ * What a backend needs to build its store and queue.
+ *
+ * @example
+ * ```ts
+ * const backend: AsyncBackend = {
+ *   name: 'custom',
+ *   persistent: false,
+ *   create(context: BackendContext) {
+ *     context.logger.info('backend starting', { concurrency: context.concurrency });
+ *     return { store: new MemoryTaskStore(), queue: new PQueueDriver(context.concurrency) };
+ *   },
+ * };
+ * ```
+ */
 export interface BackendContext {
   concurrency: number;
   logger: Logger;
@@ -222,7 +301,8 @@ export interface BackendContext {
  *
  * @example
  * ```ts
- * createHandler(app, { async: { backend: memory({ maxTasks: 50_000 }) } });
+ * declare const app: NodeHandler;
+ * createFcHandler(app, { async: { backend: memory({ maxTasks: 50_000 }) } });
  * ```
  */
 export interface AsyncBackend {
@@ -239,6 +319,7 @@ export interface AsyncBackend {
  *
  * @example
  * ```ts
+ * declare const record: TaskRecord;
  * const task = toAsyncTask(record, true);
  * ```
  */

@@ -53,6 +53,9 @@ function json(value: unknown): string {
  *
  * @example
  * ```ts
+ * import type { Database } from 'better-sqlite3';
+ * declare const db: Database;
+ * declare const record: TaskRecord;
  * db.prepare('UPDATE tasks SET record = ? WHERE id = ?').run(encodeCompactRecord(record), record.taskId);
  * ```
  */
@@ -98,7 +101,9 @@ function encodeEvents(events: readonly AsyncTaskEvent[]): string {
  *
  * @example
  * ```ts
- * const record = { ...decodeCompactRecord(row.record), payload } as TaskRecord;
+ * declare const row: { record: string };
+ * declare const payload: CapturedRequest;
+ * const record: TaskRecord = { ...decodeCompactRecord(row.record), payload };
  * ```
  */
 export function decodeCompactRecord(text: string): Omit<TaskRecord, 'payload'> {
@@ -126,7 +131,10 @@ function expandEvents(events: readonly CompactEvent[]): AsyncTaskEvent[] {
  *
  * @example
  * ```ts
- * insert.run(taskId, encodeCompactRecord(record), encodeRequestHead(record.payload), record.payload.body);
+ * import type { Statement } from 'better-sqlite3';
+ * declare const insert: Statement;
+ * declare const record: TaskRecord;
+ * insert.run(record.taskId, encodeCompactRecord(record), encodeRequestHead(record.payload), record.payload.body);
  * ```
  */
 export function encodeRequestHead(payload: CapturedRequest): string {
@@ -145,6 +153,8 @@ export function encodeRequestHead(payload: CapturedRequest): string {
  *
  * @example
  * ```ts
+ * declare const current: TaskRecord;
+ * declare const event: AsyncTaskEvent;
  * const next = patchedRecord(current, { endTime: Date.now() }, 'Succeeded', [...current.events, event]);
  * ```
  */
@@ -176,6 +186,7 @@ export function patchedRecord(
  *
  * @example
  * ```ts
+ * declare const record: TaskRecord;
  * transitionEvents(record.events, 'Running', { from: ['Enqueued'], via: 'Dequeued' }, Date.now());
  * ```
  */
@@ -195,6 +206,9 @@ export function transitionEvents(
  *
  * @example
  * ```ts
+ * declare const current: TaskRecord;
+ * declare const next: TaskRecord;
+ * declare function save(record: TaskRecord): void;
  * if (transitionApplies(current, { from: ['Running'], attempts: 2 })) save(next);
  * ```
  */
@@ -211,6 +225,8 @@ export function transitionApplies(current: TaskRecord, options: TransitionOption
  *
  * @example
  * ```ts
+ * declare const current: TaskRecord;
+ * declare function save(next: TaskRecord, current: TaskRecord): Promise<void>;
  * const next = transitionedRecord(current, 'Running', { from: ['Enqueued'], via: 'Dequeued' });
  * if (next) await save(next, current);
  * ```

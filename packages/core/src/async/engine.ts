@@ -32,6 +32,7 @@ import { Running, replayInvocation } from './running.js';
  *
  * @example
  * ```ts
+ * const secret = process.env.HOOK_SECRET!;
  * const destinations: Destinations = {
  *   onSuccess: functionDestination((record) => console.log('done', record.requestContext.requestId)),
  *   onFailure: [httpDestination('https://hooks.example.com/fc', { secret }), jsonlDestination('./failures.jsonl')],
@@ -43,14 +44,35 @@ export interface Destinations {
   onFailure?: Destination | Destination[] | undefined;
 }
 
-/** What FC's PutAsyncInvokeConfig can change on a running function. */
+/**
+ * What FC's PutAsyncInvokeConfig can change on a running function.
+ *
+ * @example
+ * ```ts
+ * declare const handler: FcHandler;
+ * const config: AsyncInvokeConfig = { maxAsyncRetryAttempts: 0, destinations: { onFailure: jsonlDestination('failed.jsonl') } };
+ * handler.engine?.configure(config); // what PutAsyncInvokeConfig does in the emulator
+ * ```
+ */
 export interface AsyncInvokeConfig {
   maxAsyncRetryAttempts?: number;
   maxAsyncEventAgeInSeconds?: number;
   destinations?: Destinations;
 }
 
-/** Seams for tracing: all optional, all no-ops by default. */
+/**
+ * Seams for tracing: all optional, all no-ops by default.
+ *
+ * @example
+ * ```ts
+ * const hooks: EngineHooks = {
+ *   attempt(task, attempt, run) {
+ *     console.log('attempt', task.taskId, attempt);
+ *     return run();
+ *   },
+ * };
+ * ```
+ */
 export interface EngineHooks {
   /** Before the task is stored: returns the trace context to keep with it. */
   accepted?(
@@ -84,7 +106,11 @@ export interface EngineHooks {
  *
  * @example
  * ```ts
- * engine.subscribe((e) => { if (e.type === 'attempt') console.log(e.taskId, e.outcome.kind); });
+ * const hooks: EngineHooks = {
+ *   attemptEnded(task, attempt, outcome: AttemptOutcome) {
+ *     if (outcome.kind === 'failure') console.warn(task.taskId, attempt, outcome.condition, outcome.message);
+ *   },
+ * };
  * ```
  */
 export type AttemptOutcome =
@@ -100,6 +126,14 @@ export type AttemptOutcome =
 
 /**
  * What the engine reports to subscribers (the emulator's log lines and dashboard).
+ *
+ * @example
+ * ```ts
+ * declare const handler: FcHandler;
+ * handler.engine?.subscribe((event: EngineEvent) => {
+ *   if (event.type === 'attempt') console.log(event.taskId, event.outcome, event.status);
+ * });
+ * ```
  */
 export type EngineEvent =
   | { type: 'accepted'; taskId: string; requestId: string; delayMs: number }
@@ -131,8 +165,9 @@ export type EngineEvent =
  *
  * @example
  * ```ts
+ * declare const handler: FcHandler;
  * const { tasks } = await handler.tasks.list({ status: 'Running' });
- * await handler.tasks.stop(tasks[0].taskId);
+ * for (const task of tasks) await handler.tasks.stop(task.taskId);
  * ```
  */
 export interface TaskApi {
@@ -156,6 +191,15 @@ const isText = createBodyClassifier();
  * The async engine of local mode: accepts async requests with a 202, queues them, runs each
  * attempt through the app with retries, backoff, event age, timeout and stop, keeps FC-shaped
  * task records, and calls the destination hooks exactly once per task.
+ *
+ * @example
+ * ```ts
+ * declare const handler: FcHandler;
+ * const engine: AsyncEngine | undefined = handler.engine; // undefined in platform mode
+ * const off = engine?.subscribe((event) => console.log(event.type));
+ * await engine?.drain();
+ * off?.();
+ * ```
  */
 export class AsyncEngine {
   readonly tasks: TaskApi;
@@ -166,6 +210,10 @@ export class AsyncEngine {
   private readonly running = new Map<string, Running>();
   /** Tasks whose last bookkeeping write the store refused; their next job may find them Running. */
   private readonly unrecorded = new Set<string>();
+  /** Tasks whose stop the store refused (it may be written all the same): their next job looks again. */
+  private readonly refusedStops = new Set<string>();
+  /** Stops under way, by task: one at a time per task (see stopOnce). */
+  private readonly stops = new Map<string, Promise<AsyncTask>>();
   /** Jobs being processed: a shutdown waits for aborted attempts to record their end. */
   private readonly inFlight = new Set<Promise<JobResult>>();
   private outstanding = 0;
@@ -220,7 +268,7 @@ export class AsyncEngine {
     this.tasks = {
       get: (taskId) => this.getTask(taskId),
       list: (query) => this.listTasks(query),
-      stop: (taskId) => this.stopTask(taskId),
+      stop: (taskId) => this.stopOnce(taskId),
     };
   }
 
@@ -330,13 +378,22 @@ export class AsyncEngine {
     // refuses the id if it holds the other task's job; a job it takes finds a finished task.
     const early = this.queue.shared ? Promise.resolve(this.queue.enqueue({ taskId }, delayMs)) : undefined;
     early?.catch(() => undefined);
-    // Stores and queues may answer synchronously (memory, sqlite's reads): no await then.
-    if (!(isPromise(inserting) ? await inserting : inserting)) {
+    // Counted while a durable store writes it: a close() begun meanwhile waits for it, not past it.
+    this.outstanding++;
+    let inserted: boolean;
+    try {
+      // Stores and queues may answer synchronously (memory, sqlite's reads): no await then.
+      inserted = isPromise(inserting) ? await inserting : inserting;
+    } catch (error) {
+      this.finishOne();
+      throw error;
+    }
+    if (!inserted) {
+      this.finishOne();
       throw new FcAsyncError('AsyncTaskAlreadyExists', `An async task with id ${taskId} already exists`, {
         statusCode: 409,
       });
     }
-    this.outstanding++;
     try {
       const queued = early ?? this.queue.enqueue({ taskId }, delayMs);
       if (isPromise(queued)) await queued;
@@ -405,11 +462,13 @@ export class AsyncEngine {
         await within(Promise.allSettled([...this.inFlight]), Math.max(this.options.stopGraceMs, 100));
       } else {
         const left = (await this.store.unfinished()).filter((r) => !TERMINAL_STATUSES.has(r.status));
-        await Promise.all(left.map((record) => this.stopTask(record.taskId).catch(() => undefined)));
+        await Promise.all(left.map((record) => this.stopOnce(record.taskId).catch(() => undefined)));
         // An attempt that ignores its stop is recorded Stopped when the grace runs out; its onFailure
-        // call starts then, and gets a moment more before deliveries are cut.
+        // call starts then, and gets a moment more before deliveries are cut. So does a task whose
+        // write the store refused: its job comes back after BOOKKEEPING_RETRY_MS.
         const grace = Math.max(this.options.stopGraceMs, 100);
-        await within(this.drain(), left.length > 0 ? grace + STOPPED_DELIVERY_MS : grace);
+        const owed = left.length > 0 || this.unrecorded.size > 0;
+        await within(this.drain(), owed ? grace + STOPPED_DELIVERY_MS : grace);
       }
       // A destination still hung or retrying ends now, and takes no new attempt.
       this.shutdown.abort();
@@ -531,7 +590,10 @@ export class AsyncEngine {
     const job = this.attempt(taskId);
     this.inFlight.add(job);
     try {
-      return await job;
+      const result = await job;
+      // Its writes went through, or it found the task past them: a refused one no longer matters.
+      this.unrecorded.delete(taskId);
+      return result;
     } catch (error) {
       // The store refused a write (a full disk, a lost connection): the task is left Enqueued or
       // Running. It is tried again later, when the store may take writes again.
@@ -590,7 +652,8 @@ export class AsyncEngine {
         instanceId,
       }),
     });
-    const record = isPromise(claiming) ? await claiming : claiming;
+    const running = new Running();
+    const record = isPromise(claiming) ? await this.claimed(taskId, claiming, running) : claiming;
     if (!record) {
       if (fresh) return undefined;
       // The copy was out of date: another instance has the task, or it ended meanwhile.
@@ -598,7 +661,6 @@ export class AsyncEngine {
       return latest && !CLAIMABLE.includes(latest.status) ? this.redelivered(latest) : undefined;
     }
     const attempt = record.attempts - 1;
-    const running = new Running();
     this.running.set(taskId, running);
     const started = Date.now();
     const hooks = this.deps.hooks;
@@ -653,6 +715,11 @@ export class AsyncEngine {
    * a finished one whose destination was not called is delivered.
    */
   private async redelivered(record: TaskRecord): Promise<JobResult> {
+    // A stop the store refused yet wrote: its destination is owed (an attempt here is only claiming it).
+    if (this.refusedStops.delete(record.taskId) && TERMINAL_STATUSES.has(record.status)) {
+      if (record.deliveryPending) await this.settle(record, undefined);
+      return undefined;
+    }
     // A task whose last write failed (see process) is handled as one a dead instance left.
     const unrecorded = this.unrecorded.delete(record.taskId);
     if ((!this.queue.shared && !unrecorded) || this.running.has(record.taskId)) return undefined;
@@ -668,7 +735,29 @@ export class AsyncEngine {
     return next.retryInMs === undefined ? undefined : { retryInMs: next.retryInMs };
   }
 
+  /**
+   * Waits for a claim the store answers later, the attempt known meanwhile: a stop that finds the
+   * task Running before the answer is back reaches it (and the app is then not called).
+   */
+  private async claimed(
+    taskId: string,
+    claiming: Promise<TaskRecord | undefined>,
+    running: Running,
+  ): Promise<TaskRecord | undefined> {
+    const own = !this.running.has(taskId);
+    if (own) this.running.set(taskId, running);
+    let record: TaskRecord | undefined;
+    try {
+      record = await claiming;
+    } finally {
+      if (own && !record) this.running.delete(taskId);
+    }
+    return record;
+  }
+
   private runAttempt(record: TaskRecord, attempt: number, running: Running): Promise<AttemptOutcome> {
+    // Stopped while its claim was being written (see `claimed`): the app is not called.
+    if (running.stopRequested) return Promise.resolve({ kind: 'stopped' });
     const request = replayRequest(record.payload, { requestId: record.requestId, taskId: record.taskId, attempt });
     const invocation = replayInvocation(record, attempt, running, this.deps.instanceId);
     const isFailure = this.options.isFailure;
@@ -869,6 +958,8 @@ export class AsyncEngine {
   private async settle(record: TaskRecord, outcome: AttemptOutcome | undefined): Promise<void> {
     // With a local queue the task was counted when accepted; with a shared one, each settle counts.
     if (this.queue.shared) this.outstanding++;
+    // Its stop was refused but the task ran (or ended) all the same: nothing to look at again.
+    if (this.refusedStops.size > 0) this.refusedStops.delete(record.taskId);
     try {
       const condition = record.condition ?? '';
       if (this.listeners.size > 0) {
@@ -940,6 +1031,48 @@ export class AsyncEngine {
     running.onStop?.();
   }
 
+  /** One stop of a task at a time: a stop whose write the store refused can tell whose its end is. */
+  private stopOnce(taskId: string): Promise<AsyncTask> {
+    const before = this.stops.get(taskId);
+    const stop = before
+      ? before.then(
+          () => this.stopTask(taskId),
+          () => this.stopTask(taskId),
+        )
+      : this.stopTask(taskId);
+    this.stops.set(taskId, stop);
+    const forget = () => {
+      if (this.stops.get(taskId) === stop) this.stops.delete(taskId);
+    };
+    stop.then(forget, forget);
+    return stop;
+  }
+
+  /**
+   * After the store refused a queued task's stop, which may be written all the same (its answer
+   * lost): when the task is Stopped now, the stop was (no other stop of it runs here meanwhile:
+   * see stopOnce), and it ends as one. Else the job the stop took out goes back. Without an answer
+   * to that read either, a job comes back to look again (see redelivered).
+   */
+  private async afterRefusedStop(record: TaskRecord, cancelled: boolean): Promise<AsyncTask | undefined> {
+    const taskId = record.taskId;
+    let now: TaskRecord | undefined;
+    try {
+      now = await this.store.get(taskId);
+    } catch {
+      this.refusedStops.add(taskId);
+      await this.queue.enqueue({ taskId }, 0);
+      return undefined;
+    }
+    if (now?.requestId === record.requestId && now.status === 'Stopped') {
+      this.deps.hooks?.endedWithoutAttempt?.(now);
+      void this.settle(now, { kind: 'stopped' });
+      return toAsyncTask(now, false);
+    }
+    if (cancelled) await this.queue.enqueue({ taskId }, 0);
+    return undefined;
+  }
+
   private async stopTask(taskId: string): Promise<AsyncTask> {
     checkTaskId(taskId);
     if (!this.isReady) await this.backendReady();
@@ -963,16 +1096,28 @@ export class AsyncEngine {
         else await this.store.requestStop?.(taskId);
         return toAsyncTask(stopping, false);
       }
-      await this.queue.cancel(taskId);
+      const cancelled = await this.queue.cancel(taskId);
       const patch = this.endPatch(record, 'Stopped', 'The task was stopped');
       // This instance calls the destination. A shared queue keeps no job to call it again after a
       // crash, and a job taken just before the stop, or added by a 409 since, must not call it twice.
       if (this.queue.shared) patch.deliveryPending = undefined;
-      const stopped = await this.store.transition(taskId, 'Stopped', {
-        from: ['Enqueued', 'Retrying', 'Dequeued'],
-        patch,
-      });
-      if (!stopped) continue;
+      let stopped: TaskRecord | undefined;
+      try {
+        stopped = await this.store.transition(taskId, 'Stopped', {
+          from: ['Enqueued', 'Retrying', 'Dequeued'],
+          patch,
+        });
+      } catch (error) {
+        const ended = await this.afterRefusedStop(record, cancelled);
+        if (ended) return ended;
+        throw error;
+      }
+      if (!stopped) {
+        // It changed since it was read (a claim written but refused an answer, waiting to be tried
+        // again): the job taken out is still its own.
+        if (cancelled) await this.queue.enqueue({ taskId }, 0);
+        continue;
+      }
       this.deps.hooks?.endedWithoutAttempt?.(stopped);
       const view = toAsyncTask(stopped, false);
       void this.settle(stopped, { kind: 'stopped' });
@@ -1059,7 +1204,15 @@ function parseDelay(value: string | string[] | undefined): number {
   return seconds * 1000;
 }
 
-/** `acs:fc:{region}:{accountId}:functions/{name}`. */
+/**
+ * `acs:fc:{region}:{accountId}:functions/{name}`.
+ *
+ * @example
+ * ```ts
+ * functionArn({ region: 'cn-hangzhou', accountId: '123', functionName: 'transcode' }, 'fallback');
+ * // 'acs:fc:cn-hangzhou:123:functions/transcode'
+ * ```
+ */
 export function functionArn(
   invocation: Pick<Invocation, 'region' | 'accountId' | 'functionName'>,
   fallbackName: string,
@@ -1139,6 +1292,13 @@ function returnPayload(response: BridgeResponse): string {
  * `requestPayload` is the captured request as JSON; `responsePayload` the response body on
  * success, else `{ errorMessage, errorType }`; `responseContext.statusCode` the last attempt's
  * HTTP status, 502 when the app threw, 504 when it timed out, 0 when no attempt ran.
+ *
+ * @example
+ * ```ts
+ * declare const record: TaskRecord;
+ * const destinationRecord = buildDestinationRecord(record, 'EventAgeExceeded', undefined);
+ * destinationRecord.requestContext.condition; // 'EventAgeExceeded'
+ * ```
  */
 export function buildDestinationRecord(
   record: TaskRecord,

@@ -13,6 +13,7 @@ const COMPACT_AT = 1024;
  *
  * @example
  * ```ts
+ * declare function runTask(taskId: string): Promise<void>;
  * const queue = new PQueueDriver(4);
  * queue.start(async ({ taskId }) => { await runTask(taskId); return undefined; });
  * queue.enqueue({ taskId: 't1' }, 0);

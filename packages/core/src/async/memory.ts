@@ -46,6 +46,12 @@ function assign(record: TaskRecord, patch: TaskPatch): void {
 /**
  * Task records in a Map: fast, bounded (see {@link MemoryBackendOptions}), and gone when the
  * process exits.
+ *
+ * @example
+ * ```ts
+ * const store = new MemoryTaskStore({ maxTasks: 1000, retentionMs: 3_600_000 });
+ * await store.get('t1'); // undefined
+ * ```
  */
 export class MemoryTaskStore implements TaskStore {
   private readonly tasks = new Map<string, TaskRecord>();
@@ -149,7 +155,8 @@ export class MemoryTaskStore implements TaskStore {
  *
  * @example
  * ```ts
- * createHandler(app, { async: { backend: memory({ maxTasks: 1000 }) } });
+ * declare const app: NodeHandler;
+ * createFcHandler(app, { async: { backend: memory({ maxTasks: 1000 }) } });
  * ```
  */
 export function memory(options: MemoryBackendOptions = {}): AsyncBackend {

@@ -5,6 +5,13 @@ import type { AsyncBackend } from './backend.js';
  * Where async invocations are queued: `platform` (FC queued them already: run, then call the
  * destination hooks), `local` (no FC in front: answer 202 and queue in-process), or `auto`
  * (platform when `FC_FUNCTION_NAME` and `FC_REGION` are set, else local).
+ *
+ * @example
+ * ```ts
+ * declare const app: NodeHandler;
+ * const mode: AsyncMode = process.env.FC_ASYNC_MODE === 'local' ? 'local' : 'auto';
+ * createFcHandler(app, { async: { mode } });
+ * ```
  */
 export type AsyncMode = 'auto' | 'local' | 'platform';
 
@@ -31,7 +38,8 @@ export interface BackoffOptions {
  *
  * @example
  * ```ts
- * createHandler(app, { async: { mode: 'local', concurrency: 4, maxAsyncRetryAttempts: 2, timeoutSeconds: 900 } });
+ * declare const app: NodeHandler;
+ * createFcHandler(app, { async: { mode: 'local', concurrency: 4, maxAsyncRetryAttempts: 2, timeoutSeconds: 900 } });
  * ```
  */
 export interface AsyncOptions {
@@ -61,7 +69,15 @@ export interface AsyncOptions {
   functionName?: string;
 }
 
-/** {@link AsyncOptions} with every default applied. */
+/**
+ * {@link AsyncOptions} with every default applied.
+ *
+ * @example
+ * ```ts
+ * const resolved: ResolvedAsyncOptions = resolveAsyncOptions({ concurrency: 4 });
+ * resolved.concurrency; // 4
+ * ```
+ */
 export interface ResolvedAsyncOptions {
   mode: AsyncMode;
   concurrency: number;

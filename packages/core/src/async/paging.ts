@@ -102,6 +102,8 @@ function queryTag(query: TaskQuery): string {
  *
  * @example
  * ```ts
+ * declare const last: TaskRecord;
+ * declare const query: TaskQuery;
  * const token = encodeCursor(last.startedTime ?? 0, last.taskId, query);
  * ```
  */
@@ -116,6 +118,7 @@ export function encodeCursor(startedTime: number, taskId: string, query: TaskQue
  *
  * @example
  * ```ts
+ * declare const query: TaskQuery & { nextToken: string };
  * const [time, taskId] = decodeCursor(query.nextToken, query);
  * ```
  */
@@ -138,7 +141,16 @@ export function decodeCursor(token: string, query: TaskQuery): [number, string] 
   return [value[0], value[1]];
 }
 
-/** Filters, sorts by (startedTime, taskId) and pages records held in memory. */
+/**
+ * Filters, sorts by (startedTime, taskId) and pages records held in memory.
+ *
+ * @example
+ * ```ts
+ * declare const records: TaskRecord[];
+ * const page = pageTasks(records, { status: 'Failed', limit: 20 });
+ * page.tasks.length; // at most 20
+ * ```
+ */
 export function pageTasks(records: Iterable<TaskRecord>, raw: TaskQuery): TaskPage<TaskRecord> {
   const query = normaliseQuery(raw);
   const desc = query.sortOrderByTime === 'desc';

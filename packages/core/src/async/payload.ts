@@ -5,6 +5,13 @@ import { createBodyClassifier } from '../response.js';
 /**
  * A request as an async task keeps it: what the app needs to replay it, with the redacted
  * headers already removed.
+ *
+ * @example
+ * ```ts
+ * declare const record: TaskRecord;
+ * const captured: CapturedRequest = record.payload;
+ * console.log(captured.method, captured.url);
+ * ```
  */
 export interface CapturedRequest {
   method: string;
@@ -18,6 +25,12 @@ export interface CapturedRequest {
 /**
  * Headers that never enter a task record, a destination record, a log line or a span: FC's
  * credential headers and the caller's authorisation and cookies. `redactHeaders` extends it.
+ *
+ * @example
+ * ```ts
+ * DEFAULT_REDACTED_HEADERS.includes('authorization'); // true
+ * const redact = createRedactor(['x-api-key']); // these and the defaults
+ * ```
  */
 export const DEFAULT_REDACTED_HEADERS: readonly string[] = Object.freeze([
   'x-fc-access-key-id',
@@ -94,7 +107,15 @@ function copyHeaders(
   return out;
 }
 
-/** Captures an accepted request for its task (headers redacted, gateway headers dropped). */
+/**
+ * Captures an accepted request for its task (headers redacted, gateway headers dropped).
+ *
+ * @example
+ * ```ts
+ * const request = parseFcEvent(fcHttpEvent({ method: 'POST', url: '/jobs', body: { video: 'a.mov' } }));
+ * const captured = captureRequest(request, createRedactor());
+ * ```
+ */
 export function captureRequest(
   request: FcRequest,
   redact: (headers: FcRequest['headers']) => Record<string, string | string[]>,
@@ -145,6 +166,7 @@ const isTextBody = createBodyClassifier();
  *
  * @example
  * ```ts
+ * declare const captured: CapturedRequest;
  * JSON.parse(serializeRequest(captured)).url; // '/transcode?format=mp4'
  * ```
  */
@@ -159,7 +181,15 @@ export function serializeRequest(request: CapturedRequest): string {
   });
 }
 
-/** The request an attempt replays through the app. */
+/**
+ * The request an attempt replays through the app.
+ *
+ * @example
+ * ```ts
+ * declare const record: TaskRecord;
+ * const request = replayRequest(record.payload, { requestId: record.requestId, taskId: record.taskId, attempt: 1 });
+ * ```
+ */
 export function replayRequest(
   captured: CapturedRequest,
   ids: { requestId: string; taskId: string; attempt: number },

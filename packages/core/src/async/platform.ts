@@ -29,6 +29,12 @@ const DELIVERY_BOUND_MS = 10_000;
  * True when `response` is the result of an async invocation that failed in platform mode: the
  * FC 3.0 / 2.0 handler then throws (and a custom runtime sets `x-fc-status: 404`) so that FC
  * counts the failure, retries it and routes it to its own onFailure.
+ *
+ * @example
+ * ```ts
+ * declare const response: BridgeResponse;
+ * if (isPlatformFailure(response)) throw new Error('async invocation failed'); // so that FC retries it
+ * ```
  */
 export function isPlatformFailure(response: BridgeResponse): boolean {
   return failed.has(response);
@@ -40,6 +46,16 @@ export function isPlatformFailure(response: BridgeResponse): boolean {
  * onSuccess on success, onFailure only on the final attempt (`x-fc-retry-count` ≥
  * `maxAsyncRetryAttempts`, which must mirror the function's FC config). Delivery finishes before
  * the handler returns, since FC may freeze the instance right after, and takes 10 s at most.
+ *
+ * @example
+ * ```ts
+ * const platform = new PlatformAsync(resolveAsyncOptions({ mode: 'platform' }), {
+ *   logger: silentLogger,
+ *   redact: createRedactor(),
+ *   run: (request) => runNodeHandler((req, res) => res.end('ok'), request),
+ * });
+ * await platform.drain();
+ * ```
  */
 export class PlatformAsync {
   private inFlight = 0;

@@ -40,6 +40,7 @@ const SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000;
  *
  * @example
  * ```ts
+ * declare const options: { openTimeoutMs?: unknown };
  * integerOption('openTimeoutMs', options.openTimeoutMs, 0, 2000);
  * integerOption('openTimeoutMs', -1, 0, 2000); // TypeError: Expected `openTimeoutMs` to be an integer from 0 and up, got `-1`
  * ```

@@ -8,6 +8,10 @@ import type { Logger } from '../logger.js';
  *
  * @example
  * ```ts
+ * interface Db {
+ *   deleteFinishedBefore(time: number, limit: number): Promise<number>;
+ * }
+ * const SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000;
  * class Pruner extends RetentionPruner {
  *   constructor(private readonly db: Db, logger: Logger) {
  *     super(60_000, 500, logger);

@@ -5,6 +5,13 @@ import { DEFAULT_RETRIES, MAX_TIMER_MS, nonNegativeOption, positiveOption, retri
 /**
  * Options of {@link deliverRecord}. Invalid values are logged as errors and replaced by their
  * defaults, since delivery never throws.
+ *
+ * @example
+ * ```ts
+ * declare const record: DestinationRecord;
+ * const options: DeliverOptions = { logger: createConsoleLogger(), retries: 5, attemptTimeoutMs: 5000 };
+ * await deliverRecord([httpDestination('https://hooks.example.com/fc')], record, options);
+ * ```
  */
 export interface DeliverOptions {
   /** Receives one `warn` per failed attempt and one `error` per destination given up on. */

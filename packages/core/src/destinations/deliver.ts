@@ -6,7 +6,15 @@ import { type Destination, type DestinationContext, DestinationError, isDestinat
 
 export type { DeliverOptions } from './deliver-options.js';
 
-/** How delivery to one destination ended. */
+/**
+ * How delivery to one destination ended.
+ *
+ * @example
+ * ```ts
+ * declare const result: DeliveryResult;
+ * for (const outcome of result.destinations) console.log(outcome.label, outcome.status, outcome.attempts, outcome.error);
+ * ```
+ */
 export interface DestinationOutcome {
   label: string;
   status: 'Succeeded' | 'Failed';
@@ -19,6 +27,13 @@ export interface DestinationOutcome {
  * What {@link deliverRecord} resolves to: `Succeeded` when every destination took the record,
  * `Failed` when any did not, `None` when there was no destination. `attempts` counts the attempts
  * of all destinations; `errors` holds `<label>: <code>: <message>` per failed destination.
+ *
+ * @example
+ * ```ts
+ * declare const record: DestinationRecord;
+ * const result: DeliveryResult = await deliverRecord([jsonlDestination('out.jsonl')], record, { logger: silentLogger });
+ * if (result.status === 'Failed') console.warn(result.errors.join('; '));
+ * ```
  */
 export interface DeliveryResult {
   status: 'Succeeded' | 'Failed' | 'None';
@@ -38,6 +53,9 @@ export interface DeliveryResult {
  *
  * @example
  * ```ts
+ * declare const record: DestinationRecord;
+ * const url = 'https://hooks.example.com/fc';
+ * const logger = createConsoleLogger();
  * const result = await deliverRecord([httpDestination(url), jsonlDestination('out.jsonl')], record, { logger });
  * if (result.status === 'Failed') console.warn(result.errors);
  * ```

@@ -37,6 +37,17 @@ export interface FcClientConfig {
 /**
  * The part of the official client (`new Client(config)` of `@alicloud/fc20230330`) that
  * {@link fcFunctionDestination} uses. Any instance of that client fits.
+ *
+ * @example
+ * ```ts
+ * const client: FcInvokeClient = {
+ *   async invokeFunctionWithOptions(functionName) {
+ *     console.log('invoke', functionName);
+ *     return { statusCode: 202 };
+ *   },
+ * };
+ * const onFailure = fcFunctionDestination('acs:fc:cn-hangzhou:123:functions/dest-fail', client);
+ * ```
  */
 export interface FcInvokeClient {
   invokeFunctionWithOptions(
@@ -47,7 +58,16 @@ export interface FcInvokeClient {
   ): Promise<{ statusCode?: number; body?: unknown }>;
 }
 
-/** Options of {@link fcFunctionDestination}. */
+/**
+ * Options of {@link fcFunctionDestination}.
+ *
+ * @example
+ * ```ts
+ * declare const config: FcClientConfig;
+ * const options: FcFunctionDestinationOptions = { timeoutMs: 10_000, retries: 2 };
+ * const onFailure = fcFunctionDestination('acs:fc:cn-hangzhou:123:functions/dest-fail', config, options);
+ * ```
+ */
 export interface FcFunctionDestinationOptions {
   /** Time allowed for one InvokeFunction call, in milliseconds. @default 10000 */
   timeoutMs?: number;
@@ -101,9 +121,15 @@ export function fcFunctionDestination(
     const runtime = { readTimeout: timeoutMs, connectTimeout: Math.min(timeoutMs, 5000) };
     let response: { statusCode?: number; body?: unknown };
     try {
-      response = await fc.invokeFunctionWithOptions(functionName, request, headers, runtime);
+      // A client that ignores `runtime` (a wrapper, a stub) is held to the same bound.
+      const bound = runtime.connectTimeout + runtime.readTimeout + CLIENT_GRACE_MS;
+      response = await settledWithin(
+        fc.invokeFunctionWithOptions(functionName, request, headers, runtime),
+        bound,
+        label,
+      );
     } catch (error) {
-      throw invokeError(error, label);
+      throw error instanceof DestinationError ? error : invokeError(error, label);
     }
     (response.body as Readable | undefined)?.destroy?.();
     const status = response.statusCode ?? 0;
@@ -115,6 +141,26 @@ export function fcFunctionDestination(
     }
   }
   return Object.assign(fcFunctionDestination, { maxRetries, label });
+}
+
+/** Past the SDK's own connect and read timeouts, so that its error (which names the phase) comes first. */
+const CLIENT_GRACE_MS = 1000;
+
+/** `call`, or a retryable `DestinationTimeout` once it has not settled within `ms` (it is left running). */
+function settledWithin<T>(call: Promise<T>, ms: number, label: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new DestinationError('DestinationTimeout', `InvokeFunction ${label} did not settle within ${ms} ms`, {
+            retryable: true,
+          }),
+        ),
+      ms,
+    );
+  });
+  return Promise.race([call, late]).finally(() => clearTimeout(timer));
 }
 
 function isClient(value: unknown): value is FcInvokeClient {

@@ -1,6 +1,14 @@
 import { describe, stringOption } from './validate.js';
 
-/** A target function, as {@link parseFunctionTarget} reads it. */
+/**
+ * A target function, as {@link parseFunctionTarget} reads it.
+ *
+ * @example
+ * ```ts
+ * const target: FunctionTarget = parseFunctionTarget('acs:fc:cn-hangzhou:123:functions/dest-fail');
+ * target.functionName; // 'dest-fail'
+ * ```
+ */
 export interface FunctionTarget {
   functionName: string;
   qualifier?: string;

@@ -2,7 +2,15 @@ import type { DestinationRecord } from '../fc-types.js';
 import { type Destination, type DestinationContext, DestinationError } from './types.js';
 import { objectOption, retriesOption, timeoutOption } from './validate.js';
 
-/** Options of {@link functionDestination}. */
+/**
+ * Options of {@link functionDestination}.
+ *
+ * @example
+ * ```ts
+ * const options: FunctionDestinationOptions = { retries: 0, timeoutMs: 2000 };
+ * const onSuccess = functionDestination((record) => console.log(record.requestContext.requestId), options);
+ * ```
+ */
 export interface FunctionDestinationOptions {
   /** Retries {@link deliverRecord} allows after `fn` throws a retryable error. @default 3 */
   retries?: number;
@@ -21,7 +29,9 @@ export interface FunctionDestinationOptions {
  *
  * @example
  * ```ts
- * createHandler(app, {
+ * declare const app: NodeHandler;
+ * const alertsUrl = 'https://alerts.example.com/fc';
+ * createFcHandler(app, {
  *   destinations: {
  *     onFailure: functionDestination(
  *       (record, context) => fetch(alertsUrl, { method: 'POST', body: JSON.stringify(record), signal: context?.signal }),

@@ -3,7 +3,15 @@ import { SIGNATURE_HEADER, secretList, signDestinationPayload } from './signatur
 import { type Destination, type DestinationContext, DestinationError, isRetryableStatus } from './types.js';
 import { describe, objectOption, retriesOption, timeoutOption } from './validate.js';
 
-/** Options of {@link httpDestination}. */
+/**
+ * Options of {@link httpDestination}.
+ *
+ * @example
+ * ```ts
+ * const options: HttpDestinationOptions = { secret: process.env.HOOK_SECRET!, headers: { 'x-source': 'fc-async' }, timeoutMs: 5000 };
+ * const onFailure = httpDestination('https://hooks.example.com/fc-failed', options);
+ * ```
+ */
 export interface HttpDestinationOptions {
   /**
    * Signs each post with the `x-fc-async-signature` header (see {@link SIGNATURE_HEADER} for the
@@ -29,7 +37,8 @@ export interface HttpDestinationOptions {
  *
  * @example
  * ```ts
- * createHandler(app, {
+ * declare const app: NodeHandler;
+ * createFcHandler(app, {
  *   destinations: { onFailure: httpDestination('https://hooks.example.com/fc-failed', { secret: process.env.HOOK_SECRET, timeoutMs: 5000 }) },
  * });
  * ```

@@ -5,7 +5,15 @@ import { makeFolderSync } from '../folders.js';
 import type { Destination } from './types.js';
 import { objectOption, retriesOption, stringOption } from './validate.js';
 
-/** Options of {@link jsonlDestination}. */
+/**
+ * Options of {@link jsonlDestination}.
+ *
+ * @example
+ * ```ts
+ * const options: JsonlDestinationOptions = { retries: 1 };
+ * const onSuccess = jsonlDestination('.fc-async/succeeded.jsonl', options);
+ * ```
+ */
 export interface JsonlDestinationOptions {
   /** Retries {@link deliverRecord} allows after a failed append. @default 3 */
   retries?: number;
@@ -21,11 +29,13 @@ const queues = new Map<string, Promise<void>>();
  * A destination that appends each record as one JSON line to a file, creating its folder when
  * missing. Appends to one path are serialised within the process, and each line is a single
  * write to a file opened in append mode (`O_APPEND`), so concurrent records never interleave.
+ * A file it creates is readable by its owner only (mode `0600`): records hold request bodies.
  * Handy for local development and audits.
  *
  * @example
  * ```ts
- * createHandler(app, { destinations: { onSuccess: jsonlDestination('.fc-async/succeeded.jsonl') } });
+ * declare const app: NodeHandler;
+ * createFcHandler(app, { destinations: { onSuccess: jsonlDestination('.fc-async/succeeded.jsonl') } });
  * ```
  */
 export function jsonlDestination(path: string, options?: JsonlDestinationOptions): Destination {
@@ -75,7 +85,8 @@ function enqueue(key: string, task: () => Promise<void>): Promise<void> {
 }
 
 async function appendLine(file: string, line: Buffer): Promise<void> {
-  const handle = await open(file, 'a');
+  // A new file is its owner's only (0600): records hold request bodies.
+  const handle = await open(file, 'a', 0o600);
   try {
     let offset = 0;
     while (offset < line.length) {

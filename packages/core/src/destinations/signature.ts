@@ -9,10 +9,29 @@ import { describe, nonNegativeOption, objectOption } from './validate.js';
  * `` `${t}.${rawBody}` `` (the decimal `t`, a dot, then the raw request body). One `v1` is sent per
  * configured secret, so a receiver accepts any of them while secrets rotate. Unknown keys are
  * ignored by the verifier, leaving room for future schemes.
+ *
+ * @example
+ * ```ts
+ * import express from 'express';
+ * const app = express();
+ * app.post('/fc-hooks', express.raw({ type: 'application/json' }), (req, res) => {
+ *   const ok = verifyDestinationSignature(req.body, req.get(SIGNATURE_HEADER), process.env.HOOK_SECRET!);
+ *   res.sendStatus(ok ? 204 : 400);
+ * });
+ * ```
  */
 export const SIGNATURE_HEADER = 'x-fc-async-signature';
 
-/** Why {@link checkDestinationSignature} rejected a request. */
+/**
+ * Why {@link checkDestinationSignature} rejected a request.
+ *
+ * @example
+ * ```ts
+ * declare const rawBody: Buffer, header: string | undefined;
+ * const check = checkDestinationSignature(rawBody, header, process.env.HOOK_SECRET!);
+ * const reason: SignatureFailure | undefined = check.ok ? undefined : check.reason; // e.g. 'timestamp_out_of_tolerance'
+ * ```
+ */
 export type SignatureFailure =
   | 'missing_header'
   | 'malformed_header'
@@ -20,10 +39,28 @@ export type SignatureFailure =
   | 'timestamp_out_of_tolerance'
   | 'signature_mismatch';
 
-/** Result of {@link checkDestinationSignature}: `timestamp` is the signed `t` (unix seconds). */
+/**
+ * Result of {@link checkDestinationSignature}: `timestamp` is the signed `t` (unix seconds).
+ *
+ * @example
+ * ```ts
+ * declare const rawBody: Buffer, header: string | undefined;
+ * const check: SignatureCheck = checkDestinationSignature(rawBody, header, ['new-secret', 'old-secret']);
+ * if (check.ok) console.log('signed at', new Date(check.timestamp * 1000));
+ * ```
+ */
 export type SignatureCheck = { ok: true; timestamp: number } | { ok: false; reason: SignatureFailure };
 
-/** Options of {@link verifyDestinationSignature} and {@link checkDestinationSignature}. */
+/**
+ * Options of {@link verifyDestinationSignature} and {@link checkDestinationSignature}.
+ *
+ * @example
+ * ```ts
+ * declare const rawBody: Buffer, header: string | undefined;
+ * const options: VerifySignatureOptions = { toleranceSeconds: 60 };
+ * verifyDestinationSignature(rawBody, header, process.env.HOOK_SECRET!, options);
+ * ```
+ */
 export interface VerifySignatureOptions {
   /** Largest accepted distance between `t` and now, in seconds, either way. `Infinity` disables the check. @default 300 */
   toleranceSeconds?: number;
@@ -69,8 +106,13 @@ export function signDestinationPayload(
  *
  * @example
  * ```ts
- * const check = checkDestinationSignature(rawBody, req.headers['x-fc-async-signature'], secret);
- * if (!check.ok) return res.status(400).send(check.reason);
+ * import express from 'express';
+ * const app = express();
+ * app.post('/fc-hooks', express.raw({ type: 'application/json' }), (req, res) => {
+ *   const check = checkDestinationSignature(req.body, req.headers['x-fc-async-signature'], process.env.HOOK_SECRET!);
+ *   if (!check.ok) return res.status(400).send(check.reason);
+ *   res.sendStatus(204);
+ * });
  * ```
  */
 export function checkDestinationSignature(
@@ -115,6 +157,8 @@ export function checkDestinationSignature(
  *
  * @example
  * ```ts
+ * import express from 'express';
+ * const app = express();
  * app.post('/fc-hooks', express.raw({ type: 'application/json' }), (req, res) => {
  *   if (!verifyDestinationSignature(req.body, req.get('x-fc-async-signature'), process.env.HOOK_SECRET!)) return res.sendStatus(400);
  *   const record = JSON.parse(req.body.toString('utf8'));

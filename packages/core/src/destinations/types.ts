@@ -5,6 +5,13 @@ import type { DestinationRecord } from '../fc-types.js';
  * What {@link deliverRecord} passes to a destination besides the record: the attempt number
  * (1-based) and a signal that aborts when the attempt times out or delivery is cancelled.
  * Destinations may ignore it.
+ *
+ * @example
+ * ```ts
+ * const notify: Destination = async (record, context?: DestinationContext) => {
+ *   await fetch('https://alerts.example.com/fc', { method: 'POST', body: JSON.stringify(record), signal: context?.signal });
+ * };
+ * ```
  */
 export interface DestinationContext {
   /** 1 on the first attempt. */
@@ -21,6 +28,7 @@ export interface DestinationContext {
  *
  * @example
  * ```ts
+ * declare const db: { insert(table: string, row: object): Promise<void> };
  * const audit: Destination = async (record) => {
  *   await db.insert('outcomes', { requestId: record.requestContext.requestId, condition: record.requestContext.condition });
  * };
@@ -63,6 +71,8 @@ export class DestinationError extends FcAsyncError {
  *
  * @example
  * ```ts
+ * declare const destination: Destination;
+ * declare const record: DestinationRecord;
  * try { await destination(record); } catch (e) { if (isDestinationError(e) && !e.retryable) console.log('gave up', e.code); }
  * ```
  */
@@ -73,7 +83,15 @@ export function isDestinationError(value: unknown): value is DestinationError {
   );
 }
 
-/** Whether an upstream HTTP status is worth retrying: 5xx, 408 Request Timeout, 429 Too Many Requests. */
+/**
+ * Whether an upstream HTTP status is worth retrying: 5xx, 408 Request Timeout, 429 Too Many Requests.
+ *
+ * @example
+ * ```ts
+ * isRetryableStatus(503); // true
+ * isRetryableStatus(404); // false
+ * ```
+ */
 export function isRetryableStatus(status: number): boolean {
   return status >= 500 || status === 408 || status === 429;
 }

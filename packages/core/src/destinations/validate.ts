@@ -6,6 +6,7 @@
  *
  * @example
  * ```ts
+ * declare const value: unknown;
  * integerOption('pruneIntervalMs', value, 1, 60_000, MAX_TIMER_MS);
  * ```
  */

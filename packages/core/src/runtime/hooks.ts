@@ -5,6 +5,7 @@ import type { Logger } from '../logger.js';
  *
  * @example
  * ```ts
+ * declare const provider: { forceFlush(): Promise<void> };
  * const flush: PreStopHook = () => provider.forceFlush();
  * ```
  */
@@ -20,6 +21,7 @@ const hooks = new Set<PreStopHook>();
  *
  * @example
  * ```ts
+ * declare const tracerProvider: { forceFlush(): Promise<void> };
  * const off = addPreStopHook(() => tracerProvider.forceFlush());
  * // later, if the provider is replaced:
  * off();

@@ -7,6 +7,10 @@ import type { Logger } from '../logger.js';
  *
  * @example
  * ```ts
+ * import express from 'express';
+ * import { listen } from '@fc-async/express';
+ * const app = express();
+ * declare const db: { connect(): Promise<void> };
  * await listen(app, { preStopTimeoutMs: 20_000, onInitialize: () => db.connect() });
  * ```
  */

@@ -14,6 +14,8 @@ const EMPTY = Buffer.alloc(0);
  * @param options.url - the URL to keep (Express: `req.originalUrl`); default `req.url`.
  * @example
  * ```ts
+ * import type { IncomingMessage } from 'node:http';
+ * declare const req: IncomingMessage;
  * const request = await readNodeRequest(req, { limit: 128 * 1024 });
  * request.body.length; // bytes read
  * ```

@@ -58,8 +58,9 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
   const mode = resolveMode(asyncOptions.mode, env);
   const redact = createRedactor(options.redactHeaders);
   const tracing = createTracing(options.tracing, { logger, redactHeaders: options.redactHeaders });
-  // Spans still buffered when FC stops the instance go out on pre-stop (see listen()).
-  addPreStopHook(() => tracing.flush());
+  // Spans still buffered when FC stops the instance go out on pre-stop (see listen()), or on
+  // close(), which takes the hook out: the process-wide hook list must not keep a closed runtime.
+  const removeFlushHook = addPreStopHook(() => tracing.flush());
 
   let app: object | undefined;
   let listener: NodeHandler | undefined;
@@ -122,17 +123,23 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
           return Promise.reject(error);
         }
       }
-      closing ??= engine?.close(closeOptions) ?? platform?.drain() ?? Promise.resolve();
+      closing ??= (engine?.close(closeOptions) ?? platform?.drain() ?? Promise.resolve()).finally(() => {
+        removeFlushHook();
+        return tracing.flush();
+      });
       return closing;
     },
     async handle(req, target, res) {
       if (replayed.has(req)) return undefined;
-      const span = tracing.startInvocationSpan({
-        method: req.method ?? 'GET',
-        url: target.url ?? req.url ?? '/',
-        headers: req.headers,
-        remoteAddress: req.socket?.remoteAddress,
-      });
+      const startSpan = () =>
+        tracing.startInvocationSpan({
+          method: req.method ?? 'GET',
+          url: target.url ?? req.url ?? '/',
+          headers: req.headers,
+          remoteAddress: req.socket?.remoteAddress,
+        });
+      // Without `res` nothing tells when the app's answer ends: only a request answered here gets a span.
+      let span = res ? startSpan() : undefined;
       let requestId: string | undefined;
       let platformAsync = false;
       let answer: BridgeResponse | undefined;
@@ -144,6 +151,7 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
         const signal = platform && detection.type === 'Async' && res ? closedEarly(res) : undefined;
         const invocation = buildInvocation(detection, req.headers, undefined, env, signal);
         setInvocation(req, invocation);
+        if (!res && detection.type === 'Async') span = startSpan();
         span?.setInvocation(invocation);
         if (detection.type !== 'Async') {
           if (span) passOn(span, req, res, target.routeOf);
@@ -158,6 +166,7 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
               ? span.run(() => (platform as PlatformAsync).run(request, invocation))
               : (platform as PlatformAsync).run(request, invocation));
       } catch (error) {
+        span ??= res ? undefined : startSpan();
         span?.recordError(error);
         const response = errorResponse(error, logger, requestId);
         answer = platformAsync && response.statusCode >= 500 ? markFcFailure(response) : response;
@@ -177,20 +186,29 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
   return runtime;
 }
 
-/** A request the app answers itself: its span ends when the response finishes. */
+/** A request the app answers itself: its span ends when the response finishes, or when its connection closes first. */
 function passOn(span: InvocationSpan, req: object, res: ServerResponse | undefined, routeOf: ReplayTarget['routeOf']) {
   spans.set(req, span);
   if (!res) return;
-  res.once('finish', () => {
-    let route: string | undefined;
+  const route = () => {
     try {
-      route = routeOf?.(req as IncomingMessage);
+      return routeOf?.(req as IncomingMessage);
     } catch {
-      // a route reader that throws only costs the span its route
+      return undefined; // a route reader that throws only costs the span its route
     }
-    span.end({ statusCode: res.statusCode, route });
+  };
+  let finished = false;
+  res.once('finish', () => {
+    finished = true;
+    span.end({ statusCode: res.statusCode, route: route() });
   });
-  res.once('close', () => span.end({ statusCode: res.statusCode }));
+  res.once('close', () => {
+    // Closed before the answer went out whole (the client left, FC's timeout): ERROR, and no status it never got.
+    // Not `writableFinished`: an answer ended on a socket already gone never emits 'finish'.
+    if (finished) return;
+    const error = new FcAsyncError('ConnectionClosed', 'The connection closed before the response was sent');
+    span.end({ statusCode: res.headersSent ? res.statusCode : undefined, route: route(), error, failed: true });
+  });
 }
 
 /** A signal that aborts when the connection closes before the response was sent whole. */

@@ -12,6 +12,9 @@ import { runtimesFor } from './runtime.js';
  *
  * @example
  * ```ts
+ * import express from 'express';
+ * import { listen } from '@fc-async/express';
+ * const app = express();
  * const fc = await listen(app, { port: 0 });
  * console.log(`http://127.0.0.1:${fc.port}`);
  * await fc.close();
@@ -34,14 +37,20 @@ export interface FcServer {
  *
  * @example
  * ```ts
- * await listenFc((req, res) => app.routing(req, res), {}, { app: app.server, ready: () => app.ready(), close: () => app.close() });
+ * import Fastify from 'fastify';
+ * const app = Fastify();
+ * await listenFc((req, res) => app.routing(req, res), {}, {
+ *   app: app.server,
+ *   ready: () => app.ready(),
+ *   close: () => app.close(),
+ * });
  * ```
  */
 export interface FcServerHooks {
   /** The app whose `fcAsync` middleware pre-stop drains. */
   app?: object;
-  /** Awaited before listening (Fastify's `ready()`). */
-  ready?: () => Promise<unknown>;
+  /** Awaited before listening (Fastify's `ready()`, a thenable). */
+  ready?: () => PromiseLike<unknown>;
   /** Awaited at the end of a graceful shutdown (Fastify's `close()`). */
   close?: () => Promise<unknown>;
 }

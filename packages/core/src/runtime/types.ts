@@ -11,6 +11,7 @@ import type { RouteOf } from '../tracing/route.js';
  *
  * @example
  * ```ts
+ * const onFailure = jsonlDestination('.fc-async/failed.jsonl');
  * const options: FcRuntimeOptions = { async: { maxAsyncRetryAttempts: 2 }, destinations: { onFailure } };
  * ```
  */
@@ -22,6 +23,9 @@ export type FcRuntimeOptions = Omit<FcHandlerOptions, 'textContentTypes'>;
  *
  * @example
  * ```ts
+ * import express from 'express';
+ * import { fcAsync } from '@fc-async/express';
+ * const app = express();
  * const middleware = fcAsync();
  * app.use(middleware);
  * process.on('SIGTERM', () => void middleware.close({ timeoutMs: 5000 }));
@@ -36,7 +40,10 @@ export interface FcAsyncControls {
   readonly engine: AsyncEngine | undefined;
   /** Resolves when no async task is queued, running or being delivered. */
   drain(): Promise<void>;
-  /** Stops accepting async requests (503) and settles every task by `timeoutMs` (default 30 s). Idempotent. */
+  /**
+   * Stops accepting async requests (503), settles every task by `timeoutMs` (default 30 s), then
+   * flushes its spans and releases what the process kept of it. Idempotent.
+   */
   close(options?: { timeoutMs?: number }): Promise<void>;
 }
 
@@ -46,7 +53,11 @@ export interface FcAsyncControls {
  *
  * @example
  * ```ts
- * const target: ReplayTarget = { app, listener: () => app.callback(), url: ctx.originalUrl };
+ * import Koa from 'koa';
+ * const app = new Koa();
+ * app.use(async (ctx) => {
+ *   const target: ReplayTarget = { app, listener: () => app.callback(), url: ctx.originalUrl };
+ * });
  * ```
  */
 export interface ReplayTarget {
@@ -65,11 +76,13 @@ export interface ReplayTarget {
  *
  * @example
  * ```ts
+ * import http from 'node:http';
+ * declare const appListener: http.RequestListener;
  * const runtime = createFcRuntime();
  * const server = http.createServer(async (req, res) => {
- *   const answer = await runtime.handle(req, { app: server, listener: () => appListener });
+ *   const answer = await runtime.handle(req, { app: server, listener: () => appListener }, res);
  *   if (answer) writeBridgeResponse(res, answer, req.method ?? 'GET');
- *   else appListener(req, res);
+ *   else runtime.proceed(req, () => appListener(req, res));
  * });
  * ```
  */
@@ -79,7 +92,9 @@ export interface FcRuntime extends FcAsyncControls {
    * `undefined` means "continue to the app" (sync invocations, replays); otherwise the response
    * to write with {@link writeBridgeResponse}: 202 for an accepted async request in local mode,
    * the app's replayed response in platform mode (marked for `x-fc-status: 404` when it failed),
-   * or an error `{ code, message }`. Never rejects.
+   * or an error `{ code, message }`. Never rejects. `res`: the response the app writes; the SERVER
+   * span of a request passed on to the app ends when it finishes (ERROR when the connection closes
+   * first). Without `res`, only requests answered here get a span.
    */
   handle(req: IncomingMessage, target: ReplayTarget, res?: ServerResponse): Promise<BridgeResponse | undefined>;
   /**

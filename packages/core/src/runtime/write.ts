@@ -8,6 +8,7 @@ import type { BridgeResponse } from '../response.js';
  *
  * @example
  * ```ts
+ * const response = await fetch('http://127.0.0.1:9000/jobs');
  * const failed = response.headers.get(FC_STATUS_HEADER) === '404';
  * ```
  */
@@ -38,7 +39,10 @@ const SKIPPED = new Set(['content-length', 'transfer-encoding']);
  *
  * @example
  * ```ts
- * writeBridgeResponse(res, { statusCode: 202, headers: { 'x-fc-request-id': id }, body: '' }, req.method ?? 'GET');
+ * import { createServer } from 'node:http';
+ * createServer((req, res) => {
+ *   writeBridgeResponse(res, { statusCode: 202, headers: { 'x-fc-request-id': newRequestId() }, body: '' }, req.method ?? 'GET');
+ * });
  * ```
  */
 export function writeBridgeResponse(res: ServerResponse, response: BridgeResponse, method: string): void {

@@ -17,6 +17,7 @@ import {
   ATTR_HTTP_REQUEST_METHOD,
   ATTR_HTTP_REQUEST_METHOD_ORIGINAL,
   ATTR_URL_PATH,
+  ATTR_URL_SCHEME,
   ATTR_USER_AGENT_ORIGINAL,
 } from './semconv.js';
 
@@ -46,8 +47,8 @@ export function spanMethodOf(attributes: Attributes): string {
 }
 
 /**
- * HTTP server attributes of a request: method, path (never the query string, which may hold
- * tokens), user agent and client address. No other header is read.
+ * HTTP server attributes of a request: method, scheme, path (never the query string, which may
+ * hold tokens), user agent and client address. No other header is read.
  */
 export function httpAttributes(request: RequestLike, into: Attributes): Attributes {
   const known = knownMethod(request.method);
@@ -59,6 +60,7 @@ export function httpAttributes(request: RequestLike, into: Attributes): Attribut
   }
   const q = request.url.indexOf('?');
   into[ATTR_URL_PATH] = q === -1 ? request.url : request.url.slice(0, q);
+  into[ATTR_URL_SCHEME] = schemeOf(first(request.headers['x-forwarded-proto']));
   const agent = first(request.headers['user-agent']);
   if (agent) into[ATTR_USER_AGENT_ORIGINAL] = agent;
   const forwarded = first(request.headers['x-forwarded-for']);
@@ -72,6 +74,16 @@ function knownMethod(method: string): string | undefined {
   if (KNOWN_METHODS.has(method)) return method;
   const upper = method.toUpperCase();
   return KNOWN_METHODS.has(upper) ? upper : undefined;
+}
+
+/**
+ * `url.scheme`: the client's, from the first `X-Forwarded-Proto` entry (`http` or `https`), else
+ * that of the request fc-async received, plain HTTP (FC's runtime, a custom runtime's port).
+ */
+function schemeOf(forwarded: string | undefined): string {
+  if (forwarded === undefined) return 'http';
+  const proto = firstListItem(forwarded).toLowerCase();
+  return proto === 'https' ? 'https' : 'http';
 }
 
 /** The first entry of a comma-separated header value, trimmed. */

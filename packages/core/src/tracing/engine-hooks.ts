@@ -22,6 +22,7 @@ import { routeOfResponse } from './route.js';
 import {
   ATTR_ERROR_TYPE,
   ATTR_FAAS_INVOCATION_ID,
+  ATTR_FAAS_TRIGGER,
   ATTR_FC_ASYNC_ATTEMPT,
   ATTR_FC_ASYNC_CONDITION,
   ATTR_FC_ASYNC_DESTINATION,
@@ -34,8 +35,10 @@ import {
   ATTR_HTTP_ROUTE,
   ATTR_MESSAGING_DESTINATION_NAME,
   ATTR_MESSAGING_MESSAGE_ID,
+  ATTR_MESSAGING_OPERATION_NAME,
   ATTR_MESSAGING_OPERATION_TYPE,
   ATTR_MESSAGING_SYSTEM,
+  FAAS_TRIGGER_PUBSUB,
   MESSAGING_SYSTEM_FC_ASYNC,
 } from './semconv.js';
 import type { TracingCore } from './tracing.js';
@@ -62,6 +65,7 @@ function taskAttributes(task: TaskRecord, operation?: 'send' | 'process'): Attri
   };
   if (operation) {
     attributes[ATTR_MESSAGING_SYSTEM] = MESSAGING_SYSTEM_FC_ASYNC;
+    attributes[ATTR_MESSAGING_OPERATION_NAME] = operation;
     attributes[ATTR_MESSAGING_OPERATION_TYPE] = operation;
     attributes[ATTR_MESSAGING_DESTINATION_NAME] = functionNameOf(task);
     attributes[ATTR_MESSAGING_MESSAGE_ID] = task.taskId;
@@ -136,6 +140,7 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
     try {
       const { parent, links } = follow(core, task, ROOT_CONTEXT);
       const attributes = httpAttributes(task.payload, taskAttributes(task, 'process'));
+      attributes[ATTR_FAAS_TRIGGER] = FAAS_TRIGGER_PUBSUB;
       attributes[ATTR_FC_ASYNC_ATTEMPT] = attempt;
       const span = tracer.startSpan(
         `process ${functionNameOf(task)}`,

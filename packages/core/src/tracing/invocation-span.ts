@@ -17,6 +17,9 @@ import type { TracingCore } from './tracing.js';
  *
  * @example
  * ```ts
+ * import type { ServerResponse } from 'node:http';
+ * declare const span: InvocationSpan;
+ * declare const res: ServerResponse;
  * span.end({ statusCode: res.statusCode, route: '/users/:id' });
  * ```
  */
@@ -34,6 +37,10 @@ export interface InvocationSpanEnd {
  *
  * @example
  * ```ts
+ * import type { IncomingMessage, ServerResponse } from 'node:http';
+ * declare const tracing: Tracing;
+ * declare const invocation: Invocation;
+ * declare const req: IncomingMessage, res: ServerResponse, next: () => void;
  * const span = tracing.startInvocationSpan({ method: req.method!, url: req.url!, headers: req.headers });
  * if (span) {
  *   span.setInvocation(invocation);

@@ -9,6 +9,8 @@ import type { BridgeResponse } from '../response.js';
  *
  * @example
  * ```ts
+ * import type { IncomingMessage } from 'node:http';
+ * declare const req: IncomingMessage;
  * const request: TracingRequest = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, remoteAddress: req.socket.remoteAddress };
  * ```
  */
@@ -30,6 +32,7 @@ export interface TracingRequest {
  *
  * @example
  * ```ts
+ * import type { Span } from '@opentelemetry/api';
  * const requestHook = (span: Span, info: TracingRequestInfo) => {
  *   if (info.kind === 'invocation') span.setAttribute('app.tenant', String(info.request.headers['x-tenant'] ?? ''));
  * };
@@ -55,6 +58,7 @@ export interface TracingRequestInfo {
  *
  * @example
  * ```ts
+ * import type { Span } from '@opentelemetry/api';
  * const responseHook = (span: Span, info: TracingResponseInfo) => {
  *   span.setAttribute('app.cache', String(info.response?.headers['x-cache'] ?? 'none'));
  * };
@@ -72,6 +76,7 @@ export interface TracingResponseInfo extends TracingRequestInfo {
  *
  * @example
  * ```ts
+ * declare const app: NodeHandler;
  * const tracing: TracingOptions = {
  *   requestHook: (span, info) => span.setAttribute('app.route_kind', info.kind),
  *   flushTimeoutMs: 1000,

@@ -28,7 +28,8 @@ export function extractW3cContext(request: Pick<FcRequest, 'headers'>): Context 
  *
  * @example
  * ```ts
- * import { createFcHandler, extractFc2TraceContext } from '@fc-async/core';
+ * import { createFcHandler, extractFc2TraceContext, type NodeHandler } from '@fc-async/core';
+ * declare const app: NodeHandler;
  * export const handler = createFcHandler(app, { tracing: { extractContext: extractFc2TraceContext } });
  * ```
  */

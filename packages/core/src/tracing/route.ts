@@ -12,7 +12,8 @@ import { openSpanOf } from './open-spans.js';
  * @example
  * ```ts
  * const routeOf: RouteOf = (req) => (req as { route?: { path: string } }).route?.path;
- * createFcHandler(listener, options, { routeOf });
+ * declare const app: NodeHandler;
+ * createFcHandler(app, {}, { routeOf });
  * ```
  */
 export type RouteOf = (req: IncomingMessage) => string | undefined;

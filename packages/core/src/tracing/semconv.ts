@@ -22,11 +22,13 @@ export const ATTR_HTTP_REQUEST_METHOD_ORIGINAL = 'http.request.method_original';
 export const ATTR_HTTP_ROUTE = 'http.route';
 export const ATTR_HTTP_RESPONSE_STATUS_CODE = 'http.response.status_code';
 export const ATTR_URL_PATH = 'url.path';
+export const ATTR_URL_SCHEME = 'url.scheme';
 export const ATTR_USER_AGENT_ORIGINAL = 'user_agent.original';
 export const ATTR_CLIENT_ADDRESS = 'client.address';
 export const ATTR_ERROR_TYPE = 'error.type';
 
 export const ATTR_MESSAGING_SYSTEM = 'messaging.system';
+export const ATTR_MESSAGING_OPERATION_NAME = 'messaging.operation.name';
 export const ATTR_MESSAGING_OPERATION_TYPE = 'messaging.operation.type';
 export const ATTR_MESSAGING_DESTINATION_NAME = 'messaging.destination.name';
 export const ATTR_MESSAGING_MESSAGE_ID = 'messaging.message.id';
@@ -44,6 +46,8 @@ export const ATTR_FC_ASYNC_DESTINATION_LABEL = 'fc_async.destination.label';
 export const ATTR_FC_ASYNC_DESTINATION_ATTEMPT = 'fc_async.destination.attempt';
 
 export const FAAS_TRIGGER_HTTP = 'http';
+/** `faas.trigger` of an attempt of a local async task: a run the queue triggered. */
+export const FAAS_TRIGGER_PUBSUB = 'pubsub';
 export const CLOUD_PROVIDER_ALIBABA = 'alibaba_cloud';
 export const CLOUD_PLATFORM_FC = 'alibaba_cloud_fc';
 export const MESSAGING_SYSTEM_FC_ASYNC = 'fc_async';

@@ -36,6 +36,9 @@ import {
  *
  * @example
  * ```ts
+ * import type { IncomingMessage } from 'node:http';
+ * declare const req: IncomingMessage;
+ * const logger = createConsoleLogger();
  * const tracing = createTracing({ flushTimeoutMs: 500 }, { logger });
  * const span = tracing.startInvocationSpan({ method: 'GET', url: '/users/7', headers: req.headers });
  * // span is undefined when no SDK is registered: nothing to do then

@@ -1,0 +1,178 @@
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type AsyncTask, createFcHandler, type FcHttpResult, silentLogger, TERMINAL_STATUSES } from '@fc-async/core';
+import { asyncEvent } from '@fc-async/test-kit/fc-server';
+import { afterEach, describe, expect, it } from 'vitest';
+import { bullmq } from '../src/index.js';
+import { until } from './helpers.js';
+import { freePort, spawnRedis } from './redis-server.js';
+
+// Redis frozen (SIGSTOP): its sockets stay open and nothing answers, unlike Redis down, where
+// ioredis sees the connection drop. Every wait is raced against a bound, so a hang fails the test.
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+const PENDING = 'still waiting';
+
+function within<T>(work: Promise<T>, ms: number): Promise<T | typeof PENDING> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<typeof PENDING>((resolve) => {
+    timer = setTimeout(() => resolve(PENDING), ms);
+  });
+  return Promise.race([work, bound]).finally(() => clearTimeout(timer));
+}
+
+/** A redis-server of this test alone, resumed and killed after it. */
+async function startRedis(): Promise<{ child: ChildProcess; port: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'fc-async-hang-redis-'));
+  const port = await freePort();
+  const child = await spawnRedis(port, dir, ['--appendonly', 'no']);
+  cleanups.push(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGCONT');
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { child, port };
+}
+
+function instance(port: number, onSuccess: (requestId: string) => void) {
+  const handler = createFcHandler((_req, res) => void setTimeout(() => res.end('ok'), 200), {
+    logger: silentLogger,
+    env: {},
+    async: {
+      mode: 'local',
+      concurrency: 4,
+      backoff: { baseMs: 10, maxMs: 20 },
+      backend: bullmq({
+        connection: { host: '127.0.0.1', port },
+        commandTimeoutMs: 500,
+        lockDurationMs: 1000,
+        stalledIntervalMs: 500,
+      }),
+    },
+    destinations: { onSuccess: (r) => void onSuccess(r.requestContext.requestId) },
+  });
+  // Bounded, so that redis-server is resumed and killed even if closing hangs.
+  cleanups.unshift(() => within(handler.close({ timeoutMs: 500 }), 15_000));
+  return handler;
+}
+
+describe('bullmq(): Redis frozen with its connections open', () => {
+  it('an async request gets 503 RedisUnavailable instead of waiting; every 202 ends with one destination call', async () => {
+    const redis = await startRedis();
+    const calls = new Map<string, number>();
+    const handler = instance(redis.port, (id) => calls.set(id, (calls.get(id) ?? 0) + 1));
+    await handler.engine?.whenReady();
+    const send = (ids: string[]) =>
+      Promise.all(
+        ids.map(
+          async (id): Promise<[string, FcHttpResult | typeof PENDING]> => [
+            id,
+            await within(handler(asyncEvent(id)), 8000),
+          ],
+        ),
+      );
+
+    const before = await send(['before_0', 'before_1', 'before_2', 'before_3']);
+    expect(before.map(([, r]) => (r === PENDING ? r : r.statusCode))).toEqual([202, 202, 202, 202]);
+    redis.child.kill('SIGSTOP'); // the first tasks are running: their bookkeeping writes get no answer
+    const during = await send(['during_0', 'during_1']);
+    for (const [, result] of during) {
+      expect(result === PENDING ? result : { status: result.statusCode, body: JSON.parse(result.body) }).toEqual({
+        status: 503,
+        body: {
+          code: 'RedisUnavailable',
+          message:
+            'Redis did not answer in time; retry later (a retry with the same task id answers 409 if Redis took the task after all)',
+        },
+      });
+    }
+    // The task API answers too: a 503 RedisUnavailable, not an internal error.
+    const taskApi = [
+      () => handler.tasks.get('before_0'),
+      () => handler.tasks.list(),
+      () => handler.tasks.stop('not_cached'),
+    ];
+    for (const call of taskApi) {
+      const error = await within(
+        call().then(
+          () => 'answered',
+          (e: unknown) => e,
+        ),
+        8000,
+      );
+      expect(error).toMatchObject({
+        code: 'RedisUnavailable',
+        statusCode: 503,
+        message: 'Redis did not answer in time; retry later',
+      });
+    }
+    redis.child.kill('SIGCONT');
+    const after = await send(['after_0', 'after_1']);
+    expect(after.map(([, r]) => (r === PENDING ? r : r.statusCode))).toEqual([202, 202]);
+
+    const accepted = [...before, ...after].map(([id]) => id);
+    const refused = during.map(([id]) => id);
+    const settled = (t: AsyncTask | undefined) =>
+      t && TERMINAL_STATUSES.has(t.status) && t.destinationStatus !== undefined;
+    await until(
+      'every accepted task, and every refused one Redis stored after all, to end and be delivered',
+      async () => {
+        const tasks = await Promise.all(accepted.map((id) => handler.tasks.get(id)));
+        const late = await Promise.all(refused.map((id) => handler.tasks.get(id)));
+        return tasks.every(settled) && late.every((t) => t === undefined || settled(t));
+      },
+      20_000,
+    );
+    for (const id of accepted) {
+      const task = await handler.tasks.get(id);
+      expect([id, task?.status, calls.get(task?.requestId ?? '')]).toEqual([id, 'Succeeded', 1]);
+    }
+    // Refused with a 503, stored once Redis woke (at least once): never delivered twice.
+    for (const [id] of during) {
+      const task = await handler.tasks.get(id);
+      expect([id, calls.get(task?.requestId ?? '') ?? 0]).not.toContainEqual(2);
+    }
+  }, 29_000);
+
+  it('handler.drain() and handler.close({ timeoutMs }) end while Redis stays frozen', async () => {
+    const redis = await startRedis();
+    const handler = instance(redis.port, () => {});
+    await handler.engine?.whenReady();
+    expect((await handler(asyncEvent('frozen_close'))).statusCode).toBe(202);
+    redis.child.kill('SIGSTOP'); // the task is running: its end gets no answer
+    expect(
+      await within(
+        handler.drain().then(() => 'drained'),
+        10_000,
+      ),
+    ).toBe('drained');
+    expect(
+      await within(
+        handler.close({ timeoutMs: 500 }).then(() => 'closed'),
+        15_000,
+      ),
+    ).toBe('closed');
+  }, 25_000);
+});
+
+describe('bullmq({ commandTimeoutMs })', () => {
+  it('is validated eagerly, as the other timers are', () => {
+    const connection = 'redis://127.0.0.1:1';
+    expect(() => bullmq({ connection, commandTimeoutMs: 0 })).toThrow(
+      new TypeError('Expected `commandTimeoutMs` to be an integer from 1 and up, got `0`'),
+    );
+    expect(() => bullmq({ connection, commandTimeoutMs: 2 ** 31 })).toThrow(
+      new TypeError('Expected `commandTimeoutMs` to be an integer from 1 to 2147483647, got `2147483648`'),
+    );
+  });
+});

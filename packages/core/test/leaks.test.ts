@@ -1,0 +1,139 @@
+/**
+ * Bounds a long-lived process relies on: what fc-async keeps must not grow with the number of
+ * handlers, runtimes or tasks once they are closed or pruned.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
+import { describe, expect, it } from 'vitest';
+import {
+  type AsyncBackend,
+  type AsyncTaskStatus,
+  createFcHandler,
+  createFcRuntime,
+  listenFc,
+  MemoryTaskStore,
+  PQueueDriver,
+  type TaskRecord,
+  type TransitionOptions,
+} from '../src/index.js';
+import { asyncEvent, context, memoryLogger } from './helpers.js';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+/** A tracer provider that counts its flushes. */
+function countingProvider(): BasicTracerProvider & { flushes: number } {
+  const provider = Object.assign(new BasicTracerProvider(), { flushes: 0 });
+  const forceFlush = provider.forceFlush.bind(provider);
+  provider.forceFlush = () => {
+    provider.flushes++;
+    return forceFlush();
+  };
+  return provider;
+}
+
+/** A runtime bound to its own app and given one async request, as a middleware's first request does. */
+async function usedRuntime(tracerProvider?: BasicTracerProvider) {
+  const runtime = createFcRuntime({
+    logger: memoryLogger(),
+    env: {},
+    async: { mode: 'local' },
+    tracing: tracerProvider ? { tracerProvider } : undefined,
+  });
+  const app = {};
+  const listener = (_req: IncomingMessage, res: ServerResponse) => res.end('ok');
+  const req = Object.assign(Readable.from([Buffer.from('job')]), {
+    method: 'POST',
+    url: '/',
+    headers: { 'x-fc-invocation-type': 'Async', host: 'localhost', 'content-length': '3' },
+  });
+  const answer = await runtime.handle(req as unknown as IncomingMessage, { app, listener: () => listener });
+  expect(answer?.statusCode).toBe(202);
+  await runtime.drain();
+  return runtime;
+}
+
+/** Weak references to the engines of `n` runtimes, each used and closed (no strong one is left on the stack). */
+async function closedEngines(n: number): Promise<WeakRef<object>[]> {
+  const refs: WeakRef<object>[] = [];
+  for (let i = 0; i < n; i++) {
+    const runtime = await usedRuntime();
+    refs.push(new WeakRef(runtime.engine as object));
+    await runtime.close();
+  }
+  return refs;
+}
+
+describe('closed middleware runtimes are released', () => {
+  it('close() flushes spans and takes the runtime out of the pre-stop hooks', async () => {
+    const provider = countingProvider();
+    for (let i = 0; i < 20; i++) await (await usedRuntime(provider)).close();
+    // Spans still go out: each close flushed its tracing once.
+    expect(provider.flushes).toBe(20);
+    provider.flushes = 0;
+    // A later pre-stop (or pre-freeze) of the process no longer calls the 20 closed runtimes.
+    const fc = await listenFc((_req, res) => res.end(), { port: 0, host: '127.0.0.1', logger: memoryLogger() });
+    try {
+      const answer = await fetch(`http://127.0.0.1:${fc.port}/pre-freeze`);
+      expect(answer.status).toBe(200);
+      expect(provider.flushes).toBe(0);
+    } finally {
+      await fc.close();
+    }
+  });
+
+  it('the engine of a closed runtime can be garbage-collected', async () => {
+    const refs = await closedEngines(10);
+    // WeakRef targets are kept until the current job ends: collect on a later turn.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    gc();
+    expect(refs.filter((r) => r.deref() !== undefined)).toHaveLength(0);
+  });
+});
+
+/** A memory store that refuses each task's first claim, as a store with a full disk would for a while. */
+class ClaimRefusedOnce extends MemoryTaskStore {
+  private readonly refused = new Set<string>();
+
+  override transition(taskId: string, status: AsyncTaskStatus, options: TransitionOptions): TaskRecord | undefined {
+    if (status === 'Running' && !this.refused.has(taskId)) {
+      this.refused.add(taskId);
+      throw new Error('SQLITE_FULL: database or disk is full');
+    }
+    return super.transition(taskId, status, options);
+  }
+}
+
+describe('the async engine after refused writes', () => {
+  it('forgets a refused write once the task is run and recorded', async () => {
+    const backend: AsyncBackend = {
+      name: 'claim-refused-once',
+      persistent: false,
+      create: ({ concurrency }) => ({
+        store: new ClaimRefusedOnce({ maxTasks: 5 }),
+        queue: new PQueueDriver(concurrency),
+      }),
+    };
+    const handler = createFcHandler((_req, res) => res.end('ok'), {
+      logger: memoryLogger(),
+      env: {},
+      async: { mode: 'local', backend, concurrency: 50 },
+    });
+    const engine = handler.engine as unknown as { unrecorded: Set<string> };
+    try {
+      const answers = await Promise.all(Array.from({ length: 200 }, () => handler(asyncEvent(), context)));
+      expect(answers.every((a) => a.statusCode === 202)).toBe(true);
+      await handler.drain();
+      const { tasks } = await handler.tasks.list({ status: 'Succeeded' });
+      expect(tasks).toHaveLength(5);
+      // Every job has returned (drain resolves as the last task settles, a turn before its job ends).
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(engine.unrecorded.size).toBe(0);
+    } finally {
+      await handler.close();
+    }
+  });
+});
