@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type AsyncTask, createFcHandler, type FcHttpResult, silentLogger, TERMINAL_STATUSES } from '@fc-async/core';
 import { asyncEvent } from '@fc-async/test-kit/fc-server';
+import { PENDING, within } from '@fc-async/test-kit/wait';
 import { afterEach, describe, expect, it } from 'vitest';
 import { bullmq } from '../src/index.js';
 import { until } from './helpers.js';
@@ -17,16 +18,6 @@ const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0)) await c();
 });
-
-const PENDING = 'still waiting';
-
-function within<T>(work: Promise<T>, ms: number): Promise<T | typeof PENDING> {
-  let timer: NodeJS.Timeout | undefined;
-  const bound = new Promise<typeof PENDING>((resolve) => {
-    timer = setTimeout(() => resolve(PENDING), ms);
-  });
-  return Promise.race([work, bound]).finally(() => clearTimeout(timer));
-}
 
 /** A redis-server of this test alone, resumed and killed after it. */
 async function startRedis(): Promise<{ child: ChildProcess; port: number }> {

@@ -3,6 +3,7 @@ import { connect } from 'node:net';
 import type { DestinationRecord, FcServer } from '@fc-async/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { middlewareTargets, recordingLogger } from '../src/index.js';
+import { within } from '../src/wait.js';
 
 // A custom runtime (fcAsync + listen) facing peers and app handlers that go quiet: nothing waits forever.
 
@@ -10,16 +11,6 @@ const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0)) await c();
 });
-
-const PENDING = 'still waiting';
-
-function within<T>(work: Promise<T>, ms: number): Promise<T | typeof PENDING> {
-  let timer: NodeJS.Timeout | undefined;
-  const bound = new Promise<typeof PENDING>((resolve) => {
-    timer = setTimeout(() => resolve(PENDING), ms);
-  });
-  return Promise.race([work, bound]).finally(() => clearTimeout(timer));
-}
 
 async function until(check: () => Promise<boolean>, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;
