@@ -68,6 +68,8 @@ export class BullmqQueueDriver implements QueueDriver {
   private active = 0;
   private waiting = 0;
   private addedSinceCount = 0;
+  /** The last count failed: its warning was logged, the next failures of the outage are not. */
+  private countFailing = false;
   private jobs: PendingJob[] = [];
   private readonly runs = new Map<string, Run>();
   private readonly timer: NodeJS.Timeout;
@@ -265,8 +267,11 @@ export class BullmqQueueDriver implements QueueDriver {
       const counts = await this.queue.getJobCounts('wait', 'delayed', 'prioritized', 'paused');
       this.waiting = Object.values(counts).reduce((sum, n) => sum + n, 0);
       this.addedSinceCount = 0;
+      this.countFailing = false;
     } catch (error) {
-      this.logger.warn('counting waiting async tasks failed', { error });
+      // Once per outage, not on every tick of the timer while Redis stays away.
+      if (!this.countFailing) this.logger.warn('counting waiting async tasks failed', { error });
+      this.countFailing = true;
     }
   }
 }

@@ -167,3 +167,33 @@ describe('bullmq({ commandTimeoutMs })', () => {
     );
   });
 });
+
+describe('bullmq(): the log while Redis stays frozen', () => {
+  it('warns once per outage that waiting tasks could not be counted, not once a second', async () => {
+    const redis = await startRedis();
+    const warnings: string[] = [];
+    const logger = { ...silentLogger, warn: (message: string) => void warnings.push(message) };
+    const handler = createFcHandler((_req, res) => res.end('ok'), {
+      logger,
+      env: {},
+      async: {
+        mode: 'local',
+        backend: bullmq({ connection: { host: '127.0.0.1', port: redis.port }, commandTimeoutMs: 300 }),
+      },
+    });
+    cleanups.unshift(() => within(handler.close({ timeoutMs: 500 }), 15_000));
+    await handler.engine?.whenReady();
+    const counted = () => warnings.filter((m) => m === 'counting waiting async tasks failed').length;
+    const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+    redis.child.kill('SIGSTOP');
+    await pause(3500); // the count runs every second: three or four of them fail
+    expect(counted()).toBe(1);
+    redis.child.kill('SIGCONT');
+    await pause(1500); // a count succeeds: the outage is over
+    redis.child.kill('SIGSTOP');
+    await pause(2000);
+    redis.child.kill('SIGCONT');
+    expect(counted()).toBe(2);
+  });
+});

@@ -134,6 +134,17 @@ function padCached(cache: Map<string | number, string>, s: string | number, n: n
   return out;
 }
 
+/**
+ * Up to 5 frames of `error`'s stack, one escaped line each, without its message: a message (a
+ * client's body in a parse error) may span lines, and is already logged inline, escaped.
+ */
+function framesOf(error: Error): string {
+  const stack = error.stack ?? '';
+  const end = error.message ? stack.indexOf(error.message) : -1; // the stack's first line(s) hold the message
+  const lines = (end === -1 ? stack : stack.slice(end + error.message.length)).split('\n').slice(1, 6);
+  return lines.map((line) => `\n    ${printable(line.trim())}`).join('');
+}
+
 function fieldText(fields: Record<string, unknown> | undefined): { inline: string; stack: string } {
   if (!fields) return { inline: '', stack: '' };
   let inline = '';
@@ -142,7 +153,7 @@ function fieldText(fields: Record<string, unknown> | undefined): { inline: strin
     if (value === undefined) continue;
     if (value instanceof Error) {
       inline += ` ${key}=${JSON.stringify(`${value.name}: ${value.message}`)}`;
-      if (value.stack) stack = `\n    ${value.stack.split('\n').slice(1, 6).join('\n    ').trim()}`;
+      if (value.stack) stack = framesOf(value);
     } else {
       inline += ` ${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`;
     }
@@ -181,7 +192,7 @@ export function createEmulatorLog(
       writer.line(JSON.stringify({ time: new Date().toISOString(), level, message, ...jsonFields(fields) }), stream);
     } else {
       const { inline, stack } = fieldText(fields);
-      writer.line(`${time()} ${pad(level.toUpperCase(), 5)} ${message}${inline}${stack}`, stream);
+      writer.line(`${time()} ${pad(level.toUpperCase(), 5)} ${printable(message)}${inline}${stack}`, stream);
     }
   };
   const names = new Map<string | number, string>();
