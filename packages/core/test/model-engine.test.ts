@@ -127,8 +127,13 @@ function randomConfig(g: Gen, slow: boolean): Config {
     retentionMs: g.pick([undefined, undefined, 500]),
     maxQueuedTasks: g.pick([2, 10_000, 10_000]),
     slowDestinations: g.chance(0.3),
-    faultRate: slow && g.chance(0.3) ? 0.05 : 0,
+    faultRate: slow ? faultRateOf(g.next()) : 0,
   };
+}
+
+/** The slow store's fault rate for a draw in [0, 1): 20% in 10% of its sequences, 5% in 30%, else none. */
+function faultRateOf(draw: number): number {
+  return draw < 0.1 ? 0.2 : draw < 0.4 ? 0.05 : 0;
 }
 
 function randomPlan(g: Gen): string[] {
@@ -751,4 +756,189 @@ describe('found by the model', () => {
     expect((await handler.tasks.get('unanswered'))?.status).toBe('Succeeded');
     expect(successes).toHaveLength(1);
   });
+
+  it('a destination whose record the store failed to update is called once, and the task counted done once', async () => {
+    vi.useFakeTimers({ now: T0 });
+    // Reads: 0 by the job of 'once', held while a stop ends the task.
+    const read = deferred();
+    const { backend, reading } = gatedStore({
+      reads: [read.promise],
+      // The job's claim fails, so it comes back a second later; the stop's record of its delivery fails.
+      fail: { status: 'Running', applied: false },
+      failUpdate: { applied: false },
+    });
+    const { handler, successes, failures } = setup(
+      async (_req, res) => {
+        await tick(20);
+        res.end('late');
+      },
+      { backend },
+    );
+    await vi.advanceTimersByTimeAsync(0);
+    await handler(asyncEvent({ taskId: 'once' }), context);
+    await vi.advanceTimersByTimeAsync(0);
+    await reading[0];
+    await expect(handler.tasks.stop('once')).resolves.toMatchObject({ status: 'Stopped' });
+    read.resolve();
+    // The job comes back, finds the task ended with its delivery unrecorded, and leaves it.
+    await vi.advanceTimersByTimeAsync(1200);
+    expect(failures.map((r) => r.requestContext.condition)).toEqual(['Stopped']);
+    // Counted done once: drain() waits for a task accepted now, not past it.
+    await handler(asyncEvent({ taskId: 'next' }), context);
+    const atDrain = handler.drain().then(() => handler.tasks.get('next'));
+    await vi.advanceTimersByTimeAsync(2000);
+    expect((await atDrain)?.status).toBe('Succeeded');
+    expect(successes).toHaveLength(1);
+    await closed(handler);
+  });
+
+  it.each([true, false])(
+    'with no destination, a task whose end the store failed to write (written: %s) ends, and drain() resolves',
+    async (applied) => {
+      vi.useFakeTimers({ now: T0 });
+      const { backend } = gatedStore({ fail: { status: 'Succeeded', applied } });
+      const { handler } = setup(ok, { backend }, { destinations: {} });
+      await vi.advanceTimersByTimeAsync(0);
+      await handler(asyncEvent({ taskId: 'quiet' }), context);
+      let drained = false;
+      void handler.drain().then(() => {
+        drained = true;
+      });
+      await vi.advanceTimersByTimeAsync(3000);
+      expect(drained).toBe(true);
+      expect((await handler.tasks.get('quiet'))?.status).toBe('Succeeded');
+      await closed(handler);
+    },
+  );
+
+  it('a task the queue refused, whose Invalid the store refused too, answers 503 and is not waited for', async () => {
+    const { backend } = gatedStore({ fail: { status: 'Invalid', applied: false } });
+    const { handler } = setup(ok, { backend: refusingQueue(backend) });
+    const response = await handler(asyncEvent({ taskId: 'unqueued' }), context);
+    expect(response.statusCode).toBe(503);
+    const drained = await Promise.race([handler.drain().then(() => 'drained'), tick(1000).then(() => 'hung')]);
+    expect(drained).toBe('drained');
+    await handler.close({ timeoutMs: 100 });
+  });
+
+  it('a task stopped while the queue refused it is counted done once', async () => {
+    const gate = deferred();
+    const { handler, successes, failures } = setup(
+      async (_req, res) => {
+        await tick(20);
+        res.end('late');
+      },
+      { backend: refusingQueue(memory(), gate.promise) },
+    );
+    await tick();
+    const accepting = handler(asyncEvent({ taskId: 'raced' }), context);
+    while (!(await handler.tasks.get('raced'))) await tick();
+    await expect(handler.tasks.stop('raced')).resolves.toMatchObject({ status: 'Stopped' });
+    gate.resolve();
+    expect((await accepting).statusCode).toBe(503);
+    expect(failures.map((r) => r.requestContext.condition)).toEqual(['Stopped']);
+    // Counted done once: drain() waits for a task accepted now, not past it.
+    await handler(asyncEvent({ taskId: 'next' }), context);
+    await Promise.race([handler.drain(), tick(2000)]);
+    expect((await handler.tasks.get('next'))?.status).toBe('Succeeded');
+    expect(successes).toHaveLength(1);
+    await handler.close({ timeoutMs: 100 });
+  });
+
+  it('a stop whose Stopping the store wrote but failed to answer aborts the running attempt', async () => {
+    const { backend } = gatedStore({ fail: { status: 'Stopping', applied: true } });
+    let aborted = false;
+    const { handler, failures } = setup(
+      (req, res) => {
+        getInvocation(req)?.signal.addEventListener('abort', () => {
+          aborted = true;
+          res.statusCode = 503;
+          res.end('aborted');
+        });
+      },
+      // Only the abort ends the attempt: no timeout, and a grace longer than the test.
+      { backend, stopGraceMs: 60_000, timeoutSeconds: 600 },
+    );
+    await handler(asyncEvent({ taskId: 'busy' }), context);
+    while ((await handler.tasks.get('busy'))?.status !== 'Running') await tick();
+    await expect(handler.tasks.stop('busy')).resolves.toMatchObject({ status: 'Stopping' });
+    await Promise.race([handler.drain(), tick(2000)]);
+    expect(aborted).toBe(true);
+    expect((await handler.tasks.get('busy'))?.status).toBe('Stopped');
+    expect(failures.map((r) => r.requestContext.condition)).toEqual(['Stopped']);
+    await handler.close({ timeoutMs: 100 });
+  });
+
+  it('a job of an earlier task of the same id does not clear the refused write of the task now under it', async () => {
+    vi.useFakeTimers({ now: T0 });
+    const updated = deferred();
+    const { backend } = gatedStore({
+      // The first task's delivery is recorded at once (its record goes: maxTasks 0), answered later.
+      update: updated.promise,
+      kept: { maxTasks: 0 },
+      // The second task's claim is written, but answered with an error: its job comes back.
+      fail: { status: 'Running', applied: true, skip: 1 },
+    });
+    const { handler, successes, logger } = setup(ok, { backend });
+    await vi.advanceTimersByTimeAsync(0);
+    await handler(asyncEvent({ taskId: 'reused' }), context);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(successes).toHaveLength(1);
+    expect((await handler(asyncEvent({ taskId: 'reused' }), context)).statusCode).toBe(202);
+    await vi.advanceTimersByTimeAsync(10);
+    expect(logger.entries.map((e) => e.message)).toContain('async task bookkeeping failed');
+    updated.resolve(); // the first task's job ends now
+    let drained = false;
+    void handler.drain().then(() => {
+      drained = true;
+    });
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(drained).toBe(true);
+    expect(new Set(successes.map((r) => r.requestContext.requestId)).size).toBe(2);
+    await closed(handler);
+  });
+
+  it('close() past its timeout waits for an end the store refuses only after close() looked', async () => {
+    vi.useFakeTimers({ now: T0 });
+    const answer = deferred();
+    const { backend } = gatedStore({ fail: { status: 'Succeeded', applied: true, answer: answer.promise } });
+    const { handler, successes } = setup(ok, { backend, stopGraceMs: 0 });
+    await vi.advanceTimersByTimeAsync(0);
+    await handler(asyncEvent({ taskId: 'unanswered' }), context);
+    await vi.advanceTimersByTimeAsync(10);
+    // Its end is written; the answer is still to come. close() finds nothing unfinished or refused.
+    const closing = handler.close({ timeoutMs: 0 });
+    await vi.advanceTimersByTimeAsync(0);
+    answer.resolve(); // refused: its job is tried again a second later
+    await vi.advanceTimersByTimeAsync(5000);
+    await closing;
+    expect(successes).toHaveLength(1);
+  });
 });
+
+/** Closes a handler under fake timers. */
+async function closed(handler: { close(options: { timeoutMs: number }): Promise<void> }): Promise<void> {
+  const closing = handler.close({ timeoutMs: 100 });
+  await vi.advanceTimersByTimeAsync(5000);
+  await closing;
+}
+
+/** `backend` with a queue that refuses its first job: at once, or once `gate` settles. */
+function refusingQueue(backend: AsyncBackend, gate?: Promise<void>): AsyncBackend {
+  return {
+    name: 'refusing-queue',
+    persistent: false,
+    create: async (context) => {
+      const { store, queue } = await backend.create(context);
+      const enqueue = queue.enqueue.bind(queue);
+      let refused = false;
+      queue.enqueue = (job, delayMs) => {
+        if (refused) return enqueue(job, delayMs);
+        refused = true;
+        if (gate) return gate.then(() => Promise.reject(new Error('queue unavailable')));
+        throw new Error('queue unavailable');
+      };
+      return { store, queue };
+    },
+  };
+}

@@ -115,17 +115,23 @@ export function slowMemory(g: Gen, options: MemoryBackendOptions = {}, faults?: 
 /**
  * A memory store whose writes apply at once but answer late, as a durable store's commit does:
  * inserts once `insert` settles, claims (moves to Running) once `claim` does. `claiming` settles
- * when a claim was asked for. With `fail`, the first write of that status fails: before it
- * applied, or after (its answer lost). With `reads`, read number i (from 0) answers once
- * `reads[i]` settles, or fails when it is `'fail'` (`reading[i]` settles when it began).
+ * when a claim was asked for; updates once `update` does. With `fail`, the first write of that
+ * status (past `skip` of them) fails: before it applied, or after (its answer lost), at once or
+ * once `answer` settles; with `failUpdate`, the first `update` does. With `reads`, read number i
+ * (from 0) answers once `reads[i]` settles, or fails when it is `'fail'` (`reading[i]` settles
+ * when it began). `kept` limits the tasks kept, as `memory()` does.
  */
 export function gatedStore(gates: {
   insert?: Promise<void>;
   claim?: Promise<void>;
-  fail?: { status: AsyncTaskStatus; applied: boolean } | undefined;
+  update?: Promise<void>;
+  fail?: { status: AsyncTaskStatus; applied: boolean; skip?: number; answer?: Promise<void> } | undefined;
+  failUpdate?: { applied: boolean } | undefined;
   reads?: (Promise<void> | 'fail' | undefined)[];
+  kept?: MemoryBackendOptions;
 }) {
-  const inner = new MemoryTaskStore();
+  const inner = new MemoryTaskStore(gates.kept);
+  let skipped = 0;
   const claiming = deferred();
   const reading = (gates.reads ?? []).map(() => deferred());
   let readCount = 0;
@@ -146,10 +152,12 @@ export function gatedStore(gates: {
       return held.then(() => read);
     },
     transition: (taskId, status, options) => {
-      if (status === gates.fail?.status) {
-        if (gates.fail.applied) inner.transition(taskId, status, options);
+      const fail = gates.fail;
+      if (status === fail?.status && skipped++ >= (fail.skip ?? 0)) {
+        if (fail.applied) inner.transition(taskId, status, options);
         gates.fail = undefined;
-        return Promise.reject(new Error('store unavailable'));
+        const refused = () => Promise.reject(new Error('store unavailable'));
+        return fail.answer ? fail.answer.then(refused) : refused();
       }
       const record = inner.transition(taskId, status, options);
       if (status !== 'Running' || !gates.claim) return record;
@@ -157,7 +165,16 @@ export function gatedStore(gates: {
       const written = record && { ...record, events: [...record.events] };
       return gates.claim.then(() => written);
     },
-    update: (taskId, patch) => inner.update(taskId, patch),
+    update: (taskId, patch) => {
+      const fail = gates.failUpdate;
+      if (!fail) {
+        inner.update(taskId, patch);
+        return gates.update;
+      }
+      if (fail.applied) inner.update(taskId, patch);
+      gates.failUpdate = undefined;
+      return Promise.reject(new Error('store unavailable'));
+    },
     list: (query) => inner.list(query),
     unfinished: () => inner.unfinished(),
   };

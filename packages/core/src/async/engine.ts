@@ -208,8 +208,12 @@ export class AsyncEngine {
   private readonly ready: Promise<void>;
   private isReady = false;
   private readonly running = new Map<string, Running>();
-  /** Tasks whose last bookkeeping write the store refused; their next job may find them Running. */
-  private readonly unrecorded = new Set<string>();
+  /**
+   * Tasks whose last bookkeeping write the store refused; their next job may find them Running.
+   * With the request id counted under the task id then ('' for none): a job clears only the refusal
+   * it saw (see process), and a job that finds the task gone counts only that one done (see attempt).
+   */
+  private readonly unrecorded = new Map<string, string>();
   /** Tasks whose stop the store refused (it may be written all the same): their next job looks again. */
   private readonly refusedStops = new Set<string>();
   /** Stops under way, by task: one at a time per task (see stopOnce). */
@@ -217,6 +221,15 @@ export class AsyncEngine {
   /** Jobs being processed: a shutdown waits for aborted attempts to record their end. */
   private readonly inFlight = new Set<Promise<JobResult>>();
   private outstanding = 0;
+  /**
+   * Tasks of a local queue counted in `outstanding` and not counted done yet, from before the store
+   * has them: the request id of each, by task id. A task is counted done once, by the first of its
+   * ends to get there (a settle, a refused insert or queueing, a job finding its record gone); a
+   * settle that finds it done already calls no destination: another settle of it did, or does.
+   */
+  private readonly counted = new Map<string, string>();
+  /** The same, `taskId requestId`, for a task accepted while another of its id was counted (rare). */
+  private readonly countedToo = new Set<string>();
   private idleWaiters: (() => void)[] = [];
   private closing = false;
   /** close() is past its deadline with a persistent backend: no attempt starts any more. */
@@ -378,18 +391,25 @@ export class AsyncEngine {
     // refuses the id if it holds the other task's job; a job it takes finds a finished task.
     const early = this.queue.shared ? Promise.resolve(this.queue.enqueue({ taskId }, delayMs)) : undefined;
     early?.catch(() => undefined);
-    // Counted while a durable store writes it: a close() begun meanwhile waits for it, not past it.
+    // Counted while a durable store writes it: a close() begun meanwhile waits for it, not past it;
+    // a stop that finds it meanwhile counts it done.
     this.outstanding++;
+    const requestId = invocation.requestId;
+    const shared = this.queue.shared === true;
+    // Another task of this id counted (unfinished, or an accept of it under way): rare.
+    const first = shared || !this.counted.has(taskId);
+    if (!first) this.countedToo.add(`${taskId} ${requestId}`);
+    else if (!shared) this.counted.set(taskId, requestId);
     let inserted: boolean;
     try {
       // Stores and queues may answer synchronously (memory, sqlite's reads): no await then.
       inserted = isPromise(inserting) ? await inserting : inserting;
     } catch (error) {
-      this.finishOne();
+      this.notStored(taskId, requestId, first);
       throw error;
     }
     if (!inserted) {
-      this.finishOne();
+      this.notStored(taskId, requestId, first);
       throw new FcAsyncError('AsyncTaskAlreadyExists', `An async task with id ${taskId} already exists`, {
         statusCode: 409,
       });
@@ -398,15 +418,21 @@ export class AsyncEngine {
       const queued = early ?? this.queue.enqueue({ taskId }, delayMs);
       if (isPromise(queued)) await queued;
     } catch (error) {
-      await this.store.transition(taskId, 'Invalid', {
-        from: ['Enqueued'],
-        patch: { endTime: Date.now(), taskErrorMessage: 'The task could not be queued' },
-      });
-      this.finishOne();
+      try {
+        await this.store.transition(taskId, 'Invalid', {
+          from: ['Enqueued'],
+          patch: { endTime: Date.now(), taskErrorMessage: 'The task could not be queued' },
+        });
+      } catch (refused) {
+        this.deps.logger.error('async task bookkeeping failed', { taskId, error: refused });
+      }
+      // A stop that ended it meanwhile may have counted it done already.
+      if (shared) this.finishOne();
+      else this.countDone(taskId, requestId);
       throw new FcAsyncError('ServiceUnavailable', 'The task could not be queued', { statusCode: 503, cause: error });
     }
     // A shared queue holds the task now: whichever instance runs it counts it.
-    if (this.queue.shared) this.finishOne();
+    if (shared) this.finishOne();
     if (this.listeners.size > 0) this.emit({ type: 'accepted', taskId, requestId: invocation.requestId, delayMs });
     return {
       statusCode: 202,
@@ -465,9 +491,9 @@ export class AsyncEngine {
         await Promise.all(left.map((record) => this.stopOnce(record.taskId).catch(() => undefined)));
         // An attempt that ignores its stop is recorded Stopped when the grace runs out; its onFailure
         // call starts then, and gets a moment more before deliveries are cut. So does a task whose
-        // write the store refused: its job comes back after BOOKKEEPING_RETRY_MS.
+        // write the store refused, or may refuse (a job under way): its job comes back after BOOKKEEPING_RETRY_MS.
         const grace = Math.max(this.options.stopGraceMs, 100);
-        const owed = left.length > 0 || this.unrecorded.size > 0;
+        const owed = left.length > 0 || this.unrecorded.size > 0 || this.inFlight.size > 0;
         await within(this.drain(), owed ? grace + STOPPED_DELIVERY_MS : grace);
       }
       // A destination still hung or retrying ends now, and takes no new attempt.
@@ -502,6 +528,29 @@ export class AsyncEngine {
     return arn;
   }
 
+  /** Counts a task of a local queue done, unless it was already; `requestId` undefined: any task of that id. */
+  private countDone(taskId: string, requestId: string | undefined): void {
+    if (this.isCounted(taskId, requestId ?? this.counted.get(taskId) ?? '', true)) this.finishOne();
+  }
+
+  /** Whether a task of a local queue is counted and not done yet; with `done`, it is counted done now. */
+  private isCounted(taskId: string, requestId: string, done: boolean): boolean {
+    if (this.counted.get(taskId) === requestId) {
+      if (done) this.counted.delete(taskId);
+      return true;
+    }
+    if (this.countedToo.size === 0) return false;
+    const key = `${taskId} ${requestId}`;
+    return done ? this.countedToo.delete(key) : this.countedToo.has(key);
+  }
+
+  /** An accept whose task the store did not take: nothing else counts it done. */
+  private notStored(taskId: string, requestId: string, first: boolean): void {
+    if (!first) this.countedToo.delete(`${taskId} ${requestId}`);
+    else if (this.counted.get(taskId) === requestId) this.counted.delete(taskId);
+    this.finishOne();
+  }
+
   private finishOne(): void {
     this.outstanding--;
     if (this.outstanding === 0 && this.idleWaiters.length > 0) {
@@ -523,6 +572,7 @@ export class AsyncEngine {
     const owed: string[] = [];
     for (const record of unfinished) {
       this.outstanding++;
+      this.counted.set(record.taskId, record.requestId);
       if (TERMINAL_STATUSES.has(record.status)) {
         // It ended, but the crash came before its destination was called.
         owed.push(record.taskId);
@@ -534,7 +584,7 @@ export class AsyncEngine {
           patch: this.endPatch(record, 'Stopped', 'The task was stopped'),
         });
         if (r) void this.settle(r, { kind: 'stopped' });
-        else this.finishOne();
+        else this.countDone(record.taskId, record.requestId);
         continue;
       }
       if (record.status === 'Running' || record.status === 'Dequeued') {
@@ -565,7 +615,7 @@ export class AsyncEngine {
         this.deps.logger.error('async task bookkeeping failed', { taskId, error });
       }
       if (record) await this.settle(record, undefined);
-      else this.finishOne();
+      else this.countDone(taskId, undefined);
     }
   }
 
@@ -580,25 +630,27 @@ export class AsyncEngine {
     } catch (error) {
       // The store refused the write: the task stays Running and is recovered on the next start.
       this.deps.logger.error('async task bookkeeping failed', { taskId: record.taskId, error });
-      this.finishOne();
+      this.countDone(record.taskId, record.requestId);
     }
   }
 
   private async process(taskId: string): Promise<JobResult> {
     const shared = this.queue.shared === true;
     if (shared) this.outstanding++;
+    // A refusal recorded meanwhile, by another job of the id (an earlier task's), is not this job's to clear.
+    const refusal = this.unrecorded.size > 0 ? this.unrecorded.get(taskId) : undefined;
     const job = this.attempt(taskId);
     this.inFlight.add(job);
     try {
       const result = await job;
       // Its writes went through, or it found the task past them: a refused one no longer matters.
-      this.unrecorded.delete(taskId);
+      if (this.unrecorded.size > 0 && this.unrecorded.get(taskId) === refusal) this.unrecorded.delete(taskId);
       return result;
     } catch (error) {
       // The store refused a write (a full disk, a lost connection): the task is left Enqueued or
       // Running. It is tried again later, when the store may take writes again.
       this.deps.logger.error('async task bookkeeping failed', { taskId, error });
-      this.unrecorded.add(taskId);
+      this.unrecorded.set(taskId, this.counted.get(taskId) ?? '');
       return { retryInMs: BOOKKEEPING_RETRY_MS };
     } finally {
       this.inFlight.delete(job);
@@ -622,7 +674,12 @@ export class AsyncEngine {
       current = await store.get(taskId);
       fresh = true;
     }
-    if (!current) return undefined;
+    if (!current) {
+      // It ended and went (maxTasks) after a write of it was refused: its end was not counted here.
+      const refused = this.unrecorded.size > 0 ? this.unrecorded.get(taskId) : undefined;
+      if (refused) this.countDone(taskId, refused);
+      return undefined;
+    }
     if (!CLAIMABLE.includes(current.status)) return this.redelivered(current);
     if (Date.now() - current.acceptedAt > maxAgeMs) {
       const message = `The event is older than maxAsyncEventAgeInSeconds (${this.config.maxAsyncEventAgeInSeconds} s)`;
@@ -717,14 +774,14 @@ export class AsyncEngine {
   private async redelivered(record: TaskRecord): Promise<JobResult> {
     // A stop the store refused yet wrote: its destination is owed (an attempt here is only claiming it).
     if (this.refusedStops.delete(record.taskId) && TERMINAL_STATUSES.has(record.status)) {
-      if (record.deliveryPending) await this.settle(record, undefined);
+      if (this.owed(record)) await this.settle(record, undefined);
       return undefined;
     }
     // A task whose last write failed (see process) is handled as one a dead instance left.
     const unrecorded = this.unrecorded.delete(record.taskId);
     if ((!this.queue.shared && !unrecorded) || this.running.has(record.taskId)) return undefined;
     if (TERMINAL_STATUSES.has(record.status)) {
-      if (record.deliveryPending) await this.settle(record, undefined);
+      if (this.owed(record)) await this.settle(record, undefined);
       return undefined;
     }
     if (record.status === 'Stopping') {
@@ -733,6 +790,14 @@ export class AsyncEngine {
     }
     const next = await this.afterAttempt(record, record.attempts - 1, INTERRUPTED, undefined, ['Running', 'Dequeued']);
     return next.retryInMs === undefined ? undefined : { retryInMs: next.retryInMs };
+  }
+
+  /**
+   * Whether a finished task's settle is still owed: its destination was not called, or (a local
+   * queue) it was not counted done, its end's answer lost with no destination to call.
+   */
+  private owed(record: TaskRecord): boolean {
+    return record.deliveryPending === true || this.isCounted(record.taskId, record.requestId, false);
   }
 
   /**
@@ -958,6 +1023,8 @@ export class AsyncEngine {
   private async settle(record: TaskRecord, outcome: AttemptOutcome | undefined): Promise<void> {
     // With a local queue the task was counted when accepted; with a shared one, each settle counts.
     if (this.queue.shared) this.outstanding++;
+    // Counted done already: another settle of it (under way, or its last write refused) calls its destination.
+    else if (!this.isCounted(record.taskId, record.requestId, true)) return;
     // Its stop was refused but the task ran (or ended) all the same: nothing to look at again.
     if (this.refusedStops.size > 0) this.refusedStops.delete(record.taskId);
     try {
@@ -1073,6 +1140,24 @@ export class AsyncEngine {
     return undefined;
   }
 
+  /**
+   * After the store refused a running task's Stopping, which may be written all the same: when
+   * the task is Stopping now, the stop was, and goes on as one. Else the refusal is thrown; without
+   * an answer to that read either, an attempt running here is aborted all the same (it ends
+   * Stopped): the stop may be written, and an attempt must not outlive its stop.
+   */
+  private async afterRefusedStopping(record: TaskRecord, error: unknown): Promise<TaskRecord> {
+    let now: TaskRecord | undefined;
+    try {
+      now = await this.store.get(record.taskId);
+    } catch {
+      this.stopLocal(record.taskId);
+      throw error;
+    }
+    if (now?.requestId === record.requestId && now.status === 'Stopping') return now;
+    throw error;
+  }
+
   private async stopTask(taskId: string): Promise<AsyncTask> {
     checkTaskId(taskId);
     if (!this.isReady) await this.backendReady();
@@ -1090,7 +1175,12 @@ export class AsyncEngine {
       }
       if (record.status === 'Stopping') return toAsyncTask(record, false);
       if (record.status === 'Running') {
-        const stopping = await this.store.transition(taskId, 'Stopping', { from: ['Running'] });
+        let stopping: TaskRecord | undefined;
+        try {
+          stopping = await this.store.transition(taskId, 'Stopping', { from: ['Running'] });
+        } catch (error) {
+          stopping = await this.afterRefusedStopping(record, error);
+        }
         if (!stopping) continue;
         if (this.running.has(taskId)) this.stopLocal(taskId);
         else await this.store.requestStop?.(taskId);
