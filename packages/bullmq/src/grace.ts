@@ -23,7 +23,7 @@ export function settlesWithin(work: Promise<unknown>, ms: number): Promise<boole
  */
 export function notAccepted(error: unknown): unknown {
   if (isFcAsyncError(error)) return error;
-  if (error instanceof Error && error.message === 'Command timed out') {
+  if (timedOut(error)) {
     // Sent, not answered (Redis frozen or overloaded): Redis may still store it when it wakes.
     return new FcAsyncError(
       'RedisUnavailable',
@@ -38,15 +38,22 @@ export function notAccepted(error: unknown): unknown {
 }
 
 /**
- * A read or a stop Redis did not answer (frozen past `commandTimeoutMs`, or down past the
- * connection's retries) as a 503 `RedisUnavailable`, so the task API answers it as such rather
- * than as an internal error; any other error is left as it is.
+ * Redis's answer to `command`; a read or a stop Redis did not answer (frozen past
+ * `commandTimeoutMs`, or down past the connection's retries) rejects as a 503 `RedisUnavailable`,
+ * so the task API answers it as such rather than as an internal error. Any other error is left as
+ * it is.
  */
-export function unanswered(error: unknown): unknown {
-  const e = error as { message?: unknown; name?: unknown } | null;
-  if (e?.message !== 'Command timed out' && e?.name !== 'MaxRetriesPerRequestError') return error;
-  return new FcAsyncError('RedisUnavailable', 'Redis did not answer in time; retry later', {
-    statusCode: 503,
-    cause: error,
+export function answerOf<T>(command: Promise<T>): Promise<T> {
+  return command.catch((error: unknown) => {
+    if (!timedOut(error) && (error as { name?: unknown } | null)?.name !== 'MaxRetriesPerRequestError') throw error;
+    throw new FcAsyncError('RedisUnavailable', 'Redis did not answer in time; retry later', {
+      statusCode: 503,
+      cause: error,
+    });
   });
+}
+
+/** ioredis's error for a command sent but not answered within its `commandTimeout`. */
+function timedOut(error: unknown): boolean {
+  return (error as { message?: unknown } | null)?.message === 'Command timed out';
 }

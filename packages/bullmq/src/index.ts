@@ -1,6 +1,7 @@
 import { type AsyncBackend, FcAsyncError, type Logger } from '@fc-async/core';
 import { Redis, type RedisOptions } from 'ioredis';
 import { corkEachTurn } from './cork.js';
+import { settlesWithin } from './grace.js';
 import { keysOf } from './keys.js';
 import { type BullmqBackendOptions, resolveBullmqOptions } from './options.js';
 import { oncePerOutage } from './outage.js';
@@ -41,7 +42,9 @@ export function bullmq(options: BullmqBackendOptions): AsyncBackend {
       reportErrors(redis, logger);
       reportErrors(subscriber, logger);
       try {
-        await within(Promise.all([redis.ping(), subscriber.ping()]), resolved.connectTimeoutMs);
+        const pinged = Promise.all([redis.ping(), subscriber.ping()]);
+        if (!(await settlesWithin(pinged, resolved.connectTimeoutMs))) throw new Error('timed out');
+        await pinged; // a ping's own error
         corkEachTurn(redis);
         const keys = keysOf(resolved.prefix);
         const store = new RedisTaskStore(redis, subscriber, keys);
@@ -108,12 +111,4 @@ class SharedConnection extends Redis {
     for (const copy of this.copies) copy.disconnect();
     this.copies.clear();
   }
-}
-
-function within<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error('timed out')), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }

@@ -14,7 +14,7 @@ import {
 } from '@fc-async/core';
 import type { Redis } from 'ioredis';
 import { decodeRecord, indexArgs } from './codec.js';
-import { notAccepted, unanswered } from './grace.js';
+import { answerOf, notAccepted } from './grace.js';
 import { CAS_SCRIPT, INSERT_MANY_SCRIPT, INSERT_SCRIPT, type Keys } from './keys.js';
 import { listTasks } from './list.js';
 
@@ -166,9 +166,7 @@ export class RedisTaskStore implements TaskStore {
   }
 
   list(query: TaskQuery): Promise<TaskPage<TaskRecord>> {
-    return listTasks(this.redis, this.keys, query).catch((error: unknown) => {
-      throw unanswered(error);
-    });
+    return answerOf(listTasks(this.redis, this.keys, query));
   }
 
   async unfinished(): Promise<TaskRecord[]> {
@@ -189,9 +187,7 @@ export class RedisTaskStore implements TaskStore {
   }
 
   async requestStop(taskId: string): Promise<void> {
-    await this.redis.publish(this.keys.stop, taskId).catch((error: unknown) => {
-      throw unanswered(error);
-    });
+    await answerOf(this.redis.publish(this.keys.stop, taskId));
   }
 
   async close(): Promise<void> {
@@ -205,11 +201,7 @@ export class RedisTaskStore implements TaskStore {
   }
 
   private async read(taskId: string): Promise<Versioned | undefined> {
-    const [vb, wb, r, p, b] = await this.redis
-      .hmgetBuffer(this.keys.task(taskId), 'v', 'w', 'r', 'p', 'b')
-      .catch((error: unknown) => {
-        throw unanswered(error);
-      });
+    const [vb, wb, r, p, b] = await answerOf(this.redis.hmgetBuffer(this.keys.task(taskId), 'v', 'w', 'r', 'p', 'b'));
     if (!vb || !r) {
       this.cache.delete(taskId);
       return undefined;
@@ -242,14 +234,12 @@ export class RedisTaskStore implements TaskStore {
       const encoded = encodeCompactRecord(next);
       const written = String(Number(current.v) + 1);
       const token = this.token();
-      const reply = await this.redis
-        .fcAsyncCasBuffer(
+      const reply = await answerOf(
+        this.redis.fcAsyncCasBuffer(
           ...[k.task(taskId), k.open, k.ended],
           ...[taskId, current.v, next.status, encoded, open, endTime, current.w, token],
-        )
-        .catch((error: unknown) => {
-          throw unanswered(error);
-        });
+        ),
+      );
       if (reply[0] === 1) {
         this.remember(taskId, written, token, next, open === '0');
         return next;

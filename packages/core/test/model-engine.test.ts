@@ -845,6 +845,32 @@ describe('found by the model', () => {
     await handler.close({ timeoutMs: 100 });
   });
 
+  it('a task stopped while its insert was written, then answered with an error, is counted done once', async () => {
+    const gate = deferred();
+    const { backend } = gatedStore({ insert: gate.promise, failInsert: true });
+    const { handler, successes, failures } = setup(
+      async (_req, res) => {
+        await tick(20);
+        res.end('late');
+      },
+      { backend },
+    );
+    await tick();
+    const accepting = handler(asyncEvent({ taskId: 'unanswered' }), context);
+    while (!(await handler.tasks.get('unanswered'))) await tick();
+    // The store holds it already: the stop ends it, and counts it done.
+    await expect(handler.tasks.stop('unanswered')).resolves.toMatchObject({ status: 'Stopped' });
+    gate.resolve();
+    expect((await accepting).statusCode).toBe(500);
+    expect(failures.map((r) => r.requestContext.condition)).toEqual(['Stopped']);
+    // Counted done once, not again by the failed accept: drain() waits for a task accepted now.
+    await handler(asyncEvent({ taskId: 'next' }), context);
+    await Promise.race([handler.drain(), tick(2000)]);
+    expect((await handler.tasks.get('next'))?.status).toBe('Succeeded');
+    expect(successes).toHaveLength(1);
+    await handler.close({ timeoutMs: 100 });
+  });
+
   it('a stop whose Stopping the store wrote but failed to answer aborts the running attempt', async () => {
     const { backend } = gatedStore({ fail: { status: 'Stopping', applied: true } });
     let aborted = false;

@@ -114,7 +114,8 @@ export function slowMemory(g: Gen, options: MemoryBackendOptions = {}, faults?: 
 
 /**
  * A memory store whose writes apply at once but answer late, as a durable store's commit does:
- * inserts once `insert` settles, claims (moves to Running) once `claim` does. `claiming` settles
+ * inserts once `insert` settles (with `failInsert`, the first insert applies and its answer is
+ * then an error), claims (moves to Running) once `claim` does. `claiming` settles
  * when a claim was asked for; updates once `update` does. With `fail`, the first write of that
  * status (past `skip` of them) fails: before it applied, or after (its answer lost), at once or
  * once `answer` settles; with `failUpdate`, the first `update` does. With `reads`, read number i
@@ -123,6 +124,7 @@ export function slowMemory(g: Gen, options: MemoryBackendOptions = {}, faults?: 
  */
 export function gatedStore(gates: {
   insert?: Promise<void>;
+  failInsert?: boolean;
   claim?: Promise<void>;
   update?: Promise<void>;
   fail?: { status: AsyncTaskStatus; applied: boolean; skip?: number; answer?: Promise<void> } | undefined;
@@ -138,7 +140,10 @@ export function gatedStore(gates: {
   const store: TaskStore = {
     insert: (record) => {
       const inserted = inner.insert(record);
-      return gates.insert ? gates.insert.then(() => inserted) : inserted;
+      const failed = gates.failInsert === true;
+      gates.failInsert = undefined;
+      const answer = () => (failed ? Promise.reject(new Error('store unavailable')) : inserted);
+      return gates.insert ? gates.insert.then(answer) : answer();
     },
     get: (taskId) => {
       const record = inner.get(taskId);

@@ -235,7 +235,7 @@ export function createEmulatorLog(
       );
     },
     notice(message, fields) {
-      entry('info', json ? message : printable(message), fields);
+      entry('info', message, fields);
     },
     ready(info) {
       if (json) {

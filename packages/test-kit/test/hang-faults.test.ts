@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import type { DestinationRecord, FcServer } from '@fc-async/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { middlewareTargets, recordingLogger } from '../src/index.js';
-import { within } from '../src/wait.js';
+import { until, within } from '../src/wait.js';
 
 // A custom runtime (fcAsync + listen) facing peers and app handlers that go quiet: nothing waits forever.
 
@@ -11,15 +11,6 @@ const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0)) await c();
 });
-
-async function until(check: () => Promise<boolean>, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  return true;
-}
 
 describe.each(middlewareTargets)('$name custom runtime with a quiet peer', (target) => {
   it('an async replay whose handler never answers fails at timeoutSeconds, and onFailure gets it', async () => {
@@ -38,8 +29,9 @@ describe.each(middlewareTargets)('$name custom runtime with a quiet peer', (targ
     const url = `http://127.0.0.1:${fc.port}`;
     const accepted = await fetch(`${url}/never`, { method: 'POST', headers: { 'x-fc-async-task-id': 'never' } });
     expect(accepted.status).toBe(202);
-    expect(await until(async () => failures.length === 1, 8000)).toBe(true);
-    expect(failures[0]?.requestContext.condition).toBe('InvocationError');
+    const [failure] = await until(() => (failures.length > 0 ? failures : undefined), 'the onFailure record', 8000);
+    expect(failures).toHaveLength(1);
+    expect(failure?.requestContext.condition).toBe('InvocationError');
     const task = await built.controls?.tasks.get('never');
     expect([task?.status, task?.destinationStatus]).toEqual(['Failed', 'Succeeded']);
   }, 15_000);

@@ -367,49 +367,32 @@ export class AsyncEngine {
         },
       );
     }
-    const now = Date.now();
     const taskId = invocation.taskId ?? invocation.requestId;
-    const record: TaskRecord = {
-      taskId,
-      requestId: invocation.requestId,
-      status: 'Enqueued',
-      functionArn: this.arnOf(invocation),
-      qualifier: invocation.qualifier,
-      startedTime: now,
-      alreadyRetriedTimes: 0,
-      events: [{ eventId: 1, status: 'Enqueued', timestamp: now, eventDetail: '' }],
-      payload: captureRequest(request, this.deps.redact),
-      acceptedAt: now,
-      attempts: 0,
-      dueAt: delayMs > 0 ? now + delayMs : undefined,
-    };
-    const trace = this.deps.hooks?.accepted?.(record, invocation);
-    if (trace?.traceContext) record.traceContext = trace.traceContext;
-    if (trace?.traceId) record.traceId = trace.traceId;
-    const inserting = this.store.insert(record);
+    const inserting = this.store.insert(this.newTask(taskId, request, invocation, delayMs));
+    const shared = this.queue.shared === true;
     // A shared queue takes the job in the same round trip (see QueueDriver.shared). On a 409 it
     // refuses the id if it holds the other task's job; a job it takes finds a finished task.
-    const early = this.queue.shared ? Promise.resolve(this.queue.enqueue({ taskId }, delayMs)) : undefined;
+    const early = shared ? Promise.resolve(this.queue.enqueue({ taskId }, delayMs)) : undefined;
     early?.catch(() => undefined);
     // Counted while a durable store writes it: a close() begun meanwhile waits for it, not past it;
     // a stop that finds it meanwhile counts it done.
     this.outstanding++;
     const requestId = invocation.requestId;
-    const shared = this.queue.shared === true;
-    // Another task of this id counted (unfinished, or an accept of it under way): rare.
-    const first = shared || !this.counted.has(taskId);
-    if (!first) this.countedToo.add(`${taskId} ${requestId}`);
-    else if (!shared) this.counted.set(taskId, requestId);
+    if (!shared) {
+      // Another task of this id counted (unfinished, or an accept of it under way): rare.
+      if (this.counted.has(taskId)) this.countedToo.add(`${taskId} ${requestId}`);
+      else this.counted.set(taskId, requestId);
+    }
     let inserted: boolean;
     try {
       // Stores and queues may answer synchronously (memory, sqlite's reads): no await then.
       inserted = isPromise(inserting) ? await inserting : inserting;
     } catch (error) {
-      this.notStored(taskId, requestId, first);
+      this.notAccepted(taskId, requestId, shared);
       throw error;
     }
     if (!inserted) {
-      this.notStored(taskId, requestId, first);
+      this.notAccepted(taskId, requestId, shared);
       throw new FcAsyncError('AsyncTaskAlreadyExists', `An async task with id ${taskId} already exists`, {
         statusCode: 409,
       });
@@ -418,25 +401,15 @@ export class AsyncEngine {
       const queued = early ?? this.queue.enqueue({ taskId }, delayMs);
       if (isPromise(queued)) await queued;
     } catch (error) {
-      try {
-        await this.store.transition(taskId, 'Invalid', {
-          from: ['Enqueued'],
-          patch: { endTime: Date.now(), taskErrorMessage: 'The task could not be queued' },
-        });
-      } catch (refused) {
-        this.deps.logger.error('async task bookkeeping failed', { taskId, error: refused });
-      }
-      // A stop that ended it meanwhile may have counted it done already.
-      if (shared) this.finishOne();
-      else this.countDone(taskId, requestId);
+      await this.notQueued(taskId, requestId, shared);
       throw new FcAsyncError('ServiceUnavailable', 'The task could not be queued', { statusCode: 503, cause: error });
     }
     // A shared queue holds the task now: whichever instance runs it counts it.
     if (shared) this.finishOne();
-    if (this.listeners.size > 0) this.emit({ type: 'accepted', taskId, requestId: invocation.requestId, delayMs });
+    if (this.listeners.size > 0) this.emit({ type: 'accepted', taskId, requestId, delayMs });
     return {
       statusCode: 202,
-      headers: { 'x-fc-request-id': invocation.requestId, 'x-fc-async-task-id': taskId },
+      headers: { 'x-fc-request-id': requestId, 'x-fc-async-task-id': taskId },
       body: EMPTY,
     };
   }
@@ -528,27 +501,66 @@ export class AsyncEngine {
     return arn;
   }
 
-  /** Counts a task of a local queue done, unless it was already; `requestId` undefined: any task of that id. */
-  private countDone(taskId: string, requestId: string | undefined): void {
-    if (this.isCounted(taskId, requestId ?? this.counted.get(taskId) ?? '', true)) this.finishOne();
+  /** The record of a task being accepted, with the trace context the `accepted` hook gives it. */
+  private newTask(taskId: string, request: FcRequest, invocation: Invocation, delayMs: number): TaskRecord {
+    const now = Date.now();
+    const record: TaskRecord = {
+      taskId,
+      requestId: invocation.requestId,
+      status: 'Enqueued',
+      functionArn: this.arnOf(invocation),
+      qualifier: invocation.qualifier,
+      startedTime: now,
+      alreadyRetriedTimes: 0,
+      events: [{ eventId: 1, status: 'Enqueued', timestamp: now, eventDetail: '' }],
+      payload: captureRequest(request, this.deps.redact),
+      acceptedAt: now,
+      attempts: 0,
+      dueAt: delayMs > 0 ? now + delayMs : undefined,
+    };
+    const trace = this.deps.hooks?.accepted?.(record, invocation);
+    if (trace?.traceContext) record.traceContext = trace.traceContext;
+    if (trace?.traceId) record.traceId = trace.traceId;
+    return record;
   }
 
-  /** Whether a task of a local queue is counted and not done yet; with `done`, it is counted done now. */
-  private isCounted(taskId: string, requestId: string, done: boolean): boolean {
+  /** A task stored but refused by the queue: recorded `Invalid` (unless it ended meanwhile), its accept answers 503. */
+  private async notQueued(taskId: string, requestId: string, shared: boolean): Promise<void> {
+    try {
+      await this.store.transition(taskId, 'Invalid', {
+        from: ['Enqueued'],
+        patch: { endTime: Date.now(), taskErrorMessage: 'The task could not be queued' },
+      });
+    } catch (refused) {
+      this.deps.logger.error('async task bookkeeping failed', { taskId, error: refused });
+    }
+    this.notAccepted(taskId, requestId, shared);
+  }
+
+  /** Counts a task of a local queue done, unless an end of it was counted already. */
+  private countDone(taskId: string, requestId: string): void {
+    if (this.firstEnd(taskId, requestId)) this.finishOne();
+  }
+
+  /**
+   * Whether this is the first end of a task of a local queue to be counted (see `counted`): true
+   * once, the task then no longer counted; false for every end after it.
+   */
+  private firstEnd(taskId: string, requestId: string): boolean {
     if (this.counted.get(taskId) === requestId) {
-      if (done) this.counted.delete(taskId);
+      this.counted.delete(taskId);
       return true;
     }
-    if (this.countedToo.size === 0) return false;
-    const key = `${taskId} ${requestId}`;
-    return done ? this.countedToo.delete(key) : this.countedToo.has(key);
+    return this.countedToo.size > 0 && this.countedToo.delete(`${taskId} ${requestId}`);
   }
 
-  /** An accept whose task the store did not take: nothing else counts it done. */
-  private notStored(taskId: string, requestId: string, first: boolean): void {
-    if (!first) this.countedToo.delete(`${taskId} ${requestId}`);
-    else if (this.counted.get(taskId) === requestId) this.counted.delete(taskId);
-    this.finishOne();
+  /**
+   * An accept that answers an error ends its count; with a local queue, only when no end of its
+   * task counted it done already (a stop, when the store took the task yet answered with an error).
+   */
+  private notAccepted(taskId: string, requestId: string, shared: boolean): void {
+    if (shared) this.finishOne();
+    else this.countDone(taskId, requestId);
   }
 
   private finishOne(): void {
@@ -569,13 +581,13 @@ export class AsyncEngine {
    */
   private async recover(): Promise<void> {
     const unfinished = await this.store.unfinished();
-    const owed: string[] = [];
+    const owed: TaskHead[] = [];
     for (const record of unfinished) {
       this.outstanding++;
       this.counted.set(record.taskId, record.requestId);
       if (TERMINAL_STATUSES.has(record.status)) {
         // It ended, but the crash came before its destination was called.
-        owed.push(record.taskId);
+        owed.push(record);
         continue;
       }
       if (record.status === 'Stopping') {
@@ -605,9 +617,9 @@ export class AsyncEngine {
    * Calls the destinations of the tasks `owed` yields (an iterator other senders share), one
    * after another, each task read in full (its request included) only when its turn comes.
    */
-  private async deliverOwed(owed: Iterator<string>): Promise<void> {
+  private async deliverOwed(owed: Iterator<TaskHead>): Promise<void> {
     for (let step = owed.next(); step.done !== true; step = owed.next()) {
-      const taskId = step.value;
+      const { taskId, requestId } = step.value;
       let record: TaskRecord | undefined;
       try {
         record = await this.store.get(taskId);
@@ -615,7 +627,7 @@ export class AsyncEngine {
         this.deps.logger.error('async task bookkeeping failed', { taskId, error });
       }
       if (record) await this.settle(record, undefined);
-      else this.countDone(taskId, undefined);
+      else this.countDone(taskId, requestId);
     }
   }
 
@@ -681,19 +693,7 @@ export class AsyncEngine {
       return undefined;
     }
     if (!CLAIMABLE.includes(current.status)) return this.redelivered(current);
-    if (Date.now() - current.acceptedAt > maxAgeMs) {
-      const message = `The event is older than maxAsyncEventAgeInSeconds (${this.config.maxAsyncEventAgeInSeconds} s)`;
-      const expired = await store.transition(taskId, 'Expired', {
-        from: ['Enqueued', 'Retrying'],
-        patch: this.endPatch(current, 'EventAgeExceeded', message),
-        detail: message,
-      });
-      if (expired) {
-        this.deps.hooks?.endedWithoutAttempt?.(expired);
-        await this.settle(expired, undefined);
-      }
-      return undefined;
-    }
+    if (Date.now() - current.acceptedAt > maxAgeMs) return this.expire(current);
     // A job ahead of its task (a shared queue's job freed by a lost lock right after the attempt
     // asked for a retry) waits for the backoff or the X-Fc-Async-Delay rather than skip it.
     const early = current.dueAt === undefined ? 0 : current.dueAt - Date.now();
@@ -748,6 +748,21 @@ export class AsyncEngine {
     return retryInMs === undefined ? undefined : { retryInMs };
   }
 
+  /** Ends a waiting task past maxAsyncEventAgeInSeconds `Expired`, without an attempt. */
+  private async expire(current: TaskRecord): Promise<undefined> {
+    const message = `The event is older than maxAsyncEventAgeInSeconds (${this.config.maxAsyncEventAgeInSeconds} s)`;
+    const expired = await this.store.transition(current.taskId, 'Expired', {
+      from: ['Enqueued', 'Retrying'],
+      patch: this.endPatch(current, 'EventAgeExceeded', message),
+      detail: message,
+    });
+    if (expired) {
+      this.deps.hooks?.endedWithoutAttempt?.(expired);
+      await this.settle(expired, undefined);
+    }
+    return undefined;
+  }
+
   /** Runs one attempt and tells the tracing hook how it ended. */
   private async exec(record: TaskRecord, attempt: number, running: Running): Promise<AttemptOutcome> {
     const outcome = await this.runAttempt(record, attempt, running);
@@ -772,7 +787,8 @@ export class AsyncEngine {
    * a finished one whose destination was not called is delivered.
    */
   private async redelivered(record: TaskRecord): Promise<JobResult> {
-    // A stop the store refused yet wrote: its destination is owed (an attempt here is only claiming it).
+    // A stop the store refused yet wrote: its destination is owed (a `running` entry of the task here
+    // is only a claim of it, which fails).
     if (this.refusedStops.delete(record.taskId) && TERMINAL_STATUSES.has(record.status)) {
       if (this.owed(record)) await this.settle(record, undefined);
       return undefined;
@@ -793,11 +809,12 @@ export class AsyncEngine {
   }
 
   /**
-   * Whether a finished task's settle is still owed: its destination was not called, or (a local
-   * queue) it was not counted done, its end's answer lost with no destination to call.
+   * Whether a finished task's settle may still be owed: its destination was not called, or (a
+   * local queue) its end may not be counted done, its answer lost with no destination to call;
+   * a local queue's settle tells that itself (see `firstEnd`).
    */
   private owed(record: TaskRecord): boolean {
-    return record.deliveryPending === true || this.isCounted(record.taskId, record.requestId, false);
+    return record.deliveryPending === true || this.queue.shared !== true;
   }
 
   /**
@@ -1024,7 +1041,7 @@ export class AsyncEngine {
     // With a local queue the task was counted when accepted; with a shared one, each settle counts.
     if (this.queue.shared) this.outstanding++;
     // Counted done already: another settle of it (under way, or its last write refused) calls its destination.
-    else if (!this.isCounted(record.taskId, record.requestId, true)) return;
+    else if (!this.firstEnd(record.taskId, record.requestId)) return;
     // Its stop was refused but the task ran (or ended) all the same: nothing to look at again.
     if (this.refusedStops.size > 0) this.refusedStops.delete(record.taskId);
     try {
@@ -1125,13 +1142,13 @@ export class AsyncEngine {
     const taskId = record.taskId;
     let now: TaskRecord | undefined;
     try {
-      now = await this.store.get(taskId);
+      now = await this.writtenAfterAll(record, 'Stopped');
     } catch {
       this.refusedStops.add(taskId);
       await this.queue.enqueue({ taskId }, 0);
       return undefined;
     }
-    if (now?.requestId === record.requestId && now.status === 'Stopped') {
+    if (now) {
       this.deps.hooks?.endedWithoutAttempt?.(now);
       void this.settle(now, { kind: 'stopped' });
       return toAsyncTask(now, false);
@@ -1149,13 +1166,22 @@ export class AsyncEngine {
   private async afterRefusedStopping(record: TaskRecord, error: unknown): Promise<TaskRecord> {
     let now: TaskRecord | undefined;
     try {
-      now = await this.store.get(record.taskId);
+      now = await this.writtenAfterAll(record, 'Stopping');
     } catch {
       this.stopLocal(record.taskId);
       throw error;
     }
-    if (now?.requestId === record.requestId && now.status === 'Stopping') return now;
+    if (now) return now;
     throw error;
+  }
+
+  /**
+   * The task read again after the store refused to move it to `status`: the record when the move
+   * was written all the same (its answer lost), else `undefined`. Throws when the read fails too.
+   */
+  private async writtenAfterAll(record: TaskRecord, status: AsyncTask['status']): Promise<TaskRecord | undefined> {
+    const now = await this.store.get(record.taskId);
+    return now?.requestId === record.requestId && now.status === status ? now : undefined;
   }
 
   private async stopTask(taskId: string): Promise<AsyncTask> {

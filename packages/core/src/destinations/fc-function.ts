@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import type { DestinationRecord } from '../fc-types.js';
 import { loadSdk, newClient, type Sdk } from './fc-sdk.js';
 import { parseFunctionTarget } from './fc-target.js';
+import { settledWithin } from './timeout.js';
 import { type Destination, DestinationError, isRetryableStatus } from './types.js';
 import { describe, objectOption, retriesOption, stringOption, timeoutOption } from './validate.js';
 
@@ -126,7 +127,7 @@ export function fcFunctionDestination(
       response = await settledWithin(
         fc.invokeFunctionWithOptions(functionName, request, headers, runtime),
         bound,
-        label,
+        `InvokeFunction ${label} did not settle within ${bound} ms`,
       );
     } catch (error) {
       throw error instanceof DestinationError ? error : invokeError(error, label);
@@ -145,23 +146,6 @@ export function fcFunctionDestination(
 
 /** Past the SDK's own connect and read timeouts, so that its error (which names the phase) comes first. */
 const CLIENT_GRACE_MS = 1000;
-
-/** `call`, or a retryable `DestinationTimeout` once it has not settled within `ms` (it is left running). */
-function settledWithin<T>(call: Promise<T>, ms: number, label: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          new DestinationError('DestinationTimeout', `InvokeFunction ${label} did not settle within ${ms} ms`, {
-            retryable: true,
-          }),
-        ),
-      ms,
-    );
-  });
-  return Promise.race([call, late]).finally(() => clearTimeout(timer));
-}
 
 function isClient(value: unknown): value is FcInvokeClient {
   return typeof (value as FcInvokeClient | null)?.invokeFunctionWithOptions === 'function';

@@ -1,4 +1,5 @@
 import type { DestinationRecord } from '../fc-types.js';
+import { settledWithin } from './timeout.js';
 import { type Destination, type DestinationContext, DestinationError } from './types.js';
 import { objectOption, retriesOption, timeoutOption } from './validate.js';
 
@@ -76,20 +77,14 @@ async function withinTimeout(
   const onAbort = () => controller.abort(context?.signal?.reason);
   if (context?.signal?.aborted) onAbort();
   else context?.signal?.addEventListener('abort', onAbort, { once: true });
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => {
-      const error = new DestinationError('DestinationTimeout', `${label} took longer than ${timeoutMs} ms`, {
-        retryable: true,
-      });
-      controller.abort(error);
-      reject(error);
-    }, timeoutMs);
-  });
   try {
-    await Promise.race([fn(record, { attempt: context?.attempt ?? 1, signal: controller.signal }), timedOut]);
+    await settledWithin(
+      Promise.resolve(fn(record, { attempt: context?.attempt ?? 1, signal: controller.signal })),
+      timeoutMs,
+      `${label} took longer than ${timeoutMs} ms`,
+      (error) => controller.abort(error),
+    );
   } finally {
-    clearTimeout(timer);
     context?.signal?.removeEventListener('abort', onAbort);
   }
 }

@@ -154,7 +154,7 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
         if (!res && detection.type === 'Async') span = startSpan();
         span?.setInvocation(invocation);
         if (detection.type !== 'Async') {
-          if (span) passOn(span, req, res, target.routeOf);
+          if (span && res) passOn(span, req, res, target.routeOf);
           return undefined;
         }
         platformAsync = platform !== undefined;
@@ -187,9 +187,8 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
 }
 
 /** A request the app answers itself: its span ends when the response finishes, or when its connection closes first. */
-function passOn(span: InvocationSpan, req: object, res: ServerResponse | undefined, routeOf: ReplayTarget['routeOf']) {
+function passOn(span: InvocationSpan, req: object, res: ServerResponse, routeOf: ReplayTarget['routeOf']) {
   spans.set(req, span);
-  if (!res) return;
   const route = () => {
     try {
       return routeOf?.(req as IncomingMessage);
