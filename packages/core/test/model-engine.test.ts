@@ -821,33 +821,17 @@ describe('found by the model', () => {
     await handler.close({ timeoutMs: 100 });
   });
 
-  it('a task stopped while the queue refused it is counted done once', async () => {
-    const gate = deferred();
-    const { handler, successes, failures } = setup(
-      async (_req, res) => {
-        await tick(20);
-        res.end('late');
-      },
-      { backend: refusingQueue(memory(), gate.promise) },
-    );
-    await tick();
-    const accepting = handler(asyncEvent({ taskId: 'raced' }), context);
-    while (!(await handler.tasks.get('raced'))) await tick();
-    await expect(handler.tasks.stop('raced')).resolves.toMatchObject({ status: 'Stopped' });
-    gate.resolve();
-    expect((await accepting).statusCode).toBe(503);
-    expect(failures.map((r) => r.requestContext.condition)).toEqual(['Stopped']);
-    // Counted done once: drain() waits for a task accepted now, not past it.
-    await handler(asyncEvent({ taskId: 'next' }), context);
-    await Promise.race([handler.drain(), tick(2000)]);
-    expect((await handler.tasks.get('next'))?.status).toBe('Succeeded');
-    expect(successes).toHaveLength(1);
-    await handler.close({ timeoutMs: 100 });
-  });
-
-  it('a task stopped while its insert was written, then answered with an error, is counted done once', async () => {
-    const gate = deferred();
-    const { backend } = gatedStore({ insert: gate.promise, failInsert: true });
+  /**
+   * Accepts `taskId` on `backend` while `gate` holds its insert or enqueue, stops it meanwhile,
+   * then lets the accept go on: it answers `status`, the task ends Stopped with one onFailure
+   * call, and is counted done once (drain() waits for a task accepted after it).
+   */
+  async function stopDuringAccept(
+    backend: AsyncBackend,
+    gate: { resolve: () => void },
+    taskId: string,
+    status: number,
+  ) {
     const { handler, successes, failures } = setup(
       async (_req, res) => {
         await tick(20);
@@ -856,12 +840,12 @@ describe('found by the model', () => {
       { backend },
     );
     await tick();
-    const accepting = handler(asyncEvent({ taskId: 'unanswered' }), context);
-    while (!(await handler.tasks.get('unanswered'))) await tick();
+    const accepting = handler(asyncEvent({ taskId }), context);
+    while (!(await handler.tasks.get(taskId))) await tick();
     // The store holds it already: the stop ends it, and counts it done.
-    await expect(handler.tasks.stop('unanswered')).resolves.toMatchObject({ status: 'Stopped' });
+    await expect(handler.tasks.stop(taskId)).resolves.toMatchObject({ status: 'Stopped' });
     gate.resolve();
-    expect((await accepting).statusCode).toBe(500);
+    expect((await accepting).statusCode).toBe(status);
     expect(failures.map((r) => r.requestContext.condition)).toEqual(['Stopped']);
     // Counted done once, not again by the failed accept: drain() waits for a task accepted now.
     await handler(asyncEvent({ taskId: 'next' }), context);
@@ -869,6 +853,16 @@ describe('found by the model', () => {
     expect((await handler.tasks.get('next'))?.status).toBe('Succeeded');
     expect(successes).toHaveLength(1);
     await handler.close({ timeoutMs: 100 });
+  }
+
+  it('a task stopped while the queue refused it is counted done once', async () => {
+    const gate = deferred();
+    await stopDuringAccept(refusingQueue(memory(), gate.promise), gate, 'raced', 503);
+  });
+
+  it('a task stopped while its insert was written, then answered with an error, is counted done once', async () => {
+    const gate = deferred();
+    await stopDuringAccept(gatedStore({ insert: gate.promise, failInsert: true }).backend, gate, 'unanswered', 500);
   });
 
   it('a stop whose Stopping the store wrote but failed to answer aborts the running attempt', async () => {

@@ -1,12 +1,11 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Emulator, startEmulator } from '../src/index.js';
-import { startEcho } from './helpers.js';
+import { redisServer, startEcho } from './helpers.js';
 
 // Peers that hold a connection open and go quiet: the emulator's close() must not wait for them.
 
@@ -142,42 +141,9 @@ describe('a custom runtime that goes quiet mid-answer', () => {
   );
 });
 
-/** A redis-server of this test alone on a free loopback port, resumed and killed after the test. */
-async function startRedis(): Promise<{ child: ChildProcess; url: string }> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const port = (probe.address() as AddressInfo).port;
-  await new Promise((resolve) => probe.close(resolve));
-  const dir = mkdtempSync(join(tmpdir(), 'fc-async-hang-redis-'));
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  cleanups.push(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGCONT');
-      child.kill('SIGKILL');
-      await once(child, 'exit');
-    }
-    rmSync(dir, { recursive: true, force: true });
-  });
-  let seen = '';
-  await within(
-    new Promise<void>((resolve) =>
-      child.stdout?.on('data', (chunk: Buffer) => {
-        seen += chunk.toString();
-        if (seen.includes('Ready to accept connections')) resolve();
-      }),
-    ),
-    10_000,
-  );
-  return { child, url: `redis://127.0.0.1:${port}` };
-}
-
 describe('fc-async dev --redis with Redis frozen (its connections open)', () => {
   it('the trigger and the task API answer 503 RedisUnavailable, and close() ends', async () => {
-    const redis = await startRedis();
+    const redis = await redisServer((stop) => cleanups.push(stop));
     const e = await startEcho({ redis: redis.url });
     cleanups.unshift(() => within(e.close({ timeoutMs: 500 }), 15_000));
     const invoke = (taskId: string) =>

@@ -1,12 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
-import { $FC, type CliRun, fixture, sdk, startCli, waitFor } from './helpers.js';
+import { $FC, type CliRun, fixture, redisServer, sdk, startCli, waitFor } from './helpers.js';
 
 // The real @fc-async/sqlite and @fc-async/bullmq behind `--store sqlite:PATH` and `--redis URL`
 // (test/backend.test.ts covers the flags' parsing and a missing package).
@@ -49,28 +45,8 @@ function succeeded(cli: CliRun, taskId: string) {
   }, 20_000);
 }
 
-/** A throwaway redis-server on a free loopback port, stopped after the test. */
-async function redisServer(): Promise<string> {
-  const port = await new Promise<number>((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-  const dir = tempDir();
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
-  const child: ChildProcess = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  cleanups.push(async () => {
-    if (child.exitCode === null) {
-      child.kill('SIGKILL');
-      await once(child, 'exit');
-    }
-  });
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  for await (const line of lines) if (line.includes('Ready to accept connections')) break;
-  child.stdout?.resume();
-  return `redis://127.0.0.1:${port}`;
-}
+/** A throwaway redis-server, stopped after the test. */
+const redisUrl = async () => (await redisServer((stop) => cleanups.push(stop))).url;
 
 describe('fc-async dev --store sqlite:PATH', () => {
   it('keeps accepted tasks in the file: a task accepted before a SIGKILL runs after the restart', async () => {
@@ -88,7 +64,7 @@ describe('fc-async dev --store sqlite:PATH', () => {
 
 describe('fc-async dev --redis URL', () => {
   it('queues through BullMQ: a task accepted by one emulator is listed by another on the same Redis', async () => {
-    const redis = await redisServer();
+    const redis = await redisUrl();
     const one = await dev(['--redis', redis]);
     const two = await dev(['--redis', redis]);
     expect((await post(one, 'shared_1')).status).toBe(202);
