@@ -306,6 +306,9 @@ async function startInstance(
     'x-fc-region': fn.region,
     'x-fc-account-id': fn.accountId,
     'x-fc-qualifier': fn.qualifier,
+    ...(fn.logProject === undefined
+      ? {}
+      : { 'x-fc-service-logproject': fn.logProject, 'x-fc-service-logstore': fn.logStore as string }),
     'x-fc-control-path': path,
   });
   const hook = (method: string, path: string, timeout: number) =>

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { basename, extname, relative } from 'node:path';
 import { FcAsyncError } from '@fc-async/core';
 import { backendFactory, gateBackends, parseStoreSpec } from './backend.js';
+import { BodyBudget } from './body.js';
 import { closeInDestinationOrder } from './close-order.js';
 import { createControlServer } from './control/server.js';
 import { applyAsyncConfig, type DestinationContext } from './destinations.js';
@@ -203,10 +204,19 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     throw error;
   }
 
-  const trigger = createTriggerServer(registry, log);
+  // One budget of request body bytes for both ports.
+  const bodies = new BodyBudget(o.maxBufferedBodyBytes);
+  const trigger = createTriggerServer(registry, log, bodies);
   answerProtocolErrors(trigger, (code, message) => ({ body: { code, message } }));
   const auth = { required: o.requireSignatures, credentials: o.credentials };
-  const control = createControlServer({ registry, log, auth, destinations });
+  const control = createControlServer({
+    registry,
+    log,
+    auth,
+    destinations,
+    bodies,
+    maxEventStreams: o.maxEventStreams,
+  });
   let triggerUrl: string;
   let controlUrl: string;
   try {

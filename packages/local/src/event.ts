@@ -32,6 +32,13 @@ export interface FunctionIdentity {
   qualifier: string;
   memorySize: number;
   timeout: number;
+  /**
+   * The Simple Log Service project and logstore of the function's `logConfig`, both or neither:
+   * without them `x-fc-service-logproject` / `x-fc-service-logstore` are not sent (a name the
+   * emulator does not know is not made up) and `context.service` has them empty.
+   */
+  logProject?: string | undefined;
+  logStore?: string | undefined;
 }
 
 /**
@@ -66,6 +73,11 @@ function fcHeaders(call: IncomingCall, fn: FunctionIdentity, requestId: string, 
   headers['x-fc-region'] = fn.region;
   headers['x-fc-account-id'] = fn.accountId;
   headers['x-fc-qualifier'] = fn.qualifier;
+  // No x-fc-version-id: the one local version is LATEST, which has no version id.
+  if (fn.logProject !== undefined) {
+    headers['x-fc-service-logproject'] = fn.logProject;
+    headers['x-fc-service-logstore'] = fn.logStore as string;
+  }
   headers['x-fc-control-path'] = '/http-invoke';
   // FC counts every invocation's retries, a sync call's too (0); a replayed attempt brings its own.
   headers['x-fc-retry-count'] ??= '0';
@@ -164,7 +176,7 @@ export function buildContext(fn: FunctionIdentity, requestId: string, logger?: u
     requestId,
     credentials: { accessKeyId: '', accessKeySecret: '', securityToken: '' },
     function: { name: fn.name, handler: fn.handler, memory: fn.memorySize, timeout: fn.timeout },
-    service: { logProject: '', logStore: '', qualifier: fn.qualifier, versionId: '' },
+    service: { logProject: fn.logProject ?? '', logStore: fn.logStore ?? '', qualifier: fn.qualifier, versionId: '' },
     region: fn.region,
     accountId: fn.accountId,
     logger,

@@ -83,6 +83,8 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
     qualifier: 'LATEST',
     memorySize: spec.memorySize ?? 128,
     timeout: spec.timeout ?? DEFAULT_TIMEOUT,
+    logProject: spec.logConfig?.project,
+    logStore: spec.logConfig?.logstore,
   };
   // FC_REGION stays unset: with FC_FUNCTION_NAME it would put an fc-async handler of the entry in
   // platform mode, while here it should run its own local engine (region: context, x-fc-region).

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { basename, extname, resolve } from 'node:path';
 import { FcAsyncError } from '@fc-async/core';
+import { MAX_SYNC_BODY } from './body.js';
 import { optionError } from './errors.js';
 import type { LogFormat } from './log.js';
 import { FUNCTION_NAME } from './spec.js';
@@ -59,6 +60,29 @@ export interface EmulatorOptions {
   output?: ((text: string, stream: 'out' | 'err') => void) | undefined;
   /** Working folder: where `s.yaml` is looked for and relative paths start. @default process.cwd() */
   cwd?: string | undefined;
+  /**
+   * Dashboard live streams (`/api/events`) open at once, 1 to 10000; past it a new one gets `503
+   * TooManyStreams` with `Retry-After` until one closes (the dashboard tries again by itself).
+   * All the tabs of one browser share one stream. @default 64
+   *
+   * @example
+   * ```ts
+   * await startEmulator({ entry: 'app.ts', maxEventStreams: 8 });
+   * ```
+   */
+  maxEventStreams?: number | undefined;
+  /**
+   * Bytes of request bodies held at once, trigger and control plane together, from 32 MiB (FC's
+   * largest body) up: a body counts from its first byte until its invocation returns. A request
+   * whose body would go past it gets `503 BodyBudgetExceeded` with `Retry-After` and its
+   * connection closed; requests already taken go on. @default 268435456 (256 MiB)
+   *
+   * @example
+   * ```ts
+   * await startEmulator({ entry: 'app.ts', maxBufferedBodyBytes: 64 * 1024 * 1024 });
+   * ```
+   */
+  maxBufferedBodyBytes?: number | undefined;
 }
 
 /** {@link EmulatorOptions} checked, with defaults. */
@@ -84,6 +108,8 @@ export interface ResolvedOptions {
   outDir: string;
   output?: EmulatorOptions['output'];
   cwd: string;
+  maxEventStreams: number;
+  maxBufferedBodyBytes: number;
 }
 
 function int(name: string, value: unknown, min: number, max: number, fallback: number): number {
@@ -177,6 +203,8 @@ const KEYS = new Set([
   'outDir',
   'output',
   'cwd',
+  'maxEventStreams',
+  'maxBufferedBodyBytes',
 ]);
 
 /** Validates options eagerly (`TypeError` naming the option) and applies the defaults. */
@@ -259,5 +287,13 @@ export function resolveOptions(options: EmulatorOptions): ResolvedOptions {
     outDir: resolve(cwd, options.outDir ?? '.fc-async'),
     output: options.output,
     cwd,
+    maxEventStreams: int('maxEventStreams', options.maxEventStreams, 1, 10_000, 64),
+    maxBufferedBodyBytes: int(
+      'maxBufferedBodyBytes',
+      options.maxBufferedBodyBytes,
+      MAX_SYNC_BODY,
+      Number.MAX_SAFE_INTEGER,
+      256 * 1024 * 1024,
+    ),
   };
 }

@@ -21,6 +21,8 @@ export interface RawFunction {
   http: FunctionSpec['http'];
   style: FunctionSpec['style'];
   asyncConfig: FunctionSpec['asyncConfig'];
+  /** Read by {@link readLogConfig}. */
+  logConfig: FunctionSpec['logConfig'];
   /** The function's own props, for what a custom runtime reads ({@link readCustomRuntime}). */
   props?: Obj | undefined;
 }
@@ -65,6 +67,7 @@ export function checkFunction(file: string, dir: string, where: string, raw: Raw
     timeout: timeoutOf(file, raw.timeout, `${where}.timeout`),
     environmentVariables: stringMap(file, raw.environmentVariables, `${where}.environmentVariables`),
     asyncConfig: raw.asyncConfig,
+    logConfig: raw.logConfig,
   };
   if (custom) {
     const folder = resolve(dir, codeDir);
@@ -117,6 +120,31 @@ function skipReason(runtime: unknown, command: unknown[]): string {
       : 'skipped: runtime custom-container is an image fc-async dev does not run';
   }
   return `skipped: runtime ${String(runtime)} is not a Node.js runtime`;
+}
+
+/** A project or logstore name known locally: text, not a variable left unresolved. */
+function logName(file: string, value: unknown, where: string): string | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value !== 'string' && typeof value !== 'number') throw configError(file, `${where} must be a name`);
+  const name = String(value);
+  return /\$\{|\{\{/.test(name) ? undefined : name;
+}
+
+/**
+ * The `logConfig` of a function (FC 2.0: of its service): its project and logstore when the s.yaml
+ * names both; `undefined` for none, `auto` (names chosen at deploy) or a name left unresolved.
+ */
+export function readLogConfig(file: string, value: unknown, where: string): FunctionSpec['logConfig'] {
+  if (value === undefined || value === null || value === 'auto') return undefined;
+  if (!isObject(value)) {
+    throw configError(
+      file,
+      `${where} must be auto or a mapping with project and logstore, got ${JSON.stringify(value)}`,
+    );
+  }
+  const project = logName(file, value.project, `${where}.project`);
+  const logstore = logName(file, value.logstore, `${where}.logstore`);
+  return project !== undefined && logstore !== undefined ? { project, logstore } : undefined;
 }
 
 function optionalNumber(file: string, value: unknown, where: string): number | undefined {

@@ -3,7 +3,7 @@ import { configError, isObject } from './errors.js';
 import { checkServerlessConfigOptions } from './options.js';
 import { readAsyncConfig, readFc2AsyncConfig } from './serverless-async.js';
 import { notAppliedNotice, readServerlessDoc, type ServedResource } from './serverless-doc.js';
-import { checkFunction, httpTrigger, startCommand } from './serverless-function.js';
+import { checkFunction, httpTrigger, readLogConfig, startCommand } from './serverless-function.js';
 import type { FunctionSpec } from './spec.js';
 import { resolveVars, type ThisContext, type VarContext, VarError } from './yaml-vars.js';
 
@@ -165,6 +165,7 @@ function readFc3(file: string, dir: string, region: string, props: Obj, where: s
     http: trigger,
     style: 'fc3',
     asyncConfig: readAsyncConfig(file, props.asyncInvokeConfig, `${where}.asyncInvokeConfig`),
+    logConfig: readLogConfig(file, props.logConfig, `${where}.logConfig`),
     props,
   });
 }
@@ -184,6 +185,11 @@ function readFc2(file: string, dir: string, region: string, props: Obj, fn: Obj,
     http: trigger,
     style: 'fc2',
     asyncConfig: readFc2AsyncConfig(file, fn.asyncConfiguration, `${where}.function.asyncConfiguration`),
+    logConfig: readLogConfig(
+      file,
+      isObject(props.service) ? props.service.logConfig : undefined,
+      `${where}.service.logConfig`,
+    ),
     props: fn,
   });
 }

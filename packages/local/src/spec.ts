@@ -51,6 +51,12 @@ export interface FunctionSpec {
   environmentVariables?: Record<string, string> | undefined;
   asyncConfig?: AsyncConfigInput | undefined;
   /**
+   * The Simple Log Service project and logstore of `logConfig` (FC 2.0: the service's), sent as
+   * `x-fc-service-logproject` / `x-fc-service-logstore` and in `context.service`; absent when the
+   * s.yaml names none (`logConfig: auto` names them at deploy).
+   */
+  logConfig?: { project: string; logstore: string } | undefined;
+  /**
    * A custom runtime (`runtime: custom*`): the HTTP server process the emulator starts, with
    * `file` its code folder (the working folder of `command`).
    */

@@ -1,6 +1,6 @@
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import { detectInvocation, type FcHttpResult, isFcAsyncError } from '@fc-async/core';
-import { MAX_SYNC_BODY, readBody } from './body.js';
+import { BODY_BUDGET_EXCEEDED, BODY_RETRY_AFTER, type BodyBudget, MAX_SYNC_BODY, readBody } from './body.js';
 import { writeResult } from './event.js';
 import { overTriggerLimits } from './limits.js';
 import type { EmulatorLog } from './log.js';
@@ -68,9 +68,14 @@ class AnswerBatch {
 /**
  * The HTTP trigger: every request becomes an FC 3.0 event for its function (see
  * {@link FunctionRegistry.route}) and goes through the function's handler, async engine included.
- * Trigger-level errors answer `{ code, message }` like fc-async's own.
+ * Trigger-level errors answer `{ code, message }` like fc-async's own. Request bodies count in
+ * `bodies` until their invocation returns.
  */
-export function createTriggerServer(registry: FunctionRegistry, log: EmulatorLog): Server & { closing: boolean } {
+export function createTriggerServer(
+  registry: FunctionRegistry,
+  log: EmulatorLog,
+  bodies: BodyBudget,
+): Server & { closing: boolean } {
   const failed = (res: ServerResponse, fn: string, error: unknown) => {
     log.logger.error('trigger request failed', { function: fn, error });
     if (!res.headersSent) sendJson(res, 500, { code: 'InternalError', message: 'Internal Server Error' });
@@ -123,10 +128,15 @@ export function createTriggerServer(registry: FunctionRegistry, log: EmulatorLog
       });
       return;
     }
+    // Bytes of this request's body still counted in the emulator's budget.
+    let held = 0;
     try {
-      const body = await readBody(req, MAX_SYNC_BODY, 'InvalidArgument');
+      const body = await readBody(req, MAX_SYNC_BODY, 'InvalidArgument', bodies);
+      held = body.length;
       const call = { method, url, headers: req.headers, body, sourceIp: req.socket.remoteAddress };
       const { result, requestId } = await fn.invoke(call, FROM_NODE);
+      bodies.held -= held;
+      held = 0;
       answers.add({ res, result, method, requestId, fn: fn.spec.name });
       const q = url.indexOf('?');
       log.invocation({
@@ -146,7 +156,10 @@ export function createTriggerServer(registry: FunctionRegistry, log: EmulatorLog
         via: 'http',
       });
     } catch (error) {
-      if (isFcAsyncError(error) && error.statusCode < 500) {
+      bodies.held -= held;
+      if (isFcAsyncError(error) && error.code === BODY_BUDGET_EXCEEDED) {
+        sendJson(res, 503, error.toJSON(), { connection: 'close', 'retry-after': BODY_RETRY_AFTER });
+      } else if (isFcAsyncError(error) && error.statusCode < 500) {
         sendJson(res, error.statusCode, error.toJSON(), { connection: 'close' });
       } else {
         failed(res, fn.spec.name, error);

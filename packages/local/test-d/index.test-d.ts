@@ -57,3 +57,12 @@ expectError(signAcsRequest(request, { accessKeyId: 'ak' }));
 
 // A custom runtime's health check, as s.yaml gives it.
 expectType<HealthCheck | undefined>(config.functions[0]?.customRuntime?.healthCheck);
+
+// The bounds of the control plane's live streams and of the bodies held at once.
+expectType<Promise<Emulator>>(
+  startEmulator({ entry: 'app.ts', maxEventStreams: 8, maxBufferedBodyBytes: 64 * 1024 * 1024 }),
+);
+expectError(startEmulator({ maxEventStreams: '8' }));
+expectError(startEmulator({ maxBufferedBodyBytes: '64MB' }));
+// The log project and logstore FC sends in x-fc-service-logproject / x-fc-service-logstore.
+expectType<{ project: string; logstore: string } | undefined>(config.functions[0]?.logConfig);

@@ -17,6 +17,7 @@ type Seen = {
   port: number;
   pid: number;
   initialized: number;
+  initializeHeaders: Record<string, string>;
 };
 
 /** One emulator serving the fixture, with its JSON log lines. */
@@ -102,6 +103,15 @@ describe('serving a custom runtime', () => {
       'x-fc-region': 'cn-shanghai',
       'x-fc-function-memory': '256',
       'x-fc-control-path': '/http-invoke',
+      'x-fc-service-logproject': 'web-logs',
+      'x-fc-service-logstore': 'web-requests',
+    });
+    // The lifecycle hook gets FC's common headers too, the log's included.
+    expect(seen.initializeHeaders).toMatchObject({
+      'x-fc-function-name': 'web',
+      'x-fc-control-path': '/initialize',
+      'x-fc-service-logproject': 'web-logs',
+      'x-fc-service-logstore': 'web-requests',
     });
     expect(seen.headers['x-fc-retry-count']).toBe('0');
     expect(seen.headers['x-fc-async-task-id']).toBeUndefined();

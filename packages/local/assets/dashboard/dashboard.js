@@ -8,6 +8,8 @@ const ACTIVE = new Set(['Enqueued', 'Dequeued', 'Running', 'Retrying']);
 const $ = (id) => document.getElementById(id);
 
 const PAGE = 50;
+/** Wait before opening the live stream again after the control plane refused it (its Retry-After: 5). */
+const REFUSED_RETRY_MS = 5000;
 
 const state = {
   fn: '',
@@ -350,10 +352,17 @@ function connect() {
     });
     return;
   }
-  const source = new EventSource('/api/events');
-  source.onopen = () => streamState(live, 'open');
-  source.onerror = () => streamState(live, 'error');
-  source.onmessage = (message) => streamEvent(message.data);
+  const follow = () => {
+    const source = new EventSource('/api/events');
+    source.onopen = () => streamState(live, 'open');
+    source.onerror = () => {
+      streamState(live, 'error');
+      // Refused (503 TooManyStreams): the browser gives the stream up, so open one again later.
+      if (source.readyState === EventSource.CLOSED) setTimeout(follow, REFUSED_RETRY_MS);
+    };
+    source.onmessage = (message) => streamEvent(message.data);
+  };
+  follow();
 }
 
 async function start() {

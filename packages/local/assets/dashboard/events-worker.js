@@ -6,6 +6,8 @@
 const ports = new Set();
 let source;
 let state = 'connecting';
+/** A stream refused (503 TooManyStreams, Retry-After: 5) is not retried by the browser: open one again after this. */
+const REFUSED_RETRY_MS = 5000;
 
 function send(message) {
   for (const port of ports) port.postMessage(message);
@@ -20,6 +22,8 @@ function open() {
   source.onerror = () => {
     state = 'error';
     send({ state });
+    // A network error leaves the browser reconnecting; an answer other than the stream closes it for good.
+    if (source.readyState === EventSource.CLOSED) setTimeout(open, REFUSED_RETRY_MS);
   };
   source.onmessage = (message) => send({ data: message.data });
 }

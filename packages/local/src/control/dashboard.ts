@@ -4,6 +4,7 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { EngineEvent } from '@fc-async/core';
 import type { FunctionRegistry } from '../registry.js';
+import { ApiError } from './respond.js';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -60,17 +61,24 @@ export function functionList(registry: FunctionRegistry) {
 /** Bytes a stream client may leave unread before it is cut (its page reconnects and reloads). */
 const MAX_UNREAD = 1024 * 1024;
 
+/** Seconds a client refused a stream is told to wait (`Retry-After`); the page waits about as long. */
+const STREAM_RETRY_AFTER = '5';
+
 /**
  * `GET /api/events`: every function's task events as Server-Sent Events, so the dashboard updates
  * without polling. Events carry ids and statuses only, never payloads. A client that stops reading
- * (a frozen tab) is cut rather than buffered for without bound.
+ * (a frozen tab) is cut rather than buffered for without bound; past `maxStreams` streams open at
+ * once, a new one is refused with a 503 `TooManyStreams` and `Retry-After`, until one closes.
  */
 export class EventHub {
   private readonly clients = new Set<ServerResponse>();
   private readonly unsubscribe: (() => void)[] = [];
   private readonly timer: NodeJS.Timeout;
 
-  constructor(registry: FunctionRegistry) {
+  constructor(
+    registry: FunctionRegistry,
+    private readonly maxStreams = 64,
+  ) {
     for (const fn of registry.all) {
       this.unsubscribe.push(fn.engine.subscribe((event) => this.broadcast(fn.spec.name, event)));
     }
@@ -85,10 +93,19 @@ export class EventHub {
       res.end();
       return;
     }
+    if (this.clients.size >= this.maxStreams) {
+      throw new ApiError(
+        503,
+        'TooManyStreams',
+        `The control plane already serves ${this.clients.size} event streams, its limit (maxEventStreams): retry later`,
+        { 'retry-after': STREAM_RETRY_AFTER },
+      );
+    }
     res.writeHead(200, { 'content-type': 'text/event-stream', connection: 'keep-alive', ...SECURITY_HEADERS });
     res.write('retry: 1000\n\n');
     this.clients.add(res);
-    req.on('close', () => this.clients.delete(res));
+    // The response closes when the client goes away, is cut, or the hub closes: its slot is free again.
+    res.on('close', () => this.clients.delete(res));
   }
 
   private broadcast(functionName: string, event: EngineEvent): void {

@@ -1,13 +1,18 @@
 import type { ServerResponse } from 'node:http';
 import { isFcAsyncError } from '@fc-async/core';
+import { BODY_BUDGET_EXCEEDED, BODY_RETRY_AFTER } from '../body.js';
 import type { EmulatorLog } from '../log.js';
 
-/** An error of the FC API, answered as `{ Code, Message, RequestId }` with its HTTP status. */
+/**
+ * An error of the FC API, answered as `{ Code, Message, RequestId }` with its HTTP status, and
+ * `headers` (a 503's `Retry-After`).
+ */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
+    readonly headers?: Readonly<Record<string, string>>,
   ) {
     super(message);
   }
@@ -24,6 +29,10 @@ const FC_CODES: Record<string, [number, string]> = {
 export function toApiError(error: unknown, log: EmulatorLog): ApiError {
   if (error instanceof ApiError) return error;
   if (isFcAsyncError(error)) {
+    // A body over the emulator's budget: try again later, on a new connection (its body is not read).
+    if (error.code === BODY_BUDGET_EXCEEDED) {
+      return new ApiError(503, error.code, error.message, { 'retry-after': BODY_RETRY_AFTER, connection: 'close' });
+    }
     const [status, code] = FC_CODES[error.code] ?? [error.statusCode, error.code];
     if (status >= 500 && status !== 503) log.logger.error('control plane request failed', { error });
     return new ApiError(status, code, error.message);
@@ -54,6 +63,7 @@ export function sendApiError(res: ServerResponse, requestId: string, error: ApiE
     res.destroy();
     return;
   }
+  if (error.headers) for (const name in error.headers) res.setHeader(name, error.headers[name] as string);
   sendApi(res, requestId, error.status, { Code: error.code, Message: error.message, RequestId: requestId });
 }
 

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { newRequestId } from '@fc-async/core';
-import { MAX_SYNC_BODY, readBody } from '../body.js';
+import { type BodyBudget, MAX_SYNC_BODY, readBody } from '../body.js';
 import type { DestinationContext } from '../destinations.js';
 import type { EmulatorLog } from '../log.js';
 import { answerProtocolErrors } from '../protocol-errors.js';
@@ -24,6 +24,10 @@ export interface ControlPlaneOptions {
   log: EmulatorLog;
   auth: ControlAuth;
   destinations: DestinationContext;
+  /** The emulator's budget of request body bytes, shared with the trigger. */
+  bodies: BodyBudget;
+  /** Dashboard event streams open at once. @default 64 */
+  maxEventStreams?: number | undefined;
 }
 
 const API_PREFIX = '/2023-03-30/';
@@ -110,7 +114,7 @@ function dashboard(
  */
 export function createControlServer(opts: ControlPlaneOptions): { server: Server; hub: EventHub } {
   const assets = loadAssets();
-  const hub = new EventHub(opts.registry);
+  const hub = new EventHub(opts.registry, opts.maxEventStreams);
   // requireHostHeader: false: a request without Host gets authorize()'s JSON error, not Node's bare 400.
   const server = createServer({ requireHostHeader: false }, async function fcControlPlane(req, res) {
     const requestId = newRequestId();
@@ -119,9 +123,11 @@ export function createControlServer(opts: ControlPlaneOptions): { server: Server
     const path = q < 0 ? url : url.slice(0, q);
     const query = q < 0 ? '' : url.slice(q + 1);
     const isApi = path.startsWith(API_PREFIX);
+    // Counted in the emulator's budget of body bytes until the request is answered.
+    let body: Buffer | undefined;
     try {
       const signed = authorizeHead(req, !isApi, opts.auth);
-      const body = await readBody(req, path.endsWith('/invocations') ? MAX_SYNC_BODY : MAX_API_BODY);
+      body = await readBody(req, path.endsWith('/invocations') ? MAX_SYNC_BODY : MAX_API_BODY, undefined, opts.bodies);
       if (signed) authorize(req, { path, query, body, browser: !isApi }, opts.auth);
       if (!isApi) return dashboard(req, res, path, requestId, assets, hub, opts);
       await route({ req, res, requestId, params: new URLSearchParams(query), body }, path, opts);
@@ -129,6 +135,8 @@ export function createControlServer(opts: ControlPlaneOptions): { server: Server
       const e = toApiError(error, opts.log);
       if ((error as { challenge?: boolean }).challenge) res.setHeader('www-authenticate', 'Basic realm="fc-async"');
       sendApiError(res, requestId, e);
+    } finally {
+      if (body !== undefined) opts.bodies.release(body);
     }
   });
   answerProtocolErrors(server, (code, message) => {
