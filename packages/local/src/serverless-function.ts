@@ -132,10 +132,12 @@ function logName(file: string, value: unknown, where: string): string | undefine
 
 /**
  * The `logConfig` of a function (FC 2.0: of its service): its project and logstore when the s.yaml
- * names both; `undefined` for none, `auto` (names chosen at deploy) or a name left unresolved.
+ * names both; `undefined` for none, `auto` in any case (names chosen at deploy, as Serverless Devs
+ * reads it) or a name or whole config left unresolved.
  */
 export function readLogConfig(file: string, value: unknown, where: string): FunctionSpec['logConfig'] {
-  if (value === undefined || value === null || value === 'auto') return undefined;
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === 'string' && (value.toLowerCase() === 'auto' || /\$\{|\{\{/.test(value))) return undefined;
   if (!isObject(value)) {
     throw configError(
       file,
