@@ -34,6 +34,8 @@ interface DevFlags {
   shutdownTimeout: number;
   logFormat: 'text' | 'json';
   outDir: string;
+  maxEventStreams: number;
+  maxBodyBytes: number;
 }
 
 function fail(message: string): never {
@@ -125,6 +127,13 @@ program
     new Option('--log-format <format>', 'log lines for people or machines').choices(['text', 'json']).default('text'),
   )
   .option('--out-dir <dir>', 'folder of JSONL files for destinations not reachable locally', '.fc-async')
+  .option('--max-event-streams <n>', 'dashboard live streams open at once', integer(1, 10_000), 64)
+  .option(
+    '--max-body-bytes <bytes>',
+    'request body bytes held at once, both ports together (from 32 MiB, FC largest body)',
+    integer(32 * 1024 * 1024, Number.MAX_SAFE_INTEGER),
+    256 * 1024 * 1024,
+  )
   .action(async (entry: string | undefined, flags: DevFlags) => {
     reportStrayErrors(flags.logFormat);
     // Ctrl-C while functions start: exit through process.exit, whose hook stops the custom
@@ -153,6 +162,8 @@ program
         timeoutSeconds: flags.timeout,
         logFormat: flags.logFormat,
         outDir: flags.outDir,
+        maxEventStreams: flags.maxEventStreams,
+        maxBufferedBodyBytes: flags.maxBodyBytes,
       });
     } catch (error) {
       fail(error instanceof Error ? error.message : String(error));
