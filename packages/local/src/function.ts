@@ -8,13 +8,14 @@ import {
   type FcHttpResult,
   type FcRequest,
   newRequestId,
+  parseFcEvent,
 } from '@fc-async/core';
 import { adapterFor } from './adapters.js';
 import { isCustomRuntimeFailure } from './custom-proxy.js';
 import { startCustomRuntime } from './custom-runtime.js';
 import { type EntryKind, loadEntry } from './entry.js';
 import { buildContext, buildFcEvent, type FunctionIdentity, type IncomingCall, requestFromCall } from './event.js';
-import { fastifyReady, withinTimeout } from './function-guards.js';
+import { fastifyReady, functionTimeout, withinTimeout } from './function-guards.js';
 import { eventListener, fc2HttpListener, fc3HttpListener, isFunctionError } from './listeners.js';
 import type { EmulatorLog } from './log.js';
 import type { AsyncConfigInput, FunctionSpec } from './spec.js';
@@ -61,10 +62,13 @@ export interface FunctionDeps {
 
 /**
  * The core handler's internal entry (`HANDLE_REQUEST` in @fc-async/core's handler.ts): the FC 3.0
- * handler minus `parseFcEvent`. Absent on a handler from another copy of the core that lacks it.
+ * handler minus `parseFcEvent`, given a sync call's deadline, which the core keeps as FC does: once
+ * `timeoutMs` pass it answers `reason()` (504 `FunctionTimeout`) and ends the invocation's span.
+ * Absent on a handler from another copy of the core that lacks it.
  */
 const HANDLE_REQUEST = Symbol.for('fc-async.handleRequest');
-type HandleRequest = (request: FcRequest, context: FcContext) => Promise<FcHttpResult>;
+type Deadline = { readonly timeoutMs: number; reason(): unknown };
+type HandleRequest = (request: FcRequest, context: FcContext, deadline?: Deadline) => Promise<FcHttpResult>;
 
 /** @default timeout of a function without one, in seconds */
 const DEFAULT_TIMEOUT = 60;
@@ -166,6 +170,22 @@ function localFunction(
   const now = new Date().toISOString();
   // FC 3.0's event joins a repeated query value with commas; FC 2.0 and a custom runtime see the query as sent.
   const rawQuery = spec.style === 'fc2' || spec.customRuntime !== undefined;
+  const deadline: Deadline = { timeoutMs: identity.timeout * 1000, reason: () => functionTimeout(identity) };
+  /**
+   * What the core's entry takes for a call: built from Node's headers (the trigger's), else parsed
+   * from its event. `undefined` without the entry, or for an event the core refuses: the handler
+   * then gets the event, and answers its 400.
+   */
+  const requestOf = (call: IncomingCall, requestId: string, trusted: boolean, nodeHeaders = false) => {
+    if (!handleRequest) return undefined;
+    const request = nodeHeaders ? requestFromCall(call, identity, requestId, { trusted, rawQuery }) : undefined;
+    if (request) return request;
+    try {
+      return parseFcEvent(buildFcEvent(call, identity, requestId, trusted));
+    } catch {
+      return undefined;
+    }
+  };
   return {
     spec,
     identity,
@@ -179,16 +199,16 @@ function localFunction(
       const requestId = invokeOptions.requestId ?? newRequestId();
       const trusted = invokeOptions.trusted ?? false;
       const context = buildContext(identity, requestId);
-      const request =
-        handleRequest && invokeOptions.nodeHeaders
-          ? requestFromCall(call, identity, requestId, { trusted, rawQuery })
-          : undefined;
-      const answer = request
-        ? (handleRequest as HandleRequest)(request, context)
-        : handler(buildFcEvent(call, identity, requestId, trusted), context);
       // An async call is answered (202 or a refusal) without running the app: no timer for it.
       const async = String(call.headers['x-fc-invocation-type'] ?? '').toLowerCase() === 'async';
-      return { result: await (async ? answer : withinTimeout(answer, identity)), requestId };
+      const request = requestOf(call, requestId, trusted, invokeOptions.nodeHeaders);
+      if (!request) {
+        const answer = handler(buildFcEvent(call, identity, requestId, trusted), context);
+        return { result: await (async ? answer : withinTimeout(answer, identity)), requestId };
+      }
+      // A sync call has the function's timeout, as on FC: the core gives the invocation up then.
+      const answer = (handleRequest as HandleRequest)(request, context, async ? undefined : deadline);
+      return { result: await answer, requestId };
     },
   };
 }
