@@ -1,3 +1,4 @@
+import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { DestinationRecord } from '../fc-types.js';
@@ -84,9 +85,15 @@ function enqueue(key: string, task: () => Promise<void>): Promise<void> {
   return run;
 }
 
+/**
+ * `'a'` plus `O_NONBLOCK`: a FIFO nobody reads fails the open (`ENXIO`, a failed delivery that is
+ * retried) instead of blocking one of libuv's four threads for good. A regular file ignores it.
+ */
+const APPEND = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK;
+
 async function appendLine(file: string, line: Buffer): Promise<void> {
   // A new file is its owner's only (0600): records hold request bodies.
-  const handle = await open(file, 'a', 0o600);
+  const handle = await open(file, APPEND, 0o600);
   try {
     let offset = 0;
     while (offset < line.length) {
