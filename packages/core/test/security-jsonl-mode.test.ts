@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -25,5 +26,28 @@ describe('jsonlDestination file mode', () => {
     const file = join(dir, 'records', 'succeeded.jsonl');
     await jsonlDestination(file)(record);
     expect(statSync(file).mode & 0o777).toBe(0o600);
+  });
+});
+
+// A jsonlDestination pointed at a FIFO that nobody reads (a named pipe left behind by a log
+// shipper that is not running) fails that delivery at once, which deliverRecord retries and
+// reports, instead of blocking one of libuv's four threads forever (every later file operation
+// of the process would queue behind it).
+describe('jsonlDestination on a FIFO without a reader', () => {
+  it('fails the delivery with ENXIO instead of hanging, and a regular file still gets its line', async () => {
+    const fifo = join(dir, 'pipe.jsonl');
+    execFileSync('mkfifo', [fifo]);
+    const outcome = await Promise.race([
+      Promise.resolve(jsonlDestination(fifo)(record)).then(
+        () => 'delivered',
+        (error: NodeJS.ErrnoException) => error.code,
+      ),
+      new Promise((resolve) => setTimeout(() => resolve('still blocked after 5 s'), 5000).unref()),
+    ]);
+    expect(outcome).toBe('ENXIO');
+    // The thread pool is free: a file append right after completes.
+    const file = join(dir, 'plain.jsonl');
+    await jsonlDestination(file)(record);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(record);
   });
 });

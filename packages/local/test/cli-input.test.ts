@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Emulator, startEmulator } from '../src/index.js';
-import { example, fixture, runCli } from './helpers.js';
+import { example, fixture, invokeSync, runCli } from './helpers.js';
 
 describe('fc-async dev refuses a bad flag in one line', () => {
   it.each([
@@ -76,20 +76,7 @@ describe('an app that never answers', () => {
   });
 
   it('a sync InvokeFunction of it answers with the timeout as a function error', async () => {
-    const event = {
-      version: 'v1',
-      rawPath: '/hang',
-      headers: {},
-      queryParameters: {},
-      body: '',
-      isBase64Encoded: false,
-      requestContext: { http: { method: 'GET', path: '/hang' } },
-    };
-    const res = await fetch(`${emulator.controlUrl.replace(/\/$/, '')}/2023-03-30/functions/hang/invocations`, {
-      method: 'POST',
-      body: JSON.stringify(event),
-      signal: AbortSignal.timeout(15_000),
-    });
+    const res = await invokeSync(emulator.controlUrl, 'hang', '/hang');
     expect(res.status).toBe(200);
     expect(res.headers.get('x-fc-http-status')).toBe('504');
     expect(res.headers.get('x-fc-error-type')).toBe('UnhandledInvocationError');

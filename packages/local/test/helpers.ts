@@ -139,6 +139,27 @@ export function startCli(
   });
 }
 
+/**
+ * A sync InvokeFunction of `GET path` on `fn` (its FC 3.0 event as the body) through the control
+ * plane, bounded at 15 s: how the official SDK calls a function with an HTTP trigger.
+ */
+export function invokeSync(controlUrl: string, fn: string, path: string): Promise<Response> {
+  const event = {
+    version: 'v1',
+    rawPath: path,
+    headers: {},
+    queryParameters: {},
+    body: '',
+    isBase64Encoded: false,
+    requestContext: { http: { method: 'GET', path } },
+  };
+  return fetch(new URL(`/2023-03-30/functions/${fn}/invocations`, controlUrl), {
+    method: 'POST',
+    body: JSON.stringify(event),
+    signal: AbortSignal.timeout(15_000),
+  });
+}
+
 /** Runs the CLI to completion (for the ways it refuses to start). */
 export function runCli(
   args: string[],

@@ -11,7 +11,7 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Emulator, startEmulator } from '../src/index.js';
-import { fixture, waitFor } from './helpers.js';
+import { fixture, invokeSync, waitFor } from './helpers.js';
 
 // A sync call the app does not answer within the function's timeout gets 504 FunctionTimeout, and
 // its SERVER span ends then, with that error, as FC ends the invocation: not when (if ever) the
@@ -179,20 +179,7 @@ describe('a sync call past the function timeout, through the HTTP trigger', () =
 describe('a sync InvokeFunction past the function timeout', () => {
   it('answers the timeout as a function error, with the span ended as FunctionTimeout', async () => {
     const { emulator } = await serve('koa-release.mjs');
-    const event = {
-      version: 'v1',
-      rawPath: '/hang',
-      headers: {},
-      queryParameters: {},
-      body: '',
-      isBase64Encoded: false,
-      requestContext: { http: { method: 'GET', path: '/hang' } },
-    };
-    const res = await fetch(`${emulator.controlUrl.replace(/\/$/, '')}/2023-03-30/functions/hang/invocations`, {
-      method: 'POST',
-      body: JSON.stringify(event),
-      signal: AbortSignal.timeout(15_000),
-    });
+    const res = await invokeSync(emulator.controlUrl, 'hang', '/hang');
     expect(res.status).toBe(200);
     expect(res.headers.get('x-fc-http-status')).toBe('504');
     expect(res.headers.get('x-fc-error-type')).toBe('UnhandledInvocationError');
