@@ -7,10 +7,13 @@ const EMPTY = Buffer.alloc(0);
 export const MAX_SYNC_BODY = 32 * 1024 * 1024;
 
 /** The code of a body refused because the emulator already holds its budget of body bytes (503). */
-export const BODY_BUDGET_EXCEEDED = 'BodyBudgetExceeded';
+const BODY_BUDGET_EXCEEDED = 'BodyBudgetExceeded';
 
-/** Seconds a client refused for the budget is told to wait (`Retry-After`). */
-export const BODY_RETRY_AFTER = '1';
+/**
+ * How a client refused for the budget is answered besides the 503: wait a second (`Retry-After`),
+ * on a new connection (its body was not read).
+ */
+const OVER_BUDGET_HEADERS = { 'retry-after': '1', connection: 'close' };
 
 /**
  * The bytes of request bodies one emulator holds at once, the trigger's and the control plane's
@@ -34,7 +37,7 @@ function overBudget(budget: BodyBudget): FcAsyncError {
   return new FcAsyncError(
     BODY_BUDGET_EXCEEDED,
     `The emulator already holds ${budget.held} bytes of request bodies, and this body would take it past its budget of ${budget.limit} bytes (maxBufferedBodyBytes): retry later`,
-    { statusCode: 503 },
+    { statusCode: 503, headers: OVER_BUDGET_HEADERS },
   );
 }
 

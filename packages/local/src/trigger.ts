@@ -1,6 +1,6 @@
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import { detectInvocation, type FcHttpResult, isFcAsyncError } from '@fc-async/core';
-import { BODY_BUDGET_EXCEEDED, BODY_RETRY_AFTER, type BodyBudget, MAX_SYNC_BODY, readBody } from './body.js';
+import { type BodyBudget, MAX_SYNC_BODY, readBody } from './body.js';
 import { writeResult } from './event.js';
 import { overTriggerLimits } from './limits.js';
 import type { EmulatorLog } from './log.js';
@@ -128,15 +128,14 @@ export function createTriggerServer(
       });
       return;
     }
-    // Bytes of this request's body still counted in the emulator's budget.
-    let held = 0;
+    // Counted in the emulator's budget of body bytes until the invocation returns.
+    let body: Buffer | undefined;
     try {
-      const body = await readBody(req, MAX_SYNC_BODY, 'InvalidArgument', bodies);
-      held = body.length;
+      body = await readBody(req, MAX_SYNC_BODY, 'InvalidArgument', bodies);
       const call = { method, url, headers: req.headers, body, sourceIp: req.socket.remoteAddress };
       const { result, requestId } = await fn.invoke(call, FROM_NODE);
-      bodies.held -= held;
-      held = 0;
+      bodies.release(body);
+      body = undefined;
       answers.add({ res, result, method, requestId, fn: fn.spec.name });
       const q = url.indexOf('?');
       log.invocation({
@@ -156,11 +155,10 @@ export function createTriggerServer(
         via: 'http',
       });
     } catch (error) {
-      bodies.held -= held;
-      if (isFcAsyncError(error) && error.code === BODY_BUDGET_EXCEEDED) {
-        sendJson(res, 503, error.toJSON(), { connection: 'close', 'retry-after': BODY_RETRY_AFTER });
-      } else if (isFcAsyncError(error) && error.statusCode < 500) {
-        sendJson(res, error.statusCode, error.toJSON(), { connection: 'close' });
+      if (body !== undefined) bodies.release(body);
+      // A refusal (a 4xx, or a 503 to retry later: the body budget), not a fault of the emulator.
+      if (isFcAsyncError(error) && (error.statusCode < 500 || error.statusCode === 503)) {
+        sendJson(res, error.statusCode, error.toJSON(), { connection: 'close', ...error.headers });
       } else {
         failed(res, fn.spec.name, error);
       }

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PENDING, within } from '@fc-async/test-kit/wait';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Emulator, startEmulator } from '../src/index.js';
 import { redisServer, startEcho } from './helpers.js';
@@ -13,16 +14,6 @@ const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0)) await c();
 });
-
-const PENDING = 'still waiting';
-
-function within<T>(work: Promise<T>, ms: number): Promise<T | typeof PENDING> {
-  let timer: NodeJS.Timeout | undefined;
-  const bound = new Promise<typeof PENDING>((resolve) => {
-    timer = setTimeout(() => resolve(PENDING), ms);
-  });
-  return Promise.race([work, bound]).finally(() => clearTimeout(timer));
-}
 
 async function emulator(): Promise<Emulator> {
   const e = await startEcho();

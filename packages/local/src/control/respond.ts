@@ -1,6 +1,5 @@
 import type { ServerResponse } from 'node:http';
 import { isFcAsyncError } from '@fc-async/core';
-import { BODY_BUDGET_EXCEEDED, BODY_RETRY_AFTER } from '../body.js';
 import type { EmulatorLog } from '../log.js';
 
 /**
@@ -29,13 +28,10 @@ const FC_CODES: Record<string, [number, string]> = {
 export function toApiError(error: unknown, log: EmulatorLog): ApiError {
   if (error instanceof ApiError) return error;
   if (isFcAsyncError(error)) {
-    // A body over the emulator's budget: try again later, on a new connection (its body is not read).
-    if (error.code === BODY_BUDGET_EXCEEDED) {
-      return new ApiError(503, error.code, error.message, { 'retry-after': BODY_RETRY_AFTER, connection: 'close' });
-    }
     const [status, code] = FC_CODES[error.code] ?? [error.statusCode, error.code];
     if (status >= 500 && status !== 503) log.logger.error('control plane request failed', { error });
-    return new ApiError(status, code, error.message);
+    // Its headers too: the body budget's `Retry-After`.
+    return new ApiError(status, code, error.message, error.headers);
   }
   log.logger.error('control plane request failed', { error });
   return new ApiError(500, 'InternalError', 'Internal error');
