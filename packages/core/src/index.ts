@@ -61,6 +61,8 @@ export {
   type RetentionOptions,
   resolveRetentionOptions,
 } from './async/retention-options.js';
+// Internal: for @fc-async/local's emulator, not public API (see start-hold.ts).
+export { type EngineStartHold, holdEngineStarts } from './async/start-hold.js';
 export { type NodeHandler, runNodeHandler } from './bridge.js';
 export {
   checkDestinationSignature,

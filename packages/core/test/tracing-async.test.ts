@@ -3,12 +3,16 @@ import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
+  type AsyncBackend,
   type AsyncOptions,
   createFcHandler,
   type Destination,
   type DestinationRecord,
   type FcHandlerOptions,
   getInvocation,
+  MemoryTaskStore,
+  PQueueDriver,
+  type TaskRecord,
   type TracingOptions,
 } from '../src/index.js';
 import { asyncEvent, context, deferred, memoryLogger } from './helpers.js';
@@ -53,6 +57,15 @@ function setup(
 }
 
 const fcContext = { ...context, function: { name: 'transcode' } };
+/** The cloud and FaaS attributes of `fcContext`'s function: on the SERVER span and on every span of its tasks. */
+const CLOUD = {
+  'cloud.provider': 'alibaba_cloud',
+  'cloud.platform': 'alibaba_cloud_fc',
+  'cloud.region': 'cn-hangzhou',
+  'cloud.account.id': '123',
+  'cloud.resource_id': 'acs:fc:cn-hangzhou:123:functions/transcode',
+  'faas.name': 'transcode',
+};
 const byKind = (spans: ReadableSpan[], kind: SpanKind) => spans.filter((s) => s.kind === kind);
 
 let sdk: Sdk;
@@ -88,6 +101,7 @@ describe('local async: one trace from the 202 to the destination', () => {
     expect(new Set(spans.map((s) => s.spanContext().traceId))).toEqual(new Set([TRACE_ID]));
     for (const span of spans.filter((s) => s !== app)) {
       expect(span.attributes['faas.invocation_id']).toBe(requestIdOf(e));
+      expect(span.attributes).toMatchObject(CLOUD);
     }
 
     expect(parentOf(server)).toBe(PARENT_SPAN_ID);
@@ -211,6 +225,7 @@ describe('local async: one trace from the 202 to the destination', () => {
     expect(consumer.attributes).toMatchObject({
       'fc_async.condition': 'EventAgeExceeded',
       'error.type': 'EventAgeExceeded',
+      ...CLOUD,
     });
     expect(consumer.attributes).not.toHaveProperty('fc_async.attempt');
     expect(consumer.status.code).toBe(SpanStatusCode.ERROR);
@@ -277,6 +292,67 @@ describe('local async: one trace from the 202 to the destination', () => {
       baggage: 'tenant=acme',
     });
     expect(JSON.parse(JSON.stringify(traceContext))).toEqual(traceContext);
+  });
+});
+
+describe('local async: the cloud and FaaS attributes come from the task record', () => {
+  /** A backend that keeps its tasks across starts, in `store` (as a file or a database would). */
+  const kept = (store: MemoryTaskStore): AsyncBackend => ({
+    name: 'kept',
+    persistent: true,
+    create: ({ concurrency }) => ({ store, queue: new PQueueDriver(concurrency) }),
+  });
+
+  it('a task recovered after a restart: attempt and destination spans, with no invocation in the new process', async () => {
+    const before = new MemoryTaskStore();
+    const first = setup(ok, { backend: kept(before) });
+    const shanghai = { ...context, region: 'cn-shanghai', accountId: '456', function: { name: 'resize' } };
+    await first.handler(asyncEvent({ taskId: 'kept_1', delay: '100' }), shanghai);
+    await first.handler.close({ timeoutMs: 0 });
+    // The record as a durable store reads it back, due now; the new process never saw an invocation.
+    const stored = JSON.parse(JSON.stringify(await before.get('kept_1'))) as TaskRecord;
+    stored.dueAt = undefined;
+    const after = new MemoryTaskStore();
+    after.insert(stored);
+    sdk.exporter.reset();
+
+    const { handler, delivered } = setup(ok, { backend: kept(after) });
+    await handler.engine?.whenReady();
+    await handler.drain();
+    expect(delivered.map((r) => r.requestContext.requestId)).toEqual([stored.requestId]);
+    const spans = sdk.spans();
+    const expected = {
+      'cloud.provider': 'alibaba_cloud',
+      'cloud.platform': 'alibaba_cloud_fc',
+      'cloud.region': 'cn-shanghai',
+      'cloud.account.id': '456',
+      'cloud.resource_id': 'acs:fc:cn-shanghai:456:functions/resize',
+      'faas.name': 'resize',
+    };
+    expect(only(spans, 'process resize').attributes).toMatchObject({ ...expected, 'fc_async.attempt': 0 });
+    expect(only(spans, 'deliver onSuccess').attributes).toMatchObject(expected);
+    await handler.close({ timeoutMs: 100 });
+  });
+
+  it('a local run (no FC region nor account): no cloud.region, cloud.account.id nor cloud.resource_id, as on its SERVER span', async () => {
+    const { handler } = setup(ok);
+    await handler(asyncEvent({ method: 'POST', taskId: 'offline' }), { requestId: undefined });
+    await handler.drain();
+    const spans = sdk.spans();
+    const server = only(spans, 'POST');
+    for (const span of spans) {
+      expect(span.attributes).toMatchObject({
+        'cloud.provider': 'alibaba_cloud',
+        'cloud.platform': 'alibaba_cloud_fc',
+      });
+      expect(Object.keys(span.attributes).filter((k) => /^cloud\.(region|account|resource)/.test(k))).toEqual([]);
+    }
+    const names = spans.filter((s) => s !== server).map((s) => [s.name, s.attributes['faas.name']]);
+    expect(names).toEqual([
+      ['send fc-async-local', 'fc-async-local'],
+      ['process fc-async-local', 'fc-async-local'],
+      ['deliver onSuccess', 'fc-async-local'],
+    ]);
   });
 });
 

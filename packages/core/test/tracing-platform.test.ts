@@ -98,6 +98,17 @@ describe('platform mode (on FC)', () => {
     const delivery = only(spans, 'deliver onSuccess');
     expect(parentOf(delivery)).toBe(idOf(server));
     expect(delivery.attributes['faas.invocation_id']).toBe(fcContext.requestId);
+    // The destination span names the same function, in the same cloud, as the invocation's.
+    const cloud = {
+      'cloud.provider': 'alibaba_cloud',
+      'cloud.platform': 'alibaba_cloud_fc',
+      'cloud.region': 'cn-hangzhou',
+      'cloud.account.id': '123',
+      'cloud.resource_id': 'acs:fc:cn-hangzhou:123:functions/transcode',
+      'faas.name': 'transcode',
+    };
+    expect(server.attributes).toMatchObject(cloud);
+    expect(delivery.attributes).toMatchObject(cloud);
   });
 
   it('a failed final attempt: SERVER span ERROR, the onFailure call traced, and the handler throws for FC', async () => {

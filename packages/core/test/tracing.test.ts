@@ -73,6 +73,7 @@ describe('sync invocation spans', () => {
       'cloud.platform': 'alibaba_cloud_fc',
       'cloud.region': 'cn-hangzhou',
       'cloud.account.id': '123',
+      'cloud.resource_id': 'acs:fc:cn-hangzhou:123:functions/demo',
       'faas.name': 'demo',
       'faas.version': 'LATEST',
       'faas.instance': 'c-64f6d6e7-instance',

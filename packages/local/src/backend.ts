@@ -1,5 +1,5 @@
 import { basename, dirname, extname, join, resolve } from 'node:path';
-import { type AsyncBackend, FcAsyncError } from '@fc-async/core';
+import { type AsyncBackend, type EngineStartHold, FcAsyncError } from '@fc-async/core';
 import { optionError } from './errors.js';
 
 /** Where tasks live: in memory (default), a SQLite file, or Redis through BullMQ. */
@@ -95,17 +95,22 @@ export async function backendFactory(
  * Holds back the start of the backends `backendFor` makes until `open()`. A persistent backend
  * recovers on start (the destination calls a crash cut short, the ends of interrupted attempts,
  * jobs a shared queue hands over), so the emulator opens it once every function exists and its
- * s.yaml config (retries, destinations) is in force.
+ * s.yaml config (retries, destinations) is in force. `engineHold` holds the backends of the
+ * engines an entry makes itself (an fc-async handler with its own `async.backend`) the same way:
+ * the emulator loads each entry under one (see `holdEngineStarts`).
  */
 export function gateBackends(backendFor: (functionName: string) => AsyncBackend | undefined): {
   backendFor: (functionName: string) => AsyncBackend | undefined;
+  engineHold: (startedEarly: () => void) => EngineStartHold;
   open: () => void;
 } {
   let open = () => {};
+  let isOpen = false;
   const opened = new Promise<void>((resolve) => {
     open = resolve;
   });
   return {
+    engineHold: (startedEarly) => engineHold(opened, () => isOpen, startedEarly),
     backendFor(functionName) {
       const backend = backendFor(functionName);
       if (!backend) return undefined;
@@ -118,6 +123,36 @@ export function gateBackends(backendFor: (functionName: string) => AsyncBackend 
         },
       };
     },
-    open: () => open(),
+    open: () => {
+      isOpen = true;
+      open();
+    },
+  };
+}
+
+/**
+ * The same hold for the backends of the engines an entry makes itself while it loads (an fc-async
+ * handler with its own `async.backend`): they start at `opened` too. Only a wait for such an engine
+ * before then starts it at once (`startedEarly` says so, for a persistent backend, whose recovery
+ * then follows the handler's own options): the wait may be the entry's own, at its top level
+ * (`await handler.engine.whenReady()`, or a request to itself), which the load, and so the
+ * release, waits for. Nothing tells such a wait from one that would not block the load.
+ */
+function engineHold(opened: Promise<void>, isOpen: () => boolean, startedEarly: () => void): EngineStartHold {
+  return {
+    enter(backend) {
+      let startNow = () => {};
+      const wanted = new Promise<void>((resolve) => {
+        startNow = resolve;
+      });
+      return {
+        start: Promise.race([opened, wanted]),
+        waited() {
+          if (isOpen()) return;
+          if (backend.persistent) startedEarly();
+          startNow();
+        },
+      };
+    },
   };
 }

@@ -184,7 +184,13 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         maxQueuedTasks: o.maxQueuedTasks,
         retryBaseMs: o.retryBaseMs,
       };
-      functions.push(await createLocalFunction(spec, { ...deps, backend: backends.backendFor(spec.name) }));
+      // An entry's own engines start with the emulator's backends: see gateBackends.
+      const engineHold = backends.engineHold(() =>
+        log.notice(
+          `${spec.name}: its fc-async handler waited for its async backend while the entry loaded, so the backend started before the async config applied: what it recovers on this start follows the handler's own options`,
+        ),
+      );
+      functions.push(await createLocalFunction(spec, { ...deps, backend: backends.backendFor(spec.name), engineHold }));
     }
     // The backends start once the config is in force: what a persistent one owes follows it.
     registry = new FunctionRegistry(functions);

@@ -2,11 +2,13 @@ import {
   type AsyncBackend,
   type AsyncEngine,
   createFcHandler,
+  type EngineStartHold,
   type FcContext,
   type FcHandler,
   type FcHandlerOptions,
   type FcHttpResult,
   type FcRequest,
+  holdEngineStarts,
   newRequestId,
   parseFcEvent,
 } from '@fc-async/core';
@@ -58,6 +60,8 @@ export interface FunctionDeps {
   maxQueuedTasks: number;
   retryBaseMs: number;
   backend?: AsyncBackend | undefined;
+  /** Holds the start of the backends the entry's own engines have, until the config is in force. */
+  engineHold?: EngineStartHold | undefined;
 }
 
 /**
@@ -128,7 +132,8 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
     }
   }
   Object.assign(process.env, env);
-  const entry = await loadEntry(spec.file, spec.exportName, spec.name);
+  const load = () => loadEntry(spec.file, spec.exportName, spec.name);
+  const entry = await (deps.engineHold ? holdEngineStarts(deps.engineHold, load) : load());
   let handler: FcHandler;
   const own = entry.kind === 'fc-async-handler' ? (entry.value as FcHandler) : undefined;
   if (own?.engine) {

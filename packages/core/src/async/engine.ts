@@ -10,6 +10,7 @@ import type { Logger } from '../logger.js';
 import type { FcRequest } from '../request.js';
 import { type BridgeResponse, createBodyClassifier } from '../response.js';
 import {
+  type AsyncBackend,
   type JobResult,
   type QueueDriver,
   type TaskPage,
@@ -26,6 +27,7 @@ import { backoffDelay, type ResolvedAsyncOptions } from './options.js';
 import { normaliseQuery } from './paging.js';
 import { captureRequest, replayRequest, serializeRequest } from './payload.js';
 import { Running, replayInvocation } from './running.js';
+import { currentStartHold, type EngineStartHold } from './start-hold.js';
 
 /**
  * `options.destinations`: where task outcomes go. Each side takes one destination or several.
@@ -207,6 +209,8 @@ export class AsyncEngine {
   private queue!: QueueDriver;
   private readonly ready: Promise<void>;
   private isReady = false;
+  /** Set while the backend waits for a start hold: called when something first waits for the engine. */
+  private startWaited: (() => void) | undefined;
   private readonly running = new Map<string, Running>();
   /**
    * Tasks whose last bookkeeping write the store refused; their next job may find them Running.
@@ -267,16 +271,19 @@ export class AsyncEngine {
     this.timeouts = new Deadlines(options.timeoutSeconds * 1000);
     const backend = options.backend ?? memory();
     this.persistent = backend.persistent;
-    this.ready = Promise.resolve(backend.create({ concurrency: options.concurrency, logger: deps.logger })).then(
-      async ({ store, queue }) => {
-        this.store = store;
-        this.queue = queue;
-        store.onStopRequested?.((taskId) => this.stopLocal(taskId));
-        await queue.start((job) => this.process(job.taskId));
-        if (backend.persistent && !queue.shared) await this.recover();
-        this.isReady = true;
-      },
-    );
+    const context = { concurrency: options.concurrency, logger: deps.logger };
+    const hold = currentStartHold();
+    const created = hold
+      ? this.heldStart(hold, backend).then(() => backend.create(context))
+      : Promise.resolve(backend.create(context));
+    this.ready = created.then(async ({ store, queue }) => {
+      this.store = store;
+      this.queue = queue;
+      store.onStopRequested?.((taskId) => this.stopLocal(taskId));
+      await queue.start((job) => this.process(job.taskId));
+      if (backend.persistent && !queue.shared) await this.recover();
+      this.isReady = true;
+    });
     this.ready.catch((error) => deps.logger.error('async backend failed to start', { error }));
     this.tasks = {
       get: (taskId) => this.getTask(taskId),
@@ -285,8 +292,30 @@ export class AsyncEngine {
     };
   }
 
+  /**
+   * When the backend of an engine made under a start hold (see start-hold.ts) may start. Whatever
+   * waits for the engine tells the hold (`startWaited`): the wait may be what the hold's own release
+   * waits for (an entry awaiting readiness at its top level, while the emulator loads it).
+   */
+  private heldStart(hold: EngineStartHold, backend: AsyncBackend): Promise<void> {
+    const { start, waited } = hold.enter({ name: backend.name, persistent: backend.persistent });
+    this.startWaited = waited;
+    return start.then(() => {
+      this.startWaited = undefined;
+    });
+  }
+
+  /** Tells the start hold, if the backend still waits for one, that something waits for the engine. */
+  private startWanted(): void {
+    const waited = this.startWaited;
+    if (waited === undefined) return;
+    this.startWaited = undefined;
+    waited();
+  }
+
   /** The backend, up; a 503 `BackendUnavailable` when it failed to start. */
   private async backendReady(): Promise<void> {
+    this.startWanted();
     try {
       await this.ready;
     } catch (cause) {
@@ -297,6 +326,7 @@ export class AsyncEngine {
 
   /** Resolves once the backend is up (and, for persistent ones, unfinished tasks are requeued). */
   whenReady(): Promise<void> {
+    this.startWanted();
     return this.ready;
   }
 
@@ -433,6 +463,7 @@ export class AsyncEngine {
   async close(options: { timeoutMs?: number } = {}): Promise<void> {
     const timeoutMs = closeTimeoutMs(options);
     this.closing = true;
+    this.startWanted();
     const started = await this.ready.then(
       () => true,
       () => false,
@@ -1333,8 +1364,12 @@ export function functionArn(
   invocation: Pick<Invocation, 'region' | 'accountId' | 'functionName'>,
   fallbackName: string,
 ): string {
-  return `acs:fc:${invocation.region || 'local'}:${invocation.accountId || '0'}:functions/${invocation.functionName || fallbackName}`;
+  return `acs:fc:${invocation.region || NO_REGION}:${invocation.accountId || NO_ACCOUNT}:functions/${invocation.functionName || fallbackName}`;
 }
+
+/** The region and account {@link functionArn} writes when FC gave none (a run without FC in front). */
+export const NO_REGION = 'local';
+export const NO_ACCOUNT = '0';
 
 /**
  * The `timeoutMs` of `close(options)`, 30 s by default; a TypeError for options that are not

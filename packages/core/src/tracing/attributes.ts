@@ -1,10 +1,12 @@
 import type { Attributes, Span } from '@opentelemetry/api';
+import { functionArn } from '../async/engine.js';
 import type { Invocation } from '../invocation.js';
 import type { FcRequest } from '../request.js';
 import {
   ATTR_CLIENT_ADDRESS,
   ATTR_CLOUD_ACCOUNT_ID,
   ATTR_CLOUD_REGION,
+  ATTR_CLOUD_RESOURCE_ID,
   ATTR_FAAS_INSTANCE,
   ATTR_FAAS_INVOCATION_ID,
   ATTR_FAAS_MAX_MEMORY,
@@ -92,6 +94,27 @@ function firstListItem(value: string): string {
   return (comma === -1 ? value : value.slice(0, comma)).trim();
 }
 
+type FunctionId = Pick<Invocation, 'region' | 'accountId' | 'functionName'>;
+
+/** The last function's ARN: one function, one ARN, so an invocation costs no new string. */
+let lastFunction: (FunctionId & { arn: string }) | undefined;
+
+/** `cloud.resource_id` of an invocation that names its region, account and function. */
+function resourceIdOf(invocation: FunctionId): string {
+  const last = lastFunction;
+  if (
+    last !== undefined &&
+    last.region === invocation.region &&
+    last.accountId === invocation.accountId &&
+    last.functionName === invocation.functionName
+  ) {
+    return last.arn;
+  }
+  const { region, accountId, functionName } = invocation;
+  lastFunction = { region, accountId, functionName, arn: functionArn(invocation, functionName) };
+  return lastFunction.arn;
+}
+
 /**
  * The FaaS, cloud and fc-async attributes an invocation brings. `requestIdSet`: the
  * `faas.invocation_id` the span already has, not set again when it is the invocation's.
@@ -103,6 +126,9 @@ export function setInvocationAttributes(span: Span, invocation: Invocation, requ
   if (invocation.region) span.setAttribute(ATTR_CLOUD_REGION, invocation.region);
   if (invocation.accountId) span.setAttribute(ATTR_CLOUD_ACCOUNT_ID, invocation.accountId);
   if (invocation.functionName) span.setAttribute(ATTR_FAAS_NAME, invocation.functionName);
+  if (invocation.region && invocation.accountId && invocation.functionName) {
+    span.setAttribute(ATTR_CLOUD_RESOURCE_ID, resourceIdOf(invocation));
+  }
   const version = invocation.versionId || invocation.qualifier;
   if (version) span.setAttribute(ATTR_FAAS_VERSION, version);
   if (invocation.instanceId) span.setAttribute(ATTR_FAAS_INSTANCE, invocation.instanceId);

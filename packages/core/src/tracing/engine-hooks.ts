@@ -12,7 +12,7 @@ import {
   trace,
 } from '@opentelemetry/api';
 import type { TaskRecord } from '../async/backend.js';
-import type { AttemptOutcome, EngineHooks } from '../async/engine.js';
+import { type AttemptOutcome, type EngineHooks, NO_ACCOUNT, NO_REGION } from '../async/engine.js';
 import type { Destination } from '../destinations/types.js';
 import { httpAttributes } from './attributes.js';
 import { asException, errorType } from './invocation-span.js';
@@ -20,8 +20,14 @@ import type { TracingRequestInfo } from './options.js';
 import { fromCarrier, toCarrier } from './propagation.js';
 import { routeOfResponse } from './route.js';
 import {
+  ATTR_CLOUD_ACCOUNT_ID,
+  ATTR_CLOUD_PLATFORM,
+  ATTR_CLOUD_PROVIDER,
+  ATTR_CLOUD_REGION,
+  ATTR_CLOUD_RESOURCE_ID,
   ATTR_ERROR_TYPE,
   ATTR_FAAS_INVOCATION_ID,
+  ATTR_FAAS_NAME,
   ATTR_FAAS_TRIGGER,
   ATTR_FC_ASYNC_ATTEMPT,
   ATTR_FC_ASYNC_CONDITION,
@@ -38,6 +44,8 @@ import {
   ATTR_MESSAGING_OPERATION_NAME,
   ATTR_MESSAGING_OPERATION_TYPE,
   ATTR_MESSAGING_SYSTEM,
+  CLOUD_PLATFORM_FC,
+  CLOUD_PROVIDER_ALIBABA,
   FAAS_TRIGGER_PUBSUB,
   MESSAGING_SYSTEM_FC_ASYNC,
 } from './semconv.js';
@@ -50,24 +58,56 @@ interface AttemptState {
   outcome?: AttemptOutcome;
 }
 
-function functionNameOf(task: TaskRecord): string {
-  const m = /functions\/(.+)$/.exec(task.functionArn);
-  return m?.[1] ?? 'fc-async';
+/** What a task's function ARN tells: the name its spans take, and its cloud and FaaS attributes. */
+interface TaskFunction {
+  /** The span name's function part and `messaging.destination.name`: `fc-async` for an ARN of another shape. */
+  name: string;
+  /** `faas.name`, when the ARN has one. */
+  faasName: string | undefined;
+  region: string | undefined;
+  accountId: string | undefined;
+  /** `cloud.resource_id`: the ARN, when it names a real region and account. */
+  resourceId: string | undefined;
+}
+
+const ARN = /^acs:fc:([^:]*):([^:]*):functions\/(.+)$/;
+
+/**
+ * A task's function from its `functionArn` (`acs:fc:{region}:{accountId}:functions/{name}`), as
+ * the SERVER span of an invocation on FC has it: only the record is read, so a task recovered
+ * after a restart is traced the same way. The stand-ins of a local run name no cloud: left out.
+ */
+function parseTaskFunction(arn: string): TaskFunction {
+  const m = ARN.exec(arn);
+  if (!m) {
+    const name = /functions\/(.+)$/.exec(arn)?.[1];
+    return { name: name ?? 'fc-async', faasName: name, region: undefined, accountId: undefined, resourceId: undefined };
+  }
+  const name = m[3] as string;
+  const region = m[1] && m[1] !== NO_REGION ? m[1] : undefined;
+  const accountId = m[2] && m[2] !== NO_ACCOUNT ? m[2] : undefined;
+  return { name, faasName: name, region, accountId, resourceId: region && accountId ? arn : undefined };
 }
 
 /** What every span of a task carries; `operation` adds the messaging attributes. */
-function taskAttributes(task: TaskRecord, operation?: 'send' | 'process'): Attributes {
+function taskAttributes(task: TaskRecord, fn: TaskFunction, operation?: 'send' | 'process'): Attributes {
   const attributes: Attributes = {
     [ATTR_FAAS_INVOCATION_ID]: task.requestId,
     [ATTR_FC_ASYNC_INVOCATION_TYPE]: 'Async',
     [ATTR_FC_ASYNC_TASK_ID]: task.taskId,
     [ATTR_FC_ASYNC_QUALIFIER]: task.qualifier,
+    [ATTR_CLOUD_PROVIDER]: CLOUD_PROVIDER_ALIBABA,
+    [ATTR_CLOUD_PLATFORM]: CLOUD_PLATFORM_FC,
   };
+  if (fn.region) attributes[ATTR_CLOUD_REGION] = fn.region;
+  if (fn.accountId) attributes[ATTR_CLOUD_ACCOUNT_ID] = fn.accountId;
+  if (fn.resourceId) attributes[ATTR_CLOUD_RESOURCE_ID] = fn.resourceId;
+  if (fn.faasName) attributes[ATTR_FAAS_NAME] = fn.faasName;
   if (operation) {
     attributes[ATTR_MESSAGING_SYSTEM] = MESSAGING_SYSTEM_FC_ASYNC;
     attributes[ATTR_MESSAGING_OPERATION_NAME] = operation;
     attributes[ATTR_MESSAGING_OPERATION_TYPE] = operation;
-    attributes[ATTR_MESSAGING_DESTINATION_NAME] = functionNameOf(task);
+    attributes[ATTR_MESSAGING_DESTINATION_NAME] = fn.name;
     attributes[ATTR_MESSAGING_MESSAGE_ID] = task.taskId;
   }
   return attributes;
@@ -94,6 +134,17 @@ function failed(span: Span, type: string, exception?: Error | { name: string; me
 /** The engine hooks that trace local async tasks and destination calls. Never throw. */
 export function createEngineHooks(core: TracingCore): EngineHooks {
   const attempts = new WeakMap<TaskRecord, AttemptState>();
+  // One function, one ARN: the last one is remembered, so a span costs no parse.
+  let lastArn: string | undefined;
+  let lastFunction: TaskFunction | undefined;
+
+  function functionOf(task: TaskRecord): TaskFunction {
+    if (task.functionArn !== lastArn || lastFunction === undefined) {
+      lastFunction = parseTaskFunction(task.functionArn);
+      lastArn = task.functionArn;
+    }
+    return lastFunction;
+  }
 
   function traceDestination(
     task: TaskRecord,
@@ -107,7 +158,7 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
       const tracer = core.tracer();
       if (!tracer) return destination(record, ctx);
       const { parent, links } = follow(core, task, context.active());
-      const attributes = taskAttributes(task);
+      const attributes = taskAttributes(task, functionOf(task));
       attributes[ATTR_FC_ASYNC_DESTINATION] = side;
       attributes[ATTR_FC_ASYNC_CONDITION] = condition;
       if (label) attributes[ATTR_FC_ASYNC_DESTINATION_LABEL] = label;
@@ -139,14 +190,11 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
     let state: AttemptState;
     try {
       const { parent, links } = follow(core, task, ROOT_CONTEXT);
-      const attributes = httpAttributes(task.payload, taskAttributes(task, 'process'));
+      const fn = functionOf(task);
+      const attributes = httpAttributes(task.payload, taskAttributes(task, fn, 'process'));
       attributes[ATTR_FAAS_TRIGGER] = FAAS_TRIGGER_PUBSUB;
       attributes[ATTR_FC_ASYNC_ATTEMPT] = attempt;
-      const span = tracer.startSpan(
-        `process ${functionNameOf(task)}`,
-        { kind: SpanKind.CONSUMER, attributes, links },
-        parent,
-      );
+      const span = tracer.startSpan(`process ${fn.name}`, { kind: SpanKind.CONSUMER, attributes, links }, parent);
       const hooked = core.options.requestHook !== undefined || core.options.responseHook !== undefined;
       const info = hooked ? { ...core.requestInfo('attempt', task.payload), taskId: task.taskId, attempt } : undefined;
       state = { span, context: trace.setSpan(parent, span), info };
@@ -177,9 +225,10 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
         if (!tracer) return undefined;
         const server = core.spanOf(invocation);
         const parent = server?.context ?? context.active();
+        const fn = functionOf(task);
         const producer = tracer.startSpan(
-          `send ${functionNameOf(task)}`,
-          { kind: SpanKind.PRODUCER, attributes: taskAttributes(task, 'send') },
+          `send ${fn.name}`,
+          { kind: SpanKind.PRODUCER, attributes: taskAttributes(task, fn, 'send') },
           parent,
         );
         const traceContext = toCarrier(trace.setSpan(parent, producer));
@@ -238,13 +287,10 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
         const tracer = core.tracer();
         if (!tracer) return;
         const { parent, links } = follow(core, task, ROOT_CONTEXT);
-        const attributes = taskAttributes(task, 'process');
+        const fn = functionOf(task);
+        const attributes = taskAttributes(task, fn, 'process');
         attributes[ATTR_FC_ASYNC_CONDITION] = task.condition ?? '';
-        const span = tracer.startSpan(
-          `process ${functionNameOf(task)}`,
-          { kind: SpanKind.CONSUMER, attributes, links },
-          parent,
-        );
+        const span = tracer.startSpan(`process ${fn.name}`, { kind: SpanKind.CONSUMER, attributes, links }, parent);
         if (task.status === 'Expired') failed(span, 'EventAgeExceeded');
         span.end();
       } catch (error) {

@@ -16,6 +16,8 @@ export const ATTR_CLOUD_PROVIDER = 'cloud.provider';
 export const ATTR_CLOUD_PLATFORM = 'cloud.platform';
 export const ATTR_CLOUD_REGION = 'cloud.region';
 export const ATTR_CLOUD_ACCOUNT_ID = 'cloud.account.id';
+/** The function's ARN, `acs:fc:{region}:{accountId}:functions/{name}`. */
+export const ATTR_CLOUD_RESOURCE_ID = 'cloud.resource_id';
 
 export const ATTR_HTTP_REQUEST_METHOD = 'http.request.method';
 export const ATTR_HTTP_REQUEST_METHOD_ORIGINAL = 'http.request.method_original';

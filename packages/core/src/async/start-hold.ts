@@ -1,0 +1,85 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+/**
+ * **Internal**: for `@fc-async/local`'s emulator, not public API; it may change in any release.
+ *
+ * Holds back the backend start of the engines made under {@link holdEngineStarts}. The emulator
+ * loads an entry under one, so that an fc-async handler the entry makes with its own persistent
+ * backend recovers (requeues unfinished tasks, calls the destinations a crash cut short) only once
+ * the function's s.yaml async config is in force.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * let open!: () => void;
+ * const opened = new Promise<void>((resolve) => (open = resolve));
+ * const hold: EngineStartHold = {
+ *   // Whatever waits for the engine starts it: the wait may be what the load itself awaits.
+ *   enter: () => {
+ *     let now!: () => void;
+ *     const wanted = new Promise<void>((resolve) => (now = resolve));
+ *     return { start: Promise.race([opened, wanted]), waited: () => now() };
+ *   },
+ * };
+ * await holdEngineStarts(hold, () => import('./entry.mjs'));
+ * open(); // the config is in force: every engine the entry made starts
+ * ```
+ */
+export interface EngineStartHold {
+  /**
+   * Called in the constructor of each engine made under the hold, before its backend starts. The
+   * backend starts once `start` resolves. `waited` is called at most once, when something first
+   * waits for the engine to be ready (`whenReady()`, `accept`, the tasks API, `close()`) while its
+   * backend still waits (or in the same tick as `start` resolved): the holder should start it then
+   * unless it can tell the wait is not what holds its own release up.
+   */
+  enter(backend: { readonly name: string; readonly persistent: boolean }): {
+    start: Promise<void>;
+    waited(): void;
+  };
+}
+
+// In globalThis under a registered symbol: the entry may import another copy of the core than the
+// emulator's, whose engines must see the same hold. Versioned, so that a copy speaking another
+// version of this contract ignores it.
+const SLOT = Symbol.for('fc-async.engineStartHold.v1');
+interface Holds {
+  storage: AsyncLocalStorage<EngineStartHold>;
+  /** Loads under a hold now: the storage is turned off when none is left. */
+  active: number;
+}
+type Slot = Record<symbol, Holds | undefined>;
+
+/**
+ * **Internal**: for `@fc-async/local`'s emulator, not public API.
+ *
+ * Runs `fn` with every engine constructed within it (in its sync part or anything it starts:
+ * awaits, timers, module evaluation of an `import()`) holding its backend start as `hold` says,
+ * until the promise `fn` returns settles. The AsyncLocalStorage behind it is made on first use
+ * and turned off again once no load is under a hold: while on, Node runs a hook for every promise
+ * the process makes, which a server should not pay for after its start.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * declare const hold: EngineStartHold;
+ * const mod = await holdEngineStarts(hold, () => import('./entry.mjs'));
+ * ```
+ */
+export async function holdEngineStarts<T>(hold: EngineStartHold, fn: () => Promise<T>): Promise<T> {
+  const slot = globalThis as unknown as Slot;
+  // Made on first use only: outside the emulator no AsyncLocalStorage exists, at no cost.
+  slot[SLOT] ??= { storage: new AsyncLocalStorage<EngineStartHold>(), active: 0 };
+  const holds = slot[SLOT];
+  holds.active++;
+  try {
+    return await holds.storage.run(hold, fn);
+  } finally {
+    if (--holds.active === 0) holds.storage.disable();
+  }
+}
+
+/** The hold an engine being constructed is under, if any. */
+export function currentStartHold(): EngineStartHold | undefined {
+  return (globalThis as unknown as Slot)[SLOT]?.storage.getStore();
+}

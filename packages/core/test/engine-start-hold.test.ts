@@ -1,0 +1,106 @@
+import { describe, expect, it } from 'vitest';
+import type { AsyncBackend } from '../src/async/backend.js';
+import { memory } from '../src/async/memory.js';
+import { currentStartHold, type EngineStartHold, holdEngineStarts } from '../src/async/start-hold.js';
+import { createFcHandler } from '../src/index.js';
+import { asyncEvent, context, deferred, ok, tick } from './helpers.js';
+
+/** memory(), counting its starts. */
+function countedBackend(): AsyncBackend & { creates: number } {
+  const inner = memory();
+  const backend = {
+    name: inner.name,
+    persistent: inner.persistent,
+    creates: 0,
+    create: (ctx: Parameters<AsyncBackend['create']>[0]) => {
+      backend.creates++;
+      return inner.create(ctx);
+    },
+  };
+  return backend;
+}
+
+/** A hold its test opens, recording what the engines told it. */
+function testHold() {
+  const opened = deferred();
+  const entered: { name: string; persistent: boolean }[] = [];
+  let waits = 0;
+  const hold: EngineStartHold = {
+    enter(backend) {
+      entered.push({ name: backend.name, persistent: backend.persistent });
+      return { start: opened.promise, waited: () => waits++ };
+    },
+  };
+  return { hold, open: () => opened.resolve(), entered, waits: () => waits };
+}
+
+const handlerOver = (backend: AsyncBackend) => createFcHandler(ok, { env: {}, async: { mode: 'local', backend } });
+
+describe('an engine made under a start hold', () => {
+  it('starts its backend only once the hold opens; requests meanwhile wait, then get their 202', async () => {
+    const { hold, open, entered, waits } = testHold();
+    const backend = countedBackend();
+    const handler = await holdEngineStarts(hold, async () => handlerOver(backend));
+    await tick(10);
+    expect(backend.creates).toBe(0);
+    expect(entered).toEqual([{ name: 'memory', persistent: false }]);
+
+    let answered = false;
+    const answer = handler(asyncEvent({ taskId: 'held_1' }), context).then((r) => {
+      answered = true;
+      return r;
+    });
+    void handler.engine?.whenReady();
+    await tick(10);
+    expect(answered).toBe(false);
+    // Told once, however many waits.
+    expect(waits()).toBe(1);
+
+    open();
+    expect((await answer).statusCode).toBe(202);
+    expect(backend.creates).toBe(1);
+    await handler.close();
+  });
+
+  it('does not hang close() when the hold never opens', async () => {
+    const opened = new Promise<void>(() => {});
+    const hold: EngineStartHold = {
+      enter: () => {
+        let now = () => {};
+        const wanted = new Promise<void>((resolve) => {
+          now = resolve;
+        });
+        return { start: Promise.race([opened, wanted]), waited: () => now() };
+      },
+    };
+    const backend = countedBackend();
+    const handler = await holdEngineStarts(hold, async () => handlerOver(backend));
+    await handler.close();
+    expect(backend.creates).toBe(1);
+  });
+
+  it('is only one made within the hold: one made outside starts its backend in its constructor', async () => {
+    const { hold } = testHold();
+    await holdEngineStarts(hold, async () => undefined);
+    const backend = countedBackend();
+    const handler = handlerOver(backend);
+    expect(backend.creates).toBe(1);
+    return handler.close();
+  });
+
+  it('ends with the load: the storage behind it is off once no load is under a hold', async () => {
+    const { hold } = testHold();
+    // A timer the load starts and that fires after it: while the storage is on, it would carry the hold.
+    let seen: EngineStartHold | undefined | 'not yet' = 'not yet';
+    const fired = deferred();
+    await holdEngineStarts(hold, async () => {
+      expect(currentStartHold()).toBe(hold);
+      setTimeout(() => {
+        seen = currentStartHold();
+        fired.resolve();
+      }, 20);
+    });
+    await fired.promise;
+    expect(seen).toBeUndefined();
+  });
+});
