@@ -1,8 +1,11 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { freePort, SUPERVISOR_FD, stopWhenSupervisorGoes, superviseDev } from './dev-watch.js';
 import { type Emulator, startEmulator } from './emulator.js';
 import type { EmulatorOptions } from './options.js';
+import { watchIgnore } from './watch-tree.js';
 
 const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
   .version;
@@ -36,6 +39,8 @@ interface DevFlags {
   outDir: string;
   maxEventStreams: number;
   maxBodyBytes: number;
+  watch?: boolean;
+  supervisorFd?: number;
 }
 
 function fail(message: string): never {
@@ -52,14 +57,21 @@ function credentialsFromEnv(): EmulatorOptions['credentials'] {
   return { accessKeyId, accessKeySecret };
 }
 
+/** One line on stderr that is not an emulator's log line, JSON with `--log-format json`. */
+function notice(flags: DevFlags, note: string): void {
+  process.stderr.write(`${flags.logFormat === 'json' ? JSON.stringify({ level: 'info', message: note }) : note}\n`);
+}
+
 /** Ctrl-C / SIGTERM: stop accepting, let tasks finish within the bound, flush spans; twice quits at once. */
 function handleSignals(emulator: Emulator, flags: DevFlags): void {
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) process.exit(130);
     stopping = true;
-    const note = `${signal}: finishing running tasks (up to ${flags.shutdownTimeout} s); press Ctrl-C again to quit now`;
-    process.stderr.write(`${flags.logFormat === 'json' ? JSON.stringify({ level: 'info', message: note }) : note}\n`);
+    notice(
+      flags,
+      `${signal}: finishing running tasks (up to ${flags.shutdownTimeout} s); press Ctrl-C again to quit now`,
+    );
     emulator.close({ timeoutMs: flags.shutdownTimeout * 1000 }).then(
       () => process.exit(0),
       (error: unknown) => fail(`shutdown failed: ${error instanceof Error ? error.message : String(error)}`),
@@ -85,6 +97,53 @@ function reportStrayErrors(format: 'text' | 'json'): void {
   };
   process.on('unhandledRejection', report('unhandled rejection in the app'));
   process.on('uncaughtException', report('uncaught exception in the app'));
+}
+
+/** The options of the emulator `--watch` runs: those given on the command line, `--watch` left out. */
+function childArgs(command: Command, entry: string | undefined, ports: { port: number; controlPort: number }) {
+  const args = ['dev'];
+  const own = new Set(['watch', 'supervisorFd', 'port', 'controlPort']);
+  for (const option of command.options) {
+    const key = option.attributeName();
+    if (own.has(key) || command.getOptionValueSource(key) !== 'cli') continue;
+    const value: unknown = command.getOptionValue(key);
+    if (value === true) args.push(option.long as string);
+    else if (value !== undefined && value !== false) args.push(option.long as string, String(value));
+  }
+  args.push('--port', String(ports.port), '--control-port', String(ports.controlPort));
+  args.push('--supervisor-fd', String(SUPERVISOR_FD));
+  return entry === undefined ? args : [...args, '--', entry];
+}
+
+/**
+ * `--watch`: the emulator in a child, restarted when a file of the project changes (the entry's
+ * folder, or the s.yaml's). Ports given as 0 are picked here once, so that restarts keep them.
+ */
+async function watchDev(entry: string | undefined, flags: DevFlags, command: Command): Promise<void> {
+  credentialsFromEnv(); // a half-set access key is refused once here rather than by each child
+  const root = entry !== undefined ? dirname(resolve(entry)) : flags.config ? dirname(resolve(flags.config)) : '.';
+  const controlHost = flags.controlHost ?? '127.0.0.1';
+  const port = flags.port || (await freePort(flags.host));
+  let controlPort = flags.controlPort;
+  while (!controlPort || (controlPort === port && controlHost === flags.host))
+    controlPort = await freePort(controlHost);
+  const store = flags.redis ? 'redis' : (flags.store ?? 'memory');
+  try {
+    superviseDev({
+      args: childArgs(command, entry, { port, controlPort }),
+      root: resolve(root),
+      ignored: watchIgnore({
+        root: resolve(root),
+        outDir: resolve(flags.outDir),
+        sqlitePath: store.startsWith('sqlite:') ? resolve(store.slice('sqlite:'.length)) : undefined,
+      }),
+      tasksInMemory: store === 'memory',
+      shutdownTimeoutMs: flags.shutdownTimeout * 1000,
+      note: (message) => notice(flags, `fc-async: ${message}`),
+    });
+  } catch (error) {
+    fail(`cannot watch ${resolve(root)}: ${error instanceof Error ? error.message : String(error)}`);
+  }
 }
 
 const program = new Command('fc-async')
@@ -134,7 +193,12 @@ program
     integer(32 * 1024 * 1024, Number.MAX_SAFE_INTEGER),
     256 * 1024 * 1024,
   )
-  .action(async (entry: string | undefined, flags: DevFlags) => {
+  .option('--watch', 'restart when a file of the project changes (tasks survive with --store sqlite:PATH)')
+  // The pipe from the --watch supervisor, whose closing stops this emulator.
+  .addOption(new Option('--supervisor-fd <fd>').argParser(integer(3, 1023)).hideHelp())
+  .action(async (entry: string | undefined, flags: DevFlags, command: Command) => {
+    if (flags.watch) return watchDev(entry, flags, command);
+    if (flags.supervisorFd !== undefined) stopWhenSupervisorGoes(flags.supervisorFd);
     reportStrayErrors(flags.logFormat);
     // Ctrl-C while functions start: exit through process.exit, whose hook stops the custom
     // runtimes already started (they run in process groups of their own, out of the signal's reach).

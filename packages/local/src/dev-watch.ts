@@ -1,0 +1,195 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer, Socket } from 'node:net';
+import { constants } from 'node:os';
+import { isAbsolute, relative } from 'node:path';
+import { type TreeWatch, watchTree } from './watch-tree.js';
+
+/** Quiet time after the last change before restarting: an editor's save, or a build, is several writes. */
+const DEBOUNCE_MS = 150;
+/** Beyond `--shutdown-timeout`: what the emulator's close may take more (stopped attempts, spans). */
+const STOP_GRACE_MS = 20_000;
+/** The child's file descriptor of the pipe from the supervisor. */
+export const SUPERVISOR_FD = 3;
+
+/** What {@link superviseDev} runs and watches. */
+export interface SuperviseOptions {
+  /** Arguments of the emulator's command after the script (`dev ...`), `--watch` left out. */
+  args: string[];
+  /** The folder watched. */
+  root: string;
+  /** Paths whose changes do not restart. */
+  ignored: (path: string) => boolean;
+  /** Tasks are in memory (no `--store sqlite:PATH`, no `--redis`): a restart loses those not finished. */
+  tasksInMemory: boolean;
+  /** `--shutdown-timeout` in ms: a child still there this long (and 20 s) after SIGTERM gets SIGKILL. */
+  shutdownTimeoutMs: number;
+  /** Prints one line of the supervisor's own. */
+  note: (message: string) => void;
+}
+
+/** A free port on `host` (for `--port 0`: the supervisor picks it once, so that restarts keep it). */
+export function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer().unref();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A path as the user would type it: from the working folder when it is under it. */
+function shown(path: string): string {
+  const fromCwd = relative(process.cwd(), path);
+  return fromCwd && !fromCwd.startsWith('..') && !isAbsolute(fromCwd) ? fromCwd : path;
+}
+
+/** The exit code of a child that ended with `code` or of `signal` (128 + its number, as shells say). */
+const exitCode = (code: number | null, signal: NodeJS.Signals | null) =>
+  code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0);
+
+/**
+ * In the emulator run by `fc-async dev --watch`: the supervisor's end of the pipe on `fd` closes
+ * when the supervisor is gone, however it went (SIGKILL included); the emulator then stops as on
+ * SIGTERM (the handler in force decides how), so that it never outlives the supervisor.
+ *
+ * @example
+ * ```ts
+ * stopWhenSupervisorGoes(SUPERVISOR_FD);
+ * ```
+ */
+export function stopWhenSupervisorGoes(fd: number): void {
+  const pipe = new Socket({ fd, readable: true, writable: false });
+  let gone = false;
+  const stop = () => {
+    if (gone) return;
+    gone = true;
+    process.kill(process.pid, 'SIGTERM');
+  };
+  pipe.on('error', stop).on('end', stop).on('close', stop);
+  pipe.resume();
+  // The pipe alone does not keep the emulator running.
+  pipe.unref();
+}
+
+/**
+ * `fc-async dev --watch`: runs the emulator as a child (the same Node.js flags, so that a
+ * TypeScript loader still applies; the same stdout and stderr) and restarts it when a file under
+ * `root` changes: one line, SIGTERM (the emulator lets running tasks finish), then a new child
+ * once the old one exited (SIGKILL to its group if it is still there 20 s past
+ * `shutdownTimeoutMs`: an app stuck in a loop handles no signal). One child at a time: changes during a restart
+ * are picked up by the next child. A child that exits by itself (a syntax error in the entry)
+ * waits for the next change. SIGINT and SIGTERM are passed on to the child (a second one makes it
+ * quit at once) and the supervisor exits with its code. The child runs in a process group of its
+ * own, out of the reach of the terminal's Ctrl-C, which would otherwise reach it twice.
+ *
+ * @example
+ * ```ts
+ * superviseDev({ args: ['dev', 'app.ts'], root: '/app', ignored: () => false, tasksInMemory: true, shutdownTimeoutMs: 10_000, note: console.error });
+ * ```
+ */
+export function superviseDev(options: SuperviseOptions): void {
+  new Supervisor(options).start();
+}
+
+class Supervisor {
+  #child: ChildProcess | undefined;
+  /** The child was asked to stop for a change: start another once it exited. */
+  #restart = false;
+  /** A signal came: exit once the child did. */
+  #quitting = false;
+  #killTimer: NodeJS.Timeout | undefined;
+  #changed = new Set<string>();
+  #debounce: NodeJS.Timeout | undefined;
+  #tree: TreeWatch | undefined;
+
+  constructor(readonly o: SuperviseOptions) {}
+
+  start(): void {
+    this.#tree = watchTree(this.o.root, this.o.ignored, (path) => this.#onChange(path));
+    const memory = ' (tasks are in memory: a restart loses those not finished; --store sqlite:PATH keeps them)';
+    this.o.note(`watching ${this.o.root} for changes${this.o.tasksInMemory ? memory : ''}`);
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => this.#onSignal(signal));
+    this.#spawn();
+  }
+
+  #spawn(): void {
+    const child = spawn(process.execPath, [...process.execArgv, process.argv[1] as string, ...this.o.args], {
+      // stdin is not the terminal's: in a process group of its own, reading it would stop the child.
+      stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
+      detached: true,
+    });
+    (child.stdio[SUPERVISOR_FD] as Socket | null)?.unref();
+    child.once('error', (error) => {
+      // Not spawned at all: no `exit` follows.
+      if (child.pid !== undefined) return;
+      this.o.note(`cannot start the emulator: ${error.message}`);
+      this.#onExit(1);
+    });
+    child.once('exit', (code, signal) => this.#onExit(exitCode(code, signal)));
+    this.#child = child;
+  }
+
+  #onExit(code: number): void {
+    this.#child = undefined;
+    clearTimeout(this.#killTimer);
+    if (this.#quitting) this.#exit(code);
+    else if (this.#restart) {
+      // Its ports are free now: the kernel closed its sockets with it, nothing it started holds
+      // them (libuv opens sockets close-on-exec) and connections left in TIME_WAIT do not stop
+      // a new listen (libuv sets SO_REUSEADDR). So the next child binds at once, no retry.
+      this.#restart = false;
+      this.#spawn();
+    } else this.o.note('waiting for a change');
+  }
+
+  #onChange(path: string): void {
+    this.#changed.add(path);
+    clearTimeout(this.#debounce);
+    this.#debounce = setTimeout(() => this.#reload(), DEBOUNCE_MS);
+  }
+
+  #reload(): void {
+    // A file saved through a temporary one (`sed -i`, some editors): the one that is still there.
+    const changed = [...this.#changed];
+    const first = changed.find((path) => existsSync(path)) ?? changed[0];
+    this.#changed.clear();
+    // Already stopping or about to start: the next child loads what changed.
+    if (this.#quitting || this.#restart || first === undefined) return;
+    this.o.note(`${shown(first)} changed, restarting`);
+    const child = this.#child;
+    if (!child) {
+      this.#spawn();
+      return;
+    }
+    this.#restart = true;
+    child.kill('SIGTERM');
+    this.#killTimer = setTimeout(() => {
+      this.o.note('the emulator did not stop in time: killing it');
+      this.#kill(child, 'SIGKILL');
+    }, this.o.shutdownTimeoutMs + STOP_GRACE_MS).unref();
+  }
+
+  #onSignal(signal: NodeJS.Signals): void {
+    this.#quitting = true;
+    clearTimeout(this.#debounce);
+    if (this.#child) this.#child.kill(signal);
+    else this.#exit(0);
+  }
+
+  /** The child's group: what it started in its own (an app's `sh -c`) goes with it. */
+  #kill(child: ChildProcess, signal: NodeJS.Signals): void {
+    try {
+      process.kill(-(child.pid as number), signal);
+    } catch {
+      child.kill(signal);
+    }
+  }
+
+  #exit(code: number): void {
+    this.#tree?.close();
+    process.exit(code);
+  }
+}

@@ -1,0 +1,157 @@
+import { type Dirent, type FSWatcher, readdirSync, statSync, watch } from 'node:fs';
+import { basename, dirname, extname, join, relative, sep } from 'node:path';
+
+/** A folder being watched; `close()` stops every watcher. */
+export interface TreeWatch {
+  close(): void;
+}
+
+/** Folders never watched, at any depth: installed packages and version control. */
+const IGNORED_DIRS = new Set(['node_modules', '.git']);
+
+/** Files editors write beside the one being edited (swap, backup, lock, save-then-rename). */
+const EDITOR_TEMP = [/~$/, /\.sw[a-p]$/, /\.tmp$/, /^\.#/, /^4913$/, /___jb_(tmp|old)___$/];
+
+/** Where the OS watches a whole tree itself; elsewhere (Linux) Node would add a watch per file. */
+const NATIVE_RECURSIVE = process.platform === 'darwin' || process.platform === 'win32';
+
+const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** Whether `path` is `dir` or inside it. */
+const within = (dir: string, path: string) => path === dir || path.startsWith(dir.endsWith(sep) ? dir : dir + sep);
+
+/**
+ * The files of a SQLite store (`--store sqlite:PATH`): the database, the one per function when there
+ * are several (`tasks.db` → `tasks.<function>.db`), and their journals (`-wal`, `-shm`, `-journal`).
+ */
+function sqliteFiles(path: string): (file: string) => boolean {
+  const ext = extname(path);
+  const names = new RegExp(`^${literal(basename(path, ext))}(\\.[^/\\\\]+)?${literal(ext)}(-wal|-shm|-journal)?$`);
+  const dir = dirname(path);
+  return (file) => dirname(file) === dir && names.test(basename(file));
+}
+
+/**
+ * What `fc-async dev --watch` does not restart for, under `root`: `node_modules` and `.git`
+ * folders, the emulator's own output (`outDir`, the SQLite files of `sqlitePath`) and editor
+ * temporary files. Build output (`dist`) is watched: `tsc --watch` may be what changes the code.
+ *
+ * @example
+ * ```ts
+ * const ignored = watchIgnore({ root: '/app', outDir: '/app/.fc-async', sqlitePath: '/app/tasks.db' });
+ * ignored('/app/tasks.db-wal'); // true
+ * ignored('/app/src/app.ts'); // false
+ * ```
+ */
+export function watchIgnore(options: {
+  root: string;
+  outDir: string;
+  sqlitePath?: string | undefined;
+}): (path: string) => boolean {
+  const store = options.sqlitePath === undefined ? () => false : sqliteFiles(options.sqlitePath);
+  return (path) => {
+    const name = basename(path);
+    if (EDITOR_TEMP.some((pattern) => pattern.test(name))) return true;
+    if (within(options.outDir, path) || store(path)) return true;
+    return relative(options.root, path)
+      .split(sep)
+      .some((part) => IGNORED_DIRS.has(part));
+  };
+}
+
+/**
+ * Calls `onChange(path)` for each file or folder created, changed, renamed or removed under
+ * `root`, but those `ignored` says to skip (nor anything inside an ignored folder). Throws when
+ * `root` cannot be watched (missing, or the OS limit of watches reached).
+ *
+ * On Linux each folder gets a watch of its own, ignored ones skipped: Node's `recursive` option
+ * there adds a watch per file, `node_modules` included, with no way to leave it out.
+ *
+ * @example
+ * ```ts
+ * const tree = watchTree('/app', (path) => path.includes('node_modules'), (path) => console.log(path));
+ * tree.close();
+ * ```
+ */
+export function watchTree(
+  root: string,
+  ignored: (path: string) => boolean,
+  onChange: (path: string) => void,
+): TreeWatch {
+  if (NATIVE_RECURSIVE) {
+    const watcher = watch(root, { recursive: true }, (_event, name) => {
+      const path = name ? join(root, name.toString()) : root;
+      if (!ignored(path)) onChange(path);
+    });
+    return { close: () => watcher.close() };
+  }
+  return new FolderWatches(root, ignored, onChange);
+}
+
+/** One non-recursive watch per folder of the tree; folders created later get theirs. */
+class FolderWatches implements TreeWatch {
+  readonly #watchers = new Map<string, FSWatcher>();
+
+  constructor(
+    readonly root: string,
+    readonly ignored: (path: string) => boolean,
+    readonly onChange: (path: string) => void,
+  ) {
+    this.#add(root);
+  }
+
+  close(): void {
+    for (const watcher of this.#watchers.values()) watcher.close();
+    this.#watchers.clear();
+  }
+
+  #add(dir: string): void {
+    if (this.#watchers.has(dir) || (dir !== this.root && this.ignored(dir))) return;
+    let watcher: FSWatcher;
+    try {
+      watcher = watch(dir, (event, name) => this.#changed(dir, event, name?.toString()));
+    } catch (error) {
+      // A sub-folder may be gone already; the tree's own folder must be there.
+      if (dir === this.root) throw error;
+      return;
+    }
+    watcher.on('error', () => this.#drop(dir));
+    this.#watchers.set(dir, watcher);
+    let entries: Dirent[] = [];
+    try {
+      entries = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    // Symbolic links are not followed: a link to a parent folder would never end.
+    for (const entry of entries) if (entry.isDirectory()) this.#add(join(dir, entry.name));
+  }
+
+  #drop(dir: string): void {
+    for (const [path, watcher] of this.#watchers) {
+      if (path !== this.root && within(dir, path)) {
+        watcher.close();
+        this.#watchers.delete(path);
+      }
+    }
+  }
+
+  #changed(dir: string, event: string, name: string | undefined): void {
+    const path = name ? join(dir, name) : dir;
+    if (this.ignored(path)) return;
+    if (event === 'rename' && path !== dir) {
+      // Created or moved in (a folder brings what it holds), or removed / moved out.
+      if (isFolder(path)) this.#add(path);
+      else this.#drop(path);
+    }
+    this.onChange(path);
+  }
+}
+
+function isFolder(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,432 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { watchIgnore, watchTree } from '../src/watch-tree.js';
+import { PKG, runCli, spawnCli, waitFor } from './helpers.js';
+
+// `fc-async dev --watch` in a child process, on a copy of a small Express app in a temporary
+// folder (its node_modules a link to the repository's, so that `express` resolves).
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** Bounds of the waits below: a restart loads the CLI again, slow on a busy machine. */
+const START_MS = 30_000;
+
+const app = (version: string) => `import express from 'express';
+const app = express();
+app.use(express.json());
+app.get('/version', (_req, res) => res.json({ version: ${JSON.stringify(version)} }));
+app.get('/spin', () => {
+  for (;;);
+});
+app.post('/jobs', async (req, res) => {
+  await new Promise((resolve) => setTimeout(resolve, req.body.ms ?? 0));
+  res.json({ ranOn: ${JSON.stringify(version)} });
+});
+export default app;
+`;
+
+function project(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'fc-async-watch-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  symlinkSync(join(PKG, '../../node_modules'), join(dir, 'node_modules'), 'dir');
+  writeFileSync(join(dir, 'app.mjs'), app('A'));
+  return dir;
+}
+
+/** The pid of a process and its parent's, or undefined once it is gone (a zombie counts as gone). */
+function stat(pid: number): { ppid: number } | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const [state, ppid] = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return state === 'Z' ? undefined : { ppid: Number(ppid) };
+}
+
+/** The running emulators `pid` started (not the esbuild service tsx may run beside them). */
+function emulatorsOf(pid: number): number[] {
+  const isEmulator = (p: number) => {
+    try {
+      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('--supervisor-fd');
+    } catch {
+      return false;
+    }
+  };
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .map(Number)
+    .filter((p) => stat(p)?.ppid === pid && isEmulator(p));
+}
+
+interface WatchRun {
+  proc: ChildProcess;
+  /** Ready lines so far (one per emulator started). */
+  ready: Record<string, unknown>[];
+  lines: Record<string, unknown>[];
+  /** The supervisor's notes and the emulators' stderr, as text. */
+  stderr: () => string;
+  trigger: string;
+  control: string;
+  exited: Promise<number | null>;
+}
+
+const require = createRequire(import.meta.url);
+const TSX = pathToFileURL(require.resolve('tsx')).href;
+
+/**
+ * `fc-async dev --watch` in `dir`; resolves once the first emulator is ready. `ownGroup`: in a
+ * process group of its own, as in a terminal, whose Ctrl-C goes to the whole group.
+ */
+async function startWatch(dir: string, args: string[], ownGroup = false): Promise<WatchRun> {
+  const argv = ['dev', '--watch', ...args, '--port', '0', '--control-port', '0', '--log-format', 'json'];
+  const proc = ownGroup
+    ? spawn(process.execPath, ['--import', TSX, join(PKG, 'src/cli.ts'), ...argv], {
+        cwd: dir,
+        env: { ...process.env, NO_COLOR: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      })
+    : spawnCli(argv, { cwd: dir });
+  cleanups.push(() => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const lines: Record<string, unknown>[] = [];
+  let stderr = '';
+  let buffered = '';
+  proc.stdout?.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString('utf8');
+    const parts = buffered.split('\n');
+    buffered = parts.pop() as string;
+    for (const line of parts) lines.push(JSON.parse(line) as Record<string, unknown>);
+  });
+  proc.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString('utf8');
+  });
+  const ready = () => lines.filter((l) => l.kind === 'ready');
+  await waitFor(() => {
+    if (proc.exitCode !== null) throw new Error(`fc-async dev --watch exited: ${stderr}`);
+    return ready()[0];
+  }, START_MS);
+  const first = ready()[0] as { trigger: string; control: string };
+  return {
+    proc,
+    get ready() {
+      return ready();
+    },
+    lines,
+    stderr: () => stderr,
+    trigger: first.trigger,
+    control: first.control,
+    exited,
+  };
+}
+
+/** The body of `GET /version`, or undefined while nothing answers (between two emulators). */
+const version = (run: WatchRun) =>
+  fetch(`${run.trigger}/version`, { signal: AbortSignal.timeout(5000) }).then(
+    async (res) => (res.ok ? ((await res.json()) as { version: string }).version : undefined),
+    () => undefined,
+  );
+
+const restarts = (run: WatchRun) => run.stderr().match(/changed, restarting/g)?.length ?? 0;
+
+describe('fc-async dev --watch', () => {
+  it('restarts on a change to the entry, on the same ports', async () => {
+    const dir = project();
+    const run = await startWatch(dir, ['app.mjs']);
+    expect(run.stderr()).toMatch(/watching .* for changes \(tasks are in memory/);
+    expect(await version(run)).toBe('A');
+
+    writeFileSync(join(dir, 'app.mjs'), app('B'));
+    await waitFor(async () => ((await version(run)) === 'B' ? true : undefined), START_MS);
+    expect(run.stderr()).toContain('fc-async: app.mjs changed, restarting');
+    expect(run.ready.at(-1)).toMatchObject({ trigger: run.trigger, control: run.control });
+    // One emulator at a time.
+    expect(emulatorsOf(run.proc.pid as number)).toHaveLength(1);
+  });
+
+  it('takes a change made during a restart once the old emulator is gone, never two at once', async () => {
+    const dir = project();
+    const run = await startWatch(dir, ['app.mjs']);
+    // A running task keeps the old emulator stopping for a while.
+    const accepted = await fetch(`${run.trigger}/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-fc-invocation-type': 'Async' },
+      body: JSON.stringify({ ms: 2000 }),
+    });
+    expect(accepted.status).toBe(202);
+    writeFileSync(join(dir, 'app.mjs'), app('B'));
+    await waitFor(() => (restarts(run) === 1 ? true : undefined), START_MS);
+    writeFileSync(join(dir, 'app.mjs'), app('C'));
+    let most = 0;
+    await waitFor(async () => {
+      most = Math.max(most, emulatorsOf(run.proc.pid as number).length);
+      return (await version(run)) === 'C' ? true : undefined;
+    }, START_MS);
+    expect(most).toBe(1);
+    // The task had its time to finish in the old emulator.
+    expect(run.lines).toContainEqual(expect.objectContaining({ kind: 'attempt', status: 'Succeeded' }));
+  });
+
+  it('kills an emulator stuck in a loop that does not stop in time, and starts the new one', {
+    timeout: 90_000,
+  }, async () => {
+    const dir = project();
+    const run = await startWatch(dir, ['app.mjs', '--shutdown-timeout', '0']);
+    void fetch(`${run.trigger}/spin`).catch(() => undefined);
+    // Stuck once nothing answers any more.
+    await waitFor(async () => ((await version(run)) === undefined ? true : undefined), START_MS);
+    writeFileSync(join(dir, 'app.mjs'), app('B'));
+    await waitFor(async () => ((await version(run)) === 'B' ? true : undefined), 60_000);
+    expect(run.stderr()).toContain('fc-async: the emulator did not stop in time: killing it');
+  });
+
+  it('watches the folder of ./s.yaml, and the s.yaml itself', async () => {
+    const dir = project();
+    writeFileSync(join(dir, 'a.mjs'), `export const handler = async () => ({ statusCode: 200, body: 'A' });\n`);
+    writeFileSync(join(dir, 'b.mjs'), `export const handler = async () => ({ statusCode: 200, body: 'B' });\n`);
+    const yaml = (handler: string) => `edition: 3.0.0
+name: watched
+resources:
+  web:
+    component: fc3
+    props:
+      functionName: web
+      runtime: nodejs20
+      code: ./
+      handler: ${handler}
+      triggers:
+        - triggerName: http
+          triggerType: http
+`;
+    writeFileSync(join(dir, 's.yaml'), yaml('a.handler'));
+    const run = await startWatch(dir, []);
+    const url = (run.ready[0] as { functions: { url: string }[] }).functions[0]?.url as string;
+    const body = () =>
+      fetch(url, { signal: AbortSignal.timeout(5000) }).then(
+        (r) => (r.ok ? r.text() : undefined),
+        () => undefined,
+      );
+    expect(await body()).toBe('A');
+    writeFileSync(join(dir, 's.yaml'), yaml('b.handler'));
+    await waitFor(async () => ((await body()) === 'B' ? true : undefined), START_MS);
+    expect(run.stderr()).toContain('fc-async: s.yaml changed, restarting');
+  });
+
+  it('does not restart for editor temporary files nor its own output folder', async () => {
+    const dir = project();
+    const run = await startWatch(dir, ['app.mjs']);
+    mkdirSync(join(dir, '.fc-async'));
+    writeFileSync(join(dir, '.fc-async', 'dest.jsonl'), '{}\n');
+    writeFileSync(join(dir, '.app.mjs.swp'), 'x');
+    writeFileSync(join(dir, 'app.mjs~'), 'x');
+    writeFileSync(join(dir, '.#app.mjs'), 'x');
+    writeFileSync(join(dir, 'app.mjs'), app('B'));
+    await waitFor(async () => ((await version(run)) === 'B' ? true : undefined), START_MS);
+    // Had the others counted, the restart line would name the first of them.
+    expect(run.stderr()).toContain('fc-async: app.mjs changed, restarting');
+    expect(restarts(run)).toBe(1);
+  });
+
+  it('waits for a change after an entry that fails to load, and comes back once it is fixed', async () => {
+    const dir = project();
+    const run = await startWatch(dir, ['app.mjs']);
+    writeFileSync(join(dir, 'app.mjs'), 'export default {\n');
+    await waitFor(() => (run.stderr().includes('fc-async: waiting for a change') ? true : undefined), START_MS);
+    expect(run.stderr()).toMatch(/fc-async: Loading .*app\.mjs failed/);
+    // Not restarted in a loop: no emulator until the next change.
+    expect(run.proc.exitCode).toBeNull();
+    expect(emulatorsOf(run.proc.pid as number)).toEqual([]);
+    expect(await version(run)).toBeUndefined();
+
+    writeFileSync(join(dir, 'app.mjs'), app('C'));
+    await waitFor(async () => ((await version(run)) === 'C' ? true : undefined), START_MS);
+    expect(run.stderr().match(/waiting for a change/g)).toHaveLength(1);
+  });
+
+  it('with --store sqlite:PATH, a delayed task accepted before a restart runs after it', async () => {
+    const dir = project();
+    const run = await startWatch(dir, ['app.mjs', '--store', 'sqlite:tasks.db', '--shutdown-timeout', '0']);
+    expect(run.stderr()).not.toContain('tasks are in memory');
+    const accepted = await fetch(`${run.trigger}/jobs`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'x-fc-invocation-type': 'Async',
+        'x-fc-async-task-id': 'across_restart',
+        'x-fc-async-delay': '3',
+      },
+      body: '{}',
+    });
+    expect(accepted.status).toBe(202);
+    writeFileSync(join(dir, 'app.mjs'), app('B'));
+    await waitFor(async () => ((await version(run)) === 'B' ? true : undefined), START_MS);
+
+    const task = await waitFor(async () => {
+      const res = await fetch(`${run.control}2023-03-30/functions/app/async-tasks/across_restart`).catch(
+        () => undefined,
+      );
+      const body = res?.ok ? ((await res.json()) as { status: string; returnPayload?: string }) : undefined;
+      return body && !['Enqueued', 'Dequeued', 'Running'].includes(body.status) ? body : undefined;
+    }, START_MS);
+    expect(task.status).toBe('Succeeded');
+    // It ran on the new code, in the new emulator.
+    expect(JSON.parse(task.returnPayload as string)).toEqual({ ranOn: 'B' });
+    // The SQLite files the emulators write are not changes.
+    expect(restarts(run)).toBe(1);
+  });
+
+  it('on SIGTERM stops its emulator and exits with its code', async () => {
+    const run = await startWatch(project(), ['app.mjs']);
+    const [child] = emulatorsOf(run.proc.pid as number);
+    expect(child).toBeDefined();
+    run.proc.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+    await waitFor(() => (stat(child as number) ? undefined : true), START_MS);
+    expect(run.stderr()).toContain('SIGTERM: finishing running tasks');
+  });
+
+  it('passes a second Ctrl-C on, and its emulator quits at once', async () => {
+    const run = await startWatch(project(), ['app.mjs', '--shutdown-timeout', '60']);
+    const accepted = await fetch(`${run.trigger}/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-fc-invocation-type': 'Async' },
+      body: JSON.stringify({ ms: 60_000 }),
+    });
+    expect(accepted.status).toBe(202);
+    run.proc.kill('SIGINT');
+    await waitFor(() => (run.stderr().includes('SIGINT: finishing running tasks') ? true : undefined), START_MS);
+    run.proc.kill('SIGINT');
+    expect(await run.exited).toBe(130);
+  });
+
+  it("counts a terminal's Ctrl-C (to the whole process group) once: running tasks finish", async () => {
+    const run = await startWatch(project(), ['app.mjs'], true);
+    const accepted = await fetch(`${run.trigger}/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'ctrl_c' },
+      body: JSON.stringify({ ms: 1000 }),
+    });
+    expect(accepted.status).toBe(202);
+    process.kill(-(run.proc.pid as number), 'SIGINT');
+    expect(await run.exited).toBe(0);
+    expect(run.lines).toContainEqual(
+      expect.objectContaining({ kind: 'attempt', taskId: 'ctrl_c', status: 'Succeeded' }),
+    );
+  });
+
+  it('exits 1 when the folder to watch does not exist', async () => {
+    const { code, stderr } = await runCli(['dev', '--watch', 'no-such-folder/app.mjs'], { cwd: project() });
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/^fc-async: cannot watch .*no-such-folder: .*ENOENT/);
+  });
+
+  it('leaves no emulator behind when it is killed', async () => {
+    const run = await startWatch(project(), ['app.mjs']);
+    const [child] = emulatorsOf(run.proc.pid as number);
+    expect(child).toBeDefined();
+    run.proc.kill('SIGKILL');
+    await run.exited;
+    await waitFor(
+      () =>
+        fetch(`${run.trigger}/version`, { signal: AbortSignal.timeout(2000) }).then(
+          () => undefined,
+          () => true,
+        ),
+      START_MS,
+    );
+    await waitFor(() => (stat(child as number) ? undefined : true), START_MS);
+  });
+});
+
+describe('what --watch ignores', () => {
+  const ignored = watchIgnore({ root: '/app', outDir: '/app/.fc-async', sqlitePath: '/app/data/tasks.db' });
+
+  it.each([
+    '/app/node_modules/express/index.js',
+    '/app/packages/a/node_modules/x.js',
+    '/app/.git/index',
+    '/app/.fc-async/dest.jsonl',
+    '/app/data/tasks.db',
+    '/app/data/tasks.db-wal',
+    '/app/data/tasks.db-shm',
+    '/app/data/tasks.orders.db-journal',
+    '/app/src/.app.ts.swp',
+    '/app/src/app.ts~',
+    '/app/src/.#app.ts',
+    '/app/src/app.ts.tmp',
+    '/app/src/4913',
+  ])('ignores %s', (path) => {
+    expect(ignored(path)).toBe(true);
+  });
+
+  it.each(['/app/src/app.ts', '/app/dist/app.js', '/app/s.yaml', '/app/data/seed.json', '/app/data/tasks.ts'])(
+    'watches %s',
+    (path) => {
+      expect(ignored(path)).toBe(false);
+    },
+  );
+});
+
+describe('watchTree', () => {
+  const watches = () => process.getActiveResourcesInfo().filter((r) => r === 'FSEventWrap').length;
+
+  it('watches each folder once, not each file, and none under an ignored folder', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fc-async-tree-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    mkdirSync(join(dir, 'src/lib'), { recursive: true });
+    mkdirSync(join(dir, 'node_modules/pkg/lib'), { recursive: true });
+    for (let i = 0; i < 20; i++) {
+      writeFileSync(join(dir, `src/lib/f${i}.js`), '');
+      writeFileSync(join(dir, `node_modules/pkg/lib/f${i}.js`), '');
+    }
+    const before = watches();
+    const tree = watchTree(dir, watchIgnore({ root: dir, outDir: join(dir, '.fc-async') }), () => {});
+    cleanups.push(() => tree.close());
+    // The folder, src and src/lib.
+    expect(watches() - before).toBe(3);
+    tree.close();
+    // Handles close on the next turn of the loop.
+    await waitFor(() => (watches() === before ? true : undefined));
+  });
+
+  it('follows folders made after it started, and lets go of removed ones', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fc-async-tree-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const seen = new Set<string>();
+    const before = watches();
+    const tree = watchTree(
+      dir,
+      () => false,
+      (path) => seen.add(path),
+    );
+    cleanups.push(() => tree.close());
+    mkdirSync(join(dir, 'new'));
+    await waitFor(() => (watches() - before === 2 ? true : undefined));
+    writeFileSync(join(dir, 'new', 'x.js'), 'x');
+    await waitFor(() => (seen.has(join(dir, 'new', 'x.js')) ? true : undefined));
+    rmSync(join(dir, 'new'), { recursive: true });
+    await waitFor(() => (watches() - before === 1 ? true : undefined));
+  });
+
+  it('refuses a folder that does not exist', () => {
+    expect(() =>
+      watchTree(
+        join(tmpdir(), 'fc-async-no-such-folder'),
+        () => false,
+        () => {},
+      ),
+    ).toThrow(/ENOENT/);
+  });
+});
