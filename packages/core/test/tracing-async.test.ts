@@ -356,6 +356,25 @@ describe('local async: the cloud and FaaS attributes come from the task record',
   });
 });
 
+describe("the emulator's stand-ins (fc-async dev's default --account-id 0)", () => {
+  it('every span of the trace, SERVER included, leaves out the stand-in account and the ARN it would make', async () => {
+    const { handler } = setup(ok);
+    await handler(asyncEvent({ method: 'POST', taskId: 'emulated' }), { ...fcContext, accountId: '0' });
+    await handler.drain();
+    const spans = sdk.spans();
+    expect(spans.map((s) => s.name).sort()).toEqual([
+      'POST',
+      'deliver onSuccess',
+      'process transcode',
+      'send transcode',
+    ]);
+    for (const span of spans) {
+      expect(span.attributes).toMatchObject({ 'cloud.region': 'cn-hangzhou', 'faas.name': 'transcode' });
+      expect(Object.keys(span.attributes).filter((k) => /^cloud\.(account|resource)/.test(k))).toEqual([]);
+    }
+  });
+});
+
 describe('local async without an SDK', () => {
   it('no trace id on the task, no traceparent on the 202, attempts run as before', async () => {
     await sdk.uninstall();

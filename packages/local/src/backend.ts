@@ -101,7 +101,7 @@ export async function backendFactory(
  */
 export function gateBackends(backendFor: (functionName: string) => AsyncBackend | undefined): {
   backendFor: (functionName: string) => AsyncBackend | undefined;
-  engineHold: (startedEarly: () => void) => EngineStartHold;
+  engineHold: (startedEarly: () => void) => EntryHold;
   open: () => void;
 } {
   let open = () => {};
@@ -131,6 +131,18 @@ export function gateBackends(backendFor: (functionName: string) => AsyncBackend 
 }
 
 /**
+ * The hold an entry loads under. `abandon()`, when the load failed: the engines it made never start
+ * their backend (nobody serves or closes them; a persistent one would run what it recovers with
+ * the app of a failed load, in a process about to give up).
+ */
+export interface EntryHold extends EngineStartHold {
+  abandon(): void;
+}
+
+/** A promise that never settles: the start of an abandoned hold's engines. */
+const NEVER = new Promise<void>(() => {});
+
+/**
  * The same hold for the backends of the engines an entry makes itself while it loads (an fc-async
  * handler with its own `async.backend`): they start at `opened` too. Only a wait for such an engine
  * before then starts it at once (`startedEarly` says so, for a persistent backend, whose recovery
@@ -138,15 +150,19 @@ export function gateBackends(backendFor: (functionName: string) => AsyncBackend 
  * (`await handler.engine.whenReady()`, or a request to itself), which the load, and so the
  * release, waits for. Nothing tells such a wait from one that would not block the load.
  */
-function engineHold(opened: Promise<void>, isOpen: () => boolean, startedEarly: () => void): EngineStartHold {
+function engineHold(opened: Promise<void>, isOpen: () => boolean, startedEarly: () => void): EntryHold {
+  let abandoned = false;
   return {
+    abandon: () => {
+      abandoned = true;
+    },
     enter(backend) {
       let startNow = () => {};
       const wanted = new Promise<void>((resolve) => {
         startNow = resolve;
       });
       return {
-        start: Promise.race([opened, wanted]),
+        start: Promise.race([opened, wanted]).then(() => (abandoned ? NEVER : undefined)),
         waited() {
           if (isOpen()) return;
           if (backend.persistent) startedEarly();

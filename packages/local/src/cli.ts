@@ -125,7 +125,8 @@ async function watchDev(entry: string | undefined, flags: DevFlags, command: Com
   const controlHost = flags.controlHost ?? '127.0.0.1';
   const port = flags.port || (await freePort(flags.host));
   let controlPort = flags.controlPort;
-  while (!controlPort || (controlPort === port && controlHost === flags.host))
+  // Only a port given as 0 is picked, apart from the trigger's: a port given twice is refused by the emulator.
+  while (!controlPort || (flags.controlPort === 0 && controlPort === port && controlHost === flags.host))
     controlPort = await freePort(controlHost);
   const store = flags.redis ? 'redis' : (flags.store ?? 'memory');
   try {

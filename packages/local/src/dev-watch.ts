@@ -82,7 +82,8 @@ export function stopWhenSupervisorGoes(fd: number): void {
  * `shutdownTimeoutMs`: an app stuck in a loop handles no signal). One child at a time: changes during a restart
  * are picked up by the next child. A child that exits by itself (a syntax error in the entry)
  * waits for the next change. SIGINT and SIGTERM are passed on to the child (a second one makes it
- * quit at once) and the supervisor exits with its code. The child runs in a process group of its
+ * quit at once; the first during a restart only calls it off), with the same SIGKILL past its
+ * time, and the supervisor exits with its code. The child runs in a process group of its
  * own, out of the reach of the terminal's Ctrl-C, which would otherwise reach it twice.
  *
  * @example
@@ -135,6 +136,7 @@ class Supervisor {
   #onExit(code: number): void {
     this.#child = undefined;
     clearTimeout(this.#killTimer);
+    this.#killTimer = undefined;
     if (this.#quitting) this.#exit(code);
     else if (this.#restart) {
       // Its ports are free now: the kernel closed its sockets with it, nothing it started holds
@@ -166,17 +168,33 @@ class Supervisor {
     }
     this.#restart = true;
     child.kill('SIGTERM');
+    this.#killLate(child);
+  }
+
+  #onSignal(signal: NodeJS.Signals): void {
+    const again = this.#quitting;
+    this.#quitting = true;
+    clearTimeout(this.#debounce);
+    const child = this.#child;
+    if (!child) {
+      this.#exit(0);
+      return;
+    }
+    // One stopping for a restart already finishes its tasks: a first signal only calls the restart off.
+    if (again || !this.#restart) child.kill(signal);
+    this.#killLate(child);
+  }
+
+  /**
+   * SIGKILL for a child asked to stop that is still there 20 s past `shutdownTimeoutMs`: an app
+   * stuck in a loop handles no signal, nor the closing of the supervisor's pipe.
+   */
+  #killLate(child: ChildProcess): void {
+    if (this.#killTimer !== undefined) return;
     this.#killTimer = setTimeout(() => {
       this.o.note('the emulator did not stop in time: killing it');
       this.#kill(child, 'SIGKILL');
     }, this.o.shutdownTimeoutMs + STOP_GRACE_MS).unref();
-  }
-
-  #onSignal(signal: NodeJS.Signals): void {
-    this.#quitting = true;
-    clearTimeout(this.#debounce);
-    if (this.#child) this.#child.kill(signal);
-    else this.#exit(0);
   }
 
   /** The child's group: what it started in its own (an app's `sh -c`) goes with it. */

@@ -2,7 +2,6 @@ import {
   type AsyncBackend,
   type AsyncEngine,
   createFcHandler,
-  type EngineStartHold,
   type FcContext,
   type FcHandler,
   type FcHandlerOptions,
@@ -13,6 +12,7 @@ import {
   parseFcEvent,
 } from '@fc-async/core';
 import { adapterFor } from './adapters.js';
+import type { EntryHold } from './backend.js';
 import { isCustomRuntimeFailure } from './custom-proxy.js';
 import { startCustomRuntime } from './custom-runtime.js';
 import { type EntryKind, loadEntry } from './entry.js';
@@ -61,7 +61,7 @@ export interface FunctionDeps {
   retryBaseMs: number;
   backend?: AsyncBackend | undefined;
   /** Holds the start of the backends the entry's own engines have, until the config is in force. */
-  engineHold?: EngineStartHold | undefined;
+  engineHold?: EntryHold | undefined;
 }
 
 /**
@@ -132,8 +132,7 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
     }
   }
   Object.assign(process.env, env);
-  const load = () => loadEntry(spec.file, spec.exportName, spec.name);
-  const entry = await (deps.engineHold ? holdEngineStarts(deps.engineHold, load) : load());
+  const entry = await loadHeld(spec, deps.engineHold);
   let handler: FcHandler;
   const own = entry.kind === 'fc-async-handler' ? (entry.value as FcHandler) : undefined;
   if (own?.engine) {
@@ -159,6 +158,18 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
     handler = createFcHandler(listener, { ...options, async: { ...options.async, isFailure: isFunctionError } });
   }
   return localFunction(spec, identity, entry.kind, handler);
+}
+
+/** The entry of `spec`, loaded under `hold`, which is abandoned when the load fails. */
+async function loadHeld(spec: FunctionSpec, hold: EntryHold | undefined) {
+  const load = () => loadEntry(spec.file, spec.exportName, spec.name);
+  if (!hold) return load();
+  try {
+    return await holdEngineStarts(hold, load);
+  } catch (error) {
+    hold.abandon();
+    throw error;
+  }
 }
 
 /** The {@link LocalFunction} of a handler the emulator built or the entry exported. */

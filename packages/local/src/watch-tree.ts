@@ -1,4 +1,4 @@
-import { type Dirent, type FSWatcher, readdirSync, statSync, watch } from 'node:fs';
+import { type Dirent, existsSync, type FSWatcher, readdirSync, statSync, watch } from 'node:fs';
 import { basename, dirname, extname, join, relative, sep } from 'node:path';
 
 /** A folder being watched; `close()` stops every watcher. */
@@ -88,9 +88,15 @@ export function watchTree(
   return new FolderWatches(root, ignored, onChange);
 }
 
-/** One non-recursive watch per folder of the tree; folders created later get theirs. */
+/**
+ * One non-recursive watch per folder of the tree; folders created later get theirs. The tree's own
+ * folder removed or moved away (a clean build: `rm -rf dist && tsc`), its parent is watched until
+ * a folder of that name is there again, which is then watched as at the start.
+ */
 class FolderWatches implements TreeWatch {
   readonly #watchers = new Map<string, FSWatcher>();
+  /** The parent's watch while the tree's folder is gone. */
+  #parent: FSWatcher | undefined;
 
   constructor(
     readonly root: string,
@@ -103,6 +109,8 @@ class FolderWatches implements TreeWatch {
   close(): void {
     for (const watcher of this.#watchers.values()) watcher.close();
     this.#watchers.clear();
+    this.#parent?.close();
+    this.#parent = undefined;
   }
 
   #add(dir: string): void {
@@ -137,6 +145,11 @@ class FolderWatches implements TreeWatch {
   }
 
   #changed(dir: string, event: string, name: string | undefined): void {
+    // inotify names a watched folder that was removed or moved by its own name.
+    if (dir === this.root && name === basename(dir) && !existsSync(dir)) {
+      this.#lost();
+      return;
+    }
     const path = name ? join(dir, name) : dir;
     if (this.ignored(path)) return;
     if (event === 'rename' && path !== dir) {
@@ -145,6 +158,33 @@ class FolderWatches implements TreeWatch {
       else this.#drop(path);
     }
     this.onChange(path);
+  }
+
+  /** The tree's folder is gone: its watches are dead; wait in the parent for it to come back. */
+  #lost(): void {
+    this.close();
+    this.onChange(this.root);
+    const back = () => {
+      if (!this.#parent || !isFolder(this.root)) return;
+      try {
+        this.#add(this.root);
+      } catch {
+        return; // gone again: the parent's next event says when it is back
+      }
+      this.#parent.close();
+      this.#parent = undefined;
+      this.onChange(this.root);
+    };
+    try {
+      this.#parent = watch(dirname(this.root), (_event, name) => {
+        if (name?.toString() === basename(this.root)) back();
+      });
+    } catch {
+      // The parent went too: nothing left to watch.
+      return;
+    }
+    this.#parent.on('error', () => this.close());
+    back(); // made again before the parent's watch began
   }
 }
 

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { freePort } from '../src/dev-watch.js';
 import { watchIgnore, watchTree } from '../src/watch-tree.js';
 import { PKG, runCli, spawnCli, waitFor } from './helpers.js';
 
@@ -311,6 +312,39 @@ resources:
     expect(await run.exited).toBe(130);
   });
 
+  it('on a Ctrl-C during a restart, lets the emulator stopping for it finish its tasks, and exits', async () => {
+    const dir = project();
+    const run = await startWatch(dir, ['app.mjs']);
+    const accepted = await fetch(`${run.trigger}/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'restart' },
+      body: JSON.stringify({ ms: 2000 }),
+    });
+    expect(accepted.status).toBe(202);
+    writeFileSync(join(dir, 'app.mjs'), app('B'));
+    await waitFor(() => (run.stderr().includes('SIGTERM: finishing running tasks') ? true : undefined), START_MS);
+    run.proc.kill('SIGINT');
+    expect(await run.exited).toBe(0);
+    expect(run.lines).toContainEqual(
+      expect.objectContaining({ kind: 'attempt', taskId: 'restart', status: 'Succeeded' }),
+    );
+    // The restart was called off.
+    expect(run.ready).toHaveLength(1);
+  });
+
+  it('kills an emulator stuck in a loop that does not stop in time after a SIGTERM, and exits', {
+    timeout: 90_000,
+  }, async () => {
+    const run = await startWatch(project(), ['app.mjs', '--shutdown-timeout', '0']);
+    const [child] = emulatorsOf(run.proc.pid as number);
+    void fetch(`${run.trigger}/spin`).catch(() => undefined);
+    await waitFor(async () => ((await version(run)) === undefined ? true : undefined), START_MS);
+    run.proc.kill('SIGTERM');
+    expect(await run.exited).toBe(137);
+    expect(run.stderr()).toContain('fc-async: the emulator did not stop in time: killing it');
+    await waitFor(() => (stat(child as number) ? undefined : true), START_MS);
+  });
+
   it("counts a terminal's Ctrl-C (to the whole process group) once: running tasks finish", async () => {
     const run = await startWatch(project(), ['app.mjs'], true);
     const accepted = await fetch(`${run.trigger}/jobs`, {
@@ -324,6 +358,21 @@ resources:
     expect(run.lines).toContainEqual(
       expect.objectContaining({ kind: 'attempt', taskId: 'ctrl_c', status: 'Succeeded' }),
     );
+  });
+
+  it('keeps the ports it is given: the same one twice is refused as without --watch', async () => {
+    const dir = project();
+    const port = String(await freePort('127.0.0.1'));
+    const proc = spawnCli(['dev', '--watch', 'app.mjs', '--port', port, '--control-port', port], { cwd: dir });
+    let stderr = '';
+    proc.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString('utf8');
+    });
+    const exited = new Promise((resolve) => proc.once('exit', resolve));
+    await waitFor(() => (stderr.includes('waiting for a change') ? true : undefined), START_MS);
+    expect(stderr).toContain(`Port ${port} on 127.0.0.1 is in use: choose another with --control-port`);
+    proc.kill('SIGTERM');
+    await exited;
   });
 
   it('exits 1 when the folder to watch does not exist', async () => {
@@ -418,6 +467,31 @@ describe('watchTree', () => {
     await waitFor(() => (seen.has(join(dir, 'new', 'x.js')) ? true : undefined));
     rmSync(join(dir, 'new'), { recursive: true });
     await waitFor(() => (watches() - before === 1 ? true : undefined));
+  });
+
+  it('watches its own folder again once it is removed and made again (a clean build of dist/)', async () => {
+    const parent = mkdtempSync(join(tmpdir(), 'fc-async-tree-'));
+    cleanups.push(() => rmSync(parent, { recursive: true, force: true }));
+    const dir = join(parent, 'dist');
+    mkdirSync(join(dir, 'lib'), { recursive: true });
+    const seen = new Set<string>();
+    const tree = watchTree(
+      dir,
+      () => false,
+      (path) => seen.add(path),
+    );
+    cleanups.push(() => tree.close());
+    rmSync(dir, { recursive: true });
+    // A change of the folder itself: the emulator restarts (and waits for its entry).
+    await waitFor(() => (seen.has(dir) ? true : undefined));
+    seen.clear();
+    mkdirSync(join(dir, 'lib'), { recursive: true });
+    await waitFor(() => (seen.has(dir) ? true : undefined));
+    let n = 0;
+    await waitFor(() => {
+      writeFileSync(join(dir, 'lib', 'app.js'), String(n++));
+      return seen.has(join(dir, 'lib', 'app.js')) ? true : undefined;
+    });
   });
 
   it('refuses a folder that does not exist', () => {

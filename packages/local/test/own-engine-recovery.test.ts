@@ -166,3 +166,35 @@ describe("an entry's fc-async handler with its own SQLite store, after a SIGKILL
     );
   });
 });
+
+describe('an entry that fails to load after making its fc-async handler', () => {
+  it.each([
+    ['throws at its top level', `throw new Error('FC_DB_URL is not set');`, /FC_DB_URL is not set/],
+    ['exports nothing servable under the name asked for', '', /exports no Express/],
+  ])(
+    '%s: the store of that handler never starts (nothing it owes runs in a failed start)',
+    async (_, topLevel, error) => {
+      const dir = mkdtempSync(join(tmpdir(), 'fc-async-local-own-failed-'));
+      cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+      const started = `fcAsyncStarted_${Math.random().toString(36).slice(2)}`;
+      writeFileSync(
+        join(dir, 'broken.mjs'),
+        `import { createFcHandler, memory } from ${url('@fc-async/core')};
+const inner = memory();
+export const kept = createFcHandler((req, res) => res.end('ran'), {
+  async: {
+    backend: { name: 'probe', persistent: true, create(context) { globalThis.${started} = true; return inner.create(context); } },
+  },
+});
+${topLevel}
+`,
+      );
+      const file = join(dir, 'broken.mjs');
+      const run = startEmulator({ entry: file, name: 'broken', port: 0, controlPort: 0, output: () => {} });
+      await expect(run).rejects.toThrow(error);
+      // open() starts a held backend within the microtasks it sets off: all run by now.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect((globalThis as Record<string, unknown>)[started]).toBeUndefined();
+    },
+  );
+});

@@ -21,7 +21,8 @@ import { AsyncLocalStorage } from 'node:async_hooks';
  *     return { start: Promise.race([opened, wanted]), waited: () => now() };
  *   },
  * };
- * await holdEngineStarts(hold, () => import('./entry.mjs'));
+ * declare function loadEntry(): Promise<unknown>; // e.g. an import() of the user's module
+ * await holdEngineStarts(hold, loadEntry);
  * open(); // the config is in force: every engine the entry made starts
  * ```
  */
@@ -63,7 +64,8 @@ type Slot = Record<symbol, Holds | undefined>;
  * @example
  * ```ts
  * declare const hold: EngineStartHold;
- * const mod = await holdEngineStarts(hold, () => import('./entry.mjs'));
+ * declare function loadEntry(): Promise<{ handler?: unknown }>; // e.g. an import() of the user's module
+ * const mod = await holdEngineStarts(hold, loadEntry);
  * ```
  */
 export async function holdEngineStarts<T>(hold: EngineStartHold, fn: () => Promise<T>): Promise<T> {

@@ -1,5 +1,5 @@
 import type { Attributes, Span } from '@opentelemetry/api';
-import { functionArn } from '../async/engine.js';
+import { functionArn, NO_ACCOUNT, NO_REGION } from '../async/engine.js';
 import type { Invocation } from '../invocation.js';
 import type { FcRequest } from '../request.js';
 import {
@@ -123,10 +123,14 @@ export function setInvocationAttributes(span: Span, invocation: Invocation, requ
   if (invocation.requestId !== requestIdSet) span.setAttribute(ATTR_FAAS_INVOCATION_ID, invocation.requestId);
   span.setAttribute(ATTR_FC_ASYNC_INVOCATION_TYPE, invocation.type);
   span.setAttribute(ATTR_FC_ASYNC_QUALIFIER, invocation.qualifier);
-  if (invocation.region) span.setAttribute(ATTR_CLOUD_REGION, invocation.region);
-  if (invocation.accountId) span.setAttribute(ATTR_CLOUD_ACCOUNT_ID, invocation.accountId);
+  // The stand-ins of a run without FC (the emulator's default account `0`) are no cloud: left out,
+  // as on the spans of its tasks, which read them back from the ARN they are written in.
+  const region = invocation.region !== NO_REGION && invocation.region;
+  const accountId = invocation.accountId !== NO_ACCOUNT && invocation.accountId;
+  if (region) span.setAttribute(ATTR_CLOUD_REGION, region);
+  if (accountId) span.setAttribute(ATTR_CLOUD_ACCOUNT_ID, accountId);
   if (invocation.functionName) span.setAttribute(ATTR_FAAS_NAME, invocation.functionName);
-  if (invocation.region && invocation.accountId && invocation.functionName) {
+  if (region && accountId && invocation.functionName) {
     span.setAttribute(ATTR_CLOUD_RESOURCE_ID, resourceIdOf(invocation));
   }
   const version = invocation.versionId || invocation.qualifier;
