@@ -132,3 +132,16 @@ export function fc2Response() {
   };
   return { resp, sent };
 }
+
+/**
+ * The cloud and FaaS attributes of an invocation of `transcode` in cn-hangzhou, account 123 (the
+ * tracing tests' function): on its SERVER span and on every span of its tasks.
+ */
+export const TRANSCODE_CLOUD = {
+  'cloud.provider': 'alibaba_cloud',
+  'cloud.platform': 'alibaba_cloud_fc',
+  'cloud.region': 'cn-hangzhou',
+  'cloud.account.id': '123',
+  'cloud.resource_id': 'acs:fc:cn-hangzhou:123:functions/transcode',
+  'faas.name': 'transcode',
+};

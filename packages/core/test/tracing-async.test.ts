@@ -15,7 +15,7 @@ import {
   type TaskRecord,
   type TracingOptions,
 } from '../src/index.js';
-import { asyncEvent, context, deferred, memoryLogger } from './helpers.js';
+import { asyncEvent, context, deferred, memoryLogger, TRANSCODE_CLOUD } from './helpers.js';
 import {
   createSdk,
   idOf,
@@ -57,15 +57,7 @@ function setup(
 }
 
 const fcContext = { ...context, function: { name: 'transcode' } };
-/** The cloud and FaaS attributes of `fcContext`'s function: on the SERVER span and on every span of its tasks. */
-const CLOUD = {
-  'cloud.provider': 'alibaba_cloud',
-  'cloud.platform': 'alibaba_cloud_fc',
-  'cloud.region': 'cn-hangzhou',
-  'cloud.account.id': '123',
-  'cloud.resource_id': 'acs:fc:cn-hangzhou:123:functions/transcode',
-  'faas.name': 'transcode',
-};
+
 const byKind = (spans: ReadableSpan[], kind: SpanKind) => spans.filter((s) => s.kind === kind);
 
 let sdk: Sdk;
@@ -101,7 +93,7 @@ describe('local async: one trace from the 202 to the destination', () => {
     expect(new Set(spans.map((s) => s.spanContext().traceId))).toEqual(new Set([TRACE_ID]));
     for (const span of spans.filter((s) => s !== app)) {
       expect(span.attributes['faas.invocation_id']).toBe(requestIdOf(e));
-      expect(span.attributes).toMatchObject(CLOUD);
+      expect(span.attributes).toMatchObject(TRANSCODE_CLOUD);
     }
 
     expect(parentOf(server)).toBe(PARENT_SPAN_ID);
@@ -225,7 +217,7 @@ describe('local async: one trace from the 202 to the destination', () => {
     expect(consumer.attributes).toMatchObject({
       'fc_async.condition': 'EventAgeExceeded',
       'error.type': 'EventAgeExceeded',
-      ...CLOUD,
+      ...TRANSCODE_CLOUD,
     });
     expect(consumer.attributes).not.toHaveProperty('fc_async.attempt');
     expect(consumer.status.code).toBe(SpanStatusCode.ERROR);

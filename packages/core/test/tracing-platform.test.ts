@@ -8,7 +8,7 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createFcHandler, type DestinationRecord, type TracingOptions } from '../src/index.js';
-import { deferred, event, memoryLogger, tick } from './helpers.js';
+import { deferred, event, memoryLogger, TRANSCODE_CLOUD, tick } from './helpers.js';
 import { createSdk, idOf, only, PARENT_SPAN_ID, parentOf, type Sdk, TRACE_ID, TRACEPARENT } from './tracing-setup.js';
 
 type Listener = (req: IncomingMessage, res: ServerResponse) => unknown;
@@ -99,14 +99,7 @@ describe('platform mode (on FC)', () => {
     expect(parentOf(delivery)).toBe(idOf(server));
     expect(delivery.attributes['faas.invocation_id']).toBe(fcContext.requestId);
     // The destination span names the same function, in the same cloud, as the invocation's.
-    const cloud = {
-      'cloud.provider': 'alibaba_cloud',
-      'cloud.platform': 'alibaba_cloud_fc',
-      'cloud.region': 'cn-hangzhou',
-      'cloud.account.id': '123',
-      'cloud.resource_id': 'acs:fc:cn-hangzhou:123:functions/transcode',
-      'faas.name': 'transcode',
-    };
+    const cloud = TRANSCODE_CLOUD;
     expect(server.attributes).toMatchObject(cloud);
     expect(delivery.attributes).toMatchObject(cloud);
   });
