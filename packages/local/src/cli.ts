@@ -199,7 +199,7 @@ program
   .addOption(new Option('--supervisor-fd <fd>').argParser(integer(3, 1023)).hideHelp())
   .action(async (entry: string | undefined, flags: DevFlags, command: Command) => {
     if (flags.watch) return watchDev(entry, flags, command);
-    if (flags.supervisorFd !== undefined) stopWhenSupervisorGoes(flags.supervisorFd);
+    if (flags.supervisorFd !== undefined) stopWhenSupervisorGoes(flags.supervisorFd, flags.shutdownTimeout * 1000);
     reportStrayErrors(flags.logFormat);
     // Ctrl-C while functions start: exit through process.exit, whose hook stops the custom
     // runtimes already started (they run in process groups of their own, out of the signal's reach).

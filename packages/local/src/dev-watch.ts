@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { constants } from 'node:os';
 import { isAbsolute, relative } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { type TreeWatch, watchTree } from './watch-tree.js';
 
 /** Quiet time after the last change before restarting: an editor's save, or a build, is several writes. */
@@ -51,16 +52,34 @@ const exitCode = (code: number | null, signal: NodeJS.Signals | null) =>
   code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0);
 
 /**
+ * A thread of the emulator run by `fc-async dev --watch` that ends the process with SIGKILL once
+ * `graceMs` have passed since the supervisor went (its parent process changed) and the process is
+ * still there: the main thread of an app stuck in a synchronous loop runs no signal handler and
+ * reads no pipe, and nothing else would stop it then. Polled, as a parent's end gives no event.
+ */
+const WATCHDOG = `
+const { workerData } = require('node:worker_threads');
+const parent = process.ppid;
+const poll = setInterval(() => {
+  if (process.ppid === parent) return;
+  clearInterval(poll);
+  setTimeout(() => process.kill(process.pid, 'SIGKILL'), workerData.graceMs);
+}, workerData.pollMs);
+`;
+
+/**
  * In the emulator run by `fc-async dev --watch`: the supervisor's end of the pipe on `fd` closes
  * when the supervisor is gone, however it went (SIGKILL included); the emulator then stops as on
- * SIGTERM (the handler in force decides how), so that it never outlives the supervisor.
+ * SIGTERM (the handler in force decides how), so that it never outlives the supervisor. One stuck
+ * in a loop, which cannot, is killed by a watchdog thread `shutdownTimeoutMs` and 20 s later (as
+ * the supervisor would have).
  *
  * @example
  * ```ts
- * stopWhenSupervisorGoes(SUPERVISOR_FD);
+ * stopWhenSupervisorGoes(SUPERVISOR_FD, 10_000);
  * ```
  */
-export function stopWhenSupervisorGoes(fd: number): void {
+export function stopWhenSupervisorGoes(fd: number, shutdownTimeoutMs: number): void {
   const pipe = new Socket({ fd, readable: true, writable: false });
   let gone = false;
   const stop = () => {
@@ -72,6 +91,8 @@ export function stopWhenSupervisorGoes(fd: number): void {
   pipe.resume();
   // The pipe alone does not keep the emulator running.
   pipe.unref();
+  const graceMs = shutdownTimeoutMs + STOP_GRACE_MS;
+  new Worker(WATCHDOG, { eval: true, workerData: { graceMs, pollMs: 500 } }).unref();
 }
 
 /**

@@ -397,6 +397,18 @@ resources:
     );
     await waitFor(() => (stat(child as number) ? undefined : true), START_MS);
   });
+
+  it('leaves no emulator behind when it is killed, even one stuck in a loop', { timeout: 90_000 }, async () => {
+    const run = await startWatch(project(), ['app.mjs', '--shutdown-timeout', '0']);
+    const [child] = emulatorsOf(run.proc.pid as number);
+    expect(child).toBeDefined();
+    void fetch(`${run.trigger}/spin`).catch(() => undefined);
+    await waitFor(async () => ((await version(run)) === undefined ? true : undefined), START_MS);
+    run.proc.kill('SIGKILL');
+    await run.exited;
+    // Its main thread runs no handler: the watchdog thread kills it 20 s (and --shutdown-timeout) later.
+    await waitFor(() => (stat(child as number) ? undefined : true), 45_000);
+  });
 });
 
 describe('what --watch ignores', () => {
