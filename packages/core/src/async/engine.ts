@@ -241,7 +241,8 @@ export class AsyncEngine {
   private readonly listeners = new Set<(event: EngineEvent) => void>();
   private config: { maxAsyncRetryAttempts: number; maxAsyncEventAgeInSeconds: number; destinations: Destinations };
   private readonly persistent: boolean;
-  private arn: { region: string; accountId: string; functionName: string; arn: string } | undefined;
+  /** The task ARN of an invocation (one function, one ARN: the last one is remembered). */
+  private readonly arnOf = lastFunctionArn();
   /** How destinations are called: `deliverRecord`'s defaults with the engine's logger. */
   private readonly delivery: Settings;
   /** Aborted by close() past its deadline and grace: deliveries still under way end then. */
@@ -511,27 +512,6 @@ export class AsyncEngine {
     await this.store.close?.();
   }
 
-  /** The task ARN of an invocation; the last one is remembered (one function, one ARN). */
-  private arnOf(invocation: Invocation): string {
-    const memo = this.arn;
-    if (
-      memo !== undefined &&
-      memo.region === invocation.region &&
-      memo.accountId === invocation.accountId &&
-      memo.functionName === invocation.functionName
-    ) {
-      return memo.arn;
-    }
-    const arn = functionArn(invocation, this.options.functionName);
-    this.arn = {
-      region: invocation.region,
-      accountId: invocation.accountId,
-      functionName: invocation.functionName,
-      arn,
-    };
-    return arn;
-  }
-
   /** The record of a task being accepted, with the trace context the `accepted` hook gives it. */
   private newTask(taskId: string, request: FcRequest, invocation: Invocation, delayMs: number): TaskRecord {
     const now = Date.now();
@@ -539,7 +519,7 @@ export class AsyncEngine {
       taskId,
       requestId: invocation.requestId,
       status: 'Enqueued',
-      functionArn: this.arnOf(invocation),
+      functionArn: this.arnOf(invocation, this.options.functionName),
       qualifier: invocation.qualifier,
       startedTime: now,
       alreadyRetriedTimes: 0,
@@ -1370,6 +1350,38 @@ export function functionArn(
 /** The region and account {@link functionArn} writes when FC gave none (a run without FC in front). */
 export const NO_REGION = 'local';
 export const NO_ACCOUNT = '0';
+
+/**
+ * {@link functionArn}, remembering the last function's: one function, one ARN, so that an
+ * invocation costs no new string.
+ *
+ * @example
+ * ```ts
+ * declare const invocation: Invocation;
+ * const arnOf = lastFunctionArn();
+ * arnOf(invocation, 'fc-async-local') === arnOf(invocation, 'fc-async-local'); // the same string
+ * ```
+ */
+export function lastFunctionArn(): (
+  invocation: Pick<Invocation, 'region' | 'accountId' | 'functionName'>,
+  fallbackName: string,
+) => string {
+  let last: { region: string; accountId: string; functionName: string; fallbackName: string; arn: string } | undefined;
+  return (invocation, fallbackName) => {
+    if (
+      last !== undefined &&
+      last.region === invocation.region &&
+      last.accountId === invocation.accountId &&
+      last.functionName === invocation.functionName &&
+      last.fallbackName === fallbackName
+    ) {
+      return last.arn;
+    }
+    const { region, accountId, functionName } = invocation;
+    last = { region, accountId, functionName, fallbackName, arn: functionArn(invocation, fallbackName) };
+    return last.arn;
+  };
+}
 
 /**
  * The `timeoutMs` of `close(options)`, 30 s by default; a TypeError for options that are not

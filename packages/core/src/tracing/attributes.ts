@@ -1,5 +1,5 @@
 import type { Attributes, Span } from '@opentelemetry/api';
-import { functionArn, NO_ACCOUNT, NO_REGION } from '../async/engine.js';
+import { lastFunctionArn, NO_ACCOUNT, NO_REGION } from '../async/engine.js';
 import type { Invocation } from '../invocation.js';
 import type { FcRequest } from '../request.js';
 import {
@@ -94,26 +94,8 @@ function firstListItem(value: string): string {
   return (comma === -1 ? value : value.slice(0, comma)).trim();
 }
 
-type FunctionId = Pick<Invocation, 'region' | 'accountId' | 'functionName'>;
-
-/** The last function's ARN: one function, one ARN, so an invocation costs no new string. */
-let lastFunction: (FunctionId & { arn: string }) | undefined;
-
 /** `cloud.resource_id` of an invocation that names its region, account and function. */
-function resourceIdOf(invocation: FunctionId): string {
-  const last = lastFunction;
-  if (
-    last !== undefined &&
-    last.region === invocation.region &&
-    last.accountId === invocation.accountId &&
-    last.functionName === invocation.functionName
-  ) {
-    return last.arn;
-  }
-  const { region, accountId, functionName } = invocation;
-  lastFunction = { region, accountId, functionName, arn: functionArn(invocation, functionName) };
-  return lastFunction.arn;
-}
+const resourceIdOf = lastFunctionArn();
 
 /**
  * The FaaS, cloud and fc-async attributes an invocation brings. `requestIdSet`: the
@@ -131,7 +113,7 @@ export function setInvocationAttributes(span: Span, invocation: Invocation, requ
   if (accountId) span.setAttribute(ATTR_CLOUD_ACCOUNT_ID, accountId);
   if (invocation.functionName) span.setAttribute(ATTR_FAAS_NAME, invocation.functionName);
   if (region && accountId && invocation.functionName) {
-    span.setAttribute(ATTR_CLOUD_RESOURCE_ID, resourceIdOf(invocation));
+    span.setAttribute(ATTR_CLOUD_RESOURCE_ID, resourceIdOf(invocation, invocation.functionName));
   }
   const version = invocation.versionId || invocation.qualifier;
   if (version) span.setAttribute(ATTR_FAAS_VERSION, version);
