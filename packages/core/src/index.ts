@@ -1,3 +1,4 @@
+export { functionArn } from './async/arn.js';
 export {
   ASYNC_TASK_STATUSES,
   type AsyncBackend,
@@ -31,7 +32,6 @@ export {
   type Destinations,
   type EngineEvent,
   type EngineHooks,
-  functionArn,
   type TaskApi,
 } from './async/engine.js';
 export { type MemoryBackendOptions, MemoryTaskStore, memory, PQueueDriver } from './async/memory.js';

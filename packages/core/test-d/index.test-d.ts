@@ -171,3 +171,9 @@ expectType<[number, string]>(decodeCursor('token', { sortOrderByTime: 'asc' }));
 // Adapters check their options with core's own check before touching them.
 expectType<void>(rt.checkHandlerOptions({ async: {} }, 'handler'));
 expectError(rt.checkHandlerOptions({}, 'server'));
+
+// The emulator's start hold (internal): the load it wraps is async, and its value comes back.
+declare const hold: rt.EngineStartHold;
+expectType<Promise<{ handler: number }>>(rt.holdEngineStarts(hold, async () => ({ handler: 1 })));
+expectError(rt.holdEngineStarts(hold, () => 1));
+expectError<rt.EngineStartHold>({ enter: () => ({ start: Promise.resolve() }) });

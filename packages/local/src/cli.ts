@@ -2,9 +2,11 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { freePort, SUPERVISOR_FD, stopWhenSupervisorGoes, superviseDev } from './dev-watch.js';
+import { parseStoreSpec } from './backend.js';
+import { SUPERVISOR_FD, stopWhenSupervisorGoes, superviseDev } from './dev-watch.js';
 import { type Emulator, startEmulator } from './emulator.js';
 import type { EmulatorOptions } from './options.js';
+import { freePort } from './ports.js';
 import { watchIgnore } from './watch-tree.js';
 
 const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
@@ -121,29 +123,34 @@ function childArgs(command: Command, entry: string | undefined, ports: { port: n
  */
 async function watchDev(entry: string | undefined, flags: DevFlags, command: Command): Promise<void> {
   credentialsFromEnv(); // a half-set access key is refused once here rather than by each child
-  const root = entry !== undefined ? dirname(resolve(entry)) : flags.config ? dirname(resolve(flags.config)) : '.';
+  let store: ReturnType<typeof parseStoreSpec>;
+  try {
+    store = parseStoreSpec(flags.store, flags.redis);
+  } catch (error) {
+    fail(error instanceof Error ? error.message : String(error));
+  }
+  const root = resolve(entry !== undefined ? dirname(entry) : flags.config ? dirname(flags.config) : '.');
   const controlHost = flags.controlHost ?? '127.0.0.1';
   const port = flags.port || (await freePort(flags.host));
   let controlPort = flags.controlPort;
   // Only a port given as 0 is picked, apart from the trigger's: a port given twice is refused by the emulator.
   while (!controlPort || (flags.controlPort === 0 && controlPort === port && controlHost === flags.host))
     controlPort = await freePort(controlHost);
-  const store = flags.redis ? 'redis' : (flags.store ?? 'memory');
   try {
     superviseDev({
       args: childArgs(command, entry, { port, controlPort }),
-      root: resolve(root),
+      root,
       ignored: watchIgnore({
-        root: resolve(root),
+        root,
         outDir: resolve(flags.outDir),
-        sqlitePath: store.startsWith('sqlite:') ? resolve(store.slice('sqlite:'.length)) : undefined,
+        sqlitePath: store.kind === 'sqlite' ? store.path : undefined,
       }),
-      tasksInMemory: store === 'memory',
+      tasksInMemory: store.kind === 'memory',
       shutdownTimeoutMs: flags.shutdownTimeout * 1000,
       note: (message) => notice(flags, `fc-async: ${message}`),
     });
   } catch (error) {
-    fail(`cannot watch ${resolve(root)}: ${error instanceof Error ? error.message : String(error)}`);
+    fail(`cannot watch ${root}: ${error instanceof Error ? error.message : String(error)}`);
   }
 }
 

@@ -1,13 +1,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { Agent } from 'node:http';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { FcAsyncError, type NodeHandler, newRequestId } from '@fc-async/core';
 import { boundedLines } from './child-output.js';
 import { type ChildTarget, customRuntimeListener, exchange } from './custom-proxy.js';
 import { type FunctionIdentity, newInstanceId } from './event.js';
 import type { EmulatorLog } from './log.js';
+import { freePort } from './ports.js';
 import type { FunctionSpec, HealthCheck } from './spec.js';
 import { within } from './within.js';
 
@@ -91,18 +92,6 @@ async function groupGone(pgid: number, ms: number): Promise<void> {
     }
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
-}
-
-/** A free loopback port (the child gets it before it listens, as on FC). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer().unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 const accepts = (port: number) =>

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer, Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { constants } from 'node:os';
 import { isAbsolute, relative } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -27,18 +27,6 @@ export interface SuperviseOptions {
   shutdownTimeoutMs: number;
   /** Prints one line of the supervisor's own. */
   note: (message: string) => void;
-}
-
-/** A free port on `host` (for `--port 0`: the supervisor picks it once, so that restarts keep it). */
-export function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer().unref();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** A path as the user would type it: from the working folder when it is under it. */

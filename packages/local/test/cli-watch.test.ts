@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort } from '../src/dev-watch.js';
+import { freePort } from '../src/ports.js';
 import { watchIgnore, watchTree } from '../src/watch-tree.js';
 import { PKG, runCli, spawnCli, waitFor } from './helpers.js';
 
@@ -373,6 +373,13 @@ resources:
     expect(stderr).toContain(`Port ${port} on 127.0.0.1 is in use: choose another with --control-port`);
     proc.kill('SIGTERM');
     await exited;
+  });
+
+  it('refuses a bad --store at once, as without --watch, instead of waiting for a change', async () => {
+    const { code, stderr } = await runCli(['dev', '--watch', 'app.mjs', '--store', 'postgres:x'], { cwd: project() });
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/^fc-async: .*--store.*sqlite:PATH/);
+    expect(stderr).not.toContain('waiting for a change');
   });
 
   it('exits 1 when the folder to watch does not exist', async () => {

@@ -3,6 +3,7 @@ import type { Invocation } from '../invocation.js';
 import type { Logger } from '../logger.js';
 import type { FcRequest } from '../request.js';
 import type { BridgeResponse } from '../response.js';
+import { functionArn } from './arn.js';
 import type { TaskRecord } from './backend.js';
 import {
   type AttemptOutcome,
@@ -10,7 +11,6 @@ import {
   type Destinations,
   type EngineHooks,
   failedResponse,
-  functionArn,
   wrapDestinations,
 } from './engine.js';
 import type { ResolvedAsyncOptions } from './options.js';

@@ -1,5 +1,5 @@
 import type { Attributes, Span } from '@opentelemetry/api';
-import { lastFunctionArn, NO_ACCOUNT, NO_REGION } from '../async/engine.js';
+import { lastFunctionArn, NO_ACCOUNT, NO_REGION } from '../async/arn.js';
 import type { Invocation } from '../invocation.js';
 import type { FcRequest } from '../request.js';
 import {

@@ -11,8 +11,9 @@ import {
   type Tracer,
   trace,
 } from '@opentelemetry/api';
+import { NO_ACCOUNT, NO_REGION } from '../async/arn.js';
 import type { TaskRecord } from '../async/backend.js';
-import { type AttemptOutcome, type EngineHooks, NO_ACCOUNT, NO_REGION } from '../async/engine.js';
+import type { AttemptOutcome, EngineHooks } from '../async/engine.js';
 import type { Destination } from '../destinations/types.js';
 import { httpAttributes } from './attributes.js';
 import { asException, errorType } from './invocation-span.js';
