@@ -2,6 +2,7 @@ import { createServer, type IncomingHttpHeaders, type Server, type ServerRespons
 import { detectInvocation, type FcHttpResult, isFcAsyncError } from '@fc-async/core';
 import { type BodyBudget, MAX_SYNC_BODY, readBody } from './body.js';
 import { writeResult } from './event.js';
+import { answerHalfClosed } from './half-close.js';
 import { overTriggerLimits } from './limits.js';
 import type { EmulatorLog } from './log.js';
 import type { FunctionRegistry } from './registry.js';
@@ -166,5 +167,6 @@ export function createTriggerServer(
   }) as Server & { closing: boolean };
   server.closing = false;
   server.keepAliveTimeout = 65_000;
+  answerHalfClosed(server);
   return server;
 }

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { newRequestId } from '@fc-async/core';
 import { type BodyBudget, MAX_SYNC_BODY, readBody } from '../body.js';
 import type { DestinationContext } from '../destinations.js';
+import { answerHalfClosed } from '../half-close.js';
 import type { EmulatorLog } from '../log.js';
 import { answerProtocolErrors } from '../protocol-errors.js';
 import type { FunctionRegistry } from '../registry.js';
@@ -143,6 +144,7 @@ export function createControlServer(opts: ControlPlaneOptions): { server: Server
     const requestId = newRequestId();
     return { body: { Code: code, Message: message, RequestId: requestId }, headers: { 'x-fc-request-id': requestId } };
   });
+  answerHalfClosed(server);
   server.on('close', () => hub.close());
   return { server, hub };
 }
