@@ -106,6 +106,9 @@ export class EventHub {
     this.clients.add(res);
     // The response closes when the client goes away, is cut, or the hub closes: its slot is free again.
     res.on('close', () => this.clients.delete(res));
+    // A client that ends its side reads no more: the server answers half-closed clients (see
+    // answerHalfClosed), which would leave a stream, an answer that never ends, open and counted.
+    req.socket.once('end', () => res.destroy());
   }
 
   private broadcast(functionName: string, event: EngineEvent): void {
