@@ -33,7 +33,8 @@ export const TARGETS = {
 /** Explains the rows, printed above the table and repeated in docs/performance.md. */
 export const BRIDGE_LEGEND = `\
 Bridge: one invocation = calling the library's handler with an event and awaiting its result
-(event in, app runs, platform result out), one at a time, same process, same apps and requests.
+(event in, app runs, platform result out), one at a time, same apps and requests; each app's rows
+(fc-async's and the peers') in a child process of their own, as a deployed function serves one app.
 fc-async gets the FC 3.0 HTTP trigger event; the peers get the same request as an API Gateway
 v2 (HTTP API) event object. "event object": fc-async gets the event already parsed, as the
 peers do (Lambda's runtime parses the JSON before calling them): the targets compare this row.
