@@ -2,6 +2,7 @@ import { AsyncEngine, type Destinations, type TaskApi } from './async/engine.js'
 import { type AsyncOptions, resolveAsyncOptions, resolveMode } from './async/options.js';
 import { createRedactor } from './async/payload.js';
 import { isPlatformFailure, PlatformAsync } from './async/platform.js';
+import { currentStartHold } from './async/start-hold.js';
 import { type NodeHandler, runNodeHandler } from './bridge.js';
 import { FcAsyncError, isFcAsyncError } from './errors.js';
 import type { Fc2Request, Fc2Response, FcContext, FcHttpResult } from './fc-types.js';
@@ -131,12 +132,16 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
     throw new TypeError(`Expected \`app\` to be a request listener function, got \`${typeof app}\``);
   }
   checkHandlerOptions(options, 'handler');
-  const logger = options.logger ?? createConsoleLogger();
+  // Made while the emulator loads its entry: what these options leave out comes from the emulator.
+  const held = currentStartHold()?.defaults?.({ backend: options.async?.backend !== undefined });
+  const logger = options.logger ?? held?.logger ?? createConsoleLogger();
   const classify = createBodyClassifier(options.textContentTypes ?? DEFAULT_TEXT_CONTENT_TYPES);
   // The request's header names are lower-case (FcRequest), so the default needs no case-insensitive search.
   const detect = options.detect ?? detectLowerCased;
   const env = options.env ?? { ...process.env };
-  const asyncOptions = resolveAsyncOptions(options.async);
+  const asyncOptions = resolveAsyncOptions(
+    held?.async ? { ...held.async, ...definedOnly(options.async) } : options.async,
+  );
   const mode = resolveMode(asyncOptions.mode, env);
   const redact = createRedactor(options.redactHeaders);
   const tracing = createTracing(options.tracing, { logger, redactHeaders: options.redactHeaders });
@@ -445,4 +450,11 @@ export function jsonResponse(
     headers: { 'content-type': 'application/json; charset=utf-8', ...headers },
     body: JSON.stringify(body),
   };
+}
+
+/** `options` without the keys set to `undefined`: those leave the setting to a default. */
+function definedOnly(options: AsyncOptions | undefined): AsyncOptions {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(options ?? {})) if (value !== undefined) out[key] = value;
+  return out as AsyncOptions;
 }

@@ -3,7 +3,7 @@ import type { AsyncBackend } from '../src/async/backend.js';
 import { memory } from '../src/async/memory.js';
 import { currentStartHold, type EngineStartHold, holdEngineStarts } from '../src/async/start-hold.js';
 import { createFcHandler } from '../src/index.js';
-import { asyncEvent, context, deferred, ok, tick } from './helpers.js';
+import { asyncEvent, context, deferred, event, memoryLogger, ok, tick } from './helpers.js';
 
 /** memory(), counting its starts. */
 function countedBackend(): AsyncBackend & { creates: number } {
@@ -102,5 +102,55 @@ describe('an engine made under a start hold', () => {
     });
     await fired.promise;
     expect(seen).toBeUndefined();
+  });
+});
+
+describe('a handler made under a start hold with defaults (the emulator loading an entry)', () => {
+  it('takes the held logger, async options and backend where its own options say nothing', async () => {
+    const { hold, open } = testHold();
+    const backend = countedBackend();
+    const logger = memoryLogger();
+    const asked: { backend: boolean }[] = [];
+    hold.defaults = (own) => {
+      asked.push(own);
+      return { logger, async: { backend, maxQueuedTasks: 1 } };
+    };
+    const failing = () =>
+      createFcHandler(
+        () => {
+          throw new Error('boom');
+        },
+        { env: {}, async: { mode: 'local', maxQueuedTasks: undefined } },
+      );
+    const handler = await holdEngineStarts(hold, async () => failing());
+    open();
+    await handler.engine?.whenReady();
+
+    expect(asked).toEqual([{ backend: false }]);
+    expect(backend.creates).toBe(1);
+    expect((await handler(asyncEvent({ taskId: 'held_a', delay: '60' }), context)).statusCode).toBe(202);
+    // maxQueuedTasks: 1 came from the hold (an explicit `undefined` leaves it to the default).
+    expect((await handler(asyncEvent({ taskId: 'held_b', delay: '60' }), context)).statusCode).toBe(429);
+    expect((await handler(event({ path: '/sync' }), context)).statusCode).toBe(500);
+    expect(logger.entries.filter((e) => e.level === 'error')).not.toEqual([]);
+    await handler.close({ timeoutMs: 1 });
+  });
+
+  it('keeps what its own options name: the held backend is not used, and the hold is told so', async () => {
+    const { hold, open } = testHold();
+    const held = countedBackend();
+    const own = countedBackend();
+    const asked: { backend: boolean }[] = [];
+    hold.defaults = (ownOptions) => {
+      asked.push(ownOptions);
+      return ownOptions.backend ? { async: {} } : { async: { backend: held } };
+    };
+    const handler = await holdEngineStarts(hold, async () => handlerOver(own));
+    open();
+    await handler.engine?.whenReady();
+
+    expect(asked).toEqual([{ backend: true }]);
+    expect([own.creates, held.creates]).toEqual([1, 0]);
+    await handler.close();
   });
 });

@@ -295,6 +295,21 @@ describe('bursts, delays, stop storms and attempt faults', () => {
 });
 
 describe('runtime config and memory', () => {
+  it("configure()'s destinations are called as well as the handler's own (FC's and the function's); none configured leaves the own", async () => {
+    const { handler, successes } = setup(ok);
+    const fromFc: unknown[] = [];
+    handler.engine?.configure({ destinations: { onSuccess: (r) => void fromFc.push(r) } });
+    await handler(asyncEvent({ taskId: 'both' }), context);
+    await handler.drain();
+    expect([successes.length, fromFc.length]).toEqual([1, 1]);
+    expect((await handler.tasks.get('both'))?.destinationStatus).toBe('Succeeded');
+
+    handler.engine?.configure({});
+    await handler(asyncEvent({ taskId: 'own_only' }), context);
+    await handler.drain();
+    expect([successes.length, fromFc.length]).toEqual([2, 1]);
+  });
+
   it('retries lowered by configure() during a backoff: the scheduled retry runs, then Failed once', async () => {
     vi.useFakeTimers({ now: 1_700_000_000_000 });
     let calls = 0;

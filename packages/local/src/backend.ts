@@ -1,5 +1,5 @@
 import { basename, dirname, extname, join, resolve } from 'node:path';
-import { type AsyncBackend, type EngineStartHold, FcAsyncError } from '@fc-async/core';
+import { type AsyncBackend, type EngineStartHold, FcAsyncError, type HeldDefaults } from '@fc-async/core';
 import { optionError } from './errors.js';
 
 /** Where tasks live: in memory (default), a SQLite file, or Redis through BullMQ. */
@@ -137,6 +137,14 @@ export function gateBackends(backendFor: (functionName: string) => AsyncBackend 
  */
 export interface EntryHold extends EngineStartHold {
   abandon(): void;
+  /**
+   * What the entry's handlers take where their own options say nothing (see `defaults`): the
+   * handler options the emulator would build for the function. Its backend goes to the first
+   * handler that names none, once: two engines on one task file or queue would fight over it.
+   */
+  offer(defaults: HeldDefaults): void;
+  /** Whether a handler of the entry took the offered backend. */
+  readonly backendTaken: boolean;
 }
 
 /** A promise that never settles: the start of an abandoned hold's engines. */
@@ -152,9 +160,24 @@ const NEVER = new Promise<void>(() => {});
  */
 function engineHold(opened: Promise<void>, isOpen: () => boolean, startedEarly: () => void): EntryHold {
   let abandoned = false;
+  let offered: HeldDefaults | undefined;
+  let backendTaken = false;
   return {
     abandon: () => {
       abandoned = true;
+    },
+    offer(defaults) {
+      offered = defaults;
+    },
+    get backendTaken() {
+      return backendTaken;
+    },
+    defaults(own) {
+      if (!offered?.async) return offered;
+      const { backend, ...async } = offered.async;
+      if (own.backend || backendTaken || backend === undefined) return { ...offered, async };
+      backendTaken = true;
+      return { ...offered, async: { ...async, backend } };
     },
     enter(backend) {
       let startNow = () => {};

@@ -39,7 +39,9 @@ export interface Emulator {
   /**
    * Stops accepting requests, lets queued and running tasks finish until `timeoutMs` (with
    * `redis`, only the running ones; then stops them, or keeps them for the next start with a
-   * durable store), flushes spans and closes both ports. Idempotent.
+   * durable store), flushes spans and closes both ports. Idempotent. Tasks delayed past
+   * `timeoutMs` (`X-Fc-Async-Delay`, a retry's backoff) are not waited for: once only they are
+   * left, it goes on at once.
    */
   close(options?: { timeoutMs?: number }): Promise<void>;
 }

@@ -132,15 +132,18 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
     }
   }
   Object.assign(process.env, env);
+  // An fc-async handler the entry makes takes these where its own options say nothing.
+  const { mode: _mode, functionName: _name, ...async } = options.async ?? {};
+  deps.engineHold?.offer({ logger: options.logger, async });
   const entry = await loadHeld(spec, deps.engineHold);
   let handler: FcHandler;
   const own = entry.kind === 'fc-async-handler' ? (entry.value as FcHandler) : undefined;
   if (own?.engine) {
     // An fc-async handler in local mode already is what the emulator builds: use it, with its own options.
     handler = own;
-    if (deps.backend)
+    if (deps.backend && !deps.engineHold?.backendTaken)
       deps.log.notice(
-        `${spec.name} is an fc-async handler with its own async options: --store and --redis do not apply to it`,
+        `${spec.name} is an fc-async handler with its own async backend: --store and --redis do not apply to it`,
       );
   } else if (entry.kind === 'express' || entry.kind === 'koa' || entry.kind === 'fastify') {
     handler = (await adapterFor(entry.kind, spec.file))(entry.value, options);

@@ -267,6 +267,15 @@ export interface QueueDriver {
   /** Jobs running now. */
   running(): number;
   /**
+   * When the earliest waiting job may start (epoch ms, the `Date.now()` clock): a time not after
+   * now while a job is ready and waits for a slot, else when the earliest delayed one (an
+   * `X-Fc-Async-Delay`, a retry's backoff) is due; `undefined` when no job waits. Optional: with
+   * it, a queue whose jobs live in this process lets `close()` end before its deadline when all
+   * that is left is delayed past it (nothing can happen meanwhile). The in-process queue has it;
+   * a shared queue needs none (`drain()` does not wait for its waiting jobs).
+   */
+  nextDueAt?(): number | undefined;
+  /**
    * The engine is closing: take no more jobs; those under way go on until `close`. Optional: a
    * shared queue has it, so that what waits goes to the other instances rather than being
    * started here and cut short by the close.

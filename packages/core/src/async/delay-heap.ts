@@ -23,6 +23,11 @@ export class DelayHeap {
     return this.ids.length;
   }
 
+  /** When the earliest id is due (epoch ms), `undefined` when none waits. */
+  get nextAt(): number | undefined {
+    return this.ids.length === 0 ? undefined : this.at[0];
+  }
+
   add(taskId: string, delayMs: number): void {
     const at = Date.now() + delayMs;
     this.up(this.ids.length, at, this.count++, taskId);

@@ -48,7 +48,8 @@ export interface Destinations {
 }
 
 /**
- * What FC's PutAsyncInvokeConfig can change on a running function.
+ * What FC's PutAsyncInvokeConfig can change on a running function. Its `destinations` are FC's:
+ * {@link AsyncEngine.configure} calls them as well as the handler's own.
  *
  * @example
  * ```ts
@@ -239,6 +240,8 @@ export class AsyncEngine {
   private closing = false;
   /** close() is past its deadline with a persistent backend: no attempt starts any more. */
   private cut = false;
+  /** While close() waits: it is told when all that is left is delayed past its deadline (see `parked`). */
+  private parkWatch: ParkWatch | undefined;
   private readonly listeners = new Set<(event: EngineEvent) => void>();
   private config: { maxAsyncRetryAttempts: number; maxAsyncEventAgeInSeconds: number; destinations: Destinations };
   private readonly persistent: boolean;
@@ -332,12 +335,16 @@ export class AsyncEngine {
     return this.ready;
   }
 
-  /** Changes retries, event age and destinations for tasks from now on (FC's PutAsyncInvokeConfig). */
+  /**
+   * Changes retries, event age and destinations for tasks from now on (FC's PutAsyncInvokeConfig).
+   * Retries and age replace the handler's own; destinations are FC's, called as well as the
+   * handler's own (on FC both get each record), so configuring none leaves the handler's own.
+   */
   configure(config: AsyncInvokeConfig): void {
     this.config = {
       maxAsyncRetryAttempts: config.maxAsyncRetryAttempts ?? this.options.maxAsyncRetryAttempts,
       maxAsyncEventAgeInSeconds: config.maxAsyncEventAgeInSeconds ?? this.options.maxAsyncEventAgeInSeconds,
-      destinations: config.destinations ?? this.deps.destinations ?? {},
+      destinations: bothDestinations(this.deps.destinations, config.destinations),
     };
   }
 
@@ -461,6 +468,18 @@ export class AsyncEngine {
    * stops what is left: running attempts are aborted and, for a backend that does not persist
    * tasks, every unfinished task is recorded `Stopped` and its onFailure destination called.
    * A persistent backend keeps unfinished tasks for the next start instead.
+   *
+   * It waits for running attempts, destination calls, the engine's own writes, queued tasks and
+   * delayed ones (an `X-Fc-Async-Delay`, a retry's backoff) due before the deadline; as soon as
+   * all that is left is delayed tasks due after it, nothing can run meanwhile, and it goes on at
+   * once as at the deadline. A shared queue (BullMQ) waits only for this instance's attempts and
+   * deliveries: what waits in the queue stays there for the other instances.
+   *
+   * @example
+   * ```ts
+   * declare const engine: AsyncEngine;
+   * process.once('SIGTERM', () => void engine.close({ timeoutMs: 10_000 }));
+   * ```
    */
   async close(options: { timeoutMs?: number } = {}): Promise<void> {
     const timeoutMs = closeTimeoutMs(options);
@@ -483,9 +502,12 @@ export class AsyncEngine {
       // Past 2^31 − 1 ms (Infinity: wait for everything) setTimeout would fire at once.
       timer = setTimeout(() => resolve('timeout'), Math.min(timeoutMs, MAX_TIMER_MS));
     });
-    const result = await Promise.race([this.drain().then(() => 'drained' as const), deadline]);
+    const parked = this.whenParked(Date.now() + timeoutMs);
+    const result = await Promise.race([this.drain().then(() => 'drained' as const), deadline, parked]);
     clearTimeout(timer);
-    if (result === 'timeout') {
+    this.unwatchParked();
+    // 'parked': what is left cannot start before the deadline; it ends as it would at the deadline.
+    if (result !== 'drained') {
       if (this.persistent) {
         this.cut = true;
         for (const running of this.running.values())
@@ -506,11 +528,57 @@ export class AsyncEngine {
       this.shutdown.abort();
     }
     await this.queue.close();
-    if (result === 'timeout') {
+    if (result !== 'drained') {
       // Deliveries just aborted record how they ended before the store closes.
       await within(this.persistent ? Promise.allSettled([...this.inFlight]) : this.drain(), 100);
     }
     await this.store.close?.();
+  }
+
+  /**
+   * Resolves once all that is left waits in the queue until after `deadlineAt` (see `parked`),
+   * looked at a turn after close() starts and after each end of a job, a delivery, a stop or a
+   * count. Never, with a shared queue (its waiting jobs are not drain()'s) or a queue that cannot
+   * tell when its jobs are due.
+   */
+  private whenParked(deadlineAt: number): Promise<'parked'> {
+    if (this.queue.shared || !this.queue.nextDueAt) return new Promise(() => undefined);
+    return new Promise((resolve) => {
+      this.parkWatch = { deadlineAt, resolve: () => resolve('parked'), immediate: undefined };
+      this.lookIfParked();
+    });
+  }
+
+  private unwatchParked(): void {
+    const watch = this.parkWatch;
+    this.parkWatch = undefined;
+    if (watch?.immediate !== undefined) clearImmediate(watch.immediate);
+  }
+
+  /**
+   * While close() waits, looks whether it may stop waiting: a turn later, once the queue has
+   * taken the retry a job that just ended asked for, and once for every end of that turn.
+   */
+  private lookIfParked(): void {
+    const watch = this.parkWatch;
+    if (watch === undefined || watch.immediate !== undefined) return;
+    watch.immediate = setImmediate(() => {
+      watch.immediate = undefined;
+      if (this.parkWatch === watch && this.parked(watch.deadlineAt)) watch.resolve();
+    });
+  }
+
+  /**
+   * Whether nothing can happen before `deadlineAt`: no job runs or is being processed, no stop is
+   * under way, every task not done has a job waiting in the queue (so none is being delivered,
+   * accepted or recovered), and the earliest of them is due after `deadlineAt`.
+   */
+  private parked(deadlineAt: number): boolean {
+    const queue = this.queue;
+    if (this.inFlight.size > 0 || this.stops.size > 0 || queue.running() > 0) return false;
+    if (queue.pending() !== this.outstanding) return false;
+    const next = queue.nextDueAt?.();
+    return next !== undefined && next > deadlineAt;
   }
 
   /** The record of a task being accepted, with the trace context the `accepted` hook gives it. */
@@ -552,6 +620,7 @@ export class AsyncEngine {
   /** Counts a task of a local queue done, unless an end of it was counted already. */
   private countDone(taskId: string, requestId: string): void {
     if (this.firstEnd(taskId, requestId)) this.finishOne();
+    this.lookIfParked();
   }
 
   /**
@@ -656,6 +725,7 @@ export class AsyncEngine {
       this.deps.logger.error('async task bookkeeping failed', { taskId: record.taskId, error });
       this.countDone(record.taskId, record.requestId);
     }
+    this.lookIfParked();
   }
 
   private async process(taskId: string): Promise<JobResult> {
@@ -679,6 +749,7 @@ export class AsyncEngine {
     } finally {
       this.inFlight.delete(job);
       if (shared) this.finishOne();
+      this.lookIfParked();
     }
   }
 
@@ -1099,6 +1170,7 @@ export class AsyncEngine {
       this.deps.logger.error('destination bookkeeping failed', { taskId: record.taskId, error });
     } finally {
       this.finishOne();
+      this.lookIfParked();
     }
   }
 
@@ -1139,6 +1211,7 @@ export class AsyncEngine {
     this.stops.set(taskId, stop);
     const forget = () => {
       if (this.stops.get(taskId) === stop) this.stops.delete(taskId);
+      this.lookIfParked();
     };
     stop.then(forget, forget);
     return stop;
@@ -1261,6 +1334,13 @@ const EMPTY = Buffer.alloc(0);
 
 /** A task as `TaskStore.unfinished` may give it: without its request. */
 type TaskHead = Omit<TaskRecord, 'payload'>;
+
+/** What close() waits with: its deadline, and the look after an end, at most one at a time. */
+interface ParkWatch {
+  readonly deadlineAt: number;
+  readonly resolve: () => void;
+  immediate: NodeJS.Immediate | undefined;
+}
 
 const SUCCEEDED = Object.freeze({ status: 'Succeeded' as const });
 
@@ -1447,4 +1527,18 @@ export function buildDestinationRecord(
     responseContext: { statusCode, functionError: condition },
     responsePayload,
   };
+}
+
+const destinationList = (d: Destination | Destination[] | undefined): Destination[] =>
+  d === undefined ? [] : Array.isArray(d) ? d : [d];
+
+/** The handler's own destinations, then FC's (a configured `destinationConfig`), per side. */
+function bothDestinations(own: Destinations | undefined, fc: Destinations | undefined): Destinations {
+  if (!fc) return own ?? {};
+  if (!own) return fc;
+  const side = (name: keyof Destinations) => {
+    const all = [...destinationList(own[name]), ...destinationList(fc[name])];
+    return all.length === 0 ? undefined : all;
+  };
+  return { onSuccess: side('onSuccess'), onFailure: side('onFailure') };
 }

@@ -81,6 +81,12 @@ export class PQueueDriver implements QueueDriver {
     return this.queue.pending;
   }
 
+  /** `Date.now()` while a job waits for a slot, else when the earliest delayed job is due. */
+  nextDueAt(): number | undefined {
+    if (this.backlog.length - this.head - this.cancelled > 0 || this.queue.size > 0) return Date.now();
+    return this.delayed.nextAt;
+  }
+
   close(): void {
     this.closed = true;
     this.delayed.clear();

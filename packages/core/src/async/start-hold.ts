@@ -1,4 +1,22 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import type { Logger } from '../logger.js';
+import type { AsyncOptions } from './options.js';
+
+/**
+ * **Internal**: what a handler made under an {@link EngineStartHold} takes where its own options
+ * say nothing: the emulator's flags and the function's s.yaml settings, as the handlers the
+ * emulator builds itself get them.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const defaults: HeldDefaults = { logger: silentLogger, async: { concurrency: 4, timeoutSeconds: 600 } };
+ * ```
+ */
+export interface HeldDefaults {
+  logger?: Logger | undefined;
+  async?: Pick<AsyncOptions, 'concurrency' | 'maxQueuedTasks' | 'timeoutSeconds' | 'backoff' | 'backend'> | undefined;
+}
 
 /**
  * **Internal**: for `@fc-async/local`'s emulator, not public API; it may change in any release.
@@ -38,6 +56,11 @@ export interface EngineStartHold {
     start: Promise<void>;
     waited(): void;
   };
+  /**
+   * Called once by each handler made under the hold, before its engine: what it takes where its
+   * own options say nothing. `own.backend`: its options name a backend (a held one is not used).
+   */
+  defaults?(own: { readonly backend: boolean }): HeldDefaults | undefined;
 }
 
 // In globalThis under a registered symbol: the entry may import another copy of the core than the

@@ -1,0 +1,194 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AsyncTask } from '@fc-async/core';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type EmulatorOptions, startEmulator } from '../src/index.js';
+import { waitFor } from './helpers.js';
+
+// An entry that exports an fc-async handler (what docs/getting-started.md has users write) takes
+// what its own options leave out from the emulator, as the handlers the emulator builds do: the
+// --store/--redis backend, the emulator's log, the s.yaml timeout; and an s.yaml destination is
+// called as well as the handler's own, as on FC.
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+const url = (pkg: string) => JSON.stringify(import.meta.resolve(pkg));
+
+function folder(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'fc-async-local-entry-defaults-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** `orders.mjs` in `dir`: an fc-async handler over `app` (a request listener's source) with `options`. */
+function entry(dir: string, app: string, options = '{}', name = 'orders.mjs'): string {
+  const file = join(dir, name);
+  writeFileSync(
+    file,
+    `import { createFcHandler, jsonlDestination, memory } from ${url('@fc-async/core')};
+export const handler = createFcHandler(${app}, ${options});
+`,
+  );
+  return file;
+}
+
+async function start(options: EmulatorOptions, lines: string[] = []) {
+  const emulator = await startEmulator({ port: 0, controlPort: 0, output: (line) => lines.push(line), ...options });
+  cleanups.push(() => emulator.close({ timeoutMs: 1000 }));
+  return emulator;
+}
+
+const task = async (controlUrl: string, fn: string, id: string) =>
+  (await (await fetch(`${controlUrl}/2023-03-30/functions/${fn}/async-tasks/${id}`)).json()) as AsyncTask & {
+    Code?: string;
+  };
+
+const accept = async (triggerUrl: string, id: string, headers: Record<string, string> = {}) => {
+  const res = await fetch(`${triggerUrl}/`, {
+    method: 'POST',
+    headers: { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': id, ...headers },
+    body: 'work',
+  });
+  expect(res.status).toBe(202);
+};
+
+describe('an fc-async handler entry without a backend of its own', () => {
+  it('keeps its tasks in --store sqlite:PATH across a restart, and says nothing about it', async () => {
+    const dir = folder();
+    const file = entry(dir, `(req, res) => res.end('ran')`);
+    const store = `sqlite:${join(dir, 'tasks.db')}`;
+    const lines: string[] = [];
+    const first = await start({ entry: file, name: 'orders', store }, lines);
+    await accept(first.triggerUrl, 'kept_1', { 'x-fc-async-delay': '3599' });
+    await first.close({ timeoutMs: 1000 });
+
+    expect(existsSync(join(dir, 'tasks.db'))).toBe(true);
+    expect(lines.join('\n')).not.toContain('do not apply');
+    // A module is evaluated once per process: a second file stands for the restarted process's entry.
+    const again = entry(dir, `(req, res) => res.end('ran')`, '{}', 'orders-again.mjs');
+    const second = await start({ entry: again, name: 'orders', store });
+    expect(await task(second.controlUrl, 'orders', 'kept_1')).toMatchObject({ taskId: 'kept_1', status: 'Enqueued' });
+  });
+
+  it('logs through the emulator, in its text format', async () => {
+    const dir = folder();
+    const file = entry(dir, `(req, res) => { throw new Error('boom at ' + req.url); }`);
+    const lines: string[] = [];
+    const emulator = await start({ entry: file, name: 'orders' }, lines);
+    const res = await fetch(`${emulator.triggerUrl}/fails`);
+    expect(res.status).toBe(500);
+
+    const failure = await waitFor(() => lines.find((line) => line.includes('boom at /fails')));
+    expect(failure.startsWith('{')).toBe(false);
+    expect(lines.filter((line) => line.startsWith('{'))).toEqual([]);
+  });
+
+  it("runs each attempt within the s.yaml function's timeout", async () => {
+    const dir = folder();
+    entry(dir, `(req, res) => setTimeout(() => res.end('late'), 5000)`, '{ async: { maxAsyncRetryAttempts: 0 } }');
+    writeFileSync(
+      join(dir, 's.yaml'),
+      `edition: 3.0.0
+name: entry-defaults
+resources:
+  orders:
+    component: fc3
+    props:
+      functionName: orders
+      runtime: nodejs20
+      code: ./
+      handler: orders.handler
+      timeout: 1
+      triggers:
+        - triggerName: http
+          triggerType: http
+`,
+    );
+    const emulator = await start({ config: join(dir, 's.yaml') });
+    await accept(emulator.triggerUrl, 'slow_1');
+    const ended = await waitFor(async () => {
+      const t = await task(emulator.controlUrl, 'orders', 'slow_1');
+      return t.status === 'Failed' ? t : undefined;
+    }, 4000);
+    expect(ended.taskErrorMessage).toMatch(/timed out|time out/i);
+  });
+});
+
+describe('an fc-async handler entry with a backend of its own', () => {
+  it('keeps it, and says --store does not apply', async () => {
+    const dir = folder();
+    const file = entry(dir, `(req, res) => res.end('ran')`, '{ async: { backend: memory() } }');
+    const lines: string[] = [];
+    await start({ entry: file, name: 'orders', store: `sqlite:${join(dir, 'tasks.db')}` }, lines);
+
+    expect(lines.join('\n')).toContain('orders is an fc-async handler with its own async backend');
+    expect(existsSync(join(dir, 'tasks.db'))).toBe(false);
+  });
+});
+
+describe('an s.yaml destination of an fc-async handler entry with destinations of its own', () => {
+  it('is called as well as the handler’s own, as FC calls both', async () => {
+    const dir = folder();
+    const own = join(dir, 'own.jsonl');
+    const fromFc = join(dir, 'fc.jsonl');
+    entry(
+      dir,
+      `(req, res) => res.end('ran')`,
+      `{ destinations: { onSuccess: jsonlDestination(${JSON.stringify(own)}) } }`,
+    );
+    writeFileSync(
+      join(dir, 'dest.mjs'),
+      `import { appendFileSync } from 'node:fs';
+export const handler = async (event) => {
+  appendFileSync(${JSON.stringify(fromFc)}, event.toString('utf8') + '\\n');
+  return 'ok';
+};
+`,
+    );
+    writeFileSync(
+      join(dir, 's.yaml'),
+      `edition: 3.0.0
+name: entry-defaults
+resources:
+  orders:
+    component: fc3
+    props:
+      functionName: orders
+      runtime: nodejs20
+      code: ./
+      handler: orders.handler
+      triggers:
+        - triggerName: http
+          triggerType: http
+      asyncInvokeConfig:
+        destinationConfig:
+          onSuccess:
+            destination: acs:fc:cn-hangzhou:0:functions/dest
+  dest:
+    component: fc3
+    props:
+      functionName: dest
+      runtime: nodejs20
+      code: ./
+      handler: dest.handler
+`,
+    );
+    const emulator = await start({ config: join(dir, 's.yaml') });
+    await accept(emulator.triggerUrl, 'both_1');
+
+    const read = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8') : '');
+    await waitFor(() => (read(own) && read(fromFc) ? true : undefined));
+    for (const file of [own, fromFc]) {
+      const record = JSON.parse(read(file).trim()) as {
+        requestContext: { condition: string };
+        responsePayload: string;
+      };
+      expect(record).toMatchObject({ requestContext: { condition: '' }, responsePayload: 'ran' });
+    }
+    expect(await task(emulator.controlUrl, 'orders', 'both_1')).toMatchObject({ destinationStatus: 'Succeeded' });
+  });
+});

@@ -1,0 +1,79 @@
+import { join } from 'node:path';
+import {
+  AsyncEngine,
+  type BridgeResponse,
+  createRedactor,
+  type FcRequest,
+  type Invocation,
+  resolveAsyncOptions,
+  silentLogger,
+} from '@fc-async/core';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { sqlite } from '../src/index.js';
+import { tempDir } from './helpers.js';
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  vi.useRealTimers();
+  for (const c of cleanups.splice(0)) await c();
+});
+
+const T0 = 1_700_000_000_000;
+
+function engine(path: string, run: () => BridgeResponse): AsyncEngine {
+  return new AsyncEngine(resolveAsyncOptions({ mode: 'local', backend: sqlite(path) }), {
+    logger: silentLogger,
+    redact: createRedactor(),
+    run: async () => run(),
+  });
+}
+
+// The clock is fake: "before the deadline" is told by how far it was moved, not by how long the
+// test took. The store's commits wait for a turn of the event loop, which the fake clock runs.
+describe('sqlite(): close() with a task delayed past its deadline', () => {
+  it('ends without waiting for the deadline and keeps the task, which runs after a restart once due', async () => {
+    vi.useFakeTimers({ now: T0 });
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const path = join(dir, 'tasks.db');
+    const first = engine(path, () => {
+      throw new Error('must not run in the first process');
+    });
+    const request: FcRequest = {
+      method: 'POST',
+      url: '/later',
+      headers: { 'x-fc-async-delay': '3599' },
+      body: Buffer.from('x'),
+    };
+    const invocation = { requestId: '1-64f6d6e7-000000000000000000000001', taskId: 'later' } as Invocation;
+    const accepting = first.accept(request, invocation);
+    await vi.advanceTimersByTimeAsync(10);
+    expect((await accepting).statusCode).toBe(202);
+
+    let closed = false;
+    const closing = first.close({ timeoutMs: 5_000 }).then(() => {
+      closed = true;
+    });
+    await vi.advanceTimersByTimeAsync(100);
+    expect(closed).toBe(true);
+    await closing;
+
+    // The next start, once the task is due: it was kept as it was, and runs now.
+    vi.setSystemTime(T0 + 3_600_000);
+    let runs = 0;
+    const second = engine(path, () => {
+      runs++;
+      return { statusCode: 200, headers: {}, body: 'ok' };
+    });
+    cleanups.unshift(() => second.close({ timeoutMs: 100 }));
+    const ready = second.whenReady();
+    await vi.advanceTimersByTimeAsync(10);
+    await ready;
+    await vi.advanceTimersByTimeAsync(100);
+    await second.drain();
+    const task = await second.tasks.get('later');
+    expect(runs).toBe(1);
+    expect(task?.status).toBe('Succeeded');
+    expect(task?.events.map((e) => e.status)).toEqual(['Enqueued', 'Dequeued', 'Running', 'Succeeded']);
+  });
+});
