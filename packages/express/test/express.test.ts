@@ -42,6 +42,33 @@ describe('@fc-async/express', () => {
     expect(log.errors).toHaveLength(2);
   });
 
+  it.each([
+    ['no error middleware', undefined, 'The function answered HTTP 500'],
+    ['an error middleware answering FC’s error body', 'body', 'video broken'],
+  ])('an async task whose route throws, with %s: the record says what FC would', async (_, withHandler, message) => {
+    const app = express();
+    app.post('/transcode', () => {
+      throw new Error('video broken');
+    });
+    if (withHandler)
+      app.use((err: Error, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+        res.status(500).json({ errorMessage: err.message, errorType: err.name });
+      });
+    const handler = createHandler(app, {
+      logger: logger(),
+      env: {},
+      async: { mode: 'local', maxAsyncRetryAttempts: 0 },
+    });
+    const accepted = await handler(
+      event('POST', '/transcode', '{}', { 'X-Fc-Invocation-Type': 'Async', 'X-Fc-Async-Task-Id': 'thrown' }),
+      {},
+    );
+    expect(accepted.statusCode).toBe(202);
+    await handler.drain();
+    expect(await handler.tasks.get('thrown')).toMatchObject({ status: 'Failed', taskErrorMessage: message });
+    await handler.close();
+  });
+
   it('rejects something that is not an app', () => {
     expect(() => createHandler({} as never)).toThrow('Expected `app` to be an Express application, got `object`');
   });
