@@ -135,7 +135,7 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
   // An fc-async handler the entry makes takes these where its own options say nothing.
   const { mode: _mode, functionName: _name, ...async } = options.async ?? {};
   deps.engineHold?.offer({ logger: options.logger, async });
-  const entry = await loadHeld(spec, deps.engineHold);
+  const entry = await loadHeld(spec, deps.instanceId, deps.engineHold);
   let handler: FcHandler;
   const own = entry.kind === 'fc-async-handler' ? (entry.value as FcHandler) : undefined;
   if (own?.engine) {
@@ -163,9 +163,11 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
   return localFunction(spec, identity, entry.kind, handler);
 }
 
-/** The entry of `spec`, loaded under `hold`, which is abandoned when the load fails. */
-async function loadHeld(spec: FunctionSpec, hold: EntryHold | undefined) {
-  const load = () => loadEntry(spec.file, spec.exportName, spec.name);
+/** The entry of `spec` for the emulator `instanceId`, loaded under `hold`, which is abandoned when the load fails. */
+async function loadHeld(spec: FunctionSpec, instanceId: string, hold: EntryHold | undefined) {
+  // A module instance of its own per function and per emulator: a second emulator in the process
+  // (a test suite's next start) must not get the handler the first one closed.
+  const load = () => loadEntry(spec.file, spec.exportName, `${spec.name}@${instanceId}`);
   if (!hold) return load();
   try {
     return await holdEngineStarts(hold, load);

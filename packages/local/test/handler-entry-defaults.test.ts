@@ -25,8 +25,8 @@ function folder(): string {
 }
 
 /** `orders.mjs` in `dir`: an fc-async handler over `app` (a request listener's source) with `options`. */
-function entry(dir: string, app: string, options = '{}', name = 'orders.mjs'): string {
-  const file = join(dir, name);
+function entry(dir: string, app: string, options = '{}'): string {
+  const file = join(dir, 'orders.mjs');
   writeFileSync(
     file,
     `import { createFcHandler, jsonlDestination, memory } from ${url('@fc-async/core')};
@@ -68,9 +68,8 @@ describe('an fc-async handler entry without a backend of its own', () => {
 
     expect(existsSync(join(dir, 'tasks.db'))).toBe(true);
     expect(lines.join('\n')).not.toContain('do not apply');
-    // A module is evaluated once per process: a second file stands for the restarted process's entry.
-    const again = entry(dir, `(req, res) => res.end('ran')`, '{}', 'orders-again.mjs');
-    const second = await start({ entry: again, name: 'orders', store });
+    // The same file: the second emulator gets a module instance of its own, not the closed handler.
+    const second = await start({ entry: file, name: 'orders', store });
     expect(await task(second.controlUrl, 'orders', 'kept_1')).toMatchObject({ taskId: 'kept_1', status: 'Enqueued' });
   });
 
@@ -190,5 +189,34 @@ resources:
       expect(record).toMatchObject({ requestContext: { condition: '' }, responsePayload: 'ran' });
     }
     expect(await task(emulator.controlUrl, 'orders', 'both_1')).toMatchObject({ destinationStatus: 'Succeeded' });
+  });
+});
+
+describe('an fc-async handler entry served by a second emulator in the same process', () => {
+  const core = url('@fc-async/core');
+  it.each([
+    [
+      'ESM',
+      'orders.mjs',
+      `import { createFcHandler } from ${core};\nexport const handler = createFcHandler((req, res) => res.end('ran'));`,
+    ],
+    [
+      'CommonJS',
+      'orders.cjs',
+      `const { createFcHandler } = require(${JSON.stringify(new URL(JSON.parse(core)).pathname)});\nexports.handler = createFcHandler((req, res) => res.end('ran'));`,
+    ],
+    [
+      'TypeScript',
+      'orders.ts',
+      `import { createFcHandler } from ${core};\nexport const handler = createFcHandler((req, res) => res.end('ran'));`,
+    ],
+  ])('(%s) gets a handler of its own, not the one the first closed', async (_, name, source) => {
+    const file = join(folder(), name);
+    writeFileSync(file, source);
+    for (const round of [1, 2]) {
+      const emulator = await start({ entry: file, name: 'orders' });
+      await accept(emulator.triggerUrl, `round_${round}`);
+      await emulator.close({ timeoutMs: 1000 });
+    }
   });
 });
