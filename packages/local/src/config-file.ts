@@ -19,3 +19,27 @@ export function readConfigText(path: string): string {
   }
   return readFileSync(path, 'utf8');
 }
+
+/**
+ * A YAML parse error of the `yaml` library on one line: its first line (the problem, with line and
+ * column) without the colon that introduced its code frame, and the offending line of that frame
+ * quoted, so that a message naming the file stays one line.
+ *
+ * @example
+ * ```ts
+ * yamlProblem('Map keys must be unique at line 2, column 1:\n\na: 1\na: 2\n^\n');
+ * // 'Map keys must be unique at line 2, column 1, in the line "a: 2"'
+ * ```
+ */
+export function yamlProblem(message: string): string {
+  const [first = '', ...frame] = message.split(/\r?\n/);
+  const head = first.replace(/:\s*$/, '');
+  const caret = frame.findIndex((line) => /^\s*\^+\s*$/.test(line));
+  const line = caret > 0 ? (frame[caret - 1] as string) : '';
+  if (line.trim() === '') return head;
+  // JSON quoting escapes tabs and quotes; U+2028/2029 would still break the line in some terminals.
+  const quoted = JSON.stringify(line)
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
+  return `${head}, in the line ${quoted}`;
+}

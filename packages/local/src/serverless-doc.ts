@@ -1,6 +1,6 @@
 import { dirname, join, relative, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
-import { ConfigFileProblem, readConfigText } from './config-file.js';
+import { ConfigFileProblem, readConfigText, yamlProblem } from './config-file.js';
 import { isCustomRuntime } from './custom-runtime-spec.js';
 import { configError, isObject } from './errors.js';
 
@@ -21,7 +21,7 @@ async function readYaml(path: string): Promise<Obj> {
   // `merge`: `<<: *anchor` merge keys, which Serverless Devs (js-yaml) reads too.
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, merge: true });
   const first = doc.errors[0];
-  if (first) throw configError(path, `invalid YAML: ${first.message.split('\n')[0]}`);
+  if (first) throw configError(path, `invalid YAML: ${yamlProblem(first.message)}`);
   const root: unknown = doc.toJS();
   if (!isObject(root)) throw configError(path, 'expected a mapping at the top level');
   return root;

@@ -4,6 +4,7 @@ import { checkServerlessConfigOptions } from './options.js';
 import { readAsyncConfig, readFc2AsyncConfig } from './serverless-async.js';
 import { notAppliedNotice, readServerlessDoc, type ServedResource } from './serverless-doc.js';
 import { checkFunction, httpTrigger, readLogConfig, startCommand } from './serverless-function.js';
+import { fc2KeyNotes, fc3KeyNotes } from './serverless-keys.js';
 import type { FunctionSpec } from './spec.js';
 import { resolveVars, type ThisContext, type VarContext, VarError } from './yaml-vars.js';
 
@@ -47,8 +48,9 @@ type Obj = Record<string, unknown>;
  * async config (`asyncInvokeConfig` / `asyncConfiguration`), after YAML merge keys, the file it
  * `extend`s, resource templates (`template` + `extend.name`) and its variables. Functions of other
  * runtimes than Node.js are skipped with a warning, as are what it does not apply (actions, flow,
- * layers...). Throws an `FcAsyncError` with code `InvalidConfig`, whose
- * message names the file and the problem, for a malformed file.
+ * layers...); unknown keys of the async config and HTTP triggers, and misspelt props, get one too.
+ * Throws an `FcAsyncError` with code `InvalidConfig`, whose message names the file and the
+ * problem on one line, for a malformed file.
  *
  * @example
  * ```ts
@@ -78,6 +80,7 @@ export async function loadServerlessConfig(
   };
   const functions: FunctionSpec[] = [];
   const skipped: string[] = [];
+  const keyNotes: string[] = [];
   const served: ServedResource[] = [];
   for (const [key, resource] of Object.entries(resources)) {
     const where = `${section}.${key}`;
@@ -104,6 +107,8 @@ export async function loadServerlessConfig(
     if (functions.some((f) => f.name === spec.name)) {
       throw configError(path, `${where}: the function name ${spec.name} is used twice`);
     }
+    const notes = kind === 'fc3' ? fc3KeyNotes : fc2KeyNotes;
+    keyNotes.push(...notes(path, spec.name, props, `${where}.props`));
     functions.push(spec);
     served.push({ key, resource, fn });
   }
@@ -111,7 +116,7 @@ export async function loadServerlessConfig(
     const why = skipped.length > 0 ? ` (${skipped.join('; ')})` : '';
     throw configError(path, `defines no Node.js function of the fc3 or fc component${why}`);
   }
-  const warnings = [...skipped];
+  const warnings = [...skipped, ...keyNotes];
   const notice = notAppliedNotice(root, served);
   if (notice) warnings.push(notice);
   for (const expression of ctx.unresolved) warnings.push(`${expression} is not resolved locally and kept as written`);

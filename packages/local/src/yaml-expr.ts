@@ -1,6 +1,6 @@
 import { extname, resolve } from 'node:path';
 import { parse } from 'yaml';
-import { ConfigFileProblem, readConfigText } from './config-file.js';
+import { ConfigFileProblem, readConfigText, yamlProblem } from './config-file.js';
 
 /**
  * What the variables of one `s.yaml` resolve against. The subset of Serverless Devs variables
@@ -63,7 +63,9 @@ function readVarFile(ctx: VarContext, name: unknown): unknown {
     if (ext === '.json') return JSON.parse(text);
     return ext === '.yaml' || ext === '.yml' ? parse(text, { merge: true }) : text;
   } catch (cause) {
-    throw new VarError(`file('${String(name)}') is not valid ${extname(file).slice(1)}: ${(cause as Error).message}`);
+    // The yaml library's message goes on with a code frame: kept to one line.
+    const problem = yamlProblem((cause as Error).message);
+    throw new VarError(`file('${String(name)}') is not valid ${extname(file).slice(1)}: ${problem}`);
   }
 }
 
