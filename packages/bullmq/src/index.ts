@@ -42,9 +42,7 @@ export function bullmq(options: BullmqBackendOptions): AsyncBackend {
       reportErrors(redis, logger);
       reportErrors(subscriber, logger);
       try {
-        const pinged = Promise.all([redis.ping(), subscriber.ping()]);
-        if (!(await settlesWithin(pinged, resolved.connectTimeoutMs))) throw new Error('timed out');
-        await pinged; // a ping's own error
+        await answering([redis, subscriber], resolved.connectTimeoutMs);
         corkEachTurn(redis);
         const keys = keysOf(resolved.prefix);
         const store = new RedisTaskStore(redis, subscriber, keys);
@@ -63,13 +61,56 @@ export function bullmq(options: BullmqBackendOptions): AsyncBackend {
       } catch (error) {
         redis.disconnect();
         subscriber.disconnect();
-        throw new FcAsyncError('RedisUnavailable', `Redis did not answer within ${resolved.connectTimeoutMs} ms`, {
-          statusCode: 503,
-          cause: error,
-        });
+        throw error;
       }
     },
   };
+}
+
+/**
+ * Resolves once every connection is ready and answers a PING, waiting up to `ms` for Redis while
+ * the connections reconnect: only `connectTimeoutMs` bounds the start, not a command's
+ * `commandTimeoutMs` nor its retry limit (a PING sent at once would fail after either). Rejects
+ * with a 503 `RedisUnavailable` that says how long it waited, the last connection error as `cause`.
+ */
+async function answering(connections: readonly Redis[], ms: number): Promise<void> {
+  const started = performance.now();
+  let lastError: unknown;
+  const remember = (error: unknown) => {
+    lastError = error;
+  };
+  for (const connection of connections) connection.on('error', remember);
+  try {
+    const answered = Promise.all(connections.map(whenReady)).then(() => Promise.all(connections.map((c) => c.ping())));
+    if (!(await settlesWithin(answered, ms))) throw unavailable(ms, lastError);
+    await answered.catch((error: unknown) => {
+      // Redis went away again, or this connection stopped reconnecting: it waited this long.
+      throw unavailable(Math.round(performance.now() - started), error);
+    });
+  } finally {
+    for (const connection of connections) connection.off('error', remember);
+  }
+}
+
+function unavailable(waitedMs: number, cause: unknown): FcAsyncError {
+  return new FcAsyncError('RedisUnavailable', `Redis did not answer within ${waitedMs} ms`, { statusCode: 503, cause });
+}
+
+/** Resolves when `redis` is ready (ioredis's ready check passed); rejects if it ends first (no more reconnects). */
+function whenReady(redis: Redis): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const ready = () => {
+      redis.off('end', ended);
+      resolve();
+    };
+    const ended = () => {
+      redis.off('ready', ready);
+      reject(new Error('The connection to Redis ended and does not reconnect'));
+    };
+    redis.once('ready', ready);
+    redis.once('end', ended);
+  });
 }
 
 /** ioredis emits an error per failed reconnect: log each kind once until the connection is back. */

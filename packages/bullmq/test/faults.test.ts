@@ -129,3 +129,45 @@ describe('bullmq(): Redis stopped mid-burst, then back', () => {
     clearTimeout(timer);
   });
 });
+
+describe('bullmq(): Redis down when the instance starts, up later', () => {
+  it('answers 503 RedisUnavailable until Redis is up, then accepts and runs tasks, without a restart', async () => {
+    const dir = redisDir();
+    const port = await freePort(); // nothing listens there yet
+    const delivered: string[] = [];
+    const handler = createFcHandler((_req, res) => res.end('ok'), {
+      logger: silentLogger,
+      env: {},
+      async: {
+        mode: 'local',
+        backend: bullmq({ connection: { host: '127.0.0.1', port }, connectTimeoutMs: 300 }),
+      },
+      destinations: { onSuccess: (r) => void delivered.push(r.requestContext.requestId) },
+    });
+    cleanups.unshift(() => Promise.race([handler.close({ timeoutMs: 1000 }), sleep(20_000)]));
+    const early = await handler(asyncEvent('early'));
+    expect([early.statusCode, JSON.parse(early.body)]).toEqual([
+      503,
+      { code: 'RedisUnavailable', message: 'Redis did not answer within 300 ms' },
+    ]);
+    await expect(handler.tasks.get('early')).rejects.toMatchObject({ code: 'RedisUnavailable', statusCode: 503 });
+
+    await startRedis(port, dir);
+    // Within a second of the failed try the answer is that try's 503; the next demand tries again.
+    let late: FcHttpResult | undefined;
+    await until(
+      'a request accepted once Redis is up',
+      async () => {
+        late = await handler(asyncEvent('late'));
+        if (late.statusCode !== 202) expect(JSON.parse(late.body)).toMatchObject({ code: 'RedisUnavailable' });
+        return late.statusCode === 202;
+      },
+      15_000,
+    );
+    const requestId = late?.headers['x-fc-request-id'];
+    await until('the task ran', async () => (await handler.tasks.get('late'))?.status === 'Succeeded', 15_000);
+    await until('its destination was called', () => delivered.length === 1, 15_000);
+    expect(delivered).toEqual([requestId]);
+    expect(await handler.tasks.get('early')).toBeUndefined();
+  });
+});

@@ -2,6 +2,7 @@ import { createFcHandler, silentLogger } from '@fc-async/core';
 import { asyncEvent } from '@fc-async/test-kit/fc-server';
 import { describe, expect, it } from 'vitest';
 import { type BullmqBackendOptions, bullmq } from '../src/index.js';
+import { freePort } from './redis-server.js';
 
 describe('bullmq(options)', () => {
   it('returns a persistent backend without connecting or touching the caller’s options', () => {
@@ -38,6 +39,28 @@ describe('bullmq(options)', () => {
     expect(result.statusCode).toBe(503);
     expect(JSON.parse(result.body)).toEqual({
       code: 'RedisUnavailable',
+      message: 'Redis did not answer within 300 ms',
+    });
+  });
+
+  it('waits connectTimeoutMs for Redis on start, not cut short by commandTimeoutMs, and says how long it waited', async () => {
+    const port = await freePort(); // nothing listens there
+    const backend = bullmq({ connection: `redis://127.0.0.1:${port}`, connectTimeoutMs: 300, commandTimeoutMs: 100 });
+    const order: string[] = [];
+    // Due between the two bounds: a start cut at commandTimeoutMs would fail before it.
+    const between = setTimeout(() => order.push('200 ms'), 200);
+    const failure = await Promise.resolve(backend.create({ concurrency: 1, logger: silentLogger })).then(
+      () => undefined,
+      (error: unknown) => {
+        order.push('start failed');
+        return error;
+      },
+    );
+    clearTimeout(between);
+    expect(order).toEqual(['200 ms', 'start failed']);
+    expect(failure).toMatchObject({
+      code: 'RedisUnavailable',
+      statusCode: 503,
       message: 'Redis did not answer within 300 ms',
     });
   });

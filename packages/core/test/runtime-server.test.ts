@@ -2,8 +2,18 @@ import { spawn } from 'node:child_process';
 import { Agent, createServer, get, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
-import { addPreStopHook, createFcRuntime, type FcServer, listenFc, writeBridgeResponse } from '../src/index.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import {
+  type AsyncBackend,
+  addPreStopHook,
+  createFcRuntime,
+  FcAsyncError,
+  type FcServer,
+  listenFc,
+  MemoryTaskStore,
+  PQueueDriver,
+  writeBridgeResponse,
+} from '../src/index.js';
 import { resolveListenOptions } from '../src/runtime/options.js';
 import { deferred, memoryLogger } from './helpers.js';
 
@@ -159,6 +169,86 @@ describe('listenFc: FC lifecycle', () => {
       expect(flushed).toBe(1);
     } finally {
       off();
+    }
+  });
+});
+
+/** A backend whose first `failures` starts fail with RedisUnavailable; `gate` holds each start until it resolves. */
+function backendFailing(failures: number, gate: Promise<void> = Promise.resolve()): AsyncBackend & { creates: number } {
+  const backend = {
+    name: 'flaky',
+    persistent: false,
+    creates: 0,
+    async create({ concurrency }: { concurrency: number }) {
+      backend.creates++;
+      await gate;
+      if (backend.creates <= failures) {
+        throw new FcAsyncError('RedisUnavailable', 'Redis did not answer within 300 ms', { statusCode: 503 });
+      }
+      return { store: new MemoryTaskStore(), queue: new PQueueDriver(concurrency) };
+    },
+  };
+  return backend;
+}
+
+describe('listenFc: the async backend of the app’s middleware', () => {
+  const local = (backend: AsyncBackend) =>
+    createFcRuntime({ logger: memoryLogger(), env: {}, async: { mode: 'local', backend } });
+
+  it('listens only once the backend of a middleware that has not seen a request yet (Express, Koa) started', async () => {
+    const gate = deferred();
+    const runtime = local(backendFailing(0, gate.promise));
+    try {
+      const order: string[] = [];
+      const listening = start(ok, {}, { app: {} }).then((started) => {
+        order.push('listening');
+        return started;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      order.push('backend started');
+      gate.resolve();
+      const { url } = await listening;
+      expect(order).toEqual(['backend started', 'listening']);
+      expect(await (await fetch(url)).text()).toBe('app');
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it('rejects with the backend’s error when it does not start, and nothing listens', async () => {
+    const runtime = local(backendFailing(Number.POSITIVE_INFINITY));
+    try {
+      const port = await freePort();
+      await expect(listenFc(ok, { ...quiet, port }, { app: {} })).rejects.toMatchObject({
+        code: 'RedisUnavailable',
+        message: 'Redis did not answer within 300 ms',
+      });
+      await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it('POST /initialize answers 500 while the backend does not start, and 200 once a later try starts it', async () => {
+    vi.useFakeTimers({ toFake: ['performance'] });
+    const logger = memoryLogger();
+    const { url } = await start(ok, { logger }, { app: {} });
+    // Made after listen() resolved: the initializer is what waits for it.
+    const backend = backendFailing(1);
+    const runtime = local(backend);
+    try {
+      const initialize = () => fetch(`${url}/initialize`, { method: 'POST' });
+      const failed = await initialize();
+      expect([failed.status, failed.headers.get('x-fc-status')]).toEqual([500, '404']);
+      expect(logger.entries.find((e) => e.message === 'lifecycle hook failed')?.fields?.error).toMatchObject({
+        code: 'RedisUnavailable',
+      });
+      vi.advanceTimersByTime(1000);
+      expect((await initialize()).status).toBe(200);
+      expect(backend.creates).toBe(2);
+    } finally {
+      vi.useRealTimers();
+      await runtime.close();
     }
   });
 });

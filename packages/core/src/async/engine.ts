@@ -12,6 +12,7 @@ import { type BridgeResponse, createBodyClassifier } from '../response.js';
 import { lastFunctionArn } from './arn.js';
 import {
   type AsyncBackend,
+  type BackendContext,
   type JobResult,
   type QueueDriver,
   type TaskPage,
@@ -187,6 +188,11 @@ export interface TaskApi {
 }
 
 const RETURN_PAYLOAD_CAP = 1024 * 1024;
+/**
+ * After a failed backend start, how long the next one waits before it is tried (on demand): a
+ * flood of requests while Redis is down tries once, not once each.
+ */
+const BACKEND_RETRY_MS = 1000;
 /** At close, the time the onFailure calls of the tasks it stopped get past the stop's grace. */
 const STOPPED_DELIVERY_MS = 2000;
 const isText = createBodyClassifier();
@@ -209,8 +215,15 @@ export class AsyncEngine {
   readonly tasks: TaskApi;
   private store!: TaskStore;
   private queue!: QueueDriver;
-  private readonly ready: Promise<void>;
+  /** The backend's start under way, done, or failed last (see `currentStart`). */
+  private ready: Promise<void>;
   private isReady = false;
+  private readonly backend: AsyncBackend;
+  private readonly backendContext: BackendContext;
+  /** When the last start failed (`performance.now()`), while no other is under way. */
+  private failedAt: number | undefined;
+  /** Starts tried so far. */
+  private starts = 0;
   /** Set while the backend waits for a start hold: called when something first waits for the engine. */
   private startWaited: (() => void) | undefined;
   private readonly running = new Map<string, Running>();
@@ -275,21 +288,16 @@ export class AsyncEngine {
     this.delivery = resolveSettings({ logger: deps.logger, signal: this.shutdown.signal });
     this.timeouts = new Deadlines(options.timeoutSeconds * 1000);
     const backend = options.backend ?? memory();
+    this.backend = backend;
     this.persistent = backend.persistent;
     const context = { concurrency: options.concurrency, logger: deps.logger };
+    this.backendContext = context;
     const hold = currentStartHold();
+    // A first create() that throws at once throws here, as it always did (a bad option, say).
     const created = hold
       ? this.heldStart(hold, backend).then(() => backend.create(context))
       : Promise.resolve(backend.create(context));
-    this.ready = created.then(async ({ store, queue }) => {
-      this.store = store;
-      this.queue = queue;
-      store.onStopRequested?.((taskId) => this.stopLocal(taskId));
-      await queue.start((job) => this.process(job.taskId));
-      if (backend.persistent && !queue.shared) await this.recover();
-      this.isReady = true;
-    });
-    this.ready.catch((error) => deps.logger.error('async backend failed to start', { error }));
+    this.ready = this.startFrom(created);
     this.tasks = {
       get: (taskId) => this.getTask(taskId),
       list: (query) => this.listTasks(query),
@@ -318,21 +326,87 @@ export class AsyncEngine {
     waited();
   }
 
-  /** The backend, up; a 503 `BackendUnavailable` when it failed to start. */
+  /**
+   * One try at starting the backend, from its `create()`: what it made is taken into use (stop
+   * requests, the queue started, unfinished tasks recovered). A failure is logged, and the next
+   * demand past {@link BACKEND_RETRY_MS} tries again (see `currentStart`).
+   */
+  private startFrom(created: Promise<{ store: TaskStore; queue: QueueDriver }>): Promise<void> {
+    this.failedAt = undefined;
+    const tries = ++this.starts;
+    const attempt = created.then((made) => this.takeIntoUse(made));
+    // Registered before anything awaits the attempt: `failedAt` is set when a waiter sees the failure.
+    attempt.then(
+      () => {
+        if (tries > 1) this.deps.logger.info('async backend started', { backend: this.backend.name, tries });
+      },
+      (error: unknown) => {
+        this.failedAt = performance.now();
+        this.deps.logger.error('async backend failed to start', { backend: this.backend.name, tries, error });
+      },
+    );
+    return attempt;
+  }
+
+  private async takeIntoUse({ store, queue }: { store: TaskStore; queue: QueueDriver }): Promise<void> {
+    this.store = store;
+    this.queue = queue;
+    try {
+      store.onStopRequested?.((taskId) => this.stopLocal(taskId));
+      await queue.start((job) => this.process(job.taskId));
+      if (this.persistent && !queue.shared) await this.recover();
+    } catch (error) {
+      // The next try opens its own: this one's must not hold a file lock or connections meanwhile.
+      await this.release(queue, store);
+      throw error;
+    }
+    this.isReady = true;
+  }
+
+  private async release(queue: QueueDriver, store: TaskStore): Promise<void> {
+    try {
+      await queue.close();
+      await store.close?.();
+    } catch (error) {
+      this.deps.logger.warn('releasing a backend that failed to start failed', { error });
+    }
+  }
+
+  /**
+   * The backend's start under way or done. Past {@link BACKEND_RETRY_MS} after a failed one, a
+   * new try, bounded as the first by the backend's own timeout (none once closing); before that,
+   * the failed one, so that a request answers at once with its error.
+   */
+  private currentStart(): Promise<void> {
+    const failedAt = this.failedAt;
+    if (failedAt !== undefined && !this.closing && performance.now() - failedAt >= BACKEND_RETRY_MS) {
+      this.ready = this.startFrom(new Promise((resolve) => resolve(this.backend.create(this.backendContext))));
+    }
+    return this.ready;
+  }
+
+  /**
+   * The backend, up; a 503 when it is not: the backend's own error (`RedisUnavailable`, say),
+   * or `BackendUnavailable`. A failed start is tried again here (see `currentStart`).
+   */
   private async backendReady(): Promise<void> {
     this.startWanted();
     try {
-      await this.ready;
+      await this.currentStart();
     } catch (cause) {
       if (isFcAsyncError(cause)) throw cause;
       throw new FcAsyncError('BackendUnavailable', 'The async backend is not available', { statusCode: 503, cause });
     }
   }
 
-  /** Resolves once the backend is up (and, for persistent ones, unfinished tasks are requeued). */
+  /**
+   * Resolves once the backend is up (and, for persistent ones, unfinished tasks are requeued);
+   * rejects with the error of its start when it failed. A failed start is tried again on the next
+   * demand (this, an async request, a tasks call) once a second has passed since it failed.
+   */
   whenReady(): Promise<void> {
     this.startWanted();
-    return this.ready;
+    return this.currentStart();
   }
 
   /**
@@ -485,16 +559,13 @@ export class AsyncEngine {
     const timeoutMs = closeTimeoutMs(options);
     this.closing = true;
     this.startWanted();
+    // The start under way (a first one, or a try again) ends first; no new try starts once closing.
     const started = await this.ready.then(
       () => true,
       () => false,
     );
-    if (!started) {
-      // The backend never came up: nothing was accepted; release what it did open.
-      await this.queue?.close();
-      await this.store?.close?.();
-      return;
-    }
+    // The backend never came up: nothing was accepted, and each failed try released what it opened.
+    if (!started) return;
     // A shared queue leaves what waits to the other instances: this one finishes what it holds.
     this.queue.stopTaking?.();
     let timer: NodeJS.Timeout | undefined;

@@ -25,9 +25,36 @@ const replayed = new WeakSet<object>();
 const spans = new WeakMap<object, InvocationSpan>();
 const registry = new WeakMap<object, Set<FcAsyncControls>>();
 
+/**
+ * Local-mode runtimes that have not learned their app yet (an Express or Koa middleware learns it
+ * on its first request), held weakly: one never bound nor closed is not kept alive by this.
+ */
+const unbound = new Set<WeakRef<FcAsyncControls>>();
+
+function addUnbound(ref: WeakRef<FcAsyncControls>): void {
+  for (const other of unbound) if (other.deref() === undefined) unbound.delete(other);
+  unbound.add(ref);
+}
+
 /** The middleware runtimes that have served `app` (for `listen(app)`'s pre-stop and shutdown). */
 export function runtimesFor(app: object | undefined): FcAsyncControls[] {
   return app ? [...(registry.get(app) ?? [])] : [];
+}
+
+/**
+ * The engines whose backend `listen(app)` waits for before it listens, and `POST /initialize`
+ * before it answers: those of the runtimes serving `app`, and of every local-mode runtime not
+ * bound to an app yet (it may be `app`'s: nothing tells before its first request).
+ */
+export function enginesToStart(app: object | undefined): AsyncEngine[] {
+  const engines = new Set<AsyncEngine>();
+  for (const runtime of runtimesFor(app)) if (runtime.engine) engines.add(runtime.engine);
+  for (const ref of unbound) {
+    const runtime = ref.deref();
+    if (runtime === undefined) unbound.delete(ref);
+    else if (runtime.engine) engines.add(runtime.engine);
+  }
+  return [...engines];
 }
 
 function register(app: object, runtime: FcAsyncControls): void {
@@ -104,6 +131,7 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
     listener = target.listener();
     routeOf = target.routeOf;
     register(app, runtime);
+    if (self) unbound.delete(self);
     bound?.();
   }
 
@@ -123,6 +151,7 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
           return Promise.reject(error);
         }
       }
+      if (self) unbound.delete(self);
       closing ??= (engine?.close(closeOptions) ?? platform?.drain() ?? Promise.resolve()).finally(() => {
         removeFlushHook();
         return tracing.flush();
@@ -183,6 +212,8 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
       return span ? span.run(next) : next();
     },
   };
+  const self = engine ? new WeakRef<FcAsyncControls>(runtime) : undefined;
+  if (self) addUnbound(self);
   return runtime;
 }
 

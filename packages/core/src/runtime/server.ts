@@ -5,7 +5,7 @@ import { createConsoleLogger } from '../logger.js';
 import { runPreStopHooks, within } from './hooks.js';
 import { answerLifecycle, lifecyclePath } from './lifecycle.js';
 import { type FcListenOptions, resolveListenOptions } from './options.js';
-import { runtimesFor } from './runtime.js';
+import { enginesToStart, runtimesFor } from './runtime.js';
 
 /**
  * A listening custom-runtime server, as `listen(app)` resolves it.
@@ -47,7 +47,7 @@ export interface FcServer {
  * ```
  */
 export interface FcServerHooks {
-  /** The app whose `fcAsync` middleware pre-stop drains. */
+  /** The app whose `fcAsync` middleware's backend listening waits for, and pre-stop drains. */
   app?: object;
   /** Awaited before listening (Fastify's `ready()`, a thenable). */
   ready?: () => PromiseLike<unknown>;
@@ -63,7 +63,9 @@ const KEEP_ALIVE_TIMEOUT_MS = 600_000;
  * gives, with keep-alive on and no request timeout (an async invocation may run 24 h; FC
  * enforces the function's own timeout); answers FC's `POST /initialize`, `GET /pre-stop` and
  * `GET /pre-freeze`; shuts down gracefully on SIGTERM and SIGINT. Every adapter's `listen(app)`
- * calls it.
+ * calls it. It listens once the async backend of the app's `fcAsync` middleware (and of any
+ * local-mode one not bound to an app yet) is up, and rejects with the backend's error when it
+ * does not start; `POST /initialize` answers 500 while it is not up.
  *
  * @example
  * ```ts
@@ -100,9 +102,20 @@ export async function listenFc(
   server.timeout = 0;
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
 
+  /**
+   * The async backends of the app's `fcAsync` middleware, started: one that does not start fails
+   * the start (FC replaces the instance) rather than leave an instance whose every async request
+   * answers 503 while its sync routes look healthy. A failed one is tried again (at most once a
+   * second, see `AsyncEngine.whenReady`).
+   */
+  function backendsStarted(): Promise<unknown> {
+    return Promise.all(enginesToStart(hooks.app).map((engine) => engine.whenReady()));
+  }
+
   async function lifecycle(path: string): Promise<void> {
     if (path === '/initialize') {
       await hooks.ready?.();
+      await backendsStarted();
       await o.onInitialize?.();
     } else if (path === '/pre-stop') await preStop();
     else await runPreStopHooks(logger, o.preStopTimeoutMs, [o.onPreStop]);
@@ -158,6 +171,7 @@ export async function listenFc(
   }
 
   await hooks.ready?.();
+  await backendsStarted();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(o.port, o.host, () => {
