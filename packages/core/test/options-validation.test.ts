@@ -206,6 +206,10 @@ describe('listen options', () => {
     [{ ...base, logger: { info() {} } }, 'got `object` without debug, warn, error'],
     [{ ...base, env: null }, 'Expected `env` to be an object of environment variables, got `null`'],
     [{ ...base, env: [] }, 'Expected `env` to be an object of environment variables, got `array`'],
+    // `port` is a number or its digits in a string (process.env.PORT): nothing else.
+    [{ ...base, port: '94 30' }, 'Expected `port` to be a port number from 0 to 65535, got the string "94 30"'],
+    [{ ...base, port: '70000' }, 'Expected `port` to be a port number from 0 to 65535, got the string "70000"'],
+    [{ ...base, port: 9430.5 }, 'Expected `port` to be a port number from 0 to 65535, got `9430.5`'],
   ])('refuses %j before listening', async (options, message) => {
     const error = await refusal(options);
     expect(error).toBeInstanceOf(TypeError);

@@ -7,8 +7,8 @@ import {
   type FcHandlerOptions,
   getInvocation,
   type Invocation,
-  type Logger,
 } from '@fc-async/core';
+import { finish } from './final.js';
 import { expressRoute } from './route.js';
 
 export type { FcAsyncControls, FcListenOptions, FcRuntimeOptions, FcServer } from '@fc-async/core';
@@ -80,47 +80,4 @@ export function createHandler(app: ExpressLike, options: FcHandlerOptions = {}):
     { ...options, logger },
     { routeOf: expressRoute },
   );
-}
-
-interface HttpishError {
-  status?: unknown;
-  statusCode?: unknown;
-  expose?: unknown;
-  message?: unknown;
-  code?: unknown;
-  type?: unknown;
-}
-
-/** The app's final handler: what Express's `finalhandler` does, minus the stack trace. */
-function finish(error: unknown, req: IncomingMessage, res: ServerResponse, logger: Logger): void {
-  if (res.headersSent) {
-    if (error) {
-      logger.error('express error after the response started', { error });
-      res.destroy(error instanceof Error ? error : undefined);
-    }
-    return;
-  }
-  if (error === undefined || error === null || error === 'route' || error === 'router') {
-    const path = (req.url ?? '/').split('?')[0] ?? '/';
-    send(res, 404, { code: 'NotFound', message: `Cannot ${req.method} ${path}` });
-    return;
-  }
-  const e = (typeof error === 'object' ? error : {}) as HttpishError;
-  const status = Number(e.status ?? e.statusCode);
-  if (status >= 400 && status < 500) {
-    const code = typeof e.code === 'string' ? e.code : typeof e.type === 'string' ? e.type : 'BadRequest';
-    const message = e.expose === true && typeof e.message === 'string' ? e.message : 'Bad Request';
-    send(res, status, { code, message });
-    return;
-  }
-  logger.error('express app failed', { error });
-  send(res, 500, { code: 'InternalError', message: 'Internal Server Error' });
-}
-
-function send(res: ServerResponse, status: number, body: { code: string; message: string }): void {
-  const text = JSON.stringify(body);
-  res.statusCode = status;
-  res.setHeader('content-type', 'application/json; charset=utf-8');
-  res.setHeader('content-length', Buffer.byteLength(text));
-  res.end(text);
 }

@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
-import { fcAsync } from '../src/index.js';
+import { fcAsync, listen } from '../src/index.js';
 import { logger } from './event.js';
 
 // The behaviour every framework shares runs in packages/test-kit (middleware, listen, tracing).
@@ -36,5 +36,87 @@ describe('express fcAsync() middleware, Express only', () => {
     expect(r.status).toBe(202);
     await middleware.drain();
     expect(seen).toEqual([{ type: 'Async', body: { v: 1 } }]);
+  });
+});
+
+/** The stack frames Express's own final handler sends outside production (NODE_ENV is `test` here). */
+const STACK = /\n\s+at /;
+
+describe('express fcAsync() middleware: an app that throws', () => {
+  /** An app served by `listen()`: fcAsync first, the routes, then `tail` (the app's error middleware). */
+  async function serve(tail: (app: express.Express) => void = () => {}) {
+    const log = logger();
+    const app = express();
+    app.use(fcAsync({ logger: log, env: {} }));
+    app.post('/fail', () => {
+      throw new Error('boom secret-detail');
+    });
+    app.post('/reject', async () => {
+      throw new Error('boom secret-detail');
+    });
+    app.post('/json', express.json(), (_req, res) => res.end());
+    tail(app);
+    const server = await listen(app, { port: 0, host: '127.0.0.1', signals: [], logger: logger() });
+    cleanup.push(() => server.close());
+    const post = (path: string, init: RequestInit = {}) =>
+      fetch(`http://127.0.0.1:${server.port}${path}`, { method: 'POST', ...init });
+    return { log, post };
+  }
+
+  it.each(['/fail', '/reject'])(
+    '%s: a generic 500 without the message or a stack; the error to the logger',
+    async (path) => {
+      const { log, post } = await serve();
+      const r = await post(path);
+      const body = await r.text();
+      expect([r.status, JSON.parse(body)]).toEqual([500, { code: 'InternalError', message: 'Internal Server Error' }]);
+      expect(body).not.toMatch(STACK);
+      expect(log.errors).toEqual([expect.objectContaining({ message: 'boom secret-detail' })]);
+    },
+  );
+
+  it('local mode: a replay that throws fails its attempt, and the error goes to the logger', async () => {
+    const log = logger();
+    const app = express();
+    const middleware = fcAsync({ logger: log, env: {}, async: { maxAsyncRetryAttempts: 0 } });
+    app.use(middleware);
+    app.post('/fail', () => {
+      throw new Error('boom secret-detail');
+    });
+    const server = await listen(app, { port: 0, host: '127.0.0.1', signals: [], logger: logger() });
+    cleanup.push(() => server.close());
+    const headers = { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'fails' };
+    const r = await fetch(`http://127.0.0.1:${server.port}/fail`, { method: 'POST', headers });
+    expect(r.status).toBe(202);
+    await middleware.drain();
+    expect((await middleware.tasks.get('fails'))?.status).toBe('Failed');
+    expect(log.errors).toEqual([expect.objectContaining({ message: 'boom secret-detail' })]);
+  });
+
+  it("the app's own error middleware answers; an error it passes on gets the generic 500", async () => {
+    const { log, post } = await serve((app) => {
+      app.use((error: Error, req: express.Request, res: express.Response, next: express.NextFunction) => {
+        if (req.path === '/fail') res.status(418).json({ mine: error.message });
+        else next(error);
+      });
+    });
+    const own = await post('/fail');
+    expect([own.status, await own.json()]).toEqual([418, { mine: 'boom secret-detail' }]);
+    expect(log.errors).toHaveLength(0);
+    const passed = await post('/reject');
+    expect([passed.status, await passed.json()]).toEqual([
+      500,
+      { code: 'InternalError', message: 'Internal Server Error' },
+    ]);
+    expect(log.errors).toHaveLength(1);
+  });
+
+  it('a 4xx error keeps its status, with a stable code, and is not logged', async () => {
+    const { log, post } = await serve();
+    const r = await post('/json', { headers: { 'content-type': 'application/json' }, body: '{not json' });
+    const body = await r.text();
+    expect([r.status, JSON.parse(body).code]).toEqual([400, 'entity.parse.failed']);
+    expect(body).not.toMatch(STACK);
+    expect(log.errors).toHaveLength(0);
   });
 });

@@ -2,12 +2,17 @@ import {
   createConsoleLogger,
   createFcRuntime,
   type FcAsyncControls,
+  FcAsyncError,
   type FcRuntimeOptions,
   getInvocation,
   writeBridgeResponse,
 } from '@fc-async/core';
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
+import { hideDefaultErrors } from './errors.js';
 import { fastifyRoute, recordFastifyRoutes } from './route.js';
+
+/** The servers of the apps that have an `fcAsync`: every plugin scope of one app shares its server. */
+const served = new WeakSet<object>();
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -23,7 +28,10 @@ declare module 'fastify' {
  * requests: in local mode answered 202 and queued, then replayed through the same app; on FC
  * (platform mode) run through the app, the destination hooks called, and `x-fc-status: 404`
  * set when the invocation failed. `app.fcAsync` holds `tasks`, `drain()` and `close()`;
- * `app.close()` closes it.
+ * `app.close()` closes it. An error that reaches Fastify's default error handler answers a
+ * generic 500 (that handler would send the error's message) and goes to `options.logger`; 4xx
+ * errors keep Fastify's answer, and an error handler the app sets is left as it is. One per app:
+ * a second `fcAsync` anywhere in the same app is refused with an `FcAsyncError`.
  *
  * @example
  * ```ts
@@ -46,6 +54,13 @@ export const fcAsync: FastifyPluginAsync<FcRuntimeOptions> = Object.assign(
       logSerializers: _logSerializers,
       ...own
     } = options as FcRuntimeOptions & Record<'prefix' | 'logLevel' | 'logSerializers', unknown>;
+    // Checked before anything is created: a refused plugin leaves no engine or pre-stop hook behind.
+    if (served.has(instance.server)) {
+      throw new FcAsyncError(
+        'FcAsyncAlreadyRegistered',
+        'fcAsync is already registered in this Fastify app: register one fcAsync per app, on the root instance (it applies to every plugin)',
+      );
+    }
     const logger = own.logger ?? createConsoleLogger();
     const runtime = createFcRuntime({ ...own, logger });
     const target = { app: instance.server, listener: () => instance.routing.bind(instance), routeOf: fastifyRoute };
@@ -59,6 +74,7 @@ export const fcAsync: FastifyPluginAsync<FcRuntimeOptions> = Object.assign(
       close: runtime.close,
     };
     instance.decorate('fcAsync', controls);
+    served.add(instance.server);
     if (!instance.hasRequestDecorator('fc')) {
       instance.decorateRequest('fc', {
         getter(this: FastifyRequest) {
@@ -95,6 +111,13 @@ export const fcAsync: FastifyPluginAsync<FcRuntimeOptions> = Object.assign(
           logger.error('fc-async could not write its answer', { error });
           reply.raw.destroy();
         });
+    });
+    // Fastify's default error handler would send the error's message; an app's own handler stays
+    // in charge (a setErrorHandler of ours would make the app's later one warn, or throw with
+    // `allowErrorHandlerOverride: false`). onError hooks run once, before any error handler.
+    instance.addHook('onError', function fcAsyncOnError(request, reply, error, done) {
+      hideDefaultErrors(request.raw, reply.raw, logger, error);
+      done();
     });
     instance.addHook('onClose', () => runtime.close());
   },

@@ -9,6 +9,7 @@ import {
   type Invocation,
 } from '@fc-async/core';
 import type {} from 'koa';
+import { logKoaErrors } from './errors.js';
 import { koaRoute, recordKoaRoutes } from './route.js';
 
 export type { FcAsyncControls, FcListenOptions, FcRuntimeOptions, FcServer } from '@fc-async/core';
@@ -63,13 +64,7 @@ export function createHandler(app: KoaLike, options: FcHandlerOptions = {}): FcH
   }
   checkHandlerOptions(options, 'handler');
   const logger = options.logger ?? createConsoleLogger();
-  if (app.listenerCount('error') === 0) {
-    app.on('error', (error: unknown) => {
-      const e = error as { status?: number; expose?: boolean } | undefined;
-      if (e?.status === 404 || e?.expose === true) return;
-      logger.error('koa app failed', { error });
-    });
-  }
+  if (app.listenerCount('error') === 0) logKoaErrors(app, logger);
   if (!Object.hasOwn(app.context, 'fc')) {
     Object.defineProperty(app.context, 'fc', {
       configurable: true,

@@ -1,12 +1,17 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
+  createConsoleLogger,
   createFcRuntime,
   type FcAsyncControls,
   type FcRuntimeOptions,
   getInvocation,
   writeBridgeResponse,
 } from '@fc-async/core';
+import { type KoaErrorEmitter, logKoaErrors } from './errors.js';
 import { koaRoute, recordKoaRoutes } from './route.js';
+
+/** The apps whose `error` events fc-async has looked after. */
+const logging = new WeakSet<object>();
 
 /**
  * What the middleware reads of a Koa 2/3 context. Structural: no `@types/koa` required.
@@ -47,7 +52,10 @@ export interface FcAsyncMiddleware extends FcAsyncControls {
  * context (`getInvocation(ctx)`, `ctx.fc`) from FC's common headers. Async requests: in local
  * mode answered 202 and queued, then replayed through the same app; on FC (platform mode) run
  * through the app, the destination hooks called, and `x-fc-status: 404` set when the invocation
- * failed.
+ * failed. Koa answers an error itself (`Internal Server Error`, without the message, for an
+ * unexposed one); on its first request the middleware sends the app's `error` events to
+ * `options.logger` when the app has no `error` listener of its own (Koa's default one prints the
+ * stack on stderr), as `createHandler` does.
  *
  * @example
  * ```ts
@@ -62,8 +70,13 @@ export interface FcAsyncMiddleware extends FcAsyncControls {
  */
 export function fcAsync(options: FcRuntimeOptions = {}): FcAsyncMiddleware {
   const runtime = createFcRuntime(options);
+  const logger = options.logger ?? createConsoleLogger();
   async function fcAsyncMiddleware(ctx: KoaContextLike, next: () => Promise<unknown>): Promise<unknown> {
     const app = ctx.app;
+    if (!logging.has(app)) {
+      logging.add(app);
+      logKoaErrors(app as typeof app & KoaErrorEmitter, logger);
+    }
     if (!Object.hasOwn(app.context, 'fc')) exposeFc(app.context);
     recordKoaRoutes(app);
     const answer = await runtime.handle(

@@ -63,6 +63,18 @@ describe.each(middlewareTargets)('$name listen()', (target) => {
     agent.destroy();
   });
 
+  it('takes a port given as digits in a string (process.env.PORT), and refuses any other string before listening', async () => {
+    const built = await target.build({ routes: [{ method: 'GET', path: '/', handle: () => ({ body: 'ok' }) }] });
+    await expect(built.listen({ ...quiet(), port: 'http' as never })).rejects.toThrow(
+      new TypeError('Expected `port` to be a port number from 0 to 65535, got the string "http"'),
+    );
+    const port = await freePort();
+    const fc = await built.listen({ ...quiet(), port: String(port) as never });
+    open.push(fc);
+    expect(fc.port).toBe(port);
+    expect((await getOn(`http://127.0.0.1:${port}/`)).status).toBe(200);
+  });
+
   it('answers POST /initialize, and GET /pre-stop once the async tasks of its fcAsync() finished', async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => {

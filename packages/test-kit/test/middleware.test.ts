@@ -228,6 +228,31 @@ describe.each(middlewareTargets)('$name fcAsync', (target) => {
     expect([sync.status, sync.headers.get('x-fc-status')]).toEqual([500, null]);
   });
 
+  it('a route that throws: a generic 500 without its message or a stack, the error to fcAsync’s logger', async () => {
+    const logger = recordingLogger();
+    const built = await target.build({
+      fcAsync: { logger, env: {} },
+      routes: [
+        {
+          method: 'POST',
+          path: '/fail',
+          handle: () => {
+            throw new Error('boom secret-detail');
+          },
+        },
+      ],
+    });
+    const server = await built.serve();
+    cleanup.push(server.close);
+    const r = await fetch(`${server.url}/fail`, { method: 'POST' });
+    const body = await r.text();
+    expect(r.status).toBe(500);
+    expect(body).not.toContain('secret-detail');
+    expect(body).not.toMatch(/\n\s+at /);
+    const errors = logger.entries.filter((e) => e.level === 'error').map((e) => e.fields?.error);
+    expect(errors).toEqual([expect.objectContaining({ message: 'boom secret-detail' })]);
+  });
+
   it('reports a body parser installed before it instead of queueing an empty body', async () => {
     const { post, seen } = await build(target, {}, 'body-parser');
     const r = await post('/job', { 'x-fc-invocation-type': 'Async' }, '{}');

@@ -16,7 +16,8 @@ import type { Logger } from '../logger.js';
  */
 export interface FcListenOptions {
   /**
-   * The port. FC's custom runtime sets `FC_CUSTOM_LISTEN_PORT`; local tools `FC_SERVER_PORT`.
+   * The port, a number from 0 to 65535 (or its digits in a string, such as `process.env.PORT`).
+   * FC's custom runtime sets `FC_CUSTOM_LISTEN_PORT`; local tools `FC_SERVER_PORT`.
    * @default FC_CUSTOM_LISTEN_PORT, then FC_SERVER_PORT, then 9000
    */
   port?: number;
@@ -66,12 +67,22 @@ export interface ResolvedListenOptions {
   onPreStop: (() => unknown) | undefined;
 }
 
+/**
+ * `options.port`: a number, or its digits in a string (`process.env.PORT` passed as it is, as
+ * Node's own `listen()` takes it); anything else is refused.
+ */
 function portFrom(name: string, value: unknown): number {
   const n = typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65535) {
-    throw new TypeError(`Expected \`${name}\` to be a port number from 0 to 65535, got \`${String(value)}\``);
-  }
-  return n;
+  if (typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 65535) return n;
+  const got = typeof value === 'string' ? `the string ${JSON.stringify(value)}` : `\`${String(value)}\``;
+  throw new TypeError(`Expected \`${name}\` to be a port number from 0 to 65535, got ${got}`);
+}
+
+/** A port from an environment variable, where every value is text: digits only. */
+function envPortFrom(name: string, value: string): number {
+  const n = /^\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
+  if (Number.isInteger(n) && n <= 65535) return n;
+  throw new TypeError(`Expected \`${name}\` to be a port number from 0 to 65535, got \`${value}\``);
 }
 
 function budget(name: string, value: unknown, fallback: number): number {
@@ -130,8 +141,8 @@ export function resolveListenOptions(
   checkLogger(options.logger);
   let port = 9000;
   if (options.port !== undefined) port = portFrom('port', options.port);
-  else if (env.FC_CUSTOM_LISTEN_PORT) port = portFrom('FC_CUSTOM_LISTEN_PORT', env.FC_CUSTOM_LISTEN_PORT);
-  else if (env.FC_SERVER_PORT) port = portFrom('FC_SERVER_PORT', env.FC_SERVER_PORT);
+  else if (env.FC_CUSTOM_LISTEN_PORT) port = envPortFrom('FC_CUSTOM_LISTEN_PORT', env.FC_CUSTOM_LISTEN_PORT);
+  else if (env.FC_SERVER_PORT) port = envPortFrom('FC_SERVER_PORT', env.FC_SERVER_PORT);
   const host = options.host ?? '0.0.0.0';
   if (typeof host !== 'string' || host === '') {
     throw new TypeError(`Expected \`host\` to be a non-empty string, got \`${String(host)}\``);

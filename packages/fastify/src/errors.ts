@@ -1,0 +1,116 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { getInvocation, type Logger } from '@fc-async/core';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+
+const GENERIC_500 = JSON.stringify({ code: 'InternalError', message: 'Internal Server Error' });
+
+/**
+ * An error handler in place of Fastify's default one: 4xx errors keep Fastify's answer (their
+ * status and code); any other is logged and answered a generic 500, without its message.
+ */
+export function genericErrorHandler(logger: Logger) {
+  return function fcAsyncErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+    const status = error.statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      reply.code(status).send(error);
+      return;
+    }
+    logger.error('fastify app failed', { error, requestId: getInvocation(request.raw)?.requestId });
+    reply.code(500).send({ code: 'InternalError', message: 'Internal Server Error' });
+  };
+}
+
+/** What a held 5xx may buffer: Fastify's error answers are small; a larger body goes out as written. */
+const HELD_BODY_LIMIT = 16 * 1024;
+
+/**
+ * Turns the 5xx answer of Fastify's default error handler (which sends the error's message) into
+ * the generic 500, and logs what it hid: `error` when the caller has it (with its stack), else the
+ * message. Any other answer, an app's own error answer included, goes out as written. The head of
+ * a 5xx and its first chunks are held until its body is known (Fastify 5 ends with the body,
+ * Fastify 4 writes it, then ends), so that its content-length is the new one.
+ */
+export function hideDefaultErrors(req: IncomingMessage, res: ServerResponse, logger: Logger, error?: unknown): void {
+  const { writeHead, write, end } = res;
+  let held: unknown[] | undefined;
+  let chunks: Buffer[] = [];
+  let size = 0;
+  let through = false;
+  const flush = (self: ServerResponse) => {
+    const args = held;
+    const body = chunks;
+    held = undefined;
+    chunks = [];
+    through = true;
+    if (args) writeHead.apply(self, args as Parameters<typeof writeHead>);
+    for (const chunk of body) (write as (chunk: Buffer) => boolean).call(self, chunk);
+  };
+  res.writeHead = function holdErrorHead(this: ServerResponse, ...args: unknown[]) {
+    if (!through && Number(args[0]) >= 500) {
+      held = args;
+      return this;
+    }
+    return writeHead.apply(this, args as Parameters<typeof writeHead>);
+  } as typeof res.writeHead;
+  res.write = function writeAfterHead(this: ServerResponse, ...args: unknown[]) {
+    const chunk = args[0];
+    if (held && args.length === 1 && (typeof chunk === 'string' || Buffer.isBuffer(chunk))) {
+      const bytes = Buffer.from(chunk);
+      if (size + bytes.length <= HELD_BODY_LIMIT) {
+        chunks.push(bytes);
+        size += bytes.length;
+        return true;
+      }
+    }
+    flush(this);
+    return write.apply(this, args as Parameters<typeof write>);
+  } as typeof res.write;
+  res.end = function endWithoutMessage(this: ServerResponse, ...args: unknown[]) {
+    if (held) {
+      const last = args[0];
+      const tail = typeof last === 'string' || Buffer.isBuffer(last) ? [Buffer.from(last)] : [];
+      const message = defaultErrorMessage(Buffer.concat([...chunks, ...tail]));
+      if (message !== undefined) {
+        logger.error('fastify app failed', { error: error ?? message, requestId: getInvocation(req)?.requestId });
+        held = withContentLength(held, GENERIC_500.length);
+        chunks = [];
+        const callback = args.find((a) => typeof a === 'function');
+        flush(this);
+        return (end as (...a: unknown[]) => ServerResponse).apply(
+          this,
+          callback ? [GENERIC_500, callback] : [GENERIC_500],
+        );
+      }
+    }
+    flush(this);
+    return end.apply(this, args as Parameters<typeof end>);
+  } as typeof res.end;
+}
+
+/** `writeHead`'s arguments with the headers object's content-length set to `length`. */
+function withContentLength(args: unknown[], length: number): unknown[] {
+  const at = args.findIndex((a, i) => i > 0 && typeof a === 'object' && a !== null && !Array.isArray(a));
+  if (at < 0) return args;
+  const headers: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(args[at] as Record<string, unknown>)) {
+    if (name.toLowerCase() !== 'content-length') headers[name] = value;
+  }
+  headers['content-length'] = String(length);
+  return args.map((a, i) => (i === at ? headers : a));
+}
+
+/** The message of Fastify's default error answer (`{ statusCode, code?, error, message }`), if `body` is one. */
+function defaultErrorMessage(body: Buffer): string | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString());
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null) return undefined;
+  const o = parsed as Record<string, unknown>;
+  const keys = Object.keys(o).every((k) => k === 'statusCode' || k === 'code' || k === 'error' || k === 'message');
+  return keys && typeof o.statusCode === 'number' && typeof o.error === 'string' && typeof o.message === 'string'
+    ? o.message
+    : undefined;
+}

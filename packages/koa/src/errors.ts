@@ -1,0 +1,28 @@
+import type { Logger } from '@fc-async/core';
+
+/** What fc-async uses of a Koa app's `error` events (Koa apps are EventEmitters). */
+export interface KoaErrorEmitter {
+  on(event: 'error', listener: (error: unknown) => void): unknown;
+  listeners?(event: 'error'): unknown[];
+  removeListener?(event: 'error', listener: (error: unknown) => void): unknown;
+  /** Koa's own listener, which `callback()` adds to an app without one: console.error with the stack. */
+  onerror?: (error: unknown) => void;
+}
+
+/**
+ * Sends the app's `error` events to `logger` when the app has no listener of its own: none, or
+ * only Koa's default one (taken out, so that the stack is not printed twice). Koa still answers
+ * the error itself (`Internal Server Error` for an unexposed one); a 404 or an exposed error is
+ * no failure and is not logged, as Koa's own listener does.
+ */
+export function logKoaErrors(app: KoaErrorEmitter, logger: Logger): void {
+  if (typeof app.on !== 'function') return;
+  const listeners = app.listeners?.('error') ?? [];
+  if (listeners.some((listener) => listener !== app.onerror)) return;
+  if (listeners.length > 0 && app.onerror) app.removeListener?.('error', app.onerror);
+  app.on('error', function fcAsyncKoaErrorLog(error: unknown) {
+    const e = error as { status?: number; expose?: boolean } | undefined;
+    if (e?.status === 404 || e?.expose === true) return;
+    logger.error('koa app failed', { error });
+  });
+}
