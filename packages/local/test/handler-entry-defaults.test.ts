@@ -36,6 +36,22 @@ export const handler = createFcHandler(${app}, ${options});
   return file;
 }
 
+/** An s.yaml serving `orders.handler` over HTTP, with `props` among its props and `after` its trigger. */
+const sYaml = (props: string, after = '') => `edition: 3.0.0
+name: entry-defaults
+resources:
+  orders:
+    component: fc3
+    props:
+      functionName: orders
+      runtime: nodejs20
+      code: ./
+      handler: orders.handler
+${props}      triggers:
+        - triggerName: http
+          triggerType: http
+${after}`;
+
 async function start(options: EmulatorOptions, lines: string[] = []) {
   const emulator = await startEmulator({ port: 0, controlPort: 0, output: (line) => lines.push(line), ...options });
   cleanups.push(() => emulator.close({ timeoutMs: 1000 }));
@@ -89,24 +105,7 @@ describe('an fc-async handler entry without a backend of its own', () => {
   it("runs each attempt within the s.yaml function's timeout", async () => {
     const dir = folder();
     entry(dir, `(req, res) => setTimeout(() => res.end('late'), 5000)`, '{ async: { maxAsyncRetryAttempts: 0 } }');
-    writeFileSync(
-      join(dir, 's.yaml'),
-      `edition: 3.0.0
-name: entry-defaults
-resources:
-  orders:
-    component: fc3
-    props:
-      functionName: orders
-      runtime: nodejs20
-      code: ./
-      handler: orders.handler
-      timeout: 1
-      triggers:
-        - triggerName: http
-          triggerType: http
-`,
-    );
+    writeFileSync(join(dir, 's.yaml'), sYaml('      timeout: 1\n'));
     const emulator = await start({ config: join(dir, 's.yaml') });
     await accept(emulator.triggerUrl, 'slow_1');
     const ended = await waitFor(async () => {
@@ -150,20 +149,9 @@ export const handler = async (event) => {
     );
     writeFileSync(
       join(dir, 's.yaml'),
-      `edition: 3.0.0
-name: entry-defaults
-resources:
-  orders:
-    component: fc3
-    props:
-      functionName: orders
-      runtime: nodejs20
-      code: ./
-      handler: orders.handler
-      triggers:
-        - triggerName: http
-          triggerType: http
-      asyncInvokeConfig:
+      sYaml(
+        '',
+        `      asyncInvokeConfig:
         destinationConfig:
           onSuccess:
             destination: acs:fc:cn-hangzhou:0:functions/dest
@@ -175,6 +163,7 @@ resources:
       code: ./
       handler: dest.handler
 `,
+      ),
     );
     const emulator = await start({ config: join(dir, 's.yaml') });
     await accept(emulator.triggerUrl, 'both_1');
