@@ -217,7 +217,16 @@ function checkTriggers(file: string, fn: string, triggers: unknown, where: strin
       }
       return;
     }
-    if (trigger[keys.typeKey] !== 'http') return;
+    const type = trigger[keys.typeKey];
+    if (type !== 'http') {
+      // A type one letter away from http (`htpp`, `HTTP`) is a typo that makes an event function.
+      if (typeof type === 'string' && closest(type, ['http'], { prefix: false }) === 'http') {
+        notes.push(
+          `${at}.${keys.typeKey}: ${JSON.stringify(type)} is not a trigger type; did you mean http? (the trigger is ignored, so ${fn} gets no HTTP trigger from it)`,
+        );
+      }
+      return;
+    }
     unknownKeys(trigger, keys.known, at, notes);
     const config = trigger[keys.configKey];
     unknownKeys(config, HTTP_CONFIG, `${at}.${keys.configKey}`, notes);

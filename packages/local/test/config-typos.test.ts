@@ -68,6 +68,28 @@ describe('a misspelt key of a block the emulator reads gets a notice with the ke
     expect(config.functions[0]?.http).toBeUndefined();
   });
 
+  it.each(['htpp', 'HTTP', 'htp'])(
+    'triggerType: %s (the function would quietly become an event function)',
+    async (type) => {
+      const config = await loadServerlessConfig(
+        yaml(fc3(`      triggers:\n        - triggerName: web\n          triggerType: ${type}\n`)),
+        { env: {} },
+      );
+      expect(config.warnings).toEqual([
+        `resources.f.props.triggers[0].triggerType: "${type}" is not a trigger type; did you mean http? (the trigger is ignored, so f gets no HTTP trigger from it)`,
+      ]);
+      expect(config.functions[0]?.http).toBeUndefined();
+    },
+  );
+
+  it('triggerType: timer, oss or log (other FC trigger types) gets no notice', async () => {
+    for (const type of ['timer', 'oss', 'log', 'eventbridge']) {
+      expect(
+        await warningsOf(fc3(`      triggers:\n        - triggerName: t\n          triggerType: ${type}\n`)),
+      ).toEqual([]);
+    }
+  });
+
   it("an HTTP trigger's entry and triggerConfig: close keys are named, others only said unknown", async () => {
     const text = fc3(
       httpTrigger('          qualifer: LATEST\n          labels: x\n', '            authTyp: function\n'),
