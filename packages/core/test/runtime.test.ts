@@ -178,6 +178,19 @@ describe('createFcRuntime on a real Node server', () => {
     await expect(runtime.tasks.list()).rejects.toMatchObject({ code: 'NotAvailableInPlatformMode' });
   });
 
+  it('platform mode: an async body past the limit answers 400 marked x-fc-status 404, so FC counts it failed', async () => {
+    const env = { FC_FUNCTION_NAME: 'transcode', FC_REGION: 'cn-hangzhou' };
+    const limit = 300 * 1024; // above FC's 256 KB, so the option is the limit
+    const { url } = await setup({ env, async: { maxAsyncPayloadBytes: limit } });
+    const r = await fetch(`${url}/job`, {
+      method: 'POST',
+      headers: { 'x-fc-async-task-id': 'big_1', 'x-fc-retry-count': '0' },
+      body: 'x'.repeat(limit + 1),
+    });
+    expect([r.status, r.headers.get('x-fc-status')]).toEqual([400, '404']);
+    expect(await r.json()).toMatchObject({ code: 'InvalidArgument' });
+  });
+
   it('refuses one runtime serving two apps, and answers 503 once closed', async () => {
     const { runtime, url } = await setup();
     await fetch(url); // binds the runtime to its app

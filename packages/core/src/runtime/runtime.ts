@@ -198,7 +198,9 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
         span ??= res ? undefined : startSpan();
         span?.recordError(error);
         const response = errorResponse(error, logger, requestId);
-        answer = platformAsync && response.statusCode >= 500 ? markFcFailure(response) : response;
+        // FC accepted this task: any refusal (a body past the limit too) is a failure FC retries and
+        // routes to onFailure, not a success that drops it without a trace.
+        answer = platformAsync && response.statusCode >= 400 ? markFcFailure(response) : response;
       }
       if (span) {
         span.end({ response: answer, failed: platformAsync && answer !== undefined && isFcFailure(answer) });
