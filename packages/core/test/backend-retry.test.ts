@@ -103,6 +103,38 @@ describe('a backend that fails to start, then starts', () => {
     await handler.close();
   });
 
+  it('a try that fails half-way through recovery leaves no task counted twice: the next one drains', async () => {
+    const store = new MemoryTaskStore();
+    const before = setup(ok, {
+      backend: backendOf((_n, ctx) => ({ store, queue: new PQueueDriver(ctx.concurrency) }), true),
+    });
+    for (const taskId of ['kept_1', 'kept_2']) {
+      expect((await before.handler(asyncEvent({ taskId, delay: '1' }), context)).statusCode).toBe(202);
+    }
+    await before.handler.close({ timeoutMs: 10 });
+
+    const backend = backendOf((n, ctx) => {
+      const queue = new PQueueDriver(ctx.concurrency);
+      if (n === 1) {
+        // The second task's requeue fails: this start fails after counting the first.
+        let enqueued = 0;
+        const enqueue = queue.enqueue.bind(queue);
+        queue.enqueue = (job, delayMs) => {
+          if (++enqueued === 2) throw new Error('the queue refused the job');
+          return enqueue(job, delayMs);
+        };
+      }
+      return { store, queue };
+    }, true);
+    const { handler, successes } = setup(ok, { backend });
+    await expect(handler.engine?.whenReady()).rejects.toThrow('the queue refused the job');
+    vi.advanceTimersByTime(RETRY_MS);
+    await handler.engine?.whenReady();
+    await handler.drain();
+    expect(successes.map((r) => r.requestContext.requestId).length).toBe(2);
+    await handler.close();
+  });
+
   it('releases what a try opened when it fails past create(), so the next try can open it again', async () => {
     const closed: number[] = [];
     const backend = backendOf((n, ctx) => {

@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Logger } from '@fc-async/core';
 
 interface HttpishError {
@@ -8,13 +8,15 @@ interface HttpishError {
   message?: unknown;
   code?: unknown;
   type?: unknown;
+  headers?: unknown;
 }
 
 /**
  * The end of an app's chain: what Express's `finalhandler` does, minus the stack trace it sends
- * outside production and the message of a 5xx. A 4xx error keeps its status and a stable code
- * (its `code`, else its `type`, as body-parser sets); any other error is logged and answered a
- * generic 500. `error` undefined (or `'route'`, `'router'`): no route answered, 404.
+ * outside production and the message of a 5xx. An error keeps its 4xx or 5xx status and its
+ * `headers`; a 4xx gets a stable code (its `code`, else its `type`, as body-parser sets, else
+ * one from the status); a 5xx, or an error without such a status (then 500), is logged and
+ * answered a generic body. `error` undefined (or `'route'`, `'router'`): no route answered, 404.
  */
 export function finish(error: unknown, req: IncomingMessage, res: ServerResponse, logger: Logger): void {
   if (res.headersSent) {
@@ -30,15 +32,36 @@ export function finish(error: unknown, req: IncomingMessage, res: ServerResponse
     return;
   }
   const e = (typeof error === 'object' ? error : {}) as HttpishError;
-  const status = Number(e.status ?? e.statusCode);
-  if (status >= 400 && status < 500) {
-    const code = typeof e.code === 'string' ? e.code : typeof e.type === 'string' ? e.type : 'BadRequest';
-    const message = e.expose === true && typeof e.message === 'string' ? e.message : 'Bad Request';
+  const given = Number(e.status ?? e.statusCode);
+  // As Express's own final handler: an error's 4xx or 5xx status stands, and so do its headers
+  // (`Allow` on a 405, `Retry-After` on a 503); only a 5xx's message and stack stay in the log.
+  const status = Number.isInteger(given) && given >= 400 && given < 600 ? given : 500;
+  setErrorHeaders(res, e.headers);
+  if (status < 500) {
+    const code = typeof e.code === 'string' ? e.code : typeof e.type === 'string' ? e.type : reasonCode(status);
+    const message = e.expose === true && typeof e.message === 'string' ? e.message : (STATUS_CODES[status] ?? 'Error');
     send(res, status, { code, message });
     return;
   }
   logger.error('express app failed', { error });
-  send(res, 500, { code: 'InternalError', message: 'Internal Server Error' });
+  const generic = status === 500 ? 'InternalError' : reasonCode(status);
+  send(res, status, { code: generic, message: STATUS_CODES[status] ?? 'Internal Server Error' });
+}
+
+/** `Method Not Allowed` → `MethodNotAllowed`: a stable code from the status. */
+const reasonCode = (status: number) => (STATUS_CODES[status] ?? 'Error').replace(/[^A-Za-z]/g, '');
+
+/** An error's own `headers` (what http-errors and Express's final handler use), where they are plain values. */
+function setErrorHeaders(res: ServerResponse, headers: unknown): void {
+  if (typeof headers !== 'object' || headers === null) return;
+  for (const [name, value] of Object.entries(headers)) {
+    if (typeof value !== 'string' && typeof value !== 'number' && !Array.isArray(value)) continue;
+    try {
+      res.setHeader(name, value);
+    } catch {
+      // A name or value Node refuses is left out, as Express's final handler would fail on it.
+    }
+  }
 }
 
 function send(res: ServerResponse, status: number, body: { code: string; message: string }): void {

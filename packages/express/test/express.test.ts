@@ -69,6 +69,25 @@ describe('@fc-async/express', () => {
     await handler.close();
   });
 
+  it("keeps an error's 4xx or 5xx status and its headers, as Express does; a 5xx's message stays in the log", async () => {
+    const app = express();
+    app.get('/busy', (_req, _res, next) =>
+      next(Object.assign(new Error('db pool drained'), { status: 503, headers: { 'retry-after': '5' } })),
+    );
+    app.get('/verb', (_req, _res, next) =>
+      next(Object.assign(new Error('use POST'), { status: 405, headers: { allow: 'POST' } })),
+    );
+    const log = logger();
+    const handler = createHandler(app, { logger: log });
+    const busy = await handler(event('GET', '/busy'), {});
+    expect([busy.statusCode, busy.headers?.['retry-after']]).toEqual([503, '5']);
+    expect(JSON.parse(busy.body)).toEqual({ code: 'ServiceUnavailable', message: 'Service Unavailable' });
+    expect(log.errors).toHaveLength(1);
+    const verb = await handler(event('GET', '/verb'), {});
+    expect([verb.statusCode, verb.headers?.allow]).toEqual([405, 'POST']);
+    expect(JSON.parse(verb.body)).toEqual({ code: 'MethodNotAllowed', message: 'Method Not Allowed' });
+  });
+
   it('rejects something that is not an app', () => {
     expect(() => createHandler({} as never)).toThrow('Expected `app` to be an Express application, got `object`');
   });

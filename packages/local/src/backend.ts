@@ -145,6 +145,8 @@ export interface EntryHold extends EngineStartHold {
   offer(defaults: HeldDefaults): void;
   /** Whether a handler of the entry took the offered backend. */
   readonly backendTaken: boolean;
+  /** The fc-async handlers the entry made while it loaded. */
+  readonly handlersMade: number;
 }
 
 /** A promise that never settles: the start of an abandoned hold's engines. */
@@ -162,6 +164,7 @@ function engineHold(opened: Promise<void>, isOpen: () => boolean, startedEarly: 
   let abandoned = false;
   let offered: HeldDefaults | undefined;
   let backendTaken = false;
+  let handlersMade = 0;
   return {
     abandon: () => {
       abandoned = true;
@@ -172,7 +175,11 @@ function engineHold(opened: Promise<void>, isOpen: () => boolean, startedEarly: 
     get backendTaken() {
       return backendTaken;
     },
+    get handlersMade() {
+      return handlersMade;
+    },
     defaults(own) {
+      handlersMade++;
       if (!offered?.async) return offered;
       const { backend, ...async } = offered.async;
       if (own.backend || backendTaken || backend === undefined) return { ...offered, async };

@@ -141,9 +141,14 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
   if (own?.engine) {
     // An fc-async handler in local mode already is what the emulator builds: use it, with its own options.
     handler = own;
-    if (deps.backend && !deps.engineHold?.backendTaken)
+    const hold = deps.engineHold;
+    if (deps.backend && !hold?.backendTaken)
       deps.log.notice(
         `${spec.name} is an fc-async handler with its own async backend: --store and --redis do not apply to it`,
+      );
+    else if (deps.backend && hold && hold.handlersMade > 1)
+      deps.log.notice(
+        `${spec.name}: its entry made ${hold.handlersMade} fc-async handlers; --store and --redis went to the first one made, the others keep their tasks in memory`,
       );
   } else if (entry.kind === 'express' || entry.kind === 'koa' || entry.kind === 'fastify') {
     handler = (await adapterFor(entry.kind, spec.file))(entry.value, options);

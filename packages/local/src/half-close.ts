@@ -6,7 +6,9 @@ import type { Server } from 'node:http';
  * the socket as soon as the client's side ends, so an answer not written by then (any invocation
  * that takes a moment: a custom runtime's round trip, a slow handler) is lost. With Node's switch
  * for this (on `http.Server` since Node 0.x, not in its docs), the socket ends once the answer
- * under way is written. A client that closes both ways still closes its request as before.
+ * under way is written. A client that closes both ways looks the same to the server (a FIN): its
+ * request, too, runs to its end and its answer goes nowhere; the emulator never cut a sync call
+ * for a client that left, and streams that never end (the dashboard's) end on the FIN themselves.
  *
  * @example
  * ```ts

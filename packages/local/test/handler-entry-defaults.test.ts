@@ -116,6 +116,25 @@ describe('an fc-async handler entry without a backend of its own', () => {
   });
 });
 
+describe('an fc-async handler entry that makes two handlers', () => {
+  it('says --store went to the first one made', async () => {
+    const dir = folder();
+    const file = join(dir, 'two.mjs');
+    writeFileSync(
+      file,
+      `import { createFcHandler } from ${url('@fc-async/core')};
+export const helper = createFcHandler((req, res) => res.end('helper'));
+export const handler = createFcHandler((req, res) => res.end('ran'));
+`,
+    );
+    const lines: string[] = [];
+    await start({ entry: file, name: 'orders', store: `sqlite:${join(dir, 'tasks.db')}` }, lines);
+    expect(lines.join('\n')).toContain(
+      'orders: its entry made 2 fc-async handlers; --store and --redis went to the first one made',
+    );
+  });
+});
+
 describe('an fc-async handler entry with a backend of its own', () => {
   it('keeps it, and says --store does not apply', async () => {
     const dir = folder();

@@ -734,9 +734,29 @@ export class AsyncEngine {
   private async recover(): Promise<void> {
     const unfinished = await this.store.unfinished();
     const owed: TaskHead[] = [];
+    const counted: TaskHead[] = [];
+    try {
+      await this.recoverEach(unfinished, owed, counted);
+    } catch (error) {
+      // This start failed: the next try counts these tasks again, from the store.
+      for (const record of counted) {
+        if (this.counted.get(record.taskId) !== record.requestId) continue;
+        this.counted.delete(record.taskId);
+        this.outstanding--;
+      }
+      throw error;
+    }
+    // Not awaited (destinations must not hold the start up), and `concurrency` at a time.
+    const next = owed.values();
+    for (let i = Math.min(owed.length, this.options.concurrency); i > 0; i--) void this.deliverOwed(next);
+  }
+
+  /** Counts and requeues each unfinished task; those that ended go to `owed`, each counted one to `counted`. */
+  private async recoverEach(unfinished: readonly TaskHead[], owed: TaskHead[], counted: TaskHead[]): Promise<void> {
     for (const record of unfinished) {
       this.outstanding++;
       this.counted.set(record.taskId, record.requestId);
+      counted.push(record);
       if (TERMINAL_STATUSES.has(record.status)) {
         // It ended, but the crash came before its destination was called.
         owed.push(record);
@@ -760,9 +780,6 @@ export class AsyncEngine {
       const delay = record.dueAt ? Math.max(0, record.dueAt - Date.now()) : 0;
       await this.queue.enqueue({ taskId: record.taskId }, delay);
     }
-    // Not awaited (destinations must not hold the start up), and `concurrency` at a time.
-    const next = owed.values();
-    for (let i = Math.min(owed.length, this.options.concurrency); i > 0; i--) void this.deliverOwed(next);
   }
 
   /**
