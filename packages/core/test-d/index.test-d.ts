@@ -108,6 +108,8 @@ import * as be from '@fc-async/core';
 
 expectAssignable<be.JobResult>({ retryInMs: 250 });
 expectAssignable<be.JobResult>(undefined);
+// A queue may tell when its earliest waiting job is due (close() stops waiting past its deadline).
+expectType<(() => number | undefined) | undefined>(({} as be.QueueDriver).nextDueAt);
 expectError<be.JobResult>({ retryIn: 250 });
 const driver: be.QueueDriver = new be.PQueueDriver(2);
 expectType<boolean | undefined>(driver.shared);
@@ -177,3 +179,11 @@ declare const hold: rt.EngineStartHold;
 expectType<Promise<{ handler: number }>>(rt.holdEngineStarts(hold, async () => ({ handler: 1 })));
 expectError(rt.holdEngineStarts(hold, () => 1));
 expectError<rt.EngineStartHold>({ enter: () => ({ start: Promise.resolve() }) });
+// What a handler made under a hold takes where its own options say nothing; `mode` stays its own.
+expectAssignable<rt.HeldDefaults>({ logger: rt.silentLogger, async: { concurrency: 4, backend: rt.memory() } });
+expectError<rt.HeldDefaults>({ async: { mode: 'local' } });
+expectAssignable<rt.EngineStartHold>({
+  enter: () => ({ start: Promise.resolve(), waited() {} }),
+  defaults: (own: { readonly backend: boolean }) => (own.backend ? undefined : { async: {} }),
+});
+expectError<rt.EngineStartHold>({ enter: () => ({ start: Promise.resolve(), waited() {} }), defaults: () => 1 });
