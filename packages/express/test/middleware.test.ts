@@ -111,6 +111,40 @@ describe('express fcAsync() middleware: an app that throws', () => {
     expect(log.errors).toHaveLength(1);
   });
 
+  it('listen() is the final handler: an error before fcAsync() on the first request, a route added later', async () => {
+    const log = logger();
+    const app = express();
+    app.use((req, _res, next) => next(req.headers.authorization ? undefined : new Error('no auth secret-detail')));
+    app.use(fcAsync({ logger: logger(), env: {} }));
+    const server = await listen(app, { port: 0, host: '127.0.0.1', signals: [], logger: log });
+    cleanup.push(() => server.close());
+    const url = `http://127.0.0.1:${server.port}`;
+    // The very first request fails before fcAsync() ever ran: Express's own handler would send the stack.
+    const first = await fetch(`${url}/late`);
+    const body = await first.text();
+    expect([first.status, JSON.parse(body)]).toEqual([
+      500,
+      { code: 'InternalError', message: 'Internal Server Error' },
+    ]);
+    expect(body).not.toMatch(STACK);
+    expect(log.errors).toEqual([expect.objectContaining({ message: 'no auth secret-detail' })]);
+    const unmatched = await fetch(`${url}/late`, { headers: { authorization: 'Bearer x' } });
+    expect([unmatched.status, await unmatched.json()]).toEqual([
+      404,
+      { code: 'NotFound', message: 'Cannot GET /late' },
+    ]);
+    // A route added after the first request (after fcAsync's own final error middleware) is covered too.
+    app.get('/late', () => {
+      throw new Error('late secret-detail');
+    });
+    const late = await fetch(`${url}/late`, { headers: { authorization: 'Bearer x' } });
+    expect([late.status, await late.json()]).toEqual([
+      500,
+      { code: 'InternalError', message: 'Internal Server Error' },
+    ]);
+    expect(log.errors).toHaveLength(2);
+  });
+
   it('a 4xx error keeps its status, with a stable code, and is not logged', async () => {
     const { log, post } = await serve();
     const r = await post('/json', { headers: { 'content-type': 'application/json' }, body: '{not json' });
