@@ -16,7 +16,8 @@ export function genericErrorHandler(logger: Logger) {
       return;
     }
     logger.error('fastify app failed', { error, requestId: getInvocation(request.raw)?.requestId });
-    reply.code(500).send({ code: 'InternalError', message: 'Internal Server Error' });
+    // As text, so that a route's response schema for 5xx does not reshape it (to `{}`).
+    reply.code(500).type('application/json; charset=utf-8').send(GENERIC_500);
   };
 }
 
@@ -28,9 +29,16 @@ const HELD_BODY_LIMIT = 16 * 1024;
  * the generic 500, and logs what it hid: `error` when the caller has it (with its stack), else the
  * message. Any other answer, an app's own error answer included, goes out as written. The head of
  * a 5xx and its first chunks are held until its body is known (Fastify 5 ends with the body,
- * Fastify 4 writes it, then ends), so that its content-length is the new one.
+ * Fastify 4 writes it, then ends), so that its content-length is the new one. The default answer
+ * is known by its shape, or, once `seen` has the error (an onError hook saw it), whatever its shape:
+ * a route's response schema for the status reshapes it (`{ message }` alone keeps the message).
  */
-export function hideDefaultErrors(req: IncomingMessage, res: ServerResponse, logger: Logger, error?: unknown): void {
+export function hideDefaultErrors(
+  req: IncomingMessage,
+  res: ServerResponse,
+  logger: Logger,
+  seen?: () => SeenError | undefined,
+): void {
   const { writeHead, write, end } = res;
   let held: unknown[] | undefined;
   let chunks: Buffer[] = [];
@@ -70,8 +78,12 @@ export function hideDefaultErrors(req: IncomingMessage, res: ServerResponse, log
       const last = args[0];
       const tail = typeof last === 'string' || Buffer.isBuffer(last) ? [Buffer.from(last)] : [];
       const message = defaultErrorMessage(Buffer.concat([...chunks, ...tail]));
-      if (message !== undefined) {
-        logger.error('fastify app failed', { error: error ?? message, requestId: getInvocation(req)?.requestId });
+      const error = seen?.();
+      if (message !== undefined || error?.answeredByDefault() === true) {
+        logger.error('fastify app failed', {
+          error: error?.error ?? message,
+          requestId: getInvocation(req)?.requestId,
+        });
         held = withContentLength(held, GENERIC_500.length);
         chunks = [];
         const callback = args.find((a) => typeof a === 'function');
@@ -113,4 +125,27 @@ function defaultErrorMessage(body: Buffer): string | undefined {
   return keys && typeof o.statusCode === 'number' && typeof o.error === 'string' && typeof o.message === 'string'
     ? o.message
     : undefined;
+}
+
+/** An error an onError hook saw, and who answers it. */
+export interface SeenError {
+  error: unknown;
+  /**
+   * Whether the answer about to be written comes from Fastify's last resort: once an error handler
+   * runs, `reply.send(error)` (Fastify's default handler, or an app's own handler passing the error
+   * on) ends in Fastify's fallback, which serializes the error, message included, through the
+   * route's response schema; any other `send` is an answer of the app's own.
+   */
+  answeredByDefault(): boolean;
+}
+
+/** Call from an onError hook (before any error handler runs): watches the reply's `send`. */
+export function seeError(reply: FastifyReply, error: unknown): SeenError {
+  const send = reply.send;
+  let lastWasError = false;
+  reply.send = function sendWatched(this: FastifyReply, payload?: unknown) {
+    lastWasError = payload instanceof Error;
+    return send.call(this, payload);
+  } as typeof reply.send;
+  return { error, answeredByDefault: () => lastWasError };
 }

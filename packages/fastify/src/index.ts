@@ -9,7 +9,7 @@ import {
   type Invocation,
 } from '@fc-async/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { genericErrorHandler, hideDefaultErrors } from './errors.js';
+import { genericErrorHandler, hideDefaultErrors, type SeenError, seeError } from './errors.js';
 import { fastifyRoute, recordFastifyRoutes } from './route.js';
 
 export type { FcAsyncControls, FcListenOptions, FcRuntimeOptions, FcServer } from '@fc-async/core';
@@ -73,11 +73,19 @@ export function createHandler(app: FastifyLike, options: FcHandlerOptions = {}):
     },
   } as never);
   if (options.tracing?.enabled !== false) recordFastifyRoutes(app);
+  // Routes Fastify had already loaded when the generic error handler was set (inside a plugin
+  // registered with `await`, or before `await app.after()`) keep the default one: its answer is
+  // hidden as the plugin hides it, by what an onError hook sees (whatever a response schema makes of it).
+  const errorsSeen = new WeakMap<IncomingMessage, SeenError>();
+  if (!ownHandler) {
+    app.addHook('onError', function fcAsyncOnError(request, reply, error, done) {
+      errorsSeen.set(request.raw, seeError(reply, error));
+      done();
+    });
+  }
   return createFcHandler(
     function fastifyListener(req, res) {
-      // Routes Fastify had already loaded when the generic error handler was set (inside a plugin
-      // registered with `await`, or before `await app.after()`) keep the default one.
-      if (!ownHandler) hideDefaultErrors(req, res, logger);
+      if (!ownHandler) hideDefaultErrors(req, res, logger, () => errorsSeen.get(req));
       app.routing(req, res);
     },
     { ...options, logger },

@@ -8,7 +8,7 @@ import {
   writeBridgeResponse,
 } from '@fc-async/core';
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
-import { hideDefaultErrors } from './errors.js';
+import { hideDefaultErrors, seeError } from './errors.js';
 import { fastifyRoute, recordFastifyRoutes } from './route.js';
 
 /** The servers of the apps that have an `fcAsync`: every plugin scope of one app shares its server. */
@@ -116,7 +116,8 @@ export const fcAsync: FastifyPluginAsync<FcRuntimeOptions> = Object.assign(
     // in charge (a setErrorHandler of ours would make the app's later one warn, or throw with
     // `allowErrorHandlerOverride: false`). onError hooks run once, before any error handler.
     instance.addHook('onError', function fcAsyncOnError(request, reply, error, done) {
-      hideDefaultErrors(request.raw, reply.raw, logger, error);
+      const seen = seeError(reply, error);
+      hideDefaultErrors(request.raw, reply.raw, logger, () => seen);
       done();
     });
     instance.addHook('onClose', () => runtime.close());

@@ -39,7 +39,8 @@ describe('@fc-async/fastify', () => {
     expect(r.statusCode).toBe(500);
     expect(JSON.parse(r.body)).toEqual({ code: 'InternalError', message: 'Internal Server Error' });
     expect(r.headers['content-length']).toBe(String(r.body.length));
-    expect(log.errors).toEqual(['password=hunter2']);
+    // The error itself, with its stack, as an onError hook saw it.
+    expect(log.errors).toEqual([expect.objectContaining({ message: 'password=hunter2', stack: expect.any(String) })]);
   });
 
   it('4xx errors keep Fastify’s answer (schema validation)', async () => {

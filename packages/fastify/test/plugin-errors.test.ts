@@ -1,7 +1,7 @@
 import Fastify from 'fastify';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { fcAsync } from '../src/index.js';
-import { logger } from './event.js';
+import { createHandler, fcAsync } from '../src/index.js';
+import { event, logger } from './event.js';
 
 const ON_FC = { FC_FUNCTION_NAME: 'transcode', FC_REGION: 'cn-hangzhou', FC_ACCOUNT_ID: '123' };
 const GENERIC = { code: 'InternalError', message: 'Internal Server Error' };
@@ -105,6 +105,61 @@ describe('fastify fcAsync plugin: an app that throws', () => {
     });
     const r = await app.inject({ method: 'POST', url: '/fail' });
     expect([r.statusCode, r.json()]).toEqual([500, GENERIC]);
+    expect(log.errors).toEqual(logged());
+  });
+});
+
+// A route's response schema for the status shapes Fastify's default error answer: `{ message }` kept the message.
+describe('fastify: a 5xx response schema on the route', () => {
+  const schemas = {
+    '{ message }': { type: 'object', properties: { message: { type: 'string' } } },
+    '{ error, statusCode }': {
+      type: 'object',
+      properties: { error: { type: 'string' }, statusCode: { type: 'number' } },
+    },
+  };
+
+  it.each(Object.entries(schemas))(
+    'plugin, schema %s: the generic 500, the error to the logger',
+    async (_name, schema) => {
+      const { app, log } = await failing();
+      app.get('/shaped', { schema: { response: { 500: schema } } }, async () => {
+        throw new Error(SECRET);
+      });
+      app.get('/shaped-5xx', { schema: { response: { '5xx': schema } } }, () => {
+        throw new Error(SECRET);
+      });
+      for (const url of ['/shaped', '/shaped-5xx']) {
+        const r = await app.inject({ url });
+        expect([r.statusCode, r.json()]).toEqual([500, GENERIC]);
+        expect(r.headers['content-length']).toBe(String(r.body.length));
+      }
+      expect(log.errors).toEqual([...logged(), ...logged()]);
+    },
+  );
+
+  it("plugin: an app's own error answer still goes through the route's schema", async () => {
+    const { app, log } = await failing();
+    app.setErrorHandler((_error, _request, reply) => {
+      reply.code(503).send({ message: 'try later', internal: 'dropped by the schema' });
+    });
+    app.get('/shaped', { schema: { response: { 503: schemas['{ message }'] } } }, async () => {
+      throw new Error(SECRET);
+    });
+    const r = await app.inject({ url: '/shaped' });
+    expect([r.statusCode, r.json()]).toEqual([503, { message: 'try later' }]);
+    expect(log.errors).toHaveLength(0);
+  });
+
+  it.each(Object.entries(schemas))('createHandler, schema %s: the generic 500 as it is', async (_name, schema) => {
+    const log = logger();
+    const app = Fastify();
+    apps.push(app);
+    app.get('/shaped', { schema: { response: { '5xx': schema } } }, async () => {
+      throw new Error(SECRET);
+    });
+    const out = await createHandler(app, { logger: log })(event('GET', '/shaped'), {});
+    expect([out.statusCode, JSON.parse(out.body)]).toEqual([500, GENERIC]);
     expect(log.errors).toEqual(logged());
   });
 });
