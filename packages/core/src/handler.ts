@@ -210,7 +210,7 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
         detection.type === 'Async' && engine
           ? engine.accept(request, invocation)
           : detection.type === 'Async' && platform
-            ? platform.run(request, invocation)
+            ? platform.run(request, invocation, span?.context)
             : run(request, invocation);
     } catch (error) {
       span?.recordError(error);

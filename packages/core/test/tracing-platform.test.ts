@@ -1,4 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import {
   BasicTracerProvider,
@@ -7,7 +8,13 @@ import {
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createFcHandler, type DestinationRecord, type TracingOptions } from '../src/index.js';
+import {
+  createFcHandler,
+  createFcRuntime,
+  type DestinationRecord,
+  type TracingOptions,
+  writeBridgeResponse,
+} from '../src/index.js';
 import { deferred, event, memoryLogger, TRANSCODE_CLOUD, tick } from './helpers.js';
 import { createSdk, idOf, only, PARENT_SPAN_ID, parentOf, type Sdk, TRACE_ID, TRACEPARENT } from './tracing-setup.js';
 
@@ -117,6 +124,57 @@ describe('platform mode (on FC)', () => {
     expect(server.status.code).toBe(SpanStatusCode.ERROR);
     expect(server.attributes['error.type']).toBe('502');
     expect(only(sdk.spans(), 'deliver onFailure').attributes['fc_async.condition']).toBe('UnhandledInvocationError');
+  });
+
+  it('without a context manager, a destination span is still the child of its invocation (a provider given)', async () => {
+    await sdk.uninstall(); // no global context manager, propagator or provider
+    const own = createSdk({ global: false });
+    try {
+      const { handler, delivered } = setup(ok, { tracerProvider: own.provider });
+      const headers = { 'X-Fc-Invocation-Type': 'Async', 'X-Fc-Retry-Count': '1' };
+      expect((await handler(event({ method: 'POST', path: '/jobs', headers }), fcContext)).statusCode).toBe(200);
+      expect(delivered).toHaveLength(1);
+      const server = only(own.spans(), 'POST');
+      const delivery = only(own.spans(), 'deliver onSuccess');
+      expect([delivery.spanContext().traceId, parentOf(delivery)]).toEqual([
+        server.spanContext().traceId,
+        idOf(server),
+      ]);
+    } finally {
+      await own.uninstall();
+    }
+  });
+
+  it('without a context manager, the custom-runtime middleware parents its destination spans too', async () => {
+    await sdk.uninstall();
+    const own = createSdk({ global: false });
+    const delivered: DestinationRecord[] = [];
+    const runtime = createFcRuntime({
+      env: FC_ENV,
+      logger: memoryLogger(),
+      tracing: { tracerProvider: own.provider },
+      async: { maxAsyncRetryAttempts: 1 },
+      destinations: { onSuccess: (r) => void delivered.push(r) },
+    });
+    const server = createServer(async (req, res) => {
+      const answer = await runtime.handle(req, { app: server, listener: () => ok }, res);
+      if (answer) writeBridgeResponse(res, answer, req.method ?? 'GET');
+      else runtime.proceed(req, () => ok(req, res));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const headers = { 'x-fc-invocation-type': 'Async', 'x-fc-retry-count': '1', 'x-fc-request-id': 'rt-1' };
+      const r = await fetch(`http://127.0.0.1:${port}/jobs`, { method: 'POST', headers });
+      expect(r.status).toBe(200);
+      expect(delivered).toHaveLength(1);
+      const serverSpan = own.spans().find((span) => span.kind === SpanKind.SERVER);
+      expect(parentOf(only(own.spans(), 'deliver onSuccess'))).toBe(idOf(serverSpan));
+    } finally {
+      server.close();
+      await runtime.close();
+      await own.uninstall();
+    }
   });
 
   it('spans end, then forceFlush() runs before the handler returns', async () => {

@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events';
+import type { Context } from '@opentelemetry/api';
 import { deliverResolved } from '../destinations/deliver.js';
 import { resolveSettings, type Settings } from '../destinations/deliver-options.js';
 import type { Destination } from '../destinations/types.js';
@@ -95,12 +96,17 @@ export interface EngineHooks {
     condition: DestinationCondition,
     run: () => Promise<T>,
   ): Promise<T>;
-  /** Wraps each destination of a delivery (called once per destination and delivery), e.g. to trace every call. */
+  /**
+   * Wraps each destination of a delivery (called once per destination and delivery), e.g. to trace
+   * every call. `parent`: the trace context the delivery belongs to, when the caller has one (in
+   * platform mode, the invocation's), for a tracer that cannot rely on an active context.
+   */
   destination?(
     task: TaskRecord,
     side: 'onSuccess' | 'onFailure',
     condition: DestinationCondition,
     destination: Destination,
+    parent?: Context,
   ): Destination;
   /** A task ended without an attempt running for it now: expired in the queue, or stopped while waiting. */
   endedWithoutAttempt?(task: TaskRecord): void;
@@ -1450,11 +1456,12 @@ export function wrapDestinations(
   side: 'onSuccess' | 'onFailure',
   condition: DestinationCondition,
   hooks: EngineHooks | undefined,
+  parent?: Context,
 ): Destination | readonly Destination[] | undefined {
   const wrap = hooks?.destination;
   if (!wrap || targets === undefined) return targets;
   const list = Array.isArray(targets) ? targets : [targets as Destination];
-  return list.map((d) => wrap.call(hooks, task, side, condition, d));
+  return list.map((d) => wrap.call(hooks, task, side, condition, d, parent));
 }
 
 /** The outcome of an attempt cut short by a crash (found `Running` on restart or redelivery). */

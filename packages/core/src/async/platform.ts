@@ -1,3 +1,4 @@
+import type { Context } from '@opentelemetry/api';
 import { deliverRecord } from '../destinations/deliver.js';
 import type { Invocation } from '../invocation.js';
 import type { Logger } from '../logger.js';
@@ -72,7 +73,8 @@ export class PlatformAsync {
     },
   ) {}
 
-  async run(request: FcRequest, invocation: Invocation): Promise<BridgeResponse> {
+  /** `traceParent`: the invocation's trace context, the parent of its destination calls' spans. */
+  async run(request: FcRequest, invocation: Invocation, traceParent?: Context): Promise<BridgeResponse> {
     const destinations = this.deps.destinations ?? {};
     const captured =
       destinations.onSuccess || destinations.onFailure ? captureRequest(request, this.deps.redact) : undefined;
@@ -117,7 +119,7 @@ export class PlatformAsync {
       const bound = new AbortController();
       const timer = setTimeout(() => bound.abort(), DELIVERY_BOUND_MS);
       try {
-        const list = wrapDestinations(destinations[side], record, side, condition, this.deps.hooks);
+        const list = wrapDestinations(destinations[side], record, side, condition, this.deps.hooks, traceParent);
         await deliverRecord(list, buildDestinationRecord(record, condition, outcome), {
           logger: this.deps.logger,
           maxElapsedMs: DELIVERY_BOUND_MS,

@@ -192,7 +192,7 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
         answer = engine
           ? await engine.accept(request, invocation)
           : await (span
-              ? span.run(() => (platform as PlatformAsync).run(request, invocation))
+              ? span.run(() => (platform as PlatformAsync).run(request, invocation, span?.context))
               : (platform as PlatformAsync).run(request, invocation));
       } catch (error) {
         span ??= res ? undefined : startSpan();

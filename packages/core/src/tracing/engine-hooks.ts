@@ -152,13 +152,15 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
     side: 'onSuccess' | 'onFailure',
     condition: string,
     destination: Destination,
+    given: Context | undefined,
   ): Destination {
     if (typeof destination !== 'function') return destination;
     const label = destination.label || (destination.name ? `function:${destination.name}` : undefined);
     const traced = async (record: Parameters<Destination>[0], ctx?: Parameters<Destination>[1]) => {
       const tracer = core.tracer();
       if (!tracer) return destination(record, ctx);
-      const { parent, links } = follow(core, task, context.active());
+      // The context given (platform mode: the invocation's), as an active one exists only with a context manager.
+      const { parent, links } = follow(core, task, given ?? context.active());
       const attributes = taskAttributes(task, functionOf(task));
       attributes[ATTR_FC_ASYNC_DESTINATION] = side;
       attributes[ATTR_FC_ASYNC_CONDITION] = condition;
@@ -272,11 +274,11 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
       }
     },
 
-    destination(task, side, condition, destination) {
+    destination(task, side, condition, destination, parent) {
       // Without a tracer when the delivery starts, its destinations are called as they are.
       if (!core.tracer()) return destination;
       try {
-        return traceDestination(task, side, condition, destination);
+        return traceDestination(task, side, condition, destination, parent);
       } catch (error) {
         core.logger.warn('tracing failed to wrap a destination', { error });
         return destination;
