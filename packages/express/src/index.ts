@@ -9,6 +9,7 @@ import {
   type Invocation,
 } from '@fc-async/core';
 import { finish } from './final.js';
+import { rejectionSettler } from './rejections.js';
 import { expressRoute } from './route.js';
 
 export type { FcAsyncControls, FcListenOptions, FcRuntimeOptions, FcServer } from '@fc-async/core';
@@ -44,9 +45,10 @@ declare global {
 /**
  * Runs an Express 4 or 5 app as an FC HTTP function, for FC 3.0's `handler(event, context)` and
  * FC 2.0's `handler(req, resp, context)`. The app is not changed, except that `req.fc` is
- * defined on its request prototype. Errors the app's own error middleware does not handle are
- * logged through `options.logger` and answer a generic 500 (a 4xx error keeps its status);
- * unmatched routes answer 404.
+ * defined on its request prototype and, on Express 4, a rejected `async` handler goes to the
+ * error middleware as on Express 5 (Express 4 leaves it unhandled, and Node exits). Errors the
+ * app's own error middleware does not handle are logged through `options.logger` and answer a
+ * generic 500 (a 4xx error keeps its status); unmatched routes answer 404.
  *
  * @example
  * ```ts
@@ -73,8 +75,10 @@ export function createHandler(app: ExpressLike, options: FcHandlerOptions = {}):
       },
     });
   }
+  const settle = rejectionSettler(app);
   return createFcHandler(
     function expressListener(req, res) {
+      settle();
       app(req, res, (error) => finish(error, req, res, logger));
     },
     { ...options, logger },

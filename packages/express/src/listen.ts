@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createConsoleLogger, type FcListenOptions, type FcServer, listenFc } from '@fc-async/core';
 import { finish } from './final.js';
+import { rejectionSettler } from './rejections.js';
 
 /**
  * Serves an Express app as an FC custom runtime: port from `FC_CUSTOM_LISTEN_PORT`, then
@@ -32,5 +33,13 @@ export function listen(
   }
   const logger = options?.logger ?? createConsoleLogger();
   // Express calls its third argument instead of its own final handler (`finalhandler`).
-  return listenFc((req, res) => app(req, res, (error) => finish(error, req, res, logger)), options, { app });
+  const settle = rejectionSettler(app);
+  return listenFc(
+    (req, res) => {
+      settle();
+      app(req, res, (error) => finish(error, req, res, logger));
+    },
+    options,
+    { app },
+  );
 }

@@ -11,6 +11,7 @@ import {
   writeBridgeResponse,
 } from '@fc-async/core';
 import { finish } from './final.js';
+import { rejectionSettler } from './rejections.js';
 import { expressRoute } from './route.js';
 
 /** What the middleware reads of an Express request: `req.app` and `req.originalUrl`. */
@@ -78,6 +79,7 @@ export function fcAsync(options: FcRuntimeOptions = {}): FcAsyncMiddleware {
     if (app.request && !Object.hasOwn(app.request, 'fc')) exposeFc(app.request);
     let root = app;
     while (root.parent) root = root.parent;
+    rejectionSettler(root)();
     if (!withFinalHandler.has(root) && typeof root.use === 'function') {
       withFinalHandler.add(root);
       // Last in the root's stack, the app's own error middleware all comes first.
