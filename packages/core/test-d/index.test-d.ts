@@ -88,6 +88,11 @@ expectType<boolean>(tracing.isEnabled());
 expectType<boolean>(tracing.isTracing({} as tr.Invocation));
 expectType<Promise<void>>(tracing.flush());
 expectType<tr.EngineHooks>(tracing.engineHooks);
+// A destination hook may be given the delivery's parent context (platform mode: the invocation's).
+expectAssignable<tr.EngineHooks>({
+  destination: (_task, _side, _condition, destination, parent?: import('@opentelemetry/api').Context) =>
+    parent ? destination : destination,
+});
 const tracingRequest: tr.TracingRequest = { method: 'GET', url: '/users/7', headers: { 'user-agent': 'curl' } };
 const invocationSpan = tracing.startInvocationSpan(tracingRequest, { requestId: 'r' });
 expectType<tr.InvocationSpan | undefined>(invocationSpan);
