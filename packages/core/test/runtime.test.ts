@@ -16,7 +16,7 @@ import {
   readNodeRequest,
   writeBridgeResponse,
 } from '../src/index.js';
-import { memoryLogger } from './helpers.js';
+import { deferred, memoryLogger, tick } from './helpers.js';
 
 type Listener = (req: IncomingMessage, res: ServerResponse) => unknown;
 
@@ -176,6 +176,44 @@ describe('createFcRuntime on a real Node server', () => {
     const sync = await fetch(`${url}/fail`);
     expect([sync.status, sync.headers.get('x-fc-status')]).toEqual([500, null]);
     await expect(runtime.tasks.list()).rejects.toMatchObject({ code: 'NotAvailableInPlatformMode' });
+  });
+
+  it('platform mode: FC closing the request (a stop, or the timeout) aborts the signal and calls no in-app destination', async () => {
+    const env = { FC_FUNCTION_NAME: 'transcode', FC_REGION: 'cn-hangzhou' };
+    const failures: DestinationRecord[] = [];
+    const logger = memoryLogger();
+    const runtime = createFcRuntime({ logger, env, destinations: { onFailure: (r) => void failures.push(r) } });
+    const reason = deferred<unknown>();
+    const answered = deferred();
+    // The app's answer to the abort (an error middleware's 500) comes once FC has gone.
+    const app: Listener = (req, res) => {
+      const { signal } = getInvocation(req)!;
+      signal.addEventListener('abort', () => {
+        reason.resolve(signal.reason);
+        res.statusCode = 500;
+        res.end();
+      });
+    };
+    const url = await serve(async (req, res) => {
+      const answer = await runtime.handle(req, { app: {}, listener: () => app }, res);
+      if (answer) writeBridgeResponse(res, answer, req.method ?? 'GET');
+      answered.resolve();
+    });
+    const fc = new AbortController();
+    const call = fetch(`${url}/job`, {
+      method: 'POST',
+      headers: { 'x-fc-async-task-id': 'job_9', 'x-fc-retry-count': '0' },
+      signal: fc.signal,
+    });
+    await tick(20);
+    fc.abort();
+    await call.catch(() => undefined);
+    expect(await reason.promise).toMatchObject({ code: 'Stopped' });
+    await answered.promise;
+    expect(failures).toEqual([]);
+    expect(logger.entries.map((e) => e.message)).toContain(
+      'FC ended the async invocation before its answer: no in-process destination is called',
+    );
   });
 
   it('platform mode: an async body past the limit answers 400 marked x-fc-status 404, so FC counts it failed', async () => {

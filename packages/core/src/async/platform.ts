@@ -1,5 +1,6 @@
 import type { Context } from '@opentelemetry/api';
 import { deliverRecord } from '../destinations/deliver.js';
+import { FcAsyncError } from '../errors.js';
 import type { Invocation } from '../invocation.js';
 import type { Logger } from '../logger.js';
 import type { FcRequest } from '../request.js';
@@ -18,6 +19,20 @@ import type { ResolvedAsyncOptions } from './options.js';
 import { captureRequest } from './payload.js';
 
 const failed = new WeakSet<object>();
+const endedByFc = new WeakSet<object>();
+
+/**
+ * The abort reason of a custom runtime's async invocation whose request FC closed before the
+ * answer: a StopAsyncTask, or the function's timeout, which the app cannot tell apart.
+ */
+export function fcEndedInvocation(): FcAsyncError {
+  const reason = new FcAsyncError(
+    'Stopped',
+    'FC closed the request before the answer: the invocation was stopped, or it timed out',
+  );
+  endedByFc.add(reason);
+  return reason;
+}
 
 /**
  * How long an invocation waits for its destinations on FC, every attempt and retry included
@@ -98,7 +113,17 @@ export class PlatformAsync {
       };
     }
     const final = invocation.attempt >= this.options.maxAsyncRetryAttempts;
-    const side = outcome.kind === 'success' ? 'onSuccess' : final ? 'onFailure' : undefined;
+    let side: 'onSuccess' | 'onFailure' | undefined =
+      outcome.kind === 'success' ? 'onSuccess' : final ? 'onFailure' : undefined;
+    if (invocation.signal.aborted && endedByFc.has(invocation.signal.reason as object)) {
+      // FC ended it (a stop or the timeout: FC knows which, the app does not): what the app answered
+      // meanwhile goes nowhere, and the record is FC's to send, to its own destinations.
+      this.deps.logger.warn('FC ended the async invocation before its answer: no in-process destination is called', {
+        requestId: invocation.requestId,
+        attempt: invocation.attempt,
+      });
+      side = undefined;
+    }
     if (side && captured && destinations[side]) {
       const record: TaskRecord = {
         taskId: invocation.taskId ?? invocation.requestId,

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AsyncEngine, closeTimeoutMs } from '../async/engine.js';
 import { resolveAsyncOptions, resolveMode } from '../async/options.js';
 import { createRedactor } from '../async/payload.js';
-import { PlatformAsync } from '../async/platform.js';
+import { fcEndedInvocation, PlatformAsync } from '../async/platform.js';
 import { type NodeHandler, runNodeHandler } from '../bridge.js';
 import { FcAsyncError } from '../errors.js';
 import { errorResponse } from '../handler.js';
@@ -247,11 +247,7 @@ function passOn(span: InvocationSpan, req: object, res: ServerResponse, routeOf:
 function closedEarly(res: ServerResponse): AbortSignal {
   const controller = new AbortController();
   res.once('close', () => {
-    if (!res.writableFinished) {
-      controller.abort(
-        new FcAsyncError('Stopped', 'FC closed the request before the answer: the invocation was stopped'),
-      );
-    }
+    if (!res.writableFinished) controller.abort(fcEndedInvocation());
   });
   return controller.signal;
 }
