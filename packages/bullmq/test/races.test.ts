@@ -157,7 +157,7 @@ describe('bullmq(): races between instances', () => {
     expect(other.delivered.map((r) => r.requestContext.condition)).toEqual(['']);
   });
 
-  it('the last attempt cut short by its instance closing is left to another instance, however many attempts BullMQ counted', async () => {
+  it('the last attempt cut short by its instance closing is run again by another instance, uncounted, however many attempts BullMQ counted', async () => {
     const prefix = uniquePrefix();
     const ran: string[] = [];
     const app =
@@ -181,8 +181,9 @@ describe('bullmq(): races between instances', () => {
     await until('another instance to finish the task', async () => {
       return (await other.handler.tasks.get('ninth'))?.status === 'Succeeded';
     });
-    expect(ran.slice(8)).toEqual(['closing:8', 'other:9']);
-    expect((await other.handler.tasks.get('ninth'))?.alreadyRetriedTimes).toBe(9);
+    // Under the same number: the cut attempt was not the function's failure.
+    expect(ran.slice(8)).toEqual(['closing:8', 'other:8']);
+    expect((await other.handler.tasks.get('ninth'))?.alreadyRetriedTimes).toBe(8);
   });
 
   it('a task id deleted by retention and accepted again runs, although the worker still caches the first task, its event past the age', async () => {

@@ -389,6 +389,70 @@ export const sink = async (event) => {
   });
 });
 
+describe('shutting down past the deadline with a destination function', () => {
+  const root = mkdtempSync(join(tmpdir(), 'fc-async-close-grace-'));
+  const received = join(root, 'received.jsonl');
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('the onFailure record of a task stopped at the deadline still runs in the destination function', async () => {
+    writeFileSync(
+      join(root, 'fns.mjs'),
+      `import { appendFileSync } from 'node:fs';
+export const work = () => new Promise((resolve) => setTimeout(() => resolve('late'), 700)); // past the deadline: stopped
+export const sink = async (event) => {
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  appendFileSync(${JSON.stringify(received)}, event.toString('utf8') + '\\n');
+  return 'ok';
+};
+`,
+    );
+    writeFileSync(
+      join(root, 's.yaml'),
+      `resources:
+  work:
+    component: fc3
+    props:
+      functionName: work
+      code: ./
+      handler: fns.work
+      runtime: nodejs20
+      triggers:
+        - triggerName: http
+          triggerType: http
+      asyncInvokeConfig:
+        destinationConfig:
+          onFailure:
+            destination: acs:fc:cn-hangzhou:0:functions/sink
+  sink:
+    component: fc3
+    props:
+      functionName: sink
+      code: ./
+      handler: fns.sink
+      runtime: nodejs20
+`,
+    );
+    const lines: string[] = [];
+    const output = (text: string) => lines.push(...text.split('\n').filter(Boolean));
+    const emulator = await startEmulator({ ...quiet, output, config: join(root, 's.yaml') });
+    const res = await fetch(emulator.triggerUrl, {
+      method: 'POST',
+      headers: { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'stuck_1' },
+    });
+    expect(res.status).toBe(202);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // The whole timeout goes to `work`, whose task is then stopped: its record reaches `sink` last.
+    await emulator.close({ timeoutMs: 300 });
+    const records = readFileSync(received, { encoding: 'utf8', flag: 'a+' })
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { requestContext: { condition: string } });
+    expect(records.map((r) => r.requestContext.condition)).toEqual(['Stopped']);
+    // The record's own task in `sink` ran to its end, rather than being stopped as `sink` closed.
+    expect(lines.filter((l) => /^\S+ sink +Task/.test(l))).toEqual([expect.stringMatching(/Task +Succeeded/)]);
+  });
+});
+
 describe("the client's address", () => {
   const root = mkdtempSync(join(tmpdir(), 'fc-async-client-ip-'));
   let emulator: Emulator;

@@ -226,6 +226,8 @@ describe('sqlite(): recovery on start', () => {
     const task = await second.tasks.get('cut');
     expect(task?.status).toBe('Succeeded');
     expect(runs).toBe(1);
+    // The cut attempt was not counted: the one that ran is the first.
+    expect(task?.alreadyRetriedTimes).toBe(0);
     expect(task?.events.map((e) => e.status)).toEqual([
       'Enqueued',
       'Dequeued',
@@ -235,6 +237,51 @@ describe('sqlite(): recovery on start', () => {
       'Running',
       'Succeeded',
     ]);
+  });
+
+  it('a cut attempt that answers its abort (a partial result) is not a success, nor counted: its retry still helps after the restart', async () => {
+    const path = tempFile();
+    const attempts: number[] = [];
+    const engine = (
+      run: (signal: AbortSignal, attempt: number) => Promise<{ statusCode: number; headers: {}; body: string }>,
+    ) =>
+      new AsyncEngine(resolveAsyncOptions({ mode: 'local', maxAsyncRetryAttempts: 1, backend: sqlite(path) }), {
+        logger: silentLogger,
+        redact: createRedactor(),
+        run: (_request, invocation) => {
+          attempts.push(invocation.attempt);
+          return run(invocation.signal, invocation.attempt);
+        },
+      });
+    let started = false;
+    // The docs' pattern: on abort, stop the work and answer what was done so far.
+    const first = engine(
+      (signal) =>
+        new Promise((resolve) => {
+          started = true;
+          signal.addEventListener('abort', () => resolve({ statusCode: 200, headers: {}, body: 'partial' }));
+        }),
+    );
+    const request: FcRequest = { method: 'POST', url: '/deploy', headers: {}, body: Buffer.from('x') };
+    const invocation = { requestId: '1-64f6d6e7-000000000000000000000003', taskId: 'deploy' } as Invocation;
+    expect((await first.accept(request, invocation)).statusCode).toBe(202);
+    await until('the attempt to start', () => started);
+    await first.close({ timeoutMs: 10 });
+    const kept = await first.tasks.get('deploy').catch(() => undefined);
+    expect(kept?.status ?? 'closed').not.toBe('Succeeded');
+
+    // After the restart: a transient failure, then a success, as one retry allows.
+    const second = engine(async (_signal, attempt) =>
+      attempt === 0 ? { statusCode: 500, headers: {}, body: 'flaky' } : { statusCode: 200, headers: {}, body: 'done' },
+    );
+    cleanups.unshift(() => second.close({ timeoutMs: 100 }));
+    await second.whenReady();
+    await until('the task to end', async () =>
+      TERMINAL_STATUSES.has((await second.tasks.get('deploy'))?.status ?? 'Enqueued'),
+    );
+    const task = await second.tasks.get('deploy');
+    expect([task?.status, task?.returnPayload, task?.alreadyRetriedTimes]).toEqual(['Succeeded', 'done', 1]);
+    expect(attempts).toEqual([0, 0, 1]);
   });
 
   it('every 202 of a burst is on disk for the next process', async () => {

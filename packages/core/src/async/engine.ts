@@ -587,8 +587,10 @@ export class AsyncEngine {
     if (result !== 'drained') {
       if (this.persistent) {
         this.cut = true;
-        for (const running of this.running.values())
+        for (const running of this.running.values()) {
+          running.cutByShutdown = true;
           running.abort(new FcAsyncError('Stopped', 'The function is shutting down'));
+        }
         // Their end (Retrying, for the next start) is written before the store closes.
         await within(Promise.allSettled([...this.inFlight]), Math.max(this.options.stopGraceMs, 100));
       } else {
@@ -947,14 +949,11 @@ export class AsyncEngine {
     const attemptEnded = this.deps.hooks?.attemptEnded;
     if (attemptEnded) {
       const willRetry =
-        outcome.kind === 'failure' && attempt < this.config.maxAsyncRetryAttempts && !this.closingPersistent();
+        outcome.kind === 'failure' &&
+        (attempt < this.config.maxAsyncRetryAttempts || (running.cutByShutdown && this.persistent));
       attemptEnded.call(this.deps.hooks, record, attempt, outcome, willRetry);
     }
     return outcome;
-  }
-
-  private closingPersistent(): boolean {
-    return this.closing && this.persistent;
   }
 
   /**
@@ -1093,6 +1092,18 @@ export class AsyncEngine {
         ),
       };
     }
+    if (running?.cutByShutdown && this.persistent) {
+      // Cut short by a graceful shutdown: neither failed nor done, whatever the app answered to the
+      // abort (a partial result is no success); not counted, and the next start (or another
+      // instance of a shared queue) runs it again under the same number.
+      await store.transition(taskId, 'Retrying', {
+        from,
+        attempts,
+        patch: { dueAt: Date.now(), attempts: attempt, alreadyRetriedTimes: Math.max(0, attempt - 1) },
+        detail: 'interrupted by shutdown',
+      });
+      return { status: 'Retrying', retryInMs: 0 };
+    }
     if (outcome.kind === 'success') {
       const succeeding = store.transition(taskId, 'Succeeded', {
         from,
@@ -1116,7 +1127,7 @@ export class AsyncEngine {
       condition: outcome.condition,
       message: outcome.message,
     };
-    if (attempt < this.config.maxAsyncRetryAttempts && !this.closingPersistent()) {
+    if (attempt < this.config.maxAsyncRetryAttempts) {
       const delay = backoffDelay(attempt + 1, this.options.backoff);
       const retrying = await store.transition(taskId, 'Retrying', {
         from,
@@ -1129,17 +1140,6 @@ export class AsyncEngine {
         return { status: 'Retrying', retryInMs: delay };
       }
       return { status: await this.finishStopped(record, { kind: 'stopped' }, attempts, recorded) };
-    }
-    if (this.closingPersistent()) {
-      // Shutting down with a persistent backend: leave the task for the next start (a shared
-      // queue hands it to another instance now).
-      await store.transition(taskId, 'Retrying', {
-        from,
-        attempts,
-        patch: { dueAt: Date.now() },
-        detail: 'interrupted by shutdown',
-      });
-      return { status: 'Retrying', retryInMs: 0 };
     }
     const failed = await store.transition(taskId, 'Failed', {
       from,

@@ -8,6 +8,8 @@ import type { TaskRecord } from './backend.js';
  */
 export class Running extends LazyAbort {
   stopRequested = false;
+  /** Aborted by a graceful shutdown past its deadline: not the function's failure, not counted. */
+  cutByShutdown = false;
   onStop: (() => void) | undefined = undefined;
 }
 
