@@ -284,6 +284,32 @@ describe('sqlite(): recovery on start', () => {
     expect(attempts).toEqual([0, 0, 1]);
   });
 
+  it('an attempt that fails while a close drains fails as usual, once, rather than run again at once', async () => {
+    const path = tempFile();
+    const failures: DestinationRecord[] = [];
+    let runs = 0;
+    const engine = new AsyncEngine(
+      resolveAsyncOptions({ mode: 'local', maxAsyncRetryAttempts: 0, backend: sqlite(path) }),
+      {
+        logger: silentLogger,
+        redact: createRedactor(),
+        destinations: { onFailure: (r) => void failures.push(r) },
+        run: async () => {
+          runs++;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          return { statusCode: 500, headers: {}, body: 'no' };
+        },
+      },
+    );
+    const request: FcRequest = { method: 'POST', url: '/jobs', headers: {}, body: Buffer.from('x') };
+    const invocation = { requestId: '1-64f6d6e7-000000000000000000000004', taskId: 'drained' } as Invocation;
+    expect((await engine.accept(request, invocation)).statusCode).toBe(202);
+    await until('the attempt to start', () => runs === 1);
+    await engine.close({ timeoutMs: 1000 });
+    expect(runs).toBe(1);
+    expect(failures.map((f) => f.requestContext.condition)).toEqual(['UnhandledInvocationError']);
+  });
+
   it('every 202 of a burst is on disk for the next process', async () => {
     const path = tempFile();
     const handler = createFcHandler((_req, res) => res.end('ok'), {
