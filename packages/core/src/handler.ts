@@ -86,6 +86,11 @@ export interface FcHandler {
   readonly tasks: TaskApi;
   /** Local mode's engine, for the emulator and middleware; `undefined` in platform mode. */
   readonly engine: AsyncEngine | undefined;
+  /**
+   * The logger in force: `options.logger`, else (an entry loaded by `fc-async dev`) the emulator's
+   * log, else JSON lines on stdout and stderr. Adapters log the app's errors through it.
+   */
+  readonly logger: Logger;
   /** Resolves when no async task is queued, running or being delivered. */
   drain(): Promise<void>;
   /** Stops accepting async requests (503) and settles every task by `timeoutMs` (default 30 s). */
@@ -342,6 +347,7 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
     mode,
     tasks,
     engine,
+    logger,
     drain: () => engine?.drain() ?? platform?.drain() ?? Promise.resolve(),
     close: (closeOptions?: { timeoutMs?: number }) =>
       engine?.close(closeOptions) ?? platform?.drain() ?? Promise.resolve(),

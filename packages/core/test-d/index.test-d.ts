@@ -27,6 +27,7 @@ const handler = createFcHandler((_req, res) => res.end('ok'), {
 expectType<FcHandler>(handler);
 expectType<Promise<FcHttpResult>>(handler(Buffer.from('{}'), { requestId: 'x' }));
 expectType<'local' | 'platform'>(handler.mode);
+expectType<import('@fc-async/core').Logger>(handler.logger);
 expectType<Promise<AsyncTask | undefined>>(handler.tasks.get('t'));
 expectType<Promise<TaskPage>>(handler.tasks.list({ status: 'Running', limit: 10 }));
 expectType<Promise<void>>(handler.drain());

@@ -1,7 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   checkHandlerOptions,
-  createConsoleLogger,
   createFcHandler,
   type FcHandler,
   type FcHandlerOptions,
@@ -66,7 +65,6 @@ export function createHandler(app: ExpressLike, options: FcHandlerOptions = {}):
     throw new TypeError(`Expected \`app\` to be an Express application, got \`${typeof app}\``);
   }
   checkHandlerOptions(options, 'handler');
-  const logger = options.logger ?? createConsoleLogger();
   if (app.request && !Object.hasOwn(app.request, 'fc')) {
     Object.defineProperty(app.request, 'fc', {
       configurable: true,
@@ -76,12 +74,14 @@ export function createHandler(app: ExpressLike, options: FcHandlerOptions = {}):
     });
   }
   const settle = rejectionSettler(app);
-  return createFcHandler(
+  // The handler's logger: the options', else the emulator's (an entry of `fc-async dev`), else the console.
+  const handler: FcHandler = createFcHandler(
     function expressListener(req, res) {
       settle();
-      app(req, res, (error) => finish(error, req, res, logger));
+      app(req, res, (error) => finish(error, req, res, handler.logger));
     },
-    { ...options, logger },
+    options,
     { routeOf: expressRoute },
   );
+  return handler;
 }

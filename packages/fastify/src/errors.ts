@@ -8,14 +8,14 @@ const GENERIC_500 = JSON.stringify({ code: 'InternalError', message: 'Internal S
  * An error handler in place of Fastify's default one: 4xx errors keep Fastify's answer (their
  * status and code); any other is logged and answered a generic 500, without its message.
  */
-export function genericErrorHandler(logger: Logger) {
+export function genericErrorHandler(logger: () => Logger) {
   return function fcAsyncErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
     const status = error.statusCode ?? 500;
     if (status >= 400 && status < 500) {
       reply.code(status).send(error);
       return;
     }
-    logger.error('fastify app failed', { error, requestId: getInvocation(request.raw)?.requestId });
+    logger().error('fastify app failed', { error, requestId: getInvocation(request.raw)?.requestId });
     // As text, so that a route's response schema for 5xx does not reshape it (to `{}`).
     reply.code(500).type('application/json; charset=utf-8').send(GENERIC_500);
   };

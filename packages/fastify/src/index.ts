@@ -1,7 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   checkHandlerOptions,
-  createConsoleLogger,
   createFcHandler,
   type FcHandler,
   type FcHandlerOptions,
@@ -64,7 +63,9 @@ export function createHandler(app: FastifyLike, options: FcHandlerOptions = {}):
     throw new TypeError('Expected `app` to be a Fastify instance');
   }
   checkHandlerOptions(options, 'handler');
-  const logger = options.logger ?? createConsoleLogger();
+  // The handler's logger: the options', else the emulator's (an entry of `fc-async dev`), else the console.
+  let handler: FcHandler | undefined;
+  const logger = () => (handler as FcHandler).logger;
   const ownHandler = app.errorHandler?.name !== 'defaultErrorHandler';
   if (!ownHandler) app.setErrorHandler(genericErrorHandler(logger));
   app.decorateRequest('fc', {
@@ -83,12 +84,13 @@ export function createHandler(app: FastifyLike, options: FcHandlerOptions = {}):
       done();
     });
   }
-  return createFcHandler(
+  handler = createFcHandler(
     function fastifyListener(req, res) {
-      if (!ownHandler) hideDefaultErrors(req, res, logger, () => errorsSeen.get(req));
+      if (!ownHandler) hideDefaultErrors(req, res, logger(), () => errorsSeen.get(req));
       app.routing(req, res);
     },
-    { ...options, logger },
+    options,
     { ready: () => app.ready(), routeOf: fastifyRoute },
   );
+  return handler;
 }

@@ -10,12 +10,12 @@ export interface KoaErrorEmitter {
 }
 
 /**
- * Sends the app's `error` events to `logger` when the app has no listener of its own: none, or
+ * Sends the app's `error` events to `logger()` when the app has no listener of its own: none, or
  * only Koa's default one (taken out, so that the stack is not printed twice). Koa still answers
  * the error itself (`Internal Server Error` for an unexposed one); a 404 or an exposed error is
  * no failure and is not logged, as Koa's own listener does.
  */
-export function logKoaErrors(app: KoaErrorEmitter, logger: Logger): void {
+export function logKoaErrors(app: KoaErrorEmitter, logger: () => Logger): void {
   if (typeof app.on !== 'function') return;
   const listeners = app.listeners?.('error') ?? [];
   if (listeners.some((listener) => listener !== app.onerror)) return;
@@ -23,6 +23,6 @@ export function logKoaErrors(app: KoaErrorEmitter, logger: Logger): void {
   app.on('error', function fcAsyncKoaErrorLog(error: unknown) {
     const e = error as { status?: number; expose?: boolean } | undefined;
     if (e?.status === 404 || e?.expose === true) return;
-    logger.error('koa app failed', { error });
+    logger().error('koa app failed', { error });
   });
 }

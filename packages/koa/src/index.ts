@@ -1,7 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   checkHandlerOptions,
-  createConsoleLogger,
   createFcHandler,
   type FcHandler,
   type FcHandlerOptions,
@@ -63,7 +62,9 @@ export function createHandler(app: KoaLike, options: FcHandlerOptions = {}): FcH
     throw new TypeError('Expected `app` to be a Koa application (with a callback() method)');
   }
   checkHandlerOptions(options, 'handler');
-  const logger = options.logger ?? createConsoleLogger();
+  // The handler's logger: the options', else the emulator's (an entry of `fc-async dev`), else the console.
+  let handler: FcHandler | undefined;
+  const logger = () => (handler as FcHandler).logger;
   if (app.listenerCount('error') === 0) logKoaErrors(app, logger);
   if (!Object.hasOwn(app.context, 'fc')) {
     Object.defineProperty(app.context, 'fc', {
@@ -75,12 +76,13 @@ export function createHandler(app: KoaLike, options: FcHandlerOptions = {}): FcH
   }
   recordKoaRoutes(app);
   let listener: ((req: IncomingMessage, res: ServerResponse) => unknown) | undefined;
-  return createFcHandler(
+  handler = createFcHandler(
     function koaListener(req, res) {
       listener ??= app.callback();
       return listener(req, res);
     },
-    { ...options, logger },
+    options,
     { routeOf: koaRoute },
   );
+  return handler;
 }

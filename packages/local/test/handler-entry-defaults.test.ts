@@ -102,6 +102,52 @@ describe('an fc-async handler entry without a backend of its own', () => {
     expect(lines.filter((line) => line.startsWith('{'))).toEqual([]);
   });
 
+  it.each([
+    [
+      'express',
+      `import express from ${url('express')};
+import { createHandler } from ${url('@fc-async/express')};
+const app = express();
+app.get('/fails', () => { throw new Error('boom at /fails'); });
+export const handler = createHandler(app);`,
+    ],
+    [
+      'koa',
+      `import Koa from ${url('koa')};
+import { createHandler } from ${url('@fc-async/koa')};
+const app = new Koa();
+app.use(() => { throw new Error('boom at /fails'); });
+export const handler = createHandler(app);`,
+    ],
+    [
+      'fastify',
+      `import Fastify from ${url('fastify')};
+import { createHandler } from ${url('@fc-async/fastify')};
+const app = Fastify();
+app.get('/fails', async () => { throw new Error('boom at /fails'); });
+export const handler = createHandler(app);`,
+    ],
+  ])(
+    "a %s adapter's createHandler logs the app's errors and the engine's warnings through the emulator too",
+    async (_name, source) => {
+      const dir = folder();
+      const file = join(dir, 'orders.mjs');
+      writeFileSync(file, `${source}\n`);
+      const lines: string[] = [];
+      const emulator = await start({ entry: file, name: 'orders' }, lines);
+      expect((await fetch(`${emulator.triggerUrl}/fails`)).status).toBe(500);
+      await waitFor(() => lines.find((line) => line.includes('boom at /fails')));
+      // A duplicate task id: the engine's warning.
+      await accept(emulator.triggerUrl, 'dup_1', { 'x-fc-async-delay': '3599' });
+      const dup = await fetch(`${emulator.triggerUrl}/`, {
+        method: 'POST',
+        headers: { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'dup_1' },
+      });
+      expect(dup.status).toBe(409);
+      expect(lines.filter((line) => line.startsWith('{'))).toEqual([]);
+    },
+  );
+
   it("runs each attempt within the s.yaml function's timeout", async () => {
     const dir = folder();
     entry(dir, `(req, res) => setTimeout(() => res.end('late'), 5000)`, '{ async: { maxAsyncRetryAttempts: 0 } }');
