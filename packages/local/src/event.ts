@@ -39,6 +39,9 @@ export interface FunctionIdentity {
    */
   logProject?: string | undefined;
   logStore?: string | undefined;
+  /** FC 2.0 functions' context adds `service.name` and `tracing` (empty locally: no tracing service). */
+  style?: 'fc3' | 'fc2' | undefined;
+  serviceName?: string | undefined;
 }
 
 /**
@@ -172,15 +175,26 @@ export function newInstanceId(): string {
 
 /** The `context` FC passes to a handler (credentials are empty locally). */
 export function buildContext(fn: FunctionIdentity, requestId: string, logger?: unknown): FcContext {
-  return {
+  const service = {
+    logProject: fn.logProject ?? '',
+    logStore: fn.logStore ?? '',
+    qualifier: fn.qualifier,
+    versionId: '',
+  };
+  const context: FcContext = {
     requestId,
     credentials: { accessKeyId: '', accessKeySecret: '', securityToken: '' },
     function: { name: fn.name, handler: fn.handler, memory: fn.memorySize, timeout: fn.timeout },
-    service: { logProject: fn.logProject ?? '', logStore: fn.logStore ?? '', qualifier: fn.qualifier, versionId: '' },
+    service,
     region: fn.region,
     accountId: fn.accountId,
     logger,
   };
+  if (fn.style === 'fc2') {
+    context.service = { name: fn.serviceName ?? '', ...service };
+    context.tracing = { openTracingSpanContext: '', openTracingSpanBaggages: {}, jaegerEndpoint: '' };
+  }
+  return context;
 }
 
 const DROPPED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length']);

@@ -93,6 +93,8 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
     timeout: spec.timeout ?? DEFAULT_TIMEOUT,
     logProject: spec.logConfig?.project,
     logStore: spec.logConfig?.logstore,
+    style: spec.style,
+    serviceName: spec.serviceName,
   };
   // FC_REGION stays unset: with FC_FUNCTION_NAME it would put an fc-async handler of the entry in
   // platform mode, while here it should run its own local engine (region: context, x-fc-region).

@@ -20,6 +20,8 @@ export interface RawFunction {
   environmentVariables: unknown;
   http: FunctionSpec['http'];
   style: FunctionSpec['style'];
+  /** FC 2.0: the service's `name`. */
+  serviceName?: unknown;
   asyncConfig: FunctionSpec['asyncConfig'];
   /** Read by {@link readLogConfig}. */
   logConfig: FunctionSpec['logConfig'];
@@ -61,6 +63,7 @@ export function checkFunction(file: string, dir: string, where: string, raw: Raw
     name: raw.name,
     http: raw.http,
     style: raw.style,
+    serviceName: typeof raw.serviceName === 'string' ? raw.serviceName : undefined,
     runtime: raw.runtime as string | undefined,
     region: typeof raw.region === 'string' ? raw.region : undefined,
     memorySize: optionalNumber(file, raw.memorySize, `${where}.memorySize`),

@@ -189,6 +189,7 @@ function readFc2(file: string, dir: string, region: string, props: Obj, fn: Obj,
     environmentVariables: fn.environmentVariables,
     http: trigger,
     style: 'fc2',
+    serviceName: isObject(props.service) ? props.service.name : undefined,
     asyncConfig: readFc2AsyncConfig(file, fn.asyncConfiguration, `${where}.function.asyncConfiguration`),
     logConfig: readLogConfig(
       file,

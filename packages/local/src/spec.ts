@@ -42,6 +42,8 @@ export interface FunctionSpec {
   http?: { methods?: string[] | undefined } | undefined;
   /** FC 3.0 (`handler(event, context)`) or FC 2.0 (`handler(req, resp, context)` for HTTP). */
   style: 'fc3' | 'fc2';
+  /** FC 2.0: the name of the function's service (`service.name`), in `context.service.name`. */
+  serviceName?: string | undefined;
   runtime?: string | undefined;
   region?: string | undefined;
   /** MB. */

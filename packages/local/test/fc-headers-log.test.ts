@@ -95,7 +95,7 @@ const FC3_HANDLER = `exports.handler = async (event, context) => {
 `;
 const FC2_HANDLER = `exports.http = (req, resp, context) => {
   resp.setHeader('content-type', 'application/json');
-  resp.send(JSON.stringify({ headers: req.headers, service: context.service }));
+  resp.send(JSON.stringify({ headers: req.headers, service: context.service, tracing: context.tracing }));
 };
 `;
 
@@ -181,13 +181,22 @@ services:
       expect(config.functions[0]?.logConfig).toEqual({ project: 'proj-2', logstore: 'store-2' });
       const fc2 = await startEmulator({ config: join(dir, 's.yaml'), port: 0, controlPort: 0, output: () => {} });
       try {
-        const { headers, service } = (await (await fetch(`${fc2.triggerUrl}/`)).json()) as {
+        const { headers, service, tracing } = (await (await fetch(`${fc2.triggerUrl}/`)).json()) as {
           headers: Record<string, string>;
           service: Record<string, string>;
+          tracing: unknown;
         };
         expect(headers['x-fc-service-logproject']).toBe('proj-2');
         expect(headers['x-fc-service-logstore']).toBe('store-2');
-        expect(service).toMatchObject({ logProject: 'proj-2', logStore: 'store-2' });
+        // FC 2.0's context adds the service's name and `tracing` (empty: no tracing service locally).
+        expect(service).toEqual({
+          name: 'svc',
+          logProject: 'proj-2',
+          logStore: 'store-2',
+          qualifier: 'LATEST',
+          versionId: '',
+        });
+        expect(tracing).toEqual({ openTracingSpanContext: '', openTracingSpanBaggages: {}, jaegerEndpoint: '' });
       } finally {
         await fc2.close({ timeoutMs: 1000 });
       }
