@@ -253,9 +253,14 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     trigger.closing = true;
     const triggerClosed = new Promise((resolve) => trigger.close(resolve));
     trigger.closeIdleConnections();
-    // Destination functions close last, so that records of tasks ending meanwhile reach them.
+    // Destination functions close last, so that records of tasks ending meanwhile reach them. Sync
+    // calls under way get the same time to be answered; one still waiting then is answered 503.
     // The custom runtimes stop even when a backend fails to close.
-    await closeInDestinationOrder(functions, timeoutMs);
+    await Promise.all([
+      closeInDestinationOrder(functions, timeoutMs),
+      within(trigger.idle(), Math.min(timeoutMs, 2_147_483_647), () => undefined),
+    ]);
+    trigger.cutInFlight();
     await stopRuntimes(functions);
     await flushSpans(Math.min(timeoutMs, 5000), log);
     trigger.closeAllConnections();

@@ -57,6 +57,8 @@ class AnswerBatch {
     const pending = this.#pending;
     this.#pending = [];
     for (const answer of pending) {
+      // Answered meanwhile: the emulator shut down before the function answered (cutInFlight).
+      if (answer.res.writableEnded) continue;
       try {
         writeResult(answer.res, answer.result, answer.method, answer.requestId);
       } catch (error) {
@@ -66,23 +68,46 @@ class AnswerBatch {
   };
 }
 
+/** The trigger server, with what a shutdown needs of it. */
+export type TriggerServer = Server & {
+  /** Set when the emulator shuts down: new requests answer 503. */
+  closing: boolean;
+  /** Resolves once no request is under way (a sync call waiting for its function, among them). */
+  idle(): Promise<void>;
+  /**
+   * Answers 503 `ServiceUnavailable` to each request still under way (a sync call whose function
+   * has not answered by the end of the shutdown), logging each; returns how many.
+   */
+  cutInFlight(): number;
+};
+
 /**
  * The HTTP trigger: every request becomes an FC 3.0 event for its function (see
  * {@link FunctionRegistry.route}) and goes through the function's handler, async engine included.
  * Trigger-level errors answer `{ code, message }` like fc-async's own. Request bodies count in
  * `bodies` until their invocation returns.
  */
-export function createTriggerServer(
-  registry: FunctionRegistry,
-  log: EmulatorLog,
-  bodies: BodyBudget,
-): Server & { closing: boolean } {
+export function createTriggerServer(registry: FunctionRegistry, log: EmulatorLog, bodies: BodyBudget): TriggerServer {
   const failed = (res: ServerResponse, fn: string, error: unknown) => {
     log.logger.error('trigger request failed', { function: fn, error });
     if (!res.headersSent) sendJson(res, 500, { code: 'InternalError', message: 'Internal Server Error' });
     else res.destroy();
   };
   const answers = new AnswerBatch((answer, error) => failed(answer.res, answer.fn, error));
+  // Requests under way, by response; a shutdown waits for them (and answers those left at its end).
+  const inFlight = new Map<ServerResponse, string>();
+  let idleWaiters: (() => void)[] = [];
+  const track = (res: ServerResponse, label: string) => {
+    inFlight.set(res, label);
+    res.once('close', () => {
+      inFlight.delete(res);
+      if (inFlight.size === 0 && idleWaiters.length > 0) {
+        const waiters = idleWaiters;
+        idleWaiters = [];
+        for (const resolve of waiters) resolve();
+      }
+    });
+  };
   // requireHostHeader: false: a request without Host gets the JSON error below, not Node's bare 400.
   const server = createServer({ requireHostHeader: false }, async function fcTrigger(req, res) {
     const started = performance.now();
@@ -129,6 +154,7 @@ export function createTriggerServer(
       });
       return;
     }
+    track(res, `${method} ${url.split('?')[0]} (${fn.spec.name})`);
     // Counted in the emulator's budget of body bytes until the invocation returns.
     let body: Buffer | undefined;
     try {
@@ -164,8 +190,25 @@ export function createTriggerServer(
         failed(res, fn.spec.name, error);
       }
     }
-  }) as Server & { closing: boolean };
+  }) as TriggerServer;
   server.closing = false;
+  server.idle = () =>
+    inFlight.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve));
+  server.cutInFlight = () => {
+    let cut = 0;
+    for (const [res, label] of inFlight) {
+      if (res.headersSent) continue;
+      cut++;
+      log.logger.warn('the emulator shut down before the function answered: 503 sent', { request: label });
+      sendJson(
+        res,
+        503,
+        { code: 'ServiceUnavailable', message: 'The emulator shut down before the function answered' },
+        { connection: 'close' },
+      );
+    }
+    return cut;
+  };
   server.keepAliveTimeout = 65_000;
   answerHalfClosed(server);
   return server;

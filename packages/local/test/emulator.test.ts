@@ -453,6 +453,32 @@ export const sink = async (event) => {
   });
 });
 
+describe('shutting down while a sync call waits for its function', () => {
+  const root = mkdtempSync(join(tmpdir(), 'fc-async-close-sync-'));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+  writeFileSync(
+    join(root, 'slow.mjs'),
+    'export const handler = async (event) => { await new Promise((r) => setTimeout(r, Number(JSON.parse(event).queryParameters.ms))); return { statusCode: 200, body: "answered" }; };\n',
+  );
+
+  it('answers it when it ends within the shutdown timeout, else 503 at its end, with a log line', async () => {
+    const lines: string[] = [];
+    const output = (text: string) => lines.push(...text.split('\n').filter(Boolean));
+    const emulator = await startEmulator({ ...quiet, output, entry: join(root, 'slow.mjs'), name: 'slow' });
+    const quick = fetch(`${emulator.triggerUrl}/?ms=300`);
+    const slow = fetch(`${emulator.triggerUrl}/?ms=5000`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await emulator.close({ timeoutMs: 1000 });
+    const [a, b] = await Promise.all([quick, slow]);
+    expect([a.status, await a.text()]).toEqual([200, 'answered']);
+    expect([b.status, await b.json()]).toEqual([
+      503,
+      { code: 'ServiceUnavailable', message: 'The emulator shut down before the function answered' },
+    ]);
+    expect(lines.filter((l) => l.includes('shut down before the function answered'))).toHaveLength(1);
+  });
+});
+
 describe("the client's address", () => {
   const root = mkdtempSync(join(tmpdir(), 'fc-async-client-ip-'));
   let emulator: Emulator;
