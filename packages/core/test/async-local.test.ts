@@ -412,6 +412,23 @@ describe('attempts', () => {
     expect(task?.status).toBe('Expired');
     expect(failures).toHaveLength(1);
     expect(failures[0]?.requestContext).toMatchObject({ condition: 'EventAgeExceeded', approximateInvokeCount: 3 });
+    // The last attempt's status, as destinations.md says (the message says why the task ended).
+    expect(failures[0]?.responseContext.statusCode).toBe(500);
+  });
+
+  it('a task stopped while backing off reports the status of its last attempt', async () => {
+    const { handler, failures } = setup(
+      (_req, res) => {
+        res.statusCode = 503;
+        res.end();
+      },
+      { maxAsyncRetryAttempts: 3, backoff: { baseMs: 60_000, maxMs: 60_000, jitter: 'none' } },
+    );
+    const id = (await handler(asyncEvent(), context)).headers['x-fc-async-task-id'] as string;
+    await vi.waitFor(async () => expect((await handler.tasks.get(id))?.status).toBe('Retrying'));
+    await handler.tasks.stop(id);
+    await handler.drain();
+    expect(failures.map((f) => [f.requestContext.condition, f.responseContext.statusCode])).toEqual([['Stopped', 503]]);
   });
 
   it('a delayed event past its age expires without running', async () => {

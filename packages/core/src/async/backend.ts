@@ -24,6 +24,12 @@ export interface TaskRecord extends AsyncTask {
   dueAt?: number | undefined;
   /** How the task ended, once it has. */
   condition?: DestinationCondition | undefined;
+  /**
+   * The HTTP status of the last attempt that failed and was to be retried (502 when it threw, 504
+   * when it timed out): the destination record of a task that then ends without an attempt of
+   * its own (expired, or stopped while backing off) reports it.
+   */
+  lastStatusCode?: number | undefined;
   /** The serialised trace context of the accept span (W3C carrier). */
   traceContext?: Record<string, string> | undefined;
   /**

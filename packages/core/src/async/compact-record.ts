@@ -29,6 +29,7 @@ const SHORT = {
   attempts: 'at',
   dueAt: 'du',
   condition: 'c',
+  lastStatusCode: 'sc',
   traceContext: 'tc',
   deliveryPending: 'dp',
 } as const satisfies { [K in keyof Omit<TaskRecord, 'payload'>]-?: string };
@@ -90,6 +91,7 @@ export function encodeCompactRecord(r: TaskRecord): string {
   if (r.traceId !== undefined) out += `,"ti":${json(r.traceId)}`;
   if (r.dueAt !== undefined) out += `,"du":${json(r.dueAt)}`;
   if (r.condition !== undefined) out += `,"c":${json(r.condition)}`;
+  if (r.lastStatusCode !== undefined) out += `,"sc":${json(r.lastStatusCode)}`;
   if (r.traceContext !== undefined) out += `,"tc":${json(r.traceContext)}`;
   if (r.deliveryPending !== undefined) out += `,"dp":${json(r.deliveryPending)}`;
   return `{${out.slice(1)}}`;

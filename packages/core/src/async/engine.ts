@@ -1132,7 +1132,7 @@ export class AsyncEngine {
       const retrying = await store.transition(taskId, 'Retrying', {
         from,
         attempts,
-        patch: { dueAt: Date.now() + delay, taskErrorMessage: outcome.message },
+        patch: { dueAt: Date.now() + delay, taskErrorMessage: outcome.message, lastStatusCode: attemptStatus(outcome) },
         detail: outcome.message,
       });
       if (retrying) {
@@ -1593,7 +1593,8 @@ export function buildDestinationRecord(
   outcome: AttemptOutcome | undefined,
 ): DestinationRecord {
   const response = outcome && 'response' in outcome ? outcome.response : undefined;
-  let statusCode = response?.statusCode ?? 0;
+  // Without an attempt of its own (expired, stopped while waiting), the last one that ran, if any.
+  let statusCode = response?.statusCode ?? record.lastStatusCode ?? 0;
   let responsePayload: string;
   if (condition === '' && response) {
     responsePayload = bodyText(response);
@@ -1606,7 +1607,7 @@ export function buildDestinationRecord(
     if (outcome?.kind === 'failure') {
       errorMessage = outcome.message;
       errorType = outcome.errorType;
-      if (!response) statusCode = outcome.condition === 'InvocationError' ? 504 : 502;
+      statusCode = attemptStatus(outcome);
     }
     responsePayload = JSON.stringify({ errorMessage, errorType });
   }
@@ -1622,6 +1623,12 @@ export function buildDestinationRecord(
     responseContext: { statusCode, functionError: condition },
     responsePayload,
   };
+}
+
+/** An attempt's HTTP status: its response's, else 504 for a timeout and 502 for a throw. */
+function attemptStatus(outcome: AttemptOutcome & { kind: 'failure' }): number {
+  if (outcome.response) return outcome.response.statusCode;
+  return outcome.condition === 'InvocationError' ? 504 : 502;
 }
 
 const destinationList = (d: Destination | Destination[] | undefined): Destination[] =>
