@@ -94,19 +94,17 @@ export function createTriggerServer(registry: FunctionRegistry, log: EmulatorLog
     else res.destroy();
   };
   const answers = new AnswerBatch((answer, error) => failed(answer.res, answer.fn, error));
-  // Requests under way, by response; a shutdown waits for them (and answers those left at its end).
+  // Requests under way (by response, with their function's name): a shutdown waits for them, and
+  // answers those left at its end. Cheap: no listener per request, a Map entry until it returns.
   const inFlight = new Map<ServerResponse, string>();
   let idleWaiters: (() => void)[] = [];
-  const track = (res: ServerResponse, label: string) => {
-    inFlight.set(res, label);
-    res.once('close', () => {
-      inFlight.delete(res);
-      if (inFlight.size === 0 && idleWaiters.length > 0) {
-        const waiters = idleWaiters;
-        idleWaiters = [];
-        for (const resolve of waiters) resolve();
-      }
-    });
+  const returned = (res: ServerResponse) => {
+    inFlight.delete(res);
+    if (inFlight.size === 0 && idleWaiters.length > 0) {
+      const waiters = idleWaiters;
+      idleWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
   };
   // requireHostHeader: false: a request without Host gets the JSON error below, not Node's bare 400.
   const server = createServer({ requireHostHeader: false }, async function fcTrigger(req, res) {
@@ -154,7 +152,7 @@ export function createTriggerServer(registry: FunctionRegistry, log: EmulatorLog
       });
       return;
     }
-    track(res, `${method} ${url.split('?')[0]} (${fn.spec.name})`);
+    inFlight.set(res, fn.spec.name);
     // Counted in the emulator's budget of body bytes until the invocation returns.
     let body: Buffer | undefined;
     try {
@@ -189,6 +187,8 @@ export function createTriggerServer(registry: FunctionRegistry, log: EmulatorLog
       } else {
         failed(res, fn.spec.name, error);
       }
+    } finally {
+      returned(res);
     }
   }) as TriggerServer;
   server.closing = false;
@@ -196,10 +196,11 @@ export function createTriggerServer(registry: FunctionRegistry, log: EmulatorLog
     inFlight.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve));
   server.cutInFlight = () => {
     let cut = 0;
-    for (const [res, label] of inFlight) {
-      if (res.headersSent) continue;
+    for (const [res, fn] of inFlight) {
+      if (res.headersSent || res.destroyed) continue;
       cut++;
-      log.logger.warn('the emulator shut down before the function answered: 503 sent', { request: label });
+      const request = `${res.req.method} ${(res.req.url ?? '/').split('?')[0]}`;
+      log.logger.warn('the emulator shut down before the function answered: 503 sent', { function: fn, request });
       sendJson(
         res,
         503,

@@ -79,6 +79,7 @@ function fullRecord(): Required<TaskRecord> {
     attempts: 3,
     dueAt: 1_700_000_000_500,
     condition: '',
+    lastStatusCode: 503,
     traceContext: { traceparent: TRACEPARENT },
     deliveryPending: true,
     payload: {
