@@ -416,6 +416,25 @@ describe('attempts', () => {
     expect(failures[0]?.responseContext.statusCode).toBe(500);
   });
 
+  it('a task stopped while an attempt runs reports no status (0), not the failed attempt before it', async () => {
+    let calls = 0;
+    const { handler, failures } = setup(
+      (_req, res) => {
+        calls++;
+        if (calls === 1) {
+          res.statusCode = 503;
+          res.end();
+        } // the second attempt never answers
+      },
+      { maxAsyncRetryAttempts: 3, stopGraceMs: 10 },
+    );
+    const id = (await handler(asyncEvent(), context)).headers['x-fc-async-task-id'] as string;
+    await vi.waitFor(() => expect(calls).toBe(2));
+    await handler.tasks.stop(id);
+    await handler.drain();
+    expect(failures.map((f) => [f.requestContext.condition, f.responseContext.statusCode])).toEqual([['Stopped', 0]]);
+  });
+
   it('a task stopped while backing off reports the status of its last attempt', async () => {
     const { handler, failures } = setup(
       (_req, res) => {

@@ -57,17 +57,38 @@ function handleError(this: Layer4, error: unknown, req: unknown, res: unknown, n
   }
 }
 
-function settleLayers(stack: unknown, walked: Set<object>): void {
-  if (!Array.isArray(stack)) return;
-  for (const layer of stack as Layer4[]) {
-    if (typeof layer !== 'object' || layer === null || walked.has(layer)) continue;
-    walked.add(layer);
-    if (typeof layer.handle !== 'function' || typeof layer.handle_request !== 'function') continue;
-    layer.handle_request = handleRequest;
-    layer.handle_error = handleError;
-    if (layer.route) settleLayers(layer.route.stack, walked);
-    else settleLayers(layer.handle.stack, walked); // an express.Router()
-  }
+/** The stacks (a router's, a route's) whose layers settle rejections, new ones included. */
+const settledStacks = new WeakSet<object>();
+
+/**
+ * Makes the layers of `stack` (and of the routes and routers under them) settle rejections, and
+ * those pushed later too: Express 4 adds layers with `stack.push`, so the array's own `push`
+ * settles each new one (a route or router added once requests came in, after a database is up).
+ */
+function settleStack(stack: unknown): void {
+  if (!Array.isArray(stack) || settledStacks.has(stack)) return;
+  settledStacks.add(stack);
+  const push = stack.push;
+  Object.defineProperty(stack, 'push', {
+    configurable: true,
+    writable: true,
+    value: function pushSettled(this: unknown[], ...layers: unknown[]): number {
+      const length = push.apply(this, layers);
+      for (const layer of layers) settleLayer(layer);
+      return length;
+    },
+  });
+  for (const layer of stack) settleLayer(layer);
+}
+
+function settleLayer(value: unknown): void {
+  if (typeof value !== 'object' || value === null) return;
+  const layer = value as Layer4;
+  if (typeof layer.handle !== 'function' || typeof layer.handle_request !== 'function') return;
+  layer.handle_request = handleRequest;
+  layer.handle_error = handleError;
+  if (layer.route) settleStack(layer.route.stack);
+  else settleStack(layer.handle.stack); // an express.Router()
 }
 
 /** One per app, shared by `createHandler`, `fcAsync()` and `listen()`. */
@@ -76,26 +97,16 @@ const EXPRESS_5 = () => {};
 
 /**
  * What to call before each request an Express 4 app handles: its layers (its routers' and routes'
- * included) then pass a rejected promise to `next`, looked at again whenever the app's own stack
- * has grown. Nothing for an Express 5 app, whose router does it. A sub-app mounted with
- * `app.use(subApp)` keeps Express 4's behaviour, as does a layer added to a router or route once
- * the app's own stack has stopped growing.
+ * included, and those added later) then pass a rejected promise to `next`. Nothing for an Express
+ * 5 app, whose router does it. A sub-app mounted with `app.use(subApp)` keeps Express 4's
+ * behaviour (its layers are not reachable from the app's).
  */
 export function rejectionSettler(app: object): () => void {
   let settler = settlers.get(app);
   if (settler === undefined) {
-    settler = typeof (app as App4).lazyrouter === 'function' ? settlerOf(app as App4) : EXPRESS_5;
+    settler =
+      typeof (app as App4).lazyrouter === 'function' ? () => settleStack((app as App4)._router?.stack) : EXPRESS_5;
     settlers.set(app, settler);
   }
   return settler;
-}
-
-function settlerOf(app: App4): () => void {
-  let looked = -1;
-  return () => {
-    const stack = app._router?.stack;
-    if (!Array.isArray(stack) || stack.length === looked) return;
-    looked = stack.length;
-    settleLayers(stack, new Set());
-  };
 }

@@ -63,34 +63,33 @@ export function createHandler(app: FastifyLike, options: FcHandlerOptions = {}):
     throw new TypeError('Expected `app` to be a Fastify instance');
   }
   checkHandlerOptions(options, 'handler');
-  // The handler's logger: the options', else the emulator's (an entry of `fc-async dev`), else the console.
-  let handler: FcHandler | undefined;
-  const logger = () => (handler as FcHandler).logger;
   const ownHandler = app.errorHandler?.name !== 'defaultErrorHandler';
-  if (!ownHandler) app.setErrorHandler(genericErrorHandler(logger));
+  // Routes Fastify had already loaded when the generic error handler was set (inside a plugin
+  // registered with `await`, or before `await app.after()`) keep the default one: its answer is
+  // hidden as the plugin hides it, by what an onError hook sees (whatever a response schema makes of it).
+  const errorsSeen = new WeakMap<IncomingMessage, SeenError>();
+  const handler = createFcHandler(
+    function fastifyListener(req, res) {
+      if (!ownHandler) hideDefaultErrors(req, res, handler.logger, () => errorsSeen.get(req));
+      app.routing(req, res);
+    },
+    options,
+    { ready: () => app.ready(), routeOf: fastifyRoute },
+  );
+  // The app is changed only once the handler exists (its options may be refused). Its logger: the
+  // options', else the emulator's (an entry of `fc-async dev`), else the console.
+  if (!ownHandler) {
+    app.setErrorHandler(genericErrorHandler(() => handler.logger));
+    app.addHook('onError', function fcAsyncOnError(request, reply, error, done) {
+      errorsSeen.set(request.raw, seeError(reply, error));
+      done();
+    });
+  }
   app.decorateRequest('fc', {
     getter(this: FastifyRequest) {
       return getInvocation(this.raw);
     },
   } as never);
   if (options.tracing?.enabled !== false) recordFastifyRoutes(app);
-  // Routes Fastify had already loaded when the generic error handler was set (inside a plugin
-  // registered with `await`, or before `await app.after()`) keep the default one: its answer is
-  // hidden as the plugin hides it, by what an onError hook sees (whatever a response schema makes of it).
-  const errorsSeen = new WeakMap<IncomingMessage, SeenError>();
-  if (!ownHandler) {
-    app.addHook('onError', function fcAsyncOnError(request, reply, error, done) {
-      errorsSeen.set(request.raw, seeError(reply, error));
-      done();
-    });
-  }
-  handler = createFcHandler(
-    function fastifyListener(req, res) {
-      if (!ownHandler) hideDefaultErrors(req, res, logger(), () => errorsSeen.get(req));
-      app.routing(req, res);
-    },
-    options,
-    { ready: () => app.ready(), routeOf: fastifyRoute },
-  );
   return handler;
 }

@@ -74,3 +74,17 @@ describe('@fc-async/fastify', () => {
     expect(() => createHandler({} as never)).toThrow('Expected `app` to be a Fastify instance');
   });
 });
+
+describe('fastify createHandler with options it refuses', () => {
+  it('leaves the app as it was: a second createHandler answers and logs as usual', async () => {
+    const app = Fastify();
+    app.get('/', async () => {
+      throw new Error('boom');
+    });
+    expect(() => createHandler(app, { async: { maxAsyncRetryAttempts: 99 } })).toThrow();
+    const log = logger();
+    const r = await createHandler(app, { logger: log })(event('GET', '/'), {});
+    expect(r.statusCode).toBe(500);
+    expect(log.errors).toEqual([expect.objectContaining({ message: 'boom' })]);
+  });
+});

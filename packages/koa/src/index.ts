@@ -62,10 +62,6 @@ export function createHandler(app: KoaLike, options: FcHandlerOptions = {}): FcH
     throw new TypeError('Expected `app` to be a Koa application (with a callback() method)');
   }
   checkHandlerOptions(options, 'handler');
-  // The handler's logger: the options', else the emulator's (an entry of `fc-async dev`), else the console.
-  let handler: FcHandler | undefined;
-  const logger = () => (handler as FcHandler).logger;
-  if (app.listenerCount('error') === 0) logKoaErrors(app, logger);
   if (!Object.hasOwn(app.context, 'fc')) {
     Object.defineProperty(app.context, 'fc', {
       configurable: true,
@@ -76,7 +72,7 @@ export function createHandler(app: KoaLike, options: FcHandlerOptions = {}): FcH
   }
   recordKoaRoutes(app);
   let listener: ((req: IncomingMessage, res: ServerResponse) => unknown) | undefined;
-  handler = createFcHandler(
+  const handler = createFcHandler(
     function koaListener(req, res) {
       listener ??= app.callback();
       return listener(req, res);
@@ -84,5 +80,8 @@ export function createHandler(app: KoaLike, options: FcHandlerOptions = {}): FcH
     options,
     { routeOf: koaRoute },
   );
+  // Once the handler exists (its options may be refused): its logger is the options', else the
+  // emulator's (an entry of `fc-async dev`), else the console.
+  if (app.listenerCount('error') === 0) logKoaErrors(app, () => handler.logger);
   return handler;
 }

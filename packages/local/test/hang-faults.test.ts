@@ -65,8 +65,14 @@ describe('emulator close() with peers that went quiet', () => {
       ),
     ).toBe('closed');
     unread.resume(); // reads what was sent, up to the end the emulator put
+    // The request still owing its body was answered 503 (the shutdown's end), then its connection closed.
+    let answer = '';
+    stalled.on('data', (chunk: Buffer) => {
+      answer += chunk.toString('latin1');
+    });
     const ends = await Promise.all([stalled, idle, stream, unread].map((socket) => within(socket.ended, 2000)));
     expect(ends).toEqual(['closed', 'closed', 'closed', 'closed']);
+    expect(answer).toMatch(/^HTTP\/1\.1 503 [\s\S]*"ServiceUnavailable"/);
   }, 20_000);
 });
 

@@ -48,6 +48,29 @@ describe.each(EXPRESS)('%s: an async handler that rejects', (_name, express) => 
     expect(errorsOf(logger)).toEqual(['route secret-detail', 'router secret-detail', 'error middleware secret-detail']);
   });
 
+  it('a route added to a mounted router once requests came in (after a database is up) is covered too', async () => {
+    const logger = recordingLogger();
+    const app = express();
+    const api = express.Router();
+    api.get('/health', (_req: Request, res: Response) => {
+      res.send('ok');
+    });
+    app.use('/api', api);
+    const handler = createHandler(app, { logger });
+    expect((await handler(fcHttpEvent({ method: 'GET', url: '/api/health' }), {})).statusCode).toBe(200);
+    api.get('/orders', async () => {
+      throw new Error('orders secret-detail');
+    });
+    api.route('/items').get(async () => {
+      throw new Error('items secret-detail');
+    });
+    for (const url of ['/api/orders', '/api/items']) {
+      const out = await handler(fcHttpEvent({ method: 'GET', url }), {});
+      expect([url, out.statusCode]).toEqual([url, 500]);
+    }
+    expect(errorsOf(logger)).toEqual(['orders secret-detail', 'items secret-detail']);
+  });
+
   it('local mode: a task stopped while its route awaits the signal ends Stopped, the process goes on', async () => {
     const app = express();
     let started!: () => void;

@@ -885,6 +885,8 @@ export class AsyncEngine {
         attempts: task.attempts + 1,
         alreadyRetriedTimes: task.attempts,
         dueAt: undefined,
+        // This attempt is now the last one: until it fails, a stop or an expiry has no status to report.
+        lastStatusCode: undefined,
         instanceId,
       }),
     });

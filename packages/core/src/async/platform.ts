@@ -118,7 +118,8 @@ export class PlatformAsync {
     if (invocation.signal.aborted && endedByFc.has(invocation.signal.reason as object)) {
       // FC ended it (a stop or the timeout: FC knows which, the app does not): what the app answered
       // meanwhile goes nowhere, and the record is FC's to send, to its own destinations.
-      this.deps.logger.warn('FC ended the async invocation before its answer: no in-process destination is called', {
+      // A stop is a user's act, not a fault: told, not warned of.
+      this.deps.logger.info('FC ended the async invocation before its answer: no in-process destination is called', {
         requestId: invocation.requestId,
         attempt: invocation.attempt,
       });
