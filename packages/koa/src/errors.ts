@@ -9,20 +9,30 @@ export interface KoaErrorEmitter {
   onerror?: (error: unknown) => void;
 }
 
+/** The logger of the last fc-async handler or middleware made for each app. */
+const appLoggers = new WeakMap<object, () => Logger>();
+
 /**
- * Sends the app's `error` events to `logger()` when the app has no listener of its own: none, or
- * only Koa's default one (taken out, so that the stack is not printed twice). Koa still answers
- * the error itself (`Internal Server Error` for an unexposed one); a 404 or an exposed error is
- * no failure and is not logged, as Koa's own listener does.
+ * Sends the app's `error` events to `logger()` (the last one given for the app) when the app has
+ * no listener of its own: none, or only Koa's default one (taken out, so that the stack is not
+ * printed twice). Koa still answers the error itself (`Internal Server Error` for an unexposed
+ * one); a 404 or an exposed error is no failure and is not logged, as Koa's own listener does.
  */
 export function logKoaErrors(app: KoaErrorEmitter, logger: () => Logger): void {
   if (typeof app.on !== 'function') return;
+  // Latest wins: a test suite that makes a handler per test over one app logs through each in turn.
+  const ours = appLoggers.has(app);
+  appLoggers.set(app, logger);
+  if (ours) return;
   const listeners = app.listeners?.('error') ?? [];
-  if (listeners.some((listener) => listener !== app.onerror)) return;
+  if (listeners.some((listener) => listener !== app.onerror)) {
+    appLoggers.delete(app); // the app logs its errors itself
+    return;
+  }
   if (listeners.length > 0 && app.onerror) app.removeListener?.('error', app.onerror);
   app.on('error', function fcAsyncKoaErrorLog(error: unknown) {
     const e = error as { status?: number; expose?: boolean } | undefined;
     if (e?.status === 404 || e?.expose === true) return;
-    logger().error('koa app failed', { error });
+    appLoggers.get(app)?.().error('koa app failed', { error });
   });
 }

@@ -23,3 +23,17 @@ describe('koa createHandler after a call that threw on its async options', () =>
     expect(log.errors).toEqual([expect.objectContaining({ message: 'boom' })]);
   });
 });
+
+describe('koa: a handler per test over one app', () => {
+  it("logs the app's errors through the handler made last", async () => {
+    const app = new Koa();
+    app.use(() => {
+      throw new Error('boom');
+    });
+    const first = logger();
+    await createHandler(app, { logger: first })(event('GET', '/'), {});
+    const second = logger();
+    expect((await createHandler(app, { logger: second })(event('GET', '/'), {})).statusCode).toBe(500);
+    expect([first.errors.length, second.errors.length]).toEqual([1, 1]);
+  });
+});
