@@ -14,15 +14,25 @@ import { newRequestId } from './ids.js';
 export interface FcHttpEventInit {
   /** @default 'GET' */
   method?: string;
-  /** The path plus query string, encoded as a client sends it. @default '/' */
+  /**
+   * The path plus query string, encoded as a client sends it; an absolute URL
+   * (`http://api.example.com/x?y=1`) gives its path and query, and its host as `Host` unless
+   * `headers` name one. @default '/'
+   */
   url?: string;
-  /** Header names in any case; values of a repeated header as an array. @default {} */
+  /**
+   * Header names in any case (names that differ only in case are one header, their values joined
+   * with commas, as FC joins them); values of a repeated header as an array. @default {}
+   */
   headers?: Record<string, string | readonly string[] | undefined>;
   /**
-   * A string is UTF-8 text; an object other than bytes is sent as JSON, with
-   * `Content-Type: application/json` unless `headers` name a type. @default no body
+   * A string is UTF-8 text; bytes (a `Buffer`, any typed array, a `DataView` or an `ArrayBuffer`)
+   * are sent as they are; `URLSearchParams` as a form (`application/x-www-form-urlencoded` unless
+   * `headers` name a type); any other object as JSON, with `Content-Type: application/json` unless
+   * `headers` name a type. A `Blob`, `Map` or `Set` is refused (read a Blob first: `await
+   * blob.arrayBuffer()`). @default no body
    */
-  body?: string | Uint8Array | object;
+  body?: string | Uint8Array | ArrayBufferView | ArrayBuffer | URLSearchParams | object;
   /** The TCP peer. @default '127.0.0.1' */
   sourceIp?: string;
   /** @default a new id in FC's format */
@@ -162,14 +172,25 @@ function checkInit(init: FcHttpEventInit): void {
   }
 }
 
-/** The body's bytes, and the content type a JSON body implies. */
-function bodyOf(body: FcHttpEventInit['body']): { bytes: Buffer; json: boolean } {
-  if (body === undefined) return { bytes: Buffer.alloc(0), json: false };
-  if (typeof body === 'string') return { bytes: Buffer.from(body, 'utf8'), json: false };
-  if (body instanceof Uint8Array)
-    return { bytes: Buffer.from(body.buffer, body.byteOffset, body.byteLength), json: false };
-  return { bytes: Buffer.from(JSON.stringify(body), 'utf8'), json: true };
+/** The body's bytes, and the content type its kind implies (JSON, a form), if any. */
+function bodyOf(body: FcHttpEventInit['body']): { bytes: Buffer; type?: string } {
+  if (body === undefined) return { bytes: Buffer.alloc(0) };
+  if (typeof body === 'string') return { bytes: Buffer.from(body, 'utf8') };
+  if (ArrayBuffer.isView(body)) return { bytes: Buffer.from(body.buffer, body.byteOffset, body.byteLength) };
+  if (body instanceof ArrayBuffer) return { bytes: Buffer.from(body) };
+  if (body instanceof URLSearchParams) {
+    return { bytes: Buffer.from(body.toString(), 'utf8'), type: 'application/x-www-form-urlencoded' };
+  }
+  if (body instanceof Map || body instanceof Set || (typeof Blob === 'function' && body instanceof Blob)) {
+    // JSON.stringify would send `{}`: the test would run with an empty body without a word.
+    throw new TypeError(
+      `Expected \`body\` to be a string, bytes or an object to send as JSON, got a ${body.constructor.name} (read a Blob first: await blob.arrayBuffer())`,
+    );
+  }
+  return { bytes: Buffer.from(JSON.stringify(body), 'utf8'), type: 'application/json' };
 }
+
+const ABSOLUTE_URL = /^[a-z][a-z\d+.-]*:\/\//i;
 
 /**
  * An FC 3.0 HTTP event as FC hands it to a built-in runtime handler: header names canonicalised
@@ -189,7 +210,7 @@ function bodyOf(body: FcHttpEventInit['body']): { bytes: Buffer; json: boolean }
  */
 export function fcHttpEvent(init: FcHttpEventInit = {}): FcHttpEvent {
   checkInit(init);
-  const { bytes, json } = bodyOf(init.body);
+  const { bytes, type } = bodyOf(init.body);
   const headers: Record<string, string> = {};
   for (const name in init.headers) {
     const value = init.headers[name];
@@ -199,10 +220,23 @@ export function fcHttpEvent(init: FcHttpEventInit = {}): FcHttpEvent {
         `Expected \`headers.${name}\` to be a string or an array of strings, got \`${kindOf(value)}\``,
       );
     }
-    headers[canonicalHeaderName(name)] = typeof value === 'string' ? value : value.join(',');
+    const canonical = canonicalHeaderName(name);
+    const joined = typeof value === 'string' ? value : value.join(',');
+    const earlier = headers[canonical];
+    headers[canonical] = earlier === undefined ? joined : `${earlier},${joined}`;
   }
-  if (json && headers['Content-Type'] === undefined) headers['Content-Type'] = 'application/json';
-  const url = init.url ?? '/';
+  if (type !== undefined && headers['Content-Type'] === undefined) headers['Content-Type'] = type;
+  let url = init.url ?? '/';
+  if (ABSOLUTE_URL.test(url)) {
+    let absolute: URL;
+    try {
+      absolute = new URL(url);
+    } catch {
+      throw new TypeError(`Expected \`url\` to be a path or an absolute URL, got \`${url}\``);
+    }
+    headers.Host ??= absolute.host;
+    url = `${absolute.pathname}${absolute.search}`;
+  }
   const q = url.indexOf('?');
   const rawPath = q < 0 ? url : url.slice(0, q);
   const text = bytes.length === 0 || isFcTextBody(headers['Content-Type']);

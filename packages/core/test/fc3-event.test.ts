@@ -54,6 +54,36 @@ describe('fcHttpEvent', () => {
     expect(fcHttpEvent()).toMatchObject({ rawPath: '/', body: '', isBase64Encoded: false, headers: {} });
   });
 
+  it('takes bytes of every kind, a form, an absolute URL and header names that differ only in case', () => {
+    const png = Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0, 255]);
+    const base64 = Buffer.from(png).toString('base64');
+    const headers = { 'content-type': 'image/png' };
+    for (const body of [png.buffer, new DataView(png.buffer), Uint16Array.from([0x5089, 0x474e, 0xff00])]) {
+      expect(fcHttpEvent({ method: 'POST', headers, body })).toMatchObject({ body: base64, isBase64Encoded: true });
+    }
+    const form = fcHttpEvent({ method: 'POST', body: new URLSearchParams({ a: '1', b: 'x y' }) });
+    // Not one of FC's text types: base64, as FC sends a form.
+    expect([Buffer.from(form.body, 'base64').toString(), form.isBase64Encoded, form.headers['Content-Type']]).toEqual([
+      'a=1&b=x+y',
+      true,
+      'application/x-www-form-urlencoded',
+    ]);
+    const absolute = fcHttpEvent({ url: 'http://api.example.com:8080/x%20y?q=1' });
+    expect([absolute.rawPath, absolute.queryParameters, absolute.headers.Host]).toEqual([
+      '/x%20y',
+      { q: '1' },
+      'api.example.com:8080',
+    ]);
+    expect(fcHttpEvent({ headers: { 'x-a': '1', 'X-A': '2' } }).headers).toEqual({ 'X-A': '1,2' });
+  });
+
+  it('refuses a body it would send as an empty object, and a URL that does not parse', () => {
+    for (const body of [new Map([['a', 1]]), new Set([1]), new Blob(['x'])]) {
+      expect(() => fcHttpEvent({ method: 'POST', body })).toThrow(/Expected `body` to be a string, bytes or an object/);
+    }
+    expect(() => fcHttpEvent({ url: 'http://[bad/x' })).toThrow('Expected `url` to be a path or an absolute URL');
+  });
+
   it('is what parseFcEvent reads and a handler answers, async calls included', async () => {
     const body = Buffer.from('{"n":1}');
     const request = parseFcEvent(
