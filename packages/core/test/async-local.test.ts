@@ -845,6 +845,9 @@ describe('options', () => {
     ],
     [{ isFailure: 'yes' }, 'Expected `async.isFailure` to be a function'],
     [{ concurency: 3 }, 'Unknown option `async.concurency`'],
+    [{ backoff: { base: 5 } }, 'Unknown option `async.backoff.base`'],
+    [{ backoff: { maxMS: 5, jiter: 'none' } }, 'Unknown option `async.backoff.maxMS`'],
+    [{ backoff: 'fast' }, 'Expected `async.backoff` to be an object, got `fast`'],
   ])('%j fails at createHandler time', (async, message) => {
     expect(() => createFcHandler(ok, { async: async as AsyncOptions, env: {} })).toThrow(message);
   });

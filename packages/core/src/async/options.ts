@@ -131,6 +131,8 @@ const KNOWN = new Set([
   'functionName',
 ]);
 
+const BACKOFF_KEYS = new Set(['baseMs', 'maxMs', 'jitter']);
+
 /**
  * Validates `options.async` eagerly and applies defaults, without touching the caller's object.
  * Throws a `TypeError` naming the option, the expected range and the value received.
@@ -155,6 +157,12 @@ export function resolveAsyncOptions(options: AsyncOptions = {}): ResolvedAsyncOp
     throw new TypeError(`Expected \`async.isFailure\` to be a function, got \`${typeof options.isFailure}\``);
   }
   const backoff = options.backoff ?? {};
+  if (typeof backoff !== 'object' || backoff === null || Array.isArray(backoff)) {
+    throw new TypeError(`Expected \`async.backoff\` to be an object, got \`${String(backoff)}\``);
+  }
+  for (const key of Object.keys(backoff)) {
+    if (!BACKOFF_KEYS.has(key)) throw new TypeError(`Unknown option \`async.backoff.${key}\``);
+  }
   const baseMs = positive('backoff.baseMs', backoff.baseMs, 3_600_000, 1000);
   const maxMs = positive('backoff.maxMs', backoff.maxMs, 86_400_000, 60_000);
   if (maxMs < baseMs)
