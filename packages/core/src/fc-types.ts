@@ -201,8 +201,8 @@ export interface AsyncTaskEvent {
 }
 
 /**
- * An async task record in FC's `AsyncTask` shape. Fields prefixed `x` are fc-async extensions
- * (documented in docs/async.md); FC clients ignore them.
+ * An async task record in FC's `AsyncTask` shape. Its one fc-async extension is `traceId`
+ * (docs/async.md); FC clients ignore it.
  *
  * @example
  * ```ts
@@ -221,6 +221,10 @@ export interface AsyncTask {
   endTime?: number;
   durationMs?: number;
   alreadyRetriedTimes: number;
+  /**
+   * How the task's destination call ended: `Succeeded` (every destination took the record) or
+   * `Failed`; absent while none was made (none configured, or not yet). A string, as in FC's SDK.
+   */
   destinationStatus?: string;
   taskErrorMessage?: string;
   taskPayload?: string;
