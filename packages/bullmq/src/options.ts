@@ -15,15 +15,15 @@ export interface BullmqBackendOptions extends RetentionOptions {
   /** Redis: a `redis://` or `rediss://` URL, or ioredis options. */
   connection: string | RedisOptions;
   /** Prefix of every key (queue, records, stop channel): functions sharing a Redis need different ones. @default 'fc-async' */
-  prefix?: string;
+  prefix?: string | undefined;
   /** Run tasks on this instance; `false` for one that only accepts requests and serves the task API. @default true */
-  worker?: boolean;
+  worker?: boolean | undefined;
   /** An instance that has not renewed a task's lock for this long (it died) loses the task to another. @default 30000 */
-  lockDurationMs?: number;
+  lockDurationMs?: number | undefined;
   /** How often each worker looks for tasks whose lock expired. @default 30000 */
-  stalledIntervalMs?: number;
+  stalledIntervalMs?: number | undefined;
   /** How long to wait for Redis on start before failing with `RedisUnavailable`. @default 10000 */
-  connectTimeoutMs?: number;
+  connectTimeoutMs?: number | undefined;
   /**
    * How long a command may wait for Redis's answer before it fails (Redis frozen, or so busy it
    * does not answer while its connection stays open): an async request then gets `503
@@ -31,11 +31,13 @@ export interface BullmqBackendOptions extends RetentionOptions {
    * stop` and `close()` end. The worker's blocking reads are not bounded by it. It replaces an
    * ioredis `commandTimeout` given in `connection`. @default 5000
    */
-  commandTimeoutMs?: number;
+  commandTimeoutMs?: number | undefined;
 }
 
 /** {@link BullmqBackendOptions} with every default applied. */
-export type ResolvedBullmqOptions = Required<BullmqBackendOptions>;
+export type ResolvedBullmqOptions = {
+  [K in keyof BullmqBackendOptions]-?: Exclude<BullmqBackendOptions[K], undefined>;
+};
 
 const KNOWN = new Set([
   'connection',

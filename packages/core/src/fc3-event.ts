@@ -13,13 +13,13 @@ import { newRequestId } from './ids.js';
  */
 export interface FcHttpEventInit {
   /** @default 'GET' */
-  method?: string;
+  method?: string | undefined;
   /**
    * The path plus query string, encoded as a client sends it; an absolute URL
    * (`http://api.example.com/x?y=1`) gives its path and query, and its host as `Host` unless
    * `headers` name one. @default '/'
    */
-  url?: string;
+  url?: string | undefined;
   /**
    * Header names in any case (names that differ only in case are one header, their values joined
    * with commas, as FC joins them); values of a repeated header as an array. @default {}
@@ -32,15 +32,15 @@ export interface FcHttpEventInit {
    * `headers` name a type. A `Blob`, `Map` or `Set` is refused (read a Blob first: `await
    * blob.arrayBuffer()`). @default no body
    */
-  body?: string | Uint8Array | ArrayBufferView | ArrayBuffer | URLSearchParams | object;
+  body?: string | Uint8Array | ArrayBufferView | ArrayBuffer | URLSearchParams | object | undefined;
   /** The TCP peer. @default '127.0.0.1' */
-  sourceIp?: string;
+  sourceIp?: string | undefined;
   /** @default a new id in FC's format */
-  requestId?: string;
+  requestId?: string | undefined;
   /** @default '' */
-  accountId?: string;
+  accountId?: string | undefined;
   /** When FC received the request, in epoch milliseconds. @default now */
-  timeEpoch?: number;
+  timeEpoch?: number | undefined;
 }
 
 /** Body types FC 3.0 passes as plain text; everything else is base64 (fc-contract section 3). */

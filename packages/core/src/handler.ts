@@ -32,39 +32,39 @@ export interface FcHandlerOptions {
    * Where fc-async logs (errors thrown by the app, rejected requests).
    * @default a JSON-lines logger on stdout/stderr from level `info`
    */
-  logger?: Logger;
+  logger?: Logger | undefined;
   /**
    * Response content types returned to FC as text; others are base64-encoded. Patterns may use
    * `*`; a RegExp is tested against the lower-cased MIME type without parameters.
    * @default DEFAULT_TEXT_CONTENT_TYPES
    */
-  textContentTypes?: readonly (string | RegExp)[];
+  textContentTypes?: readonly (string | RegExp)[] | undefined;
   /**
    * Replaces {@link detectInvocation}.
    * @default detectInvocation
    */
-  detect?: Detector;
+  detect?: Detector | undefined;
   /**
    * The environment fc-async reads `FC_*` variables from.
    * @default a snapshot of process.env taken when the handler is created
    */
   env?: Record<string, string | undefined>;
   /** Async invocation: local queue or platform mode, retries, limits, backend. See {@link AsyncOptions}. */
-  async?: AsyncOptions;
+  async?: AsyncOptions | undefined;
   /** Where task outcomes go: `onSuccess` and `onFailure`, each one destination or several. */
-  destinations?: Destinations;
+  destinations?: Destinations | undefined;
   /**
    * Headers kept out of task records, destination records and logs, on top of
    * {@link DEFAULT_REDACTED_HEADERS} (FC credentials, `authorization`, `proxy-authorization`, `cookie`).
    * @default []
    */
-  redactHeaders?: readonly string[];
+  redactHeaders?: readonly string[] | undefined;
   /**
    * OpenTelemetry spans keyed by the FC request id: hooks, a fixed provider, the parent
    * extractor, the flush bound of platform mode. See {@link TracingOptions} and docs/tracing.md.
    * @default the global tracer provider (no-op until an SDK registers one), W3C propagation
    */
-  tracing?: TracingOptions;
+  tracing?: TracingOptions | undefined;
 }
 
 /**
@@ -94,7 +94,7 @@ export interface FcHandler {
   /** Resolves when no async task is queued, running or being delivered. */
   drain(): Promise<void>;
   /** Stops accepting async requests (503) and settles every task by `timeoutMs` (default 30 s). */
-  close(options?: { timeoutMs?: number }): Promise<void>;
+  close(options?: { timeoutMs?: number | undefined }): Promise<void>;
 }
 
 /**
@@ -349,7 +349,7 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
     engine,
     logger,
     drain: () => engine?.drain() ?? platform?.drain() ?? Promise.resolve(),
-    close: (closeOptions?: { timeoutMs?: number }) =>
+    close: (closeOptions?: { timeoutMs?: number | undefined }) =>
       engine?.close(closeOptions) ?? platform?.drain() ?? Promise.resolve(),
   }) as unknown as FcHandler;
 }

@@ -193,3 +193,24 @@ expectAssignable<rt.EngineStartHold>({
   defaults: (own: { readonly backend: boolean }) => (own.backend ? undefined : { async: {} }),
 });
 expectError<rt.EngineStartHold>({ enter: () => ({ start: Promise.resolve(), waited() {} }), defaults: () => 1 });
+
+// Under `exactOptionalPropertyTypes` (tsd runs with it on), every option may be given as
+// `undefined`, as the runtime takes it: a value passed through from the caller's own options.
+import * as eo from '@fc-async/core';
+
+const maybe = <T>(value: T): T | undefined => value;
+expectAssignable<eo.FcHandlerOptions>({
+  logger: maybe(eo.silentLogger),
+  destinations: undefined,
+  async: {
+    concurrency: maybe(2),
+    backoff: { baseMs: undefined, jitter: maybe('none' as const) },
+    isFailure: undefined,
+  },
+  tracing: { enabled: maybe(true) },
+});
+expectAssignable<eo.FcHttpEventInit>({ method: maybe('POST'), url: undefined, body: undefined });
+expectAssignable<eo.MemoryBackendOptions>({ maxTasks: maybe(10), retentionMs: undefined });
+expectAssignable<eo.JsonlDestinationOptions>({ retries: undefined });
+expectAssignable<eo.FcListenOptions>({ port: maybe(9000), host: undefined, signals: undefined });
+expectAssignable<Parameters<eo.FcHandler['close']>[0]>({ timeoutMs: maybe(100) });

@@ -43,7 +43,7 @@ export interface Emulator {
    * `timeoutMs` (`X-Fc-Async-Delay`, a retry's backoff) are not waited for: once only they are
    * left, it goes on at once.
    */
-  close(options?: { timeoutMs?: number }): Promise<void>;
+  close(options?: { timeoutMs?: number | undefined }): Promise<void>;
 }
 
 const BACKEND_START_MS = 15_000;

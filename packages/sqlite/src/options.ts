@@ -21,13 +21,15 @@ export interface SqliteBackendOptions extends RetentionOptions {
    * ones may be lost if the machine goes down.
    * @default 'full'
    */
-  synchronous?: 'full' | 'normal';
+  synchronous?: 'full' | 'normal' | undefined;
   /** How long opening waits for a file another process holds before failing. @default 2000 */
-  openTimeoutMs?: number;
+  openTimeoutMs?: number | undefined;
 }
 
 /** {@link SqliteBackendOptions} with every default applied. */
-export type ResolvedSqliteOptions = Required<SqliteBackendOptions>;
+export type ResolvedSqliteOptions = {
+  [K in keyof SqliteBackendOptions]-?: Exclude<SqliteBackendOptions[K], undefined>;
+};
 
 /** SQLite's busy timeout is a C int of milliseconds (better-sqlite3 refuses more). */
 const MAX_TIMER_MS = 2_147_483_647;

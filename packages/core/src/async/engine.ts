@@ -561,7 +561,7 @@ export class AsyncEngine {
    * process.once('SIGTERM', () => void engine.close({ timeoutMs: 10_000 }));
    * ```
    */
-  async close(options: { timeoutMs?: number } = {}): Promise<void> {
+  async close(options: { timeoutMs?: number | undefined } = {}): Promise<void> {
     const timeoutMs = closeTimeoutMs(options);
     this.closing = true;
     this.startWanted();
@@ -1518,7 +1518,7 @@ function parseDelay(value: string | string[] | undefined): number {
  * closeTimeoutMs({ timeout: 5000 }); // TypeError: Unknown close() option `timeout`
  * ```
  */
-export function closeTimeoutMs(options: { timeoutMs?: number } = {}): number {
+export function closeTimeoutMs(options: { timeoutMs?: number | undefined } = {}): number {
   // `undefined` takes the default; anything else (null included) must be a number from 0.
   const { timeoutMs = 30_000 } = objectOption('options', options, 'close()', ['timeoutMs']) as { timeoutMs?: unknown };
   if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) {

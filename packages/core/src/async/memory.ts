@@ -31,9 +31,9 @@ export interface MemoryBackendOptions {
    * Finished tasks kept; past it the oldest finished go first. Unfinished tasks are never dropped,
    * nor a finished one whose destination is still being called. @default 10000
    */
-  maxTasks?: number;
+  maxTasks?: number | undefined;
   /** How long a finished task is kept. @default 7 days */
-  retentionMs?: number;
+  retentionMs?: number | undefined;
 }
 
 /** `Object.assign` for a patch of a few own fields, key by key: several times faster on V8 11. */

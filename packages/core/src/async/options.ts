@@ -15,6 +15,9 @@ import type { AsyncBackend } from './backend.js';
  */
 export type AsyncMode = 'auto' | 'local' | 'platform';
 
+/** {@link BackoffOptions} with every value set (an option may be given as `undefined`). */
+type ResolvedBackoff = { [K in keyof BackoffOptions]-?: Exclude<BackoffOptions[K], undefined> };
+
 /**
  * Delay between retries after a failed attempt: `min(maxMs, baseMs × 2^(retry − 1))`, then
  * jittered. `equal` keeps half and randomises half; `full` randomises all; `none` keeps all.
@@ -26,11 +29,11 @@ export type AsyncMode = 'auto' | 'local' | 'platform';
  */
 export interface BackoffOptions {
   /** @default 1000 */
-  baseMs?: number;
+  baseMs?: number | undefined;
   /** @default 60000 */
-  maxMs?: number;
+  maxMs?: number | undefined;
   /** @default 'equal' */
-  jitter?: 'equal' | 'full' | 'none';
+  jitter?: 'equal' | 'full' | 'none' | undefined;
 }
 
 /**
@@ -44,29 +47,29 @@ export interface BackoffOptions {
  */
 export interface AsyncOptions {
   /** @default 'auto' */
-  mode?: AsyncMode;
+  mode?: AsyncMode | undefined;
   /** Attempts running at once (local mode). @default 10 */
-  concurrency?: number;
+  concurrency?: number | undefined;
   /** Tasks waiting (queued, delayed or backing off) before new ones get 429. @default 10000 */
-  maxQueuedTasks?: number;
+  maxQueuedTasks?: number | undefined;
   /** Largest async request body; larger answers 400 `InvalidArgument`, as FC's HTTP trigger does. @default 131072 (128 KB) */
-  maxAsyncPayloadBytes?: number;
+  maxAsyncPayloadBytes?: number | undefined;
   /** Retries after a failed attempt, 0..8. @default 3 */
-  maxAsyncRetryAttempts?: number;
+  maxAsyncRetryAttempts?: number | undefined;
   /** An event older than this when an attempt would start becomes `Expired`, 1..604800. @default 86400 */
-  maxAsyncEventAgeInSeconds?: number;
+  maxAsyncEventAgeInSeconds?: number | undefined;
   /** Time an attempt may run before it fails with `InvocationError` and its signal aborts. @default 60 */
-  timeoutSeconds?: number;
+  timeoutSeconds?: number | undefined;
   /** Whether a response counts as a failed attempt. @default status ≥ 500 */
-  isFailure?: (response: BridgeResponse) => boolean;
+  isFailure?: ((response: BridgeResponse) => boolean) | undefined;
   /** Retry delays. */
-  backoff?: BackoffOptions;
+  backoff?: BackoffOptions | undefined;
   /** How long a stopped running attempt may take to settle before it is recorded `Stopped`. @default 10000 */
-  stopGraceMs?: number;
+  stopGraceMs?: number | undefined;
   /** Where tasks are queued and recorded. @default memory() */
-  backend?: AsyncBackend;
+  backend?: AsyncBackend | undefined;
   /** The function name in task ARNs when neither FC's headers, context nor env give one. @default 'fc-async-local' */
-  functionName?: string;
+  functionName?: string | undefined;
 }
 
 /**
@@ -87,7 +90,7 @@ export interface ResolvedAsyncOptions {
   maxAsyncEventAgeInSeconds: number;
   timeoutSeconds: number;
   isFailure: (response: BridgeResponse) => boolean;
-  backoff: Required<BackoffOptions>;
+  backoff: ResolvedBackoff;
   stopGraceMs: number;
   backend: AsyncBackend | undefined;
   functionName: string;
@@ -237,11 +240,7 @@ export function resolveMode(mode: AsyncMode, env: Record<string, string | undefi
  * backoffDelay(3, { baseMs: 1000, maxMs: 60_000, jitter: 'none' }); // 4000
  * ```
  */
-export function backoffDelay(
-  retry: number,
-  backoff: Required<BackoffOptions>,
-  random: () => number = Math.random,
-): number {
+export function backoffDelay(retry: number, backoff: ResolvedBackoff, random: () => number = Math.random): number {
   const ceiling = Math.min(backoff.maxMs, backoff.baseMs * 2 ** Math.max(0, retry - 1));
   if (backoff.jitter === 'none') return ceiling;
   if (backoff.jitter === 'full') return Math.floor(random() * ceiling);

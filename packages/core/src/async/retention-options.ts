@@ -14,11 +14,11 @@ import { MAX_TIMER_MS } from '../destinations/validate.js';
  */
 export interface RetentionOptions {
   /** Finished tasks kept; past it the oldest finished go first. Unfinished tasks are never dropped. @default 100000 */
-  maxTasks?: number;
+  maxTasks?: number | undefined;
   /** How long a finished task is kept. @default 7 days */
-  retentionMs?: number;
+  retentionMs?: number | undefined;
   /** How often finished tasks past `maxTasks` or `retentionMs` are deleted (in batches of 500). @default 60000 */
-  pruneIntervalMs?: number;
+  pruneIntervalMs?: number | undefined;
 }
 
 /**
@@ -30,7 +30,7 @@ export interface RetentionOptions {
  * retention.pruneIntervalMs; // 60000
  * ```
  */
-export type ResolvedRetentionOptions = Required<RetentionOptions>;
+export type ResolvedRetentionOptions = { [K in keyof RetentionOptions]-?: Exclude<RetentionOptions[K], undefined> };
 
 const SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000;
 

@@ -17,23 +17,23 @@ export interface DeliverOptions {
   /** Receives one `warn` per failed attempt and one `error` per destination given up on. */
   logger: Logger;
   /** First retry delay cap; later caps double. @default 500 */
-  baseDelayMs?: number;
+  baseDelayMs?: number | undefined;
   /** Largest retry delay cap. @default 30000 */
-  maxDelayMs?: number;
+  maxDelayMs?: number | undefined;
   /** No retry starts once this much time has passed since the first attempt of a destination. @default 1800000 (30 min) */
-  maxElapsedMs?: number;
+  maxElapsedMs?: number | undefined;
   /** Time one attempt may take before it counts as a retryable `DestinationTimeout` and its signal aborts. @default 60000 */
-  attemptTimeoutMs?: number;
+  attemptTimeoutMs?: number | undefined;
   /** Retries of destinations that carry no `maxRetries`. @default 3 */
-  retries?: number;
+  retries?: number | undefined;
   /** Waits between attempts; resolves early when `signal` aborts. @default a timer */
-  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  sleep?: ((ms: number, signal?: AbortSignal) => Promise<void>) | undefined;
   /** The clock, in epoch milliseconds. @default Date.now */
-  now?: () => number;
+  now?: (() => number) | undefined;
   /** Source of jitter in [0, 1). @default Math.random */
-  random?: () => number;
+  random?: (() => number) | undefined;
   /** Aborting stops retries and the attempts under way; unfinished destinations end `Failed`. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /** {@link DeliverOptions} with defaults applied. */

@@ -71,9 +71,9 @@ export interface FcInvokeClient {
  */
 export interface FcFunctionDestinationOptions {
   /** Time allowed for one InvokeFunction call, in milliseconds. @default 10000 */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** Retries {@link deliverRecord} allows after a retryable failure. @default 3 */
-  retries?: number;
+  retries?: number | undefined;
 }
 
 /**

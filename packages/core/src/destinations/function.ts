@@ -14,13 +14,13 @@ import { objectOption, retriesOption, timeoutOption } from './validate.js';
  */
 export interface FunctionDestinationOptions {
   /** Retries {@link deliverRecord} allows after `fn` throws a retryable error. @default 3 */
-  retries?: number;
+  retries?: number | undefined;
   /**
    * Time one call of `fn` may take, in milliseconds: past it the call is a failed, retryable
    * delivery (`DestinationTimeout`) and the signal `fn` was given aborts.
    * @default no bound of its own (each attempt of {@link deliverRecord} is bounded, 60 s by default)
    */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
 }
 
 /**

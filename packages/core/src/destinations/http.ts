@@ -18,13 +18,13 @@ export interface HttpDestinationOptions {
    * format). Several secrets give several `v1` values, for rotation.
    * @default no signature
    */
-  secret?: string | readonly string[];
+  secret?: string | readonly string[] | undefined;
   /** Extra request headers. `content-type` and `x-fc-async-signature` are always set by fc-async. @default {} */
-  headers?: Record<string, string>;
+  headers?: Record<string, string> | undefined;
   /** Time allowed for one post, response included, in milliseconds. @default 10000 */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** Retries {@link deliverRecord} allows after a retryable failure. @default 3 */
-  retries?: number;
+  retries?: number | undefined;
 }
 
 /**

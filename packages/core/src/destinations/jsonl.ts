@@ -17,7 +17,7 @@ import { objectOption, retriesOption, stringOption } from './validate.js';
  */
 export interface JsonlDestinationOptions {
   /** Retries {@link deliverRecord} allows after a failed append. @default 3 */
-  retries?: number;
+  retries?: number | undefined;
 }
 
 /**

@@ -63,9 +63,9 @@ export type SignatureCheck = { ok: true; timestamp: number } | { ok: false; reas
  */
 export interface VerifySignatureOptions {
   /** Largest accepted distance between `t` and now, in seconds, either way. `Infinity` disables the check. @default 300 */
-  toleranceSeconds?: number;
+  toleranceSeconds?: number | undefined;
   /** The current time in epoch milliseconds, as `Date.now()` returns. @default Date.now() */
-  now?: number;
+  now?: number | undefined;
 }
 
 type Secrets = string | readonly string[];

@@ -20,40 +20,40 @@ export interface FcListenOptions {
    * FC's custom runtime sets `FC_CUSTOM_LISTEN_PORT`; local tools `FC_SERVER_PORT`.
    * @default FC_CUSTOM_LISTEN_PORT, then FC_SERVER_PORT, then 9000
    */
-  port?: number;
+  port?: number | undefined;
   /** @default '0.0.0.0' (FC reaches the instance from outside its network namespace) */
-  host?: string;
+  host?: string | undefined;
   /**
    * Where `FC_*` variables are read.
    * @default process.env
    */
   env?: Record<string, string | undefined>;
   /** @default a JSON-lines logger on stdout/stderr */
-  logger?: Logger;
+  logger?: Logger | undefined;
   /**
    * Budget of `GET /pre-stop`: half of it to let async tasks finish (the rest are stopped and
    * sent to onFailure), then pre-stop hooks (span flush) until it runs out. Keep it below the
    * PreStop timeout of the function's lifecycle config.
    * @default 10000
    */
-  preStopTimeoutMs?: number;
+  preStopTimeoutMs?: number | undefined;
   /**
    * Budget of the graceful shutdown (a signal, or `close()`): in-flight requests, then what
    * pre-stop does, then the app's own close.
    * @default 30000
    */
-  shutdownTimeoutMs?: number;
+  shutdownTimeoutMs?: number | undefined;
   /**
    * Signals that shut down gracefully and then exit the process (0 when everything finished in
    * time, 1 when something had to be cut). `[]` installs no handler. A name the process cannot
    * catch (SIGKILL, SIGSTOP, a misspelt one) is a TypeError.
    * @default ['SIGTERM', 'SIGINT']
    */
-  signals?: readonly NodeJS.Signals[];
+  signals?: readonly NodeJS.Signals[] | undefined;
   /** Runs on FC's `POST /initialize` (the function's initializer); a throw answers 500. */
-  onInitialize?: () => unknown;
+  onInitialize?: (() => unknown) | undefined;
   /** Runs on pre-stop and shutdown with the hooks from `addPreStopHook`, after the async queue. */
-  onPreStop?: () => unknown;
+  onPreStop?: (() => unknown) | undefined;
 }
 
 export interface ResolvedListenOptions {

@@ -44,7 +44,7 @@ export interface FcAsyncControls {
    * Stops accepting async requests (503), settles every task by `timeoutMs` (default 30 s), then
    * flushes its spans and releases what the process kept of it. Idempotent.
    */
-  close(options?: { timeoutMs?: number }): Promise<void>;
+  close(options?: { timeoutMs?: number | undefined }): Promise<void>;
 }
 
 /**
