@@ -323,28 +323,27 @@ describe('JSON logs of stopped tasks', () => {
   });
 });
 
-describe('shutting down with a destination function of the same s.yaml', () => {
-  const root = mkdtempSync(join(tmpdir(), 'fc-async-close-order-'));
+/**
+ * A folder with `work` (an HTTP function whose `work` export is `workSource`) sending its `side`
+ * records to `sink`, an event function that takes 100 ms and appends each record to a file.
+ */
+function workAndSink(prefix: string, workSource: string, side: 'onSuccess' | 'onFailure') {
+  const root = mkdtempSync(join(tmpdir(), prefix));
   const received = join(root, 'received.jsonl');
-  afterAll(() => rmSync(root, { recursive: true, force: true }));
-
-  it('keeps the destination function open until the tasks that finish while draining have sent their records', async () => {
-    writeFileSync(
-      join(root, 'fns.mjs'),
-      `import { appendFileSync } from 'node:fs';
-export const work = async () => {
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  return { statusCode: 200, body: 'done' };
-};
+  writeFileSync(
+    join(root, 'fns.mjs'),
+    `import { appendFileSync } from 'node:fs';
+export const work = ${workSource};
 export const sink = async (event) => {
+  await new Promise((resolve) => setTimeout(resolve, 100));
   appendFileSync(${JSON.stringify(received)}, event.toString('utf8') + '\\n');
   return 'ok';
 };
 `,
-    );
-    writeFileSync(
-      join(root, 's.yaml'),
-      `resources:
+  );
+  writeFileSync(
+    join(root, 's.yaml'),
+    `resources:
   work:
     component: fc3
     props:
@@ -357,7 +356,7 @@ export const sink = async (event) => {
           triggerType: http
       asyncInvokeConfig:
         destinationConfig:
-          onSuccess:
+          ${side}:
             destination: acs:fc:cn-hangzhou:0:functions/sink
   sink:
     component: fc3
@@ -367,8 +366,29 @@ export const sink = async (event) => {
       handler: fns.sink
       runtime: nodejs20
 `,
-    );
-    const emulator = await startEmulator({ ...quiet, config: join(root, 's.yaml') });
+  );
+  /** The records `sink` received. */
+  const records = () =>
+    readFileSync(received, { encoding: 'utf8', flag: 'a+' })
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { requestContext: { requestId: string; condition: string } });
+  return { root, config: join(root, 's.yaml'), records };
+}
+
+describe('shutting down with a destination function of the same s.yaml', () => {
+  const fixture = workAndSink(
+    'fc-async-close-order-',
+    `async () => {
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  return { statusCode: 200, body: 'done' };
+}`,
+    'onSuccess',
+  );
+  afterAll(() => rmSync(fixture.root, { recursive: true, force: true }));
+
+  it('keeps the destination function open until the tasks that finish while draining have sent their records', async () => {
+    const emulator = await startEmulator({ ...quiet, config: fixture.config });
     const requestIds: string[] = [];
     for (const taskId of ['drain_1', 'drain_2']) {
       const res = await fetch(emulator.triggerUrl, {
@@ -380,61 +400,25 @@ export const sink = async (event) => {
     }
     // Ctrl-C while both tasks run: they finish within the shutdown timeout, and so do their deliveries.
     await emulator.close({ timeoutMs: 5000 });
-    const records = readFileSync(received, { encoding: 'utf8', flag: 'a+' })
-      .split('\n')
-      .filter(Boolean)
-      .map((line) => JSON.parse(line) as { requestContext: { requestId: string; condition: string } });
+    const records = fixture.records();
     expect(records.map((r) => r.requestContext.requestId).sort()).toEqual([...requestIds].sort());
     expect(records.map((r) => r.requestContext.condition)).toEqual(['', '']);
   });
 });
 
 describe('shutting down past the deadline with a destination function', () => {
-  const root = mkdtempSync(join(tmpdir(), 'fc-async-close-grace-'));
-  const received = join(root, 'received.jsonl');
-  afterAll(() => rmSync(root, { recursive: true, force: true }));
+  // Past the deadline: stopped.
+  const fixture = workAndSink(
+    'fc-async-close-grace-',
+    `() => new Promise((resolve) => setTimeout(() => resolve('late'), 700))`,
+    'onFailure',
+  );
+  afterAll(() => rmSync(fixture.root, { recursive: true, force: true }));
 
   it('the onFailure record of a task stopped at the deadline still runs in the destination function', async () => {
-    writeFileSync(
-      join(root, 'fns.mjs'),
-      `import { appendFileSync } from 'node:fs';
-export const work = () => new Promise((resolve) => setTimeout(() => resolve('late'), 700)); // past the deadline: stopped
-export const sink = async (event) => {
-  await new Promise((resolve) => setTimeout(resolve, 100));
-  appendFileSync(${JSON.stringify(received)}, event.toString('utf8') + '\\n');
-  return 'ok';
-};
-`,
-    );
-    writeFileSync(
-      join(root, 's.yaml'),
-      `resources:
-  work:
-    component: fc3
-    props:
-      functionName: work
-      code: ./
-      handler: fns.work
-      runtime: nodejs20
-      triggers:
-        - triggerName: http
-          triggerType: http
-      asyncInvokeConfig:
-        destinationConfig:
-          onFailure:
-            destination: acs:fc:cn-hangzhou:0:functions/sink
-  sink:
-    component: fc3
-    props:
-      functionName: sink
-      code: ./
-      handler: fns.sink
-      runtime: nodejs20
-`,
-    );
     const lines: string[] = [];
     const output = (text: string) => lines.push(...text.split('\n').filter(Boolean));
-    const emulator = await startEmulator({ ...quiet, output, config: join(root, 's.yaml') });
+    const emulator = await startEmulator({ ...quiet, output, config: fixture.config });
     const res = await fetch(emulator.triggerUrl, {
       method: 'POST',
       headers: { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'stuck_1' },
@@ -443,11 +427,7 @@ export const sink = async (event) => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     // The whole timeout goes to `work`, whose task is then stopped: its record reaches `sink` last.
     await emulator.close({ timeoutMs: 300 });
-    const records = readFileSync(received, { encoding: 'utf8', flag: 'a+' })
-      .split('\n')
-      .filter(Boolean)
-      .map((line) => JSON.parse(line) as { requestContext: { condition: string } });
-    expect(records.map((r) => r.requestContext.condition)).toEqual(['Stopped']);
+    expect(fixture.records().map((r) => r.requestContext.condition)).toEqual(['Stopped']);
     // The record's own task in `sink` ran to its end, rather than being stopped as `sink` closed.
     expect(lines.filter((l) => /^\S+ sink +Task/.test(l))).toEqual([expect.stringMatching(/Task +Succeeded/)]);
   });
