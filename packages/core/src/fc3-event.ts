@@ -1,3 +1,4 @@
+import { types } from 'node:util';
 import type { FcHttpEvent } from './fc-types.js';
 import { kindOf } from './handler-options.js';
 import { newRequestId } from './ids.js';
@@ -21,16 +22,17 @@ export interface FcHttpEventInit {
    */
   url?: string | undefined;
   /**
-   * Header names in any case (names that differ only in case are one header, their values joined
-   * with commas, as FC joins them); values of a repeated header as an array. @default {}
+   * Header names in any case (of names that differ only in case, the last one given wins); values
+   * of a repeated header as an array. @default {}
    */
-  headers?: Record<string, string | readonly string[] | undefined>;
+  headers?: Record<string, string | readonly string[] | undefined> | undefined;
   /**
-   * A string is UTF-8 text; bytes (a `Buffer`, any typed array, a `DataView` or an `ArrayBuffer`)
-   * are sent as they are; `URLSearchParams` as a form (`application/x-www-form-urlencoded` unless
-   * `headers` name a type); any other object as JSON, with `Content-Type: application/json` unless
-   * `headers` name a type. A `Blob`, `Map` or `Set` is refused (read a Blob first: `await
-   * blob.arrayBuffer()`). @default no body
+   * A string is UTF-8 text; bytes (a `Buffer`, any typed array, a `DataView`, an `ArrayBuffer` or
+   * a `SharedArrayBuffer`) are sent as they are; `URLSearchParams` as a form
+   * (`application/x-www-form-urlencoded` unless `headers` name a type); any other object as JSON,
+   * with `Content-Type: application/json` unless `headers` name a type. A `Blob` is refused (read
+   * it first: `await blob.arrayBuffer()`), and so is a `Map` or `Set` without `toJSON` (JSON would
+   * send `{}`). @default no body
    */
   body?: string | Uint8Array | ArrayBufferView | ArrayBuffer | URLSearchParams | object | undefined;
   /** The TCP peer. @default '127.0.0.1' */
@@ -177,20 +179,27 @@ function bodyOf(body: FcHttpEventInit['body']): { bytes: Buffer; type?: string }
   if (body === undefined) return { bytes: Buffer.alloc(0) };
   if (typeof body === 'string') return { bytes: Buffer.from(body, 'utf8') };
   if (ArrayBuffer.isView(body)) return { bytes: Buffer.from(body.buffer, body.byteOffset, body.byteLength) };
-  if (body instanceof ArrayBuffer) return { bytes: Buffer.from(body) };
+  // Any realm's ArrayBuffer, and a SharedArrayBuffer (`instanceof` would miss both).
+  if (types.isAnyArrayBuffer(body)) return { bytes: Buffer.from(new Uint8Array(body)) };
   if (body instanceof URLSearchParams) {
     return { bytes: Buffer.from(body.toString(), 'utf8'), type: 'application/x-www-form-urlencoded' };
   }
-  if (body instanceof Map || body instanceof Set || (typeof Blob === 'function' && body instanceof Blob)) {
+  if (typeof Blob === 'function' && body instanceof Blob) {
+    throw new TypeError(
+      'Expected `body` to be a string, bytes or an object to send as JSON, got a Blob: read it first (`await blob.arrayBuffer()`)',
+    );
+  }
+  if ((body instanceof Map || body instanceof Set) && typeof (body as { toJSON?: unknown }).toJSON !== 'function') {
     // JSON.stringify would send `{}`: the test would run with an empty body without a word.
     throw new TypeError(
-      `Expected \`body\` to be a string, bytes or an object to send as JSON, got a ${body.constructor.name} (read a Blob first: await blob.arrayBuffer())`,
+      `Expected \`body\` to be a string, bytes or an object to send as JSON, got a ${body.constructor.name} (JSON has no form for it: pass an object or an array)`,
     );
   }
   return { bytes: Buffer.from(JSON.stringify(body), 'utf8'), type: 'application/json' };
 }
 
-const ABSOLUTE_URL = /^[a-z][a-z\d+.-]*:\/\//i;
+/** `scheme://host[:port]` then the rest: an absolute URL's authority and its path, query and fragment. */
+const ABSOLUTE_URL = /^[a-z][a-z\d+.-]*:\/\/([^/?#]*)(.*)$/i;
 
 /**
  * An FC 3.0 HTTP event as FC hands it to a built-in runtime handler: header names canonicalised
@@ -220,22 +229,17 @@ export function fcHttpEvent(init: FcHttpEventInit = {}): FcHttpEvent {
         `Expected \`headers.${name}\` to be a string or an array of strings, got \`${kindOf(value)}\``,
       );
     }
-    const canonical = canonicalHeaderName(name);
-    const joined = typeof value === 'string' ? value : value.join(',');
-    const earlier = headers[canonical];
-    headers[canonical] = earlier === undefined ? joined : `${earlier},${joined}`;
+    // Names that differ only in case: the last one given wins (a test overriding a default header).
+    headers[canonicalHeaderName(name)] = typeof value === 'string' ? value : value.join(',');
   }
   if (type !== undefined && headers['Content-Type'] === undefined) headers['Content-Type'] = type;
   let url = init.url ?? '/';
-  if (ABSOLUTE_URL.test(url)) {
-    let absolute: URL;
-    try {
-      absolute = new URL(url);
-    } catch {
-      throw new TypeError(`Expected \`url\` to be a path or an absolute URL, got \`${url}\``);
-    }
-    headers.Host ??= absolute.host;
-    url = `${absolute.pathname}${absolute.search}`;
+  const absolute = ABSOLUTE_URL.exec(url);
+  if (absolute) {
+    // The path and query as written (no dot segments resolved, nothing re-encoded), without a fragment.
+    headers.Host ??= (absolute[1] as string).replace(/^.*@/, '');
+    const rest = (absolute[2] as string).replace(/#.*$/, '');
+    url = rest.startsWith('/') ? rest : `/${rest}`;
   }
   const q = url.indexOf('?');
   const rawPath = q < 0 ? url : url.slice(0, q);

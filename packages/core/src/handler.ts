@@ -48,7 +48,7 @@ export interface FcHandlerOptions {
    * The environment fc-async reads `FC_*` variables from.
    * @default a snapshot of process.env taken when the handler is created
    */
-  env?: Record<string, string | undefined>;
+  env?: Record<string, string | undefined> | undefined;
   /** Async invocation: local queue or platform mode, retries, limits, backend. See {@link AsyncOptions}. */
   async?: AsyncOptions | undefined;
   /** Where task outcomes go: `onSuccess` and `onFailure`, each one destination or several. */

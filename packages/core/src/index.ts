@@ -41,6 +41,7 @@ export {
   type BackoffOptions,
   backoffDelay,
   type ResolvedAsyncOptions,
+  type ResolvedBackoff,
   resolveAsyncOptions,
   resolveMode,
 } from './async/options.js';

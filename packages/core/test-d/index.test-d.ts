@@ -214,3 +214,9 @@ expectAssignable<eo.MemoryBackendOptions>({ maxTasks: maybe(10), retentionMs: un
 expectAssignable<eo.JsonlDestinationOptions>({ retries: undefined });
 expectAssignable<eo.FcListenOptions>({ port: maybe(9000), host: undefined, signals: undefined });
 expectAssignable<Parameters<eo.FcHandler['close']>[0]>({ timeoutMs: maybe(100) });
+expectAssignable<eo.FcHandlerOptions>({ env: maybe({}) });
+expectAssignable<eo.FcListenOptions>({ env: maybe({}) });
+expectAssignable<eo.FcHttpEventInit>({ headers: maybe({}) });
+expectAssignable<eo.FcClientConfig>({ accessKeyId: 'a', accessKeySecret: 'b', securityToken: maybe('t') });
+expectType<number>(eo.normaliseQuery({}).limit);
+expectType<number>(eo.backoffDelay(2, { baseMs: 1000, maxMs: 60_000, jitter: 'none' } satisfies eo.ResolvedBackoff));

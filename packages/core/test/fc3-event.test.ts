@@ -1,3 +1,4 @@
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { createFcHandler, fcHttpEvent, fcQueryParameters, isFcTextBody, parseFcEvent } from '../src/index.js';
 
@@ -74,14 +75,37 @@ describe('fcHttpEvent', () => {
       { q: '1' },
       'api.example.com:8080',
     ]);
-    expect(fcHttpEvent({ headers: { 'x-a': '1', 'X-A': '2' } }).headers).toEqual({ 'X-A': '1,2' });
+    // As written: no dot segment resolved, nothing re-encoded.
+    expect(fcHttpEvent({ url: 'https://h/a/../caf%C3%A9 x?q#frag' }).rawPath).toBe('/a/../caf%C3%A9 x');
+    // A default header overridden in another case: the last one wins, as a test means it.
+    const defaults = { 'content-type': 'text/plain', authorization: 'Bearer old' };
+    const overridden = fcHttpEvent({
+      headers: { ...defaults, 'Content-Type': 'application/json', Authorization: 'Bearer new' },
+    });
+    expect(overridden.headers).toEqual({ 'Content-Type': 'application/json', Authorization: 'Bearer new' });
   });
 
-  it('refuses a body it would send as an empty object, and a URL that does not parse', () => {
+  it('refuses a body it would send as an empty object; a Map or Set with toJSON is JSON', () => {
     for (const body of [new Map([['a', 1]]), new Set([1]), new Blob(['x'])]) {
       expect(() => fcHttpEvent({ method: 'POST', body })).toThrow(/Expected `body` to be a string, bytes or an object/);
     }
-    expect(() => fcHttpEvent({ url: 'http://[bad/x' })).toThrow('Expected `url` to be a path or an absolute URL');
+    class Tags extends Set<string> {
+      toJSON() {
+        return [...this];
+      }
+    }
+    expect(fcHttpEvent({ method: 'POST', body: new Tags(['a']) }).body).toBe('["a"]');
+  });
+
+  it('takes an ArrayBuffer from another realm, and a SharedArrayBuffer, as bytes', () => {
+    const headers = { 'content-type': 'application/octet-stream' };
+    const foreign = runInNewContext('new Uint8Array([1, 2, 3]).buffer') as ArrayBuffer;
+    expect(fcHttpEvent({ method: 'POST', headers, body: foreign }).body).toBe(
+      Buffer.from([1, 2, 3]).toString('base64'),
+    );
+    const shared = new SharedArrayBuffer(2);
+    new Uint8Array(shared).set([7, 8]);
+    expect(fcHttpEvent({ method: 'POST', headers, body: shared }).body).toBe(Buffer.from([7, 8]).toString('base64'));
   });
 
   it('is what parseFcEvent reads and a handler answers, async calls included', async () => {

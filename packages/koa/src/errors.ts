@@ -9,21 +9,23 @@ export interface KoaErrorEmitter {
   onerror?: (error: unknown) => void;
 }
 
-/** The logger of the last fc-async handler or middleware made for each app. */
-const appLoggers = new WeakMap<object, () => Logger>();
+/** Per app, the logger its `error` events go to: the last `createHandler`'s, else its `fcAsync()`'s. */
+const appLoggers = new WeakMap<object, { logger: () => Logger; byHandler: boolean }>();
 
 /**
- * Sends the app's `error` events to `logger()` (the last one given for the app) when the app has
- * no listener of its own: none, or only Koa's default one (taken out, so that the stack is not
- * printed twice). Koa still answers the error itself (`Internal Server Error` for an unexposed
- * one); a 404 or an exposed error is no failure and is not logged, as Koa's own listener does.
+ * Sends the app's `error` events to `logger()` (the last `createHandler`'s given for the app, else
+ * the `fcAsync()` middleware's: `byHandler`) when the app has no listener of its own: none, or
+ * only Koa's default one (taken out, so that the stack is not printed twice). Koa still answers
+ * the error itself (`Internal Server Error` for an unexposed one); a 404 or an exposed error is no
+ * failure and is not logged, as Koa's own listener does.
  */
-export function logKoaErrors(app: KoaErrorEmitter, logger: () => Logger): void {
+export function logKoaErrors(app: KoaErrorEmitter, logger: () => Logger, byHandler: boolean): void {
   if (typeof app.on !== 'function') return;
-  // Latest wins: a test suite that makes a handler per test over one app logs through each in turn.
-  const ours = appLoggers.has(app);
-  appLoggers.set(app, logger);
-  if (ours) return;
+  const current = appLoggers.get(app);
+  // A handler's wins over a middleware's (which registers at its first request, whenever made);
+  // among handlers the last one made: a test suite's handler per test over one app.
+  if (!current || byHandler || !current.byHandler) appLoggers.set(app, { logger, byHandler });
+  if (current) return;
   const listeners = app.listeners?.('error') ?? [];
   if (listeners.some((listener) => listener !== app.onerror)) {
     appLoggers.delete(app); // the app logs its errors itself
@@ -33,6 +35,6 @@ export function logKoaErrors(app: KoaErrorEmitter, logger: () => Logger): void {
   app.on('error', function fcAsyncKoaErrorLog(error: unknown) {
     const e = error as { status?: number; expose?: boolean } | undefined;
     if (e?.status === 404 || e?.expose === true) return;
-    appLoggers.get(app)?.().error('koa app failed', { error });
+    appLoggers.get(app)?.logger().error('koa app failed', { error });
   });
 }

@@ -82,6 +82,6 @@ export function createHandler(app: KoaLike, options: FcHandlerOptions = {}): FcH
   );
   // Once the handler exists (its options may be refused): its logger is the options', else the
   // emulator's (an entry of `fc-async dev`), else the console.
-  logKoaErrors(app, () => handler.logger);
+  logKoaErrors(app, () => handler.logger, true);
   return handler;
 }

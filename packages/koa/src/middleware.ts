@@ -75,7 +75,7 @@ export function fcAsync(options: FcRuntimeOptions = {}): FcAsyncMiddleware {
     const app = ctx.app;
     if (!logging.has(app)) {
       logging.add(app);
-      logKoaErrors(app as typeof app & KoaErrorEmitter, () => logger);
+      logKoaErrors(app as typeof app & KoaErrorEmitter, () => logger, false);
     }
     if (!Object.hasOwn(app.context, 'fc')) exposeFc(app.context);
     recordKoaRoutes(app);

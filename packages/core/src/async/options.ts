@@ -15,8 +15,16 @@ import type { AsyncBackend } from './backend.js';
  */
 export type AsyncMode = 'auto' | 'local' | 'platform';
 
-/** {@link BackoffOptions} with every value set (an option may be given as `undefined`). */
-type ResolvedBackoff = { [K in keyof BackoffOptions]-?: Exclude<BackoffOptions[K], undefined> };
+/**
+ * {@link BackoffOptions} with every value set (an option may be given as `undefined`): what
+ * {@link backoffDelay} takes.
+ *
+ * @example
+ * ```ts
+ * const backoff: ResolvedBackoff = { baseMs: 1000, maxMs: 60_000, jitter: 'none' };
+ * ```
+ */
+export type ResolvedBackoff = { [K in keyof BackoffOptions]-?: Exclude<BackoffOptions[K], undefined> };
 
 /**
  * Delay between retries after a failed attempt: `min(maxMs, baseMs × 2^(retry − 1))`, then

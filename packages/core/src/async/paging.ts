@@ -11,9 +11,10 @@ import { ASYNC_TASK_STATUSES, type TaskPage, type TaskQuery, type TaskRecord } f
  * normaliseQuery({ limit: 500 }); // throws: limit must be an integer from 1 to 100
  * ```
  */
-export function normaliseQuery(
-  query: TaskQuery = {},
-): Required<Pick<TaskQuery, 'limit' | 'sortOrderByTime'>> & TaskQuery {
+export function normaliseQuery(query: TaskQuery = {}): Omit<TaskQuery, 'limit' | 'sortOrderByTime'> & {
+  limit: number;
+  sortOrderByTime: Exclude<TaskQuery['sortOrderByTime'], undefined>;
+} {
   checkShape(query);
   const limit = query.limit ?? 20;
   if (!Number.isInteger(limit) || limit < 1 || limit > 100) {

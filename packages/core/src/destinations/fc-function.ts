@@ -24,15 +24,15 @@ export interface FcClientConfig {
   accessKeyId: string;
   accessKeySecret: string;
   /** For STS credentials. Tokens expire: long-lived processes should pass a prebuilt client with a credential provider. */
-  securityToken?: string;
+  securityToken?: string | undefined;
   /** `host[:port]`, or a URL whose scheme sets `protocol`. @default `{accountId}.{region}.fc.aliyuncs.com` */
-  endpoint?: string;
+  endpoint?: string | undefined;
   /** @default the region of an ARN target */
-  region?: string;
+  region?: string | undefined;
   /** @default the account of an ARN target */
-  accountId?: string;
+  accountId?: string | undefined;
   /** @default 'https' */
-  protocol?: 'http' | 'https';
+  protocol?: 'http' | 'https' | undefined;
 }
 
 /**

@@ -27,7 +27,7 @@ export interface FcListenOptions {
    * Where `FC_*` variables are read.
    * @default process.env
    */
-  env?: Record<string, string | undefined>;
+  env?: Record<string, string | undefined> | undefined;
   /** @default a JSON-lines logger on stdout/stderr */
   logger?: Logger | undefined;
   /**
