@@ -64,12 +64,22 @@ function notice(flags: DevFlags, note: string): void {
   process.stderr.write(`${flags.logFormat === 'json' ? JSON.stringify({ level: 'info', message: note }) : note}\n`);
 }
 
+/**
+ * A second signal this soon after the first is the same Ctrl-C told twice (the terminal signals
+ * the whole process group, and a wrapper such as `npm start`'s tsx passes it on as well), not a
+ * second press.
+ */
+const SAME_CTRL_C_MS = 500;
+
 /** Ctrl-C / SIGTERM: stop accepting, let tasks finish within the bound, flush spans; twice quits at once. */
 function handleSignals(emulator: Emulator, flags: DevFlags): void {
-  let stopping = false;
+  let stoppedAt: number | undefined;
   const stop = (signal: NodeJS.Signals) => {
-    if (stopping) process.exit(130);
-    stopping = true;
+    if (stoppedAt !== undefined) {
+      if (Date.now() - stoppedAt < SAME_CTRL_C_MS) return;
+      process.exit(130);
+    }
+    stoppedAt = Date.now();
     notice(
       flags,
       `${signal}: finishing running tasks (up to ${flags.shutdownTimeout} s); press Ctrl-C again to quit now`,

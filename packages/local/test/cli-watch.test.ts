@@ -308,6 +308,8 @@ resources:
     expect(accepted.status).toBe(202);
     run.proc.kill('SIGINT');
     await waitFor(() => (run.stderr().includes('SIGINT: finishing running tasks') ? true : undefined), START_MS);
+    // A second press, not the first one told twice (within 500 ms: ignored).
+    await new Promise((resolve) => setTimeout(resolve, 700));
     run.proc.kill('SIGINT');
     expect(await run.exited).toBe(130);
   });

@@ -388,6 +388,23 @@ describe('fc-async dev on a FC 2.0 s.yaml', () => {
 });
 
 describe('shutdown', () => {
+  it('takes one Ctrl-C told twice at once (the terminal and a wrapper such as npm start) as one', async () => {
+    const cli = await startCli([example('jobs/app.ts')]);
+    onTestFinished(() => void cli.stop('SIGKILL'));
+    const client = sdk(cli.control);
+    expect((await post(cli, '/jobs', { ms: 800 }, asyncHeaders('twice_told'))).status).toBe(202);
+    await waitFor(async () => {
+      const t = (await client.getAsyncTask('app', 'twice_told', new $FC.GetAsyncTaskRequest({}))).body;
+      return t?.status === 'Running' ? t : undefined;
+    });
+    cli.proc.kill('SIGINT');
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    cli.proc.kill('SIGINT');
+    expect(await cli.exited).toBe(0);
+    const attempt = cli.lines.find((l) => l.kind === 'attempt' && l.taskId === 'twice_told');
+    expect(attempt).toMatchObject({ status: 'Succeeded', attempt: 1 });
+  });
+
   it('on SIGTERM stops accepting, lets the running task finish, and exits 0', async () => {
     const cli = await startCli([example('jobs/app.ts')]);
     onTestFinished(() => void cli.stop('SIGKILL'));
