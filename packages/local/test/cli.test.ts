@@ -388,32 +388,31 @@ describe('fc-async dev on a FC 2.0 s.yaml', () => {
 });
 
 describe('shutdown', () => {
-  it('takes one Ctrl-C told twice at once (the terminal and a wrapper such as npm start) as one', async () => {
+  /** The jobs example under the CLI with one async task of `ms` running; `attempt()` reads its attempt line. */
+  async function withRunningTask(taskId: string, ms: number) {
     const cli = await startCli([example('jobs/app.ts')]);
     onTestFinished(() => void cli.stop('SIGKILL'));
     const client = sdk(cli.control);
-    expect((await post(cli, '/jobs', { ms: 800 }, asyncHeaders('twice_told'))).status).toBe(202);
+    expect((await post(cli, '/jobs', { ms }, asyncHeaders(taskId))).status).toBe(202);
     await waitFor(async () => {
-      const t = (await client.getAsyncTask('app', 'twice_told', new $FC.GetAsyncTaskRequest({}))).body;
+      const t = (await client.getAsyncTask('app', taskId, new $FC.GetAsyncTaskRequest({}))).body;
       return t?.status === 'Running' ? t : undefined;
     });
+    const attempt = () => cli.lines.find((l) => l.kind === 'attempt' && l.taskId === taskId);
+    return { cli, attempt };
+  }
+
+  it('takes one Ctrl-C told twice at once (the terminal and a wrapper such as npm start) as one', async () => {
+    const { cli, attempt } = await withRunningTask('twice_told', 800);
     cli.proc.kill('SIGINT');
     await new Promise((resolve) => setTimeout(resolve, 30));
     cli.proc.kill('SIGINT');
     expect(await cli.exited).toBe(0);
-    const attempt = cli.lines.find((l) => l.kind === 'attempt' && l.taskId === 'twice_told');
-    expect(attempt).toMatchObject({ status: 'Succeeded', attempt: 1 });
+    expect(attempt()).toMatchObject({ status: 'Succeeded', attempt: 1 });
   });
 
   it('on SIGTERM stops accepting, lets the running task finish, and exits 0', async () => {
-    const cli = await startCli([example('jobs/app.ts')]);
-    onTestFinished(() => void cli.stop('SIGKILL'));
-    const client = sdk(cli.control);
-    expect((await post(cli, '/jobs', { ms: 1500 }, asyncHeaders('drain_me'))).status).toBe(202);
-    await waitFor(async () => {
-      const t = (await client.getAsyncTask('app', 'drain_me', new $FC.GetAsyncTaskRequest({}))).body;
-      return t?.status === 'Running' ? t : undefined;
-    });
+    const { cli, attempt } = await withRunningTask('drain_me', 1500);
     cli.proc.kill('SIGTERM');
     // Once the signal is handled, new connections are refused (however long that takes under load).
     await waitFor(() =>
@@ -423,8 +422,7 @@ describe('shutdown', () => {
       ),
     );
     expect(await cli.exited).toBe(0);
-    const attempt = cli.lines.find((l) => l.kind === 'attempt' && l.taskId === 'drain_me');
-    expect(attempt).toMatchObject({ status: 'Succeeded', attempt: 1 });
+    expect(attempt()).toMatchObject({ status: 'Succeeded', attempt: 1 });
   });
 });
 
