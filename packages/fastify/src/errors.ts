@@ -29,9 +29,10 @@ const HELD_BODY_LIMIT = 16 * 1024;
  * the generic 500, and logs what it hid: `error` when the caller has it (with its stack), else the
  * message. Any other answer, an app's own error answer included, goes out as written. The head of
  * a 5xx and its first chunks are held until its body is known (Fastify 5 ends with the body,
- * Fastify 4 writes it, then ends), so that its content-length is the new one. The default answer
- * is known by its shape, or, once `seen` has the error (an onError hook saw it), whatever its shape:
- * a route's response schema for the status reshapes it (`{ message }` alone keeps the message).
+ * Fastify 4 writes it, then ends), so that its content-length is the new one. Once `seen` has the
+ * error (an onError hook saw it), the default answer is known by who sent it, whatever its shape
+ * (a route's response schema for the status reshapes it: `{ message }` alone keeps the message),
+ * and an app's own answer of the default's shape goes out as written; without it, by its shape.
  */
 export function hideDefaultErrors(
   req: IncomingMessage,
@@ -77,9 +78,10 @@ export function hideDefaultErrors(
     if (held) {
       const last = args[0];
       const tail = typeof last === 'string' || Buffer.isBuffer(last) ? [Buffer.from(last)] : [];
-      const message = defaultErrorMessage(Buffer.concat([...chunks, ...tail]));
+      // What the onError hook saw says who answers; without it (a route it does not reach), the shape.
       const error = seen?.();
-      if (message !== undefined || error?.answeredByDefault() === true) {
+      const message = error ? undefined : defaultErrorMessage(Buffer.concat([...chunks, ...tail]));
+      if (error ? error.answeredByDefault() : message !== undefined) {
         logger.error('fastify app failed', {
           error: error?.error ?? message,
           requestId: getInvocation(req)?.requestId,

@@ -98,6 +98,18 @@ describe('fastify fcAsync plugin: an app that throws', () => {
     expect(warn.mock.calls.flat().join(' ')).not.toContain('FSTWRN004');
   });
 
+  it("an app's own answer in the default's shape goes out as written: who sent it decides, not its shape", async () => {
+    const { app, log } = await failing();
+    app.setErrorHandler((error, _request, reply) => {
+      reply
+        .code(500)
+        .send({ statusCode: 500, error: 'Internal Server Error', message: `ours: ${(error as Error).message}` });
+    });
+    const r = await app.inject({ method: 'POST', url: '/fail' });
+    expect([r.statusCode, r.json().message]).toEqual([500, `ours: ${SECRET}`]);
+    expect(log.errors).toHaveLength(0);
+  });
+
   it('an error handler that passes the error on to Fastify’s default gets the generic 500 too', async () => {
     const { app, log } = await failing();
     app.setErrorHandler((error, _request, reply) => {
