@@ -191,6 +191,18 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
           hooks: tracing.engineHooks,
         })
       : undefined;
+  // Local mode: an async attempt a queue in front already accepted, as platform mode runs FC's.
+  let upstream: PlatformAsync | undefined;
+  const upstreamAttempts = () => {
+    upstream ??= new PlatformAsync(asyncOptions, {
+      logger,
+      destinations: options.destinations,
+      redact,
+      run,
+      hooks: tracing.engineHooks,
+    });
+    return upstream;
+  };
 
   // Promise chains rather than `async` functions on this path: each `async` layer costs the
   // caller more ticks per invocation (measured: 3.9 → 2.4 µs for a raw GET with both layers gone).
@@ -212,11 +224,15 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
       const invocation = buildInvocation(detection, headers, context, env);
       span?.setInvocation(invocation);
       result =
-        detection.type === 'Async' && engine
-          ? engine.accept(request, invocation)
-          : detection.type === 'Async' && platform
+        detection.type !== 'Async'
+          ? run(request, invocation)
+          : platform
             ? platform.run(request, invocation, span?.context)
-            : run(request, invocation);
+            : // A built-in runtime's retry count on the context: a queue in front (FC, or `fc-async dev`
+              // serving a handler that calls this one) accepted the call and runs this attempt of it.
+              context?.retryCount === undefined && engine
+              ? engine.accept(request, invocation)
+              : upstreamAttempts().run(request, invocation, span?.context);
     } catch (error) {
       span?.recordError(error);
       return Promise.resolve(errorResponse(error, logger, requestId));
@@ -311,7 +327,7 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
 
   /** What the FC 3.0 handler returns for a handled request; throws for an async invocation that failed on FC. */
   function fc3Result(request: FcRequest, response: BridgeResponse): FcHttpResult {
-    if (platform && isPlatformFailure(response)) throw platformFailure(response);
+    if (isPlatformFailure(response)) throw platformFailure(response);
     return toFcHttpResult(response, request.method, classify);
   }
 
@@ -333,9 +349,13 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
       return;
     }
     const response = await traced(request, context);
-    if (platform && isPlatformFailure(response)) throw platformFailure(response);
+    if (isPlatformFailure(response)) throw platformFailure(response);
     writeFc2Response(resp, response, request.method);
   }
+
+  /** `work`, then the deliveries of attempts run for a queue in front (see `upstreamAttempts`). */
+  const withUpstream = (work: Promise<void> | undefined): Promise<void> =>
+    upstream ? Promise.all([work, upstream.drain()]).then(() => undefined) : (work ?? Promise.resolve());
 
   const tasks: TaskApi = engine?.tasks ?? {
     get: notInPlatformMode,
@@ -348,9 +368,9 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
     tasks,
     engine,
     logger,
-    drain: () => engine?.drain() ?? platform?.drain() ?? Promise.resolve(),
+    drain: () => withUpstream(engine?.drain() ?? platform?.drain()),
     close: (closeOptions?: { timeoutMs?: number | undefined }) =>
-      engine?.close(closeOptions) ?? platform?.drain() ?? Promise.resolve(),
+      withUpstream(engine?.close(closeOptions) ?? platform?.drain()),
   }) as unknown as FcHandler;
 }
 

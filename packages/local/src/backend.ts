@@ -1,5 +1,5 @@
 import { basename, dirname, extname, join, resolve } from 'node:path';
-import { type AsyncBackend, type EngineStartHold, FcAsyncError, type HeldDefaults } from '@fc-async/core';
+import { type AsyncBackend, type EngineStartHold, FcAsyncError, type HeldDefaults, memory } from '@fc-async/core';
 import { optionError } from './errors.js';
 
 /** Where tasks live: in memory (default), a SQLite file, or Redis through BullMQ. */
@@ -147,6 +147,14 @@ export interface EntryHold extends EngineStartHold {
   readonly backendTaken: boolean;
   /** The fc-async handlers the entry made while it loaded. */
   readonly handlersMade: number;
+  /**
+   * The emulator serves the function with an engine of its own (the entry exports an app, or a
+   * plain handler calling the fc-async handler it made): the handler that took the offered backend
+   * gets memory's when it starts instead, so that two engines never share one task file or queue
+   * (its engine accepts nothing then: the emulator's attempts reach it as attempts, see
+   * `createFcHandler`). Unless it started before the emulator could tell (the entry awaited it).
+   */
+  disownBackend(): void;
 }
 
 /** A promise that never settles: the start of an abandoned hold's engines. */
@@ -165,6 +173,7 @@ function engineHold(opened: Promise<void>, isOpen: () => boolean, startedEarly: 
   let offered: HeldDefaults | undefined;
   let backendTaken = false;
   let handlersMade = 0;
+  let disowned = false;
   return {
     abandon: () => {
       abandoned = true;
@@ -178,13 +187,21 @@ function engineHold(opened: Promise<void>, isOpen: () => boolean, startedEarly: 
     get handlersMade() {
       return handlersMade;
     },
+    disownBackend() {
+      disowned = true;
+    },
     defaults(own) {
       handlersMade++;
       if (!offered?.async) return offered;
       const { backend, ...async } = offered.async;
       if (own.backend || backendTaken || backend === undefined) return { ...offered, async };
       backendTaken = true;
-      return { ...offered, async: { ...async, backend } };
+      const held: AsyncBackend = {
+        name: backend.name,
+        persistent: backend.persistent,
+        create: (context) => (disowned ? memory() : backend).create(context),
+      };
+      return { ...offered, async: { ...async, backend: held } };
     },
     enter(backend) {
       let startNow = () => {};

@@ -18,7 +18,13 @@ import { startCustomRuntime } from './custom-runtime.js';
 import { type EntryKind, loadEntry } from './entry.js';
 import { buildContext, buildFcEvent, type FunctionIdentity, type IncomingCall, requestFromCall } from './event.js';
 import { fastifyReady, functionTimeout, withinTimeout } from './function-guards.js';
-import { eventListener, fc2HttpListener, fc3HttpListener, isFunctionError } from './listeners.js';
+import {
+  eventListener,
+  fc2HttpListener,
+  fc3HttpListener,
+  isFunctionError,
+  withoutIgnoredHeaders,
+} from './listeners.js';
 import type { EmulatorLog } from './log.js';
 import type { AsyncConfigInput, FunctionSpec } from './spec.js';
 
@@ -153,9 +159,12 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
         `${spec.name}: its entry made ${hold.handlersMade} fc-async handlers; --store and --redis went to the first one made, the others keep their tasks in memory`,
       );
   } else if (entry.kind === 'express' || entry.kind === 'koa' || entry.kind === 'fastify') {
+    deps.engineHold?.disownBackend();
     handler = (await adapterFor(entry.kind, spec.file))(entry.value, options);
     if (entry.kind === 'fastify') await fastifyReady(entry.value, spec.file);
   } else {
+    // A plain handler that calls an fc-async handler of its own: the emulator's engine takes the tasks.
+    deps.engineHold?.disownBackend();
     const fn = entry.value as (...args: unknown[]) => unknown;
     const contextLogger = functionLogger(deps.log, spec.name);
     const listener =
@@ -199,6 +208,10 @@ function localFunction(
   // FC 3.0's event joins a repeated query value with commas; FC 2.0 and a custom runtime see the query as sent.
   const rawQuery = spec.style === 'fc2' || spec.customRuntime !== undefined;
   const deadline: Deadline = { timeoutMs: identity.timeout * 1000, reason: () => functionTimeout(identity) };
+  // An app's answer reaches FC as a built-in runtime's result, which FC strips (a plain handler's is stripped as
+  // it is written; a custom runtime's answer is its own HTTP response).
+  const strip: (result: FcHttpResult) => FcHttpResult =
+    kind === 'custom-runtime' || kind === 'fc-handler' ? (result) => result : withoutIgnoredHeaders;
   /**
    * What the core's entry takes for a call: built from Node's headers (the trigger's), else parsed
    * from its event. `undefined` without the entry, or for an event the core refuses: the handler
@@ -232,11 +245,11 @@ function localFunction(
       const request = requestOf(call, requestId, trusted, invokeOptions.nodeHeaders);
       if (!request) {
         const answer = handler(buildFcEvent(call, identity, requestId, trusted), context);
-        return { result: await (async ? answer : withinTimeout(answer, identity)), requestId };
+        return { result: strip(await (async ? answer : withinTimeout(answer, identity))), requestId };
       }
       // A sync call has the function's timeout, as on FC: the core gives the invocation up then.
       const answer = (handleRequest as HandleRequest)(request, context, async ? undefined : deadline);
-      return { result: await answer, requestId };
+      return { result: strip(await answer), requestId };
     },
   };
 }

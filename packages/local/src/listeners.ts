@@ -1,6 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
-import { type BridgeResponse, type FcContext, getInvocation, type NodeHandler } from '@fc-async/core';
+import {
+  type BridgeResponse,
+  type FcContext,
+  type FcHttpResult,
+  getInvocation,
+  type NodeHandler,
+} from '@fc-async/core';
 import { buildContext, buildFcEvent, type FunctionIdentity } from './event.js';
 
 type AnyHandler = (...args: unknown[]) => unknown;
@@ -66,14 +72,39 @@ export function isFunctionError(response: BridgeResponse): boolean {
 
 const IGNORED = /^(x-fc-|connection$|content-length$|date$|keep-alive$|server$|content-disposition$)/i;
 
-/** Writes what an FC 3.0 HTTP handler returned (fc-contract section 3). */
+/** What FC ignores in a built-in runtime's result besides `X-Fc-*` and the connection's own (fc-contract section 3). */
+const IGNORED_IN_RESULT = /^(date|server|content-disposition)$/i;
+
+/**
+ * `result` without the headers FC ignores in a built-in runtime's answer (an app's `Content-Disposition`
+ * from `res.download()`, its `Date` and `Server`), so that what works under the emulator works on FC.
+ * The result itself when it has none of them (every 202, most answers).
+ */
+export function withoutIgnoredHeaders(result: FcHttpResult): FcHttpResult {
+  let headers: Record<string, string> | undefined;
+  for (const name in result.headers) {
+    if (!IGNORED_IN_RESULT.test(name)) continue;
+    headers ??= { ...result.headers };
+    delete headers[name];
+  }
+  return headers ? { ...result, headers } : result;
+}
+
+/** Writes what an FC 3.0 HTTP handler returned (fc-contract section 3); each `Set-Cookie` case variant is a cookie. */
 function writeHttpResult(res: ServerResponse, result: unknown): void {
   const r = result as { statusCode?: unknown; headers?: unknown; body?: unknown; isBase64Encoded?: unknown } | null;
   if (r && typeof r === 'object' && typeof r.statusCode === 'number') {
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string | string[]> = {};
+    const cookies: string[] = [];
     if (r.headers && typeof r.headers === 'object') {
-      for (const [k, v] of Object.entries(r.headers)) if (!IGNORED.test(k)) headers[k.toLowerCase()] = String(v);
+      for (const [k, v] of Object.entries(r.headers)) {
+        if (IGNORED.test(k)) continue;
+        const name = k.toLowerCase();
+        if (name === 'set-cookie') cookies.push(...(Array.isArray(v) ? v.map(String) : [String(v)]));
+        else headers[name] = String(v);
+      }
     }
+    if (cookies.length > 0) headers['set-cookie'] = cookies;
     const body = r.body === undefined || r.body === null ? '' : r.body;
     res.writeHead(r.statusCode, headers);
     res.end(Buffer.isBuffer(body) ? body : Buffer.from(String(body), r.isBase64Encoded === true ? 'base64' : 'utf8'));
