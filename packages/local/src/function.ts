@@ -48,11 +48,12 @@ export interface LocalFunction {
   /**
    * Sends a call through FC's path: an FC 3.0 event with the common headers, then the handler.
    * `nodeHeaders`: the call's headers are Node's (the HTTP trigger's), so that an fc-async
-   * handler can be given the request the event would parse into, without the event.
+   * handler can be given the request the event would parse into, without the event. `fromFc`: a
+   * call FC makes itself (a destination record), which the async body limit does not refuse.
    */
   invoke(
     call: IncomingCall,
-    options?: { requestId?: string; trusted?: boolean; nodeHeaders?: boolean },
+    options?: { requestId?: string; trusted?: boolean; nodeHeaders?: boolean; fromFc?: boolean },
   ): Promise<{ result: FcHttpResult; requestId: string }>;
 }
 
@@ -78,7 +79,12 @@ export interface FunctionDeps {
  */
 const HANDLE_REQUEST = Symbol.for('fc-async.handleRequest');
 type Deadline = { readonly timeoutMs: number; reason(): unknown };
-type HandleRequest = (request: FcRequest, context: FcContext, deadline?: Deadline) => Promise<FcHttpResult>;
+type HandleRequest = (
+  request: FcRequest,
+  context: FcContext,
+  deadline?: Deadline,
+  anySize?: boolean,
+) => Promise<FcHttpResult>;
 
 /** @default timeout of a function without one, in seconds */
 const DEFAULT_TIMEOUT = 60;
@@ -248,7 +254,12 @@ function localFunction(
         return { result: strip(await (async ? answer : withinTimeout(answer, identity))), requestId };
       }
       // A sync call has the function's timeout, as on FC: the core gives the invocation up then.
-      const answer = (handleRequest as HandleRequest)(request, context, async ? undefined : deadline);
+      const answer = (handleRequest as HandleRequest)(
+        request,
+        context,
+        async ? undefined : deadline,
+        invokeOptions.fromFc,
+      );
       return { result: strip(await answer), requestId };
     },
   };

@@ -456,9 +456,10 @@ export class AsyncEngine {
   /**
    * Accepts an async request: validates it, records the task, queues it and answers 202 with
    * `x-fc-request-id` and `x-fc-async-task-id`. Throws an `FcAsyncError` for a request it
-   * refuses (400, 409, 429, 503); nothing is queued then.
+   * refuses (400, 409, 429, 503); nothing is queued then. `anySize`: a call FC makes itself (a
+   * destination record), which `maxAsyncPayloadBytes` does not bound.
    */
-  async accept(request: FcRequest, invocation: Invocation): Promise<BridgeResponse> {
+  async accept(request: FcRequest, invocation: Invocation, anySize = false): Promise<BridgeResponse> {
     if (this.closing) {
       throw new FcAsyncError('ServiceUnavailable', 'The function is shutting down and accepts no new async requests', {
         statusCode: 503,
@@ -468,7 +469,7 @@ export class AsyncEngine {
     if (invocation.taskId !== undefined) checkCallerTaskId(invocation.taskId);
     if (!this.isReady) await this.backendReady();
     const max = this.options.maxAsyncPayloadBytes;
-    if (request.body.length > max) {
+    if (request.body.length > max && !anySize) {
       // FC's HTTP trigger says InvalidArgument (its API EntityTooLarge: the emulator's FC API maps it).
       throw badRequest(
         'InvalidArgument',
