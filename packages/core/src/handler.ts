@@ -149,7 +149,11 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
   );
   const mode = resolveMode(asyncOptions.mode, env);
   const redact = createRedactor(options.redactHeaders);
-  const tracing = createTracing(options.tracing, { logger, redactHeaders: options.redactHeaders });
+  const tracing = createTracing(options.tracing, {
+    logger,
+    redactHeaders: options.redactHeaders,
+    functionName: asyncOptions.functionName,
+  });
   const routeOf = hooks.routeOf;
 
   let ready: Promise<unknown> | undefined;

@@ -85,6 +85,11 @@ export interface EngineHooks {
     task: TaskRecord,
     invocation: Invocation,
   ): { traceContext?: Record<string, string>; traceId?: string } | undefined;
+  /**
+   * An async invocation runs as an attempt of task `taskId` that a queue in front accepted (FC in
+   * platform mode): the caller's task id, else the request id.
+   */
+  running?(invocation: Invocation, taskId: string): void;
   /** Runs one attempt inside whatever context the hook sets up; `end` receives the outcome. */
   attempt?<T>(task: TaskRecord, attempt: number, run: () => Promise<T>): Promise<T>;
   /** Records an attempt's outcome on the current span (called inside `attempt`). */

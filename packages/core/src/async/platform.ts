@@ -91,6 +91,9 @@ export class PlatformAsync {
   /** `traceParent`: the invocation's trace context, the parent of its destination calls' spans. */
   async run(request: FcRequest, invocation: Invocation, traceParent?: Context): Promise<BridgeResponse> {
     const destinations = this.deps.destinations ?? {};
+    // Without a task id from the caller, FC's is the request id.
+    const taskId = invocation.taskId ?? invocation.requestId;
+    this.deps.hooks?.running?.(invocation, taskId);
     const captured =
       destinations.onSuccess || destinations.onFailure ? captureRequest(request, this.deps.redact) : undefined;
     const started = Date.now();
@@ -127,7 +130,7 @@ export class PlatformAsync {
     }
     if (side && captured && destinations[side]) {
       const record: TaskRecord = {
-        taskId: invocation.taskId ?? invocation.requestId,
+        taskId,
         requestId: invocation.requestId,
         status: outcome.kind === 'success' ? 'Succeeded' : 'Failed',
         functionArn: functionArn(invocation, this.options.functionName),

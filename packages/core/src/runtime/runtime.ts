@@ -84,7 +84,11 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
   const asyncOptions = resolveAsyncOptions(options.async);
   const mode = resolveMode(asyncOptions.mode, env);
   const redact = createRedactor(options.redactHeaders);
-  const tracing = createTracing(options.tracing, { logger, redactHeaders: options.redactHeaders });
+  const tracing = createTracing(options.tracing, {
+    logger,
+    redactHeaders: options.redactHeaders,
+    functionName: asyncOptions.functionName,
+  });
   // Spans still buffered when FC stops the instance go out on pre-stop (see listen()), or on
   // close(), which takes the hook out: the process-wide hook list must not keep a closed runtime.
   const removeFlushHook = addPreStopHook(() => tracing.flush());

@@ -99,9 +99,15 @@ const resourceIdOf = lastFunctionArn();
 
 /**
  * The FaaS, cloud and fc-async attributes an invocation brings. `requestIdSet`: the
- * `faas.invocation_id` the span already has, not set again when it is the invocation's.
+ * `faas.invocation_id` the span already has, not set again when it is the invocation's;
+ * `fallbackName`: `faas.name` when FC names no function (a local run), as its tasks' ARN has it.
  */
-export function setInvocationAttributes(span: Span, invocation: Invocation, requestIdSet?: string): void {
+export function setInvocationAttributes(
+  span: Span,
+  invocation: Invocation,
+  requestIdSet?: string,
+  fallbackName?: string,
+): void {
   if (invocation.requestId !== requestIdSet) span.setAttribute(ATTR_FAAS_INVOCATION_ID, invocation.requestId);
   span.setAttribute(ATTR_FC_ASYNC_INVOCATION_TYPE, invocation.type);
   span.setAttribute(ATTR_FC_ASYNC_QUALIFIER, invocation.qualifier);
@@ -111,7 +117,8 @@ export function setInvocationAttributes(span: Span, invocation: Invocation, requ
   const accountId = invocation.accountId !== NO_ACCOUNT && invocation.accountId;
   if (region) span.setAttribute(ATTR_CLOUD_REGION, region);
   if (accountId) span.setAttribute(ATTR_CLOUD_ACCOUNT_ID, accountId);
-  if (invocation.functionName) span.setAttribute(ATTR_FAAS_NAME, invocation.functionName);
+  const name = invocation.functionName || fallbackName;
+  if (name) span.setAttribute(ATTR_FAAS_NAME, name);
   if (region && accountId && invocation.functionName) {
     span.setAttribute(ATTR_CLOUD_RESOURCE_ID, resourceIdOf(invocation, invocation.functionName));
   }

@@ -116,14 +116,21 @@ function taskAttributes(task: TaskRecord, fn: TaskFunction, operation?: 'send' |
 
 /**
  * The parent and links of a span that follows an accepted task: a child of its PRODUCER span
- * (kept with the task), linked to it; with `newTracePerAttempt`, a new root with only the link.
+ * (kept with the task), linked to it; with `newTracePerAttempt`, a new root with only the link,
+ * or `finalAttempt` (a destination call: the trace of the attempt whose outcome it delivers).
  * A task without a trace context gets `fallback` as parent.
  */
-function follow(core: TracingCore, task: TaskRecord, fallback: Context): { parent: Context; links: Link[] } {
-  if (!task.traceContext) return { parent: fallback, links: [] };
+function follow(
+  core: TracingCore,
+  task: TaskRecord,
+  fallback: Context,
+  finalAttempt?: Context,
+): { parent: Context; links: Link[] } {
+  if (!task.traceContext) return { parent: finalAttempt ?? fallback, links: [] };
   const { context: ctx, spanContext } = fromCarrier(task.traceContext);
   const links: Link[] = spanContext ? [{ context: spanContext }] : [];
-  return { parent: core.options.newTracePerAttempt ? trace.deleteSpan(ctx) : ctx, links };
+  if (!core.options.newTracePerAttempt) return { parent: ctx, links };
+  return { parent: finalAttempt ?? trace.deleteSpan(ctx), links };
 }
 
 function failed(span: Span, type: string, exception?: Error | { name: string; message: string }): void {
@@ -132,9 +139,24 @@ function failed(span: Span, type: string, exception?: Error | { name: string; me
   span.setStatus({ code: SpanStatusCode.ERROR });
 }
 
+/** How many final attempt contexts wait for their delivery (see `finals`); the oldest go first. */
+const MAX_FINALS = 1024;
+
 /** The engine hooks that trace local async tasks and destination calls. Never throw. */
 export function createEngineHooks(core: TracingCore): EngineHooks {
   const attempts = new WeakMap<TaskRecord, AttemptState>();
+  /**
+   * `newTracePerAttempt`: the context of each task's final attempt span, by task id, for its
+   * destination calls to nest in (the record the delivery gets is another object). Taken when a
+   * delivery wraps its destinations; a task with none leaves its entry, so the map is bounded.
+   */
+  const finals = new Map<string, Context>();
+  const keepFinal = (taskId: string, ctx: Context) => {
+    if (!core.options.newTracePerAttempt) return;
+    finals.delete(taskId);
+    finals.set(taskId, ctx);
+    if (finals.size > MAX_FINALS) finals.delete(finals.keys().next().value as string);
+  };
   // One function, one ARN: the last one is remembered, so a span costs no parse.
   let lastArn: string | undefined;
   let lastFunction: TaskFunction | undefined;
@@ -156,19 +178,34 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
   ): Destination {
     if (typeof destination !== 'function') return destination;
     const label = destination.label || (destination.name ? `function:${destination.name}` : undefined);
-    const traced = async (record: Parameters<Destination>[0], ctx?: Parameters<Destination>[1]) => {
-      const tracer = core.tracer();
-      if (!tracer) return destination(record, ctx);
+    // With a new trace per attempt, the span of the attempt whose outcome this delivers (taken now:
+    // the delivery may retry after another task of the same id has run).
+    const finalAttempt = core.options.newTracePerAttempt ? finals.get(task.taskId) : undefined;
+    const start = (tracer: Tracer, ctx: Parameters<Destination>[1]): { span: Span; context: Context } => {
       // The context given (platform mode: the invocation's), as an active one exists only with a context manager.
-      const { parent, links } = follow(core, task, given ?? context.active());
+      const { parent, links } = follow(core, task, given ?? context.active(), finalAttempt);
       const attributes = taskAttributes(task, functionOf(task));
       attributes[ATTR_FC_ASYNC_DESTINATION] = side;
       attributes[ATTR_FC_ASYNC_CONDITION] = condition;
       if (label) attributes[ATTR_FC_ASYNC_DESTINATION_LABEL] = label;
       if (ctx?.attempt !== undefined) attributes[ATTR_FC_ASYNC_DESTINATION_ATTEMPT] = ctx.attempt;
       const span = tracer.startSpan(`deliver ${side}`, { kind: SpanKind.INTERNAL, attributes, links }, parent);
+      return { span, context: trace.setSpan(parent, span) };
+    };
+    const traced = async (record: Parameters<Destination>[0], ctx?: Parameters<Destination>[1]) => {
+      const tracer = core.tracer();
+      if (!tracer) return destination(record, ctx);
+      let started: { span: Span; context: Context };
       try {
-        return await context.with(trace.setSpan(parent, span), () => destination(record, ctx));
+        started = start(tracer, ctx);
+      } catch (error) {
+        // A span processor's onStart (or a propagator) threw: the destination is called all the same, untraced.
+        core.sdkFault('destination span start', error);
+        return destination(record, ctx);
+      }
+      const { span } = started;
+      try {
+        return await context.with(started.context, () => destination(record, ctx));
       } catch (error) {
         failed(span, errorType(error), asException(error));
         throw error;
@@ -204,7 +241,7 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
       attempts.set(task, state);
       if (info) core.requestHook(span, info);
     } catch (error) {
-      core.logger.warn('tracing failed to start an attempt span', { error });
+      core.sdkFault('attempt span start', error);
       return run();
     }
     const { span } = state;
@@ -240,8 +277,17 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
         const spanContext = producer.spanContext();
         return { traceContext, traceId: isSpanContextValid(spanContext) ? spanContext.traceId : undefined };
       } catch (error) {
-        core.logger.warn('tracing failed to start the accept span', { error });
+        core.sdkFault('accept span start', error);
         return undefined;
+      }
+    },
+
+    running(invocation, taskId) {
+      // The SERVER span of an invocation FC runs: its task id, also when the caller sent none.
+      try {
+        core.spanOf(invocation)?.span.setAttribute(ATTR_FC_ASYNC_TASK_ID, taskId);
+      } catch (error) {
+        core.sdkFault('span attributes', error);
       }
     },
 
@@ -269,9 +315,16 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
         } else {
           span.setAttribute(ATTR_FC_ASYNC_CONDITION, outcome.kind === 'stopped' ? 'Stopped' : '');
         }
+        if (!willRetry) keepFinal(task.taskId, state.context);
       } catch (error) {
         core.logger.warn('tracing failed to record an attempt', { error });
       }
+    },
+
+    delivery(task, _side, _condition, run) {
+      // Its destinations are wrapped (each took the final attempt's context): the entry is done.
+      finals.delete(task.taskId);
+      return run();
     },
 
     destination(task, side, condition, destination, parent) {
@@ -295,9 +348,10 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
         attributes[ATTR_FC_ASYNC_CONDITION] = task.condition ?? '';
         const span = tracer.startSpan(`process ${fn.name}`, { kind: SpanKind.CONSUMER, attributes, links }, parent);
         if (task.status === 'Expired') failed(span, 'EventAgeExceeded');
+        keepFinal(task.taskId, trace.setSpan(parent, span));
         span.end();
       } catch (error) {
-        core.logger.warn('tracing failed to record a task that did not run', { error });
+        core.sdkFault('span of a task that did not run', error);
       }
     },
   };

@@ -88,6 +88,29 @@ export function errorType(error: unknown): string {
   return error instanceof Error ? error.name || 'Error' : 'Error';
 }
 
+/** Function error bodies longer than this are not read (FC's runtimes write a short `{ errorMessage }`). */
+const FUNCTION_ERROR_CAP = 64 * 1024;
+
+/**
+ * The error of an FC function error answer: `x-fc-error-type` set (no app sets `X-Fc-*`), and
+ * the `{ errorMessage, errorType }` body a runtime writes for a handler that threw; what an
+ * attempt's span records for the same answer.
+ */
+function functionErrorOf(response: BridgeResponse | undefined): { name: string; message: string } | undefined {
+  if (response?.headers['x-fc-error-type'] === undefined) return undefined;
+  const body = response.body;
+  if (body.length === 0 || body.length > FUNCTION_ERROR_CAP) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(typeof body === 'string' ? body : body.toString('utf8'));
+    if (typeof parsed !== 'object' || parsed === null) return undefined;
+    const { errorMessage, errorType: name } = parsed as Record<string, unknown>;
+    if (typeof errorMessage !== 'string') return undefined;
+    return { name: typeof name === 'string' && name !== '' ? name : 'Error', message: errorMessage };
+  } catch {
+    return undefined;
+  }
+}
+
 export class InvocationSpanImpl implements InvocationSpan {
   private invocation: Invocation | undefined;
   private info: TracingRequestInfo | undefined;
@@ -112,7 +135,7 @@ export class InvocationSpanImpl implements InvocationSpan {
   setInvocation(invocation: Invocation): void {
     this.invocation = invocation;
     openSpan(invocation, this);
-    setInvocationAttributes(this.span, invocation, this.requestId);
+    setInvocationAttributes(this.span, invocation, this.requestId, this.core.functionName);
     if (this.core.options.requestHook) this.core.requestHook(this.span, this.hookInfo());
   }
 
@@ -160,13 +183,18 @@ export class InvocationSpanImpl implements InvocationSpan {
       if (status !== undefined) span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
       const error = result.error ?? this.error;
       if (status === undefined || status >= 500 || result.failed) {
+        // A handler's throw that its runtime answered (the emulator's built-in runtimes): as thrown here.
+        const thrown = error === undefined ? functionErrorOf(response) : undefined;
         const type =
           error !== undefined
             ? errorType(error)
-            : status !== undefined && status >= 500
-              ? String(status)
-              : 'UnhandledInvocationError';
+            : thrown
+              ? thrown.name
+              : status !== undefined && status >= 500
+                ? String(status)
+                : 'UnhandledInvocationError';
         if (error !== undefined) span.recordException(asException(error));
+        else if (thrown) span.recordException(thrown);
         span.setAttribute(ATTR_ERROR_TYPE, type);
         span.setStatus({ code: SpanStatusCode.ERROR });
       }

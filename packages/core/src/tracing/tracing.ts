@@ -76,6 +76,8 @@ export class TracingCore {
     readonly options: ResolvedTracingOptions,
     readonly logger: Logger,
     redactHeaders: readonly string[] | undefined,
+    /** `faas.name` of an invocation FC names no function for (a local run): `async.functionName`. */
+    readonly functionName?: string | undefined,
   ) {
     this.source = new TracerSource(options.tracerProvider);
     this.redact = createRedactor(redactHeaders);
@@ -183,12 +185,18 @@ function header(headers: TracingRequest['headers'], name: string): string | unde
  */
 export function createTracing(
   options?: TracingOptions,
-  deps: { logger?: Logger | undefined; redactHeaders?: readonly string[] | undefined } = {},
+  deps: {
+    logger?: Logger | undefined;
+    redactHeaders?: readonly string[] | undefined;
+    /** The function name of spans whose invocation names none (no FC in front): the task ARN's. */
+    functionName?: string | undefined;
+  } = {},
 ): Tracing {
   const core = new TracingCore(
     resolveTracingOptions(options),
     deps.logger ?? createConsoleLogger(),
     deps.redactHeaders,
+    deps.functionName,
   );
   return {
     isEnabled: () => core.tracer() !== undefined,
