@@ -945,7 +945,7 @@ export class AsyncEngine {
     });
     if (expired) {
       this.deps.hooks?.endedWithoutAttempt?.(expired);
-      await this.settle(expired, undefined);
+      await this.settleAside(expired, undefined);
     }
     return undefined;
   }
@@ -1121,7 +1121,7 @@ export class AsyncEngine {
       const done = isPromise(succeeding) ? await succeeding : succeeding;
       if (done) {
         recorded?.('Succeeded');
-        await this.settle(done, outcome);
+        await this.settleAside(done, outcome);
         return SUCCEEDED;
       }
       return {
@@ -1158,7 +1158,7 @@ export class AsyncEngine {
     if (failed) {
       this.deps.logger.debug('async task failed', log);
       recorded?.('Failed');
-      await this.settle(failed, outcome);
+      await this.settleAside(failed, outcome);
       return { status: 'Failed' };
     }
     return { status: await this.finishStopped(record, { kind: 'stopped' }, attempts, recorded) };
@@ -1213,12 +1213,29 @@ export class AsyncEngine {
     });
     if (stopped) {
       recorded?.('Stopped');
-      await this.settle(stopped, outcome);
+      await this.settleAside(stopped, outcome);
       return 'Stopped';
     }
     // Refused: a newer attempt (another instance took the task over) or an end written meanwhile
     // owns the task. Whoever listens is told the status it has, not a stop that did not happen.
     return recorded ? ((await this.store.get(record.taskId))?.status ?? 'Stopped') : 'Stopped';
+  }
+
+  /**
+   * {@link settle}, outside the queue's slot with a local queue: FC's destination calls take none of
+   * the function's concurrency, and a slow or dead destination (a webhook retried for a minute) must
+   * not hold back the tasks behind it. Counted in `inFlight` as a job is, so that close() waits for
+   * it alike; with a shared queue the job stays until the delivery is done (it carries what is owed).
+   */
+  private settleAside(record: TaskRecord, outcome: AttemptOutcome | undefined): void | Promise<void> {
+    const settling = this.settle(record, outcome);
+    if (this.queue.shared) return settling;
+    const tracked = settling.then(() => undefined);
+    this.inFlight.add(tracked);
+    void tracked.then(() => {
+      this.inFlight.delete(tracked);
+      this.lookIfParked();
+    });
   }
 
   /** Calls the destination of a finished task, records the delivery, and counts the task done. */
