@@ -31,7 +31,8 @@ export interface FcHttpEventInit {
    * a `SharedArrayBuffer`) are sent as they are; `URLSearchParams` as a form
    * (`application/x-www-form-urlencoded` unless `headers` name a type); any other object as JSON,
    * with `Content-Type: application/json` unless `headers` name a type. A `Blob` is refused (read
-   * it first: `await blob.arrayBuffer()`), and so is a `Map` or `Set` without `toJSON` (JSON would
+   * it first: `await blob.arrayBuffer()`), and so are a `FormData` (encode it first), a stream
+   * (read it first), a promise (await it first) and a `Map` or `Set` without `toJSON` (JSON would
    * send `{}`). @default no body
    */
   body?: string | Uint8Array | ArrayBufferView | ArrayBuffer | URLSearchParams | object | undefined;
@@ -189,6 +190,9 @@ function bodyOf(body: FcHttpEventInit['body']): { bytes: Buffer; type?: string }
       'Expected `body` to be a string, bytes or an object to send as JSON, got a Blob: read it first (`await blob.arrayBuffer()`)',
     );
   }
+  const unread = unreadBody(body);
+  if (unread)
+    throw new TypeError(`Expected \`body\` to be a string, bytes or an object to send as JSON, got ${unread}`);
   if ((body instanceof Map || body instanceof Set) && typeof (body as { toJSON?: unknown }).toJSON !== 'function') {
     // JSON.stringify would send `{}`: the test would run with an empty body without a word.
     throw new TypeError(
@@ -196,6 +200,22 @@ function bodyOf(body: FcHttpEventInit['body']): { bytes: Buffer; type?: string }
     );
   }
   return { bytes: Buffer.from(JSON.stringify(body), 'utf8'), type: 'application/json' };
+}
+
+/**
+ * What to say of a body that is not its bytes yet (JSON would send `{}` or a stream's inner state,
+ * as `application/json`): a form to encode, a stream to read, a promise to await.
+ */
+function unreadBody(body: object): string | undefined {
+  if (typeof FormData === 'function' && body instanceof FormData) {
+    return "a FormData: encode it first (`const r = new Response(form)`; then `body: Buffer.from(await r.arrayBuffer())` and `headers: { 'content-type': r.headers.get('content-type') }`)";
+  }
+  const b = body as { getReader?: unknown; pipe?: unknown; then?: unknown };
+  if (typeof b.getReader === 'function' || typeof b.pipe === 'function' || Symbol.asyncIterator in body) {
+    return 'a stream: read it first (a Node stream: `Buffer.concat(await readable.toArray())`; a web stream: `Buffer.from(await new Response(stream).arrayBuffer())`)';
+  }
+  if (typeof b.then === 'function') return 'a promise: await it first';
+  return undefined;
 }
 
 /** `scheme://host[:port]` then the rest: an absolute URL's authority and its path, query and fragment. */

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { createFcHandler, fcHttpEvent, fcQueryParameters, isFcTextBody, parseFcEvent } from '../src/index.js';
@@ -95,6 +96,29 @@ describe('fcHttpEvent', () => {
       }
     }
     expect(fcHttpEvent({ method: 'POST', body: new Tags(['a']) }).body).toBe('["a"]');
+  });
+
+  it('refuses a body that is not its bytes yet, saying how to get them: a form, a stream, a promise', async () => {
+    const form = new FormData();
+    form.append('file', new Blob([new Uint8Array([0, 1, 255])]), 'a.bin');
+    const unread: [unknown, RegExp][] = [
+      [form, /FormData: encode it first/],
+      [new Blob(['x']).stream(), /a stream: read it first/],
+      [Readable.from(['x']), /a stream: read it first/],
+      [new Blob(['x']).arrayBuffer(), /a promise: await it first/],
+    ];
+    for (const [body, why] of unread) {
+      expect(() => fcHttpEvent({ method: 'POST', body: body as object })).toThrow(why);
+    }
+    // The way the message gives works: multer and busboy get the multipart body it encodes.
+    const encoded = new Response(form);
+    const event = fcHttpEvent({
+      method: 'POST',
+      headers: { 'content-type': encoded.headers.get('content-type') as string },
+      body: Buffer.from(await encoded.arrayBuffer()),
+    });
+    expect(event.isBase64Encoded).toBe(true);
+    expect(Buffer.from(event.body ?? '', 'base64').includes(Buffer.from([0, 1, 255]))).toBe(true);
   });
 
   it('takes an ArrayBuffer from another realm, and a SharedArrayBuffer, as bytes', () => {
