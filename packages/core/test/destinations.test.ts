@@ -586,6 +586,27 @@ describe('deliverRecord', () => {
     expect(none).toMatchObject({ status: 'Failed', attempts: 0 });
   });
 
+  it('logs a delivery its signal ended as cut short (a warning), not as a failure given up on', async () => {
+    for (const when of ['during a wait', 'during an attempt', 'before it starts'] as const) {
+      const logger = memoryLogger();
+      const controller = new AbortController();
+      if (when === 'before it starts') controller.abort();
+      if (when === 'during an attempt') setTimeout(() => controller.abort(), 20);
+      const destination: Destination =
+        when === 'during an attempt' ? () => new Promise(() => {}) : () => Promise.reject(new Error('down'));
+      await deliverRecord(destination, makeRecord(), {
+        logger,
+        signal: controller.signal,
+        sleep: async () => controller.abort(),
+      });
+      expect(logger.entries.filter((e) => e.level === 'error')).toEqual([]);
+      expect(logger.entries.at(-1)).toMatchObject({
+        level: 'warn',
+        message: 'fc-async: destination delivery cut short by shutdown',
+      });
+    }
+  });
+
   it('stops retrying within maxElapsedMs, with delays capped by maxDelayMs', async () => {
     const time = fakeTime();
     const fail = Object.assign(() => Promise.reject(new Error('down')), { maxRetries: 50 });

@@ -1271,7 +1271,10 @@ export class AsyncEngine {
         : await deliverResolved(list, destinationRecord, this.delivery);
       // Cut short by close(): a persistent backend delivers it again on the next start.
       const cutShort = result.status === 'Failed' && this.shutdown.signal.aborted;
-      if (cutShort && this.persistent && record.deliveryPending) return;
+      if (cutShort && this.persistent && record.deliveryPending) {
+        this.deps.logger.info('destination delivery owed: the next start makes it', { taskId: record.taskId });
+        return;
+      }
       const updating = this.store.update(record.taskId, {
         destinationStatus: result.status,
         deliveryPending: undefined,

@@ -117,6 +117,12 @@ function internalFailure(logger: Logger | undefined, error: unknown): DeliveryRe
   return { status: 'Failed', attempts: 0, errors: [message], destinations: [] };
 }
 
+/**
+ * A delivery the caller's signal ended (a shutdown): not the destination's failure. A durable
+ * backend makes it again on the next start (the engine says so); memory() records it Failed.
+ */
+const CUT_SHORT = 'fc-async: destination delivery cut short by shutdown';
+
 async function deliverOne(
   destination: Destination,
   index: number,
@@ -163,7 +169,8 @@ async function deliverOne(
           retryable: info.retryable,
         };
         if (!retry) {
-          log(s.logger, 'error', 'fc-async: destination delivery failed, giving up', fields);
+          if (s.signal?.aborted) log(s.logger, 'warn', CUT_SHORT, fields);
+          else log(s.logger, 'error', 'fc-async: destination delivery failed, giving up', fields);
           return { label, status: 'Failed', attempts, error: `${info.code}: ${info.message}` };
         }
         log(s.logger, 'warn', 'fc-async: destination delivery failed, retrying', { ...fields, retryInMs: delay });
@@ -172,13 +179,18 @@ async function deliverOne(
     }
   } catch (error) {
     const info = errorInfo(error);
-    log(s.logger, 'error', 'fc-async: destination delivery failed, giving up', {
-      destination: label,
-      requestId,
-      attempt: attempts,
-      code: info.code,
-      error: info.message,
-    });
+    log(
+      s.logger,
+      s.signal?.aborted ? 'warn' : 'error',
+      s.signal?.aborted ? CUT_SHORT : 'fc-async: destination delivery failed, giving up',
+      {
+        destination: label,
+        requestId,
+        attempt: attempts,
+        code: info.code,
+        error: info.message,
+      },
+    );
     return { label, status: 'Failed', attempts, error: `${info.code}: ${info.message}` };
   }
 }
