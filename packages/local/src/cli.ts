@@ -82,7 +82,7 @@ function handleSignals(emulator: Emulator, flags: DevFlags): void {
     stoppedAt = Date.now();
     notice(
       flags,
-      `${signal}: finishing running tasks (up to ${flags.shutdownTimeout} s); press Ctrl-C again to quit now`,
+      `${signal}: finishing running tasks for up to ${flags.shutdownTimeout} s, then stopping what is left; press Ctrl-C again to quit now`,
     );
     emulator.close({ timeoutMs: flags.shutdownTimeout * 1000 }).then(
       () => process.exit(0),
