@@ -311,4 +311,41 @@ describe('listenFc: graceful shutdown', () => {
     expect(await response).toBe('finished');
     expect(await exited).toBe(0);
   });
+
+  it('takes a signal told twice at once (a Ctrl-C under tsx or npm) as one: the shutdown still finishes', async () => {
+    const core = new URL('../src/index.ts', import.meta.url).href;
+    const script = `
+      import { listenFc, silentLogger } from ${JSON.stringify(core)};
+      const fc = await listenFc(async (req, res) => {
+        const sigint = new Promise((r) => process.once('SIGINT', r));
+        console.log('started');
+        await sigint;
+        // Still working when the signal comes again.
+        await new Promise((r) => setTimeout(r, 300));
+        res.end('finished');
+      }, { port: 0, host: '127.0.0.1', logger: silentLogger });
+      console.log('port ' + fc.port);
+    `;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: fileURLToPath(new URL('.', import.meta.url)),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    const line = (pattern: RegExp) =>
+      expect
+        .poll(() => out.match(pattern), { timeout: 15_000 })
+        .toBeTruthy()
+        .then(() => out.match(pattern) as RegExpMatchArray);
+    const port = (await line(/port (\d+)/))[1];
+    const response = fetch(`http://127.0.0.1:${port}/`).then((r) => r.text());
+    await line(/started/);
+    child.kill('SIGINT');
+    setTimeout(() => child.kill('SIGINT'), 20);
+    expect(await response).toBe('finished');
+    expect(await exited).toBe(0);
+  });
 });

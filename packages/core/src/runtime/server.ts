@@ -55,6 +55,13 @@ export interface FcServerHooks {
   close?: () => Promise<unknown>;
 }
 
+/**
+ * A second SIGINT/SIGTERM this soon after the first is the same one told twice (a Ctrl-C reaches
+ * every process of the group, and a runner such as tsx or `npm start` passes it on too); a later
+ * one quits at once.
+ */
+const SAME_SIGNAL_MS = 500;
+
 /** Keep idle connections from FC's gateway open long enough never to race a reused one. */
 const KEEP_ALIVE_TIMEOUT_MS = 600_000;
 
@@ -139,7 +146,6 @@ export async function listenFc(
   let clean = true;
   function close(): Promise<void> {
     closing ??= (async () => {
-      for (const signal of o.signals) process.off(signal, onSignal);
       const started = Date.now();
       const left = () => o.shutdownTimeoutMs - (Date.now() - started);
       shuttingDown = true;
@@ -155,11 +161,21 @@ export async function listenFc(
       await closed;
       const appClose = hooks.close?.().catch((error: unknown) => logger.error('closing the app failed', { error }));
       if (appClose) await within(appClose, Math.max(1, left()));
+      for (const signal of o.signals) process.off(signal, onSignal);
     })();
     return closing;
   }
 
+  let signalledAt: number | undefined;
   function onSignal(signal: NodeJS.Signals): void {
+    if (signalledAt !== undefined) {
+      // The same Ctrl-C told twice (the terminal signals the whole process group, and a runner such
+      // as tsx or npm passes it on too): not a second press, which quits at once.
+      if (Date.now() - signalledAt < SAME_SIGNAL_MS) return;
+      logger.warn('second signal: exiting now, without finishing the shutdown', { signal });
+      process.exit(130);
+    }
+    signalledAt = Date.now();
     logger.info('shutting down', { signal });
     close().then(
       () => process.exit(clean ? 0 : 1),
@@ -179,7 +195,7 @@ export async function listenFc(
       resolve();
     });
   });
-  for (const signal of o.signals) process.once(signal, onSignal);
+  for (const signal of o.signals) process.on(signal, onSignal);
   const port = (server.address() as AddressInfo).port;
   logger.info('listening', { host: o.host, port });
   return { server, port, host: o.host, preStop: () => preStop(), close };
