@@ -792,6 +792,23 @@ describe('task records', () => {
     expect(ids).toEqual(['t2', 't3', 't4']);
   });
 
+  it('retention keeps at most maxBytes of bodies and answers in finished tasks, oldest finished first', async () => {
+    // Each task: a 1000-byte body and a 2000-byte answer; 7000 bytes hold two of them.
+    const answer: typeof ok = (_req, res) => {
+      res.setHeader('content-type', 'text/plain');
+      res.end('a'.repeat(2000));
+    };
+    const { handler } = setup(answer, { backend: memory({ maxBytes: 7000 }) });
+    for (let i = 0; i < 4; i++) {
+      await handler(asyncEvent({ taskId: `t${i}`, method: 'POST', body: 'b'.repeat(1000) }), context);
+      await handler.drain();
+    }
+    const ids = (await handler.tasks.list({ sortOrderByTime: 'asc' })).tasks.map((t) => t.taskId);
+    expect(ids).toEqual(['t2', 't3']);
+    // A bound below zero is refused.
+    expect(() => memory({ maxBytes: -1 })).toThrow(/maxBytes/);
+  });
+
   it('secrets never reach task records, destination records or logs', async () => {
     const secrets = ['AKID-LEAK', 'SK-LEAK', 'STS-LEAK', 'Bearer LEAK', 'session=LEAK', 'PROXY-LEAK', 'X-KEY-LEAK'];
     const { handler, failures, logger } = setup(

@@ -34,6 +34,19 @@ export interface MemoryBackendOptions {
   maxTasks?: number | undefined;
   /** How long a finished task is kept. @default 7 days */
   retentionMs?: number | undefined;
+  /**
+   * Bytes of request bodies and answers (`returnPayload`) that finished tasks may hold together;
+   * past it the oldest finished go first, as past `maxTasks`. A task near the 128 KB async limit
+   * with a 1 MiB answer holds about 1.2 MB, so `maxTasks` alone would let the defaults keep
+   * gigabytes. @default 268435456 (256 MiB)
+   */
+  maxBytes?: number | undefined;
+}
+
+/** What a finished record holds that can be large: its request body and its answer. */
+function bytesOf(record: TaskRecord | undefined): number {
+  if (!record) return 0;
+  return record.payload.body.length + (record.returnPayload === undefined ? 0 : record.returnPayload.length);
 }
 
 /** `Object.assign` for a patch of a few own fields, key by key: several times faster on V8 11. */
@@ -58,15 +71,30 @@ export class MemoryTaskStore implements TaskStore {
   /** Finished task ids in the order they finished, and when, from `head` on (a task finishes once). */
   private finishedIds: string[] = [];
   private finishedAt: number[] = [];
+  /** The bytes each finished task counted for when it finished (see `bytesOf`), and their sum from `head` on. */
+  private finishedBytes: number[] = [];
+  private heldBytes = 0;
   private head = 0;
   /** Finished tasks past the limits whose destination call is under way: dropped once it ends. */
   private readonly delivering = new Set<string>();
   private readonly maxTasks: number;
   private readonly retentionMs: number;
+  private readonly maxBytes: number;
 
   constructor(options: MemoryBackendOptions = {}) {
     this.maxTasks = options.maxTasks ?? 10_000;
     this.retentionMs = options.retentionMs ?? SEVEN_DAYS_MS;
+    this.maxBytes = options.maxBytes ?? 256 * 1024 * 1024;
+  }
+
+  /** A task finished (or its destination call ended): it counts against the limits from now. */
+  private finished(taskId: string, now: number): void {
+    const bytes = bytesOf(this.tasks.get(taskId));
+    this.finishedIds.push(taskId);
+    this.finishedAt.push(now);
+    this.finishedBytes.push(bytes);
+    this.heldBytes += bytes;
+    this.evict(now);
   }
 
   insert(record: TaskRecord): boolean {
@@ -94,11 +122,7 @@ export class MemoryTaskStore implements TaskStore {
     transitionEvents(events, status, options, now);
     record.status = status;
     if (patch) assign(record, patch);
-    if (TERMINAL_STATUSES.has(status)) {
-      this.finishedIds.push(taskId);
-      this.finishedAt.push(now);
-      this.evict(now);
-    }
+    if (TERMINAL_STATUSES.has(status)) this.finished(taskId, now);
     return record;
   }
 
@@ -108,9 +132,7 @@ export class MemoryTaskStore implements TaskStore {
     assign(record, patch);
     if (!record.deliveryPending && this.delivering.delete(taskId)) {
       // Its destination call ended: it goes as it would have when it finished.
-      this.finishedIds.push(taskId);
-      this.finishedAt.push(Date.now());
-      this.evict(Date.now());
+      this.finished(taskId, Date.now());
     }
   }
 
@@ -132,9 +154,17 @@ export class MemoryTaskStore implements TaskStore {
     const oldestAllowed = now - this.retentionMs;
     const ids = this.finishedIds;
     const at = this.finishedAt;
+    const bytes = this.finishedBytes;
     while (this.head < ids.length) {
-      if (ids.length - this.head <= this.maxTasks && (at[this.head] as number) >= oldestAllowed) break;
+      if (
+        ids.length - this.head <= this.maxTasks &&
+        (at[this.head] as number) >= oldestAllowed &&
+        this.heldBytes <= this.maxBytes
+      ) {
+        break;
+      }
       const taskId = ids[this.head] as string;
+      this.heldBytes -= bytes[this.head] as number;
       // A task whose destination is still being called keeps its record (and its id) until then.
       if (this.tasks.get(taskId)?.deliveryPending) this.delivering.add(taskId);
       else this.tasks.delete(taskId);
@@ -144,6 +174,7 @@ export class MemoryTaskStore implements TaskStore {
     if (this.head >= 1024 && this.head * 2 >= ids.length) {
       this.finishedIds = ids.slice(this.head);
       this.finishedAt = at.slice(this.head);
+      this.finishedBytes = bytes.slice(this.head);
       this.head = 0;
     }
   }
@@ -160,12 +191,15 @@ export class MemoryTaskStore implements TaskStore {
  * ```
  */
 export function memory(options: MemoryBackendOptions = {}): AsyncBackend {
-  objectOption('options', options, 'memory()', ['maxTasks', 'retentionMs']);
+  objectOption('options', options, 'memory()', ['maxTasks', 'retentionMs', 'maxBytes']);
   if (options.maxTasks !== undefined && !(Number.isInteger(options.maxTasks) && options.maxTasks >= 0)) {
     throw new TypeError(`Expected \`maxTasks\` to be an integer from 0 and up, got \`${String(options.maxTasks)}\``);
   }
   if (options.retentionMs !== undefined && !(typeof options.retentionMs === 'number' && options.retentionMs > 0)) {
     throw new TypeError(`Expected \`retentionMs\` to be a number above 0, got \`${String(options.retentionMs)}\``);
+  }
+  if (options.maxBytes !== undefined && !(typeof options.maxBytes === 'number' && options.maxBytes >= 0)) {
+    throw new TypeError(`Expected \`maxBytes\` to be a number from 0 up, got \`${String(options.maxBytes)}\``);
   }
   return {
     name: 'memory',
