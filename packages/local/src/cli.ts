@@ -77,6 +77,12 @@ function handleSignals(emulator: Emulator, flags: DevFlags): void {
   const stop = (signal: NodeJS.Signals) => {
     if (stoppedAt !== undefined) {
       if (Date.now() - stoppedAt < SAME_CTRL_C_MS) return;
+      notice(
+        flags,
+        flags.store?.startsWith('sqlite:') || flags.redis !== undefined
+          ? `${signal} again: quitting now; tasks not finished stay in the store for the next start`
+          : `${signal} again: quitting now; tasks not finished are dropped (no Stopped record, no onFailure)`,
+      );
       process.exit(130);
     }
     stoppedAt = Date.now();

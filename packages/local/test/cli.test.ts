@@ -411,6 +411,15 @@ describe('shutdown', () => {
     expect(attempt()).toMatchObject({ status: 'Succeeded', attempt: 1 });
   });
 
+  it('quits at a second Ctrl-C, saying that the tasks not finished are dropped', async () => {
+    const { cli } = await withRunningTask('dropped', 5000);
+    cli.proc.kill('SIGINT');
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    cli.proc.kill('SIGINT');
+    expect(await cli.exited).toBe(130);
+    expect(cli.stderr.join('')).toContain('SIGINT again: quitting now; tasks not finished are dropped');
+  });
+
   it('on SIGTERM stops accepting, lets the running task finish, and exits 0', async () => {
     const { cli, attempt } = await withRunningTask('drain_me', 1500);
     cli.proc.kill('SIGTERM');
