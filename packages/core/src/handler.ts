@@ -219,6 +219,7 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
   ): Promise<BridgeResponse> {
     let requestId = context?.requestId ?? request.requestId;
     let result: Promise<BridgeResponse>;
+    let stop: AbortController | undefined;
     try {
       const headers = request.headers;
       if (headers['x-fc-request-id'] === undefined) headers['x-fc-request-id'] = requestId ?? newRequestId();
@@ -226,7 +227,10 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
       if (context?.retryCount !== undefined) fillRetryCount(headers, context.retryCount);
       const detection = detect(headers, env);
       requestId = detection.requestId;
-      const invocation = buildInvocation(detection, headers, context, env);
+      // A sync call with a deadline (the emulator's) aborts its signal when it is given up, as FC
+      // ends the invocation: the app's own work (a child process) stops with it.
+      stop = deadline && detection.type !== 'Async' ? new AbortController() : undefined;
+      const invocation = buildInvocation(detection, headers, context, env, stop?.signal);
       span?.setInvocation(invocation);
       result =
         detection.type !== 'Async'
@@ -242,7 +246,7 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
       span?.recordError(error);
       return Promise.resolve(errorResponse(error, logger, requestId));
     }
-    if (deadline) return withinDeadline(result, deadline, requestId, span);
+    if (deadline) return withinDeadline(result, deadline, requestId, span, stop);
     return result.then(undefined, (error: unknown) => {
       span?.recordError(error);
       return errorResponse(error, logger, requestId);
@@ -252,7 +256,7 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
   /**
    * `result`, unless `deadline.timeoutMs` pass first (the emulator's sync call, as FC ends an
    * invocation at its timeout): the invocation is then given up, answered with the response of
-   * `deadline.reason()`, and its span ends with that error. What the app answers later goes
+   * `deadline.reason()`, its signal aborts with it (`stop`), and its span ends with that error. What the app answers later goes
    * nowhere and ends nothing; a later failure is only logged, unless it is the same one (a custom
    * runtime's request closed at the same timeout).
    */
@@ -261,6 +265,7 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
     deadline: Deadline,
     requestId: string | undefined,
     span: InvocationSpan | undefined,
+    stop: AbortController | undefined,
   ): Promise<BridgeResponse> {
     return new Promise((resolve) => {
       let reason: unknown;
@@ -268,6 +273,7 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
       const timer = setTimeout(() => {
         givenUp = true;
         reason = deadline.reason();
+        stop?.abort(reason);
         span?.recordError(reason);
         resolve(givenUpResponse(reason, logger, requestId));
       }, deadline.timeoutMs);

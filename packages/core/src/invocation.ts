@@ -79,7 +79,10 @@ export interface Invocation extends Detection {
   /** Memory of the function instance, MB, when FC says. */
   memoryMB?: number | undefined;
   instanceId?: string | undefined;
-  /** Fires when the invocation is stopped or times out (async attempts). */
+  /**
+   * Fires when the invocation is stopped or times out: async attempts, and under `fc-async dev` a
+   * sync call past its function's timeout (answered `504`), as FC ends it.
+   */
   signal: AbortSignal;
 }
 
