@@ -6,7 +6,6 @@ import {
   FcAsyncError,
   type FcRuntimeOptions,
   getInvocation,
-  jsonResponse,
   type Logger,
   writeBridgeResponse,
 } from '@fc-async/core';
@@ -26,8 +25,6 @@ interface ExpressAppLike {
   ): unknown;
 }
 
-/** The requests fc-async runs through the app itself (local replays, platform mode's collecting runs). */
-const replays = new WeakSet<object>();
 /** The root apps that have fc-async's final error handler. */
 const withFinalHandler = new WeakSet<object>();
 
@@ -54,7 +51,9 @@ export interface FcAsyncMiddleware extends FcAsyncControls {
  * failed. On its first request it appends an error middleware to the root app, as
  * `createHandler` supplies the final handler: an error no error middleware of the app answers is
  * logged through `options.logger` and answered a generic 500 (Express's own final handler sends
- * the stack outside production); a 4xx error keeps its status, with a stable code.
+ * the stack outside production); a 4xx error keeps its status, with a stable code. A replay's error
+ * gets the same answer, so a task's record reads as with `createHandler` (`The function answered
+ * HTTP 500`) and the error's message stays in the log.
  *
  * @example
  * ```ts
@@ -83,12 +82,12 @@ export function fcAsync(options: FcRuntimeOptions = {}): FcAsyncMiddleware {
     if (!withFinalHandler.has(root) && typeof root.use === 'function') {
       withFinalHandler.add(root);
       // Last in the root's stack, the app's own error middleware all comes first.
-      root.use(finalErrorHandler(logger, runtime.mode));
+      root.use(finalErrorHandler(logger));
     }
     runtime
       .handle(
         req,
-        { app: root, listener: () => replayListener(root), url: req.originalUrl, routeOf: expressRoute },
+        { app: root, listener: () => replayListener(root, logger), url: req.originalUrl, routeOf: expressRoute },
         res,
       )
       .then((answer) => {
@@ -107,41 +106,26 @@ export function fcAsync(options: FcRuntimeOptions = {}): FcAsyncMiddleware {
 }
 
 /**
- * The app's last error middleware: a request as it arrived gets what `createHandler`'s final
- * handler answers; a replay's error goes on to {@link replayListener}, where it fails the attempt
- * (logged here in local mode, where the queue only records its message; platform mode logs it).
+ * The app's last error middleware: what `createHandler`'s final handler answers, for a request as
+ * it arrived and for a replay alike, so that a task's record is the same with either entry point
+ * (`The function answered HTTP 500`, as FC's would read: it sees the same answer) and the thrown
+ * message stays in the log.
  */
-function finalErrorHandler(logger: Logger, mode: FcAsyncControls['mode']) {
+function finalErrorHandler(logger: Logger) {
   return function fcAsyncFinalHandler(
     error: unknown,
     req: IncomingMessage,
     res: ServerResponse,
-    next: (error?: unknown) => void,
+    _next: (error?: unknown) => void,
   ): void {
-    if (!replays.has(req)) {
-      finish(error, req, res, logger);
-      return;
-    }
-    if (mode === 'local') logger.error('express app failed', { error, requestId: getInvocation(req)?.requestId });
-    next(error);
+    finish(error, req, res, logger);
   };
 }
 
-/** The app as a Node listener for replays: an error it does not handle fails the attempt. */
-function replayListener(app: ExpressAppLike) {
+/** The app as a Node listener for replays, ending as `createHandler`'s does (an error a route added later throws too). */
+function replayListener(app: ExpressAppLike, logger: Logger) {
   return function expressReplay(req: IncomingMessage, res: ServerResponse) {
-    replays.add(req);
-    app(req, res, (error) => {
-      if (error) res.destroy(error instanceof Error ? error : new Error(String(error)));
-      else {
-        const path = (req.url ?? '/').split('?')[0];
-        writeBridgeResponse(
-          res,
-          jsonResponse(404, { code: 'NotFound', message: `Cannot ${req.method} ${path}` }),
-          'GET',
-        );
-      }
-    });
+    app(req, res, (error) => finish(error, req, res, logger));
   };
 }
 

@@ -1,11 +1,14 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { DestinationRecord } from '@fc-async/core';
 import express from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
-import { fcAsync, listen } from '../src/index.js';
-import { logger } from './event.js';
+import { createHandler, fcAsync, listen } from '../src/index.js';
+import { event, logger } from './event.js';
 
 // The behaviour every framework shares runs in packages/test-kit (middleware, listen, tracing).
+const FC_HEADERS = { 'x-fc-request-id': '1-64f6d6e7-e01edb1cce58240ed59b59d9', 'x-fc-function-name': 'transcode' };
+const ON_FC = { FC_FUNCTION_NAME: 'transcode', FC_REGION: 'cn-hangzhou', FC_ACCOUNT_ID: '123' };
 const cleanup: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   for (const c of cleanup.splice(0)) await c();
@@ -75,23 +78,59 @@ describe('express fcAsync() middleware: an app that throws', () => {
     },
   );
 
-  it('local mode: a replay that throws fails its attempt, and the error goes to the logger', async () => {
-    const log = logger();
+  /** The onFailure record of an async `POST /fail` (whose route throws) through `createHandler`. */
+  async function handlerRecord() {
+    const failures: DestinationRecord[] = [];
     const app = express();
-    const middleware = fcAsync({ logger: log, env: {}, async: { maxAsyncRetryAttempts: 0 } });
-    app.use(middleware);
     app.post('/fail', () => {
       throw new Error('boom secret-detail');
     });
-    const server = await listen(app, { port: 0, host: '127.0.0.1', signals: [], logger: logger() });
-    cleanup.push(() => server.close());
-    const headers = { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'fails' };
-    const r = await fetch(`http://127.0.0.1:${server.port}/fail`, { method: 'POST', headers });
-    expect(r.status).toBe(202);
-    await middleware.drain();
-    expect((await middleware.tasks.get('fails'))?.status).toBe('Failed');
-    expect(log.errors).toEqual([expect.objectContaining({ message: 'boom secret-detail' })]);
-  });
+    const handler = createHandler(app, {
+      logger: logger(),
+      env: {},
+      async: { maxAsyncRetryAttempts: 0 },
+      destinations: { onFailure: (record) => void failures.push(record) },
+    });
+    await handler(event('POST', '/fail', '', { 'X-Fc-Invocation-Type': 'Async' }), {});
+    await handler.drain();
+    await handler.close();
+    return failures[0];
+  }
+
+  it.each([
+    ['local', {}, { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'fails' }],
+    ['platform', ON_FC, { ...FC_HEADERS, 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'fails' }],
+  ])(
+    '%s mode: a replay that throws fails its attempt with the record createHandler gives; the error only in the log',
+    async (mode, env, headers) => {
+      const log = logger();
+      const failures: DestinationRecord[] = [];
+      const app = express();
+      const middleware = fcAsync({
+        logger: log,
+        env,
+        async: { maxAsyncRetryAttempts: 0 },
+        destinations: { onFailure: (record) => void failures.push(record) },
+      });
+      app.use(middleware);
+      app.post('/fail', () => {
+        throw new Error('boom secret-detail');
+      });
+      const server = await listen(app, { port: 0, host: '127.0.0.1', signals: [], logger: logger() });
+      cleanup.push(() => server.close());
+      const r = await fetch(`http://127.0.0.1:${server.port}/fail`, { method: 'POST', headers });
+      expect(r.status).toBe(mode === 'local' ? 202 : 500);
+      await middleware.drain();
+      if (mode === 'local') expect((await middleware.tasks.get('fails'))?.status).toBe('Failed');
+      else expect(r.headers.get('x-fc-status')).toBe('404');
+      const expected = await handlerRecord();
+      expect(failures[0]?.responseContext).toEqual({ statusCode: 500, functionError: 'UnhandledInvocationError' });
+      expect(failures[0]?.responseContext).toEqual(expected?.responseContext);
+      expect(failures[0]?.responsePayload).toBe(expected?.responsePayload);
+      expect(JSON.stringify(failures[0])).not.toContain('secret-detail');
+      expect(log.errors).toEqual([expect.objectContaining({ message: 'boom secret-detail' })]);
+    },
+  );
 
   it("the app's own error middleware answers; an error it passes on gets the generic 500", async () => {
     const { log, post } = await serve((app) => {

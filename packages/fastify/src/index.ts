@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   checkHandlerOptions,
   createFcHandler,
+  FcAsyncError,
   type FcHandler,
   type FcHandlerOptions,
   getInvocation,
@@ -35,7 +36,7 @@ declare module 'fastify' {
  */
 export type FastifyLike = Pick<
   FastifyInstance,
-  'ready' | 'decorateRequest' | 'setErrorHandler' | 'errorHandler' | 'addHook'
+  'ready' | 'after' | 'decorateRequest' | 'setErrorHandler' | 'errorHandler' | 'addHook'
 > & {
   routing(req: IncomingMessage, res: ServerResponse): void;
 };
@@ -46,7 +47,9 @@ export type FastifyLike = Pick<
  * `inject()`); the app is made ready on the first invocation. Adds `request.fc`. When the app
  * keeps Fastify's default error handler, it is replaced by one that logs 5xx errors through
  * `options.logger` and answers a generic 500 (Fastify's default would echo the error message);
- * an error handler you set is kept. Call before `app.ready()`.
+ * an error handler you set is kept. Call before `app.ready()` and `app.listen()`: Fastify takes no
+ * hooks once it booted, so an app already ready is refused with an `FcAsyncError`
+ * (`FastifyAlreadyReady`) before anything of it is changed.
  *
  * @example
  * ```ts
@@ -59,10 +62,11 @@ export type FastifyLike = Pick<
  * ```
  */
 export function createHandler(app: FastifyLike, options: FcHandlerOptions = {}): FcHandler {
-  if (!app || typeof app.routing !== 'function' || typeof app.ready !== 'function') {
+  if (!app || typeof app.routing !== 'function' || typeof app.ready !== 'function' || typeof app.after !== 'function') {
     throw new TypeError('Expected `app` to be a Fastify instance');
   }
   checkHandlerOptions(options, 'handler');
+  assertNotBooted(app);
   const ownHandler = app.errorHandler?.name !== 'defaultErrorHandler';
   // Routes Fastify had already loaded when the generic error handler was set (inside a plugin
   // registered with `await`, or before `await app.after()`) keep the default one: its answer is
@@ -92,4 +96,23 @@ export function createHandler(app: FastifyLike, options: FcHandlerOptions = {}):
   } as never);
   if (options.tracing?.enabled !== false) recordFastifyRoutes(app);
   return handler;
+}
+
+/**
+ * Refuses an app that `ready()` or `listen()` already booted, before any of it is changed: its
+ * hooks would be refused by avvio ("Root plugin has already booted") or by Fastify ("already
+ * listening"), neither saying what to do. `after()` is what `addHook` queues its work with: on an
+ * app still loading it queues a no-op (of no arguments, which passes an earlier plugin's error on).
+ */
+function assertNotBooted(app: FastifyLike): void {
+  try {
+    app.after(() => {});
+  } catch (error) {
+    if ((error as { code?: unknown } | null)?.code !== 'AVV_ERR_ROOT_PLG_BOOTED') throw error;
+    throw new FcAsyncError(
+      'FastifyAlreadyReady',
+      'The Fastify app is already ready (app.ready() or app.listen() ran), and Fastify then takes no hooks: call createHandler(app), or hand the app to `fc-async dev`, before readying it; fc-async makes the app ready on its first invocation',
+      { cause: error },
+    );
+  }
 }

@@ -31,7 +31,8 @@ declare module 'fastify' {
  * `app.close()` closes it. An error that reaches Fastify's default error handler answers a
  * generic 500 (that handler would send the error's message) and goes to `options.logger`; 4xx
  * errors keep Fastify's answer, and an error handler the app sets is left as it is. One per app:
- * a second `fcAsync` anywhere in the same app is refused with an `FcAsyncError`.
+ * a second `fcAsync` anywhere in the same app is refused with an `FcAsyncError`. Register it before
+ * `app.ready()` and `app.listen()`: Fastify refuses a `register` on an app already ready.
  *
  * @example
  * ```ts

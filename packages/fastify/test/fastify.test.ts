@@ -1,4 +1,4 @@
-import Fastify from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { createHandler } from '../src/index.js';
 import { event, logger } from './event.js';
@@ -68,6 +68,39 @@ describe('@fc-async/fastify', () => {
     await Promise.all([handler(event('GET', '/'), {}), handler(event('GET', '/'), {})]);
     await handler(event('GET', '/'), {});
     expect(readies).toBe(1);
+  });
+
+  it.each([
+    ['right after app.ready()', async (_app: FastifyInstance) => {}],
+    ['once app.ready() has settled', () => new Promise((resolve) => setImmediate(resolve))],
+    ['listening', (app: FastifyInstance) => app.listen({ port: 0, host: '127.0.0.1' })],
+  ])('refuses an app already ready (%s) with FastifyAlreadyReady, before changing it', async (_label, then) => {
+    const app = Fastify();
+    app.get('/', async () => 'ok');
+    await app.ready();
+    await then(app);
+    try {
+      expect(() => createHandler(app, { logger: logger() })).toThrow(
+        expect.objectContaining({
+          name: 'FcAsyncError',
+          code: 'FastifyAlreadyReady',
+          message: expect.stringContaining('call createHandler(app)'),
+        }),
+      );
+      expect(app.errorHandler.name).toBe('defaultErrorHandler');
+      expect(app.hasRequestDecorator('fc')).toBe(false);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('an app still loading: the error of a plugin registered before createHandler still fails app.ready()', async () => {
+    const app = Fastify();
+    app.register(async () => {
+      throw new Error('plugin broke');
+    });
+    createHandler(app, { logger: logger() });
+    await expect(app.ready()).rejects.toThrow('plugin broke');
   });
 
   it('rejects something that is not an app', () => {

@@ -10,12 +10,11 @@ import { buildFastify } from './fastify.js';
 import { buildKoa } from './koa.js';
 import type { MiddlewareTarget } from './types.js';
 
-/** Express hands a thrown error to `next(error)`, where `fcAsync` sees it and records its message. */
-const EXPRESS = { thrownErrorMessage: 'boom', closesApp: false };
-/** Koa answers a thrown error itself (500): the record only sees the status. Nothing to close. */
-const KOA = { thrownErrorMessage: 'The function answered HTTP 500', closesApp: false };
-/** Fastify's error handler answers a thrown error (500); `listen()` ends with `app.close()`. */
-const FASTIFY = { thrownErrorMessage: 'The function answered HTTP 500', closesApp: true };
+/** Express and Koa have no app to close. */
+const EXPRESS = { closesApp: false };
+const KOA = { closesApp: false };
+/** `listen()` ends with Fastify's `app.close()`. */
+const FASTIFY = { closesApp: true };
 
 /**
  * The custom-runtime table: every framework major with the adapter's `fcAsync` middleware or

@@ -62,11 +62,6 @@ export interface MiddlewareApp {
 export interface MiddlewareTarget {
   name: string;
   build(spec: AppSpec): Promise<MiddlewareApp>;
-  /**
-   * `errorMessage` of the failure record when a route throws in platform mode: the error's own
-   * message where the framework hands the error to the middleware chain, else the status line.
-   */
-  thrownErrorMessage: string;
   /** Whether the framework has an app to close, which `listen()` closes on shutdown. */
   closesApp: boolean;
 }
