@@ -1,5 +1,5 @@
 import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
-import { getInvocation, type Logger } from '@fc-async/core';
+import { getInvocation, type Logger, logAppError } from '@fc-async/core';
 
 interface HttpishError {
   status?: unknown;
@@ -43,7 +43,7 @@ export function finish(error: unknown, req: IncomingMessage, res: ServerResponse
     send(res, status, { code, message });
     return;
   }
-  logger.error('express app failed', { error, requestId: getInvocation(req)?.requestId });
+  logAppError(logger, 'express', error, getInvocation(req));
   const generic = status === 500 ? 'InternalError' : reasonCode(status);
   send(res, status, { code: generic, message: STATUS_CODES[status] ?? 'Internal Server Error' });
 }

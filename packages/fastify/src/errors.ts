@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { getInvocation, type Logger } from '@fc-async/core';
+import { getInvocation, type Logger, logAppError } from '@fc-async/core';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 
 const GENERIC_500 = JSON.stringify({ code: 'InternalError', message: 'Internal Server Error' });
@@ -15,7 +15,7 @@ export function genericErrorHandler(logger: () => Logger) {
       reply.code(status).send(error);
       return;
     }
-    logger().error('fastify app failed', { error, requestId: getInvocation(request.raw)?.requestId });
+    logAppError(logger(), 'fastify', error, getInvocation(request.raw));
     // As text, so that a route's response schema for 5xx does not reshape it (to `{}`).
     reply.code(500).type('application/json; charset=utf-8').send(GENERIC_500);
   };
@@ -82,10 +82,7 @@ export function hideDefaultErrors(
       const error = seen?.();
       const message = error ? undefined : defaultErrorMessage(Buffer.concat([...chunks, ...tail]));
       if (error ? error.answeredByDefault() : message !== undefined) {
-        logger.error('fastify app failed', {
-          error: error?.error ?? message,
-          requestId: getInvocation(req)?.requestId,
-        });
+        logAppError(logger, 'fastify', error?.error ?? message, getInvocation(req));
         held = withContentLength(held, GENERIC_500.length);
         chunks = [];
         const callback = args.find((a) => typeof a === 'function');

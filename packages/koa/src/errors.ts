@@ -1,4 +1,4 @@
-import type { Logger } from '@fc-async/core';
+import { type Invocation, type Logger, logAppError } from '@fc-async/core';
 
 /** What fc-async uses of a Koa app's `error` events (Koa apps are EventEmitters). */
 export interface KoaErrorEmitter {
@@ -32,9 +32,10 @@ export function logKoaErrors(app: KoaErrorEmitter, logger: () => Logger, byHandl
     return;
   }
   if (listeners.length > 0 && app.onerror) app.removeListener?.('error', app.onerror);
-  app.on('error', function fcAsyncKoaErrorLog(error: unknown) {
+  app.on('error', function fcAsyncKoaErrorLog(error: unknown, ctx?: { fc?: Invocation }) {
     const e = error as { status?: number; expose?: boolean } | undefined;
     if (e?.status === 404 || e?.expose === true) return;
-    appLoggers.get(app)?.logger().error('koa app failed', { error });
+    const logger = appLoggers.get(app)?.logger();
+    if (logger) logAppError(logger, 'koa', error, ctx?.fc);
   });
 }
