@@ -33,7 +33,8 @@ export interface FfmpegRun {
 const TAIL = 4096;
 
 /**
- * Runs ffmpeg to completion. Rejects with an `FcAsyncError`: `TranscodeStopped` (503) when
+ * Runs ffmpeg to completion, in a process group of its own (a Ctrl-C in the terminal reaches
+ * only the server, which then stops the task through `signal`). Rejects with an `FcAsyncError`: `TranscodeStopped` (503) when
  * `signal` aborts (the process is killed: SIGTERM, then SIGKILL after the grace period, and the
  * promise settles only once it has exited), `TranscodeFailed` (500) on a non-zero exit (the
  * stderr tail is the `cause`, for logs), `FfmpegNotFound` (500) when the binary cannot start.
@@ -48,7 +49,17 @@ export function runFfmpeg(options: RunFfmpegOptions): Promise<FfmpegRun> {
   const grace = options.killGraceMs ?? 2000;
   if (signal?.aborted) return Promise.reject(stopped(signal));
   return new Promise<FfmpegRun>((resolve, reject) => {
-    const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env });
+    // In a process group of its own: a terminal's Ctrl-C reaches every process of the foreground
+    // group, and would kill ffmpeg before fc-async could stop the task (the attempt would fail
+    // instead of being stopped or kept); the invocation's signal stops it instead. Killed if this
+    // process exits first, so none is left behind.
+    const child = spawn(binary, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: options.env ?? process.env,
+      detached: true,
+    });
+    const onExit = () => child.kill('SIGKILL');
+    process.once('exit', onExit);
     let stdout = '';
     let stderr = '';
     let killTimer: NodeJS.Timeout | undefined;
@@ -70,6 +81,7 @@ export function runFfmpeg(options: RunFfmpegOptions): Promise<FfmpegRun> {
       if (settled) return;
       settled = true;
       signal?.removeEventListener('abort', onAbort);
+      process.off('exit', onExit);
       clearTimeout(killTimer);
       if (error) reject(error);
       else resolve({ stdout, stderr });
