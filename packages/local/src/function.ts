@@ -155,6 +155,10 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
   if (own?.engine) {
     // An fc-async handler in local mode already is what the emulator builds: use it, with its own options.
     handler = own;
+    if (own.engine.timeoutSeconds > identity.timeout)
+      deps.log.notice(
+        `${spec.name}: its handler's async.timeoutSeconds (${own.engine.timeoutSeconds} s) is above the function's timeout (${identity.timeout} s); here the handler's ends its attempts, on FC the function's timeout ends them first`,
+      );
     const hold = deps.engineHold;
     if (deps.backend && !hold?.backendTaken)
       deps.log.notice(

@@ -160,6 +160,17 @@ export const handler = createHandler(app);`,
     }, 4000);
     expect(ended.taskErrorMessage).toMatch(/timed out|time out/i);
   });
+
+  it("says so when its own async.timeoutSeconds is above the s.yaml function's timeout (FC's ceiling)", async () => {
+    const dir = folder();
+    entry(dir, `(req, res) => res.end('ran')`, '{ async: { timeoutSeconds: 900 } }');
+    writeFileSync(join(dir, 's.yaml'), sYaml('      timeout: 5\n'));
+    const lines: string[] = [];
+    await start({ config: join(dir, 's.yaml') }, lines);
+    expect(lines.join('\n')).toContain(
+      "orders: its handler's async.timeoutSeconds (900 s) is above the function's timeout (5 s)",
+    );
+  });
 });
 
 describe('an fc-async handler entry that makes two handlers', () => {

@@ -433,6 +433,11 @@ export class AsyncEngine {
     };
   }
 
+  /** Every attempt's timeout (`async.timeoutSeconds`), in seconds. */
+  get timeoutSeconds(): number {
+    return this.options.timeoutSeconds;
+  }
+
   /** The config in force. */
   currentConfig(): Readonly<{
     maxAsyncRetryAttempts: number;
