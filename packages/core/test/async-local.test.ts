@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import zlib from 'node:zlib';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   type AsyncBackend,
@@ -790,6 +791,33 @@ describe('task records', () => {
     }
     const ids = (await handler.tasks.list({ sortOrderByTime: 'asc' })).tasks.map((t) => t.taskId);
     expect(ids).toEqual(['t2', 't3', 't4']);
+  });
+
+  it('records a compressed answer decoded: returnPayload and responsePayload are the text the app wrote', async () => {
+    const json = JSON.stringify({ done: true, note: 'ü'.repeat(500) });
+    const encoders: Record<string, (b: Buffer) => Buffer> = {
+      gzip: zlib.gzipSync,
+      deflate: zlib.deflateSync,
+      br: zlib.brotliCompressSync,
+      // Not what it says it is: kept as its bytes, in base64.
+      bogus: (b) => b,
+    };
+    const app: typeof ok = (req, res) => {
+      const coding = (req.url ?? '').slice(1);
+      res.setHeader('content-type', 'application/json');
+      res.setHeader('content-encoding', coding === 'bogus' ? 'gzip' : coding);
+      res.end((encoders[coding] as (b: Buffer) => Buffer)(Buffer.from(json)));
+    };
+    const { handler, successes } = setup(app);
+    for (const coding of Object.keys(encoders)) {
+      await handler(asyncEvent({ taskId: `c_${coding}`, path: `/${coding}` }), context);
+    }
+    await handler.drain();
+    for (const coding of ['gzip', 'deflate', 'br']) {
+      expect((await handler.tasks.get(`c_${coding}`))?.returnPayload).toBe(json);
+    }
+    expect((await handler.tasks.get('c_bogus'))?.returnPayload).toBe(Buffer.from(json).toString('base64'));
+    expect(successes.map((r) => r.responsePayload).filter((p) => p === json)).toHaveLength(3);
   });
 
   it('retention keeps at most maxBytes of bodies and answers in finished tasks, oldest finished first', async () => {

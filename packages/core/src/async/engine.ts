@@ -1,4 +1,5 @@
 import { setMaxListeners } from 'node:events';
+import zlib from 'node:zlib';
 import type { Context } from '@opentelemetry/api';
 import { deliverResolved } from '../destinations/deliver.js';
 import { resolveSettings, type Settings } from '../destinations/deliver-options.js';
@@ -1599,7 +1600,43 @@ export function failedResponse(response: BridgeResponse): Extract<AttemptOutcome
 function bodyText(response: BridgeResponse): string {
   const body = response.body;
   if (typeof body === 'string') return body;
-  return isText(response.headers) === 'text' ? body.toString('utf8') : body.toString('base64');
+  const decoded = decodedBody(body, response.headers['content-encoding']);
+  if (decoded === undefined)
+    return isText(response.headers) === 'text' ? body.toString('utf8') : body.toString('base64');
+  const decodedIsText = isText({ 'content-type': response.headers['content-type'] }) === 'text';
+  return decodedIsText ? decoded.toString('utf8') : decoded.toString('base64');
+}
+
+/** At most this much of a compressed answer is decoded for a record (which keeps 1 MiB of it). */
+const DECODED_CAP = 4 * RETURN_PAYLOAD_CAP;
+
+/**
+ * A compressed answer's body decoded (gzip, deflate or br: an app's compression middleware
+ * answers the `Accept-Encoding` the replayed request carries, and no client reads the answer), so
+ * that a task's `returnPayload` and a destination's `responsePayload` are the app's text, not
+ * base64 of compressed bytes. `undefined` for another or no encoding, or bytes that do not decode.
+ */
+function decodedBody(body: Buffer, encoding: unknown): Buffer | undefined {
+  if (typeof encoding !== 'string' || body.length === 0) return undefined;
+  const options = { maxOutputLength: DECODED_CAP, finishFlush: zlib.constants.Z_SYNC_FLUSH };
+  try {
+    switch (encoding.trim().toLowerCase()) {
+      case 'gzip':
+      case 'x-gzip':
+        return zlib.gunzipSync(body, options);
+      case 'deflate':
+        return zlib.inflateSync(body, options);
+      case 'br':
+        return zlib.brotliDecompressSync(body, {
+          maxOutputLength: DECODED_CAP,
+          finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH,
+        });
+      default:
+        return undefined;
+    }
+  } catch {
+    return undefined;
+  }
 }
 
 function returnPayload(response: BridgeResponse): string {
