@@ -17,7 +17,13 @@ async function serve(file: string, source: string): Promise<Emulator> {
   const dir = mkdtempSync(join(tmpdir(), 'fc-async-local-result-headers-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, file), source);
-  const emulator = await startEmulator({ entry: join(dir, file), name: 'web', port: 0, controlPort: 0, output: () => {} });
+  const emulator = await startEmulator({
+    entry: join(dir, file),
+    name: 'web',
+    port: 0,
+    controlPort: 0,
+    output: () => {},
+  });
   cleanups.push(() => emulator.close({ timeoutMs: 1000 }));
   return emulator;
 }
