@@ -820,6 +820,22 @@ describe('task records', () => {
     expect(successes.map((r) => r.responsePayload).filter((p) => p === json)).toHaveLength(3);
   });
 
+  it('records the beginning of a compressed answer too large to decode whole (the record keeps 1 MiB)', async () => {
+    const big = JSON.stringify({ rows: 'x'.repeat(5 * 1024 * 1024) });
+    const app: typeof ok = (_req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.setHeader('content-encoding', 'gzip');
+      res.end(zlib.gzipSync(big));
+    };
+    const { handler, successes } = setup(app);
+    await handler(asyncEvent({ taskId: 'big' }), context);
+    await handler.drain();
+    const recorded = (await handler.tasks.get('big'))?.returnPayload ?? '';
+    expect(recorded.startsWith('{"rows":"xxx')).toBe(true);
+    expect(recorded.length).toBe(1024 * 1024);
+    expect(successes[0]?.responsePayload.startsWith('{"rows":"xxx')).toBe(true);
+  });
+
   it('retention keeps at most maxBytes of bodies and answers in finished tasks, oldest finished first', async () => {
     // Each task: a 1000-byte body and a 2000-byte answer; 7000 bytes hold two of them.
     const answer: typeof ok = (_req, res) => {

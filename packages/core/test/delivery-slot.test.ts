@@ -51,4 +51,26 @@ describe('a destination call and the queue', () => {
     expect((await handler.tasks.get(firstId))?.destinationStatus).toBe('Succeeded');
     await handler.close();
   });
+
+  it('counts the tasks whose destination is being called against maxQueuedTasks: a dead destination cannot pile them up', async () => {
+    const gate = deferred();
+    const handler = createFcHandler((_req, res) => res.end('done'), {
+      env: {},
+      logger: memoryLogger(),
+      async: { mode: 'local', concurrency: 1, maxQueuedTasks: 2 },
+      destinations: { onSuccess: () => gate.promise },
+    });
+    const statuses: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      statuses.push((await handler(asyncEvent({ path: `/${i}` }), context)).statusCode);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    // Two held (running, then delivering), every later one refused until a delivery ends.
+    expect(statuses.filter((s) => s === 202)).toHaveLength(2);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(18);
+    gate.resolve();
+    await handler.drain();
+    expect((await handler(asyncEvent({ path: '/after' }), context)).statusCode).toBe(202);
+    await handler.close();
+  });
 });

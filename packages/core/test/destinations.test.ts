@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import type * as FcSdk from '@alicloud/fc20230330';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { SHUTTING_DOWN } from '../src/destinations/deliver.js';
 import {
   checkDestinationSignature,
   type Destination,
@@ -586,18 +587,18 @@ describe('deliverRecord', () => {
     expect(none).toMatchObject({ status: 'Failed', attempts: 0 });
   });
 
-  it('logs a delivery its signal ended as cut short (a warning), not as a failure given up on', async () => {
+  it("logs a delivery the engine's shutdown ended as cut short (a warning), not as a failure given up on", async () => {
     for (const when of ['during a wait', 'during an attempt', 'before it starts'] as const) {
       const logger = memoryLogger();
       const controller = new AbortController();
-      if (when === 'before it starts') controller.abort();
-      if (when === 'during an attempt') setTimeout(() => controller.abort(), 20);
+      if (when === 'before it starts') controller.abort(SHUTTING_DOWN);
+      if (when === 'during an attempt') setTimeout(() => controller.abort(SHUTTING_DOWN), 20);
       const destination: Destination =
         when === 'during an attempt' ? () => new Promise(() => {}) : () => Promise.reject(new Error('down'));
       await deliverRecord(destination, makeRecord(), {
         logger,
         signal: controller.signal,
-        sleep: async () => controller.abort(),
+        sleep: async () => controller.abort(SHUTTING_DOWN),
       });
       expect(logger.entries.filter((e) => e.level === 'error')).toEqual([]);
       expect(logger.entries.at(-1)).toMatchObject({
@@ -605,6 +606,15 @@ describe('deliverRecord', () => {
         message: 'fc-async: destination delivery cut short by shutdown',
       });
     }
+    // Any other abort (platform mode's 10 s bound, a caller's own signal) is the delivery failing.
+    const logger = memoryLogger();
+    const bound = new AbortController();
+    setTimeout(() => bound.abort(), 20);
+    await deliverRecord(() => new Promise(() => {}), makeRecord(), { logger, signal: bound.signal });
+    expect(logger.entries.at(-1)).toMatchObject({
+      level: 'error',
+      message: 'fc-async: destination delivery failed, giving up',
+    });
   });
 
   it('stops retrying within maxElapsedMs, with delays capped by maxDelayMs', async () => {

@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import zlib from 'node:zlib';
 import type { Context } from '@opentelemetry/api';
-import { deliverResolved } from '../destinations/deliver.js';
+import { deliverResolved, SHUTTING_DOWN } from '../destinations/deliver.js';
 import { resolveSettings, type Settings } from '../destinations/deliver-options.js';
 import type { Destination } from '../destinations/types.js';
 import { MAX_TIMER_MS, objectOption } from '../destinations/validate.js';
@@ -276,6 +276,8 @@ export class AsyncEngine {
   private readonly delivery: Settings;
   /** Aborted by close() past its deadline and grace: deliveries still under way end then. */
   private readonly shutdown = new AbortController();
+  /** Destination calls under way outside the queue's slots (see `settleAside`). */
+  private deliveringAside = 0;
   /** Every attempt's timeout (`timeoutSeconds`), under one timer. */
   private readonly timeouts: Deadlines;
 
@@ -488,7 +490,9 @@ export class AsyncEngine {
       );
     }
     const delayMs = parseDelay(request.headers['x-fc-async-delay']);
-    if (this.queue.pending() >= this.options.maxQueuedTasks) {
+    // Tasks whose destination is being called count too: they hold their record and answer in
+    // memory, and a destination that is down must not let them grow without bound.
+    if (this.queue.pending() + this.deliveringAside >= this.options.maxQueuedTasks) {
       throw new FcAsyncError(
         'ResourceThrottled',
         `${this.options.maxQueuedTasks} async tasks are already waiting; retry later`,
@@ -616,7 +620,7 @@ export class AsyncEngine {
         await within(this.drain(), owed ? grace + STOPPED_DELIVERY_MS : grace);
       }
       // A destination still hung or retrying ends now, and takes no new attempt.
-      this.shutdown.abort();
+      this.shutdown.abort(SHUTTING_DOWN);
     }
     await this.queue.close();
     if (result !== 'drained') {
@@ -1231,12 +1235,13 @@ export class AsyncEngine {
    * {@link settle}, outside the queue's slot with a local queue: FC's destination calls take none of
    * the function's concurrency, and a slow or dead destination (a webhook retried for a minute) must
    * not hold back the tasks behind it. Counted in `inFlight` as a job is, so that close() waits for
-   * it alike; with a shared queue the job stays until the delivery is done (it carries what is owed).
+   * it alike, and against `maxQueuedTasks` as a waiting task is, so that a dead destination cannot
+   * pile them up; with a shared queue the job stays until the delivery is done (it carries what is owed).
    */
   private settleAside(record: TaskRecord, outcome: AttemptOutcome | undefined): void | Promise<void> {
-    const settling = this.settle(record, outcome);
-    if (this.queue.shared) return settling;
-    const tracked = settling.then(() => undefined);
+    if (this.queue.shared) return this.settle(record, outcome);
+    this.deliveringAside++;
+    const tracked = this.settle(record, outcome, true).then(() => undefined);
     this.inFlight.add(tracked);
     void tracked.then(() => {
       this.inFlight.delete(tracked);
@@ -1244,12 +1249,18 @@ export class AsyncEngine {
     });
   }
 
-  /** Calls the destination of a finished task, records the delivery, and counts the task done. */
-  private async settle(record: TaskRecord, outcome: AttemptOutcome | undefined): Promise<void> {
+  /**
+   * Calls the destination of a finished task, records the delivery, and counts the task done.
+   * `aside`: a delivery outside the queue's slots (see `settleAside`), counted until it ends.
+   */
+  private async settle(record: TaskRecord, outcome: AttemptOutcome | undefined, aside = false): Promise<void> {
     // With a local queue the task was counted when accepted; with a shared one, each settle counts.
     if (this.queue.shared) this.outstanding++;
     // Counted done already: another settle of it (under way, or its last write refused) calls its destination.
-    else if (!this.firstEnd(record.taskId, record.requestId)) return;
+    else if (!this.firstEnd(record.taskId, record.requestId)) {
+      if (aside) this.deliveringAside--;
+      return;
+    }
     // Its stop was refused but the task ran (or ended) all the same: nothing to look at again.
     if (this.refusedStops.size > 0) this.refusedStops.delete(record.taskId);
     try {
@@ -1297,6 +1308,8 @@ export class AsyncEngine {
     } catch (error) {
       this.deps.logger.error('destination bookkeeping failed', { taskId: record.taskId, error });
     } finally {
+      // Before the count that resolves drain(): a caller that waited for it finds room at once.
+      if (aside) this.deliveringAside--;
       this.finishOne();
       this.lookIfParked();
     }
@@ -1610,33 +1623,51 @@ function bodyText(response: BridgeResponse): string {
 /** At most this much of a compressed answer is decoded for a record (which keeps 1 MiB of it). */
 const DECODED_CAP = 4 * RETURN_PAYLOAD_CAP;
 
+type Decoder = (input: Buffer) => Buffer;
+
+/** The decoder of a content coding, tolerant of an input cut short (its beginning is decoded). */
+function decoderOf(encoding: unknown): Decoder | undefined {
+  if (typeof encoding !== 'string') return undefined;
+  const options = { maxOutputLength: DECODED_CAP, finishFlush: zlib.constants.Z_SYNC_FLUSH };
+  switch (encoding.trim().toLowerCase()) {
+    case 'gzip':
+    case 'x-gzip':
+      return (input) => zlib.gunzipSync(input, options);
+    case 'deflate':
+      return (input) => zlib.inflateSync(input, options);
+    case 'br':
+      return (input) =>
+        zlib.brotliDecompressSync(input, {
+          maxOutputLength: DECODED_CAP,
+          finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH,
+        });
+    default:
+      return undefined;
+  }
+}
+
 /**
  * A compressed answer's body decoded (gzip, deflate or br: an app's compression middleware
  * answers the `Accept-Encoding` the replayed request carries, and no client reads the answer), so
  * that a task's `returnPayload` and a destination's `responsePayload` are the app's text, not
- * base64 of compressed bytes. `undefined` for another or no encoding, or bytes that do not decode.
+ * base64 of compressed bytes. Past {@link DECODED_CAP} decoded, the beginning of it (the record
+ * keeps 1 MiB): a shorter part of the input is decoded, halved until it fits. `undefined` for
+ * another or no encoding, or bytes that do not decode.
  */
 function decodedBody(body: Buffer, encoding: unknown): Buffer | undefined {
-  if (typeof encoding !== 'string' || body.length === 0) return undefined;
-  const options = { maxOutputLength: DECODED_CAP, finishFlush: zlib.constants.Z_SYNC_FLUSH };
-  try {
-    switch (encoding.trim().toLowerCase()) {
-      case 'gzip':
-      case 'x-gzip':
-        return zlib.gunzipSync(body, options);
-      case 'deflate':
-        return zlib.inflateSync(body, options);
-      case 'br':
-        return zlib.brotliDecompressSync(body, {
-          maxOutputLength: DECODED_CAP,
-          finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH,
-        });
-      default:
-        return undefined;
+  const decode = decoderOf(encoding);
+  if (!decode || body.length === 0) return undefined;
+  for (let length = body.length; length > 0; length = Math.floor(length / 2)) {
+    try {
+      const decoded = decode(length === body.length ? body : body.subarray(0, length));
+      // A part that gives nothing yet (brotli may hold its output back to a block's end): as it is.
+      return length < body.length && decoded.length === 0 ? undefined : decoded;
+    } catch (error) {
+      // Only a result over the cap is worth a shorter try; anything else is not what it says it is.
+      if ((error as { code?: string }).code !== 'ERR_BUFFER_TOO_LARGE') return undefined;
     }
-  } catch {
-    return undefined;
   }
+  return undefined;
 }
 
 function returnPayload(response: BridgeResponse): string {

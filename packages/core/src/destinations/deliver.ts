@@ -118,10 +118,21 @@ function internalFailure(logger: Logger | undefined, error: unknown): DeliveryRe
 }
 
 /**
- * A delivery the caller's signal ended (a shutdown): not the destination's failure. A durable
- * backend makes it again on the next start (the engine says so); memory() records it Failed.
+ * A delivery the engine's shutdown ended: not the destination's failure. A durable backend makes
+ * it again on the next start (the engine says so); memory() records it Failed.
  */
 const CUT_SHORT = 'fc-async: destination delivery cut short by shutdown';
+
+/**
+ * The reason the engine aborts its deliveries with at the end of close(): only a signal aborted
+ * with it is a shutdown (platform mode's 10 s bound, or a caller's own signal, is a failure).
+ */
+export const SHUTTING_DOWN: Error = Object.freeze(
+  Object.assign(new Error('The function is shutting down'), { name: 'ShuttingDown' }),
+);
+
+/** Whether the delivery's signal was aborted by a shutdown. */
+const shutDown = (s: Settings) => s.signal?.aborted === true && s.signal.reason === SHUTTING_DOWN;
 
 async function deliverOne(
   destination: Destination,
@@ -169,7 +180,7 @@ async function deliverOne(
           retryable: info.retryable,
         };
         if (!retry) {
-          if (s.signal?.aborted) log(s.logger, 'warn', CUT_SHORT, fields);
+          if (shutDown(s)) log(s.logger, 'warn', CUT_SHORT, fields);
           else log(s.logger, 'error', 'fc-async: destination delivery failed, giving up', fields);
           return { label, status: 'Failed', attempts, error: `${info.code}: ${info.message}` };
         }
@@ -179,18 +190,14 @@ async function deliverOne(
     }
   } catch (error) {
     const info = errorInfo(error);
-    log(
-      s.logger,
-      s.signal?.aborted ? 'warn' : 'error',
-      s.signal?.aborted ? CUT_SHORT : 'fc-async: destination delivery failed, giving up',
-      {
-        destination: label,
-        requestId,
-        attempt: attempts,
-        code: info.code,
-        error: info.message,
-      },
-    );
+    const cut = shutDown(s);
+    log(s.logger, cut ? 'warn' : 'error', cut ? CUT_SHORT : 'fc-async: destination delivery failed, giving up', {
+      destination: label,
+      requestId,
+      attempt: attempts,
+      code: info.code,
+      error: info.message,
+    });
     return { label, status: 'Failed', attempts, error: `${info.code}: ${info.message}` };
   }
 }
