@@ -409,11 +409,10 @@ describe.each([
     expect(gunzipSync(fc2.body).toString('utf8')).toBe(expected);
   });
 
-  it('compression async: the replayed response is recorded compressed, as base64', async () => {
+  it('compression async: the replayed response, gzipped by the middleware, is recorded decoded', async () => {
     const result = await h.callAsync({ url: '/big', headers: { 'accept-encoding': 'gzip' } });
     expect(result.record.responseContext.statusCode).toBe(200);
-    const bytes = Buffer.from(result.record.responsePayload, 'base64');
-    expect(JSON.parse(gunzipSync(bytes).toString('utf8'))).toEqual(BIG_JSON);
+    expect(JSON.parse(result.record.responsePayload)).toEqual(BIG_JSON);
   });
 
   it('helmet: its headers all reach FC, and X-Powered-By is gone', async () => {
