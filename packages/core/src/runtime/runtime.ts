@@ -7,7 +7,7 @@ import { type NodeHandler, runNodeHandler } from '../bridge.js';
 import { FcAsyncError } from '../errors.js';
 import { errorResponse } from '../handler.js';
 import { checkHandlerOptions } from '../handler-options.js';
-import { buildInvocation, detectInvocation, type Invocation, setInvocation } from '../invocation.js';
+import { buildInvocation, detectInvocation, getInvocation, type Invocation, setInvocation } from '../invocation.js';
 import { createConsoleLogger } from '../logger.js';
 import type { FcRequest } from '../request.js';
 import type { BridgeResponse } from '../response.js';
@@ -163,7 +163,10 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
       return closing;
     },
     async handle(req, target, res) {
-      if (replayed.has(req)) return undefined;
+      // Its own replays, and a request an fc-async handler around the app already took (the app
+      // given to createHandler(), or served by `fc-async dev`, with this middleware in it): that
+      // handler answers async calls and runs their attempts; a second layer would queue each again.
+      if (replayed.has(req) || getInvocation(req) !== undefined) return undefined;
       const startSpan = () =>
         tracing.startInvocationSpan({
           method: req.method ?? 'GET',
