@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
-  createConsoleLogger,
   createFcRuntime,
   type FcAsyncControls,
   FcAsyncError,
@@ -68,7 +67,7 @@ export interface FcAsyncMiddleware extends FcAsyncControls {
  */
 export function fcAsync(options: FcRuntimeOptions = {}): FcAsyncMiddleware {
   const runtime = createFcRuntime(options);
-  const logger = options.logger ?? createConsoleLogger();
+  const logger = runtime.logger;
   function fcAsyncMiddleware(req: ExpressRequestLike, res: ServerResponse, next: (error?: unknown) => void): void {
     const app = req.app;
     if (typeof app !== 'function') {

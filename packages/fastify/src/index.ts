@@ -36,7 +36,7 @@ declare module 'fastify' {
  */
 export type FastifyLike = Pick<
   FastifyInstance,
-  'ready' | 'after' | 'decorateRequest' | 'setErrorHandler' | 'errorHandler' | 'addHook'
+  'ready' | 'after' | 'decorateRequest' | 'hasRequestDecorator' | 'setErrorHandler' | 'errorHandler' | 'addHook'
 > & {
   routing(req: IncomingMessage, res: ServerResponse): void;
 };
@@ -89,11 +89,13 @@ export function createHandler(app: FastifyLike, options: FcHandlerOptions = {}):
       done();
     });
   }
-  app.decorateRequest('fc', {
-    getter(this: FastifyRequest) {
-      return getInvocation(this.raw);
-    },
-  } as never);
+  // The app's own fcAsync plugin (the custom runtime's app file, served by `fc-async dev`) has it already.
+  if (!app.hasRequestDecorator('fc'))
+    app.decorateRequest('fc', {
+      getter(this: FastifyRequest) {
+        return getInvocation(this.raw);
+      },
+    } as never);
   if (options.tracing?.enabled !== false) recordFastifyRoutes(app);
   return handler;
 }

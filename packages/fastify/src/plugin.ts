@@ -1,5 +1,4 @@
 import {
-  createConsoleLogger,
   createFcRuntime,
   type FcAsyncControls,
   FcAsyncError,
@@ -62,8 +61,8 @@ export const fcAsync: FastifyPluginAsync<FcRuntimeOptions> = Object.assign(
         'fcAsync is already registered in this Fastify app: register one fcAsync per app, on the root instance (it applies to every plugin)',
       );
     }
-    const logger = own.logger ?? createConsoleLogger();
-    const runtime = createFcRuntime({ ...own, logger });
+    const runtime = createFcRuntime(own);
+    const logger = runtime.logger;
     const target = { app: instance.server, listener: () => instance.routing.bind(instance), routeOf: fastifyRoute };
     // Bound once every route is in: a task a persistent backend recovers replays from then on.
     instance.addHook('onReady', async () => runtime.bind(target));

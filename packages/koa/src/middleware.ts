@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
-  createConsoleLogger,
   createFcRuntime,
   type FcAsyncControls,
   type FcRuntimeOptions,
@@ -70,7 +69,7 @@ export interface FcAsyncMiddleware extends FcAsyncControls {
  */
 export function fcAsync(options: FcRuntimeOptions = {}): FcAsyncMiddleware {
   const runtime = createFcRuntime(options);
-  const logger = options.logger ?? createConsoleLogger();
+  const logger = runtime.logger;
   async function fcAsyncMiddleware(ctx: KoaContextLike, next: () => Promise<unknown>): Promise<unknown> {
     const app = ctx.app;
     if (!logging.has(app)) {

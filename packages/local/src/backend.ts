@@ -190,6 +190,7 @@ function engineHold(opened: Promise<void>, isOpen: () => boolean, startedEarly: 
     disownBackend() {
       disowned = true;
     },
+    logger: () => offered?.logger,
     defaults(own) {
       handlersMade++;
       if (!offered?.async) return offered;

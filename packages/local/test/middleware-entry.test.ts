@@ -44,6 +44,18 @@ app.use((ctx) => {
 });
 export default app;
 `,
+  fastify: (log: string) => `import Fastify from ${url('fastify')};
+import { fcAsync } from ${url('@fc-async/fastify')};
+import { appendFileSync } from 'node:fs';
+const app = Fastify();
+await app.register(fcAsync);
+app.post('/job', async (request) => {
+  appendFileSync(${JSON.stringify(log)}, request.fc.type + ' ' + request.fc.attempt + '\\n');
+  if (request.query.fail) throw new Error('boom');
+  return { ok: true };
+});
+export default app;
+`,
 };
 
 describe.each(Object.keys(APPS) as (keyof typeof APPS)[])('fc-async dev on a %s app with fcAsync() in it', (name) => {
@@ -53,13 +65,14 @@ describe.each(Object.keys(APPS) as (keyof typeof APPS)[])('fc-async dev on a %s 
     const log = join(dir, 'runs.log');
     writeFileSync(log, '');
     writeFileSync(join(dir, 'app.mjs'), APPS[name](log));
+    const lines: string[] = [];
     const emulator = await startEmulator({
       entry: join(dir, 'app.mjs'),
       name: 'web',
       port: 0,
       controlPort: 0,
       retryBaseMs: 10,
-      output: () => {},
+      output: (line) => lines.push(line),
     });
     cleanups.push(() => emulator.close({ timeoutMs: 1000 }));
     const call = async (path: string, headers: Record<string, string> = {}) => {
@@ -91,5 +104,8 @@ describe.each(Object.keys(APPS) as (keyof typeof APPS)[])('fc-async dev on a %s 
       'Async 3',
       'Async 0',
     ]);
+    // The route's errors go to the emulator's log, in its text format, not as JSON lines of the middleware's own.
+    expect(lines.some((line) => line.includes('boom'))).toBe(true);
+    expect(lines.filter((line) => line.startsWith('{'))).toEqual([]);
   });
 });

@@ -61,6 +61,11 @@ export interface EngineStartHold {
    * own options say nothing. `own.backend`: its options name a backend (a held one is not used).
    */
   defaults?(own: { readonly backend: boolean }): HeldDefaults | undefined;
+  /**
+   * The logger a custom-runtime middleware made under the hold (an app entry with `fcAsync()` in
+   * it) logs through when its options name none; it takes nothing else of the hold.
+   */
+  logger?(): Logger | undefined;
 }
 
 // In globalThis under a registered symbol: the entry may import another copy of the core than the

@@ -3,6 +3,7 @@ import { AsyncEngine, closeTimeoutMs } from '../async/engine.js';
 import { resolveAsyncOptions, resolveMode } from '../async/options.js';
 import { createRedactor } from '../async/payload.js';
 import { fcEndedInvocation, PlatformAsync } from '../async/platform.js';
+import { currentStartHold } from '../async/start-hold.js';
 import { type NodeHandler, runNodeHandler } from '../bridge.js';
 import { FcAsyncError } from '../errors.js';
 import { errorResponse } from '../handler.js';
@@ -78,7 +79,8 @@ const PLATFORM_BODY_LIMIT = 256 * 1024;
  */
 export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
   checkHandlerOptions(options, 'runtime');
-  const logger = options.logger ?? createConsoleLogger();
+  // Made while `fc-async dev` loads its entry: the emulator's log, as the handlers it makes use.
+  const logger = options.logger ?? currentStartHold()?.logger?.() ?? createConsoleLogger();
   const detect = options.detect ?? detectInvocation;
   const env = options.env ?? { ...process.env };
   const asyncOptions = resolveAsyncOptions(options.async);
@@ -142,6 +144,7 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
   let closing: Promise<void> | undefined;
   const runtime: FcRuntime = {
     mode,
+    logger,
     engine,
     tasks: engine?.tasks ?? { get: notInPlatformMode, list: notInPlatformMode, stop: notInPlatformMode },
     bind,

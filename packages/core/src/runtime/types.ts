@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AsyncEngine, TaskApi } from '../async/engine.js';
 import type { NodeHandler } from '../bridge.js';
 import type { FcHandlerOptions } from '../handler.js';
+import type { Logger } from '../logger.js';
 import type { BridgeResponse } from '../response.js';
 import type { RouteOf } from '../tracing/route.js';
 
@@ -87,6 +88,11 @@ export interface ReplayTarget {
  * ```
  */
 export interface FcRuntime extends FcAsyncControls {
+  /**
+   * The logger in force: `options.logger`, else (an app entry loaded by `fc-async dev`) the
+   * emulator's log, else JSON lines on stdout and stderr. Adapters log the app's errors through it.
+   */
+  readonly logger: Logger;
   /**
    * Reads FC's common headers into the invocation context (`getInvocation(req)`) and decides:
    * `undefined` means "continue to the app" (sync invocations, replays); otherwise the response
