@@ -114,7 +114,7 @@ export function gateBackends(backendFor: (functionName: string) => AsyncBackend 
     backendFor(functionName) {
       const backend = backendFor(functionName);
       if (!backend) return undefined;
-      return {
+      const gated: AsyncBackend = {
         name: backend.name,
         persistent: backend.persistent,
         create: async (context) => {
@@ -122,6 +122,8 @@ export function gateBackends(backendFor: (functionName: string) => AsyncBackend 
           return backend.create(context);
         },
       };
+      ungated.set(gated, backend);
+      return gated;
     },
     open: () => {
       isOpen = true;
@@ -152,10 +154,17 @@ export interface EntryHold extends EngineStartHold {
    * plain handler calling the fc-async handler it made): the handler that took the offered backend
    * gets memory's when it starts instead, so that two engines never share one task file or queue
    * (its engine accepts nothing then: the emulator's attempts reach it as attempts, see
-   * `createFcHandler`). Unless it started before the emulator could tell (the entry awaited it).
+   * `createFcHandler`). Unless it started before the emulator could tell (the entry awaited it
+   * while it loaded): false then, and the backend stays that handler's.
    */
-  disownBackend(): void;
+  disownBackend(): boolean;
 }
+
+/**
+ * The backend behind each gated one: what an engine of the entry's own gets when the entry waits
+ * for it while it loads (the gate opens only after every entry loaded: waiting on it would never end).
+ */
+const ungated = new WeakMap<AsyncBackend, AsyncBackend>();
 
 /** A promise that never settles: the start of an abandoned hold's engines. */
 const NEVER = new Promise<void>(() => {});
@@ -174,6 +183,9 @@ function engineHold(opened: Promise<void>, isOpen: () => boolean, startedEarly: 
   let backendTaken = false;
   let handlersMade = 0;
   let disowned = false;
+  /** The backend the hold gave (see `defaults`), and whether its engine started before the load ended. */
+  let held: AsyncBackend | undefined;
+  const startedBeforeOpen = new WeakSet<object>();
   return {
     abandon: () => {
       abandoned = true;
@@ -188,7 +200,9 @@ function engineHold(opened: Promise<void>, isOpen: () => boolean, startedEarly: 
       return handlersMade;
     },
     disownBackend() {
+      if (held && startedBeforeOpen.has(held)) return false;
       disowned = true;
+      return true;
     },
     logger: () => offered?.logger,
     defaults(own) {
@@ -197,12 +211,16 @@ function engineHold(opened: Promise<void>, isOpen: () => boolean, startedEarly: 
       const { backend, ...async } = offered.async;
       if (own.backend || backendTaken || backend === undefined) return { ...offered, async };
       backendTaken = true;
-      const held: AsyncBackend = {
+      const given: AsyncBackend = {
         name: backend.name,
         persistent: backend.persistent,
-        create: (context) => (disowned ? memory() : backend).create(context),
+        create: (context) => {
+          if (startedBeforeOpen.has(given)) return (ungated.get(backend) ?? backend).create(context);
+          return (disowned ? memory() : backend).create(context);
+        },
       };
-      return { ...offered, async: { ...async, backend: held } };
+      held = given;
+      return { ...offered, async: { ...async, backend: given } };
     },
     enter(backend) {
       let startNow = () => {};
@@ -213,6 +231,7 @@ function engineHold(opened: Promise<void>, isOpen: () => boolean, startedEarly: 
         start: Promise.race([opened, wanted]).then(() => (abandoned ? NEVER : undefined)),
         waited() {
           if (isOpen()) return;
+          startedBeforeOpen.add(backend);
           if (backend.persistent) startedEarly();
           startNow();
         },

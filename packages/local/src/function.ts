@@ -169,12 +169,12 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
         `${spec.name}: its entry made ${hold.handlersMade} fc-async handlers; --store and --redis went to the first one made, the others keep their tasks in memory`,
       );
   } else if (entry.kind === 'express' || entry.kind === 'koa' || entry.kind === 'fastify') {
-    deps.engineHold?.disownBackend();
-    handler = (await adapterFor(entry.kind, spec.file))(entry.value, options);
+    const served = withBackendKept(options, spec, deps);
+    handler = (await adapterFor(entry.kind, spec.file))(entry.value, served);
     if (entry.kind === 'fastify') await fastifyReady(entry.value, spec.file);
   } else {
     // A plain handler that calls an fc-async handler of its own: the emulator's engine takes the tasks.
-    deps.engineHold?.disownBackend();
+    const served = withBackendKept(options, spec, deps);
     const fn = entry.value as (...args: unknown[]) => unknown;
     const contextLogger = functionLogger(deps.log, spec.name);
     const listener =
@@ -184,9 +184,25 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
           ? fc2HttpListener(fn, identity, contextLogger)
           : eventListener(fn, identity, contextLogger);
     // FC retries what its runtime counts as a function error, not a 500 the handler returned.
-    handler = createFcHandler(listener, { ...options, async: { ...options.async, isFailure: isFunctionError } });
+    handler = createFcHandler(listener, { ...served, async: { ...served.async, isFailure: isFunctionError } });
   }
   return localFunction(spec, identity, entry.kind, handler);
+}
+
+/**
+ * The options of the engine the emulator builds around an entry it does not serve as it is (an
+ * app, a plain handler): --store / --redis go to it, not to an fc-async handler the entry made
+ * (see `EntryHold.disownBackend`); unless that handler's engine started with it while the entry
+ * loaded (the entry awaited it), which keeps it: the emulator's engine is in memory then, with a
+ * notice, rather than a second one on the same file or queue.
+ */
+function withBackendKept(options: FcHandlerOptions, spec: FunctionSpec, deps: FunctionDeps): FcHandlerOptions {
+  if (!deps.engineHold || deps.engineHold.disownBackend() || !options.async?.backend) return options;
+  deps.log.notice(
+    `${spec.name}: an fc-async handler its entry made started --store/--redis while the entry loaded; the emulator's engine for it keeps its tasks in memory`,
+  );
+  const { backend: _kept, ...async } = options.async;
+  return { ...options, async };
 }
 
 /** The entry of `spec` for the emulator `instanceId`, loaded under `hold`, which is abandoned when the load fails. */

@@ -285,3 +285,43 @@ describe('an fc-async handler entry served by a second emulator in the same proc
     }
   });
 });
+
+describe('an entry that awaits its fc-async handler at its top level, with --store sqlite:PATH', () => {
+  // The store the emulator offers opens only once every entry loaded: a wait for it during the
+  // load never ended (startEmulator hung, with no BackendNotReady).
+  const source = (exported: string) => `import { createFcHandler } from ${url('@fc-async/core')};
+const inner = createFcHandler((req, res) => res.end('ran'));
+await inner.engine.whenReady();
+${exported}
+`;
+
+  it('starts, and the handler keeps its tasks in the file', async () => {
+    const dir = folder();
+    const file = join(dir, 'orders.mjs');
+    writeFileSync(file, source('export const handler = inner;'));
+    const store = `sqlite:${join(dir, 'tasks.db')}`;
+    const lines: string[] = [];
+    const first = await start({ entry: file, name: 'orders', store }, lines);
+    expect(lines.join('\n')).toContain('orders: its fc-async handler waited for its async backend');
+    await accept(first.triggerUrl, 'early_1', { 'x-fc-async-delay': '3599' });
+    await first.close({ timeoutMs: 1000 });
+    const second = await start({ entry: file, name: 'orders', store });
+    expect(await task(second.controlUrl, 'orders', 'early_1')).toMatchObject({ status: 'Enqueued' });
+  });
+
+  it('a plain handler calling it starts too: its engine keeps the file, the emulator says its own is in memory', async () => {
+    const dir = folder();
+    const file = join(dir, 'orders.mjs');
+    writeFileSync(file, source('export async function handler(event, context) { return inner(event, context); }'));
+    const lines: string[] = [];
+    const emulator = await start({ entry: file, name: 'orders', store: `sqlite:${join(dir, 'tasks.db')}` }, lines);
+    expect(lines.join('\n')).toContain("the emulator's engine for it keeps its tasks in memory");
+    await accept(emulator.triggerUrl, 'early_2');
+    const done = await waitFor(async () => {
+      const t = await task(emulator.controlUrl, 'orders', 'early_2');
+      return t.status === 'Succeeded' ? t : undefined;
+    });
+    expect(Buffer.from(done.returnPayload as string, 'base64').toString()).toBe('ran');
+    expect(lines.filter((line) => /ERROR|in use/.test(line))).toEqual([]);
+  });
+});

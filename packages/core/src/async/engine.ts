@@ -325,7 +325,8 @@ export class AsyncEngine {
    * waits for (an entry awaiting readiness at its top level, while the emulator loads it).
    */
   private heldStart(hold: EngineStartHold, backend: AsyncBackend): Promise<void> {
-    const { start, waited } = hold.enter({ name: backend.name, persistent: backend.persistent });
+    // The backend itself: a holder that handed it out (the emulator's held defaults) knows it so.
+    const { start, waited } = hold.enter(backend);
     this.startWaited = waited;
     return start.then(() => {
       this.startWaited = undefined;

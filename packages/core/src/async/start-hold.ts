@@ -50,7 +50,8 @@ export interface EngineStartHold {
    * backend starts once `start` resolves. `waited` is called at most once, when something first
    * waits for the engine to be ready (`whenReady()`, `accept`, the tasks API, `close()`) while its
    * backend still waits (or in the same tick as `start` resolved): the holder should start it then
-   * unless it can tell the wait is not what holds its own release up.
+   * unless it can tell the wait is not what holds its own release up. `backend` is the engine's
+   * own (the one `defaults` gave, when it gave one).
    */
   enter(backend: { readonly name: string; readonly persistent: boolean }): {
     start: Promise<void>;
