@@ -52,7 +52,7 @@ export function runFfmpeg(options: RunFfmpegOptions): Promise<FfmpegRun> {
     // In a process group of its own: a terminal's Ctrl-C reaches every process of the foreground
     // group, and would kill ffmpeg before fc-async could stop the task (the attempt would fail
     // instead of being stopped or kept); the invocation's signal stops it instead. Killed if this
-    // process exits first, so none is left behind.
+    // process exits first (not when it is killed outright: SIGKILL, an unhandled SIGHUP).
     const child = spawn(binary, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: options.env ?? process.env,
