@@ -138,8 +138,9 @@ export function customRuntimeListener(target: ChildTarget, event: boolean, timeo
         path: event ? '/invoke' : (req.url ?? '/'),
         headers,
         body: Buffer.concat(chunks),
-        signal: invocation?.signal,
-        // An async attempt's timeout aborts its signal; a sync call has only this.
+        // An async attempt's stop or timeout aborts its signal; a sync call has only the timer
+        // (its signal aborts at the same timeout, given up: the timer says so as a timeout).
+        signal: invocation?.type === 'Async' ? invocation.signal : undefined,
         timeoutMs: invocation?.type === 'Async' ? undefined : timeoutSeconds * 1000,
       });
     } catch (cause) {
