@@ -273,57 +273,15 @@ describe('listenFc: graceful shutdown', () => {
     await expect(fetch(url)).rejects.toThrow();
   });
 
-  it('on SIGTERM a real process finishes its in-flight request and exits 0', async () => {
+  /**
+   * A real process serving `listener` (the source of a `(req, res)` function) through listenFc, its
+   * default signals on: `line(pattern)` resolves with the first match in what it printed.
+   */
+  function serverProcess(listener: string) {
     const core = new URL('../src/index.ts', import.meta.url).href;
     const script = `
       import { listenFc, silentLogger } from ${JSON.stringify(core)};
-      const fc = await listenFc(async (req, res) => {
-        // Answers only once the process got SIGTERM: the request is in flight while the shutdown runs.
-        const sigterm = new Promise((r) => process.once('SIGTERM', r));
-        console.log('started');
-        await sigterm;
-        res.end('finished');
-      }, { port: 0, host: '127.0.0.1', logger: silentLogger });
-      console.log('port ' + fc.port);
-    `;
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-      cwd: fileURLToPath(new URL('.', import.meta.url)),
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    let out = '';
-    const line = (pattern: RegExp) =>
-      new Promise<RegExpMatchArray>((resolve) => {
-        const check = () => {
-          const m = out.match(pattern);
-          if (m) resolve(m);
-        };
-        child.stdout.on('data', (d) => {
-          out += d;
-          check();
-        });
-        check();
-      });
-    const port = (await line(/port (\d+)/))[1];
-    const response = fetch(`http://127.0.0.1:${port}/`).then((r) => r.text());
-    await line(/started/);
-    child.kill('SIGTERM');
-    expect(await response).toBe('finished');
-    expect(await exited).toBe(0);
-  });
-
-  it('takes a signal told twice at once (a Ctrl-C under tsx or npm) as one: the shutdown still finishes', async () => {
-    const core = new URL('../src/index.ts', import.meta.url).href;
-    const script = `
-      import { listenFc, silentLogger } from ${JSON.stringify(core)};
-      const fc = await listenFc(async (req, res) => {
-        const sigint = new Promise((r) => process.once('SIGINT', r));
-        console.log('started');
-        await sigint;
-        // Still working when the signal comes again.
-        await new Promise((r) => setTimeout(r, 300));
-        res.end('finished');
-      }, { port: 0, host: '127.0.0.1', logger: silentLogger });
+      const fc = await listenFc(${listener}, { port: 0, host: '127.0.0.1', logger: silentLogger });
       console.log('port ' + fc.port);
     `;
     const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
@@ -335,11 +293,38 @@ describe('listenFc: graceful shutdown', () => {
     child.stdout.on('data', (d) => {
       out += d;
     });
-    const line = (pattern: RegExp) =>
-      expect
-        .poll(() => out.match(pattern), { timeout: 15_000 })
-        .toBeTruthy()
-        .then(() => out.match(pattern) as RegExpMatchArray);
+    const line = async (pattern: RegExp) => {
+      await expect.poll(() => out.match(pattern), { timeout: 15_000 }).toBeTruthy();
+      return out.match(pattern) as RegExpMatchArray;
+    };
+    return { child, exited, line };
+  }
+
+  it('on SIGTERM a real process finishes its in-flight request and exits 0', async () => {
+    // Answers only once the process got SIGTERM: the request is in flight while the shutdown runs.
+    const { child, exited, line } = serverProcess(`async (req, res) => {
+      const sigterm = new Promise((r) => process.once('SIGTERM', r));
+      console.log('started');
+      await sigterm;
+      res.end('finished');
+    }`);
+    const port = (await line(/port (\d+)/))[1];
+    const response = fetch(`http://127.0.0.1:${port}/`).then((r) => r.text());
+    await line(/started/);
+    child.kill('SIGTERM');
+    expect(await response).toBe('finished');
+    expect(await exited).toBe(0);
+  });
+
+  it('takes a signal told twice at once (a Ctrl-C under tsx or npm) as one: the shutdown still finishes', async () => {
+    // Still working when the signal comes again.
+    const { child, exited, line } = serverProcess(`async (req, res) => {
+      const sigint = new Promise((r) => process.once('SIGINT', r));
+      console.log('started');
+      await sigint;
+      await new Promise((r) => setTimeout(r, 300));
+      res.end('finished');
+    }`);
     const port = (await line(/port (\d+)/))[1];
     const response = fetch(`http://127.0.0.1:${port}/`).then((r) => r.text());
     await line(/started/);
