@@ -100,9 +100,14 @@ export async function loadEntry(file: string, exportName?: string, instance?: st
     .map((name) => [name, mod[name] ?? cjs?.[name]] as const)
     .filter(([name, value]) => value !== undefined && !(name === 'default' && value === cjs))
     .map(([name, value]) => `${name} is ${kindOf(value)}`);
+  // The s.yaml names one export, which FC calls: serving another here would hide a broken deployment.
+  const named =
+    exportName && found.length > 0
+      ? `; FC calls the export the s.yaml handler names: export it, e.g. \`export const ${exportName} = createHandler(app)\``
+      : '';
   throw new FcAsyncError(
     'EntryNotServable',
     `${file} exports no Express, Koa or Fastify app and no FC handler (looked at ${names.join(', ')}` +
-      `${wrong.length ? `: ${wrong.join(', ')}` : ''}; other exports: ${found.length ? found.join(', ') : 'none'})`,
+      `${wrong.length ? `: ${wrong.join(', ')}` : ''}; other exports: ${found.length ? found.join(', ') : 'none'})${named}`,
   );
 }

@@ -399,6 +399,17 @@ describe('FC contract: async calls, tasks and destination records on the emulato
       expect(withPayload.tasks?.every((t) => typeof t.taskPayload === 'string')).toBe(true);
     });
 
+    it("refuses one function's nextToken on another function's listing", async () => {
+      for (const id of ['token_1', 'token_2']) await fire('web', '/ok', { 'x-fc-async-task-id': id });
+      const page = await list('web', { prefix: 'token_', limit: 1 });
+      expect(page.nextToken).toEqual(expect.any(String));
+      const error = await sdkError(list('aged', { prefix: 'token_', limit: 1, nextToken: page.nextToken as string }));
+      expect(error).toMatchObject({ statusCode: 400, code: 'InvalidArgument' });
+      // Its own listing takes it.
+      const next = await list('web', { prefix: 'token_', limit: 1, nextToken: page.nextToken as string });
+      expect(next.tasks).toHaveLength(1);
+    });
+
     it('filters by status and by startedTime range (inclusive)', async () => {
       const all = await list('web', { prefix: 'page_', sortOrderByTime: 'asc' });
       const times = (all.tasks ?? []).map((t) => t.startedTime as number);

@@ -156,7 +156,9 @@ describe('an entry with nothing to serve', () => {
 
   it('names a servable default export when the s.yaml handler asked for another name', async () => {
     // `handler: app.app` on a module with `export default app`.
-    await expect(loadEntry(fixture('jobs-app.ts'), 'app')).rejects.toThrow(/\(looked at app; other exports: default\)/);
+    await expect(loadEntry(fixture('jobs-app.ts'), 'app')).rejects.toThrow(
+      /\(looked at app; other exports: default\); FC calls the export the s\.yaml handler names: export it, e\.g\. `export const app = createHandler\(app\)`/,
+    );
   });
 });
 

@@ -55,12 +55,29 @@ export function listQuery(params: URLSearchParams): TaskQuery {
   return query;
 }
 
+/**
+ * A function's page token: its store's, after the function's name (each function has a store of
+ * its own, whose tokens are bound to their query but know no function).
+ */
+const tokenTag = (fn: string) => `${Buffer.from(fn).toString('base64url')}.`;
+
+/** The store's token inside `token`, refused when it came from another function's listing. */
+function storeToken(fn: string, token: string): string {
+  const tag = tokenTag(fn);
+  if (!token.startsWith(tag))
+    throw invalid('nextToken belongs to another listing (another function, or another query)');
+  return token.slice(tag.length);
+}
+
 /** ListAsyncTasks: `GET /2023-03-30/functions/{fn}/async-tasks`. */
 export async function listAsyncTasks(call: ApiCall): Promise<void> {
-  const page = await call.fn.handler.tasks.list(listQuery(call.params));
+  const query = listQuery(call.params);
+  const fn = call.fn.spec.name;
+  if (query.nextToken !== undefined) query.nextToken = storeToken(fn, query.nextToken);
+  const page = await call.fn.handler.tasks.list(query);
   sendApi(call.res, call.requestId, 200, {
     tasks: page.tasks,
-    ...(page.nextToken ? { nextToken: page.nextToken } : {}),
+    ...(page.nextToken ? { nextToken: tokenTag(fn) + page.nextToken } : {}),
   });
 }
 
