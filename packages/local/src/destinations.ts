@@ -78,6 +78,11 @@ function localFunctionDestination(target: LocalFunction): Destination {
 function destinationFor(owner: string, side: string, arn: string, ctx: DestinationContext): Destination {
   const target = parseDestinationArn(arn);
   const local = target?.kind === 'fc' ? ctx.functions.get(target.functionName) : undefined;
+  if (local && local.spec.name === owner) {
+    ctx.log.notice(
+      `${owner} ${side} → ${owner} itself: each record is the event of the next call and quotes the one before, so the chain runs until a record passes FC's 32 MB`,
+    );
+  }
   if (local) return localFunctionDestination(local);
   writableFolder(ctx.outDir);
   const file = join(ctx.outDir, `${owner}.${side}.jsonl`);

@@ -83,3 +83,52 @@ resources:
     expect(logged.filter((line) => /ERROR|WARN/.test(line))).toEqual([]);
   });
 });
+
+describe('a function whose destination is itself', () => {
+  it('is told at start, and the chain stops once a record passes 32 MB (each quotes the one before)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fc-async-local-dest-loop-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    // Answers 4 MB: each record is the one before (as its event) plus 4 MB, so a few hops reach 32 MB.
+    writeFileSync(
+      join(dir, 'fns.mjs'),
+      `export const loop = async () => ({ statusCode: 200, headers: { 'content-type': 'text/plain' }, body: 'x'.repeat(4 * 1024 * 1024) });\n`,
+    );
+    writeFileSync(
+      join(dir, 's.yaml'),
+      `edition: 3.0.0
+name: dest-loop
+resources:
+  loop:
+    component: fc3
+    props:
+      functionName: loop
+      code: ./
+      handler: fns.loop
+      triggers: [{ triggerName: http, triggerType: http }]
+      asyncInvokeConfig:
+        destinationConfig:
+          onSuccess: { destination: 'acs:fc:cn-hangzhou:0:functions/loop' }
+`,
+    );
+    const logged: string[] = [];
+    const emulator = await startEmulator({
+      config: join(dir, 's.yaml'),
+      port: 0,
+      controlPort: 0,
+      output: (line) => logged.push(line),
+    });
+    cleanups.push(() => emulator.close({ timeoutMs: 1000 }));
+    expect(logged.join('\n')).toContain('loop onSuccess → loop itself');
+
+    const res = await fetch(`${emulator.triggerUrl}/loop/`, {
+      method: 'POST',
+      headers: { 'x-fc-invocation-type': 'Async' },
+    });
+    expect(res.status).toBe(202);
+    await waitFor(() => logged.find((line) => line.includes('above the limit of 33554432')), 30_000);
+    const page = (await (
+      await fetch(`${emulator.controlUrl}/2023-03-30/functions/loop/async-tasks?limit=100`)
+    ).json()) as { tasks: unknown[] };
+    expect(page.tasks.length).toBeLessThan(12);
+  });
+});

@@ -200,6 +200,8 @@ export interface TaskApi {
 }
 
 const RETURN_PAYLOAD_CAP = 1024 * 1024;
+/** FC's largest invocation payload (a sync call's): what bounds a call FC makes itself. */
+const FC_PAYLOAD_BYTES = 32 * 1024 * 1024;
 /**
  * After a failed backend start, how long the next one waits before it is tried (on demand): a
  * flood of requests while Redis is down tries once, not once each.
@@ -471,7 +473,8 @@ export class AsyncEngine {
    * Accepts an async request: validates it, records the task, queues it and answers 202 with
    * `x-fc-request-id` and `x-fc-async-task-id`. Throws an `FcAsyncError` for a request it
    * refuses (400, 409, 429, 503); nothing is queued then. `anySize`: a call FC makes itself (a
-   * destination record), which `maxAsyncPayloadBytes` does not bound.
+   * destination record), which `maxAsyncPayloadBytes` does not bound, only FC's 32 MB of an
+   * invocation's payload (a chain of destinations, each record quoting the one before, stops there).
    */
   async accept(request: FcRequest, invocation: Invocation, anySize = false): Promise<BridgeResponse> {
     if (this.closing) {
@@ -482,8 +485,8 @@ export class AsyncEngine {
     // A caller's own task id: FC's rule (an id FC made, the request id, passes detection only).
     if (invocation.taskId !== undefined) checkCallerTaskId(invocation.taskId);
     if (!this.isReady) await this.backendReady();
-    const max = this.options.maxAsyncPayloadBytes;
-    if (request.body.length > max && !anySize) {
+    const max = anySize ? FC_PAYLOAD_BYTES : this.options.maxAsyncPayloadBytes;
+    if (request.body.length > max) {
       // FC's HTTP trigger says InvalidArgument (its API EntityTooLarge: the emulator's FC API maps it).
       throw badRequest(
         'InvalidArgument',
