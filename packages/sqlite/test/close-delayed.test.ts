@@ -77,3 +77,48 @@ describe('sqlite(): close() with a task delayed past its deadline', () => {
     expect(task?.events.map((e) => e.status)).toEqual(['Enqueued', 'Dequeued', 'Running', 'Succeeded']);
   });
 });
+
+describe('sqlite(): close() with a task backing off before a retry', () => {
+  // A retry due before the deadline was run in the drain: a failure the shutdown itself caused (a
+  // call to another function that was closing, answered 503) used up every retry within seconds.
+  it('keeps it for the next start without waiting out the backoff; the retry runs there', async () => {
+    vi.useFakeTimers({ now: T0 });
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const path = join(dir, 'tasks.db');
+    let firstRuns = 0;
+    const first = engine(path, () => {
+      firstRuns++;
+      return { statusCode: 503, headers: {}, body: 'the next function is shutting down' };
+    });
+    const request: FcRequest = { method: 'POST', url: '/chain', headers: {}, body: Buffer.from('x') };
+    const invocation = { requestId: '1-64f6d6e7-000000000000000000000002', taskId: 'chain' } as Invocation;
+    const accepting = first.accept(request, invocation);
+    await vi.advanceTimersByTimeAsync(10);
+    expect((await accepting).statusCode).toBe(202);
+    await vi.advanceTimersByTimeAsync(50);
+    expect(firstRuns).toBe(1);
+    expect((await first.tasks.get('chain'))?.status).toBe('Retrying');
+
+    let closed = false;
+    const closing = first.close({ timeoutMs: 10_000 }).then(() => {
+      closed = true;
+    });
+    // Well before the retry's backoff (1 s and up) ends.
+    await vi.advanceTimersByTimeAsync(200);
+    expect(closed).toBe(true);
+    await closing;
+    expect(firstRuns).toBe(1);
+
+    vi.setSystemTime(T0 + 60_000);
+    const second = engine(path, () => ({ statusCode: 200, headers: {}, body: 'ok' }));
+    cleanups.unshift(() => second.close({ timeoutMs: 100 }));
+    const ready = second.whenReady();
+    await vi.advanceTimersByTimeAsync(10);
+    await ready;
+    await vi.advanceTimersByTimeAsync(100);
+    await second.drain();
+    const task = await second.tasks.get('chain');
+    expect(task).toMatchObject({ status: 'Succeeded', alreadyRetriedTimes: 1 });
+  });
+});
