@@ -82,6 +82,7 @@ function fullRecord(): Required<TaskRecord> {
     lastStatusCode: 503,
     traceContext: { traceparent: TRACEPARENT },
     deliveryPending: true,
+    deliveredTo: [0, 2],
     payload: {
       method: 'PUT',
       url: '/a%20b?x=1',

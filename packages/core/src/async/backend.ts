@@ -37,6 +37,11 @@ export interface TaskRecord extends AsyncTask {
    * task that ended but whose destination call a crash cut short is delivered again on restart.
    */
   deliveryPending?: boolean | undefined;
+  /**
+   * While `deliveryPending`: the destinations of the side (their places in its list) that took the
+   * record before a shutdown cut the delivery short, so that the next start calls only the others.
+   */
+  deliveredTo?: number[] | undefined;
 }
 
 /**

@@ -32,6 +32,7 @@ const SHORT = {
   lastStatusCode: 'sc',
   traceContext: 'tc',
   deliveryPending: 'dp',
+  deliveredTo: 'dt',
 } as const satisfies { [K in keyof Omit<TaskRecord, 'payload'>]-?: string };
 const LONG: Readonly<Record<string, string>> = Object.fromEntries(Object.entries(SHORT).map(([k, v]) => [v, k]));
 
@@ -94,6 +95,7 @@ export function encodeCompactRecord(r: TaskRecord): string {
   if (r.lastStatusCode !== undefined) out += `,"sc":${json(r.lastStatusCode)}`;
   if (r.traceContext !== undefined) out += `,"tc":${json(r.traceContext)}`;
   if (r.deliveryPending !== undefined) out += `,"dp":${json(r.deliveryPending)}`;
+  if (r.deliveredTo !== undefined) out += `,"dt":${json(r.deliveredTo)}`;
   return `{${out.slice(1)}}`;
 }
 

@@ -1291,19 +1291,32 @@ export class AsyncEngine {
       }
       const destinationRecord = buildDestinationRecord(record, condition, outcome);
       const hooks = this.deps.hooks;
-      const list = wrapDestinations(targets, record, side, condition, hooks);
+      // Those that took it before a shutdown cut the delivery short are not called again.
+      const places = destinationList(targets)
+        .map((_, place) => place)
+        .filter((place) => !record.deliveredTo?.includes(place));
+      const owed = record.deliveredTo ? places.map((place) => destinationList(targets)[place] as Destination) : targets;
+      const list = wrapDestinations(owed, record, side, condition, hooks);
       const result = hooks?.delivery
         ? await hooks.delivery(record, side, condition, () => deliverResolved(list, destinationRecord, this.delivery))
         : await deliverResolved(list, destinationRecord, this.delivery);
-      // Cut short by close(): a persistent backend delivers it again on the next start.
+      // Cut short by close(): a persistent backend delivers it again on the next start, to the
+      // destinations that did not take it yet.
       const cutShort = result.status === 'Failed' && this.shutdown.signal.aborted;
       if (cutShort && this.persistent && record.deliveryPending) {
+        const took = places.filter((_, i) => result.destinations[i]?.status === 'Succeeded');
+        const deliveredTo = [...(record.deliveredTo ?? []), ...took];
+        if (took.length > 0) {
+          const noting = this.store.update(record.taskId, { deliveredTo });
+          if (isPromise(noting)) await noting;
+        }
         this.deps.logger.info('destination delivery owed: the next start makes it', { taskId: record.taskId });
         return;
       }
       const updating = this.store.update(record.taskId, {
         destinationStatus: result.status,
         deliveryPending: undefined,
+        deliveredTo: undefined,
       });
       if (isPromise(updating)) await updating;
       if (this.listeners.size > 0) {
