@@ -467,12 +467,36 @@ async function notInPlatformMode(): Promise<never> {
 export function errorResponse(error: unknown, logger: Logger, requestId?: string): BridgeResponse {
   // A refusal fc-async decided on (a 503 while shutting down too) is no failure: no stack logged.
   if (isFcAsyncError(error) && (error.statusCode < 500 || isDeliberate503(error))) {
-    logger.warn('request rejected', { requestId, code: error.code, message: error.message });
+    if (error.statusCode === 429) noteThrottled(logger, error);
+    else logger.warn('request rejected', { requestId, code: error.code, message: error.message });
     return jsonResponse(error.statusCode, error.toJSON(), error.headers);
   }
   logger.error('invocation failed', { requestId, error });
   if (isFcAsyncError(error)) return jsonResponse(error.statusCode, error.toJSON(), error.headers);
   return jsonResponse(500, { code: 'InternalError', message: 'Internal Server Error' });
+}
+
+/** How often a logger is told that async requests are being refused 429 (a burst refuses thousands). */
+const THROTTLED_LOG_MS = 10_000;
+const throttled = new WeakMap<Logger, { at: number; refused: number }>();
+
+/**
+ * A 429 (the queue is full): the caller has its answer and `Retry-After`; the log gets one line per
+ * 10 s at most, with how many were refused since the last one, rather than one per request.
+ */
+function noteThrottled(logger: Logger, error: FcAsyncError): void {
+  const now = Date.now();
+  const last = throttled.get(logger);
+  if (last && now - last.at < THROTTLED_LOG_MS) {
+    last.refused++;
+    return;
+  }
+  logger.warn('async requests refused with 429: the queue is full', {
+    code: error.code,
+    message: error.message,
+    refusedSinceLastLine: last?.refused ?? 0,
+  });
+  throttled.set(logger, { at: now, refused: 0 });
 }
 
 /** A 503 fc-async answers by design (closing), rather than because something under it failed. */

@@ -117,7 +117,7 @@ describe('accepting an async request (local mode)', () => {
   it('429 with Retry-After when maxQueuedTasks are waiting, and queues nothing', async () => {
     const gate = deferred();
     const running = deferred();
-    const { handler } = setup(
+    const { handler, logger } = setup(
       async (req, res) => {
         running.resolve();
         await gate.promise;
@@ -135,6 +135,10 @@ describe('accepting an async request (local mode)', () => {
     expect(rejected.headers['retry-after']).toBe('1');
     expect(json(rejected)).toMatchObject({ code: 'ResourceThrottled' });
     expect((await handler.tasks.list()).tasks).toHaveLength(3);
+    // Three refusals, one log line (a burst refuses thousands): at most one each 10 s.
+    expect(logger.entries.filter((e) => e.level === 'warn').map((e) => e.message)).toEqual([
+      'async requests refused with 429: the queue is full',
+    ]);
     gate.resolve();
     await handler.drain();
   });
