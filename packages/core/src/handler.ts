@@ -478,25 +478,29 @@ export function errorResponse(error: unknown, logger: Logger, requestId?: string
 
 /** How often a logger is told that async requests are being refused 429 (a burst refuses thousands). */
 const THROTTLED_LOG_MS = 10_000;
-const throttled = new WeakMap<Logger, { at: number; refused: number }>();
+/** Loggers told of a 429 in the last 10 s, with how many more were refused since. */
+const throttled = new WeakMap<Logger, { refused: number }>();
 
 /**
- * A 429 (the queue is full): the caller has its answer and `Retry-After`; the log gets one line per
- * 10 s at most, with how many were refused since the last one, rather than one per request.
+ * A 429 (the queue is full): the caller has its answer and `Retry-After`; the log gets the first
+ * of a burst, then, 10 s later, how many more were refused (a timer that keeps no process alive),
+ * rather than one line per request.
  */
 function noteThrottled(logger: Logger, error: FcAsyncError): void {
-  const now = Date.now();
-  const last = throttled.get(logger);
-  if (last && now - last.at < THROTTLED_LOG_MS) {
-    last.refused++;
+  const window = throttled.get(logger);
+  if (window) {
+    window.refused++;
     return;
   }
-  logger.warn('async requests refused with 429: the queue is full', {
-    code: error.code,
-    message: error.message,
-    refusedSinceLastLine: last?.refused ?? 0,
-  });
-  throttled.set(logger, { at: now, refused: 0 });
+  logger.warn('async requests refused with 429: the queue is full', { code: error.code, message: error.message });
+  const opened = { refused: 0 };
+  throttled.set(logger, opened);
+  setTimeout(() => {
+    throttled.delete(logger);
+    if (opened.refused > 0) {
+      logger.warn('async requests refused with 429 in the last 10 s', { code: error.code, refused: opened.refused });
+    }
+  }, THROTTLED_LOG_MS).unref();
 }
 
 /** A 503 fc-async answers by design (closing), rather than because something under it failed. */

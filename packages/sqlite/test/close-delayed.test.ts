@@ -122,3 +122,34 @@ describe('sqlite(): close() with a task backing off before a retry', () => {
     expect(task).toMatchObject({ status: 'Succeeded', alreadyRetriedTimes: 1 });
   });
 });
+
+describe('sqlite(): close({ timeoutMs: Infinity }) with a task backing off', () => {
+  it('waits for the retry, as Infinity says: the task ends before close() does', async () => {
+    vi.useFakeTimers({ now: T0 });
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    let runs = 0;
+    const first = engine(join(dir, 'tasks.db'), () => {
+      runs++;
+      return runs === 1 ? { statusCode: 500, headers: {}, body: 'once' } : { statusCode: 200, headers: {}, body: 'ok' };
+    });
+    const request: FcRequest = { method: 'POST', url: '/retry', headers: {}, body: Buffer.from('x') };
+    const invocation = { requestId: '1-64f6d6e7-000000000000000000000003', taskId: 'retry' } as Invocation;
+    const accepting = first.accept(request, invocation);
+    await vi.advanceTimersByTimeAsync(10);
+    expect((await accepting).statusCode).toBe(202);
+    await vi.advanceTimersByTimeAsync(50);
+    expect(runs).toBe(1);
+
+    let closed = false;
+    const closing = first.close({ timeoutMs: Number.POSITIVE_INFINITY }).then(() => {
+      closed = true;
+    });
+    await vi.advanceTimersByTimeAsync(200);
+    expect(closed).toBe(false);
+    // Past the backoff (1 s with jitter, at most 2 s): the retry runs, and close() ends.
+    await vi.advanceTimersByTimeAsync(3_000);
+    await closing;
+    expect(runs).toBe(2);
+  });
+});

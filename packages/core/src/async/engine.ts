@@ -671,7 +671,7 @@ export class AsyncEngine {
    * Whether nothing can happen before `deadlineAt`: no job runs or is being processed, no stop is
    * under way, every task not done has a job waiting in the queue (so none is being delivered,
    * accepted or recovered), and the earliest of them is due after `deadlineAt` (with a persistent
-   * backend, after now: it keeps them).
+   * backend and a deadline at all, after now: it keeps them).
    */
   private parked(deadlineAt: number): boolean {
     const queue = this.queue;
@@ -682,7 +682,7 @@ export class AsyncEngine {
     // A persistent backend keeps what waits for the next start: a retry's backoff or a delay is
     // not waited out (a retry that failed because the shutdown was under way, a call to another
     // function that was closing, would use up its retries in the drain).
-    return next > deadlineAt || (this.persistent && next > Date.now());
+    return next > deadlineAt || (this.persistent && Number.isFinite(deadlineAt) && next > Date.now());
   }
 
   /** The record of a task being accepted, with the trace context the `accepted` hook gives it. */

@@ -1,0 +1,35 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { errorResponse, FcAsyncError } from '../src/index.js';
+import { memoryLogger } from './helpers.js';
+
+// A burst refused 429 (the queue full) logs its first refusal, then once how many more followed
+// within 10 s: not one line per request (8,000 refusals wrote 7,892 lines), and no count lost.
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+const throttled = () =>
+  new FcAsyncError('ResourceThrottled', '2 async tasks are already waiting; retry later', {
+    statusCode: 429,
+    headers: { 'retry-after': '1' },
+  });
+
+describe('429 answers in the log', () => {
+  it('one line for the first of a burst, one with the count of the rest 10 s later, then a new burst starts over', () => {
+    vi.useFakeTimers();
+    const logger = memoryLogger();
+    for (let i = 0; i < 8000; i++) expect(errorResponse(throttled(), logger, `r${i}`).statusCode).toBe(429);
+    expect(logger.entries.map((e) => e.message)).toEqual(['async requests refused with 429: the queue is full']);
+    vi.advanceTimersByTime(10_000);
+    expect(logger.entries.at(-1)).toMatchObject({
+      message: 'async requests refused with 429 in the last 10 s',
+      fields: { refused: 7999 },
+    });
+    errorResponse(throttled(), logger, 'later');
+    expect(logger.entries).toHaveLength(3);
+    vi.advanceTimersByTime(10_000);
+    // Nothing more refused in that window: nothing more to say.
+    expect(logger.entries).toHaveLength(3);
+  });
+});
