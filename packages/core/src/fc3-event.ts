@@ -27,7 +27,8 @@ export interface FcHttpEventInit {
    */
   headers?: Record<string, string | readonly string[] | undefined> | undefined;
   /**
-   * A string is UTF-8 text; bytes (a `Buffer`, any typed array, a `DataView`, an `ArrayBuffer` or
+   * A string is UTF-8 text (`Content-Type: text/plain; charset=utf-8` unless `headers` name a
+   * type, as fetch sends one); bytes (a `Buffer`, any typed array, a `DataView`, an `ArrayBuffer` or
    * a `SharedArrayBuffer`) are sent as they are; `URLSearchParams` as a form
    * (`application/x-www-form-urlencoded` unless `headers` name a type); any other object as JSON,
    * with `Content-Type: application/json` unless `headers` name a type. A `Blob` is refused (read
@@ -178,7 +179,8 @@ function checkInit(init: FcHttpEventInit): void {
 /** The body's bytes, and the content type its kind implies (JSON, a form), if any. */
 function bodyOf(body: FcHttpEventInit['body']): { bytes: Buffer; type?: string } {
   if (body === undefined) return { bytes: Buffer.alloc(0) };
-  if (typeof body === 'string') return { bytes: Buffer.from(body, 'utf8') };
+  // As fetch sends a string: text, unless `headers` name a type.
+  if (typeof body === 'string') return { bytes: Buffer.from(body, 'utf8'), type: 'text/plain; charset=utf-8' };
   if (ArrayBuffer.isView(body)) return { bytes: Buffer.from(body.buffer, body.byteOffset, body.byteLength) };
   // Any realm's ArrayBuffer, and a SharedArrayBuffer (`instanceof` would miss both).
   if (types.isAnyArrayBuffer(body)) return { bytes: Buffer.from(new Uint8Array(body)) };
@@ -208,7 +210,7 @@ function bodyOf(body: FcHttpEventInit['body']): { bytes: Buffer; type?: string }
  */
 function unreadBody(body: object): string | undefined {
   if (typeof FormData === 'function' && body instanceof FormData) {
-    return "a FormData: encode it first (`const r = new Response(form)`; then `body: Buffer.from(await r.arrayBuffer())` and `headers: { 'content-type': r.headers.get('content-type') }`)";
+    return "a FormData: encode it first (`const r = new Response(form)`; then `body: Buffer.from(await r.arrayBuffer())` and `headers: { 'content-type': r.headers.get('content-type') ?? undefined }`)";
   }
   const b = body as { getReader?: unknown; pipe?: unknown; then?: unknown };
   if (typeof b.getReader === 'function' || typeof b.pipe === 'function' || Symbol.asyncIterator in body) {

@@ -24,10 +24,15 @@ describe('fcHttpEvent', () => {
     expect(event).toEqual({
       version: 'v1',
       rawPath: '/caf%C3%A9/jobs',
-      // No Content-Type: not one of FC's text types, so base64.
-      body: Buffer.from('plain').toString('base64'),
-      isBase64Encoded: true,
-      headers: { Host: 'demo.cn-hangzhou.fcapp.run', 'User-Agent': 'curl/8', 'X-Trace': '1,2' },
+      // A string is text, as fetch sends it: a Fastify or body-parser route takes it.
+      body: 'plain',
+      isBase64Encoded: false,
+      headers: {
+        'Content-Type': 'text/plain; charset=utf-8',
+        Host: 'demo.cn-hangzhou.fcapp.run',
+        'User-Agent': 'curl/8',
+        'X-Trace': '1,2',
+      },
       queryParameters: { tag: 'a,b', q: 'hello world' },
       requestContext: {
         accountId: '123',
@@ -53,6 +58,9 @@ describe('fcHttpEvent', () => {
     expect(binary).toMatchObject({ body: png.toString('base64'), isBase64Encoded: true });
     const typed = fcHttpEvent({ headers: { 'Content-Type': 'text/plain' }, body: { not: 'json' } });
     expect(typed.headers).toEqual({ 'Content-Type': 'text/plain' });
+    // A string with a type of its own keeps it: not one of FC's text types, so base64.
+    const octets = fcHttpEvent({ headers: { 'content-type': 'application/octet-stream' }, body: 'raw' });
+    expect(octets).toMatchObject({ body: Buffer.from('raw').toString('base64'), isBase64Encoded: true });
     expect(fcHttpEvent()).toMatchObject({ rawPath: '/', body: '', isBase64Encoded: false, headers: {} });
   });
 
@@ -114,7 +122,7 @@ describe('fcHttpEvent', () => {
     const encoded = new Response(form);
     const event = fcHttpEvent({
       method: 'POST',
-      headers: { 'content-type': encoded.headers.get('content-type') as string },
+      headers: { 'content-type': encoded.headers.get('content-type') ?? undefined },
       body: Buffer.from(await encoded.arrayBuffer()),
     });
     expect(event.isBase64Encoded).toBe(true);
