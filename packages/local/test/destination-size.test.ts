@@ -14,6 +14,19 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
+/** The emulator on the s.yaml in `dir`, its log lines kept. */
+async function serve(dir: string) {
+  const logged: string[] = [];
+  const emulator = await startEmulator({
+    config: join(dir, 's.yaml'),
+    port: 0,
+    controlPort: 0,
+    output: (line) => logged.push(line),
+  });
+  cleanups.push(() => emulator.close({ timeoutMs: 1000 }));
+  return { emulator, logged };
+}
+
 describe('a destination function and a large record', () => {
   it('receives the record of a task whose body is near the async limit', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fc-async-local-dest-size-'));
@@ -54,14 +67,7 @@ resources:
       handler: fns.dest
 `,
     );
-    const logged: string[] = [];
-    const emulator = await startEmulator({
-      config: join(dir, 's.yaml'),
-      port: 0,
-      controlPort: 0,
-      output: (line) => logged.push(line),
-    });
-    cleanups.push(() => emulator.close({ timeoutMs: 1000 }));
+    const { emulator, logged } = await serve(dir);
 
     const body = Buffer.alloc(120 * 1024, 7);
     const res = await fetch(`${emulator.triggerUrl}/upload/`, {
@@ -110,14 +116,7 @@ resources:
           onSuccess: { destination: 'acs:fc:cn-hangzhou:0:functions/loop' }
 `,
     );
-    const logged: string[] = [];
-    const emulator = await startEmulator({
-      config: join(dir, 's.yaml'),
-      port: 0,
-      controlPort: 0,
-      output: (line) => logged.push(line),
-    });
-    cleanups.push(() => emulator.close({ timeoutMs: 1000 }));
+    const { emulator, logged } = await serve(dir);
     expect(logged.join('\n')).toContain('loop onSuccess → loop itself');
 
     const res = await fetch(`${emulator.triggerUrl}/loop/`, {

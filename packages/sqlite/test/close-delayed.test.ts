@@ -28,27 +28,32 @@ function engine(path: string, run: () => BridgeResponse): AsyncEngine {
   });
 }
 
+/** A task file in a fresh folder, the fake clock at T0. */
+function fakeClockFile(): string {
+  vi.useFakeTimers({ now: T0 });
+  const { dir, cleanup } = tempDir();
+  cleanups.push(cleanup);
+  return join(dir, 'tasks.db');
+}
+
+/** Accepts one POST of task `taskId` (its request id numbered `n`), the clock moved on until its 202. */
+async function acceptOne(on: AsyncEngine, taskId: string, n: number, headers: FcRequest['headers'] = {}) {
+  const request: FcRequest = { method: 'POST', url: `/${taskId}`, headers, body: Buffer.from('x') };
+  const invocation = { requestId: `1-64f6d6e7-00000000000000000000000${n}`, taskId } as Invocation;
+  const accepting = on.accept(request, invocation);
+  await vi.advanceTimersByTimeAsync(10);
+  expect((await accepting).statusCode).toBe(202);
+}
+
 // The clock is fake: "before the deadline" is told by how far it was moved, not by how long the
 // test took. The store's commits wait for a turn of the event loop, which the fake clock runs.
 describe('sqlite(): close() with a task delayed past its deadline', () => {
   it('ends without waiting for the deadline and keeps the task, which runs after a restart once due', async () => {
-    vi.useFakeTimers({ now: T0 });
-    const { dir, cleanup } = tempDir();
-    cleanups.push(cleanup);
-    const path = join(dir, 'tasks.db');
+    const path = fakeClockFile();
     const first = engine(path, () => {
       throw new Error('must not run in the first process');
     });
-    const request: FcRequest = {
-      method: 'POST',
-      url: '/later',
-      headers: { 'x-fc-async-delay': '3599' },
-      body: Buffer.from('x'),
-    };
-    const invocation = { requestId: '1-64f6d6e7-000000000000000000000001', taskId: 'later' } as Invocation;
-    const accepting = first.accept(request, invocation);
-    await vi.advanceTimersByTimeAsync(10);
-    expect((await accepting).statusCode).toBe(202);
+    await acceptOne(first, 'later', 1, { 'x-fc-async-delay': '3599' });
 
     let closed = false;
     const closing = first.close({ timeoutMs: 5_000 }).then(() => {
@@ -82,20 +87,13 @@ describe('sqlite(): close() with a task backing off before a retry', () => {
   // A retry due before the deadline was run in the drain: a failure the shutdown itself caused (a
   // call to another function that was closing, answered 503) used up every retry within seconds.
   it('keeps it for the next start without waiting out the backoff; the retry runs there', async () => {
-    vi.useFakeTimers({ now: T0 });
-    const { dir, cleanup } = tempDir();
-    cleanups.push(cleanup);
-    const path = join(dir, 'tasks.db');
+    const path = fakeClockFile();
     let firstRuns = 0;
     const first = engine(path, () => {
       firstRuns++;
       return { statusCode: 503, headers: {}, body: 'the next function is shutting down' };
     });
-    const request: FcRequest = { method: 'POST', url: '/chain', headers: {}, body: Buffer.from('x') };
-    const invocation = { requestId: '1-64f6d6e7-000000000000000000000002', taskId: 'chain' } as Invocation;
-    const accepting = first.accept(request, invocation);
-    await vi.advanceTimersByTimeAsync(10);
-    expect((await accepting).statusCode).toBe(202);
+    await acceptOne(first, 'chain', 2);
     await vi.advanceTimersByTimeAsync(50);
     expect(firstRuns).toBe(1);
     expect((await first.tasks.get('chain'))?.status).toBe('Retrying');
@@ -125,19 +123,12 @@ describe('sqlite(): close() with a task backing off before a retry', () => {
 
 describe('sqlite(): close({ timeoutMs: Infinity }) with a task backing off', () => {
   it('waits for the retry, as Infinity says: the task ends before close() does', async () => {
-    vi.useFakeTimers({ now: T0 });
-    const { dir, cleanup } = tempDir();
-    cleanups.push(cleanup);
     let runs = 0;
-    const first = engine(join(dir, 'tasks.db'), () => {
+    const first = engine(fakeClockFile(), () => {
       runs++;
       return runs === 1 ? { statusCode: 500, headers: {}, body: 'once' } : { statusCode: 200, headers: {}, body: 'ok' };
     });
-    const request: FcRequest = { method: 'POST', url: '/retry', headers: {}, body: Buffer.from('x') };
-    const invocation = { requestId: '1-64f6d6e7-000000000000000000000003', taskId: 'retry' } as Invocation;
-    const accepting = first.accept(request, invocation);
-    await vi.advanceTimersByTimeAsync(10);
-    expect((await accepting).statusCode).toBe(202);
+    await acceptOne(first, 'retry', 3);
     await vi.advanceTimersByTimeAsync(50);
     expect(runs).toBe(1);
 
