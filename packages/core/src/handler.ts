@@ -185,26 +185,12 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
           hooks: tracing.engineHooks,
         })
       : undefined;
-  const platform =
-    mode === 'platform'
-      ? new PlatformAsync(asyncOptions, {
-          logger,
-          destinations: options.destinations,
-          redact,
-          run,
-          hooks: tracing.engineHooks,
-        })
-      : undefined;
-  // Local mode: an async attempt a queue in front already accepted, as platform mode runs FC's.
+  const platformDeps = { logger, destinations: options.destinations, redact, run, hooks: tracing.engineHooks };
+  const platform = mode === 'platform' ? new PlatformAsync(asyncOptions, platformDeps) : undefined;
+  // Local mode: an async attempt a queue in front already accepted, run as platform mode runs FC's.
   let upstream: PlatformAsync | undefined;
   const upstreamAttempts = () => {
-    upstream ??= new PlatformAsync(asyncOptions, {
-      logger,
-      destinations: options.destinations,
-      redact,
-      run,
-      hooks: tracing.engineHooks,
-    });
+    upstream ??= new PlatformAsync(asyncOptions, platformDeps);
     return upstream;
   };
 

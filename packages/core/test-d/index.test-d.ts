@@ -220,3 +220,11 @@ expectAssignable<eo.FcHttpEventInit>({ headers: maybe({}) });
 expectAssignable<eo.FcClientConfig>({ accessKeyId: 'a', accessKeySecret: 'b', securityToken: maybe('t') });
 expectType<number>(eo.normaliseQuery({}).limit);
 expectType<number>(eo.backoffDelay(2, { baseMs: 1000, maxMs: 60_000, jitter: 'none' } satisfies eo.ResolvedBackoff));
+
+// Twelfth session's additions: app error logging, the middleware's logger, the engine's timeout, memory's byte bound.
+expectType<boolean>(eo.isInvocationAbort(new Error('x'), undefined));
+expectType<void>(eo.logAppError(eo.silentLogger, 'express', new Error('x'), undefined));
+expectType<eo.Logger>(eo.createFcRuntime().logger);
+expectType<number>(({} as eo.AsyncEngine).timeoutSeconds);
+expectAssignable<eo.MemoryBackendOptions>({ maxBytes: maybe(1024) });
+expectError(eo.memory({ maxBytes: '1 MB' }));

@@ -1292,10 +1292,9 @@ export class AsyncEngine {
       const destinationRecord = buildDestinationRecord(record, condition, outcome);
       const hooks = this.deps.hooks;
       // Those that took it before a shutdown cut the delivery short are not called again.
-      const places = destinationList(targets)
-        .map((_, place) => place)
-        .filter((place) => !record.deliveredTo?.includes(place));
-      const owed = record.deliveredTo ? places.map((place) => destinationList(targets)[place] as Destination) : targets;
+      const all = destinationList(targets);
+      const places = all.map((_, place) => place).filter((place) => !record.deliveredTo?.includes(place));
+      const owed = record.deliveredTo ? places.map((place) => all[place] as Destination) : targets;
       const list = wrapDestinations(owed, record, side, condition, hooks);
       const result = hooks?.delivery
         ? await hooks.delivery(record, side, condition, () => deliverResolved(list, destinationRecord, this.delivery))

@@ -58,7 +58,7 @@ export interface AsyncOptions {
   mode?: AsyncMode | undefined;
   /** Attempts running at once (local mode). @default 10 */
   concurrency?: number | undefined;
-  /** Tasks waiting (queued, delayed or backing off) before new ones get 429. @default 10000 */
+  /** Tasks waiting (queued, delayed, backing off, or being delivered) before new ones get 429. @default 10000 */
   maxQueuedTasks?: number | undefined;
   /** Largest async request body; larger answers 400 `InvalidArgument`, as FC's HTTP trigger does. @default 131072 (128 KB) */
   maxAsyncPayloadBytes?: number | undefined;

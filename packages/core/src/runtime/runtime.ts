@@ -21,7 +21,6 @@ import { readNodeRequest } from './read.js';
 import type { FcAsyncControls, FcRuntime, FcRuntimeOptions, ReplayTarget } from './types.js';
 import { isFcFailure, markFcFailure } from './write.js';
 
-const replayed = new WeakSet<object>();
 /** SERVER spans of requests the middleware passed on to the app, for `proceed`. */
 const spans = new WeakMap<object, InvocationSpan>();
 const registry = new WeakMap<object, Set<FcAsyncControls>>();
@@ -105,10 +104,8 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
 
   const run = async (request: FcRequest, invocation: Invocation): Promise<BridgeResponse> => {
     if (!listener) await whenBound;
-    const attach = (req: object) => {
-      setInvocation(req, invocation);
-      replayed.add(req);
-    };
+    // Its invocation set: the middleware passes the replay on (see `handle`).
+    const attach = (req: object) => setInvocation(req, invocation);
     if (routeOf && tracing.isTracing(invocation)) {
       return runWithRoute(listener as NodeHandler, request, invocation, routeOf, attach);
     }
@@ -169,7 +166,7 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
       // Its own replays, and a request an fc-async handler around the app already took (the app
       // given to createHandler(), or served by `fc-async dev`, with this middleware in it): that
       // handler answers async calls and runs their attempts; a second layer would queue each again.
-      if (replayed.has(req) || getInvocation(req) !== undefined) return undefined;
+      if (getInvocation(req) !== undefined) return undefined;
       const startSpan = () =>
         tracing.startInvocationSpan({
           method: req.method ?? 'GET',
