@@ -215,8 +215,11 @@ function engineHold(opened: Promise<void>, isOpen: () => boolean, startedEarly: 
         name: backend.name,
         persistent: backend.persistent,
         create: (context) => {
+          // Disowned first: a wait for this engine after the entry loaded (a warm-up timer of the
+          // entry) while another entry still loads starts it early, but the emulator's engine keeps the backend.
+          if (disowned) return memory().create(context);
           if (startedBeforeOpen.has(given)) return (ungated.get(backend) ?? backend).create(context);
-          return (disowned ? memory() : backend).create(context);
+          return backend.create(context);
         },
       };
       held = given;
@@ -232,7 +235,7 @@ function engineHold(opened: Promise<void>, isOpen: () => boolean, startedEarly: 
         waited() {
           if (isOpen()) return;
           startedBeforeOpen.add(backend);
-          if (backend.persistent) startedEarly();
+          if (backend.persistent && !(disowned && backend === held)) startedEarly();
           startNow();
         },
       };

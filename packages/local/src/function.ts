@@ -8,6 +8,7 @@ import {
   type FcHttpResult,
   type FcRequest,
   holdEngineStarts,
+  type Logger,
   newRequestId,
   parseFcEvent,
 } from '@fc-async/core';
@@ -122,7 +123,7 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
     ...spec.environmentVariables,
   };
   const options: FcHandlerOptions = {
-    logger: deps.log.logger,
+    logger: namedLogger(deps.log.logger, spec.name),
     env,
     async: {
       mode: 'local',
@@ -282,6 +283,20 @@ function localFunction(
       );
       return { result: strip(await answer), requestId };
     },
+  };
+}
+
+/**
+ * The emulator's logger for one function's handler: each line names the function, as functions of one
+ * s.yaml share the log (and the 429 notice, which a logger gets once per 10 s, is then one per function).
+ */
+function namedLogger(logger: Logger, name: string): Logger {
+  const named = (fields: Record<string, unknown> | undefined) => ({ function: name, ...fields });
+  return {
+    debug: (message, fields) => logger.debug(message, named(fields)),
+    info: (message, fields) => logger.info(message, named(fields)),
+    warn: (message, fields) => logger.warn(message, named(fields)),
+    error: (message, fields) => logger.error(message, named(fields)),
   };
 }
 

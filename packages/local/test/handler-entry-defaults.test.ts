@@ -325,3 +325,46 @@ ${exported}
     expect(lines.filter((line) => /ERROR|in use/.test(line))).toEqual([]);
   });
 });
+
+describe('a plain handler over an fc-async handler that its module waits for once loaded, another entry still loading', () => {
+  // The inner engine's wait came after the emulator had taken the backend for its own engine (the
+  // entry had loaded) but before the gate opened (another function's entry still loading): the
+  // inner engine got the real task file too, and the start failed with SQLITE_BUSY.
+  it('starts with one engine on the task file, and runs the task once', async () => {
+    const dir = folder();
+    const runs = join(dir, 'runs.log');
+    writeFileSync(runs, '');
+    writeFileSync(
+      join(dir, 'orders.mjs'),
+      `import { appendFileSync } from 'node:fs';
+import { createFcHandler } from ${url('@fc-async/core')};
+const inner = createFcHandler((req, res) => { appendFileSync(${JSON.stringify(runs)}, req.url + '\\n'); res.end('ok'); });
+setTimeout(() => void inner.engine.whenReady(), 0);
+export async function handler(event, context) { return inner(event, context); }
+`,
+    );
+    writeFileSync(
+      join(dir, 'slow.mjs'),
+      'await new Promise((r) => setTimeout(r, 300));\nexport const handler = async () => "slow";\n',
+    );
+    const slow = `  slow:
+    component: fc3
+    props:
+      functionName: slow
+      runtime: nodejs20
+      code: ./
+      handler: slow.handler
+      triggers:
+        - triggerName: http
+          triggerType: http
+`;
+    const config = join(dir, 's.yaml');
+    writeFileSync(config, sYaml('', slow));
+    const lines: string[] = [];
+    const emulator = await start({ config, store: `sqlite:${join(dir, 'tasks.db')}` }, lines);
+    await accept(`${emulator.triggerUrl}/orders`, 'late_wait_1');
+    await waitFor(async () => (await task(emulator.controlUrl, 'orders', 'late_wait_1')).status === 'Succeeded');
+    expect(readFileSync(runs, 'utf8')).toBe('/\n');
+    expect(lines.filter((line) => /ERROR|in use|waited for its async backend/.test(line))).toEqual([]);
+  });
+});

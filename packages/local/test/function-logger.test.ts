@@ -1,0 +1,55 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import { startEmulator } from '../src/index.js';
+
+// The functions of one s.yaml share the emulator's log: what their handlers log names the function.
+// The 429 notice, logged once per logger and 10 s, hid that a second function was refusing too.
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+const fn = (name: string) => `  ${name}:
+    component: fc3
+    props:
+      functionName: ${name}
+      runtime: nodejs20
+      code: ./
+      handler: app.handler
+      triggers:
+        - triggerName: http
+          triggerType: http
+`;
+
+it("names the function in its handler's log lines: a full queue on each of two functions is told for each", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fc-async-function-logger-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'app.mjs'), 'export const handler = async () => "ok";\n');
+  writeFileSync(join(dir, 's.yaml'), `edition: 3.0.0\nname: logs\nresources:\n${fn('orders')}${fn('emails')}`);
+  const lines: string[] = [];
+  const emulator = await startEmulator({
+    config: join(dir, 's.yaml'),
+    port: 0,
+    controlPort: 0,
+    maxQueuedTasks: 1,
+    output: (line) => lines.push(line),
+  });
+  cleanups.push(() => emulator.close({ timeoutMs: 500 }));
+  const statuses: number[] = [];
+  for (const name of ['orders', 'orders', 'emails', 'emails']) {
+    const res = await fetch(`${emulator.triggerUrl}/${name}/`, {
+      method: 'POST',
+      headers: { 'x-fc-invocation-type': 'Async', 'x-fc-async-delay': '3599' },
+      body: '{}',
+    });
+    statuses.push(res.status);
+  }
+  expect(statuses).toEqual([202, 429, 202, 429]);
+  const refused = lines.filter((line) => line.includes('refused with 429'));
+  expect(refused).toHaveLength(2);
+  expect(refused[0]).toContain('function=orders');
+  expect(refused[1]).toContain('function=emails');
+});
