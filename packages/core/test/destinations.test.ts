@@ -846,3 +846,18 @@ describe('fcFunctionDestination', () => {
     }
   });
 });
+
+describe('httpDestination() on a runtime without fetch (Node.js 16)', () => {
+  it('refuses at creation, naming what it needs, rather than failing every delivery', () => {
+    vi.stubGlobal('fetch', undefined);
+    vi.stubGlobal('Headers', undefined);
+    try {
+      expect(() => httpDestination('https://hooks.example.com/fc')).toThrow(
+        'httpDestination() needs the fetch API: run on Node.js 20.11 or newer',
+      );
+    } finally {
+      vi.unstubAllGlobals();
+    }
+    expect(() => httpDestination('https://hooks.example.com/fc')).not.toThrow();
+  });
+});

@@ -44,6 +44,10 @@ export interface HttpDestinationOptions {
  * ```
  */
 export function httpDestination(url: string | URL, options?: HttpDestinationOptions): Destination {
+  // Node.js 16 (an FC nodejs16 runtime) has neither: every delivery would fail with a ReferenceError.
+  if (typeof fetch !== 'function' || typeof Headers !== 'function') {
+    throw new TypeError('httpDestination() needs the fetch API: run on Node.js 20.11 or newer');
+  }
   const target = parseUrl(url);
   const opts = objectOption('options', options, 'httpDestination()', ['secret', 'headers', 'timeoutMs', 'retries']);
   const secrets = opts.secret === undefined ? undefined : secretList(opts.secret, 'secret');
