@@ -21,16 +21,16 @@
  * ```
  */
 export interface FcHttpEvent {
-  version?: string;
+  version?: string | undefined;
   /** URL-encoded path. */
   rawPath: string;
-  body?: string;
-  isBase64Encoded?: boolean;
+  body?: string | undefined;
+  isBase64Encoded?: boolean | undefined;
   /** Canonicalised keys; repeated headers joined with commas. */
-  headers?: Record<string, string>;
+  headers?: Record<string, string> | undefined;
   /** Decoded values; repeated parameters joined with commas. */
-  queryParameters?: Record<string, string>;
-  requestContext?: FcHttpRequestContext;
+  queryParameters?: Record<string, string> | undefined;
+  requestContext?: FcHttpRequestContext | undefined;
 }
 
 /**
@@ -44,21 +44,21 @@ export interface FcHttpEvent {
  * ```
  */
 export interface FcHttpRequestContext {
-  accountId?: string;
-  domainName?: string;
-  domainPrefix?: string;
+  accountId?: string | undefined;
+  domainName?: string | undefined;
+  domainPrefix?: string | undefined;
   http: {
     method: string;
     /** Decoded path. */
-    path?: string;
-    protocol?: string;
-    sourceIp?: string;
-    userAgent?: string;
+    path?: string | undefined;
+    protocol?: string | undefined;
+    sourceIp?: string | undefined;
+    userAgent?: string | undefined;
   };
-  requestId?: string;
-  time?: string;
+  requestId?: string | undefined;
+  time?: string | undefined;
   /** Milliseconds since the epoch, as a string. */
-  timeEpoch?: string;
+  timeEpoch?: string | undefined;
 }
 
 /**
@@ -87,9 +87,9 @@ export interface FcHttpResult {
  * ```
  */
 export interface FcCredentials {
-  accessKeyId?: string;
-  accessKeySecret?: string;
-  securityToken?: string;
+  accessKeyId?: string | undefined;
+  accessKeySecret?: string | undefined;
+  securityToken?: string | undefined;
 }
 
 /**
@@ -102,27 +102,27 @@ export interface FcCredentials {
  * ```
  */
 export interface FcContext {
-  requestId?: string;
-  credentials?: FcCredentials;
-  function?: { name?: string; handler?: string; memory?: number; timeout?: number };
+  requestId?: string | undefined;
+  credentials?: FcCredentials | undefined;
+  function?: { name?: string | undefined; handler?: string | undefined; memory?: number | undefined; timeout?: number | undefined } | undefined;
   service?: {
-    name?: string;
-    logProject?: string;
-    logStore?: string;
-    qualifier?: string;
-    versionId?: string;
+    name?: string | undefined;
+    logProject?: string | undefined;
+    logStore?: string | undefined;
+    qualifier?: string | undefined;
+    versionId?: string | undefined;
   };
-  region?: string;
-  accountId?: string;
+  region?: string | undefined;
+  accountId?: string | undefined;
   logger?: unknown;
   /** FC 2.0 only. */
   tracing?: {
-    openTracingSpanContext?: string;
-    openTracingSpanBaggages?: Record<string, string>;
-    jaegerEndpoint?: string;
+    openTracingSpanContext?: string | undefined;
+    openTracingSpanBaggages?: Record<string, string> | undefined;
+    jaegerEndpoint?: string | undefined;
   };
   /** FC 3.0 exposes the retry count of async invocations here in some runtimes; fc-async reads it as `x-fc-retry-count`. */
-  retryCount?: number;
+  retryCount?: number | undefined;
 }
 
 /**
@@ -137,11 +137,11 @@ export interface FcContext {
 export interface Fc2Request extends AsyncIterable<unknown> {
   headers: Record<string, string | string[] | undefined>;
   path: string;
-  queries?: Record<string, string | string[]>;
+  queries?: Record<string, string | string[]> | undefined;
   method: string;
-  clientIP?: string;
-  url?: string;
-  body?: Buffer | string;
+  clientIP?: string | undefined;
+  url?: string | undefined;
+  body?: Buffer | string | undefined;
   on?(event: string, listener: (...args: unknown[]) => void): unknown;
 }
 

@@ -228,3 +228,20 @@ expectType<eo.Logger>(eo.createFcRuntime().logger);
 expectType<number>(({} as eo.AsyncEngine).timeoutSeconds);
 expectAssignable<eo.MemoryBackendOptions>({ maxBytes: maybe(1024) });
 expectError(eo.memory({ maxBytes: '1 MB' }));
+
+// FC's own shapes as a test builds them, a field passed through as `undefined` (a helper's own option).
+expectAssignable<eo.FcContext>({ requestId: maybe('r'), region: undefined, retryCount: maybe(0) });
+expectAssignable<eo.FcContext>({
+  function: { name: maybe('f'), timeout: undefined },
+  service: { qualifier: undefined },
+});
+expectAssignable<eo.FcHttpEvent>({
+  rawPath: '/',
+  body: maybe('x'),
+  isBase64Encoded: undefined,
+  requestContext: undefined,
+});
+expectAssignable<eo.FcHttpEvent>({
+  rawPath: '/',
+  requestContext: { accountId: maybe('1'), http: { method: 'GET', path: maybe('/') } },
+});

@@ -1,5 +1,13 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createFcHandler, getInvocation, memory, PQueueDriver } from '../src/index.js';
+import {
+  createFcHandler,
+  type DestinationRecord,
+  deliverRecord,
+  getInvocation,
+  memory,
+  PQueueDriver,
+  silentLogger,
+} from '../src/index.js';
 import { asyncEvent, context, deferred, json, memoryLogger, ok, setup, tick } from './helpers.js';
 
 /** Ref'd timers of this process (what keeps it from exiting). */
@@ -29,6 +37,34 @@ describe('close() and retention', () => {
     expect((await handler.tasks.get('long'))?.status).toBe('Stopped');
     expect(failures).toHaveLength(1);
     expect(liveTimers()).toBeLessThanOrEqual(before);
+  });
+
+  it('close() leaves no timer at all after a task and its destination call (fake timers count them)', async () => {
+    vi.useFakeTimers();
+    const { handler, successes } = setup(ok);
+    await handler(asyncEvent({ taskId: 'counted' }), context);
+    await vi.advanceTimersByTimeAsync(10);
+    await handler.drain();
+    expect(successes).toHaveLength(1);
+    await handler.close();
+    // The attempt's and the destination call's timeouts left their timers armed for nothing: they
+    // fired into the closed engine a minute later, and `vi.getTimerCount()` read 1 in users' tests.
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('deliverRecord() leaves no timer once the record is delivered', async () => {
+    vi.useFakeTimers();
+    const got: unknown[] = [];
+    const result = await deliverRecord(
+      (record) => void got.push(record),
+      { requestId: 'r1' } as unknown as DestinationRecord,
+      {
+        logger: silentLogger,
+      },
+    );
+    expect(result.status).toBe('Succeeded');
+    expect(got).toHaveLength(1);
+    expect(vi.getTimerCount()).toBe(0);
   });
 
   it('a finished task past retentionMs is gone from get() even when nothing else finished', async () => {

@@ -16,15 +16,18 @@ export { type FcHandler, type FcHandlerOptions, getInvocation, type Invocation }
 export { listen } from './listen.js';
 export { type FcAsyncMiddleware, fcAsync, type KoaContextLike } from './middleware.js';
 
+// ExtendableContext, which every context type includes, `new Koa<State, Context>()`'s own too
+// (a custom context type replaces DefaultContext).
 declare module 'koa' {
-  interface DefaultContext {
+  interface ExtendableContext {
     /** The FC invocation context (fc-async); the same as `getInvocation(ctx)`. */
     readonly fc: Invocation | undefined;
   }
 }
 
 /**
- * What the adapter needs of a Koa 2 or 3 app. Structural: no `@types/koa` required.
+ * What the adapter needs of a Koa 2 or 3 app. Structural; but `ctx.fc` is typed by augmenting
+ * `@types/koa`, which a project type-checking libraries (`skipLibCheck: false`) then needs installed.
  *
  * @example
  * ```ts

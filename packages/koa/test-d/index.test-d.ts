@@ -21,6 +21,17 @@ app.use((ctx) => {
   expectType<Invocation | undefined>(getInvocation(ctx));
 });
 expectType<FcHandler>(createHandler(app));
+
+// An app with its own state and context types: ctx.fc is there too.
+interface OrdersContext {
+  tenant: string;
+}
+const typed = new Koa<{ user?: string }, OrdersContext>();
+typed.use((ctx) => {
+  expectType<string>(ctx.tenant);
+  expectType<Invocation | undefined>(ctx.fc);
+});
+expectType<FcHandler>(createHandler(typed));
 expectError(createHandler({ use() {} }));
 
 // Custom runtime: the middleware and listen().

@@ -632,6 +632,8 @@ export class AsyncEngine {
       await within(this.persistent ? Promise.allSettled([...this.inFlight]) : this.drain(), 100);
     }
     await this.store.close?.();
+    this.timeouts.idle();
+    this.delivery.timeouts.idle();
   }
 
   /**

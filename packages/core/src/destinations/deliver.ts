@@ -71,7 +71,11 @@ export async function deliverRecord(
   } catch (error) {
     return internalFailure(options?.logger, error);
   }
-  return deliverResolved(destinations, record, settings);
+  try {
+    return await deliverResolved(destinations, record, settings);
+  } finally {
+    settings.timeouts.idle(); // its own timer: none is left armed once the record is delivered
+  }
 }
 
 /** {@link deliverRecord} with its options resolved once by the caller (the engine, per task). */
