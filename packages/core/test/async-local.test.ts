@@ -7,6 +7,7 @@ import {
   type AsyncTask,
   createFcHandler,
   type DestinationRecord,
+  fcHttpEvent,
   getInvocation,
   type Invocation,
   isFcRequestId,
@@ -228,6 +229,27 @@ describe('attempts', () => {
       accountId: '123',
     });
     expect(s?.inv?.signal).toBeInstanceOf(AbortSignal);
+  });
+
+  it('an attempt sees the identity a sync call sees when FC gives none (no ARN stand-ins), the name from async.functionName', async () => {
+    const seen: Pick<Invocation, 'type' | 'region' | 'accountId' | 'functionName'>[] = [];
+    const { handler } = setup(
+      (req, res) => {
+        const { type, region, accountId, functionName } = getInvocation(req) ?? ({} as Invocation);
+        seen.push({ type, region, accountId, functionName });
+        res.end('ok');
+      },
+      { functionName: 'orders' },
+    );
+    await handler(fcHttpEvent({ url: '/', accountId: '999' }), {});
+    await handler(fcHttpEvent({ url: '/', headers: { 'x-fc-invocation-type': 'Async' } }), {});
+    await handler.drain();
+    expect(seen).toEqual([
+      { type: 'Sync', region: '', accountId: '', functionName: '' },
+      { type: 'Async', region: '', accountId: '', functionName: 'orders' },
+    ]);
+    // The task's ARN keeps FC's shape with its stand-ins.
+    expect((await handler.tasks.list({})).tasks[0]?.functionArn).toBe('acs:fc:local:0:functions/orders');
   });
 
   it('retries a failing app, counting attempts, then succeeds; the status walk is recorded', async () => {

@@ -1,5 +1,6 @@
 import type { Invocation } from '../invocation.js';
 import { LazyAbort } from '../lazy-abort.js';
+import { NO_ACCOUNT, NO_REGION } from './arn.js';
 import type { TaskRecord } from './backend.js';
 
 /**
@@ -26,7 +27,14 @@ let lastParts: ArnParts = { region: '', accountId: '', functionName: '' };
 function parseArn(arn: string): ArnParts {
   if (arn === lastArn) return lastParts;
   const m = /^acs:fc:([^:]*):([^:]*):functions\/(.+)$/.exec(arn);
-  lastParts = { region: m?.[1] ?? '', accountId: m?.[2] ?? '', functionName: m?.[3] ?? '' };
+  // The ARN's stand-ins for a region and an account FC did not give read as a sync call's: none.
+  const region = m?.[1] ?? '';
+  const accountId = m?.[2] ?? '';
+  lastParts = {
+    region: region === NO_REGION ? '' : region,
+    accountId: accountId === NO_ACCOUNT ? '' : accountId,
+    functionName: m?.[3] ?? '',
+  };
   lastArn = arn;
   return lastParts;
 }
