@@ -18,7 +18,7 @@ import {
   PQueueDriver,
   verifyDestinationSignature,
 } from '../src/index.js';
-import { asyncEvent, context, event, type Listener, memoryLogger, tick } from './helpers.js';
+import { asyncEvent, context, deferred, event, type Listener, memoryLogger, tick } from './helpers.js';
 
 // Faults around destinations: receivers that misbehave, files that cannot be written, a handler
 // closed while deliveries are in flight. Loopback only; every wait is bounded.
@@ -351,6 +351,48 @@ describe('handler.close() with a persistent backend while a delivery hangs', () 
     expect((await second.tasks.get('durable'))?.destinationStatus).toBe('Succeeded');
     await second.close();
     expect(hungCalls).toBe(1);
+  });
+});
+
+describe('handler.close() with a persistent backend while a stopped task ends', () => {
+  it('lets the onFailure delivery its end starts finish, so that the next start does not make it again', async () => {
+    const store = new MemoryTaskStore();
+    const durable: AsyncBackend = {
+      name: 'durable-memory',
+      persistent: true,
+      create: () => ({ store, queue: new PQueueDriver(2) }),
+    };
+    const started = deferred();
+    const calls: DestinationRecord[] = [];
+    // The app ignores its abort and answers 100 ms later; the destination takes 50 ms.
+    const first = createFcHandler(
+      (_req, res) => {
+        started.resolve();
+        setTimeout(() => res.end('late'), 100);
+      },
+      {
+        logger: memoryLogger(),
+        env: {},
+        async: { mode: 'local', backend: durable, stopGraceMs: 2000 },
+        destinations: { onFailure: (r) => tick(50).then(() => void calls.push(r)) },
+      },
+    );
+    await first(asyncEvent({ taskId: 'stopped-at-close' }), context);
+    await started.promise;
+    await first.tasks.stop('stopped-at-close');
+    await first.close({ timeoutMs: 10 });
+    expect(calls.map((r) => r.requestContext.condition)).toEqual(['Stopped']);
+    expect(store.get('stopped-at-close')).toMatchObject({ status: 'Stopped', destinationStatus: 'Succeeded' });
+
+    const second = createFcHandler(ok, {
+      env: {},
+      async: { mode: 'local', backend: durable },
+      destinations: { onFailure: (r) => void calls.push(r) },
+    });
+    await second.tasks.get('stopped-at-close');
+    await second.drain();
+    await second.close();
+    expect(calls).toHaveLength(1);
   });
 });
 
