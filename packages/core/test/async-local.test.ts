@@ -497,6 +497,19 @@ describe('attempts', () => {
 });
 
 describe('stop', () => {
+  it('tells subscribers when an attempt starts and when a stop reaches it (the dashboard refreshes on both)', async () => {
+    const { handler } = setup((req, res) => {
+      getInvocation(req)?.signal.addEventListener('abort', () => res.end('stopped'));
+    });
+    const events: string[] = [];
+    handler.engine?.subscribe((e) => events.push(`${e.type} ${e.taskId}`));
+    await handler(asyncEvent({ taskId: 'watched' }), context);
+    await vi.waitFor(() => expect(events).toContain('started watched'));
+    await handler.tasks.stop('watched');
+    await handler.drain();
+    expect(events.slice(0, 3)).toEqual(['accepted watched', 'started watched', 'stopping watched']);
+  });
+
   it('a queued task becomes Stopped without running, and onFailure gets Stopped', async () => {
     const gate = deferred();
     const ran: string[] = [];

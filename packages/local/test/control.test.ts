@@ -154,8 +154,27 @@ describe('dashboard endpoints', () => {
       .split('\n')
       .filter((l) => l.startsWith('data: '))
       .map((l) => JSON.parse(l.slice(6)) as Record<string, unknown>);
-    expect(data.map((d) => d.type).sort()).toEqual(['accepted', 'attempt', 'finished']);
+    // `started` too: the page shows a delayed task or a retry as Running when it starts, not only when it ends.
+    expect(data.map((d) => d.type).sort()).toEqual(['accepted', 'attempt', 'finished', 'started']);
     expect(data[0]).toMatchObject({ function: 'echo', taskId: 'sse_1' });
     expect(received).not.toContain('payload');
+  });
+
+  it('lists tasks without their answers with returnPayload=false (the dashboard), with them by default', async () => {
+    await fetch(`${emulator.triggerUrl}/answer`, {
+      headers: { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'answered_1' },
+    });
+    const listed = async (extra: string) =>
+      (
+        (await (await fetch(`${emulator.controlUrl}${listPath}?prefix=answered_${extra}`)).json()) as {
+          tasks: { status: string; returnPayload?: string }[];
+        }
+      ).tasks[0];
+    await waitFor(async () => ((await listed(''))?.status === 'Succeeded' ? true : undefined));
+    expect((await listed(''))?.returnPayload).toBeTruthy();
+    const bare = await listed('&returnPayload=false');
+    expect(bare).toMatchObject({ status: 'Succeeded' });
+    expect(bare).not.toHaveProperty('returnPayload');
+    expect((await fetch(`${emulator.controlUrl}${listPath}?returnPayload=maybe`)).status).toBe(400);
   });
 });

@@ -15,10 +15,15 @@ let emulator: Emulator;
 let context: BrowserContext;
 let page: Page;
 
-async function send(taskId: string, body: object) {
+async function send(taskId: string, body: object, headers: Record<string, string> = {}) {
   const res = await fetch(`${emulator.triggerUrl}/jobs`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': taskId },
+    headers: {
+      'content-type': 'application/json',
+      'x-fc-invocation-type': 'Async',
+      'x-fc-async-task-id': taskId,
+      ...headers,
+    },
     body: JSON.stringify(body),
   });
   expect(res.status).toBe(202);
@@ -95,6 +100,15 @@ describe('the dashboard in headless Chromium', () => {
     ).toEqual(['dash_long']);
     await page.fill('#prefix', '');
     await poll(() => page.locator('tbody tr').count()).toBe(3);
+  });
+
+  it('shows a delayed task Running once it starts, not only once it ends', async () => {
+    await send('dash_delayed', { ms: 4000 }, { 'x-fc-async-delay': '1' });
+    await poll(() => status('dash_delayed').textContent()).toBe('Enqueued');
+    // No request of the page's own: the stream's `started` event refreshes it.
+    await poll(() => status('dash_delayed').textContent()).toBe('Running');
+    expect(await row('dash_delayed').locator('td').nth(3).textContent()).toBe('1');
+    await poll(() => status('dash_delayed').textContent()).toBe('Succeeded');
   });
 
   it('shows the events timeline, the redacted request, the response and the trace id of a task', async () => {

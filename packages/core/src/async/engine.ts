@@ -154,6 +154,10 @@ export type AttemptOutcome =
  */
 export type EngineEvent =
   | { type: 'accepted'; taskId: string; requestId: string; delayMs: number }
+  /** An attempt claimed the task (it is `Running`), about to call the app. */
+  | { type: 'started'; taskId: string; requestId: string; attempt: number }
+  /** A stop reached a running task (it is `Stopping` until its attempt settles). */
+  | { type: 'stopping'; taskId: string; requestId: string }
   | {
       type: 'attempt';
       taskId: string;
@@ -933,6 +937,7 @@ export class AsyncEngine {
     }
     const attempt = record.attempts - 1;
     this.running.set(taskId, running);
+    if (this.listeners.size > 0) this.emit({ type: 'started', taskId, requestId: record.requestId, attempt });
     const started = Date.now();
     const hooks = this.deps.hooks;
     const outcome = hooks?.attempt
@@ -1463,6 +1468,7 @@ export class AsyncEngine {
           stopping = await this.afterRefusedStopping(record, error);
         }
         if (!stopping) continue;
+        if (this.listeners.size > 0) this.emit({ type: 'stopping', taskId, requestId: stopping.requestId });
         if (this.running.has(taskId)) this.stopLocal(taskId);
         else await this.store.requestStop?.(taskId);
         return toAsyncTask(stopping, false);

@@ -60,11 +60,14 @@ function el(tag, props = {}, ...children) {
 }
 
 const time = (ms) => (ms ? new Date(ms).toLocaleTimeString([], { hour12: false }) : '');
-const attempts = (task) => task.events.filter((e) => e.status === 'Running').length;
+/** Attempts made: FC's `alreadyRetriedTimes` + 1 once one ran (an attempt a shutdown cut short runs again under its number). */
+const attempts = (task) => (task.events.some((e) => e.status === 'Running') ? (task.alreadyRetriedTimes ?? 0) + 1 : 0);
+/** Not ended yet: the duration so far is shown. */
+const UNDER_WAY = new Set([...ACTIVE, 'Stopping']);
 
 function duration(task) {
   if (task.durationMs !== undefined) return `${task.durationMs} ms`;
-  if (task.startedTime && ACTIVE.has(task.status)) return `${Date.now() - task.startedTime} ms…`;
+  if (task.startedTime && UNDER_WAY.has(task.status)) return `${Date.now() - task.startedTime} ms…`;
   return '';
 }
 
@@ -139,7 +142,8 @@ function render() {
 }
 
 function query(extra = {}) {
-  const params = new URLSearchParams({ limit: '50', sortOrderByTime: 'desc', ...extra });
+  // returnPayload=false (the emulator's own parameter): the list shows no answers, the detail view reads them.
+  const params = new URLSearchParams({ limit: '50', sortOrderByTime: 'desc', returnPayload: 'false', ...extra });
   const status = $('status').value;
   const prefix = $('prefix').value.trim();
   if (status) params.set('status', status);
