@@ -104,23 +104,34 @@ export interface FcCredentials {
 export interface FcContext {
   requestId?: string | undefined;
   credentials?: FcCredentials | undefined;
-  function?: { name?: string | undefined; handler?: string | undefined; memory?: number | undefined; timeout?: number | undefined } | undefined;
-  service?: {
-    name?: string | undefined;
-    logProject?: string | undefined;
-    logStore?: string | undefined;
-    qualifier?: string | undefined;
-    versionId?: string | undefined;
-  };
+  function?:
+    | {
+        name?: string | undefined;
+        handler?: string | undefined;
+        memory?: number | undefined;
+        timeout?: number | undefined;
+      }
+    | undefined;
+  service?:
+    | {
+        name?: string | undefined;
+        logProject?: string | undefined;
+        logStore?: string | undefined;
+        qualifier?: string | undefined;
+        versionId?: string | undefined;
+      }
+    | undefined;
   region?: string | undefined;
   accountId?: string | undefined;
   logger?: unknown;
   /** FC 2.0 only. */
-  tracing?: {
-    openTracingSpanContext?: string | undefined;
-    openTracingSpanBaggages?: Record<string, string> | undefined;
-    jaegerEndpoint?: string | undefined;
-  };
+  tracing?:
+    | {
+        openTracingSpanContext?: string | undefined;
+        openTracingSpanBaggages?: Record<string, string> | undefined;
+        jaegerEndpoint?: string | undefined;
+      }
+    | undefined;
   /** FC 3.0 exposes the retry count of async invocations here in some runtimes; fc-async reads it as `x-fc-retry-count`. */
   retryCount?: number | undefined;
 }
