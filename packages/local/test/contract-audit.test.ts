@@ -405,6 +405,10 @@ describe('FC contract: async calls, tasks and destination records on the emulato
       expect(page.nextToken).toEqual(expect.any(String));
       const error = await sdkError(list('aged', { prefix: 'token_', limit: 1, nextToken: page.nextToken as string }));
       expect(error).toMatchObject({ statusCode: 400, code: 'InvalidArgument' });
+      expect(error.message).toContain("nextToken belongs to another function's listing");
+      // A token no listing made says so, rather than blame another listing.
+      const garbage = await sdkError(list('web', { nextToken: 'garbage' }));
+      expect(garbage.message).toContain('nextToken is not a token this service issued');
       // Its own listing takes it.
       const next = await list('web', { prefix: 'token_', limit: 1, nextToken: page.nextToken as string });
       expect(next.tasks).toHaveLength(1);

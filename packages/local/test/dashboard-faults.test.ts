@@ -411,6 +411,28 @@ describe('the dashboard in many tabs', () => {
 });
 
 describe('the dashboard across an emulator restart', () => {
+  it('clears a list error once the store answers again, with no task event to refresh on (Redis back)', async () => {
+    await openDashboard();
+    const list = /\/async-tasks\?/;
+    await page.route(list, (route) =>
+      route.fulfill({
+        status: 503,
+        contentType: 'application/json',
+        body: JSON.stringify({
+          Code: 'RedisUnavailable',
+          Message: 'Redis did not answer within 5000 ms',
+          RequestId: 'r',
+        }),
+      }),
+    );
+    await send('store_down', { ms: 1 });
+    await poll(() => page.locator('#error').textContent()).toMatch(/^RedisUnavailable/);
+    await page.unroute(list);
+    // Nothing happens meanwhile: no task, no filter change.
+    await poll(() => page.locator('#error').isHidden()).toBe(true);
+    expect(await rowIds()).toContain('store_down');
+  });
+
   it('goes live again and closes the detail of a task that is gone', async () => {
     await openDashboard();
     await send('gone_soon', { ms: 1 });

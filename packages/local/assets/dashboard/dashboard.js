@@ -185,7 +185,12 @@ async function load(seq) {
     }
     if (seq === state.seq && state.errorFrom === 'refresh') showError();
   } catch (error) {
-    if (seq === state.seq) showError(error, 'refresh');
+    if (seq !== state.seq) return;
+    showError(error, 'refresh');
+    // A store that is down (RedisUnavailable) sends no events: look again, so that the error goes once it is back.
+    setTimeout(() => {
+      if (state.errorFrom === 'refresh') scheduleRefresh();
+    }, 2000);
   }
 }
 

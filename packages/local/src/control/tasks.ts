@@ -64,8 +64,14 @@ const tokenTag = (fn: string) => `${Buffer.from(fn).toString('base64url')}.`;
 /** The store's token inside `token`, refused when it came from another function's listing. */
 function storeToken(fn: string, token: string): string {
   const tag = tokenTag(fn);
-  if (!token.startsWith(tag))
-    throw invalid('nextToken belongs to another listing (another function, or another query)');
+  if (!token.startsWith(tag)) {
+    // Tagged with a function's name (see tokenTag), another one's; else no token of this emulator.
+    throw invalid(
+      /^[A-Za-z0-9_-]*\./.test(token)
+        ? "nextToken belongs to another function's listing"
+        : 'nextToken is not a token this service issued',
+    );
+  }
   return token.slice(tag.length);
 }
 
