@@ -121,13 +121,14 @@ function logTaskEvents(functions: readonly LocalFunction[], log: EmulatorLog): v
           destinationStatus: e.destinationStatus,
         });
       } else if (e.type === 'finished' && (e.status === 'Expired' || e.condition === 'Stopped')) {
-        // An attempt stopped while running was logged as that attempt; one that never ran shows attempt 0.
+        // An attempt stopped while running was logged as that attempt; one stopped while it waited
+        // shows the attempts made (0 before any ran, 1 in the backoff after a first one failed).
         if (told.delete(e.taskId)) return;
         log.attempt({
           function: name,
           requestId: e.requestId,
           taskId: e.taskId,
-          attempt: 0,
+          attempt: e.attempts,
           status: e.status,
           durationMs: 0,
         });

@@ -268,7 +268,7 @@ describe('JSON logs of stopped tasks', () => {
   });
   afterAll(() => emulator.close());
 
-  const accept = (taskId: string, headers: Record<string, string> = {}) =>
+  const accept = (taskId: string, headers: Record<string, string> = {}, body: object = { ms: 5000 }) =>
     fetch(`${emulator.triggerUrl}/jobs`, {
       method: 'POST',
       headers: {
@@ -277,7 +277,7 @@ describe('JSON logs of stopped tasks', () => {
         'x-fc-async-task-id': taskId,
         ...headers,
       },
-      body: JSON.stringify({ ms: 5000 }),
+      body: JSON.stringify(body),
     });
   const stop = (taskId: string) =>
     fetch(new URL(`2023-03-30/functions/jobs/async-tasks/${taskId}/stop`, emulator.controlUrl), { method: 'PUT' });
@@ -303,6 +303,17 @@ describe('JSON logs of stopped tasks', () => {
     await waitFor(() => attempts('stop_queued').length > 0 || undefined);
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(attempts('stop_queued').map((l) => [l.attempt, l.status])).toEqual([[0, 'Stopped']]);
+  });
+
+  it('logs a task stopped in the backoff after a failed attempt with that attempt, not 0', async () => {
+    expect((await accept('stop_backoff', {}, { fail: true })).status).toBe(202);
+    await waitFor(() => attempts('stop_backoff').length > 0 || undefined);
+    expect((await stop('stop_backoff')).status).toBe(200);
+    await waitFor(() => attempts('stop_backoff').length > 1 || undefined);
+    expect(attempts('stop_backoff').map((l) => [l.attempt, l.status])).toEqual([
+      [1, 'Retrying'],
+      [1, 'Stopped'],
+    ]);
   });
 
   it('logs a refused async call as Async, with its status', async () => {

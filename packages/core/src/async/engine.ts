@@ -177,6 +177,8 @@ export type EngineEvent =
       requestId: string;
       status: AsyncTask['status'];
       condition: DestinationCondition;
+      /** Attempts made, 0 when none ran (a task stopped or expired while it waited). */
+      attempts: number;
     }
   | { type: 'delivered'; taskId: string; requestId: string; destinationStatus: string };
 
@@ -1294,6 +1296,7 @@ export class AsyncEngine {
           requestId: record.requestId,
           status: record.status,
           condition,
+          attempts: record.attempts,
         });
       }
       const side = condition === '' ? 'onSuccess' : 'onFailure';
