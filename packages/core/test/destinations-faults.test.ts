@@ -12,6 +12,7 @@ import {
   type DestinationRecord,
   deliverRecord,
   fcFunctionDestination,
+  getInvocation,
   httpDestination,
   jsonlDestination,
   MemoryTaskStore,
@@ -393,6 +394,35 @@ describe('handler.close() with a persistent backend while a stopped task ends', 
     await second.drain();
     await second.close();
     expect(calls).toHaveLength(1);
+  });
+});
+
+describe("the abort signal's reason", () => {
+  it('tells a stop (Stopped) from a graceful shutdown of a durable store (ShuttingDown), which runs the task again', async () => {
+    const durable: AsyncBackend = {
+      name: 'durable-memory',
+      persistent: true,
+      create: () => ({ store: new MemoryTaskStore(), queue: new PQueueDriver(2) }),
+    };
+    const reasons = new Map<string, unknown>();
+    const running = new Set<string>();
+    const handler = createFcHandler(
+      (req, res) => {
+        const invocation = getInvocation(req);
+        running.add(invocation?.taskId ?? '');
+        invocation?.signal.addEventListener('abort', () => {
+          reasons.set(invocation.taskId ?? '', (invocation.signal.reason as { code?: unknown }).code);
+          res.end('aborted');
+        });
+      },
+      { logger: memoryLogger(), env: {}, async: { mode: 'local', backend: durable, stopGraceMs: 20 } },
+    );
+    await handler(asyncEvent({ taskId: 'user_stop' }), context);
+    await handler(asyncEvent({ taskId: 'cut_by_close' }), context);
+    for (let i = 0; i < 200 && running.size < 2; i++) await tick(5);
+    await handler.tasks.stop('user_stop');
+    await handler.close({ timeoutMs: 10 });
+    expect(Object.fromEntries(reasons)).toEqual({ user_stop: 'Stopped', cut_by_close: 'ShuttingDown' });
   });
 });
 

@@ -33,3 +33,27 @@ describe('429 answers in the log', () => {
     expect(logger.entries).toHaveLength(3);
   });
 });
+
+describe('503 answers while shutting down, in the log', () => {
+  // A balancer still routing to an instance in its pre-stop: each refusal wrote a line (200 for 200).
+  const closing = () =>
+    new FcAsyncError('ServiceUnavailable', 'The function is shutting down and accepts no new async requests', {
+      statusCode: 503,
+    });
+
+  it('are logged as a burst too, apart from 429s', () => {
+    vi.useFakeTimers();
+    const logger = memoryLogger();
+    for (let i = 0; i < 200; i++) expect(errorResponse(closing(), logger, `r${i}`).statusCode).toBe(503);
+    errorResponse(throttled(), logger, 'full');
+    expect(logger.entries.map((e) => e.message)).toEqual([
+      'requests refused with 503: the function is shutting down',
+      'async requests refused with 429: the queue is full',
+    ]);
+    vi.advanceTimersByTime(10_000);
+    expect(logger.entries.at(-1)).toMatchObject({
+      message: 'requests refused with 503 (shutting down) in the last 10 s',
+      fields: { refused: 199 },
+    });
+  });
+});

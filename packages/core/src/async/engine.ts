@@ -615,7 +615,8 @@ export class AsyncEngine {
         this.cut = true;
         for (const running of this.running.values()) {
           running.cutByShutdown = true;
-          running.abort(new FcAsyncError('Stopped', 'The function is shutting down'));
+          // Its own code: the app can tell it from a stop (the task is not over: it runs again).
+          running.abort(new FcAsyncError('ShuttingDown', 'The function is shutting down'));
         }
         // Their end (Retrying, for the next start) is written before the store closes.
         const ending = [...this.inFlight];
