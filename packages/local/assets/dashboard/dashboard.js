@@ -25,6 +25,8 @@ const state = {
   loading: Promise.resolve(),
   /** What showed the error: a refresh's own error goes with the next refresh, an action's stays. */
   errorFrom: undefined,
+  /** The look again after a failed load (see `load`), while one is pending. */
+  retry: undefined,
 };
 
 /** One `<tr>` per task id, updated in place: a click in progress survives a live refresh. */
@@ -187,10 +189,14 @@ async function load(seq) {
   } catch (error) {
     if (seq !== state.seq) return;
     showError(error, 'refresh');
-    // A store that is down (RedisUnavailable) sends no events: look again, so that the error goes once it is back.
-    setTimeout(() => {
-      if (state.errorFrom === 'refresh') scheduleRefresh();
-    }, 2000);
+    // A store that is down (RedisUnavailable) sends no events: look again, so that the error goes
+    // once it is back. One look pending at a time, however many loads failed meanwhile.
+    if (state.retry === undefined) {
+      state.retry = setTimeout(() => {
+        state.retry = undefined;
+        if (state.errorFrom === 'refresh') scheduleRefresh();
+      }, 2000);
+    }
   }
 }
 
@@ -400,7 +406,7 @@ async function start() {
   // Durations of running tasks keep counting between events (cells updated in place).
   setInterval(() => {
     for (const task of state.tasks) {
-      if (!ACTIVE.has(task.status)) continue;
+      if (!UNDER_WAY.has(task.status)) continue;
       const cell = rows.get(task.taskId)?.cells[5];
       if (cell) cell.textContent = duration(task);
     }

@@ -1,0 +1,81 @@
+import type { BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Emulator, startEmulator } from '../src/index.js';
+import { fixture, launchChromium } from './helpers.js';
+
+// The dashboard's own timers, in headless Chromium: the duration of a task still under way keeps
+// counting, and looking again after failed loads (a store down) stays one look, not one per failure.
+
+let emulator: Emulator;
+let context: BrowserContext;
+let page: Page;
+const poll = <T>(probe: () => Promise<T> | T) => expect.poll(probe, { timeout: 20_000, interval: 50 });
+const row = (id: string) => page.locator(`tr[data-task-id="${id}"]`);
+
+beforeAll(async () => {
+  emulator = await startEmulator({
+    output: () => {},
+    port: 0,
+    controlPort: 0,
+    entry: fixture('koa-hang.mjs'),
+    name: 'hang',
+  });
+  context = await launchChromium();
+  page = await context.newPage();
+  page.setDefaultTimeout(20_000);
+});
+
+afterAll(async () => {
+  await context?.close();
+  await emulator?.close({ timeoutMs: 100 });
+});
+
+describe('the dashboard timers', () => {
+  it('opens live', async () => {
+    await page.goto(`${emulator.controlUrl}/`);
+    await poll(() => page.locator('#live').textContent()).toBe('live');
+  });
+
+  it('keeps counting the duration of a Stopping task whose app ignores the stop', async () => {
+    const res = await fetch(`${emulator.triggerUrl}/hang`, {
+      headers: { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'stuck' },
+    });
+    expect(res.status).toBe(202);
+    await poll(() => row('stuck').locator('.status').textContent()).toBe('Running');
+    const stop = await fetch(`${emulator.controlUrl}/2023-03-30/functions/hang/async-tasks/stuck/stop`, {
+      method: 'PUT',
+    });
+    expect(stop.status).toBe(200);
+    await poll(() => row('stuck').locator('.status').textContent()).toBe('Stopping');
+    const before = await row('stuck').locator('td').nth(5).textContent();
+    // Within the ticker's second or two, long before the stop's 10 s grace ends the attempt (and with it the row).
+    await expect
+      .poll(() => row('stuck').locator('td').nth(5).textContent(), { timeout: 3000, interval: 50 })
+      .not.toBe(before);
+    expect(await row('stuck').locator('.status').textContent()).toBe('Stopping');
+  });
+
+  it('looks again once at a time while list loads fail, however many failed', async () => {
+    let lists = 0;
+    await page.route(/\/async-tasks\?/, (route) => {
+      lists++;
+      return route.fulfill({
+        status: 503,
+        contentType: 'application/json',
+        body: JSON.stringify({ Code: 'RedisUnavailable', Message: 'down', RequestId: 'r' }),
+      });
+    });
+    // Five loads fail (filter changes), 300 ms apart: each used to start a look-again loop of its own.
+    for (const status of ['Running', 'Failed', 'Succeeded', 'Stopped', '']) {
+      await page.selectOption('#status', status);
+      await page.waitForTimeout(300);
+    }
+    await poll(() => page.locator('#error').textContent()).toMatch(/^RedisUnavailable/);
+    lists = 0;
+    await page.waitForTimeout(5000);
+    // One look every 2.25 s: two or three in 5 s (five loops made about eleven).
+    expect(lists).toBeLessThanOrEqual(3);
+    await page.unrouteAll({ behavior: 'ignoreErrors' });
+    await poll(() => page.locator('#error').isHidden()).toBe(true);
+  });
+});
