@@ -49,7 +49,7 @@ describe('createFcHandler options', () => {
 });
 
 describe('refusals in the log', () => {
-  it('an async call after close() is a 503 logged as a rejected request, without a stack', async () => {
+  it('an async call after close() is a 503 logged as the first of a burst of refusals, without a stack', async () => {
     const { handler, logger } = setup(ok);
     await handler.close();
     const result = await handler(asyncEvent({ method: 'POST' }), context);
@@ -59,7 +59,7 @@ describe('refusals in the log', () => {
     expect(logger.entries).toContainEqual(
       expect.objectContaining({
         level: 'warn',
-        message: 'request rejected',
+        message: 'requests refused with 503: the function is shutting down',
         fields: expect.objectContaining({ code: 'ServiceUnavailable' }),
       }),
     );
