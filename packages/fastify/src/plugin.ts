@@ -4,6 +4,7 @@ import {
   FcAsyncError,
   type FcRuntimeOptions,
   getInvocation,
+  type Logger,
   writeBridgeResponse,
 } from '@fc-async/core';
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
@@ -121,6 +122,26 @@ export const fcAsync: FastifyPluginAsync<FcRuntimeOptions> = Object.assign(
       done();
     });
     instance.addHook('onClose', () => runtime.close());
+    closeTasksFirst(instance, runtime.close, logger);
   },
   { [Symbol.for('skip-override')]: true, [Symbol.for('fastify.display-name')]: 'fc-async' },
 );
+
+/**
+ * `app.close()` closes the async runtime first, while the app still routes: Fastify answers 503 to
+ * anything routed once its close began (before any onClose hook runs), so tasks still queued
+ * were replayed into it, retried and failed. The onClose hook above stays for a close that
+ * skips this one (an encapsulated instance's own).
+ */
+function closeTasksFirst(instance: FastifyInstance, closeTasks: () => Promise<void>, logger: Logger): void {
+  const close = instance.close as (this: FastifyInstance) => PromiseLike<unknown>;
+  const closeAfterTasks = function (this: FastifyInstance, callback?: (error?: Error) => void) {
+    const closed = closeTasks()
+      .catch((error: unknown) => logger.error('fc-async could not finish its tasks before the app closed', { error }))
+      .then(() => close.call(this));
+    if (typeof callback !== 'function') return closed;
+    closed.then(() => callback(), callback);
+    return this;
+  };
+  instance.close = closeAfterTasks as FastifyInstance['close'];
+}

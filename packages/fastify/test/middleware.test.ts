@@ -27,6 +27,37 @@ describe('fastify fcAsync plugin, Fastify only', () => {
     expect((await app.fcAsync.tasks.get('slow'))?.status).toBe('Succeeded');
   });
 
+  it('app.close() runs the tasks still queued through the app before Fastify stops routing', async () => {
+    // Fastify answers 503 to anything routed once close() began: the queued tasks were replayed
+    // into it, retried, and failed (close-with-grace, fastify-cli and test teardowns call it).
+    const app = Fastify();
+    await app.register(fcAsync, { logger: logger(), env: {}, async: { concurrency: 1 } });
+    app.post('/job', async () => {
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      return 'done';
+    });
+    for (const id of ['queued_1', 'queued_2', 'queued_3']) {
+      const r = await app.inject({ method: 'POST', url: '/job', headers: { 'x-fc-async-task-id': id } });
+      expect(r.statusCode).toBe(202);
+    }
+    await app.close();
+    const statuses = await Promise.all(
+      ['queued_1', 'queued_2', 'queued_3'].map(async (id) => (await app.fcAsync.tasks.get(id))?.status),
+    );
+    expect(statuses).toEqual(['Succeeded', 'Succeeded', 'Succeeded']);
+  });
+
+  it('app.close(callback) does the same, and calls back once closed', async () => {
+    const app = Fastify();
+    await app.register(fcAsync, { logger: logger(), env: {} });
+    app.post('/job', async () => 'done');
+    expect(
+      (await app.inject({ method: 'POST', url: '/job', headers: { 'x-fc-async-task-id': 'cb_1' } })).statusCode,
+    ).toBe(202);
+    await new Promise<void>((resolve, reject) => app.close((error?: Error) => (error ? reject(error) : resolve())));
+    expect((await app.fcAsync.tasks.get('cb_1'))?.status).toBe('Succeeded');
+  });
+
   it('replays the URL the client sent, so that rewriteUrl is applied once', async () => {
     const seen: string[] = [];
     const app = Fastify({ rewriteUrl: (req) => `/v1${req.url}` });
