@@ -62,6 +62,14 @@ export const fcAsync: FastifyPluginAsync<FcRuntimeOptions> = Object.assign(
         'fcAsync is already registered in this Fastify app: register one fcAsync per app, on the root instance (it applies to every plugin)',
       );
     }
+    // An encapsulated instance (a plugin's own, not wrapped in fastify-plugin) inherits from its parent:
+    // there fcAsync would cover that plugin's routes only, and `app.fcAsync` would be undefined.
+    if (Object.getPrototypeOf(instance) !== Object.prototype) {
+      throw new FcAsyncError(
+        'FcAsyncNotOnRoot',
+        'fcAsync is registered inside an encapsulated plugin: register it on the root instance (it applies to every plugin), or wrap the plugin that registers it in fastify-plugin',
+      );
+    }
     const runtime = createFcRuntime(own);
     const logger = runtime.logger;
     const target = { app: instance.server, listener: () => instance.routing.bind(instance), routeOf: fastifyRoute };

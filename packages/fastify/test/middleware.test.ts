@@ -74,3 +74,16 @@ describe('fastify fcAsync plugin, Fastify only', () => {
     await app.close();
   });
 });
+
+describe('fcAsync registered inside an encapsulated plugin', () => {
+  it('is refused with a clear error (it covered that plugin only, and app.fcAsync was undefined)', async () => {
+    const app = Fastify();
+    app.register(
+      async (v1) => {
+        await v1.register(fcAsync, { logger: logger(), env: {} });
+      },
+      { prefix: '/v1' },
+    );
+    await expect(app.ready()).rejects.toMatchObject({ code: 'FcAsyncNotOnRoot' });
+  });
+});
