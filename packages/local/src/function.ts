@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import {
   type AsyncBackend,
   type AsyncEngine,
@@ -21,6 +22,7 @@ import { buildContext, buildFcEvent, type FunctionIdentity, type IncomingCall, r
 import { fastifyReady, functionTimeout, withinTimeout } from './function-guards.js';
 import {
   eventListener,
+  type FunctionLog,
   fc2HttpListener,
   fc3HttpListener,
   isFunctionError,
@@ -177,7 +179,7 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
     // A plain handler that calls an fc-async handler of its own: the emulator's engine takes the tasks.
     const served = withBackendKept(options, spec, deps);
     const fn = entry.value as (...args: unknown[]) => unknown;
-    const contextLogger = functionLogger(deps.log, spec.name);
+    const contextLogger = functionLog(deps.log, spec.name);
     const listener =
       entry.kind === 'fc-async-handler' || (spec.http && spec.style === 'fc3')
         ? fc3HttpListener(fn, identity, contextLogger)
@@ -300,14 +302,25 @@ function namedLogger(logger: Logger, name: string): Logger {
   };
 }
 
-/** `context.logger` of a plain handler: FC's `info`/`warn`/`error`/`debug`, into the emulator's log. */
-function functionLogger(log: EmulatorLog, name: string) {
-  const text = (args: unknown[]) => args.map((a) => (typeof a === 'string' ? a : JSON.stringify(a))).join(' ');
+/**
+ * The log of a plain handler: `context.logger` (FC's `info`/`warn`/`error`/`debug`, a line with the
+ * request id, an Error with its stack as FC's runtime prints it) and its failures, into the emulator's log.
+ */
+function functionLog(log: EmulatorLog, name: string): FunctionLog {
+  const text = (args: unknown[]) => args.map((a) => (typeof a === 'string' ? a : inspect(a))).join(' ');
   return {
-    debug: (...args: unknown[]) => log.logger.debug(text(args), { function: name }),
-    info: (...args: unknown[]) => log.logger.info(text(args), { function: name }),
-    log: (...args: unknown[]) => log.logger.info(text(args), { function: name }),
-    warn: (...args: unknown[]) => log.logger.warn(text(args), { function: name }),
-    error: (...args: unknown[]) => log.logger.error(text(args), { function: name }),
+    forRequest(requestId) {
+      const fields = { function: name, requestId };
+      return {
+        debug: (...args: unknown[]) => log.logger.debug(text(args), fields),
+        info: (...args: unknown[]) => log.logger.info(text(args), fields),
+        log: (...args: unknown[]) => log.logger.info(text(args), fields),
+        warn: (...args: unknown[]) => log.logger.warn(text(args), fields),
+        error: (...args: unknown[]) => log.logger.error(text(args), fields),
+      };
+    },
+    failed(requestId, error) {
+      log.logger.error('function failed', { function: name, requestId, error });
+    },
   };
 }

@@ -11,6 +11,14 @@ import { buildContext, buildFcEvent, type FunctionIdentity } from './event.js';
 
 type AnyHandler = (...args: unknown[]) => unknown;
 
+/** Where a plain handler's logging goes: `context.logger` for a request, and a handler's failure. */
+export interface FunctionLog {
+  /** FC's `context.logger` for the invocation `requestId`. */
+  forRequest(requestId: string): unknown;
+  /** A handler that threw, rejected or called back an error: FC's runtime writes it to the function's log. */
+  failed(requestId: string, error: unknown): void;
+}
+
 /** Calls an FC handler that returns a promise, returns a value, or calls `callback`; bounded by `timeoutMs`. */
 export function callHandler(fn: AnyHandler, args: unknown[], timeoutMs: number): Promise<unknown> {
   return new Promise((resolve, reject) => {
@@ -49,9 +57,10 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** FC answers a handler that threw with 502 and `x-fc-error-type`; never with the stack. */
-function writeFunctionError(res: ServerResponse, error: unknown): void {
+/** FC answers a handler that threw with 502 and `x-fc-error-type`, never with the stack, which goes to the log. */
+function writeFunctionError(res: ServerResponse, error: unknown, log: FunctionLog, req: IncomingMessage): void {
   const e = error instanceof Error ? error : new Error(String(error));
+  log.failed(requestIdOf(req), e);
   if (res.headersSent) {
     res.destroy(e);
     return;
@@ -132,9 +141,10 @@ function requestIdOf(req: IncomingMessage): string {
  * The `context` of a call: FC's, plus `retryCount` on an async attempt (0 on the first), as the
  * official runtimes give it next to the `x-fc-retry-count` header.
  */
-function contextOf(req: IncomingMessage, fn: FunctionIdentity, logger: unknown): FcContext {
+function contextOf(req: IncomingMessage, fn: FunctionIdentity, log: FunctionLog): FcContext {
   const invocation = getInvocation(req);
-  const context = buildContext(fn, requestIdOf(req), logger);
+  const requestId = requestIdOf(req);
+  const context = buildContext(fn, requestId, log.forRequest(requestId));
   if (invocation?.type === 'Async') context.retryCount = invocation.attempt;
   return context;
 }
@@ -144,11 +154,11 @@ function contextOf(req: IncomingMessage, fn: FunctionIdentity, logger: unknown):
  * in platform mode under the emulator): the request becomes the FC 3.0 event again, and the
  * returned result the response.
  */
-export function fc3HttpListener(handler: AnyHandler, fn: FunctionIdentity, logger: unknown): NodeHandler {
+export function fc3HttpListener(handler: AnyHandler, fn: FunctionIdentity, log: FunctionLog): NodeHandler {
   return async function fc3HttpListener(req, res) {
     try {
       const body = await readBody(req);
-      const context = contextOf(req, fn, logger);
+      const context = contextOf(req, fn, log);
       const call = {
         method: req.method ?? 'GET',
         url: req.url ?? '/',
@@ -160,20 +170,20 @@ export function fc3HttpListener(handler: AnyHandler, fn: FunctionIdentity, logge
       const result = await callHandler(handler, [event, context], fn.timeout * 1000);
       writeHttpResult(res, result);
     } catch (error) {
-      writeFunctionError(res, error);
+      writeFunctionError(res, error, log, req);
     }
   };
 }
 
 /** Serves an event function `handler(event, context)`: the body is the event, the return value the response. */
-export function eventListener(handler: AnyHandler, fn: FunctionIdentity, logger: unknown): NodeHandler {
+export function eventListener(handler: AnyHandler, fn: FunctionIdentity, log: FunctionLog): NodeHandler {
   return async function eventListener(req, res) {
     try {
       const body = await readBody(req);
-      const context = contextOf(req, fn, logger);
+      const context = contextOf(req, fn, log);
       writeValue(res, await callHandler(handler, [body, context], fn.timeout * 1000));
     } catch (error) {
-      writeFunctionError(res, error);
+      writeFunctionError(res, error, log, req);
     }
   };
 }
@@ -204,7 +214,7 @@ function decodedPath(path: string): string {
 }
 
 /** Serves an FC 2.0 HTTP handler `handler(req, resp, context)`. */
-export function fc2HttpListener(handler: AnyHandler, fn: FunctionIdentity, logger: unknown): NodeHandler {
+export function fc2HttpListener(handler: AnyHandler, fn: FunctionIdentity, log: FunctionLog): NodeHandler {
   return async function fc2HttpListener(req, res) {
     try {
       const body = await readBody(req);
@@ -224,7 +234,7 @@ export function fc2HttpListener(handler: AnyHandler, fn: FunctionIdentity, logge
         body,
       });
       let status = 200;
-      const context = contextOf(req, fn, logger);
+      const context = contextOf(req, fn, log);
       // `resp.send` is the handler's way of saying it is done: it plays the callback's part.
       const run = (done: (error: unknown) => void) => {
         const response = {
@@ -251,7 +261,7 @@ export function fc2HttpListener(handler: AnyHandler, fn: FunctionIdentity, logge
       };
       await callHandler(run as AnyHandler, [], fn.timeout * 1000);
     } catch (error) {
-      writeFunctionError(res, error);
+      writeFunctionError(res, error, log, req);
     }
   };
 }

@@ -53,3 +53,40 @@ it("names the function in its handler's log lines: a full queue on each of two f
   expect(refused[0]).toContain('function=orders');
   expect(refused[1]).toContain('function=emails');
 });
+
+it("logs a plain handler's throw with its stack, and context.logger prints an Error and the request id", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fc-async-function-log-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(
+    join(dir, 'app.mjs'),
+    `export const handler = async (event, context) => {
+  const error = new TypeError('cannot read the order');
+  context.logger.error('parse failed:', error);
+  throw error;
+};
+`,
+  );
+  const lines: string[] = [];
+  const emulator = await startEmulator({
+    entry: join(dir, 'app.mjs'),
+    name: 'orders',
+    port: 0,
+    controlPort: 0,
+    logFormat: 'json',
+    output: (text) => lines.push(...text.split('\n').filter(Boolean)),
+  });
+  cleanups.push(() => emulator.close({ timeoutMs: 500 }));
+  const res = await fetch(`${emulator.triggerUrl}/`, { method: 'POST', body: '{}' });
+  expect(res.status).toBe(502);
+  const requestId = res.headers.get('x-fc-request-id');
+  const entries = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+  // FC's runtime prints the error, its stack included, with the request id; it is not `{}`.
+  const told = entries.find((e) => typeof e.message === 'string' && e.message.startsWith('parse failed:'));
+  expect(told).toMatchObject({ level: 'error', function: 'orders', requestId });
+  expect(told?.message).toContain('TypeError: cannot read the order');
+  expect(told?.message).toContain('app.mjs');
+  // The throw itself reaches the log (it reached only the caller's 502 and the task record).
+  const failed = entries.find((e) => e.message === 'function failed');
+  expect(failed).toMatchObject({ level: 'error', function: 'orders', requestId });
+  expect(JSON.stringify(failed?.error)).toContain('cannot read the order');
+});
