@@ -5,6 +5,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseStoreSpec } from './backend.js';
 import { SUPERVISOR_FD, stopWhenSupervisorGoes, superviseDev } from './dev-watch.js';
 import { type Emulator, startEmulator } from './emulator.js';
+import { createEmulatorLog } from './log.js';
 import type { EmulatorOptions } from './options.js';
 import { freePort } from './ports.js';
 import { watchIgnore } from './watch-tree.js';
@@ -107,12 +108,10 @@ function reportStrayErrors(format: 'text' | 'json'): void {
       if (error.code === 'EPIPE') process.exit(1);
     });
   }
-  const report = (kind: string) => (error: unknown) => {
-    const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
-    const line =
-      format === 'json' ? JSON.stringify({ level: 'error', message: kind, error: message }) : `${kind}: ${message}`;
-    process.stderr.write(`${line}\n`);
-  };
+  // As the emulator's own log lines: a time, the error's fields (its stack under it in text), control
+  // characters escaped (an app's message cannot forge a line or send escape codes to the terminal).
+  const log = createEmulatorLog({ format });
+  const report = (kind: string) => (error: unknown) => log.logger.error(kind, { error });
   process.on('unhandledRejection', report('unhandled rejection in the app'));
   process.on('uncaughtException', report('uncaught exception in the app'));
 }

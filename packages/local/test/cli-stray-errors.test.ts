@@ -1,0 +1,45 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import { startCli, waitFor } from './helpers.js';
+
+// An error the app leaves unhandled (a timer that throws) is reported as the emulator's own log
+// lines are: with a time, the error's fields, and control characters escaped (it wrote the raw
+// message: an escape code cleared the terminal and a newline forged an ERROR line).
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+it('reports an uncaught exception of the app as a JSON log line, escaped and with its time, and keeps serving', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fc-async-stray-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const entry = join(dir, 'app.mjs');
+  writeFileSync(
+    entry,
+    `export const handler = async () => {
+  setTimeout(() => { throw new Error('stray \\u001b[2J\\nERROR forged'); }, 0);
+  return 'ok';
+};
+`,
+  );
+  const cli = await startCli([entry]);
+  cleanups.push(() => cli.stop());
+  expect((await fetch(cli.trigger)).status).toBe(200);
+  const line = await waitFor(() =>
+    cli.stderr
+      .join('')
+      .split('\n')
+      .find((l) => l.includes('uncaught exception in the app')),
+  );
+  expect(line).not.toContain('\u001b');
+  const entryLine = JSON.parse(line) as { level: string; time?: string; error?: { message?: string } };
+  expect(entryLine.level).toBe('error');
+  expect(entryLine.time).toEqual(expect.any(String));
+  expect(entryLine.error?.message).toBe('stray \u001b[2J\nERROR forged');
+  expect(cli.stderr.join('')).not.toMatch(/^ERROR forged/m);
+  // Still serving.
+  expect((await fetch(cli.trigger)).status).toBe(200);
+});
