@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { badRequest } from './errors.js';
 import { copyEventHeaders } from './event-headers.js';
 import type { FcHttpEvent, FcHttpResult } from './fc-types.js';
@@ -148,7 +149,9 @@ export function toFcHttpResult(
     return { statusCode: response.statusCode, headers, isBase64Encoded: false, body: '' };
   }
   const body = response.body;
-  if (classify(response.headers) === 'text') {
+  // A text type whose bytes are not UTF-8 (a mislabelled charset) goes as base64: as text, each
+  // invalid byte would become U+FFFD and the body be changed on its way.
+  if (classify(response.headers) === 'text' && (typeof body === 'string' || isUtf8(body))) {
     return {
       statusCode: response.statusCode,
       headers,

@@ -52,6 +52,32 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
+describe('the log line of a backend that fails to start', () => {
+  it("gives an fc-async error's code, message and cause, not a stack of fc-async's frames", async () => {
+    const backend: AsyncBackend = {
+      name: 'redis',
+      persistent: false,
+      async create() {
+        throw new FcAsyncError('RedisUnavailable', 'Redis did not answer within 10000 ms', {
+          statusCode: 503,
+          cause: new Error('connect ECONNREFUSED 127.0.0.1:1'),
+        });
+      },
+    };
+    const { handler, logger } = setup(ok, { backend });
+    expect(answer(await handler(asyncEvent({ taskId: 'down' }), context)).status).toBe(503);
+    const line = logger.entries.find((e) => e.message === 'async backend failed to start');
+    expect(line?.fields).toEqual({
+      backend: 'redis',
+      tries: 1,
+      code: 'RedisUnavailable',
+      message: 'Redis did not answer within 10000 ms',
+      cause: 'connect ECONNREFUSED 127.0.0.1:1',
+    });
+    await handler.close();
+  });
+});
+
 describe('a backend that fails to start, then starts', () => {
   it('answers 503 with the backend error until a later demand starts it; then 202, and the task runs', async () => {
     const backend = backendOf((n, ctx) => (n === 1 ? 'fail' : fresh(ctx)));

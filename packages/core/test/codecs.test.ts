@@ -131,6 +131,16 @@ describe('responses', () => {
     expect(() => cookieHeaderName(512)).toThrow(RangeError);
   });
 
+  it('a text type whose bytes are not UTF-8 goes base64, byte for byte (as text each bad byte became U+FFFD)', () => {
+    const bytes = Buffer.from([0xff, 0xfe, 0x41]);
+    const res = { statusCode: 200, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: bytes };
+    const result = toFcHttpResult(res, 'GET', classify);
+    expect(result.isBase64Encoded).toBe(true);
+    expect(Buffer.from(result.body, 'base64')).toEqual(bytes);
+    const valid = toFcHttpResult({ ...res, body: Buffer.from('héllo') }, 'GET', classify);
+    expect([valid.isBase64Encoded, valid.body]).toEqual([false, 'héllo']);
+  });
+
   it('HEAD, 204 and 304 carry no body', () => {
     const res = { statusCode: 200, headers: { 'content-type': 'text/plain' }, body: 'x' };
     expect(toFcHttpResult(res, 'HEAD', classify).body).toBe('');

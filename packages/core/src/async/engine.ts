@@ -365,7 +365,12 @@ export class AsyncEngine {
       },
       (error: unknown) => {
         this.failedAt = performance.now();
-        this.deps.logger.error('async backend failed to start', { backend: this.backend.name, tries, error });
+        // An fc-async error says what is wrong (Redis unreachable, a task file in use): its message and
+        // its cause's, not the stack of fc-async's own frames (the CLI prints it again as its last line).
+        const fields = isFcAsyncError(error)
+          ? { code: error.code, message: error.message, cause: causeMessage(error.cause) }
+          : { error };
+        this.deps.logger.error('async backend failed to start', { backend: this.backend.name, tries, ...fields });
       },
     );
     return attempt;
@@ -1783,4 +1788,10 @@ function bothDestinations(own: Destinations | undefined, fc: Destinations | unde
     return all.length === 0 ? undefined : all;
   };
   return { onSuccess: side('onSuccess'), onFailure: side('onFailure') };
+}
+
+/** The message of an error's cause, when it has one. */
+function causeMessage(cause: unknown): string | undefined {
+  if (cause === undefined) return undefined;
+  return cause instanceof Error ? cause.message : String(cause);
 }
