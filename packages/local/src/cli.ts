@@ -174,7 +174,10 @@ const program = new Command('fc-async')
   .version(version)
   // A bad flag is one line like every other refusal to start, pointing at --help (not the whole help).
   .configureOutput({
-    outputError: (text, write) => write(`fc-async: ${text.replace(/^error: /, '').trim()} (see fc-async dev --help)\n`),
+    outputError: (text, write) =>
+      write(
+        `fc-async: ${text.replace(/^error: /, '').trim()} (see fc-async ${/unknown command/.test(text) ? '' : 'dev '}--help)\n`,
+      ),
   });
 
 program

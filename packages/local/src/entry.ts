@@ -1,6 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { extname } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { FcAsyncError } from '@fc-async/core';
 import { isObject } from './errors.js';
 
@@ -79,7 +79,10 @@ export async function loadEntry(file: string, exportName?: string, instance?: st
   } catch (cause) {
     // One line: a compiler's message (tsx's "Transform failed with 1 error:") spans several.
     const message = (cause instanceof Error ? cause.message : String(cause)).replace(/\s*\n\s*/g, ' ');
-    throw new FcAsyncError('EntryLoadFailed', `Loading ${file} failed: ${message}`, { cause });
+    const where = thrownAt(cause);
+    throw new FcAsyncError('EntryLoadFailed', `Loading ${file} failed: ${message}${where ? ` (at ${where})` : ''}`, {
+      cause,
+    });
   }
   const names = exportName ? [exportName] : CANDIDATES;
   const cjs = isObject(mod.default) ? mod.default : undefined;
@@ -110,4 +113,22 @@ export async function loadEntry(file: string, exportName?: string, instance?: st
     `${file} exports no Express, Koa or Fastify app and no FC handler (looked at ${names.join(', ')}` +
       `${wrong.length ? `: ${wrong.join(', ')}` : ''}; other exports: ${found.length ? found.join(', ') : 'none'})${named}`,
   );
+}
+
+/**
+ * Where a module's load threw: the first frame of the error's stack in the project's own code
+ * (not Node's, not a package's), as `file:line:column`, so that a throw deep in a config module is
+ * found; `undefined` when there is none (a syntax error names its place in its message).
+ */
+function thrownAt(error: unknown): string | undefined {
+  const stack = error instanceof Error ? error.stack : undefined;
+  if (!stack) return undefined;
+  for (const line of stack.split('\n').slice(1)) {
+    const frame = /(file:\/\/\/[^\s()]+?|\/[^\s()]+?):(\d+):(\d+)\)?$/.exec(line.trim());
+    if (!frame || frame[1]?.includes('/node_modules/')) continue;
+    const place = frame[1] as string;
+    const path = place.startsWith('file://') ? fileURLToPath(place.split('?')[0] as string) : place;
+    return `${path}:${frame[2]}:${frame[3]}`;
+  }
+  return undefined;
 }

@@ -24,15 +24,31 @@ describe('fc-async dev refuses a bad flag in one line', () => {
   });
 });
 
+describe('fc-async with an unknown command', () => {
+  it("points at fc-async's own --help, which lists the commands, not dev's", async () => {
+    const { code, stderr } = await runCli(['serve', 'app.ts']);
+    expect(code).toBe(1);
+    expect(stderr.trim()).toBe("fc-async: unknown command 'serve' (see fc-async --help)");
+  });
+});
+
 describe('fc-async dev refuses an entry it cannot serve in one line', () => {
   const dir = mkdtempSync(join(tmpdir(), 'fc-async-entry-'));
   mkdirSync(join(dir, 'folder'));
   writeFileSync(join(dir, 'broken.ts'), 'export const handler = (a: number => a;\n');
   writeFileSync(join(dir, 'number.mjs'), 'export const handler = 42;\n');
+  // A throw deep in what the entry imports (a config module), not in the entry itself.
+  writeFileSync(join(dir, 'config.mjs'), "export const db = JSON.parse('null').db;\n");
+  writeFileSync(join(dir, 'uses-config.mjs'), "import './config.mjs';\nexport const handler = () => 'ok';\n");
 
   it.each([
     ['a directory', join(dir, 'folder'), /^fc-async: The entry .*folder is not a file$/],
     ['a TypeScript syntax error', join(dir, 'broken.ts'), /^fc-async: Loading .*broken\.ts failed: .*broken\.ts:1:\d+/],
+    [
+      'a module it imports throwing while it loads: the place that threw is named',
+      join(dir, 'uses-config.mjs'),
+      /^fc-async: Loading .*uses-config\.mjs failed: Cannot read properties of null \(reading 'db'\) \(at .*config\.mjs:1:\d+\)$/,
+    ],
     [
       'a `handler` export that is not a function',
       join(dir, 'number.mjs'),

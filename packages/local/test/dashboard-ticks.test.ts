@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Emulator, startEmulator } from '../src/index.js';
@@ -55,6 +58,29 @@ describe('the dashboard timers', () => {
     expect(await row('stuck').locator('.status').textContent()).toBe('Stopping');
   });
 
+  it("keeps another running task's Stop button in view while a task is open in a narrow window", async () => {
+    await page.setViewportSize({ width: 900, height: 700 });
+    for (const id of ['narrow_a', 'narrow_b']) {
+      const res = await fetch(`${emulator.triggerUrl}/hang`, {
+        headers: { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': id },
+      });
+      expect(res.status).toBe(202);
+    }
+    await poll(() => row('narrow_b').locator('.status').textContent()).toBe('Running');
+    await row('narrow_a').click();
+    await poll(() => page.locator('#detail-title').textContent()).toBe('narrow_a');
+    const inView = () =>
+      row('narrow_b')
+        .locator('button.stop')
+        .evaluate((button) => {
+          const list = button.closest('section');
+          return list !== null && button.getBoundingClientRect().right <= list.getBoundingClientRect().right + 1;
+        });
+    await poll(inView).toBe(true);
+    await page.locator('#detail-close').click();
+    await page.setViewportSize({ width: 1280, height: 720 });
+  });
+
   it('looks again once at a time while list loads fail, however many failed', async () => {
     let lists = 0;
     await page.route(/\/async-tasks\?/, (route) => {
@@ -77,5 +103,37 @@ describe('the dashboard timers', () => {
     expect(lists).toBeLessThanOrEqual(3);
     await page.unrouteAll({ behavior: 'ignoreErrors' });
     await poll(() => page.locator('#error').isHidden()).toBe(true);
+  });
+});
+
+describe('the dashboard of an event function with no tasks', () => {
+  it('says how its tasks come (InvokeFunction), not to send it a request it has no trigger for', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fc-async-dash-event-'));
+    writeFileSync(join(dir, 'fn.mjs'), 'export const handler = async () => "ok";\n');
+    const fn = (name: string, http: boolean) => `  ${name}:
+    component: fc3
+    props:
+      functionName: ${name}
+      runtime: nodejs20
+      code: ./
+      handler: fn.handler
+${http ? '      triggers:\n        - triggerName: http\n          triggerType: http\n' : ''}`;
+    writeFileSync(
+      join(dir, 's.yaml'),
+      `edition: 3.0.0\nname: hint\nresources:\n${fn('web', true)}${fn('sink', false)}`,
+    );
+    const two = await startEmulator({ output: () => {}, port: 0, controlPort: 0, config: join(dir, 's.yaml') });
+    const tab = await context.newPage();
+    try {
+      await tab.goto(`${two.controlUrl}/`);
+      await expect.poll(() => tab.locator('#empty').isVisible(), { timeout: 20_000 }).toBe(true);
+      await tab.selectOption('#function', 'sink');
+      await expect.poll(() => tab.locator('#empty-event').isVisible(), { timeout: 20_000 }).toBe(true);
+      expect(await tab.locator('#empty').isHidden()).toBe(true);
+    } finally {
+      await tab.close();
+      await two.close({ timeoutMs: 100 });
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -27,6 +27,8 @@ const state = {
   errorFrom: undefined,
   /** The look again after a failed load (see `load`), while one is pending. */
   retry: undefined,
+  /** The functions with an HTTP trigger. */
+  http: new Set(),
 };
 
 /** One `<tr>` per task id, updated in place: a click in progress survives a live refresh. */
@@ -138,7 +140,11 @@ function render() {
     at = next;
   }
   for (const id of rows.keys()) if (!shown.has(id)) rows.delete(id);
-  $('empty').hidden = state.tasks.length > 0 || state.filtered;
+  const empty = state.tasks.length === 0 && !state.filtered;
+  // An event function (no HTTP trigger) cannot be sent a request: say how its tasks come.
+  const http = state.http.has(state.fn);
+  $('empty').hidden = !empty || !http;
+  $('empty-event').hidden = !empty || http;
   $('no-match').hidden = state.tasks.length > 0 || !state.filtered;
   $('more').hidden = !state.nextToken;
 }
@@ -385,6 +391,7 @@ async function start() {
   const select = $('function');
   for (const f of functions)
     select.append(el('option', { value: f.name, textContent: f.http ? `${f.name} (HTTP)` : f.name }));
+  state.http = new Set(functions.filter((f) => f.http).map((f) => f.name));
   state.fn = (functions.find((f) => f.http) ?? functions[0])?.name ?? '';
   select.value = state.fn;
   select.addEventListener('change', () => {
