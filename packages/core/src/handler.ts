@@ -455,7 +455,7 @@ export function errorResponse(error: unknown, logger: Logger, requestId?: string
   if (isFcAsyncError(error) && (error.statusCode < 500 || isDeliberate503(error))) {
     const burst = error.statusCode === 429 ? THROTTLED : error.statusCode === 503 ? CLOSING : undefined;
     if (burst) noteBurst(logger, error, burst);
-    else logger.warn('request rejected', { requestId, code: error.code, message: error.message });
+    else logger.warn('request rejected', { requestId, code: error.code, reason: error.message });
     return jsonResponse(error.statusCode, error.toJSON(), error.headers);
   }
   logger.error('invocation failed', { requestId, error });
@@ -497,7 +497,7 @@ function noteBurst(logger: Logger, error: FcAsyncError, burst: Burst): void {
     window.refused++;
     return;
   }
-  logger.warn(burst.first, { code: error.code, message: error.message });
+  logger.warn(burst.first, { code: error.code, reason: error.message });
   if (!open) {
     open = new Map();
     bursts.set(logger, open);

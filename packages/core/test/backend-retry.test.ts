@@ -71,7 +71,8 @@ describe('the log line of a backend that fails to start', () => {
       backend: 'redis',
       tries: 1,
       code: 'RedisUnavailable',
-      message: 'Redis did not answer within 10000 ms',
+      // Not `message`: a JSON log line's own message field would be overwritten by it.
+      reason: 'Redis did not answer within 10000 ms',
       cause: 'connect ECONNREFUSED 127.0.0.1:1',
     });
     await handler.close();

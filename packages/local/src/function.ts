@@ -9,6 +9,7 @@ import {
   type FcHttpResult,
   type FcRequest,
   holdEngineStarts,
+  isFcAsyncError,
   type Logger,
   newRequestId,
   parseFcEvent,
@@ -320,7 +321,10 @@ function functionLog(log: EmulatorLog, name: string): FunctionLog {
       };
     },
     failed(requestId, error) {
-      log.logger.error('function failed', { function: name, requestId, error });
+      // An fc-async error (an inner fc-async handler reporting a failed attempt, its cause logged by it)
+      // is told by its code and message, not by the stack of fc-async's own frames.
+      const what = isFcAsyncError(error) ? { code: error.code, reason: error.message } : { error };
+      log.logger.error('function failed', { function: name, requestId, ...what });
     },
   };
 }

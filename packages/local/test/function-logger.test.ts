@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import { startEmulator } from '../src/index.js';
+import { waitFor } from './helpers.js';
 
 // The functions of one s.yaml share the emulator's log: what their handlers log names the function.
 // The 429 notice, logged once per logger and 10 s, hid that a second function was refusing too.
@@ -89,4 +90,65 @@ it("logs a plain handler's throw with its stack, and context.logger prints an Er
   const failed = entries.find((e) => e.message === 'function failed');
   expect(failed).toMatchObject({ level: 'error', function: 'orders', requestId });
   expect(JSON.stringify(failed?.error)).toContain('cannot read the order');
+});
+
+it("logs a plain handler's fc-async error by its code and message, without fc-async's stack", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fc-async-function-log-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(
+    join(dir, 'app.mjs'),
+    `import { FcAsyncError } from ${JSON.stringify(import.meta.resolve('@fc-async/core'))};
+export const handler = async () => {
+  throw new FcAsyncError('UnhandledInvocationError', 'The function answered HTTP 500', { statusCode: 500 });
+};
+`,
+  );
+  const lines: string[] = [];
+  const emulator = await startEmulator({
+    entry: join(dir, 'app.mjs'),
+    name: 'orders',
+    port: 0,
+    controlPort: 0,
+    logFormat: 'json',
+    output: (text) => lines.push(...text.split('\n').filter(Boolean)),
+  });
+  cleanups.push(() => emulator.close({ timeoutMs: 500 }));
+  expect((await fetch(`${emulator.triggerUrl}/`, { method: 'POST', body: '{}' })).status).toBe(502);
+  // The log is written in batches, a few milliseconds after.
+  const failed = await waitFor(() =>
+    lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((e) => e.message === 'function failed'),
+  );
+  expect(failed).toMatchObject({
+    code: 'UnhandledInvocationError',
+    reason: 'The function answered HTTP 500',
+    function: 'orders',
+  });
+  expect(failed).not.toHaveProperty('error');
+});
+
+it("keeps a refusal's JSON log line its own message, the error's in `reason` (the error's overwrote it)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fc-async-function-log-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'app.mjs'), 'export const handler = async () => "ok";\n');
+  const lines: string[] = [];
+  const emulator = await startEmulator({
+    entry: join(dir, 'app.mjs'),
+    name: 'orders',
+    port: 0,
+    controlPort: 0,
+    logFormat: 'json',
+    output: (text) => lines.push(...text.split('\n').filter(Boolean)),
+  });
+  cleanups.push(() => emulator.close({ timeoutMs: 500 }));
+  const res = await fetch(`${emulator.triggerUrl}/`, {
+    method: 'POST',
+    headers: { 'x-fc-invocation-type': 'Async', 'x-fc-async-delay': '0' },
+    body: '{}',
+  });
+  expect(res.status).toBe(400);
+  const rejected = await waitFor(() =>
+    lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((e) => e.level === 'warn'),
+  );
+  expect(rejected).toMatchObject({ message: 'request rejected', code: 'InvalidArgument', function: 'orders' });
+  expect(rejected.reason).toEqual(expect.stringContaining('x-fc-async-delay'));
 });

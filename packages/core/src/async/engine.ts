@@ -368,7 +368,7 @@ export class AsyncEngine {
         // An fc-async error says what is wrong (Redis unreachable, a task file in use): its message and
         // its cause's, not the stack of fc-async's own frames (the CLI prints it again as its last line).
         const fields = isFcAsyncError(error)
-          ? { code: error.code, message: error.message, cause: causeMessage(error.cause) }
+          ? { code: error.code, reason: error.message, cause: causeMessage(error.cause) }
           : { error };
         this.deps.logger.error('async backend failed to start', { backend: this.backend.name, tries, ...fields });
       },
@@ -1173,7 +1173,7 @@ export class AsyncEngine {
       requestId: record.requestId,
       attempt,
       condition: outcome.condition,
-      message: outcome.message,
+      reason: outcome.message,
     };
     if (attempt < this.config.maxAsyncRetryAttempts) {
       const delay = backoffDelay(attempt + 1, this.options.backoff);
