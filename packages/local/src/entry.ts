@@ -123,11 +123,14 @@ export async function loadEntry(file: string, exportName?: string, instance?: st
 function thrownAt(error: unknown): string | undefined {
   const stack = error instanceof Error ? error.stack : undefined;
   if (!stack) return undefined;
-  for (const line of stack.split('\n').slice(1)) {
-    const frame = /(file:\/\/\/[^\s()]+?|\/[^\s()]+?):(\d+):(\d+)\)?$/.exec(line.trim());
-    if (!frame || frame[1]?.includes('/node_modules/')) continue;
-    const place = frame[1] as string;
-    const path = place.startsWith('file://') ? fileURLToPath(place.split('?')[0] as string) : place;
+  for (const raw of stack.split('\n').slice(1)) {
+    // `at fn (place)` or `at place`; a place may hold spaces (a CommonJS path), never parentheses.
+    const line = raw.trim().replace(/^at /, '');
+    const place = line.endsWith(')') ? line.slice(line.lastIndexOf('(') + 1, -1) : line;
+    const frame = /^(.+):(\d+):(\d+)$/.exec(place);
+    if (!frame || frame[1]?.includes('/node_modules/') || !/^(file:\/\/)?\//.test(frame[1] ?? '')) continue;
+    const file = frame[1] as string;
+    const path = file.startsWith('file://') ? fileURLToPath(file.split('?')[0] as string) : file;
     return `${path}:${frame[2]}:${frame[3]}`;
   }
   return undefined;

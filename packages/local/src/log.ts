@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import { errorFields, type Logger } from '@fc-async/core';
 
 /**
@@ -155,7 +156,7 @@ function fieldText(fields: Record<string, unknown> | undefined): { inline: strin
       inline += ` ${key}=${JSON.stringify(`${value.name}: ${value.message}`)}`;
       if (value.stack) stack = framesOf(value);
     } else {
-      inline += ` ${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`;
+      inline += ` ${key}=${typeof value === 'string' ? value : serialised(value)}`;
     }
   }
   return { inline: printable(inline), stack };
@@ -163,9 +164,25 @@ function fieldText(fields: Record<string, unknown> | undefined): { inline: strin
 
 function jsonFields(fields: Record<string, unknown> | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(fields ?? {}))
-    out[key] = value instanceof Error ? errorFields(value) : value;
+  for (const [key, value] of Object.entries(fields ?? {})) {
+    if (value instanceof Error) out[key] = errorFields(value);
+    else if (typeof value === 'object' || typeof value === 'bigint') out[key] = JSON.parse(serialised(value));
+    else out[key] = value;
+  }
   return out;
+}
+
+/**
+ * `value` as JSON; one JSON cannot hold (a circular object, a BigInt: what an app may throw) as
+ * the JSON string of its inspection, so that logging it never throws (in an uncaughtException
+ * listener, a throw ends the process).
+ */
+function serialised(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? 'undefined';
+  } catch {
+    return JSON.stringify(inspect(value, { depth: 3, breakLength: Number.POSITIVE_INFINITY }));
+  }
 }
 
 /**

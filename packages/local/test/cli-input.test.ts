@@ -40,6 +40,10 @@ describe('fc-async dev refuses an entry it cannot serve in one line', () => {
   // A throw deep in what the entry imports (a config module), not in the entry itself.
   writeFileSync(join(dir, 'config.mjs'), "export const db = JSON.parse('null').db;\n");
   writeFileSync(join(dir, 'uses-config.mjs'), "import './config.mjs';\nexport const handler = () => 'ok';\n");
+  // The same in CommonJS under a folder with a space: its frames are plain paths.
+  mkdirSync(join(dir, 'my project'));
+  writeFileSync(join(dir, 'my project', 'config.cjs'), "exports.db = JSON.parse('null').db;\n");
+  writeFileSync(join(dir, 'my project', 'app.cjs'), "require('./config.cjs');\nexports.handler = () => 'ok';\n");
 
   it.each([
     ['a directory', join(dir, 'folder'), /^fc-async: The entry .*folder is not a file$/],
@@ -48,6 +52,11 @@ describe('fc-async dev refuses an entry it cannot serve in one line', () => {
       'a module it imports throwing while it loads: the place that threw is named',
       join(dir, 'uses-config.mjs'),
       /^fc-async: Loading .*uses-config\.mjs failed: Cannot read properties of null \(reading 'db'\) \(at .*config\.mjs:1:\d+\)$/,
+    ],
+    [
+      'a CommonJS module it requires throwing, in a folder with a space: the whole path is named',
+      join(dir, 'my project', 'app.cjs'),
+      /failed: Cannot read properties of null \(reading 'db'\) \(at .*\/my project\/config\.cjs:1:\d+\)$/,
     ],
     [
       'a `handler` export that is not a function',

@@ -43,3 +43,29 @@ it('reports an uncaught exception of the app as a JSON log line, escaped and wit
   // Still serving.
   expect((await fetch(cli.trigger)).status).toBe(200);
 });
+
+it('reports a thrown value JSON cannot hold (circular) and keeps serving (logging it threw in the listener: exit 7)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fc-async-stray-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const entry = join(dir, 'app.mjs');
+  writeFileSync(
+    entry,
+    `export const handler = async () => {
+  setTimeout(() => { const o = { kind: 'loop' }; o.self = o; throw o; }, 0);
+  return 'ok';
+};
+`,
+  );
+  const cli = await startCli([entry]);
+  cleanups.push(() => cli.stop());
+  expect((await fetch(cli.trigger)).status).toBe(200);
+  const line = await waitFor(() =>
+    cli.stderr
+      .join('')
+      .split('\n')
+      .find((l) => l.includes('uncaught exception in the app')),
+  );
+  expect(line).toContain('Circular');
+  expect((await fetch(cli.trigger)).status).toBe(200);
+  expect(cli.proc.exitCode).toBeNull();
+});

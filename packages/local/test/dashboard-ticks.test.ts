@@ -77,6 +77,13 @@ describe('the dashboard timers', () => {
           return list !== null && button.getBoundingClientRect().right <= list.getBoundingClientRect().right + 1;
         });
     await poll(inView).toBe(true);
+    // The open row's Stop cell has the row's colour, not the white that keeps other rows' cells opaque.
+    const colours = await row('narrow_a').evaluate((tr) => {
+      const style = (globalThis as unknown as { getComputedStyle: (e: unknown) => { backgroundColor: string } })
+        .getComputedStyle;
+      return [style(tr).backgroundColor, style(tr.lastElementChild).backgroundColor];
+    });
+    expect(colours[1]).toBe(colours[0]);
     await page.locator('#detail-close').click();
     await page.setViewportSize({ width: 1280, height: 720 });
   });
