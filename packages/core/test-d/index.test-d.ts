@@ -245,3 +245,9 @@ expectAssignable<eo.FcHttpEvent>({
   rawPath: '/',
   requestContext: { accountId: maybe('1'), http: { method: 'GET', path: maybe('/') } },
 });
+
+// Thirteenth session: the engine's started / stopping events, and the attempts a finished task made.
+declare const engineEvent: eo.EngineEvent;
+if (engineEvent.type === 'started') expectType<number>(engineEvent.attempt);
+if (engineEvent.type === 'stopping') expectType<string>(engineEvent.requestId);
+if (engineEvent.type === 'finished') expectType<number>(engineEvent.attempts);

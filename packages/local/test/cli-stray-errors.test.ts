@@ -13,17 +13,17 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-it('reports an uncaught exception of the app as a JSON log line, escaped and with its time, and keeps serving', async () => {
+/**
+ * `fc-async dev` on an entry whose handler answers `ok` and then throws `thrown` (source) from a
+ * timer; resolves with the CLI once the first request answered, and the stray error's log line.
+ */
+async function strayThrow(thrown: string) {
   const dir = mkdtempSync(join(tmpdir(), 'fc-async-stray-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   const entry = join(dir, 'app.mjs');
   writeFileSync(
     entry,
-    `export const handler = async () => {
-  setTimeout(() => { throw new Error('stray \\u001b[2J\\nERROR forged'); }, 0);
-  return 'ok';
-};
-`,
+    `export const handler = async () => {\n  setTimeout(() => { ${thrown} }, 0);\n  return 'ok';\n};\n`,
   );
   const cli = await startCli([entry]);
   cleanups.push(() => cli.stop());
@@ -34,6 +34,11 @@ it('reports an uncaught exception of the app as a JSON log line, escaped and wit
       .split('\n')
       .find((l) => l.includes('uncaught exception in the app')),
   );
+  return { cli, line };
+}
+
+it('reports an uncaught exception of the app as a JSON log line, escaped and with its time, and keeps serving', async () => {
+  const { cli, line } = await strayThrow("throw new Error('stray \\u001b[2J\\nERROR forged');");
   expect(line).not.toContain('\u001b');
   const entryLine = JSON.parse(line) as { level: string; time?: string; error?: { message?: string } };
   expect(entryLine.level).toBe('error');
@@ -45,26 +50,7 @@ it('reports an uncaught exception of the app as a JSON log line, escaped and wit
 });
 
 it('reports a thrown value JSON cannot hold (circular) and keeps serving (logging it threw in the listener: exit 7)', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'fc-async-stray-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const entry = join(dir, 'app.mjs');
-  writeFileSync(
-    entry,
-    `export const handler = async () => {
-  setTimeout(() => { const o = { kind: 'loop' }; o.self = o; throw o; }, 0);
-  return 'ok';
-};
-`,
-  );
-  const cli = await startCli([entry]);
-  cleanups.push(() => cli.stop());
-  expect((await fetch(cli.trigger)).status).toBe(200);
-  const line = await waitFor(() =>
-    cli.stderr
-      .join('')
-      .split('\n')
-      .find((l) => l.includes('uncaught exception in the app')),
-  );
+  const { cli, line } = await strayThrow("const o = { kind: 'loop' }; o.self = o; throw o;");
   expect(line).toContain('Circular');
   expect((await fetch(cli.trigger)).status).toBe(200);
   expect(cli.proc.exitCode).toBeNull();

@@ -55,11 +55,27 @@ it("names the function in its handler's log lines: a full queue on each of two f
   expect(refused[1]).toContain('function=emails');
 });
 
-it("logs a plain handler's throw with its stack, and context.logger prints an Error and the request id", async () => {
+/** A folder with `app.mjs` of `source`, served by an emulator with JSON logs; its parsed log lines. */
+async function served(source: string) {
   const dir = mkdtempSync(join(tmpdir(), 'fc-async-function-log-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(
-    join(dir, 'app.mjs'),
+  writeFileSync(join(dir, 'app.mjs'), source);
+  const lines: string[] = [];
+  const emulator = await startEmulator({
+    entry: join(dir, 'app.mjs'),
+    name: 'orders',
+    port: 0,
+    controlPort: 0,
+    logFormat: 'json',
+    output: (text) => lines.push(...text.split('\n').filter(Boolean)),
+  });
+  cleanups.push(() => emulator.close({ timeoutMs: 500 }));
+  const entries = () => lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+  return { emulator, entries };
+}
+
+it("logs a plain handler's throw with its stack, and context.logger prints an Error and the request id", async () => {
+  const { emulator, entries } = await served(
     `export const handler = async (event, context) => {
   const error = new TypeError('cannot read the order');
   context.logger.error('parse failed:', error);
@@ -67,57 +83,33 @@ it("logs a plain handler's throw with its stack, and context.logger prints an Er
 };
 `,
   );
-  const lines: string[] = [];
-  const emulator = await startEmulator({
-    entry: join(dir, 'app.mjs'),
-    name: 'orders',
-    port: 0,
-    controlPort: 0,
-    logFormat: 'json',
-    output: (text) => lines.push(...text.split('\n').filter(Boolean)),
-  });
-  cleanups.push(() => emulator.close({ timeoutMs: 500 }));
   const res = await fetch(`${emulator.triggerUrl}/`, { method: 'POST', body: '{}' });
   expect(res.status).toBe(502);
   const requestId = res.headers.get('x-fc-request-id');
-  const entries = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+  // The log is written in batches, a few milliseconds after.
+  const logged = await waitFor(() => (entries().some((e) => e.message === 'function failed') ? entries() : undefined));
   // FC's runtime prints the error, its stack included, with the request id; it is not `{}`.
-  const told = entries.find((e) => typeof e.message === 'string' && e.message.startsWith('parse failed:'));
+  const told = logged.find((e) => typeof e.message === 'string' && e.message.startsWith('parse failed:'));
   expect(told).toMatchObject({ level: 'error', function: 'orders', requestId });
   expect(told?.message).toContain('TypeError: cannot read the order');
   expect(told?.message).toContain('app.mjs');
   // The throw itself reaches the log (it reached only the caller's 502 and the task record).
-  const failed = entries.find((e) => e.message === 'function failed');
+  const failed = logged.find((e) => e.message === 'function failed');
   expect(failed).toMatchObject({ level: 'error', function: 'orders', requestId });
   expect(JSON.stringify(failed?.error)).toContain('cannot read the order');
 });
 
 it("logs a plain handler's fc-async error by its code and message, without fc-async's stack", async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'fc-async-function-log-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(
-    join(dir, 'app.mjs'),
+  const { emulator, entries } = await served(
     `import { FcAsyncError } from ${JSON.stringify(import.meta.resolve('@fc-async/core'))};
 export const handler = async () => {
   throw new FcAsyncError('UnhandledInvocationError', 'The function answered HTTP 500', { statusCode: 500 });
 };
 `,
   );
-  const lines: string[] = [];
-  const emulator = await startEmulator({
-    entry: join(dir, 'app.mjs'),
-    name: 'orders',
-    port: 0,
-    controlPort: 0,
-    logFormat: 'json',
-    output: (text) => lines.push(...text.split('\n').filter(Boolean)),
-  });
-  cleanups.push(() => emulator.close({ timeoutMs: 500 }));
   expect((await fetch(`${emulator.triggerUrl}/`, { method: 'POST', body: '{}' })).status).toBe(502);
   // The log is written in batches, a few milliseconds after.
-  const failed = await waitFor(() =>
-    lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((e) => e.message === 'function failed'),
-  );
+  const failed = await waitFor(() => entries().find((e) => e.message === 'function failed'));
   expect(failed).toMatchObject({
     code: 'UnhandledInvocationError',
     reason: 'The function answered HTTP 500',
@@ -127,28 +119,14 @@ export const handler = async () => {
 });
 
 it("keeps a refusal's JSON log line its own message, the error's in `reason` (the error's overwrote it)", async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'fc-async-function-log-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'app.mjs'), 'export const handler = async () => "ok";\n');
-  const lines: string[] = [];
-  const emulator = await startEmulator({
-    entry: join(dir, 'app.mjs'),
-    name: 'orders',
-    port: 0,
-    controlPort: 0,
-    logFormat: 'json',
-    output: (text) => lines.push(...text.split('\n').filter(Boolean)),
-  });
-  cleanups.push(() => emulator.close({ timeoutMs: 500 }));
+  const { emulator, entries } = await served('export const handler = async () => "ok";\n');
   const res = await fetch(`${emulator.triggerUrl}/`, {
     method: 'POST',
     headers: { 'x-fc-invocation-type': 'Async', 'x-fc-async-delay': '0' },
     body: '{}',
   });
   expect(res.status).toBe(400);
-  const rejected = await waitFor(() =>
-    lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((e) => e.level === 'warn'),
-  );
+  const rejected = await waitFor(() => entries().find((e) => e.level === 'warn'));
   expect(rejected).toMatchObject({ message: 'request rejected', code: 'InvalidArgument', function: 'orders' });
   expect(rejected.reason).toEqual(expect.stringContaining('x-fc-async-delay'));
 });

@@ -624,12 +624,12 @@ export class AsyncEngine {
           running.abort(new FcAsyncError('ShuttingDown', 'The function is shutting down'));
         }
         // Their end (Retrying, for the next start) is written before the store closes.
-        const ending = [...this.inFlight];
+        const ending = new Set(this.inFlight);
         await within(Promise.allSettled(ending), Math.max(this.options.stopGraceMs, 100));
         // A delivery one of them started as it ended (a task stopped meanwhile goes to onFailure) gets
         // a moment to finish: cut short, it would be made again at the next start to a destination
         // that may well have taken the record already.
-        const started = [...this.inFlight].filter((job) => !ending.includes(job));
+        const started = [...this.inFlight].filter((job) => !ending.has(job));
         if (started.length > 0) await within(Promise.allSettled(started), STOPPED_DELIVERY_MS);
       } else {
         const left = (await this.store.unfinished()).filter((r) => !TERMINAL_STATUSES.has(r.status));
