@@ -251,3 +251,8 @@ declare const engineEvent: eo.EngineEvent;
 if (engineEvent.type === 'started') expectType<number>(engineEvent.attempt);
 if (engineEvent.type === 'stopping') expectType<string>(engineEvent.requestId);
 if (engineEvent.type === 'finished') expectType<number>(engineEvent.attempts);
+// Fourteenth session: a delivered event names its side and each destination's outcome.
+if (engineEvent.type === 'delivered') {
+  expectType<'onSuccess' | 'onFailure'>(engineEvent.side);
+  expectType<readonly eo.DestinationOutcome[]>(engineEvent.destinations);
+}

@@ -119,6 +119,8 @@ function logTaskEvents(functions: readonly LocalFunction[], log: EmulatorLog): v
           requestId: e.requestId,
           taskId: e.taskId,
           destinationStatus: e.destinationStatus,
+          side: e.side,
+          destinations: e.destinations.map(({ label, status, attempts }) => ({ label, status, attempts })),
         });
       } else if (e.type === 'finished' && (e.status === 'Expired' || e.condition === 'Stopped')) {
         // An attempt stopped while running was logged as that attempt; one stopped while it waited

@@ -42,12 +42,22 @@ export interface ReadyInfo {
   functions: { name: string; url?: string | undefined; kind: string; handler: string }[];
 }
 
+/** A task's record delivered: the side it went to and each destination called, by label. */
+export interface DeliveryLine {
+  function: string;
+  requestId: string;
+  taskId: string;
+  destinationStatus: string;
+  side: 'onSuccess' | 'onFailure';
+  destinations: readonly { label: string; status: 'Succeeded' | 'Failed'; attempts: number }[];
+}
+
 /** The emulator's log: invocation and attempt lines, notices, and a core `Logger` for the rest. */
 export interface EmulatorLog {
   readonly logger: Logger;
   invocation(line: InvocationLine): void;
   attempt(line: AttemptLine): void;
-  delivery(line: { function: string; requestId: string; taskId: string; destinationStatus: string }): void;
+  delivery(line: DeliveryLine): void;
   notice(message: string, fields?: Record<string, unknown>): void;
   /** The startup banner: where each function and the control plane listen. */
   ready(info: ReadyInfo): void;
@@ -247,10 +257,12 @@ export function createEmulatorLog(
       );
     },
     delivery(l) {
+      const task = l.taskId !== l.requestId ? ` task ${printable(l.taskId)}` : '';
+      const to = l.destinations.map((d) => (d.status === 'Failed' ? `${d.label} (failed)` : d.label)).join(', ');
       record(
         'delivery',
         l,
-        `${padCached(names, l.function, 14)} ${pad('Dest', 5)} ${padCached(statuses, l.destinationStatus, 9)} ${pad('destination', 28)} ${pad('', 8)} ${printable(l.requestId)}`,
+        `${padCached(names, l.function, 14)} ${pad('Dest', 5)} ${padCached(statuses, l.destinationStatus, 9)} ${pad(printable(`${l.side} ${to}`), 28)} ${pad('', 8)} ${printable(l.requestId)}${task}`,
       );
     },
     notice(message, fields) {

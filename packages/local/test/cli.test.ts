@@ -327,6 +327,11 @@ describe('fc-async dev on an s.yaml with destination functions', () => {
       ['attempt', 'Succeeded'],
       ['delivery', 'Succeeded'],
     ]);
+    // The delivery line names the side the record went to and the destination that took it.
+    expect(lines().find((l) => l.kind === 'delivery')).toMatchObject({
+      side: 'onSuccess',
+      destinations: [{ label: expect.stringContaining('dest-succ'), status: 'Succeeded', attempts: 1 }],
+    });
     const delivered = (
       await client.listAsyncTasks('dest-succ', new $FC.ListAsyncTasksRequest({ includePayload: true }))
     ).body;

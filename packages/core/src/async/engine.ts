@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import zlib from 'node:zlib';
 import type { Context } from '@opentelemetry/api';
-import { deliverResolved, SHUTTING_DOWN } from '../destinations/deliver.js';
+import { type DestinationOutcome, deliverResolved, SHUTTING_DOWN } from '../destinations/deliver.js';
 import { resolveSettings, type Settings } from '../destinations/deliver-options.js';
 import type { Destination } from '../destinations/types.js';
 import { MAX_TIMER_MS, objectOption } from '../destinations/validate.js';
@@ -180,7 +180,16 @@ export type EngineEvent =
       /** Attempts made, 0 when none ran (a task stopped or expired while it waited). */
       attempts: number;
     }
-  | { type: 'delivered'; taskId: string; requestId: string; destinationStatus: string };
+  | {
+      type: 'delivered';
+      taskId: string;
+      requestId: string;
+      destinationStatus: string;
+      /** The side the record went to: `onSuccess`, or `onFailure` (a failed, stopped or expired task). */
+      side: 'onSuccess' | 'onFailure';
+      /** Each destination called, by label, with how its delivery ended. */
+      destinations: readonly DestinationOutcome[];
+    };
 
 /**
  * The tasks API of a handler in local mode: FC's GetAsyncTask, ListAsyncTasks and
@@ -1346,6 +1355,8 @@ export class AsyncEngine {
           taskId: record.taskId,
           requestId: record.requestId,
           destinationStatus: result.status,
+          side,
+          destinations: result.destinations,
         });
       }
     } catch (error) {

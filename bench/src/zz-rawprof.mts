@@ -1,0 +1,12 @@
+import { Queue } from 'bullmq';
+import { jobEvent, JOB_BODY, startEnv } from './backends-env.js';
+const env = await startEnv();
+const q = new Queue('tasks', { connection: { host: '127.0.0.1', port: env.redisPort, maxRetriesPerRequest: null }, prefix: 'raw' });
+const rawJob = () => ({ method: 'POST', url: '/transcode', headers: jobEvent('x').headers, body: JOB_BODY });
+let n = 0; const M = Number(process.env.M ?? 6000);
+await q.add('task', rawJob(), { jobId: `r_${n++}` });
+const c = process.cpuUsage(); const w = performance.now();
+for (let i = 0; i < M; i++) await q.add('task', rawJob(), { jobId: `r_${n++}` });
+const cc = process.cpuUsage(c);
+console.log(`${((performance.now() - w) * 1000 / M).toFixed(0)} µs wall ${((cc.user + cc.system) / M).toFixed(0)} µs cpu (user ${(cc.user/M).toFixed(0)})`);
+await q.close(); env.stop(); process.exit(0);
