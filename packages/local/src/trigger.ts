@@ -1,5 +1,5 @@
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
-import { detectInvocation, type FcHttpResult, isFcAsyncError } from '@fc-async/core';
+import { detectInvocation, type FcHttpResult, isFcAsyncError, isValidTaskId } from '@fc-async/core';
 import { type BodyBudget, MAX_SYNC_BODY, readBody } from './body.js';
 import { writeResult } from './event.js';
 import { answerHalfClosed } from './half-close.js';
@@ -13,14 +13,32 @@ function sendJson(res: ServerResponse, status: number, body: object, extra: Reco
   res.end(text);
 }
 
-/** True when a request asks to be run asynchronously, as the core's detection reads it. */
+/** A header's first value (Node joins most repeated headers, but not every one). */
+const headerValue = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
+
+/**
+ * True when a request asks to be run asynchronously, as the core's detection reads it; when
+ * detection refuses the call (a malformed task id or retry count), as its headers still ask.
+ */
 function askedAsync(headers: IncomingHttpHeaders): boolean {
   try {
     return detectInvocation(headers).type === 'Async';
   } catch {
-    // Headers detection refuses (a malformed retry count): the call was refused for them.
-    return false;
+    const type = headerValue(headers['x-fc-invocation-type'])?.trim().toLowerCase();
+    if (type !== undefined) return type === 'async';
+    return headers['x-fc-async-task-id'] !== undefined || headers['x-fc-stateful-async-invocation-id'] !== undefined;
   }
+}
+
+/**
+ * The task id of an async call's line: the accepted task's, or the one a refused call asked for
+ * (a duplicate's 409), when it is a valid id.
+ */
+function taskIdOf(result: FcHttpResult, headers: IncomingHttpHeaders, async: boolean): string | undefined {
+  const accepted = result.headers['x-fc-async-task-id'];
+  if (accepted !== undefined || !async) return accepted;
+  const asked = headerValue(headers['x-fc-async-task-id']);
+  return asked !== undefined && isValidTaskId(asked) ? asked : undefined;
 }
 
 /** The trigger's calls carry Node's headers (see `LocalFunction.invoke`). */
@@ -163,20 +181,19 @@ export function createTriggerServer(registry: FunctionRegistry, log: EmulatorLog
       body = undefined;
       answers.add({ res, result, method, requestId, fn: fn.spec.name });
       const q = url.indexOf('?');
+      // An accepted async call is a 202 carrying its task id (whatever header asked for it); a
+      // refused one (400, 409, 429, 503) is still an async call.
+      const async =
+        (result.statusCode === 202 && result.headers['x-fc-async-task-id'] !== undefined) || askedAsync(req.headers);
       log.invocation({
         function: fn.spec.name,
         requestId,
-        // An accepted async call is a 202 carrying its task id (whatever header asked for it); a
-        // refused one (400, 409, 429, 503) is still an async call.
-        type:
-          (result.statusCode === 202 && result.headers['x-fc-async-task-id'] !== undefined) || askedAsync(req.headers)
-            ? 'Async'
-            : 'Sync',
+        type: async ? 'Async' : 'Sync',
         status: result.statusCode,
         method,
         path: q < 0 ? url : url.slice(0, q),
         durationMs: Math.round(performance.now() - started),
-        taskId: result.headers['x-fc-async-task-id'],
+        taskId: taskIdOf(result, req.headers, async),
         via: 'http',
       });
     } catch (error) {

@@ -321,13 +321,17 @@ describe('JSON logs of stopped tasks', () => {
     expect((await accept('twice', { 'x-fc-async-delay': '60' })).status).toBe(409);
     const badDelay = await accept('bad_delay', { 'x-fc-async-delay': '0' });
     expect(badDelay.status).toBe(400);
+    // A task id detection itself refuses: the call still asked to run async.
+    expect((await accept('9 bad id')).status).toBe(400);
     const refused = await waitFor(() => {
       const found = lines.filter((l) => l.kind === 'invocation' && [409, 400].includes(l.status as number));
-      return found.length === 2 ? found : undefined;
+      return found.length === 3 ? found : undefined;
     });
-    expect(refused.map((l) => [l.type, l.status])).toEqual([
-      ['Async', 409],
-      ['Async', 400],
+    // The duplicate's line names the task it asked for; an invalid id is not logged as a task id.
+    expect(refused.map((l) => [l.type, l.status, l.taskId])).toEqual([
+      ['Async', 409, 'twice'],
+      ['Async', 400, 'bad_delay'],
+      ['Async', 400, undefined],
     ]);
     // A sync call stays Sync.
     await fetch(`${emulator.triggerUrl}/jobs`, { method: 'POST', body: '{"ms":0}' });
