@@ -379,7 +379,7 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
     logger,
     drain: () => withUpstream(engine?.drain() ?? platform?.drain()),
     close: (closeOptions?: { timeoutMs?: number | undefined }) =>
-      withUpstream(engine?.close(closeOptions) ?? platform?.drain()),
+      withUpstream(engine?.close(closeOptions) ?? platform?.drain()).finally(() => flushBursts(logger)),
   }) as unknown as FcHandler;
 }
 
@@ -482,8 +482,34 @@ const CLOSING: Burst = {
   rest: 'requests refused with 503 (shutting down) in the last 10 s',
 };
 
-/** Per logger and kind of burst, told in the last 10 s, with how many more were refused since. */
-const bursts = new WeakMap<Logger, Map<Burst, { refused: number }>>();
+/** A burst told in the last 10 s: how many more were refused since, and the timer that tells them. */
+interface OpenBurst {
+  refused: number;
+  code: string;
+  timer: NodeJS.Timeout;
+}
+
+/** Per logger and kind of burst, the bursts told in the last 10 s. */
+const bursts = new WeakMap<Logger, Map<Burst, OpenBurst>>();
+
+/** Logs how many more a burst refused since its first line, and ends it. */
+function endBurst(logger: Logger, open: Map<Burst, OpenBurst>, burst: Burst): void {
+  const window = open.get(burst);
+  if (!window) return;
+  clearTimeout(window.timer);
+  open.delete(burst);
+  if (window.refused > 0) logger.warn(burst.rest, { code: window.code, refused: window.refused });
+}
+
+/**
+ * Logs now the counts of a logger's bursts still open: a close() (which refuses with 503 while it
+ * runs) calls it as it ends, as the process may exit before the 10 s are up.
+ */
+export function flushBursts(logger: Logger): void {
+  const open = bursts.get(logger);
+  if (!open) return;
+  for (const burst of [...open.keys()]) endBurst(logger, open, burst);
+}
 
 /**
  * Logs the first refusal of a burst, then once how many more followed within 10 s: not one line
@@ -502,12 +528,10 @@ function noteBurst(logger: Logger, error: FcAsyncError, burst: Burst): void {
     open = new Map();
     bursts.set(logger, open);
   }
-  const opened = { refused: 0 };
-  open.set(burst, opened);
-  setTimeout(() => {
-    open.delete(burst);
-    if (opened.refused > 0) logger.warn(burst.rest, { code: error.code, refused: opened.refused });
-  }, BURST_LOG_MS).unref();
+  const windows = open;
+  const timer = setTimeout(() => endBurst(logger, windows, burst), BURST_LOG_MS);
+  timer.unref();
+  open.set(burst, { refused: 0, code: error.code, timer });
 }
 
 /** A 503 fc-async answers by design (closing), rather than because something under it failed. */

@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import { objectOption } from './destinations/validate.js';
 
 /**
@@ -40,7 +41,7 @@ export function createConsoleLogger(options: { level?: Level } = {}): Logger {
   const min = LEVELS[level];
   const write = (level: Level, message: string, fields?: Record<string, unknown>) => {
     if (LEVELS[level] < min) return;
-    const line = JSON.stringify({ level, time: new Date().toISOString(), message, ...serialise(fields) });
+    const line = jsonLine({ level, time: new Date().toISOString(), message, ...serialise(fields) });
     (LEVELS[level] >= LEVELS.warn ? process.stderr : process.stdout).write(`${line}\n`);
   };
   return {
@@ -66,6 +67,27 @@ export const silentLogger: Logger = Object.freeze({
   warn() {},
   error() {},
 });
+
+/**
+ * The entry as one JSON line; a field JSON cannot hold (a circular object, a BigInt: what an app
+ * may log or throw) as the text of its inspection, so that logging never throws.
+ */
+function jsonLine(entry: Record<string, unknown>): string {
+  try {
+    return JSON.stringify(entry);
+  } catch {
+    const out: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(entry)) {
+      try {
+        JSON.stringify(value);
+        out[key] = value;
+      } catch {
+        out[key] = inspect(value, { depth: 3, breakLength: Number.POSITIVE_INFINITY });
+      }
+    }
+    return JSON.stringify(out);
+  }
+}
 
 function serialise(fields: Record<string, unknown> | undefined): Record<string, unknown> {
   if (!fields) return {};

@@ -875,6 +875,62 @@ describe('task records', () => {
     expect(successes[0]?.responsePayload.startsWith('{"rows":"xxx')).toBe(true);
   });
 
+  it('records a text answer whose bytes are not UTF-8 in base64, as the handler answers it (U+FFFD before)', async () => {
+    const latin1 = Buffer.from([0x63, 0x61, 0x66, 0xe9]); // "café" in Latin-1
+    const app: typeof ok = (_req, res) => {
+      res.setHeader('content-type', 'text/plain');
+      res.end(latin1);
+    };
+    const { handler, successes } = setup(app);
+    await handler(asyncEvent({ taskId: 'latin1' }), context);
+    await handler.drain();
+    expect((await handler.tasks.get('latin1'))?.returnPayload).toBe(latin1.toString('base64'));
+    expect(successes[0]?.responsePayload).toBe(latin1.toString('base64'));
+  });
+
+  it('records a text request body whose bytes are not UTF-8 in base64, marked so (U+FFFD before)', async () => {
+    const latin1 = Buffer.from('name=caf\xe9', 'latin1');
+    const { handler, successes } = setup(ok);
+    const posted = {
+      ...asyncEvent({
+        taskId: 'latin1_body',
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      }),
+      body: latin1.toString('base64'),
+      isBase64Encoded: true,
+    };
+    await handler(posted, context);
+    await handler.drain();
+    const payload = JSON.parse(successes[0]?.requestPayload ?? '{}') as { body: string; isBase64Encoded: boolean };
+    expect(payload).toMatchObject({ isBase64Encoded: true, body: latin1.toString('base64') });
+    const task = await handler.tasks.get('latin1_body');
+    expect(JSON.parse(task?.taskPayload ?? '{}')).toMatchObject({ isBase64Encoded: true });
+  });
+
+  it('keeps as text a compressed UTF-8 answer cut within a character at the decoding cap', async () => {
+    // One-, two- and three-byte characters in a seeded order, past the 4 MiB that are decoded: the
+    // part decoded (half the input, then half again, until it fits) ends within one of them.
+    const chars = ['a', 'ü', '€', 'z', 'é'];
+    let text = '';
+    for (let x = 1; text.length < 3 * 1024 * 1024; ) {
+      x = (x * 1103515245 + 12345) & 0x7fffffff;
+      text += chars[x % chars.length];
+    }
+    const big = `{"rows":"${text}"}`;
+    const app: typeof ok = (_req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.setHeader('content-encoding', 'gzip');
+      res.end(zlib.gzipSync(big));
+    };
+    const { handler } = setup(app);
+    await handler(asyncEvent({ taskId: 'cut_utf8' }), context);
+    await handler.drain();
+    const recorded = (await handler.tasks.get('cut_utf8'))?.returnPayload ?? '';
+    expect(recorded.startsWith(big.slice(0, 100))).toBe(true);
+    expect(recorded).not.toContain('\ufffd');
+  });
+
   it('retention keeps at most maxBytes of bodies and answers in finished tasks, oldest finished first', async () => {
     // Each task: a 1000-byte body and a 2000-byte answer; 7000 bytes hold two of them.
     const answer: typeof ok = (_req, res) => {

@@ -395,6 +395,46 @@ describe('handler.close() with a persistent backend while a stopped task ends', 
     await second.close();
     expect(calls).toHaveLength(1);
   });
+
+  it('lets a delivery already under way at the deadline finish too, past a short stopGraceMs', async () => {
+    const store = new MemoryTaskStore();
+    const durable: AsyncBackend = {
+      name: 'durable-memory',
+      persistent: true,
+      create: () => ({ store, queue: new PQueueDriver(2) }),
+    };
+    const started = deferred();
+    const calls: string[] = [];
+    // The app ends at once on its stop, so that its onFailure call (800 ms) starts before close().
+    const first = createFcHandler(
+      (req, res) => {
+        started.resolve();
+        getInvocation(req)?.signal.addEventListener('abort', () => res.end('aborted'));
+      },
+      {
+        logger: memoryLogger(),
+        env: {},
+        async: { mode: 'local', backend: durable, stopGraceMs: 300 },
+        destinations: { onFailure: (r) => tick(800).then(() => void calls.push(r.requestContext.condition)) },
+      },
+    );
+    await first(asyncEvent({ taskId: 'delivering-at-close' }), context);
+    await started.promise;
+    await first.tasks.stop('delivering-at-close');
+    await tick(5);
+    await first.close({ timeoutMs: 50 });
+    expect(calls).toEqual(['Stopped']);
+
+    const second = createFcHandler(ok, {
+      env: {},
+      async: { mode: 'local', backend: durable },
+      destinations: { onFailure: (r) => void calls.push(`again:${r.requestContext.condition}`) },
+    });
+    await second.tasks.get('delivering-at-close');
+    await second.drain();
+    await second.close();
+    expect(calls).toEqual(['Stopped']);
+  });
 });
 
 describe("the abort signal's reason", () => {

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   checkDestinationSignature,
   createConsoleLogger,
@@ -156,6 +156,23 @@ describe('createConsoleLogger', () => {
     [[], 'Expected `options` to be an object, got `array`'],
   ])('refuses %j', (options, message) => {
     expect(() => createConsoleLogger(options as never)).toThrow(new TypeError(message));
+  });
+
+  it('logs fields JSON cannot hold (a BigInt code, a circular object) as their inspection, never throwing', () => {
+    const lines: string[] = [];
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => lines.push(String(chunk)) > 0);
+    try {
+      const loop: Record<string, unknown> = { kind: 'loop' };
+      loop.self = loop;
+      const error = Object.assign(new Error('db down'), { code: 10n });
+      expect(() => createConsoleLogger().error('app failed', { error, loop, requestId: 'r-1' })).not.toThrow();
+    } finally {
+      spy.mockRestore();
+    }
+    const line = JSON.parse(lines.join('')) as Record<string, unknown>;
+    expect(line).toMatchObject({ level: 'error', message: 'app failed', requestId: 'r-1' });
+    expect(String(line.error)).toContain('10n');
+    expect(String(line.loop)).toContain('Circular');
   });
 });
 

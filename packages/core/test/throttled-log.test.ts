@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { errorResponse, FcAsyncError } from '../src/index.js';
-import { memoryLogger } from './helpers.js';
+import { createFcHandler, errorResponse, FcAsyncError } from '../src/index.js';
+import { asyncEvent, context, memoryLogger } from './helpers.js';
 
 // A burst refused 429 (the queue full) logs its first refusal, then once how many more followed
 // within 10 s: not one line per request (8,000 refusals wrote 7,892 lines), and no count lost.
@@ -55,5 +55,27 @@ describe('503 answers while shutting down, in the log', () => {
       message: 'requests refused with 503 (shutting down) in the last 10 s',
       fields: { refused: 199 },
     });
+  });
+});
+
+describe("a burst's count when the handler closes", () => {
+  it('is logged as close() ends, not lost to a process that exits before the 10 s are up', async () => {
+    const logger = memoryLogger();
+    const handler = createFcHandler((_req, res) => void setTimeout(() => res.end('done'), 50), {
+      logger,
+      env: {},
+      async: { mode: 'local' },
+    });
+    expect((await handler(asyncEvent({ taskId: 'running' }), context)).statusCode).toBe(202);
+    const closing = handler.close();
+    for (let i = 0; i < 20; i++) {
+      expect((await handler(asyncEvent({ taskId: `late_${i}` }), context)).statusCode).toBe(503);
+    }
+    await closing;
+    const refusals = logger.entries.filter((e) => e.message.startsWith('requests refused with 503'));
+    expect(refusals.map((e) => [e.message, e.fields?.refused])).toEqual([
+      ['requests refused with 503: the function is shutting down', undefined],
+      ['requests refused with 503 (shutting down) in the last 10 s', 19],
+    ]);
   });
 });

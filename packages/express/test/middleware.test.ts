@@ -184,6 +184,55 @@ describe('express fcAsync() middleware: an app that throws', () => {
     expect(log.errors).toHaveLength(2);
   });
 
+  it('on FC, an async call a middleware in front of fcAsync() fails is marked x-fc-status: 404 (FC counted it a success)', async () => {
+    const app = express();
+    app.use((req, _res, next) => next(req.headers.authorization ? undefined : new Error('no auth')));
+    app.use(fcAsync({ logger: logger(), env: ON_FC }));
+    app.post('/job', (_req, res) => res.json({ ok: true }));
+    const server = await listen(app, { port: 0, host: '127.0.0.1', signals: [], logger: logger(), env: ON_FC });
+    cleanup.push(() => server.close());
+    const url = `http://127.0.0.1:${server.port}/job`;
+    const asyncCall = { ...FC_HEADERS, 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'front' };
+    const failed = await fetch(url, { method: 'POST', headers: asyncCall });
+    expect([failed.status, failed.headers.get('x-fc-status')]).toEqual([500, '404']);
+    // A sync call's caller sees the 500 itself; an async one that passes is not marked.
+    const sync = await fetch(url, { method: 'POST', headers: FC_HEADERS });
+    expect([sync.status, sync.headers.get('x-fc-status')]).toEqual([500, null]);
+    const passed = await fetch(url, { method: 'POST', headers: { ...asyncCall, authorization: 'Bearer x' } });
+    expect([passed.status, passed.headers.get('x-fc-status')]).toEqual([200, null]);
+  });
+
+  it('on FC, a shutdown past its budget aborts a running async call with ShuttingDown before cutting it', async () => {
+    const app = express();
+    app.use(fcAsync({ logger: logger(), env: ON_FC }));
+    const reasons: unknown[] = [];
+    let started: () => void = () => {};
+    const running = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    app.post('/job', (req) => {
+      const signal = req.fc?.signal;
+      signal?.addEventListener('abort', () => reasons.push((signal.reason as { code?: string }).code));
+      started();
+    });
+    const server = await listen(app, {
+      port: 0,
+      host: '127.0.0.1',
+      signals: [],
+      logger: logger(),
+      env: ON_FC,
+      shutdownTimeoutMs: 300,
+    });
+    const call = fetch(`http://127.0.0.1:${server.port}/job`, {
+      method: 'POST',
+      headers: { ...FC_HEADERS, 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'long' },
+    }).catch(() => undefined);
+    await running;
+    await server.close();
+    await call;
+    expect(reasons).toEqual(['ShuttingDown']);
+  });
+
   it('a 4xx error keeps its status, with a stable code, and is not logged', async () => {
     const { log, post } = await serve();
     const r = await post('/json', { headers: { 'content-type': 'application/json' }, body: '{not json' });

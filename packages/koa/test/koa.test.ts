@@ -18,6 +18,31 @@ describe('@fc-async/koa', () => {
     expect(log.errors).toHaveLength(0);
   });
 
+  it('leaves the errors to a listener the app adds after createHandler, as Koa leaves them (not logged twice)', async () => {
+    const app = new Koa();
+    app.use(() => {
+      throw new Error('db down');
+    });
+    const log = logger();
+    const handler = createHandler(app, { logger: log });
+    const seen: unknown[] = [];
+    app.on('error', (e) => seen.push(e));
+    expect((await handler(event('GET', '/'), {})).statusCode).toBe(500);
+    expect(seen).toHaveLength(1);
+    expect(log.errors).toHaveLength(0);
+  });
+
+  it('logs nothing for an app that sets app.silent, as Koa prints nothing for it', async () => {
+    const app = new Koa();
+    app.silent = true;
+    app.use(() => {
+      throw new Error('expected failure under test');
+    });
+    const log = logger();
+    expect((await createHandler(app, { logger: log })(event('GET', '/'), {})).statusCode).toBe(500);
+    expect(log.errors).toHaveLength(0);
+  });
+
   it('an exposed 4xx error is answered by Koa and not logged as a failure', async () => {
     const app = new Koa();
     app.use((ctx) => ctx.throw(422, 'bad shape'));

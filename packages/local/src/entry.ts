@@ -124,9 +124,11 @@ function thrownAt(error: unknown): string | undefined {
   const stack = error instanceof Error ? error.stack : undefined;
   if (!stack) return undefined;
   for (const raw of stack.split('\n').slice(1)) {
-    // `at fn (place)` or `at place`; a place may hold spaces (a CommonJS path), never parentheses.
+    // `at fn (place)` or `at place`; a place is absolute (a path or a file URL) and may hold spaces
+    // and parentheses (`proj (copy)/`), so it starts at the first ` (/` or ` (file://`.
     const line = raw.trim().replace(/^at /, '');
-    const place = line.endsWith(')') ? line.slice(line.lastIndexOf('(') + 1, -1) : line;
+    const open = line.endsWith(')') ? line.search(/ \((?:file:\/\/)?\//) : -1;
+    const place = open >= 0 ? line.slice(open + 2, -1) : line;
     const frame = /^(.+):(\d+):(\d+)$/.exec(place);
     if (!frame || frame[1]?.includes('/node_modules/') || !/^(file:\/\/)?\//.test(frame[1] ?? '')) continue;
     const file = frame[1] as string;

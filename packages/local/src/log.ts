@@ -175,24 +175,30 @@ function fieldText(fields: Record<string, unknown> | undefined): { inline: strin
 function jsonFields(fields: Record<string, unknown> | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(fields ?? {})) {
-    if (value instanceof Error) out[key] = errorFields(value);
-    else if (typeof value === 'object' || typeof value === 'bigint') out[key] = JSON.parse(serialised(value));
-    else out[key] = value;
+    out[key] = jsonValue(value instanceof Error ? errorFields(value) : value);
   }
   return out;
 }
 
 /**
- * `value` as JSON; one JSON cannot hold (a circular object, a BigInt: what an app may throw) as
- * the JSON string of its inspection, so that logging it never throws (in an uncaughtException
- * listener, a throw ends the process).
+ * `value` as JSON holds it; what JSON cannot hold (a circular object, a BigInt, a `toJSON` that
+ * throws or gives nothing: what an app may throw) as the text of its inspection, so that logging
+ * it never throws (in an uncaughtException listener, a throw ends the process).
  */
-function serialised(value: unknown): string {
+function jsonValue(value: unknown): unknown {
+  if (typeof value !== 'object' && typeof value !== 'bigint') return value;
   try {
-    return JSON.stringify(value) ?? 'undefined';
+    const text = JSON.stringify(value);
+    if (text !== undefined) return JSON.parse(text);
   } catch {
-    return JSON.stringify(inspect(value, { depth: 3, breakLength: Number.POSITIVE_INFINITY }));
+    // Inspected below.
   }
+  return inspect(value, { depth: 3, breakLength: Number.POSITIVE_INFINITY });
+}
+
+/** `value` as JSON text, for the text format: what JSON cannot hold, the quoted text of its inspection. */
+function serialised(value: unknown): string {
+  return JSON.stringify(jsonValue(value)) ?? 'undefined';
 }
 
 /**

@@ -44,6 +44,13 @@ describe('fc-async dev refuses an entry it cannot serve in one line', () => {
   mkdirSync(join(dir, 'my project'));
   writeFileSync(join(dir, 'my project', 'config.cjs'), "exports.db = JSON.parse('null').db;\n");
   writeFileSync(join(dir, 'my project', 'app.cjs'), "require('./config.cjs');\nexports.handler = () => 'ok';\n");
+  // Thrown inside a function, in a folder whose name holds parentheses: the throw's line, not its caller's.
+  mkdirSync(join(dir, 'proj (copy)'));
+  writeFileSync(
+    join(dir, 'proj (copy)', 'config.mjs'),
+    "function read() {\n  return JSON.parse('null').db;\n}\n\n\nexport const db = read();\n",
+  );
+  writeFileSync(join(dir, 'proj (copy)', 'app.mjs'), "import './config.mjs';\nexport const handler = () => 'ok';\n");
 
   it.each([
     ['a directory', join(dir, 'folder'), /^fc-async: The entry .*folder is not a file$/],
@@ -57,6 +64,11 @@ describe('fc-async dev refuses an entry it cannot serve in one line', () => {
       'a CommonJS module it requires throwing, in a folder with a space: the whole path is named',
       join(dir, 'my project', 'app.cjs'),
       /failed: Cannot read properties of null \(reading 'db'\) \(at .*\/my project\/config\.cjs:1:\d+\)$/,
+    ],
+    [
+      'a module throwing inside a function, in a folder whose name holds parentheses: the line that threw',
+      join(dir, 'proj (copy)', 'app.mjs'),
+      /failed: Cannot read properties of null \(reading 'db'\) \(at .*\/proj \(copy\)\/config\.mjs:2:\d+\)$/,
     ],
     [
       'a `handler` export that is not a function',

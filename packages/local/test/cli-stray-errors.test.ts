@@ -55,3 +55,10 @@ it('reports a thrown value JSON cannot hold (circular) and keeps serving (loggin
   expect((await fetch(cli.trigger)).status).toBe(200);
   expect(cli.proc.exitCode).toBeNull();
 });
+
+it('reports a thrown value whose toJSON gives nothing, and keeps serving (JSON.parse of "undefined" threw: exit 7)', async () => {
+  const { cli, line } = await strayThrow("throw { kind: 'no-json', toJSON() {} };");
+  expect(line).toContain('no-json');
+  expect((await fetch(cli.trigger)).status).toBe(200);
+  expect(cli.proc.exitCode).toBeNull();
+});

@@ -41,3 +41,18 @@ describe("the emulator's delivery line", () => {
     });
   });
 });
+
+describe("the emulator's JSON log with values JSON cannot hold", () => {
+  it('logs an Error with a BigInt code and a value whose toJSON gives nothing, without throwing', () => {
+    const chunks: string[] = [];
+    const log = createEmulatorLog({ write: (text) => chunks.push(text), format: 'json' });
+    const error = Object.assign(new Error('db down'), { code: 10n });
+    expect(() => log.logger.error('uncaught exception in the app', { error, extra: { toJSON() {} } })).not.toThrow();
+    log.flush();
+    const line = JSON.parse(chunks.join('').trim()) as { message: string; error: unknown; extra: unknown };
+    expect(line.message).toBe('uncaught exception in the app');
+    expect(String(line.error)).toContain('db down');
+    expect(String(line.error)).toContain('10n');
+    expect(typeof line.extra).toBe('string');
+  });
+});

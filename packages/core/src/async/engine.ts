@@ -1,7 +1,13 @@
+import { isUtf8 } from 'node:buffer';
 import { setMaxListeners } from 'node:events';
 import zlib from 'node:zlib';
 import type { Context } from '@opentelemetry/api';
-import { type DestinationOutcome, deliverResolved, SHUTTING_DOWN } from '../destinations/deliver.js';
+import {
+  type DeliveryResult,
+  type DestinationOutcome,
+  deliverResolved,
+  SHUTTING_DOWN,
+} from '../destinations/deliver.js';
 import { resolveSettings, type Settings } from '../destinations/deliver-options.js';
 import type { Destination } from '../destinations/types.js';
 import { MAX_TIMER_MS, objectOption } from '../destinations/validate.js';
@@ -268,6 +274,8 @@ export class AsyncEngine {
   private readonly stops = new Map<string, Promise<AsyncTask>>();
   /** Jobs being processed: a shutdown waits for aborted attempts to record their end. */
   private readonly inFlight = new Set<Promise<JobResult>>();
+  /** Destination calls under way: close() gives them a moment before it cuts them (see close). */
+  private deliveriesUnderWay = 0;
   private outstanding = 0;
   /**
    * Tasks of a local queue counted in `outstanding` and not counted done yet, from before the store
@@ -635,11 +643,14 @@ export class AsyncEngine {
         // Their end (Retrying, for the next start) is written before the store closes.
         const ending = new Set(this.inFlight);
         await within(Promise.allSettled(ending), Math.max(this.options.stopGraceMs, 100));
-        // A delivery one of them started as it ended (a task stopped meanwhile goes to onFailure) gets
-        // a moment to finish: cut short, it would be made again at the next start to a destination
-        // that may well have taken the record already.
-        const started = [...this.inFlight].filter((job) => !ending.has(job));
-        if (started.length > 0) await within(Promise.allSettled(started), STOPPED_DELIVERY_MS);
+        // A delivery under way (a task that ended just before the deadline) or one an attempt started
+        // as it ended (a task stopped meanwhile goes to onFailure) gets a moment to finish: cut short,
+        // it would be made again at the next start to a destination that may well have taken the
+        // record already.
+        const started = [...this.inFlight].some((job) => !ending.has(job));
+        if (started || this.deliveriesUnderWay > 0) {
+          await within(Promise.allSettled([...this.inFlight]), STOPPED_DELIVERY_MS);
+        }
       } else {
         const left = (await this.store.unfinished()).filter((r) => !TERMINAL_STATUSES.has(r.status));
         await Promise.all(left.map((record) => this.stopOnce(record.taskId).catch(() => undefined)));
@@ -1327,9 +1338,15 @@ export class AsyncEngine {
       const places = all.map((_, place) => place).filter((place) => !record.deliveredTo?.includes(place));
       const owed = record.deliveredTo ? places.map((place) => all[place] as Destination) : targets;
       const list = wrapDestinations(owed, record, side, condition, hooks);
-      const result = hooks?.delivery
-        ? await hooks.delivery(record, side, condition, () => deliverResolved(list, destinationRecord, this.delivery))
-        : await deliverResolved(list, destinationRecord, this.delivery);
+      let result: DeliveryResult;
+      this.deliveriesUnderWay++;
+      try {
+        result = hooks?.delivery
+          ? await hooks.delivery(record, side, condition, () => deliverResolved(list, destinationRecord, this.delivery))
+          : await deliverResolved(list, destinationRecord, this.delivery);
+      } finally {
+        this.deliveriesUnderWay--;
+      }
       // Cut short by close(): a persistent backend delivers it again on the next start, to the
       // destinations that did not take it yet.
       const cutShort = result.status === 'Failed' && this.shutdown.signal.aborted;
@@ -1669,10 +1686,25 @@ function bodyText(response: BridgeResponse): string {
   const body = response.body;
   if (typeof body === 'string') return body;
   const decoded = decodedBody(body, response.headers['content-encoding']);
-  if (decoded === undefined)
-    return isText(response.headers) === 'text' ? body.toString('utf8') : body.toString('base64');
+  if (decoded === undefined) return isText(response.headers) === 'text' ? utf8OrBase64(body) : body.toString('base64');
   const decodedIsText = isText({ 'content-type': response.headers['content-type'] }) === 'text';
-  return decodedIsText ? decoded.toString('utf8') : decoded.toString('base64');
+  return decodedIsText ? utf8OrBase64(decoded, true) : decoded.toString('base64');
+}
+
+/**
+ * A text body as text when its bytes are UTF-8, else base64 as a binary body is (as the handler
+ * answers it): decoded as UTF-8, a Latin-1 `é` would be recorded as U+FFFD. `cut`: a decoded
+ * answer may end within a character (see decodedBody), which is left out.
+ */
+function utf8OrBase64(bytes: Buffer, cut = false): string {
+  if (isUtf8(bytes)) return bytes.toString('utf8');
+  if (cut) {
+    for (let drop = 1; drop <= 3 && drop < bytes.length; drop++) {
+      const whole = bytes.subarray(0, bytes.length - drop);
+      if (isUtf8(whole)) return whole.toString('utf8');
+    }
+  }
+  return bytes.toString('base64');
 }
 
 /** At most this much of a compressed answer is decoded for a record (which keeps 1 MiB of it). */

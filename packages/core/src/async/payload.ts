@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { FcRequest } from '../request.js';
 import { fixBodyHeaders } from '../request.js';
 import { createBodyClassifier } from '../response.js';
@@ -171,7 +172,8 @@ const isTextBody = createBodyClassifier();
  * ```
  */
 export function serializeRequest(request: CapturedRequest): string {
-  const text = request.body.length === 0 || isTextBody(request.headers) === 'text';
+  // A text type whose bytes are not UTF-8 (Latin-1 form data) goes base64, unchanged, as an answer does.
+  const text = request.body.length === 0 || (isTextBody(request.headers) === 'text' && isUtf8(request.body));
   return JSON.stringify({
     method: request.method,
     url: request.url,

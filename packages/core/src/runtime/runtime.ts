@@ -6,7 +6,7 @@ import { fcEndedInvocation, PlatformAsync } from '../async/platform.js';
 import { currentStartHold } from '../async/start-hold.js';
 import { type NodeHandler, runNodeHandler } from '../bridge.js';
 import { FcAsyncError } from '../errors.js';
-import { errorResponse } from '../handler.js';
+import { errorResponse, flushBursts } from '../handler.js';
 import { checkHandlerOptions } from '../handler-options.js';
 import { buildInvocation, detectInvocation, getInvocation, type Invocation, setInvocation } from '../invocation.js';
 import { createConsoleLogger } from '../logger.js';
@@ -46,6 +46,20 @@ export function runtimesFor(app: object | undefined): FcAsyncControls[] {
  * before it answers: those of the runtimes serving `app`, and of every local-mode runtime not
  * bound to an app yet (it may be `app`'s: nothing tells before its first request).
  */
+/** Per runtime in platform mode, the signals of its async invocations under way (see `closedEarly`). */
+const platformCalls = new WeakMap<object, Set<AbortController>>();
+
+/**
+ * Aborts the signals of the platform-mode async invocations under way in `app` with `reason`: a
+ * shutdown past its budget, before it closes their connections (FC retries them), so that the
+ * app's clean-up (a child process, a transcode) runs before the process exits.
+ */
+export function abortPlatformCalls(app: object | undefined, reason: unknown): void {
+  for (const runtime of runtimesFor(app)) {
+    for (const controller of platformCalls.get(runtime) ?? []) controller.abort(reason);
+  }
+}
+
 export function enginesToStart(app: object | undefined): AsyncEngine[] {
   const engines = new Set<AsyncEngine>();
   for (const runtime of runtimesFor(app)) if (runtime.engine) engines.add(runtime.engine);
@@ -138,6 +152,7 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
     bound?.();
   }
 
+  const calls = new Set<AbortController>();
   let closing: Promise<void> | undefined;
   const runtime: FcRuntime = {
     mode,
@@ -158,6 +173,7 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
       if (self) unbound.delete(self);
       closing ??= (engine?.close(closeOptions) ?? platform?.drain() ?? Promise.resolve()).finally(() => {
         removeFlushHook();
+        flushBursts(logger);
         return tracing.flush();
       });
       return closing;
@@ -184,7 +200,7 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
         const detection = detect(req.headers, env);
         requestId = detection.requestId;
         // On FC, a stop (StopAsyncTask, the timeout) of a custom runtime closes its request.
-        const signal = platform && detection.type === 'Async' && res ? closedEarly(res) : undefined;
+        const signal = platform && detection.type === 'Async' && res ? closedEarly(res, calls) : undefined;
         const invocation = buildInvocation(detection, req.headers, undefined, env, signal);
         setInvocation(req, invocation);
         if (!res && detection.type === 'Async') span = startSpan();
@@ -221,6 +237,7 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
       return span ? span.run(next) : next();
     },
   };
+  if (platform) platformCalls.set(runtime, calls);
   const self = engine ? new WeakRef<FcAsyncControls>(runtime) : undefined;
   if (self) addUnbound(self);
   return runtime;
@@ -250,10 +267,15 @@ function passOn(span: InvocationSpan, req: object, res: ServerResponse, routeOf:
   });
 }
 
-/** A signal that aborts when the connection closes before the response was sent whole. */
-function closedEarly(res: ServerResponse): AbortSignal {
+/**
+ * A signal that aborts when the connection closes before the response was sent whole; in `calls`
+ * until then, for a shutdown to abort (see `abortPlatformCalls`).
+ */
+function closedEarly(res: ServerResponse, calls: Set<AbortController>): AbortSignal {
   const controller = new AbortController();
+  calls.add(controller);
   res.once('close', () => {
+    calls.delete(controller);
     if (!res.writableFinished) controller.abort(fcEndedInvocation());
   });
   return controller.signal;

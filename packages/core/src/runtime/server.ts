@@ -1,11 +1,15 @@
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { resolveMode } from '../async/options.js';
 import type { NodeHandler } from '../bridge.js';
+import { FcAsyncError } from '../errors.js';
+import { detectInvocation, getInvocation } from '../invocation.js';
 import { createConsoleLogger } from '../logger.js';
 import { runPreStopHooks, within } from './hooks.js';
 import { answerLifecycle, lifecyclePath } from './lifecycle.js';
 import { type FcListenOptions, resolveListenOptions } from './options.js';
-import { enginesToStart, runtimesFor } from './runtime.js';
+import { abortPlatformCalls, enginesToStart, runtimesFor } from './runtime.js';
+import { FC_STATUS_HEADER } from './write.js';
 
 /**
  * A listening custom-runtime server, as `listen(app)` resolves it.
@@ -88,6 +92,7 @@ export async function listenFc(
     throw new TypeError(`Expected \`listener\` to be a request listener function, got \`${typeof listener}\``);
   }
   const o = resolveListenOptions(options, process.env);
+  const onFc = resolveMode('auto', options.env ?? process.env) === 'platform';
   const logger = o.logger ?? createConsoleLogger();
   const active = new Set<ServerResponse>();
   let idle: (() => void) | undefined;
@@ -102,7 +107,10 @@ export async function listenFc(
     });
     if (shuttingDown) res.setHeader('connection', 'close');
     const path = lifecyclePath(req);
-    if (path === undefined) return listener(req, res);
+    if (path === undefined) {
+      if (onFc) markFailureBeforeFcAsync(req, res);
+      return listener(req, res);
+    }
     return answerLifecycle(res, path, () => lifecycle(path), logger);
   });
   server.requestTimeout = 0;
@@ -156,6 +164,9 @@ export async function listenFc(
       clean = await within(drained, Math.floor((o.shutdownTimeoutMs * 2) / 3), () =>
         logger.warn('in-flight requests did not finish within the shutdown budget', { inFlight: active.size }),
       );
+      // FC's async invocations still running are cut with their connections (FC retries them): their
+      // signal tells the app first, so that its clean-up runs before the process exits.
+      if (!clean) abortPlatformCalls(hooks.app, new FcAsyncError('ShuttingDown', 'The function is shutting down'));
       await preStop(Math.max(1, Math.min(o.preStopTimeoutMs, left())));
       server.closeAllConnections();
       await closed;
@@ -199,4 +210,27 @@ export async function listenFc(
   const port = (server.address() as AddressInfo).port;
   logger.info('listening', { host: o.host, port });
   return { server, port, host: o.host, preStop: () => preStop(), close };
+}
+
+/**
+ * On FC, an async invocation answered 5xx before any `fcAsync()` middleware saw it (a middleware
+ * in front of it threw, and the framework's error handler answered) gets `x-fc-status: 404` too:
+ * without it FC counts the call a success, and the task is neither retried nor sent to onFailure.
+ * A request the middleware saw carries its invocation, and the middleware's own rule decides.
+ */
+function markFailureBeforeFcAsync(req: IncomingMessage, res: ServerResponse): void {
+  let async: boolean;
+  try {
+    async = detectInvocation(req.headers).type === 'Async';
+  } catch {
+    return; // headers detection refuses: the middleware answers that itself
+  }
+  if (!async) return;
+  const writeHead = res.writeHead;
+  res.writeHead = function (this: ServerResponse, ...args: Parameters<ServerResponse['writeHead']>) {
+    if (args[0] >= 500 && getInvocation(req) === undefined && !this.hasHeader(FC_STATUS_HEADER)) {
+      this.setHeader(FC_STATUS_HEADER, '404');
+    }
+    return writeHead.apply(this, args);
+  } as ServerResponse['writeHead'];
 }
