@@ -1682,10 +1682,10 @@ export function failedResponse(response: BridgeResponse): Extract<AttemptOutcome
   return { kind: 'failure', condition: 'UnhandledInvocationError', message, errorType, response };
 }
 
-function bodyText(response: BridgeResponse): string {
+function bodyText(response: BridgeResponse, decodedCap: number): string {
   const body = response.body;
   if (typeof body === 'string') return body;
-  const decoded = decodedBody(body, response.headers['content-encoding']);
+  const decoded = decodedBody(body, response.headers['content-encoding'], decodedCap);
   if (decoded === undefined) return isText(response.headers) === 'text' ? utf8OrBase64(body) : body.toString('base64');
   const decodedIsText = isText({ 'content-type': response.headers['content-type'] }) === 'text';
   return decodedIsText ? utf8OrBase64(decoded, true) : decoded.toString('base64');
@@ -1707,15 +1707,21 @@ function utf8OrBase64(bytes: Buffer, cut = false): string {
   return bytes.toString('base64');
 }
 
-/** At most this much of a compressed answer is decoded for a record (which keeps 1 MiB of it). */
+/** At most this much of a compressed answer is decoded for a task's record (which keeps 1 MiB of it). */
 const DECODED_CAP = 4 * RETURN_PAYLOAD_CAP;
+/**
+ * At most this much of a compressed answer is decoded for a destination record, which holds an
+ * uncompressed answer whole: FC's bound on a function's answer, so that a compressed answer is
+ * recorded whole too (not cut at 4 MiB because the caller asked for gzip).
+ */
+const RECORD_DECODED_CAP = 32 * 1024 * 1024;
 
 type Decoder = (input: Buffer) => Buffer;
 
 /** The decoder of a content coding, tolerant of an input cut short (its beginning is decoded). */
-function decoderOf(encoding: unknown): Decoder | undefined {
+function decoderOf(encoding: unknown, cap: number): Decoder | undefined {
   if (typeof encoding !== 'string') return undefined;
-  const options = { maxOutputLength: DECODED_CAP, finishFlush: zlib.constants.Z_SYNC_FLUSH };
+  const options = { maxOutputLength: cap, finishFlush: zlib.constants.Z_SYNC_FLUSH };
   switch (encoding.trim().toLowerCase()) {
     case 'gzip':
     case 'x-gzip':
@@ -1725,7 +1731,7 @@ function decoderOf(encoding: unknown): Decoder | undefined {
     case 'br':
       return (input) =>
         zlib.brotliDecompressSync(input, {
-          maxOutputLength: DECODED_CAP,
+          maxOutputLength: cap,
           finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH,
         });
     default:
@@ -1737,12 +1743,13 @@ function decoderOf(encoding: unknown): Decoder | undefined {
  * A compressed answer's body decoded (gzip, deflate or br: an app's compression middleware
  * answers the `Accept-Encoding` the replayed request carries, and no client reads the answer), so
  * that a task's `returnPayload` and a destination's `responsePayload` are the app's text, not
- * base64 of compressed bytes. Past {@link DECODED_CAP} decoded, the beginning of it (the record
- * keeps 1 MiB): a shorter part of the input is decoded, halved until it fits. `undefined` for
- * another or no encoding, or bytes that do not decode.
+ * base64 of compressed bytes. Past `cap` decoded ({@link DECODED_CAP} for a task's record, which
+ * keeps 1 MiB; {@link RECORD_DECODED_CAP} for a destination's), the beginning of it: a shorter
+ * part of the input is decoded, halved until it fits. `undefined` for another or no encoding, or
+ * bytes that do not decode.
  */
-function decodedBody(body: Buffer, encoding: unknown): Buffer | undefined {
-  const decode = decoderOf(encoding);
+function decodedBody(body: Buffer, encoding: unknown, cap: number): Buffer | undefined {
+  const decode = decoderOf(encoding, cap);
   if (!decode || body.length === 0) return undefined;
   for (let length = body.length; length > 0; length = Math.floor(length / 2)) {
     try {
@@ -1758,7 +1765,7 @@ function decodedBody(body: Buffer, encoding: unknown): Buffer | undefined {
 }
 
 function returnPayload(response: BridgeResponse): string {
-  const text = bodyText(response);
+  const text = bodyText(response, DECODED_CAP);
   return text.length > RETURN_PAYLOAD_CAP ? text.slice(0, RETURN_PAYLOAD_CAP) : text;
 }
 
@@ -1785,7 +1792,7 @@ export function buildDestinationRecord(
   let statusCode = response?.statusCode ?? record.lastStatusCode ?? 0;
   let responsePayload: string;
   if (condition === '' && response) {
-    responsePayload = bodyText(response);
+    responsePayload = bodyText(response, RECORD_DECODED_CAP);
   } else if (condition === '') {
     // Delivered again after a restart: the response is gone, its recorded body is not.
     responsePayload = record.returnPayload ?? '';
