@@ -41,11 +41,6 @@ export function runtimesFor(app: object | undefined): FcAsyncControls[] {
   return app ? [...(registry.get(app) ?? [])] : [];
 }
 
-/**
- * The engines whose backend `listen(app)` waits for before it listens, and `POST /initialize`
- * before it answers: those of the runtimes serving `app`, and of every local-mode runtime not
- * bound to an app yet (it may be `app`'s: nothing tells before its first request).
- */
 /** Per runtime in platform mode, the signals of its async invocations under way (see `closedEarly`). */
 const platformCalls = new WeakMap<object, Set<AbortController>>();
 
@@ -60,6 +55,11 @@ export function abortPlatformCalls(app: object | undefined, reason: unknown): vo
   }
 }
 
+/**
+ * The engines whose backend `listen(app)` waits for before it listens, and `POST /initialize`
+ * before it answers: those of the runtimes serving `app`, and of every local-mode runtime not
+ * bound to an app yet (it may be `app`'s: nothing tells before its first request).
+ */
 export function enginesToStart(app: object | undefined): AsyncEngine[] {
   const engines = new Set<AsyncEngine>();
   for (const runtime of runtimesFor(app)) if (runtime.engine) engines.add(runtime.engine);
