@@ -3,7 +3,9 @@ import express from 'express';
 
 // The receiving end of httpDestination(url, { secret }): check the signature on the raw bytes.
 const receiver = express();
-receiver.post('/fc-async', express.raw({ type: 'application/json' }), (req, res) => {
+// A record holds the whole answer (and the request, base64 when binary): raise express.raw's
+// 100 KB default to your largest, or a bigger record is refused 413 and, a 4xx, never retried.
+receiver.post('/fc-async', express.raw({ type: 'application/json', limit: '50mb' }), (req, res) => {
   const ok = verifyDestinationSignature(
     req.body,
     req.get(SIGNATURE_HEADER),
@@ -16,6 +18,8 @@ receiver.post('/fc-async', express.raw({ type: 'application/json' }), (req, res)
     res.status(401).end();
     return;
   }
+  // At least once, as FC delivers: a post answered after its timeout comes again. Key your work
+  // on the request id so that a second copy changes nothing.
   const record = JSON.parse(req.body.toString('utf8')) as DestinationRecord;
   console.log(record.requestContext.condition === '' ? 'succeeded' : 'failed', record.requestContext.requestId);
   res.status(204).end();

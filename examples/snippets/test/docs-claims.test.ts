@@ -263,3 +263,35 @@ describe('docs/destinations.md: how a failing destination is retried', () => {
     expect(answeredAfterMs).toBe(499 + 999 + 1998 + 3996);
   });
 });
+
+describe('docs/destinations.md: the signed-webhook receiver', () => {
+  it('takes a record of a large answer (over express.raw’s 100 KB default) and refuses a bad signature', async () => {
+    const { default: receiver } = await import('../src/verify-webhook.js');
+    const { httpDestination } = await import('@fc-async/core');
+    const server = receiver.listen(0, '127.0.0.1');
+    await new Promise((resolve) => server.once('listening', resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/fc-async`;
+      vi.spyOn(console, 'log').mockImplementation(() => undefined);
+      const big = 'x'.repeat(300_000);
+      const handler = createFcHandler((_req, res) => res.end(big), {
+        env: {},
+        logger: silentLogger,
+        async: { mode: 'local' },
+        destinations: { onSuccess: httpDestination(url, { secret: 'dev-secret', retries: 0 }) },
+      });
+      await handler(event('POST', '/', asyncCall('big_answer')));
+      await handler.drain();
+      expect((await handler.tasks.get('big_answer'))?.destinationStatus).toBe('Succeeded');
+      await handler.close();
+      const forged = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-fc-async-signature': 't=1,v1=00' },
+        body: '{}',
+      });
+      expect(forged.status).toBe(401);
+    } finally {
+      server.close();
+    }
+  });
+});

@@ -100,6 +100,12 @@ describe('platform mode: destinations never hold the answer past 10 s', () => {
     await vi.advanceTimersByTimeAsync(1);
     expect(result).toMatchObject({ statusCode: 200, body: 'done' });
     await handler.drain();
+    // The log says why the delivery failed: the bound, not a bare "aborted".
+    const logger = handler.logger as ReturnType<typeof memoryLogger>;
+    expect(logger.entries.find((e) => e.message.includes('giving up'))?.fields).toMatchObject({
+      code: 'DestinationAborted',
+      error: expect.stringContaining("platform mode's 10 s bound"),
+    });
   });
 });
 

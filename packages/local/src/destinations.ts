@@ -1,8 +1,10 @@
 import { accessSync, constants } from 'node:fs';
 import { join, relative } from 'node:path';
 import {
+  type DestinationContext as DeliveryContext,
   type Destination,
   DestinationError,
+  type DestinationRecord,
   type Destinations,
   FcAsyncError,
   jsonlDestination,
@@ -91,7 +93,32 @@ function destinationFor(owner: string, side: string, arn: string, ctx: Destinati
       ? `function ${target.functionName} is not served here`
       : `${target?.kind ?? 'this destination'} is not reachable locally`;
   ctx.log.notice(`${owner} ${side} → ${arn}: ${why}; records are appended to ${relative(process.cwd(), file)}`);
-  return jsonlDestination(file);
+  const jsonl = jsonlDestination(file);
+  return target?.kind === 'eventbridge' ? asCloudEvents(jsonl) : jsonl;
+}
+
+/**
+ * EventBridge gets FC's record as the `data` of a CloudEvent whose `type` says how the task ended
+ * (`fc:AsyncInvoke:succeeded` or `fc:AsyncInvoke:failed`); the other attributes are ours.
+ */
+function asCloudEvents(jsonl: Destination): Destination {
+  return Object.assign(
+    function deliverToEventBridge(record: DestinationRecord, context?: DeliveryContext) {
+      const { requestId, functionArn, condition } = record.requestContext;
+      const event = {
+        specversion: '1.0',
+        id: requestId,
+        source: 'acs.fc',
+        type: condition === '' ? 'fc:AsyncInvoke:succeeded' : 'fc:AsyncInvoke:failed',
+        subject: functionArn,
+        time: new Date(record.timestamp).toISOString(),
+        datacontenttype: 'application/json',
+        data: record,
+      };
+      return jsonl(event as unknown as DestinationRecord, context);
+    },
+    { maxRetries: jsonl.maxRetries, label: `eventbridge:${jsonl.label}` },
+  );
 }
 
 /**

@@ -531,3 +531,60 @@ describe("the client's address", () => {
     expect(await getFrom('127.0.0.3', '/three/')).toBe('127.0.0.3');
   });
 });
+
+describe('an EventBridge destination, not reachable locally', () => {
+  const root = mkdtempSync(join(tmpdir(), 'fc-async-eventbridge-'));
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+  writeFileSync(
+    join(root, 'ok.mjs'),
+    "export const handler = async () => ({ statusCode: 200, headers: { 'content-type': 'text/plain' }, body: 'done' });\n",
+  );
+  writeFileSync(
+    join(root, 's.yaml'),
+    `resources:
+  jobs:
+    component: fc3
+    props:
+      functionName: jobs
+      code: ./
+      handler: ok.handler
+      runtime: nodejs20
+      triggers: [{ triggerName: http, triggerType: http }]
+      asyncInvokeConfig:
+        destinationConfig:
+          onSuccess: { destination: 'acs:eventbridge:cn-hangzhou:123:eventbus/default' }
+`,
+  );
+
+  it('gets the record as the data of a CloudEvent typed fc:AsyncInvoke:succeeded, as FC sends it', async () => {
+    const emulator = await startEmulator({ ...quiet, config: join(root, 's.yaml'), outDir: join(root, 'out') });
+    try {
+      const res = await fetch(emulator.triggerUrl, {
+        method: 'POST',
+        headers: { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'to_bus' },
+      });
+      expect(res.status).toBe(202);
+      const file = join(root, 'out', 'jobs.onSuccess.jsonl');
+      const line = await waitFor(() => {
+        try {
+          return readFileSync(file, 'utf8').split('\n')[0] || undefined;
+        } catch {
+          return undefined;
+        }
+      });
+      const event = JSON.parse(line);
+      expect(event).toMatchObject({
+        specversion: '1.0',
+        type: 'fc:AsyncInvoke:succeeded',
+        id: res.headers.get('x-fc-request-id'),
+        data: {
+          requestContext: { requestId: res.headers.get('x-fc-request-id'), condition: '' },
+          responsePayload: 'done',
+        },
+      });
+      expect(new Date(event.time).getTime()).toBe(event.data.timestamp);
+    } finally {
+      await emulator.close();
+    }
+  });
+});

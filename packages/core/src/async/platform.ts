@@ -1,5 +1,6 @@
 import type { Context } from '@opentelemetry/api';
 import { deliverRecord } from '../destinations/deliver.js';
+import { DestinationError } from '../destinations/types.js';
 import { FcAsyncError } from '../errors.js';
 import type { Invocation } from '../invocation.js';
 import type { Logger } from '../logger.js';
@@ -40,6 +41,12 @@ export function fcEndedInvocation(): FcAsyncError {
  * for delivery, but a hung destination must not hold it until the function times out.
  */
 const DELIVERY_BOUND_MS = 10_000;
+/** Why a delivery still running at {@link DELIVERY_BOUND_MS} is cut, as its failure says in the log. */
+const DELIVERY_BOUND_PASSED = new DestinationError(
+  'DestinationAborted',
+  `The delivery passed platform mode's ${DELIVERY_BOUND_MS / 1000} s bound (FC may freeze the instance once the invocation returns)`,
+  { retryable: false },
+);
 
 /**
  * True when `response` is the result of an async invocation that failed in platform mode: the
@@ -146,7 +153,7 @@ export class PlatformAsync {
       const condition = outcome.kind === 'success' ? '' : outcome.condition;
       this.inFlight++;
       const bound = new AbortController();
-      const timer = setTimeout(() => bound.abort(), DELIVERY_BOUND_MS);
+      const timer = setTimeout(() => bound.abort(DELIVERY_BOUND_PASSED), DELIVERY_BOUND_MS);
       try {
         const list = wrapDestinations(destinations[side], record, side, condition, this.deps.hooks, traceParent);
         await deliverRecord(list, buildDestinationRecord(record, condition, outcome), {

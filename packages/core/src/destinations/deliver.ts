@@ -157,7 +157,7 @@ async function deliverOne(
     const maxRetries = retriesOf(destination, s.retries);
     const start = s.now();
     for (;;) {
-      if (s.signal?.aborted) throw abortedError();
+      if (s.signal?.aborted) throw abortedError(s.signal.reason);
       attempts += 1;
       try {
         await attempt(destination, record, attempts, s);
@@ -231,7 +231,7 @@ function attempt(destination: Destination, record: DestinationRecord, n: number,
     const signal = s.signal;
     if (signal) {
       onAbort = () => {
-        const error = abortedError();
+        const error = abortedError(signal.reason);
         context.abort(error);
         settle(reject, error);
       };
@@ -265,7 +265,9 @@ async function safeSleep(s: Settings, ms: number): Promise<void> {
   }
 }
 
-function abortedError(): DestinationError {
+/** The error of a delivery its caller aborted: the reason itself when it is a `DestinationError` that says why. */
+function abortedError(reason: unknown): DestinationError {
+  if (isDestinationError(reason)) return reason;
   return new DestinationError('DestinationAborted', 'Delivery was aborted', { retryable: false });
 }
 
