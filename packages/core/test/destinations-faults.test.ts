@@ -356,13 +356,19 @@ describe('handler.close() with a persistent backend while a delivery hangs', () 
 });
 
 describe('handler.close() with a persistent backend while a stopped task ends', () => {
-  it('lets the onFailure delivery its end starts finish, so that the next start does not make it again', async () => {
+  /** A memory store that outlives its handler, as a file or Redis does: a second handler finds what the first left. */
+  const durableMemory = () => {
     const store = new MemoryTaskStore();
     const durable: AsyncBackend = {
       name: 'durable-memory',
       persistent: true,
       create: () => ({ store, queue: new PQueueDriver(2) }),
     };
+    return { store, durable };
+  };
+
+  it('lets the onFailure delivery its end starts finish, so that the next start does not make it again', async () => {
+    const { store, durable } = durableMemory();
     const started = deferred();
     const calls: DestinationRecord[] = [];
     // The app ignores its abort and answers 100 ms later; the destination takes 50 ms.
@@ -397,12 +403,7 @@ describe('handler.close() with a persistent backend while a stopped task ends', 
   });
 
   it('lets a delivery already under way at the deadline finish too, past a short stopGraceMs', async () => {
-    const store = new MemoryTaskStore();
-    const durable: AsyncBackend = {
-      name: 'durable-memory',
-      persistent: true,
-      create: () => ({ store, queue: new PQueueDriver(2) }),
-    };
+    const { store, durable } = durableMemory();
     const started = deferred();
     const calls: string[] = [];
     // The app ends at once on its stop, so that its onFailure call (800 ms) starts before close().
