@@ -403,7 +403,7 @@ describe('handler.close() with a persistent backend while a stopped task ends', 
   });
 
   it('lets a delivery already under way at the deadline finish too, past a short stopGraceMs', async () => {
-    const { store, durable } = durableMemory();
+    const { durable } = durableMemory();
     const started = deferred();
     const calls: string[] = [];
     // The app ends at once on its stop, so that its onFailure call (800 ms) starts before close().
