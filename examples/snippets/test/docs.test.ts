@@ -31,6 +31,22 @@ describe('docs snippets are the real, type-checked files', () => {
   });
 });
 
+/** A TypeScript or JavaScript block, with whatever stands right before it. */
+const CODE_BLOCK = /(<!-- snippet: \S+ -->\s*)?```(?:ts|typescript|tsx|js|javascript|mjs|cjs)\n/g;
+
+describe('every TypeScript or JavaScript block of the docs is a snippet', () => {
+  // A block without the marker would be checked by nothing: it could stop compiling unseen.
+  it.each(pages.map((page) => ({ page: page.slice(root.length + 1), text: readFileSync(page, 'utf8') })))(
+    '$page has no unmarked code block',
+    ({ text }) => {
+      const unmarked = [...text.matchAll(CODE_BLOCK)]
+        .filter((m) => m[1] === undefined)
+        .map((m) => text.slice(0, m.index).split('\n').length);
+      expect(unmarked, 'lines of code blocks without a <!-- snippet: path --> marker').toEqual([]);
+    },
+  );
+});
+
 /** Every YAML block of the docs (an s.yaml to deploy, or part of one) is YAML a parser takes. */
 const YAML_BLOCK = /```yaml\n([\s\S]*?)```/g;
 const yamlBlocks = pages.flatMap((page) =>

@@ -71,4 +71,14 @@ describe('published packages', () => {
       expect(undeclared).toEqual([]);
     },
   );
+
+  it.each(published.map(({ dir, pkg }) => [pkg.name as string, dir] as const))(
+    '%s has a README that names it and says how to install it (its npm page)',
+    (name, dir) => {
+      const readme = readFileSync(join(dir, 'README.md'), 'utf8');
+      expect(readme.startsWith(`# ${name}\n`)).toBe(true);
+      expect(readme).toContain(`npm install`);
+      expect(readme).toMatch(new RegExp(`npm install [^\n]*${name.replace('/', '\\/')}`));
+    },
+  );
 });
