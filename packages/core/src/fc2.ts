@@ -2,7 +2,7 @@ import { badRequest } from './errors.js';
 import { headerText } from './event-headers.js';
 import type { Fc2Request, Fc2Response } from './fc-types.js';
 import { flattenHeaders, METHOD_TOKEN } from './fc3.js';
-import { buildQuery, encodePath, type FcRequest, fixBodyHeaders } from './request.js';
+import { buildQuery, encodeDecodedPath, type FcRequest, fixBodyHeaders } from './request.js';
 import { type BridgeResponse, isNoBodyResponse } from './response.js';
 
 /**
@@ -70,7 +70,7 @@ export async function readFc2Request(req: Fc2Request): Promise<FcRequest> {
   const path = req.path.charCodeAt(0) === 47 ? req.path : `/${req.path}`;
   return {
     method: req.method.toUpperCase(),
-    url: encodePath(path) + buildQuery(req.queries),
+    url: encodeDecodedPath(path) + buildQuery(req.queries),
     headers,
     body,
     remoteAddress: typeof req.clientIP === 'string' ? req.clientIP : undefined,

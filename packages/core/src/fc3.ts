@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { badRequest } from './errors.js';
 import { copyEventHeaders } from './event-headers.js';
 import type { FcHttpEvent, FcHttpResult } from './fc-types.js';
-import { buildQuery, encodePath, type FcRequest, fixBodyHeaders } from './request.js';
+import { buildQuery, encodeDecodedPath, type FcRequest, fixBodyHeaders } from './request.js';
 import { type BodyKind, isNoBodyResponse, type ResponseBody } from './response.js';
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -30,7 +30,7 @@ export function parseFcEvent(event: unknown): FcRequest {
   let path = e.rawPath;
   if (typeof path !== 'string') {
     if (typeof http.path !== 'string') throw badRequest('InvalidEvent', 'The event has no rawPath');
-    path = encodePath(http.path);
+    path = encodeDecodedPath(http.path);
   }
   if (path.charCodeAt(0) !== 47 /* / */) path = `/${path}`;
   if (e.headers !== undefined && (typeof e.headers !== 'object' || e.headers === null || Array.isArray(e.headers))) {

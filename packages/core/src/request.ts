@@ -62,6 +62,18 @@ export function encodePath(path: string): string {
   );
 }
 
+/**
+ * A decoded path (FC 2.0's `req.path`, FC 3.0's `requestContext.http.path`) encoded whole: a `%`
+ * in it is a character the client sent encoded, not an escape. Kept as {@link encodePath} keeps
+ * it, `/files/..%2F..` (sent as `..%252F..`) would reach the app decoded twice, as `../..`.
+ */
+export function encodeDecodedPath(path: string): string {
+  if (/^[A-Za-z0-9\-._~!$&'()*+,;=:@/]*$/.test(path)) return path;
+  return path.replace(/[^A-Za-z0-9\-._~!$&'()*+,;=:@/]/gu, (c) =>
+    LONE_SURROGATE.test(c) ? '%EF%BF%BD' : encodeURIComponent(c),
+  );
+}
+
 /** A surrogate that is not half of a pair (`u`: a pair is one code point and does not match). */
 const LONE_SURROGATE = /\p{Cs}/u;
 

@@ -248,4 +248,34 @@ describe('FC 3.0 callback style and FC 2.0 edge cases', () => {
     expect(status).toBe(400);
     expect(JSON.parse(body)).toMatchObject({ code: 'InvalidEvent' });
   });
+
+  it.each([
+    ['FC 2.0 req.path', 'fc2'],
+    ['FC 3.0 requestContext.http.path (no rawPath)', 'fc3'],
+  ])(
+    '%s is the decoded path: a percent sign in it reaches the app encoded, never decoded twice',
+    async (_label, kind) => {
+      const seen: string[] = [];
+      const handler = createFcHandler(
+        (req, res) => {
+          seen.push(req.url ?? '');
+          res.end('ok');
+        },
+        { env: {} },
+      );
+      // The client sent /files/..%252F..%252Fetc%252Fpasswd and /a%2541 b: FC hands over the decoded paths.
+      for (const path of ['/files/..%2F..%2Fetc%2Fpasswd', '/a%41 b']) {
+        if (kind === 'fc2') {
+          const resp: Fc2Response = { setStatusCode: () => {}, setHeader: () => {}, send: () => {} };
+          const req = Object.assign(Readable.from([]), { method: 'GET', headers: {}, path, queries: {} });
+          await handler(req as never, resp, {});
+        } else {
+          const { rawPath: _, ...e } = event();
+          await handler({ ...e, requestContext: { ...e.requestContext, http: { method: 'GET', path } } }, {});
+        }
+      }
+      expect(seen).toEqual(['/files/..%252F..%252Fetc%252Fpasswd', '/a%2541%20b']);
+      expect(decodeURIComponent(seen[0]?.split('/')[2] ?? '')).toBe('..%2F..%2Fetc%2Fpasswd');
+    },
+  );
 });

@@ -322,11 +322,11 @@ describe('httpDestination', () => {
       // never answers
     });
     const destination = httpDestination(server.url, { timeoutMs: 150 });
-    const started = Date.now();
     const error = await Promise.resolve(destination(makeRecord())).catch((e: unknown) => e);
-    expect(Date.now() - started).toBeLessThan(2000);
     expect(isDestinationError(error)).toBe(true);
+    // Its own bound, not the attempt's 60 s: the message names it.
     expect(error).toMatchObject({ code: 'DestinationTimeout', retryable: true });
+    expect((error as Error).message).toContain('within 150 ms');
 
     const result = await deliverRecord(httpDestination(server.url, { timeoutMs: 100, retries: 1 }), makeRecord(), {
       logger: memoryLogger(),
@@ -572,12 +572,11 @@ describe('deliverRecord', () => {
 
     const inflight = new AbortController();
     setTimeout(() => inflight.abort(), 20);
-    const started = Date.now();
     const hung = await deliverRecord(() => new Promise(() => {}), makeRecord(), {
       logger: memoryLogger(),
       signal: inflight.signal,
     });
-    expect(Date.now() - started).toBeLessThan(2000);
+    // Ended by the abort (DestinationAborted), not by the attempt's 60 s bound (DestinationTimeout).
     expect(hung).toMatchObject({ status: 'Failed', attempts: 1 });
     expect(hung.errors[0]).toContain('DestinationAborted');
 

@@ -55,18 +55,40 @@ function anyQuery(g: Gen, tokens: string[]): Record<string, unknown> {
   return q;
 }
 
-/** What a page breaks of its query (none given: the defaults), or `undefined`. */
-function pageProblem(given: TaskQuery | undefined, tasks: AsyncTask[]): string | undefined {
+/** Why task `t` does not match `query`'s filters, or `undefined` when it does. */
+function mismatch(query: TaskQuery, t: AsyncTask): string | undefined {
+  if (query.status !== undefined && t.status !== query.status) return `a ${t.status} task for status ${query.status}`;
+  if (query.prefix !== undefined && !t.taskId.startsWith(query.prefix))
+    return `task ${t.taskId} for prefix ${query.prefix}`;
+  const at = t.startedTime ?? 0;
+  if (query.startedTimeBegin !== undefined && at < query.startedTimeBegin) return `task ${t.taskId} before begin`;
+  if (query.startedTimeEnd !== undefined && at > query.startedTimeEnd) return `task ${t.taskId} after end`;
+  return undefined;
+}
+
+/**
+ * What a page breaks of its query (none given: the defaults), or `undefined`. `all` is every
+ * task: a first page (no `nextToken`) holds as many of those that match as its limit allows.
+ */
+function pageProblem(
+  given: TaskQuery | undefined,
+  tasks: AsyncTask[],
+  all: AsyncTask[],
+  more: boolean,
+): string | undefined {
   const query = given ?? {};
-  if (tasks.length > (query.limit ?? 20)) return `${tasks.length} tasks for limit ${query.limit}`;
+  const limit = query.limit ?? 20;
+  if (tasks.length > limit) return `${tasks.length} tasks for limit ${query.limit}`;
   for (const t of tasks) {
-    if (query.status !== undefined && t.status !== query.status) return `a ${t.status} task for status ${query.status}`;
-    if (query.prefix !== undefined && !t.taskId.startsWith(query.prefix))
-      return `task ${t.taskId} for prefix ${query.prefix}`;
-    const at = t.startedTime ?? 0;
-    if (query.startedTimeBegin !== undefined && at < query.startedTimeBegin) return `task ${t.taskId} before begin`;
-    if (query.startedTimeEnd !== undefined && at > query.startedTimeEnd) return `task ${t.taskId} after end`;
+    const wrong = mismatch(query, t);
+    if (wrong) return wrong;
     if (query.includePayload !== true && t.taskPayload !== undefined) return 'a payload not asked for';
+  }
+  if (query.nextToken === undefined) {
+    const matching = all.filter((t) => mismatch(query, t) === undefined).length;
+    if (tasks.length !== Math.min(limit, matching))
+      return `${tasks.length} tasks where ${matching} match (limit ${limit})`;
+    if (more !== matching > limit) return `nextToken ${more ? 'given' : 'missing'} with ${matching} matching`;
   }
   const times = tasks.map((t) => t.startedTime ?? 0);
   const sorted = [...times].sort((a, b) => (query.sortOrderByTime === 'asc' ? a - b : b - a));
@@ -91,6 +113,8 @@ describe('fuzzing tasks.list (ListAsyncTasks in-process)', () => {
       expect(accepted.statusCode).toBe(202);
     }
     await handler.drain();
+    const all = (await handler.tasks.list({ limit: 100 })).tasks;
+    expect(all).toHaveLength(40);
     const tokens: string[] = [];
     const outcomes = new Set<string>();
     for (let i = 0; i < CASES; i++) {
@@ -98,7 +122,7 @@ describe('fuzzing tasks.list (ListAsyncTasks in-process)', () => {
       const label = `seed ${seed}, case ${i}: query ${show(query)}`;
       try {
         const page = await handler.tasks.list(query as TaskQuery);
-        const problem = pageProblem(query as TaskQuery | undefined, page.tasks);
+        const problem = pageProblem(query as TaskQuery | undefined, page.tasks, all, page.nextToken !== undefined);
         if (problem) throw new Error(`${label}: ${problem}`);
         if (page.nextToken !== undefined) {
           expect(typeof page.nextToken, label).toBe('string');
