@@ -7,8 +7,6 @@ export interface KoaErrorEmitter {
   removeListener?(event: 'error', listener: (error: unknown) => void): unknown;
   /** Koa's own listener, which `callback()` adds to an app without one: console.error with the stack. */
   onerror?: (error: unknown) => void;
-  /** Koa's switch for its own listener: no output. */
-  silent?: boolean;
 }
 
 /** Per app, the logger its `error` events go to: the last `createHandler`'s, else its `fcAsync()`'s. */
@@ -36,9 +34,10 @@ export function logKoaErrors(app: KoaErrorEmitter, logger: () => Logger, byHandl
   if (listeners.length > 0 && app.onerror) app.removeListener?.('error', app.onerror);
   app.on('error', function fcAsyncKoaErrorLog(error: unknown, ctx?: { fc?: Invocation }) {
     const e = error as { status?: number; expose?: boolean } | undefined;
-    // As Koa's own listener, which this one stands for: `app.silent` silences it, and so does a
-    // listener the app added since (Koa adds its own only to an app that has none).
-    if (e?.status === 404 || e?.expose === true || app.silent === true) return;
+    // As Koa's own listener, which this one stands for, it leaves the errors to a listener the app
+    // added since (Koa adds its own only to an app that has none). Not to `app.silent`, which keeps
+    // Koa's printing off stderr: the logger given is where the app's errors are meant to go.
+    if (e?.status === 404 || e?.expose === true) return;
     if (app.listeners?.('error').some((l) => l !== fcAsyncKoaErrorLog && l !== app.onerror)) return;
     const logger = appLoggers.get(app)?.logger();
     if (logger) logAppError(logger, 'koa', error, ctx?.fc);
