@@ -123,7 +123,10 @@ const UPPER_METHOD_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Z-]{1,32}$/;
 export interface CallOptions {
   /** Keep the call's own `x-fc-*` headers (set by the emulator itself, e.g. on a replayed attempt). */
   trusted?: boolean;
-  /** The query string as the client sent it (FC 2.0 and custom runtimes), not as FC 3.0's event has it. */
+  /**
+   * The query string and the body as the client sent them (FC 2.0 and custom runtimes), not as
+   * FC 3.0's event has them (repeated query values joined, a text body as its UTF-8 round trip).
+   */
   rawQuery?: boolean;
   now?: number;
 }
@@ -149,7 +152,7 @@ export function requestFromCall(
   if (headers.host === undefined) headers.host = 'localhost';
   let body = call.body;
   if (body.length === 0) body = EMPTY;
-  else if (isFcTextBody(headers['content-type'])) {
+  else if (!rawQuery && isFcTextBody(headers['content-type'])) {
     if (!isUtf8(body)) body = Buffer.from(body.toString('utf8'), 'utf8');
   }
   if (body.length > 0 || headers['content-length'] !== undefined) headers['content-length'] = String(body.length);

@@ -235,7 +235,8 @@ function localFunction(
   if (!engine) throw new Error(`The handler of ${spec.name} has no local async engine`);
   const handleRequest = (handler as unknown as Record<symbol, HandleRequest | undefined>)[HANDLE_REQUEST];
   const now = new Date().toISOString();
-  // FC 3.0's event joins a repeated query value with commas; FC 2.0 and a custom runtime see the query as sent.
+  // FC 3.0's event joins a repeated query value with commas and carries a text body as text; FC 2.0
+  // and a custom runtime see the query and the body's bytes as sent.
   const rawQuery = spec.style === 'fc2' || spec.customRuntime !== undefined;
   const deadline: Deadline = { timeoutMs: identity.timeout * 1000, reason: () => functionTimeout(identity) };
   // An app's answer reaches FC as a built-in runtime's result, which FC strips (a plain handler's is stripped as

@@ -213,6 +213,33 @@ function decodedPath(path: string): string {
   }
 }
 
+/**
+ * FC 2.0's `resp.setHeader` and `resp.deleteHeader`: names that differ in letter case are different
+ * headers there, which is how a handler sends several `Set-Cookie` (`set-cookie`, `Set-cookie`, …:
+ * docs/adapters.md). Node's `setHeader` folds the case: the cookies are kept by the name given,
+ * and sent together.
+ */
+function fc2Headers(res: ServerResponse) {
+  let cookies: Map<string, string> | undefined;
+  const sendCookies = () => {
+    if (cookies && cookies.size > 0) res.setHeader('set-cookie', [...cookies.values()]);
+    else res.removeHeader('set-cookie');
+  };
+  return {
+    set(name: string, value: string) {
+      if (name.toLowerCase() !== 'set-cookie') return void res.setHeader(name, value);
+      cookies ??= new Map();
+      cookies.set(name, value);
+      sendCookies();
+    },
+    delete(name: string) {
+      if (name.toLowerCase() !== 'set-cookie') return void res.removeHeader(name);
+      cookies?.delete(name);
+      sendCookies();
+    },
+  };
+}
+
 /** Serves an FC 2.0 HTTP handler `handler(req, resp, context)`. */
 export function fc2HttpListener(handler: AnyHandler, fn: FunctionIdentity, log: FunctionLog): NodeHandler {
   return async function fc2HttpListener(req, res) {
@@ -237,12 +264,13 @@ export function fc2HttpListener(handler: AnyHandler, fn: FunctionIdentity, log: 
       const context = contextOf(req, fn, log);
       // `resp.send` is the handler's way of saying it is done: it plays the callback's part.
       const run = (done: (error: unknown) => void) => {
+        const headers = fc2Headers(res);
         const response = {
           setStatusCode: (code: number) => {
             status = code;
           },
-          setHeader: (name: string, value: string) => res.setHeader(name, value),
-          deleteHeader: (name: string) => res.removeHeader(name),
+          setHeader: (name: string, value: string) => headers.set(name, value),
+          deleteHeader: (name: string) => headers.delete(name),
           send: (data: Buffer | string | Readable) => {
             // Checked before the answer starts, so that a wrong type is the handler's error (502).
             if (!sendable(data)) {

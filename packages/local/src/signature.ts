@@ -249,6 +249,34 @@ export function verifyAcsSignature(
     checkNonce?: (nonce: string, expiresAt: number) => boolean;
   } = {},
 ): SignatureResult {
+  return verify(request, lookupSecret, options, false);
+}
+
+/**
+ * {@link verifyAcsSignature} before the body is read: the signature is checked over the
+ * `x-acs-content-sha256` the request declares, so that a client without a valid signature makes
+ * the server take in no body; {@link bodyMatchesSignature} then checks the body against it.
+ */
+export function verifyAcsHead(
+  request: Omit<SignedRequest, 'body'>,
+  lookupSecret: (accessKeyId: string) => string | undefined,
+  options: { checkNonce?: (nonce: string, expiresAt: number) => boolean } = {},
+): SignatureResult {
+  return verify(request, lookupSecret, options, true);
+}
+
+/** Whether `body` is what the `x-acs-content-sha256` of a request {@link verifyAcsHead} accepted declares. */
+export function bodyMatchesSignature(headers: SignedRequest['headers'], body: Buffer, algorithm: string): boolean {
+  const declared = lowerHeaders(headers).get('x-acs-content-sha256')?.join(',') ?? '';
+  return ALGORITHMS.has(algorithm) && declared.toLowerCase() === hash(body, algorithm as Algorithm);
+}
+
+function verify(
+  request: SignedRequest,
+  lookupSecret: (accessKeyId: string) => string | undefined,
+  options: VerifyAcsOptions,
+  declaredBody: boolean,
+): SignatureResult {
   checkRequest(request);
   if (typeof lookupSecret !== 'function') {
     throw new TypeError(`Expected \`lookupSecret\` to be a function, got \`${kind(lookupSecret)}\``);
@@ -292,8 +320,9 @@ export function verifyAcsSignature(
   if (Math.abs(now - time) > maxSkew * 1000) {
     return refuse(403, 'RequestTimeTooSkewed', `x-acs-date is more than ${maxSkew} s away from the server time`);
   }
-  const payloadHash = hash(request.body ?? Buffer.alloc(0), algorithm);
-  if ((one('x-acs-content-sha256') as string).toLowerCase() !== payloadHash) {
+  const declared = (one('x-acs-content-sha256') as string).toLowerCase();
+  const payloadHash = declaredBody ? declared : hash(request.body ?? Buffer.alloc(0), algorithm);
+  if (declared !== payloadHash) {
     return refuse(403, 'SignatureNotMatch', 'x-acs-content-sha256 does not match the request body');
   }
   const secret = lookupSecret(auth.accessKeyId);

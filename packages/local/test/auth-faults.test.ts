@@ -272,5 +272,10 @@ describe('a request without valid credentials', () => {
     );
     const unknownKey = 'ACS3-HMAC-SHA256 Credential=other-key,SignedHeaders=host,Signature=00';
     expect(await announceBigBody(unknownKey)).toBe('HTTP/1.1 403 Forbidden');
+    // Neither a scheme that is not ACS3 nor the known key id (sent in clear) with a made-up
+    // signature gets its body taken in: the signature is checked over the hash the request declares.
+    expect(await announceBigBody('Bearer anything')).toBe('HTTP/1.1 400 Bad Request');
+    const knownKey = 'ACS3-HMAC-SHA256 Credential=dev-key,SignedHeaders=host,Signature=00';
+    expect(await announceBigBody(knownKey)).toMatch(/^HTTP\/1\.1 4\d\d /);
   });
 });

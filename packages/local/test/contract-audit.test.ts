@@ -424,9 +424,15 @@ describe('FC contract: async calls, tasks and destination records on the emulato
         startedTimeEnd: times[3],
       });
       expect(middle.tasks?.map((t) => t.taskId)).toEqual(['page_b', 'page_c', 'page_d']);
-      const failed = await list('web', { status: 'Failed' });
-      expect(failed.tasks?.every((t) => t.status === 'Failed')).toBe(true);
-      expect(failed.tasks?.some((t) => t.taskId === 'page_a')).toBe(false);
+      // Its own tasks, one of each outcome: the filter must return the failed one, not only exclude others.
+      await fire('web', '/fail', { 'x-fc-async-task-id': 'filter_fail' });
+      await fire('web', '/ok', { 'x-fc-async-task-id': 'filter_ok' });
+      await ended('web', 'filter_fail');
+      await ended('web', 'filter_ok');
+      const failed = await list('web', { status: 'Failed', prefix: 'filter_' });
+      expect(failed.tasks?.map((t) => t.taskId)).toEqual(['filter_fail']);
+      const succeeded = await list('web', { status: 'Succeeded', prefix: 'filter_' });
+      expect(succeeded.tasks?.map((t) => t.taskId)).toEqual(['filter_ok']);
     });
 
     it.each([

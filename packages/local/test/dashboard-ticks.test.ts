@@ -26,6 +26,10 @@ beforeAll(async () => {
   context = await launchChromium();
   page = await context.newPage();
   page.setDefaultTimeout(20_000);
+  // Open and live before any test, so that each test stands on its own (`-t` runs one alone).
+  await page.goto(`${emulator.controlUrl}/`);
+  // expect.poll belongs to a test: the page's own wait here.
+  await page.locator('#live', { hasText: /^live$/ }).waitFor({ timeout: 20_000 });
 });
 
 afterAll(async () => {
@@ -34,11 +38,6 @@ afterAll(async () => {
 });
 
 describe('the dashboard timers', () => {
-  it('opens live', async () => {
-    await page.goto(`${emulator.controlUrl}/`);
-    await poll(() => page.locator('#live').textContent()).toBe('live');
-  });
-
   it('keeps counting the duration of a Stopping task whose app ignores the stop', async () => {
     const res = await fetch(`${emulator.triggerUrl}/hang`, {
       headers: { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'stuck' },

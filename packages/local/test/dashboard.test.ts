@@ -14,6 +14,8 @@ const screenshot =
 let emulator: Emulator;
 let context: BrowserContext;
 let page: Page;
+/** Requests the page made anywhere but the control plane. */
+const outside: string[] = [];
 
 async function send(taskId: string, body: object, headers: Record<string, string> = {}) {
   const res = await fetch(`${emulator.triggerUrl}/jobs`, {
@@ -45,6 +47,13 @@ beforeAll(async () => {
   context = await launchChromium();
   page = await context.newPage();
   page.setDefaultTimeout(20_000);
+  // Open and live before any test, so that each test stands on its own (`-t` runs one alone).
+  page.on('request', (r) => {
+    if (!r.url().startsWith(emulator.controlUrl)) outside.push(r.url());
+  });
+  await page.goto(`${emulator.controlUrl}/`);
+  // expect.poll belongs to a test: the page's own wait here.
+  await page.locator('#live', { hasText: /^live$/ }).waitFor({ timeout: 20_000 });
 });
 
 afterAll(async () => {
@@ -54,13 +63,9 @@ afterAll(async () => {
 
 describe('the dashboard in headless Chromium', () => {
   it('loads without any request leaving the machine and goes live', async () => {
-    const outside: string[] = [];
-    page.on('request', (r) => {
-      if (!r.url().startsWith(emulator.controlUrl)) outside.push(r.url());
-    });
-    await page.goto(`${emulator.controlUrl}/`);
-    await poll(() => page.locator('#live').textContent()).toBe('live');
+    expect(await page.locator('#live').textContent()).toBe('live');
     expect(await page.locator('#function').inputValue()).toBe('jobs');
+    expect(page.url()).toBe(`${emulator.controlUrl}/`);
     expect(outside).toEqual([]);
   });
 
@@ -89,17 +94,22 @@ describe('the dashboard in headless Chromium', () => {
   });
 
   it('filters by status and by task id prefix', async () => {
+    await send('filt_ok', { ms: 1 });
+    await send('filt_long', { ms: 60_000 });
+    await poll(() => status('filt_ok').textContent()).toBe('Succeeded');
+    await poll(() => status('filt_long').textContent()).toBe('Running');
+    const ids = () =>
+      page.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-task-id')).sort());
+    await page.fill('#prefix', 'filt_');
+    await poll(ids).toEqual(['filt_long', 'filt_ok']);
     await page.selectOption('#status', 'Succeeded');
-    await poll(() =>
-      page.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-task-id'))),
-    ).toEqual(['dash_quick']);
+    await poll(ids).toEqual(['filt_ok']);
     await page.selectOption('#status', '');
-    await page.fill('#prefix', 'dash_l');
-    await poll(() =>
-      page.locator('tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-task-id'))),
-    ).toEqual(['dash_long']);
+    await page.fill('#prefix', 'filt_l');
+    await poll(ids).toEqual(['filt_long']);
     await page.fill('#prefix', '');
-    await poll(() => page.locator('tbody tr').count()).toBe(3);
+    await fetch(`${emulator.controlUrl}/2023-03-30/functions/jobs/async-tasks/filt_long/stop`, { method: 'PUT' });
+    await poll(() => status('filt_long').textContent()).toBe('Stopped');
   });
 
   it('shows a delayed task Running once it starts, not only once it ends', async () => {

@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { acsAccessKeyId, verifyAcsSignature } from '../signature.js';
+import { acsAccessKeyId, bodyMatchesSignature, verifyAcsHead } from '../signature.js';
 import { ApiError } from './respond.js';
 
 /**
@@ -61,37 +61,18 @@ function same(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-const NO_BODY = Buffer.alloc(0);
-
 /**
- * The checks that need no body, made before it is read, so that a client without credentials
- * cannot make the control plane take in a body (up to 32 MB for an invocation): every check of
- * a request without an ACS3 signature, and the access key id of one with. Returns whether a
- * signature is left to verify (with {@link authorize}, once the body is in).
+ * Checks a request before its body is read, so that a client without valid credentials cannot
+ * make the control plane take in a body (up to 32 MB for an invocation): throws an
+ * {@link ApiError} (with `challenge` set when a browser should be asked for Basic credentials).
+ * An ACS3 signature is verified over the body hash it declares; the returned algorithm is for
+ * {@link checkSignedBody} once the body is in (`undefined`: nothing left to check).
  */
-export function authorizeHead(req: IncomingMessage, browser: boolean, auth: ControlAuth): boolean {
-  const header = req.headers.authorization;
-  const creds = auth.credentials;
-  if (!header || /^basic /i.test(header) || !creds) {
-    authorize(req, { path: '', query: '', body: NO_BODY, browser }, auth);
-    return false;
-  }
-  const id = acsAccessKeyId(header);
-  if (id !== undefined && !same(id, creds.accessKeyId)) {
-    throw new ApiError(403, 'InvalidAccessKeyID', 'The access key id is not known');
-  }
-  return true;
-}
-
-/**
- * Checks one request; throws an {@link ApiError} (with `challenge` set when a browser should be
- * asked for Basic credentials).
- */
-export function authorize(
+export function authorizeHead(
   req: IncomingMessage,
-  target: { path: string; query: string; body: Buffer; browser: boolean },
+  target: { path: string; query: string; browser: boolean },
   auth: ControlAuth,
-): void {
+): string | undefined {
   const header = req.headers.authorization;
   const creds = auth.credentials;
   if (!auth.required) {
@@ -101,7 +82,7 @@ export function authorize(
     if (crossSite(req)) throw new ApiError(403, 'AccessDenied', 'Cross-site requests are refused');
   }
   if (!header) {
-    if (!auth.required) return;
+    if (!auth.required) return undefined;
     if (target.browser)
       throw Object.assign(new ApiError(401, 'MissingRequiredHeader', 'Sign in with the access key'), {
         challenge: true,
@@ -109,22 +90,10 @@ export function authorize(
     throw new ApiError(400, 'MissingRequiredHeader', 'The request has no Authorization header');
   }
   if (/^basic /i.test(header)) {
-    if (!creds) return;
-    // A browser sends cached Basic credentials with a form posted from any site.
-    if (crossSite(req)) throw new ApiError(403, 'AccessDenied', 'Cross-site requests are refused');
-    const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
-    const ok =
-      colon > 0 &&
-      same(decoded.slice(0, colon), creds.accessKeyId) &&
-      same(decoded.slice(colon + 1), creds.accessKeySecret);
-    if (!ok)
-      throw Object.assign(new ApiError(401, 'InvalidAccessKeyID', 'Wrong access key id or secret'), {
-        challenge: true,
-      });
-    return;
+    basic(req, header, creds);
+    return undefined;
   }
-  if (!creds) return;
+  if (!creds) return undefined;
   // Signed for Function Compute's own endpoint (<account>.<region>.fc.aliyuncs.com): a request
   // meant for FC, replayed here by whoever saw it, not one a client addressed to the emulator.
   const signedHost = (req.headers.host ?? '').toLowerCase().replace(/:\d+$/, '').replace(/\.$/, '');
@@ -135,10 +104,39 @@ export function authorize(
       `A request signed for ${signedHost} is refused: sign it for the emulator's address`,
     );
   }
-  const result = verifyAcsSignature(
-    { method: req.method ?? 'GET', path: target.path, query: target.query, headers: req.headers, body: target.body },
+  const id = acsAccessKeyId(header);
+  if (id !== undefined && !same(id, creds.accessKeyId)) {
+    throw new ApiError(403, 'InvalidAccessKeyID', 'The access key id is not known');
+  }
+  const result = verifyAcsHead(
+    { method: req.method ?? 'GET', path: target.path, query: target.query, headers: req.headers },
     (id) => (id === creds.accessKeyId ? creds.accessKeySecret : undefined),
     { checkNonce: (nonce, expiresAt) => firstUse(auth, nonce, expiresAt) },
   );
   if (!result.ok) throw new ApiError(result.status, result.code, result.message);
+  return result.algorithm;
+}
+
+/** The body of a request {@link authorizeHead} accepted the signature of: the one it declared. */
+export function checkSignedBody(req: IncomingMessage, body: Buffer, algorithm: string): void {
+  if (!bodyMatchesSignature(req.headers, body, algorithm)) {
+    throw new ApiError(403, 'SignatureNotMatch', 'x-acs-content-sha256 does not match the request body');
+  }
+}
+
+/** HTTP Basic credentials (the dashboard in a browser, beyond loopback): the access key id and secret. */
+function basic(req: IncomingMessage, header: string, creds: ControlAuth['credentials']): void {
+  if (!creds) return;
+  // A browser sends cached Basic credentials with a form posted from any site.
+  if (crossSite(req)) throw new ApiError(403, 'AccessDenied', 'Cross-site requests are refused');
+  const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  const ok =
+    colon > 0 &&
+    same(decoded.slice(0, colon), creds.accessKeyId) &&
+    same(decoded.slice(colon + 1), creds.accessKeySecret);
+  if (!ok)
+    throw Object.assign(new ApiError(401, 'InvalidAccessKeyID', 'Wrong access key id or secret'), {
+      challenge: true,
+    });
 }

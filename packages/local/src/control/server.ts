@@ -6,7 +6,7 @@ import { answerHalfClosed } from '../half-close.js';
 import type { EmulatorLog } from '../log.js';
 import { answerProtocolErrors } from '../protocol-errors.js';
 import type { FunctionRegistry } from '../registry.js';
-import { authorize, authorizeHead, type ControlAuth } from './auth.js';
+import { authorizeHead, type ControlAuth, checkSignedBody } from './auth.js';
 import {
   deleteAsyncInvokeConfig,
   getAsyncInvokeConfig,
@@ -116,7 +116,7 @@ function dashboard(
 export function createControlServer(opts: ControlPlaneOptions): { server: Server; hub: EventHub } {
   const assets = loadAssets();
   const hub = new EventHub(opts.registry, opts.maxEventStreams);
-  // requireHostHeader: false: a request without Host gets authorize()'s JSON error, not Node's bare 400.
+  // requireHostHeader: false: a request without Host gets authorizeHead()'s JSON error, not Node's bare 400.
   const server = createServer({ requireHostHeader: false }, async function fcControlPlane(req, res) {
     const requestId = newRequestId();
     const url = req.url ?? '/';
@@ -127,9 +127,9 @@ export function createControlServer(opts: ControlPlaneOptions): { server: Server
     // Counted in the emulator's budget of body bytes until the request is answered.
     let body: Buffer | undefined;
     try {
-      const signed = authorizeHead(req, !isApi, opts.auth);
+      const signedWith = authorizeHead(req, { path, query, browser: !isApi }, opts.auth);
       body = await readBody(req, path.endsWith('/invocations') ? MAX_SYNC_BODY : MAX_API_BODY, undefined, opts.bodies);
-      if (signed) authorize(req, { path, query, body, browser: !isApi }, opts.auth);
+      if (signedWith !== undefined) checkSignedBody(req, body, signedWith);
       if (!isApi) return dashboard(req, res, path, requestId, assets, hub, opts);
       await route({ req, res, requestId, params: new URLSearchParams(query), body }, path, opts);
     } catch (error) {
