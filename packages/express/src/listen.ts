@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createConsoleLogger, type FcListenOptions, type FcServer, listenFc } from '@fc-async/core';
 import { finish } from './final.js';
+import { bindFcAsync } from './middleware.js';
 import { rejectionSettler } from './rejections.js';
 
 /**
@@ -32,6 +33,7 @@ export function listen(
     return Promise.reject(new TypeError(`Expected \`app\` to be an Express application, got \`${typeof app}\``));
   }
   const logger = options?.logger ?? createConsoleLogger();
+  bindFcAsync(app);
   // Express calls its third argument instead of its own final handler (`finalhandler`).
   const settle = rejectionSettler(app);
   return listenFc(

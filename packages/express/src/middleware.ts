@@ -78,11 +78,7 @@ export function fcAsync(options: FcRuntimeOptions = {}): FcAsyncMiddleware {
     let root = app;
     while (root.parent) root = root.parent;
     rejectionSettler(root)();
-    if (!withFinalHandler.has(root) && typeof root.use === 'function') {
-      withFinalHandler.add(root);
-      // Last in the root's stack, the app's own error middleware all comes first.
-      root.use(finalErrorHandler(logger));
-    }
+    addFinalHandler(root, logger);
     runtime
       .handle(
         req,
@@ -95,6 +91,12 @@ export function fcAsync(options: FcRuntimeOptions = {}): FcAsyncMiddleware {
       })
       .catch(next);
   }
+  binders.set(fcAsyncMiddleware, (root) => {
+    if (root.request && !Object.hasOwn(root.request, 'fc')) exposeFc(root.request);
+    // The final error middleware comes with the first request, as before: until then listen() is
+    // the final handler, with its own logger; a replay ends in `finish` either way.
+    runtime.bind({ app: root, listener: () => replayListener(root, logger), routeOf: expressRoute });
+  });
   return Object.assign(fcAsyncMiddleware, {
     mode: runtime.mode,
     tasks: runtime.tasks,
@@ -102,6 +104,33 @@ export function fcAsync(options: FcRuntimeOptions = {}): FcAsyncMiddleware {
     drain: runtime.drain,
     close: runtime.close,
   }) as FcAsyncMiddleware;
+}
+
+/** Binds each `fcAsync()` middleware to its root app, by the middleware function. */
+const binders = new WeakMap<object, (root: ExpressAppLike) => void>();
+
+/**
+ * Binds the `fcAsync()` middleware of `app`'s own stack to it before any request: `listen(app)`
+ * calls it, so that a durable backend's recovered tasks run at once instead of waiting for the
+ * first request to tell the middleware which app it serves.
+ */
+export function bindFcAsync(app: ExpressAppLike): void {
+  const withRouter = app as unknown as { _router?: { stack?: unknown }; router?: { stack?: unknown } };
+  // Express 4 makes `_router` on the first `use`; Express 5 has `router`.
+  const stack = withRouter._router?.stack ?? withRouter.router?.stack;
+  if (!Array.isArray(stack)) return;
+  for (const layer of stack as { handle?: unknown }[]) {
+    const bind = typeof layer?.handle === 'function' ? binders.get(layer.handle) : undefined;
+    bind?.(app);
+  }
+}
+
+/** The app's last error middleware, added once per root app. */
+function addFinalHandler(root: ExpressAppLike, logger: Logger): void {
+  if (withFinalHandler.has(root) || typeof root.use !== 'function') return;
+  withFinalHandler.add(root);
+  // Last in the root's stack, the app's own error middleware all comes first.
+  root.use(finalErrorHandler(logger));
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type FcListenOptions, type FcServer, listenFc } from '@fc-async/core';
+import { bindFcAsync } from './middleware.js';
 
 /**
  * Serves a Koa app as an FC custom runtime: port from `FC_CUSTOM_LISTEN_PORT`, then
@@ -26,5 +27,6 @@ export function listen(
   if (!app || typeof app.callback !== 'function') {
     return Promise.reject(new TypeError('Expected `app` to be a Koa application (with a callback() method)'));
   }
+  bindFcAsync(app as { middleware?: unknown });
   return listenFc(app.callback(), options, { app });
 }

@@ -72,12 +72,7 @@ export function fcAsync(options: FcRuntimeOptions = {}): FcAsyncMiddleware {
   const logger = runtime.logger;
   async function fcAsyncMiddleware(ctx: KoaContextLike, next: () => Promise<unknown>): Promise<unknown> {
     const app = ctx.app;
-    if (!logging.has(app)) {
-      logging.add(app);
-      logKoaErrors(app as typeof app & KoaErrorEmitter, () => logger, false);
-    }
-    if (!Object.hasOwn(app.context, 'fc')) exposeFc(app.context);
-    recordKoaRoutes(app);
+    adopt(app);
     const answer = await runtime.handle(
       ctx.req,
       { app, listener: () => app.callback(), url: ctx.originalUrl, routeOf: koaRoute },
@@ -87,6 +82,19 @@ export function fcAsync(options: FcRuntimeOptions = {}): FcAsyncMiddleware {
     ctx.respond = false;
     writeBridgeResponse(ctx.res, answer, ctx.method);
   }
+  /** What the middleware sets up on its app, on its first request or when `listen(app)` binds it. */
+  function adopt(app: KoaContextLike['app']): void {
+    if (!logging.has(app)) {
+      logging.add(app);
+      logKoaErrors(app as typeof app & KoaErrorEmitter, () => logger, false);
+    }
+    if (!Object.hasOwn(app.context, 'fc')) exposeFc(app.context);
+    recordKoaRoutes(app);
+  }
+  binders.set(fcAsyncMiddleware, (app) => {
+    adopt(app);
+    runtime.bind({ app, listener: () => app.callback(), routeOf: koaRoute });
+  });
   return Object.assign(fcAsyncMiddleware, {
     mode: runtime.mode,
     tasks: runtime.tasks,
@@ -94,6 +102,19 @@ export function fcAsync(options: FcRuntimeOptions = {}): FcAsyncMiddleware {
     drain: runtime.drain,
     close: runtime.close,
   });
+}
+
+/** Binds each `fcAsync()` middleware to its app, by the middleware function. */
+const binders = new WeakMap<object, (app: KoaContextLike['app']) => void>();
+
+/**
+ * Binds the `fcAsync()` middleware among `app.middleware` to it before any request: `listen(app)`
+ * calls it, so that a durable backend's recovered tasks run at once instead of waiting for the
+ * first request to tell the middleware which app it serves.
+ */
+export function bindFcAsync(app: { middleware?: unknown }): void {
+  if (!Array.isArray(app.middleware)) return;
+  for (const fn of app.middleware) binders.get(fn)?.(app as KoaContextLike['app']);
 }
 
 function exposeFc(proto: object): void {

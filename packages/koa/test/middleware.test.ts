@@ -1,3 +1,4 @@
+import { type AsyncBackend, MemoryTaskStore, PQueueDriver } from '@fc-async/core';
 import Koa from 'koa';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { fcAsync, listen } from '../src/index.js';
@@ -66,5 +67,38 @@ describe('koa fcAsync() middleware: an app that throws', () => {
     const r = await post('/shape');
     expect([r.status, await r.text()]).toEqual([422, 'bad shape']);
     expect(log.errors).toHaveLength(0);
+  });
+});
+
+describe('koa listen() with a durable backend', () => {
+  it('runs the tasks a restart recovered at once, before any request reaches the new process', async () => {
+    const store = new MemoryTaskStore();
+    const durable: AsyncBackend = {
+      name: 'durable-memory',
+      persistent: true,
+      create: () => ({ store, queue: new PQueueDriver(2) }),
+    };
+    const ran: string[] = [];
+    const serve = async () => {
+      const app = new Koa();
+      app.use(fcAsync({ logger: logger(), env: {}, async: { backend: durable } }));
+      app.use((ctx) => {
+        ran.push(ctx.path);
+        ctx.body = 'done';
+      });
+      return listen(app, { port: 0, host: '127.0.0.1', signals: [], logger: logger() });
+    };
+    const first = await serve();
+    const r = await fetch(`http://127.0.0.1:${first.port}/job`, {
+      method: 'POST',
+      headers: { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'kept', 'x-fc-async-delay': '1' },
+    });
+    expect(r.status).toBe(202);
+    await first.close(); // the delayed task stays in the store for the next start
+    expect(store.get('kept')?.status).toBe('Enqueued');
+    const second = await serve();
+    cleanup.push(() => second.close());
+    await vi.waitFor(() => expect(store.get('kept')?.status).toBe('Succeeded'), { timeout: 10_000, interval: 50 });
+    expect(ran).toEqual(['/job']);
   });
 });
