@@ -15,10 +15,10 @@ import type { EmulatorLog } from './log.js';
 
 /** What a destination ARN names. */
 export type ArnTarget =
-  | { kind: 'fc'; functionName: string }
+  | { kind: 'fc'; functionName: string; serviceName?: string | undefined }
   | { kind: 'mns' | 'eventbridge' | 'rocketmq'; functionName?: undefined };
 
-const FC_ARN = /^acs:fc:[^:]*:[^:]*:(?:services\/[^/]+\/)?functions\/([^/]+)(?:\/[^/]+)?$/;
+const FC_ARN = /^acs:fc:[^:]*:[^:]*:(?:services\/([^/]+)\/)?functions\/([^/]+)(?:\/[^/]+)?$/;
 
 /**
  * Reads a destination ARN: an FC function (FC 3.0 `functions/{name}`, FC 2.0
@@ -27,7 +27,7 @@ const FC_ARN = /^acs:fc:[^:]*:[^:]*:(?:services\/[^/]+\/)?functions\/([^/]+)(?:\
  */
 export function parseDestinationArn(arn: string): ArnTarget | undefined {
   const fc = FC_ARN.exec(arn);
-  if (fc) return { kind: 'fc', functionName: fc[1] as string };
+  if (fc) return { kind: 'fc', functionName: fc[2] as string, serviceName: fc[1] };
   if (arn.startsWith('acs:mns:')) return { kind: 'mns' };
   if (arn.startsWith('acs:eventbridge:')) return { kind: 'eventbridge' };
   if (/^acs:(mq|rocketmq|ons):/.test(arn)) return { kind: 'rocketmq' };
@@ -79,7 +79,15 @@ function localFunctionDestination(target: LocalFunction): Destination {
 
 function destinationFor(owner: string, side: string, arn: string, ctx: DestinationContext): Destination {
   const target = parseDestinationArn(arn);
-  const local = target?.kind === 'fc' ? ctx.functions.get(target.functionName) : undefined;
+  const named = target?.kind === 'fc' ? ctx.functions.get(target.functionName) : undefined;
+  // An FC 2.0 ARN names the service too: a function of that name in another service is not it.
+  const otherService =
+    named !== undefined &&
+    target?.kind === 'fc' &&
+    target.serviceName !== undefined &&
+    named.spec.serviceName !== undefined &&
+    named.spec.serviceName !== target.serviceName;
+  const local = otherService ? undefined : named;
   if (local && local.spec.name === owner) {
     ctx.log.notice(
       `${owner} ${side} → ${owner} itself: each record is the event of the next call and quotes the one before, so the chain runs until a record passes FC's 32 MB`,
@@ -88,8 +96,9 @@ function destinationFor(owner: string, side: string, arn: string, ctx: Destinati
   if (local) return localFunctionDestination(local);
   writableFolder(ctx.outDir);
   const file = join(ctx.outDir, `${owner}.${side}.jsonl`);
-  const why =
-    target?.kind === 'fc'
+  const why = otherService
+    ? `service ${target.serviceName} is not in the file (its ${target.functionName} is in service ${named?.spec.serviceName})`
+    : target?.kind === 'fc'
       ? `function ${target.functionName} is not served here`
       : `${target?.kind ?? 'this destination'} is not reachable locally`;
   ctx.log.notice(`${owner} ${side} → ${arn}: ${why}; records are appended to ${relative(process.cwd(), file)}`);

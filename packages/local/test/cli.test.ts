@@ -147,6 +147,17 @@ describe('fc-async dev on an Express app', () => {
     expect(cli.proc.exitCode).toBeNull();
   });
 
+  it("answers FC 2.0's API (2021-04-06) 404 NotFound whatever the method, not 405 as if the path existed", async () => {
+    for (const method of ['GET', 'POST']) {
+      const res = await fetch(`${cli.control}2021-04-06/services/svc/functions/app/invocations`, {
+        method,
+        body: method === 'POST' ? '{}' : undefined,
+      });
+      expect(res.status).toBe(404);
+      expect(await res.json()).toMatchObject({ Code: 'NotFound', Message: expect.stringContaining('2023-03-30') });
+    }
+  });
+
   it('answers a wrong method 405 and bad trigger headers 400, and keeps running', async () => {
     const wrong = await fetch(`${cli.control}2023-03-30/functions/app/async-tasks`, { method: 'DELETE' });
     expect(wrong.status).toBe(405);

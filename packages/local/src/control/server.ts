@@ -99,6 +99,11 @@ function dashboard(
   hub: EventHub,
   opts: ControlPlaneOptions,
 ): void {
+  // Another version of FC's API (FC 2.0's 2021-04-06): not served, whatever the method.
+  const version = /^\/(\d{4}-\d{2}-\d{2})\//.exec(path)?.[1];
+  if (version) {
+    throw new ApiError(404, 'NotFound', `FC API ${version} is not served here: fc-async dev answers API 2023-03-30`);
+  }
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.setHeader('allow', 'GET, HEAD');
     throw notAllowed(req.method ?? '', path);
