@@ -27,7 +27,8 @@ const FC_ARN = /^acs:fc:[^:]*:[^:]*:(?:services\/([^/]+)\/)?functions\/([^/]+)(?
  */
 export function parseDestinationArn(arn: string): ArnTarget | undefined {
   const fc = FC_ARN.exec(arn);
-  if (fc) return { kind: 'fc', functionName: fc[2] as string, serviceName: fc[1] };
+  // FC 2.0's service may carry a qualifier (`svc.LATEST`): the service is what comes before it.
+  if (fc) return { kind: 'fc', functionName: fc[2] as string, serviceName: fc[1]?.split('.')[0] };
   if (arn.startsWith('acs:mns:')) return { kind: 'mns' };
   if (arn.startsWith('acs:eventbridge:')) return { kind: 'eventbridge' };
   if (/^acs:(mq|rocketmq|ons):/.test(arn)) return { kind: 'rocketmq' };

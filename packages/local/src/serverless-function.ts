@@ -37,11 +37,14 @@ const EXTENSIONS = ['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts'];
  */
 export function checkFunction(file: string, dir: string, where: string, raw: RawFunction): FunctionSpec | string {
   const fail = (field: string, problem: string) => configError(file, `${where}.${field} ${problem}`);
+  // The keys of the file as written: FC 2.0's `fc` component names them `name` and `codeUri`.
+  const fc2 = raw.style === 'fc2';
+  const codeKey = fc2 ? 'codeUri' : 'code';
   if (typeof raw.name !== 'string' || !FUNCTION_NAME.test(raw.name)) {
     const variable =
       typeof raw.name === 'string' && /\$\{|\{\{/.test(raw.name) ? ' (a variable not resolved locally)' : '';
     throw fail(
-      'functionName',
+      fc2 ? 'name' : 'functionName',
       `must be an FC function name (letters, digits, _ and -), got ${JSON.stringify(raw.name)}${variable}`,
     );
   }
@@ -51,12 +54,12 @@ export function checkFunction(file: string, dir: string, where: string, raw: Raw
   }
   const codeDir = typeof raw.code === 'string' ? raw.code : isObject(raw.code) ? raw.code.src : undefined;
   if (typeof codeDir !== 'string' || codeDir === '') {
-    throw fail('code', 'must be the path of the code folder (OSS code cannot run locally)');
+    throw fail(codeKey, 'must be the path of the code folder (OSS code cannot run locally)');
   }
   if (/\.(zip|jar|war)$/i.test(codeDir)) {
     throw fail(
-      'code',
-      `${codeDir} is an archive: fc-async dev runs code from a folder (point code at the unpacked folder)`,
+      codeKey,
+      `${codeDir} is an archive: fc-async dev runs code from a folder (point ${codeKey} at the unpacked folder)`,
     );
   }
   const common = {
@@ -74,7 +77,7 @@ export function checkFunction(file: string, dir: string, where: string, raw: Raw
   };
   if (custom) {
     const folder = resolve(dir, codeDir);
-    if (!isFolder(folder)) throw fail('code', `${codeDir} is not a folder (the custom runtime's command runs there)`);
+    if (!isFolder(folder)) throw fail(codeKey, `${codeDir} is not a folder (the custom runtime's command runs there)`);
     return {
       ...common,
       file: folder,

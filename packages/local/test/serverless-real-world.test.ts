@@ -288,7 +288,12 @@ describe('real-world mistakes are refused with the file and the problem', () => 
     [
       'a start-fc template copied before `s init` (name: "{{ functionName }}")',
       'edition: 1.0.0\nservices:\n  helloworld:\n    component: fc\n    props:\n      service:\n        name: svc\n      function:\n        name: "{{ functionName }}"\n        runtime: nodejs20\n        codeUri: ./code\n        handler: index.handler\n',
-      /^services\.helloworld\.props\.function\.functionName must be an FC function name .*got "\{\{ functionName \}\}" \(a variable not resolved locally\)$/,
+      /^services\.helloworld\.props\.function\.name must be an FC function name .*got "\{\{ functionName \}\}" \(a variable not resolved locally\)$/,
+    ],
+    [
+      'FC 2.0 codeUri as a zip archive: the key named as the file has it',
+      'edition: 1.0.0\nservices:\n  echo:\n    component: fc\n    props:\n      service:\n        name: svc\n      function:\n        name: echo\n        runtime: nodejs20\n        codeUri: ./code.zip\n        handler: index.handler\n',
+      /^services\.echo\.props\.function\.codeUri \.\/code\.zip is an archive: fc-async dev runs code from a folder \(point codeUri at the unpacked folder\)$/,
     ],
     [
       'code as a zip archive (AstraSchedule/sys-backend)',
