@@ -890,6 +890,20 @@ describe('task records', () => {
     expect(successes[0]?.responsePayload).toBe(latin1.toString('base64'));
   });
 
+  it('records a compressed text answer whose bytes are not UTF-8 in base64 too, whole (its last bytes were dropped)', async () => {
+    const latin1 = Buffer.from([0x63, 0x61, 0x66, 0xe9]); // "café" in Latin-1
+    const app: typeof ok = (_req, res) => {
+      res.setHeader('content-type', 'text/plain');
+      res.setHeader('content-encoding', 'gzip');
+      res.end(zlib.gzipSync(latin1));
+    };
+    const { handler, successes } = setup(app);
+    await handler(asyncEvent({ taskId: 'latin1_gzip' }), context);
+    await handler.drain();
+    expect((await handler.tasks.get('latin1_gzip'))?.returnPayload).toBe(latin1.toString('base64'));
+    expect(successes[0]?.responsePayload).toBe(latin1.toString('base64'));
+  });
+
   it('records a text request body whose bytes are not UTF-8 in base64, marked so (U+FFFD before)', async () => {
     const latin1 = Buffer.from('name=caf\xe9', 'latin1');
     const { handler, successes } = setup(ok);

@@ -402,6 +402,35 @@ describe('handler.close() with a persistent backend while a stopped task ends', 
     expect(calls).toHaveLength(1);
   });
 
+  it('lets the onFailure delivery of a waiting task stopped just before close() finish too (it runs outside any job)', async () => {
+    const { durable } = durableMemory();
+    const calls: string[] = [];
+    const first = createFcHandler(ok, {
+      logger: memoryLogger(),
+      env: {},
+      async: { mode: 'local', backend: durable, stopGraceMs: 300 },
+      destinations: {
+        onFailure: async (r) => {
+          calls.push(`first:${r.requestContext.condition}`);
+          await tick(800);
+        },
+      },
+    });
+    await first(asyncEvent({ taskId: 'waiting', delay: '60' }), context);
+    await first.tasks.stop('waiting');
+    await tick(5);
+    await first.close({ timeoutMs: 50 });
+    const second = createFcHandler(ok, {
+      env: {},
+      async: { mode: 'local', backend: durable },
+      destinations: { onFailure: (r) => void calls.push(`again:${r.requestContext.condition}`) },
+    });
+    await second.tasks.get('waiting');
+    await second.drain();
+    await second.close();
+    expect(calls).toEqual(['first:Stopped']);
+  });
+
   it('lets a delivery already under way at the deadline finish too, past a short stopGraceMs', async () => {
     const { durable } = durableMemory();
     const started = deferred();

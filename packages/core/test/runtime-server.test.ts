@@ -253,6 +253,48 @@ describe('listenFc: the async backend of the app’s middleware', () => {
   });
 });
 
+describe('listenFc on FC: an async call answered 5xx before any fcAsync() saw it', () => {
+  const onFc = { env: { FC_FUNCTION_NAME: 'f', FC_REGION: 'cn-hangzhou' } };
+  const asyncCall = { 'x-fc-request-id': 'r1', 'x-fc-invocation-type': 'Async' };
+
+  it.each([
+    [
+      'headers set one by one',
+      (res: ServerResponse) => {
+        res.statusCode = 500;
+        res.setHeader('set-cookie', ['a=1', 'b=2']);
+        res.end('boom');
+      },
+    ],
+    [
+      'raw headers, a flat array',
+      (res: ServerResponse) => {
+        res.writeHead(500, ['content-type', 'text/plain', 'set-cookie', 'a=1', 'set-cookie', 'b=2']).end('boom');
+      },
+    ],
+    [
+      'raw headers, [name, value] pairs',
+      (res: ServerResponse) => {
+        res
+          .writeHead(500, [
+            ['content-type', 'text/plain'],
+            ['set-cookie', 'a=1'],
+            ['set-cookie', 'b=2'],
+          ] as never)
+          .end('boom');
+      },
+    ],
+  ])('is marked x-fc-status: 404, its own headers kept (%s)', async (_label, answer) => {
+    const { url } = await start((_req, res) => answer(res), onFc);
+    const r = await fetch(`${url}/job`, { method: 'POST', headers: asyncCall });
+    expect([r.status, r.headers.get('x-fc-status'), await r.text()]).toEqual([500, '404', 'boom']);
+    expect(r.headers.getSetCookie()).toEqual(['a=1', 'b=2']);
+    // A sync call's caller reads the 500 itself: not marked.
+    const sync = await fetch(`${url}/job`, { method: 'POST', headers: { 'x-fc-request-id': 'r2' } });
+    expect([sync.status, sync.headers.get('x-fc-status')]).toEqual([500, null]);
+  });
+});
+
 describe('listenFc: graceful shutdown', () => {
   it('close() finishes the in-flight request, then stops listening', async () => {
     const gate = deferred();

@@ -115,13 +115,24 @@ const binders = new WeakMap<object, (root: ExpressAppLike) => void>();
  * first request to tell the middleware which app it serves.
  */
 export function bindFcAsync(app: ExpressAppLike): void {
-  const withRouter = app as unknown as { _router?: { stack?: unknown }; router?: { stack?: unknown } };
-  // Express 4 makes `_router` on the first `use`; Express 5 has `router`.
-  const stack = withRouter._router?.stack ?? withRouter.router?.stack;
+  const stack = stackOf(app as unknown as { _router?: { stack?: unknown }; router?: { stack?: unknown } });
   if (!Array.isArray(stack)) return;
   for (const layer of stack as { handle?: unknown }[]) {
     const bind = typeof layer?.handle === 'function' ? binders.get(layer.handle) : undefined;
     bind?.(app);
+  }
+}
+
+/**
+ * The app's middleware stack: Express 4 keeps it in `_router` (made on the first `use` or route;
+ * its `router` getter throws), Express 5 in `router`.
+ */
+function stackOf(app: { _router?: { stack?: unknown }; router?: { stack?: unknown } }): unknown {
+  if (app._router) return app._router.stack;
+  try {
+    return app.router?.stack;
+  } catch {
+    return undefined; // Express 4 without a route yet: 'app.router' is deprecated!
   }
 }
 

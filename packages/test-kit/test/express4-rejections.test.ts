@@ -1,9 +1,9 @@
-import { fcHttpEvent } from '@fc-async/core';
+import { type AsyncBackend, fcHttpEvent, MemoryTaskStore, PQueueDriver } from '@fc-async/core';
 import { createHandler, fcAsync, getInvocation, listen } from '@fc-async/express';
 import type { NextFunction, Request, Response } from 'express';
 import express4 from 'express4';
 import express5 from 'express5';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { recordingLogger } from '../src/index.js';
 
 // Express 4 leaves a rejected async handler unhandled (Node exits); fc-async's stop and timeout
@@ -112,5 +112,38 @@ describe.each(EXPRESS)('%s: an async handler that rejects', (_name, express) => 
     const r = await fetch(`${url}/later`);
     expect([r.status, await r.json()]).toEqual([500, GENERIC]);
     expect(errorsOf(logger)).toEqual(['later secret-detail']);
+  });
+});
+
+describe.each(EXPRESS)('%s: listen() before any request', (_name, express) => {
+  it('serves an app with no route yet (Express 4 throws on app.router)', async () => {
+    const server = await listen(express(), { port: 0, host: '127.0.0.1', signals: [], logger: recordingLogger() });
+    cleanup.push(() => server.close());
+    expect((await fetch(`http://127.0.0.1:${server.port}/`)).status).toBe(404);
+  });
+
+  it('binds fcAsync() to the app, so that the tasks a durable store kept run before any request', async () => {
+    const store = new MemoryTaskStore();
+    const durable: AsyncBackend = {
+      name: 'durable-memory',
+      persistent: true,
+      create: () => ({ store, queue: new PQueueDriver(2) }),
+    };
+    const serve = async () => {
+      const app = express();
+      app.use(fcAsync({ logger: recordingLogger(), env: {}, async: { backend: durable } }));
+      app.post('/job', (_req: Request, res: Response) => void res.send('done'));
+      return listen(app, { port: 0, host: '127.0.0.1', signals: [], logger: recordingLogger() });
+    };
+    const first = await serve();
+    const accepted = await fetch(`http://127.0.0.1:${first.port}/job`, {
+      method: 'POST',
+      headers: { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'kept', 'x-fc-async-delay': '1' },
+    });
+    expect(accepted.status).toBe(202);
+    await first.close();
+    const second = await serve();
+    cleanup.push(() => second.close());
+    await vi.waitFor(() => expect(store.get('kept')?.status).toBe('Succeeded'), { timeout: 10_000, interval: 50 });
   });
 });

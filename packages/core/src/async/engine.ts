@@ -276,6 +276,8 @@ export class AsyncEngine {
   private readonly inFlight = new Set<Promise<JobResult>>();
   /** Destination calls under way: close() gives them a moment before it cuts them (see close). */
   private deliveriesUnderWay = 0;
+  /** Resolved when no destination call is under way (some run outside `inFlight`: a stop's, a recovery's). */
+  private deliveryWaiters: (() => void)[] = [];
   private outstanding = 0;
   /**
    * Tasks of a local queue counted in `outstanding` and not counted done yet, from before the store
@@ -649,7 +651,8 @@ export class AsyncEngine {
         // record already.
         const started = [...this.inFlight].some((job) => !ending.has(job));
         if (started || this.deliveriesUnderWay > 0) {
-          await within(Promise.allSettled([...this.inFlight]), STOPPED_DELIVERY_MS);
+          // The deliveries themselves too: a stop's or a recovery's runs outside any job.
+          await within(Promise.allSettled([...this.inFlight, this.deliveriesDone()]), STOPPED_DELIVERY_MS);
         }
       } else {
         const left = (await this.store.unfinished()).filter((r) => !TERMINAL_STATUSES.has(r.status));
@@ -1345,7 +1348,7 @@ export class AsyncEngine {
           ? await hooks.delivery(record, side, condition, () => deliverResolved(list, destinationRecord, this.delivery))
           : await deliverResolved(list, destinationRecord, this.delivery);
       } finally {
-        this.deliveriesUnderWay--;
+        if (--this.deliveriesUnderWay === 0) for (const resolve of this.deliveryWaiters.splice(0)) resolve();
       }
       // Cut short by close(): a persistent backend delivers it again on the next start, to the
       // destinations that did not take it yet.
@@ -1384,6 +1387,12 @@ export class AsyncEngine {
       this.finishOne();
       this.lookIfParked();
     }
+  }
+
+  /** Resolves once no destination call is under way. */
+  private deliveriesDone(): Promise<void> {
+    if (this.deliveriesUnderWay === 0) return Promise.resolve();
+    return new Promise((resolve) => this.deliveryWaiters.push(resolve));
   }
 
   private async getTask(taskId: string): Promise<AsyncTask | undefined> {
@@ -1688,13 +1697,13 @@ function bodyText(response: BridgeResponse, decodedCap: number): string {
   const decoded = decodedBody(body, response.headers['content-encoding'], decodedCap);
   if (decoded === undefined) return isText(response.headers) === 'text' ? utf8OrBase64(body) : body.toString('base64');
   const decodedIsText = isText({ 'content-type': response.headers['content-type'] }) === 'text';
-  return decodedIsText ? utf8OrBase64(decoded, true) : decoded.toString('base64');
+  return decodedIsText ? utf8OrBase64(decoded.bytes, decoded.cut) : decoded.bytes.toString('base64');
 }
 
 /**
  * A text body as text when its bytes are UTF-8, else base64 as a binary body is (as the handler
- * answers it): decoded as UTF-8, a Latin-1 `é` would be recorded as U+FFFD. `cut`: a decoded
- * answer may end within a character (see decodedBody), which is left out.
+ * answers it): decoded as UTF-8, a Latin-1 `é` would be recorded as U+FFFD. `cut`: the beginning
+ * of a decoded answer (see decodedBody), which may end within a character: that one is left out.
  */
 function utf8OrBase64(bytes: Buffer, cut = false): string {
   if (isUtf8(bytes)) return bytes.toString('utf8');
@@ -1748,14 +1757,16 @@ function decoderOf(encoding: unknown, cap: number): Decoder | undefined {
  * part of the input is decoded, halved until it fits. `undefined` for another or no encoding, or
  * bytes that do not decode.
  */
-function decodedBody(body: Buffer, encoding: unknown, cap: number): Buffer | undefined {
+function decodedBody(body: Buffer, encoding: unknown, cap: number): { bytes: Buffer; cut: boolean } | undefined {
   const decode = decoderOf(encoding, cap);
   if (!decode || body.length === 0) return undefined;
   for (let length = body.length; length > 0; length = Math.floor(length / 2)) {
     try {
       const decoded = decode(length === body.length ? body : body.subarray(0, length));
       // A part that gives nothing yet (brotli may hold its output back to a block's end): as it is.
-      return length < body.length && decoded.length === 0 ? undefined : decoded;
+      if (length < body.length && decoded.length === 0) return undefined;
+      // Whole, or its beginning only (the input halved until it fitted): then it may end within a character.
+      return { bytes: decoded, cut: length < body.length };
     } catch (error) {
       // Only a result over the cap is worth a shorter try; anything else is not what it says it is.
       if ((error as { code?: string }).code !== 'ERR_BUFFER_TOO_LARGE') return undefined;

@@ -227,10 +227,20 @@ function markFailureBeforeFcAsync(req: IncomingMessage, res: ServerResponse): vo
   }
   if (!async) return;
   const writeHead = res.writeHead;
-  res.writeHead = function (this: ServerResponse, ...args: Parameters<ServerResponse['writeHead']>) {
-    if (args[0] >= 500 && getInvocation(req) === undefined && !this.hasHeader(FC_STATUS_HEADER)) {
-      this.setHeader(FC_STATUS_HEADER, '404');
+  res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
+    if ((args[0] as number) >= 500 && getInvocation(req) === undefined && !this.hasHeader(FC_STATUS_HEADER)) {
+      // writeHead(status, [message], headers): raw headers as an array are added to, not mixed
+      // with setHeader (which makes Node fold their repeated names, or refuse [name, value] pairs).
+      const at = typeof args[1] === 'string' ? 2 : 1;
+      const headers = args[at];
+      if (Array.isArray(headers)) {
+        args[at] = Array.isArray(headers[0])
+          ? [...headers, [FC_STATUS_HEADER, '404']]
+          : [...headers, FC_STATUS_HEADER, '404'];
+      } else {
+        this.setHeader(FC_STATUS_HEADER, '404');
+      }
     }
-    return writeHead.apply(this, args);
+    return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
   } as ServerResponse['writeHead'];
 }
