@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { Agent, createServer, get, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { BasicTracerProvider, BatchSpanProcessor, InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   type AsyncBackend,
@@ -292,6 +293,39 @@ describe('listenFc on FC: an async call answered 5xx before any fcAsync() saw it
     // A sync call's caller reads the 500 itself: not marked.
     const sync = await fetch(`${url}/job`, { method: 'POST', headers: { 'x-fc-request-id': 'r2' } });
     expect([sync.status, sync.headers.get('x-fc-status')]).toEqual([500, null]);
+  });
+});
+
+describe('listenFc: spans of requests that end after a pre-stop', () => {
+  it('go out at the shutdown that follows (FC calls pre-stop, then sends SIGTERM)', async () => {
+    const exporter = new InMemorySpanExporter();
+    // Exported only when flushed: what a BatchSpanProcessor holds when the process exits is lost.
+    const provider = new BasicTracerProvider({
+      spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: 600_000 })],
+    });
+    const runtime = createFcRuntime({ env: {}, logger: memoryLogger(), tracing: { tracerProvider: provider } });
+    const app = {};
+    const release = deferred();
+    const entered = deferred();
+    const appListener = async (_req: IncomingMessage, res: ServerResponse) => {
+      entered.resolve();
+      await release.promise;
+      res.end('slow');
+    };
+    const listener = (req: IncomingMessage, res: ServerResponse) =>
+      runtime.handle(req, { app, listener: () => appListener }, res).then((answer) => {
+        if (answer === undefined) return runtime.proceed(req, () => appListener(req, res));
+        writeBridgeResponse(res, answer, req.method ?? 'GET');
+      });
+    const { fc, url } = await start(listener, {}, { app });
+    const slow = fetch(`${url}/slow`).then((r) => r.text());
+    await entered.promise;
+    await fc.preStop();
+    release.resolve();
+    expect(await slow).toBe('slow');
+    expect(exporter.getFinishedSpans()).toHaveLength(0);
+    await fc.close();
+    expect(exporter.getFinishedSpans().map((s) => s.name)).toEqual(['GET']);
   });
 });
 

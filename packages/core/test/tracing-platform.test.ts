@@ -207,6 +207,19 @@ describe('platform mode (on FC)', () => {
     expect(logger.entries.find((e) => e.message === 'span flush timed out')?.fields).toEqual({ timeoutMs: 5 });
   });
 
+  it("a flush the SDK rejects (an exporter's 401) is logged with each processor's error, not as [{}]", async () => {
+    // The SDK's provider rejects its forceFlush with the array of its processors' errors.
+    const sdkProvider = new BasicTracerProvider({ spanProcessors: [] });
+    const provider = {
+      getTracer: sdkProvider.getTracer.bind(sdkProvider),
+      forceFlush: () => Promise.reject([new Error('401 bad API key')]),
+    };
+    const { handler, logger } = setup(ok, { tracerProvider: provider });
+    expect((await handler(event(), fcContext)).statusCode).toBe(200);
+    const warning = logger.entries.find((e) => e.message === 'span flush failed');
+    expect(warning?.fields).toEqual({ reason: 'Error: 401 bad API key' });
+  });
+
   it('also flushes the global SDK (behind the API proxy)', async () => {
     const original = sdk.provider.forceFlush.bind(sdk.provider);
     let flushes = 0;

@@ -10,7 +10,7 @@ import {
 } from '@fc-async/core';
 import { finish } from './final.js';
 import { rejectionSettler } from './rejections.js';
-import { expressRoute } from './route.js';
+import { expressRoute, stackOf } from './route.js';
 
 /** What the middleware reads of an Express request: `req.app` and `req.originalUrl`. */
 type ExpressRequestLike = IncomingMessage & { app?: ExpressAppLike; originalUrl?: string };
@@ -115,24 +115,11 @@ const binders = new WeakMap<object, (root: ExpressAppLike) => void>();
  * first request to tell the middleware which app it serves.
  */
 export function bindFcAsync(app: ExpressAppLike): void {
-  const stack = stackOf(app as unknown as { _router?: { stack?: unknown }; router?: { stack?: unknown } });
+  const stack = stackOf(app as Parameters<typeof stackOf>[0]);
   if (!Array.isArray(stack)) return;
   for (const layer of stack as { handle?: unknown }[]) {
     const bind = typeof layer?.handle === 'function' ? binders.get(layer.handle) : undefined;
     bind?.(app);
-  }
-}
-
-/**
- * The app's middleware stack: Express 4 keeps it in `_router` (made on the first `use` or route;
- * its `router` getter throws), Express 5 in `router`.
- */
-function stackOf(app: { _router?: { stack?: unknown }; router?: { stack?: unknown } }): unknown {
-  if (app._router) return app._router.stack;
-  try {
-    return app.router?.stack;
-  } catch {
-    return undefined; // Express 4 without a route yet: 'app.router' is deprecated!
   }
 }
 

@@ -41,6 +41,18 @@ export function runtimesFor(app: object | undefined): FcAsyncControls[] {
   return app ? [...(registry.get(app) ?? [])] : [];
 }
 
+/** Per runtime, how to flush its spans (its tracer provider's, or the global SDK's). */
+const spanFlushers = new WeakMap<object, () => Promise<void>>();
+
+/**
+ * Flushes the spans of the runtimes serving `app`, closed or not: a shutdown calls it once its
+ * last requests have ended, since spans that ended after a pre-stop (which closed the runtimes
+ * and flushed then) would otherwise be lost with the process.
+ */
+export function flushRuntimeSpans(app: object | undefined): Promise<unknown> {
+  return Promise.all(runtimesFor(app).map((runtime) => spanFlushers.get(runtime)?.()));
+}
+
 /** Per runtime in platform mode, the signals of its async invocations under way (see `closedEarly`). */
 const platformCalls = new WeakMap<object, Set<AbortController>>();
 
@@ -238,6 +250,7 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
     },
   };
   if (platform) platformCalls.set(runtime, calls);
+  spanFlushers.set(runtime, () => tracing.flush());
   const self = engine ? new WeakRef<FcAsyncControls>(runtime) : undefined;
   if (self) addUnbound(self);
   return runtime;

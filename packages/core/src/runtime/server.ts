@@ -8,7 +8,7 @@ import { createConsoleLogger } from '../logger.js';
 import { runPreStopHooks, within } from './hooks.js';
 import { answerLifecycle, lifecyclePath } from './lifecycle.js';
 import { type FcListenOptions, resolveListenOptions } from './options.js';
-import { abortPlatformCalls, enginesToStart, runtimesFor } from './runtime.js';
+import { abortPlatformCalls, enginesToStart, flushRuntimeSpans, runtimesFor } from './runtime.js';
 import { FC_STATUS_HEADER } from './write.js';
 
 /**
@@ -172,6 +172,8 @@ export async function listenFc(
       await closed;
       const appClose = hooks.close?.().catch((error: unknown) => logger.error('closing the app failed', { error }));
       if (appClose) await within(appClose, Math.max(1, left()));
+      // Spans of requests that ended after a pre-stop (which flushed then) go out now, not with the process.
+      await within(flushRuntimeSpans(hooks.app), Math.max(1, left()));
       for (const signal of o.signals) process.off(signal, onSignal);
     })();
     return closing;

@@ -69,9 +69,15 @@ export class TracerSource {
       ]);
       if (result === 'timeout') logger.warn('span flush timed out', { timeoutMs });
     } catch (error) {
-      logger.warn('span flush failed', { error });
+      // The SDK rejects with the array of its span processors' errors: each one's text, not `[{}]`.
+      logger.warn('span flush failed', Array.isArray(error) ? { reason: error.map(reasonOf).join('; ') } : { error });
     } finally {
       clearTimeout(timer);
     }
   }
+}
+
+/** An error's own words, whatever was thrown. */
+function reasonOf(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
