@@ -1,8 +1,8 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type AsyncBackend, type DestinationRecord, MemoryTaskStore, PQueueDriver } from '@fc-async/core';
+import type { DestinationRecord } from '@fc-async/core';
 import express from 'express';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { createHandler, fcAsync, listen } from '../src/index.js';
 import { event, logger } from './event.js';
 
@@ -240,38 +240,5 @@ describe('express fcAsync() middleware: an app that throws', () => {
     expect([r.status, JSON.parse(body).code]).toEqual([400, 'entity.parse.failed']);
     expect(body).not.toMatch(STACK);
     expect(log.errors).toHaveLength(0);
-  });
-});
-
-describe('express listen() with a durable backend', () => {
-  it('runs the tasks a restart recovered at once, before any request reaches the new process', async () => {
-    const store = new MemoryTaskStore();
-    const durable: AsyncBackend = {
-      name: 'durable-memory',
-      persistent: true,
-      create: () => ({ store, queue: new PQueueDriver(2) }),
-    };
-    const ran: string[] = [];
-    const serve = async () => {
-      const app = express();
-      app.use(fcAsync({ logger: logger(), env: {}, async: { backend: durable } }));
-      app.post('/job', (req, res) => {
-        ran.push(req.path);
-        res.send('done');
-      });
-      return listen(app, { port: 0, host: '127.0.0.1', signals: [], logger: logger() });
-    };
-    const first = await serve();
-    const r = await fetch(`http://127.0.0.1:${first.port}/job`, {
-      method: 'POST',
-      headers: { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'kept', 'x-fc-async-delay': '1' },
-    });
-    expect(r.status).toBe(202);
-    await first.close(); // the delayed task stays in the store for the next start
-    expect(store.get('kept')?.status).toBe('Enqueued');
-    const second = await serve();
-    cleanup.push(() => second.close());
-    await vi.waitFor(() => expect(store.get('kept')?.status).toBe('Succeeded'), { timeout: 10_000, interval: 50 });
-    expect(ran).toEqual(['/job']);
   });
 });
