@@ -274,6 +274,17 @@ describe('listenFc on FC: an async call answered 5xx before any fcAsync() saw it
       },
     ],
     [
+      'raw [name, value] pairs after an undefined reason',
+      (res: ServerResponse) => {
+        res
+          .writeHead(500, undefined, [
+            ['set-cookie', 'a=1'],
+            ['set-cookie', 'b=2'],
+          ] as never)
+          .end('boom');
+      },
+    ],
+    [
       'raw headers, [name, value] pairs',
       (res: ServerResponse) => {
         res
@@ -293,6 +304,17 @@ describe('listenFc on FC: an async call answered 5xx before any fcAsync() saw it
     // A sync call's caller reads the 500 itself: not marked.
     const sync = await fetch(`${url}/job`, { method: 'POST', headers: { 'x-fc-request-id': 'r2' } });
     expect([sync.status, sync.headers.get('x-fc-status')]).toEqual([500, null]);
+  });
+
+  it('leaves an x-fc-status the app set itself, in raw headers or an object, as it is', async () => {
+    const { url } = await start((req, res) => {
+      if (req.url === '/raw') res.writeHead(500, ['X-Fc-Status', '200']).end('mine');
+      else res.writeHead(500, { 'X-FC-Status': '200' }).end('mine');
+    }, onFc);
+    for (const path of ['/raw', '/object']) {
+      const r = await fetch(`${url}${path}`, { method: 'POST', headers: asyncCall });
+      expect([r.status, r.headers.get('x-fc-status')]).toEqual([500, '200']);
+    }
   });
 });
 

@@ -33,7 +33,11 @@ export function listen(
     return Promise.reject(new TypeError(`Expected \`app\` to be an Express application, got \`${typeof app}\``));
   }
   const logger = options?.logger ?? createConsoleLogger();
-  bindFcAsync(app);
+  try {
+    bindFcAsync(app);
+  } catch (error) {
+    return Promise.reject(error); // a middleware already serving another app: listen() rejects
+  }
   // Express calls its third argument instead of its own final handler (`finalhandler`).
   const settle = rejectionSettler(app);
   return listenFc(

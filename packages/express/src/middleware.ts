@@ -91,8 +91,11 @@ export function fcAsync(options: FcRuntimeOptions = {}): FcAsyncMiddleware {
       })
       .catch(next);
   }
-  binders.set(fcAsyncMiddleware, (root) => {
-    if (root.request && !Object.hasOwn(root.request, 'fc')) exposeFc(root.request);
+  binders.set(fcAsyncMiddleware, (app) => {
+    // The root a request binds to: an app mounted in another one replays through the outer one.
+    let root = app;
+    while (root.parent) root = root.parent;
+    if (app.request && !Object.hasOwn(app.request, 'fc')) exposeFc(app.request);
     // The final error middleware comes with the first request, as before: until then listen() is
     // the final handler, with its own logger; a replay ends in `finish` either way.
     runtime.bind({ app: root, listener: () => replayListener(root, logger), routeOf: expressRoute });

@@ -242,3 +242,35 @@ describe('express fcAsync() middleware: an app that throws', () => {
     expect(log.errors).toHaveLength(0);
   });
 });
+
+describe('express listen() binding fcAsync() before the first request', () => {
+  it('binds it as a request would: an app also mounted in another one is served, not refused', async () => {
+    const api = express();
+    api.use(fcAsync({ logger: logger(), env: {} }));
+    api.get('/ping', (_req, res) => void res.send('pong'));
+    express().use('/v1', api); // api.parent is set: requests bind fcAsync to the outer app
+    const server = await listen(api, { port: 0, host: '127.0.0.1', signals: [], logger: logger() });
+    cleanup.push(() => server.close());
+    const r = await fetch(`http://127.0.0.1:${server.port}/ping`);
+    expect([r.status, await r.text()]).toEqual([200, 'pong']);
+  });
+
+  it('rejects, rather than throws, when the middleware already serves another app', async () => {
+    const middleware = fcAsync({ logger: logger(), env: {} });
+    const first = express().use(middleware);
+    const firstServer = await listen(first, { port: 0, host: '127.0.0.1', signals: [], logger: logger() });
+    cleanup.push(() => firstServer.close());
+    const second = express().use(middleware);
+    let thrown: unknown;
+    const listening = (() => {
+      try {
+        return listen(second, { port: 0, host: '127.0.0.1', signals: [], logger: logger() });
+      } catch (error) {
+        thrown = error;
+        return undefined;
+      }
+    })();
+    expect(thrown).toBeUndefined();
+    await expect(listening).rejects.toMatchObject({ code: 'MiddlewareSharedAcrossApps' });
+  });
+});

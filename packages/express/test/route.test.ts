@@ -46,4 +46,31 @@ describe('expressRoute', () => {
     app.use('/api', api);
     expect(await routesOf(app, ['/users/1', '/api/v1/ping'])).toEqual(['/users/:id', '/api/v1/ping']);
   });
+  it('one router reached through two mounts names the mount the request came through', async () => {
+    const app = express();
+    const orders = express.Router({ mergeParams: true });
+    orders.get('/orders/:id', (_req, res) => void res.send('ok'));
+    app.use('/admin', orders);
+    app.use('/tenants/:tenantId', orders);
+    expect(await routesOf(app, ['/admin/orders/1', '/tenants/acme/orders/2'])).toEqual([
+      '/admin/orders/:id',
+      '/tenants/:tenantId/orders/:id',
+    ]);
+  });
+
+  it('a fixed mount segment equal to a parameter value stays as it is', async () => {
+    const app = express();
+    const sub = express();
+    sub.get('/files/:name', (_req, res) => void res.send('ok'));
+    app.use('/api', sub);
+    expect(await routesOf(app, ['/api/files/api'])).toEqual(['/api/files/:name']);
+  });
+
+  it('a mount path with a trailing slash gives no double slash', async () => {
+    const app = express();
+    const r = express.Router();
+    r.get('/orders', (_req, res) => void res.send('ok'));
+    app.use('/t/:id/', r);
+    expect(await routesOf(app, ['/t/5/orders'])).toEqual(['/t/:id/orders']);
+  });
 });

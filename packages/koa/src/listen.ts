@@ -27,6 +27,10 @@ export function listen(
   if (!app || typeof app.callback !== 'function') {
     return Promise.reject(new TypeError('Expected `app` to be a Koa application (with a callback() method)'));
   }
-  bindFcAsync(app as { middleware?: unknown });
+  try {
+    bindFcAsync(app as { middleware?: unknown });
+  } catch (error) {
+    return Promise.reject(error); // a middleware already serving another app: listen() rejects
+  }
   return listenFc(app.callback(), options, { app });
 }

@@ -233,16 +233,28 @@ function markFailureBeforeFcAsync(req: IncomingMessage, res: ServerResponse): vo
     if ((args[0] as number) >= 500 && getInvocation(req) === undefined && !this.hasHeader(FC_STATUS_HEADER)) {
       // writeHead(status, [message], headers): raw headers as an array are added to, not mixed
       // with setHeader (which makes Node fold their repeated names, or refuse [name, value] pairs).
-      const at = typeof args[1] === 'string' ? 2 : 1;
+      const at = typeof args[1] === 'string' || (args[1] === undefined && args.length > 2) ? 2 : 1;
       const headers = args[at];
       if (Array.isArray(headers)) {
-        args[at] = Array.isArray(headers[0])
-          ? [...headers, [FC_STATUS_HEADER, '404']]
-          : [...headers, FC_STATUS_HEADER, '404'];
-      } else {
+        const pairs = Array.isArray(headers[0]);
+        const names = pairs ? headers.map((h) => (h as unknown[])[0]) : headers.filter((_, i) => i % 2 === 0);
+        // The app's own x-fc-status stands, as it does when set with setHeader.
+        if (!names.some((n) => String(n).toLowerCase() === FC_STATUS_HEADER)) {
+          args[at] = pairs ? [...headers, [FC_STATUS_HEADER, '404']] : [...headers, FC_STATUS_HEADER, '404'];
+        }
+      } else if (!hasOwnStatus(headers)) {
         this.setHeader(FC_STATUS_HEADER, '404');
       }
     }
     return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
   } as ServerResponse['writeHead'];
+}
+
+/** Whether writeHead's headers object sets x-fc-status itself (in any letter case). */
+function hasOwnStatus(headers: unknown): boolean {
+  return (
+    typeof headers === 'object' &&
+    headers !== null &&
+    Object.keys(headers).some((n) => n.toLowerCase() === FC_STATUS_HEADER)
+  );
 }
