@@ -193,8 +193,8 @@ describe('every span started is ended exactly once', () => {
 });
 
 describe('custom-runtime middleware (createFcRuntime)', () => {
-  async function serve(passRes: boolean, app: Listener) {
-    const runtime = createFcRuntime({ logger: memoryLogger(), env: {}, tracing: { tracerProvider } });
+  async function serve(passRes: boolean, app: Listener, env: Record<string, string> = {}) {
+    const runtime = createFcRuntime({ logger: memoryLogger(), env, tracing: { tracerProvider } });
     const server = createServer(async (req, res) => {
       const answer = await runtime.handle(req, { app: server, listener: () => app }, passRes ? res : undefined);
       if (answer) {
@@ -234,6 +234,37 @@ describe('custom-runtime middleware (createFcRuntime)', () => {
     expect(span.attributes['error.type']).toBe('ConnectionClosed');
     expect(span.attributes['http.response.status_code']).toBe(late);
     expect([...ledger.open.values()]).toEqual([]);
+  });
+
+  it('on FC, an async invocation FC cuts off (a stop, its timeout): ERROR ConnectionClosed, not the 500 no one got', async () => {
+    const entered = deferred();
+    const { runtime, url } = await serve(
+      true,
+      (req, res) => {
+        entered.resolve();
+        // The app answers 500 once its signal aborts: collected, never sent.
+        getInvocation(req)?.signal.addEventListener('abort', () => {
+          res.statusCode = 500;
+          res.end('stopped');
+        });
+      },
+      { FC_FUNCTION_NAME: 'f', FC_REGION: 'cn-hangzhou' },
+    );
+    const abort = new AbortController();
+    const call = fetch(`${url}/slow`, {
+      method: 'POST',
+      headers: { 'x-fc-request-id': 'cut-1', 'x-fc-invocation-type': 'Async' },
+      signal: abort.signal,
+    }).catch((error: Error) => error.name);
+    await entered.promise;
+    abort.abort();
+    expect(await call).toBe('AbortError');
+    await runtime.drain();
+    await expect.poll(() => spans().filter((s) => s.name.startsWith('POST')).length).toBe(1);
+    const span = only(spans(), 'POST');
+    expect(span.status.code).toBe(SpanStatusCode.ERROR);
+    expect(span.attributes['error.type']).toBe('ConnectionClosed');
+    expect(span.attributes['http.response.status_code']).toBeUndefined();
   });
 
   it('without `res`: a request passed on to the app starts no span that could never end; an accepted one is traced', async () => {

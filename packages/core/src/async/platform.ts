@@ -35,6 +35,11 @@ export function fcEndedInvocation(): FcAsyncError {
   return reason;
 }
 
+/** Whether FC ended `invocation` (closed its request) before its answer: see {@link fcEndedInvocation}. */
+export function endedByFcBeforeAnswer(invocation: { signal: AbortSignal }): boolean {
+  return invocation.signal.aborted && endedByFc.has(invocation.signal.reason as object);
+}
+
 /**
  * How long an invocation waits for its destinations on FC, every attempt and retry included
  * (docs/destinations.md): FC may freeze the instance once it has the answer, so the answer waits
@@ -125,7 +130,7 @@ export class PlatformAsync {
     const final = invocation.attempt >= this.options.maxAsyncRetryAttempts;
     let side: 'onSuccess' | 'onFailure' | undefined =
       outcome.kind === 'success' ? 'onSuccess' : final ? 'onFailure' : undefined;
-    if (invocation.signal.aborted && endedByFc.has(invocation.signal.reason as object)) {
+    if (endedByFcBeforeAnswer(invocation)) {
       // FC ended it (a stop or the timeout: FC knows which, the app does not): what the app answered
       // meanwhile goes nowhere, and the record is FC's to send, to its own destinations.
       // A stop is a user's act, not a fault: told, not warned of.

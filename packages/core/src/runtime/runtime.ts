@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AsyncEngine, closeTimeoutMs } from '../async/engine.js';
 import { resolveAsyncOptions, resolveMode } from '../async/options.js';
 import { createRedactor } from '../async/payload.js';
-import { fcEndedInvocation, PlatformAsync } from '../async/platform.js';
+import { endedByFcBeforeAnswer, fcEndedInvocation, PlatformAsync } from '../async/platform.js';
 import { currentStartHold } from '../async/start-hold.js';
 import { type NodeHandler, runNodeHandler } from '../bridge.js';
 import { FcAsyncError } from '../errors.js';
@@ -237,7 +237,13 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
         // routes to onFailure, not a success that drops it without a trace.
         answer = platformAsync && response.statusCode >= 400 ? markFcFailure(response) : response;
       }
-      if (span) {
+      const inv = platformAsync ? getInvocation(req) : undefined;
+      if (span && inv !== undefined && endedByFcBeforeAnswer(inv)) {
+        // Its connection closed first (a stop, FC's timeout): what the app answered reached no one.
+        const error = new FcAsyncError('ConnectionClosed', 'The connection closed before the response was sent');
+        span.end({ statusCode: undefined, error, failed: true });
+        await tracing.flush();
+      } else if (span) {
         span.end({ response: answer, failed: platformAsync && answer !== undefined && isFcFailure(answer) });
         // FC may freeze the instance as soon as it has the answer of a platform invocation.
         if (platformAsync) await tracing.flush();
