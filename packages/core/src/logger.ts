@@ -41,7 +41,7 @@ export function createConsoleLogger(options: { level?: Level } = {}): Logger {
   const min = LEVELS[level];
   const write = (level: Level, message: string, fields?: Record<string, unknown>) => {
     if (LEVELS[level] < min) return;
-    const line = jsonLine({ level, time: new Date().toISOString(), message, ...serialise(fields) });
+    const line = JSON.stringify({ level, time: new Date().toISOString(), message, ...serialise(fields) });
     (LEVELS[level] >= LEVELS.warn ? process.stderr : process.stdout).write(`${line}\n`);
   };
   return {
@@ -68,32 +68,37 @@ export const silentLogger: Logger = Object.freeze({
   error() {},
 });
 
-/**
- * The entry as one JSON line; a field JSON cannot hold (a circular object, a BigInt: what an app
- * may log or throw) as the text of its inspection, so that logging never throws.
- */
-function jsonLine(entry: Record<string, unknown>): string {
-  try {
-    return JSON.stringify(entry);
-  } catch {
-    const out: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries(entry)) {
-      try {
-        JSON.stringify(value);
-        out[key] = value;
-      } catch {
-        out[key] = inspect(value, { depth: 3, breakLength: Number.POSITIVE_INFINITY });
-      }
-    }
-    return JSON.stringify(out);
-  }
-}
-
 function serialise(fields: Record<string, unknown> | undefined): Record<string, unknown> {
   if (!fields) return {};
   const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(fields)) out[key] = value instanceof Error ? errorFields(value) : value;
+  for (const [key, value] of Object.entries(fields)) out[key] = logValue(value);
   return out;
+}
+
+/**
+ * What a JSON log line holds of a field's value: an Error's fields ({@link errorFields}), JSON's
+ * own view of the rest, and the text of its inspection for what JSON cannot hold (a circular
+ * object, a BigInt, a `toJSON` that throws or gives nothing: what an app may throw), so that
+ * `JSON.stringify` of a line made of such values never throws (in an `uncaughtException`
+ * listener, a throw ends the process).
+ *
+ * @example
+ * ```ts
+ * const loop: Record<string, unknown> = {};
+ * loop.self = loop;
+ * JSON.stringify({ message: 'app failed', error: logValue(new Error('down')), loop: logValue(loop) });
+ * ```
+ */
+export function logValue(value: unknown): unknown {
+  if (value instanceof Error) return logValue(errorFields(value));
+  if (typeof value !== 'object' && typeof value !== 'bigint') return value;
+  try {
+    const text = JSON.stringify(value);
+    if (text !== undefined) return JSON.parse(text);
+  } catch {
+    // Inspected below.
+  }
+  return inspect(value, { depth: 3, breakLength: Number.POSITIVE_INFINITY });
 }
 
 /**

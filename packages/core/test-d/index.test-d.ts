@@ -256,3 +256,5 @@ if (engineEvent.type === 'delivered') {
   expectType<'onSuccess' | 'onFailure'>(engineEvent.side);
   expectType<readonly eo.DestinationOutcome[]>(engineEvent.destinations);
 }
+// What a JSON log line holds of any value.
+expectType<unknown>(eo.logValue(new Error('down')));

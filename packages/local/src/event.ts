@@ -114,7 +114,7 @@ const EMPTY = Buffer.alloc(0);
 /** Methods `parseFcEvent` takes as they are; a call with another one goes through the event. */
 const PLAIN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']);
 /**
- * A method token `parseFcEvent` keeps as it is (upper case, at most 32 characters): a `rawQuery`
+ * A method token `parseFcEvent` keeps as it is (upper case, at most 32 characters): an `asSent`
  * call with one (`PROPFIND`, `M-SEARCH`) is built here too, as the event has no raw query to keep.
  */
 const UPPER_METHOD_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Z-]{1,32}$/;
@@ -127,7 +127,7 @@ export interface CallOptions {
    * The query string and the body as the client sent them (FC 2.0 and custom runtimes), not as
    * FC 3.0's event has them (repeated query values joined, a text body as its UTF-8 round trip).
    */
-  rawQuery?: boolean;
+  asSent?: boolean;
   now?: number;
 }
 
@@ -135,8 +135,8 @@ export interface CallOptions {
  * What the core's `parseFcEvent` makes of `buildFcEvent(call, fn, requestId, trusted, now)`,
  * built without the event: the same headers in the same order (lower-case names, FC's common
  * headers, `host` and `content-length` as the parser sets them), the URL with the query decoded
- * and encoded again (repeated values joined with commas, as in FC 3.0's event) unless `rawQuery`,
- * and a text body as its UTF-8 round trip. For the trigger's own calls, whose header names are
+ * and encoded again (repeated values joined with commas, as in FC 3.0's event) and a text body as
+ * its UTF-8 round trip, unless `asSent`. For the trigger's own calls, whose header names are
  * Node's (lower-case tokens); `undefined` for a method the parser would refuse, which then takes
  * the event path. A test holds the two paths equal.
  */
@@ -146,13 +146,13 @@ export function requestFromCall(
   requestId: string,
   options: CallOptions = {},
 ): FcRequest | undefined {
-  const { trusted = false, rawQuery = false, now = Date.now() } = options;
-  if (!PLAIN_METHODS.has(call.method) && !(rawQuery && UPPER_METHOD_TOKEN.test(call.method))) return undefined;
+  const { trusted = false, asSent = false, now = Date.now() } = options;
+  if (!PLAIN_METHODS.has(call.method) && !(asSent && UPPER_METHOD_TOKEN.test(call.method))) return undefined;
   const headers = fcHeaders(call, fn, requestId, trusted);
   if (headers.host === undefined) headers.host = 'localhost';
   let body = call.body;
   if (body.length === 0) body = EMPTY;
-  else if (!rawQuery && isFcTextBody(headers['content-type'])) {
+  else if (!asSent && isFcTextBody(headers['content-type'])) {
     if (!isUtf8(body)) body = Buffer.from(body.toString('utf8'), 'utf8');
   }
   if (body.length > 0 || headers['content-length'] !== undefined) headers['content-length'] = String(body.length);
@@ -162,7 +162,7 @@ export function requestFromCall(
   const path = rawPath.charCodeAt(0) === 47 /* / */ ? rawPath : `/${rawPath}`;
   return {
     method: call.method,
-    url: q < 0 ? path : path + (rawQuery ? call.url.slice(q) : buildQuery(fcQueryParameters(call.url.slice(q + 1)))),
+    url: q < 0 ? path : path + (asSent ? call.url.slice(q) : buildQuery(fcQueryParameters(call.url.slice(q + 1)))),
     headers,
     body,
     remoteAddress: call.sourceIp ?? '127.0.0.1',

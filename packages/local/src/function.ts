@@ -237,7 +237,7 @@ function localFunction(
   const now = new Date().toISOString();
   // FC 3.0's event joins a repeated query value with commas and carries a text body as text; FC 2.0
   // and a custom runtime see the query and the body's bytes as sent.
-  const rawQuery = spec.style === 'fc2' || spec.customRuntime !== undefined;
+  const asSent = spec.style === 'fc2' || spec.customRuntime !== undefined;
   const deadline: Deadline = { timeoutMs: identity.timeout * 1000, reason: () => functionTimeout(identity) };
   // An app's answer reaches FC as a built-in runtime's result, which FC strips (a plain handler's is stripped as
   // it is written; a custom runtime's answer is its own HTTP response).
@@ -250,7 +250,7 @@ function localFunction(
    */
   const requestOf = (call: IncomingCall, requestId: string, trusted: boolean, nodeHeaders = false) => {
     if (!handleRequest) return undefined;
-    const request = nodeHeaders ? requestFromCall(call, identity, requestId, { trusted, rawQuery }) : undefined;
+    const request = nodeHeaders ? requestFromCall(call, identity, requestId, { trusted, asSent }) : undefined;
     if (request) return request;
     try {
       return parseFcEvent(buildFcEvent(call, identity, requestId, trusted));

@@ -1,5 +1,4 @@
-import { inspect } from 'node:util';
-import { errorFields, type Logger } from '@fc-async/core';
+import { type Logger, logValue } from '@fc-async/core';
 
 /**
  * `text`: aligned lines for people; `json`: one JSON object per line.
@@ -174,31 +173,13 @@ function fieldText(fields: Record<string, unknown> | undefined): { inline: strin
 
 function jsonFields(fields: Record<string, unknown> | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(fields ?? {})) {
-    out[key] = jsonValue(value instanceof Error ? errorFields(value) : value);
-  }
+  for (const [key, value] of Object.entries(fields ?? {})) out[key] = logValue(value);
   return out;
-}
-
-/**
- * `value` as JSON holds it; what JSON cannot hold (a circular object, a BigInt, a `toJSON` that
- * throws or gives nothing: what an app may throw) as the text of its inspection, so that logging
- * it never throws (in an uncaughtException listener, a throw ends the process).
- */
-function jsonValue(value: unknown): unknown {
-  if (typeof value !== 'object' && typeof value !== 'bigint') return value;
-  try {
-    const text = JSON.stringify(value);
-    if (text !== undefined) return JSON.parse(text);
-  } catch {
-    // Inspected below.
-  }
-  return inspect(value, { depth: 3, breakLength: Number.POSITIVE_INFINITY });
 }
 
 /** `value` as JSON text, for the text format: what JSON cannot hold, the quoted text of its inspection. */
 function serialised(value: unknown): string {
-  return JSON.stringify(jsonValue(value)) ?? 'undefined';
+  return JSON.stringify(logValue(value)) ?? 'undefined';
 }
 
 /**

@@ -41,8 +41,12 @@ export function runtimesFor(app: object | undefined): FcAsyncControls[] {
   return app ? [...(registry.get(app) ?? [])] : [];
 }
 
-/** Per runtime, how to flush its spans (its tracer provider's, or the global SDK's). */
-const spanFlushers = new WeakMap<object, () => Promise<void>>();
+/**
+ * What `listen(app)` reaches of each runtime at its shutdown: how to flush its spans (its tracer
+ * provider's, or the global SDK's), and in platform mode the signals of its async invocations
+ * under way (see `closedEarly`).
+ */
+const shutdownParts = new WeakMap<object, { flushSpans: () => Promise<void>; calls: Set<AbortController> }>();
 
 /**
  * Flushes the spans of the runtimes serving `app`, closed or not: a shutdown calls it once its
@@ -50,11 +54,8 @@ const spanFlushers = new WeakMap<object, () => Promise<void>>();
  * and flushed then) would otherwise be lost with the process.
  */
 export function flushRuntimeSpans(app: object | undefined): Promise<unknown> {
-  return Promise.all(runtimesFor(app).map((runtime) => spanFlushers.get(runtime)?.()));
+  return Promise.all(runtimesFor(app).map((runtime) => shutdownParts.get(runtime)?.flushSpans()));
 }
-
-/** Per runtime in platform mode, the signals of its async invocations under way (see `closedEarly`). */
-const platformCalls = new WeakMap<object, Set<AbortController>>();
 
 /**
  * Aborts the signals of the platform-mode async invocations under way in `app` with `reason`: a
@@ -63,7 +64,7 @@ const platformCalls = new WeakMap<object, Set<AbortController>>();
  */
 export function abortPlatformCalls(app: object | undefined, reason: unknown): void {
   for (const runtime of runtimesFor(app)) {
-    for (const controller of platformCalls.get(runtime) ?? []) controller.abort(reason);
+    for (const controller of shutdownParts.get(runtime)?.calls ?? []) controller.abort(reason);
   }
 }
 
@@ -240,8 +241,7 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
       const inv = platformAsync ? getInvocation(req) : undefined;
       if (span && inv !== undefined && endedByFcBeforeAnswer(inv)) {
         // Its connection closed first (a stop, FC's timeout): what the app answered reached no one.
-        const error = new FcAsyncError('ConnectionClosed', 'The connection closed before the response was sent');
-        span.end({ statusCode: undefined, error, failed: true });
+        span.end({ statusCode: undefined, error: connectionClosed(), failed: true });
         await tracing.flush();
       } else if (span) {
         span.end({ response: answer, failed: platformAsync && answer !== undefined && isFcFailure(answer) });
@@ -255,12 +255,15 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
       return span ? span.run(next) : next();
     },
   };
-  if (platform) platformCalls.set(runtime, calls);
-  spanFlushers.set(runtime, () => tracing.flush());
+  shutdownParts.set(runtime, { flushSpans: () => tracing.flush(), calls });
   const self = engine ? new WeakRef<FcAsyncControls>(runtime) : undefined;
   if (self) addUnbound(self);
   return runtime;
 }
+
+/** A span's error when the request's connection closed before its answer went out whole. */
+const connectionClosed = () =>
+  new FcAsyncError('ConnectionClosed', 'The connection closed before the response was sent');
 
 /** A request the app answers itself: its span ends when the response finishes, or when its connection closes first. */
 function passOn(span: InvocationSpan, req: object, res: ServerResponse, routeOf: ReplayTarget['routeOf']) {
@@ -281,7 +284,7 @@ function passOn(span: InvocationSpan, req: object, res: ServerResponse, routeOf:
     // Closed before the answer went out whole (the client left, FC's timeout): ERROR, and no status it never got.
     // Not `writableFinished`: an answer ended on a socket already gone never emits 'finish'.
     if (finished) return;
-    const error = new FcAsyncError('ConnectionClosed', 'The connection closed before the response was sent');
+    const error = connectionClosed();
     span.end({ statusCode: res.headersSent ? res.statusCode : undefined, route: route(), error, failed: true });
   });
 }
