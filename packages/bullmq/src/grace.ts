@@ -1,5 +1,8 @@
 import { FcAsyncError, isFcAsyncError } from '@fc-async/core';
 
+/** Redis refusals are worth retrying: another try, or another instance, may find it back. */
+export const RETRY_SOON = Object.freeze({ 'retry-after': '1' });
+
 /** How long closing waits for BullMQ's worker before leaving it (Redis unreachable). */
 export const CLOSE_GRACE_MS = 3000;
 
@@ -28,12 +31,13 @@ export function notAccepted(error: unknown): unknown {
     return new FcAsyncError(
       'RedisUnavailable',
       'Redis did not answer in time; retry later (a retry with the same task id answers 409 if Redis took the task after all)',
-      { statusCode: 503, cause: error },
+      { statusCode: 503, cause: error, headers: RETRY_SOON },
     );
   }
   return new FcAsyncError('RedisUnavailable', 'Redis did not take the task; it was not accepted, retry later', {
     statusCode: 503,
     cause: error,
+    headers: RETRY_SOON,
   });
 }
 
@@ -49,6 +53,7 @@ export function answerOf<T>(command: Promise<T>): Promise<T> {
     throw new FcAsyncError('RedisUnavailable', 'Redis did not answer in time; retry later', {
       statusCode: 503,
       cause: error,
+      headers: RETRY_SOON,
     });
   });
 }
@@ -56,4 +61,11 @@ export function answerOf<T>(command: Promise<T>): Promise<T> {
 /** ioredis's error for a command sent but not answered within its `commandTimeout`. */
 function timedOut(error: unknown): boolean {
   return (error as { message?: unknown } | null)?.message === 'Command timed out';
+}
+
+/** The task API's answer once the store is closed, as the other stores give it. */
+export function storeClosed(): FcAsyncError {
+  return new FcAsyncError('ServiceUnavailable', 'The function is shutting down: its task store is closed', {
+    statusCode: 503,
+  });
 }

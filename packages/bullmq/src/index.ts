@@ -1,7 +1,7 @@
 import { type AsyncBackend, FcAsyncError, type Logger } from '@fc-async/core';
 import { Redis, type RedisOptions } from 'ioredis';
 import { corkEachTurn } from './cork.js';
-import { settlesWithin } from './grace.js';
+import { RETRY_SOON, settlesWithin } from './grace.js';
 import { keysOf } from './keys.js';
 import { type BullmqBackendOptions, resolveBullmqOptions } from './options.js';
 import { oncePerOutage } from './outage.js';
@@ -93,7 +93,11 @@ async function answering(connections: readonly Redis[], ms: number): Promise<voi
 }
 
 function unavailable(waitedMs: number, cause: unknown): FcAsyncError {
-  return new FcAsyncError('RedisUnavailable', `Redis did not answer within ${waitedMs} ms`, { statusCode: 503, cause });
+  return new FcAsyncError('RedisUnavailable', `Redis did not answer within ${waitedMs} ms`, {
+    statusCode: 503,
+    cause,
+    headers: RETRY_SOON,
+  });
 }
 
 /** Resolves when `redis` is ready (ioredis's ready check passed); rejects if it ends first (no more reconnects). */
@@ -117,7 +121,10 @@ function whenReady(redis: Redis): Promise<void> {
 function reportErrors(redis: Redis, logger: Logger): void {
   redis.on(
     'error',
-    oncePerOutage(redis, (error) => logger.warn('redis connection error', { error })),
+    // The reason only: a refused connection's stack is Node's socket code, the same every time.
+    oncePerOutage(redis, (error) =>
+      logger.warn('redis connection error', { reason: error.message, code: (error as { code?: unknown }).code }),
+    ),
   );
 }
 

@@ -1,4 +1,4 @@
-import { integerOption, MAX_TIMER_MS, type RetentionOptions, resolveRetentionOptions } from '@fc-async/core';
+import { integerOption, MAX_TIMER_MS, maskUrl, type RetentionOptions, resolveRetentionOptions } from '@fc-async/core';
 import type { RedisOptions } from 'ioredis';
 
 /**
@@ -67,7 +67,7 @@ export function resolveBullmqOptions(options: unknown): ResolvedBullmqOptions {
   const isUrl = typeof connection === 'string' && /^rediss?:\/\/\S+$/.test(connection);
   if (!isUrl && (typeof connection !== 'object' || connection === null || Array.isArray(connection))) {
     throw new TypeError(
-      `Expected \`connection\` to be a redis:// or rediss:// URL or ioredis options, got \`${Array.isArray(connection) ? 'array' : String(connection)}\``,
+      `Expected \`connection\` to be a redis:// or rediss:// URL or ioredis options, got \`${Array.isArray(connection) ? 'array' : maskUrl(String(connection))}\``,
     );
   }
   const prefix = o.prefix ?? 'fc-async';

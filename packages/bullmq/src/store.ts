@@ -14,7 +14,7 @@ import {
 } from '@fc-async/core';
 import type { Redis } from 'ioredis';
 import { decodeRecord, indexArgs } from './codec.js';
-import { answerOf, notAccepted } from './grace.js';
+import { answerOf, notAccepted, storeClosed } from './grace.js';
 import { CAS_SCRIPT, INSERT_MANY_SCRIPT, INSERT_SCRIPT, type Keys } from './keys.js';
 import { listTasks } from './list.js';
 
@@ -59,6 +59,8 @@ export class RedisTaskStore implements TaskStore {
   /** What makes each write's token unique: this store's random prefix and a counter. */
   private readonly tokenPrefix = randomBytes(8).toString('hex');
   private writeCount = 0;
+  /** Set by close(): the task API then answers 503 `ServiceUnavailable`, as the other stores do. */
+  private closed = false;
 
   /** Runs before the connections close (stops retention). */
   onClose: (() => void) | undefined;
@@ -166,6 +168,7 @@ export class RedisTaskStore implements TaskStore {
   }
 
   list(query: TaskQuery): Promise<TaskPage<TaskRecord>> {
+    this.live();
     return answerOf(listTasks(this.redis, this.keys, query));
   }
 
@@ -187,10 +190,12 @@ export class RedisTaskStore implements TaskStore {
   }
 
   async requestStop(taskId: string): Promise<void> {
+    this.live();
     await answerOf(this.redis.publish(this.keys.stop, taskId));
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.onClose?.();
     await Promise.allSettled([this.redis.quit(), this.subscriber.quit()]);
   }
@@ -200,7 +205,13 @@ export class RedisTaskStore implements TaskStore {
     for (const id of taskIds) this.cache.delete(id);
   }
 
+  /** Throws a 503 `ServiceUnavailable` once the store is closed (its connections are gone). */
+  private live(): void {
+    if (this.closed) throw storeClosed();
+  }
+
   private async read(taskId: string): Promise<Versioned | undefined> {
+    this.live();
     const [vb, wb, r, p, b] = await answerOf(this.redis.hmgetBuffer(this.keys.task(taskId), 'v', 'w', 'r', 'p', 'b'));
     if (!vb || !r) {
       this.cache.delete(taskId);
@@ -218,6 +229,7 @@ export class RedisTaskStore implements TaskStore {
     taskId: string,
     change: (current: TaskRecord) => TaskRecord | undefined,
   ): Promise<TaskRecord | undefined> {
+    this.live();
     const hit = this.cache.get(taskId);
     let current: Versioned | undefined = hit
       ? { v: hit.v, w: hit.w, record: hit.record, cached: true }

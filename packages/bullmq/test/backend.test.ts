@@ -173,3 +173,16 @@ describe('bullmq(): several instances in one process', () => {
     expect(await acceptor.handler.tasks.get('q_3')).toBeUndefined();
   });
 });
+
+describe('bullmq(): the task API after close()', () => {
+  it('answers 503 ServiceUnavailable, as the other stores do, not a bare connection error', async () => {
+    const { handler } = instance(uniquePrefix(), ok);
+    expect((await handler(asyncEvent('t_closed'))).statusCode).toBe(202);
+    await until('the task to end', async () => (await status(handler, 't_closed')) === 'Succeeded');
+    await handler.close({ timeoutMs: 1000 });
+    const closed = { name: 'FcAsyncError', code: 'ServiceUnavailable', statusCode: 503 };
+    await expect(handler.tasks.get('t_closed')).rejects.toMatchObject(closed);
+    await expect(handler.tasks.list({})).rejects.toMatchObject(closed);
+    await expect(handler.tasks.stop('t_closed')).rejects.toMatchObject(closed);
+  });
+});

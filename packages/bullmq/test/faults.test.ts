@@ -146,8 +146,9 @@ describe('bullmq(): Redis down when the instance starts, up later', () => {
     });
     cleanups.unshift(() => Promise.race([handler.close({ timeoutMs: 1000 }), sleep(20_000)]));
     const early = await handler(asyncEvent('early'));
-    expect([early.statusCode, JSON.parse(early.body)]).toEqual([
+    expect([early.statusCode, early.headers['retry-after'], JSON.parse(early.body)]).toEqual([
       503,
+      '1',
       { code: 'RedisUnavailable', message: 'Redis did not answer within 300 ms' },
     ]);
     await expect(handler.tasks.get('early')).rejects.toMatchObject({ code: 'RedisUnavailable', statusCode: 503 });

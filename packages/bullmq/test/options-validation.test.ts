@@ -27,4 +27,12 @@ describe('bullmq() options past a timer', () => {
       new TypeError('Expected `connection` to be a redis:// or rediss:// URL or ioredis options, got `array`'),
     );
   });
+
+  it('keeps the password of a mistyped connection URL out of its message', () => {
+    expect(() => bullmq({ connection: 'http://:S3CRET-PW@127.0.0.1:6379' })).toThrow(
+      new TypeError(
+        'Expected `connection` to be a redis:// or rediss:// URL or ioredis options, got `http://***@127.0.0.1:6379`',
+      ),
+    );
+  });
 });

@@ -138,7 +138,7 @@ export {
   isValidTaskId,
   setInvocation,
 } from './invocation.js';
-export { createConsoleLogger, errorFields, type Logger, logValue, silentLogger } from './logger.js';
+export { createConsoleLogger, errorFields, type Logger, logValue, maskUrl, silentLogger } from './logger.js';
 export { buildQuery, encodePath, type FcRequest, fixBodyHeaders } from './request.js';
 export {
   type BodyKind,

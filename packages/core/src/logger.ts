@@ -102,6 +102,28 @@ export function logValue(value: unknown): unknown {
 }
 
 /**
+ * A URL, or what was meant to be one, fit for an error message or a log line: what stands before
+ * an `@` (a password, `user:password`) and everything from a `?` or `#` on (tokens in the query)
+ * are masked, so that a mistyped `redis//:secret@host` or a webhook's `?token=` is not written
+ * out while saying what is wrong with it. The scheme, host, port and path stay.
+ *
+ * @example
+ * ```ts
+ * maskUrl('redis://:hunter2@127.0.0.1:6379/0'); // 'redis://***@127.0.0.1:6379/0'
+ * maskUrl('hooks.example.com/cb?token=abc'); // 'hooks.example.com/cb?***'
+ * ```
+ */
+export function maskUrl(value: string): string {
+  let masked = value;
+  const query = masked.search(/[?#]/);
+  if (query !== -1) masked = `${masked.slice(0, query)}?***`;
+  const at = masked.lastIndexOf('@');
+  if (at === -1) return masked;
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(masked)?.[0] ?? '';
+  return `${scheme}***${masked.slice(at)}`;
+}
+
+/**
  * A plain-object view of an error for log lines.
  *
  * @example

@@ -258,3 +258,4 @@ if (engineEvent.type === 'delivered') {
 }
 // What a JSON log line holds of any value.
 expectType<unknown>(eo.logValue(new Error('down')));
+expectType<string>(eo.maskUrl('redis://:pw@127.0.0.1:6379'));

@@ -683,6 +683,7 @@ describe('close() and drain()', () => {
     const refused = await handler(asyncEvent(), context);
     expect(refused.statusCode).toBe(503);
     expect(json(refused)).toMatchObject({ code: 'ServiceUnavailable' });
+    expect(refused.headers['retry-after']).toBe('1'); // another instance may take it
     gate.resolve();
     await closing;
     expect((await handler.tasks.get('inflight'))?.status).toBe('Succeeded');
@@ -1064,6 +1065,7 @@ describe('a backend that fails to start', () => {
     const result = await handler(asyncEvent(), context);
     expect(result.statusCode).toBe(503);
     expect(json(result)).toMatchObject({ code: 'BackendUnavailable' });
+    expect(result.headers['retry-after']).toBe('1'); // a later request tries the backend again
     await expect(handler.tasks.list()).rejects.toMatchObject({ code: 'BackendUnavailable' });
     await expect(handler.close({ timeoutMs: 100 })).resolves.toBeUndefined();
     expect(logger.entries.some((e) => e.level === 'error' && e.message === 'async backend failed to start')).toBe(true);

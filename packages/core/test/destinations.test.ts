@@ -344,6 +344,10 @@ describe('httpDestination', () => {
       new TypeError('Expected `url` to be an absolute http(s) URL, got `ftp://x`'),
     );
     expect(() => httpDestination('/relative')).toThrow(TypeError);
+    // A token in a mistyped URL's query is not written out in the message.
+    expect(() => httpDestination('hooks.example.com/cb?token=S3CRET-TOKEN')).toThrow(
+      new TypeError('Expected `url` to be an absolute http(s) URL, got `hooks.example.com/cb?***`'),
+    );
     expect(() => httpDestination('http://u:p@x')).toThrow(/without credentials/);
     expect(() => httpDestination('http://x', { retries: 1.5 })).toThrow(
       new TypeError('Expected `retries` to be an integer from 0 to 100, got `1.5` (number)'),

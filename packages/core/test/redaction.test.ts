@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createFcHandler, createRedactor, type DestinationRecord } from '../src/index.js';
+import { createFcHandler, createRedactor, type DestinationRecord, maskUrl } from '../src/index.js';
 import { event, memoryLogger } from './helpers.js';
 
 const ok = (_req: unknown, res: { end(body: string): void }) => res.end('ok');
@@ -62,5 +62,20 @@ describe('redactHeaders', () => {
     const text = JSON.stringify({ records, logs: logger.entries });
     expect(JSON.parse(records[0]?.requestPayload ?? '{}').headers).toMatchObject({ 'x-visible': 'kept' });
     expect(text.match(/LEAK-\w+/g)).toBeNull();
+  });
+});
+
+describe('maskUrl', () => {
+  it.each([
+    ['redis://:hunter2@127.0.0.1:6379/0', 'redis://***@127.0.0.1:6379/0'],
+    ['rediss://user:hunter2@cache.local', 'rediss://***@cache.local'],
+    ['redis//:hunter2@127.0.0.1:6379', '***@127.0.0.1:6379'],
+    ['https://hooks.example.com/cb?token=hunter2#frag', 'https://hooks.example.com/cb?***'],
+    ['hooks.example.com/cb#hunter2', 'hooks.example.com/cb?***'],
+    ['https://u:p@h/a?x=hunter2@b', 'https://***@h/a?***'],
+    ['https://hooks.example.com/cb', 'https://hooks.example.com/cb'],
+  ])('%s reads %s', (value, masked) => {
+    expect(maskUrl(value)).toBe(masked);
+    expect(maskUrl(value)).not.toContain('hunter2');
   });
 });

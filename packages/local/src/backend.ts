@@ -1,5 +1,12 @@
 import { basename, dirname, extname, join, resolve } from 'node:path';
-import { type AsyncBackend, type EngineStartHold, FcAsyncError, type HeldDefaults, memory } from '@fc-async/core';
+import {
+  type AsyncBackend,
+  type EngineStartHold,
+  FcAsyncError,
+  type HeldDefaults,
+  maskUrl,
+  memory,
+} from '@fc-async/core';
 import { optionError } from './errors.js';
 
 /** Where tasks live: in memory (default), a SQLite file, or Redis through BullMQ. */
@@ -15,10 +22,10 @@ export function parseStoreSpec(store: string | undefined, redis: string | undefi
     try {
       url = new URL(redis);
     } catch {
-      throw optionError('--redis', 'a redis:// or rediss:// URL', redis);
+      throw optionError('--redis', 'a redis:// or rediss:// URL', maskUrl(redis));
     }
     if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
-      throw optionError('--redis', 'a redis:// or rediss:// URL', redis);
+      throw optionError('--redis', 'a redis:// or rediss:// URL', maskUrl(redis));
     }
     return { kind: 'redis', url };
   }

@@ -5,6 +5,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseStoreSpec } from './backend.js';
 import { SUPERVISOR_FD, stopWhenSupervisorGoes, superviseDev } from './dev-watch.js';
 import { type Emulator, startEmulator } from './emulator.js';
+import { failure } from './errors.js';
 import { createEmulatorLog } from './log.js';
 import type { EmulatorOptions } from './options.js';
 import { freePort } from './ports.js';
@@ -142,7 +143,7 @@ async function watchDev(entry: string | undefined, flags: DevFlags, command: Com
   try {
     store = parseStoreSpec(flags.store, flags.redis);
   } catch (error) {
-    fail(error instanceof Error ? error.message : String(error));
+    fail(failure(error));
   }
   const root = resolve(entry !== undefined ? dirname(entry) : flags.config ? dirname(flags.config) : '.');
   const controlHost = flags.controlHost ?? '127.0.0.1';
@@ -256,7 +257,7 @@ program
         maxBufferedBodyBytes: flags.maxBodyBytes,
       });
     } catch (error) {
-      fail(error instanceof Error ? error.message : String(error));
+      fail(failure(error));
     }
     process.off('SIGINT', early).off('SIGTERM', early);
     handleSignals(emulator, flags);

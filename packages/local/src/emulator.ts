@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { basename, extname, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { FcAsyncError } from '@fc-async/core';
 import { backendFactory, gateBackends, parseStoreSpec } from './backend.js';
 import { BodyBudget } from './body.js';
@@ -250,9 +251,12 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     })),
   });
   log.flush();
+  const persistent = o.store?.startsWith('sqlite:') === true || o.redis !== undefined;
+  const unwatchExit = sayWhyOnExit(log, persistent);
 
   let closing: Promise<void> | undefined;
   const close = async (timeoutMs: number) => {
+    unwatchExit();
     trigger.closing = true;
     const triggerClosed = new Promise((resolve) => trigger.close(resolve));
     trigger.closeIdleConnections();
@@ -288,3 +292,45 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     },
   };
 }
+
+/**
+ * The functions run in the emulator's process: one that calls `process.exit()` ends every function
+ * with it. Say so, with the caller's place (the `exit` event runs inside that call) and what
+ * becomes of the tasks, and write out the log lines still buffered (lost otherwise). Returns what
+ * stops the watch, for a close begun on purpose.
+ */
+function sayWhyOnExit(log: EmulatorLog, persistent: boolean): () => void {
+  const onExit = (code: number) => {
+    const at = exitCaller(new Error().stack);
+    log.flush();
+    log.logger.error(
+      `the process exits (code ${code}) while the emulator serves: a function called process.exit()? ${
+        persistent
+          ? 'tasks not finished stay in the store for the next start'
+          : 'tasks not finished are lost (in memory: use --store sqlite:PATH to keep them)'
+      }`,
+      at ? { at } : undefined,
+    );
+    log.flush();
+  };
+  process.once('exit', onExit);
+  return () => process.off('exit', onExit);
+}
+
+/** The first frame of `stack` outside Node and this package (the caller of `process.exit`), if any. */
+function exitCaller(stack: string | undefined): string | undefined {
+  for (const line of stack?.split('\n').slice(1) ?? []) {
+    const frame = line.trim();
+    if (frame.includes('(node:') || frame.startsWith('at node:') || frame.includes(OWN_FOLDER)) continue;
+    // An entry is imported as `file://…?fc-async-function=…` (a module instance per function): a path again.
+    return frame
+      .replace(/^at /, '')
+      .replace(/file:\/\/(\/[^\s?)]*)(?:\?fc-async-function=[^:)]*)?(?=:\d+:\d+)/, (_, path: string) =>
+        decodeURI(path),
+      );
+  }
+  return undefined;
+}
+
+/** This module's folder (the package's dist, or src under vitest): frames in it are the emulator's own. */
+const OWN_FOLDER = fileURLToPath(new URL('.', import.meta.url));

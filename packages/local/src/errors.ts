@@ -13,3 +13,13 @@ export function configError(file: string, problem: string): FcAsyncError {
 export function optionError(name: string, expected: string, got: unknown): TypeError {
   return new TypeError(`Expected \`${name}\` to be ${expected}, got \`${String(got)}\``);
 }
+
+/**
+ * What stopped the start, with its cause when it has one: `Redis did not answer within 10000 ms`
+ * alone names neither the address nor why (the cause's `connect ECONNREFUSED 127.0.0.1:6379` does).
+ */
+export function failure(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause instanceof Error ? error.cause.message : undefined;
+  return cause && !error.message.includes(cause) ? `${error.message} (${cause})` : error.message;
+}

@@ -164,10 +164,12 @@ export function createTriggerServer(registry: FunctionRegistry, log: EmulatorLog
     const method = req.method ?? 'GET';
     const methods = fn.spec.http?.methods;
     if (methods && !methods.includes(method)) {
-      sendJson(res, 405, {
-        code: 'MethodNotAllowed',
-        message: `The HTTP trigger of ${fn.spec.name} accepts ${methods.join(', ')}`,
-      });
+      sendJson(
+        res,
+        405,
+        { code: 'MethodNotAllowed', message: `The HTTP trigger of ${fn.spec.name} accepts ${methods.join(', ')}` },
+        { allow: methods.join(', ') },
+      );
       return;
     }
     inFlight.set(res, fn.spec.name);

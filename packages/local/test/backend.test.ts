@@ -1,5 +1,9 @@
+import { bullmq } from '@fc-async/bullmq';
+import { silentLogger } from '@fc-async/core';
 import { describe, expect, it } from 'vitest';
 import { backendFactory, parseStoreSpec, redisOptions } from '../src/backend.js';
+import { failure } from '../src/errors.js';
+import { freePort } from '../src/ports.js';
 
 const notInstalled =
   (pkg: string) =>
@@ -26,6 +30,23 @@ describe('--store and --redis', () => {
     [['sqlite:/tmp/x.db', 'redis://h'], /either `--store` or `--redis`/],
   ] as const)('refuses %j', ([store, redis], message) => {
     expect(() => parseStoreSpec(store, redis)).toThrow(message);
+  });
+
+  it('keeps a password or token out of the message about a mistyped URL', () => {
+    for (const redis of [
+      'redis//:S3CRET-PW@127.0.0.1:6379',
+      'http://user:S3CRET-PW@h',
+      'redis ://h?password=S3CRET-PW',
+    ]) {
+      let message = '';
+      try {
+        parseStoreSpec(undefined, redis);
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message).toMatch(/^Expected `--redis` to be a redis:\/\/ or rediss:\/\/ URL, got `.*\*\*\*/);
+      expect(message).not.toContain('S3CRET');
+    }
   });
 
   it('turns a Redis URL into connection options', () => {
@@ -85,5 +106,19 @@ describe('--store and --redis', () => {
     await expect(backendFactory({ kind: 'sqlite', path: '/t.db' }, ['f'], async () => ({}))).rejects.toThrow(
       /@fc-async\/sqlite does not export sqlite\(\)/,
     );
+  });
+});
+
+describe('a start the backend stopped', () => {
+  it('is told with its cause: where Redis was looked for and why it did not answer', async () => {
+    const port = await freePort(); // nothing listens there
+    const backend = bullmq({ connection: `redis://127.0.0.1:${port}`, connectTimeoutMs: 300 });
+    const error = await Promise.resolve(backend.create({ concurrency: 1, logger: silentLogger })).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(failure(error)).toBe(`Redis did not answer within 300 ms (connect ECONNREFUSED 127.0.0.1:${port})`);
+    expect(failure(new Error('plain'))).toBe('plain');
+    expect(failure('text')).toBe('text');
   });
 });

@@ -62,3 +62,29 @@ it('reports a thrown value whose toJSON gives nothing, and keeps serving (JSON.p
   expect((await fetch(cli.trigger)).status).toBe(200);
   expect(cli.proc.exitCode).toBeNull();
 });
+
+it('says why the emulator ended when a function calls process.exit(), where, and writes the buffered log lines', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fc-async-exit-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const entry = join(dir, 'app.mjs');
+  writeFileSync(
+    entry,
+    "export const handler = async () => {\n  setTimeout(() => process.exit(3), 0);\n  return 'bye';\n};\n",
+  );
+  const cli = await startCli([entry]);
+  cleanups.push(() => cli.stop());
+  expect((await fetch(cli.trigger)).status).toBe(200);
+  expect(await cli.exited).toBe(3);
+  // The invocation's line, buffered when the function exited, is written; then why it ended.
+  expect(cli.lines.some((l) => l.kind === 'invocation' && l.status === 200)).toBe(true);
+  const line = cli.stderr
+    .join('')
+    .split('\n')
+    .find((l) => l.includes('process.exit()'));
+  expect(JSON.parse(line ?? '{}')).toMatchObject({
+    level: 'error',
+    message: expect.stringContaining('the process exits (code 3) while the emulator serves'),
+    at: expect.stringContaining(`${entry}:2:`),
+  });
+  expect(line).toContain('tasks not finished are lost');
+});

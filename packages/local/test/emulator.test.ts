@@ -220,7 +220,26 @@ describe('several HTTP functions', () => {
     expect(await none.json()).toMatchObject({ code: 'FunctionNotFound', message: expect.stringContaining('/a/, /b/') });
     const post = await fetch(`${emulator.triggerUrl}/a/x`, { method: 'POST' });
     expect(post.status).toBe(405);
+    expect(post.headers.get('allow')).toBe('GET'); // RFC 9110: a 405 says what is allowed
     expect(await post.json()).toMatchObject({ code: 'MethodNotAllowed' });
+  });
+
+  it("answers a method FC's API path does not take 405 with the methods it does take", async () => {
+    for (const [method, path, allow] of [
+      ['DELETE', 'functions/a/async-tasks', 'GET'],
+      ['POST', 'functions/a/async-tasks/t1', 'GET'],
+      ['GET', 'functions/a/async-tasks/t1/stop', 'PUT'],
+      ['PATCH', 'functions/a/async-invoke-config', 'GET, PUT, DELETE'],
+      ['GET', 'functions/a/invocations', 'POST'],
+      ['PUT', 'async-invoke-configs', 'GET'],
+    ]) {
+      const res = await fetch(new URL(`2023-03-30/${path}`, emulator.controlUrl), { method });
+      expect([res.status, res.headers.get('allow'), ((await res.json()) as { Code: string }).Code]).toEqual([
+        405,
+        allow,
+        'MethodNotAllowed',
+      ]);
+    }
   });
 });
 

@@ -106,8 +106,13 @@ describe('sqlite(): faults of the task file', () => {
           accepted.push(id);
           continue;
         }
-        expect({ status: result.statusCode, body: JSON.parse(result.body) }).toEqual({
+        expect({
+          status: result.statusCode,
+          retryAfter: result.headers['retry-after'],
+          body: JSON.parse(result.body),
+        }).toEqual({
           status: 503,
+          retryAfter: '1',
           body: {
             code: 'SqliteWriteFailed',
             message: 'The task store could not commit the write (SQLITE_FULL); retry later',

@@ -220,6 +220,9 @@ export interface TaskApi {
   stop(taskId: string): Promise<AsyncTask>;
 }
 
+/** What a refusal a caller may try again at once carries: a 429, a 503 another try or another instance may take. */
+const RETRY_SOON = Object.freeze({ 'retry-after': '1' });
+
 const RETURN_PAYLOAD_CAP = 1024 * 1024;
 /** FC's largest invocation payload (a sync call's): what bounds a call FC makes itself. */
 const FC_PAYLOAD_BYTES = 32 * 1024 * 1024;
@@ -442,7 +445,11 @@ export class AsyncEngine {
       await this.currentStart();
     } catch (cause) {
       if (isFcAsyncError(cause)) throw cause;
-      throw new FcAsyncError('BackendUnavailable', 'The async backend is not available', { statusCode: 503, cause });
+      throw new FcAsyncError('BackendUnavailable', 'The async backend is not available', {
+        statusCode: 503,
+        cause,
+        headers: RETRY_SOON,
+      });
     }
   }
 
@@ -510,6 +517,7 @@ export class AsyncEngine {
     if (this.closing) {
       throw new FcAsyncError('ServiceUnavailable', 'The function is shutting down and accepts no new async requests', {
         statusCode: 503,
+        headers: RETRY_SOON,
       });
     }
     // A caller's own task id: FC's rule (an id FC made, the request id, passes detection only).
@@ -532,7 +540,7 @@ export class AsyncEngine {
         `${this.options.maxQueuedTasks} async tasks are already waiting; retry later`,
         {
           statusCode: 429,
-          headers: { 'retry-after': '1' },
+          headers: RETRY_SOON,
         },
       );
     }
@@ -571,7 +579,11 @@ export class AsyncEngine {
       if (isPromise(queued)) await queued;
     } catch (error) {
       await this.notQueued(taskId, requestId, shared);
-      throw new FcAsyncError('ServiceUnavailable', 'The task could not be queued', { statusCode: 503, cause: error });
+      throw new FcAsyncError('ServiceUnavailable', 'The task could not be queued', {
+        statusCode: 503,
+        cause: error,
+        headers: RETRY_SOON,
+      });
     }
     // A shared queue holds the task now: whichever instance runs it counts it.
     if (shared) this.finishOne();

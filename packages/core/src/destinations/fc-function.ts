@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import type { DestinationRecord } from '../fc-types.js';
+import { maskUrl } from '../logger.js';
 import { loadSdk, newClient, type Sdk } from './fc-sdk.js';
 import { parseFunctionTarget } from './fc-target.js';
 import { settledWithin } from './timeout.js';
@@ -196,7 +197,7 @@ function clientConfig(value: FcClientConfig, arnRegion?: string, arnAccount?: st
       endpoint = scheme[2]!;
     } else if (endpoint.includes('/')) {
       throw new TypeError(
-        `Expected \`clientConfig.endpoint\` to be host[:port] or an http(s) origin, got \`${describe(endpoint)}\``,
+        `Expected \`clientConfig.endpoint\` to be host[:port] or an http(s) origin, got \`${describe(typeof endpoint === 'string' ? maskUrl(endpoint) : endpoint)}\``,
       );
     }
   } else if (region && accountId) {

@@ -1,4 +1,5 @@
 import type { DestinationRecord } from '../fc-types.js';
+import { maskUrl } from '../logger.js';
 import { SIGNATURE_HEADER, secretList, signDestinationPayload } from './signature.js';
 import { type Destination, type DestinationContext, DestinationError, isRetryableStatus } from './types.js';
 import { describe, objectOption, retriesOption, timeoutOption } from './validate.js';
@@ -90,7 +91,7 @@ function parseUrl(url: unknown): URL {
   }
   if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
     throw new TypeError(
-      `Expected \`url\` to be an absolute http(s) URL, got \`${describe(url instanceof URL ? url.href : url)}\``,
+      `Expected \`url\` to be an absolute http(s) URL, got \`${describe(typeof url === 'string' || url instanceof URL ? maskUrl(String(url)) : url)}\``,
     );
   }
   if (parsed.username || parsed.password) {

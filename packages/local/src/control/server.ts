@@ -47,14 +47,15 @@ function segmentsOf(path: string): string[] {
     });
 }
 
-const notAllowed = (method: string, path: string) =>
-  new ApiError(405, 'MethodNotAllowed', `${method} is not allowed on ${path}`);
+/** A 405 with the `Allow` header RFC 9110 asks for: the methods `path` takes. */
+const notAllowed = (method: string, path: string, allow: string) =>
+  new ApiError(405, 'MethodNotAllowed', `${method} is not allowed on ${path}`, { allow });
 
 async function route(call: Omit<ApiCall, 'fn'>, path: string, opts: ControlPlaneOptions): Promise<void> {
   const method = call.req.method ?? 'GET';
   const [kind, name, ...rest] = segmentsOf(path);
   if (kind === 'async-invoke-configs' && name === undefined) {
-    if (method !== 'GET') throw notAllowed(method, path);
+    if (method !== 'GET') throw notAllowed(method, path, 'GET');
     sendApi(call.res, call.requestId, 200, listAsyncInvokeConfigs(call.params, opts.registry));
     return;
   }
@@ -65,15 +66,15 @@ async function route(call: Omit<ApiCall, 'fn'>, path: string, opts: ControlPlane
   const [what, id, action, extra] = rest;
   if (what === 'async-tasks' && extra === undefined) {
     if (id === undefined) {
-      if (method !== 'GET') throw notAllowed(method, path);
+      if (method !== 'GET') throw notAllowed(method, path, 'GET');
       return listAsyncTasks(c);
     }
     if (action === undefined) {
-      if (method !== 'GET') throw notAllowed(method, path);
+      if (method !== 'GET') throw notAllowed(method, path, 'GET');
       return getAsyncTask(c, id);
     }
     if (action === 'stop') {
-      if (method !== 'PUT') throw notAllowed(method, path);
+      if (method !== 'PUT') throw notAllowed(method, path, 'PUT');
       return stopAsyncTask(c, id);
     }
   }
@@ -81,10 +82,10 @@ async function route(call: Omit<ApiCall, 'fn'>, path: string, opts: ControlPlane
     if (method === 'GET') return getAsyncInvokeConfig(c);
     if (method === 'PUT') return putAsyncInvokeConfig(c, opts.destinations);
     if (method === 'DELETE') return deleteAsyncInvokeConfig(c, opts.destinations);
-    throw notAllowed(method, path);
+    throw notAllowed(method, path, 'GET, PUT, DELETE');
   }
   if (what === 'invocations' && id === undefined) {
-    if (method !== 'POST') throw notAllowed(method, path);
+    if (method !== 'POST') throw notAllowed(method, path, 'POST');
     return invokeFunction(c, opts.log);
   }
   throw new ApiError(404, 'NotFound', `No API at ${path}`);
@@ -105,8 +106,7 @@ function dashboard(
     throw new ApiError(404, 'NotFound', `FC API ${version} is not served here: fc-async dev answers API 2023-03-30`);
   }
   if (req.method !== 'GET' && req.method !== 'HEAD') {
-    res.setHeader('allow', 'GET, HEAD');
-    throw notAllowed(req.method ?? '', path);
+    throw notAllowed(req.method ?? '', path, 'GET, HEAD');
   }
   if (path === '/api/functions') sendApi(res, requestId, 200, functionList(opts.registry));
   else if (path === '/api/events') hub.attach(req, res);
