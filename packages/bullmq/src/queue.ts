@@ -55,7 +55,7 @@ class RetryLater extends Error {
 }
 
 /**
- * Tasks as BullMQ jobs, the task id as job id (a duplicate is refused). A retry is a BullMQ
+ * Tasks as BullMQ jobs, one per task (its id the task id, see jobIdOf: a duplicate is refused). A retry is a BullMQ
  * retry of the same job, delayed by the engine's backoff; `x-fc-async-delay` is the job delay;
  * a worker that dies loses its jobs to the others once their lock expires (stalled jobs).
  * A lock lost by a live worker (its event loop blocked) loses no task: a job stays in BullMQ for
@@ -114,7 +114,7 @@ export class BullmqQueueDriver implements QueueDriver {
           await job.moveToWait(token);
           throw new WaitingError();
         }
-        const taskId = job.id as string;
+        const taskId = taskOfJob(job.id as string);
         const running = this.runs.get(taskId);
         if (running) {
           // Taken back while its attempt still runs here (the lock was lost: the event loop stayed
@@ -165,7 +165,9 @@ export class BullmqQueueDriver implements QueueDriver {
       oncePerOutage(this.client, (error) => this.logger.error('bullmq worker error', { error })),
     );
     worker.on('failed', (job, error) => {
-      if (!(error instanceof RetryLater)) this.logger.error('bullmq job failed', { taskId: job?.id, error });
+      if (!(error instanceof RetryLater)) {
+        this.logger.error('bullmq job failed', { taskId: job?.id && taskOfJob(job.id), error });
+      }
     });
     this.worker = worker;
     await worker.waitUntilReady();
@@ -213,7 +215,8 @@ export class BullmqQueueDriver implements QueueDriver {
   };
 
   async cancel(taskId: string): Promise<boolean> {
-    const job = await this.queue.getJob(taskId);
+    // A job an earlier version added has the task id as its id.
+    const job = (await this.queue.getJob(jobIdOf(taskId))) ?? (await this.queue.getJob(taskId));
     if (!job) return false;
     try {
       await job.remove();
@@ -276,10 +279,27 @@ export class BullmqQueueDriver implements QueueDriver {
   }
 }
 
-/** A task's job: its id is the task id (a duplicate is refused); retries are the engine's (see MAX_ATTEMPTS). */
+/**
+ * A job's id: the task id behind a prefix. As it is, a task id may be the name of one of the
+ * queue's own keys (`meta`, `wait`, `active`, `events`...: the job's key is `<prefix>:tasks:<id>`,
+ * as theirs are), which lost that task or broke the queue for every task. No such name has a `.`,
+ * and no task id has one (FC's rule: letters, digits, `_` and `-`).
+ */
+export function jobIdOf(taskId: string): string {
+  return `${JOB_PREFIX}${taskId}`;
+}
+
+/** The task of a job; a job an earlier version added has the task id as its id. */
+export function taskOfJob(jobId: string): string {
+  return jobId.startsWith(JOB_PREFIX) ? jobId.slice(JOB_PREFIX.length) : jobId;
+}
+
+const JOB_PREFIX = 't.';
+
+/** A task's job: one per task (a duplicate id is refused); retries are the engine's (see MAX_ATTEMPTS). */
 function jobOptions(job: PendingJob) {
   return {
-    jobId: job.taskId,
+    jobId: jobIdOf(job.taskId),
     delay: job.delayMs > 0 ? job.delayMs : undefined,
     attempts: MAX_ATTEMPTS,
     backoff: { type: 'fc-async' },

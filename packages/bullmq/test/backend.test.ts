@@ -3,6 +3,7 @@ import { createFcHandler, type DestinationRecord, type FcHandler, getInvocation,
 import { asyncEvent } from '@fc-async/test-kit/fc-server';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { bullmq } from '../src/index.js';
+import { jobIdOf } from '../src/queue.js';
 import { bullQueue, uniquePrefix, until } from './helpers.js';
 
 type App = (req: IncomingMessage, res: ServerResponse) => unknown;
@@ -79,10 +80,10 @@ describe('bullmq(): several instances in one process', () => {
     const queue = bullQueue(prefix, closers);
     expect((await worker.handler(asyncEvent('retry_me'))).statusCode).toBe(202);
     await until('the job to wait for its first retry', async () => {
-      return (await (await queue.getJob('retry_me'))?.getState()) === 'delayed';
+      return (await (await queue.getJob(jobIdOf('retry_me')))?.getState()) === 'delayed';
     });
     expect(await status(worker.handler, 'retry_me')).toBe('Retrying');
-    expect((await queue.getJob('retry_me'))?.attemptsMade).toBe(1);
+    expect((await queue.getJob(jobIdOf('retry_me')))?.attemptsMade).toBe(1);
     await until('the task to succeed', async () => (await status(worker.handler, 'retry_me')) === 'Succeeded');
     const task = await worker.handler.tasks.get('retry_me');
     expect(task?.alreadyRetriedTimes).toBe(2);
@@ -99,7 +100,7 @@ describe('bullmq(): several instances in one process', () => {
       'Succeeded',
     ]);
     // The task record turns Succeeded inside the job's processor; BullMQ completes (and so removes) the job just after.
-    await until('the completed job to be removed', async () => (await queue.getJob('retry_me')) === undefined);
+    await until('the completed job to be removed', async () => (await queue.getJob(jobIdOf('retry_me'))) === undefined);
   });
 
   it('fails after maxAsyncRetryAttempts retries and calls onFailure once', async () => {
@@ -130,10 +131,10 @@ describe('bullmq(): several instances in one process', () => {
     const acceptedAt = Date.now();
     await acceptor.handler(asyncEvent('later', {}, { 'X-Fc-Async-Delay': '1' }));
     await acceptor.handler(asyncEvent('never', {}, { 'X-Fc-Async-Delay': '2' }));
-    expect(await (await queue.getJob('later'))?.getState()).toBe('delayed');
+    expect(await (await queue.getJob(jobIdOf('later')))?.getState()).toBe('delayed');
     const stopped = await acceptor.handler.tasks.stop('never');
     expect(stopped.status).toBe('Stopped');
-    expect(await queue.getJob('never')).toBeUndefined();
+    expect(await queue.getJob(jobIdOf('never'))).toBeUndefined();
     await until('the delayed task', async () => (await status(worker.handler, 'later')) === 'Succeeded');
     const task = await worker.handler.tasks.get('later');
     expect(task?.events.find((e) => e.status === 'Running')?.timestamp).toBeGreaterThanOrEqual(acceptedAt + 1000);
@@ -158,7 +159,7 @@ describe('bullmq(): several instances in one process', () => {
     ]);
     expect(answers.map((a) => a.statusCode)).toEqual([...ids.map(() => 202), 409, 202]);
     const queue = bullQueue(prefix, closers);
-    expect(await (await queue.getJob('burst_later'))?.getState()).toBe('delayed');
+    expect(await (await queue.getJob(jobIdOf('burst_later')))?.getState()).toBe('delayed');
     await until('every task of the burst to succeed', () => worker.successes.length === ids.length + 1);
     expect(ran.sort()).toEqual([...ids, 'burst_later'].sort());
     for (const id of ids) expect(await status(worker.handler, id)).toBe('Succeeded');
@@ -184,5 +185,31 @@ describe('bullmq(): the task API after close()', () => {
     await expect(handler.tasks.get('t_closed')).rejects.toMatchObject(closed);
     await expect(handler.tasks.list({})).rejects.toMatchObject(closed);
     await expect(handler.tasks.stop('t_closed')).rejects.toMatchObject(closed);
+  });
+});
+
+describe('bullmq(): task ids that are names of the queue own keys', () => {
+  it('runs tasks named meta, wait, active, delayed, events, id and stalled-check, and the tasks after them', async () => {
+    const { handler, successes } = instance(uniquePrefix(), ok);
+    const ids = ['meta', 'wait', 'active', 'delayed', 'events', 'id', 'stalled-check', 'after'];
+    for (const id of ids) expect((await handler(asyncEvent(id))).statusCode).toBe(202);
+    await until('every task to succeed', async () => {
+      const statuses = await Promise.all(ids.map((id) => status(handler, id)));
+      return statuses.every((s) => s === 'Succeeded');
+    });
+    await until('one destination call each', () => successes.length === ids.length);
+    expect(new Set(successes.map((r) => r.requestContext.requestId)).size).toBe(ids.length);
+  });
+
+  it('stops a job an earlier version queued under the bare task id', async () => {
+    const prefix = uniquePrefix();
+    const { handler } = instance(prefix, ok, { worker: false });
+    // The record as this version writes it, the job as the earlier one added it.
+    expect((await handler(asyncEvent('legacy', {}, { 'X-Fc-Async-Delay': '60' }))).statusCode).toBe(202);
+    const queue = bullQueue(prefix, closers);
+    await (await queue.getJob(jobIdOf('legacy')))?.remove();
+    await queue.add('task', {}, { jobId: 'legacy', delay: 60_000 });
+    await expect(handler.tasks.stop('legacy')).resolves.toMatchObject({ status: 'Stopped' });
+    expect(await queue.getJob('legacy')).toBeUndefined();
   });
 });

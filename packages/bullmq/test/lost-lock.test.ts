@@ -5,6 +5,7 @@ import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { bullmq } from '../src/index.js';
+import { jobIdOf } from '../src/queue.js';
 import { bullQueue, uniquePrefix, until } from './helpers.js';
 
 type App = (req: IncomingMessage, res: ServerResponse) => unknown;
@@ -74,7 +75,7 @@ async function settled(handler: ReturnType<typeof instance>['handler'], queue: Q
     `task ${taskId} to end with no job left`,
     async () => {
       const status = (await handler.tasks.get(taskId))?.status;
-      const job = await queue.getJob(taskId);
+      const job = await queue.getJob(jobIdOf(taskId));
       last = `${status}, ${job ? await job.getState() : 'no job'}`;
       return (status === 'Succeeded' || status === 'Failed') && job === undefined;
     },
@@ -256,7 +257,7 @@ describe('bullmq(): a lock lost while the attempt still runs, another instance t
     await until('the first instance to run the task', () => ran.length === 1);
     const redis = new Redis(inject('redisUrl'));
     closers.push(() => redis.quit());
-    expect(await redis.del(`${prefix}:tasks:shared:lock`)).toBe(1);
+    expect(await redis.del(`${prefix}:tasks:${jobIdOf('shared')}:lock`)).toBe(1);
     const two = instance(prefix, async (req, res) => {
       ran.push(`two:${getInvocation(req)?.attempt}`);
       await second.opened;

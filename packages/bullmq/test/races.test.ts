@@ -8,6 +8,7 @@ import { bullmq } from '../src/index.js';
 import { keysOf } from '../src/keys.js';
 import { resolveBullmqOptions } from '../src/options.js';
 import { Pruner } from '../src/prune.js';
+import { jobIdOf } from '../src/queue.js';
 import type { RedisTaskStore } from '../src/store.js';
 import { bullQueue, openStore, uniquePrefix, until } from './helpers.js';
 
@@ -88,7 +89,7 @@ describe('bullmq(): races between instances', () => {
     stopDone.open();
     // The acceptor's destination call is still under way while the worker reads the task.
     const queue = bullQueue(prefix, closers);
-    await until('the worker to be done with the job', async () => (await queue.getJob('raced')) === undefined);
+    await until('the worker to be done with the job', async () => (await queue.getJob(jobIdOf('raced'))) === undefined);
     await worker.handler.drain();
     delivering.open();
     await acceptor.handler.drain();
@@ -118,7 +119,7 @@ describe('bullmq(): races between instances', () => {
     expect((await acceptor.handler(asyncEvent('again'))).statusCode).toBe(409);
     await acceptor.handler.tasks.get('again'); // after the job's add, on the same connection
     const queue = bullQueue(prefix, closers);
-    await until('the worker to be done with the job', async () => (await queue.getJob('again')) === undefined);
+    await until('the worker to be done with the job', async () => (await queue.getJob(jobIdOf('again'))) === undefined);
     await worker.handler.drain();
     delivering.open();
     await acceptor.handler.drain();

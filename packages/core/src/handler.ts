@@ -458,6 +458,12 @@ export function errorResponse(error: unknown, logger: Logger, requestId?: string
     else logger.warn('request rejected', { requestId, code: error.code, reason: error.message });
     return jsonResponse(error.statusCode, error.toJSON(), error.headers);
   }
+  if (isFcAsyncError(error) && error.statusCode === 503) {
+    // The store or queue under the engine failed (a full disk, Redis away): every request of a
+    // burst fails alike, so the first is logged whole and the rest counted.
+    noteBurst(logger, error, unavailableBurst(error.code));
+    return jsonResponse(error.statusCode, error.toJSON(), error.headers);
+  }
   logger.error('invocation failed', { requestId, error });
   if (isFcAsyncError(error)) return jsonResponse(error.statusCode, error.toJSON(), error.headers);
   return jsonResponse(500, { code: 'InternalError', message: 'Internal Server Error' });
@@ -470,6 +476,8 @@ const BURST_LOG_MS = 10_000;
 interface Burst {
   readonly first: string;
   readonly rest: string;
+  /** A failure under fc-async: its first line is an error, with the error whole (its cause). */
+  readonly failure?: boolean;
 }
 /** 429: the queue is full. */
 const THROTTLED: Burst = {
@@ -481,6 +489,21 @@ const CLOSING: Burst = {
   first: 'requests refused with 503: the function is shutting down',
   rest: 'requests refused with 503 (shutting down) in the last 10 s',
 };
+
+/** 503 because what is under the engine failed, one kind per code (`SqliteWriteFailed`, `RedisUnavailable`...). */
+const UNAVAILABLE = new Map<string, Burst>();
+function unavailableBurst(code: string): Burst {
+  let burst = UNAVAILABLE.get(code);
+  if (!burst) {
+    burst = {
+      first: `requests refused with 503 ${code}`,
+      rest: `requests refused with 503 ${code} in the last 10 s`,
+      failure: true,
+    };
+    UNAVAILABLE.set(code, burst);
+  }
+  return burst;
+}
 
 /** A burst told in the last 10 s: how many more were refused since, and the timer that tells them. */
 interface OpenBurst {
@@ -523,7 +546,8 @@ function noteBurst(logger: Logger, error: FcAsyncError, burst: Burst): void {
     window.refused++;
     return;
   }
-  logger.warn(burst.first, { code: error.code, reason: error.message });
+  if (burst.failure) logger.error(burst.first, { code: error.code, error });
+  else logger.warn(burst.first, { code: error.code, reason: error.message });
   if (!open) {
     open = new Map();
     bursts.set(logger, open);

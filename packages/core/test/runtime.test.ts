@@ -115,16 +115,41 @@ describe('createFcRuntime on a real Node server', () => {
       body: '{"v":1}',
     });
     expect(r.status).toBe(202);
-    expect(r.headers.get('x-fc-request-id')).toBe(FC_HEADERS['x-fc-request-id']);
-    expect(r.headers.get('x-fc-async-task-id')).toBe(FC_HEADERS['x-fc-request-id']);
+    // No FC in front: the request id is this gateway's, as FC gives its own (the caller's is not taken).
+    const requestId = r.headers.get('x-fc-request-id') ?? '';
+    expect(requestId).toMatch(/^1-[0-9a-f]{8}-[0-9a-f]{24}$/);
+    expect(requestId).not.toBe(FC_HEADERS['x-fc-request-id']);
+    expect(r.headers.get('x-fc-async-task-id')).toBe(requestId);
     await runtime.drain();
     expect(seen).toHaveLength(1);
     expect(seen[0]?.body).toBe('{"v":1}');
-    expect(seen[0]?.invocation).toMatchObject({ type: 'Async', attempt: 0, source: 'local-queue' });
-    const task = await runtime.tasks.get(FC_HEADERS['x-fc-request-id']);
+    expect(seen[0]?.invocation).toMatchObject({ type: 'Async', attempt: 0, source: 'local-queue', requestId });
+    const task = await runtime.tasks.get(requestId);
     expect(task?.status).toBe('Succeeded');
     expect(task?.taskPayload).not.toMatch(/s3cret|AKID|SECRET|TOKEN/);
     expect(JSON.parse(successes[0]?.requestPayload ?? '{}')).toMatchObject({ method: 'POST', url: '/job?x=1' });
+  });
+
+  it("local mode: a caller's X-Fc-Request-Id names neither the request nor the task (a bad id, or one id for two tasks)", async () => {
+    const { url, runtime } = await setup();
+    const ids: string[] = [];
+    for (const taskId of ['a1', 'a2', undefined]) {
+      const r = await fetch(`${url}/job`, {
+        method: 'POST',
+        headers: {
+          'x-fc-invocation-type': 'Async',
+          'x-fc-request-id': 'not a valid id!',
+          ...(taskId ? { 'x-fc-async-task-id': taskId } : {}),
+        },
+        body: '{}',
+      });
+      expect(r.status).toBe(202);
+      ids.push(r.headers.get('x-fc-request-id') ?? '');
+      expect(r.headers.get('x-fc-async-task-id')).toBe(taskId ?? ids.at(-1));
+    }
+    expect(new Set(ids).size).toBe(3);
+    expect(ids.every((id) => /^1-[0-9a-f]{8}-[0-9a-f]{24}$/.test(id))).toBe(true);
+    await runtime.drain();
   });
 
   it("refuses an async body above the limit with 400 InvalidArgument (the code of FC's HTTP trigger), declared or chunked, and the connection stays usable", async () => {

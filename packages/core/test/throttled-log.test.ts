@@ -79,3 +79,38 @@ describe("a burst's count when the handler closes", () => {
     ]);
   });
 });
+
+describe('503 answers because the store under the engine failed, in the log', () => {
+  // A full disk refused 1,935 accepts of a burst: 1,935 ERROR lines, each with its stack.
+  const diskFull = () =>
+    new FcAsyncError('SqliteWriteFailed', 'The task store could not commit the write (SQLITE_FULL); retry later', {
+      statusCode: 503,
+      cause: Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' }),
+      headers: { 'retry-after': '1' },
+    });
+
+  it('log the first whole, as an error with its cause, then the count of the rest, per code', () => {
+    vi.useFakeTimers();
+    const logger = memoryLogger();
+    for (let i = 0; i < 500; i++) {
+      const answer = errorResponse(diskFull(), logger, `r${i}`);
+      expect([answer.statusCode, JSON.parse(String(answer.body)).code]).toEqual([503, 'SqliteWriteFailed']);
+    }
+    const redis = new FcAsyncError('RedisUnavailable', 'Redis did not answer in time; retry later', {
+      statusCode: 503,
+      cause: new Error('Command timed out'),
+    });
+    errorResponse(redis, logger, 'r-redis');
+    expect(logger.entries.map((e) => [e.level, e.message])).toEqual([
+      ['error', 'requests refused with 503 SqliteWriteFailed'],
+      ['error', 'requests refused with 503 RedisUnavailable'],
+    ]);
+    expect(logger.entries[0]?.fields?.error).toBeInstanceOf(FcAsyncError);
+    vi.advanceTimersByTime(10_000);
+    expect(logger.entries.at(-1)).toMatchObject({
+      level: 'warn',
+      message: 'requests refused with 503 SqliteWriteFailed in the last 10 s',
+      fields: { refused: 499, code: 'SqliteWriteFailed' },
+    });
+  });
+});

@@ -67,6 +67,7 @@ export function openDatabase(path: string, options: ResolvedSqliteOptions): Data
         'SqliteStoreLocked',
         `${file} is in use by another process; one process owns a task file`,
         {
+          statusCode: 503,
           cause: error,
         },
       );
@@ -112,9 +113,24 @@ function checkOwnFile(db: Database.Database, file: string): void {
     throw new FcAsyncError(
       'SqliteStoreVersion',
       `${file} was written by a newer @fc-async/sqlite (schema ${version}, this one reads ${SCHEMA_VERSION})`,
+      { statusCode: 503 },
     );
   }
+  if (tables.includes('fc_async_tasks')) {
+    // A table of that name that is not ours (another application's, or hand-made): not ours to change.
+    const columns = new Set((db.pragma('table_info(fc_async_tasks)') as { name: string }[]).map((c) => c.name));
+    const missing = OWN_COLUMNS.filter((c) => !columns.has(c));
+    if (missing.length > 0) {
+      throw unavailable(
+        file,
+        `its table fc_async_tasks is not a task table (no column ${missing.join(', ')}); give the tasks a file of their own`,
+      );
+    }
+  }
 }
+
+/** The columns every schema of this package has had (2 added `payload`, which an upgrade adds). */
+const OWN_COLUMNS = ['task_id', 'status', 'started_time', 'end_time', 'open', 'record', 'body'];
 
 /**
  * `SqliteStoreUnavailable`: the file cannot be a task database (not SQLite, a folder, read-only,

@@ -5,7 +5,8 @@ import type Database from 'better-sqlite3';
 /**
  * Guards the store's connection: a use after close is a 503, and an accept is refused once the
  * file was deleted or moved away (the connection would go on writing to a file nobody finds again:
- * every task accepted then would be lost on the next start).
+ * every task accepted then would be lost on the next start). A deleted `-wal` is healed instead:
+ * what the connection wrote since goes into the file, and a new `-wal` is started at its path.
  */
 export class TaskFile {
   private readonly file: string;
@@ -13,10 +14,14 @@ export class TaskFile {
   /** The file was found in place in this turn of the event loop. */
   private checked = false;
   private reported = false;
+  /** The `-wal` as first seen (it exists from the connection's first write until its close). */
+  private wal: Stats | undefined;
 
   constructor(
     private readonly db: Database.Database,
     private readonly logger: Logger,
+    /** Commits the writes of the turn, so that the journal mode can change (see `healWal`). */
+    private readonly commit: () => void,
   ) {
     this.file = db.name;
     this.opened = statSync(this.file, { throwIfNoEntry: false });
@@ -37,6 +42,7 @@ export class TaskFile {
     if (this.checked) return;
     const now = statSync(this.file, { throwIfNoEntry: false });
     if (now && this.opened && now.ino === this.opened.ino && now.dev === this.opened.dev) {
+      this.walInPlace();
       this.checked = true;
       setImmediate(this.endTurn);
       return;
@@ -51,6 +57,28 @@ export class TaskFile {
       'SqliteStoreUnavailable',
       'The task file was deleted or moved while in use; no task is accepted until the function restarts',
       { statusCode: 503 },
+    );
+  }
+
+  /**
+   * The `-wal` deleted (or replaced) while the connection is open: the connection goes on writing
+   * to the deleted one, which a crash loses with every task accepted since. Its frames are
+   * checkpointed into the file and a new `-wal` is started by leaving WAL mode and entering it again.
+   */
+  private walInPlace(): void {
+    const now = statSync(`${this.file}-wal`, { throwIfNoEntry: false });
+    if (this.wal === undefined || (now && now.ino === this.wal.ino && now.dev === this.wal.dev)) {
+      this.wal = now;
+      return;
+    }
+    this.commit();
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
+    this.db.pragma('journal_mode = DELETE');
+    this.db.pragma('journal_mode = WAL');
+    this.wal = undefined; // made again by the next write
+    this.logger.error(
+      "the task file's -wal was deleted or replaced while in use: what it held was written into the task file, and a new -wal started",
+      { file: this.file },
     );
   }
 

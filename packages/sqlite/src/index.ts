@@ -30,7 +30,12 @@ export function sqlite(path: string, options?: SqliteBackendOptions): AsyncBacke
     persistent: true,
     create({ concurrency, logger }) {
       const db = openDatabase(path, resolved);
-      return { store: new SqliteTaskStore(db, resolved, logger), queue: new PQueueDriver(concurrency) };
+      try {
+        return { store: new SqliteTaskStore(db, resolved, logger), queue: new PQueueDriver(concurrency) };
+      } catch (error) {
+        db.close(); // its exclusive lock would refuse the next try as "in use by another process"
+        throw error;
+      }
     },
   };
 }

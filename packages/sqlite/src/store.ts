@@ -56,8 +56,8 @@ export class SqliteTaskStore implements TaskStore {
     options: ResolvedSqliteOptions,
     logger: Logger,
   ) {
-    this.file = new TaskFile(db, logger);
     this.batch = new WriteBatch(db, options.synchronous === 'full', () => this.open.clear());
+    this.file = new TaskFile(db, logger, () => this.batch.flush());
     this.statements = {
       insert: db.prepare(
         'INSERT OR IGNORE INTO fc_async_tasks (task_id, status, started_time, end_time, open, record, body, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',

@@ -61,6 +61,7 @@ describe('sqlite(): a second owner of the file', () => {
     expect(open).toThrow(
       expect.objectContaining({
         code: 'SqliteStoreLocked',
+        statusCode: 503, // what the requests that try it again are answered
         message: `${path} is in use by another process; one process owns a task file`,
       }),
     );
@@ -90,6 +91,26 @@ describe('sqlite(): a file that is not a task database', () => {
     expect(existsSync(`${path}-wal`)).toBe(false);
   });
 
+  it('refuses a table named fc_async_tasks that is not a task table, leaves the file as it was, and says so again on the next try', () => {
+    const path = join(folder(), 'foreign.db');
+    const app = new Database(path);
+    app.exec('CREATE TABLE fc_async_tasks (task_id TEXT PRIMARY KEY, status TEXT, started_time INTEGER, data TEXT);');
+    app.close();
+    const bytes = readFileSync(path);
+    for (let i = 0; i < 2; i++) {
+      // The second try finds the same problem, not a lock a first connection left behind.
+      expect(() => handlerOn(path)).toThrow(
+        expect.objectContaining({
+          code: 'SqliteStoreUnavailable',
+          statusCode: 503,
+          message: `Cannot open the task file ${path}: its table fc_async_tasks is not a task table (no column end_time, open, record, body); give the tasks a file of their own`,
+        }),
+      );
+    }
+    expect(readFileSync(path)).toEqual(bytes);
+    expect(existsSync(`${path}-wal`)).toBe(false);
+  });
+
   it('refuses a task file of a newer schema with SqliteStoreVersion and leaves it byte for byte', async () => {
     const path = join(folder(), 'tasks.db');
     const first = handlerOn(path);
@@ -103,6 +124,7 @@ describe('sqlite(): a file that is not a task database', () => {
     expect(() => handlerOn(path)).toThrow(
       expect.objectContaining({
         code: 'SqliteStoreVersion',
+        statusCode: 503,
         message: `${path} was written by a newer @fc-async/sqlite (schema 3, this one reads 2)`,
       }),
     );
@@ -195,5 +217,36 @@ describe('sqlite(): who can read the task file', () => {
     const handler = handlerOn(path);
     expect((await handler(delayed('t_shared'))).statusCode).toBe(202);
     expect(statSync(path).mode & 0o777).toBe(0o640);
+  });
+});
+
+describe('sqlite(): the -wal deleted while the function runs', () => {
+  it('is healed before the next accept: what a crash would leave (the file and its -wal) holds every task that got a 202', async () => {
+    const dir = folder();
+    const path = join(dir, 'tasks.db');
+    const errors: unknown[] = [];
+    const logger: Logger = { ...silentLogger, error: (message, fields) => void errors.push({ message, fields }) };
+    const handler = handlerOn(path, {}, logger);
+    await handler.engine?.whenReady();
+    expect((await handler(delayed('t_before'))).statusCode).toBe(202);
+    expect(existsSync(`${path}-wal`)).toBe(true);
+    rmSync(`${path}-wal`);
+    await new Promise((resolve) => setImmediate(resolve)); // the next turn
+    for (const id of ['t_1', 't_2']) expect((await handler(delayed(id))).statusCode).toBe(202);
+    // A crash now: the process's files as they are (the connection holds an exclusive lock, so copy them).
+    const copy = join(dir, 'copy.db');
+    writeFileSync(copy, readFileSync(path));
+    if (existsSync(`${path}-wal`)) writeFileSync(`${copy}-wal`, readFileSync(`${path}-wal`));
+    const read = new Database(copy, { readonly: true });
+    const ids = read.prepare('SELECT task_id FROM fc_async_tasks ORDER BY task_id').pluck().all();
+    read.close();
+    expect(ids).toEqual(['t_1', 't_2', 't_before']);
+    expect(errors).toEqual([
+      {
+        message:
+          "the task file's -wal was deleted or replaced while in use: what it held was written into the task file, and a new -wal started",
+        fields: { file: path },
+      },
+    ]);
   });
 });

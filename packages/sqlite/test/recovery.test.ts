@@ -96,6 +96,8 @@ describe('sqlite(): recovery on start', () => {
     const lastRecord = failures.find((r) => r.requestContext.requestId === last.requestId);
     expect(lastRecord?.requestContext).toMatchObject({ condition: 'InvocationError', approximateInvokeCount: 3 });
     expect(JSON.parse(lastRecord?.responsePayload ?? '{}')).toMatchObject({ errorType: 'Interrupted' });
+    // Cut short by the crash: it neither answered nor timed out (504 is a timeout's).
+    expect(lastRecord?.responseContext).toEqual({ statusCode: 0, functionError: 'InvocationError' });
 
     expect((await task('delayed')).status).toBe('Succeeded');
     expect(ranAt.get('delayed')).toBeGreaterThanOrEqual(dueAt);

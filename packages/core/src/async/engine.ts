@@ -1605,7 +1605,7 @@ export function wrapDestinations(
 }
 
 /** The outcome of an attempt cut short by a crash (found `Running` on restart or redelivery). */
-const INTERRUPTED: AttemptOutcome = {
+const INTERRUPTED: AttemptOutcome & { kind: 'failure' } = {
   kind: 'failure',
   condition: 'InvocationError',
   message: 'The attempt was interrupted: its process ended before the attempt did',
@@ -1843,9 +1843,13 @@ export function buildDestinationRecord(
   };
 }
 
-/** An attempt's HTTP status: its response's, else 504 for a timeout and 502 for a throw. */
+/**
+ * An attempt's HTTP status: its response's, else 504 for a timeout, 502 for a throw, and 0 for
+ * one a crash cut short (it neither answered nor timed out).
+ */
 function attemptStatus(outcome: AttemptOutcome & { kind: 'failure' }): number {
   if (outcome.response) return outcome.response.statusCode;
+  if (outcome.errorType === INTERRUPTED.errorType) return 0;
   return outcome.condition === 'InvocationError' ? 504 : 502;
 }
 

@@ -8,6 +8,7 @@ import { type NodeHandler, runNodeHandler } from '../bridge.js';
 import { FcAsyncError } from '../errors.js';
 import { errorResponse, flushBursts } from '../handler.js';
 import { checkHandlerOptions } from '../handler-options.js';
+import { newRequestId } from '../ids.js';
 import { buildInvocation, detectInvocation, getInvocation, type Invocation, setInvocation } from '../invocation.js';
 import { createConsoleLogger } from '../logger.js';
 import type { FcRequest } from '../request.js';
@@ -211,6 +212,10 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
       try {
         bind(target);
         const detection = detect(req.headers, env);
+        // Without FC in front, this gateway gives the request id, as FC's does: a caller's
+        // X-Fc-Request-Id would name the task (no task id given) without the task id rule, and two
+        // tasks alike (destination receivers deduplicate on it).
+        if (engine && detection.type === 'Async') detection.requestId = newRequestId();
         requestId = detection.requestId;
         // On FC, a stop (StopAsyncTask, the timeout) of a custom runtime closes its request.
         const signal = platform && detection.type === 'Async' && res ? closedEarly(res, calls) : undefined;
