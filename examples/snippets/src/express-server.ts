@@ -6,7 +6,7 @@ const app = express();
 app.set('trust proxy', true);
 // First, before any body parser: an async request's body is queued as it arrived.
 app.use(
-  fcAsync({ async: { maxAsyncRetryAttempts: 2 }, destinations: { onFailure: jsonlDestination('failed.jsonl') } }),
+  fcAsync({ async: { maxAsyncRetryAttempts: 2 }, destinations: { onFailure: jsonlDestination('/tmp/failed.jsonl') } }),
 );
 app.use(express.json());
 app.post('/transcode', async (req, res) => {

@@ -6,7 +6,7 @@ const app = Fastify({ trustProxy: true });
 // Applies to the whole app, whatever plugin the routes live in.
 await app.register(fcAsync, {
   async: { maxAsyncRetryAttempts: 2 },
-  destinations: { onFailure: jsonlDestination('failed.jsonl') },
+  destinations: { onFailure: jsonlDestination('/tmp/failed.jsonl') },
 });
 app.post('/transcode', async (request) => {
   const { type, attempt } = request.fc!; // 'Async' when called with X-Fc-Invocation-Type: Async

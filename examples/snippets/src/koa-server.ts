@@ -11,7 +11,7 @@ router.post('/transcode', (ctx) => {
 });
 // First, before any body parser: an async request's body is queued as it arrived.
 app.use(
-  fcAsync({ async: { maxAsyncRetryAttempts: 2 }, destinations: { onFailure: jsonlDestination('failed.jsonl') } }),
+  fcAsync({ async: { maxAsyncRetryAttempts: 2 }, destinations: { onFailure: jsonlDestination('/tmp/failed.jsonl') } }),
 );
 app.use(router.routes());
 

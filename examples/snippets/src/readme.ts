@@ -9,4 +9,4 @@ app.post('/transcode', express.json(), async (req, res) => {
   res.json({ type, ...(await transcode(req.body, { signal })) }); // signal: the task was stopped or timed out
 });
 
-export const handler = createHandler(app, { destinations: { onFailure: jsonlDestination('failed.jsonl') } });
+export const handler = createHandler(app, { destinations: { onFailure: jsonlDestination('.fc-async/failed.jsonl') } });

@@ -52,9 +52,19 @@ function fail(message: string): never {
   process.exit(1);
 }
 
-function credentialsFromEnv(): EmulatorOptions['credentials'] {
+/**
+ * The control plane's key, from the environment. `take`: removed from it as well, before any
+ * function loads: functions run in this process, and one that logs its environment (a debug
+ * route, an error reporter) would give away the key that guards the control plane (`--watch`'s
+ * supervisor keeps it for the emulators it starts).
+ */
+function credentialsFromEnv(take = false): EmulatorOptions['credentials'] {
   const accessKeyId = process.env.FC_ASYNC_ACCESS_KEY_ID;
   const accessKeySecret = process.env.FC_ASYNC_ACCESS_KEY_SECRET;
+  if (take) {
+    delete process.env.FC_ASYNC_ACCESS_KEY_ID;
+    delete process.env.FC_ASYNC_ACCESS_KEY_SECRET;
+  }
   if (!accessKeyId && !accessKeySecret) return undefined;
   if (!accessKeyId || !accessKeySecret)
     fail('set both FC_ASYNC_ACCESS_KEY_ID and FC_ASYNC_ACCESS_KEY_SECRET, or neither');
@@ -241,7 +251,7 @@ program
         host: flags.host,
         controlPort: flags.controlPort,
         controlHost: flags.controlHost,
-        credentials: credentialsFromEnv(),
+        credentials: credentialsFromEnv(true),
         requireSignatures: flags.requireSignatures,
         region: flags.region,
         accountId: flags.accountId,

@@ -21,5 +21,8 @@ export function optionError(name: string, expected: string, got: unknown): TypeE
 export function failure(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   const cause = error.cause instanceof Error ? error.cause.message : undefined;
-  return cause && !error.message.includes(cause) ? `${error.message} (${cause})` : error.message;
+  // One line: a cause of several (a compiler's) is already told in the message, in its own words.
+  return cause && !cause.includes('\n') && !error.message.includes(cause)
+    ? `${error.message} (${cause})`
+    : error.message;
 }

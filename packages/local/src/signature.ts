@@ -228,7 +228,7 @@ const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
  * than `maxSkewSeconds` away. With `checkNonce`, a request needs `x-acs-signature-nonce` and one
  * whose valid signature carries a nonce seen before is a replay: `SignatureNonceUsed` (400).
  * `checkNonce(nonce, expiresAt)` answers `false` for a nonce it has seen; else it remembers the
- * nonce until `expiresAt` (epoch ms), when the request's `x-acs-date` leaves the window.
+ * nonce until `expiresAt` (epoch ms), the first millisecond the request's `x-acs-date` is out of the window.
  *
  * @example
  * ```ts
@@ -352,7 +352,10 @@ function verify(
     ].join('\n');
     const actual = Buffer.from(hmac(secret, `${algorithm}\n${hash(canonical, algorithm)}`, algorithm));
     if (actual.length === expected.length && timingSafeEqual(actual, expected)) {
-      if (options.checkNonce && !options.checkNonce(one('x-acs-signature-nonce') as string, time + maxSkew * 1000)) {
+      if (
+        options.checkNonce &&
+        !options.checkNonce(one('x-acs-signature-nonce') as string, time + maxSkew * 1000 + 1)
+      ) {
         return refuse(400, 'SignatureNonceUsed', 'The x-acs-signature-nonce was used before: a request is signed once');
       }
       const token = one('x-acs-security-token');

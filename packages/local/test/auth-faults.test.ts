@@ -103,6 +103,15 @@ describe('a replayed signed request', () => {
     }
   });
 
+  it('is refused with a security token: the key is no STS key (a client set up with STS would work only here)', async () => {
+    const client = sdk(emulator.controlUrl, { ...key, securityToken: 'not-a-real-sts-token' } as typeof key);
+    const failure = await client.listAsyncTasks('echo', new $FC.ListAsyncTasksRequest({})).then(
+      () => undefined,
+      (error: { code?: string; statusCode?: number }) => error,
+    );
+    expect(failure).toMatchObject({ code: 'InvalidSecurityToken.MismatchWithAccessKey', statusCode: 400 });
+  });
+
   it('cannot be turned into an async invocation through the unsigned x-fc-invocation-type', async () => {
     const sent = await recordSdk((c) =>
       c.invokeFunction('echo', new $FC.InvokeFunctionRequest({ body: Readable.from([Buffer.from('{"n":1}')]) })),
@@ -132,6 +141,25 @@ describe('a replayed signed request', () => {
       key,
     );
     expect((await replay({ method: 'GET', url: path, headers, body: Buffer.alloc(0) })).status).toBe(200);
+  });
+
+  it('holds a nonce through the last millisecond its date is accepted: no replay at the window edge', () => {
+    const request = { method: 'GET', path: '/2023-03-30/functions/echo/async-tasks', query: '', body: Buffer.alloc(0) };
+    const lookup = (id: string) => (id === key.accessKeyId ? key.accessKeySecret : undefined);
+    const date = new Date(Math.floor(Date.now() / 1000) * 1000);
+    const headers = signAcsRequest({ ...request, headers: { host: '127.0.0.1:9001' } }, key, { date });
+    const edge = date.getTime() + 900_000; // still accepted: the date is 900 s away, not more
+    let heldUntil = 0;
+    const checkNonce = (_nonce: string, expiresAt: number) => {
+      heldUntil = expiresAt;
+      return true;
+    };
+    expect(verifyAcsSignature({ ...request, headers }, lookup, { now: edge, checkNonce })).toMatchObject({ ok: true });
+    // A nonce forgotten at the edge let the same request in again within that millisecond.
+    expect(heldUntil).toBeGreaterThan(edge);
+    expect(verifyAcsSignature({ ...request, headers }, lookup, { now: edge + 1 })).toMatchObject({
+      code: 'RequestTimeTooSkewed',
+    });
   });
 
   it('needs a nonce once nonces are checked, and only a valid signature uses one up', () => {

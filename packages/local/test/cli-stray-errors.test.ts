@@ -88,3 +88,21 @@ it('says why the emulator ended when a function calls process.exit(), where, and
   });
   expect(line).toContain('tasks not finished are lost');
 });
+
+it("keeps the control plane's access key out of the functions' environment (they run in its process)", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fc-async-env-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const entry = join(dir, 'app.mjs');
+  writeFileSync(
+    entry,
+    'export const handler = async () => JSON.stringify(Object.keys(process.env).filter((k) => k.startsWith("FC_ASYNC_")));\n',
+  );
+  const cli = await startCli([entry, '--require-signatures'], {
+    env: { FC_ASYNC_ACCESS_KEY_ID: 'team-key', FC_ASYNC_ACCESS_KEY_SECRET: 'team-secret' },
+  });
+  cleanups.push(() => cli.stop());
+  const res = await fetch(cli.trigger);
+  expect(await res.json()).toEqual([]);
+  // The key still guards the control plane.
+  expect((await fetch(new URL('2023-03-30/functions/app/async-tasks', cli.control))).status).toBe(400);
+});

@@ -1,6 +1,7 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { builtinModules } from 'node:module';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
@@ -69,6 +70,26 @@ describe('published packages', () => {
           .map((name) => `${name} (${file.slice(dir.length + 1)})`),
       );
       expect(undeclared).toEqual([]);
+    },
+  );
+
+  it.each(published.map(({ dir, pkg }) => [pkg.name as string, dir] as const))(
+    '%s ships its licence, and every source its maps name (stack traces and go-to-definition find them)',
+    (_name, dir) => {
+      const [packed] = JSON.parse(
+        execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: dir, encoding: 'utf8' }),
+      ) as [{ files: { path: string }[] }];
+      const shipped = new Set(packed.files.map((f) => f.path));
+      expect(shipped.has('LICENSE')).toBe(true);
+      const maps = [...shipped].filter((path) => path.endsWith('.map'));
+      expect(maps.length).toBeGreaterThan(0);
+      const missing = maps.flatMap((map) => {
+        const { sources } = JSON.parse(readFileSync(join(dir, map), 'utf8')) as { sources: string[] };
+        return sources
+          .map((source) => posix.normalize(posix.join(posix.dirname(map), source)))
+          .filter((source) => !shipped.has(source));
+      });
+      expect(missing).toEqual([]);
     },
   );
 

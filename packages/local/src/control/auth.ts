@@ -108,6 +108,15 @@ export function authorizeHead(
   if (id !== undefined && !same(id, creds.accessKeyId)) {
     throw new ApiError(403, 'InvalidAccessKeyID', 'The access key id is not known');
   }
+  // The emulator's key is a plain AccessKey pair: a security token with it is a client set up with
+  // STS credentials (or a made-up token), which FC refuses; accepted here it would work only locally.
+  if (req.headers['x-acs-security-token'] !== undefined) {
+    throw new ApiError(
+      400,
+      'InvalidSecurityToken.MismatchWithAccessKey',
+      "The access key is not an STS key: the emulator's key pair takes no security token",
+    );
+  }
   const result = verifyAcsHead(
     { method: req.method ?? 'GET', path: target.path, query: target.query, headers: req.headers },
     (id) => (id === creds.accessKeyId ? creds.accessKeySecret : undefined),
