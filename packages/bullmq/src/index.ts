@@ -76,12 +76,22 @@ export function bullmq(options: BullmqBackendOptions): AsyncBackend {
 async function answering(connections: readonly Redis[], ms: number): Promise<void> {
   const started = performance.now();
   let lastError: unknown;
+  let refusedCredentials: ((error: unknown) => void) | undefined;
+  const refused = new Promise<never>((_resolve, reject) => {
+    refusedCredentials = reject;
+  });
+  refused.catch(() => undefined);
   const remember = (error: unknown) => {
     lastError = error;
+    // Wrong credentials do not get better by waiting: say so now rather than after connectTimeoutMs.
+    if (AUTH_REFUSED.test((error as { message?: unknown } | null)?.message as string)) refusedCredentials?.(error);
   };
   for (const connection of connections) connection.on('error', remember);
   try {
-    const answered = Promise.all(connections.map(whenReady)).then(() => Promise.all(connections.map((c) => c.ping())));
+    const answered = Promise.race([
+      refused,
+      Promise.all(connections.map(whenReady)).then(() => Promise.all(connections.map((c) => c.ping()))),
+    ]);
     if (!(await settlesWithin(answered, ms))) throw unavailable(ms, lastError);
     await answered.catch((error: unknown) => {
       // Redis went away again, or this connection stopped reconnecting: it waited this long.
@@ -92,7 +102,17 @@ async function answering(connections: readonly Redis[], ms: number): Promise<voi
   }
 }
 
+/** Redis's answers to credentials it does not take (`AUTH` with a wrong password, or none where one is needed). */
+const AUTH_REFUSED = /^(WRONGPASS|NOAUTH|ERR invalid password|ERR AUTH)/;
+
 function unavailable(waitedMs: number, cause: unknown): FcAsyncError {
+  if (AUTH_REFUSED.test((cause as { message?: unknown } | null)?.message as string)) {
+    return new FcAsyncError('RedisUnavailable', 'Redis refused the credentials of the connection', {
+      statusCode: 503,
+      cause,
+      headers: RETRY_SOON,
+    });
+  }
   return new FcAsyncError('RedisUnavailable', `Redis did not answer within ${waitedMs} ms`, {
     statusCode: 503,
     cause,

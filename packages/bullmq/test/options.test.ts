@@ -1,6 +1,7 @@
 import { createFcHandler, silentLogger } from '@fc-async/core';
 import { asyncEvent } from '@fc-async/test-kit/fc-server';
-import { describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { describe, expect, inject, it } from 'vitest';
 import { type BullmqBackendOptions, bullmq } from '../src/index.js';
 import { freePort } from './redis-server.js';
 
@@ -63,5 +64,35 @@ describe('bullmq(options)', () => {
       statusCode: 503,
       message: 'Redis did not answer within 300 ms',
     });
+  });
+
+  it('fails at once when Redis refuses the credentials, rather than after connectTimeoutMs', async () => {
+    const port = Number(new URL(inject('redisUrl')).port);
+    const admin = new Redis({ host: '127.0.0.1', port });
+    await admin.call('ACL', 'SETUSER', 'fc_async_acl_test', 'on', '>right', '~*', '&*', '+@all');
+    await admin.quit();
+    const backend = bullmq({
+      connection: `redis://fc_async_acl_test:wrong@127.0.0.1:${port}`,
+      connectTimeoutMs: 10_000,
+    });
+    const order: string[] = [];
+    // Due well before the connect timeout: a start that waited it out would fail after it.
+    const before = setTimeout(() => order.push('5 s'), 5000);
+    const failure = await Promise.resolve(backend.create({ concurrency: 1, logger: silentLogger })).then(
+      () => undefined,
+      (error: unknown) => {
+        order.push('start failed');
+        return error as { cause?: Error };
+      },
+    );
+    clearTimeout(before);
+    expect(order).toEqual(['start failed']);
+    expect(failure).toMatchObject({
+      code: 'RedisUnavailable',
+      statusCode: 503,
+      message: 'Redis refused the credentials of the connection',
+    });
+    expect(failure?.cause?.message).toMatch(/^WRONGPASS/);
+    expect(JSON.stringify(failure)).not.toContain('wrong');
   });
 });

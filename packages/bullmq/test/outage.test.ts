@@ -15,4 +15,20 @@ describe('oncePerOutage', () => {
     listener(new Error('Connection is closed.'));
     expect(logged).toEqual(['connect ECONNREFUSED 127.0.0.1:6379', 'Connection is closed.', 'Connection is closed.']);
   });
+
+  it('alternating kinds, and the same error told by the connection, the queue and the worker, are logged once', () => {
+    const client = new EventEmitter();
+    const logged: string[] = [];
+    const connection = oncePerOutage(client, (error) => logged.push(`connection ${error.message}`));
+    const worker = oncePerOutage(client, (error) => logged.push(`worker ${error.message}`));
+    for (let i = 0; i < 10; i++) {
+      const error = new Error(i % 2 ? 'Command timed out' : 'connect ECONNREFUSED 127.0.0.1:6379');
+      connection(error);
+      worker(error);
+    }
+    expect(logged).toEqual(['connection connect ECONNREFUSED 127.0.0.1:6379', 'connection Command timed out']);
+    client.emit('ready');
+    worker(new Error('Command timed out'));
+    expect(logged.at(-1)).toBe('worker Command timed out');
+  });
 });

@@ -1132,3 +1132,62 @@ describe('a job that comes before its task is due', () => {
     await handler.close({ timeoutMs: 100 });
   });
 });
+
+describe('an attempt whose end the store refused to record', () => {
+  /** memory(), with the first write of each listed status refused (a full disk, Redis away). */
+  function refusingOnce(...statuses: string[]): AsyncBackend {
+    const inner = memory();
+    return {
+      name: 'refusing',
+      persistent: false,
+      async create(deps) {
+        const backend = await inner.create(deps);
+        const refused = new Set<string>();
+        const transition = backend.store.transition.bind(backend.store);
+        backend.store.transition = (taskId, status, options) => {
+          if (statuses.includes(status) && !refused.has(`${taskId} ${status}`)) {
+            refused.add(`${taskId} ${status}`);
+            return Promise.reject(new Error('store unavailable'));
+          }
+          return transition(taskId, status, options);
+        };
+        return backend;
+      },
+    };
+  }
+
+  it('is recorded as it ended once the store takes writes again: the app does not run again', async () => {
+    let runs = 0;
+    const { handler, successes, failures } = setup(
+      (req, res) => {
+        runs++;
+        ok(req, res);
+      },
+      { backend: refusingOnce('Succeeded'), maxAsyncRetryAttempts: 0 },
+    );
+    expect((await handler(asyncEvent({ taskId: 'unwritten' }), context)).statusCode).toBe(202);
+    await vi.waitFor(async () => expect((await handler.tasks.get('unwritten'))?.status).toBe('Succeeded'), {
+      timeout: 5000,
+    });
+    expect(runs).toBe(1);
+    expect(failures).toHaveLength(0);
+    expect(successes.map((r) => [r.requestContext.condition, r.responsePayload])).toEqual([['', '{"ok":true}']]);
+    expect((await handler.tasks.get('unwritten'))?.alreadyRetriedTimes).toBe(0);
+  });
+
+  it('a failed attempt is recorded as the failure it was, and the retry policy decides', async () => {
+    let runs = 0;
+    const { handler, failures } = setup(
+      (_req, res) => {
+        runs++;
+        res.statusCode = 500;
+        res.end('down');
+      },
+      { backend: refusingOnce('Failed'), maxAsyncRetryAttempts: 0 },
+    );
+    expect((await handler(asyncEvent({ taskId: 'failed_unwritten' }), context)).statusCode).toBe(202);
+    await vi.waitFor(() => expect(failures).toHaveLength(1), { timeout: 5000 });
+    expect(runs).toBe(1);
+    expect(failures[0]?.responseContext).toEqual({ statusCode: 500, functionError: 'UnhandledInvocationError' });
+  });
+});

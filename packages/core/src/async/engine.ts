@@ -273,6 +273,13 @@ export class AsyncEngine {
   private readonly unrecorded = new Map<string, string>();
   /** Tasks whose stop the store refused (it may be written all the same): their next job looks again. */
   private readonly refusedStops = new Set<string>();
+  /**
+   * The outcome of an attempt that ran to its end here while the store refused to record it (Redis
+   * away, a full disk), by task: the task's next job records it (see redelivered) instead of
+   * counting the attempt interrupted and running the app again. The oldest go first past
+   * {@link MAX_UNWRITTEN_ENDS}; another instance that takes the job counts it interrupted.
+   */
+  private readonly unwrittenEnds = new Map<string, { attempt: number; outcome: AttemptOutcome }>();
   /** Stops under way, by task: one at a time per task (see stopOnce). */
   private readonly stops = new Map<string, Promise<AsyncTask>>();
   /** Jobs being processed: a shutdown waits for aborted attempts to record their end. */
@@ -1005,7 +1012,14 @@ export class AsyncEngine {
               status,
             });
           };
-    const { status, retryInMs } = await this.afterAttempt(record, attempt, outcome, running, RAN, recorded);
+    let ended: Awaited<ReturnType<typeof this.afterAttempt>>;
+    try {
+      ended = await this.afterAttempt(record, attempt, outcome, running, RAN, recorded);
+    } catch (error) {
+      this.keepUnwrittenEnd(taskId, attempt, outcome, running);
+      throw error;
+    }
+    const { status, retryInMs } = ended;
     recorded?.(status);
     return retryInMs === undefined ? undefined : { retryInMs };
   }
@@ -1054,7 +1068,14 @@ export class AsyncEngine {
     }
     // A task whose last write failed (see process) is handled as one a dead instance left.
     const unrecorded = this.unrecorded.delete(record.taskId);
+    const unwritten = this.unwrittenEnds.get(record.taskId);
+    this.unwrittenEnds.delete(record.taskId);
     if ((!this.queue.shared && !unrecorded) || this.running.has(record.taskId)) return undefined;
+    if (unwritten && record.status === 'Running' && unwritten.attempt === record.attempts - 1) {
+      // The attempt ended here; only its record was refused: record it now, as it ended.
+      const next = await this.afterAttempt(record, unwritten.attempt, unwritten.outcome, undefined, ['Running']);
+      return next.retryInMs === undefined ? undefined : { retryInMs: next.retryInMs };
+    }
     if (TERMINAL_STATUSES.has(record.status)) {
       if (this.owed(record)) await this.settle(record, undefined);
       return undefined;
@@ -1065,6 +1086,16 @@ export class AsyncEngine {
     }
     const next = await this.afterAttempt(record, record.attempts - 1, INTERRUPTED, undefined, ['Running', 'Dequeued']);
     return next.retryInMs === undefined ? undefined : { retryInMs: next.retryInMs };
+  }
+
+  /** Keeps an attempt's outcome whose end the store refused (see unwrittenEnds); a stop's or a shutdown's cut is not kept. */
+  private keepUnwrittenEnd(taskId: string, attempt: number, outcome: AttemptOutcome, running: Running): void {
+    if (outcome.kind === 'stopped' || running.cutByShutdown) return;
+    this.unwrittenEnds.delete(taskId);
+    this.unwrittenEnds.set(taskId, { attempt, outcome });
+    if (this.unwrittenEnds.size > MAX_UNWRITTEN_ENDS) {
+      this.unwrittenEnds.delete(this.unwrittenEnds.keys().next().value as string);
+    }
   }
 
   /**
@@ -1629,6 +1660,8 @@ function checkTaskId(taskId: unknown): void {
 
 /** How long a task waits after the store refused one of its writes, ms. */
 const BOOKKEEPING_RETRY_MS = 1000;
+/** Outcomes of attempts whose end the store refused, kept for the task's next job (each holds its answer). */
+const MAX_UNWRITTEN_ENDS = 1000;
 
 const WHOLE_NUMBER = /^\d+$/;
 
