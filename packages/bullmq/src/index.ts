@@ -107,10 +107,10 @@ const AUTH_REFUSED = /^(WRONGPASS|NOAUTH|ERR invalid password|ERR AUTH)/;
 
 function unavailable(waitedMs: number, cause: unknown): FcAsyncError {
   if (AUTH_REFUSED.test((cause as { message?: unknown } | null)?.message as string)) {
+    // No Retry-After: trying again soon does not make the credentials right.
     return new FcAsyncError('RedisUnavailable', 'Redis refused the credentials of the connection', {
       statusCode: 503,
       cause,
-      headers: RETRY_SOON,
     });
   }
   return new FcAsyncError('RedisUnavailable', `Redis did not answer within ${waitedMs} ms`, {

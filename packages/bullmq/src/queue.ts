@@ -215,14 +215,26 @@ export class BullmqQueueDriver implements QueueDriver {
   };
 
   async cancel(taskId: string): Promise<boolean> {
-    // A job an earlier version added has the task id as its id.
-    const job = (await this.queue.getJob(jobIdOf(taskId))) ?? (await this.queue.getJob(taskId));
+    const job = (await this.queue.getJob(jobIdOf(taskId))) ?? (await this.legacyJob(taskId));
     if (!job) return false;
     try {
       await job.remove();
       return true;
     } catch {
       return false; // running somewhere: the task's status decides
+    }
+  }
+
+  /**
+   * The job an earlier version added for a task, under the bare task id. Such an id may name one of
+   * the queue's own keys (`wait` is a list, `meta` a hash): only one of our jobs is taken.
+   */
+  private async legacyJob(taskId: string): Promise<Job | undefined> {
+    try {
+      const job = await this.queue.getJob(taskId);
+      return job?.name === 'task' && job.id === taskId ? job : undefined;
+    } catch {
+      return undefined; // WRONGTYPE: a key of the queue's own
     }
   }
 

@@ -201,6 +201,17 @@ describe('bullmq(): task ids that are names of the queue own keys', () => {
     expect(new Set(successes.map((r) => r.requestContext.requestId)).size).toBe(ids.length);
   });
 
+  it('stops a task named wait whose job is gone, while jobs wait (its bare id names the wait list)', async () => {
+    const prefix = uniquePrefix();
+    const { handler } = instance(prefix, ok, { worker: false });
+    expect((await handler(asyncEvent('other'))).statusCode).toBe(202); // waits: the wait list exists
+    expect((await handler(asyncEvent('wait', {}, { 'X-Fc-Async-Delay': '60' }))).statusCode).toBe(202);
+    const queue = bullQueue(prefix, closers);
+    await (await queue.getJob(jobIdOf('wait')))?.remove(); // lost, or not added yet
+    await expect(handler.tasks.stop('wait')).resolves.toMatchObject({ status: 'Stopped' });
+    expect(await queue.getJobCounts('wait')).toEqual({ wait: 1 });
+  });
+
   it('stops a job an earlier version queued under the bare task id', async () => {
     const prefix = uniquePrefix();
     const { handler } = instance(prefix, ok, { worker: false });

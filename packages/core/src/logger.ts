@@ -115,12 +115,14 @@ export function logValue(value: unknown): unknown {
  */
 export function maskUrl(value: string): string {
   let masked = value;
-  const query = masked.search(/[?#]/);
-  if (query !== -1) masked = `${masked.slice(0, query)}?***`;
+  // The userinfo first: a password may hold `?` or `#` (`:s3cr3t?x@host`), which would cut it short.
   const at = masked.lastIndexOf('@');
-  if (at === -1) return masked;
-  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(masked)?.[0] ?? '';
-  return `${scheme}***${masked.slice(at)}`;
+  if (at !== -1) {
+    const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(masked)?.[0] ?? '';
+    masked = `${scheme}***${masked.slice(at)}`;
+  }
+  const query = masked.search(/[?#]/);
+  return query === -1 ? masked : `${masked.slice(0, query)}?***`;
 }
 
 /**

@@ -1134,19 +1134,20 @@ describe('a job that comes before its task is due', () => {
 });
 
 describe('an attempt whose end the store refused to record', () => {
-  /** memory(), with the first write of each listed status refused (a full disk, Redis away). */
-  function refusingOnce(...statuses: string[]): AsyncBackend {
+  /** memory(), with the first `times` writes of each listed status refused (a full disk, Redis away). */
+  function refusing(times: number, ...statuses: string[]): AsyncBackend {
     const inner = memory();
     return {
       name: 'refusing',
       persistent: false,
       async create(deps) {
         const backend = await inner.create(deps);
-        const refused = new Set<string>();
+        const refused = new Map<string, number>();
         const transition = backend.store.transition.bind(backend.store);
         backend.store.transition = (taskId, status, options) => {
-          if (statuses.includes(status) && !refused.has(`${taskId} ${status}`)) {
-            refused.add(`${taskId} ${status}`);
+          const key = `${taskId} ${status}`;
+          if (statuses.includes(status) && (refused.get(key) ?? 0) < times) {
+            refused.set(key, (refused.get(key) ?? 0) + 1);
             return Promise.reject(new Error('store unavailable'));
           }
           return transition(taskId, status, options);
@@ -1163,7 +1164,7 @@ describe('an attempt whose end the store refused to record', () => {
         runs++;
         ok(req, res);
       },
-      { backend: refusingOnce('Succeeded'), maxAsyncRetryAttempts: 0 },
+      { backend: refusing(1, 'Succeeded'), maxAsyncRetryAttempts: 0 },
     );
     expect((await handler(asyncEvent({ taskId: 'unwritten' }), context)).statusCode).toBe(202);
     await vi.waitFor(async () => expect((await handler.tasks.get('unwritten'))?.status).toBe('Succeeded'), {
@@ -1175,6 +1176,34 @@ describe('an attempt whose end the store refused to record', () => {
     expect((await handler.tasks.get('unwritten'))?.alreadyRetriedTimes).toBe(0);
   });
 
+  it('is kept through a second refusal, and recorded when the store takes the write at last', async () => {
+    let runs = 0;
+    const { handler, successes, failures } = setup(
+      (req, res) => {
+        runs++;
+        ok(req, res);
+      },
+      { backend: refusing(3, 'Succeeded'), maxAsyncRetryAttempts: 0 },
+    );
+    expect((await handler(asyncEvent({ taskId: 'refused_thrice' }), context)).statusCode).toBe(202);
+    await vi.waitFor(async () => expect((await handler.tasks.get('refused_thrice'))?.status).toBe('Succeeded'), {
+      timeout: 8000,
+    });
+    expect([runs, successes.length, failures.length]).toEqual([1, 1, 0]);
+  });
+
+  it("an app's own error named Interrupted is a throw (502), not a crash's cut attempt (0)", async () => {
+    const { handler, failures } = setup(
+      () => {
+        throw Object.assign(new Error('upstream interrupted'), { name: 'Interrupted' });
+      },
+      { maxAsyncRetryAttempts: 0 },
+    );
+    expect((await handler(asyncEvent({ taskId: 'named_interrupted' }), context)).statusCode).toBe(202);
+    await vi.waitFor(() => expect(failures).toHaveLength(1), { timeout: 5000 });
+    expect(failures[0]?.responseContext.statusCode).toBe(502);
+  });
+
   it('a failed attempt is recorded as the failure it was, and the retry policy decides', async () => {
     let runs = 0;
     const { handler, failures } = setup(
@@ -1183,11 +1212,49 @@ describe('an attempt whose end the store refused to record', () => {
         res.statusCode = 500;
         res.end('down');
       },
-      { backend: refusingOnce('Failed'), maxAsyncRetryAttempts: 0 },
+      { backend: refusing(1, 'Failed'), maxAsyncRetryAttempts: 0 },
     );
     expect((await handler(asyncEvent({ taskId: 'failed_unwritten' }), context)).statusCode).toBe(202);
     await vi.waitFor(() => expect(failures).toHaveLength(1), { timeout: 5000 });
     expect(runs).toBe(1);
     expect(failures[0]?.responseContext).toEqual({ statusCode: 500, functionError: 'UnhandledInvocationError' });
+  });
+});
+
+describe('a task gone from the store while its attempt ran (Redis restarted empty)', () => {
+  it('is told as Invalid with a warning, not as a stop that did not happen', async () => {
+    let gone = false;
+    const inner = memory();
+    const vanishing: AsyncBackend = {
+      name: 'vanishing',
+      persistent: false,
+      async create(deps) {
+        const backend = await inner.create(deps);
+        const { store } = backend;
+        const transition = store.transition.bind(store);
+        const get = store.get.bind(store);
+        store.transition = (taskId, status, options) => (gone ? undefined : transition(taskId, status, options));
+        store.get = (taskId) => (gone ? undefined : get(taskId));
+        return backend;
+      },
+    };
+    const { handler, successes, failures, logger } = setup(
+      (req, res) => {
+        gone = true;
+        ok(req, res);
+      },
+      { backend: vanishing },
+    );
+    await handler.engine?.whenReady();
+    const statuses: string[] = [];
+    handler.engine?.subscribe((e) => {
+      if (e.type === 'attempt') statuses.push(e.status);
+    });
+    expect((await handler(asyncEvent({ taskId: 'vanished' }), context)).statusCode).toBe(202);
+    await vi.waitFor(() => expect(statuses).toEqual(['Invalid']), { timeout: 5000 });
+    expect(logger.entries.filter((e) => e.level === 'warn').map((e) => e.message)).toContain(
+      'the async task is gone from the store: its end is not recorded',
+    );
+    expect([successes, failures]).toEqual([[], []]);
   });
 });

@@ -72,7 +72,9 @@ describe('maskUrl', () => {
     ['redis//:hunter2@127.0.0.1:6379', '***@127.0.0.1:6379'],
     ['https://hooks.example.com/cb?token=hunter2#frag', 'https://hooks.example.com/cb?***'],
     ['hooks.example.com/cb#hunter2', 'hooks.example.com/cb?***'],
-    ['https://u:p@h/a?x=hunter2@b', 'https://***@h/a?***'],
+    ['https://u:p@h/a?x=hunter2@b', 'https://***@b'],
+    ['redis//:hunter2?x@127.0.0.1:6379', '***@127.0.0.1:6379'],
+    ['redis://:hun#ter2@cache', 'redis://***@cache'],
     ['https://hooks.example.com/cb', 'https://hooks.example.com/cb'],
   ])('%s reads %s', (value, masked) => {
     expect(maskUrl(value)).toBe(masked);

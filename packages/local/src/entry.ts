@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { extname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -79,7 +80,7 @@ export async function loadEntry(file: string, exportName?: string, instance?: st
   } catch (cause) {
     // One line: a compiler's message (tsx's "Transform failed with 1 error:") spans several.
     const message = (cause instanceof Error ? cause.message : String(cause)).replace(/\s*\n\s*/g, ' ');
-    const where = thrownAt(cause);
+    const where = thrownAt(cause) ?? syntaxErrorAt(cause, file);
     throw new FcAsyncError('EntryLoadFailed', `Loading ${file} failed: ${message}${where ? ` (at ${where})` : ''}`, {
       cause,
     });
@@ -123,6 +124,9 @@ export async function loadEntry(file: string, exportName?: string, instance?: st
 function thrownAt(error: unknown): string | undefined {
   const stack = error instanceof Error ? error.stack : undefined;
   if (!stack) return undefined;
+  // A CommonJS module's syntax error: Node puts its place first, `/path/app.cjs:3`, then the line.
+  const place = /^(\/.*):(\d+)$/.exec(stack.split('\n', 1)[0] ?? '');
+  if (place && error instanceof SyntaxError) return `${place[1]}:${place[2]}`;
   for (const raw of stack.split('\n').slice(1)) {
     // `at fn (place)` or `at place`; a place is absolute (a path or a file URL) and may hold spaces
     // and parentheses (`proj (copy)/`), so it starts at the first ` (/` or ` (file://`.
@@ -133,7 +137,24 @@ function thrownAt(error: unknown): string | undefined {
     if (!frame || frame[1]?.includes('/node_modules/') || !/^(file:\/\/)?\//.test(frame[1] ?? '')) continue;
     const file = frame[1] as string;
     const path = file.startsWith('file://') ? fileURLToPath(file.split('?')[0] as string) : file;
+    if (path.startsWith(OWN_FOLDER)) continue; // the loader's own frame (this package unbundled in a workspace)
     return `${path}:${frame[2]}:${frame[3]}`;
   }
   return undefined;
+}
+
+/** This module's folder: a frame in it is the loader's, not the entry's. */
+const OWN_FOLDER = fileURLToPath(new URL('.', import.meta.url));
+
+/**
+ * An ES module's syntax error carries no place (Node prints it only for the main module): `node
+ * --check` of the entry finds it when the error is in the entry itself. Only after a failed load.
+ */
+function syntaxErrorAt(error: unknown, file: string): string | undefined {
+  if (!(error instanceof SyntaxError) || TYPESCRIPT.has(extname(file))) return undefined;
+  const checked = spawnSync(process.execPath, ['--check', file], { encoding: 'utf8', timeout: 10_000 });
+  const place = /^(?:file:\/\/)?(\/.*):(\d+)$/m.exec(checked.stderr ?? '');
+  if (!place) return undefined;
+  const path = place[0].startsWith('file://') ? fileURLToPath(`file://${place[1]}`) : (place[1] as string);
+  return `${path}:${place[2]}`;
 }

@@ -27,6 +27,7 @@ import {
   fc2HttpListener,
   fc3HttpListener,
   isFunctionError,
+  isFunctionTimeout,
   withoutIgnoredHeaders,
 } from './listeners.js';
 import type { EmulatorLog } from './log.js';
@@ -324,6 +325,11 @@ function functionLog(log: EmulatorLog, name: string): FunctionLog {
     failed(requestId, error) {
       // An fc-async error (an inner fc-async handler reporting a failed attempt, its cause logged by it)
       // is told by its code and message, not by the stack of fc-async's own frames.
+      if (isFunctionTimeout(error)) {
+        // FC's runtime says it in one line; the stack would be the emulator's own timer.
+        log.logger.warn('function timed out', { function: name, requestId, reason: (error as Error).message });
+        return;
+      }
       const what = isFcAsyncError(error) ? { code: error.code, reason: error.message } : { error };
       log.logger.error('function failed', { function: name, requestId, ...what });
     },

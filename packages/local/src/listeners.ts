@@ -23,11 +23,7 @@ export interface FunctionLog {
 export function callHandler(fn: AnyHandler, args: unknown[], timeoutMs: number): Promise<unknown> {
   return new Promise((resolve, reject) => {
     let done = false;
-    const timer = setTimeout(
-      () =>
-        finish(Object.assign(new Error(`Function timed out after ${timeoutMs / 1000} s`), { name: 'TimeoutError' })),
-      timeoutMs,
-    );
+    const timer = setTimeout(() => finish(functionTimeout(timeoutMs)), timeoutMs);
     function finish(error: unknown, value?: unknown) {
       if (done) return;
       done = true;
@@ -49,6 +45,21 @@ export function callHandler(fn: AnyHandler, args: unknown[], timeoutMs: number):
       finish(error);
     }
   });
+}
+
+/** The handler's own timeout: an error of the emulator's making, whose stack is the emulator's timer. */
+const TIMED_OUT = Symbol('fc-async function timeout');
+
+function functionTimeout(timeoutMs: number): Error {
+  return Object.assign(new Error(`Function timed out after ${timeoutMs / 1000} s`), {
+    name: 'TimeoutError',
+    [TIMED_OUT]: true,
+  });
+}
+
+/** True for the error of a handler that ran past its timeout (see callHandler). */
+export function isFunctionTimeout(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && TIMED_OUT in error;
 }
 
 async function readBody(req: IncomingMessage): Promise<Buffer> {

@@ -53,6 +53,13 @@ export function checkFunction(file: string, dir: string, where: string, raw: Raw
     return skipReason(raw.runtime, raw.command);
   }
   const codeDir = typeof raw.code === 'string' ? raw.code : isObject(raw.code) ? raw.code.src : undefined;
+  if (raw.code === undefined && !fc2 && raw.props?.codeUri !== undefined) {
+    // FC 2.0's key in an fc3 resource: the component names it `code`.
+    throw fail(
+      codeKey,
+      "is missing: the fc3 component names the code folder `code` (`codeUri` is FC 2.0's `fc` component)",
+    );
+  }
   if (typeof codeDir !== 'string' || codeDir === '') {
     throw fail(codeKey, 'must be the path of the code folder (OSS code cannot run locally)');
   }

@@ -37,6 +37,8 @@ describe('fc-async dev refuses an entry it cannot serve in one line', () => {
   mkdirSync(join(dir, 'folder'));
   writeFileSync(join(dir, 'broken.ts'), 'export const handler = (a: number => a;\n');
   writeFileSync(join(dir, 'number.mjs'), 'export const handler = 42;\n');
+  writeFileSync(join(dir, 'broken.mjs'), 'const a = 1;\nexport const handler = () => a;\nlet x error = 2;\n');
+  writeFileSync(join(dir, 'broken.cjs'), 'const a = 1;\nexports.handler = () => a;\nlet x error = 2;\n');
   // A throw deep in what the entry imports (a config module), not in the entry itself.
   writeFileSync(join(dir, 'config.mjs'), "export const db = JSON.parse('null').db;\n");
   writeFileSync(join(dir, 'uses-config.mjs'), "import './config.mjs';\nexport const handler = () => 'ok';\n");
@@ -55,6 +57,17 @@ describe('fc-async dev refuses an entry it cannot serve in one line', () => {
   it.each([
     ['a directory', join(dir, 'folder'), /^fc-async: The entry .*folder is not a file$/],
     ['a TypeScript syntax error', join(dir, 'broken.ts'), /^fc-async: Loading .*broken\.ts failed: .*broken\.ts:1:\d+/],
+    // Node gives an ES module's syntax error no place, and a CommonJS one only at the top of its stack.
+    [
+      'an ES module syntax error: its line is named',
+      join(dir, 'broken.mjs'),
+      /^fc-async: Loading .*broken\.mjs failed: Unexpected identifier 'error' \(at .*\/broken\.mjs:3\)$/,
+    ],
+    [
+      'a CommonJS syntax error: its line is named, not the loader',
+      join(dir, 'broken.cjs'),
+      /^fc-async: Loading .*broken\.cjs failed: Unexpected identifier 'error' \(at .*\/broken\.cjs:3\)$/,
+    ],
     [
       'a module it imports throwing while it loads: the place that threw is named',
       join(dir, 'uses-config.mjs'),

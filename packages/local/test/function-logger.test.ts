@@ -56,7 +56,7 @@ it("names the function in its handler's log lines: a full queue on each of two f
 });
 
 /** A folder with `app.mjs` of `source`, served by an emulator with JSON logs; its parsed log lines. */
-async function served(source: string) {
+async function served(source: string, options: { timeoutSeconds?: number } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'fc-async-function-log-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, 'app.mjs'), source);
@@ -68,6 +68,7 @@ async function served(source: string) {
     controlPort: 0,
     logFormat: 'json',
     output: (text) => lines.push(...text.split('\n').filter(Boolean)),
+    ...options,
   });
   cleanups.push(() => emulator.close({ timeoutMs: 500 }));
   const entries = () => lines.map((line) => JSON.parse(line) as Record<string, unknown>);
@@ -129,4 +130,16 @@ it("keeps a refusal's JSON log line its own message, the error's in `reason` (th
   const rejected = await waitFor(() => entries().find((e) => e.level === 'warn'));
   expect(rejected).toMatchObject({ message: 'request rejected', code: 'InvalidArgument', function: 'orders' });
   expect(rejected.reason).toEqual(expect.stringContaining('x-fc-async-delay'));
+});
+
+it("logs a plain handler past its timeout in one line, without the stack of the emulator's timer", async () => {
+  const { emulator, entries } = await served('export const handler = () => new Promise(() => {});\n', {
+    timeoutSeconds: 1,
+  });
+  const res = await fetch(`${emulator.triggerUrl}/`, { method: 'POST', body: '{}' });
+  expect(res.status).toBeGreaterThanOrEqual(500);
+  const timedOut = await waitFor(() => entries().find((e) => e.message === 'function timed out'));
+  expect(timedOut).toMatchObject({ level: 'warn', function: 'orders', reason: 'Function timed out after 1 s' });
+  expect(entries().filter((e) => e.message === 'function failed')).toEqual([]);
+  expect(JSON.stringify(entries())).not.toContain('listeners.');
 });

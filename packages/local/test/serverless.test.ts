@@ -112,6 +112,11 @@ describe('loadServerlessConfig: malformed files', () => {
       /none of main\.js, .*main\.cts exists/,
     ],
     [
+      "FC 2.0's codeUri in an fc3 resource: the key fc3 names it is said",
+      fc3('').replace('code: ./', 'codeUri: ./'),
+      /code is missing: the fc3 component names the code folder `code` \(`codeUri` is FC 2\.0's `fc` component\)$/,
+    ],
+    [
       'OSS code',
       fc3('').replace('code: ./', 'code:\n        ossBucketName: b'),
       /code must be the path of the code folder/,

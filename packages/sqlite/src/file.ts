@@ -1,4 +1,4 @@
-import { type Stats, statSync } from 'node:fs';
+import { closeSync, openSync, type Stats, statSync } from 'node:fs';
 import { FcAsyncError, type Logger } from '@fc-async/core';
 import type Database from 'better-sqlite3';
 
@@ -61,6 +61,38 @@ export class TaskFile {
   }
 
   /**
+   * At close, with the file deleted or moved away while in use: what the connection holds (the
+   * tasks not finished among it) would go with it, unseen by the next start. A copy is written
+   * where the file was, when nothing has taken its place (`VACUUM INTO`), and either way it is said.
+   */
+  rescueAtClose(): void {
+    const now = statSync(this.file, { throwIfNoEntry: false });
+    if (now && this.opened && now.ino === this.opened.ino && now.dev === this.opened.dev) return;
+    const unfinished = this.db.prepare('SELECT count(*) FROM fc_async_tasks WHERE open = 1').pluck().get() as number;
+    if (now) {
+      this.logger.error('the task file was replaced while in use: the tasks it held are not in the file now there', {
+        file: this.file,
+        unfinished,
+      });
+      return;
+    }
+    try {
+      closeSync(openSync(this.file, 'wx', 0o600));
+      this.db.prepare('VACUUM INTO ?').run(this.file);
+      this.logger.error('the task file was deleted or moved while in use: its tasks were written to a new file there', {
+        file: this.file,
+        unfinished,
+      });
+    } catch (error) {
+      this.logger.error('the task file was deleted or moved while in use: its tasks could not be written again', {
+        file: this.file,
+        unfinished,
+        error,
+      });
+    }
+  }
+
+  /**
    * The `-wal` deleted (or replaced) while the connection is open: the connection goes on writing
    * to the deleted one, which a crash loses with every task accepted since. Its frames are
    * checkpointed into the file and a new `-wal` is started by leaving WAL mode and entering it again.
@@ -75,7 +107,9 @@ export class TaskFile {
     this.db.pragma('wal_checkpoint(TRUNCATE)');
     this.db.pragma('journal_mode = DELETE');
     this.db.pragma('journal_mode = WAL');
-    this.wal = undefined; // made again by the next write
+    // A read makes the new -wal, so that its deletion in turn is seen by the next check.
+    this.db.prepare('SELECT count(*) FROM sqlite_master').pluck().get();
+    this.wal = statSync(`${this.file}-wal`, { throwIfNoEntry: false });
     this.logger.error(
       "the task file's -wal was deleted or replaced while in use: what it held was written into the task file, and a new -wal started",
       { file: this.file },

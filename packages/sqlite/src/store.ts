@@ -169,6 +169,7 @@ export class SqliteTaskStore implements TaskStore {
     if (!this.db.open) return;
     this.pruner.stop();
     this.batch.flush();
+    this.file.rescueAtClose();
     this.db.close();
   }
 

@@ -1069,13 +1069,15 @@ export class AsyncEngine {
     // A task whose last write failed (see process) is handled as one a dead instance left.
     const unrecorded = this.unrecorded.delete(record.taskId);
     const unwritten = this.unwrittenEnds.get(record.taskId);
-    this.unwrittenEnds.delete(record.taskId);
     if ((!this.queue.shared && !unrecorded) || this.running.has(record.taskId)) return undefined;
     if (unwritten && record.status === 'Running' && unwritten.attempt === record.attempts - 1) {
-      // The attempt ended here; only its record was refused: record it now, as it ended.
+      // The attempt ended here; only its record was refused: record it now, as it ended. Kept until
+      // written: a refusal again leaves it for the next job.
       const next = await this.afterAttempt(record, unwritten.attempt, unwritten.outcome, undefined, ['Running']);
+      this.unwrittenEnds.delete(record.taskId);
       return next.retryInMs === undefined ? undefined : { retryInMs: next.retryInMs };
     }
+    this.unwrittenEnds.delete(record.taskId);
     if (TERMINAL_STATUSES.has(record.status)) {
       if (this.owed(record)) await this.settle(record, undefined);
       return undefined;
@@ -1324,7 +1326,15 @@ export class AsyncEngine {
     }
     // Refused: a newer attempt (another instance took the task over) or an end written meanwhile
     // owns the task. Whoever listens is told the status it has, not a stop that did not happen.
-    return recorded ? ((await this.store.get(record.taskId))?.status ?? 'Stopped') : 'Stopped';
+    if (!recorded) return 'Stopped';
+    const now = await this.store.get(record.taskId);
+    if (now) return now.status;
+    // Gone from the store (Redis restarted empty): no stop happened either.
+    this.deps.logger.warn('the async task is gone from the store: its end is not recorded', {
+      taskId: record.taskId,
+      requestId: record.requestId,
+    });
+    return 'Invalid';
   }
 
   /**
@@ -1882,7 +1892,7 @@ export function buildDestinationRecord(
  */
 function attemptStatus(outcome: AttemptOutcome & { kind: 'failure' }): number {
   if (outcome.response) return outcome.response.statusCode;
-  if (outcome.errorType === INTERRUPTED.errorType) return 0;
+  if (outcome === INTERRUPTED) return 0;
   return outcome.condition === 'InvocationError' ? 504 : 502;
 }
 
