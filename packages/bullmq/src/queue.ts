@@ -6,7 +6,7 @@ import {
   type TaskRecord,
   TERMINAL_STATUSES,
 } from '@fc-async/core';
-import { DelayedError, type Job, Queue, WaitingError, Worker } from 'bullmq';
+import { DelayedError, type Job, Queue, QueueKeys, WaitingError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CLOSE_GRACE_MS, settlesWithin } from './grace.js';
 import type { ResolvedBullmqOptions } from './options.js';
@@ -215,26 +215,13 @@ export class BullmqQueueDriver implements QueueDriver {
   };
 
   async cancel(taskId: string): Promise<boolean> {
-    const job = (await this.queue.getJob(jobIdOf(taskId))) ?? (await this.legacyJob(taskId));
+    const job = await this.queue.getJob(jobIdOf(taskId));
     if (!job) return false;
     try {
       await job.remove();
       return true;
     } catch {
       return false; // running somewhere: the task's status decides
-    }
-  }
-
-  /**
-   * The job an earlier version added for a task, under the bare task id. Such an id may name one of
-   * the queue's own keys (`wait` is a list, `meta` a hash): only one of our jobs is taken.
-   */
-  private async legacyJob(taskId: string): Promise<Job | undefined> {
-    try {
-      const job = await this.queue.getJob(taskId);
-      return job?.name === 'task' && job.id === taskId ? job : undefined;
-    } catch {
-      return undefined; // WRONGTYPE: a key of the queue's own
     }
   }
 
@@ -292,21 +279,25 @@ export class BullmqQueueDriver implements QueueDriver {
 }
 
 /**
- * A job's id: the task id behind a prefix. As it is, a task id may be the name of one of the
- * queue's own keys (`meta`, `wait`, `active`, `events`...: the job's key is `<prefix>:tasks:<id>`,
- * as theirs are), which lost that task or broke the queue for every task. No such name has a `.`,
- * and no task id has one (FC's rule: letters, digits, `_` and `-`).
+ * A job's id: the task id, unless it is the name of one of the queue's own keys (`meta`, `wait`,
+ * `active`, `events`...: a job's key is `<prefix>:tasks:<id>`, as theirs are), which lost that task
+ * or broke the queue for every task: such an id goes behind `t.` (no task id has a `.`: FC's rule
+ * is letters, digits, `_` and `-`). Every other task keeps its id as its job's, as earlier versions
+ * named it, so that instances of both run each other's jobs during a rolling upgrade.
  */
 export function jobIdOf(taskId: string): string {
-  return `${JOB_PREFIX}${taskId}`;
+  return QUEUE_KEY_NAMES.has(taskId) ? `${JOB_PREFIX}${taskId}` : taskId;
 }
 
-/** The task of a job; a job an earlier version added has the task id as its id. */
+/** The task of a job. */
 export function taskOfJob(jobId: string): string {
   return jobId.startsWith(JOB_PREFIX) ? jobId.slice(JOB_PREFIX.length) : jobId;
 }
 
 const JOB_PREFIX = 't.';
+
+/** The names of the queue's own keys, as this BullMQ version makes them (and its metrics'). */
+const QUEUE_KEY_NAMES = new Set([...Object.keys(new QueueKeys('p').getKeys(QUEUE_NAME)), 'metrics']);
 
 /** A task's job: one per task (a duplicate id is refused); retries are the engine's (see MAX_ATTEMPTS). */
 function jobOptions(job: PendingJob) {

@@ -257,7 +257,7 @@ describe('bullmq(): a lock lost while the attempt still runs, another instance t
     await until('the first instance to run the task', () => ran.length === 1);
     const redis = new Redis(inject('redisUrl'));
     closers.push(() => redis.quit());
-    expect(await redis.del(`${prefix}:tasks:${jobIdOf('shared')}:lock`)).toBe(1);
+    expect(await redis.del(`${prefix}:tasks:shared:lock`)).toBe(1);
     const two = instance(prefix, async (req, res) => {
       ran.push(`two:${getInvocation(req)?.attempt}`);
       await second.opened;
