@@ -102,27 +102,32 @@ export function logValue(value: unknown): unknown {
 }
 
 /**
- * A URL, or what was meant to be one, fit for an error message or a log line: what stands before
- * an `@` (a password, `user:password`) and everything from a `?` or `#` on (tokens in the query)
- * are masked, so that a mistyped `redis//:secret@host` or a webhook's `?token=` is not written
- * out while saying what is wrong with it. The scheme, host, port and path stay.
+ * A URL, or what was meant to be one, fit for an error message or a log line: a URL's credentials
+ * and its query and fragment are masked (`redis://***@host:6379/0`, `https://host/cb?***`), and a
+ * value that is no URL (a mistyped `redis//:secret@host`) is shown up to its first `:`, `@`, `?` or
+ * `#` only, as where a secret starts cannot be told. Scheme, host, port and path stay.
  *
  * @example
  * ```ts
  * maskUrl('redis://:hunter2@127.0.0.1:6379/0'); // 'redis://***@127.0.0.1:6379/0'
- * maskUrl('hooks.example.com/cb?token=abc'); // 'hooks.example.com/cb?***'
+ * maskUrl('hooks.example.com/cb?token=abc'); // 'hooks.example.com/cb***'
  * ```
  */
 export function maskUrl(value: string): string {
-  let masked = value;
-  // The userinfo first: a password may hold `?` or `#` (`:s3cr3t?x@host`), which would cut it short.
-  const at = masked.lastIndexOf('@');
-  if (at !== -1) {
-    const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(masked)?.[0] ?? '';
-    masked = `${scheme}***${masked.slice(at)}`;
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
   }
-  const query = masked.search(/[?#]/);
-  return query === -1 ? masked : `${masked.slice(0, query)}?***`;
+  if (url?.host) {
+    const credentials = url.username || url.password ? '***@' : '';
+    // `new URL('ftp://x').pathname` is `/`: not added where the value had none.
+    const path = url.pathname === '/' && !/^[^/?#]*\//.test(value.slice(value.indexOf('//') + 2)) ? '' : url.pathname;
+    return `${url.protocol}//${credentials}${url.host}${path}${url.search || url.hash ? '?***' : ''}`;
+  }
+  const cut = value.search(/[:@?#]/);
+  return cut === -1 ? value : `${value.slice(0, cut)}***`;
 }
 
 /**

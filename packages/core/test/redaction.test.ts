@@ -69,13 +69,17 @@ describe('maskUrl', () => {
   it.each([
     ['redis://:hunter2@127.0.0.1:6379/0', 'redis://***@127.0.0.1:6379/0'],
     ['rediss://user:hunter2@cache.local', 'rediss://***@cache.local'],
-    ['redis//:hunter2@127.0.0.1:6379', '***@127.0.0.1:6379'],
     ['https://hooks.example.com/cb?token=hunter2#frag', 'https://hooks.example.com/cb?***'],
-    ['hooks.example.com/cb#hunter2', 'hooks.example.com/cb?***'],
-    ['https://u:p@h/a?x=hunter2@b', 'https://***@b'],
-    ['redis//:hunter2?x@127.0.0.1:6379', '***@127.0.0.1:6379'],
-    ['redis://:hun#ter2@cache', 'redis://***@cache'],
+    ['https://u:p@h/a?x=hunter2@b', 'https://***@h/a?***'],
     ['https://hooks.example.com/cb', 'https://hooks.example.com/cb'],
+    ['https://hooks.example.com/', 'https://hooks.example.com/'],
+    ['ftp://x', 'ftp://x'],
+    // No URL: shown up to where a secret could start.
+    ['redis//:hunter2@127.0.0.1:6379', 'redis//***'],
+    ['redis//:hunter2?x@127.0.0.1:6379', 'redis//***'],
+    ['redis://:hun#ter2@cache', 'redis***'],
+    ['hooks.example.com/cb#hunter2', 'hooks.example.com/cb***'],
+    ['hooks.example.com/cb?notify=ops@example.com&token=hunter2', 'hooks.example.com/cb***'],
   ])('%s reads %s', (value, masked) => {
     expect(maskUrl(value)).toBe(masked);
     expect(maskUrl(value)).not.toContain('hunter2');

@@ -1326,14 +1326,15 @@ export class AsyncEngine {
     }
     // Refused: a newer attempt (another instance took the task over) or an end written meanwhile
     // owns the task. Whoever listens is told the status it has, not a stop that did not happen.
-    if (!recorded) return 'Stopped';
     const now = await this.store.get(record.taskId);
     if (now) return now.status;
-    // Gone from the store (Redis restarted empty): no stop happened either.
+    // Gone from the store (Redis restarted empty): no stop happened either. Counted done, as no end
+    // will be (drain() and close() waited for it).
     this.deps.logger.warn('the async task is gone from the store: its end is not recorded', {
       taskId: record.taskId,
       requestId: record.requestId,
     });
+    this.countDone(record.taskId, record.requestId);
     return 'Invalid';
   }
 
