@@ -1166,10 +1166,17 @@ describe('an attempt whose end the store refused to record', () => {
       },
       { backend: refusing(1, 'Succeeded'), maxAsyncRetryAttempts: 0 },
     );
+    await handler.engine?.whenReady();
+    const attempts: string[] = [];
+    handler.engine?.subscribe((e) => {
+      if (e.type === 'attempt') attempts.push(`${e.attempt} ${e.outcome} ${e.status}`);
+    });
     expect((await handler(asyncEvent({ taskId: 'unwritten' }), context)).statusCode).toBe(202);
     await vi.waitFor(async () => expect((await handler.tasks.get('unwritten'))?.status).toBe('Succeeded'), {
       timeout: 5000,
     });
+    // Its attempt line is told once, when it is recorded (the emulator's log and the dashboard).
+    await vi.waitFor(() => expect(attempts).toEqual(['0 success Succeeded']));
     expect(runs).toBe(1);
     expect(failures).toHaveLength(0);
     expect(successes.map((r) => [r.requestContext.condition, r.responsePayload])).toEqual([['', '{"ok":true}']]);

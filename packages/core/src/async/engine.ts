@@ -279,7 +279,7 @@ export class AsyncEngine {
    * counting the attempt interrupted and running the app again. The oldest go first past
    * {@link MAX_UNWRITTEN_ENDS}; another instance that takes the job counts it interrupted.
    */
-  private readonly unwrittenEnds = new Map<string, { attempt: number; outcome: AttemptOutcome }>();
+  private readonly unwrittenEnds = new Map<string, { attempt: number; outcome: AttemptOutcome; durationMs: number }>();
   /** Stops under way, by task: one at a time per task (see stopOnce). */
   private readonly stops = new Map<string, Promise<AsyncTask>>();
   /** Jobs being processed: a shutdown waits for aborted attempts to record their end. */
@@ -1016,7 +1016,7 @@ export class AsyncEngine {
     try {
       ended = await this.afterAttempt(record, attempt, outcome, running, RAN, recorded);
     } catch (error) {
-      this.keepUnwrittenEnd(taskId, attempt, outcome, running);
+      this.keepUnwrittenEnd(taskId, attempt, outcome, running, Date.now() - started);
       throw error;
     }
     const { status, retryInMs } = ended;
@@ -1073,7 +1073,33 @@ export class AsyncEngine {
     if (unwritten && record.status === 'Running' && unwritten.attempt === record.attempts - 1) {
       // The attempt ended here; only its record was refused: record it now, as it ended. Kept until
       // written: a refusal again leaves it for the next job.
-      const next = await this.afterAttempt(record, unwritten.attempt, unwritten.outcome, undefined, ['Running']);
+      // Told as its attempt line once recorded (the emulator's log, the dashboard), as attempt() tells it.
+      let told = false;
+      const recorded =
+        this.listeners.size === 0
+          ? undefined
+          : (status: AsyncTask['status']) => {
+              if (told) return;
+              told = true;
+              this.emit({
+                type: 'attempt',
+                taskId: record.taskId,
+                requestId: record.requestId,
+                attempt: unwritten.attempt,
+                outcome: unwritten.outcome.kind,
+                durationMs: unwritten.durationMs,
+                status,
+              });
+            };
+      const next = await this.afterAttempt(
+        record,
+        unwritten.attempt,
+        unwritten.outcome,
+        undefined,
+        ['Running'],
+        recorded,
+      );
+      recorded?.(next.status);
       this.unwrittenEnds.delete(record.taskId);
       return next.retryInMs === undefined ? undefined : { retryInMs: next.retryInMs };
     }
@@ -1091,10 +1117,16 @@ export class AsyncEngine {
   }
 
   /** Keeps an attempt's outcome whose end the store refused (see unwrittenEnds); a stop's or a shutdown's cut is not kept. */
-  private keepUnwrittenEnd(taskId: string, attempt: number, outcome: AttemptOutcome, running: Running): void {
+  private keepUnwrittenEnd(
+    taskId: string,
+    attempt: number,
+    outcome: AttemptOutcome,
+    running: Running,
+    durationMs: number,
+  ): void {
     if (outcome.kind === 'stopped' || running.cutByShutdown) return;
     this.unwrittenEnds.delete(taskId);
-    this.unwrittenEnds.set(taskId, { attempt, outcome });
+    this.unwrittenEnds.set(taskId, { attempt, outcome, durationMs });
     if (this.unwrittenEnds.size > MAX_UNWRITTEN_ENDS) {
       this.unwrittenEnds.delete(this.unwrittenEnds.keys().next().value as string);
     }
