@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   createFcRuntime,
+  errorResponse,
   type FcAsyncControls,
   FcAsyncError,
   type FcRuntimeOptions,
@@ -71,7 +72,10 @@ export function fcAsync(options: FcRuntimeOptions = {}): FcAsyncMiddleware {
   function fcAsyncMiddleware(req: ExpressRequestLike, res: ServerResponse, next: (error?: unknown) => void): void {
     const app = req.app;
     if (typeof app !== 'function') {
-      next(new FcAsyncError('NotAnExpressApp', 'fcAsync() from @fc-async/express runs inside an Express app'));
+      const error = new FcAsyncError('NotAnExpressApp', 'fcAsync() from @fc-async/express runs inside an Express app');
+      // A plain `http` server passes no `next`: answered here rather than thrown out of the request.
+      if (typeof next === 'function') next(error);
+      else writeBridgeResponse(res, errorResponse(error, logger), req.method ?? 'GET');
       return;
     }
     if (app.request && !Object.hasOwn(app.request, 'fc')) exposeFc(app.request);

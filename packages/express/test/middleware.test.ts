@@ -42,6 +42,24 @@ describe('express fcAsync() middleware, Express only', () => {
   });
 });
 
+describe('express fcAsync() outside an Express app', () => {
+  it('answers 500 NotAnExpressApp in a plain http server (no next to pass it to), and the server lives on', async () => {
+    const middleware = fcAsync({ logger: logger(), env: {} });
+    const server = createServer((req, res) => middleware(req as never, res, undefined as never));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanup.push(async () => {
+      await middleware.close({ timeoutMs: 50 });
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    });
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/job`;
+    for (let i = 0; i < 2; i++) {
+      const r = await fetch(url);
+      expect([r.status, ((await r.json()) as { code: string }).code]).toEqual([500, 'NotAnExpressApp']);
+    }
+  });
+});
+
 /** The stack frames Express's own final handler sends outside production (NODE_ENV is `test` here). */
 const STACK = /\n\s+at /;
 

@@ -56,7 +56,7 @@ function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(props)) {
     if (key === 'class') node.className = value;
-    else if (key.startsWith('data-')) node.setAttribute(key, value);
+    else if (key.startsWith('data-') || key.startsWith('aria-')) node.setAttribute(key, value);
     else node[key] = value;
   }
   for (const child of children) node.append(child ?? '');
@@ -76,7 +76,12 @@ function duration(task) {
 }
 
 function stopButton(taskId) {
-  const button = el('button', { type: 'button', class: 'stop', textContent: 'Stop' });
+  const button = el('button', {
+    type: 'button',
+    class: 'stop',
+    textContent: 'Stop',
+    'aria-label': `Stop task ${taskId}`,
+  });
   button.addEventListener('click', (event) => {
     event.stopPropagation();
     stop(taskId, button);
@@ -104,7 +109,14 @@ function row(task) {
       el('td'),
       el('td'),
     );
+    // Opened with a click, or from the keyboard: a row takes the focus and Enter or Space opens it.
+    tr.tabIndex = 0;
     tr.addEventListener('click', () => select(task.taskId));
+    tr.addEventListener('keydown', (event) => {
+      if (event.target !== tr || (event.key !== 'Enter' && event.key !== ' ')) return;
+      event.preventDefault();
+      select(task.taskId);
+    });
     rows.set(task.taskId, tr);
   }
   const cells = tr.cells;
@@ -238,6 +250,7 @@ function scheduleRefresh() {
 }
 
 async function stop(taskId, button) {
+  const hadFocus = button !== undefined && document.activeElement === button;
   if (button) button.disabled = true;
   showError();
   try {
@@ -250,6 +263,9 @@ async function stop(taskId, button) {
     if (button) button.disabled = false;
   }
   await refresh();
+  // The button goes with the task's end: the focus goes to its row (or stays in the open task).
+  if (hadFocus && !button.isConnected) rows.get(taskId)?.focus();
+  else if (hadFocus && button.hidden) $('detail-title').focus();
 }
 
 function prettyRequest(payload) {
@@ -291,6 +307,7 @@ async function showDetail(taskId) {
   const stopButton = $('detail-stop');
   stopButton.hidden = !ACTIVE.has(task.status);
   stopButton.disabled = false;
+  stopButton.setAttribute('aria-label', `Stop task ${task.taskId}`);
   stopButton.onclick = () => stop(task.taskId, stopButton);
   const fields = [
     ['Status', el('span', { class: `badge ${task.status}`, textContent: task.status })],
@@ -327,15 +344,20 @@ async function select(taskId) {
   render();
   try {
     await showDetail(taskId);
+    // Into the open task, so that a keyboard or screen reader user is where it shows.
+    if (taskId === state.selected) $('detail-title').focus();
   } catch (error) {
     showError(error);
   }
 }
 
 function closeDetail() {
+  const was = state.selected;
   state.selected = undefined;
   $('detail').hidden = true;
   render();
+  // Back to the row it was opened from.
+  if (was !== undefined) rows.get(was)?.focus();
 }
 
 /** The live stream's state in the header: 'open' (and a refresh, as events may have been missed) or 'error'. */
@@ -407,6 +429,9 @@ async function start() {
   });
   $('more').addEventListener('click', loadMore);
   $('detail-close').addEventListener('click', closeDetail);
+  document.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape' && !$('detail').hidden) closeDetail();
+  });
   $('error').addEventListener('click', () => showError());
   await refresh();
   connect();
