@@ -66,10 +66,8 @@ export function openDatabase(path: string, options: ResolvedSqliteOptions): Data
       throw new FcAsyncError(
         'SqliteStoreLocked',
         `${file} is in use by another process; one process owns a task file`,
-        {
-          statusCode: 503,
-          cause: error,
-        },
+        // Worth another try: the owner may be a process on its way out (a restart's old instance).
+        { statusCode: 503, cause: error, headers: { 'retry-after': '1' } },
       );
     }
     if (isFcAsyncError(error)) throw error;

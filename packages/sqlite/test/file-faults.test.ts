@@ -65,6 +65,7 @@ describe('sqlite(): a second owner of the file', () => {
       expect.objectContaining({
         code: 'SqliteStoreLocked',
         statusCode: 503, // what the requests that try it again are answered
+        headers: { 'retry-after': '1' }, // the owner may be on its way out
         message: `${path} is in use by another process; one process owns a task file`,
       }),
     );
