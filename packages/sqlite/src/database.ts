@@ -1,4 +1,4 @@
-import { closeSync, openSync } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { FcAsyncError, isFcAsyncError, makeFolderSync } from '@fc-async/core';
 import Database from 'better-sqlite3';
@@ -46,7 +46,7 @@ export function openDatabase(path: string, options: ResolvedSqliteOptions): Data
   try {
     db = new Database(file, { timeout: options.openTimeoutMs });
   } catch (error) {
-    throw unavailable(file, `${(error as Error).message} (${codeOf(error)})`, error);
+    throw unavailable(file, `${(error as Error).message} (${codeOf(error)})${whyNotOpened(file)}`, error);
   }
   try {
     db.pragma('locking_mode = EXCLUSIVE');
@@ -71,8 +71,34 @@ export function openDatabase(path: string, options: ResolvedSqliteOptions): Data
       );
     }
     if (isFcAsyncError(error)) throw error;
-    throw unavailable(file, `${(error as Error).message} (${codeOf(error)})`, error);
+    throw unavailable(file, `${(error as Error).message} (${codeOf(error)})${whyNotOpened(file)}`, error);
   }
+}
+
+/**
+ * What SQLite's own words leave out (`unable to open database file` for a folder and for a
+ * permission alike, `disk I/O error` on a read-only mount): `: it is a folder`, `: no permission to
+ * write its folder`, or nothing when neither is the case.
+ */
+function whyNotOpened(file: string): string {
+  try {
+    if (statSync(file, { throwIfNoEntry: false })?.isDirectory()) return ': it is a folder';
+  } catch {
+    return ''; // its "folder" is a file (ENOTDIR): SQLite's words say enough
+  }
+  for (const [path, what] of [
+    [file, 'the file'],
+    [dirname(file), 'its folder'],
+  ] as const) {
+    try {
+      accessSync(path, constants.W_OK);
+    } catch (error) {
+      const code = codeOf(error);
+      if (code === 'EROFS') return `: ${what} is on a read-only file system`;
+      if (code === 'EACCES' || code === 'EPERM') return `: no permission to write ${what}`;
+    }
+  }
+  return '';
 }
 
 /**

@@ -72,6 +72,18 @@ describe('sqlite(): faults of the task file', () => {
     expect(readFileSync(garbage)).toEqual(bytes);
   });
 
+  it('says what SQLite leaves out: a folder given as the task file is named a folder', () => {
+    const path = join(folder(), 'folder.db');
+    mkdirSync(path);
+    expect(() =>
+      createFcHandler((_req, res) => res.end(), {
+        logger: silentLogger,
+        env: {},
+        async: { mode: 'local', backend: sqlite(path) },
+      }),
+    ).toThrow(new RegExp(`^Cannot open the task file ${path}: .*\\(SQLITE_CANTOPEN\\): it is a folder$`));
+  });
+
   it('a full disk mid-burst: each request gets 202 or 503 SqliteWriteFailed; every 202 runs once after a restart, no 503 does', async () => {
     const path = join(folder(), 'tasks.db');
     const calls = new Map<string, number>();
