@@ -80,7 +80,7 @@ export function openDatabase(path: string, options: ResolvedSqliteOptions): Data
  * permission alike, `disk I/O error` on a read-only mount): `: it is a folder`, `: no permission to
  * write its folder`, or nothing when neither is the case.
  */
-function whyNotOpened(file: string): string {
+export function whyNotOpened(file: string): string {
   try {
     if (statSync(file, { throwIfNoEntry: false })?.isDirectory()) return ': it is a folder';
   } catch {
