@@ -1,13 +1,13 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { basename, extname, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { FcAsyncError } from '@fc-async/core';
 import { backendFactory, gateBackends, parseStoreSpec } from './backend.js';
 import { BodyBudget } from './body.js';
 import { closeInDestinationOrder } from './close-order.js';
 import { createControlServer } from './control/server.js';
 import { applyAsyncConfig, type DestinationContext } from './destinations.js';
+import { thrownAt } from './entry.js';
 import { newInstanceId } from './event.js';
 import { createLocalFunction, type LocalFunction } from './function.js';
 import { createEmulatorLog, type EmulatorLog } from './log.js';
@@ -301,7 +301,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
  */
 function sayWhyOnExit(log: EmulatorLog, persistent: boolean): () => void {
   const onExit = (code: number) => {
-    const at = exitCaller(new Error().stack);
+    // The `exit` event runs inside process.exit(): the first frame of the project's own code called it.
+    const at = thrownAt(new Error());
     log.flush();
     log.logger.error(
       `the process exits (code ${code}) while the emulator serves: a function called process.exit()? ${
@@ -316,21 +317,3 @@ function sayWhyOnExit(log: EmulatorLog, persistent: boolean): () => void {
   process.once('exit', onExit);
   return () => process.off('exit', onExit);
 }
-
-/** The first frame of `stack` outside Node and this package (the caller of `process.exit`), if any. */
-function exitCaller(stack: string | undefined): string | undefined {
-  for (const line of stack?.split('\n').slice(1) ?? []) {
-    const frame = line.trim();
-    if (frame.includes('(node:') || frame.startsWith('at node:') || frame.includes(OWN_FOLDER)) continue;
-    // An entry is imported as `file://…?fc-async-function=…` (a module instance per function): a path again.
-    return frame
-      .replace(/^at /, '')
-      .replace(/file:\/\/(\/[^\s?)]*)(?:\?fc-async-function=[^:)]*)?(?=:\d+:\d+)/, (_, path: string) =>
-        decodeURI(path),
-      );
-  }
-  return undefined;
-}
-
-/** This module's folder (the package's dist, or src under vitest): frames in it are the emulator's own. */
-const OWN_FOLDER = fileURLToPath(new URL('.', import.meta.url));

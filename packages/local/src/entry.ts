@@ -117,11 +117,12 @@ export async function loadEntry(file: string, exportName?: string, instance?: st
 }
 
 /**
- * Where a module's load threw: the first frame of the error's stack in the project's own code
- * (not Node's, not a package's), as `file:line:column`, so that a throw deep in a config module is
- * found; `undefined` when there is none (a syntax error names its place in its message).
+ * Where a module's load threw (or, given a fresh Error, where the project's code is now): the first
+ * frame of the error's stack in the project's own code (not Node's, not a package's, not this
+ * loader's), as `file:line:column`, so that a throw deep in a config module is found; `undefined`
+ * when there is none.
  */
-function thrownAt(error: unknown): string | undefined {
+export function thrownAt(error: unknown): string | undefined {
   const stack = error instanceof Error ? error.stack : undefined;
   if (!stack) return undefined;
   // A CommonJS module's syntax error: Node puts its place first, `/path/app.cjs:3`, then the line.

@@ -994,24 +994,7 @@ export class AsyncEngine {
       ? await hooks.attempt(record, attempt, () => this.exec(record, attempt, running))
       : await this.exec(record, attempt, running);
     // Told once the outcome is recorded, before a destination is called (which may take long).
-    let told = false;
-    const recorded =
-      this.listeners.size === 0
-        ? undefined
-        : (status: AsyncTask['status']) => {
-            if (told) return;
-            told = true;
-            const durationMs = Date.now() - started;
-            this.emit({
-              type: 'attempt',
-              taskId,
-              requestId: record.requestId,
-              attempt,
-              outcome: outcome.kind,
-              durationMs,
-              status,
-            });
-          };
+    const recorded = this.attemptTeller(record, attempt, outcome, () => Date.now() - started);
     let ended: Awaited<ReturnType<typeof this.afterAttempt>>;
     try {
       ended = await this.afterAttempt(record, attempt, outcome, running, RAN, recorded);
@@ -1074,23 +1057,7 @@ export class AsyncEngine {
       // The attempt ended here; only its record was refused: record it now, as it ended. Kept until
       // written: a refusal again leaves it for the next job.
       // Told as its attempt line once recorded (the emulator's log, the dashboard), as attempt() tells it.
-      let told = false;
-      const recorded =
-        this.listeners.size === 0
-          ? undefined
-          : (status: AsyncTask['status']) => {
-              if (told) return;
-              told = true;
-              this.emit({
-                type: 'attempt',
-                taskId: record.taskId,
-                requestId: record.requestId,
-                attempt: unwritten.attempt,
-                outcome: unwritten.outcome.kind,
-                durationMs: unwritten.durationMs,
-                status,
-              });
-            };
+      const recorded = this.attemptTeller(record, unwritten.attempt, unwritten.outcome, () => unwritten.durationMs);
       const next = await this.afterAttempt(
         record,
         unwritten.attempt,
@@ -1114,6 +1081,33 @@ export class AsyncEngine {
     }
     const next = await this.afterAttempt(record, record.attempts - 1, INTERRUPTED, undefined, ['Running', 'Dequeued']);
     return next.retryInMs === undefined ? undefined : { retryInMs: next.retryInMs };
+  }
+
+  /**
+   * What tells an attempt's `attempt` event, once, with the status recorded (`undefined` with no
+   * subscriber: nothing to build).
+   */
+  private attemptTeller(
+    record: TaskRecord,
+    attempt: number,
+    outcome: AttemptOutcome,
+    durationMs: () => number,
+  ): ((status: AsyncTask['status']) => void) | undefined {
+    if (this.listeners.size === 0) return undefined;
+    let told = false;
+    return (status) => {
+      if (told) return;
+      told = true;
+      this.emit({
+        type: 'attempt',
+        taskId: record.taskId,
+        requestId: record.requestId,
+        attempt,
+        outcome: outcome.kind,
+        durationMs: durationMs(),
+        status,
+      });
+    };
   }
 
   /** Keeps an attempt's outcome whose end the store refused (see unwrittenEnds); a stop's or a shutdown's cut is not kept. */
