@@ -1,8 +1,5 @@
 import { FcAsyncError, isFcAsyncError } from '@fc-async/core';
 
-/** Redis refusals are worth retrying: another try, or another instance, may find it back. */
-export const RETRY_SOON = Object.freeze({ 'retry-after': '1' });
-
 /** How long closing waits for BullMQ's worker before leaving it (Redis unreachable). */
 export const CLOSE_GRACE_MS = 3000;
 
@@ -31,13 +28,13 @@ export function notAccepted(error: unknown): unknown {
     return new FcAsyncError(
       'RedisUnavailable',
       'Redis did not answer in time; retry later (a retry with the same task id answers 409 if Redis took the task after all)',
-      { statusCode: 503, cause: error, headers: RETRY_SOON },
+      { statusCode: 503, cause: error, retryAfterSeconds: 1 },
     );
   }
   return new FcAsyncError('RedisUnavailable', 'Redis did not take the task; it was not accepted, retry later', {
     statusCode: 503,
     cause: error,
-    headers: RETRY_SOON,
+    retryAfterSeconds: 1,
   });
 }
 
@@ -53,7 +50,7 @@ export function answerOf<T>(command: Promise<T>): Promise<T> {
     throw new FcAsyncError('RedisUnavailable', 'Redis did not answer in time; retry later', {
       statusCode: 503,
       cause: error,
-      headers: RETRY_SOON,
+      retryAfterSeconds: 1,
     });
   });
 }

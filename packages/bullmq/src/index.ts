@@ -1,7 +1,7 @@
 import { type AsyncBackend, FcAsyncError, type Logger } from '@fc-async/core';
 import { Redis, type RedisOptions } from 'ioredis';
 import { corkEachTurn } from './cork.js';
-import { RETRY_SOON, settlesWithin } from './grace.js';
+import { settlesWithin } from './grace.js';
 import { keysOf } from './keys.js';
 import { type BullmqBackendOptions, resolveBullmqOptions } from './options.js';
 import { oncePerOutage } from './outage.js';
@@ -116,7 +116,7 @@ function unavailable(waitedMs: number, cause: unknown): FcAsyncError {
   return new FcAsyncError('RedisUnavailable', `Redis did not answer within ${waitedMs} ms`, {
     statusCode: 503,
     cause,
-    headers: RETRY_SOON,
+    retryAfterSeconds: 1,
   });
 }
 

@@ -6,6 +6,7 @@
  * @example
  * ```ts
  * throw new FcAsyncError('InvalidArgument', 'x-fc-async-delay must be 1..3599', { statusCode: 400 });
+ * throw new FcAsyncError('ResourceThrottled', 'Too many tasks waiting', { statusCode: 429, retryAfterSeconds: 1 });
  * ```
  */
 export class FcAsyncError extends Error {
@@ -18,12 +19,21 @@ export class FcAsyncError extends Error {
   constructor(
     code: string,
     message: string,
-    options: { statusCode?: number; cause?: unknown; headers?: Record<string, string> } = {},
+    options: {
+      statusCode?: number;
+      cause?: unknown;
+      headers?: Record<string, string>;
+      /** Sent as `Retry-After` (whole seconds): a later try may well succeed (a 429, a 503 of a store coming back). */
+      retryAfterSeconds?: number;
+    } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.statusCode = options.statusCode ?? 500;
-    this.headers = options.headers;
+    this.headers =
+      options.retryAfterSeconds === undefined
+        ? options.headers
+        : { ...options.headers, 'retry-after': String(options.retryAfterSeconds) };
   }
 
   /** The body a caller sees: `{ code, message }`. */

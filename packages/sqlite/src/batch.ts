@@ -145,6 +145,6 @@ function writeError(error: unknown): unknown {
   return new FcAsyncError('SqliteWriteFailed', `The task store could not commit the write (${code}); retry later`, {
     statusCode: 503,
     cause: error,
-    headers: { 'retry-after': '1' },
+    retryAfterSeconds: 1,
   });
 }

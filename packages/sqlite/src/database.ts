@@ -67,7 +67,7 @@ export function openDatabase(path: string, options: ResolvedSqliteOptions): Data
         'SqliteStoreLocked',
         `${file} is in use by another process; one process owns a task file`,
         // Worth another try: the owner may be a process on its way out (a restart's old instance).
-        { statusCode: 503, cause: error, headers: { 'retry-after': '1' } },
+        { statusCode: 503, cause: error, retryAfterSeconds: 1 },
       );
     }
     if (isFcAsyncError(error)) throw error;

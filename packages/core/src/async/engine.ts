@@ -220,9 +220,6 @@ export interface TaskApi {
   stop(taskId: string): Promise<AsyncTask>;
 }
 
-/** What a refusal a caller may try again at once carries: a 429, a 503 another try or another instance may take. */
-const RETRY_SOON = Object.freeze({ 'retry-after': '1' });
-
 const RETURN_PAYLOAD_CAP = 1024 * 1024;
 /** FC's largest invocation payload (a sync call's): what bounds a call FC makes itself. */
 const FC_PAYLOAD_BYTES = 32 * 1024 * 1024;
@@ -455,7 +452,7 @@ export class AsyncEngine {
       throw new FcAsyncError('BackendUnavailable', 'The async backend is not available', {
         statusCode: 503,
         cause,
-        headers: RETRY_SOON,
+        retryAfterSeconds: 1,
       });
     }
   }
@@ -524,7 +521,7 @@ export class AsyncEngine {
     if (this.closing) {
       throw new FcAsyncError('ServiceUnavailable', 'The function is shutting down and accepts no new async requests', {
         statusCode: 503,
-        headers: RETRY_SOON,
+        retryAfterSeconds: 1,
       });
     }
     // A caller's own task id: FC's rule (an id FC made, the request id, passes detection only).
@@ -547,7 +544,7 @@ export class AsyncEngine {
         `${this.options.maxQueuedTasks} async tasks are already waiting; retry later`,
         {
           statusCode: 429,
-          headers: RETRY_SOON,
+          retryAfterSeconds: 1,
         },
       );
     }
@@ -589,7 +586,7 @@ export class AsyncEngine {
       throw new FcAsyncError('ServiceUnavailable', 'The task could not be queued', {
         statusCode: 503,
         cause: error,
-        headers: RETRY_SOON,
+        retryAfterSeconds: 1,
       });
     }
     // A shared queue holds the task now: whichever instance runs it counts it.
