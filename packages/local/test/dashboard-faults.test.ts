@@ -96,6 +96,8 @@ beforeAll(async () => {
   page = await context.newPage();
   page.setDefaultTimeout(20_000);
   page.on('dialog', (dialog) => {
+    // Stop asks first: yes. Any other dialog is a script the page should not have run.
+    if (dialog.type() === 'confirm' && dialog.message().startsWith('Stop task ')) return void dialog.accept();
     dialogs.push(dialog.message());
     void dialog.dismiss();
   });

@@ -36,6 +36,8 @@ beforeAll(async () => {
   context = await launchChromium();
   page = await context.newPage();
   page.setDefaultTimeout(20_000);
+  // Stop asks first (a native dialog, which the keyboard answers too): yes.
+  page.on('dialog', (dialog) => void dialog.accept());
   await page.goto(`${emulator.controlUrl}/`);
   await page.locator('#live', { hasText: /^live$/ }).waitFor({ timeout: 20_000 });
 });

@@ -16,6 +16,9 @@ let context: BrowserContext;
 let page: Page;
 /** Requests the page made anywhere but the control plane. */
 const outside: string[] = [];
+/** The questions the page asked (Stop's confirmation), and how the next ones are answered. */
+const asked: string[] = [];
+let answer: 'accept' | 'dismiss' = 'accept';
 
 async function send(taskId: string, body: object, headers: Record<string, string> = {}) {
   const res = await fetch(`${emulator.triggerUrl}/jobs`, {
@@ -51,6 +54,10 @@ beforeAll(async () => {
   page.on('request', (r) => {
     if (!r.url().startsWith(emulator.controlUrl)) outside.push(r.url());
   });
+  page.on('dialog', (dialog) => {
+    asked.push(`${dialog.type()}: ${dialog.message()}`);
+    void (answer === 'accept' ? dialog.accept() : dialog.dismiss());
+  });
   await page.goto(`${emulator.controlUrl}/`);
   // expect.poll belongs to a test: the page's own wait here.
   await page.locator('#live', { hasText: /^live$/ }).waitFor({ timeout: 20_000 });
@@ -79,10 +86,42 @@ describe('the dashboard in headless Chromium', () => {
     expect(await row('dash_quick').locator('td').nth(2).textContent()).toMatch(/^1-[0-9a-f]{8}-/);
   });
 
+  it('asks before it stops, and a stop answered no leaves the task running and asks FC nothing', async () => {
+    await send('dash_keep', { ms: 60_000 });
+    await poll(() => status('dash_keep').textContent()).toBe('Running');
+    const stops: string[] = [];
+    const seeStops = (r: { url(): string; method(): string }) => {
+      if (r.url().endsWith('/stop')) stops.push(r.method());
+    };
+    page.on('request', seeStops);
+    answer = 'dismiss';
+    asked.length = 0;
+    try {
+      await row('dash_keep').locator('button.stop').click();
+      await poll(() => asked).toEqual([expect.stringMatching(/^confirm: Stop task dash_keep\?/)]);
+    } finally {
+      answer = 'accept';
+    }
+    // A live refresh comes and goes: the task is still running, its button back in use.
+    await send('dash_keep_tick', { ms: 1 });
+    await poll(() => status('dash_keep_tick').textContent()).toBe('Succeeded');
+    expect(await status('dash_keep').textContent()).toBe('Running');
+    expect(await row('dash_keep').locator('button.stop').isEnabled()).toBe(true);
+    page.off('request', seeStops);
+    expect(stops).toEqual([]);
+    const stopped = await fetch(`${emulator.controlUrl}/2023-03-30/functions/jobs/async-tasks/dash_keep/stop`, {
+      method: 'PUT',
+    });
+    expect(stopped.status).toBe(200);
+    await poll(() => status('dash_keep').textContent()).toBe('Stopped');
+  });
+
   it('stops a running task from the page', async () => {
     await send('dash_long', { ms: 60_000 });
     await poll(() => status('dash_long').textContent()).toBe('Running');
+    asked.length = 0;
     await row('dash_long').locator('button.stop').click();
+    expect(asked).toEqual([expect.stringMatching(/^confirm: Stop task dash_long\?/)]);
     await poll(() => status('dash_long').textContent()).toBe('Stopped');
     const task = (await (
       await fetch(`${emulator.controlUrl}/2023-03-30/functions/jobs/async-tasks/dash_long`)

@@ -250,6 +250,10 @@ function scheduleRefresh() {
 }
 
 async function stop(taskId, button) {
+  // A stop cannot be undone (a long transcode is lost with it): asked first, as FC's console does.
+  if (!confirm(`Stop task ${taskId}?\n\nA running attempt is aborted; the task ends Stopped and is not run again.`)) {
+    return;
+  }
   const hadFocus = button !== undefined && document.activeElement === button;
   if (button) button.disabled = true;
   showError();
