@@ -505,7 +505,11 @@ export class AsyncEngine {
       try {
         listener(event);
       } catch (error) {
-        this.deps.logger.warn('engine listener threw', { error });
+        try {
+          this.deps.logger.warn('engine listener threw', { error });
+        } catch {
+          // A logger that throws too: the task goes on (an escape here left it Running for good).
+        }
       }
     }
   }
@@ -661,6 +665,13 @@ export class AsyncEngine {
         // Their end (Retrying, for the next start) is written before the store closes.
         const ending = new Set(this.inFlight);
         await within(Promise.allSettled(ending), Math.max(this.options.stopGraceMs, 100));
+        if (this.running.size > 0) {
+          // An app that ignores its abort past the grace is left to itself: its attempt ends now, cut
+          // (Retrying, for the next start), so that its timeout neither holds the process open nor
+          // writes to the closed store later.
+          for (const running of this.running.values()) running.giveUp?.();
+          await within(Promise.allSettled(ending), 100);
+        }
         // A delivery under way (a task that ended just before the deadline) or one an attempt started
         // as it ended (a task stopped meanwhile goes to onFailure) gets a moment to finish: cut short,
         // it would be made again at the next start to a destination that may well have taken the
@@ -1175,8 +1186,10 @@ export class AsyncEngine {
         done({ kind: 'failure', condition: 'InvocationError', message, errorType: 'TimeoutError' });
       });
       running.onStop = () => {
-        grace = setTimeout(() => done({ kind: 'stopped' }), this.options.stopGraceMs);
+        // A stop in the turn the answer came in: the attempt is over, no grace to wait out.
+        if (!settled) grace = setTimeout(() => done({ kind: 'stopped' }), this.options.stopGraceMs);
       };
+      running.giveUp = () => done(SHUTDOWN_CUT);
       let pending: Promise<BridgeResponse>;
       try {
         pending = this.deps.run(request, invocation);
@@ -1186,21 +1199,18 @@ export class AsyncEngine {
       pending.then(
         (response) => {
           lastResponse = response;
-          if (isFailure(response)) {
-            done(failedResponse(response));
-          } else {
-            done({ kind: 'success', response });
+          let failed: boolean;
+          try {
+            failed = isFailure(response);
+          } catch (error) {
+            // The user's own isFailure threw: the attempt failed (platform mode does the same).
+            this.deps.logger.error('async.isFailure threw', { taskId: record.taskId, attempt, error });
+            done(unhandled(error));
+            return;
           }
+          done(failed ? failedResponse(response) : { kind: 'success', response });
         },
-        (error: unknown) => {
-          const e = error instanceof Error ? error : new Error(String(error));
-          done({
-            kind: 'failure',
-            condition: 'UnhandledInvocationError',
-            message: e.message,
-            errorType: e.name || 'Error',
-          });
-        },
+        (error: unknown) => done(unhandled(error)),
       );
     });
   }
@@ -1736,6 +1746,20 @@ export function closeTimeoutMs(options: { timeoutMs?: number | undefined } = {})
 const ERROR_BODY_CAP = 64 * 1024;
 /** The longest error message a task keeps from a function's error body. */
 const ERROR_MESSAGE_CAP = 4096;
+
+/** An attempt whose app (or `isFailure`) threw or rejected. */
+export function unhandled(error: unknown): Extract<AttemptOutcome, { kind: 'failure' }> {
+  const e = error instanceof Error ? error : new Error(String(error));
+  return { kind: 'failure', condition: 'UnhandledInvocationError', message: e.message, errorType: e.name || 'Error' };
+}
+
+/** An attempt a shutdown ended while its app ignored the abort (recorded as cut, see afterAttempt). */
+const SHUTDOWN_CUT: AttemptOutcome = Object.freeze({
+  kind: 'failure',
+  condition: 'InvocationError',
+  message: 'The function is shutting down',
+  errorType: 'ShuttingDown',
+});
 
 /**
  * The outcome of an attempt whose response counts as a failure. An FC function error's body

@@ -14,6 +14,7 @@ import {
   type Destinations,
   type EngineHooks,
   failedResponse,
+  unhandled,
   wrapDestinations,
 } from './engine.js';
 import type { ResolvedAsyncOptions } from './options.js';
@@ -114,18 +115,12 @@ export class PlatformAsync {
       const response = await this.deps.run(request, invocation);
       outcome = this.options.isFailure(response) ? failedResponse(response) : { kind: 'success', response };
     } catch (error) {
-      const e = error instanceof Error ? error : new Error(String(error));
       this.deps.logger.error('async invocation failed', {
         requestId: invocation.requestId,
         attempt: invocation.attempt,
-        error: e,
+        error: error instanceof Error ? error : new Error(String(error)),
       });
-      outcome = {
-        kind: 'failure',
-        condition: 'UnhandledInvocationError',
-        message: e.message,
-        errorType: e.name || 'Error',
-      };
+      outcome = unhandled(error);
     }
     const final = invocation.attempt >= this.options.maxAsyncRetryAttempts;
     let side: 'onSuccess' | 'onFailure' | undefined =

@@ -12,6 +12,8 @@ export class Running extends LazyAbort {
   /** Aborted by a graceful shutdown past its deadline: not the function's failure, not counted. */
   cutByShutdown = false;
   onStop: (() => void) | undefined = undefined;
+  /** Ends the attempt now, whatever its app does: a shutdown's last word to an app that ignores its abort. */
+  giveUp: (() => void) | undefined = undefined;
 }
 
 interface ArnParts {

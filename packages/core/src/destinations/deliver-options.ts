@@ -1,5 +1,6 @@
 import { Deadlines } from '../async/deadlines.js';
 import { type Logger, silentLogger } from '../logger.js';
+import { onAbort } from '../on-abort.js';
 import { DEFAULT_RETRIES, MAX_TIMER_MS, nonNegativeOption, positiveOption, retriesOption } from './validate.js';
 
 /**
@@ -118,11 +119,12 @@ function defaultSleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
+      forget?.();
       resolve();
     };
     const timer = setTimeout(done, Math.min(ms, MAX_TIMER_MS));
-    signal?.addEventListener('abort', done, { once: true });
+    // One listener on the engine's shutdown signal for every delivery waiting (see onAbort).
+    const forget = signal && onAbort(signal, done);
   });
 }
 

@@ -1,6 +1,7 @@
 import type { DestinationRecord } from '../fc-types.js';
 import { LazyAbort } from '../lazy-abort.js';
 import { type Logger, silentLogger } from '../logger.js';
+import { onAbort } from '../on-abort.js';
 import { type DeliverOptions, resolveSettings, type Settings } from './deliver-options.js';
 import { type Destination, type DestinationContext, DestinationError, isDestinationError } from './types.js';
 
@@ -220,7 +221,7 @@ class AttemptContext extends LazyAbort implements DestinationContext {
 function attempt(destination: Destination, record: DestinationRecord, n: number, s: Settings): Promise<unknown> {
   const context = new AttemptContext(n);
   return new Promise((resolve, reject) => {
-    let onAbort: (() => void) | undefined;
+    let forget: (() => void) | undefined;
     const timeout = s.timeouts.add(() => {
       const error = new DestinationError('DestinationTimeout', `Attempt took longer than ${s.attemptTimeoutMs} ms`, {
         retryable: true,
@@ -230,16 +231,15 @@ function attempt(destination: Destination, record: DestinationRecord, n: number,
     });
     const signal = s.signal;
     if (signal) {
-      onAbort = () => {
+      forget = onAbort(signal, () => {
         const error = abortedError(signal.reason);
         context.abort(error);
         settle(reject, error);
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
+      });
     }
     const settle = (done: (value: unknown) => void, value: unknown) => {
       timeout.clear();
-      if (onAbort) signal?.removeEventListener('abort', onAbort);
+      forget?.();
       done(value);
     };
     let result: unknown;

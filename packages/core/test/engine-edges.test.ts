@@ -1,0 +1,174 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { AsyncBackend } from '../src/async/backend.js';
+import { MemoryTaskStore, PQueueDriver } from '../src/async/memory.js';
+import {
+  AsyncEngine,
+  createFcHandler,
+  type Invocation,
+  type Logger,
+  parseFcEvent,
+  resolveAsyncOptions,
+} from '../src/index.js';
+import { onAbort } from '../src/on-abort.js';
+import type { BridgeResponse } from '../src/response.js';
+import { asyncEvent, context, memoryLogger, ok, tick } from './helpers.js';
+
+// Edges of the engine found by reading it line by line (session 16): a user's isFailure that
+// throws, a stop landing in the turn an answer settles, a shutdown of a durable backend while an
+// app ignores its abort, a subscriber and a logger that both throw.
+
+afterEach(() => vi.useRealTimers());
+
+/** The in-memory store and queue, declared persistent: what close() does for SQLite and BullMQ. */
+const durable = (): AsyncBackend => ({
+  name: 'durable-memory',
+  persistent: true,
+  create: ({ concurrency }) => ({ store: new MemoryTaskStore(), queue: new PQueueDriver(concurrency) }),
+});
+
+async function until(probe: () => Promise<boolean> | boolean): Promise<void> {
+  for (let i = 0; i < 2000 && !(await probe()); i++) await tick(2);
+}
+
+describe('async.isFailure that throws', () => {
+  it('fails the attempt at once (UnhandledInvocationError), says so in the log, and rejects nothing unhandled', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    const logger = memoryLogger();
+    const failures: unknown[] = [];
+    const handler = createFcHandler(ok, {
+      logger,
+      env: {},
+      async: {
+        mode: 'local',
+        maxAsyncRetryAttempts: 0,
+        timeoutSeconds: 600,
+        isFailure: () => {
+          throw new Error('isFailure bug');
+        },
+      },
+      destinations: { onFailure: (record) => void failures.push(record) },
+    });
+    try {
+      await handler(asyncEvent({ taskId: 'iff' }), context);
+      await handler.drain();
+      const task = await handler.tasks.get('iff');
+      expect([task?.status, task?.taskErrorMessage]).toEqual(['Failed', 'isFailure bug']);
+      expect(failures).toHaveLength(1);
+      expect(logger.entries.filter((e) => e.message === 'async.isFailure threw')).toHaveLength(1);
+      await tick(5);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await handler.close({ timeoutMs: 0 });
+    }
+  });
+});
+
+describe('a stop that reaches an attempt in the turn its answer settles', () => {
+  it('leaves no stop-grace timer behind once the attempt has ended', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'], shouldAdvanceTime: true });
+    let answer!: (response: BridgeResponse) => void;
+    const engine = new AsyncEngine(
+      resolveAsyncOptions({ mode: 'local', stopGraceMs: 600_000, maxAsyncRetryAttempts: 0 }),
+      {
+        logger: memoryLogger(),
+        redact: (headers) => headers as Record<string, string>,
+        run: () => new Promise<BridgeResponse>((resolve) => (answer = resolve)),
+      },
+    );
+    await engine.whenReady();
+    const request = parseFcEvent(asyncEvent({ taskId: 'late_stop' }));
+    const requestId = '1-64f6d6e7-000000000000000000000001';
+    const invocation = { type: 'Async', requestId, taskId: 'late_stop', attempt: 0, qualifier: 'LATEST', source: 'x' };
+    await engine.accept(request, invocation as unknown as Invocation);
+    await until(async () => (await engine.tasks.get('late_stop'))?.status === 'Running');
+    // The stop writes Stopping, then (a turn later) aborts the attempt, whose answer settled in between.
+    const stopping = engine.tasks.stop('late_stop');
+    answer({ statusCode: 200, headers: {}, body: Buffer.from('ok') });
+    await stopping;
+    await engine.drain();
+    expect((await engine.tasks.get('late_stop'))?.status).toBe('Stopped');
+    await engine.close({ timeoutMs: 0 });
+    // A grace timer armed after the attempt ended held the process open for stopGraceMs.
+    expect(vi.getTimerCount()).toBe(0);
+  });
+});
+
+describe('close() of a durable backend while an app ignores its abort', () => {
+  it('ends the attempt as cut (Retrying, not counted) once the grace is out, and leaves no timer to fire on a closed store', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'], shouldAdvanceTime: true });
+    const logger = memoryLogger();
+    const handler = createFcHandler(() => new Promise(() => {}), {
+      logger,
+      env: {},
+      async: { mode: 'local', timeoutSeconds: 600, stopGraceMs: 50, backend: durable() },
+    });
+    await handler(asyncEvent({ taskId: 'deaf' }), context);
+    await until(async () => (await handler.tasks.get('deaf'))?.status === 'Running');
+    const task = await handler.tasks.get('deaf');
+    await handler.close({ timeoutMs: 10 });
+    // The attempt's 600 s timeout went with it: nothing of the closed engine is left to fire.
+    expect(vi.getTimerCount()).toBe(0);
+    vi.useRealTimers();
+    expect(task?.status).toBe('Running');
+    expect(logger.entries.filter((e) => e.level === 'error')).toEqual([]);
+  });
+
+  it('records the cut attempt Retrying with its count unchanged, for the next start', async () => {
+    const store = new MemoryTaskStore();
+    const backend: AsyncBackend = {
+      name: 'durable-memory',
+      persistent: true,
+      create: ({ concurrency }) => ({ store, queue: new PQueueDriver(concurrency) }),
+    };
+    const handler = createFcHandler(() => new Promise(() => {}), {
+      logger: memoryLogger(),
+      env: {},
+      async: { mode: 'local', timeoutSeconds: 600, stopGraceMs: 50, backend },
+    });
+    await handler(asyncEvent({ taskId: 'deaf2' }), context);
+    await until(() => store.get('deaf2')?.status === 'Running');
+    await handler.close({ timeoutMs: 10 });
+    expect([store.get('deaf2')?.status, store.get('deaf2')?.alreadyRetriedTimes ?? 0]).toEqual(['Retrying', 0]);
+  });
+});
+
+describe('a subscriber that throws, with a logger whose warn throws too', () => {
+  it('still answers 202 and runs the task to its end', async () => {
+    const base = memoryLogger();
+    const logger: Logger = {
+      ...base,
+      warn: () => {
+        throw new Error('log sink down');
+      },
+    };
+    const handler = createFcHandler(ok, { logger, env: {}, async: { mode: 'local' } });
+    handler.engine?.subscribe(() => {
+      throw new Error('subscriber bug');
+    });
+    try {
+      expect((await handler(asyncEvent({ taskId: 'noisy' }), context)).statusCode).toBe(202);
+      await handler.drain();
+      expect((await handler.tasks.get('noisy'))?.status).toBe('Succeeded');
+    } finally {
+      await handler.close({ timeoutMs: 0 });
+    }
+  });
+});
+
+describe('onAbort', () => {
+  it('calls every caller once on abort, not one taken back, and none of a signal already aborted', () => {
+    const controller = new AbortController();
+    const calls: string[] = [];
+    onAbort(controller.signal, () => calls.push('a'));
+    const forgetB = onAbort(controller.signal, () => calls.push('b'));
+    onAbort(controller.signal, () => calls.push('c'));
+    forgetB();
+    controller.abort();
+    controller.abort();
+    onAbort(controller.signal, () => calls.push('late'));
+    expect(calls).toEqual(['a', 'c']);
+  });
+});
