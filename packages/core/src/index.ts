@@ -30,6 +30,7 @@ export {
   type AsyncInvokeConfig,
   type AttemptOutcome,
   buildDestinationRecord,
+  type CloseOptions,
   type Destinations,
   type EngineEvent,
   type EngineHooks,

@@ -161,6 +161,32 @@ describe('listenFc: FC lifecycle', () => {
     expect(logger.entries.map((e) => e.message)).toContain('pre-stop hooks did not finish in time');
   });
 
+  it('GET /pre-stop with the default stopGraceMs still records a task whose app ignores its signal Stopped, and sends its onFailure, within the budget', async () => {
+    // The engine used to get half the budget plus its own 10 s grace and 2 s for deliveries while
+    // the pre-stop waited three quarters of the budget: SIGTERM's exit came first, the task was lost.
+    const failures: { requestContext?: { condition?: string } }[] = [];
+    const runtime = createFcRuntime({
+      logger: memoryLogger(),
+      env: {},
+      async: { mode: 'local' },
+      destinations: { onFailure: (record) => void failures.push(record) },
+    });
+    const app = {};
+    const listener = async (req: IncomingMessage, res: ServerResponse) => {
+      const answer = await runtime.handle(req, { app, listener: () => listener });
+      if (answer) writeBridgeResponse(res, answer, req.method ?? 'GET');
+      // otherwise never answers, whatever its signal says
+    };
+    const logger = memoryLogger();
+    const { url } = await start(listener, { preStopTimeoutMs: 1000, logger }, { app });
+    expect((await fetch(`${url}/job`, { method: 'POST', headers: { 'x-fc-async-task-id': 'deaf' } })).status).toBe(202);
+    while ((await runtime.tasks.get('deaf'))?.status !== 'Running') await new Promise((r) => setTimeout(r, 5));
+    expect((await fetch(`${url}/pre-stop`)).status).toBe(200);
+    expect((await runtime.tasks.get('deaf'))?.status).toBe('Stopped');
+    expect(failures.map((r) => r.requestContext?.condition)).toEqual(['Stopped']);
+    expect(logger.entries.map((e) => e.message)).not.toContain('async tasks did not settle within the pre-stop budget');
+  });
+
   it('GET /pre-freeze runs the pre-stop hooks', async () => {
     let flushed = 0;
     const off = addPreStopHook(() => void flushed++);

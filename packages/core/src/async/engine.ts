@@ -314,6 +314,8 @@ export class AsyncEngine {
   private deliveringAside = 0;
   /** Every attempt's timeout (`timeoutSeconds`), under one timer. */
   private readonly timeouts: Deadlines;
+  /** A close's own stop grace, shorter than `stopGraceMs` (see `CloseOptions.stopWithinMs`). */
+  private closeGraceMs: number | undefined = undefined;
 
   constructor(
     private readonly options: ResolvedAsyncOptions,
@@ -631,8 +633,13 @@ export class AsyncEngine {
    * process.once('SIGTERM', () => void engine.close({ timeoutMs: 10_000 }));
    * ```
    */
-  async close(options: { timeoutMs?: number | undefined } = {}): Promise<void> {
+  async close(options: CloseOptions = {}): Promise<void> {
     const timeoutMs = closeTimeoutMs(options);
+    // After the deadline: how long an attempt that ignores its stop is waited for, then the deliveries.
+    const stopWithin = options.stopWithinMs;
+    const graceMs = stopWithin === undefined ? Math.max(this.options.stopGraceMs, 100) : Math.floor(stopWithin / 2);
+    const lastDeliveriesMs = stopWithin === undefined ? STOPPED_DELIVERY_MS : Math.max(stopWithin - graceMs, 0);
+    this.closeGraceMs = stopWithin === undefined ? undefined : graceMs;
     this.closing = true;
     this.startWanted();
     // The start under way (a first one, or a try again) ends first; no new try starts once closing.
@@ -664,7 +671,7 @@ export class AsyncEngine {
         }
         // Their end (Retrying, for the next start) is written before the store closes.
         const ending = new Set(this.inFlight);
-        await within(Promise.allSettled(ending), Math.max(this.options.stopGraceMs, 100));
+        await within(Promise.allSettled(ending), graceMs);
         if (this.running.size > 0) {
           // An app that ignores its abort past the grace is left to itself: its attempt ends now, cut
           // (Retrying, for the next start), so that its timeout neither holds the process open nor
@@ -679,7 +686,7 @@ export class AsyncEngine {
         const started = [...this.inFlight].some((job) => !ending.has(job));
         if (started || this.deliveriesUnderWay > 0) {
           // The deliveries themselves too: a stop's or a recovery's runs outside any job.
-          await within(Promise.allSettled([...this.inFlight, this.deliveriesDone()]), STOPPED_DELIVERY_MS);
+          await within(Promise.allSettled([...this.inFlight, this.deliveriesDone()]), lastDeliveriesMs);
         }
       } else {
         const left = (await this.store.unfinished()).filter((r) => !TERMINAL_STATUSES.has(r.status));
@@ -687,9 +694,8 @@ export class AsyncEngine {
         // An attempt that ignores its stop is recorded Stopped when the grace runs out; its onFailure
         // call starts then, and gets a moment more before deliveries are cut. So does a task whose
         // write the store refused, or may refuse (a job under way): its job comes back after BOOKKEEPING_RETRY_MS.
-        const grace = Math.max(this.options.stopGraceMs, 100);
         const owed = left.length > 0 || this.unrecorded.size > 0 || this.inFlight.size > 0;
-        await within(this.drain(), owed ? grace + STOPPED_DELIVERY_MS : grace);
+        await within(this.drain(), owed ? graceMs + lastDeliveriesMs : graceMs);
       }
       // A destination still hung or retrying ends now, and takes no new attempt.
       this.shutdown.abort(SHUTTING_DOWN);
@@ -1187,7 +1193,8 @@ export class AsyncEngine {
       });
       running.onStop = () => {
         // A stop in the turn the answer came in: the attempt is over, no grace to wait out.
-        if (!settled) grace = setTimeout(() => done({ kind: 'stopped' }), this.options.stopGraceMs);
+        if (!settled)
+          grace = setTimeout(() => done({ kind: 'stopped' }), this.closeGraceMs ?? this.options.stopGraceMs);
       };
       running.giveUp = () => done(SHUTDOWN_CUT);
       let pending: Promise<BridgeResponse>;
@@ -1733,13 +1740,36 @@ function parseDelay(value: string | string[] | undefined): number {
  * closeTimeoutMs({ timeout: 5000 }); // TypeError: Unknown close() option `timeout`
  * ```
  */
-export function closeTimeoutMs(options: { timeoutMs?: number | undefined } = {}): number {
+export function closeTimeoutMs(options: CloseOptions = {}): number {
   // `undefined` takes the default; anything else (null included) must be a number from 0.
-  const { timeoutMs = 30_000 } = objectOption('options', options, 'close()', ['timeoutMs']) as { timeoutMs?: unknown };
+  const { timeoutMs = 30_000, stopWithinMs } = objectOption('options', options, 'close()', [
+    'timeoutMs',
+    'stopWithinMs',
+  ]) as { timeoutMs?: unknown; stopWithinMs?: unknown };
   if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0)) {
     throw new TypeError(`Expected \`timeoutMs\` to be a number from 0 and up, got \`${String(timeoutMs)}\``);
   }
+  if (
+    stopWithinMs !== undefined &&
+    !(typeof stopWithinMs === 'number' && Number.isFinite(stopWithinMs) && stopWithinMs >= 0)
+  ) {
+    throw new TypeError(
+      `Expected \`stopWithinMs\` to be a finite number from 0 and up, got \`${String(stopWithinMs)}\``,
+    );
+  }
   return timeoutMs;
+}
+
+/** What `close()` takes. */
+export interface CloseOptions {
+  /** How long running and queued work may go on before what is left is stopped (default 30 s). */
+  timeoutMs?: number | undefined;
+  /**
+   * How long close may take after that deadline at most: the wait for attempts that ignore their
+   * stop and for the last destination calls share it. Default: `async.stopGraceMs` plus 2 s. A
+   * custom runtime's pre-stop sets it, so that close fits FC's pre-stop budget.
+   */
+  stopWithinMs?: number | undefined;
 }
 
 /** Bodies read for an FC-style error: larger ones are no function error's `{ errorMessage }`. */

@@ -141,7 +141,12 @@ export async function listenFc(
     stopping ??= (async () => {
       const started = Date.now();
       const runtimes = runtimesFor(hooks.app);
-      const closing = Promise.all(runtimes.map((r) => r.close({ timeoutMs: Math.floor(budgetMs / 2) })));
+      // Half the budget for the work to finish, a fifth more for what ignores its stop and for the last
+      // destination calls (async.stopGraceMs alone, 10 s, outlasts FC's default budget): close is
+      // over before the process exits, so that a stopped task's record goes out.
+      const closing = Promise.all(
+        runtimes.map((r) => r.close({ timeoutMs: Math.floor(budgetMs / 2), stopWithinMs: Math.floor(budgetMs / 5) })),
+      );
       await within(closing, Math.floor((budgetMs * 3) / 4), () =>
         logger.warn('async tasks did not settle within the pre-stop budget', { budgetMs }),
       );

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AsyncEngine, TaskApi } from '../async/engine.js';
+import type { AsyncEngine, CloseOptions, TaskApi } from '../async/engine.js';
 import type { NodeHandler } from '../bridge.js';
 import type { FcHandlerOptions } from '../handler.js';
 import type { Logger } from '../logger.js';
@@ -45,7 +45,7 @@ export interface FcAsyncControls {
    * Stops accepting async requests (503), settles every task by `timeoutMs` (default 30 s), then
    * flushes its spans and releases what the process kept of it. Idempotent.
    */
-  close(options?: { timeoutMs?: number | undefined }): Promise<void>;
+  close(options?: CloseOptions): Promise<void>;
 }
 
 /**
