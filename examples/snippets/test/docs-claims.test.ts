@@ -290,6 +290,16 @@ describe('docs/destinations.md: the signed-webhook receiver', () => {
         body: '{}',
       });
       expect(forged.status).toBe(401);
+      // A forged header needs no secret: with another content type, or no body, it is refused all the
+      // same (the snippet once left req.body unset and answered 500 with the TypeError's stack).
+      const zeros = `t=${Math.floor(Date.now() / 1000)},v1=${'0'.repeat(64)}`;
+      for (const init of <RequestInit[]>[
+        { headers: { 'content-type': 'text/plain', 'x-fc-async-signature': zeros }, body: 'x' },
+        { headers: { 'x-fc-async-signature': zeros } },
+      ]) {
+        const refused = await fetch(url, { method: 'POST', ...init });
+        expect([refused.status, await refused.text()]).toEqual([401, '']);
+      }
     } finally {
       server.close();
     }
