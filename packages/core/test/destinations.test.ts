@@ -780,6 +780,20 @@ describe('fcFunctionDestination', () => {
     });
   });
 
+  it("says an error answer that is not FC's JSON (an endpoint that is no FC API) is an answer, not the network", async () => {
+    const server = await startServer((_req, res) => {
+      res.writeHead(404, { 'content-type': 'text/html' });
+      res.end('<html>not here</html>');
+    });
+    const config = { ...credentials, endpoint: `127.0.0.1:${server.port}`, protocol: 'http' as const };
+    await expect(Promise.resolve(fcFunctionDestination('f', config)(makeRecord()))).rejects.toMatchObject({
+      code: 'DestinationInvokeError',
+      message: expect.stringMatching(
+        /^InvokeFunction fc:f failed: the endpoint answered an error that is not FC's JSON \(.+\); is the endpoint an FC API\?$/,
+      ),
+    });
+  });
+
   it('accepts a prebuilt client', async () => {
     const calls: unknown[][] = [];
     const client: FcInvokeClient = {

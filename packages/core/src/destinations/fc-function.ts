@@ -233,6 +233,15 @@ function invokeError(error: unknown, label: string): DestinationError {
       },
     );
   }
+  if (error instanceof SyntaxError) {
+    // The SDK reads an error answer as FC's JSON and loses its status when it is not (a 404 page of
+    // an endpoint that is no FC API, a proxy's 502 page): an answer all the same, not the network.
+    return new DestinationError(
+      'DestinationInvokeError',
+      `InvokeFunction ${label} failed: the endpoint answered an error that is not FC's JSON (${e.message}); is the endpoint an FC API?`,
+      { retryable: true, cause: error },
+    );
+  }
   const detail = code ?? String(e.message ?? error);
   // The SDK's own timeouts (`runtime.readTimeout`, `connectTimeout`): `ReadTimeout(10000). POST ...`.
   if (/^(Read|Connect)Timeout\b/.test(detail)) {
