@@ -356,7 +356,17 @@ describe('httpDestination', () => {
     expect(() => httpDestination('http://x', { headers: { a: 1 as unknown as string } })).toThrow(
       new TypeError('Expected `headers.a` to be a string, got `number`'),
     );
-    expect(() => httpDestination('http://x', { headers: { 'bad name': 'v' } })).toThrow(/valid HTTP header/);
+    expect(() => httpDestination('http://x', { headers: { 'bad name': 'v' } })).toThrow(
+      new TypeError('Expected `headers` to hold valid HTTP header names, got "bad name"'),
+    );
+    // A token read from a file with a stray line break: named, never quoted.
+    const refused = () => httpDestination('http://x', { headers: { authorization: 'Bearer SECRET_abc\r\ndef' } });
+    expect(refused).toThrow(
+      new TypeError(
+        'Expected `headers.authorization` to be a valid HTTP header value (no CR, LF or NUL); the value is not shown',
+      ),
+    );
+    expect(() => httpDestination('http://x', { headers: { 'x-token': 'SECRET\u0000' } })).toThrow(/^(?!.*SECRET)/);
   });
 });
 

@@ -139,15 +139,28 @@ function headerOption(headers: unknown): Record<string, string> {
         `Expected \`headers\` not to set \`${name}\`: fetch sets the connection and body framing headers itself`,
       );
     }
+    // Fail now, not on the first delivery, for names or values fetch refuses; a value is never
+    // quoted (an authorization header's token with a stray line break would be in the message).
+    if (!fetchTakes(name, 'x')) {
+      throw new TypeError(`Expected \`headers\` to hold valid HTTP header names, got ${JSON.stringify(name)}`);
+    }
+    if (!fetchTakes(name, value)) {
+      throw new TypeError(
+        `Expected \`headers.${name}\` to be a valid HTTP header value (no CR, LF or NUL); the value is not shown`,
+      );
+    }
     out[name] = value;
   }
-  // Fail now, not on the first delivery, for names or values fetch refuses.
-  try {
-    new Headers(out);
-  } catch (error) {
-    throw new TypeError(`Expected \`headers\` to hold valid HTTP header names and values: ${(error as Error).message}`);
-  }
   return out;
+}
+
+function fetchTakes(name: string, value: string): boolean {
+  try {
+    new Headers([[name, value]]);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function fetchError(error: unknown, origin: string, timeoutMs: number, timedOut: boolean): DestinationError {
