@@ -44,7 +44,14 @@ function errorOf(result: FcHttpResult): ApiError {
       const message = String(body.message ?? '');
       // FC's API names that refusal EntityTooLarge.
       const code = body.code === 'InvalidArgument' && PAYLOAD_TOO_LARGE.test(message) ? 'EntityTooLarge' : body.code;
-      return new ApiError(result.statusCode, code, message);
+      // A refusal worth another try (429, a store's 503) says when, as the trigger's answer does.
+      const retryAfter = result.headers['retry-after'];
+      return new ApiError(
+        result.statusCode,
+        code,
+        message,
+        typeof retryAfter === 'string' ? { 'retry-after': retryAfter } : undefined,
+      );
     }
   } catch {
     // fall through
