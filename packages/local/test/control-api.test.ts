@@ -216,6 +216,25 @@ describe('the FC API of the control port: InvokeFunction and the async invoke co
       expect(config).toMatchObject({ maxAsyncEventAgeInSeconds: 300, maxAsyncRetryAttempts: 3, destinationConfig: {} });
     });
 
+    it('ListAsyncInvokeConfigs pages by its own nextToken and refuses any other 400 InvalidArgument', async () => {
+      await put('sink', { maxAsyncRetryAttempts: 2 });
+      const list = (query: string) => fetch(`${emulator.controlUrl}/2023-03-30/async-invoke-configs?${query}`);
+      const first = (await (await list('limit=1')).json()) as {
+        configs: { functionArn: string }[];
+        nextToken?: string;
+      };
+      expect(first.configs.map((c) => c.functionArn)).toEqual([ARN('evt')]);
+      const rest = (await (await list(`limit=1&nextToken=${first.nextToken}`)).json()) as {
+        configs: { functionArn: string }[];
+      };
+      expect(rest.configs.map((c) => c.functionArn)).toEqual([ARN('sink')]);
+      // Made up, or ListAsyncTasks' own: once read as a function name to list after (an empty or shifted page).
+      for (const token of ['zzz', 'aaa', 'cfg.', 'cfg.%2B%2B', 'eyJ0IjoxfQ']) {
+        const refused = await list(`nextToken=${token}`);
+        expect([refused.status, ((await refused.json()) as { Code: string }).Code]).toEqual([400, 'InvalidArgument']);
+      }
+    });
+
     it('Delete answers 204, then Get and a second Delete 404 AsyncConfigNotExists', async () => {
       const del = () => client.deleteAsyncInvokeConfig('evt', new $FC.DeleteAsyncInvokeConfigRequest({}));
       expect((await del()).statusCode).toBe(204);

@@ -74,7 +74,7 @@ export function listAsyncInvokeConfigs(
   const limit = integer(params, 'limit', 1, 100) ?? 20;
   const name = single(params, 'functionName');
   const token = single(params, 'nextToken');
-  const after = token ? Buffer.from(token, 'base64url').toString('utf8') : '';
+  const after = token ? configsAfter(token) : '';
   const names = registry.all
     .filter((f) => f.asyncConfig && (!name || f.spec.name === name) && f.spec.name > after)
     .sort((a, b) => (a.spec.name < b.spec.name ? -1 : 1));
@@ -82,6 +82,21 @@ export function listAsyncInvokeConfigs(
   const last = page[page.length - 1];
   return {
     configs: page.map(asyncConfigView),
-    ...(names.length > limit && last ? { nextToken: Buffer.from(last.spec.name).toString('base64url') } : {}),
+    ...(names.length > limit && last
+      ? { nextToken: `${CONFIG_TOKEN}${Buffer.from(last.spec.name).toString('base64url')}` }
+      : {}),
   };
+}
+
+/** What a ListAsyncInvokeConfigs token starts with: one of ListAsyncTasks' (or any string) is refused, not read as a name. */
+const CONFIG_TOKEN = 'cfg.';
+
+/** The function name a ListAsyncInvokeConfigs token lists after; 400 for a token this service did not issue. */
+function configsAfter(token: string): string {
+  const encoded = token.startsWith(CONFIG_TOKEN) ? token.slice(CONFIG_TOKEN.length) : '';
+  const name = Buffer.from(encoded, 'base64url').toString('utf8');
+  if (name === '' || Buffer.from(name).toString('base64url') !== encoded) {
+    throw new ApiError(400, 'InvalidArgument', 'nextToken is not a token this service issued');
+  }
+  return name;
 }
