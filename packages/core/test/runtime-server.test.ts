@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { Agent, createServer, get, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { BasicTracerProvider, BatchSpanProcessor, InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -185,6 +185,27 @@ describe('listenFc: FC lifecycle', () => {
     expect((await runtime.tasks.get('deaf'))?.status).toBe('Stopped');
     expect(failures.map((r) => r.requestContext?.condition)).toEqual(['Stopped']);
     expect(logger.entries.map((e) => e.message)).not.toContain('async tasks did not settle within the pre-stop budget');
+  });
+
+  it('keeps every header of a request, past the 1,000 Node keeps by default', async () => {
+    const { url } = await start(async (req, res) => {
+      let body = '';
+      for await (const chunk of req) body += String(chunk);
+      res.end(JSON.stringify({ headers: req.rawHeaders.length / 2, body }));
+    });
+    const { port } = new URL(url);
+    const answer = await new Promise<string>((resolve) => {
+      const socket = connect(Number(port), '127.0.0.1');
+      let out = '';
+      socket.on('data', (chunk) => {
+        out += String(chunk);
+      });
+      socket.on('close', () => resolve(out));
+      socket.write(
+        `POST /x HTTP/1.1\r\nHost: a\r\n${'a: 1\r\n'.repeat(1200)}Content-Length: 2\r\nConnection: close\r\n\r\nab`,
+      );
+    });
+    expect(answer).toContain('{"headers":1203,"body":"ab"}');
   });
 
   it('GET /pre-freeze runs the pre-stop hooks', async () => {

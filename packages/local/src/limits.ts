@@ -5,6 +5,11 @@ import { FcAsyncError } from '@fc-async/core';
 export const MAX_HEADER_BYTES = 8 * 1024;
 /** FC's limit for a request's path plus query, in bytes. */
 export const MAX_TARGET_BYTES = 4 * 1024;
+/**
+ * What Node parses of a request's head (request line and headers) before it refuses it: well past
+ * FC's limits above, so that those answer (414, 431) rather than Node's own 431 "Header overflow".
+ */
+export const NODE_HEAD_BYTES = 64 * 1024;
 
 /**
  * The error for a request over FC's HTTP trigger limits (headers over 8 KB: `431`, path plus

@@ -3,7 +3,7 @@ import { detectInvocation, type FcHttpResult, isFcAsyncError, isValidTaskId } fr
 import { type BodyBudget, MAX_SYNC_BODY, readBody } from './body.js';
 import { writeResult } from './event.js';
 import { answerHalfClosed } from './half-close.js';
-import { overTriggerLimits } from './limits.js';
+import { NODE_HEAD_BYTES, overTriggerLimits } from './limits.js';
 import type { EmulatorLog } from './log.js';
 import type { FunctionRegistry } from './registry.js';
 
@@ -125,91 +125,96 @@ export function createTriggerServer(registry: FunctionRegistry, log: EmulatorLog
     }
   };
   // requireHostHeader: false: a request without Host gets the JSON error below, not Node's bare 400.
-  const server = createServer({ requireHostHeader: false }, async function fcTrigger(req, res) {
-    const started = performance.now();
-    if (server.closing) {
-      sendJson(
-        res,
-        503,
-        { code: 'ServiceUnavailable', message: 'The emulator is shutting down' },
-        { connection: 'close' },
-      );
-      return;
-    }
-    // HTTP/1.1 requires Host (RFC 9112 section 3.2); Node's own check answers without a body.
-    if (req.headers.host === undefined && req.httpVersion === '1.1') {
-      sendJson(
-        res,
-        400,
-        { code: 'InvalidArgument', message: 'An HTTP/1.1 request must carry a Host header' },
-        { connection: 'close' },
-      );
-      return;
-    }
-    const over = overTriggerLimits(req);
-    if (over) {
-      sendJson(res, over.statusCode, over.toJSON(), { connection: 'close' });
-      return;
-    }
-    const route = registry.route(req.headers.host, req.url ?? '/');
-    if (!route) {
-      const known = registry.http.map((f) => registry.prefix(f)).join(', ') || 'none';
-      sendJson(res, 404, {
-        code: 'FunctionNotFound',
-        message: `No HTTP function serves this path; functions: ${known}`,
-      });
-      return;
-    }
-    const { fn, url } = route;
-    const method = req.method ?? 'GET';
-    const methods = fn.spec.http?.methods;
-    if (methods && !methods.includes(method)) {
-      sendJson(
-        res,
-        405,
-        { code: 'MethodNotAllowed', message: `The HTTP trigger of ${fn.spec.name} accepts ${methods.join(', ')}` },
-        { allow: methods.join(', ') },
-      );
-      return;
-    }
-    inFlight.set(res, fn.spec.name);
-    // Counted in the emulator's budget of body bytes until the invocation returns.
-    let body: Buffer | undefined;
-    try {
-      body = await readBody(req, MAX_SYNC_BODY, 'InvalidArgument', bodies);
-      const call = { method, url, headers: req.headers, body, sourceIp: req.socket.remoteAddress };
-      const { result, requestId } = await fn.invoke(call, FROM_NODE);
-      bodies.release(body);
-      body = undefined;
-      answers.add({ res, result, method, requestId, fn: fn.spec.name });
-      const q = url.indexOf('?');
-      // An accepted async call is a 202 carrying its task id (whatever header asked for it); a
-      // refused one (400, 409, 429, 503) is still an async call.
-      const async =
-        (result.statusCode === 202 && result.headers['x-fc-async-task-id'] !== undefined) || askedAsync(req.headers);
-      log.invocation({
-        function: fn.spec.name,
-        requestId,
-        type: async ? 'Async' : 'Sync',
-        status: result.statusCode,
-        method,
-        path: q < 0 ? url : url.slice(0, q),
-        durationMs: Math.round(performance.now() - started),
-        taskId: taskIdOf(result, req.headers, async),
-        via: 'http',
-      });
-    } catch (error) {
-      if (body !== undefined) bodies.release(body);
-      // A refusal (a 4xx, or a 503 to retry later: the body budget), not a fault of the emulator.
-      if (isFcAsyncError(error) && (error.statusCode < 500 || error.statusCode === 503)) {
-        sendJson(res, error.statusCode, error.toJSON(), { connection: 'close', ...error.headers });
-      } else {
-        failed(res, fn.spec.name, error);
+  // maxHeaderSize: FC's own limits (overTriggerLimits: a 4 KB target, 8 KB of headers) decide, not
+  // Node's 16 KB for both, which answered a 17 KB path 431 "Header overflow" instead of 414.
+  const server = createServer(
+    { requireHostHeader: false, maxHeaderSize: NODE_HEAD_BYTES },
+    async function fcTrigger(req, res) {
+      const started = performance.now();
+      if (server.closing) {
+        sendJson(
+          res,
+          503,
+          { code: 'ServiceUnavailable', message: 'The emulator is shutting down' },
+          { connection: 'close' },
+        );
+        return;
       }
-    } finally {
-      returned(res);
-    }
-  }) as TriggerServer;
+      // HTTP/1.1 requires Host (RFC 9112 section 3.2); Node's own check answers without a body.
+      if (req.headers.host === undefined && req.httpVersion === '1.1') {
+        sendJson(
+          res,
+          400,
+          { code: 'InvalidArgument', message: 'An HTTP/1.1 request must carry a Host header' },
+          { connection: 'close' },
+        );
+        return;
+      }
+      const over = overTriggerLimits(req);
+      if (over) {
+        sendJson(res, over.statusCode, over.toJSON(), { connection: 'close' });
+        return;
+      }
+      const route = registry.route(req.headers.host, req.url ?? '/');
+      if (!route) {
+        const known = registry.http.map((f) => registry.prefix(f)).join(', ') || 'none';
+        sendJson(res, 404, {
+          code: 'FunctionNotFound',
+          message: `No HTTP function serves this path; functions: ${known}`,
+        });
+        return;
+      }
+      const { fn, url } = route;
+      const method = req.method ?? 'GET';
+      const methods = fn.spec.http?.methods;
+      if (methods && !methods.includes(method)) {
+        sendJson(
+          res,
+          405,
+          { code: 'MethodNotAllowed', message: `The HTTP trigger of ${fn.spec.name} accepts ${methods.join(', ')}` },
+          { allow: methods.join(', ') },
+        );
+        return;
+      }
+      inFlight.set(res, fn.spec.name);
+      // Counted in the emulator's budget of body bytes until the invocation returns.
+      let body: Buffer | undefined;
+      try {
+        body = await readBody(req, MAX_SYNC_BODY, 'InvalidArgument', bodies);
+        const call = { method, url, headers: req.headers, body, sourceIp: req.socket.remoteAddress };
+        const { result, requestId } = await fn.invoke(call, FROM_NODE);
+        bodies.release(body);
+        body = undefined;
+        answers.add({ res, result, method, requestId, fn: fn.spec.name });
+        const q = url.indexOf('?');
+        // An accepted async call is a 202 carrying its task id (whatever header asked for it); a
+        // refused one (400, 409, 429, 503) is still an async call.
+        const async =
+          (result.statusCode === 202 && result.headers['x-fc-async-task-id'] !== undefined) || askedAsync(req.headers);
+        log.invocation({
+          function: fn.spec.name,
+          requestId,
+          type: async ? 'Async' : 'Sync',
+          status: result.statusCode,
+          method,
+          path: q < 0 ? url : url.slice(0, q),
+          durationMs: Math.round(performance.now() - started),
+          taskId: taskIdOf(result, req.headers, async),
+          via: 'http',
+        });
+      } catch (error) {
+        if (body !== undefined) bodies.release(body);
+        // A refusal (a 4xx, or a 503 to retry later: the body budget), not a fault of the emulator.
+        if (isFcAsyncError(error) && (error.statusCode < 500 || error.statusCode === 503)) {
+          sendJson(res, error.statusCode, error.toJSON(), { connection: 'close', ...error.headers });
+        } else {
+          failed(res, fn.spec.name, error);
+        }
+      } finally {
+        returned(res);
+      }
+    },
+  ) as TriggerServer;
   server.closing = false;
   server.idle = () =>
     inFlight.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve));
@@ -230,6 +235,10 @@ export function createTriggerServer(registry: FunctionRegistry, log: EmulatorLog
     return cut;
   };
   server.keepAliveTimeout = 65_000;
+  // Node keeps the first 1,000 headers (2,000 names and values) and drops the rest without a word (Content-Length or
+  // X-Fc-Invocation-Type among them: an async call run sync, a body lost): every header is kept, and
+  // the 8 KB limit refuses a request with too many.
+  server.maxHeadersCount = 0;
   answerHalfClosed(server);
   return server;
 }

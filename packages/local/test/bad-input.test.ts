@@ -8,7 +8,7 @@ import * as $dara from '@darabonba/typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readBody } from '../src/body.js';
 import { type Emulator, startEmulator } from '../src/index.js';
-import { $FC, sdk, sdkError, startEcho } from './helpers.js';
+import { $FC, sdk, sdkError, startEcho, waitFor } from './helpers.js';
 
 /** Sends raw bytes and resolves with all the server wrote until it closed the connection (at most 10 s). */
 function rawExchange(url: string, data: string): Promise<string> {
@@ -109,7 +109,7 @@ describe('the emulator under malformed HTTP', () => {
       400,
     ],
     ['a header name with a space', 'GET / HTTP/1.1\r\nHost: localhost\r\nBad Name: x\r\n\r\n', 400],
-    ['headers over 16 KB', `GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
+    ['a head over 64 KB', `GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(70_000)}\r\n\r\n`, 431],
   ])('answers %s on the trigger with a JSON { code, message }', async (_label, request, status) => {
     const answer = parseAnswer(await rawExchange(emulator.triggerUrl, request));
     expect(answer.status).toBe(status);
@@ -176,6 +176,36 @@ describe('the emulator under malformed HTTP', () => {
       code: 'URITooLong',
       message: "The path plus query is 4101 bytes, above FC's limit of 4096",
     });
+    await stillAnswers();
+  });
+
+  it("answers a path plus query Node's own head limit (16 KB) refused 414 too, as FC does", async () => {
+    const longPath = await fetch(`${emulator.triggerUrl}/${'p'.repeat(17_000)}`);
+    expect([longPath.status, ((await longPath.json()) as { code: string }).code]).toEqual([414, 'URITooLong']);
+    await stillAnswers();
+  });
+
+  it('keeps every header line of a request (Node drops those past 1,000 without a word): under 8 KB served whole, over refused 431', async () => {
+    // 1,200 short lines (7 KB) before the ones that matter: Content-Length and the async header were dropped,
+    // the async call ran sync, and its body never reached the app.
+    const filler = (n: number) => 'a: 1\r\n'.repeat(n);
+    const within = await rawExchange(
+      emulator.triggerUrl,
+      `POST /many HTTP/1.1\r\nHost: localhost\r\n${filler(1200)}X-Fc-Invocation-Type: Async\r\nX-Fc-Async-Task-Id: many_headers\r\nContent-Length: 2\r\nConnection: close\r\n\r\nab`,
+    );
+    expect(within).toMatch(/^HTTP\/1\.1 202 /);
+    const task = await waitFor(async () => {
+      const res = await fetch(`${emulator.controlUrl}/2023-03-30/functions/echo/async-tasks/many_headers`);
+      const t = (await res.json()) as { status?: string; returnPayload?: string };
+      return t.status === 'Succeeded' ? t : undefined;
+    });
+    const { event } = JSON.parse(task.returnPayload ?? '{}') as { event: { body: string; isBase64Encoded: boolean } };
+    expect(Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8').toString()).toBe('ab');
+    const over = await rawExchange(
+      emulator.triggerUrl,
+      `POST /many HTTP/1.1\r\nHost: localhost\r\n${filler(2100)}Content-Length: 2\r\nConnection: close\r\n\r\nab`,
+    );
+    expect(over).toMatch(/^HTTP\/1\.1 431 [\s\S]*"code":"RequestHeaderFieldsTooLarge"/);
     await stillAnswers();
   });
 

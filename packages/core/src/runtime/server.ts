@@ -115,6 +115,9 @@ export async function listenFc(
   });
   server.requestTimeout = 0;
   server.timeout = 0;
+  // Node keeps a request's first 1,000 headers and drops the rest without a word; FC passes up to
+  // 8 KB of them (more than 1,000 short ones), Content-Length or X-Fc-Invocation-Type maybe last.
+  server.maxHeadersCount = 0;
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
 
   /**
