@@ -181,7 +181,7 @@ function decide(
     // A task id FC made is the request id ("1-…"), outside the rule for ids a caller chooses: a
     // function FC runs (or the emulator, or fc-async's own replay) may carry one. Callers' ids
     // are held to the rule where a task is accepted (see AsyncEngine.accept).
-    if (!isValidTaskId(taskId) && !isFcRequestId(taskId)) throw badRequest('InvalidArgument', TASK_ID_RULE);
+    if (!isValidTaskId(taskId) && !isFcRequestId(taskId)) throw badRequest('InvalidArgument', taskIdRule(taskId));
     if (type !== 'Sync') return { type: 'Async', requestId, taskId, attempt, source: 'task-id' };
   }
   if (type === 'Async') return { type, requestId, taskId, attempt, source: 'invocation-type' };
@@ -189,11 +189,13 @@ function decide(
   return { type: 'Sync', requestId, taskId, attempt, source: type === 'Sync' ? 'invocation-type' : 'default' };
 }
 
-const TASK_ID_RULE = 'X-Fc-Async-Task-Id must match ^[A-Za-z_][A-Za-z0-9_-]*$ and be at most 128 characters';
+/** FC's rule, and what was sent: a header given twice reads `job_1, job_1`, which the rule alone left unexplained. */
+const taskIdRule = (taskId: string) =>
+  `X-Fc-Async-Task-Id must match ^[A-Za-z_][A-Za-z0-9_-]*$ and be at most 128 characters, got "${clip(taskId)}"`;
 
 /** Refuses, as FC does with a 400, a task id a caller chose that breaks FC's rule (see {@link isValidTaskId}). */
 export function checkCallerTaskId(taskId: string): void {
-  if (!isValidTaskId(taskId)) throw badRequest('InvalidArgument', TASK_ID_RULE);
+  if (!isValidTaskId(taskId)) throw badRequest('InvalidArgument', taskIdRule(taskId));
 }
 
 function clip(value: string): string {

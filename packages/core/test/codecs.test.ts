@@ -170,7 +170,9 @@ describe('detectInvocation', () => {
 
   it.each([
     [{ 'x-fc-invocation-type': 'maybe' }, /must be Sync or Async/],
-    [{ 'x-fc-async-task-id': '1abc' }, /X-Fc-Async-Task-Id must match/],
+    [{ 'x-fc-async-task-id': '1abc' }, /X-Fc-Async-Task-Id must match .*, got "1abc"$/],
+    // The same header twice (Node joins them): the message shows why a valid id is refused.
+    [{ 'x-fc-async-task-id': 'job_1, job_1' }, /got "job_1, job_1"$/],
     [{ 'x-fc-retry-count': 'two' }, /whole number/],
   ])('%j → 400', (headers, message) => {
     expect(() => detectInvocation(headers, {})).toThrow(message);
