@@ -1,4 +1,4 @@
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import {
   type DestinationContext as DeliveryContext,
@@ -138,6 +138,7 @@ function asCloudEvents(jsonl: Destination): Destination {
 function writableFolder(dir: string): void {
   try {
     makeFolderSync(dir);
+    if (!statSync(dir).isDirectory()) throw Object.assign(new Error(`${dir} is not a folder`), { code: 'ENOTDIR' });
     accessSync(dir, constants.W_OK);
   } catch (cause) {
     const code = (cause as { code?: string }).code ?? 'error';

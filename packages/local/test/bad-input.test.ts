@@ -322,6 +322,8 @@ describe('an --out-dir destination records cannot be written to', () => {
 
   it.each([
     ['under a regular file', outDir, 'ENOTDIR'],
+    // A writable file is no folder either: each record's append there failed ENOTDIR, and was lost.
+    ['a regular file itself', join(root, 'a-file'), 'ENOTDIR'],
     // Node's recursive mkdir never returns there: the folder is made one level at a time.
     ['below /proc', '/proc/fc-async-x/records', 'ENOENT'],
   ])(
