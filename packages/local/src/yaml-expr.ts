@@ -36,12 +36,32 @@ export interface ThisContext {
 /** Thrown inside the parser for an expression it cannot read: the expression is then kept as written. */
 const UNREADABLE = Symbol('unreadable');
 
-const NAME = /^[A-Za-z_$][\w$-]*(?:\.[\w$-]+)*/;
+/** A reference: names joined by dots, list items as `[1]` (or `.1`). */
+const NAME = /^[A-Za-z_$][\w$-]*(?:\.[\w$-]+|\[\d+\])*/;
 const WHOLE_NAME = new RegExp(`${NAME.source}$`);
 
-function walk(value: unknown, path: string[]): unknown {
+/** How deep a walk may go through values that are expressions themselves (`a: ${vars.b}`, `b: ${vars.a}`). */
+const MAX_WALK_NESTING = 8;
+let walkNesting = 0;
+
+/**
+ * The value at `path` under `value`. A value on the way that is an expression of the file's own
+ * (`cfg: ${file('./cfg.json')}`, read as `${vars.cfg.greeting}`) is evaluated to walk on into it.
+ */
+function walk(value: unknown, path: string[], ctx: VarContext, self: ThisContext | undefined): unknown {
   let current = value;
   for (const key of path) {
+    if (typeof current === 'string' && current.startsWith('${') && current.endsWith('}')) {
+      if (++walkNesting > MAX_WALK_NESTING) {
+        walkNesting = 0;
+        throw new VarError(`${current} refers to itself (references nest deeper than ${MAX_WALK_NESTING})`);
+      }
+      try {
+        current = evaluateExpression(current.slice(2, -1).trim(), ctx, self);
+      } finally {
+        walkNesting = Math.max(0, walkNesting - 1);
+      }
+    }
     if (current === null || typeof current !== 'object' || !Object.hasOwn(current, key)) return undefined;
     current = (current as Record<string, unknown>)[key];
   }
@@ -95,13 +115,13 @@ function call(name: string, args: unknown[], ctx: VarContext): unknown {
 }
 
 function reference(name: string, ctx: VarContext, self: ThisContext | undefined): unknown {
-  const [head, ...rest] = name.split('.');
+  const [head, ...rest] = name.replace(/\[(\d+)\]/g, '.$1').split('.');
   if (head === 'env' && rest.length === 1) return ctx.env[rest[0] as string];
-  if (head === 'vars') return walk(ctx.root.vars, rest);
-  if (head === 'this') return walk(self, rest);
+  if (head === 'vars') return walk(ctx.root.vars, rest, ctx, self);
+  if (head === 'this') return walk(self, rest, ctx, self);
   const resources = (ctx.root.resources ?? ctx.root.services) as Record<string, unknown> | undefined;
-  if (head === 'resources' || head === 'services') return walk(resources, rest);
-  if (head !== undefined && rest[0] === 'props') return walk(resources, [head, ...rest]);
+  if (head === 'resources' || head === 'services') return walk(resources, rest, ctx, self);
+  if (head !== undefined && rest[0] === 'props') return walk(resources, [head, ...rest], ctx, self);
   return undefined;
 }
 

@@ -6,7 +6,34 @@ export { type ThisContext, type VarContext, VarError } from './yaml-expr.js';
 const MAX_EXPANSIONS = 100_000;
 const MAX_DEPTH = 8;
 
-const EXPRESSION = /\$\{([^{}]+)\}/g;
+/**
+ * The `${...}` expressions of `value`, in order: each ends at the first `}` outside quotes and
+ * outside braces of its own, so that `${json('{"a":1}')}` and `${env('X', 'a}b')}` are one
+ * expression each. An expression never closed ends the scan.
+ */
+function expressionsIn(value: string): { start: number; end: number; inner: string }[] {
+  const found: { start: number; end: number; inner: string }[] = [];
+  for (let start = value.indexOf('${'); start >= 0; start = value.indexOf('${', start)) {
+    let depth = 0;
+    let quote = '';
+    let end = -1;
+    for (let i = start + 2; i < value.length && end < 0; i++) {
+      const c = value[i];
+      if (quote) {
+        if (c === quote) quote = '';
+      } else if (c === "'" || c === '"') quote = c;
+      else if (c === '{') depth++;
+      else if (c === '}') {
+        if (depth === 0) end = i;
+        else depth--;
+      }
+    }
+    if (end < 0) break;
+    found.push({ start, end: end + 1, inner: value.slice(start + 2, end) });
+    start = end + 1;
+  }
+  return found;
+}
 /** An `s init` placeholder (`{{ functionName }}`) left in a template that was copied, not initialised. */
 const PLACEHOLDER = /\{\{\s*[\w.-]+\s*\}\}/;
 
@@ -30,28 +57,30 @@ function resolveString(value: string, ctx: VarContext, self: ThisContext | undef
   if (placeholder) ctx.unresolved.add(placeholder[0]);
   if (!value.includes('${')) return value;
   if (depth > MAX_DEPTH) throw new VarError(`${value} refers to itself (references nest deeper than ${MAX_DEPTH})`);
-  const whole = /^\$\{([^{}]+)\}$/.exec(value);
-  if (whole) {
-    const result = evaluate(whole[1] as string, ctx, self, depth);
+  const found = expressionsIn(value);
+  const only = found[0];
+  if (found.length === 1 && only && only.start === 0 && only.end === value.length) {
+    const result = evaluate(only.inner, ctx, self, depth);
     if (result === undefined) {
       ctx.unresolved.add(value);
       return value;
     }
     return result;
   }
-  let matched = false;
-  const out = value.replace(EXPRESSION, (match, expression: string) => {
-    matched = true;
-    const result = evaluate(expression, ctx, self, depth);
-    if (result === undefined || (typeof result === 'object' && result !== null)) {
-      ctx.unresolved.add(match);
-      return match;
-    }
-    return String(result);
-  });
-  // `${json('{"a":1}')}`: braces inside an expression are beyond this reader; say so rather than keep it silently.
-  if (!matched) ctx.unresolved.add(value);
-  return out;
+  // An expression never closed: said rather than kept silently.
+  if (found.length === 0) ctx.unresolved.add(value);
+  let out = '';
+  let at = 0;
+  for (const { start, end, inner } of found) {
+    const match = value.slice(start, end);
+    const result = evaluate(inner, ctx, self, depth);
+    let text = match;
+    if (result === undefined || (typeof result === 'object' && result !== null)) ctx.unresolved.add(match);
+    else text = String(result);
+    out += value.slice(at, start) + text;
+    at = end;
+  }
+  return out + value.slice(at);
 }
 
 /**

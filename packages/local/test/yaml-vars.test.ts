@@ -1,0 +1,42 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: the values here are written in Serverless Devs variable syntax
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { resolveVars, type VarContext, VarError } from '../src/yaml-vars.js';
+
+// What Serverless Devs users write in s.yaml and the emulator once kept as written ("not resolved
+// locally"): a `}` inside a quoted argument ended the expression, and member access stopped at a
+// value that is an expression itself or at a list index.
+
+function context(root: Record<string, unknown>, env: Record<string, string> = {}): VarContext {
+  const dir = mkdtempSync(join(tmpdir(), 'fc-async-vars-'));
+  writeFileSync(join(dir, 'cfg.json'), '{"greeting":"hello","ports":[80,443]}');
+  return { root, env, accountId: '123', region: 'cn-hangzhou', dir, unresolved: new Set() };
+}
+
+describe('s.yaml variables', () => {
+  it('reads braces and a } inside quoted arguments as part of the expression', () => {
+    const ctx = context({});
+    expect(resolveVars('${json(\'{"maxAsyncRetryAttempts":1}\')}', ctx)).toEqual({ maxAsyncRetryAttempts: 1 });
+    expect(resolveVars("${env('UNSET_X', 'a}b')}", ctx)).toBe('a}b');
+    expect(resolveVars("id-${env('UNSET_X', 'a}b')}-${config('Region')}", ctx)).toBe('id-a}b-cn-hangzhou');
+    expect([...ctx.unresolved]).toEqual([]);
+  });
+
+  it('walks into a value that is an expression of its own (a file) and into list items by index', () => {
+    const ctx = context({ vars: { cfg: "${file('./cfg.json')}", list: ['a', 'b'] } });
+    expect(resolveVars('${vars.cfg.greeting}', ctx)).toBe('hello');
+    expect(resolveVars('${vars.cfg.ports[1]}', ctx)).toBe(443);
+    expect(resolveVars('${vars.list[1]}-${vars.list.0}', ctx)).toBe('b-a');
+    expect([...ctx.unresolved]).toEqual([]);
+  });
+
+  it('still keeps what it cannot read as written, says so, and refuses a reference to itself', () => {
+    const ctx = context({ vars: { a: '${vars.a.b}' } });
+    expect(resolveVars("${unknown('x')}", ctx)).toBe("${unknown('x')}");
+    expect(resolveVars('${open', ctx)).toBe('${open');
+    expect([...ctx.unresolved]).toEqual(["${unknown('x')}", '${open']);
+    expect(() => resolveVars('${vars.a.b}', ctx)).toThrow(VarError);
+  });
+});
