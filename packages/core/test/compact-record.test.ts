@@ -28,6 +28,8 @@ const record: TaskRecord = {
   taskErrorMessage: 'UnhandledInvocationError',
   returnPayload: '{"error":"x"}',
   deliveryPending: true,
+  lastStatusCode: 500,
+  lastErrorType: 'DiskFull',
   payload: { method: 'POST', url: '/a?b=1', headers: { 'content-type': 'text/plain' }, body: Buffer.from('hi') },
 };
 

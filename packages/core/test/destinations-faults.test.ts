@@ -1,5 +1,5 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -352,6 +352,60 @@ describe('handler.close() with a persistent backend while a delivery hangs', () 
     expect((await second.tasks.get('durable'))?.destinationStatus).toBe('Succeeded');
     await second.close();
     expect(hungCalls).toBe(1);
+  });
+});
+
+describe('a record sent again by the next start, its first delivery cut by a crash or a shutdown', () => {
+  it("keeps the attempt's HTTP status and the function's own error type, as the first record had them", async () => {
+    const store = new MemoryTaskStore();
+    const durable: AsyncBackend = {
+      name: 'durable-memory',
+      persistent: true,
+      create: () => ({ store, queue: new PQueueDriver(2) }),
+    };
+    const first: DestinationRecord[] = [];
+    const app = (req: IncomingMessage, res: ServerResponse) => {
+      res.statusCode = req.url === '/fail' ? 500 : 201;
+      res.setHeader('content-type', 'application/json');
+      res.end(req.url === '/fail' ? '{"errorMessage":"disk full","errorType":"DiskFull"}' : '{"ok":true}');
+    };
+    const hang = (record: DestinationRecord) => {
+      first.push(record);
+      return new Promise<void>(() => {});
+    };
+    const one = createFcHandler(app, {
+      logger: memoryLogger(),
+      env: {},
+      async: { mode: 'local', backend: durable, stopGraceMs: 20, maxAsyncRetryAttempts: 0 },
+      destinations: { onSuccess: hang, onFailure: hang },
+    });
+    await one(asyncEvent({ taskId: 'ok_again', path: '/ok' }), context);
+    await one(asyncEvent({ taskId: 'fail_again', path: '/fail' }), context);
+    for (let i = 0; i < 200 && first.length < 2; i++) await tick(5);
+    await one.close({ timeoutMs: 30 });
+
+    const again: DestinationRecord[] = [];
+    const two = createFcHandler(app, {
+      logger: memoryLogger(),
+      env: {},
+      async: { mode: 'local', backend: durable },
+      destinations: { onSuccess: (r) => void again.push(r), onFailure: (r) => void again.push(r) },
+    });
+    await two.tasks.get('ok_again');
+    await two.drain();
+    const shape = (r: DestinationRecord) => [
+      r.requestContext.condition,
+      r.responseContext.statusCode,
+      r.responsePayload,
+    ];
+    const byCondition = (a: DestinationRecord, b: DestinationRecord) =>
+      a.requestContext.condition.localeCompare(b.requestContext.condition);
+    expect(again.sort(byCondition).map(shape)).toEqual(first.sort(byCondition).map(shape));
+    expect(again.map(shape)).toEqual([
+      ['', 201, '{"ok":true}'],
+      ['UnhandledInvocationError', 500, '{"errorMessage":"disk full","errorType":"DiskFull"}'],
+    ]);
+    await two.close();
   });
 });
 

@@ -27,9 +27,15 @@ export interface TaskRecord extends AsyncTask {
   /**
    * The HTTP status of the last attempt that failed and was to be retried (502 when it threw, 504
    * when it timed out): the destination record of a task that then ends without an attempt of
-   * its own (expired, or stopped while backing off) reports it.
+   * its own (expired, or stopped while backing off) reports it. Also set with a terminal status
+   * while the delivery is pending: a record sent again after a crash reports the attempt's status.
    */
   lastStatusCode?: number | undefined;
+  /**
+   * The `errorType` of the attempt a task failed with, kept while its delivery is pending: a
+   * record sent again after a crash names the function's own error type, as the first would have.
+   */
+  lastErrorType?: string | undefined;
   /** The serialised trace context of the accept span (W3C carrier). */
   traceContext?: Record<string, string> | undefined;
   /**

@@ -30,6 +30,7 @@ const SHORT = {
   dueAt: 'du',
   condition: 'c',
   lastStatusCode: 'sc',
+  lastErrorType: 'ty',
   traceContext: 'tc',
   deliveryPending: 'dp',
   deliveredTo: 'dt',
@@ -93,6 +94,7 @@ export function encodeCompactRecord(r: TaskRecord): string {
   if (r.dueAt !== undefined) out += `,"du":${json(r.dueAt)}`;
   if (r.condition !== undefined) out += `,"c":${json(r.condition)}`;
   if (r.lastStatusCode !== undefined) out += `,"sc":${json(r.lastStatusCode)}`;
+  if (r.lastErrorType !== undefined) out += `,"ty":${json(r.lastErrorType)}`;
   if (r.traceContext !== undefined) out += `,"tc":${json(r.traceContext)}`;
   if (r.deliveryPending !== undefined) out += `,"dp":${json(r.deliveryPending)}`;
   if (r.deliveredTo !== undefined) out += `,"dt":${json(r.deliveredTo)}`;

@@ -1264,7 +1264,7 @@ export class AsyncEngine {
       const succeeding = store.transition(taskId, 'Succeeded', {
         from,
         attempts,
-        patch: this.endPatch(record, '', undefined, returnPayload(outcome.response)),
+        patch: this.endPatch(record, '', undefined, returnPayload(outcome.response), outcome),
       });
       const done = isPromise(succeeding) ? await succeeding : succeeding;
       if (done) {
@@ -1300,7 +1300,7 @@ export class AsyncEngine {
     const failed = await store.transition(taskId, 'Failed', {
       from,
       attempts,
-      patch: this.endPatch(record, outcome.condition, outcome.message),
+      patch: this.endPatch(record, outcome.condition, outcome.message, undefined, outcome),
       detail: outcome.message,
     });
     if (failed) {
@@ -1316,35 +1316,37 @@ export class AsyncEngine {
    * The fields of a terminal transition; `deliveryPending` when a destination is to be called.
    * Written out rather than spread: V8 builds `{ ...a, more }` on a slow path.
    */
+  /**
+   * The fields a task ends with. `attempt`: how the attempt it ends with went, when it ran: with a
+   * delivery pending, its status (and a failure's error type) are kept for a record sent again
+   * after a crash, which has no response of its own.
+   */
   private endPatch(
     record: TaskHead,
     condition: DestinationCondition,
     message: string | undefined,
     payload?: string,
+    attempt?: AttemptOutcome,
   ): TaskPatch {
     const targets = this.config.destinations[condition === '' ? 'onSuccess' : 'onFailure'];
     const deliveryPending = targets !== undefined && !(Array.isArray(targets) && targets.length === 0);
     const endTime = Date.now();
     const durationMs = endTime - (record.startedTime ?? record.acceptedAt);
-    if (payload === undefined) {
-      return {
-        endTime,
-        durationMs,
-        condition,
-        taskErrorMessage: message,
-        dueAt: undefined,
-        deliveryPending: deliveryPending || undefined,
-      };
-    }
-    return {
+    const patch: TaskPatch = {
       endTime,
       durationMs,
       condition,
       taskErrorMessage: message,
       dueAt: undefined,
       deliveryPending: deliveryPending || undefined,
-      returnPayload: payload,
     };
+    if (payload !== undefined) patch.returnPayload = payload;
+    if (deliveryPending && attempt?.kind === 'success') patch.lastStatusCode = attempt.response.statusCode;
+    else if (deliveryPending && attempt?.kind === 'failure') {
+      patch.lastStatusCode = attemptStatus(attempt);
+      patch.lastErrorType = attempt.errorType;
+    }
+    return patch;
   }
 
   /** Ends a stopped task; `attempts` names the attempt that ends it, when one does. */
@@ -1942,7 +1944,8 @@ export function buildDestinationRecord(
     responsePayload = record.returnPayload ?? '';
   } else {
     let errorMessage = record.taskErrorMessage ?? condition;
-    let errorType: string = condition;
+    // Sent again after a crash: the function's own error type, kept with the task.
+    let errorType: string = record.lastErrorType ?? condition;
     if (outcome?.kind === 'failure') {
       errorMessage = outcome.message;
       errorType = outcome.errorType;
