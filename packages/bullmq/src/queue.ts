@@ -71,6 +71,8 @@ export class BullmqQueueDriver implements QueueDriver {
   /** The last count failed: its warning was logged, the next failures of the outage are not. */
   private countFailing = false;
   private jobs: PendingJob[] = [];
+  /** Tasks whose lost lock was told (see `lockLost`). */
+  private readonly lockLostTold = new Set<string>();
   private readonly runs = new Map<string, Run>();
   private readonly timer: NodeJS.Timeout;
   /** The worker's close, from `stopTaking` on; `null` when it stopped taking before it had a worker. */
@@ -160,10 +162,12 @@ export class BullmqQueueDriver implements QueueDriver {
         settings: { backoffStrategy: (_made, _type, error) => (error instanceof RetryLater ? error.delayMs : 0) },
       },
     );
-    worker.on(
-      'error',
-      oncePerOutage(this.client, (error) => this.logger.error('bullmq worker error', { error })),
-    );
+    const outage = oncePerOutage(this.client, (error) => this.logger.error('bullmq worker error', { error }));
+    worker.on('error', (error) => {
+      const jobId = LOCK_LOST.exec(error.message)?.[1];
+      if (jobId === undefined) outage(error);
+      else this.lockLost(taskOfJob(jobId), error.message);
+    });
     worker.on('failed', (job, error) => {
       if (!(error instanceof RetryLater)) {
         this.logger.error('bullmq job failed', { taskId: job?.id && taskOfJob(job.id), error });
@@ -171,6 +175,22 @@ export class BullmqQueueDriver implements QueueDriver {
     });
     this.worker = worker;
     await worker.waitUntilReady();
+  }
+
+  /**
+   * One line per task whose lock this instance lost (frozen or overloaded past `lockDurationMs`,
+   * a long GC pause, a container paused): BullMQ reports it up to three times with its own stacks
+   * (the lock's renewal, then the end's and the retry's commands refused), where what happened is
+   * one thing, said once, at `warn`: it is handled.
+   */
+  private lockLost(taskId: string, reason: string): void {
+    if (this.lockLostTold.has(taskId)) return;
+    if (this.lockLostTold.size >= 1024) this.lockLostTold.clear();
+    this.lockLostTold.add(taskId);
+    this.logger.warn(
+      "bullmq: this instance lost a task's lock (held up past lockDurationMs); another instance takes the task over, and this attempt's end is not recorded",
+      { taskId, reason },
+    );
   }
 
   /**
@@ -288,6 +308,9 @@ export class BullmqQueueDriver implements QueueDriver {
 export function jobIdOf(taskId: string): string {
   return QUEUE_KEY_NAMES.has(taskId) ? `${JOB_PREFIX}${taskId}` : taskId;
 }
+
+/** BullMQ's words for a job whose lock this worker no longer holds; the job id is the first group. */
+const LOCK_LOST = /^(?:could not renew lock for job|Missing key for job|Lock mismatch for job) ([^\s.]+(?:\.[^\s.]+)?)/;
 
 /** The task of a job. */
 export function taskOfJob(jobId: string): string {

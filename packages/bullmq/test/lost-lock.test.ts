@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createFcHandler, type DestinationRecord, getInvocation, silentLogger } from '@fc-async/core';
+import { createFcHandler, type DestinationRecord, getInvocation, type Logger, silentLogger } from '@fc-async/core';
 import { asyncEvent } from '@fc-async/test-kit/fc-server';
 import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -9,6 +9,16 @@ import { jobIdOf } from '../src/queue.js';
 import { bullQueue, uniquePrefix, until } from './helpers.js';
 
 type App = (req: IncomingMessage, res: ServerResponse) => unknown;
+
+/** A logger that keeps its lines. */
+function recordingLogger(): Logger & {
+  entries: { level: string; message: string; fields?: Record<string, unknown> }[];
+} {
+  const entries: { level: string; message: string; fields?: Record<string, unknown> }[] = [];
+  const at = (level: string) => (message: string, fields?: Record<string, unknown>) =>
+    void entries.push({ level, message, fields });
+  return { entries, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
 
 /** The lock and the stalled-job check, short: a handler blocking the event loop for 1 s loses its lock. */
 const LOCK_MS = 200;
@@ -43,12 +53,12 @@ function sleep(ms: number): Promise<void> {
 function instance(
   prefix: string,
   app: App,
-  options: { concurrency?: number; maxAsyncRetryAttempts?: number; lockMs?: number } = {},
+  options: { concurrency?: number; maxAsyncRetryAttempts?: number; lockMs?: number; logger?: Logger } = {},
 ) {
   const delivered: DestinationRecord[] = [];
   const destination = (record: DestinationRecord) => void delivered.push(record);
   const handler = createFcHandler(app, {
-    logger: silentLogger,
+    logger: options.logger ?? silentLogger,
     env: {},
     async: {
       mode: 'local',
@@ -131,6 +141,28 @@ describe('bullmq(): a lock lost while the attempt still runs on the same instanc
     expect((await handler.tasks.get('kept'))?.status).toBe('Succeeded');
     expect(ran).toEqual(['0']);
     expect(delivered.map((r) => r.responsePayload)).toEqual(['done']);
+  });
+
+  it('says a lost lock once, at warn, without BullMQ stacks', async () => {
+    // A frozen instance that woke logged three error lines with BullMQ's stacks per task (the lock's
+    // renewal, then its end and its retry refused), none saying what happened.
+    const prefix = uniquePrefix();
+    const logger = recordingLogger();
+    const { handler } = instance(
+      prefix,
+      async (_req, res) => {
+        blockFor(5 * LOCK_MS);
+        await sleep(6 * LOCK_MS);
+        res.end('done');
+      },
+      { concurrency: 2, logger },
+    );
+    expect((await handler(asyncEvent('told'))).statusCode).toBe(202);
+    await settled(handler, bullQueue(prefix, closers), 'told');
+    await sleep(4 * LOCK_MS);
+    const lost = logger.entries.filter((e) => e.message.startsWith("bullmq: this instance lost a task's lock"));
+    expect(lost.map((e) => [e.level, e.fields?.taskId])).toEqual([['warn', 'told']]);
+    expect(logger.entries.filter((e) => e.level === 'error')).toEqual([]);
   });
 
   it('the attempt succeeds right after the block: the Succeeded record stands, one destination call, the worker goes on', async () => {

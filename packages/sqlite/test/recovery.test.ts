@@ -87,7 +87,7 @@ describe('sqlite(): recovery on start', () => {
     expect(running.alreadyRetriedTimes).toBe(1);
     expect(running.events.map((e) => e.status)).toEqual(['Enqueued', 'Retrying', 'Dequeued', 'Running', 'Succeeded']);
     expect(running.events[1]?.eventDetail).toBe(
-      'The attempt was interrupted: its process ended before the attempt did',
+      'The attempt was interrupted: its process ended (or was held up past its lock) before the attempt did',
     );
 
     const last = await task('running_last');

@@ -80,6 +80,7 @@ function fullRecord(): Required<TaskRecord> {
     dueAt: 1_700_000_000_500,
     condition: '',
     lastStatusCode: 503,
+    lastErrorType: 'DiskFull',
     traceContext: { traceparent: TRACEPARENT },
     deliveryPending: true,
     deliveredTo: [0, 2],

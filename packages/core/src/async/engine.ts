@@ -1692,7 +1692,7 @@ export function wrapDestinations(
 const INTERRUPTED: AttemptOutcome & { kind: 'failure' } = {
   kind: 'failure',
   condition: 'InvocationError',
-  message: 'The attempt was interrupted: its process ended before the attempt did',
+  message: 'The attempt was interrupted: its process ended (or was held up past its lock) before the attempt did',
   errorType: 'Interrupted',
 };
 
