@@ -1,4 +1,4 @@
-import { AsyncEngine, type Destinations, type TaskApi } from './async/engine.js';
+import { AsyncEngine, type CloseOptions, type Destinations, type TaskApi } from './async/engine.js';
 import { type AsyncOptions, resolveAsyncOptions, resolveMode } from './async/options.js';
 import { createRedactor } from './async/payload.js';
 import { isPlatformFailure, PlatformAsync } from './async/platform.js';
@@ -93,8 +93,11 @@ export interface FcHandler {
   readonly logger: Logger;
   /** Resolves when no async task is queued, running or being delivered. */
   drain(): Promise<void>;
-  /** Stops accepting async requests (503) and settles every task by `timeoutMs` (default 30 s). */
-  close(options?: { timeoutMs?: number | undefined }): Promise<void>;
+  /**
+   * Stops accepting async requests (503) and settles every task by `timeoutMs` (default 30 s);
+   * `stopWithinMs` bounds what comes after that deadline (see {@link CloseOptions}).
+   */
+  close(options?: CloseOptions): Promise<void>;
 }
 
 /**

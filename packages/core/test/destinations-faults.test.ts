@@ -310,14 +310,20 @@ describe('several destinations for one side, one failing', () => {
   });
 });
 
+/** A memory store that outlives its handler, as a file or Redis does: a second handler finds what the first left. */
+function durableMemory() {
+  const store = new MemoryTaskStore();
+  const durable: AsyncBackend = {
+    name: 'durable-memory',
+    persistent: true,
+    create: () => ({ store, queue: new PQueueDriver(2) }),
+  };
+  return { store, durable };
+}
+
 describe('handler.close() with a persistent backend while a delivery hangs', () => {
   it('closes by the deadline and leaves the delivery to the next start, which makes it', async () => {
-    const store = new MemoryTaskStore();
-    const durable: AsyncBackend = {
-      name: 'durable-memory',
-      persistent: true,
-      create: () => ({ store, queue: new PQueueDriver(2) }),
-    };
+    const { store, durable } = durableMemory();
     let hungCalls = 0;
     const first = createFcHandler(ok, {
       logger: memoryLogger(),
@@ -357,12 +363,7 @@ describe('handler.close() with a persistent backend while a delivery hangs', () 
 
 describe('a record sent again by the next start, its first delivery cut by a crash or a shutdown', () => {
   it("keeps the attempt's HTTP status and the function's own error type, as the first record had them", async () => {
-    const store = new MemoryTaskStore();
-    const durable: AsyncBackend = {
-      name: 'durable-memory',
-      persistent: true,
-      create: () => ({ store, queue: new PQueueDriver(2) }),
-    };
+    const { durable } = durableMemory();
     const first: DestinationRecord[] = [];
     const app = (req: IncomingMessage, res: ServerResponse) => {
       res.statusCode = req.url === '/fail' ? 500 : 201;
@@ -410,17 +411,6 @@ describe('a record sent again by the next start, its first delivery cut by a cra
 });
 
 describe('handler.close() with a persistent backend while a stopped task ends', () => {
-  /** A memory store that outlives its handler, as a file or Redis does: a second handler finds what the first left. */
-  const durableMemory = () => {
-    const store = new MemoryTaskStore();
-    const durable: AsyncBackend = {
-      name: 'durable-memory',
-      persistent: true,
-      create: () => ({ store, queue: new PQueueDriver(2) }),
-    };
-    return { store, durable };
-  };
-
   it('lets the onFailure delivery its end starts finish, so that the next start does not make it again', async () => {
     const { store, durable } = durableMemory();
     const started = deferred();

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { AsyncBackend } from '../src/async/backend.js';
+import type { AsyncBackend, TaskStore } from '../src/async/backend.js';
 import { MemoryTaskStore, PQueueDriver } from '../src/async/memory.js';
 import {
   AsyncEngine,
@@ -132,6 +132,45 @@ describe('close() of a durable backend while an app ignores its abort', () => {
     await until(() => store.get('deaf2')?.status === 'Running');
     await handler.close({ timeoutMs: 10 });
     expect([store.get('deaf2')?.status, store.get('deaf2')?.alreadyRetriedTimes ?? 0]).toEqual(['Retrying', 0]);
+  });
+});
+
+describe('close() of a durable backend while a job is still reading its task', () => {
+  it('cuts the attempt that claims the task after the deadline (Retrying, not counted), without an onFailure call', async () => {
+    /** A store whose read takes a round trip, as BullMQ's does: the job reads when the deadline comes. */
+    const memoryStore = new MemoryTaskStore();
+    const store: TaskStore = {
+      insert: (record) => memoryStore.insert(record),
+      get: (taskId) => new Promise((resolve) => setTimeout(() => resolve(memoryStore.get(taskId)), 40)),
+      transition: (taskId, status, options) => memoryStore.transition(taskId, status, options),
+      update: (taskId, patch) => memoryStore.update(taskId, patch),
+      list: (query) => memoryStore.list(query),
+      unfinished: () => memoryStore.unfinished(),
+    };
+    const backend: AsyncBackend = {
+      name: 'durable-slow',
+      persistent: true,
+      create: ({ concurrency }) => ({ store, queue: new PQueueDriver(concurrency) }),
+    };
+    const failures: unknown[] = [];
+    let ran = 0;
+    const handler = createFcHandler(
+      () => {
+        ran++;
+        return new Promise(() => {});
+      },
+      {
+        logger: memoryLogger(),
+        env: {},
+        async: { mode: 'local', timeoutSeconds: 600, stopGraceMs: 50, maxAsyncRetryAttempts: 0, backend },
+        destinations: { onFailure: (record) => void failures.push(record) },
+      },
+    );
+    await handler(asyncEvent({ taskId: 'late_claim' }), context);
+    await handler.close({ timeoutMs: 10 });
+    await tick(100);
+    const task = memoryStore.get('late_claim');
+    expect([task?.status, task?.alreadyRetriedTimes ?? 0, failures.length, ran]).toEqual(['Retrying', 0, 0, 0]);
   });
 });
 

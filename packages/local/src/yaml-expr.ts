@@ -44,11 +44,28 @@ const WHOLE_NAME = new RegExp(`${NAME.source}$`);
 const MAX_WALK_NESTING = 8;
 let walkNesting = 0;
 
+/** How many expressions one file may evaluate: references that expand exponentially run out of it. */
+export const MAX_EXPANSIONS = 100_000;
+
+/** Counts one expression evaluated against the file's budget; a {@link VarError} once it is spent. */
+export function spendExpansion(ctx: VarContext, expression: string): void {
+  ctx.budget = (ctx.budget ?? MAX_EXPANSIONS) - 1;
+  if (ctx.budget < 0) {
+    throw new VarError(`its references expand to more than ${MAX_EXPANSIONS} values (at \${${expression}})`);
+  }
+}
+
 /**
  * The value at `path` under `value`. A value on the way that is an expression of the file's own
  * (`cfg: ${file('./cfg.json')}`, read as `${vars.cfg.greeting}`) is evaluated to walk on into it.
  */
-function walk(value: unknown, path: string[], ctx: VarContext, self: ThisContext | undefined): unknown {
+function walk(
+  value: unknown,
+  path: string[],
+  ctx: VarContext,
+  self: ThisContext | undefined,
+  origin: { document: boolean },
+): unknown {
   let current = value;
   for (const key of path) {
     if (typeof current === 'string' && current.startsWith('${') && current.endsWith('}')) {
@@ -56,11 +73,16 @@ function walk(value: unknown, path: string[], ctx: VarContext, self: ThisContext
         walkNesting = 0;
         throw new VarError(`${current} refers to itself (references nest deeper than ${MAX_WALK_NESTING})`);
       }
+      const inner = current.slice(2, -1).trim();
+      const from = { document: false };
       try {
-        current = evaluateExpression(current.slice(2, -1).trim(), ctx, self);
+        spendExpansion(ctx, inner);
+        current = evaluateExpression(inner, ctx, self, from);
       } finally {
         walkNesting = Math.max(0, walkNesting - 1);
       }
+      // Into a file's, an environment variable's or a call's value: data from here on, never expanded.
+      if (!from.document) origin.document = false;
     }
     if (current === null || typeof current !== 'object' || !Object.hasOwn(current, key)) return undefined;
     current = (current as Record<string, unknown>)[key];
@@ -114,14 +136,19 @@ function call(name: string, args: unknown[], ctx: VarContext): unknown {
   }
 }
 
-function reference(name: string, ctx: VarContext, self: ThisContext | undefined): unknown {
+function reference(
+  name: string,
+  ctx: VarContext,
+  self: ThisContext | undefined,
+  origin: { document: boolean } = { document: false },
+): unknown {
   const [head, ...rest] = name.replace(/\[(\d+)\]/g, '.$1').split('.');
   if (head === 'env' && rest.length === 1) return ctx.env[rest[0] as string];
-  if (head === 'vars') return walk(ctx.root.vars, rest, ctx, self);
-  if (head === 'this') return walk(self, rest, ctx, self);
+  if (head === 'vars') return walk(ctx.root.vars, rest, ctx, self, origin);
+  if (head === 'this') return walk(self, rest, ctx, self, origin);
   const resources = (ctx.root.resources ?? ctx.root.services) as Record<string, unknown> | undefined;
-  if (head === 'resources' || head === 'services') return walk(resources, rest, ctx, self);
-  if (head !== undefined && rest[0] === 'props') return walk(resources, [head, ...rest], ctx, self);
+  if (head === 'resources' || head === 'services') return walk(resources, rest, ctx, self, origin);
+  if (head !== undefined && rest[0] === 'props') return walk(resources, [head, ...rest], ctx, self, origin);
   return undefined;
 }
 
@@ -162,7 +189,7 @@ export function evaluateExpression(
         // A value of the file itself (vars, this, resources) may hold references of its own; an
         // environment variable's value, a file's or a call's is data, taken as it is.
         origin.document = !(name === 'env' || name.startsWith('env.'));
-        return reference(name, ctx, self);
+        return reference(name, ctx, self, origin);
       }
     }
     if (!argument) throw UNREADABLE;

@@ -1,9 +1,8 @@
-import { evaluateExpression, type ThisContext, type VarContext, VarError } from './yaml-expr.js';
+import { evaluateExpression, spendExpansion, type ThisContext, type VarContext, VarError } from './yaml-expr.js';
 
 export { type ThisContext, type VarContext, VarError } from './yaml-expr.js';
 
-/** How many expressions one file may evaluate, and how deep references may nest. */
-const MAX_EXPANSIONS = 100_000;
+/** How deep references may nest. */
 const MAX_DEPTH = 8;
 
 /**
@@ -43,10 +42,7 @@ const PLACEHOLDER = /\{\{\s*[\w.-]+\s*\}\}/;
  * (a secret holding `${` is neither expanded nor reported).
  */
 function evaluate(expression: string, ctx: VarContext, self: ThisContext | undefined, depth: number): unknown {
-  ctx.budget = (ctx.budget ?? MAX_EXPANSIONS) - 1;
-  if (ctx.budget < 0) {
-    throw new VarError(`its references expand to more than ${MAX_EXPANSIONS} values (at \${${expression}})`);
-  }
+  spendExpansion(ctx, expression);
   const origin = { document: false };
   const result = evaluateExpression(expression.trim(), ctx, self, origin);
   return origin.document && result !== undefined ? resolveVars(result, ctx, self, depth + 1) : result;

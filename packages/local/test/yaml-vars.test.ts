@@ -32,6 +32,24 @@ describe('s.yaml variables', () => {
     expect([...ctx.unresolved]).toEqual([]);
   });
 
+  it("takes a file()'s value reached by a walk as data: neither expanded nor shown", () => {
+    const ctx = context({ vars: { s: "${file('./secrets.json')}" } }, { HOME_SECRET: 'leaked' });
+    writeFileSync(join(ctx.dir, 'secrets.json'), '{"password":"pa${ss","token":"x-${env.HOME_SECRET}"}');
+    expect(resolveVars('${vars.s.token}', ctx)).toBe('x-${env.HOME_SECRET}');
+    expect(resolveVars('${vars.s.password}', ctx)).toBe('pa${ss');
+    expect([...ctx.unresolved]).toEqual([]);
+  });
+
+  it('counts the expressions a walk evaluates against the file budget (a VarError, not minutes of CPU)', () => {
+    // l0..l7 each call env() with six arguments walking into the next level: about 6^8 (1.7 million) evaluations.
+    const vars: Record<string, unknown> = { l8: { k: 'v' } };
+    for (let n = 7; n >= 0; n--) {
+      const args = Array.from({ length: 6 }, () => `vars.l${n + 1}.k`);
+      vars[`l${n}`] = `\${env(${args.join(', ')})}`;
+    }
+    expect(() => resolveVars('${vars.l0.k}', context({ vars }))).toThrow(/expand to more than 100000 values/);
+  });
+
   it('still keeps what it cannot read as written, says so, and refuses a reference to itself', () => {
     const ctx = context({ vars: { a: '${vars.a.b}' } });
     expect(resolveVars("${unknown('x')}", ctx)).toBe("${unknown('x')}");

@@ -676,7 +676,11 @@ export class AsyncEngine {
           // An app that ignores its abort past the grace is left to itself: its attempt ends now, cut
           // (Retrying, for the next start), so that its timeout neither holds the process open nor
           // writes to the closed store later.
-          for (const running of this.running.values()) running.giveUp?.();
+          for (const running of this.running.values()) {
+            // One that started after the cut above (its claim under way then) is cut all the same.
+            running.cutByShutdown = true;
+            running.giveUp?.();
+          }
           await within(Promise.allSettled(ending), 100);
         }
         // A delivery under way (a task that ended just before the deadline) or one an attempt started
@@ -1001,6 +1005,9 @@ export class AsyncEngine {
     }
     const attempt = record.attempts - 1;
     this.running.set(taskId, running);
+    // Claimed while close() cut the attempts under way (its store read took a round trip): cut too,
+    // before its app runs (Retrying, not counted), rather than run it past the deadline.
+    if (this.cut) running.cutByShutdown = true;
     if (this.listeners.size > 0) this.emit({ type: 'started', taskId, requestId: record.requestId, attempt });
     const started = Date.now();
     const hooks = this.deps.hooks;
@@ -1172,6 +1179,7 @@ export class AsyncEngine {
   private runAttempt(record: TaskRecord, attempt: number, running: Running): Promise<AttemptOutcome> {
     // Stopped while its claim was being written (see `claimed`): the app is not called.
     if (running.stopRequested) return Promise.resolve({ kind: 'stopped' });
+    if (running.cutByShutdown) return Promise.resolve(SHUTDOWN_CUT);
     const request = replayRequest(record.payload, { requestId: record.requestId, taskId: record.taskId, attempt });
     const invocation = replayInvocation(record, attempt, running, this.deps.instanceId);
     const isFailure = this.options.isFailure;
@@ -1767,9 +1775,11 @@ export interface CloseOptions {
   /** How long running and queued work may go on before what is left is stopped (default 30 s). */
   timeoutMs?: number | undefined;
   /**
-   * How long close may take after that deadline at most: the wait for attempts that ignore their
-   * stop and for the last destination calls share it. Default: `async.stopGraceMs` plus 2 s. A
-   * custom runtime's pre-stop sets it, so that close fits FC's pre-stop budget.
+   * About how long close may take after that deadline: the wait for attempts that ignore their
+   * stop and for the last destination calls share it (closing the store and the queue comes on
+   * top: a few milliseconds, up to 3 s for BullMQ's worker when Redis is away). Default:
+   * `async.stopGraceMs` plus 2 s. A custom runtime's pre-stop sets it to a fifth of its budget,
+   * so that close fits FC's pre-stop budget.
    */
   stopWithinMs?: number | undefined;
 }
