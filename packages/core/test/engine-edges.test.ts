@@ -197,6 +197,34 @@ describe('a subscriber that throws, with a logger whose warn throws too', () => 
   });
 });
 
+describe('a system clock set forward (a VM resumed, NTP stepping)', () => {
+  it("brings a delayed task and a running attempt's timeout on within a second, as docs/async.md says", async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'Date'] });
+    const ran: string[] = [];
+    const handler = createFcHandler(
+      (req, res) => {
+        ran.push(req.url ?? '');
+        // The slow route never answers: only its timeout ends it.
+        if (req.url !== '/slow') res.end('ok');
+      },
+      { logger: memoryLogger(), env: {}, async: { mode: 'local', timeoutSeconds: 600, maxAsyncRetryAttempts: 0 } },
+    );
+    try {
+      await handler(asyncEvent({ taskId: 'later', path: '/later', delay: '600' }), context);
+      await handler(asyncEvent({ taskId: 'slow', path: '/slow' }), context);
+      await vi.advanceTimersByTimeAsync(10);
+      expect(ran).toEqual(['/slow']);
+      vi.setSystemTime(Date.now() + 601_000);
+      await vi.advanceTimersByTimeAsync(1500);
+      expect(ran).toEqual(['/slow', '/later']);
+      expect((await handler.tasks.get('slow'))?.status).toBe('Failed');
+    } finally {
+      vi.useRealTimers();
+      await handler.close({ timeoutMs: 0 });
+    }
+  });
+});
+
 describe('onAbort', () => {
   it('calls every caller once on abort, not one taken back, and none of a signal already aborted', () => {
     const controller = new AbortController();

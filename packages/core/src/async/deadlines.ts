@@ -6,6 +6,13 @@ export interface Deadline {
   clear(): void;
 }
 
+/**
+ * The longest a timer of the engine waits before it reads the clock again: a system clock set
+ * forward (a VM resumed, NTP stepping) brings delays, backoffs and timeouts on within this,
+ * rather than at the end of the wait the timer was armed for.
+ */
+export const CLOCK_CHECK_MS = 1000;
+
 class Entry implements Deadline {
   prev: Entry | undefined = undefined;
   next: Entry | undefined = undefined;
@@ -55,7 +62,7 @@ export class Deadlines {
     if (this.timer !== undefined) {
       if (entry === this.head) this.timer.ref();
     } else if (!this.expiring) {
-      this.timer = setTimeout(this.expire, this.ms);
+      this.timer = setTimeout(this.expire, Math.min(this.ms, CLOCK_CHECK_MS));
     }
     return entry;
   }
@@ -95,7 +102,9 @@ export class Deadlines {
     } finally {
       this.expiring = false;
       const head = this.head;
-      if (head !== undefined) this.timer = setTimeout(this.expire, Math.max(1, head.at - Date.now()));
+      if (head !== undefined) {
+        this.timer = setTimeout(this.expire, Math.min(CLOCK_CHECK_MS, Math.max(1, head.at - Date.now())));
+      }
     }
   };
 }

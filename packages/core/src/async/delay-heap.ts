@@ -1,4 +1,4 @@
-import { MAX_TIMER_MS } from '../destinations/validate.js';
+import { CLOCK_CHECK_MS } from './deadlines.js';
 
 /**
  * Delayed task ids under one Node timer, armed for the earliest: a binary min-heap on (due time,
@@ -55,7 +55,8 @@ export class DelayHeap {
   private arm(at: number): void {
     clearTimeout(this.timer);
     this.timerAt = at;
-    this.timer = setTimeout(this.fire, Math.min(MAX_TIMER_MS, Math.max(1, at - Date.now())));
+    // At most CLOCK_CHECK_MS: a clock set forward brings the due tasks on (see CLOCK_CHECK_MS).
+    this.timer = setTimeout(this.fire, Math.min(CLOCK_CHECK_MS, Math.max(1, at - Date.now())));
   }
 
   /** True when (at, order) comes before entry `j`. */
