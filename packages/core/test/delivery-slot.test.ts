@@ -73,4 +73,33 @@ describe('a destination call and the queue', () => {
     expect((await handler(asyncEvent({ path: '/after' }), context)).statusCode).toBe(202);
     await handler.close();
   });
+
+  it('refuses new tasks 429 while the destination calls under way hold maxDeliveryBytes: large answers cannot pile up either', async () => {
+    // A dead webhook and 1 MiB answers: counting tasks alone let 300 pending records take 1.6 GB.
+    const gate = deferred();
+    const big = 'x'.repeat(1024 * 1024);
+    const handler = createFcHandler((_req, res) => res.end(big), {
+      env: {},
+      logger: memoryLogger(),
+      async: { mode: 'local', concurrency: 1, maxDeliveryBytes: 8 * 1024 * 1024 },
+      destinations: { onSuccess: () => gate.promise },
+    });
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      statuses.push((await handler(asyncEvent({ path: `/${i}` }), context)).statusCode);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    // Three deliveries of about 3 MiB each go over 8 MiB: the rest are refused until they end.
+    expect(statuses.filter((s) => s === 202).length).toBeLessThanOrEqual(5);
+    const refused = await handler(asyncEvent({ path: '/refused' }), context);
+    expect([refused.statusCode, refused.headers['retry-after'], JSON.parse(String(refused.body)).code]).toEqual([
+      429,
+      '1',
+      'ResourceThrottled',
+    ]);
+    gate.resolve();
+    await handler.drain();
+    expect((await handler(asyncEvent({ path: '/after' }), context)).statusCode).toBe(202);
+    await handler.close();
+  });
 });

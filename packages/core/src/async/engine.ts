@@ -312,6 +312,8 @@ export class AsyncEngine {
   private readonly shutdown = new AbortController();
   /** Destination calls under way outside the queue's slots (see `settleAside`). */
   private deliveringAside = 0;
+  /** About the bytes those destination calls hold (see `deliveryBytes`), against `maxDeliveryBytes`. */
+  private deliveringBytes = 0;
   /** Every attempt's timeout (`timeoutSeconds`), under one timer. */
   private readonly timeouts: Deadlines;
   /** A close's own stop grace, shorter than `stopGraceMs` (see `CloseOptions.stopWithinMs`). */
@@ -544,6 +546,13 @@ export class AsyncEngine {
     const delayMs = parseDelay(request.headers['x-fc-async-delay']);
     // Tasks whose destination is being called count too: they hold their record and answer in
     // memory, and a destination that is down must not let them grow without bound.
+    if (this.deliveringBytes > this.options.maxDeliveryBytes) {
+      throw new FcAsyncError(
+        'ResourceThrottled',
+        `Destination calls under way hold about ${Math.round(this.deliveringBytes / 1048576)} MiB (maxDeliveryBytes); retry later`,
+        { statusCode: 429, retryAfterSeconds: 1 },
+      );
+    }
     if (this.queue.pending() + this.deliveringAside >= this.options.maxQueuedTasks) {
       throw new FcAsyncError(
         'ResourceThrottled',
@@ -1398,7 +1407,9 @@ export class AsyncEngine {
   private settleAside(record: TaskRecord, outcome: AttemptOutcome | undefined): void | Promise<void> {
     if (this.queue.shared) return this.settle(record, outcome);
     this.deliveringAside++;
-    const tracked = this.settle(record, outcome, true).then(() => undefined);
+    const bytes = deliveryBytes(record, outcome);
+    this.deliveringBytes += bytes;
+    const tracked = this.settle(record, outcome, bytes).then(() => undefined);
     this.inFlight.add(tracked);
     void tracked.then(() => {
       this.inFlight.delete(tracked);
@@ -1408,14 +1419,14 @@ export class AsyncEngine {
 
   /**
    * Calls the destination of a finished task, records the delivery, and counts the task done.
-   * `aside`: a delivery outside the queue's slots (see `settleAside`), counted until it ends.
+   * `aside`: the bytes of a delivery outside the queue's slots (see `settleAside`), counted until it ends.
    */
-  private async settle(record: TaskRecord, outcome: AttemptOutcome | undefined, aside = false): Promise<void> {
+  private async settle(record: TaskRecord, outcome: AttemptOutcome | undefined, aside?: number): Promise<void> {
     // With a local queue the task was counted when accepted; with a shared one, each settle counts.
     if (this.queue.shared) this.outstanding++;
     // Counted done already: another settle of it (under way, or its last write refused) calls its destination.
     else if (!this.firstEnd(record.taskId, record.requestId)) {
-      if (aside) this.deliveringAside--;
+      if (aside !== undefined) this.deliveredAside(aside);
       return;
     }
     // Its stop was refused but the task ran (or ended) all the same: nothing to look at again.
@@ -1487,10 +1498,16 @@ export class AsyncEngine {
       this.deps.logger.error('destination bookkeeping failed', { taskId: record.taskId, error });
     } finally {
       // Before the count that resolves drain(): a caller that waited for it finds room at once.
-      if (aside) this.deliveringAside--;
+      if (aside !== undefined) this.deliveredAside(aside);
       this.finishOne();
       this.lookIfParked();
     }
+  }
+
+  /** A delivery outside the queue's slots ended: its count and its bytes freed. */
+  private deliveredAside(bytes: number): void {
+    this.deliveringAside--;
+    this.deliveringBytes -= bytes;
   }
 
   /** Resolves once no destination call is under way. */
@@ -1788,6 +1805,16 @@ export interface CloseOptions {
 const ERROR_BODY_CAP = 64 * 1024;
 /** The longest error message a task keeps from a function's error body. */
 const ERROR_MESSAGE_CAP = 4096;
+
+/**
+ * About what a destination call holds while it waits or retries: the task's request, its answer
+ * and the record made of them (the answer's text in it, about twice its bytes).
+ */
+function deliveryBytes(record: TaskRecord, outcome: AttemptOutcome | undefined): number {
+  const response = outcome && 'response' in outcome ? outcome.response : undefined;
+  const answer = response ? response.body.length : (record.returnPayload?.length ?? 0);
+  return record.payload.body.length + 3 * answer;
+}
 
 /** An attempt whose app (or `isFailure`) threw or rejected. */
 export function unhandled(error: unknown): Extract<AttemptOutcome, { kind: 'failure' }> {

@@ -60,6 +60,12 @@ export interface AsyncOptions {
   concurrency?: number | undefined;
   /** Tasks waiting (queued, delayed, backing off, or being delivered) before new ones get 429. @default 10000 */
   maxQueuedTasks?: number | undefined;
+  /**
+   * Bytes the destination calls under way may hold (each its task's request and answer, about)
+   * before new async requests get 429: a destination that is down, with large answers, cannot pile
+   * them up in memory (a count alone let 300 pending 1 MiB records take 1.6 GB). @default 268435456 (256 MiB)
+   */
+  maxDeliveryBytes?: number | undefined;
   /** Largest async request body; larger answers 400 `InvalidArgument`, as FC's HTTP trigger does. @default 131072 (128 KB) */
   maxAsyncPayloadBytes?: number | undefined;
   /** Retries after a failed attempt, 0..8. @default 3 */
@@ -93,6 +99,7 @@ export interface ResolvedAsyncOptions {
   mode: AsyncMode;
   concurrency: number;
   maxQueuedTasks: number;
+  maxDeliveryBytes: number;
   maxAsyncPayloadBytes: number;
   maxAsyncRetryAttempts: number;
   maxAsyncEventAgeInSeconds: number;
@@ -131,6 +138,7 @@ const KNOWN = new Set([
   'mode',
   'concurrency',
   'maxQueuedTasks',
+  'maxDeliveryBytes',
   'maxAsyncPayloadBytes',
   'maxAsyncRetryAttempts',
   'maxAsyncEventAgeInSeconds',
@@ -202,6 +210,13 @@ export function resolveAsyncOptions(options: AsyncOptions = {}): ResolvedAsyncOp
     mode,
     concurrency: integer('concurrency', options.concurrency, 1, 10_000, 10),
     maxQueuedTasks: integer('maxQueuedTasks', options.maxQueuedTasks, 1, Number.MAX_SAFE_INTEGER, 10_000),
+    maxDeliveryBytes: integer(
+      'maxDeliveryBytes',
+      options.maxDeliveryBytes,
+      1,
+      Number.MAX_SAFE_INTEGER,
+      256 * 1024 * 1024,
+    ),
     maxAsyncPayloadBytes: integer(
       'maxAsyncPayloadBytes',
       options.maxAsyncPayloadBytes,
