@@ -948,6 +948,34 @@ describe('task records', () => {
     expect(recorded).not.toContain('\ufffd');
   });
 
+  it("cuts returnPayload at 1 MiB of the answer's bytes, on a whole character, whatever its script or kind", async () => {
+    const answers: Record<string, [string, string | Buffer]> = {
+      // 900,000 bytes of PNG: kept whole (base64 of 1 MiB of characters once kept 786,432 bytes).
+      png: ['image/png', Buffer.alloc(900_000, 7)],
+      // 2 MiB of four-byte characters after one byte: cut within one (a lone surrogate was kept).
+      emoji: ['text/plain; charset=utf-8', `a${'😀'.repeat(524_288)}`],
+      // 1 MiB of three-byte characters: 3 MiB of bytes (kept whole when cut by characters).
+      cjk: ['text/plain; charset=utf-8', '任'.repeat(1024 * 1024)],
+    };
+    const app: typeof ok = (req, res) => {
+      const [type, body] = answers[(req.url ?? '').slice(1)] ?? ['text/plain', ''];
+      res.setHeader('content-type', type);
+      res.end(body);
+    };
+    const { handler } = setup(app);
+    for (const id of Object.keys(answers)) await handler(asyncEvent({ taskId: id, path: `/${id}` }), context);
+    await handler.drain();
+    const kept = async (id: string) => (await handler.tasks.get(id))?.returnPayload ?? '';
+    expect(Buffer.from(await kept('png'), 'base64')).toEqual(answers.png?.[1]);
+    const emoji = await kept('emoji');
+    expect([
+      Buffer.from(emoji, 'utf8').toString('utf8') === emoji,
+      Buffer.byteLength(emoji) <= 1024 * 1024,
+      emoji.startsWith('a😀😀'),
+    ]).toEqual([true, true, true]);
+    expect(Buffer.byteLength(await kept('cjk'))).toBe(1024 * 1024 - 1);
+  });
+
   it('retention keeps at most maxBytes of bodies and answers in finished tasks, oldest finished first', async () => {
     // Each task: a 1000-byte body and a 2000-byte answer; 7000 bytes hold two of them.
     const answer: typeof ok = (_req, res) => {
@@ -963,6 +991,21 @@ describe('task records', () => {
     expect(ids).toEqual(['t2', 't3']);
     // A bound below zero is refused.
     expect(() => memory({ maxBytes: -1 })).toThrow(/maxBytes/);
+  });
+
+  it('counts an answer in other scripts by its UTF-8 bytes against maxBytes, not by its characters', async () => {
+    // 1000 three-byte characters an answer, 3000 bytes: 7000 bytes hold two (by characters, seven).
+    const answer: typeof ok = (_req, res) => {
+      res.setHeader('content-type', 'text/plain; charset=utf-8');
+      res.end('任'.repeat(1000));
+    };
+    const { handler } = setup(answer, { backend: memory({ maxBytes: 7000 }) });
+    for (let i = 0; i < 5; i++) {
+      await handler(asyncEvent({ taskId: `c${i}` }), context);
+      await handler.drain();
+    }
+    const ids = (await handler.tasks.list({ sortOrderByTime: 'asc' })).tasks.map((t) => t.taskId);
+    expect(ids).toEqual(['c3', 'c4']);
   });
 
   it('secrets never reach task records, destination records or logs', async () => {

@@ -1863,13 +1863,29 @@ export function failedResponse(response: BridgeResponse): Extract<AttemptOutcome
   return { kind: 'failure', condition: 'UnhandledInvocationError', message, errorType, response };
 }
 
-function bodyText(response: BridgeResponse, decodedCap: number): string {
+/**
+ * An answer's body as a record keeps it: text, or base64 for binary; decoded when compressed (up
+ * to `decodedCap`). `keepBytes`: at most this many of its bytes (a task's returnPayload keeps
+ * 1 MiB), cut on a whole UTF-8 character.
+ */
+function bodyText(response: BridgeResponse, decodedCap: number, keepBytes = Number.POSITIVE_INFINITY): string {
   const body = response.body;
-  if (typeof body === 'string') return body;
+  if (typeof body === 'string') {
+    // A string's length counts UTF-16 units, not bytes: within keepBytes whatever its script.
+    if (body.length * 3 <= keepBytes) return body;
+    return cutToBytes(Buffer.from(body, 'utf8'), keepBytes, true);
+  }
   const decoded = decodedBody(body, response.headers['content-encoding'], decodedCap);
-  if (decoded === undefined) return isText(response.headers) === 'text' ? utf8OrBase64(body) : body.toString('base64');
+  if (decoded === undefined) return cutToBytes(body, keepBytes, isText(response.headers) === 'text');
   const decodedIsText = isText({ 'content-type': response.headers['content-type'] }) === 'text';
-  return decodedIsText ? utf8OrBase64(decoded.bytes, decoded.cut) : decoded.bytes.toString('base64');
+  return cutToBytes(decoded.bytes, keepBytes, decodedIsText, decoded.cut);
+}
+
+/** The first `keepBytes` of `bytes`, as text when `text` and UTF-8 (a character cut in two left out), else base64. */
+function cutToBytes(bytes: Buffer, keepBytes: number, text: boolean, cut = false): string {
+  const over = bytes.length > keepBytes;
+  const kept = over ? bytes.subarray(0, keepBytes) : bytes;
+  return text ? utf8OrBase64(kept, cut || over) : kept.toString('base64');
 }
 
 /**
@@ -1947,9 +1963,9 @@ function decodedBody(body: Buffer, encoding: unknown, cap: number): { bytes: Buf
   return undefined;
 }
 
+/** A task's `returnPayload`: its answer's first 1 MiB (of bytes, not characters; base64 of them for binary). */
 function returnPayload(response: BridgeResponse): string {
-  const text = bodyText(response, DECODED_CAP);
-  return text.length > RETURN_PAYLOAD_CAP ? text.slice(0, RETURN_PAYLOAD_CAP) : text;
+  return bodyText(response, DECODED_CAP, RETURN_PAYLOAD_CAP);
 }
 
 /**

@@ -46,7 +46,11 @@ export interface MemoryBackendOptions {
 /** What a finished record holds that can be large: its request body and its answer. */
 function bytesOf(record: TaskRecord | undefined): number {
   if (!record) return 0;
-  return record.payload.body.length + (record.returnPayload === undefined ? 0 : record.returnPayload.length);
+  // An answer's text in UTF-8 bytes: a string's length counts UTF-16 units, which V8 keeps in two
+  // bytes each outside Latin-1 (CJK answers held twice the budget when counted by length).
+  return (
+    record.payload.body.length + (record.returnPayload === undefined ? 0 : Buffer.byteLength(record.returnPayload))
+  );
 }
 
 /** `Object.assign` for a patch of a few own fields, key by key: several times faster on V8 11. */
