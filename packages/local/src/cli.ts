@@ -1,13 +1,13 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseStoreSpec } from './backend.js';
-import { SUPERVISOR_FD, stopWhenSupervisorGoes, superviseDev } from './dev-watch.js';
-import { type Emulator, startEmulator } from './emulator.js';
+import { REFUSED_EXIT, SUPERVISOR_FD, stopWhenSupervisorGoes, superviseDev } from './dev-watch.js';
+import { type Emulator, exitOwn, startEmulator } from './emulator.js';
 import { failure } from './errors.js';
 import { createEmulatorLog } from './log.js';
-import type { EmulatorOptions } from './options.js';
+import { type EmulatorOptions, resolveOptions } from './options.js';
 import { freePort } from './ports.js';
 import { watchIgnore } from './watch-tree.js';
 
@@ -47,10 +47,39 @@ interface DevFlags {
   supervisorFd?: number;
 }
 
-function fail(message: string): never {
+function fail(message: string, code = 1): never {
   process.stderr.write(`fc-async: ${message}\n`);
-  process.exit(1);
+  process.exit(code);
 }
+
+/** `startEmulator()` options whose flag is not the option's name in kebab case. */
+const FLAG_OF: Record<string, string> = {
+  retryBaseMs: '--retry-delay',
+  timeoutSeconds: '--timeout',
+  maxBufferedBodyBytes: '--max-body-bytes',
+  entry: 'the entry',
+};
+
+/**
+ * Why the start failed, in the CLI's words: `startEmulator()` names its options (``Expected
+ * `accountId` ...``), the command line has flags (`--account-id`).
+ */
+function startFailure(error: unknown, command: Command): string {
+  const flagOf = (name: string) =>
+    FLAG_OF[name] ?? command.options.find((option) => option.attributeName() === name)?.long;
+  return failure(error)
+    .replace(/^Expected `(\w+)`/, (whole, name: string) => `Expected ${flagOf(name) ?? whole.slice(9)}`)
+    .replace(/^(Pass either an entry or )`config`/, '$1--config');
+}
+
+/**
+ * Refusals of an emulator under `--watch` that no edit of the watched files fixes: no access key
+ * for a control host beyond loopback, a port in use, an `--out-dir` that cannot be written, a
+ * store package not installed.
+ */
+const NOT_FIXED_BY_AN_EDIT = new Set(['AccessKeyRequired', 'ListenFailed', 'OutDirNotWritable', 'BackendMissing']);
+
+const codeOf = (error: unknown) => (error instanceof Error ? (error as { code?: unknown }).code : undefined);
 
 /**
  * The control plane's key, from the environment. `take`: removed from it as well, before any
@@ -71,6 +100,37 @@ function credentialsFromEnv(take = false): EmulatorOptions['credentials'] {
   return { accessKeyId, accessKeySecret };
 }
 
+/** The `startEmulator()` options of the flags. */
+function emulatorOptions(
+  entry: string | undefined,
+  flags: DevFlags,
+  credentials: EmulatorOptions['credentials'],
+): EmulatorOptions {
+  return {
+    entry,
+    config: flags.config,
+    name: flags.name,
+    port: flags.port,
+    host: flags.host,
+    controlPort: flags.controlPort,
+    controlHost: flags.controlHost,
+    credentials,
+    requireSignatures: flags.requireSignatures,
+    region: flags.region,
+    accountId: flags.accountId,
+    store: flags.store,
+    redis: flags.redis,
+    concurrency: flags.concurrency,
+    maxQueuedTasks: flags.maxQueuedTasks,
+    retryBaseMs: flags.retryDelay,
+    timeoutSeconds: flags.timeout,
+    logFormat: flags.logFormat,
+    outDir: flags.outDir,
+    maxEventStreams: flags.maxEventStreams,
+    maxBufferedBodyBytes: flags.maxBodyBytes,
+  };
+}
+
 /** One line on stderr that is not an emulator's log line, JSON with `--log-format json`. */
 function notice(flags: DevFlags, note: string): void {
   process.stderr.write(`${flags.logFormat === 'json' ? JSON.stringify({ level: 'info', message: note }) : note}\n`);
@@ -84,7 +144,7 @@ function notice(flags: DevFlags, note: string): void {
 const SAME_CTRL_C_MS = 500;
 
 /** Ctrl-C / SIGTERM: stop accepting, let tasks finish within the bound, flush spans; twice quits at once. */
-function handleSignals(emulator: Emulator, flags: DevFlags): void {
+function signalHandler(emulator: Emulator, flags: DevFlags): (signal: NodeJS.Signals) => void {
   let stoppedAt: number | undefined;
   const stop = (signal: NodeJS.Signals) => {
     if (stoppedAt !== undefined) {
@@ -107,8 +167,7 @@ function handleSignals(emulator: Emulator, flags: DevFlags): void {
       (error: unknown) => fail(`shutdown failed: ${error instanceof Error ? error.message : String(error)}`),
     );
   };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  return stop;
 }
 
 /** Errors the app leaves unhandled are reported, not fatal: the emulator keeps serving. */
@@ -116,7 +175,7 @@ function reportStrayErrors(format: 'text' | 'json'): void {
   // Whoever read the log is gone (a closed pipe): nobody can see or stop the emulator any more.
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'EPIPE') process.exit(1);
+      if (error.code === 'EPIPE') exitOwn(1);
     });
   }
   // As the emulator's own log lines: a time, the error's fields (its stack under it in text), control
@@ -148,7 +207,15 @@ function childArgs(command: Command, entry: string | undefined, ports: { port: n
  * folder, or the s.yaml's). Ports given as 0 are picked here once, so that restarts keep them.
  */
 async function watchDev(entry: string | undefined, flags: DevFlags, command: Command): Promise<void> {
-  credentialsFromEnv(); // a half-set access key is refused once here rather than by each child
+  // A half-set access key, a bad flag value or none for a control host beyond loopback: refused
+  // once here, as without --watch, rather than by each child (no edit of the project fixes them).
+  const credentials = credentialsFromEnv();
+  try {
+    resolveOptions(emulatorOptions(entry, flags, credentials));
+  } catch (error) {
+    // Unless the s.yaml to serve is not there yet: writing it is the change that starts the emulator.
+    if (codeOf(error) !== 'NothingToServe') fail(startFailure(error, command));
+  }
   let store: ReturnType<typeof parseStoreSpec>;
   try {
     store = parseStoreSpec(flags.store, flags.redis);
@@ -180,6 +247,30 @@ async function watchDev(entry: string | undefined, flags: DevFlags, command: Com
   }
 }
 
+/** Commander's error on one line: its `(Did you mean --port?)` goes on the line of the problem. */
+const oneLine = (text: string) =>
+  text
+    .trim()
+    .replace(/\s*\n\s*\(Did you mean (.+?)\?\)/g, '; did you mean $1?')
+    .replace(/\s*\n\s*/g, ' ');
+
+/**
+ * With an s.yaml, flags that set what each of its functions has its own of: one line naming
+ * those given, instead of dropping them without a word.
+ */
+function overriddenFlags(entry: string | undefined, flags: DevFlags, command: Command): void {
+  if (entry !== undefined || flags.supervisorFd !== undefined) return;
+  if (flags.config === undefined && !['s.yaml', 's.yml'].some((file) => existsSync(file))) return;
+  const given = (key: string) => command.getOptionValueSource(key) === 'cli';
+  const unused = ['name', 'timeout'].filter(given).map((key) => `--${key}`);
+  const parts: string[] = [];
+  if (unused.length > 0) parts.push(`${unused.join(' and ')} ${unused.length > 1 ? 'are' : 'is'} not used`);
+  if (given('region')) parts.push('--region applies only to functions whose s.yaml names no region');
+  if (parts.length > 0) {
+    notice(flags, `fc-async: the s.yaml gives each function its own settings: ${parts.join('; ')}`);
+  }
+}
+
 const program = new Command('fc-async')
   .description('Local Function Compute emulator for fc-async apps')
   .version(version)
@@ -187,7 +278,7 @@ const program = new Command('fc-async')
   .configureOutput({
     outputError: (text, write) =>
       write(
-        `fc-async: ${text.replace(/^error: /, '').trim()} (see fc-async ${/unknown command/.test(text) ? '' : 'dev '}--help)\n`,
+        `fc-async: ${oneLine(text.replace(/^error: /, ''))} (see fc-async ${/unknown command/.test(text) ? '' : 'dev '}--help)\n`,
       ),
   });
 
@@ -234,43 +325,28 @@ program
   // The pipe from the --watch supervisor, whose closing stops this emulator.
   .addOption(new Option('--supervisor-fd <fd>').argParser(integer(3, 1023)).hideHelp())
   .action(async (entry: string | undefined, flags: DevFlags, command: Command) => {
+    if (entry !== undefined && /\.ya?ml$/i.test(entry)) {
+      fail(`${entry} is a YAML file, not a module to serve: serve an s.yaml with --config ${entry}`);
+    }
+    overriddenFlags(entry, flags, command);
     if (flags.watch) return watchDev(entry, flags, command);
     if (flags.supervisorFd !== undefined) stopWhenSupervisorGoes(flags.supervisorFd, flags.shutdownTimeout * 1000);
     reportStrayErrors(flags.logFormat);
     // Ctrl-C while functions start: exit through process.exit, whose hook stops the custom
     // runtimes already started (they run in process groups of their own, out of the signal's reach).
-    const early = () => process.exit(130);
-    process.once('SIGINT', early).once('SIGTERM', early);
+    // One listener throughout: one removed and another added drops a signal that came in between
+    // (its libuv handle is closed with it), and the ready line may well be answered by a SIGTERM.
+    let onSignal = (_signal: NodeJS.Signals): void => process.exit(130);
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => onSignal(signal));
     let emulator: Emulator;
     try {
-      emulator = await startEmulator({
-        entry,
-        config: flags.config,
-        name: flags.name,
-        port: flags.port,
-        host: flags.host,
-        controlPort: flags.controlPort,
-        controlHost: flags.controlHost,
-        credentials: credentialsFromEnv(true),
-        requireSignatures: flags.requireSignatures,
-        region: flags.region,
-        accountId: flags.accountId,
-        store: flags.store,
-        redis: flags.redis,
-        concurrency: flags.concurrency,
-        maxQueuedTasks: flags.maxQueuedTasks,
-        retryBaseMs: flags.retryDelay,
-        timeoutSeconds: flags.timeout,
-        logFormat: flags.logFormat,
-        outDir: flags.outDir,
-        maxEventStreams: flags.maxEventStreams,
-        maxBufferedBodyBytes: flags.maxBodyBytes,
-      });
+      emulator = await startEmulator(emulatorOptions(entry, flags, credentialsFromEnv(true)));
     } catch (error) {
-      fail(failure(error));
+      // Under --watch: the supervisor exits too, rather than wait for a change that cannot help.
+      const refused = flags.supervisorFd !== undefined && NOT_FIXED_BY_AN_EDIT.has(codeOf(error) as string);
+      fail(startFailure(error, command), refused ? REFUSED_EXIT : 1);
     }
-    process.off('SIGINT', early).off('SIGTERM', early);
-    handleSignals(emulator, flags);
+    onSignal = signalHandler(emulator, flags);
   });
 
 await program.parseAsync(process.argv);

@@ -12,6 +12,12 @@ const DEBOUNCE_MS = 150;
 const STOP_GRACE_MS = 20_000;
 /** The child's file descriptor of the pipe from the supervisor. */
 export const SUPERVISOR_FD = 3;
+/**
+ * The exit code of an emulator under `--watch` that refused to start for a reason no edit of the
+ * watched files fixes (a flag, a port in use, no access key): the supervisor then exits 1 rather
+ * than wait for a change (sysexits' EX_CONFIG).
+ */
+export const REFUSED_EXIT = 78;
 
 /** What {@link superviseDev} runs and watches. */
 export interface SuperviseOptions {
@@ -90,7 +96,7 @@ export function stopWhenSupervisorGoes(fd: number, shutdownTimeoutMs: number): v
  * once the old one exited (SIGKILL to its group if it is still there 20 s past
  * `shutdownTimeoutMs`: an app stuck in a loop handles no signal). One child at a time: changes during a restart
  * are picked up by the next child. A child that exits by itself (a syntax error in the entry)
- * waits for the next change. SIGINT and SIGTERM are passed on to the child (a second one makes it
+ * waits for the next change, unless it exits with {@link REFUSED_EXIT}: then the supervisor exits 1. SIGINT and SIGTERM are passed on to the child (a second one makes it
  * quit at once; the first during a restart only calls it off), with the same SIGKILL past its
  * time, and the supervisor exits with its code. The child runs in a process group of its
  * own, out of the reach of the terminal's Ctrl-C, which would otherwise reach it twice.
@@ -146,7 +152,8 @@ class Supervisor {
     this.#child = undefined;
     clearTimeout(this.#killTimer);
     this.#killTimer = undefined;
-    if (this.#quitting) this.#exit(code);
+    if (code === REFUSED_EXIT && !this.#restart) this.#exit(1);
+    else if (this.#quitting) this.#exit(code);
     else if (this.#restart) {
       // Its ports are free now: the kernel closed its sockets with it, nothing it started holds
       // them (libuv opens sockets close-on-exec) and connections left in TIME_WAIT do not stop

@@ -293,6 +293,23 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   };
 }
 
+/** The process is ending for a reason of the emulator's own: no function is to blame. */
+let ownExit = false;
+
+/**
+ * Ends the process for a reason of the emulator's own (the reader of its log went away), without
+ * the notice that blames a function calling `process.exit()`.
+ *
+ * @example
+ * ```ts
+ * process.stdout.on('error', () => exitOwn(1));
+ * ```
+ */
+export function exitOwn(code: number): never {
+  ownExit = true;
+  process.exit(code);
+}
+
 /**
  * The functions run in the emulator's process: one that calls `process.exit()` ends every function
  * with it. Say so, with the caller's place (the `exit` event runs inside that call) and what
@@ -301,6 +318,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
  */
 function sayWhyOnExit(log: EmulatorLog, persistent: boolean): () => void {
   const onExit = (code: number) => {
+    if (ownExit) return;
     // The `exit` event runs inside process.exit(): the first frame of the project's own code called it.
     const at = thrownAt(new Error());
     log.flush();

@@ -78,8 +78,12 @@ export async function loadEntry(file: string, exportName?: string, instance?: st
   try {
     mod = (await import(url.href)) as Record<string, unknown>;
   } catch (cause) {
-    // One line: a compiler's message (tsx's "Transform failed with 1 error:") spans several.
-    const message = (cause instanceof Error ? cause.message : String(cause)).replace(/\s*\n\s*/g, ' ');
+    // One line: a compiler's message (tsx's "Transform failed with 1 error:") spans several. The
+    // module's URL, with the query that makes an instance of its own, is the file to the user.
+    const message = (cause instanceof Error ? cause.message : String(cause))
+      .replace(/\s*\n\s*/g, ' ')
+      .split(url.href)
+      .join(file);
     const where = thrownAt(cause) ?? syntaxErrorAt(cause, file);
     throw new FcAsyncError('EntryLoadFailed', `Loading ${file} failed: ${message}${where ? ` (at ${where})` : ''}`, {
       cause,

@@ -20,6 +20,8 @@ export function optionError(name: string, expected: string, got: unknown): TypeE
  */
 export function failure(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
+  // A module that failed to load: the message already tells its cause, in the user's terms (a file, not the URL loaded).
+  if ((error as { code?: unknown }).code === 'EntryLoadFailed') return error.message;
   const cause = error.cause instanceof Error ? error.cause.message : undefined;
   // One line: a cause of several (a compiler's) is already told in the message, in its own words.
   return cause && !cause.includes('\n') && !error.message.includes(cause)

@@ -238,7 +238,11 @@ export function resolveOptions(options: EmulatorOptions): ResolvedOptions {
     throw optionError('entry', 'a file path', entry);
   const name = options.name ?? (entry ? nameFromFile(entry) : 'fc-async-local');
   if (typeof name !== 'string' || !FUNCTION_NAME.test(name)) {
-    throw optionError('name', 'a function name (letters, digits, _ and -, not starting with a digit)', name);
+    throw optionError(
+      'name',
+      'a function name (1 to 64 letters, digits, _ and -, not starting with a digit)',
+      name.length > 64 ? `${name.slice(0, 20)}... (${name.length} characters)` : name,
+    );
   }
   const logFormat = options.logFormat ?? 'text';
   if (logFormat !== 'text' && logFormat !== 'json') throw optionError('logFormat', "'text' or 'json'", logFormat);

@@ -1,5 +1,6 @@
 import { destinationArnProblem } from './destinations.js';
 import { configError, isObject } from './errors.js';
+import { closest } from './serverless-keys.js';
 import type { AsyncConfigInput } from './spec.js';
 
 /** Checks one async-config field; `problem` is undefined when the value is fine. */
@@ -24,7 +25,10 @@ export function asyncFieldProblem(field: keyof AsyncConfigInput, value: unknown)
 function destinationProblem(value: unknown): string | undefined {
   if (!isObject(value)) return 'must be a mapping with onSuccess and/or onFailure';
   for (const side of Object.keys(value)) {
-    if (side !== 'onSuccess' && side !== 'onFailure') return `has an unknown key ${side}`;
+    if (side !== 'onSuccess' && side !== 'onFailure') {
+      const near = closest(side, ['onSuccess', 'onFailure']);
+      return `has an unknown key ${side}${near ? `; did you mean ${near}?` : ''}`;
+    }
     const target = value[side];
     if (target === undefined || target === null) continue;
     if (!isObject(target) || typeof target.destination !== 'string' || target.destination === '') {

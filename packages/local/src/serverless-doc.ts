@@ -1,4 +1,6 @@
-import { dirname, join, relative, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import * as util from 'node:util';
+import { FcAsyncError } from '@fc-async/core';
 import { parseDocument } from 'yaml';
 import { ConfigFileProblem, readConfigText, yamlProblem } from './config-file.js';
 import { isCustomRuntime } from './custom-runtime-spec.js';
@@ -44,8 +46,18 @@ function deepMerge(base: unknown, over: unknown): unknown {
   return out;
 }
 
-/** `extend: s.yaml`: this file deep-merged over the file it extends (Serverless Devs 3 environments). */
-async function withExtend(path: string, root: Obj, seen: string[]): Promise<Obj> {
+/** A file of an `extend` chain, as its path reads from the s.yaml's, and what it holds as written. */
+export interface DocSource {
+  file: string;
+  doc: Obj;
+}
+
+/**
+ * `extend: s.yaml`: this file deep-merged over the file it extends (Serverless Devs 3
+ * environments). `sources` gets each file of the chain, this one first.
+ */
+async function withExtend(path: string, root: Obj, seen: string[], sources: DocSource[], shown = path): Promise<Obj> {
+  sources.push({ file: shown, doc: root });
   if (root.extend === undefined) return root;
   const { extend, ...rest } = root;
   if (typeof extend !== 'string' || extend === '') {
@@ -59,7 +71,8 @@ async function withExtend(path: string, root: Obj, seen: string[]): Promise<Obj>
     throw configError(path, `extend ${extend}: more than ${MAX_EXTENDS} files extend one another`);
   let parent: Obj;
   try {
-    parent = await withExtend(base, await readYaml(base), [...seen, base]);
+    const shownBase = isAbsolute(extend) ? extend : join(dirname(shown), extend);
+    parent = await withExtend(base, await readYaml(base), [...seen, base], sources, shownBase);
   } catch (error) {
     // The problem is in (or beyond) the extended file: say which `extend` led there.
     throw configError(path, `extend ${extend}: ${(error as Error).message}`);
@@ -67,18 +80,88 @@ async function withExtend(path: string, root: Obj, seen: string[]): Promise<Obj>
   return deepMerge(parent, rest) as Obj;
 }
 
-/** `KEY=value` lines of a `.env` file (`export`, quotes and `#` comments as dotenv reads them). */
-function parseDotEnv(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of text.split(/\r?\n/)) {
-    const m = /^\s*(?:export\s+)?([\w.-]+)\s*=\s*(.*?)\s*$/.exec(line);
-    if (!m) continue;
-    let value = m[2] as string;
-    const quoted = /^(['"`])([\s\S]*)\1$/.exec(value);
-    if (quoted) value = quoted[1] === '"' ? (quoted[2] as string).replace(/\\n/g, '\n') : (quoted[2] as string);
-    else value = value.replace(/\s+#.*$/, '');
-    define(out, m[1] as string, value);
+/** The value at `resources.api.props.triggers[0].triggerType` of `doc`, or undefined. */
+function valueAt(doc: unknown, where: string): unknown {
+  let value = doc;
+  for (const key of where.split(/\.|\[(\d+)\]\.?/).filter((k) => k !== undefined && k !== '')) {
+    if (typeof value !== 'object' || value === null || !Object.hasOwn(value, key)) return undefined;
+    value = (value as Obj)[key];
   }
+  return value;
+}
+
+/**
+ * An `InvalidConfig` error about a key of a file that extends others, naming the file the value
+ * came from: the first of the chain that sets the key the message starts with (a later file's
+ * value replaces an earlier one's). When no file sets it (a key left out, one a template gave),
+ * the message lists the files. Other errors are returned as they are.
+ *
+ * @example
+ * ```ts
+ * throw blameSource(error, 's.yaml', sources); // base.yaml: resources.api.props.timeout must be...
+ * ```
+ */
+export function blameSource(error: unknown, file: string, sources: readonly DocSource[]): unknown {
+  if (sources.length < 2 || !(error instanceof FcAsyncError) || error.code !== 'InvalidConfig') return error;
+  if (!error.message.startsWith(`${file}: `)) return error;
+  const problem = error.message.slice(file.length + 2);
+  const where = /^(?:resources|services)\.[^\s:,;]+/.exec(problem)?.[0];
+  if (where === undefined) return error;
+  const origin = sources.find((source) => valueAt(source.doc, where) !== undefined);
+  if (origin === sources[0]) return error;
+  if (origin) return configError(origin.file, problem);
+  const others = sources.slice(1).map((source) => source.file);
+  return configError(file, `${problem} (from ${file} or a file it extends: ${others.join(', ')})`);
+}
+
+/**
+ * A `.env` file read as dotenv reads one, for a Node.js without `util.parseEnv` (before 20.12):
+ * `export`, `#` comments, a value in quotes (`'`, `"` or backticks, over several lines too) taken
+ * without them and what follows dropped, `\n` in double quotes a newline; an unquoted value ends at
+ * its first `#`.
+ *
+ * @example
+ * ```ts
+ * dotenvParse('A="quoted value" # comment\nB=plain # comment'); // { A: 'quoted value', B: 'plain' }
+ * ```
+ */
+export function dotenvParse(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const lines = text.replace(/\r\n?/g, '\n').split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^\s*(?:export\s+)?([\w.-]+)\s*=\s*(.*)$/.exec(lines[i] as string);
+    if (!m) continue;
+    const rest = m[2] as string;
+    const quote = rest[0];
+    let value: string | undefined;
+    if (quote === '"' || quote === "'" || quote === '`') {
+      // The closing quote may come lines later; none at all: the line is read as unquoted.
+      let quoted = rest;
+      let close = quoted.indexOf(quote, 1);
+      let end = i;
+      while (close < 0 && end + 1 < lines.length) {
+        quoted += `\n${lines[++end]}`;
+        close = quoted.indexOf(quote, 1);
+      }
+      if (close > 0) {
+        value = quoted.slice(1, close);
+        if (quote === '"') value = value.replace(/\\n/g, '\n').replace(/\\r/g, '\r');
+        i = end;
+      }
+    }
+    define(out, m[1] as string, value ?? rest.replace(/#.*$/, '').trim());
+  }
+  return out;
+}
+
+/** Node's own `.env` reader (20.12 and later), which follows dotenv; undefined on Node 20.11. */
+const nodeParseEnv = (util as { parseEnv?: (text: string) => Record<string, string> }).parseEnv;
+
+/** `KEY=value` lines of a `.env` file, read as dotenv (and Node's `--env-file`) read them. */
+function parseDotEnv(text: string): Record<string, string> {
+  if (!nodeParseEnv) return dotenvParse(text);
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(nodeParseEnv(text))) define(out, key, value);
   return out;
 }
 
@@ -127,13 +210,23 @@ function withTemplates(path: string, root: Obj, section: string): Obj {
 /**
  * Reads an `s.yaml` as Serverless Devs would before resolving variables: YAML merge keys, the
  * file it `extend`s, resource templates (`template` + `extend.name`), and the `.env` beside it.
- * Throws `InvalidConfig` naming the file and the problem.
+ * `sources` lists the file and those it extends, for {@link blameSource}. Throws `InvalidConfig`
+ * naming the file and the problem.
  */
-export async function readServerlessDoc(path: string): Promise<{ root: Obj; dotenv: Record<string, string> }> {
+export async function readServerlessDoc(
+  path: string,
+): Promise<{ root: Obj; dotenv: Record<string, string>; sources: DocSource[] }> {
   const own = await readYaml(path);
-  const root = await withExtend(path, own, [resolve(path)]);
+  const sources: DocSource[] = [];
+  const root = await withExtend(path, own, [resolve(path)], sources);
   const section = root.resources !== undefined ? 'resources' : 'services';
-  return { root: withTemplates(path, root, section), dotenv: await dotEnv(dirname(resolve(path))) };
+  let templated: Obj;
+  try {
+    templated = withTemplates(path, root, section);
+  } catch (error) {
+    throw blameSource(error, path, sources);
+  }
+  return { root: templated, dotenv: await dotEnv(dirname(resolve(path))), sources };
 }
 
 /** A function `fc-async dev` serves: its resource key, the resource, and its function props. */

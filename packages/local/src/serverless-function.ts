@@ -45,7 +45,7 @@ export function checkFunction(file: string, dir: string, where: string, raw: Raw
       typeof raw.name === 'string' && /\$\{|\{\{/.test(raw.name) ? ' (a variable not resolved locally)' : '';
     throw fail(
       fc2 ? 'name' : 'functionName',
-      `must be an FC function name (letters, digits, _ and -), got ${JSON.stringify(raw.name)}${variable}`,
+      `must be an FC function name (1 to 64 letters, digits, _ and -, not starting with a digit), got ${JSON.stringify(raw.name)}${variable}`,
     );
   }
   const custom = isCustomRuntime(raw.runtime);
@@ -92,6 +92,9 @@ export function checkFunction(file: string, dir: string, where: string, raw: Raw
       customRuntime: readCustomRuntime(file, where, folder, raw.props ?? {}),
     };
   }
+  // A code folder that is not there would otherwise be reported as the handler's file missing.
+  const codeProblem = folderProblem(resolve(dir, codeDir));
+  if (codeProblem) throw fail(codeKey, `${codeDir} ${codeProblem}`);
   const m = typeof raw.handler === 'string' ? /^(.+)\.([A-Za-z_$][\w$]*)$/.exec(raw.handler) : null;
   if (!m) throw fail('handler', `must look like file.export (index.handler), got ${JSON.stringify(raw.handler)}`);
   const stem = resolve(dir, codeDir, m[1] as string);
@@ -101,6 +104,12 @@ export function checkFunction(file: string, dir: string, where: string, raw: Raw
     throw fail('handler', `${raw.handler}: none of ${candidates.map((c) => relative(dir, c)).join(', ')} exists`);
   }
   return { ...common, file: found, exportName: m[2], handler: raw.handler as string };
+}
+
+/** Why `path` is not a folder the code can be read from, or undefined when it is one. */
+function folderProblem(path: string): string | undefined {
+  if (!existsSync(path)) return `is not a folder: nothing is at ${path}`;
+  return isFolder(path) ? undefined : 'is a file, not the folder of the code';
 }
 
 function isFolder(path: string): boolean {

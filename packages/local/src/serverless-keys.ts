@@ -140,8 +140,13 @@ function distance(a: string, b: string): number {
  * The known key `key` most likely stands for: within edit distance `max` (at most 1 for a known
  * key of four letters or fewer, where two edits reach unrelated words: `role` → `code`), or, with
  * `prefix`, one that starts with it or that it starts with. `undefined` when none is close.
+ *
+ * @example
+ * ```ts
+ * closest('onFailur', ['onSuccess', 'onFailure']); // 'onFailure'
+ * ```
  */
-function closest(
+export function closest(
   key: string,
   known: readonly string[],
   { prefix = true, max = 2 }: { prefix?: boolean; max?: number } = {},

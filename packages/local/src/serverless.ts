@@ -2,7 +2,7 @@ import { dirname, resolve } from 'node:path';
 import { configError, isObject } from './errors.js';
 import { checkServerlessConfigOptions } from './options.js';
 import { readAsyncConfig, readFc2AsyncConfig } from './serverless-async.js';
-import { notAppliedNotice, readServerlessDoc, type ServedResource } from './serverless-doc.js';
+import { blameSource, notAppliedNotice, readServerlessDoc, type ServedResource } from './serverless-doc.js';
 import { checkFunction, httpTrigger, readLogConfig, startCommand } from './serverless-function.js';
 import { fc2KeyNotes, fc3KeyNotes } from './serverless-keys.js';
 import type { FunctionSpec } from './spec.js';
@@ -63,7 +63,20 @@ export async function loadServerlessConfig(
   options: ServerlessConfigOptions = {},
 ): Promise<ServerlessConfig> {
   checkServerlessConfigOptions(options);
-  const { root, dotenv } = await readServerlessDoc(path);
+  const doc = await readServerlessDoc(path);
+  try {
+    return readFunctions(path, options, doc);
+  } catch (error) {
+    throw blameSource(error, path, doc.sources);
+  }
+}
+
+/** The functions of a file read by {@link readServerlessDoc}. */
+function readFunctions(
+  path: string,
+  options: ServerlessConfigOptions,
+  { root, dotenv }: { root: Obj; dotenv: Record<string, string> },
+): ServerlessConfig {
   const resources = root.resources ?? root.services;
   const section = root.resources !== undefined ? 'resources' : 'services';
   if (!isObject(resources)) {

@@ -12,8 +12,8 @@ describe('fc-async dev refuses a bad flag in one line', () => {
     ['--log-format xml', ['--log-format', 'xml'], /--log-format.*'xml'/],
     ['an unknown flag', ['--bogus'], /unknown option '--bogus'/],
     ['a flag without its value', ['--retry-delay'], /--retry-delay.*argument missing/],
-    ['an empty --region', ['--region', ''], /`region`/],
-    ['an --account-id that is not digits', ['--account-id', 'a b'], /`accountId`/],
+    ['an empty --region', ['--region', ''], /Expected --region /],
+    ['an --account-id that is not digits', ['--account-id', 'a b'], /Expected --account-id /],
   ])('%s: fc-async: <problem> on stderr, exit 1, no usage dump', async (_label, args, message) => {
     const { code, stderr } = await runCli(['dev', example('jobs/app.ts'), ...args]);
     expect(code).toBe(1);

@@ -362,19 +362,24 @@ resources:
     );
   });
 
-  it('keeps the ports it is given: the same one twice is refused as without --watch', async () => {
+  it('keeps the ports it is given: the same one twice is refused as without --watch, and it exits 1', async () => {
     const dir = project();
     const port = String(await freePort('127.0.0.1'));
-    const proc = spawnCli(['dev', '--watch', 'app.mjs', '--port', port, '--control-port', port], { cwd: dir });
-    let stderr = '';
-    proc.stderr?.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString('utf8');
+    // A port in use: no edit of the project frees it, so no waiting for a change.
+    const { code, stderr } = await runCli(['dev', '--watch', 'app.mjs', '--port', port, '--control-port', port], {
+      cwd: dir,
     });
-    const exited = new Promise((resolve) => proc.once('exit', resolve));
-    await waitFor(() => (stderr.includes('waiting for a change') ? true : undefined), START_MS);
+    expect(code).toBe(1);
     expect(stderr).toContain(`Port ${port} on 127.0.0.1 is in use: choose another with --control-port`);
-    proc.kill('SIGTERM');
-    await exited;
+    expect(stderr).not.toContain('waiting for a change');
+  });
+
+  it('exits 1 at once for a control host beyond loopback without an access key, as without --watch', async () => {
+    const args = ['dev', '--watch', 'app.mjs', '--port', '0', '--control-port', '0', '--control-host', '0.0.0.0'];
+    const { code, stderr } = await runCli(args, { cwd: project() });
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/^fc-async: The control plane on 0\.0\.0\.0 would be reachable from other machines/);
+    expect(stderr).not.toContain('waiting for a change');
   });
 
   it('refuses a bad --store at once, as without --watch, instead of waiting for a change', async () => {

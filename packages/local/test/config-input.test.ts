@@ -7,6 +7,8 @@ import { loadServerlessConfig } from '../src/index.js';
 const dir = mkdtempSync(join(tmpdir(), 'fc-async-config-input-'));
 mkdirSync(join(dir, 'app'));
 writeFileSync(join(dir, 'app', 'index.js'), 'exports.handler = () => 1;\n');
+// A code folder that is there but holds no handler file.
+mkdirSync(join(dir, 'elsewhere'));
 let n = 0;
 function yaml(text: string): string {
   const file = join(dir, 'app', `s${++n}.yaml`);

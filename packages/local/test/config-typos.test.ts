@@ -139,7 +139,9 @@ describe('a misspelt key of a block the emulator reads gets a notice with the ke
           '      asyncInvokeConfig:\n        destinationConfig:\n          onSucess:\n            destination: acs:fc:::functions/f\n',
         ),
       ),
-    ).toBe('resources.f.props.asyncInvokeConfig.destinationConfig has an unknown key onSucess');
+    ).toBe(
+      'resources.f.props.asyncInvokeConfig.destinationConfig has an unknown key onSucess; did you mean onSuccess?',
+    );
   });
 });
 

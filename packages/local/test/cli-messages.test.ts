@@ -1,0 +1,115 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { fixture, runCli, startCli } from './helpers.js';
+
+// The CLI's own words, as a new user's walkthrough met them: flags rather than the option names of
+// startEmulator(), one line per refusal, and no word blaming the app for an exit of the emulator's.
+
+const ENTRY = fixture('echo-handler.mjs');
+
+/** A folder with an s.yaml serving one fc3 function `api`. */
+function yamlProject(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'fc-async-cli-messages-'));
+  writeFileSync(join(dir, 'index.mjs'), 'export const handler = async () => ({ statusCode: 200, body: "ok" });\n');
+  writeFileSync(
+    join(dir, 's.yaml'),
+    'resources:\n  api:\n    component: fc3\n    props:\n      region: cn-hangzhou\n      functionName: api\n' +
+      '      runtime: nodejs20\n      code: ./\n      handler: index.handler\n' +
+      '      triggers:\n        - triggerName: http\n          triggerType: http\n',
+  );
+  return dir;
+}
+
+describe('fc-async dev names its flags in its refusals, on one line', () => {
+  it.each([
+    ['--account-id abc', ['--account-id', 'abc'], 'Expected --account-id to be an account id of digits, got `abc`'],
+    ['--control-host ""', ['--control-host', ''], 'Expected --control-host to be a non-empty string, got ``'],
+    ['--out-dir ""', ['--out-dir', ''], 'Expected --out-dir to be a non-empty string, got ``'],
+    ['an entry and --config', ['--config', 's.yaml'], 'Pass either an entry or --config (s.yaml), not both'],
+    ['a mistyped flag', ['--prot', '9100'], "unknown option '--prot'; did you mean --port? (see fc-async dev --help)"],
+  ])('%s', async (_label, args, message) => {
+    const { code, stderr } = await runCli(['dev', ENTRY, ...args]);
+    expect(code).toBe(1);
+    expect(stderr).toBe(`fc-async: ${message}\n`);
+  });
+
+  it('says the limit of a --name too long', async () => {
+    const { code, stderr } = await runCli(['dev', ENTRY, '--name', 'a'.repeat(70)]);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/^fc-async: Expected --name to be a function name \(1 to 64 letters.*\(70 characters\)`\n$/);
+  });
+
+  it('points an s.yaml given as the entry at --config', async () => {
+    const { code, stderr } = await runCli(['dev', 's.yaml'], { cwd: yamlProject() });
+    expect(code).toBe(1);
+    expect(stderr).toBe(
+      'fc-async: s.yaml is a YAML file, not a module to serve: serve an s.yaml with --config s.yaml\n',
+    );
+  });
+});
+
+describe('an entry that fails to load', () => {
+  it('is named by its file, not by the URL it was imported by (its query made an instance of its own)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fc-async-cli-messages-'));
+    const file = join(dir, 'app.mjs');
+    // What Node says of a JSON entry without an import attribute, naming the module's URL.
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the module's own template string
+    writeFileSync(file, 'throw new Error(`Module "${import.meta.url}" needs an import attribute`);\n');
+    const { code, stderr } = await runCli(['dev', file, '--port', '0', '--control-port', '0']);
+    expect(code).toBe(1);
+    expect(stderr).toBe(
+      `fc-async: Loading ${file} failed: Module "${file}" needs an import attribute (at ${file}:1:7)\n`,
+    );
+  });
+});
+
+describe('fc-async dev with an s.yaml and flags of an entry', () => {
+  it('says in one line which flags the s.yaml overrides', async () => {
+    const run = await startCli(['--region', 'cn-beijing', '--timeout', '5', '--name', 'other'], {
+      cwd: yamlProject(),
+    });
+    await run.stop();
+    const notices = run.stderr
+      .join('')
+      .split('\n')
+      .filter((line) => line.includes('--name'));
+    expect(notices).toHaveLength(1);
+    expect(JSON.parse(notices[0] as string)).toEqual({
+      level: 'info',
+      message:
+        'fc-async: the s.yaml gives each function its own settings: --name and --timeout are not used; --region applies only to functions whose s.yaml names no region',
+    });
+  });
+
+  it('says nothing when no such flag is given', async () => {
+    const run = await startCli([], { cwd: yamlProject() });
+    await run.stop();
+    expect(run.stderr.join('')).not.toContain('its own settings');
+  });
+});
+
+describe('fc-async dev whose stdout reader went away', () => {
+  it('exits 1 without blaming a function for calling process.exit()', async () => {
+    const run = await startCli([ENTRY]);
+    run.proc.stdout?.destroy();
+    // Each request logs a line to the closed stdout: the first write gets EPIPE.
+    for (let i = 0; i < 3 && run.proc.exitCode === null; i++) {
+      await fetch(`${run.trigger}/`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
+    }
+    expect(await run.exited).toBe(1);
+    expect(run.stderr.join('')).not.toContain('process.exit()');
+  });
+});
+
+describe('fc-async dev stopped as soon as it is ready', () => {
+  it('stops on a SIGTERM sent on its ready line (none lost while its signal handlers are set)', async () => {
+    // The ready line comes before the emulator's own handlers are in place: a script that stops
+    // the emulator on seeing it must not find it ignoring the signal.
+    for (let i = 0; i < 6; i++) {
+      const run = await startCli([ENTRY]);
+      expect(await run.stop()).toBe(0);
+    }
+  });
+});
