@@ -30,6 +30,56 @@ export function isInvocationAbort(error: unknown, invocation: Invocation | undef
  * logAppError(silentLogger, 'express', error, getInvocation(req));
  * ```
  */
+/**
+ * What was thrown, as an `Error` to record and log, never throwing itself: an `Error` as it is; an
+ * object with a string `message` (`{ status: 409, message: 'order already paid' }`) that message;
+ * anything else its text (`Object.create(null)`, whose `String()` throws, and a `Symbol` included).
+ *
+ * @example
+ * ```ts
+ * thrownError({ status: 409, message: 'order already paid' }).message; // 'order already paid'
+ * thrownError(Object.create(null)).message; // '[object Object]'
+ * ```
+ */
+export function thrownError(value: unknown): Error {
+  if (value instanceof Error) return value;
+  let message: string;
+  try {
+    const own = value !== null && typeof value === 'object' ? (value as { message?: unknown }).message : undefined;
+    message = typeof own === 'string' ? own : String(value);
+  } catch {
+    message = Object.prototype.toString.call(value);
+  }
+  return new Error(message);
+}
+
+/**
+ * An error's message and name for a record, read without throwing (a getter that throws, a name
+ * that is no string): `'Error'` and the thrown value's text stand in.
+ *
+ * @example
+ * ```ts
+ * thrownText(new RangeError('too far')); // { message: 'too far', name: 'RangeError' }
+ * thrownText(Symbol('odd')); // { message: 'Symbol(odd)', name: 'Error' }
+ * ```
+ */
+export function thrownText(value: unknown): { message: string; name: string } {
+  const error = thrownError(value);
+  let message: string;
+  let name: string;
+  try {
+    message = String(error.message);
+  } catch {
+    message = 'The error could not be read';
+  }
+  try {
+    name = typeof error.name === 'string' && error.name !== '' ? error.name : 'Error';
+  } catch {
+    name = 'Error';
+  }
+  return { message, name };
+}
+
 export function logAppError(logger: Logger, app: string, error: unknown, invocation: Invocation | undefined): void {
   const requestId = invocation?.requestId;
   if (isInvocationAbort(error, invocation)) {

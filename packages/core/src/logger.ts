@@ -91,6 +91,7 @@ function serialise(fields: Record<string, unknown> | undefined): Record<string, 
  */
 export function logValue(value: unknown): unknown {
   if (value instanceof Error) return logValue(errorFields(value));
+  if (typeof value === 'symbol') return value.toString();
   if (typeof value !== 'object' && typeof value !== 'bigint') return value;
   try {
     const text = JSON.stringify(value);
@@ -139,6 +140,19 @@ export function maskUrl(value: string): string {
  * ```
  */
 export function errorFields(error: Error): Record<string, unknown> {
-  const code = (error as { code?: unknown }).code;
-  return { name: error.name, message: error.message, ...(code === undefined ? {} : { code }), stack: error.stack };
+  // An app's error may have getters that throw: a log line must not end the process.
+  const read = (key: 'name' | 'message' | 'stack' | 'code'): unknown => {
+    try {
+      return (error as unknown as Record<string, unknown>)[key];
+    } catch {
+      return `(${key} could not be read)`;
+    }
+  };
+  const code = read('code');
+  return {
+    name: read('name'),
+    message: read('message'),
+    ...(code === undefined ? {} : { code }),
+    stack: read('stack'),
+  };
 }

@@ -6,6 +6,7 @@ import {
   createFcHandler,
   type Invocation,
   type Logger,
+  logValue,
   parseFcEvent,
   resolveAsyncOptions,
 } from '../src/index.js';
@@ -220,6 +221,78 @@ describe('a system clock set forward (a VM resumed, NTP stepping)', () => {
       expect((await handler.tasks.get('slow'))?.status).toBe('Failed');
     } finally {
       vi.useRealTimers();
+      await handler.close({ timeoutMs: 0 });
+    }
+  });
+});
+
+describe('an app that throws what is no Error, or an Error that cannot be read', () => {
+  it('ends the attempt Failed with what can be read of it, logs it with its stack, and the process and the next task go on', async () => {
+    const unhandledRejections: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandledRejections.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    const getters = Object.defineProperty(new Error('hidden'), 'message', {
+      get() {
+        throw new Error('message getter');
+      },
+    });
+    const thrown: Record<string, unknown> = {
+      '/nullproto': Object.create(null),
+      '/status': { status: 409, message: 'order already paid' },
+      '/symbol': Symbol('odd'),
+      '/getter': getters,
+    };
+    const logger = memoryLogger();
+    const handler = createFcHandler(
+      (req, res) => {
+        if (req.url === '/ok') return void res.end('ok');
+        throw thrown[req.url ?? ''];
+      },
+      { logger, env: {}, async: { mode: 'local', maxAsyncRetryAttempts: 0 } },
+    );
+    try {
+      for (const path of [...Object.keys(thrown), '/ok']) {
+        await handler(asyncEvent({ taskId: path.slice(1), path }), context);
+      }
+      await handler.drain();
+      const ended = async (id: string) => {
+        const task = await handler.tasks.get(id);
+        return [task?.status, task?.taskErrorMessage];
+      };
+      expect(await ended('nullproto')).toEqual(['Failed', '[object Object]']);
+      expect(await ended('status')).toEqual(['Failed', 'order already paid']);
+      expect(await ended('symbol')).toEqual(['Failed', 'Symbol(odd)']);
+      expect(await ended('getter')).toEqual(['Failed', 'The error could not be read']);
+      expect((await handler.tasks.get('ok'))?.status).toBe('Succeeded');
+      const failed = logger.entries.filter((e) => e.message === 'async attempt failed');
+      expect(failed).toHaveLength(4);
+      // Each with what the log can show of it, never throwing (a log line must not end the process).
+      expect(JSON.stringify(failed.map((e) => logValue(e.fields?.error)))).toContain('order already paid');
+      await tick(5);
+      expect(unhandledRejections).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await handler.close({ timeoutMs: 0 });
+    }
+  });
+
+  it('an attempt that overruns its timeout without yielding, then answers, failed by its timeout (as FC ends it)', async () => {
+    const handler = createFcHandler(
+      (_req, res) => {
+        const end = Date.now() + 1200;
+        while (Date.now() < end) {
+          // CPU-bound: the timer cannot fire meanwhile
+        }
+        res.end('late');
+      },
+      { logger: memoryLogger(), env: {}, async: { mode: 'local', timeoutSeconds: 1, maxAsyncRetryAttempts: 0 } },
+    );
+    try {
+      await handler(asyncEvent({ taskId: 'overrun' }), context);
+      await handler.drain();
+      const task = await handler.tasks.get('overrun');
+      expect([task?.status, task?.taskErrorMessage]).toEqual(['Failed', 'The attempt timed out after 1 s']);
+    } finally {
       await handler.close({ timeoutMs: 0 });
     }
   });

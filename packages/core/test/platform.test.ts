@@ -90,6 +90,17 @@ describe('platform mode (FC queued the request)', () => {
     });
   });
 
+  it('a throw of something String() cannot read (Object.create(null)) is a failure FC retries, not a 500 it counts a success', async () => {
+    const { handler, failures } = setup(() => {
+      throw Object.create(null);
+    });
+    await expect(handler(onFc(2), context)).rejects.toMatchObject({ code: 'UnhandledInvocationError' });
+    expect(JSON.parse(failures[0]?.responsePayload ?? '')).toEqual({
+      errorMessage: '[object Object]',
+      errorType: 'Error',
+    });
+  });
+
   it('a retry on FC is detected from x-fc-retry-count alone', async () => {
     let seen: Invocation | undefined;
     const { handler } = setup((req, res) => {

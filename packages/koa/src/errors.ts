@@ -9,6 +9,25 @@ export interface KoaErrorEmitter {
   onerror?: (error: unknown) => void;
 }
 
+/**
+ * Koa answers nothing to a middleware that throws (or rejects with) `null` or `undefined`: its
+ * `ctx.onerror` returns on such an error, so the request hangs until its timeout (an async attempt
+ * used its whole `timeoutSeconds`). fc-async puts this first in the app's middleware when it makes
+ * the app's listener: such a throw becomes an `Error`, answered 500 and logged as any other.
+ */
+export function answerNullThrows(app: { middleware?: unknown }): void {
+  const list = app.middleware;
+  if (Array.isArray(list) && list[0] !== fcAsyncNullThrows) list.unshift(fcAsyncNullThrows);
+}
+
+async function fcAsyncNullThrows(_ctx: unknown, next: () => Promise<unknown>): Promise<void> {
+  try {
+    await next();
+  } catch (error) {
+    throw error ?? new Error(`The app threw ${String(error)}`);
+  }
+}
+
 /** Per app, the logger its `error` events go to: the last `createHandler`'s, else its `fcAsync()`'s. */
 const appLoggers = new WeakMap<object, { logger: () => Logger; byHandler: boolean }>();
 

@@ -8,7 +8,7 @@ import {
   type Invocation,
 } from '@fc-async/core';
 import type {} from 'koa';
-import { logKoaErrors } from './errors.js';
+import { answerNullThrows, logKoaErrors } from './errors.js';
 import { koaRoute, recordKoaRoutes } from './route.js';
 
 export type { FcAsyncControls, FcListenOptions, FcRuntimeOptions, FcServer } from '@fc-async/core';
@@ -77,7 +77,10 @@ export function createHandler(app: KoaLike, options: FcHandlerOptions = {}): FcH
   let listener: ((req: IncomingMessage, res: ServerResponse) => unknown) | undefined;
   const handler = createFcHandler(
     function koaListener(req, res) {
-      listener ??= app.callback();
+      if (listener === undefined) {
+        answerNullThrows(app as KoaLike & { middleware?: unknown });
+        listener = app.callback();
+      }
       return listener(req, res);
     },
     options,

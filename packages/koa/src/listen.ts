@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type FcListenOptions, type FcServer, listenFc } from '@fc-async/core';
+import { answerNullThrows } from './errors.js';
 import { bindFcAsync } from './middleware.js';
 
 /**
@@ -32,5 +33,6 @@ export function listen(
   } catch (error) {
     return Promise.reject(error); // a middleware already serving another app: listen() rejects
   }
+  answerNullThrows(app as { middleware?: unknown });
   return listenFc(app.callback(), options, { app });
 }

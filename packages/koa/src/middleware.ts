@@ -6,7 +6,7 @@ import {
   getInvocation,
   writeBridgeResponse,
 } from '@fc-async/core';
-import { type KoaErrorEmitter, logKoaErrors } from './errors.js';
+import { answerNullThrows, type KoaErrorEmitter, logKoaErrors } from './errors.js';
 import { koaRoute, recordKoaRoutes } from './route.js';
 
 /** The apps whose `error` events fc-async has looked after. */
@@ -84,6 +84,7 @@ export function fcAsync(options: FcRuntimeOptions = {}): FcAsyncMiddleware {
   }
   /** What the middleware sets up on its app, on its first request or when `listen(app)` binds it. */
   function adopt(app: KoaContextLike['app']): void {
+    answerNullThrows(app as { middleware?: unknown });
     if (!logging.has(app)) {
       logging.add(app);
       logKoaErrors(app as typeof app & KoaErrorEmitter, () => logger, false);

@@ -4,6 +4,20 @@ import { createHandler } from '../src/index.js';
 import { event, logger } from './event.js';
 
 describe('@fc-async/koa', () => {
+  it('answers 500 to a middleware that throws or rejects with null or undefined, and logs it (Koa answers nothing)', async () => {
+    for (const thrown of [null, undefined]) {
+      const app = new Koa();
+      app.use(async () => {
+        await Promise.resolve();
+        throw thrown;
+      });
+      const log = logger();
+      const r = await createHandler(app, { logger: log })(event('GET', '/'), {});
+      expect(r.statusCode).toBe(500);
+      expect(log.errors.map((e) => (e as Error).message)).toEqual([`The app threw ${String(thrown)}`]);
+    }
+  });
+
   it("keeps the app's own error listener", async () => {
     const app = new Koa();
     const seen: unknown[] = [];

@@ -28,6 +28,18 @@ describe('koa fcAsync() middleware: an app that throws', () => {
     return { log, post };
   }
 
+  it('listen(): a route that throws null is answered 500, not left hanging', async () => {
+    const app = new Koa();
+    app.use(fcAsync({ logger: logger(), env: {} }));
+    app.use(() => {
+      throw null;
+    });
+    const server = await listen(app, { port: 0, host: '127.0.0.1', signals: [], logger: logger() });
+    cleanup.push(() => server.close());
+    const r = await fetch(`http://127.0.0.1:${server.port}/`, { signal: AbortSignal.timeout(5000) });
+    expect(r.status).toBe(500);
+  });
+
   it("Koa's generic 500; the error goes to fcAsync's logger, not to Koa's console.error", async () => {
     const stderr = vi.spyOn(console, 'error').mockImplementation(() => {});
     const { log, post } = await serve();

@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { setMaxListeners } from 'node:events';
 import zlib from 'node:zlib';
 import type { Context } from '@opentelemetry/api';
+import { isInvocationAbort, thrownError, thrownText } from '../app-errors.js';
 import {
   type DeliveryResult,
   type DestinationOutcome,
@@ -1203,11 +1204,13 @@ export class AsyncEngine {
         if (grace) clearTimeout(grace);
         resolve(running.stopRequested ? { kind: 'stopped', response: lastResponse } : outcome);
       };
-      const timeout = this.timeouts.add(() => {
+      const timedOut = () => {
         const message = `The attempt timed out after ${this.options.timeoutSeconds} s`;
         running.abort(new FcAsyncError('InvocationError', message));
         done({ kind: 'failure', condition: 'InvocationError', message, errorType: 'TimeoutError' });
-      });
+      };
+      const timeout = this.timeouts.add(timedOut);
+      const startedAt = Date.now();
       running.onStop = () => {
         // A stop in the turn the answer came in: the attempt is over, no grace to wait out.
         if (!settled)
@@ -1223,6 +1226,12 @@ export class AsyncEngine {
       pending.then(
         (response) => {
           lastResponse = response;
+          // Past its timeout without yielding (a CPU-bound handler): its timer could not fire before
+          // the answer, and FC would have ended the attempt.
+          if (Date.now() - startedAt > this.options.timeoutSeconds * 1000) {
+            timedOut();
+            return;
+          }
           let failed: boolean;
           try {
             failed = isFailure(response);
@@ -1234,7 +1243,20 @@ export class AsyncEngine {
           }
           done(failed ? failedResponse(response) : { kind: 'success', response });
         },
-        (error: unknown) => done(unhandled(error)),
+        (error: unknown) => {
+          // What a sync call's failure logs ('invocation failed'), for an attempt: the stack goes to the log.
+          if (isInvocationAbort(error, invocation)) {
+            this.deps.logger.info('async attempt ended on its abort', { taskId: record.taskId, attempt });
+          } else {
+            this.deps.logger.error('async attempt failed', {
+              taskId: record.taskId,
+              requestId: record.requestId,
+              attempt,
+              error: thrownError(error),
+            });
+          }
+          done(unhandled(error));
+        },
       );
     });
   }
@@ -1787,7 +1809,16 @@ export function closeTimeoutMs(options: CloseOptions = {}): number {
   return timeoutMs;
 }
 
-/** What `close()` takes. */
+/**
+ * What `close()` takes.
+ *
+ * @example
+ * ```ts
+ * declare const handler: FcHandler;
+ * const options: CloseOptions = { timeoutMs: 10_000, stopWithinMs: 2_000 };
+ * process.once('SIGTERM', () => void handler.close(options));
+ * ```
+ */
 export interface CloseOptions {
   /** How long running and queued work may go on before what is left is stopped (default 30 s). */
   timeoutMs?: number | undefined;
@@ -1818,8 +1849,8 @@ function deliveryBytes(record: TaskRecord, outcome: AttemptOutcome | undefined):
 
 /** An attempt whose app (or `isFailure`) threw or rejected. */
 export function unhandled(error: unknown): Extract<AttemptOutcome, { kind: 'failure' }> {
-  const e = error instanceof Error ? error : new Error(String(error));
-  return { kind: 'failure', condition: 'UnhandledInvocationError', message: e.message, errorType: e.name || 'Error' };
+  const { message, name } = thrownText(error);
+  return { kind: 'failure', condition: 'UnhandledInvocationError', message, errorType: name };
 }
 
 /** An attempt a shutdown ended while its app ignored the abort (recorded as cut, see afterAttempt). */

@@ -1,4 +1,5 @@
 import type { Context } from '@opentelemetry/api';
+import { thrownError } from '../app-errors.js';
 import { deliverRecord } from '../destinations/deliver.js';
 import { DestinationError } from '../destinations/types.js';
 import { FcAsyncError } from '../errors.js';
@@ -118,7 +119,7 @@ export class PlatformAsync {
       this.deps.logger.error('async invocation failed', {
         requestId: invocation.requestId,
         attempt: invocation.attempt,
-        error: error instanceof Error ? error : new Error(String(error)),
+        error: thrownError(error),
       });
       outcome = unhandled(error);
     }
