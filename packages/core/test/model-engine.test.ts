@@ -477,7 +477,9 @@ async function runSequence(
       // A delivery still under way once close() is past its timeout and grace is cut (documented).
       // A store that refuses writes is logged.
       const refused = cfg.faultRate > 0 && String(e.fields?.error).includes('store unavailable');
-      if (e.level === 'error' && e.fields?.code !== 'DestinationAborted' && !refused) {
+      // The app's own failures (its plans throw, reject and destroy) are logged, with their stacks.
+      const appFailed = e.message === 'async attempt failed';
+      if (e.level === 'error' && e.fields?.code !== 'DestinationAborted' && !refused && !appFailed) {
         problems.push(`logged error: ${e.message} ${JSON.stringify(e.fields)}`);
       }
     }

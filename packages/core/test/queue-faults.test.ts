@@ -399,6 +399,9 @@ describe('runtime config and memory', () => {
         ok(req, res);
       },
       { backend, maxAsyncRetryAttempts: 0, concurrency: 3 },
+      // A logger that keeps what it is given would keep the thrown errors, and their stack frames the
+      // requests: a real one writes them out at once.
+      { logger: silentLogger },
     );
     await handler(asyncEvent({ method: 'POST', body: 'warm' }), context);
     await handler.drain();
