@@ -19,18 +19,6 @@ export function isInvocationAbort(error: unknown, invocation: Invocation | undef
 }
 
 /**
- * Logs an error that an app answered with a 5xx, as each adapter does: at `error`, with its stack.
- * The invocation's own abort is the exception (see {@link isInvocationAbort}): a stop the user asked
- * for, or a timeout the task's record already says, is told at `info` without a stack, not as a crash.
- *
- * @example
- * ```ts
- * declare const req: import('node:http').IncomingMessage;
- * declare const error: unknown;
- * logAppError(silentLogger, 'express', error, getInvocation(req));
- * ```
- */
-/**
  * What was thrown, as an `Error` to record and log, never throwing itself: an `Error` as it is; an
  * object with a string `message` (`{ status: 409, message: 'order already paid' }`) that message;
  * anything else its text (`Object.create(null)`, whose `String()` throws, and a `Symbol` included).
@@ -80,6 +68,18 @@ export function thrownText(value: unknown): { message: string; name: string } {
   return { message, name };
 }
 
+/**
+ * Logs an error that an app answered with a 5xx, as each adapter does: at `error`, with its stack.
+ * The invocation's own abort is the exception (see {@link isInvocationAbort}): a stop the user asked
+ * for, or a timeout the task's record already says, is told at `info` without a stack, not as a crash.
+ *
+ * @example
+ * ```ts
+ * declare const req: import('node:http').IncomingMessage;
+ * declare const error: unknown;
+ * logAppError(silentLogger, 'express', error, getInvocation(req));
+ * ```
+ */
 export function logAppError(logger: Logger, app: string, error: unknown, invocation: Invocation | undefined): void {
   const requestId = invocation?.requestId;
   if (isInvocationAbort(error, invocation)) {
