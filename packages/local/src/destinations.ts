@@ -94,6 +94,12 @@ function destinationFor(owner: string, side: string, arn: string, ctx: Destinati
       `${owner} ${side} → ${owner} itself: each record is the event of the next call and quotes the one before, so the chain runs until a record passes FC's 32 MB`,
     );
   }
+  if (local?.spec.http) {
+    // FC's docs: only event functions can be destinations (an HTTP function's trigger is its way in).
+    ctx.log.notice(
+      `${owner} ${side} → ${local.spec.name}: an HTTP function; FC takes event functions only as destinations, so this one works here but not on FC`,
+    );
+  }
   if (local) return localFunctionDestination(local);
   writableFolder(ctx.outDir);
   const file = join(ctx.outDir, `${owner}.${side}.jsonl`);

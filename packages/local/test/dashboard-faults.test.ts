@@ -189,6 +189,42 @@ describe('the dashboard with many tasks and live updates', () => {
     expect(new Set(ids).size).toBe(ids.length);
   });
 
+  it('Load more from the keyboard: the last page leaves the focus on the last row, not on the page', async () => {
+    for (let i = 0; i < 60; i += 10) {
+      await Promise.all(Array.from({ length: 10 }, (_, j) => send(`kb_${String(i + j).padStart(2, '0')}`, { ms: 1 })));
+    }
+    await page.fill('#prefix', 'kb_');
+    await poll(() => page.locator('tbody tr').count()).toBe(50);
+    await page.locator('#more').focus();
+    await page.keyboard.press('Enter');
+    await poll(() => page.locator('tbody tr').count()).toBe(60);
+    expect(await page.locator('#more').isHidden()).toBe(true);
+    const focusedRow = () => page.evaluate<string>("document.activeElement?.getAttribute('data-task-id') ?? ''");
+    await poll(focusedRow).toMatch(/^kb_/);
+  });
+
+  it('does not download a finished open task again on every live refresh', async () => {
+    await send('open_done', { ms: 1 });
+    await poll(() => status('open_done').textContent()).toBe('Succeeded');
+    const fetched: string[] = [];
+    const seeDetail = (r: { url(): string }) => {
+      if (r.url().includes('/async-tasks/open_done')) fetched.push(r.url());
+    };
+    page.on('request', seeDetail);
+    try {
+      await row('open_done').click();
+      await poll(() => page.locator('#detail-title').textContent()).toBe('open_done');
+      await poll(() => fetched.length).toBe(1);
+      for (let i = 0; i < 3; i++) {
+        await send(`tick_${i}`, { ms: 1 });
+        await poll(() => status(`tick_${i}`).textContent()).toBe('Succeeded');
+      }
+      expect(fetched).toHaveLength(1);
+    } finally {
+      page.off('request', seeDetail);
+    }
+  });
+
   it('drops a list answer that arrives after the answer for newer filters', async () => {
     await send('late_fail', { fail: true });
     await poll(() => taskStatus('late_fail')).toBe('Failed');
@@ -221,8 +257,9 @@ describe('the dashboard with many tasks and live updates', () => {
   });
 
   it('keeps a text selection in the open task through live refreshes', async () => {
-    await send('select_me', { ms: 1 });
-    await poll(() => status('select_me').textContent()).toBe('Succeeded');
+    // Running: its detail is loaded again on each refresh (a finished one is not).
+    await send('select_me', { ms: 60_000 });
+    await poll(() => status('select_me').textContent()).toBe('Running');
     await row('select_me').click();
     await poll(() => page.locator('#detail-title').textContent()).toBe('select_me');
     await page.locator('#detail-request').click({ clickCount: 3 });
@@ -235,6 +272,7 @@ describe('the dashboard with many tasks and live updates', () => {
     await detail.release();
     await heldRead(held);
     expect(await page.evaluate('String(getSelection())')).toBe(selected);
+    expect((await api('/select_me/stop', { method: 'PUT' })).status).toBe(200);
   });
 
   it('says so when filters match nothing, with URL and regex characters in the prefix', async () => {

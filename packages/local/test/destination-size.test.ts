@@ -131,3 +131,39 @@ resources:
     expect(page.tasks.length).toBeLessThan(12);
   });
 });
+
+describe('an HTTP function given as a destination', () => {
+  it('is told at start: FC takes event functions only', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fc-async-local-dest-http-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, 'fns.mjs'), 'export const handler = async () => "ok";\n');
+    writeFileSync(
+      join(dir, 's.yaml'),
+      `edition: 3.0.0
+name: dest-http
+resources:
+  orders:
+    component: fc3
+    props:
+      functionName: orders
+      code: ./
+      handler: fns.handler
+      asyncInvokeConfig:
+        destinationConfig:
+          onSuccess:
+            destination: acs:fc:cn-hangzhou:0:functions/web
+  web:
+    component: fc3
+    props:
+      functionName: web
+      code: ./
+      handler: fns.handler
+      triggers: [{ triggerName: http, triggerType: http }]
+`,
+    );
+    const { logged } = await serve(dir);
+    expect(logged.join('\n')).toContain(
+      'orders onSuccess → web: an HTTP function; FC takes event functions only as destinations',
+    );
+  });
+});

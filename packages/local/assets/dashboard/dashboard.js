@@ -29,6 +29,8 @@ const state = {
   retry: undefined,
   /** The functions with an HTTP trigger. */
   http: new Set(),
+  /** The open task as last shown: `{ taskId, status, destinationStatus }`. */
+  shown: undefined,
 };
 
 /** One `<tr>` per task id, updated in place: a click in progress survives a live refresh. */
@@ -196,7 +198,7 @@ async function load(seq) {
     state.filtered = filtered;
     render();
     const selected = state.selected;
-    if (selected) {
+    if (selected && !settledAsShown(selected)) {
       await showDetail(selected).catch((error) => {
         if (error.code !== 'AsyncTaskNotFound') throw error;
         // The selected task is gone (its retention ended, or the emulator restarted): close it.
@@ -231,9 +233,12 @@ function filtersChanged() {
   refresh();
 }
 
-function loadMore() {
+async function loadMore() {
+  const hadFocus = document.activeElement === $('more');
   state.pages += 1;
-  refresh();
+  await refresh();
+  // The last page hides the button: the focus goes to the last row rather than to the page.
+  if (hadFocus && $('more').hidden) [...rows.values()].at(-1)?.focus();
 }
 
 /**
@@ -302,10 +307,23 @@ function pretty(text) {
   }
 }
 
+/**
+ * Whether the open task ended and the list shows it as it was shown: a finished task changes no
+ * more, so a live refresh does not download it again (its answer may be megabytes, fetched on
+ * every event of a burst). One the list no longer shows is looked up (it may be gone).
+ */
+function settledAsShown(taskId) {
+  const shown = state.shown;
+  if (shown?.taskId !== taskId || UNDER_WAY.has(shown.status)) return false;
+  const row = state.tasks.find((t) => t.taskId === taskId);
+  return row !== undefined && row.status === shown.status && row.destinationStatus === shown.destinationStatus;
+}
+
 async function showDetail(taskId) {
   const task = await api(`${API}/${encodeURIComponent(state.fn)}/async-tasks/${encodeURIComponent(taskId)}`);
   // Another task was selected (or the detail closed) while this one loaded.
   if (taskId !== state.selected) return;
+  state.shown = { taskId, status: task.status, destinationStatus: task.destinationStatus };
   $('detail').hidden = false;
   setText($('detail-title'), task.taskId);
   const stopButton = $('detail-stop');
