@@ -11,6 +11,11 @@ export class LazyAbort {
     return this.controller.signal;
   }
 
+  /** Whether it was aborted (without making a signal to tell). */
+  get aborted(): boolean {
+    return this.controller?.signal.aborted === true;
+  }
+
   abort(reason: unknown): void {
     this.controller ??= new AbortController();
     this.controller.abort(reason);

@@ -1245,7 +1245,9 @@ export class AsyncEngine {
         },
         (error: unknown) => {
           // What a sync call's failure logs ('invocation failed'), for an attempt: the stack goes to the log.
-          if (isInvocationAbort(error, invocation)) {
+          // An attempt stopped, timed out or cut ends on its abort however the app words it (a
+          // custom runtime's proxy answers CAConnectionFailed): no failure of its own to log.
+          if (running.aborted || isInvocationAbort(error, invocation)) {
             this.deps.logger.info('async attempt ended on its abort', { taskId: record.taskId, attempt });
           } else {
             this.deps.logger.error('async attempt failed', {
