@@ -41,6 +41,8 @@ export interface FunctionIdentity {
   logStore?: string | undefined;
   /** FC 2.0 functions' context adds `service.name` and `tracing` (empty locally: no tracing service). */
   style?: 'fc3' | 'fc2' | undefined;
+  /** An event function (no HTTP trigger): FC calls it on `/invoke`, its body the event. */
+  event?: boolean | undefined;
   serviceName?: string | undefined;
 }
 
@@ -81,7 +83,7 @@ function fcHeaders(call: IncomingCall, fn: FunctionIdentity, requestId: string, 
     headers['x-fc-service-logproject'] = fn.logProject;
     headers['x-fc-service-logstore'] = fn.logStore as string;
   }
-  headers['x-fc-control-path'] = '/http-invoke';
+  headers['x-fc-control-path'] = fn.event ? '/invoke' : '/http-invoke';
   // FC counts every invocation's retries, a sync call's too (0); a replayed attempt brings its own.
   headers['x-fc-retry-count'] ??= '0';
   return headers;

@@ -112,6 +112,7 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
     logStore: spec.logConfig?.logstore,
     style: spec.style,
     serviceName: spec.serviceName,
+    event: spec.http === undefined,
   };
   // FC_REGION stays unset: with FC_FUNCTION_NAME it would put an fc-async handler of the entry in
   // platform mode, while here it should run its own local engine (region: context, x-fc-region).

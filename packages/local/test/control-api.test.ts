@@ -211,6 +211,24 @@ describe('the FC API of the control port: InvokeFunction and the async invoke co
       expect(records.body?.tasks?.some((t) => t.taskPayload?.includes('UnhandledInvocationError'))).toBe(true);
     });
 
+    it("records an event function's event itself as its taskPayload and its records' requestPayload, as FC does", async () => {
+      await put('evt', { maxAsyncRetryAttempts: 0, destinationConfig: { onSuccess: { destination: ARN('sink') } } });
+      expect((await invoke('evt', '{"job":42}', { xFcAsyncTaskId: 'event_payload' })).statusCode).toBe(202);
+      await finished('evt', 'event_payload');
+      const own = await client.getAsyncTask('evt', 'event_payload', new $FC.GetAsyncTaskRequest({}));
+      expect(own.body?.taskPayload).toBe('{"job":42}');
+      const records = await client.listAsyncTasks('sink', new $FC.ListAsyncTasksRequest({ includePayload: true }));
+      // The sink's own payload is the record (its event), and the record's requestPayload is evt's event:
+      // an HTTP envelope around it grew about 4x a hop in a chain.
+      const record = records.body?.tasks
+        ?.map(
+          (t) =>
+            JSON.parse(t.taskPayload ?? '{}') as { requestPayload?: string; requestContext?: { requestId?: string } },
+        )
+        .find((r) => r.requestPayload === '{"job":42}');
+      expect(record).toBeDefined();
+    });
+
     it("replaces the whole config: what a Put leaves out is FC's default, not s.yaml's", async () => {
       const config = (await put('evt', { maxAsyncEventAgeInSeconds: 300 })).body;
       expect(config).toMatchObject({ maxAsyncEventAgeInSeconds: 300, maxAsyncRetryAttempts: 3, destinationConfig: {} });

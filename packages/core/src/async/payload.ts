@@ -163,7 +163,8 @@ const isTextBody = createBodyClassifier();
 /**
  * The string form of a captured request: `requestPayload` of destination records and
  * `taskPayload` of tasks. JSON `{ method, url, headers, body, isBase64Encoded }`; the body is
- * text for text content types, else base64 (docs/destinations.md).
+ * text for text content types, else base64 (docs/destinations.md). An event invocation's (FC's
+ * `x-fc-control-path: /invoke`) is its event: the body as text, or base64 when not UTF-8.
  *
  * @example
  * ```ts
@@ -172,6 +173,11 @@ const isTextBody = createBodyClassifier();
  * ```
  */
 export function serializeRequest(request: CapturedRequest): string {
+  // An event invocation (FC's control path `/invoke`: an event function, by InvokeFunction or as a
+  // destination): its payload is the event itself, as FC records it, not an HTTP envelope around it.
+  if (request.headers['x-fc-control-path'] === '/invoke') {
+    return isUtf8(request.body) ? request.body.toString('utf8') : request.body.toString('base64');
+  }
   // A text type whose bytes are not UTF-8 (Latin-1 form data) goes base64, unchanged, as an answer does.
   const text = request.body.length === 0 || (isTextBody(request.headers) === 'text' && isUtf8(request.body));
   return JSON.stringify({

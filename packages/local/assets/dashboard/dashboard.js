@@ -281,6 +281,8 @@ function prettyRequest(payload) {
   if (!payload) return '';
   try {
     const req = JSON.parse(payload);
+    // An event function's payload is its event, not a request.
+    if (typeof req?.method !== 'string') return pretty(payload);
     const headers = Object.entries(req.headers ?? {}).map(([k, v]) => `${k}: ${v}`);
     let body = req.body ?? '';
     if (!req.isBase64Encoded) {
