@@ -259,3 +259,17 @@ if (engineEvent.type === 'delivered') {
 // What a JSON log line holds of any value.
 expectType<unknown>(eo.logValue(new Error('down')));
 expectType<string>(eo.maskUrl('redis://:pw@127.0.0.1:6379'));
+
+// Sixteenth session's additions: close()'s stopWithinMs, refusals with Retry-After, the bytes of
+// pending deliveries, what was thrown described without throwing.
+expectAssignable<eo.CloseOptions>({ timeoutMs: maybe(100), stopWithinMs: maybe(2000) });
+expectAssignable<Parameters<eo.FcHandler['close']>[0]>({ stopWithinMs: 2000 });
+expectError(createFcHandler(() => undefined).close({ stopWithinMs: '2 s' }));
+expectType<Readonly<Record<string, string>> | undefined>(
+  new eo.FcAsyncError('ResourceThrottled', 'later', { statusCode: 429, retryAfterSeconds: 1 }).headers,
+);
+expectError(new eo.FcAsyncError('ResourceThrottled', 'later', { retryAfterSeconds: '1' }));
+expectAssignable<eo.AsyncOptions>({ maxDeliveryBytes: maybe(64 * 1024 * 1024) });
+expectType<Error>(eo.thrownError(Object.create(null)));
+expectType<{ message: string; name: string }>(eo.thrownText(Symbol('odd')));
+expectType<string | undefined>(({} as eo.TaskRecord).lastErrorType);

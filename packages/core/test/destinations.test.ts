@@ -366,7 +366,11 @@ describe('httpDestination', () => {
         'Expected `headers.authorization` to be a valid HTTP header value (no CR, LF or NUL); the value is not shown',
       ),
     );
-    expect(() => httpDestination('http://x', { headers: { 'x-token': 'SECRET\u0000' } })).toThrow(/^(?!.*SECRET)/);
+    expect(() => httpDestination('http://x', { headers: { 'x-token': 'SECRET\u0000' } })).toThrow(
+      new TypeError(
+        'Expected `headers.x-token` to be a valid HTTP header value (no CR, LF or NUL); the value is not shown',
+      ),
+    );
   });
 });
 
