@@ -76,6 +76,12 @@ export function resolveBullmqOptions(options: unknown): ResolvedBullmqOptions {
       `Expected \`prefix\` to be 1 to 64 letters, digits, '_', '.', ':' or '-', got \`${String(o.prefix)}\``,
     );
   }
+  if (/:tasks?$/.test(prefix)) {
+    // `<p>:task:by-time` would be the time index of prefix `<p>:task`, `<p>:tasks:*` BullMQ's keys.
+    throw new TypeError(
+      `Expected \`prefix\` not to end in a 'task' or 'tasks' segment, which another prefix's keys use, got \`${prefix}\``,
+    );
+  }
   if (o.worker !== undefined && typeof o.worker !== 'boolean') {
     throw new TypeError(`Expected \`worker\` to be a boolean, got \`${String(o.worker)}\``);
   }

@@ -18,6 +18,10 @@ describe('bullmq(options)', () => {
     [{}, /Expected `connection` to be a redis:\/\/ or rediss:\/\/ URL or ioredis options, got `undefined`/],
     [{ connection: 'http://h:6379' }, /Expected `connection` to be a redis:\/\/ or rediss:\/\/ URL/],
     [{ connection: 'redis://h', prefix: 'a b' }, /Expected `prefix` to be 1 to 64 letters, digits/],
+    // Keys of `shop` are `shop:task:<id>` and BullMQ's `shop:tasks:*`: a task `by-time` of `shop` would
+    // be the time index of `shop:task`.
+    [{ connection: 'redis://h', prefix: 'shop:task' }, /not to end in a 'task' or 'tasks' segment.*`shop:task`/],
+    [{ connection: 'redis://h', prefix: 'shop:tasks' }, /not to end in a 'task' or 'tasks' segment/],
     [{ connection: 'redis://h', worker: 'yes' }, /Expected `worker` to be a boolean, got `yes`/],
     [
       { connection: 'redis://h', lockDurationMs: 50 },

@@ -28,9 +28,13 @@ function copyJoining(source: Record<string, unknown> | undefined): FcRequest['he
     const value = source[key];
     if (value === undefined || value === null) continue;
     const name = lowerCaseName(key);
-    const existing = headers[name];
+    // Own values only: `constructor` is a header name like any other, not Object's.
+    const existing = Object.hasOwn(headers, name) ? headers[name] : undefined;
     const text = typeof value === 'string' ? value : headerText(key, value);
-    headers[name] = existing === undefined ? text : `${existing},${text}`;
+    const joined = existing === undefined ? text : `${existing},${text}`;
+    if (name === '__proto__')
+      Object.defineProperty(headers, name, { value: joined, enumerable: true, writable: true, configurable: true });
+    else headers[name] = joined;
   }
   return headers;
 }
@@ -83,7 +87,8 @@ function lowerCaseName(key: string): string {
       const other = firstKeyOf.get(name);
       if (other === undefined) {
         firstKeyOf.set(name, key);
-        uniqueNames.set(key, name);
+        // `__proto__` cannot be stored by assignment: its events take the joining copy.
+        if (name !== '__proto__') uniqueNames.set(key, name);
       } else {
         uniqueNames.delete(other);
       }

@@ -137,3 +137,15 @@ export function createBodyClassifier(
 export function isNoBodyResponse(method: string, statusCode: number): boolean {
   return method === 'HEAD' || statusCode === 204 || statusCode === 304 || (statusCode >= 100 && statusCode < 200);
 }
+
+const NO_BODY = Buffer.alloc(0);
+
+/**
+ * The answer as its caller gets it: without the body a `HEAD` request's or a 1xx, 204 or 304
+ * response's must not carry (an app may write one; the sync answer drops it, and so do a task's
+ * `returnPayload` and its destination record).
+ */
+export function answerAsSent(method: string, response: BridgeResponse): BridgeResponse {
+  if (response.body.length === 0 || !isNoBodyResponse(method, response.statusCode)) return response;
+  return { ...response, body: NO_BODY };
+}

@@ -860,6 +860,26 @@ describe('task records', () => {
     expect(successes.map((r) => r.responsePayload).filter((p) => p === json)).toHaveLength(3);
   });
 
+  it('records no body for an answer the caller gets without one: HEAD, 204, 304 (an app may write one all the same)', async () => {
+    const app: typeof ok = (req, res) => {
+      res.statusCode = Number(req.url?.slice(1));
+      res.end('{"written":"anyway"}');
+    };
+    const { handler, successes } = setup(app);
+    const calls = [
+      { taskId: 'h_200', method: 'HEAD', path: '/200' },
+      { taskId: 'g_204', method: 'GET', path: '/204' },
+      { taskId: 'g_304', method: 'GET', path: '/304' },
+      { taskId: 'g_200', method: 'GET', path: '/200' },
+    ];
+    for (const call of calls) await handler(asyncEvent(call), context);
+    await handler.drain();
+    const payloads = await Promise.all(calls.map(async (c) => (await handler.tasks.get(c.taskId))?.returnPayload));
+    expect(payloads).toEqual(['', '', '', '{"written":"anyway"}']);
+    const records = new Map(successes.map((r) => [r.requestContext.requestId, r.responsePayload]));
+    expect([...records.values()].sort()).toEqual(['', '', '', '{"written":"anyway"}']);
+  });
+
   it('records the beginning of a large compressed answer in the task (1 MiB), all of it in the destination record', async () => {
     const big = JSON.stringify({ rows: 'x'.repeat(5 * 1024 * 1024) });
     const app: typeof ok = (_req, res) => {

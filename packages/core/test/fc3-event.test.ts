@@ -168,6 +168,26 @@ describe('fcHttpEvent', () => {
   });
 });
 
+describe('parseFcEvent headers', () => {
+  it('keeps header names that are Object property names as the values sent, first seen or not', () => {
+    const event = { version: 'v1', rawPath: '/', requestContext: { http: { method: 'GET' } }, body: '' };
+    for (let round = 0; round < 2; round++) {
+      const joined = parseFcEvent({
+        ...event,
+        headers: { Constructor: 'y', 'X-A': '1', 'x-a': '2' },
+      }).headers;
+      expect({ ...joined }).toEqual({ constructor: 'y', 'x-a': '1,2' });
+      // A header named `__proto__` (JSON.parse makes it an own key, as FC's event JSON does).
+      const proto = parseFcEvent({ ...event, headers: JSON.parse('{"__proto__":"p","Accept":"a"}') }).headers;
+      expect([Object.keys(proto), Object.getOwnPropertyDescriptor(proto, '__proto__')?.value, proto.accept]).toEqual([
+        ['__proto__', 'accept'],
+        'p',
+        'a',
+      ]);
+    }
+  });
+});
+
 describe('fcQueryParameters and isFcTextBody', () => {
   it('decode a query as FC does and tell FC text types', () => {
     expect(fcQueryParameters('a=%2F&a=2&flag&=x&&b=c%ZZ')).toEqual({ a: '/,2', flag: '', '': 'x', b: 'c%ZZ' });

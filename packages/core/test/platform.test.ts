@@ -37,6 +37,16 @@ const onFc = (retry: number, extra: Record<string, string> = {}) =>
   });
 
 describe('platform mode (FC queued the request)', () => {
+  it("a HEAD call's destination record has no response body, whatever the app wrote", async () => {
+    const { handler, successes } = setup((_req, res) => res.end('{"written":"anyway"}'));
+    const result = await handler(
+      event({ method: 'HEAD', headers: { 'X-Fc-Retry-Count': '0', 'X-Fc-Async-Task-Id': 'head_1' } }),
+      context,
+    );
+    expect([result.statusCode, result.body]).toEqual([200, '']);
+    expect(successes.map((r) => r.responsePayload)).toEqual(['']);
+  });
+
   it('is chosen automatically on FC and runs the app at once, detected Async', async () => {
     let seen: Invocation | undefined;
     const { handler, successes } = setup((req, res) => {

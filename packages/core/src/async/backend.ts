@@ -215,6 +215,12 @@ export interface TaskStore {
   onStopRequested?(listener: (taskId: string) => void): void;
   /** Tells other instances that `taskId` should stop (distributed stores). */
   requestStop?(taskId: string): void | Promise<void>;
+  /**
+   * Called when stop requests may have been missed (distributed stores: the channel that carries
+   * them was down and is back): the engine then reads the tasks it runs and stops those whose
+   * record says `Stopping`.
+   */
+  onStopsMayBeMissed?(listener: () => void): void;
   close?(): void | Promise<void>;
 }
 

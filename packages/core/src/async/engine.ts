@@ -17,7 +17,7 @@ import type { AsyncTask, DestinationCondition, DestinationRecord } from '../fc-t
 import { checkCallerTaskId, type Invocation } from '../invocation.js';
 import type { Logger } from '../logger.js';
 import type { FcRequest } from '../request.js';
-import { type BridgeResponse, createBodyClassifier } from '../response.js';
+import { answerAsSent, type BridgeResponse, createBodyClassifier } from '../response.js';
 import { lastFunctionArn } from './arn.js';
 import {
   type AsyncBackend,
@@ -412,6 +412,7 @@ export class AsyncEngine {
     this.queue = queue;
     try {
       store.onStopRequested?.((taskId) => this.stopLocal(taskId));
+      store.onStopsMayBeMissed?.(() => void this.stopThoseStopping());
       await queue.start((job) => this.process(job.taskId));
       if (this.persistent && !queue.shared) await this.recover();
     } catch (error) {
@@ -1224,7 +1225,8 @@ export class AsyncEngine {
         pending = Promise.reject(error);
       }
       pending.then(
-        (response) => {
+        (answer) => {
+          const response = answerAsSent(request.method, answer);
           lastResponse = response;
           // Past its timeout without yielding (a CPU-bound handler): its timer could not fire before
           // the answer, and FC would have ended the attempt.
@@ -1557,6 +1559,19 @@ export class AsyncEngine {
     };
   }
 
+  /**
+   * Stops the attempts running here whose task is `Stopping` in the store: after stop requests
+   * may have been missed. A read that fails leaves its attempt running (the next stop asks again).
+   */
+  private async stopThoseStopping(): Promise<void> {
+    for (const taskId of [...this.running.keys()]) {
+      try {
+        const record = await this.store.get(taskId);
+        if (record?.status === 'Stopping') this.stopLocal(taskId);
+      } catch {}
+    }
+  }
+
   private stopLocal(taskId: string): void {
     const running = this.running.get(taskId);
     if (!running || running.stopRequested) return;
@@ -1650,7 +1665,13 @@ export class AsyncEngine {
           },
         );
       }
-      if (record.status === 'Stopping') return toAsyncTask(record, false);
+      if (record.status === 'Stopping') {
+        // Asked again: the first request may not have reached the instance that runs it (a stop
+        // of a distributed store travels on a channel that drops what it carries while it is down).
+        this.stopLocal(taskId);
+        await this.store.requestStop?.(taskId);
+        return toAsyncTask(record, false);
+      }
       if (record.status === 'Running') {
         let stopping: TaskRecord | undefined;
         try {
@@ -1660,8 +1681,10 @@ export class AsyncEngine {
         }
         if (!stopping) continue;
         if (this.listeners.size > 0) this.emit({ type: 'stopping', taskId, requestId: stopping.requestId });
-        if (this.running.has(taskId)) this.stopLocal(taskId);
-        else await this.store.requestStop?.(taskId);
+        this.stopLocal(taskId);
+        // Told to the other instances even when an attempt runs here: after a lost lock, another
+        // instance may run a newer attempt of the task while this one still runs its outdated one.
+        await this.store.requestStop?.(taskId);
         return toAsyncTask(stopping, false);
       }
       const cancelled = await this.queue.cancel(taskId);

@@ -6,7 +6,7 @@ import { FcAsyncError } from '../errors.js';
 import type { Invocation } from '../invocation.js';
 import type { Logger } from '../logger.js';
 import type { FcRequest } from '../request.js';
-import type { BridgeResponse } from '../response.js';
+import { answerAsSent, type BridgeResponse } from '../response.js';
 import { functionArn } from './arn.js';
 import type { TaskRecord } from './backend.js';
 import {
@@ -113,7 +113,7 @@ export class PlatformAsync {
     const started = Date.now();
     let outcome: AttemptOutcome;
     try {
-      const response = await this.deps.run(request, invocation);
+      const response = answerAsSent(request.method, await this.deps.run(request, invocation));
       outcome = this.options.isFailure(response) ? failedResponse(response) : { kind: 'success', response };
     } catch (error) {
       this.deps.logger.error('async invocation failed', {
