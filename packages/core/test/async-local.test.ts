@@ -860,6 +860,21 @@ describe('task records', () => {
     expect(successes.map((r) => r.responsePayload).filter((p) => p === json)).toHaveLength(3);
   });
 
+  it("a task's endTime is its last event's timestamp, however the clock moves between them", async () => {
+    let clock = Date.now();
+    const now = vi.spyOn(Date, 'now').mockImplementation(() => ++clock);
+    try {
+      const { handler } = setup(ok);
+      await handler(asyncEvent({ taskId: 'ends_once' }), context);
+      await handler.drain();
+      const task = await handler.tasks.get('ends_once');
+      expect(task?.status).toBe('Succeeded');
+      expect(task?.events.at(-1)?.timestamp).toBe(task?.endTime);
+    } finally {
+      now.mockRestore();
+    }
+  });
+
   it('records no body for an answer the caller gets without one: HEAD, 204, 304 (an app may write one all the same)', async () => {
     const app: typeof ok = (req, res) => {
       res.statusCode = Number(req.url?.slice(1));

@@ -92,6 +92,12 @@ describe('transitionedRecord', () => {
     expect(running.status).toBe('Enqueued');
   });
 
+  it("dates the event of a change that ends the task at the patch's endTime", () => {
+    const live: TaskRecord = { ...record, status: 'Running' };
+    const next = transitionedRecord(live, 'Succeeded', { from: ['Running'], patch: { endTime: 1_700_000_000_123 } });
+    expect(next?.events.at(-1)).toMatchObject({ status: 'Succeeded', timestamp: 1_700_000_000_123 });
+  });
+
   it('refuses a record whose status is not one of from', () => {
     expect(transitionedRecord(running, 'Running', { from: ['Running'] })).toBeUndefined();
   });

@@ -252,8 +252,9 @@ export function transitionedRecord(
   options: TransitionOptions,
 ): TaskRecord | undefined {
   if (!transitionApplies(current, options)) return undefined;
-  const events = current.events.slice();
-  transitionEvents(events, status, options, Date.now());
   const patch = typeof options.patch === 'function' ? options.patch(current) : options.patch;
+  const events = current.events.slice();
+  // A change that ends the task happens at its endTime: the event says the same instant.
+  transitionEvents(events, status, options, patch?.endTime ?? Date.now());
   return patchedRecord(current, patch, status, events);
 }

@@ -120,8 +120,9 @@ export class MemoryTaskStore implements TaskStore {
   transition(taskId: string, status: AsyncTaskStatus, options: TransitionOptions): TaskRecord | undefined {
     const record = this.tasks.get(taskId);
     if (!record || !transitionApplies(record, options)) return undefined;
-    const now = Date.now();
     const patch = typeof options.patch === 'function' ? options.patch(record) : options.patch;
+    // A change that ends the task happens at its endTime: the event says the same instant.
+    const now = patch?.endTime ?? Date.now();
     const events = record.events;
     transitionEvents(events, status, options, now);
     record.status = status;
