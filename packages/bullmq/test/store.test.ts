@@ -2,10 +2,11 @@ import { silentLogger, type TaskRecord } from '@fc-async/core';
 import { type OpenTaskStore, taskRecord as record, taskStoreCases } from '@fc-async/test-kit/task-store';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
+import { bullmq } from '../src/index.js';
 import { keysOf } from '../src/keys.js';
 import { resolveBullmqOptions } from '../src/options.js';
 import { Pruner } from '../src/prune.js';
-import type { RedisTaskStore } from '../src/store.js';
+import { RedisTaskStore } from '../src/store.js';
 import { openStore, uniquePrefix, until } from './helpers.js';
 
 const closers: (() => Promise<void>)[] = [];
@@ -169,6 +170,64 @@ describe('RedisTaskStore', () => {
     expect(listed.tasks.map((t) => [t.taskId, t.status, t.payload.body])).toEqual([
       ['t_old', 'Running', old.payload.body],
     ]);
+  });
+
+  it('an accept-only instance keeps no copy of what it inserts (memory, and GC per accept); one with a worker does', async () => {
+    const prefix = uniquePrefix();
+    const redis = new Redis(inject('redisUrl'));
+    const acceptOnly = new RedisTaskStore(redis, redis.duplicate(), keysOf(prefix), false);
+    closers.push(() => acceptOnly.close());
+    const runner = await storeOn(prefix);
+    expect(await acceptOnly.insert(record('t_1'))).toBe(true);
+    expect(acceptOnly.lastSeen('t_1')).toBeUndefined();
+    expect(await runner.insert(record('t_2'))).toBe(true);
+    expect(runner.lastSeen('t_2')?.status).toBe('Enqueued');
+    // Its writes read first, and see the task as every instance does.
+    expect((await acceptOnly.peek('t_1'))?.status).toBe('Enqueued');
+    await runner.transition('t_1', 'Running', { from: ['Enqueued'], via: 'Dequeued' });
+    const stopping = await acceptOnly.transition('t_1', 'Stopping', { from: ['Running'] });
+    expect(stopping?.events.map((e) => e.status)).toEqual(['Enqueued', 'Dequeued', 'Running', 'Stopping']);
+  });
+
+  it('bullmq() keeps the inserted tasks only on instances with a worker', async () => {
+    const prefix = uniquePrefix();
+    const seen: (string | undefined)[] = [];
+    for (const worker of [false, true]) {
+      const { store, queue } = await bullmq({ connection: inject('redisUrl'), prefix, worker }).create({
+        concurrency: 1,
+        logger: silentLogger,
+      });
+      closers.push(async () => {
+        await queue.close();
+        await store.close?.();
+      });
+      const taskId = worker ? 't_worker' : 't_api';
+      expect(await store.insert(record(taskId))).toBe(true);
+      seen.push((store as RedisTaskStore).lastSeen(taskId)?.taskId);
+    }
+    expect(seen).toEqual([undefined, 't_worker']);
+  });
+
+  it('stores a body as its very bytes, whether UTF-8 text (sent as a string) or not', async () => {
+    const prefix = uniquePrefix();
+    const [a, b] = [await storeOn(prefix), await storeOn(prefix)];
+    const redis = new Redis(inject('redisUrl'));
+    closers.push(async () => void (await redis.quit()));
+    const bodies = {
+      t_text: Buffer.from('{"name":"héllo → 世界 🎉"}\n', 'utf8'),
+      t_bom: Buffer.from([0xef, 0xbb, 0xbf, 0x7b, 0x7d]),
+      t_empty: Buffer.alloc(0),
+      t_latin1: Buffer.from('caf\u00e9', 'latin1'),
+      t_surrogate: Buffer.from([0xed, 0xa0, 0x80]),
+    };
+    for (const [id, body] of Object.entries(bodies)) {
+      const r = record(id);
+      expect(await a.insert({ ...r, payload: { ...r.payload, body } })).toBe(true);
+    }
+    for (const [id, body] of Object.entries(bodies)) {
+      expect((await b.get(id))?.payload.body).toEqual(body);
+      expect(await redis.hgetBuffer(keysOf(prefix).task(id), 'b')).toEqual(body);
+    }
   });
 
   it('carries a stop request to every instance', async () => {
