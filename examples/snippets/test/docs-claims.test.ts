@@ -85,7 +85,7 @@ describe('README: the options table gives the defaults the code applies', () => 
     }
   });
 
-  it('redactHeaders: FC credentials, authorization, proxy-authorization and cookie are always redacted', () => {
+  it('redactHeaders: FC credentials, authorization, proxy-authorization, x-acs-security-token and cookies are always redacted', () => {
     expect(rows.get('redactHeaders')).toBe('`[]`');
     expect([...DEFAULT_REDACTED_HEADERS].sort()).toEqual(
       [
@@ -94,7 +94,9 @@ describe('README: the options table gives the defaults the code applies', () => 
         'x-fc-security-token',
         'authorization',
         'proxy-authorization',
+        'x-acs-security-token',
         'cookie',
+        'set-cookie',
       ].sort(),
     );
   });

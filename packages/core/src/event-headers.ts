@@ -23,20 +23,26 @@ export function copyEventHeaders(source: Record<string, unknown> | undefined): F
 
 /** The copy for events with a key not seen before, or with names that differ only in case. */
 function copyJoining(source: Record<string, unknown> | undefined): FcRequest['headers'] {
-  const headers: FcRequest['headers'] = {};
+  const headers: Record<string, string> = {};
   for (const key in source) {
     const value = source[key];
     if (value === undefined || value === null) continue;
-    const name = lowerCaseName(key);
-    // Own values only: `constructor` is a header name like any other, not Object's.
-    const existing = Object.hasOwn(headers, name) ? headers[name] : undefined;
-    const text = typeof value === 'string' ? value : headerText(key, value);
-    const joined = existing === undefined ? text : `${existing},${text}`;
-    if (name === '__proto__')
-      Object.defineProperty(headers, name, { value: joined, enumerable: true, writable: true, configurable: true });
-    else headers[name] = joined;
+    putJoined(headers, lowerCaseName(key), typeof value === 'string' ? value : headerText(key, value));
   }
   return headers;
+}
+
+/**
+ * Sets `name` to `value`, after a comma and the value it already holds, if any: its own value
+ * only (`constructor` is a name like any other, not Object's), and `__proto__` as a plain key.
+ */
+export function putJoined(target: Record<string, string>, name: string, value: string): void {
+  const joined = Object.hasOwn(target, name) ? `${target[name]},${value}` : value;
+  if (name === '__proto__') {
+    Object.defineProperty(target, name, { value: joined, enumerable: true, writable: true, configurable: true });
+  } else {
+    target[name] = joined;
+  }
 }
 
 /**

@@ -1,4 +1,5 @@
 import { types } from 'node:util';
+import { putJoined } from './event-headers.js';
 import type { FcHttpEvent } from './fc-types.js';
 import { kindOf } from './handler-options.js';
 import { newRequestId } from './ids.js';
@@ -128,7 +129,7 @@ export function fcQueryParameters(query: string): Record<string, string> {
     const eq = part.indexOf('=');
     const key = decodeSafely(eq < 0 ? part : part.slice(0, eq), true);
     const value = eq < 0 ? '' : decodeSafely(part.slice(eq + 1), true);
-    out[key] = key in out ? `${out[key]},${value}` : value;
+    putJoined(out, key, value);
   }
   return out;
 }

@@ -80,8 +80,10 @@ export interface Invocation extends Detection {
   memoryMB?: number | undefined;
   instanceId?: string | undefined;
   /**
-   * Fires when the invocation is stopped or times out: async attempts, and under `fc-async dev` a
-   * sync call past its function's timeout (answered `504`), as FC ends it.
+   * Fires when the invocation is stopped or times out: async attempts in local mode (a stop,
+   * `async.timeoutSeconds`, a shutdown), and under `fc-async dev` a sync call past its function's
+   * timeout (answered `504`), as FC ends it. On FC (platform mode) FC itself ends an invocation
+   * at the function's timeout: no timer of the handler's fires it.
    */
   signal: AbortSignal;
 }

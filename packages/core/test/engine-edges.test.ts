@@ -136,6 +136,36 @@ describe('close() of a durable backend while an app ignores its abort', () => {
   });
 });
 
+describe('an attempt its process did not live through', () => {
+  it('is logged with its task, request and attempt when the next start finds it, and told as an attempt', async () => {
+    const store = new MemoryTaskStore();
+    const backend: AsyncBackend = {
+      name: 'durable-memory',
+      persistent: true,
+      create: ({ concurrency }) => ({ store, queue: new PQueueDriver(concurrency) }),
+    };
+    const options = { mode: 'local' as const, timeoutSeconds: 600, maxAsyncRetryAttempts: 0, backend };
+    // The first process runs the task and dies with it (never closed).
+    const crashed = createFcHandler(() => new Promise(() => {}), { logger: memoryLogger(), env: {}, async: options });
+    await crashed(asyncEvent({ taskId: 'poison' }), context);
+    await until(() => store.get('poison')?.status === 'Running');
+    const logger = memoryLogger();
+    const next = createFcHandler(ok, { logger, env: {}, async: options });
+    const told: unknown[] = [];
+    next.engine?.subscribe((e) => {
+      if (e.type === 'attempt') told.push(e);
+    });
+    await until(async () => (await next.tasks.get('poison'))?.status === 'Failed');
+    const line = logger.entries.find((e) => e.message === 'async attempt interrupted');
+    expect(line).toMatchObject({ level: 'warn', fields: { taskId: 'poison', attempt: 0 } });
+    expect(line?.fields?.requestId).toBe(store.get('poison')?.requestId);
+    expect(told).toEqual([
+      expect.objectContaining({ taskId: 'poison', attempt: 0, outcome: 'failure', status: 'Failed' }),
+    ]);
+    await next.close();
+  });
+});
+
 describe('close() of a durable backend while a job is still reading its task', () => {
   it('cuts the attempt that claims the task after the deadline (Retrying, not counted), without an onFailure call', async () => {
     /** A store whose read takes a round trip, as BullMQ's does: the job reads when the deadline comes. */

@@ -191,6 +191,12 @@ describe('parseFcEvent headers', () => {
 describe('fcQueryParameters and isFcTextBody', () => {
   it('decode a query as FC does and tell FC text types', () => {
     expect(fcQueryParameters('a=%2F&a=2&flag&=x&&b=c%ZZ')).toEqual({ a: '/,2', flag: '', '': 'x', b: 'c%ZZ' });
+    // Names that are Object's own are names like any other.
+    const odd = fcQueryParameters('constructor=z&toString=1&__proto__=p&__proto__=q');
+    expect([{ ...odd }, Object.getOwnPropertyDescriptor(odd, '__proto__')?.value]).toEqual([
+      { constructor: 'z', toString: '1', ['__proto__']: 'p,q' },
+      'p,q',
+    ]);
     expect(
       ['text/csv', 'application/json; charset=utf-8', 'APPLICATION/XML', 'image/png', undefined].map(isFcTextBody),
     ).toEqual([true, true, true, false, false]);

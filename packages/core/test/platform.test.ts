@@ -37,6 +37,21 @@ const onFc = (retry: number, extra: Record<string, string> = {}) =>
   });
 
 describe('platform mode (FC queued the request)', () => {
+  it('an async call without a task id gives the app the request id as its task id, as FC takes it (and local mode gives it)', async () => {
+    const seen: (string | undefined)[] = [];
+    const { handler } = setup((req, res) => {
+      seen.push(getInvocation(req)?.taskId);
+      res.end();
+    });
+    await handler(event({ headers: { 'X-Fc-Invocation-Type': 'Async' } }), context);
+    await handler(event({ headers: { 'X-Fc-Retry-Count': '1' } }), {
+      ...context,
+      requestId: '1-64f6d6e7-e01edb1cce58240ed59b59da',
+    });
+    await handler(event({}), context);
+    expect(seen).toEqual([context.requestId, '1-64f6d6e7-e01edb1cce58240ed59b59da', undefined]);
+  });
+
   it("a HEAD call's destination record has no response body, whatever the app wrote", async () => {
     const { handler, successes } = setup((_req, res) => res.end('{"written":"anyway"}'));
     const result = await handler(

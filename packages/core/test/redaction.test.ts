@@ -48,6 +48,9 @@ describe('redactHeaders', () => {
       AUTHORIZATION: 'Bearer LEAK-BEARER',
       'Proxy-Authorization': 'Basic LEAK-PROXY',
       Cookie: 'sid=LEAK-COOKIE',
+      // The STS token an Alibaba Cloud (ACS3) signature is sent with, and a Set-Cookie a client echoes.
+      'X-Acs-Security-Token': 'LEAK-ACS-STS',
+      'Set-Cookie': 'sid=LEAK-SETCOOKIE',
       'x-TENANT-token': 'LEAK-TENANT',
       'X-Visible': 'kept',
     };

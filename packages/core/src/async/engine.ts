@@ -927,10 +927,7 @@ export class AsyncEngine {
   /** Records an attempt a crash cut short (found `Running` on start) and requeues it for a retry. */
   private async recoverInterrupted(record: TaskHead): Promise<void> {
     try {
-      const next = await this.afterAttempt(record, record.attempts - 1, INTERRUPTED, undefined, [
-        'Running',
-        'Dequeued',
-      ]);
+      const next = await this.afterInterrupted(record);
       if (next.retryInMs !== undefined) await this.queue.enqueue({ taskId: record.taskId }, next.retryInMs);
     } catch (error) {
       // The store refused the write: the task stays Running and is recovered on the next start.
@@ -1111,8 +1108,25 @@ export class AsyncEngine {
       await this.finishStopped(record, { kind: 'stopped' });
       return undefined;
     }
-    const next = await this.afterAttempt(record, record.attempts - 1, INTERRUPTED, undefined, ['Running', 'Dequeued']);
+    const next = await this.afterInterrupted(record);
     return next.retryInMs === undefined ? undefined : { retryInMs: next.retryInMs };
+  }
+
+  /**
+   * Records an attempt found cut short by a crash (its task `Running` on restart, or a job back
+   * from an instance that died), and says so: an app that ends its process (`process.exit`, an
+   * out-of-memory kill) leaves no other trace of which task it was running.
+   */
+  private afterInterrupted(record: TaskHead): Promise<{ status: AsyncTask['status']; retryInMs?: number }> {
+    const attempt = record.attempts - 1;
+    this.deps.logger.warn('async attempt interrupted', {
+      taskId: record.taskId,
+      requestId: record.requestId,
+      attempt,
+      reason: INTERRUPTED.message,
+    });
+    const recorded = this.attemptTeller(record, attempt, INTERRUPTED, () => 0);
+    return this.afterAttempt(record, attempt, INTERRUPTED, undefined, ['Running', 'Dequeued'], recorded);
   }
 
   /**
@@ -1120,7 +1134,7 @@ export class AsyncEngine {
    * subscriber: nothing to build).
    */
   private attemptTeller(
-    record: TaskRecord,
+    record: Pick<TaskRecord, 'taskId' | 'requestId'>,
     attempt: number,
     outcome: AttemptOutcome,
     durationMs: () => number,

@@ -25,7 +25,8 @@ export interface CapturedRequest {
 
 /**
  * Headers that never enter a task record, a destination record, a log line or a span: FC's
- * credential headers and the caller's authorisation and cookies. `redactHeaders` extends it.
+ * credential headers and the caller's authorisation (with the STS token an Alibaba Cloud signature
+ * is used with) and cookies. `redactHeaders` extends it.
  *
  * @example
  * ```ts
@@ -39,7 +40,9 @@ export const DEFAULT_REDACTED_HEADERS: readonly string[] = Object.freeze([
   'x-fc-security-token',
   'authorization',
   'proxy-authorization',
+  'x-acs-security-token',
   'cookie',
+  'set-cookie',
 ]);
 
 /** Headers that only steer FC's gateway and mean nothing once the request is queued. */

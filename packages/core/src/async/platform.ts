@@ -105,8 +105,10 @@ export class PlatformAsync {
   /** `traceParent`: the invocation's trace context, the parent of its destination calls' spans. */
   async run(request: FcRequest, invocation: Invocation, traceParent?: Context): Promise<BridgeResponse> {
     const destinations = this.deps.destinations ?? {};
-    // Without a task id from the caller, FC's is the request id.
-    const taskId = invocation.taskId ?? invocation.requestId;
+    // Without a task id from the caller, FC's is the request id: the app sees it too, as it
+    // does in local mode (work keyed on the task id).
+    invocation.taskId ??= invocation.requestId;
+    const taskId = invocation.taskId;
     this.deps.hooks?.running?.(invocation, taskId);
     const captured =
       destinations.onSuccess || destinations.onFailure ? captureRequest(request, this.deps.redact) : undefined;
