@@ -55,7 +55,8 @@ export interface FcHandlerOptions {
   destinations?: Destinations | undefined;
   /**
    * Headers kept out of task records, destination records and logs, on top of
-   * {@link DEFAULT_REDACTED_HEADERS} (FC credentials, `authorization`, `proxy-authorization`, `cookie`).
+   * {@link DEFAULT_REDACTED_HEADERS} (FC credentials, `authorization`, `proxy-authorization`,
+   * `x-acs-security-token`, `cookie`, `set-cookie`).
    * @default []
    */
   redactHeaders?: readonly string[] | undefined;

@@ -1117,7 +1117,7 @@ export class AsyncEngine {
    * from an instance that died), and says so: an app that ends its process (`process.exit`, an
    * out-of-memory kill) leaves no other trace of which task it was running.
    */
-  private afterInterrupted(record: TaskHead): Promise<{ status: AsyncTask['status']; retryInMs?: number }> {
+  private async afterInterrupted(record: TaskHead): Promise<{ status: AsyncTask['status']; retryInMs?: number }> {
     const attempt = record.attempts - 1;
     this.deps.logger.warn('async attempt interrupted', {
       taskId: record.taskId,
@@ -1126,7 +1126,10 @@ export class AsyncEngine {
       reason: INTERRUPTED.message,
     });
     const recorded = this.attemptTeller(record, attempt, INTERRUPTED, () => 0);
-    return this.afterAttempt(record, attempt, INTERRUPTED, undefined, ['Running', 'Dequeued'], recorded);
+    const next = await this.afterAttempt(record, attempt, INTERRUPTED, undefined, ['Running', 'Dequeued'], recorded);
+    // A retry is told here: afterAttempt tells only the ends it records (told once either way).
+    recorded?.(next.status);
+    return next;
   }
 
   /**
@@ -1574,6 +1577,20 @@ export class AsyncEngine {
   }
 
   /**
+   * Tells the other instances (distributed stores) that `taskId` should stop. When that fails, the
+   * error is thrown if the stop rests on it (`needed`: no attempt of the task runs here, and this
+   * is its first ask), else logged: the task is `Stopping` and a later ask tells them again.
+   */
+  private async tellStop(taskId: string, needed: boolean): Promise<void> {
+    try {
+      await this.store.requestStop?.(taskId);
+    } catch (error) {
+      if (needed) throw error;
+      this.deps.logger.warn('async stop not told to other instances', { taskId, error });
+    }
+  }
+
+  /**
    * Stops the attempts running here whose task is `Stopping` in the store: after stop requests
    * may have been missed. A read that fails leaves its attempt running (the next stop asks again).
    */
@@ -1683,7 +1700,7 @@ export class AsyncEngine {
         // Asked again: the first request may not have reached the instance that runs it (a stop
         // of a distributed store travels on a channel that drops what it carries while it is down).
         this.stopLocal(taskId);
-        await this.store.requestStop?.(taskId);
+        await this.tellStop(taskId, false);
         return toAsyncTask(record, false);
       }
       if (record.status === 'Running') {
@@ -1695,10 +1712,11 @@ export class AsyncEngine {
         }
         if (!stopping) continue;
         if (this.listeners.size > 0) this.emit({ type: 'stopping', taskId, requestId: stopping.requestId });
-        this.stopLocal(taskId);
         // Told to the other instances even when an attempt runs here: after a lost lock, another
         // instance may run a newer attempt of the task while this one still runs its outdated one.
-        await this.store.requestStop?.(taskId);
+        const here = this.running.has(taskId);
+        this.stopLocal(taskId);
+        await this.tellStop(taskId, !here);
         return toAsyncTask(stopping, false);
       }
       const cancelled = await this.queue.cancel(taskId);
