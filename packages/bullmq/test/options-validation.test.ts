@@ -36,3 +36,36 @@ describe('bullmq() options past a timer', () => {
     );
   });
 });
+
+describe('bullmq() connection URLs', () => {
+  // ioredis would read each otherwise than it looks: db 0 for a path that is no number, ioredis's
+  // default host for none, `URI malformed` from inside ioredis for a `%` that starts no escape.
+  it.each([
+    [
+      'redis://:S3CRET-PW@127.0.0.1:6380/tasks',
+      'whose database (its path, or `?db=`) is a whole number (/0, /1, ...), got `redis://***@127.0.0.1:6380/tasks`',
+    ],
+    [
+      'redis://h:6380?db=tasks',
+      'whose database (its path, or `?db=`) is a whole number (/0, /1, ...), got `redis://h:6380?***`',
+    ],
+    ['redis:///0', 'naming a host (redis://HOST:PORT/DB), got `redis***`'],
+    [
+      'redis://:50%off-S3CRET-PW@h:6380',
+      'with its user name and password percent-encoded (a `%` written `%25`), got `redis://***@h:6380`',
+    ],
+    ['redis://h:0', 'with a port from 1 to 65535, got `redis://h:0`'],
+    ['redis://:S3CRET-PW@h:70000', 'with a port from 1 to 65535, got `redis***`'],
+    ['redis://h:6380#x', 'without a fragment (`#`), which ioredis does not read, got `redis://h:6380?***`'],
+  ])('refuses the connection URL %s, masked', (url, problem) => {
+    expect(() => bullmq({ connection: url })).toThrow(
+      new TypeError(`Expected \`connection\` to be a redis:// or rediss:// URL ${problem}`),
+    );
+  });
+
+  it('takes an IPv6 host, a user name, rediss://, a database number and ioredis query options', () => {
+    for (const url of ['rediss://app:p%25w@[::1]:6380/15', 'redis://h:6380?db=3&family=6', 'redis://h/']) {
+      expect(bullmq({ connection: url }).name).toBe('bullmq');
+    }
+  });
+});

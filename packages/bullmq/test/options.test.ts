@@ -99,4 +99,18 @@ describe('bullmq(options)', () => {
     expect(failure?.cause?.message).toMatch(/^WRONGPASS/);
     expect(JSON.stringify(failure)).not.toContain('wrong');
   });
+
+  it('fails at once when Redis has no database of the number the URL names (ioredis would go on in db 0)', async () => {
+    const backend = bullmq({ connection: `${inject('redisUrl')}/99`, connectTimeoutMs: 10_000 });
+    const failure = await Promise.resolve(backend.create({ concurrency: 1, logger: silentLogger })).then(
+      () => undefined,
+      (error: unknown) => error as { cause?: Error },
+    );
+    expect(failure).toMatchObject({
+      code: 'RedisUnavailable',
+      statusCode: 503,
+      message: 'Redis refused the database number of the connection',
+    });
+    expect(failure?.cause?.message).toMatch(/^ERR DB index is out of range/);
+  });
 });

@@ -18,16 +18,7 @@ export function parseStoreSpec(store: string | undefined, redis: string | undefi
     if (store !== undefined && store !== 'memory') {
       throw new TypeError('Pass either `--store` or `--redis`, not both');
     }
-    let url: URL;
-    try {
-      url = new URL(redis);
-    } catch {
-      throw optionError('--redis', 'a redis:// or rediss:// URL', maskUrl(redis));
-    }
-    if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
-      throw optionError('--redis', 'a redis:// or rediss:// URL', maskUrl(redis));
-    }
-    return { kind: 'redis', url };
+    return { kind: 'redis', url: redisUrl(redis) };
   }
   if (store === undefined || store === 'memory') return { kind: 'memory' };
   if (store.startsWith('sqlite:') && store.length > 'sqlite:'.length) {
@@ -36,11 +27,52 @@ export function parseStoreSpec(store: string | undefined, redis: string | undefi
   throw optionError('--store', '`memory` or `sqlite:PATH`', store);
 }
 
-/** The connection options BullMQ (ioredis) takes, from a Redis URL. */
+/**
+ * `--redis` read with WHATWG `URL`, refused unless every part of it reaches ioredis as written:
+ * `redis:127.0.0.1:6380` (no `//`) names no host, so ioredis would connect to its default
+ * 127.0.0.1:6379; a path that is no database number (`/tasks`) would leave the tasks in db 0; a `%`
+ * that starts no escape cannot be decoded; a query (`?db=2`) is not read. The message masks the URL.
+ */
+function redisUrl(value: string): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    // The one refusal of `URL` worth telling apart: `:70000` reads as a port, just not one.
+    const port = /^rediss?:\/\/[^/?#]*:(\d+)(?:[/?#]|$)/i.exec(value)?.[1];
+    const problem = port !== undefined && Number(port) > 65_535 ? ' with a port from 1 to 65535' : '';
+    throw optionError('--redis', `a redis:// or rediss:// URL${problem}`, maskUrl(value));
+  }
+  const problem = url.protocol === 'redis:' || url.protocol === 'rediss:' ? redisUrlProblem(url) : '';
+  if (problem !== undefined) {
+    throw optionError('--redis', `a redis:// or rediss:// URL${problem && ` ${problem}`}`, maskUrl(value));
+  }
+  return url;
+}
+
+/** What keeps a redis:// URL from being an address the connection options say in full. */
+function redisUrlProblem(url: URL): string | undefined {
+  if (!url.host) return 'naming a host (redis://HOST:PORT/DB)';
+  if (url.port === '0') return 'with a port from 1 to 65535';
+  if (!/^(\/\d*)?$/.test(url.pathname) || !Number.isSafeInteger(Number(url.pathname.slice(1)))) {
+    return 'whose path is a database number (/0, /1, ...) or nothing';
+  }
+  if (url.search || url.hash) return 'without a query or fragment (`?`, `#`), which `--redis` does not read';
+  try {
+    decodeURIComponent(url.username);
+    decodeURIComponent(url.password);
+  } catch {
+    return 'with its user name and password percent-encoded (a `%` written `%25`)';
+  }
+  return undefined;
+}
+
+/** The connection options BullMQ (ioredis) takes, from a Redis URL `parseStoreSpec` took. */
 export function redisOptions(url: URL): Record<string, unknown> {
-  const db = url.pathname.replace(/^\//, '');
+  const db = url.pathname.slice(1);
   return {
-    host: url.hostname || '127.0.0.1',
+    // `[::1]` is the URL's spelling of an IPv6 address; the socket takes `::1`.
+    host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
     port: url.port ? Number(url.port) : 6379,
     ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
     ...(url.password ? { password: decodeURIComponent(url.password) } : {}),

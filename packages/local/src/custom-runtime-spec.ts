@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { configError, isObject } from './errors.js';
+import { configError, isObject, shown } from './errors.js';
 import type { FunctionSpec, HealthCheck } from './spec.js';
 
 type Obj = Record<string, unknown>;
@@ -32,7 +32,7 @@ export function readCustomRuntime(
     const value = config[field];
     if (value === undefined || value === null) return [];
     if (!Array.isArray(value) || !value.every((w) => typeof w === 'string' || typeof w === 'number')) {
-      throw fail(`customRuntimeConfig.${field}`, `must be a list of words, got ${JSON.stringify(value)}`);
+      throw fail(`customRuntimeConfig.${field}`, `must be a list of words, got ${shown(value)}`);
     }
     return value.map(String);
   };
@@ -47,7 +47,7 @@ export function readCustomRuntime(
   if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65_535) {
     throw fail(
       config.port === undefined ? 'caPort' : 'customRuntimeConfig.port',
-      `must be a port number, got ${JSON.stringify(port)}`,
+      `must be a port number, got ${shown(port)}`,
     );
   }
   const lifecycle = isObject(fn.instanceLifecycleConfig) ? fn.instanceLifecycleConfig : {};
@@ -59,7 +59,7 @@ export function readCustomRuntime(
     if (typeof timeout !== 'number' || !(timeout > 0)) {
       throw fail(
         `instanceLifecycleConfig.${name}.timeout`,
-        `must be a positive number of seconds, got ${JSON.stringify(timeout)}`,
+        `must be a positive number of seconds, got ${shown(timeout)}`,
       );
     }
     return { timeout };
@@ -94,14 +94,14 @@ function readHealthCheck(value: unknown, fail: (field: string, problem: string) 
   for (const [field, [min, max, otherwise]] of Object.entries(HEALTH_FIELDS)) {
     const n = value[field] ?? otherwise;
     if (!Number.isInteger(n) || (n as number) < min || (n as number) > max) {
-      throw fail(field, `must be a whole number from ${min} to ${max}, got ${JSON.stringify(n)}`);
+      throw fail(field, `must be a whole number from ${min} to ${max}, got ${shown(n)}`);
     }
     check[field as keyof typeof HEALTH_FIELDS] = n as number;
   }
   const url = value.httpGetUrl;
   if (url !== undefined && url !== null && url !== '') {
     if (typeof url !== 'string' || !url.startsWith('/') || url.length > 2048) {
-      throw fail('httpGetUrl', `must be a path starting with / (at most 2048 characters), got ${JSON.stringify(url)}`);
+      throw fail('httpGetUrl', `must be a path starting with / (at most 2048 characters), got ${shown(url)}`);
     }
     check.httpGetUrl = url;
   }

@@ -10,6 +10,7 @@ import {
   jsonlDestination,
   makeFolderSync,
 } from '@fc-async/core';
+import { shown } from './errors.js';
 import type { LocalFunction } from './function.js';
 import type { EmulatorLog } from './log.js';
 
@@ -40,7 +41,8 @@ export function parseDestinationArn(arn: string): ArnTarget | undefined {
  * `undefined` when {@link parseDestinationArn} reads it: the words of PutAsyncInvokeConfig and s.yaml alike.
  */
 export function destinationArnProblem(arn: string): string | undefined {
-  return parseDestinationArn(arn) ? undefined : `is not an FC, MNS, EventBridge or RocketMQ ARN: ${arn.slice(0, 128)}`;
+  if (parseDestinationArn(arn)) return undefined;
+  return `is not an FC, MNS, EventBridge or RocketMQ ARN: ${shown(arn, (typed) => String(typed).slice(0, 128))}`;
 }
 
 /** Where destination records go when their target is not a function of this emulator. */

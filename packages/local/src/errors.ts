@@ -9,6 +9,62 @@ export function configError(file: string, problem: string): FcAsyncError {
   return new FcAsyncError('InvalidConfig', `${file}: ${problem}`, { statusCode: 400 });
 }
 
+/** The origins of the values of the s.yaml being read (`VarContext.origins`), while it is checked. */
+let valueOrigins: ReadonlyMap<unknown, string> | undefined;
+
+/**
+ * Runs `check` (synchronous: nothing else runs meanwhile) with `origins` in force for {@link shown}.
+ *
+ * @example
+ * ```ts
+ * withValueOrigins(ctx.origins, () => checkFunction(file, dir, where, raw));
+ * ```
+ */
+export function withValueOrigins<T>(origins: ReadonlyMap<unknown, string> | undefined, check: () => T): T {
+  const outer = valueOrigins;
+  valueOrigins = origins;
+  try {
+    return check();
+  } finally {
+    valueOrigins = outer;
+  }
+}
+
+/**
+ * A value of the s.yaml for an error message: quoted when the file has it as written, named by its
+ * expression when one produced it (an env var, `.env`, `file()`, `json()`, `vars`), as that value
+ * may be a secret: `"60s"`, or `the value of ${env(DBPASS)}`. A literal equal to a value an
+ * expression produced is named by that expression too: never quoted is what matters.
+ *
+ * @example
+ * ```ts
+ * `must be an integer from 1 to 86400 (seconds), got ${shown(value)}`;
+ * ```
+ */
+export function shown(value: unknown, literal: (value: unknown) => unknown = JSON.stringify): string {
+  const origin = valueOrigins && originIn(value, valueOrigins);
+  return origin === undefined ? String(literal(value)) : origin;
+}
+
+/** Where `value`, or a value in it (a list typed in s.yaml holding `${env(X)}`), came from. */
+function originIn(value: unknown, origins: ReadonlyMap<unknown, string>): string | undefined {
+  const own = origins.get(value);
+  if (own !== undefined) return `the value of ${own}`;
+  const seen = new Set<unknown>();
+  const stack = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v !== 'object' || v === null || seen.has(v)) continue;
+    seen.add(v);
+    for (const item of Object.values(v)) {
+      const origin = origins.get(item);
+      if (origin !== undefined) return `a ${Array.isArray(value) ? 'list' : 'mapping'} holding the value of ${origin}`;
+      stack.push(item);
+    }
+  }
+  return undefined;
+}
+
 /** A bad command-line flag or option: a `TypeError` with the p-queue style message. */
 export function optionError(name: string, expected: string, got: unknown): TypeError {
   return new TypeError(`Expected \`${name}\` to be ${expected}, got \`${String(got)}\``);

@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { extname, relative, resolve } from 'node:path';
 import { isCustomRuntime, readCustomRuntime } from './custom-runtime-spec.js';
-import { configError, isObject } from './errors.js';
+import { configError, isObject, shown } from './errors.js';
 import { FUNCTION_NAME, type FunctionSpec } from './spec.js';
 
 type Obj = Record<string, unknown>;
@@ -45,7 +45,7 @@ export function checkFunction(file: string, dir: string, where: string, raw: Raw
       typeof raw.name === 'string' && /\$\{|\{\{/.test(raw.name) ? ' (a variable not resolved locally)' : '';
     throw fail(
       fc2 ? 'name' : 'functionName',
-      `must be an FC function name (1 to 64 letters, digits, _ and -, not starting with a digit), got ${JSON.stringify(raw.name)}${variable}`,
+      `must be an FC function name (1 to 64 letters, digits, _ and -, not starting with a digit), got ${shown(raw.name)}${variable}`,
     );
   }
   const custom = isCustomRuntime(raw.runtime);
@@ -96,7 +96,7 @@ export function checkFunction(file: string, dir: string, where: string, raw: Raw
   const codeProblem = folderProblem(resolve(dir, codeDir));
   if (codeProblem) throw fail(codeKey, `${codeDir} ${codeProblem}`);
   const m = typeof raw.handler === 'string' ? /^(.+)\.([A-Za-z_$][\w$]*)$/.exec(raw.handler) : null;
-  if (!m) throw fail('handler', `must look like file.export (index.handler), got ${JSON.stringify(raw.handler)}`);
+  if (!m) throw fail('handler', `must look like file.export (index.handler), got ${shown(raw.handler)}`);
   const stem = resolve(dir, codeDir, m[1] as string);
   const candidates = extname(stem) ? [stem] : EXTENSIONS.map((ext) => stem + ext);
   const found = candidates.find((c) => existsSync(c));
@@ -161,10 +161,7 @@ export function readLogConfig(file: string, value: unknown, where: string): Func
   if (value === undefined || value === null) return undefined;
   if (typeof value === 'string' && (value.toLowerCase() === 'auto' || /\$\{|\{\{/.test(value))) return undefined;
   if (!isObject(value)) {
-    throw configError(
-      file,
-      `${where} must be auto or a mapping with project and logstore, got ${JSON.stringify(value)}`,
-    );
+    throw configError(file, `${where} must be auto or a mapping with project and logstore, got ${shown(value)}`);
   }
   const project = logName(file, value.project, `${where}.project`);
   const logstore = logName(file, value.logstore, `${where}.logstore`);
@@ -181,7 +178,7 @@ function optionalNumber(file: string, value: unknown, where: string): number | u
 function timeoutOf(file: string, value: unknown, where: string): number | undefined {
   if (value === undefined) return undefined;
   if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 86_400) {
-    throw configError(file, `${where} must be an integer from 1 to 86400 (seconds), got ${JSON.stringify(value)}`);
+    throw configError(file, `${where} must be an integer from 1 to 86400 (seconds), got ${shown(value)}`);
   }
   return value as number;
 }

@@ -1,4 +1,4 @@
-import { configError, isObject } from './errors.js';
+import { configError, isObject, shown } from './errors.js';
 
 type Obj = Record<string, unknown>;
 
@@ -227,7 +227,7 @@ function checkTriggers(file: string, fn: string, triggers: unknown, where: strin
       // A type one letter away from http (`htpp`, `HTTP`) is a typo that makes an event function.
       if (typeof type === 'string' && closest(type, ['http'], { prefix: false }) === 'http') {
         notes.push(
-          `${at}.${keys.typeKey}: ${JSON.stringify(type)} is not a trigger type; did you mean http? (the trigger is ignored, so ${fn} gets no HTTP trigger from it)`,
+          `${at}.${keys.typeKey}: ${shown(type)} is not a trigger type; did you mean http? (the trigger is ignored, so ${fn} gets no HTTP trigger from it)`,
         );
       }
       return;
@@ -241,7 +241,7 @@ function checkTriggers(file: string, fn: string, triggers: unknown, where: strin
       if (typeof method !== 'string' || (HTTP_METHODS as readonly string[]).includes(method.toUpperCase())) continue;
       throw configError(
         file,
-        `${at}.${keys.configKey}.methods of function ${fn}: ${JSON.stringify(method)} is not an HTTP method FC takes (${HTTP_METHODS.join(', ')})${hint(closest(method.toUpperCase(), HTTP_METHODS, { prefix: false, max: 1 }))}`,
+        `${at}.${keys.configKey}.methods of function ${fn}: ${shown(method)} is not an HTTP method FC takes (${HTTP_METHODS.join(', ')})${hint(closest(method.toUpperCase(), HTTP_METHODS, { prefix: false, max: 1 }))}`,
       );
     }
   });

@@ -1,5 +1,5 @@
 import { dirname, resolve } from 'node:path';
-import { configError, isObject } from './errors.js';
+import { configError, isObject, withValueOrigins } from './errors.js';
 import { checkServerlessConfigOptions } from './options.js';
 import { readAsyncConfig, readFc2AsyncConfig } from './serverless-async.js';
 import { blameSource, notAppliedNotice, readServerlessDoc, type ServedResource } from './serverless-doc.js';
@@ -64,8 +64,10 @@ export async function loadServerlessConfig(
 ): Promise<ServerlessConfig> {
   checkServerlessConfigOptions(options);
   const doc = await readServerlessDoc(path);
+  // Which values expressions produced: the checks below name those by their expression, never quote them.
+  const origins = new Map<unknown, string>();
   try {
-    return readFunctions(path, options, doc);
+    return withValueOrigins(origins, () => readFunctions(path, options, doc, origins));
   } catch (error) {
     throw blameSource(error, path, doc.sources);
   }
@@ -76,6 +78,7 @@ function readFunctions(
   path: string,
   options: ServerlessConfigOptions,
   { root, dotenv }: { root: Obj; dotenv: Record<string, string> },
+  origins: Map<unknown, string>,
 ): ServerlessConfig {
   const resources = root.resources ?? root.services;
   const section = root.resources !== undefined ? 'resources' : 'services';
@@ -90,6 +93,7 @@ function readFunctions(
     region: options.region ?? 'cn-hangzhou',
     dir,
     unresolved: new Set(),
+    origins,
   };
   const functions: FunctionSpec[] = [];
   const skipped: string[] = [];

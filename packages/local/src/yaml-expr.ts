@@ -20,6 +20,12 @@ export interface VarContext {
   unresolved: Set<string>;
   /** Expressions left to evaluate: references that expand exponentially run out of it. */
   budget?: number;
+  /**
+   * Each value an expression produced (a leaf of a file's or json()'s too), with the text it was
+   * written as (`${env(DBPASS)}`): an error about such a value names that text, never the value,
+   * which may be a secret (see `shown`).
+   */
+  origins?: Map<unknown, string>;
 }
 
 /** A `${...}` reference that refers to itself, expands too far, or names a file that cannot be read. */
@@ -105,13 +111,20 @@ function readVarFile(ctx: VarContext, name: unknown): unknown {
     if (ext === '.json') return JSON.parse(text);
     return ext === '.yaml' || ext === '.yml' ? parse(text, { merge: true }) : text;
   } catch (cause) {
-    // The yaml library's message goes on with a code frame: kept to one line.
-    const problem = yamlProblem((cause as Error).message);
+    // The file may hold secrets: neither the yaml library's code frame nor JSON's quote of the text is shown.
+    const message = (cause as Error).message;
+    const problem = / is not valid JSON$/.test(message)
+      ? 'unexpected text'
+      : yamlProblem(message.split(/\r?\n/)[0] as string);
     throw new VarError(`file('${String(name)}') is not valid ${extname(file).slice(1)}: ${problem}`);
   }
 }
 
-function call(name: string, args: unknown[], ctx: VarContext): unknown {
+/**
+ * `args` are the call's arguments, `written` says each for an error: a literal as it is, any other
+ * as the expression that gave it (`the value of env("TOKEN")`): that value may be a secret.
+ */
+function call(name: string, args: unknown[], written: string[], ctx: VarContext): unknown {
   const [first, second] = args;
   switch (name) {
     case 'env': {
@@ -129,7 +142,7 @@ function call(name: string, args: unknown[], ctx: VarContext): unknown {
       try {
         return JSON.parse(first);
       } catch {
-        throw new VarError(`json() got text that is not JSON: ${first.slice(0, 64)}`);
+        throw new VarError(`json() got text that is not JSON: ${written[0]}`);
       }
     default:
       return undefined;
@@ -169,14 +182,18 @@ export function evaluateExpression(
   const space = () => {
     while (source[i] === ' ' || source[i] === '\t') i++;
   };
+  /** Whether the last value read was a literal (quoted, or bare text naming nothing). */
+  let literal = false;
   const value = (argument: boolean): unknown => {
     space();
+    literal = false;
     const quote = source[i];
     if (quote === "'" || quote === '"') {
       const end = source.indexOf(quote, i + 1);
       if (end < 0) throw UNREADABLE;
       const text = source.slice(i + 1, end);
       i = end + 1;
+      literal = true;
       return text;
     }
     const start = i;
@@ -199,20 +216,27 @@ export function evaluateExpression(
     if (text === '') throw UNREADABLE;
     i = source.indexOf(text, i) + text.length;
     const named = WHOLE_NAME.test(text) ? reference(text, ctx, self) : undefined;
+    literal = named === undefined;
     return named ?? text;
   };
   const callAt = (name: string): unknown => {
     i++;
     const args: unknown[] = [];
+    const written: string[] = [];
     space();
     while (source[i] !== ')') {
-      args.push(value(true));
+      const start = i;
+      const arg = value(true);
+      args.push(arg);
+      written.push(literal ? String(arg).slice(0, 64) : `the value of ${source.slice(start, i).trim()}`);
       space();
       if (source[i] === ',') i++;
       else if (source[i] !== ')') throw UNREADABLE;
     }
     i++;
-    return call(name, args, ctx);
+    // A call's value is never a literal: it is data from outside the file (or computed from it).
+    literal = false;
+    return call(name, args, written, ctx);
   };
   try {
     const result = value(false);

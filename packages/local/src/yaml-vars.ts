@@ -61,6 +61,7 @@ function resolveString(value: string, ctx: VarContext, self: ThisContext | undef
       ctx.unresolved.add(value);
       return value;
     }
+    markOrigin(ctx, result, value);
     return result;
   }
   // An expression never closed: said rather than kept silently.
@@ -76,7 +77,28 @@ function resolveString(value: string, ctx: VarContext, self: ThisContext | undef
     out += value.slice(at, start) + text;
     at = end;
   }
-  return out + value.slice(at);
+  out += value.slice(at);
+  if (out !== value) markOrigin(ctx, out, JSON.stringify(value));
+  return out;
+}
+
+/**
+ * Records `written` as the origin of `value` and, for a mapping or list (a file's, json()'s), of
+ * each value in it: an error about any of them names `written`, not the value (see `shown`).
+ */
+function markOrigin(ctx: VarContext, value: unknown, written: string): void {
+  if (!ctx.origins) return;
+  const seen = new Set<object>();
+  const stack = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v === null || v === undefined) continue;
+    ctx.origins.set(v, written);
+    if (typeof v === 'object' && !seen.has(v)) {
+      seen.add(v);
+      for (const item of Object.values(v)) stack.push(item);
+    }
+  }
 }
 
 /**

@@ -49,6 +49,45 @@ describe('--store and --redis', () => {
     }
   });
 
+  // ioredis would read each otherwise than it looks: another Redis (no `//`: 127.0.0.1:6379), db 0
+  // (a path or query it does not take as the database), or `URI malformed` naming no flag (a `%`).
+  it.each([
+    ['redis:127.0.0.1:6380', 'naming a host (redis://HOST:PORT/DB), got `redis***`'],
+    ['redis:///0', 'naming a host (redis://HOST:PORT/DB), got `redis***`'],
+    [
+      'redis://:S3CRET-PW@127.0.0.1:6380/tasks',
+      'whose path is a database number (/0, /1, ...) or nothing, got `redis://***@127.0.0.1:6380/tasks`',
+    ],
+    ['redis://h/1/2', 'whose path is a database number (/0, /1, ...) or nothing, got `redis://h/1/2`'],
+    ['redis://h/-1', 'whose path is a database number (/0, /1, ...) or nothing, got `redis://h/-1`'],
+    [
+      'redis://:50%off-S3CRET-PW@h:6380',
+      'with its user name and password percent-encoded (a `%` written `%25`), got `redis://***@h:6380`',
+    ],
+    [
+      'redis://h:6380?db=2',
+      'without a query or fragment (`?`, `#`), which `--redis` does not read, got `redis://h:6380?***`',
+    ],
+    ['redis://h:0', 'with a port from 1 to 65535, got `redis://h:0`'],
+    ['redis://:S3CRET-PW@h:70000', 'with a port from 1 to 65535, got `redis***`'],
+  ])('refuses %s, naming the flag and masking the URL', (redis, problem) => {
+    expect(() => parseStoreSpec(undefined, redis)).toThrow(
+      new TypeError(`Expected \`--redis\` to be a redis:// or rediss:// URL ${problem}`),
+    );
+  });
+
+  it('takes an IPv6 host, a user name, rediss:// and a database number', () => {
+    const spec = parseStoreSpec(undefined, 'rediss://app:p%25w@[::1]:6380/15');
+    expect(spec.kind === 'redis' && redisOptions(spec.url)).toEqual({
+      host: '::1',
+      port: 6380,
+      username: 'app',
+      password: 'p%w',
+      db: 15,
+      tls: {},
+    });
+  });
+
   it('turns a Redis URL into connection options', () => {
     expect(redisOptions(new URL('rediss://user:p%40ss@cache.local:6380/3'))).toEqual({
       host: 'cache.local',

@@ -173,13 +173,14 @@ describe('a YAML syntax error is one line, with its line, column and the line qu
     );
   });
 
+  // The line of a file() is not quoted: the file may hold secrets (the line and column say where).
   it('a tab is shown escaped, and a file() of invalid YAML is one line too', async () => {
     expect(await refusal('a:\n\tb: 1\n')).toBe(
       'invalid YAML: Tabs are not allowed as indentation at line 2, column 1, in the line "\\tb: 1"',
     );
     writeFileSync(join(dir, 'app', 'env.yaml'), 'A: 1\n  B: 2\n');
     expect(await refusal(fc3("      environmentVariables: ${file('./env.yaml')}\n"))).toBe(
-      'resources.f.props: file(\'./env.yaml\') is not valid yaml: Nested mappings are not allowed in compact mappings at line 1, column 4, in the line "A: 1"',
+      "resources.f.props: file('./env.yaml') is not valid yaml: Nested mappings are not allowed in compact mappings at line 1, column 4",
     );
   });
 
