@@ -49,7 +49,10 @@ export async function readFc2Request(req: Fc2Request): Promise<FcRequest> {
     const value = req.headers[key];
     if (value === undefined || value === null) continue;
     const name = key.toLowerCase();
-    headers[name] = headerText(key, value, name === 'cookie' ? '; ' : ', ');
+    const text = headerText(key, value, name === 'cookie' ? '; ' : ', ');
+    if (name === '__proto__')
+      Object.defineProperty(headers, name, { value: text, enumerable: true, writable: true, configurable: true });
+    else headers[name] = text;
   }
   let body: Buffer;
   if (req.body !== undefined && req.body !== null) {

@@ -11,6 +11,7 @@ import {
   isValidTaskId,
   newRequestId,
   parseFcEvent,
+  readFc2Request,
   toFcHttpResult,
 } from '../src/index.js';
 import { asyncEvent, context, event, memoryLogger } from './helpers.js';
@@ -230,6 +231,17 @@ describe('FC 3.0 callback style and FC 2.0 edge cases', () => {
       handler(event(), {}, (error, r) => (error ? reject(error) : resolve(r)));
     });
     expect(result).toMatchObject({ statusCode: 200 });
+  });
+
+  it("FC 2.0: header names that are Object's own keep their values (`__proto__` included)", async () => {
+    const headers = JSON.parse('{"__proto__":"p","Constructor":"c","Accept":"a"}');
+    const req = Object.assign(Readable.from([]), { method: 'GET', headers, path: '/', queries: {} });
+    const request = await readFc2Request(req as never);
+    expect(Object.entries(request.headers)).toEqual([
+      ['__proto__', 'p'],
+      ['constructor', 'c'],
+      ['accept', 'a'],
+    ]);
   });
 
   it('FC 2.0: a request without method answers 400 through resp', async () => {

@@ -257,11 +257,13 @@ export function fc2HttpListener(handler: AnyHandler, fn: FunctionIdentity, log: 
     try {
       const body = await readBody(req);
       const url = new URL(req.url ?? '/', 'http://fc.local');
-      const queries: Record<string, string | string[]> = {};
-      for (const key of new Set(url.searchParams.keys())) {
-        const all = url.searchParams.getAll(key);
-        queries[key] = all.length === 1 ? (all[0] as string) : all;
-      }
+      // fromEntries: a name `__proto__` is a key like any other.
+      const queries: Record<string, string | string[]> = Object.fromEntries(
+        [...new Set(url.searchParams.keys())].map((key) => {
+          const all = url.searchParams.getAll(key);
+          return [key, all.length === 1 ? (all[0] as string) : all];
+        }),
+      );
       const request = Object.assign(Readable.from([body]), {
         headers: req.headers,
         path: decodedPath(url.pathname),

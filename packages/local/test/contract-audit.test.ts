@@ -470,6 +470,15 @@ describe('FC contract section 4: an FC 2.0 HTTP handler', () => {
     expect(((await res.json()) as { queries: unknown }).queries).toEqual({ tag: ['a', 'b,c'], one: '1' });
   });
 
+  it("keeps query names that are Object's own in req.queries (`__proto__` was dropped)", async () => {
+    const res = await fetch(`${emulator.triggerUrl}/items?__proto__=p&constructor=c`);
+    const { queries } = JSON.parse(await res.text()) as { queries: object };
+    expect(Object.entries(queries)).toEqual([
+      ['__proto__', 'p'],
+      ['constructor', 'c'],
+    ]);
+  });
+
   it('serves a path that is not valid percent-encoding, as sent in req.path, instead of failing the function', async () => {
     const res = await fetch(`${emulator.triggerUrl}/files/100%ZZ/a%20b`);
     expect(res.status).toBe(200);
