@@ -17,43 +17,59 @@ const SCAN = 200;
  * ListAsyncTasks on Redis: walks the time index (a sorted set, so equal times are ordered by
  * task id, as the in-memory store sorts) from the cursor in the requested direction, filters by
  * prefix and status, and stops one match past the limit to know whether a next page exists. Each
- * round trip goes on from the last task read, not from an offset: tasks other instances insert or
- * delete meanwhile shift no task of the page out of it, nor a second time into it.
+ * round trip goes on from the last task read, never by an offset: the rest of its millisecond
+ * (read whole, and the ids after it kept), then the times past it. Tasks other instances insert
+ * or delete meanwhile shift no task of the page out of it, nor a second time into it.
  */
 export async function listTasks(redis: Redis, keys: Keys, raw: TaskQuery): Promise<TaskPage<TaskRecord>> {
   const query = normaliseQuery(raw);
   const desc = query.sortOrderByTime === 'desc';
-  const cursor = query.nextToken === undefined ? undefined : decodeCursor(query.nextToken, query);
-  /** Whether (time, id) comes at or before `at` in the walk's direction: passed already. */
-  const before = (at: [number, string] | undefined, time: number, id: string) =>
-    at !== undefined && time === at[0] && (desc ? id >= at[1] : id <= at[1]);
-  // The last task read, and how many of its time were read: those the next round trip skips.
-  let last = cursor;
-  let ties = 0;
   const begin = query.startedTimeBegin ?? -Infinity;
   const end = query.startedTimeEnd ?? Infinity;
-  const bound = (x: number) => (x === Infinity ? '+inf' : x === -Infinity ? '-inf' : String(x));
+  const bound = (x: number, exclusive = false) =>
+    x === Infinity ? '+inf' : x === -Infinity ? '-inf' : exclusive ? `(${x}` : String(x);
   const matches: TaskRecord[] = [];
-  while (matches.length <= query.limit) {
-    const low = last && !desc ? Math.max(begin, last[0]) : begin;
-    const high = last && desc ? Math.min(end, last[0]) : end;
-    const range = desc ? [bound(high), bound(low), 'BYSCORE', 'REV'] : [bound(low), bound(high), 'BYSCORE'];
-    const reply = (await redis.call('ZRANGE', keys.byTime, ...range, 'LIMIT', ties, SCAN, 'WITHSCORES')) as string[];
-    const read = last;
-    const ids: string[] = [];
-    for (let i = 0; i < reply.length; i += 2) {
-      const id = reply[i] as string;
-      const time = Number(reply[i + 1]);
-      ties = last && time === last[0] ? ties + 1 : 1;
-      last = [time, id];
-      // Read already (a task inserted before it shifted it), or before the cursor.
-      if (before(read, time, id) || before(cursor, time, id)) continue;
-      if (query.prefix !== undefined && !id.startsWith(query.prefix)) continue;
-      ids.push(id);
+  /** Keeps the ids that pass the prefix filter, reading their records SCAN at a time; true once past the limit. */
+  const take = async (ids: string[]): Promise<boolean> => {
+    const kept = query.prefix === undefined ? ids : ids.filter((id) => id.startsWith(query.prefix as string));
+    for (let i = 0; i < kept.length && matches.length <= query.limit; i += SCAN) {
+      matches.push(...(await readRecords(redis, keys, kept.slice(i, i + SCAN), query)));
     }
-    if (ids.length > 0) matches.push(...(await readRecords(redis, keys, ids, query)));
+    return matches.length > query.limit;
+  };
+  // The last task read: the walk goes on after it.
+  let last = query.nextToken === undefined ? undefined : decodeCursor(query.nextToken, query);
+  const inRange = last !== undefined && last[0] >= begin && last[0] <= end;
+  if (last && inRange && (await take(await afterInItsTime(redis, keys, last, desc)))) return page(matches, query);
+  while (matches.length <= query.limit) {
+    const low = last && !desc ? bound(Math.max(begin, last[0]), last[0] >= begin) : bound(begin);
+    const high = last && desc ? bound(Math.min(end, last[0]), last[0] <= end) : bound(end);
+    const range = desc ? [high, low, 'BYSCORE', 'REV'] : [low, high, 'BYSCORE'];
+    const reply = (await redis.call('ZRANGE', keys.byTime, ...range, 'LIMIT', 0, SCAN, 'WITHSCORES')) as string[];
+    const ids: string[] = [];
+    for (let i = 0; i < reply.length; i += 2) ids.push(reply[i] as string);
+    if (ids.length === 0) break;
+    last = [Number(reply[reply.length - 1]), ids[ids.length - 1] as string];
+    if (await take(ids)) break;
     if (reply.length < SCAN * 2) break;
+    // The rest of the last task's millisecond, before the next times.
+    if (await take(await afterInItsTime(redis, keys, last, desc))) break;
   }
+  return page(matches, query);
+}
+
+/**
+ * The ids of `at`'s time that come after it in the walk's direction, in order: the whole
+ * millisecond is read (equal times sort by id, byte by byte, as task ids are ASCII and JavaScript
+ * compares them alike), so that tasks deleted meanwhile among those read shift none past the walk.
+ */
+async function afterInItsTime(redis: Redis, keys: Keys, at: [number, string], desc: boolean): Promise<string[]> {
+  const time = String(at[0]);
+  const tied = (await redis.call('ZRANGE', keys.byTime, time, time, 'BYSCORE')) as string[];
+  return desc ? tied.filter((id) => id < at[1]).reverse() : tied.filter((id) => id > at[1]);
+}
+
+function page(matches: TaskRecord[], query: ReturnType<typeof normaliseQuery>): TaskPage<TaskRecord> {
   const tasks = matches.slice(0, query.limit);
   const tail = tasks[tasks.length - 1];
   return {

@@ -89,4 +89,35 @@ describe('listTasks while other instances insert and prune', () => {
       expect(seen).toEqual(sortOrderByTime === 'asc' ? failed : [...failed].reverse());
     }
   });
+
+  it('tasks of one millisecond pruned meanwhile among those read: none of those left is missed, either way', async () => {
+    const prefix = uniquePrefix();
+    const { store, close } = await openStore(prefix);
+    closers.push(close);
+    // A burst accepted within one millisecond, more than a round trip reads; every third one Failed.
+    const ids = Array.from({ length: 450 }, (_, i) => `t_${String(i).padStart(3, '0')}`);
+    const status = (i: number) => (i % 3 ? 'Succeeded' : 'Failed');
+    await Promise.all(
+      ids.map((id, i) => store.insert(taskRecord(id, { startedTime: 7, status: status(i), endTime: 1 }))),
+    );
+    const redis = (store as unknown as { redis: Redis }).redis;
+    const keys = keysOf(prefix);
+    for (const sortOrderByTime of ['asc', 'desc'] as const) {
+      const order = sortOrderByTime === 'asc' ? ids : [...ids].reverse();
+      // Retention deletes ten Succeeded tasks of the first round trip's, right after it.
+      const pruned = order
+        .slice(0, 200)
+        .filter((id) => status(ids.indexOf(id)) === 'Succeeded')
+        .slice(0, 10);
+      afterFirstRead(redis, async () => {
+        for (const id of pruned) await redis.del(keys.task(id));
+        await redis.zrem(keys.byTime, ...pruned);
+      });
+      const page = await listTasks(redis, keys, { status: 'Failed', limit: 100, sortOrderByTime });
+      expect(page.tasks.map((t) => t.taskId)).toEqual(
+        order.filter((id) => status(ids.indexOf(id)) === 'Failed').slice(0, 100),
+      );
+      (redis as unknown as { call: unknown }).call = Object.getPrototypeOf(redis).call;
+    }
+  });
 });
