@@ -1,4 +1,4 @@
-import { type Server, STATUS_CODES } from 'node:http';
+import { type Server, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 
 /** The JSON body of an error answered before there is a request: `{ code, message }` or FC's API shape. */
@@ -39,13 +39,32 @@ function answer(socket: Duplex, status: number, error: ReturnType<ErrorBody>): v
  */
 export function answerProtocolErrors(server: Server, errorBody: ErrorBody): void {
   server.on('clientError', (error: ParserError, socket: Duplex) => {
-    const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-    if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+    if (error.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
       return;
     }
     const [status, code, message] = describe(error);
-    answer(socket, status, errorBody(code, message));
+    const refuse = () => {
+      if (socket.writable) answer(socket, status, errorBody(code, message));
+      else socket.destroy();
+    };
+    // A request pipelined before the malformed one, read whole, is still being answered (an
+    // accepted task's 202): its answer goes first, or the client would read the refusal as its
+    // answer. One whose own body is malformed (a bad chunk) is answered the refusal now.
+    const inFlight = (socket as Duplex & { _httpMessage?: (ServerResponse & { req?: { complete?: boolean } }) | null })
+      ._httpMessage;
+    if (inFlight?.headersSent && !inFlight.req?.complete) {
+      socket.destroy();
+      return;
+    }
+    if (inFlight?.req?.complete && !inFlight.writableFinished) {
+      inFlight.once('finish', refuse);
+      inFlight.once('close', () => {
+        if (!inFlight.writableFinished) socket.destroy();
+      });
+      return;
+    }
+    refuse();
   });
   server.on('connect', (_req, socket: Duplex) => {
     socket.on('error', () => {});

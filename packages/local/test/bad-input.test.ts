@@ -275,6 +275,28 @@ describe('pipelined requests', () => {
   });
 });
 
+describe('a malformed request pipelined after an accepted one', () => {
+  it.each([
+    ['the trigger', 'triggerUrl', 'POST /job', 'first'],
+    ['the control plane', 'controlUrl', 'POST /2023-03-30/functions/echo/invocations', 'api_first'],
+  ] as const)('%s answers the first its 202, then the refusal', async (_label, url, line, taskId) => {
+    const emulator = await startEcho();
+    try {
+      const text = await rawExchange(
+        emulator[url],
+        `${line} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Fc-Invocation-Type: Async\r\nX-Fc-Async-Task-Id: ${taskId}\r\nContent-Length: 2\r\n\r\n{}` +
+          'GET /x HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header: x\r\n\r\n',
+      );
+      const answers = text.split(/(?=HTTP\/1\.1 )/).map((answer) => answer.split('\r\n')[0]);
+      expect(answers).toEqual(['HTTP/1.1 202 Accepted', 'HTTP/1.1 400 Bad Request']);
+      const task = await fetch(`${emulator.controlUrl}/2023-03-30/functions/echo/async-tasks/${taskId}`);
+      expect(task.status).toBe(200);
+    } finally {
+      await emulator.close();
+    }
+  });
+});
+
 describe('InvokeFunction with an HTTP event as payload', () => {
   let emulator: Emulator;
   let client: ReturnType<typeof sdk>;
