@@ -187,6 +187,13 @@ export class BullmqQueueDriver implements QueueDriver {
     if (this.lockLostTold.has(taskId)) return;
     if (this.lockLostTold.size >= 1024) this.lockLostTold.clear();
     this.lockLostTold.add(taskId);
+    if (ALREADY_ENDED.test(reason)) {
+      // The job is gone as its end is written: that end was sent again after a connection reset
+      // (ioredis resends what a dropped connection did not answer), or another instance ended it.
+      // Either way the task's record decided how it ended: nothing was lost, nothing to chase.
+      this.logger.info('bullmq: a job had already ended when this instance wrote its end again', { taskId, reason });
+      return;
+    }
     this.logger.warn(
       "bullmq: this instance lost a task's lock (held up past lockDurationMs); another instance takes the task over, and this attempt's end is not recorded",
       { taskId, reason },
@@ -311,6 +318,8 @@ export function jobIdOf(taskId: string): string {
 
 /** BullMQ's words for a job whose lock this worker no longer holds; the job id is the first group. */
 const LOCK_LOST = /^(?:could not renew lock for job|Missing key for job|Lock mismatch for job) ([^\s.]+(?:\.[^\s.]+)?)/;
+/** BullMQ's refusal of a job's end when the job is gone already (not a lock another instance holds). */
+const ALREADY_ENDED = /^Missing key for job \S+ moveToFinished/;
 
 /** The task of a job. */
 export function taskOfJob(jobId: string): string {

@@ -6,7 +6,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AsyncBackend, BackendContext, QueueDriver, TaskStore } from '../src/async/backend.js';
 import { FcAsyncError, type FcHttpResult, MemoryTaskStore, PQueueDriver, silentLogger } from '../src/index.js';
-import { asyncEvent, context, deferred, json, ok, setup } from './helpers.js';
+import { asyncEvent, context, deferred, event, json, ok, setup } from './helpers.js';
 
 /** Past the wait between two tries of a failed start. */
 const RETRY_MS = 1000;
@@ -50,6 +50,39 @@ beforeEach(() => {
 });
 afterEach(() => {
   vi.useRealTimers();
+});
+
+describe('a create() that throws at once', () => {
+  it('fails the start as a rejection does (503, tried again), and throws only a bad option', async () => {
+    let tries = 0;
+    const backend: AsyncBackend = {
+      name: 'postgres',
+      persistent: false,
+      create(ctx) {
+        tries++;
+        if (tries === 1) throw new Error('connect ECONNREFUSED 127.0.0.1:5432');
+        return fresh(ctx);
+      },
+    };
+    const { handler, logger } = setup(ok, { backend });
+    expect(answer(await handler(asyncEvent({ taskId: 'down' }), context))).toEqual({
+      status: 503,
+      code: 'BackendUnavailable',
+    });
+    expect((await handler(event({}), context)).statusCode).toBe(200); // sync routes served meanwhile
+    expect(logger.entries.some((e) => e.message === 'async backend failed to start')).toBe(true);
+    vi.advanceTimersByTime(RETRY_MS);
+    expect(answer(await handler(asyncEvent({ taskId: 'up' }), context)).status).toBe(202);
+    await handler.close();
+    const badOption: AsyncBackend = {
+      name: 'postgres',
+      persistent: false,
+      create() {
+        throw new TypeError('Expected `poolSize` to be a number');
+      },
+    };
+    expect(() => setup(ok, { backend: badOption })).toThrow('Expected `poolSize` to be a number');
+  });
 });
 
 describe('the log line of a backend that fails to start', () => {

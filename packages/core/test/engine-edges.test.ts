@@ -167,6 +167,32 @@ describe('an attempt its process did not live through', () => {
   });
 });
 
+describe('a task whose record is gone before it ran', () => {
+  it('is counted done, so drain() ends, and says so in the log', async () => {
+    /** A store that answers an insert it does not keep (a bug of a custom backend, or a row deleted by hand). */
+    class Forgetful extends MemoryTaskStore {
+      override insert(): boolean {
+        return true;
+      }
+    }
+    const backend: AsyncBackend = {
+      name: 'forgetful',
+      persistent: false,
+      create: ({ concurrency }) => ({ store: new Forgetful(), queue: new PQueueDriver(concurrency) }),
+    };
+    const logger = memoryLogger();
+    const handler = createFcHandler(ok, { logger, env: {}, async: { mode: 'local', backend } });
+    expect((await handler(asyncEvent({ taskId: 'vanished' }), context)).statusCode).toBe(202);
+    const drained = await Promise.race([handler.drain().then(() => 'drained'), tick(2000).then(() => 'waiting')]);
+    expect(drained).toBe('drained');
+    expect(logger.entries.find((e) => e.message === 'async task gone from its store before it ran')).toMatchObject({
+      level: 'warn',
+      fields: { taskId: 'vanished' },
+    });
+    await handler.close();
+  });
+});
+
 describe('a stop while the channel that tells other instances is down', () => {
   /** A distributed store whose stop channel refuses every publish (Redis connection lost). */
   class ChannelDown extends MemoryTaskStore {

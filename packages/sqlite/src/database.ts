@@ -1,7 +1,8 @@
-import { accessSync, closeSync, constants, openSync, statSync } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { FcAsyncError, isFcAsyncError, makeFolderSync } from '@fc-async/core';
 import Database from 'better-sqlite3';
+import { createPrivateFile } from './file.js';
 import type { ResolvedSqliteOptions } from './options.js';
 
 /**
@@ -102,13 +103,13 @@ export function whyNotOpened(file: string): string {
 }
 
 /**
- * Creates a missing task file readable by its owner only (it holds request bodies); SQLite gives
- * its `-wal` and `-shm` files the same mode. A file that exists keeps its mode; anything else
- * (a folder, no permission) is left for the open to report.
+ * Creates a missing task file readable by its owner only (see {@link createPrivateFile}: at the
+ * end of a symbolic link too). A file that exists keeps its mode; anything else (a folder, no
+ * permission) is left for the open to report.
  */
 function createPrivate(file: string): void {
   try {
-    closeSync(openSync(file, 'wx', 0o600));
+    createPrivateFile(file);
   } catch {
     // It exists, or cannot be made: `new Database` names the problem.
   }

@@ -21,6 +21,8 @@ export class Pruner extends RetentionPruner {
     private readonly batch: WriteBatch,
     private readonly options: ResolvedSqliteOptions,
     logger: Logger,
+    /** Run before each step: the store's look at its files (see `TaskFile.look`). */
+    private readonly beforeStep: () => void = () => {},
   ) {
     super(options.pruneIntervalMs, BATCH, logger);
     this.expired = db.prepare(
@@ -28,13 +30,14 @@ export class Pruner extends RetentionPruner {
     );
     this.finishedCount = db.prepare('SELECT count(*) FROM fc_async_tasks WHERE open = 0').pluck();
     this.oldest = db.prepare(
-      'DELETE FROM fc_async_tasks WHERE rowid IN (SELECT rowid FROM fc_async_tasks WHERE open = 0 ORDER BY end_time LIMIT ?)',
+      'DELETE FROM fc_async_tasks WHERE rowid IN (SELECT rowid FROM fc_async_tasks WHERE open = 0 ORDER BY end_time, rowid LIMIT ?)',
     );
     setImmediate(() => void this.run());
   }
 
   /** Deletes at most one batch, as part of the current group commit. */
   protected step(): Promise<number> {
+    this.beforeStep();
     return this.batch.run(() => {
       const cutoff = Date.now() - this.options.retentionMs;
       const old = this.expired.run(cutoff, BATCH).changes;

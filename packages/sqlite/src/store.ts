@@ -50,6 +50,8 @@ export class SqliteTaskStore implements TaskStore {
   private readonly file: TaskFile;
   /** Tasks read from rows written by schema 1 (see `write`). */
   private readonly schema1 = new WeakSet<TaskRecord>();
+  /** The greatest `end_time` this process wrote (see `endColumn`). */
+  private lastEnd = 0;
 
   constructor(
     private readonly db: Database.Database,
@@ -72,7 +74,7 @@ export class SqliteTaskStore implements TaskStore {
       // The record alone: no request, so that a start reads no body (see `unfinished`).
       unfinished: db.prepare('SELECT record FROM fc_async_tasks WHERE open = 1 ORDER BY started_time, task_id').pluck(),
     };
-    this.pruner = new Pruner(db, this.batch, options, logger);
+    this.pruner = new Pruner(db, this.batch, options, logger, () => this.file.lookAside());
   }
 
   insert(record: TaskRecord): Promise<boolean> {
@@ -114,6 +116,7 @@ export class SqliteTaskStore implements TaskStore {
     const current = this.get(taskId);
     const next = current && transitionedRecord(current, status, options);
     if (!current || !next) return undefined;
+    this.file.lookAside();
     return this.batch.run(() => {
       this.write(next, current);
       return next;
@@ -123,6 +126,7 @@ export class SqliteTaskStore implements TaskStore {
   update(taskId: string, patch: TaskPatch): Promise<void> | undefined {
     const current = this.get(taskId);
     if (!current) return undefined;
+    this.file.lookAside();
     return this.batch.run(() => this.write(patchedRecord(current, patch), current), SINGLE);
   }
 
@@ -187,16 +191,29 @@ export class SqliteTaskStore implements TaskStore {
   private write(record: TaskRecord, previous: TaskRecord): void {
     const open = isOpen(record);
     const encoded = encodeCompactRecord(record);
-    const end = record.endTime ?? null;
     if (this.schema1.has(previous)) {
+      const end = this.endColumn(record);
       this.statements.upgrade.run(record.status, end, open, encoded, encodeRequestHead(record.payload), record.taskId);
-    } else if (open === isOpen(previous) && end === (previous.endTime ?? null)) {
+    } else if (open === isOpen(previous) && (record.endTime ?? null) === (previous.endTime ?? null)) {
       // A claim, a retry, a delivery recorded: the indexed columns keep their values.
       this.statements.progress.run(record.status, encoded, record.taskId);
     } else {
-      this.statements.update.run(record.status, end, open, encoded, record.taskId);
+      this.statements.update.run(record.status, this.endColumn(record), open, encoded, record.taskId);
     }
     this.remember(record, open);
+  }
+
+  /**
+   * The `end_time` column, which orders pruning past `maxTasks` (oldest finished first): the
+   * record's `endTime`, never below one this process wrote before it, so that after the wall
+   * clock steps back (NTP correcting it) the task that finished last is not the first deleted;
+   * ties go by rowid. The record keeps its own `endTime`; a column raised so only keeps its task
+   * longer under `retentionMs`.
+   */
+  private endColumn(record: TaskRecord): number | null {
+    if (record.endTime === undefined) return null;
+    this.lastEnd = Math.max(this.lastEnd, record.endTime);
+    return this.lastEnd;
   }
 
   private remember(record: TaskRecord, open = isOpen(record)): void {

@@ -45,7 +45,7 @@ function sqliteWithConnection(path: string): { backend: AsyncBackend; db: () => 
 }
 
 describe('sqlite(): faults of the task file', () => {
-  it('a path that cannot be a task database fails with SqliteStoreUnavailable naming it; the file is left as it was', () => {
+  it('a path that cannot be a task database fails with SqliteStoreUnavailable naming it; the file is left as it was', async () => {
     const dir = folder();
     const garbage = join(dir, 'garbage.db');
     const bytes = Buffer.alloc(8192, 0x41);
@@ -55,33 +55,34 @@ describe('sqlite(): faults of the task file', () => {
     mkdirSync(join(dir, 'folder.db'));
     // Below /proc, Node's recursive mkdir never returns: the folder is made one level at a time.
     for (const path of [garbage, join(plainFile, 'tasks.db'), join(dir, 'folder.db'), '/proc/fc-async-x/tasks.db']) {
-      const create = () =>
-        createFcHandler((_req, res) => res.end(), {
-          logger: silentLogger,
-          env: {},
-          async: { mode: 'local', backend: sqlite(path) },
-        });
-      expect(create).toThrow(
-        expect.objectContaining({
-          code: 'SqliteStoreUnavailable',
-          statusCode: 503,
-          message: expect.stringContaining(`Cannot open the task file ${path}: `),
-        }),
-      );
+      const handler = createFcHandler((_req, res) => res.end(), {
+        logger: silentLogger,
+        env: {},
+        async: { mode: 'local', backend: sqlite(path) },
+      });
+      // The start failed: whenReady() rejects with it, and async requests are answered it (503).
+      await expect(handler.engine?.whenReady()).rejects.toMatchObject({
+        code: 'SqliteStoreUnavailable',
+        statusCode: 503,
+        message: expect.stringContaining(`Cannot open the task file ${path}: `),
+      });
+      await handler.close();
     }
     expect(readFileSync(garbage)).toEqual(bytes);
   });
 
-  it('says what SQLite leaves out: a folder given as the task file is named a folder', () => {
+  it('says what SQLite leaves out: a folder given as the task file is named a folder', async () => {
     const path = join(folder(), 'folder.db');
     mkdirSync(path);
-    expect(() =>
-      createFcHandler((_req, res) => res.end(), {
-        logger: silentLogger,
-        env: {},
-        async: { mode: 'local', backend: sqlite(path) },
-      }),
-    ).toThrow(new RegExp(`^Cannot open the task file ${path}: .*\\(SQLITE_CANTOPEN\\): it is a folder$`));
+    const handler = createFcHandler((_req, res) => res.end(), {
+      logger: silentLogger,
+      env: {},
+      async: { mode: 'local', backend: sqlite(path) },
+    });
+    await expect(handler.engine?.whenReady()).rejects.toThrow(
+      new RegExp(`^Cannot open the task file ${path}: .*\\(SQLITE_CANTOPEN\\): it is a folder$`),
+    );
+    await handler.close();
   });
 
   it('a full disk mid-burst: each request gets 202 or 503 SqliteWriteFailed; every 202 runs once after a restart, no 503 does', async () => {

@@ -1,6 +1,16 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -8,10 +18,14 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { type AsyncOptions, createFcHandler, type FcHandler, type Logger, silentLogger } from '@fc-async/core';
 import { asyncEvent } from '@fc-async/test-kit/fc-server';
+import { taskRecord } from '@fc-async/test-kit/task-store';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { openDatabase } from '../src/database.js';
 import { sqlite } from '../src/index.js';
-import { tempDir } from './helpers.js';
+import { resolveSqliteOptions, type SqliteBackendOptions } from '../src/options.js';
+import { SqliteTaskStore } from '../src/store.js';
+import { tempDir, until } from './helpers.js';
 
 const SERVER = fileURLToPath(new URL('./fixtures/server.ts', import.meta.url));
 const cleanups: (() => unknown)[] = [];
@@ -40,8 +54,36 @@ function answer(result: { statusCode: number; body: string }) {
   return { status: result.statusCode, code: (JSON.parse(result.body || '{}') as { code?: string }).code };
 }
 
+/** What an async request to a handler whose store did not start is answered: status, retry-after and body. */
+async function refusal(handler: FcHandler) {
+  const result = await handler(asyncEvent('t_refused', {}));
+  return { status: result.statusCode, retryAfter: result.headers?.['retry-after'], body: JSON.parse(result.body) };
+}
+
 /** Past the store's next look at its files (at most every 50 ms: a stat before each commit slowed it). */
 const pastCheck = () => new Promise((resolve) => setTimeout(resolve, 60));
+
+/** A store on `path`, closed after the test. */
+function storeOn(path: string, options: SqliteBackendOptions = {}): SqliteTaskStore {
+  const resolved = resolveSqliteOptions(path, { synchronous: 'normal', ...options });
+  const store = new SqliteTaskStore(openDatabase(path, resolved), resolved, silentLogger);
+  cleanups.unshift(() => store.close());
+  return store;
+}
+
+/**
+ * The task ids a crash now would leave: the file and its `-wal` as they are (the connection holds
+ * an exclusive lock, so they are copied and the copy read).
+ */
+function afterCrash(path: string): unknown[] {
+  const copy = `${path}.copy`;
+  writeFileSync(copy, readFileSync(path));
+  if (existsSync(`${path}-wal`)) writeFileSync(`${copy}-wal`, readFileSync(`${path}-wal`));
+  const read = new Database(copy, { readonly: true });
+  const ids = read.prepare('SELECT task_id FROM fc_async_tasks ORDER BY task_id').pluck().all();
+  read.close();
+  return ids;
+}
 
 const delayed = (id: string, body: unknown = {}) => asyncEvent(id, body, { 'X-Fc-Async-Delay': '600' });
 
@@ -55,47 +97,51 @@ describe('sqlite(): a second owner of the file', () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     });
     await once(createInterface({ input: child.stdout as NodeJS.ReadableStream }), 'line'); // listening: it holds the file
-    const open = () =>
-      createFcHandler((_req, res) => res.end(), {
-        logger: silentLogger,
-        env: {},
-        async: { mode: 'local', backend: sqlite(path, { openTimeoutMs: 0 }) },
-      });
-    expect(open).toThrow(
-      expect.objectContaining({
-        code: 'SqliteStoreLocked',
-        statusCode: 503, // what the requests that try it again are answered
-        headers: { 'retry-after': '1' }, // the owner may be on its way out
-        message: `${path} is in use by another process; one process owns a task file`,
-      }),
-    );
+    // The handler is made all the same (an FC instance stays): its async requests are answered 503.
+    const handler = createFcHandler((_req, res) => res.end(), {
+      logger: silentLogger,
+      env: {},
+      async: { mode: 'local', backend: sqlite(path, { openTimeoutMs: 0 }) },
+    });
+    cleanups.push(() => handler.close());
+    const refused = await handler(asyncEvent('t_while_held', {}));
+    expect(refused).toMatchObject({
+      statusCode: 503,
+      headers: { 'retry-after': '1' }, // the owner may be on its way out
+    });
+    expect(JSON.parse(refused.body)).toEqual({
+      code: 'SqliteStoreLocked',
+      message: `${path} is in use by another process; one process owns a task file`,
+    });
     child.kill('SIGKILL');
     await once(child, 'exit');
-    // A crashed owner leaves no lock behind.
-    const handler = handlerOn(path);
+    // A crashed owner leaves no lock behind: a later demand tries the start again.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
     await handler.engine?.whenReady();
     expect((await handler(asyncEvent('t_after_crash', {}))).statusCode).toBe(202);
   });
 });
 
 describe('sqlite(): a file that is not a task database', () => {
-  it("refuses another application's SQLite database with SqliteStoreUnavailable and leaves it byte for byte", () => {
+  it("refuses another application's SQLite database with SqliteStoreUnavailable and leaves it byte for byte", async () => {
     const path = join(folder(), 'app.db');
     const app = new Database(path);
     app.exec('CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); PRAGMA user_version = 1;');
     app.close();
     const bytes = readFileSync(path);
-    expect(() => handlerOn(path)).toThrow(
-      expect.objectContaining({
+    expect(await refusal(handlerOn(path))).toEqual({
+      status: 503,
+      retryAfter: undefined, // waiting does not make it a task file
+      body: {
         code: 'SqliteStoreUnavailable',
         message: `Cannot open the task file ${path}: it is another application's SQLite database (tables users); give the tasks a file of their own`,
-      }),
-    );
+      },
+    });
     expect(readFileSync(path)).toEqual(bytes);
     expect(existsSync(`${path}-wal`)).toBe(false);
   });
 
-  it('refuses a table named fc_async_tasks that is not a task table, leaves the file as it was, and says so again on the next try', () => {
+  it('refuses a table named fc_async_tasks that is not a task table, leaves the file as it was, and says so again on the next try', async () => {
     const path = join(folder(), 'foreign.db');
     const app = new Database(path);
     app.exec('CREATE TABLE fc_async_tasks (task_id TEXT PRIMARY KEY, status TEXT, started_time INTEGER, data TEXT);');
@@ -103,13 +149,10 @@ describe('sqlite(): a file that is not a task database', () => {
     const bytes = readFileSync(path);
     for (let i = 0; i < 2; i++) {
       // The second try finds the same problem, not a lock a first connection left behind.
-      expect(() => handlerOn(path)).toThrow(
-        expect.objectContaining({
-          code: 'SqliteStoreUnavailable',
-          statusCode: 503,
-          message: `Cannot open the task file ${path}: its table fc_async_tasks is not a task table (no column end_time, open, record, body); give the tasks a file of their own`,
-        }),
-      );
+      expect((await refusal(handlerOn(path))).body).toEqual({
+        code: 'SqliteStoreUnavailable',
+        message: `Cannot open the task file ${path}: its table fc_async_tasks is not a task table (no column end_time, open, record, body); give the tasks a file of their own`,
+      });
     }
     expect(readFileSync(path)).toEqual(bytes);
     expect(existsSync(`${path}-wal`)).toBe(false);
@@ -125,13 +168,13 @@ describe('sqlite(): a file that is not a task database', () => {
     db.pragma('user_version = 3');
     db.close();
     const bytes = readFileSync(path);
-    expect(() => handlerOn(path)).toThrow(
-      expect.objectContaining({
+    expect(await refusal(handlerOn(path))).toMatchObject({
+      status: 503,
+      body: {
         code: 'SqliteStoreVersion',
-        statusCode: 503,
         message: `${path} was written by a newer @fc-async/sqlite (schema 3, this one reads 2)`,
-      }),
-    );
+      },
+    });
     expect(readFileSync(path)).toEqual(bytes);
   });
 });
@@ -193,6 +236,30 @@ describe('sqlite(): the file deleted while the function runs, and no accept came
   });
 });
 
+describe('sqlite(): the folder of the file deleted while the function runs', () => {
+  it('close() makes the folder again and writes the tasks there; the next start runs them', async () => {
+    const data = join(folder(), 'data');
+    const path = join(data, 'tasks.db');
+    const errors: { message: string; fields?: Record<string, unknown> }[] = [];
+    const logger: Logger = { ...silentLogger, error: (message, fields) => void errors.push({ message, fields }) };
+    const first = handlerOn(path, {}, logger);
+    await first.engine?.whenReady();
+    for (const id of ['t_1', 't_2', 't_3']) expect((await first(delayed(id))).statusCode).toBe(202);
+    rmSync(data, { recursive: true });
+    await first.close({ timeoutMs: 10 });
+    expect(errors).toEqual([
+      {
+        message: 'the task file was deleted or moved while in use: its tasks were written to a new file there',
+        fields: { file: path, unfinished: 3 },
+      },
+    ]);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    const next = handlerOn(path);
+    await next.engine?.whenReady();
+    expect((await next.tasks.list({})).tasks.map((t) => t.taskId).sort()).toEqual(['t_1', 't_2', 't_3']);
+  });
+});
+
 describe('sqlite(): memory held by a backlog of large payloads', () => {
   it('200 delayed tasks of 1 MiB each keep well under 200 MiB of bodies in memory', async () => {
     setFlagsFromString('--expose-gc');
@@ -240,6 +307,18 @@ describe('sqlite(): who can read the task file', () => {
     expect(statSync(`${path}-wal`).mode & 0o777).toBe(0o600);
   });
 
+  it('creates the file a symbolic link names, and its WAL, readable by their owner only too', async () => {
+    const dir = folder();
+    mkdirSync(join(dir, 'real'));
+    const target = join(dir, 'real', 'tasks.db');
+    const link = join(dir, 'link.db');
+    symlinkSync('real/tasks.db', link);
+    const handler = handlerOn(link);
+    expect((await handler(delayed('t_private', { secret: 'body' }))).statusCode).toBe(202);
+    expect(statSync(target).mode & 0o777).toBe(0o600);
+    expect(statSync(`${target}-wal`).mode & 0o777).toBe(0o600);
+  });
+
   it('leaves the mode of a file that already exists as it is', async () => {
     const path = join(folder(), 'shared.db');
     writeFileSync(path, '');
@@ -281,5 +360,27 @@ describe('sqlite(): the -wal deleted while the function runs', () => {
       fields: { file: path },
     };
     expect(errors).toEqual([healed, healed]);
+  });
+});
+
+describe('sqlite(): the -wal deleted, and no accept comes after', () => {
+  it('is healed before the next progress write: a crash then keeps every task that got a 202', async () => {
+    const path = join(folder(), 'tasks.db');
+    const store = storeOn(path);
+    for (const id of ['t_1', 't_2', 't_3']) expect(await store.insert(taskRecord(id))).toBe(true);
+    rmSync(`${path}-wal`);
+    await pastCheck();
+    await store.update('t_1', { lastStatusCode: 200 });
+    expect(afterCrash(path)).toEqual(['t_1', 't_2', 't_3']);
+  });
+
+  it('is healed on the prune timer when nothing is written at all', async () => {
+    const path = join(folder(), 'tasks.db');
+    const store = storeOn(path, { pruneIntervalMs: 20 });
+    for (const id of ['t_1', 't_2']) expect(await store.insert(taskRecord(id))).toBe(true);
+    rmSync(`${path}-wal`);
+    // A heal starts a new -wal at the path; none appears without one.
+    await until('the -wal made again', () => existsSync(`${path}-wal`), 5_000);
+    expect(afterCrash(path)).toEqual(['t_1', 't_2']);
   });
 });

@@ -101,6 +101,26 @@ describe('SqliteTaskStore', () => {
     expect(store.get('new')).toBeDefined();
   });
 
+  it('past maxTasks, deletes the task that finished first, even when the wall clock stepped back before the last', async () => {
+    const { store } = open({ maxTasks: 3 });
+    await store.prune(); // the pass the store starts on opening
+    const now = Date.now();
+    // endTime is the wall clock at the end: an NTP correction steps it back an hour before `last` ends.
+    const ends: [string, number][] = [
+      ['a', now - 3000],
+      ['b', now - 2000],
+      ['c', now - 1000],
+      ['last', now - 3_600_000],
+    ];
+    for (const [id, endTime] of ends) {
+      await store.insert(record(id));
+      await store.transition(id, 'Succeeded', { from: ['Enqueued'], patch: { endTime } });
+    }
+    expect(await store.prune()).toBe(1);
+    expect(['a', 'b', 'c', 'last'].filter((id) => store.get(id))).toEqual(['b', 'c', 'last']);
+    expect(store.get('last')?.endTime).toBe(now - 3_600_000); // the record keeps the clock's word
+  });
+
   it('reads and updates the tasks of a file written by schema 1, and upgrades it', async () => {
     const { dir, cleanup } = tempDir();
     cleanups.push(cleanup);

@@ -346,10 +346,9 @@ export class AsyncEngine {
     const context = { concurrency: options.concurrency, logger: deps.logger };
     this.backendContext = context;
     const hold = currentStartHold();
-    // A first create() that throws at once throws here, as it always did (a bad option, say).
     const created = hold
       ? this.heldStart(hold, backend).then(() => backend.create(context))
-      : Promise.resolve(backend.create(context));
+      : firstCreate(backend, context);
     this.ready = this.startFrom(created);
     this.tasks = {
       get: (taskId) => this.getTask(taskId),
@@ -819,6 +818,18 @@ export class AsyncEngine {
   }
 
   /**
+   * A task of a local queue whose record is gone before it ran (deleted from the store by hand, or
+   * a store that answered an insert it did not keep): nothing will end it, so it is counted done
+   * here, and said so (drain() waited for it for ever).
+   */
+  private goneBeforeItRan(taskId: string): void {
+    const requestId = this.counted.get(taskId);
+    if (requestId === undefined) return;
+    this.deps.logger.warn('async task gone from its store before it ran', { taskId, requestId });
+    this.countDone(taskId, requestId);
+  }
+
+  /**
    * Whether this is the first end of a task of a local queue to be counted (see `counted`): true
    * once, the task then no longer counted; false for every end after it.
    */
@@ -982,6 +993,7 @@ export class AsyncEngine {
       // It ended and went (maxTasks) after a write of it was refused: its end was not counted here.
       const refused = this.unrecorded.size > 0 ? this.unrecorded.get(taskId) : undefined;
       if (refused) this.countDone(taskId, refused);
+      else if (!this.queue.shared) this.goneBeforeItRan(taskId);
       return undefined;
     }
     if (!CLAIMABLE.includes(current.status)) return this.redelivered(current);
@@ -1790,6 +1802,22 @@ export function wrapDestinations(
   if (!wrap || targets === undefined) return targets;
   const list = Array.isArray(targets) ? targets : [targets as Destination];
   return list.map((d) => wrap.call(hooks, task, side, condition, d, parent));
+}
+
+/**
+ * A backend's first start. A `create()` that throws at once with a `TypeError` or `RangeError` (a
+ * bad option) throws here, so the handler is not made; any other error (a task file another
+ * process holds, a server that refuses the connection) fails the start as a rejection does: it is
+ * logged, requests answer 503 and a later one tries again (see async.md, *A backend that does not
+ * start*).
+ */
+function firstCreate(backend: AsyncBackend, context: Parameters<AsyncBackend['create']>[0]) {
+  try {
+    return Promise.resolve(backend.create(context));
+  } catch (error) {
+    if (error instanceof TypeError || error instanceof RangeError) throw error;
+    return Promise.reject(error);
+  }
 }
 
 /** The outcome of an attempt cut short by a crash (found `Running` on restart or redelivery). */
