@@ -325,3 +325,25 @@ describe('bullmq(): a lock lost while the attempt still runs, another instance t
     expect(delivered.map((r) => [r.requestContext.condition, r.responsePayload])).toEqual([['', 'two']]);
   });
 });
+
+describe("BullMQ's refusals of a job's end", () => {
+  it('a job found already ended (its end sent again after a connection reset) is an info line, a lost lock a warn', async () => {
+    const logger = recordingLogger();
+    const made = await bullmq({ connection: inject('redisUrl'), prefix: uniquePrefix() }).create({
+      concurrency: 1,
+      logger,
+    });
+    closers.push(async () => {
+      await made.queue.close?.();
+      await made.store.close?.();
+    });
+    await made.queue.start(async () => undefined);
+    const worker = (made.queue as unknown as { worker: { emit(event: string, error: Error): void } }).worker;
+    worker.emit('error', new Error('Missing key for job c_4. moveToFinished'));
+    worker.emit('error', new Error('could not renew lock for job c_5'));
+    expect(logger.entries.filter((e) => e.fields?.taskId).map((e) => [e.level, e.fields?.taskId])).toEqual([
+      ['info', 'c_4'],
+      ['warn', 'c_5'],
+    ]);
+  });
+});
