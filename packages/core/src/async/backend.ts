@@ -169,7 +169,11 @@ export interface TransitionOptions {
  * Where task records live. Every method may be sync or async. `transition` is a
  * compare-and-set: it applies only when the current status is in `from` (and the attempt count
  * is `attempts`, when given: see `transitionApplies`), so that a stop and an attempt racing each
- * other (possibly on two machines) cannot both win.
+ * other (possibly on two machines) cannot both win. A store that cannot take a read or a write
+ * now (a database away, a full disk) throws an `FcAsyncError` with `statusCode: 503` and
+ * `retryAfterSeconds`: the caller is answered it (a 503 with `Retry-After`), where any other error
+ * answers a bare 500. `@fc-async/test-kit`'s TaskStore table (in this repository) checks a store
+ * against these rules.
  *
  * @example
  * ```ts
@@ -179,7 +183,11 @@ export interface TransitionOptions {
  * ```
  */
 export interface TaskStore {
-  /** Adds a task; `false` when the id is already known (the caller answers 409). */
+  /**
+   * Adds a task; `false` when the id is already known (the caller answers 409). `true` means the
+   * record is kept: the engine runs the task from it (a task gone before it runs is logged and
+   * dropped).
+   */
   insert(record: TaskRecord): boolean | Promise<boolean>;
   get(taskId: string): TaskRecord | undefined | Promise<TaskRecord | undefined>;
   /**
@@ -200,20 +208,33 @@ export interface TaskStore {
     status: AsyncTaskStatus,
     options: TransitionOptions,
   ): TaskRecord | undefined | Promise<TaskRecord | undefined>;
-  /** Sets fields without a status change (e.g. `destinationStatus`). */
+  /** Sets fields without a status change (e.g. `destinationStatus`); nothing for an unknown id. */
   update(taskId: string, patch: TaskPatch): void | Promise<void>;
+  /**
+   * A page of tasks, as ListAsyncTasks gives them: filtered by `status`, `prefix` and the
+   * `startedTime` range, ordered by `startedTime` then task id (`sortOrderByTime`), at most
+   * `limit`, and a `nextToken` when more follow (`encodeCursor`; a token read back with
+   * `decodeCursor`, which throws a 400 for one that is not this query's). Without
+   * `includePayload` the records' request bodies are left out (empty), as the task API then
+   * answers no payload.
+   */
   list(query: TaskQuery): TaskPage<TaskRecord> | Promise<TaskPage<TaskRecord>>;
   /**
    * Tasks not in a terminal status, and finished ones with `deliveryPending`: recovered after a
    * restart (persistent stores), stopped on close (others). Each with every field but
    * `payload`, which a store may omit, and a durable one should: recovery must not read every
    * waiting request's body at once (50 000 delayed tasks of 1 MB would be 50 GB). The engine reads
-   * a task with `get()` when it needs its request (an attempt, a destination record).
+   * a task with `get()` when it needs its request (an attempt, a destination record). In the
+   * order they were accepted (`startedTime`), which is the order they are queued again.
    */
   unfinished(): Omit<TaskRecord, 'payload'>[] | Promise<Omit<TaskRecord, 'payload'>[]>;
-  /** Called with task ids whose stop was requested on another instance (distributed stores). */
+  /**
+   * Called with task ids whose stop was requested on another instance. Needed, with
+   * `requestStop`, by a store whose queue is `shared`: without them a stop reaches an attempt
+   * running on another instance only when that attempt ends.
+   */
   onStopRequested?(listener: (taskId: string) => void): void;
-  /** Tells other instances that `taskId` should stop (distributed stores). */
+  /** Tells other instances that `taskId` should stop (see `onStopRequested`). */
   requestStop?(taskId: string): void | Promise<void>;
   /**
    * Called when stop requests may have been missed (distributed stores: the channel that carries
@@ -281,7 +302,12 @@ export interface QueueDriver {
   readonly shared?: boolean;
   /** Starts consuming; `process` settles when the attempt and its bookkeeping are done. */
   start(process: (job: QueueJob) => Promise<JobResult>): void | Promise<void>;
-  /** Queues a job, to run no sooner than `delayMs` from now. */
+  /**
+   * Queues a job, to run no sooner than `delayMs` from now. A queue that is not `shared` but
+   * keeps its jobs across a restart gets every unfinished task enqueued again when a persistent
+   * backend starts: it must take an id it holds already (keep one job for it), not throw. Waiting
+   * and delayed jobs keep the process alive (timers not `unref`ed), as `drain()` waits for them.
+   */
   enqueue(job: QueueJob, delayMs: number): void | Promise<void>;
   /** Drops a waiting or delayed job; `true` when one was dropped. */
   cancel(taskId: string): boolean | Promise<boolean>;
