@@ -459,6 +459,9 @@ export function errorResponse(error: unknown, logger: Logger, requestId?: string
   if (isFcAsyncError(error) && (error.statusCode < 500 || isDeliberate503(error))) {
     const burst = error.statusCode === 429 ? THROTTLED : error.statusCode === 503 ? CLOSING : undefined;
     if (burst) noteBurst(logger, error, burst);
+    // A task id already taken: what a client retrying after a 503 with the same id is told.
+    else if (error.statusCode === 409)
+      logger.info('request rejected', { requestId, code: error.code, reason: error.message });
     else logger.warn('request rejected', { requestId, code: error.code, reason: error.message });
     return jsonResponse(error.statusCode, error.toJSON(), error.headers);
   }

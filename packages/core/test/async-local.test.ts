@@ -47,14 +47,16 @@ describe('accepting an async request (local mode)', () => {
     expect((await handler.tasks.get(requestId))?.status).toBe('Succeeded');
   });
 
-  it('uses the caller-chosen task id and refuses a known one with 409', async () => {
-    const { handler } = setup(ok);
+  it('uses the caller-chosen task id and refuses a known one with 409, logged at info (a retry after a 503 meets it)', async () => {
+    const { handler, logger } = setup(ok);
     const first = await handler(asyncEvent({ taskId: 'resize_42' }), context);
     expect(first.statusCode).toBe(202);
     expect(first.headers['x-fc-async-task-id']).toBe('resize_42');
     const again = await handler(asyncEvent({ taskId: 'resize_42' }), context);
     expect(again.statusCode).toBe(409);
     expect(json(again)).toMatchObject({ code: 'AsyncTaskAlreadyExists' });
+    const lines = logger.entries.filter((e) => e.message === 'request rejected');
+    expect(lines.map((e) => [e.level, e.fields?.code])).toEqual([['info', 'AsyncTaskAlreadyExists']]);
     await handler.drain();
   });
 
