@@ -4,6 +4,7 @@ import { createRedactor } from './async/payload.js';
 import { isPlatformFailure, PlatformAsync } from './async/platform.js';
 import { currentStartHold } from './async/start-hold.js';
 import { type NodeHandler, runNodeHandler } from './bridge.js';
+import { CLOSING, flushBursts, noteBurst, THROTTLED, unavailableBurst } from './bursts.js';
 import { FcAsyncError, isFcAsyncError } from './errors.js';
 import type { Fc2Request, Fc2Response, FcContext, FcHttpResult } from './fc-types.js';
 import { isFc2Call, readFc2Request, writeFc2Response } from './fc2.js';
@@ -474,95 +475,6 @@ export function errorResponse(error: unknown, logger: Logger, requestId?: string
   logger.error('invocation failed', { requestId, error });
   if (isFcAsyncError(error)) return jsonResponse(error.statusCode, error.toJSON(), error.headers);
   return jsonResponse(500, { code: 'InternalError', message: 'Internal Server Error' });
-}
-
-/** How often a logger is told that async requests are being refused (a burst refuses thousands). */
-const BURST_LOG_MS = 10_000;
-
-/** Refusals that come in bursts, logged as the first of one and a count 10 s later: what each line says. */
-interface Burst {
-  readonly first: string;
-  readonly rest: string;
-  /** A failure under fc-async: its first line is an error, with the error whole (its cause). */
-  readonly failure?: boolean;
-}
-/** 429: the queue is full. */
-const THROTTLED: Burst = {
-  first: 'async requests refused with 429: the queue is full',
-  rest: 'async requests refused with 429 in the last 10 s',
-};
-/** 503 while closing: a balancer still routing to an instance in its pre-stop. */
-const CLOSING: Burst = {
-  first: 'requests refused with 503: the function is shutting down',
-  rest: 'requests refused with 503 (shutting down) in the last 10 s',
-};
-
-/** 503 because what is under the engine failed, one kind per code (`SqliteWriteFailed`, `RedisUnavailable`...). */
-const UNAVAILABLE = new Map<string, Burst>();
-function unavailableBurst(code: string): Burst {
-  let burst = UNAVAILABLE.get(code);
-  if (!burst) {
-    burst = {
-      first: `requests refused with 503 ${code}`,
-      rest: `requests refused with 503 ${code} in the last 10 s`,
-      failure: true,
-    };
-    UNAVAILABLE.set(code, burst);
-  }
-  return burst;
-}
-
-/** A burst told in the last 10 s: how many more were refused since, and the timer that tells them. */
-interface OpenBurst {
-  refused: number;
-  code: string;
-  timer: NodeJS.Timeout;
-}
-
-/** Per logger and kind of burst, the bursts told in the last 10 s. */
-const bursts = new WeakMap<Logger, Map<Burst, OpenBurst>>();
-
-/** Logs how many more a burst refused since its first line, and ends it. */
-function endBurst(logger: Logger, open: Map<Burst, OpenBurst>, burst: Burst): void {
-  const window = open.get(burst);
-  if (!window) return;
-  clearTimeout(window.timer);
-  open.delete(burst);
-  if (window.refused > 0) logger.warn(burst.rest, { code: window.code, refused: window.refused });
-}
-
-/**
- * Logs now the counts of a logger's bursts still open: a close() (which refuses with 503 while it
- * runs) calls it as it ends, as the process may exit before the 10 s are up.
- */
-export function flushBursts(logger: Logger): void {
-  const open = bursts.get(logger);
-  if (!open) return;
-  for (const burst of [...open.keys()]) endBurst(logger, open, burst);
-}
-
-/**
- * Logs the first refusal of a burst, then once how many more followed within 10 s: not one line
- * per request (8,000 refusals wrote 7,892 lines), and no count lost. Per logger: each function of
- * the emulator has its own.
- */
-function noteBurst(logger: Logger, error: FcAsyncError, burst: Burst): void {
-  let open = bursts.get(logger);
-  const window = open?.get(burst);
-  if (window) {
-    window.refused++;
-    return;
-  }
-  if (burst.failure) logger.error(burst.first, { code: error.code, error });
-  else logger.warn(burst.first, { code: error.code, reason: error.message });
-  if (!open) {
-    open = new Map();
-    bursts.set(logger, open);
-  }
-  const windows = open;
-  const timer = setTimeout(() => endBurst(logger, windows, burst), BURST_LOG_MS);
-  timer.unref();
-  open.set(burst, { refused: 0, code: error.code, timer });
 }
 
 /** A 503 fc-async answers by design (closing), rather than because something under it failed. */

@@ -4,6 +4,7 @@ import { MemoryTaskStore, PQueueDriver } from '../src/async/memory.js';
 import {
   AsyncEngine,
   createFcHandler,
+  FcAsyncError,
   type Invocation,
   type Logger,
   logValue,
@@ -164,6 +165,38 @@ describe('an attempt its process did not live through', () => {
       ['poison', 1, 'success', 'Succeeded'],
     ]);
     await next.close();
+  });
+});
+
+describe('a store away while tasks run', () => {
+  it("logs the first task's failed bookkeeping whole, the rest of the burst as a count, and every task still ends", async () => {
+    let away = true;
+    /** A store whose writes fail with 503 while `away` (Redis unreachable), as bullmq() and sqlite() answer. */
+    class Away extends MemoryTaskStore {
+      override transition(...args: Parameters<MemoryTaskStore['transition']>) {
+        if (away) throw new FcAsyncError('RedisUnavailable', 'Redis did not answer in time', { statusCode: 503 });
+        return super.transition(...args);
+      }
+    }
+    const backend: AsyncBackend = {
+      name: 'away',
+      persistent: false,
+      create: ({ concurrency }) => ({ store: new Away(), queue: new PQueueDriver(concurrency) }),
+    };
+    const logger = memoryLogger();
+    const handler = createFcHandler(ok, { logger, env: {}, async: { mode: 'local', backend } });
+    for (let i = 0; i < 5; i++) await handler(asyncEvent({ taskId: `t${i}` }), context);
+    await until(() => logger.entries.length > 0);
+    await tick(50);
+    const lines = logger.entries.filter((e) => e.message.startsWith('async task bookkeeping failed'));
+    expect(lines.map((e) => [e.level, e.fields?.taskId, e.fields?.code])).toEqual([
+      ['error', 't0', 'RedisUnavailable'],
+    ]);
+    away = false;
+    await handler.drain();
+    const statuses = await Promise.all([0, 1, 2, 3, 4].map(async (i) => (await handler.tasks.get(`t${i}`))?.status));
+    expect(statuses).toEqual(Array(5).fill('Succeeded'));
+    await handler.close();
   });
 });
 

@@ -215,8 +215,10 @@ describe('createFcRuntime on a real Node server', () => {
       destinations: { onSuccess: (r) => void records.push(r), onFailure: (r) => void records.push(r) },
     });
     const answered: string[] = [];
+    const started: string[] = [];
     // The app's answer to the abort (an error middleware's 500, or what was done so far) comes once FC has gone.
     const app: Listener = (req, res) => {
+      started.push(req.url ?? '');
       const { signal } = getInvocation(req)!;
       signal.addEventListener('abort', () => {
         answered.push(`${req.url} ${(signal.reason as { code?: string }).code}`);
@@ -233,7 +235,8 @@ describe('createFcRuntime on a real Node server', () => {
       const fc = new AbortController();
       const headers = { 'x-fc-async-task-id': `job${path.replace('/', '_')}`, 'x-fc-retry-count': '0' };
       const call = fetch(`${url}${path}`, { method: 'POST', headers, signal: fc.signal });
-      await tick(20);
+      // FC goes once the app runs (a loaded machine takes more than a few ms to get there).
+      for (let i = 0; i < 500 && !started.includes(path); i++) await tick(10);
       fc.abort();
       await call.catch(() => undefined);
     }

@@ -3,6 +3,7 @@ import { setMaxListeners } from 'node:events';
 import zlib from 'node:zlib';
 import type { Context } from '@opentelemetry/api';
 import { isInvocationAbort, thrownError, thrownText } from '../app-errors.js';
+import { noteBookkeepingFailure } from '../bursts.js';
 import {
   type DeliveryResult,
   type DestinationOutcome,
@@ -806,7 +807,7 @@ export class AsyncEngine {
         patch: { endTime: Date.now(), taskErrorMessage: 'The task could not be queued' },
       });
     } catch (refused) {
-      this.deps.logger.error('async task bookkeeping failed', { taskId, error: refused });
+      noteBookkeepingFailure(this.deps.logger, taskId, refused);
     }
     this.notAccepted(taskId, requestId, shared);
   }
@@ -928,7 +929,7 @@ export class AsyncEngine {
       try {
         record = await this.store.get(taskId);
       } catch (error) {
-        this.deps.logger.error('async task bookkeeping failed', { taskId, error });
+        noteBookkeepingFailure(this.deps.logger, taskId, error);
       }
       if (record) await this.settle(record, undefined);
       else this.countDone(taskId, requestId);
@@ -942,7 +943,7 @@ export class AsyncEngine {
       if (next.retryInMs !== undefined) await this.queue.enqueue({ taskId: record.taskId }, next.retryInMs);
     } catch (error) {
       // The store refused the write: the task stays Running and is recovered on the next start.
-      this.deps.logger.error('async task bookkeeping failed', { taskId: record.taskId, error });
+      noteBookkeepingFailure(this.deps.logger, record.taskId, error);
       this.countDone(record.taskId, record.requestId);
     }
     this.lookIfParked();
@@ -963,7 +964,7 @@ export class AsyncEngine {
     } catch (error) {
       // The store refused a write (a full disk, a lost connection): the task is left Enqueued or
       // Running. It is tried again later, when the store may take writes again.
-      this.deps.logger.error('async task bookkeeping failed', { taskId, error });
+      noteBookkeepingFailure(this.deps.logger, taskId, error);
       this.unrecorded.set(taskId, this.counted.get(taskId) ?? '');
       return { retryInMs: BOOKKEEPING_RETRY_MS };
     } finally {
