@@ -200,6 +200,29 @@ describe('a store away while tasks run', () => {
   });
 });
 
+describe("the task API's read", () => {
+  it("is the store's getCommitted when it has one (a store that groups its commits commits first)", async () => {
+    const reads: string[] = [];
+    class Grouping extends MemoryTaskStore {
+      getCommitted(taskId: string) {
+        reads.push(taskId);
+        return super.get(taskId);
+      }
+    }
+    const backend: AsyncBackend = {
+      name: 'grouping',
+      persistent: false,
+      create: ({ concurrency }) => ({ store: new Grouping(), queue: new PQueueDriver(concurrency) }),
+    };
+    const handler = createFcHandler(ok, { logger: memoryLogger(), env: {}, async: { mode: 'local', backend } });
+    await handler(asyncEvent({ taskId: 'read_me' }), context);
+    await handler.drain();
+    expect((await handler.tasks.get('read_me'))?.status).toBe('Succeeded');
+    expect(reads).toEqual(['read_me']);
+    await handler.close();
+  });
+});
+
 describe('a task whose record is gone before it ran', () => {
   it('is counted done, so drain() ends, and says so in the log', async () => {
     /** A store that answers an insert it does not keep (a bug of a custom backend, or a row deleted by hand). */

@@ -108,6 +108,13 @@ export class SqliteTaskStore implements TaskStore {
     return row && this.decode(row);
   }
 
+  /** `get` after committing what is written (see `list`): the task API's read. */
+  getCommitted(taskId: string): TaskRecord | undefined {
+    this.file.live();
+    this.batch.flush();
+    return this.get(taskId);
+  }
+
   transition(
     taskId: string,
     status: AsyncTaskStatus,

@@ -85,6 +85,15 @@ describe('SqliteTaskStore', () => {
     expect(settled).toBe(true);
   });
 
+  it("getCommitted (the task API's read) commits the open transaction first, as list does", async () => {
+    const { store, db } = open();
+    const accepted = store.insert(record('t_1'));
+    expect(db.inTransaction).toBe(true);
+    expect(store.getCommitted('t_1')?.taskId).toBe('t_1');
+    expect(db.inTransaction).toBe(false);
+    expect(await accepted).toBe(true);
+  });
+
   it('prunes in steps that let other writes commit in between', async () => {
     const { store } = open({ maxTasks: 0 });
     await Promise.all(

@@ -191,6 +191,13 @@ export interface TaskStore {
   insert(record: TaskRecord): boolean | Promise<boolean>;
   get(taskId: string): TaskRecord | undefined | Promise<TaskRecord | undefined>;
   /**
+   * The task as a crash now would leave it: what the task API answers. A store that groups its
+   * commits (and whose `get` sees writes not committed yet) commits what it holds first, as its
+   * `list` does, so that GetAsyncTask never shows an accept or an end a crash then loses.
+   * Optional: without it, `get`.
+   */
+  getCommitted?(taskId: string): TaskRecord | undefined | Promise<TaskRecord | undefined>;
+  /**
    * The task as this instance last saw it, possibly out of date (a distributed store's cache),
    * else as `get`. The engine decides on it and then writes with `transition`, which checks the
    * status again: a store whose `get` costs a round trip saves one per attempt.

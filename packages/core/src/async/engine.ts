@@ -1575,7 +1575,8 @@ export class AsyncEngine {
   private async getTask(taskId: string): Promise<AsyncTask | undefined> {
     checkTaskId(taskId);
     if (!this.isReady) await this.backendReady();
-    const record = await this.store.get(taskId);
+    const store = this.store;
+    const record = await (store.getCommitted ? store.getCommitted(taskId) : store.get(taskId));
     return record && toAsyncTask(record, true);
   }
 
