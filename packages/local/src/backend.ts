@@ -12,8 +12,16 @@ import { optionError } from './errors.js';
 /** Where tasks live: in memory (default), a SQLite file, or Redis through BullMQ. */
 export type StoreSpec = { kind: 'memory' } | { kind: 'sqlite'; path: string } | { kind: 'redis'; url: URL };
 
-/** Reads `--store memory|sqlite:PATH` and `--redis URL` (one or the other). */
-export function parseStoreSpec(store: string | undefined, redis: string | undefined): StoreSpec {
+/**
+ * Reads `--store memory|sqlite:PATH` and `--redis URL` (one or the other); a relative PATH starts
+ * at `cwd`. A PATH starting with `~` is refused: no shell expands it after `sqlite:`, and it
+ * would make a folder named `~`.
+ */
+export function parseStoreSpec(
+  store: string | undefined,
+  redis: string | undefined,
+  cwd: string = process.cwd(),
+): StoreSpec {
   if (redis !== undefined) {
     if (store !== undefined && store !== 'memory') {
       throw new TypeError('Pass either `--store` or `--redis`, not both');
@@ -22,7 +30,15 @@ export function parseStoreSpec(store: string | undefined, redis: string | undefi
   }
   if (store === undefined || store === 'memory') return { kind: 'memory' };
   if (store.startsWith('sqlite:') && store.length > 'sqlite:'.length) {
-    return { kind: 'sqlite', path: resolve(store.slice('sqlite:'.length)) };
+    const path = store.slice('sqlite:'.length);
+    if (path.startsWith('~')) {
+      throw optionError(
+        '--store',
+        '`sqlite:PATH` with a PATH not starting with `~` (the shell does not expand it after `sqlite:`: write sqlite:$HOME/...)',
+        store,
+      );
+    }
+    return { kind: 'sqlite', path: resolve(cwd, path) };
   }
   throw optionError('--store', '`memory` or `sqlite:PATH`', store);
 }

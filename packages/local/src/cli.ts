@@ -47,6 +47,14 @@ interface DevFlags {
   supervisorFd?: number;
 }
 
+/**
+ * `text` as one word of a POSIX shell, for a command line a message suggests: as it is when
+ * nothing in it is special, else in single quotes (a `'` in it written `'\''`).
+ */
+function shellWord(text: string): string {
+  return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
+}
+
 function fail(message: string, code = 1): never {
   process.stderr.write(`fc-async: ${message}\n`);
   process.exit(code);
@@ -326,7 +334,7 @@ program
   .addOption(new Option('--supervisor-fd <fd>').argParser(integer(3, 1023)).hideHelp())
   .action(async (entry: string | undefined, flags: DevFlags, command: Command) => {
     if (entry !== undefined && /\.ya?ml$/i.test(entry)) {
-      fail(`${entry} is a YAML file, not a module to serve: serve an s.yaml with --config ${entry}`);
+      fail(`${entry} is a YAML file, not a module to serve: serve an s.yaml with --config ${shellWord(entry)}`);
     }
     overriddenFlags(entry, flags, command);
     if (flags.watch) return watchDev(entry, flags, command);

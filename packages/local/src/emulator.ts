@@ -161,7 +161,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const specs = await specsOf(o, log);
   const backends = gateBackends(
     await backendFactory(
-      parseStoreSpec(o.store, o.redis),
+      parseStoreSpec(o.store, o.redis, o.cwd),
       specs.map((s) => s.name),
     ),
   );

@@ -216,11 +216,20 @@ export function writeResult(res: ServerResponse, result: FcHttpResult, method: s
   }
   if (cookies.length > 0) headers['set-cookie'] = cookies;
   headers['x-fc-request-id'] ??= requestId;
-  const noBody = !result.body || method === 'HEAD' || result.statusCode === 204 || result.statusCode === 304;
-  // A string body goes out in one write with the head; an empty end() too (no writev of two chunks).
-  const body = noBody ? undefined : result.isBase64Encoded ? Buffer.from(result.body, 'base64') : result.body;
-  headers['content-length'] = String(body === undefined ? 0 : Buffer.byteLength(body));
+  // 204 and 304 carry no body, nor a length (RFC 9110 8.6, 15.3.5, 15.4.5).
+  const bodiless = result.statusCode === 204 || result.statusCode === 304;
+  const answered = bodiless || !result.body ? undefined : resultBody(result);
+  const length = answered === undefined ? undefined : Buffer.byteLength(answered);
+  // HEAD: the length of the body the function answered (its GET's), when it is still there; else
+  // none (the sync answer drops a HEAD's body), as 0 would not be its GET's length.
+  if (method === 'HEAD') {
+    if (length !== undefined) headers['content-length'] = String(length);
+  } else if (!bodiless) headers['content-length'] = String(length ?? 0);
   res.writeHead(result.statusCode, headers);
-  if (body === undefined) res.end();
-  else res.end(body);
+  // A string body goes out in one write with the head; an empty end() too (no writev of two chunks).
+  if (answered === undefined || method === 'HEAD') res.end();
+  else res.end(answered);
 }
+
+const resultBody = (result: FcHttpResult) =>
+  result.isBase64Encoded ? Buffer.from(result.body, 'base64') : result.body;

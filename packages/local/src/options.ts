@@ -40,7 +40,7 @@ export interface EmulatorOptions {
   region?: string | undefined;
   /** Account id in ARNs and `x-fc-account-id`. @default '0' */
   accountId?: string | undefined;
-  /** `memory` or `sqlite:PATH`. @default 'memory' */
+  /** `memory` or `sqlite:PATH` (a relative PATH starts at `cwd`). @default 'memory' */
   store?: string | undefined;
   /** A Redis URL: tasks go to BullMQ (`@fc-async/bullmq`). */
   redis?: string | undefined;
@@ -54,7 +54,10 @@ export interface EmulatorOptions {
   timeoutSeconds?: number | undefined;
   /** @default 'text' */
   logFormat?: LogFormat | undefined;
-  /** Folder of the JSONL files of destinations that cannot be reached locally. @default '.fc-async' */
+  /**
+   * Folder of the JSONL files of destinations that cannot be reached locally (a relative one
+   * starts at `cwd`). @default '.fc-async'
+   */
   outDir?: string | undefined;
   /** Where log lines go. @default stdout and stderr */
   output?: ((text: string, stream: 'out' | 'err') => void) | undefined;
@@ -219,6 +222,12 @@ export function resolveOptions(options: EmulatorOptions): ResolvedOptions {
     const value = options[key];
     if (value !== undefined && (typeof value !== 'string' || value === '')) {
       throw optionError(key, 'a non-empty string', value);
+    }
+  }
+  for (const key of ['config', 'outDir'] as const) {
+    // `--out-dir=~/x` or a quoted `~`: no shell expanded it, and a folder named `~` would be made.
+    if (options[key]?.startsWith('~')) {
+      throw optionError(key, 'a path not starting with `~` (no shell expanded it here: write $HOME/...)', options[key]);
     }
   }
   if (options.output !== undefined && typeof options.output !== 'function') {

@@ -1,4 +1,4 @@
-import { type Dirent, existsSync, type FSWatcher, readdirSync, statSync, watch } from 'node:fs';
+import { type Dirent, existsSync, type FSWatcher, readdirSync, realpathSync, statSync, watch } from 'node:fs';
 import { basename, dirname, extname, join, relative, sep } from 'node:path';
 
 /** A folder being watched; `close()` stops every watcher. */
@@ -32,9 +32,34 @@ function sqliteFiles(path: string): (file: string) => boolean {
 }
 
 /**
+ * `path` with the symbolic links of its part that exists resolved: the rest (a store file, or its
+ * folder, not made yet) as written.
+ */
+function realPath(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    const parent = dirname(path);
+    return parent === path ? path : join(realPath(parent), basename(path));
+  }
+}
+
+/** `dir` (a real path) and those of its parents that are not there yet: the emulator makes them. */
+function missingFolders(dir: string): string[] {
+  const missing: string[] = [];
+  for (let d = dir; !existsSync(d) && dirname(d) !== d; d = dirname(d)) missing.push(d);
+  return missing;
+}
+
+/**
  * What `fc-async dev --watch` does not restart for, under `root`: `node_modules` and `.git`
- * folders, the emulator's own output (`outDir`, the SQLite files of `sqlitePath`) and editor
- * temporary files. Build output (`dist`) is watched: `tsc --watch` may be what changes the code.
+ * folders, the emulator's own output (`outDir`, the SQLite files of `sqlitePath`, and the folders
+ * of those not there yet, which the emulator makes at its start) and editor temporary files.
+ * Build output (`dist`) is watched: `tsc --watch` may be what changes the code.
+ *
+ * Paths are compared as real paths: the store or `outDir` may be reached through a symbolic link
+ * to the project (or the project through one), and the watcher reports paths under `root` as
+ * given. Resolved once, here: call it before the emulator starts.
  *
  * @example
  * ```ts
@@ -48,14 +73,25 @@ export function watchIgnore(options: {
   outDir: string;
   sqlitePath?: string | undefined;
 }): (path: string) => boolean {
-  const store = options.sqlitePath === undefined ? () => false : sqliteFiles(options.sqlitePath);
+  const root = realPath(options.root);
+  const outDir = realPath(options.outDir);
+  const storeDir = options.sqlitePath === undefined ? undefined : realPath(dirname(options.sqlitePath));
+  const store =
+    options.sqlitePath === undefined || storeDir === undefined
+      ? () => false
+      : sqliteFiles(join(storeDir, basename(options.sqlitePath)));
+  const made = new Set(
+    [...missingFolders(dirname(outDir)), ...(storeDir === undefined ? [] : missingFolders(storeDir))].filter(
+      (dir) => dir !== root && within(root, dir),
+    ),
+  );
   return (path) => {
     const name = basename(path);
     if (EDITOR_TEMP.some((pattern) => pattern.test(name))) return true;
-    if (within(options.outDir, path) || store(path)) return true;
-    return relative(options.root, path)
-      .split(sep)
-      .some((part) => IGNORED_DIRS.has(part));
+    const fromRoot = relative(options.root, path);
+    const real = join(root, fromRoot);
+    if (within(outDir, real) || store(real) || made.has(real)) return true;
+    return fromRoot.split(sep).some((part) => IGNORED_DIRS.has(part));
   };
 }
 

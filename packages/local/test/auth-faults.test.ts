@@ -3,7 +3,7 @@ import { createServer, type IncomingHttpHeaders, request, type Server } from 'no
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
 import { Readable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type Emulator, signAcsRequest, startEmulator, verifyAcsSignature } from '../src/index.js';
 import { $FC, fixture, launchChromium, sdk } from './helpers.js';
 
@@ -305,5 +305,62 @@ describe('a request without valid credentials', () => {
     expect(await announceBigBody('Bearer anything')).toBe('HTTP/1.1 400 Bad Request');
     const knownKey = 'ACS3-HMAC-SHA256 Credential=dev-key,SignedHeaders=host,Signature=00';
     expect(await announceBigBody(knownKey)).toMatch(/^HTTP\/1\.1 4\d\d /);
+  });
+
+  /** A raw connection to the control plane, and all it has answered so far. */
+  async function rawControl() {
+    const control = new URL(emulator.controlUrl);
+    const socket = connect(Number(control.port), control.hostname);
+    const state = { answer: '', closed: false };
+    socket.on('data', (chunk: Buffer) => {
+      state.answer += chunk.toString('latin1');
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      state.closed = true;
+    });
+    await new Promise((resolve) => socket.once('connect', resolve));
+    return { socket, state, host: control.host };
+  }
+
+  it('is answered with the connection closed: the rest of a body it streams is not read and dropped', async () => {
+    const { socket, state, host } = await rawControl();
+    socket.write(
+      `POST /2023-03-30/functions/echo/invocations HTTP/1.1\r\nHost: ${host}\r\nTransfer-Encoding: chunked\r\n\r\n`,
+    );
+    const chunk = Buffer.from(`100000\r\n${'a'.repeat(0x100000)}\r\n`);
+    let sent = 0;
+    // 1 MB chunks while the control plane takes them: with the connection kept, it would read all 96.
+    while (sent < 96 && !state.closed) {
+      if (!socket.write(chunk)) {
+        await new Promise((resolve) => {
+          socket.once('drain', resolve);
+          socket.once('close', resolve);
+        });
+      }
+      sent++;
+    }
+    socket.destroy();
+    expect(state.answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(state.answer.toLowerCase()).toContain('\r\nconnection: close\r\n');
+    expect(sent).toBeLessThan(96);
+  });
+
+  it('is refused before a `100 Continue`, so its client never sends the body; a signed-in one gets it', async () => {
+    const head = (authorization: string) =>
+      `POST /2023-03-30/functions/echo/invocations HTTP/1.1\r\nHost: HOST\r\n${authorization}` +
+      'Content-Type: application/json\r\nContent-Length: 7\r\nExpect: 100-continue\r\n\r\n';
+    const refused = await rawControl();
+    refused.socket.write(head('').replace('HOST', refused.host));
+    await vi.waitFor(() => expect(refused.state.closed).toBe(true), { timeout: 10_000 });
+    expect(refused.state.answer).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(refused.state.answer).not.toContain('100 Continue');
+
+    const signedIn = await rawControl();
+    signedIn.socket.write(head(`Authorization: ${basic}\r\n`).replace('HOST', signedIn.host));
+    await vi.waitFor(() => expect(signedIn.state.answer).toBe('HTTP/1.1 100 Continue\r\n\r\n'), { timeout: 10_000 });
+    signedIn.socket.write('{"n":1}');
+    await vi.waitFor(() => expect(signedIn.state.answer).toMatch(/\r\n\r\nHTTP\/1\.1 200 OK\r\n/), { timeout: 10_000 });
+    signedIn.socket.destroy();
   });
 });

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -47,6 +47,44 @@ describe('fc-async dev names its flags in its refusals, on one line', () => {
     expect(stderr).toBe(
       'fc-async: s.yaml is a YAML file, not a module to serve: serve an s.yaml with --config s.yaml\n',
     );
+  });
+
+  it('quotes a path with spaces in the --config it suggests, so that it pastes into a shell', async () => {
+    const dir = yamlProject();
+    const { code, stderr } = await runCli(['dev', "my app's (v2)/s.yaml"], { cwd: dir });
+    expect(code).toBe(1);
+    expect(stderr).toBe(
+      "fc-async: my app's (v2)/s.yaml is a YAML file, not a module to serve: serve an s.yaml with --config 'my app'\\''s (v2)/s.yaml'\n",
+    );
+  });
+
+  it.each([
+    [
+      ['--store', 'sqlite:~/tasks.db'],
+      /^fc-async: Expected `--store` to be `sqlite:PATH` with a PATH not starting with `~` .*write sqlite:\$HOME\/\.\.\.\), got `sqlite:~\/tasks\.db`\n$/,
+    ],
+    [
+      ['--out-dir', '~/records'],
+      /^fc-async: Expected --out-dir to be a path not starting with `~` .*write \$HOME\/\.\.\.\), got `~\/records`\n$/,
+    ],
+    [
+      ['--config', '~/s.yaml'],
+      /^fc-async: Expected --config to be a path not starting with `~` .*write \$HOME\/\.\.\.\), got `~\/s\.yaml`\n$/,
+    ],
+  ])('refuses a path starting with ~, which no shell expanded: %s', async (args, message) => {
+    const dir = mkdtempSync(join(tmpdir(), 'fc-async-cli-messages-'));
+    const entry = args[0] === '--config' ? [] : [ENTRY];
+    for (const watch of [[], ['--watch']]) {
+      const { code, stderr } = await runCli(
+        ['dev', ...entry, ...args, ...watch, '--port', '0', '--control-port', '0'],
+        {
+          cwd: dir,
+        },
+      );
+      expect(code).toBe(1);
+      expect(stderr).toMatch(message);
+    }
+    expect(existsSync(join(dir, '~'))).toBe(false);
   });
 });
 

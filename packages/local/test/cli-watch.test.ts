@@ -454,6 +454,63 @@ describe('what --watch ignores', () => {
   );
 });
 
+describe('what --watch ignores, through symbolic links', () => {
+  /** A project folder and a link to it, as `cd projlink` or `--store sqlite:projlink/...` reach it. */
+  function project() {
+    const dir = mkdtempSync(join(tmpdir(), 'fc-async-ignore-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const real = join(dir, 'proj');
+    const link = join(dir, 'projlink');
+    mkdirSync(real);
+    symlinkSync(real, link);
+    return { real, link };
+  }
+
+  it('ignores the store and --out-dir reached through a link to the watched folder', () => {
+    const { real, link } = project();
+    const ignored = watchIgnore({
+      root: real,
+      outDir: join(link, 'records'),
+      sqlitePath: join(link, 'data/tasks.db'),
+    });
+    expect(ignored(join(real, 'data/tasks.db-wal'))).toBe(true);
+    expect(ignored(join(real, 'records/f.destination.jsonl'))).toBe(true);
+    expect(ignored(join(real, 'app.mjs'))).toBe(false);
+  });
+
+  it('ignores the store and --out-dir when the watched folder is the link', () => {
+    const { real, link } = project();
+    const ignored = watchIgnore({
+      root: link,
+      outDir: join(real, '.fc-async'),
+      sqlitePath: join(real, 'data/tasks.db'),
+    });
+    expect(ignored(join(link, 'data/tasks.db'))).toBe(true);
+    expect(ignored(join(link, 'data/tasks.db-journal'))).toBe(true);
+    expect(ignored(join(link, '.fc-async/f.jsonl'))).toBe(true);
+    expect(ignored(join(link, 'data/seed.json'))).toBe(false);
+  });
+
+  it('ignores the folders the emulator makes for the store and --out-dir at its start, not those already there', () => {
+    const { real } = project();
+    mkdirSync(join(real, 'src'));
+    const ignored = watchIgnore({
+      root: real,
+      outDir: join(real, 'out/records'),
+      sqlitePath: join(real, 'var/data/tasks.db'),
+    });
+    expect(ignored(join(real, 'var'))).toBe(true);
+    expect(ignored(join(real, 'var/data'))).toBe(true);
+    expect(ignored(join(real, 'out'))).toBe(true);
+    expect(ignored(real)).toBe(false);
+    expect(
+      watchIgnore({ root: real, outDir: join(real, '.fc-async'), sqlitePath: join(real, 'src/t.db') })(
+        join(real, 'src'),
+      ),
+    ).toBe(false);
+  });
+});
+
 describe('watchTree', () => {
   const watches = () => process.getActiveResourcesInfo().filter((r) => r === 'FSEventWrap').length;
 

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -65,5 +66,66 @@ export default app;
     expect(res.headers.get('server')).toBeNull();
     expect(res.headers.get('date')).not.toBe('Thu, 01 Jan 1970 00:00:00 GMT');
     expect(res.headers.getSetCookie()).toEqual(['a=1; Path=/', 'b=2; Path=/']);
+  });
+});
+
+/** The head of the answer to `request`, sent as is on a connection of its own, in lower case. */
+async function answerHead(url: string, request: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  let answer = '';
+  socket.on('data', (chunk: Buffer) => {
+    answer += chunk.toString('latin1');
+  });
+  await new Promise((resolve) => socket.once('connect', resolve));
+  socket.write(request);
+  await new Promise<void>((resolve, reject) => {
+    socket.on('data', () => {
+      if (answer.includes('\r\n\r\n')) resolve();
+    });
+    socket.once('close', () => reject(new Error(`closed after ${JSON.stringify(answer)}`)));
+  });
+  socket.destroy();
+  return answer.slice(0, answer.indexOf('\r\n\r\n')).toLowerCase();
+}
+
+describe('Content-Length of answers without a body (RFC 9110 8.6)', () => {
+  const source = `export async function handler(event) {
+  const { rawPath } = JSON.parse(event.toString('utf8'));
+  if (rawPath === '/empty') return { statusCode: 204, headers: {}, body: '' };
+  if (rawPath === '/none') return { statusCode: 200, headers: {}, body: '' };
+  if (rawPath === '/binary') return { statusCode: 200, headers: {}, body: Buffer.from('abc').toString('base64'), isBase64Encoded: true };
+  return { statusCode: 200, headers: { 'content-type': 'text/plain' }, body: 'hello world' };
+}
+`;
+  const length = (head: string) => /\r\ncontent-length: (\d+)/.exec(head)?.[1];
+
+  it('HEAD: no Content-Length rather than 0 (the body the function answered is dropped before it is known)', async () => {
+    const emulator = await serve('h.mjs', source);
+    const get = await fetch(`${emulator.triggerUrl}/doc`);
+    expect(await get.text()).toBe('hello world');
+    for (const path of ['/doc', '/binary', '/none']) {
+      const head = await answerHead(emulator.triggerUrl, `HEAD ${path} HTTP/1.1\r\nHost: a\r\n\r\n`);
+      expect(head).toMatch(/^http\/1\.1 200/);
+      expect(length(head)).toBeUndefined();
+    }
+    // A GET's empty body still says its length.
+    expect(length(await answerHead(emulator.triggerUrl, 'GET /none HTTP/1.1\r\nHost: a\r\n\r\n'))).toBe('0');
+  });
+
+  it('204: no Content-Length, from a function or from the control plane', async () => {
+    const emulator = await serve('h.mjs', source);
+    for (const method of ['GET', 'HEAD']) {
+      const head = await answerHead(emulator.triggerUrl, `${method} /empty HTTP/1.1\r\nHost: a\r\n\r\n`);
+      expect(head).toMatch(/^http\/1\.1 204/);
+      expect(length(head)).toBeUndefined();
+    }
+    const config = `${emulator.controlUrl}/2023-03-30/functions/web/async-invoke-config`;
+    const put = await fetch(config, { method: 'PUT', body: '{"maxAsyncRetryAttempts":1}' });
+    expect(put.status).toBe(200);
+    const { host, pathname } = new URL(config);
+    const head = await answerHead(config, `DELETE ${pathname} HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+    expect(head).toMatch(/^http\/1\.1 204/);
+    expect(length(head)).toBeUndefined();
   });
 });

@@ -1,7 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { startEmulator } from '../src/index.js';
 import { $FC, type CliRun, fixture, redisServer, sdk, startCli, waitFor } from './helpers.js';
 
 // The real @fc-async/sqlite and @fc-async/bullmq behind `--store sqlite:PATH` and `--redis URL`
@@ -49,6 +50,25 @@ function succeeded(cli: CliRun, taskId: string) {
 const redisUrl = async () => (await redisServer((stop) => cleanups.push(stop))).url;
 
 describe('fc-async dev --store sqlite:PATH', () => {
+  it('startEmulator({ cwd }): a relative sqlite:PATH starts at cwd, as --out-dir does', async () => {
+    const cwd = tempDir();
+    // A name of its own, removed after: without the fix it is made in the process's working folder.
+    const folder = basename(cwd);
+    cleanups.push(() => rmSync(folder, { recursive: true, force: true }));
+    const emulator = await startEmulator({
+      cwd,
+      entry: fixture('jobs-app.ts'),
+      name: 'app',
+      store: `sqlite:${folder}/tasks.db`,
+      port: 0,
+      controlPort: 0,
+      output: () => {},
+    });
+    await emulator.close({ timeoutMs: 1000 });
+    expect(readdirSync(join(cwd, folder))).toContain('tasks.db');
+    expect(existsSync(folder)).toBe(false);
+  });
+
   it('keeps accepted tasks in the file: a task accepted before a SIGKILL runs after the restart', async () => {
     const store = `sqlite:${join(tempDir(), 'tasks.db')}`;
     const first = await dev(['--store', store]);

@@ -40,7 +40,11 @@ export function toApiError(error: unknown, log: EmulatorLog): ApiError {
 /** A JSON answer (or none, for 204) with `x-fc-request-id`. */
 export function sendApi(res: ServerResponse, requestId: string, status: number, body?: unknown): void {
   if (body === undefined) {
-    res.writeHead(status, { 'x-fc-request-id': requestId, 'content-length': '0' });
+    // A 204 carries no Content-Length (RFC 9110 15.3.5).
+    res.writeHead(
+      status,
+      status === 204 ? { 'x-fc-request-id': requestId } : { 'x-fc-request-id': requestId, 'content-length': '0' },
+    );
     res.end();
     return;
   }

@@ -122,7 +122,11 @@ export function createControlServer(opts: ControlPlaneOptions): { server: Server
   const assets = loadAssets();
   const hub = new EventHub(opts.registry, opts.maxEventStreams);
   // requireHostHeader: false: a request without Host gets authorizeHead()'s JSON error, not Node's bare 400.
-  const server = createServer({ requireHostHeader: false }, async function fcControlPlane(req, res) {
+  const server = createServer({ requireHostHeader: false }, fcControlPlane);
+  // `Expect: 100-continue`: the client sends its body only once told to, after the request's
+  // credentials are checked (Node would say "continue" before the handler runs).
+  server.on('checkContinue', fcControlPlane);
+  async function fcControlPlane(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const requestId = newRequestId();
     const url = req.url ?? '/';
     const q = url.indexOf('?');
@@ -133,6 +137,7 @@ export function createControlServer(opts: ControlPlaneOptions): { server: Server
     let body: Buffer | undefined;
     try {
       const signedWith = authorizeHead(req, { path, query, browser: !isApi }, opts.auth);
+      if (/^100-continue$/i.test(req.headers.expect ?? '')) res.writeContinue();
       body = await readBody(req, path.endsWith('/invocations') ? MAX_SYNC_BODY : MAX_API_BODY, undefined, opts.bodies);
       if (signedWith !== undefined) checkSignedBody(req, body, signedWith);
       if (!isApi) return dashboard(req, res, path, requestId, assets, hub, opts);
@@ -140,11 +145,14 @@ export function createControlServer(opts: ControlPlaneOptions): { server: Server
     } catch (error) {
       const e = toApiError(error, opts.log);
       if ((error as { challenge?: boolean }).challenge) res.setHeader('www-authenticate', 'Basic realm="fc-async"');
+      // Refused before its body was read (credentials, a budget): Node would read and drop the
+      // rest, of any size, to keep the connection; closing it stops the upload instead.
+      if (!req.complete && !res.headersSent) res.setHeader('connection', 'close');
       sendApiError(res, requestId, e);
     } finally {
       if (body !== undefined) opts.bodies.release(body);
     }
-  });
+  }
   answerProtocolErrors(server, (code, message) => {
     const requestId = newRequestId();
     return { body: { Code: code, Message: message, RequestId: requestId }, headers: { 'x-fc-request-id': requestId } };
