@@ -30,6 +30,32 @@ function answer(socket: Duplex, status: number, error: ReturnType<ErrorBody>): v
   socket.end(`${head.join('\r\n')}\r\n\r\n${text}`);
 }
 
+type InFlight = (ServerResponse & { req?: { complete?: boolean } }) | null | undefined;
+
+/**
+ * Runs `refuse` once the answers of the requests pipelined before a malformed one, read whole,
+ * have gone (an accepted task's 202 among them): else the client would read the refusal as one of
+ * their answers. Node hands the socket to the next of them as each finishes, so each is waited
+ * for in turn. One whose own body is malformed (a bad chunk) is refused now; if its answer had
+ * begun, the connection is dropped.
+ */
+function afterAnswersInFlight(socket: Duplex, refuse: () => void): void {
+  const inFlight = (socket as Duplex & { _httpMessage?: InFlight })._httpMessage;
+  if (inFlight?.headersSent && !inFlight.req?.complete) {
+    socket.destroy();
+    return;
+  }
+  if (inFlight?.req?.complete && !inFlight.writableFinished) {
+    // The next answer is given the socket after this one's finish listeners ran.
+    inFlight.once('finish', () => setImmediate(afterAnswersInFlight, socket, refuse));
+    inFlight.once('close', () => {
+      if (!inFlight.writableFinished) socket.destroy();
+    });
+    return;
+  }
+  refuse();
+}
+
 /**
  * Answers what Node refuses before a request exists (a malformed request line or header, an
  * invalid `Content-Length`, a bad chunk, headers over the limit, an unknown `Expect`) with a JSON
@@ -48,23 +74,7 @@ export function answerProtocolErrors(server: Server, errorBody: ErrorBody): void
       if (socket.writable) answer(socket, status, errorBody(code, message));
       else socket.destroy();
     };
-    // A request pipelined before the malformed one, read whole, is still being answered (an
-    // accepted task's 202): its answer goes first, or the client would read the refusal as its
-    // answer. One whose own body is malformed (a bad chunk) is answered the refusal now.
-    const inFlight = (socket as Duplex & { _httpMessage?: (ServerResponse & { req?: { complete?: boolean } }) | null })
-      ._httpMessage;
-    if (inFlight?.headersSent && !inFlight.req?.complete) {
-      socket.destroy();
-      return;
-    }
-    if (inFlight?.req?.complete && !inFlight.writableFinished) {
-      inFlight.once('finish', refuse);
-      inFlight.once('close', () => {
-        if (!inFlight.writableFinished) socket.destroy();
-      });
-      return;
-    }
-    refuse();
+    afterAnswersInFlight(socket, refuse);
   });
   server.on('connect', (_req, socket: Duplex) => {
     socket.on('error', () => {});

@@ -8,6 +8,7 @@ import * as $dara from '@darabonba/typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readBody } from '../src/body.js';
 import { type Emulator, startEmulator } from '../src/index.js';
+import { answerProtocolErrors } from '../src/protocol-errors.js';
 import { $FC, sdk, sdkError, startEcho, waitFor } from './helpers.js';
 
 /** Sends raw bytes and resolves with all the server wrote until it closed the connection (at most 10 s). */
@@ -293,6 +294,29 @@ describe('a malformed request pipelined after an accepted one', () => {
       expect(task.status).toBe(200);
     } finally {
       await emulator.close();
+    }
+  });
+});
+
+describe('a malformed request pipelined after two slow ones', () => {
+  it('is refused after both their answers, in order', async () => {
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => setTimeout(() => res.end(`answer ${req.url}`), req.url === '/a' ? 50 : 200));
+    });
+    answerProtocolErrors(server, (code, message) => ({ body: { code, message } }));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const text = await rawExchange(
+        `http://127.0.0.1:${port}`,
+        'GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n',
+      );
+      const statuses = [...text.matchAll(/HTTP\/1\.1 (\d+)/g)].map((m) => m[1]);
+      expect(statuses).toEqual(['200', '200', '400']);
+      expect(text.match(/answer \/\w/g)).toEqual(['answer /a', 'answer /b']);
+    } finally {
+      server.close();
     }
   });
 });

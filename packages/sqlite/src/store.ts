@@ -52,12 +52,15 @@ export class SqliteTaskStore implements TaskStore {
   private readonly schema1 = new WeakSet<TaskRecord>();
   /** The greatest `end_time` this process wrote (see `endColumn`). */
   private lastEnd = 0;
+  /** The furthest a task's `end_time` is raised (see `endColumn`): half the age limit. */
+  private readonly maxRaiseMs: number;
 
   constructor(
     private readonly db: Database.Database,
     options: ResolvedSqliteOptions,
     logger: Logger,
   ) {
+    this.maxRaiseMs = options.retentionMs / 2;
     this.batch = new WriteBatch(db, options.synchronous === 'full', () => this.open.clear());
     this.file = new TaskFile(db, logger, () => this.batch.flush());
     this.statements = {
@@ -215,11 +218,14 @@ export class SqliteTaskStore implements TaskStore {
    * record's `endTime`, never below one this process wrote before it, so that after the wall
    * clock steps back (NTP correcting it) the task that finished last is not the first deleted;
    * ties go by rowid. The record keeps its own `endTime`; a column raised so only keeps its task
-   * longer under `retentionMs`.
+   * longer under `retentionMs`, and by at most half of it: a clock that was far ahead (a machine
+   * resumed with a wrong clock, then corrected) must not keep every later task past the age limit.
    */
   private endColumn(record: TaskRecord): number | null {
-    if (record.endTime === undefined) return null;
-    this.lastEnd = Math.max(this.lastEnd, record.endTime);
+    const end = record.endTime;
+    if (end === undefined) return null;
+    if (this.lastEnd - end > this.maxRaiseMs) return end;
+    this.lastEnd = Math.max(this.lastEnd, end);
     return this.lastEnd;
   }
 

@@ -130,6 +130,22 @@ describe('SqliteTaskStore', () => {
     expect(store.get('last')?.endTime).toBe(now - 3_600_000); // the record keeps the clock's word
   });
 
+  it('retentionMs still deletes a task after one ended with a clock far ahead (more than half retentionMs), then corrected', async () => {
+    const { store } = open({ retentionMs: 3_600_000 });
+    await store.prune();
+    const now = Date.now();
+    // A machine resumed with its clock a day ahead when `ahead` ended, corrected before `old` did.
+    for (const [id, endTime] of [
+      ['ahead', now + 86_400_000],
+      ['old', now - 7_200_000],
+    ] as const) {
+      await store.insert(record(id));
+      await store.transition(id, 'Succeeded', { from: ['Enqueued'], patch: { endTime } });
+    }
+    await store.prune();
+    expect(['ahead', 'old'].filter((id) => store.get(id))).toEqual(['ahead']);
+  });
+
   it('reads and updates the tasks of a file written by schema 1, and upgrades it', async () => {
     const { dir, cleanup } = tempDir();
     cleanups.push(cleanup);
