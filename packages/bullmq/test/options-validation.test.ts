@@ -56,7 +56,7 @@ describe('bullmq() connection URLs', () => {
     ],
     ['redis://h:0', 'with a port from 1 to 65535, got `redis://h:0`'],
     ['redis://:S3CRET-PW@h:70000', 'with a port from 1 to 65535, got `redis***`'],
-    ['redis://h:6380#x', 'without a fragment (`#`), which ioredis does not read, got `redis://h:6380?***`'],
+    ['redis://h:6380#x', 'without a fragment (`#`), which ioredis does not read, got `redis://h:6380#***`'],
   ])('refuses the connection URL %s, masked', (url, problem) => {
     expect(() => bullmq({ connection: url })).toThrow(
       new TypeError(`Expected \`connection\` to be a redis:// or rediss:// URL ${problem}`),

@@ -125,7 +125,8 @@ export function maskUrl(value: string): string {
     const credentials = url.username || url.password ? '***@' : '';
     // `new URL('ftp://x').pathname` is `/`: not added where the value had none.
     const path = url.pathname === '/' && !/^[^/?#]*\//.test(value.slice(value.indexOf('//') + 2)) ? '' : url.pathname;
-    return `${url.protocol}//${credentials}${url.host}${path}${url.search || url.hash ? '?***' : ''}`;
+    // What follows the path, whatever it holds (a token), as the kind it is: `?***`, `#***`.
+    return `${url.protocol}//${credentials}${url.host}${path}${url.search ? '?***' : ''}${url.hash ? '#***' : ''}`;
   }
   const cut = value.search(/[:@?#]/);
   return cut === -1 ? value : `${value.slice(0, cut)}***`;

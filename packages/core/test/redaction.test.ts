@@ -72,7 +72,9 @@ describe('maskUrl', () => {
   it.each([
     ['redis://:hunter2@127.0.0.1:6379/0', 'redis://***@127.0.0.1:6379/0'],
     ['rediss://user:hunter2@cache.local', 'rediss://***@cache.local'],
-    ['https://hooks.example.com/cb?token=hunter2#frag', 'https://hooks.example.com/cb?***'],
+    ['https://hooks.example.com/cb?token=hunter2#frag', 'https://hooks.example.com/cb?***#***'],
+    // A fragment shown as one, so that a message naming it reads right.
+    ['redis://:pw@h:6379/0#hunter2', 'redis://***@h:6379/0#***'],
     ['https://u:p@h/a?x=hunter2@b', 'https://***@h/a?***'],
     ['https://hooks.example.com/cb', 'https://hooks.example.com/cb'],
     ['https://hooks.example.com/', 'https://hooks.example.com/'],
