@@ -273,3 +273,11 @@ expectAssignable<eo.AsyncOptions>({ maxDeliveryBytes: maybe(64 * 1024 * 1024) })
 expectType<Error>(eo.thrownError(Object.create(null)));
 expectType<{ message: string; name: string }>(eo.thrownText(Symbol('odd')));
 expectType<string | undefined>(({} as eo.TaskRecord).lastErrorType);
+
+// Seventeenth session: what a store may add for the task API's reads and for stops it may have missed.
+declare const store17: eo.TaskStore;
+expectType<((taskId: string) => eo.TaskRecord | undefined | Promise<eo.TaskRecord | undefined>) | undefined>(
+  store17.getCommitted,
+);
+expectType<((listener: () => void) => void) | undefined>(store17.onStopsMayBeMissed);
+expectError(store17.onStopsMayBeMissed?.('not a listener'));

@@ -21,12 +21,15 @@ import { asyncEvent, context, memoryLogger, ok, tick } from './helpers.js';
 
 afterEach(() => vi.useRealTimers());
 
-/** The in-memory store and queue, declared persistent: what close() does for SQLite and BullMQ. */
-const durable = (): AsyncBackend => ({
-  name: 'durable-memory',
-  persistent: true,
-  create: ({ concurrency }) => ({ store: new MemoryTaskStore(), queue: new PQueueDriver(concurrency) }),
+/** A backend of `store` and the in-process queue; `persistent` as SQLite and BullMQ declare it. */
+const backendOn = (name: string, store: TaskStore, persistent = false): AsyncBackend => ({
+  name,
+  persistent,
+  create: ({ concurrency }) => ({ store, queue: new PQueueDriver(concurrency) }),
 });
+
+/** The in-memory store and queue, declared persistent: what close() does for SQLite and BullMQ. */
+const durable = (): AsyncBackend => backendOn('durable-memory', new MemoryTaskStore(), true);
 
 async function until(probe: () => Promise<boolean> | boolean): Promise<void> {
   for (let i = 0; i < 2000 && !(await probe()); i++) await tick(2);
@@ -120,11 +123,7 @@ describe('close() of a durable backend while an app ignores its abort', () => {
 
   it('records the cut attempt Retrying with its count unchanged, for the next start', async () => {
     const store = new MemoryTaskStore();
-    const backend: AsyncBackend = {
-      name: 'durable-memory',
-      persistent: true,
-      create: ({ concurrency }) => ({ store, queue: new PQueueDriver(concurrency) }),
-    };
+    const backend = backendOn('durable-memory', store, true);
     const handler = createFcHandler(() => new Promise(() => {}), {
       logger: memoryLogger(),
       env: {},
@@ -140,11 +139,7 @@ describe('close() of a durable backend while an app ignores its abort', () => {
 describe('an attempt its process did not live through', () => {
   it('is logged with its task, request and attempt when the next start finds it, and told as an attempt', async () => {
     const store = new MemoryTaskStore();
-    const backend: AsyncBackend = {
-      name: 'durable-memory',
-      persistent: true,
-      create: ({ concurrency }) => ({ store, queue: new PQueueDriver(concurrency) }),
-    };
+    const backend = backendOn('durable-memory', store, true);
     const options = { mode: 'local' as const, timeoutSeconds: 600, maxAsyncRetryAttempts: 1, backend };
     // The first process runs the task and dies with it (never closed).
     const crashed = createFcHandler(() => new Promise(() => {}), { logger: memoryLogger(), env: {}, async: options });
@@ -178,11 +173,7 @@ describe('a store away while tasks run', () => {
         return super.transition(...args);
       }
     }
-    const backend: AsyncBackend = {
-      name: 'away',
-      persistent: false,
-      create: ({ concurrency }) => ({ store: new Away(), queue: new PQueueDriver(concurrency) }),
-    };
+    const backend = backendOn('away', new Away());
     const logger = memoryLogger();
     const handler = createFcHandler(ok, { logger, env: {}, async: { mode: 'local', backend } });
     for (let i = 0; i < 5; i++) await handler(asyncEvent({ taskId: `t${i}` }), context);
@@ -209,11 +200,7 @@ describe("the task API's read", () => {
         return super.get(taskId);
       }
     }
-    const backend: AsyncBackend = {
-      name: 'grouping',
-      persistent: false,
-      create: ({ concurrency }) => ({ store: new Grouping(), queue: new PQueueDriver(concurrency) }),
-    };
+    const backend = backendOn('grouping', new Grouping());
     const handler = createFcHandler(ok, { logger: memoryLogger(), env: {}, async: { mode: 'local', backend } });
     await handler(asyncEvent({ taskId: 'read_me' }), context);
     await handler.drain();
@@ -231,11 +218,7 @@ describe('a task whose record is gone before it ran', () => {
         return true;
       }
     }
-    const backend: AsyncBackend = {
-      name: 'forgetful',
-      persistent: false,
-      create: ({ concurrency }) => ({ store: new Forgetful(), queue: new PQueueDriver(concurrency) }),
-    };
+    const backend = backendOn('forgetful', new Forgetful());
     const logger = memoryLogger();
     const handler = createFcHandler(ok, { logger, env: {}, async: { mode: 'local', backend } });
     expect((await handler(asyncEvent({ taskId: 'vanished' }), context)).statusCode).toBe(202);
@@ -259,11 +242,7 @@ describe('a stop while the channel that tells other instances is down', () => {
 
   it('answers Stopping for a task running here, asked once or twice, and logs what it could not tell', async () => {
     const store = new ChannelDown();
-    const backend: AsyncBackend = {
-      name: 'distributed-memory',
-      persistent: true,
-      create: ({ concurrency }) => ({ store, queue: new PQueueDriver(concurrency) }),
-    };
+    const backend = backendOn('distributed-memory', store, true);
     const logger = memoryLogger();
     // An app slow to honour its abort: the task stays Stopping meanwhile.
     const handler = createFcHandler(() => new Promise(() => {}), {
@@ -296,11 +275,7 @@ describe('close() of a durable backend while a job is still reading its task', (
       list: (query) => memoryStore.list(query),
       unfinished: () => memoryStore.unfinished(),
     };
-    const backend: AsyncBackend = {
-      name: 'durable-slow',
-      persistent: true,
-      create: ({ concurrency }) => ({ store, queue: new PQueueDriver(concurrency) }),
-    };
+    const backend = backendOn('durable-slow', store, true);
     const failures: unknown[] = [];
     let ran = 0;
     const handler = createFcHandler(
