@@ -3,6 +3,7 @@ import { LazyAbort } from '../lazy-abort.js';
 import { type Logger, silentLogger } from '../logger.js';
 import { onAbort } from '../on-abort.js';
 import { type DeliverOptions, resolveSettings, type Settings } from './deliver-options.js';
+import { copyRecord } from './record.js';
 import { type Destination, type DestinationContext, DestinationError, isDestinationError } from './types.js';
 
 export type { DeliverOptions } from './deliver-options.js';
@@ -244,7 +245,8 @@ function attempt(destination: Destination, record: DestinationRecord, n: number,
     };
     let result: unknown;
     try {
-      result = destination(record, context);
+      // Its own copy: what one destination does to its record never reaches another call.
+      result = destination(copyRecord(record), context);
     } catch (error) {
       settle(reject, error);
       return;
@@ -285,7 +287,8 @@ function errorInfo(error: unknown): { code: string; message: string; retryable: 
   } else if (error instanceof Error) {
     const c = (error as { code?: unknown }).code;
     code = typeof c === 'string' && c ? c : error.name || 'Error';
-    message = error.message;
+    // Node's system errors start their message with their code (`ENOENT: no such file...`): once is enough.
+    message = error.message.startsWith(`${code}: `) ? error.message.slice(code.length + 2) : error.message;
   } else {
     message = `non-error thrown: ${typeof error === 'string' ? error : typeof error}`;
   }

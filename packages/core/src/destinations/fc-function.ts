@@ -3,6 +3,7 @@ import type { DestinationRecord } from '../fc-types.js';
 import { maskUrl } from '../logger.js';
 import { loadSdk, newClient, type Sdk } from './fc-sdk.js';
 import { parseFunctionTarget } from './fc-target.js';
+import { recordJson } from './record.js';
 import { settledWithin } from './timeout.js';
 import { type Destination, DestinationError, isRetryableStatus } from './types.js';
 import { describe, objectOption, retriesOption, stringOption, timeoutOption } from './validate.js';
@@ -107,6 +108,7 @@ export function fcFunctionDestination(
   let ready: Promise<{ sdk: Sdk; client: FcInvokeClient }> | undefined;
 
   async function fcFunctionDestination(record: DestinationRecord): Promise<void> {
+    const body = Buffer.from(recordJson(record), 'utf8');
     if (!ready) {
       const loading = loadSdk().then((sdk) => ({ sdk, client: prebuilt ?? newClient(sdk, config!) }));
       ready = loading;
@@ -116,7 +118,7 @@ export function fcFunctionDestination(
     }
     const { sdk, client: fc } = await ready;
     const request = new sdk.InvokeFunctionRequest({
-      body: Readable.from([Buffer.from(JSON.stringify(record), 'utf8')]),
+      body: Readable.from([body]),
       ...(qualifier === undefined ? {} : { qualifier }),
     });
     const headers = new sdk.InvokeFunctionHeaders({ xFcInvocationType: 'Async' });

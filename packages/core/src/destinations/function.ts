@@ -27,6 +27,9 @@ export interface FunctionDestinationOptions {
  * A destination that calls `fn(record, context)` in-process. Throwing or rejecting is a failed
  * delivery: a plain `Error` is retried, a {@link DestinationError} with `retryable: false` is not.
  * `context.signal` aborts when the call times out; `fn` may pass it on to what it awaits.
+ * Each call gets its own copy of the record ({@link deliverRecord} makes it): `fn` may change it
+ * (parse `responsePayload` in place, drop a field) without changing what other destinations, or
+ * its own retries, get.
  *
  * @example
  * ```ts

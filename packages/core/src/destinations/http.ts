@@ -1,5 +1,6 @@
 import type { DestinationRecord } from '../fc-types.js';
 import { maskUrl } from '../logger.js';
+import { recordJson } from './record.js';
 import { SIGNATURE_HEADER, secretList, signDestinationPayload } from './signature.js';
 import { type Destination, type DestinationContext, DestinationError, isRetryableStatus } from './types.js';
 import { describe, objectOption, retriesOption, timeoutOption } from './validate.js';
@@ -59,7 +60,7 @@ export function httpDestination(url: string | URL, options?: HttpDestinationOpti
   const origin = target.origin;
 
   async function httpDestination(record: DestinationRecord, context?: DestinationContext): Promise<void> {
-    const body = JSON.stringify(record);
+    const body = recordJson(record);
     const headers = new Headers(extra);
     headers.set('content-type', 'application/json');
     if (secrets) headers.set(SIGNATURE_HEADER, signDestinationPayload(body, secrets));

@@ -1,8 +1,9 @@
 import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { DestinationRecord } from '../fc-types.js';
 import { makeFolderSync } from '../folders.js';
+import { recordJson } from './record.js';
 import type { Destination } from './types.js';
 import { objectOption, retriesOption, stringOption } from './validate.js';
 
@@ -28,8 +29,10 @@ const queues = new Map<string, Promise<void>>();
 
 /**
  * A destination that appends each record as one JSON line to a file, creating its folder when
- * missing. Appends to one path are serialised within the process, and each line is a single
- * write to a file opened in append mode (`O_APPEND`), so concurrent records never interleave.
+ * missing (again if it is removed later). Appends to one path are serialised within the process,
+ * and each line is a single write to a file opened in append mode (`O_APPEND`), so concurrent
+ * records never interleave. When the file ends mid-line (an append cut short by a full disk or a
+ * crash), the record starts on a new line: the fragment stays, unreadable, and the record is whole.
  * A file it creates is readable by its owner only (mode `0600`): records hold request bodies.
  * Handy for local development and audits.
  *
@@ -45,18 +48,9 @@ export function jsonlDestination(path: string, options?: JsonlDestinationOptions
     'retries',
     objectOption('options', options, 'jsonlDestination()', ['retries']).retries,
   );
-  let folderReady: Promise<unknown> | undefined;
 
   async function jsonlDestination(record: DestinationRecord): Promise<void> {
-    const line = Buffer.from(`${oneLine(JSON.stringify(record))}\n`, 'utf8');
-    // Once per destination (again after a failure): a few stat and mkdir calls.
-    folderReady ??= Promise.resolve()
-      .then(() => makeFolderSync(dirname(file)))
-      .catch((error: unknown) => {
-        folderReady = undefined; // try again on the next record
-        throw error;
-      });
-    await folderReady;
+    const line = Buffer.from(`${oneLine(recordJson(record))}\n`, 'utf8');
     await enqueue(file, () => appendLine(file, line));
   }
   return Object.assign(jsonlDestination, { maxRetries, label: `jsonl:${file}` });
@@ -91,16 +85,58 @@ function enqueue(key: string, task: () => Promise<void>): Promise<void> {
  */
 const APPEND = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NONBLOCK;
 
+const NEWLINE = Buffer.from('\n');
+
 async function appendLine(file: string, line: Buffer): Promise<void> {
-  // A new file is its owner's only (0600): records hold request bodies.
-  const handle = await open(file, APPEND, 0o600);
+  const handle = await openToAppend(file);
   try {
+    // One write per record, the newline that ends a torn line included, so O_APPEND keeps it whole.
+    const data = (await endsMidLine(file, handle)) ? Buffer.concat([NEWLINE, line]) : line;
     let offset = 0;
-    while (offset < line.length) {
-      const { bytesWritten } = await handle.write(line, offset, line.length - offset);
+    while (offset < data.length) {
+      const { bytesWritten } = await handle.write(data, offset, data.length - offset);
       offset += bytesWritten;
     }
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * Opens `file` to append, making its folder when it is missing: on the first record, and again
+ * when it was removed since (a cleared `.fc-async/`, a tmp cleaner).
+ */
+async function openToAppend(file: string): Promise<FileHandle> {
+  try {
+    // A new file is its owner's only (0600): records hold request bodies.
+    return await open(file, APPEND, 0o600);
+  } catch (error) {
+    if ((error as { code?: unknown } | null)?.code !== 'ENOENT') throw error;
+    makeFolderSync(dirname(file));
+    return await open(file, APPEND, 0o600);
+  }
+}
+
+/**
+ * Whether a regular file's last byte is not a newline: an append cut short (a full disk, a file
+ * size limit, a crash) left part of a line, and the next record would be glued to it. That record
+ * then starts with a newline; the fragment stays, as truncating it could cut a line another
+ * process appended since. A file this process cannot read is appended to as it is.
+ */
+async function endsMidLine(file: string, handle: FileHandle): Promise<boolean> {
+  const stats = await handle.stat();
+  if (!stats.isFile() || stats.size === 0) return false;
+  let reader: FileHandle;
+  try {
+    reader = await open(file, 'r');
+  } catch {
+    return false;
+  }
+  try {
+    const last = Buffer.alloc(1);
+    const { bytesRead } = await reader.read(last, 0, 1, stats.size - 1);
+    return bytesRead === 1 && last[0] !== NEWLINE[0];
+  } finally {
+    await reader.close();
   }
 }

@@ -21,8 +21,9 @@ export interface DestinationContext {
 }
 
 /**
- * A destination: receives the record; throwing or rejecting means delivery failed. A plain
- * `Error` counts as retryable; a {@link DestinationError} says whether it is. The helpers in this
+ * A destination: receives the record (its own copy, which it may change); throwing or rejecting
+ * means delivery failed. A plain `Error` counts as retryable; a {@link DestinationError} says
+ * whether it is. The helpers in this
  * folder return destinations that also carry `maxRetries` (how often {@link deliverRecord}
  * retries them) and `label` (how logs name them, without secrets).
  *
@@ -48,7 +49,8 @@ export type Destination = ((record: DestinationRecord, context?: DestinationCont
  * a header value or a secret.
  *
  * Codes: `DestinationHttpError`, `DestinationNetworkError`, `DestinationTimeout`,
- * `DestinationAborted`, `DestinationInvokeError`, `DestinationSdkMissing`, `DestinationInvalid`.
+ * `DestinationAborted`, `DestinationInvokeError`, `DestinationSdkMissing`, `DestinationInvalid` (not
+ * a destination, or a record JSON cannot hold: a `BigInt`, a cycle; never retried).
  *
  * @example
  * ```ts

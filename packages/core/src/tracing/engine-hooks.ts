@@ -15,6 +15,7 @@ import { NO_ACCOUNT, NO_REGION } from '../async/arn.js';
 import type { TaskRecord } from '../async/backend.js';
 import type { AttemptOutcome, EngineHooks } from '../async/engine.js';
 import type { Destination } from '../destinations/types.js';
+import { onAbort } from '../on-abort.js';
 import { httpAttributes } from './attributes.js';
 import { asException, errorType } from './invocation-span.js';
 import type { TracingRequestInfo } from './options.js';
@@ -204,13 +205,30 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
         return destination(record, ctx);
       }
       const { span } = started;
+      // A call cut short (attempt timeout, close(), platform mode's bound) may never settle: its
+      // span ends when its signal aborts, with the reason; a late settle leaves it as it is.
+      let ended = false;
+      const end = (failure?: { error: unknown }) => {
+        if (ended) return;
+        ended = true;
+        try {
+          if (failure) failed(span, errorType(failure.error), asException(failure.error));
+        } catch (fault) {
+          core.sdkFault('destination span status', fault);
+        }
+        core.endSpan(span);
+      };
+      const signal = ctx?.signal;
+      const forget = signal ? onAbort(signal, () => end({ error: signal.reason })) : undefined;
       try {
-        return await context.with(started.context, () => destination(record, ctx));
+        const result = await context.with(started.context, () => destination(record, ctx));
+        end();
+        return result;
       } catch (error) {
-        failed(span, errorType(error), asException(error));
+        end({ error });
         throw error;
       } finally {
-        core.endSpan(span);
+        forget?.();
       }
     };
     // deliverRecord names a destination by its label, else by its function name: keep both.
