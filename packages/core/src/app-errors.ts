@@ -1,3 +1,4 @@
+import { isError } from './errors.js';
 import type { Invocation } from './invocation.js';
 import type { Logger } from './logger.js';
 
@@ -15,13 +16,20 @@ import type { Logger } from './logger.js';
 export function isInvocationAbort(error: unknown, invocation: Invocation | undefined): boolean {
   const signal = invocation?.signal;
   if (!signal?.aborted || error === undefined || error === null) return false;
-  return error === signal.reason || (error as { cause?: unknown }).cause === signal.reason;
+  if (error === signal.reason) return true;
+  try {
+    return (error as { cause?: unknown }).cause === signal.reason;
+  } catch {
+    // A `cause` getter that throws, a revoked Proxy: not the abort.
+    return false;
+  }
 }
 
 /**
  * What was thrown, as an `Error` to record and log, never throwing itself: an `Error` as it is; an
  * object with a string `message` (`{ status: 409, message: 'order already paid' }`) that message;
- * anything else its text (`Object.create(null)`, whose `String()` throws, and a `Symbol` included).
+ * anything else its text (`Object.create(null)`, whose `String()` throws, and a `Symbol` included;
+ * a revoked `Proxy`, which has none, says so).
  *
  * @example
  * ```ts
@@ -30,15 +38,24 @@ export function isInvocationAbort(error: unknown, invocation: Invocation | undef
  * ```
  */
 export function thrownError(value: unknown): Error {
-  if (value instanceof Error) return value;
+  if (isError(value)) return value;
   let message: string;
   try {
     const own = value !== null && typeof value === 'object' ? (value as { message?: unknown }).message : undefined;
     message = typeof own === 'string' ? own : String(value);
   } catch {
-    message = Object.prototype.toString.call(value);
+    message = unreadableText(value);
   }
   return new Error(message);
+}
+
+/** `[object Object]` and the like for a value whose text throws; a revoked Proxy throws even for that. */
+function unreadableText(value: unknown): string {
+  try {
+    return Object.prototype.toString.call(value);
+  } catch {
+    return 'A thrown value that could not be read';
+  }
 }
 
 /**

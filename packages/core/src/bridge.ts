@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { IncomingMessage, ServerResponse } from 'node:http';
+import { inspect } from 'node:util';
 import type { FcRequest } from './request.js';
 import type { BridgeResponse, ResponseBody } from './response.js';
 
@@ -36,6 +37,10 @@ class BridgeSocket {
    * read here, on an object of one shape, rather than on responses whose prototype Express swaps.
    */
   headWritten = false;
+  /** The status the head was written with: what is sent, whatever `res.statusCode` says later (as Node). */
+  statusCode = 200;
+  /** The response on this socket: told of a destroy, as Node's server tells it of its socket's close. */
+  res: BridgeServerResponse | undefined = undefined;
   /** The response body as written, in order. */
   readonly chunks: (string | Uint8Array)[] = [];
 
@@ -109,8 +114,11 @@ class BridgeSocket {
   destroy(error?: Error) {
     if (this.destroyed) return this;
     this.destroyed = true;
+    this.readable = false;
     this.writable = false;
     this.fail(error ?? new Error('The response was destroyed before it ended'));
+    // An ended response closes in `emitFinish`; any other closes now, as a real connection's would.
+    if (this.res && !this.res.finished) process.nextTick(closeDestroyed, this, this.res, error !== undefined);
     return this;
   }
   destroySoon() {
@@ -163,6 +171,7 @@ export function runNodeHandler(
     if (store) (res as unknown as Record<symbol, unknown>)[store] = Object.create(HEADER_STORE_PROTO);
     (res as { socket: unknown }).socket = socket;
     res[kState] = socket;
+    socket.res = res;
     res.writeHead = writeHead as never;
     res.write = write as never;
     res.end = end as never;
@@ -212,11 +221,7 @@ function writeHead(this: BridgeServerResponse, statusCode: number, reason?: unkn
   this.statusCode = code;
   const fields = typeof reason === 'string' ? headers : reason;
   if (Array.isArray(fields)) {
-    if (Array.isArray(fields[0])) {
-      for (const [name, value] of fields as [string, string][]) this.appendHeader(name, value);
-    } else {
-      for (let i = 0; i + 1 < fields.length; i += 2) this.appendHeader(fields[i], fields[i + 1]);
-    }
+    setHeaderList(this, fields);
   } else if (fields && typeof fields === 'object') {
     const record = fields as Record<string, string | string[] | number | undefined>;
     for (const name in record) {
@@ -224,9 +229,35 @@ function writeHead(this: BridgeServerResponse, statusCode: number, reason?: unkn
       if (value !== undefined) this.setHeader(name, value);
     }
   }
+  collector.statusCode = code;
   collector.headWritten = true;
   this._header = true;
   return this;
+}
+
+/**
+ * `writeHead`'s headers as an array, as Node takes them: `[name, value]` pairs, or a flat list
+ * `[name, value, name, value]` (of even length, else `ERR_INVALID_ARG_VALUE`). A name given
+ * replaces what `setHeader` set before; a name given twice is sent twice.
+ */
+function setHeaderList(res: ServerResponse, fields: unknown[]): void {
+  const pairs = Array.isArray(fields[0]);
+  if (!pairs && fields.length % 2 !== 0) {
+    throw Object.assign(new TypeError(`The argument 'headers' is invalid. Received ${inspect(fields)}`), {
+      code: 'ERR_INVALID_ARG_VALUE',
+    });
+  }
+  const step = pairs ? 1 : 2;
+  const nameAt = (i: number) => (pairs ? (fields[i] as unknown[])[0] : fields[i]) as string;
+  const valueAt = (i: number) => (pairs ? (fields[i] as unknown[])[1] : fields[i + 1]) as string;
+  for (let i = 0; i < fields.length; i += step) {
+    const name = nameAt(i);
+    if (name) res.removeHeader(name);
+  }
+  for (let i = 0; i < fields.length; i += step) {
+    const name = nameAt(i);
+    if (name) res.appendHeader(name, valueAt(i));
+  }
 }
 
 function pushChunk(collector: BridgeSocket, chunk: unknown, encoding: unknown): void {
@@ -254,17 +285,31 @@ function write(this: BridgeServerResponse, chunk: unknown, encoding?: unknown, c
   const collector = this[kState];
   const callback = typeof encoding === 'function' ? encoding : cb;
   if (collector.ended) {
-    const error = Object.assign(new Error('write after end'), { code: 'ERR_STREAM_WRITE_AFTER_END' });
-    process.nextTick(() => {
-      if (typeof callback === 'function') callback(error);
-      this.emit('error', error);
-    });
+    refuseWrite(this, collector, callback);
     return false;
   }
   if (!collector.headWritten) this.writeHead(this.statusCode);
   pushChunk(collector, chunk, typeof encoding === 'function' ? undefined : encoding);
   if (typeof callback === 'function') process.nextTick(callback as () => void);
   return true;
+}
+
+/**
+ * A write after the response ended, refused as Node refuses it: the callback gets the error, and
+ * the response emits it only when the app itself ended it and it is not destroyed. A destroyed
+ * response (`res.destroy()`, `req.socket.destroy()` as Express's finalhandler does), or one the
+ * bridge gave up when the app failed, emits nothing: an `error` nobody listens to would end the
+ * process, for a chunk of a stream still running that nobody can receive anyway.
+ */
+function refuseWrite(res: BridgeServerResponse, collector: BridgeSocket, callback: unknown): void {
+  const error = res.finished
+    ? Object.assign(new Error('write after end'), { code: 'ERR_STREAM_WRITE_AFTER_END' })
+    : Object.assign(new Error('Cannot call write after a stream was destroyed'), { code: 'ERR_STREAM_DESTROYED' });
+  const emit = res.finished && !res.destroyed && !collector.destroyed;
+  process.nextTick(() => {
+    if (typeof callback === 'function') callback(error);
+    if (emit) res.emit('error', error);
+  });
 }
 
 function end(this: BridgeServerResponse, chunk?: unknown, encoding?: unknown, cb?: unknown) {
@@ -288,7 +333,7 @@ function end(this: BridgeServerResponse, chunk?: unknown, encoding?: unknown, cb
   pushChunk(collector, data, enc);
   collector.ended = true;
   this.finished = true;
-  const statusCode = this.statusCode;
+  const statusCode = collector.statusCode;
   const response = { statusCode, headers: collectHeaders(this), body: joinChunks(collector.chunks) };
   process.nextTick(emitFinish, this, callback, collector, response);
   return this;
@@ -370,9 +415,35 @@ function emitFinish(
     emit.call(res, 'finish');
     if (typeof callback === 'function') callback();
     emit.call(res, 'close');
+    dumpUnread(res.req);
   } finally {
     collector.resolve(response);
   }
+}
+
+/**
+ * Node's server reads away a request body nobody read once the response ended, so that the
+ * request ends and closes (`on-finished(req)`, `stream.finished(req)`, `req.on('close', cleanup)`).
+ * Here only when something listens for that: for the rest (most GETs) it is ticks of work nobody
+ * sees. A body the app started reading is left to it, as Node leaves it.
+ */
+function dumpUnread(req: IncomingMessage): void {
+  if (req.listenerCount('end') === 0 && req.listenerCount('close') === 0) return;
+  if (req.readableEnded || req.destroyed || req.readableDidRead || req.readableFlowing) return;
+  req.removeAllListeners('data');
+  req.resume();
+}
+
+/**
+ * What Node's server does when a response's connection closes before the response ended: the
+ * socket and the response emit `close`, and the request is destroyed (so it emits `aborted` when
+ * its body was not read, `error` ECONNRESET only to its listeners, then `close`).
+ */
+function closeDestroyed(socket: BridgeSocket, res: BridgeServerResponse, hadError: boolean): void {
+  EventEmitter.prototype.emit.call(socket, 'close', hadError);
+  res.destroyed = true;
+  res.emit('close');
+  res.req.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
 }
 
 function flushHeaders(this: BridgeServerResponse): void {

@@ -43,7 +43,9 @@ export class FcAsyncError extends Error {
 }
 
 /**
- * True when `value` is an {@link FcAsyncError}, also across package copies.
+ * True when `value` is an {@link FcAsyncError}, also across package copies. Never throws: what an
+ * app throws may be a revoked `Proxy` or an error whose `name` getter throws, and is then no
+ * fc-async error.
  *
  * @example
  * ```ts
@@ -52,10 +54,26 @@ export class FcAsyncError extends Error {
  * ```
  */
 export function isFcAsyncError(value: unknown): value is FcAsyncError {
-  return (
-    value instanceof FcAsyncError ||
-    (value instanceof Error && value.name === 'FcAsyncError' && typeof (value as FcAsyncError).code === 'string')
-  );
+  try {
+    return (
+      value instanceof FcAsyncError ||
+      (value instanceof Error && value.name === 'FcAsyncError' && typeof (value as FcAsyncError).code === 'string')
+    );
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `value instanceof Error` that never throws (it does for a revoked `Proxy`, whose prototype
+ * cannot be read): such a value is no `Error`.
+ */
+export function isError(value: unknown): value is Error {
+  try {
+    return value instanceof Error;
+  } catch {
+    return false;
+  }
 }
 
 /**

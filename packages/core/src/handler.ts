@@ -1,7 +1,7 @@
-import { AsyncEngine, type CloseOptions, type Destinations, type TaskApi } from './async/engine.js';
+import { AsyncEngine, type CloseOptions, closeTimeoutMs, type Destinations, type TaskApi } from './async/engine.js';
 import { type AsyncOptions, resolveAsyncOptions, resolveMode } from './async/options.js';
 import { createRedactor } from './async/payload.js';
-import { isPlatformFailure, PlatformAsync } from './async/platform.js';
+import { isPlatformFailure, markPlatformFailure, PlatformAsync } from './async/platform.js';
 import { currentStartHold } from './async/start-hold.js';
 import { type NodeHandler, runNodeHandler } from './bridge.js';
 import { CLOSING, flushBursts, noteBurst, THROTTLED, unavailableBurst } from './bursts.js';
@@ -11,10 +11,18 @@ import { isFc2Call, readFc2Request, writeFc2Response } from './fc2.js';
 import { parseFcEvent, toFcHttpResult } from './fc3.js';
 import { checkHandlerOptions } from './handler-options.js';
 import { newRequestId } from './ids.js';
-import { buildInvocation, type Detector, detectLowerCased, type Invocation, setInvocation } from './invocation.js';
+import {
+  asksForAsync,
+  buildInvocation,
+  type Detector,
+  detectLowerCased,
+  type Invocation,
+  setInvocation,
+} from './invocation.js';
 import { createConsoleLogger, type Logger } from './logger.js';
 import type { FcRequest } from './request.js';
 import { type BridgeResponse, createBodyClassifier, DEFAULT_TEXT_CONTENT_TYPES } from './response.js';
+import { within } from './runtime/hooks.js';
 import type { InvocationSpan } from './tracing/invocation-span.js';
 import type { TracingOptions } from './tracing/options.js';
 import { type RouteOf, runWithRoute } from './tracing/route.js';
@@ -213,7 +221,10 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
     let stop: AbortController | undefined;
     try {
       const headers = request.headers;
-      if (headers['x-fc-request-id'] === undefined) headers['x-fc-request-id'] = requestId ?? newRequestId();
+      // FC's context.requestId names the invocation: a caller's X-Fc-Request-Id would name the task
+      // without the task id rule, or two tasks alike.
+      if (typeof context?.requestId === 'string' && context.requestId) headers['x-fc-request-id'] = context.requestId;
+      else if (headers['x-fc-request-id'] === undefined) headers['x-fc-request-id'] = requestId ?? newRequestId();
       // Built-in runtimes give FC's retry count on the context, not in the event's headers.
       if (context?.retryCount !== undefined) fillRetryCount(headers, context.retryCount);
       const detection = detect(headers, env);
@@ -235,7 +246,10 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
               : upstreamAttempts().run(request, invocation, span?.context);
     } catch (error) {
       span?.recordError(error);
-      return Promise.resolve(errorResponse(error, logger, requestId));
+      const refused = errorResponse(error, logger, requestId);
+      // An async call FC (or a queue in front) already accepted: a refusal is a failure it counts.
+      const accepted = (platform || context?.retryCount !== undefined) && asksForAsync(request.headers);
+      return Promise.resolve(accepted ? markPlatformFailure(refused) : refused);
     }
     if (deadline) return withinDeadline(result, deadline, requestId, span, stop);
     return result.then(undefined, (error: unknown) => {
@@ -383,8 +397,17 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
     engine,
     logger,
     drain: () => withUpstream(engine?.drain() ?? platform?.drain()),
-    close: (closeOptions?: { timeoutMs?: number | undefined }) =>
-      withUpstream(engine?.close(closeOptions) ?? platform?.drain()).finally(() => flushBursts(logger)),
+    close: (closeOptions?: CloseOptions) => {
+      // Platform mode: FC's invocations still running get `timeoutMs` to end (their answers come
+      // when they do); the options are checked as in local mode.
+      let work: Promise<unknown> | undefined;
+      try {
+        work = engine?.close(closeOptions) ?? (platform && within(platform.drain(), closeTimeoutMs(closeOptions)));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      return withUpstream(work?.then(() => undefined)).finally(() => flushBursts(logger));
+    },
   }) as unknown as FcHandler;
 }
 

@@ -78,6 +78,12 @@ export interface Invocation extends Detection {
   versionId?: string | undefined;
   /** Memory of the function instance, MB, when FC says. */
   memoryMB?: number | undefined;
+  /**
+   * The function's timeout, seconds, when FC says (`context.function.timeout` on a built-in
+   * runtime, `x-fc-function-timeout` on a custom one): FC ends the invocation that long after it
+   * started.
+   */
+  timeoutSeconds?: number | undefined;
   instanceId?: string | undefined;
   /**
    * Fires when the invocation is stopped or times out: async attempts in local mode (a stop,
@@ -131,11 +137,13 @@ function header(headers: HeaderBag, name: string): string | undefined {
  * ```
  */
 export function detectInvocation(headers: HeaderBag, _env: Record<string, string | undefined> = {}): Detection {
+  const taskId = header(headers, 'x-fc-async-task-id');
   return decide(
     header(headers, 'x-fc-request-id'),
     header(headers, 'x-fc-invocation-type'),
-    header(headers, 'x-fc-async-task-id') ?? header(headers, 'x-fc-stateful-async-invocation-id'),
+    taskId ?? header(headers, 'x-fc-stateful-async-invocation-id'),
     header(headers, 'x-fc-retry-count'),
+    taskId === undefined,
   );
 }
 
@@ -145,11 +153,13 @@ export function detectInvocation(headers: HeaderBag, _env: Record<string, string
  * Each header is read at a site of its own, which V8 keeps fast.
  */
 export function detectLowerCased(headers: HeaderBag, _env?: Record<string, string | undefined>): Detection {
+  const taskId = first(headers['x-fc-async-task-id']);
   return decide(
     first(headers['x-fc-request-id']),
     first(headers['x-fc-invocation-type']),
-    first(headers['x-fc-async-task-id']) ?? first(headers['x-fc-stateful-async-invocation-id']),
+    taskId ?? first(headers['x-fc-stateful-async-invocation-id']),
     first(headers['x-fc-retry-count']),
+    taskId === undefined,
   );
 }
 
@@ -163,6 +173,8 @@ function decide(
   rawType: string | undefined,
   taskId: string | undefined,
   retry: string | undefined,
+  /** The task id came in FC 2.0's `x-fc-stateful-async-invocation-id`: a refusal names that header. */
+  fc2TaskId: boolean,
 ): Detection {
   const requestId = requestIdHeader || newRequestId();
   const attempt = retry === undefined ? 0 : Number.parseInt(retry, 10);
@@ -183,7 +195,9 @@ function decide(
     // A task id FC made is the request id ("1-…"), outside the rule for ids a caller chooses: a
     // function FC runs (or the emulator, or fc-async's own replay) may carry one. Callers' ids
     // are held to the rule where a task is accepted (see AsyncEngine.accept).
-    if (!isValidTaskId(taskId) && !isFcRequestId(taskId)) throw badRequest('InvalidArgument', taskIdRule(taskId));
+    if (!isValidTaskId(taskId) && !isFcRequestId(taskId)) {
+      throw badRequest('InvalidArgument', taskIdRule(taskId, fc2TaskId ? FC2_TASK_ID : TASK_ID_HEADER));
+    }
     if (type !== 'Sync') return { type: 'Async', requestId, taskId, attempt, source: 'task-id' };
   }
   if (type === 'Async') return { type, requestId, taskId, attempt, source: 'invocation-type' };
@@ -191,9 +205,37 @@ function decide(
   return { type: 'Sync', requestId, taskId, attempt, source: type === 'Sync' ? 'invocation-type' : 'default' };
 }
 
-/** FC's rule, and what was sent: a header given twice reads `job_1, job_1`, which the rule alone left unexplained. */
-const taskIdRule = (taskId: string) =>
-  `X-Fc-Async-Task-Id must match ^[A-Za-z_][A-Za-z0-9_-]*$ and be at most 128 characters, got "${clip(taskId)}"`;
+const TASK_ID_HEADER = 'X-Fc-Async-Task-Id';
+const FC2_TASK_ID = 'X-Fc-Stateful-Async-Invocation-Id';
+
+/**
+ * FC's rule, the header that broke it and what was sent: a header given twice reads
+ * `job_1, job_1`, which the rule alone left unexplained.
+ */
+const taskIdRule = (taskId: string, name = TASK_ID_HEADER) =>
+  `${name} must match ^[A-Za-z_][A-Za-z0-9_-]*$ and be at most 128 characters, got "${clip(taskId)}"`;
+
+/**
+ * Whether `headers` ask for an async invocation, read without refusing any of them: an
+ * `x-fc-invocation-type` of Async, else (unless it says Sync) a task id header, or a retry count
+ * above 0. For a call detection refused (a task id breaking FC's rule, a retry count that is not
+ * a whole number), whether FC may already have accepted it as an async one.
+ *
+ * @example
+ * ```ts
+ * asksForAsync({ 'x-fc-invocation-type': 'Async', 'x-fc-retry-count': 'two' }); // true
+ * asksForAsync({ 'x-fc-invocation-type': 'Sync', 'x-fc-async-task-id': '42' }); // false
+ * ```
+ */
+export function asksForAsync(headers: HeaderBag): boolean {
+  const type = header(headers, 'x-fc-invocation-type')?.trim().toLowerCase();
+  if (type === 'async') return true;
+  if (type === 'sync') return false;
+  const taskId = header(headers, 'x-fc-async-task-id') ?? header(headers, 'x-fc-stateful-async-invocation-id');
+  if (taskId !== undefined) return true;
+  const retry = header(headers, 'x-fc-retry-count')?.trim();
+  return retry !== undefined && /^\d+$/.test(retry) && Number(retry) > 0;
+}
 
 /** Refuses, as FC does with a 400, a task id a caller chose that breaks FC's rule (see {@link isValidTaskId}). */
 export function checkCallerTaskId(taskId: string): void {
@@ -270,6 +312,7 @@ export function buildInvocation(
 ): Invocation {
   const memory =
     context?.function?.memory ?? Number(header(headers, 'x-fc-function-memory') ?? env.FC_FUNCTION_MEMORY_SIZE);
+  const timeout = context?.function?.timeout ?? Number(header(headers, 'x-fc-function-timeout'));
   // The detection's fields are listed, not spread: V8 builds `{ ...x, more }` on a slow path
   // that costs microseconds on every invocation.
   return {
@@ -284,6 +327,7 @@ export function buildInvocation(
     qualifier: context?.service?.qualifier ?? header(headers, 'x-fc-qualifier') ?? env.FC_QUALIFIER ?? 'LATEST',
     versionId: context?.service?.versionId ?? header(headers, 'x-fc-version-id'),
     memoryMB: Number.isFinite(memory) && memory > 0 ? memory : undefined,
+    timeoutSeconds: typeof timeout === 'number' && Number.isFinite(timeout) && timeout > 0 ? timeout : undefined,
     instanceId: env.FC_INSTANCE_ID,
     signal,
   };

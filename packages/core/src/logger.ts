@@ -1,5 +1,6 @@
 import { inspect } from 'node:util';
 import { objectOption } from './destinations/validate.js';
+import { isError } from './errors.js';
 
 /**
  * The logger fc-async writes to. Any object with these four methods works (pino, bunyan, the FC
@@ -90,7 +91,7 @@ function serialise(fields: Record<string, unknown> | undefined): Record<string, 
  * ```
  */
 export function logValue(value: unknown): unknown {
-  if (value instanceof Error) return logValue(errorFields(value));
+  if (isError(value)) return logValue(errorFields(value));
   if (typeof value === 'symbol') return value.toString();
   if (typeof value !== 'object' && typeof value !== 'bigint') return value;
   try {

@@ -43,17 +43,66 @@ export function endedByFcBeforeAnswer(invocation: { signal: AbortSignal }): bool
 }
 
 /**
- * How long an invocation waits for its destinations on FC, every attempt and retry included
- * (docs/destinations.md): FC may freeze the instance once it has the answer, so the answer waits
- * for delivery, but a hung destination must not hold it until the function times out.
+ * How long an invocation waits for its destinations on FC at most, every attempt and retry
+ * included (docs/destinations.md): FC may freeze the instance once it has the answer, so the
+ * answer waits for delivery, but a hung destination must not hold it until the function times out.
  */
 const DELIVERY_BOUND_MS = 10_000;
+/**
+ * Kept back from the function's timeout: after the delivery the answer still has to reach FC
+ * (spans flushed, the result written) before FC ends the invocation and retries it.
+ */
+const TIMEOUT_MARGIN_MS = 1_000;
 /** Why a delivery still running at {@link DELIVERY_BOUND_MS} is cut, as its failure says in the log. */
 const DELIVERY_BOUND_PASSED = new DestinationError(
   'DestinationAborted',
   `The delivery passed platform mode's ${DELIVERY_BOUND_MS / 1000} s bound (FC may freeze the instance once the invocation returns)`,
   { retryable: false },
 );
+
+/**
+ * How long the deliveries of an invocation that started at `started` may take: 10 s, or less when
+ * the function's timeout (`invocation.timeoutSeconds`) comes sooner, less a margin for the answer
+ * to reach FC. Past it FC would end the invocation, count it failed and run it again.
+ *
+ * @example
+ * ```ts
+ * const started = Date.now();
+ * deliveryBound({ timeoutSeconds: 3 }, started, started + 10).ms; // 1990: 3 s, less 10 ms spent and 1 s margin
+ * deliveryBound({ timeoutSeconds: 600 }, started).ms; // 10000
+ * ```
+ */
+export function deliveryBound(
+  invocation: Pick<Invocation, 'timeoutSeconds'>,
+  started: number,
+  now = Date.now(),
+): { ms: number; reason: DestinationError } {
+  const timeout = invocation.timeoutSeconds;
+  const left = timeout === undefined ? Number.POSITIVE_INFINITY : started + timeout * 1000 - TIMEOUT_MARGIN_MS - now;
+  if (left >= DELIVERY_BOUND_MS) return { ms: DELIVERY_BOUND_MS, reason: DELIVERY_BOUND_PASSED };
+  const reason = new DestinationError(
+    'DestinationAborted',
+    `The delivery passed the time left before the function's ${timeout} s timeout, less ${TIMEOUT_MARGIN_MS / 1000} s for the answer to reach FC`,
+    { retryable: false },
+  );
+  return { ms: Math.max(0, Math.floor(left)), reason };
+}
+
+/**
+ * Marks `response`, a refusal of an async call FC (or a queue in front) had already accepted, as a
+ * failure: the built-in handler then throws, as for a failed invocation, so that FC counts it,
+ * retries it and routes it to its own onFailure rather than drop the task as a success.
+ *
+ * @example
+ * ```ts
+ * const refused = markPlatformFailure(jsonResponse(400, { code: 'InvalidArgument', message: 'bad task id' }));
+ * isPlatformFailure(refused); // true
+ * ```
+ */
+export function markPlatformFailure(response: BridgeResponse): BridgeResponse {
+  failed.add(response);
+  return response;
+}
 
 /**
  * True when `response` is the result of an async invocation that failed in platform mode: the
@@ -75,7 +124,8 @@ export function isPlatformFailure(response: BridgeResponse): boolean {
  * invocation runs the app, then calls the in-process destination hooks with FC's record:
  * onSuccess on success, onFailure only on the final attempt (`x-fc-retry-count` ≥
  * `maxAsyncRetryAttempts`, which must mirror the function's FC config). Delivery finishes before
- * the handler returns, since FC may freeze the instance right after, and takes 10 s at most.
+ * the handler returns, since FC may freeze the instance right after, and takes 10 s at most, less
+ * when the function's timeout comes sooner (see {@link deliveryBound}).
  *
  * @example
  * ```ts
@@ -88,6 +138,7 @@ export function isPlatformFailure(response: BridgeResponse): boolean {
  * ```
  */
 export class PlatformAsync {
+  /** Invocations under way, their deliveries included: what drain() waits for. */
   private inFlight = 0;
   private waiters: (() => void)[] = [];
 
@@ -103,7 +154,16 @@ export class PlatformAsync {
   ) {}
 
   /** `traceParent`: the invocation's trace context, the parent of its destination calls' spans. */
-  async run(request: FcRequest, invocation: Invocation, traceParent?: Context): Promise<BridgeResponse> {
+  run(request: FcRequest, invocation: Invocation, traceParent?: Context): Promise<BridgeResponse> {
+    this.inFlight++;
+    return this.attempt(request, invocation, traceParent).finally(() => {
+      this.inFlight--;
+      if (this.inFlight === 0) for (const resolve of this.waiters.splice(0)) resolve();
+    });
+  }
+
+  private async attempt(request: FcRequest, invocation: Invocation, traceParent?: Context): Promise<BridgeResponse> {
+    const started = Date.now();
     const destinations = this.deps.destinations ?? {};
     // Without a task id from the caller, FC's is the request id: the app sees it too, as it
     // does in local mode (work keyed on the task id).
@@ -112,7 +172,6 @@ export class PlatformAsync {
     this.deps.hooks?.running?.(invocation, taskId);
     const captured =
       destinations.onSuccess || destinations.onFailure ? captureRequest(request, this.deps.redact) : undefined;
-    const started = Date.now();
     let outcome: AttemptOutcome;
     try {
       const response = answerAsSent(request.method, await this.deps.run(request, invocation));
@@ -154,20 +213,20 @@ export class PlatformAsync {
         taskErrorMessage: outcome.kind === 'failure' ? outcome.message : undefined,
       };
       const condition = outcome.kind === 'success' ? '' : outcome.condition;
-      this.inFlight++;
+      const limit = deliveryBound(invocation, started);
       const bound = new AbortController();
-      const timer = setTimeout(() => bound.abort(DELIVERY_BOUND_PASSED), DELIVERY_BOUND_MS);
+      // No time left: the delivery is not started, rather than started and cut a tick later.
+      if (limit.ms === 0) bound.abort(limit.reason);
+      const timer = setTimeout(() => bound.abort(limit.reason), limit.ms);
       try {
         const list = wrapDestinations(destinations[side], record, side, condition, this.deps.hooks, traceParent);
         await deliverRecord(list, buildDestinationRecord(record, condition, outcome), {
           logger: this.deps.logger,
-          maxElapsedMs: DELIVERY_BOUND_MS,
+          maxElapsedMs: limit.ms,
           signal: bound.signal,
         });
       } finally {
         clearTimeout(timer);
-        this.inFlight--;
-        if (this.inFlight === 0) for (const resolve of this.waiters.splice(0)) resolve();
       }
     }
     if (outcome.kind === 'success') return outcome.response;
@@ -180,7 +239,7 @@ export class PlatformAsync {
     return response;
   }
 
-  /** Resolves when no delivery is under way. */
+  /** Resolves when no invocation is running or delivering (what a custom runtime's pre-stop waits for). */
   drain(): Promise<void> {
     if (this.inFlight === 0) return Promise.resolve();
     return new Promise((resolve) => this.waiters.push(resolve));

@@ -10,7 +10,14 @@ import { FcAsyncError } from '../errors.js';
 import { errorResponse } from '../handler.js';
 import { checkHandlerOptions } from '../handler-options.js';
 import { newRequestId } from '../ids.js';
-import { buildInvocation, detectInvocation, getInvocation, type Invocation, setInvocation } from '../invocation.js';
+import {
+  asksForAsync,
+  buildInvocation,
+  detectInvocation,
+  getInvocation,
+  type Invocation,
+  setInvocation,
+} from '../invocation.js';
 import { createConsoleLogger } from '../logger.js';
 import type { FcRequest } from '../request.js';
 import type { BridgeResponse } from '../response.js';
@@ -18,7 +25,7 @@ import type { InvocationSpan } from '../tracing/invocation-span.js';
 import { runWithRoute } from '../tracing/route.js';
 import { createTracing } from '../tracing/tracing.js';
 import { holdUntilBound } from './backend.js';
-import { addPreStopHook } from './hooks.js';
+import { addPreStopHook, within } from './hooks.js';
 import { readNodeRequest } from './read.js';
 import type { FcAsyncControls, FcRuntime, FcRuntimeOptions, ReplayTarget } from './types.js';
 import { isFcFailure, markFcFailure } from './write.js';
@@ -177,16 +184,21 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
     bind,
     drain: () => engine?.drain() ?? platform?.drain() ?? Promise.resolve(),
     close(closeOptions) {
-      if (closing === undefined && engine) {
+      let timeoutMs = 0;
+      if (closing === undefined) {
         // Checked before the close is remembered: a refused one leaves the runtime open for the next.
         try {
-          closeTimeoutMs(closeOptions);
+          timeoutMs = closeTimeoutMs(closeOptions);
         } catch (error) {
           return Promise.reject(error);
         }
       }
       if (self) unbound.delete(self);
-      closing ??= (engine?.close(closeOptions) ?? platform?.drain() ?? Promise.resolve()).finally(() => {
+      // Platform mode: FC's async invocations still running get `timeoutMs` to end (pre-stop gives
+      // half its budget), then their answers are left to come when they do.
+      closing ??= (
+        engine?.close(closeOptions) ?? within((platform as PlatformAsync).drain(), timeoutMs).then(() => undefined)
+      ).finally(() => {
         removeFlushHook();
         flushBursts(logger);
         return tracing.flush();
@@ -240,9 +252,11 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
         span ??= res ? undefined : startSpan();
         span?.recordError(error);
         const response = errorResponse(error, logger, requestId);
-        // FC accepted this task: any refusal (a body past the limit too) is a failure FC retries and
-        // routes to onFailure, not a success that drops it without a trace.
-        answer = platformAsync && response.statusCode >= 400 ? markFcFailure(response) : response;
+        // FC accepted this task: any refusal (a body past the limit, a task id or retry count that
+        // detection refused) is a failure FC retries and routes to onFailure, not a success that
+        // drops it without a trace.
+        const accepted = platformAsync || (platform !== undefined && asksForAsync(req.headers));
+        answer = accepted && response.statusCode >= 400 ? markFcFailure(response) : response;
       }
       const inv = platformAsync ? getInvocation(req) : undefined;
       if (span && inv !== undefined && endedByFcBeforeAnswer(inv)) {
