@@ -5,6 +5,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseStoreSpec } from './backend.js';
 import { REFUSED_EXIT, SUPERVISOR_FD, stopWhenSupervisorGoes, superviseDev } from './dev-watch.js';
 import { type Emulator, exitOwn, startEmulator } from './emulator.js';
+import { entriesLoading } from './entry.js';
 import { failure } from './errors.js';
 import { createEmulatorLog } from './log.js';
 import { type EmulatorOptions, resolveOptions } from './options.js';
@@ -178,6 +179,30 @@ function signalHandler(emulator: Emulator, flags: DevFlags): (signal: NodeJS.Sig
   return stop;
 }
 
+/** Node's exit code when the main module's top-level await is left unsettled with nothing more to run. */
+const UNSETTLED_TOP_LEVEL_AWAIT = 13;
+
+/**
+ * An entry whose top-level await waits for what nothing will settle (a promise never resolved, no
+ * timer or socket left): Node ends the process with its code 13 and no word. Said here as every
+ * other refusal to start is, one line naming the entry and exit code 1. Returns the undoing.
+ */
+function sayUnsettledEntry(): () => void {
+  const onExit = (code: number) => {
+    // Node 20 sets process.exitCode in an 'exit' listener of its own, after the event's code.
+    if (code !== UNSETTLED_TOP_LEVEL_AWAIT && process.exitCode !== UNSETTLED_TOP_LEVEL_AWAIT) return;
+    const entries = entriesLoading();
+    process.stderr.write(
+      entries.length > 0
+        ? `fc-async: ${entries.join(', ')}: its loading never finished: a top-level await waits for a promise that nothing settles\n`
+        : 'fc-async: the start never finished: it waited for a promise that nothing settles\n',
+    );
+    process.exitCode = 1;
+  };
+  process.on('exit', onExit);
+  return () => process.off('exit', onExit);
+}
+
 /** Errors the app leaves unhandled are reported, not fatal: the emulator keeps serving. */
 function reportStrayErrors(format: 'text' | 'json'): void {
   // Whoever read the log is gone (a closed pipe): nobody can see or stop the emulator any more.
@@ -347,9 +372,12 @@ program
     let onSignal = (_signal: NodeJS.Signals): void => process.exit(130);
     for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => onSignal(signal));
     let emulator: Emulator;
+    const unsettled = sayUnsettledEntry();
     try {
       emulator = await startEmulator(emulatorOptions(entry, flags, credentialsFromEnv(true)));
+      unsettled();
     } catch (error) {
+      unsettled();
       // Under --watch: the supervisor exits too, rather than wait for a change that cannot help.
       const refused = flags.supervisorFd !== undefined && NOT_FIXED_BY_AN_EDIT.has(codeOf(error) as string);
       fail(startFailure(error, command), refused ? REFUSED_EXIT : 1);

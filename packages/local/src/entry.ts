@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
-import { extname } from 'node:path';
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, extname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { FcAsyncError } from '@fc-async/core';
 import { isObject } from './errors.js';
@@ -26,6 +27,13 @@ export interface LoadedEntry {
 const TYPESCRIPT = new Set(['.ts', '.mts', '.cts', '.tsx']);
 const CANDIDATES = ['handler', 'default', 'app'];
 let typescriptReady: Promise<void> | undefined;
+/** The entries being imported now: one whose top-level await never settles stays here. */
+const loading = new Set<string>();
+
+/** The files of the entries whose import has not finished, for a word when the process ends during it. */
+export function entriesLoading(): string[] {
+  return [...loading];
+}
 
 /** Registers tsx's ESM and CommonJS hooks once, so that TypeScript entries (and what they import) load. */
 function enableTypeScript(): Promise<void> {
@@ -73,8 +81,12 @@ export async function loadEntry(file: string, exportName?: string, instance?: st
   if (!statSync(file).isFile()) throw new FcAsyncError('EntryNotFound', `The entry ${file} is not a file`);
   if (TYPESCRIPT.has(extname(file))) await enableTypeScript();
   const url = pathToFileURL(file);
-  if (instance) url.searchParams.set('fc-async-function', instance);
+  if (instance) {
+    url.searchParams.set('fc-async-function', instance);
+    forgetCommonJs(file);
+  }
   let mod: Record<string, unknown>;
+  loading.add(file);
   try {
     mod = (await import(url.href)) as Record<string, unknown>;
   } catch (cause) {
@@ -88,9 +100,13 @@ export async function loadEntry(file: string, exportName?: string, instance?: st
     throw new FcAsyncError('EntryLoadFailed', `Loading ${file} failed: ${message}${where ? ` (at ${where})` : ''}`, {
       cause,
     });
+  } finally {
+    loading.delete(file);
   }
   const names = exportName ? [exportName] : CANDIDATES;
-  const cjs = isObject(mod.default) ? mod.default : undefined;
+  // An ES module's default export is one export, not a module.exports: FC never looks into it.
+  const esm = isEsModule(file);
+  const cjs = !esm && isObject(mod.default) ? mod.default : undefined;
   for (const name of names) {
     // ESM exports first, then the properties of a CommonJS module's `module.exports`.
     for (const value of [mod[name], cjs?.[name]]) {
@@ -116,8 +132,53 @@ export async function loadEntry(file: string, exportName?: string, instance?: st
   throw new FcAsyncError(
     'EntryNotServable',
     `${file} exports no Express, Koa or Fastify app and no FC handler (looked at ${names.join(', ')}` +
-      `${wrong.length ? `: ${wrong.join(', ')}` : ''}; other exports: ${found.length ? found.join(', ') : 'none'})${named}`,
+      `${wrong.length ? `: ${wrong.join(', ')}` : ''}; other exports: ${found.length ? found.join(', ') : 'none'})${named}` +
+      (esm ? inDefaultObject(mod.default, names) : ''),
   );
+}
+
+/**
+ * `export default { handler }` in an ES module: a hint that FC calls the named export, which such a
+ * module does not have (a CommonJS `module.exports = { handler }` is read, as FC reads it).
+ */
+function inDefaultObject(value: unknown, names: string[]): string {
+  const name = isObject(value) ? names.find((n) => classifyExport(value[n]) !== undefined) : undefined;
+  return name
+    ? `; \`${name}\` is a property of the default export, but FC calls the ES module's named export \`${name}\`: write \`export const ${name} = ...\` (or \`export { ${name} }\`)`
+    : '';
+}
+
+/**
+ * Whether Node loads `file` as an ES module: `.mjs`/`.mts`, or `.js`/`.ts`/`.jsx`/`.tsx` under a
+ * nearest package.json with `"type": "module"` (tsx follows the same rule for TypeScript).
+ */
+function isEsModule(file: string): boolean {
+  const ext = extname(file);
+  if (ext === '.mjs' || ext === '.mts') return true;
+  if (ext === '.cjs' || ext === '.cts') return false;
+  for (let dir = dirname(file); ; dir = dirname(dir)) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg)) {
+      try {
+        return (JSON.parse(readFileSync(pkg, 'utf8')) as { type?: unknown }).type === 'module';
+      } catch {
+        return false;
+      }
+    }
+    if (dirname(dir) === dir) return false;
+  }
+}
+
+/** require's cache, which `import()` of a CommonJS module reads and fills whatever the URL's query. */
+const requireCache = createRequire(import.meta.url).cache;
+
+/**
+ * Drops a CommonJS entry from require's cache, so that this import evaluates it afresh as the query
+ * does an ES module (an earlier emulator's instance would otherwise be served, its handler closed).
+ * Only the entry itself: the modules it requires are shared, as an ES module's imports are.
+ */
+function forgetCommonJs(file: string): void {
+  delete requireCache[realpathSync(file)];
 }
 
 /**

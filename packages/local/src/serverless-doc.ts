@@ -24,9 +24,48 @@ async function readYaml(path: string): Promise<Obj> {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true, merge: true });
   const first = doc.errors[0];
   if (first) throw configError(path, `invalid YAML: ${yamlProblem(first.message)}`);
-  const root: unknown = doc.toJS();
+  let root: unknown;
+  try {
+    // An alias's value is shared, not copied, here: the walks that follow copy it (see expandedSize).
+    root = doc.toJS({ maxAliasCount: MAX_EXPANDED_VALUES });
+  } catch (error) {
+    // The yaml library's "Excessive alias count indicates a resource exhaustion attack".
+    if (error instanceof ReferenceError) throw configError(path, EXPANDS_TOO_FAR);
+    throw error;
+  }
   if (!isObject(root)) throw configError(path, 'expected a mapping at the top level');
+  const size = expandedSize(root, new Map());
+  if (size === Number.POSITIVE_INFINITY) {
+    throw configError(path, 'has an alias inside the mapping or list its anchor names (a loop)');
+  }
+  if (size > MAX_EXPANDED_VALUES) throw configError(path, EXPANDS_TOO_FAR);
   return root;
+}
+
+/**
+ * The most values an s.yaml may hold with each alias expanded: far above a real file's (a hundred
+ * functions sharing `<<: *common` are a few thousand), far below a billion laughs'.
+ */
+const MAX_EXPANDED_VALUES = 1_000_000;
+const EXPANDS_TOO_FAR = `its aliases expand to more than ${MAX_EXPANDED_VALUES} values (anchors nested in anchors?)`;
+
+/**
+ * How many values `value` holds with each alias expanded, as the variable walks will copy it; an
+ * alias shares its node, so each mapping or list is counted once (`sizes`), and one that holds
+ * itself (`a: &a [*a]`) is infinite. Stops counting past {@link MAX_EXPANDED_VALUES}.
+ */
+function expandedSize(value: unknown, sizes: Map<object, number>): number {
+  if (value === null || typeof value !== 'object') return 1;
+  const known = sizes.get(value);
+  if (known !== undefined) return known;
+  sizes.set(value, Number.POSITIVE_INFINITY); // until counted: met again inside itself, a loop
+  let size = 1;
+  for (const item of Object.values(value)) {
+    size += expandedSize(item, sizes);
+    if (size > MAX_EXPANDED_VALUES) break;
+  }
+  sizes.set(value, size);
+  return size;
 }
 
 function define(target: Obj, key: string, value: unknown): void {

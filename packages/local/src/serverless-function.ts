@@ -97,8 +97,10 @@ export function checkFunction(file: string, dir: string, where: string, raw: Raw
   if (codeProblem) throw fail(codeKey, `${codeDir} ${codeProblem}`);
   const m = typeof raw.handler === 'string' ? /^(.+)\.([A-Za-z_$][\w$]*)$/.exec(raw.handler) : null;
   if (!m) throw fail('handler', `must look like file.export (index.handler), got ${shown(raw.handler)}`);
+  // FC splits at the last dot: `main.bundle.handler` is module `main.bundle`, which Node's require
+  // finds as the file itself, else with an extension added (`main.bundle.js`, as bundlers name them).
   const stem = resolve(dir, codeDir, m[1] as string);
-  const candidates = extname(stem) ? [stem] : EXTENSIONS.map((ext) => stem + ext);
+  const candidates = [...(extname(stem) ? [stem] : []), ...EXTENSIONS.map((ext) => stem + ext)];
   const found = candidates.find((c) => existsSync(c));
   if (!found) {
     throw fail('handler', `${raw.handler}: none of ${candidates.map((c) => relative(dir, c)).join(', ')} exists`);

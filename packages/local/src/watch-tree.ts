@@ -189,9 +189,11 @@ class FolderWatches implements TreeWatch {
     const path = name ? join(dir, name) : dir;
     if (this.ignored(path)) return;
     if (event === 'rename' && path !== dir) {
-      // Created or moved in (a folder brings what it holds), or removed / moved out.
+      // Created or moved in (a folder brings what it holds), or removed / moved out. A watch held
+      // for the path is of the folder that was there: removed and made again before this event
+      // (`rm -rf dist && mkdir dist`), the folder there now is another, which that watch never sees.
+      this.#drop(path);
       if (isFolder(path)) this.#add(path);
-      else this.#drop(path);
     }
     this.onChange(path);
   }

@@ -62,17 +62,28 @@ export function spendExpansion(ctx: VarContext, expression: string): void {
 }
 
 /**
- * The value at `path` under `value`. A value on the way that is an expression of the file's own
- * (`cfg: ${file('./cfg.json')}`, read as `${vars.cfg.greeting}`) is evaluated to walk on into it.
+ * Where an expression's value came from: `document` when it is the file's own (a reference), to
+ * be resolved in turn; `owner` the resource that value belongs to, what its own `${this.x}` reads.
+ */
+export interface ValueOrigin {
+  document: boolean;
+  owner?: ThisContext | undefined;
+}
+
+/**
+ * The value at `path` under `value`, which belongs to `self` (the resource its `${this.x}`
+ * reads). A value on the way that is an expression of the file's own (`cfg:
+ * ${file('./cfg.json')}`, read as `${vars.cfg.greeting}`) is evaluated to walk on into it.
  */
 function walk(
   value: unknown,
   path: string[],
   ctx: VarContext,
   self: ThisContext | undefined,
-  origin: { document: boolean },
+  origin: ValueOrigin,
 ): unknown {
   let current = value;
+  let owner = self;
   for (const key of path) {
     if (typeof current === 'string' && current.startsWith('${') && current.endsWith('}')) {
       if (++walkNesting > MAX_WALK_NESTING) {
@@ -80,19 +91,22 @@ function walk(
         throw new VarError(`${current} refers to itself (references nest deeper than ${MAX_WALK_NESTING})`);
       }
       const inner = current.slice(2, -1).trim();
-      const from = { document: false };
+      const from: ValueOrigin = { document: false };
       try {
         spendExpansion(ctx, inner);
-        current = evaluateExpression(inner, ctx, self, from);
+        current = evaluateExpression(inner, ctx, owner, from);
       } finally {
         walkNesting = Math.max(0, walkNesting - 1);
       }
       // Into a file's, an environment variable's or a call's value: data from here on, never expanded.
       if (!from.document) origin.document = false;
+      // Into another resource's value (`${resources.b.props}`): its `${this.x}` read b from here on.
+      else owner = from.owner;
     }
     if (current === null || typeof current !== 'object' || !Object.hasOwn(current, key)) return undefined;
     current = (current as Record<string, unknown>)[key];
   }
+  origin.owner = owner;
   return current;
 }
 
@@ -149,19 +163,39 @@ function call(name: string, args: unknown[], written: string[], ctx: VarContext)
   }
 }
 
+/** What `${this.x}` reads inside resource `key`: its name, access, component and props as written. */
+function resourceThis(ctx: VarContext, resource: unknown, key: string): ThisContext | undefined {
+  if (resource === null || typeof resource !== 'object') return undefined;
+  const { access, component, props } = resource as Record<string, unknown>;
+  return { name: key, access: access ?? ctx.root.access, component, props };
+}
+
+/** `path` under resource `key`, read as that resource's own value (its `${this.x}` read it). */
+function walkResource(
+  resources: Record<string, unknown> | undefined,
+  key: string | undefined,
+  path: string[],
+  ctx: VarContext,
+  origin: ValueOrigin,
+): unknown {
+  if (key === undefined || !resources || !Object.hasOwn(resources, key)) return undefined;
+  const resource = resources[key];
+  return walk(resource, path, ctx, resourceThis(ctx, resource, key), origin);
+}
+
 function reference(
   name: string,
   ctx: VarContext,
   self: ThisContext | undefined,
-  origin: { document: boolean } = { document: false },
+  origin: ValueOrigin = { document: false },
 ): unknown {
   const [head, ...rest] = name.replace(/\[(\d+)\]/g, '.$1').split('.');
   if (head === 'env' && rest.length === 1) return ctx.env[rest[0] as string];
   if (head === 'vars') return walk(ctx.root.vars, rest, ctx, self, origin);
   if (head === 'this') return walk(self, rest, ctx, self, origin);
   const resources = (ctx.root.resources ?? ctx.root.services) as Record<string, unknown> | undefined;
-  if (head === 'resources' || head === 'services') return walk(resources, rest, ctx, self, origin);
-  if (head !== undefined && rest[0] === 'props') return walk(resources, [head, ...rest], ctx, self, origin);
+  if (head === 'resources' || head === 'services') return walkResource(resources, rest[0], rest.slice(1), ctx, origin);
+  if (head !== undefined && rest[0] === 'props') return walkResource(resources, head, rest, ctx, origin);
   return undefined;
 }
 
@@ -175,9 +209,10 @@ export function evaluateExpression(
   source: string,
   ctx: VarContext,
   self: ThisContext | undefined,
-  origin: { document: boolean } = { document: false },
+  origin: ValueOrigin = { document: false },
 ): unknown {
   origin.document = false;
+  origin.owner = self;
   let i = 0;
   const space = () => {
     while (source[i] === ' ' || source[i] === '\t') i++;

@@ -1,4 +1,11 @@
-import { evaluateExpression, spendExpansion, type ThisContext, type VarContext, VarError } from './yaml-expr.js';
+import {
+  evaluateExpression,
+  spendExpansion,
+  type ThisContext,
+  type ValueOrigin,
+  type VarContext,
+  VarError,
+} from './yaml-expr.js';
 
 export { type ThisContext, type VarContext, VarError } from './yaml-expr.js';
 
@@ -43,9 +50,10 @@ const PLACEHOLDER = /\{\{\s*[\w.-]+\s*\}\}/;
  */
 function evaluate(expression: string, ctx: VarContext, self: ThisContext | undefined, depth: number): unknown {
   spendExpansion(ctx, expression);
-  const origin = { document: false };
+  const origin: ValueOrigin = { document: false };
   const result = evaluateExpression(expression.trim(), ctx, self, origin);
-  return origin.document && result !== undefined ? resolveVars(result, ctx, self, depth + 1) : result;
+  // A value of another resource's (`${resources.b.props.x}`) is resolved as b's: its `${this.x}` read b.
+  return origin.document && result !== undefined ? resolveVars(result, ctx, origin.owner, depth + 1) : result;
 }
 
 function resolveString(value: string, ctx: VarContext, self: ThisContext | undefined, depth: number): unknown {

@@ -101,6 +101,17 @@ describe('an entry that fails to load', () => {
       `fc-async: Loading ${file} failed: Module "${file}" needs an import attribute (at ${file}:1:7)\n`,
     );
   });
+
+  it('is named when its top-level await never settles, and the exit code is 1 (Node said nothing, code 13)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fc-async-cli-messages-'));
+    const file = join(dir, 'app.mjs');
+    writeFileSync(file, 'await new Promise(() => {});\nexport const handler = async () => "ok";\n');
+    const { code, stderr } = await runCli(['dev', file, '--port', '0', '--control-port', '0']);
+    expect(stderr).toBe(
+      `fc-async: ${file}: its loading never finished: a top-level await waits for a promise that nothing settles\n`,
+    );
+    expect(code).toBe(1);
+  });
 });
 
 describe('fc-async dev with an s.yaml and flags of an entry', () => {

@@ -577,6 +577,30 @@ describe('watchTree', () => {
     });
   });
 
+  it('watches a sub-folder removed and made again before its events are handled (rm -rf dist && mkdir dist)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fc-async-tree-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const dist = join(dir, 'dist');
+    mkdirSync(dist);
+    const seen = new Set<string>();
+    const tree = watchTree(
+      dir,
+      () => false,
+      (path) => seen.add(path),
+    );
+    cleanups.push(() => tree.close());
+    // In one turn of the loop: the events come once the new folder is there, and the watch held
+    // for that path was the old folder's (it kept it, and nothing in the new one was seen).
+    rmSync(dist, { recursive: true });
+    mkdirSync(dist);
+    await waitFor(() => (seen.has(dist) ? true : undefined));
+    let n = 0;
+    await waitFor(() => {
+      writeFileSync(join(dist, 'app.js'), String(n++));
+      return seen.has(join(dist, 'app.js')) ? true : undefined;
+    });
+  });
+
   it('refuses a folder that does not exist', () => {
     expect(() =>
       watchTree(

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FcHttpEvent } from '@fc-async/core';
@@ -159,6 +159,29 @@ describe('an entry with nothing to serve', () => {
     await expect(loadEntry(fixture('jobs-app.ts'), 'app')).rejects.toThrow(
       /\(looked at app; other exports: default\); FC calls the export the s\.yaml handler names: export it, e\.g\. `export const app = createHandler\(app\)`/,
     );
+  });
+
+  it('refuses an ES module whose handler is only a property of its default export (FC calls the named export)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fc-async-esm-default-'));
+    const source = 'export default { handler: async () => "served" };\n';
+    writeFileSync(join(dir, 'index.mjs'), source);
+    mkdirSync(join(dir, 'module'));
+    writeFileSync(join(dir, 'module/package.json'), '{"type":"module"}');
+    writeFileSync(join(dir, 'module/index.js'), source);
+    for (const file of [join(dir, 'index.mjs'), join(dir, 'module/index.js')]) {
+      for (const name of ['handler', undefined]) {
+        await expect(loadEntry(file, name)).rejects.toMatchObject({
+          code: 'EntryNotServable',
+          message: expect.stringMatching(
+            /`handler` is a property of the default export, but FC calls the ES module's named export `handler`: write `export const handler = \.\.\.`/,
+          ),
+        });
+      }
+    }
+    // A CommonJS module.exports is what FC reads its handler from.
+    writeFileSync(join(dir, 'index.cjs'), 'module.exports = { handler: async () => "served" };\n');
+    await expect(loadEntry(join(dir, 'index.cjs'), 'handler')).resolves.toMatchObject({ kind: 'fc-handler' });
+    rmSync(dir, { recursive: true, force: true });
   });
 });
 

@@ -1,10 +1,16 @@
+import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import type { AsyncTask } from '@fc-async/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type EmulatorOptions, startEmulator } from '../src/index.js';
-import { waitFor } from './helpers.js';
+import { PKG, waitFor } from './helpers.js';
+
+const execFileAsync = promisify(execFile);
 
 // An entry that exports an fc-async handler (what docs/getting-started.md has users write) takes
 // what its own options leave out from the emulator, as the handlers the emulator builds do: the
@@ -284,6 +290,37 @@ describe('an fc-async handler entry served by a second emulator in the same proc
       await emulator.close({ timeoutMs: 1000 });
     }
   });
+
+  it('(CommonJS and TypeScript as CommonJS, in plain Node) gets a handler of its own too', async () => {
+    // vitest's module runner evaluates each import afresh; plain Node's import() of a CommonJS
+    // module serves require's cache whatever the URL's query (a script's, node:test's second start).
+    const dir = folder();
+    const handler = `exports.handler = require(${JSON.stringify(new URL(JSON.parse(core)).pathname)}).createFcHandler((req, res) => res.end('ran'));\n`;
+    writeFileSync(join(dir, 'orders.cjs'), handler);
+    writeFileSync(
+      join(dir, 'orders.ts'),
+      `import { createFcHandler } from ${core};\nexport const handler = createFcHandler((req, res) => res.end('ran'));\n`,
+    );
+    writeFileSync(
+      join(dir, 'script.mjs'),
+      `import { startEmulator } from ${JSON.stringify(pathToFileURL(join(PKG, 'src/index.ts')).href)};
+const statuses = [];
+for (const entry of ['orders.cjs', 'orders.ts']) {
+  for (let round = 0; round < 2; round++) {
+    const emulator = await startEmulator({ entry: ${JSON.stringify(dir)} + '/' + entry, port: 0, controlPort: 0, output: () => {} });
+    const res = await fetch(emulator.triggerUrl, { method: 'POST', headers: { 'x-fc-invocation-type': 'Async' } });
+    statuses.push(res.status);
+    await emulator.close({ timeoutMs: 1000 });
+  }
+}
+console.log(JSON.stringify(statuses));
+`,
+    );
+    const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+    const run = await execFileAsync(process.execPath, ['--import', tsx, join(dir, 'script.mjs')], { timeout: 60_000 });
+    // It was [202, 503, 202, 503]: the second start served the handler the first one closed.
+    expect(JSON.parse(run.stdout.trim().split('\n').pop() ?? 'null')).toEqual([202, 202, 202, 202]);
+  }, 90_000);
 });
 
 describe('an entry that awaits its fc-async handler at its top level, with --store sqlite:PATH', () => {

@@ -111,3 +111,82 @@ describe('what a new user mistypes in an fc3 resource', () => {
     expect(await refusal(join(dir, 's.yaml'))).toContain('must be an FC function name (1 to 64 letters');
   });
 });
+
+describe('what a deep read of the s.yaml loader found (review 18)', () => {
+  it('resolves ${this.*} of a referenced resource against that resource, not the one referring to it', async () => {
+    const dir = project({
+      's.yaml': `vars:
+  prefix: demo
+resources:
+  dest:
+    component: fc3
+    props:
+      functionName: \${vars.prefix}-\${this.name}
+      runtime: nodejs20
+${CODE}  api:
+    component: fc3
+    props:
+      functionName: \${vars.prefix}-\${this.name}
+      runtime: nodejs20
+${CODE}      environmentVariables:
+        DEST: \${resources.dest.props.functionName}
+      asyncInvokeConfig:
+        destinationConfig:
+          onSuccess:
+            destination: acs:fc:cn-hangzhou:\${config('AccountID')}:functions/\${resources.dest.props.functionName}
+`,
+    });
+    const { functions } = await loadServerlessConfig(join(dir, 's.yaml'), { env: {} });
+    const api = functions.find((f) => f.name === 'demo-api');
+    // It was demo-api: api became its own destination, a chain of records.
+    expect(api?.environmentVariables?.DEST).toBe('demo-dest');
+    expect(api?.asyncConfig?.destinationConfig?.onSuccess?.destination).toBe(
+      'acs:fc:cn-hangzhou:0:functions/demo-dest',
+    );
+  });
+
+  it('finds the file of a handler whose module name has a dot (main.bundle.handler: code/main.bundle.js)', async () => {
+    const dir = project({ 's.yaml': fc3('      code: ./code\n      handler: main.bundle.handler\n') });
+    writeFileSync(join(dir, 'code/main.bundle.js'), 'exports.handler = () => 1;\n');
+    const { functions } = await loadServerlessConfig(join(dir, 's.yaml'), { env: {} });
+    expect(functions[0]).toMatchObject({ file: join(dir, 'code/main.bundle.js'), exportName: 'handler' });
+  });
+
+  it('reads a hundred and more resources merging one anchor that holds an alias itself', async () => {
+    const lines = ['x-trigger: &trigger', '  - triggerName: http', '    triggerType: http', 'x-common: &common'];
+    lines.push(
+      '  runtime: nodejs20',
+      '  code: ./code',
+      '  handler: index.handler',
+      '  triggers: *trigger',
+      'resources:',
+    );
+    for (let i = 0; i < 150; i++) {
+      lines.push(`  f${i}:`, '    component: fc3', '    props:', '      <<: *common', `      functionName: f${i}`);
+    }
+    const dir = project({ 's.yaml': `${lines.join('\n')}\n` });
+    // It was a bare ReferenceError past 46 such resources: yaml's default maxAliasCount (100).
+    const { functions } = await loadServerlessConfig(join(dir, 's.yaml'), { env: {} });
+    expect(functions).toHaveLength(150);
+  });
+
+  it('refuses aliases that expand past a million values, or that hold their own anchor, naming the file', async () => {
+    const laughs = ['x-0: &a0 [l, l, l, l, l, l, l, l, l, l]'];
+    for (let i = 1; i < 9; i++)
+      laughs.push(
+        `x-${i}: &a${i} [${Array(10)
+          .fill(`*a${i - 1}`)
+          .join(', ')}]`,
+      );
+    const bomb = project({ 's.yaml': `${laughs.join('\n')}\n${fc3(CODE)}` });
+    expect(await refusal(join(bomb, 's.yaml'))).toMatch(/s\.yaml: its aliases expand to more than 1000000 values/);
+    // Under yaml's alias count, over the expanded size: an anchor of 2,000 values aliased 600 times.
+    const wide = `x-wide: &wide [${Array(2000).fill('w').join(', ')}]\nx-copies: [${Array(600).fill('*wide').join(', ')}]\n`;
+    const big = project({ 's.yaml': `${wide}${fc3(CODE)}` });
+    expect(await refusal(join(big, 's.yaml'))).toMatch(/s\.yaml: its aliases expand to more than 1000000 values/);
+    const loop = project({ 's.yaml': fc3(`${CODE}      x-self: &self\n        again: *self\n`) });
+    expect(await refusal(join(loop, 's.yaml'))).toBe(
+      `${join(loop, 's.yaml')}: has an alias inside the mapping or list its anchor names (a loop)`,
+    );
+  });
+});

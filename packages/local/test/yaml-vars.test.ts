@@ -57,4 +57,23 @@ describe('s.yaml variables', () => {
     expect([...ctx.unresolved]).toEqual(["${unknown('x')}", '${open']);
     expect(() => resolveVars('${vars.a.b}', ctx)).toThrow(VarError);
   });
+
+  it("resolves ${this.x} in a referenced resource's value against that resource, at any depth", () => {
+    const api = { name: 'api', props: { functionName: '${vars.prefix}-${this.name}' } };
+    const ctx = context({
+      vars: { prefix: 'demo' },
+      resources: {
+        dest: { props: { functionName: '${vars.prefix}-${this.name}', alias: '${this.props.functionName}' } },
+        mid: { props: { target: '${resources.dest.props.alias}', self: '${this.name}' } },
+        api: { props: api.props },
+      },
+    });
+    expect(resolveVars('${resources.dest.props.functionName}', ctx, api)).toBe('demo-dest');
+    expect(resolveVars('to ${dest.props.functionName}', ctx, api)).toBe('to demo-dest');
+    // Through a resource that refers on: each `${this}` reads the resource that wrote it.
+    expect(resolveVars('${resources.mid.props.target}/${mid.props.self}', ctx, api)).toBe('demo-dest/mid');
+    expect(resolveVars('${resources.mid.props}', ctx, api)).toEqual({ target: 'demo-dest', self: 'mid' });
+    expect(resolveVars('${this.props.functionName}', ctx, api)).toBe('demo-api');
+    expect([...ctx.unresolved]).toEqual([]);
+  });
 });
