@@ -15,9 +15,9 @@ export interface Burst {
   /** A failure under fc-async: its first line is an error, with the error whole (its cause). */
   readonly failure?: boolean;
 }
-/** 429: the queue is full. */
+/** 429: `maxQueuedTasks` (tasks to run and deliveries under way) or `maxDeliveryBytes` reached; the reason says which. */
 export const THROTTLED: Burst = {
-  first: 'async requests refused with 429: the queue is full',
+  first: 'async requests refused with 429 ResourceThrottled',
   rest: 'async requests refused with 429 in the last 10 s',
 };
 /** 503 while closing: a balancer still routing to an instance in its pre-stop. */

@@ -140,7 +140,7 @@ describe('accepting an async request (local mode)', () => {
     expect((await handler.tasks.list()).tasks).toHaveLength(3);
     // Three refusals, one log line (a burst refuses thousands): at most one each 10 s.
     expect(logger.entries.filter((e) => e.level === 'warn').map((e) => e.message)).toEqual([
-      'async requests refused with 429: the queue is full',
+      'async requests refused with 429 ResourceThrottled',
     ]);
     gate.resolve();
     await handler.drain();

@@ -74,6 +74,32 @@ describe('a destination call and the queue', () => {
     await handler.close();
   });
 
+  it('says in the 429 and its log line how many of the waiting are tasks to run and how many deliveries', async () => {
+    // A webhook that is down: every task is Succeeded, yet new ones are refused; the words say why.
+    const gate = deferred();
+    const logger = memoryLogger();
+    const handler = createFcHandler((_req, res) => res.end('done'), {
+      env: {},
+      logger,
+      async: { mode: 'local', concurrency: 1, maxQueuedTasks: 2 },
+      destinations: { onSuccess: () => gate.promise },
+    });
+    for (const taskId of ['t1', 't2']) expect((await handler(asyncEvent({ taskId }), context)).statusCode).toBe(202);
+    await expect
+      .poll(async () => (await handler.tasks.list()).tasks.map((t) => t.status), { timeout: 5000 })
+      .toEqual(['Succeeded', 'Succeeded']);
+    const refused = await handler(asyncEvent({ taskId: 't3' }), context);
+    const words =
+      '2 async tasks are already waiting (maxQueuedTasks 2): 0 to run and 2 destination deliveries under way (a destination that is down holds its tasks until its retries end); retry later';
+    expect(JSON.parse(String(refused.body))).toEqual({ code: 'ResourceThrottled', message: words });
+    expect(logger.entries.find((e) => e.level === 'warn')).toMatchObject({
+      message: 'async requests refused with 429 ResourceThrottled',
+      fields: { code: 'ResourceThrottled', reason: words },
+    });
+    gate.resolve();
+    await handler.close();
+  });
+
   it('refuses new tasks 429 while the destination calls under way hold maxDeliveryBytes: large answers cannot pile up either', async () => {
     // A dead webhook and 1 MiB answers: counting tasks alone let 300 pending records take 1.6 GB.
     const gate = deferred();

@@ -371,6 +371,18 @@ describe('httpDestination', () => {
         'Expected `headers.x-token` to be a valid HTTP header value (no CR, LF or NUL); the value is not shown',
       ),
     );
+    // Latin-1 passes (fetch sends it as is); a wider character is named by its code point, not quoted.
+    expect(() => httpDestination('http://x', { headers: { 'x-team': 'équipe' } })).not.toThrow();
+    for (const [value, wide] of [
+      ['杭州团队', 'U+676D at character 1'],
+      ['team 😀', 'U+1F600 at character 6'],
+    ] as const) {
+      expect(() => httpDestination('http://x', { headers: { 'x-team': value } })).toThrow(
+        new TypeError(
+          `Expected \`headers.x-team\` to be Latin-1 (ISO-8859-1) only, got ${wide}; encode the value (e.g. encodeURIComponent) and decode it in the receiver; the value is not shown`,
+        ),
+      );
+    }
   });
 });
 
@@ -846,6 +858,15 @@ describe('fcFunctionDestination', () => {
     ['acs:mns:cn-hangzhou:123:/queues/q/messages', /Expected `target` to be an ARN/],
   ])('rejects target %j', (target, message) => {
     expect(() => parseFunctionTarget(target)).toThrow(message);
+  });
+
+  it('names a URL given as a target masked: its password and token are not in the message', () => {
+    const url = 'https://hook-user:HOOKPASSWORD@hooks.example.com/fc?token=SECRET';
+    expect(() => fcFunctionDestination(url, credentials)).toThrow(
+      new TypeError(
+        'Expected `target` to be a function name or an FC ARN, got the URL `https://***@hooks.example.com/fc?***` (a webhook takes httpDestination)',
+      ),
+    );
   });
 
   it('validates the client config eagerly', () => {

@@ -8,6 +8,8 @@ import {
   type AsyncBackend,
   addPreStopHook,
   createFcRuntime,
+  type Detector,
+  detectInvocation,
   FcAsyncError,
   type FcServer,
   listenFc,
@@ -362,6 +364,55 @@ describe('listenFc on FC: an async call answered 5xx before any fcAsync() saw it
       const r = await fetch(`${url}${path}`, { method: 'POST', headers: asyncCall });
       expect([r.status, r.headers.get('x-fc-status')]).toEqual([500, '200']);
     }
+  });
+
+  describe("by the detector the app's fcAsync() was given", () => {
+    const env = { FC_FUNCTION_NAME: 'f', FC_REGION: 'cn-hangzhou' };
+    // docs/async.md's asyncOnly: on FC, a call that says nothing (its x-fc-* headers dropped) is async.
+    const asyncOnly: Detector = (headers, e) => {
+      const found = detectInvocation(headers, e);
+      return found.source === 'default' && e.FC_REGION ? { ...found, type: 'Async', source: 'async-only' } : found;
+    };
+    // An app whose calls are all sync, whatever FC's retry count says.
+    const syncOnly: Detector = (headers, e) => ({ ...detectInvocation(headers, e), type: 'Sync', source: 'default' });
+    /** A middleware in front of fcAsync() that throws: its framework answers 500, the runtime never sees it. */
+    const failing = (_req: IncomingMessage, res: ServerResponse) => {
+      res.statusCode = 500;
+      res.end('auth backend down');
+    };
+    async function served(detect: Detector, bound: boolean) {
+      const runtime = createFcRuntime({ env, logger: memoryLogger(), detect });
+      const app = {};
+      if (bound) runtime.bind({ app, listener: () => failing });
+      const { url } = await start(failing, { env }, { app });
+      const post = async (headers: Record<string, string>) => {
+        const r = await fetch(`${url}/job`, { method: 'POST', headers });
+        return [r.status, r.headers.get('x-fc-status')];
+      };
+      return { post, runtime };
+    }
+
+    it.each([
+      ['bound to the app', true],
+      ['not reached yet', false],
+    ])('marks a call its own detector calls async, which the default calls sync (%s)', async (_label, bound) => {
+      const { post, runtime } = await served(asyncOnly, bound);
+      try {
+        expect(await post({ 'x-fc-request-id': 'r1' })).toEqual([500, '404']);
+        expect(await post({ 'x-fc-request-id': 'r2', 'x-fc-invocation-type': 'Sync' })).toEqual([500, null]);
+      } finally {
+        await runtime.close();
+      }
+    });
+
+    it('leaves unmarked a call its own detector calls sync, which the default calls async (a retry count)', async () => {
+      const { post, runtime } = await served(syncOnly, true);
+      try {
+        expect(await post({ 'x-fc-request-id': 'r1', 'x-fc-retry-count': '1' })).toEqual([500, null]);
+      } finally {
+        await runtime.close();
+      }
+    });
   });
 });
 

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createFcHandler, errorResponse, FcAsyncError } from '../src/index.js';
 import { asyncEvent, context, memoryLogger } from './helpers.js';
 
-// A burst refused 429 (the queue full) logs its first refusal, then once how many more followed
+// A burst refused 429 (maxQueuedTasks reached) logs its first refusal, then once how many more followed
 // within 10 s: not one line per request (8,000 refusals wrote 7,892 lines), and no count lost.
 
 afterEach(() => {
@@ -20,7 +20,7 @@ describe('429 answers in the log', () => {
     vi.useFakeTimers();
     const logger = memoryLogger();
     for (let i = 0; i < 8000; i++) expect(errorResponse(throttled(), logger, `r${i}`).statusCode).toBe(429);
-    expect(logger.entries.map((e) => e.message)).toEqual(['async requests refused with 429: the queue is full']);
+    expect(logger.entries.map((e) => e.message)).toEqual(['async requests refused with 429 ResourceThrottled']);
     vi.advanceTimersByTime(10_000);
     expect(logger.entries.at(-1)).toMatchObject({
       message: 'async requests refused with 429 in the last 10 s',
@@ -48,7 +48,7 @@ describe('503 answers while shutting down, in the log', () => {
     errorResponse(throttled(), logger, 'full');
     expect(logger.entries.map((e) => e.message)).toEqual([
       'requests refused with 503: the function is shutting down',
-      'async requests refused with 429: the queue is full',
+      'async requests refused with 429 ResourceThrottled',
     ]);
     vi.advanceTimersByTime(10_000);
     expect(logger.entries.at(-1)).toMatchObject({

@@ -1,6 +1,6 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { DestinationRecord } from '@fc-async/core';
+import { type DestinationRecord, type Detector, detectInvocation } from '@fc-async/core';
 import express from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createHandler, fcAsync, listen } from '../src/index.js';
@@ -219,6 +219,38 @@ describe('express fcAsync() middleware: an app that throws', () => {
     const passed = await fetch(url, { method: 'POST', headers: { ...asyncCall, authorization: 'Bearer x' } });
     expect([passed.status, passed.headers.get('x-fc-status')]).toEqual([200, null]);
   });
+
+  it.each([
+    // docs/async.md's asyncOnly: a call whose x-fc-* headers FC dropped is async; the default says sync.
+    [
+      'async',
+      ((h, e) => {
+        const found = detectInvocation(h, e);
+        return found.source === 'default' ? { ...found, type: 'Async', source: 'async-only' } : found;
+      }) as Detector,
+      FC_HEADERS,
+      '404',
+    ],
+    // Every call sync, whatever the retry count says (the default says async).
+    [
+      'sync',
+      ((h, e) => ({ ...detectInvocation(h, e), type: 'Sync', source: 'default' })) as Detector,
+      { ...FC_HEADERS, 'x-fc-retry-count': '1' },
+      null,
+    ],
+  ])(
+    'on FC, a failure in front of fcAsync() is marked or not by the detect fcAsync() was given (%s)',
+    async (_kind, detect, headers, status) => {
+      const app = express();
+      app.use((_req, _res, next) => next(new Error('auth backend down')));
+      app.use(fcAsync({ logger: logger(), env: ON_FC, detect }));
+      app.post('/job', (_req, res) => res.json({ ok: true }));
+      const server = await listen(app, { port: 0, host: '127.0.0.1', signals: [], logger: logger(), env: ON_FC });
+      cleanup.push(() => server.close());
+      const r = await fetch(`http://127.0.0.1:${server.port}/job`, { method: 'POST', headers });
+      expect([r.status, r.headers.get('x-fc-status')]).toEqual([500, status]);
+    },
+  );
 
   it('on FC, a shutdown past its budget aborts a running async call with ShuttingDown before cutting it', async () => {
     const app = express();

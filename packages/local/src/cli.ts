@@ -162,7 +162,7 @@ function signalHandler(emulator: Emulator, flags: DevFlags): (signal: NodeJS.Sig
         flags,
         flags.store?.startsWith('sqlite:') || flags.redis !== undefined
           ? `${signal} again: quitting now; tasks not finished stay in the store for the next start`
-          : `${signal} again: quitting now; tasks not finished are dropped (no Stopped record, no onFailure)`,
+          : `${signal} again: quitting now; tasks not finished are dropped (no Stopped record, no onFailure)${droppedDeliveries(emulator)}`,
       );
       process.exit(130);
     }
@@ -177,6 +177,26 @@ function signalHandler(emulator: Emulator, flags: DevFlags): (signal: NodeJS.Sig
     );
   };
   return stop;
+}
+
+/** How many task ids {@link droppedDeliveries} names; the count covers the rest. */
+const NAMED_DELIVERIES = 10;
+
+/**
+ * With the store in memory, the destination records a quit drops (finished tasks whose webhook is
+ * still being retried): `; 2 destination records not delivered: t1 (onSuccess), t2 (onFailure)`,
+ * the task ids and the emulator's function when it serves several. Nothing when none is owed.
+ */
+function droppedDeliveries(emulator: Emulator): string {
+  const owed = emulator.owedDeliveries();
+  if (owed.length === 0) return '';
+  const several = emulator.functions.length > 1;
+  const named = owed
+    .slice(0, NAMED_DELIVERIES)
+    .map((o) => `${several ? `${o.functionName}/` : ''}${o.taskId} (${o.side})`)
+    .join(', ');
+  const more = owed.length > NAMED_DELIVERIES ? ` and ${owed.length - NAMED_DELIVERIES} more` : '';
+  return `; ${owed.length} destination ${owed.length === 1 ? 'record' : 'records'} not delivered: ${named}${more}`;
 }
 
 /** Node's exit code when the main module's top-level await is left unsettled with nothing more to run. */

@@ -9,6 +9,7 @@ import {
   FcAsyncError,
   jsonlDestination,
   makeFolderSync,
+  maskUrl,
 } from '@fc-async/core';
 import { shown } from './errors.js';
 import type { LocalFunction } from './function.js';
@@ -42,7 +43,16 @@ export function parseDestinationArn(arn: string): ArnTarget | undefined {
  */
 export function destinationArnProblem(arn: string): string | undefined {
   if (parseDestinationArn(arn)) return undefined;
-  return `is not an FC, MNS, EventBridge or RocketMQ ARN: ${shown(arn, (typed) => String(typed).slice(0, 128))}`;
+  return `is not an FC, MNS, EventBridge or RocketMQ ARN: ${shown(arn, (typed) => maskedTarget(String(typed)).slice(0, 128))}`;
+}
+
+/**
+ * A destination value that is no ARN, fit for a message: a mistyped ARN (`acs:...`) as it is,
+ * anything else as {@link maskUrl} shows it, as a webhook's URL put there holds its password
+ * and token.
+ */
+function maskedTarget(value: string): string {
+  return value.startsWith('acs:') ? value : maskUrl(value);
 }
 
 /** Where destination records go when their target is not a function of this emulator. */

@@ -45,6 +45,11 @@ export interface Emulator {
    * left, it goes on at once.
    */
   close(options?: { timeoutMs?: number | undefined }): Promise<void>;
+  /**
+   * The destination calls under way (a webhook that is down, still retried), by function, task
+   * and side: records of finished tasks that a process quitting now does not deliver.
+   */
+  owedDeliveries(): { functionName: string; taskId: string; side: 'onSuccess' | 'onFailure' }[];
 }
 
 const BACKEND_START_MS = 15_000;
@@ -280,6 +285,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     triggerUrl,
     controlUrl,
     functions: functions.map((f) => f.spec.name),
+    owedDeliveries: () =>
+      functions.flatMap((f) => f.engine.owedDeliveries().map((owed) => ({ functionName: f.spec.name, ...owed }))),
     close(closeOptions = {}) {
       let timeoutMs: number;
       try {

@@ -436,6 +436,34 @@ describe('shutdown', () => {
     expect(cli.stderr.join('')).toContain('SIGINT again: quitting now; tasks not finished are dropped');
   });
 
+  it.each(['SIGINT', 'SIGTERM'] as const)(
+    'a second %s names the destination records it drops: finished tasks whose delivery is under way',
+    async (signal) => {
+      const cli = await startCli([fixture('owed-deliveries.mjs'), '--name', 'owed']);
+      onTestFinished(() => void cli.stop('SIGKILL'));
+      const client = sdk(cli.control);
+      for (const [path, taskId, status] of [
+        ['/ok', 't_ok', 'Succeeded'],
+        ['/fail', 't_fail', 'Failed'],
+      ] as const) {
+        expect((await post(cli, path, {}, asyncHeaders(taskId))).status).toBe(202);
+        expect((await finished(client, 'owed', taskId)).status).toBe(status);
+      }
+      cli.proc.kill(signal);
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      cli.proc.kill(signal);
+      expect(await cli.exited).toBe(130);
+      const quit = cli.stderr
+        .join('')
+        .split('\n')
+        .filter((line) => line.includes(`${signal} again`))
+        .map((line) => JSON.parse(line).message);
+      expect(quit).toEqual([
+        `${signal} again: quitting now; tasks not finished are dropped (no Stopped record, no onFailure); 2 destination records not delivered: t_ok (onSuccess), t_fail (onFailure)`,
+      ]);
+    },
+  );
+
   it('on SIGTERM stops accepting, lets the running task finish, and exits 0', async () => {
     const { cli, attempt } = await withRunningTask('drain_me', 1500);
     cli.proc.kill('SIGTERM');

@@ -22,6 +22,9 @@ let n = 0;
 const fc3 = (props: string, head = '') =>
   `${head}resources:\n  f:\n    component: fc3\n    props:\n      functionName: f\n      code: ./\n      handler: index.handler\n${props}`;
 
+const fc2 = (props: string) =>
+  `edition: 1.0.0\nservices:\n  f:\n    component: fc\n    props:\n      region: cn-hangzhou\n      service:\n        name: s\n      function:\n        name: f\n        codeUri: ./\n        handler: index.handler\n        runtime: nodejs16\n${props.replace(/^ {6}/gm, '        ')}`;
+
 /** The problem loading `text` is refused for (`InvalidConfig`), the environment holding the secret. */
 async function refusal(text: string): Promise<string> {
   const file = join(dir, 'app', `s${++n}.yaml`);
@@ -91,6 +94,27 @@ describe('an s.yaml error about a value an expression produced', () => {
     expect(problem).toMatch(message);
     // JSON.parse quotes a stretch of the text around the error, cut short: any of it.
     expect(problem).not.toContain('hunter2');
+  });
+
+  it.each([
+    [
+      'fc3',
+      '      asyncInvokeConfig:\n        destinationConfig:\n          onSuccess:\n            destination: HOOK\n',
+      'resources.f.props.asyncInvokeConfig.destinationConfig onSuccess.destination',
+    ],
+    [
+      'fc2',
+      '      asyncConfiguration:\n        destination:\n          onSuccess: HOOK\n',
+      'services.f.props.function.asyncConfiguration.destinationConfig onSuccess.destination',
+    ],
+  ])('masks a webhook URL typed as a destination (%s): no password, no token', async (kind, props, where) => {
+    const hook = 'https://hook-user:HOOKPASSWORD@hooks.example.com/fc?token=YAMLSECRET';
+    const text = kind === 'fc3' ? fc3(props.replace('HOOK', hook)) : fc2(props.replace('HOOK', hook));
+    const problem = await refusal(text);
+    expect(problem).toBe(
+      `${where} is not an FC, MNS, EventBridge or RocketMQ ARN: https://***@hooks.example.com/fc?***`,
+    );
+    expect(problem).not.toMatch(/HOOKPASSWORD|YAMLSECRET|hook-user/);
   });
 
   it('still quotes a value typed in the s.yaml', async () => {

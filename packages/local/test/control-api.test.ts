@@ -193,6 +193,18 @@ describe('the FC API of the control port: InvokeFunction and the async invoke co
       expect((await get('evt')).body).toEqual(before);
     });
 
+    it('masks a webhook URL given as a destination: no password, no token in the answer', async () => {
+      const hook = 'https://hook-user:HOOKPASSWORD@hooks.example.com/fc?token=APISECRET';
+      const body = JSON.stringify({ destinationConfig: { onSuccess: { destination: hook } } });
+      const res = await api('evt/async-invoke-config', { method: 'PUT', body });
+      const text = await res.text();
+      expect([res.status, JSON.parse(text).Message]).toEqual([
+        400,
+        'destinationConfig onSuccess.destination is not an FC, MNS, EventBridge or RocketMQ ARN: https://***@hooks.example.com/fc?***',
+      ]);
+      expect(text).not.toMatch(/HOOKPASSWORD|APISECRET|hook-user/);
+    });
+
     it('answers a Put on an unknown function 404 FunctionNotFound', async () => {
       expect(await sdkError(put('nope', { maxAsyncRetryAttempts: 1 }))).toMatchObject({
         code: 'FunctionNotFound',

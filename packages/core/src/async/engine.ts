@@ -285,6 +285,8 @@ export class AsyncEngine {
   private readonly inFlight = new Set<Promise<JobResult>>();
   /** Destination calls under way: close() gives them a moment before it cuts them (see close). */
   private deliveriesUnderWay = 0;
+  /** The same, by task id and side: what a process quitting now leaves undelivered (see owedDeliveries). */
+  private readonly delivering = new Map<string, 'onSuccess' | 'onFailure'>();
   /** Resolved when no destination call is under way (some run outside `inFlight`: a stop's, a recovery's). */
   private deliveryWaiters: (() => void)[] = [];
   private outstanding = 0;
@@ -486,6 +488,21 @@ export class AsyncEngine {
     };
   }
 
+  /**
+   * The destination calls under way, by task id and side (a webhook that is down, retried): each a
+   * finished task whose record a process that quits now does not deliver. Synchronous, for a
+   * second Ctrl-C that exits at once.
+   *
+   * @example
+   * ```ts
+   * declare const engine: AsyncEngine;
+   * engine.owedDeliveries(); // [{ taskId: 't1', side: 'onSuccess' }]
+   * ```
+   */
+  owedDeliveries(): { taskId: string; side: 'onSuccess' | 'onFailure' }[] {
+    return [...this.delivering].map(([taskId, side]) => ({ taskId, side }));
+  }
+
   /** Every attempt's timeout (`async.timeoutSeconds`), in seconds. */
   get timeoutSeconds(): number {
     return this.options.timeoutSeconds;
@@ -555,10 +572,11 @@ export class AsyncEngine {
         { statusCode: 429, retryAfterSeconds: 1 },
       );
     }
-    if (this.queue.pending() + this.deliveringAside >= this.options.maxQueuedTasks) {
+    const waiting = this.queue.pending();
+    if (waiting + this.deliveringAside >= this.options.maxQueuedTasks) {
       throw new FcAsyncError(
         'ResourceThrottled',
-        `${this.options.maxQueuedTasks} async tasks are already waiting; retry later`,
+        throttledMessage(this.options.maxQueuedTasks, waiting, this.deliveringAside),
         {
           statusCode: 429,
           retryAfterSeconds: 1,
@@ -1514,11 +1532,13 @@ export class AsyncEngine {
       const list = wrapDestinations(owed, record, side, condition, hooks);
       let result: DeliveryResult;
       this.deliveriesUnderWay++;
+      this.delivering.set(record.taskId, side);
       try {
         result = hooks?.delivery
           ? await hooks.delivery(record, side, condition, () => deliverResolved(list, destinationRecord, this.delivery))
           : await deliverResolved(list, destinationRecord, this.delivery);
       } finally {
+        this.delivering.delete(record.taskId);
         if (--this.deliveriesUnderWay === 0) for (const resolve of this.deliveryWaiters.splice(0)) resolve();
       }
       // Cut short by close(): a persistent backend delivers it again on the next start, to the
@@ -1923,6 +1943,17 @@ export interface CloseOptions {
 const ERROR_BODY_CAP = 64 * 1024;
 /** The longest error message a task keeps from a function's error body. */
 const ERROR_MESSAGE_CAP = 4096;
+
+/**
+ * A 429's words when `maxQueuedTasks` is reached: how many of the waiting are tasks still to run and
+ * how many are finished tasks whose destination is being called, as a webhook that is down fills
+ * the room with deliveries while the task list shows every task Succeeded.
+ */
+function throttledMessage(max: number, toRun: number, delivering: number): string {
+  const deliveries = `${delivering} destination ${delivering === 1 ? 'delivery' : 'deliveries'} under way`;
+  const why = delivering > 0 ? ' (a destination that is down holds its tasks until its retries end)' : '';
+  return `${toRun + delivering} async tasks are already waiting (maxQueuedTasks ${max}): ${toRun} to run and ${deliveries}${why}; retry later`;
+}
 
 /**
  * About what a destination call holds while it waits or retries: the task's request, its answer

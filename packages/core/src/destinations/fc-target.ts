@@ -1,3 +1,4 @@
+import { maskUrl } from '../logger.js';
 import { describe, stringOption } from './validate.js';
 
 /**
@@ -45,6 +46,12 @@ export function parseFunctionTarget(target: string): FunctionTarget {
     result = { functionName: m[3]!, region: m[1]!, accountId: m[2]! };
     if (m[4] !== undefined) result.qualifier = m[4];
   } else {
+    // A webhook's URL given here: read as `name:qualifier` its password and token would be quoted.
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) {
+      throw new TypeError(
+        `Expected \`target\` to be a function name or an FC ARN, got the URL \`${describe(maskUrl(target))}\` (a webhook takes httpDestination)`,
+      );
+    }
     const colon = target.indexOf(':');
     result = { functionName: colon < 0 ? target : target.slice(0, colon) };
     if (colon >= 0) result.qualifier = target.slice(colon + 1);

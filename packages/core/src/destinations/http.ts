@@ -145,6 +145,13 @@ function headerOption(headers: unknown): Record<string, string> {
     if (!fetchTakes(name, 'x')) {
       throw new TypeError(`Expected \`headers\` to hold valid HTTP header names, got ${JSON.stringify(name)}`);
     }
+    const wide = firstWide(value);
+    if (wide !== undefined) {
+      // Its code point and place say what to encode without quoting the value (it may be a token).
+      throw new TypeError(
+        `Expected \`headers.${name}\` to be Latin-1 (ISO-8859-1) only, got ${wide.codePoint} at character ${wide.at}; encode the value (e.g. encodeURIComponent) and decode it in the receiver; the value is not shown`,
+      );
+    }
     if (!fetchTakes(name, value)) {
       throw new TypeError(
         `Expected \`headers.${name}\` to be a valid HTTP header value (no CR, LF or NUL); the value is not shown`,
@@ -153,6 +160,20 @@ function headerOption(headers: unknown): Record<string, string> {
     out[name] = value;
   }
   return out;
+}
+
+/**
+ * The first character of `value` above U+00FF, which a header cannot carry (fetch refuses it as an
+ * invalid value, as it does a line break), as `U+676D` and its place counting from 1.
+ */
+function firstWide(value: string): { codePoint: string; at: number } | undefined {
+  let at = 0;
+  for (const char of value) {
+    at++;
+    const code = char.codePointAt(0) as number;
+    if (code > 0xff) return { codePoint: `U+${code.toString(16).toUpperCase().padStart(4, '0')}`, at };
+  }
+  return undefined;
 }
 
 function fetchTakes(name: string, value: string): boolean {

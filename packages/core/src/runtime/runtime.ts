@@ -35,14 +35,57 @@ const spans = new WeakMap<object, InvocationSpan>();
 const registry = new WeakMap<object, Set<FcAsyncControls>>();
 
 /**
- * Local-mode runtimes that have not learned their app yet (an Express or Koa middleware learns it
- * on its first request), held weakly: one never bound nor closed is not kept alive by this.
+ * Runtimes that have not learned their app yet (an Express or Koa middleware learns it on its
+ * first request), held weakly: one never bound nor closed is not kept alive by this.
  */
 const unbound = new Set<WeakRef<FcAsyncControls>>();
 
 function addUnbound(ref: WeakRef<FcAsyncControls>): void {
   for (const other of unbound) if (other.deref() === undefined) unbound.delete(other);
   unbound.add(ref);
+}
+
+/**
+ * How each runtime tells an async invocation: its own `detect` with its own `env`, for
+ * `listen(app)`'s rule on failures answered before the middleware (see `isAsyncForApp`).
+ */
+const asyncTellers = new WeakMap<object, (headers: IncomingMessage['headers']) => boolean>();
+
+/**
+ * Whether the `fcAsync()` middleware of `app` takes a request with `headers` as an async
+ * invocation, by the `detect` and `env` it was given: those of the runtimes bound to `app`, else
+ * of those bound to no app yet (a middleware not reached so far, in a router or behind one that
+ * threw); the default detector when there is none. Any of them saying async is enough. A
+ * detector that refuses the headers says not async (the middleware answers that itself).
+ *
+ * @example
+ * ```ts
+ * declare const app: object;
+ * isAsyncForApp(app, { 'x-fc-invocation-type': 'Async' }); // true with the default detector
+ * ```
+ */
+export function isAsyncForApp(app: object | undefined, headers: IncomingMessage['headers']): boolean {
+  let tellers = runtimesFor(app).map((runtime) => asyncTellers.get(runtime));
+  if (tellers.length === 0) tellers = unboundRuntimes().map((runtime) => asyncTellers.get(runtime));
+  if (tellers.length === 0) tellers = [(h) => detectInvocation(h).type === 'Async'];
+  return tellers.some((tell) => {
+    try {
+      return tell?.(headers) === true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** The runtimes not bound to an app yet that are still alive. */
+function unboundRuntimes(): FcAsyncControls[] {
+  const alive: FcAsyncControls[] = [];
+  for (const ref of unbound) {
+    const runtime = ref.deref();
+    if (runtime === undefined) unbound.delete(ref);
+    else alive.push(runtime);
+  }
+  return alive;
 }
 
 /** The middleware runtimes that have served `app` (for `listen(app)`'s pre-stop and shutdown). */
@@ -84,12 +127,7 @@ export function abortPlatformCalls(app: object | undefined, reason: unknown): vo
  */
 export function enginesToStart(app: object | undefined): AsyncEngine[] {
   const engines = new Set<AsyncEngine>();
-  for (const runtime of runtimesFor(app)) if (runtime.engine) engines.add(runtime.engine);
-  for (const ref of unbound) {
-    const runtime = ref.deref();
-    if (runtime === undefined) unbound.delete(ref);
-    else if (runtime.engine) engines.add(runtime.engine);
-  }
+  for (const runtime of [...runtimesFor(app), ...unboundRuntimes()]) if (runtime.engine) engines.add(runtime.engine);
   return [...engines];
 }
 
@@ -170,7 +208,7 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
     listener = target.listener();
     routeOf = target.routeOf;
     register(app, runtime);
-    if (self) unbound.delete(self);
+    unbound.delete(self);
     bound?.();
   }
 
@@ -193,7 +231,7 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
           return Promise.reject(error);
         }
       }
-      if (self) unbound.delete(self);
+      unbound.delete(self);
       // Platform mode: FC's async invocations still running get `timeoutMs` to end (pre-stop gives
       // half its budget), then their answers are left to come when they do.
       closing ??= (
@@ -276,8 +314,10 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
     },
   };
   shutdownParts.set(runtime, { flushSpans: () => tracing.flush(), calls });
-  const self = engine ? new WeakRef<FcAsyncControls>(runtime) : undefined;
-  if (self) addUnbound(self);
+  asyncTellers.set(runtime, (headers) => detect(headers, env).type === 'Async');
+  // Every mode: its engine is started before listening (local), its detector tells failures (both).
+  const self = new WeakRef<FcAsyncControls>(runtime);
+  addUnbound(self);
   return runtime;
 }
 

@@ -3,12 +3,12 @@ import type { AddressInfo } from 'node:net';
 import { resolveMode } from '../async/options.js';
 import type { NodeHandler } from '../bridge.js';
 import { FcAsyncError } from '../errors.js';
-import { detectInvocation, getInvocation } from '../invocation.js';
+import { getInvocation } from '../invocation.js';
 import { createConsoleLogger } from '../logger.js';
 import { runPreStopHooks, within } from './hooks.js';
 import { answerLifecycle, lifecyclePath } from './lifecycle.js';
 import { type FcListenOptions, resolveListenOptions } from './options.js';
-import { abortPlatformCalls, enginesToStart, flushRuntimeSpans, runtimesFor } from './runtime.js';
+import { abortPlatformCalls, enginesToStart, flushRuntimeSpans, isAsyncForApp, runtimesFor } from './runtime.js';
 import { FC_STATUS_HEADER } from './write.js';
 
 /**
@@ -108,7 +108,7 @@ export async function listenFc(
     if (shuttingDown) res.setHeader('connection', 'close');
     const path = lifecyclePath(req);
     if (path === undefined) {
-      if (onFc) markFailureBeforeFcAsync(req, res);
+      if (onFc) markFailureBeforeFcAsync(req, res, hooks.app);
       return listener(req, res);
     }
     return answerLifecycle(res, path, () => lifecycle(path), logger);
@@ -227,15 +227,12 @@ export async function listenFc(
  * in front of it threw, and the framework's error handler answered) gets `x-fc-status: 404` too:
  * without it FC counts the call a success, and the task is neither retried nor sent to onFailure.
  * A request the middleware saw carries its invocation, and the middleware's own rule decides.
+ * Async or not is the middleware's call too, by the `detect` it was given (`asyncOnly`), even
+ * before it is reached: the default detector's would miss what it counts async, or mark a failure
+ * of what it counts sync.
  */
-function markFailureBeforeFcAsync(req: IncomingMessage, res: ServerResponse): void {
-  let async: boolean;
-  try {
-    async = detectInvocation(req.headers).type === 'Async';
-  } catch {
-    return; // headers detection refuses: the middleware answers that itself
-  }
-  if (!async) return;
+function markFailureBeforeFcAsync(req: IncomingMessage, res: ServerResponse, app: object | undefined): void {
+  if (!isAsyncForApp(app, req.headers)) return;
   const writeHead = res.writeHead;
   res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
     if ((args[0] as number) >= 500 && getInvocation(req) === undefined && !this.hasHeader(FC_STATUS_HEADER)) {
