@@ -198,12 +198,39 @@ function decide(
     if (!isValidTaskId(taskId) && !isFcRequestId(taskId)) {
       throw badRequest('InvalidArgument', taskIdRule(taskId, fc2TaskId ? FC2_TASK_ID : TASK_ID_HEADER));
     }
-    if (type !== 'Sync') return { type: 'Async', requestId, taskId, attempt, source: 'task-id' };
+    if (type !== 'Sync') return new DetectionRecord('Async', requestId, taskId, attempt, 'task-id');
   }
-  if (type === 'Async') return { type, requestId, taskId, attempt, source: 'invocation-type' };
-  if (type === undefined && attempt > 0) return { type: 'Async', requestId, taskId, attempt, source: 'retry-count' };
-  return { type: 'Sync', requestId, taskId, attempt, source: type === 'Sync' ? 'invocation-type' : 'default' };
+  if (type === 'Async') return new DetectionRecord(type, requestId, taskId, attempt, 'invocation-type');
+  if (type === undefined && attempt > 0) return new DetectionRecord('Async', requestId, taskId, attempt, 'retry-count');
+  return new DetectionRecord('Sync', requestId, taskId, attempt, type === 'Sync' ? 'invocation-type' : 'default');
 }
+
+/**
+ * A plain {@link Detection} (`Object.prototype`, the fields of a literal in its order) made with
+ * `new`: V8 may pretenure an object literal's allocation site, making every later object of it
+ * in the old generation (see `ParsedRequest` in fc3.ts); objects made with `new` have no such site.
+ */
+const DetectionRecord = function DetectionRecord(
+  this: Detection,
+  type: InvocationType,
+  requestId: string,
+  taskId: string | undefined,
+  attempt: number,
+  source: Detection['source'],
+) {
+  this.type = type;
+  this.requestId = requestId;
+  this.taskId = taskId;
+  this.attempt = attempt;
+  this.source = source;
+} as unknown as new (
+  type: InvocationType,
+  requestId: string,
+  taskId: string | undefined,
+  attempt: number,
+  source: Detection['source'],
+) => Detection;
+DetectionRecord.prototype = Object.prototype;
 
 const TASK_ID_HEADER = 'X-Fc-Async-Task-Id';
 const FC2_TASK_ID = 'X-Fc-Stateful-Async-Invocation-Id';
@@ -315,20 +342,58 @@ export function buildInvocation(
   const timeout = context?.function?.timeout ?? Number(header(headers, 'x-fc-function-timeout'));
   // The detection's fields are listed, not spread: V8 builds `{ ...x, more }` on a slow path
   // that costs microseconds on every invocation.
-  return {
-    type: detection.type,
-    requestId: detection.requestId,
-    taskId: detection.taskId,
-    attempt: detection.attempt,
-    source: detection.source,
-    functionName: context?.function?.name ?? header(headers, 'x-fc-function-name') ?? env.FC_FUNCTION_NAME ?? '',
-    region: context?.region ?? header(headers, 'x-fc-region') ?? env.FC_REGION ?? '',
-    accountId: context?.accountId ?? header(headers, 'x-fc-account-id') ?? env.FC_ACCOUNT_ID ?? '',
-    qualifier: context?.service?.qualifier ?? header(headers, 'x-fc-qualifier') ?? env.FC_QUALIFIER ?? 'LATEST',
-    versionId: context?.service?.versionId ?? header(headers, 'x-fc-version-id'),
-    memoryMB: Number.isFinite(memory) && memory > 0 ? memory : undefined,
-    timeoutSeconds: typeof timeout === 'number' && Number.isFinite(timeout) && timeout > 0 ? timeout : undefined,
-    instanceId: env.FC_INSTANCE_ID,
+  return new InvocationRecord(
+    detection,
+    context?.function?.name ?? header(headers, 'x-fc-function-name') ?? env.FC_FUNCTION_NAME ?? '',
+    context?.region ?? header(headers, 'x-fc-region') ?? env.FC_REGION ?? '',
+    context?.accountId ?? header(headers, 'x-fc-account-id') ?? env.FC_ACCOUNT_ID ?? '',
+    context?.service?.qualifier ?? header(headers, 'x-fc-qualifier') ?? env.FC_QUALIFIER ?? 'LATEST',
+    context?.service?.versionId ?? header(headers, 'x-fc-version-id'),
+    Number.isFinite(memory) && memory > 0 ? memory : undefined,
+    typeof timeout === 'number' && Number.isFinite(timeout) && timeout > 0 ? timeout : undefined,
+    env.FC_INSTANCE_ID,
     signal,
-  };
+  );
 }
+
+/** A plain {@link Invocation} made with `new`, which V8 never pretenures (see `DetectionRecord`). */
+const InvocationRecord = function InvocationRecord(
+  this: Invocation,
+  detection: Detection,
+  functionName: string,
+  region: string,
+  accountId: string,
+  qualifier: string,
+  versionId: string | undefined,
+  memoryMB: number | undefined,
+  timeoutSeconds: number | undefined,
+  instanceId: string | undefined,
+  signal: AbortSignal,
+) {
+  this.type = detection.type;
+  this.requestId = detection.requestId;
+  this.taskId = detection.taskId;
+  this.attempt = detection.attempt;
+  this.source = detection.source;
+  this.functionName = functionName;
+  this.region = region;
+  this.accountId = accountId;
+  this.qualifier = qualifier;
+  this.versionId = versionId;
+  this.memoryMB = memoryMB;
+  this.timeoutSeconds = timeoutSeconds;
+  this.instanceId = instanceId;
+  this.signal = signal;
+} as unknown as new (
+  detection: Detection,
+  functionName: string,
+  region: string,
+  accountId: string,
+  qualifier: string,
+  versionId: string | undefined,
+  memoryMB: number | undefined,
+  timeoutSeconds: number | undefined,
+  instanceId: string | undefined,
+  signal: AbortSignal,
+) => Invocation;
+InvocationRecord.prototype = Object.prototype;
