@@ -17,9 +17,11 @@ export interface FcHttpEventInit {
   /** @default 'GET' */
   method?: string | undefined;
   /**
-   * The path plus query string, encoded as a client sends it; an absolute URL
-   * (`http://api.example.com/x?y=1`) gives its path and query, and its host as `Host` unless
-   * `headers` name one. @default '/'
+   * The path plus query string; an absolute URL (`http://api.example.com/x?y=1`) gives its path
+   * and query, and its host as `Host` unless `headers` name one. Encoded as a client (fetch, the
+   * WHATWG URL) sends it, and so as FC's `rawPath` is: a space, a non-ASCII character and the
+   * like are percent-encoded, an escape already there (`%C3%A9`) is kept as it is, and a
+   * fragment (`#top`) is dropped. @default '/'
    */
   url?: string | undefined;
   /**
@@ -44,7 +46,10 @@ export interface FcHttpEventInit {
   requestId?: string | undefined;
   /** @default '' */
   accountId?: string | undefined;
-  /** When FC received the request, in epoch milliseconds. @default now */
+  /**
+   * When FC received the request, in whole epoch milliseconds from 0 to 4294967295999 (the
+   * second goes into the request id as 8 hex digits); a number, not FC's string form. @default now
+   */
   timeEpoch?: number | undefined;
 }
 
@@ -134,7 +139,8 @@ export function fcQueryParameters(query: string): Record<string, string> {
   return out;
 }
 
-let lastSecond = 0;
+// NaN matches no second: the first call formats, whatever its time (0 included).
+let lastSecond = Number.NaN;
 let lastTime = '';
 /** `requestContext.time` (ISO 8601 to the second), formatted once per second. */
 function isoSecond(now: number): string {
@@ -172,8 +178,22 @@ function checkInit(init: FcHttpEventInit): void {
       `Expected \`body\` to be a string, bytes or an object to send as JSON, got \`${kindOf(body)}\``,
     );
   }
-  if (timeEpoch !== undefined && !(typeof timeEpoch === 'number' && Number.isFinite(timeEpoch) && timeEpoch >= 0)) {
-    throw new TypeError(`Expected \`timeEpoch\` to be epoch milliseconds, got \`${String(timeEpoch)}\``);
+  if (timeEpoch !== undefined) checkTimeEpoch(timeEpoch);
+}
+
+/** The last millisecond whose second fits the request id's 8 hex digits (2106-02-07). */
+const MAX_TIME_EPOCH = 2 ** 32 * 1000 - 1;
+
+/** A time FC could have sent: whole milliseconds whose request id is in FC's format. */
+function checkTimeEpoch(timeEpoch: unknown): void {
+  const expected = `Expected \`timeEpoch\` to be epoch milliseconds (a whole number from 0 to ${MAX_TIME_EPOCH})`;
+  if (typeof timeEpoch === 'string' && timeEpoch.trim() !== '' && Number.isFinite(Number(timeEpoch))) {
+    // FC's event carries it as a string: a test copying one would pass it as it is.
+    throw new TypeError(`${expected}, got the string '${timeEpoch}': pass a number (\`Number(timeEpoch)\`)`);
+  }
+  if (typeof timeEpoch !== 'number') throw new TypeError(`${expected}, got \`${kindOf(timeEpoch)}\``);
+  if (!Number.isInteger(timeEpoch) || timeEpoch < 0 || timeEpoch > MAX_TIME_EPOCH) {
+    throw new TypeError(`${expected}, got \`${String(timeEpoch)}\``);
   }
 }
 
@@ -221,13 +241,52 @@ function unreadBody(body: object): string | undefined {
   return undefined;
 }
 
-/** `scheme://host[:port]` then the rest: an absolute URL's authority and its path, query and fragment. */
-const ABSOLUTE_URL = /^[a-z][a-z\d+.-]*:\/\/([^/?#]*)(.*)$/i;
+/** `scheme://host[:port]` then the rest: an absolute URL's authority and its path and query. */
+const ABSOLUTE_URL = /^[a-z][a-z\d+.-]*:\/\/([^/?#]*)(.*)$/is;
+/** What the WHATWG URL percent-encodes in an http(s) URL's path: controls, space, non-ASCII, `"<>\`{}`. */
+const PATH_ENCODED = /[^\x21-\x7e]|["<>`{}]/gu;
+/** And in its query: controls, space, non-ASCII, `"'<>`. */
+const QUERY_ENCODED = /[^\x21-\x7e]|["'<>]/gu;
+const HEX = Array.from({ length: 256 }, (_, b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`);
+
+/**
+ * `text` with what a client percent-encodes so (UTF-8 bytes, a lone surrogate as U+FFFD, as the
+ * WHATWG URL does); `%` is left alone, so an escape already there is not encoded twice.
+ */
+function percentEncode(text: string, encoded: RegExp): string {
+  return text.replace(encoded, (c) => {
+    let out = '';
+    for (const byte of Buffer.from(c, 'utf8')) out += HEX[byte];
+    return out;
+  });
+}
+
+/**
+ * The path and query a client sends for `url`: an absolute URL's authority taken off (its host
+ * into `headers.Host` unless set), the fragment dropped, the rest percent-encoded as a client does.
+ * Dot segments stay as written, so a test can send the `/a/../b` a raw client would.
+ */
+function pathAndQuery(url: string, headers: Record<string, string>): { rawPath: string; query: string } {
+  const hash = url.indexOf('#');
+  let target = hash < 0 ? url : url.slice(0, hash);
+  const absolute = ABSOLUTE_URL.exec(target);
+  if (absolute) {
+    headers.Host ??= (absolute[1] as string).replace(/^.*@/, '');
+    const rest = absolute[2] as string;
+    target = rest.startsWith('/') ? rest : `/${rest}`;
+  }
+  const q = target.indexOf('?');
+  return {
+    rawPath: percentEncode(q < 0 ? target : target.slice(0, q), PATH_ENCODED),
+    query: q < 0 ? '' : percentEncode(target.slice(q + 1), QUERY_ENCODED),
+  };
+}
 
 /**
  * An FC 3.0 HTTP event as FC hands it to a built-in runtime handler: header names canonicalised
- * (`Content-Type`) and repeated values joined with commas, the path and query split and
- * decoded, the body as text for FC's text types and base64 otherwise, and the request context.
+ * (`Content-Type`) and repeated values joined with commas, the URL encoded as a client sends it
+ * (its fragment dropped) and its path and query split and decoded, the body as text for FC's
+ * text types and base64 otherwise, and the request context.
  * For tests and scripts that call a handler without FC; FC's common `x-fc-*` headers are not
  * added (pass them in `headers` when the test needs them).
  *
@@ -256,16 +315,7 @@ export function fcHttpEvent(init: FcHttpEventInit = {}): FcHttpEvent {
     headers[canonicalHeaderName(name)] = typeof value === 'string' ? value : value.join(',');
   }
   if (type !== undefined && headers['Content-Type'] === undefined) headers['Content-Type'] = type;
-  let url = init.url ?? '/';
-  const absolute = ABSOLUTE_URL.exec(url);
-  if (absolute) {
-    // The path and query as written (no dot segments resolved, nothing re-encoded), without a fragment.
-    headers.Host ??= (absolute[1] as string).replace(/^.*@/, '');
-    const rest = (absolute[2] as string).replace(/#.*$/, '');
-    url = rest.startsWith('/') ? rest : `/${rest}`;
-  }
-  const q = url.indexOf('?');
-  const rawPath = q < 0 ? url : url.slice(0, q);
+  const { rawPath, query } = pathAndQuery(init.url ?? '/', headers);
   const text = bytes.length === 0 || isFcTextBody(headers['Content-Type']);
   const host = headers.Host ?? 'localhost';
   const now = init.timeEpoch ?? Date.now();
@@ -275,7 +325,7 @@ export function fcHttpEvent(init: FcHttpEventInit = {}): FcHttpEvent {
     body: text ? bytes.toString('utf8') : bytes.toString('base64'),
     isBase64Encoded: !text,
     headers,
-    queryParameters: fcQueryParameters(q < 0 ? '' : url.slice(q + 1)),
+    queryParameters: fcQueryParameters(query),
     requestContext: {
       accountId: init.accountId ?? '',
       domainName: host,

@@ -1,7 +1,14 @@
 import { Readable } from 'node:stream';
 import { runInNewContext } from 'node:vm';
-import { describe, expect, it } from 'vitest';
-import { createFcHandler, fcHttpEvent, fcQueryParameters, isFcTextBody, parseFcEvent } from '../src/index.js';
+import { describe, expect, it, vi } from 'vitest';
+import {
+  createFcHandler,
+  fcHttpEvent,
+  fcQueryParameters,
+  isFcRequestId,
+  isFcTextBody,
+  parseFcEvent,
+} from '../src/index.js';
 
 describe('fcHttpEvent', () => {
   it('builds the event FC hands a built-in runtime: names canonical, path and query split, context filled', () => {
@@ -84,14 +91,66 @@ describe('fcHttpEvent', () => {
       { q: '1' },
       'api.example.com:8080',
     ]);
-    // As written: no dot segment resolved, nothing re-encoded.
-    expect(fcHttpEvent({ url: 'https://h/a/../caf%C3%A9 x?q#frag' }).rawPath).toBe('/a/../caf%C3%A9 x');
+    // No dot segment resolved, an escape kept as it is, a space encoded as a client sends it.
+    expect(fcHttpEvent({ url: 'https://h/a/../caf%C3%A9 x?q#frag' }).rawPath).toBe('/a/../caf%C3%A9%20x');
     // A default header overridden in another case: the last one wins, as a test means it.
     const defaults = { 'content-type': 'text/plain', authorization: 'Bearer old' };
     const overridden = fcHttpEvent({
       headers: { ...defaults, 'Content-Type': 'application/json', Authorization: 'Bearer new' },
     });
     expect(overridden.headers).toEqual({ 'Content-Type': 'application/json', Authorization: 'Bearer new' });
+  });
+
+  it('encodes the URL as a client sends it, so rawPath is what FC hands over; the fragment is dropped', async () => {
+    // What fetch sends for each: the WHATWG URL's path and query (dot segments aside, which it resolves).
+    const urls = [
+      '/files/a b ü',
+      '/files/x?q=1#top',
+      '/p"<>`{}|^\'~!$&()*+,;=:@/%zz%41%c3%a9?q=a b"\'<>`{}|^ü&r=%41%zz+x?y',
+      '/\u0001\u007f\ud83d\ude00?\u0001\u007f\ud83d',
+      'http://h/x y#frag?z',
+      'https://u@h:8/?#',
+    ];
+    for (const url of urls) {
+      const { pathname, search } = new URL(url, 'http://h');
+      const event = fcHttpEvent({ url });
+      const request = parseFcEvent(event);
+      expect([event.rawPath, request.url]).toEqual([
+        pathname,
+        parseFcEvent(fcHttpEvent({ url: pathname + search })).url,
+      ]);
+      expect(event.queryParameters).toEqual(fcQueryParameters(search.slice(1)));
+    }
+    const handler = createFcHandler((req, res) => res.setHeader('content-type', 'text/plain').end(req.url), {
+      async: { mode: 'local' },
+      env: {},
+    });
+    const seen = async (url: string) => (await handler(fcHttpEvent({ url }))).body;
+    expect(await seen('/files/a b ü')).toBe('/files/a%20b%20%C3%BC');
+    expect(await seen('/files/x?q=1#top')).toBe(await seen('http://h/files/x?q=1#top'));
+    expect(fcHttpEvent({ url: '/files/x?q=1#top' }).queryParameters).toEqual({ q: '1' });
+    await handler.close();
+  });
+
+  it('gives requestContext.time for a time in the first second of 1970 too', async () => {
+    // A fresh module: the first event it builds is at 0, as under vi.setSystemTime(0).
+    vi.resetModules();
+    const fresh = await import('../src/fc3-event.js');
+    const time = (timeEpoch: number) => fresh.fcHttpEvent({ timeEpoch }).requestContext?.time;
+    expect([time(0), time(999), time(1000)]).toEqual([
+      '1970-01-01T00:00:00Z',
+      '1970-01-01T00:00:00Z',
+      '1970-01-01T00:00:01Z',
+    ]);
+  });
+
+  it('takes the last time whose request id is in FC format', () => {
+    const { requestId = '', time } = fcHttpEvent({ timeEpoch: 2 ** 32 * 1000 - 1 }).requestContext ?? {};
+    expect([isFcRequestId(requestId), requestId.slice(0, 11), time]).toEqual([
+      true,
+      '1-ffffffff-',
+      '2106-02-07T06:28:15Z',
+    ]);
   });
 
   it('refuses a body it would send as an empty object; a Map or Set with toJSON is JSON', () => {

@@ -177,6 +177,7 @@ describe('createConsoleLogger', () => {
 });
 
 describe('fcHttpEvent', () => {
+  const TIME_EPOCH = 'Expected `timeEpoch` to be epoch milliseconds (a whole number from 0 to 4294967295999)';
   it.each<[unknown, string]>([
     [{ methdo: 'POST' }, 'Unknown fcHttpEvent() option `methdo`'],
     [null, 'Expected `init` to be an object, got `null`'],
@@ -186,7 +187,16 @@ describe('fcHttpEvent', () => {
     [{ headers: ['a'] }, 'Expected `headers` to be an object of header values, got `array`'],
     [{ headers: { 'x-n': 5 } }, 'Expected `headers.x-n` to be a string or an array of strings, got `number`'],
     [{ body: 5 }, 'Expected `body` to be a string, bytes or an object to send as JSON, got `number`'],
-    [{ timeEpoch: Number.NaN }, 'Expected `timeEpoch` to be epoch milliseconds, got `NaN`'],
+    [{ timeEpoch: Number.NaN }, `${TIME_EPOCH}, got \`NaN\``],
+    [{ timeEpoch: -1 }, `${TIME_EPOCH}, got \`-1\``],
+    [{ timeEpoch: 1764536400000.5 }, `${TIME_EPOCH}, got \`1764536400000.5\``],
+    [{ timeEpoch: 2 ** 32 * 1000 }, `${TIME_EPOCH}, got \`4294967296000\``],
+    [{ timeEpoch: 1e16 }, `${TIME_EPOCH}, got \`10000000000000000\``],
+    [
+      { timeEpoch: '1764536400000' },
+      `${TIME_EPOCH}, got the string '1764536400000': pass a number (\`Number(timeEpoch)\`)`,
+    ],
+    [{ timeEpoch: 'soon' }, `${TIME_EPOCH}, got \`string\``],
     [{ requestId: 5 }, 'Expected `requestId` to be a string, got `number`'],
   ])('refuses %j', (init, message) => {
     expect(() => fcHttpEvent(init as never)).toThrow(new TypeError(message));

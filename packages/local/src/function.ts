@@ -31,6 +31,7 @@ import {
   withoutIgnoredHeaders,
 } from './listeners.js';
 import type { EmulatorLog } from './log.js';
+import { lendEnv } from './process-env.js';
 import type { AsyncConfigInput, FunctionSpec } from './spec.js';
 
 /** An async config as the control plane stores it. */
@@ -48,7 +49,10 @@ export interface LocalFunction {
   readonly engine: AsyncEngine;
   readonly arn: string;
   asyncConfig: StoredAsyncConfig | undefined;
-  /** Stops what the function started: a custom runtime's process (`GET /pre-stop`, SIGTERM, SIGKILL). */
+  /**
+   * Stops what the function started: a custom runtime's process (`GET /pre-stop`, SIGTERM,
+   * SIGKILL); the `process.env` variables set for an entry loaded in-process are put back.
+   */
   shutdown?: (() => Promise<void>) | undefined;
   /**
    * Sends a call through FC's path: an FC 3.0 event with the common headers, then the handler.
@@ -96,8 +100,8 @@ const DEFAULT_TIMEOUT = 60;
 
 /**
  * Loads one function: sets the `FC_*` variables FC gives the function (and its
- * `environmentVariables`) before its module is imported, picks the adapter or listener for what
- * the module exports, and builds its handler with a local async engine.
+ * `environmentVariables`) before its module is imported (until `shutdown`), picks the adapter or
+ * listener for what the module exports, and builds its handler with a local async engine.
  */
 export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps): Promise<LocalFunction> {
   const identity: FunctionIdentity = {
@@ -151,7 +155,24 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
       throw error;
     }
   }
-  Object.assign(process.env, env);
+  // Until the emulator closes (shutdown): a test's next handler must not find them in process.env.
+  const giveBackEnv = lendEnv(env);
+  try {
+    return await loadFunction(spec, identity, options, deps, giveBackEnv);
+  } catch (error) {
+    giveBackEnv();
+    throw error;
+  }
+}
+
+/** The rest of {@link createLocalFunction} for an entry loaded in-process, with its variables set. */
+async function loadFunction(
+  spec: FunctionSpec,
+  identity: FunctionIdentity,
+  options: FcHandlerOptions,
+  deps: FunctionDeps,
+  giveBackEnv: () => void,
+): Promise<LocalFunction> {
   // An fc-async handler the entry makes takes these where its own options say nothing.
   const { mode: _mode, functionName: _name, ...async } = options.async ?? {};
   deps.engineHold?.offer({ logger: options.logger, async });
@@ -192,7 +213,7 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
     // FC retries what its runtime counts as a function error, not a 500 the handler returned.
     handler = createFcHandler(listener, { ...served, async: { ...served.async, isFailure: isFunctionError } });
   }
-  return localFunction(spec, identity, entry.kind, handler);
+  return localFunction(spec, identity, entry.kind, handler, async () => giveBackEnv());
 }
 
 /**
