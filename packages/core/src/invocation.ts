@@ -244,22 +244,22 @@ const taskIdRule = (taskId: string, name = TASK_ID_HEADER) =>
 
 /**
  * Whether `headers` ask for an async invocation, read without refusing any of them: an
- * `x-fc-invocation-type` of Async, else (unless it says Sync) a task id header, or a retry count
- * above 0. For a call detection refused (a task id breaking FC's rule, a retry count that is not
- * a whole number), whether FC may already have accepted it as an async one.
+ * `x-fc-invocation-type` of Async, else (unless it says Sync) a retry count above 0. For a call
+ * detection refused (a task id breaking FC's rule, a retry count that is not a whole number),
+ * whether FC may already have accepted it as an async one.
  *
  * @example
  * ```ts
  * asksForAsync({ 'x-fc-invocation-type': 'Async', 'x-fc-retry-count': 'two' }); // true
- * asksForAsync({ 'x-fc-invocation-type': 'Sync', 'x-fc-async-task-id': '42' }); // false
+ * asksForAsync({ 'x-fc-async-task-id': '42' }); // false: a task id alone comes with sync calls too
  * ```
  */
 export function asksForAsync(headers: HeaderBag): boolean {
   const type = header(headers, 'x-fc-invocation-type')?.trim().toLowerCase();
   if (type === 'async') return true;
   if (type === 'sync') return false;
-  const taskId = header(headers, 'x-fc-async-task-id') ?? header(headers, 'x-fc-stateful-async-invocation-id');
-  if (taskId !== undefined) return true;
+  // A task id alone does not say FC accepted the call as async: FC refuses a task id out of its
+  // rule itself, so one that reaches the function came with a sync call.
   const retry = header(headers, 'x-fc-retry-count')?.trim();
   return retry !== undefined && /^\d+$/.test(retry) && Number(retry) > 0;
 }

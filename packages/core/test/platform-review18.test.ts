@@ -108,11 +108,14 @@ describe("the request id is FC's context.requestId wherever a context gives one"
 });
 
 describe("platform mode bounds its in-process delivery by the function's timeout", () => {
-  it('deliveryBound: 10 s at most, less when the timeout (minus a 1 s margin) comes sooner, never below 0', () => {
+  it('deliveryBound: 10 s at most, less when the timeout (less a tenth of it, 1 s at most) comes sooner, never below 0', () => {
     expect(deliveryBound({}, 0, 5).ms).toBe(10_000);
     expect(deliveryBound({ timeoutSeconds: 600 }, 0, 5).ms).toBe(10_000);
-    expect(deliveryBound({ timeoutSeconds: 3 }, 0, 10).ms).toBe(1990);
-    expect(deliveryBound({ timeoutSeconds: 1 }, 0, 10).ms).toBe(0);
+    expect(deliveryBound({ timeoutSeconds: 3 }, 0, 10).ms).toBe(2690);
+    expect(deliveryBound({ timeoutSeconds: 20 }, 0, 10_000).ms).toBe(9000);
+    // FC's shortest timeout still leaves a quick app time to deliver.
+    expect(deliveryBound({ timeoutSeconds: 1 }, 0, 10).ms).toBe(890);
+    expect(deliveryBound({ timeoutSeconds: 1 }, 0, 950).ms).toBe(0);
     expect(deliveryBound({ timeoutSeconds: 3 }, 0, 10).reason.message).toMatch(/function's 3 s timeout/);
   });
 
@@ -134,7 +137,7 @@ describe("platform mode bounds its in-process delivery by the function's timeout
       destinations: { onSuccess: hung(reasons) },
     });
     const event = fcHttpEvent({ method: 'POST', url: '/job', headers: { 'x-fc-invocation-type': 'Async' }, body: {} });
-    // 1.5 s: half a second for the delivery once the 1 s margin is kept back.
+    // 1.5 s: 1.35 s for the delivery once the margin (a tenth) is kept back.
     const result = await handler(event, context({ function: { name: 'job', timeout: 1.5 } }));
     expect(result.statusCode).toBe(200);
     expect(reasons).toHaveLength(1);
@@ -151,8 +154,8 @@ describe("platform mode bounds its in-process delivery by the function's timeout
       headers: { 'x-fc-invocation-type': 'Async', 'x-fc-retry-count': '0', 'x-fc-function-timeout': '1' },
     });
     expect(r.status).toBe(200);
-    // A 1 s timeout leaves no time once the margin is kept back: the delivery is not started.
-    expect(reasons).toEqual([]);
+    // A 1 s timeout keeps 100 ms back: the hung delivery is cut at 900 ms, not at 10 s.
+    expect(reasons).toHaveLength(1);
     const failed = logger.entries.find((e) => JSON.stringify(e.fields ?? {}).includes("function's 1 s timeout"));
     expect(failed).toBeDefined();
   });
@@ -283,5 +286,57 @@ describe('createFcHandler, platform mode: close()', () => {
   it('refuses options it cannot read, as in local mode', async () => {
     const handler = createFcHandler((_req, res) => res.end(), { env: FC_ENV, logger: memoryLogger() });
     await expect(handler.close({ timeoutMs: -1 })).rejects.toThrow(/timeoutMs/);
+  });
+});
+
+describe('review of the platform-mode changes', () => {
+  it('close({ timeoutMs: Infinity }) waits for an invocation still running (Node would fire such a timer at 1 ms)', async () => {
+    const release = deferred<void>();
+    const handler = createFcHandler(
+      async (_req, res) => {
+        await release.promise;
+        res.end('done');
+      },
+      { env: FC_ENV, logger: memoryLogger() },
+    );
+    const event = fcHttpEvent({ method: 'POST', url: '/job', headers: { 'x-fc-invocation-type': 'Async' }, body: {} });
+    const running = handler(event, context());
+    let closed = false;
+    const closing = handler.close({ timeoutMs: Number.POSITIVE_INFINITY }).then(() => {
+      closed = true;
+    });
+    await tick(20);
+    expect(closed).toBe(false);
+    release.resolve();
+    await closing;
+    expect((await running).statusCode).toBe(200);
+  });
+
+  it('no time left before the function times out: the destination is not called, one warning says why', async () => {
+    const called: unknown[] = [];
+    const logger = memoryLogger();
+    const handler = createFcHandler(
+      async (_req, res) => {
+        await tick(60);
+        res.end('late');
+      },
+      { env: FC_ENV, logger, destinations: { onSuccess: (record) => void called.push(record) } },
+    );
+    const event = fcHttpEvent({ method: 'POST', url: '/job', headers: { 'x-fc-invocation-type': 'Async' }, body: {} });
+    // A 50 ms timeout (5 ms kept back) that the app's 60 ms used up.
+    const result = await handler(event, context({ function: { name: 'job', timeout: 0.05 } }));
+    expect(result.statusCode).toBe(200);
+    expect(called).toEqual([]);
+    expect(logger.entries.filter((e) => e.level === 'error')).toEqual([]);
+    const warning = logger.entries.find((e) => e.message.startsWith('destination not called'));
+    expect(warning?.fields).toMatchObject({ requestId: FC_ID, side: 'onSuccess' });
+  });
+
+  it('a sync call with a task id out of rule (no invocation type, no retry) answers its 400, not a function error', async () => {
+    const handler = createFcHandler((_req, res) => res.end('ran'), { env: FC_ENV, logger: memoryLogger() });
+    const headers = { 'X-Fc-Async-Task-Id': '9-starts-with-a-digit' };
+    const result = await handler(fcHttpEvent({ url: '/job', headers }), context());
+    expect(result.statusCode).toBe(400);
+    expect(JSON.parse(result.body)).toMatchObject({ code: 'InvalidArgument' });
   });
 });

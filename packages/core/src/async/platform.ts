@@ -3,6 +3,7 @@ import { thrownError } from '../app-errors.js';
 import { deliverRecord } from '../destinations/deliver.js';
 import { DestinationError } from '../destinations/types.js';
 import { FcAsyncError } from '../errors.js';
+import type { DestinationCondition } from '../fc-types.js';
 import type { Invocation } from '../invocation.js';
 import type { Logger } from '../logger.js';
 import type { FcRequest } from '../request.js';
@@ -50,9 +51,10 @@ export function endedByFcBeforeAnswer(invocation: { signal: AbortSignal }): bool
 const DELIVERY_BOUND_MS = 10_000;
 /**
  * Kept back from the function's timeout: after the delivery the answer still has to reach FC
- * (spans flushed, the result written) before FC ends the invocation and retries it.
+ * (spans flushed, the result written) before FC ends the invocation and retries it. A tenth of
+ * the timeout, 1 s at most: a function of FC's shortest timeout (1 s) keeps 900 ms to deliver.
  */
-const TIMEOUT_MARGIN_MS = 1_000;
+const timeoutMarginMs = (timeoutSeconds: number) => Math.min(1_000, timeoutSeconds * 100);
 /** Why a delivery still running at {@link DELIVERY_BOUND_MS} is cut, as its failure says in the log. */
 const DELIVERY_BOUND_PASSED = new DestinationError(
   'DestinationAborted',
@@ -68,7 +70,7 @@ const DELIVERY_BOUND_PASSED = new DestinationError(
  * @example
  * ```ts
  * const started = Date.now();
- * deliveryBound({ timeoutSeconds: 3 }, started, started + 10).ms; // 1990: 3 s, less 10 ms spent and 1 s margin
+ * deliveryBound({ timeoutSeconds: 3 }, started, started + 10).ms; // 1990: 3 s, less 10 ms spent and a 300 ms margin
  * deliveryBound({ timeoutSeconds: 600 }, started).ms; // 10000
  * ```
  */
@@ -78,11 +80,13 @@ export function deliveryBound(
   now = Date.now(),
 ): { ms: number; reason: DestinationError } {
   const timeout = invocation.timeoutSeconds;
-  const left = timeout === undefined ? Number.POSITIVE_INFINITY : started + timeout * 1000 - TIMEOUT_MARGIN_MS - now;
+  if (timeout === undefined) return { ms: DELIVERY_BOUND_MS, reason: DELIVERY_BOUND_PASSED };
+  const margin = timeoutMarginMs(timeout);
+  const left = started + timeout * 1000 - margin - now;
   if (left >= DELIVERY_BOUND_MS) return { ms: DELIVERY_BOUND_MS, reason: DELIVERY_BOUND_PASSED };
   const reason = new DestinationError(
     'DestinationAborted',
-    `The delivery passed the time left before the function's ${timeout} s timeout, less ${TIMEOUT_MARGIN_MS / 1000} s for the answer to reach FC`,
+    `The delivery passed the time left before the function's ${timeout} s timeout, less ${margin} ms for the answer to reach FC`,
     { retryable: false },
   );
   return { ms: Math.max(0, Math.floor(left)), reason };
@@ -214,20 +218,16 @@ export class PlatformAsync {
       };
       const condition = outcome.kind === 'success' ? '' : outcome.condition;
       const limit = deliveryBound(invocation, started);
-      const bound = new AbortController();
-      // No time left: the delivery is not started, rather than started and cut a tick later.
-      if (limit.ms === 0) bound.abort(limit.reason);
-      const timer = setTimeout(() => bound.abort(limit.reason), limit.ms);
-      try {
-        const list = wrapDestinations(destinations[side], record, side, condition, this.deps.hooks, traceParent);
-        await deliverRecord(list, buildDestinationRecord(record, condition, outcome), {
-          logger: this.deps.logger,
-          maxElapsedMs: limit.ms,
-          signal: bound.signal,
+      if (limit.ms === 0) {
+        // No time left (the app took the function's whole timeout): FC's own destination, if
+        // configured, is where this outcome goes; the in-process one is not started to be cut.
+        this.deps.logger.warn('destination not called: no time left before the function times out', {
+          requestId: invocation.requestId,
+          taskId,
+          side,
+          reason: limit.reason.message,
         });
-      } finally {
-        clearTimeout(timer);
-      }
+      } else await this.deliver(side, condition, outcome, record, limit, traceParent);
     }
     if (outcome.kind === 'success') return outcome.response;
     const response: BridgeResponse = outcome.response ?? {
@@ -237,6 +237,30 @@ export class PlatformAsync {
     };
     failed.add(response);
     return response;
+  }
+
+  /** Calls the `side` destinations with the record, bound by `limit`. */
+  private async deliver(
+    side: 'onSuccess' | 'onFailure',
+    condition: DestinationCondition,
+    outcome: AttemptOutcome,
+    record: TaskRecord,
+    limit: { ms: number; reason: DestinationError },
+    traceParent: Context | undefined,
+  ): Promise<void> {
+    const destinations = this.deps.destinations ?? {};
+    const bound = new AbortController();
+    const timer = setTimeout(() => bound.abort(limit.reason), limit.ms);
+    try {
+      const list = wrapDestinations(destinations[side], record, side, condition, this.deps.hooks, traceParent);
+      await deliverRecord(list, buildDestinationRecord(record, condition, outcome), {
+        logger: this.deps.logger,
+        maxElapsedMs: limit.ms,
+        signal: bound.signal,
+      });
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Resolves when no invocation is running or delivering (what a custom runtime's pre-stop waits for). */

@@ -55,11 +55,15 @@ export async function runPreStopHooks(
   await within(Promise.all(runs), timeoutMs, () => logger.warn('pre-stop hooks did not finish in time', { timeoutMs }));
 }
 
-/** Waits for `work`, at most `ms`; calls `onTimeout` when the time ran out first. */
+/** The longest delay Node's timers keep (a longer one fires after 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Waits for `work`, at most `ms` (past {@link MAX_TIMER_MS}, for as long as it takes); calls `onTimeout` when the time ran out first. */
 export async function within(work: Promise<unknown>, ms: number, onTimeout?: () => void): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), Math.max(0, ms));
+    // Node fires a delay past 2^31 - 1 ms (Infinity included) after 1 ms: past it, no timer is needed.
+    if (ms <= MAX_TIMER_MS) timer = setTimeout(() => resolve(false), Math.max(0, ms));
   });
   const done = await Promise.race([
     work.then(
