@@ -1,4 +1,130 @@
 /**
+ * The codes of a {@link DestinationError}: why delivering a record failed. Each is also an
+ * {@link FcAsyncErrorCode}.
+ *
+ * - `DestinationHttpError`: the endpoint answered a status other than 2xx (`status` holds it).
+ * - `DestinationNetworkError`: no answer (refused, reset, DNS).
+ * - `DestinationTimeout`: the attempt took longer than its timeout.
+ * - `DestinationAborted`: delivery was cancelled (its signal aborted); never retried.
+ * - `DestinationInvokeError`: `InvokeFunction` of a function destination failed.
+ * - `DestinationSdkMissing`: `@alicloud/fc20230330` is not installed or exports no `Client`.
+ * - `DestinationInvalid`: not a destination, or a record JSON cannot hold; never retried.
+ *
+ * @example
+ * ```ts
+ * function alertFor(code: DestinationErrorCode): boolean {
+ *   switch (code) {
+ *     case 'DestinationHttpError':
+ *     case 'DestinationInvokeError':
+ *       return true;
+ *     case 'DestinationNetworkError':
+ *     case 'DestinationTimeout':
+ *     case 'DestinationAborted':
+ *     case 'DestinationSdkMissing':
+ *     case 'DestinationInvalid':
+ *       return false;
+ *   }
+ * }
+ * ```
+ */
+export type DestinationErrorCode =
+  | 'DestinationHttpError'
+  | 'DestinationNetworkError'
+  | 'DestinationTimeout'
+  | 'DestinationAborted'
+  | 'DestinationInvokeError'
+  | 'DestinationSdkMissing'
+  | 'DestinationInvalid';
+
+/**
+ * Every `code` an {@link FcAsyncError} of fc-async (core, the adapters, the backends, `fc-async dev`)
+ * carries; the HTTP status it answers is `statusCode`.
+ *
+ * - Requests and arguments: `InvalidArgument` (400), `InvalidEvent` and `InvalidBody` (400, a
+ *   malformed FC event), `InvalidConfig`, `RequestHeaderFieldsTooLarge` (431), `URITooLong` (414),
+ *   `BodyAlreadyRead`, `RequestAborted`, `ConnectionClosed`.
+ * - Tasks: `AsyncTaskNotFound` (404), `AsyncTaskAlreadyFinished` (400), `AsyncTaskAlreadyExists`
+ *   (409), `ResourceThrottled` (429), `ServiceUnavailable` (503), `NotAvailableInPlatformMode`,
+ *   `ConcurrentUpdate`.
+ * - The reason of an invocation's aborted `signal`: `Stopped` (a stop), `InvocationError` (its
+ *   `timeoutSeconds` passed), `ShuttingDown` (a shutdown past its deadline); and
+ *   `UnhandledInvocationError`, `FunctionTimeout` (504).
+ * - Backends: `BackendMissing`, `BackendNotReady`, `BackendUnavailable`, `RedisUnavailable`,
+ *   `SqliteStoreLocked`, `SqliteStoreUnavailable`, `SqliteStoreVersion`, `SqliteWriteFailed` (503
+ *   where a later try may succeed).
+ * - Adapters: `AdapterMissing`, `NotAnExpressApp`, `MiddlewareSharedAcrossApps`,
+ *   `FastifyAlreadyReady`, `FcAsyncAlreadyRegistered`, `FcAsyncNotOnRoot`, `ListenFailed`.
+ * - `fc-async dev`: `NothingToServe`, `EntryNotFound`, `EntryLoadFailed`, `EntryNotServable`,
+ *   `FunctionNotStarted`, `CustomRuntimeStartFailed`, `CAExited`, `CAConnectionFailed`,
+ *   `CAResponseTooLarge`, `AccessKeyRequired`, `OutDirNotWritable`, `EntityTooLarge` (a body over
+ *   FC's limit), `BodyBudgetExceeded` (503: the emulator holds too many body bytes).
+ * - Destinations: every {@link DestinationErrorCode}.
+ *
+ * @example
+ * ```ts
+ * declare const handler: FcHandler;
+ * try {
+ *   await handler.tasks.stop('t1');
+ * } catch (e) {
+ *   if (!isFcAsyncError(e)) throw e;
+ *   const code: FcAsyncErrorCode = e.code; // a typo such as 'AsyncTaskNotFund' does not compile
+ *   if (code === 'AsyncTaskNotFound') console.log('no such task');
+ * }
+ * ```
+ */
+export type FcAsyncErrorCode =
+  | 'InvalidArgument'
+  | 'InvalidEvent'
+  | 'InvalidBody'
+  | 'InvalidConfig'
+  | 'RequestHeaderFieldsTooLarge'
+  | 'URITooLong'
+  | 'BodyAlreadyRead'
+  | 'RequestAborted'
+  | 'ConnectionClosed'
+  | 'AsyncTaskNotFound'
+  | 'AsyncTaskAlreadyFinished'
+  | 'AsyncTaskAlreadyExists'
+  | 'ResourceThrottled'
+  | 'ServiceUnavailable'
+  | 'NotAvailableInPlatformMode'
+  | 'ConcurrentUpdate'
+  | 'Stopped'
+  | 'InvocationError'
+  | 'ShuttingDown'
+  | 'UnhandledInvocationError'
+  | 'FunctionTimeout'
+  | 'BackendMissing'
+  | 'BackendNotReady'
+  | 'BackendUnavailable'
+  | 'RedisUnavailable'
+  | 'SqliteStoreLocked'
+  | 'SqliteStoreUnavailable'
+  | 'SqliteStoreVersion'
+  | 'SqliteWriteFailed'
+  | 'AdapterMissing'
+  | 'NotAnExpressApp'
+  | 'MiddlewareSharedAcrossApps'
+  | 'FastifyAlreadyReady'
+  | 'FcAsyncAlreadyRegistered'
+  | 'FcAsyncNotOnRoot'
+  | 'ListenFailed'
+  | 'NothingToServe'
+  | 'EntryNotFound'
+  | 'EntryLoadFailed'
+  | 'EntryNotServable'
+  | 'FunctionNotStarted'
+  | 'CustomRuntimeStartFailed'
+  | 'CAExited'
+  | 'CAConnectionFailed'
+  | 'CAResponseTooLarge'
+  | 'AccessKeyRequired'
+  | 'OutDirNotWritable'
+  | 'EntityTooLarge'
+  | 'BodyBudgetExceeded'
+  | DestinationErrorCode;
+
+/**
  * One error class for everything fc-async reports: a stable `code`, the HTTP status it maps to,
  * the `cause` kept for logs, and a `toJSON()` that is safe to send to a caller (no stack, no
  * cause).
@@ -11,13 +137,14 @@
  */
 export class FcAsyncError extends Error {
   override readonly name = 'FcAsyncError';
-  readonly code: string;
+  /** Stable: one of {@link FcAsyncErrorCode}. */
+  readonly code: FcAsyncErrorCode;
   readonly statusCode: number;
   /** Extra response headers, e.g. `Retry-After` on a 429. */
   readonly headers: Readonly<Record<string, string>> | undefined;
 
   constructor(
-    code: string,
+    code: FcAsyncErrorCode,
     message: string,
     options: {
       statusCode?: number;
@@ -37,7 +164,7 @@ export class FcAsyncError extends Error {
   }
 
   /** The body a caller sees: `{ code, message }`. */
-  toJSON(): { code: string; message: string } {
+  toJSON(): { code: FcAsyncErrorCode; message: string } {
     return { code: this.code, message: this.message };
   }
 }
@@ -84,6 +211,6 @@ export function isError(value: unknown): value is Error {
  * throw badRequest('InvalidArgument', 'x-fc-async-delay must be a whole number of seconds'); // statusCode 400
  * ```
  */
-export function badRequest(code: string, message: string, cause?: unknown): FcAsyncError {
+export function badRequest(code: FcAsyncErrorCode, message: string, cause?: unknown): FcAsyncError {
   return new FcAsyncError(code, message, { statusCode: 400, cause });
 }

@@ -93,12 +93,19 @@ export {
   SIGNATURE_HEADER,
   type SignatureCheck,
   type SignatureFailure,
+  type SignatureSecrets,
   signDestinationPayload,
   type VerifySignatureOptions,
   verifyDestinationSignature,
 } from './destinations/index.js';
 export { MAX_TIMER_MS } from './destinations/validate.js';
-export { badRequest, FcAsyncError, isFcAsyncError } from './errors.js';
+export {
+  badRequest,
+  type DestinationErrorCode,
+  FcAsyncError,
+  type FcAsyncErrorCode,
+  isFcAsyncError,
+} from './errors.js';
 export type {
   AsyncTask,
   AsyncTaskEvent,
@@ -139,7 +146,17 @@ export {
   isValidTaskId,
   setInvocation,
 } from './invocation.js';
-export { createConsoleLogger, errorFields, type Logger, logValue, maskUrl, silentLogger } from './logger.js';
+export {
+  createConsoleLogger,
+  errorFields,
+  type Logger,
+  type LogLevel,
+  logValue,
+  maskUrl,
+  type ObjectFirstLog,
+  objectFirstLogger,
+  silentLogger,
+} from './logger.js';
 export { buildQuery, encodePath, type FcRequest, fixBodyHeaders } from './request.js';
 export {
   type BodyKind,

@@ -3,13 +3,15 @@ import { objectOption } from './destinations/validate.js';
 import { isError } from './errors.js';
 
 /**
- * The logger fc-async writes to. Any object with these four methods works (pino, bunyan, the FC
- * context logger, `console`).
+ * The logger fc-async writes to: the message first, then the fields of the entry (`requestId`,
+ * `error`...). `console`, the FC context logger and {@link createConsoleLogger} take that order.
+ * pino, bunyan and Fastify's `app.log` take the fields first (a string after the message is a
+ * format argument to them, and the fields are lost): wrap them in {@link objectFirstLogger}.
  *
  * @example
  * ```ts
  * import pino from 'pino';
- * const logger: Logger = pino();
+ * const logger: Logger = objectFirstLogger(pino());
  * declare const app: NodeHandler;
  * createFcHandler(app, { logger });
  * ```
@@ -21,8 +23,66 @@ export interface Logger {
   error(message: string, fields?: Record<string, unknown>): void;
 }
 
-type Level = 'debug' | 'info' | 'warn' | 'error';
-const LEVELS: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+/**
+ * A logger that takes the fields first and the message second, as pino, bunyan and Fastify's
+ * `app.log` (a pino logger) do.
+ *
+ * @example
+ * ```ts
+ * import pino from 'pino';
+ * const log: ObjectFirstLog = pino();
+ * ```
+ */
+export interface ObjectFirstLog {
+  debug(fields: Record<string, unknown>, message: string): void;
+  info(fields: Record<string, unknown>, message: string): void;
+  warn(fields: Record<string, unknown>, message: string): void;
+  error(fields: Record<string, unknown>, message: string): void;
+}
+
+/**
+ * A {@link Logger} writing to an object-first logger (pino, bunyan, Fastify's `app.log`):
+ * `logger.info(message, fields)` calls `log.info(fields, message)`. Errors in the fields are
+ * written as `{ name, message, code, stack }` (pino and bunyan serialize an error under `err`
+ * only, and would write `{}` for fc-async's `error`).
+ *
+ * @example
+ * ```ts
+ * import Fastify from 'fastify';
+ * import { createHandler } from '@fc-async/fastify';
+ * const app = Fastify({ logger: true });
+ * export const handler = createHandler(app, { logger: objectFirstLogger(app.log) });
+ * ```
+ */
+export function objectFirstLogger(log: ObjectFirstLog): Logger {
+  if (typeof log !== 'object' || log === null) {
+    throw new TypeError(`Expected \`log\` to be a logger object (pino, bunyan, app.log), got \`${String(log)}\``);
+  }
+  for (const level of Object.keys(LEVELS) as LogLevel[]) {
+    if (typeof log[level] !== 'function') {
+      throw new TypeError(`Expected \`log\` to have a \`${level}\` method, got \`${typeof log[level]}\``);
+    }
+  }
+  // Called as methods: pino's methods read their logger from `this`.
+  return {
+    debug: (message, fields) => log.debug(serialise(fields), message),
+    info: (message, fields) => log.info(serialise(fields), message),
+    warn: (message, fields) => log.warn(serialise(fields), message),
+    error: (message, fields) => log.error(serialise(fields), message),
+  };
+}
+
+/**
+ * The levels of {@link createConsoleLogger}, lowest first.
+ *
+ * @example
+ * ```ts
+ * const level: LogLevel = process.env.LOG_LEVEL === 'debug' ? 'debug' : 'info';
+ * const logger = createConsoleLogger({ level });
+ * ```
+ */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 /**
  * A logger writing one JSON line per entry to stderr (warn, error) or stdout, from `level` up.
@@ -34,13 +94,13 @@ const LEVELS: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40
  * logger.info('ready', { port: 9000 });
  * ```
  */
-export function createConsoleLogger(options: { level?: Level } = {}): Logger {
+export function createConsoleLogger(options: { level?: LogLevel | undefined } = {}): Logger {
   const level = objectOption('options', options, 'createConsoleLogger()', ['level']).level ?? 'info';
   if (!Object.hasOwn(LEVELS, level)) {
     throw new TypeError(`Expected \`level\` to be 'debug', 'info', 'warn' or 'error', got \`${String(level)}\``);
   }
   const min = LEVELS[level];
-  const write = (level: Level, message: string, fields?: Record<string, unknown>) => {
+  const write = (level: LogLevel, message: string, fields?: Record<string, unknown>) => {
     if (LEVELS[level] < min) return;
     const line = JSON.stringify({ level, time: new Date().toISOString(), message, ...serialise(fields) });
     (LEVELS[level] >= LEVELS.warn ? process.stderr : process.stdout).write(`${line}\n`);

@@ -68,7 +68,10 @@ expectType<Promise<rt.FcServer>>(rt.listenFc((_req, res) => res.end(), listenOpt
 const runtimeOptions: rt.FcRuntimeOptions = { redactHeaders: ['x-api-key'] };
 expectError<rt.FcRuntimeOptions>({ textContentTypes: [] });
 expectError(rt.createFcRuntime({ async: { mode: 'cloud' } }));
-expectError(rt.listenFc((_req, res) => res.end(), { port: '9000' }));
+// A port may be given as its digits in a string (process.env.PORT), as the runtime takes it.
+expectAssignable<rt.FcListenOptions>({ port: '9000' });
+expectAssignable<rt.FcListenOptions>({ port: process.env.PORT });
+expectError(rt.listenFc((_req, res) => res.end(), { port: true }));
 void runtimeOptions;
 
 // Tracing (packages/core/src/tracing).
@@ -281,3 +284,73 @@ expectType<((taskId: string) => eo.TaskRecord | undefined | Promise<eo.TaskRecor
 );
 expectType<((listener: () => void) => void) | undefined>(store17.onStopsMayBeMissed);
 expectError(store17.onStopsMayBeMissed?.('not a listener'));
+
+// Eighteenth session: a strict TypeScript walkthrough of the public types.
+import * as s18 from '@fc-async/core';
+
+// Object-first loggers (pino, bunyan, Fastify's app.log) are wrapped, and a message-first one is
+// no object-first one (pino reads a string after the message as a format argument, and drops the fields).
+declare const pinoLike: {
+  debug(obj: object, msg?: string, ...args: unknown[]): void;
+  info(obj: object, msg?: string, ...args: unknown[]): void;
+  warn(obj: object, msg?: string, ...args: unknown[]): void;
+  error(obj: object, msg?: string, ...args: unknown[]): void;
+};
+expectType<s18.Logger>(s18.objectFirstLogger(pinoLike));
+expectAssignable<s18.ObjectFirstLog>(pinoLike);
+expectError(s18.objectFirstLogger(s18.createConsoleLogger()));
+
+// The TSDoc examples of Destination and functionDestination compile under exactOptionalPropertyTypes.
+const alertsUrl = 'https://alerts.example.com/fc';
+expectAssignable<s18.Destination>(
+  s18.functionDestination(
+    (record, context) =>
+      fetch(alertsUrl, { method: 'POST', body: JSON.stringify(record), signal: context?.signal ?? null }),
+    { timeoutMs: 5000 },
+  ),
+);
+declare const maybeContext: s18.DestinationContext | undefined;
+expectError(fetch(alertsUrl, { signal: maybeContext?.signal }));
+
+// Error codes: a union, so a typo does not compile and a switch can be exhaustive.
+declare const fcError: s18.FcAsyncError;
+expectType<s18.FcAsyncErrorCode>(fcError.code);
+expectType<s18.FcAsyncErrorCode>(fcError.toJSON().code);
+expectAssignable<s18.FcAsyncErrorCode>('AsyncTaskNotFound');
+expectError<s18.FcAsyncErrorCode>('AsyncTaskNotFund');
+expectError(new s18.FcAsyncError('AsyncTaskNotFund', 'typo'));
+expectError(s18.badRequest('InvalidArgumnet', 'typo'));
+declare const destinationError: s18.DestinationError;
+expectType<s18.DestinationErrorCode>(destinationError.code);
+expectAssignable<s18.FcAsyncErrorCode>(destinationError.code);
+expectError(new s18.DestinationError('InvalidArgument', 'not a delivery code', { retryable: false }));
+function retried(code: s18.DestinationErrorCode): boolean {
+  switch (code) {
+    case 'DestinationHttpError':
+    case 'DestinationNetworkError':
+    case 'DestinationTimeout':
+    case 'DestinationInvokeError':
+      return true;
+    case 'DestinationAborted':
+    case 'DestinationSdkMissing':
+    case 'DestinationInvalid':
+      return false;
+    default: {
+      const unreachable: never = code;
+      return unreachable;
+    }
+  }
+}
+expectType<boolean>(retried('DestinationTimeout'));
+// Why an invocation's signal aborted: `isFcAsyncError(signal.reason)` types its code.
+declare const aborted: s18.Invocation;
+if (s18.isFcAsyncError(aborted.signal.reason)) expectType<s18.FcAsyncErrorCode>(aborted.signal.reason.code);
+
+// The types public signatures use are exported.
+const rotation: s18.SignatureSecrets = ['new-secret', 'old-secret'];
+expectType<string>(s18.signDestinationPayload('{}', rotation));
+expectAssignable<s18.SignatureSecrets>('one-secret');
+const level: s18.LogLevel = 'debug';
+expectType<s18.Logger>(s18.createConsoleLogger({ level }));
+expectType<s18.Logger>(s18.createConsoleLogger({ level: undefined }));
+expectError<s18.LogLevel>('verbose');

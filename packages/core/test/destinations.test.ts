@@ -452,13 +452,17 @@ describe('functionDestination', () => {
     let calls = 0;
     const reject = () => {
       calls += 1;
-      throw new DestinationError('BadRecord', 'rejected', { retryable: false });
+      throw new DestinationError('DestinationHttpError', 'rejected', { retryable: false });
     };
     const result = await deliverRecord(functionDestination(reject), makeRecord(), {
       logger: memoryLogger(),
       ...fakeTime(),
     });
-    expect(result).toMatchObject({ status: 'Failed', attempts: 1, errors: ['function:reject: BadRecord: rejected'] });
+    expect(result).toMatchObject({
+      status: 'Failed',
+      attempts: 1,
+      errors: ['function:reject: DestinationHttpError: rejected'],
+    });
     expect(calls).toBe(1);
   });
 
@@ -672,7 +676,7 @@ describe('deliverRecord', () => {
           peak = Math.max(peak, inFlight);
           await new Promise((r) => setTimeout(r, 20));
           inFlight -= 1;
-          if (fail) throw new DestinationError('Nope', 'no', { retryable: false });
+          if (fail) throw new DestinationError('DestinationInvokeError', 'no', { retryable: false });
         },
         { retries: 0 },
       );

@@ -34,5 +34,7 @@ app.use(middleware);
 const listenOptions: FcListenOptions = { port: 9000, preStopTimeoutMs: 5000, signals: ['SIGTERM'] };
 expectType<Promise<FcServer>>(listen(app, listenOptions));
 expectError(fcAsync({ textContentTypes: [] }));
-expectError(listen(app, { port: '9000' }));
+// A port as its digits in a string (process.env.PORT) is taken, as the runtime takes it.
+expectType<Promise<FcServer>>(listen(app, { port: process.env.PORT }));
+expectError(listen(app, { port: true }));
 expectError(listen({}));

@@ -16,8 +16,19 @@ const served = new WeakSet<object>();
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** The async controls of the registered `fcAsync` plugin: `mode`, `tasks`, `engine`, `drain()`, `close()`. */
-    readonly fcAsync: FcAsyncControls;
+    /**
+     * The async controls of the registered `fcAsync` plugin: `mode`, `tasks`, `engine`, `drain()`,
+     * `close()`. Undefined in an app that did not register the plugin (one wrapped by
+     * `createHandler(app)`, whose controls are the handler's own): check it before use.
+     *
+     * @example
+     * ```ts
+     * const controls = app.fcAsync;
+     * if (controls === undefined) throw new Error('register fcAsync first');
+     * await controls.drain();
+     * ```
+     */
+    readonly fcAsync?: FcAsyncControls | undefined;
   }
 }
 
@@ -27,7 +38,8 @@ declare module 'fastify' {
  * invocation context (`request.fc`, `getInvocation(request)`) from FC's common headers. Async
  * requests: in local mode answered 202 and queued, then replayed through the same app; on FC
  * (platform mode) run through the app, the destination hooks called, and `x-fc-status: 404`
- * set when the invocation failed. `app.fcAsync` holds `tasks`, `drain()` and `close()`;
+ * set when the invocation failed. `app.fcAsync` holds `tasks`, `drain()` and `close()` (typed
+ * optional: an app that never registered the plugin has none);
  * `app.close()` closes it. An error that reaches Fastify's default error handler answers a
  * generic 500 (that handler would send the error's message) and goes to `options.logger`; 4xx
  * errors keep Fastify's answer, and an error handler the app sets is left as it is. One per app:

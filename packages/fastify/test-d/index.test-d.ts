@@ -1,3 +1,4 @@
+import { type Logger, objectFirstLogger } from '@fc-async/core';
 import {
   createHandler,
   type FcAsyncControls,
@@ -25,8 +26,15 @@ expectError(createHandler({}));
 // Custom runtime: the plugin and listen().
 const runtimeOptions: FcRuntimeOptions = { async: { mode: 'local' }, redactHeaders: ['x-api-key'] };
 void app.register(fcAsync, runtimeOptions);
-expectType<FcAsyncControls>(app.fcAsync);
-expectType<Promise<void>>(app.fcAsync.drain());
+// Only the plugin defines `app.fcAsync` (an app wrapped by createHandler has none): checked before use.
+expectType<FcAsyncControls | undefined>(app.fcAsync);
+expectError<FcAsyncControls>(app.fcAsync);
+if (app.fcAsync !== undefined) expectType<Promise<void>>(app.fcAsync.drain());
+// Fastify's app.log (pino) takes the fields first: wrapped, its entries keep them.
+expectType<Logger>(objectFirstLogger(app.log));
+expectType<FcHandler>(createHandler(Fastify(), { logger: objectFirstLogger(app.log) }));
+// A port as its digits in a string, as process.env.PORT holds it.
+expectType<Promise<FcServer>>(listen(app, { port: process.env.PORT }));
 const listenOptions: FcListenOptions = { port: 9000, onPreStop: () => undefined };
 expectType<Promise<FcServer>>(listen(app, listenOptions));
 expectError(app.register(fcAsync, { async: { mode: 'cloud' } }));

@@ -24,7 +24,7 @@ describe('fastify fcAsync plugin, Fastify only', () => {
     const closed = app.close();
     setTimeout(release, 50);
     await closed;
-    expect((await app.fcAsync.tasks.get('slow'))?.status).toBe('Succeeded');
+    expect((await app.fcAsync?.tasks.get('slow'))?.status).toBe('Succeeded');
   });
 
   it('app.close() runs the tasks still queued through the app before Fastify stops routing', async () => {
@@ -42,7 +42,7 @@ describe('fastify fcAsync plugin, Fastify only', () => {
     }
     await app.close();
     const statuses = await Promise.all(
-      ['queued_1', 'queued_2', 'queued_3'].map(async (id) => (await app.fcAsync.tasks.get(id))?.status),
+      ['queued_1', 'queued_2', 'queued_3'].map(async (id) => (await app.fcAsync?.tasks.get(id))?.status),
     );
     expect(statuses).toEqual(['Succeeded', 'Succeeded', 'Succeeded']);
   });
@@ -55,7 +55,7 @@ describe('fastify fcAsync plugin, Fastify only', () => {
       (await app.inject({ method: 'POST', url: '/job', headers: { 'x-fc-async-task-id': 'cb_1' } })).statusCode,
     ).toBe(202);
     await new Promise<void>((resolve, reject) => app.close((error?: Error) => (error ? reject(error) : resolve())));
-    expect((await app.fcAsync.tasks.get('cb_1'))?.status).toBe('Succeeded');
+    expect((await app.fcAsync?.tasks.get('cb_1'))?.status).toBe('Succeeded');
   });
 
   it('replays the URL the client sent, so that rewriteUrl is applied once', async () => {
@@ -68,9 +68,9 @@ describe('fastify fcAsync plugin, Fastify only', () => {
     });
     const r = await app.inject({ method: 'POST', url: '/job?x=1', headers: { 'x-fc-async-task-id': 'rewritten' } });
     expect(r.statusCode).toBe(202);
-    await app.fcAsync.drain();
+    await app.fcAsync?.drain();
     expect(seen).toEqual(['/v1/job?x=1 Async']);
-    expect((await app.fcAsync.tasks.get('rewritten'))?.status).toBe('Succeeded');
+    expect((await app.fcAsync?.tasks.get('rewritten'))?.status).toBe('Succeeded');
     await app.close();
   });
 });

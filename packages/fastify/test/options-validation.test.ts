@@ -28,7 +28,7 @@ describe('fcAsync plugin options', () => {
     try {
       await app.register(fcAsync, { env: {}, async: { mode: 'local' }, prefix: '/api', logLevel: 'warn' });
       await app.ready();
-      expect(app.fcAsync.mode).toBe('local');
+      expect(app.fcAsync?.mode).toBe('local');
     } finally {
       await app.close();
     }

@@ -47,8 +47,8 @@ describe('fastify fcAsync plugin: an app that throws', () => {
     const { app, log } = await failing();
     const r = await app.inject({ method: 'POST', url: '/fail', headers: { 'x-fc-async-task-id': 'boom' } });
     expect(r.statusCode).toBe(202);
-    await app.fcAsync.drain();
-    const task = await app.fcAsync.tasks.get('boom');
+    await app.fcAsync?.drain();
+    const task = await app.fcAsync?.tasks.get('boom');
     expect(task?.status).toBe('Failed');
     expect(JSON.stringify(task)).not.toContain('secret-detail');
     expect(log.errors).toEqual(logged());

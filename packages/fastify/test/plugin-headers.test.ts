@@ -28,8 +28,8 @@ describe('fastify fcAsync plugin, with a header Node refuses set by an earlier h
         signal: AbortSignal.timeout(3_000),
       });
       expect([r.status, r.headers.get('x-fc-async-task-id'), r.headers.get('x-echo')]).toEqual([202, 'echoed', null]);
-      await app.fcAsync.drain();
-      expect((await app.fcAsync.tasks.get('echoed'))?.status).toBe('Succeeded');
+      await app.fcAsync?.drain();
+      expect((await app.fcAsync?.tasks.get('echoed'))?.status).toBe('Succeeded');
       expect((await fetch(`${url}/job?echo=fine`, { method: 'POST' })).status).toBe(200);
       expect(unhandled).toEqual([]);
     } finally {

@@ -27,7 +27,7 @@ export interface KoaContextLike {
   res: ServerResponse;
   method: string;
   originalUrl: string;
-  respond?: boolean;
+  respond?: boolean | undefined;
   app: { callback(): (req: IncomingMessage, res: ServerResponse) => unknown; context: object };
 }
 

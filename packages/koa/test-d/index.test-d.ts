@@ -41,8 +41,16 @@ expectType<FcAsyncMiddleware>(middleware);
 expectAssignable<FcAsyncControls>(middleware);
 expectType<Promise<void>>(middleware.close({ timeoutMs: 1000 }));
 app.use(middleware);
+// Under exactOptionalPropertyTypes (tsd runs with it on) too: Koa's `respond` is `boolean | undefined`.
 app.use((ctx) => {
   expectAssignable<KoaContextLike>(ctx);
+  const seen: KoaContextLike = ctx;
+  void seen;
+});
+// The middleware called from one of your own, for some paths only.
+app.use(async (ctx, next) => {
+  if (ctx.path.startsWith('/jobs')) await middleware(ctx, next);
+  else await next();
 });
 const listenOptions: FcListenOptions = { port: 9000, onInitialize: () => undefined };
 expectType<Promise<FcServer>>(listen(app, listenOptions));

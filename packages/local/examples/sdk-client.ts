@@ -1,5 +1,8 @@
 // The official FC SDK against `fc-async dev`: run `fc-async dev --config examples/jobs/s.yaml`,
 // then `npx tsx examples/sdk-client.ts`. docs/local-dev.md shows this file.
+// The SDK is CommonJS: this file is written for Node's own ESM (`"module": "nodenext"`, tsx), where
+// its default import is its `exports` and the client class `FC.default`. A project with
+// `"moduleResolution": "bundler"` gets the class itself: there write `new FC(...)`.
 import { Readable } from 'node:stream';
 import FC, * as $FC from '@alicloud/fc20230330';
 import { $OpenApiUtil } from '@alicloud/openapi-core';

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { FcAsyncError } from '@fc-async/core';
+import { FcAsyncError, type FcAsyncErrorCode } from '@fc-async/core';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -51,7 +51,7 @@ function overBudget(budget: BodyBudget): FcAsyncError {
 export function readBody(
   req: IncomingMessage,
   limit: number,
-  code = 'EntityTooLarge',
+  code: FcAsyncErrorCode = 'EntityTooLarge',
   budget?: BodyBudget,
 ): Promise<Buffer> {
   const length = req.headers['content-length'];

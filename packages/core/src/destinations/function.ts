@@ -38,7 +38,7 @@ export interface FunctionDestinationOptions {
  * createFcHandler(app, {
  *   destinations: {
  *     onFailure: functionDestination(
- *       (record, context) => fetch(alertsUrl, { method: 'POST', body: JSON.stringify(record), signal: context?.signal }),
+ *       (record, context) => fetch(alertsUrl, { method: 'POST', body: JSON.stringify(record), signal: context?.signal ?? null }),
  *       { timeoutMs: 5000 },
  *     ),
  *   },

@@ -1,7 +1,7 @@
 import type { DestinationRecord } from '../fc-types.js';
 import { maskUrl } from '../logger.js';
 import { recordJson } from './record.js';
-import { SIGNATURE_HEADER, secretList, signDestinationPayload } from './signature.js';
+import { SIGNATURE_HEADER, type SignatureSecrets, secretList, signDestinationPayload } from './signature.js';
 import { type Destination, type DestinationContext, DestinationError, isRetryableStatus } from './types.js';
 import { describe, objectOption, retriesOption, timeoutOption } from './validate.js';
 
@@ -20,7 +20,7 @@ export interface HttpDestinationOptions {
    * format). Several secrets give several `v1` values, for rotation.
    * @default no signature
    */
-  secret?: string | readonly string[] | undefined;
+  secret?: SignatureSecrets | undefined;
   /** Extra request headers. `content-type` and `x-fc-async-signature` are always set by fc-async. @default {} */
   headers?: Record<string, string> | undefined;
   /** Time allowed for one post, response included, in milliseconds. @default 10000 */

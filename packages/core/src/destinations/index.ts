@@ -26,6 +26,7 @@ export {
   SIGNATURE_HEADER,
   type SignatureCheck,
   type SignatureFailure,
+  type SignatureSecrets,
   signDestinationPayload,
   type VerifySignatureOptions,
   verifyDestinationSignature,

@@ -68,7 +68,18 @@ export interface VerifySignatureOptions {
   now?: number | undefined;
 }
 
-type Secrets = string | readonly string[];
+/**
+ * The secret a destination payload is signed or checked with, or several (during a rotation: the
+ * new one and the old one), each a non-empty string. A header passes when any of its `v1` values
+ * matches any of them.
+ *
+ * @example
+ * ```ts
+ * const secrets: SignatureSecrets = [process.env.HOOK_SECRET!, process.env.HOOK_SECRET_OLD!];
+ * checkDestinationSignature('{"timestamp":1}', 't=1700000000,v1=5f0c', secrets);
+ * ```
+ */
+export type SignatureSecrets = string | readonly string[];
 
 /**
  * The value of an `x-fc-async-signature` header for `rawBody`, signed with each secret: what
@@ -82,7 +93,7 @@ type Secrets = string | readonly string[];
  */
 export function signDestinationPayload(
   rawBody: string | Buffer,
-  secret: Secrets,
+  secret: SignatureSecrets,
   options: { timestamp?: number } = {},
 ): string {
   rawBodyOption(rawBody);
@@ -118,7 +129,7 @@ export function signDestinationPayload(
 export function checkDestinationSignature(
   rawBody: string | Buffer,
   header: string | readonly string[] | undefined,
-  secret: Secrets,
+  secret: SignatureSecrets,
   options?: VerifySignatureOptions,
 ): SignatureCheck {
   const secrets = secretList(secret);
@@ -169,7 +180,7 @@ export function checkDestinationSignature(
 export function verifyDestinationSignature(
   rawBody: string | Buffer,
   header: string | readonly string[] | undefined,
-  secret: Secrets,
+  secret: SignatureSecrets,
   options?: VerifySignatureOptions,
 ): boolean {
   return checkDestinationSignature(rawBody, header, secret, options).ok;

@@ -1,4 +1,4 @@
-import { FcAsyncError, isFcAsyncError } from '../errors.js';
+import { type DestinationErrorCode, FcAsyncError, isFcAsyncError } from '../errors.js';
 import type { DestinationRecord } from '../fc-types.js';
 
 /**
@@ -9,7 +9,7 @@ import type { DestinationRecord } from '../fc-types.js';
  * @example
  * ```ts
  * const notify: Destination = async (record, context?: DestinationContext) => {
- *   await fetch('https://alerts.example.com/fc', { method: 'POST', body: JSON.stringify(record), signal: context?.signal });
+ *   await fetch('https://alerts.example.com/fc', { method: 'POST', body: JSON.stringify(record), signal: context?.signal ?? null });
  * };
  * ```
  */
@@ -48,9 +48,10 @@ export type Destination = ((record: DestinationRecord, context?: DestinationCont
  * `status` is the upstream HTTP status when there was one. The message never holds the record,
  * a header value or a secret.
  *
- * Codes: `DestinationHttpError`, `DestinationNetworkError`, `DestinationTimeout`,
- * `DestinationAborted`, `DestinationInvokeError`, `DestinationSdkMissing`, `DestinationInvalid` (not
- * a destination, or a record JSON cannot hold: a `BigInt`, a cycle; never retried).
+ * `code` is one of {@link DestinationErrorCode}: `DestinationHttpError`, `DestinationNetworkError`,
+ * `DestinationTimeout`, `DestinationAborted`, `DestinationInvokeError`, `DestinationSdkMissing`,
+ * `DestinationInvalid` (not a destination, or a record JSON cannot hold: a `BigInt`, a cycle; never
+ * retried).
  *
  * @example
  * ```ts
@@ -58,10 +59,15 @@ export type Destination = ((record: DestinationRecord, context?: DestinationCont
  * ```
  */
 export class DestinationError extends FcAsyncError {
+  declare readonly code: DestinationErrorCode;
   readonly retryable: boolean;
   readonly status: number | undefined;
 
-  constructor(code: string, message: string, options: { retryable: boolean; status?: number; cause?: unknown }) {
+  constructor(
+    code: DestinationErrorCode,
+    message: string,
+    options: { retryable: boolean; status?: number; cause?: unknown },
+  ) {
     super(code, message, { statusCode: 502, cause: options.cause });
     this.retryable = options.retryable;
     this.status = options.status;

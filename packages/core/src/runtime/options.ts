@@ -16,11 +16,12 @@ import type { Logger } from '../logger.js';
  */
 export interface FcListenOptions {
   /**
-   * The port, a number from 0 to 65535 (or its digits in a string, such as `process.env.PORT`).
-   * FC's custom runtime sets `FC_CUSTOM_LISTEN_PORT`; local tools `FC_SERVER_PORT`.
+   * The port, a number from 0 to 65535 (or its digits in a string, such as `process.env.PORT`;
+   * left unset when that is undefined). FC's custom runtime sets `FC_CUSTOM_LISTEN_PORT`; local
+   * tools `FC_SERVER_PORT`.
    * @default FC_CUSTOM_LISTEN_PORT, then FC_SERVER_PORT, then 9000
    */
-  port?: number | undefined;
+  port?: number | string | undefined;
   /** @default '0.0.0.0' (FC reaches the instance from outside its network namespace) */
   host?: string | undefined;
   /**
