@@ -3,6 +3,8 @@
 // (/api/events, shared by all tabs through events-worker.js). No dependencies, no build step;
 // every value is written with textContent.
 
+import { clockOffset, durationText, formatTime, prettyPayload, prettyResponse, sameRun, UNDER_WAY } from './view.js';
+
 const API = '/2023-03-30/functions';
 const ACTIVE = new Set(['Enqueued', 'Dequeued', 'Running', 'Retrying']);
 const $ = (id) => document.getElementById(id);
@@ -29,15 +31,25 @@ const state = {
   retry: undefined,
   /** The functions with an HTTP trigger. */
   http: new Set(),
-  /** The open task as last shown: `{ taskId, status, destinationStatus }`. */
+  /** The open task's record as last shown. */
   shown: undefined,
+  /** The server's clock minus the browser's (see `api`): running durations count by the server's. */
+  skew: 0,
 };
 
-/** One `<tr>` per task id, updated in place: a click in progress survives a live refresh. */
+/**
+ * One `<tr>` per task of the function shown, updated in place (a click in progress survives a
+ * live refresh); keyed by function and task id, as two functions may each have a task of one id.
+ */
 const rows = new Map();
+const rowKey = (taskId) => `${state.fn}/${taskId}`;
 
 async function api(path, init) {
+  const sentAt = Date.now();
   const res = await fetch(path, { headers: { accept: 'application/json' }, ...init });
+  // The server's time, in a list's answer (ours): how far the browser's clock is off.
+  const serverTime = Number(res.headers.get('x-fc-async-now'));
+  if (serverTime > 0) state.skew = clockOffset(serverTime, sentAt, Date.now());
   const text = await res.text();
   const body = text ? JSON.parse(text) : {};
   if (!res.ok) {
@@ -65,17 +77,11 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
-const time = (ms) => (ms ? new Date(ms).toLocaleTimeString([], { hour12: false }) : '');
 /** Attempts made: FC's `alreadyRetriedTimes` + 1 once one ran (an attempt a shutdown cut short runs again under its number). */
 const attempts = (task) => (task.events.some((e) => e.status === 'Running') ? (task.alreadyRetriedTimes ?? 0) + 1 : 0);
-/** Not ended yet: the duration so far is shown. */
-const UNDER_WAY = new Set([...ACTIVE, 'Stopping']);
-
-function duration(task) {
-  if (task.durationMs !== undefined) return `${task.durationMs} ms`;
-  if (task.startedTime && UNDER_WAY.has(task.status)) return `${Date.now() - task.startedTime} ms…`;
-  return '';
-}
+const duration = (task) => durationText(task, Date.now() + state.skew);
+/** On the browser's day: the day its user reads as today. */
+const time = (ms, withDate = false) => formatTime(ms, Date.now(), withDate);
 
 function stopButton(taskId) {
   const button = el('button', {
@@ -97,16 +103,16 @@ function setText(node, text) {
 }
 
 function row(task) {
-  let tr = rows.get(task.taskId);
+  let tr = rows.get(rowKey(task.taskId));
   if (!tr) {
     tr = el(
       'tr',
       { 'data-task-id': task.taskId },
       el('td', {}, el('span', { class: 'badge status' })),
       el('td', { class: 'mono task', textContent: task.taskId, title: task.taskId }),
-      el('td', { class: 'mono request', textContent: task.requestId, title: task.requestId }),
+      el('td', { class: 'mono request' }),
       el('td', { class: 'num' }),
-      el('td', { textContent: time(task.startedTime) }),
+      el('td', { class: 'started' }),
       el('td', { class: 'num duration' }),
       el('td'),
       el('td'),
@@ -119,15 +125,19 @@ function row(task) {
       event.preventDefault();
       select(task.taskId);
     });
-    rows.set(task.taskId, tr);
+    rows.set(rowKey(task.taskId), tr);
   }
+  // Every cell from the record: an id used again (a restart, another run) is another task.
   const cells = tr.cells;
   tr.dataset.status = task.status;
   tr.classList.toggle('selected', task.taskId === state.selected);
   const badge = cells[0].firstChild;
   badge.className = `badge status ${task.status}`;
   setText(badge, task.status);
+  setText(cells[2], task.requestId ?? '');
+  cells[2].title = task.requestId ?? '';
   setText(cells[3], String(attempts(task)));
+  setText(cells[4], time(task.startedTime));
   setText(cells[5], duration(task));
   setText(cells[6], task.destinationStatus ?? '');
   const button = cells[7].firstChild;
@@ -136,24 +146,38 @@ function row(task) {
   return tr;
 }
 
+/** Where the focus goes when its row leaves the list: the next row that stays, else the one before, else the list. */
+function focusAfter(tr, keep) {
+  for (let next = tr.nextElementSibling; next; next = next.nextElementSibling) if (keep.has(next)) return next;
+  for (let prev = tr.previousElementSibling; prev; prev = prev.previousElementSibling) if (keep.has(prev)) return prev;
+  return $('list');
+}
+
 function render() {
   const tbody = $('tasks');
-  const shown = new Set();
-  let at = tbody.firstChild;
+  const keys = new Set();
+  const wanted = [];
   for (const task of state.tasks) {
     // A task that moved between two pages of one load is listed once.
-    if (shown.has(task.taskId)) continue;
-    shown.add(task.taskId);
-    const tr = row(task);
-    if (tr === at) at = at.nextSibling;
+    if (keys.has(rowKey(task.taskId))) continue;
+    keys.add(rowKey(task.taskId));
+    wanted.push(row(task));
+  }
+  const keep = new Set(wanted);
+  const active = document.activeElement;
+  const focusedRow = active?.closest('#tasks > tr') ?? undefined;
+  const refocus = focusedRow && !keep.has(focusedRow) ? focusAfter(focusedRow, keep) : undefined;
+  // The rows that left go first: the rows that stay are then in order, and are not moved (a
+  // moved element loses the focus).
+  for (const tr of [...tbody.rows]) if (!keep.has(tr)) tr.remove();
+  let at = tbody.firstElementChild;
+  for (const tr of wanted) {
+    if (tr === at) at = at.nextElementSibling;
     else tbody.insertBefore(tr, at);
   }
-  while (at) {
-    const next = at.nextSibling;
-    at.remove();
-    at = next;
-  }
-  for (const id of rows.keys()) if (!shown.has(id)) rows.delete(id);
+  for (const key of rows.keys()) if (!keys.has(key)) rows.delete(key);
+  if (refocus) refocus.focus();
+  else if (focusedRow && active.isConnected && document.activeElement !== active) active.focus();
   const empty = state.tasks.length === 0 && !state.filtered;
   // An event function (no HTTP trigger) cannot be sent a request: say how its tasks come.
   const http = state.http.has(state.fn);
@@ -163,24 +187,30 @@ function render() {
   $('more').hidden = !state.nextToken;
 }
 
-function query(extra = {}) {
-  // returnPayload=false (the emulator's own parameter): the list shows no answers, the detail view reads them.
-  const params = new URLSearchParams({ limit: '50', sortOrderByTime: 'desc', returnPayload: 'false', ...extra });
+/** The filters as they are now: a load reads them once, so that its pages are of one query. */
+function filters() {
   const status = $('status').value;
   const prefix = $('prefix').value.trim();
-  if (status) params.set('status', status);
-  if (prefix) params.set('prefix', prefix);
-  return params;
+  return { ...(status ? { status } : {}), ...(prefix ? { prefix } : {}) };
 }
 
-/** As many tasks as the pages shown, from the top; `undefined` once a newer load started. */
-async function listTasks(seq) {
+function query(filter, extra) {
+  // returnPayload=false (the emulator's own parameter): the list shows no answers, the detail view reads them.
+  return new URLSearchParams({ sortOrderByTime: 'desc', returnPayload: 'false', ...filter, ...extra });
+}
+
+/**
+ * As many tasks as the pages shown, from the top, all of the query `filter` (a token is bound to
+ * its query); `undefined` once a newer load started.
+ */
+async function listTasks(seq, filter) {
   const want = state.pages * PAGE;
+  const fn = state.fn;
   const tasks = [];
   let nextToken;
   do {
     const extra = { limit: String(Math.min(100, want - tasks.length)), ...(nextToken ? { nextToken } : {}) };
-    const page = await api(`${API}/${encodeURIComponent(state.fn)}/async-tasks?${query(extra)}`);
+    const page = await api(`${API}/${encodeURIComponent(fn)}/async-tasks?${query(filter, extra)}`);
     if (seq !== state.seq) return undefined;
     tasks.push(...(page.tasks ?? []));
     nextToken = page.nextToken;
@@ -190,12 +220,12 @@ async function listTasks(seq) {
 
 async function load(seq) {
   try {
-    const filtered = Boolean($('status').value || $('prefix').value.trim());
-    const page = await listTasks(seq);
+    const filter = filters();
+    const page = await listTasks(seq, filter);
     if (!page) return;
     state.tasks = page.tasks;
     state.nextToken = page.nextToken;
-    state.filtered = filtered;
+    state.filtered = Object.keys(filter).length > 0;
     render();
     const selected = state.selected;
     if (selected && !settledAsShown(selected)) {
@@ -208,6 +238,8 @@ async function load(seq) {
     if (seq === state.seq && state.errorFrom === 'refresh') showError();
   } catch (error) {
     if (seq !== state.seq) return;
+    // The function is gone (a restart without it): the list of functions again, and another one.
+    if (error.code === 'FunctionNotFound' && (await loadFunctions().catch(() => false))) return;
     showError(error, 'refresh');
     // A store that is down (RedisUnavailable) sends no events: look again, so that the error goes
     // once it is back. One look pending at a time, however many loads failed meanwhile.
@@ -238,7 +270,7 @@ async function loadMore() {
   state.pages += 1;
   await refresh();
   // The last page hides the button: the focus goes to the last row rather than to the page.
-  if (hadFocus && $('more').hidden) [...rows.values()].at(-1)?.focus();
+  if (hadFocus && $('more').hidden) $('tasks').lastElementChild?.focus();
 }
 
 /**
@@ -273,40 +305,8 @@ async function stop(taskId, button) {
   }
   await refresh();
   // The button goes with the task's end: the focus goes to its row (or stays in the open task).
-  if (hadFocus && !button.isConnected) rows.get(taskId)?.focus();
+  if (hadFocus && !button.isConnected) rows.get(rowKey(taskId))?.focus();
   else if (hadFocus && button.hidden) $('detail-title').focus();
-}
-
-function prettyRequest(payload) {
-  if (!payload) return '';
-  try {
-    const req = JSON.parse(payload);
-    // An event function's payload is its event, not a request.
-    if (typeof req?.method !== 'string') return pretty(payload);
-    const headers = Object.entries(req.headers ?? {}).map(([k, v]) => `${k}: ${v}`);
-    let body = req.body ?? '';
-    if (!req.isBase64Encoded) {
-      try {
-        body = JSON.stringify(JSON.parse(body), null, 2);
-      } catch {
-        // not JSON: shown as is
-      }
-    } else if (body) {
-      body = `(base64) ${body}`;
-    }
-    return [`${req.method} ${req.url}`, ...headers, '', body].join('\n');
-  } catch {
-    return payload;
-  }
-}
-
-function pretty(text) {
-  if (!text) return '(none)';
-  try {
-    return JSON.stringify(JSON.parse(text), null, 2);
-  } catch {
-    return text;
-  }
 }
 
 /**
@@ -318,14 +318,21 @@ function settledAsShown(taskId) {
   const shown = state.shown;
   if (shown?.taskId !== taskId || UNDER_WAY.has(shown.status)) return false;
   const row = state.tasks.find((t) => t.taskId === taskId);
-  return row !== undefined && row.status === shown.status && row.destinationStatus === shown.destinationStatus;
+  // Another run of the id (the emulator restarted, the id was used again) is another task.
+  return (
+    row !== undefined &&
+    sameRun(row, shown) &&
+    row.status === shown.status &&
+    row.destinationStatus === shown.destinationStatus
+  );
 }
 
 async function showDetail(taskId) {
-  const task = await api(`${API}/${encodeURIComponent(state.fn)}/async-tasks/${encodeURIComponent(taskId)}`);
-  // Another task was selected (or the detail closed) while this one loaded.
-  if (taskId !== state.selected) return;
-  state.shown = { taskId, status: task.status, destinationStatus: task.destinationStatus };
+  const fn = state.fn;
+  const task = await api(`${API}/${encodeURIComponent(fn)}/async-tasks/${encodeURIComponent(taskId)}`);
+  // Another task was selected (or the detail closed, or another function shown) while this one loaded.
+  if (taskId !== state.selected || fn !== state.fn) return;
+  state.shown = task;
   $('detail').hidden = false;
   setText($('detail-title'), task.taskId);
   const stopButton = $('detail-stop');
@@ -338,29 +345,33 @@ async function showDetail(taskId) {
     ['Request id', task.requestId],
     ['Function', task.functionArn],
     ['Attempts', String(attempts(task))],
-    ['Started', task.startedTime ? new Date(task.startedTime).toLocaleString() : ''],
-    ['Duration', duration(task)],
+    ['Started', time(task.startedTime, true)],
+    ['Duration', duration(task), 'detail-duration'],
     ['Destination', task.destinationStatus ?? ''],
     ['Error', task.taskErrorMessage ?? ''],
     ['Trace id', task.traceId ?? '(tracing off)'],
   ];
   $('detail-fields').replaceChildren(
-    ...fields.flatMap(([k, v]) => [el('dt', { textContent: k }), el('dd', { class: 'mono' }, v)]),
+    ...fields.flatMap(([k, v, id]) => [
+      el('dt', { textContent: k }),
+      el('dd', { class: 'mono', ...(id ? { id } : {}) }, v),
+    ]),
   );
   $('detail-events').replaceChildren(
     ...task.events.map((e) =>
       el(
         'li',
         { 'data-status': e.status },
-        el('time', { textContent: new Date(e.timestamp).toLocaleTimeString([], { hour12: false }) }),
+        el('time', { textContent: time(e.timestamp) }),
         el('span', { class: `badge ${e.status}`, textContent: e.status }),
         e.eventDetail ? ` ${e.eventDetail}` : '',
       ),
     ),
   );
   // Unchanged texts stay as they are, so that a selection in them survives live refreshes.
-  setText($('detail-request'), prettyRequest(task.taskPayload));
-  setText($('detail-response'), pretty(task.returnPayload));
+  // An event function's payload is its event, whatever its fields (a `method` one too).
+  setText($('detail-request'), prettyPayload(task.taskPayload, state.http.has(fn)));
+  setText($('detail-response'), prettyResponse(task.returnPayload));
 }
 
 async function select(taskId) {
@@ -378,10 +389,11 @@ async function select(taskId) {
 function closeDetail() {
   const was = state.selected;
   state.selected = undefined;
+  state.shown = undefined;
   $('detail').hidden = true;
   render();
   // Back to the row it was opened from.
-  if (was !== undefined) rows.get(was)?.focus();
+  if (was !== undefined) rows.get(rowKey(was))?.focus();
 }
 
 /** The live stream's state in the header: 'open' (and a refresh, as events may have been missed) or 'error'. */
@@ -389,7 +401,10 @@ function streamState(live, value) {
   if (value === 'open') {
     live.textContent = 'live';
     live.className = 'live on';
-    scheduleRefresh();
+    // (Re)connected, maybe to an emulator restarted with other functions (--watch): read them again.
+    loadFunctions()
+      .catch((error) => showError(error, 'refresh'))
+      .finally(scheduleRefresh);
   } else if (value === 'error') {
     live.textContent = 'reconnecting…';
     live.className = 'live off';
@@ -432,19 +447,73 @@ function connect() {
   follow();
 }
 
-async function start() {
+/** Shows `fn`'s tasks from the first page, the open task closed. */
+function showFunction(fn) {
+  state.fn = fn;
+  state.selected = undefined;
+  state.shown = undefined;
+  $('detail').hidden = true;
+  filtersChanged();
+}
+
+/**
+ * Reads the functions served (again: a restart with --watch may have renamed one) into the
+ * picker. When the function shown is gone, shows another, says so, and answers `true`.
+ */
+async function loadFunctions() {
   const { functions } = await api('/api/functions');
-  const select = $('function');
-  for (const f of functions)
-    select.append(el('option', { value: f.name, textContent: f.http ? `${f.name} (HTTP)` : f.name }));
   state.http = new Set(functions.filter((f) => f.http).map((f) => f.name));
-  state.fn = (functions.find((f) => f.http) ?? functions[0])?.name ?? '';
-  select.value = state.fn;
+  const select = $('function');
+  const options = functions.map((f) => [f.name, f.http ? `${f.name} (HTTP)` : f.name]);
+  const same =
+    select.options.length === options.length &&
+    options.every(([value, text], i) => select.options[i].value === value && select.options[i].textContent === text);
+  // Unchanged, the picker is left alone (it may be open).
+  if (!same) select.replaceChildren(...options.map(([value, textContent]) => el('option', { value, textContent })));
+  if (functions.some((f) => f.name === state.fn)) {
+    select.value = state.fn;
+    return false;
+  }
+  const gone = state.fn;
+  const fn = (functions.find((f) => f.http) ?? functions[0])?.name ?? '';
+  select.value = fn;
+  if (gone)
+    showNote(`Function ${gone} is no longer served (the emulator restarted without it): showing ${fn || 'none'}.`);
+  showFunction(fn);
+  return true;
+}
+
+function showNote(text) {
+  $('note').textContent = text;
+  $('note').hidden = !text;
+}
+
+/** The error banner sits at the bottom of the window: the page ends as far below, so that it covers no Load more. */
+function makeRoomForErrors() {
+  const banner = $('error');
+  new ResizeObserver(() => {
+    const height = banner.hidden ? 0 : banner.offsetHeight;
+    document.body.style.setProperty('--error-space', `${height ? height + 24 : 0}px`);
+  }).observe(banner);
+}
+
+/** Durations of tasks under way keep counting between events, in the list and the open task. */
+function tick() {
+  for (const task of state.tasks) {
+    if (!UNDER_WAY.has(task.status)) continue;
+    const cell = rows.get(rowKey(task.taskId))?.cells[5];
+    if (cell) setText(cell, duration(task));
+  }
+  const shown = state.shown;
+  if (shown && !$('detail').hidden && UNDER_WAY.has(shown.status)) setText($('detail-duration'), duration(shown));
+}
+
+async function start() {
+  makeRoomForErrors();
+  const select = $('function');
   select.addEventListener('change', () => {
-    state.fn = select.value;
-    state.selected = undefined;
-    $('detail').hidden = true;
-    filtersChanged();
+    showNote('');
+    showFunction(select.value);
   });
   $('status').addEventListener('change', filtersChanged);
   $('prefix').addEventListener('input', () => {
@@ -457,16 +526,10 @@ async function start() {
     if (event.key === 'Escape' && !$('detail').hidden) closeDetail();
   });
   $('error').addEventListener('click', () => showError());
-  await refresh();
+  await loadFunctions();
+  await state.loading;
   connect();
-  // Durations of running tasks keep counting between events (cells updated in place).
-  setInterval(() => {
-    for (const task of state.tasks) {
-      if (!UNDER_WAY.has(task.status)) continue;
-      const cell = rows.get(task.taskId)?.cells[5];
-      if (cell) cell.textContent = duration(task);
-    }
-  }, 1000);
+  setInterval(tick, 1000);
 }
 
 start().catch(showError);

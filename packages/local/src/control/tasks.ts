@@ -84,6 +84,9 @@ export async function listAsyncTasks(call: ApiCall): Promise<void> {
   // of tasks with 1 MB answers each was 50 MB on every live refresh).
   const answers = boolean(call.params, 'returnPayload') !== false;
   const page = await call.fn.handler.tasks.list(query);
+  // Ours: the server's clock, by which the dashboard counts a running task's duration (a browser's
+  // clock may be off by minutes, and startedTime is the server's).
+  call.res.setHeader('x-fc-async-now', String(Date.now()));
   sendApi(call.res, call.requestId, 200, {
     tasks: answers ? page.tasks : page.tasks.map(({ returnPayload: _, ...task }) => task),
     ...(page.nextToken ? { nextToken: tokenTag(fn) + page.nextToken } : {}),
