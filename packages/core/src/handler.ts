@@ -161,10 +161,17 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
     held?.async ? { ...held.async, ...definedOnly(options.async) } : options.async,
   );
   const mode = resolveMode(asyncOptions.mode, env);
-  const redact = createRedactor(options.redactHeaders);
+  // The emulator's names add to the handler's own: a secret it was told of stays out of its tasks.
+  // One that is no array is left as it is, for createRedactor to refuse.
+  const own = options.redactHeaders;
+  const redactHeaders =
+    held?.redactHeaders?.length && (own === undefined || Array.isArray(own))
+      ? [...held.redactHeaders, ...(own ?? [])]
+      : own;
+  const redact = createRedactor(redactHeaders);
   const tracing = createTracing(options.tracing, {
     logger,
-    redactHeaders: options.redactHeaders,
+    redactHeaders,
     functionName: asyncOptions.functionName,
   });
   const routeOf = hooks.routeOf;
@@ -263,7 +270,8 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
    * invocation at its timeout): the invocation is then given up, answered with the response of
    * `deadline.reason()`, its signal aborts with it (`stop`), and its span ends with that error. What the app answers later goes
    * nowhere and ends nothing; a later failure is only logged, unless it is the same one (a custom
-   * runtime's request closed at the same timeout).
+   * runtime's request closed at the same timeout). `deadline.signal` gives it up earlier, with its
+   * reason, answered once the app has settled (the caller bounds that wait).
    */
   function withinDeadline(
     result: Promise<BridgeResponse>,
@@ -275,6 +283,7 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
     return new Promise((resolve) => {
       let reason: unknown;
       let givenUp = false;
+      let ended: (() => void) | undefined;
       const timer = setTimeout(() => {
         givenUp = true;
         reason = deadline.reason();
@@ -282,13 +291,31 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
         span?.recordError(reason);
         resolve(givenUpResponse(reason, logger, requestId));
       }, deadline.timeoutMs);
+      // Ended early (the emulator shutting down): the signal aborts at once, and the answer waits for
+      // the app, so that its clean-up (a child process, a work folder) runs before the process exits.
+      const end = () => {
+        if (givenUp) return;
+        clearTimeout(timer);
+        givenUp = true;
+        reason = deadline.signal?.reason;
+        stop?.abort(reason);
+        span?.recordError(reason);
+        ended = () => resolve(givenUpResponse(reason, logger, requestId));
+      };
+      if (deadline.signal?.aborted) end();
+      else deadline.signal?.addEventListener('abort', end, { once: true });
+      const settled = () => {
+        clearTimeout(timer);
+        deadline.signal?.removeEventListener('abort', end);
+        ended?.();
+      };
       result.then(
         (response) => {
-          clearTimeout(timer);
+          settled();
           resolve(response);
         },
         (error: unknown) => {
-          clearTimeout(timer);
+          settled();
           if (!givenUp) {
             span?.recordError(error);
             resolve(errorResponse(error, logger, requestId));
@@ -429,6 +456,8 @@ const HANDLE_REQUEST = Symbol.for('fc-async.handleRequest');
 interface Deadline {
   readonly timeoutMs: number;
   reason(): unknown;
+  /** Ends the invocation before `timeoutMs` with the signal's reason (answered once the app settles). */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /** A late failure that is the one an invocation was given up with: an fc-async error of the same code. */

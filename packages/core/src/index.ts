@@ -143,6 +143,7 @@ export {
   type HeaderBag,
   type Invocation,
   type InvocationType,
+  isMiddlewareReplay,
   isValidTaskId,
   setInvocation,
 } from './invocation.js';

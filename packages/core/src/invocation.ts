@@ -30,8 +30,9 @@ export type InvocationType = 'Sync' | 'Async';
 
 /**
  * What {@link detectInvocation} found, and from which signal (`source`): `task-id`,
- * `invocation-type`, `retry-count`, `local-queue` (fc-async replaying a queued task), or
- * `default` (no signal: sync).
+ * `invocation-type`, `retry-count`, `local-queue` (fc-async replaying a queued task, whether the
+ * `fcAsync()` middleware or a handler around the app queued it: to let replays past an
+ * authentication check, use {@link isMiddlewareReplay}), or `default` (no signal: sync).
  *
  * @example
  * ```ts
@@ -315,6 +316,50 @@ export function getInvocation(req: unknown): Invocation | undefined {
   if (direct) return direct;
   const inner = (req as { req?: unknown; raw?: unknown }).req ?? (req as { raw?: unknown }).raw;
   return inner && typeof inner === 'object' ? (inner as Carrier)[kInvocation] : undefined;
+}
+
+// Registered, as `kInvocation` is: an app may load another copy of the core than its adapter's.
+const kMiddlewareReplay = Symbol.for('fc-async.middlewareReplay');
+
+/**
+ * Marks `invocation` as a run of a request that an `fcAsync()` middleware accepted itself,
+ * after every middleware in front of it had passed the request (see {@link isMiddlewareReplay}).
+ * Not enumerable: a copy of the invocation (`{ ...inv }`) does not carry it.
+ *
+ * @internal
+ */
+export function markMiddlewareReplay(invocation: Invocation): void {
+  Object.defineProperty(invocation, kMiddlewareReplay, { value: true });
+}
+
+/**
+ * Whether `req` (Node's `req`, Koa's `ctx`, Fastify's `request`) is fc-async re-running a request
+ * that the app's own `fcAsync()` middleware accepted: an attempt of a task it queued (local mode)
+ * or its collecting run on FC (platform mode). That request went through every middleware in
+ * front of `fcAsync()` when it arrived, so an authentication check there may let this run
+ * through: a replay carries no credentials (they are never stored). False for every other
+ * request, the attempts that `createHandler(app)` and `fc-async dev` run included: they took the
+ * call (and answered `202`) before the app ran, so nothing checked its caller. Unlike
+ * `getInvocation(req)?.source === 'local-queue'`, which those attempts carry too, it cannot be
+ * set by a request's headers nor by a handler around the app.
+ *
+ * @example
+ * ```ts
+ * import express from 'express';
+ * import { fcAsync } from '@fc-async/express';
+ * const app = express();
+ * app.use((req, res, next) => {
+ *   // fc-async's run of a request this check already let through: it carries no credentials.
+ *   if (isMiddlewareReplay(req)) return next();
+ *   if (req.headers.authorization !== 'Bearer good-token') return res.status(401).json({ code: 'Unauthorized' });
+ *   next();
+ * });
+ * app.use(fcAsync());
+ * ```
+ */
+export function isMiddlewareReplay(req: unknown): boolean {
+  const invocation = getInvocation(req) as (Invocation & { [kMiddlewareReplay]?: true }) | undefined;
+  return invocation?.[kMiddlewareReplay] === true;
 }
 
 const NEVER = new AbortController().signal;

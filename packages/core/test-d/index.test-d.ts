@@ -14,6 +14,7 @@ import {
   getInvocation,
   type Invocation,
   isFcTextBody,
+  isMiddlewareReplay,
   makeFolderSync,
   memory,
   type TaskPage,
@@ -34,6 +35,7 @@ expectType<Promise<void>>(handler.drain());
 
 expectType<Detection>(detectInvocation({ 'x-fc-invocation-type': 'Async' }, {}));
 expectType<Invocation | undefined>(getInvocation({}));
+expectType<boolean>(isMiddlewareReplay({}));
 expectAssignable<AbortSignal>(({} as Invocation).signal);
 
 expectError(createFcHandler('not a function'));

@@ -225,6 +225,30 @@ describe('tracing options', () => {
     expect(only(sdk.spans(), 'GET').attributes).toMatchObject({ 'app.kind': 'invocation', 'app.status': 200 });
   });
 
+  it('responseHook sees the response without set-cookie nor redactHeaders, on invocation and attempt spans; the caller still gets them', async () => {
+    const setsSecrets: Listener = (_req, res) => {
+      res.setHeader('set-cookie', ['sid=SESSION-SECRET; Path=/']);
+      res.setHeader('x-api-key', 'echoed-k3y');
+      res.setHeader('x-kept', 'yes');
+      res.end('{}');
+    };
+    const seen: { kind: string; headers: Record<string, unknown> | undefined }[] = [];
+    const { handler } = sync(setsSecrets, {
+      redactHeaders: ['x-api-key'],
+      tracing: {
+        responseHook: (_span, info) => seen.push({ kind: info.kind, headers: info.response?.headers }),
+      },
+    });
+    const result = await handler(event(), fcContext);
+    await handler(event({ headers: { 'x-fc-invocation-type': 'Async' } }), fcContext);
+    await handler.drain();
+    await handler.close();
+    expect(result.headers?.['set-cookie']).toBe('sid=SESSION-SECRET; Path=/');
+    const answered = seen.filter((s) => s.headers?.['x-kept'] === 'yes').map((s) => s.kind);
+    expect(answered).toEqual(['invocation', 'attempt']);
+    expect(JSON.stringify(seen)).not.toMatch(/SESSION-SECRET|echoed-k3y|set-cookie/);
+  });
+
   it('hooks that throw or reject are logged and never break the request', async () => {
     const { handler, logger } = sync(ok, {
       tracing: {

@@ -12,7 +12,13 @@ import { rejectionSettler } from './rejections.js';
 import { expressRoute } from './route.js';
 
 export type { FcAsyncControls, FcListenOptions, FcRuntimeOptions, FcServer } from '@fc-async/core';
-export { type FcHandler, type FcHandlerOptions, getInvocation, type Invocation } from '@fc-async/core';
+export {
+  type FcHandler,
+  type FcHandlerOptions,
+  getInvocation,
+  type Invocation,
+  isMiddlewareReplay,
+} from '@fc-async/core';
 export { listen } from './listen.js';
 export { type FcAsyncMiddleware, fcAsync } from './middleware.js';
 

@@ -9,6 +9,7 @@ import {
   fcAsync,
   getInvocation,
   type Invocation,
+  isMiddlewareReplay,
   listen,
 } from '@fc-async/express';
 import express from 'express';
@@ -18,6 +19,7 @@ const app = express();
 app.get('/', (req, res) => {
   expectType<Invocation | undefined>(req.fc);
   expectType<Invocation | undefined>(getInvocation(req));
+  expectType<boolean>(isMiddlewareReplay(req));
   res.end();
 });
 expectType<FcHandler>(createHandler(app, { async: { mode: 'local' } }));

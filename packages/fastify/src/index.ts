@@ -13,7 +13,13 @@ import { genericErrorHandler, hideDefaultErrors, type SeenError, seeError } from
 import { fastifyRoute, recordFastifyRoutes } from './route.js';
 
 export type { FcAsyncControls, FcListenOptions, FcRuntimeOptions, FcServer } from '@fc-async/core';
-export { type FcHandler, type FcHandlerOptions, getInvocation, type Invocation } from '@fc-async/core';
+export {
+  type FcHandler,
+  type FcHandlerOptions,
+  getInvocation,
+  type Invocation,
+  isMiddlewareReplay,
+} from '@fc-async/core';
 export { listen } from './listen.js';
 export { fcAsync } from './plugin.js';
 

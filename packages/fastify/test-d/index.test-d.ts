@@ -9,6 +9,7 @@ import {
   fcAsync,
   getInvocation,
   type Invocation,
+  isMiddlewareReplay,
   listen,
 } from '@fc-async/fastify';
 import Fastify from 'fastify';
@@ -18,6 +19,7 @@ const app = Fastify();
 app.get('/', async (request) => {
   expectType<Invocation | undefined>(request.fc);
   expectType<Invocation | undefined>(getInvocation(request));
+  expectType<boolean>(isMiddlewareReplay(request));
   return {};
 });
 expectType<FcHandler>(createHandler(app));

@@ -9,6 +9,7 @@ import {
   fcAsync,
   getInvocation,
   type Invocation,
+  isMiddlewareReplay,
   type KoaContextLike,
   listen,
 } from '@fc-async/koa';
@@ -19,6 +20,7 @@ const app = new Koa();
 app.use((ctx) => {
   expectType<Invocation | undefined>(ctx.fc);
   expectType<Invocation | undefined>(getInvocation(ctx));
+  expectType<boolean>(isMiddlewareReplay(ctx));
 });
 expectType<FcHandler>(createHandler(app));
 

@@ -279,7 +279,7 @@ describe.each(middlewareTargets)('$name fcAsync', (target) => {
     await middleware.drain();
     expect(await middleware.tasks.get('denied')).toBeUndefined();
     expect((await middleware.tasks.get('allowed'))?.status).toBe('Succeeded');
-    // The check let the replay through by its source: it carries neither credentials nor cookies.
+    // The check let the replay through (isMiddlewareReplay): it carries neither credentials nor cookies.
     expect(seen).toHaveLength(1);
     expect(seen[0]?.invocation).toMatchObject({ type: 'Async', source: 'local-queue', taskId: 'allowed' });
     expect(seen[0]?.headers).not.toHaveProperty('authorization');

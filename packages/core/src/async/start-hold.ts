@@ -16,6 +16,8 @@ import type { AsyncOptions } from './options.js';
 export interface HeldDefaults {
   logger?: Logger | undefined;
   async?: Pick<AsyncOptions, 'concurrency' | 'maxQueuedTasks' | 'timeoutSeconds' | 'backoff' | 'backend'> | undefined;
+  /** Kept out of task records and spans on top of the handler's own `redactHeaders` (the emulator's `--redact-header`). */
+  redactHeaders?: readonly string[] | undefined;
 }
 
 /**

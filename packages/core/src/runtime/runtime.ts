@@ -16,6 +16,7 @@ import {
   detectInvocation,
   getInvocation,
   type Invocation,
+  markMiddlewareReplay,
   setInvocation,
 } from '../invocation.js';
 import { createConsoleLogger } from '../logger.js';
@@ -178,6 +179,9 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
 
   const run = async (request: FcRequest, invocation: Invocation): Promise<BridgeResponse> => {
     if (!listener) await whenBound;
+    // Every request run here passed the middleware in front of this one before it was taken:
+    // an attempt of a task `handle` queued, or the collecting run of an FC async invocation.
+    markMiddlewareReplay(invocation);
     // Its invocation set: the middleware passes the replay on (see `handle`).
     const attach = (req: object) => setInvocation(req, invocation);
     if (routeOf && tracing.isTracing(invocation)) {

@@ -270,7 +270,7 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
       throw error;
     } finally {
       const response = state.outcome && 'response' in state.outcome ? state.outcome.response : undefined;
-      if (state.info) core.responseHook(span, { ...state.info, response });
+      if (state.info) core.responseHook(span, { ...state.info, response: core.responseView(response) });
       core.endSpan(span);
       attempts.delete(task);
     }

@@ -206,7 +206,8 @@ export class InvocationSpanImpl implements InvocationSpan {
           producer.setStatus({ code: SpanStatusCode.ERROR });
         }
       }
-      if (this.core.options.responseHook) this.core.responseHook(span, { ...this.hookInfo(), response, error });
+      if (this.core.options.responseHook)
+        this.core.responseHook(span, { ...this.hookInfo(), response: this.core.responseView(response), error });
     } catch (error) {
       this.core.logger.warn('tracing failed to end a span', { error });
     } finally {

@@ -53,7 +53,8 @@ export interface TracingRequestInfo {
 }
 
 /**
- * What `responseHook` receives: {@link TracingRequestInfo} plus the response and, when the
+ * What `responseHook` receives: {@link TracingRequestInfo} plus the response (a copy whose headers
+ * are stripped as the request's are: `set-cookie` and `redactHeaders` removed) and, when the
  * invocation threw, the error.
  *
  * @example

@@ -4,6 +4,7 @@ import { createRedactor } from '../async/payload.js';
 import type { FcContext } from '../fc-types.js';
 import type { Invocation } from '../invocation.js';
 import { createConsoleLogger, type Logger } from '../logger.js';
+import type { BridgeResponse } from '../response.js';
 import { httpAttributes, spanMethodOf } from './attributes.js';
 import { createEngineHooks } from './engine-hooks.js';
 import { type InvocationSpan, InvocationSpanImpl, takeColdStart } from './invocation-span.js';
@@ -103,6 +104,15 @@ export class TracingCore {
     request: Pick<TracingRequest, 'method' | 'url' | 'headers'>,
   ): TracingRequestInfo {
     return { kind, request: { method: request.method, url: request.url, headers: this.redact(request.headers) } };
+  }
+
+  /**
+   * The hook view of a response: a copy with its headers redacted as a request's are (`set-cookie`,
+   * `redactHeaders`), since an app may echo what it sets; the response itself still goes out whole.
+   */
+  responseView(response: BridgeResponse | undefined): BridgeResponse | undefined {
+    if (response === undefined) return undefined;
+    return { ...response, headers: this.redact(response.headers as TracingRequest['headers']) };
   }
 
   requestHook(span: Span, info: TracingRequestInfo): void {

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type FcAsyncControls, getInvocation } from '@fc-async/core';
+import { type FcAsyncControls, isMiddlewareReplay } from '@fc-async/core';
 
 /** Serves a Node listener on a loopback port; `close()` closes `controls`, then the server. */
 export async function serveListener(listener: RequestListener, controls: FcAsyncControls | undefined) {
@@ -22,9 +22,10 @@ export async function drain(stream: AsyncIterable<unknown>): Promise<void> {
 }
 
 /**
- * The `auth` check of `AppSpec.before`: `authorization: Bearer ok`, or a replay of a task
- * (which carries no credentials; fc-async accepted it only after this check passed).
+ * The `auth` check of `AppSpec.before` (docs/deploy.md's pattern): `authorization: Bearer ok`, or
+ * the middleware's replay of a request (which carries no credentials; fcAsync() accepted it only
+ * after this check passed).
  */
 export function authorized(req: IncomingMessage): boolean {
-  return req.headers.authorization === 'Bearer ok' || getInvocation(req)?.source === 'local-queue';
+  return req.headers.authorization === 'Bearer ok' || isMiddlewareReplay(req);
 }
