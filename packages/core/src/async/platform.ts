@@ -70,7 +70,7 @@ const DELIVERY_BOUND_PASSED = new DestinationError(
  * @example
  * ```ts
  * const started = Date.now();
- * deliveryBound({ timeoutSeconds: 3 }, started, started + 10).ms; // 1990: 3 s, less 10 ms spent and a 300 ms margin
+ * deliveryBound({ timeoutSeconds: 3 }, started, started + 10).ms; // 2690: 3 s, less 10 ms spent and a 300 ms margin
  * deliveryBound({ timeoutSeconds: 600 }, started).ms; // 10000
  * ```
  */
