@@ -1,7 +1,8 @@
-import { createConsoleLogger, getInvocation, isFcAsyncError, type Logger } from '@fc-async/core';
-import express, { type ErrorRequestHandler, type Express } from 'express';
+import { createConsoleLogger, getInvocation, isFcAsyncError, isInvocationAbort, type Logger } from '@fc-async/core';
+import express, { type ErrorRequestHandler, type Express, type Response } from 'express';
 import { ffmpegPath } from './binaries.js';
 import { credentialsFromHeaders } from './credentials.js';
+import type { TranscodeErrorCode } from './errors.js';
 import { FORMATS } from './formats.js';
 import { transcodeObject } from './job.js';
 import { parseTranscodeRequest } from './request.js';
@@ -26,8 +27,9 @@ export interface AppOptions {
 /**
  * The transcode function as an ordinary Express app. `POST /` with
  * `{ bucket, object, output_dir, dst_format }` answers `{ bucket, format, outputs, durationMs }`;
- * errors answer `{ code, message }` (400 `InvalidArgument`, 404 `ObjectNotFound`, 503
- * `TranscodeStopped`, 500 `TranscodeFailed`). `GET /` describes the API. A stopped or timed-out
+ * errors answer `{ code, message, errorType, errorMessage }` (400 `InvalidArgument`, 413
+ * `EntityTooLarge`, 404 `ObjectNotFound`, 503 `TranscodeStopped`, 500 `TranscodeFailed`), the
+ * last two being what a destination record quotes. `GET /` describes the API. A stopped or timed-out
  * async task aborts `getInvocation(req).signal`, which kills ffmpeg.
  *
  * @example
@@ -47,7 +49,8 @@ export function createApp(options: AppOptions): Express {
     res.json({ usage: 'POST / {"bucket","object","output_dir","dst_format"}', formats: FORMATS });
   });
 
-  app.post('/', express.json({ limit: '16kb' }), async (req, res) => {
+  // JSON, also sent as application/octet-stream: the official SDK's InvokeFunction sends its body so.
+  app.post('/', express.json({ limit: '16kb', type: JSON_TYPES }), async (req, res) => {
     const job = parseTranscodeRequest(req.body);
     const invocation = getInvocation(req);
     const result = await transcodeObject(job, {
@@ -68,22 +71,40 @@ export function createApp(options: AppOptions): Express {
   return app;
 }
 
-/** `{ code, message }` for every error; server errors are logged with their cause. */
+/** The content types read as JSON: JSON's, and the SDK's default `application/octet-stream`. */
+const JSON_TYPES = ['application/json', 'application/*+json', 'application/octet-stream'];
+
+/**
+ * Every error answers `{ code, message, errorType, errorMessage }`: the last two are what FC's
+ * runtimes answer for an error, which a destination record quotes (docs/destinations.md). A
+ * stop or timeout (the invocation's signal's reason) is logged at info without stacks; other
+ * server errors at error, with their cause.
+ */
 function errors(logger: Logger): ErrorRequestHandler {
   return function transcodeErrors(error, req, res, _next) {
-    const requestId = getInvocation(req)?.requestId;
-    if (isFcAsyncError(error)) {
-      if (error.statusCode >= 500) logger.error('transcode failed', { requestId, error, cause: error.cause });
-      res.status(error.statusCode).json(error.toJSON());
+    const invocation = getInvocation(req);
+    const requestId = invocation?.requestId;
+    if (isFcAsyncError<TranscodeErrorCode>(error)) {
+      if (isInvocationAbort(error, invocation)) {
+        const reason = invocation?.signal.reason as { code?: unknown } | undefined;
+        logger.info('transcode stopped', { requestId, code: error.code, reason: reason?.code });
+      } else if (error.statusCode >= 500) {
+        logger.error('transcode failed', { requestId, error, cause: error.cause });
+      }
+      answer(res, error.statusCode, error.code, error.message);
       return;
     }
     const status = Number((error as { status?: unknown })?.status);
     if (status >= 400 && status < 500) {
-      const code = status === 413 ? 'EntityTooLarge' : 'InvalidArgument';
-      res.status(status).json({ code, message: status === 413 ? 'The body is too large' : 'The body must be JSON' });
+      if (status === 413) answer(res, 413, 'EntityTooLarge', 'The body is larger than 16 KB');
+      else answer(res, status, 'InvalidArgument', 'The body must be JSON');
       return;
     }
     logger.error('transcode failed', { requestId, error });
-    res.status(500).json({ code: 'InternalError', message: 'Internal Server Error' });
+    answer(res, 500, 'InternalError', 'Internal Server Error');
   };
+}
+
+function answer(res: Response, status: number, code: string, message: string): void {
+  res.status(status).json({ code, message, errorType: code, errorMessage: message });
 }

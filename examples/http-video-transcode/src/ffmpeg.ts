@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { FcAsyncError } from '@fc-async/core';
+import type { TranscodeErrorCode } from './errors.js';
 
 /** Options of {@link runFfmpeg}. */
 export interface RunFfmpegOptions {
@@ -105,7 +106,7 @@ export function runFfmpeg(options: RunFfmpegOptions): Promise<FfmpegRun> {
   });
 }
 
-function stopped(signal: AbortSignal): FcAsyncError {
+function stopped(signal: AbortSignal): FcAsyncError<TranscodeErrorCode> {
   return new FcAsyncError('TranscodeStopped', 'The transcode was stopped and ffmpeg killed', {
     statusCode: 503,
     cause: signal.reason,

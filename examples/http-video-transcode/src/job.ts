@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, extname, join } from 'node:path';
@@ -55,6 +56,9 @@ export async function transcodeObject(job: TranscodeRequest, deps: TranscodeDeps
   const started = Date.now();
   const { storage, logger, signal, credentials } = deps;
   const work = await mkdtemp(join(deps.workDir ?? tmpdir(), 'transcode-'));
+  // Removed also when the process exits before the job ends (a second Ctrl-C exits at once).
+  const removeNow = () => rmSync(work, { recursive: true, force: true });
+  process.once('exit', removeNow);
   try {
     const ext = extname(job.object);
     const name = basename(job.object, ext).replaceAll('%', '_') || 'output';
@@ -72,19 +76,14 @@ export async function transcodeObject(job: TranscodeRequest, deps: TranscodeDeps
       killGraceMs: deps.killGraceMs,
       onSpawn: (pid) => logger.info('ffmpeg started', { ...log, pid }),
     }).catch((error: unknown) => {
-      logger.warn('ffmpeg did not finish', { ...log, error });
+      // A stop or timeout is the app's error handler's to log (at info); a failure is logged here.
+      if (!signal?.aborted) logger.warn('ffmpeg did not finish', { ...log, error });
       throw error;
     });
 
     const main = `${name}.${job.dst_format}`;
     const files = (await readdir(outDir)).sort((a, b) => (a === main ? -1 : b === main ? 1 : a.localeCompare(b)));
-    const outputs: string[] = [];
-    for (const file of files) {
-      signal?.throwIfAborted();
-      const key = `${job.output_dir}/${file}`;
-      await storage.upload(job.bucket, key, join(outDir, file), { signal, credentials });
-      outputs.push(key);
-    }
+    const outputs = await uploadAll(job, files, outDir, deps);
     logger.info('transcode finished', {
       ...log,
       outputs: outputs.length,
@@ -92,6 +91,40 @@ export async function transcodeObject(job: TranscodeRequest, deps: TranscodeDeps
     });
     return { bucket: job.bucket, format: job.dst_format, outputs, durationMs: Date.now() - started };
   } finally {
+    process.off('exit', removeNow);
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * Uploads `files` (the main file first) to `<output_dir>/`, the main file last so that a playlist
+ * never points at segments not there yet. Stopped or failed midway, it removes what it uploaded:
+ * nothing reaches the output folder unless every file did. Returns the keys, the main file first.
+ */
+async function uploadAll(
+  job: TranscodeRequest,
+  files: string[],
+  outDir: string,
+  deps: TranscodeDeps,
+): Promise<string[]> {
+  const { storage, signal, credentials } = deps;
+  const keys = files.map((file) => `${job.output_dir}/${file}`);
+  const uploaded: string[] = [];
+  try {
+    for (const i of [...files.keys()].slice(1).concat(files.length > 0 ? [0] : [])) {
+      signal?.throwIfAborted();
+      await storage.upload(job.bucket, keys[i] as string, join(outDir, files[i] as string), { signal, credentials });
+      uploaded.push(keys[i] as string);
+    }
+  } catch (error) {
+    await Promise.all(
+      uploaded.map((key) =>
+        storage.remove(job.bucket, key, { credentials }).catch((cause: unknown) => {
+          deps.logger.warn('could not remove an output of a stopped transcode', { key, error: cause });
+        }),
+      ),
+    );
+    throw error;
+  }
+  return keys;
 }

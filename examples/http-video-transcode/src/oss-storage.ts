@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import { FcAsyncError } from '@fc-async/core';
 import type OSS from 'ali-oss';
 import { type Credentials, credentialsFromEnv } from './credentials.js';
+import type { TranscodeErrorCode } from './errors.js';
 import { checkBucket, checkKey, notFound, type Storage, type StorageCallOptions } from './storage.js';
 
 /** Options of {@link OssStorage}. */
@@ -73,6 +74,17 @@ export class OssStorage implements Storage {
     }
   }
 
+  async remove(bucket: string, key: string, call: StorageCallOptions = {}): Promise<void> {
+    // The clean-up of a stopped job runs once its signal aborted: the signal does not stop it.
+    const client = await this.client(bucket, { ...call, signal: undefined });
+    try {
+      // OSS answers 204 for a missing key too.
+      await client.delete(checkKey(key, 'key'), { timeout: this.timeout() });
+    } catch (error) {
+      throw storageError(error, bucket, key);
+    }
+  }
+
   private timeout(): number {
     return this.options.timeoutMs ?? 600_000;
   }
@@ -114,7 +126,7 @@ export class OssStorage implements Storage {
   }
 }
 
-function missingCredentials(): FcAsyncError {
+function missingCredentials(): FcAsyncError<TranscodeErrorCode> {
   return new FcAsyncError(
     'MissingCredentials',
     'OSS storage needs credentials: give the function a role on FC, or set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET',
@@ -126,7 +138,7 @@ function missingCredentials(): FcAsyncError {
  * Maps an ali-oss error to a storage error. ali-oss errors carry the request (`params`), so only
  * their name, code, status, message and request id are kept, as the `cause`.
  */
-function storageError(error: unknown, bucket: string, key: string): FcAsyncError {
+function storageError(error: unknown, bucket: string, key: string): FcAsyncError<TranscodeErrorCode> {
   if (error instanceof FcAsyncError) return error;
   const e = (error ?? {}) as {
     name?: unknown;

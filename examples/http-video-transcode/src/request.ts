@@ -1,4 +1,5 @@
 import { FcAsyncError } from '@fc-async/core';
+import type { TranscodeErrorCode } from './errors.js';
 import { type DstFormat, FORMATS, parseFormat } from './formats.js';
 import { checkBucket, checkKey } from './storage.js';
 
@@ -42,6 +43,6 @@ export function parseTranscodeRequest(body: unknown): TranscodeRequest {
   };
 }
 
-function invalid(message: string): FcAsyncError {
+function invalid(message: string): FcAsyncError<TranscodeErrorCode> {
   return new FcAsyncError('InvalidArgument', message, { statusCode: 400 });
 }

@@ -1,7 +1,8 @@
-import { copyFile, mkdir } from 'node:fs/promises';
+import { copyFile, mkdir, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { FcAsyncError } from '@fc-async/core';
 import type { Credentials } from './credentials.js';
+import type { TranscodeErrorCode } from './errors.js';
 
 /** What a storage call may carry besides its arguments. */
 export interface StorageCallOptions {
@@ -21,6 +22,7 @@ export interface StorageCallOptions {
  * const storage: Storage = new LocalStorage('/tmp/buckets');
  * await storage.download('videos', 'in/cat.mov', '/tmp/work/input.mov');
  * await storage.upload('videos', 'out/cat.mp4', '/tmp/work/out/cat.mp4');
+ * await storage.remove('videos', 'out/cat.mp4');
  * ```
  */
 export interface Storage {
@@ -28,6 +30,8 @@ export interface Storage {
   download(bucket: string, key: string, file: string, options?: StorageCallOptions): Promise<void>;
   /** Stores the local file `file` as `<bucket>/<key>`. */
   upload(bucket: string, key: string, file: string, options?: StorageCallOptions): Promise<void>;
+  /** Deletes `<bucket>/<key>`; a missing object is no error. */
+  remove(bucket: string, key: string, options?: StorageCallOptions): Promise<void>;
   /** A readable location for logs and responses: a path or an `oss://` URL. */
   locate(bucket: string, key: string): string;
 }
@@ -112,6 +116,10 @@ export class LocalStorage implements Storage {
     await mkdir(dirname(target), { recursive: true });
     await copyFile(file, target);
   }
+
+  async remove(bucket: string, key: string): Promise<void> {
+    await rm(this.locate(bucket, key), { force: true });
+  }
 }
 
 /**
@@ -122,14 +130,14 @@ export class LocalStorage implements Storage {
  * throw notFound('videos', 'in/cat.mov'); // 404 ObjectNotFound: Object "in/cat.mov" was not found in bucket "videos"
  * ```
  */
-export function notFound(bucket: string, key: string, cause?: unknown): FcAsyncError {
+export function notFound(bucket: string, key: string, cause?: unknown): FcAsyncError<TranscodeErrorCode> {
   return new FcAsyncError('ObjectNotFound', `Object "${key}" was not found in bucket "${bucket}"`, {
     statusCode: 404,
     cause,
   });
 }
 
-function invalid(message: string): FcAsyncError {
+function invalid(message: string): FcAsyncError<TranscodeErrorCode> {
   return new FcAsyncError('InvalidArgument', message, { statusCode: 400 });
 }
 

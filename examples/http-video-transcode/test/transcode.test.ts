@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -10,7 +10,7 @@ import { createDestinationHandler } from '../functions/destination.js';
 import { createApp } from '../src/app.js';
 import { TRANSCODE_ASYNC } from '../src/config.js';
 import { createSampleVideo } from '../src/sample.js';
-import { LocalStorage } from '../src/storage.js';
+import { LocalStorage, type Storage } from '../src/storage.js';
 import { codecs, fcEvent, isAlive, memoryLogger, probe, readRecords, tempDir, waitFor } from './helpers.js';
 
 let root: string;
@@ -77,10 +77,28 @@ describe('transcode, sync', () => {
     const handler = transcodeHandler({ storage, logger: silentLogger });
     const result = await handler(fcEvent(job('in/missing.mp4', 'mp4')), {});
     expect(result.statusCode).toBe(404);
+    const message = 'Object "in/missing.mp4" was not found in bucket "videos"';
     expect(JSON.parse(result.body)).toEqual({
       code: 'ObjectNotFound',
-      message: 'Object "in/missing.mp4" was not found in bucket "videos"',
+      message,
+      errorType: 'ObjectNotFound',
+      errorMessage: message,
     });
+  });
+
+  it('reads a JSON body sent as application/octet-stream (the official SDK’s InvokeFunction default)', async () => {
+    const handler = transcodeHandler({ storage, logger: silentLogger });
+    const event = fcEvent(job('in/missing.mp4', 'mp4'), { 'content-type': 'application/octet-stream' });
+    const result = await handler(event, {});
+    // Read and checked: the object is missing, not the body unreadable.
+    expect([result.statusCode, JSON.parse(result.body).code]).toEqual([404, 'ObjectNotFound']);
+  });
+
+  it('answers 413 EntityTooLarge for a JSON body over 16 KB', async () => {
+    const handler = transcodeHandler({ storage, logger: silentLogger });
+    const result = await handler(fcEvent({ ...job('in/clip.mp4', 'mp4'), pad: 'x'.repeat(17 * 1024) }), {});
+    expect(result.statusCode).toBe(413);
+    expect(JSON.parse(result.body)).toMatchObject({ code: 'EntityTooLarge', errorType: 'EntityTooLarge' });
   });
 
   it('refuses to fetch what a disguised playlist points to, and answers 500 TranscodeFailed', async () => {
@@ -99,7 +117,7 @@ describe('transcode, sync', () => {
       const handler = transcodeHandler({ storage, logger });
       const result = await handler(fcEvent(job('in/innocent.avi', 'mp4', 'evil')), {});
       expect(result.statusCode).toBe(500);
-      expect(JSON.parse(result.body)).toEqual({ code: 'TranscodeFailed', message: 'ffmpeg exited with code 1' });
+      expect(JSON.parse(result.body)).toMatchObject({ code: 'TranscodeFailed', message: 'ffmpeg exited with code 1' });
       expect(hits).toEqual([]);
       expect(String((logger.entries.find((e) => e.level === 'error')?.fields.cause as Error)?.message)).toContain(
         'not on whitelist',
@@ -194,7 +212,11 @@ describe('transcode, async', () => {
     const record = records.find((r) => r.requestContext.requestId === task?.requestId);
     expect(record?.requestContext).toMatchObject({ condition: 'UnhandledInvocationError', approximateInvokeCount: 3 });
     expect(record?.responseContext.statusCode).toBe(404);
-    expect(JSON.parse(record?.responsePayload ?? '{}')).toMatchObject({ errorType: 'HTTP404' });
+    // The record says why: the app's error answer carries FC's errorType and errorMessage.
+    expect(JSON.parse(record?.responsePayload ?? '{}')).toEqual({
+      errorType: 'ObjectNotFound',
+      errorMessage: 'Object "in/missing.mp4" was not found in bucket "videos"',
+    });
     expect(record?.requestPayload).toContain('in/missing.mp4');
   });
 
@@ -222,6 +244,43 @@ describe('transcode, async', () => {
     expect(records.find((r) => r.requestContext.requestId === task?.requestId)?.requestContext.condition).toBe(
       'Stopped',
     );
+    // A stop is no failure: logged at info, without stacks, and the work folder is gone.
+    expect(logger.entries.filter((e) => e.level === 'error' || e.level === 'warn')).toEqual([]);
+    expect(logger.entries.find((e) => e.message === 'transcode stopped')).toMatchObject({
+      level: 'info',
+      fields: { code: 'TranscodeStopped', reason: 'Stopped' },
+    });
+    expect((await readdir(root)).filter((name) => name.startsWith('transcode-'))).toEqual([]);
+  });
+
+  it('stopped while it uploads, it leaves nothing in output_dir', async () => {
+    let firstUpload: (() => void) | undefined;
+    const uploading = new Promise<void>((resolve) => {
+      firstUpload = resolve;
+    });
+    // The first upload ends only once the task is stopped: the stop lands between two uploads.
+    const base: Storage = storage;
+    const slow: Storage = {
+      download: (...args) => base.download(...args),
+      remove: (...args) => base.remove(...args),
+      locate: (...args) => base.locate(...args),
+      async upload(bucket, key, file, options) {
+        await base.upload(bucket, key, file, options);
+        if (!firstUpload) return;
+        firstUpload();
+        firstUpload = undefined;
+        const signal = options?.signal;
+        await new Promise((resolve) => signal?.addEventListener('abort', resolve, { once: true }));
+      },
+    };
+    const handler = transcodeHandler({ storage: slow, logger: silentLogger });
+    const accepted = await handler(fcEvent(job('in/clip.mp4', 'm3u8', 'hls-stopped'), asyncCall('stop_upload')), {});
+    expect(accepted.statusCode).toBe(202);
+    await uploading;
+    await handler.tasks.stop('stop_upload');
+    await waitFor(async () => (await handler.tasks.get('stop_upload'))?.status === 'Stopped', 'the task to be Stopped');
+    await handler.drain();
+    expect(await readdir(storage.locate('videos', 'hls-stopped')).catch(() => [])).toEqual([]);
   });
 });
 
@@ -231,7 +290,7 @@ describe('transcode, misconfigured', () => {
     const handler = transcodeHandler({ storage, logger, ffmpegPath: join(root, 'no-such-ffmpeg') });
     const result = await handler(fcEvent(job('in/clip.mp4', 'mp4', 'none')), {});
     expect(result.statusCode).toBe(500);
-    expect(JSON.parse(result.body)).toEqual({
+    expect(JSON.parse(result.body)).toMatchObject({
       code: 'FfmpegNotFound',
       message: 'ffmpeg could not be started (ENOENT); check FFMPEG_PATH',
     });

@@ -37,8 +37,9 @@ export type DestinationErrorCode =
   | 'DestinationInvalid';
 
 /**
- * Every `code` an {@link FcAsyncError} of fc-async (core, the adapters, the backends, `fc-async dev`)
- * carries; the HTTP status it answers is `statusCode`.
+ * Every `code` an {@link FcAsyncError} that fc-async makes (core, the adapters, the backends,
+ * `fc-async dev`) carries; the HTTP status it answers is `statusCode`. An app's own
+ * `new FcAsyncError('MyCode', ...)` carries its own code (`FcAsyncError<'MyCode'>`).
  *
  * - Requests and arguments: `InvalidArgument` (400), `InvalidEvent` and `InvalidBody` (400, a
  *   malformed FC event), `InvalidConfig`, `RequestHeaderFieldsTooLarge` (431), `URITooLong` (414),
@@ -135,16 +136,20 @@ export type FcAsyncErrorCode =
  * throw new FcAsyncError('ResourceThrottled', 'Too many tasks waiting', { statusCode: 429, retryAfterSeconds: 1 });
  * ```
  */
-export class FcAsyncError extends Error {
+export class FcAsyncError<Code extends string = FcAsyncErrorCode> extends Error {
   override readonly name = 'FcAsyncError';
-  /** Stable: one of {@link FcAsyncErrorCode}. */
-  readonly code: FcAsyncErrorCode;
+  /**
+   * Stable: one of {@link FcAsyncErrorCode} for the errors fc-async makes. An app may make its
+   * own with codes of its own (`new FcAsyncError('TranscodeFailed', ...)` is an
+   * `FcAsyncError<'TranscodeFailed'>`).
+   */
+  readonly code: Code;
   readonly statusCode: number;
   /** Extra response headers, e.g. `Retry-After` on a 429. */
   readonly headers: Readonly<Record<string, string>> | undefined;
 
   constructor(
-    code: FcAsyncErrorCode,
+    code: Code,
     message: string,
     options: {
       statusCode?: number;
@@ -164,7 +169,7 @@ export class FcAsyncError extends Error {
   }
 
   /** The body a caller sees: `{ code, message }`. */
-  toJSON(): { code: FcAsyncErrorCode; message: string } {
+  toJSON(): { code: Code; message: string } {
     return { code: this.code, message: this.message };
   }
 }
@@ -172,7 +177,8 @@ export class FcAsyncError extends Error {
 /**
  * True when `value` is an {@link FcAsyncError}, also across package copies. Never throws: what an
  * app throws may be a revoked `Proxy` or an error whose `name` getter throws, and is then no
- * fc-async error.
+ * fc-async error. Its `code` is typed as one of fc-async's ({@link FcAsyncErrorCode}); an app that
+ * makes errors with codes of its own names them too: `isFcAsyncError<FcAsyncErrorCode | MyCode>(e)`.
  *
  * @example
  * ```ts
@@ -180,7 +186,7 @@ export class FcAsyncError extends Error {
  * try { await handler.tasks.stop('t1'); } catch (e) { if (isFcAsyncError(e)) console.log(e.code); }
  * ```
  */
-export function isFcAsyncError(value: unknown): value is FcAsyncError {
+export function isFcAsyncError<Code extends string = FcAsyncErrorCode>(value: unknown): value is FcAsyncError<Code> {
   try {
     return (
       value instanceof FcAsyncError ||

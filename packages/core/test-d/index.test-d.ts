@@ -19,7 +19,7 @@ import {
   memory,
   type TaskPage,
 } from '@fc-async/core';
-import { expectAssignable, expectError, expectType } from 'tsd';
+import { expectAssignable, expectError, expectNotAssignable, expectType } from 'tsd';
 
 const handler = createFcHandler((_req, res) => res.end('ok'), {
   async: { mode: 'local', concurrency: 4, maxAsyncRetryAttempts: 2, backend: memory() },
@@ -320,12 +320,20 @@ expectType<s18.FcAsyncErrorCode>(fcError.code);
 expectType<s18.FcAsyncErrorCode>(fcError.toJSON().code);
 expectAssignable<s18.FcAsyncErrorCode>('AsyncTaskNotFound');
 expectError<s18.FcAsyncErrorCode>('AsyncTaskNotFund');
-expectError(new s18.FcAsyncError('AsyncTaskNotFund', 'typo'));
+// An app's own codes: the class takes them, typed as given.
+expectType<s18.FcAsyncError<'TranscodeFailed'>>(new s18.FcAsyncError('TranscodeFailed', 'ffmpeg exited 1'));
+expectNotAssignable<s18.FcAsyncError>(new s18.FcAsyncError('TranscodeFailed', 'ffmpeg exited 1'));
+declare const caught: unknown;
+if (s18.isFcAsyncError<s18.FcAsyncErrorCode | 'TranscodeFailed'>(caught)) {
+  expectType<s18.FcAsyncErrorCode | 'TranscodeFailed'>(caught.code);
+}
 expectError(s18.badRequest('InvalidArgumnet', 'typo'));
 declare const destinationError: s18.DestinationError;
 expectType<s18.DestinationErrorCode>(destinationError.code);
 expectAssignable<s18.FcAsyncErrorCode>(destinationError.code);
-expectError(new s18.DestinationError('InvalidArgument', 'not a delivery code', { retryable: false }));
+expectType<s18.DestinationError<'WebhookRefused'>>(
+  new s18.DestinationError('WebhookRefused', 'an app code', { retryable: false }),
+);
 function retried(code: s18.DestinationErrorCode): boolean {
   switch (code) {
     case 'DestinationHttpError':

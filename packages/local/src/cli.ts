@@ -44,6 +44,7 @@ interface DevFlags {
   outDir: string;
   maxEventStreams: number;
   maxBodyBytes: number;
+  redactHeader?: string[];
   watch?: boolean;
   supervisorFd?: number;
 }
@@ -66,6 +67,7 @@ const FLAG_OF: Record<string, string> = {
   retryBaseMs: '--retry-delay',
   timeoutSeconds: '--timeout',
   maxBufferedBodyBytes: '--max-body-bytes',
+  redactHeaders: '--redact-header',
   entry: 'the entry',
 };
 
@@ -137,6 +139,7 @@ function emulatorOptions(
     outDir: flags.outDir,
     maxEventStreams: flags.maxEventStreams,
     maxBufferedBodyBytes: flags.maxBodyBytes,
+    redactHeaders: flags.redactHeader,
   };
 }
 
@@ -248,6 +251,8 @@ function childArgs(command: Command, entry: string | undefined, ports: { port: n
     if (own.has(key) || command.getOptionValueSource(key) !== 'cli') continue;
     const value: unknown = command.getOptionValue(key);
     if (value === true) args.push(option.long as string);
+    // A repeatable flag (--redact-header): once per value, as it was given.
+    else if (Array.isArray(value)) for (const item of value) args.push(option.long as string, String(item));
     else if (value !== undefined && value !== false) args.push(option.long as string, String(value));
   }
   args.push('--port', String(ports.port), '--control-port', String(ports.controlPort));
@@ -373,6 +378,11 @@ program
     'request body bytes held at once, both ports together (from 32 MiB, FC largest body)',
     integer(32 * 1024 * 1024, Number.MAX_SAFE_INTEGER),
     256 * 1024 * 1024,
+  )
+  .option(
+    '--redact-header <name>',
+    'keep this request header out of async task records and replays, on top of authorization and cookies (repeatable)',
+    (name: string, names: string[] | undefined) => [...(names ?? []), name],
   )
   .option('--watch', 'restart when a file of the project changes (tasks survive with --store sqlite:PATH)')
   // The pipe from the --watch supervisor, whose closing stops this emulator.

@@ -17,7 +17,7 @@ import { FunctionRegistry } from './registry.js';
 import { loadServerlessConfig } from './serverless.js';
 import { flushSpans } from './spans.js';
 import type { FunctionSpec } from './spec.js';
-import { createTriggerServer } from './trigger.js';
+import { createTriggerServer, type TriggerServer } from './trigger.js';
 import { within } from './within.js';
 
 /**
@@ -194,6 +194,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         concurrency: o.concurrency,
         maxQueuedTasks: o.maxQueuedTasks,
         retryBaseMs: o.retryBaseMs,
+        redactHeaders: o.redactHeaders,
       };
       // An entry's own engines start with the emulator's backends: see gateBackends.
       const engineHold = backends.engineHold(() =>
@@ -266,12 +267,12 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     const triggerClosed = new Promise((resolve) => trigger.close(resolve));
     trigger.closeIdleConnections();
     // Destination functions close last, so that records of tasks ending meanwhile reach them. Sync
-    // calls under way get the same time to be answered; one still waiting then is answered 503.
-    // The custom runtimes stop even when a backend fails to close.
-    await Promise.all([
-      closeInDestinationOrder(functions, timeoutMs),
-      within(trigger.idle(), Math.min(timeoutMs, 2_147_483_647), () => undefined),
-    ]);
+    // calls under way get the same time to be answered; one still waiting then is given up (its
+    // signal aborts, ShuttingDown) and its app the same time again to end its work (a child
+    // process); one still waiting after that is answered 503. The custom runtimes stop even when a
+    // backend fails to close.
+    const bound = Math.min(timeoutMs, 2_147_483_647);
+    await Promise.all([closeInDestinationOrder(functions, timeoutMs), giveUpSyncCalls(trigger, bound)]);
     trigger.cutInFlight();
     await stopRuntimes(functions);
     await flushSpans(Math.min(timeoutMs, 5000), log);
@@ -298,6 +299,18 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       return closing;
     },
   };
+}
+
+/**
+ * Waits up to `bound` ms for the sync calls under way; gives up those still waiting (their
+ * signals abort with `ShuttingDown`) and waits up to `bound` again for their apps to settle.
+ */
+async function giveUpSyncCalls(trigger: TriggerServer, bound: number): Promise<void> {
+  await within(trigger.idle(), bound, () => undefined);
+  const reason = new FcAsyncError('ShuttingDown', 'The emulator shut down before the function answered', {
+    statusCode: 503,
+  });
+  if (trigger.giveUpInFlight(reason) > 0) await within(trigger.idle(), bound, () => undefined);
 }
 
 /** The process is ending for a reason of the emulator's own: no function is to blame. */

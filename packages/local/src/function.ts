@@ -48,6 +48,11 @@ export interface LocalFunction {
   readonly handler: FcHandler;
   readonly engine: AsyncEngine;
   readonly arn: string;
+  /**
+   * Whether a sync call can be given up before its app answers (`invoke`'s `giveUp`): an app the
+   * core's entry runs in-process, whose invocation has a signal to abort.
+   */
+  readonly givesUp: boolean;
   asyncConfig: StoredAsyncConfig | undefined;
   /**
    * Stops what the function started: a custom runtime's process (`GET /pre-stop`, SIGTERM,
@@ -59,10 +64,12 @@ export interface LocalFunction {
    * `nodeHeaders`: the call's headers are Node's (the HTTP trigger's), so that an fc-async
    * handler can be given the request the event would parse into, without the event. `fromFc`: a
    * call FC makes itself (a destination record), which the async body limit does not refuse.
+   * `giveUp`: aborting it ends a sync call early (a shutdown): the invocation's signal aborts with
+   * its reason, and the call answers that reason once the app has settled.
    */
   invoke(
     call: IncomingCall,
-    options?: { requestId?: string; trusted?: boolean; nodeHeaders?: boolean; fromFc?: boolean },
+    options?: { requestId?: string; trusted?: boolean; nodeHeaders?: boolean; fromFc?: boolean; giveUp?: AbortSignal },
   ): Promise<{ result: FcHttpResult; requestId: string }>;
 }
 
@@ -75,6 +82,8 @@ export interface FunctionDeps {
   concurrency: number;
   maxQueuedTasks: number;
   retryBaseMs: number;
+  /** Headers kept out of task records and replays on top of the default list (`--redact-header`). */
+  redactHeaders?: readonly string[] | undefined;
   backend?: AsyncBackend | undefined;
   /** Holds the start of the backends the entry's own engines have, until the config is in force. */
   engineHold?: EntryHold | undefined;
@@ -87,7 +96,7 @@ export interface FunctionDeps {
  * Absent on a handler from another copy of the core that lacks it.
  */
 const HANDLE_REQUEST = Symbol.for('fc-async.handleRequest');
-type Deadline = { readonly timeoutMs: number; reason(): unknown };
+type Deadline = { readonly timeoutMs: number; reason(): unknown; readonly signal?: AbortSignal | undefined };
 type HandleRequest = (
   request: FcRequest,
   context: FcContext,
@@ -134,6 +143,7 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
   const options: FcHandlerOptions = {
     logger: namedLogger(deps.log.logger, spec.name),
     env,
+    ...(deps.redactHeaders?.length ? { redactHeaders: deps.redactHeaders } : {}),
     async: {
       mode: 'local',
       functionName: spec.name,
@@ -175,7 +185,7 @@ async function loadFunction(
 ): Promise<LocalFunction> {
   // An fc-async handler the entry makes takes these where its own options say nothing.
   const { mode: _mode, functionName: _name, ...async } = options.async ?? {};
-  deps.engineHold?.offer({ logger: options.logger, async });
+  deps.engineHold?.offer({ logger: options.logger, async, redactHeaders: options.redactHeaders });
   const entry = await loadHeld(spec, deps.instanceId, deps.engineHold);
   let handler: FcHandler;
   const own = entry.kind === 'fc-async-handler' ? (entry.value as FcHandler) : undefined;
@@ -288,6 +298,7 @@ function localFunction(
     handler,
     shutdown,
     engine,
+    givesUp: handleRequest !== undefined && kind !== 'custom-runtime',
     arn: `acs:fc:${identity.region}:${identity.accountId}:functions/${spec.name}`,
     asyncConfig: spec.asyncConfig ? { ...spec.asyncConfig, createdTime: now, lastModifiedTime: now } : undefined,
     async invoke(call, invokeOptions = {}) {
@@ -305,7 +316,7 @@ function localFunction(
       const answer = (handleRequest as HandleRequest)(
         request,
         context,
-        async ? undefined : deadline,
+        async ? undefined : invokeOptions.giveUp ? { ...deadline, signal: invokeOptions.giveUp } : deadline,
         invokeOptions.fromFc,
       );
       return { result: strip(await answer), requestId };

@@ -11,6 +11,29 @@ export const MAX_TARGET_BYTES = 4 * 1024;
  */
 export const NODE_HEAD_BYTES = 64 * 1024;
 
+/** FC's limit for an async call's request body, in bytes (128 KB; `maxAsyncPayloadBytes` by default). */
+export const MAX_ASYNC_BODY = 128 * 1024;
+
+/**
+ * The 400 for an async call's body past what the trigger reads of any body (FC's 32 MB of a sync
+ * call), naming the async limit it is held to: `declared` is its `Content-Length`, or undefined for
+ * a chunked body cut once it passed `readLimit`.
+ *
+ * @example
+ * ```ts
+ * asyncBodyTooLarge(33554433, MAX_SYNC_BODY).message;
+ * // 'The async request body is 33554433 bytes, above FC's limit of 131072 bytes (128 KB) for an async call'
+ * ```
+ */
+export function asyncBodyTooLarge(declared: number | undefined, readLimit: number): FcAsyncError {
+  const size = declared === undefined ? `over ${readLimit} bytes` : `${declared} bytes`;
+  return new FcAsyncError(
+    'InvalidArgument',
+    `The async request body is ${size}, above FC's limit of ${MAX_ASYNC_BODY} bytes (128 KB) for an async call`,
+    { statusCode: 400 },
+  );
+}
+
 /**
  * The error for a request over FC's HTTP trigger limits (headers over 8 KB: `431`, path plus
  * query over 4 KB: `414`), `undefined` for one within them. Node refuses headers only past its

@@ -86,6 +86,21 @@ export interface EmulatorOptions {
    * ```
    */
   maxBufferedBodyBytes?: number | undefined;
+  /**
+   * Header names kept out of the async tasks the emulator keeps (its task records, in memory or in
+   * the store, `GetAsyncTask`'s `taskPayload`, the dashboard) and of the attempts it replays, on
+   * top of the default list (`authorization`, cookies, FC's credentials). A custom runtime needs
+   * them here: the emulator plays FC in front of it and keeps its tasks, and cannot see the
+   * `redactHeaders` of the `fcAsync()` inside it. Also applied to the handlers the emulator
+   * builds around an app entry, and to an fc-async handler the entry exports, on top of its own.
+   * The CLI's `--redact-header NAME`, once per name.
+   *
+   * @example
+   * ```ts
+   * await startEmulator({ config: 's.yaml', redactHeaders: ['x-api-key'] });
+   * ```
+   */
+  redactHeaders?: readonly string[] | undefined;
 }
 
 /** {@link EmulatorOptions} checked, with defaults. */
@@ -113,6 +128,7 @@ export interface ResolvedOptions {
   cwd: string;
   maxEventStreams: number;
   maxBufferedBodyBytes: number;
+  redactHeaders: readonly string[];
 }
 
 function int(name: string, value: unknown, min: number, max: number, fallback: number): number {
@@ -208,7 +224,25 @@ const KEYS = new Set([
   'cwd',
   'maxEventStreams',
   'maxBufferedBodyBytes',
+  'redactHeaders',
 ]);
+
+/** An HTTP header name (RFC 9110 token), as `redactHeaders` of the handlers takes them. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** `redactHeaders` checked eagerly and lower-cased: a name matching no header would let its value through silently. */
+function headerNames(value: unknown): readonly string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw optionError('redactHeaders', 'an array of header names', typeof value);
+  return value.map((name: unknown) => {
+    if (typeof name !== 'string' || !HEADER_NAME.test(name)) {
+      // Named without an index: the CLI says `--redact-header` for it (one flag per name).
+      const got = typeof name === 'string' ? JSON.stringify(name.slice(0, 64)) : typeof name;
+      throw optionError('redactHeaders', "header names (letters, digits and !#$%&'*+.^_`|~-)", got);
+    }
+    return name.toLowerCase();
+  });
+}
 
 /** Validates options eagerly (`TypeError` naming the option) and applies the defaults. */
 export function resolveOptions(options: EmulatorOptions): ResolvedOptions {
@@ -308,5 +342,6 @@ export function resolveOptions(options: EmulatorOptions): ResolvedOptions {
       Number.MAX_SAFE_INTEGER,
       256 * 1024 * 1024,
     ),
+    redactHeaders: headerNames(options.redactHeaders),
   };
 }

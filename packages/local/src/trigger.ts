@@ -1,9 +1,15 @@
-import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
-import { detectInvocation, type FcHttpResult, isFcAsyncError, isValidTaskId } from '@fc-async/core';
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { detectInvocation, FcAsyncError, type FcHttpResult, isFcAsyncError, isValidTaskId } from '@fc-async/core';
 import { type BodyBudget, MAX_SYNC_BODY, readBody } from './body.js';
 import { writeResult } from './event.js';
 import { answerHalfClosed } from './half-close.js';
-import { NODE_HEAD_BYTES, overTriggerLimits } from './limits.js';
+import { asyncBodyTooLarge, NODE_HEAD_BYTES, overTriggerLimits } from './limits.js';
 import type { EmulatorLog } from './log.js';
 import type { FunctionRegistry } from './registry.js';
 
@@ -43,6 +49,17 @@ function taskIdOf(result: FcHttpResult, headers: IncomingHttpHeaders, async: boo
 
 /** The trigger's calls carry Node's headers (see `LocalFunction.invoke`). */
 const FROM_NODE = Object.freeze({ nodeHeaders: true });
+
+/** What {@link createTriggerServer} keeps of a request under way. */
+interface InFlight {
+  fn: string;
+  /** A sync call's: aborted when a shutdown gives the call up (see `giveUpInFlight`). */
+  giveUp?: AbortController | undefined;
+}
+
+/** An async call by its header, as `LocalFunction.invoke` tells it: no sync call to give up then. */
+const isAsyncCall = (headers: IncomingHttpHeaders) =>
+  String(headers['x-fc-invocation-type'] ?? '').toLowerCase() === 'async';
 
 /** An answer waiting for the end of the event-loop turn. */
 interface PendingAnswer {
@@ -86,12 +103,52 @@ class AnswerBatch {
   };
 }
 
+/** Requests sent with `Expect: 100-continue`, whose `100 Continue` waits until their body is wanted. */
+const expectsContinue = new WeakSet<IncomingMessage>();
+
+/**
+ * Reads a call's body (FC's 32 MB of a sync call at most). An async call past that is refused
+ * naming the async limit; a body its `Content-Length` already puts past the limit is refused
+ * before `100 Continue` invites the client to send it.
+ */
+async function readCallBody(
+  req: IncomingMessage,
+  res: ServerResponse,
+  asyncCall: boolean,
+  bodies: BodyBudget,
+): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_SYNC_BODY) {
+    throw asyncCall
+      ? asyncBodyTooLarge(declared, MAX_SYNC_BODY)
+      : new FcAsyncError('InvalidArgument', `The request body is larger than ${MAX_SYNC_BODY} bytes`, {
+          statusCode: 400,
+        });
+  }
+  if (expectsContinue.has(req)) res.writeContinue();
+  try {
+    return await readBody(req, MAX_SYNC_BODY, 'InvalidArgument', bodies);
+  } catch (error) {
+    // readBody's InvalidArgument is its size limit (a chunked body past it).
+    if (asyncCall && isFcAsyncError(error) && error.code === 'InvalidArgument') {
+      throw asyncBodyTooLarge(undefined, MAX_SYNC_BODY);
+    }
+    throw error;
+  }
+}
+
 /** The trigger server, with what a shutdown needs of it. */
 export type TriggerServer = Server & {
   /** Set when the emulator shuts down: new requests answer 503. */
   closing: boolean;
   /** Resolves once no request is under way (a sync call waiting for its function, among them). */
   idle(): Promise<void>;
+  /**
+   * Gives up the sync calls still waiting for their function (a shutdown past its timeout): each
+   * invocation's signal aborts with `reason`, and each call answers it once its app has settled
+   * (the app's clean-up, a child process, runs first). Returns how many.
+   */
+  giveUpInFlight(reason: Error): number;
   /**
    * Answers 503 `ServiceUnavailable` to each request still under way (a sync call whose function
    * has not answered by the end of the shutdown), logging each; returns how many.
@@ -114,14 +171,17 @@ export function createTriggerServer(registry: FunctionRegistry, log: EmulatorLog
   const answers = new AnswerBatch((answer, error) => failed(answer.res, answer.fn, error));
   // Requests under way (by response, with their function's name): a shutdown waits for them, and
   // answers those left at its end. Cheap: no listener per request, a Map entry until it returns.
-  const inFlight = new Map<ServerResponse, string>();
+  const inFlight = new Map<ServerResponse, InFlight>();
   let idleWaiters: (() => void)[] = [];
   const returned = (res: ServerResponse) => {
     inFlight.delete(res);
     if (inFlight.size === 0 && idleWaiters.length > 0) {
       const waiters = idleWaiters;
       idleWaiters = [];
-      for (const resolve of waiters) resolve();
+      // After the turn's batch of answers is written (AnswerBatch), which a shutdown would cut.
+      setImmediate(() => {
+        for (const resolve of waiters) resolve();
+      });
     }
   };
   // requireHostHeader: false: a request without Host gets the JSON error below, not Node's bare 400.
@@ -176,13 +236,19 @@ export function createTriggerServer(registry: FunctionRegistry, log: EmulatorLog
         );
         return;
       }
-      inFlight.set(res, fn.spec.name);
+      const asyncCall = isAsyncCall(req.headers);
+      // A sync call can be given up by a shutdown: the app's signal then tells it to stop.
+      const giveUp = fn.givesUp && !asyncCall ? new AbortController() : undefined;
+      inFlight.set(res, { fn: fn.spec.name, giveUp });
       // Counted in the emulator's budget of body bytes until the invocation returns.
       let body: Buffer | undefined;
       try {
-        body = await readBody(req, MAX_SYNC_BODY, 'InvalidArgument', bodies);
+        body = await readCallBody(req, res, asyncCall, bodies);
         const call = { method, url, headers: req.headers, body, sourceIp: req.socket.remoteAddress };
-        const { result, requestId } = await fn.invoke(call, FROM_NODE);
+        const { result, requestId } = await fn.invoke(
+          call,
+          giveUp ? { nodeHeaders: true, giveUp: giveUp.signal } : FROM_NODE,
+        );
         bodies.release(body);
         body = undefined;
         answers.add({ res, result, method, requestId, fn: fn.spec.name });
@@ -218,9 +284,18 @@ export function createTriggerServer(registry: FunctionRegistry, log: EmulatorLog
   server.closing = false;
   server.idle = () =>
     inFlight.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => idleWaiters.push(resolve));
+  server.giveUpInFlight = (reason) => {
+    let given = 0;
+    for (const [res, { giveUp }] of inFlight) {
+      if (giveUp === undefined || giveUp.signal.aborted || res.headersSent) continue;
+      given++;
+      giveUp.abort(reason);
+    }
+    return given;
+  };
   server.cutInFlight = () => {
     let cut = 0;
-    for (const [res, fn] of inFlight) {
+    for (const [res, { fn }] of inFlight) {
       if (res.headersSent || res.destroyed) continue;
       cut++;
       const request = `${res.req.method} ${(res.req.url ?? '/').split('?')[0]}`;
@@ -234,6 +309,12 @@ export function createTriggerServer(registry: FunctionRegistry, log: EmulatorLog
     }
     return cut;
   };
+  // `100 Continue` is sent when the body is wanted (readCallBody): a request refused before
+  // (too large, no such function, the emulator shutting down) is refused without it.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    expectsContinue.add(req);
+    server.emit('request', req, res);
+  });
   server.keepAliveTimeout = 65_000;
   // Node keeps the first 1,000 headers (2,000 names and values) and drops the rest without a word (Content-Length or
   // X-Fc-Invocation-Type among them: an async call run sync, a body lost): every header is kept, and

@@ -157,6 +157,21 @@ describe('fc-async dev --watch', () => {
     expect(emulatorsOf(run.proc.pid as number)).toHaveLength(1);
   });
 
+  it('passes each --redact-header on to its emulator', async () => {
+    const dir = project();
+    const run = await startWatch(dir, ['app.mjs', '--redact-header', 'x-a', '--redact-header', 'x-b']);
+    const headers = { 'content-type': 'application/json', 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'r1' };
+    const accepted = await fetch(`${run.trigger}/jobs`, {
+      method: 'POST',
+      headers: { ...headers, 'x-a': 'secret-a', 'x-b': 'secret-b' },
+      body: '{}',
+    });
+    expect(accepted.status).toBe(202);
+    const task = await (await fetch(new URL('2023-03-30/functions/app/async-tasks/r1', run.control))).text();
+    expect(task).toContain('taskPayload');
+    expect(task).not.toMatch(/secret-a|secret-b/);
+  });
+
   it('takes a change made during a restart once the old emulator is gone, never two at once', async () => {
     const dir = project();
     const run = await startWatch(dir, ['app.mjs']);

@@ -55,3 +55,52 @@ export default app;
     expect(code).toBe('FunctionTimeout');
   });
 });
+
+describe('a sync call still running when the emulator shuts down', () => {
+  it('aborts its invocation signal (ShuttingDown) and lets the app clean up before answering 503', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fc-async-local-sync-shutdown-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const aborted = join(dir, 'aborted.txt');
+    const cleaned = join(dir, 'cleaned.txt');
+    const express = JSON.stringify(import.meta.resolve('express'));
+    const express0 = JSON.stringify(import.meta.resolve('@fc-async/express'));
+    writeFileSync(
+      join(dir, 'app.mjs'),
+      `import express from ${express};
+import { getInvocation } from ${express0};
+import { writeFileSync } from 'node:fs';
+const app = express();
+app.get('/slow', (req, res) => {
+  const { signal } = getInvocation(req);
+  signal.addEventListener('abort', () => {
+    writeFileSync(${JSON.stringify(aborted)}, String(signal.reason?.code));
+    // The app's clean-up takes a while (a child process ending, a work folder removed).
+    setTimeout(() => {
+      writeFileSync(${JSON.stringify(cleaned)}, 'done');
+      res.status(500).json({ code: 'Stopped' });
+    }, 200);
+  });
+});
+export default app;
+`,
+    );
+    const emulator = await startEmulator({
+      entry: join(dir, 'app.mjs'),
+      name: 'slow',
+      timeoutSeconds: 60,
+      port: 0,
+      controlPort: 0,
+      output: () => {},
+    });
+    const answer = fetch(`${emulator.triggerUrl}/slow`);
+    await waitFor(() => emulator.functions.length > 0 || undefined, 1000);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await emulator.close({ timeoutMs: 1000 });
+    // The app ended its work before the emulator finished closing.
+    expect(readFileSync(cleaned, 'utf8')).toBe('done');
+    expect(readFileSync(aborted, 'utf8')).toBe('ShuttingDown');
+    const res = await answer;
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ code: 'ShuttingDown' });
+  });
+});

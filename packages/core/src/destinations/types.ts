@@ -58,16 +58,11 @@ export type Destination = ((record: DestinationRecord, context?: DestinationCont
  * throw new DestinationError('DestinationHttpError', 'HTTP 404 from https://hooks.example.com', { retryable: false, status: 404 });
  * ```
  */
-export class DestinationError extends FcAsyncError {
-  declare readonly code: DestinationErrorCode;
+export class DestinationError<Code extends string = DestinationErrorCode> extends FcAsyncError<Code> {
   readonly retryable: boolean;
   readonly status: number | undefined;
 
-  constructor(
-    code: DestinationErrorCode,
-    message: string,
-    options: { retryable: boolean; status?: number; cause?: unknown },
-  ) {
+  constructor(code: Code, message: string, options: { retryable: boolean; status?: number; cause?: unknown }) {
     super(code, message, { statusCode: 502, cause: options.cause });
     this.retryable = options.retryable;
     this.status = options.status;
