@@ -341,7 +341,10 @@ export function markMiddlewareReplay(invocation: Invocation): void {
  * request, the attempts that `createHandler(app)` and `fc-async dev` run included: they took the
  * call (and answered `202`) before the app ran, so nothing checked its caller. Unlike
  * `getInvocation(req)?.source === 'local-queue'`, which those attempts carry too, it cannot be
- * set by a request's headers nor by a handler around the app.
+ * set by a request's headers nor by a handler around the app. It speaks for what stands in front
+ * of the app's `fcAsync()` only: a check behind it (a route's, a mounted sub-app's) must not trust
+ * it; and the mark is the running instance's, so a durable store shared with a `createHandler`
+ * deployment marks that deployment's tasks too (docs/deploy.md, Authentication).
  *
  * @example
  * ```ts
