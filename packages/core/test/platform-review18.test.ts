@@ -259,18 +259,23 @@ describe('custom runtime, platform mode: GET /pre-stop', () => {
   });
 });
 
+/** A platform-mode handler running one async invocation until `release` resolves. */
+function runningUntilReleased() {
+  const release = deferred<void>();
+  const handler = createFcHandler(
+    async (_req, res) => {
+      await release.promise;
+      res.end('done');
+    },
+    { env: FC_ENV, logger: memoryLogger() },
+  );
+  const event = fcHttpEvent({ method: 'POST', url: '/job', headers: { 'x-fc-invocation-type': 'Async' }, body: {} });
+  return { handler, release, running: handler(event, context()) };
+}
+
 describe('createFcHandler, platform mode: close()', () => {
   it('waits for an invocation still running, but no longer than its timeoutMs', async () => {
-    const release = deferred<void>();
-    const handler = createFcHandler(
-      async (_req, res) => {
-        await release.promise;
-        res.end('done');
-      },
-      { env: FC_ENV, logger: memoryLogger() },
-    );
-    const event = fcHttpEvent({ method: 'POST', url: '/job', headers: { 'x-fc-invocation-type': 'Async' }, body: {} });
-    const running = handler(event, context());
+    const { handler, release, running } = runningUntilReleased();
     await tick();
     let closed = false;
     const closing = handler.close({ timeoutMs: 30 }).then(() => {
@@ -291,16 +296,7 @@ describe('createFcHandler, platform mode: close()', () => {
 
 describe('review of the platform-mode changes', () => {
   it('close({ timeoutMs: Infinity }) waits for an invocation still running (Node would fire such a timer at 1 ms)', async () => {
-    const release = deferred<void>();
-    const handler = createFcHandler(
-      async (_req, res) => {
-        await release.promise;
-        res.end('done');
-      },
-      { env: FC_ENV, logger: memoryLogger() },
-    );
-    const event = fcHttpEvent({ method: 'POST', url: '/job', headers: { 'x-fc-invocation-type': 'Async' }, body: {} });
-    const running = handler(event, context());
+    const { handler, release, running } = runningUntilReleased();
     let closed = false;
     const closing = handler.close({ timeoutMs: Number.POSITIVE_INFINITY }).then(() => {
       closed = true;
