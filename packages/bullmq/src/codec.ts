@@ -19,6 +19,7 @@ export function decodeRecord(r: string, p: string | null | undefined, b: Buffer 
       body: b ?? Buffer.from(payload.body ?? '', 'base64'),
       remoteAddress: payload.remoteAddress,
     };
+    if (payload.acceptedByMiddleware === true) record.payload.acceptedByMiddleware = true;
   } else {
     record.payload = { method: '', url: '', headers: {}, body: Buffer.alloc(0) };
   }

@@ -339,12 +339,13 @@ export function markMiddlewareReplay(invocation: Invocation): void {
  * front of `fcAsync()` when it arrived, so an authentication check there may let this run
  * through: a replay carries no credentials (they are never stored). False for every other
  * request, the attempts that `createHandler(app)` and `fc-async dev` run included: they took the
- * call (and answered `202`) before the app ran, so nothing checked its caller. Unlike
- * `getInvocation(req)?.source === 'local-queue'`, which those attempts carry too, it cannot be
- * set by a request's headers nor by a handler around the app. It speaks for what stands in front
- * of the app's `fcAsync()` only: a check behind it (a route's, a mounted sub-app's) must not trust
- * it; and the mark is the running instance's, so a durable store shared with a `createHandler`
- * deployment marks that deployment's tasks too (docs/deploy.md, Authentication).
+ * call (and answered `202`) before the app ran, so nothing checked its caller. The mark is the
+ * task's, stored with it when `fcAsync()` accepts it: a task that a `createHandler(app)`
+ * deployment sharing the durable store accepted is not marked whichever deployment runs it, and
+ * a task queued before a restart still is. Unlike `getInvocation(req)?.source === 'local-queue'`,
+ * which those attempts carry too, it cannot be set by a request's headers nor by a handler around
+ * the app. It speaks for what stands in front of the app's `fcAsync()` only: a check behind it (a
+ * route's, a mounted sub-app's) must not trust it (docs/deploy.md, Authentication).
  *
  * @example
  * ```ts

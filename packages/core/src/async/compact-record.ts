@@ -158,6 +158,8 @@ export function encodeRequestHead(payload: CapturedRequest): string {
     url: payload.url,
     headers: payload.headers,
     remoteAddress: payload.remoteAddress,
+    // The mark travels with the task (see CapturedRequest.acceptedByMiddleware); left out when unset.
+    acceptedByMiddleware: payload.acceptedByMiddleware === true ? true : undefined,
   });
 }
 

@@ -329,7 +329,8 @@ export class AsyncEngine {
       logger: Logger;
       destinations?: Destinations | undefined;
       redact: (headers: FcRequest['headers']) => Record<string, string | string[]>;
-      run: (request: FcRequest, invocation: Invocation) => Promise<BridgeResponse>;
+      /** `acceptedByMiddleware`: the task's stored mark (see `CapturedRequest.acceptedByMiddleware`). */
+      run: (request: FcRequest, invocation: Invocation, acceptedByMiddleware: boolean) => Promise<BridgeResponse>;
       hooks?: EngineHooks | undefined;
       instanceId?: string | undefined;
     },
@@ -543,8 +544,15 @@ export class AsyncEngine {
    * refuses (400, 409, 429, 503); nothing is queued then. `anySize`: a call FC makes itself (a
    * destination record), which `maxAsyncPayloadBytes` does not bound, only FC's 32 MB of an
    * invocation's payload (a chain of destinations, each record quoting the one before, stops there).
+   * `acceptedByMiddleware`: an `fcAsync()` middleware accepts it, after the middleware in front of
+   * it passed the request; stored with the task (see `CapturedRequest.acceptedByMiddleware`).
    */
-  async accept(request: FcRequest, invocation: Invocation, anySize = false): Promise<BridgeResponse> {
+  async accept(
+    request: FcRequest,
+    invocation: Invocation,
+    anySize = false,
+    acceptedByMiddleware = false,
+  ): Promise<BridgeResponse> {
     if (this.closing) {
       throw new FcAsyncError('ServiceUnavailable', 'The function is shutting down and accepts no new async requests', {
         statusCode: 503,
@@ -584,7 +592,7 @@ export class AsyncEngine {
       );
     }
     const taskId = invocation.taskId ?? invocation.requestId;
-    const inserting = this.store.insert(this.newTask(taskId, request, invocation, delayMs));
+    const inserting = this.store.insert(this.newTask(taskId, request, invocation, delayMs, acceptedByMiddleware));
     const shared = this.queue.shared === true;
     // A shared queue takes the job in the same round trip (see QueueDriver.shared). On a 409 it
     // refuses the id if it holds the other task's job; a job it takes finds a finished task.
@@ -795,7 +803,13 @@ export class AsyncEngine {
   }
 
   /** The record of a task being accepted, with the trace context the `accepted` hook gives it. */
-  private newTask(taskId: string, request: FcRequest, invocation: Invocation, delayMs: number): TaskRecord {
+  private newTask(
+    taskId: string,
+    request: FcRequest,
+    invocation: Invocation,
+    delayMs: number,
+    acceptedByMiddleware: boolean,
+  ): TaskRecord {
     const now = Date.now();
     const record: TaskRecord = {
       taskId,
@@ -806,7 +820,7 @@ export class AsyncEngine {
       startedTime: now,
       alreadyRetriedTimes: 0,
       events: [{ eventId: 1, status: 'Enqueued', timestamp: now, eventDetail: '' }],
-      payload: captureRequest(request, this.deps.redact),
+      payload: captureRequest(request, this.deps.redact, acceptedByMiddleware),
       acceptedAt: now,
       attempts: 0,
       dueAt: delayMs > 0 ? now + delayMs : undefined,
@@ -1268,7 +1282,7 @@ export class AsyncEngine {
       running.giveUp = () => done(SHUTDOWN_CUT);
       let pending: Promise<BridgeResponse>;
       try {
-        pending = this.deps.run(request, invocation);
+        pending = this.deps.run(request, invocation, record.payload.acceptedByMiddleware === true);
       } catch (error) {
         pending = Promise.reject(error);
       }

@@ -21,6 +21,13 @@ export interface CapturedRequest {
   headers: Record<string, string | string[]>;
   body: Buffer;
   remoteAddress?: string | undefined;
+  /**
+   * The request was accepted by an `fcAsync()` middleware, after every middleware in front of it
+   * had passed it: its attempts are marked for `isMiddlewareReplay`. Stored with the task, so that
+   * it holds whichever deployment sharing the store runs it. Set by the engine's accept only, never
+   * from the request; not part of `taskPayload` nor of a destination record's `requestPayload`.
+   */
+  acceptedByMiddleware?: true | undefined;
 }
 
 /**
@@ -113,6 +120,8 @@ function copyHeaders(
 
 /**
  * Captures an accepted request for its task (headers redacted, gateway headers dropped).
+ * `acceptedByMiddleware`: an `fcAsync()` middleware accepted it (see
+ * {@link CapturedRequest.acceptedByMiddleware}); nothing in `request` can set it.
  *
  * @example
  * ```ts
@@ -123,14 +132,18 @@ function copyHeaders(
 export function captureRequest(
   request: FcRequest,
   redact: (headers: FcRequest['headers']) => Record<string, string | string[]>,
+  acceptedByMiddleware = false,
 ): CapturedRequest {
-  return {
+  const captured: CapturedRequest = {
     method: request.method,
     url: request.url,
     headers: captureHeaders(request.headers, redact),
     body: request.body,
     remoteAddress: request.remoteAddress,
   };
+  // Added only when set: the payloads of a createHandler() deployment keep the shape they had.
+  if (acceptedByMiddleware) captured.acceptedByMiddleware = true;
+  return captured;
 }
 
 /**

@@ -177,11 +177,13 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
     bound = resolve;
   });
 
-  const run = async (request: FcRequest, invocation: Invocation): Promise<BridgeResponse> => {
+  const run = async (request: FcRequest, invocation: Invocation, acceptedHere: boolean): Promise<BridgeResponse> => {
     if (!listener) await whenBound;
-    // Every request run here passed the middleware in front of this one before it was taken:
-    // an attempt of a task `handle` queued, or the collecting run of an FC async invocation.
-    markMiddlewareReplay(invocation);
+    // A request that passed the middleware in front of an `fcAsync()` before it was taken: the
+    // collecting run of an FC async invocation, or an attempt of a task whose stored mark says an
+    // `fcAsync()`'s `handle` accepted it (not one that a createHandler() deployment sharing the
+    // store took before its app ran).
+    if (acceptedHere) markMiddlewareReplay(invocation);
     // Its invocation set: the middleware passes the replay on (see `handle`).
     const attach = (req: object) => setInvocation(req, invocation);
     if (routeOf && tracing.isTracing(invocation)) {
@@ -189,13 +191,17 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
     }
     return runNodeHandler(listener as NodeHandler, request, attach);
   };
-  const deps = { logger, destinations: options.destinations, redact, run, hooks: tracing.engineHooks };
+  const deps = { logger, destinations: options.destinations, redact, hooks: tracing.engineHooks };
   const backend = asyncOptions.backend && holdUntilBound(asyncOptions.backend, whenBound);
   const engine =
     mode === 'local'
-      ? new AsyncEngine({ ...asyncOptions, backend }, { ...deps, instanceId: env.FC_INSTANCE_ID })
+      ? new AsyncEngine({ ...asyncOptions, backend }, { ...deps, run, instanceId: env.FC_INSTANCE_ID })
       : undefined;
-  const platform = mode === 'platform' ? new PlatformAsync(asyncOptions, deps) : undefined;
+  // Platform mode's collecting run is of the request `handle` is answering: it passed the middleware.
+  const platform =
+    mode === 'platform'
+      ? new PlatformAsync(asyncOptions, { ...deps, run: (request, invocation) => run(request, invocation, true) })
+      : undefined;
   const limit = engine
     ? asyncOptions.maxAsyncPayloadBytes
     : Math.max(asyncOptions.maxAsyncPayloadBytes, PLATFORM_BODY_LIMIT);
@@ -286,7 +292,7 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
         const request = await readNodeRequest(req, { limit, url: target.url });
         request.requestId = invocation.requestId;
         answer = engine
-          ? await engine.accept(request, invocation)
+          ? await engine.accept(request, invocation, false, true)
           : await (span
               ? span.run(() => (platform as PlatformAsync).run(request, invocation, span?.context))
               : (platform as PlatformAsync).run(request, invocation));
