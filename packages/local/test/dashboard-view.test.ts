@@ -27,6 +27,8 @@ describe('durationText', () => {
   it("counts a task under way by the server's clock, and never below zero", () => {
     expect(durationText({ status: 'Running', startedTime: 10_000 }, 12_500)).toBe('2500 ms…');
     expect(durationText({ status: 'Running', startedTime: 10_000 }, 9_990)).toBe('0 ms…');
+    // The clock offset is a midpoint of two readings: half a millisecond shows as a whole one.
+    expect(durationText({ status: 'Running', startedTime: 10_000 }, 30_167.5)).toBe('20168 ms…');
     expect(durationText({ status: 'Succeeded', startedTime: 10_000, durationMs: 42 }, 99_999)).toBe('42 ms');
     expect(durationText({ status: 'Enqueued' }, 99_999)).toBe('');
   });

@@ -29,7 +29,8 @@ export const UNDER_WAY = new Set(['Enqueued', 'Dequeued', 'Running', 'Retrying',
  */
 export function durationText(task, serverNow) {
   if (task.durationMs !== undefined) return `${task.durationMs} ms`;
-  if (task.startedTime && UNDER_WAY.has(task.status)) return `${Math.max(0, serverNow - task.startedTime)} ms…`;
+  if (task.startedTime && UNDER_WAY.has(task.status))
+    return `${Math.max(0, Math.round(serverNow - task.startedTime))} ms…`;
   return '';
 }
 
