@@ -1,6 +1,7 @@
 import { badRequest } from './errors.js';
 import type { FcContext } from './fc-types.js';
 import { isFcRequestId, newRequestId } from './ids.js';
+import { plainConstructor } from './plain-object.js';
 
 /**
  * Headers as Node (lower-case names) or FC (any case) give them.
@@ -211,7 +212,7 @@ function decide(
  * `new`: V8 may pretenure an object literal's allocation site, making every later object of it
  * in the old generation (see `ParsedRequest` in fc3.ts); objects made with `new` have no such site.
  */
-const DetectionRecord = function DetectionRecord(
+const DetectionRecord = plainConstructor(function DetectionRecord(
   this: Detection,
   type: InvocationType,
   requestId: string,
@@ -224,14 +225,7 @@ const DetectionRecord = function DetectionRecord(
   this.taskId = taskId;
   this.attempt = attempt;
   this.source = source;
-} as unknown as new (
-  type: InvocationType,
-  requestId: string,
-  taskId: string | undefined,
-  attempt: number,
-  source: Detection['source'],
-) => Detection;
-DetectionRecord.prototype = Object.prototype;
+});
 
 const TASK_ID_HEADER = 'X-Fc-Async-Task-Id';
 const FC2_TASK_ID = 'X-Fc-Stateful-Async-Invocation-Id';
@@ -406,7 +400,7 @@ export function buildInvocation(
 }
 
 /** A plain {@link Invocation} made with `new`, which V8 never pretenures (see `DetectionRecord`). */
-const InvocationRecord = function InvocationRecord(
+const InvocationRecord = plainConstructor(function InvocationRecord(
   this: Invocation,
   detection: Detection,
   functionName: string,
@@ -433,16 +427,4 @@ const InvocationRecord = function InvocationRecord(
   this.timeoutSeconds = timeoutSeconds;
   this.instanceId = instanceId;
   this.signal = signal;
-} as unknown as new (
-  detection: Detection,
-  functionName: string,
-  region: string,
-  accountId: string,
-  qualifier: string,
-  versionId: string | undefined,
-  memoryMB: number | undefined,
-  timeoutSeconds: number | undefined,
-  instanceId: string | undefined,
-  signal: AbortSignal,
-) => Invocation;
-InvocationRecord.prototype = Object.prototype;
+});
