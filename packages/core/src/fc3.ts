@@ -159,7 +159,8 @@ const EMPTY = Buffer.alloc(0);
  *
  * Header values that are arrays are joined with `, `, except `set-cookie`: each cookie gets a
  * header name of its own that differs only in letter case (`set-cookie`, `Set-cookie`, ...),
- * because FC's `headers` map holds one value per name and HTTP forbids folding cookies.
+ * because FC's `headers` map holds one value per name and HTTP forbids folding cookies. A `HEAD`
+ * answer has no body, and keeps the length of the one the app wrote in `content-length`.
  *
  * @example
  * ```ts
@@ -174,6 +175,7 @@ export function toFcHttpResult(
 ): FcHttpResult {
   const headers = flattenHeaders(response.headers);
   if (isNoBodyResponse(method, response.statusCode)) {
+    if (method === 'HEAD') keepHeadLength(headers, response);
     return new HttpResult(response.statusCode, headers, false, '');
   }
   const body = response.body;
@@ -189,6 +191,17 @@ export function toFcHttpResult(
     bytes.length > 0,
     bytes.length > 0 ? bytes.toString('base64') : '',
   );
+}
+
+/**
+ * A HEAD answer's `content-length`: the body the app wrote, which the answer drops, when the app set
+ * no length of its own (RFC 9110 9.3.2: a HEAD's head is its GET's). FC ignores a result's
+ * `content-length`; a server writing the result (the emulator's trigger) sends it.
+ */
+function keepHeadLength(headers: Record<string, string>, response: { statusCode: number; body: ResponseBody }): void {
+  if (response.body.length === 0 || isNoBodyResponse('GET', response.statusCode)) return;
+  for (const name in headers) if (name.toLowerCase() === 'content-length') return;
+  headers['content-length'] = String(Buffer.byteLength(response.body));
 }
 
 /** A plain {@link FcHttpResult} made with `new`, never pretenured by V8 (see `ParsedRequest`). */

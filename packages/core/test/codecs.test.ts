@@ -148,6 +148,20 @@ describe('responses', () => {
     expect(toFcHttpResult({ ...res, statusCode: 204 }, 'GET', classify).body).toBe('');
     expect(toFcHttpResult({ ...res, statusCode: 304 }, 'GET', classify).body).toBe('');
   });
+
+  it("HEAD keeps the length of the body it drops in content-length (its GET's), an app's own first", () => {
+    const res = { statusCode: 200, headers: { 'content-type': 'text/plain' }, body: 'héllo' };
+    expect(toFcHttpResult(res, 'HEAD', classify).headers['content-length']).toBe('6');
+    expect(toFcHttpResult({ ...res, body: Buffer.from([1, 2, 3]) }, 'HEAD', classify).headers['content-length']).toBe(
+      '3',
+    );
+    const own = { ...res, headers: { 'Content-Length': '42' }, body: '' };
+    expect(toFcHttpResult(own, 'HEAD', classify).headers).toEqual({ 'Content-Length': '42' });
+    // Nothing to tell: no body written, or a status that has none.
+    expect(toFcHttpResult({ ...res, body: '' }, 'HEAD', classify).headers['content-length']).toBeUndefined();
+    expect(toFcHttpResult({ ...res, statusCode: 204 }, 'HEAD', classify).headers['content-length']).toBeUndefined();
+    expect(toFcHttpResult(res, 'GET', classify).headers['content-length']).toBeUndefined();
+  });
 });
 
 describe('detectInvocation', () => {

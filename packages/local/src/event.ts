@@ -220,15 +220,28 @@ export function writeResult(res: ServerResponse, result: FcHttpResult, method: s
   const bodiless = result.statusCode === 204 || result.statusCode === 304;
   const answered = bodiless || !result.body ? undefined : resultBody(result);
   const length = answered === undefined ? undefined : Buffer.byteLength(answered);
-  // HEAD: the length of the body the function answered (its GET's), when it is still there; else
-  // none (the sync answer drops a HEAD's body), as 0 would not be its GET's length.
+  // HEAD: its GET's length (RFC 9110 9.3.2), as Node's server sends one an app set: the body the
+  // function answered, when it is still there, else the length the result kept of it (the core's
+  // answer drops a HEAD's body and keeps its length, an app's own too); none without either, as 0
+  // would not be its GET's length.
   if (method === 'HEAD') {
-    if (length !== undefined) headers['content-length'] = String(length);
+    const kept = length === undefined && !bodiless ? headLength(result.headers) : undefined;
+    if (length !== undefined || kept !== undefined) headers['content-length'] = String(length ?? kept);
   } else if (!bodiless) headers['content-length'] = String(length ?? 0);
   res.writeHead(result.statusCode, headers);
   // A string body goes out in one write with the head; an empty end() too (no writev of two chunks).
   if (answered === undefined || method === 'HEAD') res.end();
   else res.end(answered);
+}
+
+/** A result's `content-length` (any case), when it is a length. */
+function headLength(headers: Record<string, string>): string | undefined {
+  for (const name in headers) {
+    if (name.toLowerCase() !== 'content-length') continue;
+    const value = (headers[name] as string).trim();
+    return /^\d{1,15}$/.test(value) ? String(Number(value)) : undefined;
+  }
+  return undefined;
 }
 
 const resultBody = (result: FcHttpResult) =>
