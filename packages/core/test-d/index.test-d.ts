@@ -231,6 +231,7 @@ expectType<boolean>(eo.isInvocationAbort(new Error('x'), undefined));
 expectType<void>(eo.logAppError(eo.silentLogger, 'express', new Error('x'), undefined));
 expectType<eo.Logger>(eo.createFcRuntime().logger);
 expectType<number>(({} as eo.AsyncEngine).timeoutSeconds);
+expectType<number>(({} as eo.AsyncEngine).maxAsyncPayloadBytes);
 expectAssignable<eo.MemoryBackendOptions>({ maxBytes: maybe(1024) });
 expectError(eo.memory({ maxBytes: '1 MB' }));
 

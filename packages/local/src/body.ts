@@ -46,16 +46,20 @@ function overBudget(budget: BodyBudget): FcAsyncError {
  * default) as soon as the limit is passed, and a client that drops the connection mid-body with
  * a 400 `RequestAborted`. With a `budget`, a body that does not fit in it is refused with a 503
  * `BodyBudgetExceeded` (before it is read when its length is declared), and the bytes of a body
- * returned stay counted until the caller releases them.
+ * returned stay counted until the caller releases them. `wanted` is called once the body passes
+ * what its head tells (its declared length, the budget), before it is read: where a request sent
+ * with `Expect: 100-continue` gets its `100 Continue`, so that a refusal comes before it.
  */
 export function readBody(
   req: IncomingMessage,
   limit: number,
   code: FcAsyncErrorCode = 'EntityTooLarge',
   budget?: BodyBudget,
+  wanted?: () => void,
 ): Promise<Buffer> {
   const length = req.headers['content-length'];
   if ((length === undefined || length === '0') && req.headers['transfer-encoding'] === undefined) {
+    wanted?.();
     return Promise.resolve(EMPTY);
   }
   const tooLarge = () => new FcAsyncError(code, `The request body is larger than ${limit} bytes`, { statusCode: 400 });
@@ -67,6 +71,7 @@ export function readBody(
     if (budget.held + declared > budget.limit) return Promise.reject(overBudget(budget));
     budget.held += declared;
   }
+  wanted?.();
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { FcAsyncError } from '@fc-async/core';
+import { MAX_SYNC_BODY } from './body.js';
 
 /** FC's limit for a request's headers, in bytes (`name: value` lines). */
 export const MAX_HEADER_BYTES = 8 * 1024;
@@ -11,27 +12,36 @@ export const MAX_TARGET_BYTES = 4 * 1024;
  */
 export const NODE_HEAD_BYTES = 64 * 1024;
 
-/** FC's limit for an async call's request body, in bytes (128 KB; `maxAsyncPayloadBytes` by default). */
-export const MAX_ASYNC_BODY = 128 * 1024;
-
 /**
- * The 400 for an async call's body past what the trigger reads of any body (FC's 32 MB of a sync
- * call), naming the async limit it is held to: `declared` is its `Content-Length`, or undefined for
- * a chunked body cut once it passed `readLimit`.
+ * The 400 `InvalidArgument` for an async call's body past `limit`, the async limit in force (the
+ * function's `async.maxAsyncPayloadBytes`), in the words of the engine's own refusal (a body it
+ * read): `declared` is its `Content-Length`, or undefined for a chunked body cut once it passed
+ * `readLimit` (what the trigger reads of any body).
  *
  * @example
  * ```ts
- * asyncBodyTooLarge(33554433, MAX_SYNC_BODY).message;
- * // 'The async request body is 33554433 bytes, above FC's limit of 131072 bytes (128 KB) for an async call'
+ * asyncBodyTooLarge(200000, 131072).message;
+ * // 'The async request body is 200000 bytes, above the limit of 131072'
  * ```
  */
-export function asyncBodyTooLarge(declared: number | undefined, readLimit: number): FcAsyncError {
-  const size = declared === undefined ? `over ${readLimit} bytes` : `${declared} bytes`;
-  return new FcAsyncError(
-    'InvalidArgument',
-    `The async request body is ${size}, above FC's limit of ${MAX_ASYNC_BODY} bytes (128 KB) for an async call`,
-    { statusCode: 400 },
-  );
+export function asyncBodyTooLarge(
+  declared: number | undefined,
+  limit: number,
+  readLimit = MAX_SYNC_BODY,
+): FcAsyncError {
+  const size = declared === undefined ? `over ${readLimit}` : String(declared);
+  return new FcAsyncError('InvalidArgument', `The async request body is ${size} bytes, above the limit of ${limit}`, {
+    statusCode: 400,
+  });
+}
+
+/**
+ * The async body limit in force for a function: its engine's `maxAsyncPayloadBytes` (at most what
+ * the emulator reads of any body), or `undefined` for an engine from a copy of the core without it.
+ */
+export function asyncLimitOf(engine: { readonly maxAsyncPayloadBytes?: number }): number | undefined {
+  const limit = engine.maxAsyncPayloadBytes;
+  return typeof limit === 'number' ? Math.min(limit, MAX_SYNC_BODY) : undefined;
 }
 
 /**

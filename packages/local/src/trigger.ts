@@ -9,7 +9,7 @@ import { detectInvocation, FcAsyncError, type FcHttpResult, isFcAsyncError, isVa
 import { type BodyBudget, MAX_SYNC_BODY, readBody } from './body.js';
 import { writeResult } from './event.js';
 import { answerHalfClosed } from './half-close.js';
-import { asyncBodyTooLarge, NODE_HEAD_BYTES, overTriggerLimits } from './limits.js';
+import { asyncBodyTooLarge, asyncLimitOf, NODE_HEAD_BYTES, overTriggerLimits } from './limits.js';
 import type { EmulatorLog } from './log.js';
 import type { FunctionRegistry } from './registry.js';
 
@@ -107,31 +107,31 @@ class AnswerBatch {
 const expectsContinue = new WeakSet<IncomingMessage>();
 
 /**
- * Reads a call's body (FC's 32 MB of a sync call at most). An async call past that is refused
- * naming the async limit; a body its `Content-Length` already puts past the limit is refused
- * before `100 Continue` invites the client to send it.
+ * Reads a call's body (FC's 32 MB of a sync call at most). An async call's is held to `asyncLimit`
+ * (the function's `async.maxAsyncPayloadBytes`; undefined for a sync call): one whose
+ * `Content-Length` is past it is refused unread, before `100 Continue` invites the client to send
+ * it, as the engine refuses one it read; a chunked one past 32 MB is cut naming the limit too.
  */
 async function readCallBody(
   req: IncomingMessage,
   res: ServerResponse,
-  asyncCall: boolean,
+  asyncLimit: number | undefined,
   bodies: BodyBudget,
 ): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? 0);
+  if (asyncLimit !== undefined && declared > asyncLimit) throw asyncBodyTooLarge(declared, asyncLimit);
   if (declared > MAX_SYNC_BODY) {
-    throw asyncCall
-      ? asyncBodyTooLarge(declared, MAX_SYNC_BODY)
-      : new FcAsyncError('InvalidArgument', `The request body is larger than ${MAX_SYNC_BODY} bytes`, {
-          statusCode: 400,
-        });
+    throw new FcAsyncError('InvalidArgument', `The request body is larger than ${MAX_SYNC_BODY} bytes`, {
+      statusCode: 400,
+    });
   }
-  if (expectsContinue.has(req)) res.writeContinue();
+  const wanted = expectsContinue.has(req) ? () => res.writeContinue() : undefined;
   try {
-    return await readBody(req, MAX_SYNC_BODY, 'InvalidArgument', bodies);
+    return await readBody(req, MAX_SYNC_BODY, 'InvalidArgument', bodies, wanted);
   } catch (error) {
     // readBody's InvalidArgument is its size limit (a chunked body past it).
-    if (asyncCall && isFcAsyncError(error) && error.code === 'InvalidArgument') {
-      throw asyncBodyTooLarge(undefined, MAX_SYNC_BODY);
+    if (asyncLimit !== undefined && isFcAsyncError(error) && error.code === 'InvalidArgument') {
+      throw asyncBodyTooLarge(undefined, asyncLimit);
     }
     throw error;
   }
@@ -243,7 +243,9 @@ export function createTriggerServer(registry: FunctionRegistry, log: EmulatorLog
       // Counted in the emulator's budget of body bytes until the invocation returns.
       let body: Buffer | undefined;
       try {
-        body = await readCallBody(req, res, asyncCall, bodies);
+        // An engine that does not tell its limit (another copy of the core) checks it once the body is read.
+        const asyncLimit = asyncCall ? (asyncLimitOf(fn.engine) ?? MAX_SYNC_BODY) : undefined;
+        body = await readCallBody(req, res, asyncLimit, bodies);
         const call = { method, url, headers: req.headers, body, sourceIp: req.socket.remoteAddress };
         const { result, requestId } = await fn.invoke(
           call,

@@ -153,6 +153,24 @@ describe('the emulator with a body budget', () => {
     await poll(async () => (await small()).status).toBe(200);
   });
 
+  it('refuses a body past the budget before `100 Continue`, on both ports, so it is never sent', async () => {
+    const held = upload(triggerPort, declaring(32 * MiB), 'a');
+    try {
+      await poll(async () => (await small()).status).toBe(503);
+      for (const port of [triggerPort, controlPort]) {
+        const path = port === triggerPort ? '/' : '/2023-03-30/functions/size/invocations';
+        const refused = upload(port, `${declaring(10, path)}\r\nExpect: 100-continue`, '');
+        await poll(() => refused.closed()).toBe(true);
+        expect(refused.received()).not.toContain('100 Continue');
+        expect(refused.received()).toMatch(/^HTTP\/1\.1 503 [\s\S]*BodyBudgetExceeded/);
+      }
+    } finally {
+      // The next tests need the budget whole, whatever this one found.
+      held.socket.destroy();
+    }
+    await poll(async () => (await small()).status).toBe(200);
+  });
+
   it('is whole again after many uploads dropped mid-body on both ports', async () => {
     for (let round = 0; round < 12; round++) {
       const port = round % 2 === 0 ? triggerPort : controlPort;

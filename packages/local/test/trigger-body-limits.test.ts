@@ -1,20 +1,31 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { Emulator } from '../src/index.js';
-import { startEcho } from './helpers.js';
+import { type Emulator, startEmulator } from '../src/index.js';
+import { fixture, startEcho } from './helpers.js';
 
-// An async call's body is held to FC's async limit (128 KB): one past what the trigger reads of
-// any body (32 MB) is refused naming that limit, and before `100 Continue` when its length says so.
+// An async call's body is held to the function's async limit (`async.maxAsyncPayloadBytes`, FC's
+// 128 KB by default): one whose `Content-Length` is past it is refused before `100 Continue`,
+// unread, naming the limit in force, as the engine refuses one it read; one past what the trigger
+// reads of any body (32 MB) too.
 
 let emulator: Emulator;
+/** An fc-async handler whose own `async.maxAsyncPayloadBytes` is 1000. */
+let small: Emulator;
 beforeAll(async () => {
   emulator = await startEcho();
+  small = await startEmulator({
+    entry: fixture('small-async-limit.mjs'),
+    name: 'small',
+    port: 0,
+    controlPort: 0,
+    output: () => {},
+  });
 });
-afterAll(() => emulator.close({ timeoutMs: 1000 }));
+afterAll(() => Promise.all([emulator.close({ timeoutMs: 1000 }), small.close({ timeoutMs: 1000 })]));
 
 /** Sends `head` on a fresh connection and collects what comes back until the server closes it. */
-async function raw(head: string): Promise<{ answer: string; closed: boolean }> {
-  const url = new URL(emulator.triggerUrl);
+async function raw(head: string, base = emulator.triggerUrl): Promise<{ answer: string; closed: boolean }> {
+  const url = new URL(base);
   const socket = connect(Number(url.port), url.hostname);
   const state = { answer: '', closed: false };
   socket.setEncoding('utf8');
@@ -30,18 +41,19 @@ async function raw(head: string): Promise<{ answer: string; closed: boolean }> {
   return state;
 }
 
-const head = (extra: string) =>
-  `POST / HTTP/1.1\r\nHost: HOST\r\nContent-Type: application/octet-stream\r\nContent-Length: 33554433\r\n${extra}\r\n`;
+/** The JSON of an answer's (chunked) body. */
+const jsonOf = (answer: string) => JSON.parse(answer.match(/\{.*\}/)?.[0] ?? 'null');
+
+const head = (extra: string, length = 33554433) =>
+  `POST / HTTP/1.1\r\nHost: HOST\r\nContent-Type: application/octet-stream\r\nContent-Length: ${length}\r\n${extra}\r\n`;
 
 describe('an async body over 32 MB', () => {
   it('is refused naming the async limit of 128 KB, not the sync one', async () => {
     const { answer } = await raw(head('X-Fc-Invocation-Type: Async\r\n'));
     expect(answer).toMatch(/^HTTP\/1\.1 400 /);
-    // The JSON of the (chunked) body.
-    const body = JSON.parse(answer.match(/\{.*\}/)?.[0] ?? 'null');
-    expect(body).toEqual({
+    expect(jsonOf(answer)).toEqual({
       code: 'InvalidArgument',
-      message: "The async request body is 33554433 bytes, above FC's limit of 131072 bytes (128 KB) for an async call",
+      message: 'The async request body is 33554433 bytes, above the limit of 131072',
     });
   });
 
@@ -56,6 +68,74 @@ describe('an async body over 32 MB', () => {
     const { answer } = await raw(head('Expect: 100-continue\r\n'));
     expect(answer).not.toContain('100 Continue');
     expect(answer).toContain('The request body is larger than 33554432 bytes');
+  });
+});
+
+describe('an async body between the async limit and 32 MB, by its Content-Length', () => {
+  it('is refused 400 before `100 Continue`, its connection closed unread', async () => {
+    const { answer, closed } = await raw(head('X-Fc-Invocation-Type: Async\r\nExpect: 100-continue\r\n', 200_000));
+    expect(answer).not.toContain('100 Continue');
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(answer.toLowerCase()).toContain('\r\nconnection: close\r\n');
+    expect(closed).toBe(true);
+    expect(jsonOf(answer)).toEqual({
+      code: 'InvalidArgument',
+      message: 'The async request body is 200000 bytes, above the limit of 131072',
+    });
+  });
+
+  it('is refused with the answer the engine gives the same body once read (sent chunked)', async () => {
+    const early = await raw(head('X-Fc-Invocation-Type: Async\r\nExpect: 100-continue\r\n', 200_000));
+    const body = 'a'.repeat(200_000);
+    const chunked = await raw(
+      `POST / HTTP/1.1\r\nHost: HOST\r\nX-Fc-Invocation-Type: Async\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`,
+    );
+    expect(chunked.answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(jsonOf(early.answer)).toEqual(jsonOf(chunked.answer));
+  });
+
+  it('gets `100 Continue` when within the limit, then its 202', async () => {
+    const url = new URL(emulator.triggerUrl);
+    const socket = connect(Number(url.port), url.hostname);
+    let answer = '';
+    socket.setEncoding('utf8').on('data', (chunk: string) => {
+      answer += chunk;
+    });
+    socket.write(
+      `POST / HTTP/1.1\r\nHost: ${url.host}\r\nX-Fc-Invocation-Type: Async\r\nContent-Length: ${128 * 1024}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`,
+    );
+    await vi.waitFor(() => expect(answer).toBe('HTTP/1.1 100 Continue\r\n\r\n'), { timeout: 10_000 });
+    socket.write('a'.repeat(128 * 1024));
+    await vi.waitFor(() => expect(answer).toMatch(/\r\n\r\nHTTP\/1\.1 202 Accepted\r\n/), { timeout: 10_000 });
+    socket.destroy();
+  });
+});
+
+describe('a function whose fc-async handler sets async.maxAsyncPayloadBytes (1000)', () => {
+  it('refuses a body past it before `100 Continue`, naming 1000', async () => {
+    const { answer } = await raw(
+      head('X-Fc-Invocation-Type: Async\r\nExpect: 100-continue\r\n', 1001),
+      small.triggerUrl,
+    );
+    expect(answer).not.toContain('100 Continue');
+    expect(jsonOf(answer)).toEqual({
+      code: 'InvalidArgument',
+      message: 'The async request body is 1001 bytes, above the limit of 1000',
+    });
+  });
+
+  it('names 1000, not FC’s default, for a body past 32 MB', async () => {
+    const declared = await raw(head('X-Fc-Invocation-Type: Async\r\n'), small.triggerUrl);
+    expect(jsonOf(declared.answer)).toEqual({
+      code: 'InvalidArgument',
+      message: 'The async request body is 33554433 bytes, above the limit of 1000',
+    });
+  });
+
+  it('still takes a sync body past 1000 (the async limit is not the sync one)', async () => {
+    const res = await fetch(small.triggerUrl, { method: 'POST', body: 'a'.repeat(5000) });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ ok: true });
   });
 });
 

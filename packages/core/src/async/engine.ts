@@ -509,6 +509,21 @@ export class AsyncEngine {
     return this.options.timeoutSeconds;
   }
 
+  /**
+   * The largest async request body {@link AsyncEngine.accept} takes (`async.maxAsyncPayloadBytes`),
+   * in bytes: a server in front of the engine can refuse a larger one from its `Content-Length`
+   * before reading it.
+   *
+   * @example
+   * ```ts
+   * declare const engine: AsyncEngine;
+   * engine.maxAsyncPayloadBytes; // 131072 by default
+   * ```
+   */
+  get maxAsyncPayloadBytes(): number {
+    return this.options.maxAsyncPayloadBytes;
+  }
+
   /** The config in force. */
   currentConfig(): Readonly<{
     maxAsyncRetryAttempts: number;

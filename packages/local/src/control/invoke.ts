@@ -1,5 +1,8 @@
+import type { IncomingMessage } from 'node:http';
 import { detectInvocation, type FcHttpResult, parseFcEvent } from '@fc-async/core';
 import type { IncomingCall } from '../event.js';
+import type { LocalFunction } from '../function.js';
+import { asyncBodyTooLarge, asyncLimitOf } from '../limits.js';
 import type { EmulatorLog } from '../log.js';
 import { type ApiCall, checkQualifier } from './params.js';
 import { ApiError } from './respond.js';
@@ -32,6 +35,32 @@ function asHttpEvent(body: Buffer): IncomingCall | undefined {
   }
   if (!value?.requestContext?.http) return undefined;
   return parseFcEvent(value);
+}
+
+/** The request headers of an InvokeFunction call that reach its function (see {@link PASSED}). */
+function passedHeaders(h: IncomingMessage['headers']): IncomingCall['headers'] {
+  const headers: IncomingCall['headers'] = {};
+  for (const name of PASSED) if (h[name] !== undefined) headers[name] = h[name];
+  return headers;
+}
+
+/**
+ * Refuses, from its head, an async InvokeFunction of an event function whose `Content-Length` is
+ * past the function's async limit, as the engine would once it read it (`400 EntityTooLarge`):
+ * before `100 Continue`, the body unread. An HTTP function's payload may be an HTTP event whose
+ * body is smaller than it: the engine decides once it is read.
+ */
+export function refuseDeclaredPayload(req: IncomingMessage, fn: LocalFunction): void {
+  const limit = fn.spec.http ? undefined : asyncLimitOf(fn.engine);
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (limit === undefined || !(declared > limit)) return;
+  try {
+    if (detectInvocation(passedHeaders(req.headers)).type !== 'Async') return;
+  } catch {
+    // Headers the call refuses anyway, once read (a malformed task id).
+    return;
+  }
+  throw new ApiError(400, 'EntityTooLarge', asyncBodyTooLarge(declared, limit).message);
 }
 
 /** The engine's refusal of an async body over the limit (FC's HTTP trigger code: InvalidArgument). */
@@ -68,8 +97,7 @@ export async function invokeFunction(call: ApiCall, log: EmulatorLog): Promise<v
   checkQualifier(call.params);
   const started = performance.now();
   const h = call.req.headers;
-  const headers: IncomingCall['headers'] = {};
-  for (const name of PASSED) if (h[name] !== undefined) headers[name] = h[name];
+  const headers = passedHeaders(h);
   const fromEvent = call.fn.spec.http ? asHttpEvent(call.body) : undefined;
   const incoming: IncomingCall = fromEvent
     ? { ...fromEvent, headers: { ...fromEvent.headers, ...headers } }

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { newRequestId } from '@fc-async/core';
 import { type BodyBudget, MAX_SYNC_BODY, readBody } from '../body.js';
 import type { DestinationContext } from '../destinations.js';
+import type { LocalFunction } from '../function.js';
 import { answerHalfClosed } from '../half-close.js';
 import type { EmulatorLog } from '../log.js';
 import { answerProtocolErrors } from '../protocol-errors.js';
@@ -14,7 +15,7 @@ import {
   putAsyncInvokeConfig,
 } from './config.js';
 import { EventHub, functionList, loadAssets, serveAsset } from './dashboard.js';
-import { invokeFunction } from './invoke.js';
+import { invokeFunction, refuseDeclaredPayload } from './invoke.js';
 import type { ApiCall } from './params.js';
 import { ApiError, invalid, sendApi, sendApiError, toApiError } from './respond.js';
 import { getAsyncTask, listAsyncTasks, stopAsyncTask } from './tasks.js';
@@ -46,6 +47,19 @@ function segmentsOf(path: string): string[] {
       }
     });
 }
+
+/** The function of an InvokeFunction path (`/2023-03-30/functions/{name}/invocations`), when it is one served. */
+function invokedFunction(path: string, registry: FunctionRegistry): LocalFunction | undefined {
+  const name = INVOCATIONS.exec(path)?.[1];
+  if (name === undefined) return undefined;
+  try {
+    return registry.byName.get(decodeURIComponent(name));
+  } catch {
+    return undefined;
+  }
+}
+
+const INVOCATIONS = /^\/2023-03-30\/functions\/([^/]+)\/invocations$/;
 
 /** A 405 with the `Allow` header RFC 9110 asks for: the methods `path` takes. */
 const notAllowed = (method: string, path: string, allow: string) =>
@@ -137,8 +151,12 @@ export function createControlServer(opts: ControlPlaneOptions): { server: Server
     let body: Buffer | undefined;
     try {
       const signedWith = authorizeHead(req, { path, query, browser: !isApi }, opts.auth);
-      if (/^100-continue$/i.test(req.headers.expect ?? '')) res.writeContinue();
-      body = await readBody(req, path.endsWith('/invocations') ? MAX_SYNC_BODY : MAX_API_BODY, undefined, opts.bodies);
+      const invoked = isApi && req.method === 'POST' ? invokedFunction(path, opts.registry) : undefined;
+      if (invoked) refuseDeclaredPayload(req, invoked);
+      // `100 Continue` once the body's declared length and the budget let it be read.
+      const wanted = /^100-continue$/i.test(req.headers.expect ?? '') ? () => res.writeContinue() : undefined;
+      const limit = path.endsWith('/invocations') ? MAX_SYNC_BODY : MAX_API_BODY;
+      body = await readBody(req, limit, undefined, opts.bodies, wanted);
       if (signedWith !== undefined) checkSignedBody(req, body, signedWith);
       if (!isApi) return dashboard(req, res, path, requestId, assets, hub, opts);
       await route({ req, res, requestId, params: new URLSearchParams(query), body }, path, opts);
