@@ -1,4 +1,4 @@
-import { type AsyncBackend, FcAsyncError, type Logger } from '@fc-async/core';
+import { type AsyncBackend, FcAsyncError, type Logger, MAX_TIMER_MS } from '@fc-async/core';
 import { Redis, type RedisOptions } from 'ioredis';
 import { corkEachTurn } from './cork.js';
 import { settlesWithin } from './grace.js';
@@ -36,6 +36,9 @@ export function bullmq(options: BullmqBackendOptions): AsyncBackend {
   return {
     name: 'bullmq',
     persistent: true,
+    // The engine's bound on create() leaves room for its own: the wait for Redis, then a few
+    // commands (the stop channel's subscribe among them), each within commandTimeoutMs.
+    startTimeoutMs: Math.min(resolved.connectTimeoutMs + 4 * resolved.commandTimeoutMs, MAX_TIMER_MS),
     async create({ concurrency, logger }) {
       const redis = connect(resolved.connection, resolved.commandTimeoutMs);
       const subscriber = connect(resolved.connection, resolved.commandTimeoutMs);

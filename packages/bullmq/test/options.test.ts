@@ -13,6 +13,14 @@ describe('bullmq(options)', () => {
     expect(options).toEqual({ connection: { host: '127.0.0.1', port: 1 } });
   });
 
+  it('bounds its start no sooner than its own connectTimeoutMs and a few commands allow', () => {
+    // The engine's bound on create() must not cut a wait for Redis the options allow.
+    const connection = { host: '127.0.0.1', port: 1 };
+    expect(bullmq({ connection }).startTimeoutMs).toBe(30_000);
+    const patient = bullmq({ connection, connectTimeoutMs: 60_000, commandTimeoutMs: 8000 });
+    expect(patient.startTimeoutMs).toBe(60_000 + 4 * 8000);
+  });
+
   it.each([
     [undefined, /Expected `options` to be an object with a `connection`, got `undefined`/],
     [{}, /Expected `connection` to be a redis:\/\/ or rediss:\/\/ URL or ioredis options, got `undefined`/],

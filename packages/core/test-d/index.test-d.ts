@@ -32,6 +32,9 @@ expectType<import('@fc-async/core').Logger>(handler.logger);
 expectType<Promise<AsyncTask | undefined>>(handler.tasks.get('t'));
 expectType<Promise<TaskPage>>(handler.tasks.list({ status: 'Running', limit: 10 }));
 expectType<Promise<void>>(handler.drain());
+// A backend's own start bound: a number of ms (Infinity: none), never a string.
+expectAssignable<import('@fc-async/core').AsyncBackend>({ ...memory(), startTimeoutMs: 60_000 });
+expectNotAssignable<import('@fc-async/core').AsyncBackend>({ ...memory(), startTimeoutMs: '60s' });
 
 expectType<Detection>(detectInvocation({ 'x-fc-invocation-type': 'Async' }, {}));
 expectType<Invocation | undefined>(getInvocation({}));

@@ -1,7 +1,7 @@
 import { bullmq } from '@fc-async/bullmq';
-import { silentLogger } from '@fc-async/core';
-import { describe, expect, it } from 'vitest';
-import { backendFactory, parseStoreSpec, redisOptions } from '../src/backend.js';
+import { createFcHandler, memory, silentLogger } from '@fc-async/core';
+import { describe, expect, it, vi } from 'vitest';
+import { backendFactory, gateBackends, parseStoreSpec, redisOptions } from '../src/backend.js';
 import { failure } from '../src/errors.js';
 import { freePort } from '../src/ports.js';
 
@@ -159,5 +159,26 @@ describe('a start the backend stopped', () => {
     expect(failure(error)).toBe(`Redis did not answer within 300 ms (connect ECONNREFUSED 127.0.0.1:${port})`);
     expect(failure(new Error('plain'))).toBe('plain');
     expect(failure('text')).toBe('text');
+  });
+});
+
+describe('a backend held back until the emulator opens it', () => {
+  it('does not count the wait for the open against the engine start bound (an entry that loads for long)', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const gate = gateBackends(() => memory());
+      const handler = createFcHandler(() => undefined, {
+        logger: silentLogger,
+        async: { mode: 'local', backend: gate.backendFor('f') },
+      });
+      // Past the 30 s the engine gives a backend that names no bound of its own.
+      await vi.advanceTimersByTimeAsync(31_000);
+      gate.open();
+      vi.useRealTimers();
+      await expect(handler.engine?.whenReady()).resolves.toBeUndefined();
+      await handler.close();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -368,12 +368,24 @@ export interface BackendContext {
  * ```ts
  * declare const app: NodeHandler;
  * createFcHandler(app, { async: { backend: memory({ maxTasks: 50_000 }) } });
+ * // A backend of your own, whose connect may take up to a minute:
+ * declare function connectPostgres(): Promise<{ store: TaskStore; queue: QueueDriver }>;
+ * const postgres: AsyncBackend = { name: 'postgres', persistent: true, startTimeoutMs: 60_000, create: connectPostgres };
  * ```
  */
 export interface AsyncBackend {
   readonly name: string;
   /** True when accepted tasks survive the process: unfinished ones are recovered on start. */
   readonly persistent: boolean;
+  /**
+   * How long `create()` may take, in ms. Past it the start fails with a 503 `BackendUnavailable`
+   * (`Retry-After: 1`), as one that rejects does: logged, async requests and tasks calls answered
+   * 503, and a later demand tries again; what a `create()` that settles later makes is closed
+   * (`queue.close()`, `store.close()`). A database that never answers a connect then does not hold
+   * every async request for ever. `Infinity`: not bounded (a backend that bounds its own start
+   * should still settle). @default 30000
+   */
+  readonly startTimeoutMs?: number | undefined;
   create(
     context: BackendContext,
   ): { store: TaskStore; queue: QueueDriver } | Promise<{ store: TaskStore; queue: QueueDriver }>;

@@ -39,6 +39,7 @@ import { backoffDelay, type ResolvedAsyncOptions } from './options.js';
 import { normaliseQuery } from './paging.js';
 import { captureRequest, replayRequest, serializeRequest } from './payload.js';
 import { Running, replayInvocation } from './running.js';
+import { BACKEND_START_MS, type Made, startWithin } from './start-bound.js';
 import { currentStartHold, type EngineStartHold } from './start-hold.js';
 
 /**
@@ -301,6 +302,13 @@ export class AsyncEngine {
   private readonly countedToo = new Set<string>();
   private idleWaiters: (() => void)[] = [];
   private closing = false;
+  /** close() gave up on a start still under way: what it makes is closed, never used. */
+  private startAbandoned = false;
+  /** Rejects when close() gives up on the start: what waits for it gets a 503 then, not when it comes. */
+  private giveUpStart: (error: FcAsyncError) => void = () => {};
+  private readonly startGivenUp = new Promise<never>((_resolve, reject) => {
+    this.giveUpStart = reject;
+  });
   /** close() is past its deadline with a persistent backend: no attempt starts any more. */
   private cut = false;
   /** While close() waits: it is told when all that is left is delayed past its deadline (see `parked`). */
@@ -350,9 +358,10 @@ export class AsyncEngine {
     const context = { concurrency: options.concurrency, logger: deps.logger };
     this.backendContext = context;
     const hold = currentStartHold();
+    // Bounded from the call of create(), not from the hold's wait before it.
     const created = hold
-      ? this.heldStart(hold, backend).then(() => backend.create(context))
-      : firstCreate(backend, context);
+      ? this.heldStart(hold, backend).then(() => this.bounded(Promise.resolve(backend.create(context))))
+      : this.bounded(firstCreate(backend, context));
     this.ready = this.startFrom(created);
     this.tasks = {
       get: (taskId) => this.getTask(taskId),
@@ -388,10 +397,12 @@ export class AsyncEngine {
    * requests, the queue started, unfinished tasks recovered). A failure is logged, and the next
    * demand past {@link BACKEND_RETRY_MS} tries again (see `currentStart`).
    */
-  private startFrom(created: Promise<{ store: TaskStore; queue: QueueDriver }>): Promise<void> {
+  private startFrom(created: Promise<Made>): Promise<void> {
     this.failedAt = undefined;
     const tries = ++this.starts;
-    const attempt = created.then((made) => this.takeIntoUse(made));
+    const attempt = created.then((made) =>
+      this.startAbandoned ? this.releaseAbandoned(made) : this.takeIntoUse(made),
+    );
     // Registered before anything awaits the attempt: `failedAt` is set when a waiter sees the failure.
     attempt.then(
       () => {
@@ -399,6 +410,7 @@ export class AsyncEngine {
       },
       (error: unknown) => {
         this.failedAt = performance.now();
+        if (this.startAbandoned) return;
         // An fc-async error says what is wrong (Redis unreachable, a task file in use): its message and
         // its cause's, not the stack of fc-async's own frames (the CLI prints it again as its last line).
         const fields = isFcAsyncError(error)
@@ -407,7 +419,10 @@ export class AsyncEngine {
         this.deps.logger.error('async backend failed to start', { backend: this.backend.name, tries, ...fields });
       },
     );
-    return attempt;
+    const ready = Promise.race([attempt, this.startGivenUp]);
+    // Handled as `attempt` is: a failed start is answered to whoever waits, not an unhandled rejection.
+    ready.catch(() => undefined);
+    return ready;
   }
 
   private async takeIntoUse({ store, queue }: { store: TaskStore; queue: QueueDriver }): Promise<void> {
@@ -424,6 +439,25 @@ export class AsyncEngine {
       throw error;
     }
     this.isReady = true;
+  }
+
+  /**
+   * A create() under way, bounded by the backend's `startTimeoutMs` (see `startWithin`): what one
+   * that settles past it makes is closed, as the start that failed with it never took it into use.
+   */
+  private bounded(created: Promise<Made>): Promise<Made> {
+    return startWithin(created, this.backend.startTimeoutMs ?? BACKEND_START_MS, ({ queue, store }) => {
+      if (!this.startAbandoned) {
+        this.deps.logger.warn('async backend started past its start bound: closed it', { backend: this.backend.name });
+      }
+      void this.release(queue, store);
+    });
+  }
+
+  /** What a start close() gave up on made when it came: closed, never used (see `close`). */
+  private async releaseAbandoned({ queue, store }: Made): Promise<void> {
+    await this.release(queue, store);
+    throw shutDown();
   }
 
   private async release(queue: QueueDriver, store: TaskStore): Promise<void> {
@@ -443,7 +477,9 @@ export class AsyncEngine {
   private currentStart(): Promise<void> {
     const failedAt = this.failedAt;
     if (failedAt !== undefined && !this.closing && performance.now() - failedAt >= BACKEND_RETRY_MS) {
-      this.ready = this.startFrom(new Promise((resolve) => resolve(this.backend.create(this.backendContext))));
+      this.ready = this.startFrom(
+        this.bounded(new Promise((resolve) => resolve(this.backend.create(this.backendContext)))),
+      );
     }
     return this.ready;
   }
@@ -694,11 +730,9 @@ export class AsyncEngine {
     this.closeGraceMs = stopWithin === undefined ? undefined : graceMs;
     this.closing = true;
     this.startWanted();
-    // The start under way (a first one, or a try again) ends first; no new try starts once closing.
-    const started = await this.ready.then(
-      () => true,
-      () => false,
-    );
+    // The start under way (a first one, or a try again) ends first, within the close's own bound
+    // (the start's bounds it too); no new try starts once closing.
+    const started = await this.startSettled(timeoutMs);
     // The backend never came up: nothing was accepted, and each failed try released what it opened.
     if (!started) return;
     // A shared queue leaves what waits to the other instances: this one finishes what it holds.
@@ -764,6 +798,30 @@ export class AsyncEngine {
     await this.store.close?.();
     this.timeouts.idle();
     this.delivery.timeouts.idle();
+  }
+
+  /**
+   * Whether the start under way when close() began brought the backend up, waited for up to
+   * `timeoutMs`. One still under way then is given up: what it makes when it comes is closed and
+   * never used (no queue started, nothing recovered), and what waits for the engine gets a 503.
+   */
+  private async startSettled(timeoutMs: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const hung = new Promise<'hung'>((resolve) => {
+      timer = setTimeout(() => resolve('hung'), Math.min(timeoutMs, MAX_TIMER_MS));
+    });
+    const outcome = await Promise.race([
+      this.ready.then(
+        () => true,
+        () => false,
+      ),
+      hung,
+    ]);
+    clearTimeout(timer);
+    if (outcome !== 'hung') return outcome;
+    this.startAbandoned = true;
+    this.giveUpStart(shutDown());
+    return false;
   }
 
   /**
@@ -1870,6 +1928,13 @@ function firstCreate(backend: AsyncBackend, context: Parameters<AsyncBackend['cr
     return Promise.reject(error);
   }
 }
+
+/** What waits for an engine closed while its backend was starting gets. */
+const shutDown = () =>
+  new FcAsyncError('ServiceUnavailable', 'The function is shutting down and accepts no new async requests', {
+    statusCode: 503,
+    retryAfterSeconds: 1,
+  });
 
 /** The outcome of an attempt cut short by a crash (found `Running` on restart or redelivery). */
 const INTERRUPTED: AttemptOutcome & { kind: 'failure' } = {

@@ -1,3 +1,4 @@
+import { MAX_TIMER_MS } from '../destinations/validate.js';
 import type { BridgeResponse } from '../response.js';
 import type { AsyncBackend } from './backend.js';
 
@@ -199,6 +200,19 @@ export function resolveAsyncOptions(options: AsyncOptions = {}): ResolvedAsyncOp
   ) {
     throw new TypeError(
       'Expected `async.backend` to be a backend such as memory(), sqlite(path) or bullmq(connection)',
+    );
+  }
+  const startTimeoutMs: unknown = backend?.startTimeoutMs;
+  if (
+    startTimeoutMs !== undefined &&
+    startTimeoutMs !== Number.POSITIVE_INFINITY &&
+    (typeof startTimeoutMs !== 'number' ||
+      !Number.isInteger(startTimeoutMs) ||
+      startTimeoutMs < 1 ||
+      startTimeoutMs > MAX_TIMER_MS)
+  ) {
+    throw new TypeError(
+      `Expected \`async.backend.startTimeoutMs\` to be a number of ms from 1 to ${MAX_TIMER_MS}, or Infinity, got \`${String(startTimeoutMs)}\``,
     );
   }
   if (options.functionName !== undefined && (typeof options.functionName !== 'string' || !options.functionName)) {
