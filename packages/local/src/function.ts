@@ -186,7 +186,7 @@ async function loadFunction(
   // An fc-async handler the entry makes takes these where its own options say nothing.
   const { mode: _mode, functionName: _name, ...async } = options.async ?? {};
   deps.engineHold?.offer({ logger: options.logger, async, redactHeaders: options.redactHeaders });
-  const entry = await loadHeld(spec, deps.instanceId, deps.engineHold);
+  const entry = await sayWhileLoading(loadHeld(spec, deps.instanceId, deps.engineHold), spec.file, deps.log);
   let handler: FcHandler;
   const own = entry.kind === 'fc-async-handler' ? (entry.value as FcHandler) : undefined;
   if (own?.engine) {
@@ -240,6 +240,31 @@ function withBackendKept(options: FcHandlerOptions, spec: FunctionSpec, deps: Fu
   );
   const { backend: _kept, ...async } = options.async;
   return { ...options, async };
+}
+
+/** How long an entry may load before one notice says it still does. */
+const STILL_LOADING_MS = 5000;
+
+/**
+ * `loading`, with one notice once it has taken {@link STILL_LOADING_MS}: an entry whose top-level
+ * await never settles while a timer keeps the process alive would leave the emulator silent, its
+ * ports not open. The notice's timer keeps no process alive: one with nothing left to run still
+ * ends with the line about an await that nothing settles (see cli.ts).
+ */
+async function sayWhileLoading<T>(loading: Promise<T>, file: string, log: EmulatorLog): Promise<T> {
+  const timer = setTimeout(
+    () =>
+      log.notice(
+        `still loading ${file} after ${STILL_LOADING_MS / 1000} s: a top-level await has not settled (or its imports load slowly); the emulator's ports open once every entry has loaded`,
+      ),
+    STILL_LOADING_MS,
+  );
+  timer.unref();
+  try {
+    return await loading;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** The entry of `spec` for the emulator `instanceId`, loaded under `hold`, which is abandoned when the load fails. */

@@ -2,7 +2,8 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { fixture, runCli, startCli } from './helpers.js';
+import { freePort } from '../src/ports.js';
+import { fixture, runCli, spawnCli, startCli, waitFor } from './helpers.js';
 
 // The CLI's own words, as a new user's walkthrough met them: flags rather than the option names of
 // startEmulator(), one line per refusal, and no word blaming the app for an exit of the emulator's.
@@ -112,6 +113,51 @@ describe('an entry that fails to load', () => {
     );
     expect(code).toBe(1);
   });
+});
+
+describe('fc-async dev while an entry loads for long', () => {
+  it.concurrent.each(['text', 'json'])(
+    'says once (%s) that a top-level await has not settled, refuses connections meanwhile, and serves once it has',
+    async (format) => {
+      // A top-level await a timer keeps the process alive for: Node says nothing, and exits with no code.
+      const dir = mkdtempSync(join(tmpdir(), 'fc-async-cli-messages-'));
+      const file = join(dir, 'app.mjs');
+      const go = join(dir, 'go');
+      writeFileSync(
+        file,
+        `import { existsSync } from 'node:fs';\n` +
+          `await new Promise((resolve) => { const t = setInterval(() => { if (existsSync(${JSON.stringify(go)})) { clearInterval(t); resolve(); } }, 100); });\n` +
+          'export const handler = async () => ({ statusCode: 200, body: "loaded" });\n',
+      );
+      const port = await freePort();
+      const proc = spawnCli(['dev', file, '--port', String(port), '--control-port', '0', '--log-format', format], {});
+      let stdout = '';
+      proc.stdout?.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString('utf8');
+      });
+      const exited = new Promise<number | null>((resolve) => proc.once('exit', resolve));
+      const said = `still loading ${file} after 5 s: a top-level await has not settled (or its imports load slowly); the emulator's ports open once every entry has loaded`;
+      const notices = () => stdout.split('\n').filter((line) => line.includes('still loading'));
+      await waitFor(() => (notices().length > 0 ? true : undefined), 20_000);
+      const [line] = notices();
+      if (format === 'json') expect(JSON.parse(line as string)).toMatchObject({ level: 'info', message: said });
+      else {
+        expect(line).toMatch(/^\d\d:\d\d:\d\d\.\d{3} INFO {2}still loading /);
+        expect(line?.endsWith(said)).toBe(true);
+      }
+      // Meanwhile nothing listens: a request is refused, not held.
+      await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toMatchObject({ cause: { code: 'ECONNREFUSED' } });
+      // Once: another five seconds say nothing more.
+      await new Promise((resolve) => setTimeout(resolve, 6000));
+      expect(notices()).toHaveLength(1);
+      writeFileSync(go, '');
+      const response = await waitFor(() => fetch(`http://127.0.0.1:${port}/`).catch(() => undefined), 20_000);
+      expect(await response.text()).toBe('loaded');
+      proc.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(notices()).toHaveLength(1);
+    },
+  );
 });
 
 describe('fc-async dev with an s.yaml and flags of an entry', () => {
