@@ -246,13 +246,10 @@ describe('the dashboard loading many pages', () => {
     await send('beta', 'banner_1', 'ms=60000');
     await row('banner_1').locator('button.stop').click();
     await poll(() => page.locator('#error').isVisible()).toBe(true);
-    await page.evaluate(() => {
-      const w = globalThis as unknown as {
-        scrollTo(x: number, y: number): void;
-        document: { body: { scrollHeight: number } };
-      };
-      w.scrollTo(0, w.document.body.scrollHeight);
-    });
+    // Scrolled to the end of the list, wherever it scrolls (the page, or the part that holds it).
+    await page
+      .locator('#more')
+      .evaluate((more) => (more as unknown as { scrollIntoView(o: object): void }).scrollIntoView({ block: 'end' }));
     const atCentre = () =>
       page.locator('#more').evaluate((more) => {
         const box = more.getBoundingClientRect();
@@ -260,6 +257,48 @@ describe('the dashboard loading many pages', () => {
       });
     await poll(atCentre).toBe('more');
     await stopTask('beta', 'banner_1');
+  });
+
+  it('keeps the error banner off the bottom row of a list scrolled part-way down', async () => {
+    await Promise.all(Array.from({ length: 40 }, (_, i) => send('beta', `mid_${String(i).padStart(2, '0')}`)));
+    await openDashboard();
+    await page.selectOption('#function', 'beta');
+    await poll(() => page.locator('tbody tr').count()).toBeGreaterThanOrEqual(40);
+    await page.route(/\/stop$/, (route) =>
+      route.fulfill({
+        status: 400,
+        contentType: 'application/json',
+        body: JSON.stringify({ Code: 'InvalidArgument', Message: 'The async task already ended', RequestId: 'r' }),
+      }),
+    );
+    await send('beta', 'banner_2', 'ms=60000');
+    await row('banner_2').locator('button.stop').click();
+    await poll(() => page.locator('#error').isVisible()).toBe(true);
+    // A row half-way down the list scrolled to the bottom of what shows: the centre of each of its
+    // cells is the row, not the banner; the row after it does not show.
+    const bottomRow = () =>
+      page
+        .locator('tbody tr')
+        .nth(20)
+        .evaluate((tr) => {
+          const row = tr as unknown as {
+            scrollIntoView(options: object): void;
+            cells: ArrayLike<{ getBoundingClientRect(): { x: number; y: number; width: number; height: number } }>;
+            nextElementSibling: { getBoundingClientRect(): { x: number; y: number; height: number } } | null;
+            ownerDocument: { elementFromPoint(x: number, y: number): { closest(s: string): unknown } | null };
+          };
+          row.scrollIntoView({ block: 'end' });
+          const at = (x: number, y: number) => row.ownerDocument.elementFromPoint(x, y)?.closest('tr');
+          const covered = Array.from(row.cells).filter((td) => {
+            const box = td.getBoundingClientRect();
+            return at(box.x + box.width / 2, box.y + box.height / 2) !== row;
+          }).length;
+          const next = row.nextElementSibling?.getBoundingClientRect();
+          const nextShows = next !== undefined && at(next.x + 40, next.y + next.height / 2) === row.nextElementSibling;
+          return { covered, nextShows };
+        });
+    await poll(bottomRow).toEqual({ covered: 0, nextShows: false });
+    await stopTask('beta', 'banner_2');
   });
 });
 

@@ -488,15 +488,6 @@ function showNote(text) {
   $('note').hidden = !text;
 }
 
-/** The error banner sits at the bottom of the window: the page ends as far below, so that it covers no Load more. */
-function makeRoomForErrors() {
-  const banner = $('error');
-  new ResizeObserver(() => {
-    const height = banner.hidden ? 0 : banner.offsetHeight;
-    document.body.style.setProperty('--error-space', `${height ? height + 24 : 0}px`);
-  }).observe(banner);
-}
-
 /** Durations of tasks under way keep counting between events, in the list and the open task. */
 function tick() {
   for (const task of state.tasks) {
@@ -509,7 +500,6 @@ function tick() {
 }
 
 async function start() {
-  makeRoomForErrors();
   const select = $('function');
   select.addEventListener('change', () => {
     showNote('');
