@@ -6,8 +6,8 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { AsyncBackend, BackendContext, QueueDriver, TaskStore } from '../src/async/backend.js';
-import { type FcHttpResult, MemoryTaskStore, PQueueDriver } from '../src/index.js';
-import { asyncEvent, context, deferred, json, ok, setup, tick } from './helpers.js';
+import { type FcHttpResult, getInvocation, MemoryTaskStore, PQueueDriver } from '../src/index.js';
+import { asyncEvent, context, deferred, json, type Listener, ok, setup, tick } from './helpers.js';
 
 type Made = { store: TaskStore; queue: QueueDriver };
 
@@ -158,5 +158,36 @@ describe('async.backend.startTimeoutMs', () => {
   it.each([0, -1, 1.5, '30000', Number.NaN])('refuses %s', (startTimeoutMs) => {
     const backend = { ...backendOf(() => 'hang'), startTimeoutMs } as unknown as AsyncBackend;
     expect(() => setup(ok, { backend })).toThrow(/Expected `async\.backend\.startTimeoutMs` to be a number of ms/);
+  });
+});
+
+describe('close() after waiting for a start', () => {
+  it('takes that wait off its bound: a recovered attempt is cut at the bound close() was given, not later', async () => {
+    const store = new MemoryTaskStore();
+    const persistentOver = (createMs: number): AsyncBackend => ({
+      name: 'postgres',
+      persistent: true,
+      create: (ctx) => tick(createMs).then(() => ({ store, queue: new PQueueDriver(ctx.concurrency) })),
+    });
+    // A first instance accepts a task due in 1 s and closes, leaving it in the store.
+    const first = setup(ok, { backend: persistentOver(0) });
+    expect(answer(await first.handler(asyncEvent({ taskId: 'later', delay: '1' }), context)).status).toBe(202);
+    await first.handler.close({ timeoutMs: 0 });
+    // The next one's start takes 1 s; close() begins at once with a bound of 1.2 s, so the task
+    // (recovered, due meanwhile, its app never ending on its own) is cut about 0.2 s after the start.
+    const cutAt = deferred<number>();
+    const hangs: Listener = (req, res) => {
+      getInvocation(req)?.signal.addEventListener('abort', () => {
+        cutAt.resolve(performance.now());
+        res.statusCode = 503;
+        res.end();
+      });
+    };
+    const second = setup(hangs, { backend: persistentOver(1000) });
+    const begun = performance.now();
+    void second.handler.tasks.get('later').catch(() => undefined);
+    await second.handler.close({ timeoutMs: 1200 });
+    // Without the wait taken off, the cut came a whole bound after the start (about 2.2 s).
+    expect((await cutAt.promise) - begun).toBeLessThan(1800);
   });
 });

@@ -732,17 +732,20 @@ export class AsyncEngine {
     this.startWanted();
     // The start under way (a first one, or a try again) ends first, within the close's own bound
     // (the start's bounds it too); no new try starts once closing.
+    const begun = performance.now();
     const started = await this.startSettled(timeoutMs);
     // The backend never came up: nothing was accepted, and each failed try released what it opened.
     if (!started) return;
+    // What the wait for the start took comes off the bound: close() ends within `timeoutMs` in all.
+    const leftMs = Math.max(timeoutMs - (performance.now() - begun), 0);
     // A shared queue leaves what waits to the other instances: this one finishes what it holds.
     this.queue.stopTaking?.();
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'timeout'>((resolve) => {
       // Past 2^31 − 1 ms (Infinity: wait for everything) setTimeout would fire at once.
-      timer = setTimeout(() => resolve('timeout'), Math.min(timeoutMs, MAX_TIMER_MS));
+      timer = setTimeout(() => resolve('timeout'), Math.min(leftMs, MAX_TIMER_MS));
     });
-    const parked = this.whenParked(Date.now() + timeoutMs);
+    const parked = this.whenParked(Date.now() + leftMs);
     const result = await Promise.race([this.drain().then(() => 'drained' as const), deadline, parked]);
     clearTimeout(timer);
     this.unwatchParked();
