@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import {
   chmodSync,
+  copyFileSync,
   existsSync,
   mkdirSync,
   readFileSync,
@@ -16,6 +17,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { Worker } from 'node:worker_threads';
 import { type AsyncOptions, createFcHandler, type FcHandler, type Logger, silentLogger } from '@fc-async/core';
 import { asyncEvent } from '@fc-async/test-kit/fc-server';
 import { taskRecord } from '@fc-async/test-kit/task-store';
@@ -122,6 +124,28 @@ describe('sqlite(): a second owner of the file', () => {
   });
 });
 
+describe('sqlite(): an owner of the file on its way out', () => {
+  it('a start waits for the file (openTimeoutMs, 2 s by default) rather than failing at once', async () => {
+    const path = join(folder(), 'tasks.db');
+    // The old owner (a restart's previous instance): holds the file, and lets it go 300 ms later.
+    const owner = new Worker(
+      `const Database = require('better-sqlite3');
+      const { parentPort, workerData } = require('node:worker_threads');
+      const db = new Database(workerData);
+      db.pragma('locking_mode = EXCLUSIVE');
+      db.exec('BEGIN EXCLUSIVE; COMMIT;');
+      parentPort.postMessage('holding');
+      setTimeout(() => db.close(), 300);`,
+      { eval: true, workerData: path },
+    );
+    cleanups.push(() => owner.terminate());
+    await once(owner, 'message');
+    const handler = handlerOn(path);
+    await handler.engine?.whenReady();
+    expect((await handler(delayed('t_after_handover'))).statusCode).toBe(202);
+  });
+});
+
 describe('sqlite(): a file that is not a task database', () => {
   it("refuses another application's SQLite database with SqliteStoreUnavailable and leaves it byte for byte", async () => {
     const path = join(folder(), 'app.db');
@@ -139,6 +163,19 @@ describe('sqlite(): a file that is not a task database', () => {
     });
     expect(readFileSync(path)).toEqual(bytes);
     expect(existsSync(`${path}-wal`)).toBe(false);
+  });
+
+  it('refuses a SQLite file with no table yet but a user_version of its own, and leaves it byte for byte', async () => {
+    const path = join(folder(), 'app.db');
+    const app = new Database(path);
+    app.pragma('user_version = 7'); // another application's, before its first table
+    app.close();
+    const bytes = readFileSync(path);
+    expect((await refusal(handlerOn(path))).body).toEqual({
+      code: 'SqliteStoreUnavailable',
+      message: `Cannot open the task file ${path}: it is another application's SQLite database (user_version 7); give the tasks a file of their own`,
+    });
+    expect(readFileSync(path)).toEqual(bytes);
   });
 
   it('refuses a table named fc_async_tasks that is not a task table, leaves the file as it was, and says so again on the next try', async () => {
@@ -183,6 +220,13 @@ describe('sqlite(): the file deleted or moved while the function runs', () => {
   it.each([
     ['deleted', (path: string) => rmSync(path)],
     ['moved', (path: string) => renameSync(path, `${path}.moved`)],
+    [
+      'replaced by a copy',
+      (path: string) => {
+        renameSync(path, `${path}.old`);
+        copyFileSync(`${path}.old`, path); // a backup put back: the same name, another file
+      },
+    ],
   ])(
     '%s: accepts answer 503 SqliteStoreUnavailable rather than a 202 nobody finds again; logged once',
     async (_, fault) => {
@@ -233,6 +277,27 @@ describe('sqlite(): the file deleted while the function runs, and no accept came
       ['t_1', 'Enqueued'],
       ['t_2', 'Enqueued'],
     ]);
+  });
+});
+
+describe('sqlite(): the file replaced by another while the function runs, and no accept came to notice it', () => {
+  it('close() says so and leaves the file now there as it is', async () => {
+    const path = join(folder(), 'tasks.db');
+    const errors: { message: string; fields?: Record<string, unknown> }[] = [];
+    const logger: Logger = { ...silentLogger, error: (message, fields) => void errors.push({ message, fields }) };
+    const first = handlerOn(path, {}, logger);
+    await first.engine?.whenReady();
+    for (const id of ['t_1', 't_2']) expect((await first(delayed(id))).statusCode).toBe(202);
+    renameSync(path, `${path}.old`);
+    writeFileSync(path, 'not the task file');
+    await first.close({ timeoutMs: 10 });
+    expect(errors).toEqual([
+      {
+        message: 'the task file was replaced while in use: the tasks it held are not in the file now there',
+        fields: { file: path, unfinished: 2 },
+      },
+    ]);
+    expect(readFileSync(path, 'utf8')).toBe('not the task file');
   });
 });
 
@@ -364,13 +429,40 @@ describe('sqlite(): the -wal deleted while the function runs', () => {
 });
 
 describe('sqlite(): the -wal deleted, and no accept comes after', () => {
-  it('is healed before the next progress write: a crash then keeps every task that got a 202', async () => {
+  it.each([
+    ['an update', (store: SqliteTaskStore) => store.update('t_1', { lastStatusCode: 200 })],
+    [
+      'a status change (a claim)',
+      (store: SqliteTaskStore) => store.transition('t_1', 'Running', { from: ['Enqueued'] }),
+    ],
+  ])(
+    'is healed before the next progress write (%s): a crash then keeps every task that got a 202',
+    async (_, write) => {
+      const path = join(folder(), 'tasks.db');
+      const store = storeOn(path);
+      for (const id of ['t_1', 't_2', 't_3']) expect(await store.insert(taskRecord(id))).toBe(true);
+      rmSync(`${path}-wal`);
+      await pastCheck();
+      await write(store);
+      expect(afterCrash(path)).toEqual(['t_1', 't_2', 't_3']);
+    },
+  );
+
+  it('is healed while the writes of the same turn are not committed yet: they and the next accept are kept', async () => {
     const path = join(folder(), 'tasks.db');
-    const store = storeOn(path);
-    for (const id of ['t_1', 't_2', 't_3']) expect(await store.insert(taskRecord(id))).toBe(true);
-    rmSync(`${path}-wal`);
+    const store = storeOn(path, { synchronous: 'full' });
+    expect(await store.insert(taskRecord('t_1'))).toBe(true);
     await pastCheck();
-    await store.update('t_1', { lastStatusCode: 200 });
+    // One long turn: an accept (its group left open until the turn ends), the -wal deleted, and
+    // past the next look at the files another accept, which heals it.
+    const first = store.insert(taskRecord('t_2'));
+    rmSync(`${path}-wal`);
+    const end = performance.now() + 60;
+    while (performance.now() < end) {
+      // the turn goes on
+    }
+    const second = store.insert(taskRecord('t_3'));
+    expect(await Promise.all([first, second])).toEqual([true, true]);
     expect(afterCrash(path)).toEqual(['t_1', 't_2', 't_3']);
   });
 

@@ -103,6 +103,10 @@ describe('SqliteTaskStore', () => {
     const pruning = store.prune().then(() => {
       pruned = true;
     });
+    // Partway through the pass (the first tasks deleted, not the last): a task accepted now is
+    // committed before the pass ends, rather than after all 2000 deletions.
+    while (store.get('old_0')) await new Promise((resolve) => setImmediate(resolve));
+    expect(store.get('old_1999')).toBeDefined();
     expect(await store.insert(record('new'))).toBe(true);
     expect(pruned).toBe(false);
     await pruning;
@@ -130,20 +134,115 @@ describe('SqliteTaskStore', () => {
     expect(store.get('last')?.endTime).toBe(now - 3_600_000); // the record keeps the clock's word
   });
 
-  it('retentionMs still deletes a task after one ended with a clock far ahead (more than half retentionMs), then corrected', async () => {
-    const { store } = open({ retentionMs: 3_600_000 });
+  it.each([
+    ['a day', 86_400_000],
+    ['45 minutes', 2_700_000],
+  ])(
+    'retentionMs still deletes a task after one ended with a clock %s ahead (more than half retentionMs), then corrected',
+    async (_, aheadMs) => {
+      const { store } = open({ retentionMs: 3_600_000 });
+      await store.prune();
+      const now = Date.now();
+      // A machine resumed with its clock ahead when `ahead` ended, corrected before `old` did: `old`
+      // ended 70 minutes ago, past the hour; keeping it for the clock's sake would raise it by more
+      // than half an hour.
+      for (const [id, endTime] of [
+        ['ahead', now + aheadMs],
+        ['old', now - 4_200_000],
+      ] as const) {
+        await store.insert(record(id));
+        await store.transition(id, 'Succeeded', { from: ['Enqueued'], patch: { endTime } });
+      }
+      await store.prune();
+      expect(['ahead', 'old'].filter((id) => store.get(id))).toEqual(['ahead']);
+    },
+  );
+
+  it('retentionMs deletes a task that ended just past it and keeps one that ended within it', async () => {
+    const { store } = open({ retentionMs: 60_000 });
     await store.prune();
     const now = Date.now();
-    // A machine resumed with its clock a day ahead when `ahead` ended, corrected before `old` did.
     for (const [id, endTime] of [
-      ['ahead', now + 86_400_000],
-      ['old', now - 7_200_000],
+      ['past', now - 90_000],
+      ['within', now - 30_000],
     ] as const) {
       await store.insert(record(id));
       await store.transition(id, 'Succeeded', { from: ['Enqueued'], patch: { endTime } });
     }
+    expect(await store.prune()).toBe(1);
+    expect(['past', 'within'].filter((id) => store.get(id))).toEqual(['within']);
+  });
+
+  it('never prunes a task whose destination call is still owed, however long ago it ended', async () => {
+    const { store } = open({ retentionMs: 60_000 });
     await store.prune();
-    expect(['ahead', 'old'].filter((id) => store.get(id))).toEqual(['ahead']);
+    const endTime = Date.now() - 3_600_000;
+    await store.insert(record('owed', { status: 'Succeeded', attempts: 1, endTime, deliveryPending: true }));
+    await store.insert(record('delivered', { status: 'Succeeded', attempts: 1, endTime }));
+    expect(await store.prune()).toBe(1);
+    expect(store.get('delivered')).toBeUndefined();
+    expect(store.unfinished().map((t) => t.taskId)).toEqual(['owed']);
+  });
+
+  it('filters by a prefix taken literally and case-sensitively (`_` and `%` are no wildcards)', async () => {
+    const { store } = open();
+    for (const id of ['job_1', 'jobx_2', 'JOB_3', 'job%_4', 'job_%5']) await store.insert(record(id));
+    const listed = (prefix: string) =>
+      store
+        .list({ prefix })
+        .tasks.map((t) => t.taskId)
+        .sort();
+    expect(listed('job_')).toEqual(['job_%5', 'job_1']);
+    expect(listed('job%')).toEqual(['job%_4']);
+    expect(listed('JOB')).toEqual(['JOB_3']);
+  });
+
+  it('a commit SQLite refuses (a disk full as the -wal is written) fails every write of its group with 503 SqliteWriteFailed; none is kept, and later writes commit', async () => {
+    const { store, db, path } = open();
+    // A deferred constraint, which only COMMIT checks: SQLite refuses the commit itself, as it does
+    // when the disk fills up while the -wal is written (a statement only changes pages in memory).
+    db.exec(`PRAGMA foreign_keys = ON;
+      CREATE TABLE fault_parent (id INTEGER PRIMARY KEY);
+      CREATE TABLE fault_child (parent INTEGER REFERENCES fault_parent (id) DEFERRABLE INITIALLY DEFERRED);`);
+    const first = store.insert(record('t_1'));
+    const second = store.insert(record('t_2'));
+    expect(db.inTransaction).toBe(true);
+    db.prepare('INSERT INTO fault_child VALUES (1)').run();
+    const refused = expect.objectContaining({
+      code: 'SqliteWriteFailed',
+      statusCode: 503,
+      message: 'The task store could not commit the write (SQLITE_CONSTRAINT_FOREIGNKEY); retry later',
+    });
+    await expect(first).rejects.toEqual(refused);
+    await expect(second).rejects.toEqual(refused);
+    // Not read back from memory either: the task API says "no such task", as the next start would.
+    expect(store.get('t_1')).toBeUndefined();
+    expect(store.getCommitted('t_2')).toBeUndefined();
+    expect(store.unfinished()).toEqual([]);
+    expect(await store.insert(record('t_3'))).toBe(true);
+    expect(await store.transition('t_3', 'Running', { from: ['Enqueued'] })).toMatchObject({ status: 'Running' });
+    store.close();
+    expect(
+      open({}, path)
+        .store.unfinished()
+        .map((t) => [t.taskId, t.status]),
+    ).toEqual([['t_3', 'Running']]);
+  });
+
+  it('close() stops the prune timer: nothing runs (or fails) on the closed file', async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const path = join(dir, 'tasks.db');
+    const errors: string[] = [];
+    const resolved = resolveSqliteOptions(path, { pruneIntervalMs: 5 });
+    const store = new SqliteTaskStore(openDatabase(path, resolved), resolved, {
+      ...silentLogger,
+      error: (message) => void errors.push(message),
+    });
+    await store.prune();
+    store.close();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(errors).toEqual([]);
   });
 
   it('reads and updates the tasks of a file written by schema 1, and upgrades it', async () => {
@@ -192,6 +291,15 @@ describe('SqliteTaskStore', () => {
     const second = store.insert(record('t_2'));
     expect(level()).toBe(2);
     await second;
+    // An accept in a turn whose progress writes already opened a NORMAL group: that group is
+    // committed first, and the accept gets a FULL one of its own.
+    await store.insert(record('t_3'));
+    const progress = ['t_1', 't_2', 't_3'].map((id) => store.update(id, { attempts: 1 }));
+    expect(db.inTransaction).toBe(true);
+    expect(level()).toBe(1);
+    const third = store.insert(record('t_4'));
+    expect(level()).toBe(2);
+    await Promise.all([...progress, third]);
     const { store: normal, db: normalDb } = open({ synchronous: 'normal' });
     await normal.insert(record('t_1'));
     expect(normalDb.pragma('synchronous', { simple: true })).toBe(1);
