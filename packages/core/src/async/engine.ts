@@ -647,7 +647,9 @@ export class AsyncEngine {
     const shared = this.queue.shared === true;
     // A shared queue takes the job in the same round trip (see QueueDriver.shared). On a 409 it
     // refuses the id if it holds the other task's job; a job it takes finds a finished task.
-    const early = shared ? Promise.resolve(this.queue.enqueue({ taskId }, delayMs)) : undefined;
+    // One that throws at once (a queue may answer synchronously) is a refusal like a rejection: the
+    // insert is still awaited (its own refusal handled), and a task it wrote becomes Invalid.
+    const early = shared ? enqueueNow(this.queue, taskId, delayMs) : undefined;
     early?.catch(() => undefined);
     // Counted while a durable store writes it: a close() begun meanwhile waits for it, not past it;
     // a stop that finds it meanwhile counts it done.
@@ -668,16 +670,19 @@ export class AsyncEngine {
     }
     if (!inserted) {
       this.notAccepted(taskId, requestId, shared);
-      throw new FcAsyncError('AsyncTaskAlreadyExists', `An async task with id ${taskId} already exists`, {
-        statusCode: 409,
-      });
+      throw new FcAsyncError('AsyncTaskAlreadyExists', await this.existsMessage(taskId), { statusCode: 409 });
     }
     try {
       const queued = early ?? this.queue.enqueue({ taskId }, delayMs);
       if (isPromise(queued)) await queued;
     } catch (error) {
       await this.notQueued(taskId, requestId, shared);
-      throw new FcAsyncError('ServiceUnavailable', 'The task could not be queued', {
+      // Its Invalid record keeps the id: a caller who chose it must send the task under another.
+      const chosen =
+        invocation.taskId === undefined
+          ? ''
+          : `: ${taskId} is taken by its Invalid record, send it again with another task id`;
+      throw new FcAsyncError('ServiceUnavailable', `The task could not be queued${chosen}`, {
         statusCode: 503,
         cause: error,
         retryAfterSeconds: 1,
@@ -905,6 +910,21 @@ export class AsyncEngine {
     if (trace?.traceContext) record.traceContext = trace.traceContext;
     if (trace?.traceId) record.traceId = trace.traceId;
     return record;
+  }
+
+  /**
+   * The 409's message. A task the queue refused (Invalid) never ran: a caller that sent it again
+   * after the 503, as callers retry, is told so rather than led to think it was taken.
+   */
+  private async existsMessage(taskId: string): Promise<string> {
+    const exists = `An async task with id ${taskId} already exists`;
+    try {
+      const store = this.store;
+      const known = await (store.peek ? store.peek(taskId) : store.get(taskId));
+      return known?.status === 'Invalid' ? `${exists}: it could not be queued and never ran (Invalid)` : exists;
+    } catch {
+      return exists; // a store away now: the 409 stands, its detail is what cannot be read
+    }
   }
 
   /** A task stored but refused by the queue: recorded `Invalid` (unless it ended meanwhile), its accept answers 503. */
@@ -1899,6 +1919,15 @@ const RAN: readonly AsyncTask['status'][] = ['Running'];
 
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as Promise<T> | undefined)?.then === 'function';
+}
+
+/** `queue.enqueue` called now, its throw (a sync queue refusing) turned into a rejection. */
+function enqueueNow(queue: QueueDriver, taskId: string, delayMs: number): Promise<void> {
+  try {
+    return Promise.resolve(queue.enqueue({ taskId }, delayMs));
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }
 
 /** The destinations of one delivery, each wrapped by the `destination` hook when there is one. */
