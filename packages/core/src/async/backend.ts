@@ -128,7 +128,9 @@ export interface TaskPage<T = AsyncTask> {
 }
 
 /**
- * Fields a transition may set.
+ * Fields a transition may set. A field set to `undefined` is cleared (the engine clears `dueAt`,
+ * `deliveryPending`, `deliveredTo` and `lastStatusCode` so): a store that skips it instead keeps a
+ * delivered task `deliveryPending`, and calls its destination again at every start.
  *
  * @example
  * ```ts
@@ -166,14 +168,17 @@ export interface TransitionOptions {
 }
 
 /**
- * Where task records live. Every method may be sync or async. `transition` is a
+ * Where task records live. Every method may be sync or async (a throw counts as a rejection).
+ * The engine changes no record it gave `insert` or got from the store, so a store may keep and
+ * return its own objects. `transition` is a
  * compare-and-set: it applies only when the current status is in `from` (and the attempt count
  * is `attempts`, when given: see `transitionApplies`), so that a stop and an attempt racing each
  * other (possibly on two machines) cannot both win. A store that cannot take a read or a write
  * now (a database away, a full disk) throws an `FcAsyncError` with `statusCode: 503` and
  * `retryAfterSeconds`: the caller is answered it (a 503 with `Retry-After`), where any other error
- * answers a bare 500. `@fc-async/test-kit`'s TaskStore table (in this repository) checks a store
- * against these rules.
+ * answers a bare 500. What else a store of your own must do (ordering, recovery, retention) is in
+ * docs/async.md, *A backend of your own*; the TaskStore table the built-in stores share is in the
+ * repository's private `@fc-async/test-kit`.
  *
  * @example
  * ```ts
@@ -314,6 +319,8 @@ export interface QueueDriver {
    * keeps its jobs across a restart gets every unfinished task enqueued again when a persistent
    * backend starts: it must take an id it holds already (keep one job for it), not throw. Waiting
    * and delayed jobs keep the process alive (timers not `unref`ed), as `drain()` waits for them.
+   * A throw or rejection at an accept refuses the task: the engine records it `Invalid` and answers
+   * `503 ServiceUnavailable` (its record keeps the id).
    */
   enqueue(job: QueueJob, delayMs: number): void | Promise<void>;
   /** Drops a waiting or delayed job; `true` when one was dropped. */

@@ -1,0 +1,59 @@
+import type { TaskRecord } from '@fc-async/core';
+import { fcHttpEvent } from '@fc-async/core';
+import { expect, it } from 'vitest';
+import { handlerOn, type TaskTable } from '../src/custom-backend.js';
+
+/** The snippet's table in memory: rows copied in and out, as a database reads them back. */
+function memoryTable(): TaskTable & { rows: Map<string, { record: TaskRecord; version: number }> } {
+  const rows = new Map<string, { record: TaskRecord; version: number }>();
+  const copy = (r: TaskRecord): TaskRecord => ({ ...r, events: r.events.map((e) => ({ ...e })) });
+  return {
+    rows,
+    read: async (taskId) => {
+      const row = rows.get(taskId);
+      return row && { record: copy(row.record), version: row.version };
+    },
+    create: async (record) => {
+      if (rows.has(record.taskId)) return false;
+      rows.set(record.taskId, { record: copy(record), version: 1 });
+      return true;
+    },
+    replace: async (record, version) => {
+      const row = rows.get(record.taskId);
+      if (row?.version !== version) return false;
+      rows.set(record.taskId, { record: copy(record), version: version + 1 });
+      return true;
+    },
+    all: async () => [...rows.values()].map((row) => copy(row.record)),
+  };
+}
+
+const exportCall = (taskId: string, delaySeconds?: number) =>
+  fcHttpEvent({
+    method: 'POST',
+    url: '/exports',
+    body: { table: 'orders' },
+    headers: {
+      'x-fc-invocation-type': 'Async',
+      'x-fc-async-task-id': taskId,
+      ...(delaySeconds ? { 'x-fc-async-delay': String(delaySeconds) } : {}),
+    },
+  });
+
+it('the task table backend runs tasks, answers the task API and keeps what is unfinished for the next start', async () => {
+  const table = memoryTable();
+  const first = handlerOn(table);
+  expect((await first(exportCall('now'))).statusCode).toBe(202);
+  expect((await first(exportCall('now'))).statusCode).toBe(409);
+  expect((await first(exportCall('later', 1))).statusCode).toBe(202);
+  while ((await first.tasks.get('now'))?.status !== 'Succeeded') await new Promise((r) => setTimeout(r, 5));
+  expect((await first.tasks.get('now'))?.returnPayload).toBe('{"table":"orders"}');
+  await first.close({ timeoutMs: 0 }); // persistent: the delayed task stays for the next start
+  expect(table.rows.get('later')?.record.status).toBe('Enqueued');
+  const second = handlerOn(table);
+  await second.engine?.whenReady();
+  await second.drain();
+  const { tasks } = await second.tasks.list({ sortOrderByTime: 'asc' });
+  expect(tasks.map((t) => `${t.taskId} ${t.status}`)).toEqual(['now Succeeded', 'later Succeeded']);
+  await second.close();
+});
