@@ -1,5 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createFcHandler, type DestinationRecord, type FcHandler, getInvocation, silentLogger } from '@fc-async/core';
+import {
+  createFcHandler,
+  type DestinationRecord,
+  type FcHandler,
+  getInvocation,
+  type Logger,
+  silentLogger,
+} from '@fc-async/core';
 import { asyncEvent } from '@fc-async/test-kit/fc-server';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { bullmq } from '../src/index.js';
@@ -16,12 +23,12 @@ afterEach(async () => {
 function instance(
   prefix: string,
   app: App,
-  options: { worker?: boolean; maxQueuedTasks?: number; backoffMs?: number } = {},
+  options: { worker?: boolean; maxQueuedTasks?: number; backoffMs?: number; logger?: Logger } = {},
 ) {
   const successes: DestinationRecord[] = [];
   const failures: DestinationRecord[] = [];
   const handler = createFcHandler(app, {
-    logger: silentLogger,
+    logger: options.logger ?? silentLogger,
     env: {},
     async: {
       mode: 'local',
@@ -103,6 +110,24 @@ describe('bullmq(): several instances in one process', () => {
     await until('the completed job to be removed', async () => (await queue.getJob(jobIdOf('retry_me'))) === undefined);
   });
 
+  it('logs no error for a retry: the job waiting for its backoff is no failed job', async () => {
+    const errors: string[] = [];
+    const logger = { ...silentLogger, error: (message: string) => void errors.push(message) };
+    let calls = 0;
+    const worker = instance(
+      uniquePrefix(),
+      (_req, res) => {
+        res.statusCode = ++calls === 1 ? 500 : 200;
+        res.end();
+      },
+      { backoffMs: 10, logger },
+    );
+    expect((await worker.handler(asyncEvent('retried_once'))).statusCode).toBe(202);
+    await until('the retry to succeed', async () => (await status(worker.handler, 'retried_once')) === 'Succeeded');
+    await until('the destination', () => worker.successes.length === 1);
+    expect([calls, errors]).toEqual([2, []]);
+  });
+
   it('fails after maxAsyncRetryAttempts retries and calls onFailure once', async () => {
     const prefix = uniquePrefix();
     const worker = instance(prefix, (_req, res) => {
@@ -172,6 +197,36 @@ describe('bullmq(): several instances in one process', () => {
     const refused = await acceptor.handler(asyncEvent('q_3'));
     expect(refused.statusCode).toBe(429);
     expect(await acceptor.handler.tasks.get('q_3')).toBeUndefined();
+  });
+
+  it('counts the delayed jobs of every instance against maxQueuedTasks, as the docs say', async () => {
+    const prefix = uniquePrefix();
+    const first = instance(prefix, ok, { worker: false });
+    for (const id of ['later_1', 'later_2']) {
+      expect((await first.handler(asyncEvent(id, {}, { 'X-Fc-Async-Delay': '60' }))).statusCode).toBe(202);
+    }
+    // An instance that starts now counts what waits in the shared queue, delayed jobs included.
+    const second = instance(prefix, ok, { worker: false, maxQueuedTasks: 2 });
+    await second.handler.engine?.whenReady();
+    expect((await second.handler(asyncEvent('one_too_many'))).statusCode).toBe(429);
+  });
+
+  it('accepts again once the tasks that filled maxQueuedTasks have run', async () => {
+    const prefix = uniquePrefix();
+    const acceptor = instance(prefix, ok, { worker: false, maxQueuedTasks: 2 });
+    for (const id of ['full_1', 'full_2']) expect((await acceptor.handler(asyncEvent(id))).statusCode).toBe(202);
+    expect((await acceptor.handler(asyncEvent('refused'))).statusCode).toBe(429);
+    const worker = instance(prefix, ok);
+    await until('both tasks to run', () => worker.successes.length === 2);
+    // The room is counted again each second: a 429 meanwhile stores nothing, so the same id is sent until taken.
+    await until(
+      'the acceptor to take a task again',
+      async () => {
+        return (await acceptor.handler(asyncEvent('taken_later'))).statusCode === 202;
+      },
+      10_000,
+    );
+    await until('the new task to run', () => worker.successes.length === 3);
   });
 });
 

@@ -7,7 +7,7 @@ import { createFcHandler, type FcHttpResult, silentLogger, TERMINAL_STATUSES } f
 import { asyncEvent } from '@fc-async/test-kit/fc-server';
 import { afterEach, describe, expect, it } from 'vitest';
 import { bullmq } from '../src/index.js';
-import { until } from './helpers.js';
+import { countingServer, until } from './helpers.js';
 import { freePort, spawnRedis } from './redis-server.js';
 
 const cleanups: (() => unknown)[] = [];
@@ -103,6 +103,36 @@ describe('bullmq(): Redis stopped mid-burst, then back', () => {
     }
   });
 
+  it('the task API answers 503 RedisUnavailable while Redis is down, not an internal error', async () => {
+    const port = await freePort();
+    const redis = await startRedis(port, redisDir());
+    const handler = createFcHandler((_req, res) => res.end('ok'), {
+      logger: silentLogger,
+      env: {},
+      async: {
+        mode: 'local',
+        backend: bullmq({ connection: { host: '127.0.0.1', port, retryStrategy: () => 50 } }),
+      },
+    });
+    cleanups.unshift(() => handler.close({ timeoutMs: 500 }));
+    expect((await handler(asyncEvent('before_outage'))).statusCode).toBe(202);
+    await until('the task to end', async () => (await handler.tasks.get('before_outage'))?.status === 'Succeeded');
+    redis.kill('SIGKILL');
+    await once(redis, 'exit');
+    // Each call gives up once its connection has tried 20 times to reconnect (about a second).
+    for (const call of [
+      () => handler.tasks.get('before_outage'),
+      () => handler.tasks.list(),
+      () => handler.tasks.stop('not_cached'),
+    ]) {
+      await expect(call()).rejects.toMatchObject({
+        code: 'RedisUnavailable',
+        statusCode: 503,
+        message: 'Redis did not answer in time; retry later',
+      });
+    }
+  });
+
   it('handler.close() with Redis gone while tasks run still ends, bounded', async () => {
     const port = await freePort();
     const redis = await startRedis(port, redisDir());
@@ -127,6 +157,12 @@ describe('bullmq(): Redis stopped mid-burst, then back', () => {
     const closed = handler.close({ timeoutMs: 500 }).then(() => 'closed');
     expect(await Promise.race([closed, bound])).toBe('closed');
     clearTimeout(timer);
+    // Closed is closed: no connection of the instance (the worker's blocking ones included) keeps
+    // trying to reach Redis, which would keep the process alive.
+    const server = await countingServer(port);
+    cleanups.push(() => server.close());
+    await sleep(1000);
+    expect(server.count()).toBe(0);
   });
 });
 

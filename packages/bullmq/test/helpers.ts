@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { inject } from 'vitest';
@@ -35,4 +36,28 @@ export function bullQueue(prefix: string, closers: (() => Promise<unknown>)[]): 
   });
   closers.push(() => queue.close());
   return queue;
+}
+
+/**
+ * A TCP server on loopback `port` (a free one when 0) that counts the connections made to it and
+ * closes each at once, as a Redis that goes away does; closed by the returned `close`.
+ */
+export async function countingServer(
+  port = 0,
+): Promise<{ port: number; count: () => number; close: () => Promise<void> }> {
+  let connections = 0;
+  const server = createServer((socket) => {
+    connections++;
+    socket.destroy();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+  const address = server.address();
+  return {
+    port: typeof address === 'object' && address ? address.port : port,
+    count: () => connections,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
 }

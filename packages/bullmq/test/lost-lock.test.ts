@@ -239,6 +239,29 @@ describe('bullmq(): a lock lost while the attempt still runs on the same instanc
     expect(delivered.map((r) => [r.requestContext.requestId, r.requestContext.condition])).toHaveLength(2);
   });
 
+  it('a task whose every attempt loses its lock still ends: its job is never failed for stalling again', async () => {
+    const prefix = uniquePrefix();
+    const ran: string[] = [];
+    const { handler, delivered } = instance(
+      prefix,
+      async (req, res) => {
+        const attempt = getInvocation(req)?.attempt ?? -1;
+        ran.push(String(attempt));
+        // Each attempt blocks past the lock (the job found stalled once more), then the first two fail.
+        blockFor(5 * LOCK_MS);
+        await sleep(6 * LOCK_MS);
+        res.statusCode = attempt < 2 ? 500 : 200;
+        res.end();
+      },
+      { concurrency: 2 },
+    );
+    expect((await handler(asyncEvent('stalls'))).statusCode).toBe(202);
+    await settled(handler, bullQueue(prefix, closers), 'stalls');
+    expect((await handler.tasks.get('stalls'))?.status).toBe('Succeeded');
+    expect(ran).toEqual(['0', '1', '2']);
+    expect(delivered.map((r) => r.requestContext.condition)).toEqual(['']);
+  });
+
   it('the attempt fails with no retries left: Failed, onFailure once', async () => {
     const prefix = uniquePrefix();
     const ran: string[] = [];

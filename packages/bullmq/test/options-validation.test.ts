@@ -49,6 +49,10 @@ describe('bullmq() connection URLs', () => {
       'redis://h:6380?db=tasks',
       'whose database (its path, or `?db=`) is a whole number (/0, /1, ...), got `redis://h:6380?***`',
     ],
+    [
+      'redis://h:6380/99999999999999999999',
+      'whose database (its path, or `?db=`) is a whole number (/0, /1, ...), got `redis://h:6380/99999999999999999999`',
+    ],
     ['redis:///0', 'naming a host (redis://HOST:PORT/DB), got `redis***`'],
     [
       'redis://:50%off-S3CRET-PW@h:6380',

@@ -3,6 +3,8 @@ import { asyncEvent } from '@fc-async/test-kit/fc-server';
 import { Redis } from 'ioredis';
 import { describe, expect, inject, it } from 'vitest';
 import { type BullmqBackendOptions, bullmq } from '../src/index.js';
+import { resolveBullmqOptions } from '../src/options.js';
+import { countingServer } from './helpers.js';
 import { freePort } from './redis-server.js';
 
 describe('bullmq(options)', () => {
@@ -21,11 +23,25 @@ describe('bullmq(options)', () => {
     expect(patient.startTimeoutMs).toBe(60_000 + 4 * 8000);
   });
 
+  it('takes a prefix of 64 characters, and applies the documented defaults', () => {
+    expect(resolveBullmqOptions({ connection: 'redis://h', prefix: 'p'.repeat(64) }).prefix).toBe('p'.repeat(64));
+    const defaults = resolveBullmqOptions({ connection: 'redis://h' });
+    expect(defaults).toMatchObject({
+      prefix: 'fc-async',
+      worker: true,
+      lockDurationMs: 30_000,
+      stalledIntervalMs: 30_000,
+      connectTimeoutMs: 10_000,
+      commandTimeoutMs: 5000,
+    });
+  });
+
   it.each([
     [undefined, /Expected `options` to be an object with a `connection`, got `undefined`/],
     [{}, /Expected `connection` to be a redis:\/\/ or rediss:\/\/ URL or ioredis options, got `undefined`/],
     [{ connection: 'http://h:6379' }, /Expected `connection` to be a redis:\/\/ or rediss:\/\/ URL/],
     [{ connection: 'redis://h', prefix: 'a b' }, /Expected `prefix` to be 1 to 64 letters, digits/],
+    [{ connection: 'redis://h', prefix: 'p'.repeat(65) }, /Expected `prefix` to be 1 to 64 letters, digits/],
     // Keys of `shop` are `shop:task:<id>` and BullMQ's `shop:tasks:*`: a task `by-time` of `shop` would
     // be the time index of `shop:task`.
     [{ connection: 'redis://h', prefix: 'shop:task' }, /not to end in a 'task' or 'tasks' segment.*`shop:task`/],
@@ -56,12 +72,14 @@ describe('bullmq(options)', () => {
     });
   });
 
-  it('waits connectTimeoutMs for Redis on start, not cut short by commandTimeoutMs, and says how long it waited', async () => {
+  it('waits connectTimeoutMs for Redis on start, no less (not cut short by commandTimeoutMs) and not much more, and says how long it waited', async () => {
     const port = await freePort(); // nothing listens there
     const backend = bullmq({ connection: `redis://127.0.0.1:${port}`, connectTimeoutMs: 300, commandTimeoutMs: 100 });
     const order: string[] = [];
     // Due between the two bounds: a start cut at commandTimeoutMs would fail before it.
     const between = setTimeout(() => order.push('200 ms'), 200);
+    // Due long after connectTimeoutMs: a start that waited past it would fail after it.
+    const after = setTimeout(() => order.push('5 s'), 5000);
     const failure = await Promise.resolve(backend.create({ concurrency: 1, logger: silentLogger })).then(
       () => undefined,
       (error: unknown) => {
@@ -70,12 +88,43 @@ describe('bullmq(options)', () => {
       },
     );
     clearTimeout(between);
+    clearTimeout(after);
     expect(order).toEqual(['200 ms', 'start failed']);
     expect(failure).toMatchObject({
       code: 'RedisUnavailable',
       statusCode: 503,
       message: 'Redis did not answer within 300 ms',
     });
+  });
+
+  it('a start that failed leaves no connection trying Redis again', async () => {
+    const server = await countingServer(); // accepts each connection and closes it, as a Redis going away
+    try {
+      const backend = bullmq({ connection: { host: '127.0.0.1', port: server.port }, connectTimeoutMs: 1000 });
+      await expect(Promise.resolve(backend.create({ concurrency: 1, logger: silentLogger }))).rejects.toMatchObject({
+        code: 'RedisUnavailable',
+      });
+      const tried = server.count();
+      expect(tried).toBeGreaterThan(2); // both connections, reconnecting
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(server.count()).toBe(tried);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('says a connection error once per connection while Redis stays away, not on every reconnection', async () => {
+    const port = await freePort(); // nothing listens there: every reconnection is refused alike
+    const warnings: string[] = [];
+    const logger = { ...silentLogger, warn: (message: string) => void warnings.push(message) };
+    const backend = bullmq({ connection: `redis://127.0.0.1:${port}`, connectTimeoutMs: 1000 });
+    await expect(Promise.resolve(backend.create({ concurrency: 1, logger }))).rejects.toMatchObject({
+      code: 'RedisUnavailable',
+    });
+    const said = warnings.filter((m) => m === 'redis connection error').length;
+    // The store's connection and its subscriber's.
+    expect(said).toBeGreaterThan(0);
+    expect(said).toBeLessThanOrEqual(2);
   });
 
   it('fails at once when Redis refuses the credentials, rather than after connectTimeoutMs', async () => {

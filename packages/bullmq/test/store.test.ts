@@ -1,4 +1,4 @@
-import { silentLogger, type TaskRecord } from '@fc-async/core';
+import { encodeCompactRecord, silentLogger, type TaskRecord } from '@fc-async/core';
 import { type OpenTaskStore, taskRecord as record, taskStoreCases } from '@fc-async/test-kit/task-store';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
@@ -101,6 +101,70 @@ describe('RedisTaskStore', () => {
     ]);
   });
 
+  it('a write from a copy of a task that another instance ended and retention deleted finds the task gone, not an error', async () => {
+    const prefix = uniquePrefix();
+    const a = await storeOn(prefix);
+    const b = await storeOn(prefix);
+    await a.insert(record('t_1')); // a keeps its copy, Enqueued
+    await b.transition('t_1', 'Succeeded', { from: ['Enqueued'], patch: { endTime: 2 } });
+    const redis = new Redis(inject('redisUrl'));
+    closers.push(async () => void (await redis.quit()));
+    const options = resolveBullmqOptions({ connection: inject('redisUrl'), maxTasks: 0 });
+    expect(await new Pruner(redis, keysOf(prefix), options, silentLogger, (ids) => b.forget(ids)).run()).toBe(1);
+    // a's copy says Enqueued: a stop or a claim from it learns the task is gone, as for an unknown id.
+    expect(await a.transition('t_1', 'Stopped', { from: ['Enqueued'], patch: { endTime: 3 } })).toBeUndefined();
+    await a.insert(record('t_2'));
+    await b.transition('t_2', 'Succeeded', { from: ['Enqueued'], patch: { endTime: 4 } });
+    expect(await new Pruner(redis, keysOf(prefix), options, silentLogger, (ids) => b.forget(ids)).run()).toBe(1);
+    await expect(a.update('t_2', { destinationStatus: 'Succeeded' })).resolves.toBeUndefined();
+    expect([await a.get('t_1'), await a.get('t_2')]).toEqual([undefined, undefined]);
+  });
+
+  it('does not write over a write of an instance of the release before write tokens (a rolling upgrade)', async () => {
+    const prefix = uniquePrefix();
+    const store = await storeOn(prefix);
+    await store.insert(record('t_1')); // the store keeps its copy: version 1, with its insert's token
+    // An instance of the previous release claims the task: its compare-and-set bumped the version and
+    // wrote the status and the record, and knew nothing of the token, which it left as it was.
+    const redis = new Redis(inject('redisUrl'));
+    closers.push(async () => void (await redis.quit()));
+    const running = {
+      ...record('t_1'),
+      status: 'Running' as const,
+      attempts: 1,
+      events: [
+        ...record('t_1').events,
+        { eventId: 2, status: 'Dequeued' as const, timestamp: 2 },
+        { eventId: 3, status: 'Running' as const, timestamp: 2 },
+      ],
+    };
+    await redis.hset(keysOf(prefix).task('t_1'), 'v', '2', 's', 'Running', 'r', encodeCompactRecord(running));
+    // A stop of the task as it was queued, decided on the store's copy, must not end it while it runs.
+    expect(await store.transition('t_1', 'Stopped', { from: ['Enqueued'], patch: { endTime: 3 } })).toBeUndefined();
+    const stopping = await store.transition('t_1', 'Stopping', { from: ['Running'] });
+    expect(stopping?.events.map((e) => e.status)).toEqual(['Enqueued', 'Dequeued', 'Running', 'Stopping']);
+  });
+
+  it('retention leaves nothing of the tasks it deletes in Redis', async () => {
+    const prefix = uniquePrefix();
+    const store = await storeOn(prefix);
+    await store.insert(record('t_kept', { startedTime: 1 }));
+    for (const id of ['t_1', 't_2']) {
+      await store.insert(record(id, { startedTime: 2 }));
+      await store.transition(id, 'Succeeded', { from: ['Enqueued'], patch: { endTime: 3 } });
+    }
+    await store.insert(record('t_3', { status: 'Failed', startedTime: 2, endTime: 3 }));
+    const redis = new Redis(inject('redisUrl'));
+    closers.push(async () => void (await redis.quit()));
+    const options = resolveBullmqOptions({ connection: inject('redisUrl'), maxTasks: 0 });
+    expect(await new Pruner(redis, keysOf(prefix), options, silentLogger, (ids) => store.forget(ids)).run()).toBe(3);
+    // Only the unfinished task is left: its record and its place in the indexes (the time index of
+    // a long-lived function would otherwise grow by every task it ever ran).
+    const keys = keysOf(prefix);
+    expect((await redis.keys(`${prefix}:*`)).sort()).toEqual([keys.byTime, keys.open, keys.task('t_kept')].sort());
+    expect(await redis.zrange(keys.byTime, 0, -1)).toEqual(['t_kept']);
+  });
+
   it('counts a compare-and-set that Redis applied as won when ioredis sends it again after a lost reply', async () => {
     const [store] = (await stores(1)) as [RedisTaskStore];
     await store.insert(record('t_1'));
@@ -189,6 +253,16 @@ describe('RedisTaskStore', () => {
     expect(stopping?.events.map((e) => e.status)).toEqual(['Enqueued', 'Dequeued', 'Running', 'Stopping']);
   });
 
+  it('keeps copies of at most 10,000 tasks, the oldest going first (a worker running for months)', async () => {
+    const [store] = (await stores(1)) as [RedisTaskStore];
+    const ids = Array.from({ length: 10_001 }, (_, i) => `t_${i}`);
+    const added = await Promise.all(ids.map((id) => store.insert(record(id))));
+    expect(added.every(Boolean)).toBe(true);
+    expect(ids.filter((id) => store.lastSeen(id) !== undefined)).toEqual(ids.slice(1));
+    // A task no longer kept is read again when needed.
+    expect((await store.peek('t_0'))?.status).toBe('Enqueued');
+  });
+
   it('bullmq() keeps the inserted tasks only on instances with a worker', async () => {
     const prefix = uniquePrefix();
     const seen: (string | undefined)[] = [];
@@ -206,6 +280,17 @@ describe('RedisTaskStore', () => {
       seen.push((store as RedisTaskStore).lastSeen(taskId)?.taskId);
     }
     expect(seen).toEqual([undefined, 't_worker']);
+  });
+
+  it('bullmq(): a closed instance prunes no more (its connections are gone): no error logged after close', async () => {
+    const errors: string[] = [];
+    const logger = { ...silentLogger, error: (message: string) => void errors.push(message) };
+    const backend = bullmq({ connection: inject('redisUrl'), prefix: uniquePrefix(), pruneIntervalMs: 50 });
+    const { store, queue } = await backend.create({ concurrency: 1, logger });
+    await queue.close();
+    await store.close?.();
+    await new Promise((resolve) => setTimeout(resolve, 500)); // ten prune intervals
+    expect(errors).toEqual([]);
   });
 
   it('stores a body as its very bytes, whether UTF-8 text (sent as a string) or not', async () => {

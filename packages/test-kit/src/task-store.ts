@@ -309,6 +309,25 @@ export const taskStoreCases: TaskStoreCase[] = [
     },
   },
   {
+    name: 'prunes a task ended by `transition` by the end time it was given, once its destination call is done',
+    async run(open) {
+      const { store, prune } = await open({ maxTasks: 100, retentionMs: 60_000 });
+      const now = Date.now();
+      for (const id of ['t_old', 't_recent', 't_owed']) await store.insert(taskRecord(id));
+      await store.transition('t_old', 'Succeeded', { from: ['Enqueued'], patch: { endTime: now - 120_000 } });
+      await store.transition('t_recent', 'Failed', { from: ['Enqueued'], patch: { endTime: now - 1000 } });
+      // Ended long ago, its destination call still owed: kept until the call is made.
+      const owed = { endTime: now - 120_000, deliveryPending: true };
+      await store.transition('t_owed', 'Stopped', { from: ['Enqueued'], patch: owed });
+      expect(await prune()).toBe(1);
+      expect(ids((await store.list({ sortOrderByTime: 'asc' })).tasks).sort()).toEqual(['t_owed', 't_recent']);
+      await store.update('t_owed', { deliveryPending: undefined, destinationStatus: 'Succeeded' });
+      expect(await prune()).toBe(1);
+      expect(await store.get('t_owed')).toBeUndefined();
+      expect((await store.get('t_recent'))?.status).toBe('Failed');
+    },
+  },
+  {
     name: 'keeps every field of a task, and takes a burst of inserts in one turn with duplicates refused',
     async run(open) {
       const { store, reopen } = await open();
