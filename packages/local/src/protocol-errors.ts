@@ -1,5 +1,6 @@
 import { type Server, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { endLingering } from './linger.js';
 
 /** The JSON body of an error answered before there is a request: `{ code, message }` or FC's API shape. */
 export type ErrorBody = (code: string, message: string) => { body: object; headers?: Record<string, string> };
@@ -42,7 +43,8 @@ type InFlight = (ServerResponse & { req?: { complete?: boolean } }) | null | und
 function afterAnswersInFlight(socket: Duplex, refuse: () => void): void {
   const inFlight = (socket as Duplex & { _httpMessage?: InFlight })._httpMessage;
   if (inFlight?.headersSent && !inFlight.req?.complete) {
-    socket.destroy();
+    // A refusal written whole, waiting for the rest of the body (endAfterBody): sent, then closed.
+    if (!endLingering(inFlight)) socket.destroy();
     return;
   }
   if (inFlight?.req?.complete && !inFlight.writableFinished) {

@@ -10,13 +10,19 @@ import { type BodyBudget, MAX_SYNC_BODY, readBody } from './body.js';
 import { writeResult } from './event.js';
 import { answerHalfClosed } from './half-close.js';
 import { asyncBodyTooLarge, asyncLimitOf, NODE_HEAD_BYTES, overTriggerLimits } from './limits.js';
+import { endAfterBody } from './linger.js';
 import type { EmulatorLog } from './log.js';
 import type { FunctionRegistry } from './registry.js';
 
 function sendJson(res: ServerResponse, status: number, body: object, extra: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...extra });
-  res.end(text);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': String(Buffer.byteLength(text)),
+    ...extra,
+  });
+  // A refusal of a body not read yet: the client may still be sending it.
+  endAfterBody(res, text);
 }
 
 /** A header's first value (Node joins most repeated headers, but not every one). */
@@ -274,7 +280,9 @@ export function createTriggerServer(registry: FunctionRegistry, log: EmulatorLog
         if (body !== undefined) bodies.release(body);
         // A refusal (a 4xx, or a 503 to retry later: the body budget), not a fault of the emulator.
         if (isFcAsyncError(error) && (error.statusCode < 500 || error.statusCode === 503)) {
-          sendJson(res, error.statusCode, error.toJSON(), { connection: 'close', ...error.headers });
+          // Unless answered already: a shutdown's 503 to a request whose body was still coming, then cut.
+          if (!res.headersSent)
+            sendJson(res, error.statusCode, error.toJSON(), { connection: 'close', ...error.headers });
         } else {
           failed(res, fn.spec.name, error);
         }

@@ -156,3 +156,61 @@ describe('a body within the limits sent with Expect: 100-continue', () => {
     socket.destroy();
   });
 });
+
+/**
+ * Sends a request whose head declares `length` body bytes, waits for the answer, then sends the
+ * whole body as a browser's upload or fetch does (they send no `Expect: 100-continue`), and
+ * collects what comes back and any socket error until the connection closes.
+ */
+async function uploadPastAnswer(port: number, head: string, length: number) {
+  // Half-open allowed: a server's FIN does not end the client's own writing, as in a browser.
+  const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  const state = { answer: '', closed: false, error: undefined as string | undefined };
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk: string) => {
+    state.answer += chunk;
+  });
+  socket.on('error', (error: NodeJS.ErrnoException) => {
+    state.error = error.code ?? error.message;
+  });
+  socket.on('close', () => {
+    state.closed = true;
+  });
+  socket.write(head);
+  await vi.waitFor(() => expect(state.answer).toMatch(/\{.*\}/), { timeout: 10_000 });
+  // The refusal is in; the client is still sending (a fast one has most of its body in flight).
+  const chunk = Buffer.alloc(1 << 20);
+  for (let sent = 0; sent < length && !state.closed; sent += chunk.length) {
+    if (!socket.write(chunk.subarray(0, Math.min(chunk.length, length - sent)))) {
+      await new Promise((resolve) => socket.once('drain', resolve).once('close', resolve));
+    }
+  }
+  socket.end();
+  await vi.waitFor(() => expect(state.closed).toBe(true), { timeout: 10_000 });
+  return state;
+}
+
+describe('a body refused before it was read, sent whole all the same', () => {
+  // Closing a connection with body bytes unread resets it: a client still writing (fetch, Node's
+  // http) then failed with EPIPE / ECONNRESET without reading the 400 sent before it.
+  it('lets the trigger client finish its upload and read the 400, then closes the connection', async () => {
+    const url = new URL(emulator.triggerUrl);
+    const length = 33_554_433;
+    const head = `PUT / HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${length}\r\n\r\n`;
+    const state = await uploadPastAnswer(Number(url.port), head, length);
+    expect(state.error).toBeUndefined();
+    expect(state.answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(state.answer.toLowerCase()).toContain('connection: close');
+    expect(state.answer).toContain('The request body is larger than 33554432 bytes');
+  });
+
+  it('does the same for InvokeFunction on the control port', async () => {
+    const url = new URL(emulator.controlUrl);
+    const length = 33_554_433;
+    const head = `POST /2023-03-30/functions/echo/invocations HTTP/1.1\r\nHost: ${url.host}\r\nContent-Length: ${length}\r\n\r\n`;
+    const state = await uploadPastAnswer(Number(url.port), head, length);
+    expect(state.error).toBeUndefined();
+    expect(state.answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(state.answer).toContain('"Code":"EntityTooLarge"');
+  });
+});

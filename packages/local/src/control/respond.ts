@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { isFcAsyncError } from '@fc-async/core';
+import { endAfterBody } from '../linger.js';
 import type { EmulatorLog } from '../log.js';
 
 /**
@@ -37,8 +38,17 @@ export function toApiError(error: unknown, log: EmulatorLog): ApiError {
   return new ApiError(500, 'InternalError', 'Internal error');
 }
 
-/** A JSON answer (or none, for 204) with `x-fc-request-id`. */
-export function sendApi(res: ServerResponse, requestId: string, status: number, body?: unknown): void {
+/**
+ * A JSON answer (or none, for 204) with `x-fc-request-id`. `afterBody`: the answer waits for the
+ * rest of a body still being sent before it ends ({@link endAfterBody}).
+ */
+export function sendApi(
+  res: ServerResponse,
+  requestId: string,
+  status: number,
+  body?: unknown,
+  afterBody = false,
+): void {
   if (body === undefined) {
     // A 204 carries no Content-Length (RFC 9110 15.3.5).
     res.writeHead(
@@ -54,17 +64,19 @@ export function sendApi(res: ServerResponse, requestId: string, status: number, 
     'content-length': String(Buffer.byteLength(text)),
     'x-fc-request-id': requestId,
   });
-  res.end(text);
+  // A refusal of a body not read yet (the body budget, its size): the client may still be sending it.
+  if (afterBody) endAfterBody(res, text);
+  else res.end(text);
 }
 
 /** FC's error body: `{ Code, Message, RequestId }`. */
-export function sendApiError(res: ServerResponse, requestId: string, error: ApiError): void {
+export function sendApiError(res: ServerResponse, requestId: string, error: ApiError, afterBody = false): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
   if (error.headers) for (const name in error.headers) res.setHeader(name, error.headers[name] as string);
-  sendApi(res, requestId, error.status, { Code: error.code, Message: error.message, RequestId: requestId });
+  sendApi(res, requestId, error.status, { Code: error.code, Message: error.message, RequestId: requestId }, afterBody);
 }
 
 /** 400 InvalidArgument. */

@@ -149,8 +149,11 @@ export function createControlServer(opts: ControlPlaneOptions): { server: Server
     const isApi = path.startsWith(API_PREFIX);
     // Counted in the emulator's budget of body bytes until the request is answered.
     let body: Buffer | undefined;
+    // Past the credentials: a refusal of the body (its size, the budget) lets its client finish sending it.
+    let authorized = false;
     try {
       const signedWith = authorizeHead(req, { path, query, browser: !isApi }, opts.auth);
+      authorized = true;
       const invoked = isApi && req.method === 'POST' ? invokedFunction(path, opts.registry) : undefined;
       if (invoked) refuseDeclaredPayload(req, invoked);
       // `100 Continue` once the body's declared length and the budget let it be read.
@@ -164,9 +167,11 @@ export function createControlServer(opts: ControlPlaneOptions): { server: Server
       const e = toApiError(error, opts.log);
       if ((error as { challenge?: boolean }).challenge) res.setHeader('www-authenticate', 'Basic realm="fc-async"');
       // Refused before its body was read (credentials, a budget): Node would read and drop the
-      // rest, of any size, to keep the connection; closing it stops the upload instead.
+      // rest, of any size, to keep the connection; closing it stops the upload instead. A client
+      // past the credentials may finish sending it first (endAfterBody, bounded in time), so that
+      // it reads the refusal rather than a reset; an unauthorized one is cut at once.
       if (!req.complete && !res.headersSent) res.setHeader('connection', 'close');
-      sendApiError(res, requestId, e);
+      sendApiError(res, requestId, e, authorized);
     } finally {
       if (body !== undefined) opts.bodies.release(body);
     }
