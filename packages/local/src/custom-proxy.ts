@@ -24,6 +24,17 @@ const MAX_ANSWER_BYTES = 32 * 1024 * 1024;
 /** Why an exchange was cut: the child's answer passed {@link MAX_ANSWER_BYTES}. */
 class AnswerTooLarge extends Error {}
 
+/** The child closed the connection after its answer began (an app stream that failed mid-body). */
+class AnswerCut extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly received: number,
+    cause: unknown,
+  ) {
+    super(`HTTP ${statusCode}, ${received} bytes of its body`, { cause });
+  }
+}
+
 /** A whole answer of the child. */
 export interface ChildAnswer {
   statusCode: number;
@@ -74,12 +85,18 @@ function send(
       headers['content-length'] = String(body.length);
     }
     const signal = init.signal;
-    const onAbort = () => outgoing.destroy(new Error('The invocation was aborted'));
+    // Why the emulator itself cut the exchange, if it did: that, not the cut it causes, is the error.
+    let cutBy: Error | undefined;
+    const cut = (error: Error) => {
+      cutBy ??= error;
+      outgoing.destroy(error);
+    };
+    const onAbort = () => cut(new Error('The invocation was aborted'));
     // As FC ends an invocation that overran its timeout: the request to the child is closed.
     const timer =
       init.timeoutMs === undefined
         ? undefined
-        : setTimeout(() => outgoing.destroy(new SyncTimeout('The invocation timed out')), init.timeoutMs);
+        : setTimeout(() => cut(new SyncTimeout('The invocation timed out')), init.timeoutMs);
     // Removed once the exchange ends: a sync call's signal lives as long as the process.
     const done = () => {
       clearTimeout(timer);
@@ -89,27 +106,31 @@ function send(
       done();
       reject(error);
     };
+    // The answer under way, once its head came: a connection lost then cut the answer, not the call.
+    let begun: { statusCode: number; size: number } | undefined;
+    const lost = (error: Error) => cutBy ?? (begun ? new AnswerCut(begun.statusCode, begun.size, error) : error);
     const outgoing = request(
       { host: '127.0.0.1', port: target.port, method: init.method, path: init.path, headers, agent: target.agent },
       (incoming) => {
         const chunks: Buffer[] = [];
-        let size = 0;
+        const answer = { statusCode: incoming.statusCode ?? 0, size: 0 };
+        begun = answer;
         incoming.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_ANSWER_BYTES) {
-            outgoing.destroy(new AnswerTooLarge(`The answer is larger than ${MAX_ANSWER_BYTES} bytes`));
+          answer.size += chunk.length;
+          if (answer.size > MAX_ANSWER_BYTES) {
+            cut(new AnswerTooLarge(`The answer is larger than ${MAX_ANSWER_BYTES} bytes`));
             return;
           }
           chunks.push(chunk);
         });
-        incoming.once('error', fail);
+        incoming.once('error', (error) => fail(lost(error)));
         incoming.once('end', () => {
           done();
           resolve({ statusCode: incoming.statusCode ?? 502, headers: incoming.headers, body: Buffer.concat(chunks) });
         });
       },
     );
-    outgoing.once('error', fail);
+    outgoing.once('error', (error) => fail(lost(error)));
     if (signal?.aborted) onAbort();
     else signal?.addEventListener('abort', onAbort, { once: true });
     outgoing.end(body);
@@ -178,6 +199,13 @@ function unreachable(target: ChildTarget, cause: unknown, timeoutSeconds: number
   if (exit) {
     const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
     return new FcAsyncError('CAExited', `The custom runtime of ${target.name} ${how}`, { statusCode: 502, cause });
+  }
+  if (cause instanceof AnswerCut) {
+    return new FcAsyncError(
+      'CAConnectionFailed',
+      `The custom runtime of ${target.name} closed the connection before its answer ended (${cause.message})`,
+      { statusCode: 502, cause },
+    );
   }
   const why = cause instanceof Error ? cause.message : String(cause);
   return new FcAsyncError(

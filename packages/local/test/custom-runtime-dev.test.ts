@@ -178,6 +178,16 @@ describe('serving a custom runtime', () => {
     expect(await res.json()).toEqual({ invoked: { hi: 1 }, controlPath: '/invoke' });
   });
 
+  it('an answer the child cuts mid-body is a 502 that says so, not that the child could not be reached', async () => {
+    const res = await fetch(`${emulator.triggerUrl}/cut`);
+    expect(res.status).toBe(502);
+    expect(await res.json()).toEqual({
+      code: 'CAConnectionFailed',
+      message:
+        'The custom runtime of web closed the connection before its answer ended (HTTP 200, 1000 bytes of its body)',
+    });
+  });
+
   it('a sync call gets the child answer as it is, x-fc-status included', async () => {
     const res = await post(emulator, '/fail', {});
     expect(res.status).toBe(500);
