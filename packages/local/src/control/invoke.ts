@@ -90,8 +90,9 @@ function errorOf(result: FcHttpResult): ApiError {
 
 /**
  * InvokeFunction: `POST /2023-03-30/functions/{fn}/invocations`. Async answers 202 with
- * `x-fc-request-id` and `x-fc-async-task-id`; Sync answers 200 with the function's bytes, its
- * HTTP status in `x-fc-http-status` (ours) and `x-fc-error-type` when it failed (status ≥ 500).
+ * `x-fc-request-id` and `x-fc-async-task-id`; Sync answers 200 with the function's bytes (and
+ * their `content-encoding`), its HTTP status in `x-fc-http-status` (ours) and `x-fc-error-type`
+ * when it failed (status ≥ 500).
  */
 export async function invokeFunction(call: ApiCall, log: EmulatorLog): Promise<void> {
   checkQualifier(call.params);
@@ -123,6 +124,9 @@ export async function invokeFunction(call: ApiCall, log: EmulatorLog): Promise<v
   } else {
     body = Buffer.from(result.body, result.isBase64Encoded ? 'base64' : 'utf8');
     out['content-type'] = result.headers['content-type'] ?? 'application/octet-stream';
+    // The bytes as the app compressed them (the event asked for gzip): named so, or unreadable.
+    const encoding = result.headers['content-encoding'];
+    if (encoding) out['content-encoding'] = encoding;
     out['x-fc-http-status'] = String(result.statusCode);
     if (result.statusCode >= 500)
       out['x-fc-error-type'] = result.headers['x-fc-error-type'] ?? 'UnhandledInvocationError';
