@@ -1,32 +1,7 @@
-import type { TaskRecord } from '@fc-async/core';
 import { fcHttpEvent } from '@fc-async/core';
 import { expect, it } from 'vitest';
-import { handlerOn, type TaskTable } from '../src/custom-backend.js';
-
-/** The snippet's table in memory: rows copied in and out, as a database reads them back. */
-function memoryTable(): TaskTable & { rows: Map<string, { record: TaskRecord; version: number }> } {
-  const rows = new Map<string, { record: TaskRecord; version: number }>();
-  const copy = (r: TaskRecord): TaskRecord => ({ ...r, events: r.events.map((e) => ({ ...e })) });
-  return {
-    rows,
-    read: async (taskId) => {
-      const row = rows.get(taskId);
-      return row && { record: copy(row.record), version: row.version };
-    },
-    create: async (record) => {
-      if (rows.has(record.taskId)) return false;
-      rows.set(record.taskId, { record: copy(record), version: 1 });
-      return true;
-    },
-    replace: async (record, version) => {
-      const row = rows.get(record.taskId);
-      if (row?.version !== version) return false;
-      rows.set(record.taskId, { record: copy(record), version: version + 1 });
-      return true;
-    },
-    all: async () => [...rows.values()].map((row) => copy(row.record)),
-  };
-}
+import { handlerOn } from '../src/custom-backend.js';
+import { memoryTable } from '../src/memory-table.js';
 
 const exportCall = (taskId: string, delaySeconds?: number) =>
   fcHttpEvent({

@@ -1,5 +1,5 @@
 import { encodeCompactRecord, silentLogger, type TaskRecord } from '@fc-async/core';
-import { type OpenTaskStore, taskRecord as record, taskStoreCases } from '@fc-async/test-kit/task-store';
+import { leanListCase, type OpenTaskStore, taskRecord as record, taskStoreCases } from '@fc-async/test-kit/task-store';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { bullmq } from '../src/index.js';
@@ -51,7 +51,7 @@ const openTaskStore: OpenTaskStore = async (retention = {}) => {
 };
 
 describe('RedisTaskStore', () => {
-  for (const { name, run } of taskStoreCases) it(name, () => run(openTaskStore));
+  for (const { name, run } of [...taskStoreCases, leanListCase]) it(name, () => run(openTaskStore));
 
   it('transition is a compare-and-set: of two instances racing, exactly one wins', async () => {
     const [a, b] = await stores(2);

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { silentLogger } from '@fc-async/core';
-import { type OpenTaskStore, taskRecord as record, taskStoreCases } from '@fc-async/test-kit/task-store';
+import { leanListCase, type OpenTaskStore, taskRecord as record, taskStoreCases } from '@fc-async/test-kit/task-store';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/database.js';
@@ -49,7 +49,7 @@ const openTaskStore: OpenTaskStore = async (retention = {}) => {
 };
 
 describe('SqliteTaskStore', () => {
-  for (const { name, run } of taskStoreCases) it(name, () => run(openTaskStore));
+  for (const { name, run } of [...taskStoreCases, leanListCase]) it(name, () => run(openTaskStore));
 
   it('a write resolves only once its transaction has committed', async () => {
     const { store, db } = open();

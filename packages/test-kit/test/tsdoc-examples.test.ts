@@ -10,7 +10,7 @@ const { examples, exports, program } = readExamples(packages);
 const exportNames = new Map(
   packages.map((p) => [p.name, new Set(exports.filter((e) => e.pkg === p.name).map((e) => e.name))]),
 );
-const fileName = (e: Example, i: number) => `${e.pkg.replace(/^@fc-async\//, '')}-${i}.ts`;
+const fileName = (e: Example, i: number) => `${e.pkg.replace(/^@fc-async\//, '').replace('/', '-')}-${i}.ts`;
 
 // Broken on purpose, checked in the same program: the check must catch each of these.
 const broken: Example[] = [

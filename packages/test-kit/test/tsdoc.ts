@@ -19,10 +19,11 @@ import ts from 'typescript';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 
-/** A published workspace package: its npm name and folder. */
+/** An entry of a published workspace package: its import name (`@fc-async/core/conformance`), folder and built types. */
 export interface Published {
   name: string;
   dir: string;
+  types: string;
 }
 
 /** One `@example` block: where it is documented, and its code. */
@@ -62,7 +63,14 @@ export function publishedPackages(): Published[] {
     .filter((dir) => existsSync(join(dir, 'package.json')))
     .map((dir) => ({ dir, pkg: JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) }))
     .filter(({ pkg }) => !pkg.private)
-    .map(({ dir, pkg }) => ({ name: pkg.name as string, dir }));
+    .flatMap(({ dir, pkg }) =>
+      // Each entry of `exports` with types: the package's own, and its subpaths.
+      Object.entries(pkg.exports as Record<string, string | { types?: string }>).flatMap(([subpath, target]) =>
+        typeof target === 'object' && target.types
+          ? [{ name: `${pkg.name}${subpath.slice(1)}`, dir, types: join(dir, target.types) }]
+          : [],
+      ),
+    );
 }
 
 /** The code of an `@example`: its fenced blocks joined, or the whole text when it has no fence. */
@@ -86,7 +94,7 @@ export function readExamples(packages: Published[]): {
   exports: ExportDoc[];
   program: ts.Program;
 } {
-  const entries = packages.map((p) => join(p.dir, 'dist', 'index.d.ts'));
+  const entries = packages.map((p) => p.types);
   const program = ts.createProgram(entries, COMPILER_OPTIONS);
   const checker = program.getTypeChecker();
   const examples: Example[] = [];

@@ -227,7 +227,7 @@ export interface TaskStore {
    * `startedTime` range, ordered by `startedTime` then task id (`sortOrderByTime`), at most
    * `limit`, and a `nextToken` when more follow (`encodeCursor`; a token read back with
    * `decodeCursor`, which throws a 400 for one that is not this query's). Without
-   * `includePayload` the records' request bodies are left out (empty), as the task API then
+   * `includePayload` the records' request bodies may be left out (empty), as the task API then
    * answers no payload.
    */
   list(query: TaskQuery): TaskPage<TaskRecord> | Promise<TaskPage<TaskRecord>>;

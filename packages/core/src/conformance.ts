@@ -1,0 +1,509 @@
+import assert from 'node:assert/strict';
+import type { TaskQuery, TaskRecord, TaskStore } from './async/backend.js';
+import { pageTasks } from './async/paging.js';
+import type { RetentionOptions } from './async/retention-options.js';
+import type { AsyncTaskStatus } from './fc-types.js';
+
+// The TaskStore conformance table, public as `@fc-async/core/conformance`: what the engine relies on
+// from every store. No test runner here: the checks are `node:assert/strict`, so any runner that
+// reports a thrown error (vitest, node:test, jest, mocha) runs the table.
+
+/**
+ * A store under test, on fresh storage of its own; the test file closes it after each case.
+ *
+ * @example
+ * ```ts
+ * import type { TaskStore } from '@fc-async/core';
+ *
+ * declare const store: TaskStore;
+ * const opened: OpenedTaskStore = { store, reopen: async () => store, prune: async () => 0 };
+ * ```
+ */
+export interface OpenedTaskStore {
+  store: TaskStore;
+  /**
+   * The same tasks through another store: a second instance on the same storage (distributed),
+   * or the storage reopened after closing `store` (persistent). Use `store` no more after it.
+   */
+  reopen(): Promise<TaskStore>;
+  /**
+   * One pruning pass with the retention `open` was given; resolves to the number of tasks deleted.
+   * Only the cases with `usesPrune` call it.
+   */
+  prune(): Promise<number>;
+}
+
+/**
+ * Opens a store on fresh storage, with `retention` for its pruning. Each case of
+ * {@link taskStoreCases} calls it (some twice), and closes nothing: close what it opened after each case.
+ *
+ * @example
+ * ```ts
+ * import type { RetentionOptions, TaskStore } from '@fc-async/core';
+ *
+ * declare function myStore(options?: RetentionOptions): TaskStore & { prune(): Promise<number> };
+ * const open: OpenTaskStore = async (retention) => {
+ *   const store = myStore(retention);
+ *   return { store, reopen: async () => store, prune: () => store.prune() };
+ * };
+ * ```
+ */
+export type OpenTaskStore = (retention?: RetentionOptions) => Promise<OpenedTaskStore>;
+
+/**
+ * One case of the TaskStore conformance table: `run` resolves when the store behaves, and rejects
+ * with an `AssertionError` that says which behaviour it broke.
+ *
+ * @example
+ * ```ts
+ * declare const open: OpenTaskStore;
+ * const first: TaskStoreCase | undefined = taskStoreCases[0];
+ * await first?.run(open);
+ * ```
+ */
+export interface TaskStoreCase {
+  name: string;
+  /**
+   * The case calls `prune()`: a store whose retention is no pass of its own (a TTL, or none) leaves
+   * it out (`taskStoreCases.filter((c) => !c.usesPrune)`).
+   */
+  usesPrune?: true;
+  run(open: OpenTaskStore): Promise<void>;
+}
+
+/**
+ * A task record as the engine builds it (`Enqueued`, a binary body), with overrides.
+ *
+ * @example
+ * ```ts
+ * import type { TaskStore } from '@fc-async/core';
+ *
+ * declare const store: TaskStore;
+ * await store.insert(taskRecord('t_1', { status: 'Running', attempts: 1 }));
+ * ```
+ */
+export function taskRecord(taskId: string, overrides: Partial<TaskRecord> = {}): TaskRecord {
+  const now = overrides.acceptedAt ?? Date.now();
+  const status: AsyncTaskStatus = overrides.status ?? 'Enqueued';
+  return {
+    taskId,
+    requestId: `1-64f6d6e7-${taskId.padStart(24, '0').slice(-24)}`,
+    status,
+    functionArn: 'acs:fc:local:0:functions/demo',
+    qualifier: 'LATEST',
+    startedTime: now,
+    alreadyRetriedTimes: 0,
+    events: [{ eventId: 1, status: 'Enqueued', timestamp: now, eventDetail: '' }],
+    payload: {
+      method: 'POST',
+      url: '/jobs?x=1',
+      headers: { 'content-type': 'application/octet-stream', 'x-fc-async-task-id': taskId },
+      body: Buffer.from([0, 1, 2, 255]),
+    },
+    acceptedAt: now,
+    attempts: 0,
+    ...overrides,
+  };
+}
+
+/** A plain object or array without its properties set to `undefined` (a store may keep or drop them). */
+function defined(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(defined);
+  if (value === null || typeof value !== 'object') return value;
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => [k, defined(v)]),
+  );
+}
+
+/** Rethrows an `AssertionError` with the store behaviour it checks first, the diff kept below. */
+function saying(behaviour: string, check: () => void): void {
+  try {
+    check();
+  } catch (error) {
+    if (error instanceof assert.AssertionError) error.message = `${behaviour}\n${error.message}`;
+    throw error;
+  }
+}
+
+/** Deep equality, strict on types, a property set to `undefined` counted as absent. */
+function equal(actual: unknown, expected: unknown, behaviour: string): void {
+  saying(behaviour, () => assert.deepStrictEqual(defined(actual), defined(expected)));
+}
+
+function ok(value: boolean, behaviour: string): void {
+  assert.ok(value, behaviour);
+}
+
+const TRACEPARENT = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+
+/** Every field set. Required<>: a field added to TaskRecord makes this name it, and each store's codec keep it. */
+function fullRecord(): Required<TaskRecord> {
+  return {
+    ...taskRecord('t_full'),
+    status: 'Succeeded',
+    instanceId: 'i-1',
+    startedTime: 1_700_000_000_000,
+    endTime: 1_700_000_001_000,
+    durationMs: 1000,
+    alreadyRetriedTimes: 2,
+    destinationStatus: 'Failed',
+    taskErrorMessage: 'boom "quoted" \\ \n',
+    taskPayload: '{"x":1}',
+    returnPayload: 'done ✓',
+    events: [
+      { eventId: 1, status: 'Enqueued', timestamp: 1_700_000_000_000, eventDetail: '' },
+      { eventId: 2, status: 'Succeeded', timestamp: 1_700_000_001_000 },
+    ],
+    traceId: '0af7651916cd43dd8448eb211c80319c',
+    acceptedAt: 1_699_999_999_000,
+    attempts: 3,
+    dueAt: 1_700_000_000_500,
+    condition: '',
+    lastStatusCode: 503,
+    lastErrorType: 'DiskFull',
+    traceContext: { traceparent: TRACEPARENT },
+    deliveryPending: true,
+    deliveredTo: [0, 2],
+    payload: {
+      method: 'PUT',
+      url: '/a%20b?x=1',
+      headers: { 'x-multi': ['a', 'b'], 'content-type': 'application/octet-stream' },
+      body: Buffer.from([0, 255, 10]),
+      remoteAddress: '203.0.113.7',
+      // isMiddlewareReplay's mark travels with the task: a store that drops it unmarks its replays.
+      acceptedByMiddleware: true,
+    },
+  };
+}
+
+const ids = (records: { taskId: string }[]) => records.map((r) => r.taskId);
+
+/**
+ * `count` tasks listed against `pageTasks` (the in-memory store) for every query: whole pages of
+ * `limit`, `Succeeded` ones in pages of `succeeded`, `resize_` ones in pages of `resize`.
+ */
+async function listsAsMemory(open: OpenTaskStore, count: number, [limit, succeeded, resize]: number[]): Promise<void> {
+  const { store } = await open();
+  const all: TaskRecord[] = [];
+  const statuses: AsyncTaskStatus[] = ['Enqueued', 'Succeeded', 'Failed', 'Running'];
+  for (let i = 0; i < count; i++) {
+    // Several tasks share a start time so that the task id breaks ties.
+    const r = taskRecord(`${i % 3 === 0 ? 'resize_' : 'job_'}${String(i).padStart(String(count - 1).length, '0')}`, {
+      startedTime: 1_700_000_000_000 + Math.floor(i / 4) * 1000,
+      status: statuses[i % 4],
+    });
+    all.push(r);
+    await store.insert(r);
+  }
+  const queries: TaskQuery[] = [
+    {},
+    { limit },
+    { limit, sortOrderByTime: 'asc' },
+    { status: 'Succeeded', limit: succeeded },
+    { prefix: 'resize_', limit: resize, sortOrderByTime: 'asc' },
+    { startedTimeBegin: 1_700_000_003_000, startedTimeEnd: 1_700_000_008_000, limit: 6 },
+    { prefix: 'job_', status: 'Failed', limit: 3 },
+    { prefix: 'none' },
+  ];
+  for (const query of queries) {
+    let expected = pageTasks(all, query);
+    let actual = await store.list(query);
+    let pages = 0;
+    for (;;) {
+      const page = `list(${JSON.stringify(query)}), page ${pages + 1}`;
+      equal(ids(actual.tasks), ids(expected.tasks), `${page}: the tasks and their order`);
+      equal(actual.nextToken, expected.nextToken, `${page}: nextToken`);
+      if (!expected.nextToken) break;
+      pages++;
+      expected = pageTasks(all, { ...query, nextToken: expected.nextToken });
+      actual = await store.list({ ...query, nextToken: actual.nextToken });
+    }
+    if (query.limit === limit)
+      ok(pages > 3, `list(${JSON.stringify(query)}) pages ${count} tasks (${pages + 1} pages)`);
+  }
+}
+
+/**
+ * The TaskStore conformance table: what the engine relies on from every store (compare-and-set,
+ * a field patched to `undefined` cleared, paging cursors, `unfinished()`, retention, every field of a
+ * record kept). Run each case with your test runner against an {@link OpenTaskStore} of your store;
+ * a case rejects with an `AssertionError` naming the behaviour the store broke. What only your store
+ * does (a schema upgrade, its keys, commit timing) stays in your own tests.
+ *
+ * @example
+ * ```ts
+ * // With vitest (`import { it } from 'vitest'`) or node:test (`import { it } from 'node:test'`):
+ * declare const it: (name: string, fn: () => Promise<void>) => void;
+ * declare const open: OpenTaskStore;
+ * for (const c of taskStoreCases) it(c.name, () => c.run(open));
+ * ```
+ */
+export const taskStoreCases: readonly TaskStoreCase[] = Object.freeze([
+  {
+    name: 'inserts a task id once and reads it back through another store, binary body included',
+    async run(open) {
+      const { store, reopen } = await open();
+      const r = taskRecord('t_1', { traceContext: { traceparent: TRACEPARENT } });
+      equal(await store.insert(r), true, 'insert of a new task id resolves to true');
+      equal(await store.insert(taskRecord('t_1')), false, 'insert of a task id held resolves to false');
+      const again = await reopen();
+      equal(await again.insert(taskRecord('t_1')), false, 'insert of a task id held, through another store, is false');
+      const read = await again.get('t_1');
+      equal(read, r, 'get through another store reads the record inserted, every field');
+      ok(Buffer.isBuffer(read?.payload.body), 'get reads payload.body back as a Buffer');
+      equal(await again.get('t_2'), undefined, 'get of an unknown task id is undefined');
+    },
+  },
+  {
+    name: 'transition is a compare-and-set on the status and appends events (with `via` first)',
+    async run(open) {
+      const { store } = await open();
+      await store.insert(taskRecord('t_1'));
+      equal(
+        await store.transition('t_1', 'Succeeded', { from: ['Running'] }),
+        undefined,
+        'transition from a status the task is not in is refused (undefined)',
+      );
+      const running = await store.transition('t_1', 'Running', {
+        from: ['Enqueued'],
+        via: 'Dequeued',
+        patch: { attempts: 1 },
+      });
+      equal(running?.status, 'Running', 'transition that applies returns the record in its new status');
+      equal(
+        running?.events.map((e) => [e.eventId, e.status]),
+        [
+          [1, 'Enqueued'],
+          [2, 'Dequeued'],
+          [3, 'Running'],
+        ],
+        'transition appends the `via` event, then the new status, numbered on',
+      );
+      equal(running?.payload.body, Buffer.from([0, 1, 2, 255]), 'transition returns the record with its body');
+      equal((await store.get('t_1'))?.attempts, 1, 'transition writes its patch (get reads `attempts` it set)');
+      equal(
+        await store.transition('nope', 'Running', { from: ['Enqueued'] }),
+        undefined,
+        'transition of an unknown task id is undefined',
+      );
+    },
+  },
+  {
+    name: 'an attempt end applies only for the attempt the task last started (`attempts`)',
+    async run(open) {
+      const { store } = await open();
+      await store.insert(taskRecord('t_1', { status: 'Running', attempts: 2 }));
+      equal(
+        await store.transition('t_1', 'Failed', { from: ['Running'], attempts: 1 }),
+        undefined,
+        'transition with `attempts` other than the record has is refused (undefined)',
+      );
+      equal((await store.get('t_1'))?.status, 'Running', 'a refused transition leaves the status');
+      equal(
+        (await store.transition('t_1', 'Succeeded', { from: ['Running'], attempts: 2 }))?.status,
+        'Succeeded',
+        'transition with the `attempts` the record has applies',
+      );
+    },
+  },
+  {
+    name: 'update sets fields and removes the ones patched to undefined',
+    async run(open) {
+      const { store } = await open();
+      await store.insert(taskRecord('t_1', { status: 'Succeeded', endTime: 1, dueAt: 123, deliveryPending: true }));
+      await store.update('t_1', { destinationStatus: 'Succeeded', deliveryPending: undefined, dueAt: undefined });
+      const r = (await store.get('t_1')) as TaskRecord;
+      equal(r.destinationStatus, 'Succeeded', 'update sets a field');
+      // Cleared: left out, or kept as `undefined` (what the engine reads is the same).
+      equal(r.deliveryPending, undefined, 'update clears a field patched to undefined (`deliveryPending`)');
+      equal(r.dueAt, undefined, 'update clears a field patched to undefined (`dueAt`)');
+    },
+  },
+  {
+    name: 'unfinished: tasks not terminal, and finished ones whose destination call is pending, every field but the payload (which a store may omit)',
+    async run(open) {
+      const { store } = await open();
+      const statuses: [string, AsyncTaskStatus, boolean?][] = [
+        ['a', 'Enqueued'],
+        ['b', 'Running'],
+        ['c', 'Retrying'],
+        ['d', 'Stopping'],
+        ['e', 'Succeeded'],
+        ['f', 'Failed', true],
+        ['g', 'Stopped'],
+        ['h', 'Enqueued'],
+      ];
+      let t = 1000;
+      for (const [id, status, pending] of statuses) {
+        await store.insert(taskRecord(id, { status, deliveryPending: pending, startedTime: t++ }));
+      }
+      const order =
+        'unfinished() lists the tasks not terminal and those with deliveryPending, in the order they were accepted (startedTime)';
+      equal(ids(await store.unfinished()), ['a', 'b', 'c', 'd', 'f', 'h'], order);
+      await store.update('f', { deliveryPending: undefined });
+      equal(ids(await store.unfinished()), ['a', 'b', 'c', 'd', 'h'], `${order}; after deliveryPending is cleared`);
+      await store.transition('a', 'Stopped', { from: ['Enqueued'], patch: { endTime: 1 } });
+      equal(ids(await store.unfinished()), ['b', 'c', 'd', 'h'], `${order}; after a transition that ends a task`);
+      // A write that leaves the task unfinished (only its status and record change) lists it under its new status.
+      await store.transition('h', 'Running', { from: ['Enqueued'] });
+      ok(
+        (await store.unfinished()).some((r) => r.taskId === 'h' && r.status === 'Running'),
+        'unfinished() lists a task under the status a transition gave it (h Running)',
+      );
+      equal(
+        ids((await store.list({ status: 'Running', sortOrderByTime: 'asc' })).tasks),
+        ['b', 'h'],
+        "list({ status: 'Running' }) finds a task under the status a transition gave it",
+      );
+      // Every field as `get` has it, but `payload`: a store may leave it out (recovery reads a
+      // task with `get` when it needs the request); one it gives is the whole request.
+      for (const task of await store.unfinished()) {
+        const { payload, ...rest } = (await store.get(task.taskId)) as TaskRecord;
+        const { payload: given, ...head } = task as Partial<TaskRecord>;
+        equal(head, rest, `unfinished() gives task ${task.taskId} with every field get() has (but payload)`);
+        if (given !== undefined) {
+          equal(given, payload, `unfinished() gives task ${task.taskId}'s payload whole, or none`);
+        }
+      }
+    },
+  },
+  {
+    name: 'lists exactly as the in-memory store pages (filters, order, cursor): 60 tasks, pages of 7',
+    run: (open) => listsAsMemory(open, 60, [7, 4, 5]),
+  },
+  {
+    name: 'lists exactly as the in-memory store pages (filters, order, cursor): 450 tasks, pages of 100',
+    run: (open) => listsAsMemory(open, 450, [100, 30, 40]),
+  },
+  {
+    name: 'lists payload bodies when asked, and without includePayload none or whole ones',
+    async run(open) {
+      const { store } = await open();
+      await store.insert(taskRecord('t_1'));
+      // Without includePayload a store may leave the bodies out (empty): the task API then answers none.
+      const body = (await store.list({})).tasks[0]?.payload.body;
+      ok(
+        body?.length === 0 || (Buffer.isBuffer(body) && body.equals(Buffer.from([0, 1, 2, 255]))),
+        'list() without includePayload gives each body empty or whole',
+      );
+      const withPayload = await store.list({ limit: 1, includePayload: true });
+      equal(
+        withPayload.tasks[0]?.payload.body,
+        Buffer.from([0, 1, 2, 255]),
+        'list({ includePayload: true }) gives the bodies',
+      );
+    },
+  },
+  {
+    name: 'rejects a bad nextToken with 400 InvalidArgument',
+    async run(open) {
+      const { store } = await open();
+      const behaviour = "list({ nextToken: 'garbage' }) rejects with an error whose code is InvalidArgument";
+      const rejected = await (async () => store.list({ nextToken: 'garbage' }))().then(
+        () => assert.fail(`${behaviour} (it resolved)`),
+        (error: unknown) => error,
+      );
+      equal((rejected as { code?: unknown } | undefined)?.code, 'InvalidArgument', behaviour);
+    },
+  },
+  {
+    name: 'prunes finished tasks past retentionMs, then the oldest past maxTasks, never unfinished ones',
+    usesPrune: true,
+    async run(open) {
+      const { store, prune } = await open({ maxTasks: 600, retentionMs: 60_000 });
+      const now = Date.now();
+      let n = 0;
+      const add = async (count: number, status: AsyncTaskStatus, endTime: (i: number) => number | undefined) => {
+        await Promise.all(
+          Array.from({ length: count }, (_, i) =>
+            store.insert(taskRecord(`t_${n++}`, { status, endTime: endTime(i) })),
+          ),
+        );
+      };
+      await add(700, 'Succeeded', () => now - 120_000); // past retention: all go
+      await add(5, 'Enqueued', () => undefined); // unfinished: stay
+      await add(800, 'Failed', (i) => now - 50_000 + i); // within retention: the 200 that ended first go
+      equal(await prune(), 900, 'a pruning pass deletes the 700 past retentionMs and the 200 oldest past maxTasks');
+      const count = async (status?: AsyncTaskStatus) => {
+        let total = 0;
+        let page = await store.list({ status, limit: 100 });
+        for (;;) {
+          total += page.tasks.length;
+          if (!page.nextToken) return total;
+          page = await store.list({ status, limit: 100, nextToken: page.nextToken });
+        }
+      };
+      equal(await count('Succeeded'), 0, 'after pruning, no task past retentionMs is listed');
+      equal(await count('Failed'), 600, 'after pruning, maxTasks finished tasks are listed');
+      equal(await count(), 605, 'after pruning, the finished tasks kept and every unfinished one are listed');
+      equal((await store.unfinished()).length, 5, 'pruning deletes no unfinished task');
+      equal(await store.get('t_0'), undefined, 'get of a task pruned past retentionMs is undefined');
+      equal(await store.get('t_904'), undefined, 'get of a task pruned past maxTasks (the oldest end) is undefined');
+      ok((await store.get('t_905')) !== undefined, 'get of a finished task kept (a later end) reads it');
+      equal(await prune(), 0, 'a second pruning pass deletes nothing');
+    },
+  },
+  {
+    name: 'prunes a task ended by `transition` by the end time it was given, once its destination call is done',
+    usesPrune: true,
+    async run(open) {
+      const { store, prune } = await open({ maxTasks: 100, retentionMs: 60_000 });
+      const now = Date.now();
+      for (const id of ['t_old', 't_recent', 't_owed']) await store.insert(taskRecord(id));
+      await store.transition('t_old', 'Succeeded', { from: ['Enqueued'], patch: { endTime: now - 120_000 } });
+      await store.transition('t_recent', 'Failed', { from: ['Enqueued'], patch: { endTime: now - 1000 } });
+      // Ended long ago, its destination call still owed: kept until the call is made.
+      const owed = { endTime: now - 120_000, deliveryPending: true };
+      await store.transition('t_owed', 'Stopped', { from: ['Enqueued'], patch: owed });
+      equal(
+        await prune(),
+        1,
+        'a pruning pass deletes a task `transition` ended past retentionMs (by its endTime), not one with deliveryPending',
+      );
+      equal(
+        ids((await store.list({ sortOrderByTime: 'asc' })).tasks).sort(),
+        ['t_owed', 't_recent'],
+        'after pruning, the task ended within retentionMs and the one with deliveryPending are listed',
+      );
+      await store.update('t_owed', { deliveryPending: undefined, destinationStatus: 'Succeeded' });
+      equal(await prune(), 1, 'a pruning pass deletes a task past retentionMs once its deliveryPending is cleared');
+      equal(
+        await store.get('t_owed'),
+        undefined,
+        'get of the task pruned once its destination call was done is undefined',
+      );
+      equal((await store.get('t_recent'))?.status, 'Failed', 'pruning keeps a task ended within retentionMs');
+    },
+  },
+  {
+    name: 'keeps every field of a task, and takes a burst of inserts in one turn with duplicates refused',
+    async run(open) {
+      const { store, reopen } = await open();
+      const full = fullRecord();
+      // One turn: the inserts go out together; the id inserted twice is refused the second time.
+      const added = await Promise.all([
+        store.insert(full),
+        store.insert(taskRecord('t_1')),
+        store.insert(taskRecord('t_1')),
+        store.insert(taskRecord('t_2')),
+      ]);
+      equal(added, [true, true, false, true], 'inserts in one turn: each new id true, the same id again false');
+      await store.update('t_full', { destinationStatus: 'Succeeded' });
+      const again = await reopen();
+      equal(
+        await again.get('t_full'),
+        { ...full, destinationStatus: 'Succeeded' },
+        'get through another store reads every field of TaskRecord as written',
+      );
+      equal(
+        ids(await again.unfinished()).sort(),
+        ['t_1', 't_2', 't_full'],
+        'unfinished() through another store lists the tasks inserted unfinished and one with deliveryPending',
+      );
+    },
+  },
+] satisfies TaskStoreCase[]);

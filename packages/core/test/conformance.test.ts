@@ -1,0 +1,83 @@
+import { AssertionError } from 'node:assert';
+import { MemoryTaskStore, type TaskPatch, type TaskStore } from '@fc-async/core';
+import { type OpenTaskStore, taskStoreCases } from '@fc-async/core/conformance';
+import { describe, expect, it } from 'vitest';
+
+// The public TaskStore conformance table, imported as a backend author imports it: by its package
+// subpath, from the built code (`npm test` builds first).
+
+const openOn =
+  (make: () => TaskStore): OpenTaskStore =>
+  async () => {
+    const store = make();
+    // One process's memory: another store on the same storage is the same store.
+    return { store, reopen: async () => store, prune: async () => 0 };
+  };
+
+describe('MemoryTaskStore', () => {
+  // It prunes as tasks finish, with no pass of its own: it leaves out the cases that call `prune()`.
+  it('leaves out only the pruning cases', () => {
+    expect(taskStoreCases.filter((c) => c.usesPrune).map((c) => c.name)).toEqual([
+      'prunes finished tasks past retentionMs, then the oldest past maxTasks, never unfinished ones',
+      'prunes a task ended by `transition` by the end time it was given, once its destination call is done',
+    ]);
+  });
+  for (const c of taskStoreCases.filter((c) => !c.usesPrune)) {
+    it(c.name, () => c.run(openOn(() => new MemoryTaskStore())));
+  }
+});
+
+describe('the table catches a store that breaks what the engine relies on', () => {
+  const run = async (name: string, make: () => TaskStore) => {
+    const c = taskStoreCases.find((c) => c.name.startsWith(name));
+    if (!c) throw new Error(`no case named ${name}`);
+    return c.run(openOn(make)).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+  };
+
+  it('an update that skips a field patched to undefined, named in the error', async () => {
+    class SkipsUndefined extends MemoryTaskStore {
+      override update(taskId: string, patch: TaskPatch): void {
+        super.update(taskId, Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)));
+      }
+    }
+    const error = await run('update sets fields', () => new SkipsUndefined());
+    expect(error).toBeInstanceOf(AssertionError);
+    expect((error as Error).message).toMatch(/^update clears a field patched to undefined \(`deliveryPending`\)\n/);
+  });
+
+  it('a transition that is no compare-and-set', async () => {
+    class Overwrites extends MemoryTaskStore {
+      override transition(...[taskId, status, options]: Parameters<MemoryTaskStore['transition']>) {
+        return super.transition(taskId, status, { ...options, from: [this.get(taskId)?.status ?? 'Enqueued'] });
+      }
+    }
+    const error = await run('transition is a compare-and-set', () => new Overwrites());
+    expect((error as Error).message).toMatch(/^transition from a status the task is not in is refused/);
+  });
+
+  it('unfinished() in another order than accepted', async () => {
+    class Reversed extends MemoryTaskStore {
+      override unfinished() {
+        return super.unfinished().reverse();
+      }
+    }
+    const error = await run('unfinished:', () => new Reversed());
+    expect((error as Error).message).toMatch(/^unfinished\(\) lists the tasks not terminal/);
+  });
+
+  it('a paging cursor that repeats a page', async () => {
+    class Stuck extends MemoryTaskStore {
+      override list(query: Parameters<MemoryTaskStore['list']>[0]) {
+        return super.list({ ...query, nextToken: undefined });
+      }
+    }
+    const error = await run(
+      'lists exactly as the in-memory store pages (filters, order, cursor): 60',
+      () => new Stuck(),
+    );
+    expect((error as Error).message).toMatch(/^list\(\{\}\), page 2: the tasks and their order\n/);
+  });
+});
