@@ -449,6 +449,32 @@ describe('listenFc: spans of requests that end after a pre-stop', () => {
   });
 });
 
+describe('listenFc: spans buffered at pre-stop', () => {
+  it('a runtime that serves an app listenFc was not told of is flushed at pre-stop too', async () => {
+    const exporter = new InMemorySpanExporter();
+    // Exported only when flushed: what a BatchSpanProcessor holds when FC freezes or stops the instance is lost.
+    const provider = new BasicTracerProvider({
+      spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: 600_000 })],
+    });
+    const runtime = createFcRuntime({ env: {}, logger: memoryLogger(), tracing: { tracerProvider: provider } });
+    const listener = (req: IncomingMessage, res: ServerResponse) =>
+      runtime.handle(req, { app: {}, listener: () => ok }, res).then((answer) => {
+        if (answer === undefined) return runtime.proceed(req, () => ok(req, res));
+        writeBridgeResponse(res, answer, req.method ?? 'GET');
+      });
+    // No `app` hook: listenFc's pre-stop closes no runtime of its own, only the pre-stop hooks run.
+    const { fc, url } = await start(listener);
+    try {
+      expect(await (await fetch(`${url}/users`)).text()).toBe('app');
+      expect(exporter.getFinishedSpans()).toHaveLength(0);
+      await fc.preStop();
+      expect(exporter.getFinishedSpans().map((s) => s.name)).toEqual(['GET']);
+    } finally {
+      await runtime.close();
+    }
+  });
+});
+
 describe('listenFc: graceful shutdown', () => {
   it('close() finishes the in-flight request, then stops listening', async () => {
     const gate = deferred();
