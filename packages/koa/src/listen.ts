@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type FcListenOptions, type FcServer, listenFc } from '@fc-async/core';
-import { answerNullThrows } from './errors.js';
+import { createConsoleLogger, type FcListenOptions, type FcServer, listenFc } from '@fc-async/core';
+import { answerNullThrows, type KoaErrorEmitter, logKoaErrors } from './errors.js';
 import { bindFcAsync } from './middleware.js';
 
 /**
@@ -8,7 +8,9 @@ import { bindFcAsync } from './middleware.js';
  * `FC_SERVER_PORT`, then 9000, on `0.0.0.0`, keep-alive on and no request timeout; answers FC's
  * `POST /initialize` and `GET /pre-stop` (which lets the app's `fcAsync()` tasks finish, then
  * flushes, within `preStopTimeoutMs`); shuts down gracefully on SIGTERM. Like `app.listen()`,
- * it takes the middleware added so far.
+ * it takes the middleware added so far. The app's errors go to `options.logger` (the app's
+ * `fcAsync()` logger when it has one; none of them when the app has an `error` listener of its
+ * own), as Express's `listen()` logs its own, not Koa's stack on stderr.
  *
  * @example
  * ```ts
@@ -28,6 +30,9 @@ export function listen(
   if (!app || typeof app.callback !== 'function') {
     return Promise.reject(new TypeError('Expected `app` to be a Koa application (with a callback() method)'));
   }
+  // Before the middleware is bound: an `fcAsync()` in the app then names its own logger instead.
+  const logger = options.logger ?? createConsoleLogger();
+  logKoaErrors(app as typeof app & KoaErrorEmitter, () => logger, false);
   try {
     bindFcAsync(app as { middleware?: unknown });
   } catch (error) {
