@@ -19,11 +19,23 @@ export interface FunctionLog {
   failed(requestId: string, error: unknown): void;
 }
 
-/** Calls an FC handler that returns a promise, returns a value, or calls `callback`; bounded by `timeoutMs`. */
+/**
+ * How long after the function's timeout {@link callHandler} gives a handler up. The invocation's
+ * own deadline fires at the timeout (a sync call's 504 `FunctionTimeout`, an attempt's
+ * `InvocationError`); this backstop, armed a moment later, never races it: two timers of one
+ * length fire in either order on a loaded machine, and an attempt the handler's timer ended first
+ * was recorded `UnhandledInvocationError`.
+ */
+export const HANDLER_TIMEOUT_LAG_MS = 100;
+
+/**
+ * Calls an FC handler that returns a promise, returns a value, or calls `callback`; bounded by
+ * `timeoutMs` (plus {@link HANDLER_TIMEOUT_LAG_MS}, see there).
+ */
 export function callHandler(fn: AnyHandler, args: unknown[], timeoutMs: number): Promise<unknown> {
   return new Promise((resolve, reject) => {
     let done = false;
-    const timer = setTimeout(() => finish(functionTimeout(timeoutMs)), timeoutMs);
+    const timer = setTimeout(() => finish(functionTimeout(timeoutMs)), timeoutMs + HANDLER_TIMEOUT_LAG_MS);
     function finish(error: unknown, value?: unknown) {
       if (done) return;
       done = true;
