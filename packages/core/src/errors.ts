@@ -220,3 +220,22 @@ export function isError(value: unknown): value is Error {
 export function badRequest(code: FcAsyncErrorCode, message: string, cause?: unknown): FcAsyncError {
   return new FcAsyncError(code, message, { statusCode: 400, cause });
 }
+
+/**
+ * The 400 `InvalidArgument` FC's HTTP trigger answers for an async call whose body is past the
+ * async limit in force, `limit` bytes; `size` says how large the body is, as far as it is known
+ * (`'200000 bytes'`, `'131073 bytes or more'`, `'over 33554432 bytes'`). One wording for the
+ * engine, the custom runtime's body reader and the emulator (whose FC API names the same refusal
+ * `EntityTooLarge`).
+ *
+ * @example
+ * ```ts
+ * import { asyncBodyTooLarge } from '@fc-async/core';
+ *
+ * asyncBodyTooLarge('200000 bytes', 131072).message;
+ * // 'The async request body is 200000 bytes, above the limit of 131072'
+ * ```
+ */
+export function asyncBodyTooLarge(size: string, limit: number): FcAsyncError {
+  return badRequest('InvalidArgument', `The async request body is ${size}, above the limit of ${limit}`);
+}

@@ -100,6 +100,7 @@ export {
 } from './destinations/index.js';
 export { MAX_TIMER_MS } from './destinations/validate.js';
 export {
+  asyncBodyTooLarge,
   badRequest,
   type DestinationErrorCode,
   FcAsyncError,

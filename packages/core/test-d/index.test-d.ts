@@ -332,6 +332,8 @@ if (s18.isFcAsyncError<s18.FcAsyncErrorCode | 'TranscodeFailed'>(caught)) {
   expectType<s18.FcAsyncErrorCode | 'TranscodeFailed'>(caught.code);
 }
 expectError(s18.badRequest('InvalidArgumnet', 'typo'));
+expectType<s18.FcAsyncError>(s18.asyncBodyTooLarge('200000 bytes', 131072));
+expectError(s18.asyncBodyTooLarge(200000, 131072));
 declare const destinationError: s18.DestinationError;
 expectType<s18.DestinationErrorCode>(destinationError.code);
 expectAssignable<s18.FcAsyncErrorCode>(destinationError.code);

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { FcAsyncError } from '@fc-async/core';
+import { FcAsyncError, asyncBodyTooLarge as tooLargeForAsync } from '@fc-async/core';
 import { MAX_SYNC_BODY } from './body.js';
 
 /** FC's limit for a request's headers, in bytes (`name: value` lines). */
@@ -29,10 +29,7 @@ export function asyncBodyTooLarge(
   limit: number,
   readLimit = MAX_SYNC_BODY,
 ): FcAsyncError {
-  const size = declared === undefined ? `over ${readLimit}` : String(declared);
-  return new FcAsyncError('InvalidArgument', `The async request body is ${size} bytes, above the limit of ${limit}`, {
-    statusCode: 400,
-  });
+  return tooLargeForAsync(declared === undefined ? `over ${readLimit} bytes` : `${declared} bytes`, limit);
 }
 
 /**

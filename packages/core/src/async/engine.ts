@@ -13,7 +13,7 @@ import {
 import { resolveSettings, type Settings } from '../destinations/deliver-options.js';
 import type { Destination } from '../destinations/types.js';
 import { MAX_TIMER_MS, objectOption } from '../destinations/validate.js';
-import { badRequest, FcAsyncError, isFcAsyncError } from '../errors.js';
+import { asyncBodyTooLarge, badRequest, FcAsyncError, isFcAsyncError } from '../errors.js';
 import type { AsyncTask, DestinationCondition, DestinationRecord } from '../fc-types.js';
 import { checkCallerTaskId, type Invocation } from '../invocation.js';
 import type { Logger } from '../logger.js';
@@ -616,10 +616,7 @@ export class AsyncEngine {
     const max = anySize ? FC_PAYLOAD_BYTES : this.options.maxAsyncPayloadBytes;
     if (request.body.length > max) {
       // FC's HTTP trigger says InvalidArgument (its API EntityTooLarge: the emulator's FC API maps it).
-      throw badRequest(
-        'InvalidArgument',
-        `The async request body is ${request.body.length} bytes, above the limit of ${max}`,
-      );
+      throw asyncBodyTooLarge(`${request.body.length} bytes`, max);
     }
     const delayMs = parseDelay(request.headers['x-fc-async-delay']);
     // Tasks whose destination is being called count too: they hold their record and answer in

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { badRequest, FcAsyncError } from '../errors.js';
+import { asyncBodyTooLarge, badRequest, FcAsyncError } from '../errors.js';
 import type { FcRequest } from '../request.js';
 
 const EMPTY = Buffer.alloc(0);
@@ -49,7 +49,7 @@ function checkReadOptions(options: { limit: unknown; url?: unknown }): void {
 }
 
 function tooLarge(size: number, limit: number): FcAsyncError {
-  return badRequest('InvalidArgument', `The async request body is ${size} bytes or more, above the limit of ${limit}`);
+  return asyncBodyTooLarge(`${size} bytes or more`, limit);
 }
 
 function aborted(cause: unknown): FcAsyncError {
