@@ -151,6 +151,26 @@ describe('the FC API of the control port: InvokeFunction and the async invoke co
       });
     });
 
+    it("holds an HTTP function's async payload to 128 KB too, an FC event whose own body is smaller included", async () => {
+      const async = { xFcInvocationType: 'Async' };
+      expect((await invoke('web', Buffer.alloc(128 * 1024, 97), async)).statusCode).toBe(202);
+      expect(await sdkError(invoke('web', Buffer.alloc(128 * 1024 + 1, 97), async))).toMatchObject({
+        code: 'EntityTooLarge',
+        statusCode: 400,
+      });
+      // 100 KB of body, base64 in its event: the payload FC is sent is past the limit.
+      const event = JSON.stringify({
+        version: 'v1',
+        rawPath: '/',
+        body: Buffer.alloc(100 * 1024, 1).toString('base64'),
+        isBase64Encoded: true,
+        headers: {},
+        queryParameters: {},
+        requestContext: { http: { method: 'POST', path: '/' } },
+      });
+      expect(await sdkError(invoke('web', event, async))).toMatchObject({ code: 'EntityTooLarge', statusCode: 400 });
+    });
+
     it.each(['0', '3600', 'soon'])('refuses x-fc-async-delay %s with 400 InvalidArgument', async (delay) => {
       const headers = { xFcInvocationType: 'Async', commonHeaders: { 'x-fc-async-delay': delay } };
       expect(await sdkError(invoke('evt', '{}', headers))).toMatchObject({ code: 'InvalidArgument', statusCode: 400 });

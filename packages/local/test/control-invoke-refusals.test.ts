@@ -58,6 +58,14 @@ describe('InvokeFunction with a payload its Content-Length puts past a limit', (
       code: ${fixture('')}
       handler: small-async-limit.handler
       runtime: nodejs20
+  smallweb:
+    component: fc3
+    props:
+      functionName: smallweb
+      code: ${fixture('')}
+      handler: small-async-limit.handler
+      runtime: nodejs20
+      triggers: [{ triggerName: http, triggerType: http }]
 `,
     );
     limited = await startEmulator({ config: join(root, 's.yaml'), port: 0, controlPort: 0, output: () => {} });
@@ -83,13 +91,27 @@ describe('InvokeFunction with a payload its Content-Length puts past a limit', (
     await vi.waitFor(() => expect(state.closed).toBe(true), { timeout: 10_000 });
     return state.answer;
   }
-  const invocation = (extra: string) =>
-    `POST /2023-03-30/functions/small/invocations HTTP/1.1\r\nHost: HOST\r\nContent-Type: application/octet-stream\r\n${extra}\r\n`;
+  const invocation = (extra: string, fn = 'small') =>
+    `POST /2023-03-30/functions/${fn}/invocations HTTP/1.1\r\nHost: HOST\r\nContent-Type: application/octet-stream\r\n${extra}\r\n`;
   const apiError = (answer: string) => JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
 
   it('async past the function’s async limit: 400 EntityTooLarge naming it, before `100 Continue`', async () => {
     const answer = await raw(
       invocation('X-Fc-Invocation-Type: Async\r\nContent-Length: 2000\r\nExpect: 100-continue\r\n'),
+    );
+    expect(answer).not.toContain('100 Continue');
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(apiError(answer)).toMatchObject({
+      Code: 'EntityTooLarge',
+      Message: 'The async request body is 2000 bytes, above the limit of 1000',
+    });
+  });
+
+  // It used to read an HTTP function's payload first (it may be an FC event whose body is smaller):
+  // FC holds the payload itself to the limit.
+  it('an HTTP function’s too: 400 EntityTooLarge naming the limit, before `100 Continue`', async () => {
+    const answer = await raw(
+      invocation('X-Fc-Invocation-Type: Async\r\nContent-Length: 2000\r\nExpect: 100-continue\r\n', 'smallweb'),
     );
     expect(answer).not.toContain('100 Continue');
     expect(answer).toMatch(/^HTTP\/1\.1 400 /);

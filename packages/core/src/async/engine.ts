@@ -615,7 +615,7 @@ export class AsyncEngine {
     if (!this.isReady) await this.backendReady();
     const max = anySize ? FC_PAYLOAD_BYTES : this.options.maxAsyncPayloadBytes;
     if (request.body.length > max) {
-      // FC's HTTP trigger says InvalidArgument (its API EntityTooLarge: the emulator's FC API maps it).
+      // FC's HTTP trigger says InvalidArgument (its API EntityTooLarge: the emulator's FC API refuses such a payload itself).
       throw asyncBodyTooLarge(`${request.body.length} bytes`, max);
     }
     const delayMs = parseDelay(request.headers['x-fc-async-delay']);

@@ -45,40 +45,52 @@ function passedHeaders(h: IncomingMessage['headers']): IncomingCall['headers'] {
 }
 
 /**
- * Refuses, from its head, an async InvokeFunction of an event function whose `Content-Length` is
- * past the function's async limit, as the engine would once it read it (`400 EntityTooLarge`):
- * before `100 Continue`, the body unread. An HTTP function's payload may be an HTTP event whose
- * body is smaller than it: the engine decides once it is read.
+ * The async limit an InvokeFunction call is held to: its function's (`async.maxAsyncPayloadBytes`)
+ * when the headers passed on ask for an async invocation, else `undefined` (a sync call: FC's 32
+ * MB; or an engine from a copy of the core that does not tell its limit, which checks it itself).
  */
-export function refuseDeclaredPayload(req: IncomingMessage, fn: LocalFunction): void {
-  const limit = fn.spec.http ? undefined : asyncLimitOf(fn.engine);
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (limit === undefined || !(declared > limit)) return;
+function asyncPayloadLimit(headers: IncomingCall['headers'], fn: LocalFunction): number | undefined {
+  const limit = asyncLimitOf(fn.engine);
+  if (limit === undefined) return undefined;
   try {
-    if (detectInvocation(passedHeaders(req.headers)).type !== 'Async') return;
+    return detectInvocation(headers).type === 'Async' ? limit : undefined;
   } catch {
     // Headers the call refuses anyway, once read (a malformed task id).
-    return;
+    return undefined;
   }
-  throw new ApiError(400, 'EntityTooLarge', asyncBodyTooLarge(declared, limit).message);
 }
 
-/** The engine's refusal of an async body over the limit (FC's HTTP trigger code: InvalidArgument). */
-const PAYLOAD_TOO_LARGE = /^The async request body is \d+ bytes/;
+/**
+ * FC's API refusal of an async payload past `limit`: `400 EntityTooLarge`, in the words of the
+ * engine's own (the HTTP trigger's `InvalidArgument`). The API decides it by the payload's size
+ * itself, whatever the function's kind, rather than by what the engine answered.
+ */
+const payloadTooLarge = (size: number, limit: number) =>
+  new ApiError(400, 'EntityTooLarge', asyncBodyTooLarge(size, limit).message);
 
+/**
+ * Refuses, from its head, an async InvokeFunction whose `Content-Length` is past the function's
+ * async limit (`400 EntityTooLarge`): before `100 Continue`, the body unread. As on FC, the limit
+ * holds the payload, an HTTP function's too (whose payload may be an FC event: its body is never
+ * larger than the payload).
+ */
+export function refuseDeclaredPayload(req: IncomingMessage, fn: LocalFunction): void {
+  const limit = asyncPayloadLimit(passedHeaders(req.headers), fn);
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (limit !== undefined && declared > limit) throw payloadTooLarge(declared, limit);
+}
+
+/** An error the function's handler answered, with its code as it is (a 429's Retry-After kept). */
 function errorOf(result: FcHttpResult): ApiError {
   try {
     const body = JSON.parse(result.body) as { code?: unknown; message?: unknown };
     if (typeof body.code === 'string') {
-      const message = String(body.message ?? '');
-      // FC's API names that refusal EntityTooLarge.
-      const code = body.code === 'InvalidArgument' && PAYLOAD_TOO_LARGE.test(message) ? 'EntityTooLarge' : body.code;
       // A refusal worth another try (429, a store's 503) says when, as the trigger's answer does.
       const retryAfter = result.headers['retry-after'];
       return new ApiError(
         result.statusCode,
-        code,
-        message,
+        body.code,
+        String(body.message ?? ''),
         typeof retryAfter === 'string' ? { 'retry-after': retryAfter } : undefined,
       );
     }
@@ -111,8 +123,11 @@ export async function invokeFunction(call: ApiCall, log: EmulatorLog): Promise<v
   // The answer follows what the function is given: the headers passed on (the event's own may ask
   // for an async call too), never a client's x-fc-retry-count, which the function does not see.
   const detection = detectInvocation({ ...incoming.headers, 'x-fc-retry-count': undefined });
-  const { result, requestId } = await call.fn.invoke(incoming, { requestId: call.requestId });
   const isAsync = detection.type === 'Async';
+  // A payload sent chunked (or an event that asks for an async call itself): its size, once read.
+  const limit = isAsync ? asyncLimitOf(call.fn.engine) : undefined;
+  if (limit !== undefined && call.body.length > limit) throw payloadTooLarge(call.body.length, limit);
+  const { result, requestId } = await call.fn.invoke(incoming, { requestId: call.requestId });
   if (isAsync && result.statusCode !== 202) throw errorOf(result);
   const out: Record<string, string> = { 'x-fc-request-id': requestId };
   let body = Buffer.alloc(0);
