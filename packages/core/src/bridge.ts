@@ -20,6 +20,23 @@ const kBody = Symbol('fc-async.body');
 const kState = Symbol('fc-async.response');
 
 type BridgeRequest = IncomingMessage & { [kBody]: Buffer };
+
+/**
+ * **Internal**: a bound on the body bytes a bridged response collects (`fc-async dev` gives FC's
+ * 32 MB of a sync response). Past `bytes` the bytes collected are dropped, the response is
+ * destroyed as a closed connection would be (the app's writes fail, a piped stream stops), and
+ * the invocation rejects with `tooLarge()`.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const limit: AnswerLimit = { bytes: 32 * 1024 * 1024, tooLarge: () => new Error('The answer is too large') };
+ * ```
+ */
+export interface AnswerLimit {
+  readonly bytes: number;
+  tooLarge(): Error;
+}
 type BridgeServerResponse = ServerResponse & { [kState]: BridgeSocket; _header?: unknown; finished: boolean };
 
 /**
@@ -48,11 +65,14 @@ class BridgeSocket {
    */
   first: string | Uint8Array | undefined = undefined;
   more: (string | Uint8Array)[] | undefined = undefined;
+  /** Body bytes written so far, counted only under a {@link limit}. */
+  size = 0;
 
   constructor(
     readonly remoteAddress: string | undefined,
     readonly resolve: (response: BridgeResponse) => void,
     private readonly reject: (error: unknown) => void,
+    readonly limit: AnswerLimit | undefined,
   ) {}
 
   // Constants as accessors: read now and then, never worth a slot on every socket.
@@ -156,8 +176,29 @@ export function runNodeHandler(
   request: FcRequest,
   attach?: (req: IncomingMessage) => void,
 ): Promise<BridgeResponse> {
+  return runBridged(handler, request, attach, undefined);
+}
+
+/**
+ * **Internal**: {@link runNodeHandler}, its response body held to `limit` when one is given (see
+ * {@link AnswerLimit}).
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const limit = { bytes: 5, tooLarge: () => new Error('too large') };
+ * await runBridged((req, res) => res.end('too long'), { method: 'GET', url: '/', headers: {}, body: Buffer.alloc(0) }, undefined, limit);
+ * // rejects with Error: too large
+ * ```
+ */
+export function runBridged(
+  handler: NodeHandler,
+  request: FcRequest,
+  attach: ((req: IncomingMessage) => void) | undefined,
+  limit: AnswerLimit | undefined,
+): Promise<BridgeResponse> {
   return new Promise<BridgeResponse>((resolve, reject) => {
-    const socket = new BridgeSocket(request.remoteAddress, resolve, reject);
+    const socket = new BridgeSocket(request.remoteAddress, resolve, reject, limit);
     const req = new IncomingMessage(socket as never) as BridgeRequest;
     req.method = request.method;
     req.url = request.url;
@@ -295,6 +336,17 @@ function pushChunk(collector: BridgeSocket, chunk: unknown, encoding: unknown): 
 }
 
 function addChunk(collector: BridgeSocket, chunk: string | Uint8Array): void {
+  const limit = collector.limit;
+  if (limit !== undefined) {
+    collector.size += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.byteLength;
+    if (collector.size > limit.bytes) {
+      // Not held a moment longer: the invocation fails, and the app learns of it as of a closed connection.
+      collector.first = undefined;
+      collector.more = undefined;
+      collector.destroy(limit.tooLarge());
+      return;
+    }
+  }
   if (collector.first === undefined) collector.first = chunk;
   else if (collector.more === undefined) collector.more = [chunk];
   else collector.more.push(chunk);
@@ -309,6 +361,11 @@ function write(this: BridgeServerResponse, chunk: unknown, encoding?: unknown, c
   }
   if (!collector.headWritten) this.writeHead(this.statusCode);
   pushChunk(collector, chunk, typeof encoding === 'function' ? undefined : encoding);
+  // The chunk took the body past its limit (AnswerLimit): the response is destroyed.
+  if (collector.destroyed) {
+    refuseWrite(this, collector, callback);
+    return false;
+  }
   if (typeof callback === 'function') process.nextTick(callback as () => void);
   return true;
 }
@@ -350,6 +407,11 @@ function end(this: BridgeServerResponse, chunk?: unknown, encoding?: unknown, cb
   }
   if (!collector.headWritten) this.writeHead(this.statusCode);
   pushChunk(collector, data, enc);
+  // The last chunk took the body past its limit (AnswerLimit): the response is destroyed, not ended.
+  if (collector.destroyed) {
+    refuseWrite(this, collector, callback);
+    return this;
+  }
   collector.ended = true;
   this.finished = true;
   const statusCode = collector.statusCode;

@@ -57,7 +57,8 @@ export type DestinationErrorCode =
  *   `FastifyAlreadyReady`, `FcAsyncAlreadyRegistered`, `FcAsyncNotOnRoot`, `ListenFailed`.
  * - `fc-async dev`: `NothingToServe`, `EntryNotFound`, `EntryLoadFailed`, `EntryNotServable`,
  *   `FunctionNotStarted`, `CustomRuntimeStartFailed`, `CAExited`, `CAConnectionFailed`,
- *   `CAResponseTooLarge`, `AccessKeyRequired`, `OutDirNotWritable`, `EntityTooLarge` (a body over
+ *   `CAResponseTooLarge` and `ResponseTooLarge` (502: a custom runtime's or an in-process app's answer
+ *   past FC's 32 MB), `AccessKeyRequired`, `OutDirNotWritable`, `EntityTooLarge` (a body over
  *   FC's limit), `BodyBudgetExceeded` (503: the emulator holds too many body bytes).
  * - Destinations: every {@link DestinationErrorCode}.
  *
@@ -119,6 +120,7 @@ export type FcAsyncErrorCode =
   | 'CAExited'
   | 'CAConnectionFailed'
   | 'CAResponseTooLarge'
+  | 'ResponseTooLarge'
   | 'AccessKeyRequired'
   | 'OutDirNotWritable'
   | 'EntityTooLarge'

@@ -3,7 +3,7 @@ import { type AsyncOptions, resolveAsyncOptions, resolveMode } from './async/opt
 import { createRedactor } from './async/payload.js';
 import { isPlatformFailure, markPlatformFailure, PlatformAsync } from './async/platform.js';
 import { currentStartHold } from './async/start-hold.js';
-import { type NodeHandler, runNodeHandler } from './bridge.js';
+import { type AnswerLimit, type NodeHandler, runBridged } from './bridge.js';
 import { CLOSING, flushBursts, noteBurst, THROTTLED, unavailableBurst } from './bursts.js';
 import { FcAsyncError, isFcAsyncError } from './errors.js';
 import type { Fc2Request, Fc2Response, FcContext, FcHttpResult } from './fc-types.js';
@@ -185,12 +185,14 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
     return ready;
   };
 
+  // The bound on the app's answers that `fc-async dev` sets (LIMIT_ANSWER): none otherwise.
+  let answerLimit: AnswerLimit | undefined;
   // Not `async`: a promise returned from an async function costs the caller two more ticks.
   // Never throws: both runners report failures by rejecting.
   const runApp = (request: FcRequest, invocation: Invocation): Promise<BridgeResponse> =>
     routeOf && tracing.isTracing(invocation)
-      ? runWithRoute(app, request, invocation, routeOf)
-      : runNodeHandler(app, request, (req) => setInvocation(req, invocation));
+      ? runWithRoute(app, request, invocation, routeOf, undefined, answerLimit)
+      : runBridged(app, request, (req) => setInvocation(req, invocation), answerLimit);
   const run = (request: FcRequest, invocation: Invocation): Promise<BridgeResponse> =>
     isReady ? runApp(request, invocation) : whenReady().then(() => runApp(request, invocation));
 
@@ -418,6 +420,11 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
     stop: notInPlatformMode,
   };
   Object.defineProperty(fcHandler, HANDLE_REQUEST, { value: handleRequest });
+  Object.defineProperty(fcHandler, LIMIT_ANSWER, {
+    value: (limit: AnswerLimit | undefined) => {
+      answerLimit = limit;
+    },
+  });
   return Object.assign(fcHandler, {
     mode,
     tasks,
@@ -446,6 +453,14 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
  * an event to parse, and gives a sync call its function's timeout as the `deadline`.
  */
 const HANDLE_REQUEST = Symbol.for('fc-async.handleRequest');
+
+/**
+ * Internal entry point of an {@link FcHandler}, for `@fc-async/local`: `(limit: AnswerLimit |
+ * undefined) => void` bounds the body the app's answers may have from then on, sync calls and
+ * async attempts alike (FC's 32 MB of a sync response): past it the invocation fails with
+ * `limit.tooLarge()`, without the bytes being held (see {@link AnswerLimit}).
+ */
+const LIMIT_ANSWER = Symbol.for('fc-async.limitAnswer');
 
 /**
  * A sync call's deadline, given by the emulator to {@link HANDLE_REQUEST}: once `timeoutMs` pass

@@ -1,5 +1,6 @@
 import { type Agent, type IncomingHttpHeaders, request } from 'node:http';
 import { type BridgeResponse, FcAsyncError, getInvocation, type NodeHandler } from '@fc-async/core';
+import { MAX_RESPONSE_BYTES, responseTooLarge } from './limits.js';
 import { within } from './within.js';
 
 /** Where a custom runtime listens, and whether it is still running. */
@@ -18,10 +19,7 @@ export interface ChildTarget {
 
 /** How long a failed exchange waits to learn whether the child exited (a crash mid-request), ms. */
 const EXIT_GRACE_MS = 1000;
-/** The largest answer taken from a custom runtime: FC's 32 MB limit of a synchronous response. */
-const MAX_ANSWER_BYTES = 32 * 1024 * 1024;
-
-/** Why an exchange was cut: the child's answer passed {@link MAX_ANSWER_BYTES}. */
+/** Why an exchange was cut: the child's answer passed {@link MAX_RESPONSE_BYTES} (FC's limit of a sync response). */
 class AnswerTooLarge extends Error {}
 
 /** The child closed the connection after its answer began (an app stream that failed mid-body). */
@@ -117,8 +115,8 @@ function send(
         begun = answer;
         incoming.on('data', (chunk: Buffer) => {
           answer.size += chunk.length;
-          if (answer.size > MAX_ANSWER_BYTES) {
-            cut(new AnswerTooLarge(`The answer is larger than ${MAX_ANSWER_BYTES} bytes`));
+          if (answer.size > MAX_RESPONSE_BYTES) {
+            cut(new AnswerTooLarge(`The answer is larger than ${MAX_RESPONSE_BYTES} bytes`));
             return;
           }
           chunks.push(chunk);
@@ -188,13 +186,7 @@ function unreachable(target: ChildTarget, cause: unknown, timeoutSeconds: number
       { statusCode: 504, cause },
     );
   }
-  if (cause instanceof AnswerTooLarge) {
-    return new FcAsyncError(
-      'CAResponseTooLarge',
-      `The custom runtime of ${target.name} answered more than ${MAX_ANSWER_BYTES} bytes (FC's limit of a response)`,
-      { statusCode: 502, cause },
-    );
-  }
+  if (cause instanceof AnswerTooLarge) return responseTooLarge(target.name, true, cause);
   const exit = target.exit;
   if (exit) {
     const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;

@@ -21,6 +21,7 @@ import { startCustomRuntime } from './custom-runtime.js';
 import { type EntryKind, loadEntry } from './entry.js';
 import { buildContext, buildFcEvent, type FunctionIdentity, type IncomingCall, requestFromCall } from './event.js';
 import { fastifyReady, functionTimeout, withinTimeout } from './function-guards.js';
+import { MAX_RESPONSE_BYTES, responseTooLarge } from './limits.js';
 import {
   eventListener,
   type FunctionLog,
@@ -103,6 +104,13 @@ type HandleRequest = (
   deadline?: Deadline,
   anySize?: boolean,
 ) => Promise<FcHttpResult>;
+
+/**
+ * The core handler's internal entry (`LIMIT_ANSWER` in @fc-async/core's handler.ts): bounds the
+ * body of the app's answers, past which the invocation fails with `tooLarge()`.
+ */
+const LIMIT_ANSWER = Symbol.for('fc-async.limitAnswer');
+type LimitAnswer = (limit: { readonly bytes: number; tooLarge(): Error } | undefined) => void;
 
 /** @default timeout of a function without one, in seconds */
 const DEFAULT_TIMEOUT = 60;
@@ -292,6 +300,13 @@ function localFunction(
   const engine = handler.engine;
   if (!engine) throw new Error(`The handler of ${spec.name} has no local async engine`);
   const handleRequest = (handler as unknown as Record<symbol, HandleRequest | undefined>)[HANDLE_REQUEST];
+  // FC's 32 MB of a response, for an app or handler run in-process (a custom runtime's proxy holds
+  // its answers to it itself): its answers are counted as written, and one past it fails the
+  // invocation without being held. A handler from a copy of the core without the entry answers whole.
+  if (kind !== 'custom-runtime') {
+    const limitAnswer = (handler as unknown as Record<symbol, LimitAnswer | undefined>)[LIMIT_ANSWER];
+    limitAnswer?.({ bytes: MAX_RESPONSE_BYTES, tooLarge: () => responseTooLarge(spec.name, false) });
+  }
   const now = new Date().toISOString();
   // FC 3.0's event joins a repeated query value with commas and carries a text body as text; FC 2.0
   // and a custom runtime see the query and the body's bytes as sent.

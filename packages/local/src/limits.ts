@@ -2,6 +2,28 @@ import type { IncomingMessage } from 'node:http';
 import { FcAsyncError, asyncBodyTooLarge as tooLargeForAsync } from '@fc-async/core';
 import { MAX_SYNC_BODY } from './body.js';
 
+/** FC's limit of a synchronous response's body, in bytes: an answer past it is dropped (see {@link responseTooLarge}). */
+export const MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
+
+/**
+ * The 502 of an invocation whose answer passed {@link MAX_RESPONSE_BYTES}, as FC bounds a sync
+ * response: `CAResponseTooLarge` for a custom runtime's answer, `ResponseTooLarge` for an app or
+ * handler run in-process; one wording for both.
+ *
+ * @example
+ * ```ts
+ * responseTooLarge('web', false).message;
+ * // "The function web answered more than 33554432 bytes (FC's limit of a response)"
+ * ```
+ */
+export function responseTooLarge(name: string, customRuntime: boolean, cause?: unknown): FcAsyncError {
+  return new FcAsyncError(
+    customRuntime ? 'CAResponseTooLarge' : 'ResponseTooLarge',
+    `The function ${name} answered more than ${MAX_RESPONSE_BYTES} bytes (FC's limit of a response)`,
+    { statusCode: 502, cause },
+  );
+}
+
 /** FC's limit for a request's headers, in bytes (`name: value` lines). */
 export const MAX_HEADER_BYTES = 8 * 1024;
 /** FC's limit for a request's path plus query, in bytes. */

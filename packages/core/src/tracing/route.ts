@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { type NodeHandler, runNodeHandler } from '../bridge.js';
+import { type AnswerLimit, type NodeHandler, runBridged } from '../bridge.js';
 import { type Invocation, setInvocation } from '../invocation.js';
 import type { FcRequest } from '../request.js';
 import type { BridgeResponse } from '../response.js';
@@ -37,14 +37,20 @@ export function runWithRoute(
   invocation: Invocation,
   routeOf: RouteOf,
   attach?: (req: IncomingMessage) => void,
+  limit?: AnswerLimit,
 ): Promise<BridgeResponse> {
   let nodeRequest: IncomingMessage | undefined;
   // A `then`, not an `await`: with an async-local context manager every promise costs a hook call.
-  return runNodeHandler(app, request, (req) => {
-    if (attach) attach(req);
-    else setInvocation(req, invocation);
-    nodeRequest = req;
-  }).then((response) => {
+  return runBridged(
+    app,
+    request,
+    (req) => {
+      if (attach) attach(req);
+      else setInvocation(req, invocation);
+      nodeRequest = req;
+    },
+    limit,
+  ).then((response) => {
     if (nodeRequest) {
       try {
         const route = routeOf(nodeRequest);
