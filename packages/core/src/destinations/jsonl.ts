@@ -1,4 +1,4 @@
-import { constants } from 'node:fs';
+import { type BigIntStats, constants } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { DestinationRecord } from '../fc-types.js';
@@ -90,16 +90,49 @@ const NEWLINE = Buffer.from('\n');
 async function appendLine(file: string, line: Buffer): Promise<void> {
   const handle = await openToAppend(file);
   try {
+    const stats = await handle.stat({ bigint: true });
     // One write per record, the newline that ends a torn line included, so O_APPEND keeps it whole.
-    const data = (await endsMidLine(file, handle)) ? Buffer.concat([NEWLINE, line]) : line;
+    const data = (await endsMidLine(file, stats)) ? Buffer.concat([NEWLINE, line]) : line;
+    // Forgotten until the record is written whole: a write cut short leaves part of a line.
+    lineEnds.delete(file);
     let offset = 0;
     while (offset < data.length) {
       const { bytesWritten } = await handle.write(data, offset, data.length - offset);
       offset += bytesWritten;
     }
+    if (stats.isFile()) rememberLineEnd(file, stats, stats.size + BigInt(data.length));
   } finally {
     await handle.close();
   }
+}
+
+/** A regular file as this process's last whole append to it left it: ending with that record's newline. */
+interface LineEnd {
+  dev: bigint;
+  ino: bigint;
+  birthtimeNs: bigint;
+  size: bigint;
+}
+
+/**
+ * Per resolved path, where this process's last whole append ended, so that the next append,
+ * finding the file as it was left, skips reading its last byte (a second open of the file): the
+ * same file (device, inode, birth time) of exactly that size ends with the newline written then. Anything else (a
+ * first append, another process's since, a file replaced or truncated to another size) reads it.
+ * Appends to one path are serialised, so each entry is read and written by one append at a time.
+ */
+const lineEnds = new Map<string, LineEnd>();
+
+/** Paths remembered at most: one per destination file in practice; the oldest goes first. */
+const MAX_LINE_ENDS = 256;
+
+function rememberLineEnd(file: string, stats: BigIntStats, size: bigint): void {
+  lineEnds.delete(file);
+  if (lineEnds.size >= MAX_LINE_ENDS) {
+    const oldest = lineEnds.keys().next().value;
+    if (oldest !== undefined) lineEnds.delete(oldest);
+  }
+  lineEnds.set(file, { dev: stats.dev, ino: stats.ino, birthtimeNs: stats.birthtimeNs, size });
 }
 
 /**
@@ -121,11 +154,21 @@ async function openToAppend(file: string): Promise<FileHandle> {
  * Whether a regular file's last byte is not a newline: an append cut short (a full disk, a file
  * size limit, a crash) left part of a line, and the next record would be glued to it. That record
  * then starts with a newline; the fragment stays, as truncating it could cut a line another
- * process appended since. A file this process cannot read is appended to as it is.
+ * process appended since. Known without a read when the file is as this process's last whole
+ * append left it (see `lineEnds`). A file this process cannot read is appended to as it is.
  */
-async function endsMidLine(file: string, handle: FileHandle): Promise<boolean> {
-  const stats = await handle.stat();
-  if (!stats.isFile() || stats.size === 0) return false;
+async function endsMidLine(file: string, stats: BigIntStats): Promise<boolean> {
+  if (!stats.isFile() || stats.size === 0n) return false;
+  const known = lineEnds.get(file);
+  if (
+    known !== undefined &&
+    known.size === stats.size &&
+    known.ino === stats.ino &&
+    known.dev === stats.dev &&
+    known.birthtimeNs === stats.birthtimeNs
+  ) {
+    return false;
+  }
   let reader: FileHandle;
   try {
     reader = await open(file, 'r');
@@ -134,7 +177,7 @@ async function endsMidLine(file: string, handle: FileHandle): Promise<boolean> {
   }
   try {
     const last = Buffer.alloc(1);
-    const { bytesRead } = await reader.read(last, 0, 1, stats.size - 1);
+    const { bytesRead } = await reader.read(last, 0, 1, Number(stats.size - 1n));
     return bytesRead === 1 && last[0] !== NEWLINE[0];
   } finally {
     await reader.close();
