@@ -1,4 +1,11 @@
-import { integerOption, MAX_TIMER_MS, maskUrl, type RetentionOptions, resolveRetentionOptions } from '@fc-async/core';
+import {
+  checkRedisUrl,
+  integerOption,
+  MAX_TIMER_MS,
+  maskUrl,
+  type RetentionOptions,
+  resolveRetentionOptions,
+} from '@fc-async/core';
 import type { RedisOptions } from 'ioredis';
 
 /**
@@ -70,7 +77,8 @@ export function resolveBullmqOptions(options: unknown): ResolvedBullmqOptions {
       `Expected \`connection\` to be a redis:// or rediss:// URL or ioredis options, got \`${Array.isArray(connection) ? 'array' : maskUrl(String(connection))}\``,
     );
   }
-  if (isUrl) checkRedisUrl(connection);
+  // ioredis is handed the URL as written, its query included (read as connection options).
+  if (isUrl) checkRedisUrl(connection, { name: 'connection' });
   const prefix = o.prefix ?? 'fc-async';
   if (typeof prefix !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(prefix)) {
     throw new TypeError(
@@ -97,51 +105,3 @@ export function resolveBullmqOptions(options: unknown): ResolvedBullmqOptions {
     commandTimeoutMs: integerOption('commandTimeoutMs', o.commandTimeoutMs, 1, 5_000, MAX_TIMER_MS),
   };
 }
-
-/**
- * Refuses a `connection` URL that ioredis would read otherwise than it reads: WHATWG `URL` parses
- * it as ioredis does. A path that is no database number (`/tasks`) leaves the tasks in db 0, a `%`
- * that starts no escape throws `URI malformed` from inside ioredis, `redis://:pw@/0` connects to
- * ioredis's default host, a fragment is dropped. The message masks the URL (see `maskUrl`).
- */
-function checkRedisUrl(value: string): void {
-  let url: URL | undefined;
-  try {
-    url = new URL(value);
-  } catch {
-    url = undefined;
-  }
-  const problem = url ? redisUrlProblem(url) : portProblem(value);
-  if (problem !== undefined) {
-    throw new TypeError(
-      `Expected \`connection\` to be a redis:// or rediss:// URL${problem && ` ${problem}`}, got \`${maskUrl(value)}\``,
-    );
-  }
-}
-
-/** Why `URL` refused the value: a port past 65535 is worth naming, the rest is just no URL. */
-function portProblem(value: string): string {
-  const port = /^rediss?:\/\/[^/?#]*:(\d+)(?:[/?#]|$)/.exec(value)?.[1];
-  return port !== undefined && Number(port) > 65_535 ? 'with a port from 1 to 65535' : '';
-}
-
-/** What keeps a redis:// URL from saying what ioredis connects to (ioredis reads its query as options). */
-function redisUrlProblem(url: URL): string | undefined {
-  if (!url.host) return 'naming a host (redis://HOST:PORT/DB)';
-  if (url.port === '0') return 'with a port from 1 to 65535';
-  // ioredis takes the path's db first, else a `?db=` of the query.
-  const db = url.pathname.length > 1 ? url.pathname.slice(1) : url.searchParams.get('db');
-  if (db !== null && db !== '' && !isDbNumber(db)) {
-    return 'whose database (its path, or `?db=`) is a whole number (/0, /1, ...)';
-  }
-  if (url.hash) return 'without a fragment (`#`), which ioredis does not read';
-  try {
-    decodeURIComponent(url.username);
-    decodeURIComponent(url.password);
-  } catch {
-    return 'with its user name and password percent-encoded (a `%` written `%25`)';
-  }
-  return undefined;
-}
-
-const isDbNumber = (db: string) => /^\d+$/.test(db) && Number.isSafeInteger(Number(db));

@@ -159,6 +159,7 @@ export {
   objectFirstLogger,
   silentLogger,
 } from './logger.js';
+export { checkRedisUrl, type RedisUrlCheck } from './redis-url.js';
 export { buildQuery, encodePath, type FcRequest, fixBodyHeaders } from './request.js';
 export {
   type BodyKind,

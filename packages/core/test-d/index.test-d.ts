@@ -370,3 +370,9 @@ const level: s18.LogLevel = 'debug';
 expectType<s18.Logger>(s18.createConsoleLogger({ level }));
 expectType<s18.Logger>(s18.createConsoleLogger({ level: undefined }));
 expectError<s18.LogLevel>('verbose');
+
+// Twentieth session: one Redis URL check for bullmq()'s `connection` and `fc-async dev --redis`.
+expectType<URL>(s18.checkRedisUrl('redis://127.0.0.1:6379/0', { name: 'connection' }));
+expectType<URL>(s18.checkRedisUrl('redis://127.0.0.1:6379/0', { name: '--redis', readsQuery: false }));
+expectAssignable<s18.RedisUrlCheck>({ name: 'connection', readsQuery: undefined });
+expectError(s18.checkRedisUrl('redis://127.0.0.1:6379/0'));

@@ -1,10 +1,10 @@
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import {
   type AsyncBackend,
+  checkRedisUrl,
   type EngineStartHold,
   FcAsyncError,
   type HeldDefaults,
-  maskUrl,
   memory,
 } from '@fc-async/core';
 import { optionError } from './errors.js';
@@ -44,43 +44,12 @@ export function parseStoreSpec(
 }
 
 /**
- * `--redis` read with WHATWG `URL`, refused unless every part of it reaches ioredis as written:
- * `redis:127.0.0.1:6380` (no `//`) names no host, so ioredis would connect to its default
- * 127.0.0.1:6379; a path that is no database number (`/tasks`) would leave the tasks in db 0; a `%`
- * that starts no escape cannot be decoded; a query (`?db=2`) is not read. The message masks the URL.
+ * `--redis` read with WHATWG `URL`, refused unless every part of it reaches ioredis as written (see
+ * `checkRedisUrl`). Only host, port, credentials and database go on (`redisOptions`), so a query
+ * (`?db=2`) or fragment is refused rather than dropped. The message masks the URL.
  */
 function redisUrl(value: string): URL {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    // The one refusal of `URL` worth telling apart: `:70000` reads as a port, just not one.
-    const port = /^rediss?:\/\/[^/?#]*:(\d+)(?:[/?#]|$)/i.exec(value)?.[1];
-    const problem = port !== undefined && Number(port) > 65_535 ? ' with a port from 1 to 65535' : '';
-    throw optionError('--redis', `a redis:// or rediss:// URL${problem}`, maskUrl(value));
-  }
-  const problem = url.protocol === 'redis:' || url.protocol === 'rediss:' ? redisUrlProblem(url) : '';
-  if (problem !== undefined) {
-    throw optionError('--redis', `a redis:// or rediss:// URL${problem && ` ${problem}`}`, maskUrl(value));
-  }
-  return url;
-}
-
-/** What keeps a redis:// URL from being an address the connection options say in full. */
-function redisUrlProblem(url: URL): string | undefined {
-  if (!url.host) return 'naming a host (redis://HOST:PORT/DB)';
-  if (url.port === '0') return 'with a port from 1 to 65535';
-  if (!/^(\/\d*)?$/.test(url.pathname) || !Number.isSafeInteger(Number(url.pathname.slice(1)))) {
-    return 'whose path is a database number (/0, /1, ...) or nothing';
-  }
-  if (url.search || url.hash) return 'without a query or fragment (`?`, `#`), which `--redis` does not read';
-  try {
-    decodeURIComponent(url.username);
-    decodeURIComponent(url.password);
-  } catch {
-    return 'with its user name and password percent-encoded (a `%` written `%25`)';
-  }
-  return undefined;
+  return checkRedisUrl(value, { name: '--redis', readsQuery: false });
 }
 
 /** The connection options BullMQ (ioredis) takes, from a Redis URL `parseStoreSpec` took. */
