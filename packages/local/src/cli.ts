@@ -10,7 +10,7 @@ import { failure } from './errors.js';
 import { createEmulatorLog } from './log.js';
 import { type EmulatorOptions, resolveOptions } from './options.js';
 import { freePort } from './ports.js';
-import { watchIgnore } from './watch-tree.js';
+import { linkedEntryFolder, watchIgnore } from './watch-tree.js';
 
 const version = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string })
   .version;
@@ -288,14 +288,18 @@ async function watchDev(entry: string | undefined, flags: DevFlags, command: Com
   while (!controlPort || (flags.controlPort === 0 && controlPort === port && controlHost === flags.host))
     controlPort = await freePort(controlHost);
   try {
+    // An entry that is a symbolic link to a file elsewhere: that file's folder is what Node loads.
+    const linked = entry === undefined ? undefined : linkedEntryFolder(resolve(entry), root);
     superviseDev({
       args: childArgs(command, entry, { port, controlPort }),
-      root,
-      ignored: watchIgnore({
-        root,
-        outDir: resolve(flags.outDir),
-        sqlitePath: store.kind === 'sqlite' ? store.path : undefined,
-      }),
+      watched: (linked === undefined ? [root] : [root, linked]).map((folder) => ({
+        root: folder,
+        ignored: watchIgnore({
+          root: folder,
+          outDir: resolve(flags.outDir),
+          sqlitePath: store.kind === 'sqlite' ? store.path : undefined,
+        }),
+      })),
       tasksInMemory: store.kind === 'memory',
       shutdownTimeoutMs: flags.shutdownTimeout * 1000,
       note: (message) => notice(flags, `fc-async: ${message}`),

@@ -19,14 +19,23 @@ export const SUPERVISOR_FD = 3;
  */
 export const REFUSED_EXIT = 78;
 
+/** A folder {@link superviseDev} watches, with what under it does not restart. */
+export interface WatchedFolder {
+  /** The folder watched, with everything under it. */
+  root: string;
+  /** Paths whose changes do not restart. */
+  ignored: (path: string) => boolean;
+}
+
 /** What {@link superviseDev} runs and watches. */
 export interface SuperviseOptions {
   /** Arguments of the emulator's command after the script (`dev ...`), `--watch` left out. */
   args: string[];
-  /** The folder watched. */
-  root: string;
-  /** Paths whose changes do not restart. */
-  ignored: (path: string) => boolean;
+  /**
+   * The folders watched: the entry's (or the s.yaml's), then the real folder of an entry that is a
+   * symbolic link to a file outside it (see `linkedEntryFolder`).
+   */
+  watched: readonly WatchedFolder[];
   /** Tasks are in memory (no `--store sqlite:PATH`, no `--redis`): a restart loses those not finished. */
   tasksInMemory: boolean;
   /** `--shutdown-timeout` in ms: a child still there this long (and 20 s) after SIGTERM gets SIGKILL. */
@@ -92,7 +101,7 @@ export function stopWhenSupervisorGoes(fd: number, shutdownTimeoutMs: number): v
 /**
  * `fc-async dev --watch`: runs the emulator as a child (the same Node.js flags, so that a
  * TypeScript loader still applies; the same stdout and stderr) and restarts it when a file under
- * `root` changes: one line, SIGTERM (the emulator lets running tasks finish), then a new child
+ * one of the `watched` folders changes: one line, SIGTERM (the emulator lets running tasks finish), then a new child
  * once the old one exited (SIGKILL to its group if it is still there 20 s past
  * `shutdownTimeoutMs`: an app stuck in a loop handles no signal). One child at a time: changes during a restart
  * are picked up by the next child. A child that exits by itself (a syntax error in the entry)
@@ -103,7 +112,7 @@ export function stopWhenSupervisorGoes(fd: number, shutdownTimeoutMs: number): v
  *
  * @example
  * ```ts
- * superviseDev({ args: ['dev', 'app.ts'], root: '/app', ignored: () => false, tasksInMemory: true, shutdownTimeoutMs: 10_000, note: console.error });
+ * superviseDev({ args: ['dev', 'app.ts'], watched: [{ root: '/app', ignored: () => false }], tasksInMemory: true, shutdownTimeoutMs: 10_000, note: console.error });
  * ```
  */
 export function superviseDev(options: SuperviseOptions): void {
@@ -119,14 +128,22 @@ class Supervisor {
   #killTimer: NodeJS.Timeout | undefined;
   #changed = new Set<string>();
   #debounce: NodeJS.Timeout | undefined;
-  #tree: TreeWatch | undefined;
+  #trees: TreeWatch[] = [];
 
   constructor(readonly o: SuperviseOptions) {}
 
   start(): void {
-    this.#tree = watchTree(this.o.root, this.o.ignored, (path) => this.#onChange(path));
+    try {
+      for (const { root, ignored } of this.o.watched) {
+        this.#trees.push(watchTree(root, ignored, (path) => this.#onChange(path)));
+      }
+    } catch (error) {
+      this.#closeTrees();
+      throw error;
+    }
+    const folders = this.o.watched.map(({ root }) => root).join(' and ');
     const memory = ' (tasks are in memory: a restart loses those not finished; --store sqlite:PATH keeps them)';
-    this.o.note(`watching ${this.o.root} for changes${this.o.tasksInMemory ? memory : ''}`);
+    this.o.note(`watching ${folders} for changes${this.o.tasksInMemory ? memory : ''}`);
     for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => this.#onSignal(signal));
     this.#spawn();
   }
@@ -222,8 +239,12 @@ class Supervisor {
     }
   }
 
+  #closeTrees(): void {
+    for (const tree of this.#trees.splice(0)) tree.close();
+  }
+
   #exit(code: number): void {
-    this.#tree?.close();
+    this.#closeTrees();
     process.exit(code);
   }
 }

@@ -96,6 +96,27 @@ export function watchIgnore(options: {
 }
 
 /**
+ * The real folder of `entry` when it is a symbolic link, or reached through one, to a file outside
+ * `root` (`app.mjs -> ../shared/app.mjs`): Node loads that file, and the modules beside it, from
+ * there, so `--watch` watches it too. `undefined` when the file is under `root` (real paths
+ * compared), or when `entry` is not there.
+ *
+ * @example
+ * ```ts
+ * linkedEntryFolder('/app/app.mjs', '/app'); // '/shared' with /app/app.mjs -> ../shared/app.mjs
+ * ```
+ */
+export function linkedEntryFolder(entry: string, root: string): string | undefined {
+  let folder: string;
+  try {
+    folder = dirname(realpathSync(entry));
+  } catch {
+    return undefined;
+  }
+  return within(realPath(root), folder) ? undefined : folder;
+}
+
+/**
  * Calls `onChange(path)` for each file or folder created, changed, renamed or removed under
  * `root`, but those `ignored` says to skip (nor anything inside an ignored folder). Throws when
  * `root` cannot be watched (missing, or the OS limit of watches reached).

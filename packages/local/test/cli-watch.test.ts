@@ -1,12 +1,21 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../src/ports.js';
-import { watchIgnore, watchTree } from '../src/watch-tree.js';
+import { linkedEntryFolder, watchIgnore, watchTree } from '../src/watch-tree.js';
 import { PKG, runCli, spawnCli, waitFor } from './helpers.js';
 
 // `fc-async dev --watch` in a child process, on a copy of a small Express app in a temporary
@@ -254,6 +263,41 @@ resources:
     expect(run.stderr()).toContain('fc-async: app.mjs changed, restarting');
     expect(restarts(run)).toBe(1);
   });
+
+  /**
+   * `proj/` served, its entry a symbolic link to a file outside it (`shared/app.mjs`), reached
+   * directly (`app.mjs -> ../shared/app.mjs`) or through a linked folder (`app.mjs -> lib/app.mjs`,
+   * `lib -> ../shared`): the file Node loads, and its folder, are not under the folder watched.
+   */
+  function linkedEntry(through: 'file' | 'folder'): { proj: string; shared: string } {
+    const base = mkdtempSync(join(tmpdir(), 'fc-async-watch-link-'));
+    cleanups.push(() => rmSync(base, { recursive: true, force: true }));
+    symlinkSync(join(PKG, '../../node_modules'), join(base, 'node_modules'), 'dir');
+    const proj = join(base, 'proj');
+    const shared = join(base, 'shared');
+    mkdirSync(proj);
+    mkdirSync(shared);
+    writeFileSync(join(shared, 'app.mjs'), app('A'));
+    if (through === 'file') symlinkSync('../shared/app.mjs', join(proj, 'app.mjs'));
+    else {
+      symlinkSync('../shared', join(proj, 'lib'), 'dir');
+      symlinkSync('lib/app.mjs', join(proj, 'app.mjs'));
+    }
+    return { proj, shared };
+  }
+
+  it.each(['file', 'folder'] as const)(
+    'restarts on a change to the file a symbolic link as the entry points to (a linked %s)',
+    async (through) => {
+      const { proj, shared } = linkedEntry(through);
+      const run = await startWatch(proj, ['app.mjs']);
+      expect(await version(run)).toBe('A');
+      writeFileSync(join(shared, 'app.mjs'), app('B'));
+      await waitFor(async () => ((await version(run)) === 'B' ? true : undefined), START_MS);
+      expect(run.stderr()).toMatch(/fc-async: .*shared\/app\.mjs changed, restarting/);
+      expect(restarts(run)).toBe(1);
+    },
+  );
 
   it('waits for a change after an entry that fails to load, and comes back once it is fixed', async () => {
     const dir = project();
@@ -523,6 +567,34 @@ describe('what --watch ignores, through symbolic links', () => {
         join(real, 'src'),
       ),
     ).toBe(false);
+  });
+});
+
+describe('linkedEntryFolder', () => {
+  function layout() {
+    const base = mkdtempSync(join(tmpdir(), 'fc-async-linked-'));
+    cleanups.push(() => rmSync(base, { recursive: true, force: true }));
+    for (const dir of ['proj/src', 'shared']) mkdirSync(join(base, dir), { recursive: true });
+    writeFileSync(join(base, 'proj/src/app.mjs'), '');
+    writeFileSync(join(base, 'shared/app.mjs'), '');
+    symlinkSync('../shared/app.mjs', join(base, 'proj/linked.mjs'));
+    symlinkSync('src/app.mjs', join(base, 'proj/inside.mjs'));
+    symlinkSync('proj', join(base, 'projlink'));
+    return realpathSync(base);
+  }
+
+  it('names the real folder of an entry linked to a file outside the watched folder', () => {
+    const base = layout();
+    expect(linkedEntryFolder(join(base, 'proj/linked.mjs'), join(base, 'proj'))).toBe(join(base, 'shared'));
+    expect(linkedEntryFolder(join(base, 'projlink/linked.mjs'), join(base, 'projlink'))).toBe(join(base, 'shared'));
+  });
+
+  it('names none for an entry under the watched folder, through links or not, nor for one not there', () => {
+    const base = layout();
+    expect(linkedEntryFolder(join(base, 'proj/src/app.mjs'), join(base, 'proj/src'))).toBeUndefined();
+    expect(linkedEntryFolder(join(base, 'proj/inside.mjs'), join(base, 'proj'))).toBeUndefined();
+    expect(linkedEntryFolder(join(base, 'projlink/inside.mjs'), join(base, 'projlink'))).toBeUndefined();
+    expect(linkedEntryFolder(join(base, 'proj/missing.mjs'), join(base, 'proj'))).toBeUndefined();
   });
 });
 
