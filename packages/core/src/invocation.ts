@@ -83,7 +83,7 @@ export interface Invocation extends Detection {
   /**
    * The function's timeout, seconds, when FC says (`context.function.timeout` on a built-in
    * runtime, `x-fc-function-timeout` on a custom one): FC ends the invocation that long after it
-   * started.
+   * started. An attempt of fc-async's local queue has `async.timeoutSeconds`, which ends it so.
    */
   timeoutSeconds?: number | undefined;
   instanceId?: string | undefined;

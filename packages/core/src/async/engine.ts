@@ -1347,7 +1347,7 @@ export class AsyncEngine {
     if (running.stopRequested) return Promise.resolve({ kind: 'stopped' });
     if (running.cutByShutdown) return Promise.resolve(SHUTDOWN_CUT);
     const request = replayRequest(record.payload, { requestId: record.requestId, taskId: record.taskId, attempt });
-    const invocation = replayInvocation(record, attempt, running, this.deps.instanceId);
+    const invocation = replayInvocation(record, attempt, running, this.deps.instanceId, this.options.timeoutSeconds);
     const isFailure = this.options.isFailure;
     return new Promise<AttemptOutcome>((resolve) => {
       let settled = false;

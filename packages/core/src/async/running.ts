@@ -53,9 +53,17 @@ class ReplayedInvocation implements Invocation {
   readonly functionName: string;
   readonly qualifier: string;
   readonly instanceId: string | undefined;
+  /** The attempt's own bound (`async.timeoutSeconds`), which ends it as the function's timeout ends one on FC. */
+  readonly timeoutSeconds: number;
   readonly #running: Running;
 
-  constructor(record: TaskRecord, attempt: number, running: Running, instanceId: string | undefined) {
+  constructor(
+    record: TaskRecord,
+    attempt: number,
+    running: Running,
+    instanceId: string | undefined,
+    timeoutSeconds: number,
+  ) {
     const arn = parseArn(record.functionArn);
     this.requestId = record.requestId;
     this.taskId = record.taskId;
@@ -65,6 +73,7 @@ class ReplayedInvocation implements Invocation {
     this.functionName = arn.functionName;
     this.qualifier = record.qualifier;
     this.instanceId = instanceId;
+    this.timeoutSeconds = timeoutSeconds;
     this.#running = running;
   }
 
@@ -73,12 +82,13 @@ class ReplayedInvocation implements Invocation {
   }
 }
 
-/** The invocation context of one attempt of `record`. */
+/** The invocation context of one attempt of `record`, which the engine ends after `timeoutSeconds`. */
 export function replayInvocation(
   record: TaskRecord,
   attempt: number,
   running: Running,
   instanceId: string | undefined,
+  timeoutSeconds: number,
 ): Invocation {
-  return new ReplayedInvocation(record, attempt, running, instanceId);
+  return new ReplayedInvocation(record, attempt, running, instanceId, timeoutSeconds);
 }
