@@ -85,10 +85,22 @@ export function thrownText(value: unknown): { message: string; name: string } {
   return { message, name };
 }
 
+/** Errors {@link logAppError} wrote at `error`: the handler's own failure line leaves them out. */
+const loggedAppErrors = new WeakSet<object>();
+
+/**
+ * Whether {@link logAppError} already logged `error` (an adapter that logged it, then destroyed the
+ * response with it), so that the handler does not log the same failure a second time.
+ */
+export function appErrorLogged(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && loggedAppErrors.has(error);
+}
+
 /**
  * Logs an error that an app answered with a 5xx, as each adapter does: at `error`, with its stack.
  * The invocation's own abort is the exception (see {@link isInvocationAbort}): a stop the user asked
  * for, or a timeout the task's record already says, is told at `info` without a stack, not as a crash.
+ * An error logged here that then reaches the handler (a response destroyed with it) is not logged again.
  *
  * @example
  * ```ts
@@ -105,4 +117,5 @@ export function logAppError(logger: Logger, app: string, error: unknown, invocat
     return;
   }
   logger.error(`${app} app failed`, { error, requestId });
+  if (typeof error === 'object' && error !== null) loggedAppErrors.add(error);
 }

@@ -1,3 +1,4 @@
+import { appErrorLogged } from './app-errors.js';
 import { AsyncEngine, type CloseOptions, closeTimeoutMs, type Destinations, type TaskApi } from './async/engine.js';
 import { type AsyncOptions, resolveAsyncOptions, resolveMode } from './async/options.js';
 import { createRedactor } from './async/payload.js';
@@ -539,7 +540,8 @@ export function errorResponse(error: unknown, logger: Logger, requestId?: string
     noteBurst(logger, error, unavailableBurst(error.code));
     return jsonResponse(error.statusCode, error.toJSON(), error.headers);
   }
-  logger.error('invocation failed', { requestId, error });
+  // An adapter that logged the app's error, then destroyed the response with it, said it already.
+  if (!appErrorLogged(error)) logger.error('invocation failed', { requestId, error });
   if (isFcAsyncError(error)) return jsonResponse(error.statusCode, error.toJSON(), error.headers);
   return jsonResponse(500, { code: 'InternalError', message: 'Internal Server Error' });
 }

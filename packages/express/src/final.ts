@@ -21,7 +21,8 @@ interface HttpishError {
 export function finish(error: unknown, req: IncomingMessage, res: ServerResponse, logger: Logger): void {
   if (res.headersSent) {
     if (error) {
-      logger.error('express error after the response started', { error });
+      // With the request id; a handler the destroyed response rejects does not log it again.
+      logAppError(logger, 'express', error, getInvocation(req));
       res.destroy(error instanceof Error ? error : undefined);
     }
     return;

@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { setMaxListeners } from 'node:events';
 import zlib from 'node:zlib';
 import type { Context } from '@opentelemetry/api';
-import { isInvocationAbort, thrownError, thrownText } from '../app-errors.js';
+import { appErrorLogged, isInvocationAbort, thrownError, thrownText } from '../app-errors.js';
 import { noteBookkeepingFailure } from '../bursts.js';
 import {
   type DeliveryResult,
@@ -1406,7 +1406,8 @@ export class AsyncEngine {
           // custom runtime's proxy answers CAConnectionFailed): no failure of its own to log.
           if (running.aborted || isInvocationAbort(error, invocation)) {
             this.deps.logger.info('async attempt ended on its abort', { taskId: record.taskId, attempt });
-          } else {
+          } else if (!appErrorLogged(error)) {
+            // Unless the adapter logged it already (then destroyed the response with it).
             this.deps.logger.error('async attempt failed', {
               taskId: record.taskId,
               requestId: record.requestId,
