@@ -76,12 +76,19 @@ describe('tasks.list() with a query of the wrong shape', () => {
     const bad: [unknown, string][] = [
       [null, 'query must be an object, got null'],
       [5, 'query must be an object, got 5'],
-      ['Failed', 'query must be an object, got Failed'],
+      ['Failed', 'query must be an object, got the string "Failed"'],
       [[], 'query must be an object, got an array'],
       [{ status: 'Succeded' }, 'status must be one of Enqueued, Dequeued, Running'],
       [{ status: 7 }, 'status must be one of'],
       [{ prefix: 7 }, 'prefix must be a string, got 7'],
-      [{ includePayload: 'yes' }, 'includePayload must be a boolean, got yes'],
+      [{ includePayload: 'yes' }, 'includePayload must be a boolean, got the string "yes"'],
+      // A web route passing its query string on: every value a string, named as one.
+      [{ limit: '100' }, 'limit must be an integer from 1 to 100, got the string "100"'],
+      [
+        { startedTimeBegin: '1700000000000' },
+        'startedTimeBegin must be epoch milliseconds, got the string "1700000000000"',
+      ],
+      [{ sortOrderByTime: 'DESC' }, 'sortOrderByTime must be asc or desc, got the string "DESC"'],
     ];
     for (const tasks of [handler.tasks, runtime.tasks]) {
       for (const [query, message] of bad) {

@@ -35,10 +35,14 @@ export function normaliseQuery(query: TaskQuery = {}): Omit<TaskQuery, 'limit' |
   return normalised;
 }
 
-/** A value as an error message shows it, whatever it is: `String()` of an object may throw. */
+/**
+ * A value as an error message shows it, whatever it is: `String()` of an object may throw. A
+ * string is quoted, so that `limit: '100'` (a query string's value) reads as the string it is.
+ */
 function shown(value: unknown): string {
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'object' && value !== null) return 'an object';
+  if (typeof value === 'string') return `the string ${JSON.stringify(value.slice(0, 64))}`;
   return typeof value === 'function' ? 'a function' : String(value);
 }
 
