@@ -97,12 +97,14 @@ export async function listenFc(
   const active = new Set<ServerResponse>();
   let idle: (() => void) | undefined;
   let shuttingDown = false;
+  /** Shutting down, and no request was under way: idle keep-alive connections are closed as they come. */
+  let closingIdle = false;
 
   const server = createServer({ keepAlive: true }, function fcRuntimeListener(req, res) {
     active.add(res);
     res.once('close', () => {
       active.delete(res);
-      if (shuttingDown) server.closeIdleConnections();
+      if (closingIdle) server.closeIdleConnections();
       if (active.size === 0) idle?.();
     });
     if (shuttingDown) res.setHeader('connection', 'close');
@@ -139,6 +141,17 @@ export async function listenFc(
     else await runPreStopHooks(logger, o.preStopTimeoutMs, [o.onPreStop]);
   }
 
+  /** Resolves once no request is under way, a turn of the event loop after the last one ended. */
+  async function settled(): Promise<void> {
+    for (;;) {
+      await oneTurn();
+      if (active.size === 0) return;
+      await new Promise<void>((resolve) => {
+        idle = resolve;
+      });
+    }
+  }
+
   let stopping: Promise<void> | undefined;
   function preStop(budgetMs = o.preStopTimeoutMs): Promise<void> {
     stopping ??= (async () => {
@@ -166,12 +179,16 @@ export async function listenFc(
       const left = () => o.shutdownTimeoutMs - (Date.now() - started);
       shuttingDown = true;
       for (const res of active) if (!res.headersSent) res.setHeader('connection', 'close');
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      const drained = active.size === 0 ? Promise.resolve() : new Promise<void>((r) => (idle = r));
-      clean = await within(drained, Math.floor((o.shutdownTimeoutMs * 2) / 3), () =>
+      const closed = new Promise<void>((resolve) => stopAccepting(server, resolve));
+      // Each open connection may carry one more request: its client (a load balancer) may have
+      // sent it before it could know, and it waits in the socket unread. It is answered with
+      // `connection: close` rather than cut with its connection; idle connections are closed once
+      // no request is under way.
+      clean = await within(settled(), Math.floor((o.shutdownTimeoutMs * 2) / 3), () =>
         logger.warn('in-flight requests did not finish within the shutdown budget', { inFlight: active.size }),
       );
+      closingIdle = true;
+      server.closeIdleConnections();
       // FC's async invocations still running are cut with their connections (FC retries them): their
       // signal tells the app first, so that its clean-up runs before the process exits.
       if (!clean) abortPlatformCalls(hooks.app, new FcAsyncError('ShuttingDown', 'The function is shutting down'));
@@ -220,6 +237,28 @@ export async function listenFc(
   const port = (server.address() as AddressInfo).port;
   logger.info('listening', { host: o.host, port });
   return { server, port, host: o.host, preStop: () => preStop(), close };
+}
+
+/**
+ * Stops taking connections and leaves the open ones as they are. `http.Server#close()` also
+ * destroys every idle keep-alive connection at once, and with it a request that its client sent
+ * before the shutdown and the server has not read yet: the client sees the connection reset, not
+ * an answer, and cannot tell whether it was taken. `close()` closes the idle ones once no
+ * request is under way.
+ */
+function stopAccepting(server: Server, onClosed: () => void): void {
+  const own = server as { closeIdleConnections: Server['closeIdleConnections'] };
+  own.closeIdleConnections = () => {};
+  try {
+    server.close(() => onClosed());
+  } finally {
+    delete (own as Partial<typeof own>).closeIdleConnections;
+  }
+}
+
+/** Resolves after the event loop's next poll for I/O: what was in the sockets' buffers has been read. */
+function oneTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
 }
 
 /**
