@@ -179,6 +179,7 @@ export {
   type FcRuntimeOptions,
   type FcServer,
   type FcServerHooks,
+  isAnsweredInFront,
   listenFc,
   type PreStopHook,
   type ReplayTarget,

@@ -60,6 +60,8 @@ expectType<void>(
   rt.writeBridgeResponse({} as import('node:http').ServerResponse, { statusCode: 202, headers: {}, body: '' }, 'GET'),
 );
 expectType<'x-fc-status'>(rt.FC_STATUS_HEADER);
+expectType<boolean>(rt.isAnsweredInFront(undefined));
+expectType<boolean>(rt.isAnsweredInFront({ statusCode: 503, headers: {}, body: '' }));
 const off = rt.addPreStopHook(() => Promise.resolve());
 expectType<() => void>(off);
 expectAssignable<rt.PreStopHook>(() => undefined);

@@ -91,6 +91,7 @@ export function fcAsync(options: FcRuntimeOptions = {}): FcAsyncMiddleware {
       )
       .then((answer) => {
         if (answer === undefined) runtime.proceed(req, next);
+        // An answer a middleware in front already sent (isAnsweredInFront) writes nothing, and goes no further.
         else writeBridgeResponse(res, answer, req.method ?? 'GET');
       })
       .catch(next);

@@ -4,6 +4,7 @@ import {
   FcAsyncError,
   type FcRuntimeOptions,
   getInvocation,
+  isAnsweredInFront,
   type Logger,
   writeBridgeResponse,
 } from '@fc-async/core';
@@ -113,6 +114,11 @@ export const fcAsync: FastifyPluginAsync<FcRuntimeOptions> = Object.assign(
         .then((answer) => {
           if (answer === undefined) {
             runtime.proceed(request.raw, done);
+            return;
+          }
+          // Ended before this hook (Fastify itself skips hooks once `reply.sent`): the route must not run.
+          if (isAnsweredInFront(answer)) {
+            reply.hijack();
             return;
           }
           // A hijacked reply skips Fastify's own header writing: keep what earlier hooks set,

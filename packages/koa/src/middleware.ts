@@ -4,6 +4,7 @@ import {
   type FcAsyncControls,
   type FcRuntimeOptions,
   getInvocation,
+  isAnsweredInFront,
   writeBridgeResponse,
 } from '@fc-async/core';
 import { answerNullThrows, type KoaErrorEmitter, logKoaErrors } from './errors.js';
@@ -79,6 +80,8 @@ export function fcAsync(options: FcRuntimeOptions = {}): FcAsyncMiddleware {
       ctx.res,
     );
     if (answer === undefined) return runtime.proceed(ctx.req, next);
+    // Written before this middleware ran (to `ctx.res`), then passed on: Koa leaves an ended response alone.
+    if (isAnsweredInFront(answer)) return;
     ctx.respond = false;
     writeBridgeResponse(ctx.res, answer, ctx.method);
   }

@@ -151,6 +151,21 @@ describe.each(middlewareTargets)('$name fcAsync', (target) => {
     expect(successes[0]?.requestPayload).not.toMatch(/AKID|SECRET|TOKEN/);
   });
 
+  it.each([
+    ['local', {}],
+    ['platform', { env: ON_FC }],
+  ] as const)(
+    '%s mode: answered in front, then passed on: the 503 stands, nothing queued or run',
+    async (_mode, options) => {
+      const { middleware, post, seen } = await build(target, options, 'answered');
+      const r = await post('/job', { ...FC_HEADERS, 'x-fc-invocation-type': 'Async' });
+      expect([r.status, await r.json()]).toEqual([503, { code: 'Busy' }]);
+      await middleware.drain();
+      if (middleware.mode === 'local') expect((await middleware.tasks.list()).tasks).toEqual([]);
+      expect(seen).toEqual([]);
+    },
+  );
+
   it('retries failed attempts, then calls onFailure with FC’s record', async () => {
     const { middleware, post, seen, failures, successes } = await build(target, {
       async: { maxAsyncRetryAttempts: 2 },

@@ -9,4 +9,4 @@ export type {
   FcRuntimeOptions,
   ReplayTarget,
 } from './types.js';
-export { FC_STATUS_HEADER, writeBridgeResponse } from './write.js';
+export { FC_STATUS_HEADER, isAnsweredInFront, writeBridgeResponse } from './write.js';

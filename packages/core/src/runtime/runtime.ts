@@ -19,7 +19,7 @@ import {
   markMiddlewareReplay,
   setInvocation,
 } from '../invocation.js';
-import { createConsoleLogger } from '../logger.js';
+import { createConsoleLogger, type Logger } from '../logger.js';
 import type { FcRequest } from '../request.js';
 import type { BridgeResponse } from '../response.js';
 import type { InvocationSpan } from '../tracing/invocation-span.js';
@@ -29,7 +29,7 @@ import { holdUntilBound } from './backend.js';
 import { addPreStopHook, within } from './hooks.js';
 import { readNodeRequest } from './read.js';
 import type { FcAsyncControls, FcRuntime, FcRuntimeOptions, ReplayTarget } from './types.js';
-import { isFcFailure, markFcFailure } from './write.js';
+import { answeredBefore, isFcFailure, markFcFailure } from './write.js';
 
 /** SERVER spans of requests the middleware passed on to the app, for `proceed`. */
 const spans = new WeakMap<object, InvocationSpan>();
@@ -257,7 +257,12 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
       // Its own replays, and a request an fc-async handler around the app already took (the app
       // given to createHandler(), or served by `fc-async dev`, with this middleware in it): that
       // handler answers async calls and runs their attempts; a second layer would queue each again.
-      if (getInvocation(req) !== undefined) return undefined;
+      const taken = getInvocation(req);
+      if (taken !== undefined) {
+        // An attempt a middleware in front answered, then passed on: that answer is the attempt's.
+        if (taken.type === 'Async' && res?.writableEnded) return answeredInFront(res, taken.requestId, logger);
+        return undefined;
+      }
       const startSpan = () =>
         tracing.startInvocationSpan({
           method: req.method ?? 'GET',
@@ -273,18 +278,32 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
       try {
         bind(target);
         const detection = detect(req.headers, env);
+        // A middleware in front answered (or began to), then called next() all the same: only a 202
+        // accepts (FC's rule), so nothing is queued or run here for a caller told otherwise.
+        const begun = detection.type === 'Async' && res !== undefined && res.headersSent;
+        if (begun && res.writableEnded) {
+          span?.end({ statusCode: res.statusCode });
+          return answeredInFront(res, detection.requestId, logger);
+        }
+        if (begun) {
+          logger.warn('an async request reached fcAsync() with its response begun: not accepted, passed on', {
+            requestId: detection.requestId,
+            statusCode: res.statusCode,
+          });
+        }
         // Without FC in front, this gateway gives the request id, as FC's does: a caller's
         // X-Fc-Request-Id would name the task (no task id given) without the task id rule, and two
         // tasks alike (destination receivers deduplicate on it).
         if (engine && detection.type === 'Async') detection.requestId = newRequestId();
         requestId = detection.requestId;
         // On FC, a stop (StopAsyncTask, the timeout) of a custom runtime closes its request.
-        const signal = platform && detection.type === 'Async' && res ? closedEarly(res, calls) : undefined;
+        const signal = platform && detection.type === 'Async' && res && !begun ? closedEarly(res, calls) : undefined;
         const invocation = buildInvocation(detection, req.headers, undefined, env, signal);
         setInvocation(req, invocation);
         if (!res && detection.type === 'Async') span = startSpan();
         span?.setInvocation(invocation);
-        if (detection.type !== 'Async') {
+        // One whose head went out goes on as a sync one does: what began the response ends it.
+        if (detection.type !== 'Async' || begun) {
           if (span && res) passOn(span, req, res, target.routeOf);
           return undefined;
         }
@@ -329,6 +348,19 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
   const self = new WeakRef<FcAsyncControls>(runtime);
   addUnbound(self);
   return runtime;
+}
+
+/**
+ * What `handle` answers for an async request (or a queued attempt) whose response a middleware in
+ * front of `fcAsync()` already ended before passing it on: a warn line, and an answer that writes
+ * nothing and passes nothing on.
+ */
+function answeredInFront(res: ServerResponse, requestId: string, logger: Logger): BridgeResponse {
+  logger.warn('an async request reached fcAsync() already answered: not accepted, not run', {
+    requestId,
+    statusCode: res.statusCode,
+  });
+  return answeredBefore(res);
 }
 
 /** A span's error when the request's connection closed before its answer went out whole. */

@@ -98,7 +98,9 @@ export interface FcRuntime extends FcAsyncControls {
    * `undefined` means "continue to the app" (sync invocations, replays); otherwise the response
    * to write with {@link writeBridgeResponse}: 202 for an accepted async request in local mode,
    * the app's replayed response in platform mode (marked for `x-fc-status: 404` when it failed),
-   * or an error `{ code, message }`. Never rejects. `res`: the response the app writes; the SERVER
+   * or an error `{ code, message }`; for an async request whose response a middleware in front
+   * already ended (then passed it on), an answer `isAnsweredInFront()` tells, which
+   * `writeBridgeResponse()` writes nothing for: pass nothing on. Never rejects. `res`: the response the app writes; the SERVER
    * span of a request passed on to the app ends when it finishes (ERROR when the connection closes
    * first). Without `res`, only requests answered here get a span.
    */

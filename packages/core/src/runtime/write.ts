@@ -27,6 +27,42 @@ export function isFcFailure(response: BridgeResponse): boolean {
   return failures.has(response) || isPlatformFailure(response);
 }
 
+const answeredInFront = new WeakSet<object>();
+
+/**
+ * `handle`'s answer to an async request whose response a middleware in front of `fcAsync()`
+ * already ended (it answered, a `503` or a `401`, then called `next()` all the same): nothing to
+ * write, nothing to pass on. `statusCode` is the status that went out.
+ */
+export function answeredBefore(res: ServerResponse): BridgeResponse {
+  const response: BridgeResponse = { statusCode: res.statusCode, headers: {}, body: '' };
+  answeredInFront.add(response);
+  return response;
+}
+
+/**
+ * Whether an answer of the custom-runtime middleware's `handle` stands for a response a middleware
+ * in front of it already sent, then passed the request on (`next()`) all the same: the async
+ * request was not accepted (no `202`), so nothing is queued or run. Write nothing (
+ * {@link writeBridgeResponse} writes nothing for it) and do not pass the request on: the app's
+ * routes would run for a caller that was refused.
+ *
+ * @example
+ * ```ts
+ * import http from 'node:http';
+ * declare const appListener: http.RequestListener;
+ * const runtime = createFcRuntime();
+ * const server = http.createServer(async (req, res) => {
+ *   const answer = await runtime.handle(req, { app: server, listener: () => appListener }, res);
+ *   if (answer === undefined) runtime.proceed(req, () => appListener(req, res));
+ *   else if (!isAnsweredInFront(answer)) writeBridgeResponse(res, answer, req.method ?? 'GET');
+ * });
+ * ```
+ */
+export function isAnsweredInFront(answer: BridgeResponse | undefined): boolean {
+  return answer !== undefined && answeredInFront.has(answer);
+}
+
 /** Headers the writer sets itself from the whole body. */
 const SKIPPED = new Set(['content-length', 'transfer-encoding']);
 
@@ -35,7 +71,7 @@ const SKIPPED = new Set(['content-length', 'transfer-encoding']);
  * Node `ServerResponse`: status, headers (arrays kept, so every `Set-Cookie` survives),
  * `content-length` from the body, and no body for `HEAD`, 1xx, 204 and 304. A response that is
  * a failed async invocation in platform mode gets `x-fc-status: 404`, so that FC retries it and
- * routes it to onFailure.
+ * routes it to onFailure. An answer {@link isAnsweredInFront} writes nothing: the response already went out.
  *
  * @example
  * ```ts
@@ -46,6 +82,7 @@ const SKIPPED = new Set(['content-length', 'transfer-encoding']);
  * ```
  */
 export function writeBridgeResponse(res: ServerResponse, response: BridgeResponse, method: string): void {
+  if (answeredInFront.has(response)) return;
   const { statusCode, headers, body } = response;
   res.statusCode = statusCode;
   for (const name in headers) {

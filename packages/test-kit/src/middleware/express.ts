@@ -21,6 +21,12 @@ export async function buildExpress(express: AnyModule, spec: AppSpec): Promise<M
       else res.status(401).json({ code: 'Unauthorized' });
     });
   }
+  if (spec.before === 'answered') {
+    app.use((_req: AnyModule, res: AnyModule, next: () => void) => {
+      res.status(503).json({ code: 'Busy' });
+      next();
+    });
+  }
   const middleware = spec.fcAsync ? fcAsync(spec.fcAsync) : undefined;
   if (middleware) app.use(middleware);
   app.use(express.json());

@@ -26,6 +26,12 @@ export async function buildFastify(Fastify: AnyModule, spec: AppSpec): Promise<M
       if (!authorized(request.raw)) return reply.code(401).send({ code: 'Unauthorized' });
     });
   }
+  if (spec.before === 'answered') {
+    app.addHook('onRequest', (_request: AnyModule, reply: AnyModule, done: () => void) => {
+      reply.code(503).send({ code: 'Busy' });
+      done();
+    });
+  }
   if (spec.fcAsync) await app.register(fcAsync, spec.fcAsync);
   if (spec.onClose) app.addHook('onClose', spec.onClose);
   await app.register(async (child: AnyModule) => {

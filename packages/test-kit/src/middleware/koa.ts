@@ -37,6 +37,15 @@ export async function buildKoa(Koa: AnyModule, Router: AnyModule, spec: AppSpec)
       await next();
     });
   }
+  if (spec.before === 'answered') {
+    // On the Node response, as an Express middleware through koa-connect answers.
+    app.use(async (ctx: AnyModule, next: () => Promise<void>) => {
+      ctx.res.statusCode = 503;
+      ctx.res.setHeader('content-type', 'application/json');
+      ctx.res.end('{"code":"Busy"}');
+      await next();
+    });
+  }
   const middleware = spec.fcAsync ? fcAsync(spec.fcAsync) : undefined;
   if (middleware) app.use(middleware);
   const router = new Router();

@@ -39,9 +39,11 @@ export interface AppSpec {
    * Installed before `fcAsync`: `header` sets `x-upstream: kept`; `body-parser` reads the body
    * (Express's `express.json()`, a Koa middleware draining `ctx.req`, a Fastify `onRequest`
    * hook draining `request.raw`); `auth` answers 401 unless `authorized(req)` (a middleware,
-   * a Fastify `onRequest` hook).
+   * a Fastify `onRequest` hook); `answered` answers `503 { code: 'Busy' }` and passes the request
+   * on all the same (Express's `next()`, Koa's on `ctx.res` then `next()`, a Fastify hook's
+   * `reply.send()` then `done()`).
    */
-  before?: 'header' | 'body-parser' | 'auth';
+  before?: 'header' | 'body-parser' | 'auth' | 'answered';
   /** Runs when the app itself is closed (only where {@link MiddlewareTarget.closesApp}). */
   onClose?: () => void;
 }
