@@ -1,3 +1,5 @@
+import { jobIdOf, QUEUE_NAME } from './queue.js';
+
 /** The Redis keys of one prefix. BullMQ's own keys are `<prefix>:tasks:*`. */
 export function keysOf(prefix: string) {
   return {
@@ -15,6 +17,8 @@ export function keysOf(prefix: string) {
     ended: `${prefix}:ended`,
     /** Pub/sub channel of stop requests (message: the task id). */
     stop: `${prefix}:stop`,
+    /** BullMQ's hash of the task's job (see jobIdOf): there while the job is, whatever its state. */
+    job: (taskId: string) => `${prefix}:${QUEUE_NAME}:${jobIdOf(taskId)}`,
   };
 }
 
@@ -34,15 +38,21 @@ end
 `;
 
 /**
- * KEYS: task, open, ended, byTime. ARGV: id, started time, status, record, open, end time, payload,
- * body, insert token. Returns 1, or 0 when the id is taken. A task holding this insert's token is
- * this very insert run again (ioredis resends a script whose reply a dropped connection lost): 1,
- * so that the accepted task is not answered 409.
+ * KEYS: task, open, ended, byTime, the task's job. ARGV: id, started time, status, record, open,
+ * end time, payload, body, insert token. Returns 1, or 0 when the id is taken. A task holding this
+ * insert's token is this very insert run again (ioredis resends a script whose reply a dropped
+ * connection lost): 1, so that the accepted task is not answered 409. A task the queue refused
+ * (`Invalid`) is replaced, its hash and index entries with it (see TaskStore.insert), unless a job
+ * of its id is still in the queue: an `enqueue` whose reply was lost may have added it, and BullMQ
+ * would take the new task's job for that one (a duplicate id), which may be ending with the
+ * refused task, leaving the new one with no job. Its id is taken until that job is gone.
  */
 export const INSERT_SCRIPT = `${INDEX}
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  if redis.call('HGET', KEYS[1], 'n') == ARGV[9] then return 1 end
-  return 0
+  local held = redis.call('HMGET', KEYS[1], 'n', 's')
+  if held[1] == ARGV[9] then return 1 end
+  if held[2] ~= 'Invalid' or redis.call('EXISTS', KEYS[5]) == 1 then return 0 end
+  redis.call('DEL', KEYS[1])
 end
 redis.call('HSET', KEYS[1], 'v', '1', 'w', ARGV[9], 's', ARGV[3], 'r', ARGV[4], 'p', ARGV[7], 'b', ARGV[8], 'n', ARGV[9])
 redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
@@ -52,17 +62,28 @@ return 1
 
 /**
  * Several inserts at once (the accepts of one turn of the event loop). KEYS: open, ended,
- * byTime, then one task key per task. ARGV: per task, in order: id, started time, status,
- * record, open, end time, payload, body, insert token. Returns a 1 or 0 per task, as INSERT_SCRIPT does.
+ * byTime, then per task its key and its job's. ARGV: per task, in order: id, started time, status,
+ * record, open, end time, payload, body, insert token. Returns a 1 or 0 per task, as INSERT_SCRIPT
+ * does (an `Invalid` task replaced as there).
  */
 export const INSERT_MANY_SCRIPT = `
 local added = {}
-for t = 4, #KEYS do
-  local a = (t - 4) * 9
+for t = 4, #KEYS, 2 do
+  local a = (t - 4) / 2 * 9
   local id = ARGV[a + 1]
-  if redis.call('EXISTS', KEYS[t]) == 1 then
-    added[#added + 1] = redis.call('HGET', KEYS[t], 'n') == ARGV[a + 9] and 1 or 0
-  else
+  local take = redis.call('EXISTS', KEYS[t]) == 0
+  if not take then
+    local held = redis.call('HMGET', KEYS[t], 'n', 's')
+    if held[1] == ARGV[a + 9] then
+      added[#added + 1] = 1
+    elseif held[2] == 'Invalid' and redis.call('EXISTS', KEYS[t + 1]) == 0 then
+      redis.call('DEL', KEYS[t])
+      take = true
+    else
+      added[#added + 1] = 0
+    end
+  end
+  if take then
     local n = ARGV[a + 9]
     redis.call('HSET', KEYS[t], 'v', '1', 'w', n, 's', ARGV[a + 3], 'r', ARGV[a + 4], 'p', ARGV[a + 7], 'b', ARGV[a + 8], 'n', n)
     redis.call('ZADD', KEYS[3], ARGV[a + 2], id)

@@ -88,7 +88,7 @@ export class RedisTaskStore implements TaskStore {
      */
     private readonly keepInserted = true,
   ) {
-    redis.defineCommand('fcAsyncInsert', { numberOfKeys: 4, lua: INSERT_SCRIPT });
+    redis.defineCommand('fcAsyncInsert', { numberOfKeys: 5, lua: INSERT_SCRIPT });
     redis.defineCommand('fcAsyncInsertMany', { lua: INSERT_MANY_SCRIPT });
     redis.defineCommand('fcAsyncCas', { numberOfKeys: 3, lua: CAS_SCRIPT });
     this.redis = redis as Redis & Scripts;
@@ -124,7 +124,11 @@ export class RedisTaskStore implements TaskStore {
   /**
    * Inserts a task. The inserts of one turn (a burst of requests) go out together, in one script,
    * at the end of the turn's current microtasks: a job the queue adds for a task afterwards on
-   * this connection is still sent after its record.
+   * this connection is still sent after its record. A task the queue refused (`Invalid`) is
+   * replaced, unless a job of its id is still in the queue (see INSERT_SCRIPT). Another instance's
+   * cached copy of the refused task is no hazard: every write checks the version and the token of
+   * the write it read (the replacing insert's are new), and the engine decides to skip a task only on a
+   * fresh read.
    */
   insert(record: TaskRecord): Promise<boolean> {
     return new Promise((resolve, reject) => {
@@ -152,7 +156,7 @@ export class RedisTaskStore implements TaskStore {
       const token = this.token();
       tokens.push(token);
       const [open, endTime] = indexArgs(record);
-      keys.push(k.task(record.taskId));
+      keys.push(k.task(record.taskId), k.job(record.taskId));
       args.push(
         record.taskId,
         String(record.startedTime ?? 0),
@@ -165,7 +169,9 @@ export class RedisTaskStore implements TaskStore {
     }
     const sent =
       batch.length === 1
-        ? this.redis.fcAsyncInsert(keys[0] as string, k.open, k.ended, k.byTime, ...args).then((added) => [added])
+        ? this.redis
+            .fcAsyncInsert(keys[0] as string, k.open, k.ended, k.byTime, keys[1] as string, ...args)
+            .then((added) => [added])
         : this.redis.fcAsyncInsertMany(3 + keys.length, k.open, k.ended, k.byTime, ...keys, ...args);
     sent.then(
       (added) => {

@@ -8,7 +8,8 @@ import {
   silentLogger,
 } from '@fc-async/core';
 import { asyncEvent } from '@fc-async/test-kit/fc-server';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { Queue } from 'bullmq';
+import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import { bullmq } from '../src/index.js';
 import { jobIdOf } from '../src/queue.js';
 import { bullQueue, uniquePrefix, until } from './helpers.js';
@@ -188,6 +189,39 @@ describe('bullmq(): several instances in one process', () => {
     await until('every task of the burst to succeed', () => worker.successes.length === ids.length + 1);
     expect(ran.sort()).toEqual([...ids, 'burst_later'].sort());
     for (const id of ids) expect(await status(worker.handler, id)).toBe('Succeeded');
+  });
+
+  it('a task whose job the queue refused (503) is accepted when sent again under its id, and runs once', async () => {
+    const prefix = uniquePrefix();
+    const ran: string[] = [];
+    const worker = instance(prefix, (req, res) => {
+      ran.push(String(req.headers['x-fc-request-id']));
+      res.end('done');
+    });
+    const add = vi.spyOn(Queue.prototype, 'add').mockRejectedValueOnce(new Error('OOM command not allowed'));
+    try {
+      const refused = await worker.handler(asyncEvent('export_7'));
+      expect([refused.statusCode, JSON.parse(refused.body).message]).toEqual([
+        503,
+        'The task could not be queued: export_7 never ran, send it again later',
+      ]);
+    } finally {
+      add.mockRestore();
+    }
+    expect(await status(worker.handler, 'export_7')).toBe('Invalid');
+    const again = await worker.handler(asyncEvent('export_7'));
+    expect(again.statusCode).toBe(202);
+    await until('the task sent again to succeed', () => worker.successes.length === 1);
+    const requestId = again.headers?.['x-fc-request-id'];
+    expect(ran).toEqual([requestId]);
+    const task = await worker.handler.tasks.get('export_7');
+    expect([task?.status, task?.requestId, task?.events.map((e) => e.status)]).toEqual([
+      'Succeeded',
+      requestId,
+      ['Enqueued', 'Dequeued', 'Running', 'Succeeded'],
+    ]);
+    expect((await worker.handler(asyncEvent('export_7'))).statusCode).toBe(409);
+    await worker.handler.drain();
   });
 
   it('answers 429 once maxQueuedTasks jobs wait in the shared queue', async () => {

@@ -6,8 +6,9 @@ import { bullmq } from '../src/index.js';
 import { keysOf } from '../src/keys.js';
 import { resolveBullmqOptions } from '../src/options.js';
 import { Pruner } from '../src/prune.js';
+import { jobIdOf } from '../src/queue.js';
 import { RedisTaskStore } from '../src/store.js';
-import { openStore, uniquePrefix, until } from './helpers.js';
+import { bullQueue, openStore, uniquePrefix, until } from './helpers.js';
 
 const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -99,6 +100,47 @@ describe('RedisTaskStore', () => {
       'Running',
       ['Enqueued', 'Dequeued', 'Running'],
     ]);
+  });
+
+  it("a task the queue refused, sent again: another instance's cached copy of the refused one writes nothing over the new one", async () => {
+    const prefix = uniquePrefix();
+    const a = await storeOn(prefix);
+    const b = await storeOn(prefix);
+    await a.insert(record('t_1', { requestId: 'first' }));
+    await a.transition('t_1', 'Invalid', { from: ['Enqueued'], patch: { endTime: Date.now() } });
+    expect((await b.get('t_1'))?.status).toBe('Invalid'); // b keeps its copy of the refused task
+    expect(await a.insert(record('t_1', { requestId: 'second', startedTime: 3 }))).toBe(true);
+    expect(b.lastSeen('t_1')?.requestId).toBe('first');
+    // A write from b's copy: its version and token are the refused task's, not the new one's.
+    await b.update('t_1', { destinationStatus: 'Succeeded' });
+    const claimed = await b.transition('t_1', 'Running', { from: ['Enqueued'], via: 'Dequeued' });
+    expect(claimed?.requestId).toBe('second');
+    const stored = await a.get('t_1');
+    expect([stored?.requestId, stored?.status, stored?.destinationStatus, stored?.events.map((e) => e.status)]).toEqual(
+      ['second', 'Running', 'Succeeded', ['Enqueued', 'Dequeued', 'Running']],
+    );
+  });
+
+  it('a task the queue refused keeps its id while a job of that id is in the queue (an enqueue whose reply was lost)', async () => {
+    const prefix = uniquePrefix();
+    const store = await storeOn(prefix);
+    const queue = bullQueue(prefix, closers);
+    for (const id of ['t_1', 't_2']) {
+      await store.insert(record(id, { requestId: 'first' }));
+      await store.transition(id, 'Invalid', { from: ['Enqueued'], patch: { endTime: Date.now() } });
+    }
+    // Their jobs made it into the queue after all: BullMQ would take the new tasks' adds for them.
+    const jobs = await Promise.all(
+      ['t_1', 't_2'].map((id) => queue.add('task', {}, { jobId: jobIdOf(id), delay: 60_000 })),
+    );
+    expect(await store.insert(record('t_1', { requestId: 'second' }))).toBe(false);
+    expect(await Promise.all([store.insert(record('t_2')), store.insert(record('t_3'))])).toEqual([false, true]);
+    expect((await store.get('t_1'))?.status).toBe('Invalid');
+    // Once the job is gone, the id is taken again: alone, and in a burst.
+    for (const job of jobs) await job.remove();
+    expect(await store.insert(record('t_1', { requestId: 'second' }))).toBe(true);
+    expect(await Promise.all([store.insert(record('t_2')), store.insert(record('t_4'))])).toEqual([true, true]);
+    expect([(await store.get('t_1'))?.requestId, (await store.get('t_2'))?.status]).toEqual(['second', 'Enqueued']);
   });
 
   it('a write from a copy of a task that another instance ended and retention deleted finds the task gone, not an error', async () => {

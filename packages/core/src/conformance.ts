@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import type { TaskQuery, TaskRecord, TaskStore } from './async/backend.js';
+import { type TaskQuery, type TaskRecord, type TaskStore, TERMINAL_STATUSES } from './async/backend.js';
 import { pageTasks } from './async/paging.js';
 import type { RetentionOptions } from './async/retention-options.js';
 import type { AsyncTaskStatus } from './fc-types.js';
@@ -68,6 +68,13 @@ export interface TaskStoreCase {
    * it out (`taskStoreCases.filter((c) => !c.usesPrune)`).
    */
   usesPrune?: true;
+  /**
+   * The case inserts a task under the id of one the queue refused (`Invalid`), which a store
+   * replaces (see `TaskStore.insert`). A store written before it did, which answers `false` for
+   * such an id (the caller is answered 409, saying the task never ran), leaves it out
+   * (`taskStoreCases.filter((c) => !c.replacesInvalid)`).
+   */
+  replacesInvalid?: true;
   run(open: OpenTaskStore): Promise<void>;
 }
 
@@ -182,6 +189,33 @@ function fullRecord(): Required<TaskRecord> {
 
 const ids = (records: { taskId: string }[]) => records.map((r) => r.taskId);
 
+/** Inserts `taskId` and has the queue refuse it, as the engine records that: `Invalid`, with its end time. */
+async function refused(store: TaskStore, taskId: string, endTime = Date.now()): Promise<void> {
+  equal(await store.insert(taskRecord(taskId, { startedTime: endTime })), true, `insert of ${taskId} resolves to true`);
+  const invalid = await store.transition(taskId, 'Invalid', {
+    from: ['Enqueued'],
+    patch: { endTime, taskErrorMessage: 'The task could not be queued' },
+  });
+  equal(invalid?.status, 'Invalid', `transition of ${taskId} to Invalid applies`);
+}
+
+/** A task sent again under a refused task's id: another request, body, start time and trace. */
+function resent(taskId: string, startedTime: number): TaskRecord {
+  return taskRecord(taskId, {
+    requestId: `1-64f6d6e7-resent${taskId.padStart(18, '0').slice(-18)}`,
+    startedTime,
+    acceptedAt: startedTime,
+    events: [{ eventId: 1, status: 'Enqueued', timestamp: startedTime, eventDetail: '' }],
+    traceContext: { traceparent: TRACEPARENT },
+    payload: {
+      method: 'PUT',
+      url: '/again',
+      headers: { 'x-fc-async-task-id': taskId },
+      body: Buffer.from([9, 8, 7]),
+    },
+  });
+}
+
 /**
  * `count` tasks listed against `pageTasks` (the in-memory store) for every query: whole pages of
  * `limit`, `Succeeded` ones in pages of `succeeded`, `resize_` ones in pages of `resize`.
@@ -256,6 +290,85 @@ export const taskStoreCases: readonly TaskStoreCase[] = Object.freeze([
       equal(read, r, 'get through another store reads the record inserted, every field');
       ok(Buffer.isBuffer(read?.payload.body), 'get reads payload.body back as a Buffer');
       equal(await again.get('t_2'), undefined, 'get of an unknown task id is undefined');
+    },
+  },
+  {
+    name: 'refuses the id of a task in any status but Invalid, leaving its record as it was',
+    async run(open) {
+      const { store } = await open();
+      const statuses: AsyncTaskStatus[] = [
+        'Enqueued',
+        'Dequeued',
+        'Running',
+        'Retrying',
+        'Stopping',
+        'Succeeded',
+        'Failed',
+        'Stopped',
+        'Expired',
+      ];
+      for (const status of statuses) {
+        const r = taskRecord(`t_${status}`, {
+          status,
+          endTime: TERMINAL_STATUSES.has(status) ? Date.now() : undefined,
+        });
+        await store.insert(r);
+        equal(
+          await store.insert(resent(r.taskId, 5000)),
+          false,
+          `insert of the id of a task ${status} resolves to false`,
+        );
+        equal(await store.get(r.taskId), r, `a refused insert leaves the ${status} task's record as it was`);
+      }
+    },
+  },
+  {
+    name: 'takes the id of a task the queue refused (Invalid) for a new task, which replaces it whole',
+    replacesInvalid: true,
+    async run(open) {
+      const { store, reopen } = await open();
+      const now = Date.now();
+      await store.insert(taskRecord('t_a', { startedTime: now - 3000 }));
+      await refused(store, 't_x', now - 2000);
+      await store.insert(taskRecord('t_b', { startedTime: now - 1000 }));
+      const r = resent('t_x', now);
+      equal(await store.insert(r), true, 'insert of the id of an Invalid task resolves to true');
+      equal(await store.get('t_x'), r, 'get reads the new record, every field (its events and payload only)');
+      equal(await store.insert(resent('t_x', 5000)), false, 'insert of the id again (now Enqueued) resolves to false');
+      const listed = await store.list({ sortOrderByTime: 'asc', includePayload: true });
+      equal(ids(listed.tasks), ['t_a', 't_b', 't_x'], 'list() shows the new task once, ordered by its own startedTime');
+      equal(listed.tasks[2]?.payload.body, Buffer.from([9, 8, 7]), "list() gives the new task's body");
+      equal(ids((await store.list({ status: 'Invalid' })).tasks), [], "list({ status: 'Invalid' }) finds no task");
+      equal(ids(await store.unfinished()), ['t_a', 't_b', 't_x'], 'unfinished() lists the new task');
+      const claimed = await store.transition('t_x', 'Running', { from: ['Enqueued'], via: 'Dequeued' });
+      equal(
+        claimed?.events.map((e) => [e.eventId, e.status]),
+        [
+          [1, 'Enqueued'],
+          [2, 'Dequeued'],
+          [3, 'Running'],
+        ],
+        "a transition of the new task numbers on from the new task's own events",
+      );
+      const again = await reopen();
+      equal((await again.get('t_x'))?.status, 'Running', 'get through another store reads the new task');
+      equal(await again.insert(resent('t_x', 6000)), false, 'insert of the id through another store resolves to false');
+    },
+  },
+  {
+    name: 'takes the id of a task the queue refused once in a burst of inserts that names it twice',
+    replacesInvalid: true,
+    async run(open) {
+      const { store } = await open();
+      await refused(store, 't_x');
+      const first = resent('t_x', 4000);
+      const added = await Promise.all([
+        store.insert(first),
+        store.insert(resent('t_x', 5000)),
+        store.insert(taskRecord('t_y')),
+      ]);
+      equal(added, [true, false, true], 'inserts in one turn: the Invalid id true once, then false; a new id true');
+      equal(await store.get('t_x'), first, 'get reads the record of the insert that took the id');
     },
   },
   {
@@ -477,6 +590,25 @@ export const taskStoreCases: readonly TaskStoreCase[] = Object.freeze([
         'get of the task pruned once its destination call was done is undefined',
       );
       equal((await store.get('t_recent'))?.status, 'Failed', 'pruning keeps a task ended within retentionMs');
+    },
+  },
+  {
+    name: "prunes no task that took a refused task's id by the refused task's end time",
+    usesPrune: true,
+    replacesInvalid: true,
+    async run(open) {
+      const { store, prune } = await open({ maxTasks: 1, retentionMs: 60_000 });
+      const now = Date.now();
+      await refused(store, 't_x', now - 120_000);
+      await store.insert(resent('t_x', now));
+      await store.insert(taskRecord('t_old', { status: 'Succeeded', endTime: now - 1000 }));
+      await store.insert(taskRecord('t_new', { status: 'Succeeded', endTime: now - 500 }));
+      equal(await prune(), 1, 'a pruning pass deletes only the finished task past maxTasks, not the new one');
+      equal((await store.get('t_x'))?.status, 'Enqueued', 'get reads the new task after pruning');
+      await store.transition('t_x', 'Succeeded', { from: ['Enqueued'], patch: { endTime: now } });
+      equal(await prune(), 1, 'once the new task ends, it counts by its own end time');
+      equal(await store.get('t_new'), undefined, 'the finished task that ended before it goes past maxTasks');
+      equal((await store.get('t_x'))?.status, 'Succeeded', 'the new task, ended last, is kept');
     },
   },
   {

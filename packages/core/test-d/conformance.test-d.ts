@@ -26,3 +26,4 @@ for (const c of taskStoreCases) {
 }
 expectAssignable<TaskStoreCase>({ name: 'my store only', run: async (o: OpenTaskStore) => void (await o()).store });
 expectType<true | undefined>(taskStoreCases[0]?.usesPrune);
+expectType<true | undefined>(taskStoreCases[0]?.replacesInvalid);

@@ -1,5 +1,5 @@
 import { AssertionError } from 'node:assert';
-import { MemoryTaskStore, type TaskPatch, type TaskStore } from '@fc-async/core';
+import { MemoryTaskStore, type TaskPatch, type TaskRecord, type TaskStore } from '@fc-async/core';
 import { type OpenTaskStore, taskStoreCases } from '@fc-async/core/conformance';
 import { describe, expect, it } from 'vitest';
 
@@ -20,6 +20,7 @@ describe('MemoryTaskStore', () => {
     expect(taskStoreCases.filter((c) => c.usesPrune).map((c) => c.name)).toEqual([
       'prunes finished tasks past retentionMs, then the oldest past maxTasks, never unfinished ones',
       'prunes a task ended by `transition` by the end time it was given, once its destination call is done',
+      "prunes no task that took a refused task's id by the refused task's end time",
     ]);
   });
   for (const c of taskStoreCases.filter((c) => !c.usesPrune)) {
@@ -66,6 +67,37 @@ describe('the table catches a store that breaks what the engine relies on', () =
     }
     const error = await run('unfinished:', () => new Reversed());
     expect((error as Error).message).toMatch(/^unfinished\(\) lists the tasks not terminal/);
+  });
+
+  it('a store that does not replace an Invalid record fails only the cases marked replacesInvalid', async () => {
+    class OldContract extends MemoryTaskStore {
+      override insert(record: TaskRecord): boolean {
+        return this.get(record.taskId) === undefined && super.insert(record);
+      }
+    }
+    const failed: string[] = [];
+    for (const c of taskStoreCases.filter((c) => !c.usesPrune)) {
+      const error = await run(c.name, () => new OldContract());
+      if (error) failed.push(c.name);
+      if (c.replacesInvalid)
+        expect((error as Error).message).toMatch(
+          /^inserts? (of the id of an Invalid task|in one turn: the Invalid id)/,
+        );
+    }
+    expect(failed).toEqual(taskStoreCases.filter((c) => c.replacesInvalid && !c.usesPrune).map((c) => c.name));
+    expect(failed).toHaveLength(2);
+  });
+
+  it('a store that replaces the record of a task that is not Invalid', async () => {
+    class ReplacesAny extends MemoryTaskStore {
+      override insert(record: TaskRecord): boolean {
+        const known = this.get(record.taskId);
+        if (known) known.status = 'Invalid';
+        return super.insert(record);
+      }
+    }
+    const error = await run('refuses the id of a task in any status but Invalid', () => new ReplacesAny());
+    expect((error as Error).message).toMatch(/^insert of the id of a task Enqueued resolves to false\n/);
   });
 
   it('a paging cursor that repeats a page', async () => {

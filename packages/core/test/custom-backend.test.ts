@@ -62,13 +62,22 @@ describe('a shared queue whose enqueue throws synchronously', () => {
   it('records the task it refused Invalid and answers 503, as a rejected enqueue does', async () => {
     const state = { down: true };
     const { backend, store } = sharedBackend(state);
-    const { handler } = setup(ok, { backend });
+    const { handler, successes } = setup(ok, { backend });
     const refused = await handler(asyncEvent({ taskId: 'unqueued' }), context);
     expect([refused.statusCode, (json(refused) as { code: string }).code]).toEqual([503, 'ServiceUnavailable']);
     // Not left Enqueued with no job: no instance would ever run it, and its id would answer 409.
     expect((await store.get('unqueued'))?.status).toBe('Invalid');
     state.down = false;
     expect((await handler(asyncEvent({ taskId: 'queued' }), context)).statusCode).toBe(202);
+    // Sent again under its id, the refused task is taken this time (its job added in the same round trip) and runs.
+    const again = await handler(asyncEvent({ taskId: 'unqueued' }), context);
+    expect(again.statusCode).toBe(202);
+    // A shared queue's drain() does not wait for a job still waiting: the test looks until it ran (bounded by the test timeout).
+    const requestId = again.headers?.['x-fc-request-id'];
+    while (!successes.some((r) => r.requestContext.requestId === requestId)) await tick(5);
+    await handler.drain();
+    expect(successes.filter((r) => r.requestContext.requestId === requestId)).toHaveLength(1);
+    expect((await store.get('unqueued'))?.status).toBe('Succeeded');
     await handler.close({ timeoutMs: 1000 });
   });
 
@@ -83,30 +92,68 @@ describe('a shared queue whose enqueue throws synchronously', () => {
   });
 });
 
+/** A store of the contract before an Invalid record could be replaced: any known id is refused. */
+class RefusesInvalidIds extends MemoryTaskStore {
+  override insert(record: TaskRecord): boolean {
+    return this.get(record.taskId) === undefined && super.insert(record);
+  }
+}
+
+/** The in-process queue, refusing every job while `state.refuse`; `store` as given. */
+function refusingBackend(state: { refuse: boolean }, store: TaskStore = new MemoryTaskStore()): AsyncBackend {
+  return {
+    name: 'table',
+    persistent: false,
+    create(ctx) {
+      const queue = new PQueueDriver(ctx.concurrency);
+      const enqueue = queue.enqueue.bind(queue);
+      queue.enqueue = (job, delayMs) => {
+        if (state.refuse) throw new FcAsyncError('QueueUnavailable', 'the queue table is locked', { statusCode: 503 });
+        return enqueue(job, delayMs);
+      };
+      return { store, queue };
+    },
+  };
+}
+
 describe('a queue that refuses a task', () => {
-  it('tells the caller its task id is taken, and a send again under it that the task never ran', async () => {
-    let refuse = true;
-    const backend: AsyncBackend = {
-      name: 'table',
-      persistent: false,
-      create(ctx) {
-        const queue = new PQueueDriver(ctx.concurrency);
-        const enqueue = queue.enqueue.bind(queue);
-        queue.enqueue = (job, delayMs) => {
-          if (refuse) throw new FcAsyncError('QueueUnavailable', 'the queue table is locked', { statusCode: 503 });
-          return enqueue(job, delayMs);
-        };
-        return { store: new MemoryTaskStore(), queue };
-      },
-    };
-    const { handler, successes } = setup(ok, { backend });
+  it('answers 503, and the same task id sent again is accepted (202) and runs once', async () => {
+    const state = { refuse: true };
+    const { handler, successes } = setup(ok, { backend: refusingBackend(state) });
     const refused = await handler(asyncEvent({ taskId: 'export_7' }), context);
-    expect(refused.statusCode).toBe(503);
-    expect((json(refused) as { message: string }).message).toBe(
-      'The task could not be queued: export_7 is taken by its Invalid record, send it again with another task id',
-    );
-    refuse = false;
-    // The caller retries after the 503 with the same id, as callers do: a bare 409 would read "taken".
+    expect([refused.statusCode, refused.headers?.['retry-after'], json(refused)]).toEqual([
+      503,
+      '1',
+      { code: 'ServiceUnavailable', message: 'The task could not be queued: export_7 never ran, send it again later' },
+    ]);
+    expect((await handler.tasks.get('export_7'))?.status).toBe('Invalid');
+    state.refuse = false;
+    // The caller retries after the 503 with the same id, as callers do: its first send was not accepted.
+    const again = await handler(asyncEvent({ taskId: 'export_7' }), context);
+    expect(again.statusCode).toBe(202);
+    const requestId = again.headers?.['x-fc-request-id'];
+    await handler.drain();
+    expect(successes.map((r) => r.requestContext.requestId)).toEqual([requestId]);
+    const task = await handler.tasks.get('export_7');
+    expect([task?.status, task?.requestId, task?.events.map((e) => e.status)]).toEqual([
+      'Succeeded',
+      requestId,
+      ['Enqueued', 'Dequeued', 'Running', 'Succeeded'],
+    ]);
+    // Taken now: a third send is a duplicate.
+    expect((await handler(asyncEvent({ taskId: 'export_7' }), context)).statusCode).toBe(409);
+    // A task id the caller did not choose (the request id) is new on every send: nothing to say.
+    state.refuse = true;
+    const unnamed = await handler(asyncEvent({}), context);
+    expect((json(unnamed) as { message: string }).message).toBe('The task could not be queued');
+    await handler.close({ timeoutMs: 1000 });
+  });
+
+  it('with a store that does not replace an Invalid record, the send again answers 409 saying the task never ran', async () => {
+    const state = { refuse: true };
+    const { handler, successes } = setup(ok, { backend: refusingBackend(state, new RefusesInvalidIds()) });
+    expect((await handler(asyncEvent({ taskId: 'export_7' }), context)).statusCode).toBe(503);
+    state.refuse = false;
     const again = await handler(asyncEvent({ taskId: 'export_7' }), context);
     expect([again.statusCode, json(again)]).toEqual([
       409,
@@ -117,12 +164,8 @@ describe('a queue that refuses a task', () => {
     ]);
     expect((await handler(asyncEvent({ taskId: 'export_7b' }), context)).statusCode).toBe(202);
     await handler.drain();
-    expect(successes.map((r) => r.requestContext.requestId)).toHaveLength(1);
+    expect(successes).toHaveLength(1);
     expect((await handler.tasks.get('export_7'))?.status).toBe('Invalid');
-    // A task id the caller did not choose (the request id) is new on every send: nothing to say.
-    refuse = true;
-    const unnamed = await handler(asyncEvent({}), context);
-    expect((json(unnamed) as { message: string }).message).toBe('The task could not be queued');
     await handler.close({ timeoutMs: 1000 });
   });
 });

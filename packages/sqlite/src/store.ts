@@ -64,8 +64,15 @@ export class SqliteTaskStore implements TaskStore {
     this.batch = new WriteBatch(db, options.synchronous === 'full', () => this.open.clear());
     this.file = new TaskFile(db, logger, () => this.batch.flush());
     this.statements = {
+      // A new task id, or one whose task the queue refused (Invalid): its row is replaced whole,
+      // indexed columns included, so that neither listing nor pruning sees the refused task any
+      // more (see TaskStore.insert). Any other row is left alone: no change, the id is taken.
       insert: db.prepare(
-        'INSERT OR IGNORE INTO fc_async_tasks (task_id, status, started_time, end_time, open, record, body, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        `INSERT INTO fc_async_tasks (task_id, status, started_time, end_time, open, record, body, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (task_id) DO UPDATE SET status = excluded.status, started_time = excluded.started_time,
+           end_time = excluded.end_time, open = excluded.open, record = excluded.record, body = excluded.body,
+           payload = excluded.payload
+         WHERE fc_async_tasks.status = 'Invalid'`,
       ),
       get: db.prepare('SELECT record, body, payload FROM fc_async_tasks WHERE task_id = ?'),
       update: db.prepare('UPDATE fc_async_tasks SET status = ?, end_time = ?, open = ?, record = ? WHERE task_id = ?'),

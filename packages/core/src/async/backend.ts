@@ -189,9 +189,15 @@ export interface TransitionOptions {
  */
 export interface TaskStore {
   /**
-   * Adds a task; `false` when the id is already known (the caller answers 409). `true` means the
-   * record is kept: the engine runs the task from it (a task gone before it runs is logged and
-   * dropped).
+   * Adds a task; `false` when the id is known and its record is not `Invalid` (the caller answers
+   * 409). A record `Invalid` (a task the queue refused: it never ran, its accept answered 503) is
+   * replaced by `record` in the same atomic step, a compare-and-set on its status, as if it had
+   * never been there: its events, payload and place in the indexes (listing, retention) go, the new
+   * record's take their place, and `true` is the answer, so that a caller who sends the task again
+   * under the same id is accepted. A store written before this (it answers `false` for an
+   * `Invalid` record too) stays correct: the caller is answered 409, saying the task never ran.
+   * `true` means the record is kept: the engine runs the task from it (a task gone before it runs
+   * is logged and dropped).
    */
   insert(record: TaskRecord): boolean | Promise<boolean>;
   get(taskId: string): TaskRecord | undefined | Promise<TaskRecord | undefined>;
@@ -320,7 +326,8 @@ export interface QueueDriver {
    * backend starts: it must take an id it holds already (keep one job for it), not throw. Waiting
    * and delayed jobs keep the process alive (timers not `unref`ed), as `drain()` waits for them.
    * A throw or rejection at an accept refuses the task: the engine records it `Invalid` and answers
-   * `503 ServiceUnavailable` (its record keeps the id).
+   * `503 ServiceUnavailable`; a send of the same id later replaces that record (see
+   * `TaskStore.insert`) and is queued again.
    */
   enqueue(job: QueueJob, delayMs: number): void | Promise<void>;
   /** Drops a waiting or delayed job; `true` when one was dropped. */

@@ -674,11 +674,10 @@ export class AsyncEngine {
       if (isPromise(queued)) await queued;
     } catch (error) {
       await this.notQueued(taskId, requestId, shared);
-      // Its Invalid record keeps the id: a caller who chose it must send the task under another.
-      const chosen =
-        invocation.taskId === undefined
-          ? ''
-          : `: ${taskId} is taken by its Invalid record, send it again with another task id`;
+      // A send of the same id later replaces its Invalid record (see TaskStore.insert): a caller
+      // who chose the id retries with it, as after any 503 (a store of the old contract answers
+      // that send 409, saying the task never ran: see existsMessage).
+      const chosen = invocation.taskId === undefined ? '' : `: ${taskId} never ran, send it again later`;
       throw new FcAsyncError('ServiceUnavailable', `The task could not be queued${chosen}`, {
         statusCode: 503,
         cause: error,
@@ -911,7 +910,8 @@ export class AsyncEngine {
 
   /**
    * The 409's message. A task the queue refused (Invalid) never ran: a caller that sent it again
-   * after the 503, as callers retry, is told so rather than led to think it was taken.
+   * after the 503, as callers retry, is told so rather than led to think it was taken (a store
+   * that does not replace an Invalid record, see TaskStore.insert, refuses that send).
    */
   private async existsMessage(taskId: string): Promise<string> {
     const exists = `An async task with id ${taskId} already exists`;

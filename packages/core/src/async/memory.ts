@@ -75,6 +75,13 @@ export class MemoryTaskStore implements TaskStore {
   /** Finished task ids in the order they finished, and when, from `head` on (a task finishes once). */
   private finishedIds: string[] = [];
   private finishedAt: number[] = [];
+  /**
+   * The record each finished, by which eviction deletes that record only: once replaced (an
+   * `Invalid` one, see `insert`), its entry holds `undefined`, counts for nothing and evicts nothing.
+   */
+  private finishedRecords: (TaskRecord | undefined)[] = [];
+  /** Entries from `head` on whose record was replaced. */
+  private replaced = 0;
   /** The bytes each finished task counted for when it finished (see `bytesOf`), and their sum from `head` on. */
   private finishedBytes: number[] = [];
   private heldBytes = 0;
@@ -92,19 +99,44 @@ export class MemoryTaskStore implements TaskStore {
   }
 
   /** A task finished (or its destination call ended): it counts against the limits from now. */
-  private finished(taskId: string, now: number): void {
-    const bytes = bytesOf(this.tasks.get(taskId));
-    this.finishedIds.push(taskId);
+  private finished(record: TaskRecord, now: number): void {
+    const bytes = bytesOf(record);
+    this.finishedIds.push(record.taskId);
     this.finishedAt.push(now);
+    this.finishedRecords.push(record);
     this.finishedBytes.push(bytes);
     this.heldBytes += bytes;
     this.evict(now);
   }
 
+  /** A new task, or one that takes the id of a task the queue refused (`Invalid`): see `TaskStore.insert`. */
   insert(record: TaskRecord): boolean {
-    if (this.get(record.taskId) !== undefined) return false;
+    const known = this.get(record.taskId);
+    if (known !== undefined) {
+      if (known.status !== 'Invalid') return false;
+      this.unfinish(known);
+      // Accepted now: `unfinished()` gives it in the order accepted, which is the Map's.
+      this.tasks.delete(record.taskId);
+    }
     this.tasks.set(record.taskId, record);
     return true;
+  }
+
+  /**
+   * Takes a replaced record out of the retention order: its entry would otherwise evict the record
+   * that took its id (running or not) once enough tasks finished after it. Searched from the end:
+   * the record replaced is one the queue refused moments ago, as a retry follows its 503.
+   */
+  private unfinish(record: TaskRecord): void {
+    this.delivering.delete(record.taskId);
+    for (let i = this.finishedIds.length - 1; i >= this.head; i--) {
+      if (this.finishedRecords[i] !== record) continue;
+      this.heldBytes -= this.finishedBytes[i] as number;
+      this.finishedBytes[i] = 0;
+      this.finishedRecords[i] = undefined;
+      this.replaced++;
+      return;
+    }
   }
 
   get(taskId: string): TaskRecord | undefined {
@@ -127,7 +159,7 @@ export class MemoryTaskStore implements TaskStore {
     transitionEvents(events, status, options, now);
     record.status = status;
     if (patch) assign(record, patch);
-    if (TERMINAL_STATUSES.has(status)) this.finished(taskId, now);
+    if (TERMINAL_STATUSES.has(status)) this.finished(record, now);
     return record;
   }
 
@@ -137,7 +169,7 @@ export class MemoryTaskStore implements TaskStore {
     assign(record, patch);
     if (!record.deliveryPending && this.delivering.delete(taskId)) {
       // Its destination call ended: it goes as it would have when it finished.
-      this.finished(taskId, Date.now());
+      this.finished(record, Date.now());
     }
   }
 
@@ -159,26 +191,35 @@ export class MemoryTaskStore implements TaskStore {
     const oldestAllowed = now - this.retentionMs;
     const ids = this.finishedIds;
     const at = this.finishedAt;
+    const records = this.finishedRecords;
     const bytes = this.finishedBytes;
     while (this.head < ids.length) {
       if (
-        ids.length - this.head <= this.maxTasks &&
+        ids.length - this.head - this.replaced <= this.maxTasks &&
         (at[this.head] as number) >= oldestAllowed &&
         this.heldBytes <= this.maxBytes
       ) {
         break;
       }
       const taskId = ids[this.head] as string;
+      const record = records[this.head];
       this.heldBytes -= bytes[this.head] as number;
-      // A task whose destination is still being called keeps its record (and its id) until then.
-      if (this.tasks.get(taskId)?.deliveryPending) this.delivering.add(taskId);
-      else this.tasks.delete(taskId);
+      if (record === undefined) {
+        this.replaced--; // its id is another task's now: nothing to delete
+      } else if (record.deliveryPending) {
+        // A task whose destination is still being called keeps its record (and its id) until then.
+        this.delivering.add(taskId);
+      } else if (this.tasks.get(taskId) === record) {
+        this.tasks.delete(taskId);
+      }
       ids[this.head] = '';
+      records[this.head] = undefined;
       this.head++;
     }
     if (this.head >= 1024 && this.head * 2 >= ids.length) {
       this.finishedIds = ids.slice(this.head);
       this.finishedAt = at.slice(this.head);
+      this.finishedRecords = records.slice(this.head);
       this.finishedBytes = bytes.slice(this.head);
       this.head = 0;
     }
