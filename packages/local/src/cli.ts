@@ -8,7 +8,7 @@ import { type Emulator, exitOwn, startEmulator } from './emulator.js';
 import { entriesLoading } from './entry.js';
 import { failure } from './errors.js';
 import { createEmulatorLog } from './log.js';
-import { type EmulatorOptions, resolveOptions } from './options.js';
+import { type EmulatorOptions, resolveOptions, socketHost } from './options.js';
 import { freePort } from './ports.js';
 import { linkedEntryFolder, watchIgnore } from './watch-tree.js';
 
@@ -281,12 +281,18 @@ async function watchDev(entry: string | undefined, flags: DevFlags, command: Com
     fail(failure(error));
   }
   const root = resolve(entry !== undefined ? dirname(entry) : flags.config ? dirname(flags.config) : '.');
-  const controlHost = flags.controlHost ?? '127.0.0.1';
-  const port = flags.port || (await freePort(flags.host));
+  const host = socketHost(flags.host);
+  const controlHost = socketHost(flags.controlHost ?? '127.0.0.1');
+  // An address not on this machine (or no address at all): one line, as the emulator says it.
+  const pick = (on: string) =>
+    freePort(on).catch((error: unknown) =>
+      fail(`Cannot listen on ${on}: ${error instanceof Error ? error.message : String(error)}`),
+    );
+  const port = flags.port || (await pick(host));
   let controlPort = flags.controlPort;
   // Only a port given as 0 is picked, apart from the trigger's: a port given twice is refused by the emulator.
-  while (!controlPort || (flags.controlPort === 0 && controlPort === port && controlHost === flags.host))
-    controlPort = await freePort(controlHost);
+  while (!controlPort || (flags.controlPort === 0 && controlPort === port && controlHost === host))
+    controlPort = await pick(controlHost);
   try {
     // An entry that is a symbolic link to a file elsewhere: that file's folder is what Node loads.
     const linked = entry === undefined ? undefined : linkedEntryFolder(resolve(entry), root);

@@ -188,9 +188,17 @@ export function closeTimeout(options: unknown): number {
   return timeoutMs;
 }
 
-/** True for 127.0.0.0/8, ::1 and localhost. */
+/**
+ * A host as a socket takes it: an IPv6 address written as a URL writes it (`[::1]`) without its
+ * brackets, which the address lookup would otherwise take for a host name (ENOTFOUND).
+ */
+export function socketHost(host: string): string {
+  return host.replace(/^\[([^\]]*:[^\]]*)\]$/, '$1');
+}
+
+/** True for 127.0.0.0/8, ::1 and localhost (a host {@link socketHost} took its brackets from). */
 export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127(\.\d{1,3}){3}$/.test(host);
+  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
 }
 
 /** Derives a function name from a file name: `my app.ts` → `my-app`. */
@@ -289,7 +297,7 @@ export function resolveOptions(options: EmulatorOptions): ResolvedOptions {
   }
   const logFormat = options.logFormat ?? 'text';
   if (logFormat !== 'text' && logFormat !== 'json') throw optionError('logFormat', "'text' or 'json'", logFormat);
-  const controlHost = options.controlHost ?? '127.0.0.1';
+  const controlHost = socketHost(options.controlHost ?? '127.0.0.1');
   const credentials = options.credentials;
   if (
     credentials !== undefined &&
@@ -317,7 +325,7 @@ export function resolveOptions(options: EmulatorOptions): ResolvedOptions {
     config: config === undefined ? undefined : resolve(cwd, config),
     name,
     port: int('port', options.port, 0, 65_535, 9000),
-    host: options.host ?? '127.0.0.1',
+    host: socketHost(options.host ?? '127.0.0.1'),
     controlPort: int('controlPort', options.controlPort, 0, 65_535, 9001),
     controlHost,
     credentials,
