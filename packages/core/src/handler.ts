@@ -14,7 +14,7 @@ import { checkHandlerOptions } from './handler-options.js';
 import { newRequestId } from './ids.js';
 import {
   asksForAsync,
-  buildInvocation,
+  buildInvocationLowerCased,
   type Detector,
   detectLowerCased,
   type Invocation,
@@ -242,7 +242,7 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
       // A sync call with a deadline (the emulator's) aborts its signal when it is given up, as FC
       // ends the invocation: the app's own work (a child process) stops with it.
       stop = deadline && detection.type !== 'Async' ? new AbortController() : undefined;
-      const invocation = buildInvocation(detection, headers, context, env, stop?.signal);
+      const invocation = buildInvocationLowerCased(detection, headers, context, env, stop?.signal);
       span?.setInvocation(invocation);
       result =
         detection.type !== 'Async'

@@ -399,6 +399,36 @@ export function buildInvocation(
   );
 }
 
+/**
+ * {@link buildInvocation} for headers whose names are all lower-case, as an `FcRequest`'s are
+ * (see {@link detectLowerCased}): a missing header is not searched for in other letter cases.
+ * Most calls carry none of the FC headers read here, and each search walked every header. The
+ * handler's.
+ */
+export function buildInvocationLowerCased(
+  detection: Detection,
+  headers: HeaderBag,
+  context: FcContext | undefined,
+  env: Record<string, string | undefined>,
+  signal: AbortSignal = NEVER,
+): Invocation {
+  const memory =
+    context?.function?.memory ?? Number(first(headers['x-fc-function-memory']) ?? env.FC_FUNCTION_MEMORY_SIZE);
+  const timeout = context?.function?.timeout ?? Number(first(headers['x-fc-function-timeout']));
+  return new InvocationRecord(
+    detection,
+    context?.function?.name ?? first(headers['x-fc-function-name']) ?? env.FC_FUNCTION_NAME ?? '',
+    context?.region ?? first(headers['x-fc-region']) ?? env.FC_REGION ?? '',
+    context?.accountId ?? first(headers['x-fc-account-id']) ?? env.FC_ACCOUNT_ID ?? '',
+    context?.service?.qualifier ?? first(headers['x-fc-qualifier']) ?? env.FC_QUALIFIER ?? 'LATEST',
+    context?.service?.versionId ?? first(headers['x-fc-version-id']),
+    Number.isFinite(memory) && memory > 0 ? memory : undefined,
+    typeof timeout === 'number' && Number.isFinite(timeout) && timeout > 0 ? timeout : undefined,
+    env.FC_INSTANCE_ID,
+    signal,
+  );
+}
+
 /** A plain {@link Invocation} made with `new`, which V8 never pretenures (see `DetectionRecord`). */
 const InvocationRecord = plainConstructor(function InvocationRecord(
   this: Invocation,
