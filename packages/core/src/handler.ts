@@ -152,15 +152,20 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
   }
   checkHandlerOptions(options, 'handler');
   // Made while the emulator loads its entry: what these options leave out comes from the emulator.
-  const held = currentStartHold()?.defaults?.({ backend: options.async?.backend !== undefined });
+  const hold = currentStartHold();
+  const held = hold?.defaults?.({ backend: options.async?.backend !== undefined });
   const logger = options.logger ?? held?.logger ?? createConsoleLogger();
   const classify = createBodyClassifier(options.textContentTypes ?? DEFAULT_TEXT_CONTENT_TYPES);
   // The request's header names are lower-case (FcRequest), so the default needs no case-insensitive search.
   const detect = options.detect ?? detectLowerCased;
   const env = options.env ?? { ...process.env };
-  const asyncOptions = resolveAsyncOptions(
-    held?.async ? { ...held.async, ...definedOnly(options.async) } : options.async,
-  );
+  const resolved = resolveAsyncOptions(held?.async ? { ...held.async, ...definedOnly(options.async) } : options.async);
+  // A backend of its own (checked above) goes through the hold too: the emulator keeps it from the
+  // engine of an inner handler, whose attempts come from the emulator's engine.
+  const asyncOptions =
+    options.async?.backend !== undefined && resolved.backend !== undefined && hold?.ownBackend
+      ? { ...resolved, backend: hold.ownBackend(resolved.backend) }
+      : resolved;
   const mode = resolveMode(asyncOptions.mode, env);
   // The emulator's names add to the handler's own: a secret it was told of stays out of its tasks.
   // One that is no array is left as it is, for createRedactor to refuse.

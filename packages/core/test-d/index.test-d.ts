@@ -203,6 +203,16 @@ expectAssignable<rt.EngineStartHold>({
   defaults: (own: { readonly backend: boolean }) => (own.backend ? undefined : { async: {} }),
 });
 expectError<rt.EngineStartHold>({ enter: () => ({ start: Promise.resolve(), waited() {} }), defaults: () => 1 });
+// An fcAsync() made under a hold may be put in platform mode, a handler's own backend replaced.
+expectAssignable<rt.EngineStartHold>({
+  enter: () => ({ start: Promise.resolve(), waited() {} }),
+  middleware: () => 'platform' as const,
+  ownBackend: (backend: rt.AsyncBackend) => backend,
+});
+expectError<rt.EngineStartHold>({
+  enter: () => ({ start: Promise.resolve(), waited() {} }),
+  middleware: () => 'local',
+});
 
 // Under `exactOptionalPropertyTypes` (tsd runs with it on), every option may be given as
 // `undefined`, as the runtime takes it: a value passed through from the caller's own options.

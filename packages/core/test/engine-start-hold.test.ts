@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { AsyncBackend } from '../src/async/backend.js';
 import { memory } from '../src/async/memory.js';
 import { currentStartHold, type EngineStartHold, holdEngineStarts } from '../src/async/start-hold.js';
-import { createFcHandler } from '../src/index.js';
+import { createFcHandler, createFcRuntime } from '../src/index.js';
 import { asyncEvent, context, deferred, event, memoryLogger, ok, tick } from './helpers.js';
 
 /** memory(), counting its starts. */
@@ -151,6 +151,44 @@ describe('a handler made under a start hold with defaults (the emulator loading 
 
     expect(asked).toEqual([{ backend: true }]);
     expect([own.creates, held.creates]).toEqual([1, 0]);
+    await handler.close();
+  });
+});
+
+// `fc-async dev` plays FC in front of the app it serves: an fcAsync() in it, or a handler the
+// entry calls, must not run an engine of its own on its backend (a second worker of a shared queue).
+describe('what the hold decides for the engines behind the emulator', () => {
+  it('middleware(): an fcAsync() made under a hold that says platform is in platform mode and never starts its backend', async () => {
+    const { hold, open } = testHold();
+    const backend = countedBackend();
+    let told: AsyncBackend | undefined;
+    const runtime = await holdEngineStarts(
+      {
+        ...hold,
+        middleware: (own) => {
+          told = own.backend;
+          return 'platform';
+        },
+      },
+      async () => createFcRuntime({ env: {}, async: { backend } }),
+    );
+    open();
+    await tick();
+    expect(runtime.mode).toBe('platform');
+    expect(runtime.engine).toBeUndefined();
+    expect(told).toBe(backend);
+    expect(backend.creates).toBe(0);
+    await runtime.close();
+  });
+
+  it('ownBackend(): a handler whose options name a backend gets the one the hold gives instead', async () => {
+    const { hold, open } = testHold();
+    const own = countedBackend();
+    const given = countedBackend();
+    const handler = await holdEngineStarts({ ...hold, ownBackend: () => given }, async () => handlerOver(own));
+    open();
+    await handler.engine?.whenReady();
+    expect([own.creates, given.creates]).toEqual([0, 1]);
     await handler.close();
   });
 });

@@ -178,6 +178,12 @@ export interface EntryHold extends EngineStartHold {
   /** The fc-async handlers the entry made while it loaded. */
   readonly handlersMade: number;
   /**
+   * The persistent backends the entry's own engines named that are not started (see
+   * `EngineStartHold.middleware` and `ownBackend`): those of its `fcAsync()` middlewares, and, once
+   * disowned, those of its handlers, by name, for a notice.
+   */
+  notStarted(): string[];
+  /**
    * The emulator serves the function with an engine of its own (the entry exports an app, or a
    * plain handler calling the fc-async handler it made): the handler that took the offered backend
    * gets memory's when it starts instead, so that two engines never share one task file or queue
@@ -211,9 +217,14 @@ function engineHold(opened: Promise<void>, isOpen: () => boolean, startedEarly: 
   let backendTaken = false;
   let handlersMade = 0;
   let disowned = false;
+  /** The handlers' own backends go: the emulator serves the function with an engine of its own. */
+  let ownDisowned = false;
   /** The backend the hold gave (see `defaults`), and whether its engine started before the load ended. */
   let held: AsyncBackend | undefined;
   const startedBeforeOpen = new WeakSet<object>();
+  /** The handlers' own backends (see `ownBackend`), and the persistent ones of the middlewares. */
+  const owned: AsyncBackend[] = [];
+  const middlewares: string[] = [];
   return {
     abandon: () => {
       abandoned = true;
@@ -227,12 +238,35 @@ function engineHold(opened: Promise<void>, isOpen: () => boolean, startedEarly: 
     get handlersMade() {
       return handlersMade;
     },
+    notStarted() {
+      const handlers = ownDisowned ? owned.filter((b) => b.persistent && !startedBeforeOpen.has(b)) : [];
+      return [...middlewares, ...handlers.map((b) => b.name)];
+    },
     disownBackend() {
+      ownDisowned = true;
       if (held && startedBeforeOpen.has(held)) return false;
       disowned = true;
       return true;
     },
     logger: () => offered?.logger,
+    // The emulator's engine takes the app's async calls, as FC does: an fcAsync() in it is in platform mode.
+    middleware(own) {
+      if (own.backend?.persistent) middlewares.push(own.backend.name);
+      return 'platform';
+    },
+    ownBackend(backend) {
+      const own: AsyncBackend = {
+        name: backend.name,
+        persistent: backend.persistent,
+        ...(backend.startTimeoutMs !== undefined ? { startTimeoutMs: backend.startTimeoutMs } : {}),
+        // An inner handler's (the emulator's engine runs its attempts): memory's, never connected,
+        // unless a wait while the entry loaded started it before the emulator could tell.
+        create: (context) =>
+          ownDisowned && !startedBeforeOpen.has(own) ? memory().create(context) : backend.create(context),
+      };
+      owned.push(own);
+      return own;
+    },
     defaults(own) {
       handlersMade++;
       if (!offered?.async) return offered;

@@ -231,6 +231,17 @@ async function loadFunction(
     // FC retries what its runtime counts as a function error, not a 500 the handler returned.
     handler = createFcHandler(listener, { ...served, async: { ...served.async, isFailure: isFunctionError } });
   }
+  const notStarted = deps.engineHold?.notStarted() ?? [];
+  if (notStarted.length > 0)
+    deps.log.notice(
+      `${spec.name}: its entry's fcAsync() or inner fc-async handler names an async backend of its own (${[...new Set(notStarted)].join(', ')}), which is not started: the emulator plays FC in front of the app, its engine takes the async calls and runs every attempt (fcAsync() is in platform mode, as on FC); ${
+        own?.engine
+          ? 'the tasks are in the store of the handler the entry exports'
+          : deps.backend
+            ? 'the tasks are in the store --store or --redis names'
+            : `it keeps the tasks in memory (--redis URL keeps them in Redis under the prefix fc-async:${spec.name}, --store sqlite:PATH in a file)`
+      }`,
+    );
   return localFunction(spec, identity, entry.kind, handler, async () => giveBackEnv());
 }
 

@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Logger } from '../logger.js';
+import type { AsyncBackend } from './backend.js';
 import type { AsyncOptions } from './options.js';
 
 /**
@@ -69,6 +70,21 @@ export interface EngineStartHold {
    * it) logs through when its options name none; it takes nothing else of the hold.
    */
   logger?(): Logger | undefined;
+  /**
+   * Called once by each handler made under the hold whose options name a backend, before its
+   * engine: the backend that engine gets instead. The emulator gives one that creates memory's
+   * when it serves the function with an engine of its own (the handler is an inner one, which a
+   * queue in front runs attempts through): a second engine on the same queue would be a second
+   * worker of it, whose tasks never reach the emulator's destinations.
+   */
+  ownBackend?(backend: AsyncBackend): AsyncBackend;
+  /**
+   * Called once by each custom-runtime middleware made under the hold (`fcAsync()` in an app the
+   * entry exports), with the backend its options name: `'platform'` when something in front of
+   * the app (the emulator, playing FC) takes its async calls, so that the middleware runs in
+   * platform mode, as behind FC, and never starts that backend.
+   */
+  middleware?(own: { readonly backend: AsyncBackend | undefined }): 'platform' | undefined;
 }
 
 // In globalThis under a registered symbol: the entry may import another copy of the core than the

@@ -154,11 +154,15 @@ const PLATFORM_BODY_LIMIT = 256 * 1024;
 export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
   checkHandlerOptions(options, 'runtime');
   // Made while `fc-async dev` loads its entry: the emulator's log, as the handlers it makes use.
-  const logger = options.logger ?? currentStartHold()?.logger?.() ?? createConsoleLogger();
+  const hold = currentStartHold();
+  const logger = options.logger ?? hold?.logger?.() ?? createConsoleLogger();
   const detect = options.detect ?? detectInvocation;
   const env = options.env ?? { ...process.env };
   const asyncOptions = resolveAsyncOptions(options.async);
-  const mode = resolveMode(asyncOptions.mode, env);
+  // Made while `fc-async dev` loads its entry: the emulator plays FC in front of the app (its engine
+  // takes the async calls), so the middleware is in platform mode, as behind FC, and never starts
+  // its own backend (a second worker of a shared queue, whose tasks the emulator would never see).
+  const mode = hold?.middleware?.({ backend: asyncOptions.backend }) ?? resolveMode(asyncOptions.mode, env);
   const redact = createRedactor(options.redactHeaders);
   const tracing = createTracing(options.tracing, {
     logger,
