@@ -210,6 +210,7 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
           redact,
           run,
           instanceId: env.FC_INSTANCE_ID,
+          env,
           hooks: tracing.engineHooks,
         })
       : undefined;

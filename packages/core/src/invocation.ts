@@ -77,6 +77,7 @@ export interface Invocation extends Detection {
   region: string;
   accountId: string;
   qualifier: string;
+  /** The version FC ran, when the qualifier names one: `undefined` on `LATEST`, which has none (FC's `''`). */
   versionId?: string | undefined;
   /** Memory of the function instance, MB, when FC says. */
   memoryMB?: number | undefined;
@@ -391,7 +392,8 @@ export function buildInvocation(
     context?.region ?? header(headers, 'x-fc-region') ?? env.FC_REGION ?? '',
     context?.accountId ?? header(headers, 'x-fc-account-id') ?? env.FC_ACCOUNT_ID ?? '',
     context?.service?.qualifier ?? header(headers, 'x-fc-qualifier') ?? env.FC_QUALIFIER ?? 'LATEST',
-    context?.service?.versionId ?? header(headers, 'x-fc-version-id'),
+    // FC's empty version id (LATEST has none) is none, as on an attempt of the local queue.
+    (context?.service?.versionId ?? header(headers, 'x-fc-version-id')) || undefined,
     Number.isFinite(memory) && memory > 0 ? memory : undefined,
     typeof timeout === 'number' && Number.isFinite(timeout) && timeout > 0 ? timeout : undefined,
     env.FC_INSTANCE_ID,

@@ -341,6 +341,8 @@ export class AsyncEngine {
       run: (request: FcRequest, invocation: Invocation, acceptedByMiddleware: boolean) => Promise<BridgeResponse>;
       hooks?: EngineHooks | undefined;
       instanceId?: string | undefined;
+      /** The handler's environment: an attempt's invocation reads `FC_*` from it, as a sync call's does. */
+      env?: Readonly<Record<string, string | undefined>> | undefined;
     },
   ) {
     this.config = {
@@ -1347,7 +1349,15 @@ export class AsyncEngine {
     if (running.stopRequested) return Promise.resolve({ kind: 'stopped' });
     if (running.cutByShutdown) return Promise.resolve(SHUTDOWN_CUT);
     const request = replayRequest(record.payload, { requestId: record.requestId, taskId: record.taskId, attempt });
-    const invocation = replayInvocation(record, attempt, running, this.deps.instanceId, this.options.timeoutSeconds);
+    const invocation = replayInvocation(
+      record,
+      attempt,
+      running,
+      this.deps.instanceId,
+      this.options.timeoutSeconds,
+      request.headers,
+      this.deps.env,
+    );
     const isFailure = this.options.isFailure;
     return new Promise<AttemptOutcome>((resolve) => {
       let settled = false;

@@ -41,7 +41,21 @@ function parseArn(arn: string): ArnParts {
   return lastParts;
 }
 
-/** The invocation an attempt of a queued task runs with; `signal` is the attempt's, made when first read. */
+type Headers = Readonly<Record<string, string | string[] | undefined>>;
+
+/** A header of a replayed request (its names are lower-case), the first value of a repeated one. */
+function headerOf(headers: Headers, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/**
+ * The invocation an attempt of a queued task runs with; `signal` is the attempt's, made when first
+ * read. FC gives an attempt the context it gives a sync call: what the task's ARN leaves out (an
+ * account or region it only stands in for, the memory, the version) comes from where a sync call's
+ * comes, the FC headers of the accepted request (`x-fc-account-id`, `x-fc-function-memory`...),
+ * then the environment (`FC_ACCOUNT_ID`, `FC_FUNCTION_MEMORY_SIZE`...).
+ */
 class ReplayedInvocation implements Invocation {
   readonly type = 'Async' as const;
   readonly requestId: string;
@@ -52,6 +66,8 @@ class ReplayedInvocation implements Invocation {
   readonly accountId: string;
   readonly functionName: string;
   readonly qualifier: string;
+  readonly versionId: string | undefined;
+  readonly memoryMB: number | undefined;
   readonly instanceId: string | undefined;
   /** The attempt's own bound (`async.timeoutSeconds`), which ends it as the function's timeout ends one on FC. */
   readonly timeoutSeconds: number;
@@ -63,15 +79,21 @@ class ReplayedInvocation implements Invocation {
     running: Running,
     instanceId: string | undefined,
     timeoutSeconds: number,
+    headers: Headers,
+    env: Readonly<Record<string, string | undefined>>,
   ) {
     const arn = parseArn(record.functionArn);
     this.requestId = record.requestId;
     this.taskId = record.taskId;
     this.attempt = attempt;
-    this.region = arn.region;
-    this.accountId = arn.accountId;
+    // The ARN's stand-in (`local`, `0`) may be the real one too (`--account-id 0`): the headers say.
+    this.region = arn.region || (headerOf(headers, 'x-fc-region') ?? env.FC_REGION ?? '');
+    this.accountId = arn.accountId || (headerOf(headers, 'x-fc-account-id') ?? env.FC_ACCOUNT_ID ?? '');
     this.functionName = arn.functionName;
     this.qualifier = record.qualifier;
+    this.versionId = headerOf(headers, 'x-fc-version-id') || undefined;
+    const memory = Number(headerOf(headers, 'x-fc-function-memory') ?? env.FC_FUNCTION_MEMORY_SIZE);
+    this.memoryMB = Number.isFinite(memory) && memory > 0 ? memory : undefined;
     this.instanceId = instanceId;
     this.timeoutSeconds = timeoutSeconds;
     this.#running = running;
@@ -82,13 +104,18 @@ class ReplayedInvocation implements Invocation {
   }
 }
 
-/** The invocation context of one attempt of `record`, which the engine ends after `timeoutSeconds`. */
+/**
+ * The invocation context of one attempt of `record`, which the engine ends after `timeoutSeconds`;
+ * `headers` are those of its replayed request, `env` the handler's.
+ */
 export function replayInvocation(
   record: TaskRecord,
   attempt: number,
   running: Running,
   instanceId: string | undefined,
   timeoutSeconds: number,
+  headers: Headers = {},
+  env: Readonly<Record<string, string | undefined>> = {},
 ): Invocation {
-  return new ReplayedInvocation(record, attempt, running, instanceId, timeoutSeconds);
+  return new ReplayedInvocation(record, attempt, running, instanceId, timeoutSeconds, headers, env);
 }

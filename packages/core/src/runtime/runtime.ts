@@ -199,7 +199,7 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
   const backend = asyncOptions.backend && holdUntilBound(asyncOptions.backend, whenBound);
   const engine =
     mode === 'local'
-      ? new AsyncEngine({ ...asyncOptions, backend }, { ...deps, run, instanceId: env.FC_INSTANCE_ID })
+      ? new AsyncEngine({ ...asyncOptions, backend }, { ...deps, run, instanceId: env.FC_INSTANCE_ID, env })
       : undefined;
   // Platform mode's collecting run is of the request `handle` is answering: it passed the middleware.
   const platform =
