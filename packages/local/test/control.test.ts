@@ -1,6 +1,8 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { toApiError } from '../src/control/respond.js';
 import { type Emulator, startEmulator } from '../src/index.js';
+import type { EmulatorLog } from '../src/log.js';
 import { $FC, fixture, sdk, sdkError, waitFor } from './helpers.js';
 
 const quiet = { output: () => {}, port: 0, controlPort: 0 };
@@ -53,10 +55,21 @@ describe('control plane on loopback with an access key', () => {
     expect((await fetch(`${emulator.controlUrl}${listPath}`)).status).toBe(200);
   });
 
+  it("lets the dashboard's own page through, served over http or https (a TLS proxy in front)", async () => {
+    const host = new URL(emulator.controlUrl).host;
+    for (const origin of [`http://${host}`, `https://${host}`]) {
+      const res = await raw(`${emulator.controlUrl}${listPath}`, { origin, 'sec-fetch-site': 'same-origin' });
+      expect(res.status, origin).toBe(200);
+    }
+  });
+
   it.each([
     ['another site', { origin: 'https://evil.example' }],
     ['a cross-site fetch', { 'sec-fetch-site': 'cross-site' }],
     ['a name that is not loopback (DNS rebinding)', { host: 'evil.example' }],
+    ['a name that starts with a loopback address', { host: '127.0.0.1.evil.example' }],
+    ['a name that starts like localhost', { host: 'localhost.evil.example:80' }],
+    ['a name that ends like localhost', { host: 'evil-localhost' }],
   ])('refuses requests from %s', async (_label, headers) => {
     const res = await raw(`${emulator.controlUrl}${listPath}`, headers);
     expect(res.status).toBe(403);
@@ -129,6 +142,20 @@ describe('dashboard endpoints', () => {
     expect((await fetch(`${emulator.controlUrl}/assets/nope.js`)).status).toBe(404);
   });
 
+  it('serves the page and its stream unframeable, sending no Referer, and checked again after an upgrade', async () => {
+    for (const path of ['/', '/assets/dashboard.js', '/api/events']) {
+      const controller = new AbortController();
+      const res = await fetch(`${emulator.controlUrl}${path}`, { signal: controller.signal });
+      // Another site cannot frame the dashboard (clickjacking its Stop buttons).
+      expect(res.headers.get('content-security-policy'), path).toContain("frame-ancestors 'none'");
+      // Its address (the control port) stays out of the requests of any link it shows.
+      expect(res.headers.get('referrer-policy'), path).toBe('no-referrer');
+      // An upgraded package's page and scripts are not taken from the browser's cache.
+      expect(res.headers.get('cache-control'), path).toBe('no-cache');
+      controller.abort();
+    }
+  });
+
   it('lists the functions', async () => {
     const body = await (await fetch(`${emulator.controlUrl}/api/functions`)).json();
     expect(body).toEqual({ functions: [{ name: 'echo', http: true, path: '/', kind: 'fc-handler' }] });
@@ -176,5 +203,16 @@ describe('dashboard endpoints', () => {
     expect(bare).toMatchObject({ status: 'Succeeded' });
     expect(bare).not.toHaveProperty('returnPayload');
     expect((await fetch(`${emulator.controlUrl}${listPath}?returnPayload=maybe`)).status).toBe(400);
+  });
+});
+
+describe('an unexpected error in the control plane', () => {
+  it('answers 500 InternalError without its message or stack, and logs it', () => {
+    const logged: unknown[] = [];
+    const log = { logger: { error: (_: string, fields: unknown) => logged.push(fields) } } as unknown as EmulatorLog;
+    const error = new Error('EACCES: permission denied, open /home/dev/.fc-async/tasks.db');
+    const answer = toApiError(error, log);
+    expect([answer.status, answer.code, answer.message]).toEqual([500, 'InternalError', 'Internal error']);
+    expect(logged).toHaveLength(1);
   });
 });
