@@ -381,24 +381,7 @@ export function buildInvocation(
   env: Record<string, string | undefined>,
   signal: AbortSignal = NEVER,
 ): Invocation {
-  const memory =
-    context?.function?.memory ?? Number(header(headers, 'x-fc-function-memory') ?? env.FC_FUNCTION_MEMORY_SIZE);
-  const timeout = context?.function?.timeout ?? Number(header(headers, 'x-fc-function-timeout'));
-  // The detection's fields are listed, not spread: V8 builds `{ ...x, more }` on a slow path
-  // that costs microseconds on every invocation.
-  return new InvocationRecord(
-    detection,
-    context?.function?.name ?? header(headers, 'x-fc-function-name') ?? env.FC_FUNCTION_NAME ?? '',
-    context?.region ?? header(headers, 'x-fc-region') ?? env.FC_REGION ?? '',
-    context?.accountId ?? header(headers, 'x-fc-account-id') ?? env.FC_ACCOUNT_ID ?? '',
-    context?.service?.qualifier ?? header(headers, 'x-fc-qualifier') ?? env.FC_QUALIFIER ?? 'LATEST',
-    // FC's empty version id (LATEST has none) is none, as on an attempt of the local queue.
-    (context?.service?.versionId ?? header(headers, 'x-fc-version-id')) || undefined,
-    Number.isFinite(memory) && memory > 0 ? memory : undefined,
-    typeof timeout === 'number' && Number.isFinite(timeout) && timeout > 0 ? timeout : undefined,
-    env.FC_INSTANCE_ID,
-    signal,
-  );
+  return invocationOf(detection, headers, false, context, env, signal);
 }
 
 /**
@@ -414,16 +397,30 @@ export function buildInvocationLowerCased(
   env: Record<string, string | undefined>,
   signal: AbortSignal = NEVER,
 ): Invocation {
-  const memory =
-    context?.function?.memory ?? Number(first(headers['x-fc-function-memory']) ?? env.FC_FUNCTION_MEMORY_SIZE);
-  const timeout = context?.function?.timeout ?? Number(first(headers['x-fc-function-timeout']));
+  return invocationOf(detection, headers, true, context, env, signal);
+}
+
+function invocationOf(
+  detection: Detection,
+  headers: HeaderBag,
+  lowerCased: boolean,
+  context: FcContext | undefined,
+  env: Record<string, string | undefined>,
+  signal: AbortSignal,
+): Invocation {
+  const read = lowerCased ? (name: string) => first(headers[name]) : (name: string) => header(headers, name);
+  const memory = context?.function?.memory ?? Number(read('x-fc-function-memory') ?? env.FC_FUNCTION_MEMORY_SIZE);
+  const timeout = context?.function?.timeout ?? Number(read('x-fc-function-timeout'));
+  // The detection's fields are listed, not spread: V8 builds `{ ...x, more }` on a slow path
+  // that costs microseconds on every invocation.
   return new InvocationRecord(
     detection,
-    context?.function?.name ?? first(headers['x-fc-function-name']) ?? env.FC_FUNCTION_NAME ?? '',
-    context?.region ?? first(headers['x-fc-region']) ?? env.FC_REGION ?? '',
-    context?.accountId ?? first(headers['x-fc-account-id']) ?? env.FC_ACCOUNT_ID ?? '',
-    context?.service?.qualifier ?? first(headers['x-fc-qualifier']) ?? env.FC_QUALIFIER ?? 'LATEST',
-    context?.service?.versionId ?? first(headers['x-fc-version-id']),
+    context?.function?.name ?? read('x-fc-function-name') ?? env.FC_FUNCTION_NAME ?? '',
+    context?.region ?? read('x-fc-region') ?? env.FC_REGION ?? '',
+    context?.accountId ?? read('x-fc-account-id') ?? env.FC_ACCOUNT_ID ?? '',
+    context?.service?.qualifier ?? read('x-fc-qualifier') ?? env.FC_QUALIFIER ?? 'LATEST',
+    // FC's empty version id (LATEST has none) is none, as on an attempt of the local queue.
+    (context?.service?.versionId ?? read('x-fc-version-id')) || undefined,
     Number.isFinite(memory) && memory > 0 ? memory : undefined,
     typeof timeout === 'number' && Number.isFinite(timeout) && timeout > 0 ? timeout : undefined,
     env.FC_INSTANCE_ID,
