@@ -151,7 +151,7 @@ describe('faults of the custom-runtime processes', () => {
   const log: Record<string, unknown>[] = [];
   const unparsed: string[] = [];
   const at = (fn: string, path: string, init?: RequestInit) => fetch(`${faults.triggerUrl}/${fn}${path}`, init);
-  const pid = async (fn: string) => Number(await (await at(fn, '/pid')).text());
+  const pid = async (fn: string) => pidFrom(fn, await at(fn, '/pid'));
   const startedOnce = join(tmp, 'started-once');
   beforeAll(async () => {
     process.env.START_ONCE_FILE = startedOnce;
@@ -340,7 +340,7 @@ describe('many sync calls to a custom runtime, in a process of their own', () =>
 describe('fc-async dev killed with SIGKILL', () => {
   it('leaves no custom runtime behind, one that ignores SIGTERM included', async () => {
     const run = await startCli(['--config', fixture('custom-runtime-apps/s-faults.yaml')]);
-    const pidOf = async (fn: string) => Number(await (await fetch(`${run.trigger}/${fn}/pid`)).text());
+    const pidOf = async (fn: string) => pidFrom(fn, await fetch(`${run.trigger}/${fn}/pid`));
     const pids = [await pidOf('faulty'), await pidOf('stubborn')];
     expect(pids.every(alive)).toBe(true);
     await run.stop('SIGKILL');
@@ -465,3 +465,13 @@ describe('the journeys above, in the log', () => {
     expect(lines.filter((l) => l.level === 'error' || l.level === 'warn' || l.stream === 'stderr')).toEqual([]);
   });
 });
+
+/** The pid a custom runtime's `/pid` answers, or an error that says what it answered instead. */
+async function pidFrom(fn: string, response: Response): Promise<number> {
+  const text = await response.text();
+  const pid = Number(text);
+  if (response.status !== 200 || !Number.isInteger(pid) || pid <= 0) {
+    throw new Error(`${fn}/pid answered ${response.status}: ${text.slice(0, 300)}`);
+  }
+  return pid;
+}
