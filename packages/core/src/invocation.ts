@@ -166,7 +166,8 @@ export function detectLowerCased(headers: HeaderBag, _env?: Record<string, strin
   );
 }
 
-function first(value: HeaderBag[string]): string | undefined {
+/** A header's value, the first of a repeated one. Internal: the engine's attempts read their request's so. */
+export function first(value: HeaderBag[string]): string | undefined {
   if (value === undefined) return undefined;
   return Array.isArray(value) ? value[0] : String(value);
 }
@@ -409,7 +410,6 @@ function invocationOf(
   signal: AbortSignal,
 ): Invocation {
   const read = lowerCased ? (name: string) => first(headers[name]) : (name: string) => header(headers, name);
-  const memory = context?.function?.memory ?? Number(read('x-fc-function-memory') ?? env.FC_FUNCTION_MEMORY_SIZE);
   const timeout = context?.function?.timeout ?? Number(read('x-fc-function-timeout'));
   // The detection's fields are listed, not spread: V8 builds `{ ...x, more }` on a slow path
   // that costs microseconds on every invocation.
@@ -421,11 +421,24 @@ function invocationOf(
     context?.service?.qualifier ?? read('x-fc-qualifier') ?? env.FC_QUALIFIER ?? 'LATEST',
     // FC's empty version id (LATEST has none) is none, as on an attempt of the local queue.
     (context?.service?.versionId ?? read('x-fc-version-id')) || undefined,
-    Number.isFinite(memory) && memory > 0 ? memory : undefined,
+    memoryOf(context?.function?.memory ?? read('x-fc-function-memory'), env),
     typeof timeout === 'number' && Number.isFinite(timeout) && timeout > 0 ? timeout : undefined,
     env.FC_INSTANCE_ID,
     signal,
   );
+}
+
+/**
+ * The function's memory in MB as FC gives it (its context, or the `x-fc-function-memory` header),
+ * else `FC_FUNCTION_MEMORY_SIZE`; `undefined` unless a positive number. Internal: sync calls and
+ * the engine's attempts read it so.
+ */
+export function memoryOf(
+  given: number | string | undefined,
+  env: Record<string, string | undefined>,
+): number | undefined {
+  const memory = Number(given ?? env.FC_FUNCTION_MEMORY_SIZE);
+  return Number.isFinite(memory) && memory > 0 ? memory : undefined;
 }
 
 /** A plain {@link Invocation} made with `new`, which V8 never pretenures (see `DetectionRecord`). */

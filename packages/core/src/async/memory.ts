@@ -72,14 +72,13 @@ function assign(record: TaskRecord, patch: TaskPatch): void {
  */
 export class MemoryTaskStore implements TaskStore {
   private readonly tasks = new Map<string, TaskRecord>();
-  /** Finished task ids in the order they finished, and when, from `head` on (a task finishes once). */
-  private finishedIds: string[] = [];
-  private finishedAt: number[] = [];
   /**
-   * The record each finished, by which eviction deletes that record only: once replaced (an
-   * `Invalid` one, see `insert`), its entry holds `undefined`, counts for nothing and evicts nothing.
+   * Finished tasks' records in the order they finished, and when, from `head` on (a task finishes
+   * once). Eviction deletes that record only: once replaced (an `Invalid` one, see `insert`), its
+   * entry holds `undefined`, counts for nothing and evicts nothing.
    */
   private finishedRecords: (TaskRecord | undefined)[] = [];
+  private finishedAt: number[] = [];
   /** Entries from `head` on whose record was replaced. */
   private replaced = 0;
   /** The bytes each finished task counted for when it finished (see `bytesOf`), and their sum from `head` on. */
@@ -101,9 +100,8 @@ export class MemoryTaskStore implements TaskStore {
   /** A task finished (or its destination call ended): it counts against the limits from now. */
   private finished(record: TaskRecord, now: number): void {
     const bytes = bytesOf(record);
-    this.finishedIds.push(record.taskId);
-    this.finishedAt.push(now);
     this.finishedRecords.push(record);
+    this.finishedAt.push(now);
     this.finishedBytes.push(bytes);
     this.heldBytes += bytes;
     this.evict(now);
@@ -129,7 +127,7 @@ export class MemoryTaskStore implements TaskStore {
    */
   private unfinish(record: TaskRecord): void {
     this.delivering.delete(record.taskId);
-    for (let i = this.finishedIds.length - 1; i >= this.head; i--) {
+    for (let i = this.finishedRecords.length - 1; i >= this.head; i--) {
       if (this.finishedRecords[i] !== record) continue;
       this.heldBytes -= this.finishedBytes[i] as number;
       this.finishedBytes[i] = 0;
@@ -189,37 +187,33 @@ export class MemoryTaskStore implements TaskStore {
 
   private evict(now: number): void {
     const oldestAllowed = now - this.retentionMs;
-    const ids = this.finishedIds;
-    const at = this.finishedAt;
     const records = this.finishedRecords;
+    const at = this.finishedAt;
     const bytes = this.finishedBytes;
-    while (this.head < ids.length) {
+    while (this.head < records.length) {
       if (
-        ids.length - this.head - this.replaced <= this.maxTasks &&
+        records.length - this.head - this.replaced <= this.maxTasks &&
         (at[this.head] as number) >= oldestAllowed &&
         this.heldBytes <= this.maxBytes
       ) {
         break;
       }
-      const taskId = ids[this.head] as string;
       const record = records[this.head];
       this.heldBytes -= bytes[this.head] as number;
       if (record === undefined) {
         this.replaced--; // its id is another task's now: nothing to delete
       } else if (record.deliveryPending) {
         // A task whose destination is still being called keeps its record (and its id) until then.
-        this.delivering.add(taskId);
-      } else if (this.tasks.get(taskId) === record) {
-        this.tasks.delete(taskId);
+        this.delivering.add(record.taskId);
+      } else if (this.tasks.get(record.taskId) === record) {
+        this.tasks.delete(record.taskId);
       }
-      ids[this.head] = '';
       records[this.head] = undefined;
       this.head++;
     }
-    if (this.head >= 1024 && this.head * 2 >= ids.length) {
-      this.finishedIds = ids.slice(this.head);
-      this.finishedAt = at.slice(this.head);
+    if (this.head >= 1024 && this.head * 2 >= records.length) {
       this.finishedRecords = records.slice(this.head);
+      this.finishedAt = at.slice(this.head);
       this.finishedBytes = bytes.slice(this.head);
       this.head = 0;
     }

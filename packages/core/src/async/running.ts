@@ -1,4 +1,4 @@
-import type { Invocation } from '../invocation.js';
+import { first, type HeaderBag, type Invocation, memoryOf } from '../invocation.js';
 import { LazyAbort } from '../lazy-abort.js';
 import { NO_ACCOUNT, NO_REGION } from './arn.js';
 import type { TaskRecord } from './backend.js';
@@ -41,13 +41,8 @@ function parseArn(arn: string): ArnParts {
   return lastParts;
 }
 
-type Headers = Readonly<Record<string, string | string[] | undefined>>;
-
-/** A header of a replayed request (its names are lower-case), the first value of a repeated one. */
-function headerOf(headers: Headers, name: string): string | undefined {
-  const value = headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
+/** A replayed request's headers: their names are lower-case. */
+type Headers = Readonly<HeaderBag>;
 
 /**
  * The invocation an attempt of a queued task runs with; `signal` is the attempt's, made when first
@@ -87,13 +82,12 @@ class ReplayedInvocation implements Invocation {
     this.taskId = record.taskId;
     this.attempt = attempt;
     // The ARN's stand-in (`local`, `0`) may be the real one too (`--account-id 0`): the headers say.
-    this.region = arn.region || (headerOf(headers, 'x-fc-region') ?? env.FC_REGION ?? '');
-    this.accountId = arn.accountId || (headerOf(headers, 'x-fc-account-id') ?? env.FC_ACCOUNT_ID ?? '');
+    this.region = arn.region || (first(headers['x-fc-region']) ?? env.FC_REGION ?? '');
+    this.accountId = arn.accountId || (first(headers['x-fc-account-id']) ?? env.FC_ACCOUNT_ID ?? '');
     this.functionName = arn.functionName;
     this.qualifier = record.qualifier;
-    this.versionId = headerOf(headers, 'x-fc-version-id') || undefined;
-    const memory = Number(headerOf(headers, 'x-fc-function-memory') ?? env.FC_FUNCTION_MEMORY_SIZE);
-    this.memoryMB = Number.isFinite(memory) && memory > 0 ? memory : undefined;
+    this.versionId = first(headers['x-fc-version-id']) || undefined;
+    this.memoryMB = memoryOf(first(headers['x-fc-function-memory']), env);
     this.instanceId = instanceId;
     this.timeoutSeconds = timeoutSeconds;
     this.#running = running;
