@@ -327,6 +327,10 @@ expectAssignable<s18.Destination>(
     { timeoutMs: 5000 },
   ),
 );
+// fcFunctionDestination's maxPayloadBytes: FC's async payload limit in bytes, a number.
+const fcClient = { accessKeyId: 'ak', accessKeySecret: 'sk', endpoint: '127.0.0.1:9001' };
+expectAssignable<s18.Destination>(s18.fcFunctionDestination('dest-fail', fcClient, { maxPayloadBytes: 256 * 1024 }));
+expectError(s18.fcFunctionDestination('dest-fail', fcClient, { maxPayloadBytes: '256KB' }));
 declare const maybeContext: s18.DestinationContext | undefined;
 expectError(fetch(alertsUrl, { signal: maybeContext?.signal }));
 

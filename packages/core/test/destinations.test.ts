@@ -810,6 +810,43 @@ describe('fcFunctionDestination', () => {
     });
   });
 
+  it("does not send a record past FC's async payload limit: fails at once, not retried, naming the limit", async () => {
+    // FC answers a larger async payload 400 EntityTooLarge: sending it would only spend the
+    // delivery budget on a refusal.
+    const server = await startServer((_req, res) => {
+      res.writeHead(202, { 'x-fc-request-id': '1-aaaa' });
+      res.end();
+    });
+    const config = { ...credentials, endpoint: `127.0.0.1:${server.port}`, protocol: 'http' as const };
+    const sized = (bytes: number) => {
+      const record = makeRecord();
+      record.responsePayload = '';
+      record.responsePayload = 'x'.repeat(bytes - Buffer.byteLength(JSON.stringify(record)));
+      expect(Buffer.byteLength(JSON.stringify(record))).toBe(bytes);
+      return record;
+    };
+    const logger = memoryLogger();
+
+    const atLimit = await deliverRecord(fcFunctionDestination('dest', config), sized(131072), {
+      logger,
+      ...fakeTime(),
+    });
+    expect(atLimit).toMatchObject({ status: 'Succeeded', attempts: 1 });
+    const over = await deliverRecord(fcFunctionDestination('dest', config), sized(131073), { logger, ...fakeTime() });
+    expect(over).toMatchObject({ status: 'Failed', attempts: 1 });
+    expect(over.errors[0]).toBe(
+      "fc:dest: DestinationInvokeError: InvokeFunction fc:dest not sent: the record is 131073 bytes, above FC's async payload limit of 131072 (EntityTooLarge; maxPayloadBytes)",
+    );
+    expect(server.requests).toHaveLength(1);
+    // An account whose limit was raised to 256 KB says so.
+    const raised = fcFunctionDestination('dest', config, { maxPayloadBytes: 256 * 1024 });
+    await raised(sized(200 * 1024));
+    expect(server.requests.map((r) => r.body.length)).toEqual([131072, 200 * 1024]);
+    expect(() => fcFunctionDestination('dest', config, { maxPayloadBytes: 0 })).toThrow(
+      'Expected `maxPayloadBytes` to be an integer from 1 and up, got `0`',
+    );
+  });
+
   it("says an error answer that is not FC's JSON (an endpoint that is no FC API) is an answer, not the network", async () => {
     const server = await startServer((_req, res) => {
       res.writeHead(404, { 'content-type': 'text/html' });

@@ -13,6 +13,7 @@ import {
 } from '@fc-async/core';
 import { shown } from './errors.js';
 import type { LocalFunction } from './function.js';
+import { asyncLimitOf } from './limits.js';
 import type { EmulatorLog } from './log.js';
 
 /** What a destination ARN names. */
@@ -62,20 +63,34 @@ export interface DestinationContext {
   log: EmulatorLog;
 }
 
+/** The limit of a record to a function whose engine does not tell its async limit: FC's 128 KB. */
+const DEFAULT_RECORD_LIMIT = 128 * 1024;
+
 /**
- * Invokes a local function asynchronously with the record as its event, as FC does. FC makes that
- * call itself: the async body limit, which a record quoting a large request (base64) or answer
- * would pass, does not refuse it.
+ * Invokes a local function asynchronously with the record as its event, as FC does. A record past
+ * the target's async payload limit (its `async.maxAsyncPayloadBytes`, FC's 128 KB by default; FC's
+ * destinations page lists 128 KB for function destinations) is not sent: the delivery fails at once,
+ * not retried, as a 4xx of FC's (ours: FC does not say what it does with such a record; it is
+ * never cut to fit here).
  */
 function localFunctionDestination(target: LocalFunction): Destination {
   const name = target.spec.name;
   return Object.assign(
     async function deliverToFunction(record: unknown) {
+      const body = Buffer.from(JSON.stringify(record));
+      const limit = asyncLimitOf(target.engine) ?? DEFAULT_RECORD_LIMIT;
+      if (body.length > limit) {
+        throw new DestinationError(
+          'DestinationInvokeError',
+          `${name} was not invoked: the record is ${body.length} bytes, above its async payload limit of ${limit} (EntityTooLarge)`,
+          { retryable: false, status: 400 },
+        );
+      }
       const call = {
         method: 'POST',
         url: '/',
         headers: { 'content-type': 'application/json', 'x-fc-invocation-type': 'Async' },
-        body: Buffer.from(JSON.stringify(record)),
+        body,
       };
       const { result } = await target.invoke(call, { fromFc: true });
       if (result.statusCode !== 202) {
@@ -103,7 +118,7 @@ function destinationFor(owner: string, side: string, arn: string, ctx: Destinati
   const local = otherService ? undefined : named;
   if (local && local.spec.name === owner) {
     ctx.log.notice(
-      `${owner} ${side} → ${owner} itself: each record is the event of the next call and quotes the one before, so the chain runs until a record passes FC's 32 MB`,
+      `${owner} ${side} → ${owner} itself: each record is the event of the next call and quotes the one before, so the chain runs until a record passes the async payload limit`,
     );
   }
   if (local?.spec.http) {

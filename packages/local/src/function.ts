@@ -64,7 +64,8 @@ export interface LocalFunction {
    * Sends a call through FC's path: an FC 3.0 event with the common headers, then the handler.
    * `nodeHeaders`: the call's headers are Node's (the HTTP trigger's), so that an fc-async
    * handler can be given the request the event would parse into, without the event. `fromFc`: a
-   * call FC makes itself (a destination record), which the async body limit does not refuse.
+   * call FC makes itself (a destination record), which the engine takes up to FC's 32 MB: the
+   * destination holds the record to the target's async limit before it calls (destinations.ts).
    * `giveUp`: aborting it ends a sync call early (a shutdown): the invocation's signal aborts with
    * its reason, and the call answers that reason once the app has settled.
    */

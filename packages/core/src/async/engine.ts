@@ -596,7 +596,8 @@ export class AsyncEngine {
    * `x-fc-request-id` and `x-fc-async-task-id`. Throws an `FcAsyncError` for a request it
    * refuses (400, 409, 429, 503); nothing is queued then. `anySize`: a call FC makes itself (a
    * destination record), which `maxAsyncPayloadBytes` does not bound, only FC's 32 MB of an
-   * invocation's payload (a chain of destinations, each record quoting the one before, stops there).
+   * invocation's payload (the emulator's function destinations hold a record to the target's limit
+   * before they call).
    * `acceptedByMiddleware`: an `fcAsync()` middleware accepts it, after the middleware in front of
    * it passed the request; stored with the task (see `CapturedRequest.acceptedByMiddleware`).
    */

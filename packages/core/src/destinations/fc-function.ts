@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { integerOption } from '../async/retention-options.js';
 import type { DestinationRecord } from '../fc-types.js';
 import { maskUrl } from '../logger.js';
 import { loadSdk, newClient, type Sdk } from './fc-sdk.js';
@@ -76,13 +77,22 @@ export interface FcFunctionDestinationOptions {
   timeoutMs?: number | undefined;
   /** Retries {@link deliverRecord} allows after a retryable failure. @default 3 */
   retries?: number | undefined;
+  /**
+   * The largest record, in bytes of its JSON, that is sent: FC holds an asynchronous invocation's
+   * payload to 128 KB (256 KB once raised for your account) and answers a larger one 400
+   * `EntityTooLarge`. A larger record is not sent: the delivery fails at once, not retried, as
+   * FC's 400 would. Set it to the limit your account has.
+   * @default 131072
+   */
+  maxPayloadBytes?: number | undefined;
 }
 
 /**
  * A destination that invokes an FC function asynchronously (`x-fc-invocation-type: Async`)
  * with the record's JSON as the event, through the official SDK `@alicloud/fc20230330`, an
  * optional peer dependency loaded on first use. A 4xx answer from FC (other than 408 and 429)
- * fails without retry; other errors are retried. Credentials never appear in logs or errors.
+ * fails without retry; other errors are retried. A record past `maxPayloadBytes` (FC's async
+ * payload limit) is not sent and fails without retry. Credentials never appear in logs or errors.
  *
  * @example
  * ```ts
@@ -99,9 +109,10 @@ export function fcFunctionDestination(
   options?: FcFunctionDestinationOptions,
 ): Destination {
   const { functionName, qualifier, region, accountId } = parseFunctionTarget(target);
-  const opts = objectOption('options', options, 'fcFunctionDestination()', ['timeoutMs', 'retries']);
+  const opts = objectOption('options', options, 'fcFunctionDestination()', ['timeoutMs', 'retries', 'maxPayloadBytes']);
   const timeoutMs = timeoutOption('timeoutMs', opts.timeoutMs, 10_000);
   const maxRetries = retriesOption('retries', opts.retries);
+  const maxPayloadBytes = integerOption('maxPayloadBytes', opts.maxPayloadBytes, 1, FC_ASYNC_PAYLOAD, FC_SYNC_PAYLOAD);
   const prebuilt = isClient(client) ? client : undefined;
   const config = isClient(client) ? undefined : clientConfig(client, region, accountId);
   const label = `fc:${functionName}${qualifier === undefined ? '' : `:${qualifier}`}`;
@@ -109,6 +120,13 @@ export function fcFunctionDestination(
 
   async function fcFunctionDestination(record: DestinationRecord): Promise<void> {
     const body = Buffer.from(recordJson(record), 'utf8');
+    if (body.length > maxPayloadBytes) {
+      throw new DestinationError(
+        'DestinationInvokeError',
+        `InvokeFunction ${label} not sent: the record is ${body.length} bytes, above FC's async payload limit of ${maxPayloadBytes} (EntityTooLarge; maxPayloadBytes)`,
+        { retryable: false },
+      );
+    }
     if (!ready) {
       const loading = loadSdk().then((sdk) => ({ sdk, client: prebuilt ?? newClient(sdk, config!) }));
       ready = loading;
@@ -146,6 +164,10 @@ export function fcFunctionDestination(
   }
   return Object.assign(fcFunctionDestination, { maxRetries, label });
 }
+
+/** FC's limit of an asynchronous invocation's payload (raisable to 256 KB), and of a synchronous one's. */
+const FC_ASYNC_PAYLOAD = 128 * 1024;
+const FC_SYNC_PAYLOAD = 32 * 1024 * 1024;
 
 /** Past the SDK's own connect and read timeouts, so that its error (which names the phase) comes first. */
 const CLIENT_GRACE_MS = 1000;
