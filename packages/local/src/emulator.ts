@@ -94,6 +94,22 @@ function listen(server: Server, port: number, host: string, flag: string): Promi
   });
 }
 
+/**
+ * Says which functions serve one fc-async handler (their entries export the handler a module they
+ * share made): Node loads that module once, so they share its async engine here, while on FC each
+ * function has its own.
+ */
+function noticeSharedEngines(functions: readonly LocalFunction[], log: EmulatorLog): void {
+  const byEngine = new Map<object, string[]>();
+  for (const fn of functions) byEngine.set(fn.engine, [...(byEngine.get(fn.engine) ?? []), fn.spec.name]);
+  for (const names of byEngine.values()) {
+    if (names.length < 2) continue;
+    log.notice(
+      `${names.join(', ')}: their entries export one fc-async handler (made in a module they share), so here they share its async engine: one task list, each task told once per function, and the asyncInvokeConfig applied last for all of them; on FC each function has its own. Make the handler in each entry to keep them apart`,
+    );
+  }
+}
+
 /** Stops the processes of custom runtimes (`GET /pre-stop`, SIGTERM, SIGKILL), all at once. */
 function stopRuntimes(functions: readonly LocalFunction[]): Promise<unknown> {
   return Promise.all(functions.map((f) => f.shutdown?.().catch(() => undefined)));
@@ -208,6 +224,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     registry = new FunctionRegistry(functions);
     destinations = { functions: registry.byName, outDir: o.outDir, log };
     for (const fn of functions) applyAsyncConfig(fn, destinations);
+    noticeSharedEngines(functions, log);
     logTaskEvents(functions, log);
     backends.open();
     await within(Promise.all(functions.map((f) => f.engine.whenReady())), BACKEND_START_MS, () => {
