@@ -96,8 +96,9 @@ function isMap(value: unknown): boolean {
  * ```
  */
 export function writeFc2Response(resp: Fc2Response, response: BridgeResponse, method: string): void {
-  resp.setStatusCode(response.statusCode);
+  // Headers first: what FC cannot carry throws before anything is written to `resp`.
   const headers = flattenHeaders(response.headers);
+  resp.setStatusCode(response.statusCode);
   for (const name in headers) resp.setHeader(name, headers[name] as string);
   if (isNoBodyResponse(method, response.statusCode)) {
     resp.send('');

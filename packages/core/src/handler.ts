@@ -388,7 +388,21 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
   /** What the FC 3.0 handler returns for a handled request; throws for an async invocation that failed on FC. */
   function fc3Result(request: FcRequest, response: BridgeResponse): FcHttpResult {
     if (isPlatformFailure(response)) throw platformFailure(response);
-    return toFcHttpResult(response, request.method, classify);
+    try {
+      return toFcHttpResult(response, request.method, classify);
+    } catch (error) {
+      return toFcHttpResult(unsendable(request, error), request.method, classify);
+    }
+  }
+
+  /**
+   * The answer to an app's response that FC's result cannot carry (more cookies than `set-cookie` has
+   * case variants): the app's failure, logged and answered the generic 500, as a throw would be,
+   * rather than a rejected handler, which FC answers 502 (its API with the stack).
+   */
+  function unsendable(request: FcRequest, error: unknown): BridgeResponse {
+    const requestId = request.headers['x-fc-request-id'];
+    return errorResponse(error, logger, typeof requestId === 'string' ? requestId : undefined);
   }
 
   /**
@@ -414,7 +428,11 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
     }
     const response = await traced(request, context);
     if (isPlatformFailure(response)) throw platformFailure(response);
-    writeFc2Response(resp, response, request.method);
+    try {
+      writeFc2Response(resp, response, request.method);
+    } catch (error) {
+      writeFc2Response(resp, unsendable(request, error), request.method);
+    }
   }
 
   /** `work`, then the deliveries of attempts run for a queue in front (see `upstreamAttempts`). */

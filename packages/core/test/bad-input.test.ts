@@ -71,3 +71,52 @@ describe('FC 2.0 requests with fields of the wrong shape', () => {
     expect(JSON.parse(sent.body)).toMatchObject({ method: 'GET', url: '/' });
   });
 });
+
+describe('an answer FC cannot carry: more than 512 cookies', () => {
+  // FC 3.0's headers map holds one value per name, so each cookie takes a case variant of
+  // `set-cookie`, of which there are 512. One more is the app's failure, answered as one.
+  const cookies = (count: number, logger = memoryLogger()) =>
+    createFcHandler(
+      (_req, res) => {
+        res.setHeader(
+          'set-cookie',
+          Array.from({ length: count }, (_, i) => `c${i}=1`),
+        );
+        res.end('ok');
+      },
+      { env: {}, logger },
+    );
+  const cookieNames = (headers: Record<string, unknown>) =>
+    Object.keys(headers).filter((name) => name.toLowerCase() === 'set-cookie');
+
+  it('FC 3.0: answers the generic 500 and logs why, rather than rejecting', async () => {
+    const logger = memoryLogger();
+    const result = await cookies(513, logger)(event({ path: '/login' }), { requestId: 'req-cookies' });
+    expect([result.statusCode, JSON.parse(result.body), cookieNames(result.headers)]).toEqual([
+      500,
+      { code: 'InternalError', message: 'Internal Server Error' },
+      [],
+    ]);
+    const errors = logger.entries.filter((e) => e.level === 'error');
+    expect(
+      errors.map((e) => [e.message, e.fields?.requestId, (e.fields?.error as Error | undefined)?.message]),
+    ).toEqual([['invocation failed', 'req-cookies', 'More than 512 Set-Cookie headers in one response']]);
+  });
+
+  it('FC 2.0: answers the generic 500 through resp, rather than rejecting', async () => {
+    const { resp, sent } = fc2Response();
+    const req = Object.assign(Readable.from([]), { method: 'GET', path: '/login', headers: {}, queries: {} });
+    await cookies(513)(req as never, resp, { requestId: 'req-cookies-2' });
+    expect([sent.status, JSON.parse(sent.body), sent.sends, cookieNames(sent.headers)]).toEqual([
+      500,
+      { code: 'InternalError', message: 'Internal Server Error' },
+      1,
+      [],
+    ]);
+  });
+
+  it('still carries 512 cookies, each under a name of its own', async () => {
+    const result = await cookies(512)(event(), {});
+    expect([result.statusCode, cookieNames(result.headers).length]).toEqual([200, 512]);
+  });
+});
