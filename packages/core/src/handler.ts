@@ -258,7 +258,7 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
             : // A built-in runtime's retry count on the context: a queue in front (FC, or `fc-async dev`
               // serving a handler that calls this one) accepted the call and runs this attempt of it.
               context?.retryCount === undefined && engine
-              ? engine.accept(request, invocation, anySize)
+              ? engine.accept(withContextHeaders(request, context, invocation), invocation, anySize)
               : upstreamAttempts().run(request, invocation, span?.context);
     } catch (error) {
       span?.recordError(error);
@@ -568,6 +568,23 @@ export function errorResponse(error: unknown, logger: Logger, requestId?: string
   if (!appErrorLogged(error)) logger.error('invocation failed', { requestId, error });
   if (isFcAsyncError(error)) return jsonResponse(error.statusCode, error.toJSON(), error.headers);
   return jsonResponse(500, { code: 'InternalError', message: 'Internal Server Error' });
+}
+
+/**
+ * `request`, carrying as FC's headers (`x-fc-function-memory`, `x-fc-version-id`) the function's
+ * memory and version that a built-in runtime gives in its `context` rather than in the event: an
+ * attempt of the local queue reads them from the accepted request's headers, and FC gives an
+ * attempt the context it gives a sync call. Headers the request has already are kept.
+ */
+function withContextHeaders(request: FcRequest, context: FcContext | undefined, invocation: Invocation): FcRequest {
+  const headers = request.headers;
+  if (context?.function?.memory !== undefined && invocation.memoryMB !== undefined) {
+    headers['x-fc-function-memory'] ??= String(invocation.memoryMB);
+  }
+  if (context?.service?.versionId && invocation.versionId !== undefined) {
+    headers['x-fc-version-id'] ??= invocation.versionId;
+  }
+  return request;
 }
 
 /** A 503 fc-async answers by design (closing), rather than because something under it failed. */

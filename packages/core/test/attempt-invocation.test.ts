@@ -93,6 +93,30 @@ describe("a local async attempt's invocation, against a sync call's", () => {
     await handler.close({ timeoutMs: 1000 });
   });
 
+  it("carries the same memory and version from FC's context, where a built-in runtime gives them", async () => {
+    // FC 3.0's event brings the caller's headers only: the function's memory and version are in
+    // the context (a handler with `async.mode: 'local'` on FC, or a test that passes FC's context).
+    const seen: Invocation[] = [];
+    const { handler } = setup((req, res) => {
+      seen.push(getInvocation(req)!);
+      res.end('ok');
+    });
+    const fc = {
+      ...context,
+      function: { name: 'demo', memory: 1024 },
+      service: { qualifier: 'prod', versionId: '7' },
+    };
+    await handler(event({ method: 'GET', path: '/' }), fc);
+    await handler(asyncEvent({ method: 'POST', path: '/', taskId: 'same_3' }), fc);
+    await handler.drain();
+    expect(seen.map((i) => [i.type, i.memoryMB, i.versionId])).toEqual([
+      ['Sync', 1024, '7'],
+      ['Async', 1024, '7'],
+    ]);
+    expect(identity(seen[1] as Invocation)).toEqual(identity(seen[0] as Invocation));
+    await handler.close({ timeoutMs: 1000 });
+  });
+
   it("reads FC's empty version id (LATEST) as none, on a sync call as on an attempt", async () => {
     const seen: Invocation[] = [];
     const { handler } = setup((req, res) => {
