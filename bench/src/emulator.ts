@@ -201,7 +201,7 @@ export async function emulatorThroughput(): Promise<BenchResult[]> {
   Object.assign(door, { target: 1 / TARGET, met: door.opsPerSec / peer.opsPerSec >= TARGET });
   for (const [i, r] of [peer, floor, door, full].entries()) {
     const t = targets[i] as Target;
-    const cpu = t.cpuMs > 0 ? `  ${((t.cpuMs * 1000) / r.opsPerRound).toFixed(0).padStart(4)} µs CPU/response` : '';
+    const cpu = t.cpuMs > 0 ? `  ${((t.cpuMs * 1000) / r.opsPerRound).toFixed(1).padStart(6)} µs CPU/response` : '';
     const share = r === peer ? '' : `  ${(r.opsPerSec / peer.opsPerSec).toFixed(2)}× bare`;
     const verdict = r.met === undefined ? '' : `  (target ≥ ${TARGET}×: ${r.met ? 'met' : 'NOT MET'})`;
     console.log(
