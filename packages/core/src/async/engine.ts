@@ -324,6 +324,8 @@ export class AsyncEngine {
   private readonly shutdown = new AbortController();
   /** Destination calls under way outside the queue's slots (see `settleAside`). */
   private deliveringAside = 0;
+  /** Accepts past the `maxQueuedTasks` check whose task is not queued yet (the store writes it). */
+  private accepting = 0;
   /** About the bytes those destination calls hold (see `deliveryBytes`), against `maxDeliveryBytes`. */
   private deliveringBytes = 0;
   /** Every attempt's timeout (`timeoutSeconds`), under one timer. */
@@ -631,7 +633,9 @@ export class AsyncEngine {
         { statusCode: 429, retryAfterSeconds: 1 },
       );
     }
-    const waiting = this.queue.pending();
+    // Accepts still writing their task count as waiting: a durable store answers later, and a
+    // burst over many connections must not all pass the bound meanwhile.
+    const waiting = this.queue.pending() + this.accepting;
     if (waiting + this.deliveringAside >= this.options.maxQueuedTasks) {
       throw new FcAsyncError(
         'ResourceThrottled',
@@ -642,6 +646,31 @@ export class AsyncEngine {
         },
       );
     }
+    this.accepting++;
+    let counted = true;
+    const queuedNow = () => {
+      if (counted) this.accepting--;
+      counted = false;
+    };
+    try {
+      return await this.recordAndQueue(request, invocation, delayMs, acceptedByMiddleware, queuedNow);
+    } finally {
+      queuedNow();
+    }
+  }
+
+  /**
+   * The part of `accept` past its checks: records the task and queues it (see `accept`).
+   * `queuedNow` is called once the queue counts the task, in the same turn, so that an accept
+   * that never waits (the memory store) is never counted twice by the next one of its burst.
+   */
+  private async recordAndQueue(
+    request: FcRequest,
+    invocation: Invocation,
+    delayMs: number,
+    acceptedByMiddleware: boolean,
+    queuedNow: () => void,
+  ): Promise<BridgeResponse> {
     const taskId = invocation.taskId ?? invocation.requestId;
     const inserting = this.store.insert(this.newTask(taskId, request, invocation, delayMs, acceptedByMiddleware));
     const shared = this.queue.shared === true;
@@ -675,6 +704,7 @@ export class AsyncEngine {
     try {
       const queued = early ?? this.queue.enqueue({ taskId }, delayMs);
       if (isPromise(queued)) await queued;
+      queuedNow();
     } catch (error) {
       await this.notQueued(taskId, requestId, shared);
       // A send of the same id later replaces its Invalid record (see TaskStore.insert): a caller
