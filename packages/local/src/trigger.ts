@@ -202,7 +202,8 @@ export function createTriggerServer(registry: FunctionRegistry, log: EmulatorLog
           res,
           503,
           { code: 'ServiceUnavailable', message: 'The emulator is shutting down' },
-          { connection: 'close' },
+          // As the engine's 503 while it closes: a --watch restart serves again within moments.
+          { connection: 'close', 'retry-after': '1' },
         );
         return;
       }

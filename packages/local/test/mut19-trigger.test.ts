@@ -145,6 +145,8 @@ describe('shutting down with requests under way', () => {
     // It tells the client the connection ends with it: no request is to follow on it.
     const refusal = text.slice(text.indexOf('HTTP/1.1 503'));
     expect(refusal.slice(0, refusal.indexOf('\r\n\r\n')).toLowerCase()).toContain('\r\nconnection: close');
+    // And when to try again, as every other 503 of an async call says (a --watch restart is back soon).
+    expect(refusal.slice(0, refusal.indexOf('\r\n\r\n')).toLowerCase()).toContain('\r\nretry-after: 1');
     delete gate.m19Gate;
     delete gate.m19Started;
     delete gate.m19Late;
