@@ -646,85 +646,68 @@ export class AsyncEngine {
         },
       );
     }
+    // Counted as waiting until the queue counts it (the same turn with the memory store).
     this.accepting++;
-    let counted = true;
-    const queuedNow = () => {
-      if (counted) this.accepting--;
-      counted = false;
-    };
+    let accepting = true;
     try {
-      return await this.recordAndQueue(request, invocation, delayMs, acceptedByMiddleware, queuedNow);
+      const taskId = invocation.taskId ?? invocation.requestId;
+      const inserting = this.store.insert(this.newTask(taskId, request, invocation, delayMs, acceptedByMiddleware));
+      const shared = this.queue.shared === true;
+      // A shared queue takes the job in the same round trip (see QueueDriver.shared). On a 409 it
+      // refuses the id if it holds the other task's job; a job it takes finds a finished task.
+      // One that throws at once (a queue may answer synchronously) is a refusal like a rejection: the
+      // insert is still awaited (its own refusal handled), and a task it wrote becomes Invalid.
+      const early = shared ? enqueueNow(this.queue, taskId, delayMs) : undefined;
+      early?.catch(() => undefined);
+      // Counted while a durable store writes it: a close() begun meanwhile waits for it, not past it;
+      // a stop that finds it meanwhile counts it done.
+      this.outstanding++;
+      const requestId = invocation.requestId;
+      if (!shared) {
+        // Another task of this id counted (unfinished, or an accept of it under way): rare.
+        if (this.counted.has(taskId)) this.countedToo.add(`${taskId} ${requestId}`);
+        else this.counted.set(taskId, requestId);
+      }
+      let inserted: boolean;
+      try {
+        // Stores and queues may answer synchronously (memory, sqlite's reads): no await then.
+        inserted = isPromise(inserting) ? await inserting : inserting;
+      } catch (error) {
+        this.notAccepted(taskId, requestId, shared);
+        throw error;
+      }
+      if (!inserted) {
+        this.notAccepted(taskId, requestId, shared);
+        throw new FcAsyncError('AsyncTaskAlreadyExists', await this.existsMessage(taskId), { statusCode: 409 });
+      }
+      try {
+        const queued = early ?? this.queue.enqueue({ taskId }, delayMs);
+        if (isPromise(queued)) await queued;
+        this.accepting--;
+        accepting = false;
+      } catch (error) {
+        await this.notQueued(taskId, requestId, shared);
+        // A send of the same id later replaces its Invalid record (see TaskStore.insert): a caller
+        // who chose the id retries with it, as after any 503 (a store of the old contract answers
+        // that send 409, saying the task never ran: see existsMessage).
+        const chosen = invocation.taskId === undefined ? '' : `: ${taskId} never ran, send it again later`;
+        throw new FcAsyncError('ServiceUnavailable', `The task could not be queued${chosen}`, {
+          statusCode: 503,
+          cause: error,
+          retryAfterSeconds: 1,
+        });
+      }
+      // A shared queue holds the task now: whichever instance runs it counts it.
+      if (shared) this.finishOne();
+      if (this.listeners.size > 0) this.emit({ type: 'accepted', taskId, requestId, delayMs });
+      return {
+        statusCode: 202,
+        headers: { 'x-fc-request-id': requestId, 'x-fc-async-task-id': taskId },
+        body: EMPTY,
+      };
     } finally {
-      queuedNow();
+      if (accepting) this.accepting--;
     }
-  }
-
-  /**
-   * The part of `accept` past its checks: records the task and queues it (see `accept`).
-   * `queuedNow` is called once the queue counts the task, in the same turn, so that an accept
-   * that never waits (the memory store) is never counted twice by the next one of its burst.
-   */
-  private async recordAndQueue(
-    request: FcRequest,
-    invocation: Invocation,
-    delayMs: number,
-    acceptedByMiddleware: boolean,
-    queuedNow: () => void,
-  ): Promise<BridgeResponse> {
-    const taskId = invocation.taskId ?? invocation.requestId;
-    const inserting = this.store.insert(this.newTask(taskId, request, invocation, delayMs, acceptedByMiddleware));
-    const shared = this.queue.shared === true;
-    // A shared queue takes the job in the same round trip (see QueueDriver.shared). On a 409 it
-    // refuses the id if it holds the other task's job; a job it takes finds a finished task.
-    // One that throws at once (a queue may answer synchronously) is a refusal like a rejection: the
-    // insert is still awaited (its own refusal handled), and a task it wrote becomes Invalid.
-    const early = shared ? enqueueNow(this.queue, taskId, delayMs) : undefined;
-    early?.catch(() => undefined);
-    // Counted while a durable store writes it: a close() begun meanwhile waits for it, not past it;
-    // a stop that finds it meanwhile counts it done.
-    this.outstanding++;
-    const requestId = invocation.requestId;
-    if (!shared) {
-      // Another task of this id counted (unfinished, or an accept of it under way): rare.
-      if (this.counted.has(taskId)) this.countedToo.add(`${taskId} ${requestId}`);
-      else this.counted.set(taskId, requestId);
-    }
-    let inserted: boolean;
-    try {
-      // Stores and queues may answer synchronously (memory, sqlite's reads): no await then.
-      inserted = isPromise(inserting) ? await inserting : inserting;
-    } catch (error) {
-      this.notAccepted(taskId, requestId, shared);
-      throw error;
-    }
-    if (!inserted) {
-      this.notAccepted(taskId, requestId, shared);
-      throw new FcAsyncError('AsyncTaskAlreadyExists', await this.existsMessage(taskId), { statusCode: 409 });
-    }
-    try {
-      const queued = early ?? this.queue.enqueue({ taskId }, delayMs);
-      if (isPromise(queued)) await queued;
-      queuedNow();
-    } catch (error) {
-      await this.notQueued(taskId, requestId, shared);
-      // A send of the same id later replaces its Invalid record (see TaskStore.insert): a caller
-      // who chose the id retries with it, as after any 503 (a store of the old contract answers
-      // that send 409, saying the task never ran: see existsMessage).
-      const chosen = invocation.taskId === undefined ? '' : `: ${taskId} never ran, send it again later`;
-      throw new FcAsyncError('ServiceUnavailable', `The task could not be queued${chosen}`, {
-        statusCode: 503,
-        cause: error,
-        retryAfterSeconds: 1,
-      });
-    }
-    // A shared queue holds the task now: whichever instance runs it counts it.
-    if (shared) this.finishOne();
-    if (this.listeners.size > 0) this.emit({ type: 'accepted', taskId, requestId, delayMs });
-    return {
-      statusCode: 202,
-      headers: { 'x-fc-request-id': requestId, 'x-fc-async-task-id': taskId },
-      body: EMPTY,
-    };
   }
 
   /**
