@@ -145,7 +145,9 @@ function emulatorOptions(
 
 /** One line on stderr that is not an emulator's log line, JSON with `--log-format json`. */
 function notice(flags: DevFlags, note: string): void {
-  process.stderr.write(`${flags.logFormat === 'json' ? JSON.stringify({ level: 'info', message: note }) : note}\n`);
+  process.stderr.write(
+    `${flags.logFormat === 'json' ? JSON.stringify({ time: new Date().toISOString(), level: 'info', message: note }) : note}\n`,
+  );
 }
 
 /**

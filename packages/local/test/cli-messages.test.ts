@@ -171,7 +171,9 @@ describe('fc-async dev with an s.yaml and flags of an entry', () => {
       .split('\n')
       .filter((line) => line.includes('--name'));
     expect(notices).toHaveLength(1);
+    // Every JSON line has its time, the CLI's own notices (start, SIGTERM) too.
     expect(JSON.parse(notices[0] as string)).toEqual({
+      time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
       level: 'info',
       message:
         'fc-async: the s.yaml gives each function its own settings: --name and --timeout are not used; --region applies only to functions whose s.yaml names no region',
