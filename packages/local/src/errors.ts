@@ -41,9 +41,28 @@ export function withValueOrigins<T>(origins: ReadonlyMap<unknown, string> | unde
  * `must be an integer from 1 to 86400 (seconds), got ${shown(value)}`;
  * ```
  */
-export function shown(value: unknown, literal: (value: unknown) => unknown = JSON.stringify): string {
+export function shown(value: unknown, literal: (value: unknown) => unknown = quoted): string {
   const origin = valueOrigins && originIn(value, valueOrigins);
   return origin === undefined ? String(literal(value)) : origin;
+}
+
+/** The most of a value's JSON an error message quotes: a PutAsyncInvokeConfig body may be 1 MB. */
+const MAX_QUOTED = 128;
+
+/**
+ * A value's JSON, cut after {@link MAX_QUOTED} characters (`…` marks the cut), so that a message
+ * never sends a megabyte back; a value nested too deep for `JSON.stringify` (a body of the FC API
+ * can be) is named so, rather than failing the request with a `RangeError`.
+ */
+function quoted(value: unknown): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch {
+    return 'a value nested too deep to show';
+  }
+  if (text === undefined) return 'undefined';
+  return text.length > MAX_QUOTED ? `${text.slice(0, MAX_QUOTED)}…` : text;
 }
 
 /** Where `value`, or a value in it (a list typed in s.yaml holding `${env(X)}`), came from. */
