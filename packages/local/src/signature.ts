@@ -124,7 +124,7 @@ export function acsAccessKeyId(value: string): string | undefined {
 }
 
 function parseAuthorization(value: string): Authorization | undefined {
-  const m = /^\s*(ACS3-[A-Z0-9-]+)\s+(.+)$/.exec(value);
+  const m = /^\s*(ACS3-[A-Z0-9-]+)\s+(\S.*)$/.exec(value);
   if (!m) return undefined;
   const fields = new Map<string, string>();
   for (const part of (m[2] as string).split(',')) {
