@@ -3,7 +3,7 @@ import { AsyncEngine, type CloseOptions, closeTimeoutMs, type Destinations, type
 import { type AsyncOptions, resolveAsyncOptions, resolveMode } from './async/options.js';
 import { createRedactor } from './async/payload.js';
 import { isPlatformFailure, markPlatformFailure, PlatformAsync } from './async/platform.js';
-import { currentStartHold } from './async/start-hold.js';
+import { currentLateHold, currentStartHold } from './async/start-hold.js';
 import { type AnswerLimit, type NodeHandler, runBridged } from './bridge.js';
 import { CLOSING, flushBursts, noteBurst, THROTTLED, unavailableBurst } from './bursts.js';
 import { FcAsyncError, isFcAsyncError } from './errors.js';
@@ -160,11 +160,13 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
   const detect = options.detect ?? detectLowerCased;
   const env = options.env ?? { ...process.env };
   const resolved = resolveAsyncOptions(held?.async ? { ...held.async, ...definedOnly(options.async) } : options.async);
-  // A backend of its own (checked above) goes through the hold too: the emulator keeps it from the
-  // engine of an inner handler, whose attempts come from the emulator's engine.
+  // A backend of its own (checked above) goes through the hold too, or, made after the entry loaded,
+  // through the late one: the emulator keeps it from the engine of an inner handler, whose attempts
+  // come from the emulator's engine.
+  const ownBackend = hold ? hold.ownBackend : currentLateHold()?.ownBackend;
   const asyncOptions =
-    options.async?.backend !== undefined && resolved.backend !== undefined && hold?.ownBackend
-      ? { ...resolved, backend: hold.ownBackend(resolved.backend) }
+    options.async?.backend !== undefined && resolved.backend !== undefined && ownBackend
+      ? { ...resolved, backend: ownBackend(resolved.backend) }
       : resolved;
   const mode = resolveMode(asyncOptions.mode, env);
   // The emulator's names add to the handler's own: a secret it was told of stays out of its tasks.

@@ -65,7 +65,13 @@ export {
   resolveRetentionOptions,
 } from './async/retention-options.js';
 // Internal: for @fc-async/local's emulator, not public API (see start-hold.ts).
-export { type EngineStartHold, type HeldDefaults, holdEngineStarts } from './async/start-hold.js';
+export {
+  type EngineStartHold,
+  type HeldDefaults,
+  holdEngineStarts,
+  holdLateEngines,
+  type LateEngineHold,
+} from './async/start-hold.js';
 export { type NodeHandler, runNodeHandler } from './bridge.js';
 export {
   checkDestinationSignature,

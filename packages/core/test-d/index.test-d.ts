@@ -194,6 +194,9 @@ expectError(rt.checkHandlerOptions({}, 'server'));
 declare const hold: rt.EngineStartHold;
 expectType<Promise<{ handler: number }>>(rt.holdEngineStarts(hold, async () => ({ handler: 1 })));
 expectError(rt.holdEngineStarts(hold, () => 1));
+// A late hold (internal) is in force until the function it returns is called.
+expectType<() => void>(rt.holdLateEngines({ middleware: () => 'platform' }));
+expectError(rt.holdLateEngines({ middleware: () => 'local' }));
 expectError<rt.EngineStartHold>({ enter: () => ({ start: Promise.resolve() }) });
 // What a handler made under a hold takes where its own options say nothing; `mode` stays its own.
 expectAssignable<rt.HeldDefaults>({ logger: rt.silentLogger, async: { concurrency: 4, backend: rt.memory() } });

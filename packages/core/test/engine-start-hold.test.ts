@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AsyncBackend } from '../src/async/backend.js';
 import { memory } from '../src/async/memory.js';
-import { currentStartHold, type EngineStartHold, holdEngineStarts } from '../src/async/start-hold.js';
+import { currentStartHold, type EngineStartHold, holdEngineStarts, holdLateEngines } from '../src/async/start-hold.js';
 import { createFcHandler, createFcRuntime } from '../src/index.js';
 import { asyncEvent, context, deferred, event, memoryLogger, ok, tick } from './helpers.js';
 
@@ -190,5 +190,33 @@ describe('what the hold decides for the engines behind the emulator', () => {
     await handler.engine?.whenReady();
     expect([own.creates, given.creates]).toEqual([0, 1]);
     await handler.close();
+  });
+
+  it('a late hold: what is made outside any load while it is in force goes through it, and not once it is released', async () => {
+    const own = countedBackend();
+    const given = countedBackend();
+    let told: AsyncBackend | undefined;
+    const release = holdLateEngines({
+      ownBackend: () => given,
+      middleware: (o) => {
+        told = o.backend;
+        return 'platform';
+      },
+    });
+    let handler: ReturnType<typeof handlerOver>;
+    let runtime: ReturnType<typeof createFcRuntime>;
+    try {
+      handler = handlerOver(own);
+      runtime = createFcRuntime({ env: {}, async: { backend: own } });
+    } finally {
+      release();
+    }
+    await handler.engine?.whenReady();
+    expect([own.creates, given.creates]).toEqual([0, 1]);
+    expect([runtime.mode, told]).toEqual(['platform', own]);
+    const after = handlerOver(own);
+    await after.engine?.whenReady();
+    expect([own.creates, given.creates]).toEqual([1, 1]);
+    await Promise.all([handler.close(), runtime.close(), after.close()]);
   });
 });

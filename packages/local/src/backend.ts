@@ -5,6 +5,7 @@ import {
   type EngineStartHold,
   FcAsyncError,
   type HeldDefaults,
+  type LateEngineHold,
   memory,
 } from '@fc-async/core';
 import { optionError } from './errors.js';
@@ -301,6 +302,37 @@ function engineHold(opened: Promise<void>, isOpen: () => boolean, startedEarly: 
           startNow();
         },
       };
+    },
+  };
+}
+
+/**
+ * The hold for the handlers and `fcAsync()` middlewares an entry makes once it has loaded (in a
+ * timer, a callback, an `import()` the entry did not await, on its first request), while the
+ * emulator runs (see `holdLateEngines`). Nothing tells which function such a one belongs to any
+ * more, but it is an inner one (the emulator read the entry's export when the load ended), whose
+ * attempts come from the emulator's engine: a persistent backend its options name is never started
+ * (a handler's engine gets memory's, as one made while its entry loaded; an `fcAsync()` runs in
+ * platform mode), and `notice` says so once, with the backend's name. The emulator's own backends
+ * (see `gateBackends`) are left as they are.
+ */
+export function lateEngineHold(notice: (backend: string) => void): LateEngineHold {
+  let told = false;
+  const tell = (backend: string) => {
+    if (told) return;
+    told = true;
+    notice(backend);
+  };
+  return {
+    ownBackend(backend) {
+      if (!backend.persistent || ungated.has(backend)) return backend;
+      tell(backend.name);
+      return { name: backend.name, persistent: backend.persistent, create: (context) => memory().create(context) };
+    },
+    middleware(own) {
+      if (!own.backend?.persistent) return undefined;
+      tell(own.backend.name);
+      return 'platform';
     },
   };
 }

@@ -1,8 +1,8 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { basename, extname, relative } from 'node:path';
-import { FcAsyncError } from '@fc-async/core';
-import { backendFactory, gateBackends, parseStoreSpec } from './backend.js';
+import { FcAsyncError, holdLateEngines } from '@fc-async/core';
+import { backendFactory, gateBackends, lateEngineHold, parseStoreSpec } from './backend.js';
 import { BodyBudget } from './body.js';
 import { closeInDestinationOrder } from './close-order.js';
 import { createControlServer } from './control/server.js';
@@ -192,7 +192,16 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   let destinations: DestinationContext | undefined;
   // Bounded: a backend that never connected would keep close() waiting for it. Custom runtimes'
   // processes are stopped whatever happens (stop() bounds itself).
+  // What an entry makes once it has loaded is an inner handler too: see lateEngineHold.
+  const releaseLate = holdLateEngines(
+    lateEngineHold((backend) =>
+      log.notice(
+        `an fc-async handler or fcAsync() made after its entry loaded (in a timer, a callback, an import() the entry did not await, on a request) names an async backend of its own (${backend}), which is not started: the emulator plays FC in front of the app, its engine takes the async calls and runs every attempt, and that handler keeps what it runs in memory; made while the entry loads (at its top level, top-level awaits included), the emulator tells its function and says so at start`,
+      ),
+    ),
+  );
   const closeAll = async () => {
+    releaseLate();
     await within(
       Promise.all(functions.map((f) => f.handler.close({ timeoutMs: 1000 }).catch(() => undefined))),
       3000,
@@ -280,6 +289,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   let closing: Promise<void> | undefined;
   const close = async (timeoutMs: number) => {
     unwatchExit();
+    releaseLate();
     trigger.closing = true;
     const triggerClosed = new Promise((resolve) => trigger.close(resolve));
     trigger.closeIdleConnections();

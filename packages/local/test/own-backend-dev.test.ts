@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -13,6 +14,8 @@ afterEach(async () => {
 });
 
 const url = (pkg: string) => JSON.stringify(import.meta.resolve(pkg));
+/** The path a CommonJS entry in a temporary folder requires `pkg` by. */
+const path = (pkg: string) => JSON.stringify(fileURLToPath(import.meta.resolve(pkg)));
 
 /** The BullMQ workers taking the jobs of `prefix` on the Redis at `redis`. */
 async function workersOf(redis: string, prefix: string): Promise<number> {
@@ -94,6 +97,53 @@ app.use(fcAsync({ async: { backend: own() } }));
 app.post('/job', (req, res) => res.json({ ok: true }));
 export const handler = createHandler(app, { async: { backend: own() } });
 `,
+  'a plain handler calling createHandler(app) with a bullmq() of its own made after a top-level await': (
+    redis: string,
+  ) => `import express from ${url('express')};
+const { createHandler } = await import(${url('@fc-async/express')});
+const { bullmq } = await import(${url('@fc-async/bullmq')});
+await new Promise((resolve) => setTimeout(resolve, 20));
+const app = express();
+app.post('/job', (req, res) => res.json({ ok: true }));
+const inner = createHandler(app, { async: { backend: bullmq({ connection: ${JSON.stringify(redis)}, prefix: 'fc-async:orders' }) } });
+export const handler = (event, context) => inner(event, context);
+`,
+};
+
+/**
+ * CommonJS entries that make their fc-async engine once they have loaded: in a timer, which no load
+ * waits for. `ready` is set when it is made, so that the test waits for it.
+ */
+const LATE_ENTRIES = {
+  'a plain handler calling a createHandler(app) with a bullmq() of its own made in a timer': (
+    redis: string,
+  ) => `const express = require(${path('express')});
+const { createHandler } = require(${path('@fc-async/express')});
+const { bullmq } = require(${path('@fc-async/bullmq')});
+const app = express();
+app.post('/job', (req, res) => res.json({ ok: true }));
+let inner;
+setTimeout(() => {
+  inner = createHandler(app, { async: { backend: bullmq({ connection: ${JSON.stringify(redis)}, prefix: 'fc-async:orders' }) } });
+  globalThis.lateReady = true;
+}, 50);
+exports.handler = (event, context) => inner(event, context);
+`,
+  'an app whose router gets fcAsync() with a bullmq() of its own in a timer': (
+    redis: string,
+  ) => `const express = require(${path('express')});
+const { fcAsync } = require(${path('@fc-async/express')});
+const { bullmq } = require(${path('@fc-async/bullmq')});
+const app = express();
+const router = express.Router();
+app.use(router);
+setTimeout(() => {
+  router.use(fcAsync({ async: { backend: bullmq({ connection: ${JSON.stringify(redis)}, prefix: 'fc-async:orders' }) } }));
+  router.post('/job', (req, res) => res.json({ ok: true }));
+  globalThis.lateReady = true;
+}, 50);
+exports.app = app;
+`,
 };
 
 // An entry whose app has fcAsync() with a bullmq() of its own (or a plain handler calling a
@@ -130,6 +180,35 @@ describe('fc-async dev: an entry whose own fc-async engine names a bullmq() back
       // Every task ended: a worker the entry's own engine would start has started by then.
       await runTasks(emulator);
       expect(await workersOf(redis, 'fc-async:orders')).toBe(1);
+    });
+  }
+
+  // Made once the entry loaded, the engine no longer tells which function it belongs to; it is an
+  // inner one all the same (the emulator read the entry's export when the load ended). It used to
+  // start its backend: a second worker of the queue, silently.
+  for (const [name, source] of Object.entries(LATE_ENTRIES)) {
+    it(`--redis on the same queue, ${name}: one worker takes its jobs, the emulator's, and a notice says so`, async () => {
+      const redis = (await redisServer((stop) => cleanups.push(stop))).url;
+      const file = join(tempDir(), 'app.cjs');
+      writeFileSync(file, source(redis));
+      const lines: string[] = [];
+      const late = globalThis as { lateReady?: boolean };
+      late.lateReady = false;
+      const emulator = await startEmulator({
+        entry: file,
+        name: 'orders',
+        port: 0,
+        controlPort: 0,
+        redis,
+        output: (line) => lines.push(line),
+      });
+      cleanups.push(() => emulator.close({ timeoutMs: 2000 }));
+      await waitFor(() => late.lateReady || undefined);
+      await runTasks(emulator);
+      expect(await workersOf(redis, 'fc-async:orders')).toBe(1);
+      const notices = lines.join('').match(/made after its entry loaded/g) ?? [];
+      expect(notices).toHaveLength(1);
+      expect(lines.join('')).toContain('names an async backend of its own (bullmq), which is not started');
     });
   }
 

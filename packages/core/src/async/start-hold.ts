@@ -95,6 +95,8 @@ interface Holds {
   storage: AsyncLocalStorage<EngineStartHold>;
   /** Loads under a hold now: the storage is turned off when none is left. */
   active: number;
+  /** The holds of {@link holdLateEngines}, the last one in force (a copy of the core before it has none). */
+  late?: LateEngineHold[];
 }
 type Slot = Record<symbol, Holds | undefined>;
 
@@ -128,7 +130,56 @@ export async function holdEngineStarts<T>(hold: EngineStartHold, fn: () => Promi
   }
 }
 
+/**
+ * **Internal**: for `@fc-async/local`'s emulator, not public API; it may change in any release.
+ *
+ * What a handler or `fcAsync()` made outside any {@link holdEngineStarts} asks while one is in
+ * force (see {@link holdLateEngines}): those an entry makes once it has loaded (in a timer, a
+ * callback, an `import()` it did not await, on its first request), which no longer tell which load
+ * they belong to. Their engines start as any other; only a backend of their own goes through it.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const late: LateEngineHold = { middleware: (own) => (own.backend?.persistent ? 'platform' : undefined) };
+ * ```
+ */
+export type LateEngineHold = Pick<EngineStartHold, 'ownBackend' | 'middleware'>;
+
+/**
+ * **Internal**: for `@fc-async/local`'s emulator, not public API.
+ *
+ * Puts `hold` in force for the handlers and `fcAsync()` middlewares made outside any
+ * {@link holdEngineStarts} until the returned function is called (see {@link LateEngineHold}). The
+ * emulator puts one in force while it runs; the last one put in force is the one that applies.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * declare const late: LateEngineHold;
+ * const release = holdLateEngines(late);
+ * // ... the emulator serves its entries ...
+ * release();
+ * ```
+ */
+export function holdLateEngines(hold: LateEngineHold): () => void {
+  const slot = globalThis as unknown as Slot;
+  slot[SLOT] ??= { storage: new AsyncLocalStorage<EngineStartHold>(), active: 0 };
+  slot[SLOT].late ??= [];
+  const late = slot[SLOT].late;
+  late.push(hold);
+  return () => {
+    const at = late.indexOf(hold);
+    if (at >= 0) late.splice(at, 1);
+  };
+}
+
 /** The hold an engine being constructed is under, if any. */
 export function currentStartHold(): EngineStartHold | undefined {
   return (globalThis as unknown as Slot)[SLOT]?.storage.getStore();
+}
+
+/** The late hold in force (see {@link holdLateEngines}), for what is made under no {@link currentStartHold}. */
+export function currentLateHold(): LateEngineHold | undefined {
+  return (globalThis as unknown as Slot)[SLOT]?.late?.at(-1);
 }

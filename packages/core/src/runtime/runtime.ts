@@ -3,7 +3,7 @@ import { AsyncEngine, closeTimeoutMs } from '../async/engine.js';
 import { resolveAsyncOptions, resolveMode } from '../async/options.js';
 import { createRedactor } from '../async/payload.js';
 import { endedByFcBeforeAnswer, fcEndedInvocation, PlatformAsync } from '../async/platform.js';
-import { currentStartHold } from '../async/start-hold.js';
+import { currentLateHold, currentStartHold } from '../async/start-hold.js';
 import { type NodeHandler, runNodeHandler } from '../bridge.js';
 import { flushBursts } from '../bursts.js';
 import { FcAsyncError } from '../errors.js';
@@ -162,7 +162,9 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
   // Made while `fc-async dev` loads its entry: the emulator plays FC in front of the app (its engine
   // takes the async calls), so the middleware is in platform mode, as behind FC, and never starts
   // its own backend (a second worker of a shared queue, whose tasks the emulator would never see).
-  const mode = hold?.middleware?.({ backend: asyncOptions.backend }) ?? resolveMode(asyncOptions.mode, env);
+  // Made after the entry loaded, the late hold decides.
+  const middleware = hold ? hold.middleware : currentLateHold()?.middleware;
+  const mode = middleware?.({ backend: asyncOptions.backend }) ?? resolveMode(asyncOptions.mode, env);
   const redact = createRedactor(options.redactHeaders);
   const tracing = createTracing(options.tracing, {
     logger,
