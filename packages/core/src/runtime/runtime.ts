@@ -300,7 +300,9 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
         // Without FC in front, this gateway gives the request id, as FC's does: a caller's
         // X-Fc-Request-Id would name the task (no task id given) without the task id rule, and two
         // tasks alike (destination receivers deduplicate on it).
-        if (engine && detection.type === 'Async') detection.requestId = newRequestId();
+        // Not for one a middleware in front began to answer: it is not accepted, and goes on (as a
+        // sync one) under the id its warn line named.
+        if (engine && detection.type === 'Async' && !begun) detection.requestId = newRequestId();
         requestId = detection.requestId;
         // On FC, a stop (StopAsyncTask, the timeout) of a custom runtime closes its request.
         const signal = platform && detection.type === 'Async' && res && !begun ? closedEarly(res, calls) : undefined;
@@ -324,7 +326,12 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
       } catch (error) {
         span ??= res ? undefined : startSpan();
         span?.recordError(error);
+        // Local mode: this gateway gives the request id (a refusal before detection decided one
+        // gets its own), and its refusal carries it as its 202 would: the line logged for it names
+        // what the caller got.
+        if (engine) requestId ??= newRequestId();
         const response = errorResponse(error, logger, requestId);
+        if (engine && requestId !== undefined) response.headers['x-fc-request-id'] ??= requestId;
         // FC accepted this task: any refusal (a body past the limit, a task id or retry count that
         // detection refused) is a failure FC retries and routes to onFailure, not a success that
         // drops it without a trace.
