@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseStoreSpec } from './backend.js';
-import { REFUSED_EXIT, SUPERVISOR_FD, stopWhenSupervisorGoes, superviseDev } from './dev-watch.js';
+import { REDIS_DOWN_EXIT, REFUSED_EXIT, SUPERVISOR_FD, stopWhenSupervisorGoes, superviseDev } from './dev-watch.js';
 import { type Emulator, exitOwn, startEmulator } from './emulator.js';
 import { entriesLoading } from './entry.js';
 import { failure } from './errors.js';
@@ -89,6 +89,12 @@ function startFailure(error: unknown, command: Command): string {
  * store package not installed.
  */
 const NOT_FIXED_BY_AN_EDIT = new Set(['AccessKeyRequired', 'ListenFailed', 'OutDirNotWritable', 'BackendMissing']);
+
+/**
+ * Refusals of an emulator under `--watch --redis` for a Redis that did not answer: the supervisor
+ * then waits for a change, or for that Redis to come up (see `REDIS_DOWN_EXIT`).
+ */
+const REDIS_DOWN = new Set(['RedisUnavailable', 'BackendNotReady', 'BackendUnavailable']);
 
 const codeOf = (error: unknown) => (error instanceof Error ? (error as { code?: unknown }).code : undefined);
 
@@ -309,6 +315,7 @@ async function watchDev(entry: string | undefined, flags: DevFlags, command: Com
         }),
       })),
       tasksInMemory: store.kind === 'memory',
+      redis: store.kind === 'redis' ? store.url : undefined,
       shutdownTimeoutMs: flags.shutdownTimeout * 1000,
       note: (message) => notice(flags, `fc-async: ${message}`),
     });
@@ -421,8 +428,13 @@ program
     } catch (error) {
       unsettled();
       // Under --watch: the supervisor exits too, rather than wait for a change that cannot help.
-      const refused = flags.supervisorFd !== undefined && NOT_FIXED_BY_AN_EDIT.has(codeOf(error) as string);
-      fail(startFailure(error, command), refused ? REFUSED_EXIT : 1);
+      const supervised = flags.supervisorFd !== undefined;
+      const code = codeOf(error) as string;
+      const redisDown = supervised && flags.redis !== undefined && REDIS_DOWN.has(code);
+      fail(
+        startFailure(error, command),
+        supervised && NOT_FIXED_BY_AN_EDIT.has(code) ? REFUSED_EXIT : redisDown ? REDIS_DOWN_EXIT : 1,
+      );
     }
     onSignal = signalHandler(emulator, flags);
   });

@@ -1,9 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { Socket } from 'node:net';
+import { connect as connectTcp, Socket } from 'node:net';
 import { constants } from 'node:os';
 import { isAbsolute, relative } from 'node:path';
+import { connect as connectTls } from 'node:tls';
 import { Worker } from 'node:worker_threads';
+import { maskUrl } from '@fc-async/core';
 import { type TreeWatch, watchTree } from './watch-tree.js';
 
 /** Quiet time after the last change before restarting: an editor's save, or a build, is several writes. */
@@ -18,6 +20,13 @@ export const SUPERVISOR_FD = 3;
  * than wait for a change (sysexits' EX_CONFIG).
  */
 export const REFUSED_EXIT = 78;
+/**
+ * The exit code of an emulator under `--watch --redis` whose Redis did not answer at its start
+ * (sysexits' EX_TEMPFAIL): the supervisor then waits for a change, or for that Redis to come up.
+ */
+export const REDIS_DOWN_EXIT = 75;
+/** How often the supervisor asks a Redis that was down whether it answers now, and how long it waits for one answer. */
+const REDIS_PROBE_MS = 2000;
 
 /** A folder {@link superviseDev} watches, with what under it does not restart. */
 export interface WatchedFolder {
@@ -42,6 +51,8 @@ export interface SuperviseOptions {
   shutdownTimeoutMs: number;
   /** Prints one line of the supervisor's own. */
   note: (message: string) => void;
+  /** `--redis`: an emulator that exits with {@link REDIS_DOWN_EXIT} starts again once this Redis answers. */
+  redis?: URL | undefined;
 }
 
 /** A path as the user would type it: from the working folder when it is under it. */
@@ -129,6 +140,9 @@ class Supervisor {
   #changed = new Set<string>();
   #debounce: NodeJS.Timeout | undefined;
   #trees: TreeWatch[] = [];
+  /** The probe of a Redis that was down, while the supervisor waits for it (see #waitForRedis). */
+  #redisWait: (() => void) | undefined;
+  #redisProbe: NodeJS.Timeout | undefined;
 
   constructor(readonly o: SuperviseOptions) {}
 
@@ -177,7 +191,42 @@ class Supervisor {
       // a new listen (libuv sets SO_REUSEADDR). So the next child binds at once, no retry.
       this.#restart = false;
       this.#spawn();
+    } else if (code === REDIS_DOWN_EXIT && this.o.redis) {
+      this.o.note(`waiting for a change, or for Redis at ${maskUrl(this.o.redis.href)} to come up`);
+      this.#waitForRedis(this.o.redis);
     } else this.o.note('waiting for a change');
+  }
+
+  /**
+   * Asks the Redis at `url` every {@link REDIS_PROBE_MS} whether it answers (a PING, any reply),
+   * and starts the emulator again once it does after it did not: a Redis that answers all along
+   * refused the emulator for another reason (its credentials), which a restart would not mend. A
+   * change or a signal ends the wait.
+   */
+  #waitForRedis(url: URL): void {
+    let wasDown = false;
+    const probe = () => {
+      this.#redisProbe = undefined;
+      void redisAnswers(url, REDIS_PROBE_MS).then((up) => {
+        if (this.#child || this.#quitting || this.#redisWait !== probe) return;
+        if (up && wasDown) {
+          this.#redisWait = undefined;
+          this.o.note(`Redis at ${maskUrl(url.href)} answers, starting`);
+          this.#spawn();
+          return;
+        }
+        wasDown ||= !up;
+        this.#redisProbe = setTimeout(probe, REDIS_PROBE_MS).unref();
+      });
+    };
+    this.#redisWait = probe;
+    probe();
+  }
+
+  #stopWaitingForRedis(): void {
+    this.#redisWait = undefined;
+    clearTimeout(this.#redisProbe);
+    this.#redisProbe = undefined;
   }
 
   #onChange(path: string): void {
@@ -194,6 +243,7 @@ class Supervisor {
     // Already stopping or about to start: the next child loads what changed.
     if (this.#quitting || this.#restart || first === undefined) return;
     this.o.note(`${shown(first)} changed, restarting`);
+    this.#stopWaitingForRedis();
     const child = this.#child;
     if (!child) {
       this.#spawn();
@@ -244,7 +294,34 @@ class Supervisor {
   }
 
   #exit(code: number): void {
+    this.#stopWaitingForRedis();
     this.#closeTrees();
     process.exit(code);
   }
+}
+
+/**
+ * Whether the Redis at `url` answers a PING within `timeoutMs`: any reply counts (`+PONG`, or
+ * `-NOAUTH` from one that wants credentials), as it is up. Only the URL's host and port are used
+ * (no credentials are sent); TLS for `rediss:`, its certificate not checked: nothing is sent but the PING.
+ */
+export function redisAnswers(url: URL, timeoutMs: number): Promise<boolean> {
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const port = Number(url.port || 6379);
+  return new Promise((resolve) => {
+    const socket =
+      url.protocol === 'rediss:'
+        ? connectTls({ host, port, servername: host, rejectUnauthorized: false })
+        : connectTcp({ host, port });
+    const done = (up: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(up);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    socket.once(url.protocol === 'rediss:' ? 'secureConnect' : 'connect', () => socket.write('PING\r\n'));
+    socket.once('data', () => done(true));
+    socket.once('error', () => done(false));
+    socket.once('close', () => done(false));
+  });
 }

@@ -1,13 +1,14 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { basename, extname, relative } from 'node:path';
-import { FcAsyncError, holdLateEngines } from '@fc-async/core';
+import { FcAsyncError, holdLateEngines, maskUrl } from '@fc-async/core';
 import { backendFactory, gateBackends, lateEngineHold, parseStoreSpec } from './backend.js';
 import { BodyBudget } from './body.js';
 import { closeInDestinationOrder } from './close-order.js';
 import { createControlServer } from './control/server.js';
 import { applyAsyncConfig, type DestinationContext } from './destinations.js';
 import { thrownAt } from './entry.js';
+import { failure } from './errors.js';
 import { newInstanceId } from './event.js';
 import { createLocalFunction, type LocalFunction } from './function.js';
 import { createEmulatorLog, type EmulatorLog } from './log.js';
@@ -241,6 +242,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
         'BackendNotReady',
         `The task backend did not start within ${BACKEND_START_MS / 1000} s${o.redis ? `: is Redis reachable at ${new URL(o.redis).host}?` : ''}`,
       );
+    }).catch((error: unknown) => {
+      throw o.redis ? redisNotReady(o.redis, error) : error;
     });
   } catch (error) {
     backends.open();
@@ -342,6 +345,19 @@ async function giveUpSyncCalls(trigger: TriggerServer, bound: number): Promise<v
 
 /** The process is ending for a reason of the emulator's own: no function is to blame. */
 let ownExit = false;
+
+/**
+ * A backend start that failed under `--redis`: one message naming the Redis (its URL with the
+ * credentials masked) and the code, the backend's own error as its cause. The code stays the
+ * backend's (`RedisUnavailable`), `BackendNotReady` for one that said nothing in time.
+ */
+function redisNotReady(redis: string, error: unknown): FcAsyncError<string> {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  const named = typeof code === 'string' && /^[A-Z]\w*$/.test(code) ? code : 'BackendNotReady';
+  return new FcAsyncError(named, `Redis at ${maskUrl(redis)} is not ready (${named}): ${failure(error)}`, {
+    cause: error,
+  });
+}
 
 /**
  * Ends the process for a reason of the emulator's own (the reader of its log went away), without

@@ -16,7 +16,7 @@ import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../src/ports.js';
 import { linkedEntryFolder, watchIgnore, watchTree } from '../src/watch-tree.js';
-import { PKG, runCli, spawnCli, waitFor } from './helpers.js';
+import { PKG, redisServer, runCli, spawnCli, waitFor } from './helpers.js';
 
 // `fc-async dev --watch` in a child process, on a copy of a small Express app in a temporary
 // folder (its node_modules a link to the repository's, so that `express` resolves).
@@ -97,7 +97,7 @@ const TSX = pathToFileURL(require.resolve('tsx')).href;
  * `fc-async dev --watch` in `dir`; resolves once the first emulator is ready. `ownGroup`: in a
  * process group of its own, as in a terminal, whose Ctrl-C goes to the whole group.
  */
-async function startWatch(dir: string, args: string[], ownGroup = false): Promise<WatchRun> {
+async function startWatch(dir: string, args: string[], ownGroup = false, untilReady = true): Promise<WatchRun> {
   const argv = ['dev', '--watch', ...args, '--port', '0', '--control-port', '0', '--log-format', 'json'];
   const proc = ownGroup
     ? spawn(process.execPath, ['--import', TSX, join(PKG, 'src/cli.ts'), ...argv], {
@@ -126,9 +126,10 @@ async function startWatch(dir: string, args: string[], ownGroup = false): Promis
   const ready = () => lines.filter((l) => l.kind === 'ready');
   await waitFor(() => {
     if (proc.exitCode !== null) throw new Error(`fc-async dev --watch exited: ${stderr}`);
-    return ready()[0];
+    return untilReady ? ready()[0] : stderr.includes('watching') || undefined;
   }, START_MS);
-  const first = ready()[0] as { trigger: string; control: string };
+  // Not ready yet: the ports are those the first ready line will name.
+  const first = (ready()[0] ?? { trigger: '', control: '' }) as { trigger: string; control: string };
   return {
     proc,
     get ready() {
@@ -345,6 +346,40 @@ resources:
     expect(JSON.parse(task.returnPayload as string)).toEqual({ ranOn: 'B' });
     // The SQLite files the emulators write are not changes.
     expect(restarts(run)).toBe(1);
+  });
+
+  // Redis down when the emulator starts: it used to say only `Redis did not answer within 10000
+  // ms (connect ECONNREFUSED ...)`, naming neither the --redis it tried nor the code, then wait
+  // for an edit, though what was wrong was Redis, not the project.
+  it('--redis with Redis down: one line names it (credentials masked) and the code; Redis coming up starts the emulator', {
+    timeout: 120_000,
+  }, async () => {
+    const dir = project();
+    const port = await freePort('127.0.0.1');
+    const redis = `redis://:s3cret@127.0.0.1:${port}`;
+    const run = await startWatch(dir, ['app.mjs', '--redis', redis], false, false);
+    const waiting = `waiting for a change, or for Redis at redis://***@127.0.0.1:${port} to come up`;
+    await waitFor(() => (run.stderr().includes(waiting) ? true : undefined), START_MS);
+    expect(run.stderr()).toContain(
+      `fc-async: Redis at redis://***@127.0.0.1:${port} is not ready (RedisUnavailable): `,
+    );
+    expect(run.stderr()).not.toContain('s3cret');
+    expect(emulatorsOf(run.proc.pid as number)).toEqual([]);
+
+    await redisServer((stop) => cleanups.push(stop), { port, args: ['--requirepass', 's3cret'] });
+    await waitFor(() => (run.ready.length > 0 ? true : undefined), 60_000);
+    const ready = run.ready[0] as { trigger: string };
+    const res = await fetch(`${ready.trigger}/version`);
+    expect(await res.json()).toEqual({ version: 'A' });
+    expect(run.stderr().match(/is not ready/g)).toHaveLength(1);
+  });
+
+  it('--redis with Redis down: a Ctrl-C while it waits for Redis exits at once', async () => {
+    const port = await freePort('127.0.0.1');
+    const run = await startWatch(project(), ['app.mjs', '--redis', `redis://127.0.0.1:${port}`], false, false);
+    await waitFor(() => (run.stderr().includes('or for Redis at') ? true : undefined), START_MS);
+    run.proc.kill('SIGINT');
+    expect(await run.exited).toBe(0);
   });
 
   it('on SIGTERM stops its emulator and exits with its code', async () => {

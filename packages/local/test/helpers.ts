@@ -254,20 +254,27 @@ export function alive(pid: number): boolean {
 }
 
 /**
- * A redis-server of one test on a free loopback port, no persistence. `cleanup` gets what stops
- * it (resumed first, in case a test froze it with SIGSTOP) and removes its folder.
+ * A redis-server of one test on a free loopback port (or `options.port`), no persistence, with
+ * `options.args` added (`--requirepass`). `cleanup` gets what stops it (resumed first, in case a
+ * test froze it with SIGSTOP) and removes its folder.
  */
 export async function redisServer(
   cleanup: (stop: () => Promise<void>) => void,
+  options: { port?: number; args?: string[] } = {},
 ): Promise<{ child: ChildProcess; url: string }> {
-  const port = await new Promise<number>((resolve) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
+  const port =
+    options.port ??
+    (await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const address = probe.address();
+        probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+      });
+    }));
   const dir = mkdtempSync(join(tmpdir(), 'fc-async-redis-'));
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
+  const args = [
+    ...['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+    ...(options.args ?? []),
+  ];
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'inherit'] });
   cleanup(async () => {
     if (child.exitCode === null && child.signalCode === null) {
