@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -344,10 +346,29 @@ describe('fc-async dev killed with SIGKILL', () => {
     const pids = [await pidOf('faulty'), await pidOf('stubborn')];
     expect(pids.every(alive)).toBe(true);
     await run.stop('SIGKILL');
-    // SIGTERM at once, SIGKILL 3 s later for the one that ignores it.
+    // SIGTERM at once, SIGKILL 3 s later for the one that ignores it (then a zombie until init
+    // reaps it: gone, see alive()).
     await waitFor(() => (pids.some(alive) ? undefined : true), 8000);
     expect(pids.filter(alive)).toEqual([]);
   }, 30_000);
+});
+
+describe('alive(), which the tests above wait on', () => {
+  it('counts a zombie (ended, not reaped yet) as gone, and a running process as alive', {
+    skip: !existsSync('/proc/self/stat'),
+  }, async () => {
+    // `sh` starts `true` in the background, prints its pid, and becomes a `sleep` that never reaps it.
+    const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 10'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const [line] = (await once(parent.stdout as NodeJS.ReadableStream, 'data')) as [Buffer];
+      const zombie = Number(line.toString().trim());
+      await waitFor(() => (readFileSync(`/proc/${zombie}/stat`, 'utf8').includes(') Z ') ? true : undefined));
+      expect(alive(zombie)).toBe(false);
+      expect(alive(parent.pid as number)).toBe(true);
+    } finally {
+      parent.kill('SIGKILL');
+    }
+  });
 });
 
 describe('Ctrl-C while fc-async dev starts its custom runtimes', () => {

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -243,13 +243,26 @@ export function launchChromium(
   });
 }
 
-/** Whether a process with this pid is running. */
+/**
+ * Whether a process with this pid is running. A zombie is not: it has ended, and only its entry
+ * waits for its parent, or init once that parent is gone, to reap it. A custom runtime killed with
+ * its supervisor is one until init reaps it, which some inits do a second or two later (this
+ * machine's did, 1 to 2 s after the kill); `kill(pid, 0)` alone counts it as running.
+ */
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  // No /proc (macOS): what kill() said.
+  if (!existsSync('/proc/self/stat')) return true;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The state follows the command's name in parentheses, which may hold any character.
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false; // gone since kill()
   }
 }
 
