@@ -247,6 +247,44 @@ describe('createFcRuntime on a real Node server', () => {
     expect(logger.entries.filter((e) => e.message.startsWith('FC ended the async invocation'))).toHaveLength(2);
   });
 
+  it('platform mode: an app that gives up without answering once FC closed the request is let go after stopGraceMs', async () => {
+    const env = { FC_FUNCTION_NAME: 'transcode', FC_REGION: 'cn-hangzhou' };
+    const records: DestinationRecord[] = [];
+    const logger = memoryLogger();
+    const runtime = createFcRuntime({
+      logger,
+      env,
+      async: { maxAsyncRetryAttempts: 0, stopGraceMs: 100 },
+      destinations: { onSuccess: (r) => void records.push(r), onFailure: (r) => void records.push(r) },
+    });
+    let started = false;
+    // Cleans up on the abort and returns, as a route does that catches it: the response is never ended.
+    const app: Listener = (req) => {
+      started = true;
+      return new Promise<void>((resolve) => getInvocation(req)!.signal.addEventListener('abort', () => resolve()));
+    };
+    const key = {};
+    const url = await serve(async (req, res) => {
+      const answer = await runtime.handle(req, { app: key, listener: () => app }, res);
+      if (answer) writeBridgeResponse(res, answer, req.method ?? 'GET');
+    });
+    const fc = new AbortController();
+    const headers = { 'x-fc-invocation-type': 'Async', 'x-fc-retry-count': '0' };
+    const call = fetch(`${url}/job`, { method: 'POST', headers, signal: fc.signal });
+    for (let i = 0; i < 500 && !started; i++) await tick(10);
+    fc.abort();
+    await call.catch(() => undefined);
+    // Without the grace, the invocation stayed in flight for ever: every pre-stop waited out its
+    // half of the budget for it, and Fastify's app.close() its 30 s.
+    const drained = await Promise.race([runtime.drain().then(() => 'drained'), tick(15_000).then(() => 'in flight')]);
+    expect(drained).toBe('drained');
+    expect(records).toEqual([]);
+    expect(logger.entries.filter((e) => e.level === 'error')).toEqual([]);
+    expect(logger.entries.map((e) => e.message)).toContain(
+      'the app did not settle within async.stopGraceMs after FC ended the async invocation: no longer waited for',
+    );
+  });
+
   it('platform mode: an async body past the limit answers 400 marked x-fc-status 404, so FC counts it failed', async () => {
     const env = { FC_FUNCTION_NAME: 'transcode', FC_REGION: 'cn-hangzhou' };
     const limit = 300 * 1024; // above FC's 256 KB, so the option is the limit

@@ -79,7 +79,11 @@ export interface AsyncOptions {
   isFailure?: ((response: BridgeResponse) => boolean) | undefined;
   /** Retry delays. */
   backoff?: BackoffOptions | undefined;
-  /** How long a stopped running attempt may take to settle before it is recorded `Stopped`. @default 10000 */
+  /**
+   * How long a stopped running attempt may take to settle before it is recorded `Stopped`; on FC
+   * (a custom runtime), how long an invocation FC ended (closed its request) is waited for.
+   * @default 10000
+   */
   stopGraceMs?: number | undefined;
   /** Where tasks are queued and recorded. @default memory() */
   backend?: AsyncBackend | undefined;

@@ -23,6 +23,8 @@ import type { ResolvedAsyncOptions } from './options.js';
 import { captureRequest } from './payload.js';
 
 const failed = new WeakSet<object>();
+/** What {@link PlatformAsync} takes for the answer of an app FC ended that did not settle in time. */
+const GAVE_UP = Symbol('gave up');
 const endedByFc = new WeakSet<object>();
 
 /**
@@ -178,8 +180,12 @@ export class PlatformAsync {
       destinations.onSuccess || destinations.onFailure ? captureRequest(request, this.deps.redact) : undefined;
     let outcome: AttemptOutcome;
     try {
-      const response = answerAsSent(request.method, await this.deps.run(request, invocation));
-      outcome = this.options.isFailure(response) ? failedResponse(response) : { kind: 'success', response };
+      const answer = await this.answerOrGiveUp(this.deps.run(request, invocation), invocation);
+      if (answer === GAVE_UP) outcome = unhandled(invocation.signal.reason);
+      else {
+        const response = answerAsSent(request.method, answer);
+        outcome = this.options.isFailure(response) ? failedResponse(response) : { kind: 'success', response };
+      }
     } catch (error) {
       this.deps.logger.error('async invocation failed', {
         requestId: invocation.requestId,
@@ -237,6 +243,38 @@ export class PlatformAsync {
     };
     failed.add(response);
     return response;
+  }
+
+  /**
+   * The app's answer; or, once FC ended the invocation (closed its request: a stop or the
+   * timeout), {@link GAVE_UP} when the app has not settled `stopGraceMs` later. An app that cleans
+   * up on the abort and returns without answering (a route that catches it) never settles, and
+   * would hold the invocation, and every drain() after it (a pre-stop's), for ever.
+   */
+  private answerOrGiveUp(
+    pending: Promise<BridgeResponse>,
+    invocation: Invocation,
+  ): Promise<BridgeResponse | typeof GAVE_UP> {
+    const { signal } = invocation;
+    return new Promise((resolve, reject) => {
+      let grace: NodeJS.Timeout | undefined;
+      const wait = () => {
+        if (!endedByFcBeforeAnswer(invocation)) return;
+        grace = setTimeout(() => {
+          this.deps.logger.warn(
+            'the app did not settle within async.stopGraceMs after FC ended the async invocation: no longer waited for',
+            { requestId: invocation.requestId, attempt: invocation.attempt, stopGraceMs: this.options.stopGraceMs },
+          );
+          resolve(GAVE_UP);
+        }, this.options.stopGraceMs);
+      };
+      if (signal.aborted) wait();
+      else signal.addEventListener('abort', wait, { once: true });
+      pending.then(resolve, reject).finally(() => {
+        clearTimeout(grace);
+        signal.removeEventListener('abort', wait);
+      });
+    });
   }
 
   /** Calls the `side` destinations with the record, bound by `limit`. */
