@@ -43,7 +43,8 @@ export type DestinationErrorCode =
  *
  * - Requests and arguments: `InvalidArgument` (400), `InvalidEvent` and `InvalidBody` (400, a
  *   malformed FC event), `InvalidConfig`, `RequestHeaderFieldsTooLarge` (431), `URITooLong` (414),
- *   `BodyAlreadyRead`, `RequestAborted`, `ConnectionClosed`.
+ *   `BodyAlreadyRead`, `RequestAborted`, `RequestTimeout` (408: a body that stopped arriving),
+ *   `ConnectionClosed`.
  * - Tasks: `AsyncTaskNotFound` (404), `AsyncTaskAlreadyFinished` (400), `AsyncTaskAlreadyExists`
  *   (409), `ResourceThrottled` (429), `ServiceUnavailable` (503), `NotAvailableInPlatformMode`,
  *   `ConcurrentUpdate`.
@@ -83,6 +84,7 @@ export type FcAsyncErrorCode =
   | 'URITooLong'
   | 'BodyAlreadyRead'
   | 'RequestAborted'
+  | 'RequestTimeout'
   | 'ConnectionClosed'
   | 'AsyncTaskNotFound'
   | 'AsyncTaskAlreadyFinished'

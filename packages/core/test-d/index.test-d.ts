@@ -342,6 +342,8 @@ declare const fcError: s18.FcAsyncError;
 expectType<s18.FcAsyncErrorCode>(fcError.code);
 expectType<s18.FcAsyncErrorCode>(fcError.toJSON().code);
 expectAssignable<s18.FcAsyncErrorCode>('AsyncTaskNotFound');
+// fc-async dev's 408 for a request body that stopped arriving.
+expectAssignable<s18.FcAsyncErrorCode>('RequestTimeout');
 expectError<s18.FcAsyncErrorCode>('AsyncTaskNotFund');
 // An app's own codes: the class takes them, typed as given.
 expectType<s18.FcAsyncError<'TranscodeFailed'>>(new s18.FcAsyncError('TranscodeFailed', 'ffmpeg exited 1'));

@@ -78,7 +78,8 @@ export interface EmulatorOptions {
    * Bytes of request bodies held at once, trigger and control plane together, from 32 MiB (FC's
    * largest body) up: a body counts from its first byte until its invocation returns. A request
    * whose body would go past it gets `503 BodyBudgetExceeded` with `Retry-After` and its
-   * connection closed; requests already taken go on. @default 268435456 (256 MiB)
+   * connection closed; requests already taken go on. A body whose client sends no byte of it for
+   * 30 s gets `408 RequestTimeout` and gives its bytes back. @default 268435456 (256 MiB)
    *
    * @example
    * ```ts
