@@ -202,8 +202,11 @@ class FolderWatches implements TreeWatch {
   }
 
   #changed(dir: string, event: string, name: string | undefined): void {
-    // inotify names a watched folder that was removed or moved by its own name.
-    if (dir === this.root && name === basename(dir) && !existsSync(dir)) {
+    // inotify names a watched folder that was removed or moved by its own name. It may be there
+    // again already (`rm -rf dist && mkdir dist` before this event is handled): another folder,
+    // which the dead watch never sees. A removed file of the folder's name inside it is taken for
+    // that too: the tree is watched afresh, no change missed.
+    if (dir === this.root && name === basename(dir) && !existsSync(join(dir, name))) {
       this.#lost();
       return;
     }

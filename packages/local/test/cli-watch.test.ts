@@ -5,6 +5,7 @@ import {
   readdirSync,
   readFileSync,
   realpathSync,
+  renameSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -167,6 +168,17 @@ describe('fc-async dev --watch', () => {
     expect(emulatorsOf(run.proc.pid as number)).toHaveLength(1);
   });
 
+  it('names the file saved through a temporary one (sed -i), not the temporary file gone since', async () => {
+    const dir = project();
+    const run = await startWatch(dir, ['app.mjs']);
+    // What `sed -i` does: writes a new file beside the entry, then renames it over the entry.
+    writeFileSync(join(dir, 'sedX1b2c3'), app('B'));
+    renameSync(join(dir, 'sedX1b2c3'), join(dir, 'app.mjs'));
+    await waitFor(async () => ((await version(run)) === 'B' ? true : undefined), START_MS);
+    expect(run.stderr()).toContain('fc-async: app.mjs changed, restarting');
+    expect(run.stderr()).not.toContain('sedX1b2c3');
+  });
+
   it('passes each --redact-header on to its emulator', async () => {
     const dir = project();
     const run = await startWatch(dir, ['app.mjs', '--redact-header', 'x-a', '--redact-header', 'x-b']);
@@ -189,11 +201,14 @@ describe('fc-async dev --watch', () => {
     const accepted = await fetch(`${run.trigger}/jobs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-fc-invocation-type': 'Async' },
-      body: JSON.stringify({ ms: 2000 }),
+      body: JSON.stringify({ ms: 3000 }),
     });
     expect(accepted.status).toBe(202);
     writeFileSync(join(dir, 'app.mjs'), app('B'));
     await waitFor(() => (restarts(run) === 1 ? true : undefined), START_MS);
+    // Later than the 500 ms within which the emulator counts a second signal as the same one: a
+    // second SIGTERM for this change would make the stopping emulator quit at once.
+    await new Promise((resolve) => setTimeout(resolve, 700));
     writeFileSync(join(dir, 'app.mjs'), app('C'));
     let most = 0;
     await waitFor(async () => {
@@ -201,6 +216,8 @@ describe('fc-async dev --watch', () => {
       return (await version(run)) === 'C' ? true : undefined;
     }, START_MS);
     expect(most).toBe(1);
+    // The change was taken by the next emulator: no second restart of its own.
+    expect(restarts(run)).toBe(1);
     // The task had its time to finish in the old emulator.
     expect(run.lines).toContainEqual(expect.objectContaining({ kind: 'attempt', status: 'Succeeded' }));
   });
@@ -419,6 +436,9 @@ resources:
     expect(accepted.status).toBe(202);
     writeFileSync(join(dir, 'app.mjs'), app('B'));
     await waitFor(() => (run.stderr().includes('SIGTERM: finishing running tasks') ? true : undefined), START_MS);
+    // Later than the 500 ms within which the emulator counts a second signal as the same Ctrl-C:
+    // passed on, this one would make it quit at once, its task dropped.
+    await new Promise((resolve) => setTimeout(resolve, 700));
     run.proc.kill('SIGINT');
     expect(await run.exited).toBe(0);
     expect(run.lines).toContainEqual(
@@ -696,6 +716,29 @@ describe('watchTree', () => {
     await waitFor(() => {
       writeFileSync(join(dir, 'lib', 'app.js'), String(n++));
       return seen.has(join(dir, 'lib', 'app.js')) ? true : undefined;
+    });
+  });
+
+  it('watches its own folder removed and made again before the removal is handled (rm -rf dist && mkdir dist)', async () => {
+    const parent = mkdtempSync(join(tmpdir(), 'fc-async-tree-'));
+    cleanups.push(() => rmSync(parent, { recursive: true, force: true }));
+    const dir = join(parent, 'dist');
+    mkdirSync(dir);
+    const seen = new Set<string>();
+    const tree = watchTree(
+      dir,
+      () => false,
+      (path) => seen.add(path),
+    );
+    cleanups.push(() => tree.close());
+    rmSync(dir, { recursive: true });
+    mkdirSync(dir);
+    await waitFor(() => (seen.has(dir) ? true : undefined));
+    // A file of the new folder, written until it is seen: the watch of the removed one sees nothing.
+    let n = 0;
+    await waitFor(() => {
+      writeFileSync(join(dir, 'app.js'), String(n++));
+      return seen.has(join(dir, 'app.js')) ? true : undefined;
     });
   });
 
