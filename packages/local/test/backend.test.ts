@@ -20,6 +20,12 @@ describe('--store and --redis', () => {
     expect(parseStoreSpec('memory', undefined)).toEqual({ kind: 'memory' });
     expect(parseStoreSpec('sqlite:/tmp/t.db', undefined)).toEqual({ kind: 'sqlite', path: '/tmp/t.db' });
     expect(parseStoreSpec(undefined, 'redis://u:p%40ss@h:6380/2')).toMatchObject({ kind: 'redis' });
+    // `--store memory` is the default spelled out: --redis with it is not two stores.
+    expect(parseStoreSpec('memory', 'redis://h')).toMatchObject({ kind: 'redis' });
+  });
+
+  it('refuses a sqlite:PATH starting with ~, which no shell expands after `sqlite:`', () => {
+    expect(() => parseStoreSpec('sqlite:~/tasks.db', undefined)).toThrow(/not starting with `~`.*sqlite:\$HOME/);
   });
 
   it.each([

@@ -177,6 +177,16 @@ export const handler = createHandler(app);`,
       "orders: its handler's async.timeoutSeconds (900 s) is above the function's timeout (5 s)",
     );
   });
+
+  it("says nothing when its own async.timeoutSeconds is the s.yaml function's timeout", async () => {
+    const dir = folder();
+    entry(dir, `(req, res) => res.end('ran')`, '{ async: { timeoutSeconds: 5 } }');
+    writeFileSync(join(dir, 's.yaml'), sYaml('      timeout: 5\n'));
+    const lines: string[] = [];
+    await start({ config: join(dir, 's.yaml') }, lines);
+    expect(lines.join('\n')).toContain('fc-async dev: 1 function');
+    expect(lines.join('\n')).not.toContain('async.timeoutSeconds');
+  });
 });
 
 describe('an fc-async handler entry that makes two handlers', () => {
