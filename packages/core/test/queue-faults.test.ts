@@ -111,6 +111,39 @@ describe('close() and retention', () => {
     await handler.drain();
     expect(calls).toBe(1);
   });
+
+  it('a finished task kept past maxTasks for its destination call goes once the call ends, not a task that finished after it', async () => {
+    const gate = deferred();
+    const calling = deferred();
+    let slowRequestId: unknown;
+    const handler = createFcHandler(ok, {
+      logger: memoryLogger(),
+      env: {},
+      async: { mode: 'local', backend: memory({ maxTasks: 1 }) },
+      destinations: {
+        onSuccess: async (record) => {
+          if (record.requestContext.requestId !== slowRequestId) return;
+          calling.resolve();
+          await gate.promise;
+        },
+      },
+    });
+    slowRequestId = (await handler(asyncEvent({ taskId: 'slow_dest' }), context)).headers['x-fc-request-id'];
+    await calling.promise;
+    await handler(asyncEvent({ taskId: 'later' }), context);
+    await vi.waitFor(async () => expect((await handler.tasks.get('later'))?.destinationStatus).toBe('Succeeded'), {
+      timeout: 20_000,
+    });
+    // Two finished tasks for maxTasks 1: the first is kept only while its destination is called.
+    expect((await handler.tasks.get('slow_dest'))?.status).toBe('Succeeded');
+    gate.resolve();
+    await handler.drain();
+    // The oldest finished goes first: the one that finished later is the task kept.
+    expect(await handler.tasks.get('slow_dest')).toBeUndefined();
+    expect((await handler.tasks.get('later'))?.status).toBe('Succeeded');
+    expect((await handler.tasks.list({})).tasks.map((t) => t.taskId)).toEqual(['later']);
+    await handler.close();
+  });
 });
 
 describe('bursts, delays, stop storms and attempt faults', () => {

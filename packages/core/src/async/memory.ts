@@ -166,8 +166,10 @@ export class MemoryTaskStore implements TaskStore {
     if (!record) return;
     assign(record, patch);
     if (!record.deliveryPending && this.delivering.delete(taskId)) {
-      // Its destination call ended: it goes as it would have when it finished.
-      this.finished(record, Date.now());
+      // Its destination call ended: it goes now, as it would have when the limits reached it. Put
+      // back in the finish order as if it had just finished, it would outlive the tasks that
+      // finished after it, and one of them would go in its place.
+      this.tasks.delete(taskId);
     }
   }
 
