@@ -354,11 +354,11 @@ describe('fc-async dev killed with SIGKILL', () => {
 });
 
 describe('alive(), which the tests above wait on', () => {
-  it('counts a zombie (ended, not reaped yet) as gone, and a running process as alive', {
-    skip: !existsSync('/proc/self/stat'),
-  }, async () => {
-    // `sh` starts `true` in the background, prints its pid, and becomes a `sleep` that never reaps it.
-    const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 10'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  it('counts a zombie (ended, not reaped yet) as gone, and a running process as alive', async () => {
+    // `sh` starts a short `sleep` in the background, prints its pid, and becomes a long `sleep` that
+    // never reaps it. The short one still runs when `sh` execs (a `true` there could end first and be
+    // reaped by `sh` itself, leaving no zombie): it becomes one a second later.
+    const parent = spawn('sh', ['-c', 'sleep 1 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
       const [line] = (await once(parent.stdout as NodeJS.ReadableStream, 'data')) as [Buffer];
       const zombie = Number(line.toString().trim());
