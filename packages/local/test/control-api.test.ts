@@ -261,6 +261,51 @@ describe('the FC API of the control port: InvokeFunction and the async invoke co
       expect(record).toBeDefined();
     });
 
+    it.each([
+      ['an empty body (FC requires PutAsyncInvokeConfigInput)', '', /body is required/],
+      [
+        'a misspelt field',
+        '{"maxAsyncRetryAttempt":1}',
+        /unknown field maxAsyncRetryAttempt; did you mean maxAsyncRetryAttempts\?/,
+      ],
+      ["FC 2.0's statefulInvocation", '{"statefulInvocation":true}', /statefulInvocation is FC 2\.0's name.*asyncTask/],
+    ])(
+      'refuses %s with 400 InvalidArgument instead of putting the defaults in force',
+      async (_label, body, message) => {
+        await put('evt', { maxAsyncRetryAttempts: 2, asyncTask: true });
+        const res = await api('evt/async-invoke-config', { method: 'PUT', body });
+        const error = (await res.json()) as { Code: string; Message: string };
+        expect([res.status, error.Code]).toEqual([400, 'InvalidArgument']);
+        expect(error.Message).toMatch(message);
+        // What the SDK reads back is the config in force before the refused call.
+        const config = (await get('evt')).body;
+        expect([config?.maxAsyncRetryAttempts, config?.asyncTask]).toEqual([2, true]);
+      },
+    );
+
+    it('refuses an SDK Put without its body 400 InvalidArgument, the config unchanged', async () => {
+      await put('evt', { maxAsyncRetryAttempts: 2 });
+      const refused = await sdkError(client.putAsyncInvokeConfig('evt', new $FC.PutAsyncInvokeConfigRequest({})));
+      expect(refused).toMatchObject({ code: 'InvalidArgument', statusCode: 400 });
+      expect(refused.message).toMatch(/body is required/);
+      expect((await get('evt')).body?.maxAsyncRetryAttempts).toBe(2);
+    });
+
+    it('takes back what GetAsyncInvokeConfig answered (its functionArn and times are ignored)', async () => {
+      const read = (await put('evt', { maxAsyncRetryAttempts: 5 })).body?.toMap() ?? {};
+      const res = await api('evt/async-invoke-config', {
+        method: 'PUT',
+        body: JSON.stringify({ ...read, maxAsyncRetryAttempts: 6, createdTime: 'x', functionArn: 'y' }),
+      });
+      expect(res.status).toBe(200);
+      const config = (await get('evt')).body;
+      expect([config?.maxAsyncRetryAttempts, config?.createdTime, config?.functionArn]).toEqual([
+        6,
+        read.createdTime,
+        ARN('evt'),
+      ]);
+    });
+
     it("replaces the whole config: what a Put leaves out is FC's default, not s.yaml's", async () => {
       const config = (await put('evt', { maxAsyncEventAgeInSeconds: 300 })).body;
       expect(config).toMatchObject({ maxAsyncEventAgeInSeconds: 300, maxAsyncRetryAttempts: 3, destinationConfig: {} });

@@ -3,6 +3,7 @@ import { isObject } from '../errors.js';
 import type { LocalFunction } from '../function.js';
 import type { FunctionRegistry } from '../registry.js';
 import { pickAsyncConfig } from '../serverless-async.js';
+import { closest } from '../serverless-keys.js';
 import { type ApiCall, checkQualifier, integer, single } from './params.js';
 import { ApiError, invalid, sendApi } from './respond.js';
 
@@ -28,16 +29,41 @@ export function getAsyncInvokeConfig(call: ApiCall): void {
   sendApi(call.res, call.requestId, 200, asyncConfigView(call.fn));
 }
 
+/** PutAsyncInvokeConfigInput's fields. */
+const INPUT_FIELDS = ['maxAsyncRetryAttempts', 'maxAsyncEventAgeInSeconds', 'asyncTask', 'destinationConfig'];
+
+/** The rest of what GetAsyncInvokeConfig answers: a config read, changed and put back carries them (ignored). */
+const READ_ONLY_FIELDS = ['functionArn', 'createdTime', 'lastModifiedTime'];
+
+/**
+ * Ours (FC's reference is silent): a field of neither kind is refused, as an unknown key under
+ * `destinationConfig` is: a misspelt one, since the Put replaces the whole config, would
+ * otherwise put its default in force without a word.
+ */
+function unknownField(input: Record<string, unknown>): string | undefined {
+  for (const key of Object.keys(input)) {
+    if (INPUT_FIELDS.includes(key) || READ_ONLY_FIELDS.includes(key)) continue;
+    if (key === 'statefulInvocation') return "statefulInvocation is FC 2.0's name: API 2023-03-30 takes asyncTask";
+    const near = closest(key, INPUT_FIELDS);
+    return `The body has an unknown field ${key.slice(0, 64)}${near ? `; did you mean ${near}?` : ''}`;
+  }
+  return undefined;
+}
+
 /** PutAsyncInvokeConfig: replaces the config; retries, age and destinations apply to tasks from now on. */
 export function putAsyncInvokeConfig(call: ApiCall, ctx: DestinationContext): void {
   checkQualifier(call.params);
+  // FC requires the body; an empty one would put every default in force.
+  if (call.body.length === 0) throw invalid('The body is required: a PutAsyncInvokeConfigInput JSON object');
   let input: unknown;
   try {
-    input = JSON.parse(call.body.length ? call.body.toString('utf8') : '{}');
+    input = JSON.parse(call.body.toString('utf8'));
   } catch {
     throw invalid('The body is not valid JSON');
   }
   if (!isObject(input)) throw invalid('The body must be a JSON object (PutAsyncInvokeConfigInput)');
+  const unknown = unknownField(input);
+  if (unknown) throw invalid(unknown);
   const config = pickAsyncConfig(input, (field, problem) => invalid(`${field} ${problem}`));
   for (const side of ['onSuccess', 'onFailure'] as const) {
     const arn = config.destinationConfig?.[side]?.destination;
