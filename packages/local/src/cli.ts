@@ -400,7 +400,7 @@ program
   )
   .option(
     '--redact-header <name>',
-    'keep this request header out of async task records and replays, on top of authorization and cookies (repeatable)',
+    "keep this request header out of async task records and replays, on top of authorization, proxy-authorization, x-acs-security-token, cookies and FC's credentials (repeatable)",
     (name: string, names: string[] | undefined) => [...(names ?? []), name],
   )
   .option('--watch', 'restart when a file of the project changes (tasks survive with --store sqlite:PATH)')

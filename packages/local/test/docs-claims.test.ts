@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DEFAULT_REDACTED_HEADERS } from '@fc-async/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Emulator, loadServerlessConfig, startEmulator } from '../src/index.js';
 import { PKG, runCli, waitFor } from './helpers.js';
@@ -37,12 +38,41 @@ function helpFlags(help: string): Map<string, string> {
   return flags;
 }
 
+/** The text of one option's entry in `--help` (its lines joined), '' if it is not listed. */
+function helpEntry(help: string, flag: string): string {
+  const options = help.slice(help.indexOf('Options:'));
+  const entry = options.split(/\n(?= {2}-)/).find((e) => e.replace(/\s+/g, ' ').includes(` ${flag} `));
+  return (entry ?? '').replace(/\s+/g, ' ');
+}
+
+/** Expects `text` to name every header always redacted (cookies and FC's credentials as groups). */
+function namesEveryDefaultRedactedHeader(text: string): void {
+  for (const name of DEFAULT_REDACTED_HEADERS) {
+    const said = name.endsWith('cookie') ? /\bcookies\b/ : name.startsWith('x-fc-') ? /FC['’]s credential/ : name;
+    expect({
+      name,
+      named: typeof said === 'string' ? new RegExp(`(^|[^-\\w])${said}\\b`).test(text) : said.test(text),
+    }).toEqual({
+      name,
+      named: true,
+    });
+  }
+}
+
 describe('docs/local-dev.md: the flag table is `fc-async dev --help`', () => {
   let help: Map<string, string>;
+  let helpText: string;
   beforeAll(async () => {
     const run = await runCli(['dev', '--help'], { env: { COLUMNS: '100' } });
     expect(run.code).toBe(0);
+    helpText = run.stdout;
     help = helpFlags(run.stdout);
+  });
+
+  it('names, for --redact-header, every header kept out of task records anyway (help and docs)', () => {
+    const row = /^\| `--redact-header[^\n]*/m.exec(doc)?.[0] ?? '';
+    namesEveryDefaultRedactedHeader(helpEntry(helpText, '--redact-header'));
+    namesEveryDefaultRedactedHeader(row.replace(/`/g, ''));
   });
 
   it('lists exactly the flags the command takes', () => {
