@@ -165,14 +165,17 @@ export function logValue(value: unknown): unknown {
 
 /**
  * A URL, or what was meant to be one, fit for an error message or a log line: a URL's credentials
- * and its query and fragment are masked (`redis://***@host:6379/0`, `https://host/cb?***`), and a
- * value that is no URL (a mistyped `redis//:secret@host`) is shown up to its first `:`, `@`, `?` or
- * `#` only, as where a secret starts cannot be told. Scheme, host, port and path stay.
+ * and its query and fragment are masked (`redis://***@host:6379/0`, `https://host/cb?***`). One
+ * that is no URL for its port alone and has no `@` (`redis://host:99999`) is masked alike; any
+ * other value that is no URL (a mistyped `redis//:secret@host`, `redis://:secret@host:99999`) is
+ * shown up to its first `:`, `@`, `?` or `#` only, as where a secret ends cannot be told. Scheme,
+ * host, port and path stay.
  *
  * @example
  * ```ts
  * maskUrl('redis://:hunter2@127.0.0.1:6379/0'); // 'redis://***@127.0.0.1:6379/0'
  * maskUrl('hooks.example.com/cb?token=abc'); // 'hooks.example.com/cb***'
+ * maskUrl('redis://127.0.0.1:99999'); // 'redis://127.0.0.1:99999'
  * ```
  */
 export function maskUrl(value: string): string {
@@ -189,9 +192,20 @@ export function maskUrl(value: string): string {
     // What follows the path, whatever it holds (a token), as the kind it is: `?***`, `#***`.
     return `${url.protocol}//${credentials}${url.host}${path}${url.search ? '?***' : ''}${url.hash ? '#***' : ''}`;
   }
+  // A URL refused for its port (`redis://h:99999`) holds no secret where it has no `@`: shown, but its
+  // query and fragment. With an `@` anywhere, where credentials end cannot be told: masked.
+  const address = PLAIN_ADDRESS.exec(value);
+  if (address && !value.includes('@')) {
+    const rest = value.slice(address[0].length);
+    return `${address[0]}${rest.startsWith('?') ? '?***' : ''}${rest.includes('#') ? '#***' : ''}`;
+  }
   const cut = value.search(/[:@?#]/);
   return cut === -1 ? value : `${value.slice(0, cut)}***`;
 }
+
+/** `scheme://host:port/path`, up to a query or fragment: a host name or `[IPv6]` and a port of digits. */
+const PLAIN_ADDRESS =
+  /^[A-Za-z][A-Za-z0-9+.-]*:\/\/(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::\d*)?(?:\/[^?#]*)?(?=[?#]|$)/;
 
 /**
  * A plain-object view of an error for log lines.

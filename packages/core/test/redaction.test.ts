@@ -85,6 +85,26 @@ describe('maskUrl', () => {
     ['redis://:hun#ter2@cache', 'redis***'],
     ['hooks.example.com/cb#hunter2', 'hooks.example.com/cb***'],
     ['hooks.example.com/cb?notify=ops@example.com&token=hunter2', 'hooks.example.com/cb***'],
+    // Credentials masked, and nothing else, whoever wrote them how.
+    ['redis://u:hunter2@h', 'redis://***@h'],
+    ['redis://:hunter2@h', 'redis://***@h'],
+    ['redis://:hun@ter2@h:6379/1', 'redis://***@h:6379/1'],
+    ['redis://:hun%40ter2@h:6379/1', 'redis://***@h:6379/1'],
+    // A URL refused for its port alone, with no credentials: all of it shown, to be put right.
+    ['redis://h:99999', 'redis://h:99999'],
+    ['rediss://cache.internal:65536/2', 'rediss://cache.internal:65536/2'],
+    ['redis://[::1]:70000', 'redis://[::1]:70000'],
+    ['https://hooks.example.com:99999/cb?token=hunter2#hunter2', 'https://hooks.example.com:99999/cb?***#***'],
+    ['redis://h:99999#hunter2', 'redis://h:99999#***'],
+    // ... but with credentials (or what could be some): where they end cannot be told, all masked.
+    ['redis://:hunter2@h:99999', 'redis***'],
+    ['redis://u:hunter2@h:99999', 'redis***'],
+    ['redis://:hun@ter2@h:99999', 'redis***'],
+    ['redis://:hun%40ter2@h:99999', 'redis***'],
+    ['redis://h:99999?x=a@b&password=hunter2', 'redis***'],
+    ['redis://:hunter2', 'redis***'],
+    ['redis://u:hunter2', 'redis***'],
+    ['redis://hun ter2', 'redis***'],
   ])('%s reads %s', (value, masked) => {
     expect(maskUrl(value)).toBe(masked);
     expect(maskUrl(value)).not.toContain('hunter2');

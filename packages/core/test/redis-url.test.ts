@@ -20,6 +20,12 @@ describe('checkRedisUrl', () => {
     ],
     ['http://user:S3CRET-PW@h', '', 'http://***@h'],
     ['not a url', '', 'not a url'],
+    // A bad port and no credentials: shown whole, so that the mistake can be seen.
+    ['redis://h:99999', 'with a port from 1 to 65535', 'redis://h:99999'],
+    ['rediss://cache.internal:65536/2', 'with a port from 1 to 65535', 'rediss://cache.internal:65536/2'],
+    ['redis://u:S3CRET-PW@h:70000', 'with a port from 1 to 65535', 'redis***'],
+    ['redis://:S3CRET@PW@h:70000', 'with a port from 1 to 65535', 'redis***'],
+    ['redis://:S3CRET%40PW@h:70000', 'with a port from 1 to 65535', 'redis***'],
   ])('refuses %s alike whether the query is read or not, masking the URL', (url, problem, got) => {
     expect(() => checkRedisUrl(url, { name: 'connection' })).toThrow(message('connection', problem, got));
     expect(() => checkRedisUrl(url, { name: '--redis', readsQuery: false })).toThrow(message('--redis', problem, got));

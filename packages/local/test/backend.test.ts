@@ -76,6 +76,10 @@ describe('--store and --redis', () => {
     ],
     ['redis://h:0', 'with a port from 1 to 65535, got `redis://h:0`'],
     ['redis://:S3CRET-PW@h:70000', 'with a port from 1 to 65535, got `redis***`'],
+    ['redis://u:S3CRET-PW@h:70000', 'with a port from 1 to 65535, got `redis***`'],
+    // No credentials: the URL as typed, so that the wrong port shows.
+    ['redis://h:99999', 'with a port from 1 to 65535, got `redis://h:99999`'],
+    ['redis://cache.internal:65536/2', 'with a port from 1 to 65535, got `redis://cache.internal:65536/2`'],
   ])('refuses %s, naming the flag and masking the URL', (redis, problem) => {
     expect(() => parseStoreSpec(undefined, redis)).toThrow(
       new TypeError(`Expected \`--redis\` to be a redis:// or rediss:// URL ${problem}`),

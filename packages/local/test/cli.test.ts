@@ -516,6 +516,11 @@ describe('refusing to start', () => {
       /Expected `--store` to be `memory` or `sqlite:PATH`/,
     ],
     ['a --redis URL of another scheme', ['--redis', 'http://x', example('jobs/app.ts')], /--redis/],
+    [
+      'a --redis port out of range, shown',
+      ['--redis', 'redis://h:99999', example('jobs/app.ts')],
+      /`--redis` to be a redis:\/\/ or rediss:\/\/ URL with a port from 1 to 65535, got `redis:\/\/h:99999`/,
+    ],
     ['an entry that does not exist', ['nope.ts'], /does not exist/],
     ['a port out of range', ['--port', '70000', example('jobs/app.ts')], /--port/],
     ['no entry and no s.yaml', [], /no s\.yaml|s\.yaml/],
