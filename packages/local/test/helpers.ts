@@ -78,11 +78,27 @@ process.once('exit', () => {
   for (const child of children) child.kill('SIGKILL');
 });
 
-/** `fc-async` from source in a child process (killed after the tests if still running). */
-export function spawnCli(args: string[], options: { env?: Record<string, string>; cwd?: string }) {
-  const child = spawn(process.execPath, ['--import', TSX, CLI, ...args], {
+/** The `fc-async` command as npm links it: `bin/fc-async.js` over the built `dist/`. */
+export const BUILT_BIN = join(PKG, 'bin/fc-async.js');
+
+/** How {@link spawnCli} runs the CLI. */
+export interface CliOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+  /**
+   * Runs the built command (`bin/fc-async.js`, `dist/`) under plain `node`, with no loader and no
+   * NODE_OPTIONS, as a user's shell runs it; by default the CLI runs from source through tsx.
+   */
+  built?: boolean;
+}
+
+/** `fc-async` from source (or built) in a child process (killed after the tests if still running). */
+export function spawnCli(args: string[], options: CliOptions) {
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', ...options.env };
+  if (options.built) delete env.NODE_OPTIONS;
+  const child = spawn(process.execPath, options.built ? [BUILT_BIN, ...args] : ['--import', TSX, CLI, ...args], {
     cwd: options.cwd ?? PKG,
-    env: { ...process.env, NO_COLOR: '1', ...options.env },
+    env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(child);
@@ -91,10 +107,7 @@ export function spawnCli(args: string[], options: { env?: Record<string, string>
 }
 
 /** Starts `fc-async dev` on free ports with JSON logs; resolves once it prints its `ready` line. */
-export function startCli(
-  args: string[],
-  options: { env?: Record<string, string>; cwd?: string } = {},
-): Promise<CliRun> {
+export function startCli(args: string[], options: CliOptions = {}): Promise<CliRun> {
   const proc = spawnCli(['dev', ...args, '--port', '0', '--control-port', '0', '--log-format', 'json'], options);
   const lines: Record<string, unknown>[] = [];
   const stderr: string[] = [];

@@ -1,0 +1,59 @@
+// docs/local-dev.md: `fc-async dev` serves `.ts`, `.mts` and `.cts` entries (through tsx). The other
+// suites run the CLI from source under tsx's loader, which would load TypeScript whatever the CLI
+// does: this one runs the command as npm links it (bin/fc-async.js over dist/) under plain node.
+// dist/ is built before the tests (`npm test`, `turbo run test`).
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PKG, startCli } from './helpers.js';
+
+describe('the built fc-async command serves TypeScript entries under plain node', () => {
+  let dir: string;
+  beforeAll(() => {
+    if (!existsSync(join(PKG, 'dist/cli.js'))) {
+      throw new Error('packages/local/dist is not built: run `npm run build -w @fc-async/local` first');
+    }
+    dir = mkdtempSync(join(tmpdir(), 'fc-async-built-ts-'));
+    // Type annotations and a type-only import, which plain node refuses; each entry imports a
+    // TypeScript module of its own kind (`./lib.mjs` is lib.mts, as TypeScript's resolution has it).
+    writeFileSync(join(dir, 'lib.mts'), "export const kind = (): string => 'mts';\n");
+    writeFileSync(
+      join(dir, 'app.mts'),
+      [
+        "import type { IncomingMessage } from 'node:http';",
+        "import { kind } from './lib.mjs';",
+        "type Reply = 'served:mts';",
+        "export const handler = async (_event: Buffer, _context: unknown): Promise<Reply> => ('served:' + kind()) as Reply;",
+        'export type Unused = IncomingMessage;',
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(join(dir, 'lib.cts'), "export const kind = (): string => 'cts';\n");
+    writeFileSync(
+      join(dir, 'app.cts'),
+      [
+        "import { kind } from './lib.cjs';",
+        'interface Reply { text: string }',
+        "const reply: Reply = { text: 'served:' + kind() };",
+        'export const handler = async (_event: Buffer, _context: unknown): Promise<string> => reply.text;',
+        '',
+      ].join('\n'),
+    );
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it.each([
+    ['app.mts', 'served:mts'],
+    ['app.cts', 'served:cts'],
+  ])('%s answers through the HTTP trigger', async (entry, body) => {
+    const run = await startCli([join(dir, entry)], { built: true, cwd: dir });
+    try {
+      expect(run.lines[0]).toMatchObject({ kind: 'ready', functions: [{ name: 'app', kind: 'fc-handler' }] });
+      const res = await fetch(run.trigger, { signal: AbortSignal.timeout(15_000) });
+      expect({ status: res.status, body: await res.text() }).toEqual({ status: 200, body });
+    } finally {
+      await run.stop();
+    }
+  });
+});
