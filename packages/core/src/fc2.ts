@@ -1,7 +1,7 @@
 import { badRequest } from './errors.js';
 import { headerText } from './event-headers.js';
 import type { Fc2Request, Fc2Response } from './fc-types.js';
-import { flattenHeaders, METHOD_TOKEN } from './fc3.js';
+import { flattenHeaders, keepHeadLength, METHOD_TOKEN } from './fc3.js';
 import { buildQuery, encodeDecodedPath, type FcRequest, fixBodyHeaders } from './request.js';
 import { type BridgeResponse, isNoBodyResponse } from './response.js';
 
@@ -87,7 +87,8 @@ function isMap(value: unknown): boolean {
 
 /**
  * Writes a collected response through FC 2.0's `resp`: status, headers (cookies spread over
- * case variants of `set-cookie`, as for FC 3.0) and the body as bytes.
+ * case variants of `set-cookie`, as for FC 3.0) and the body as bytes. A `HEAD` answer has no
+ * body, and keeps the length of the one the app wrote in `content-length`, as FC 3.0's result does.
  *
  * @example
  * ```ts
@@ -98,6 +99,7 @@ function isMap(value: unknown): boolean {
 export function writeFc2Response(resp: Fc2Response, response: BridgeResponse, method: string): void {
   // Headers first: what FC cannot carry throws before anything is written to `resp`.
   const headers = flattenHeaders(response.headers);
+  if (method === 'HEAD') keepHeadLength(headers, response);
   resp.setStatusCode(response.statusCode);
   for (const name in headers) resp.setHeader(name, headers[name] as string);
   if (isNoBodyResponse(method, response.statusCode)) {

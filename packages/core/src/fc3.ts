@@ -196,9 +196,13 @@ export function toFcHttpResult(
 /**
  * A HEAD answer's `content-length`: the body the app wrote, which the answer drops, when the app set
  * no length of its own (RFC 9110 9.3.2: a HEAD's head is its GET's). FC ignores a result's
- * `content-length`; a server writing the result (the emulator's trigger) sends it.
+ * `content-length`, and one set on FC 2.0's `resp`; a server writing the answer (the emulator's
+ * trigger) sends it. Also used by `writeFc2Response`.
  */
-function keepHeadLength(headers: Record<string, string>, response: { statusCode: number; body: ResponseBody }): void {
+export function keepHeadLength(
+  headers: Record<string, string>,
+  response: { statusCode: number; body: ResponseBody },
+): void {
   if (response.body.length === 0 || isNoBodyResponse('GET', response.statusCode)) return;
   for (const name in headers) if (name.toLowerCase() === 'content-length') return;
   headers['content-length'] = String(Buffer.byteLength(response.body));

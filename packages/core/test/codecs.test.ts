@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import {
+  type BridgeResponse,
   cookieHeaderName,
   createBodyClassifier,
   createFcHandler,
@@ -13,8 +14,9 @@ import {
   parseFcEvent,
   readFc2Request,
   toFcHttpResult,
+  writeFc2Response,
 } from '../src/index.js';
-import { asyncEvent, context, event, memoryLogger } from './helpers.js';
+import { asyncEvent, context, event, fc2Response, memoryLogger } from './helpers.js';
 
 describe('parseFcEvent', () => {
   it('accepts a Buffer, a string or an object', () => {
@@ -161,6 +163,32 @@ describe('responses', () => {
     expect(toFcHttpResult({ ...res, body: '' }, 'HEAD', classify).headers['content-length']).toBeUndefined();
     expect(toFcHttpResult({ ...res, statusCode: 204 }, 'HEAD', classify).headers['content-length']).toBeUndefined();
     expect(toFcHttpResult(res, 'GET', classify).headers['content-length']).toBeUndefined();
+  });
+
+  it("FC 2.0's resp: HEAD keeps the length of the body it drops in content-length, as FC 3.0's result does", () => {
+    const res = { statusCode: 200, headers: { 'content-type': 'text/plain' }, body: 'héllo' };
+    const head = (response: BridgeResponse, method = 'HEAD') => {
+      const { resp, sent } = fc2Response();
+      writeFc2Response(resp, response, method);
+      return sent;
+    };
+    expect(head(res)).toMatchObject({ status: 200, body: '', sends: 1 });
+    for (const response of [
+      res,
+      { ...res, body: Buffer.from([1, 2, 3]) },
+      { ...res, headers: { 'Content-Length': '42' }, body: '' },
+      { ...res, body: '' },
+      { ...res, statusCode: 204 },
+    ]) {
+      // The same head as FC 3.0's result: an app's own length first, none for no body or a status without one.
+      expect(head(response).headers).toEqual(toFcHttpResult(response, 'HEAD', classify).headers);
+    }
+    expect(head(res).headers['content-length']).toBe('6');
+    expect(head({ ...res, headers: { 'Content-Length': '42' }, body: '' }).headers).toEqual({ 'Content-Length': '42' });
+    expect(head({ ...res, body: '' }).headers['content-length']).toBeUndefined();
+    expect(head({ ...res, statusCode: 204 }).headers['content-length']).toBeUndefined();
+    expect(head(res, 'GET')).toMatchObject({ headers: { 'content-type': 'text/plain' }, body: 'héllo' });
+    expect(head(res, 'GET').headers['content-length']).toBeUndefined();
   });
 });
 

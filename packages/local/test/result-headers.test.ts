@@ -2,9 +2,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Emulator, startEmulator } from '../src/index.js';
-import { fixture } from './helpers.js';
+import { fixture, PKG, startFc2Web } from './helpers.js';
 
 // The headers of an answer under `fc-async dev` are those FC lets through from a built-in runtime's
 // result (fc-contract section 3): every Set-Cookie, and no Content-Disposition, Date or Server set by
@@ -131,6 +132,26 @@ describe('Content-Length of answers without a body (RFC 9110 8.6)', () => {
     const head = await answerHead(emulator.triggerUrl, 'HEAD /a HTTP/1.1\r\nHost: a\r\n\r\n');
     expect(head).toMatch(/^http\/1\.1 200/);
     expect(length(head)).toBe(get);
+  });
+
+  it("HEAD: the same Content-Length for an app served as an FC 2.0 and as an FC 3.0 function (its GET's)", async () => {
+    // A length the app never sets (a body written in two chunks): the core's handler keeps it for HEAD.
+    const core = JSON.stringify(pathToFileURL(join(PKG, '../core/dist/index.js')).href);
+    const app = "(req, res) => { res.setHeader('content-type', 'text/plain'); res.write('hello '); res.end('world'); }";
+    const fc2 = await startFc2Web(
+      `let handler;\nexports.handler = async (req, resp, context) => {\n  handler ??= (await import(${core})).createFcHandler(${app});\n  return handler(req, resp, context);\n};\n`,
+    );
+    cleanups.push(fc2.close);
+    const fc3 = await serve(
+      'h.mjs',
+      `import { createFcHandler } from ${core};\nexport const handler = createFcHandler(${app});\n`,
+    );
+    for (const url of [fc2.emulator.triggerUrl, fc3.triggerUrl]) {
+      expect(length(await answerHead(url, 'GET /a HTTP/1.1\r\nHost: a\r\n\r\n'))).toBe('11');
+      const head = await answerHead(url, 'HEAD /a HTTP/1.1\r\nHost: a\r\n\r\n');
+      expect(head).toMatch(/^http\/1\.1 200/);
+      expect({ url, length: length(head) }).toEqual({ url, length: '11' });
+    }
   });
 
   it('204: no Content-Length, from a function or from the control plane', async () => {
