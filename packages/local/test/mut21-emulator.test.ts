@@ -361,9 +361,12 @@ resources:
       return t.destinationStatus ? t : undefined;
     });
     expect(task).toMatchObject({ status: 'Succeeded', destinationStatus: 'Failed' });
-    const delivery = logged
-      .map((line) => JSON.parse(line) as Record<string, unknown>)
-      .find((l) => l.kind === 'delivery' && l.taskId === 'full_dest');
+    // Log lines are written in batches (every 10 ms): the task's record can be read before its line.
+    const delivery = await waitFor(() =>
+      logged
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+        .find((l) => l.kind === 'delivery' && l.taskId === 'full_dest'),
+    );
     // The first call and FC's 3 retries, each refused 429.
     expect(delivery?.destinations).toEqual([{ label: 'fc:dest', status: 'Failed', attempts: 4 }]);
   });
