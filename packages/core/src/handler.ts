@@ -163,7 +163,7 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
   // A backend of its own (checked above) goes through the hold too, or, made after the entry loaded,
   // through the late one: the emulator keeps it from the engine of an inner handler, whose attempts
   // come from the emulator's engine.
-  const ownBackend = hold ? hold.ownBackend : currentLateHold()?.ownBackend;
+  const ownBackend = (hold ?? currentLateHold())?.ownBackend;
   const asyncOptions =
     options.async?.backend !== undefined && resolved.backend !== undefined && ownBackend
       ? { ...resolved, backend: ownBackend(resolved.backend) }
@@ -232,7 +232,6 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
     context: FcContext | undefined,
     span?: InvocationSpan,
     deadline?: Deadline,
-    anySize = false,
   ): Promise<BridgeResponse> {
     let requestId = context?.requestId ?? request.requestId;
     let result: Promise<BridgeResponse>;
@@ -260,7 +259,7 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
             : // A built-in runtime's retry count on the context: a queue in front (FC, or `fc-async dev`
               // serving a handler that calls this one) accepted the call and runs this attempt of it.
               context?.retryCount === undefined && engine
-              ? engine.accept(withContextHeaders(request, context, invocation), invocation, anySize)
+              ? engine.accept(withContextHeaders(request, context, invocation), invocation)
               : upstreamAttempts().run(request, invocation, span?.context);
     } catch (error) {
       span?.recordError(error);
@@ -339,16 +338,9 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
   }
 
   /** `handle` inside the invocation's SERVER span when spans record; in platform mode, flushed before returning. */
-  function traced(
-    request: FcRequest,
-    context: FcContext | undefined,
-    deadline?: Deadline,
-    anySize = false,
-  ): Promise<BridgeResponse> {
+  function traced(request: FcRequest, context: FcContext | undefined, deadline?: Deadline): Promise<BridgeResponse> {
     const span = tracing.startInvocationSpan(request, context);
-    return span
-      ? handleInSpan(request, context, span, deadline, anySize)
-      : handle(request, context, undefined, deadline, anySize);
+    return span ? handleInSpan(request, context, span, deadline) : handle(request, context, undefined, deadline);
   }
 
   // `then`, not `await`: with an async-local context manager (what traces use) every promise costs a hook call.
@@ -357,10 +349,9 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
     context: FcContext | undefined,
     span: InvocationSpan,
     deadline: Deadline | undefined,
-    anySize: boolean,
   ) {
     return span
-      .run(() => handle(request, context, span, deadline, anySize))
+      .run(() => handle(request, context, span, deadline))
       .then((response): BridgeResponse | Promise<BridgeResponse> => {
         span.end({ response, failed: isPlatformFailure(response) });
         return platform ? tracing.flush().then(() => response) : response;
@@ -408,16 +399,14 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
   }
 
   /**
-   * {@link HANDLE_REQUEST}: `handleFc3` without `parseFcEvent`, given up at `deadline`; with `anySize`,
-   * an async call FC itself makes (a destination record for a function), which no body limit refuses.
+   * {@link HANDLE_REQUEST}: `handleFc3` without `parseFcEvent`, given up at `deadline`.
    */
   function handleRequest(
     request: FcRequest,
     context: FcContext | undefined,
     deadline?: Deadline,
-    anySize = false,
   ): Promise<FcHttpResult> {
-    return traced(request, context, deadline, anySize).then((response) => fc3Result(request, response));
+    return traced(request, context, deadline).then((response) => fc3Result(request, response));
   }
 
   async function handleFc2(req: Fc2Request, resp: Fc2Response, context: FcContext | undefined): Promise<void> {
@@ -474,7 +463,7 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
 
 /**
  * Internal entry point of an {@link FcHandler}, for `@fc-async/local` (which finds it under the
- * same registered symbol): `(request: FcRequest, context?: FcContext, deadline?: Deadline, anySize?: boolean) =>
+ * same registered symbol): `(request: FcRequest, context?: FcContext, deadline?: Deadline) =>
  * Promise<FcHttpResult>`, what the handler does with an FC 3.0 event once `parseFcEvent` has made
  * an `FcRequest` of it. The emulator builds that request straight from the Node request instead of
  * an event to parse, and gives a sync call its function's timeout as the `deadline`.

@@ -92,7 +92,7 @@ function localFunctionDestination(target: LocalFunction): Destination {
         headers: { 'content-type': 'application/json', 'x-fc-invocation-type': 'Async' },
         body,
       };
-      const { result } = await target.invoke(call, { fromFc: true });
+      const { result } = await target.invoke(call);
       if (result.statusCode !== 202) {
         const status = result.statusCode;
         throw new DestinationError('DestinationInvokeError', `${name} did not accept the record (HTTP ${status})`, {

@@ -63,15 +63,13 @@ export interface LocalFunction {
   /**
    * Sends a call through FC's path: an FC 3.0 event with the common headers, then the handler.
    * `nodeHeaders`: the call's headers are Node's (the HTTP trigger's), so that an fc-async
-   * handler can be given the request the event would parse into, without the event. `fromFc`: a
-   * call FC makes itself (a destination record), which the engine takes up to FC's 32 MB: the
-   * destination holds the record to the target's async limit before it calls (destinations.ts).
+   * handler can be given the request the event would parse into, without the event.
    * `giveUp`: aborting it ends a sync call early (a shutdown): the invocation's signal aborts with
    * its reason, and the call answers that reason once the app has settled.
    */
   invoke(
     call: IncomingCall,
-    options?: { requestId?: string; trusted?: boolean; nodeHeaders?: boolean; fromFc?: boolean; giveUp?: AbortSignal },
+    options?: { requestId?: string; trusted?: boolean; nodeHeaders?: boolean; giveUp?: AbortSignal },
   ): Promise<{ result: FcHttpResult; requestId: string }>;
 }
 
@@ -99,12 +97,7 @@ export interface FunctionDeps {
  */
 const HANDLE_REQUEST = Symbol.for('fc-async.handleRequest');
 type Deadline = { readonly timeoutMs: number; reason(): unknown; readonly signal?: AbortSignal | undefined };
-type HandleRequest = (
-  request: FcRequest,
-  context: FcContext,
-  deadline?: Deadline,
-  anySize?: boolean,
-) => Promise<FcHttpResult>;
+type HandleRequest = (request: FcRequest, context: FcContext, deadline?: Deadline) => Promise<FcHttpResult>;
 
 /**
  * The core handler's internal entry (`LIMIT_ANSWER` in @fc-async/core's handler.ts): bounds the
@@ -369,7 +362,6 @@ function localFunction(
         request,
         context,
         async ? undefined : invokeOptions.giveUp ? { ...deadline, signal: invokeOptions.giveUp } : deadline,
-        invokeOptions.fromFc,
       );
       return { result: strip(await answer), requestId };
     },

@@ -224,8 +224,6 @@ export interface TaskApi {
 }
 
 const RETURN_PAYLOAD_CAP = 1024 * 1024;
-/** FC's largest invocation payload (a sync call's): what bounds a call FC makes itself. */
-const FC_PAYLOAD_BYTES = 32 * 1024 * 1024;
 /**
  * After a failed backend start, how long the next one waits before it is tried (on demand): a
  * flood of requests while Redis is down tries once, not once each.
@@ -596,19 +594,13 @@ export class AsyncEngine {
   /**
    * Accepts an async request: validates it, records the task, queues it and answers 202 with
    * `x-fc-request-id` and `x-fc-async-task-id`. Throws an `FcAsyncError` for a request it
-   * refuses (400, 409, 429, 503); nothing is queued then. `anySize`: a call FC makes itself (a
-   * destination record), which `maxAsyncPayloadBytes` does not bound, only FC's 32 MB of an
-   * invocation's payload (the emulator's function destinations hold a record to the target's limit
-   * before they call).
+   * refuses (400, 409, 429, 503); nothing is queued then. A body past `maxAsyncPayloadBytes` is
+   * refused, a call FC makes itself (a destination record) included, as FC holds those to its async
+   * limit too.
    * `acceptedByMiddleware`: an `fcAsync()` middleware accepts it, after the middleware in front of
    * it passed the request; stored with the task (see `CapturedRequest.acceptedByMiddleware`).
    */
-  async accept(
-    request: FcRequest,
-    invocation: Invocation,
-    anySize = false,
-    acceptedByMiddleware = false,
-  ): Promise<BridgeResponse> {
+  async accept(request: FcRequest, invocation: Invocation, acceptedByMiddleware = false): Promise<BridgeResponse> {
     if (this.closing) {
       throw new FcAsyncError('ServiceUnavailable', 'The function is shutting down and accepts no new async requests', {
         statusCode: 503,
@@ -618,7 +610,7 @@ export class AsyncEngine {
     // A caller's own task id: FC's rule (an id FC made, the request id, passes detection only).
     if (invocation.taskId !== undefined) checkCallerTaskId(invocation.taskId);
     if (!this.isReady) await this.backendReady();
-    const max = anySize ? FC_PAYLOAD_BYTES : this.options.maxAsyncPayloadBytes;
+    const max = this.options.maxAsyncPayloadBytes;
     if (request.body.length > max) {
       // FC's HTTP trigger says InvalidArgument (its API EntityTooLarge: the emulator's FC API refuses such a payload itself).
       throw asyncBodyTooLarge(`${request.body.length} bytes`, max);

@@ -163,7 +163,7 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
   // takes the async calls), so the middleware is in platform mode, as behind FC, and never starts
   // its own backend (a second worker of a shared queue, whose tasks the emulator would never see).
   // Made after the entry loaded, the late hold decides.
-  const middleware = hold ? hold.middleware : currentLateHold()?.middleware;
+  const middleware = (hold ?? currentLateHold())?.middleware;
   const mode = middleware?.({ backend: asyncOptions.backend }) ?? resolveMode(asyncOptions.mode, env);
   const redact = createRedactor(options.redactHeaders);
   const tracing = createTracing(options.tracing, {
@@ -319,7 +319,7 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
         const request = await readNodeRequest(req, { limit, url: target.url });
         request.requestId = invocation.requestId;
         answer = engine
-          ? await engine.accept(request, invocation, false, true)
+          ? await engine.accept(request, invocation, true)
           : await (span
               ? span.run(() => (platform as PlatformAsync).run(request, invocation, span?.context))
               : (platform as PlatformAsync).run(request, invocation));
