@@ -2,11 +2,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { AsyncTask, DestinationRecord } from '@fc-async/core';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
-import { uniquePrefix, until } from './helpers.js';
+import { firstLine, uniquePrefix, until } from './helpers.js';
 
 const INSTANCE = fileURLToPath(new URL('./fixtures/instance.ts', import.meta.url));
 
@@ -41,7 +40,8 @@ async function start(prefix: string, role: 'worker' | 'accept'): Promise<Instanc
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   children.push(child);
-  const [line] = (await once(createInterface({ input: child.stdout as NodeJS.ReadableStream }), 'line')) as [string];
+  // A child that dies before it listens fails at once, not at the hook's timeout.
+  const line = await firstLine(child);
   return { child, port: (JSON.parse(line) as { port: number }).port };
 }
 

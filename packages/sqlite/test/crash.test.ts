@@ -3,11 +3,10 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { AsyncTask, DestinationRecord } from '@fc-async/core';
 import { afterEach, describe, expect, it } from 'vitest';
-import { tempDir } from './helpers.js';
+import { firstLine, tempDir } from './helpers.js';
 
 const SERVER = fileURLToPath(new URL('./fixtures/server.ts', import.meta.url));
 const cleanups: (() => unknown)[] = [];
@@ -29,14 +28,8 @@ async function startFunction(file: string, destination: string): Promise<{ child
   cleanups.push(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   // A child that dies before it listens fails the test at once, not at its timeout.
-  const started = once(lines, 'line') as Promise<[string]>;
-  const died = once(child, 'exit').then(([code, signal]) => {
-    throw new Error(`The function exited before it listened (${signal ?? code})`);
-  });
-  const [line] = await Promise.race([started, died]);
-  died.catch(() => undefined);
+  const line = await firstLine(child);
   return { child, port: (JSON.parse(line) as { port: number }).port };
 }
 

@@ -13,7 +13,6 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -27,7 +26,7 @@ import { openDatabase } from '../src/database.js';
 import { sqlite } from '../src/index.js';
 import { resolveSqliteOptions, type SqliteBackendOptions } from '../src/options.js';
 import { SqliteTaskStore } from '../src/store.js';
-import { tempDir, until } from './helpers.js';
+import { firstLine, tempDir, until } from './helpers.js';
 
 const SERVER = fileURLToPath(new URL('./fixtures/server.ts', import.meta.url));
 const cleanups: (() => unknown)[] = [];
@@ -98,7 +97,7 @@ describe('sqlite(): a second owner of the file', () => {
     cleanups.push(() => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     });
-    await once(createInterface({ input: child.stdout as NodeJS.ReadableStream }), 'line'); // listening: it holds the file
+    await firstLine(child); // listening: it holds the file
     // The handler is made all the same (an FC instance stays): its async requests are answered 503.
     const handler = createFcHandler((_req, res) => res.end(), {
       logger: silentLogger,
