@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { type AsyncTask, createFcHandler, type FcHttpResult, silentLogger, TERMINAL_STATUSES } from '@fc-async/core';
 import { asyncEvent } from '@fc-async/test-kit/fc-server';
 import { PENDING, within } from '@fc-async/test-kit/wait';
-import { afterEach, describe, expect, it } from 'vitest';
+import { Queue } from 'bullmq';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { bullmq } from '../src/index.js';
 import { until } from './helpers.js';
 import { freePort, spawnRedis } from './redis-server.js';
@@ -182,17 +183,30 @@ describe('bullmq(): the log while Redis stays frozen', () => {
       },
     });
     cleanups.unshift(() => within(handler.close({ timeoutMs: 500 }), 15_000));
+    // The counts Redis answered: the end of an outage is one answered, not a fixed pause (1.5 s for
+    // a count due every second left half a second to a slower machine; shorter, the count missed it).
+    let answered = 0;
+    const getJobCounts = Queue.prototype.getJobCounts;
+    const spy = vi.spyOn(Queue.prototype, 'getJobCounts').mockImplementation(async function (this: Queue, ...types) {
+      const counts = await getJobCounts.apply(this, types);
+      answered++;
+      return counts;
+    });
+    cleanups.push(() => spy.mockRestore());
     await handler.engine?.whenReady();
     const counted = () => warnings.filter((m) => m === 'counting waiting async tasks failed').length;
     const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
     redis.child.kill('SIGSTOP');
-    await pause(3500); // the count runs every second: three or four of them fail
+    await until('the first failed count to warn', () => counted() === 1, 10_000);
+    const missed = answered;
+    await pause(2500); // the count runs every second: two or three more of them fail, unsaid
+    expect(answered).toBe(missed);
     expect(counted()).toBe(1);
     redis.child.kill('SIGCONT');
-    await pause(1500); // a count succeeds: the outage is over
+    await until('a count answered: the outage is over', () => answered > missed, 10_000);
     redis.child.kill('SIGSTOP');
-    await pause(2000);
+    await until("the second outage's warning", () => counted() === 2, 10_000);
     redis.child.kill('SIGCONT');
     expect(counted()).toBe(2);
   });
