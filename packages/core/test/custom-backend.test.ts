@@ -17,7 +17,7 @@ import {
   type TaskStore,
   type TransitionOptions,
 } from '../src/index.js';
-import { asyncEvent, context, json, ok, setup, tick } from './helpers.js';
+import { asyncEvent, context, json, ok, setup, until } from './helpers.js';
 
 const unhandled: unknown[] = [];
 const onUnhandled = (reason: unknown) => unhandled.push(reason);
@@ -72,9 +72,9 @@ describe('a shared queue whose enqueue throws synchronously', () => {
     // Sent again under its id, the refused task is taken this time (its job added in the same round trip) and runs.
     const again = await handler(asyncEvent({ taskId: 'unqueued' }), context);
     expect(again.statusCode).toBe(202);
-    // A shared queue's drain() does not wait for a job still waiting: the test looks until it ran (bounded by the test timeout).
+    // A shared queue's drain() does not wait for a job still waiting: the test looks until it ran.
     const requestId = again.headers?.['x-fc-request-id'];
-    while (!successes.some((r) => r.requestContext.requestId === requestId)) await tick(5);
+    await until('the task sent again to run', () => successes.some((r) => r.requestContext.requestId === requestId));
     await handler.drain();
     expect(successes.filter((r) => r.requestContext.requestId === requestId)).toHaveLength(1);
     expect((await store.get('unqueued'))?.status).toBe('Succeeded');
@@ -237,10 +237,10 @@ describe('records the store keeps or hands out', () => {
     ]) {
       expect((await handler(asyncEvent({ taskId, path, delay }), context)).statusCode).toBe(202);
     }
-    while ((await handler.tasks.get('slow'))?.status !== 'Running') await tick(5);
+    await until('the slow task to run', async () => (await handler.tasks.get('slow'))?.status === 'Running');
     await handler.tasks.stop('slow');
     await handler.tasks.stop('later');
-    while ((await handler.tasks.get('fails'))?.status !== 'Failed') await tick(5);
+    await until('the failing task to end Failed', async () => (await handler.tasks.get('fails'))?.status === 'Failed');
     // 'kept' is still delayed: a persistent backend keeps it for the next start, memory() stops it.
     await handler.close({ timeoutMs: 0 });
     const next = setup(app, { backend });

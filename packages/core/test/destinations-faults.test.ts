@@ -19,7 +19,7 @@ import {
   PQueueDriver,
   verifyDestinationSignature,
 } from '../src/index.js';
-import { asyncEvent, context, deferred, event, type Listener, memoryLogger, tick } from './helpers.js';
+import { asyncEvent, context, deferred, event, type Listener, memoryLogger, tick, until } from './helpers.js';
 
 // Faults around destinations: receivers that misbehave, files that cannot be written, a handler
 // closed while deliveries are in flight. Loopback only; every wait is bounded.
@@ -239,7 +239,7 @@ describe('handler.close() while deliveries are in flight', () => {
       return new Promise(() => {});
     });
     await handler(asyncEvent({ taskId: 'hung' }), context);
-    for (let i = 0; i < 100 && calls === 0; i++) await tick(5);
+    await until('the destination call', () => calls > 0);
     expect(calls).toBe(1);
     const closing = handler.close({ timeoutMs: 30 });
     const ended = await Promise.race([closing.then(() => 'closed'), tick(3000).then(() => 'still open')]);
@@ -269,7 +269,7 @@ describe('handler.close() while deliveries are in flight', () => {
       throw new Error('receiver down');
     });
     await handler(asyncEvent({ taskId: 'down' }), context);
-    for (let i = 0; i < 100 && calls === 0; i++) await tick(5);
+    await until('the first destination call', () => calls > 0);
     await handler.close({ timeoutMs: 30 });
     const after = calls;
     const task = await handler.tasks.get('down');
@@ -337,7 +337,7 @@ describe('handler.close() with a persistent backend while a delivery hangs', () 
       },
     });
     await first(asyncEvent({ taskId: 'durable' }), context);
-    for (let i = 0; i < 100 && hungCalls === 0; i++) await tick(5);
+    await until('the destination call', () => hungCalls > 0);
     const ended = await Promise.race([
       first.close({ timeoutMs: 30 }).then(() => 'closed'),
       tick(3000).then(() => 'still open'),
@@ -382,7 +382,7 @@ describe('a record sent again by the next start, its first delivery cut by a cra
     });
     await one(asyncEvent({ taskId: 'ok_again', path: '/ok' }), context);
     await one(asyncEvent({ taskId: 'fail_again', path: '/fail' }), context);
-    for (let i = 0; i < 200 && first.length < 2; i++) await tick(5);
+    await until('both destination calls', () => first.length === 2);
     await one.close({ timeoutMs: 30 });
 
     const again: DestinationRecord[] = [];
@@ -533,7 +533,7 @@ describe("the abort signal's reason", () => {
     );
     await handler(asyncEvent({ taskId: 'user_stop' }), context);
     await handler(asyncEvent({ taskId: 'cut_by_close' }), context);
-    for (let i = 0; i < 200 && running.size < 2; i++) await tick(5);
+    await until('both attempts to run', () => running.size === 2);
     await handler.tasks.stop('user_stop');
     await handler.close({ timeoutMs: 10 });
     expect(Object.fromEntries(reasons)).toEqual({ user_stop: 'Stopped', cut_by_close: 'ShuttingDown' });

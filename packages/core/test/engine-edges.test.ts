@@ -13,7 +13,7 @@ import {
 } from '../src/index.js';
 import { onAbort } from '../src/on-abort.js';
 import type { BridgeResponse } from '../src/response.js';
-import { asyncEvent, context, memoryLogger, ok, tick } from './helpers.js';
+import { asyncEvent, context, memoryLogger, ok, tick, until } from './helpers.js';
 
 // Edges of the engine found by reading it line by line (session 16): a user's isFailure that
 // throws, a stop landing in the turn an answer settles, a shutdown of a durable backend while an
@@ -30,10 +30,6 @@ const backendOn = (name: string, store: TaskStore, persistent = false): AsyncBac
 
 /** The in-memory store and queue, declared persistent: what close() does for SQLite and BullMQ. */
 const durable = (): AsyncBackend => backendOn('durable-memory', new MemoryTaskStore(), true);
-
-async function until(probe: () => Promise<boolean> | boolean): Promise<void> {
-  for (let i = 0; i < 2000 && !(await probe()); i++) await tick(2);
-}
 
 describe('async.isFailure that throws', () => {
   it('fails the attempt at once (UnhandledInvocationError), says so in the log, and rejects nothing unhandled', async () => {
@@ -88,7 +84,7 @@ describe('a stop that reaches an attempt in the turn its answer settles', () => 
     const requestId = '1-64f6d6e7-000000000000000000000001';
     const invocation = { type: 'Async', requestId, taskId: 'late_stop', attempt: 0, qualifier: 'LATEST', source: 'x' };
     await engine.accept(request, invocation as unknown as Invocation);
-    await until(async () => (await engine.tasks.get('late_stop'))?.status === 'Running');
+    await until('late_stop to run', async () => (await engine.tasks.get('late_stop'))?.status === 'Running');
     // The stop writes Stopping, then (a turn later) aborts the attempt, whose answer settled in between.
     const stopping = engine.tasks.stop('late_stop');
     answer({ statusCode: 200, headers: {}, body: Buffer.from('ok') });
@@ -111,7 +107,7 @@ describe('close() of a durable backend while an app ignores its abort', () => {
       async: { mode: 'local', timeoutSeconds: 600, stopGraceMs: 50, backend: durable() },
     });
     await handler(asyncEvent({ taskId: 'deaf' }), context);
-    await until(async () => (await handler.tasks.get('deaf'))?.status === 'Running');
+    await until('deaf to run', async () => (await handler.tasks.get('deaf'))?.status === 'Running');
     const task = await handler.tasks.get('deaf');
     await handler.close({ timeoutMs: 10 });
     // The attempt's 600 s timeout went with it: nothing of the closed engine is left to fire.
@@ -130,7 +126,7 @@ describe('close() of a durable backend while an app ignores its abort', () => {
       async: { mode: 'local', timeoutSeconds: 600, stopGraceMs: 50, backend },
     });
     await handler(asyncEvent({ taskId: 'deaf2' }), context);
-    await until(() => store.get('deaf2')?.status === 'Running');
+    await until('deaf2 to run', () => store.get('deaf2')?.status === 'Running');
     await handler.close({ timeoutMs: 10 });
     expect([store.get('deaf2')?.status, store.get('deaf2')?.alreadyRetriedTimes ?? 0]).toEqual(['Retrying', 0]);
   });
@@ -144,14 +140,17 @@ describe('an attempt its process did not live through', () => {
     // The first process runs the task and dies with it (never closed).
     const crashed = createFcHandler(() => new Promise(() => {}), { logger: memoryLogger(), env: {}, async: options });
     await crashed(asyncEvent({ taskId: 'poison' }), context);
-    await until(() => store.get('poison')?.status === 'Running');
+    await until('poison to run', () => store.get('poison')?.status === 'Running');
     const logger = memoryLogger();
     const next = createFcHandler(ok, { logger, env: {}, async: options });
     const told: unknown[] = [];
     next.engine?.subscribe((e) => {
       if (e.type === 'attempt') told.push([e.taskId, e.attempt, e.outcome, e.status]);
     });
-    await until(async () => (await next.tasks.get('poison'))?.status === 'Succeeded');
+    await until(
+      'poison to succeed on the next start',
+      async () => (await next.tasks.get('poison'))?.status === 'Succeeded',
+    );
     const line = logger.entries.find((e) => e.message === 'async attempt interrupted');
     expect(line).toMatchObject({ level: 'warn', fields: { taskId: 'poison', attempt: 0 } });
     expect(line?.fields?.requestId).toBe(store.get('poison')?.requestId);
@@ -177,7 +176,7 @@ describe('a store away while tasks run', () => {
     const logger = memoryLogger();
     const handler = createFcHandler(ok, { logger, env: {}, async: { mode: 'local', backend } });
     for (let i = 0; i < 5; i++) await handler(asyncEvent({ taskId: `t${i}` }), context);
-    await until(() => logger.entries.length > 0);
+    await until('a log line', () => logger.entries.length > 0);
     await tick(50);
     const lines = logger.entries.filter((e) => e.message.startsWith('async task bookkeeping failed'));
     expect(lines.map((e) => [e.level, e.fields?.taskId, e.fields?.code])).toEqual([
@@ -251,7 +250,7 @@ describe('a stop while the channel that tells other instances is down', () => {
       async: { mode: 'local', timeoutSeconds: 600, stopGraceMs: 1000, backend },
     });
     await handler(asyncEvent({ taskId: 'here' }), context);
-    await until(() => store.get('here')?.status === 'Running');
+    await until('here to run', () => store.get('here')?.status === 'Running');
     expect((await handler.tasks.stop('here')).status).toBe('Stopping');
     expect((await handler.tasks.stop('here')).status).toBe('Stopping');
     const lines = logger.entries.filter((e) => e.message === 'async stop not told to other instances');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createFcHandler } from '../src/index.js';
-import { asyncEvent, context, deferred, memoryLogger, ok, tick } from './helpers.js';
+import { asyncEvent, context, deferred, memoryLogger, ok, tick, until } from './helpers.js';
 
 describe('deliveries under way at once', () => {
   it('print no MaxListenersExceededWarning for the shutdown signal they all listen to', async () => {
@@ -22,7 +22,7 @@ describe('deliveries under way at once', () => {
     });
     try {
       for (let i = 0; i < 15; i++) await handler(asyncEvent({ taskId: `slow_${i}` }), context);
-      while (called < 15) await tick(5);
+      await until('the 15 destination calls', () => called === 15);
       await tick(10); // warnings are emitted on a later tick
       expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
     } finally {

@@ -84,6 +84,19 @@ export function deferred<T = void>() {
 
 export const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Resolves once `check()` is true, looking every 5 ms; rejects after `timeoutMs`, naming `what`:
+ * a wait driven by what happens, not by a count of ticks (a slower machine used them up first) nor
+ * unbounded (a failure then waited for the test's timeout and said nothing of what was awaited).
+ */
+export async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await check())) {
+    if (performance.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await tick(5);
+  }
+}
+
 /** A handler in local mode with fast backoff, its destination records and its logger's entries. */
 export function setup(app: Listener, async: AsyncOptions = {}, extra: Partial<FcHandlerOptions> = {}) {
   const successes: DestinationRecord[] = [];

@@ -11,7 +11,7 @@ import {
   memory,
 } from '../src/index.js';
 import { fuzzSeed, Gen } from './fuzz-gen.js';
-import { asyncEvent, context, deferred, memoryLogger, ok, setup, tick } from './helpers.js';
+import { asyncEvent, context, deferred, memoryLogger, ok, setup, tick, until } from './helpers.js';
 import { gatedStore, slowMemory } from './model-store.js';
 
 /**
@@ -672,7 +672,7 @@ describe('found by the model', () => {
       );
       await handler(asyncEvent({ taskId: 'blocker' }), context);
       await handler(asyncEvent({ taskId: 'queued' }), context);
-      while (ran === 0) await tick();
+      await until('the blocker to run', () => ran > 0);
       // Written after all: the stop is one. Not written: it failed, and the task runs.
       const stopping = handler.tasks.stop('queued');
       if (applied) await expect(stopping).resolves.toMatchObject({ status: 'Stopped' });
@@ -732,7 +732,9 @@ describe('found by the model', () => {
     const stopping = handler.tasks.stop('unanswered');
     await reading[0]; // the stop read it Enqueued
     // Its job claims it: the store writes Running, answers with an error, and the job is tried again later.
-    while (!logger.entries.some((e) => e.message === 'async task bookkeeping failed')) await tick();
+    await until('the failed write of Running', () =>
+      logger.entries.some((e) => e.message === 'async task bookkeeping failed'),
+    );
     stopRead.resolve();
     // The stop takes that job out, finds the task Running, and asks it to stop: the job must still come.
     expect((await stopping).status).toBe('Stopping');
@@ -843,7 +845,7 @@ describe('found by the model', () => {
     );
     await tick();
     const accepting = handler(asyncEvent({ taskId }), context);
-    while (!(await handler.tasks.get(taskId))) await tick();
+    await until('the task in the store', async () => (await handler.tasks.get(taskId)) !== undefined);
     // The store holds it already: the stop ends it, and counts it done.
     await expect(handler.tasks.stop(taskId)).resolves.toMatchObject({ status: 'Stopped' });
     gate.resolve();
@@ -882,7 +884,7 @@ describe('found by the model', () => {
       { backend, stopGraceMs: 60_000, timeoutSeconds: 600 },
     );
     await handler(asyncEvent({ taskId: 'busy' }), context);
-    while ((await handler.tasks.get('busy'))?.status !== 'Running') await tick();
+    await until('the task to run', async () => (await handler.tasks.get('busy'))?.status === 'Running');
     await expect(handler.tasks.stop('busy')).resolves.toMatchObject({ status: 'Stopping' });
     await Promise.race([handler.drain(), tick(2000)]);
     expect(aborted).toBe(true);

@@ -16,7 +16,7 @@ import {
   listenFc,
   writeBridgeResponse,
 } from '../src/index.js';
-import { deferred, memoryLogger, tick } from './helpers.js';
+import { deferred, memoryLogger, tick, until } from './helpers.js';
 
 const FC_ENV = { FC_FUNCTION_NAME: 'job', FC_REGION: 'cn-hangzhou', FC_ACCOUNT_ID: '123' };
 const FC_ID = '1-64f6d6e7-e01edb1cce58240ed59b5970';
@@ -247,7 +247,7 @@ describe('custom runtime, platform mode: GET /pre-stop', () => {
         method: 'POST',
         headers: { 'x-fc-invocation-type': 'Async', 'x-fc-retry-count': '0' },
       });
-      for (let i = 0; i < 500 && !started; i++) await tick(10);
+      await until('the invocation to start', () => started);
       const preStop = fetch(`${url}/pre-stop`, { headers: { 'x-fc-control-path': '/pre-stop' } });
       setTimeout(gate.resolve, 50);
       expect((await preStop).status).toBe(200);

@@ -8,7 +8,7 @@ import {
   PQueueDriver,
   silentLogger,
 } from '../src/index.js';
-import { asyncEvent, context, deferred, json, memoryLogger, ok, setup, tick } from './helpers.js';
+import { asyncEvent, context, deferred, json, memoryLogger, ok, setup, tick, until } from './helpers.js';
 
 /** Ref'd timers of this process (what keeps it from exiting). */
 const liveTimers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
@@ -498,7 +498,7 @@ describe('the in-process queue and close() options', () => {
     expect(queue.cancel('w0')).toBe(false);
     expect(queue.pending()).toBe(1499);
     gate.resolve();
-    for (let i = 0; i < 100 && queue.pending() + queue.running() > 0; i++) await tick(5);
+    await until('the queue to run what is left', () => queue.pending() + queue.running() === 0);
     expect(queue.pending()).toBe(0);
     expect(ran).toEqual(Array.from({ length: 1500 }, (_, i) => `w${2 * i}`));
   });

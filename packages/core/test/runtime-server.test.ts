@@ -18,7 +18,7 @@ import {
   writeBridgeResponse,
 } from '../src/index.js';
 import { resolveListenOptions } from '../src/runtime/options.js';
-import { deferred, memoryLogger } from './helpers.js';
+import { deferred, memoryLogger, until } from './helpers.js';
 
 const open: FcServer[] = [];
 afterEach(async () => {
@@ -182,7 +182,7 @@ describe('listenFc: FC lifecycle', () => {
     const logger = memoryLogger();
     const { url } = await start(listener, { preStopTimeoutMs: 1000, logger }, { app });
     expect((await fetch(`${url}/job`, { method: 'POST', headers: { 'x-fc-async-task-id': 'deaf' } })).status).toBe(202);
-    while ((await runtime.tasks.get('deaf'))?.status !== 'Running') await new Promise((r) => setTimeout(r, 5));
+    await until('the task to run', async () => (await runtime.tasks.get('deaf'))?.status === 'Running');
     expect((await fetch(`${url}/pre-stop`)).status).toBe(200);
     expect((await runtime.tasks.get('deaf'))?.status).toBe('Stopped');
     expect(failures.map((r) => r.requestContext?.condition)).toEqual(['Stopped']);

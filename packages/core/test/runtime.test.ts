@@ -16,7 +16,7 @@ import {
   readNodeRequest,
   writeBridgeResponse,
 } from '../src/index.js';
-import { memoryLogger, tick } from './helpers.js';
+import { memoryLogger, tick, until } from './helpers.js';
 
 type Listener = (req: IncomingMessage, res: ServerResponse) => unknown;
 
@@ -236,7 +236,7 @@ describe('createFcRuntime on a real Node server', () => {
       const headers = { 'x-fc-async-task-id': `job${path.replace('/', '_')}`, 'x-fc-retry-count': '0' };
       const call = fetch(`${url}${path}`, { method: 'POST', headers, signal: fc.signal });
       // FC goes once the app runs (a loaded machine takes more than a few ms to get there).
-      for (let i = 0; i < 500 && !started.includes(path); i++) await tick(10);
+      await until(`the app to run ${path}`, () => started.includes(path));
       fc.abort();
       await call.catch(() => undefined);
     }
@@ -271,7 +271,7 @@ describe('createFcRuntime on a real Node server', () => {
     const fc = new AbortController();
     const headers = { 'x-fc-invocation-type': 'Async', 'x-fc-retry-count': '0' };
     const call = fetch(`${url}/job`, { method: 'POST', headers, signal: fc.signal });
-    for (let i = 0; i < 500 && !started; i++) await tick(10);
+    await until('the app to run', () => started);
     fc.abort();
     await call.catch(() => undefined);
     // Without the grace, the invocation stayed in flight for ever: every pre-stop waited out its
