@@ -410,6 +410,48 @@ describe('a record sent again by the next start, its first delivery cut by a cra
   });
 });
 
+describe('a record sent again by the next start, of an answer over 1 MiB', () => {
+  it("carries the task's returnPayload, the answer's first 1 MiB, under the same request id (docs/destinations.md)", async () => {
+    const { durable } = durableMemory();
+    const big = 'x'.repeat(3 * 1024 * 1024);
+    const app = (_req: IncomingMessage, res: ServerResponse) => {
+      res.setHeader('content-type', 'text/plain');
+      res.end(big);
+    };
+    const first: DestinationRecord[] = [];
+    const one = createFcHandler(app, {
+      logger: memoryLogger(),
+      env: {},
+      async: { mode: 'local', backend: durable, stopGraceMs: 20 },
+      destinations: {
+        onSuccess: (record: DestinationRecord) => {
+          first.push(record);
+          return new Promise<void>(() => {});
+        },
+      },
+    });
+    await one(asyncEvent({ taskId: 'big_again' }), context);
+    for (let i = 0; i < 200 && first.length < 1; i++) await tick(5);
+    await one.close({ timeoutMs: 30 });
+
+    const again: DestinationRecord[] = [];
+    const two = createFcHandler(app, {
+      logger: memoryLogger(),
+      env: {},
+      async: { mode: 'local', backend: durable },
+      destinations: { onSuccess: (r) => void again.push(r) },
+    });
+    await two.tasks.get('big_again');
+    await two.drain();
+    await two.close();
+    // The first record held the whole answer; the copy holds what the task record kept of it.
+    expect(first.map((r) => r.responsePayload.length)).toEqual([big.length]);
+    expect(again.map((r) => [r.requestContext.requestId, r.responsePayload])).toEqual([
+      [first[0]?.requestContext.requestId, big.slice(0, 1024 * 1024)],
+    ]);
+  });
+});
+
 describe('handler.close() with a persistent backend while a stopped task ends', () => {
   it('lets the onFailure delivery its end starts finish, so that the next start does not make it again', async () => {
     const { store, durable } = durableMemory();
