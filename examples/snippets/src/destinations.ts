@@ -7,11 +7,15 @@ app.post('/render', express.json(), async (req, res) => {
   res.json({ rendered: req.body.page });
 });
 
+// The webhook's key, with no default: a missing variable fails at start, never signs with a known key.
+const webhookSecret = process.env.WEBHOOK_SECRET;
+if (!webhookSecret) throw new Error('WEBHOOK_SECRET is not set: the key the webhook receiver checks');
+
 export const handler = createHandler(app, {
   destinations: {
     // Success records to a signed webhook and a local audit file.
     onSuccess: [
-      httpDestination('https://hooks.example.com/fc-async', { secret: process.env.WEBHOOK_SECRET ?? 'dev-secret' }),
+      httpDestination('https://hooks.example.com/fc-async', { secret: webhookSecret }),
       jsonlDestination('./.fc-async/succeeded.jsonl'),
     ],
     // Failures (after the last retry, expired or stopped) to an FC event function and your code.

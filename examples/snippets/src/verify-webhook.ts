@@ -2,6 +2,10 @@ import { type DestinationRecord, SIGNATURE_HEADER, verifyDestinationSignature } 
 import express from 'express';
 
 // The receiving end of httpDestination(url, { secret }): check the signature on the raw bytes.
+// The key both ends share, with no default: a missing variable stops the receiver rather than
+// letting it accept records signed with a key anyone can read here.
+const secret = process.env.WEBHOOK_SECRET;
+if (!secret) throw new Error('WEBHOOK_SECRET is not set: the key httpDestination signs records with');
 const receiver = express();
 // A record holds the whole answer (and the request, base64 when binary): raise express.raw's
 // 100 KB default to your largest, or a bigger record is refused 413 and, a 4xx, never retried.
@@ -11,7 +15,7 @@ receiver.post('/fc-async', express.raw({ type: () => true, limit: '50mb' }), (re
   const body: unknown = req.body;
   const ok =
     Buffer.isBuffer(body) &&
-    verifyDestinationSignature(body, req.get(SIGNATURE_HEADER), process.env.WEBHOOK_SECRET ?? 'dev-secret', {
+    verifyDestinationSignature(body, req.get(SIGNATURE_HEADER), secret, {
       toleranceSeconds: 300,
     });
   if (!ok) {

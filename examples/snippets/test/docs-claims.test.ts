@@ -43,6 +43,7 @@ const asyncCall = (taskId: string, extra: Record<string, string> = {}) => ({
 afterEach(() => {
   vi.useRealTimers();
   vi.restoreAllMocks();
+  vi.unstubAllEnvs();
 });
 
 describe('README: the options table gives the defaults the code applies', () => {
@@ -267,7 +268,16 @@ describe('docs/destinations.md: how a failing destination is retried', () => {
 });
 
 describe('docs/destinations.md: the signed-webhook receiver', () => {
+  it('the sender and the receiver refuse to start without WEBHOOK_SECRET (no key anyone can read here)', async () => {
+    vi.stubEnv('WEBHOOK_SECRET', '');
+    vi.resetModules();
+    await expect(import('../src/verify-webhook.js')).rejects.toThrow('WEBHOOK_SECRET is not set');
+    await expect(import('../src/destinations.js')).rejects.toThrow('WEBHOOK_SECRET is not set');
+  });
+
   it('takes a record of a large answer (over express.raw’s 100 KB default) and refuses a bad signature', async () => {
+    vi.stubEnv('WEBHOOK_SECRET', 'test-secret');
+    vi.resetModules();
     const { default: receiver } = await import('../src/verify-webhook.js');
     const { httpDestination } = await import('@fc-async/core');
     const server = receiver.listen(0, '127.0.0.1');
@@ -280,7 +290,7 @@ describe('docs/destinations.md: the signed-webhook receiver', () => {
         env: {},
         logger: silentLogger,
         async: { mode: 'local' },
-        destinations: { onSuccess: httpDestination(url, { secret: 'dev-secret', retries: 0 }) },
+        destinations: { onSuccess: httpDestination(url, { secret: 'test-secret', retries: 0 }) },
       });
       await handler(event('POST', '/', asyncCall('big_answer')));
       await handler.drain();
