@@ -295,13 +295,16 @@ describe('faults of the custom-runtime processes', () => {
   it('close() with requests in flight: they finish first, then no process is left (SIGTERM ignored: killed)', async () => {
     const pids = [await pid('faulty'), await pid('stubborn')];
     expect(pids.every(alive)).toBe(true);
+    const starts = () => log.filter((l) => l.message === 'faulty: slow: started its work').length;
+    const before = starts();
     const inFlight = Array.from({ length: 5 }, () =>
       at('faulty', '/slow?ms=1500').then(
         async (r) => ({ status: r.status, text: await r.text() }),
         (error: Error) => ({ error: error.message }),
       ),
     );
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Under way in the child when close() comes: each has started there (not a moment has passed).
+    await waitFor(() => (starts() - before === 5 ? true : undefined));
     await faults.close({ timeoutMs: 3000 });
     // the requests under way finished before the child was stopped
     expect(await Promise.all(inFlight)).toEqual(Array.from({ length: 5 }, () => ({ status: 200, text: 'slow done' })));

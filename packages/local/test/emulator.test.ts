@@ -466,10 +466,11 @@ describe('shutting down with a destination function of the same s.yaml', () => {
 });
 
 describe('shutting down past the deadline with a destination function', () => {
-  // Past the deadline: stopped.
+  // Past the deadline: stopped. It ends on its own 3 s after it started, ignoring its stop (close()
+  // waits for it), so that a close() that comes late on a busy machine still finds it running.
   const fixture = workAndSink(
     'fc-async-close-grace-',
-    `() => new Promise((resolve) => setTimeout(() => resolve('late'), 700))`,
+    `() => new Promise((resolve) => setTimeout(() => resolve('late'), 3000))`,
     'onFailure',
   );
   afterAll(() => rmSync(fixture.root, { recursive: true, force: true }));
@@ -483,7 +484,11 @@ describe('shutting down past the deadline with a destination function', () => {
       headers: { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'stuck_1' },
     });
     expect(res.status).toBe(202);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Running when close() comes (not a moment has passed).
+    await waitFor(async () => {
+      const task = await fetch(new URL('2023-03-30/functions/work/async-tasks/stuck_1', emulator.controlUrl));
+      return ((await task.json()) as { status: string }).status === 'Running' || undefined;
+    });
     // The whole timeout goes to `work`, whose task is then stopped: its record reaches `sink` last.
     await emulator.close({ timeoutMs: 300 });
     expect(fixture.records().map((r) => r.requestContext.condition)).toEqual(['Stopped']);
@@ -497,8 +502,18 @@ describe('shutting down while a sync call waits for its function', () => {
   afterAll(() => rmSync(root, { recursive: true, force: true }));
   writeFileSync(
     join(root, 'slow.mjs'),
-    'export const handler = async (event) => { await new Promise((r) => setTimeout(r, Number(JSON.parse(event).queryParameters.ms))); return { statusCode: 200, body: "answered" }; };\n',
+    `import { appendFileSync } from 'node:fs';
+export const handler = async (event) => {
+  const { ms } = JSON.parse(event).queryParameters;
+  appendFileSync(${JSON.stringify(join(root, 'started'))}, ms + '\\n');
+  await new Promise((r) => setTimeout(r, Number(ms)));
+  return { statusCode: 200, body: "answered" };
+};
+`,
   );
+  /** The calls whose handler has started, by their `ms`. */
+  const started = () =>
+    readFileSync(join(root, 'started'), { encoding: 'utf8', flag: 'a+' }).split('\n').filter(Boolean);
 
   it('answers it when it ends within the shutdown timeout, else 503 at its end, with a log line', async () => {
     const lines: string[] = [];
@@ -506,7 +521,8 @@ describe('shutting down while a sync call waits for its function', () => {
     const emulator = await startEmulator({ ...quiet, output, entry: join(root, 'slow.mjs'), name: 'slow' });
     const quick = fetch(`${emulator.triggerUrl}/?ms=300`);
     const slow = fetch(`${emulator.triggerUrl}/?ms=5000`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Both under way when the shutdown comes: their handlers have started (not a moment has passed).
+    await waitFor(() => (started().length === 2 ? true : undefined));
     await emulator.close({ timeoutMs: 1000 });
     const [a, b] = await Promise.all([quick, slow]);
     expect([a.status, await a.text()]).toEqual([200, 'answered']);

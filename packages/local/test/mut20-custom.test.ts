@@ -63,6 +63,7 @@ const server = createServer((req, res) => {
     }
     if (url.pathname === '/crlf') return process.stdout.write('a windows line\\r\\n', () => res.end('ok'));
     if (url.pathname === '/slow') {
+      console.log('slow work started');
       const work = setTimeout(() => {
         console.log('slow: finished its work');
         res.end('slow done');
@@ -303,8 +304,8 @@ describe('stopping a custom runtime', () => {
       (r) => r.status,
       () => 'cut',
     );
-    await waitFor(() => (emulator.functions.length > 0 ? true : undefined));
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Under way in the child when close() comes: it has started there (not a moment has passed).
+    await waitFor(() => log.find((l) => l.message === 'busy: slow work started'));
     await emulator.close({ timeoutMs: 100 });
     await call;
     // The child was let finish (5 s at most) before it was stopped.

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -60,6 +60,7 @@ describe('a sync call still running when the emulator shuts down', () => {
   it('aborts its invocation signal (ShuttingDown) and lets the app clean up before answering 503', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fc-async-local-sync-shutdown-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const started = join(dir, 'started.txt');
     const aborted = join(dir, 'aborted.txt');
     const cleaned = join(dir, 'cleaned.txt');
     const express = JSON.stringify(import.meta.resolve('express'));
@@ -72,6 +73,7 @@ import { writeFileSync } from 'node:fs';
 const app = express();
 app.get('/slow', (req, res) => {
   const { signal } = getInvocation(req);
+  writeFileSync(${JSON.stringify(started)}, 'yes');
   signal.addEventListener('abort', () => {
     writeFileSync(${JSON.stringify(aborted)}, String(signal.reason?.code));
     // The app's clean-up takes a while (a child process ending, a work folder removed).
@@ -93,8 +95,8 @@ export default app;
       output: () => {},
     });
     const answer = fetch(`${emulator.triggerUrl}/slow`);
-    await waitFor(() => emulator.functions.length > 0 || undefined, 1000);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Still running when the shutdown comes: its handler has started (not a moment has passed).
+    await waitFor(() => existsSync(started) || undefined);
     await emulator.close({ timeoutMs: 1000 });
     // The app ended its work before the emulator finished closing.
     expect(readFileSync(cleaned, 'utf8')).toBe('done');
