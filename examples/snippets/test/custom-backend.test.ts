@@ -1,5 +1,5 @@
 import { fcHttpEvent } from '@fc-async/core';
-import { expect, it } from 'vitest';
+import { expect, it, vi } from 'vitest';
 import { handlerOn } from '../src/custom-backend.js';
 import { memoryTable } from '../src/memory-table.js';
 
@@ -21,8 +21,17 @@ it('the task table backend runs tasks, answers the task API and keeps what is un
   expect((await first(exportCall('now'))).statusCode).toBe(202);
   expect((await first(exportCall('now'))).statusCode).toBe(409);
   expect((await first(exportCall('later', 1))).statusCode).toBe(202);
-  while ((await first.tasks.get('now'))?.status !== 'Succeeded') await new Promise((r) => setTimeout(r, 5));
-  expect((await first.tasks.get('now'))?.returnPayload).toBe('{"table":"orders"}');
+  // Until its attempt ends, bounded: a task that fails (or never runs) fails the test with its status.
+  const now = await vi.waitFor(
+    async () => {
+      const task = await first.tasks.get('now');
+      if (!task || ['Enqueued', 'Running'].includes(task.status)) throw new Error(`task now is ${task?.status}`);
+      return task;
+    },
+    { timeout: 15_000, interval: 5 },
+  );
+  expect(now.status).toBe('Succeeded');
+  expect(now.returnPayload).toBe('{"table":"orders"}');
   await first.close({ timeoutMs: 0 }); // persistent: the delayed task stays for the next start
   expect(table.rows.get('later')?.record.status).toBe('Enqueued');
   const second = handlerOn(table);

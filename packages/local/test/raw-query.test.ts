@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Emulator } from '../src/index.js';
-import { startFc2Web } from './helpers.js';
+import { startFc2Web, waitFor } from './helpers.js';
 
 // FC 2.0 handlers (and custom runtimes) see the query as the client sent it, whatever the method:
 // a WebDAV or SSDP method must not get FC 3.0's comma-joined values where GET gets the array.
@@ -32,12 +32,12 @@ describe('the query an FC 2.0 HTTP handler sees, by method', () => {
       headers: { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'propfind_1' },
     });
     expect(accepted.status).toBe(202);
-    let task: { status?: string; returnPayload?: string } = {};
-    for (let i = 0; i < 100 && task.status !== 'Succeeded'; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
+    // Until it ends (bounded in time, not in polls: a busy machine runs it later).
+    const task = await waitFor(async () => {
       const res = await fetch(`${emulator.controlUrl}/2023-03-30/functions/web/async-tasks/propfind_1`);
-      task = (await res.json()) as typeof task;
-    }
+      const found = (await res.json()) as { status?: string; returnPayload?: string };
+      return ['Succeeded', 'Failed', 'Stopped', 'Expired', 'Invalid'].includes(found.status ?? '') ? found : undefined;
+    });
     expect(task.status).toBe('Succeeded');
     expect(JSON.parse(task.returnPayload ?? '{}')).toEqual({
       method: 'PROPFIND',
