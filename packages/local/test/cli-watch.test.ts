@@ -30,7 +30,8 @@ afterEach(async () => {
 /** Bounds of the waits below: a restart loads the CLI again, slow on a busy machine. */
 const START_MS = 30_000;
 
-const app = (version: string) => `import express from 'express';
+const app = (version: string) => `import { existsSync } from 'node:fs';
+import express from 'express';
 const app = express();
 app.use(express.json());
 app.get('/version', (_req, res) => res.json({ version: ${JSON.stringify(version)} }));
@@ -39,6 +40,8 @@ app.get('/spin', () => {
 });
 app.post('/jobs', async (req, res) => {
   await new Promise((resolve) => setTimeout(resolve, req.body.ms ?? 0));
+  // Held until the test creates this file.
+  while (req.body.until && !existsSync(req.body.until)) await new Promise((resolve) => setTimeout(resolve, 20));
   res.json({ ranOn: ${JSON.stringify(version)} });
 });
 export default app;
@@ -50,6 +53,23 @@ function project(): string {
   symlinkSync(join(PKG, '../../node_modules'), join(dir, 'node_modules'), 'dir');
   writeFileSync(join(dir, 'app.mjs'), app('A'));
   return dir;
+}
+
+/**
+ * What a `/jobs` task given `until` waits for: a file outside the project (creating it is no
+ * change), that `openIn(ms)` creates `ms` later.
+ */
+function gate(): { until: string; openIn: (ms: number) => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'fc-async-watch-gate-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const until = join(dir, 'open');
+  return {
+    until,
+    openIn: (ms) => {
+      const timer = setTimeout(() => writeFileSync(until, ''), ms);
+      cleanups.push(() => clearTimeout(timer));
+    },
+  };
 }
 
 /** The pid of a process and its parent's, or undefined once it is gone (a zombie counts as gone). */
@@ -197,11 +217,13 @@ describe('fc-async dev --watch', () => {
   it('takes a change made during a restart once the old emulator is gone, never two at once', async () => {
     const dir = project();
     const run = await startWatch(dir, ['app.mjs']);
-    // A running task keeps the old emulator stopping for a while.
+    // A running task keeps the old emulator stopping until the test lets it end (not for a time
+    // the restart might outlast on a busy machine: the change would then come after it).
+    const held = gate();
     const accepted = await fetch(`${run.trigger}/jobs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-fc-invocation-type': 'Async' },
-      body: JSON.stringify({ ms: 3000 }),
+      body: JSON.stringify({ until: held.until }),
     });
     expect(accepted.status).toBe(202);
     writeFileSync(join(dir, 'app.mjs'), app('B'));
@@ -210,6 +232,8 @@ describe('fc-async dev --watch', () => {
     // second SIGTERM for this change would make the stopping emulator quit at once.
     await new Promise((resolve) => setTimeout(resolve, 700));
     writeFileSync(join(dir, 'app.mjs'), app('C'));
+    // The task ends once the supervisor has had the change (its 150 ms debounce, many times over).
+    held.openIn(2000);
     let most = 0;
     await waitFor(async () => {
       most = Math.max(most, emulatorsOf(run.proc.pid as number).length);
@@ -428,10 +452,12 @@ resources:
   it('on a Ctrl-C during a restart, lets the emulator stopping for it finish its tasks, and exits', async () => {
     const dir = project();
     const run = await startWatch(dir, ['app.mjs']);
+    const held = gate();
     const accepted = await fetch(`${run.trigger}/jobs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'restart' },
-      body: JSON.stringify({ ms: 2000 }),
+      // Running until the Ctrl-C has come, however long the restart took to begin.
+      body: JSON.stringify({ until: held.until }),
     });
     expect(accepted.status).toBe(202);
     writeFileSync(join(dir, 'app.mjs'), app('B'));
@@ -440,6 +466,8 @@ resources:
     // passed on, this one would make it quit at once, its task dropped.
     await new Promise((resolve) => setTimeout(resolve, 700));
     run.proc.kill('SIGINT');
+    // The task ends once the supervisor has had the signal (called the restart off).
+    held.openIn(1000);
     expect(await run.exited).toBe(0);
     expect(run.lines).toContainEqual(
       expect.objectContaining({ kind: 'attempt', taskId: 'restart', status: 'Succeeded' }),
