@@ -403,6 +403,16 @@ describe('fc-async dev on a FC 2.0 s.yaml', () => {
   });
 });
 
+/**
+ * Once the CLI has taken `signal` (said so), and 700 ms more: later than the 500 ms within which
+ * it counts a second signal as the same Ctrl-C told twice. Counted from the notice, not from the
+ * kill: a CLI that takes the first one late (a busy machine) would take both as one.
+ */
+async function firstSignalTaken(cli: CliRun, signal: NodeJS.Signals): Promise<void> {
+  await waitFor(() => (cli.stderr.join('').includes(`${signal}: finishing running tasks`) ? true : undefined));
+  await new Promise((resolve) => setTimeout(resolve, 700));
+}
+
 describe('shutdown', () => {
   /** The jobs example under the CLI with one async task of `ms` running; `attempt()` reads its attempt line. */
   async function withRunningTask(taskId: string, ms: number) {
@@ -430,7 +440,7 @@ describe('shutdown', () => {
   it('quits at a second Ctrl-C, saying that the tasks not finished are dropped', async () => {
     const { cli } = await withRunningTask('dropped', 5000);
     cli.proc.kill('SIGINT');
-    await new Promise((resolve) => setTimeout(resolve, 700));
+    await firstSignalTaken(cli, 'SIGINT');
     cli.proc.kill('SIGINT');
     expect(await cli.exited).toBe(130);
     expect(cli.stderr.join('')).toContain('SIGINT again: quitting now; tasks not finished are dropped');
@@ -450,7 +460,7 @@ describe('shutdown', () => {
         expect((await finished(client, 'owed', taskId)).status).toBe(status);
       }
       cli.proc.kill(signal);
-      await new Promise((resolve) => setTimeout(resolve, 700));
+      await firstSignalTaken(cli, signal);
       cli.proc.kill(signal);
       expect(await cli.exited).toBe(130);
       const quit = cli.stderr
