@@ -69,7 +69,11 @@ export interface CliRun {
   trigger: string;
   control: string;
   exited: Promise<number | null>;
-  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /**
+   * Sends `signal` (SIGTERM), resolves the exit code; rejects, saying so, and kills the CLI when it
+   * has not exited `withinMs` (30 s) later, rather than wait for the test's timeout.
+   */
+  stop(signal?: NodeJS.Signals, withinMs?: number): Promise<number | null>;
 }
 
 const children = new Set<ChildProcess>();
@@ -136,9 +140,16 @@ export function startCli(args: string[], options: CliOptions = {}): Promise<CliR
             trigger: entry.trigger as string,
             control: entry.control as string,
             exited,
-            stop(signal = 'SIGTERM') {
+            stop(signal = 'SIGTERM', withinMs = 30_000) {
               if (proc.exitCode === null) proc.kill(signal);
-              return exited;
+              let timer: NodeJS.Timeout | undefined;
+              const late = new Promise<never>((_, fail) => {
+                timer = setTimeout(() => {
+                  proc.kill('SIGKILL');
+                  fail(new Error(`fc-async dev did not exit within ${withinMs / 1000} s of ${signal}`));
+                }, withinMs);
+              });
+              return Promise.race([exited, late]).finally(() => clearTimeout(timer));
             },
           });
         }
