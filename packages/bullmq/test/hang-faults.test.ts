@@ -134,7 +134,7 @@ describe('bullmq(): Redis frozen with its connections open', () => {
       const task = await handler.tasks.get(id);
       expect([id, calls.get(task?.requestId ?? '') ?? 0]).not.toContainEqual(2);
     }
-  }, 29_000);
+  }, 45_000);
 
   it('handler.drain() and handler.close({ timeoutMs }) end while Redis stays frozen', async () => {
     const redis = await startRedis();
@@ -154,7 +154,7 @@ describe('bullmq(): Redis frozen with its connections open', () => {
         15_000,
       ),
     ).toBe('closed');
-  }, 25_000);
+  }, 35_000);
 });
 
 describe('bullmq({ commandTimeoutMs })', () => {
