@@ -32,7 +32,7 @@ function pythonReasons(cases: Case[]): (string | null)[] {
     'cases = json.load(sys.stdin)',
     'print(json.dumps([check_signature(base64.b64decode(c["body"]), c["header"], c["secrets"], now=c["now"] / 1000) for c in cases]))',
   ].join('\n');
-  return JSON.parse(execFileSync('python3', ['-c', program], { input, encoding: 'utf8' })) as (string | null)[];
+  return JSON.parse(execFileSync('python3', ['-B', '-c', program], { input, encoding: 'utf8' })) as (string | null)[];
 }
 
 const record = (requestId: string): DestinationRecord => ({

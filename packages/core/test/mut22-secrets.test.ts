@@ -143,9 +143,14 @@ describe('fcFunctionDestination clientConfig.endpoint refused', () => {
   it.each([
     ['https://fc.example.com/2023-03-30?token=LEAK-TOKEN', 'https://fc.example.com/2023-03-30?***'],
     ['https://user:LEAK-PASSWORD@fc.example.com/x', 'https://***@fc.example.com/x'],
+    // An origin with a user and password would be signed with the keys and its password dropped unsaid.
+    ['https://user:LEAK-PASSWORD@fc.example.com', 'https://***@fc.example.com'],
+    ['user:LEAK-PASSWORD@fc.example.com', 'user***'],
   ])('%s: the message shows it masked (%s)', (endpoint, shown) => {
     const make = () => fcFunctionDestination('f', { accessKeyId: 'ak', accessKeySecret: 'sk', endpoint });
-    expect(make).toThrow(`Expected \`clientConfig.endpoint\` to be host[:port] or an http(s) origin, got \`${shown}\``);
+    expect(make).toThrow(
+      `Expected \`clientConfig.endpoint\` to be host[:port] or an http(s) origin, without a path, user or password, got \`${shown}\``,
+    );
     expect(make).not.toThrow(/LEAK/);
   });
 });

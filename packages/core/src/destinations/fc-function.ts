@@ -215,13 +215,14 @@ function clientConfig(value: FcClientConfig, arnRegion?: string, arnAccount?: st
   let endpoint = value.endpoint;
   if (endpoint !== undefined) {
     stringOption('clientConfig.endpoint', endpoint);
-    const scheme = /^(https?):\/\/([^/]+)\/?$/.exec(endpoint);
+    // No user or password: the client signs with the keys, and would drop them unsaid.
+    const scheme = /^(https?):\/\/([^/@]+)\/?$/.exec(endpoint);
     if (scheme) {
       protocol = scheme[1] as 'http' | 'https';
       endpoint = scheme[2]!;
-    } else if (endpoint.includes('/')) {
+    } else if (endpoint.includes('/') || endpoint.includes('@')) {
       throw new TypeError(
-        `Expected \`clientConfig.endpoint\` to be host[:port] or an http(s) origin, got \`${describe(typeof endpoint === 'string' ? maskUrl(endpoint) : endpoint)}\``,
+        `Expected \`clientConfig.endpoint\` to be host[:port] or an http(s) origin, without a path, user or password, got \`${describe(typeof endpoint === 'string' ? maskUrl(endpoint) : endpoint)}\``,
       );
     }
   } else if (region && accountId) {
