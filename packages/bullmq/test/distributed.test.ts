@@ -4,8 +4,9 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { AsyncTask, DestinationRecord } from '@fc-async/core';
+import { firstLine } from '@fc-async/test-kit/wait';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
-import { firstLine, uniquePrefix, until } from './helpers.js';
+import { uniquePrefix, until } from './helpers.js';
 
 const INSTANCE = fileURLToPath(new URL('./fixtures/instance.ts', import.meta.url));
 

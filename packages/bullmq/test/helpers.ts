@@ -1,8 +1,5 @@
-import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { createServer } from 'node:net';
-import { createInterface } from 'node:readline';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { inject } from 'vitest';
@@ -63,19 +60,4 @@ export async function countingServer(
     count: () => connections,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
-}
-
-/**
- * The first line `child` prints on stdout (its `{"port":N}` once listening); rejects at once,
- * naming how it ended, when the child exits before it, rather than waiting for the test's timeout.
- */
-export async function firstLine(child: ChildProcess): Promise<string> {
-  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-  const started = once(lines, 'line') as Promise<[string]>;
-  const died = once(child, 'exit').then(([code, signal]) => {
-    throw new Error(`The child process exited before it printed its first line (${signal ?? code})`);
-  });
-  died.catch(() => undefined);
-  const [line] = await Promise.race([started, died]);
-  return line;
 }

@@ -5,8 +5,9 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AsyncTask, DestinationRecord } from '@fc-async/core';
+import { firstLine } from '@fc-async/test-kit/wait';
 import { afterEach, describe, expect, it } from 'vitest';
-import { firstLine, tempDir } from './helpers.js';
+import { tempDir } from './helpers.js';
 
 const SERVER = fileURLToPath(new URL('./fixtures/server.ts', import.meta.url));
 const cleanups: (() => unknown)[] = [];

@@ -20,13 +20,14 @@ import { Worker } from 'node:worker_threads';
 import { type AsyncOptions, createFcHandler, type FcHandler, type Logger, silentLogger } from '@fc-async/core';
 import { asyncEvent } from '@fc-async/test-kit/fc-server';
 import { taskRecord } from '@fc-async/test-kit/task-store';
+import { firstLine } from '@fc-async/test-kit/wait';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/database.js';
 import { sqlite } from '../src/index.js';
 import { resolveSqliteOptions, type SqliteBackendOptions } from '../src/options.js';
 import { SqliteTaskStore } from '../src/store.js';
-import { firstLine, tempDir, until } from './helpers.js';
+import { tempDir, until } from './helpers.js';
 
 const SERVER = fileURLToPath(new URL('./fixtures/server.ts', import.meta.url));
 const cleanups: (() => unknown)[] = [];

@@ -1,3 +1,7 @@
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+
 /** Resolves once `check()` returns something other than `undefined`; rejects after `timeoutMs`. */
 export async function until<T>(check: () => T | undefined, what: string, timeoutMs = 5_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -19,4 +23,19 @@ export function within<T>(work: Promise<T>, ms: number): Promise<T | typeof PEND
     timer = setTimeout(() => resolve(PENDING), ms);
   });
   return Promise.race([work, bound]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The first line `child` prints on stdout (its `{"port":N}` once listening); rejects at once,
+ * naming how it ended, when the child exits before it, rather than waiting for the test's timeout.
+ */
+export async function firstLine(child: ChildProcess): Promise<string> {
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  const started = once(lines, 'line') as Promise<[string]>;
+  const died = once(child, 'exit').then(([code, signal]) => {
+    throw new Error(`The child process exited before it printed its first line (${signal ?? code})`);
+  });
+  died.catch(() => undefined);
+  const [line] = await Promise.race([started, died]);
+  return line;
 }
