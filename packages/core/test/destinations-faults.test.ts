@@ -431,7 +431,7 @@ describe('a record sent again by the next start, of an answer over 1 MiB', () =>
       },
     });
     await one(asyncEvent({ taskId: 'big_again' }), context);
-    for (let i = 0; i < 200 && first.length < 1; i++) await tick(5);
+    await until('the first delivery', () => first.length === 1);
     await one.close({ timeoutMs: 30 });
 
     const again: DestinationRecord[] = [];
