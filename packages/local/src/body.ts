@@ -95,10 +95,14 @@ export function readBody(
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    const refuse = (refusal: FcAsyncError) => {
+    // The body's bytes go back to the budget once it is refused or its client goes away.
+    const giveBack = () => {
       clearTimeout(idle);
       if (budget !== undefined) budget.held -= held;
       held = 0;
+    };
+    const refuse = (refusal: FcAsyncError) => {
+      giveBack();
       req.removeAllListeners('data');
       req.resume();
       reject(refusal);
@@ -132,9 +136,7 @@ export function readBody(
     });
     // A client that goes away mid-body is not a fault of the server: a 4xx, which callers do not log as an error.
     req.on('error', (error) => {
-      clearTimeout(idle);
-      if (budget !== undefined) budget.held -= held;
-      held = 0;
+      giveBack();
       reject(
         req.destroyed && !req.complete
           ? new FcAsyncError('RequestAborted', 'The client closed the connection before the whole body arrived', {
