@@ -92,7 +92,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
     if (child.exitCode === null) {
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
+      // A redis-server that does not stop within 10 s (a save that hangs) is killed: the run ends.
+      const hung = setTimeout(() => child.kill('SIGKILL'), 10_000);
       await exited;
+      clearTimeout(hung);
     }
     rmSync(dir, { recursive: true, force: true });
   };
