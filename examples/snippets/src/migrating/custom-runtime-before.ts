@@ -1,0 +1,9 @@
+// Before: the Serverless Devs start-koa template, an FC custom runtime (`node index.js`, port 9000).
+import Koa from 'koa';
+
+const app = new Koa();
+app.use(async (ctx) => {
+  ctx.body = { hello: 'world', requestId: ctx.get('x-fc-request-id') };
+});
+
+app.listen(9000);
