@@ -9,4 +9,4 @@ app.use(async (ctx) => {
 });
 
 // FC_CUSTOM_LISTEN_PORT (9000 when unset), on 0.0.0.0, keep-alive on; answers FC's /initialize and /pre-stop.
-await listen(app);
+export const server = await listen(app);

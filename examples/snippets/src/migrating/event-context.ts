@@ -1,5 +1,5 @@
 import { getInvocation } from '@fc-async/express';
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
 
 /** The fields of FC's context that fc-express's `eventContext()` put on `req.eventContext.context`. */
 export interface FcExpressContext {
@@ -18,6 +18,20 @@ declare global {
   }
 }
 
+/** This request's invocation in the shape of FC's `context`, without credentials. */
+export function fcContext(req: Request): FcExpressContext | undefined {
+  const invocation = getInvocation(req);
+  if (!invocation) return undefined;
+  const { requestId, region, accountId, functionName, memoryMB, timeoutSeconds, qualifier, versionId } = invocation;
+  return {
+    requestId,
+    region,
+    accountId,
+    function: { name: functionName, memory: memoryMB, timeout: timeoutSeconds },
+    service: { qualifier, versionId: versionId ?? '' },
+  };
+}
+
 /**
  * Stands in for `eventContext()` of `@webserverless/fc-express`: fills `req.eventContext.context`
  * from `getInvocation(req)`, so routes that read it keep working. FC's credentials are not in it:
@@ -26,19 +40,8 @@ declare global {
  */
 export function eventContext(): RequestHandler {
   return function eventContextMiddleware(req, _res, next) {
-    const invocation = getInvocation(req);
-    if (invocation) {
-      const { requestId, region, accountId, functionName, memoryMB, timeoutSeconds, qualifier, versionId } = invocation;
-      req.eventContext = {
-        context: {
-          requestId,
-          region,
-          accountId,
-          function: { name: functionName, memory: memoryMB, timeout: timeoutSeconds },
-          service: { qualifier, versionId: versionId ?? '' },
-        },
-      };
-    }
+    const context = fcContext(req);
+    if (context) req.eventContext = { context };
     next();
   };
 }
