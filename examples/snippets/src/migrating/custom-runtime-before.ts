@@ -1,4 +1,4 @@
-// Before: the Serverless Devs start-koa template, an FC custom runtime (`node index.js`, port 9000).
+// Before: an app as the Serverless Devs start-koa template runs it: an FC custom runtime, port 9000.
 import Koa from 'koa';
 
 const app = new Koa();
