@@ -91,8 +91,9 @@ export function jobEvent(taskId: string, delaySeconds?: number): FcHttpEvent {
 
 /**
  * Plain better-sqlite3 with @fc-async/sqlite's settings and table (schema 2): WAL, exclusive
- * locking, one row per task (record JSON, body BLOB), each statement its own commit; the INSERT at the given
- * `synchronous` level, the UPDATEs of a run at NORMAL (as @fc-async/sqlite commits progress).
+ * locking, one row per task (a record JSON with the request's method, URL and headers; the body
+ * as a BLOB), each statement its own commit; the INSERT at the given `synchronous` level, the
+ * UPDATEs of a run at NORMAL (as @fc-async/sqlite commits progress).
  */
 export interface RawSqlite {
   db: Database.Database;
@@ -123,7 +124,15 @@ export function rawSqlite(file: string, synchronous: 'FULL' | 'NORMAL'): RawSqli
   const update = db.prepare('UPDATE tasks SET status = ?, open = ?, end_time = ?, record = ? WHERE task_id = ?');
   const body = Buffer.from(JOB_BODY);
   const record = (id: string, status: string) =>
-    JSON.stringify({ taskId: id, status, requestId: id, startedTime: Date.now(), headers: jobEvent(id).headers });
+    JSON.stringify({
+      taskId: id,
+      status,
+      requestId: id,
+      startedTime: Date.now(),
+      method: 'POST',
+      url: '/transcode',
+      headers: jobEvent(id).headers,
+    });
   const insertOne = (id: string) => insert.run(id, 'Enqueued', Date.now(), record(id, 'Enqueued'), body);
   const insertAll = db.transaction((ids: readonly string[]) => {
     for (const id of ids) insertOne(id);
