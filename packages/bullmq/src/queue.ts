@@ -293,7 +293,9 @@ export class BullmqQueueDriver implements QueueDriver {
 
   private async count(): Promise<void> {
     try {
-      const counts = await this.queue.getJobCounts('wait', 'delayed', 'prioritized', 'paused');
+      // No 'paused': this backend never pauses its queue, and BullMQ 6 no longer has that state
+      // (a paused queue's jobs stay in 'wait').
+      const counts = await this.queue.getJobCounts('wait', 'delayed', 'prioritized');
       this.waiting = Object.values(counts).reduce((sum, n) => sum + n, 0);
       this.addedSinceCount = 0;
       this.countFailing = false;
