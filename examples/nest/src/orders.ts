@@ -1,0 +1,72 @@
+import { getInvocation } from '@fc-async/core';
+import {
+  Body,
+  Controller,
+  Get,
+  HttpCode,
+  Inject,
+  Injectable,
+  Module,
+  NotFoundException,
+  Param,
+  Post,
+  Req,
+} from '@nestjs/common';
+
+/** A provider, injected into the controller below. */
+@Injectable()
+export class OrdersService {
+  private readonly orders = new Map<string, { id: string; item: string }>([['1', { id: '1', item: 'tea' }]]);
+
+  find(id: string) {
+    return this.orders.get(id);
+  }
+
+  add(item: string) {
+    const order = { id: String(this.orders.size + 1), item };
+    this.orders.set(order.id, order);
+    return order;
+  }
+}
+
+@Controller()
+export class OrdersController {
+  // `@Inject(OrdersService)` names the token: tsx and esbuild (`fc-async dev`) emit no decorator
+  // metadata, from which Nest would otherwise read the constructor's parameter types.
+  constructor(@Inject(OrdersService) private readonly orders: OrdersService) {}
+
+  @Get('orders/:id')
+  find(@Param('id') id: string) {
+    const order = this.orders.find(id);
+    if (!order) throw new NotFoundException(`No order ${id}`);
+    return order;
+  }
+
+  @Post('orders')
+  add(@Body() body: { item?: unknown }) {
+    return this.orders.add(String(body.item));
+  }
+
+  // `@Req()` is the platform's request (Express's `req`, Fastify's `request`): getInvocation()
+  // takes either. Call it with `X-Fc-Invocation-Type: Async`: the caller gets 202 and a task id.
+  @Post('thumbnails')
+  @HttpCode(200)
+  async thumbnail(@Req() req: object, @Body() body: { image: string }) {
+    const invocation = getInvocation(req);
+    await new Promise((resolve) => setTimeout(resolve, 20)); // the long work
+    return {
+      made: `${body.image}.thumb.png`,
+      type: invocation?.type,
+      attempt: invocation?.attempt,
+      requestId: invocation?.requestId,
+    };
+  }
+
+  @Get('crash')
+  crash(): never {
+    throw new Error('database password is hunter2'); // Nest answers 500 without this message
+  }
+}
+
+@Module({ controllers: [OrdersController], providers: [OrdersService] })
+export class AppModule {}

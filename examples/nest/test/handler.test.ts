@@ -1,0 +1,121 @@
+import {
+  type DestinationRecord,
+  type FcHandler,
+  type FcHandlerOptions,
+  fcHttpEvent,
+  silentLogger,
+} from '@fc-async/core';
+import { within } from '@fc-async/test-kit/wait';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createExpressHandler } from '../src/express.js';
+import { createFastifyHandler } from '../src/fastify.js';
+
+// The example's Nest app through createHandler() on both of Nest's platforms, called with the
+// events FC 3.0 passes a built-in runtime.
+const platforms = [
+  ['Express', createExpressHandler],
+  ['Fastify', createFastifyHandler],
+] as const;
+
+const json = (body: string | undefined) => JSON.parse(body ?? '') as Record<string, unknown>;
+
+describe.each(platforms)('Nest on %s, as an FC 3.0 handler', (_name, create) => {
+  let handler: FcHandler;
+  const succeeded: DestinationRecord[] = [];
+  const failed: DestinationRecord[] = [];
+  beforeAll(async () => {
+    const options: FcHandlerOptions = {
+      logger: silentLogger,
+      async: { maxAsyncRetryAttempts: 1, backoff: { baseMs: 1, maxMs: 1 } },
+      destinations: { onSuccess: (r) => void succeeded.push(r), onFailure: (r) => void failed.push(r) },
+    };
+    handler = await create(options);
+  });
+  afterAll(() => handler?.close());
+
+  /** Waits for the handler's tasks to finish, failing the test rather than hanging it. */
+  async function drained() {
+    expect(await within(handler.drain(), 10_000)).not.toBe('still waiting');
+  }
+
+  it('answers a sync GET and a POST with a JSON body as Nest does (201 for a POST)', async () => {
+    const got = await handler(fcHttpEvent({ url: '/orders/1' }));
+    expect(got).toMatchObject({ statusCode: 200, isBase64Encoded: false });
+    expect(json(got.body)).toEqual({ id: '1', item: 'tea' });
+    const posted = await handler(fcHttpEvent({ method: 'POST', url: '/orders', body: { item: 'cake' } }));
+    expect(posted.statusCode).toBe(201);
+    expect(json(posted.body)).toMatchObject({ item: 'cake' });
+  });
+
+  it('gives a controller the invocation through @Req() and getInvocation()', async () => {
+    const event = fcHttpEvent({ method: 'POST', url: '/thumbnails', body: { image: 'cat.jpg' } });
+    const got = await handler(event, { requestId: 'c0ffee-1' });
+    expect(json(got.body)).toEqual({ made: 'cat.jpg.thumb.png', type: 'Sync', attempt: 0, requestId: 'c0ffee-1' });
+  });
+
+  it('accepts an async call with 202 and its task id, runs it, and sends the outcome to onSuccess', async () => {
+    const event = fcHttpEvent({
+      method: 'POST',
+      url: '/thumbnails',
+      headers: { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': `thumb-${_name}` },
+      body: { image: 'dog.jpg' },
+    });
+    const accepted = await handler(event);
+    expect(accepted.statusCode).toBe(202);
+    expect(accepted.headers?.['x-fc-async-task-id']).toBe(`thumb-${_name}`);
+    await drained();
+    const task = await handler.tasks.get(`thumb-${_name}`);
+    expect(task?.status).toBe('Succeeded');
+    const record = succeeded.find((r) => r.requestContext.requestId === accepted.headers?.['x-fc-request-id']);
+    expect(JSON.parse(String(record?.responsePayload))).toMatchObject({
+      made: 'dog.jpg.thumb.png',
+      type: 'Async',
+      attempt: 0,
+    });
+  });
+
+  it("keeps an HttpException's status and body, and answers an unknown route Nest's 404", async () => {
+    const missing = await handler(fcHttpEvent({ url: '/orders/99' }));
+    expect(missing.statusCode).toBe(404);
+    expect(json(missing.body)).toEqual({ statusCode: 404, error: 'Not Found', message: 'No order 99' });
+    const unknown = await handler(fcHttpEvent({ method: 'DELETE', url: '/nowhere' }));
+    expect(unknown.statusCode).toBe(404);
+    expect(json(unknown.body)).toEqual({ statusCode: 404, error: 'Not Found', message: 'Cannot DELETE /nowhere' });
+  });
+
+  it('answers a crash with a generic 500, no message nor stack; Nest logs the error', async () => {
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      const crashed = await handler(fcHttpEvent({ url: '/crash' }));
+      expect(crashed.statusCode).toBe(500);
+      expect(json(crashed.body)).toEqual({ statusCode: 500, message: 'Internal server error' });
+      expect(crashed.body).not.toMatch(/hunter2|orders\.ts/);
+      expect(stderr.mock.calls.map(([chunk]) => String(chunk)).join('')).toContain('hunter2');
+    } finally {
+      stderr.mockRestore();
+    }
+  });
+
+  it('retries an async call Nest answers 500, then sends it to onFailure without the credentials', async () => {
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      const event = fcHttpEvent({
+        url: '/crash',
+        headers: {
+          'x-fc-invocation-type': 'Async',
+          'x-fc-async-task-id': `crash-${_name}`,
+          authorization: 'Bearer s3cret',
+        },
+      });
+      expect((await handler(event)).statusCode).toBe(202);
+      await drained();
+    } finally {
+      stderr.mockRestore();
+    }
+    const task = await handler.tasks.get(`crash-${_name}`);
+    expect(task).toMatchObject({ status: 'Failed', alreadyRetriedTimes: 1 });
+    const record = failed.find((r) => JSON.stringify(r).includes(`crash-${_name}`));
+    expect(record?.responseContext.statusCode).toBe(500);
+    expect(JSON.stringify(record)).not.toContain('s3cret');
+  });
+});
