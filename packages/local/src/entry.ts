@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, extname, join } from 'node:path';
+import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { FcAsyncError } from '@fc-async/core';
 import { isObject } from './errors.js';
@@ -35,14 +35,41 @@ export function entriesLoading(): string[] {
   return [...loading];
 }
 
-/** Registers tsx's ESM and CommonJS hooks once, so that TypeScript entries (and what they import) load. */
-function enableTypeScript(): Promise<void> {
+/**
+ * Registers tsx's ESM and CommonJS hooks once, so that TypeScript entries (and what they import)
+ * load, compiled with the compiler options of the `tsconfig.json` nearest to the first TypeScript
+ * entry (`experimentalDecorators` for NestJS, `paths`), as `tsc` would compile it, rather than with
+ * the one of the folder the emulator was started in (tsx's own default). `TSX_TSCONFIG_PATH`, when
+ * set, names the file instead.
+ */
+function enableTypeScript(entry: string): Promise<void> {
   typescriptReady ??= (async () => {
     const [esm, cjs] = await Promise.all([import('tsx/esm/api'), import('tsx/cjs/api')]);
-    cjs.register();
-    esm.register();
+    const tsconfig = process.env.TSX_TSCONFIG_PATH ? undefined : nearestTsconfig(entry);
+    if (tsconfig === undefined) {
+      cjs.register();
+      esm.register();
+      return;
+    }
+    // tsx's CommonJS hooks read the file from the variable when they are registered, and only then.
+    process.env.TSX_TSCONFIG_PATH = tsconfig;
+    try {
+      cjs.register();
+    } finally {
+      delete process.env.TSX_TSCONFIG_PATH;
+    }
+    esm.register({ tsconfig });
   })();
   return typescriptReady;
+}
+
+/** The `tsconfig.json` in the entry's folder or the nearest folder above it, if any. */
+function nearestTsconfig(entry: string): string | undefined {
+  for (let dir = dirname(resolve(entry)); ; dir = dirname(dir)) {
+    const candidate = join(dir, 'tsconfig.json');
+    if (existsSync(candidate) && statSync(candidate).isFile()) return candidate;
+    if (dirname(dir) === dir) return undefined;
+  }
 }
 
 /** Tells what a value exported by an entry is, or `undefined` when it is none of the kinds. */
@@ -79,7 +106,7 @@ function kindOf(value: unknown): string {
 export async function loadEntry(file: string, exportName?: string, instance?: string): Promise<LoadedEntry> {
   if (!existsSync(file)) throw new FcAsyncError('EntryNotFound', `The entry ${file} does not exist`);
   if (!statSync(file).isFile()) throw new FcAsyncError('EntryNotFound', `The entry ${file} is not a file`);
-  if (TYPESCRIPT.has(extname(file))) await enableTypeScript();
+  if (TYPESCRIPT.has(extname(file))) await enableTypeScript(file);
   const url = pathToFileURL(file);
   if (instance) {
     url.searchParams.set('fc-async-function', instance);

@@ -56,4 +56,36 @@ describe('the built fc-async command serves TypeScript entries under plain node'
       await run.stop();
     }
   });
+
+  // A NestJS entry's decorators compile only with `experimentalDecorators`: the tsconfig.json next
+  // to the entry gives it, whatever folder the command was started in (here one without any).
+  it.each(['mts', 'cts'])('compiles a .%s entry with the tsconfig.json nearest to it', async (ext) => {
+    const project = mkdtempSync(join(tmpdir(), 'fc-async-built-tsconfig-'));
+    try {
+      writeFileSync(join(project, 'tsconfig.json'), '{ "compilerOptions": { "experimentalDecorators": true } }\n');
+      writeFileSync(
+        join(project, `main.${ext}`),
+        [
+          'const seen: string[] = [];',
+          'function param(target: object, key: string | symbol | undefined, index: number) {',
+          "  seen.push([typeof target, String(key), index].join(':'));",
+          '}',
+          'class Orders {',
+          '  constructor(@param readonly id: string) {}',
+          '}',
+          "export const handler = async (): Promise<string> => seen.join() + '|' + new Orders('1').id;",
+          '',
+        ].join('\n'),
+      );
+      const run = await startCli([join(project, `main.${ext}`)], { built: true, cwd: dir });
+      try {
+        const res = await fetch(run.trigger, { signal: AbortSignal.timeout(15_000) });
+        expect({ status: res.status, body: await res.text() }).toEqual({ status: 200, body: 'function:undefined:0|1' });
+      } finally {
+        await run.stop();
+      }
+    } finally {
+      rmSync(project, { recursive: true, force: true });
+    }
+  });
 });
