@@ -8,7 +8,8 @@ import { isObject } from './errors.js';
 
 /**
  * What an entry module gave: an Express, Koa or Fastify app, an fc-async handler
- * (`createHandler(app)`), or a plain FC handler function.
+ * (`createHandler(app)`), or a plain FC handler function. A NestJS app is served as the Express or
+ * Fastify app under it.
  *
  * @example
  * ```ts
@@ -90,6 +91,49 @@ export function classifyExport(value: unknown): EntryKind | undefined {
   return undefined;
 }
 
+/** What the emulator needs of a NestJS application (`NestFactory.create()`'s `INestApplication`). */
+interface NestAppLike {
+  init(): Promise<unknown>;
+  getHttpAdapter(): { getInstance?: () => unknown } | undefined;
+  listen(...args: unknown[]): unknown;
+}
+
+/** A NestJS application: its `init()`, `listen()` and `getHttpAdapter()`, which no Express, Koa or Fastify app has. */
+function isNestApp(value: unknown): value is NestAppLike {
+  return (
+    isObject(value) &&
+    typeof value.getHttpAdapter === 'function' &&
+    typeof value.init === 'function' &&
+    typeof value.listen === 'function'
+  );
+}
+
+/**
+ * A NestJS application is served through the Express or Fastify instance under it, once
+ * `init()` (which a Nest app runs once, however often it is called) has registered its routes.
+ * That is what an entry would export itself: `createHandler(app.getHttpAdapter().getInstance())`.
+ */
+async function nestEntry(app: NestAppLike, exportName: string, file: string): Promise<LoadedEntry> {
+  try {
+    await app.init();
+  } catch (cause) {
+    const message = (cause instanceof Error ? cause.message : String(cause)).replace(/\s*\n\s*/g, ' ');
+    const where = thrownAt(cause);
+    throw new FcAsyncError(
+      'EntryLoadFailed',
+      `Initializing the Nest app \`${exportName}\` of ${file} failed: ${message}${where ? ` (at ${where})` : ''}`,
+      { cause },
+    );
+  }
+  const instance = app.getHttpAdapter()?.getInstance?.();
+  const kind = classifyExport(instance);
+  if (kind === 'express' || kind === 'fastify') return { kind, value: instance, exportName };
+  throw new FcAsyncError(
+    'EntryNotServable',
+    `${file}: \`${exportName}\` is a Nest app whose HTTP platform is neither Express nor Fastify (its getHttpAdapter().getInstance() is ${kindOf(instance)}): use @nestjs/platform-express or @nestjs/platform-fastify`,
+  );
+}
+
 /** `null`, `an array`, `an object`, `a number`: what a value is, for messages. */
 function kindOf(value: unknown): string {
   if (value === null) return 'null';
@@ -100,7 +144,8 @@ function kindOf(value: unknown): string {
 /**
  * Loads an entry module (JavaScript or TypeScript, ESM or CommonJS) and picks the export to serve:
  * `exportName` when given, else the first of `handler`, `default` and `app` that is an app or a
- * handler. `instance` makes a separate module instance for each function that shares a file.
+ * handler. A NestJS application (`NestFactory.create()`) is initialized (`init()`) and served as
+ * the Express or Fastify instance under it. `instance` makes a separate module instance for each function that shares a file.
  * Throws an `FcAsyncError` (`EntryNotFound`, `EntryLoadFailed`, `EntryNotServable`).
  */
 export async function loadEntry(file: string, exportName?: string, instance?: string): Promise<LoadedEntry> {
@@ -139,6 +184,7 @@ export async function loadEntry(file: string, exportName?: string, instance?: st
     for (const value of [mod[name], cjs?.[name]]) {
       const kind = classifyExport(value);
       if (kind) return { kind, value, exportName: name };
+      if (isNestApp(value)) return nestEntry(value, name, file);
     }
   }
   // `default` is a CommonJS module's `module.exports` (listed by its keys), unless it is servable
