@@ -5,10 +5,15 @@ import {
   fcHttpEvent,
   silentLogger,
 } from '@fc-async/core';
+import * as fcExpress from '@fc-async/express';
+import * as fcFastify from '@fc-async/fastify';
 import { within } from '@fc-async/test-kit/wait';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createExpressHandler } from '../src/express.js';
 import { createFastifyHandler } from '../src/fastify.js';
+import { AppModule } from '../src/orders.js';
 
 // The example's Nest app through createHandler() on both of Nest's platforms, called with the
 // events FC 3.0 passes a built-in runtime.
@@ -117,5 +122,19 @@ describe.each(platforms)('Nest on %s, as an FC 3.0 handler', (_name, create) => 
     const record = failed.find((r) => JSON.stringify(r).includes(`crash-${_name}`));
     expect(record?.responseContext.statusCode).toBe(500);
     expect(JSON.stringify(record)).not.toContain('s3cret');
+  });
+});
+
+describe('handing fc-async the Nest app itself rather than the app under it', () => {
+  it('is refused with what to pass instead, on both platforms, by createHandler and listen', async () => {
+    const expressNest = await NestFactory.create(AppModule, { logger: false });
+    const fastifyNest = await NestFactory.create(AppModule, new FastifyAdapter(), { logger: false });
+    const hint =
+      /this is a NestJS application: pass the app under it, `app\.getHttpAdapter\(\)\.getInstance\(\)`, after `await app\.init\(\)`/;
+    expect(() => fcExpress.createHandler(expressNest as never)).toThrow(hint);
+    await expect(fcExpress.listen(expressNest as never)).rejects.toThrow(hint);
+    expect(() => fcFastify.createHandler(fastifyNest as never)).toThrow(hint);
+    await expect(fcFastify.listen(fastifyNest as never)).rejects.toThrow(hint);
+    await Promise.all([expressNest.close(), fastifyNest.close()]);
   });
 });

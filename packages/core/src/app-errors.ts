@@ -119,3 +119,24 @@ export function logAppError(logger: Logger, app: string, error: unknown, invocat
   logger.error(`${app} app failed`, { error, requestId });
   if (typeof error === 'object' && error !== null) loggedAppErrors.add(error);
 }
+
+/**
+ * The end of an adapter's "Expected `app` to be ..." message when `app` is a NestJS application
+ * (`NestFactory.create()`'s), which wraps the Express or Fastify app the adapter takes: what to
+ * pass instead. Empty for anything else.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * throw new TypeError(`Expected \`app\` to be an Express application${nestAppHint(app)}`);
+ * ```
+ */
+export function nestAppHint(app: unknown): string {
+  const nest = app as { getHttpAdapter?: unknown; init?: unknown } | null;
+  return typeof nest === 'object' &&
+    nest !== null &&
+    typeof nest.getHttpAdapter === 'function' &&
+    typeof nest.init === 'function'
+    ? '; this is a NestJS application: pass the app under it, `app.getHttpAdapter().getInstance()`, after `await app.init()`'
+    : '';
+}

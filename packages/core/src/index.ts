@@ -1,4 +1,4 @@
-export { isInvocationAbort, logAppError, thrownError, thrownText } from './app-errors.js';
+export { isInvocationAbort, logAppError, nestAppHint, thrownError, thrownText } from './app-errors.js';
 export { functionArn } from './async/arn.js';
 export {
   ASYNC_TASK_STATUSES,

@@ -6,6 +6,7 @@ import {
   type FcHandlerOptions,
   getInvocation,
   type Invocation,
+  nestAppHint,
 } from '@fc-async/core';
 import { finish } from './final.js';
 import { rejectionSettler } from './rejections.js';
@@ -68,7 +69,7 @@ declare global {
  */
 export function createHandler(app: ExpressLike, options: FcHandlerOptions = {}): FcHandler {
   if (typeof app !== 'function') {
-    throw new TypeError(`Expected \`app\` to be an Express application, got \`${typeof app}\``);
+    throw new TypeError(`Expected \`app\` to be an Express application, got \`${typeof app}\`${nestAppHint(app)}`);
   }
   checkHandlerOptions(options, 'handler');
   if (app.request && !Object.hasOwn(app.request, 'fc')) {

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createConsoleLogger, type FcListenOptions, type FcServer, listenFc } from '@fc-async/core';
+import { createConsoleLogger, type FcListenOptions, type FcServer, listenFc, nestAppHint } from '@fc-async/core';
 import { finish } from './final.js';
 import { bindFcAsync } from './middleware.js';
 import { rejectionSettler } from './rejections.js';
@@ -30,7 +30,9 @@ export function listen(
   options: FcListenOptions = {},
 ): Promise<FcServer> {
   if (typeof app !== 'function') {
-    return Promise.reject(new TypeError(`Expected \`app\` to be an Express application, got \`${typeof app}\``));
+    return Promise.reject(
+      new TypeError(`Expected \`app\` to be an Express application, got \`${typeof app}\`${nestAppHint(app)}`),
+    );
   }
   const logger = options?.logger ?? createConsoleLogger();
   try {

@@ -7,6 +7,7 @@ import {
   type FcHandlerOptions,
   getInvocation,
   type Invocation,
+  nestAppHint,
 } from '@fc-async/core';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { genericErrorHandler, hideDefaultErrors, type SeenError, seeError } from './errors.js';
@@ -69,7 +70,7 @@ export type FastifyLike = Pick<
  */
 export function createHandler(app: FastifyLike, options: FcHandlerOptions = {}): FcHandler {
   if (!app || typeof app.routing !== 'function' || typeof app.ready !== 'function' || typeof app.after !== 'function') {
-    throw new TypeError('Expected `app` to be a Fastify instance');
+    throw new TypeError(`Expected \`app\` to be a Fastify instance${nestAppHint(app)}`);
   }
   checkHandlerOptions(options, 'handler');
   assertNotBooted(app);

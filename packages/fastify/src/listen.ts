@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import { type FcListenOptions, type FcServer, listenFc } from '@fc-async/core';
+import { type FcListenOptions, type FcServer, listenFc, nestAppHint } from '@fc-async/core';
 import type { FastifyInstance } from 'fastify';
 
 /**
@@ -34,7 +34,7 @@ export function listen(
   options: FcListenOptions = {},
 ): Promise<FcServer> {
   if (!app || typeof app.routing !== 'function' || typeof app.ready !== 'function') {
-    return Promise.reject(new TypeError('Expected `app` to be a Fastify instance'));
+    return Promise.reject(new TypeError(`Expected \`app\` to be a Fastify instance${nestAppHint(app)}`));
   }
   return listenFc((req, res) => app.routing(req, res), options, {
     app: app.server,
