@@ -14,7 +14,10 @@ export async function serveExpress(runtime: FcRuntimeOptions = {}, server: FcLis
   // Before init(): the middleware goes ahead of the body parsers and routes that init() registers.
   app.use(fcExpress.fcAsync(runtime));
   await app.init();
-  return fcExpress.listen(app.getHttpAdapter().getInstance(), server); // not app.listen(): see docs/nestjs.md
+  // Not app.listen(): fc-async's answers FC's /initialize and /pre-stop. app.close() runs Nest's
+  // shutdown hooks on FC's pre-stop and on SIGTERM, once the async tasks are done.
+  const fc = await fcExpress.listen(app.getHttpAdapter().getInstance(), { onPreStop: () => app.close(), ...server });
+  return { app, server: fc };
 }
 
 /** The Nest app on Fastify as the HTTP server of an FC custom runtime (or custom container). */
@@ -23,5 +26,6 @@ export async function serveFastify(runtime: FcRuntimeOptions = {}, server: FcLis
   const app = await NestFactory.create<NestFastifyApplication>(AppModule, adapter, { logger: ['error', 'warn'] });
   await app.register(fcFastify.fcAsync, runtime); // before init(), as Fastify takes plugins before it boots
   await app.init();
-  return fcFastify.listen(app.getHttpAdapter().getInstance(), server);
+  const fc = await fcFastify.listen(app.getHttpAdapter().getInstance(), { onPreStop: () => app.close(), ...server });
+  return { app, server: fc };
 }

@@ -8,6 +8,7 @@ import {
   Injectable,
   Module,
   NotFoundException,
+  type OnApplicationShutdown,
   Param,
   Post,
   Req,
@@ -15,8 +16,14 @@ import {
 
 /** A provider, injected into the controller below. */
 @Injectable()
-export class OrdersService {
+export class OrdersService implements OnApplicationShutdown {
   private readonly orders = new Map<string, { id: string; item: string }>([['1', { id: '1', item: 'tea' }]]);
+  closed = false;
+
+  /** Nest's shutdown hook (`app.close()`): where a real service closes its database pool. */
+  onApplicationShutdown() {
+    this.closed = true;
+  }
 
   find(id: string) {
     return this.orders.get(id);

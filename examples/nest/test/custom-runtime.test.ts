@@ -3,6 +3,7 @@ import { silentLogger } from '@fc-async/core';
 import { until } from '@fc-async/test-kit/wait';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { serveExpress, serveFastify } from '../src/custom-runtime.js';
+import { OrdersService } from '../src/orders.js';
 
 // The example's Nest app as the HTTP server of a custom runtime: fcAsync() in the app, then
 // listen(), called over real HTTP on loopback.
@@ -29,9 +30,9 @@ describe.each(platforms)('Nest on %s as a custom runtime', (_name, serve) => {
       async: { maxAsyncRetryAttempts: 0 },
       destinations: { onSuccess: (r) => void succeeded.push(r), onFailure: (r) => void failed.push(r) },
     };
-    const server = await serve(runtime, { port: 0, host: '127.0.0.1', signals: [], logger: silentLogger });
+    const { app, server } = await serve(runtime, { port: 0, host: '127.0.0.1', signals: [], logger: silentLogger });
     servers.push(server);
-    return `http://127.0.0.1:${server.port}`;
+    return { url: `http://127.0.0.1:${server.port}`, app, server };
   }
 
   const post = (url: string, headers: Record<string, string>, body: unknown) =>
@@ -42,7 +43,7 @@ describe.each(platforms)('Nest on %s as a custom runtime', (_name, serve) => {
     });
 
   it('off FC: answers sync calls, and an async one with 202 and a task id that then runs', async () => {
-    const url = await start();
+    const { url } = await start();
     const got = await fetch(`${url}/orders/1`);
     expect(got.status).toBe(200);
     expect(await got.json()).toEqual({ id: '1', item: 'tea' });
@@ -59,7 +60,7 @@ describe.each(platforms)('Nest on %s as a custom runtime', (_name, serve) => {
   });
 
   it('on FC: runs an async invocation FC hands over and answers it, x-fc-status unset', async () => {
-    const url = await start(ON_FC);
+    const { url } = await start(ON_FC);
     expect((await fetch(`${url}/initialize`, { method: 'POST' })).status).toBe(200);
     const headers = { 'x-fc-invocation-type': 'Async', 'x-fc-request-id': '1-nest-ok' };
     const ran = await post(`${url}/thumbnails`, headers, { image: 'fox.jpg' });
@@ -70,7 +71,7 @@ describe.each(platforms)('Nest on %s as a custom runtime', (_name, serve) => {
 
   it('on FC: marks an async invocation Nest answered 500 with x-fc-status: 404 (FC retries it), not a sync one', async () => {
     vi.spyOn(process.stderr, 'write').mockImplementation(() => true); // Nest logs the crash
-    const url = await start(ON_FC);
+    const { url } = await start(ON_FC);
     const failedAsync = await fetch(`${url}/crash`, {
       headers: { 'x-fc-invocation-type': 'Async', 'x-fc-request-id': '1-nest-crash' },
     });
@@ -81,5 +82,14 @@ describe.each(platforms)('Nest on %s as a custom runtime', (_name, serve) => {
     const failedSync = await fetch(`${url}/crash`, { headers: { 'x-fc-request-id': '1-nest-sync' } });
     expect(failedSync.status).toBe(500);
     expect(failedSync.headers.get('x-fc-status')).toBeNull();
+  });
+
+  it("runs Nest's shutdown hooks when the server shuts down (FC's pre-stop, SIGTERM)", async () => {
+    const { url, app, server } = await start();
+    expect((await fetch(`${url}/orders/1`)).status).toBe(200);
+    const orders = app.get(OrdersService);
+    expect(orders.closed).toBe(false);
+    await server.close();
+    expect(orders.closed).toBe(true);
   });
 });
