@@ -22,8 +22,8 @@ processor runs (counted when the processor is called; a second peer row counts i
 recorded the job completed, as fc-async counts its task once the record says Succeeded; the faster
 row is the baseline). "burst of 32": 32 at once per operation (fc-async sqlite commits all 32 accepts
 at once, the peer inserts them in one transaction; fc-async bullmq sends the 32 records in one
-script and the 32 jobs in one addBulk, the peers are 32 queue.add and one addBulk, the faster
-one the baseline). Worker concurrency 10;
+script and the 32 jobs' queue.add in the same write, the peers are 32 queue.add and one addBulk,
+the faster one the baseline). Worker concurrency 10;
 tracing off (its cost is the tracing sections' subject).
 A ratio ≤ 1.43 means throughput ≥ 0.7× the raw library's. "memory (no storage)": the same accept
 and task on the in-memory backend, what the engine and the bridge cost without any storage.`;

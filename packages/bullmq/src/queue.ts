@@ -201,9 +201,11 @@ export class BullmqQueueDriver implements QueueDriver {
   }
 
   /**
-   * Adds a job. The jobs of one turn (a burst of requests) are added together with `addBulk`
-   * (one write to Redis) at the end of the turn's current microtasks, after the task store has
-   * sent their records on the same connection.
+   * Adds a job. The jobs of one turn (a burst of requests) are added at the end of the turn's
+   * current microtasks, after the task store has sent their records on the same connection, each
+   * with its own `queue.add`: their commands still leave in one write (see `corkEachTurn`), each
+   * job gets its own outcome, and it costs less than one `addBulk` (whose pipeline copies every
+   * BullMQ script onto itself): bursts of 32 accepts about 5 % faster, paired.
    */
   enqueue(job: QueueJob, delayMs: number): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -215,30 +217,12 @@ export class BullmqQueueDriver implements QueueDriver {
   private readonly flushJobs = (): void => {
     const batch = this.jobs;
     this.jobs = [];
-    const adding =
-      batch.length === 1
-        ? this.queue.add('task', {}, jobOptions(batch[0] as PendingJob))
-        : this.queue.addBulk(batch.map((job) => ({ name: 'task', data: {}, opts: jobOptions(job) })));
-    adding.then(
-      () => {
-        this.addedSinceCount += batch.length;
-        for (const job of batch) job.resolve();
-      },
-      (error: unknown) => {
-        if (batch.length === 1) {
-          (batch[0] as PendingJob).reject(error);
-          return;
-        }
-        // addBulk fails as a whole: add each job alone so that each gets its own outcome (adding
-        // a job id that is already there again is a no-op).
-        for (const job of batch) {
-          this.queue.add('task', {}, jobOptions(job)).then(() => {
-            this.addedSinceCount++;
-            job.resolve();
-          }, job.reject);
-        }
-      },
-    );
+    for (const job of batch) {
+      this.queue.add('task', {}, jobOptions(job)).then(() => {
+        this.addedSinceCount++;
+        job.resolve();
+      }, job.reject);
+    }
   };
 
   async cancel(taskId: string): Promise<boolean> {
