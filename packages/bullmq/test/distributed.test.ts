@@ -16,7 +16,7 @@ interface Instance {
 }
 
 interface Reported {
-  type: 'started' | 'aborted';
+  type: 'started' | 'ended' | 'aborted';
   taskId: string;
   attempt?: number;
   pid: number;
