@@ -93,4 +93,31 @@ describe('fc-async dev --redis URL', () => {
     expect(listed.body?.tasks?.map((t) => t.taskId)).toEqual(['shared_1']);
     expect((await post(two, 'shared_1')).status).toBe(409);
   });
+
+  it('a StopAsyncTask sent with the SDK to one emulator aborts the attempt running on another', async () => {
+    const redis = await redisUrl();
+    const one = await dev(['--redis', redis]);
+    const accepted = await fetch(`${one.trigger}/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'far_1' },
+      body: JSON.stringify({ ms: 120_000 }),
+    });
+    expect(accepted.status).toBe(202);
+    // Running on the first emulator before the second one starts: the second never had the job.
+    await waitFor(async () => {
+      const task = (await sdk(one.control).getAsyncTask('app', 'far_1', new $FC.GetAsyncTaskRequest({}))).body;
+      return task?.status === 'Running' ? task : undefined;
+    }, 20_000);
+    const two = await dev(['--redis', redis]);
+    await sdk(two.control).stopAsyncTask('app', 'far_1', new $FC.StopAsyncTaskRequest({}));
+    const stopped = await waitFor(async () => {
+      const task = (await sdk(two.control).getAsyncTask('app', 'far_1', new $FC.GetAsyncTaskRequest({}))).body;
+      return task?.status === 'Stopped' ? task : undefined;
+    }, 20_000);
+    expect(stopped.events?.map((e) => e.status)).toEqual(['Enqueued', 'Dequeued', 'Running', 'Stopping', 'Stopped']);
+    // The attempt ended on the first emulator, long before its 120 s, and ran nowhere else.
+    const attempt = await waitFor(() => one.lines.find((l) => l.kind === 'attempt' && l.taskId === 'far_1'), 20_000);
+    expect(attempt.status).toBe('Stopped');
+    expect(two.lines.filter((l) => l.kind === 'attempt' && l.taskId === 'far_1')).toEqual([]);
+  });
 });
