@@ -104,6 +104,15 @@ export class BullmqQueueDriver implements QueueDriver {
     this.timer.unref();
   }
 
+  /**
+   * A task whose attempt close() gave up on (its app ignored the abort) waits out a lock's length
+   * before another instance may run it: the attempt may still run in this process, and a job lock
+   * is what tells a live instance from a dead one.
+   */
+  get abandonedRetryDelayMs(): number {
+    return this.options.lockDurationMs;
+  }
+
   async start(process: (job: QueueJob) => Promise<JobResult>): Promise<void> {
     await this.count();
     if (!this.options.worker || this.workerClosed !== undefined) return;

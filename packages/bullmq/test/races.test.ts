@@ -158,6 +158,45 @@ describe('bullmq(): races between instances', () => {
     expect(other.delivered.map((r) => r.requestContext.condition)).toEqual(['']);
   });
 
+  it('an attempt that ignores its abort past the close: no other instance runs the task while it still runs here', async () => {
+    const prefix = uniquePrefix();
+    const ran: string[] = [];
+    const stubborn = gate();
+    const app =
+      (name: string): App =>
+      async (_req, res) => {
+        ran.push(`${name}:start`);
+        // The closing instance's attempt ignores its abort and goes on after close() has ended.
+        if (name === 'closing') await stubborn.opened;
+        ran.push(`${name}:end`);
+        res.end();
+      };
+    const closing = createFcHandler(app('closing'), {
+      logger: silentLogger,
+      env: {},
+      async: {
+        mode: 'local',
+        stopGraceMs: 100,
+        backend: bullmq({ connection: inject('redisUrl'), prefix, lockDurationMs: 3000, stalledIntervalMs: 500 }),
+      },
+    });
+    closers.push(() => closing.close({ timeoutMs: 100 }));
+    expect((await closing(asyncEvent('stubborn'))).statusCode).toBe(202);
+    await until('the closing instance to run the task', () => ran.includes('closing:start'));
+    const other = instance(prefix, app('other'), {});
+    await other.handler.engine?.whenReady();
+    await closing.close({ timeoutMs: 200 });
+    // The process goes on (a test runner, a server that outlives its handler): the attempt still runs.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    ran.push('closing:still-running');
+    stubborn.open();
+    await until('another instance to finish the task', async () => {
+      return (await other.handler.tasks.get('stubborn'))?.status === 'Succeeded';
+    });
+    expect(ran).toEqual(['closing:start', 'closing:still-running', 'closing:end', 'other:start', 'other:end']);
+    expect(other.delivered.map((r) => r.requestContext.condition)).toEqual(['']);
+  });
+
   it('the last attempt cut short by its instance closing is run again by another instance, uncounted, however many attempts BullMQ counted', async () => {
     const prefix = uniquePrefix();
     const ran: string[] = [];

@@ -351,6 +351,13 @@ export interface QueueDriver {
    * started here and cut short by the close.
    */
   stopTaking?(): void;
+  /**
+   * How long a task waits before it runs again when `close()` gave up on its attempt (the app
+   * ignored its abort past the grace, and may go on running in this process). Optional, 0 by
+   * default: a shared queue sets it (BullMQ: `lockDurationMs`) so that no other instance runs the
+   * task alongside an attempt still running here, should the process outlive `close()`.
+   */
+  readonly abandonedRetryDelayMs?: number;
   close(): void | Promise<void>;
 }
 

@@ -1388,7 +1388,10 @@ export class AsyncEngine {
         if (!settled)
           grace = setTimeout(() => done({ kind: 'stopped' }), this.closeGraceMs ?? this.options.stopGraceMs);
       };
-      running.giveUp = () => done(SHUTDOWN_CUT);
+      running.giveUp = () => {
+        if (!settled) running.abandoned = true;
+        done(SHUTDOWN_CUT);
+      };
       let pending: Promise<BridgeResponse>;
       try {
         pending = this.deps.run(request, invocation, record.payload.acceptedByMiddleware === true);
@@ -1466,14 +1469,17 @@ export class AsyncEngine {
     if (running?.cutByShutdown && this.persistent) {
       // Cut short by a graceful shutdown: neither failed nor done, whatever the app answered to the
       // abort (a partial result is no success); not counted, and the next start (or another
-      // instance of a shared queue) runs it again under the same number.
+      // instance of a shared queue) runs it again under the same number. One whose app ignored its
+      // abort may still run in this process: a shared queue holds it back for a while (see
+      // QueueDriver.abandonedRetryDelayMs), so that no other instance runs it alongside.
+      const holdMs = running.abandoned ? (this.queue.abandonedRetryDelayMs ?? 0) : 0;
       await store.transition(taskId, 'Retrying', {
         from,
         attempts,
-        patch: { dueAt: Date.now(), attempts: attempt, alreadyRetriedTimes: Math.max(0, attempt - 1) },
+        patch: { dueAt: Date.now() + holdMs, attempts: attempt, alreadyRetriedTimes: Math.max(0, attempt - 1) },
         detail: 'interrupted by shutdown',
       });
-      return { status: 'Retrying', retryInMs: 0 };
+      return { status: 'Retrying', retryInMs: holdMs };
     }
     if (outcome.kind === 'success') {
       const succeeding = store.transition(taskId, 'Succeeded', {

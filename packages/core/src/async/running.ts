@@ -14,6 +14,8 @@ export class Running extends LazyAbort {
   onStop: (() => void) | undefined = undefined;
   /** Ends the attempt now, whatever its app does: a shutdown's last word to an app that ignores its abort. */
   giveUp: (() => void) | undefined = undefined;
+  /** Given up by a shutdown while its app still ran: the app may go on in this process. */
+  abandoned = false;
 }
 
 interface ArnParts {
