@@ -1,78 +1,26 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import type { AsyncTask, DestinationRecord } from '@fc-async/core';
-import { firstLine } from '@fc-async/test-kit/wait';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { uniquePrefix, until } from './helpers.js';
+import { type Instance, Instances, type Reported } from './instances.js';
 
-const INSTANCE = fileURLToPath(new URL('./fixtures/instance.ts', import.meta.url));
-
-interface Instance {
-  child: ChildProcess;
-  port: number;
-}
-
-interface Reported {
-  type: 'started' | 'ended' | 'aborted';
-  taskId: string;
-  attempt?: number;
-  pid: number;
-}
-
-async function readBody(req: IncomingMessage): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString();
-}
-
-let reporter: Server;
+let cluster: Instances;
 let reported: Reported[];
 let deliveries: DestinationRecord[];
 let acceptor: Instance;
 let workers: [Instance, Instance];
-const children: ChildProcess[] = [];
-
-async function start(prefix: string, role: 'worker' | 'accept'): Promise<Instance> {
-  const url = `http://127.0.0.1:${(reporter.address() as AddressInfo).port}`;
-  const child = spawn(process.execPath, ['--import', 'tsx', INSTANCE, inject('redisUrl'), prefix, role, url], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  children.push(child);
-  // A child that dies before it listens fails at once, not at the hook's timeout.
-  const line = await firstLine(child);
-  return { child, port: (JSON.parse(line) as { port: number }).port };
-}
+const start = (prefix: string, role: 'worker' | 'accept') => cluster.start(prefix, role);
 
 beforeEach(async () => {
-  reported = [];
-  deliveries = [];
-  reporter = createServer(async (req, res) => {
-    const body = JSON.parse(await readBody(req));
-    if (req.url === '/event') reported.push(body as Reported);
-    else deliveries.push(body as DestinationRecord);
-    res.end();
-  });
-  reporter.listen(0, '127.0.0.1');
-  await once(reporter, 'listening');
+  cluster = await Instances.open(inject('redisUrl'));
+  reported = cluster.reported;
+  deliveries = cluster.deliveries;
   const prefix = uniquePrefix();
   const [a, w1, w2] = await Promise.all([start(prefix, 'accept'), start(prefix, 'worker'), start(prefix, 'worker')]);
   acceptor = a;
   workers = [w1, w2];
 });
 
-afterEach(async () => {
-  for (const child of children.splice(0)) {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await once(child, 'exit');
-    }
-  }
-  reporter.closeAllConnections();
-  await new Promise((resolve) => reporter.close(resolve));
-});
+afterEach(() => cluster.close());
 
 async function post(instance: Instance, taskId: string, body: Record<string, number>): Promise<number> {
   const response = await fetch(`http://127.0.0.1:${instance.port}/work`, {
