@@ -128,7 +128,11 @@ export function logAppError(logger: Logger, app: string, error: unknown, invocat
  * @internal
  * @example
  * ```ts
- * throw new TypeError(`Expected \`app\` to be an Express application${nestAppHint(app)}`);
+ * import { nestAppHint } from '@fc-async/core';
+ *
+ * function checkApp(app: unknown): void {
+ *   if (typeof app !== 'function') throw new TypeError(`Expected \`app\` to be an Express application${nestAppHint(app)}`);
+ * }
  * ```
  */
 export function nestAppHint(app: unknown): string {
