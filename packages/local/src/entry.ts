@@ -202,11 +202,18 @@ export async function loadEntry(file: string, exportName?: string, instance?: st
     exportName && found.length > 0
       ? `; FC calls the export the s.yaml handler names: export it, e.g. \`export const ${exportName} = createHandler(app)\``
       : '';
+  // No export at all: most often a custom runtime's start script (its own `listen(app)`), which
+  // fc-async dev serves as FC does, from an s.yaml that starts it.
+  const selfServing =
+    !exportName && found.length === 0
+      ? "; an entry that listens itself (a custom runtime's start script, `listen(app)`) is served from an s.yaml whose `customRuntimeConfig.command` starts it: `fc-async dev --config s.yaml`"
+      : '';
   throw new FcAsyncError(
     'EntryNotServable',
     `${file} exports no Express, Koa or Fastify app and no FC handler (looked at ${names.join(', ')}` +
       `${wrong.length ? `: ${wrong.join(', ')}` : ''}; other exports: ${found.length ? found.join(', ') : 'none'})${named}` +
-      (esm ? inDefaultObject(mod.default, names) : ''),
+      (esm ? inDefaultObject(mod.default, names) : '') +
+      selfServing,
   );
 }
 

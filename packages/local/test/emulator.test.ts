@@ -154,6 +154,27 @@ describe('an entry with nothing to serve', () => {
     );
   });
 
+  it("points an entry that exports nothing (a custom runtime's start script) to an s.yaml that starts it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fc-async-start-script-'));
+    // What `fc-async dev src/main.ts` loads for a custom runtime: it serves itself, exports nothing.
+    writeFileSync(join(dir, 'main.mjs'), "import { createServer } from 'node:http';\nvoid createServer;\n");
+    writeFileSync(join(dir, 'main.cjs'), "require('node:http');\n");
+    try {
+      for (const file of ['main.mjs', 'main.cjs']) {
+        await expect(loadEntry(join(dir, file))).rejects.toMatchObject({
+          code: 'EntryNotServable',
+          message: expect.stringMatching(
+            /other exports: none\); an entry that listens itself \(a custom runtime's start script, `listen\(app\)`\) is served from an s\.yaml whose `customRuntimeConfig\.command` starts it: `fc-async dev --config s\.yaml`$/,
+          ),
+        });
+      }
+      // An entry with exports, none servable, is told what it exports, not this.
+      await expect(loadEntry(fixture('not-servable.mjs'))).rejects.toThrow(/other exports: answer\)$/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('names a servable default export when the s.yaml handler asked for another name', async () => {
     // `handler: app.app` on a module with `export default app`.
     await expect(loadEntry(fixture('jobs-app.ts'), 'app')).rejects.toThrow(
