@@ -56,7 +56,7 @@ export function answerOf<T>(command: Promise<T>): Promise<T> {
 }
 
 /** ioredis's error for a command sent but not answered within its `commandTimeout`. */
-function timedOut(error: unknown): boolean {
+export function timedOut(error: unknown): boolean {
   return (error as { message?: unknown } | null)?.message === 'Command timed out';
 }
 

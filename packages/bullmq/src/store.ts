@@ -4,6 +4,7 @@ import {
   type AsyncTaskStatus,
   encodeCompactRecord,
   encodeRequestHead,
+  FcAsyncError,
   patchedRecord,
   type TaskPage,
   type TaskPatch,
@@ -15,7 +16,7 @@ import {
 } from '@fc-async/core';
 import type { Redis } from 'ioredis';
 import { decodeRecord, indexArgs } from './codec.js';
-import { answerOf, notAccepted, storeClosed } from './grace.js';
+import { answerOf, notAccepted, storeClosed, timedOut } from './grace.js';
 import { CAS_SCRIPT, INSERT_MANY_SCRIPT, INSERT_SCRIPT, type Keys } from './keys.js';
 import { listTasks } from './list.js';
 
@@ -52,6 +53,9 @@ interface PendingInsert {
 function bodyArg(body: Buffer): string | Buffer {
   return isUtf8(body) ? body.toString() : body;
 }
+
+/** Reads, each within `commandTimeoutMs`, that confirm a claim Redis did not answer in time. */
+const CONFIRM_TRIES = 10;
 
 /** Records kept to skip a read before a compare-and-set; a stale one costs one extra round trip. */
 const CACHE_SIZE = 10_000;
@@ -202,7 +206,8 @@ export class RedisTaskStore implements TaskStore {
   }
 
   transition(taskId: string, status: AsyncTaskStatus, options: TransitionOptions): Promise<TaskRecord | undefined> {
-    return this.write(taskId, (current) => transitionedRecord(current, status, options));
+    // A claim (to Running) whose answer Redis did not give in time is confirmed (see `write`).
+    return this.write(taskId, (current) => transitionedRecord(current, status, options), status === 'Running');
   }
 
   async update(taskId: string, patch: TaskPatch): Promise<void> {
@@ -270,6 +275,7 @@ export class RedisTaskStore implements TaskStore {
   private async write(
     taskId: string,
     change: (current: TaskRecord) => TaskRecord | undefined,
+    confirm = false,
   ): Promise<TaskRecord | undefined> {
     this.live();
     const hit = this.cache.get(taskId);
@@ -288,12 +294,27 @@ export class RedisTaskStore implements TaskStore {
       const encoded = encodeCompactRecord(next);
       const written = String(Number(current.v) + 1);
       const token = this.token();
-      const reply = await answerOf(
-        this.redis.fcAsyncCasBuffer(
-          ...[k.task(taskId), k.open, k.ended],
-          ...[taskId, current.v, next.status, encoded, open, endTime, current.w, token],
-        ),
+      const sent = this.redis.fcAsyncCasBuffer(
+        ...[k.task(taskId), k.open, k.ended],
+        ...[taskId, current.v, next.status, encoded, open, endTime, current.w, token],
       );
+      let reply: CasReply;
+      try {
+        reply = await answerOf(sent);
+      } catch (error) {
+        if (!confirm || !(error instanceof FcAsyncError) || !timedOut(error.cause)) throw error;
+        // Sent, not answered in time (Redis stalled): Redis runs it when it wakes. Whether it won
+        // is read once Redis answers, so that a claim that won is not taken for one that failed
+        // (its attempt would be counted interrupted without having started, and its job left to a retry).
+        const seen = await this.confirmed(taskId, error);
+        if (seen.v === written && seen.w === token) {
+          this.remember(taskId, written, token, next, open === '0');
+          return next;
+        }
+        if (!seen.record || seen.v === undefined) return undefined;
+        current = { v: seen.v, w: seen.w, record: seen.record, cached: false };
+        continue;
+      }
       if (reply[0] === 1) {
         this.remember(taskId, written, token, next, open === '0');
         return next;
@@ -318,6 +339,27 @@ export class RedisTaskStore implements TaskStore {
     }
     if (!current) return undefined;
     throw new Error(`Task ${taskId} kept changing during 20 compare-and-set attempts`);
+  }
+
+  /**
+   * The task's version and write token once Redis answers a read again (after a write it did not
+   * answer in time: that write has run by then, as one connection's commands run in order), read
+   * up to {@link CONFIRM_TRIES} times; rejects with `unanswered` when Redis never answers.
+   */
+  private async confirmed(
+    taskId: string,
+    unanswered: unknown,
+  ): Promise<{ v: string | undefined; w: string; record: TaskRecord | undefined }> {
+    for (let tries = 1; ; tries++) {
+      try {
+        const [vb, wb, r, p, b] = await this.redis.hmgetBuffer(this.keys.task(taskId), 'v', 'w', 'r', 'p', 'b');
+        const record = vb && r ? decodeRecord(r.toString(), p?.toString(), b) : undefined;
+        if (!record) this.cache.delete(taskId);
+        return { v: vb?.toString(), w: wb?.toString() ?? '', record };
+      } catch (error) {
+        if (tries >= CONFIRM_TRIES || this.closed || !timedOut(error)) throw unanswered;
+      }
+    }
   }
 
   private remember(taskId: string, v: string, w: string, record: TaskRecord, done = false): void {

@@ -1,0 +1,154 @@
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type AsyncTask, createFcHandler, getInvocation, silentLogger } from '@fc-async/core';
+import { asyncEvent } from '@fc-async/test-kit/fc-server';
+import { taskRecord as record } from '@fc-async/test-kit/task-store';
+import { PENDING, within } from '@fc-async/test-kit/wait';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { bullmq } from '../src/index.js';
+import { keysOf } from '../src/keys.js';
+import { RedisTaskStore } from '../src/store.js';
+import { uniquePrefix, until } from './helpers.js';
+import { freePort, spawnRedis } from './redis-server.js';
+
+// Redis stalled past commandTimeoutMs (CLIENT PAUSE ALL on a redis-server of this file alone, as a
+// long save, a failover or DEBUG SLEEP would stall it): a command sent meanwhile fails on the
+// client, and Redis still runs it when it wakes. A take or a claim whose answer was lost that way
+// must neither leave its task waiting for stalled-job recovery nor count an attempt never started.
+
+let server: ChildProcess;
+let dir: string;
+let url: string;
+let admin: Redis;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'fc-async-stall-redis-'));
+  const port = await freePort();
+  server = await spawnRedis(port, dir, ['--appendonly', 'no']);
+  url = `redis://127.0.0.1:${port}`;
+  admin = new Redis(url);
+});
+
+afterAll(async () => {
+  await admin?.quit();
+  if (server && server.exitCode === null) {
+    server.kill('SIGKILL');
+    await once(server, 'exit');
+  }
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  // Never leave Redis paused for the next test, whatever this one did.
+  await admin.call('CLIENT', 'UNPAUSE');
+  for (const c of cleanups.splice(0)) await c();
+});
+
+/** Every client of the file's Redis paused for `ms`; resolves once the pause is in effect. */
+async function stall(ms: number): Promise<void> {
+  await admin.call('CLIENT', 'PAUSE', String(ms), 'ALL');
+}
+
+/** The task, or `undefined` while Redis does not answer (a poll during the stall). */
+async function status(handler: { tasks: { get(id: string): Promise<AsyncTask | undefined> } }, id: string) {
+  return handler.tasks.get(id).catch(() => undefined);
+}
+
+/** A store on its own connections to the file's Redis, whose commands time out after `commandTimeout` ms. */
+async function storeOn(prefix: string, commandTimeout: number): Promise<RedisTaskStore> {
+  const redis = new Redis(url, { commandTimeout });
+  const store = new RedisTaskStore(redis, redis.duplicate(), keysOf(prefix));
+  await store.listen();
+  cleanups.push(() => store.close());
+  return store;
+}
+
+const claim = { from: ['Enqueued' as const], via: 'Dequeued' as const, patch: { attempts: 1, alreadyRetriedTimes: 0 } };
+
+describe('RedisTaskStore: a claim Redis answers past commandTimeout', () => {
+  it('that won is confirmed once Redis answers, not reported as failed', async () => {
+    const store = await storeOn(uniquePrefix(), 300);
+    await store.insert(record('t_1'));
+    await stall(1500);
+    const claimed = await within(store.transition('t_1', 'Running', claim), 10_000);
+    expect(claimed === PENDING ? claimed : claimed?.status).toBe('Running');
+    const stored = await store.get('t_1');
+    expect([stored?.status, stored?.attempts]).toEqual(['Running', 1]);
+  });
+
+  it('that lost (another instance claimed the task first) reports the loss, not a win', async () => {
+    const prefix = uniquePrefix();
+    const a = await storeOn(prefix, 300);
+    const b = await storeOn(prefix, 5000);
+    await a.insert(record('t_1')); // cached on a: its claim goes out without a read, and loses
+    expect((await b.transition('t_1', 'Running', claim))?.status).toBe('Running');
+    await stall(1500);
+    expect(await within(a.transition('t_1', 'Running', claim), 10_000)).toBeUndefined();
+    const stored = await a.get('t_1');
+    expect([stored?.status, stored?.attempts]).toEqual(['Running', 1]);
+  });
+});
+
+describe('bullmq(): Redis stalled past commandTimeoutMs while a worker claims a task', () => {
+  /** One instance, one attempt at a time, commandTimeoutMs 1000 and the default lock and stalled check (30 s). */
+  function instance(app: (req: IncomingMessage, res: ServerResponse) => void) {
+    const warnings: string[] = [];
+    const calls = new Map<string, number>();
+    const handler = createFcHandler(app, {
+      logger: { ...silentLogger, warn: (message: string) => void warnings.push(message) },
+      env: {},
+      async: {
+        mode: 'local',
+        concurrency: 1,
+        backend: bullmq({ connection: url, prefix: uniquePrefix(), commandTimeoutMs: 1000 }),
+      },
+      destinations: {
+        onSuccess: (r) => void calls.set(r.requestContext.requestId, (calls.get(r.requestContext.requestId) ?? 0) + 1),
+      },
+    });
+    cleanups.unshift(() => within(handler.close({ timeoutMs: 1000 }), 15_000));
+    return { handler, warnings, calls };
+  }
+
+  it('a task whose claim answer was lost runs in that attempt, counted once, not as an interrupted one', async () => {
+    const runs = new Map<string, number>();
+    const { handler, warnings, calls } = instance((req, res) => {
+      const taskId = getInvocation(req)?.taskId ?? '';
+      runs.set(taskId, (runs.get(taskId) ?? 0) + 1);
+      res.end('ok');
+    });
+    // The task's first claim is sent during a stall of 2.5 s: its answer is lost (commandTimeoutMs 1000).
+    const transition = RedisTaskStore.prototype.transition;
+    let stalled = false;
+    const spy = vi.spyOn(RedisTaskStore.prototype, 'transition').mockImplementation(async function (
+      this: RedisTaskStore,
+      ...args
+    ) {
+      if (args[0] === 'claimed' && args[1] === 'Running' && !stalled) {
+        stalled = true;
+        await stall(2500);
+      }
+      return transition.apply(this, args);
+    });
+    cleanups.push(() => spy.mockRestore());
+    await handler.engine?.whenReady();
+    expect((await handler(asyncEvent('claimed'))).statusCode).toBe(202);
+    await until(
+      'the task to end and be delivered',
+      async () => {
+        const task = await status(handler, 'claimed');
+        return task?.status === 'Succeeded' && task.destinationStatus !== undefined;
+      },
+      20_000,
+    );
+    const task = await handler.tasks.get('claimed');
+    expect([runs.get('claimed'), task?.alreadyRetriedTimes, calls.get(task?.requestId ?? '')]).toEqual([1, 0, 1]);
+    expect(warnings).not.toContain('async attempt interrupted');
+  }, 60_000);
+});
