@@ -6,9 +6,9 @@ import {
   type TaskRecord,
   TERMINAL_STATUSES,
 } from '@fc-async/core';
-import { DelayedError, type Job, Queue, QueueKeys, WaitingError, Worker } from 'bullmq';
+import { DelayedError, Job, Queue, QueueKeys, WaitingError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { CLOSE_GRACE_MS, settlesWithin } from './grace.js';
+import { CLOSE_GRACE_MS, settlesWithin, timedOut } from './grace.js';
 import type { ResolvedBullmqOptions } from './options.js';
 import { oncePerOutage } from './outage.js';
 
@@ -75,6 +75,10 @@ export class BullmqQueueDriver implements QueueDriver {
   private readonly lockLostTold = new Set<string>();
   private readonly runs = new Map<string, Run>();
   private readonly timer: NodeJS.Timeout;
+  /** Takes whose answer Redis did not give in time (see `takeLost`), by their lock token. */
+  private readonly lostTakes = new Set<string>();
+  private handingBack: Promise<void> | undefined;
+  private closing = false;
   /** The worker's close, from `stopTaking` on; `null` when it stopped taking before it had a worker. */
   private workerClosed: Promise<void> | null | undefined;
 
@@ -116,7 +120,7 @@ export class BullmqQueueDriver implements QueueDriver {
   async start(process: (job: QueueJob) => Promise<JobResult>): Promise<void> {
     await this.count();
     if (!this.options.worker || this.workerClosed !== undefined) return;
-    const worker = new Worker(
+    const worker = new TakingWorker(
       QUEUE_NAME,
       async (job, token) => {
         if (this.workerClosed !== undefined && token) {
@@ -182,6 +186,7 @@ export class BullmqQueueDriver implements QueueDriver {
         this.logger.error('bullmq job failed', { taskId: job?.id && taskOfJob(job.id), error });
       }
     });
+    worker.takeLost = (token) => this.takeLost(token);
     this.worker = worker;
     await worker.waitUntilReady();
   }
@@ -207,6 +212,67 @@ export class BullmqQueueDriver implements QueueDriver {
       "bullmq: this instance lost a task's lock (held up past lockDurationMs); another instance takes the task over, and this attempt's end is not recorded",
       { taskId, reason },
     );
+  }
+
+  /**
+   * A take (BullMQ's move of a job to active, alone or with the end of the previous job) that
+   * Redis did not answer within `commandTimeoutMs` (frozen or stalled, its connection open): Redis
+   * still runs it when it wakes, and the job it moved is then active, locked with `token`, which
+   * the worker has given up on and never uses again. Nothing would run that job until its lock
+   * expired and stalled-job recovery found it (up to `lockDurationMs` plus two
+   * `stalledIntervalMs`). Once Redis answers again, such a job goes back to the front of the
+   * queue, its lock checked, for this instance or another to run at once; its task's attempt
+   * never started, so none is counted.
+   */
+  private takeLost(token: string): void {
+    this.lostTakes.add(token);
+    this.handingBack ??= this.handBack().finally(() => {
+      this.handingBack = undefined;
+    });
+  }
+
+  private async handBack(): Promise<void> {
+    for (let failures = 0; this.lostTakes.size > 0 && !this.closing; ) {
+      // Every take in `tokens` was sent on this connection before the reads below: Redis has run
+      // it (one connection's commands run in order; ioredis keeps a command it gave up on in its
+      // queue) once they are answered.
+      const tokens = new Set(this.lostTakes);
+      try {
+        const active = await this.client.lrange(this.queue.keys.active as string, 0, -1);
+        const locks =
+          active.length > 0 ? await this.client.mget(active.map((id) => `${this.queue.toKey(id)}:lock`)) : [];
+        failures = 0;
+        for (const token of tokens) this.lostTakes.delete(token);
+        for (const [i, lock] of locks.entries()) {
+          if (lock === null || !tokens.has(lock)) continue;
+          const jobId = active[i] as string;
+          // Checked against the lock in Redis: a job another worker took meanwhile stays where it is.
+          await Job.fromId(this.queue, jobId)
+            .then((job) => job?.moveToWait(lock))
+            .then(
+              () =>
+                this.logger.info('bullmq: a job taken while Redis stalled went back to the queue', {
+                  taskId: taskOfJob(jobId),
+                }),
+              (error: unknown) =>
+                this.logger.debug('bullmq: a job taken while Redis stalled had moved', {
+                  taskId: taskOfJob(jobId),
+                  error,
+                }),
+            );
+        }
+      } catch (error) {
+        // Still stalled or away: look again; past a few tries, stalled-job recovery finds the job.
+        if (++failures >= HAND_BACK_TRIES) {
+          this.logger.warn('bullmq: could not look for jobs taken while Redis stalled; stalled-job recovery will', {
+            error,
+          });
+          this.lostTakes.clear();
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
   }
 
   /**
@@ -265,6 +331,7 @@ export class BullmqQueueDriver implements QueueDriver {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     clearInterval(this.timer);
     this.stopTaking();
     // With Redis unreachable, BullMQ waits for its blocking connection forever: past the grace
@@ -297,6 +364,58 @@ export class BullmqQueueDriver implements QueueDriver {
       if (!this.countFailing) this.logger.warn('counting waiting async tasks failed', { error });
       this.countFailing = true;
     }
+  }
+}
+
+/** Reads for a lost take's job before leaving it to stalled-job recovery. */
+const HAND_BACK_TRIES = 20;
+
+/**
+ * BullMQ's worker, telling which takes Redis did not answer in time (see `takeLost`). A take's
+ * token is the lock of the job it moves to active, and of the next one the job's end takes with
+ * it: the worker drops a token once such a command fails, except after an end it could not write,
+ * which it writes again as a failure (`handleFailed`), whose answer may carry on with the token.
+ */
+class TakingWorker extends Worker {
+  takeLost: ((token: string) => void) | undefined;
+  /** Tokens whose end (with its take) was not answered; lost unless the failure written next takes a job. */
+  private readonly unanswered = new Set<string>();
+
+  protected override async moveToActive(token: string, name?: string): Promise<Job> {
+    try {
+      return await super.moveToActive(token, name);
+    } catch (error) {
+      if (timedOut(error)) this.takeLost?.(token);
+      throw error;
+    }
+  }
+
+  protected override async handleCompleted(
+    ...args: Parameters<Worker['handleCompleted']>
+  ): ReturnType<Worker['handleCompleted']> {
+    try {
+      return await super.handleCompleted(...args);
+    } catch (error) {
+      if (timedOut(error)) this.unanswered.add(args[2]);
+      throw error;
+    }
+  }
+
+  protected override async handleFailed(
+    ...args: Parameters<Worker['handleFailed']>
+  ): ReturnType<Worker['handleFailed']> {
+    const token = args[2];
+    let next: Job | undefined;
+    let lost = this.unanswered.delete(token);
+    try {
+      next = await super.handleFailed(...args);
+    } catch (error) {
+      lost ||= timedOut(error);
+      throw error;
+    } finally {
+      if (lost && !next) this.takeLost?.(token);
+    }
+    return next;
   }
 }
 

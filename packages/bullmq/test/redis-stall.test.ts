@@ -95,7 +95,7 @@ describe('RedisTaskStore: a claim Redis answers past commandTimeout', () => {
   });
 });
 
-describe('bullmq(): Redis stalled past commandTimeoutMs while a worker claims a task', () => {
+describe('bullmq(): Redis stalled past commandTimeoutMs while a worker takes or claims a task', () => {
   /** One instance, one attempt at a time, commandTimeoutMs 1000 and the default lock and stalled check (30 s). */
   function instance(app: (req: IncomingMessage, res: ServerResponse) => void) {
     const warnings: string[] = [];
@@ -115,6 +115,42 @@ describe('bullmq(): Redis stalled past commandTimeoutMs while a worker claims a 
     cleanups.unshift(() => within(handler.close({ timeoutMs: 1000 }), 15_000));
     return { handler, warnings, calls };
   }
+
+  it('a job taken by a command whose answer was lost runs once Redis answers, not after its lock expires', async () => {
+    const runs = new Map<string, number>();
+    let release: () => void = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const { handler, calls } = instance((req, res) => {
+      const taskId = getInvocation(req)?.taskId ?? '';
+      runs.set(taskId, (runs.get(taskId) ?? 0) + 1);
+      if (taskId === 'first') void released.then(() => res.end('ok'));
+      else res.end('ok');
+    });
+    await handler.engine?.whenReady();
+    expect((await handler(asyncEvent('first'))).statusCode).toBe(202);
+    await until('the first task to run', async () => (await handler.tasks.get('first'))?.status === 'Running');
+    expect((await handler(asyncEvent('second'))).statusCode).toBe(202);
+    // Redis stalls as the first attempt ends: its end is not answered in time, then neither is the
+    // retry that writes it again and takes the second task's job with it, though Redis runs both
+    // when it wakes: the second job is then active, locked for 30 s by a take the worker gave up on.
+    await stall(4000);
+    release();
+    await until(
+      'the second task to run once Redis answers, well before its lock (30 s) expires',
+      async () => (await status(handler, 'second'))?.status === 'Succeeded',
+      20_000,
+    );
+    await until('both tasks to be delivered', async () => {
+      const tasks = await Promise.all(['first', 'second'].map((id) => status(handler, id)));
+      return tasks.every((t) => t?.status === 'Succeeded' && t.destinationStatus !== undefined);
+    });
+    for (const id of ['first', 'second']) {
+      const task = await handler.tasks.get(id);
+      expect([id, runs.get(id), task?.alreadyRetriedTimes, calls.get(task?.requestId ?? '')]).toEqual([id, 1, 0, 1]);
+    }
+  }, 60_000);
 
   it('a task whose claim answer was lost runs in that attempt, counted once, not as an interrupted one', async () => {
     const runs = new Map<string, number>();
