@@ -70,7 +70,7 @@ describe.each(platforms)('Nest on %s as a custom runtime', (_name, serve) => {
   });
 
   it('on FC: marks an async invocation Nest answered 500 with x-fc-status: 404 (FC retries it), not a sync one', async () => {
-    vi.spyOn(process.stderr, 'write').mockImplementation(() => true); // Nest logs the crash
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true); // Nest logs the crash
     const { url } = await start(ON_FC);
     const failedAsync = await fetch(`${url}/crash`, {
       headers: { 'x-fc-invocation-type': 'Async', 'x-fc-request-id': '1-nest-crash' },
@@ -82,6 +82,11 @@ describe.each(platforms)('Nest on %s as a custom runtime', (_name, serve) => {
     const failedSync = await fetch(`${url}/crash`, { headers: { 'x-fc-request-id': '1-nest-sync' } });
     expect(failedSync.status).toBe(500);
     expect(failedSync.headers.get('x-fc-status')).toBeNull();
+    expect(await failedSync.json()).toEqual({ statusCode: 500, message: 'Internal server error' });
+    // The filter's log lines name FC's request id of each call (x-fc-request-id).
+    const lines = stderr.mock.calls.map(([chunk]) => String(chunk)).filter((l) => l.includes('hunter2'));
+    expect(lines.some((l) => l.includes('requestId=1-nest-crash database password is hunter2'))).toBe(true);
+    expect(lines.some((l) => l.includes('requestId=1-nest-sync database password is hunter2'))).toBe(true);
   });
 
   it("runs Nest's shutdown hooks when the server shuts down (FC's pre-stop, SIGTERM)", async () => {

@@ -88,14 +88,30 @@ describe.each(platforms)('Nest on %s, as an FC 3.0 handler', (_name, create) => 
     expect(json(unknown.body)).toEqual({ statusCode: 404, error: 'Not Found', message: 'Cannot DELETE /nowhere' });
   });
 
-  it('answers a crash with a generic 500, no message nor stack; Nest logs the error', async () => {
+  it("answers a crash with Nest's generic 500, no message, stack nor secret; the log line names the request id", async () => {
     const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     try {
-      const crashed = await handler(fcHttpEvent({ url: '/crash' }));
+      const headers = { authorization: 'Bearer s3cret', cookie: 'sid=c00kie' };
+      const crashed = await handler(fcHttpEvent({ url: '/crash', headers }), { requestId: `crash-id-${_name}` });
       expect(crashed.statusCode).toBe(500);
       expect(json(crashed.body)).toEqual({ statusCode: 500, message: 'Internal server error' });
-      expect(crashed.body).not.toMatch(/hunter2|orders\.ts/);
-      expect(stderr.mock.calls.map(([chunk]) => String(chunk)).join('')).toContain('hunter2');
+      expect(crashed.body).not.toMatch(/hunter2|orders\.ts|s3cret|c00kie/);
+      const logged = stderr.mock.calls.map(([chunk]) => String(chunk)).join('');
+      const line = logged.split('\n').find((l) => l.includes('hunter2'));
+      expect(line).toContain(`requestId=crash-id-${_name} database password is hunter2`);
+      expect(line).toContain('ExceptionsHandler');
+      expect(logged).toContain('orders.ts'); // the stack, in the log only
+      expect(logged).not.toMatch(/s3cret|c00kie/);
+    } finally {
+      stderr.mockRestore();
+    }
+  });
+
+  it('logs nothing for an HttpException, which Nest answers itself', async () => {
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      expect((await handler(fcHttpEvent({ url: '/orders/98' }))).statusCode).toBe(404);
+      expect(stderr).not.toHaveBeenCalled();
     } finally {
       stderr.mockRestore();
     }
@@ -112,8 +128,14 @@ describe.each(platforms)('Nest on %s, as an FC 3.0 handler', (_name, create) => 
           authorization: 'Bearer s3cret',
         },
       });
-      expect((await handler(event)).statusCode).toBe(202);
+      const accepted = await handler(event);
+      expect(accepted.statusCode).toBe(202);
       await drained();
+      // Both attempts run under the request id the caller got with its 202.
+      const lines = stderr.mock.calls.map(([chunk]) => String(chunk)).filter((l) => l.includes('hunter2'));
+      const requestId = accepted.headers?.['x-fc-request-id'];
+      expect(requestId).toBeTruthy();
+      expect(lines.filter((l) => l.includes(`requestId=${requestId} `))).toHaveLength(2);
     } finally {
       stderr.mockRestore();
     }
