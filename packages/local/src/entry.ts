@@ -27,7 +27,7 @@ export interface LoadedEntry {
 
 const TYPESCRIPT = new Set(['.ts', '.mts', '.cts', '.tsx']);
 const CANDIDATES = ['handler', 'default', 'app'];
-let typescriptReady: Promise<void> | undefined;
+let typescriptReady: Promise<string | null | undefined> | undefined;
 /** The entries being imported now: one whose top-level await never settles stays here. */
 const loading = new Set<string>();
 
@@ -41,27 +41,78 @@ export function entriesLoading(): string[] {
  * load, compiled with the compiler options of the `tsconfig.json` nearest to the first TypeScript
  * entry (`experimentalDecorators` for NestJS, `paths`), as `tsc` would compile it, rather than with
  * the one of the folder the emulator was started in (tsx's own default). `TSX_TSCONFIG_PATH`, when
- * set, names the file instead.
+ * set, names the file instead, for every entry. Resolves the tsconfig the hooks use (`undefined`:
+ * tsx's default), or `null` when `TSX_TSCONFIG_PATH` names it.
  */
-function enableTypeScript(entry: string): Promise<void> {
+function enableTypeScript(entry: string): Promise<string | null | undefined> {
   typescriptReady ??= (async () => {
     const [esm, cjs] = await Promise.all([import('tsx/esm/api'), import('tsx/cjs/api')]);
-    const tsconfig = process.env.TSX_TSCONFIG_PATH ? undefined : nearestTsconfig(entry);
-    if (tsconfig === undefined) {
+    if (process.env.TSX_TSCONFIG_PATH) {
       cjs.register();
       esm.register();
-      return;
+      return null;
     }
-    // tsx's CommonJS hooks read the file from the variable when they are registered, and only then.
-    process.env.TSX_TSCONFIG_PATH = tsconfig;
-    try {
-      cjs.register();
-    } finally {
-      delete process.env.TSX_TSCONFIG_PATH;
-    }
-    esm.register({ tsconfig });
+    const tsconfig = nearestTsconfig(entry);
+    registerTsx(esm, cjs, tsconfig);
+    return tsconfig;
   })();
   return typescriptReady;
+}
+
+type TsxEsm = typeof import('tsx/esm/api');
+type TsxCjs = typeof import('tsx/cjs/api');
+
+/** Imports a module (a file URL) under a tsx namespace's hooks. */
+type ScopedImport = (href: string) => Promise<unknown>;
+
+/**
+ * tsx's CommonJS and ESM hooks, for every module (no `namespace`), or for the modules imported
+ * through the returned function and what they import in turn, compiled with `tsconfig`.
+ */
+function registerTsx(esm: TsxEsm, cjs: TsxCjs, tsconfig: string | undefined, namespace?: string) {
+  // tsx's CommonJS hooks read the file from the variable when they are registered, and only then.
+  if (tsconfig !== undefined) process.env.TSX_TSCONFIG_PATH = tsconfig;
+  try {
+    if (namespace) cjs.register({ namespace });
+    else cjs.register();
+  } finally {
+    if (tsconfig !== undefined) delete process.env.TSX_TSCONFIG_PATH;
+  }
+  if (!namespace) {
+    esm.register({ tsconfig });
+    return undefined;
+  }
+  const scoped = esm.register({ namespace, tsconfig });
+  const scopedImport: ScopedImport = (href) => scoped.import(href, import.meta.url);
+  return scopedImport;
+}
+
+/** The imports of the entries whose nearest tsconfig is not the first TypeScript entry's, by that tsconfig. */
+const scopedImports = new Map<string, Promise<ScopedImport | undefined>>();
+
+/**
+ * How to import a TypeScript entry so that it compiles with the `tsconfig.json` nearest to it:
+ * `undefined` (a plain `import()`) when that is the one the process-wide hooks use (the first
+ * TypeScript entry's, or `TSX_TSCONFIG_PATH`'s); else through a tsx namespace of its own, kept
+ * per tsconfig, whose hooks compile the entry and everything it imports with that tsconfig.
+ * tsx's namespaces load the modules under them anew (packages included): such an entry has its
+ * own instances of what it imports, as a function of its own on FC does.
+ */
+async function typescriptImport(entry: string): Promise<ScopedImport | undefined> {
+  const shared = await enableTypeScript(entry);
+  if (shared === null) return undefined;
+  const tsconfig = nearestTsconfig(entry);
+  if (tsconfig === shared) return undefined;
+  const key = tsconfig ?? '';
+  let scoped = scopedImports.get(key);
+  if (!scoped) {
+    const namespace = `fc-async-tsconfig-${scopedImports.size + 1}`;
+    scoped = Promise.all([import('tsx/esm/api'), import('tsx/cjs/api')]).then(([esm, cjs]) =>
+      registerTsx(esm, cjs, tsconfig, namespace),
+    );
+    scopedImports.set(key, scoped);
+  }
+  return scoped;
 }
 
 /** The `tsconfig.json` in the entry's folder or the nearest folder above it, if any. */
@@ -151,7 +202,7 @@ function kindOf(value: unknown): string {
 export async function loadEntry(file: string, exportName?: string, instance?: string): Promise<LoadedEntry> {
   if (!existsSync(file)) throw new FcAsyncError('EntryNotFound', `The entry ${file} does not exist`);
   if (!statSync(file).isFile()) throw new FcAsyncError('EntryNotFound', `The entry ${file} is not a file`);
-  if (TYPESCRIPT.has(extname(file))) await enableTypeScript(file);
+  const scopedImport = TYPESCRIPT.has(extname(file)) ? await typescriptImport(file) : undefined;
   const url = pathToFileURL(file);
   if (instance) {
     url.searchParams.set('fc-async-function', instance);
@@ -160,7 +211,7 @@ export async function loadEntry(file: string, exportName?: string, instance?: st
   let mod: Record<string, unknown>;
   loading.add(file);
   try {
-    mod = (await import(url.href)) as Record<string, unknown>;
+    mod = (await (scopedImport ? scopedImport(url.href) : import(url.href))) as Record<string, unknown>;
   } catch (cause) {
     // One line: a compiler's message (tsx's "Transform failed with 1 error:") spans several. The
     // module's URL, with the query that makes an instance of its own, is the file to the user.

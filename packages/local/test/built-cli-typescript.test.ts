@@ -2,11 +2,11 @@
 // suites run the CLI from source under tsx's loader, which would load TypeScript whatever the CLI
 // does: this one runs the command as npm links it (bin/fc-async.js over dist/) under plain node.
 // dist/ is built before the tests (`npm test`, `turbo run test`).
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PKG, startCli } from './helpers.js';
+import { invokeSync, PKG, startCli } from './helpers.js';
 
 describe('the built fc-async command serves TypeScript entries under plain node', () => {
   let dir: string;
@@ -81,6 +81,80 @@ describe('the built fc-async command serves TypeScript entries under plain node'
       try {
         const res = await fetch(run.trigger, { signal: AbortSignal.timeout(15_000) });
         expect({ status: res.status, body: await res.text() }).toEqual({ status: 200, body: 'function:undefined:0|1' });
+      } finally {
+        await run.stop();
+      }
+    } finally {
+      rmSync(project, { recursive: true, force: true });
+    }
+  });
+
+  // Two functions of one s.yaml in folders of their own: a NestJS-like one whose tsconfig.json turns
+  // on experimentalDecorators (parameter decorators compile only with it), a plain one under the
+  // project's root tsconfig.json that turns it off and assigns class fields rather than defining
+  // them. Each entry, and the module it imports, compiles with its own nearest tsconfig, whichever
+  // loads first (with only the first's, the other failed to load or defined its fields).
+  const ORDERS = [
+    ['mts', ['nest', 'plain']],
+    ['mts', ['plain', 'nest']],
+    ['cts', ['nest', 'plain']],
+    ['cts', ['plain', 'nest']],
+  ] as const;
+  it.each(ORDERS)('compiles each .%s entry of an s.yaml with its own nearest tsconfig.json (%j)', async (ext, order) => {
+    const project = mkdtempSync(join(tmpdir(), 'fc-async-built-tsconfigs-'));
+    try {
+      const write = (file: string, lines: string[]) => {
+        mkdirSync(join(project, file, '..'), { recursive: true });
+        writeFileSync(join(project, file), `${lines.join('\n')}\n`);
+      };
+      write('tsconfig.json', [
+        '{ "compilerOptions": { "experimentalDecorators": false, "useDefineForClassFields": false } }',
+      ]);
+      write('functions/nest/tsconfig.json', [
+        '{ "compilerOptions": { "experimentalDecorators": true, "useDefineForClassFields": true } }',
+      ]);
+      // How the class fields of a subclass meet a setter of its base: `assign` runs it, `define` does not.
+      const fields = [
+        'export class Base { how = "define"; set id(_v: string) { this.how = "assign"; } }',
+        'export class Child extends Base { id = "1"; }',
+      ];
+      write(`functions/nest/fields.${ext}`, fields);
+      write(`functions/plain/fields.${ext}`, fields);
+      const imported = ext === 'mts' ? './fields.mjs' : './fields.cjs';
+      write(`functions/nest/index.${ext}`, [
+        `import { Child } from '${imported}';`,
+        'const seen: number[] = [];',
+        'function param(_target: object, _key: string | symbol | undefined, index: number) {',
+        '  seen.push(index);',
+        '}',
+        'class Orders {',
+        '  constructor(@param readonly id: string) {}',
+        '}',
+        "export const handler = async (): Promise<string> => `nest:${seen.join()}:${new Orders('1').id}:${new Child().how}`;",
+      ]);
+      write(`functions/plain/index.${ext}`, [
+        `import { Child } from '${imported}';`,
+        "export const handler = async (): Promise<string> => `plain:${new Child().how}`;",
+      ]);
+      const fn = (name: string) => [
+        `  ${name}:`,
+        '    component: fc3',
+        '    props:',
+        '      region: cn-hangzhou',
+        `      functionName: ${name}`,
+        '      runtime: nodejs20',
+        `      code: ./functions/${name}`,
+        '      handler: index.handler',
+      ];
+      write('s.yaml', ['edition: 3.0.0', 'name: two-tsconfigs', 'resources:', ...order.flatMap(fn)]);
+      const run = await startCli(['--config', join(project, 's.yaml')], { built: true, cwd: project });
+      try {
+        const answers: Record<string, string> = {};
+        for (const name of ['nest', 'plain']) {
+          const res = await invokeSync(run.control, name, '/');
+          answers[name] = `${res.status} ${await res.text()}`;
+        }
+        expect(answers).toEqual({ nest: '200 nest:0:1:define', plain: '200 plain:assign' });
       } finally {
         await run.stop();
       }
