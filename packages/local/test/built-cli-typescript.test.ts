@@ -100,66 +100,69 @@ describe('the built fc-async command serves TypeScript entries under plain node'
     ['cts', ['nest', 'plain']],
     ['cts', ['plain', 'nest']],
   ] as const;
-  it.each(ORDERS)('compiles each .%s entry of an s.yaml with its own nearest tsconfig.json (%j)', async (ext, order) => {
-    const project = mkdtempSync(join(tmpdir(), 'fc-async-built-tsconfigs-'));
-    try {
-      const write = (file: string, lines: string[]) => {
-        mkdirSync(join(project, file, '..'), { recursive: true });
-        writeFileSync(join(project, file), `${lines.join('\n')}\n`);
-      };
-      write('tsconfig.json', [
-        '{ "compilerOptions": { "experimentalDecorators": false, "useDefineForClassFields": false } }',
-      ]);
-      write('functions/nest/tsconfig.json', [
-        '{ "compilerOptions": { "experimentalDecorators": true, "useDefineForClassFields": true } }',
-      ]);
-      // How the class fields of a subclass meet a setter of its base: `assign` runs it, `define` does not.
-      const fields = [
-        'export class Base { how = "define"; set id(_v: string) { this.how = "assign"; } }',
-        'export class Child extends Base { id = "1"; }',
-      ];
-      write(`functions/nest/fields.${ext}`, fields);
-      write(`functions/plain/fields.${ext}`, fields);
-      const imported = ext === 'mts' ? './fields.mjs' : './fields.cjs';
-      write(`functions/nest/index.${ext}`, [
-        `import { Child } from '${imported}';`,
-        'const seen: number[] = [];',
-        'function param(_target: object, _key: string | symbol | undefined, index: number) {',
-        '  seen.push(index);',
-        '}',
-        'class Orders {',
-        '  constructor(@param readonly id: string) {}',
-        '}',
-        "export const handler = async (): Promise<string> => `nest:${seen.join()}:${new Orders('1').id}:${new Child().how}`;",
-      ]);
-      write(`functions/plain/index.${ext}`, [
-        `import { Child } from '${imported}';`,
-        "export const handler = async (): Promise<string> => `plain:${new Child().how}`;",
-      ]);
-      const fn = (name: string) => [
-        `  ${name}:`,
-        '    component: fc3',
-        '    props:',
-        '      region: cn-hangzhou',
-        `      functionName: ${name}`,
-        '      runtime: nodejs20',
-        `      code: ./functions/${name}`,
-        '      handler: index.handler',
-      ];
-      write('s.yaml', ['edition: 3.0.0', 'name: two-tsconfigs', 'resources:', ...order.flatMap(fn)]);
-      const run = await startCli(['--config', join(project, 's.yaml')], { built: true, cwd: project });
+  it.each(ORDERS)(
+    'compiles each .%s entry of an s.yaml with its own nearest tsconfig.json (%j)',
+    async (ext, order) => {
+      const project = mkdtempSync(join(tmpdir(), 'fc-async-built-tsconfigs-'));
       try {
-        const answers: Record<string, string> = {};
-        for (const name of ['nest', 'plain']) {
-          const res = await invokeSync(run.control, name, '/');
-          answers[name] = `${res.status} ${await res.text()}`;
+        const write = (file: string, lines: string[]) => {
+          mkdirSync(join(project, file, '..'), { recursive: true });
+          writeFileSync(join(project, file), `${lines.join('\n')}\n`);
+        };
+        write('tsconfig.json', [
+          '{ "compilerOptions": { "experimentalDecorators": false, "useDefineForClassFields": false } }',
+        ]);
+        write('functions/nest/tsconfig.json', [
+          '{ "compilerOptions": { "experimentalDecorators": true, "useDefineForClassFields": true } }',
+        ]);
+        // How the class fields of a subclass meet a setter of its base: `assign` runs it, `define` does not.
+        const fields = [
+          'export class Base { how = "define"; set id(_v: string) { this.how = "assign"; } }',
+          'export class Child extends Base { id = "1"; }',
+        ];
+        write(`functions/nest/fields.${ext}`, fields);
+        write(`functions/plain/fields.${ext}`, fields);
+        const imported = ext === 'mts' ? './fields.mjs' : './fields.cjs';
+        write(`functions/nest/index.${ext}`, [
+          `import { Child } from '${imported}';`,
+          'const seen: number[] = [];',
+          'function param(_target: object, _key: string | symbol | undefined, index: number) {',
+          '  seen.push(index);',
+          '}',
+          'class Orders {',
+          '  constructor(@param readonly id: string) {}',
+          '}',
+          "export const handler = async (): Promise<string> => ['nest', seen.join(), new Orders('1').id, new Child().how].join(':');",
+        ]);
+        write(`functions/plain/index.${ext}`, [
+          `import { Child } from '${imported}';`,
+          "export const handler = async (): Promise<string> => 'plain:' + new Child().how;",
+        ]);
+        const fn = (name: string) => [
+          `  ${name}:`,
+          '    component: fc3',
+          '    props:',
+          '      region: cn-hangzhou',
+          `      functionName: ${name}`,
+          '      runtime: nodejs20',
+          `      code: ./functions/${name}`,
+          '      handler: index.handler',
+        ];
+        write('s.yaml', ['edition: 3.0.0', 'name: two-tsconfigs', 'resources:', ...order.flatMap(fn)]);
+        const run = await startCli(['--config', join(project, 's.yaml')], { built: true, cwd: project });
+        try {
+          const answers: Record<string, string> = {};
+          for (const name of ['nest', 'plain']) {
+            const res = await invokeSync(run.control, name, '/');
+            answers[name] = `${res.status} ${await res.text()}`;
+          }
+          expect(answers).toEqual({ nest: '200 nest:0:1:define', plain: '200 plain:assign' });
+        } finally {
+          await run.stop();
         }
-        expect(answers).toEqual({ nest: '200 nest:0:1:define', plain: '200 plain:assign' });
       } finally {
-        await run.stop();
+        rmSync(project, { recursive: true, force: true });
       }
-    } finally {
-      rmSync(project, { recursive: true, force: true });
-    }
-  });
+    },
+  );
 });
