@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { within } from '@fc-async/test-kit/wait';
+import { until, within } from '@fc-async/test-kit/wait';
 import { afterEach, describe, expect, it } from 'vitest';
 
 // `npx fc-async dev <entry>` as a user runs it in this folder: the built command under plain node,
@@ -18,6 +18,7 @@ interface Dev {
   trigger: string;
   control: string;
   name: string;
+  stderr: string[];
 }
 const running: Dev[] = [];
 afterEach(async () => {
@@ -34,7 +35,7 @@ async function dev(entry: string): Promise<Dev> {
   const child = spawn(process.execPath, args, { cwd: EXAMPLE, stdio: ['ignore', 'pipe', 'pipe'] });
   const stderr: string[] = [];
   child.stderr?.on('data', (chunk: Buffer) => stderr.push(String(chunk)));
-  const dev = { child } as Dev;
+  const dev = { child, stderr } as Dev;
   running.push(dev);
   const ready = (async () => {
     for await (const line of createInterface({ input: child.stdout as NodeJS.ReadableStream })) {
@@ -75,7 +76,7 @@ describe.each([
   ['src/fastify.ts', 'the exported handler of Nest on Fastify'],
   ['src/app.ts', 'the Nest app itself, which the emulator initializes'],
 ])('fc-async dev %s (%s)', (entry) => {
-  it('answers a sync call, with the injected service, and runs an async one to Succeeded', async () => {
+  it('answers a sync call, with the injected service, runs an async one to Succeeded, logs a crash with its request id', async () => {
     const server = await dev(entry);
     const got = await fetch(`${server.trigger}/orders/1`);
     expect({ status: got.status, body: await got.json() }).toEqual({ status: 200, body: { id: '1', item: 'tea' } });
@@ -93,5 +94,8 @@ describe.each([
       status: 500,
       body: { statusCode: 500, message: 'Internal server error' },
     });
+    // The app's exception filter logs the crash through Nest's Logger with the call's request id.
+    const logged = `requestId=${crashed.headers.get('x-fc-request-id')} database password is hunter2`;
+    await until(() => server.stderr.join('').includes(logged) || undefined, `"${logged}" on stderr`, 10_000);
   });
 });
