@@ -3,11 +3,11 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createFcHandler, type FcHttpResult, silentLogger, TERMINAL_STATUSES } from '@fc-async/core';
+import { createFcHandler, type FcHttpResult, silentLogger } from '@fc-async/core';
 import { asyncEvent } from '@fc-async/test-kit/fc-server';
 import { afterEach, describe, expect, it } from 'vitest';
 import { bullmq } from '../src/index.js';
-import { countingServer, until } from './helpers.js';
+import { countingServer, expectEachSucceededOnce, until } from './helpers.js';
 import { freePort, spawnRedis } from './redis-server.js';
 
 const cleanups: (() => unknown)[] = [];
@@ -89,18 +89,7 @@ describe('bullmq(): Redis stopped mid-burst, then back', () => {
     expect(during.some(([, r]) => r.statusCode === 503)).toBe(true);
     const accepted = [...before, ...during, ...after].filter(([, r]) => r.statusCode === 202).map(([id]) => id);
     expect(accepted.length).toBeGreaterThanOrEqual(20);
-    await until(
-      'every accepted task to end and be delivered',
-      async () => {
-        const tasks = await Promise.all(accepted.map((id) => handler.tasks.get(id)));
-        return tasks.every((t) => t && TERMINAL_STATUSES.has(t.status) && t.destinationStatus !== undefined);
-      },
-      40_000,
-    );
-    for (const id of accepted) {
-      const task = await handler.tasks.get(id);
-      expect([id, task?.status, calls.get(task?.requestId ?? '')]).toEqual([id, 'Succeeded', 1]);
-    }
+    await expectEachSucceededOnce(handler, accepted, calls);
   });
 
   it('the task API answers 503 RedisUnavailable while Redis is down, not an internal error', async () => {

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
+import { type FcHandler, TERMINAL_STATUSES } from '@fc-async/core';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { inject } from 'vitest';
+import { expect, inject } from 'vitest';
 import { keysOf } from '../src/keys.js';
 import { RedisTaskStore } from '../src/store.js';
 
@@ -60,4 +61,28 @@ export async function countingServer(
     count: () => connections,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
+}
+
+/**
+ * Waits (up to `timeoutMs`) until each task has ended and its destination was called, then
+ * expects each to have Succeeded with exactly one destination call (`calls`, by request id).
+ */
+export async function expectEachSucceededOnce(
+  handler: FcHandler,
+  ids: readonly string[],
+  calls: ReadonlyMap<string, number>,
+  timeoutMs = 40_000,
+): Promise<void> {
+  await until(
+    'every accepted task to end and be delivered',
+    async () => {
+      const tasks = await Promise.all(ids.map((id) => handler.tasks.get(id)));
+      return tasks.every((t) => t && TERMINAL_STATUSES.has(t.status) && t.destinationStatus !== undefined);
+    },
+    timeoutMs,
+  );
+  for (const id of ids) {
+    const task = await handler.tasks.get(id);
+    expect([id, task?.status, calls.get(task?.requestId ?? '')]).toEqual([id, 'Succeeded', 1]);
+  }
 }

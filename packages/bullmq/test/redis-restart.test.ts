@@ -3,12 +3,12 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createFcHandler, type FcHttpResult, silentLogger, TERMINAL_STATUSES } from '@fc-async/core';
+import { createFcHandler, type FcHttpResult, silentLogger } from '@fc-async/core';
 import { asyncEvent } from '@fc-async/test-kit/fc-server';
 import { within } from '@fc-async/test-kit/wait';
 import { afterEach, describe, expect, it } from 'vitest';
 import { bullmq } from '../src/index.js';
-import { until } from './helpers.js';
+import { expectEachSucceededOnce, until } from './helpers.js';
 import { freePort, spawnRedis } from './redis-server.js';
 
 // Redis restarted on its port while tasks are queued and running, as an operator (or a crash)
@@ -88,18 +88,7 @@ describe('bullmq(): Redis restarted while tasks are queued and running', () => {
     it(`with persistence (${name}): every 202 given before the restart ends once, with one destination call`, async () => {
       const { handler, calls, before, after } = await scenario(persistence, kill);
       const ids = [...before, ...after];
-      await until(
-        'every accepted task to end and be delivered',
-        async () => {
-          const tasks = await Promise.all(ids.map((id) => handler.tasks.get(id)));
-          return tasks.every((t) => t && TERMINAL_STATUSES.has(t.status) && t.destinationStatus !== undefined);
-        },
-        40_000,
-      );
-      for (const id of ids) {
-        const task = await handler.tasks.get(id);
-        expect([id, task?.status, calls.get(task?.requestId ?? '')]).toEqual([id, 'Succeeded', 1]);
-      }
+      await expectEachSucceededOnce(handler, ids, calls);
     }, 90_000);
   }
 
