@@ -57,6 +57,11 @@ function bodyArg(body: Buffer): string | Buffer {
 /** Reads, each within `commandTimeoutMs`, that confirm a claim Redis did not answer in time. */
 const CONFIRM_TRIES = 10;
 
+/** `answerOf`'s 503 for a command Redis did not answer within `commandTimeoutMs`. */
+function unansweredInTime(error: unknown): boolean {
+  return error instanceof FcAsyncError && timedOut(error.cause);
+}
+
 /** Records kept to skip a read before a compare-and-set; a stale one costs one extra round trip. */
 const CACHE_SIZE = 10_000;
 
@@ -302,17 +307,17 @@ export class RedisTaskStore implements TaskStore {
       try {
         reply = await answerOf(sent);
       } catch (error) {
-        if (!confirm || !(error instanceof FcAsyncError) || !timedOut(error.cause)) throw error;
+        if (!confirm || !unansweredInTime(error)) throw error;
         // Sent, not answered in time (Redis stalled): Redis runs it when it wakes. Whether it won
         // is read once Redis answers, so that a claim that won is not taken for one that failed
         // (its attempt would be counted interrupted without having started, and its job left to a retry).
         const seen = await this.confirmed(taskId, error);
+        if (!seen) return undefined;
         if (seen.v === written && seen.w === token) {
           this.remember(taskId, written, token, next, open === '0');
           return next;
         }
-        if (!seen.record || seen.v === undefined) return undefined;
-        current = { v: seen.v, w: seen.w, record: seen.record, cached: false };
+        current = seen;
         continue;
       }
       if (reply[0] === 1) {
@@ -342,22 +347,16 @@ export class RedisTaskStore implements TaskStore {
   }
 
   /**
-   * The task's version and write token once Redis answers a read again (after a write it did not
-   * answer in time: that write has run by then, as one connection's commands run in order), read
-   * up to {@link CONFIRM_TRIES} times; rejects with `unanswered` when Redis never answers.
+   * The task as Redis holds it once it answers a read again (after a write it did not answer in
+   * time: that write has run by then, as one connection's commands run in order), read up to
+   * {@link CONFIRM_TRIES} times; rejects with `unanswered` when Redis never answers.
    */
-  private async confirmed(
-    taskId: string,
-    unanswered: unknown,
-  ): Promise<{ v: string | undefined; w: string; record: TaskRecord | undefined }> {
+  private async confirmed(taskId: string, unanswered: unknown): Promise<Versioned | undefined> {
     for (let tries = 1; ; tries++) {
       try {
-        const [vb, wb, r, p, b] = await this.redis.hmgetBuffer(this.keys.task(taskId), 'v', 'w', 'r', 'p', 'b');
-        const record = vb && r ? decodeRecord(r.toString(), p?.toString(), b) : undefined;
-        if (!record) this.cache.delete(taskId);
-        return { v: vb?.toString(), w: wb?.toString() ?? '', record };
+        return await this.read(taskId);
       } catch (error) {
-        if (tries >= CONFIRM_TRIES || this.closed || !timedOut(error)) throw unanswered;
+        if (tries >= CONFIRM_TRIES || !unansweredInTime(error)) throw unanswered;
       }
     }
   }

@@ -126,6 +126,7 @@ expectAssignable<be.JobResult>({ retryInMs: 250 });
 expectAssignable<be.JobResult>(undefined);
 // A queue may tell when its earliest waiting job is due (close() stops waiting past its deadline).
 expectType<(() => number | undefined) | undefined>(({} as be.QueueDriver).nextDueAt);
+expectType<number | undefined>(({} as be.QueueDriver).abandonedRetryDelayMs);
 expectError<be.JobResult>({ retryIn: 250 });
 const driver: be.QueueDriver = new be.PQueueDriver(2);
 expectType<boolean | undefined>(driver.shared);
@@ -247,6 +248,7 @@ expectType<number>(eo.backoffDelay(2, { baseMs: 1000, maxMs: 60_000, jitter: 'no
 // Twelfth session's additions: app error logging, the middleware's logger, the engine's timeout, memory's byte bound.
 expectType<boolean>(eo.isInvocationAbort(new Error('x'), undefined));
 expectType<void>(eo.logAppError(eo.silentLogger, 'express', new Error('x'), undefined));
+expectType<string>(eo.nestAppHint({ getHttpAdapter() {}, init() {} }));
 expectType<eo.Logger>(eo.createFcRuntime().logger);
 expectType<number>(({} as eo.AsyncEngine).timeoutSeconds);
 expectType<number>(({} as eo.AsyncEngine).maxAsyncPayloadBytes);

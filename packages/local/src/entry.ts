@@ -168,7 +168,7 @@ async function nestEntry(app: NestAppLike, exportName: string, file: string): Pr
   try {
     await app.init();
   } catch (cause) {
-    const message = (cause instanceof Error ? cause.message : String(cause)).replace(/\s*\n\s*/g, ' ');
+    const message = oneLine(cause);
     const where = thrownAt(cause);
     throw new FcAsyncError(
       'EntryLoadFailed',
@@ -185,6 +185,11 @@ async function nestEntry(app: NestAppLike, exportName: string, file: string): Pr
   );
 }
 
+/** A thrown value's message on one line (a compiler's, such as tsx's "Transform failed with 1 error:", spans several). */
+function oneLine(cause: unknown): string {
+  return (cause instanceof Error ? cause.message : String(cause)).replace(/\s*\n\s*/g, ' ');
+}
+
 /** `null`, `an array`, `an object`, `a number`: what a value is, for messages. */
 function kindOf(value: unknown): string {
   if (value === null) return 'null';
@@ -196,7 +201,8 @@ function kindOf(value: unknown): string {
  * Loads an entry module (JavaScript or TypeScript, ESM or CommonJS) and picks the export to serve:
  * `exportName` when given, else the first of `handler`, `default` and `app` that is an app or a
  * handler. A NestJS application (`NestFactory.create()`) is initialized (`init()`) and served as
- * the Express or Fastify instance under it. `instance` makes a separate module instance for each function that shares a file.
+ * the Express or Fastify instance under it. `instance` makes a separate module instance for each
+ * function that shares a file.
  * Throws an `FcAsyncError` (`EntryNotFound`, `EntryLoadFailed`, `EntryNotServable`).
  */
 export async function loadEntry(file: string, exportName?: string, instance?: string): Promise<LoadedEntry> {
@@ -213,12 +219,8 @@ export async function loadEntry(file: string, exportName?: string, instance?: st
   try {
     mod = (await (scopedImport ? scopedImport(url.href) : import(url.href))) as Record<string, unknown>;
   } catch (cause) {
-    // One line: a compiler's message (tsx's "Transform failed with 1 error:") spans several. The
-    // module's URL, with the query that makes an instance of its own, is the file to the user.
-    const message = (cause instanceof Error ? cause.message : String(cause))
-      .replace(/\s*\n\s*/g, ' ')
-      .split(url.href)
-      .join(file);
+    // The module's URL, with the query that makes an instance of its own, is the file to the user.
+    const message = oneLine(cause).split(url.href).join(file);
     const where = thrownAt(cause) ?? syntaxErrorAt(cause, file);
     throw new FcAsyncError('EntryLoadFailed', `Loading ${file} failed: ${message}${where ? ` (at ${where})` : ''}`, {
       cause,
