@@ -394,7 +394,7 @@ program
   .option('--max-event-streams <n>', 'dashboard live streams open at once', integer(1, 10_000), 64)
   .option(
     '--max-body-bytes <bytes>',
-    'request body bytes held at once, both ports together (from 32 MiB, FC largest body)',
+    "request body bytes held at once, both ports together (from 32 MiB, FC's largest body)",
     integer(32 * 1024 * 1024, Number.MAX_SAFE_INTEGER),
     256 * 1024 * 1024,
   )
@@ -403,7 +403,10 @@ program
     "keep this request header out of async task records and replays, on top of authorization, proxy-authorization, x-acs-security-token, cookies and FC's credentials (repeatable)",
     (name: string, names: string[] | undefined) => [...(names ?? []), name],
   )
-  .option('--watch', 'restart when a file of the project changes (tasks survive with --store sqlite:PATH)')
+  .option(
+    '--watch',
+    'restart when a file of the project changes (tasks survive with --store sqlite:PATH or --redis URL)',
+  )
   // The pipe from the --watch supervisor, whose closing stops this emulator.
   .addOption(new Option('--supervisor-fd <fd>').argParser(integer(3, 1023)).hideHelp())
   .action(async (entry: string | undefined, flags: DevFlags, command: Command) => {
