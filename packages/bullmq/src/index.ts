@@ -48,7 +48,7 @@ export function bullmq(options: BullmqBackendOptions): AsyncBackend {
         await answering([redis, subscriber], resolved.connectTimeoutMs);
         corkEachTurn(redis);
         const keys = keysOf(resolved.prefix);
-        const store = new RedisTaskStore(redis, subscriber, keys, resolved.worker);
+        const store = new RedisTaskStore(redis, subscriber, keys, resolved.worker, resolved.lockDurationMs);
         await store.listen();
         const pruner = new Pruner(redis, keys, resolved, logger, (ids) => store.forget(ids));
         const queue = new BullmqQueueDriver(

@@ -54,8 +54,8 @@ function bodyArg(body: Buffer): string | Buffer {
   return isUtf8(body) ? body.toString() : body;
 }
 
-/** Reads, each within `commandTimeoutMs`, that confirm a claim Redis did not answer in time. */
-const CONFIRM_TRIES = 10;
+/** How long a claim Redis did not answer in time is confirmed for by default: BullMQ's default job lock. */
+const CONFIRM_WITHIN_MS = 30_000;
 
 /** `answerOf`'s 503 for a command Redis did not answer within `commandTimeoutMs`. */
 function unansweredInTime(error: unknown): boolean {
@@ -96,6 +96,13 @@ export class RedisTaskStore implements TaskStore {
      * every accept (paired, about 5 % of an accept's time; full GCs 5 to 1 per 14,000 accepts).
      */
     private readonly keepInserted = true,
+    /**
+     * How long a claim Redis did not answer in time is read back for, from when it was sent: the
+     * job's lock (`lockDurationMs`), which holds the job for this instance while Redis stalls.
+     * Past it the lock may be gone and another instance may find the task; before it, giving up
+     * would count an attempt that never ran (and, with no retries left, fail the task unrun).
+     */
+    private readonly confirmWithinMs = CONFIRM_WITHIN_MS,
   ) {
     redis.defineCommand('fcAsyncInsert', { numberOfKeys: 5, lua: INSERT_SCRIPT });
     redis.defineCommand('fcAsyncInsertMany', { lua: INSERT_MANY_SCRIPT });
@@ -299,6 +306,7 @@ export class RedisTaskStore implements TaskStore {
       const encoded = encodeCompactRecord(next);
       const written = String(Number(current.v) + 1);
       const token = this.token();
+      const sentAt = Date.now();
       const sent = this.redis.fcAsyncCasBuffer(
         ...[k.task(taskId), k.open, k.ended],
         ...[taskId, current.v, next.status, encoded, open, endTime, current.w, token],
@@ -311,7 +319,7 @@ export class RedisTaskStore implements TaskStore {
         // Sent, not answered in time (Redis stalled): Redis runs it when it wakes. Whether it won
         // is read once Redis answers, so that a claim that won is not taken for one that failed
         // (its attempt would be counted interrupted without having started, and its job left to a retry).
-        const seen = await this.confirmed(taskId, error);
+        const seen = await this.confirmed(taskId, error, sentAt);
         if (!seen) return undefined;
         if (seen.v === written && seen.w === token) {
           this.remember(taskId, written, token, next, open === '0');
@@ -348,15 +356,16 @@ export class RedisTaskStore implements TaskStore {
 
   /**
    * The task as Redis holds it once it answers a read again (after a write it did not answer in
-   * time: that write has run by then, as one connection's commands run in order), read up to
-   * {@link CONFIRM_TRIES} times; rejects with `unanswered` when Redis never answers.
+   * time: that write has run by then, as one connection's commands run in order), read again
+   * while each read times out, until `confirmWithinMs` after the write was sent (`sentAt`); then
+   * rejects with `unanswered`, as it does at once on any other error (the store closed, say).
    */
-  private async confirmed(taskId: string, unanswered: unknown): Promise<Versioned | undefined> {
-    for (let tries = 1; ; tries++) {
+  private async confirmed(taskId: string, unanswered: unknown, sentAt: number): Promise<Versioned | undefined> {
+    for (;;) {
       try {
         return await this.read(taskId);
       } catch (error) {
-        if (tries >= CONFIRM_TRIES || !unansweredInTime(error)) throw unanswered;
+        if (!unansweredInTime(error) || Date.now() - sentAt >= this.confirmWithinMs) throw unanswered;
       }
     }
   }

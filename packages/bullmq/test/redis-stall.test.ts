@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type AsyncTask, createFcHandler, getInvocation, silentLogger } from '@fc-async/core';
+import { type AsyncTask, createFcHandler, type DestinationRecord, getInvocation, silentLogger } from '@fc-async/core';
 import { asyncEvent } from '@fc-async/test-kit/fc-server';
 import { taskRecord as record } from '@fc-async/test-kit/task-store';
 import { PENDING, within } from '@fc-async/test-kit/wait';
@@ -60,10 +60,13 @@ async function status(handler: { tasks: { get(id: string): Promise<AsyncTask | u
   return handler.tasks.get(id).catch(() => undefined);
 }
 
-/** A store on its own connections to the file's Redis, whose commands time out after `commandTimeout` ms. */
-async function storeOn(prefix: string, commandTimeout: number): Promise<RedisTaskStore> {
+/**
+ * A store on its own connections to the file's Redis, whose commands time out after `commandTimeout` ms
+ * and whose unanswered claims are read back for `confirmWithinMs` (the store's default when not given).
+ */
+async function storeOn(prefix: string, commandTimeout: number, confirmWithinMs?: number): Promise<RedisTaskStore> {
   const redis = new Redis(url, { commandTimeout });
-  const store = new RedisTaskStore(redis, redis.duplicate(), keysOf(prefix));
+  const store = new RedisTaskStore(redis, redis.duplicate(), keysOf(prefix), true, confirmWithinMs);
   await store.listen();
   cleanups.push(() => store.close());
   return store;
@@ -93,24 +96,51 @@ describe('RedisTaskStore: a claim Redis answers past commandTimeout', () => {
     const stored = await a.get('t_1');
     expect([stored?.status, stored?.attempts]).toEqual(['Running', 1]);
   });
+
+  it('that won is confirmed however many reads Redis leaves unanswered within the lock (5 s stall, reads of 300 ms)', async () => {
+    const store = await storeOn(uniquePrefix(), 300);
+    await store.insert(record('t_1'));
+    await stall(5000);
+    const claimed = await within(store.transition('t_1', 'Running', claim), 15_000);
+    expect(claimed === PENDING ? claimed : claimed?.status).toBe('Running');
+  });
+
+  it('is given up on past confirmWithinMs (the job lock), with the 503 of the unanswered claim', async () => {
+    const store = await storeOn(uniquePrefix(), 300, 1000);
+    await store.insert(record('t_1'));
+    await stall(4000);
+    // Answered once Redis wakes, it would resolve with the claim: it rejects before.
+    await expect(within(store.transition('t_1', 'Running', claim), 10_000)).rejects.toMatchObject({
+      code: 'RedisUnavailable',
+      statusCode: 503,
+    });
+  });
 });
 
 describe('bullmq(): Redis stalled past commandTimeoutMs while a worker takes or claims a task', () => {
   /** One instance, one attempt at a time, commandTimeoutMs 1000 and the default lock and stalled check (30 s). */
-  function instance(app: (req: IncomingMessage, res: ServerResponse) => void) {
+  function instance(
+    app: (req: IncomingMessage, res: ServerResponse) => void,
+    options: { commandTimeoutMs?: number; maxAsyncRetryAttempts?: number } = {},
+  ) {
     const warnings: string[] = [];
     const calls = new Map<string, number>();
+    const count = (r: DestinationRecord) =>
+      void calls.set(r.requestContext.requestId, (calls.get(r.requestContext.requestId) ?? 0) + 1);
     const handler = createFcHandler(app, {
       logger: { ...silentLogger, warn: (message: string) => void warnings.push(message) },
       env: {},
       async: {
         mode: 'local',
         concurrency: 1,
-        backend: bullmq({ connection: url, prefix: uniquePrefix(), commandTimeoutMs: 1000 }),
+        maxAsyncRetryAttempts: options.maxAsyncRetryAttempts,
+        backend: bullmq({
+          connection: url,
+          prefix: uniquePrefix(),
+          commandTimeoutMs: options.commandTimeoutMs ?? 1000,
+        }),
       },
-      destinations: {
-        onSuccess: (r) => void calls.set(r.requestContext.requestId, (calls.get(r.requestContext.requestId) ?? 0) + 1),
-      },
+      destinations: { onSuccess: count, onFailure: count },
     });
     cleanups.unshift(() => within(handler.close({ timeoutMs: 1000 }), 15_000));
     return { handler, warnings, calls };
@@ -185,6 +215,50 @@ describe('bullmq(): Redis stalled past commandTimeoutMs while a worker takes or 
     );
     const task = await handler.tasks.get('claimed');
     expect([runs.get('claimed'), task?.alreadyRetriedTimes, calls.get(task?.requestId ?? '')]).toEqual([1, 0, 1]);
+    expect(warnings).not.toContain('async attempt interrupted');
+  }, 60_000);
+
+  it('a task whose claim is sent in a stall longer than ten reads (within the lock) runs; with no retries, it does not fail unrun', async () => {
+    const runs = new Map<string, number>();
+    const { handler, warnings, calls } = instance(
+      (req, res) => {
+        const taskId = getInvocation(req)?.taskId ?? '';
+        runs.set(taskId, (runs.get(taskId) ?? 0) + 1);
+        res.end('ok');
+      },
+      { commandTimeoutMs: 300, maxAsyncRetryAttempts: 0 },
+    );
+    // The claim is sent during a stall of 5 s: past ten confirming reads of 300 ms each, well within the lock (30 s).
+    const transition = RedisTaskStore.prototype.transition;
+    let stalled = false;
+    const spy = vi.spyOn(RedisTaskStore.prototype, 'transition').mockImplementation(async function (
+      this: RedisTaskStore,
+      ...args
+    ) {
+      if (args[0] === 'claimed' && args[1] === 'Running' && !stalled) {
+        stalled = true;
+        await stall(5000);
+      }
+      return transition.apply(this, args);
+    });
+    cleanups.push(() => spy.mockRestore());
+    await handler.engine?.whenReady();
+    expect((await handler(asyncEvent('claimed'))).statusCode).toBe(202);
+    await until(
+      'the task to end and be delivered',
+      async () => {
+        const task = await status(handler, 'claimed');
+        return task !== undefined && task.status !== 'Running' && task.destinationStatus !== undefined;
+      },
+      30_000,
+    );
+    const task = await handler.tasks.get('claimed');
+    expect([task?.status, runs.get('claimed'), task?.alreadyRetriedTimes, calls.get(task?.requestId ?? '')]).toEqual([
+      'Succeeded',
+      1,
+      0,
+      1,
+    ]);
     expect(warnings).not.toContain('async attempt interrupted');
   }, 60_000);
 });
