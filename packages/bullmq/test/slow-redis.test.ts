@@ -1,15 +1,42 @@
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type AsyncTask, createFcHandler, type FcHttpResult, getInvocation, silentLogger } from '@fc-async/core';
 import { asyncEvent } from '@fc-async/test-kit/fc-server';
 import { PENDING, within } from '@fc-async/test-kit/wait';
 import { Redis } from 'ioredis';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { bullmq } from '../src/index.js';
 import { uniquePrefix, until } from './helpers.js';
+import { freePort, spawnRedis } from './redis-server.js';
 
 // Redis slow rather than gone: every client paused (CLIENT PAUSE) for less than commandTimeoutMs,
 // as a long save, a failover or a slow command on a shared Redis does. Nothing is refused then:
-// what came meanwhile waits for Redis and is answered once it is back.
+// what came meanwhile waits for Redis and is answered once it is back. The pause is of a
+// redis-server of this file alone: the run's shared one serves other files at the same time,
+// whose short job locks (200 to 500 ms) a pause of it would expire under them.
+
+let server: ChildProcess;
+let dir: string;
+let url: string;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'fc-async-slow-redis-'));
+  const port = await freePort();
+  server = await spawnRedis(port, dir, ['--appendonly', 'no']);
+  url = `redis://127.0.0.1:${port}`;
+});
+
+afterAll(async () => {
+  if (server && server.exitCode === null) {
+    server.kill('SIGKILL');
+    await once(server, 'exit');
+  }
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -31,7 +58,7 @@ describe('bullmq(): Redis paused for less than commandTimeoutMs', () => {
       async: {
         mode: 'local',
         concurrency: 4,
-        backend: bullmq({ connection: inject('redisUrl'), prefix: uniquePrefix(), commandTimeoutMs: 10_000 }),
+        backend: bullmq({ connection: url, prefix: uniquePrefix(), commandTimeoutMs: 10_000 }),
       },
       destinations: {
         onSuccess: (r) => void calls.set(r.requestContext.requestId, (calls.get(r.requestContext.requestId) ?? 0) + 1),
@@ -44,7 +71,7 @@ describe('bullmq(): Redis paused for less than commandTimeoutMs', () => {
     await until('the first task to end', async () => (await handler.tasks.get('before'))?.status === 'Succeeded');
     await until('the long task to run', async () => (await handler.tasks.get('long'))?.status === 'Running');
 
-    const admin = new Redis(inject('redisUrl'));
+    const admin = new Redis(url);
     cleanups.push(() => admin.quit());
     // Every client, this one too: its answer comes at once, then nothing answers for 1.5 s.
     await admin.call('CLIENT', 'PAUSE', '1500', 'ALL');
