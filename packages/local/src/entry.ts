@@ -190,11 +190,17 @@ function oneLine(cause: unknown): string {
   return (cause instanceof Error ? cause.message : String(cause)).replace(/\s*\n\s*/g, ' ');
 }
 
-/** `null`, `an array`, `an object`, `a number`: what a value is, for messages. */
+/** `null`, `an array`, `a promise`, `an object`, `a number`: what a value is, for messages. */
 function kindOf(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
+  if (isThenable(value)) return 'a promise';
   return /^[aeiou]/.test(typeof value) ? `an ${typeof value}` : `a ${typeof value}`;
+}
+
+/** A promise (anything with a `then` method), such as `NestFactory.create()`'s not awaited. */
+function isThenable(value: unknown): boolean {
+  return isObject(value) && typeof value.then === 'function';
 }
 
 /**
@@ -255,10 +261,15 @@ export async function loadEntry(file: string, exportName?: string, instance?: st
     exportName && found.length > 0
       ? `; FC calls the export the s.yaml handler names: export it, e.g. \`export const ${exportName} = createHandler(app)\``
       : '';
+  // `export default NestFactory.create(...)` without `await`: what to export instead.
+  const promised = names.find((name) => isThenable(mod[name] ?? cjs?.[name]));
+  const awaitIt = promised
+    ? `; \`${promised}\` is a promise: export what it resolves to (\`export ${promised === 'default' ? 'default' : `const ${promised} =`} await ...\` in an ES module; in a CommonJS one, a handler that awaits it on its first call)`
+    : '';
   // No export at all: most often a custom runtime's start script (its own `listen(app)`), which
   // fc-async dev serves as FC does, from an s.yaml that starts it.
   const selfServing =
-    !exportName && found.length === 0
+    !exportName && found.length === 0 && wrong.length === 0
       ? "; an entry that listens itself (a custom runtime's start script, `listen(app)`) is served from an s.yaml whose `customRuntimeConfig.command` starts it: `fc-async dev --config s.yaml`"
       : '';
   throw new FcAsyncError(
@@ -266,6 +277,7 @@ export async function loadEntry(file: string, exportName?: string, instance?: st
     `${file} exports no Express, Koa or Fastify app and no FC handler (looked at ${names.join(', ')}` +
       `${wrong.length ? `: ${wrong.join(', ')}` : ''}; other exports: ${found.length ? found.join(', ') : 'none'})${named}` +
       (esm ? inDefaultObject(mod.default, names) : '') +
+      awaitIt +
       selfServing,
   );
 }

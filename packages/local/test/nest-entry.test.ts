@@ -74,6 +74,25 @@ describe('an entry exporting a NestJS app', () => {
     });
   });
 
+  it('refuses a promise of a Nest app (NestFactory.create() not awaited), saying to await it', async () => {
+    // `export default NestFactory.create(AppModule)`: FC calls no promise, nor does fc-async dev.
+    const esm = join(dir, 'promised-nest.mjs');
+    writeFileSync(esm, 'export default new Promise(() => {});\n');
+    await expect(loadEntry(esm)).rejects.toMatchObject({
+      code: 'EntryNotServable',
+      message: expect.stringMatching(
+        /\(looked at handler, default, app: default is a promise; other exports: none\); `default` is a promise: export what it resolves to \(`export default await \.\.\.` in an ES module; in a CommonJS one, a handler that awaits it on its first call\)$/,
+      ),
+    });
+    // Not told it is a custom runtime's start script, which exports nothing.
+    await expect(loadEntry(esm)).rejects.not.toThrow(/listens itself/);
+    const cjs = join(dir, 'promised-nest.cjs');
+    writeFileSync(cjs, 'exports.app = new Promise(() => {});\n');
+    await expect(loadEntry(cjs)).rejects.toThrow(
+      /app is a promise; other exports: app\); `app` is a promise: export what it resolves to \(`export const app = await \.\.\.`/,
+    );
+  });
+
   it('refuses a Nest app on another HTTP platform, naming the two served', async () => {
     const file = nestEntry('other-nest', 'const server = { name: "h3" };', '');
     await expect(loadEntry(file)).rejects.toMatchObject({
