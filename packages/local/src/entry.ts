@@ -47,9 +47,14 @@ export function entriesLoading(): string[] {
 function enableTypeScript(entry: string): Promise<string | null | undefined> {
   typescriptReady ??= (async () => {
     const [esm, cjs] = await Promise.all([import('tsx/esm/api'), import('tsx/cjs/api')]);
-    if (process.env.TSX_TSCONFIG_PATH) {
-      cjs.register();
-      esm.register();
+    const named = process.env.TSX_TSCONFIG_PATH;
+    if (named) {
+      try {
+        cjs.register();
+        esm.register();
+      } catch (cause) {
+        throw unreadTsconfig(`${named} (TSX_TSCONFIG_PATH)`, cause);
+      }
       return null;
     }
     const tsconfig = nearestTsconfig(entry);
@@ -75,6 +80,10 @@ function registerTsx(esm: TsxEsm, cjs: TsxCjs, tsconfig: string | undefined, nam
   try {
     if (namespace) cjs.register({ namespace });
     else cjs.register();
+  } catch (cause) {
+    // tsx reads the tsconfig (and what it extends) here: its message names neither. None near
+    // the entry: tsx's default, the working folder's.
+    throw unreadTsconfig(tsconfig ?? join(process.cwd(), 'tsconfig.json'), cause);
   } finally {
     if (tsconfig !== undefined) delete process.env.TSX_TSCONFIG_PATH;
   }
@@ -85,6 +94,11 @@ function registerTsx(esm: TsxEsm, cjs: TsxCjs, tsconfig: string | undefined, nam
   const scoped = esm.register({ namespace, tsconfig });
   const scopedImport: ScopedImport = (href) => scoped.import(href, import.meta.url);
   return scopedImport;
+}
+
+/** A tsconfig tsx could not read (`File './base.json' not found.` of a missing `extends`), named. */
+function unreadTsconfig(tsconfig: string, cause: unknown): Error {
+  return new Error(`its tsconfig ${tsconfig} could not be read: ${oneLine(cause)}`, { cause });
 }
 
 /** The imports of the entries whose nearest tsconfig is not the first TypeScript entry's, by that tsconfig. */
@@ -214,7 +228,12 @@ function isThenable(value: unknown): boolean {
 export async function loadEntry(file: string, exportName?: string, instance?: string): Promise<LoadedEntry> {
   if (!existsSync(file)) throw new FcAsyncError('EntryNotFound', `The entry ${file} does not exist`);
   if (!statSync(file).isFile()) throw new FcAsyncError('EntryNotFound', `The entry ${file} is not a file`);
-  const scopedImport = TYPESCRIPT.has(extname(file)) ? await typescriptImport(file) : undefined;
+  let scopedImport: ScopedImport | undefined;
+  try {
+    scopedImport = TYPESCRIPT.has(extname(file)) ? await typescriptImport(file) : undefined;
+  } catch (cause) {
+    throw new FcAsyncError('EntryLoadFailed', `Loading ${file} failed: ${oneLine(cause)}`, { cause });
+  }
   const url = pathToFileURL(file);
   if (instance) {
     url.searchParams.set('fc-async-function', instance);

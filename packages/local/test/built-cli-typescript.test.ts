@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { invokeSync, PKG, startCli } from './helpers.js';
+import { invokeSync, PKG, runCli, startCli } from './helpers.js';
 
 describe('the built fc-async command serves TypeScript entries under plain node', () => {
   let dir: string;
@@ -83,6 +83,56 @@ describe('the built fc-async command serves TypeScript entries under plain node'
         expect({ status: res.status, body: await res.text() }).toEqual({ status: 200, body: 'function:undefined:0|1' });
       } finally {
         await run.stop();
+      }
+    } finally {
+      rmSync(project, { recursive: true, force: true });
+    }
+  });
+
+  // tsx reads an entry's tsconfig (and what it `extends`) before it loads the entry, and its error
+  // names neither: `File './base.json' not found.` alone.
+  it('refuses an entry whose tsconfig.json cannot be read in one line that names both, exit 1', async () => {
+    const project = mkdtempSync(join(tmpdir(), 'fc-async-built-bad-tsconfig-'));
+    try {
+      const write = (file: string, text: string) => {
+        mkdirSync(join(project, file, '..'), { recursive: true });
+        writeFileSync(join(project, file), text);
+      };
+      const entry = 'export const handler = async (): Promise<string> => "served";\n';
+      write('tsconfig.json', '{ "extends": "./base.json" }\n');
+      write('src/app.ts', entry);
+      write('functions/good/tsconfig.json', '{}\n');
+      write('functions/good/index.ts', entry);
+      write('functions/bad/tsconfig.json', '{ "extends": "./missing.json" }\n');
+      write('functions/bad/index.ts', entry);
+      const fn = (name: string) =>
+        `  ${name}: { component: fc3, props: { region: cn-hangzhou, functionName: ${name}, runtime: nodejs20, code: ./functions/${name}, handler: index.handler } }`;
+      write('s.yaml', ['edition: 3.0.0', 'name: bad-tsconfig', 'resources:', fn('good'), fn('bad'), ''].join('\n'));
+      const app = join(project, 'src/app.ts');
+      const nowhere = join(project, 'nowhere.json');
+      const runs = [
+        // The first TypeScript entry's tsconfig, which the process-wide hooks use.
+        [
+          ['dev', app],
+          {},
+          `Loading ${app} failed: its tsconfig ${join(project, 'tsconfig.json')} could not be read: File './base.json' not found.`,
+        ],
+        // A second function's, read for a tsx namespace of its own.
+        [
+          ['dev', '--config', join(project, 's.yaml')],
+          {},
+          `Loading ${join(project, 'functions/bad/index.ts')} failed: its tsconfig ${join(project, 'functions/bad/tsconfig.json')} could not be read: File './missing.json' not found.`,
+        ],
+        // TSX_TSCONFIG_PATH naming a file that is not there.
+        [
+          ['dev', app],
+          { TSX_TSCONFIG_PATH: nowhere },
+          `Loading ${app} failed: its tsconfig ${nowhere} (TSX_TSCONFIG_PATH) could not be read: Cannot resolve tsconfig at path: ${nowhere}`,
+        ],
+      ] as const;
+      for (const [args, env, told] of runs) {
+        const run = await runCli([...args, '--port', '0', '--control-port', '0'], { built: true, cwd: project, env });
+        expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 1, stderr: `fc-async: ${told}\n` });
       }
     } finally {
       rmSync(project, { recursive: true, force: true });

@@ -187,7 +187,7 @@ export function invokeSync(controlUrl: string, fn: string, path: string): Promis
 /** Runs the CLI to completion (for the ways it refuses to start). */
 export function runCli(
   args: string[],
-  options: { env?: Record<string, string>; cwd?: string } = {},
+  options: CliOptions = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const proc = spawnCli(args, options);
   let stdout = '';
