@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseStoreSpec } from './backend.js';
 import { REDIS_DOWN_EXIT, REFUSED_EXIT, SUPERVISOR_FD, stopWhenSupervisorGoes, superviseDev } from './dev-watch.js';
 import { type Emulator, exitOwn, startEmulator } from './emulator.js';
-import { entriesLoading } from './entry.js';
+import { entriesLoading, entryTsconfig } from './entry.js';
 import { failure } from './errors.js';
 import { createEmulatorLog } from './log.js';
 import { type EmulatorOptions, resolveOptions, socketHost } from './options.js';
@@ -304,16 +304,20 @@ async function watchDev(entry: string | undefined, flags: DevFlags, command: Com
   try {
     // An entry that is a symbolic link to a file elsewhere: that file's folder is what Node loads.
     const linked = entry === undefined ? undefined : linkedEntryFolder(resolve(entry), root);
+    const folders = linked === undefined ? [root] : [root, linked];
     superviseDev({
       args: childArgs(command, entry, { port, controlPort }),
-      watched: (linked === undefined ? [root] : [root, linked]).map((folder) => ({
-        root: folder,
-        ignored: watchIgnore({
+      watched: [
+        ...folders.map((folder) => ({
           root: folder,
-          outDir: resolve(flags.outDir),
-          sqlitePath: store.kind === 'sqlite' ? store.path : undefined,
-        }),
-      })),
+          ignored: watchIgnore({
+            root: folder,
+            outDir: resolve(flags.outDir),
+            sqlitePath: store.kind === 'sqlite' ? store.path : undefined,
+          }),
+        })),
+        ...tsconfigWatch(entry, folders),
+      ],
       tasksInMemory: store.kind === 'memory',
       redis: store.kind === 'redis' ? store.url : undefined,
       shutdownTimeoutMs: flags.shutdownTimeout * 1000,
@@ -322,6 +326,24 @@ async function watchDev(entry: string | undefined, flags: DevFlags, command: Com
   } catch (error) {
     fail(`cannot watch ${root}: ${error instanceof Error ? error.message : String(error)}`);
   }
+}
+
+/**
+ * The tsconfig a TypeScript entry compiles with, watched alone (its folder, nothing under it) when
+ * it is outside the watched folders (`tsconfig.json` above `src/`): an edit restarts, and a
+ * tsconfig that failed to load the entry is taken again once fixed.
+ */
+function tsconfigWatch(entry: string | undefined, folders: string[]) {
+  const tsconfig = entry === undefined ? undefined : entryTsconfig(resolve(entry));
+  if (tsconfig === undefined) return [];
+  const under = (folder: string) => {
+    const path = relative(folder, tsconfig);
+    return !path.startsWith('..') && !isAbsolute(path);
+  };
+  const folder = dirname(tsconfig);
+  // TSX_TSCONFIG_PATH may name a file in no folder at all: the emulator's start says so.
+  if (folders.some(under) || !existsSync(folder)) return [];
+  return [{ root: folder, ignored: (path: string) => path !== folder && path !== tsconfig, shown: tsconfig }];
 }
 
 /** Commander's error on one line: its `(Did you mean --port?)` goes on the line of the problem. */

@@ -34,6 +34,8 @@ export interface WatchedFolder {
   root: string;
   /** Paths whose changes do not restart. */
   ignored: (path: string) => boolean;
+  /** What the start's note names: the root by default (one file watched alone: that file). */
+  shown?: string;
 }
 
 /** What {@link superviseDev} runs and watches. */
@@ -42,7 +44,8 @@ export interface SuperviseOptions {
   args: string[];
   /**
    * The folders watched: the entry's (or the s.yaml's), then the real folder of an entry that is a
-   * symbolic link to a file outside it (see `linkedEntryFolder`).
+   * symbolic link to a file outside it (see `linkedEntryFolder`), then the tsconfig a TypeScript
+   * entry compiles with when it is outside those (its folder, with only that file not ignored).
    */
   watched: readonly WatchedFolder[];
   /** Tasks are in memory (no `--store sqlite:PATH`, no `--redis`): a restart loses those not finished. */
@@ -155,7 +158,7 @@ class Supervisor {
       this.#closeTrees();
       throw error;
     }
-    const folders = this.o.watched.map(({ root }) => root).join(' and ');
+    const folders = this.o.watched.map(({ root, shown }) => shown ?? root).join(' and ');
     const memory = ' (tasks are in memory: a restart loses those not finished; --store sqlite:PATH keeps them)';
     this.o.note(`watching ${folders} for changes${this.o.tasksInMemory ? memory : ''}`);
     for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => this.#onSignal(signal));

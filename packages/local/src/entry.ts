@@ -129,6 +129,22 @@ async function typescriptImport(entry: string): Promise<ScopedImport | undefined
   return scoped;
 }
 
+/**
+ * The tsconfig a TypeScript entry compiles with, when it is a file: `TSX_TSCONFIG_PATH`'s, else
+ * the `tsconfig.json` nearest to the entry; `undefined` for JavaScript, and when there is none.
+ * `fc-async dev --watch` watches it, so that an edit (`experimentalDecorators`) restarts.
+ *
+ * @example
+ * ```ts
+ * entryTsconfig('/app/src/main.ts'); // '/app/tsconfig.json' when there is none in /app/src
+ * ```
+ */
+export function entryTsconfig(entry: string): string | undefined {
+  if (!TYPESCRIPT.has(extname(entry))) return undefined;
+  const named = process.env.TSX_TSCONFIG_PATH;
+  return named ? resolve(named) : nearestTsconfig(entry);
+}
+
 /** The `tsconfig.json` in the entry's folder or the nearest folder above it, if any. */
 function nearestTsconfig(entry: string): string | undefined {
   for (let dir = dirname(resolve(entry)); ; dir = dirname(dir)) {

@@ -357,6 +357,54 @@ resources:
     expect(run.stderr().match(/waiting for a change/g)).toHaveLength(1);
   });
 
+  // `fc-async dev proj/src/app.ts` watches proj/src/; the entry compiles with proj/tsconfig.json.
+  // (Not in the folder the command runs in: the CLI runs from source under tsx, which reads that one.)
+  it("watches the tsconfig.json a TypeScript entry compiles with, above the entry's folder, and only it", async () => {
+    const dir = project();
+    const proj = join(dir, 'proj');
+    mkdirSync(join(proj, 'src'), { recursive: true });
+    writeFileSync(join(proj, 'src/app.ts'), app('T'));
+    writeFileSync(join(proj, 'tsconfig.json'), '{ "extends": "./base.json" }\n');
+    const run = await startWatch(dir, ['proj/src/app.ts'], false, false);
+    await waitFor(() => (run.stderr().includes('fc-async: waiting for a change') ? true : undefined), START_MS);
+    expect(run.stderr()).toContain(
+      `fc-async: watching ${join(proj, 'src')} and ${join(proj, 'tsconfig.json')} for changes`,
+    );
+    expect(run.stderr()).toMatch(
+      /Loading .*app\.ts failed: its tsconfig .*could not be read: File '\.\/base\.json' not found\./,
+    );
+    // Another file of the tsconfig's folder is no change: written first, it would be the one named.
+    writeFileSync(join(proj, 'notes.md'), 'not code\n');
+    writeFileSync(join(proj, 'tsconfig.json'), '{ "compilerOptions": { "strict": true } }\n');
+    // Its first emulator: the ports were not known before.
+    const ready = (await waitFor(() => run.ready[0], START_MS)) as { trigger: string };
+    expect(await version({ ...run, trigger: ready.trigger })).toBe('T');
+    expect(run.stderr()).toMatch(/fc-async: proj\/tsconfig\.json changed, restarting/);
+    expect(run.stderr()).not.toContain('notes.md');
+    expect(restarts(run)).toBe(1);
+  });
+
+  it('names a TSX_TSCONFIG_PATH in no folder at all as the start does, and waits for a change', async () => {
+    const dir = project();
+    writeFileSync(join(dir, 'app.ts'), app('T'));
+    // Outside the watched folder, as the tsconfig of a TypeScript entry that is watched alone.
+    const nowhere = join(`${dir}-nowhere`, 'tsconfig.json');
+    // Built: the CLI from source runs under tsx, which would read the variable itself.
+    const proc = spawnCli(['dev', '--watch', 'app.ts', '--port', '0', '--control-port', '0'], {
+      built: true,
+      cwd: dir,
+      env: { TSX_TSCONFIG_PATH: nowhere },
+    });
+    cleanups.push(() => proc.kill('SIGKILL'));
+    let stderr = '';
+    proc.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString('utf8');
+    });
+    await waitFor(() => (stderr.includes('fc-async: waiting for a change') ? true : undefined), START_MS);
+    expect(stderr).toContain(`fc-async: watching ${dir} for changes`);
+    expect(stderr).toContain(`its tsconfig ${nowhere} (TSX_TSCONFIG_PATH) could not be read`);
+  });
+
   it('with --store sqlite:PATH, a delayed task accepted before a restart runs after it', async () => {
     const dir = project();
     const run = await startWatch(dir, ['app.mjs', '--store', 'sqlite:tasks.db', '--shutdown-timeout', '0']);
