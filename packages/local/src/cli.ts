@@ -225,7 +225,7 @@ function sayUnsettledEntry(): () => void {
     const entries = entriesLoading();
     process.stderr.write(
       entries.length > 0
-        ? `fc-async: ${entries.join(', ')}: its loading never finished: a top-level await waits for a promise that nothing settles\n`
+        ? `fc-async: ${entries.map(({ file, waiting }) => `${file}: its loading never finished: ${waiting} waits for a promise that nothing settles`).join('; ')}\n`
         : 'fc-async: the start never finished: it waited for a promise that nothing settles\n',
     );
     process.exitCode = 1;

@@ -28,12 +28,19 @@ export interface LoadedEntry {
 const TYPESCRIPT = new Set(['.ts', '.mts', '.cts', '.tsx']);
 const CANDIDATES = ['handler', 'default', 'app'];
 let typescriptReady: Promise<string | null | undefined> | undefined;
-/** The entries being imported now: one whose top-level await never settles stays here. */
-const loading = new Set<string>();
+/**
+ * The entries being loaded now, with what they wait for: their import (a top-level await), or
+ * their Nest app's `init()`. One whose wait never settles stays here.
+ */
+const loading = new Map<string, string>();
+const IMPORTING = 'a top-level await';
 
-/** The files of the entries whose import has not finished, for a word when the process ends during it. */
-export function entriesLoading(): string[] {
-  return [...loading];
+/**
+ * The entries whose load has not finished, with what each waits for (`a top-level await`, or
+ * ``the Nest app `app`'s init()``), for a word when it takes long or the process ends during it.
+ */
+export function entriesLoading(): { file: string; waiting: string }[] {
+  return [...loading].map(([file, waiting]) => ({ file, waiting }));
 }
 
 /**
@@ -195,6 +202,8 @@ function isNestApp(value: unknown): value is NestAppLike {
  * That is what an entry would export itself: `createHandler(app.getHttpAdapter().getInstance())`.
  */
 async function nestEntry(app: NestAppLike, exportName: string, file: string): Promise<LoadedEntry> {
+  // Its lifecycle hooks (onModuleInit, onApplicationBootstrap) run here: a database that never answers.
+  loading.set(file, `the Nest app \`${exportName}\`'s init() (its onModuleInit and onApplicationBootstrap hooks)`);
   try {
     await app.init();
   } catch (cause) {
@@ -205,6 +214,8 @@ async function nestEntry(app: NestAppLike, exportName: string, file: string): Pr
       `Initializing the Nest app \`${exportName}\` of ${file} failed: ${message}${where ? ` (at ${where})` : ''}`,
       { cause },
     );
+  } finally {
+    loading.delete(file);
   }
   const instance = app.getHttpAdapter()?.getInstance?.();
   const kind = classifyExport(instance);
@@ -256,7 +267,7 @@ export async function loadEntry(file: string, exportName?: string, instance?: st
     forgetCommonJs(file);
   }
   let mod: Record<string, unknown>;
-  loading.add(file);
+  loading.set(file, IMPORTING);
   try {
     mod = (await (scopedImport ? scopedImport(url.href) : import(url.href))) as Record<string, unknown>;
   } catch (cause) {

@@ -18,7 +18,7 @@ import { adapterFor } from './adapters.js';
 import type { EntryHold } from './backend.js';
 import { isCustomRuntimeFailure } from './custom-proxy.js';
 import { startCustomRuntime } from './custom-runtime.js';
-import { type EntryKind, loadEntry } from './entry.js';
+import { type EntryKind, entriesLoading, loadEntry } from './entry.js';
 import { buildContext, buildFcEvent, type FunctionIdentity, type IncomingCall, requestFromCall } from './event.js';
 import { fastifyReady, functionTimeout, withinTimeout } from './function-guards.js';
 import { MAX_RESPONSE_BYTES, responseTooLarge } from './limits.js';
@@ -265,13 +265,17 @@ const STILL_LOADING_MS = 5000;
  * ends with the line about an await that nothing settles (see cli.ts).
  */
 async function sayWhileLoading<T>(loading: Promise<T>, file: string, log: EmulatorLog): Promise<T> {
-  const timer = setTimeout(
-    () =>
-      log.notice(
-        `still loading ${file} after ${STILL_LOADING_MS / 1000} s: a top-level await has not settled (or its imports load slowly); the emulator's ports open once every entry has loaded`,
-      ),
-    STILL_LOADING_MS,
-  );
+  const timer = setTimeout(() => {
+    // A Nest app's init() (entry.ts), or the module's import.
+    const waiting = entriesLoading().find((entry) => entry.file === file)?.waiting;
+    const what =
+      waiting === undefined || waiting === 'a top-level await'
+        ? 'a top-level await has not settled (or its imports load slowly)'
+        : `${waiting} has not settled`;
+    log.notice(
+      `still loading ${file} after ${STILL_LOADING_MS / 1000} s: ${what}; the emulator's ports open once every entry has loaded`,
+    );
+  }, STILL_LOADING_MS);
   timer.unref();
   try {
     return await loading;

@@ -1,9 +1,9 @@
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { freePort } from '../src/ports.js';
-import { fixture, runCli, spawnCli, startCli, waitFor } from './helpers.js';
+import { fixture, PKG, runCli, spawnCli, startCli, waitFor } from './helpers.js';
 
 // The CLI's own words, as a new user's walkthrough met them: flags rather than the option names of
 // startEmulator(), one line per refusal, and no word blaming the app for an exit of the emulator's.
@@ -158,6 +158,61 @@ describe('fc-async dev while an entry loads for long', () => {
       expect(notices()).toHaveLength(1);
     },
   );
+});
+
+// A NestJS app exported as it is: the emulator awaits its init(), where Nest runs the app's
+// onModuleInit and onApplicationBootstrap hooks (a database connection), after the import.
+describe("fc-async dev while a Nest app's init() waits", () => {
+  /** An entry exporting a Nest-shaped app (init, listen, getHttpAdapter) over Express, whose init() runs `init`. */
+  function nestEntry(init: (dir: string) => string): { dir: string; file: string } {
+    const dir = mkdtempSync(join(tmpdir(), 'fc-async-cli-messages-nest-'));
+    symlinkSync(join(PKG, '../../node_modules'), join(dir, 'node_modules'), 'dir');
+    const file = join(dir, 'app.mjs');
+    writeFileSync(
+      file,
+      `import express from 'express';\nimport { existsSync } from 'node:fs';\nconst server = express();\n` +
+        "server.get('/', (_req, res) => res.send('loaded'));\n" +
+        `export const app = { async init() { ${init(dir)} }, getHttpAdapter: () => ({ getInstance: () => server }), listen() {} };\n`,
+    );
+    return { dir, file };
+  }
+
+  it('names the entry and its init(), not a top-level await, when init() never settles (exit 1)', async () => {
+    const { file } = nestEntry(() => 'await new Promise(() => {});');
+    const { code, stderr } = await runCli(['dev', file, '--port', '0', '--control-port', '0']);
+    expect(stderr).toBe(
+      `fc-async: ${file}: its loading never finished: the Nest app \`app\`'s init() (its onModuleInit and onApplicationBootstrap hooks) waits for a promise that nothing settles\n`,
+    );
+    expect(code).toBe(1);
+  });
+
+  it('says after 5 s that the init() has not settled, and serves once it has', async () => {
+    // Its init() waits until the test makes a file: a timer keeps the process alive meanwhile.
+    const { dir, file } = nestEntry(
+      (dir) =>
+        `await new Promise((resolve) => { const t = setInterval(() => { if (existsSync(${JSON.stringify(join(dir, 'go'))})) { clearInterval(t); resolve(); } }, 100); });`,
+    );
+    const go = join(dir, 'go');
+    const port = await freePort();
+    const proc = spawnCli(['dev', file, '--port', String(port), '--control-port', '0'], {});
+    let stdout = '';
+    proc.stdout?.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString('utf8');
+    });
+    const exited = new Promise<number | null>((resolve) => proc.once('exit', resolve));
+    const notices = () => stdout.split('\n').filter((line) => line.includes('still loading'));
+    await waitFor(() => (notices().length > 0 ? true : undefined), 20_000);
+    expect(notices()[0]).toMatch(
+      new RegExp(
+        `INFO {2}still loading ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} after 5 s: the Nest app \`app\`'s init\\(\\) \\(its onModuleInit and onApplicationBootstrap hooks\\) has not settled; the emulator's ports open once every entry has loaded$`,
+      ),
+    );
+    writeFileSync(go, '');
+    const response = await waitFor(() => fetch(`http://127.0.0.1:${port}/`).catch(() => undefined), 20_000);
+    expect(await response.text()).toBe('loaded');
+    proc.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  });
 });
 
 describe('fc-async dev with an s.yaml and flags of an entry', () => {
