@@ -12,7 +12,7 @@ import {
 } from './backend.js';
 import { transitionApplies, transitionEvents } from './compact-record.js';
 import { PQueueDriver } from './local-queue.js';
-import { pageTasks } from './paging.js';
+import { TimeIndex } from './time-index.js';
 
 export { PQueueDriver } from './local-queue.js';
 
@@ -72,6 +72,8 @@ function assign(record: TaskRecord, patch: TaskPatch): void {
  */
 export class MemoryTaskStore implements TaskStore {
   private readonly tasks = new Map<string, TaskRecord>();
+  /** The records in listing order: a page reads from its cursor on, not every task (see {@link TimeIndex}). */
+  private readonly byTime = new TimeIndex(this.tasks);
   /**
    * Finished tasks' records in the order they finished, and when, from `head` on (a task finishes
    * once). Eviction deletes that record only: once replaced (an `Invalid` one, see `insert`), its
@@ -117,6 +119,7 @@ export class MemoryTaskStore implements TaskStore {
       this.tasks.delete(record.taskId);
     }
     this.tasks.set(record.taskId, record);
+    this.byTime.add(record);
     return true;
   }
 
@@ -156,7 +159,7 @@ export class MemoryTaskStore implements TaskStore {
     const events = record.events;
     transitionEvents(events, status, options, now);
     record.status = status;
-    if (patch) assign(record, patch);
+    if (patch) this.patch(record, patch);
     if (TERMINAL_STATUSES.has(status)) this.finished(record, now);
     return record;
   }
@@ -164,18 +167,26 @@ export class MemoryTaskStore implements TaskStore {
   update(taskId: string, patch: TaskPatch): void {
     const record = this.tasks.get(taskId);
     if (!record) return;
-    assign(record, patch);
+    this.patch(record, patch);
     if (!record.deliveryPending && this.delivering.delete(taskId)) {
       // Its destination call ended: it goes now, as it would have when the limits reached it. Put
       // back in the finish order as if it had just finished, it would outlive the tasks that
       // finished after it, and one of them would go in its place.
       this.tasks.delete(taskId);
+      this.byTime.delete(taskId);
     }
+  }
+
+  /** Applies `patch`; one that moves the task's startedTime (the engine sets none) reorders the listing. */
+  private patch(record: TaskRecord, patch: TaskPatch): void {
+    const time = record.startedTime;
+    assign(record, patch);
+    if (record.startedTime !== time) this.byTime.invalidate();
   }
 
   list(query: TaskQuery): TaskPage<TaskRecord> {
     this.evict(Date.now());
-    return pageTasks(this.tasks.values(), query);
+    return this.byTime.page(query);
   }
 
   unfinished(): TaskRecord[] {
@@ -209,6 +220,7 @@ export class MemoryTaskStore implements TaskStore {
         this.delivering.add(record.taskId);
       } else if (this.tasks.get(record.taskId) === record) {
         this.tasks.delete(record.taskId);
+        this.byTime.delete(record.taskId);
       }
       records[this.head] = undefined;
       this.head++;
