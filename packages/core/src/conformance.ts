@@ -262,6 +262,61 @@ async function listsAsMemory(open: OpenTaskStore, count: number, [limit, succeed
 }
 
 /**
+ * Walks `list` page by page in both orders, with and without a status filter, while tasks are
+ * inserted (before, after and within the millisecond of the page's last task) and end between
+ * pages, as during a pulse test: every task that matched throughout is listed once, and no task
+ * twice. A store that pages by offset fails it (a task inserted ahead shifts the rest by one).
+ */
+async function pagesWhileChanging(open: OpenTaskStore): Promise<void> {
+  const { store } = await open();
+  const t0 = 1_700_000_000_000;
+  const at = (n: number) => t0 + Math.floor(n / 3) * 1000;
+  const base = Array.from({ length: 60 }, (_, i) => `base_${String(i).padStart(3, '0')}`);
+  for (const [i, taskId] of base.entries()) await store.insert(taskRecord(taskId, { startedTime: at(i) }));
+  let added = 0;
+  const ended = new Set<string>();
+  for (const query of [
+    { limit: 7 },
+    { limit: 7, sortOrderByTime: 'asc' },
+    { limit: 10, status: 'Enqueued' },
+    { limit: 10, status: 'Enqueued', sortOrderByTime: 'asc' },
+  ] satisfies TaskQuery[]) {
+    const seen = new Map<string, number>();
+    let page = await store.list(query);
+    for (let pages = 1; ; pages++) {
+      for (const task of page.tasks) seen.set(task.taskId, (seen.get(task.taskId) ?? 0) + 1);
+      const last = page.tasks[page.tasks.length - 1];
+      if (!page.nextToken || !last || pages > 500) break;
+      const time = last.startedTime ?? 0;
+      // Before and after the last task listed, and in its millisecond on either side of its id.
+      for (const startedTime of [time - 1500, time + 1500]) {
+        await store.insert(taskRecord(`new_${String(added++).padStart(4, '0')}`, { startedTime }));
+      }
+      for (const taskId of [`${last.taskId}a`, last.taskId.slice(0, -1)]) {
+        await store.insert(taskRecord(taskId, { startedTime: time }));
+      }
+      // One task already listed and one not yet listed end.
+      for (const taskId of [last.taskId, base[(pages * 13) % base.length] as string]) {
+        const done = await store.transition(taskId, 'Succeeded', {
+          from: ['Enqueued'],
+          patch: { endTime: Date.now() },
+        });
+        if (done) ended.add(taskId);
+      }
+      page = await store.list({ ...query, nextToken: page.nextToken });
+    }
+    const twice = [...seen].filter(([, n]) => n > 1).map(([id]) => id);
+    equal(twice, [], `list(${JSON.stringify(query)}) walked while tasks were added and ended lists no task twice`);
+    const throughout = base.filter((id) => query.status === undefined || !ended.has(id));
+    equal(
+      throughout.filter((id) => !seen.has(id)),
+      [],
+      `list(${JSON.stringify(query)}) walked while tasks were added and ended lists every task that matched throughout`,
+    );
+  }
+}
+
+/**
  * The TaskStore conformance table: what the engine relies on from every store (compare-and-set,
  * a field patched to `undefined` cleared, paging cursors, `unfinished()`, retention, every field of a
  * record kept). Run each case with your test runner against an {@link OpenTaskStore} of your store;
@@ -491,6 +546,10 @@ export const taskStoreCases: readonly TaskStoreCase[] = Object.freeze([
   {
     name: 'lists exactly as the in-memory store pages (filters, order, cursor): 450 tasks, pages of 100',
     run: (open) => listsAsMemory(open, 450, [100, 30, 40]),
+  },
+  {
+    name: 'pages skip and repeat no task while tasks are added and end between pages',
+    run: (open) => pagesWhileChanging(open),
   },
   {
     name: 'lists payload bodies when asked, and without includePayload none or whole ones',

@@ -1,5 +1,5 @@
 import { AssertionError } from 'node:assert';
-import { MemoryTaskStore, type TaskPatch, type TaskRecord, type TaskStore } from '@fc-async/core';
+import { MemoryTaskStore, type TaskPatch, type TaskQuery, type TaskRecord, type TaskStore } from '@fc-async/core';
 import { type OpenTaskStore, taskStoreCases } from '@fc-async/core/conformance';
 import { describe, expect, it } from 'vitest';
 
@@ -111,5 +111,28 @@ describe('the table catches a store that breaks what the engine relies on', () =
       () => new Stuck(),
     );
     expect((error as Error).message).toMatch(/^list\(\{\}\), page 2: the tasks and their order\n/);
+  });
+
+  it('a paging cursor that is an offset into the listing', async () => {
+    // The whole listing each time, cut at the position the token holds: tasks added ahead of it
+    // or ended (under a status filter) shift the rest, so that a task is listed twice or never.
+    class ByOffset extends MemoryTaskStore {
+      override list({ nextToken, limit = 20, ...query }: TaskQuery) {
+        const all: TaskRecord[] = [];
+        let page = super.list({ ...query, limit: 100 });
+        for (;;) {
+          all.push(...page.tasks);
+          if (!page.nextToken) break;
+          page = super.list({ ...query, limit: 100, nextToken: page.nextToken });
+        }
+        const from = nextToken === undefined ? 0 : Number(nextToken);
+        const more = all.length > from + limit;
+        return { tasks: all.slice(from, from + limit), nextToken: more ? String(from + limit) : undefined };
+      }
+    }
+    const error = await run('pages skip and repeat no task', () => new ByOffset());
+    expect((error as Error).message).toMatch(
+      /^list\(\{"limit":7\}\) walked while tasks were added and ended lists no task twice\n/,
+    );
   });
 });
