@@ -439,6 +439,9 @@ describe('runtime config and memory', () => {
     await handler(asyncEvent({ method: 'POST', body: 'warm' }), context);
     await handler.drain();
     refs.length = 0;
+    // Listed once first: the memory store keeps its listing index in step from then on, and must let
+    // the records it drops go too.
+    await handler.tasks.list({});
     for (let i = 0; i < 50; i++) await handler(asyncEvent({ method: 'POST', body: 'x'.repeat(10_000) }), context);
     for (let i = 0; i < 5; i++) await handler(asyncEvent({ delay: '100' }), context);
     await tick(20);

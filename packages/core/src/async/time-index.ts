@@ -30,8 +30,11 @@ interface Entry {
  * ```
  */
 export class TimeIndex {
-  /** In listing order; `undefined` until rebuilt (see `invalidate`). */
-  private entries: Entry[] | undefined = [];
+  /**
+   * In listing order; `undefined` until a page needs it (built from the map then, and kept in step
+   * from then on), so that a store nobody lists (the front door of a pulse test) keeps no index.
+   */
+  private entries: Entry[] | undefined;
   /** Each held task's entry. */
   private readonly current = new Map<string, Entry>();
   /** Entries whose record was deleted. */
@@ -41,11 +44,12 @@ export class TimeIndex {
 
   /** A record the map holds from now (in place of any it held under its id). */
   add(record: TaskRecord): void {
+    const entries = this.entries;
+    // Not built yet: the first page builds it from the map.
+    if (entries === undefined) return;
     this.delete(record.taskId);
     const entry: Entry = { time: record.startedTime ?? 0, taskId: record.taskId, record };
     this.current.set(record.taskId, entry);
-    const entries = this.entries;
-    if (entries === undefined) return;
     const last = entries[entries.length - 1];
     if (last === undefined || compareEntry(last, entry.time, entry.taskId) < 0) entries.push(entry);
     else entries.splice(this.lowerBound(entries, entry.time, entry.taskId), 0, entry);
@@ -64,6 +68,8 @@ export class TimeIndex {
   /** A record's startedTime changed: the order is rebuilt at the next page. */
   invalidate(): void {
     this.entries = undefined;
+    this.current.clear();
+    this.gone = 0;
   }
 
   /** One page of `raw` (FC's ListAsyncTasks), as {@link pageTasks} pages the map's records. */
