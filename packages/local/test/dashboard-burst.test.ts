@@ -1,9 +1,12 @@
 import { createServer } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { until } from '@fc-async/test-kit/wait';
-import { afterEach, describe, expect, it } from 'vitest';
+import type { BrowserContext } from 'playwright-core';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { EventHub } from '../src/control/dashboard.js';
+import { type Emulator, startEmulator } from '../src/index.js';
 import type { FunctionRegistry } from '../src/registry.js';
+import { fixture, launchChromium } from './helpers.js';
 
 // The live stream under a pulse: the hub writes a turn's events to a stream together, and every
 // event still reaches it, as a message of its own, in the order the engines emitted them.
@@ -110,5 +113,143 @@ describe('the live stream under a burst of events', () => {
     expect(first.messages().map((m) => m.taskId)).toEqual(Array.from({ length: 20 }, (_, i) => `t${i}`));
     // t0..t9 happened before the second stream was open: it gets no backlog.
     expect(second.messages().map((m) => m.taskId)).toEqual(Array.from({ length: 10 }, (_, i) => `t${i + 10}`));
+  });
+});
+
+/** The worker as it was before events came in bursts: a message per event ({ data }). */
+const EARLIER_WORKER = `
+const ports = new Set();
+let source;
+let state = 'connecting';
+function send(message) { for (const port of ports) port.postMessage(message); }
+function open() {
+  source = new EventSource('/api/events');
+  source.onopen = () => { state = 'open'; send({ state }); };
+  source.onerror = () => { state = 'error'; send({ state }); };
+  source.onmessage = (message) => send({ data: message.data });
+}
+self.onconnect = (event) => {
+  const port = event.ports[0];
+  ports.add(port);
+  port.postMessage({ state });
+  if (!source) open();
+};`;
+
+describe('a dashboard tab behind a burst of tasks', () => {
+  let emulator: Emulator | undefined;
+  let context: BrowserContext | undefined;
+  afterAll(async () => {
+    await context?.close();
+    await emulator?.close({ timeoutMs: 1000 });
+  });
+
+  it('keeps following the stream through a worker of an earlier version, which sends one event a message', async () => {
+    const own = await startEmulator({
+      output: () => {},
+      port: 0,
+      controlPort: 0,
+      entry: fixture('jobs-app.ts'),
+      name: 'jobs',
+    });
+    const browser = await launchChromium();
+    try {
+      // A tab of the earlier page, still open across an upgrade, keeps its worker: new tabs join it.
+      let served = 0;
+      await browser.route('**/assets/events-worker.js', (route) => {
+        served++;
+        return route.fulfill({ status: 200, contentType: 'text/javascript', body: EARLIER_WORKER });
+      });
+      const page = await browser.newPage();
+      page.setDefaultTimeout(20_000);
+      let lists = 0;
+      page.on('response', (response) => {
+        if (response.url().includes('/async-tasks?')) lists++;
+      });
+      await page.goto(`${own.controlUrl}/`);
+      await page.locator('#live', { hasText: /^live$/ }).waitFor();
+      // The page's first list, and the one it loads when the stream opens: after them, only an
+      // event brings the task below to the list.
+      await until(() => (lists >= 2 ? true : undefined), 'the lists of the load and of the stream opening', 20_000);
+      const res = await fetch(`${own.triggerUrl}/jobs`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'x-fc-invocation-type': 'Async',
+          'x-fc-async-task-id': 'earlier',
+        },
+        body: JSON.stringify({ ms: 1 }),
+      });
+      expect(res.status).toBe(202);
+      await expect
+        .poll(() => page.locator('tr[data-task-id="earlier"] .status').textContent(), { timeout: 20_000 })
+        .toBe('Succeeded');
+      expect(served).toBe(1);
+    } finally {
+      await browser.close();
+      await own.close({ timeoutMs: 1000 });
+    }
+  });
+
+  it("gets the stream's events complete and in order through the shared worker, and ends on every task's final status", async () => {
+    emulator = await startEmulator({
+      output: () => {},
+      port: 0,
+      controlPort: 0,
+      entry: fixture('jobs-app.ts'),
+      name: 'jobs',
+    });
+    const control = emulator.controlUrl;
+    context = await launchChromium();
+    const page = await context.newPage();
+    page.setDefaultTimeout(20_000);
+    await page.goto(`${control}/`);
+    await page.locator('#live', { hasText: /^live$/ }).waitFor();
+    // What the tabs get from the worker, seen by one more port of it (as a second tab would).
+    await page.evaluate(`{
+      window.seen = [];
+      const worker = new SharedWorker('/assets/events-worker.js', { name: 'fc-async-events' });
+      worker.port.onmessage = (message) => {
+        if (message.data.events) window.seen.push(...message.data.events.map((data) => JSON.parse(data)));
+        else if (message.data.data) window.seen.push(JSON.parse(message.data.data));
+      };
+    }`);
+    // The hub's own stream, read beside the page: what the worker got to pass on.
+    const { port } = new URL(control);
+    const direct = open(Number(port), () => 1);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const count = 300;
+    const ids = Array.from({ length: count }, (_, i) => `burst_${i}`);
+    await Promise.all(
+      ids.map(async (id) => {
+        const res = await fetch(`${emulator?.triggerUrl}/jobs`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': id },
+          body: JSON.stringify({ ms: 1 }),
+        });
+        expect(res.status).toBe(202);
+      }),
+    );
+    const finished = (events: Record<string, unknown>[]) =>
+      events.filter((e) => e.type === 'finished' && String(e.taskId).startsWith('burst_')).length;
+    await until(() => (finished(direct.messages()) === count ? true : undefined), 'every task to finish', 20_000);
+    const seen = async () => (await page.evaluate('window.seen')) as Record<string, unknown>[];
+    await expect
+      .poll(async () => finished(await seen()), { timeout: 10_000, message: "the worker's events of every task's end" })
+      .toBe(count);
+    const bursts = (events: Record<string, unknown>[]) => events.filter((e) => String(e.taskId).startsWith('burst_'));
+    expect(bursts(await seen())).toEqual(bursts(direct.messages()));
+
+    // The list the tab ends on is the one ListAsyncTasks answers: the newest 50, each Succeeded.
+    const listed = (await (
+      await fetch(`${control}/2023-03-30/functions/jobs/async-tasks?sortOrderByTime=desc&limit=50&returnPayload=false`)
+    ).json()) as { tasks: { taskId: string; status: string }[] };
+    const want = listed.tasks.map((t) => `${t.taskId}:${t.status}`);
+    expect(want).toHaveLength(50);
+    expect(new Set(listed.tasks.map((t) => t.status))).toEqual(new Set(['Succeeded']));
+    const shown = () =>
+      page.evaluate(
+        `[...document.querySelectorAll('#tasks > tr')].map((tr) => tr.dataset.taskId + ':' + tr.dataset.status)`,
+      );
+    await expect.poll(shown, { timeout: 20_000, interval: 100 }).toEqual(want);
   });
 });

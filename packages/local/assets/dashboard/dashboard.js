@@ -411,9 +411,14 @@ function streamState(live, value) {
   }
 }
 
-function streamEvent(data) {
-  const event = JSON.parse(data);
-  if (event.function === state.fn) scheduleRefresh();
+/** Events of the stream (each one's data), in order: the list is loaded again when one is of the function shown. */
+function streamEvents(events) {
+  for (const data of events) {
+    if (JSON.parse(data).function === state.fn) {
+      scheduleRefresh();
+      return;
+    }
+  }
 }
 
 /**
@@ -426,7 +431,9 @@ function connect() {
     const worker = new SharedWorker('/assets/events-worker.js', { name: 'fc-async-events' });
     worker.port.onmessage = (message) => {
       if (message.data.state) streamState(live, message.data.state);
-      else streamEvent(message.data.data);
+      else if (message.data.events) streamEvents(message.data.events);
+      // A worker started by a page of an earlier version, still serving a tab of it: one event a message.
+      else streamEvents([message.data.data]);
     };
     addEventListener('pagehide', () => worker.port.postMessage('bye'));
     addEventListener('pageshow', (event) => {
@@ -442,7 +449,7 @@ function connect() {
       // Refused (503 TooManyStreams): the browser gives the stream up, so open one again later.
       if (source.readyState === EventSource.CLOSED) setTimeout(follow, REFUSED_RETRY_MS);
     };
-    source.onmessage = (message) => streamEvent(message.data);
+    source.onmessage = (message) => streamEvents([message.data]);
   };
   follow();
 }
