@@ -143,6 +143,102 @@ describe('a dashboard tab behind a burst of tasks', () => {
     await emulator?.close({ timeoutMs: 1000 });
   });
 
+  it("shows a new status filter's own list while a live refresh waits on an older, slow one", async () => {
+    const own = await startEmulator({
+      output: () => {},
+      port: 0,
+      controlPort: 0,
+      entry: fixture('jobs-app.ts'),
+      name: 'jobs',
+    });
+    const browser = await launchChromium();
+    const send = async (id: string) => {
+      const res = await fetch(`${own.triggerUrl}/jobs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': id },
+        body: JSON.stringify({ ms: 1 }),
+      });
+      expect(res.status).toBe(202);
+    };
+    const settled = async (id: string) => {
+      const url = `${own.controlUrl}/2023-03-30/functions/jobs/async-tasks/${id}`;
+      await expect
+        .poll(async () => ((await (await fetch(url)).json()) as { status?: string }).status, {
+          timeout: 20_000,
+          message: `task ${id} to succeed`,
+        })
+        .toBe('Succeeded');
+    };
+    try {
+      const page = await browser.newPage();
+      page.setDefaultTimeout(20_000);
+      let lists = 0;
+      page.on('response', (response) => {
+        if (response.url().includes('/async-tasks?')) lists++;
+      });
+      await page.goto(`${own.controlUrl}/`);
+      await page.locator('#live', { hasText: /^live$/ }).waitFor();
+      await until(() => (lists >= 2 ? true : undefined), 'the lists of the load and of the stream opening', 20_000);
+      await page.evaluate(`{
+        window.sawFirst = false;
+        new MutationObserver(() => {
+          if (document.querySelector('tr[data-task-id="first_answer"]')) window.sawFirst = true;
+        }).observe(document.getElementById('tasks'), { childList: true });
+      }`);
+      // The unfiltered lists from now on wait for `release`; the first Failed list waits for them,
+      // and answers a task of its own, so that the page shows it only if it keeps that answer.
+      let release = () => {};
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let slow = 0;
+      let slowDone = 0;
+      let failed = 0;
+      await page.route(/\/async-tasks\?/, async (route) => {
+        const url = route.request().url();
+        if (!url.includes('status=Failed')) {
+          slow++;
+          await held;
+          await route.continue();
+          return;
+        }
+        if (++failed > 1) return route.continue();
+        await held;
+        await until(() => (slowDone >= slow ? true : undefined), 'the slow lists to be answered', 20_000);
+        const answer = await route.fetch();
+        const first = {
+          taskId: 'first_answer',
+          status: 'Failed',
+          requestId: '1-first',
+          startedTime: Date.now(),
+          events: [],
+        };
+        await route.fulfill({ response: answer, json: { tasks: [first] } });
+      });
+      page.on('requestfinished', (request) => {
+        if (request.url().includes('/async-tasks?') && !request.url().includes('status=Failed')) slowDone++;
+      });
+      // A live refresh starts a list that hangs; the next task's events have the next live refresh
+      // wait on it.
+      await send('hold_1');
+      await until(() => (slow >= 1 ? true : undefined), 'a live refresh', 20_000);
+      await send('hold_2');
+      await settled('hold_2');
+      // Past the 250 ms a live refresh waits: it is now waiting on the hanging list. (Were it later,
+      // the filter's list would show under the old page as well: the test would pass, not fail.)
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await page.locator('#status').selectOption('Failed');
+      await until(() => (failed >= 1 ? true : undefined), "the filter's list", 20_000);
+      release();
+      await expect
+        .poll(() => page.evaluate('window.sawFirst'), { timeout: 20_000, message: "the filter's own answer shown" })
+        .toBe(true);
+    } finally {
+      await browser.close();
+      await own.close({ timeoutMs: 1000 });
+    }
+  });
+
   it('keeps following the stream through a worker of an earlier version, which sends one event a message', async () => {
     const own = await startEmulator({
       output: () => {},
@@ -181,7 +277,10 @@ describe('a dashboard tab behind a burst of tasks', () => {
       });
       expect(res.status).toBe(202);
       await expect
-        .poll(() => page.locator('tr[data-task-id="earlier"] .status').textContent(), { timeout: 20_000 })
+        .poll(() => page.locator('tr[data-task-id="earlier"] .status').textContent(), {
+          timeout: 20_000,
+          message: 'the task shown Succeeded',
+        })
         .toBe('Succeeded');
       expect(served).toBe(1);
     } finally {
@@ -250,6 +349,8 @@ describe('a dashboard tab behind a burst of tasks', () => {
       page.evaluate(
         `[...document.querySelectorAll('#tasks > tr')].map((tr) => tr.dataset.taskId + ':' + tr.dataset.status)`,
       );
-    await expect.poll(shown, { timeout: 20_000, interval: 100 }).toEqual(want);
+    await expect
+      .poll(shown, { timeout: 20_000, interval: 100, message: 'the tab to show the newest 50 as listed' })
+      .toEqual(want);
   });
 });

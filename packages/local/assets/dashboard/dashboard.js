@@ -24,6 +24,8 @@ const state = {
   timer: undefined,
   /** Number of the latest list load: an older one that answers late is dropped. */
   seq: 0,
+  /** The load that was the newest when a refresh was last asked for (see `scheduleRefresh`). */
+  wantedAt: 0,
   loading: Promise.resolve(),
   /** What showed the error: a refresh's own error goes with the next refresh, an action's stays. */
   errorFrom: undefined,
@@ -278,11 +280,18 @@ async function loadMore() {
  * under way (a load of many pages would otherwise be dropped by the next, again and again).
  */
 function scheduleRefresh() {
+  // What asked for it happened while load number `state.seq` was the newest: a load begun later shows it.
+  state.wantedAt = state.seq;
   if (state.timer) return;
   state.timer = setTimeout(async () => {
-    await state.loading;
+    // Every load begun meanwhile (a filter changed, Load more) ends and shows first, rather than
+    // being dropped by this one: under a pulse, that kept a new filter from showing.
+    for (let loading; loading !== state.loading; ) {
+      loading = state.loading;
+      await loading;
+    }
     state.timer = undefined;
-    refresh();
+    if (state.wantedAt >= state.seq) refresh();
   }, 250);
 }
 
