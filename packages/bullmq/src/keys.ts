@@ -138,3 +138,98 @@ for t = 3, #KEYS do
 end
 return deleted
 `;
+
+/**
+ * One stretch of ListAsyncTasks' walk of the time index, filtered in Redis, so that a filter that
+ * matches little costs neither a round trip per few hundred ids nor the records of the tasks it
+ * does not match (a status is read alone first). Bounded, so that Redis is held a few
+ * milliseconds at most: it looks at `scan` ids at most (the cursor's millisecond is read whole,
+ * as before) and stops at the `want`-th match. The task keys are built from ARGV, as BullMQ's
+ * own scripts build theirs.
+ *
+ * KEYS: byTime. ARGV: the task key's prefix (`keys.task('')`), '1' for newest first, the score
+ * bounds to read from and to (in the walk's direction, excluding the cursor's millisecond), the
+ * cursor's time and id ('' for none: the ids of its millisecond past it come first, in byte
+ * order, as the index sorts them), the task-id prefix and the status ('' for any), want, scan,
+ * '1' to read the payload too.
+ *
+ * Returns {state, time, id, then per match: id, r, p, b}: state 'full' once `want` matched, 'end'
+ * once the range has no more ids, else 'more' (the scan was spent; time and id: the last id
+ * looked at, where the next stretch goes on from). A task's status and record are read in the
+ * same script run, so a listed record has the status asked for.
+ */
+export const LIST_SCRIPT = `
+local task, desc, from, to = ARGV[1], ARGV[2] == '1', ARGV[3], ARGV[4]
+local atTime, atId, prefix, status = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local want, budget, payload = tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11] == '1'
+local plen = #prefix
+local out = {'more', atTime, atId}
+local found = 0
+-- Whether the task of this id (its prefix checked) matches: its record is then added to the reply.
+local function match(id)
+  local key = task .. id
+  if status ~= '' and redis.call('HGET', key, 's') ~= status then return false end
+  local h
+  if payload then h = redis.call('HMGET', key, 's', 'r', 'p', 'b') else h = redis.call('HMGET', key, 's', 'r') end
+  if not h[2] or (status ~= '' and h[1] ~= status) then return false end
+  out[#out + 1] = id
+  out[#out + 1] = h[2]
+  out[#out + 1] = h[3] or false
+  out[#out + 1] = h[4] or false
+  found = found + 1
+  return true
+end
+-- Byte order, as the index sorts equal times (Lua's < on strings follows the server's locale).
+local function below(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+if atTime ~= '' then
+  local tied = redis.call('ZRANGE', KEYS[1], atTime, atTime, 'BYSCORE')
+  -- The first of the millisecond's ids past the cursor (a binary search).
+  local lo, hi = 1, #tied + 1
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if below(atId, tied[mid]) then hi = mid else lo = mid + 1 end
+  end
+  local first, last, step = lo, #tied, 1
+  if desc then
+    first, last, step = lo - 1, 1, -1
+    if first >= 1 and tied[first] == atId then first = first - 1 end
+  end
+  for i = first, last, step do
+    if budget <= 0 then return out end
+    budget = budget - 1
+    local id = tied[i]
+    out[3] = id
+    if (plen == 0 or string.sub(id, 1, plen) == prefix) and match(id) and found >= want then
+      out[1] = 'full'
+      return out
+    end
+  end
+end
+if budget <= 0 then return out end
+local ids
+if desc then
+  ids = redis.call('ZRANGE', KEYS[1], from, to, 'BYSCORE', 'REV', 'LIMIT', 0, budget)
+else
+  ids = redis.call('ZRANGE', KEYS[1], from, to, 'BYSCORE', 'LIMIT', 0, budget)
+end
+for i = 1, #ids do
+  local id = ids[i]
+  if (plen == 0 or string.sub(id, 1, plen) == prefix) and match(id) and found >= want then
+    out[1] = 'full'
+    return out
+  end
+end
+if #ids < budget then
+  out[1] = 'end'
+elseif #ids > 0 then
+  out[3] = ids[#ids]
+  out[2] = redis.call('ZSCORE', KEYS[1], out[3])
+end
+return out
+`;

@@ -17,8 +17,8 @@ import {
 import type { Redis } from 'ioredis';
 import { decodeRecord, indexArgs } from './codec.js';
 import { answerOf, notAccepted, storeClosed, timedOut } from './grace.js';
-import { CAS_SCRIPT, INSERT_MANY_SCRIPT, INSERT_SCRIPT, type Keys } from './keys.js';
-import { listTasks } from './list.js';
+import { CAS_SCRIPT, INSERT_MANY_SCRIPT, INSERT_SCRIPT, type Keys, LIST_SCRIPT } from './keys.js';
+import { type ListCommand, listTasks } from './list.js';
 
 type CasReply = [1] | [-1] | [0, Buffer, Buffer, Buffer, Buffer | null, Buffer | null];
 
@@ -31,7 +31,7 @@ interface Versioned {
   cached: boolean;
 }
 
-interface Scripts {
+interface Scripts extends ListCommand {
   fcAsyncInsert(...args: (string | Buffer)[]): Promise<number>;
   fcAsyncInsertMany(keyCount: number, ...args: (string | Buffer)[]): Promise<number[]>;
   /** The compare-and-set, its bulk replies as Buffers (the body is bytes). */
@@ -107,6 +107,7 @@ export class RedisTaskStore implements TaskStore {
     redis.defineCommand('fcAsyncInsert', { numberOfKeys: 5, lua: INSERT_SCRIPT });
     redis.defineCommand('fcAsyncInsertMany', { lua: INSERT_MANY_SCRIPT });
     redis.defineCommand('fcAsyncCas', { numberOfKeys: 3, lua: CAS_SCRIPT });
+    redis.defineCommand('fcAsyncList', { numberOfKeys: 1, lua: LIST_SCRIPT });
     this.redis = redis as Redis & Scripts;
     subscriber.on('message', (channel: string, taskId: string) => {
       if (channel !== keys.stop) return;

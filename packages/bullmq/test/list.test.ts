@@ -1,9 +1,10 @@
-import type { TaskRecord } from '@fc-async/core';
+import type { TaskQuery, TaskRecord } from '@fc-async/core';
 import { taskRecord } from '@fc-async/test-kit/task-store';
 import type { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { keysOf } from '../src/keys.js';
-import { listTasks } from '../src/list.js';
+import { type ListCommand, listTasks } from '../src/list.js';
+import type { RedisTaskStore } from '../src/store.js';
 import { openStore, uniquePrefix } from './helpers.js';
 
 const closers: (() => Promise<void>)[] = [];
@@ -22,17 +23,19 @@ async function fiveHundred() {
     records.push(taskRecord(`t_${String(i).padStart(3, '0')}`, { startedTime: 1_000 + i, status, endTime: 1 }));
   }
   await Promise.all(records.map((r) => store.insert(r)));
-  const redis = (store as unknown as { redis: Redis }).redis;
+  const redis = (store as unknown as { redis: Listing }).redis;
   return { store, redis, keys: keysOf(prefix) };
 }
 
-/** Runs `meanwhile` once, right after the listing's first read of the time index. */
-function afterFirstRead(redis: Redis, meanwhile: () => Promise<unknown>): void {
-  const call = redis.call.bind(redis) as (...args: unknown[]) => Promise<unknown>;
-  let reads = 0;
-  (redis as unknown as { call: typeof call }).call = async (...args) => {
-    const reply = await call(...args);
-    if (args[0] === 'ZRANGE' && reads++ === 0) await meanwhile();
+type Listing = Redis & ListCommand;
+
+/** Runs `meanwhile` once, right after the listing's first stretch of its walk (one script run). */
+function afterFirstRead(redis: Listing, meanwhile: () => Promise<unknown>): void {
+  const list = redis.fcAsyncListBuffer;
+  redis.fcAsyncListBuffer = async (...args) => {
+    redis.fcAsyncListBuffer = list;
+    const reply = await list.apply(redis, args);
+    await meanwhile();
     return reply;
   };
 }
@@ -71,7 +74,7 @@ describe('listTasks while other instances insert and prune', () => {
     await Promise.all(
       ids.map((id, i) => store.insert(taskRecord(id, { startedTime: 7, status: i % 3 ? 'Succeeded' : 'Failed' }))),
     );
-    const redis = (store as unknown as { redis: Redis }).redis;
+    const redis = (store as unknown as { redis: Listing }).redis;
     const failed = ids.filter((_, i) => i % 3 === 0);
     for (const sortOrderByTime of ['asc', 'desc'] as const) {
       const seen: string[] = [];
@@ -100,7 +103,7 @@ describe('listTasks while other instances insert and prune', () => {
     await Promise.all(
       ids.map((id, i) => store.insert(taskRecord(id, { startedTime: 7, status: status(i), endTime: 1 }))),
     );
-    const redis = (store as unknown as { redis: Redis }).redis;
+    const redis = (store as unknown as { redis: Listing }).redis;
     const keys = keysOf(prefix);
     for (const sortOrderByTime of ['asc', 'desc'] as const) {
       const order = sortOrderByTime === 'asc' ? ids : [...ids].reverse();
@@ -117,7 +120,66 @@ describe('listTasks while other instances insert and prune', () => {
       expect(page.tasks.map((t) => t.taskId)).toEqual(
         order.filter((id) => status(ids.indexOf(id)) === 'Failed').slice(0, 100),
       );
-      (redis as unknown as { call: unknown }).call = Object.getPrototypeOf(redis).call;
     }
+  });
+});
+
+/** Every page of `query` from the first on, in turn: the ids listed. */
+async function walk(store: RedisTaskStore, query: TaskQuery): Promise<string[]> {
+  const seen: string[] = [];
+  let nextToken: string | undefined;
+  do {
+    const page = await store.list({ ...query, nextToken });
+    seen.push(...page.tasks.map((t) => t.taskId));
+    nextToken = page.nextToken;
+  } while (nextToken);
+  return seen;
+}
+
+describe('listTasks with a filter that matches little', () => {
+  it('walks 9,000 tasks for a prefix that matches a few of them (or none): each match once, in order', async () => {
+    const prefix = uniquePrefix();
+    const { store, close } = await openStore(prefix);
+    closers.push(close);
+    // One task in 1,000 is a refund, one refund in three Failed; two tasks a millisecond.
+    const idOf = (i: number) => `${i % 1000 === 500 ? 'refund' : 'order'}_${String(i).padStart(4, '0')}`;
+    const statusOf = (i: number) => (i % 3000 === 500 ? 'Failed' : 'Succeeded');
+    for (let i = 0; i < 9000; i += 1000) {
+      const batch = Array.from({ length: 1000 }, (_, j) => i + j);
+      await Promise.all(
+        batch.map((n) =>
+          store.insert(taskRecord(idOf(n), { startedTime: 1_000 + Math.floor(n / 2), status: statusOf(n) })),
+        ),
+      );
+    }
+    const refunds = Array.from({ length: 9 }, (_, k) => idOf(k * 1000 + 500));
+    for (const sortOrderByTime of ['asc', 'desc'] as const) {
+      const inOrder = (ids: string[]) => (sortOrderByTime === 'asc' ? ids : [...ids].reverse());
+      expect(await walk(store, { prefix: 'refund_', limit: 2, sortOrderByTime })).toEqual(inOrder(refunds));
+      expect(await walk(store, { prefix: 'refund_', status: 'Failed', limit: 1, sortOrderByTime })).toEqual(
+        inOrder(refunds.filter((_, k) => k % 3 === 0)),
+      );
+      expect(await store.list({ prefix: 'zz', sortOrderByTime })).toEqual({ tasks: [], nextToken: undefined });
+      expect(await store.list({ status: 'Expired', sortOrderByTime })).toEqual({ tasks: [], nextToken: undefined });
+    }
+  });
+
+  it('tasks of one millisecond in byte order of their ids (upper case, then _, then lower case), paged across stretches', async () => {
+    const prefix = uniquePrefix();
+    const { store, close } = await openStore(prefix);
+    closers.push(close);
+    // 600 ids of one millisecond, more than a stretch looks at; an ordering by locale would
+    // mix cases and skip the _ and -.
+    const heads = ['A', 'B', 'Z', '_', 'a', 'b', 'z', 'a_', 'a-', 'aB'];
+    const ids = heads.flatMap((h) => Array.from({ length: 60 }, (_, i) => `${h}${i % 2 ? '-' : '_'}${i}`));
+    const status = (id: string) => (id.length % 2 ? 'Failed' : 'Succeeded');
+    await Promise.all(ids.map((id) => store.insert(taskRecord(id, { startedTime: 7, status: status(id) }))));
+    const sorted = [...ids].sort(); // byte order: the ids are ASCII
+    const failed = sorted.filter((id) => status(id) === 'Failed');
+    expect(await walk(store, { status: 'Failed', limit: 7, sortOrderByTime: 'asc' })).toEqual(failed);
+    expect(await walk(store, { status: 'Failed', limit: 7, sortOrderByTime: 'desc' })).toEqual([...failed].reverse());
+    expect(await walk(store, { prefix: 'a', limit: 33, sortOrderByTime: 'asc' })).toEqual(
+      sorted.filter((id) => id.startsWith('a')),
+    );
   });
 });
