@@ -1,11 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { FcHttpEvent } from '@fc-async/core';
 import Database from 'better-sqlite3';
+import { freePort } from './http-load.js';
 
 /** A temporary folder and a throwaway redis-server on a free loopback port, no persistence. */
 export interface BenchEnv {
@@ -13,17 +13,6 @@ export interface BenchEnv {
   redisUrl: string;
   redisPort: number;
   stop(): void;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
 }
 
 /** Starts redis-server (10 s at most) in a fresh temporary folder. */

@@ -1,11 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import { freePort } from './http-load.js';
 
 /**
  * The dashboard during a pulse of async requests (not part of `npm run bench`: it needs Chromium).
@@ -57,17 +58,6 @@ function args() {
     requests: Math.min(30_000, Number(get('requests')[0] ?? 20_000)),
     ms: Number(get('ms')[0] ?? 5000),
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** User plus system CPU of one process so far, ms (Linux /proc; 0 when it is gone). */

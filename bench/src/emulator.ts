@@ -1,11 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BenchResult } from './harness.js';
-import { type LoadResult, runLoad } from './http-load.js';
+import { freePort, type LoadResult, runLoad } from './http-load.js';
 
 /** The emulator's 202 throughput, as a share of a bare Node http server's, measured in one run. */
 export const TARGET = 0.7;
@@ -54,17 +53,6 @@ const server = require('node:http').createServer((req, res) => {
 });
 server.keepAliveTimeout = 65000;
 server.listen(Number(process.argv[1]), '127.0.0.1');`;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Resolves once `GET path` answers on the port (the child is up), or rejects after 30 s. */
 async function ready(child: ChildProcess, port: number, path: string): Promise<void> {

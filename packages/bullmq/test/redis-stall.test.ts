@@ -56,6 +56,23 @@ async function stall(ms: number): Promise<void> {
 }
 
 /** The task, or `undefined` while Redis does not answer (a poll during the stall). */
+/** Stalls Redis for `ms` as the first claim of `taskId` (its move to Running) is sent, so that its answer is lost. */
+function stallFirstClaim(taskId: string, ms: number): void {
+  const transition = RedisTaskStore.prototype.transition;
+  let stalled = false;
+  const spy = vi.spyOn(RedisTaskStore.prototype, 'transition').mockImplementation(async function (
+    this: RedisTaskStore,
+    ...args
+  ) {
+    if (args[0] === taskId && args[1] === 'Running' && !stalled) {
+      stalled = true;
+      await stall(ms);
+    }
+    return transition.apply(this, args);
+  });
+  cleanups.push(() => spy.mockRestore());
+}
+
 async function status(handler: { tasks: { get(id: string): Promise<AsyncTask | undefined> } }, id: string) {
   return handler.tasks.get(id).catch(() => undefined);
 }
@@ -190,19 +207,7 @@ describe('bullmq(): Redis stalled past commandTimeoutMs while a worker takes or 
       res.end('ok');
     });
     // The task's first claim is sent during a stall of 2.5 s: its answer is lost (commandTimeoutMs 1000).
-    const transition = RedisTaskStore.prototype.transition;
-    let stalled = false;
-    const spy = vi.spyOn(RedisTaskStore.prototype, 'transition').mockImplementation(async function (
-      this: RedisTaskStore,
-      ...args
-    ) {
-      if (args[0] === 'claimed' && args[1] === 'Running' && !stalled) {
-        stalled = true;
-        await stall(2500);
-      }
-      return transition.apply(this, args);
-    });
-    cleanups.push(() => spy.mockRestore());
+    stallFirstClaim('claimed', 2500);
     await handler.engine?.whenReady();
     expect((await handler(asyncEvent('claimed'))).statusCode).toBe(202);
     await until(
@@ -229,19 +234,7 @@ describe('bullmq(): Redis stalled past commandTimeoutMs while a worker takes or 
       { commandTimeoutMs: 300, maxAsyncRetryAttempts: 0 },
     );
     // The claim is sent during a stall of 5 s: past ten confirming reads of 300 ms each, well within the lock (30 s).
-    const transition = RedisTaskStore.prototype.transition;
-    let stalled = false;
-    const spy = vi.spyOn(RedisTaskStore.prototype, 'transition').mockImplementation(async function (
-      this: RedisTaskStore,
-      ...args
-    ) {
-      if (args[0] === 'claimed' && args[1] === 'Running' && !stalled) {
-        stalled = true;
-        await stall(5000);
-      }
-      return transition.apply(this, args);
-    });
-    cleanups.push(() => spy.mockRestore());
+    stallFirstClaim('claimed', 5000);
     await handler.engine?.whenReady();
     expect((await handler(asyncEvent('claimed'))).statusCode).toBe(202);
     await until(
