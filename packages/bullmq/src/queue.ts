@@ -81,6 +81,8 @@ export class BullmqQueueDriver implements QueueDriver {
   private closing = false;
   /** The worker's close, from `stopTaking` on; `null` when it stopped taking before it had a worker. */
   private workerClosed: Promise<void> | null | undefined;
+  /** When `stopTaking` began the worker's close: `close` leaves the worker {@link CLOSE_GRACE_MS} after it. */
+  private stopTakingAt = 0;
 
   /**
    * @param client - The task store's connection, for the queue and the worker's commands too: a
@@ -326,6 +328,7 @@ export class BullmqQueueDriver implements QueueDriver {
    */
   stopTaking(): void {
     if (this.workerClosed !== undefined) return;
+    this.stopTakingAt = performance.now();
     this.workerClosed = this.worker?.close() ?? null;
     this.workerClosed?.catch((error: unknown) => this.logger.error('bullmq worker close failed', { error }));
   }
@@ -336,8 +339,12 @@ export class BullmqQueueDriver implements QueueDriver {
     this.stopTaking();
     // With Redis unreachable, BullMQ waits for its blocking connection forever: past the grace
     // period, leave the worker (the engine has already waited for this instance's attempts); the
-    // jobs it held go back to the queue once their lock expires.
-    if (this.workerClosed && !(await settlesWithin(this.workerClosed, CLOSE_GRACE_MS))) {
+    // jobs it held go back to the queue once their lock expires. The grace runs from stopTaking
+    // (the start of the engine's close), not from here: after the engine's own waits (up to its
+    // stop grace for an attempt whose claim or end Redis did not answer) it would come on top of
+    // them, past the bound close() promises.
+    const graceLeftMs = Math.max(CLOSE_GRACE_MS - (performance.now() - this.stopTakingAt), 0);
+    if (this.workerClosed && !(await settlesWithin(this.workerClosed, graceLeftMs))) {
       // Either Redis is unreachable or a job it holds is still running (an attempt that ignored its stop).
       this.logger.warn(
         'bullmq worker did not close in time (Redis unreachable, or an attempt still running); leaving it',

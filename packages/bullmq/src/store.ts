@@ -16,7 +16,7 @@ import {
 } from '@fc-async/core';
 import type { Redis } from 'ioredis';
 import { decodeRecord, indexArgs } from './codec.js';
-import { answerOf, notAccepted, storeClosed, timedOut } from './grace.js';
+import { answerOf, notAccepted, settlesWithin, storeClosed, timedOut } from './grace.js';
 import { CAS_SCRIPT, INSERT_MANY_SCRIPT, INSERT_SCRIPT, type Keys, LIST_SCRIPT } from './keys.js';
 import { type ListCommand, listTasks } from './list.js';
 
@@ -53,6 +53,9 @@ interface PendingInsert {
 function bodyArg(body: Buffer): string | Buffer {
   return isUtf8(body) ? body.toString() : body;
 }
+
+/** How long close() waits for Redis to answer the connections' QUIT before it drops them (Redis frozen). */
+const QUIT_GRACE_MS = 1000;
 
 /** How long a claim Redis did not answer in time is confirmed for by default: BullMQ's default job lock. */
 const CONFIRM_WITHIN_MS = 30_000;
@@ -257,7 +260,15 @@ export class RedisTaskStore implements TaskStore {
   async close(): Promise<void> {
     this.closed = true;
     this.onClose?.();
-    await Promise.allSettled([this.redis.quit(), this.subscriber.quit()]);
+    // QUIT waits for Redis's answer, behind the commands still unanswered: with Redis frozen, up to
+    // commandTimeoutMs. Past QUIT_GRACE_MS the connections are dropped instead, not waited for:
+    // nothing is lost, Redis runs what it was sent when it wakes, and a job this instance held goes
+    // back once its lock expires.
+    const quits = Promise.allSettled([this.redis.quit(), this.subscriber.quit()]);
+    if (!(await settlesWithin(quits, QUIT_GRACE_MS))) {
+      this.redis.disconnect();
+      this.subscriber.disconnect();
+    }
   }
 
   /** Forgets cached records (after retention deleted them). */

@@ -7,8 +7,11 @@ import { type AsyncTask, createFcHandler, type FcHttpResult, silentLogger, TERMI
 import { asyncEvent } from '@fc-async/test-kit/fc-server';
 import { PENDING, within } from '@fc-async/test-kit/wait';
 import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { bullmq } from '../src/index.js';
+import { keysOf } from '../src/keys.js';
+import { RedisTaskStore } from '../src/store.js';
 import { until } from './helpers.js';
 import { freePort, spawnRedis } from './redis-server.js';
 
@@ -155,6 +158,63 @@ describe('bullmq(): Redis frozen with its connections open', () => {
       ),
     ).toBe('closed');
   }, 35_000);
+});
+
+describe("bullmq(): Redis frozen as a task's claim or end is sent", () => {
+  // The defaults of `fc-async dev --redis` (commandTimeoutMs 5 s, a 30 s lock, stopGraceMs 10 s),
+  // Redis frozen (SIGSTOP) the moment the write goes: the engine waits for that attempt up to its
+  // stop grace, and what comes after (the worker's close, the connections' QUIT) must fit in what
+  // is left of the bound docs/async.md gives close(): the deadline plus 12 s.
+  it.each([
+    ['claim', 'Running', 'Running'],
+    ['end', 'Succeeded', 'Succeeded'],
+  ])(
+    'its %s: close({ timeoutMs: 500 }) ends within 12.5 s, and the task is kept',
+    async (_write, to, kept) => {
+      const redis = await startRedis();
+      const prefix = `frozen-${to.toLowerCase()}`;
+      const handler = createFcHandler((_req, res) => void res.end('ok'), {
+        logger: silentLogger,
+        env: {},
+        async: { mode: 'local', backend: bullmq({ connection: { host: '127.0.0.1', port: redis.port }, prefix }) },
+      });
+      cleanups.unshift(() => within(handler.close({ timeoutMs: 500 }), 15_000));
+      const transition = RedisTaskStore.prototype.transition;
+      let froze: () => void = () => {};
+      const frozen = new Promise<void>((resolve) => {
+        froze = resolve;
+      });
+      const spy = vi.spyOn(RedisTaskStore.prototype, 'transition').mockImplementation(function (
+        this: RedisTaskStore,
+        ...args
+      ) {
+        if (args[1] === to) {
+          redis.child.kill('SIGSTOP');
+          froze();
+        }
+        return transition.apply(this, args);
+      });
+      cleanups.push(() => spy.mockRestore());
+      await handler.engine?.whenReady();
+      expect((await handler(asyncEvent('frozen_write'))).statusCode).toBe(202);
+      if ((await within(frozen, 10_000)) === PENDING) expect.fail(`the task's ${to} write was not sent within 10 s`);
+      expect(
+        await within(
+          handler.close({ timeoutMs: 500 }).then(() => 'closed'),
+          12_500,
+        ),
+      ).toBe('closed');
+      // Redis wakes and runs what it was sent: the task is there, a claimed one with its job (it
+      // goes back to the queue once its lock expires).
+      redis.child.kill('SIGCONT');
+      const admin = new Redis({ host: '127.0.0.1', port: redis.port });
+      cleanups.push(() => admin.quit());
+      const keys = keysOf(prefix);
+      expect(await admin.hget(keys.task('frozen_write'), 's')).toBe(kept);
+      if (to === 'Running') expect(await admin.exists(keys.job('frozen_write'))).toBe(1);
+    },
+    40_000,
+  );
 });
 
 describe('bullmq({ commandTimeoutMs })', () => {
