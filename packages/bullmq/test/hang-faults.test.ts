@@ -1,8 +1,3 @@
-import type { ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { type AsyncTask, createFcHandler, type FcHttpResult, silentLogger, TERMINAL_STATUSES } from '@fc-async/core';
 import { asyncEvent } from '@fc-async/test-kit/fc-server';
 import { PENDING, within } from '@fc-async/test-kit/wait';
@@ -13,7 +8,7 @@ import { bullmq } from '../src/index.js';
 import { keysOf } from '../src/keys.js';
 import { RedisTaskStore } from '../src/store.js';
 import { until } from './helpers.js';
-import { freePort, spawnRedis } from './redis-server.js';
+import { type OwnRedis, ownRedis } from './redis-server.js';
 
 // Redis frozen (SIGSTOP): its sockets stay open and nothing answers, unlike Redis down, where
 // ioredis sees the connection drop. Every wait is raced against a bound, so a hang fails the test.
@@ -24,19 +19,10 @@ afterEach(async () => {
 });
 
 /** A redis-server of this test alone, resumed and killed after it. */
-async function startRedis(): Promise<{ child: ChildProcess; port: number }> {
-  const dir = mkdtempSync(join(tmpdir(), 'fc-async-hang-redis-'));
-  const port = await freePort();
-  const child = await spawnRedis(port, dir, ['--appendonly', 'no']);
-  cleanups.push(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGCONT');
-      child.kill('SIGKILL');
-      await once(child, 'exit');
-    }
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return { child, port };
+async function startRedis(): Promise<OwnRedis> {
+  const redis = await ownRedis('hang');
+  cleanups.push(() => redis.stop());
+  return redis;
 }
 
 function instance(port: number, onSuccess: (requestId: string) => void) {

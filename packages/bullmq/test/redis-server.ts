@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -71,6 +72,45 @@ export async function spawnRedis(port: number, dir: string, extra: readonly stri
   }
   child.stdout?.resume();
   return child;
+}
+
+/** A redis-server of one test file or one test alone (see {@link ownRedis}). */
+export interface OwnRedis {
+  child: ChildProcess;
+  port: number;
+  url: string;
+  /** Kills it (stopped with SIGSTOP or not) and removes its folder. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A redis-server on a free loopback port in a fresh temporary folder (`fc-async-NAME-redis-*`),
+ * no persistence unless `extra` says otherwise: for tests that pause, stop or kill Redis, which
+ * the run's shared one must not be (its other files' short job locks would expire under them).
+ */
+export async function ownRedis(name: string, extra: readonly string[] = ['--appendonly', 'no']): Promise<OwnRedis> {
+  const dir = mkdtempSync(join(tmpdir(), `fc-async-${name}-redis-`));
+  const port = await freePort();
+  let child: ChildProcess;
+  try {
+    child = await spawnRedis(port, dir, extra);
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+  return {
+    child,
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGCONT');
+        child.kill('SIGKILL');
+        await once(child, 'exit');
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /**

@@ -1,9 +1,4 @@
-import type { ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { type AsyncTask, createFcHandler, type DestinationRecord, getInvocation, silentLogger } from '@fc-async/core';
 import { asyncEvent } from '@fc-async/test-kit/fc-server';
 import { taskRecord as record } from '@fc-async/test-kit/task-store';
@@ -14,33 +9,26 @@ import { bullmq } from '../src/index.js';
 import { keysOf } from '../src/keys.js';
 import { RedisTaskStore } from '../src/store.js';
 import { uniquePrefix, until } from './helpers.js';
-import { freePort, spawnRedis } from './redis-server.js';
+import { type OwnRedis, ownRedis } from './redis-server.js';
 
 // Redis stalled past commandTimeoutMs (CLIENT PAUSE ALL on a redis-server of this file alone, as a
 // long save, a failover or DEBUG SLEEP would stall it): a command sent meanwhile fails on the
 // client, and Redis still runs it when it wakes. A take or a claim whose answer was lost that way
 // must neither leave its task waiting for stalled-job recovery nor count an attempt never started.
 
-let server: ChildProcess;
-let dir: string;
+let redis: OwnRedis;
 let url: string;
 let admin: Redis;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'fc-async-stall-redis-'));
-  const port = await freePort();
-  server = await spawnRedis(port, dir, ['--appendonly', 'no']);
-  url = `redis://127.0.0.1:${port}`;
+  redis = await ownRedis('stall');
+  url = redis.url;
   admin = new Redis(url);
 });
 
 afterAll(async () => {
   await admin?.quit();
-  if (server && server.exitCode === null) {
-    server.kill('SIGKILL');
-    await once(server, 'exit');
-  }
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await redis?.stop();
 });
 
 const cleanups: (() => unknown)[] = [];
@@ -55,7 +43,6 @@ async function stall(ms: number): Promise<void> {
   await admin.call('CLIENT', 'PAUSE', String(ms), 'ALL');
 }
 
-/** The task, or `undefined` while Redis does not answer (a poll during the stall). */
 /** Stalls Redis for `ms` as the first claim of `taskId` (its move to Running) is sent, so that its answer is lost. */
 function stallFirstClaim(taskId: string, ms: number): void {
   const transition = RedisTaskStore.prototype.transition;
@@ -73,6 +60,18 @@ function stallFirstClaim(taskId: string, ms: number): void {
   cleanups.push(() => spy.mockRestore());
 }
 
+/** An app that answers at once and counts its runs per task id. */
+function countingApp() {
+  const runs = new Map<string, number>();
+  const app = (req: IncomingMessage, res: ServerResponse) => {
+    const taskId = getInvocation(req)?.taskId ?? '';
+    runs.set(taskId, (runs.get(taskId) ?? 0) + 1);
+    res.end('ok');
+  };
+  return { runs, app };
+}
+
+/** The task, or `undefined` while Redis does not answer (a poll during the stall). */
 async function status(handler: { tasks: { get(id: string): Promise<AsyncTask | undefined> } }, id: string) {
   return handler.tasks.get(id).catch(() => undefined);
 }
@@ -200,12 +199,8 @@ describe('bullmq(): Redis stalled past commandTimeoutMs while a worker takes or 
   }, 60_000);
 
   it('a task whose claim answer was lost runs in that attempt, counted once, not as an interrupted one', async () => {
-    const runs = new Map<string, number>();
-    const { handler, warnings, calls } = instance((req, res) => {
-      const taskId = getInvocation(req)?.taskId ?? '';
-      runs.set(taskId, (runs.get(taskId) ?? 0) + 1);
-      res.end('ok');
-    });
+    const { runs, app } = countingApp();
+    const { handler, warnings, calls } = instance(app);
     // The task's first claim is sent during a stall of 2.5 s: its answer is lost (commandTimeoutMs 1000).
     stallFirstClaim('claimed', 2500);
     await handler.engine?.whenReady();
@@ -224,15 +219,8 @@ describe('bullmq(): Redis stalled past commandTimeoutMs while a worker takes or 
   }, 60_000);
 
   it('a task whose claim is sent in a stall longer than ten reads (within the lock) runs; with no retries, it does not fail unrun', async () => {
-    const runs = new Map<string, number>();
-    const { handler, warnings, calls } = instance(
-      (req, res) => {
-        const taskId = getInvocation(req)?.taskId ?? '';
-        runs.set(taskId, (runs.get(taskId) ?? 0) + 1);
-        res.end('ok');
-      },
-      { commandTimeoutMs: 300, maxAsyncRetryAttempts: 0 },
-    );
+    const { runs, app } = countingApp();
+    const { handler, warnings, calls } = instance(app, { commandTimeoutMs: 300, maxAsyncRetryAttempts: 0 });
     // The claim is sent during a stall of 5 s: past ten confirming reads of 300 ms each, well within the lock (30 s).
     stallFirstClaim('claimed', 5000);
     await handler.engine?.whenReady();

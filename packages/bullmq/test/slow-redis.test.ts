@@ -1,9 +1,4 @@
-import type { ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { type AsyncTask, createFcHandler, type FcHttpResult, getInvocation, silentLogger } from '@fc-async/core';
 import { asyncEvent } from '@fc-async/test-kit/fc-server';
 import { PENDING, within } from '@fc-async/test-kit/wait';
@@ -11,7 +6,7 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { bullmq } from '../src/index.js';
 import { uniquePrefix, until } from './helpers.js';
-import { freePort, spawnRedis } from './redis-server.js';
+import { type OwnRedis, ownRedis } from './redis-server.js';
 
 // Redis slow rather than gone: every client paused (CLIENT PAUSE) for less than commandTimeoutMs,
 // as a long save, a failover or a slow command on a shared Redis does. Nothing is refused then:
@@ -19,23 +14,16 @@ import { freePort, spawnRedis } from './redis-server.js';
 // redis-server of this file alone: the run's shared one serves other files at the same time,
 // whose short job locks (200 to 500 ms) a pause of it would expire under them.
 
-let server: ChildProcess;
-let dir: string;
+let redis: OwnRedis;
 let url: string;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'fc-async-slow-redis-'));
-  const port = await freePort();
-  server = await spawnRedis(port, dir, ['--appendonly', 'no']);
-  url = `redis://127.0.0.1:${port}`;
+  redis = await ownRedis('slow');
+  url = redis.url;
 });
 
 afterAll(async () => {
-  if (server && server.exitCode === null) {
-    server.kill('SIGKILL');
-    await once(server, 'exit');
-  }
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await redis?.stop();
 });
 
 const cleanups: (() => unknown)[] = [];

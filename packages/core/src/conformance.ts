@@ -217,8 +217,9 @@ function resent(taskId: string, startedTime: number): TaskRecord {
 }
 
 /**
- * `count` tasks listed against `pageTasks` (the in-memory store) for every query: whole pages of
- * `limit`, `Succeeded` ones in pages of `succeeded`, `resize_` ones in pages of `resize`.
+ * `count` tasks listed against `pageTasks` (the reference paging of records held in memory) for
+ * every query: whole pages of `limit`, `Succeeded` ones in pages of `succeeded`, `resize_` ones in
+ * pages of `resize`.
  */
 async function listsAsMemory(open: OpenTaskStore, count: number, [limit, succeeded, resize]: number[]): Promise<void> {
   const { store } = await open();

@@ -2,7 +2,7 @@ import { type ClientRequest, type IncomingHttpHeaders, request } from 'node:http
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Emulator, type EmulatorOptions, startEmulator } from '../src/index.js';
-import { fixture, launchChromium, startEcho } from './helpers.js';
+import { fixture, launchChromium, startEcho, startJobs } from './helpers.js';
 
 // The control plane serves at most `maxEventStreams` dashboard live streams at once: past it a new
 // one gets FC's error body with 503 and Retry-After, a closed stream frees its slot, and the
@@ -108,14 +108,7 @@ describe('the dashboard when its live stream is refused', () => {
   let emulator: Emulator;
   let context: BrowserContext;
   beforeAll(async () => {
-    emulator = await startEmulator({
-      output: () => {},
-      port: 0,
-      controlPort: 0,
-      entry: fixture('jobs-app.ts'),
-      name: 'jobs',
-      maxEventStreams: 1,
-    });
+    emulator = await startJobs({ maxEventStreams: 1 });
     context = await launchChromium();
   });
   afterAll(async () => {

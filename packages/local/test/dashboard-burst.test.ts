@@ -4,9 +4,9 @@ import { until } from '@fc-async/test-kit/wait';
 import type { BrowserContext } from 'playwright-core';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { EventHub } from '../src/control/dashboard.js';
-import { type Emulator, startEmulator } from '../src/index.js';
+import type { Emulator } from '../src/index.js';
 import type { FunctionRegistry } from '../src/registry.js';
-import { fixture, launchChromium } from './helpers.js';
+import { launchChromium, startJobs } from './helpers.js';
 
 // The live stream under a pulse: the hub writes a turn's events to a stream together, and every
 // event still reaches it, as a message of its own, in the order the engines emitted them.
@@ -135,6 +135,16 @@ self.onconnect = (event) => {
   if (!source) open();
 };`;
 
+/** An async call of the jobs fixture under `taskId` (a job of 1 ms), answered 202. */
+async function sendJob(emulator: Emulator, taskId: string): Promise<void> {
+  const res = await fetch(`${emulator.triggerUrl}/jobs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': taskId },
+    body: JSON.stringify({ ms: 1 }),
+  });
+  expect(res.status).toBe(202);
+}
+
 describe('a dashboard tab behind a burst of tasks', () => {
   let emulator: Emulator | undefined;
   let context: BrowserContext | undefined;
@@ -144,22 +154,9 @@ describe('a dashboard tab behind a burst of tasks', () => {
   });
 
   it("shows a new status filter's own list while a live refresh waits on an older, slow one", async () => {
-    const own = await startEmulator({
-      output: () => {},
-      port: 0,
-      controlPort: 0,
-      entry: fixture('jobs-app.ts'),
-      name: 'jobs',
-    });
+    const own = await startJobs();
     const browser = await launchChromium();
-    const send = async (id: string) => {
-      const res = await fetch(`${own.triggerUrl}/jobs`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': id },
-        body: JSON.stringify({ ms: 1 }),
-      });
-      expect(res.status).toBe(202);
-    };
+    const send = (id: string) => sendJob(own, id);
     const settled = async (id: string) => {
       const url = `${own.controlUrl}/2023-03-30/functions/jobs/async-tasks/${id}`;
       await expect
@@ -240,13 +237,7 @@ describe('a dashboard tab behind a burst of tasks', () => {
   });
 
   it('keeps following the stream through a worker of an earlier version, which sends one event a message', async () => {
-    const own = await startEmulator({
-      output: () => {},
-      port: 0,
-      controlPort: 0,
-      entry: fixture('jobs-app.ts'),
-      name: 'jobs',
-    });
+    const own = await startJobs();
     const browser = await launchChromium();
     try {
       // A tab of the earlier page, still open across an upgrade, keeps its worker: new tabs join it.
@@ -266,16 +257,7 @@ describe('a dashboard tab behind a burst of tasks', () => {
       // The page's first list, and the one it loads when the stream opens: after them, only an
       // event brings the task below to the list.
       await until(() => (lists >= 2 ? true : undefined), 'the lists of the load and of the stream opening', 20_000);
-      const res = await fetch(`${own.triggerUrl}/jobs`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'x-fc-invocation-type': 'Async',
-          'x-fc-async-task-id': 'earlier',
-        },
-        body: JSON.stringify({ ms: 1 }),
-      });
-      expect(res.status).toBe(202);
+      await sendJob(own, 'earlier');
       await expect
         .poll(() => page.locator('tr[data-task-id="earlier"] .status').textContent(), {
           timeout: 20_000,
@@ -290,13 +272,7 @@ describe('a dashboard tab behind a burst of tasks', () => {
   });
 
   it("gets the stream's events complete and in order through the shared worker, and ends on every task's final status", async () => {
-    emulator = await startEmulator({
-      output: () => {},
-      port: 0,
-      controlPort: 0,
-      entry: fixture('jobs-app.ts'),
-      name: 'jobs',
-    });
+    emulator = await startJobs();
     const control = emulator.controlUrl;
     context = await launchChromium();
     const page = await context.newPage();
@@ -318,16 +294,8 @@ describe('a dashboard tab behind a burst of tasks', () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     const count = 300;
     const ids = Array.from({ length: count }, (_, i) => `burst_${i}`);
-    await Promise.all(
-      ids.map(async (id) => {
-        const res = await fetch(`${emulator?.triggerUrl}/jobs`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': id },
-          body: JSON.stringify({ ms: 1 }),
-        });
-        expect(res.status).toBe(202);
-      }),
-    );
+    const started = emulator;
+    await Promise.all(ids.map((id) => sendJob(started, id)));
     const finished = (events: Record<string, unknown>[]) =>
       events.filter((e) => e.type === 'finished' && String(e.taskId).startsWith('burst_')).length;
     await until(() => (finished(direct.messages()) === count ? true : undefined), 'every task to finish', 20_000);

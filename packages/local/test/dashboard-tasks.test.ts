@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Emulator, startEmulator } from '../src/index.js';
-import { fixture, launchChromium } from './helpers.js';
+import type { Emulator } from '../src/index.js';
+import { launchChromium, startJobs } from './helpers.js';
 
 // What the dashboard shows of a task and lets a user do with it, in headless Chromium: Stop on a
 // task not started yet and in the open task, a Stop that failed tried again, a failed task's
@@ -71,15 +71,7 @@ async function open(init?: () => void): Promise<void> {
 }
 
 beforeAll(async () => {
-  emulator = await startEmulator({
-    output: () => {},
-    port: 0,
-    controlPort: 0,
-    entry: fixture('jobs-app.ts'),
-    name: 'jobs',
-    retryBaseMs: 20,
-    outDir,
-  });
+  emulator = await startJobs({ retryBaseMs: 20, outDir });
   context = await launchChromium();
 });
 

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Emulator, startEmulator } from '../src/index.js';
-import { fixture, launchChromium } from './helpers.js';
+import type { Emulator } from '../src/index.js';
+import { launchChromium, startJobs } from './helpers.js';
 
 // Headless Chromium from Debian (`chromium`, listed in .ci/apt-packages) driven by playwright-core.
 // FC_ASYNC_SCREENSHOT=docs/img/dashboard.png writes the screenshot the docs show.
@@ -39,14 +39,7 @@ const row = (taskId: string) => page.locator(`tr[data-task-id="${taskId}"]`);
 const status = (taskId: string) => row(taskId).locator('.status');
 
 beforeAll(async () => {
-  emulator = await startEmulator({
-    output: () => {},
-    port: 0,
-    controlPort: 0,
-    entry: fixture('jobs-app.ts'),
-    name: 'jobs',
-    retryBaseMs: 20,
-  });
+  emulator = await startJobs({ retryBaseMs: 20 });
   context = await launchChromium();
   page = await context.newPage();
   page.setDefaultTimeout(20_000);

@@ -29,6 +29,17 @@ export const startEcho = (options: EmulatorOptions = {}) =>
     ...options,
   });
 
+/** The emulator serving the jobs fixture (an Express app) as function `jobs` on free ports, quiet unless `output` is given. */
+export const startJobs = (options: EmulatorOptions = {}) =>
+  startEmulator({
+    entry: fixture('jobs-app.ts'),
+    name: 'jobs',
+    port: 0,
+    controlPort: 0,
+    output: () => {},
+    ...options,
+  });
+
 /**
  * The emulator serving one FC 2.0 HTTP function `web` (an s.yaml `fc` component) whose CommonJS
  * `handler(req, resp, context)` is `source`, from a temporary folder that `close()` removes.
