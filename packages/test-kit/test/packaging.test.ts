@@ -1,8 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 
 // What a user installs from npm gets only a package's own dependencies: a module its built code
@@ -100,6 +101,28 @@ describe('published packages', () => {
       expect(readme.startsWith(`# ${name}\n`)).toBe(true);
       expect(readme).toContain(`npm install`);
       expect(readme).toMatch(new RegExp(`npm install [^\n]*${name.replace('/', '\\/')}`));
+    },
+  );
+
+  // TypeScript 5.x gives `module: "commonjs"` (what getting-started names for CommonJS projects)
+  // the node10 resolution, which reads `types` and `typesVersions`, never `exports`: a subpath
+  // export without a typesVersions entry is TS2307 there, though Node runs it.
+  it.each(published.map(({ dir, pkg }) => [pkg.name as string, dir, pkg] as const))(
+    '%s: every export resolves to its types under module "commonjs" (node10 resolution) too',
+    (name, dir, pkg) => {
+      const from = fileURLToPath(new URL('./importer.ts', import.meta.url));
+      const options = { moduleResolution: ts.ModuleResolutionKind.Node10 };
+      const entries = Object.entries(pkg.exports as Record<string, string | { types?: string }>).flatMap(
+        ([subpath, target]) => (typeof target === 'object' && target.types ? [[subpath, target.types] as const] : []),
+      );
+      expect(entries.length).toBeGreaterThan(0);
+      const unresolved = entries.flatMap(([subpath, types]) => {
+        const specifier = posix.join(name, subpath);
+        const { resolvedModule } = ts.resolveModuleName(specifier, from, options, ts.sys);
+        const found = resolvedModule ? realpathSync(resolvedModule.resolvedFileName) : 'nothing';
+        return found === realpathSync(join(dir, types)) ? [] : [`${specifier}: ${found}, not ${types}`];
+      });
+      expect(unresolved).toEqual([]);
     },
   );
 });
