@@ -186,6 +186,31 @@ describe('attempts', () => {
     },
   );
 
+  const FC_ERROR = '{"errorMessage":"disk full","errorType":"IOError"}';
+  it.each([
+    ['gzip', zlib.gzipSync(FC_ERROR), 'disk full', 'IOError'],
+    ['br', zlib.brotliCompressSync(FC_ERROR), 'disk full', 'IOError'],
+    ['deflate', zlib.deflateSync(FC_ERROR), 'disk full', 'IOError'],
+    // Labelled gzip but sent as it is: read as it came.
+    ['gzip', Buffer.from(FC_ERROR), 'disk full', 'IOError'],
+    // Past the 64 KiB of an error body once decoded: not a function error's.
+    ['gzip', zlib.gzipSync(`{"errorMessage":"${'x'.repeat(70_000)}"}`), 'The function answered HTTP 500', 'HTTP500'],
+  ])('a failed answer compressed with %s (%#) is read decoded for its error', async (encoding, body, message, type) => {
+    const { handler, failures } = setup(
+      (_req, res) => {
+        res.statusCode = 500;
+        res.setHeader('content-type', 'application/json');
+        res.setHeader('content-encoding', encoding);
+        res.end(body);
+      },
+      { maxAsyncRetryAttempts: 0 },
+    );
+    await handler(asyncEvent({ method: 'POST', taskId: 'err_coded' }), context);
+    await handler.drain();
+    expect((await handler.tasks.get('err_coded'))?.taskErrorMessage).toBe(message);
+    expect(JSON.parse(failures[0]?.responsePayload as string)).toEqual({ errorMessage: message, errorType: type });
+  });
+
   it('replays the captured request; the app sees Async, the task id, the attempt and a signal', async () => {
     const seen: {
       inv: Invocation | undefined;

@@ -2135,7 +2135,7 @@ export function failedResponse(response: BridgeResponse): Extract<AttemptOutcome
   const status = response.statusCode;
   let message = `The function answered HTTP ${status}`;
   let errorType = `HTTP${status}`;
-  const body = response.body;
+  const body = errorBody(response);
   if (
     body.length > 0 &&
     body.length <= ERROR_BODY_CAP &&
@@ -2156,6 +2156,24 @@ export function failedResponse(response: BridgeResponse): Extract<AttemptOutcome
     }
   }
   return { kind: 'failure', condition: 'UnhandledInvocationError', message, errorType, response };
+}
+
+/**
+ * A failed answer's body as the app wrote it: decoded when the app's compression middleware
+ * compressed it (an error handler's `{ errorMessage }` over its 1 KiB threshold goes out gzipped to
+ * the replay's `Accept-Encoding`); as it is when it does not decode within {@link ERROR_BODY_CAP}.
+ */
+function errorBody(response: BridgeResponse): string | Buffer {
+  const body = response.body;
+  if (typeof body === 'string' || body.length === 0 || body.length > ERROR_BODY_CAP) return body;
+  const decode = decoderOf(response.headers['content-encoding'], ERROR_BODY_CAP);
+  if (decode === undefined) return body;
+  try {
+    return decode(body);
+  } catch {
+    // Over the cap (then no function error's), or not what its encoding says (read as it came).
+    return body;
+  }
 }
 
 /**
