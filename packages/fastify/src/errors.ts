@@ -83,8 +83,10 @@ export function hideDefaultErrors(
       const message = error ? undefined : defaultErrorMessage(Buffer.concat([...chunks, ...tail]));
       if (error ? error.answeredByDefault() : message !== undefined) {
         logAppError(logger, 'fastify', error?.error ?? message, getInvocation(req));
-        held = withContentLength(held, GENERIC_500.length);
+        held = genericHead(held, GENERIC_500.length);
         chunks = [];
+        // The generic answer goes out as it is: a compression plugin's encoding was the hidden body's.
+        this.removeHeader('content-encoding');
         const callback = args.find((a) => typeof a === 'function');
         flush(this);
         return (end as (...a: unknown[]) => ServerResponse).apply(
@@ -98,13 +100,18 @@ export function hideDefaultErrors(
   } as typeof res.end;
 }
 
-/** `writeHead`'s arguments with the headers object's content-length set to `length`. */
-function withContentLength(args: unknown[], length: number): unknown[] {
+/**
+ * `writeHead`'s arguments for the generic 500 in place of the hidden body: the headers object's
+ * content-length set to `length`, and no content-encoding (@fastify/compress's gzip, which
+ * described the hidden body: kept, a client would fail to decode the plain generic answer).
+ */
+function genericHead(args: unknown[], length: number): unknown[] {
   const at = args.findIndex((a, i) => i > 0 && typeof a === 'object' && a !== null && !Array.isArray(a));
   if (at < 0) return args;
   const headers: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(args[at] as Record<string, unknown>)) {
-    if (name.toLowerCase() !== 'content-length') headers[name] = value;
+    const lower = name.toLowerCase();
+    if (lower !== 'content-length' && lower !== 'content-encoding') headers[name] = value;
   }
   headers['content-length'] = String(length);
   return args.map((a, i) => (i === at ? headers : a));
