@@ -58,6 +58,23 @@ describe('fastify fcAsync plugin, Fastify only', () => {
     expect((await app.fcAsync?.tasks.get('cb_1'))?.status).toBe('Succeeded');
   });
 
+  it('a prefix given at register does not narrow it (docs/deploy.md): every route takes async calls', async () => {
+    const app = Fastify();
+    await app.register(fcAsync, { logger: logger(), env: {}, prefix: '/jobs' });
+    app.post('/jobs/render', async () => 'rendered');
+    app.post('/other', async () => 'other');
+    for (const [url, id] of [
+      ['/jobs/render', 'prefixed'],
+      ['/other', 'elsewhere'],
+    ] as const) {
+      const r = await app.inject({ method: 'POST', url, headers: { 'x-fc-async-task-id': id } });
+      expect([url, r.statusCode]).toEqual([url, 202]);
+    }
+    await app.fcAsync?.drain();
+    expect((await app.fcAsync?.tasks.get('elsewhere'))?.returnPayload).toBe('other');
+    await app.close();
+  });
+
   it('replays the URL the client sent, so that rewriteUrl is applied once', async () => {
     const seen: string[] = [];
     const app = Fastify({ rewriteUrl: (req) => `/v1${req.url}` });
