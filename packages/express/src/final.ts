@@ -27,6 +27,12 @@ export function finish(error: unknown, req: IncomingMessage, res: ServerResponse
     }
     return;
   }
+  // What the route set for the answer it meant to send (a precompressed file's gzip) does not
+  // describe this one: removed first, as Express's final handler does (an error's own headers,
+  // a 416's Content-Range, are set after).
+  res.removeHeader('content-encoding');
+  res.removeHeader('content-language');
+  res.removeHeader('content-range');
   if (error === undefined || error === null || error === 'route' || error === 'router') {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     send(res, 404, { code: 'NotFound', message: `Cannot ${req.method} ${path}` });
