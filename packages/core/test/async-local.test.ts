@@ -211,6 +211,31 @@ describe('attempts', () => {
     expect(JSON.parse(failures[0]?.responsePayload as string)).toEqual({ errorMessage: message, errorType: type });
   });
 
+  it('isFailure sees the answer as the app sent it, compressed, with its content-encoding (docs/async.md)', async () => {
+    const seen: [unknown, string][] = [];
+    const { handler, failures } = setup(
+      (_req, res) => {
+        res.setHeader('content-type', 'application/json');
+        res.setHeader('content-encoding', 'gzip');
+        res.end(zlib.gzipSync('{"ok":false}'));
+      },
+      {
+        maxAsyncRetryAttempts: 0,
+        isFailure: (response) => {
+          const body = Buffer.from(response.body);
+          seen.push([response.headers['content-encoding'], body.subarray(0, 2).toString('hex')]);
+          return JSON.parse(zlib.gunzipSync(body).toString('utf8')).ok === false;
+        },
+      },
+    );
+    await handler(asyncEvent({ method: 'POST', taskId: 'not_ok' }), context);
+    await handler.drain();
+    // gzip's magic bytes: the body as sent.
+    expect(seen).toEqual([['gzip', '1f8b']]);
+    expect((await handler.tasks.get('not_ok'))?.status).toBe('Failed');
+    expect(failures[0]?.responseContext.statusCode).toBe(200);
+  });
+
   it('replays the captured request; the app sees Async, the task id, the attempt and a signal', async () => {
     const seen: {
       inv: Invocation | undefined;
