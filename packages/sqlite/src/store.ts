@@ -78,6 +78,8 @@ export class SqliteTaskStore implements TaskStore {
       update: db.prepare('UPDATE fc_async_tasks SET status = ?, end_time = ?, open = ?, record = ? WHERE task_id = ?'),
       // Leaves the indexed columns alone: SQLite rewrites an index entry whenever its column is set.
       progress: db.prepare('UPDATE fc_async_tasks SET status = ?, record = ? WHERE task_id = ?'),
+      // A finished task's destination call recorded: it leaves `open`, its end (`end_time`) stays.
+      settle: db.prepare('UPDATE fc_async_tasks SET status = ?, open = ?, record = ? WHERE task_id = ?'),
       upgrade: db.prepare(
         'UPDATE fc_async_tasks SET status = ?, end_time = ?, open = ?, record = ?, payload = ? WHERE task_id = ?',
       ),
@@ -211,9 +213,13 @@ export class SqliteTaskStore implements TaskStore {
     if (this.schema1.has(previous)) {
       const end = this.endColumn(record);
       this.statements.upgrade.run(record.status, end, open, encoded, encodeRequestHead(record.payload), record.taskId);
-    } else if (open === isOpen(previous) && (record.endTime ?? null) === (previous.endTime ?? null)) {
-      // A claim, a retry, a delivery recorded: the indexed columns keep their values.
-      this.statements.progress.run(record.status, encoded, record.taskId);
+    } else if ((record.endTime ?? null) === (previous.endTime ?? null)) {
+      // A claim, a retry, a delivery recorded: the indexed columns keep their values, and a task's
+      // `end_time` the one its end wrote. Written again now, it would be raised to the latest end
+      // this process wrote (see `endColumn`): a task whose destination call ended after later
+      // tasks finished would be pruned as if it had finished last.
+      if (open === isOpen(previous)) this.statements.progress.run(record.status, encoded, record.taskId);
+      else this.statements.settle.run(record.status, open, encoded, record.taskId);
     } else {
       this.statements.update.run(record.status, this.endColumn(record), open, encoded, record.taskId);
     }

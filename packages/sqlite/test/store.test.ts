@@ -134,6 +134,24 @@ describe('SqliteTaskStore', () => {
     expect(store.get('last')?.endTime).toBe(now - 3_600_000); // the record keeps the clock's word
   });
 
+  it('past maxTasks, deletes the task that finished first though its destination call ended after later ones', async () => {
+    const { store } = open({ maxTasks: 2 });
+    await store.prune(); // the pass the store starts on opening
+    const now = Date.now();
+    // `a` ends first, its destination call still owed; `b` and `c` end after it; then a's call ends.
+    for (const [id, endTime, deliveryPending] of [
+      ['a', now - 3000, true],
+      ['b', now - 2000, undefined],
+      ['c', now - 1000, undefined],
+    ] as const) {
+      await store.insert(record(id));
+      await store.transition(id, 'Succeeded', { from: ['Enqueued'], patch: { endTime, deliveryPending } });
+    }
+    await store.update('a', { deliveryPending: undefined, destinationStatus: 'Succeeded' });
+    expect(await store.prune()).toBe(1);
+    expect(['a', 'b', 'c'].filter((id) => store.get(id))).toEqual(['b', 'c']);
+  });
+
   it.each([
     ['a day', 86_400_000],
     ['45 minutes', 2_700_000],
