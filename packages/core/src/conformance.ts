@@ -1,5 +1,12 @@
 import assert from 'node:assert/strict';
-import { type TaskQuery, type TaskRecord, type TaskStore, TERMINAL_STATUSES } from './async/backend.js';
+import {
+  type TaskPatch,
+  type TaskQuery,
+  type TaskRecord,
+  type TaskStore,
+  TERMINAL_STATUSES,
+  type TransitionOptions,
+} from './async/backend.js';
 import { pageTasks } from './async/paging.js';
 import type { RetentionOptions } from './async/retention-options.js';
 import type { AsyncTaskStatus } from './fc-types.js';
@@ -317,6 +324,312 @@ async function pagesWhileChanging(open: OpenTaskStore): Promise<void> {
   }
 }
 
+/** A small seeded generator (mulberry32): the same seed gives the same operations on every store. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** What the model knows of a task: enough to list it. */
+interface ModelTask {
+  taskId: string;
+  status: AsyncTaskStatus;
+  startedTime: number;
+  attempts: number;
+  endTime?: number | undefined;
+  deliveryPending?: boolean | undefined;
+}
+
+/** Byte order of ASCII ids, as the stores sort them (an index, a Redis sorted set, SQLite's BINARY). */
+function byKey(a: ModelTask, b: ModelTask): number {
+  return a.startedTime - b.startedTime || (a.taskId < b.taskId ? -1 : a.taskId > b.taskId ? 1 : 0);
+}
+
+/** The model's answer to a query: every task that matches, in the query's order. */
+function modelList(tasks: Iterable<ModelTask>, query: TaskQuery): ModelTask[] {
+  const matched = [...tasks].filter(
+    (t) =>
+      (query.status === undefined || t.status === query.status) &&
+      (query.prefix === undefined || t.taskId.startsWith(query.prefix)) &&
+      (query.startedTimeBegin === undefined || t.startedTime >= query.startedTimeBegin) &&
+      (query.startedTimeEnd === undefined || t.startedTime <= query.startedTimeEnd),
+  );
+  matched.sort(byKey);
+  return query.sortOrderByTime === 'asc' ? matched : matched.reverse();
+}
+
+/** Options of one seeded run of {@link modelRun}. */
+interface ModelOptions {
+  seed: number;
+  steps: number;
+  /** Calls `prune()` now and then, the store opened with this retention (else none). */
+  retention?: { maxTasks: number; retentionMs: number };
+  /** Accepts now and then the id of a task the queue refused (`Invalid`), which replaces it. */
+  resendsRefused?: boolean;
+}
+
+/**
+ * One seeded random run of what the engine does to a store (accepts, a refused accept and the id
+ * sent again, claims, attempts that succeed, fail or back off to a retry, stops of queued and
+ * running tasks, expiry, destination calls ending, delays, pruning, another store on the same
+ * storage), each step followed by random ListAsyncTasks queries (filters combined, both orders,
+ * pages of 1 to 100, walked by nextToken to the end) compared with a model of the tasks kept from
+ * the operations alone. A failure names the seed, the step and the query.
+ */
+async function modelRun(
+  open: OpenTaskStore,
+  { seed, steps, retention, resendsRefused = false }: ModelOptions,
+): Promise<void> {
+  const random = seeded(seed);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
+  const chance = (p: number) => random() < p;
+  // No pruning pass of the store's own timer: the run's are the only ones.
+  const opened = await open(retention && { ...retention, pruneIntervalMs: 3_600_000 });
+  let reopened = false;
+  let store = opened.store;
+  const realStart = Date.now();
+  // With retention: the clock starts `retentionMs` and 5 minutes ago, so that tasks ending in the
+  // first 5 minutes of the run end past retention; it then jumps 10 minutes, over the cutoff
+  // (which moves on with the real clock while the test runs). Without: an hour ago.
+  const cutoffAt = realStart - 5 * 60_000;
+  let clock = retention ? cutoffAt - retention.retentionMs - 5 * 60_000 : realStart - 3_600_000;
+  const tick = (ms: number) => {
+    clock += ms;
+    if (
+      retention &&
+      clock >= cutoffAt - retention.retentionMs - 1000 &&
+      clock < cutoffAt - retention.retentionMs + 600_000
+    ) {
+      clock = cutoffAt - retention.retentionMs + 600_000;
+    }
+    return clock;
+  };
+  const model = new Map<string, ModelTask>();
+  const roots = ['job_', 'job_a', 'Job_', 'resize_', 'r', '_x-'];
+  let made = 0;
+  /** An id no task held has (a pruned one may come back); some are another's prefix, or differ only in case. */
+  const newId = (): string => {
+    const taskId = `${pick(roots)}${(made++).toString(36)}${chance(0.3) ? pick(['', 'a', 'A', '_', '-', '0']) : ''}`;
+    return model.has(taskId) ? newId() : taskId;
+  };
+  const inStatus = (...statuses: AsyncTaskStatus[]) =>
+    [...model.values()].filter((t) => statuses.includes(t.status)).map((t) => t.taskId);
+  let step = 0;
+  let op = '';
+  const where = () => `seed ${seed}, step ${step} (${op})`;
+
+  const move = async (
+    taskId: string,
+    status: AsyncTaskStatus,
+    options: TransitionOptions,
+    modelPatch: Partial<ModelTask> = {},
+  ) => {
+    const task = model.get(taskId);
+    const applies =
+      task !== undefined &&
+      options.from.includes(task.status) &&
+      (options.attempts === undefined || options.attempts === task.attempts);
+    const result = await store.transition(taskId, status, options);
+    equal(
+      result?.status,
+      applies ? status : undefined,
+      `${where()}: transition of ${taskId} from ${task?.status} to ${status} (from ${options.from.join('|')}) ${applies ? 'applies' : 'is refused'}`,
+    );
+    if (applies && task) Object.assign(task, { status }, modelPatch);
+  };
+
+  /** Ends a task as the engine does: its end time, and a destination call owed or not. */
+  const end = (taskId: string, status: AsyncTaskStatus, options: Omit<TransitionOptions, 'patch'>) => {
+    const endTime = tick(1);
+    const deliveryPending = chance(0.3) ? true : undefined;
+    const patch: TaskPatch = { endTime, durationMs: 5, deliveryPending };
+    return move(taskId, status, { ...options, patch }, { endTime, deliveryPending });
+  };
+
+  /** Which tasks a pruning pass deletes: finished ones past retention, then the oldest past maxTasks. */
+  const pruned = (cutoffs: [number, number]): string[] => {
+    if (!retention) return [];
+    const done = [...model.values()].filter((t) => TERMINAL_STATUSES.has(t.status) && !t.deliveryPending);
+    const unclear = done.filter((t) => (t.endTime ?? 0) >= cutoffs[0] && (t.endTime ?? 0) <= cutoffs[1]);
+    equal(
+      ids(unclear),
+      [],
+      `${where()}: no task ended at the retention cutoff, which moved while pruning (the run took too long)`,
+    );
+    const old = done.filter((t) => (t.endTime ?? 0) < cutoffs[0]);
+    const kept = done.filter((t) => (t.endTime ?? 0) > cutoffs[1]).sort((a, b) => (a.endTime ?? 0) - (b.endTime ?? 0));
+    return [...ids(old), ...ids(kept.slice(0, Math.max(0, kept.length - retention.maxTasks)))];
+  };
+
+  const statuses: AsyncTaskStatus[] = [
+    'Enqueued',
+    'Running',
+    'Retrying',
+    'Succeeded',
+    'Failed',
+    'Stopping',
+    'Stopped',
+    'Expired',
+    'Invalid',
+  ];
+  const check = async () => {
+    const held = [...model.values()];
+    for (let q = 0; q < 3; q++) {
+      const query: TaskQuery = { sortOrderByTime: chance(0.5) ? 'asc' : 'desc', limit: pick([1, 2, 3, 7, 20, 100]) };
+      if (chance(0.4)) query.status = pick(statuses);
+      if (chance(0.4)) {
+        const id = held.length > 0 && chance(0.8) ? pick(held).taskId : `${pick(roots)}${made + 1}`;
+        query.prefix = id.slice(0, Math.floor(random() * (id.length + 1)));
+      }
+      if (chance(0.3) && held.length > 0) query.startedTimeBegin = pick(held).startedTime + pick([-1, 0, 0, 1]);
+      if (chance(0.3) && held.length > 0) query.startedTimeEnd = pick(held).startedTime + pick([-1, 0, 0, 1]);
+      if (chance(0.2)) query.includePayload = true;
+      const expected = modelList(held, query);
+      const listed: [string, AsyncTaskStatus][] = [];
+      let limit = query.limit as number;
+      let page = await store.list(query);
+      for (let pages = 1; ; pages++) {
+        const at = `${where()}: list(${JSON.stringify(query)}), page ${pages} of ${limit}`;
+        ok(page.tasks.length <= limit, `${at} holds at most its limit of tasks`);
+        for (const t of page.tasks) {
+          listed.push([t.taskId, t.status]);
+          if (query.includePayload) equal(t.payload.body, Buffer.from(t.taskId), `${at}: ${t.taskId}'s body`);
+        }
+        const shown = expected.slice(0, listed.length).map((t) => [t.taskId, t.status]);
+        equal(listed, shown, `${at}: the tasks, their status and their order`);
+        const more = listed.length < expected.length;
+        equal(
+          page.nextToken !== undefined,
+          more,
+          `${at}: a nextToken ${more ? 'as tasks follow' : 'only while tasks follow'}`,
+        );
+        if (!page.nextToken || pages > 500) break;
+        limit = pick([1, 5, 100]);
+        page = await store.list({ ...query, limit, nextToken: page.nextToken });
+      }
+      equal(
+        listed.length,
+        expected.length,
+        `${where()}: list(${JSON.stringify(query)}) walked to its end lists every task that matches`,
+      );
+    }
+  };
+
+  /** A record as the engine accepts it, its body its id (so that a listed body can be told apart). */
+  const accepted = (taskId: string, startedTime: number, delayMs: number) =>
+    taskRecord(taskId, {
+      startedTime,
+      acceptedAt: startedTime,
+      events: [{ eventId: 1, status: 'Enqueued', timestamp: startedTime, eventDetail: '' }],
+      dueAt: delayMs > 0 ? startedTime + delayMs : undefined,
+      payload: { method: 'POST', url: '/work', headers: { 'x-fc-async-task-id': taskId }, body: Buffer.from(taskId) },
+    });
+
+  for (step = 1; step <= steps; step++) {
+    const roll = random();
+    const any = () => pick([...model.keys()]);
+    if (roll < 0.24 || model.size === 0) {
+      // An accept, delayed or not; now and then of an id held (a 409, or the id of a refused task taken).
+      const held = [...model.values()].filter((t) => resendsRefused || t.status !== 'Invalid');
+      const known = held.length > 0 && chance(0.08) ? pick(held).taskId : undefined;
+      const taskId = known ?? newId();
+      op = `accept ${taskId}`;
+      const startedTime = tick(pick([0, 0, 1, 2, 7]));
+      const takes = known === undefined || model.get(known)?.status === 'Invalid';
+      equal(
+        await store.insert(accepted(taskId, startedTime, chance(0.2) ? 5000 : 0)),
+        takes,
+        `${where()}: insert answers ${takes}`,
+      );
+      if (takes) model.set(taskId, { taskId, status: 'Enqueued', startedTime, attempts: 0 });
+    } else if (roll < 0.28) {
+      const taskId = newId();
+      op = `accept ${taskId}, refused by the queue`;
+      const startedTime = tick(1);
+      equal(await store.insert(accepted(taskId, startedTime, 0)), true, `${where()}: insert answers true`);
+      model.set(taskId, { taskId, status: 'Enqueued', startedTime, attempts: 0 });
+      await move(taskId, 'Invalid', { from: ['Enqueued'], patch: { endTime: startedTime } }, { endTime: startedTime });
+    } else if (roll < 0.44) {
+      const waiting = inStatus('Enqueued', 'Retrying');
+      const taskId = waiting.length > 0 && chance(0.9) ? pick(waiting) : any();
+      const attempts = (model.get(taskId)?.attempts ?? 0) + 1;
+      op = `claim ${taskId}`;
+      await move(
+        taskId,
+        'Running',
+        { from: ['Enqueued', 'Retrying'], via: 'Dequeued', patch: { attempts, instanceId: 'i-1' } },
+        { attempts },
+      );
+    } else if (roll < 0.6) {
+      const running = inStatus('Running');
+      const taskId = running.length > 0 && chance(0.9) ? pick(running) : any();
+      const task = model.get(taskId);
+      // An attempt outlived by a newer one names its own, older, attempt: refused.
+      const attempts = (task?.attempts ?? 0) - (chance(0.1) ? 1 : 0);
+      const outcome = pick(['Succeeded', 'Failed', 'Retrying', 'Retrying'] as const);
+      op = `attempt ${attempts} of ${taskId} ends ${outcome}`;
+      if (outcome === 'Retrying') {
+        await move(taskId, 'Retrying', {
+          from: ['Running'],
+          attempts,
+          patch: { dueAt: clock + 1000, alreadyRetriedTimes: attempts },
+        });
+      } else {
+        await end(taskId, outcome, { from: ['Running'], attempts });
+      }
+    } else if (roll < 0.7) {
+      const taskId = any();
+      const status = model.get(taskId)?.status;
+      op = `stop ${taskId} (${status})`;
+      if (status === 'Running') await move(taskId, 'Stopping', { from: ['Running'] });
+      else if (status === 'Stopping' || chance(0.8))
+        await end(taskId, 'Stopped', { from: ['Enqueued', 'Retrying', 'Stopping'] });
+      else await end(taskId, 'Stopped', { from: ['Enqueued', 'Retrying'] });
+    } else if (roll < 0.76) {
+      const waiting = inStatus('Enqueued', 'Retrying');
+      const taskId = waiting.length > 0 && chance(0.8) ? pick(waiting) : any();
+      op = `expire ${taskId}`;
+      await end(taskId, 'Expired', { from: ['Enqueued', 'Retrying'] });
+    } else if (roll < 0.84) {
+      const owed = [...model.values()].filter((t) => t.deliveryPending).map((t) => t.taskId);
+      if (owed.length === 0) continue;
+      const taskId = pick(owed);
+      op = `destination of ${taskId} called`;
+      await store.update(taskId, { deliveryPending: undefined, destinationStatus: 'Succeeded' });
+      (model.get(taskId) as ModelTask).deliveryPending = undefined;
+    } else if (roll < 0.9) {
+      op = 'a delay';
+      tick(Math.floor(random() * 120_000));
+    } else if (roll < 0.95) {
+      op = 'prune';
+      if (!retention) continue;
+      const before = Date.now() - retention.retentionMs;
+      const deleted = await opened.prune();
+      const gone = pruned([before, Date.now() - retention.retentionMs]);
+      equal(deleted, gone.length, `${where()}: a pruning pass deletes ${gone.length} tasks (${gone.join(', ')})`);
+      for (const taskId of gone) model.delete(taskId);
+    } else if (roll < 0.97) {
+      // Once, and not with pruning: `prune` is the first store's.
+      if (retention || reopened) continue;
+      op = 'another store on the same storage';
+      reopened = true;
+      store = await opened.reopen();
+    } else {
+      const taskId = any();
+      op = `a transition of ${taskId} from statuses it is not in`;
+      const from = statuses.filter((s) => s !== model.get(taskId)?.status).slice(0, 3);
+      await move(taskId, 'Succeeded', { from, patch: { endTime: tick(1) } });
+    }
+    await check();
+  }
+}
+
 /**
  * The TaskStore conformance table: what the engine relies on from every store (compare-and-set,
  * a field patched to `undefined` cleared, paging cursors, `unfinished()`, retention, every field of a
@@ -551,6 +864,29 @@ export const taskStoreCases: readonly TaskStoreCase[] = Object.freeze([
   {
     name: 'pages skip and repeat no task while tasks are added and end between pages',
     run: (open) => pagesWhileChanging(open),
+  },
+  {
+    name: "lists as a model of the engine's operations after each of 300 random steps (seeds 1 and 2)",
+    async run(open) {
+      for (const seed of [1, 2]) await modelRun(open, { seed, steps: 300 });
+    },
+  },
+  {
+    name: "lists as a model of the engine's operations after each of 300 random steps, refused tasks' ids sent again (seed 4)",
+    replacesInvalid: true,
+    run: (open) => modelRun(open, { seed: 4, steps: 300, resendsRefused: true }),
+  },
+  {
+    name: "lists as a model of the engine's operations after each of 300 random steps with pruning passes (seed 3)",
+    usesPrune: true,
+    replacesInvalid: true,
+    run: (open) =>
+      modelRun(open, {
+        seed: 3,
+        steps: 300,
+        resendsRefused: true,
+        retention: { maxTasks: 40, retentionMs: 3_600_000 },
+      }),
   },
   {
     name: 'lists payload bodies when asked, and without includePayload none or whole ones',

@@ -18,6 +18,7 @@ describe('MemoryTaskStore', () => {
   // It prunes as tasks finish, with no pass of its own: it leaves out the cases that call `prune()`.
   it('leaves out only the pruning cases', () => {
     expect(taskStoreCases.filter((c) => c.usesPrune).map((c) => c.name)).toEqual([
+      "lists as a model of the engine's operations after each of 300 random steps with pruning passes (seed 3)",
       'prunes finished tasks past retentionMs, then the oldest past maxTasks, never unfinished ones',
       'prunes a task ended by `transition` by the end time it was given, once its destination call is done',
       "prunes no task that took a refused task's id by the refused task's end time",
@@ -69,6 +70,18 @@ describe('the table catches a store that breaks what the engine relies on', () =
     expect((error as Error).message).toMatch(/^unfinished\(\) lists the tasks not terminal/);
   });
 
+  it('a page after the first that leaves out its first task, named with the seed, step and query', async () => {
+    class SkipsOne extends MemoryTaskStore {
+      override list(query: TaskQuery) {
+        const page = super.list(query);
+        return query.nextToken === undefined ? page : { ...page, tasks: page.tasks.slice(1) };
+      }
+    }
+    const error = await run('lists as a model', () => new SkipsOne());
+    expect(error).toBeInstanceOf(AssertionError);
+    expect((error as Error).message).toMatch(/^seed 1, step \d+ \(.+\): list\(\{.*\}\), page 2 of \d+: /);
+  });
+
   it('a store that does not replace an Invalid record fails only the cases marked replacesInvalid', async () => {
     class OldContract extends MemoryTaskStore {
       override insert(record: TaskRecord): boolean {
@@ -81,11 +94,11 @@ describe('the table catches a store that breaks what the engine relies on', () =
       if (error) failed.push(c.name);
       if (c.replacesInvalid)
         expect((error as Error).message).toMatch(
-          /^inserts? (of the id of an Invalid task|in one turn: the Invalid id)/,
+          /^(inserts? (of the id of an Invalid task|in one turn: the Invalid id)|seed 4, step \d+ \(accept [\w-]+\): insert answers true)/,
         );
     }
     expect(failed).toEqual(taskStoreCases.filter((c) => c.replacesInvalid && !c.usesPrune).map((c) => c.name));
-    expect(failed).toHaveLength(2);
+    expect(failed).toHaveLength(3);
   });
 
   it('a store that replaces the record of a task that is not Invalid', async () => {
