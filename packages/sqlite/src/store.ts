@@ -22,7 +22,7 @@ import { decodeHead, decodeRow, type Row } from './codec.js';
 import { TaskFile } from './file.js';
 import type { ResolvedSqliteOptions } from './options.js';
 import { Pruner } from './prune.js';
-import { listSql } from './query.js';
+import { listSql, prefixRange } from './query.js';
 
 /** 1 while the task still needs work after a restart: not terminal, or its destination not called. */
 const isOpen = (record: TaskRecord) => (!TERMINAL_STATUSES.has(record.status) || record.deliveryPending ? 1 : 0);
@@ -31,6 +31,11 @@ const isOpen = (record: TaskRecord) => (!TERMINAL_STATUSES.has(record.status) ||
 const ACCEPT: WriteOptions = { flush: true, single: true };
 /** A status change or an update: one UPDATE. */
 const SINGLE: WriteOptions = { single: true };
+/**
+ * A prefix whose range of task ids holds fewer tasks lists them from that range, sorted (at most
+ * this many rows, read by the primary key); one of more walks the time index (see `list`).
+ */
+const FEW_IDS = 1000;
 
 /**
  * Task records in one SQLite file. Every write resolves only once committed (see
@@ -83,6 +88,10 @@ export class SqliteTaskStore implements TaskStore {
       upgrade: db.prepare(
         'UPDATE fc_async_tasks SET status = ?, end_time = ?, open = ?, record = ?, payload = ? WHERE task_id = ?',
       ),
+      // Whether a prefix's range of task ids holds fewer than FEW_IDS tasks (see `list`).
+      idsIn: db
+        .prepare('SELECT count(*) FROM (SELECT 1 FROM fc_async_tasks WHERE task_id >= ? AND task_id < ? LIMIT ?)')
+        .pluck(),
       // The record alone: no request, so that a start reads no body (see `unfinished`).
       unfinished: db.prepare('SELECT record FROM fc_async_tasks WHERE open = 1 ORDER BY started_time, task_id').pluck(),
     };
@@ -156,7 +165,11 @@ export class SqliteTaskStore implements TaskStore {
     // shows only what survives a crash (a destination recorded, then lost to a kill, would be
     // called again while the list said it was done). Listing is the task API's, not the tasks' path.
     this.batch.flush();
-    const { sql, params } = listSql(q);
+    // A prefix of few task ids is read from their range of the primary key (a page of no match
+    // costs one index look-up); a prefix of many walks the time index, which the page ends soon.
+    const range = q.prefix ? prefixRange(q.prefix) : undefined;
+    const few = range && (this.statements.idsIn.get(range[0], range[1], FEW_IDS) as number) < FEW_IDS;
+    const { sql, params } = listSql(q, few ? range : undefined);
     let statement = this.listStatements.get(sql);
     if (!statement) {
       statement = this.db.prepare(sql);

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { silentLogger } from '@fc-async/core';
+import { silentLogger, type TaskQuery } from '@fc-async/core';
 import { leanListCase, type OpenTaskStore, taskRecord as record, taskStoreCases } from '@fc-async/test-kit/task-store';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -213,6 +213,56 @@ describe('SqliteTaskStore', () => {
     expect(listed('job_')).toEqual(['job_%5', 'job_1']);
     expect(listed('job%')).toEqual(['job%_4']);
     expect(listed('JOB')).toEqual(['JOB_3']);
+  });
+
+  it('a prefix of few tasks (read by their id range) and of many (the time index walked) lists every match in order', async () => {
+    const { store } = open();
+    // 1,200 `m_` tasks (the time index walked), and ids at the ends of a prefix's id range.
+    const edges = [
+      'a',
+      'a\u{10FFFF}',
+      'a\u{10FFFF}b',
+      'a\uD7FF',
+      'a\uD7FFx',
+      'a\uE000',
+      'ab',
+      'a~',
+      'b',
+      'm',
+      'm_',
+      'n',
+    ];
+    const all = [...edges, ...Array.from({ length: 1200 }, (_, i) => `m_${String(i).padStart(4, '0')}`)];
+    for (const [i, id] of all.entries()) await store.insert(record(id, { startedTime: 1_700_000_000_000 + (i % 7) }));
+    const walk = (query: TaskQuery) => {
+      const ids: string[] = [];
+      let page = store.list({ ...query, limit: 100 });
+      for (;;) {
+        ids.push(...page.tasks.map((t) => t.taskId));
+        if (!page.nextToken) return ids;
+        page = store.list({ ...query, limit: 100, nextToken: page.nextToken });
+      }
+    };
+    const time = (id: string) => 1_700_000_000_000 + (all.indexOf(id) % 7);
+    const byKey = (a: string, b: string) => time(a) - time(b) || Buffer.compare(Buffer.from(a), Buffer.from(b));
+    for (const prefix of [
+      'a',
+      'a\u{10FFFF}',
+      'a\uD7FF',
+      'a\uE000',
+      'm_',
+      'm_1',
+      'm_11',
+      'm_0999',
+      'zz',
+      '\u{10FFFF}',
+    ]) {
+      const expected = all.filter((id) => id.startsWith(prefix)).sort(byKey);
+      expect(walk({ prefix, sortOrderByTime: 'asc' }), `prefix ${JSON.stringify(prefix)}`).toEqual(expected);
+      expect(walk({ prefix, status: 'Enqueued' }), `prefix ${JSON.stringify(prefix)}, desc`).toEqual(
+        expected.reverse(),
+      );
+    }
   });
 
   it('a commit SQLite refuses (a disk full as the -wal is written) fails every write of its group with 503 SqliteWriteFailed; none is kept, and later writes commit', async () => {
