@@ -35,4 +35,25 @@ describe('MemoryTaskStore listing, once its index is built', () => {
     // maxTasks 1: the first to finish is gone from the map, and so from the listing.
     expect(ids(store)).toEqual(['t_late']);
   });
+
+  it('lists a refused task sent again when replacing it is the delete that compacts the index', () => {
+    // maxTasks 1: each task that finishes evicts the one before; an evicted task's entry stays in
+    // the index (skipped) until they are half of it, then the index is compacted.
+    const store = new MemoryTaskStore({ maxTasks: 1 });
+    const now = Date.now();
+    for (let i = 0; i < 1024; i++)
+      store.insert(taskRecord(`t_${String(i).padStart(4, '0')}`, { startedTime: now + i }));
+    expect(ids(store, { limit: 1 })).toEqual(['t_1023']);
+    for (let i = 0; i < 512; i++) {
+      store.transition(`t_${String(i).padStart(4, '0')}`, 'Succeeded', { from: ['Enqueued'], patch: { endTime: now } });
+    }
+    // The queue refuses `x`: Invalid, the last to finish (t_0511 goes: 512 entries gone of 1,025).
+    store.insert(taskRecord('x', { startedTime: now + 2000 }));
+    store.transition('x', 'Invalid', { from: ['Enqueued'], patch: { endTime: now } });
+    // Sent again: its old entry is the 513th gone, which compacts the index as the new one goes in.
+    expect(store.insert(taskRecord('x', { startedTime: now + 3000 }))).toBe(true);
+    expect(ids(store, { prefix: 'x' })).toEqual(['x']);
+    expect(ids(store, { limit: 2 })).toEqual(['x', 't_1023']);
+    expect(store.list({ limit: 100, status: 'Enqueued' }).tasks).toHaveLength(100);
+  });
 });

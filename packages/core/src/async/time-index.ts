@@ -44,10 +44,11 @@ export class TimeIndex {
 
   /** A record the map holds from now (in place of any it held under its id). */
   add(record: TaskRecord): void {
-    const entries = this.entries;
     // Not built yet: the first page builds it from the map.
-    if (entries === undefined) return;
+    if (this.entries === undefined) return;
+    // The entry it replaces first: that delete may compact the index, into a new array.
     this.delete(record.taskId);
+    const entries = this.entries;
     const entry: Entry = { time: record.startedTime ?? 0, taskId: record.taskId, record };
     this.current.set(record.taskId, entry);
     const last = entries[entries.length - 1];
