@@ -123,8 +123,21 @@ export interface EngineHooks {
     destination: Destination,
     parent?: Context,
   ): Destination;
-  /** A task ended without an attempt running for it now: expired in the queue, or stopped while waiting. */
+  /**
+   * A task ended without an attempt running for it now: expired in the queue, stopped while waiting,
+   * or found stopping after a crash (the process that ran its attempt died).
+   */
   endedWithoutAttempt?(task: TaskRecord): void;
+  /**
+   * An attempt a crash cut short (its process died, or a shared queue's instance was held up past
+   * its lock), recorded now: its span died with that process. `task` may come without its request.
+   */
+  attemptInterrupted?(
+    task: Omit<TaskRecord, 'payload'>,
+    attempt: number,
+    outcome: Extract<AttemptOutcome, { kind: 'failure' }>,
+    willRetry: boolean,
+  ): void;
 }
 
 /**
@@ -1036,8 +1049,10 @@ export class AsyncEngine {
           from: ['Stopping'],
           patch: this.endPatch(record, 'Stopped', 'The task was stopped'),
         });
-        if (r) void this.settle(r, { kind: 'stopped' });
-        else this.countDone(record.taskId, record.requestId);
+        if (r) {
+          this.deps.hooks?.endedWithoutAttempt?.(r);
+          void this.settle(r, { kind: 'stopped' });
+        } else this.countDone(record.taskId, record.requestId);
         continue;
       }
       if (record.status === 'Running' || record.status === 'Dequeued') {
@@ -1272,6 +1287,8 @@ export class AsyncEngine {
       reason: INTERRUPTED.message,
     });
     const recorded = this.attemptTeller(record, attempt, INTERRUPTED, () => 0);
+    // Told before its end is written: a final failure's destination call nests in its span.
+    this.deps.hooks?.attemptInterrupted?.(record, attempt, INTERRUPTED, attempt < this.config.maxAsyncRetryAttempts);
     const next = await this.afterAttempt(record, attempt, INTERRUPTED, undefined, ['Running', 'Dequeued'], recorded);
     // A retry is told here: afterAttempt tells only the ends it records (told once either way).
     recorded?.(next.status);
@@ -1584,6 +1601,8 @@ export class AsyncEngine {
     });
     if (stopped) {
       recorded?.('Stopped');
+      // No attempt ends it (a task found stopping, its attempt's process gone): no attempt span tells its end.
+      if (attempts === undefined) this.deps.hooks?.endedWithoutAttempt?.(stopped);
       await this.settleAside(stopped, outcome);
       return 'Stopped';
     }

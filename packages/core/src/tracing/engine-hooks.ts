@@ -53,6 +53,9 @@ import {
 } from './semconv.js';
 import type { TracingCore } from './tracing.js';
 
+/** A task's record, possibly without its request (a recovered one, see `TaskStore.unfinished`). */
+type TaskHead = Omit<TaskRecord, 'payload'>;
+
 interface AttemptState {
   span: Span;
   context: Context;
@@ -92,7 +95,7 @@ function parseTaskFunction(arn: string): TaskFunction {
 }
 
 /** What every span of a task carries; `operation` adds the messaging attributes. */
-function taskAttributes(task: TaskRecord, fn: TaskFunction, operation?: 'send' | 'process'): Attributes {
+function taskAttributes(task: TaskHead, fn: TaskFunction, operation?: 'send' | 'process'): Attributes {
   const attributes: Attributes = {
     [ATTR_FAAS_INVOCATION_ID]: task.requestId,
     [ATTR_FC_ASYNC_INVOCATION_TYPE]: 'Async',
@@ -123,7 +126,7 @@ function taskAttributes(task: TaskRecord, fn: TaskFunction, operation?: 'send' |
  */
 function follow(
   core: TracingCore,
-  task: TaskRecord,
+  task: TaskHead,
   fallback: Context,
   finalAttempt?: Context,
 ): { parent: Context; links: Link[] } {
@@ -138,6 +141,16 @@ function failed(span: Span, type: string, exception?: Error | { name: string; me
   if (exception) span.recordException(exception);
   span.setAttribute(ATTR_ERROR_TYPE, type);
   span.setStatus({ code: SpanStatusCode.ERROR });
+}
+
+/** When the task's last attempt started, from its events (a lean record may have none). */
+function lastRunningAt(task: Pick<TaskRecord, 'events'>): number | undefined {
+  const events = task.events;
+  if (!Array.isArray(events)) return undefined;
+  for (let i = events.length - 1; i >= 0; i--) {
+    if (events[i]?.status === 'Running') return events[i]?.timestamp;
+  }
+  return undefined;
 }
 
 /** How many final attempt contexts wait for their delivery (see `finals`); the oldest go first. */
@@ -162,7 +175,7 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
   let lastArn: string | undefined;
   let lastFunction: TaskFunction | undefined;
 
-  function functionOf(task: TaskRecord): TaskFunction {
+  function functionOf(task: TaskHead): TaskFunction {
     if (task.functionArn !== lastArn || lastFunction === undefined) {
       lastFunction = parseTaskFunction(task.functionArn);
       lastArn = task.functionArn;
@@ -353,6 +366,33 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
       } catch (error) {
         core.logger.warn('tracing failed to wrap a destination', { error });
         return destination;
+      }
+    },
+
+    attemptInterrupted(task, attempt, outcome, willRetry) {
+      // The attempt's own span died with its process: this one stands for it, from its start when
+      // the record tells it (its last Running event) to now. No HTTP attributes: the record may
+      // come without its request.
+      try {
+        const tracer = core.tracer();
+        if (!tracer) return;
+        const { parent, links } = follow(core, task, ROOT_CONTEXT);
+        const fn = functionOf(task);
+        const attributes = taskAttributes(task, fn, 'process');
+        attributes[ATTR_FAAS_TRIGGER] = FAAS_TRIGGER_PUBSUB;
+        attributes[ATTR_FC_ASYNC_ATTEMPT] = attempt;
+        if (!willRetry) attributes[ATTR_FC_ASYNC_CONDITION] = outcome.condition;
+        const startTime = lastRunningAt(task);
+        const span = tracer.startSpan(
+          `process ${fn.name}`,
+          { kind: SpanKind.CONSUMER, attributes, links, ...(startTime === undefined ? {} : { startTime }) },
+          parent,
+        );
+        failed(span, outcome.errorType, { name: outcome.errorType, message: outcome.message });
+        if (!willRetry) keepFinal(task.taskId, trace.setSpan(parent, span));
+        span.end();
+      } catch (error) {
+        core.sdkFault('span of an interrupted attempt', error);
       }
     },
 
