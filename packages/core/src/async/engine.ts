@@ -124,8 +124,9 @@ export interface EngineHooks {
     parent?: Context,
   ): Destination;
   /**
-   * A task ended without an attempt running for it now: expired in the queue, stopped while waiting,
-   * or found stopping after a crash (the process that ran its attempt died).
+   * A task ended without an attempt telling it: expired in the queue, stopped while waiting, found
+   * stopping after a crash (the process that ran its attempt died), or stopped as its attempt ended
+   * otherwise (the stop written first, by another instance).
    */
   endedWithoutAttempt?(task: TaskRecord): void;
   /**
@@ -1480,6 +1481,7 @@ export class AsyncEngine {
           outcome.kind === 'stopped' ? outcome : { kind: 'stopped' },
           attempts,
           recorded,
+          outcome.kind === 'stopped',
         ),
       };
     }
@@ -1587,12 +1589,16 @@ export class AsyncEngine {
     return patch;
   }
 
-  /** Ends a stopped task; `attempts` names the attempt that ends it, when one does. */
+  /**
+   * Ends a stopped task; `attempts` names the attempt that ends it, when one does. `toldStopped`:
+   * that attempt's outcome, as the tracing hooks were told it, was the stop.
+   */
   private async finishStopped(
     record: TaskHead,
     outcome: AttemptOutcome,
     attempts?: number,
     recorded?: (status: AsyncTask['status']) => void,
+    toldStopped = false,
   ): Promise<AsyncTask['status']> {
     const stopped = await this.store.transition(record.taskId, 'Stopped', {
       from: ['Running', 'Stopping', 'Dequeued'],
@@ -1601,8 +1607,9 @@ export class AsyncEngine {
     });
     if (stopped) {
       recorded?.('Stopped');
-      // No attempt ends it (a task found stopping, its attempt's process gone): no attempt span tells its end.
-      if (attempts === undefined) this.deps.hooks?.endedWithoutAttempt?.(stopped);
+      // No attempt span tells this end: no attempt ends it (a task found stopping, its attempt's
+      // process gone), or its attempt ended otherwise as the stop was written (another instance's).
+      if (!toldStopped) this.deps.hooks?.endedWithoutAttempt?.(stopped);
       await this.settleAside(stopped, outcome);
       return 'Stopped';
     }
