@@ -179,6 +179,20 @@ describe('HTTP method of the SERVER span', () => {
   });
 });
 
+describe('url.path of the SERVER span', () => {
+  it('an absolute-form target (GET http://user:pass@host/path, as a client through a proxy sends): the path alone', () => {
+    const tracing = ownTracing();
+    const url = 'http://admin:s3cret@orders.example.com:9000/orders/7?token=abc';
+    tracing.startInvocationSpan({ method: 'GET', url, headers: {} })?.end({ statusCode: 200 });
+    tracing
+      .startInvocationSpan({ method: 'GET', url: 'HTTPS://orders.example.com', headers: {} })
+      ?.end({ statusCode: 200 });
+    const spans = sdk?.spans() ?? [];
+    expect(spans.map((s) => s.attributes['url.path'])).toEqual(['/orders/7', '/']);
+    expect(JSON.stringify(spans.map((s) => s.attributes))).not.toContain('s3cret');
+  });
+});
+
 describe('extractFc2TraceContext', () => {
   const JAEGER = 'x-fc-tracing-opentracing-span-context';
   const parent = (headers: Record<string, string>) => trace.getSpanContext(extractFc2TraceContext({ headers }));

@@ -60,8 +60,7 @@ export function httpAttributes(request: RequestLike, into: Attributes): Attribut
     into[ATTR_HTTP_REQUEST_METHOD] = '_OTHER';
     into[ATTR_HTTP_REQUEST_METHOD_ORIGINAL] = request.method;
   }
-  const q = request.url.indexOf('?');
-  into[ATTR_URL_PATH] = q === -1 ? request.url : request.url.slice(0, q);
+  into[ATTR_URL_PATH] = pathOf(request.url);
   into[ATTR_URL_SCHEME] = schemeOf(first(request.headers['x-forwarded-proto']));
   const agent = first(request.headers['user-agent']);
   if (agent) into[ATTR_USER_AGENT_ORIGINAL] = agent;
@@ -69,6 +68,22 @@ export function httpAttributes(request: RequestLike, into: Attributes): Attribut
   const client = forwarded ? firstListItem(forwarded) : request.remoteAddress;
   if (client) into[ATTR_CLIENT_ADDRESS] = client;
   return into;
+}
+
+/** The scheme and authority of an absolute-form target (RFC 9112 section 3.2.2), user info included. */
+const ABSOLUTE_FORM = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/;
+
+/**
+ * `url.path`: the target's path, without the query string (which may hold tokens) nor, for an
+ * absolute-form target (`GET http://user:pass@host/path`, a client through a proxy), its scheme
+ * and authority (which may hold credentials).
+ */
+function pathOf(url: string): string {
+  let start = 0;
+  if (url.charCodeAt(0) !== 47 /* / */) start = ABSOLUTE_FORM.exec(url)?.[0].length ?? 0;
+  const q = url.indexOf('?', start);
+  if (start === 0) return q === -1 ? url : url.slice(0, q);
+  return (q === -1 ? url.slice(start) : url.slice(start, q)) || '/';
 }
 
 /** The method upper-cased when it is a known one; one that already is (nearly all) costs no new string. */
