@@ -53,7 +53,7 @@ export type DestinationErrorCode =
  *   `UnhandledInvocationError`, `FunctionTimeout` (504).
  * - Backends: `BackendMissing`, `BackendNotReady`, `BackendUnavailable`, `RedisUnavailable`,
  *   `SqliteStoreLocked`, `SqliteStoreUnavailable`, `SqliteStoreVersion`, `SqliteWriteFailed` (503
- *   where a later try may succeed).
+ *   where a later try may succeed), `SqliteTaskUnreadable` (500: a task's record damaged on disk).
  * - Adapters: `AdapterMissing`, `NotAnExpressApp`, `MiddlewareSharedAcrossApps`,
  *   `FastifyAlreadyReady`, `FcAsyncAlreadyRegistered`, `FcAsyncNotOnRoot`, `ListenFailed`.
  * - `fc-async dev`: `NothingToServe`, `EntryNotFound`, `EntryLoadFailed`, `EntryNotServable`,
@@ -106,6 +106,7 @@ export type FcAsyncErrorCode =
   | 'SqliteStoreUnavailable'
   | 'SqliteStoreVersion'
   | 'SqliteWriteFailed'
+  | 'SqliteTaskUnreadable'
   | 'AdapterMissing'
   | 'NotAnExpressApp'
   | 'MiddlewareSharedAcrossApps'

@@ -8,6 +8,8 @@ import { type CapturedRequest, decodeCompactRecord, type TaskRecord } from '@fc-
  * in rows written by schema 1, whose `record` holds the whole task with its payload).
  */
 export interface Row {
+  /** Selected by a listing (see `listSql`). */
+  task_id?: string;
   record: string;
   body: Buffer;
   payload: string | null;

@@ -71,8 +71,8 @@ export function listSql(
   // By the id range, the rows are sorted by rowid first, and only the page's records read: the
   // sorter holds no record or body of the tasks that miss the page.
   const sql = ids
-    ? `SELECT record, ${body}, payload FROM fc_async_tasks WHERE rowid IN (SELECT rowid FROM fc_async_tasks${filter}${order} LIMIT ?)${order}`
-    : `SELECT record, ${body}, payload FROM fc_async_tasks${filter}${order} LIMIT ?`;
+    ? `SELECT task_id, record, ${body}, payload FROM fc_async_tasks WHERE rowid IN (SELECT rowid FROM fc_async_tasks${filter}${order} LIMIT ?)${order}`
+    : `SELECT task_id, record, ${body}, payload FROM fc_async_tasks${filter}${order} LIMIT ?`;
   params.push(query.limit + 1);
   return { sql, params };
 }

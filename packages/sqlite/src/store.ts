@@ -3,6 +3,7 @@ import {
   encodeCompactRecord,
   encodeCursor,
   encodeRequestHead,
+  FcAsyncError,
   type Logger,
   normaliseQuery,
   patchedRecord,
@@ -63,7 +64,7 @@ export class SqliteTaskStore implements TaskStore {
   constructor(
     private readonly db: Database.Database,
     options: ResolvedSqliteOptions,
-    logger: Logger,
+    private readonly logger: Logger,
   ) {
     this.maxRaiseMs = options.retentionMs / 2;
     this.batch = new WriteBatch(db, options.synchronous === 'full', () => this.open.clear());
@@ -93,7 +94,9 @@ export class SqliteTaskStore implements TaskStore {
         .prepare('SELECT count(*) FROM (SELECT 1 FROM fc_async_tasks WHERE task_id >= ? AND task_id < ? LIMIT ?)')
         .pluck(),
       // The record alone: no request, so that a start reads no body (see `unfinished`).
-      unfinished: db.prepare('SELECT record FROM fc_async_tasks WHERE open = 1 ORDER BY started_time, task_id').pluck(),
+      unfinished: db.prepare(
+        'SELECT task_id, record FROM fc_async_tasks WHERE open = 1 ORDER BY started_time, task_id',
+      ),
     };
     this.pruner = new Pruner(db, this.batch, options, logger, () => this.file.lookAside());
   }
@@ -126,7 +129,7 @@ export class SqliteTaskStore implements TaskStore {
     const cached = this.open.get(taskId);
     if (cached) return cached;
     const row = this.statements.get.get(taskId) as Row | undefined;
-    return row && this.decode(row);
+    return row && this.decode(row, taskId);
   }
 
   /** `get` after committing what is written (see `list`): the task API's read. */
@@ -176,7 +179,7 @@ export class SqliteTaskStore implements TaskStore {
       this.listStatements.set(sql, statement);
     }
     const rows = statement.all(...params) as Row[];
-    const tasks = rows.slice(0, q.limit).map((row) => this.decode(row));
+    const tasks = rows.slice(0, q.limit).map((row) => this.decode(row, row.task_id as string));
     const last = tasks[tasks.length - 1];
     return {
       tasks,
@@ -187,12 +190,24 @@ export class SqliteTaskStore implements TaskStore {
   /**
    * Every unfinished task without its `payload`: a start with a backlog of large requests reads
    * none of their bodies (the engine reads a task with `get` when it runs or delivers it), nor
-   * fills the cache with them. Rows are decoded one at a time as SQLite steps through them.
+   * fills the cache with them. Rows are decoded one at a time as SQLite steps through them. A
+   * record that cannot be read (damaged on disk) is logged and left out: it would otherwise keep
+   * every other task from being recovered.
    */
   unfinished(): Omit<TaskRecord, 'payload'>[] {
     this.file.live();
     const heads: Omit<TaskRecord, 'payload'>[] = [];
-    for (const text of this.statements.unfinished.iterate() as IterableIterator<string>) heads.push(decodeHead(text));
+    for (const row of this.statements.unfinished.iterate() as IterableIterator<{ task_id: string; record: string }>) {
+      try {
+        heads.push(decodeHead(row.record));
+      } catch (error) {
+        this.logger.error('the record of an unfinished task cannot be read (damaged): it is not recovered', {
+          file: this.db.name,
+          taskId: row.task_id,
+          error,
+        });
+      }
+    }
     return heads;
   }
 
@@ -209,9 +224,22 @@ export class SqliteTaskStore implements TaskStore {
     this.db.close();
   }
 
-  /** A task from its row; one written by schema 1 is remembered as such (see `write`). */
-  private decode(row: Row): TaskRecord {
-    const record = decodeRow(row);
+  /**
+   * A task from its row; one written by schema 1 is remembered as such (see `write`). A row that
+   * cannot be decoded (damaged on disk: SQLite keeps no checksum of what a page holds) is a 500
+   * `SqliteTaskUnreadable` naming the task, the parse error in `cause`.
+   */
+  private decode(row: Row, taskId: string): TaskRecord {
+    let record: TaskRecord;
+    try {
+      record = decodeRow(row);
+    } catch (cause) {
+      throw new FcAsyncError(
+        'SqliteTaskUnreadable',
+        `The record of task ${taskId} in ${this.db.name} cannot be read: it is damaged`,
+        { statusCode: 500, cause },
+      );
+    }
     if (row.payload === null) this.schema1.add(record);
     return record;
   }
