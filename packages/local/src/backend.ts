@@ -16,7 +16,8 @@ export type StoreSpec = { kind: 'memory' } | { kind: 'sqlite'; path: string } | 
 /**
  * Reads `--store memory|sqlite:PATH` and `--redis URL` (one or the other); a relative PATH starts
  * at `cwd`. A PATH starting with `~` is refused: no shell expands it after `sqlite:`, and it
- * would make a folder named `~`.
+ * would make a folder named `~`; so are a blank PATH and SQLite's in-memory names, which
+ * `sqlite()` refuses but which, resolved against `cwd`, would name a file there.
  */
 export function parseStoreSpec(
   store: string | undefined,
@@ -32,6 +33,14 @@ export function parseStoreSpec(
   if (store === undefined || store === 'memory') return { kind: 'memory' };
   if (store.startsWith('sqlite:') && store.length > 'sqlite:'.length) {
     const path = store.slice('sqlite:'.length);
+    // What sqlite() refuses: resolved against `cwd`, it would be a file of that name made there.
+    if (path.trim() === '' || path === ':memory:' || path.startsWith('file::memory:')) {
+      throw optionError(
+        '--store',
+        '`memory` or `sqlite:PATH` with PATH a file (an in-memory SQLite database keeps nothing: use --store memory)',
+        store,
+      );
+    }
     if (path.startsWith('~')) {
       throw optionError(
         '--store',

@@ -28,6 +28,17 @@ describe('--store and --redis', () => {
     expect(() => parseStoreSpec('sqlite:~/tasks.db', undefined)).toThrow(/not starting with `~`.*sqlite:\$HOME/);
   });
 
+  // sqlite() refuses these, but the PATH resolved against the folder was a file named `:memory:`
+  // (or `   `) made there: a task file where none was asked for, or left empty by a failed open.
+  it.each(['sqlite::memory:', 'sqlite:file::memory:', 'sqlite:file::memory:?cache=shared', 'sqlite:   '])(
+    'refuses %j, which names no task file, and makes none',
+    (store) => {
+      expect(() => parseStoreSpec(store, undefined)).toThrow(
+        `Expected \`--store\` to be \`memory\` or \`sqlite:PATH\` with PATH a file (an in-memory SQLite database keeps nothing: use --store memory), got \`${store}\``,
+      );
+    },
+  );
+
   it.each([
     [['postgres://x', undefined], /Expected `--store` to be `memory` or `sqlite:PATH`, got `postgres:\/\/x`/],
     [['sqlite:', undefined], /Expected `--store`/],
