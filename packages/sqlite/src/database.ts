@@ -11,6 +11,9 @@ import type { ResolvedSqliteOptions } from './options.js';
  */
 const SCHEMA_VERSION = 2;
 
+/** The size the `-wal` is cut back to when it starts over after a checkpoint (bytes). */
+const WAL_SIZE_LIMIT = 64 * 1024 * 1024;
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS fc_async_tasks (
   task_id TEXT PRIMARY KEY NOT NULL,
@@ -54,6 +57,9 @@ export function openDatabase(path: string, options: ResolvedSqliteOptions): Data
     // Checked before anything is written: a file refused here is left byte for byte as it was.
     checkOwnFile(db, file);
     db.pragma('journal_mode = WAL');
+    // The -wal grows to hold a group commit and is reused from its start after a checkpoint
+    // without shrinking: a burst of large requests would leave it that large until the close.
+    db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`);
     // Takes the lock now rather than at the first write.
     db.exec('BEGIN EXCLUSIVE; COMMIT;');
     db.exec(SCHEMA);
