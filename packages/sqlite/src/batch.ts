@@ -17,9 +17,6 @@ export interface WriteOptions {
 
 const PROGRESS: WriteOptions = {};
 
-/** Single writes of one turn of the event loop committed on their own before the rest are grouped. */
-const ALONE_PER_TURN = 2;
-
 /**
  * Group commit: writes run at once inside one open transaction, which is committed after the
  * current turn of the event loop; each write's promise settles when that commit has. A burst of
@@ -33,20 +30,22 @@ const ALONE_PER_TURN = 2;
  * SQLite cannot change the level inside a transaction, so a flush write arriving while a
  * NORMAL batch is open commits that batch first and opens a FULL one.
  *
- * The first single-statement writes of a turn that need no flush to disk (up to
- * {@link ALONE_PER_TURN}) are committed on their own at once (autocommit) rather than opening a
- * transaction: with writes one at a time (a task's claim, then its end, which a quick attempt
- * makes in the same turn) that saves the BEGIN, the COMMIT and a turn of the event loop each,
- * and a NORMAL commit costs no `fsync` to share. Later writes of the same turn are grouped as
- * above.
+ * A single-statement write that needs no flush to disk, made when no other write is open (no
+ * transaction, and every write committed on its own before it already settled, that is its
+ * caller has been told), is committed on its own at once (autocommit) rather than opening a
+ * transaction. Writes made one after another, each once the previous one is done (a task's
+ * claim, then its end, then the next request of a caller waiting for that end: often all in one
+ * turn) then save the BEGIN, the COMMIT and a turn of the event loop each, and a NORMAL commit
+ * costs no `fsync` to share. Writes made together (a burst's, several tasks' in one turn) find
+ * the first one not yet settled and are grouped as above.
  */
 export class WriteBatch {
   private open = false;
   private openFull = false;
   private level: 'FULL' | 'NORMAL' | undefined;
   private waiters: Waiter[] = [];
-  /** Writes committed on their own in this turn of the event loop. */
-  private alone = 0;
+  /** Writes committed on their own whose promise has not settled yet (see above). */
+  private unsettled = 0;
   private readonly begin: Database.Statement;
   private readonly end: Database.Statement;
 
@@ -72,13 +71,19 @@ export class WriteBatch {
         this.db.exec(`PRAGMA synchronous = ${level}`);
         this.level = level;
       }
-      if (options.single === true && !full && this.alone < ALONE_PER_TURN) {
-        if (this.alone++ === 0) setImmediate(this.endTurn);
+      if (options.single === true && !full && this.unsettled === 0) {
+        let value: T;
         try {
-          return Promise.resolve(write());
+          value = write();
         } catch (error) {
           return Promise.reject(writeError(error));
         }
+        this.unsettled++;
+        const done = Promise.resolve(value);
+        // Settles before the caller hears (a reaction added first runs first): a write the caller
+        // makes once told finds nothing unsettled; writes made meanwhile are grouped.
+        void done.then(this.settled);
+        return done;
       }
       this.begin.run();
       this.open = true;
@@ -104,8 +109,8 @@ export class WriteBatch {
     if (this.open) this.commit();
   }
 
-  private readonly endTurn = (): void => {
-    this.alone = 0;
+  private readonly settled = (): void => {
+    this.unsettled--;
   };
 
   private readonly commit = (): void => {

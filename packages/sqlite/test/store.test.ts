@@ -373,35 +373,44 @@ describe('SqliteTaskStore', () => {
     expect(normalDb.pragma('synchronous', { simple: true })).toBe(1);
   });
 
-  it("with synchronous 'normal', a write resolves only once committed, alone or with the others of its turn", async () => {
+  it("with synchronous 'normal', a write resolves only once committed, alone or with the others made with it", async () => {
     const { store, db } = open({ synchronous: 'normal' });
-    // The turn's first two writes (a quick task's claim and end, say): each committed on its own at once.
+    // A write with nothing else under way: committed on its own at once.
     const first = store.insert(record('t_1'));
     expect(db.inTransaction).toBe(false);
+    // Writes made before it settled (a burst): grouped, committed together later.
     const second = store.insert(record('t_2'));
-    expect(db.inTransaction).toBe(false);
-    // The turn's others: grouped, committed together later.
+    expect(db.inTransaction).toBe(true);
     const third = store.insert(record('t_3'));
     const fourth = store.update('t_1', { attempts: 1 });
-    expect(db.inTransaction).toBe(true);
     let settled = false;
     void third.then(() => {
       settled = true;
     });
-    await Promise.all([first, second]);
+    await first;
     await Promise.resolve();
     expect(settled).toBe(false);
-    await Promise.all([third, fourth]);
+    await Promise.all([second, third, fourth]);
     expect(db.inTransaction).toBe(false);
     expect(store.get('t_1')?.attempts).toBe(1);
-    // The next turn: on its own again.
+    // Writes made one after another, each once the previous one is done (a quick task's claim and
+    // end, then the next accept of a caller waiting for that end), all in one turn: each
+    // committed on its own at once, none waits for a turn of the event loop.
+    let turnEnded = false;
+    setImmediate(() => {
+      turnEnded = true;
+    });
     const claiming = store.transition('t_2', 'Running', { from: ['Enqueued'] });
     expect(db.inTransaction).toBe(false);
     await claiming;
     const ending = store.transition('t_2', 'Succeeded', { from: ['Running'], patch: { endTime: Date.now() } });
     expect(db.inTransaction).toBe(false);
     expect((await ending)?.status).toBe('Succeeded');
-    expect(store.unfinished().map((t) => t.taskId)).toEqual(['t_1', 't_3']);
+    const next = store.insert(record('t_4'));
+    expect(db.inTransaction).toBe(false);
+    expect(await next).toBe(true);
+    expect(turnEnded).toBe(false);
+    expect(store.unfinished().map((t) => t.taskId)).toEqual(['t_1', 't_3', 't_4']);
   });
 
   it('refuses a file another store holds, with SqliteStoreLocked', () => {
