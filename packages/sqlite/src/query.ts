@@ -47,8 +47,10 @@ export function listSql(
     where.push('task_id >= ? AND task_id < ?');
     params.push(...ids);
   } else if (query.prefix !== undefined && query.prefix !== '') {
+    // substr() counts characters (code points), not UTF-16 units: a character outside the BMP
+    // (two units in JavaScript) is one.
     where.push('substr(task_id, 1, ?) = ?');
-    params.push(query.prefix.length, query.prefix);
+    params.push(codePoints(query.prefix), query.prefix);
   }
   if (query.startedTimeBegin !== undefined) {
     where.push(`${time} >= ?`);
@@ -75,4 +77,11 @@ export function listSql(
     : `SELECT task_id, record, ${body}, payload FROM fc_async_tasks${filter}${order} LIMIT ?`;
   params.push(query.limit + 1);
   return { sql, params };
+}
+
+/** How many code points `text` has (a lone surrogate is one, as SQLite is given U+FFFD for it). */
+function codePoints(text: string): number {
+  let n = 0;
+  for (const _ of text) n++;
+  return n;
 }

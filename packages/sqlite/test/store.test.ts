@@ -265,6 +265,46 @@ describe('SqliteTaskStore', () => {
     }
   });
 
+  it('a prefix of characters outside the BMP lists its tasks by the time index too, and across a switch of path between pages', async () => {
+    const { store } = open();
+    const walk = (query: TaskQuery, first?: string) => {
+      const ids: string[] = [];
+      let page = store.list({ ...query, limit: 100, ...(first === undefined ? {} : { nextToken: first }) });
+      for (;;) {
+        ids.push(...page.tasks.map((t) => t.taskId));
+        if (!page.nextToken) return ids;
+        page = store.list({ ...query, limit: 100, nextToken: page.nextToken });
+      }
+    };
+    // A prefix of U+10FFFF only has no id range: the time index is walked.
+    for (const id of ['\u{10FFFF}', '\u{10FFFF}x', 'z']) await store.insert(record(id, { startedTime: 1 }));
+    expect(walk({ prefix: '\u{10FFFF}', sortOrderByTime: 'asc' })).toEqual(['\u{10FFFF}', '\u{10FFFF}x']);
+    // 999 tasks under 😀 (read by their id range), then more: the next pages walk the time index.
+    const id = (i: number) => `😀_${String(i).padStart(4, '0')}`;
+    for (let i = 0; i < 999; i++) await store.insert(record(id(i), { startedTime: 1_000 + i }));
+    const first = store.list({ prefix: '😀', sortOrderByTime: 'asc', limit: 100 });
+    expect(first.tasks.map((t) => t.taskId)).toEqual(Array.from({ length: 100 }, (_, i) => id(i)));
+    for (let i = 999; i < 1010; i++) await store.insert(record(id(i), { startedTime: 1_000 + i }));
+    expect(walk({ prefix: '😀', sortOrderByTime: 'asc' }, first.nextToken)).toEqual(
+      Array.from({ length: 910 }, (_, i) => id(100 + i)),
+    );
+    expect(walk({ prefix: '😀_', sortOrderByTime: 'desc' })).toEqual(
+      Array.from({ length: 1010 }, (_, i) => id(1009 - i)),
+    );
+    // The same switch with an ASCII prefix.
+    const plain = (i: number) => `p_${String(i).padStart(4, '0')}`;
+    for (let i = 0; i < 999; i++) await store.insert(record(plain(i), { startedTime: 5_000 + i }));
+    const page = store.list({ prefix: 'p', sortOrderByTime: 'desc', limit: 100 });
+    for (let i = 999; i < 1010; i++) await store.insert(record(plain(i), { startedTime: 4_000 - i }));
+    expect([
+      ...page.tasks.map((t) => t.taskId),
+      ...walk({ prefix: 'p', sortOrderByTime: 'desc' }, page.nextToken),
+    ]).toEqual([
+      ...Array.from({ length: 999 }, (_, i) => plain(998 - i)),
+      ...Array.from({ length: 11 }, (_, i) => plain(999 + i)),
+    ]);
+  });
+
   it('a commit SQLite refuses (a disk full as the -wal is written) fails every write of its group with 503 SqliteWriteFailed; none is kept, and later writes commit', async () => {
     const { store, db, path } = open();
     // A deferred constraint, which only COMMIT checks: SQLite refuses the commit itself, as it does
