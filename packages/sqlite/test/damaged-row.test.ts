@@ -15,11 +15,11 @@ afterEach(async () => {
 });
 
 /**
- * A file holding three queued tasks and one finished, where the record of `queued_1` and of
- * `done` are damaged as a few bytes changed on disk leave them: SQLite reads the rows (it keeps
- * no checksum of a page's contents), their JSON no longer parses.
+ * A file holding three queued tasks and one finished, where the record (or the request, `payload`)
+ * of `queued_1` and of `done` are damaged as a few bytes changed on disk leave them: SQLite reads
+ * the rows (it keeps no checksum of a page's contents), their JSON no longer parses.
  */
-async function damagedFile(): Promise<string> {
+async function damagedFile(column: 'record' | 'payload' = 'record'): Promise<string> {
   const { dir, cleanup } = tempDir();
   cleanups.push(cleanup);
   const path = join(dir, 'tasks.db');
@@ -34,10 +34,9 @@ async function damagedFile(): Promise<string> {
   );
   store.close();
   const db = new Database(path);
-  db.prepare('UPDATE fc_async_tasks SET record = char(255, 254) || substr(record, 3) WHERE task_id IN (?, ?)').run(
-    'queued_1',
-    'done',
-  );
+  db.prepare(
+    `UPDATE fc_async_tasks SET ${column} = char(255, 254) || substr(${column}, 3) WHERE task_id IN (?, ?)`,
+  ).run('queued_1', 'done');
   db.close();
   return path;
 }
@@ -67,6 +66,32 @@ describe('sqlite(): a task whose record on disk is damaged', () => {
     expect((await handler.tasks.get('queued_0'))?.status).toBe('Succeeded');
     expect(errors.filter((e) => e.fields?.taskId === 'queued_1').map((e) => e.message)).toEqual([
       'the record of an unfinished task cannot be read (damaged): it is not recovered',
+    ]);
+  });
+
+  it('whose request alone is damaged is not run, logged once: drain() ends and the others run', async () => {
+    const path = await damagedFile('payload');
+    const ran: string[] = [];
+    const { logger, errors } = capturingLogger();
+    const handler = createFcHandler(
+      (req, res) => {
+        ran.push(String(req.headers['x-fc-async-task-id']));
+        res.end('ok');
+      },
+      { logger, env: {}, async: { mode: 'local', backend: sqlite(path) } },
+    );
+    cleanups.unshift(() => handler.close({ timeoutMs: 100 }));
+    await handler.engine?.whenReady();
+    // Before the fix, its run threw on every try, retried each second without end.
+    let timer: NodeJS.Timeout | undefined;
+    const stuck = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('drain() did not end within 5 s')), 5000);
+    });
+    await Promise.race([handler.drain(), stuck]).finally(() => clearTimeout(timer));
+    expect(ran.sort()).toEqual(['queued_0', 'queued_2']);
+    expect((await handler.tasks.get('queued_2'))?.status).toBe('Succeeded');
+    expect(errors.filter((e) => e.fields?.taskId === 'queued_1').map((e) => e.message)).toEqual([
+      'async task cannot be read from its store: it is not run',
     ]);
   });
 

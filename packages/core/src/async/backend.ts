@@ -200,6 +200,11 @@ export interface TaskStore {
    * is logged and dropped).
    */
   insert(record: TaskRecord): boolean | Promise<boolean>;
+  /**
+   * The task, or `undefined` when the id is unknown. A task the store holds but cannot read (its
+   * record damaged) throws an `FcAsyncError` with `statusCode` 500: the engine logs it and does not
+   * run it (a 503 or any other error is taken for the store being away: the run is tried again).
+   */
   get(taskId: string): TaskRecord | undefined | Promise<TaskRecord | undefined>;
   /**
    * The task as a crash now would leave it: what the task API answers. A store that groups its

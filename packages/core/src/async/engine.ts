@@ -978,6 +978,20 @@ export class AsyncEngine {
   }
 
   /**
+   * A task whose record its store cannot read (a 500 from `get`: damaged): logged, and with a
+   * local queue counted done (drain() waited for it for ever, each try of it failing alike).
+   */
+  private unreadable(taskId: string, error: FcAsyncError): void {
+    this.deps.logger.error('async task cannot be read from its store: it is not run', {
+      taskId,
+      code: error.code,
+      error,
+    });
+    const requestId = this.counted.get(taskId);
+    if (requestId !== undefined && !this.queue.shared) this.countDone(taskId, requestId);
+  }
+
+  /**
    * Whether this is the first end of a task of a local queue to be counted (see `counted`): true
    * once, the task then no longer counted; false for every end after it.
    */
@@ -1111,6 +1125,12 @@ export class AsyncEngine {
       if (this.unrecorded.size > 0 && this.unrecorded.get(taskId) === refusal) this.unrecorded.delete(taskId);
       return result;
     } catch (error) {
+      if (isFcAsyncError(error) && error.statusCode === 500) {
+        // The store answered, but the task itself cannot be read (sqlite's SqliteTaskUnreadable:
+        // its row damaged on disk): a later try reads the same. Not run, left as it is.
+        this.unreadable(taskId, error);
+        return undefined;
+      }
       // The store refused a write (a full disk, a lost connection): the task is left Enqueued or
       // Running. It is tried again later, when the store may take writes again.
       noteBookkeepingFailure(this.deps.logger, taskId, error);
