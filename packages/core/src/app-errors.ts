@@ -2,6 +2,17 @@ import { isError } from './errors.js';
 import type { Invocation } from './invocation.js';
 import type { Logger } from './logger.js';
 
+/** The longest error message, or error type, kept from a function's `{ errorMessage, errorType }` answer. */
+export const ERROR_TEXT_CAP = 4096;
+
+/**
+ * `text` from a function's error answer as a task's record and a span keep it: cut at
+ * {@link ERROR_TEXT_CAP} characters, an ellipsis marking the cut (an error body is read up to 64 KiB).
+ */
+export function cutErrorText(text: string): string {
+  return text.length > ERROR_TEXT_CAP ? `${text.slice(0, ERROR_TEXT_CAP)}…` : text;
+}
+
 /**
  * Whether `error` is the invocation's own abort: its signal aborted (the task was stopped, or it
  * timed out) and the app ended with `signal.reason`, as rejecting with it or `signal.throwIfAborted()`

@@ -203,6 +203,25 @@ describe("a runtime's function error answer is recorded like a throw", () => {
     }
   });
 
+  it('a long errorType and errorMessage are cut at 4,096 characters on both spans', async () => {
+    const handler = createFcHandler(
+      (_req, res) => {
+        res.writeHead(502, { 'content-type': 'application/json', 'x-fc-error-type': 'UnhandledInvocationError' });
+        res.end(JSON.stringify({ errorMessage: 'm'.repeat(20_000), errorType: 'T'.repeat(20_000) }));
+      },
+      { env: {}, logger: memoryLogger(), async: { mode: 'local', maxAsyncRetryAttempts: 0 } },
+    );
+    expect((await handler(event(), context)).statusCode).toBe(502);
+    await handler(asyncEvent({ method: 'POST' }), context);
+    await handler.drain();
+    const server = only(sdk.spans(), 'GET');
+    const consumer = sdk.spans().find((s) => s.kind === SpanKind.CONSUMER);
+    for (const span of [server, consumer]) {
+      expect(span?.attributes['error.type']).toBe(`${'T'.repeat(4096)}…`);
+      expect(span?.events.map((e) => e.attributes?.['exception.message'])).toEqual([`${'m'.repeat(4096)}…`]);
+    }
+  });
+
   it('an app that answers a 502 itself is not taken for a throw', async () => {
     const handler = createFcHandler(
       (_req, res) => {

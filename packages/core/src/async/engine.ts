@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { setMaxListeners } from 'node:events';
 import zlib from 'node:zlib';
 import type { Context } from '@opentelemetry/api';
-import { appErrorLogged, isInvocationAbort, thrownError, thrownText } from '../app-errors.js';
+import { appErrorLogged, cutErrorText, isInvocationAbort, thrownError, thrownText } from '../app-errors.js';
 import { noteBookkeepingFailure } from '../bursts.js';
 import {
   type DeliveryResult,
@@ -2133,8 +2133,6 @@ export interface CloseOptions {
 
 /** Bodies read for an FC-style error: larger ones are no function error's `{ errorMessage }`. */
 const ERROR_BODY_CAP = 64 * 1024;
-/** The longest error message a task keeps from a function's error body. */
-const ERROR_MESSAGE_CAP = 4096;
 
 /**
  * A 429's words when `maxQueuedTasks` is reached: how many of the waiting are tasks still to run and
@@ -2190,12 +2188,10 @@ export function failedResponse(response: BridgeResponse): Extract<AttemptOutcome
     try {
       const parsed = JSON.parse(typeof body === 'string' ? body : body.toString('utf8')) as Record<string, unknown>;
       if (typeof parsed.errorMessage === 'string') {
-        // Kept in the record and in each retry's event: bounded like FC's own error messages.
-        message =
-          parsed.errorMessage.length > ERROR_MESSAGE_CAP
-            ? `${parsed.errorMessage.slice(0, ERROR_MESSAGE_CAP)}…`
-            : parsed.errorMessage;
-        if (typeof parsed.errorType === 'string' && parsed.errorType !== '') errorType = parsed.errorType;
+        // Kept in the record and in each retry's event, the type in the attempt's span (`error.type`)
+        // too: bounded like FC's own error messages.
+        message = cutErrorText(parsed.errorMessage);
+        if (typeof parsed.errorType === 'string' && parsed.errorType !== '') errorType = cutErrorText(parsed.errorType);
       }
     } catch {
       // Not JSON: the status says it.

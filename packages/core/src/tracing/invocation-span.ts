@@ -1,4 +1,5 @@
 import { type Context, type Span, SpanStatusCode } from '@opentelemetry/api';
+import { cutErrorText } from '../app-errors.js';
 import { isFcAsyncError } from '../errors.js';
 import type { Invocation } from '../invocation.js';
 import type { BridgeResponse } from '../response.js';
@@ -105,7 +106,11 @@ function functionErrorOf(response: BridgeResponse | undefined): { name: string; 
     if (typeof parsed !== 'object' || parsed === null) return undefined;
     const { errorMessage, errorType: name } = parsed as Record<string, unknown>;
     if (typeof errorMessage !== 'string') return undefined;
-    return { name: typeof name === 'string' && name !== '' ? name : 'Error', message: errorMessage };
+    // Cut as the attempt's span and the task's record cut them.
+    return {
+      name: typeof name === 'string' && name !== '' ? cutErrorText(name) : 'Error',
+      message: cutErrorText(errorMessage),
+    };
   } catch {
     return undefined;
   }
