@@ -282,7 +282,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       name: f.spec.name,
       url: f.spec.http ? `${triggerUrl}${registry.prefix(f)}` : undefined,
       kind: f.kind,
-      handler: f.spec.handler,
+      ...(f.spec.customRuntime ? { command: f.spec.customRuntime.command } : { handler: f.spec.handler }),
     })),
   });
   log.flush();

@@ -38,7 +38,11 @@ export interface AttemptLine {
 export interface ReadyInfo {
   trigger: string;
   control: string;
-  functions: { name: string; url?: string | undefined; kind: string; handler: string }[];
+  /**
+   * Each function: its `handler`, or for a custom runtime (which has none) the `command` that
+   * starts it (`customRuntimeConfig.command` then `.args`, or `./bootstrap`).
+   */
+  functions: { name: string; url?: string | undefined; kind: string; handler?: string; command?: string[] }[];
 }
 
 /** A task's record delivered: the side it went to and each destination called, by label. */
@@ -264,7 +268,9 @@ export function createEmulatorLog(
       const lines = [`fc-async dev: ${info.functions.length} function${info.functions.length === 1 ? '' : 's'}`];
       for (const f of info.functions) {
         const where = f.url ?? 'event function (InvokeFunction, destinations)';
-        lines.push(`  ${pad(f.name, width)} ${pad(where, 40)} ${f.kind}, ${f.handler}`);
+        // A custom runtime has no handler: what it serves is the command that starts it.
+        const serves = f.command ? f.command.join(' ') : (f.handler ?? '');
+        lines.push(`  ${pad(f.name, width)} ${pad(where, 40)} ${f.kind}, ${printable(serves)}`);
       }
       lines.push(`  ${pad('dashboard', width)} ${info.control}  (FC API 2023-03-30 on the same port)`);
       writer.line(lines.join('\n'), 'out');

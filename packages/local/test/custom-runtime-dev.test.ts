@@ -247,3 +247,29 @@ describe('the child process', () => {
     expect(last).toContain('its last stderr lines: boom: DATABASE_URL is not set');
   });
 });
+
+describe("fc-async dev's start banner", () => {
+  it('names the command a custom runtime serves, not a handler its s.yaml does not have', async () => {
+    let text = '';
+    const emulator = await startEmulator({
+      config,
+      port: 0,
+      controlPort: 0,
+      outDir: tmp,
+      output: (chunk) => {
+        text += chunk;
+      },
+    });
+    try {
+      const lines = text.split('\n');
+      // `web`: customRuntimeConfig.command [node] and args [./server.js]; `worker`: command [node, ./server.js].
+      for (const name of ['web', 'worker']) {
+        const line = lines.find((l) => l.trimStart().startsWith(`${name} `));
+        expect(line, `the banner line of ${name} in:\n${text}`).toMatch(/ custom-runtime, node \.\/server\.js$/);
+      }
+      expect(text).not.toContain('index.handler');
+    } finally {
+      await emulator.close({ timeoutMs: 2000 });
+    }
+  });
+});
