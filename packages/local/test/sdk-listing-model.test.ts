@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import * as $dara from '@darabonba/typescript';
+import { seeded } from '@fc-async/test-kit/random';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Emulator, type EmulatorOptions, startEmulator } from '../src/index.js';
 import { $FC, redisServer, sdk, waitFor } from './helpers.js';
@@ -29,18 +30,6 @@ const S_YAML = `resources:
       asyncInvokeConfig:
         maxAsyncRetryAttempts: 0
 `;
-
-/** A small seeded generator (mulberry32). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Kind = 'ok' | 'fail' | 'delayed' | 'stopped';
 const STATUS: Record<Kind, string> = { ok: 'Succeeded', fail: 'Failed', delayed: 'Enqueued', stopped: 'Stopped' };

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { seeded } from '@fc-async/test-kit/random';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WriteBatch, type WriteOptions } from '../src/batch.js';
@@ -16,17 +17,6 @@ const ACCEPT: WriteOptions = { flush: true, single: true };
 const SINGLE: WriteOptions = { single: true };
 const PROGRESS: WriteOptions = {};
 const FULL = 2;
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -51,7 +41,7 @@ interface Counts {
 }
 
 async function runModel(seed: number, full: boolean): Promise<Counts> {
-  const random = mulberry32(seed);
+  const random = seeded(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
   const { dir, cleanup } = tempDir();
   cleanups.push(cleanup);
