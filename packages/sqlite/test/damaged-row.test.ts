@@ -47,20 +47,26 @@ function capturingLogger(): { logger: Logger; errors: { message: string; fields?
   return { logger, errors };
 }
 
+/** A handler on the file, started (recovery done), that notes the task ids it runs. */
+async function started(path: string) {
+  const ran: string[] = [];
+  const { logger, errors } = capturingLogger();
+  const handler = createFcHandler(
+    (req, res) => {
+      ran.push(String(req.headers['x-fc-async-task-id']));
+      res.end('ok');
+    },
+    { logger, env: {}, async: { mode: 'local', backend: sqlite(path) } },
+  );
+  cleanups.unshift(() => handler.close({ timeoutMs: 100 }));
+  await handler.engine?.whenReady();
+  return { handler, ran, errors };
+}
+
 describe('sqlite(): a task whose record on disk is damaged', () => {
   it('does not keep the start from recovering the other tasks: they run, and the damaged one is logged by id', async () => {
     const path = await damagedFile();
-    const ran: string[] = [];
-    const { logger, errors } = capturingLogger();
-    const handler = createFcHandler(
-      (req, res) => {
-        ran.push(String(req.headers['x-fc-async-task-id']));
-        res.end('ok');
-      },
-      { logger, env: {}, async: { mode: 'local', backend: sqlite(path) } },
-    );
-    cleanups.unshift(() => handler.close({ timeoutMs: 100 }));
-    await handler.engine?.whenReady();
+    const { handler, ran, errors } = await started(path);
     await handler.drain();
     expect(ran.sort()).toEqual(['queued_0', 'queued_2']);
     expect((await handler.tasks.get('queued_0'))?.status).toBe('Succeeded');
@@ -71,17 +77,7 @@ describe('sqlite(): a task whose record on disk is damaged', () => {
 
   it('whose request alone is damaged is not run, logged once: drain() ends and the others run', async () => {
     const path = await damagedFile('payload');
-    const ran: string[] = [];
-    const { logger, errors } = capturingLogger();
-    const handler = createFcHandler(
-      (req, res) => {
-        ran.push(String(req.headers['x-fc-async-task-id']));
-        res.end('ok');
-      },
-      { logger, env: {}, async: { mode: 'local', backend: sqlite(path) } },
-    );
-    cleanups.unshift(() => handler.close({ timeoutMs: 100 }));
-    await handler.engine?.whenReady();
+    const { handler, ran, errors } = await started(path);
     // Before the fix, its run threw on every try, retried each second without end.
     let timer: NodeJS.Timeout | undefined;
     const stuck = new Promise<never>((_, reject) => {
