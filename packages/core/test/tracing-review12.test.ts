@@ -222,6 +222,34 @@ describe("a runtime's function error answer is recorded like a throw", () => {
     }
   });
 
+  it("a thrown error's long name is cut at 4,096 characters: spans, the task's record, the onFailure record", async () => {
+    const failures: DestinationRecord[] = [];
+    const handler = createFcHandler(
+      () => {
+        throw Object.assign(new Error('m'.repeat(20_000)), { name: 'N'.repeat(20_000) });
+      },
+      {
+        env: {},
+        logger: memoryLogger(),
+        async: { mode: 'local', maxAsyncRetryAttempts: 0 },
+        destinations: { onFailure: (r) => void failures.push(r) },
+      },
+    );
+    await handler(event(), context);
+    await handler(asyncEvent({ method: 'POST', taskId: 'long_name' }), context);
+    await handler.drain();
+    const cut = `${'N'.repeat(4096)}…`;
+    const server = only(sdk.spans(), 'GET');
+    const consumer = sdk.spans().find((s) => s.kind === SpanKind.CONSUMER);
+    for (const span of [server, consumer]) {
+      expect(span?.attributes['error.type']).toBe(cut);
+      expect(span?.events.map((e) => e.attributes?.['exception.type'])).toEqual([cut]);
+      expect(span?.events.map((e) => e.attributes?.['exception.message'])).toEqual([`${'m'.repeat(4096)}…`]);
+    }
+    expect((await handler.tasks.get('long_name'))?.taskErrorMessage).toBe(`${'m'.repeat(4096)}…`);
+    expect(failures.map((r) => JSON.parse(r.responsePayload ?? '{}').errorType)).toEqual([cut]);
+  });
+
   it('an app that answers a 502 itself is not taken for a throw', async () => {
     const handler = createFcHandler(
       (_req, res) => {

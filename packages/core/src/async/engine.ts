@@ -2158,7 +2158,13 @@ function deliveryBytes(record: TaskRecord, outcome: AttemptOutcome | undefined):
 /** An attempt whose app (or `isFailure`) threw or rejected. */
 export function unhandled(error: unknown): Extract<AttemptOutcome, { kind: 'failure' }> {
   const { message, name } = thrownText(error);
-  return { kind: 'failure', condition: 'UnhandledInvocationError', message, errorType: name };
+  // Cut as a function's `{ errorMessage, errorType }` answer is: an app's error class may name itself at length.
+  return {
+    kind: 'failure',
+    condition: 'UnhandledInvocationError',
+    message: cutErrorText(message),
+    errorType: cutErrorText(name),
+  };
 }
 
 /** An attempt a shutdown ended while its app ignored the abort (recorded as cut, see afterAttempt). */

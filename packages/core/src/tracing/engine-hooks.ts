@@ -2,6 +2,7 @@ import {
   type Attributes,
   type Context,
   context,
+  type Exception,
   isSpanContextValid,
   type Link,
   ROOT_CONTEXT,
@@ -137,7 +138,7 @@ function follow(
   return { parent: finalAttempt ?? trace.deleteSpan(ctx), links };
 }
 
-function failed(span: Span, type: string, exception?: Error | { name: string; message: string }): void {
+function failed(span: Span, type: string, exception?: Exception): void {
   if (exception) span.recordException(exception);
   span.setAttribute(ATTR_ERROR_TYPE, type);
   span.setStatus({ code: SpanStatusCode.ERROR });

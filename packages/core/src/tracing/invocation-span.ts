@@ -1,5 +1,5 @@
-import { type Context, type Span, SpanStatusCode } from '@opentelemetry/api';
-import { cutErrorText } from '../app-errors.js';
+import { type Context, type Exception, type Span, SpanStatusCode } from '@opentelemetry/api';
+import { cutErrorText, ERROR_TEXT_CAP } from '../app-errors.js';
 import { isFcAsyncError } from '../errors.js';
 import type { Invocation } from '../invocation.js';
 import type { BridgeResponse } from '../response.js';
@@ -79,14 +79,32 @@ export function takeColdStart(): boolean {
 }
 
 /** The exception a span records: the error itself, or a plain one for a non-Error throw. */
-export function asException(error: unknown): Error {
-  return error instanceof Error ? error : new Error(typeof error === 'string' ? error : `non-error thrown`);
+export function asException(error: unknown): Exception {
+  if (!(error instanceof Error)) return new Error(typeof error === 'string' ? error : `non-error thrown`);
+  // A name past the cap (an app's own error class) is recorded cut, as `error.type` is.
+  const name = errorName(error);
+  if (name.length <= ERROR_TEXT_CAP) return error;
+  try {
+    return { name, message: cutErrorText(String(error.message)), stack: error.stack };
+  } catch {
+    return { name, message: 'The error could not be read' };
+  }
 }
 
-/** `error.type` of an error: an fc-async error's code, else the error's name. */
+/** An error's name, cut as a function's `errorType` answer is (see `cutErrorText`); `'Error'` when it has none. */
+function errorName(error: Error): string {
+  try {
+    const name = error.name;
+    return typeof name === 'string' && name !== '' ? cutErrorText(name) : 'Error';
+  } catch {
+    return 'Error';
+  }
+}
+
+/** `error.type` of an error: an fc-async error's code, else the error's name (cut, see `cutErrorText`). */
 export function errorType(error: unknown): string {
   if (isFcAsyncError(error)) return error.code;
-  return error instanceof Error ? error.name || 'Error' : 'Error';
+  return error instanceof Error ? errorName(error) : 'Error';
 }
 
 /** Function error bodies longer than this are not read (FC's runtimes write a short `{ errorMessage }`). */
