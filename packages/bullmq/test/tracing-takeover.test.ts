@@ -210,6 +210,15 @@ describe('bullmq(): the trace of an attempt whose instance was held up past its 
       const interrupted = attempts(0).find((s) => s.attributes['error.type'] === 'Interrupted');
       expect(interrupted?.status.code).toBe(SpanStatusCode.ERROR);
       expect(interrupted?.attributes['fc_async.condition']).toBeUndefined();
+      expect(interrupted?.attributes['fc_async.superseded']).toBeUndefined();
+      // The held-up attempt's own span: the store refused its end (the other instance ended the
+      // task), so it claims none: superseded, no condition, with what its app answered.
+      const own = attempts(0).find((s) => s.attributes['error.type'] !== 'Interrupted');
+      expect(own?.attributes['http.response.status_code']).toBe(firstStatus);
+      expect(own?.attributes['fc_async.superseded']).toBe(true);
+      expect(own?.attributes['fc_async.condition']).toBeUndefined();
+      // Only the span of the end the store kept says the task's condition.
+      expect(consumers.filter((s) => s.attributes['fc_async.condition'] !== undefined)).toEqual(attempts(1));
       // The retry ends the task: its span says so.
       expect(attempts(1).map((s) => [s.status.code, s.attributes['fc_async.condition']])).toEqual([
         [SpanStatusCode.UNSET, ''],

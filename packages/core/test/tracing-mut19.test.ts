@@ -418,6 +418,7 @@ describe('tracing.engineHooks on records made elsewhere', () => {
     const hooks = tracing.engineHooks;
     const plain = { ...task, traceContext: undefined } as TaskRecord;
     await hooks.attempt?.(plain, 0, async () => hooks.attemptEnded?.(plain, 0, success, false));
+    hooks.attemptWritten?.(plain, 0, true);
     const wrapped = hooks.destination?.(plain, 'onSuccess', '', () => undefined, undefined) as Destination;
     await hooks.delivery?.(plain, 'onSuccess', '', async () => wrapped(record));
     const spans = sdk?.spans() ?? [];

@@ -139,6 +139,14 @@ export interface EngineHooks {
     outcome: Extract<AttemptOutcome, { kind: 'failure' }>,
     willRetry: boolean,
   ): void;
+  /**
+   * Whether the store took the end of an attempt that `attemptEnded` or `attemptInterrupted` told
+   * (`task`: the record they were given), before its destination is called; once per attempt, after
+   * either. Refused (`false`): another end owns the task, a stop written first or a newer attempt
+   * (another instance of a shared queue took the task over): the task did not end as the attempt
+   * did. A write the store failed is told taken: its end is kept and written as it ended later.
+   */
+  attemptWritten?(task: Omit<TaskRecord, 'payload'>, attempt: number, accepted: boolean): void;
 }
 
 /**
@@ -1206,12 +1214,16 @@ export class AsyncEngine {
       : await this.exec(record, attempt, running);
     // Told once the outcome is recorded, before a destination is called (which may take long).
     const recorded = this.attemptTeller(record, attempt, outcome, () => Date.now() - started);
+    const written = this.writtenTeller(record, attempt);
     let ended: Awaited<ReturnType<typeof this.afterAttempt>>;
     try {
-      ended = await this.afterAttempt(record, attempt, outcome, running, RAN, recorded);
+      ended = await this.afterAttempt(record, attempt, outcome, running, RAN, recorded, written);
     } catch (error) {
       this.keepUnwrittenEnd(taskId, attempt, outcome, running, Date.now() - started);
       throw error;
+    } finally {
+      // A write that threw: its end is kept (see keepUnwrittenEnd) and recorded as it ended later.
+      written?.(true);
     }
     const { status, retryInMs } = ended;
     recorded?.(status);
@@ -1308,12 +1320,41 @@ export class AsyncEngine {
       reason: INTERRUPTED.message,
     });
     const recorded = this.attemptTeller(record, attempt, INTERRUPTED, () => 0);
-    // Told before its end is written: a final failure's destination call nests in its span.
-    this.deps.hooks?.attemptInterrupted?.(record, attempt, INTERRUPTED, attempt < this.config.maxAsyncRetryAttempts);
-    const next = await this.afterAttempt(record, attempt, INTERRUPTED, undefined, ['Running', 'Dequeued'], recorded);
+    // Told before its end is written, whether it was taken after (attemptWritten): a final
+    // failure's destination call nests in its span.
+    const hooks = this.deps.hooks;
+    hooks?.attemptInterrupted?.(record, attempt, INTERRUPTED, attempt < this.config.maxAsyncRetryAttempts);
+    const written = hooks?.attemptInterrupted ? this.writtenTeller(record, attempt) : undefined;
+    let next: Awaited<ReturnType<typeof this.afterAttempt>>;
+    try {
+      next = await this.afterAttempt(
+        record,
+        attempt,
+        INTERRUPTED,
+        undefined,
+        ['Running', 'Dequeued'],
+        recorded,
+        written,
+      );
+    } finally {
+      // A write that threw: the task stays Running, and is found interrupted again.
+      written?.(true);
+    }
     // A retry is told here: afterAttempt tells only the ends it records (told once either way).
     recorded?.(next.status);
     return next;
+  }
+
+  /** What tells the hooks, once, whether the store took an attempt's end (see `EngineHooks.attemptWritten`). */
+  private writtenTeller(record: TaskHead, attempt: number): ((accepted: boolean) => void) | undefined {
+    const hooks = this.deps.hooks;
+    if (!hooks?.attemptWritten) return undefined;
+    let told = false;
+    return (accepted) => {
+      if (told) return;
+      told = true;
+      hooks.attemptWritten?.(record, attempt, accepted);
+    };
   }
 
   /**
@@ -1489,6 +1530,7 @@ export class AsyncEngine {
     running: Running | undefined,
     from: readonly AsyncTask['status'][] = RAN,
     recorded?: (status: AsyncTask['status']) => void,
+    written?: (accepted: boolean) => void,
   ): Promise<{ status: AsyncTask['status']; retryInMs?: number }> {
     const store = this.store;
     const taskId = record.taskId;
@@ -1502,6 +1544,7 @@ export class AsyncEngine {
           attempts,
           recorded,
           outcome.kind === 'stopped',
+          written,
         ),
       };
     }
@@ -1512,12 +1555,13 @@ export class AsyncEngine {
       // abort may still run in this process: a shared queue holds it back for a while (see
       // QueueDriver.abandonedRetryDelayMs), so that no other instance runs it alongside.
       const holdMs = running.abandoned ? (this.queue.abandonedRetryDelayMs ?? 0) : 0;
-      await store.transition(taskId, 'Retrying', {
+      const retrying = await store.transition(taskId, 'Retrying', {
         from,
         attempts,
         patch: { dueAt: Date.now() + holdMs, attempts: attempt, alreadyRetriedTimes: Math.max(0, attempt - 1) },
         detail: 'interrupted by shutdown',
       });
+      written?.(Boolean(retrying));
       return { status: 'Retrying', retryInMs: holdMs };
     }
     if (outcome.kind === 'success') {
@@ -1529,11 +1573,19 @@ export class AsyncEngine {
       const done = isPromise(succeeding) ? await succeeding : succeeding;
       if (done) {
         recorded?.('Succeeded');
+        written?.(true);
         await this.settleAside(done, outcome);
         return SUCCEEDED;
       }
       return {
-        status: await this.finishStopped(record, { kind: 'stopped', response: outcome.response }, attempts, recorded),
+        status: await this.finishStopped(
+          record,
+          { kind: 'stopped', response: outcome.response },
+          attempts,
+          recorded,
+          false,
+          written,
+        ),
       };
     }
     const log = {
@@ -1552,10 +1604,11 @@ export class AsyncEngine {
         detail: outcome.message,
       });
       if (retrying) {
+        written?.(true);
         this.deps.logger.debug('async attempt failed; retrying', { ...log, delayMs: delay });
         return { status: 'Retrying', retryInMs: delay };
       }
-      return { status: await this.finishStopped(record, { kind: 'stopped' }, attempts, recorded) };
+      return { status: await this.finishStopped(record, { kind: 'stopped' }, attempts, recorded, false, written) };
     }
     const failed = await store.transition(taskId, 'Failed', {
       from,
@@ -1566,10 +1619,11 @@ export class AsyncEngine {
     if (failed) {
       this.deps.logger.debug('async task failed', log);
       recorded?.('Failed');
+      written?.(true);
       await this.settleAside(failed, outcome);
       return { status: 'Failed' };
     }
-    return { status: await this.finishStopped(record, { kind: 'stopped' }, attempts, recorded) };
+    return { status: await this.finishStopped(record, { kind: 'stopped' }, attempts, recorded, false, written) };
   }
 
   /**
@@ -1611,7 +1665,8 @@ export class AsyncEngine {
 
   /**
    * Ends a stopped task; `attempts` names the attempt that ends it, when one does. `toldStopped`:
-   * that attempt's outcome, as the tracing hooks were told it, was the stop.
+   * that attempt's outcome, as the tracing hooks were told it, was the stop. `written`: tells
+   * whether that outcome is the one the store took (see `EngineHooks.attemptWritten`).
    */
   private async finishStopped(
     record: TaskHead,
@@ -1619,12 +1674,15 @@ export class AsyncEngine {
     attempts?: number,
     recorded?: (status: AsyncTask['status']) => void,
     toldStopped = false,
+    written?: (accepted: boolean) => void,
   ): Promise<AsyncTask['status']> {
     const stopped = await this.store.transition(record.taskId, 'Stopped', {
       from: ['Running', 'Stopping', 'Dequeued'],
       attempts,
       patch: this.endPatch(record, 'Stopped', 'The task was stopped'),
     });
+    // The attempt's end is taken only when it was the stop; another outcome gave way to it.
+    written?.(Boolean(stopped) && toldStopped);
     if (stopped) {
       recorded?.('Stopped');
       // No attempt span tells this end: no attempt ends it (a task found stopping, its attempt's

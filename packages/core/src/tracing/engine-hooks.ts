@@ -39,6 +39,7 @@ import {
   ATTR_FC_ASYNC_DESTINATION_LABEL,
   ATTR_FC_ASYNC_INVOCATION_TYPE,
   ATTR_FC_ASYNC_QUALIFIER,
+  ATTR_FC_ASYNC_SUPERSEDED,
   ATTR_FC_ASYNC_TASK_ID,
   ATTR_HTTP_RESPONSE_STATUS_CODE,
   ATTR_HTTP_ROUTE,
@@ -62,6 +63,11 @@ interface AttemptState {
   context: Context;
   info: TracingRequestInfo | undefined;
   outcome?: AttemptOutcome;
+  /**
+   * The task's condition, when the attempt was its last: set on the span once the store took the
+   * attempt's end (see `EngineHooks.attemptWritten`), else the span says it was superseded.
+   */
+  condition?: string;
 }
 
 /** What a task's function ARN tells: the name its spans take, and its cloud and FaaS attributes. */
@@ -159,7 +165,8 @@ const MAX_FINALS = 1024;
 
 /** The engine hooks that trace local async tasks and destination calls. Never throw. */
 export function createEngineHooks(core: TracingCore): EngineHooks {
-  const attempts = new WeakMap<TaskRecord, AttemptState>();
+  // Attempts under way, then told until the store took or refused their end (attemptWritten).
+  const attempts = new WeakMap<TaskHead, AttemptState>();
   /**
    * `newTracePerAttempt`: the context of each task's final attempt span, by task id, for its
    * destination calls to nest in (the record the delivery gets is another object). Taken when a
@@ -276,18 +283,24 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
       core.sdkFault('attempt span start', error);
       return run();
     }
-    const { span } = state;
     try {
-      return await context.with(state.context, run);
+      const result = await context.with(state.context, run);
+      // Ended once the store took or refused the attempt's end (attemptWritten), unless untold.
+      if (state.outcome === undefined) endAttempt(task, state);
+      return result;
     } catch (error) {
-      failed(span, errorType(error), asException(error));
+      failed(state.span, errorType(error), asException(error));
+      endAttempt(task, state);
       throw error;
-    } finally {
-      const response = state.outcome && 'response' in state.outcome ? state.outcome.response : undefined;
-      if (state.info) core.responseHook(span, { ...state.info, response: core.responseView(response) });
-      core.endSpan(span);
-      attempts.delete(task);
     }
+  }
+
+  function endAttempt(task: TaskHead, state: AttemptState): void {
+    attempts.delete(task);
+    const { span } = state;
+    const response = state.outcome && 'response' in state.outcome ? state.outcome.response : undefined;
+    if (state.info) core.responseHook(span, { ...state.info, response: core.responseView(response) });
+    core.endSpan(span);
   }
 
   return {
@@ -343,14 +356,30 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
         }
         if (outcome.kind === 'failure') {
           failed(span, outcome.errorType, { name: outcome.errorType, message: outcome.message });
-          if (!willRetry) span.setAttribute(ATTR_FC_ASYNC_CONDITION, outcome.condition);
+          if (!willRetry) state.condition = outcome.condition;
         } else {
-          span.setAttribute(ATTR_FC_ASYNC_CONDITION, outcome.kind === 'stopped' ? 'Stopped' : '');
+          state.condition = outcome.kind === 'stopped' ? 'Stopped' : '';
         }
-        if (!willRetry) keepFinal(task.taskId, state.context);
       } catch (error) {
         core.logger.warn('tracing failed to record an attempt', { error });
       }
+    },
+
+    attemptWritten(task, _attempt, accepted) {
+      const state = attempts.get(task);
+      if (!state) return;
+      try {
+        // Taken: the span tells the task's end when it was the last attempt. Refused: another end
+        // (a stop written first, a newer attempt elsewhere) owns the task, and its span says so.
+        if (!accepted) state.span.setAttribute(ATTR_FC_ASYNC_SUPERSEDED, true);
+        else if (state.condition !== undefined) {
+          state.span.setAttribute(ATTR_FC_ASYNC_CONDITION, state.condition);
+          keepFinal(task.taskId, state.context);
+        }
+      } catch (error) {
+        core.logger.warn('tracing failed to record an attempt', { error });
+      }
+      endAttempt(task, state);
     },
 
     delivery(task, _side, _condition, run) {
@@ -382,7 +411,6 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
         const attributes = taskAttributes(task, fn, 'process');
         attributes[ATTR_FAAS_TRIGGER] = FAAS_TRIGGER_PUBSUB;
         attributes[ATTR_FC_ASYNC_ATTEMPT] = attempt;
-        if (!willRetry) attributes[ATTR_FC_ASYNC_CONDITION] = outcome.condition;
         const startTime = lastRunningAt(task);
         const span = tracer.startSpan(
           `process ${fn.name}`,
@@ -390,8 +418,10 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
           parent,
         );
         failed(span, outcome.errorType, { name: outcome.errorType, message: outcome.message });
-        if (!willRetry) keepFinal(task.taskId, trace.setSpan(parent, span));
-        span.end();
+        // Ended when the store took or refused this end (attemptWritten), as an attempt's own span.
+        const state: AttemptState = { span, context: trace.setSpan(parent, span), info: undefined, outcome };
+        if (!willRetry) state.condition = outcome.condition;
+        attempts.set(task, state);
       } catch (error) {
         core.sdkFault('span of an interrupted attempt', error);
       }

@@ -40,6 +40,8 @@ export const ATTR_FC_ASYNC_TASK_ID = 'fc_async.task_id';
 export const ATTR_FC_ASYNC_ATTEMPT = 'fc_async.attempt';
 export const ATTR_FC_ASYNC_QUALIFIER = 'fc_async.qualifier';
 export const ATTR_FC_ASYNC_CONDITION = 'fc_async.condition';
+/** `true` on an attempt's CONSUMER span whose end the store refused: another end owns the task. */
+export const ATTR_FC_ASYNC_SUPERSEDED = 'fc_async.superseded';
 /** `onSuccess` or `onFailure`, on destination spans. */
 export const ATTR_FC_ASYNC_DESTINATION = 'fc_async.destination';
 /** The destination's label (never a secret: see `Destination.label`). */
