@@ -104,6 +104,13 @@ expectAssignable<tr.EngineHooks>({
   destination: (_task, _side, _condition, destination, parent?: import('@opentelemetry/api').Context) =>
     parent ? destination : destination,
 });
+// An attempt a crash cut short, and whether the store took an attempt's end (the span ends then).
+expectAssignable<tr.EngineHooks>({
+  attemptInterrupted: (_task, attempt: number, outcome, willRetry: boolean) =>
+    void [attempt, outcome.condition, outcome.errorType, willRetry],
+  attemptWritten: (task, attempt: number, accepted: boolean) => void [task.taskId, attempt, accepted],
+});
+expectError<tr.EngineHooks>({ attemptWritten: (_task: unknown, _attempt: number, accepted: string) => accepted });
 const tracingRequest: tr.TracingRequest = { method: 'GET', url: '/users/7', headers: { 'user-agent': 'curl' } };
 const invocationSpan = tracing.startInvocationSpan(tracingRequest, { requestId: 'r' });
 expectType<tr.InvocationSpan | undefined>(invocationSpan);
@@ -346,6 +353,8 @@ expectType<s18.FcAsyncErrorCode>(fcError.toJSON().code);
 expectAssignable<s18.FcAsyncErrorCode>('AsyncTaskNotFound');
 // fc-async dev's 408 for a request body that stopped arriving.
 expectAssignable<s18.FcAsyncErrorCode>('RequestTimeout');
+// sqlite()'s 500 for a task whose row is damaged on disk.
+expectAssignable<s18.FcAsyncErrorCode>('SqliteTaskUnreadable');
 expectError<s18.FcAsyncErrorCode>('AsyncTaskNotFund');
 // An app's own codes: the class takes them, typed as given.
 expectType<s18.FcAsyncError<'TranscodeFailed'>>(new s18.FcAsyncError('TranscodeFailed', 'ffmpeg exited 1'));

@@ -190,6 +190,33 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
     }
     return lastFunction;
   }
+  /**
+   * A task's CONSUMER span, `process {function}`, in the trace its accept started (its links kept):
+   * an attempt's when `attempt` is given (trigger and attempt number set), `http` adding the request's
+   * attributes when the task comes with it, `condition` a task's end that no attempt tells.
+   */
+  function startProcessSpan(
+    tracer: Tracer,
+    task: TaskHead,
+    options: { attempt?: number; http?: TaskRecord['payload']; condition?: string; startTime?: number } = {},
+  ): { span: Span; parent: Context } {
+    const { parent, links } = follow(core, task, ROOT_CONTEXT);
+    const fn = functionOf(task);
+    const base = taskAttributes(task, fn, 'process');
+    const attributes = options.http ? httpAttributes(options.http, base) : base;
+    if (options.attempt !== undefined) {
+      attributes[ATTR_FAAS_TRIGGER] = FAAS_TRIGGER_PUBSUB;
+      attributes[ATTR_FC_ASYNC_ATTEMPT] = options.attempt;
+    }
+    if (options.condition !== undefined) attributes[ATTR_FC_ASYNC_CONDITION] = options.condition;
+    const { startTime } = options;
+    const span = tracer.startSpan(
+      `process ${fn.name}`,
+      { kind: SpanKind.CONSUMER, attributes, links, ...(startTime === undefined ? {} : { startTime }) },
+      parent,
+    );
+    return { span, parent };
+  }
 
   function traceDestination(
     task: TaskRecord,
@@ -268,12 +295,7 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
   ): Promise<T> {
     let state: AttemptState;
     try {
-      const { parent, links } = follow(core, task, ROOT_CONTEXT);
-      const fn = functionOf(task);
-      const attributes = httpAttributes(task.payload, taskAttributes(task, fn, 'process'));
-      attributes[ATTR_FAAS_TRIGGER] = FAAS_TRIGGER_PUBSUB;
-      attributes[ATTR_FC_ASYNC_ATTEMPT] = attempt;
-      const span = tracer.startSpan(`process ${fn.name}`, { kind: SpanKind.CONSUMER, attributes, links }, parent);
+      const { span, parent } = startProcessSpan(tracer, task, { attempt, http: task.payload });
       const hooked = core.options.requestHook !== undefined || core.options.responseHook !== undefined;
       const info = hooked ? { ...core.requestInfo('attempt', task.payload), taskId: task.taskId, attempt } : undefined;
       state = { span, context: trace.setSpan(parent, span), info };
@@ -406,17 +428,7 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
       try {
         const tracer = core.tracer();
         if (!tracer) return;
-        const { parent, links } = follow(core, task, ROOT_CONTEXT);
-        const fn = functionOf(task);
-        const attributes = taskAttributes(task, fn, 'process');
-        attributes[ATTR_FAAS_TRIGGER] = FAAS_TRIGGER_PUBSUB;
-        attributes[ATTR_FC_ASYNC_ATTEMPT] = attempt;
-        const startTime = lastRunningAt(task);
-        const span = tracer.startSpan(
-          `process ${fn.name}`,
-          { kind: SpanKind.CONSUMER, attributes, links, ...(startTime === undefined ? {} : { startTime }) },
-          parent,
-        );
+        const { span, parent } = startProcessSpan(tracer, task, { attempt, startTime: lastRunningAt(task) });
         failed(span, outcome.errorType, { name: outcome.errorType, message: outcome.message });
         // Ended when the store took or refused this end (attemptWritten), as an attempt's own span.
         const state: AttemptState = { span, context: trace.setSpan(parent, span), info: undefined, outcome };
@@ -431,11 +443,7 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
       try {
         const tracer = core.tracer();
         if (!tracer) return;
-        const { parent, links } = follow(core, task, ROOT_CONTEXT);
-        const fn = functionOf(task);
-        const attributes = taskAttributes(task, fn, 'process');
-        attributes[ATTR_FC_ASYNC_CONDITION] = task.condition ?? '';
-        const span = tracer.startSpan(`process ${fn.name}`, { kind: SpanKind.CONSUMER, attributes, links }, parent);
+        const { span, parent } = startProcessSpan(tracer, task, { condition: task.condition ?? '' });
         if (task.status === 'Expired') failed(span, 'EventAgeExceeded');
         keepFinal(task.taskId, trace.setSpan(parent, span));
         span.end();
