@@ -99,6 +99,58 @@ describe('bullmq(): races between instances', () => {
     expect(acceptor.delivered[0]?.requestContext.condition).toBe('Stopped');
   });
 
+  it('a stop that lands as a successful attempt writes its end: the refused end keeps the job, so an instance dying before the Stopped write leaves the task to another, which ends it Stopped', async () => {
+    // Why an attempt's end is not sent with BullMQ's completion unanswered: the end's
+    // compare-and-set can lose to a stop, and the Stopped write comes after its reply. Had the
+    // completion left with the end, the job would be gone here and the task Stopping for good.
+    const prefix = uniquePrefix();
+    const options = { lockDurationMs: 500, stalledIntervalMs: 250 };
+    const app: App = (_req, res) => res.end();
+    const dying = createFcHandler(app, {
+      logger: silentLogger,
+      env: {},
+      async: { mode: 'local', backend: bullmq({ connection: inject('redisUrl'), prefix, ...options }) },
+    });
+    closers.push(() => dying.close({ timeoutMs: 100 }));
+    await dying.engine?.whenReady();
+    const { store: other, close } = await openStore(prefix);
+    closers.push(close);
+    const store = storeOf(dying);
+    const transition = store.transition.bind(store);
+    const died = gate();
+    let buried!: (error: Error) => void;
+    store.transition = async (taskId, status, transitionOptions) => {
+      if (status === 'Succeeded') {
+        // Another instance's stop lands first: this end, written on a stale version, is refused.
+        expect(await other.transition(taskId, 'Stopping', { from: ['Running'] })).toBeDefined();
+        expect(await transition(taskId, status, transitionOptions)).toBeUndefined();
+        // The instance dies before it writes anything more: its connections drop, its job's lock is not renewed.
+        const redis = (store as unknown as { redis: Redis & { disconnectCopies(): void } }).redis;
+        redis.disconnectCopies();
+        redis.disconnect(false);
+        died.open();
+        return new Promise<never>((_resolve, reject) => {
+          buried = reject;
+        });
+      }
+      return transition(taskId, status, transitionOptions);
+    };
+    expect((await dying(asyncEvent('lands'))).statusCode).toBe(202);
+    await died.opened;
+    const queue = bullQueue(prefix, closers);
+    expect(await queue.getJob(jobIdOf('lands'))).toBeDefined();
+    const taker = createFcHandler(app, {
+      logger: silentLogger,
+      env: {},
+      async: { mode: 'local', backend: bullmq({ connection: inject('redisUrl'), prefix, ...options }) },
+    });
+    closers.push(() => taker.close({ timeoutMs: 1000 }));
+    await until('the task to be stopped', async () => (await other.get('lands'))?.status === 'Stopped');
+    await until('its job to be done', async () => (await queue.getJob(jobIdOf('lands'))) === undefined);
+    // The dead instance's attempt is let go, so that it closes without waiting out its graces.
+    buried(new Error('the instance is dead'));
+  });
+
   it('a task stopped while delayed and then sent again under its id (409): one destination call, never run', async () => {
     const prefix = uniquePrefix();
     const delivering = gate();
