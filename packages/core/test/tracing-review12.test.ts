@@ -250,6 +250,59 @@ describe("a runtime's function error answer is recorded like a throw", () => {
     expect(failures.map((r) => JSON.parse(r.responsePayload ?? '{}').errorType)).toEqual([cut]);
   });
 
+  /** An exception message as `[its length, its first character, whether an ellipsis ends it]`: short when it fails. */
+  const shape = (text: unknown) => [String(text).length, String(text)[0], String(text).endsWith('…')];
+
+  it("a thrown error's long message under a short name is cut at 4,096 characters: SERVER, CONSUMER and destination spans", async () => {
+    const handler = createFcHandler(
+      () => {
+        throw new TypeError('m'.repeat(20_000));
+      },
+      {
+        env: {},
+        logger: memoryLogger(),
+        async: { mode: 'local', maxAsyncRetryAttempts: 0 },
+        destinations: {
+          onFailure: () => {
+            throw new RangeError('d'.repeat(20_000));
+          },
+        },
+      },
+    );
+    await handler(event(), context);
+    await handler(asyncEvent({ method: 'POST', taskId: 'long_message' }), context);
+    await handler.drain();
+    const server = only(sdk.spans(), 'GET');
+    const consumer = sdk.spans().find((s) => s.kind === SpanKind.CONSUMER);
+    const deliveries = sdk.spans().filter((s) => s.name === 'deliver onFailure');
+    expect(deliveries.length).toBeGreaterThan(0);
+    for (const span of [server, consumer]) {
+      expect(span?.attributes['error.type']).toBe('TypeError');
+      expect(span?.events.map((e) => shape(e.attributes?.['exception.message']))).toEqual([[4097, 'm', true]]);
+    }
+    for (const span of deliveries) {
+      expect(span.events.map((e) => shape(e.attributes?.['exception.message']))).toEqual([[4097, 'd', true]]);
+    }
+    // The stack trace's first line repeats the message: cut there too, its frames kept.
+    for (const span of [server, ...deliveries]) {
+      const stack = String(span.events[0]?.attributes?.['exception.stacktrace']);
+      expect(stack.length).toBeLessThan(4096 + 4000);
+      expect(stack).toMatch(/…\n\s+at /);
+    }
+  });
+
+  it('a long thrown string is cut at 4,096 characters on the SERVER span', async () => {
+    const handler = createFcHandler(
+      () => {
+        throw 's'.repeat(20_000);
+      },
+      { env: {}, logger: memoryLogger() },
+    );
+    await handler(event(), context);
+    const server = only(sdk.spans(), 'GET');
+    expect(server.events.map((e) => shape(e.attributes?.['exception.message']))).toEqual([[4097, 's', true]]);
+  });
+
   it('an app that answers a 502 itself is not taken for a throw', async () => {
     const handler = createFcHandler(
       (_req, res) => {

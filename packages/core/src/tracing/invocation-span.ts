@@ -78,17 +78,33 @@ export function takeColdStart(): boolean {
   return cold;
 }
 
-/** The exception a span records: the error itself, or a plain one for a non-Error throw. */
+/**
+ * The exception a span records: the error itself, or a copy with its name and message cut at
+ * `ERROR_TEXT_CAP` (see `cutErrorText`) when either is longer, the stack's first line (which repeats
+ * them) cut alike; a plain one for a non-Error throw, a thrown string cut the same way.
+ */
 export function asException(error: unknown): Exception {
-  if (!(error instanceof Error)) return new Error(typeof error === 'string' ? error : `non-error thrown`);
-  // A name past the cap (an app's own error class) is recorded cut, as `error.type` is.
+  if (!(error instanceof Error)) return new Error(typeof error === 'string' ? cutErrorText(error) : `non-error thrown`);
   const name = errorName(error);
-  if (name.length <= ERROR_TEXT_CAP) return error;
   try {
-    return { name, message: cutErrorText(String(error.message)), stack: error.stack };
+    const message = String(error.message);
+    if (name.length <= ERROR_TEXT_CAP && message.length <= ERROR_TEXT_CAP) return error;
+    const cut = cutErrorText(message);
+    return { name, message: cut, stack: cutStack(error.stack, error.name, message, `${name}: ${cut}`) };
   } catch {
     return { name, message: 'The error could not be read' };
   }
+}
+
+/**
+ * A stack whose first line (`{name}: {message}`, as V8 writes it) carried a name or message past
+ * the cap, with that line as `header`; a stack that does not start so is cut whole, as a message is.
+ */
+function cutStack(stack: unknown, name: unknown, message: string, header: string): string | undefined {
+  if (typeof stack !== 'string') return undefined;
+  const whole = `${String(name)}: ${message}`;
+  if (stack.startsWith(whole)) return header + stack.slice(whole.length);
+  return cutErrorText(stack);
 }
 
 /** An error's name, cut as a function's `errorType` answer is (see `cutErrorText`); `'Error'` when it has none. */
