@@ -1,4 +1,5 @@
-import { createFcHandler, type FcHandler, getInvocation, silentLogger } from '@fc-async/core';
+import { once } from 'node:events';
+import { createFcHandler, type DestinationRecord, type FcHandler, getInvocation, silentLogger } from '@fc-async/core';
 import { asyncEvent } from '@fc-async/test-kit/fc-server';
 import { installSdk } from '@fc-async/test-kit/tracing-sdk';
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
@@ -120,6 +121,60 @@ describe('bullmq(): the trace of a task whose worker was killed mid-attempt and 
     const task = await taker.tasks.get('taken_over');
     const firstRunning = task?.events.find((e) => e.status === 'Running')?.timestamp ?? 0;
     expect(cut.startTime[0]).toBe(Math.floor(firstRunning / 1000));
+  });
+});
+
+describe('bullmq(): a task stopped after its worker was killed, its job taken by another instance', () => {
+  // The stop finds the task Running with no attempt left to abort: it stays Stopping. The instance
+  // that takes the job once its lock lapsed must end it Stopped (one onFailure call, condition
+  // Stopped, a CONSUMER span saying so), not run it again, as a restart ends a Stopping task on sqlite.
+  it('the taking instance ends it Stopped without running it: onFailure once, a Stopped CONSUMER span', async () => {
+    const prefix = uniquePrefix();
+    const cluster = await Instances.open(inject('redisUrl'));
+    closers.push(() => cluster.close());
+    const acceptor = instance(prefix, false, []);
+    await acceptor.engine?.whenReady();
+    const traceparent = `00-${CALLER_TRACE}-00f067aa0ba902b7-01`;
+    expect((await acceptor(asyncEvent('stop_taken', { ms: 60_000 }, { traceparent }))).statusCode).toBe(202);
+    const victim = await cluster.start(prefix, 'worker');
+    await until('the worker process to start the attempt', () =>
+      cluster.reported.some((r: Reported) => r.type === 'started' && r.taskId === 'stop_taken'),
+    );
+    const exited = once(victim.child, 'exit');
+    victim.child.kill('SIGKILL');
+    await exited; // dead before the stop: no attempt is left to hear it
+    expect((await acceptor.tasks.stop('stop_taken')).status).toBe('Stopping');
+
+    const ran: number[] = [];
+    const failures: DestinationRecord[] = [];
+    const taker = createFcHandler(
+      (req, res) => {
+        ran.push(getInvocation(req)?.attempt ?? -1);
+        res.end('ok');
+      },
+      {
+        logger: silentLogger,
+        env: {},
+        async: {
+          mode: 'local',
+          backoff: { baseMs: 10, maxMs: 10 },
+          backend: bullmq({ connection: inject('redisUrl'), prefix, lockDurationMs: 2000, stalledIntervalMs: 1000 }),
+        },
+        destinations: { onFailure: (record) => void failures.push(record) },
+      },
+    );
+    closers.push(() => taker.close({ timeoutMs: 1000 }));
+    await until('the task to end Stopped', async () => (await taker.tasks.get('stop_taken'))?.status === 'Stopped');
+    await until('its onFailure call', () => failures.length > 0);
+    await taker.drain();
+    expect(ran).toEqual([]);
+    expect(failures.map((r) => r.requestContext.condition)).toEqual(['Stopped']);
+    const task = await taker.tasks.get('stop_taken');
+    expect(task?.events.map((e) => e.status)).toEqual(['Enqueued', 'Dequeued', 'Running', 'Stopping', 'Stopped']);
+    const consumers = spansOf(SpanKind.CONSUMER, 'stop_taken');
+    expect(consumers.map((s) => [s.attributes['fc_async.condition'], s.spanContext().traceId])).toEqual([
+      ['Stopped', CALLER_TRACE],
+    ]);
   });
 });
 
