@@ -182,6 +182,7 @@ function fullRecord(): Required<TaskRecord> {
     traceContext: { traceparent: TRACEPARENT },
     deliveryPending: true,
     deliveredTo: [0, 2],
+    deliveryTraceContext: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
     payload: {
       method: 'PUT',
       url: '/a%20b?x=1',

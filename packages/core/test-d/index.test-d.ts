@@ -111,6 +111,12 @@ expectAssignable<tr.EngineHooks>({
   attemptWritten: (task, attempt: number, accepted: boolean) => void [task.taskId, attempt, accepted],
 });
 expectError<tr.EngineHooks>({ attemptWritten: (_task: unknown, _attempt: number, accepted: string) => accepted });
+// The trace context kept with a task's end while its delivery is pending: a carrier, or none.
+expectAssignable<tr.EngineHooks>({
+  deliveryContext: (task) =>
+    task.taskId ? { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' } : undefined,
+});
+expectError<tr.EngineHooks>({ deliveryContext: () => 'traceparent' });
 const tracingRequest: tr.TracingRequest = { method: 'GET', url: '/users/7', headers: { 'user-agent': 'curl' } };
 const invocationSpan = tracing.startInvocationSpan(tracingRequest, { requestId: 'r' });
 expectType<tr.InvocationSpan | undefined>(invocationSpan);

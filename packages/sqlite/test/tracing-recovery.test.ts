@@ -1,5 +1,6 @@
 import { join } from 'node:path';
-import { createFcHandler, type DestinationRecord, silentLogger } from '@fc-async/core';
+import { createFcHandler, type Destination, type DestinationRecord, silentLogger } from '@fc-async/core';
+import { asyncEvent } from '@fc-async/test-kit/fc-server';
 import { taskRecord as record } from '@fc-async/test-kit/task-store';
 import { installSdk } from '@fc-async/test-kit/tracing-sdk';
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
@@ -121,5 +122,68 @@ describe('sqlite(): the trace of a task whose process was killed mid-attempt', (
     expect(span?.spanContext().traceId).toBe(TRACE);
     expect(span?.parentSpanContext?.spanId).toBe(PRODUCER);
     expect(span?.attributes['fc_async.condition']).toBe('Stopped');
+  });
+});
+
+describe('sqlite(): newTracePerAttempt, a delivery owed when the process ended', () => {
+  it('made again by the next process: in the trace of the attempt whose outcome it delivers, as a first one is', async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const path = join(dir, 'tasks.db');
+    const options = (onSuccess: Destination) => ({
+      logger: silentLogger,
+      env: {},
+      tracing: { newTracePerAttempt: true },
+      // A small grace for the cut delivery (stopGraceMs, 10 s by default): the record is owed all the same.
+      async: { mode: 'local' as const, backend: sqlite(path), stopGraceMs: 100 },
+      destinations: { onSuccess },
+    });
+    let called!: () => void;
+    const calledOnce = new Promise<void>((resolve) => {
+      called = resolve;
+    });
+    // Its destination answers only its abort: close() cuts the delivery short, and it is owed.
+    const first = createFcHandler(
+      (_req, res) => res.end('ok'),
+      options(
+        Object.assign(
+          (_record: unknown, ctx?: { signal: AbortSignal }) => {
+            called();
+            return new Promise<void>((_, reject) =>
+              ctx?.signal.addEventListener('abort', () => reject(ctx.signal.reason)),
+            );
+          },
+          { maxRetries: 0 },
+        ),
+      ),
+    );
+    const traceparent = `00-${TRACE}-${PRODUCER}-01`;
+    expect((await first(asyncEvent('owed', {}, { traceparent }))).statusCode).toBe(202);
+    await calledOnce;
+    await first.close({ timeoutMs: 50 });
+
+    const delivered: DestinationRecord[] = [];
+    const next = createFcHandler(
+      (_req, res) => res.end('ok'),
+      options((r) => void delivered.push(r)),
+    );
+    cleanups.push(() => next.close({ timeoutMs: 100 }));
+    await next.engine?.whenReady();
+    await next.drain();
+    expect(delivered).toHaveLength(1);
+
+    const producer = sdk.exporter.getFinishedSpans().find((s) => s.kind === SpanKind.PRODUCER);
+    expect(producer?.spanContext().traceId).toBe(TRACE);
+    const [attempt, ...more] = consumers('owed');
+    expect(more).toEqual([]);
+    expect(attempt?.spanContext().traceId).not.toBe(TRACE);
+    const deliveries = sdk.exporter.getFinishedSpans().filter((s) => s.name === 'deliver onSuccess');
+    expect(deliveries).toHaveLength(2);
+    // The cut one and the one made again: each the child of the attempt's span, linked to the accept.
+    for (const span of deliveries) {
+      expect(span.spanContext().traceId).toBe(attempt?.spanContext().traceId);
+      expect(span.parentSpanContext?.spanId).toBe(attempt?.spanContext().spanId);
+      expect(span.links.map((l) => l.context.spanId)).toEqual([producer?.spanContext().spanId]);
+    }
   });
 });

@@ -48,6 +48,12 @@ export interface TaskRecord extends AsyncTask {
    * record before a shutdown cut the delivery short, so that the next start calls only the others.
    */
   deliveredTo?: number[] | undefined;
+  /**
+   * While `deliveryPending`, with `tracing.newTracePerAttempt`: the trace context of the span of
+   * the attempt the task ended with (W3C carrier), so that a delivery made again after a crash is
+   * traced in that attempt's trace, as the first call was.
+   */
+  deliveryTraceContext?: Record<string, string> | undefined;
 }
 
 /**

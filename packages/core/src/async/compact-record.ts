@@ -34,6 +34,7 @@ const SHORT = {
   traceContext: 'tc',
   deliveryPending: 'dp',
   deliveredTo: 'dt',
+  deliveryTraceContext: 'dc',
 } as const satisfies { [K in keyof Omit<TaskRecord, 'payload'>]-?: string };
 const LONG: Readonly<Record<string, string>> = Object.fromEntries(Object.entries(SHORT).map(([k, v]) => [v, k]));
 
@@ -98,6 +99,7 @@ export function encodeCompactRecord(r: TaskRecord): string {
   if (r.traceContext !== undefined) out += `,"tc":${json(r.traceContext)}`;
   if (r.deliveryPending !== undefined) out += `,"dp":${json(r.deliveryPending)}`;
   if (r.deliveredTo !== undefined) out += `,"dt":${json(r.deliveredTo)}`;
+  if (r.deliveryTraceContext !== undefined) out += `,"dc":${json(r.deliveryTraceContext)}`;
   return `{${out.slice(1)}}`;
 }
 

@@ -147,6 +147,12 @@ export interface EngineHooks {
    * did. A write the store failed is told taken: its end is kept and written as it ended later.
    */
   attemptWritten?(task: Omit<TaskRecord, 'payload'>, attempt: number, accepted: boolean): void;
+  /**
+   * As the end of the attempt `task` was given to (`attemptEnded`, `attemptInterrupted`) is written
+   * with a delivery pending: a trace context to keep with it (`deliveryTraceContext`), under which
+   * a delivery made again after a crash is traced as the first would have been; none by default.
+   */
+  deliveryContext?(task: Omit<TaskRecord, 'payload'>): Record<string, string> | undefined;
 }
 
 /**
@@ -1655,6 +1661,10 @@ export class AsyncEngine {
       deliveryPending: deliveryPending || undefined,
     };
     if (payload !== undefined) patch.returnPayload = payload;
+    if (deliveryPending && attempt !== undefined && this.deps.hooks?.deliveryContext) {
+      const carrier = this.deps.hooks.deliveryContext(record);
+      if (carrier !== undefined) patch.deliveryTraceContext = carrier;
+    }
     if (deliveryPending && attempt?.kind === 'success') patch.lastStatusCode = attempt.response.statusCode;
     else if (deliveryPending && attempt?.kind === 'failure') {
       patch.lastStatusCode = attemptStatus(attempt);
@@ -1754,7 +1764,8 @@ export class AsyncEngine {
       const side = condition === '' ? 'onSuccess' : 'onFailure';
       const targets = this.config.destinations[side];
       if (targets === undefined || (Array.isArray(targets) && targets.length === 0)) {
-        if (record.deliveryPending) await this.store.update(record.taskId, { deliveryPending: undefined });
+        if (record.deliveryPending)
+          await this.store.update(record.taskId, { deliveryPending: undefined, deliveryTraceContext: undefined });
         return;
       }
       const destinationRecord = buildDestinationRecord(record, condition, outcome);
@@ -1792,6 +1803,7 @@ export class AsyncEngine {
         destinationStatus: result.status,
         deliveryPending: undefined,
         deliveredTo: undefined,
+        deliveryTraceContext: undefined,
       });
       if (isPromise(updating)) await updating;
       if (this.listeners.size > 0) {

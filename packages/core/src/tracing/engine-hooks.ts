@@ -179,6 +179,16 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
     finals.set(taskId, ctx);
     if (finals.size > MAX_FINALS) finals.delete(finals.keys().next().value as string);
   };
+  /**
+   * The final attempt's context of a task being delivered: kept here since it ended in this
+   * process, else the one its record keeps (a delivery made again after a crash, see `deliveryContext`).
+   */
+  const finalContext = (task: TaskRecord): Context | undefined => {
+    const kept = finals.get(task.taskId);
+    if (kept !== undefined || task.deliveryTraceContext === undefined) return kept;
+    const { context: ctx, spanContext } = fromCarrier(task.deliveryTraceContext);
+    return spanContext ? ctx : undefined;
+  };
   // One function, one ARN: the last one is remembered, so a span costs no parse.
   let lastArn: string | undefined;
   let lastFunction: TaskFunction | undefined;
@@ -229,7 +239,7 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
     const label = destination.label || (destination.name ? `function:${destination.name}` : undefined);
     // With a new trace per attempt, the span of the attempt whose outcome this delivers (taken now:
     // the delivery may retry after another task of the same id has run).
-    const finalAttempt = core.options.newTracePerAttempt ? finals.get(task.taskId) : undefined;
+    const finalAttempt = core.options.newTracePerAttempt ? finalContext(task) : undefined;
     const start = (tracer: Tracer, ctx: Parameters<Destination>[1]): { span: Span; context: Context } => {
       // The context given (platform mode: the invocation's), as an active one exists only with a context manager.
       const { parent, links } = follow(core, task, given ?? context.active(), finalAttempt);
@@ -402,6 +412,19 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
         core.logger.warn('tracing failed to record an attempt', { error });
       }
       endAttempt(task, state);
+    },
+
+    deliveryContext(task) {
+      // Only the final attempt's span, told here, is kept: its end is being written.
+      if (!core.options.newTracePerAttempt) return undefined;
+      const state = attempts.get(task);
+      if (state?.condition === undefined) return undefined;
+      try {
+        return toCarrier(state.context);
+      } catch (error) {
+        core.sdkFault('delivery trace context', error);
+        return undefined;
+      }
     },
 
     delivery(task, _side, _condition, run) {
