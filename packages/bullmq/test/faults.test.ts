@@ -5,10 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createFcHandler, type FcHttpResult, silentLogger } from '@fc-async/core';
 import { asyncEvent } from '@fc-async/test-kit/fc-server';
+import { freePort } from '@fc-async/test-kit/net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { bullmq } from '../src/index.js';
 import { countingServer, expectEachSucceededOnce, until } from './helpers.js';
-import { freePort, spawnRedis } from './redis-server.js';
+import { spawnRedis } from './redis-server.js';
 
 const cleanups: (() => unknown)[] = [];
 const dirs: string[] = [];

@@ -1,11 +1,11 @@
 import { createFcHandler, silentLogger } from '@fc-async/core';
 import { asyncEvent } from '@fc-async/test-kit/fc-server';
+import { freePort } from '@fc-async/test-kit/net';
 import { Redis } from 'ioredis';
 import { describe, expect, inject, it } from 'vitest';
 import { type BullmqBackendOptions, bullmq } from '../src/index.js';
 import { resolveBullmqOptions } from '../src/options.js';
 import { countingServer } from './helpers.js';
-import { freePort } from './redis-server.js';
 
 describe('bullmq(options)', () => {
   it('returns a persistent backend without connecting or touching the caller’s options', () => {

@@ -5,11 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createFcHandler, type FcHttpResult, silentLogger } from '@fc-async/core';
 import { asyncEvent } from '@fc-async/test-kit/fc-server';
+import { freePort } from '@fc-async/test-kit/net';
 import { within } from '@fc-async/test-kit/wait';
 import { afterEach, describe, expect, it } from 'vitest';
 import { bullmq } from '../src/index.js';
 import { expectEachSucceededOnce, until } from './helpers.js';
-import { freePort, spawnRedis } from './redis-server.js';
+import { spawnRedis } from './redis-server.js';
 
 // Redis restarted on its port while tasks are queued and running, as an operator (or a crash)
 // does it, with each persistence setting: what a 202 given before the restart is worth.

@@ -1,9 +1,10 @@
-import { Agent, createServer, get } from 'node:http';
+import { Agent, get } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { FcServer } from '@fc-async/core';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Child, middlewareTargets, recordingLogger, spawnTsx } from '../src/index.js';
+import { freePort } from '../src/net.js';
 
 const open: FcServer[] = [];
 const children: Child[] = [];
@@ -12,14 +13,6 @@ afterEach(async () => {
   for (const c of children.splice(0)) c.kill('SIGKILL');
 });
 const quiet = () => ({ logger: recordingLogger(), signals: [] as NodeJS.Signals[] });
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((r) => probe.close(r));
-  return port;
-}
 
 /** GET `url` on `agent`: the status and the `connection` header. */
 const getOn = (url: string, agent?: Agent) =>
