@@ -92,7 +92,9 @@ export interface Invocation extends Detection {
    * Fires when the invocation is stopped or times out: async attempts in local mode (a stop,
    * `async.timeoutSeconds`, a shutdown), and under `fc-async dev` a sync call past its function's
    * timeout (answered `504`), as FC ends it. On FC (platform mode) FC itself ends an invocation
-   * at the function's timeout: no timer of the handler's fires it.
+   * at the function's timeout: no timer of the handler's fires it. Each invocation has its own,
+   * made when first read (a sync call's never aborts but under `fc-async dev`): listeners added to
+   * it go with the invocation, however many calls the process serves.
    */
   signal: AbortSignal;
 }
@@ -362,8 +364,6 @@ export function isMiddlewareReplay(req: unknown): boolean {
   return invocation?.[kMiddlewareReplay] === true;
 }
 
-const NEVER = new AbortController().signal;
-
 /**
  * Builds the invocation context from detection, FC's common headers, the runtime `context` and
  * the environment, in that order of preference. Credentials are left out.
@@ -380,7 +380,7 @@ export function buildInvocation(
   headers: HeaderBag,
   context: FcContext | undefined,
   env: Record<string, string | undefined>,
-  signal: AbortSignal = NEVER,
+  signal?: AbortSignal,
 ): Invocation {
   return invocationOf(detection, headers, false, context, env, signal);
 }
@@ -396,7 +396,7 @@ export function buildInvocationLowerCased(
   headers: HeaderBag,
   context: FcContext | undefined,
   env: Record<string, string | undefined>,
-  signal: AbortSignal = NEVER,
+  signal?: AbortSignal,
 ): Invocation {
   return invocationOf(detection, headers, true, context, env, signal);
 }
@@ -407,7 +407,7 @@ function invocationOf(
   lowerCased: boolean,
   context: FcContext | undefined,
   env: Record<string, string | undefined>,
-  signal: AbortSignal,
+  signal: AbortSignal | undefined,
 ): Invocation {
   const read = lowerCased ? (name: string) => first(headers[name]) : (name: string) => header(headers, name);
   const timeout = context?.function?.timeout ?? Number(read('x-fc-function-timeout'));
@@ -441,32 +441,60 @@ export function memoryOf(
   return Number.isFinite(memory) && memory > 0 ? memory : undefined;
 }
 
-/** A plain {@link Invocation} made with `new`, which V8 never pretenures (see `DetectionRecord`). */
-const InvocationRecord = plainConstructor(function InvocationRecord(
-  this: Invocation,
-  detection: Detection,
-  functionName: string,
-  region: string,
-  accountId: string,
-  qualifier: string,
-  versionId: string | undefined,
-  memoryMB: number | undefined,
-  timeoutSeconds: number | undefined,
-  instanceId: string | undefined,
-  signal: AbortSignal,
-) {
-  this.type = detection.type;
-  this.requestId = detection.requestId;
-  this.taskId = detection.taskId;
-  this.attempt = detection.attempt;
-  this.source = detection.source;
-  this.functionName = functionName;
-  this.region = region;
-  this.accountId = accountId;
-  this.qualifier = qualifier;
-  this.versionId = versionId;
-  this.memoryMB = memoryMB;
-  this.timeoutSeconds = timeoutSeconds;
-  this.instanceId = instanceId;
-  this.signal = signal;
-});
+/**
+ * An {@link Invocation} made with `new`, which V8 never pretenures (see `DetectionRecord`). Its
+ * `signal` is the one given (a deadline's, a platform async call's), else one of its own made
+ * when first read, which never aborts: a sync call's. Not one signal shared by every such call:
+ * the listeners an app adds to it (`signal.addEventListener('abort', ...)`, a signal of
+ * `AbortSignal.any([signal, ...])`) would pile up on it for the life of the process, a
+ * `MaxListenersExceededWarning` from the eleventh on.
+ */
+class InvocationRecord implements Invocation {
+  type: Detection['type'];
+  requestId: string;
+  taskId: string | undefined;
+  attempt: number;
+  source: Detection['source'];
+  functionName: string;
+  region: string;
+  accountId: string;
+  qualifier: string;
+  versionId: string | undefined;
+  memoryMB: number | undefined;
+  timeoutSeconds: number | undefined;
+  instanceId: string | undefined;
+  #signal: AbortSignal | undefined;
+
+  constructor(
+    detection: Detection,
+    functionName: string,
+    region: string,
+    accountId: string,
+    qualifier: string,
+    versionId: string | undefined,
+    memoryMB: number | undefined,
+    timeoutSeconds: number | undefined,
+    instanceId: string | undefined,
+    signal: AbortSignal | undefined,
+  ) {
+    this.type = detection.type;
+    this.requestId = detection.requestId;
+    this.taskId = detection.taskId;
+    this.attempt = detection.attempt;
+    this.source = detection.source;
+    this.functionName = functionName;
+    this.region = region;
+    this.accountId = accountId;
+    this.qualifier = qualifier;
+    this.versionId = versionId;
+    this.memoryMB = memoryMB;
+    this.timeoutSeconds = timeoutSeconds;
+    this.instanceId = instanceId;
+    this.#signal = signal;
+  }
+
+  get signal(): AbortSignal {
+    this.#signal ??= new AbortController().signal;
+    return this.#signal;
+  }
+}

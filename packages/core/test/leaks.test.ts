@@ -2,6 +2,7 @@
  * Bounds a long-lived process relies on: what fc-async keeps must not grow with the number of
  * handlers, runtimes or tasks once they are closed or pruned.
  */
+import { getEventListeners } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
@@ -13,13 +14,14 @@ import {
   type AsyncTaskStatus,
   createFcHandler,
   createFcRuntime,
+  getInvocation,
   listenFc,
   MemoryTaskStore,
   PQueueDriver,
   type TaskRecord,
   type TransitionOptions,
 } from '../src/index.js';
-import { asyncEvent, context, memoryLogger } from './helpers.js';
+import { asyncEvent, context, event, memoryLogger } from './helpers.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -134,6 +136,66 @@ describe('the async engine after refused writes', () => {
       expect(engine.unrecorded.size).toBe(0);
     } finally {
       await handler.close();
+    }
+  });
+});
+
+/**
+ * What an app adds to a sync call's signal (the docs' `signal.addEventListener('abort', ...)`,
+ * `AbortSignal.any([signal, ...])`): those of one call must not pile up on the next calls'.
+ */
+describe('the signal of sync calls', () => {
+  /** An app that adds an abort listener to its invocation's signal, as docs/async.md's does, and reports what was there before. */
+  function listeningApp(seen: { signals: Set<AbortSignal>; before: number[] }) {
+    return (req: IncomingMessage, res: ServerResponse) => {
+      const signal = getInvocation(req)?.signal as AbortSignal;
+      seen.signals.add(signal);
+      seen.before.push(getEventListeners(signal, 'abort').length);
+      signal.addEventListener('abort', () => res.destroy(), { once: true });
+      res.end('ok');
+    };
+  }
+
+  it('each sync call of a handler has its own signal: a listener added by one is not on the next', async () => {
+    const seen = { signals: new Set<AbortSignal>(), before: [] as number[] };
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.name);
+    process.on('warning', onWarning);
+    const handler = createFcHandler(listeningApp(seen), { logger: memoryLogger(), env: {} });
+    try {
+      for (let i = 0; i < 20; i++) expect((await handler(event(), context)).statusCode).toBe(200);
+      expect(seen.signals.size).toBe(20);
+      expect(seen.before).toEqual(Array(20).fill(0));
+      for (const signal of seen.signals) expect(signal.aborted).toBe(false);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warnings).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', onWarning);
+      await handler.close();
+    }
+  });
+
+  it('each sync request through the custom-runtime middleware has its own signal', async () => {
+    const seen = { signals: new Set<AbortSignal>(), before: [] as number[] };
+    const runtime = createFcRuntime({ logger: memoryLogger(), env: {}, async: { mode: 'local' } });
+    const app = {};
+    const inner = listeningApp(seen);
+    const listener = (req: IncomingMessage, res: ServerResponse) => {
+      void runtime.handle(req, { app, listener: () => listener }, res).then((answer) => {
+        if (answer === undefined) inner(req, res);
+      });
+    };
+    const fc = await listenFc(listener, { port: 0, host: '127.0.0.1', logger: memoryLogger() });
+    try {
+      for (let i = 0; i < 12; i++) {
+        const answer = await fetch(`http://127.0.0.1:${fc.port}/hello`);
+        expect(await answer.text()).toBe('ok');
+      }
+      expect(seen.signals.size).toBe(12);
+      expect(seen.before).toEqual(Array(12).fill(0));
+    } finally {
+      await fc.close();
+      await runtime.close();
     }
   });
 });
