@@ -1580,7 +1580,9 @@ export class AsyncEngine {
       if (done) {
         recorded?.('Succeeded');
         written?.(true);
-        await this.settleAside(done, outcome);
+        // A local queue's settle runs aside (nothing to wait for): no turn of the microtask queue spent.
+        const settling = this.settleAside(done, outcome);
+        if (settling) await settling;
         return SUCCEEDED;
       }
       return {
@@ -1724,6 +1726,12 @@ export class AsyncEngine {
    */
   private settleAside(record: TaskRecord, outcome: AttemptOutcome | undefined): void | Promise<void> {
     if (this.queue.shared) return this.settle(record, outcome);
+    // Nothing to call nor to write (no destination for its side, none owed): settled here, in the
+    // same turn, as settle() would; without its promise, the two reactions on it and the inFlight entry.
+    if (record.deliveryPending !== true && noTargets(this.config.destinations[sideOf(record)])) {
+      this.settledBare(record);
+      return;
+    }
     this.deliveringAside++;
     const bytes = deliveryBytes(record, outcome);
     this.deliveringBytes += bytes;
@@ -1763,7 +1771,7 @@ export class AsyncEngine {
       }
       const side = condition === '' ? 'onSuccess' : 'onFailure';
       const targets = this.config.destinations[side];
-      if (targets === undefined || (Array.isArray(targets) && targets.length === 0)) {
+      if (noTargets(targets)) {
         if (record.deliveryPending)
           await this.store.update(record.taskId, { deliveryPending: undefined, deliveryTraceContext: undefined });
         return;
@@ -1824,6 +1832,27 @@ export class AsyncEngine {
       this.finishOne();
       this.lookIfParked();
     }
+  }
+
+  /**
+   * {@link settle} of a local queue's task with no destination to call and none owed: counts it done
+   * (once) and tells `finished`, synchronously.
+   */
+  private settledBare(record: TaskRecord): void {
+    if (!this.firstEnd(record.taskId, record.requestId)) return;
+    if (this.refusedStops.size > 0) this.refusedStops.delete(record.taskId);
+    if (this.listeners.size > 0) {
+      this.emit({
+        type: 'finished',
+        taskId: record.taskId,
+        requestId: record.requestId,
+        status: record.status,
+        condition: record.condition ?? '',
+        attempts: record.attempts,
+      });
+    }
+    this.finishOne();
+    this.lookIfParked();
   }
 
   /** A delivery outside the queue's slots ended: its count and its bytes freed. */
@@ -2460,6 +2489,14 @@ function attemptStatus(outcome: AttemptOutcome & { kind: 'failure' }): number {
   if (outcome === INTERRUPTED) return 0;
   return outcome.condition === 'InvocationError' ? 504 : 502;
 }
+
+/** No destination on a side: none configured, or an empty list. */
+const noTargets = (targets: Destination | Destination[] | undefined): boolean =>
+  targets === undefined || (Array.isArray(targets) && targets.length === 0);
+
+/** The destination side a finished record's condition calls. */
+const sideOf = (record: TaskRecord): 'onSuccess' | 'onFailure' =>
+  (record.condition ?? '') === '' ? 'onSuccess' : 'onFailure';
 
 const destinationList = (d: Destination | Destination[] | undefined): Destination[] =>
   d === undefined ? [] : Array.isArray(d) ? d : [d];
