@@ -140,6 +140,61 @@ describe('the async engine after refused writes', () => {
   });
 });
 
+/** Weak references to the spans a handler ended, each task a failure with no destination to deliver to. */
+async function endedSpansOfTasks(n: number, newTracePerAttempt: boolean): Promise<WeakRef<object>[]> {
+  const refs: WeakRef<object>[] = [];
+  const tracerProvider = new BasicTracerProvider({
+    spanProcessors: [
+      {
+        onStart() {},
+        onEnd(span) {
+          refs.push(new WeakRef(span));
+        },
+        forceFlush: async () => {},
+        shutdown: async () => {},
+      },
+    ],
+  });
+  const handler = createFcHandler(
+    (_req, res) => {
+      res.statusCode = 500;
+      res.end('no');
+    },
+    {
+      logger: memoryLogger(),
+      env: {},
+      tracing: { tracerProvider, newTracePerAttempt },
+      async: { mode: 'local', maxAsyncRetryAttempts: 0 },
+    },
+  );
+  for (let i = 0; i < n; i++) expect((await handler(asyncEvent(), context)).statusCode).toBe(202);
+  await handler.drain();
+  const { tasks } = await handler.tasks.list({ status: 'Failed' });
+  expect(tasks).toHaveLength(n);
+  // The handler stays open: what its tracing keeps for a task's destinations is what is measured.
+  (globalThis as { keptHandler?: unknown }).keptHandler = handler;
+  return refs;
+}
+
+describe('tracing of finished tasks', () => {
+  // With a new trace per attempt, each task's final attempt context is kept for its destination
+  // spans to nest in (up to 1,024 tasks): that must not keep the ended span, its attributes and
+  // its exception event (about 3 KB a failed task, 3 MB in all).
+  it.each([false, true])('the ended spans can be garbage-collected (newTracePerAttempt: %s)', async (perAttempt) => {
+    const refs = await endedSpansOfTasks(20, perAttempt);
+    try {
+      expect(refs.length).toBeGreaterThanOrEqual(20);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      gc();
+      expect(refs.filter((r) => r.deref() !== undefined)).toHaveLength(0);
+    } finally {
+      const kept = globalThis as { keptHandler?: { close(): Promise<void> } };
+      await kept.keptHandler?.close();
+      kept.keptHandler = undefined;
+    }
+  });
+});
+
 /**
  * What an app adds to a sync call's signal (the docs' `signal.addEventListener('abort', ...)`,
  * `AbortSignal.any([signal, ...])`): those of one call must not pile up on the next calls'.

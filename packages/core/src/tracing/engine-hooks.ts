@@ -60,6 +60,8 @@ type TaskHead = Omit<TaskRecord, 'payload'>;
 
 interface AttemptState {
   span: Span;
+  /** The context the span started in (see `keepFinal`). */
+  parent: Context;
   context: Context;
   info: TracingRequestInfo | undefined;
   outcome?: AttemptOutcome;
@@ -171,12 +173,14 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
    * `newTracePerAttempt`: the context of each task's final attempt span, by task id, for its
    * destination calls to nest in (the record the delivery gets is another object). Taken when a
    * delivery wraps its destinations; a task with none leaves its entry, so the map is bounded.
+   * An entry keeps the span's identity only (its context over the attempt's parent), not the ended
+   * span with its attributes and events: up to MAX_FINALS of those stayed reachable otherwise.
    */
   const finals = new Map<string, Context>();
-  const keepFinal = (taskId: string, ctx: Context) => {
+  const keepFinal = (taskId: string, parent: Context, span: Span) => {
     if (!core.options.newTracePerAttempt) return;
     finals.delete(taskId);
-    finals.set(taskId, ctx);
+    finals.set(taskId, trace.setSpanContext(parent, span.spanContext()));
     if (finals.size > MAX_FINALS) finals.delete(finals.keys().next().value as string);
   };
   /**
@@ -308,7 +312,7 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
       const { span, parent } = startProcessSpan(tracer, task, { attempt, http: task.payload });
       const hooked = core.options.requestHook !== undefined || core.options.responseHook !== undefined;
       const info = hooked ? { ...core.requestInfo('attempt', task.payload), taskId: task.taskId, attempt } : undefined;
-      state = { span, context: trace.setSpan(parent, span), info };
+      state = { span, parent, context: trace.setSpan(parent, span), info };
       attempts.set(task, state);
       if (info) core.requestHook(span, info);
     } catch (error) {
@@ -406,7 +410,7 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
         if (!accepted) state.span.setAttribute(ATTR_FC_ASYNC_SUPERSEDED, true);
         else if (state.condition !== undefined) {
           state.span.setAttribute(ATTR_FC_ASYNC_CONDITION, state.condition);
-          keepFinal(task.taskId, state.context);
+          keepFinal(task.taskId, state.parent, state.span);
         }
       } catch (error) {
         core.logger.warn('tracing failed to record an attempt', { error });
@@ -454,7 +458,7 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
         const { span, parent } = startProcessSpan(tracer, task, { attempt, startTime: lastRunningAt(task) });
         failed(span, outcome.errorType, { name: outcome.errorType, message: outcome.message });
         // Ended when the store took or refused this end (attemptWritten), as an attempt's own span.
-        const state: AttemptState = { span, context: trace.setSpan(parent, span), info: undefined, outcome };
+        const state: AttemptState = { span, parent, context: trace.setSpan(parent, span), info: undefined, outcome };
         if (!willRetry) state.condition = outcome.condition;
         attempts.set(task, state);
       } catch (error) {
@@ -468,7 +472,7 @@ export function createEngineHooks(core: TracingCore): EngineHooks {
         if (!tracer) return;
         const { span, parent } = startProcessSpan(tracer, task, { condition: task.condition ?? '' });
         if (task.status === 'Expired') failed(span, 'EventAgeExceeded');
-        keepFinal(task.taskId, trace.setSpan(parent, span));
+        keepFinal(task.taskId, parent, span);
         span.end();
       } catch (error) {
         core.sdkFault('span of a task that did not run', error);
