@@ -64,6 +64,25 @@ function instance(prefix: string, worker: boolean, ran: number[]): FcHandler {
 const spansOf = (kind: SpanKind, taskId: string): ReadableSpan[] =>
   sdk.exporter.getFinishedSpans().filter((s) => s.kind === kind && s.attributes['fc_async.task_id'] === taskId);
 
+/**
+ * Accepts `taskId` (a 60 s attempt) on an instance with no worker, in the caller's trace, and has a
+ * worker process start its attempt and die by SIGKILL; resolves once it exited, with the acceptor.
+ */
+async function acceptedThenKilled(prefix: string, cluster: Instances, taskId: string): Promise<FcHandler> {
+  const acceptor = instance(prefix, false, []);
+  await acceptor.engine?.whenReady();
+  const traceparent = `00-${CALLER_TRACE}-00f067aa0ba902b7-01`;
+  expect((await acceptor(asyncEvent(taskId, { ms: 60_000 }, { traceparent }))).statusCode).toBe(202);
+  const victim = await cluster.start(prefix, 'worker');
+  await until('the worker process to start the attempt', () =>
+    cluster.reported.some((r: Reported) => r.type === 'started' && r.taskId === taskId),
+  );
+  const exited = once(victim.child, 'exit');
+  victim.child.kill('SIGKILL');
+  await exited;
+  return acceptor;
+}
+
 describe('bullmq(): the trace of a task whose worker was killed mid-attempt and whose job another instance took', () => {
   it('SERVER -> PRODUCER -> an Interrupted CONSUMER for the cut attempt -> the next attempt’s CONSUMER', async () => {
     const prefix = uniquePrefix();
@@ -71,15 +90,7 @@ describe('bullmq(): the trace of a task whose worker was killed mid-attempt and 
     closers.push(() => cluster.close());
 
     // Accepted here (no worker), run by a worker process that is then killed mid-attempt.
-    const acceptor = instance(prefix, false, []);
-    await acceptor.engine?.whenReady();
-    const traceparent = `00-${CALLER_TRACE}-00f067aa0ba902b7-01`;
-    const accepted = await acceptor(asyncEvent('taken_over', { ms: 60_000 }, { traceparent }));
-    expect(accepted.statusCode).toBe(202);
-    const victim = await cluster.start(prefix, 'worker');
-    const started = () => cluster.reported.filter((r: Reported) => r.type === 'started' && r.taskId === 'taken_over');
-    await until('the worker process to start the attempt', () => started().length === 1);
-    victim.child.kill('SIGKILL');
+    await acceptedThenKilled(prefix, cluster, 'taken_over');
 
     // Another instance, in this process, takes the job once its lock lapsed.
     const ran: number[] = [];
@@ -132,17 +143,8 @@ describe('bullmq(): a task stopped after its worker was killed, its job taken by
     const prefix = uniquePrefix();
     const cluster = await Instances.open(inject('redisUrl'));
     closers.push(() => cluster.close());
-    const acceptor = instance(prefix, false, []);
-    await acceptor.engine?.whenReady();
-    const traceparent = `00-${CALLER_TRACE}-00f067aa0ba902b7-01`;
-    expect((await acceptor(asyncEvent('stop_taken', { ms: 60_000 }, { traceparent }))).statusCode).toBe(202);
-    const victim = await cluster.start(prefix, 'worker');
-    await until('the worker process to start the attempt', () =>
-      cluster.reported.some((r: Reported) => r.type === 'started' && r.taskId === 'stop_taken'),
-    );
-    const exited = once(victim.child, 'exit');
-    victim.child.kill('SIGKILL');
-    await exited; // dead before the stop: no attempt is left to hear it
+    // Dead before the stop: no attempt is left to hear it.
+    const acceptor = await acceptedThenKilled(prefix, cluster, 'stop_taken');
     expect((await acceptor.tasks.stop('stop_taken')).status).toBe('Stopping');
 
     const ran: number[] = [];

@@ -1759,16 +1759,7 @@ export class AsyncEngine {
     if (this.refusedStops.size > 0) this.refusedStops.delete(record.taskId);
     try {
       const condition = record.condition ?? '';
-      if (this.listeners.size > 0) {
-        this.emit({
-          type: 'finished',
-          taskId: record.taskId,
-          requestId: record.requestId,
-          status: record.status,
-          condition,
-          attempts: record.attempts,
-        });
-      }
+      if (this.listeners.size > 0) this.emitFinished(record);
       const side = condition === '' ? 'onSuccess' : 'onFailure';
       const targets = this.config.destinations[side];
       if (noTargets(targets)) {
@@ -1841,18 +1832,21 @@ export class AsyncEngine {
   private settledBare(record: TaskRecord): void {
     if (!this.firstEnd(record.taskId, record.requestId)) return;
     if (this.refusedStops.size > 0) this.refusedStops.delete(record.taskId);
-    if (this.listeners.size > 0) {
-      this.emit({
-        type: 'finished',
-        taskId: record.taskId,
-        requestId: record.requestId,
-        status: record.status,
-        condition: record.condition ?? '',
-        attempts: record.attempts,
-      });
-    }
+    if (this.listeners.size > 0) this.emitFinished(record);
     this.finishOne();
     this.lookIfParked();
+  }
+
+  /** Tells the engine's listeners that a task ended, once per task (the callers count it first). */
+  private emitFinished(record: TaskRecord): void {
+    this.emit({
+      type: 'finished',
+      taskId: record.taskId,
+      requestId: record.requestId,
+      status: record.status,
+      condition: record.condition ?? '',
+      attempts: record.attempts,
+    });
   }
 
   /** A delivery outside the queue's slots ended: its count and its bytes freed. */
