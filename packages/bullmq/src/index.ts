@@ -156,12 +156,18 @@ function reportErrors(redis: Redis, logger: Logger): void {
   );
 }
 
+/** ioredis 6's options for the wire protocol of ioredis 5 (which has neither). */
+const RESP2 = { protocol: 2, replyMapping: 'legacy' } as const;
+
 /**
  * A command fails after 20 reconnection attempts (Redis down) or `commandTimeout` ms without an
- * answer (Redis frozen behind an open socket) rather than waiting forever.
+ * answer (Redis frozen behind an open socket) rather than waiting forever. RESP2, whichever
+ * ioredis major is installed: ioredis 6 speaks RESP3 unless told otherwise (ioredis 5 ignores
+ * `protocol`), and the replies of BullMQ's scripts and ours are read in RESP2's shapes (a
+ * `replyMapping: 'resp3'` in `connection` would turn hashes into objects and scores into numbers).
  */
 function connect(connection: string | RedisOptions, commandTimeout: number): SharedConnection {
-  const common = { maxRetriesPerRequest: 20, commandTimeout };
+  const common = { maxRetriesPerRequest: 20, commandTimeout, ...RESP2 };
   return typeof connection === 'string'
     ? new SharedConnection(connection, common)
     : new SharedConnection({ ...connection, ...common });
@@ -176,7 +182,13 @@ class SharedConnection extends Redis {
 
   override duplicate(override?: Partial<RedisOptions>): Redis {
     // A blocking read waits as long as it asks to: no command timeout.
-    const copy = new Redis({ ...this.options, ...override, maxRetriesPerRequest: null, commandTimeout: undefined });
+    const copy = new Redis({
+      ...this.options,
+      ...override,
+      maxRetriesPerRequest: null,
+      commandTimeout: undefined,
+      ...RESP2,
+    });
     this.copies.add(copy);
     copy.once('end', () => this.copies.delete(copy));
     return copy;

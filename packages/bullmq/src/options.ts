@@ -19,7 +19,10 @@ import type { RedisOptions } from 'ioredis';
  * ```
  */
 export interface BullmqBackendOptions extends RetentionOptions {
-  /** Redis: a `redis://` or `rediss://` URL, or ioredis options. */
+  /**
+   * Redis: a `redis://` or `rediss://` URL, or ioredis (5 or 6) options; not a client, `bullmq()`
+   * opens its own connections. They speak RESP2 whatever `protocol` and `replyMapping` say.
+   */
   connection: string | RedisOptions;
   /** Prefix of every key (queue, records, stop channel): functions sharing a Redis need different ones. @default 'fc-async' */
   prefix?: string | undefined;
@@ -77,6 +80,13 @@ export function resolveBullmqOptions(options: unknown): ResolvedBullmqOptions {
       `Expected \`connection\` to be a redis:// or rediss:// URL or ioredis options, got \`${Array.isArray(connection) ? 'array' : maskUrl(String(connection))}\``,
     );
   }
+  if (typeof connection !== 'string' && !isPlainObject(connection)) {
+    // An ioredis client (or another class's instance): its options are on `.options`, not on it,
+    // so ioredis would connect to 127.0.0.1:6379, which may be another Redis. bullmq() opens its own.
+    throw new TypeError(
+      `Expected \`connection\` to be a redis:// or rediss:// URL or ioredis options, got an object made by a class (an ioredis client?): pass its URL or options, bullmq() opens its own connections`,
+    );
+  }
   // ioredis is handed the URL as written, its query included (read as connection options).
   if (isUrl) checkRedisUrl(connection, { name: 'connection' });
   const prefix = o.prefix ?? 'fc-async';
@@ -104,4 +114,9 @@ export function resolveBullmqOptions(options: unknown): ResolvedBullmqOptions {
     connectTimeoutMs: integerOption('connectTimeoutMs', o.connectTimeoutMs, 1, 10_000, MAX_TIMER_MS),
     commandTimeoutMs: integerOption('commandTimeoutMs', o.commandTimeoutMs, 1, 5_000, MAX_TIMER_MS),
   };
+}
+
+function isPlainObject(value: object): boolean {
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
 }

@@ -37,7 +37,7 @@ export class Pruner extends RetentionPruner {
         const oldest = await this.redis.zrange(
           this.keys.ended,
           ids.length,
-          ids.length + Math.min(excess, BATCH - ids.length) - 1,
+          String(ids.length + Math.min(excess, BATCH - ids.length) - 1),
         );
         ids = [...ids, ...oldest];
       }

@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { type BullmqBackendOptions, bullmq } from '../src/index.js';
 
@@ -26,6 +27,19 @@ describe('bullmq() options past a timer', () => {
     expect(() => bullmq({ connection: [] as never })).toThrow(
       new TypeError('Expected `connection` to be a redis:// or rediss:// URL or ioredis options, got `array`'),
     );
+  });
+
+  it('refuses an ioredis client as the connection rather than connect to 127.0.0.1:6379 in its place', () => {
+    // Its host and port are on `.options`: spread as options, they would be lost.
+    const client = new Redis({ host: '10.0.0.5', port: 6380, lazyConnect: true });
+    expect(() => bullmq({ connection: client as never })).toThrow(
+      new TypeError(
+        'Expected `connection` to be a redis:// or rediss:// URL or ioredis options, got an object made by a class (an ioredis client?): pass its URL or options, bullmq() opens its own connections',
+      ),
+    );
+    expect(client.status).toBe('wait');
+    // Options made without a prototype are options all the same.
+    expect(bullmq({ connection: Object.assign(Object.create(null), { port: 1 }) }).name).toBe('bullmq');
   });
 
   it('keeps the password of a mistyped connection URL out of its message', () => {

@@ -58,7 +58,7 @@ it('a stop published while the running instance is cut from Redis reaches it onc
   expect((await api(asyncEvent('long'))).statusCode).toBe(202);
   await until('the task Running', async () => (await api.tasks.get('long'))?.status === 'Running');
   // A network blip drops every subscriber; Redis keeps nothing published meanwhile.
-  await admin().client('KILL', 'TYPE', 'pubsub');
+  await admin().call('CLIENT', 'KILL', 'TYPE', 'pubsub');
   expect((await api.tasks.stop('long')).status).toBe('Stopping');
   await until('the attempt aborted', () => aborted.length === 1, 8000);
   expect(aborted).toEqual(['runner:0']);

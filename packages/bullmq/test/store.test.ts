@@ -204,7 +204,7 @@ describe('RedisTaskStore', () => {
     // a long-lived function would otherwise grow by every task it ever ran).
     const keys = keysOf(prefix);
     expect((await redis.keys(`${prefix}:*`)).sort()).toEqual([keys.byTime, keys.open, keys.task('t_kept')].sort());
-    expect(await redis.zrange(keys.byTime, 0, -1)).toEqual(['t_kept']);
+    expect(await redis.zrange(keys.byTime, 0, '-1')).toEqual(['t_kept']);
   });
 
   it('counts a compare-and-set that Redis applied as won when ioredis sends it again after a lost reply', async () => {
