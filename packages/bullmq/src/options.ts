@@ -20,7 +20,7 @@ import type { RedisOptions } from 'ioredis';
  */
 export interface BullmqBackendOptions extends RetentionOptions {
   /**
-   * Redis: a `redis://` or `rediss://` URL, or ioredis (5 or 6) options; not a client, `bullmq()`
+   * Redis: a `redis://` or `rediss://` URL, or ioredis options; not a client, `bullmq()`
    * opens its own connections. They speak RESP2 whatever `protocol` and `replyMapping` say.
    */
   connection: string | RedisOptions;
