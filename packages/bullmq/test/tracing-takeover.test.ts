@@ -35,7 +35,12 @@ afterEach(async () => {
 afterAll(() => sdk.uninstall());
 
 /** An instance in this process (its spans exported to `sdk`), with the fixture's lock and stalled check. */
-function instance(prefix: string, worker: boolean, ran: number[]): FcHandler {
+function instance(
+  prefix: string,
+  worker: boolean,
+  ran: number[],
+  onFailure?: (record: DestinationRecord) => void,
+): FcHandler {
   const handler = createFcHandler(
     (req, res) => {
       ran.push(getInvocation(req)?.attempt ?? -1);
@@ -55,6 +60,7 @@ function instance(prefix: string, worker: boolean, ran: number[]): FcHandler {
           stalledIntervalMs: 1000,
         }),
       },
+      ...(onFailure && { destinations: { onFailure } }),
     },
   );
   closers.push(() => handler.close({ timeoutMs: 1000 }));
@@ -149,23 +155,7 @@ describe('bullmq(): a task stopped after its worker was killed, its job taken by
 
     const ran: number[] = [];
     const failures: DestinationRecord[] = [];
-    const taker = createFcHandler(
-      (req, res) => {
-        ran.push(getInvocation(req)?.attempt ?? -1);
-        res.end('ok');
-      },
-      {
-        logger: silentLogger,
-        env: {},
-        async: {
-          mode: 'local',
-          backoff: { baseMs: 10, maxMs: 10 },
-          backend: bullmq({ connection: inject('redisUrl'), prefix, lockDurationMs: 2000, stalledIntervalMs: 1000 }),
-        },
-        destinations: { onFailure: (record) => void failures.push(record) },
-      },
-    );
-    closers.push(() => taker.close({ timeoutMs: 1000 }));
+    const taker = instance(prefix, true, ran, (record) => void failures.push(record));
     await until('the task to end Stopped', async () => (await taker.tasks.get('stop_taken'))?.status === 'Stopped');
     await until('its onFailure call', () => failures.length > 0);
     await taker.drain();
