@@ -8,13 +8,15 @@ import { Readable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   type AsyncBackend,
   type AsyncTaskStatus,
   createFcHandler,
   createFcRuntime,
+  type DestinationRecord,
   getInvocation,
+  httpDestination,
   listenFc,
   MemoryTaskStore,
   PQueueDriver,
@@ -254,3 +256,77 @@ describe('the signal of sync calls', () => {
     }
   });
 });
+
+/**
+ * The engine gives each destination call a signal of its own, but an app may call a destination
+ * itself (composing destinations, a retry loop of its own) with a signal that lives as long as the
+ * process: an HTTP post must leave nothing on it once done.
+ */
+describe('HTTP destination posts', () => {
+  it('leave nothing behind on the long-lived signal they are given', async () => {
+    const shutdown = new AbortController().signal;
+    let live = 0;
+    vi.stubGlobal('fetch', async (_url: string, init: RequestInit) => {
+      if (init.signal instanceof AbortSignal && !init.signal.aborted) live++;
+      return new Response(null, { status: 204 });
+    });
+    try {
+      const post = httpDestination('http://127.0.0.1:8080/hook', { timeoutMs: 60_000 });
+      const record = destinationRecord();
+      const posts = async (n: number) => {
+        for (let i = 0; i < n; i++) await post(record, { signal: shutdown, attempt: 1 });
+      };
+      await posts(1_000);
+      gc();
+      const before = process.memoryUsage().heapUsed;
+      await posts(20_000);
+      gc();
+      const perPost = (process.memoryUsage().heapUsed - before) / 20_000;
+      // AbortSignal.any([timeout, shutdown]) kept about 50 to 70 bytes a post on Node 20.
+      expect(perPost).toBeLessThan(16);
+      expect(live).toBe(21_000);
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
+
+  it("abort with the caller's signal, already aborted or aborted meanwhile", async () => {
+    vi.stubGlobal('fetch', (_url: string, init: RequestInit) => {
+      const signal = init.signal as AbortSignal;
+      return new Promise((_resolve, reject) => {
+        if (signal.aborted) reject(signal.reason);
+        signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+      });
+    });
+    try {
+      const post = httpDestination('http://127.0.0.1:8080/hook');
+      const aborted = new AbortController();
+      aborted.abort(new DOMException('gone', 'AbortError'));
+      await expect(post(destinationRecord(), { signal: aborted.signal, attempt: 1 })).rejects.toMatchObject({
+        code: 'DestinationAborted',
+        retryable: false,
+      });
+      const later = new AbortController();
+      const pending = post(destinationRecord(), { signal: later.signal, attempt: 1 });
+      later.abort(new DOMException('gone', 'AbortError'));
+      await expect(pending).rejects.toMatchObject({ code: 'DestinationAborted', retryable: false });
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
+});
+
+function destinationRecord(): DestinationRecord {
+  return {
+    timestamp: 1660120276975,
+    requestContext: {
+      requestId: '1-64f6d6e7-e01edb1cce58240ed59b59d9',
+      functionArn: 'acs:fc:cn-hangzhou:123:functions/transcode',
+      condition: '',
+      approximateInvokeCount: 1,
+    },
+    requestPayload: '{"bucket":"b"}',
+    responseContext: { statusCode: 200, functionError: '' },
+    responsePayload: 'done',
+  };
+}
