@@ -69,6 +69,16 @@ function unansweredInTime(error: unknown): boolean {
 const CACHE_SIZE = 10_000;
 
 /**
+ * A record read from Redis to be kept in the cache, its body copied out: ioredis hands a reply's
+ * bulk strings as views of the connection's read buffer, which holds every reply of one read (up
+ * to 64 KB in a burst), and a cached body would keep all of it alive, for as long as its task is
+ * cached (measured: a 100-byte body read among 1,000 others kept 10 to 64 KB).
+ */
+function decodeKept(r: Buffer, p: Buffer | null | undefined, b: Buffer | null | undefined): TaskRecord {
+  return decodeRecord(r.toString(), p?.toString(), b && Buffer.from(b));
+}
+
+/**
  * Task records in Redis, in the FC `AsyncTask` shape, seen alike by every instance. Writes
  * are compare-and-sets on a version (Lua), so that two instances racing on a task (a stop
  * and an attempt) cannot both win. Stop requests travel on a pub/sub channel.
@@ -290,7 +300,7 @@ export class RedisTaskStore implements TaskStore {
     }
     const v = vb.toString();
     const w = wb?.toString() ?? '';
-    const record = decodeRecord(r.toString(), p?.toString(), b);
+    const record = decodeKept(r, p, b);
     this.remember(taskId, v, w, record);
     return { v, w, record, cached: false };
   }
@@ -359,7 +369,7 @@ export class RedisTaskStore implements TaskStore {
         this.remember(taskId, written, token, next, open === '0');
         return next;
       }
-      current = { v, w, record: decodeRecord(r.toString(), p?.toString(), b), cached: false };
+      current = { v, w, record: decodeKept(r, p, b), cached: false };
       this.remember(taskId, v, w, current.record);
     }
     if (!current) return undefined;
