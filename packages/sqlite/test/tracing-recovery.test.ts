@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { createFcHandler, type Destination, type DestinationRecord, silentLogger } from '@fc-async/core';
+import { createFcHandler, type Destination, type DestinationRecord, getInvocation, silentLogger } from '@fc-async/core';
 import { asyncEvent } from '@fc-async/test-kit/fc-server';
 import { taskRecord as record } from '@fc-async/test-kit/task-store';
 import { installSdk } from '@fc-async/test-kit/tracing-sdk';
@@ -180,6 +180,79 @@ describe('sqlite(): newTracePerAttempt, a delivery owed when the process ended',
     const deliveries = sdk.exporter.getFinishedSpans().filter((s) => s.name === 'deliver onSuccess');
     expect(deliveries).toHaveLength(2);
     // The cut one and the one made again: each the child of the attempt's span, linked to the accept.
+    for (const span of deliveries) {
+      expect(span.spanContext().traceId).toBe(attempt?.spanContext().traceId);
+      expect(span.parentSpanContext?.spanId).toBe(attempt?.spanContext().spanId);
+      expect(span.links.map((l) => l.context.spanId)).toEqual([producer?.spanContext().spanId]);
+    }
+  });
+});
+
+describe('sqlite(): newTracePerAttempt, the delivery of a stopped task owed when the process ended', () => {
+  it('made again by the next process: in the trace of the attempt the stop ended, as the first one is', async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const path = join(dir, 'tasks.db');
+    const options = (onFailure: Destination) => ({
+      logger: silentLogger,
+      env: {},
+      tracing: { newTracePerAttempt: true },
+      async: { mode: 'local' as const, backend: sqlite(path), stopGraceMs: 100 },
+      destinations: { onFailure },
+    });
+    let running!: () => void;
+    const runningOnce = new Promise<void>((resolve) => {
+      running = resolve;
+    });
+    let called!: () => void;
+    const calledOnce = new Promise<void>((resolve) => {
+      called = resolve;
+    });
+    // The app ends its attempt on its abort (the stop); the destination answers only its own abort,
+    // so close() cuts the delivery short and it is owed.
+    const first = createFcHandler(
+      (req, res) => {
+        const signal = getInvocation(req)?.signal;
+        running();
+        signal?.addEventListener('abort', () => res.destroy(signal.reason as Error));
+      },
+      options(
+        Object.assign(
+          (_record: unknown, ctx?: { signal: AbortSignal }) => {
+            called();
+            return new Promise<void>((_, reject) =>
+              ctx?.signal.addEventListener('abort', () => reject(ctx.signal.reason)),
+            );
+          },
+          { maxRetries: 0 },
+        ),
+      ),
+    );
+    const traceparent = `00-${TRACE}-${PRODUCER}-01`;
+    const accepted = await first(asyncEvent('stopped-owed', {}, { traceparent }));
+    expect(accepted.statusCode).toBe(202);
+    await runningOnce;
+    await first.tasks.stop('stopped-owed');
+    await calledOnce;
+    await first.close({ timeoutMs: 50 });
+
+    const delivered: DestinationRecord[] = [];
+    const next = createFcHandler(
+      (_req, res) => res.end('ok'),
+      options((r) => void delivered.push(r)),
+    );
+    cleanups.push(() => next.close({ timeoutMs: 100 }));
+    await next.engine?.whenReady();
+    await next.drain();
+    expect(delivered.map((r) => r.requestContext.condition)).toEqual(['Stopped']);
+
+    const producer = sdk.exporter.getFinishedSpans().find((s) => s.kind === SpanKind.PRODUCER);
+    const [attempt, ...more] = consumers('stopped-owed');
+    expect(more).toEqual([]);
+    expect(attempt?.attributes['fc_async.condition']).toBe('Stopped');
+    const deliveries = sdk.exporter.getFinishedSpans().filter((s) => s.name === 'deliver onFailure');
+    expect(deliveries).toHaveLength(2);
+    // The cut one and the one made again: each the child of the stopped attempt's span, linked to the accept.
     for (const span of deliveries) {
       expect(span.spanContext().traceId).toBe(attempt?.spanContext().traceId);
       expect(span.parentSpanContext?.spanId).toBe(attempt?.spanContext().spanId);

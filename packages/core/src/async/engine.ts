@@ -1635,13 +1635,11 @@ export class AsyncEngine {
   }
 
   /**
-   * The fields of a terminal transition; `deliveryPending` when a destination is to be called.
-   * Written out rather than spread: V8 builds `{ ...a, more }` on a slow path.
-   */
-  /**
-   * The fields a task ends with. `attempt`: how the attempt it ends with went, when it ran: with a
-   * delivery pending, its status (and a failure's error type) are kept for a record sent again
-   * after a crash, which has no response of its own.
+   * The fields a task ends with; `deliveryPending` when a destination is to be called. `attempt`:
+   * how the attempt it ends with went, when it ran: with a delivery pending, its status (and a
+   * failure's error type) are kept for a record sent again after a crash, which has no response of
+   * its own, and its span's trace context (`deliveryTraceContext`, from the tracing hooks). Written
+   * out rather than spread: V8 builds `{ ...a, more }` on a slow path.
    */
   private endPatch(
     record: TaskHead,
@@ -1691,7 +1689,9 @@ export class AsyncEngine {
     const stopped = await this.store.transition(record.taskId, 'Stopped', {
       from: ['Running', 'Stopping', 'Dequeued'],
       attempts,
-      patch: this.endPatch(record, 'Stopped', 'The task was stopped'),
+      // The attempt the stop ended, when it told so: its span's trace context is kept for a delivery
+      // made again after a crash (see `EngineHooks.deliveryContext`), as a success's or failure's is.
+      patch: this.endPatch(record, 'Stopped', 'The task was stopped', undefined, toldStopped ? outcome : undefined),
     });
     // The attempt's end is taken only when it was the stop; another outcome gave way to it.
     written?.(Boolean(stopped) && toldStopped);
