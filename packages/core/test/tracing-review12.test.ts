@@ -291,6 +291,21 @@ describe("a runtime's function error answer is recorded like a throw", () => {
     }
   });
 
+  it("a long message cut keeps the error's code as the exception event's type, as a short one does", async () => {
+    // A driver's error (mysql2's ER_PARSE_ERROR quotes the statement): the SDK types the exception by its code.
+    const handler = createFcHandler(
+      (req) => {
+        const length = req.url === '/long' ? 20_000 : 10;
+        throw Object.assign(new Error('q'.repeat(length)), { code: 'ER_PARSE_ERROR' });
+      },
+      { env: {}, logger: memoryLogger() },
+    );
+    await handler(event({ path: '/short' }), context);
+    await handler(event({ path: '/long' }), context);
+    const types = sdk.spans().map((s) => s.events.map((e) => e.attributes?.['exception.type']));
+    expect(types).toEqual([['ER_PARSE_ERROR'], ['ER_PARSE_ERROR']]);
+  });
+
   it('a long thrown string is cut at 4,096 characters on the SERVER span', async () => {
     const handler = createFcHandler(
       () => {

@@ -81,7 +81,7 @@ export function takeColdStart(): boolean {
 /**
  * The exception a span records: the error itself, or a copy with its name and message cut at
  * `ERROR_TEXT_CAP` (see `cutErrorText`) when either is longer, the stack's first line (which repeats
- * them) cut alike; a plain one for a non-Error throw, a thrown string cut the same way.
+ * them) cut alike, its `code` kept; a plain one for a non-Error throw, a thrown string cut the same way.
  */
 export function asException(error: unknown): Exception {
   if (!(error instanceof Error)) return new Error(typeof error === 'string' ? cutErrorText(error) : `non-error thrown`);
@@ -90,9 +90,29 @@ export function asException(error: unknown): Exception {
     const message = String(error.message);
     if (name.length <= ERROR_TEXT_CAP && message.length <= ERROR_TEXT_CAP) return error;
     const cut = cutErrorText(message);
-    return { name, message: cut, stack: cutStack(error.stack, error.name, message, `${name}: ${cut}`) };
+    const copy: Exception = {
+      name,
+      message: cut,
+      stack: cutStack(error.stack, error.name, message, `${name}: ${cut}`),
+    };
+    // The SDK types the exception event by its code when there is one (a driver's `ER_PARSE_ERROR`):
+    // kept, so that a long message does not change the type of the same error.
+    const code = codeOf(error);
+    if (code !== undefined) copy.code = code;
+    return copy;
   } catch {
     return { name, message: 'The error could not be read' };
+  }
+}
+
+/** An error's `code`, a number or a string (cut as a name is), as the exception event's type takes it. */
+function codeOf(error: Error): string | number | undefined {
+  try {
+    const code: unknown = (error as { code?: unknown }).code;
+    if (typeof code === 'number') return code;
+    return typeof code === 'string' ? cutErrorText(code) : undefined;
+  } catch {
+    return undefined;
   }
 }
 
