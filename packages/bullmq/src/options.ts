@@ -116,7 +116,13 @@ export function resolveBullmqOptions(options: unknown): ResolvedBullmqOptions {
   };
 }
 
+/**
+ * Options made as a literal, by `JSON.parse`, `structuredClone` or `Object.create(null)`: no
+ * prototype, or one that has none, as `Object.prototype` has (another realm's too, a config run in
+ * a vm context). A class's instance (an ioredis client) has its class's, and an object whose options
+ * sit on its prototype would lose them when spread.
+ */
 function isPlainObject(value: object): boolean {
   const proto = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
+  return proto === null || Object.getPrototypeOf(proto) === null;
 }

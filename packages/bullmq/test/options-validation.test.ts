@@ -1,3 +1,4 @@
+import { runInNewContext } from 'node:vm';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { type BullmqBackendOptions, bullmq } from '../src/index.js';
@@ -40,6 +41,28 @@ describe('bullmq() options past a timer', () => {
     expect(client.status).toBe('wait');
     // Options made without a prototype are options all the same.
     expect(bullmq({ connection: Object.assign(Object.create(null), { port: 1 }) }).name).toBe('bullmq');
+  });
+
+  it('takes plain ioredis options however they were made', () => {
+    const made = {
+      literal: { host: '10.0.0.5', port: 6380 },
+      'JSON.parse': JSON.parse('{"host":"10.0.0.5","port":6380}'),
+      structuredClone: structuredClone({ host: '10.0.0.5', port: 6380 }),
+      frozen: Object.freeze({ host: '10.0.0.5', port: 6380 }),
+      'with a getter': {
+        get host() {
+          return '10.0.0.5';
+        },
+        port: 6380,
+      },
+      // Another realm's Object (a config file run in a vm context): options all the same.
+      'another realm': runInNewContext('({ host: "10.0.0.5", port: 6380 })'),
+    };
+    for (const [how, connection] of Object.entries(made)) {
+      expect([how, bullmq({ connection }).name]).toEqual([how, 'bullmq']);
+    }
+    // An object whose options come from its prototype: a spread would lose them, as a client's.
+    expect(() => bullmq({ connection: Object.create({ host: '10.0.0.5', port: 6380 }) })).toThrow(/made by a class/);
   });
 
   it('keeps the password of a mistyped connection URL out of its message', () => {
