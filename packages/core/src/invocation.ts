@@ -497,4 +497,18 @@ class InvocationRecord implements Invocation {
     this.#signal ??= new AbortController().signal;
     return this.#signal;
   }
+
+  /** The signal given, or made by a read: not one made here. */
+  static signalIfAny(record: InvocationRecord): AbortSignal | undefined {
+    return record.#signal;
+  }
+}
+
+/**
+ * `invocation`'s signal if it has one already: the one given (a deadline's, a custom runtime's
+ * async call's) or one a read made, which never aborts. For fc-async's own checks, so that they
+ * do not make a signal no one aborts: on Node 20 an `AbortSignal` costs about 10 µs to make.
+ */
+export function existingSignal(invocation: Invocation): AbortSignal | undefined {
+  return invocation instanceof InvocationRecord ? InvocationRecord.signalIfAny(invocation) : invocation.signal;
 }

@@ -4,7 +4,7 @@ import { deliverRecord } from '../destinations/deliver.js';
 import { DestinationError } from '../destinations/types.js';
 import { FcAsyncError } from '../errors.js';
 import type { DestinationCondition } from '../fc-types.js';
-import type { Invocation } from '../invocation.js';
+import { existingSignal, type Invocation } from '../invocation.js';
 import type { Logger } from '../logger.js';
 import type { FcRequest } from '../request.js';
 import { answerAsSent, type BridgeResponse } from '../response.js';
@@ -41,8 +41,9 @@ export function fcEndedInvocation(): FcAsyncError {
 }
 
 /** Whether FC ended `invocation` (closed its request) before its answer: see {@link fcEndedInvocation}. */
-export function endedByFcBeforeAnswer(invocation: { signal: AbortSignal }): boolean {
-  return invocation.signal.aborted && endedByFc.has(invocation.signal.reason as object);
+export function endedByFcBeforeAnswer(invocation: Invocation): boolean {
+  const signal = existingSignal(invocation);
+  return signal?.aborted === true && endedByFc.has(signal.reason as object);
 }
 
 /**
@@ -255,7 +256,9 @@ export class PlatformAsync {
     pending: Promise<BridgeResponse>,
     invocation: Invocation,
   ): Promise<BridgeResponse | typeof GAVE_UP> {
-    const { signal } = invocation;
+    const signal = existingSignal(invocation);
+    // No signal given: nothing can end the call before its answer (FC 3.0's handler, FC 2.0's).
+    if (signal === undefined) return pending;
     return new Promise((resolve, reject) => {
       let grace: NodeJS.Timeout | undefined;
       const wait = () => {
