@@ -13,7 +13,7 @@ import {
 } from '../src/index.js';
 import { onAbort } from '../src/on-abort.js';
 import type { BridgeResponse } from '../src/response.js';
-import { asyncEvent, context, memoryLogger, ok, tick, until } from './helpers.js';
+import { asyncEvent, context, deferred, memoryLogger, ok, tick, until } from './helpers.js';
 
 // Edges of the engine found by reading it line by line (session 16): a user's isFailure that
 // throws, a stop landing in the turn an answer settles, a shutdown of a durable backend while an
@@ -129,6 +129,51 @@ describe('close() of a durable backend while an app ignores its abort', () => {
     await until('deaf2 to run', () => store.get('deaf2')?.status === 'Running');
     await handler.close({ timeoutMs: 10 });
     expect([store.get('deaf2')?.status, store.get('deaf2')?.alreadyRetriedTimes ?? 0]).toEqual(['Retrying', 0]);
+  });
+});
+
+describe('close() of a durable backend while a stopped attempt is still writing its end', () => {
+  it("calls the stop's onFailure before close resolves, though the write outlasted the close's grace", async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const written = deferred();
+    const writing = deferred();
+    /** A store whose write of Stopped waits for the test, as a slow Redis does. */
+    class SlowStop extends MemoryTaskStore {
+      override transition(...args: Parameters<MemoryTaskStore['transition']>) {
+        if (args[1] !== 'Stopped') return super.transition(...args);
+        writing.resolve();
+        return written.promise.then(() => super.transition(...args)) as never;
+      }
+    }
+    const store = new SlowStop();
+    const failures: unknown[] = [];
+    const started = deferred();
+    const handler = createFcHandler(
+      () => {
+        started.resolve();
+        return new Promise(() => {}); // ignores its abort
+      },
+      {
+        logger: memoryLogger(),
+        env: {},
+        async: { mode: 'local', timeoutSeconds: 600, stopGraceMs: 50, backend: backendOn('durable', store, true) },
+        destinations: { onFailure: (record) => void failures.push(record) },
+      },
+    );
+    await handler(asyncEvent({ taskId: 'late' }), context);
+    await started.promise;
+    expect((await handler.tasks.stop('late')).status).toBe('Stopping');
+    const closing = handler.close({ timeoutMs: 0 });
+    // The stop's grace (50 ms) runs out: the attempt ends Stopped, its write held.
+    await vi.advanceTimersByTimeAsync(50);
+    await writing.promise;
+    // The close's own grace for it (100 ms) runs out while the write is still under way.
+    await vi.advanceTimersByTimeAsync(100);
+    written.resolve();
+    await vi.advanceTimersByTimeAsync(3000);
+    await closing;
+    expect([store.get('late')?.status, store.get('late')?.deliveryPending]).toEqual(['Stopped', undefined]);
+    expect(failures).toHaveLength(1);
   });
 });
 

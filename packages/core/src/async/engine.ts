@@ -312,6 +312,8 @@ export class AsyncEngine {
   private readonly inFlight = new Set<Promise<JobResult>>();
   /** Destination calls under way: close() gives them a moment before it cuts them (see close). */
   private deliveriesUnderWay = 0;
+  /** Attempts over whose end is being recorded (and, with a shared queue, delivered): see close. */
+  private endsUnderWay = 0;
   /** The same, by task id and side: what a process quitting now leaves undelivered (see owedDeliveries). */
   private readonly delivering = new Map<string, 'onSuccess' | 'onFailure'>();
   /** Resolved when no destination call is under way (some run outside `inFlight`: a stop's, a recovery's). */
@@ -812,9 +814,12 @@ export class AsyncEngine {
         // A delivery under way (a task that ended just before the deadline) or one an attempt started
         // as it ended (a task stopped meanwhile goes to onFailure) gets a moment to finish: cut short,
         // it would be made again at the next start to a destination that may well have taken the
-        // record already.
+        // record already. So does an attempt's end still being written: an app that settled, or a
+        // stop whose grace ran out, as the grace above ran out delivers once that write is back (a
+        // shared queue's job cut then would wait for its lock to expire before another instance
+        // delivered it). A claim still under way is not waited for: its attempt never ran.
         const started = [...this.inFlight].some((job) => !ending.has(job));
-        if (started || this.deliveriesUnderWay > 0) {
+        if (started || this.deliveriesUnderWay > 0 || this.endsUnderWay > 0) {
           // The deliveries themselves too: a stop's or a recovery's runs outside any job.
           await within(Promise.allSettled([...this.inFlight, this.deliveriesDone()]), lastDeliveriesMs);
         }
@@ -1222,12 +1227,14 @@ export class AsyncEngine {
     const recorded = this.attemptTeller(record, attempt, outcome, () => Date.now() - started);
     const written = this.writtenTeller(record, attempt);
     let ended: Awaited<ReturnType<typeof this.afterAttempt>>;
+    this.endsUnderWay++;
     try {
       ended = await this.afterAttempt(record, attempt, outcome, running, RAN, recorded, written);
     } catch (error) {
       this.keepUnwrittenEnd(taskId, attempt, outcome, running, Date.now() - started);
       throw error;
     } finally {
+      this.endsUnderWay--;
       // A write that threw: its end is kept (see keepUnwrittenEnd) and recorded as it ended later.
       written?.(true);
     }
