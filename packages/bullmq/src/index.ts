@@ -41,7 +41,10 @@ export function bullmq(options: BullmqBackendOptions): AsyncBackend {
     startTimeoutMs: Math.min(resolved.connectTimeoutMs + 4 * resolved.commandTimeoutMs, MAX_TIMER_MS),
     async create({ concurrency, logger }) {
       const redis = connect(resolved.connection, resolved.commandTimeoutMs);
-      const subscriber = connect(resolved.connection, resolved.commandTimeoutMs);
+      // The store resubscribes after each reconnection itself, handling a refusal; ioredis's own
+      // resubscribe does not, and a SUBSCRIBE refused then (closed again, timed out, an ACL) was
+      // an unhandled rejection, which ends the process by default.
+      const subscriber = connect(resolved.connection, resolved.commandTimeoutMs, { autoResubscribe: false });
       reportErrors(redis, logger);
       reportErrors(subscriber, logger);
       try {
@@ -166,8 +169,12 @@ const RESP2 = { protocol: 2, replyMapping: 'legacy' } as const;
  * `protocol`), and the replies of BullMQ's scripts and ours are read in RESP2's shapes (a
  * `replyMapping: 'resp3'` in `connection` would turn hashes into objects and scores into numbers).
  */
-function connect(connection: string | RedisOptions, commandTimeout: number): SharedConnection {
-  const common = { maxRetriesPerRequest: 20, commandTimeout, ...RESP2 };
+function connect(
+  connection: string | RedisOptions,
+  commandTimeout: number,
+  extra?: Partial<RedisOptions>,
+): SharedConnection {
+  const common = { maxRetriesPerRequest: 20, commandTimeout, ...RESP2, ...extra };
   return typeof connection === 'string'
     ? new SharedConnection(connection, common)
     : new SharedConnection({ ...connection, ...common });

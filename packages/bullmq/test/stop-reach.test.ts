@@ -82,3 +82,45 @@ it('a stop asked on an instance running an outdated attempt reaches the instance
   await until('both attempts aborted', () => aborted.length === 2, 5000);
   expect(aborted.sort()).toEqual(['one:0', 'two:1']);
 });
+
+it('a resubscribe Redis refuses after a reconnection is no unhandled rejection, and the next one brings stops back', async () => {
+  // ioredis resubscribes a subscriber by itself after a reconnection, without handling a failure
+  // of that SUBSCRIBE (a connection closed again, a command timeout, an ACL): an unhandled
+  // rejection, which ends a Node process by default. The store resubscribes itself, handled.
+  const user = `fcsub${Math.random().toString(36).slice(2, 8)}`;
+  const redis = admin();
+  await redis.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', '&*', '+@all');
+  closers.push(() => redis.call('ACL', 'DELUSER', user));
+  const url = new URL(inject('redisUrl'));
+  url.username = user;
+  url.password = 'pw';
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  closers.push(async () => process.off('unhandledRejection', onUnhandled));
+  const prefix = uniquePrefix();
+  const ran: string[] = [];
+  const aborted: string[] = [];
+  instance(waitingApp('runner', ran, aborted), { prefix, connection: url.href });
+  const api = instance((_req, res) => res.end(), { prefix, worker: false });
+  expect((await api(asyncEvent('blip'))).statusCode).toBe(202);
+  await until('the task Running', async () => (await api.tasks.get('blip'))?.status === 'Running');
+
+  await redis.call('ACL', 'LOG', 'RESET');
+  await redis.call('ACL', 'SETUSER', user, '-subscribe');
+  await redis.call('CLIENT', 'KILL', 'USER', user);
+  const refusedSubscribes = async () => {
+    const log = (await redis.call('ACL', 'LOG')) as unknown[][];
+    return log.filter((entry) => entry.includes(user) && entry.includes('subscribe')).length;
+  };
+  // Both resubscribes (ioredis's, if it makes one, and the store's) refused.
+  await until('a resubscribe refused', async () => (await refusedSubscribes()) > 0);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  expect(unhandled).toEqual([]);
+
+  await redis.call('ACL', 'SETUSER', user, '+subscribe');
+  await redis.call('CLIENT', 'KILL', 'USER', user);
+  expect((await api.tasks.stop('blip')).status).toBe('Stopping');
+  await until('the attempt aborted', () => aborted.length === 1, 8000);
+  expect(unhandled).toEqual([]);
+});
