@@ -116,6 +116,35 @@ async function expectStoppedOnce(api: FcHandler, taskId: string, s: Seen): Promi
   return task;
 }
 
+/** A accepting (no worker); B running `stubborn`, whose app ignores its abort; C, a third worker, ready. */
+async function stubbornOnB() {
+  const prefix = uniquePrefix();
+  const s = seen();
+  const held = new Map<string, () => Promise<void>>();
+  const api = instance('A', prefix, false, s, held);
+  const b = instance('B', prefix, true, s, held);
+  expect((await api(asyncEvent('stubborn'))).statusCode).toBe(202);
+  await until('B running it', () => held.has('stubborn'));
+  const c = instance('C', prefix, true, s, held);
+  await c.engine?.whenReady();
+  return { prefix, s, held, api, b };
+}
+
+/** C takes new work and never got the stopped task, whose held attempt's late answer changes nothing. */
+async function onlyNextRunsOnC(
+  api: FcHandler,
+  task: AsyncTask | undefined,
+  s: Seen,
+  held: Map<string, () => Promise<void>>,
+): Promise<void> {
+  expect((await api(asyncEvent('next'))).statusCode).toBe(202);
+  await until('next to succeed', async () => (await api.tasks.get('next'))?.status === 'Succeeded');
+  await held.get('stubborn')?.();
+  expect(await api.tasks.get('stubborn')).toEqual(task);
+  expect(s.ran).toEqual(['B:stubborn:0', 'C:next:0']);
+  expect(s.failures).toHaveLength(1);
+}
+
 it('a stop sent to the accepting instance ends an ignored attempt on the worker: Stopped once, never run again', async () => {
   const prefix = uniquePrefix();
   const s = seen();
@@ -150,15 +179,7 @@ it('a stop sent to the accepting instance ends an ignored attempt on the worker:
 });
 
 it('the worker closed while its ignored attempt is being stopped: Stopped once, not handed to another instance', async () => {
-  const prefix = uniquePrefix();
-  const s = seen();
-  const held = new Map<string, () => Promise<void>>();
-  const api = instance('A', prefix, false, s, held);
-  const b = instance('B', prefix, true, s, held);
-  expect((await api(asyncEvent('stubborn'))).statusCode).toBe(202);
-  await until('B running it', () => held.has('stubborn'));
-  const c = instance('C', prefix, true, s, held);
-  await c.engine?.whenReady();
+  const { prefix, s, held, api, b } = await stubbornOnB();
 
   expect((await api.tasks.stop('stubborn')).status).toBe('Stopping');
   await b.close({ timeoutMs: 0 });
@@ -170,24 +191,11 @@ it('the worker closed while its ignored attempt is being stopped: Stopped once, 
   expect(await bullQueue(prefix, closers).getJob('stubborn')).toBeUndefined();
 
   // C takes new work, and never got the stopped task.
-  expect((await api(asyncEvent('next'))).statusCode).toBe(202);
-  await until('next to succeed', async () => (await api.tasks.get('next'))?.status === 'Succeeded');
-  await held.get('stubborn')?.();
-  expect(await api.tasks.get('stubborn')).toEqual(task);
-  expect(s.ran).toEqual(['B:stubborn:0', 'C:next:0']);
-  expect(s.failures).toHaveLength(1);
+  await onlyNextRunsOnC(api, task, s, held);
 });
 
 it('the worker closing past its deadline, then stopped from the other instance: Stopped once, never run again', async () => {
-  const prefix = uniquePrefix();
-  const s = seen();
-  const held = new Map<string, () => Promise<void>>();
-  const api = instance('A', prefix, false, s, held);
-  const b = instance('B', prefix, true, s, held);
-  expect((await api(asyncEvent('stubborn'))).statusCode).toBe(202);
-  await until('B running it', () => held.has('stubborn'));
-  const c = instance('C', prefix, true, s, held);
-  await c.engine?.whenReady();
+  const { prefix, s, held, api, b } = await stubbornOnB();
 
   // B's close aborts the attempt (ShuttingDown) at once; the app ignores it; the stop comes during the grace.
   const closing = b.close({ timeoutMs: 0 });
@@ -197,12 +205,7 @@ it('the worker closing past its deadline, then stopped from the other instance: 
   expect(statuses(task)).toEqual(['Enqueued', 'Dequeued', 'Running', 'Stopping', 'Stopped']);
   expect(await bullQueue(prefix, closers).getJob('stubborn')).toBeUndefined();
 
-  expect((await api(asyncEvent('next'))).statusCode).toBe(202);
-  await until('next to succeed', async () => (await api.tasks.get('next'))?.status === 'Succeeded');
-  await held.get('stubborn')?.();
-  expect(await api.tasks.get('stubborn')).toEqual(task);
-  expect(s.ran).toEqual(['B:stubborn:0', 'C:next:0']);
-  expect(s.failures).toHaveLength(1);
+  await onlyNextRunsOnC(api, task, s, held);
 });
 
 it('an ignored attempt that answers within its grace: Stopped as it answers, its answer not kept nor delivered', async () => {
@@ -223,15 +226,7 @@ it('an ignored attempt that answers within its grace: Stopped as it answers, its
 });
 
 it('the worker closed, its ignored attempt given up, then stopped: Stopped at once, the held-back job never run', async () => {
-  const prefix = uniquePrefix();
-  const s = seen();
-  const held = new Map<string, () => Promise<void>>();
-  const api = instance('A', prefix, false, s, held);
-  const b = instance('B', prefix, true, s, held);
-  expect((await api(asyncEvent('stubborn'))).statusCode).toBe(202);
-  await until('B running it', () => held.has('stubborn'));
-  const c = instance('C', prefix, true, s, held);
-  await c.engine?.whenReady();
+  const { prefix, s, held, api, b } = await stubbornOnB();
   // Given up past the grace: the task waits, Retrying, for a lock's length before another instance may run it.
   await b.close({ timeoutMs: 0 });
   expect((await api.tasks.get('stubborn'))?.status).toBe('Retrying');
@@ -240,12 +235,7 @@ it('the worker closed, its ignored attempt given up, then stopped: Stopped at on
   expect(statuses(task)).toEqual(['Enqueued', 'Dequeued', 'Running', 'Retrying', 'Stopped']);
   expect(await bullQueue(prefix, closers).getJob('stubborn')).toBeUndefined();
 
-  expect((await api(asyncEvent('next'))).statusCode).toBe(202);
-  await until('next to succeed', async () => (await api.tasks.get('next'))?.status === 'Succeeded');
-  await held.get('stubborn')?.();
-  expect(await api.tasks.get('stubborn')).toEqual(task);
-  expect(s.ran).toEqual(['B:stubborn:0', 'C:next:0']);
-  expect(s.failures).toHaveLength(1);
+  await onlyNextRunsOnC(api, task, s, held);
 });
 
 it('a task stopped while Enqueued is never run by a worker that starts after', async () => {

@@ -125,19 +125,26 @@ describe('sqlite(): the trace of a task whose process was killed mid-attempt', (
   });
 });
 
+/**
+ * A handler's options on the task file at `path` with a new trace per attempt, and a small grace
+ * for a delivery close() cuts (stopGraceMs, 10 s by default): the record is owed all the same.
+ */
+function perAttemptOn(path: string, destinations: { onSuccess?: Destination; onFailure?: Destination }) {
+  return {
+    logger: silentLogger,
+    env: {},
+    tracing: { newTracePerAttempt: true },
+    async: { mode: 'local' as const, backend: sqlite(path), stopGraceMs: 100 },
+    destinations,
+  };
+}
+
 describe('sqlite(): newTracePerAttempt, a delivery owed when the process ended', () => {
   it('made again by the next process: in the trace of the attempt whose outcome it delivers, as a first one is', async () => {
     const { dir, cleanup } = tempDir();
     cleanups.push(cleanup);
     const path = join(dir, 'tasks.db');
-    const options = (onSuccess: Destination) => ({
-      logger: silentLogger,
-      env: {},
-      tracing: { newTracePerAttempt: true },
-      // A small grace for the cut delivery (stopGraceMs, 10 s by default): the record is owed all the same.
-      async: { mode: 'local' as const, backend: sqlite(path), stopGraceMs: 100 },
-      destinations: { onSuccess },
-    });
+    const options = (onSuccess: Destination) => perAttemptOn(path, { onSuccess });
     let called!: () => void;
     const calledOnce = new Promise<void>((resolve) => {
       called = resolve;
@@ -193,13 +200,7 @@ describe('sqlite(): newTracePerAttempt, the delivery of a stopped task owed when
     const { dir, cleanup } = tempDir();
     cleanups.push(cleanup);
     const path = join(dir, 'tasks.db');
-    const options = (onFailure: Destination) => ({
-      logger: silentLogger,
-      env: {},
-      tracing: { newTracePerAttempt: true },
-      async: { mode: 'local' as const, backend: sqlite(path), stopGraceMs: 100 },
-      destinations: { onFailure },
-    });
+    const options = (onFailure: Destination) => perAttemptOn(path, { onFailure });
     let running!: () => void;
     const runningOnce = new Promise<void>((resolve) => {
       running = resolve;
