@@ -50,6 +50,8 @@ export function openDatabase(path: string, options: ResolvedSqliteOptions): Data
   try {
     db = new Database(file, { timeout: options.openTimeoutMs });
   } catch (error) {
+    const native = nativeModuleProblem(error);
+    if (native) throw unavailable(file, native, error);
     throw unavailable(file, `${(error as Error).message} (${codeOf(error)})${whyNotOpened(file)}`, error);
   }
   try {
@@ -106,6 +108,37 @@ export function whyNotOpened(file: string): string {
     }
   }
   return '';
+}
+
+/**
+ * What to do when better-sqlite3's native module cannot be loaded (it is loaded at the first open),
+ * or undefined for any other error. Its own words list a dozen paths it tried, or the loader's
+ * `NODE_MODULE_VERSION` numbers, and say nothing of the usual causes: an install that skipped the
+ * package's install script (npm 12 runs a dependency's install script only when package.json's
+ * `allowScripts` approves it), or a `node_modules` built under another Node.js or platform.
+ */
+export function nativeModuleProblem(error: unknown): string | undefined {
+  const message = error instanceof Error ? error.message : '';
+  if (message.startsWith('Could not locate the bindings file')) {
+    return (
+      "better-sqlite3's native module is not built: its install script did not run (npm 12 runs a " +
+      "dependency's install script only when package.json's allowScripts approves it). Run " +
+      '`npm install-scripts approve better-sqlite3` (npm 11.16 or later), then `npm rebuild better-sqlite3`'
+    );
+  }
+  if (codeOf(error) === 'ERR_DLOPEN_FAILED' || message.includes('NODE_MODULE_VERSION')) {
+    return (
+      "better-sqlite3's native module cannot be loaded by this Node.js " +
+      `(${process.version}, ${process.platform}-${process.arch}): it was built for another Node.js version or ` +
+      `platform. Run \`npm rebuild better-sqlite3\` with the Node.js that runs the app (${firstLine(message)})`
+    );
+  }
+  return undefined;
+}
+
+function firstLine(text: string): string {
+  const line = text.split('\n', 1)[0] ?? '';
+  return line.length > 300 ? `${line.slice(0, 300)}…` : line;
 }
 
 /**
