@@ -60,6 +60,13 @@ export function checkFunction(file: string, dir: string, where: string, raw: Raw
       "is missing: the fc3 component names the code folder `code` (`codeUri` is FC 2.0's `fc` component)",
     );
   }
+  if (raw.code === undefined && fc2 && raw.props?.code !== undefined) {
+    // FC 3.0's key in an fc function: the component names it `codeUri`, and would deploy no code.
+    throw fail(
+      codeKey,
+      "is missing: the fc component names the code folder `codeUri` (`code` is FC 3.0's `fc3` component)",
+    );
+  }
   if (typeof codeDir !== 'string' || codeDir === '') {
     throw fail(codeKey, 'must be the path of the code folder (OSS code cannot run locally)');
   }

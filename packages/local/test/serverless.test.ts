@@ -117,6 +117,11 @@ describe('loadServerlessConfig: malformed files', () => {
       /code is missing: the fc3 component names the code folder `code` \(`codeUri` is FC 2\.0's `fc` component\)$/,
     ],
     [
+      "FC 3.0's code in an fc function: the key the fc component names it is said, not OSS code",
+      'edition: 1.0.0\nservices:\n  f:\n    component: fc\n    props:\n      service:\n        name: s\n      function:\n        name: f\n        runtime: nodejs18\n        code: ./\n        handler: index.handler\n',
+      /services\.f\.props\.function\.codeUri is missing: the fc component names the code folder `codeUri` \(`code` is FC 3\.0's `fc3` component\)$/,
+    ],
+    [
       'OSS code',
       fc3('').replace('code: ./', 'code:\n        ossBucketName: b'),
       /code must be the path of the code folder/,
