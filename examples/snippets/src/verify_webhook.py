@@ -12,7 +12,7 @@ import re
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-SIGNATURE_HEADER = "x-fc-async-signature"
+SIGNATURE_HEADER = "fc-async-signature"
 
 
 def check_signature(raw_body: bytes, header: str | None, secrets: list[str], tolerance: float = 300,

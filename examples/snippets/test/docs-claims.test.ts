@@ -298,7 +298,7 @@ describe('docs/destinations.md: the signed-webhook receiver', () => {
       await handler.close();
       const forged = await fetch(url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-fc-async-signature': 't=1,v1=00' },
+        headers: { 'content-type': 'application/json', 'fc-async-signature': 't=1,v1=00' },
         body: '{}',
       });
       expect(forged.status).toBe(401);
@@ -306,8 +306,8 @@ describe('docs/destinations.md: the signed-webhook receiver', () => {
       // same (the snippet once left req.body unset and answered 500 with the TypeError's stack).
       const zeros = `t=${Math.floor(Date.now() / 1000)},v1=${'0'.repeat(64)}`;
       for (const init of <RequestInit[]>[
-        { headers: { 'content-type': 'text/plain', 'x-fc-async-signature': zeros }, body: 'x' },
-        { headers: { 'x-fc-async-signature': zeros } },
+        { headers: { 'content-type': 'text/plain', 'fc-async-signature': zeros }, body: 'x' },
+        { headers: { 'fc-async-signature': zeros } },
       ]) {
         const refused = await fetch(url, { method: 'POST', ...init });
         expect([refused.status, await refused.text()]).toEqual([401, '']);

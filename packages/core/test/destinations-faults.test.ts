@@ -130,7 +130,7 @@ describe('httpDestination against misbehaving receivers', () => {
     r.responsePayload = 'ünïcødé 表 😀 \u2028 line\nbreak';
     await httpDestination(hook.url, { secret: 'sécret-✓' })(r);
     const got = hook.requests[0] as Received;
-    expect(verifyDestinationSignature(got.raw, got.headers['x-fc-async-signature'], 'sécret-✓')).toBe(true);
+    expect(verifyDestinationSignature(got.raw, got.headers['fc-async-signature'], 'sécret-✓')).toBe(true);
     expect(JSON.parse(got.raw.toString('utf8'))).toEqual(r);
   });
 });

@@ -249,7 +249,7 @@ describe('httpDestination', () => {
     expect(JSON.parse(req?.body ?? '')).toEqual(record);
     expect(req?.headers['content-type']).toBe('application/json');
     expect(req?.headers.authorization).toBe('Bearer header-sentinel');
-    const signature = req?.headers['x-fc-async-signature'];
+    const signature = req?.headers['fc-async-signature'];
     expect(signature).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
     expect(verifyDestinationSignature(req?.body ?? '', signature, 'whsec_http')).toBe(true);
     expect(verifyDestinationSignature(`${req?.body}x`, signature, 'whsec_http')).toBe(false);
@@ -258,7 +258,7 @@ describe('httpDestination', () => {
   it('sends no signature without a secret', async () => {
     const server = await startServer();
     await httpDestination(server.url)(makeRecord());
-    expect(server.requests[0]?.headers['x-fc-async-signature']).toBeUndefined();
+    expect(server.requests[0]?.headers['fc-async-signature']).toBeUndefined();
   });
 
   it('does not retry a 4xx', async () => {
@@ -714,7 +714,7 @@ describe('deliverRecord', () => {
     });
     expect(logger.entries[1]).toMatchObject({ level: 'error', fields: { attempt: 2, code: 'DestinationHttpError' } });
     const text = JSON.stringify(logger.entries);
-    for (const secret of [PAYLOAD_SENTINEL, 'secret-sentinel', 'header-sentinel', 'x-fc-async-signature']) {
+    for (const secret of [PAYLOAD_SENTINEL, 'secret-sentinel', 'header-sentinel', 'fc-async-signature']) {
       expect(text).not.toContain(secret);
     }
   });

@@ -17,12 +17,12 @@ import { describe, objectOption, retriesOption, timeoutOption } from './validate
  */
 export interface HttpDestinationOptions {
   /**
-   * Signs each post with the `x-fc-async-signature` header (see {@link SIGNATURE_HEADER} for the
+   * Signs each post with the `fc-async-signature` header (see {@link SIGNATURE_HEADER} for the
    * format). Several secrets give several `v1` values, for rotation.
    * @default no signature
    */
   secret?: SignatureSecrets | undefined;
-  /** Extra request headers. `content-type` and `x-fc-async-signature` are always set by fc-async. @default {} */
+  /** Extra request headers. `content-type` and `fc-async-signature` are always set by fc-async. @default {} */
   headers?: Record<string, string> | undefined;
   /** Time allowed for one post, response included, in milliseconds. @default 10000 */
   timeoutMs?: number | undefined;
@@ -35,7 +35,7 @@ export interface HttpDestinationOptions {
  * `fetch`. A 2xx answer is a delivery. 5xx, 408, 429, network errors and timeouts fail with a
  * retryable {@link DestinationError}; any other status (4xx, and 3xx since redirects are not
  * followed) fails without retry. With `secret`, every post carries
- * `x-fc-async-signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, `${t}.${rawBody}`)>`, which
+ * `fc-async-signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, `${t}.${rawBody}`)>`, which
  * the receiver checks with {@link verifyDestinationSignature}.
  *
  * @example

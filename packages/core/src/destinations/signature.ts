@@ -4,11 +4,13 @@ import { describe, nonNegativeOption, objectOption } from './validate.js';
 /**
  * The request header carrying the signature of {@link httpDestination} posts.
  *
- * Format: `x-fc-async-signature: t=<unix seconds>,v1=<hex>[,v1=<hex>...]` where each `v1` is the
+ * Format: `fc-async-signature: t=<unix seconds>,v1=<hex>[,v1=<hex>...]` where each `v1` is the
  * lower-case hex HMAC-SHA256, keyed with a secret (UTF-8), of the exact bytes
  * `` `${t}.${rawBody}` `` (the decimal `t`, a dot, then the raw request body). One `v1` is sent per
  * configured secret, so a receiver accepts any of them while secrets rotate. Unknown keys are
  * ignored by the verifier, leaving room for future schemes.
+ * The name does not start with `x-fc-`: FC's HTTP trigger drops a client's own `x-fc-*` headers, so
+ * a receiver deployed as an FC function would never see it.
  *
  * @example
  * ```ts
@@ -20,7 +22,7 @@ import { describe, nonNegativeOption, objectOption } from './validate.js';
  * });
  * ```
  */
-export const SIGNATURE_HEADER = 'x-fc-async-signature';
+export const SIGNATURE_HEADER = 'fc-async-signature';
 
 /**
  * Why {@link checkDestinationSignature} rejected a request.
@@ -82,7 +84,7 @@ export interface VerifySignatureOptions {
 export type SignatureSecrets = string | readonly string[];
 
 /**
- * The value of an `x-fc-async-signature` header for `rawBody`, signed with each secret: what
+ * The value of an `fc-async-signature` header for `rawBody`, signed with each secret: what
  * {@link httpDestination} sends. Useful to produce compatible requests in tests or other senders.
  *
  * @example
@@ -110,7 +112,7 @@ export function signDestinationPayload(
 }
 
 /**
- * Checks an `x-fc-async-signature` header against the raw request body and says why it failed.
+ * Checks an `fc-async-signature` header against the raw request body and says why it failed.
  * Passes when `t` is within `toleranceSeconds` of now and any `v1` matches any secret
  * (timing-safe). Throws only for invalid arguments of the receiver (empty secret, bad tolerance,
  * and, once a request is signed, a body that is not the raw string or bytes).
@@ -120,7 +122,7 @@ export function signDestinationPayload(
  * import express from 'express';
  * const app = express();
  * app.post('/fc-hooks', express.raw({ type: 'application/json' }), (req, res) => {
- *   const check = checkDestinationSignature(req.body, req.headers['x-fc-async-signature'], process.env.HOOK_SECRET!);
+ *   const check = checkDestinationSignature(req.body, req.headers['fc-async-signature'], process.env.HOOK_SECRET!);
  *   if (!check.ok) return res.status(400).send(check.reason);
  *   res.sendStatus(204);
  * });
@@ -162,7 +164,7 @@ export function checkDestinationSignature(
 }
 
 /**
- * True when the `x-fc-async-signature` header is a valid, fresh signature of `rawBody` by
+ * True when the `fc-async-signature` header is a valid, fresh signature of `rawBody` by
  * `secret` (or any of several secrets): see {@link checkDestinationSignature} for the reason
  * of a rejection. Pass the body exactly as received, before any JSON parsing.
  *
@@ -171,7 +173,7 @@ export function checkDestinationSignature(
  * import express from 'express';
  * const app = express();
  * app.post('/fc-hooks', express.raw({ type: 'application/json' }), (req, res) => {
- *   if (!verifyDestinationSignature(req.body, req.get('x-fc-async-signature'), process.env.HOOK_SECRET!)) return res.sendStatus(400);
+ *   if (!verifyDestinationSignature(req.body, req.get('fc-async-signature'), process.env.HOOK_SECRET!)) return res.sendStatus(400);
  *   const record = JSON.parse(req.body.toString('utf8'));
  *   res.sendStatus(204);
  * });
