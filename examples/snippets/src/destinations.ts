@@ -20,9 +20,12 @@ export const handler = createHandler(app, {
     ],
     // Failures (after the last retry, expired or stopped) to an FC event function and your code.
     onFailure: [
+      // On FC the function role's temporary credentials: a key pair and its token, all three needed.
+      // Without a key (a local run) this throws at start: set the three variables, or leave it out.
       fcFunctionDestination('acs:fc:cn-hangzhou:1234567890:functions/dest-fail', {
         accessKeyId: process.env.ALIBABA_CLOUD_ACCESS_KEY_ID ?? '',
         accessKeySecret: process.env.ALIBABA_CLOUD_ACCESS_KEY_SECRET ?? '',
+        securityToken: process.env.ALIBABA_CLOUD_SECURITY_TOKEN,
       }),
       functionDestination((record) => {
         console.warn('render failed', record.requestContext.requestId, record.requestContext.condition);
