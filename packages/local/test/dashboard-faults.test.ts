@@ -1,6 +1,6 @@
 import { createServer, request, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
-import type { BrowserContext, Page, Route } from 'playwright-core';
+import type { BrowserContext, Page, Request, Route } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { EventHub } from '../src/control/dashboard.js';
 import { type Emulator, startEmulator } from '../src/index.js';
@@ -284,6 +284,26 @@ describe('the dashboard with many tasks and live updates', () => {
     await page.fill('#prefix', '');
     await poll(() => page.locator('tbody tr').count()).toBeGreaterThan(0);
     expect(await page.locator('#no-match').isHidden()).toBe(true);
+  });
+
+  it('says no task matches a prefix longer than any task id (a 100 KB paste), with no error and no row left', async () => {
+    await send('long_prefix_1', { ms: 1 });
+    await poll(() => status('long_prefix_1').textContent()).toBe('Succeeded');
+    const lists: string[] = [];
+    const onRequest = (r: Request) => {
+      if (r.url().includes('/async-tasks?')) lists.push(r.url());
+    };
+    page.on('request', onRequest);
+    // The task's id and more: past 128 characters (FC's longest task id), no task can match.
+    await page.fill('#prefix', `long_prefix_1${'x'.repeat(100 * 1024)}`);
+    await poll(() => page.locator('tbody tr').count()).toBe(0);
+    await poll(() => page.locator('#no-match').isVisible()).toBe(true);
+    expect(await page.locator('#error').isHidden()).toBe(true);
+    expect(lists.filter((url) => url.length > 8192)).toEqual([]);
+    await page.fill('#prefix', 'long_prefix_');
+    await poll(rowIds).toEqual(['long_prefix_1']);
+    expect(await page.locator('#error').isHidden()).toBe(true);
+    page.off('request', onRequest);
   });
 });
 

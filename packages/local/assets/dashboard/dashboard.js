@@ -10,6 +10,8 @@ const ACTIVE = new Set(['Enqueued', 'Dequeued', 'Running', 'Retrying']);
 const $ = (id) => document.getElementById(id);
 
 const PAGE = 50;
+/** FC's longest task id; a request id, the id of a task given none, is shorter. */
+const MAX_TASK_ID = 128;
 /** Wait before opening the live stream again after the control plane refused it (its Retry-After: 5). */
 const REFUSED_RETRY_MS = 5000;
 
@@ -206,6 +208,9 @@ function query(filter, extra) {
  * its query); `undefined` once a newer load started.
  */
 async function listTasks(seq, filter) {
+  // A prefix longer than any task id (a paste gone wrong) matches none; sent, its URL could pass
+  // the server's limit on a request's head, and the list would keep the rows of the last filter.
+  if (filter.prefix !== undefined && filter.prefix.length > MAX_TASK_ID) return { tasks: [], nextToken: undefined };
   const want = state.pages * PAGE;
   const fn = state.fn;
   const tasks = [];
