@@ -292,7 +292,7 @@ export function resolveOptions(options: EmulatorOptions): ResolvedOptions {
   if (typeof name !== 'string' || !FUNCTION_NAME.test(name)) {
     throw optionError(
       'name',
-      'a function name (1 to 64 letters, digits, _ and -, not starting with a digit)',
+      'a function name (1 to 64 letters, digits, _ and -, starting with a letter or _)',
       name.length > 64 ? `${name.slice(0, 20)}... (${name.length} characters)` : name,
     );
   }

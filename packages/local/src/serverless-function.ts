@@ -45,7 +45,7 @@ export function checkFunction(file: string, dir: string, where: string, raw: Raw
       typeof raw.name === 'string' && /\$\{|\{\{/.test(raw.name) ? ' (a variable not resolved locally)' : '';
     throw fail(
       fc2 ? 'name' : 'functionName',
-      `must be an FC function name (1 to 64 letters, digits, _ and -, not starting with a digit), got ${shown(raw.name)}${variable}`,
+      `must be an FC function name (1 to 64 letters, digits, _ and -, starting with a letter or _), got ${shown(raw.name)}${variable}`,
     );
   }
   const custom = isCustomRuntime(raw.runtime);

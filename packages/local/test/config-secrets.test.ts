@@ -78,7 +78,7 @@ describe('an s.yaml error about a value an expression produced', () => {
     [
       'a function name in a list typed in the s.yaml',
       fc3('').replace('functionName: f', 'functionName: [a, "${env(ENV_PW)}"]'),
-      'resources.f.props.functionName must be an FC function name (1 to 64 letters, digits, _ and -, not starting with a digit), got a list holding the value of ${env(ENV_PW)}',
+      'resources.f.props.functionName must be an FC function name (1 to 64 letters, digits, _ and -, starting with a letter or _), got a list holding the value of ${env(ENV_PW)}',
     ],
   ])('%s: names the expression, not the value', async (_label, text, message) => {
     const problem = await refusal(text);

@@ -40,6 +40,11 @@ describe('startEmulator options', () => {
     ['a numeric outDir', { ...quiet, outDir: 5 }, 'Expected `outDir` to be a non-empty string, got `5`'],
     ['a string output', { ...quiet, output: 'stdout' }, 'Expected `output` to be a function, got `string`'],
     [
+      'a name starting with -',
+      { ...quiet, name: '-fn' },
+      'Expected `name` to be a function name (1 to 64 letters, digits, _ and -, starting with a letter or _), got `-fn`',
+    ],
+    [
       'numeric credentials',
       { ...quiet, credentials: { accessKeyId: 1, accessKeySecret: 2 } },
       'Expected `credentials` to have a non-empty accessKeyId and accessKeySecret',
