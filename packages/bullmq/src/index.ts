@@ -168,16 +168,30 @@ const RESP2 = { protocol: 2, replyMapping: 'legacy' } as const;
  * ioredis major is installed: ioredis 6 speaks RESP3 unless told otherwise (ioredis 5 ignores
  * `protocol`), and the replies of BullMQ's scripts and ours are read in RESP2's shapes (a
  * `replyMapping: 'resp3'` in `connection` would turn hashes into objects and scores into numbers).
+ * These options win over the same ones in `connection`, whether in an object or in a URL's query.
  */
 function connect(
   connection: string | RedisOptions,
   commandTimeout: number,
-  extra?: Partial<RedisOptions>,
+  extra?: Pick<RedisOptions, 'autoResubscribe'>,
 ): SharedConnection {
-  const common = { maxRetriesPerRequest: 20, commandTimeout, ...RESP2, ...extra };
+  const own = { maxRetriesPerRequest: 20, commandTimeout, ...extra, ...RESP2 };
   return typeof connection === 'string'
-    ? new SharedConnection(connection, common)
-    : new SharedConnection({ ...connection, ...common });
+    ? new SharedConnection(withoutQueryOptions(connection, Object.keys(own)), own)
+    : new SharedConnection({ ...connection, ...own });
+}
+
+/**
+ * `url` with the options named in `names` taken out of its query, so that the same options passed
+ * beside it win, as they do over an options object. ioredis lets a URL's query win over the
+ * options passed with the URL, and reads its values as text: `?commandTimeout=100` would have left
+ * commands with no bound at all, and `?replyMapping=resp3` makes ioredis 6 refuse `protocol: 2`.
+ */
+function withoutQueryOptions(url: string, names: readonly string[]): string {
+  const parsed = new URL(url);
+  if (!names.some((name) => parsed.searchParams.has(name))) return url;
+  for (const name of names) parsed.searchParams.delete(name);
+  return parsed.href;
 }
 
 /**

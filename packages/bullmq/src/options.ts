@@ -21,7 +21,8 @@ import type { RedisOptions } from 'ioredis';
 export interface BullmqBackendOptions extends RetentionOptions {
   /**
    * Redis: a `redis://` or `rediss://` URL, or ioredis options; not a client, `bullmq()`
-   * opens its own connections. They speak RESP2 whatever `protocol` and `replyMapping` say.
+   * opens its own connections. ioredis 5 or 6. They speak RESP2 whatever `protocol` and
+   * `replyMapping` say, as options or in the URL's query.
    */
   connection: string | RedisOptions;
   /** Prefix of every key (queue, records, stop channel): functions sharing a Redis need different ones. @default 'fc-async' */
@@ -39,7 +40,7 @@ export interface BullmqBackendOptions extends RetentionOptions {
    * does not answer while its connection stays open): an async request then gets `503
    * RedisUnavailable` within about this long instead of waiting forever, and `tasks.get / list /
    * stop` and `close()` end. The worker's blocking reads are not bounded by it. It replaces an
-   * ioredis `commandTimeout` given in `connection`. @default 5000
+   * ioredis `commandTimeout` given in `connection`, as an option or in the URL's query. @default 5000
    */
   commandTimeoutMs?: number | undefined;
 }
@@ -87,7 +88,8 @@ export function resolveBullmqOptions(options: unknown): ResolvedBullmqOptions {
       `Expected \`connection\` to be a redis:// or rediss:// URL or ioredis options, got an object made by a class (an ioredis client?): pass its URL or options, bullmq() opens its own connections`,
     );
   }
-  // ioredis is handed the URL as written, its query included (read as connection options).
+  // ioredis is handed the URL as written, its query included (read as connection options), but
+  // for the options bullmq() sets itself (see connect() in index.ts).
   if (isUrl) checkRedisUrl(connection, { name: 'connection' });
   const prefix = o.prefix ?? 'fc-async';
   if (typeof prefix !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(prefix)) {

@@ -213,6 +213,34 @@ describe('bullmq({ commandTimeoutMs })', () => {
       new TypeError('Expected `commandTimeoutMs` to be an integer from 1 to 2147483647, got `2147483648`'),
     );
   });
+
+  it("bounds commands also when the URL's query names an ioredis `commandTimeout`: commandTimeoutMs wins", async () => {
+    const redis = await startRedis();
+    const handler = createFcHandler((_req, res) => res.end('ok'), {
+      logger: silentLogger,
+      env: {},
+      async: {
+        mode: 'local',
+        // ioredis lets the query win over the options beside the URL, and reads it as text: a
+        // `commandTimeout` of '600000' bounded nothing, so a command waited for a frozen Redis forever.
+        backend: bullmq({
+          connection: `redis://127.0.0.1:${redis.port}/?commandTimeout=600000`,
+          commandTimeoutMs: 300,
+        }),
+      },
+    });
+    cleanups.unshift(() => within(handler.close({ timeoutMs: 500 }), 15_000));
+    await handler.engine?.whenReady();
+    redis.child.kill('SIGSTOP');
+    const answer = await within(
+      handler.tasks.get('never_seen').then(
+        () => 'answered',
+        (e: unknown) => e,
+      ),
+      8000,
+    );
+    expect(answer).toMatchObject({ code: 'RedisUnavailable', statusCode: 503 });
+  });
 });
 
 describe('bullmq(): the log while Redis stays frozen', () => {

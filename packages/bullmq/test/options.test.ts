@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { describe, expect, inject, it } from 'vitest';
 import { type BullmqBackendOptions, bullmq } from '../src/index.js';
 import { resolveBullmqOptions } from '../src/options.js';
-import { countingServer } from './helpers.js';
+import { countingServer, uniquePrefix, until } from './helpers.js';
 
 describe('bullmq(options)', () => {
   it('returns a persistent backend without connecting or touching the caller’s options', () => {
@@ -155,6 +155,29 @@ describe('bullmq(options)', () => {
     });
     expect(failure?.cause?.message).toMatch(/^WRONGPASS/);
     expect(JSON.stringify(failure)).not.toContain('wrong');
+  });
+
+  it("speaks RESP2 whatever the URL's query says of `protocol` and `replyMapping`: a task is accepted, run and read back", async () => {
+    // ioredis lets a URL's query win over the options passed beside it: here ioredis 6 refused the
+    // query's `replyMapping: 'resp3'` beside bullmq()'s `protocol: 2`, and the start failed.
+    const handler = createFcHandler((_req, res) => res.end('done'), {
+      logger: silentLogger,
+      env: {},
+      async: {
+        mode: 'local',
+        backend: bullmq({
+          connection: `${inject('redisUrl')}/?protocol=3&replyMapping=resp3`,
+          prefix: uniquePrefix(),
+        }),
+      },
+    });
+    try {
+      expect((await handler(asyncEvent('resp_1'))).statusCode).toBe(202);
+      await until('the task to succeed', async () => (await handler.tasks.get('resp_1'))?.status === 'Succeeded');
+      expect(await handler.tasks.list()).toMatchObject({ tasks: [{ taskId: 'resp_1', status: 'Succeeded' }] });
+    } finally {
+      await handler.close({ timeoutMs: 1000 });
+    }
   });
 
   it('fails at once when Redis has no database of the number the URL names (ioredis would go on in db 0)', async () => {
