@@ -1,5 +1,5 @@
 import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
-import { getInvocation, type Logger, logAppError } from '@fc-async/core';
+import { getInvocation, type Logger, logAppError, thrownError } from '@fc-async/core';
 
 interface HttpishError {
   status?: unknown;
@@ -9,6 +9,27 @@ interface HttpishError {
   code?: unknown;
   type?: unknown;
   headers?: unknown;
+}
+
+const FIELDS = ['status', 'statusCode', 'expose', 'message', 'code', 'type', 'headers'] as const;
+
+/**
+ * The fields of a thrown value that shape the answer, each read once and without throwing: an app
+ * may throw or pass to `next()` anything, a Proxy whose every trap throws or an object whose
+ * `status` getter throws included. A field that cannot be read counts as absent (the answer is then
+ * the generic 500), where reading it here would throw out of the router into the process.
+ */
+function httpishFields(error: unknown): HttpishError {
+  const fields: HttpishError = {};
+  if (typeof error !== 'object' || error === null) return fields;
+  for (const name of FIELDS) {
+    try {
+      fields[name] = (error as HttpishError)[name];
+    } catch {
+      // Left out.
+    }
+  }
+  return fields;
 }
 
 /**
@@ -21,9 +42,11 @@ interface HttpishError {
 export function finish(error: unknown, req: IncomingMessage, res: ServerResponse, logger: Logger): void {
   if (res.headersSent) {
     if (error) {
-      // With the request id; a handler the destroyed response rejects does not log it again.
-      logAppError(logger, 'express', error, getInvocation(req));
-      res.destroy(error instanceof Error ? error : undefined);
+      // As an `Error` (thrownError reads any value without throwing), so that the invocation fails
+      // with what was thrown; logged with the request id, and not again by the handler it rejects.
+      const failure = thrownError(error);
+      logAppError(logger, 'express', failure, getInvocation(req));
+      res.destroy(failure);
     }
     return;
   }
@@ -38,7 +61,7 @@ export function finish(error: unknown, req: IncomingMessage, res: ServerResponse
     send(res, 404, { code: 'NotFound', message: `Cannot ${req.method} ${path}` });
     return;
   }
-  const e = (typeof error === 'object' ? error : {}) as HttpishError;
+  const e = httpishFields(error);
   const given = Number(e.status ?? e.statusCode);
   // As Express's own final handler: an error's 4xx or 5xx status stands, and so do its headers
   // (`Allow` on a 405, `Retry-After` on a 503); only a 5xx's message and stack stay in the log.
