@@ -1,4 +1,5 @@
-import { type Invocation, type Logger, logAppError } from '@fc-async/core';
+import type { ServerResponse } from 'node:http';
+import { type Invocation, type Logger, logAppError, thrownError } from '@fc-async/core';
 
 /** What fc-async uses of a Koa app's `error` events (Koa apps are EventEmitters). */
 export interface KoaErrorEmitter {
@@ -20,12 +21,39 @@ export function answerNullThrows(app: { middleware?: unknown }): void {
   if (Array.isArray(list) && list[0] !== fcAsyncNullThrows) list.unshift(fcAsyncNullThrows);
 }
 
-async function fcAsyncNullThrows(_ctx: unknown, next: () => Promise<unknown>): Promise<void> {
+async function fcAsyncNullThrows(ctx: unknown, next: () => Promise<unknown>): Promise<void> {
+  closeOnLateError(ctx as LateErrorContext);
   try {
     await next();
   } catch (error) {
     throw error ?? new Error(`The app threw ${String(error)}`);
   }
+}
+
+interface LateErrorContext {
+  onerror?: unknown;
+  res?: ServerResponse;
+}
+
+/**
+ * Koa answers nothing to an error that comes once the response's head went out (a middleware
+ * that wrote or flushed the head, then threw; a streamed body that failed midway): its
+ * `ctx.onerror` emits the error and returns, leaving the response open, so the invocation hung
+ * until its timeout (an async attempt recorded a timeout, not the app's error). Here, once Koa has
+ * handled such an error, the response is destroyed with it, as Express's final handler does: the
+ * invocation fails at once with that error, logged once. A thrown value that is no `Error` becomes
+ * one first, so that Koa emits the same error the response is destroyed with.
+ */
+function closeOnLateError(ctx: LateErrorContext): void {
+  const onerror = ctx.onerror;
+  const res = ctx.res;
+  if (typeof onerror !== 'function' || res === undefined) return;
+  ctx.onerror = function fcAsyncLateError(this: unknown, error: unknown) {
+    const late = error !== null && error !== undefined && res.headersSent && !res.writableEnded;
+    const failure = late ? thrownError(error) : error;
+    onerror.call(this, failure);
+    if (late && !res.writableEnded && !res.destroyed) res.destroy(failure as Error);
+  };
 }
 
 /** Per app, the logger its `error` events go to: the last `createHandler`'s, else its `fcAsync()`'s. */
