@@ -10,6 +10,15 @@ const GENERIC_500 = JSON.stringify({ code: 'InternalError', message: 'Internal S
  */
 export function genericErrorHandler(logger: () => Logger) {
   return function fcAsyncErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+    if (reply.raw.headersSent) {
+      // The head went out (a route wrote or flushed it, then threw): no answer can follow. Sending
+      // one threw ERR_HTTP_HEADERS_SENT, and Fastify destroyed the response with that error, which
+      // the invocation then failed with in place of the app's (logged twice). Destroyed with the
+      // app's error here, as Express's final handler does: logged once, and the record says it.
+      logAppError(logger(), 'fastify', error, getInvocation(request.raw));
+      reply.raw.destroy(error);
+      return;
+    }
     const status = error.statusCode ?? 500;
     if (status >= 400 && status < 500) {
       reply.code(status).send(error);
