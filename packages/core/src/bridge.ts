@@ -133,7 +133,14 @@ class BridgeSocket {
     if (typeof done === 'function') process.nextTick(done as () => void);
     return true;
   }
+  /**
+   * The app ends the connection itself (`req.socket.end()` to drop a request, a hand-written
+   * answer through `res.socket`): no response can end on it any more. Before the response ended,
+   * that fails the invocation at once, as the connection's close would, rather than leaving it to
+   * wait out its timeout; after, nothing happens.
+   */
   end() {
+    if (!this.ended) this.destroy(new Error('The app ended the connection before its response ended'));
     return this;
   }
   destroy(error?: Error) {
