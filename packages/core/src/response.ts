@@ -149,3 +149,19 @@ export function answerAsSent(method: string, response: BridgeResponse): BridgeRe
   if (response.body.length === 0 || !isNoBodyResponse(method, response.statusCode)) return response;
   return { ...response, body: NO_BODY };
 }
+
+/**
+ * Whether an answer carries `x-fc-status: 404`, the header by which a custom runtime tells FC that
+ * the invocation failed (FC then retries it and sends it to onFailure, whatever its status).
+ *
+ * @example
+ * ```ts
+ * hasFcFailureStatus({ statusCode: 200, headers: { 'x-fc-status': '404' }, body: '' }); // true
+ * hasFcFailureStatus({ statusCode: 500, headers: {}, body: '' }); // false
+ * ```
+ */
+export function hasFcFailureStatus(response: BridgeResponse): boolean {
+  const value = response.headers['x-fc-status'];
+  if (value === undefined) return false;
+  return (Array.isArray(value) ? value : [value]).some((v) => String(v).trim() === '404');
+}

@@ -18,7 +18,7 @@ import type { AsyncTask, DestinationCondition, DestinationRecord } from '../fc-t
 import { checkCallerTaskId, type Invocation } from '../invocation.js';
 import type { Logger } from '../logger.js';
 import type { FcRequest } from '../request.js';
-import { answerAsSent, type BridgeResponse, createBodyClassifier } from '../response.js';
+import { answerAsSent, type BridgeResponse, createBodyClassifier, hasFcFailureStatus } from '../response.js';
 import { lastFunctionArn } from './arn.js';
 import {
   type AsyncBackend,
@@ -2283,7 +2283,9 @@ const SHUTDOWN_CUT: AttemptOutcome = Object.freeze({
  */
 export function failedResponse(response: BridgeResponse): Extract<AttemptOutcome, { kind: 'failure' }> {
   const status = response.statusCode;
-  let message = `The function answered HTTP ${status}`;
+  // A status that is no error itself failed by the custom runtime's failure header: said so.
+  const marked = status < 500 && hasFcFailureStatus(response) ? ' with x-fc-status: 404' : '';
+  let message = `The function answered HTTP ${status}${marked}`;
   let errorType = `HTTP${status}`;
   const body = errorBody(response);
   if (

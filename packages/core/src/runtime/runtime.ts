@@ -29,7 +29,7 @@ import { holdUntilBound } from './backend.js';
 import { addPreStopHook, within } from './hooks.js';
 import { readNodeRequest } from './read.js';
 import type { FcAsyncControls, FcRuntime, FcRuntimeOptions, ReplayTarget } from './types.js';
-import { answeredBefore, isFcFailure, markFcFailure } from './write.js';
+import { answeredBefore, failOnFcStatus, isFcFailure, markFcFailure } from './write.js';
 
 /** SERVER spans of requests the middleware passed on to the app, for `proceed`. */
 const spans = new WeakMap<object, InvocationSpan>();
@@ -158,7 +158,7 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
   const logger = options.logger ?? hold?.logger?.() ?? createConsoleLogger();
   const detect = options.detect ?? detectInvocation;
   const env = options.env ?? { ...process.env };
-  const asyncOptions = resolveAsyncOptions(options.async);
+  const asyncOptions = failOnFcStatus(resolveAsyncOptions(options.async));
   // Made while `fc-async dev` loads its entry: the emulator plays FC in front of the app (its engine
   // takes the async calls), so the middleware is in platform mode, as behind FC, and never starts
   // its own backend (a second worker of a shared queue, whose tasks the emulator would never see).

@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
+import type { ResolvedAsyncOptions } from '../async/options.js';
 import { isPlatformFailure } from '../async/platform.js';
-import type { BridgeResponse } from '../response.js';
+import { type BridgeResponse, hasFcFailureStatus } from '../response.js';
 
 /**
  * The header a custom runtime answers to report a FAILED invocation to FC (fc-contract section
@@ -13,6 +14,23 @@ import type { BridgeResponse } from '../response.js';
  * ```
  */
 export const FC_STATUS_HEADER = 'x-fc-status';
+
+/**
+ * A custom runtime's async options: an answer the app marked `x-fc-status: 404` itself (FC's
+ * failure signal, which an app written for a custom runtime sends) fails the attempt, whatever
+ * `isFailure` says of it. On FC such an answer is a failure FC retries; counted a success here,
+ * platform mode called the in-process onSuccess at each of FC's attempts, and local mode ended
+ * the task `Succeeded` where FC would have retried it.
+ */
+export function failOnFcStatus(options: ResolvedAsyncOptions): ResolvedAsyncOptions {
+  const isFailure = options.isFailure;
+  return {
+    ...options,
+    isFailure: function isFailureOrFcStatus(response) {
+      return hasFcFailureStatus(response) || isFailure(response);
+    },
+  };
+}
 
 const failures = new WeakSet<object>();
 
