@@ -156,6 +156,34 @@ class BridgeSocket {
   destroySoon() {
     this.destroy();
   }
+  /**
+   * The invocation is over while the response is not (an async attempt that timed out or was
+   * stopped, its app ignoring the abort): the body collected so far is dropped and the response
+   * destroyed, so that the app's later writes are refused instead of held, and a piped stream
+   * stops, as when FC closes the connection.
+   */
+  abandon(): void {
+    if (this.ended) return;
+    this.first = undefined;
+    this.more = undefined;
+    this.destroy(new Error('The invocation ended before its response'));
+  }
+}
+
+/**
+ * Lets go of a bridged request's response once its invocation is over (see `BridgeSocket.abandon`);
+ * nothing for a request on a real socket, or a response that already ended.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * declare const req: IncomingMessage;
+ * abandonResponse(req); // the app's later res.write() calls are refused
+ * ```
+ */
+export function abandonResponse(req: IncomingMessage): void {
+  const socket = req.socket as unknown;
+  if (socket instanceof BridgeSocket) socket.abandon();
 }
 
 // An EventEmitter (frameworks listen for the socket's `close` and `error`) without the

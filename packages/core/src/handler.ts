@@ -1,4 +1,6 @@
+import type { IncomingMessage } from 'node:http';
 import { appErrorLogged } from './app-errors.js';
+import { whenAbandoned } from './async/abandon.js';
 import { AsyncEngine, type CloseOptions, closeTimeoutMs, type Destinations, type TaskApi } from './async/engine.js';
 import { type AsyncOptions, resolveAsyncOptions, resolveMode } from './async/options.js';
 import { createRedactor } from './async/payload.js';
@@ -197,10 +199,16 @@ export function createFcHandler(app: NodeHandler, options: FcHandlerOptions = {}
   let answerLimit: AnswerLimit | undefined;
   // Not `async`: a promise returned from an async function costs the caller two more ticks.
   // Never throws: both runners report failures by rejecting.
-  const runApp = (request: FcRequest, invocation: Invocation): Promise<BridgeResponse> =>
-    routeOf && tracing.isTracing(invocation)
-      ? runWithRoute(app, request, invocation, routeOf, undefined, answerLimit)
-      : runBridged(app, request, (req) => setInvocation(req, invocation), answerLimit);
+  // The request gets its invocation, and an async attempt's engine a way to let go of its response.
+  const runApp = (request: FcRequest, invocation: Invocation): Promise<BridgeResponse> => {
+    const attach = (req: IncomingMessage) => {
+      setInvocation(req, invocation);
+      whenAbandoned(invocation, req);
+    };
+    return routeOf && tracing.isTracing(invocation)
+      ? runWithRoute(app, request, invocation, routeOf, attach, answerLimit)
+      : runBridged(app, request, attach, answerLimit);
+  };
   const run = (request: FcRequest, invocation: Invocation): Promise<BridgeResponse> =>
     isReady ? runApp(request, invocation) : whenReady().then(() => runApp(request, invocation));
 

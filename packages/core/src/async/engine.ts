@@ -19,6 +19,7 @@ import { checkCallerTaskId, type Invocation } from '../invocation.js';
 import type { Logger } from '../logger.js';
 import type { FcRequest } from '../request.js';
 import { answerAsSent, type BridgeResponse, createBodyClassifier, hasFcFailureStatus } from '../response.js';
+import { abandonRun, expectAbandon } from './abandon.js';
 import { lastFunctionArn } from './arn.js';
 import {
   type AsyncBackend,
@@ -1466,6 +1467,8 @@ export class AsyncEngine {
         settled = true;
         timeout.clear();
         if (grace) clearTimeout(grace);
+        // An app still writing (it ignored the abort) writes to no one now: its response is let go of.
+        abandonRun(invocation);
         resolve(running.stopRequested ? { kind: 'stopped', response: lastResponse } : outcome);
       };
       const timedOut = () => {
@@ -1485,6 +1488,7 @@ export class AsyncEngine {
         done(SHUTDOWN_CUT);
       };
       let pending: Promise<BridgeResponse>;
+      expectAbandon(invocation);
       try {
         pending = this.deps.run(request, invocation, record.payload.acceptedByMiddleware === true);
       } catch (error) {

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { whenAbandoned } from '../async/abandon.js';
 import { AsyncEngine, closeTimeoutMs } from '../async/engine.js';
 import { resolveAsyncOptions, resolveMode } from '../async/options.js';
 import { createRedactor } from '../async/payload.js';
@@ -191,7 +192,11 @@ export function createFcRuntime(options: FcRuntimeOptions = {}): FcRuntime {
     // store took before its app ran).
     if (acceptedHere) markMiddlewareReplay(invocation);
     // Its invocation set: the middleware passes the replay on (see `handle`).
-    const attach = (req: object) => setInvocation(req, invocation);
+    // Its invocation set, and an async attempt's engine given a way to let go of its response.
+    const attach = (req: IncomingMessage) => {
+      setInvocation(req, invocation);
+      whenAbandoned(invocation, req);
+    };
     if (routeOf && tracing.isTracing(invocation)) {
       return runWithRoute(listener as NodeHandler, request, invocation, routeOf, attach);
     }
