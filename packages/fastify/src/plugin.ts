@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   createFcRuntime,
   type FcAsyncControls,
@@ -6,6 +7,8 @@ import {
   getInvocation,
   isAnsweredInFront,
   type Logger,
+  logAppError,
+  thrownError,
   writeBridgeResponse,
 } from '@fc-async/core';
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify';
@@ -143,6 +146,11 @@ export const fcAsync: FastifyPluginAsync<FcRuntimeOptions> = Object.assign(
     // in charge (a setErrorHandler of ours would make the app's later one warn, or throw with
     // `allowErrorHandlerOverride: false`). onError hooks run once, before any error handler.
     instance.addHook('onError', function fcAsyncOnError(request, reply, error, done) {
+      if (reply.raw.headersSent) {
+        keepAppErrorOnDestroy(request.raw, reply.raw, error, logger);
+        done();
+        return;
+      }
       const seen = seeError(reply, error);
       hideDefaultErrors(request.raw, reply.raw, logger, () => seen);
       done();
@@ -152,6 +160,30 @@ export const fcAsync: FastifyPluginAsync<FcRuntimeOptions> = Object.assign(
   },
   { [Symbol.for('skip-override')]: true, [Symbol.for('fastify.display-name')]: 'fc-async' },
 );
+
+/** Responses whose app failed after the head went out (see keepAppErrorOnDestroy). */
+const lateErrors = new WeakSet<ServerResponse>();
+
+/**
+ * An error once the response's head went out: no error handler can answer it. Fastify's default
+ * handler tries, and destroys the response with the `ERR_HTTP_HEADERS_SENT` its answer raises; an
+ * async task would then record that in place of the app's error. That destroy is given the app's
+ * error instead. Not destroyed here: an app's own error handler may still end the body it streams.
+ */
+function keepAppErrorOnDestroy(req: IncomingMessage, res: ServerResponse, error: unknown, logger: Logger): void {
+  // The first error is the app's: the ERR_HTTP_HEADERS_SENT of answering it comes through onError again.
+  if (lateErrors.has(res)) return;
+  lateErrors.add(res);
+  const destroy = res.destroy;
+  res.destroy = function destroyWithAppError(this: ServerResponse, cause?: Error) {
+    res.destroy = destroy;
+    if ((cause as { code?: unknown } | undefined)?.code !== 'ERR_HTTP_HEADERS_SENT') return destroy.call(this, cause);
+    // Fastify's last resort: logged as the errors it answers are (see hideDefaultErrors).
+    const failure = thrownError(error);
+    logAppError(logger, 'fastify', failure, getInvocation(req));
+    return destroy.call(this, failure);
+  } as typeof res.destroy;
+}
 
 /**
  * `app.close()` closes the async runtime first, while the app still routes: Fastify answers 503 to

@@ -215,3 +215,48 @@ describe('fastify fcAsync plugin: one per app', () => {
     }
   });
 });
+
+// The fcAsync plugin leaves error handling to Fastify's (or the app's) handler: once the head is
+// out, Fastify's default handler cannot answer, and destroyed the response with the
+// ERR_HTTP_HEADERS_SENT its answer raised, which the task then recorded in place of the app's error.
+describe('fastify fcAsync plugin: a route that fails after the head went out', () => {
+  it.each([
+    [
+      'writes the head, then throws',
+      (_request: unknown, reply: { raw: import('node:http').ServerResponse }) => {
+        reply.raw.writeHead(200, { 'content-type': 'text/plain' });
+        throw new Error('broke after the head');
+      },
+    ],
+    [
+      'flushes the head and a chunk, then rejects',
+      async (_request: unknown, reply: { raw: import('node:http').ServerResponse }) => {
+        reply.raw.flushHeaders();
+        reply.raw.write('first part');
+        await Promise.resolve();
+        throw new Error('broke after the head');
+      },
+    ],
+  ])('%s: the task fails with the app error, one onFailure record', async (_, route) => {
+    const log = logger();
+    const app = Fastify();
+    apps.push(app);
+    const failures: unknown[] = [];
+    await app.register(fcAsync, {
+      logger: log,
+      env: {},
+      async: { maxAsyncRetryAttempts: 0 },
+      destinations: { onFailure: (record) => void failures.push(record) },
+    });
+    app.post('/late', route);
+    const r = await app.inject({ method: 'POST', url: '/late', headers: { 'x-fc-async-task-id': 'late' } });
+    expect(r.statusCode).toBe(202);
+    await app.fcAsync?.drain();
+    expect(await app.fcAsync?.tasks.get('late')).toMatchObject({
+      status: 'Failed',
+      taskErrorMessage: 'broke after the head',
+    });
+    expect(failures).toHaveLength(1);
+    expect(log.errors.map((e) => (e as Error).message)).toEqual(['broke after the head']);
+  });
+});
