@@ -31,18 +31,20 @@ interface Seen {
   failedBy: string[];
   successes: DestinationRecord[];
   failures: DestinationRecord[];
+  /** Tasks whose late answer found its response let go of (the engine had settled the attempt). */
+  answeredLetGo: string[];
 }
 
 function seen(): Seen {
-  return { ran: [], failedBy: [], successes: [], failures: [] };
+  return { ran: [], failedBy: [], successes: [], failures: [], answeredLetGo: [] };
 }
 
 type App = (req: IncomingMessage, res: ServerResponse) => unknown;
 
 /**
  * An app that never looks at its signal: a task whose id starts with `stubborn` answers only when
- * the test calls its entry in `held` (its late answer, a 200, resolved once sent); any other
- * answers at once.
+ * the test calls its entry in `held` (its late answer, a 200, resolved once sent, or at once when
+ * the engine, done with the attempt, let go of its response); any other answers at once.
  */
 function stubbornApp(name: string, seen: Seen, held: Map<string, () => Promise<void>>): App {
   return (req, res) => {
@@ -57,6 +59,12 @@ function stubbornApp(name: string, seen: Seen, held: Map<string, () => Promise<v
       taskId,
       () =>
         new Promise<void>((resolve) => {
+          if (res.destroyed) {
+            seen.answeredLetGo.push(taskId);
+            res.end('late answer');
+            setImmediate(resolve);
+            return;
+          }
           res.on('finish', () => setImmediate(resolve));
           res.end('late answer');
         }),
@@ -140,6 +148,7 @@ async function onlyNextRunsOnC(
   expect((await api(asyncEvent('next'))).statusCode).toBe(202);
   await until('next to succeed', async () => (await api.tasks.get('next'))?.status === 'Succeeded');
   await held.get('stubborn')?.();
+  expect(s.answeredLetGo).toEqual(['stubborn']);
   expect(await api.tasks.get('stubborn')).toEqual(task);
   expect(s.ran).toEqual(['B:stubborn:0', 'C:next:0']);
   expect(s.failures).toHaveLength(1);
@@ -169,8 +178,9 @@ it('a stop sent to the accepting instance ends an ignored attempt on the worker:
   const c = instance('C', prefix, true, s, held);
   await c.engine?.whenReady();
 
-  // The app's late answer changes nothing.
+  // The app's late answer changes nothing: it goes to a response let go of when the stop settled.
   await held.get('stubborn')?.();
+  expect(s.answeredLetGo).toEqual(['stubborn']);
   await b.drain();
   expect(await api.tasks.get('stubborn')).toEqual(task);
   expect(s.ran).toEqual(['B:stubborn:0', 'B:next:0']);
@@ -218,6 +228,7 @@ it('an ignored attempt that answers within its grace: Stopped as it answers, its
   await until('B running it', () => held.has('stubborn'));
   expect((await api.tasks.stop('stubborn')).status).toBe('Stopping');
   await held.get('stubborn')?.();
+  expect(s.answeredLetGo).toEqual([]);
   const task = await expectStoppedOnce(api, 'stubborn', s);
   expect(statuses(task)).toEqual(['Enqueued', 'Dequeued', 'Running', 'Stopping', 'Stopped']);
   expect(task?.returnPayload).toBeUndefined();
