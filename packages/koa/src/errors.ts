@@ -16,13 +16,13 @@ export interface KoaErrorEmitter {
  * used its whole `timeoutSeconds`). fc-async puts this first in the app's middleware when it makes
  * the app's listener: such a throw becomes an `Error`, answered 500 and logged as any other.
  */
-export function answerNullThrows(app: { middleware?: unknown }): void {
+export function answerNullThrows(app: { middleware?: unknown; context?: unknown }): void {
   const list = app.middleware;
   if (Array.isArray(list) && list[0] !== fcAsyncNullThrows) list.unshift(fcAsyncNullThrows);
+  closeOnLateErrors(app.context);
 }
 
-async function fcAsyncNullThrows(ctx: unknown, next: () => Promise<unknown>): Promise<void> {
-  closeOnLateError(ctx as LateErrorContext);
+async function fcAsyncNullThrows(_ctx: unknown, next: () => Promise<unknown>): Promise<void> {
   try {
     await next();
   } catch (error) {
@@ -30,30 +30,35 @@ async function fcAsyncNullThrows(ctx: unknown, next: () => Promise<unknown>): Pr
   }
 }
 
-interface LateErrorContext {
-  onerror?: unknown;
-  res?: ServerResponse;
-}
+/** The `onerror` of app contexts fc-async wrapped (see closeOnLateErrors). */
+const lateErrorHandlers = new WeakSet<object>();
 
 /**
  * Koa answers nothing to an error that comes once the response's head went out (a middleware
  * that wrote or flushed the head, then threw; a streamed body that failed midway): its
  * `ctx.onerror` emits the error and returns, leaving the response open, so the invocation hung
- * until its timeout (an async attempt recorded a timeout, not the app's error). Here, once Koa has
- * handled such an error, the response is destroyed with it, as Express's final handler does: the
- * invocation fails at once with that error, logged once. A thrown value that is no `Error` becomes
- * one first, so that Koa emits the same error the response is destroyed with.
+ * until its timeout (an async attempt recorded a timeout, not the app's error). Wrapped once per
+ * app, on `app.context` (every request's `ctx` inherits it; an `onerror` the app sets there before
+ * is wrapped, one set after replaces this): once Koa has handled such an error, the response is
+ * destroyed with it, as Express's final handler does, so the invocation fails at once with that
+ * error, logged once. A thrown value that is no `Error` becomes one first, so that Koa emits the
+ * same error the response is destroyed with.
  */
-function closeOnLateError(ctx: LateErrorContext): void {
-  const onerror = ctx.onerror;
-  const res = ctx.res;
-  if (typeof onerror !== 'function' || res === undefined) return;
-  ctx.onerror = function fcAsyncLateError(this: unknown, error: unknown) {
-    const late = error !== null && error !== undefined && res.headersSent && !res.writableEnded;
+function closeOnLateErrors(context: unknown): void {
+  if (typeof context !== 'object' || context === null) return;
+  const target = context as { onerror?: unknown };
+  const onerror = target.onerror;
+  if (typeof onerror !== 'function' || lateErrorHandlers.has(onerror)) return;
+  const fcAsyncLateError = function (this: { res?: ServerResponse } | undefined, error: unknown): unknown {
+    const res = this?.res;
+    const late = error !== null && error !== undefined && res?.headersSent === true && !res.writableEnded;
     const failure = late ? thrownError(error) : error;
-    onerror.call(this, failure);
+    const result = onerror.call(this, failure);
     if (late && !res.writableEnded && !res.destroyed) res.destroy(failure as Error);
+    return result;
   };
+  lateErrorHandlers.add(fcAsyncLateError);
+  target.onerror = fcAsyncLateError;
 }
 
 /** Per app, the logger its `error` events go to: the last `createHandler`'s, else its `fcAsync()`'s. */
