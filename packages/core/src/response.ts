@@ -151,6 +151,18 @@ export function answerAsSent(method: string, response: BridgeResponse): BridgeRe
 }
 
 /**
+ * The header a custom runtime answers to report a FAILED invocation to FC (fc-contract section
+ * 5): without it FC counts any answer, even a 500, as a success and never retries it.
+ *
+ * @example
+ * ```ts
+ * const response = await fetch('http://127.0.0.1:9000/jobs');
+ * const failed = response.headers.get(FC_STATUS_HEADER) === '404';
+ * ```
+ */
+export const FC_STATUS_HEADER = 'x-fc-status';
+
+/**
  * Whether an answer carries `x-fc-status: 404`, the header by which a custom runtime tells FC that
  * the invocation failed (FC then retries it and sends it to onFailure, whatever its status).
  *
@@ -161,7 +173,7 @@ export function answerAsSent(method: string, response: BridgeResponse): BridgeRe
  * ```
  */
 export function hasFcFailureStatus(response: BridgeResponse): boolean {
-  const value = response.headers['x-fc-status'];
+  const value = response.headers[FC_STATUS_HEADER];
   if (value === undefined) return false;
   return (Array.isArray(value) ? value : [value]).some((v) => String(v).trim() === '404');
 }

@@ -89,4 +89,30 @@ describe('an async task whose Koa app fails after the head went out', () => {
     expect(log.errors.map((e) => (e as Error).message)).toEqual(['disk full']);
     await handler.close();
   });
+
+  it("an app's own app.context.onerror still handles the late error, then the response is destroyed", async () => {
+    const app = new Koa();
+    const handled: unknown[] = [];
+    // Set before the handler is made, like Koa's own: it answers nothing once the head went out.
+    app.context.onerror = function ownOnerror(error: unknown) {
+      if (error !== null && error !== undefined) handled.push(error);
+    };
+    app.use((ctx) => {
+      ctx.res.writeHead(200);
+      throw new Error('broke after the head');
+    });
+    const handler = createHandler(app, {
+      logger: logger(),
+      env: {},
+      async: { mode: 'local', maxAsyncRetryAttempts: 0, timeoutSeconds: 10 },
+    });
+    await handler(event('POST', '/job', '{}', { 'X-Fc-Invocation-Type': 'Async', 'X-Fc-Async-Task-Id': 'own' }), {});
+    await handler.drain();
+    expect(await handler.tasks.get('own')).toMatchObject({
+      status: 'Failed',
+      taskErrorMessage: 'broke after the head',
+    });
+    expect(handled.map((e) => (e as Error).message)).toEqual(['broke after the head']);
+    await handler.close();
+  });
 });

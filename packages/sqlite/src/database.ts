@@ -117,7 +117,7 @@ export function whyNotOpened(file: string): string {
  * package's install script (npm 12 runs a dependency's install script only when package.json's
  * `allowScripts` approves it), or a `node_modules` built under another Node.js or platform.
  */
-export function nativeModuleProblem(error: unknown): string | undefined {
+function nativeModuleProblem(error: unknown): string | undefined {
   const message = error instanceof Error ? error.message : '';
   if (message.startsWith('Could not locate the bindings file')) {
     return (

@@ -1,19 +1,9 @@
 import type { ServerResponse } from 'node:http';
 import type { ResolvedAsyncOptions } from '../async/options.js';
 import { isPlatformFailure } from '../async/platform.js';
-import { type BridgeResponse, hasFcFailureStatus } from '../response.js';
+import { type BridgeResponse, FC_STATUS_HEADER, hasFcFailureStatus } from '../response.js';
 
-/**
- * The header a custom runtime answers to report a FAILED invocation to FC (fc-contract section
- * 5): without it FC counts any answer, even a 500, as a success and never retries it.
- *
- * @example
- * ```ts
- * const response = await fetch('http://127.0.0.1:9000/jobs');
- * const failed = response.headers.get(FC_STATUS_HEADER) === '404';
- * ```
- */
-export const FC_STATUS_HEADER = 'x-fc-status';
+export { FC_STATUS_HEADER };
 
 /**
  * A custom runtime's async options: an answer the app marked `x-fc-status: 404` itself (FC's
