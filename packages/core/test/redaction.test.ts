@@ -1,6 +1,7 @@
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { describe, expect, it } from 'vitest';
 import { createFcHandler, createRedactor, type DestinationRecord, maskUrl } from '../src/index.js';
-import { event, memoryLogger } from './helpers.js';
+import { asyncEvent, event, memoryLogger } from './helpers.js';
 
 const ok = (_req: unknown, res: { end(body: string): void }) => res.end('ok');
 
@@ -65,6 +66,46 @@ describe('redactHeaders', () => {
     const text = JSON.stringify({ records, logs: logger.entries });
     expect(JSON.parse(records[0]?.requestPayload ?? '{}').headers).toMatchObject({ 'x-visible': 'kept' });
     expect(text.match(/LEAK-\w+/g)).toBeNull();
+  });
+});
+
+describe('an error the bridge raises for a bad header list', () => {
+  it('names no header value: not in the task, its destination record, the log nor the span', async () => {
+    const records: DestinationRecord[] = [];
+    const logger = memoryLogger();
+    const exporter = new InMemorySpanExporter();
+    const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+    const handler = createFcHandler(
+      (_req, res) => {
+        // An odd-length flat list: the cookie set, then a name without its value.
+        res.writeHead(200, ['Set-Cookie', 'sid=LEAK-SETCOOKIE', 'X-Trace']);
+        res.end('ok');
+      },
+      {
+        env: {},
+        logger,
+        tracing: { tracerProvider },
+        async: { maxAsyncRetryAttempts: 0 },
+        destinations: { onFailure: (r) => void records.push(r) },
+      },
+    );
+    try {
+      await handler(asyncEvent({ method: 'POST', path: '/jobs', taskId: 'bad_head' }), { requestId: 'r' });
+      await handler.drain();
+      const task = await handler.tasks.get('bad_head');
+      expect(task?.status).toBe('Failed');
+      expect(records).toHaveLength(1);
+      const spans = exporter.getFinishedSpans().map((s) => ({ status: s.status, events: s.events }));
+      expect(spans.some((s) => s.events.some((e) => e.name === 'exception'))).toBe(true);
+      const text = JSON.stringify({ task, records, logs: logger.entries, spans });
+      expect(text.match(/LEAK-\w+/g)).toBeNull();
+      // The error still says what is wrong.
+      expect(task?.taskErrorMessage).toBe(
+        "The argument 'headers' is invalid. Received a flat array of 3 entries: names and values go in pairs",
+      );
+    } finally {
+      await handler.close();
+    }
   });
 });
 
