@@ -236,11 +236,17 @@ function decodedPath(path: string): string {
   }
 }
 
+/** The names of FC 2.0's `resp.setHeader` that FC ignores (see fc2Headers). */
+const FC2_IGNORED = /^(x-fc-|date$|server$|content-disposition$)/i;
+
 /**
  * FC 2.0's `resp.setHeader` and `resp.deleteHeader`: names that differ in letter case are different
  * headers there, which is how a handler sends several `Set-Cookie` (`set-cookie`, `Set-cookie`, …:
  * docs/adapters.md). Node's `setHeader` folds the case: the cookies are kept by the name given,
- * and sent together.
+ * and sent together. `X-Fc-*`, `Content-Disposition`, `Date` and `Server`, which FC ignores in an
+ * answer (fc-contract section 3), are ignored here too: an `X-Fc-Error-Type` the handler sets is
+ * not a function error. The connection's own headers are the emulator's server's to write, and a
+ * `Content-Length` is that of the body sent (a HEAD answer's keeps its GET's, as for FC 3.0).
  */
 function fc2Headers(res: ServerResponse) {
   let cookies: Map<string, string> | undefined;
@@ -250,12 +256,14 @@ function fc2Headers(res: ServerResponse) {
   };
   return {
     set(name: string, value: string) {
+      if (FC2_IGNORED.test(name)) return;
       if (name.toLowerCase() !== 'set-cookie') return void res.setHeader(name, value);
       cookies ??= new Map();
       cookies.set(name, value);
       sendCookies();
     },
     delete(name: string) {
+      if (FC2_IGNORED.test(name)) return;
       if (name.toLowerCase() !== 'set-cookie') return void res.removeHeader(name);
       cookies?.delete(name);
       sendCookies();

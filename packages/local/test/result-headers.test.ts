@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Emulator, startEmulator } from '../src/index.js';
-import { fixture, PKG, startFc2Web } from './helpers.js';
+import { fixture, PKG, startFc2Web, waitFor } from './helpers.js';
 
 // The headers of an answer under `fc-async dev` are those FC lets through from a built-in runtime's
 // result (fc-contract section 3): every Set-Cookie, and no Content-Disposition, Date or Server set by
@@ -68,6 +68,54 @@ export default app;
     expect(res.headers.get('server')).toBeNull();
     expect(res.headers.get('date')).not.toBe('Thu, 01 Jan 1970 00:00:00 GMT');
     expect(res.headers.getSetCookie()).toEqual(['a=1; Path=/', 'b=2; Path=/']);
+  });
+});
+
+describe("an FC 2.0 handler's resp.setHeader under fc-async dev", () => {
+  // FC 2.0 ignores these names in resp.setHeader as FC 3.0 ignores them in a result.
+  const source = `exports.handler = (req, resp) => {
+  resp.setHeader('Content-Disposition', 'attachment; filename=report.txt');
+  resp.setHeader('Server', 'my-server');
+  resp.setHeader('Date', 'Thu, 01 Jan 1970 00:00:00 GMT');
+  resp.setHeader('X-Fc-Error-Type', 'MyOwn');
+  resp.setHeader('X-Fc-Status', '404');
+  resp.setHeader('X-Kept', 'yes');
+  resp.setHeader('Set-Cookie', 'a=1');
+  resp.setHeader('set-cookie', 'b=2');
+  resp.deleteHeader('Date');
+  resp.send('done');
+};
+`;
+
+  it('drops Content-Disposition, Server, Date and X-Fc-* as FC does, and keeps the rest', async () => {
+    const fc2 = await startFc2Web(source);
+    cleanups.push(fc2.close);
+    const res = await fetch(`${fc2.emulator.triggerUrl}/report`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('done');
+    expect(res.headers.get('content-disposition')).toBeNull();
+    expect(res.headers.get('server')).toBeNull();
+    expect(res.headers.get('date')).not.toBe('Thu, 01 Jan 1970 00:00:00 GMT');
+    expect(res.headers.get('x-fc-error-type')).toBeNull();
+    expect(res.headers.get('x-fc-status')).toBeNull();
+    expect(res.headers.get('x-kept')).toBe('yes');
+    expect(res.headers.getSetCookie()).toEqual(['a=1', 'b=2']);
+  });
+
+  it('an X-Fc-Error-Type the handler set does not fail its async task (FC ignores the header)', async () => {
+    const fc2 = await startFc2Web(source);
+    cleanups.push(fc2.close);
+    const accepted = await fetch(`${fc2.emulator.triggerUrl}/report`, {
+      method: 'POST',
+      headers: { 'x-fc-invocation-type': 'Async', 'x-fc-stateful-async-invocation-id': 'report_1' },
+    });
+    expect(accepted.status).toBe(202);
+    const task = await waitFor(async () => {
+      const res = await fetch(`${fc2.emulator.controlUrl}/2023-03-30/functions/web/async-tasks/report_1`);
+      const body = (await res.json()) as { status?: string; alreadyRetriedTimes?: number };
+      return body.status === 'Succeeded' || body.status === 'Failed' ? body : undefined;
+    });
+    expect(task).toMatchObject({ status: 'Succeeded', alreadyRetriedTimes: 0 });
   });
 });
 
