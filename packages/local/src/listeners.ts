@@ -310,8 +310,11 @@ export function fc2HttpListener(handler: AnyHandler, fn: FunctionIdentity, log: 
               throw new TypeError(`resp.send expects a Buffer, a string or a Readable stream, got ${typeName(data)}`);
             }
             res.statusCode = status;
-            if (data instanceof Readable) data.pipe(res).on('finish', () => done(undefined));
-            else res.end(data, () => done(undefined));
+            if (data instanceof Readable) {
+              // A stream that fails fails the invocation, rather than leaving it to its timeout.
+              data.once('error', done);
+              data.pipe(res).on('finish', () => done(undefined));
+            } else res.end(data, () => done(undefined));
           },
         };
         const result = handler(request, response, context);
