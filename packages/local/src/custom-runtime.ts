@@ -6,7 +6,7 @@ import { delimiter, join } from 'node:path';
 import { FcAsyncError, type NodeHandler, newRequestId } from '@fc-async/core';
 import { boundedLines } from './child-output.js';
 import { type ChildTarget, customRuntimeListener, exchange } from './custom-proxy.js';
-import { type FunctionIdentity, newInstanceId } from './event.js';
+import { type FunctionIdentity, newInstanceId, serviceNameEnv } from './event.js';
 import type { EmulatorLog } from './log.js';
 import { freePort } from './ports.js';
 import type { FunctionSpec, HealthCheck } from './spec.js';
@@ -146,6 +146,7 @@ export function customRuntimeEnv(
     FC_ACCOUNT_ID: fn.accountId,
     FC_QUALIFIER: fn.qualifier,
     FC_INSTANCE_ID: instanceId,
+    ...serviceNameEnv(fn),
     ...own,
     // Last: the port the emulator forwards to, whatever the function's variables say.
     FC_CUSTOM_LISTEN_PORT: String(port),

@@ -46,6 +46,13 @@ export interface FunctionIdentity {
   serviceName?: string | undefined;
 }
 
+/** `FC_SERVICE_NAME`, which FC 2.0 sets for a function of a named service (FC 3.0 has no services). */
+export function serviceNameEnv(fn: FunctionIdentity): { FC_SERVICE_NAME?: string } {
+  return fn.style === 'fc2' && typeof fn.serviceName === 'string' && fn.serviceName !== ''
+    ? { FC_SERVICE_NAME: fn.serviceName }
+    : {};
+}
+
 /**
  * `x-fc-*` headers a client may send on the trigger: FC's async controls. Every other `x-fc-*`
  * header from a client is dropped (FC does), so that a client cannot pose as FC (`x-fc-retry-count`,

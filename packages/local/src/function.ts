@@ -19,7 +19,14 @@ import type { EntryHold } from './backend.js';
 import { isCustomRuntimeFailure } from './custom-proxy.js';
 import { startCustomRuntime } from './custom-runtime.js';
 import { type EntryKind, entriesLoading, loadEntry } from './entry.js';
-import { buildContext, buildFcEvent, type FunctionIdentity, type IncomingCall, requestFromCall } from './event.js';
+import {
+  buildContext,
+  buildFcEvent,
+  type FunctionIdentity,
+  type IncomingCall,
+  requestFromCall,
+  serviceNameEnv,
+} from './event.js';
 import { fastifyReady, functionTimeout, withinTimeout } from './function-guards.js';
 import { MAX_RESPONSE_BYTES, responseTooLarge } from './limits.js';
 import {
@@ -140,6 +147,7 @@ export async function createLocalFunction(spec: FunctionSpec, deps: FunctionDeps
     FC_ACCOUNT_ID: identity.accountId,
     FC_QUALIFIER: identity.qualifier,
     FC_INSTANCE_ID: deps.instanceId,
+    ...serviceNameEnv(identity),
     ...spec.environmentVariables,
   };
   const options: FcHandlerOptions = {
