@@ -3,7 +3,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseStoreSpec } from './backend.js';
-import { REDIS_DOWN_EXIT, REFUSED_EXIT, SUPERVISOR_FD, stopWhenSupervisorGoes, superviseDev } from './dev-watch.js';
+import {
+  OUTPUT_GONE_EXIT,
+  REDIS_DOWN_EXIT,
+  REFUSED_EXIT,
+  SUPERVISOR_FD,
+  stopWhenSupervisorGoes,
+  superviseDev,
+} from './dev-watch.js';
 import { type Emulator, exitOwn, startEmulator } from './emulator.js';
 import { entriesLoading, entryTsconfig } from './entry.js';
 import { failure } from './errors.js';
@@ -163,11 +170,36 @@ function notice(flags: DevFlags, note: string): void {
  */
 const SAME_CTRL_C_MS = 500;
 
-/** Ctrl-C / SIGTERM: stop accepting, let tasks finish within the bound, flush spans; twice quits at once. */
-function signalHandler(emulator: Emulator, flags: DevFlags): (signal: NodeJS.Signals) => void {
+/** What stops the emulator once it serves: a signal, or the reader of its log going away. */
+interface Stopper {
+  signal(signal: NodeJS.Signals): void;
+  outputGone(): void;
+}
+
+/**
+ * Ctrl-C / SIGTERM: stop accepting, let tasks finish within the bound, flush spans; twice quits at
+ * once. The log's reader gone (`| head` quit): the same stop, then exit `outputGoneCode`.
+ */
+function stopHandler(emulator: Emulator, flags: DevFlags, outputGoneCode: number): Stopper {
   let stoppedAt: number | undefined;
-  const stop = (signal: NodeJS.Signals) => {
-    if (stoppedAt !== undefined) {
+  let exitCode = 0;
+  const stop = (why: string, again: string) => {
+    stoppedAt = Date.now();
+    notice(
+      flags,
+      `${why}: finishing running tasks for up to ${flags.shutdownTimeout} s, then stopping what is left; press Ctrl-C ${again}to quit now`,
+    );
+    emulator.close({ timeoutMs: flags.shutdownTimeout * 1000 }).then(
+      () => process.exit(exitCode),
+      (error: unknown) => fail(`shutdown failed: ${error instanceof Error ? error.message : String(error)}`),
+    );
+  };
+  return {
+    signal(signal) {
+      if (stoppedAt === undefined) {
+        stop(signal, 'again ');
+        return;
+      }
       if (Date.now() - stoppedAt < SAME_CTRL_C_MS) return;
       notice(
         flags,
@@ -176,18 +208,16 @@ function signalHandler(emulator: Emulator, flags: DevFlags): (signal: NodeJS.Sig
           : `${signal} again: quitting now; tasks not finished are dropped (no Stopped record, no onFailure)${droppedDeliveries(emulator)}`,
       );
       process.exit(130);
-    }
-    stoppedAt = Date.now();
-    notice(
-      flags,
-      `${signal}: finishing running tasks for up to ${flags.shutdownTimeout} s, then stopping what is left; press Ctrl-C again to quit now`,
-    );
-    emulator.close({ timeoutMs: flags.shutdownTimeout * 1000 }).then(
-      () => process.exit(0),
-      (error: unknown) => fail(`shutdown failed: ${error instanceof Error ? error.message : String(error)}`),
-    );
+    },
+    outputGone() {
+      // Each later write fails as well: the first one decides.
+      if (exitCode !== 0) return;
+      exitCode = outputGoneCode;
+      // Accepted tasks still run to their end (or their stop), as on SIGTERM; one stop already
+      // under way (a signal's) goes on, and ends with this code.
+      if (stoppedAt === undefined) stop('fc-async: the reader of the log went away (stdout or stderr closed)', '');
+    },
   };
-  return stop;
 }
 
 /** How many task ids {@link droppedDeliveries} names; the count covers the rest. */
@@ -234,14 +264,20 @@ function sayUnsettledEntry(): () => void {
   return () => process.off('exit', onExit);
 }
 
-/** Errors the app leaves unhandled are reported, not fatal: the emulator keeps serving. */
-function reportStrayErrors(format: 'text' | 'json'): void {
-  // Whoever read the log is gone (a closed pipe): nobody can see or stop the emulator any more.
+/**
+ * `gone` once whoever reads the log is gone (a closed pipe: `| head` or `| jq` quit), called
+ * again at each later write that fails.
+ */
+function whenOutputGone(gone: () => void): void {
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'EPIPE') exitOwn(1);
+      if (error.code === 'EPIPE') gone();
     });
   }
+}
+
+/** Errors the app leaves unhandled are reported, not fatal: the emulator keeps serving. */
+function reportStrayErrors(format: 'text' | 'json'): void {
   // As the emulator's own log lines: a time, the error's fields (its stack under it in text), control
   // characters escaped (an app's message cannot forge a line or send escape codes to the terminal).
   const log = createEmulatorLog({ format });
@@ -438,6 +474,11 @@ program
     overriddenFlags(entry, flags, command);
     if (flags.watch) return watchDev(entry, flags, command);
     if (flags.supervisorFd !== undefined) stopWhenSupervisorGoes(flags.supervisorFd, flags.shutdownTimeout * 1000);
+    const supervised = flags.supervisorFd !== undefined;
+    // The log's reader gone while functions start: nothing is accepted yet, so exit at once.
+    const outputGoneCode = supervised ? OUTPUT_GONE_EXIT : 1;
+    let onOutputGone = (): void => exitOwn(outputGoneCode);
+    whenOutputGone(() => onOutputGone());
     reportStrayErrors(flags.logFormat);
     // Ctrl-C while functions start: exit through process.exit, whose hook stops the custom
     // runtimes already started (they run in process groups of their own, out of the signal's reach).
@@ -453,7 +494,6 @@ program
     } catch (error) {
       unsettled();
       // Under --watch: the supervisor exits too, rather than wait for a change that cannot help.
-      const supervised = flags.supervisorFd !== undefined;
       const code = codeOf(error) as string;
       const redisDown = supervised && flags.redis !== undefined && REDIS_DOWN.has(code);
       fail(
@@ -461,7 +501,9 @@ program
         supervised && NOT_FIXED_BY_AN_EDIT.has(code) ? REFUSED_EXIT : redisDown ? REDIS_DOWN_EXIT : 1,
       );
     }
-    onSignal = signalHandler(emulator, flags);
+    const stopper = stopHandler(emulator, flags, outputGoneCode);
+    onSignal = stopper.signal;
+    onOutputGone = stopper.outputGone;
   });
 
 await program.parseAsync(process.argv);

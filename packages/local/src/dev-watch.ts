@@ -25,6 +25,13 @@ export const REFUSED_EXIT = 78;
  * (sysexits' EX_TEMPFAIL): the supervisor then waits for a change, or for that Redis to come up.
  */
 export const REDIS_DOWN_EXIT = 75;
+/**
+ * The exit code of an emulator under `--watch` that stopped because the reader of its log went
+ * away (its stdout or stderr, which it shares with the supervisor, closed: `| head` quit): the
+ * supervisor then exits 1 too, as the emulator does without `--watch`, rather than wait for a
+ * change with nobody left to read what it writes (sysexits' EX_IOERR).
+ */
+export const OUTPUT_GONE_EXIT = 74;
 /** How often the supervisor asks a Redis that was down whether it answers now, and how long it waits for one answer. */
 const REDIS_PROBE_MS = 2000;
 
@@ -119,7 +126,7 @@ export function stopWhenSupervisorGoes(fd: number, shutdownTimeoutMs: number): v
  * once the old one exited (SIGKILL to its group if it is still there 20 s past
  * `shutdownTimeoutMs`: an app stuck in a loop handles no signal). One child at a time: changes during a restart
  * are picked up by the next child. A child that exits by itself (a syntax error in the entry)
- * waits for the next change, unless it exits with {@link REFUSED_EXIT}: then the supervisor exits 1. SIGINT and SIGTERM are passed on to the child (a second one makes it
+ * waits for the next change, unless it exits with {@link REFUSED_EXIT} or {@link OUTPUT_GONE_EXIT}: then the supervisor exits 1. SIGINT and SIGTERM are passed on to the child (a second one makes it
  * quit at once; the first during a restart only calls it off), with the same SIGKILL past its
  * time, and the supervisor exits with its code. The child runs in a process group of its
  * own, out of the reach of the terminal's Ctrl-C, which would otherwise reach it twice.
@@ -186,7 +193,7 @@ class Supervisor {
     this.#child = undefined;
     clearTimeout(this.#killTimer);
     this.#killTimer = undefined;
-    if (code === REFUSED_EXIT && !this.#restart) this.#exit(1);
+    if (code === OUTPUT_GONE_EXIT || (code === REFUSED_EXIT && !this.#restart)) this.#exit(1);
     else if (this.#quitting) this.#exit(code);
     else if (this.#restart) {
       // Its ports are free now: the kernel closed its sockets with it, nothing it started holds

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -251,6 +251,36 @@ describe('fc-async dev whose stdout reader went away', () => {
       await fetch(`${run.trigger}/`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
     }
     expect(await run.exited).toBe(1);
+    expect(run.stderr.join('')).not.toContain('process.exit()');
+  });
+
+  it('stops as on SIGTERM, saying so: an async task it accepted still runs to its end', async () => {
+    // `fc-async dev app.mjs | head -3`: head quits, and with it the emulator, but not in the
+    // middle of the tasks it answered 202 for.
+    const dir = mkdtempSync(join(tmpdir(), 'fc-async-cli-reader-gone-'));
+    const log = join(dir, 'log');
+    const release = join(dir, 'release');
+    writeFileSync(log, '');
+    const run = await startCli([fixture('held-task.mjs'), '--shutdown-timeout', '60'], {
+      env: { HELD_TASK_LOG: log, HELD_TASK_RELEASE: release },
+    });
+    const accepted = await fetch(`${run.trigger}/hold`, {
+      method: 'POST',
+      headers: { 'x-fc-invocation-type': 'Async' },
+    });
+    expect(accepted.status).toBe(202);
+    await waitFor(() => (readFileSync(log, 'utf8') === 'started\n' ? true : undefined));
+    run.proc.stdout?.destroy();
+    // A request's log line goes to the closed stdout: that write gets EPIPE.
+    await fetch(`${run.trigger}/ping`, { signal: AbortSignal.timeout(2000) });
+    await waitFor(() => (run.stderr.join('').includes('went away') || run.proc.exitCode !== null ? true : undefined));
+    expect(run.proc.exitCode).toBe(null);
+    expect(JSON.parse(run.stderr.join('').trim()).message).toBe(
+      'fc-async: the reader of the log went away (stdout or stderr closed): finishing running tasks for up to 60 s, then stopping what is left; press Ctrl-C to quit now',
+    );
+    writeFileSync(release, '');
+    expect(await run.exited).toBe(1);
+    expect(readFileSync(log, 'utf8')).toBe('started\nfinished\n');
     expect(run.stderr.join('')).not.toContain('process.exit()');
   });
 });

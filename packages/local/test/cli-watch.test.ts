@@ -552,6 +552,18 @@ resources:
     );
   });
 
+  it('exits 1 once the reader of the log is gone (| head quit), as without --watch, rather than wait for a change', async () => {
+    const run = await startWatch(project(), ['app.mjs']);
+    const [child] = emulatorsOf(run.proc.pid as number);
+    run.proc.stdout?.destroy();
+    // The request's log line goes to the closed stdout (the emulator's, which is the supervisor's).
+    await fetch(`${run.trigger}/version`, { signal: AbortSignal.timeout(5000) });
+    const waiting = waitFor(() => (run.stderr().includes('waiting for a change') ? 'waiting' : undefined), START_MS);
+    expect(await Promise.race([run.exited, waiting])).toBe(1);
+    expect(run.stderr()).toContain('fc-async: the reader of the log went away (stdout or stderr closed)');
+    await waitFor(() => (stat(child as number) ? undefined : true), START_MS);
+  });
+
   it('keeps the ports it is given: the same one twice is refused as without --watch, and it exits 1', async () => {
     const dir = project();
     const port = String(await freePort('127.0.0.1'));
