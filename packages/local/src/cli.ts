@@ -12,7 +12,7 @@ import {
   superviseDev,
 } from './dev-watch.js';
 import { type Emulator, exitOwn, startEmulator } from './emulator.js';
-import { entriesLoading, entryTsconfig } from './entry.js';
+import { entriesLoading, entryTsconfig, thrownAt } from './entry.js';
 import { failure } from './errors.js';
 import { createEmulatorLog } from './log.js';
 import { type EmulatorOptions, resolveOptions, socketHost } from './options.js';
@@ -64,9 +64,17 @@ function shellWord(text: string): string {
   return /^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
 }
 
+/** The CLI itself ends the process (a refusal, a signal): no function called process.exit(). */
+let exitingOnPurpose = false;
+
+function exit(code: number): never {
+  exitingOnPurpose = true;
+  process.exit(code);
+}
+
 function fail(message: string, code = 1): never {
   process.stderr.write(`fc-async: ${message}\n`);
-  process.exit(code);
+  exit(code);
 }
 
 /** `startEmulator()` options whose flag is not the option's name in kebab case. */
@@ -244,20 +252,35 @@ function droppedDeliveries(emulator: Emulator): string {
 const UNSETTLED_TOP_LEVEL_AWAIT = 13;
 
 /**
- * An entry whose top-level await waits for what nothing will settle (a promise never resolved, no
- * timer or socket left): Node ends the process with its code 13 and no word. Said here as every
- * other refusal to start is, one line naming the entry and exit code 1. Returns the undoing.
+ * The process ending while the emulator starts, by no doing of the CLI's, said as every other
+ * refusal to start is, in one line with exit code 1:
+ * - an entry whose top-level await waits for what nothing will settle (a promise never resolved,
+ *   no timer or socket left): Node ends the process with its code 13 and no word;
+ * - an entry (or what it imports) that calls process.exit() while it loads, or an app that does
+ *   before the ports open: the process would end with the code it chose, 0 as well, and no word.
+ * Returns the undoing.
  */
-function sayUnsettledEntry(): () => void {
+function sayEndDuringStart(): () => void {
   const onExit = (code: number) => {
-    // Node 20 sets process.exitCode in an 'exit' listener of its own, after the event's code.
-    if (code !== UNSETTLED_TOP_LEVEL_AWAIT && process.exitCode !== UNSETTLED_TOP_LEVEL_AWAIT) return;
+    if (exitingOnPurpose) return;
     const entries = entriesLoading();
-    process.stderr.write(
-      entries.length > 0
-        ? `fc-async: ${entries.map(({ file, waiting }) => `${file}: its loading never finished: ${waiting} waits for a promise that nothing settles`).join('; ')}\n`
-        : 'fc-async: the start never finished: it waited for a promise that nothing settles\n',
-    );
+    // Node 20 sets process.exitCode in an 'exit' listener of its own, after the event's code.
+    if (code === UNSETTLED_TOP_LEVEL_AWAIT || process.exitCode === UNSETTLED_TOP_LEVEL_AWAIT) {
+      process.stderr.write(
+        entries.length > 0
+          ? `fc-async: ${entries.map(({ file, waiting }) => `${file}: its loading never finished: ${waiting} waits for a promise that nothing settles`).join('; ')}\n`
+          : 'fc-async: the start never finished: it waited for a promise that nothing settles\n',
+      );
+    } else {
+      // The 'exit' event runs inside process.exit(): the first frame of the project's own code called it.
+      const at = thrownAt(new Error());
+      const where = at === undefined ? '' : ` at ${at}`;
+      process.stderr.write(
+        entries.length > 0
+          ? `fc-async: ${entries.map(({ file }) => file).join(', ')}: process.exit(${code}) was called${where} while it loaded, so nothing is served\n`
+          : `fc-async: process.exit(${code}) was called${where} before the emulator listened, so nothing is served\n`,
+      );
+    }
     process.exitCode = 1;
   };
   process.on('exit', onExit);
@@ -477,17 +500,20 @@ program
     const supervised = flags.supervisorFd !== undefined;
     // The log's reader gone while functions start: nothing is accepted yet, so exit at once.
     const outputGoneCode = supervised ? OUTPUT_GONE_EXIT : 1;
-    let onOutputGone = (): void => exitOwn(outputGoneCode);
+    let onOutputGone = (): void => {
+      exitingOnPurpose = true;
+      exitOwn(outputGoneCode);
+    };
     whenOutputGone(() => onOutputGone());
     reportStrayErrors(flags.logFormat);
     // Ctrl-C while functions start: exit through process.exit, whose hook stops the custom
     // runtimes already started (they run in process groups of their own, out of the signal's reach).
     // One listener throughout: one removed and another added drops a signal that came in between
     // (its libuv handle is closed with it), and the ready line may well be answered by a SIGTERM.
-    let onSignal = (_signal: NodeJS.Signals): void => process.exit(130);
+    let onSignal = (_signal: NodeJS.Signals): void => exit(130);
     for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => onSignal(signal));
     let emulator: Emulator;
-    const unsettled = sayUnsettledEntry();
+    const unsettled = sayEndDuringStart();
     try {
       emulator = await startEmulator(emulatorOptions(entry, flags, credentialsFromEnv(true)));
       unsettled();

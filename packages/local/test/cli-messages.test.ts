@@ -115,6 +115,46 @@ describe('an entry that fails to load', () => {
   });
 });
 
+describe('fc-async dev with an entry that calls process.exit() while it loads', () => {
+  it.each([
+    ['0', 'a script that ends by itself'],
+    ['3', 'its own error code'],
+  ])('process.exit(%s) (%s): named in one line with its place, and the exit code is 1', async (exitCode) => {
+    // A start script, a config check that gives up: without a word, the emulator ended with the
+    // entry's own code, 0 as well, as if it had served and stopped.
+    const dir = mkdtempSync(join(tmpdir(), 'fc-async-cli-messages-'));
+    const file = join(dir, 'app.mjs');
+    writeFileSync(file, `console.error('DB_URL is not set');\nprocess.exit(${exitCode});\n`);
+    const { code, stdout, stderr } = await runCli(['dev', file, '--port', '0', '--control-port', '0']);
+    expect(stderr).toBe(
+      `DB_URL is not set\nfc-async: ${file}: process.exit(${exitCode}) was called at ${file}:2:9 while it loaded, so nothing is served\n`,
+    );
+    expect(stdout).toBe('');
+    expect(code).toBe(1);
+  });
+
+  it('says nothing of process.exit() for an exit of its own during the start (Ctrl-C while an entry loads)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fc-async-cli-messages-'));
+    const file = join(dir, 'app.mjs');
+    const started = join(dir, 'started');
+    writeFileSync(
+      file,
+      `import { writeFileSync } from 'node:fs';\nwriteFileSync(${JSON.stringify(started)}, '');\n` +
+        'await new Promise((resolve) => setTimeout(resolve, 60_000));\nexport const handler = async () => "ok";\n',
+    );
+    const proc = spawnCli(['dev', file, '--port', '0', '--control-port', '0'], {});
+    let stderr = '';
+    proc.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString('utf8');
+    });
+    const exited = new Promise((resolve) => proc.once('exit', resolve));
+    await waitFor(() => (existsSync(started) ? true : undefined));
+    proc.kill('SIGINT');
+    expect(await exited).toBe(130);
+    expect(stderr).toBe('');
+  });
+});
+
 describe('fc-async dev while an entry loads for long', () => {
   it.concurrent.each(['text', 'json'])(
     'says once (%s) that a top-level await has not settled, refuses connections meanwhile, and serves once it has',
