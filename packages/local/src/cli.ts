@@ -178,15 +178,15 @@ function notice(flags: DevFlags, note: string): void {
  */
 const SAME_CTRL_C_MS = 500;
 
-/** What stops the emulator once it serves: a signal, or the reader of its log going away. */
+/** What stops the emulator once it serves: a signal (SIGINT, SIGTERM, SIGHUP), or the reader of its log going away. */
 interface Stopper {
   signal(signal: NodeJS.Signals): void;
   outputGone(): void;
 }
 
 /**
- * Ctrl-C / SIGTERM: stop accepting, let tasks finish within the bound, flush spans; twice quits at
- * once. The log's reader gone (`| head` quit): the same stop, then exit `outputGoneCode`.
+ * Ctrl-C / SIGTERM / SIGHUP: stop accepting, let tasks finish within the bound, flush spans; twice
+ * quits at once. The log's reader gone (`| head` quit): the same stop, then exit `outputGoneCode`.
  */
 function stopHandler(emulator: Emulator, flags: DevFlags, outputGoneCode: number): Stopper {
   let stoppedAt: number | undefined;
@@ -511,7 +511,9 @@ program
     // One listener throughout: one removed and another added drops a signal that came in between
     // (its libuv handle is closed with it), and the ready line may well be answered by a SIGTERM.
     let onSignal = (_signal: NodeJS.Signals): void => exit(130);
-    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => onSignal(signal));
+    // SIGHUP: the terminal closed. Node's default would end the process at once, dropping the
+    // tasks accepted and skipping the exit hooks; it stops as on SIGTERM instead.
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => onSignal(signal));
     let emulator: Emulator;
     const unsettled = sayEndDuringStart();
     try {

@@ -127,7 +127,7 @@ export function stopWhenSupervisorGoes(fd: number, shutdownTimeoutMs: number): v
  * `shutdownTimeoutMs`: an app stuck in a loop handles no signal). One child at a time: changes during a restart
  * are picked up by the next child. A child that exits by itself (a syntax error in the entry)
  * waits for the next change, unless it exits with {@link REFUSED_EXIT} or {@link OUTPUT_GONE_EXIT}: then the supervisor exits 1. SIGINT and SIGTERM are passed on to the child (a second one makes it
- * quit at once; the first during a restart only calls it off), with the same SIGKILL past its
+ * quit at once; the first during a restart only calls it off), and SIGHUP (the terminal closed) as well, with the same SIGKILL past its
  * time, and the supervisor exits with its code. The child runs in a process group of its
  * own, out of the reach of the terminal's Ctrl-C, which would otherwise reach it twice.
  *
@@ -168,7 +168,7 @@ class Supervisor {
     const folders = this.o.watched.map(({ root, shown }) => shown ?? root).join(' and ');
     const memory = ' (tasks are in memory: a restart loses those not finished; --store sqlite:PATH keeps them)';
     this.o.note(`watching ${folders} for changes${this.o.tasksInMemory ? memory : ''}`);
-    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => this.#onSignal(signal));
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => this.#onSignal(signal));
     this.#spawn();
   }
 

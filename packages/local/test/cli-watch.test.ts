@@ -481,6 +481,16 @@ resources:
     expect(run.stderr()).toContain('SIGTERM: finishing running tasks');
   });
 
+  it('on SIGHUP (its terminal closed) stops its emulator as on SIGTERM and exits with its code', async () => {
+    const run = await startWatch(project(), ['app.mjs']);
+    const [child] = emulatorsOf(run.proc.pid as number);
+    run.proc.kill('SIGHUP');
+    expect(await run.exited).toBe(0);
+    expect(run.proc.signalCode).toBe(null);
+    expect(run.stderr()).toContain('SIGHUP: finishing running tasks');
+    await waitFor(() => (stat(child as number) ? undefined : true), START_MS);
+  });
+
   it('passes a second Ctrl-C on, and its emulator quits at once', async () => {
     const run = await startWatch(project(), ['app.mjs', '--shutdown-timeout', '60']);
     const accepted = await fetch(`${run.trigger}/jobs`, {

@@ -495,6 +495,34 @@ describe('shutdown', () => {
   });
 });
 
+describe('fc-async dev when its terminal closes (SIGHUP)', () => {
+  it('stops as on SIGTERM: an async task it accepted runs to its end, and it exits 0', async () => {
+    // Node's own default for SIGHUP ends the process at once: the task answered 202 was lost.
+    const dir = mkdtempSync(join(tmpdir(), 'fc-async-cli-sighup-'));
+    const log = join(dir, 'log');
+    const release = join(dir, 'release');
+    writeFileSync(log, '');
+    const cli = await startCli([fixture('held-task.mjs'), '--shutdown-timeout', '60'], {
+      env: { HELD_TASK_LOG: log, HELD_TASK_RELEASE: release },
+    });
+    onTestFinished(() => void cli.stop('SIGKILL'));
+    const accepted = await fetch(`${cli.trigger}/hold`, { method: 'POST', headers: asyncHeaders('held') });
+    expect(accepted.status).toBe(202);
+    await waitFor(() => (readFileSync(log, 'utf8') === 'started\n' ? true : undefined));
+    cli.proc.kill('SIGHUP');
+    await waitFor(() =>
+      cli.stderr.join('').includes('SIGHUP: finishing running tasks') || cli.proc.signalCode !== null
+        ? true
+        : undefined,
+    );
+    expect(cli.proc.signalCode).toBe(null);
+    writeFileSync(release, '');
+    expect(await cli.exited).toBe(0);
+    expect(readFileSync(log, 'utf8')).toBe('started\nfinished\n');
+    expect(cli.lines.find((l) => l.kind === 'attempt' && l.taskId === 'held')).toMatchObject({ status: 'Succeeded' });
+  });
+});
+
 describe('refusing to start', () => {
   const dir = mkdtempSync(join(tmpdir(), 'fc-async-bad-'));
   const write = (name: string, text: string) => {
