@@ -78,13 +78,27 @@ async function specsOf(o: ResolvedOptions, log: EmulatorLog): Promise<FunctionSp
   ];
 }
 
-function listen(server: Server, port: number, host: string, flag: string): Promise<string> {
+/**
+ * Listens on `port` of `host`; `flag` names the option in a refusal. `beside`: a server of the
+ * emulator's already listening, whose port, when it is the one in use, is named as the cause (the
+ * same port given twice), rather than left to look like another program's.
+ */
+function listen(
+  server: Server,
+  port: number,
+  host: string,
+  flag: string,
+  beside?: { server: Server; name: string; flag: string },
+): Promise<string> {
   return new Promise((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
+      const ours = beside !== undefined && port !== 0 && (beside.server.address() as AddressInfo | null)?.port === port;
       const message =
-        error.code === 'EADDRINUSE'
-          ? `Port ${port} on ${host} is in use: choose another with ${flag}`
-          : `Cannot listen on ${host}:${port}: ${error.message}`;
+        error.code !== 'EADDRINUSE'
+          ? `Cannot listen on ${host}:${port}: ${error.message}`
+          : ours
+            ? `Port ${port} on ${host} is taken by ${beside.name} (${beside.flag} ${port}): choose another with ${flag}`
+            : `Port ${port} on ${host} is in use: choose another with ${flag}`;
       reject(new FcAsyncError('ListenFailed', message, { cause: error }));
     });
     server.listen(port, host, () => {
@@ -268,7 +282,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   let controlUrl: string;
   try {
     triggerUrl = await listen(trigger, o.port, o.host, '--port');
-    controlUrl = await listen(control.server, o.controlPort, o.controlHost, '--control-port');
+    controlUrl = await listen(control.server, o.controlPort, o.controlHost, '--control-port', {
+      server: trigger,
+      name: 'the HTTP trigger',
+      flag: '--port',
+    });
   } catch (error) {
     trigger.close();
     control.server.close();

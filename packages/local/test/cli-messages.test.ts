@@ -1,7 +1,8 @@
 import { existsSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { freePort } from '../src/ports.js';
 import { fixture, PKG, runCli, spawnCli, startCli, waitFor } from './helpers.js';
 
@@ -34,6 +35,32 @@ describe('fc-async dev names its flags in its refusals, on one line', () => {
     const { code, stderr } = await runCli(['dev', ENTRY, ...args]);
     expect(code).toBe(1);
     expect(stderr).toBe(`fc-async: ${message}\n`);
+  });
+
+  it('names the HTTP trigger as what holds the port when --port and --control-port are the same', async () => {
+    // "in use" alone sent the user looking for another program on that port.
+    const port = String(await freePort('127.0.0.1'));
+    const { code, stderr } = await runCli(['dev', ENTRY, '--port', port, '--control-port', port]);
+    expect(code).toBe(1);
+    expect(stderr).toBe(
+      `fc-async: Port ${port} on 127.0.0.1 is taken by the HTTP trigger (--port ${port}): choose another with --control-port (listen EADDRINUSE: address already in use 127.0.0.1:${port})\n`,
+    );
+  });
+
+  it('says a port in use by another program is in use', async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    onTestFinished(() => void holder.close());
+    const port = String((holder.address() as AddressInfo).port);
+    for (const flag of ['--port', '--control-port']) {
+      const { code, stderr } = await runCli(['dev', ENTRY, '--port', '0', '--control-port', '0', flag, port]);
+      expect(code).toBe(1);
+      expect(stderr).toMatch(
+        new RegExp(
+          `^fc-async: Port ${port} on 127\\.0\\.0\\.1 is in use: choose another with ${flag} \\(listen EADDRINUSE[^\\n]*\\)\\n$`,
+        ),
+      );
+    }
   });
 
   it('says the limit of a --name too long', async () => {

@@ -582,7 +582,9 @@ resources:
       cwd: dir,
     });
     expect(code).toBe(1);
-    expect(stderr).toContain(`Port ${port} on 127.0.0.1 is in use: choose another with --control-port`);
+    expect(stderr).toContain(
+      `Port ${port} on 127.0.0.1 is taken by the HTTP trigger (--port ${port}): choose another with --control-port`,
+    );
     expect(stderr).not.toContain('waiting for a change');
   });
 
