@@ -21,12 +21,16 @@ export type ArnTarget =
   | { kind: 'fc'; functionName: string; serviceName?: string | undefined }
   | { kind: 'mns' | 'eventbridge' | 'rocketmq'; functionName?: undefined };
 
-const FC_ARN = /^acs:fc:[^:]*:[^:]*:(?:services\/([^/]+)\/)?functions\/([^/]+)(?:\/[^/]+)?$/;
+// A function name holds no `:` (FC: letters, digits, `_` and `-`), so one after it starts a
+// qualifier (`functions/dest:LATEST`), as `/{qualifier}` does (`functions/dest/prod`).
+const FC_ARN = /^acs:fc:[^:]*:[^:]*:(?:services\/([^/]+)\/)?functions\/([^/:]+)(?::[^/:]+)?(?:\/[^/]+)?$/;
 
 /**
  * Reads a destination ARN: an FC function (FC 3.0 `functions/{name}`, FC 2.0
- * `services/{service}/functions/{name}`), an MNS queue or topic, an EventBridge bus, or a
- * RocketMQ topic; `undefined` for anything else.
+ * `services/{service}/functions/{name}`, either with a qualifier: `{name}:{qualifier}` or
+ * `{name}/{qualifier}`, `{service}.{qualifier}`), an MNS queue or topic, an EventBridge bus, or a
+ * RocketMQ topic; `undefined` for anything else. The qualifier is not kept: the emulator serves
+ * one version of each function.
  */
 export function parseDestinationArn(arn: string): ArnTarget | undefined {
   const fc = FC_ARN.exec(arn);
@@ -105,9 +109,10 @@ function localFunctionDestination(target: LocalFunction): Destination {
   );
 }
 
-function destinationFor(owner: string, side: string, arn: string, ctx: DestinationContext): Destination {
+/** What an ARN names among the emulator's functions: `local` when it is one of them. */
+function resolveArn(arn: string, functions: DestinationContext['functions']) {
   const target = parseDestinationArn(arn);
-  const named = target?.kind === 'fc' ? ctx.functions.get(target.functionName) : undefined;
+  const named = target?.kind === 'fc' ? functions.get(target.functionName) : undefined;
   // An FC 2.0 ARN names the service too: a function of that name in another service is not it.
   const otherService =
     named !== undefined &&
@@ -115,11 +120,48 @@ function destinationFor(owner: string, side: string, arn: string, ctx: Destinati
     target.serviceName !== undefined &&
     named.spec.serviceName !== undefined &&
     named.spec.serviceName !== target.serviceName;
-  const local = otherService ? undefined : named;
+  return { target, named, otherService, local: otherService ? undefined : named };
+}
+
+/**
+ * The functions a record sent to `from` goes on to, through their destinations, until one of
+ * them is `owner`: `[from, ..., owner]`, or `undefined` when no chain from `from` comes back.
+ */
+function pathBack(
+  owner: string,
+  from: LocalFunction,
+  functions: DestinationContext['functions'],
+): string[] | undefined {
+  const seen = new Set<string>();
+  const walk = (fn: LocalFunction): string[] | undefined => {
+    if (fn.spec.name === owner) return [owner];
+    if (seen.has(fn.spec.name)) return undefined;
+    seen.add(fn.spec.name);
+    for (const side of ['onSuccess', 'onFailure'] as const) {
+      const arn = fn.asyncConfig?.destinationConfig?.[side]?.destination;
+      const next = arn ? resolveArn(arn, functions).local : undefined;
+      const rest = next ? walk(next) : undefined;
+      if (rest) return [fn.spec.name, ...rest];
+    }
+    return undefined;
+  };
+  return walk(from);
+}
+
+function destinationFor(owner: string, side: string, arn: string, ctx: DestinationContext): Destination {
+  const { target, named, otherService, local } = resolveArn(arn, ctx.functions);
   if (local && local.spec.name === owner) {
     ctx.log.notice(
       `${owner} ${side} → ${owner} itself: each record is the event of the next call and quotes the one before, so the chain runs until a record passes the async payload limit`,
     );
+  } else if (local) {
+    // A cycle through other functions runs the same chain: say so as for a function that names itself.
+    const back = pathBack(owner, local, ctx.functions);
+    if (back) {
+      ctx.log.notice(
+        `${owner} ${side} → ${back.join(' → ')}: a cycle; each record is the event of the next call and quotes the one before, so a chain that goes round ends once a record passes the async payload limit`,
+      );
+    }
   }
   if (local?.spec.http) {
     // FC's docs: only event functions can be destinations (an HTTP function's trigger is its way in).
@@ -130,11 +172,12 @@ function destinationFor(owner: string, side: string, arn: string, ctx: Destinati
   if (local) return localFunctionDestination(local);
   writableFolder(ctx.outDir);
   const file = join(ctx.outDir, `${owner}.${side}.jsonl`);
-  const why = otherService
-    ? `service ${target.serviceName} is not in the file (its ${target.functionName} is in service ${named?.spec.serviceName})`
-    : target?.kind === 'fc'
-      ? `function ${target.functionName} is not served here`
-      : `${target?.kind ?? 'this destination'} is not reachable locally`;
+  const why =
+    otherService && target?.kind === 'fc'
+      ? `service ${target.serviceName} is not in the file (its ${target.functionName} is in service ${named?.spec.serviceName})`
+      : target?.kind === 'fc'
+        ? `function ${target.functionName} is not served here`
+        : `${target?.kind ?? 'this destination'} is not reachable locally`;
   ctx.log.notice(`${owner} ${side} → ${arn}: ${why}; records are appended to ${relative(process.cwd(), file)}`);
   const jsonl = jsonlDestination(file);
   return target?.kind === 'eventbridge' ? asCloudEvents(jsonl) : jsonl;

@@ -1,0 +1,167 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startEmulator } from '../src/index.js';
+import { waitFor } from './helpers.js';
+
+// Destination functions of the same s.yaml, as FC chains them: FC invokes a destination function
+// asynchronously, so its own async config (retries, destinations) applies to that invocation.
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** A temporary project: `fns.mjs` and `s.yaml` as given; its folder is removed after the test. */
+function project(fns: string, yaml: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'fc-async-local-dest-chain-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'fns.mjs'), fns);
+  writeFileSync(join(dir, 's.yaml'), yaml);
+  return dir;
+}
+
+/** The emulator on the s.yaml in `dir`, its log lines kept, its JSONL files in `dir/out`. */
+async function serve(dir: string) {
+  const logged: string[] = [];
+  const emulator = await startEmulator({
+    config: join(dir, 's.yaml'),
+    port: 0,
+    controlPort: 0,
+    outDir: join(dir, 'out'),
+    retryBaseMs: 10,
+    output: (line) => logged.push(line),
+  });
+  cleanups.push(() => emulator.close({ timeoutMs: 1000 }));
+  const api = (path: string, init?: RequestInit) =>
+    fetch(new URL(`/2023-03-30/functions/${path}`, emulator.controlUrl), init);
+  const invoke = async (fn: string, body: string) => {
+    const res = await api(`${fn}/invocations`, { method: 'POST', headers: { 'x-fc-invocation-type': 'Async' }, body });
+    expect(res.status).toBe(202);
+    return res.headers.get('x-fc-async-task-id') as string;
+  };
+  const tasks = async (fn: string) =>
+    (
+      (await (await api(`${fn}/async-tasks?limit=100&includePayload=true`)).json()) as {
+        tasks: Record<string, unknown>[];
+      }
+    ).tasks;
+  return { emulator, logged, invoke, tasks, api };
+}
+
+describe('a destination ARN with a qualifier', () => {
+  it('`functions/<name>:<qualifier>` invokes the function of the s.yaml, not a JSONL file', async () => {
+    const dir = project(
+      `import { appendFileSync } from 'node:fs';
+export const orders = async () => 'stored';
+export const audit = async (event) => { appendFileSync(new URL('received.jsonl', import.meta.url), event.toString('utf8') + '\\n'); };
+`,
+      `edition: 3.0.0
+name: dest-qualifier
+resources:
+  orders:
+    component: fc3
+    props:
+      functionName: orders
+      code: ./
+      handler: fns.orders
+      asyncInvokeConfig:
+        destinationConfig:
+          onSuccess: { destination: 'acs:fc:cn-hangzhou:0:functions/audit:LATEST' }
+  audit:
+    component: fc3
+    props:
+      functionName: audit
+      code: ./
+      handler: fns.audit
+`,
+    );
+    const { logged, invoke, tasks } = await serve(dir);
+    const id = await invoke('orders', '{"order":7}');
+    const task = await waitFor(async () => (await tasks('orders')).find((t) => t.destinationStatus !== undefined));
+    expect(task.destinationStatus).toBe('Succeeded');
+    expect(logged.join('\n')).not.toContain('is not served here');
+    expect(existsSync(join(dir, 'out', 'orders.onSuccess.jsonl'))).toBe(false);
+    const [record] = await waitFor(async () => {
+      const file = join(dir, 'received.jsonl');
+      return existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n') : undefined;
+    });
+    expect(JSON.parse(record as string)).toMatchObject({
+      requestContext: { requestId: id, functionArn: 'acs:fc:cn-hangzhou:0:functions/orders', condition: '' },
+      requestPayload: '{"order":7}',
+      responsePayload: 'stored',
+    });
+    expect(await tasks('audit')).toHaveLength(1);
+  });
+
+  it('refuses at start a qualifier with nothing after its colon', async () => {
+    const dir = project(
+      'export const f = async () => "ok";\n',
+      `edition: 3.0.0
+name: dest-qualifier-empty
+resources:
+  f:
+    component: fc3
+    props:
+      functionName: f
+      code: ./
+      handler: fns.f
+      asyncInvokeConfig:
+        destinationConfig:
+          onFailure: { destination: 'acs:fc:cn-hangzhou:0:functions/f:' }
+`,
+    );
+    await expect(serve(dir)).rejects.toThrow(
+      /onFailure\.destination is not an FC, MNS, EventBridge or RocketMQ ARN: acs:fc:cn-hangzhou:0:functions\/f:/,
+    );
+  });
+});
+
+describe('a cycle of destination functions', () => {
+  it('is told at start, naming each function of it, and its chain ends at the async payload limit', async () => {
+    // a succeeds and its record goes to b; b fails (no retry) and its record goes back to a.
+    const dir = project(
+      `export const a = async () => 'a done';
+export const b = async () => { throw new Error('b refuses'); };
+`,
+      `edition: 3.0.0
+name: dest-cycle
+resources:
+  a:
+    component: fc3
+    props:
+      functionName: a
+      code: ./
+      handler: fns.a
+      asyncInvokeConfig:
+        destinationConfig:
+          onSuccess: { destination: 'acs:fc:cn-hangzhou:0:functions/b' }
+  b:
+    component: fc3
+    props:
+      functionName: b
+      code: ./
+      handler: fns.b
+      asyncInvokeConfig:
+        maxAsyncRetryAttempts: 0
+        destinationConfig:
+          onFailure: { destination: 'acs:fc:cn-hangzhou:0:functions/a' }
+`,
+    );
+    const { logged, invoke, tasks } = await serve(dir);
+    const start = logged.join('\n');
+    expect(start).toContain('a onSuccess → b → a: a cycle');
+    expect(start).toContain('b onFailure → a → b: a cycle');
+
+    await invoke('a', '{}');
+    await waitFor(() => logged.find((line) => line.includes('above its async payload limit of 131072')), 30_000);
+    const [ofA, ofB] = [await tasks('a'), await tasks('b')];
+    // Each hop quotes the record before it, escaped once more: a few hops pass 128 KB.
+    expect(ofA.length + ofB.length).toBeLessThan(30);
+    // b's own config applies to the invocations a's records make: no retry, then its onFailure.
+    expect(ofB.every((t) => t.status === 'Failed' && t.alreadyRetriedTimes === 0)).toBe(true);
+    const last = [...ofA, ...ofB].find((t) => t.destinationStatus === 'Failed');
+    expect(last).toBeDefined();
+  });
+});
