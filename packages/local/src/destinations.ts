@@ -67,8 +67,56 @@ export interface DestinationContext {
   log: EmulatorLog;
 }
 
+/**
+ * The payload limit FC's destinations page lists for each kind of destination: 128 KB for a
+ * function, 64 KB for MNS and EventBridge, 4 MB for RocketMQ.
+ */
+const PAYLOAD_LIMITS: Readonly<Record<ArnTarget['kind'], number>> = {
+  fc: 128 * 1024,
+  mns: 64 * 1024,
+  eventbridge: 64 * 1024,
+  rocketmq: 4 * 1024 * 1024,
+};
+
+const KIND_NAMES: Readonly<Record<ArnTarget['kind'], string>> = {
+  fc: 'an FC function',
+  mns: 'MNS',
+  eventbridge: 'EventBridge',
+  rocketmq: 'RocketMQ',
+};
+
 /** The limit of a record to a function whose engine does not tell its async limit: FC's 128 KB. */
-const DEFAULT_RECORD_LIMIT = 128 * 1024;
+const DEFAULT_RECORD_LIMIT = PAYLOAD_LIMITS.fc;
+
+/**
+ * Holds the records a JSONL file stands in for a destination with to that destination's payload
+ * limit on FC ({@link PAYLOAD_LIMITS}, the bytes of the record's JSON): a record past it is not
+ * appended, and the delivery fails at once, not retried, as one to a function of the file does
+ * (ours: FC's page says only that a delivery near the limit may fail). Locally written, such a
+ * record would show a pipeline working that loses it on FC.
+ */
+function heldToLimit(jsonl: Destination, kind: ArnTarget['kind']): Destination {
+  const limit = PAYLOAD_LIMITS[kind];
+  return Object.assign(
+    function deliverWithinLimit(record: DestinationRecord, context?: DeliveryContext) {
+      let bytes = 0;
+      try {
+        bytes = Buffer.byteLength(JSON.stringify(record));
+      } catch {
+        // A record JSON cannot hold: the file's own delivery refuses it, with its own words.
+      }
+      if (bytes > limit) {
+        throw new DestinationError(
+          'DestinationInvokeError',
+          `the record is ${bytes} bytes, above the payload limit of ${KIND_NAMES[kind]} as a destination on FC, ${limit} (EntityTooLarge): not appended`,
+          { retryable: false, status: 400 },
+        );
+      }
+      return jsonl(record, context);
+    },
+    { maxRetries: jsonl.maxRetries, label: jsonl.label },
+  );
+}
 
 /**
  * Invokes a local function asynchronously with the record as its event, as FC does. A record past
@@ -178,9 +226,12 @@ function destinationFor(owner: string, side: string, arn: string, ctx: Destinati
       : target?.kind === 'fc'
         ? `function ${target.functionName} is not served here`
         : `${target?.kind ?? 'this destination'} is not reachable locally`;
-  ctx.log.notice(`${owner} ${side} → ${arn}: ${why}; records are appended to ${relative(process.cwd(), file)}`);
+  const kind = target?.kind ?? 'fc';
+  ctx.log.notice(
+    `${owner} ${side} → ${arn}: ${why}; records are appended to ${relative(process.cwd(), file)}, up to ${KIND_NAMES[kind]}'s payload limit on FC (${PAYLOAD_LIMITS[kind]} bytes)`,
+  );
   const jsonl = jsonlDestination(file);
-  return target?.kind === 'eventbridge' ? asCloudEvents(jsonl) : jsonl;
+  return heldToLimit(kind === 'eventbridge' ? asCloudEvents(jsonl) : jsonl, kind);
 }
 
 /**

@@ -165,3 +165,69 @@ resources:
     expect(last).toBeDefined();
   });
 });
+
+describe('a destination the emulator writes to a JSONL file', () => {
+  it("holds each record to that destination's payload limit on FC, and says so at start", async () => {
+    // The answer's size is the event's `n`: the record quotes it whole.
+    const dir = project(
+      `export const jobs = async (event) => 'x'.repeat(JSON.parse(event.toString('utf8')).n);
+export const other = async (event) => { throw new Error('x'.repeat(JSON.parse(event.toString('utf8')).n)); };
+`,
+      `edition: 3.0.0
+name: dest-jsonl-limits
+resources:
+  jobs:
+    component: fc3
+    props:
+      functionName: jobs
+      code: ./
+      handler: fns.jobs
+      asyncInvokeConfig:
+        destinationConfig:
+          onSuccess: { destination: 'acs:mns:cn-hangzhou:0:/queues/done/messages' }
+  other:
+    component: fc3
+    props:
+      functionName: other
+      code: ./
+      handler: fns.other
+      asyncInvokeConfig:
+        maxAsyncRetryAttempts: 0
+        destinationConfig:
+          onFailure: { destination: 'acs:fc:cn-hangzhou:0:functions/elsewhere' }
+`,
+    );
+    const { logged, invoke, tasks } = await serve(dir);
+    const settled = (fn: string, id: string) =>
+      waitFor(async () => (await tasks(fn)).find((t) => t.taskId === id && t.destinationStatus !== undefined));
+
+    // MNS takes 64 KB: a 60 KB answer's record is within it, a 70 KB one's is not.
+    expect((await settled('jobs', await invoke('jobs', '{"n":61440}'))).destinationStatus).toBe('Succeeded');
+    expect((await settled('jobs', await invoke('jobs', '{"n":71680}'))).destinationStatus).toBe('Failed');
+    // A function takes 128 KB: a record quoting a 4,000-character error is within it; one quoting
+    // an event of 126 KB as well (within the async limit) is not.
+    expect((await settled('other', await invoke('other', '{"n":4000}'))).destinationStatus).toBe('Succeeded');
+    const big = `{"n":4000,"pad":"${'p'.repeat(126 * 1024)}"}`;
+    expect((await settled('other', await invoke('other', big))).destinationStatus).toBe('Failed');
+
+    const lines = (file: string) =>
+      readFileSync(join(dir, 'out', file), 'utf8')
+        .trim()
+        .split('\n');
+    expect(
+      lines('jobs.onSuccess.jsonl').map((l) => (JSON.parse(l) as { responsePayload: string }).responsePayload.length),
+    ).toEqual([61440]);
+    expect(lines('other.onFailure.jsonl')).toHaveLength(1);
+    const refusals = logged.filter((line) => line.includes('(EntityTooLarge): not appended'));
+    expect(refusals).toHaveLength(2);
+    expect(refusals[0]).toMatch(
+      /the record is \d+ bytes, above the payload limit of MNS as a destination on FC, 65536/,
+    );
+    expect(refusals[1]).toMatch(
+      /the record is \d+ bytes, above the payload limit of an FC function as a destination on FC, 131072/,
+    );
+    const start = logged.join('\n');
+    expect(start).toContain("jobs.onSuccess.jsonl, up to MNS's payload limit on FC (65536 bytes)");
+    expect(start).toContain("up to an FC function's payload limit on FC (131072 bytes)");
+  });
+});
