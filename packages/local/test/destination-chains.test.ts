@@ -50,6 +50,71 @@ async function serve(dir: string) {
   return { emulator, logged, invoke, tasks, api };
 }
 
+describe('a destination function', () => {
+  it("is run by its own async config: its retries, then its own onFailure; the first task's destinationStatus is the 202", async () => {
+    const dir = project(
+      `import { appendFileSync } from 'node:fs';
+export const a = async () => 'a done';
+export const b = async () => { throw new Error('b refuses'); };
+export const c = async (event) => { appendFileSync(new URL('c.jsonl', import.meta.url), event.toString('utf8') + '\\n'); };
+`,
+      `edition: 3.0.0
+name: dest-own-config
+resources:
+  a:
+    component: fc3
+    props:
+      functionName: a
+      code: ./
+      handler: fns.a
+      asyncInvokeConfig:
+        maxAsyncRetryAttempts: 0
+        destinationConfig:
+          onSuccess: { destination: 'acs:fc:cn-hangzhou:0:functions/b' }
+  b:
+    component: fc3
+    props:
+      functionName: b
+      code: ./
+      handler: fns.b
+      asyncInvokeConfig:
+        maxAsyncRetryAttempts: 1
+        destinationConfig:
+          onFailure: { destination: 'acs:fc:cn-hangzhou:0:functions/c' }
+  c:
+    component: fc3
+    props:
+      functionName: c
+      code: ./
+      handler: fns.c
+`,
+    );
+    const { invoke, tasks } = await serve(dir);
+    const id = await invoke('a', '{"job":1}');
+    const [line] = await waitFor(async () => {
+      const file = join(dir, 'c.jsonl');
+      return existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n') : undefined;
+    });
+    const [ofA] = await tasks('a');
+    // b's task records its delivery once c took the record: c may have run already.
+    const ofB = await waitFor(async () => (await tasks('b')).find((t) => t.destinationStatus !== undefined));
+    expect(ofA).toMatchObject({ taskId: id, status: 'Succeeded', destinationStatus: 'Succeeded' });
+    expect(ofB).toMatchObject({ status: 'Failed', alreadyRetriedTimes: 1, destinationStatus: 'Succeeded' });
+    const record = JSON.parse(line as string) as { requestContext: Record<string, unknown>; requestPayload: string };
+    expect(record.requestContext).toMatchObject({
+      requestId: ofB?.requestId,
+      functionArn: 'acs:fc:cn-hangzhou:0:functions/b',
+      condition: 'UnhandledInvocationError',
+      approximateInvokeCount: 2,
+    });
+    // b's event was a's record: c's record quotes it.
+    expect(JSON.parse(record.requestPayload)).toMatchObject({
+      requestContext: { requestId: id },
+      responsePayload: 'a done',
+    });
+  });
+});
+
 describe('a destination ARN with a qualifier', () => {
   it('`functions/<name>:<qualifier>` invokes the function of the s.yaml, not a JSONL file', async () => {
     const dir = project(
