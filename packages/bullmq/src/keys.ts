@@ -17,6 +17,11 @@ export function keysOf(prefix: string) {
     ended: `${prefix}:ended`,
     /** Pub/sub channel of stop requests (message: the task id). */
     stop: `${prefix}:stop`,
+    /**
+     * BullMQ's stream of its queue's events (a job added, taken, retried, ended, removed), which it
+     * writes whatever reads it, trimmed to its last 10,000 or so: the dashboard follows it.
+     */
+    events: `${prefix}:${QUEUE_NAME}:events`,
     /** BullMQ's hash of the task's job (see jobIdOf): there while the job is, whatever its state. */
     job: (taskId: string) => `${prefix}:${QUEUE_NAME}:${jobIdOf(taskId)}`,
   };

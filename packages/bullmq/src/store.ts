@@ -19,6 +19,7 @@ import { decodeRecord, indexArgs } from './codec.js';
 import { answerOf, notAccepted, settlesWithin, storeClosed, timedOut } from './grace.js';
 import { CAS_SCRIPT, INSERT_MANY_SCRIPT, INSERT_SCRIPT, type Keys, LIST_SCRIPT } from './keys.js';
 import { type ListCommand, listTasks } from './list.js';
+import { EventTail } from './watch.js';
 
 type CasReply = [1] | [-1] | [0, Buffer, Buffer, Buffer, Buffer | null, Buffer | null];
 
@@ -89,6 +90,9 @@ export class RedisTaskStore implements TaskStore {
   private readonly stopListeners: ((taskId: string) => void)[] = [];
   private readonly missedListeners: (() => void)[] = [];
   private inserts: PendingInsert[] = [];
+  /** Listeners of `watch`, and what follows the queue's events while there are any. */
+  private readonly watchers = new Set<(taskIds: readonly string[]) => void>();
+  private tail: EventTail | undefined;
   /** What makes each write's token unique: this store's random prefix and a counter. */
   private readonly tokenPrefix = randomBytes(8).toString('hex');
   private writeCount = 0;
@@ -125,6 +129,8 @@ export class RedisTaskStore implements TaskStore {
     subscriber.on('message', (channel: string, taskId: string) => {
       if (channel !== keys.stop) return;
       for (const listener of this.stopListeners) listener(taskId);
+      // A stop of a running task is written (Stopping) before it is published.
+      if (this.watchers.size > 0) this.changed([taskId]);
     });
   }
 
@@ -258,6 +264,25 @@ export class RedisTaskStore implements TaskStore {
     return records.sort((a, b) => (a.startedTime ?? 0) - (b.startedTime ?? 0));
   }
 
+  /**
+   * Reports the tasks other instances change, from BullMQ's own event stream (see EventTail) and
+   * the stop channel this store listens to anyway: no command is added to accepting or running a
+   * task. The stream is followed, on a connection of its own, only while a listener is subscribed.
+   */
+  watch(listener: (taskIds: readonly string[]) => void): () => void {
+    this.watchers.add(listener);
+    if (!this.tail && !this.closed) this.tail = new EventTail(this.redis, this.keys, (ids) => this.changed(ids));
+    return () => {
+      if (!this.watchers.delete(listener) || this.watchers.size > 0) return;
+      this.tail?.stop();
+      this.tail = undefined;
+    };
+  }
+
+  private changed(taskIds: readonly string[]): void {
+    for (const listener of this.watchers) listener(taskIds);
+  }
+
   onStopRequested(listener: (taskId: string) => void): void {
     this.stopListeners.push(listener);
   }
@@ -269,6 +294,8 @@ export class RedisTaskStore implements TaskStore {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.tail?.stop();
+    this.tail = undefined;
     this.onClose?.();
     // QUIT waits for Redis's answer, behind the commands still unanswered: with Redis frozen, up to
     // commandTimeoutMs. Past QUIT_GRACE_MS the connections are dropped instead, not waited for:

@@ -343,6 +343,9 @@ export class AsyncEngine {
   /** While close() waits: it is told when all that is left is delayed past its deadline (see `parked`). */
   private parkWatch: ParkWatch | undefined;
   private readonly listeners = new Set<(event: EngineEvent) => void>();
+  /** Listeners of {@link watchStore}, and how to stop the store's watch while it runs. */
+  private readonly storeWatchers = new Set<(taskIds: readonly string[]) => void>();
+  private unwatchStore: (() => void) | undefined;
   private config: { maxAsyncRetryAttempts: number; maxAsyncEventAgeInSeconds: number; destinations: Destinations };
   private readonly persistent: boolean;
   /** The task ARN of an invocation (one function, one ARN: the last one is remembered). */
@@ -472,6 +475,7 @@ export class AsyncEngine {
       throw error;
     }
     this.isReady = true;
+    this.startStoreWatch();
   }
 
   /**
@@ -600,6 +604,44 @@ export class AsyncEngine {
     destinations: Destinations;
   }> {
     return this.config;
+  }
+
+  /**
+   * Receives the ids of tasks that other instances sharing this engine's store changed (see
+   * `TaskStore.watch`; an empty list: changes may have been missed, read again), from when the
+   * backend is started; returns the unsubscribe function. Nothing for a store only this process
+   * uses: {@link subscribe}'s events carry all its changes. The store watches only while a
+   * listener is subscribed.
+   *
+   * @example
+   * ```ts
+   * declare const engine: AsyncEngine;
+   * const off = engine.watchStore((taskIds) => console.log('changed elsewhere:', taskIds));
+   * off();
+   * ```
+   */
+  watchStore(listener: (taskIds: readonly string[]) => void): () => void {
+    this.storeWatchers.add(listener);
+    this.startStoreWatch();
+    return () => {
+      if (!this.storeWatchers.delete(listener) || this.storeWatchers.size > 0) return;
+      this.unwatchStore?.();
+      this.unwatchStore = undefined;
+    };
+  }
+
+  /** Watches the store once it is started and someone listens (see {@link watchStore}). */
+  private startStoreWatch(): void {
+    if (this.unwatchStore || this.storeWatchers.size === 0 || !this.isReady || !this.store.watch) return;
+    this.unwatchStore = this.store.watch((taskIds) => {
+      for (const listener of this.storeWatchers) {
+        try {
+          listener(taskIds);
+        } catch (error) {
+          this.deps.logger.warn('store watch listener threw', { error });
+        }
+      }
+    });
   }
 
   /** Receives every task event; returns the unsubscribe function. */

@@ -66,7 +66,9 @@ const STREAM_RETRY_AFTER = '5';
 
 /**
  * `GET /api/events`: every function's task events as Server-Sent Events, so the dashboard updates
- * without polling. Events carry ids and statuses only, never payloads. A client that stops reading
+ * without polling, and, on a store several processes share (BullMQ), a `{ function, type: 'changed' }`
+ * message when other instances changed that function's tasks (see `watchStores`). Events carry ids
+ * and statuses only, never payloads. A client that stops reading
  * (a frozen tab) is cut rather than buffered for without bound; past `maxStreams` streams open at
  * once, a new one is refused with a 503 `TooManyStreams` and `Retry-After`, until one closes.
  * The events of one turn of the event loop go to each stream in one write (each still a message
@@ -80,9 +82,13 @@ export class EventHub {
   /** This turn's messages, not yet written (see `flush`). */
   private pending: string[] = [];
   private flushing: NodeJS.Immediate | undefined;
+  /** Unsubscribes from the stores' watches (see `watchStores`), while a stream is open. */
+  private unwatch: (() => void)[] = [];
+  /** Functions whose tasks other instances changed this turn: one message each. */
+  private changedElsewhere = new Set<string>();
 
   constructor(
-    registry: FunctionRegistry,
+    private readonly registry: FunctionRegistry,
     private readonly maxStreams = 64,
   ) {
     for (const fn of registry.all) {
@@ -112,11 +118,40 @@ export class EventHub {
     // Events of this turn so far came before the stream: they are not its own.
     this.flush();
     this.clients.add(res);
+    if (this.clients.size === 1) this.watchStores();
     // The response closes when the client goes away, is cut, or the hub closes: its slot is free again.
-    res.on('close', () => this.clients.delete(res));
+    res.on('close', () => this.drop(res));
     // A client that ends its side reads no more: the server answers half-closed clients (see
     // answerHalfClosed), which would leave a stream, an answer that never ends, open and counted.
     req.socket.once('end', () => res.destroy());
+  }
+
+  /**
+   * A store several processes share (BullMQ) tells the tasks the other instances change; each
+   * function with such changes in a turn gets one `{ function, type: 'changed' }` message, on which
+   * the page reads its list again, as it does on this process's own events. Watched only while a
+   * stream is open: with no dashboard open, it costs nothing.
+   */
+  private watchStores(): void {
+    for (const fn of this.registry.all) {
+      const name = fn.spec.name;
+      this.unwatch.push(
+        fn.engine.watchStore(() => {
+          if (this.clients.size === 0 || this.changedElsewhere.has(name)) return;
+          this.changedElsewhere.add(name);
+          this.send(`data: ${JSON.stringify({ function: name, type: 'changed' })}\n\n`);
+        }),
+      );
+    }
+  }
+
+  private unwatchStores(): void {
+    for (const off of this.unwatch) off();
+    this.unwatch = [];
+  }
+
+  private drop(res: ServerResponse): void {
+    if (this.clients.delete(res) && this.clients.size === 0) this.unwatchStores();
   }
 
   private broadcast(functionName: string, event: EngineEvent): void {
@@ -133,6 +168,7 @@ export class EventHub {
   private flush(): void {
     if (this.flushing) clearImmediate(this.flushing);
     this.flushing = undefined;
+    this.changedElsewhere.clear();
     if (this.pending.length === 0) return;
     const text = this.pending.join('');
     this.pending = [];
@@ -142,7 +178,7 @@ export class EventHub {
   private write(text: string): void {
     for (const client of this.clients) {
       if (client.writableLength > MAX_UNREAD) {
-        this.clients.delete(client);
+        this.drop(client);
         client.destroy();
       } else client.write(text);
     }
@@ -151,6 +187,7 @@ export class EventHub {
   close(): void {
     clearInterval(this.timer);
     for (const off of this.unsubscribe) off();
+    this.unwatchStores();
     // What happened until now reaches the streams before they end.
     this.flush();
     for (const client of this.clients) client.end();

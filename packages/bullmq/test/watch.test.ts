@@ -1,0 +1,68 @@
+import { taskRecord as record } from '@fc-async/test-kit/task-store';
+import { Redis } from 'ioredis';
+import { afterEach, describe, inject, it } from 'vitest';
+import { keysOf } from '../src/keys.js';
+import { jobIdOf } from '../src/queue.js';
+import { openStore, uniquePrefix, until } from './helpers.js';
+
+// RedisTaskStore.watch: what the dashboard of one instance learns of the tasks other instances
+// change, from BullMQ's own event stream and the stop channel, while someone watches.
+
+const closers: (() => Promise<unknown> | unknown)[] = [];
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+});
+
+async function watching(prefix: string) {
+  const { store, close } = await openStore(prefix);
+  closers.push(close);
+  const seen: (readonly string[])[] = [];
+  const off = store.watch((ids) => seen.push(ids));
+  closers.push(off);
+  // The watch began (its first report, empty: read everything again).
+  await until('the watch to begin', () => seen.length > 0);
+  return { store, seen, off, ids: () => seen.flat() };
+}
+
+/** Writes an event to BullMQ's stream as BullMQ's scripts do, with the job of `taskId`. */
+async function bullEvent(redis: Redis, prefix: string, event: string, taskId: string): Promise<void> {
+  await redis.xadd(keysOf(prefix).events, '*', 'event', event, 'jobId', jobIdOf(taskId), 'prev', 'waiting');
+}
+
+describe('RedisTaskStore.watch', () => {
+  it("reports a job's events, and a taken job again once its task's record shows the claim", async () => {
+    const prefix = uniquePrefix();
+    const other = await openStore(prefix);
+    closers.push(other.close);
+    const redis = new Redis(inject('redisUrl'));
+    closers.push(() => redis.disconnect());
+    const { seen, ids } = await watching(prefix);
+
+    await other.store.insert(record('t_1', { status: 'Enqueued' }));
+    await bullEvent(redis, prefix, 'added', 't_1');
+    await until('the accept to be reported', () => ids().includes('t_1'));
+
+    // Taken by a worker: BullMQ writes `active` before the attempt writes Running.
+    const before = seen.length;
+    await bullEvent(redis, prefix, 'active', 't_1');
+    await until('the take to be reported', () => seen.slice(before).flat().includes('t_1'));
+    const afterTake = seen.length;
+    await other.store.transition('t_1', 'Running', { from: ['Enqueued'], via: 'Dequeued' });
+    await until('the claim to be reported', () => seen.slice(afterTake).flat().includes('t_1'));
+  });
+
+  it('reports a stop another instance publishes, and stops following once nobody watches', async () => {
+    const prefix = uniquePrefix();
+    const other = await openStore(prefix);
+    closers.push(other.close);
+    const { ids, off } = await watching(prefix);
+    await other.store.requestStop('t_2');
+    await until('the stop to be reported', () => ids().includes('t_2'));
+
+    off();
+    const redis = new Redis(inject('redisUrl'));
+    closers.push(() => redis.disconnect());
+    // The stream's reader is gone: no client blocks on it.
+    await until('the reader to close', async () => !((await redis.client('LIST')) as string).includes('cmd=xread'));
+  });
+});
