@@ -28,6 +28,8 @@ async function hubOf() {
         listeners.set(name, listener);
         return () => listeners.delete(name);
       },
+      // A store of this process alone: nothing changes elsewhere.
+      watchStore: () => () => {},
     },
   });
   const registry = { all: [fn('a'), fn('b')] } as unknown as FunctionRegistry;

@@ -394,7 +394,9 @@ describe('the dashboard HTTP endpoints', () => {
       listeners.push(listener);
       return () => {};
     };
-    const registry = { all: [{ spec: { name: 'f' }, engine: { subscribe } }] } as unknown as FunctionRegistry;
+    const registry = {
+      all: [{ spec: { name: 'f' }, engine: { subscribe, watchStore: () => () => {} } }],
+    } as unknown as FunctionRegistry;
     const hub = new EventHub(registry);
     const responses: ServerResponse[] = [];
     const server = createServer((req, res) => {
