@@ -57,7 +57,8 @@ export type DestinationErrorCode =
  * - Adapters: `AdapterMissing`, `NotAnExpressApp`, `MiddlewareSharedAcrossApps`,
  *   `FastifyAlreadyReady`, `FcAsyncAlreadyRegistered`, `FcAsyncNotOnRoot`, `ListenFailed`.
  * - `fc-async dev`: `NothingToServe`, `EntryNotFound`, `EntryLoadFailed`, `EntryNotServable`,
- *   `FunctionNotStarted`, `CustomRuntimeStartFailed`, `CAExited`, `CAConnectionFailed`,
+ *   `FunctionNotStarted`, `CustomRuntimeStartFailed`, `InitializerFailed` (a Node.js function's
+ *   initializer threw, called back an error or ran past its timeout), `CAExited`, `CAConnectionFailed`,
  *   `CAResponseTooLarge` and `ResponseTooLarge` (502: a custom runtime's or an in-process app's answer
  *   past FC's 32 MB), `AccessKeyRequired`, `OutDirNotWritable`, `EntityTooLarge` (a body over
  *   FC's limit), `BodyBudgetExceeded` (503: the emulator holds too many body bytes).
@@ -120,6 +121,7 @@ export type FcAsyncErrorCode =
   | 'EntryNotServable'
   | 'FunctionNotStarted'
   | 'CustomRuntimeStartFailed'
+  | 'InitializerFailed'
   | 'CAExited'
   | 'CAConnectionFailed'
   | 'CAResponseTooLarge'

@@ -50,6 +50,44 @@ export function readCustomRuntime(
       `must be a port number, got ${shown(port)}`,
     );
   }
+  const hooks = readLifecycleHooks(file, where, fn);
+  return {
+    command,
+    port: port as number,
+    initializer: hooks.initializer && { timeout: hooks.initializer.timeout },
+    preStop: hooks.preStop && { timeout: hooks.preStop.timeout },
+    healthCheck: readHealthCheck(config.healthCheckConfig ?? fn.customHealthCheckConfig, (field, problem) =>
+      fail(
+        `${config.healthCheckConfig === undefined ? 'customHealthCheckConfig' : 'customRuntimeConfig.healthCheckConfig'}${field ? `.${field}` : ''}`,
+        problem,
+      ),
+    ),
+  };
+}
+
+/** A lifecycle hook as the s.yaml configures it: its handler (`file.export`) and its timeout (s). */
+export interface LifecycleHookConfig {
+  handler: string;
+  timeout: number;
+}
+
+/**
+ * The `initializer` and `preStop` hooks of a function's props: `instanceLifecycleConfig.<hook>`
+ * (`handler`, `timeout`), or FC 2.0's `initializer` and `initializationTimeout`; a hook without a
+ * handler is not configured. Throws `InvalidConfig` naming `where` for a timeout that is not a
+ * positive number of seconds.
+ *
+ * @example
+ * ```ts
+ * readLifecycleHooks('s.yaml', 'resources.f.props', { initializer: 'index.init' });
+ * // { initializer: { handler: 'index.init', timeout: 3 }, preStop: undefined }
+ * ```
+ */
+export function readLifecycleHooks(
+  file: string,
+  where: string,
+  fn: Obj,
+): { initializer?: LifecycleHookConfig | undefined; preStop?: LifecycleHookConfig | undefined } {
   const lifecycle = isObject(fn.instanceLifecycleConfig) ? fn.instanceLifecycleConfig : {};
   const hook = (name: 'initializer' | 'preStop', fc2Handler: unknown, fc2Timeout: unknown) => {
     const own = isObject(lifecycle[name]) ? (lifecycle[name] as Obj) : {};
@@ -57,24 +95,17 @@ export function readCustomRuntime(
     if (typeof handler !== 'string' || handler === '') return undefined;
     const timeout = own.timeout ?? fc2Timeout ?? DEFAULT_HOOK_TIMEOUT;
     if (typeof timeout !== 'number' || !(timeout > 0)) {
-      throw fail(
-        `instanceLifecycleConfig.${name}.timeout`,
-        `must be a positive number of seconds, got ${shown(timeout)}`,
-      );
+      const field =
+        own.timeout === undefined && fc2Timeout !== undefined
+          ? 'initializationTimeout'
+          : `instanceLifecycleConfig.${name}.timeout`;
+      throw configError(file, `${where}.${field} must be a positive number of seconds, got ${shown(timeout)}`);
     }
-    return { timeout };
+    return { handler, timeout };
   };
   return {
-    command,
-    port: port as number,
     initializer: hook('initializer', fn.initializer, fn.initializationTimeout),
     preStop: hook('preStop', undefined, undefined),
-    healthCheck: readHealthCheck(config.healthCheckConfig ?? fn.customHealthCheckConfig, (field, problem) =>
-      fail(
-        `${config.healthCheckConfig === undefined ? 'customHealthCheckConfig' : 'customRuntimeConfig.healthCheckConfig'}${field ? `.${field}` : ''}`,
-        problem,
-      ),
-    ),
   };
 }
 

@@ -125,7 +125,10 @@ function noticeSharedEngines(functions: readonly LocalFunction[], log: EmulatorL
   }
 }
 
-/** Stops the processes of custom runtimes (`GET /pre-stop`, SIGTERM, SIGKILL), all at once. */
+/**
+ * Shuts the functions down, all at once: a Node.js function's `preStop` hook, a custom runtime's
+ * process (`GET /pre-stop`, SIGTERM, SIGKILL).
+ */
 function stopRuntimes(functions: readonly LocalFunction[]): Promise<unknown> {
   return Promise.all(functions.map((f) => f.shutdown?.().catch(() => undefined)));
 }

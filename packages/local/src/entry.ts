@@ -245,14 +245,15 @@ function isThenable(value: unknown): boolean {
 }
 
 /**
- * Loads an entry module (JavaScript or TypeScript, ESM or CommonJS) and picks the export to serve:
- * `exportName` when given, else the first of `handler`, `default` and `app` that is an app or a
- * handler. A NestJS application (`NestFactory.create()`) is initialized (`init()`) and served as
- * the Express or Fastify instance under it. `instance` makes a separate module instance for each
- * function that shares a file.
- * Throws an `FcAsyncError` (`EntryNotFound`, `EntryLoadFailed`, `EntryNotServable`).
+ * Imports `file` (TypeScript through tsx), as the module instance `instance` names when given (a
+ * query on its URL; `fresh`: a CommonJS module is evaluated afresh, not taken from require's
+ * cache). Throws `EntryNotFound` or `EntryLoadFailed`.
  */
-export async function loadEntry(file: string, exportName?: string, instance?: string): Promise<LoadedEntry> {
+async function importModule(
+  file: string,
+  instance: string | undefined,
+  fresh: boolean,
+): Promise<Record<string, unknown>> {
   if (!existsSync(file)) throw new FcAsyncError('EntryNotFound', `The entry ${file} does not exist`);
   if (!statSync(file).isFile()) throw new FcAsyncError('EntryNotFound', `The entry ${file} is not a file`);
   let scopedImport: ScopedImport | undefined;
@@ -264,12 +265,11 @@ export async function loadEntry(file: string, exportName?: string, instance?: st
   const url = pathToFileURL(file);
   if (instance) {
     url.searchParams.set('fc-async-function', instance);
-    forgetCommonJs(file);
+    if (fresh) forgetCommonJs(file);
   }
-  let mod: Record<string, unknown>;
   loading.set(file, IMPORTING);
   try {
-    mod = (await (scopedImport ? scopedImport(url.href) : import(url.href))) as Record<string, unknown>;
+    return (await (scopedImport ? scopedImport(url.href) : import(url.href))) as Record<string, unknown>;
   } catch (cause) {
     // The module's URL, with the query that makes an instance of its own, is the file to the user.
     const message = oneLine(cause).split(url.href).join(file);
@@ -280,6 +280,46 @@ export async function loadEntry(file: string, exportName?: string, instance?: st
   } finally {
     loading.delete(file);
   }
+}
+
+/**
+ * The function a lifecycle hook of the s.yaml names (`what`: `initializer`, `preStop`): export
+ * `exportName` of `file`. In the entry's own file it is the entry's module instance (`instance`,
+ * already loaded by {@link loadEntry}); in another file, the module the entry's imports share, as
+ * one process of FC's would load it. Throws `EntryNotFound`, `EntryLoadFailed`, or
+ * `EntryNotServable` when the export is missing or not a function.
+ */
+export async function loadHook(
+  hook: { file: string; exportName: string; handler: string },
+  what: string,
+  entry: string,
+  instance: string,
+): Promise<(...args: unknown[]) => unknown> {
+  const { file, exportName } = hook;
+  const mod = await importModule(file, file === entry ? instance : undefined, false);
+  const cjs = !isEsModule(file) && isObject(mod.default) ? mod.default : undefined;
+  const value = mod[exportName] ?? cjs?.[exportName];
+  if (typeof value === 'function') return value as (...args: unknown[]) => unknown;
+  throw new FcAsyncError(
+    'EntryNotServable',
+    `${file}: the s.yaml names ${hook.handler} as the function's ${what}, but ${
+      value === undefined
+        ? `the module exports no \`${exportName}\``
+        : `its \`${exportName}\` is ${kindOf(value)}, not a function`
+    }`,
+  );
+}
+
+/**
+ * Loads an entry module (JavaScript or TypeScript, ESM or CommonJS) and picks the export to serve:
+ * `exportName` when given, else the first of `handler`, `default` and `app` that is an app or a
+ * handler. A NestJS application (`NestFactory.create()`) is initialized (`init()`) and served as
+ * the Express or Fastify instance under it. `instance` makes a separate module instance for each
+ * function that shares a file.
+ * Throws an `FcAsyncError` (`EntryNotFound`, `EntryLoadFailed`, `EntryNotServable`).
+ */
+export async function loadEntry(file: string, exportName?: string, instance?: string): Promise<LoadedEntry> {
+  const mod = await importModule(file, instance, true);
   const names = exportName ? [exportName] : CANDIDATES;
   // An ES module's default export is one export, not a module.exports: FC never looks into it.
   const esm = isEsModule(file);
@@ -393,7 +433,10 @@ export function thrownAt(error: unknown): string | undefined {
     const frame = /^(.+):(\d+):(\d+)$/.exec(place);
     if (!frame || frame[1]?.includes('/node_modules/') || !/^(file:\/\/)?\//.test(frame[1] ?? '')) continue;
     const file = frame[1] as string;
-    const path = file.startsWith('file://') ? fileURLToPath(file.split('?')[0] as string) : file;
+    // A module instance's query (see loadEntry) is not part of the file, as a file URL's or a path's.
+    const path = file.startsWith('file://')
+      ? fileURLToPath(file.split('?')[0] as string)
+      : file.replace(/\?fc-async-function=[^/]*$/, '');
     if (path.startsWith(OWN_FOLDER)) continue; // the loader's own frame (this package unbundled in a workspace)
     return `${path}:${frame[2]}:${frame[3]}`;
   }

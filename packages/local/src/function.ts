@@ -28,6 +28,7 @@ import {
   serviceNameEnv,
 } from './event.js';
 import { fastifyReady, functionTimeout, withinTimeout } from './function-guards.js';
+import { loadLifecycleHooks } from './lifecycle.js';
 import { MAX_RESPONSE_BYTES, responseTooLarge } from './limits.js';
 import {
   eventListener,
@@ -197,6 +198,10 @@ async function loadFunction(
   const { mode: _mode, functionName: _name, ...async } = options.async ?? {};
   deps.engineHold?.offer({ logger: options.logger, async, redactHeaders: options.redactHeaders });
   const entry = await sayWhileLoading(loadHeld(spec, deps.instanceId, deps.engineHold), spec.file, deps.log);
+  // As FC runs it: once the code has loaded, before the function takes its first invocation.
+  const contextLogger = functionLog(deps.log, spec.name);
+  const hooks = await loadLifecycleHooks(spec, identity, deps.log, contextLogger, instanceOf(spec, deps.instanceId));
+  await hooks.initialize();
   let handler: FcHandler;
   const own = entry.kind === 'fc-async-handler' ? (entry.value as FcHandler) : undefined;
   if (own?.engine) {
@@ -223,7 +228,6 @@ async function loadFunction(
     // A plain handler that calls an fc-async handler of its own: the emulator's engine takes the tasks.
     const served = withBackendKept(options, spec, deps);
     const fn = entry.value as (...args: unknown[]) => unknown;
-    const contextLogger = functionLog(deps.log, spec.name);
     const listener =
       entry.kind === 'fc-async-handler' || (spec.http && spec.style === 'fc3')
         ? fc3HttpListener(fn, identity, contextLogger)
@@ -244,7 +248,11 @@ async function loadFunction(
             : `it keeps the tasks in memory (--redis URL keeps them in Redis under the prefix fc-async:${spec.name}, --store sqlite:PATH in a file)`
       }`,
     );
-  return localFunction(spec, identity, entry.kind, handler, async () => giveBackEnv());
+  return localFunction(spec, identity, entry.kind, handler, async () => {
+    // Its tasks have drained by now (the emulator closes the handlers first).
+    await hooks.preStop();
+    giveBackEnv();
+  });
 }
 
 /**
@@ -292,11 +300,14 @@ async function sayWhileLoading<T>(loading: Promise<T>, file: string, log: Emulat
   }
 }
 
+/** The module instance of `spec`'s entry in the emulator `instanceId` (see `loadEntry`). */
+const instanceOf = (spec: FunctionSpec, instanceId: string) => `${spec.name}@${instanceId}`;
+
 /** The entry of `spec` for the emulator `instanceId`, loaded under `hold`, which is abandoned when the load fails. */
 async function loadHeld(spec: FunctionSpec, instanceId: string, hold: EntryHold | undefined) {
   // A module instance of its own per function and per emulator: a second emulator in the process
   // (a test suite's next start) must not get the handler the first one closed.
-  const load = () => loadEntry(spec.file, spec.exportName, `${spec.name}@${instanceId}`);
+  const load = () => loadEntry(spec.file, spec.exportName, instanceOf(spec, instanceId));
   if (!hold) return load();
   try {
     return await holdEngineStarts(hold, load);

@@ -3,7 +3,6 @@ import * as util from 'node:util';
 import { FcAsyncError } from '@fc-async/core';
 import { parseDocument } from 'yaml';
 import { ConfigFileProblem, readConfigText, yamlProblem } from './config-file.js';
-import { isCustomRuntime } from './custom-runtime-spec.js';
 import { configError, isObject } from './errors.js';
 
 type Obj = Record<string, unknown>;
@@ -286,13 +285,13 @@ export function notAppliedNotice(root: Obj, served: readonly ServedResource[]): 
   }
   if (root.flow !== undefined) found.push('flow (every function is served at once)');
   if (typeof root.env === 'string') found.push(`env ${root.env} (the values of this file are used)`);
-  for (const field of ['instanceLifecycleConfig', 'initializer', 'layers']) {
-    // A custom runtime's lifecycle hooks are run (POST /initialize, GET /pre-stop).
-    const keys = served
-      .filter(({ fn }) => fn[field] !== undefined && fn[field] !== null)
-      .filter(({ fn }) => field === 'layers' || !isCustomRuntime(fn.runtime))
-      .map(({ key }) => key);
-    if (keys.length > 0) found.push(`${field} of ${keys.join(', ')}`);
-  }
+  const layered = served.filter(({ fn }) => fn.layers !== undefined && fn.layers !== null).map(({ key }) => key);
+  if (layered.length > 0) found.push(`layers of ${layered.join(', ')}`);
+  // The initializer and preStop hooks are run; an instance here is never frozen (FC 2.0's preFreeze).
+  const frozen = served
+    .filter(({ fn }) => isObject(fn.instanceLifecycleConfig) && isObject(fn.instanceLifecycleConfig.preFreeze))
+    .map(({ key }) => key);
+  if (frozen.length > 0)
+    found.push(`instanceLifecycleConfig.preFreeze of ${frozen.join(', ')} (an instance is never frozen here)`);
   return found.length > 0 ? `not run or applied locally: ${found.join('; ')}` : undefined;
 }

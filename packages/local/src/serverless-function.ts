@@ -1,8 +1,8 @@
 import { existsSync, statSync } from 'node:fs';
 import { extname, relative, resolve } from 'node:path';
-import { isCustomRuntime, readCustomRuntime } from './custom-runtime-spec.js';
+import { isCustomRuntime, readCustomRuntime, readLifecycleHooks } from './custom-runtime-spec.js';
 import { configError, isObject, shown } from './errors.js';
-import { FUNCTION_NAME, type FunctionSpec } from './spec.js';
+import { FUNCTION_NAME, type FunctionSpec, type LifecycleHook } from './spec.js';
 
 type Obj = Record<string, unknown>;
 
@@ -102,17 +102,45 @@ export function checkFunction(file: string, dir: string, where: string, raw: Raw
   // A code folder that is not there would otherwise be reported as the handler's file missing.
   const codeProblem = folderProblem(resolve(dir, codeDir));
   if (codeProblem) throw fail(codeKey, `${codeDir} ${codeProblem}`);
-  const m = typeof raw.handler === 'string' ? /^(.+)\.([A-Za-z_$][\w$]*)$/.exec(raw.handler) : null;
-  if (!m) throw fail('handler', `must look like file.export (index.handler), got ${shown(raw.handler)}`);
-  // FC splits at the last dot: `main.bundle.handler` is module `main.bundle`, which Node's require
-  // finds as the file itself, else with an extension added (`main.bundle.js`, as bundlers name them).
+  const handler = moduleOf(dir, codeDir, raw.handler, (problem) => fail('handler', problem));
+  const hooks = readLifecycleHooks(file, where, raw.props ?? {});
+  const hook = (name: 'initializer' | 'preStop'): LifecycleHook | undefined => {
+    const config = hooks[name];
+    if (!config) return undefined;
+    const field =
+      name === 'initializer' && fc2 && raw.props?.initializer !== undefined
+        ? 'initializer'
+        : `instanceLifecycleConfig.${name}.handler`;
+    return { ...config, ...moduleOf(dir, codeDir, config.handler, (problem) => fail(field, problem)) };
+  };
+  const lifecycle = { initializer: hook('initializer'), preStop: hook('preStop') };
+  return {
+    ...common,
+    ...handler,
+    handler: raw.handler as string,
+    ...(lifecycle.initializer || lifecycle.preStop ? { lifecycle } : {}),
+  };
+}
+
+/**
+ * The module and export of a handler named as FC names it (`index.handler`) in the code folder:
+ * FC splits at the last dot, so `main.bundle.handler` is module `main.bundle`, which Node's require
+ * finds as the file itself, else with an extension added (`main.bundle.js`, as bundlers name them).
+ * Throws what `fail` makes of the problem when the name is malformed or no such file exists.
+ */
+function moduleOf(
+  dir: string,
+  codeDir: string,
+  handler: unknown,
+  fail: (problem: string) => Error,
+): { file: string; exportName: string } {
+  const m = typeof handler === 'string' ? /^(.+)\.([A-Za-z_$][\w$]*)$/.exec(handler) : null;
+  if (!m) throw fail(`must look like file.export (index.handler), got ${shown(handler)}`);
   const stem = resolve(dir, codeDir, m[1] as string);
   const candidates = [...(extname(stem) ? [stem] : []), ...EXTENSIONS.map((ext) => stem + ext)];
   const found = candidates.find((c) => existsSync(c));
-  if (!found) {
-    throw fail('handler', `${raw.handler}: none of ${candidates.map((c) => relative(dir, c)).join(', ')} exists`);
-  }
-  return { ...common, file: found, exportName: m[2], handler: raw.handler as string };
+  if (!found) throw fail(`${handler as string}: none of ${candidates.map((c) => relative(dir, c)).join(', ')} exists`);
+  return { file: found, exportName: m[2] as string };
 }
 
 /** Why `path` is not a folder the code can be read from, or undefined when it is one. */

@@ -59,6 +59,12 @@ export interface FunctionSpec {
    */
   logConfig?: { project: string; logstore: string } | undefined;
   /**
+   * A Node.js function's lifecycle hooks (`instanceLifecycleConfig`; FC 2.0 `initializer`): the
+   * initializer runs once its module has loaded, before the function is served; `preStop` runs on
+   * shutdown, once its tasks have drained. Not for a custom runtime (see `customRuntime`).
+   */
+  lifecycle?: { initializer?: LifecycleHook | undefined; preStop?: LifecycleHook | undefined } | undefined;
+  /**
    * A custom runtime (`runtime: custom*`): the HTTP server process the emulator starts, with
    * `file` its code folder (the working folder of `command`).
    */
@@ -79,6 +85,22 @@ export interface FunctionSpec {
         healthCheck?: HealthCheck | undefined;
       }
     | undefined;
+}
+
+/**
+ * A lifecycle hook of a Node.js function: its handler as the s.yaml names it (`index.initialize`),
+ * the module that holds it, its export, and its timeout in seconds.
+ *
+ * @example
+ * ```ts
+ * const hook: LifecycleHook = { handler: 'index.initialize', file: '/app/index.js', exportName: 'initialize', timeout: 3 };
+ * ```
+ */
+export interface LifecycleHook {
+  handler: string;
+  file: string;
+  exportName: string;
+  timeout: number;
 }
 
 /**

@@ -59,7 +59,17 @@ describe('FC 3.0 (fc3) files', () => {
         },
       },
     });
-    expect(config.warnings).toEqual(['not run or applied locally: instanceLifecycleConfig of fcDemo']);
+    // The initializer is run (its module's export, its timeout), so it gets no notice.
+    expect(config.functions[0]?.lifecycle).toEqual({
+      initializer: {
+        handler: 'event.initializer',
+        file: real('fc3-nodejs-async/code/event.mjs'),
+        exportName: 'initializer',
+        timeout: 10,
+      },
+      preStop: undefined,
+    });
+    expect(config.warnings).toEqual([]);
     const renamed = await loadServerlessConfig(file, {
       env: { FC_COMPONENT: 'fc3', REGION: 'cn-shanghai', FUNCTION_SUFFIX: 'nodejs20', FC_RUNTIME: 'nodejs20' },
     });

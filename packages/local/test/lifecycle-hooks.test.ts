@@ -1,0 +1,258 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startEmulator } from '../src/index.js';
+import { waitFor } from './helpers.js';
+
+// The instance lifecycle hooks of a Node.js function (instanceLifecycleConfig; FC 2.0 `initializer`),
+// run as FC runs them: the initializer once the code has loaded and before any invocation, preStop
+// when the instance stops, after its tasks have drained.
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** A temporary project with `files` (name → text); its folder is removed after the test. */
+function project(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'fc-async-local-lifecycle-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  return dir;
+}
+
+async function serve(dir: string, logged: string[] = []) {
+  const emulator = await startEmulator({
+    config: join(dir, 's.yaml'),
+    port: 0,
+    controlPort: 0,
+    retryBaseMs: 10,
+    output: (line) => logged.push(line),
+  });
+  let closed = false;
+  cleanups.push(() => closed || emulator.close({ timeoutMs: 1000 }));
+  return {
+    emulator,
+    logged,
+    close: async (timeoutMs = 5000) => {
+      closed = true;
+      await emulator.close({ timeoutMs });
+    },
+  };
+}
+
+/** The start's error (the emulator's start must fail). */
+async function refused(dir: string, logged: string[] = []) {
+  const started = startEmulator({
+    config: join(dir, 's.yaml'),
+    port: 0,
+    controlPort: 0,
+    output: (l) => logged.push(l),
+  });
+  const error = await started.then(
+    async (emulator) => {
+      await emulator.close();
+      return undefined;
+    },
+    (e: unknown) => e as { code?: string; message: string },
+  );
+  expect(error, 'the start should have failed').toBeDefined();
+  return error as { code?: string; message: string };
+}
+
+const FC3 = (hooks: string) => `edition: 3.0.0
+resources:
+  api:
+    component: fc3
+    props:
+      functionName: api
+      runtime: nodejs20
+      code: ./
+      handler: index.handler
+      timeout: 10
+${hooks}      triggers:
+        - triggerName: http
+          triggerType: http
+`;
+
+describe("a Node.js function's initializer", () => {
+  it('runs once, before the first invocation, in the handler module; preStop runs on shutdown after the tasks drained', async () => {
+    const dir = project({
+      'index.mjs': `import { writeFileSync } from 'node:fs';
+let db;
+let initializations = 0;
+let handled = 0;
+export const initialize = async (context) => {
+  initializations++;
+  await new Promise((r) => setTimeout(r, 50));
+  db = { requestId: context.requestId, fn: context.function.name, memory: context.function.memory };
+  context.logger.info('connected');
+};
+export const preStop = (context, callback) => {
+  writeFileSync(new URL('stopped.json', import.meta.url), JSON.stringify({ handled, fn: context.function.name }));
+  callback(null, '');
+};
+export const handler = async (event) => {
+  if (!db) throw new Error('the initializer has not run');
+  const { rawPath } = JSON.parse(event.toString());
+  if (rawPath === '/slow') await new Promise((r) => setTimeout(r, 300));
+  handled++;
+  return { statusCode: 200, body: JSON.stringify({ db, initializations, handled }) };
+};
+`,
+      's.yaml': FC3(`      instanceLifecycleConfig:
+        initializer: { handler: index.initialize, timeout: 5 }
+        preStop: { handler: index.preStop, timeout: 5 }
+`),
+    });
+    const { emulator, logged, close } = await serve(dir);
+    const first = (await (await fetch(`${emulator.triggerUrl}/a`)).json()) as Record<string, unknown>;
+    expect(first).toMatchObject({ db: { fn: 'api', memory: 128 }, initializations: 1, handled: 1 });
+    // The initializer's own request id, not the invocation's.
+    expect((first.db as { requestId: string }).requestId).toMatch(/^1-[0-9a-f]{8}-/);
+    const second = (await (await fetch(`${emulator.triggerUrl}/b`)).json()) as Record<string, unknown>;
+    expect(second).toMatchObject({ initializations: 1, handled: 2 });
+    expect(second.db).toEqual(first.db);
+    expect(logged.some((l) => l.includes('connected'))).toBe(true);
+    expect(logged.some((l) => l.includes('api: initializer index.initialize done'))).toBe(true);
+
+    // An accepted task still running at shutdown finishes before preStop.
+    const accepted = await fetch(`${emulator.triggerUrl}/slow`, { headers: { 'x-fc-invocation-type': 'Async' } });
+    expect(accepted.status).toBe(202);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(existsSync(join(dir, 'stopped.json'))).toBe(false);
+    await close();
+    expect(JSON.parse(readFileSync(join(dir, 'stopped.json'), 'utf8'))).toEqual({ handled: 3, fn: 'api' });
+    expect(logged.some((l) => l.includes('api: preStop index.preStop done'))).toBe(true);
+  });
+
+  it("FC 2.0: initializer and initializationTimeout, in a file of its own that shares a module with the handler's", async () => {
+    const dir = project({
+      'state.mjs': 'export const state = { pool: null };\n',
+      'init.mjs': `import { state } from './state.mjs';
+export function initializer(context, callback) {
+  setTimeout(() => { state.pool = 'pool of ' + context.service.name; callback(null, ''); }, 20);
+}
+`,
+      'index.mjs': `import { state } from './state.mjs';
+export const handler = (req, resp) => { resp.send(String(state.pool)); };
+`,
+      's.yaml': `services:
+  web:
+    component: fc
+    props:
+      service: { name: video }
+      function:
+        name: web
+        codeUri: ./
+        handler: index.handler
+        runtime: nodejs18
+        initializer: init.initializer
+        initializationTimeout: 5
+      triggers: [{ name: http, type: http }]
+`,
+    });
+    const { emulator } = await serve(dir);
+    const res = await fetch(`${emulator.triggerUrl}/`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('pool of video');
+  });
+
+  it('that throws fails the start, naming the function, the hook, the error and where it was thrown', async () => {
+    const dir = project({
+      'index.mjs': `export const handler = async () => 'ok';
+export const initialize = async () => {
+  throw new Error('ECONNREFUSED 127.0.0.1:5432');
+};
+`,
+      's.yaml': FC3(`      instanceLifecycleConfig:
+        initializer: { handler: index.initialize }
+`),
+    });
+    const error = await refused(dir);
+    expect(error.code).toBe('InitializerFailed');
+    expect(error.message).toBe(
+      `api: its initializer index.initialize failed: ECONNREFUSED 127.0.0.1:5432 (at ${join(dir, 'index.mjs')}:3:9)`,
+    );
+  });
+
+  it('that calls back an error, or never finishes, fails the start (its timeout, default 3 s)', async () => {
+    const called = project({
+      'index.cjs': `exports.handler = async () => 'ok';
+exports.initialize = (context, callback) => callback(new Error('no config for ' + context.function.name));
+`,
+      's.yaml': FC3('      instanceLifecycleConfig:\n        initializer: { handler: index.initialize }\n'),
+    });
+    const first = await refused(called);
+    expect(first).toMatchObject({ code: 'InitializerFailed' });
+    expect(first.message).toMatch(/^api: its initializer index\.initialize failed: no config for api/);
+
+    const hung = project({
+      'index.mjs': `export const handler = async () => 'ok';
+export const initialize = () => new Promise(() => {});
+`,
+      's.yaml': FC3('      instanceLifecycleConfig:\n        initializer: { handler: index.initialize, timeout: 1 }\n'),
+    });
+    const started = Date.now();
+    const second = await refused(hung);
+    expect(second).toMatchObject({
+      code: 'InitializerFailed',
+      message: 'api: its initializer index.initialize did not finish within its timeout (1 s)',
+    });
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('that the module does not export, or a file that is not there, is refused before anything runs', async () => {
+    const missingExport = project({
+      'index.mjs': `export const handler = async () => 'ok';\nexport const initialise = 1;\n`,
+      's.yaml': FC3('      instanceLifecycleConfig:\n        initializer: { handler: index.initialize }\n'),
+    });
+    expect(await refused(missingExport)).toMatchObject({
+      code: 'EntryNotServable',
+      message: `${join(missingExport, 'index.mjs')}: the s.yaml names index.initialize as the function's initializer, but the module exports no \`initialize\``,
+    });
+    const notAFunction = project({
+      'index.mjs': `export const handler = async () => 'ok';\nexport const preStop = 'later';\n`,
+      's.yaml': FC3('      instanceLifecycleConfig:\n        preStop: { handler: index.preStop }\n'),
+    });
+    expect((await refused(notAFunction)).message).toMatch(/its `preStop` is a string, not a function$/);
+    const noFile = project({
+      'index.mjs': `export const handler = async () => 'ok';\n`,
+      's.yaml': FC3('      instanceLifecycleConfig:\n        initializer: { handler: setup.initialize }\n'),
+    });
+    const error = await refused(noFile);
+    expect(error.code).toBe('InvalidConfig');
+    expect(error.message).toContain(
+      'resources.api.props.instanceLifecycleConfig.initializer.handler setup.initialize: none of setup.js,',
+    );
+  });
+});
+
+describe("a Node.js function's preStop", () => {
+  it('that throws or outlasts its timeout is logged, and the shutdown goes on', async () => {
+    const dir = project({
+      'index.mjs': `export const handler = async () => 'ok';
+export const preStop = async () => { throw new Error('flush failed'); };
+`,
+      's.yaml': FC3('      instanceLifecycleConfig:\n        preStop: { handler: index.preStop }\n'),
+    });
+    const { logged, close } = await serve(dir);
+    await close();
+    await waitFor(() => logged.find((l) => l.includes('api: preStop index.preStop failed: flush failed')));
+
+    const hung = project({
+      'index.mjs': `export const handler = async () => 'ok';
+export const preStop = () => new Promise(() => {});
+`,
+      's.yaml': FC3('      instanceLifecycleConfig:\n        preStop: { handler: index.preStop, timeout: 1 }\n'),
+    });
+    const second = await serve(hung);
+    const started = Date.now();
+    await second.close();
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(
+      second.logged.some((l) => l.includes('api: preStop index.preStop did not finish within its timeout (1 s)')),
+    ).toBe(true);
+  });
+});
