@@ -1,4 +1,4 @@
-import { FcAsyncError, newRequestId } from '@fc-async/core';
+import { FcAsyncError, newRequestId, thrownText } from '@fc-async/core';
 import { loadHook, thrownAt } from './entry.js';
 import { buildContext, type FunctionIdentity } from './event.js';
 import { callHandler, type FunctionLog, isFunctionTimeout } from './listeners.js';
@@ -83,7 +83,13 @@ export async function loadLifecycleHooks(
 /** What went wrong with a hook's call, in words: its timeout, or its error's message and place. */
 function hookProblem(error: unknown, timeoutS: number): string {
   if (isFunctionTimeout(error)) return `did not finish within its timeout (${timeoutS} s)`;
-  const message = error instanceof Error ? error.message : String(error);
-  const where = thrownAt(error);
+  // Read without throwing: a hook may throw anything (`Object.create(null)`, a Proxy).
+  const message = thrownText(error).message.replace(/\s*\n\s*/g, ' ');
+  let where: string | undefined;
+  try {
+    where = thrownAt(error);
+  } catch {
+    where = undefined; // a `stack` getter that throws
+  }
   return `failed: ${message}${where ? ` (at ${where})` : ''}`;
 }

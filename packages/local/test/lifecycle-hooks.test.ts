@@ -175,6 +175,19 @@ export const initialize = async () => {
     expect(error.message).toBe(
       `api: its initializer index.initialize failed: ECONNREFUSED 127.0.0.1:5432 (at ${join(dir, 'index.mjs')}:3:9)`,
     );
+
+    // A thrown value with no text of its own (String() of it throws) is still named, not a TypeError.
+    const odd = project({
+      'index.mjs': `export const handler = async () => 'ok';
+export const initialize = async () => {
+  throw Object.create(null);
+};
+`,
+      's.yaml': FC3('      instanceLifecycleConfig:\n        initializer: { handler: index.initialize }\n'),
+    });
+    const oddError = await refused(odd);
+    expect(oddError.code).toBe('InitializerFailed');
+    expect(oddError.message).toBe('api: its initializer index.initialize failed: [object Object]');
   });
 
   it('that calls back an error, or never finishes, fails the start (its timeout, default 3 s)', async () => {
