@@ -118,12 +118,12 @@ export class EventHub {
     // Events of this turn so far came before the stream: they are not its own.
     this.flush();
     this.clients.add(res);
-    if (this.clients.size === 1) this.watchStores();
     // The response closes when the client goes away, is cut, or the hub closes: its slot is free again.
     res.on('close', () => this.drop(res));
     // A client that ends its side reads no more: the server answers half-closed clients (see
     // answerHalfClosed), which would leave a stream, an answer that never ends, open and counted.
     req.socket.once('end', () => res.destroy());
+    if (this.clients.size === 1) this.watchStores();
   }
 
   /**
@@ -135,6 +135,9 @@ export class EventHub {
   private watchStores(): void {
     for (const fn of this.registry.all) {
       const name = fn.spec.name;
+      // An fc-async handler from a copy of the core older than watchStore (an app with its own, pinned
+      // packages): its stream carries this process's events only, as the dashboard's did before.
+      if (typeof fn.engine.watchStore !== 'function') continue;
       this.unwatch.push(
         fn.engine.watchStore(() => {
           if (this.clients.size === 0 || this.changedElsewhere.has(name)) return;
