@@ -60,6 +60,14 @@ export class EventTail {
     this.reader = new Redis({ ...redis.options, maxRetriesPerRequest: null, commandTimeout: undefined });
     // The store's own connections report outages; this one's errors would be the same ones.
     this.reader.on('error', () => {});
+    // Connected again after an outage: what the watcher shows may be stale in ways no entry tells
+    // (a Redis restarted without its data, a stream trimmed past the last entry read, stops
+    // published meanwhile): it reads everything again. Its first connection is the run's to tell.
+    let connected = false;
+    this.reader.on('ready', () => {
+      if (connected && !this.stopped) this.report([]);
+      connected = true;
+    });
     void this.run();
   }
 

@@ -1,9 +1,16 @@
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from '@fc-async/test-kit/net';
 import { taskRecord as record } from '@fc-async/test-kit/task-store';
 import { Redis } from 'ioredis';
 import { afterEach, describe, inject, it } from 'vitest';
 import { keysOf } from '../src/keys.js';
 import { jobIdOf } from '../src/queue.js';
+import { RedisTaskStore } from '../src/store.js';
 import { openStore, uniquePrefix, until } from './helpers.js';
+import { spawnRedis } from './redis-server.js';
 
 // RedisTaskStore.watch: what the dashboard of one instance learns of the tasks other instances
 // change, from BullMQ's own event stream and the stop channel, while someone watches.
@@ -64,5 +71,34 @@ describe('RedisTaskStore.watch', () => {
     closers.push(() => redis.disconnect());
     // The stream's reader is gone: no client blocks on it.
     await until('the reader to close', async () => !((await redis.client('LIST')) as string).includes('cmd=xread'));
+  });
+
+  it('tells the watcher to read everything again once Redis is back after a restart that lost its data', async () => {
+    // A Redis of this test alone, restarted on its port without persistence: every task it held is gone.
+    const dir = mkdtempSync(join(tmpdir(), 'fc-async-watch-redis-'));
+    closers.push(() => rmSync(dir, { recursive: true, force: true }));
+    const port = await freePort();
+    let child = await spawnRedis(port, dir, ['--appendonly', 'no']);
+    closers.push(() => child.kill('SIGKILL'));
+    const url = `redis://127.0.0.1:${port}`;
+    const redis = new Redis(url);
+    const subscriber = redis.duplicate();
+    for (const connection of [redis, subscriber]) connection.on('error', () => {});
+    const store = new RedisTaskStore(redis, subscriber, keysOf(uniquePrefix()));
+    await store.listen();
+    closers.push(() => store.close());
+    const seen: (readonly string[])[] = [];
+    closers.push(store.watch((ids) => seen.push(ids)));
+    await until('the watch to begin', () => seen.length > 0);
+    await store.insert(record('t_3', { status: 'Enqueued' }));
+
+    const before = seen.length;
+    child.kill('SIGKILL');
+    await once(child, 'exit');
+    child = await spawnRedis(port, dir, ['--appendonly', 'no']);
+    // The list the dashboard shows (t_3) is no longer what Redis holds: it is told to read it again.
+    await until('an empty report (read everything again) after the restart', () =>
+      seen.slice(before).some((ids) => ids.length === 0),
+    );
   });
 });

@@ -275,10 +275,11 @@ export interface TaskStore {
    * For a store that several processes share (a distributed one): calls `listener` with the ids
    * of tasks whose record other instances changed (accepted, taken, retried, ended, stopped), so
    * that a view of the tasks (the emulator's dashboard) follows them without reading them again
-   * and again. An empty list means changes may have been missed (the watch just began): read
-   * again. Called soon after each change is written, never before. Watching costs only while a
-   * listener is subscribed; the returned function unsubscribes it. Optional: a store one process
-   * owns has nothing to tell, its engine's events carry every change.
+   * and again. An empty list means changes may have been missed (the watch just began, or its
+   * connection came back after an outage): read again. Called soon after each change is written,
+   * never before. Watching costs only while a listener is subscribed; the returned function
+   * unsubscribes it. Optional: a store one process owns has nothing to tell, its engine's events
+   * carry every change.
    */
   watch?(listener: (taskIds: readonly string[]) => void): () => void;
   close?(): void | Promise<void>;
