@@ -276,8 +276,10 @@ export interface TaskStore {
    * of tasks whose record other instances changed (accepted, taken, retried, ended, stopped), so
    * that a view of the tasks (the emulator's dashboard) follows them without reading them again
    * and again. An empty list means changes may have been missed (the watch just began, or its
-   * connection came back after an outage): read again. Called soon after each change is written,
-   * never before. Watching costs only while a listener is subscribed; the returned function
+   * connection came back after an outage): read again. Called soon after each change is written;
+   * a task may also be told earlier, when what signals its change comes before its record shows
+   * it (BullMQ: a job taken before the attempt writes `Running`), and is then told again once the
+   * record does. Watching costs only while a listener is subscribed; the returned function
    * unsubscribes it. Optional: a store one process owns has nothing to tell, its engine's events
    * carry every change.
    */
