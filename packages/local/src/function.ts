@@ -202,57 +202,64 @@ async function loadFunction(
   const contextLogger = functionLog(deps.log, spec.name);
   const hooks = await loadLifecycleHooks(spec, identity, deps.log, contextLogger, instanceOf(spec, deps.instanceId));
   await hooks.initialize();
-  let handler: FcHandler;
-  const own = entry.kind === 'fc-async-handler' ? (entry.value as FcHandler) : undefined;
-  if (own?.engine) {
-    // An fc-async handler in local mode already is what the emulator builds: use it, with its own options.
-    handler = own;
-    if (own.engine.timeoutSeconds > identity.timeout)
+  // From here on the initializer has run: a start that fails now still gets its preStop, which
+  // undoes what it opened (a pool, a timer that would keep the process alive).
+  try {
+    let handler: FcHandler;
+    const own = entry.kind === 'fc-async-handler' ? (entry.value as FcHandler) : undefined;
+    if (own?.engine) {
+      // An fc-async handler in local mode already is what the emulator builds: use it, with its own options.
+      handler = own;
+      if (own.engine.timeoutSeconds > identity.timeout)
+        deps.log.notice(
+          `${spec.name}: its handler's async.timeoutSeconds (${own.engine.timeoutSeconds} s) is above the function's timeout (${identity.timeout} s); here the handler's ends its attempts, on FC the function's timeout ends them first`,
+        );
+      const hold = deps.engineHold;
+      if (deps.backend && !hold?.backendTaken)
+        deps.log.notice(
+          `${spec.name} is an fc-async handler with its own async backend: --store and --redis do not apply to it`,
+        );
+      else if (deps.backend && hold && hold.handlersMade > 1)
+        deps.log.notice(
+          `${spec.name}: its entry made ${hold.handlersMade} fc-async handlers; --store and --redis went to the first one made, the others keep their tasks in memory`,
+        );
+    } else if (entry.kind === 'express' || entry.kind === 'koa' || entry.kind === 'fastify') {
+      const served = withBackendKept(options, spec, deps);
+      handler = (await adapterFor(entry.kind, spec.file))(entry.value, served);
+      if (entry.kind === 'fastify') await fastifyReady(entry.value, spec.file);
+    } else {
+      // A plain handler that calls an fc-async handler of its own: the emulator's engine takes the tasks.
+      const served = withBackendKept(options, spec, deps);
+      const fn = entry.value as (...args: unknown[]) => unknown;
+      const listener =
+        entry.kind === 'fc-async-handler' || (spec.http && spec.style === 'fc3')
+          ? fc3HttpListener(fn, identity, contextLogger)
+          : spec.http
+            ? fc2HttpListener(fn, identity, contextLogger)
+            : eventListener(fn, identity, contextLogger);
+      // FC retries what its runtime counts as a function error, not a 500 the handler returned.
+      handler = createFcHandler(listener, { ...served, async: { ...served.async, isFailure: isFunctionError } });
+    }
+    const notStarted = deps.engineHold?.notStarted() ?? [];
+    if (notStarted.length > 0)
       deps.log.notice(
-        `${spec.name}: its handler's async.timeoutSeconds (${own.engine.timeoutSeconds} s) is above the function's timeout (${identity.timeout} s); here the handler's ends its attempts, on FC the function's timeout ends them first`,
+        `${spec.name}: its entry's fcAsync() or inner fc-async handler names an async backend of its own (${[...new Set(notStarted)].join(', ')}), which is not started: the emulator plays FC in front of the app, its engine takes the async calls and runs every attempt (fcAsync() is in platform mode, as on FC); ${
+          own?.engine
+            ? 'the tasks are in the store of the handler the entry exports'
+            : deps.backend
+              ? 'the tasks are in the store --store or --redis names'
+              : `it keeps the tasks in memory (--redis URL keeps them in Redis under the prefix fc-async:${spec.name}, --store sqlite:PATH in a file)`
+        }`,
       );
-    const hold = deps.engineHold;
-    if (deps.backend && !hold?.backendTaken)
-      deps.log.notice(
-        `${spec.name} is an fc-async handler with its own async backend: --store and --redis do not apply to it`,
-      );
-    else if (deps.backend && hold && hold.handlersMade > 1)
-      deps.log.notice(
-        `${spec.name}: its entry made ${hold.handlersMade} fc-async handlers; --store and --redis went to the first one made, the others keep their tasks in memory`,
-      );
-  } else if (entry.kind === 'express' || entry.kind === 'koa' || entry.kind === 'fastify') {
-    const served = withBackendKept(options, spec, deps);
-    handler = (await adapterFor(entry.kind, spec.file))(entry.value, served);
-    if (entry.kind === 'fastify') await fastifyReady(entry.value, spec.file);
-  } else {
-    // A plain handler that calls an fc-async handler of its own: the emulator's engine takes the tasks.
-    const served = withBackendKept(options, spec, deps);
-    const fn = entry.value as (...args: unknown[]) => unknown;
-    const listener =
-      entry.kind === 'fc-async-handler' || (spec.http && spec.style === 'fc3')
-        ? fc3HttpListener(fn, identity, contextLogger)
-        : spec.http
-          ? fc2HttpListener(fn, identity, contextLogger)
-          : eventListener(fn, identity, contextLogger);
-    // FC retries what its runtime counts as a function error, not a 500 the handler returned.
-    handler = createFcHandler(listener, { ...served, async: { ...served.async, isFailure: isFunctionError } });
-  }
-  const notStarted = deps.engineHold?.notStarted() ?? [];
-  if (notStarted.length > 0)
-    deps.log.notice(
-      `${spec.name}: its entry's fcAsync() or inner fc-async handler names an async backend of its own (${[...new Set(notStarted)].join(', ')}), which is not started: the emulator plays FC in front of the app, its engine takes the async calls and runs every attempt (fcAsync() is in platform mode, as on FC); ${
-        own?.engine
-          ? 'the tasks are in the store of the handler the entry exports'
-          : deps.backend
-            ? 'the tasks are in the store --store or --redis names'
-            : `it keeps the tasks in memory (--redis URL keeps them in Redis under the prefix fc-async:${spec.name}, --store sqlite:PATH in a file)`
-      }`,
-    );
-  return localFunction(spec, identity, entry.kind, handler, async () => {
-    // Its tasks have drained by now (the emulator closes the handlers first).
+    return localFunction(spec, identity, entry.kind, handler, async () => {
+      // Its tasks have drained by now (the emulator closes the handlers first).
+      await hooks.preStop();
+      giveBackEnv();
+    });
+  } catch (error) {
     await hooks.preStop();
-    giveBackEnv();
-  });
+    throw error;
+  }
 }
 
 /**

@@ -240,6 +240,31 @@ export const initialize = () => new Promise(() => {});
       'resources.api.props.instanceLifecycleConfig.initializer.handler setup.initialize: none of setup.js,',
     );
   });
+
+  it("whose start then fails (a Fastify app's plugin) runs its preStop, so that what it opened is undone", async () => {
+    const dir = project({
+      'index.mjs': `import { writeFileSync } from 'node:fs';
+import Fastify from ${JSON.stringify(import.meta.resolve('fastify'))};
+let timer;
+export const app = Fastify();
+app.register(async () => { throw new Error('plugin failed'); });
+export const initialize = async () => { timer = setInterval(() => {}, 1000); };
+export const preStop = async () => {
+  clearInterval(timer);
+  writeFileSync(new URL('stopped', import.meta.url), 'yes');
+};
+`,
+      's.yaml': FC3(`      instanceLifecycleConfig:
+        initializer: { handler: index.initialize }
+        preStop: { handler: index.preStop }
+`).replace('handler: index.handler', 'handler: index.app'),
+    });
+    const error = await refused(dir);
+    expect(error).toMatchObject({ code: 'EntryLoadFailed' });
+    expect(error.message).toContain('plugin failed');
+    // Its interval, left running, would keep `startEmulator()`'s process alive after the refusal.
+    expect(readFileSync(join(dir, 'stopped'), 'utf8')).toBe('yes');
+  });
 });
 
 describe("a Node.js function's preStop", () => {
