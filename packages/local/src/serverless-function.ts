@@ -103,7 +103,7 @@ export function checkFunction(file: string, dir: string, where: string, raw: Raw
   const codeProblem = folderProblem(resolve(dir, codeDir));
   if (codeProblem) throw fail(codeKey, `${codeDir} ${codeProblem}`);
   const handler = moduleOf(dir, codeDir, raw.handler, (problem) => fail('handler', problem));
-  const hooks = readLifecycleHooks(file, where, raw.props ?? {});
+  const hooks = readLifecycleHooks(file, where, raw.props ?? {}, true);
   const hook = (name: 'initializer' | 'preStop'): LifecycleHook | undefined => {
     const config = hooks[name];
     if (!config) return undefined;

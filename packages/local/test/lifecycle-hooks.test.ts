@@ -267,6 +267,64 @@ export const preStop = async () => {
   });
 });
 
+describe("a Node.js function's lifecycle config", () => {
+  const FC2 = (fields: string) => `services:
+  web:
+    component: fc
+    props:
+      service: { name: video }
+      function:
+        name: web
+        codeUri: ./
+        handler: index.handler
+        runtime: nodejs18
+${fields}      triggers: [{ name: http, type: http }]
+`;
+  it.each([
+    [
+      'a handler that is not text',
+      FC3('      instanceLifecycleConfig:\n        initializer: { handler: 123 }\n'),
+      'resources.api.props.instanceLifecycleConfig.initializer.handler must look like file.export (index.initializer), got 123',
+    ],
+    [
+      'an instanceLifecycleConfig that is a list',
+      FC3('      instanceLifecycleConfig: []\n'),
+      'resources.api.props.instanceLifecycleConfig must be a mapping (initializer, preStop), got []',
+    ],
+    [
+      'a hook that is a name, not a mapping',
+      FC3('      instanceLifecycleConfig:\n        preStop: index.preStop\n'),
+      'resources.api.props.instanceLifecycleConfig.preStop must be a mapping (handler, timeout), got "index.preStop"',
+    ],
+    [
+      'a timeout that is not a whole number of seconds',
+      FC3('      instanceLifecycleConfig:\n        initializer: { handler: index.initialize, timeout: 1.5 }\n'),
+      "resources.api.props.instanceLifecycleConfig.initializer.timeout must be a whole number of seconds (FC's hook timeout is an integer), got 1.5",
+    ],
+    [
+      'a timeout of .inf',
+      FC3('      instanceLifecycleConfig:\n        preStop: { handler: index.preStop, timeout: .inf }\n'),
+      "resources.api.props.instanceLifecycleConfig.preStop.timeout must be a whole number of seconds (FC's hook timeout is an integer), got Infinity",
+    ],
+    [
+      'an FC 2.0 initializer that is not text',
+      FC2('        initializer: 123\n'),
+      'services.web.props.function.initializer must look like file.export (index.initializer), got 123',
+    ],
+  ])('refuses %s, naming the s.yaml and the field', async (_what, yaml, problem) => {
+    const dir = project({
+      'index.mjs': `export const handler = async () => 'ok';
+export const initialize = async () => {};
+export const preStop = async () => {};
+`,
+      's.yaml': yaml,
+    });
+    const error = await refused(dir);
+    expect(error).toMatchObject({ code: 'InvalidConfig' });
+    expect(error.message).toBe(`${join(dir, 's.yaml')}: ${problem}`);
+  });
+});
+
 describe("a Node.js function's preStop", () => {
   it('that throws or outlasts its timeout is logged, and the shutdown goes on', async () => {
     const dir = project({
