@@ -8,6 +8,7 @@ import {
   type NodeHandler,
 } from '@fc-async/core';
 import { buildContext, buildFcEvent, type FunctionIdentity } from './event.js';
+import { MAX_TIMER_MS } from './within.js';
 
 type AnyHandler = (...args: unknown[]) => unknown;
 
@@ -35,7 +36,9 @@ export const HANDLER_TIMEOUT_LAG_MS = 100;
 export function callHandler(fn: AnyHandler, args: unknown[], timeoutMs: number): Promise<unknown> {
   return new Promise((resolve, reject) => {
     let done = false;
-    const timer = setTimeout(() => finish(functionTimeout(timeoutMs)), timeoutMs + HANDLER_TIMEOUT_LAG_MS);
+    // A timeout past a timer's longest (a hook's `timeout: 3000000`) would fire at once: never, rather.
+    const delay = Math.min(timeoutMs + HANDLER_TIMEOUT_LAG_MS, MAX_TIMER_MS);
+    const timer = setTimeout(() => finish(functionTimeout(timeoutMs)), delay);
     function finish(error: unknown, value?: unknown) {
       if (done) return;
       done = true;

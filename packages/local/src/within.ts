@@ -1,10 +1,14 @@
 const LATE = Symbol('late');
 
+/** The longest delay `setTimeout` takes (2^31 - 1 ms); a longer one fires after 1 ms. */
+export const MAX_TIMER_MS = 2_147_483_647;
+
 /** `promise`, or what `late()` gives when it has not settled within `ms` (it is left running). */
 export async function within<T, U>(promise: Promise<T>, ms: number, late: () => U): Promise<T | U> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<typeof LATE>((resolve) => {
-    timer = setTimeout(() => resolve(LATE), ms);
+    // Past a timer's longest (about 24.8 days) Node would fire it at once: that long is never reached.
+    timer = setTimeout(() => resolve(LATE), Math.min(ms, MAX_TIMER_MS));
   });
   try {
     const result = await Promise.race([promise, timeout]);

@@ -216,6 +216,23 @@ export const initialize = () => new Promise(() => {});
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 
+  it('with a timeout past what a timer holds (about 24.8 days) runs to its end, not timed out at once', async () => {
+    const dir = project({
+      'index.mjs': `let ready = false;
+export const initialize = async () => {
+  await new Promise((r) => setTimeout(r, 50));
+  ready = true;
+};
+export const handler = async () => ({ statusCode: 200, body: String(ready) });
+`,
+      's.yaml': FC3(
+        '      instanceLifecycleConfig:\n        initializer: { handler: index.initialize, timeout: 3000000 }\n',
+      ),
+    });
+    const { emulator } = await serve(dir);
+    expect(await (await fetch(`${emulator.triggerUrl}/`)).text()).toBe('true');
+  });
+
   it('that the module does not export, or a file that is not there, is refused before anything runs', async () => {
     const missingExport = project({
       'index.mjs': `export const handler = async () => 'ok';\nexport const initialise = 1;\n`,
