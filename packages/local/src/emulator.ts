@@ -197,6 +197,19 @@ function logTaskEvents(functions: readonly LocalFunction[], log: EmulatorLog): v
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
   const o = resolveOptions(options);
   const log = createEmulatorLog({ format: o.logFormat, write: o.output });
+  // A function that ends the process while the emulator starts (process.exit() in an initializer)
+  // leaves its last lines in the log's buffer: they are what tells why. Once it serves, see sayWhyOnExit.
+  const flushOnExit = () => log.flush();
+  process.prependListener('exit', flushOnExit);
+  try {
+    return await startLogged(o, log);
+  } finally {
+    process.off('exit', flushOnExit);
+  }
+}
+
+/** {@link startEmulator} once its options are resolved and its log made. */
+async function startLogged(o: ResolvedOptions, log: EmulatorLog): Promise<Emulator> {
   const specs = await specsOf(o, log);
   const backends = gateBackends(
     await backendFactory(

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startEmulator } from '../src/index.js';
-import { waitFor } from './helpers.js';
+import { runCli, waitFor } from './helpers.js';
 
 // The instance lifecycle hooks of a Node.js function (instanceLifecycleConfig; FC 2.0 `initializer`),
 // run as FC runs them: the initializer once the code has loaded and before any invocation, preStop
@@ -214,6 +214,23 @@ export const initialize = () => new Promise(() => {});
       message: 'api: its initializer index.initialize did not finish within its timeout (1 s)',
     });
     expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('that calls process.exit() ends `fc-async dev` with exit code 1, its logged lines written, not lost', async () => {
+    const dir = project({
+      'index.mjs': `export const handler = async () => 'ok';
+export const initialize = async (context) => {
+  context.logger.info('no DATABASE_URL: giving up');
+  process.exit(0);
+};
+`,
+      's.yaml': FC3('      instanceLifecycleConfig:\n        initializer: { handler: index.initialize }\n'),
+    });
+    const run = await runCli(['dev', '--config', join(dir, 's.yaml'), '--port', '0', '--control-port', '0']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`process.exit(0) was called at ${join(dir, 'index.mjs')}:4:11`);
+    // The initializer's own line, with its function and request id, as every context.logger line.
+    expect(run.stdout).toMatch(/INFO {2}no DATABASE_URL: giving up function=api requestId=1-[0-9a-f]{8}-/);
   });
 
   it('with a timeout past what a timer holds (about 24.8 days) runs to its end, not timed out at once', async () => {
