@@ -102,6 +102,15 @@ export function checkFunction(file: string, dir: string, where: string, raw: Raw
   // A code folder that is not there would otherwise be reported as the handler's file missing.
   const codeProblem = folderProblem(resolve(dir, codeDir));
   if (codeProblem) throw fail(codeKey, `${codeDir} ${codeProblem}`);
+  for (const key of ['initializer', 'initializationTimeout']) {
+    // FC 2.0's keys in an fc3 resource: FC 3.0 has no such field, and would run no initializer.
+    if (!fc2 && raw.props?.[key] !== undefined) {
+      throw fail(
+        key,
+        `is FC 2.0's \`fc\` component key: the fc3 component names the hook instanceLifecycleConfig.initializer (handler, timeout)`,
+      );
+    }
+  }
   const handler = moduleOf(dir, codeDir, raw.handler, (problem) => fail('handler', problem));
   const hooks = readLifecycleHooks(file, where, raw.props ?? {}, true);
   const hook = (name: 'initializer' | 'preStop'): LifecycleHook | undefined => {

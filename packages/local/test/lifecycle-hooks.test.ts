@@ -341,6 +341,11 @@ ${fields}      triggers: [{ name: http, type: http }]
       "resources.api.props.instanceLifecycleConfig.preStop.timeout must be a whole number of seconds (FC's hook timeout is an integer), got Infinity",
     ],
     [
+      "FC 2.0's initializer key in an fc3 resource, which FC 3.0 would not run",
+      FC3('      initializer: index.initialize\n'),
+      "resources.api.props.initializer is FC 2.0's `fc` component key: the fc3 component names the hook instanceLifecycleConfig.initializer (handler, timeout)",
+    ],
+    [
       'an FC 2.0 initializer that is not text',
       FC2('        initializer: 123\n'),
       'services.web.props.function.initializer must look like file.export (index.initializer), got 123',
