@@ -7,6 +7,8 @@ import type { FunctionSpec, LifecycleHook } from './spec.js';
 
 /** The longest a `preStop` runs on shutdown, whatever its timeout says (as for a custom runtime's `GET /pre-stop`). */
 const PRE_STOP_MAX_S = 30;
+/** How long an initializer may run before one notice says it still does (as an entry's load, see function.ts). */
+const STILL_RUNNING_MS = 5000;
 
 /**
  * A Node.js function's lifecycle hooks, loaded: `initialize()` runs the initializer, `preStop()`
@@ -54,6 +56,15 @@ export async function loadLifecycleHooks(
   return {
     async initialize() {
       if (!initialize || !initializer) return;
+      // One with a long timeout (a database that never answers) would leave the emulator silent, its ports not open.
+      const timer = setTimeout(
+        () =>
+          log.notice(
+            `${spec.name}: its initializer ${initializer.handler} still runs after ${STILL_RUNNING_MS / 1000} s (its timeout: ${initializer.timeout} s); the emulator's ports open once every initializer has finished`,
+          ),
+        STILL_RUNNING_MS,
+      );
+      timer.unref();
       try {
         const done = await call(initialize, initializer.timeout);
         log.logger.info(`${spec.name}: initializer ${initializer.handler} done`, { function: spec.name, ...done });
@@ -63,6 +74,8 @@ export async function loadLifecycleHooks(
           `${spec.name}: its initializer ${initializer.handler} ${hookProblem(error, initializer.timeout)}`,
           { cause: error },
         );
+      } finally {
+        clearTimeout(timer);
       }
     },
     async preStop() {

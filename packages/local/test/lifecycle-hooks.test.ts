@@ -233,6 +233,26 @@ export const initialize = async (context) => {
     expect(run.stdout).toMatch(/INFO {2}no DATABASE_URL: giving up function=api requestId=1-[0-9a-f]{8}-/);
   });
 
+  it('still running after 5 s is said once, while the ports wait for it', async () => {
+    const dir = project({
+      'index.mjs': `export const handler = async () => ({ statusCode: 200, body: 'ok' });
+export const initialize = () => new Promise((resolve) => { globalThis.releaseLifecycleInit = resolve; });
+`,
+      's.yaml': FC3(
+        '      instanceLifecycleConfig:\n        initializer: { handler: index.initialize, timeout: 60 }\n',
+      ),
+    });
+    const logged: string[] = [];
+    const starting = serve(dir, logged);
+    const said =
+      "api: its initializer index.initialize still runs after 5 s (its timeout: 60 s); the emulator's ports open once every initializer has finished";
+    await waitFor(() => logged.find((l) => l.includes(said)));
+    (globalThis as { releaseLifecycleInit?: () => void }).releaseLifecycleInit?.();
+    const { emulator } = await starting;
+    expect(await (await fetch(`${emulator.triggerUrl}/`)).text()).toBe('ok');
+    expect(logged.filter((l) => l.includes('still runs')).length).toBe(1);
+  });
+
   it('with a timeout past what a timer holds (about 24.8 days) runs to its end, not timed out at once', async () => {
     const dir = project({
       'index.mjs': `let ready = false;
