@@ -29,6 +29,12 @@ const FC3_ASYNC = [
 ];
 const FC2_ASYNC = ['destination', 'maxAsyncEventAgeInSeconds', 'maxAsyncRetryAttempts', 'statefulInvocation'];
 const FC2_DESTINATION = ['onSuccess', 'onFailure'];
+/**
+ * `instanceLifecycleConfig` (FC 3.0: initializer, preStop; FC 2.0: preFreeze, preStop; the
+ * emulator reads an FC 2.0 one's initializer too) and each hook (`command`: a custom container's).
+ */
+const LIFECYCLE = ['initializer', 'preStop', 'preFreeze'];
+const LIFECYCLE_HOOK = ['handler', 'timeout', 'command'];
 
 /**
  * Function props are an open set (FC adds fields often): only a key that is a near miss of one the
@@ -178,6 +184,13 @@ function unknownKeys(value: unknown, known: readonly string[], where: string, no
   }
 }
 
+/** Notices for the unknown keys of an `instanceLifecycleConfig` and of its hooks: a misspelt hook is not run. */
+function lifecycleKeys(value: unknown, where: string, notes: string[]): void {
+  unknownKeys(value, LIFECYCLE, where, notes);
+  if (!isObject(value)) return;
+  for (const hook of LIFECYCLE) unknownKeys(value[hook], LIFECYCLE_HOOK, `${where}.${hook}`, notes);
+}
+
 /** A notice for each key of the open mapping `value` that is a near miss of a key it lacks in `read`. */
 function nearMisses(
   value: unknown,
@@ -249,7 +262,7 @@ function checkTriggers(file: string, fn: string, triggers: unknown, where: strin
 
 /**
  * Notices for keys of an fc3 function served that it ignores (unknown or misspelt) in its props,
- * HTTP triggers and `asyncInvokeConfig`. Throws `InvalidConfig` for an HTTP method FC does not take.
+ * HTTP triggers, `asyncInvokeConfig` and `instanceLifecycleConfig`. Throws `InvalidConfig` for an HTTP method FC does not take.
  */
 export function fc3KeyNotes(file: string, fn: string, props: Obj, where: string): string[] {
   const notes: string[] = [];
@@ -260,12 +273,13 @@ export function fc3KeyNotes(file: string, fn: string, props: Obj, where: string)
   const keys = { typeKey: 'triggerType', configKey: 'triggerConfig', known: FC3_TRIGGER };
   checkTriggers(file, fn, merged.triggers, `${where}.triggers`, keys, notes);
   unknownKeys(merged.asyncInvokeConfig, FC3_ASYNC, `${where}.asyncInvokeConfig`, notes);
+  lifecycleKeys(merged.instanceLifecycleConfig, `${where}.instanceLifecycleConfig`, notes);
   return notes;
 }
 
 /**
  * Notices for keys of an fc (FC 2.0) function served that it ignores (unknown or misspelt) in its
- * props, `function`, HTTP triggers and `asyncConfiguration`. Throws `InvalidConfig` for an HTTP
+ * props, `function`, HTTP triggers, `asyncConfiguration` and `instanceLifecycleConfig`. Throws `InvalidConfig` for an HTTP
  * method FC does not take.
  */
 export function fc2KeyNotes(file: string, fn: string, props: Obj, where: string): string[] {
@@ -276,6 +290,7 @@ export function fc2KeyNotes(file: string, fn: string, props: Obj, where: string)
   nearMisses(fnProps, lists, `${where}.function`, notes);
   const keys = { typeKey: 'type', configKey: 'config', known: FC2_TRIGGER };
   checkTriggers(file, fn, props.triggers, `${where}.triggers`, keys, notes);
+  lifecycleKeys(fnProps.instanceLifecycleConfig, `${where}.function.instanceLifecycleConfig`, notes);
   const async = fnProps.asyncConfiguration;
   unknownKeys(async, FC2_ASYNC, `${where}.function.asyncConfiguration`, notes);
   if (isObject(async)) {

@@ -334,6 +334,20 @@ describe("a Node.js function's lifecycle config", () => {
         runtime: nodejs18
 ${fields}      triggers: [{ name: http, type: http }]
 `;
+  it('with a misspelt key, which runs no hook, says so at start with the key meant', async () => {
+    const dir = project({
+      'index.mjs': `export const handler = async () => 'ok';\nexport const initialize = async () => {};\n`,
+      's.yaml': FC3(`      instanceLifecycleConfig:
+        initialiser: { handler: index.initialize }
+        preStop: { handler: index.initialize, timout: 5 }
+`),
+    });
+    const { logged } = await serve(dir);
+    const where = 'resources.api.props.instanceLifecycleConfig';
+    expect(logged.join('')).toContain(`${where}: unknown key initialiser (ignored); did you mean initializer?`);
+    expect(logged.join('')).toContain(`${where}.preStop: unknown key timout (ignored); did you mean timeout?`);
+  });
+
   it.each([
     [
       'a handler that is not text',
