@@ -51,15 +51,24 @@ export function callHandler(fn: AnyHandler, args: unknown[], timeoutMs: number):
       if (result && typeof (result as PromiseLike<unknown>).then === 'function') {
         (result as PromiseLike<unknown>).then(
           (v) => finish(undefined, v),
-          (e) => finish(e ?? new Error('The handler rejected')),
+          (e) => finish(e || falsyThrown('rejected with', e)),
         );
       } else if (fn.length <= args.length) {
         finish(undefined, result);
       }
     } catch (error) {
-      finish(error);
+      // Whatever is thrown is a failure: `throw null` or `throw 0` as well.
+      finish(error || falsyThrown('threw', error));
     }
   });
+}
+
+/** The error of a handler that threw or rejected with a falsy value (`null`, `0`, `''`), which would read as no error. */
+function falsyThrown(how: string, value: unknown): Error {
+  const error = new Error(`The function ${how} ${value === '' ? "''" : String(value)}`);
+  // Its stack would be the emulator's own frames, not the function's.
+  error.stack = `Error: ${error.message}`;
+  return error;
 }
 
 /** The handler's own timeout: an error of the emulator's making, whose stack is the emulator's timer. */

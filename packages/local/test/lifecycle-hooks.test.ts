@@ -190,6 +190,21 @@ export const initialize = async () => {
     expect(oddError.message).toBe('api: its initializer index.initialize failed: [object Object]');
   });
 
+  it.each([
+    ['throws null', '() => { throw null; }', 'The function threw null'],
+    ['rejects with 0', 'async () => { throw 0; }', 'The function rejected with 0'],
+    ["rejects with ''", "() => Promise.reject('')", "The function rejected with ''"],
+  ])('that %s fails the start, as any thrown value does', async (_what, body, said) => {
+    const dir = project({
+      'index.mjs': `export const handler = async () => 'ok';\nexport const initialize = ${body};\n`,
+      's.yaml': FC3('      instanceLifecycleConfig:\n        initializer: { handler: index.initialize }\n'),
+    });
+    expect(await refused(dir)).toMatchObject({
+      code: 'InitializerFailed',
+      message: `api: its initializer index.initialize failed: ${said}`,
+    });
+  });
+
   it('that calls back an error, or never finishes, fails the start (its timeout, default 3 s)', async () => {
     const called = project({
       'index.cjs': `exports.handler = async () => 'ok';
