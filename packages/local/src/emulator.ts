@@ -203,6 +203,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   process.prependListener('exit', flushOnExit);
   try {
     return await startLogged(o, log);
+  } catch (error) {
+    // So does a start that fails (an initializer that logged, then threw): fc-async dev exits next.
+    log.flush();
+    throw error;
   } finally {
     process.off('exit', flushOnExit);
   }

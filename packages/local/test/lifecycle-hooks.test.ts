@@ -268,6 +268,22 @@ export const initialize = () => new Promise((resolve) => { globalThis.releaseLif
     expect(logged.filter((l) => l.includes('still runs')).length).toBe(1);
   });
 
+  it('that logs, then throws, has its lines written before `fc-async dev` exits 1 with the failure', async () => {
+    const dir = project({
+      'index.mjs': `export const handler = async () => 'ok';
+export const initialize = async (context) => {
+  context.logger.info('connecting to 10.0.0.5:5432');
+  throw new Error('ECONNREFUSED');
+};
+`,
+      's.yaml': FC3('      instanceLifecycleConfig:\n        initializer: { handler: index.initialize }\n'),
+    });
+    const run = await runCli(['dev', '--config', join(dir, 's.yaml'), '--port', '0', '--control-port', '0']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('fc-async: api: its initializer index.initialize failed: ECONNREFUSED');
+    expect(run.stdout).toMatch(/INFO {2}connecting to 10\.0\.0\.5:5432 function=api requestId=1-/);
+  });
+
   it('with a timeout past what a timer holds (about 24.8 days) runs to its end, not timed out at once', async () => {
     const dir = project({
       'index.mjs': `let ready = false;
