@@ -8,4 +8,4 @@ export type { LogFormat } from './log.js';
 export type { EmulatorOptions } from './options.js';
 export { loadServerlessConfig, type ServerlessConfig, type ServerlessConfigOptions } from './serverless.js';
 export { type SignatureResult, type SignedRequest, signAcsRequest, verifyAcsSignature } from './signature.js';
-export type { AsyncConfigInput, FunctionSpec, HealthCheck } from './spec.js';
+export type { AsyncConfigInput, FunctionSpec, HealthCheck, LifecycleHook } from './spec.js';

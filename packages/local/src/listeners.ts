@@ -5,10 +5,10 @@ import {
   type FcContext,
   type FcHttpResult,
   getInvocation,
+  MAX_TIMER_MS,
   type NodeHandler,
 } from '@fc-async/core';
 import { buildContext, buildFcEvent, type FunctionIdentity } from './event.js';
-import { MAX_TIMER_MS } from './within.js';
 
 type AnyHandler = (...args: unknown[]) => unknown;
 

@@ -1,7 +1,6 @@
-const LATE = Symbol('late');
+import { MAX_TIMER_MS } from '@fc-async/core';
 
-/** The longest delay `setTimeout` takes (2^31 - 1 ms); a longer one fires after 1 ms. */
-export const MAX_TIMER_MS = 2_147_483_647;
+const LATE = Symbol('late');
 
 /** `promise`, or what `late()` gives when it has not settled within `ms` (it is left running). */
 export async function within<T, U>(promise: Promise<T>, ms: number, late: () => U): Promise<T | U> {

@@ -4,6 +4,7 @@ import {
   type EmulatorOptions,
   type FunctionSpec,
   type HealthCheck,
+  type LifecycleHook,
   type LogFormat,
   loadServerlessConfig,
   type ServerlessConfig,
@@ -66,3 +67,8 @@ expectError(startEmulator({ maxEventStreams: '8' }));
 expectError(startEmulator({ maxBufferedBodyBytes: '64MB' }));
 // The log project and logstore FC sends in x-fc-service-logproject / x-fc-service-logstore.
 expectType<{ project: string; logstore: string } | undefined>(config.functions[0]?.logConfig);
+
+// A Node.js function's lifecycle hooks, as s.yaml gives them.
+expectType<LifecycleHook | undefined>(config.functions[0]?.lifecycle?.initializer);
+expectType<number | undefined>(config.functions[0]?.lifecycle?.preStop?.timeout);
+expectError<LifecycleHook>({ handler: 'index.initialize', file: '/app/index.js', exportName: 'initialize' });

@@ -61,6 +61,20 @@ async function refused(dir: string, logged: string[] = []) {
   return error as { code?: string; message: string };
 }
 
+/** An FC 2.0 (`fc` component) s.yaml of one HTTP function `web` of service `video`, with `fields` in its `function`. */
+const FC2 = (fields: string) => `services:
+  web:
+    component: fc
+    props:
+      service: { name: video }
+      function:
+        name: web
+        codeUri: ./
+        handler: index.handler
+        runtime: nodejs18
+${fields}      triggers: [{ name: http, type: http }]
+`;
+
 const FC3 = (hooks: string) => `edition: 3.0.0
 resources:
   api:
@@ -138,20 +152,7 @@ export function initializer(context, callback) {
       'index.mjs': `import { state } from './state.mjs';
 export const handler = (req, resp) => { resp.send(String(state.pool)); };
 `,
-      's.yaml': `services:
-  web:
-    component: fc
-    props:
-      service: { name: video }
-      function:
-        name: web
-        codeUri: ./
-        handler: index.handler
-        runtime: nodejs18
-        initializer: init.initializer
-        initializationTimeout: 5
-      triggers: [{ name: http, type: http }]
-`,
+      's.yaml': FC2('        initializer: init.initializer\n        initializationTimeout: 5\n'),
     });
     const { emulator } = await serve(dir);
     const res = await fetch(`${emulator.triggerUrl}/`);
@@ -353,18 +354,6 @@ export const preStop = async () => {
 });
 
 describe("a Node.js function's lifecycle config", () => {
-  const FC2 = (fields: string) => `services:
-  web:
-    component: fc
-    props:
-      service: { name: video }
-      function:
-        name: web
-        codeUri: ./
-        handler: index.handler
-        runtime: nodejs18
-${fields}      triggers: [{ name: http, type: http }]
-`;
   it('with a misspelt key, which runs no hook, says so at start with the key meant', async () => {
     const dir = project({
       'index.mjs': `export const handler = async () => 'ok';\nexport const initialize = async () => {};\n`,
