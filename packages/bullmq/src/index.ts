@@ -63,6 +63,7 @@ export function bullmq(options: BullmqBackendOptions): AsyncBackend {
           () => redis.disconnectCopies(),
         );
         store.onClose = () => pruner.stop();
+        store.logger = logger;
         return { store, queue };
       } catch (error) {
         redis.disconnect();

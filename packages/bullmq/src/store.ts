@@ -5,6 +5,7 @@ import {
   encodeCompactRecord,
   encodeRequestHead,
   FcAsyncError,
+  type Logger,
   patchedRecord,
   type TaskPage,
   type TaskPatch,
@@ -101,6 +102,8 @@ export class RedisTaskStore implements TaskStore {
 
   /** Runs before the connections close (stops retention). */
   onClose: (() => void) | undefined;
+  /** Where the watch's reader tells a refusal of its reads (see EventTail). */
+  logger: Logger | undefined;
 
   constructor(
     redis: Redis,
@@ -271,7 +274,8 @@ export class RedisTaskStore implements TaskStore {
    */
   watch(listener: (taskIds: readonly string[]) => void): () => void {
     this.watchers.add(listener);
-    if (!this.tail && !this.closed) this.tail = new EventTail(this.redis, this.keys, (ids) => this.changed(ids));
+    if (!this.tail && !this.closed)
+      this.tail = new EventTail(this.redis, this.keys, (ids) => this.changed(ids), this.logger);
     return () => {
       if (!this.watchers.delete(listener) || this.watchers.size > 0) return;
       this.tail?.stop();

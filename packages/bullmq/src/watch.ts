@@ -1,4 +1,5 @@
-import { Redis } from 'ioredis';
+import type { Logger } from '@fc-async/core';
+import { Redis, ReplyError } from 'ioredis';
 import type { Keys } from './keys.js';
 import { taskOfJob } from './queue.js';
 
@@ -49,17 +50,24 @@ export class EventTail {
   private readonly lagging = new Map<string, Lagging>();
   private timer: NodeJS.Timeout | undefined;
   private looking = false;
+  /** The wait after a failed read, cut short by stop(). */
+  private pause: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
+  /** The refusals told since the last read that succeeded: each is told once. */
+  private readonly told = new Set<string>();
 
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keys,
     private readonly report: (taskIds: readonly string[]) => void,
+    private readonly logger?: Logger,
   ) {
     // A blocking read waits as long as it asks: no command timeout, no retry limit while Redis is away.
     // Its own connection, not one of the store's copies (which a worker's close given up on drops).
     this.reader = new Redis({ ...redis.options, maxRetriesPerRequest: null, commandTimeout: undefined });
-    // The store's own connections report outages; this one's errors would be the same ones.
-    this.reader.on('error', () => {});
+    // A lost connection is the store's connections' to report (the same outage). A refusal is this
+    // connection's own (Redis at `maxclients`, an ACL without XREAD): the page would stay unwatched
+    // without a word, so it is told, once until a read succeeds.
+    this.reader.on('error', (error: Error) => this.refused(error));
     // Connected again after an outage: what the watcher shows may be stale in ways no entry tells
     // (a Redis restarted without its data, a stream trimmed past the last entry read, stops
     // published meanwhile): it reads everything again. Its first connection is the run's to tell.
@@ -74,6 +82,10 @@ export class EventTail {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
+    if (this.pause) {
+      clearTimeout(this.pause.timer);
+      this.pause.resolve();
+    }
     this.lagging.clear();
     this.reader.disconnect();
   }
@@ -93,6 +105,7 @@ export class EventTail {
         }
         const reply = await this.reader.xread('COUNT', READ_COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', stream, last);
         if (this.stopped) return;
+        this.told.clear();
         const entries = reply?.[0]?.[1] ?? [];
         const changed = new Set<string>();
         for (const [id, fields] of entries) {
@@ -103,11 +116,30 @@ export class EventTail {
           this.follow(taskId, eventOf(fields));
         }
         if (changed.size > 0) this.report([...changed]);
-      } catch {
+      } catch (error) {
         if (this.stopped) return;
-        await new Promise((resolve) => setTimeout(resolve, FAILED_READ_WAIT_MS));
+        this.refused(error);
+        await new Promise<void>((resolve) => {
+          this.pause = { timer: setTimeout(resolve, FAILED_READ_WAIT_MS), resolve };
+        });
+        this.pause = undefined;
       }
     }
+  }
+
+  /** Tells a refusal by Redis (not a lost connection) once, until a read succeeds. */
+  private refused(error: unknown): void {
+    // ioredis types ReplyError as `any`: narrowed by hand.
+    if (!(error instanceof ReplyError) || this.stopped) return;
+    const { message } = error as Error;
+    if (this.told.has(message)) return;
+    this.told.add(message);
+    this.logger?.warn(
+      'the dashboard cannot follow the changes other instances make: Redis refused reading its events',
+      {
+        reason: message,
+      },
+    );
   }
 
   /** Keeps a task whose record lags its job's event in view; any later event of its job is reported itself. */

@@ -1,11 +1,14 @@
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createFcHandler, silentLogger } from '@fc-async/core';
 import { freePort } from '@fc-async/test-kit/net';
 import { taskRecord as record } from '@fc-async/test-kit/task-store';
 import { Redis } from 'ioredis';
-import { afterEach, describe, inject, it } from 'vitest';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { bullmq } from '../src/index.js';
 import { keysOf } from '../src/keys.js';
 import { jobIdOf } from '../src/queue.js';
 import { RedisTaskStore } from '../src/store.js';
@@ -29,6 +32,17 @@ async function watching(prefix: string) {
   // The watch began (its first report, empty: read everything again).
   await until('the watch to begin', () => seen.length > 0);
   return { store, seen, off, ids: () => seen.flat() };
+}
+
+/** How many commands of `username` Redis's ACL refused (ACL LOG counts repeats in one entry). */
+async function deniedReads(admin: Redis, username: string): Promise<number> {
+  const entries = (await admin.call('ACL', 'LOG', '128')) as string[][];
+  let count = 0;
+  for (const entry of entries) {
+    const field = (name: string) => entry[entry.indexOf(name) + 1];
+    if (field('username') === username) count += Number(field('count'));
+  }
+  return count;
 }
 
 /** Writes an event to BullMQ's stream as BullMQ's scripts do, with the job of `taskId`. */
@@ -100,5 +114,42 @@ describe('RedisTaskStore.watch', () => {
     await until('an empty report (read everything again) after the restart', () =>
       seen.slice(before).some((ids) => ids.length === 0),
     );
+  });
+
+  it('says once, through the logger, that Redis refuses the reads of its events (an ACL without XREAD)', async () => {
+    // A user of this test alone, allowed everything but reading streams: the store works, the watch cannot.
+    const admin = new Redis(inject('redisUrl'));
+    closers.push(() => admin.disconnect());
+    const username = `nostream-${randomBytes(4).toString('hex')}`;
+    await admin.call('ACL', 'SETUSER', username, 'on', '>pw', '~*', '&*', '+@all', '-xread', '-xrevrange');
+    closers.push(() => admin.call('ACL', 'DELUSER', username));
+    const { port } = new URL(inject('redisUrl'));
+    const warnings: { message: string; fields?: Record<string, unknown> }[] = [];
+    const logger = {
+      ...silentLogger,
+      warn: (message: string, fields?: Record<string, unknown>) => void warnings.push({ message, fields }),
+    };
+    const handler = createFcHandler((_req, res) => res.end(), {
+      logger,
+      env: {},
+      async: {
+        mode: 'local',
+        backend: bullmq({
+          connection: { host: '127.0.0.1', port: Number(port), username, password: 'pw' },
+          prefix: uniquePrefix(),
+        }),
+      },
+    });
+    closers.push(() => handler.close({ timeoutMs: 1000 }));
+    await handler.engine?.whenReady();
+    closers.push(handler.engine?.watchStore(() => {}) ?? (() => {}));
+
+    const refusals = () => warnings.filter((e) => e.message.includes('Redis refused reading its events'));
+    await until('the refusal to be told', () => refusals().length > 0);
+    expect(refusals()[0]?.fields?.reason).toMatch(/^NOPERM/);
+    // It keeps trying (a read a second) without telling it again.
+    const first = await deniedReads(admin, username);
+    await until('two more refused reads', async () => (await deniedReads(admin, username)) >= first + 2);
+    expect(refusals()).toHaveLength(1);
   });
 });
