@@ -1,6 +1,9 @@
 import { jobIdOf, QUEUE_NAME } from './queue.js';
 
-/** The Redis keys of one prefix. BullMQ's own keys are `<prefix>:tasks:*`. */
+/**
+ * The Redis keys of one prefix. BullMQ's own keys are `<prefix>:tasks:*`. Each starts with the
+ * prefix, so a hash tag in it puts them all in one slot of a Redis Cluster (see PREFIX in options.ts).
+ */
 export function keysOf(prefix: string) {
   return {
     /**
@@ -150,7 +153,7 @@ return deleted
  * does not match (a status is read alone first). Bounded, so that Redis is held a few
  * milliseconds at most: it looks at `scan` ids at most (the cursor's millisecond is read whole,
  * as before) and stops at the `want`-th match. The task keys are built from ARGV, as BullMQ's
- * own scripts build theirs.
+ * own scripts build theirs: from the prefix, so in the slot of KEYS[1] when it has a hash tag.
  *
  * KEYS: byTime. ARGV: the task key's prefix (`keys.task('')`), '1' for newest first, the score
  * bounds to read from and to (in the walk's direction, excluding the cursor's millisecond), the

@@ -25,7 +25,11 @@ export interface BullmqBackendOptions extends RetentionOptions {
    * `replyMapping` say, as options or in the URL's query.
    */
   connection: string | RedisOptions;
-  /** Prefix of every key (queue, records, stop channel): functions sharing a Redis need different ones. @default 'fc-async' */
+  /**
+   * Prefix of every key (queue, records, stop channel): functions sharing a Redis need different
+   * ones. On a Redis Cluster (ApsaraDB for Redis / Tair cluster instances too), a hash tag such as
+   * `{fc-async}` or `{fc-async}:eu`, so that every key of the prefix lies in one slot. @default 'fc-async'
+   */
   prefix?: string | undefined;
   /** Run tasks on this instance; `false` for one that only accepts requests and serves the task API. @default true */
   worker?: boolean | undefined;
@@ -63,6 +67,21 @@ const KNOWN = new Set([
   'commandTimeoutMs',
 ]);
 
+/**
+ * A prefix: letters, digits, '_', '.', ':' and '-', and at most one Redis hash tag (`{name}`)
+ * anywhere in it. A Redis Cluster hashes a key by what its first `{...}` holds alone, and every key
+ * of a prefix, BullMQ's too, starts with the prefix: a tag puts them all in its slot, as a cluster
+ * needs of the keys one script or command touches. Refused: an empty tag (Redis hashes `{}` as no
+ * tag, so each key lies in a slot of its own), a brace left open or never opened (a `{` would be
+ * closed by whatever `}` a key's rest holds), a second tag (Redis reads the first alone) and nesting.
+ */
+const PREFIX = /^[A-Za-z0-9_.:-]*(?:\{[A-Za-z0-9_.:-]+\})?[A-Za-z0-9_.:-]*$/;
+
+/** The hash tag of a valid prefix (`fc-async` of `{fc-async}:eu`), if it has one. */
+export function hashTagOf(prefix: string): string | undefined {
+  return /\{([^}]+)\}/.exec(prefix)?.[1];
+}
+
 /** Validates `bullmq()`'s options eagerly; the caller's object is never written to. */
 export function resolveBullmqOptions(options: unknown): ResolvedBullmqOptions {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
@@ -92,9 +111,9 @@ export function resolveBullmqOptions(options: unknown): ResolvedBullmqOptions {
   // for the options bullmq() sets itself (see connect() in index.ts).
   if (isUrl) checkRedisUrl(connection, { name: 'connection' });
   const prefix = o.prefix ?? 'fc-async';
-  if (typeof prefix !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(prefix)) {
+  if (typeof prefix !== 'string' || prefix === '' || prefix.length > 64 || !PREFIX.test(prefix)) {
     throw new TypeError(
-      `Expected \`prefix\` to be 1 to 64 letters, digits, '_', '.', ':' or '-', got \`${String(o.prefix)}\``,
+      `Expected \`prefix\` to be 1 to 64 letters, digits, '_', '.', ':' or '-', with at most one hash tag such as \`{fc-async}\`, got \`${String(o.prefix)}\``,
     );
   }
   if (/:tasks?$/.test(prefix)) {

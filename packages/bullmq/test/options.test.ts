@@ -36,6 +36,25 @@ describe('bullmq(options)', () => {
     });
   });
 
+  it('takes a prefix that is or holds one hash tag, as a Redis Cluster needs', () => {
+    for (const prefix of ['{transcode}', '{fc-async}:eu', 'eu:{fc-async}', `{${'p'.repeat(62)}}`]) {
+      expect(resolveBullmqOptions({ connection: 'redis://h', prefix }).prefix).toBe(prefix);
+    }
+  });
+
+  // Redis takes an empty tag for none, reads a key's first tag alone, and a lone brace would be
+  // closed (or not) by what follows in each key: none of these keeps a prefix's keys in one slot.
+  it.each(['', '{}', 'shop:{}', '{shop', 'shop}', '}shop{', '{shop}{eu}', '{{shop}}', '{sh op}'])(
+    'refuses the prefix %j',
+    (prefix) => {
+      expect(() => bullmq({ connection: 'redis://h', prefix })).toThrow(
+        new TypeError(
+          `Expected \`prefix\` to be 1 to 64 letters, digits, '_', '.', ':' or '-', with at most one hash tag such as \`{fc-async}\`, got \`${prefix}\``,
+        ),
+      );
+    },
+  );
+
   it.each([
     [undefined, /Expected `options` to be an object with a `connection`, got `undefined`/],
     [{}, /Expected `connection` to be a redis:\/\/ or rediss:\/\/ URL or ioredis options, got `undefined`/],
@@ -46,6 +65,7 @@ describe('bullmq(options)', () => {
     // be the time index of `shop:task`.
     [{ connection: 'redis://h', prefix: 'shop:task' }, /not to end in a 'task' or 'tasks' segment.*`shop:task`/],
     [{ connection: 'redis://h', prefix: 'shop:tasks' }, /not to end in a 'task' or 'tasks' segment/],
+    [{ connection: 'redis://h', prefix: '{shop}:tasks' }, /not to end in a 'task' or 'tasks' segment/],
     [{ connection: 'redis://h', worker: 'yes' }, /Expected `worker` to be a boolean, got `yes`/],
     [
       { connection: 'redis://h', lockDurationMs: 50 },

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { freePort } from '@fc-async/test-kit/net';
+import { Redis } from 'ioredis';
 import type { TestProject } from 'vitest/node';
 
 declare module 'vitest' {
@@ -98,6 +99,42 @@ export async function ownRedis(name: string, extra: readonly string[] = ['--appe
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A redis-server as {@link ownRedis}, in cluster mode and owning every slot: a cluster of one node,
+ * which refuses a command or script whose declared keys hash to different slots (`CROSSSLOT`), as
+ * any Redis Cluster does, and answers the others itself (no `MOVED`), so a plain client serves.
+ * Resolved once the cluster says it is up (`cluster_state:ok`).
+ */
+export async function ownClusterRedis(name: string): Promise<OwnRedis> {
+  // The cluster bus listens on a port of its own: chosen free too, not the default port + 10000.
+  const busPort = await freePort();
+  const own = await ownRedis(name, [
+    '--appendonly',
+    'no',
+    '--cluster-enabled',
+    'yes',
+    '--cluster-port',
+    String(busPort),
+    '--cluster-config-file',
+    'nodes.conf',
+  ]);
+  const admin = new Redis(own.url);
+  try {
+    await admin.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
+    const deadline = Date.now() + 10_000;
+    while (!((await admin.call('CLUSTER', 'INFO')) as string).includes('cluster_state:ok')) {
+      if (Date.now() > deadline) throw new Error('the cluster did not come up within 10 s');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  } catch (error) {
+    await own.stop();
+    throw error;
+  } finally {
+    admin.disconnect();
+  }
+  return own;
 }
 
 /**

@@ -1,0 +1,148 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createFcHandler, type DestinationRecord, type FcHandler, getInvocation, silentLogger } from '@fc-async/core';
+import { asyncEvent, listAllTasks } from '@fc-async/test-kit/fc-server';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type BullmqBackendOptions, bullmq } from '../src/index.js';
+import { until } from './helpers.js';
+import { type OwnRedis, ownClusterRedis } from './redis-server.js';
+
+// bullmq() on a Redis Cluster (a node owning every slot: it refuses what a cluster refuses, and
+// never redirects), as ApsaraDB for Redis / Tair cluster instances are behind their proxy.
+
+type App = (req: IncomingMessage, res: ServerResponse) => unknown;
+
+let cluster: OwnRedis;
+let admin: Redis;
+beforeAll(async () => {
+  cluster = await ownClusterRedis('cluster');
+  admin = new Redis(cluster.url);
+});
+afterAll(async () => {
+  admin?.disconnect();
+  await cluster?.stop();
+});
+
+const closers: (() => Promise<unknown>)[] = [];
+async function closeAll(): Promise<void> {
+  for (const close of closers.splice(0).reverse()) await close();
+}
+afterEach(async () => {
+  await closeAll();
+  await admin.flushall();
+});
+
+function instance(app: App, options: Partial<BullmqBackendOptions> = {}) {
+  const successes: DestinationRecord[] = [];
+  const failures: DestinationRecord[] = [];
+  const handler = createFcHandler(app, {
+    logger: silentLogger,
+    env: {},
+    async: {
+      mode: 'local',
+      maxAsyncRetryAttempts: 1,
+      backoff: { baseMs: 50, maxMs: 50, jitter: 'none' },
+      backend: bullmq({ connection: cluster.url, prefix: '{fc-async}', ...options }),
+    },
+    destinations: { onSuccess: (r) => void successes.push(r), onFailure: (r) => void failures.push(r) },
+  });
+  closers.push(() => handler.close({ timeoutMs: 1000 }));
+  return { handler, successes, failures };
+}
+
+/** Fails a task named `fails*`, runs `slow` until it is stopped, answers every other at once. */
+const app: App = (req, res) => {
+  const taskId = String(req.headers['x-fc-async-task-id']);
+  if (taskId.startsWith('fails')) {
+    res.statusCode = 500;
+    res.end();
+  } else if (taskId === 'slow') {
+    getInvocation(req)?.signal?.addEventListener('abort', () => res.end());
+  } else {
+    res.end('done');
+  }
+};
+
+async function status(handler: FcHandler, taskId: string) {
+  return (await handler.tasks.get(taskId))?.status;
+}
+
+/** Every key in the cluster's database, by SCAN. */
+async function allKeys(): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await admin.scan(cursor, 'COUNT', 1000);
+    keys.push(...batch);
+    cursor = next;
+  } while (cursor !== '0');
+  return keys.sort();
+}
+
+const slotOf = async (key: string) => Number(await admin.call('CLUSTER', 'KEYSLOT', key));
+
+describe('bullmq() on a Redis Cluster, its prefix a hash tag', () => {
+  it('accepts, runs, retries, delays, stops, lists, watches and prunes tasks, every key of it in the tag’s slot', async () => {
+    const worker = instance(app);
+    const acceptor = instance(app, { worker: false });
+    await acceptor.handler.engine?.whenReady();
+    // The acceptor's dashboard: what the worker changes reaches it through BullMQ's event stream.
+    const watched = new Set<string>();
+    const unwatch = acceptor.handler.engine?.watchStore((ids) => {
+      for (const id of ids) watched.add(id);
+    });
+    closers.push(async () => unwatch?.());
+
+    expect((await acceptor.handler(asyncEvent('one'))).statusCode).toBe(202);
+    const burst = Array.from({ length: 20 }, (_, i) => `burst_${i}`);
+    const acceptedAt = Date.now();
+    const answers = await Promise.all([
+      ...burst.map((id) => acceptor.handler(asyncEvent(id))),
+      acceptor.handler(asyncEvent('burst_3')),
+      acceptor.handler(asyncEvent('later', {}, { 'X-Fc-Async-Delay': '1' })),
+      acceptor.handler(asyncEvent('fails')),
+      acceptor.handler(asyncEvent('slow')),
+    ]);
+    expect(answers.map((a) => a.statusCode)).toEqual([...burst.map(() => 202), 409, 202, 202, 202]);
+
+    await until('the slow task to run', async () => (await status(acceptor.handler, 'slow')) === 'Running');
+    expect((await acceptor.handler.tasks.stop('slow')).taskId).toBe('slow');
+    const succeeded = ['one', ...burst, 'later'];
+    const ended = { ...Object.fromEntries(succeeded.map((id) => [id, 'Succeeded'])), fails: 'Failed', slow: 'Stopped' };
+    await until(
+      'every task to end and be delivered',
+      () => worker.successes.length + worker.failures.length === Object.keys(ended).length,
+    );
+    const tasks = await listAllTasks(acceptor.handler.tasks, 7);
+    expect(Object.fromEntries(tasks.map((t) => [t.taskId, t.status]))).toEqual(ended);
+    expect(worker.failures.map((r) => r.requestContext.condition).sort()).toEqual([
+      'Stopped',
+      'UnhandledInvocationError',
+    ]);
+    expect((await acceptor.handler.tasks.get('fails'))?.alreadyRetriedTimes).toBe(1);
+    const later = await acceptor.handler.tasks.get('later');
+    expect(later?.events.find((e) => e.status === 'Running')?.timestamp).toBeGreaterThanOrEqual(acceptedAt + 1000);
+
+    // Filtered, in pages: the listing script reads the records of the ids it walks.
+    const succeededBursts = await listAllTasks(
+      { list: (query) => acceptor.handler.tasks.list({ ...query, status: 'Succeeded', prefix: 'burst_' }) },
+      6,
+    );
+    expect(succeededBursts.map((t) => t.taskId).sort()).toEqual([...burst].sort());
+    expect((await acceptor.handler.tasks.list({ status: 'Failed' })).tasks.map((t) => t.taskId)).toEqual(['fails']);
+    await until('the watch to see the worker’s changes', () => succeeded.every((id) => watched.has(id)));
+
+    // Another instance keeps 5 finished tasks: the others' records and index entries go.
+    instance(app, { worker: false, maxTasks: 5, pruneIntervalMs: 50 });
+    await until('retention to prune down to 5 tasks', async () => (await admin.zcard('{fc-async}:by-time')) === 5);
+    expect(await listAllTasks(acceptor.handler.tasks, 2)).toHaveLength(5);
+
+    await closeAll();
+    const keys = await allKeys();
+    expect(keys).toEqual(expect.arrayContaining(['{fc-async}:by-time', '{fc-async}:ended', '{fc-async}:tasks:events']));
+    const tagSlot = await slotOf('fc-async');
+    const elsewhere: string[] = [];
+    for (const key of keys) if ((await slotOf(key)) !== tagSlot) elsewhere.push(key);
+    expect(elsewhere).toEqual([]);
+  });
+});
