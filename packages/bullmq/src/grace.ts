@@ -23,6 +23,14 @@ export function settlesWithin(work: Promise<unknown>, ms: number): Promise<boole
  */
 export function notAccepted(error: unknown): unknown {
   if (isFcAsyncError(error)) return error;
+  if (CROSS_SLOT.test((error as { message?: unknown } | null)?.message as string)) {
+    // No Retry-After: the same keys are refused however often they are sent.
+    return new FcAsyncError(
+      'RedisUnavailable',
+      'Redis runs in cluster mode and refused the task, its keys hashing to different slots: make the prefix a hash tag, such as `{fc-async}`',
+      { statusCode: 503, cause: error },
+    );
+  }
   if (timedOut(error)) {
     // Sent, not answered (Redis frozen or overloaded): Redis may still store it when it wakes.
     return new FcAsyncError(
@@ -37,6 +45,14 @@ export function notAccepted(error: unknown): unknown {
     retryAfterSeconds: 1,
   });
 }
+
+/**
+ * A cluster's refusal of keys in several slots, when the start did not see a cluster (see
+ * refuseClusterWithoutTag in index.ts: `INFO` refused, or a proxy in front): Redis Cluster's
+ * `CROSSSLOT`, and the `ERR eval/evalsha command keys must in same slot` of the proxy of
+ * ApsaraDB for Redis / Tair cluster instances.
+ */
+const CROSS_SLOT = /^CROSSSLOT |keys must (?:be )?in same slot/;
 
 /**
  * Redis's answer to `command`; a read or a stop Redis did not answer (frozen past

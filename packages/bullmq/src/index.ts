@@ -1,9 +1,9 @@
 import { type AsyncBackend, FcAsyncError, type Logger, MAX_TIMER_MS } from '@fc-async/core';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Redis, type RedisOptions, ReplyError } from 'ioredis';
 import { corkEachTurn } from './cork.js';
-import { settlesWithin } from './grace.js';
+import { answerOf, settlesWithin } from './grace.js';
 import { keysOf } from './keys.js';
-import { type BullmqBackendOptions, resolveBullmqOptions } from './options.js';
+import { type BullmqBackendOptions, hashTagOf, resolveBullmqOptions } from './options.js';
 import { oncePerOutage } from './outage.js';
 import { Pruner } from './prune.js';
 import { BullmqQueueDriver } from './queue.js';
@@ -49,6 +49,7 @@ export function bullmq(options: BullmqBackendOptions): AsyncBackend {
       reportErrors(subscriber, logger);
       try {
         await answering([redis, subscriber], resolved.connectTimeoutMs);
+        await refuseClusterWithoutTag(redis, resolved.prefix);
         corkEachTurn(redis);
         const keys = keysOf(resolved.prefix);
         const store = new RedisTaskStore(redis, subscriber, keys, resolved.worker, resolved.lockDurationMs);
@@ -130,6 +131,28 @@ function unavailable(waitedMs: number, cause: unknown): FcAsyncError {
     cause,
     retryAfterSeconds: 1,
   });
+}
+
+/**
+ * Fails the start on a Redis Cluster (`INFO` says `cluster_enabled:1`) when the prefix has no hash
+ * tag: its keys hash to many slots, and a cluster refuses every script and command whose keys
+ * span slots (`CROSSSLOT`), so that no task could be accepted, however often it was tried. A
+ * `RedisUnavailable` without `Retry-After`, as for refused credentials: waiting does not help. A
+ * Redis that refuses `INFO` (a proxy, an ACL) is not judged here; its refusal of the first accept
+ * says the same (see notAccepted).
+ */
+async function refuseClusterWithoutTag(redis: Redis, prefix: string): Promise<void> {
+  if (hashTagOf(prefix) !== undefined) return;
+  const info = await answerOf(redis.info('cluster')).catch((error: unknown) => {
+    if (error instanceof ReplyError) return '';
+    throw error;
+  });
+  if (!/^cluster_enabled:1\s*$/m.test(info)) return;
+  throw new FcAsyncError(
+    'RedisUnavailable',
+    `Redis runs in cluster mode, where the keys of prefix \`${prefix}\` hash to different slots and every accept would be refused: make the prefix a hash tag, such as \`{${prefix}}\``,
+    { statusCode: 503 },
+  );
 }
 
 /** Resolves when `redis` is ready (ioredis's ready check passed); rejects if it ends first (no more reconnects). */

@@ -1,9 +1,19 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createFcHandler, type DestinationRecord, type FcHandler, getInvocation, silentLogger } from '@fc-async/core';
+import {
+  createFcHandler,
+  type DestinationRecord,
+  type FcAsyncError,
+  type FcHandler,
+  getInvocation,
+  silentLogger,
+} from '@fc-async/core';
 import { asyncEvent, listAllTasks } from '@fc-async/test-kit/fc-server';
+import { taskRecord } from '@fc-async/test-kit/task-store';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type BullmqBackendOptions, bullmq } from '../src/index.js';
+import { keysOf } from '../src/keys.js';
+import { RedisTaskStore } from '../src/store.js';
 import { until } from './helpers.js';
 import { type OwnRedis, ownClusterRedis } from './redis-server.js';
 
@@ -144,5 +154,42 @@ describe('bullmq() on a Redis Cluster, its prefix a hash tag', () => {
     const elsewhere: string[] = [];
     for (const key of keys) if ((await slotOf(key)) !== tagSlot) elsewhere.push(key);
     expect(elsewhere).toEqual([]);
+  });
+});
+
+describe('bullmq() on a Redis Cluster, its prefix without a hash tag', () => {
+  it('fails its start saying why, where every accept was answered "retry later"', async () => {
+    const { handler } = instance(app, { prefix: 'fc-async' });
+    const message =
+      'Redis runs in cluster mode, where the keys of prefix `fc-async` hash to different slots and every accept would be refused: make the prefix a hash tag, such as `{fc-async}`';
+    const answer = await handler(asyncEvent('t_1'));
+    // No Retry-After: trying again does not help.
+    expect([answer.statusCode, answer.headers?.['retry-after'], JSON.parse(answer.body)]).toEqual([
+      503,
+      undefined,
+      { code: 'RedisUnavailable', message },
+    ]);
+    await expect(handler.engine?.whenReady()).rejects.toMatchObject({ code: 'RedisUnavailable', message });
+    expect(await allKeys()).toEqual([]);
+  });
+
+  it('answers a cross-slot refusal of an accept (a cluster its start did not see) as such, not "retry later"', async () => {
+    // A proxy may not say it fronts a cluster: the store's own insert meets the refusal.
+    const redis = new Redis(cluster.url);
+    const store = new RedisTaskStore(redis, redis.duplicate(), keysOf('fc-async'));
+    await store.listen();
+    closers.push(() => store.close());
+    const refused = await store.insert(taskRecord('t_1')).then(
+      () => undefined,
+      (error: unknown) => error as FcAsyncError,
+    );
+    expect(refused).toMatchObject({
+      code: 'RedisUnavailable',
+      statusCode: 503,
+      message:
+        'Redis runs in cluster mode and refused the task, its keys hashing to different slots: make the prefix a hash tag, such as `{fc-async}`',
+    });
+    expect(refused?.headers?.['retry-after']).toBeUndefined();
+    expect((refused?.cause as Error | undefined)?.message).toMatch(/^CROSSSLOT /);
   });
 });
