@@ -112,15 +112,16 @@ async function answering(connections: readonly Redis[], ms: number): Promise<voi
 
 /**
  * Redis's answers that waiting does not change: credentials it does not take (`AUTH` with a wrong
- * password, or none where one is needed), a database number past its `databases` (ioredis would
- * carry on in db 0).
+ * password, or none where one is needed), a database number past its `databases` or other than 0
+ * on a Redis Cluster, which has no other (ioredis would carry on in db 0).
  */
-const AUTH_REFUSED = /^(WRONGPASS|NOAUTH|ERR invalid password|ERR AUTH|ERR DB index is out of range)/;
+const AUTH_REFUSED =
+  /^(WRONGPASS|NOAUTH|ERR invalid password|ERR AUTH|ERR DB index is out of range|ERR SELECT is not allowed in cluster mode)/;
 
 function unavailable(waitedMs: number, cause: unknown): FcAsyncError {
   if (AUTH_REFUSED.test((cause as { message?: unknown } | null)?.message as string)) {
     // No Retry-After: trying again soon does not make the credentials right.
-    const what = /^ERR DB/.test((cause as Error).message) ? 'database number' : 'credentials';
+    const what = /^ERR (DB|SELECT)/.test((cause as Error).message) ? 'database number' : 'credentials';
     return new FcAsyncError('RedisUnavailable', `Redis refused the ${what} of the connection`, {
       statusCode: 503,
       cause,

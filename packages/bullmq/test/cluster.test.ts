@@ -155,6 +155,23 @@ describe('bullmq() on a Redis Cluster, its prefix a hash tag', () => {
     for (const key of keys) if ((await slotOf(key)) !== tagSlot) elsewhere.push(key);
     expect(elsewhere).toEqual([]);
   });
+
+  it('fails at once when the URL names a database other than 0, which a cluster does not have (ioredis would go on in db 0)', async () => {
+    const backend = bullmq({ connection: `${cluster.url}/1`, prefix: '{fc-async}' });
+    const failure = await Promise.resolve(backend.create({ concurrency: 1, logger: silentLogger })).then(
+      async ({ store, queue }) => {
+        await queue.close?.();
+        await store.close?.();
+      },
+      (error: unknown) => error as FcAsyncError,
+    );
+    expect(failure).toMatchObject({
+      code: 'RedisUnavailable',
+      statusCode: 503,
+      message: 'Redis refused the database number of the connection',
+    });
+    expect((failure?.cause as Error | undefined)?.message).toMatch(/^ERR SELECT is not allowed in cluster mode/);
+  });
 });
 
 describe('bullmq() on a Redis Cluster, its prefix without a hash tag', () => {
