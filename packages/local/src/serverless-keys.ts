@@ -58,6 +58,7 @@ const FC3_READ = [
   'customContainerConfig',
   'instanceLifecycleConfig',
   'layers',
+  'customDomain',
 ];
 const FC3_KNOWN = [
   ...FC3_READ,

@@ -46,7 +46,8 @@ type Obj = Record<string, unknown>;
  * Reads a Serverless Devs `s.yaml`: FC 3.0 `fc3` resources (`resources:`, edition 3) and FC 2.0
  * `fc` services (`services:`, edition 1), with their code path, handler, runtime, HTTP trigger and
  * async config (`asyncInvokeConfig` / `asyncConfiguration`), after YAML merge keys, the file it
- * `extend`s, resource templates (`template` + `extend.name`) and its variables. Functions of other
+ * `extend`s, resource templates (`template` + `extend.name`) and its variables; an fc3 function a
+ * custom domain routes to (`fc3-domain`, `customDomain`) is served over HTTP. Functions of other
  * runtimes than Node.js are skipped with a warning, as are what it does not apply (actions, flow,
  * layers...); unknown keys of the async config and HTTP triggers, and misspelt props, get one too.
  * Throws an `FcAsyncError` with code `InvalidConfig`, whose message names the file and the
@@ -99,6 +100,9 @@ function readFunctions(
   const skipped: string[] = [];
   const keyNotes: string[] = [];
   const served: ServedResource[] = [];
+  // The fc3-domain resources, read once every function is known: their routes may come first.
+  const domains: { where: string; resource: Obj; self: ThisContext }[] = [];
+  const routed = new Map<string, RouteMethods>();
   for (const [key, resource] of Object.entries(resources)) {
     const where = `${section}.${key}`;
     if (!isObject(resource)) throw configError(path, `${where} must be a mapping`);
@@ -106,7 +110,8 @@ function readFunctions(
     const component = resolved(path, where, resource.component, ctx, self);
     const kind = componentKind(component);
     if (!kind) {
-      if (namesFunction(resource.props))
+      if (isDomainComponent(component)) domains.push({ where, resource, self: { ...self, component } });
+      else if (namesFunction(resource.props))
         skipped.push(`${key}: skipped: component ${String(component)} is not fc3 or fc`);
       continue;
     }
@@ -128,6 +133,30 @@ function readFunctions(
     keyNotes.push(...notes(path, spec.name, props, `${where}.props`));
     functions.push(spec);
     served.push({ key, resource, fn });
+    if (kind === 'fc3' && isObject(fn.customDomain)) {
+      const route = fn.customDomain.route;
+      const at = `${where}.props.customDomain.route`;
+      addRoute(routed, spec.name, isObject(route) ? routeMethods(path, route, at) : undefined);
+    }
+  }
+  for (const { where, resource, self } of domains) {
+    const config = isObject(resource.props) ? resource.props.routeConfig : undefined;
+    const routes = isObject(config) ? config.routes : undefined;
+    if (!Array.isArray(routes)) continue;
+    routes.forEach((route, index) => {
+      if (!isObject(route)) return;
+      const at = `${where}.props.routeConfig.routes[${index}]`;
+      // Only what names the function and its methods: the rest (certificates read by file()) is the domain's.
+      const own = resolved(path, at, { functionName: route.functionName, methods: route.methods }, ctx, self) as Obj;
+      if (typeof own.functionName === 'string') addRoute(routed, own.functionName, routeMethods(path, own, at));
+    });
+  }
+  for (const spec of functions) {
+    // FC 3.0 serves a custom domain's requests to a function without an HTTP trigger (the web
+    // framework templates have none); FC 2.0 routes them only to HTTP functions, which have one.
+    if (spec.style !== 'fc3' || spec.http || !routed.has(spec.name)) continue;
+    const methods = routed.get(spec.name);
+    spec.http = methods ? { methods } : {};
   }
   if (functions.length === 0) {
     const why = skipped.length > 0 ? ` (${skipped.join('; ')})` : '';
@@ -153,6 +182,33 @@ function resolved(file: string, where: string, value: unknown, ctx: VarContext, 
 /** Props that name a function (FC 3.0 `functionName`, FC 2.0 `function.name`): worth a notice when skipped. */
 function namesFunction(props: unknown): boolean {
   return isObject(props) && (props.functionName !== undefined || isObject(props.function));
+}
+
+/** `fc3-domain`, `devsapp/fc3-domain`, `fc3-domain@0.0.6`: FC 3.0's custom domain component. */
+function isDomainComponent(component: unknown): boolean {
+  return typeof component === 'string' && /^(?:[\w.-]+\/)?fc3-domain(?:@[\w.^~-]+)?$/.test(component.trim());
+}
+
+/** The methods of the custom domain routes to a function: undefined when one of them takes any. */
+type RouteMethods = string[] | undefined;
+
+/**
+ * The methods of one custom domain route (an fc3-domain's `routeConfig.routes[i]`, an fc3
+ * function's `customDomain.route`), in capitals: undefined (any) when it names none (or `[]`).
+ */
+function routeMethods(file: string, route: Obj, where: string): RouteMethods {
+  const methods = route.methods;
+  if (methods === undefined || methods === null || (Array.isArray(methods) && methods.length === 0)) return undefined;
+  if (!Array.isArray(methods) || !methods.every((m) => typeof m === 'string')) {
+    throw configError(file, `${where}.methods must be a list of HTTP methods`);
+  }
+  return methods.map((m: string) => m.toUpperCase());
+}
+
+/** Adds one more route to function `name`'s: the methods of all of them, any when one takes any. */
+function addRoute(routed: Map<string, RouteMethods>, name: string, methods: RouteMethods): void {
+  const before = routed.has(name) ? routed.get(name) : [];
+  routed.set(name, before === undefined || methods === undefined ? undefined : [...new Set([...before, ...methods])]);
 }
 
 /** `fc3`, `devsapp/fc3`, `fc3@0.1.0` → fc3; `fc`, `devsapp/fc` → fc; anything else is not ours. */

@@ -110,6 +110,17 @@ describe('FC 3.0 (fc3) files', () => {
     });
   });
 
+  it('a function a custom domain routes to (an fc3-domain route, its own customDomain) is an HTTP function', async () => {
+    const config = await loadServerlessConfig(real('fc3-custom-domain/s.yaml'), { env: {} });
+    const { web, site, api, worker } = byName(config.functions);
+    expect(web?.http).toEqual({ methods: ['GET', 'POST'] });
+    expect(site?.http).toEqual({});
+    // An HTTP trigger keeps its own methods; a route to a function not in the file is not followed.
+    expect(api?.http).toEqual({ methods: ['GET'] });
+    expect(worker?.http).toBeUndefined();
+    expect(config.warnings).toEqual([]);
+  });
+
   it('custom containers are skipped with a notice that shows what they start', async () => {
     const config = await loadServerlessConfig(real('fc3-containers/s.yaml'), { env: {} });
     expect(config.functions.map((f) => f.name)).toEqual(['api']);
@@ -387,13 +398,29 @@ describe('serving real-world files', () => {
     emulator = undefined;
   });
 
-  it('start-web-framework express on custom.debian10 (no HTTP trigger): its own server answers InvokeFunction', async () => {
+  it('start-web-framework express on custom.debian10 (an fc3-domain route, no HTTP trigger): served over HTTP', async () => {
     emulator = await startEmulator({ ...quiet, config: real('fc3-express-custom-runtime/s.yaml') });
+    const page = await fetch(`${emulator.triggerUrl}/users?page=2`);
+    expect([page.status, await page.text()]).toEqual([200, 'express']);
+    const queued = await fetch(`${emulator.triggerUrl}/jobs`, {
+      method: 'POST',
+      headers: { 'x-fc-invocation-type': 'Async' },
+      body: '{}',
+    });
+    expect(queued.status).toBe(202);
     const res = await fetch(`${emulator.controlUrl}/2023-03-30/functions/express-app/invocations`, {
       method: 'POST',
       body: '{}',
     });
     expect([res.status, await res.text()]).toEqual([200, 'express']);
+  });
+
+  it('FC 3.0 functions a custom domain routes to: under /<name>/ with the methods of their routes', async () => {
+    emulator = await startEmulator({ ...quiet, config: real('fc3-custom-domain/s.yaml') });
+    expect(await (await fetch(`${emulator.triggerUrl}/web/a`, { method: 'POST' })).text()).toBe('web POST /a');
+    expect((await fetch(`${emulator.triggerUrl}/web/a`, { method: 'PUT' })).status).toBe(405);
+    expect(await (await fetch(`${emulator.triggerUrl}/site/x`, { method: 'DELETE' })).text()).toBe('site DELETE /x');
+    expect((await fetch(`${emulator.triggerUrl}/worker/x`)).status).toBe(404);
   });
 
   it('templates: each HTTP function under /<name>/ with its own handler and methods; the worker is not routed', async () => {
