@@ -164,7 +164,7 @@ export function customRuntimeEnv(
 export async function startCustomRuntime(
   spec: FunctionSpec,
   fn: FunctionIdentity,
-  deps: { log: EmulatorLog; instanceId: string },
+  deps: { log: EmulatorLog; instanceId: string; ports?: readonly EmulatorPort[] | undefined },
 ): Promise<CustomRuntime> {
   let instance = await startInstance(spec, fn, deps, deps.instanceId);
   let restarting: Promise<Instance> | undefined;
@@ -213,12 +213,16 @@ export async function startCustomRuntime(
 async function startInstance(
   spec: FunctionSpec,
   fn: FunctionIdentity,
-  deps: { log: EmulatorLog },
+  deps: { log: EmulatorLog; ports?: readonly EmulatorPort[] | undefined },
   instanceId: string,
 ): Promise<Instance> {
   const config = spec.customRuntime as NonNullable<FunctionSpec['customRuntime']>;
   const [program, ...args] = config.command.map((word) => onThisMachine(word, spec.file)) as [string, ...string[]];
   const port = await freePort();
+  // An app that listens on its s.yaml port whatever FC_SERVER_PORT says (`app.listen(9000)`, as
+  // start-web-framework's express does; FC gives it that port) is followed there, once it does,
+  // when nothing was listening there before it started.
+  const fixed = config.port === port || (await accepts(config.port)) ? undefined : config.port;
   const env = customRuntimeEnv(fn, instanceId, port, spec.environmentVariables);
   const child = spawn(process.execPath, ['-e', SUPERVISOR, programPath(program, env.PATH), ...args], {
     cwd: spec.file,
@@ -238,7 +242,7 @@ async function startInstance(
   let spawnError: Error | undefined;
   let stopping = false;
   let exited: () => void = () => undefined;
-  const target: ChildTarget & { exit: ChildTarget['exit'] } = {
+  const target: ChildTarget & { exit: ChildTarget['exit']; port: number } = {
     name: fn.name,
     command: config.command,
     port,
@@ -308,7 +312,12 @@ async function startInstance(
 
   try {
     if (config.healthCheck) await passHealthCheck(target, () => spawnError, config.healthCheck, hook);
-    else await waitListening(target, () => spawnError, config.port);
+    else if (await waitListening(target, () => spawnError, { configured: config.port, fixed, own: deps.ports ?? [] })) {
+      deps.log.notice(
+        `${fn.name}: the custom runtime listens on its s.yaml port ${target.port}, not on FC_SERVER_PORT; requests go there (a second emulator serving it would find the port taken)`,
+        { function: fn.name },
+      );
+    }
     if (config.initializer) {
       const answer = await hook('POST', '/initialize', config.initializer.timeout);
       if (answer.statusCode >= 300 || answer.headers['x-fc-status'] === '404') {
@@ -404,8 +413,22 @@ async function passHealthCheck(
   }
 }
 
-/** Resolves once the child accepts connections; throws when it exited, could not start, or took too long. */
-async function waitListening(t: ChildTarget, failed: () => Error | undefined, configured: number): Promise<void> {
+/** A port of the emulator's own, which a custom runtime must not take: its trigger port, its control port. */
+export interface EmulatorPort {
+  port: number;
+  flag: string;
+}
+
+/**
+ * Resolves once the child accepts connections: false on the port it was given, true once it
+ * listens on `fixed` (its s.yaml port, free when it started) instead, which `t.port` then names.
+ * Throws when it exited, could not start, took too long, or took a port of the emulator's `own`.
+ */
+async function waitListening(
+  t: ChildTarget & { port: number },
+  failed: () => Error | undefined,
+  ports: { configured: number; fixed: number | undefined; own: readonly EmulatorPort[] },
+): Promise<boolean> {
   const deadline = Date.now() + START_MS;
   for (;;) {
     const error = failed();
@@ -414,10 +437,21 @@ async function waitListening(t: ChildTarget, failed: () => Error | undefined, co
       const how = t.exit.signal ? `was killed by ${t.exit.signal}` : `exited with code ${t.exit.code}`;
       throw new Error(`${how} before it listened on port ${t.port}`);
     }
-    if (await accepts(t.port)) return;
+    if (await accepts(t.port)) return false;
+    if (ports.fixed !== undefined && (await accepts(ports.fixed))) {
+      const own = ports.own.find((p) => p.port === ports.fixed);
+      if (own) {
+        throw new Error(
+          `listens on its s.yaml port ${ports.fixed}, not on FC_SERVER_PORT, and ${ports.fixed} is fc-async dev's ${own.flag}: give fc-async dev another ${own.flag} (${own.flag} ${ports.fixed === 8080 ? 8081 : 8080}), or make the app listen on process.env.FC_SERVER_PORT`,
+        );
+      }
+      t.port = ports.fixed;
+      return true;
+    }
     if (Date.now() > deadline) {
+      const taken = ports.fixed === undefined && ports.configured !== t.port ? `, which was taken when it started` : '';
       throw new Error(
-        `did not listen on port ${t.port} within ${START_MS / 1000} s: locally it must listen on FC_CUSTOM_LISTEN_PORT (or FC_SERVER_PORT), not a fixed port ${configured}`,
+        `did not listen on port ${t.port} within ${START_MS / 1000} s: locally it must listen on FC_CUSTOM_LISTEN_PORT (or FC_SERVER_PORT), not a fixed port ${ports.configured}${taken}`,
       );
     }
     await new Promise((resolve) => setTimeout(resolve, 50));

@@ -255,6 +255,10 @@ async function startLogged(o: ResolvedOptions, log: EmulatorLog): Promise<Emulat
         maxQueuedTasks: o.maxQueuedTasks,
         retryBaseMs: o.retryBaseMs,
         redactHeaders: o.redactHeaders,
+        ports: [
+          { port: o.port, flag: '--port' },
+          { port: o.controlPort, flag: '--control-port' },
+        ].filter((p) => p.port > 0),
       };
       // An entry's own engines start with the emulator's backends: see gateBackends.
       const engineHold = backends.engineHold(() =>

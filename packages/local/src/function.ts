@@ -17,7 +17,7 @@ import {
 import { adapterFor } from './adapters.js';
 import type { EntryHold } from './backend.js';
 import { isCustomRuntimeFailure } from './custom-proxy.js';
-import { startCustomRuntime } from './custom-runtime.js';
+import { type EmulatorPort, startCustomRuntime } from './custom-runtime.js';
 import { type EntryKind, entriesLoading, loadEntry } from './entry.js';
 import {
   buildContext,
@@ -95,6 +95,8 @@ export interface FunctionDeps {
   backend?: AsyncBackend | undefined;
   /** Holds the start of the backends the entry's own engines have, until the config is in force. */
   engineHold?: EntryHold | undefined;
+  /** The emulator's own ports, which a custom runtime listening on a fixed port must not take. */
+  ports?: readonly EmulatorPort[] | undefined;
 }
 
 /**

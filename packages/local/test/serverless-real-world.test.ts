@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Emulator, type FunctionSpec, loadServerlessConfig, startEmulator } from '../src/index.js';
+import { freePort } from '../src/ports.js';
 import { fixture, runCli } from './helpers.js';
 
 // s.yaml files shaped after public Serverless Devs projects (each fixture names its sources).
@@ -421,6 +422,48 @@ describe('serving real-world files', () => {
     expect((await fetch(`${emulator.triggerUrl}/web/a`, { method: 'PUT' })).status).toBe(405);
     expect(await (await fetch(`${emulator.triggerUrl}/site/x`, { method: 'DELETE' })).text()).toBe('site DELETE /x');
     expect((await fetch(`${emulator.triggerUrl}/worker/x`)).status).toBe(404);
+  });
+
+  describe('a custom runtime whose app listens on its s.yaml port, not FC_SERVER_PORT (express: app.listen(9000))', () => {
+    /** A project whose server listens on `port` whatever its environment says, as that template's does. */
+    const fixedPortProject = (port: number) => {
+      const dir = mkdtempSync(join(tmp, 'fixed-port-'));
+      cpSync(real('fc3-express-custom-runtime/s.yaml'), join(dir, 's.yaml'));
+      const yaml = readFileSync(join(dir, 's.yaml'), 'utf8');
+      writeFileSync(join(dir, 's.yaml'), yaml.replace('port: 9000', `port: ${port}`));
+      cpSync(real('fc3-express-custom-runtime/code'), join(dir, 'code'), { recursive: true });
+      writeFileSync(
+        join(dir, 'code/index.js'),
+        `import { createServer } from 'node:http';\ncreateServer((req, res) => res.end('fixed ' + req.url)).listen(${port}, '127.0.0.1');\n`,
+      );
+      return join(dir, 's.yaml');
+    };
+
+    it('is served on that port, sync and async, with a notice that says so', async () => {
+      const port = await freePort();
+      const lines: string[] = [];
+      emulator = await startEmulator({ ...quiet, config: fixedPortProject(port), output: (t) => lines.push(t) });
+      expect(await (await fetch(`${emulator.triggerUrl}/users`)).text()).toBe('fixed /users');
+      const queued = await fetch(`${emulator.triggerUrl}/jobs`, { headers: { 'x-fc-invocation-type': 'Async' } });
+      expect(queued.status).toBe(202);
+      expect(lines.join('')).toContain(
+        `express-app: the custom runtime listens on its s.yaml port ${port}, not on FC_SERVER_PORT`,
+      );
+    });
+
+    it("is refused at once, naming the flag, when that port is the emulator's own --port", async () => {
+      const port = await freePort();
+      const started = Date.now();
+      const error = await startEmulator({ ...quiet, port, config: fixedPortProject(port) }).then(
+        () => undefined,
+        (e: unknown) => e as { code?: string; message: string },
+      );
+      expect(error?.code).toBe('CustomRuntimeStartFailed');
+      expect(error?.message).toContain(
+        `listens on its s.yaml port ${port}, not on FC_SERVER_PORT, and ${port} is fc-async dev's --port: give fc-async dev another --port`,
+      );
+      expect(Date.now() - started).toBeLessThan(10_000);
+    });
   });
 
   it('templates: each HTTP function under /<name>/ with its own handler and methods; the worker is not routed', async () => {
