@@ -1,7 +1,8 @@
 import { existsSync, statSync } from 'node:fs';
 import { extname, relative, resolve } from 'node:path';
-import { isCustomRuntime, readCustomRuntime, readLifecycleHooks } from './custom-runtime-spec.js';
+import { isCustomRuntime, readCustomRuntime } from './custom-runtime-spec.js';
 import { configError, isObject, shown } from './errors.js';
+import { readLifecycleHooks } from './lifecycle-spec.js';
 import { FUNCTION_NAME, type FunctionSpec, type LifecycleHook } from './spec.js';
 
 type Obj = Record<string, unknown>;
