@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { builtinModules } from 'node:module';
-import { join, posix } from 'node:path';
+import { dirname, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
@@ -125,4 +125,69 @@ describe('published packages', () => {
       expect(unresolved).toEqual([]);
     },
   );
+
+  // A project with `skipLibCheck: false` type-checks every declaration file its program reaches:
+  // ours, and those of the packages our public types name (ioredis for BullmqBackendOptions'
+  // `connection`, @opentelemetry/api), which npm installs for the user. ioredis's declarations
+  // import `redis-errors`, which ships no types: TS7016 under `strict` unless @types/redis-errors
+  // is there, so @fc-async/bullmq depends on it. `lib` without `dom` checks that our declarations
+  // need only what @types/node declares. The frameworks' own types (@types/koa...) are left out:
+  // the user picks their versions.
+  it('type-check in a strict consumer with skipLibCheck false and no DOM lib', () => {
+    const consumer = fileURLToPath(new URL('./consumer-app.ts', import.meta.url));
+    const source = [
+      ...published.flatMap(({ pkg }, p) =>
+        Object.entries(pkg.exports as Record<string, unknown>)
+          .filter(([, target]) => typeof target === 'object' && target !== null && 'types' in target)
+          .map(([subpath], i) => `export * as m${p}_${i} from '${posix.join(pkg.name, subpath)}';`),
+      ),
+      `import { bullmq, type BullmqBackendOptions } from '@fc-async/bullmq';`,
+      `import { sqlite } from '@fc-async/sqlite';`,
+      `import { createHandler, getInvocation } from '@fc-async/express';`,
+      `const connection: BullmqBackendOptions['connection'] = { host: '127.0.0.1', port: 6379, db: 2 };`,
+      `export const backends = [bullmq({ connection, prefix: 'jobs' }), sqlite('./tasks.db')];`,
+      `export const handler = createHandler((req, res) => { res.end(getInvocation(req)?.requestId); }, { async: { mode: 'local' } });`,
+    ].join('\n');
+    const options: ts.CompilerOptions = {
+      module: ts.ModuleKind.NodeNext,
+      moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      target: ts.ScriptTarget.ES2022,
+      lib: ['lib.es2022.d.ts'],
+      types: ['node'],
+      strict: true,
+      exactOptionalPropertyTypes: true,
+      skipLibCheck: false,
+      noEmit: true,
+    };
+    const host = ts.createCompilerHost(options);
+    const { getSourceFile, fileExists, readFile } = host;
+    host.fileExists = (file) => file === consumer || fileExists.call(host, file);
+    host.readFile = (file) => (file === consumer ? source : readFile.call(host, file));
+    host.getSourceFile = (file, language, ...rest) =>
+      file === consumer
+        ? ts.createSourceFile(file, source, language)
+        : getSourceFile.call(host, file, language, ...rest);
+    const ours = new Set([
+      '@opentelemetry/api',
+      ...published.flatMap(({ pkg }) => [pkg.name, ...Object.keys(pkg.dependencies ?? {})]),
+    ]);
+    const owner = (file: string) => {
+      const at = file.lastIndexOf('/node_modules/');
+      if (at < 0) return undefined; // the consumer, or a workspace package's dist
+      const [scope, name] = file.slice(at + '/node_modules/'.length).split('/');
+      return scope?.startsWith('@') ? `${scope}/${name}` : scope;
+    };
+    const program = ts.createProgram([consumer], options, host);
+    const found = ts
+      .getPreEmitDiagnostics(program)
+      .filter((d) => {
+        const name = d.file && owner(d.file.fileName);
+        return name === undefined || ours.has(name);
+      })
+      .map((d) => {
+        const where = d.file ? `${d.file.fileName.slice(dirname(PACKAGES).length)}: ` : '';
+        return `${where}TS${d.code} ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`;
+      });
+    expect(found).toEqual([]);
+  });
 });
