@@ -1,5 +1,6 @@
 import { type AsyncBackend, FcAsyncError, type Logger, MAX_TIMER_MS } from '@fc-async/core';
-import { Redis, type RedisOptions, ReplyError } from 'ioredis';
+import { Cluster, ReplyError } from 'ioredis';
+import { connect, type RedisClient } from './connection.js';
 import { corkEachTurn } from './cork.js';
 import { answerOf, settlesWithin } from './grace.js';
 import { keysOf } from './keys.js';
@@ -9,7 +10,7 @@ import { Pruner } from './prune.js';
 import { BullmqQueueDriver } from './queue.js';
 import { RedisTaskStore } from './store.js';
 
-export type { BullmqBackendOptions } from './options.js';
+export type { BullmqBackendOptions, BullmqClusterConnection } from './options.js';
 
 /**
  * The distributed backend: one queue (BullMQ) and one task list (Redis) for every instance of a
@@ -81,7 +82,7 @@ export function bullmq(options: BullmqBackendOptions): AsyncBackend {
  * `commandTimeoutMs` nor its retry limit (a PING sent at once would fail after either). Rejects
  * with a 503 `RedisUnavailable` that says how long it waited, the last connection error as `cause`.
  */
-async function answering(connections: readonly Redis[], ms: number): Promise<void> {
+async function answering(connections: readonly RedisClient[], ms: number): Promise<void> {
   const started = performance.now();
   let lastError: unknown;
   let refusedCredentials: ((error: unknown) => void) | undefined;
@@ -94,7 +95,7 @@ async function answering(connections: readonly Redis[], ms: number): Promise<voi
     // Wrong credentials do not get better by waiting: say so now rather than after connectTimeoutMs.
     if (AUTH_REFUSED.test((error as { message?: unknown } | null)?.message as string)) refusedCredentials?.(error);
   };
-  for (const connection of connections) connection.on('error', remember);
+  const stopRemembering = connections.map((connection) => onErrors(connection, remember));
   try {
     const answered = Promise.race([
       refused,
@@ -106,7 +107,7 @@ async function answering(connections: readonly Redis[], ms: number): Promise<voi
       throw unavailable(Math.round(performance.now() - started), error);
     });
   } finally {
-    for (const connection of connections) connection.off('error', remember);
+    for (const stop of stopRemembering) stop();
   }
 }
 
@@ -142,7 +143,7 @@ function unavailable(waitedMs: number, cause: unknown): FcAsyncError {
  * Redis that refuses `INFO` (a proxy, an ACL) is not judged here; its refusal of the first accept
  * says the same (see notAccepted).
  */
-async function refuseClusterWithoutTag(redis: Redis, prefix: string): Promise<void> {
+async function refuseClusterWithoutTag(redis: RedisClient, prefix: string): Promise<void> {
   if (hashTagOf(prefix) !== undefined) return;
   const info = await answerOf(redis.info('cluster')).catch((error: unknown) => {
     if (error instanceof ReplyError) return '';
@@ -157,7 +158,7 @@ async function refuseClusterWithoutTag(redis: Redis, prefix: string): Promise<vo
 }
 
 /** Resolves when `redis` is ready (ioredis's ready check passed); rejects if it ends first (no more reconnects). */
-function whenReady(redis: Redis): Promise<void> {
+function whenReady(redis: RedisClient): Promise<void> {
   if (redis.status === 'ready') return Promise.resolve();
   return new Promise((resolve, reject) => {
     const ready = () => {
@@ -174,75 +175,23 @@ function whenReady(redis: Redis): Promise<void> {
 }
 
 /** ioredis emits an error per failed reconnect: log each kind once until the connection is back. */
-function reportErrors(redis: Redis, logger: Logger): void {
-  redis.on(
-    'error',
-    // The reason only: a refused connection's stack is Node's socket code, the same every time.
-    oncePerOutage(redis, (error) =>
-      logger.warn('redis connection error', { reason: error.message, code: (error as { code?: unknown }).code }),
-    ),
+function reportErrors(redis: RedisClient, logger: Logger): void {
+  // The reason only: a refused connection's stack is Node's socket code, the same every time.
+  const report = oncePerOutage(redis, (error) =>
+    logger.warn('redis connection error', { reason: error.message, code: (error as { code?: unknown }).code }),
   );
-}
-
-/** ioredis 6's options for the wire protocol of ioredis 5 (which has neither). */
-const RESP2 = { protocol: 2, replyMapping: 'legacy' } as const;
-
-/**
- * A command fails after 20 reconnection attempts (Redis down) or `commandTimeout` ms without an
- * answer (Redis frozen behind an open socket) rather than waiting forever. RESP2, whichever
- * ioredis major is installed: ioredis 6 speaks RESP3 unless told otherwise (ioredis 5 ignores
- * `protocol`), and the replies of BullMQ's scripts and ours are read in RESP2's shapes (a
- * `replyMapping: 'resp3'` in `connection` would turn hashes into objects and scores into numbers).
- * These options win over the same ones in `connection`, whether in an object or in a URL's query.
- */
-function connect(
-  connection: string | RedisOptions,
-  commandTimeout: number,
-  extra?: Pick<RedisOptions, 'autoResubscribe'>,
-): SharedConnection {
-  const own = { maxRetriesPerRequest: 20, commandTimeout, ...extra, ...RESP2 };
-  return typeof connection === 'string'
-    ? new SharedConnection(withoutQueryOptions(connection, Object.keys(own)), own)
-    : new SharedConnection({ ...connection, ...own });
+  onErrors(redis, report);
 }
 
 /**
- * `url` with the options named in `names` taken out of its query, so that the same options passed
- * beside it win, as they do over an options object. ioredis lets a URL's query win over the
- * options passed with the URL, and reads its values as text: `?commandTimeout=100` would have left
- * commands with no bound at all, and `?replyMapping=resp3` makes ioredis 6 refuse `protocol: 2`.
+ * Listens to the errors `redis` tells; returns what stops listening. A cluster tells a node's own
+ * (a refused connection, `WRONGPASS`) as `node error`, and its `error` only once no node gave it
+ * the slot map.
  */
-function withoutQueryOptions(url: string, names: readonly string[]): string {
-  const parsed = new URL(url);
-  if (!names.some((name) => parsed.searchParams.has(name))) return url;
-  for (const name of names) parsed.searchParams.delete(name);
-  return parsed.href;
-}
-
-/**
- * The store's connection, which the queue and the worker share. BullMQ duplicates it for the
- * worker's blocking reads, which must wait for Redis without a retry limit.
- */
-class SharedConnection extends Redis {
-  private readonly copies = new Set<Redis>();
-
-  override duplicate(override?: Partial<RedisOptions>): Redis {
-    // A blocking read waits as long as it asks to: no command timeout.
-    const copy = new Redis({
-      ...this.options,
-      ...override,
-      maxRetriesPerRequest: null,
-      commandTimeout: undefined,
-      ...RESP2,
-    });
-    this.copies.add(copy);
-    copy.once('end', () => this.copies.delete(copy));
-    return copy;
-  }
-
-  /** Drops the copies at once, reconnection included (a worker's close given up on). */
-  disconnectCopies(): void {
-    for (const copy of this.copies) copy.disconnect();
-    this.copies.clear();
-  }
+function onErrors(redis: RedisClient, listener: (error: Error) => void): () => void {
+  const events = redis instanceof Cluster ? ['error', 'node error'] : ['error'];
+  for (const event of events) redis.on(event, listener);
+  return () => {
+    for (const event of events) redis.off(event, listener);
+  };
 }

@@ -6,8 +6,8 @@ import {
   type TaskQuery,
   type TaskRecord,
 } from '@fc-async/core';
-import type { Redis } from 'ioredis';
 import { decodeRecord } from './codec.js';
+import type { RedisClient } from './connection.js';
 import type { Keys } from './keys.js';
 
 /** Ids the first stretch of a walk looks at; each further one looks at four times more, up to {@link MAX_SCAN}. */
@@ -34,7 +34,11 @@ export interface ListCommand {
  * Tasks other instances insert or delete meanwhile shift no task of the page out of it, nor a
  * second time into it.
  */
-export async function listTasks(redis: Redis & ListCommand, keys: Keys, raw: TaskQuery): Promise<TaskPage<TaskRecord>> {
+export async function listTasks(
+  redis: RedisClient & ListCommand,
+  keys: Keys,
+  raw: TaskQuery,
+): Promise<TaskPage<TaskRecord>> {
   const query = normaliseQuery(raw);
   const desc = query.sortOrderByTime === 'desc';
   const begin = query.startedTimeBegin ?? -Infinity;

@@ -6,7 +6,7 @@ import {
   type RetentionOptions,
   resolveRetentionOptions,
 } from '@fc-async/core';
-import type { RedisOptions } from 'ioredis';
+import type { ClusterOptions, RedisOptions } from 'ioredis';
 
 /**
  * Options of the BullMQ backend (`bullmq(options)`).
@@ -16,15 +16,25 @@ import type { RedisOptions } from 'ioredis';
  * @example
  * ```ts
  * bullmq({ connection: 'redis://10.0.0.5:6379/0', prefix: 'transcode', worker: process.env.ROLE !== 'api' });
+ * // A Redis Cluster in direct connection mode: its nodes, and a prefix that is a hash tag.
+ * bullmq({
+ *   connection: {
+ *     cluster: ['redis://10.0.0.5:6379', { host: '10.0.0.6', port: 6379 }],
+ *     redisOptions: { password: process.env.REDIS_PASSWORD },
+ *   },
+ *   prefix: '{transcode}',
+ * });
  * ```
  */
 export interface BullmqBackendOptions extends RetentionOptions {
   /**
-   * Redis: a `redis://` or `rediss://` URL, or ioredis options; not a client, `bullmq()`
-   * opens its own connections. ioredis 5 or 6. They speak RESP2 whatever `protocol` and
-   * `replyMapping` say, as options or in the URL's query.
+   * Redis: a `redis://` or `rediss://` URL, or ioredis options; a Redis Cluster whose nodes the
+   * client reaches itself (open-source Redis Cluster, ElastiCache cluster mode, ApsaraDB / Tair
+   * direct connection): {@link BullmqClusterConnection}. Not a client, `bullmq()` opens its own
+   * connections. ioredis 5 or 6. They speak RESP2 whatever `protocol` and `replyMapping` say, as
+   * options or in the URL's query.
    */
-  connection: string | RedisOptions;
+  connection: string | RedisOptions | BullmqClusterConnection;
   /**
    * Prefix of every key (queue, records, stop channel): functions sharing a Redis need different
    * ones. On a Redis Cluster (ApsaraDB for Redis / Tair cluster instances too), a hash tag such as
@@ -47,6 +57,18 @@ export interface BullmqBackendOptions extends RetentionOptions {
    * ioredis `commandTimeout` given in `connection`, as an option or in the URL's query. @default 5000
    */
   commandTimeoutMs?: number | undefined;
+}
+
+/**
+ * A Redis Cluster reached through ioredis's `Cluster`, which follows the cluster's slot map and its
+ * `MOVED` / `ASK` redirections: the startup nodes in `cluster`, beside ioredis's cluster options.
+ * What each node's connection needs (credentials, `tls`) goes in `redisOptions`, as ioredis has it;
+ * the options `bullmq()` sets itself on a connection (`commandTimeout`, `maxRetriesPerRequest`,
+ * `protocol`, `replyMapping`) win there too. The prefix must be a hash tag (`{transcode}`).
+ */
+export interface BullmqClusterConnection extends ClusterOptions {
+  /** Startup nodes, any of the cluster's: `redis://HOST:PORT` URLs (no credentials nor database) or `{ host, port }`. */
+  cluster: readonly (string | { host: string; port: number })[];
 }
 
 /** {@link BullmqBackendOptions} with every default applied. */
@@ -94,6 +116,7 @@ export function resolveBullmqOptions(options: unknown): ResolvedBullmqOptions {
     if (!KNOWN.has(key)) throw new TypeError(`Unknown bullmq() option \`${key}\``);
   }
   const connection = o.connection;
+  if (isClusterConnection(connection)) return resolveOptions(o, checkClusterConnection(connection));
   const isUrl = typeof connection === 'string' && /^rediss?:\/\/\S+$/.test(connection);
   if (!isUrl && (typeof connection !== 'object' || connection === null || Array.isArray(connection))) {
     throw new TypeError(
@@ -108,18 +131,22 @@ export function resolveBullmqOptions(options: unknown): ResolvedBullmqOptions {
     );
   }
   // ioredis is handed the URL as written, its query included (read as connection options), but
-  // for the options bullmq() sets itself (see connect() in index.ts).
+  // for the options bullmq() sets itself (see connect() in connection.ts).
   if (isUrl) checkRedisUrl(connection, { name: 'connection' });
-  const prefix = o.prefix ?? 'fc-async';
-  if (typeof prefix !== 'string' || prefix === '' || prefix.length > 64 || !PREFIX.test(prefix)) {
+  return resolveOptions(o, connection);
+}
+
+/** The options but `connection`, checked, with their defaults. */
+function resolveOptions(
+  o: BullmqBackendOptions,
+  connection: BullmqBackendOptions['connection'],
+): ResolvedBullmqOptions {
+  const prefix = prefixOf(o);
+  if (isClusterConnection(connection) && hashTagOf(prefix) === undefined) {
+    // Checked here, not at start as on a single endpoint (see refuseClusterWithoutTag in index.ts):
+    // `connection.cluster` says it is a cluster, where a prefix without a tag cannot work.
     throw new TypeError(
-      `Expected \`prefix\` to be 1 to 64 letters, digits, '_', '.', ':' or '-', with at most one hash tag such as \`{fc-async}\`, got \`${String(o.prefix)}\``,
-    );
-  }
-  if (/:tasks?$/.test(prefix)) {
-    // `<p>:task:by-time` would be the time index of prefix `<p>:task`, `<p>:tasks:*` BullMQ's keys.
-    throw new TypeError(
-      `Expected \`prefix\` not to end in a 'task' or 'tasks' segment, which another prefix's keys use, got \`${prefix}\``,
+      `Expected \`prefix\` to be a hash tag such as \`{fc-async}\` with a Redis Cluster (\`connection.cluster\`), so that every key of it lies in one slot, got \`${prefix}\``,
     );
   }
   if (o.worker !== undefined && typeof o.worker !== 'boolean') {
@@ -135,6 +162,79 @@ export function resolveBullmqOptions(options: unknown): ResolvedBullmqOptions {
     connectTimeoutMs: integerOption('connectTimeoutMs', o.connectTimeoutMs, 1, 10_000, MAX_TIMER_MS),
     commandTimeoutMs: integerOption('commandTimeoutMs', o.commandTimeoutMs, 1, 5_000, MAX_TIMER_MS),
   };
+}
+
+/** The prefix, checked. */
+function prefixOf(o: BullmqBackendOptions): string {
+  const prefix = o.prefix ?? 'fc-async';
+  if (typeof prefix !== 'string' || prefix === '' || prefix.length > 64 || !PREFIX.test(prefix)) {
+    throw new TypeError(
+      `Expected \`prefix\` to be 1 to 64 letters, digits, '_', '.', ':' or '-', with at most one hash tag such as \`{fc-async}\`, got \`${String(o.prefix)}\``,
+    );
+  }
+  if (/:tasks?$/.test(prefix)) {
+    // `<p>:task:by-time` would be the time index of prefix `<p>:task`, `<p>:tasks:*` BullMQ's keys.
+    throw new TypeError(
+      `Expected \`prefix\` not to end in a 'task' or 'tasks' segment, which another prefix's keys use, got \`${prefix}\``,
+    );
+  }
+  return prefix;
+}
+
+/** Whether `connection` names a Redis Cluster's nodes (`cluster`), for ioredis's `Cluster`. */
+export function isClusterConnection(connection: unknown): connection is BullmqClusterConnection {
+  return typeof connection === 'object' && connection !== null && Object.hasOwn(connection, 'cluster');
+}
+
+/** What a cluster's startup node must be; its credentials and options go in `redisOptions`. */
+const NODE_EXPECTED =
+  'a redis:// URL or { host, port } naming an address alone (credentials and TLS go in `redisOptions`)';
+
+/** `connection` when its startup nodes and `redisOptions` are as ioredis's `Cluster` takes them; else a TypeError. */
+function checkClusterConnection(connection: BullmqClusterConnection): BullmqClusterConnection {
+  if (!isPlainObject(connection)) {
+    throw new TypeError(
+      'Expected `connection` to be ioredis cluster options, got an object made by a class (an ioredis client?): pass its nodes and options, bullmq() opens its own connections',
+    );
+  }
+  const nodes: unknown = connection.cluster;
+  if (!Array.isArray(nodes) || nodes.length === 0) {
+    throw new TypeError(
+      `Expected \`connection.cluster\` to be a non-empty array of the cluster's nodes, each ${NODE_EXPECTED}, got \`${Array.isArray(nodes) ? '[]' : String(nodes)}\``,
+    );
+  }
+  for (const [i, node] of nodes.entries()) checkStartupNode(node, `connection.cluster[${i}]`);
+  const { redisOptions } = connection;
+  const isOptions = typeof redisOptions === 'object' && redisOptions !== null && isPlainObject(redisOptions);
+  if (redisOptions !== undefined && !isOptions) {
+    throw new TypeError(`Expected \`connection.redisOptions\` to be ioredis options, got \`${String(redisOptions)}\``);
+  }
+  return connection;
+}
+
+/**
+ * A startup node: an address. ioredis reads a URL's credentials, database and query for that node
+ * alone, not for the nodes it finds in the slot map: a password there would work on the first node
+ * and be refused on the others, so it is refused here, pointing to `redisOptions`.
+ */
+function checkStartupNode(node: unknown, name: string): void {
+  if (typeof node === 'string') {
+    const url = checkRedisUrl(node, { name });
+    const addressAlone = !url.username && !url.password && (url.pathname === '' || url.pathname === '/') && !url.search;
+    if (addressAlone) return;
+  } else if (typeof node === 'object' && node !== null && isPlainObject(node)) {
+    const { host, port, ...rest } = node as { host?: unknown; port?: unknown };
+    const isPort = Number.isInteger(port) && (port as number) >= 1 && (port as number) <= 65_535;
+    if (typeof host === 'string' && host !== '' && isPort && Object.keys(rest).length === 0) return;
+  }
+  throw new TypeError(`Expected \`${name}\` to be ${NODE_EXPECTED}, got \`${described(node)}\``);
+}
+
+/** A startup node as an error shows it: a URL masked, an object by its keys (a password's value never). */
+function described(node: unknown): string {
+  if (typeof node === 'string') return maskUrl(node);
+  if (typeof node !== 'object' || node === null) return String(node);
+  return `{ ${Object.keys(node).join(', ')} }`;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { type Logger, RetentionPruner } from '@fc-async/core';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.js';
 import { type Keys, PRUNE_SCRIPT } from './keys.js';
 import type { ResolvedBullmqOptions } from './options.js';
 
@@ -18,7 +18,7 @@ const BATCH = 500;
  */
 export class Pruner extends RetentionPruner {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly options: ResolvedBullmqOptions,
     logger: Logger,
@@ -44,7 +44,7 @@ export class Pruner extends RetentionPruner {
     }
     if (ids.length === 0 || this.stopped) return 0;
     const k = this.keys;
-    const redis = this.redis as Redis & Prune;
+    const redis = this.redis as RedisClient & Prune;
     const deleted = await redis.fcAsyncPrune(2 + ids.length, k.ended, k.byTime, ...ids.map(k.task), ...ids);
     this.forget(ids);
     return deleted;

@@ -7,7 +7,7 @@ import {
   TERMINAL_STATUSES,
 } from '@fc-async/core';
 import { DelayedError, Job, Queue, QueueKeys, WaitingError, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.js';
 import { CLOSE_GRACE_MS, settlesWithin, timedOut } from './grace.js';
 import type { ResolvedBullmqOptions } from './options.js';
 import { oncePerOutage } from './outage.js';
@@ -92,7 +92,7 @@ export class BullmqQueueDriver implements QueueDriver {
    *   the worker's blocking reads.
    */
   constructor(
-    private readonly client: Redis,
+    private readonly client: RedisClient,
     private readonly options: ResolvedBullmqOptions,
     private readonly concurrency: number,
     private readonly logger: Logger,

@@ -15,8 +15,8 @@ import {
   type TransitionOptions,
   transitionedRecord,
 } from '@fc-async/core';
-import type { Redis } from 'ioredis';
 import { decodeRecord, indexArgs } from './codec.js';
+import type { RedisClient } from './connection.js';
 import { answerOf, notAccepted, settlesWithin, storeClosed, timedOut } from './grace.js';
 import { CAS_SCRIPT, INSERT_MANY_SCRIPT, INSERT_SCRIPT, type Keys, LIST_SCRIPT } from './keys.js';
 import { type ListCommand, listTasks } from './list.js';
@@ -86,7 +86,7 @@ function decodeKept(r: Buffer, p: Buffer | null | undefined, b: Buffer | null | 
  * and an attempt) cannot both win. Stop requests travel on a pub/sub channel.
  */
 export class RedisTaskStore implements TaskStore {
-  private readonly redis: Redis & Scripts;
+  private readonly redis: RedisClient & Scripts;
   private readonly cache = new Map<string, { v: string; w: string; record: TaskRecord }>();
   private readonly stopListeners: ((taskId: string) => void)[] = [];
   private readonly missedListeners: (() => void)[] = [];
@@ -106,8 +106,8 @@ export class RedisTaskStore implements TaskStore {
   logger: Logger | undefined;
 
   constructor(
-    redis: Redis,
-    private readonly subscriber: Redis,
+    redis: RedisClient,
+    private readonly subscriber: RedisClient,
     private readonly keys: Keys,
     /**
      * Whether to keep the records this instance inserts: true when it runs tasks (`worker`), whose
@@ -128,7 +128,7 @@ export class RedisTaskStore implements TaskStore {
     redis.defineCommand('fcAsyncInsertMany', { lua: INSERT_MANY_SCRIPT });
     redis.defineCommand('fcAsyncCas', { numberOfKeys: 3, lua: CAS_SCRIPT });
     redis.defineCommand('fcAsyncList', { numberOfKeys: 1, lua: LIST_SCRIPT });
-    this.redis = redis as Redis & Scripts;
+    this.redis = redis as RedisClient & Scripts;
     subscriber.on('message', (channel: string, taskId: string) => {
       if (channel !== keys.stop) return;
       for (const listener of this.stopListeners) listener(taskId);

@@ -1,5 +1,6 @@
 import type { Logger } from '@fc-async/core';
-import { Redis, ReplyError } from 'ioredis';
+import { ReplyError } from 'ioredis';
+import { blockingCopyOf, type RedisClient } from './connection.js';
 import type { Keys } from './keys.js';
 import { taskOfJob } from './queue.js';
 
@@ -45,7 +46,7 @@ interface Lagging {
  * read on the store's connection with short, growing waits.
  */
 export class EventTail {
-  private readonly reader: Redis;
+  private readonly reader: RedisClient;
   private stopped = false;
   private readonly lagging = new Map<string, Lagging>();
   private timer: NodeJS.Timeout | undefined;
@@ -56,14 +57,14 @@ export class EventTail {
   private readonly told = new Set<string>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly report: (taskIds: readonly string[]) => void,
     private readonly logger?: Logger,
   ) {
     // A blocking read waits as long as it asks: no command timeout, no retry limit while Redis is away.
     // Its own connection, not one of the store's copies (which a worker's close given up on drops).
-    this.reader = new Redis({ ...redis.options, maxRetriesPerRequest: null, commandTimeout: undefined });
+    this.reader = blockingCopyOf(redis);
     // A lost connection is the store's connections' to report (the same outage). A refusal is this
     // connection's own (Redis at `maxclients`, an ACL without XREAD): the page would stay unwatched
     // without a word, so it is told, once until a read succeeds.

@@ -1,4 +1,4 @@
-import { type BullmqBackendOptions, bullmq } from '@fc-async/bullmq';
+import { type BullmqBackendOptions, type BullmqClusterConnection, bullmq } from '@fc-async/bullmq';
 import { type AsyncBackend, createFcHandler } from '@fc-async/core';
 import { expectAssignable, expectError, expectNotAssignable, expectType } from 'tsd';
 
@@ -17,10 +17,21 @@ expectType<AsyncBackend>(
     commandTimeoutMs: 2_000,
   }),
 );
+expectType<AsyncBackend>(
+  bullmq({
+    connection: {
+      cluster: ['redis://10.0.0.5:6379', { host: '10.0.0.6', port: 6379 }],
+      redisOptions: { password: 's' },
+    },
+    prefix: '{transcode}',
+  }),
+);
 createFcHandler((_req, res) => res.end('ok'), { async: { backend: bullmq({ connection: 'redis://127.0.0.1' }) } });
 
 expectAssignable<BullmqBackendOptions>({ connection: 'redis://h' });
 expectNotAssignable<BullmqBackendOptions>({ prefix: 'x' });
+expectAssignable<BullmqClusterConnection>({ cluster: ['redis://10.0.0.5:6379'], scaleReads: 'master' });
+expectNotAssignable<BullmqClusterConnection>({ cluster: [{ host: '10.0.0.5' }] });
 expectError(bullmq());
 expectError(bullmq({ connection: 'redis://h', worker: 'yes' }));
 expectError(bullmq({ connection: 'redis://h', commandTimeoutMs: '5s' }));

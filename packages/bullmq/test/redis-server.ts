@@ -110,16 +110,7 @@ export async function ownRedis(name: string, extra: readonly string[] = ['--appe
 export async function ownClusterRedis(name: string): Promise<OwnRedis> {
   // The cluster bus listens on a port of its own: chosen free too, not the default port + 10000.
   const busPort = await freePort();
-  const own = await ownRedis(name, [
-    '--appendonly',
-    'no',
-    '--cluster-enabled',
-    'yes',
-    '--cluster-port',
-    String(busPort),
-    '--cluster-config-file',
-    'nodes.conf',
-  ]);
+  const own = await ownRedis(name, clusterNodeArgs(busPort));
   const admin = new Redis(own.url);
   try {
     await admin.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
@@ -135,6 +126,88 @@ export async function ownClusterRedis(name: string): Promise<OwnRedis> {
     admin.disconnect();
   }
   return own;
+}
+
+/** A Redis Cluster of several nodes (see {@link ownRedisCluster}). */
+export interface OwnRedisCluster {
+  nodes: OwnRedis[];
+  /** Kills every node and removes their folders. */
+  stop(): Promise<void>;
+}
+
+/**
+ * A Redis Cluster of `size` masters on free loopback ports (no replicas, no persistence), the 16384
+ * slots split evenly in port order, as a cluster in direct connection mode is: a client that sends a
+ * command to a node not owning its keys' slot gets `MOVED`. Resolved once every node says the
+ * cluster is up (`cluster_state:ok`).
+ */
+export async function ownRedisCluster(name: string, size = 3): Promise<OwnRedisCluster> {
+  const nodes: OwnRedis[] = [];
+  const stop = async () => {
+    for (const node of nodes) await node.stop();
+  };
+  const admins: Redis[] = [];
+  try {
+    const busPorts: number[] = [];
+    for (let i = 0; i < size; i++) {
+      const busPort = await freePort();
+      busPorts.push(busPort);
+      nodes.push(await ownRedis(`${name}-${i}`, clusterNodeArgs(busPort)));
+    }
+    for (const node of nodes) admins.push(new Redis(node.url));
+    const [first] = admins as [Redis];
+    for (const [i, node] of nodes.entries()) {
+      if (i > 0) await first.call('CLUSTER', 'MEET', '127.0.0.1', String(node.port), String(busPorts[i]));
+    }
+    const ranges = slotRanges(size);
+    for (const [i, admin] of admins.entries()) {
+      const [from, to] = ranges[i] as [number, number];
+      await admin.call('CLUSTER', 'ADDSLOTSRANGE', String(from), String(to));
+    }
+    await untilClusterUp(admins);
+    return { nodes, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  } finally {
+    for (const admin of admins) admin.disconnect();
+  }
+}
+
+/** A cluster node's arguments: no persistence, its bus on `busPort` (see ownClusterRedis). */
+function clusterNodeArgs(busPort: number): string[] {
+  return [
+    '--appendonly',
+    'no',
+    '--cluster-enabled',
+    'yes',
+    '--cluster-port',
+    String(busPort),
+    '--cluster-config-file',
+    'nodes.conf',
+  ];
+}
+
+/** The 16384 slots in `size` ranges as even as they divide. */
+function slotRanges(size: number): [number, number][] {
+  return Array.from({ length: size }, (_, i) => [
+    Math.floor((i * 16_384) / size),
+    Math.floor(((i + 1) * 16_384) / size) - 1,
+  ]);
+}
+
+/** Resolves once every node says `cluster_state:ok` and knows every other (the gossip has spread). */
+async function untilClusterUp(admins: readonly Redis[]): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const infos = await Promise.all(admins.map((admin) => admin.call('CLUSTER', 'INFO') as Promise<string>));
+    const up = infos.every(
+      (info) => info.includes('cluster_state:ok') && info.includes(`cluster_known_nodes:${admins.length}`),
+    );
+    if (up) return;
+    if (Date.now() > deadline) throw new Error('the cluster did not come up within 20 s');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 /**

@@ -1,0 +1,121 @@
+import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
+import { type BullmqClusterConnection, isClusterConnection } from './options.js';
+
+/**
+ * A connection of this backend: to one Redis endpoint, or to a Redis Cluster through ioredis's
+ * `Cluster`, which sends each command to the node owning its keys' slot. What the store, the queue
+ * and retention send is the same on both: commands and scripts whose keys share the prefix's slot.
+ */
+export type RedisClient = Redis | Cluster;
+
+/** The store's connection, which the queue and the worker share (see {@link SharedConnection}). */
+export type SharedClient = SharedConnection | SharedCluster;
+
+/** ioredis 6's options for the wire protocol of ioredis 5 (which has neither). */
+const RESP2 = { protocol: 2, replyMapping: 'legacy' } as const;
+
+/** A blocking read waits as long as it asks: no command timeout, no retry limit while Redis is away. */
+const BLOCKING = { maxRetriesPerRequest: null, commandTimeout: undefined, ...RESP2 } as const;
+
+/**
+ * A command fails after 20 reconnection attempts (Redis down) or `commandTimeout` ms without an
+ * answer (Redis frozen behind an open socket) rather than waiting forever. RESP2, whichever
+ * ioredis major is installed: ioredis 6 speaks RESP3 unless told otherwise (ioredis 5 ignores
+ * `protocol`), and the replies of BullMQ's scripts and ours are read in RESP2's shapes (a
+ * `replyMapping: 'resp3'` in `connection` would turn hashes into objects and scores into numbers).
+ * These options win over the same ones in `connection`, whether in an object, in a URL's query or
+ * in a cluster's `redisOptions` (every node's connection).
+ */
+export function connect(
+  connection: string | RedisOptions | BullmqClusterConnection,
+  commandTimeout: number,
+  extra?: Pick<RedisOptions, 'autoResubscribe'>,
+): SharedClient {
+  const own = { maxRetriesPerRequest: 20, commandTimeout, ...extra, ...RESP2 };
+  if (isClusterConnection(connection)) return new SharedCluster(connection, own);
+  return typeof connection === 'string'
+    ? new SharedConnection(withoutQueryOptions(connection, Object.keys(own)), own)
+    : new SharedConnection({ ...connection, ...own });
+}
+
+/**
+ * `url` with the options named in `names` taken out of its query, so that the same options passed
+ * beside it win, as they do over an options object. ioredis lets a URL's query win over the
+ * options passed with the URL, and reads its values as text: `?commandTimeout=100` would have left
+ * commands with no bound at all, and `?replyMapping=resp3` makes ioredis 6 refuse `protocol: 2`.
+ */
+function withoutQueryOptions(url: string, names: readonly string[]): string {
+  const parsed = new URL(url);
+  if (!names.some((name) => parsed.searchParams.has(name))) return url;
+  for (const name of names) parsed.searchParams.delete(name);
+  return parsed.href;
+}
+
+/**
+ * A connection like `client` for blocking reads (the watch's), of its own: not one of the copies
+ * a {@link SharedClient} drops when a worker's close is given up on.
+ */
+export function blockingCopyOf(client: RedisClient): RedisClient {
+  if (client instanceof Cluster) {
+    // Cluster's own duplicate, not SharedCluster's (which counts its copies as BullMQ's).
+    return Cluster.prototype.duplicate.call(client, [], {
+      redisOptions: { ...client.options.redisOptions, ...BLOCKING },
+    }) as Cluster;
+  }
+  return new Redis({ ...client.options, ...BLOCKING });
+}
+
+/** Copies of a shared connection that BullMQ made, dropped together (a worker's close given up on). */
+class Copies {
+  private readonly copies = new Set<RedisClient>();
+
+  add<C extends RedisClient>(copy: C): C {
+    this.copies.add(copy);
+    copy.once('end', () => this.copies.delete(copy));
+    return copy;
+  }
+
+  disconnect(): void {
+    for (const copy of this.copies) copy.disconnect();
+    this.copies.clear();
+  }
+}
+
+/**
+ * The store's connection, which the queue and the worker share. BullMQ duplicates it for the
+ * worker's blocking reads, which must wait for Redis without a retry limit.
+ */
+class SharedConnection extends Redis {
+  private readonly copies = new Copies();
+
+  override duplicate(override?: Partial<RedisOptions>): Redis {
+    return this.copies.add(new Redis({ ...this.options, ...override, ...BLOCKING }));
+  }
+
+  /** Drops the copies at once, reconnection included (a worker's close given up on). */
+  disconnectCopies(): void {
+    this.copies.disconnect();
+  }
+}
+
+/**
+ * {@link SharedConnection} on a Redis Cluster. BullMQ duplicates a cluster with its options for
+ * the nodes under `redisOptions`, where the blocking reads' own go too.
+ */
+class SharedCluster extends Cluster {
+  private readonly copies = new Copies();
+
+  constructor({ cluster, ...options }: BullmqClusterConnection, own: RedisOptions & typeof RESP2) {
+    super([...cluster], { ...options, redisOptions: { ...options.redisOptions, ...own } });
+  }
+
+  override duplicate(nodes?: ClusterNode[], override?: ClusterOptions): Cluster {
+    const redisOptions = { ...this.options.redisOptions, ...override?.redisOptions, ...BLOCKING };
+    return this.copies.add(super.duplicate(nodes, { ...override, redisOptions }) as Cluster);
+  }
+
+  /** Drops the copies at once, reconnection included (a worker's close given up on). */
+  disconnectCopies(): void {
+    this.copies.disconnect();
+  }
+}

@@ -1,0 +1,341 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  createFcHandler,
+  type DestinationRecord,
+  type FcAsyncError,
+  type FcHandler,
+  getInvocation,
+  silentLogger,
+} from '@fc-async/core';
+import { asyncEvent, listAllTasks } from '@fc-async/test-kit/fc-server';
+import { freePort } from '@fc-async/test-kit/net';
+import { Cluster, Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { corkEachTurn } from '../src/cork.js';
+import { type BullmqBackendOptions, type BullmqClusterConnection, bullmq } from '../src/index.js';
+import { until } from './helpers.js';
+import { type OwnRedis, type OwnRedisCluster, ownRedisCluster } from './redis-server.js';
+
+// bullmq() on a Redis Cluster of three masters in direct connection mode (no proxy): each node
+// answers only the slots it owns and redirects the rest (`MOVED`), so the client must follow the
+// cluster's slot map, as on an open-source Redis Cluster, ElastiCache cluster mode or ApsaraDB /
+// Tair's direct connection.
+
+type App = (req: IncomingMessage, res: ServerResponse) => unknown;
+
+/** A tag whose slot (8627) is on the second node, which the startup list does not name (see clusterConnection). */
+const PREFIX = '{transcode}';
+
+let cluster: OwnRedisCluster;
+let admins: Redis[];
+beforeAll(async () => {
+  cluster = await ownRedisCluster('redis-cluster');
+  admins = cluster.nodes.map((node) => new Redis(node.url));
+}, 30_000);
+afterAll(async () => {
+  for (const admin of admins ?? []) admin.disconnect();
+  await cluster?.stop();
+});
+
+const closers: (() => Promise<unknown>)[] = [];
+async function closeAll(): Promise<void> {
+  for (const close of closers.splice(0).reverse()) await close();
+}
+afterEach(async () => {
+  await closeAll();
+  for (const admin of admins) await admin.flushall();
+});
+
+/**
+ * Two of the cluster's nodes, neither owning the tag's slot (the first as a URL, the third as an
+ * address): the client finds the owner in the cluster's slot map.
+ */
+function clusterConnection(): BullmqClusterConnection {
+  const [first, , third] = cluster.nodes as OwnRedis[];
+  return { cluster: [(first as OwnRedis).url, { host: '127.0.0.1', port: (third as OwnRedis).port }] };
+}
+
+function instance(app: App, options: Partial<BullmqBackendOptions> = {}) {
+  const successes: DestinationRecord[] = [];
+  const failures: DestinationRecord[] = [];
+  const handler = createFcHandler(app, {
+    logger: silentLogger,
+    env: {},
+    async: {
+      mode: 'local',
+      maxAsyncRetryAttempts: 1,
+      backoff: { baseMs: 50, maxMs: 50, jitter: 'none' },
+      backend: bullmq({ connection: clusterConnection(), prefix: PREFIX, ...options }),
+    },
+    destinations: { onSuccess: (r) => void successes.push(r), onFailure: (r) => void failures.push(r) },
+  });
+  closers.push(() => handler.close({ timeoutMs: 1000 }));
+  return { handler, successes, failures };
+}
+
+/** Fails a task named `fails*`, runs `slow` until it is stopped, answers every other at once. */
+const app: App = (req, res) => {
+  const taskId = String(req.headers['x-fc-async-task-id']);
+  if (taskId.startsWith('fails')) {
+    res.statusCode = 500;
+    res.end();
+  } else if (taskId === 'slow') {
+    getInvocation(req)?.signal?.addEventListener('abort', () => res.end());
+  } else {
+    res.end('done');
+  }
+};
+
+async function status(handler: FcHandler, taskId: string) {
+  return (await handler.tasks.get(taskId))?.status;
+}
+
+/** Every key a node holds, by SCAN. */
+async function keysOn(admin: Redis): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await admin.scan(cursor, 'COUNT', 1000);
+    keys.push(...batch);
+    cursor = next;
+  } while (cursor !== '0');
+  return keys.sort();
+}
+
+/** The node owning `slot`, as the cluster's slot map says now (a test moves one). */
+async function ownerOf(slot: number): Promise<number> {
+  const slots = (await (admins[0] as Redis).call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
+  const [, , [, port]] = slots.find(([from, to]) => slot >= from && slot <= to) as (typeof slots)[0];
+  return cluster.nodes.findIndex((node) => node.port === port);
+}
+
+describe('bullmq() on a Redis Cluster in direct connection mode', () => {
+  it('accepts, runs, retries, stops and lists tasks from two instances, every key on the node owning the tag’s slot', async () => {
+    const tagSlot = Number(await admins[0]?.call('CLUSTER', 'KEYSLOT', PREFIX));
+    const owner = await ownerOf(tagSlot);
+    expect(owner).toBeGreaterThan(0);
+
+    const worker = instance(app);
+    const acceptor = instance(app, { worker: false });
+    await Promise.all([worker.handler.engine?.whenReady(), acceptor.handler.engine?.whenReady()]);
+    // The acceptor's dashboard: what the worker changes reaches it through BullMQ's event stream,
+    // read on a cluster connection of the watch's own.
+    const watched = new Set<string>();
+    let following = false;
+    const unwatch = acceptor.handler.engine?.watchStore((ids) => {
+      // An empty list: the watch follows the stream from here on (its reader connected), read again.
+      if (ids.length === 0) following = true;
+      for (const id of ids) watched.add(id);
+    });
+    closers.push(async () => unwatch?.());
+    await until('the watch to follow the event stream', () => following);
+
+    expect((await acceptor.handler(asyncEvent('one'))).statusCode).toBe(202);
+    const burst = Array.from({ length: 20 }, (_, i) => `burst_${i}`);
+    const answers = await Promise.all([
+      ...burst.map((id) => acceptor.handler(asyncEvent(id))),
+      acceptor.handler(asyncEvent('burst_3')),
+      acceptor.handler(asyncEvent('fails')),
+      acceptor.handler(asyncEvent('slow')),
+    ]);
+    expect(answers.map((a) => a.statusCode)).toEqual([...burst.map(() => 202), 409, 202, 202]);
+
+    // The stop travels from the acceptor to the worker on the stop channel (the cluster's pub/sub).
+    await until('the slow task to run', async () => (await status(acceptor.handler, 'slow')) === 'Running');
+    expect((await acceptor.handler.tasks.stop('slow')).taskId).toBe('slow');
+    const succeeded = ['one', ...burst];
+    const ended = { ...Object.fromEntries(succeeded.map((id) => [id, 'Succeeded'])), fails: 'Failed', slow: 'Stopped' };
+    await until(
+      'every task to end and be delivered',
+      () => worker.successes.length + worker.failures.length === Object.keys(ended).length,
+    );
+    const tasks = await listAllTasks(acceptor.handler.tasks, 7);
+    expect(Object.fromEntries(tasks.map((t) => [t.taskId, t.status]))).toEqual(ended);
+    expect(worker.failures.map((r) => r.requestContext.condition).sort()).toEqual([
+      'Stopped',
+      'UnhandledInvocationError',
+    ]);
+    expect((await acceptor.handler.tasks.get('fails'))?.alreadyRetriedTimes).toBe(1);
+    expect((await acceptor.handler.tasks.list({ status: 'Failed' })).tasks.map((t) => t.taskId)).toEqual(['fails']);
+    await until('the watch to see the worker’s changes', () => succeeded.every((id) => watched.has(id)));
+
+    await closeAll();
+    const keys = await Promise.all(admins.map(keysOn));
+    expect(keys[owner]).toEqual(
+      expect.arrayContaining([`${PREFIX}:by-time`, `${PREFIX}:ended`, `${PREFIX}:task:one`, `${PREFIX}:tasks:events`]),
+    );
+    expect(keys.filter((_, i) => i !== owner)).toEqual(admins.slice(1).map(() => []));
+  });
+});
+
+/**
+ * Moves `slot` with its keys from node `from` to node `to`, as `redis-cli --cluster reshard` does:
+ * the slot importing on one and migrating on the other, its keys moved by MIGRATE, then given to
+ * `to` on every node.
+ */
+async function moveSlot(slot: number, from: number, to: number): Promise<void> {
+  const source = admins[from] as Redis;
+  const target = admins[to] as Redis;
+  const [sourceId, targetId] = await Promise.all([source.call('CLUSTER', 'MYID'), target.call('CLUSTER', 'MYID')]);
+  await target.call('CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', sourceId as string);
+  await source.call('CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', targetId as string);
+  for (;;) {
+    const keys = (await source.call('CLUSTER', 'GETKEYSINSLOT', String(slot), '100')) as string[];
+    if (keys.length === 0) break;
+    const port = String((cluster.nodes[to] as OwnRedis).port);
+    await source.call('MIGRATE', '127.0.0.1', port, '', '0', '5000', 'KEYS', ...keys);
+  }
+  for (const admin of [target, source, ...admins.filter((a) => a !== source && a !== target)]) {
+    await admin.call('CLUSTER', 'SETSLOT', String(slot), 'NODE', targetId as string);
+  }
+}
+
+describe('bullmq() on a Redis Cluster: its slot moved', () => {
+  it('follows the tag’s slot to the node it moved to, its connections open: the tasks accepted before and after all run', async () => {
+    const tagSlot = Number(await admins[0]?.call('CLUSTER', 'KEYSLOT', PREFIX));
+    const from = await ownerOf(tagSlot);
+    const to = (from + 1) % admins.length;
+    const worker = instance(app);
+    const acceptor = instance(app, { worker: false });
+    await Promise.all([worker.handler.engine?.whenReady(), acceptor.handler.engine?.whenReady()]);
+    const before = Array.from({ length: 10 }, (_, i) => `before_${i}`);
+    await Promise.all(before.map((id) => acceptor.handler(asyncEvent(id))));
+    await until('the tasks accepted before to run', () => worker.successes.length === before.length);
+
+    // Idle, the worker's blocking read waiting on the node losing the slot, which redirects it.
+    await moveSlot(tagSlot, from, to);
+    const after = Array.from({ length: 10 }, (_, i) => `after_${i}`);
+    const answers = await Promise.all(after.map((id) => acceptor.handler(asyncEvent(id))));
+    expect(answers.map((a) => a.statusCode)).toEqual(after.map(() => 202));
+    await until('the tasks accepted after to run', () => worker.successes.length === before.length + after.length);
+    const tasks = await listAllTasks(acceptor.handler.tasks, 7);
+    expect(tasks.map((t) => [t.taskId, t.status]).sort()).toEqual(
+      [...before, ...after].map((id) => [id, 'Succeeded']).sort(),
+    );
+
+    await closeAll();
+    const keys = await Promise.all(admins.map(keysOn));
+    expect(keys[to]).toEqual(
+      expect.arrayContaining([`${PREFIX}:by-time`, `${PREFIX}:task:before_0`, `${PREFIX}:task:after_0`]),
+    );
+    expect(keys.filter((_, i) => i !== to)).toEqual(admins.slice(1).map(() => []));
+  });
+});
+
+describe('bullmq() on a Redis Cluster: its connections', () => {
+  it('sets its own connection options on every node, over those of `redisOptions`', async () => {
+    // RESP3 would turn the scripts' replies into other shapes; a 1 ms command timeout would fail them.
+    const redisOptions = { protocol: 3, replyMapping: 'resp3', commandTimeout: 1, maxRetriesPerRequest: 0 } as const;
+    const { handler, successes } = instance(app, { connection: { ...clusterConnection(), redisOptions } });
+    expect((await handler(asyncEvent('t_1'))).statusCode).toBe(202);
+    await until('the task to be delivered', () => successes.length === 1);
+    expect(await status(handler, 't_1')).toBe('Succeeded');
+  });
+
+  it('fails a start that no node answers within connectTimeoutMs, its connections dropped', async () => {
+    const backend = bullmq({
+      connection: { cluster: [`redis://127.0.0.1:${await freePort()}`] },
+      prefix: PREFIX,
+      connectTimeoutMs: 300,
+    });
+    const startedAt = performance.now();
+    const failure = await Promise.resolve(backend.create({ concurrency: 1, logger: silentLogger })).then(
+      () => undefined,
+      (error: unknown) => error as FcAsyncError,
+    );
+    expect(failure).toMatchObject({
+      code: 'RedisUnavailable',
+      statusCode: 503,
+      message: 'Redis did not answer within 300 ms',
+    });
+    expect(performance.now() - startedAt).toBeLessThan(2000);
+  });
+  it('fails a start at once on credentials the nodes refuse, as on one endpoint', async () => {
+    // The admins' connections, open already, stay authenticated.
+    for (const admin of admins) await admin.config('SET', 'requirepass', 'secret');
+    closers.push(async () => {
+      for (const admin of admins) await admin.config('SET', 'requirepass', '');
+    });
+    const backend = bullmq({
+      connection: { ...clusterConnection(), redisOptions: { password: 'wrong' } },
+      prefix: PREFIX,
+    });
+    const startedAt = performance.now();
+    const failure = await Promise.resolve(backend.create({ concurrency: 1, logger: silentLogger })).then(
+      () => undefined,
+      (error: unknown) => error as FcAsyncError,
+    );
+    expect(failure).toMatchObject({
+      code: 'RedisUnavailable',
+      message: 'Redis refused the credentials of the connection',
+    });
+    expect(performance.now() - startedAt).toBeLessThan(2000);
+  });
+});
+
+describe('corkEachTurn on a Redis Cluster', () => {
+  it('corks the connection of each node, those the cluster opens after it was called too', async () => {
+    const client = new Cluster([(cluster.nodes[0] as OwnRedis).url]);
+    closers.push(() => client.quit());
+    // Before the cluster has read its slot map: its nodes' connections are opened afterwards.
+    corkEachTurn(client);
+    await until('the cluster to be ready', () => client.status === 'ready');
+    const owner = (cluster.nodes[await ownerOf(Number(await client.cluster('KEYSLOT', PREFIX)))] as OwnRedis).port;
+    const node = client.nodes().find((n) => n.options.port === owner) as Redis;
+    await node.ping();
+    const cork = vi.spyOn(node.stream, 'cork');
+    const key = `${PREFIX}:n`;
+    const sameTurn = [client.set(key, '1'), client.incr(key), client.get(key), client.del(key)];
+    expect(await Promise.all(sameTurn)).toEqual(['OK', 2, '2', 1]);
+    expect(cork).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe('bullmq() cluster options', () => {
+  const cluster = ['redis://10.0.0.5:6379'];
+
+  it('takes startup nodes as URLs or addresses, beside ioredis cluster options', () => {
+    const connection = { cluster: [...cluster, { host: '10.0.0.6', port: 6379 }], redisOptions: { password: 's' } };
+    expect(bullmq({ connection, prefix: '{transcode}:eu' }).name).toBe('bullmq');
+  });
+
+  it('refuses a prefix without a hash tag, whose keys a cluster would spread over slots', () => {
+    expect(() => bullmq({ connection: { cluster } })).toThrow(
+      new TypeError(
+        'Expected `prefix` to be a hash tag such as `{fc-async}` with a Redis Cluster (`connection.cluster`), so that every key of it lies in one slot, got `fc-async`',
+      ),
+    );
+  });
+
+  it.each([
+    [[], '[]'],
+    ['redis://10.0.0.5:6379', 'redis://10.0.0.5:6379'],
+  ])('refuses startup nodes %j that are no list of nodes', (nodes, shown) => {
+    expect(() => bullmq({ connection: { cluster: nodes as never }, prefix: PREFIX })).toThrow(
+      new TypeError(
+        `Expected \`connection.cluster\` to be a non-empty array of the cluster's nodes, each a redis:// URL or { host, port } naming an address alone (credentials and TLS go in \`redisOptions\`), got \`${shown}\``,
+      ),
+    );
+  });
+
+  it.each([
+    ['redis://:secret@10.0.0.5:6379', 'redis://***@10.0.0.5:6379'],
+    ['redis://10.0.0.5:6379/1', 'redis://10.0.0.5:6379/1'],
+    ['redis://10.0.0.5:6379?tls=true', 'redis://10.0.0.5:6379?***'],
+    [{ host: '10.0.0.5', port: 6379, password: 'secret' }, '{ host, port, password }'],
+    [{ host: '10.0.0.5' }, '{ host }'],
+    [6379, '6379'],
+  ])('refuses a startup node %j that names more or less than an address', (node, shown) => {
+    expect(() => bullmq({ connection: { cluster: [node as never] }, prefix: PREFIX })).toThrow(
+      new TypeError(
+        `Expected \`connection.cluster[0]\` to be a redis:// URL or { host, port } naming an address alone (credentials and TLS go in \`redisOptions\`), got \`${shown}\``,
+      ),
+    );
+  });
+
+  it('refuses `redisOptions` that are no options', () => {
+    expect(() => bullmq({ connection: { cluster, redisOptions: 'x' as never }, prefix: PREFIX })).toThrow(
+      new TypeError('Expected `connection.redisOptions` to be ioredis options, got `x`'),
+    );
+  });
+});
