@@ -1,4 +1,4 @@
-import { Cluster, type ClusterNode, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
+import { Cluster, type ClusterNode, type ClusterOptions, type Command, Redis, type RedisOptions } from 'ioredis';
 import { type BullmqClusterConnection, isClusterConnection } from './options.js';
 
 /**
@@ -105,8 +105,22 @@ class SharedConnection extends Redis {
 class SharedCluster extends Cluster {
   private readonly copies = new Copies();
 
+  private readonly commandTimeoutMs: number | undefined;
+
   constructor({ cluster, ...options }: BullmqClusterConnection, own: RedisOptions & typeof RESP2) {
     super([...cluster], { ...options, redisOptions: { ...options.redisOptions, ...own } });
+    this.commandTimeoutMs = own.commandTimeout;
+  }
+
+  /**
+   * While no node is connected (every node gone, the cluster reconnecting), the cluster holds a
+   * command in a queue of its own, where no node's `commandTimeout` runs and no retry is counted:
+   * an accept or a read waited there until a node came back. Bounded here from when it is sent, as
+   * on one endpoint (a node that takes it later keeps this timer: it sets one only when there is none).
+   */
+  override sendCommand(command: Command, ...rest: unknown[]): unknown {
+    if (this.status !== 'ready' && this.commandTimeoutMs !== undefined) command.setTimeout(this.commandTimeoutMs);
+    return (super.sendCommand as (command: Command, ...rest: unknown[]) => unknown)(command, ...rest);
   }
 
   override duplicate(nodes?: ClusterNode[], override?: ClusterOptions): Cluster {

@@ -273,6 +273,36 @@ describe('bullmq() on a Redis Cluster: its connections', () => {
   });
 });
 
+describe('bullmq() on a Redis Cluster: every node gone', () => {
+  it('answers 503 RedisUnavailable rather than holding the request until a node is back', async () => {
+    // A cluster of this test alone: all its nodes are killed.
+    const own = await ownRedisCluster('redis-cluster-outage');
+    closers.push(() => own.stop());
+    const [first, , third] = own.nodes as OwnRedis[];
+    const connection = { cluster: [(first as OwnRedis).url, { host: '127.0.0.1', port: (third as OwnRedis).port }] };
+    const { handler } = instance(app, { connection, commandTimeoutMs: 500 });
+    await handler.engine?.whenReady();
+    expect((await handler(asyncEvent('t_before'))).statusCode).toBe(202);
+
+    for (const node of own.nodes) node.child.kill('SIGKILL');
+    await Promise.all(own.nodes.map((node) => new Promise((resolve) => node.child.once('exit', resolve))));
+    // Bounded only so that a held request fails the test instead of hanging it.
+    const held = new Promise<'held'>((resolve) => setTimeout(() => resolve('held'), 15_000).unref());
+    const answer = await Promise.race([handler(asyncEvent('t_during')), held]);
+    expect(answer).not.toBe('held');
+    expect(answer).toMatchObject({ statusCode: 503 });
+    expect(JSON.parse((answer as { body: string }).body)).toMatchObject({ code: 'RedisUnavailable' });
+    const read = await Promise.race([
+      handler.tasks.get('t_before').then(
+        () => 'answered',
+        (e: FcAsyncError) => e.code,
+      ),
+      held,
+    ]);
+    expect(read).toBe('RedisUnavailable');
+  }, 40_000);
+});
+
 describe('corkEachTurn on a Redis Cluster', () => {
   it('corks the connection of each node, those the cluster opens after it was called too', async () => {
     const client = new Cluster([(cluster.nodes[0] as OwnRedis).url]);
