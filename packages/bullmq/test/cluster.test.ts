@@ -1,12 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import {
-  createFcHandler,
-  type DestinationRecord,
-  type FcAsyncError,
-  type FcHandler,
-  getInvocation,
-  silentLogger,
-} from '@fc-async/core';
+import { type FcAsyncError, silentLogger } from '@fc-async/core';
 import { asyncEvent, listAllTasks } from '@fc-async/test-kit/fc-server';
 import { taskRecord } from '@fc-async/test-kit/task-store';
 import { Redis } from 'ioredis';
@@ -14,13 +6,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type BullmqBackendOptions, bullmq } from '../src/index.js';
 import { keysOf } from '../src/keys.js';
 import { RedisTaskStore } from '../src/store.js';
+import { type App, taskApp as app, clusterInstance, scanKeys, stopSlowAndExpectEnds } from './cluster-app.js';
 import { until } from './helpers.js';
 import { type OwnRedis, ownClusterRedis } from './redis-server.js';
 
 // bullmq() on a Redis Cluster (a node owning every slot: it refuses what a cluster refuses, and
 // never redirects), as ApsaraDB for Redis / Tair cluster instances are behind their proxy.
-
-type App = (req: IncomingMessage, res: ServerResponse) => unknown;
 
 let cluster: OwnRedis;
 let admin: Redis;
@@ -42,52 +33,10 @@ afterEach(async () => {
   await admin.flushall();
 });
 
-function instance(app: App, options: Partial<BullmqBackendOptions> = {}) {
-  const successes: DestinationRecord[] = [];
-  const failures: DestinationRecord[] = [];
-  const handler = createFcHandler(app, {
-    logger: silentLogger,
-    env: {},
-    async: {
-      mode: 'local',
-      maxAsyncRetryAttempts: 1,
-      backoff: { baseMs: 50, maxMs: 50, jitter: 'none' },
-      backend: bullmq({ connection: cluster.url, prefix: '{fc-async}', ...options }),
-    },
-    destinations: { onSuccess: (r) => void successes.push(r), onFailure: (r) => void failures.push(r) },
-  });
-  closers.push(() => handler.close({ timeoutMs: 1000 }));
-  return { handler, successes, failures };
-}
+const instance = (app: App, options: Partial<BullmqBackendOptions> = {}) =>
+  clusterInstance(app, { connection: cluster.url, prefix: '{fc-async}', ...options }, closers);
 
-/** Fails a task named `fails*`, runs `slow` until it is stopped, answers every other at once. */
-const app: App = (req, res) => {
-  const taskId = String(req.headers['x-fc-async-task-id']);
-  if (taskId.startsWith('fails')) {
-    res.statusCode = 500;
-    res.end();
-  } else if (taskId === 'slow') {
-    getInvocation(req)?.signal?.addEventListener('abort', () => res.end());
-  } else {
-    res.end('done');
-  }
-};
-
-async function status(handler: FcHandler, taskId: string) {
-  return (await handler.tasks.get(taskId))?.status;
-}
-
-/** Every key in the cluster's database, by SCAN. */
-async function allKeys(): Promise<string[]> {
-  const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await admin.scan(cursor, 'COUNT', 1000);
-    keys.push(...batch);
-    cursor = next;
-  } while (cursor !== '0');
-  return keys.sort();
-}
+const allKeys = () => scanKeys(admin);
 
 const slotOf = async (key: string) => Number(await admin.call('CLUSTER', 'KEYSLOT', key));
 
@@ -115,21 +64,8 @@ describe('bullmq() on a Redis Cluster, its prefix a hash tag', () => {
     ]);
     expect(answers.map((a) => a.statusCode)).toEqual([...burst.map(() => 202), 409, 202, 202, 202]);
 
-    await until('the slow task to run', async () => (await status(acceptor.handler, 'slow')) === 'Running');
-    expect((await acceptor.handler.tasks.stop('slow')).taskId).toBe('slow');
     const succeeded = ['one', ...burst, 'later'];
-    const ended = { ...Object.fromEntries(succeeded.map((id) => [id, 'Succeeded'])), fails: 'Failed', slow: 'Stopped' };
-    await until(
-      'every task to end and be delivered',
-      () => worker.successes.length + worker.failures.length === Object.keys(ended).length,
-    );
-    const tasks = await listAllTasks(acceptor.handler.tasks, 7);
-    expect(Object.fromEntries(tasks.map((t) => [t.taskId, t.status]))).toEqual(ended);
-    expect(worker.failures.map((r) => r.requestContext.condition).sort()).toEqual([
-      'Stopped',
-      'UnhandledInvocationError',
-    ]);
-    expect((await acceptor.handler.tasks.get('fails'))?.alreadyRetriedTimes).toBe(1);
+    await stopSlowAndExpectEnds(worker, acceptor, succeeded);
     const later = await acceptor.handler.tasks.get('later');
     expect(later?.events.find((e) => e.status === 'Running')?.timestamp).toBeGreaterThanOrEqual(acceptedAt + 1000);
 

@@ -1,18 +1,18 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import {
-  createFcHandler,
-  type DestinationRecord,
-  type FcAsyncError,
-  type FcHandler,
-  getInvocation,
-  silentLogger,
-} from '@fc-async/core';
+import { type FcAsyncError, silentLogger } from '@fc-async/core';
 import { asyncEvent, listAllTasks } from '@fc-async/test-kit/fc-server';
 import { freePort } from '@fc-async/test-kit/net';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { corkEachTurn } from '../src/cork.js';
 import { type BullmqBackendOptions, type BullmqClusterConnection, bullmq } from '../src/index.js';
+import {
+  type App,
+  taskApp as app,
+  clusterInstance,
+  scanKeys,
+  taskStatus as status,
+  stopSlowAndExpectEnds,
+} from './cluster-app.js';
 import { until } from './helpers.js';
 import { type OwnRedis, type OwnRedisCluster, ownRedisCluster } from './redis-server.js';
 
@@ -20,8 +20,6 @@ import { type OwnRedis, type OwnRedisCluster, ownRedisCluster } from './redis-se
 // answers only the slots it owns and redirects the rest (`MOVED`), so the client must follow the
 // cluster's slot map, as on an open-source Redis Cluster, ElastiCache cluster mode or ApsaraDB /
 // Tair's direct connection.
-
-type App = (req: IncomingMessage, res: ServerResponse) => unknown;
 
 /** A tag whose slot (8627) is on the second node, which the startup list does not name (see clusterConnection). */
 const PREFIX = '{transcode}';
@@ -55,52 +53,10 @@ function clusterConnection(): BullmqClusterConnection {
   return { cluster: [(first as OwnRedis).url, { host: '127.0.0.1', port: (third as OwnRedis).port }] };
 }
 
-function instance(app: App, options: Partial<BullmqBackendOptions> = {}) {
-  const successes: DestinationRecord[] = [];
-  const failures: DestinationRecord[] = [];
-  const handler = createFcHandler(app, {
-    logger: silentLogger,
-    env: {},
-    async: {
-      mode: 'local',
-      maxAsyncRetryAttempts: 1,
-      backoff: { baseMs: 50, maxMs: 50, jitter: 'none' },
-      backend: bullmq({ connection: clusterConnection(), prefix: PREFIX, ...options }),
-    },
-    destinations: { onSuccess: (r) => void successes.push(r), onFailure: (r) => void failures.push(r) },
-  });
-  closers.push(() => handler.close({ timeoutMs: 1000 }));
-  return { handler, successes, failures };
-}
+const instance = (app: App, options: Partial<BullmqBackendOptions> = {}) =>
+  clusterInstance(app, { connection: clusterConnection(), prefix: PREFIX, ...options }, closers);
 
-/** Fails a task named `fails*`, runs `slow` until it is stopped, answers every other at once. */
-const app: App = (req, res) => {
-  const taskId = String(req.headers['x-fc-async-task-id']);
-  if (taskId.startsWith('fails')) {
-    res.statusCode = 500;
-    res.end();
-  } else if (taskId === 'slow') {
-    getInvocation(req)?.signal?.addEventListener('abort', () => res.end());
-  } else {
-    res.end('done');
-  }
-};
-
-async function status(handler: FcHandler, taskId: string) {
-  return (await handler.tasks.get(taskId))?.status;
-}
-
-/** Every key a node holds, by SCAN. */
-async function keysOn(admin: Redis): Promise<string[]> {
-  const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await admin.scan(cursor, 'COUNT', 1000);
-    keys.push(...batch);
-    cursor = next;
-  } while (cursor !== '0');
-  return keys.sort();
-}
+const keysOn = scanKeys;
 
 /** The node owning `slot`, as the cluster's slot map says now (a test moves one). */
 async function ownerOf(slot: number): Promise<number> {
@@ -141,21 +97,8 @@ describe('bullmq() on a Redis Cluster in direct connection mode', () => {
     expect(answers.map((a) => a.statusCode)).toEqual([...burst.map(() => 202), 409, 202, 202]);
 
     // The stop travels from the acceptor to the worker on the stop channel (the cluster's pub/sub).
-    await until('the slow task to run', async () => (await status(acceptor.handler, 'slow')) === 'Running');
-    expect((await acceptor.handler.tasks.stop('slow')).taskId).toBe('slow');
     const succeeded = ['one', ...burst];
-    const ended = { ...Object.fromEntries(succeeded.map((id) => [id, 'Succeeded'])), fails: 'Failed', slow: 'Stopped' };
-    await until(
-      'every task to end and be delivered',
-      () => worker.successes.length + worker.failures.length === Object.keys(ended).length,
-    );
-    const tasks = await listAllTasks(acceptor.handler.tasks, 7);
-    expect(Object.fromEntries(tasks.map((t) => [t.taskId, t.status]))).toEqual(ended);
-    expect(worker.failures.map((r) => r.requestContext.condition).sort()).toEqual([
-      'Stopped',
-      'UnhandledInvocationError',
-    ]);
-    expect((await acceptor.handler.tasks.get('fails'))?.alreadyRetriedTimes).toBe(1);
+    await stopSlowAndExpectEnds(worker, acceptor, succeeded);
     expect((await acceptor.handler.tasks.list({ status: 'Failed' })).tasks.map((t) => t.taskId)).toEqual(['fails']);
     await until('the watch to see the worker’s changes', () => succeeded.every((id) => watched.has(id)));
 
@@ -222,6 +165,14 @@ describe('bullmq() on a Redis Cluster: its slot moved', () => {
   });
 });
 
+/** How `backend`'s start fails (undefined: it started). */
+function startFailure(backend: ReturnType<typeof bullmq>): Promise<FcAsyncError | undefined> {
+  return Promise.resolve(backend.create({ concurrency: 1, logger: silentLogger })).then(
+    () => undefined,
+    (error: unknown) => error as FcAsyncError,
+  );
+}
+
 describe('bullmq() on a Redis Cluster: its connections', () => {
   it('sets its own connection options on every node, over those of `redisOptions`', async () => {
     // RESP3 would turn the scripts' replies into other shapes; a 1 ms command timeout would fail them.
@@ -239,10 +190,7 @@ describe('bullmq() on a Redis Cluster: its connections', () => {
       connectTimeoutMs: 300,
     });
     const startedAt = performance.now();
-    const failure = await Promise.resolve(backend.create({ concurrency: 1, logger: silentLogger })).then(
-      () => undefined,
-      (error: unknown) => error as FcAsyncError,
-    );
+    const failure = await startFailure(backend);
     expect(failure).toMatchObject({
       code: 'RedisUnavailable',
       statusCode: 503,
@@ -261,10 +209,7 @@ describe('bullmq() on a Redis Cluster: its connections', () => {
       prefix: PREFIX,
     });
     const startedAt = performance.now();
-    const failure = await Promise.resolve(backend.create({ concurrency: 1, logger: silentLogger })).then(
-      () => undefined,
-      (error: unknown) => error as FcAsyncError,
-    );
+    const failure = await startFailure(backend);
     expect(failure).toMatchObject({
       code: 'RedisUnavailable',
       message: 'Redis refused the credentials of the connection',
