@@ -213,14 +213,20 @@ function checkClusterConnection(connection: BullmqClusterConnection): BullmqClus
 }
 
 /**
- * A startup node: an address. ioredis reads a URL's credentials, database and query for that node
- * alone, not for the nodes it finds in the slot map: a password there would work on the first node
+ * A startup node: an address. ioredis reads a URL's credentials, database, query and TLS (`rediss:`)
+ * for that node alone, not for the nodes it finds in the slot map: a password there would work on the first node
  * and be refused on the others, so it is refused here, pointing to `redisOptions`.
  */
 function checkStartupNode(node: unknown, name: string): void {
   if (typeof node === 'string') {
     const url = checkRedisUrl(node, { name });
-    const addressAlone = !url.username && !url.password && (url.pathname === '' || url.pathname === '/') && !url.search;
+    // `rediss:` too: its TLS would be that node's alone.
+    const addressAlone =
+      url.protocol === 'redis:' &&
+      !url.username &&
+      !url.password &&
+      (url.pathname === '' || url.pathname === '/') &&
+      !url.search;
     if (addressAlone) return;
   } else if (typeof node === 'object' && node !== null && isPlainObject(node)) {
     const { host, port, ...rest } = node as { host?: unknown; port?: unknown };

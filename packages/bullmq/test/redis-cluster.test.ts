@@ -297,6 +297,7 @@ describe('bullmq() cluster options', () => {
     ['redis://:secret@10.0.0.5:6379', 'redis://***@10.0.0.5:6379'],
     ['redis://10.0.0.5:6379/1', 'redis://10.0.0.5:6379/1'],
     ['redis://10.0.0.5:6379?tls=true', 'redis://10.0.0.5:6379?***'],
+    ['rediss://10.0.0.5:6379', 'rediss://10.0.0.5:6379'],
     [{ host: '10.0.0.5', port: 6379, password: 'secret' }, '{ host, port, password }'],
     [{ host: '10.0.0.5' }, '{ host }'],
     [6379, '6379'],
