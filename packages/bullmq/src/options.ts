@@ -65,6 +65,15 @@ export interface BullmqBackendOptions extends RetentionOptions {
  * What each node's connection needs (credentials, `tls`) goes in `redisOptions`, as ioredis has it;
  * the options `bullmq()` sets itself on a connection (`commandTimeout`, `maxRetriesPerRequest`,
  * `protocol`, `replyMapping`) win there too. The prefix must be a hash tag (`{transcode}`).
+ *
+ * @example
+ * ```ts
+ * const connection: BullmqClusterConnection = {
+ *   cluster: ['redis://10.0.0.5:6379', { host: '10.0.0.6', port: 6379 }],
+ *   redisOptions: { password: process.env.REDIS_PASSWORD },
+ * };
+ * bullmq({ connection, prefix: '{transcode}' });
+ * ```
  */
 export interface BullmqClusterConnection extends ClusterOptions {
   /** Startup nodes, any of the cluster's: `redis://HOST:PORT` URLs (no credentials nor database) or `{ host, port }`. */
