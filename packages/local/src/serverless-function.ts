@@ -260,8 +260,16 @@ export function httpTrigger(
   const config = (triggers[index] as Obj)[configKey];
   const methods = isObject(config) ? config.methods : undefined;
   if (methods === undefined) return {};
+  return { methods: methodList(file, methods, `${where}[${index}].${configKey}.methods`) };
+}
+
+/**
+ * A `methods` list (an HTTP trigger's, a custom domain route's) in capitals; throws `InvalidConfig`
+ * naming `where` when it is no list of text.
+ */
+export function methodList(file: string, methods: unknown, where: string): string[] {
   if (!Array.isArray(methods) || !methods.every((m) => typeof m === 'string')) {
-    throw configError(file, `${where}[${index}].${configKey}.methods must be a list of HTTP methods`);
+    throw configError(file, `${where} must be a list of HTTP methods`);
   }
-  return { methods: methods.map((m: string) => m.toUpperCase()) };
+  return methods.map((m: string) => m.toUpperCase());
 }

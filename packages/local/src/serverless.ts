@@ -3,7 +3,7 @@ import { configError, isObject, withValueOrigins } from './errors.js';
 import { checkServerlessConfigOptions } from './options.js';
 import { readAsyncConfig, readFc2AsyncConfig } from './serverless-async.js';
 import { blameSource, notAppliedNotice, readServerlessDoc, type ServedResource } from './serverless-doc.js';
-import { checkFunction, httpTrigger, readLogConfig, startCommand } from './serverless-function.js';
+import { checkFunction, httpTrigger, methodList, readLogConfig, startCommand } from './serverless-function.js';
 import { fc2KeyNotes, fc3KeyNotes } from './serverless-keys.js';
 import type { FunctionSpec } from './spec.js';
 import { resolveVars, type ThisContext, type VarContext, VarError } from './yaml-vars.js';
@@ -199,10 +199,7 @@ type RouteMethods = string[] | undefined;
 function routeMethods(file: string, route: Obj, where: string): RouteMethods {
   const methods = route.methods;
   if (methods === undefined || methods === null || (Array.isArray(methods) && methods.length === 0)) return undefined;
-  if (!Array.isArray(methods) || !methods.every((m) => typeof m === 'string')) {
-    throw configError(file, `${where}.methods must be a list of HTTP methods`);
-  }
-  return methods.map((m: string) => m.toUpperCase());
+  return methodList(file, methods, `${where}.methods`);
 }
 
 /** Adds one more route to function `name`'s: the methods of all of them, any when one takes any. */
