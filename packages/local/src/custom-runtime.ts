@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { connect } from 'node:net';
 import { delimiter, join } from 'node:path';
@@ -105,19 +105,35 @@ const accepts = (port: number) =>
   });
 
 /**
+ * FC's own folders of programs: a custom runtime's built-in languages (`/var/fc/lang/nodejs20/bin`)
+ * and the official layers' (`/opt/nodejs20/bin`, `/opt/python3.10/bin`, `/opt/bin`). Group 1: the
+ * program's name.
+ */
+const FC_PROGRAM = /^\/(?:var\/fc\/lang\/[^/]+|opt(?:\/[^/]+)?)\/bin\/([^/]+)$/;
+
+/**
  * The program to spawn: a bare name (`node`) is looked up in the child's PATH, then in the
  * emulator's (an s.yaml PATH often names FC layer folders, `/opt/nodejs20/bin`, that are not here).
+ * A path in one of FC's folders of programs that this machine does not have
+ * (`/var/fc/lang/nodejs20/bin/node`, which FC's templates name) is looked up the same way by its
+ * name, and `fcPath` says so; a name found nowhere is spawned as given, and fails saying so.
  */
-function programPath(program: string, childPath: string | undefined): string {
-  if (program.includes('/')) return program;
+function programPath(program: string, childPath: string | undefined): { path: string; fcPath?: string } {
+  let name = program;
+  if (program.includes('/')) {
+    const fc = FC_PROGRAM.exec(program)?.[1];
+    if (fc === undefined || existsSync(program)) return { path: program };
+    name = fc;
+  }
   for (const dir of [childPath, process.env.PATH].join(delimiter).split(delimiter)) {
     if (!dir) continue;
+    const path = join(dir, name);
     try {
-      accessSync(join(dir, program), constants.X_OK);
-      return join(dir, program);
+      accessSync(path, constants.X_OK);
+      return name === program ? { path } : { path, fcPath: program };
     } catch {}
   }
-  return program;
+  return { path: program };
 }
 
 /**
@@ -166,7 +182,7 @@ export async function startCustomRuntime(
   fn: FunctionIdentity,
   deps: { log: EmulatorLog; instanceId: string; ports?: readonly EmulatorPort[] | undefined },
 ): Promise<CustomRuntime> {
-  let instance = await startInstance(spec, fn, deps, deps.instanceId);
+  let instance = await startInstance(spec, fn, deps, deps.instanceId, true);
   let restarting: Promise<Instance> | undefined;
   let stopping = false;
   const restart = () =>
@@ -209,12 +225,14 @@ export async function startCustomRuntime(
  * its output into the emulator's log line by line, then waits until it accepts connections and
  * sends `POST /initialize` when an initializer is configured. Throws `CustomRuntimeStartFailed`
  * naming the function, the command and the last lines of its stderr; the process is gone by then.
+ * `first`: the function's first instance, whose start tells of a program run in place of FC's.
  */
 async function startInstance(
   spec: FunctionSpec,
   fn: FunctionIdentity,
   deps: { log: EmulatorLog; ports?: readonly EmulatorPort[] | undefined },
   instanceId: string,
+  first = false,
 ): Promise<Instance> {
   const config = spec.customRuntime as NonNullable<FunctionSpec['customRuntime']>;
   const [program, ...args] = config.command.map((word) => onThisMachine(word, spec.file)) as [string, ...string[]];
@@ -224,7 +242,13 @@ async function startInstance(
   // when nothing was listening there before it started.
   const fixed = config.port === port || (await accepts(config.port)) ? undefined : config.port;
   const env = customRuntimeEnv(fn, instanceId, port, spec.environmentVariables);
-  const child = spawn(process.execPath, ['-e', SUPERVISOR, programPath(program, env.PATH), ...args], {
+  const spawned = programPath(program, env.PATH);
+  if (spawned.fcPath !== undefined && first)
+    deps.log.notice(
+      `${fn.name}: ${spawned.fcPath} is where FC keeps that program; this machine has none there, so ${spawned.path} runs`,
+      { function: fn.name },
+    );
+  const child = spawn(process.execPath, ['-e', SUPERVISOR, spawned.path, ...args], {
     cwd: spec.file,
     env,
     // stdin: a pipe the supervisor watches, never written to; it closes when the emulator exits.

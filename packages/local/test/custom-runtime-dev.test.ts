@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -245,6 +245,85 @@ describe('the child process', () => {
     const last = stderr.trimEnd().split('\n').at(-1);
     expect(last).toMatch(/^fc-async: broken: the custom runtime `node \.\/exits\.js` \(in .*code\) exited with code 3/);
     expect(last).toContain('its last stderr lines: boom: DATABASE_URL is not set');
+  });
+});
+
+describe("a command naming FC's own programs (`/var/fc/lang/nodejs20/bin/node`, a layer's `/opt/nodejs20/bin/node`)", () => {
+  it('runs the program of that name found in PATH, with a notice per function, and serves as FC does', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const emulator = await startEmulator({
+      config: fixture('custom-runtime/s-fc-node.yaml'),
+      port: 0,
+      controlPort: 0,
+      retryBaseMs: 10,
+      outDir: mkdtempSync(join(tmp, 'fc-node-')),
+      logFormat: 'json',
+      output: (text) => {
+        for (const line of text.trim().split('\n')) lines.push(JSON.parse(line) as Record<string, unknown>);
+      },
+    });
+    try {
+      for (const name of ['web', 'layered']) {
+        const seen = (await (await fetch(`${emulator.triggerUrl}/${name}/seen`)).json()) as Seen;
+        expect(seen.env.FC_FUNCTION_NAME).toBe(name);
+        expect(alive(seen.pid)).toBe(true);
+      }
+      const notices = lines.filter((l) => String(l.message).includes('is where FC keeps that program'));
+      expect(notices.map((l) => l.message)).toEqual([
+        expect.stringMatching(
+          /^web: \/var\/fc\/lang\/nodejs20\/bin\/node is where FC keeps that program; this machine has none there, so \/\S+\/node runs$/,
+        ),
+        expect.stringMatching(
+          /^layered: \/opt\/nodejs20\/bin\/node is where FC keeps that program; .* so \/\S+\/node runs$/,
+        ),
+      ]);
+      const accepted = await fetch(`${emulator.triggerUrl}/web/job`, {
+        method: 'POST',
+        headers: { 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'fc_node_1' },
+        body: '{"n":1}',
+      });
+      expect(accepted.status).toBe(202);
+      expect(await finished(emulator, 'fc_node_1')).toMatchObject({ status: 'Succeeded' });
+    } finally {
+      await emulator.close({ timeoutMs: 2000 });
+    }
+  });
+
+  it('one of those paths whose program is nowhere here fails the start naming the path, exit 1', async () => {
+    const dir = mkdtempSync(join(tmp, 'fc-missing-'));
+    writeFileSync(
+      join(dir, 's.yaml'),
+      [
+        'edition: 3.0.0',
+        'name: missing-interpreter',
+        'resources:',
+        '  web:',
+        '    component: fc3',
+        '    props:',
+        '      region: cn-shanghai',
+        '      functionName: web',
+        '      runtime: custom.debian10',
+        `      code: ${JSON.stringify(fixture('custom-runtime/code'))}`,
+        '      customRuntimeConfig:',
+        '        command: [/var/fc/lang/nodejs99/bin/no-such-node-here, ./server.js]',
+        '      triggers:',
+        '        - { triggerName: http, triggerType: http, triggerConfig: { methods: [GET] } }',
+        '',
+      ].join('\n'),
+    );
+    const { code, stderr } = await runCli([
+      'dev',
+      '--config',
+      join(dir, 's.yaml'),
+      '--port',
+      '0',
+      '--control-port',
+      '0',
+    ]);
+    expect(code).toBe(1);
+    expect(stderr.trimEnd().split('\n').at(-1)).toMatch(
+      /^fc-async: web: the custom runtime `\/var\/fc\/lang\/nodejs99\/bin\/no-such-node-here \.\/server\.js` .*could not be started: spawn \/var\/fc\/lang\/nodejs99\/bin\/no-such-node-here ENOENT/,
+    );
   });
 });
 
