@@ -45,6 +45,8 @@ const UNREADABLE = Symbol('unreadable');
 /** A reference: names joined by dots, list items as `[1]` (or `.1`). */
 const NAME = /^[A-Za-z_$][\w$-]*(?:\.[\w$-]+|\[\d+\])*/;
 const WHOLE_NAME = new RegExp(`${NAME.source}$`);
+/** A decimal number as YAML writes one (`60`, `-1`, `0.5`). */
+const NUMBER = /^-?(?:0|[1-9]\d*)(?:\.\d+)?$/;
 
 /** How deep a walk may go through values that are expressions themselves (`a: ${vars.b}`, `b: ${vars.a}`). */
 const MAX_WALK_NESTING = 8;
@@ -143,7 +145,10 @@ function call(name: string, args: unknown[], written: string[], ctx: VarContext)
   switch (name) {
     case 'env': {
       const value = ctx.env[String(first)];
-      return value === undefined || (value === '' && second !== undefined) ? second : value;
+      if (value === undefined || (value === '' && second !== undefined)) return second;
+      // A number as the default (`env('TIMEOUT', 60)`) asks for a number: a variable that reads
+      // as one is taken as one, so that `timeout: ${env('TIMEOUT', 60)}` is a number either way.
+      return typeof second === 'number' && NUMBER.test(value) ? Number(value) : value;
     }
     case 'config':
       return first === 'AccountID' ? ctx.accountId : first === 'Region' ? ctx.region : undefined;
@@ -252,7 +257,8 @@ export function evaluateExpression(
     i = source.indexOf(text, i) + text.length;
     const named = WHOLE_NAME.test(text) ? reference(text, ctx, self) : undefined;
     literal = named === undefined;
-    return named ?? text;
+    // A bare number is a number (`env('RETRIES', 2)`), as YAML reads one.
+    return named ?? (NUMBER.test(text) ? Number(text) : text);
   };
   const callAt = (name: string): unknown => {
     i++;

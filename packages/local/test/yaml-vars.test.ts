@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadServerlessConfig } from '../src/index.js';
 import { resolveVars, type VarContext, VarError } from '../src/yaml-vars.js';
 
 // What Serverless Devs users write in s.yaml and the emulator once kept as written ("not resolved
@@ -22,6 +23,56 @@ describe('s.yaml variables', () => {
     expect(resolveVars("${env('UNSET_X', 'a}b')}", ctx)).toBe('a}b');
     expect(resolveVars("id-${env('UNSET_X', 'a}b')}-${config('Region')}", ctx)).toBe('id-a}b-cn-hangzhou');
     expect([...ctx.unresolved]).toEqual([]);
+  });
+
+  it("takes env()'s bare number default as a number, and a variable set then as a number too", () => {
+    const unset = context({});
+    expect(resolveVars("${env('UNSET_T', 60)}", unset)).toBe(60);
+    expect(resolveVars("${env('UNSET_T', 0.5)}", unset)).toBe(0.5);
+    const set = context({}, { T: '30', NAME: '007', WORD: 'fast', EMPTY: '' });
+    expect(resolveVars("${env('T', 60)}", set)).toBe(30);
+    expect(resolveVars("${env('EMPTY', 60)}", set)).toBe(60);
+    // Text stays text: a quoted default, no default, a value that is no plain number, inside a string.
+    expect(resolveVars("${env('T', '60')}", set)).toBe('30');
+    expect(resolveVars("${env('T')}", set)).toBe('30');
+    expect(resolveVars("${env('NAME', 1)}", set)).toBe('007');
+    expect(resolveVars("${env('WORD', 1)}", set)).toBe('fast');
+    expect(resolveVars("t-${env('T', 60)}", set)).toBe('t-30');
+  });
+
+  it("reads an s.yaml's numbers given as `${env('NAME', 60)}`: the default, or the variable set", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fc-async-vars-'));
+    writeFileSync(join(dir, 'index.mjs'), 'export const handler = async () => "ok";\n');
+    writeFileSync(
+      join(dir, 's.yaml'),
+      [
+        'edition: 3.0.0',
+        'name: numbers',
+        'resources:',
+        '  web:',
+        '    component: fc3',
+        '    props:',
+        '      region: cn-hangzhou',
+        '      functionName: web',
+        '      runtime: nodejs20',
+        '      handler: index.handler',
+        '      code: .',
+        "      timeout: ${env('FN_TIMEOUT', 60)}",
+        "      memorySize: ${env('FN_MEMORY', 512)}",
+        '      asyncInvokeConfig:',
+        "        maxAsyncRetryAttempts: ${env('FN_RETRIES', 1)}",
+        '',
+      ].join('\n'),
+    );
+    const read = async (env: Record<string, string>) => {
+      const [fn] = (await loadServerlessConfig(join(dir, 's.yaml'), { env })).functions;
+      return { timeout: fn?.timeout, memorySize: fn?.memorySize, retries: fn?.asyncConfig?.maxAsyncRetryAttempts };
+    };
+    expect(await read({})).toEqual({ timeout: 60, memorySize: 512, retries: 1 });
+    expect(await read({ FN_TIMEOUT: '300', FN_RETRIES: '0' })).toEqual({ timeout: 300, memorySize: 512, retries: 0 });
+    await expect(read({ FN_RETRIES: 'three' })).rejects.toThrow(
+      "maxAsyncRetryAttempts must be an integer from 0 to 8, got the value of ${env('FN_RETRIES', 1)}",
+    );
   });
 
   it('walks into a value that is an expression of its own (a file) and into list items by index', () => {
