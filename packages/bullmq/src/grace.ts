@@ -31,6 +31,14 @@ export function notAccepted(error: unknown): unknown {
       { statusCode: 503, cause: error },
     );
   }
+  if (SCRIPT_CHECK.test((error as { message?: unknown } | null)?.message as string)) {
+    // No Retry-After either: the proxy refuses the script itself, whatever its keys.
+    return new FcAsyncError(
+      'RedisUnavailable',
+      "Redis refused the task's script: the proxy of an ApsaraDB for Redis / Tair cluster instance checks that a script uses only the keys passed to it (`script_check_enable`, on by default), which BullMQ's and fc-async's scripts do not: set `script_check_enable` to 0 on the instance",
+      { statusCode: 503, cause: error },
+    );
+  }
   if (timedOut(error)) {
     // Sent, not answered (Redis frozen or overloaded): Redis may still store it when it wakes.
     return new FcAsyncError(
@@ -53,6 +61,15 @@ export function notAccepted(error: unknown): unknown {
  * ApsaraDB for Redis / Tair cluster instances.
  */
 const CROSS_SLOT = /^CROSSSLOT |keys must (?:be )?in same slot/;
+
+/**
+ * The refusal of a script by the proxy of ApsaraDB for Redis / Tair cluster instances when its Lua
+ * check is on (`script_check_enable` 1, the default): `ERR bad lua script for redis cluster, all
+ * the keys that the script uses should be passed using the KEYS array` (later proxies add `, and
+ * KEYS should not be in expression`). It refuses a script that builds a key or walks its keys in a
+ * loop, as BullMQ's and fc-async's do, so no accept gets through until the check is off.
+ */
+const SCRIPT_CHECK = /bad lua script for redis cluster/i;
 
 /**
  * Redis's answer to `command`; a read or a stop Redis did not answer (frozen past

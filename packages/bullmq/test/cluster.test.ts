@@ -146,3 +146,35 @@ describe('bullmq() on a Redis Cluster, its prefix without a hash tag', () => {
     expect((refused?.cause as Error | undefined)?.message).toMatch(/^CROSSSLOT /);
   });
 });
+
+describe('bullmq() behind the proxy of an ApsaraDB for Redis / Tair cluster instance whose Lua check is on', () => {
+  // The proxy's reply to a script using keys it was not passed (script_check_enable 1, the default),
+  // as Alibaba Cloud's support and users of such instances quote it: the older text, and the newer.
+  const refusal =
+    'ERR bad lua script for redis cluster, all the keys that the script uses should be passed using the KEYS array';
+  it.each([refusal, `${refusal}, and KEYS should not be in expression`])(
+    'answers an accept it refuses (%s) naming script_check_enable, not "retry later"',
+    async (reply) => {
+      const redis = new Redis(cluster.url);
+      const store = new RedisTaskStore(redis, redis.duplicate(), keysOf('{fc-async}'));
+      await store.listen();
+      closers.push(() => store.close());
+      // The proxy answers in place of the insert's script: a script replying with its error, read
+      // by ioredis as the proxy's reply would be.
+      const lua = `return redis.error_reply(${JSON.stringify(reply)})`;
+      redis.defineCommand('fcAsyncInsert', { numberOfKeys: 5, lua });
+      const refused = await store.insert(taskRecord('t_1')).then(
+        () => undefined,
+        (error: unknown) => error as FcAsyncError,
+      );
+      expect(refused).toMatchObject({
+        code: 'RedisUnavailable',
+        statusCode: 503,
+        message:
+          "Redis refused the task's script: the proxy of an ApsaraDB for Redis / Tair cluster instance checks that a script uses only the keys passed to it (`script_check_enable`, on by default), which BullMQ's and fc-async's scripts do not: set `script_check_enable` to 0 on the instance",
+      });
+      expect(refused?.headers?.['retry-after']).toBeUndefined();
+      expect((refused?.cause as Error | undefined)?.message).toBe(reply);
+    },
+  );
+});
