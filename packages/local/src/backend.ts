@@ -10,25 +10,39 @@ import {
 } from '@fc-async/core';
 import { optionError } from './errors.js';
 
-/** Where tasks live: in memory (default), a SQLite file, or Redis through BullMQ. */
-export type StoreSpec = { kind: 'memory' } | { kind: 'sqlite'; path: string } | { kind: 'redis'; url: URL };
+/**
+ * Where tasks live: in memory (default), a SQLite file, or Redis through BullMQ, each function's
+ * keys under `<prefix>:<function>` (`prefix`: `--redis-prefix`, else {@link DEFAULT_REDIS_PREFIX}).
+ */
+export type StoreSpec =
+  | { kind: 'memory' }
+  | { kind: 'sqlite'; path: string }
+  | { kind: 'redis'; url: URL; prefix?: string | undefined };
+
+/** What each function's BullMQ prefix starts with when `--redis-prefix` names none: `fc-async:<function>`. */
+export const DEFAULT_REDIS_PREFIX = 'fc-async';
 
 /**
- * Reads `--store memory|sqlite:PATH` and `--redis URL` (one or the other); a relative PATH starts
- * at `cwd`. A PATH starting with `~` is refused: no shell expands it after `sqlite:`, and it
- * would make a folder named `~`; so are a blank PATH and SQLite's in-memory names, which
- * `sqlite()` refuses but which, resolved against `cwd`, would name a file there.
+ * Reads `--store memory|sqlite:PATH` and `--redis URL` (one or the other), and `--redis-prefix`,
+ * which only `--redis` takes; a relative PATH starts at `cwd`. A PATH starting with `~` is refused:
+ * no shell expands it after `sqlite:`, and it would make a folder named `~`; so are a blank PATH
+ * and SQLite's in-memory names, which `sqlite()` refuses but which, resolved against `cwd`, would
+ * name a file there. The prefix itself is checked by `bullmq()` (see {@link backendFactory}).
  */
 export function parseStoreSpec(
   store: string | undefined,
   redis: string | undefined,
   cwd: string = process.cwd(),
+  redisPrefix?: string | undefined,
 ): StoreSpec {
+  if (redisPrefix !== undefined && redis === undefined) {
+    throw new TypeError('`--redis-prefix` names the prefix of the tasks in Redis: give it with `--redis URL`');
+  }
   if (redis !== undefined) {
     if (store !== undefined && store !== 'memory') {
       throw new TypeError('Pass either `--store` or `--redis`, not both');
     }
-    return { kind: 'redis', url: redisUrl(redis) };
+    return { kind: 'redis', url: redisUrl(redis), ...(redisPrefix !== undefined ? { prefix: redisPrefix } : {}) };
   }
   if (store === undefined || store === 'memory') return { kind: 'memory' };
   if (store.startsWith('sqlite:') && store.length > 'sqlite:'.length) {
@@ -105,7 +119,8 @@ async function load(pkg: string, exportName: string, flag: string, importer: Imp
 /**
  * One backend per function, by dynamic import of `@fc-async/sqlite` or `@fc-async/bullmq`.
  * Several functions get a SQLite file each (`tasks.db` → `tasks.<function>.db`) and a BullMQ prefix
- * each (`fc-async:<function>`). Throws `BackendMissing` when the package cannot be loaded.
+ * each (`fc-async:<function>`, or `<--redis-prefix>:<function>`). Throws `BackendMissing` when the
+ * package cannot be loaded, and the `TypeError` of `bullmq()` for a `--redis-prefix` it refuses.
  */
 export async function backendFactory(
   spec: StoreSpec,
@@ -122,7 +137,37 @@ export async function backendFactory(
   }
   const bullmq = await load('@fc-async/bullmq', 'bullmq', '--redis', importer);
   const connection = redisOptions(spec.url);
-  return (name) => bullmq({ connection, prefix: `fc-async:${name}` });
+  if (spec.prefix !== undefined) checkRedisPrefix(bullmq, connection, spec.prefix);
+  const prefix = spec.prefix ?? DEFAULT_REDIS_PREFIX;
+  return (name) => bullmq({ connection, prefix: `${prefix}:${name}` });
+}
+
+/**
+ * `--redis-prefix` as `bullmq()` checks a prefix (it validates its options when called, and
+ * connects only at start), its `TypeError` naming the flag: the same rules (a hash tag at most, no
+ * `task` segment at the end...) in one place.
+ */
+function checkRedisPrefix(bullmq: (...args: unknown[]) => AsyncBackend, connection: object, prefix: string): void {
+  try {
+    bullmq({ connection, prefix });
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+    throw new TypeError(error.message.replace(/^Expected `prefix`/, 'Expected `--redis-prefix`'));
+  }
+}
+
+/**
+ * What a start `bullmq()` refused on a Redis Cluster for a prefix without a hash tag lacks: its
+ * message says to make the prefix a tag, not which flag of `fc-async dev` sets it. Empty for any
+ * other error.
+ */
+export function redisPrefixHint(error: unknown, prefix: string | undefined): string {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  if (code !== 'RedisUnavailable' || typeof message !== 'string' || !message.startsWith('Redis runs in cluster mode')) {
+    return '';
+  }
+  const tag = `{${prefix ?? DEFAULT_REDIS_PREFIX}}`;
+  return `; fc-async dev takes it as --redis-prefix '${tag}' (each function's prefix is then \`${tag}:<function>\`)`;
 }
 
 /**

@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { basename, extname, relative } from 'node:path';
 import { FcAsyncError, holdLateEngines, maskUrl } from '@fc-async/core';
-import { backendFactory, gateBackends, lateEngineHold, parseStoreSpec } from './backend.js';
+import { backendFactory, gateBackends, lateEngineHold, parseStoreSpec, redisPrefixHint } from './backend.js';
 import { BodyBudget } from './body.js';
 import { closeInDestinationOrder } from './close-order.js';
 import { createControlServer } from './control/server.js';
@@ -217,7 +217,7 @@ async function startLogged(o: ResolvedOptions, log: EmulatorLog): Promise<Emulat
   const specs = await specsOf(o, log);
   const backends = gateBackends(
     await backendFactory(
-      parseStoreSpec(o.store, o.redis, o.cwd),
+      parseStoreSpec(o.store, o.redis, o.cwd, o.redisPrefix),
       specs.map((s) => s.name),
     ),
   );
@@ -281,7 +281,7 @@ async function startLogged(o: ResolvedOptions, log: EmulatorLog): Promise<Emulat
         `The task backend did not start within ${BACKEND_START_MS / 1000} s${o.redis ? `: is Redis reachable at ${new URL(o.redis).host}?` : ''}`,
       );
     }).catch((error: unknown) => {
-      throw o.redis ? redisNotReady(o.redis, error) : error;
+      throw o.redis ? redisNotReady(o.redis, error, o.redisPrefix) : error;
     });
   } catch (error) {
     backends.open();
@@ -391,14 +391,17 @@ let ownExit = false;
 /**
  * A backend start that failed under `--redis`: one message naming the Redis (its URL with the
  * credentials masked) and the code, the backend's own error as its cause. The code stays the
- * backend's (`RedisUnavailable`), `BackendNotReady` for one that said nothing in time.
+ * backend's (`RedisUnavailable`), `BackendNotReady` for one that said nothing in time. A refusal
+ * of a prefix without a hash tag on a Redis Cluster says which flag gives one (`--redis-prefix`).
  */
-function redisNotReady(redis: string, error: unknown): FcAsyncError<string> {
+function redisNotReady(redis: string, error: unknown, prefix: string | undefined): FcAsyncError<string> {
   const code = (error as { code?: unknown } | undefined)?.code;
   const named = typeof code === 'string' && /^[A-Z]\w*$/.test(code) ? code : 'BackendNotReady';
-  return new FcAsyncError(named, `Redis at ${maskUrl(redis)} is not ready (${named}): ${failure(error)}`, {
-    cause: error,
-  });
+  return new FcAsyncError(
+    named,
+    `Redis at ${maskUrl(redis)} is not ready (${named}): ${failure(error)}${redisPrefixHint(error, prefix)}`,
+    { cause: error },
+  );
 }
 
 /**

@@ -44,6 +44,18 @@ export interface EmulatorOptions {
   store?: string | undefined;
   /** A Redis URL: tasks go to BullMQ (`@fc-async/bullmq`). */
   redis?: string | undefined;
+  /**
+   * With `redis`, what each function's BullMQ prefix starts with: `<redisPrefix>:<function>`. On a
+   * Redis Cluster (ApsaraDB for Redis / Tair cluster instances too) a hash tag, so that every key
+   * of a function lies in one slot. Checked as `bullmq()` checks its `prefix`. The CLI's
+   * `--redis-prefix`. @default 'fc-async'
+   *
+   * @example
+   * ```ts
+   * await startEmulator({ entry: 'app.ts', redis: 'redis://10.0.0.5:6379', redisPrefix: '{fc-async}' });
+   * ```
+   */
+  redisPrefix?: string | undefined;
   /** Attempts running at once, per function. @default 10 */
   concurrency?: number | undefined;
   /** Tasks waiting per function before new async requests get 429. @default 10000 */
@@ -119,6 +131,7 @@ export interface ResolvedOptions {
   accountId: string;
   store?: string | undefined;
   redis?: string | undefined;
+  redisPrefix?: string | undefined;
   concurrency: number;
   maxQueuedTasks: number;
   retryBaseMs: number;
@@ -223,6 +236,7 @@ const KEYS = new Set([
   'accountId',
   'store',
   'redis',
+  'redisPrefix',
   'concurrency',
   'maxQueuedTasks',
   'retryBaseMs',
@@ -261,7 +275,7 @@ export function resolveOptions(options: EmulatorOptions): ResolvedOptions {
   for (const key of Object.keys(options)) {
     if (!KEYS.has(key)) throw new TypeError(`Unknown startEmulator() option \`${key}\``);
   }
-  for (const key of ['config', 'host', 'controlHost', 'store', 'redis', 'outDir', 'cwd'] as const) {
+  for (const key of ['config', 'host', 'controlHost', 'store', 'redis', 'redisPrefix', 'outDir', 'cwd'] as const) {
     const value = options[key];
     if (value !== undefined && (typeof value !== 'string' || value === '')) {
       throw optionError(key, 'a non-empty string', value);
@@ -335,6 +349,7 @@ export function resolveOptions(options: EmulatorOptions): ResolvedOptions {
     accountId: text('accountId', options.accountId, ACCOUNT_ID, 'an account id of digits', '0'),
     store: options.store,
     redis: options.redis,
+    redisPrefix: options.redisPrefix,
     concurrency: int('concurrency', options.concurrency, 1, 10_000, 10),
     maxQueuedTasks: int('maxQueuedTasks', options.maxQueuedTasks, 1, 10_000_000, 10_000),
     retryBaseMs: int('retryBaseMs', options.retryBaseMs, 1, 3_600_000, 1000),

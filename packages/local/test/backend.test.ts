@@ -162,6 +162,35 @@ describe('--store and --redis', () => {
     ]);
   });
 
+  it('passes each function <--redis-prefix>:<function> as its BullMQ prefix', async () => {
+    const calls: unknown[] = [];
+    const importer = async () => ({ bullmq: (options: unknown) => calls.push(options) });
+    const spec = parseStoreSpec(undefined, 'redis://h:1', '/', '{fc-async}');
+    expect(spec).toMatchObject({ kind: 'redis', prefix: '{fc-async}' });
+    const redisFor = await backendFactory(spec, ['a', 'b'], importer);
+    redisFor('a');
+    redisFor('b');
+    // The first call is the check of the prefix itself.
+    expect(calls.slice(1)).toEqual([
+      { connection: { host: 'h', port: 1 }, prefix: '{fc-async}:a' },
+      { connection: { host: 'h', port: 1 }, prefix: '{fc-async}:b' },
+    ]);
+  });
+
+  it.each([
+    ['{fc-async', /^Expected `--redis-prefix` to be 1 to 64 letters, .*, got `\{fc-async`$/],
+    ['{a}{b}', /^Expected `--redis-prefix` to be 1 to 64 letters, .*, got `\{a\}\{b\}`$/],
+    ['shop:tasks', /^Expected `--redis-prefix` not to end in a 'task' or 'tasks' segment/],
+  ])('refuses --redis-prefix %s as bullmq() refuses it, naming the flag', async (prefix, message) => {
+    const spec = parseStoreSpec(undefined, 'redis://h:1', '/', prefix);
+    await expect(backendFactory(spec, ['a'])).rejects.toThrow(message);
+  });
+
+  it('refuses --redis-prefix without --redis', () => {
+    expect(() => parseStoreSpec(undefined, undefined, '/', '{fc-async}')).toThrow(/`--redis-prefix` .* `--redis URL`/);
+    expect(() => parseStoreSpec('sqlite:/t.db', undefined, '/', '{fc-async}')).toThrow(/`--redis-prefix`/);
+  });
+
   it('says when a backend package does not export its factory', async () => {
     await expect(backendFactory({ kind: 'sqlite', path: '/t.db' }, ['f'], async () => ({}))).rejects.toThrow(
       /@fc-async\/sqlite does not export sqlite\(\)/,

@@ -1,9 +1,11 @@
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startEmulator } from '../src/index.js';
-import { $FC, type CliRun, fixture, redisServer, sdk, startCli, waitFor } from './helpers.js';
+import { freePort } from '../src/ports.js';
+import { $FC, type CliRun, fixture, redisServer, runCli, sdk, startCli, waitFor } from './helpers.js';
 
 // The real @fc-async/sqlite and @fc-async/bullmq behind `--store sqlite:PATH` and `--redis URL`
 // (test/backend.test.ts covers the flags' parsing and a missing package).
@@ -119,5 +121,102 @@ describe('fc-async dev --redis URL', () => {
     const attempt = await waitFor(() => one.lines.find((l) => l.kind === 'attempt' && l.taskId === 'far_1'), 20_000);
     expect(attempt.status).toBe('Stopped');
     expect(two.lines.filter((l) => l.kind === 'attempt' && l.taskId === 'far_1')).toEqual([]);
+  });
+});
+
+/**
+ * A throwaway redis-server in cluster mode owning every slot (a cluster of one node, stopped after
+ * the test): it refuses what any Redis Cluster refuses, keys across slots (`CROSSSLOT`).
+ */
+async function clusterRedisUrl(): Promise<string> {
+  const busPort = await freePort('127.0.0.1');
+  const { url } = await redisServer((stop) => cleanups.push(stop), {
+    args: ['--cluster-enabled', 'yes', '--cluster-port', String(busPort), '--cluster-config-file', 'nodes.conf'],
+  });
+  const admin = new Redis(url);
+  try {
+    await admin.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
+    await waitFor(async () => ((await admin.call('CLUSTER', 'INFO')) as string).includes('cluster_state:ok'), 10_000);
+  } finally {
+    admin.disconnect();
+  }
+  return url;
+}
+
+describe('fc-async dev --redis URL --redis-prefix PREFIX', () => {
+  it('runs on a Redis Cluster with a prefix that is a hash tag, every key under <prefix>:<function>', async () => {
+    const redis = await clusterRedisUrl();
+    const cli = await dev(['--redis', redis, '--redis-prefix', '{fc-async}']);
+    expect((await post(cli, 'tagged_1')).status).toBe(202);
+    await succeeded(cli, 'tagged_1');
+    const admin = new Redis(redis);
+    cleanups.push(() => admin.disconnect());
+    const keys = await admin.keys('*');
+    expect(keys.length).toBeGreaterThan(0);
+    expect(keys.filter((key) => !key.startsWith('{fc-async}:app:'))).toEqual([]);
+  });
+
+  it('without it, a start on a Redis Cluster fails naming the flag that gives the prefix a hash tag', async () => {
+    const redis = await clusterRedisUrl();
+    const { code, stderr } = await runCli([
+      'dev',
+      fixture('jobs-app.ts'),
+      '--name',
+      'app',
+      '--redis',
+      redis,
+      '--port',
+      '0',
+      '--control-port',
+      '0',
+    ]);
+    expect(code).toBe(1);
+    expect(stderr).toContain(
+      'Redis runs in cluster mode, where the keys of prefix `fc-async:app` hash to different slots',
+    );
+    expect(stderr).toContain(
+      "fc-async dev takes it as --redis-prefix '{fc-async}' (each function's prefix is then `{fc-async}:<function>`)",
+    );
+  });
+
+  it.each([[[]], [['--watch']]])(
+    'refuses a prefix bullmq() refuses, in one line with exit code 1 (%j)',
+    async (watch) => {
+      // Checked before Redis is asked: nothing listens on port 1.
+      const { code, stderr } = await runCli([
+        'dev',
+        fixture('jobs-app.ts'),
+        ...watch,
+        '--redis',
+        'redis://127.0.0.1:1',
+        '--redis-prefix',
+        '{fc-async',
+        '--port',
+        '0',
+        '--control-port',
+        '0',
+      ]);
+      expect([code, stderr]).toEqual([
+        1,
+        "fc-async: Expected `--redis-prefix` to be 1 to 64 letters, digits, '_', '.', ':' or '-', with at most one hash tag such as `{fc-async}`, got `{fc-async`\n",
+      ]);
+    },
+  );
+
+  it('refuses it without --redis', async () => {
+    const { code, stderr } = await runCli([
+      'dev',
+      fixture('jobs-app.ts'),
+      '--redis-prefix',
+      '{fc-async}',
+      '--port',
+      '0',
+      '--control-port',
+      '0',
+    ]);
+    expect([code, stderr]).toEqual([
+      1,
+      'fc-async: `--redis-prefix` names the prefix of the tasks in Redis: give it with `--redis URL`\n',
+    ]);
   });
 });
