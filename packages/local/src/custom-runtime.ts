@@ -335,8 +335,11 @@ async function startInstance(
     });
 
   try {
-    if (config.healthCheck) await passHealthCheck(target, () => spawnError, config.healthCheck, hook);
-    else if (await waitListening(target, () => spawnError, { configured: config.port, fixed, own: deps.ports ?? [] })) {
+    const ports = { configured: config.port, fixed, own: deps.ports ?? [] };
+    const followed = config.healthCheck
+      ? await passHealthCheck(target, () => spawnError, config.healthCheck, hook, ports)
+      : await waitListening(target, () => spawnError, ports);
+    if (followed) {
       deps.log.notice(
         `${fn.name}: the custom runtime listens on its s.yaml port ${target.port}, not on FC_SERVER_PORT; requests go there (a second emulator serving it would find the port taken)`,
         { function: fn.name },
@@ -393,13 +396,16 @@ function gone(t: ChildTarget, failed: () => Error | undefined): Error | undefine
 /**
  * FC's custom health check (see {@link HealthCheck}): resolves after `successThreshold` passing
  * probes in a row; throws after `failureThreshold` failing ones in a row, or when the child exits.
+ * A child that listens on `ports.fixed` rather than on the port it was given is probed there
+ * ({@link followFixedPort}): it resolves true then.
  */
 async function passHealthCheck(
-  t: ChildTarget,
+  t: ChildTarget & { port: number },
   failed: () => Error | undefined,
   check: HealthCheck,
   hook: (method: string, path: string, timeout: number) => Promise<{ statusCode: number }>,
-): Promise<void> {
+  ports: Ports,
+): Promise<boolean> {
   const pause = async (seconds: number) => {
     const until = Date.now() + seconds * 1000;
     while (Date.now() < until) {
@@ -411,17 +417,19 @@ async function passHealthCheck(
   await pause(check.initialDelaySeconds);
   let passed = 0;
   let failures = 0;
+  let followed = false;
   for (;;) {
     const error = gone(t, failed);
     if (error) throw error;
     let ok = await accepts(t.port);
+    if (!ok && (await followFixedPort(t, ports))) ok = followed = true;
     if (ok && check.httpGetUrl) {
       const answer = await hook('GET', check.httpGetUrl, check.timeoutSeconds).catch(() => undefined);
       ok = answer !== undefined && answer.statusCode >= 200 && answer.statusCode < 300;
     }
     if (ok) {
       failures = 0;
-      if (++passed >= check.successThreshold) return;
+      if (++passed >= check.successThreshold) return followed;
     } else {
       passed = 0;
       if (++failures >= check.failureThreshold) {
@@ -443,15 +451,39 @@ export interface EmulatorPort {
   flag: string;
 }
 
+/** The s.yaml port of a custom runtime, `fixed` when it was free as the child started, and the emulator's own. */
+interface Ports {
+  configured: number;
+  fixed: number | undefined;
+  own: readonly EmulatorPort[];
+}
+
+/**
+ * Points `t` at `ports.fixed` when the child listens there (its s.yaml port, free when it started)
+ * rather than on the port it was given: true when it did. Throws when that port is one of the
+ * emulator's `own`.
+ */
+async function followFixedPort(t: ChildTarget & { port: number }, ports: Ports): Promise<boolean> {
+  if (ports.fixed === undefined || t.port === ports.fixed || !(await accepts(ports.fixed))) return false;
+  const own = ports.own.find((p) => p.port === ports.fixed);
+  if (own) {
+    throw new Error(
+      `listens on its s.yaml port ${ports.fixed}, not on FC_SERVER_PORT, and ${ports.fixed} is fc-async dev's ${own.flag}: give fc-async dev another ${own.flag} (${own.flag} ${ports.fixed === 8080 ? 8081 : 8080}), or make the app listen on process.env.FC_SERVER_PORT`,
+    );
+  }
+  t.port = ports.fixed;
+  return true;
+}
+
 /**
  * Resolves once the child accepts connections: false on the port it was given, true once it
- * listens on `fixed` (its s.yaml port, free when it started) instead, which `t.port` then names.
- * Throws when it exited, could not start, took too long, or took a port of the emulator's `own`.
+ * listens on `fixed` instead ({@link followFixedPort}), which `t.port` then names. Throws when it
+ * exited, could not start, took too long, or took a port of the emulator's `own`.
  */
 async function waitListening(
   t: ChildTarget & { port: number },
   failed: () => Error | undefined,
-  ports: { configured: number; fixed: number | undefined; own: readonly EmulatorPort[] },
+  ports: Ports,
 ): Promise<boolean> {
   const deadline = Date.now() + START_MS;
   for (;;) {
@@ -462,16 +494,7 @@ async function waitListening(
       throw new Error(`${how} before it listened on port ${t.port}`);
     }
     if (await accepts(t.port)) return false;
-    if (ports.fixed !== undefined && (await accepts(ports.fixed))) {
-      const own = ports.own.find((p) => p.port === ports.fixed);
-      if (own) {
-        throw new Error(
-          `listens on its s.yaml port ${ports.fixed}, not on FC_SERVER_PORT, and ${ports.fixed} is fc-async dev's ${own.flag}: give fc-async dev another ${own.flag} (${own.flag} ${ports.fixed === 8080 ? 8081 : 8080}), or make the app listen on process.env.FC_SERVER_PORT`,
-        );
-      }
-      t.port = ports.fixed;
-      return true;
-    }
+    if (await followFixedPort(t, ports)) return true;
     if (Date.now() > deadline) {
       const taken = ports.fixed === undefined && ports.configured !== t.port ? `, which was taken when it started` : '';
       throw new Error(

@@ -426,11 +426,11 @@ describe('serving real-world files', () => {
 
   describe('a custom runtime whose app listens on its s.yaml port, not FC_SERVER_PORT (express: app.listen(9000))', () => {
     /** A project whose server listens on `port` whatever its environment says, as that template's does. */
-    const fixedPortProject = (port: number) => {
+    const fixedPortProject = (port: number, runtimeConfig = '') => {
       const dir = mkdtempSync(join(tmp, 'fixed-port-'));
       cpSync(real('fc3-express-custom-runtime/s.yaml'), join(dir, 's.yaml'));
       const yaml = readFileSync(join(dir, 's.yaml'), 'utf8');
-      writeFileSync(join(dir, 's.yaml'), yaml.replace('port: 9000', `port: ${port}`));
+      writeFileSync(join(dir, 's.yaml'), yaml.replace('port: 9000', `port: ${port}${runtimeConfig}`));
       cpSync(real('fc3-express-custom-runtime/code'), join(dir, 'code'), { recursive: true });
       writeFileSync(
         join(dir, 'code/index.js'),
@@ -446,6 +446,18 @@ describe('serving real-world files', () => {
       expect(await (await fetch(`${emulator.triggerUrl}/users`)).text()).toBe('fixed /users');
       const queued = await fetch(`${emulator.triggerUrl}/jobs`, { headers: { 'x-fc-invocation-type': 'Async' } });
       expect(queued.status).toBe(202);
+      expect(lines.join('')).toContain(
+        `express-app: the custom runtime listens on its s.yaml port ${port}, not on FC_SERVER_PORT`,
+      );
+    });
+
+    it('is followed there with a health check too, whose probes then go to that port', async () => {
+      const port = await freePort();
+      const check =
+        '\n        healthCheckConfig:\n          httpGetUrl: /ready\n          periodSeconds: 1\n          failureThreshold: 3';
+      const lines: string[] = [];
+      emulator = await startEmulator({ ...quiet, config: fixedPortProject(port, check), output: (t) => lines.push(t) });
+      expect(await (await fetch(`${emulator.triggerUrl}/users`)).text()).toBe('fixed /users');
       expect(lines.join('')).toContain(
         `express-app: the custom runtime listens on its s.yaml port ${port}, not on FC_SERVER_PORT`,
       );
