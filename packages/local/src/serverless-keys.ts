@@ -30,8 +30,8 @@ const FC3_ASYNC = [
 const FC2_ASYNC = ['destination', 'maxAsyncEventAgeInSeconds', 'maxAsyncRetryAttempts', 'statefulInvocation'];
 const FC2_DESTINATION = ['onSuccess', 'onFailure'];
 /**
- * `instanceLifecycleConfig` (FC 3.0: initializer, preStop; FC 2.0: preFreeze, preStop; the
- * emulator reads an FC 2.0 one's initializer too) and each hook (`command`: a custom container's).
+ * `instanceLifecycleConfig` (FC 3.0: initializer, preStop; FC 2.0: preFreeze, preStop; an FC 2.0
+ * one's initializer is refused, see checkFunction) and each hook (`command`: a custom container's).
  */
 const LIFECYCLE = ['initializer', 'preStop', 'preFreeze'];
 const LIFECYCLE_HOOK = ['handler', 'timeout', 'command'];

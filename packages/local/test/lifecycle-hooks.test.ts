@@ -400,6 +400,11 @@ describe("a Node.js function's lifecycle config", () => {
       "resources.api.props.initializer is FC 2.0's `fc` component key: the fc3 component names the hook instanceLifecycleConfig.initializer (handler, timeout)",
     ],
     [
+      "FC 3.0's instanceLifecycleConfig.initializer in an fc function, which FC 2.0 would not run",
+      FC2('        instanceLifecycleConfig:\n          initializer: { handler: index.initialize, timeout: 5 }\n'),
+      "services.web.props.function.instanceLifecycleConfig.initializer is FC 3.0's `fc3` component key: the fc component names the hook initializer (file.export), with initializationTimeout",
+    ],
+    [
       'an FC 2.0 initializer that is not text',
       FC2('        initializer: 123\n'),
       'services.web.props.function.initializer must look like file.export (index.initializer), got 123',
@@ -415,6 +420,25 @@ export const preStop = async () => {};
     const error = await refused(dir);
     expect(error).toMatchObject({ code: 'InvalidConfig' });
     expect(error.message).toBe(`${join(dir, 's.yaml')}: ${problem}`);
+  });
+
+  it("refuses FC 2.0's initializer key in an fc3 custom runtime too, whose POST /initialize FC 3.0 would not send", async () => {
+    const dir = project({
+      'server.mjs': `import { createServer } from 'node:http';
+createServer((req, res) => res.end('ok')).listen(Number(process.env.FC_SERVER_PORT));
+`,
+      's.yaml': FC3('      initializer: "true"\n      initializationTimeout: 5\n')
+        .replace('runtime: nodejs20', 'runtime: custom.debian12')
+        .replace(
+          'handler: index.handler',
+          'handler: index.handler\n      customRuntimeConfig: { command: [node, server.mjs] }',
+        ),
+    });
+    const error = await refused(dir);
+    expect(error).toMatchObject({ code: 'InvalidConfig' });
+    expect(error.message).toBe(
+      `${join(dir, 's.yaml')}: resources.api.props.initializer is FC 2.0's \`fc\` component key: the fc3 component names the hook instanceLifecycleConfig.initializer (handler, timeout)`,
+    );
   });
 });
 
