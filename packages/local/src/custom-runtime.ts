@@ -476,6 +476,19 @@ async function followFixedPort(t: ChildTarget & { port: number }, ports: Ports):
 }
 
 /**
+ * Why a child that exited may not have listened: its s.yaml port was taken when it started (an app
+ * that listens there whatever FC_SERVER_PORT says then fails, EADDRINUSE), and by whom if known.
+ */
+function takenNote(t: ChildTarget & { port: number }, ports: Ports): string {
+  if (ports.fixed !== undefined || ports.configured === t.port) return '';
+  const own = ports.own.find((p) => p.port === ports.configured);
+  const by = own
+    ? `fc-async dev's ${own.flag} listens there`
+    : "another function's custom runtime or another program listens there";
+  return ` (FC_SERVER_PORT); its s.yaml port ${ports.configured} was taken when it started (${by}): make the app listen on process.env.FC_SERVER_PORT`;
+}
+
+/**
  * Resolves once the child accepts connections: false on the port it was given, true once it
  * listens on `fixed` instead ({@link followFixedPort}), which `t.port` then names. Throws when it
  * exited, could not start, took too long, or took a port of the emulator's `own`.
@@ -491,7 +504,7 @@ async function waitListening(
     if (error) throw new Error(`could not be started: ${error.message}`);
     if (t.exit) {
       const how = t.exit.signal ? `was killed by ${t.exit.signal}` : `exited with code ${t.exit.code}`;
-      throw new Error(`${how} before it listened on port ${t.port}`);
+      throw new Error(`${how} before it listened on port ${t.port}${takenNote(t, ports)}`);
     }
     if (await accepts(t.port)) return false;
     if (await followFixedPort(t, ports)) return true;

@@ -1,5 +1,5 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: the s.yaml texts here are written in Serverless Devs variable syntax
-import { cpSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -460,6 +460,29 @@ describe('serving real-world files', () => {
       expect(await (await fetch(`${emulator.triggerUrl}/users`)).text()).toBe('fixed /users');
       expect(lines.join('')).toContain(
         `express-app: the custom runtime listens on its s.yaml port ${port}, not on FC_SERVER_PORT`,
+      );
+    });
+
+    it('of two functions wanting the same port: the second fails to start, saying its port was taken', async () => {
+      const port = await freePort();
+      const dir = mkdtempSync(join(tmp, 'same-port-'));
+      mkdirSync(join(dir, 'code'));
+      writeFileSync(
+        join(dir, 'code/index.js'),
+        `require('node:http').createServer((req, res) => res.end('fixed')).listen(${port}, '127.0.0.1');\n`,
+      );
+      const fn = (name: string) =>
+        `  ${name}:\n    component: fc3\n    props:\n      functionName: ${name}\n      runtime: custom.debian10\n      code: ./code\n      customRuntimeConfig: { command: [node, index.js], port: ${port} }\n`;
+      writeFileSync(join(dir, 's.yaml'), `edition: 3.0.0\nresources:\n${fn('first')}${fn('second')}`);
+      const error = await startEmulator({ ...quiet, config: join(dir, 's.yaml') }).then(
+        () => undefined,
+        (e: unknown) => e as { code?: string; message: string },
+      );
+      expect(error?.code).toBe('CustomRuntimeStartFailed');
+      expect(error?.message).toMatch(
+        new RegExp(
+          `^second: .* exited with code 1 before it listened on port \\d+ \\(FC_SERVER_PORT\\); its s\\.yaml port ${port} was taken when it started \\(another function's custom runtime or another program listens there\\): make the app listen on process\\.env\\.FC_SERVER_PORT`,
+        ),
       );
     });
 
