@@ -136,7 +136,11 @@ async function clusterRedisUrl(): Promise<string> {
   const admin = new Redis(url);
   try {
     await admin.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
-    await waitFor(async () => ((await admin.call('CLUSTER', 'INFO')) as string).includes('cluster_state:ok'), 10_000);
+    // `|| undefined`: waitFor waits while its probe gives undefined (false would end it at once).
+    await waitFor(
+      async () => ((await admin.call('CLUSTER', 'INFO')) as string).includes('cluster_state:ok') || undefined,
+      10_000,
+    );
   } finally {
     admin.disconnect();
   }
