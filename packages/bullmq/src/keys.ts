@@ -46,6 +46,15 @@ end
 `;
 
 /**
+ * Publishes a stop on the stop channel (KEYS[1]; ARGV[1] the task id). A script for where it runs:
+ * a Redis Cluster runs it on the node owning the channel's slot, the prefix's, which the stop's
+ * write has just reached, and forwards what it publishes to every node. A plain PUBLISH names no
+ * key, and ioredis's Cluster sends it to any node: to a lost one or a frozen one, where it failed
+ * or waited `commandTimeoutMs`.
+ */
+export const PUBLISH_SCRIPT = `return redis.call('PUBLISH', KEYS[1], ARGV[1])`;
+
+/**
  * KEYS: task, open, ended, byTime, the task's job. ARGV: id, started time, status, record, open,
  * end time, payload, body, insert token. Returns 1, or 0 when the id is taken. A task holding this
  * insert's token is this very insert run again (ioredis resends a script whose reply a dropped

@@ -18,7 +18,7 @@ import {
 import { decodeRecord, indexArgs } from './codec.js';
 import type { RedisClient } from './connection.js';
 import { answerOf, notAccepted, settlesWithin, storeClosed, timedOut } from './grace.js';
-import { CAS_SCRIPT, INSERT_MANY_SCRIPT, INSERT_SCRIPT, type Keys, LIST_SCRIPT } from './keys.js';
+import { CAS_SCRIPT, INSERT_MANY_SCRIPT, INSERT_SCRIPT, type Keys, LIST_SCRIPT, PUBLISH_SCRIPT } from './keys.js';
 import { type ListCommand, listTasks } from './list.js';
 import { EventTail } from './watch.js';
 
@@ -38,6 +38,8 @@ interface Scripts extends ListCommand {
   fcAsyncInsertMany(keyCount: number, ...args: (string | Buffer)[]): Promise<number[]>;
   /** The compare-and-set, its bulk replies as Buffers (the body is bytes). */
   fcAsyncCasBuffer(...args: string[]): Promise<CasReply>;
+  /** PUBLISH on the node owning the channel's slot (see PUBLISH_SCRIPT). */
+  fcAsyncPublish(channel: string, message: string): Promise<number>;
 }
 
 /** An insert waiting for the end of the current microtasks, to go out with the others of its turn. */
@@ -128,6 +130,7 @@ export class RedisTaskStore implements TaskStore {
     redis.defineCommand('fcAsyncInsertMany', { lua: INSERT_MANY_SCRIPT });
     redis.defineCommand('fcAsyncCas', { numberOfKeys: 3, lua: CAS_SCRIPT });
     redis.defineCommand('fcAsyncList', { numberOfKeys: 1, lua: LIST_SCRIPT });
+    redis.defineCommand('fcAsyncPublish', { numberOfKeys: 1, lua: PUBLISH_SCRIPT });
     this.redis = redis as RedisClient & Scripts;
     subscriber.on('message', (channel: string, taskId: string) => {
       if (channel !== keys.stop) return;
@@ -293,7 +296,7 @@ export class RedisTaskStore implements TaskStore {
 
   async requestStop(taskId: string): Promise<void> {
     this.live();
-    await answerOf(this.redis.publish(this.keys.stop, taskId));
+    await answerOf(this.redis.fcAsyncPublish(this.keys.stop, taskId));
   }
 
   async close(): Promise<void> {

@@ -33,13 +33,13 @@ export function clusterInstance(app: App, options: BullmqBackendOptions, closers
   return { handler, successes, failures };
 }
 
-/** Fails a task named `fails*`, runs `slow` until it is stopped, answers every other at once. */
+/** Fails a task named `fails*`, runs `slow*` until it is stopped, answers every other at once. */
 export const taskApp: App = (req, res) => {
   const taskId = String(req.headers['x-fc-async-task-id']);
   if (taskId.startsWith('fails')) {
     res.statusCode = 500;
     res.end();
-  } else if (taskId === 'slow') {
+  } else if (taskId.startsWith('slow')) {
     getInvocation(req)?.signal?.addEventListener('abort', () => res.end());
   } else {
     res.end('done');

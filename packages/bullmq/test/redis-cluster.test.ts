@@ -165,6 +165,46 @@ describe('bullmq() on a Redis Cluster: its slot moved', () => {
   });
 });
 
+/** Freezes `node` (SIGSTOP): its connections stay open, and it answers, forwards and delivers nothing. */
+function freeze(node: OwnRedis): void {
+  node.child.kill('SIGSTOP');
+}
+
+describe('bullmq() on a Redis Cluster: a node other than the tag’s lost', () => {
+  it('publishes a stop on the node owning the tag’s slot: a stop is answered while the other nodes are frozen', async () => {
+    const tagSlot = Number(await admins[0]?.call('CLUSTER', 'KEYSLOT', PREFIX));
+    const owner = await ownerOf(tagSlot);
+    const worker = instance(app);
+    // The stop rests on its publish here: no attempt of the tasks runs on this instance.
+    const acceptor = instance(app, { worker: false, commandTimeoutMs: 500 });
+    await Promise.all([worker.handler.engine?.whenReady(), acceptor.handler.engine?.whenReady()]);
+    const slow = ['slow_1', 'slow_2', 'slow_3', 'slow_4', 'slow_5'];
+    await Promise.all(slow.map((id) => acceptor.handler(asyncEvent(id))));
+    await until('the tasks to run', async () => {
+      const statuses = await Promise.all(slow.map((id) => status(acceptor.handler, id)));
+      return statuses.every((s) => s === 'Running');
+    });
+
+    const others = cluster.nodes.filter((_, i) => i !== owner);
+    for (const node of others) freeze(node);
+    // Runs first (closers run last in, first out): the worker's subscriber may be on a frozen node.
+    closers.push(async () => {
+      for (const node of others) node.child.kill('SIGCONT');
+    });
+    // A PUBLISH names no key: ioredis's Cluster sent it to any node, a frozen one two times in three,
+    // where it waited commandTimeoutMs and the stop failed 503 RedisUnavailable.
+    const answers = await Promise.all(
+      slow.map((id) =>
+        acceptor.handler.tasks.stop(id).then(
+          (task) => task.status,
+          (error: FcAsyncError) => error.code,
+        ),
+      ),
+    );
+    expect(answers).toEqual(slow.map(() => 'Stopping'));
+  });
+});
+
 /** How `backend`'s start fails (undefined: it started). */
 function startFailure(backend: ReturnType<typeof bullmq>): Promise<FcAsyncError | undefined> {
   return Promise.resolve(backend.create({ concurrency: 1, logger: silentLogger })).then(
