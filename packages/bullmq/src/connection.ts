@@ -31,11 +31,70 @@ export function connect(
   commandTimeout: number,
   extra?: Pick<RedisOptions, 'autoResubscribe'>,
 ): SharedClient {
-  const own = { maxRetriesPerRequest: 20, commandTimeout, ...extra, ...RESP2 };
+  const own = ownOptions(commandTimeout, extra);
   if (isClusterConnection(connection)) return new SharedCluster(connection, own);
   return typeof connection === 'string'
     ? new SharedConnection(withoutQueryOptions(connection, Object.keys(own)), own)
     : new SharedConnection({ ...connection, ...own });
+}
+
+/**
+ * The stop channel's subscriber: as {@link connect} makes it, `autoResubscribe` off (the store
+ * subscribes again itself after each reconnection), but on a Redis Cluster one connection to one
+ * node, which moves to another node when it reconnects (see {@link NodeSubscriber}).
+ */
+export function connectSubscriber(
+  connection: string | RedisOptions | BullmqClusterConnection,
+  shared: SharedClient,
+  commandTimeout: number,
+): RedisClient {
+  if (!isClusterConnection(connection) || !(shared instanceof Cluster)) {
+    return connect(connection, commandTimeout, { autoResubscribe: false });
+  }
+  return new NodeSubscriber(connection, shared, ownOptions(commandTimeout, { autoResubscribe: false }));
+}
+
+/** What {@link connect} sets on a connection, over the app's options. */
+function ownOptions(commandTimeout: number, extra?: Pick<RedisOptions, 'autoResubscribe'>) {
+  return { maxRetriesPerRequest: 20, commandTimeout, ...extra, ...RESP2 };
+}
+
+/**
+ * The stop channel's subscriber on a Redis Cluster: a connection to one node (a cluster forwards
+ * a PUBLISH to every node), the first startup node, then at each reconnection the next of the nodes
+ * the shared connection knows (the startup nodes until it knows some). Not ioredis's Cluster: its
+ * subscriber, when its node is lost, subscribes again on another node by itself and says nothing,
+ * so the stops published in between were not looked for. This one emits `ready` after each
+ * reconnection, as on one endpoint, and the store looks (see RedisTaskStore.listen).
+ */
+class NodeSubscriber extends Redis {
+  constructor({ cluster, redisOptions }: BullmqClusterConnection, shared: Cluster, own: RedisOptions & typeof RESP2) {
+    const startup = cluster.map(addressOf);
+    super({
+      ...redisOptions,
+      ...own,
+      ...startup[0],
+      lazyConnect: false,
+      // As ioredis's Cluster has it on its nodes' connections (ioredis 6; ioredis 5 has no such option).
+      maintNotifications: 'disabled',
+      // Called before each reconnection: the node it tries is set here. 50 ms more each time, up to
+      // 2 s: another node may be up at once.
+      retryStrategy: (times) => {
+        const known = shared.nodes('all').map(({ options }) => ({ host: options.host, port: options.port }));
+        const nodes = known.length > 0 ? known : startup;
+        const at = nodes.findIndex(({ host, port }) => host === this.options.host && port === this.options.port);
+        Object.assign(this.options, nodes[(at + 1) % nodes.length]);
+        return Math.min(times * 50, 2000);
+      },
+    });
+  }
+}
+
+/** A startup node's address (validated: a `redis://HOST:PORT` URL or `{ host, port }`). */
+function addressOf(node: string | { host: string; port: number }): { host: string; port: number } {
+  if (typeof node !== 'string') return { host: node.host, port: node.port };
+  const url = new URL(node);
+  return { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || 6379) };
 }
 
 /**

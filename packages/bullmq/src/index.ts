@@ -1,6 +1,6 @@
 import { type AsyncBackend, FcAsyncError, type Logger, MAX_TIMER_MS } from '@fc-async/core';
 import { Cluster, ReplyError } from 'ioredis';
-import { connect, type RedisClient } from './connection.js';
+import { connect, connectSubscriber, type RedisClient } from './connection.js';
 import { corkEachTurn } from './cork.js';
 import { answerOf, settlesWithin } from './grace.js';
 import { keysOf } from './keys.js';
@@ -45,7 +45,7 @@ export function bullmq(options: BullmqBackendOptions): AsyncBackend {
       // The store resubscribes after each reconnection itself, handling a refusal; ioredis's own
       // resubscribe does not, and a SUBSCRIBE refused then (closed again, timed out, an ACL) was
       // an unhandled rejection, which ends the process by default.
-      const subscriber = connect(resolved.connection, resolved.commandTimeoutMs, { autoResubscribe: false });
+      const subscriber = connectSubscriber(resolved.connection, redis, resolved.commandTimeoutMs);
       reportErrors(redis, logger);
       reportErrors(subscriber, logger);
       try {

@@ -59,10 +59,15 @@ const instance = (app: App, options: Partial<BullmqBackendOptions> = {}) =>
 const keysOn = scanKeys;
 
 /** The node owning `slot`, as the cluster's slot map says now (a test moves one). */
-async function ownerOf(slot: number): Promise<number> {
-  const slots = (await (admins[0] as Redis).call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
+function ownerOf(slot: number): Promise<number> {
+  return ownerAmong(cluster.nodes, admins[0] as Redis, slot);
+}
+
+/** The node owning `slot` among `nodes`, as the slot map `admin` reads says. */
+async function ownerAmong(nodes: readonly OwnRedis[], admin: Redis, slot: number): Promise<number> {
+  const slots = (await admin.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
   const [, , [, port]] = slots.find(([from, to]) => slot >= from && slot <= to) as (typeof slots)[0];
-  return cluster.nodes.findIndex((node) => node.port === port);
+  return nodes.findIndex((node) => node.port === port);
 }
 
 describe('bullmq() on a Redis Cluster in direct connection mode', () => {
@@ -203,6 +208,51 @@ describe('bullmq() on a Redis Cluster: a node other than the tag’s lost', () =
     );
     expect(answers).toEqual(slow.map(() => 'Stopping'));
   });
+});
+
+describe('bullmq() on a Redis Cluster: the node of the stop channel’s subscriber lost', () => {
+  it('aborts a running app whose stop was published while its subscriber lost its node, once it subscribes on another', async () => {
+    // A cluster of this test alone: one of its nodes is killed.
+    const own = await ownRedisCluster('redis-cluster-subscriber');
+    closers.push(() => own.stop());
+    const nodes = own.nodes as OwnRedis[];
+    // Quiet about the killed node's refusals while they reconnect.
+    const ownAdmins = nodes.map((node) => new Redis(node.url).on('error', () => {}));
+    closers.push(async () => {
+      for (const admin of ownAdmins) admin.disconnect();
+    });
+    const connection = {
+      cluster: [(nodes[0] as OwnRedis).url, { host: '127.0.0.1', port: (nodes[2] as OwnRedis).port }],
+    };
+    const worker = instance(app, { connection });
+    await worker.handler.engine?.whenReady();
+    // The node the worker's subscriber is on: the one whose stop channel has a subscriber.
+    const channel = `${PREFIX}:stop`;
+    const counts = await Promise.all(ownAdmins.map(async (admin) => (await admin.pubsub('NUMSUB', channel))[1]));
+    const lost = counts.indexOf(1);
+    expect(counts.filter((count) => count === 1)).toHaveLength(1);
+    // Lost while the tag's slot stays served: a node owning another.
+    const tagSlot = Number(await ownAdmins[0]?.call('CLUSTER', 'KEYSLOT', PREFIX));
+    expect(lost).not.toBe(await ownerAmong(nodes, ownAdmins[0] as Redis, tagSlot));
+
+    const acceptor = instance(app, { connection, worker: false });
+    await acceptor.handler.engine?.whenReady();
+    expect((await acceptor.handler(asyncEvent('slow'))).statusCode).toBe(202);
+    await until('the task to run', async () => (await status(acceptor.handler, 'slow')) === 'Running');
+
+    // Frozen first, so that the stop is published (on the tag's node) while the subscriber's node
+    // delivers nothing, then killed: the subscriber moves to another node, the stop gone with it.
+    const node = nodes[lost] as OwnRedis;
+    freeze(node);
+    expect((await acceptor.handler.tasks.stop('slow')).status).toBe('Stopping');
+    const exited = new Promise((resolve) => node.child.once('exit', resolve));
+    node.child.kill('SIGKILL');
+    await exited;
+    // The app ends its response when its signal aborts: the task ends, and its end is delivered.
+    await until('the app aborted and the task’s end delivered', () => worker.failures.length === 1, 5000);
+    expect(worker.failures.map((r) => r.requestContext.condition)).toEqual(['Stopped']);
+    expect(await status(acceptor.handler, 'slow')).toBe('Stopped');
+  }, 40_000);
 });
 
 /** How `backend`'s start fails (undefined: it started). */
