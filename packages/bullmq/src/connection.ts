@@ -60,6 +60,12 @@ function ownOptions(commandTimeout: number, extra?: Pick<RedisOptions, 'autoResu
 }
 
 /**
+ * `maintNotifications: 'disabled'`, as ioredis 6's Cluster sets it on its nodes' connections. Spread
+ * from an `object`: ioredis 5 has no such option (it ignores it) and its types would refuse the key.
+ */
+const NO_MAINT_NOTIFICATIONS: object = { maintNotifications: 'disabled' };
+
+/**
  * The stop channel's subscriber on a Redis Cluster: a connection to one node (a cluster forwards
  * a PUBLISH to every node), the first startup node, then at each reconnection the next of the nodes
  * the shared connection knows (the startup nodes until it knows some). Not ioredis's Cluster: its
@@ -75,8 +81,7 @@ class NodeSubscriber extends Redis {
       ...own,
       ...startup[0],
       lazyConnect: false,
-      // As ioredis's Cluster has it on its nodes' connections (ioredis 6; ioredis 5 has no such option).
-      maintNotifications: 'disabled',
+      ...NO_MAINT_NOTIFICATIONS,
       // Called before each reconnection: the node it tries is set here. 50 ms more each time, up to
       // 2 s: another node may be up at once.
       retryStrategy: (times) => {
