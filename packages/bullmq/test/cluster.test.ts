@@ -128,14 +128,7 @@ describe('bullmq() on a Redis Cluster, its prefix without a hash tag', () => {
 
   it('answers a cross-slot refusal of an accept (a cluster its start did not see) as such, not "retry later"', async () => {
     // A proxy may not say it fronts a cluster: the store's own insert meets the refusal.
-    const redis = new Redis(cluster.url);
-    const store = new RedisTaskStore(redis, redis.duplicate(), keysOf('fc-async'));
-    await store.listen();
-    closers.push(() => store.close());
-    const refused = await store.insert(taskRecord('t_1')).then(
-      () => undefined,
-      (error: unknown) => error as FcAsyncError,
-    );
+    const refused = await refusedInsert('fc-async');
     expect(refused).toMatchObject({
       code: 'RedisUnavailable',
       statusCode: 503,
@@ -147,6 +140,19 @@ describe('bullmq() on a Redis Cluster, its prefix without a hash tag', () => {
   });
 });
 
+/** What a store on `prefix` throws when it inserts a task (`setup` given its connection first). */
+async function refusedInsert(prefix: string, setup?: (redis: Redis) => void): Promise<FcAsyncError | undefined> {
+  const redis = new Redis(cluster.url);
+  const store = new RedisTaskStore(redis, redis.duplicate(), keysOf(prefix));
+  await store.listen();
+  closers.push(() => store.close());
+  setup?.(redis);
+  return store.insert(taskRecord('t_1')).then(
+    () => undefined,
+    (error: unknown) => error as FcAsyncError,
+  );
+}
+
 describe('bullmq() behind the proxy of an ApsaraDB for Redis / Tair cluster instance whose Lua check is on', () => {
   // The proxy's reply to a script using keys it was not passed (script_check_enable 1, the default),
   // as Alibaba Cloud's support and users of such instances quote it: the older text, and the newer.
@@ -155,17 +161,11 @@ describe('bullmq() behind the proxy of an ApsaraDB for Redis / Tair cluster inst
   it.each([refusal, `${refusal}, and KEYS should not be in expression`])(
     'answers an accept it refuses (%s) naming script_check_enable, not "retry later"',
     async (reply) => {
-      const redis = new Redis(cluster.url);
-      const store = new RedisTaskStore(redis, redis.duplicate(), keysOf('{fc-async}'));
-      await store.listen();
-      closers.push(() => store.close());
       // The proxy answers in place of the insert's script: a script replying with its error, read
       // by ioredis as the proxy's reply would be.
       const lua = `return redis.error_reply(${JSON.stringify(reply)})`;
-      redis.defineCommand('fcAsyncInsert', { numberOfKeys: 5, lua });
-      const refused = await store.insert(taskRecord('t_1')).then(
-        () => undefined,
-        (error: unknown) => error as FcAsyncError,
+      const refused = await refusedInsert('{fc-async}', (redis) =>
+        redis.defineCommand('fcAsyncInsert', { numberOfKeys: 5, lua }),
       );
       expect(refused).toMatchObject({
         code: 'RedisUnavailable',
