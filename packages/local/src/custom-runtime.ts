@@ -384,13 +384,21 @@ async function startInstance(
   };
 }
 
-/** Why the child cannot be waited for any longer (it could not start, or it exited), if so. */
-function gone(t: ChildTarget, failed: () => Error | undefined): Error | undefined {
+/**
+ * Why the child cannot be waited for any longer (it could not start, or it exited before it
+ * `listened` or `was ready`), if so, with why its s.yaml port may be the cause ({@link takenNote}).
+ */
+function gone(
+  t: ChildTarget & { port: number },
+  failed: () => Error | undefined,
+  ports: Ports,
+  before: 'listened' | 'was ready',
+): Error | undefined {
   const error = failed();
   if (error) return new Error(`could not be started: ${error.message}`);
   if (!t.exit) return undefined;
   const how = t.exit.signal ? `was killed by ${t.exit.signal}` : `exited with code ${t.exit.code}`;
-  return new Error(`${how} before it was ready on port ${t.port}`);
+  return new Error(`${how} before it ${before} on port ${t.port}${takenNote(t, ports)}`);
 }
 
 /**
@@ -409,7 +417,7 @@ async function passHealthCheck(
   const pause = async (seconds: number) => {
     const until = Date.now() + seconds * 1000;
     while (Date.now() < until) {
-      const error = gone(t, failed);
+      const error = gone(t, failed, ports, 'was ready');
       if (error) throw error;
       await new Promise((resolve) => setTimeout(resolve, Math.min(50, until - Date.now())));
     }
@@ -419,7 +427,7 @@ async function passHealthCheck(
   let failures = 0;
   let followed = false;
   for (;;) {
-    const error = gone(t, failed);
+    const error = gone(t, failed, ports, 'was ready');
     if (error) throw error;
     let ok = await accepts(t.port);
     if (!ok && (await followFixedPort(t, ports))) ok = followed = true;
@@ -500,12 +508,8 @@ async function waitListening(
 ): Promise<boolean> {
   const deadline = Date.now() + START_MS;
   for (;;) {
-    const error = failed();
-    if (error) throw new Error(`could not be started: ${error.message}`);
-    if (t.exit) {
-      const how = t.exit.signal ? `was killed by ${t.exit.signal}` : `exited with code ${t.exit.code}`;
-      throw new Error(`${how} before it listened on port ${t.port}${takenNote(t, ports)}`);
-    }
+    const error = gone(t, failed, ports, 'listened');
+    if (error) throw error;
     if (await accepts(t.port)) return false;
     if (await followFixedPort(t, ports)) return true;
     if (Date.now() > deadline) {

@@ -463,28 +463,34 @@ describe('serving real-world files', () => {
       );
     });
 
-    it('of two functions wanting the same port: the second fails to start, saying its port was taken', async () => {
-      const port = await freePort();
-      const dir = mkdtempSync(join(tmp, 'same-port-'));
-      mkdirSync(join(dir, 'code'));
-      writeFileSync(
-        join(dir, 'code/index.js'),
-        `require('node:http').createServer((req, res) => res.end('fixed')).listen(${port}, '127.0.0.1');\n`,
-      );
-      const fn = (name: string) =>
-        `  ${name}:\n    component: fc3\n    props:\n      functionName: ${name}\n      runtime: custom.debian10\n      code: ./code\n      customRuntimeConfig: { command: [node, index.js], port: ${port} }\n`;
-      writeFileSync(join(dir, 's.yaml'), `edition: 3.0.0\nresources:\n${fn('first')}${fn('second')}`);
-      const error = await startEmulator({ ...quiet, config: join(dir, 's.yaml') }).then(
-        () => undefined,
-        (e: unknown) => e as { code?: string; message: string },
-      );
-      expect(error?.code).toBe('CustomRuntimeStartFailed');
-      expect(error?.message).toMatch(
-        new RegExp(
-          `^second: .* exited with code 1 before it listened on port \\d+ \\(FC_SERVER_PORT\\); its s\\.yaml port ${port} was taken when it started \\(another function's custom runtime or another program listens there\\): make the app listen on process\\.env\\.FC_SERVER_PORT`,
-        ),
-      );
-    });
+    it.each([
+      ['without a health check', '', 'listened'],
+      ['with a health check', ', healthCheckConfig: { initialDelaySeconds: 0, periodSeconds: 1 }', 'was ready'],
+    ])(
+      'of two functions wanting the same port: the second fails to start, saying its port was taken (%s)',
+      async (_, check, before) => {
+        const port = await freePort();
+        const dir = mkdtempSync(join(tmp, 'same-port-'));
+        mkdirSync(join(dir, 'code'));
+        writeFileSync(
+          join(dir, 'code/index.js'),
+          `require('node:http').createServer((req, res) => res.end('fixed')).listen(${port}, '127.0.0.1');\n`,
+        );
+        const fn = (name: string) =>
+          `  ${name}:\n    component: fc3\n    props:\n      functionName: ${name}\n      runtime: custom.debian10\n      code: ./code\n      customRuntimeConfig: { command: [node, index.js], port: ${port}${check} }\n`;
+        writeFileSync(join(dir, 's.yaml'), `edition: 3.0.0\nresources:\n${fn('first')}${fn('second')}`);
+        const error = await startEmulator({ ...quiet, config: join(dir, 's.yaml') }).then(
+          () => undefined,
+          (e: unknown) => e as { code?: string; message: string },
+        );
+        expect(error?.code).toBe('CustomRuntimeStartFailed');
+        expect(error?.message).toMatch(
+          new RegExp(
+            `^second: .* exited with code 1 before it ${before} on port \\d+ \\(FC_SERVER_PORT\\); its s\\.yaml port ${port} was taken when it started \\(another function's custom runtime or another program listens there\\): make the app listen on process\\.env\\.FC_SERVER_PORT`,
+          ),
+        );
+      },
+    );
 
     it("is refused at once, naming the flag, when that port is the emulator's own --port", async () => {
       const port = await freePort();
