@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import {
   type AsyncBackend,
@@ -139,7 +140,31 @@ export async function backendFactory(
   const connection = redisOptions(spec.url);
   if (spec.prefix !== undefined) checkRedisPrefix(bullmq, connection, spec.prefix);
   const prefix = spec.prefix ?? DEFAULT_REDIS_PREFIX;
-  return (name) => bullmq({ connection, prefix: `${prefix}:${name}` });
+  return (name) => bullmq({ connection, prefix: functionPrefix(prefix, name) });
+}
+
+/** The longest prefix bullmq() takes. */
+const MAX_PREFIX = 64;
+/** The least a function adds to a prefix when its name is cut: `:`, a character, `-` and 8 of a hash. */
+const HASHED_NAME = 1 + 1 + 1 + 8;
+
+/**
+ * Function `name`'s BullMQ prefix under `prefix`: `<prefix>:<name>`, as a deployment sharing the
+ * Redis names it. A name that bullmq() would refuse there (`task` or `tasks`, a segment other
+ * prefixes' keys end in; a prefix past 64 characters, FC allowing 64 for the name alone) is cut
+ * and given a hash of itself (`fc-async:tasks-1a2b3c4d`): the same function, the same prefix at
+ * every start, and two long names that begin alike apart.
+ *
+ * @example
+ * ```ts
+ * functionPrefix('fc-async', 'transcode'); // 'fc-async:transcode'
+ * ```
+ */
+export function functionPrefix(prefix: string, name: string): string {
+  const plain = `${prefix}:${name}`;
+  if (plain.length <= MAX_PREFIX && !/^tasks?$/.test(name)) return plain;
+  const hash = createHash('sha256').update(name).digest('hex').slice(0, 8);
+  return `${prefix}:${name.slice(0, MAX_PREFIX - prefix.length - (HASHED_NAME - 1))}-${hash}`;
 }
 
 /**
@@ -148,6 +173,11 @@ export async function backendFactory(
  * `task` segment at the end...) in one place.
  */
 function checkRedisPrefix(bullmq: (...args: unknown[]) => AsyncBackend, connection: object, prefix: string): void {
+  if (prefix.length > MAX_PREFIX - HASHED_NAME) {
+    throw new TypeError(
+      `Expected \`--redis-prefix\` to be at most ${MAX_PREFIX - HASHED_NAME} characters (each function's prefix is \`<prefix>:<function>\`, at most ${MAX_PREFIX}), got \`${prefix}\``,
+    );
+  }
   try {
     bullmq({ connection, prefix });
   } catch (error) {

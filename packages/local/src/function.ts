@@ -15,7 +15,7 @@ import {
   parseFcEvent,
 } from '@fc-async/core';
 import { adapterFor } from './adapters.js';
-import type { EntryHold } from './backend.js';
+import { DEFAULT_REDIS_PREFIX, type EntryHold, functionPrefix } from './backend.js';
 import { isCustomRuntimeFailure } from './custom-proxy.js';
 import { type EmulatorPort, startCustomRuntime } from './custom-runtime.js';
 import { type EntryKind, entriesLoading, loadEntry } from './entry.js';
@@ -250,7 +250,7 @@ async function loadFunction(
             ? 'the tasks are in the store of the handler the entry exports'
             : deps.backend
               ? 'the tasks are in the store --store or --redis names'
-              : `it keeps the tasks in memory (--redis URL keeps them in Redis under the prefix fc-async:${spec.name}, --store sqlite:PATH in a file)`
+              : `it keeps the tasks in memory (--redis URL keeps them in Redis under the prefix ${functionPrefix(DEFAULT_REDIS_PREFIX, spec.name)}, --store sqlite:PATH in a file)`
         }`,
       );
     return localFunction(spec, identity, entry.kind, handler, async () => {

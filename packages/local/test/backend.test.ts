@@ -1,7 +1,14 @@
 import { bullmq } from '@fc-async/bullmq';
 import { createFcHandler, memory, silentLogger } from '@fc-async/core';
 import { describe, expect, it, vi } from 'vitest';
-import { backendFactory, gateBackends, parseStoreSpec, redisOptions } from '../src/backend.js';
+import {
+  backendFactory,
+  DEFAULT_REDIS_PREFIX,
+  functionPrefix,
+  gateBackends,
+  parseStoreSpec,
+  redisOptions,
+} from '../src/backend.js';
 import { failure } from '../src/errors.js';
 import { freePort } from '../src/ports.js';
 
@@ -175,6 +182,28 @@ describe('--store and --redis', () => {
       { connection: { host: 'h', port: 1 }, prefix: '{fc-async}:a' },
       { connection: { host: 'h', port: 1 }, prefix: '{fc-async}:b' },
     ]);
+  });
+
+  it('gives a function bullmq() would refuse under <prefix>:<function> (tasks, a long name) a prefix it takes', async () => {
+    const long = `transcode_${'x'.repeat(54)}`; // 64 characters, FC's longest name
+    const names = ['task', 'tasks', long, `${long.slice(0, 60)}_y`];
+    for (const prefix of [DEFAULT_REDIS_PREFIX, '{fc-async}', 'p'.repeat(53)]) {
+      const prefixes = names.map((name) => functionPrefix(prefix, name));
+      for (const p of prefixes) {
+        expect(p.startsWith(`${prefix}:`)).toBe(true);
+        expect(() => bullmq({ connection: 'redis://h:1', prefix: p })).not.toThrow();
+      }
+      expect(new Set(prefixes).size).toBe(names.length);
+      expect(names.map((name) => functionPrefix(prefix, name))).toEqual(prefixes); // the same at every start
+    }
+    expect(functionPrefix('fc-async', 'tasks')).toMatch(/^fc-async:tasks-[0-9a-f]{8}$/);
+    // Any other name keeps <prefix>:<function>, which a deployment sharing the Redis names.
+    expect(functionPrefix('fc-async', 'transcode')).toBe('fc-async:transcode');
+    expect(functionPrefix('{fc-async}', 'my-tasks')).toBe('{fc-async}:my-tasks');
+    const spec = parseStoreSpec(undefined, 'redis://h:1', '/', 'p'.repeat(54));
+    await expect(backendFactory(spec, ['a'])).rejects.toThrow(
+      /^Expected `--redis-prefix` to be at most 53 characters \(each function's prefix is `<prefix>:<function>`, at most 64\)/,
+    );
   });
 
   it.each([
