@@ -18,13 +18,14 @@ export function isCustomRuntime(runtime: unknown): boolean {
  * What starts a custom runtime, from its function props (FC 3.0 fc3 or FC 2.0 fc): the command
  * and args of `customRuntimeConfig` (else the code folder's `bootstrap`, as FC runs), the port,
  * and the `initializer` / `preStop` hooks of `instanceLifecycleConfig` (FC 2.0: `initializer`,
- * `initializationTimeout`). Throws `InvalidConfig` naming `where` for a malformed field.
+ * `initializationTimeout`), read by `version` ({@link readLifecycleHooks}). Throws `InvalidConfig` naming `where` for a malformed field.
  */
 export function readCustomRuntime(
   file: string,
   where: string,
   folder: string,
   fn: Obj,
+  version: 'fc2' | 'fc3',
 ): NonNullable<FunctionSpec['customRuntime']> {
   const fail = (field: string, problem: string) => configError(file, `${where}.${field} ${problem}`);
   const config = isObject(fn.customRuntimeConfig) ? fn.customRuntimeConfig : {};
@@ -50,7 +51,7 @@ export function readCustomRuntime(
       `must be a port number, got ${shown(port)}`,
     );
   }
-  const hooks = readLifecycleHooks(file, where, fn);
+  const hooks = readLifecycleHooks(file, where, fn, version);
   return {
     command,
     port: port as number,

@@ -90,25 +90,6 @@ export function checkFunction(file: string, dir: string, where: string, raw: Raw
     asyncConfig: raw.asyncConfig,
     logConfig: raw.logConfig,
   };
-  for (const key of ['initializer', 'initializationTimeout']) {
-    // FC 2.0's keys in an fc3 resource: FC 3.0 has no such field, and would run no initializer
-    // (a custom runtime's POST /initialize no more than a Node.js function's hook).
-    if (!fc2 && raw.props?.[key] !== undefined) {
-      throw fail(
-        key,
-        `is FC 2.0's \`fc\` component key: the fc3 component names the hook instanceLifecycleConfig.initializer (handler, timeout)`,
-      );
-    }
-  }
-  const fc2Lifecycle = raw.props?.instanceLifecycleConfig;
-  if (fc2 && isObject(fc2Lifecycle) && fc2Lifecycle.initializer !== undefined && fc2Lifecycle.initializer !== null) {
-    // FC 3.0's hook in an fc function: FC 2.0's instanceLifecycleConfig has preFreeze and preStop
-    // alone, and would run no initializer.
-    throw fail(
-      'instanceLifecycleConfig.initializer',
-      "is FC 3.0's `fc3` component key: the fc component names the hook initializer (file.export), with initializationTimeout",
-    );
-  }
   if (custom) {
     const folder = resolve(dir, codeDir);
     if (!isFolder(folder)) throw fail(codeKey, `${codeDir} is not a folder (the custom runtime's command runs there)`);
@@ -116,22 +97,19 @@ export function checkFunction(file: string, dir: string, where: string, raw: Raw
       ...common,
       file: folder,
       handler: typeof raw.handler === 'string' ? raw.handler : 'index.handler',
-      customRuntime: readCustomRuntime(file, where, folder, raw.props ?? {}),
+      customRuntime: readCustomRuntime(file, where, folder, raw.props ?? {}, fc2 ? 'fc2' : 'fc3'),
     };
   }
   // A code folder that is not there would otherwise be reported as the handler's file missing.
   const codeProblem = folderProblem(resolve(dir, codeDir));
   if (codeProblem) throw fail(codeKey, `${codeDir} ${codeProblem}`);
   const handler = moduleOf(dir, codeDir, raw.handler, (problem) => fail('handler', problem));
-  const hooks = readLifecycleHooks(file, where, raw.props ?? {}, true);
+  const hooks = readLifecycleHooks(file, where, raw.props ?? {}, fc2 ? 'fc2' : 'fc3', true);
   const hook = (name: 'initializer' | 'preStop'): LifecycleHook | undefined => {
     const config = hooks[name];
     if (!config) return undefined;
-    const field =
-      name === 'initializer' && fc2 && raw.props?.initializer !== undefined
-        ? 'initializer'
-        : `instanceLifecycleConfig.${name}.handler`;
-    return { ...config, ...moduleOf(dir, codeDir, config.handler, (problem) => fail(field, problem)) };
+    const { field, ...read } = config;
+    return { ...read, ...moduleOf(dir, codeDir, config.handler, (problem) => fail(field, problem)) };
   };
   const lifecycle = { initializer: hook('initializer'), preStop: hook('preStop') };
   return {
