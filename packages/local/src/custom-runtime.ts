@@ -488,12 +488,17 @@ async function followFixedPort(t: ChildTarget & { port: number }, ports: Ports):
  * that listens there whatever FC_SERVER_PORT says then fails, EADDRINUSE), and by whom if known.
  */
 function takenNote(t: ChildTarget & { port: number }, ports: Ports): string {
-  if (ports.fixed !== undefined || ports.configured === t.port) return '';
+  if (!configuredTaken(t, ports)) return '';
   const own = ports.own.find((p) => p.port === ports.configured);
   const by = own
     ? `fc-async dev's ${own.flag} listens there`
     : "another function's custom runtime or another program listens there";
   return ` (FC_SERVER_PORT); its s.yaml port ${ports.configured} was taken when it started (${by}): make the app listen on process.env.FC_SERVER_PORT`;
+}
+
+/** Whether the child's s.yaml port, other than the port it was given, was taken when it started. */
+function configuredTaken(t: ChildTarget & { port: number }, ports: Ports): boolean {
+  return ports.fixed === undefined && ports.configured !== t.port;
 }
 
 /**
@@ -513,7 +518,7 @@ async function waitListening(
     if (await accepts(t.port)) return false;
     if (await followFixedPort(t, ports)) return true;
     if (Date.now() > deadline) {
-      const taken = ports.fixed === undefined && ports.configured !== t.port ? `, which was taken when it started` : '';
+      const taken = configuredTaken(t, ports) ? ', which was taken when it started' : '';
       throw new Error(
         `did not listen on port ${t.port} within ${START_MS / 1000} s: locally it must listen on FC_CUSTOM_LISTEN_PORT (or FC_SERVER_PORT), not a fixed port ${ports.configured}${taken}`,
       );
