@@ -31,14 +31,8 @@ export function notAccepted(error: unknown): unknown {
       { statusCode: 503, cause: error },
     );
   }
-  if (SCRIPT_CHECK.test((error as { message?: unknown } | null)?.message as string)) {
-    // No Retry-After either: the proxy refuses the script itself, whatever its keys.
-    return new FcAsyncError(
-      'RedisUnavailable',
-      "Redis refused the task's script: the proxy of an ApsaraDB for Redis / Tair cluster instance checks that a script uses only the keys passed to it (`script_check_enable`, on by default), which BullMQ's and fc-async's scripts do not: set `script_check_enable` to 0 on the instance",
-      { statusCode: 503, cause: error },
-    );
-  }
+  const refused = scriptRefused(error, "the task's script");
+  if (refused) return refused;
   if (timedOut(error)) {
     // Sent, not answered (Redis frozen or overloaded): Redis may still store it when it wakes.
     return new FcAsyncError(
@@ -72,13 +66,29 @@ const CROSS_SLOT = /^CROSSSLOT |keys must (?:be )?in same slot/;
 const SCRIPT_CHECK = /bad lua script for redis cluster/i;
 
 /**
+ * The 503 for `error` when it is the proxy's Lua check refusing `script` (see `SCRIPT_CHECK`), else
+ * `undefined`. No Retry-After: the proxy refuses the script itself, whatever its keys.
+ */
+function scriptRefused(error: unknown, script: string): FcAsyncError | undefined {
+  if (!SCRIPT_CHECK.test((error as { message?: unknown } | null)?.message as string)) return undefined;
+  return new FcAsyncError(
+    'RedisUnavailable',
+    `Redis refused ${script}: the proxy of an ApsaraDB for Redis / Tair cluster instance checks that a script uses only the keys passed to it (\`script_check_enable\`, on by default), which BullMQ's and fc-async's scripts do not: set \`script_check_enable\` to 0 on the instance`,
+    { statusCode: 503, cause: error },
+  );
+}
+
+/**
  * Redis's answer to `command`; a read or a stop Redis did not answer (frozen past
  * `commandTimeoutMs`, or down past the connection's retries) rejects as a 503 `RedisUnavailable`,
- * so the task API answers it as such rather than as an internal error. Any other error is left as
- * it is.
+ * so the task API answers it as such rather than as an internal error, as it does a script refused
+ * by a cluster proxy's Lua check (a listing, whose script walks the index). Any other error is left
+ * as it is.
  */
 export function answerOf<T>(command: Promise<T>): Promise<T> {
   return command.catch((error: unknown) => {
+    const refused = scriptRefused(error, "fc-async's script");
+    if (refused) throw refused;
     if (!timedOut(error) && (error as { name?: unknown } | null)?.name !== 'MaxRetriesPerRequestError') throw error;
     throw new FcAsyncError('RedisUnavailable', 'Redis did not answer in time; retry later', {
       statusCode: 503,

@@ -128,7 +128,7 @@ describe('bullmq() on a Redis Cluster, its prefix without a hash tag', () => {
 
   it('answers a cross-slot refusal of an accept (a cluster its start did not see) as such, not "retry later"', async () => {
     // A proxy may not say it fronts a cluster: the store's own insert meets the refusal.
-    const refused = await refusedInsert('fc-async');
+    const refused = await storeRefusal('fc-async');
     expect(refused).toMatchObject({
       code: 'RedisUnavailable',
       statusCode: 503,
@@ -140,14 +140,21 @@ describe('bullmq() on a Redis Cluster, its prefix without a hash tag', () => {
   });
 });
 
-/** What a store on `prefix` throws when it inserts a task (`setup` given its connection first). */
-async function refusedInsert(prefix: string, setup?: (redis: Redis) => void): Promise<FcAsyncError | undefined> {
+/**
+ * What a store on `prefix` throws when it inserts a task, or does `act` (`setup` given its
+ * connection first).
+ */
+async function storeRefusal(
+  prefix: string,
+  setup?: (redis: Redis) => void,
+  act: (store: RedisTaskStore) => Promise<unknown> = (store) => store.insert(taskRecord('t_1')),
+): Promise<FcAsyncError | undefined> {
   const redis = new Redis(cluster.url);
   const store = new RedisTaskStore(redis, redis.duplicate(), keysOf(prefix));
   await store.listen();
   closers.push(() => store.close());
   setup?.(redis);
-  return store.insert(taskRecord('t_1')).then(
+  return act(store).then(
     () => undefined,
     (error: unknown) => error as FcAsyncError,
   );
@@ -164,7 +171,7 @@ describe('bullmq() behind the proxy of an ApsaraDB for Redis / Tair cluster inst
       // The proxy answers in place of the insert's script: a script replying with its error, read
       // by ioredis as the proxy's reply would be.
       const lua = `return redis.error_reply(${JSON.stringify(reply)})`;
-      const refused = await refusedInsert('{fc-async}', (redis) =>
+      const refused = await storeRefusal('{fc-async}', (redis) =>
         redis.defineCommand('fcAsyncInsert', { numberOfKeys: 5, lua }),
       );
       expect(refused).toMatchObject({
@@ -177,4 +184,22 @@ describe('bullmq() behind the proxy of an ApsaraDB for Redis / Tair cluster inst
       expect((refused?.cause as Error | undefined)?.message).toBe(reply);
     },
   );
+
+  it('answers a listing it refuses naming script_check_enable too, not as an internal error', async () => {
+    // The listing's script walks the index's entries and reads each task's key: refused likewise.
+    const lua = `return redis.error_reply(${JSON.stringify(refusal)})`;
+    const refused = await storeRefusal(
+      '{fc-async}',
+      (redis) => redis.defineCommand('fcAsyncList', { numberOfKeys: 1, lua }),
+      (store) => store.list({ limit: 20 }),
+    );
+    expect(refused).toMatchObject({
+      code: 'RedisUnavailable',
+      statusCode: 503,
+      message:
+        "Redis refused fc-async's script: the proxy of an ApsaraDB for Redis / Tair cluster instance checks that a script uses only the keys passed to it (`script_check_enable`, on by default), which BullMQ's and fc-async's scripts do not: set `script_check_enable` to 0 on the instance",
+    });
+    expect(refused?.headers?.['retry-after']).toBeUndefined();
+    expect((refused?.cause as Error | undefined)?.message).toBe(refusal);
+  });
 });
