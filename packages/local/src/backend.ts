@@ -7,6 +7,7 @@ import {
   FcAsyncError,
   type HeldDefaults,
   type LateEngineHold,
+  maskUrl,
   memory,
 } from '@fc-async/core';
 import { optionError } from './errors.js';
@@ -18,32 +19,56 @@ import { optionError } from './errors.js';
 export type StoreSpec =
   | { kind: 'memory' }
   | { kind: 'sqlite'; path: string }
-  | { kind: 'redis'; url: URL; prefix?: string | undefined };
+  | { kind: 'redis'; url: URL; prefix?: string | undefined }
+  | { kind: 'redis-cluster'; nodes: readonly URL[]; prefix?: string | undefined };
 
 /** What each function's BullMQ prefix starts with when `--redis-prefix` names none: `fc-async:<function>`. */
 export const DEFAULT_REDIS_PREFIX = 'fc-async';
+
+/**
+ * The same with `--redis-cluster`: a hash tag, so that every key of a function lies in one slot
+ * (`{fc-async}:<function>`), as a Redis Cluster needs of the keys one script touches, and as a
+ * prefix without one is refused there (see `bullmq()`'s `prefix`).
+ */
+export const DEFAULT_CLUSTER_PREFIX = '{fc-async}';
 
 /**
  * Reads `--store memory|sqlite:PATH` and `--redis URL` (one or the other), and `--redis-prefix`,
  * which only `--redis` takes; a relative PATH starts at `cwd`. A PATH starting with `~` is refused:
  * no shell expands it after `sqlite:`, and it would make a folder named `~`; so are a blank PATH
  * and SQLite's in-memory names, which `sqlite()` refuses but which, resolved against `cwd`, would
- * name a file there. The prefix itself is checked by `bullmq()` (see {@link backendFactory}).
+ * name a file there. The prefix itself is checked by `bullmq()` (see {@link backendFactory}). With
+ * `cluster` (`--redis-cluster`), the `--redis` URLs, one or several (the flag repeated), are
+ * startup nodes of a Redis Cluster (see {@link clusterNodes}); without it, one URL alone.
  */
 export function parseStoreSpec(
   store: string | undefined,
-  redis: string | undefined,
+  redis: string | readonly string[] | undefined,
   cwd: string = process.cwd(),
   redisPrefix?: string | undefined,
+  cluster?: boolean | undefined,
 ): StoreSpec {
-  if (redisPrefix !== undefined && redis === undefined) {
+  const urls = redis === undefined ? [] : typeof redis === 'string' ? [redis] : redis;
+  if (cluster && urls.length === 0) {
+    throw new TypeError(
+      '`--redis-cluster` makes the `--redis` URLs startup nodes of a Redis Cluster: give one or more with `--redis URL`',
+    );
+  }
+  if (redisPrefix !== undefined && urls.length === 0) {
     throw new TypeError('`--redis-prefix` names the prefix of the tasks in Redis: give it with `--redis URL`');
   }
-  if (redis !== undefined) {
+  if (urls.length > 0) {
     if (store !== undefined && store !== 'memory') {
       throw new TypeError('Pass either `--store` or `--redis`, not both');
     }
-    return { kind: 'redis', url: redisUrl(redis), ...(redisPrefix !== undefined ? { prefix: redisPrefix } : {}) };
+    const prefix = redisPrefix !== undefined ? { prefix: redisPrefix } : {};
+    if (cluster) return { kind: 'redis-cluster', nodes: clusterNodes(urls), ...prefix };
+    if (urls.length > 1) {
+      throw new TypeError(
+        `Pass one \`--redis\` URL (got ${urls.length}): several are the nodes of a Redis Cluster in direct connection mode, which \`--redis-cluster\` reaches`,
+      );
+    }
+    return { kind: 'redis', url: redisUrl(urls[0] as string), ...prefix };
   }
   if (store === undefined || store === 'memory') return { kind: 'memory' };
   if (store.startsWith('sqlite:') && store.length > 'sqlite:'.length) {
@@ -75,6 +100,74 @@ export function parseStoreSpec(
  */
 function redisUrl(value: string): URL {
   return checkRedisUrl(value, { name: '--redis', readsQuery: false });
+}
+
+/**
+ * The `--redis` URLs of `--redis-cluster`, each checked as {@link redisUrl} checks one. What a
+ * node's connection needs besides its address (user name, password, TLS) is the same for every
+ * node, those the cluster's slot map names too: given in one URL or in several alike, with no
+ * database but 0 (a cluster has no other). A value listing several URLs is pointed to the
+ * repeated flag. Messages mask the URLs.
+ */
+function clusterNodes(values: readonly string[]): URL[] {
+  const nodes = values.map((value) => {
+    if (/,\s*rediss?:\/\//i.test(value)) {
+      throw new TypeError(
+        `Expected each \`--redis\` to be one URL, got \`${value
+          .split(/,\s*(?=rediss?:\/\/)/i)
+          .map(maskUrl)
+          .join(',')}\`: give each node of the cluster its own \`--redis\``,
+      );
+    }
+    return redisUrl(value);
+  });
+  for (const node of nodes) {
+    if (node.pathname.slice(1) !== '' && Number(node.pathname.slice(1)) !== 0) {
+      throw new TypeError(
+        `Expected \`--redis\` to name database 0 or none with \`--redis-cluster\` (a Redis Cluster has no other), got \`${maskUrl(node.href)}\``,
+      );
+    }
+  }
+  const protocols = new Set(nodes.map((node) => node.protocol));
+  if (protocols.size > 1) {
+    throw new TypeError(
+      'Expected the `--redis` URLs of `--redis-cluster` to be all redis:// or all rediss://: TLS applies to every node of the cluster',
+    );
+  }
+  const credentials = new Set(
+    nodes.filter((node) => node.username || node.password).map((node) => `${node.username}:${node.password}`),
+  );
+  if (credentials.size > 1) {
+    throw new TypeError(
+      'Expected the `--redis` URLs of `--redis-cluster` to carry the same user name and password, or only one of them to carry any: every node of the cluster is reached with them',
+    );
+  }
+  return nodes;
+}
+
+/**
+ * The `bullmq()` connection of `--redis-cluster`: the startup nodes by address alone, the user
+ * name, password and TLS of their URLs in `redisOptions`, where ioredis's `Cluster` applies them to
+ * every node it reaches (a URL's would be its node's alone, which `bullmq()` refuses).
+ */
+export function clusterConnection(nodes: readonly URL[]): Record<string, unknown> {
+  const each = nodes.map(redisOptions);
+  // Alike in every URL that has them (see clusterNodes): one URL's stand for all.
+  const { host: _host, port: _port, db: _db, ...shared }: Record<string, unknown> = Object.assign({}, ...each);
+  return {
+    cluster: each.map(({ host, port }) => ({ host, port })),
+    ...(Object.keys(shared).length > 0 ? { redisOptions: shared } : {}),
+  };
+}
+
+/**
+ * How messages name the Redis of `spec`: `Redis at redis://***@10.0.0.5:6379` (credentials masked),
+ * `the Redis Cluster at 10.0.0.5:6379, 10.0.0.6:6379` (its startup nodes' addresses).
+ */
+export function redisName(spec: StoreSpec): string | undefined {
+  if (spec.kind === 'redis') return `Redis at ${maskUrl(spec.url.href)}`;
+  if (spec.kind === 'redis-cluster') return `the Redis Cluster at ${spec.nodes.map((node) => node.host).join(', ')}`;
+  return undefined;
 }
 
 /** The connection options BullMQ (ioredis) takes, from a Redis URL `parseStoreSpec` took. */
@@ -137,9 +230,10 @@ export async function backendFactory(
     return (name) => sqlite(pathFor(name));
   }
   const bullmq = await load('@fc-async/bullmq', 'bullmq', '--redis', importer);
-  const connection = redisOptions(spec.url);
+  const cluster = spec.kind === 'redis-cluster';
+  const connection = cluster ? clusterConnection(spec.nodes) : redisOptions(spec.url);
   if (spec.prefix !== undefined) checkRedisPrefix(bullmq, connection, spec.prefix);
-  const prefix = spec.prefix ?? DEFAULT_REDIS_PREFIX;
+  const prefix = spec.prefix ?? (cluster ? DEFAULT_CLUSTER_PREFIX : DEFAULT_REDIS_PREFIX);
   return (name) => bullmq({ connection, prefix: functionPrefix(prefix, name) });
 }
 
@@ -182,7 +276,11 @@ function checkRedisPrefix(bullmq: (...args: unknown[]) => AsyncBackend, connecti
     bullmq({ connection, prefix });
   } catch (error) {
     if (!(error instanceof TypeError)) throw error;
-    throw new TypeError(error.message.replace(/^Expected `prefix`/, 'Expected `--redis-prefix`'));
+    throw new TypeError(
+      error.message
+        .replace(/^Expected `prefix`/, 'Expected `--redis-prefix`')
+        .replace('(`connection.cluster`)', '(`--redis-cluster`)'),
+    );
   }
 }
 

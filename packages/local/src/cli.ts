@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { backendFactory, parseStoreSpec } from './backend.js';
+import { backendFactory, parseStoreSpec, redisName } from './backend.js';
 import {
   OUTPUT_GONE_EXIT,
   REDIS_DOWN_EXIT,
@@ -41,7 +41,8 @@ interface DevFlags {
   region: string;
   accountId: string;
   store?: string;
-  redis?: string;
+  redis?: string[];
+  redisCluster?: boolean;
   redisPrefix?: string;
   concurrency: number;
   maxQueuedTasks: number;
@@ -153,6 +154,7 @@ function emulatorOptions(
     accountId: flags.accountId,
     store: flags.store,
     redis: flags.redis,
+    redisCluster: flags.redisCluster,
     redisPrefix: flags.redisPrefix,
     concurrency: flags.concurrency,
     maxQueuedTasks: flags.maxQueuedTasks,
@@ -345,9 +347,11 @@ async function watchDev(entry: string | undefined, flags: DevFlags, command: Com
   }
   let store: ReturnType<typeof parseStoreSpec>;
   try {
-    store = parseStoreSpec(flags.store, flags.redis, undefined, flags.redisPrefix);
+    store = parseStoreSpec(flags.store, flags.redis, undefined, flags.redisPrefix, flags.redisCluster);
     // A prefix bullmq() refuses (it loads @fc-async/bullmq to ask): no edit of the project fixes it either.
-    if (store.kind === 'redis' && store.prefix !== undefined) await backendFactory(store, []);
+    if ((store.kind === 'redis' || store.kind === 'redis-cluster') && store.prefix !== undefined) {
+      await backendFactory(store, []);
+    }
   } catch (error) {
     fail(failure(error));
   }
@@ -382,7 +386,10 @@ async function watchDev(entry: string | undefined, flags: DevFlags, command: Com
         ...tsconfigWatch(entry, folders),
       ],
       tasksInMemory: store.kind === 'memory',
-      redis: store.kind === 'redis' ? store.url : undefined,
+      redis:
+        store.kind === 'redis' || store.kind === 'redis-cluster'
+          ? { nodes: store.kind === 'redis' ? [store.url] : store.nodes, name: redisName(store) as string }
+          : undefined,
       shutdownTimeoutMs: flags.shutdownTimeout * 1000,
       note: (message) => notice(flags, `fc-async: ${message}`),
     });
@@ -461,10 +468,18 @@ program
   .option('--region <region>', 'region in ARNs and x-fc-region', 'cn-hangzhou')
   .option('--account-id <id>', 'account id in ARNs and x-fc-account-id', '0')
   .option('--store <store>', 'where tasks live: memory or sqlite:PATH (needs @fc-async/sqlite)')
-  .option('--redis <url>', 'keep tasks in Redis through BullMQ (needs @fc-async/bullmq)')
+  .option(
+    '--redis <url>',
+    'keep tasks in Redis through BullMQ (needs @fc-async/bullmq); with --redis-cluster, a node of the cluster (repeatable)',
+    (url: string, urls: string[] | undefined) => [...(urls ?? []), url],
+  )
+  .option(
+    '--redis-cluster',
+    "the --redis URLs are nodes of a Redis Cluster in direct connection mode (open-source cluster, ElastiCache cluster mode, ApsaraDB/Tair direct connection); their password and rediss:// TLS apply to every node; the prefix defaults to '{fc-async}'",
+  )
   .option(
     '--redis-prefix <prefix>',
-    "with --redis, each function's BullMQ prefix is <prefix>:<function> (default: fc-async); on a Redis Cluster a hash tag such as '{fc-async}'",
+    "with --redis, each function's BullMQ prefix is <prefix>:<function> (default: fc-async, '{fc-async}' with --redis-cluster); on a Redis Cluster a hash tag such as '{fc-async}'",
   )
   .option('--concurrency <n>', 'async attempts running at once, per function', integer(1, 10_000), 10)
   .option(

@@ -5,7 +5,6 @@ import { constants } from 'node:os';
 import { isAbsolute, relative } from 'node:path';
 import { connect as connectTls } from 'node:tls';
 import { Worker } from 'node:worker_threads';
-import { maskUrl } from '@fc-async/core';
 import { type TreeWatch, watchTree } from './watch-tree.js';
 
 /** Quiet time after the last change before restarting: an editor's save, or a build, is several writes. */
@@ -61,8 +60,12 @@ export interface SuperviseOptions {
   shutdownTimeoutMs: number;
   /** Prints one line of the supervisor's own. */
   note: (message: string) => void;
-  /** `--redis`: an emulator that exits with {@link REDIS_DOWN_EXIT} starts again once this Redis answers. */
-  redis?: URL | undefined;
+  /**
+   * `--redis`: an emulator that exits with {@link REDIS_DOWN_EXIT} starts again once this Redis
+   * answers (one of `nodes`: a Redis Cluster's startup nodes with `--redis-cluster`); `name` is
+   * how notes name it, credentials masked (`Redis at redis://***@10.0.0.5:6379`).
+   */
+  redis?: { nodes: readonly URL[]; name: string } | undefined;
 }
 
 /** A path as the user would type it: from the working folder when it is under it. */
@@ -202,26 +205,28 @@ class Supervisor {
       this.#restart = false;
       this.#spawn();
     } else if (code === REDIS_DOWN_EXIT && this.o.redis) {
-      this.o.note(`waiting for a change, or for Redis at ${maskUrl(this.o.redis.href)} to come up`);
+      this.o.note(`waiting for a change, or for ${this.o.redis.name} to come up`);
       this.#waitForRedis(this.o.redis);
     } else this.o.note('waiting for a change');
   }
 
   /**
-   * Asks the Redis at `url` every {@link REDIS_PROBE_MS} whether it answers (a PING, any reply),
-   * and starts the emulator again once it does after it did not: a Redis that answers all along
-   * refused the emulator for another reason (its credentials), which a restart would not mend. A
-   * change or a signal ends the wait.
+   * Asks the Redis every {@link REDIS_PROBE_MS} whether it answers (a PING, any reply; a cluster:
+   * any of its startup nodes), and starts the emulator again once it does after it did not: a
+   * Redis that answers all along refused the emulator for another reason (its credentials), which
+   * a restart would not mend. A change or a signal ends the wait.
    */
-  #waitForRedis(url: URL): void {
+  #waitForRedis({ nodes, name }: { nodes: readonly URL[]; name: string }): void {
     let wasDown = false;
     const probe = () => {
       this.#redisProbe = undefined;
-      void redisAnswers(url, REDIS_PROBE_MS).then((up) => {
+      const answers = nodes.map((url) => redisAnswers(url, REDIS_PROBE_MS));
+      void Promise.all(answers).then((ups) => {
+        const up = ups.includes(true);
         if (this.#child || this.#quitting || this.#redisWait !== probe) return;
         if (up && wasDown) {
           this.#redisWait = undefined;
-          this.o.note(`Redis at ${maskUrl(url.href)} answers, starting`);
+          this.o.note(`${name} answers, starting`);
           this.#spawn();
           return;
         }

@@ -1,8 +1,16 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { basename, extname, relative } from 'node:path';
-import { FcAsyncError, holdLateEngines, maskUrl } from '@fc-async/core';
-import { backendFactory, gateBackends, lateEngineHold, parseStoreSpec, redisPrefixHint } from './backend.js';
+import { FcAsyncError, holdLateEngines } from '@fc-async/core';
+import {
+  backendFactory,
+  gateBackends,
+  lateEngineHold,
+  parseStoreSpec,
+  redisName,
+  redisPrefixHint,
+  type StoreSpec,
+} from './backend.js';
 import { BodyBudget } from './body.js';
 import { closeInDestinationOrder } from './close-order.js';
 import { createControlServer } from './control/server.js';
@@ -215,9 +223,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
 /** {@link startEmulator} once its options are resolved and its log made. */
 async function startLogged(o: ResolvedOptions, log: EmulatorLog): Promise<Emulator> {
   const specs = await specsOf(o, log);
+  const store = parseStoreSpec(o.store, o.redis, o.cwd, o.redisPrefix, o.redisCluster);
   const backends = gateBackends(
     await backendFactory(
-      parseStoreSpec(o.store, o.redis, o.cwd, o.redisPrefix),
+      store,
       specs.map((s) => s.name),
     ),
   );
@@ -278,10 +287,10 @@ async function startLogged(o: ResolvedOptions, log: EmulatorLog): Promise<Emulat
     await within(Promise.all(functions.map((f) => f.engine.whenReady())), BACKEND_START_MS, () => {
       throw new FcAsyncError(
         'BackendNotReady',
-        `The task backend did not start within ${BACKEND_START_MS / 1000} s${o.redis ? `: is Redis reachable at ${new URL(o.redis).host}?` : ''}`,
+        `The task backend did not start within ${BACKEND_START_MS / 1000} s${reachable(store)}`,
       );
     }).catch((error: unknown) => {
-      throw o.redis ? redisNotReady(o.redis, error, o.redisPrefix) : error;
+      throw store.kind === 'redis' || store.kind === 'redis-cluster' ? redisNotReady(store, error) : error;
     });
   } catch (error) {
     backends.open();
@@ -388,18 +397,27 @@ async function giveUpSyncCalls(trigger: TriggerServer, bound: number): Promise<v
 /** The process is ending for a reason of the emulator's own: no function is to blame. */
 let ownExit = false;
 
+/** What a backend start that said nothing in time asks of Redis: `: is Redis reachable at HOST:PORT?`. */
+function reachable(store: StoreSpec): string {
+  if (store.kind === 'redis') return `: is Redis reachable at ${store.url.host}?`;
+  if (store.kind === 'redis-cluster') return `: is ${redisName(store)} reachable?`;
+  return '';
+}
+
 /**
  * A backend start that failed under `--redis`: one message naming the Redis (its URL with the
- * credentials masked) and the code, the backend's own error as its cause. The code stays the
- * backend's (`RedisUnavailable`), `BackendNotReady` for one that said nothing in time. A refusal
- * of a prefix without a hash tag on a Redis Cluster says which flag gives one (`--redis-prefix`).
+ * credentials masked, a cluster's startup nodes' addresses) and the code, the backend's own error
+ * as its cause. The code stays the backend's (`RedisUnavailable`), `BackendNotReady` for one that
+ * said nothing in time. A refusal of a prefix without a hash tag on a Redis Cluster says which
+ * flag gives one (`--redis-prefix`).
  */
-function redisNotReady(redis: string, error: unknown, prefix: string | undefined): FcAsyncError<string> {
+function redisNotReady(store: StoreSpec & { kind: 'redis' | 'redis-cluster' }, error: unknown): FcAsyncError<string> {
   const code = (error as { code?: unknown } | undefined)?.code;
   const named = typeof code === 'string' && /^[A-Z]\w*$/.test(code) ? code : 'BackendNotReady';
+  const name = redisName(store) as string;
   return new FcAsyncError(
     named,
-    `Redis at ${maskUrl(redis)} is not ready (${named}): ${failure(error)}${redisPrefixHint(error, prefix)}`,
+    `${name[0]?.toUpperCase()}${name.slice(1)} is not ready (${named}): ${failure(error)}${redisPrefixHint(error, store.prefix)}`,
     { cause: error },
   );
 }

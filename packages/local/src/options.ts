@@ -42,13 +42,36 @@ export interface EmulatorOptions {
   accountId?: string | undefined;
   /** `memory` or `sqlite:PATH` (a relative PATH starts at `cwd`). @default 'memory' */
   store?: string | undefined;
-  /** A Redis URL: tasks go to BullMQ (`@fc-async/bullmq`). */
-  redis?: string | undefined;
+  /**
+   * A Redis URL: tasks go to BullMQ (`@fc-async/bullmq`). With `redisCluster`, one or several
+   * URLs, startup nodes of a Redis Cluster. The CLI's `--redis`.
+   */
+  redis?: string | readonly string[] | undefined;
+  /**
+   * `redis` names nodes of a Redis Cluster in direct connection mode (open-source Redis Cluster,
+   * ElastiCache cluster mode, ApsaraDB / Tair direct connection), reached through ioredis's
+   * `Cluster`, which follows the slot map: any of its nodes, each a `redis://` or `rediss://` URL.
+   * Their user name, password and TLS (`rediss://`) apply to every node, those found in the slot
+   * map too: alike in every URL that has them. No database but 0. `redisPrefix` must be a hash tag
+   * and defaults to `{fc-async}`. Not for a cluster behind a proxy (one endpoint, ApsaraDB / Tair
+   * proxy mode): give its URL alone, with a `redisPrefix` that is a hash tag. The CLI's
+   * `--redis-cluster`. @default false
+   *
+   * @example
+   * ```ts
+   * await startEmulator({
+   *   entry: 'app.ts',
+   *   redis: ['redis://:secret@10.0.0.5:6379', 'redis://10.0.0.6:6379'],
+   *   redisCluster: true,
+   * });
+   * ```
+   */
+  redisCluster?: boolean | undefined;
   /**
    * With `redis`, what each function's BullMQ prefix starts with: `<redisPrefix>:<function>`. On a
    * Redis Cluster (ApsaraDB for Redis / Tair cluster instances too) a hash tag, so that every key
    * of a function lies in one slot. Checked as `bullmq()` checks its `prefix`. The CLI's
-   * `--redis-prefix`. @default 'fc-async'
+   * `--redis-prefix`. @default 'fc-async', '{fc-async}' with `redisCluster`
    *
    * @example
    * ```ts
@@ -130,7 +153,8 @@ export interface ResolvedOptions {
   region: string;
   accountId: string;
   store?: string | undefined;
-  redis?: string | undefined;
+  redis?: string | readonly string[] | undefined;
+  redisCluster: boolean;
   redisPrefix?: string | undefined;
   concurrency: number;
   maxQueuedTasks: number;
@@ -236,6 +260,7 @@ const KEYS = new Set([
   'accountId',
   'store',
   'redis',
+  'redisCluster',
   'redisPrefix',
   'concurrency',
   'maxQueuedTasks',
@@ -275,11 +300,20 @@ export function resolveOptions(options: EmulatorOptions): ResolvedOptions {
   for (const key of Object.keys(options)) {
     if (!KEYS.has(key)) throw new TypeError(`Unknown startEmulator() option \`${key}\``);
   }
-  for (const key of ['config', 'host', 'controlHost', 'store', 'redis', 'redisPrefix', 'outDir', 'cwd'] as const) {
+  for (const key of ['config', 'host', 'controlHost', 'store', 'redisPrefix', 'outDir', 'cwd'] as const) {
     const value = options[key];
     if (value !== undefined && (typeof value !== 'string' || value === '')) {
       throw optionError(key, 'a non-empty string', value);
     }
+  }
+  const redis: unknown = options.redis;
+  const isUrl = (value: unknown) => typeof value === 'string' && value !== '';
+  if (redis !== undefined && !isUrl(redis) && !(Array.isArray(redis) && redis.length > 0 && redis.every(isUrl))) {
+    // Not the value: a URL may hold a password.
+    throw optionError('redis', 'a Redis URL, or a non-empty array of them with `redisCluster`', typeof redis);
+  }
+  if (options.redisCluster !== undefined && typeof options.redisCluster !== 'boolean') {
+    throw optionError('redisCluster', 'a boolean', options.redisCluster);
   }
   for (const key of ['config', 'outDir'] as const) {
     // `--out-dir=~/x` or a quoted `~`: no shell expanded it, and a folder named `~` would be made.
@@ -349,6 +383,7 @@ export function resolveOptions(options: EmulatorOptions): ResolvedOptions {
     accountId: text('accountId', options.accountId, ACCOUNT_ID, 'an account id of digits', '0'),
     store: options.store,
     redis: options.redis,
+    redisCluster: options.redisCluster ?? false,
     redisPrefix: options.redisPrefix,
     concurrency: int('concurrency', options.concurrency, 1, 10_000, 10),
     maxQueuedTasks: int('maxQueuedTasks', options.maxQueuedTasks, 1, 10_000_000, 10_000),

@@ -3,6 +3,7 @@ import { createFcHandler, memory, silentLogger } from '@fc-async/core';
 import { describe, expect, it, vi } from 'vitest';
 import {
   backendFactory,
+  clusterConnection,
   DEFAULT_REDIS_PREFIX,
   functionPrefix,
   gateBackends,
@@ -126,6 +127,28 @@ describe('--store and --redis', () => {
       tls: {},
     });
     expect(redisOptions(new URL('redis://localhost'))).toEqual({ host: 'localhost', port: 6379 });
+  });
+
+  it('--redis-cluster: the nodes by address, the credentials and TLS of any of their URLs for every node', () => {
+    const spec = parseStoreSpec(
+      undefined,
+      ['rediss://app:p%25w@[::1]:6380/0', 'rediss://10.0.0.6:6381', 'rediss://app:p%25w@cache.local'],
+      '/',
+      undefined,
+      true,
+    );
+    expect(spec.kind === 'redis-cluster' && clusterConnection(spec.nodes)).toEqual({
+      cluster: [
+        { host: '::1', port: 6380 },
+        { host: '10.0.0.6', port: 6381 },
+        { host: 'cache.local', port: 6379 },
+      ],
+      redisOptions: { username: 'app', password: 'p%w', tls: {} },
+    });
+    const plain = parseStoreSpec(undefined, ['redis://10.0.0.5:6379'], '/', undefined, true);
+    expect(plain.kind === 'redis-cluster' && clusterConnection(plain.nodes)).toEqual({
+      cluster: [{ host: '10.0.0.5', port: 6379 }],
+    });
   });
 
   // @fc-async/sqlite and @fc-async/bullmq are separate packages: only the path where they are

@@ -17,7 +17,7 @@ import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../src/ports.js';
 import { linkedEntryFolder, watchIgnore, watchTree } from '../src/watch-tree.js';
-import { PKG, redisServer, runCli, spawnCli, waitFor } from './helpers.js';
+import { PKG, redisCluster, redisServer, runCli, spawnCli, waitFor } from './helpers.js';
 
 // `fc-async dev --watch` in a child process, on a copy of a small Express app in a temporary
 // folder (its node_modules a link to the repository's, so that `express` resolves).
@@ -461,6 +461,39 @@ resources:
     const res = await fetch(`${ready.trigger}/version`);
     expect(await res.json()).toEqual({ version: 'A' });
     expect(run.stderr().match(/is not ready/g)).toHaveLength(1);
+  });
+
+  it('--redis-cluster with the cluster down: names it by its nodes (no password); the cluster coming up starts the emulator', {
+    timeout: 120_000,
+  }, async () => {
+    const dir = project();
+    const ports = [await freePort('127.0.0.1'), await freePort('127.0.0.1'), await freePort('127.0.0.1')];
+    const [first, second] = ports as [number, number];
+    const args = [
+      '--redis-cluster',
+      '--redis',
+      `redis://:s3cret@127.0.0.1:${first}`,
+      '--redis',
+      `redis://127.0.0.1:${second}`,
+    ];
+    const run = await startWatch(dir, ['app.mjs', ...args], false, false);
+    const cluster = `the Redis Cluster at 127.0.0.1:${first}, 127.0.0.1:${second}`;
+    await waitFor(
+      () => (run.stderr().includes(`waiting for a change, or for ${cluster} to come up`) ? true : undefined),
+      START_MS,
+    );
+    expect(run.stderr()).toContain(
+      `fc-async: The Redis Cluster at 127.0.0.1:${first}, 127.0.0.1:${second} is not ready (RedisUnavailable): `,
+    );
+    expect(emulatorsOf(run.proc.pid as number)).toEqual([]);
+
+    await redisCluster((stop) => cleanups.push(stop), { ports, password: 's3cret' });
+    await waitFor(() => (run.ready.length > 0 ? true : undefined), 60_000);
+    const ready = run.ready[0] as { trigger: string };
+    const res = await fetch(`${ready.trigger}/version`);
+    expect(await res.json()).toEqual({ version: 'A' });
+    expect(run.stderr()).toContain(`fc-async: ${cluster} answers, starting`);
+    expect(run.stderr()).not.toContain('s3cret');
   });
 
   it('--redis with Redis down: a Ctrl-C while it waits for Redis exits at once', async () => {

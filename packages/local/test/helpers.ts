@@ -310,14 +310,7 @@ export async function redisServer(
   cleanup: (stop: () => Promise<void>) => void,
   options: { port?: number; args?: string[] } = {},
 ): Promise<{ child: ChildProcess; url: string }> {
-  const port =
-    options.port ??
-    (await new Promise<number>((resolve) => {
-      const probe = createServer().listen(0, '127.0.0.1', () => {
-        const address = probe.address();
-        probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-      });
-    }));
+  const port = options.port ?? (await freeLoopbackPort());
   const dir = mkdtempSync(join(tmpdir(), 'fc-async-redis-'));
   const args = [
     ...['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
@@ -336,4 +329,58 @@ export async function redisServer(
   for await (const line of lines) if (line.includes('Ready to accept connections')) break;
   child.stdout?.resume();
   return { child, url: `redis://127.0.0.1:${port}` };
+}
+
+/**
+ * A Redis Cluster of three masters on loopback (no replicas, no persistence), on `options.ports`
+ * or free ones, with `options.password` if given: the 16384 slots split in three in port order, as
+ * in direct connection mode, where a node answers the slots it owns and redirects the rest
+ * (`MOVED`). Resolved once every node says the cluster is up and knows the others; `cleanup` gets
+ * what stops the nodes. The URLs of its nodes (no credentials), in slot order.
+ */
+export async function redisCluster(
+  cleanup: (stop: () => Promise<void>) => void,
+  options: { ports?: readonly number[]; password?: string } = {},
+): Promise<string[]> {
+  const { Redis } = await import('ioredis');
+  const nodes: { url: string; busPort: number }[] = [];
+  const auth = options.password === undefined ? [] : ['--requirepass', options.password];
+  for (let i = 0; i < 3; i++) {
+    const busPort = await freeLoopbackPort();
+    const args = ['--cluster-enabled', 'yes', '--cluster-port', String(busPort), '--cluster-config-file', 'nodes.conf'];
+    const port = options.ports?.[i];
+    nodes.push({
+      url: (await redisServer(cleanup, { ...(port ? { port } : {}), args: [...args, ...auth] })).url,
+      busPort,
+    });
+  }
+  const admins = nodes.map((node) => new Redis(node.url, { password: options.password }));
+  try {
+    for (const [i, node] of nodes.entries()) {
+      if (i > 0) await admins[0]?.call('CLUSTER', 'MEET', '127.0.0.1', new URL(node.url).port, String(node.busPort));
+    }
+    for (const [i, admin] of admins.entries()) {
+      const from = Math.floor((i * 16_384) / 3);
+      await admin.call('CLUSTER', 'ADDSLOTSRANGE', String(from), String(Math.floor(((i + 1) * 16_384) / 3) - 1));
+    }
+    await waitFor(async () => {
+      const infos = await Promise.all(admins.map((admin) => admin.call('CLUSTER', 'INFO') as Promise<string>));
+      return infos.every((info) => info.includes('cluster_state:ok') && info.includes('cluster_known_nodes:3'))
+        ? true
+        : undefined;
+    }, 20_000);
+  } finally {
+    for (const admin of admins) admin.disconnect();
+  }
+  return nodes.map((node) => node.url);
+}
+
+/** A free port on 127.0.0.1. */
+function freeLoopbackPort(): Promise<number> {
+  return new Promise<number>((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
 }
