@@ -114,15 +114,24 @@ async function answering(connections: readonly RedisClient[], ms: number): Promi
 /**
  * Redis's answers that waiting does not change: credentials it does not take (`AUTH` with a wrong
  * password, or none where one is needed), a database number past its `databases` or other than 0
- * on a Redis Cluster, which has no other (ioredis would carry on in db 0).
+ * on a Redis Cluster, which has no other (ioredis would carry on in db 0), and, to a cluster
+ * client (`connection.cluster`), a Redis that is no cluster (its slot map asked for in vain).
  */
 const AUTH_REFUSED =
-  /^(WRONGPASS|NOAUTH|ERR invalid password|ERR AUTH|ERR DB index is out of range|ERR SELECT is not allowed in cluster mode)/;
+  /^(WRONGPASS|NOAUTH|ERR invalid password|ERR AUTH|ERR DB index is out of range|ERR SELECT is not allowed in cluster mode|ERR This instance has cluster support disabled)/;
 
 function unavailable(waitedMs: number, cause: unknown): FcAsyncError {
   if (AUTH_REFUSED.test((cause as { message?: unknown } | null)?.message as string)) {
     // No Retry-After: trying again soon does not make the credentials right.
-    const what = /^ERR (DB|SELECT)/.test((cause as Error).message) ? 'database number' : 'credentials';
+    const message = (cause as Error).message;
+    if (message.startsWith('ERR This instance has cluster support disabled')) {
+      return new FcAsyncError(
+        'RedisUnavailable',
+        'Redis does not run in cluster mode: give its URL or options as `connection`, not in `connection.cluster`',
+        { statusCode: 503, cause },
+      );
+    }
+    const what = /^ERR (DB|SELECT)/.test(message) ? 'database number' : 'credentials';
     return new FcAsyncError('RedisUnavailable', `Redis refused the ${what} of the connection`, {
       statusCode: 503,
       cause,

@@ -2,7 +2,7 @@ import { type FcAsyncError, silentLogger } from '@fc-async/core';
 import { asyncEvent, listAllTasks } from '@fc-async/test-kit/fc-server';
 import { freePort } from '@fc-async/test-kit/net';
 import { Cluster, Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { corkEachTurn } from '../src/cork.js';
 import { type BullmqBackendOptions, type BullmqClusterConnection, bullmq } from '../src/index.js';
 import {
@@ -305,6 +305,20 @@ describe('bullmq() on a Redis Cluster: its connections', () => {
       message: 'Redis refused the credentials of the connection',
     });
     expect(performance.now() - startedAt).toBeLessThan(2000);
+  });
+
+  it('fails a start at once, saying so, on a Redis that does not run in cluster mode', async () => {
+    // It answers, but not with a slot map: without this, the start waited its connectTimeoutMs and
+    // said `Redis did not answer within 10000 ms`.
+    const backend = bullmq({ connection: { cluster: [inject('redisUrl')] }, prefix: PREFIX });
+    const failure = await startFailure(backend);
+    expect(failure).toMatchObject({
+      code: 'RedisUnavailable',
+      statusCode: 503,
+      message:
+        'Redis does not run in cluster mode: give its URL or options as `connection`, not in `connection.cluster`',
+    });
+    expect((failure?.cause as Error | undefined)?.message).toMatch(/^ERR This instance has cluster support disabled/);
   });
 });
 

@@ -299,6 +299,18 @@ export function redisPrefixHint(error: unknown, prefix: string | undefined): str
 }
 
 /**
+ * Why a start `bullmq()` refused under `--redis-cluster` for a Redis that is no cluster, in the
+ * CLI's words (its message names `connection.cluster`), Redis's answer left to its cause;
+ * undefined for any other error.
+ */
+export function notClusterFailure(error: unknown): string | undefined {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  if (code !== 'RedisUnavailable' || typeof message !== 'string') return undefined;
+  if (!message.startsWith('Redis does not run in cluster mode')) return undefined;
+  return 'Redis does not run in cluster mode: give its --redis URL alone, without --redis-cluster';
+}
+
+/**
  * Holds back the start of the backends `backendFor` makes until `open()`. A persistent backend
  * recovers on start (the destination calls a crash cut short, the ends of interrupted attempts,
  * jobs a shared queue hands over), so the emulator opens it once every function exists and its

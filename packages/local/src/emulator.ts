@@ -6,6 +6,7 @@ import {
   backendFactory,
   gateBackends,
   lateEngineHold,
+  notClusterFailure,
   parseStoreSpec,
   redisName,
   redisPrefixHint,
@@ -409,16 +410,19 @@ function reachable(store: StoreSpec): string {
  * credentials masked, a cluster's startup nodes' addresses) and the code, the backend's own error
  * as its cause. The code stays the backend's (`RedisUnavailable`), `BackendNotReady` for one that
  * said nothing in time. A refusal of a prefix without a hash tag on a Redis Cluster says which
- * flag gives one (`--redis-prefix`).
+ * flag gives one (`--redis-prefix`), that of a Redis that is no cluster under `--redis-cluster`
+ * which flag to leave out.
  */
 function redisNotReady(store: StoreSpec & { kind: 'redis' | 'redis-cluster' }, error: unknown): FcAsyncError<string> {
   const code = (error as { code?: unknown } | undefined)?.code;
   const named = typeof code === 'string' && /^[A-Z]\w*$/.test(code) ? code : 'BackendNotReady';
   const name = redisName(store) as string;
+  // Said in the CLI's words, Redis's own answer as the cause.
+  const notCluster = notClusterFailure(error);
   return new FcAsyncError(
     named,
-    `${name[0]?.toUpperCase()}${name.slice(1)} is not ready (${named}): ${failure(error)}${redisPrefixHint(error, store.prefix)}`,
-    { cause: error },
+    `${name[0]?.toUpperCase()}${name.slice(1)} is not ready (${named}): ${notCluster ?? failure(error)}${redisPrefixHint(error, store.prefix)}`,
+    { cause: notCluster === undefined ? error : (error as Error).cause },
   );
 }
 

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator } from '../src/index.js';
-import { $FC, type CliRun, fixture, redisCluster, runCli, sdk, startCli, waitFor } from './helpers.js';
+import { $FC, type CliRun, fixture, redisCluster, redisServer, runCli, sdk, startCli, waitFor } from './helpers.js';
 
 // `fc-async dev --redis-cluster`: the --redis URLs are startup nodes of a Redis Cluster in direct
 // connection mode (three masters here, each answering its own slots and redirecting the rest), as
@@ -126,6 +126,28 @@ describe('fc-async dev --redis-cluster', () => {
     expect(code).toBe(1);
     expect(stderr).toMatch(/^fc-async: The Redis Cluster at 127\.0\.0\.1:1 is not ready \(RedisUnavailable\): /m);
     expect(stderr).not.toContain(PASSWORD);
+  });
+});
+
+describe('fc-async dev --redis-cluster on a Redis that is no cluster', () => {
+  it('fails the start at once, saying to give its --redis URL alone', async () => {
+    // Without it, the start waited 10 s for a slot map and said `Redis did not answer`.
+    const { url } = await redisServer((stop) => cleanups.push(stop));
+    const { code, stderr } = await runCli([
+      'dev',
+      fixture('jobs-app.ts'),
+      '--redis-cluster',
+      '--redis',
+      url,
+      '--port',
+      '0',
+      '--control-port',
+      '0',
+    ]);
+    expect(code).toBe(1);
+    expect(stderr.split('\n').filter((line) => line.startsWith('fc-async:'))).toEqual([
+      `fc-async: The Redis Cluster at ${new URL(url).host} is not ready (RedisUnavailable): Redis does not run in cluster mode: give its --redis URL alone, without --redis-cluster (ERR This instance has cluster support disabled)`,
+    ]);
   });
 });
 
