@@ -148,7 +148,9 @@ function clusterNodes(values: readonly string[]): URL[] {
 /**
  * The `bullmq()` connection of `--redis-cluster`: the startup nodes by address alone, the user
  * name, password and TLS of their URLs in `redisOptions`, where ioredis's `Cluster` applies them to
- * every node it reaches (a URL's would be its node's alone, which `bullmq()` refuses).
+ * every node it reaches (a URL's would be its node's alone, which `bullmq()` refuses). With TLS,
+ * the nodes' host names are kept as given (`dnsLookup`): ioredis would connect to the address they
+ * resolve to, which a certificate issued for the name does not cover (ElastiCache's, say).
  */
 export function clusterConnection(nodes: readonly URL[]): Record<string, unknown> {
   const each = nodes.map(redisOptions);
@@ -157,7 +159,13 @@ export function clusterConnection(nodes: readonly URL[]): Record<string, unknown
   return {
     cluster: each.map(({ host, port }) => ({ host, port })),
     ...(Object.keys(shared).length > 0 ? { redisOptions: shared } : {}),
+    ...(shared.tls ? { dnsLookup: keepHostName } : {}),
   };
+}
+
+/** A `dnsLookup` that resolves nothing: the name is what the connection is opened to. */
+function keepHostName(address: string, callback: (error: null, address: string) => void): void {
+  callback(null, address);
 }
 
 /**

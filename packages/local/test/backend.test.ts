@@ -144,6 +144,8 @@ describe('--store and --redis', () => {
         { host: 'cache.local', port: 6379 },
       ],
       redisOptions: { username: 'app', password: 'p%w', tls: {} },
+      // With TLS, the host names as given: a certificate names the host, not its address.
+      dnsLookup: expect.any(Function),
     });
     const plain = parseStoreSpec(undefined, ['redis://10.0.0.5:6379'], '/', undefined, true);
     expect(plain.kind === 'redis-cluster' && clusterConnection(plain.nodes)).toEqual({

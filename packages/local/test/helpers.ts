@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -336,25 +336,36 @@ export async function redisServer(
  * or free ones, with `options.password` if given: the 16384 slots split in three in port order, as
  * in direct connection mode, where a node answers the slots it owns and redirects the rest
  * (`MOVED`). Resolved once every node says the cluster is up and knows the others; `cleanup` gets
- * what stops the nodes. The URLs of its nodes (no credentials), in slot order.
+ * what stops the nodes. The URLs of its nodes (no credentials), in slot order. With `options.tls`,
+ * TLS alone (no plain port), the cluster bus too, each node announcing the host name `localhost`
+ * in the slot map, as ElastiCache's TLS nodes announce theirs; the URLs are `rediss://localhost:PORT`.
  */
 export async function redisCluster(
   cleanup: (stop: () => Promise<void>) => void,
-  options: { ports?: readonly number[]; password?: string } = {},
+  options: { ports?: readonly number[]; password?: string; tls?: TestCertificate } = {},
 ): Promise<string[]> {
   const { Redis } = await import('ioredis');
   const nodes: { url: string; busPort: number }[] = [];
   const auth = options.password === undefined ? [] : ['--requirepass', options.password];
+  const { tls } = options;
   for (let i = 0; i < 3; i++) {
     const busPort = await freeLoopbackPort();
     const args = ['--cluster-enabled', 'yes', '--cluster-port', String(busPort), '--cluster-config-file', 'nodes.conf'];
-    const port = options.ports?.[i];
-    nodes.push({
-      url: (await redisServer(cleanup, { ...(port ? { port } : {}), args: [...args, ...auth] })).url,
-      busPort,
-    });
+    const port = options.ports?.[i] ?? (await freeLoopbackPort());
+    const tlsArgs = tls
+      ? [
+          ...['--port', '0', '--tls-port', String(port), '--tls-cluster', 'yes', '--tls-auth-clients', 'no'],
+          ...['--tls-cert-file', tls.cert, '--tls-key-file', tls.key, '--tls-ca-cert-file', tls.ca],
+          ...['--cluster-announce-hostname', 'localhost', '--cluster-preferred-endpoint-type', 'hostname'],
+        ]
+      : [];
+    await redisServer(cleanup, { port, args: [...args, ...auth, ...tlsArgs] });
+    nodes.push({ url: tls ? `rediss://localhost:${port}` : `redis://127.0.0.1:${port}`, busPort });
   }
-  const admins = nodes.map((node) => new Redis(node.url, { password: options.password }));
+  const admins = nodes.map(
+    (node) =>
+      new Redis(node.url, { password: options.password, ...(tls ? { tls: { ca: readFileSync(tls.ca) } } : {}) }),
+  );
   try {
     for (const [i, node] of nodes.entries()) {
       if (i > 0) await admins[0]?.call('CLUSTER', 'MEET', '127.0.0.1', new URL(node.url).port, String(node.busPort));
@@ -373,6 +384,48 @@ export async function redisCluster(
     for (const admin of admins) admin.disconnect();
   }
   return nodes.map((node) => node.url);
+}
+
+/** The files of a certificate for `localhost` alone (no IP address), and of the CA that signed it. */
+export interface TestCertificate {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+/**
+ * A CA and a certificate it signed for the host name `localhost` alone, made with `openssl` in a
+ * temporary folder (`cleanup` gets what removes it): a client that connects to 127.0.0.1 rather
+ * than to the name fails its check.
+ */
+export function localhostCertificate(cleanup: (remove: () => void) => void): TestCertificate {
+  const dir = mkdtempSync(join(tmpdir(), 'fc-async-tls-'));
+  cleanup(() => rmSync(dir, { recursive: true, force: true }));
+  const file = (name: string) => join(dir, name);
+  const openssl = (args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
+  const key = ['-newkey', 'rsa:2048', '-nodes'];
+  openssl(
+    ['req', '-x509', ...key, '-days', '1', '-subj', '/CN=fc-async test CA'].concat([
+      '-keyout',
+      file('ca.key'),
+      '-out',
+      file('ca.crt'),
+    ]),
+  );
+  openssl(['req', ...key, '-subj', '/CN=localhost', '-keyout', file('server.key'), '-out', file('server.csr')]);
+  writeFileSync(file('ext.cnf'), 'subjectAltName=DNS:localhost\n');
+  openssl(
+    ['x509', '-req', '-in', file('server.csr'), '-CA', file('ca.crt'), '-CAkey', file('ca.key')].concat([
+      '-CAcreateserial',
+      '-days',
+      '1',
+      '-extfile',
+      file('ext.cnf'),
+      '-out',
+      file('server.crt'),
+    ]),
+  );
+  return { ca: file('ca.crt'), cert: file('server.crt'), key: file('server.key') };
 }
 
 /** A free port on 127.0.0.1. */

@@ -1,7 +1,18 @@
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator } from '../src/index.js';
-import { $FC, type CliRun, fixture, redisCluster, redisServer, runCli, sdk, startCli, waitFor } from './helpers.js';
+import {
+  $FC,
+  type CliRun,
+  fixture,
+  localhostCertificate,
+  redisCluster,
+  redisServer,
+  runCli,
+  sdk,
+  startCli,
+  waitFor,
+} from './helpers.js';
 
 // `fc-async dev --redis-cluster`: the --redis URLs are startup nodes of a Redis Cluster in direct
 // connection mode (three masters here, each answering its own slots and redirecting the rest), as
@@ -30,7 +41,7 @@ afterEach(async () => {
 });
 
 /** A node's URL with the cluster's password in it. */
-const withPassword = (url: string) => url.replace('redis://', `redis://:${PASSWORD}@`);
+const withPassword = (url: string) => url.replace('://', `://:${PASSWORD}@`);
 
 async function dev(args: string[]): Promise<CliRun> {
   const cli = await startCli([fixture('jobs-app.ts'), '--name', 'app', ...args]);
@@ -126,6 +137,33 @@ describe('fc-async dev --redis-cluster', () => {
     expect(code).toBe(1);
     expect(stderr).toMatch(/^fc-async: The Redis Cluster at 127\.0\.0\.1:1 is not ready \(RedisUnavailable\): /m);
     expect(stderr).not.toContain(PASSWORD);
+  });
+});
+
+describe('fc-async dev --redis-cluster with rediss://', () => {
+  it('reaches every node over TLS by the host name its certificate names, the slot map’s nodes too', async () => {
+    // Without keeping the name, ioredis connected to the address localhost resolves to, which the
+    // certificate does not name: the start failed, `Redis did not answer within 10000 ms (Failed
+    // to refresh slots cache.)`.
+    const tls = localhostCertificate((remove) => cleanups.push(remove));
+    const tlsNodes = await redisCluster((stop) => cleanups.push(stop), { password: PASSWORD, tls });
+    const cli = await startCli(
+      [fixture('jobs-app.ts'), '--name', 'app', '--redis-cluster', '--redis', withPassword(tlsNodes[1] as string)],
+      { env: { NODE_EXTRA_CA_CERTS: tls.ca } },
+    );
+    cleanups.push(() => cli.stop('SIGKILL'));
+    const accepted = await fetch(`${cli.trigger}/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-fc-invocation-type': 'Async', 'x-fc-async-task-id': 'tls_1' },
+      body: JSON.stringify({ ms: 10 }),
+    });
+    expect(accepted.status).toBe(202);
+    const client = sdk(cli.control);
+    await waitFor(async () => {
+      const got = (await client.getAsyncTask('app', 'tls_1', new $FC.GetAsyncTaskRequest({}))).body;
+      return got?.status === 'Succeeded' ? got : undefined;
+    }, 20_000);
+    expect(cli.stderr.join('')).not.toContain(PASSWORD);
   });
 });
 
