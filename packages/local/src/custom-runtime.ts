@@ -263,6 +263,8 @@ async function startInstance(
     });
   }
   const stderr: string[] = [];
+  // Whether its output said a port was taken (EADDRINUSE): then its s.yaml port may be why it exited.
+  let addressInUse = false;
   let spawnError: Error | undefined;
   let stopping = false;
   let exited: () => void = () => undefined;
@@ -299,6 +301,7 @@ async function startInstance(
   ] as const) {
     boundedLines(stream, MAX_LINE, (text) => {
       if (level === 'warn' && stderr.push(text) > 10) stderr.shift();
+      if (ADDRESS_IN_USE.test(text)) addressInUse = true;
       deps.log.logger[level](`${fn.name}: ${text}`, {
         function: fn.name,
         stream: level === 'warn' ? 'stderr' : 'stdout',
@@ -334,8 +337,8 @@ async function startInstance(
       throw new Error(`did not answer ${method} ${path} within ${timeout} s`);
     });
 
+  const ports = { configured: config.port, fixed, own: deps.ports ?? [] };
   try {
-    const ports = { configured: config.port, fixed, own: deps.ports ?? [] };
     const followed = config.healthCheck
       ? await passHealthCheck(target, () => spawnError, config.healthCheck, hook, ports)
       : await waitListening(target, () => spawnError, ports);
@@ -356,9 +359,11 @@ async function startInstance(
     await within(closed, 1000, () => undefined);
     const tail = stderr.length > 0 ? `; its last stderr lines: ${stderr.join(' | ')}` : '';
     const problem = error instanceof Error ? error.message : String(error);
+    // Read once its output is: a port taken is why it exited only when it said so (EADDRINUSE).
+    const note = error instanceof EndedEarly && addressInUse ? takenNote(target, ports) : '';
     throw new FcAsyncError(
       'CustomRuntimeStartFailed',
-      `${fn.name}: the custom runtime \`${config.command.join(' ')}\` (in ${spec.file}) ${problem}${tail}`,
+      `${fn.name}: the custom runtime \`${config.command.join(' ')}\` (in ${spec.file}) ${problem}${note}${tail}`,
       { cause: error },
     );
   }
@@ -385,20 +390,24 @@ async function startInstance(
 }
 
 /**
- * Why the child cannot be waited for any longer (it could not start, or it exited before it
- * `listened` or `was ready`), if so, with why its s.yaml port may be the cause ({@link takenNote}).
+ * What a program's output says when the port it listens on is taken: Node.js's `EADDRINUSE`
+ * (Windows' `WSAEADDRINUSE`), the `Address already in use` of Python, Go, Java and others.
  */
-function gone(
-  t: ChildTarget & { port: number },
-  failed: () => Error | undefined,
-  ports: Ports,
-  before: 'listened' | 'was ready',
-): Error | undefined {
+const ADDRESS_IN_USE = /EADDRINUSE|address already in use/i;
+
+/** A child that exited before it listened or was ready ({@link gone}). */
+class EndedEarly extends Error {}
+
+/**
+ * Why the child cannot be waited for any longer (it could not start, or it exited before it
+ * `listened` or `was ready`), if so.
+ */
+function gone(t: ChildTarget, failed: () => Error | undefined, before: 'listened' | 'was ready'): Error | undefined {
   const error = failed();
   if (error) return new Error(`could not be started: ${error.message}`);
   if (!t.exit) return undefined;
   const how = t.exit.signal ? `was killed by ${t.exit.signal}` : `exited with code ${t.exit.code}`;
-  return new Error(`${how} before it ${before} on port ${t.port}${takenNote(t, ports)}`);
+  return new EndedEarly(`${how} before it ${before} on port ${t.port}`);
 }
 
 /**
@@ -417,7 +426,7 @@ async function passHealthCheck(
   const pause = async (seconds: number) => {
     const until = Date.now() + seconds * 1000;
     while (Date.now() < until) {
-      const error = gone(t, failed, ports, 'was ready');
+      const error = gone(t, failed, 'was ready');
       if (error) throw error;
       await new Promise((resolve) => setTimeout(resolve, Math.min(50, until - Date.now())));
     }
@@ -427,7 +436,7 @@ async function passHealthCheck(
   let failures = 0;
   let followed = false;
   for (;;) {
-    const error = gone(t, failed, ports, 'was ready');
+    const error = gone(t, failed, 'was ready');
     if (error) throw error;
     let ok = await accepts(t.port);
     if (!ok && (await followFixedPort(t, ports))) ok = followed = true;
@@ -484,8 +493,9 @@ async function followFixedPort(t: ChildTarget & { port: number }, ports: Ports):
 }
 
 /**
- * Why a child that exited may not have listened: its s.yaml port was taken when it started (an app
- * that listens there whatever FC_SERVER_PORT says then fails, EADDRINUSE), and by whom if known.
+ * Why a child that exited saying a port was taken may not have listened: its s.yaml port was taken
+ * when it started (an app that listens there whatever FC_SERVER_PORT says then fails, EADDRINUSE),
+ * and by whom if known.
  */
 function takenNote(t: ChildTarget & { port: number }, ports: Ports): string {
   if (!configuredTaken(t, ports)) return '';
@@ -513,7 +523,7 @@ async function waitListening(
 ): Promise<boolean> {
   const deadline = Date.now() + START_MS;
   for (;;) {
-    const error = gone(t, failed, ports, 'listened');
+    const error = gone(t, failed, 'listened');
     if (error) throw error;
     if (await accepts(t.port)) return false;
     if (await followFixedPort(t, ports)) return true;

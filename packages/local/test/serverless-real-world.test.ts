@@ -1,5 +1,9 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: the s.yaml texts here are written in Serverless Devs variable syntax
+
+import { once } from 'node:events';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -491,6 +495,36 @@ describe('serving real-world files', () => {
         );
       },
     );
+
+    it('does not blame its s.yaml port, taken, for an app that exited for another reason', async () => {
+      // Its s.yaml port taken (FC's 9000 while fc-async dev serves on it, when a crashed app is started
+      // again): an app that listens on FC_SERVER_PORT and exits for its own reason is told only that.
+      const taken = createServer().listen(0, '127.0.0.1');
+      await once(taken, 'listening');
+      try {
+        const port = (taken.address() as AddressInfo).port;
+        const dir = mkdtempSync(join(tmp, 'taken-port-'));
+        mkdirSync(join(dir, 'code'));
+        writeFileSync(
+          join(dir, 'code/index.js'),
+          "console.error('Error: DATABASE_URL is not set');\nprocess.exit(1);\n",
+        );
+        writeFileSync(
+          join(dir, 's.yaml'),
+          `edition: 3.0.0\nresources:\n  web:\n    component: fc3\n    props:\n      functionName: web\n      runtime: custom.debian10\n      code: ./code\n      customRuntimeConfig: { command: [node, index.js], port: ${port} }\n`,
+        );
+        const error = await startEmulator({ ...quiet, config: join(dir, 's.yaml') }).then(
+          () => undefined,
+          (e: unknown) => e as { code?: string; message: string },
+        );
+        expect(error?.code).toBe('CustomRuntimeStartFailed');
+        expect(error?.message).toMatch(
+          /^web: .* exited with code 1 before it listened on port \d+; its last stderr lines: Error: DATABASE_URL is not set$/,
+        );
+      } finally {
+        taken.close();
+      }
+    });
 
     it("is refused at once, naming the flag, when that port is the emulator's own --port", async () => {
       const port = await freePort();
