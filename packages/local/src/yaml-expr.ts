@@ -48,6 +48,15 @@ const WHOLE_NAME = new RegExp(`${NAME.source}$`);
 /** A decimal number as YAML writes one (`60`, `-1`, `0.5`). */
 const NUMBER = /^-?(?:0|[1-9]\d*)(?:\.\d+)?$/;
 
+/**
+ * `text` as a number when it is one written as JavaScript writes it back (`60`, `0.5`); else
+ * `undefined`: `1.10`, `10.0` or an id of 20 digits would come back other text (`1.1`, `10`, a
+ * rounded id), and they stay text, whether in a number field or inside a string.
+ */
+function exactNumber(text: string): number | undefined {
+  return NUMBER.test(text) && String(Number(text)) === text ? Number(text) : undefined;
+}
+
 /** How deep a walk may go through values that are expressions themselves (`a: ${vars.b}`, `b: ${vars.a}`). */
 const MAX_WALK_NESTING = 8;
 let walkNesting = 0;
@@ -147,8 +156,9 @@ function call(name: string, args: unknown[], written: string[], ctx: VarContext)
       const value = ctx.env[String(first)];
       if (value === undefined || (value === '' && second !== undefined)) return second;
       // A number as the default (`env('TIMEOUT', 60)`) asks for a number: a variable that reads
-      // as one is taken as one, so that `timeout: ${env('TIMEOUT', 60)}` is a number either way.
-      return typeof second === 'number' && NUMBER.test(value) ? Number(value) : value;
+      // as one is taken as one, so that `timeout: ${env('TIMEOUT', 60)}` is a number either way;
+      // one that would read back other text (`1.10`) stays as it is ({@link exactNumber}).
+      return typeof second === 'number' ? (exactNumber(value) ?? value) : value;
     }
     case 'config':
       return first === 'AccountID' ? ctx.accountId : first === 'Region' ? ctx.region : undefined;
@@ -257,8 +267,8 @@ export function evaluateExpression(
     i = source.indexOf(text, i) + text.length;
     const named = WHOLE_NAME.test(text) ? reference(text, ctx, self) : undefined;
     literal = named === undefined;
-    // A bare number is a number (`env('RETRIES', 2)`), as YAML reads one.
-    return named ?? (NUMBER.test(text) ? Number(text) : text);
+    // A bare number is a number (`env('RETRIES', 2)`), as YAML reads one ({@link exactNumber}).
+    return named ?? exactNumber(text) ?? text;
   };
   const callAt = (name: string): unknown => {
     i++;

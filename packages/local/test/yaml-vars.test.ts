@@ -40,6 +40,32 @@ describe('s.yaml variables', () => {
     expect(resolveVars("t-${env('T', 60)}", set)).toBe('t-30');
   });
 
+  it('keeps as written a variable or a default that a number would read back otherwise (1.10, a long id)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fc-async-vars-'));
+    writeFileSync(join(dir, 'index.mjs'), 'export const handler = async () => "ok";\n');
+    writeFileSync(
+      join(dir, 's.yaml'),
+      [
+        'edition: 3.0.0',
+        'resources:',
+        '  web:',
+        '    component: fc3',
+        '    props: { functionName: web, runtime: nodejs20, handler: index.handler, code: .,',
+        '      environmentVariables: { APP_VERSION: "${env(\'APP_VERSION\', 1)}" } }',
+        '',
+      ].join('\n'),
+    );
+    // The app must see APP_VERSION as set, 1.10, not 1.1.
+    const [fn] = (await loadServerlessConfig(join(dir, 's.yaml'), { env: { APP_VERSION: '1.10' } })).functions;
+    expect(fn?.environmentVariables).toEqual({ APP_VERSION: '1.10' });
+    const set = context({}, { VERSION: '1.10', ROUND: '10.0', ID: '12345678901234567890' });
+    expect(resolveVars("${env('VERSION', 1)}", set)).toBe('1.10');
+    expect(resolveVars("v${env('VERSION', 1)}", set)).toBe('v1.10');
+    expect(resolveVars("${env('ROUND', 1)}", set)).toBe('10.0');
+    expect(resolveVars("${env('ID', 0)}", set)).toBe('12345678901234567890');
+    expect(resolveVars("v${env('UNSET_V', 1.50)}", set)).toBe('v1.50');
+  });
+
   it("reads an s.yaml's numbers given as `${env('NAME', 60)}`: the default, or the variable set", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fc-async-vars-'));
     writeFileSync(join(dir, 'index.mjs'), 'export const handler = async () => "ok";\n');
