@@ -67,31 +67,46 @@ const NO_MAINT_NOTIFICATIONS: object = { maintNotifications: 'disabled' };
 
 /**
  * The stop channel's subscriber on a Redis Cluster: a connection to one node (a cluster forwards
- * a PUBLISH to every node), the first startup node, then at each reconnection the next of the nodes
- * the shared connection knows (the startup nodes until it knows some). Not ioredis's Cluster: its
- * subscriber, when its node is lost, subscribes again on another node by itself and says nothing,
- * so the stops published in between were not looked for. This one emits `ready` after each
- * reconnection, as on one endpoint, and the store looks (see RedisTaskStore.listen).
+ * a PUBLISH to every node), once the shared connection is ready one of the nodes it found, then at
+ * each reconnection the next of the nodes it knows (the startup nodes while it knows none). Not
+ * the first startup node at once: one that is lost, its address unanswered, held the start for
+ * `connectTimeout` (10 s) while the other nodes served. Not ioredis's Cluster: its subscriber, when
+ * its node is lost, subscribes again on another node by itself and says nothing, so the stops
+ * published in between were not looked for. This one emits `ready` after each reconnection, as on
+ * one endpoint, and the store looks (see RedisTaskStore.listen).
  */
 class NodeSubscriber extends Redis {
   constructor({ cluster, redisOptions }: BullmqClusterConnection, shared: Cluster, own: RedisOptions & typeof RESP2) {
     const startup = cluster.map(addressOf);
+    const known = () => {
+      const nodes = shared.nodes('all');
+      // A node the shared connection is connected to first: it answered just now.
+      nodes.sort((a, b) => Number(b.status === 'ready') - Number(a.status === 'ready'));
+      return nodes.length > 0 ? nodes.map(({ options }) => ({ host: options.host, port: options.port })) : startup;
+    };
     super({
       ...redisOptions,
       ...own,
       ...startup[0],
-      lazyConnect: false,
+      lazyConnect: true,
       ...NO_MAINT_NOTIFICATIONS,
       // Called before each reconnection: the node it tries is set here. 50 ms more each time, up to
       // 2 s: another node may be up at once.
       retryStrategy: (times) => {
-        const known = shared.nodes('all').map(({ options }) => ({ host: options.host, port: options.port }));
-        const nodes = known.length > 0 ? known : startup;
+        const nodes = known();
         const at = nodes.findIndex(({ host, port }) => host === this.options.host && port === this.options.port);
         Object.assign(this.options, nodes[(at + 1) % nodes.length]);
         return Math.min(times * 50, 2000);
       },
     });
+    const first = () => {
+      if (this.status !== 'wait') return; // closed before the shared connection was ready
+      Object.assign(this.options, known()[0]);
+      // A failed connection is an `error` event, and it reconnects (retryStrategy).
+      this.connect().catch(() => undefined);
+    };
+    if (shared.status === 'ready') first();
+    else shared.once('ready', first);
   }
 }
 

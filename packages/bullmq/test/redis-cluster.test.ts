@@ -14,7 +14,7 @@ import {
   stopSlowAndExpectEnds,
 } from './cluster-app.js';
 import { until } from './helpers.js';
-import { type OwnRedis, type OwnRedisCluster, ownRedisCluster } from './redis-server.js';
+import { type OwnRedis, type OwnRedisCluster, ownRedis, ownRedisCluster } from './redis-server.js';
 
 // bullmq() on a Redis Cluster of three masters in direct connection mode (no proxy): each node
 // answers only the slots it owns and redirects the rest (`MOVED`), so the client must follow the
@@ -288,6 +288,20 @@ describe('bullmq() on a Redis Cluster: its connections', () => {
     });
     expect(performance.now() - startedAt).toBeLessThan(2000);
   });
+  it('starts while its first startup node does not answer, the others serving', async () => {
+    // A node lost without a word (its host gone, its address unanswered; frozen here): the shared
+    // connection goes on to the next startup node. The stop channel's subscriber went to the first
+    // startup node and waited for it past connectTimeoutMs, and the start failed RedisUnavailable.
+    const silent = await ownRedis('redis-cluster-silent-node');
+    closers.push(() => silent.stop());
+    freeze(silent);
+    const connection = { cluster: [silent.url, ...clusterConnection().cluster] };
+    const { handler, successes } = instance(app, { connection, connectTimeoutMs: 4000 });
+    expect((await handler(asyncEvent('t_1'))).statusCode).toBe(202);
+    await until('the task to be delivered', () => successes.length === 1);
+    expect(await status(handler, 't_1')).toBe('Succeeded');
+  });
+
   it('fails a start at once on credentials the nodes refuse, as on one endpoint', async () => {
     // The admins' connections, open already, stay authenticated.
     for (const admin of admins) await admin.config('SET', 'requirepass', 'secret');
