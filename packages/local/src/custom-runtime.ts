@@ -116,9 +116,13 @@ const FC_PROGRAM = /^\/(?:var\/fc\/lang\/[^/]+|opt(?:\/[^/]+)?)\/bin\/([^/]+)$/;
  * emulator's (an s.yaml PATH often names FC layer folders, `/opt/nodejs20/bin`, that are not here).
  * A path in one of FC's folders of programs that this machine does not have
  * (`/var/fc/lang/nodejs20/bin/node`, which FC's templates name) is looked up the same way by its
- * name, and `fcPath` says so; a name found nowhere is spawned as given, and fails saying so.
+ * name, and `fcPath` says so; `missing` names one found nowhere. A bare name found nowhere is
+ * spawned as given, and fails saying so (ENOENT).
  */
-function programPath(program: string, childPath: string | undefined): { path: string; fcPath?: string } {
+function programPath(
+  program: string,
+  childPath: string | undefined,
+): { path: string; fcPath?: string; missing?: string } {
   let name = program;
   if (program.includes('/')) {
     const fc = FC_PROGRAM.exec(program)?.[1];
@@ -133,7 +137,7 @@ function programPath(program: string, childPath: string | undefined): { path: st
       return name === program ? { path } : { path, fcPath: program };
     } catch {}
   }
-  return { path: program };
+  return name === program ? { path: program } : { path: program, missing: name };
 }
 
 /**
@@ -243,6 +247,13 @@ async function startInstance(
   const fixed = config.port === port || (await accepts(config.port)) ? undefined : config.port;
   const env = customRuntimeEnv(fn, instanceId, port, spec.environmentVariables);
   const spawned = programPath(program, env.PATH);
+  if (spawned.missing !== undefined) {
+    // Spawned, it would fail `spawn /var/fc/lang/... ENOENT`, as if that path were looked up alone.
+    throw new FcAsyncError(
+      'CustomRuntimeStartFailed',
+      `${fn.name}: the custom runtime \`${config.command.join(' ')}\` (in ${spec.file}) could not be started: ${program} is where FC keeps that program; this machine has none there, and no ${spawned.missing} in the function's PATH nor in fc-async dev's: install it, or name a program this machine has`,
+    );
+  }
   if (spawned.fcPath !== undefined && first)
     deps.log.notice(
       `${fn.name}: ${spawned.fcPath} is where FC keeps that program; this machine has none there, so ${spawned.path} runs`,

@@ -289,7 +289,7 @@ describe("a command naming FC's own programs (`/var/fc/lang/nodejs20/bin/node`, 
     }
   });
 
-  it('one of those paths whose program is nowhere here fails the start naming the path, exit 1', async () => {
+  it('one of those paths whose program is nowhere here fails the start naming the path and the name looked for, exit 1', async () => {
     const dir = mkdtempSync(join(tmp, 'fc-missing-'));
     writeFileSync(
       join(dir, 's.yaml'),
@@ -322,7 +322,7 @@ describe("a command naming FC's own programs (`/var/fc/lang/nodejs20/bin/node`, 
     ]);
     expect(code).toBe(1);
     expect(stderr.trimEnd().split('\n').at(-1)).toMatch(
-      /^fc-async: web: the custom runtime `\/var\/fc\/lang\/nodejs99\/bin\/no-such-node-here \.\/server\.js` .*could not be started: spawn \/var\/fc\/lang\/nodejs99\/bin\/no-such-node-here ENOENT/,
+      /^fc-async: web: the custom runtime `\/var\/fc\/lang\/nodejs99\/bin\/no-such-node-here \.\/server\.js` \(in .*\) could not be started: \/var\/fc\/lang\/nodejs99\/bin\/no-such-node-here is where FC keeps that program; this machine has none there, and no no-such-node-here in the function's PATH nor in fc-async dev's: install it, or name a program this machine has$/,
     );
   });
 });
