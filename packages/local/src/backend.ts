@@ -284,8 +284,13 @@ function checkRedisPrefix(bullmq: (...args: unknown[]) => AsyncBackend, connecti
     bullmq({ connection, prefix });
   } catch (error) {
     if (!(error instanceof TypeError)) throw error;
+    // bullmq()'s own limit is 64 characters; the flag's, 53 (its `:<function>` comes after).
+    const message = error.message.replace(
+      /^Expected `prefix` to be 1 to 64 /,
+      `Expected \`prefix\` to be 1 to ${MAX_PREFIX - HASHED_NAME} `,
+    );
     throw new TypeError(
-      error.message
+      message
         .replace(/^Expected `prefix`/, 'Expected `--redis-prefix`')
         .replace('(`connection.cluster`)', '(`--redis-cluster`)'),
     );

@@ -232,8 +232,9 @@ describe('--store and --redis', () => {
   });
 
   it.each([
-    ['{fc-async', /^Expected `--redis-prefix` to be 1 to 64 letters, .*, got `\{fc-async`$/],
-    ['{a}{b}', /^Expected `--redis-prefix` to be 1 to 64 letters, .*, got `\{a\}\{b\}`$/],
+    // 53, not bullmq()'s 64: the flag's prefix is followed by :<function>.
+    ['{fc-async', /^Expected `--redis-prefix` to be 1 to 53 letters, .*, got `\{fc-async`$/],
+    ['{a}{b}', /^Expected `--redis-prefix` to be 1 to 53 letters, .*, got `\{a\}\{b\}`$/],
     ['shop:tasks', /^Expected `--redis-prefix` not to end in a 'task' or 'tasks' segment/],
   ])('refuses --redis-prefix %s as bullmq() refuses it, naming the flag', async (prefix, message) => {
     const spec = parseStoreSpec(undefined, 'redis://h:1', '/', prefix);

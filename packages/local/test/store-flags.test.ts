@@ -202,7 +202,7 @@ describe('fc-async dev --redis URL --redis-prefix PREFIX', () => {
       ]);
       expect([code, stderr]).toEqual([
         1,
-        "fc-async: Expected `--redis-prefix` to be 1 to 64 letters, digits, '_', '.', ':' or '-', with at most one hash tag such as `{fc-async}`, got `{fc-async`\n",
+        "fc-async: Expected `--redis-prefix` to be 1 to 53 letters, digits, '_', '.', ':' or '-', with at most one hash tag such as `{fc-async}`, got `{fc-async`\n",
       ]);
     },
   );
