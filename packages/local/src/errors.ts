@@ -46,6 +46,16 @@ export function shown(value: unknown, literal: (value: unknown) => unknown = quo
   return origin === undefined ? String(literal(value)) : origin;
 }
 
+/**
+ * {@link shown} for a number field: a value an expression gave as text, named by that expression,
+ * says it is text (`${env('TIMEOUT', '60')}` reads 60, but its quoted default is text), which a
+ * quoted literal (`"60"`) shows itself.
+ */
+export function shownNumber(value: unknown): string {
+  const text = shown(value);
+  return typeof value === 'string' && text.startsWith('the value of ') ? `${text}, which is text` : text;
+}
+
 /** The most of a value's JSON an error message quotes: a PutAsyncInvokeConfig body may be 1 MB. */
 const MAX_QUOTED = 128;
 

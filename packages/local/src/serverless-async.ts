@@ -1,5 +1,5 @@
 import { destinationArnProblem } from './destinations.js';
-import { configError, isObject, shown } from './errors.js';
+import { configError, isObject, shown, shownNumber } from './errors.js';
 import { closest } from './serverless-keys.js';
 import type { AsyncConfigInput } from './spec.js';
 
@@ -10,11 +10,11 @@ export function asyncFieldProblem(field: keyof AsyncConfigInput, value: unknown)
     case 'maxAsyncRetryAttempts':
       return Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 8
         ? undefined
-        : `must be an integer from 0 to 8, got ${shown(value)}`;
+        : `must be an integer from 0 to 8, got ${shownNumber(value)}`;
     case 'maxAsyncEventAgeInSeconds':
       return Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 604_800
         ? undefined
-        : `must be an integer from 1 to 604800, got ${shown(value)}`;
+        : `must be an integer from 1 to 604800, got ${shownNumber(value)}`;
     case 'asyncTask':
       return typeof value === 'boolean' ? undefined : `must be true or false, got ${shown(value)}`;
     case 'destinationConfig':

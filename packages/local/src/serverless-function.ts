@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { extname, relative, resolve } from 'node:path';
 import { isCustomRuntime, readCustomRuntime } from './custom-runtime-spec.js';
-import { configError, isObject, shown } from './errors.js';
+import { configError, isObject, shown, shownNumber } from './errors.js';
 import { readLifecycleHooks } from './lifecycle-spec.js';
 import { FUNCTION_NAME, type FunctionSpec, type LifecycleHook } from './spec.js';
 
@@ -205,7 +205,9 @@ export function readLogConfig(file: string, value: unknown, where: string): Func
 
 function optionalNumber(file: string, value: unknown, where: string): number | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !(value > 0)) throw configError(file, `${where} must be a positive number`);
+  if (typeof value !== 'number' || !(value > 0)) {
+    throw configError(file, `${where} must be a positive number, got ${shownNumber(value)}`);
+  }
   return value;
 }
 
@@ -213,7 +215,7 @@ function optionalNumber(file: string, value: unknown, where: string): number | u
 function timeoutOf(file: string, value: unknown, where: string): number | undefined {
   if (value === undefined) return undefined;
   if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 86_400) {
-    throw configError(file, `${where} must be an integer from 1 to 86400 (seconds), got ${shown(value)}`);
+    throw configError(file, `${where} must be an integer from 1 to 86400 (seconds), got ${shownNumber(value)}`);
   }
   return value as number;
 }

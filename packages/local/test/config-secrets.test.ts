@@ -43,12 +43,12 @@ describe('an s.yaml error about a value an expression produced', () => {
     [
       'a timeout from the .env',
       fc3('      timeout: ${env(DOTENV_PW)}\n'),
-      'resources.f.props.timeout must be an integer from 1 to 86400 (seconds), got the value of ${env(DOTENV_PW)}',
+      'resources.f.props.timeout must be an integer from 1 to 86400 (seconds), got the value of ${env(DOTENV_PW)}, which is text',
     ],
     [
       'a timeout from the environment, spliced into text',
       fc3('      timeout: x-${env.ENV_PW}\n'),
-      'resources.f.props.timeout must be an integer from 1 to 86400 (seconds), got the value of "x-${env.ENV_PW}"',
+      'resources.f.props.timeout must be an integer from 1 to 86400 (seconds), got the value of "x-${env.ENV_PW}", which is text',
     ],
     [
       'json() of an environment variable that is not JSON',
@@ -58,7 +58,7 @@ describe('an s.yaml error about a value an expression produced', () => {
     [
       'retries read from a file()',
       fc3("      asyncInvokeConfig: ${file('./async.json')}\n"),
-      "resources.f.props.asyncInvokeConfig.maxAsyncRetryAttempts must be an integer from 0 to 8, got the value of ${file('./async.json')}",
+      "resources.f.props.asyncInvokeConfig.maxAsyncRetryAttempts must be an integer from 0 to 8, got the value of ${file('./async.json')}, which is text",
     ],
     [
       'retries from vars that hold an environment variable',
@@ -66,7 +66,7 @@ describe('an s.yaml error about a value an expression produced', () => {
         '      asyncInvokeConfig:\n        maxAsyncRetryAttempts: ${vars.retries}\n',
         'vars:\n  retries: ${env(N)}\n',
       ),
-      'resources.f.props.asyncInvokeConfig.maxAsyncRetryAttempts must be an integer from 0 to 8, got the value of ${vars.retries}',
+      'resources.f.props.asyncInvokeConfig.maxAsyncRetryAttempts must be an integer from 0 to 8, got the value of ${vars.retries}, which is text',
     ],
     [
       'a destination ARN from the environment',

@@ -177,7 +177,7 @@ describe('custom runtimes', () => {
 describe('function fields FC would refuse', () => {
   it('refuses a memorySize of 0, naming the field', async () => {
     expect(await refusal(yaml(fc3('      memorySize: 0\n')))).toBe(
-      'resources.f.props.memorySize must be a positive number',
+      'resources.f.props.memorySize must be a positive number, got 0',
     );
   });
 

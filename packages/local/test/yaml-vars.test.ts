@@ -101,6 +101,31 @@ describe('s.yaml variables', () => {
     );
   });
 
+  it("says a number field's value is text when an expression gave it so (a quoted env() default, '60')", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fc-async-vars-'));
+    writeFileSync(join(dir, 'index.mjs'), 'export const handler = async () => "ok";\n');
+    const refusal = (field: string) => {
+      writeFileSync(
+        join(dir, 's.yaml'),
+        `edition: 3.0.0\nresources:\n  web:\n    component: fc3\n    props: { functionName: web, runtime: nodejs20, handler: index.handler, code: ., ${field} }\n`,
+      );
+      return loadServerlessConfig(join(dir, 's.yaml'), { env: {} }).then(
+        () => '',
+        (error: Error) => error.message,
+      );
+    };
+    // 60 is in the range: what is wrong is that it is text, which the message must say.
+    expect(await refusal(`timeout: "\${env('FN_TIMEOUT', '60')}"`)).toContain(
+      "timeout must be an integer from 1 to 86400 (seconds), got the value of ${env('FN_TIMEOUT', '60')}, which is text",
+    );
+    expect(await refusal(`memorySize: "\${env('FN_MEMORY', '512')}"`)).toContain(
+      "memorySize must be a positive number, got the value of ${env('FN_MEMORY', '512')}, which is text",
+    );
+    expect(await refusal(`asyncInvokeConfig: { maxAsyncRetryAttempts: "\${env('FN_RETRIES', '1')}" }`)).toContain(
+      "maxAsyncRetryAttempts must be an integer from 0 to 8, got the value of ${env('FN_RETRIES', '1')}, which is text",
+    );
+  });
+
   it('walks into a value that is an expression of its own (a file) and into list items by index', () => {
     const ctx = context({ vars: { cfg: "${file('./cfg.json')}", list: ['a', 'b'] } });
     expect(resolveVars('${vars.cfg.greeting}', ctx)).toBe('hello');
