@@ -242,6 +242,17 @@ export async function backendFactory(
   const connection = cluster ? clusterConnection(spec.nodes) : redisOptions(spec.url);
   if (spec.prefix !== undefined) checkRedisPrefix(bullmq, connection, spec.prefix);
   const prefix = spec.prefix ?? (cluster ? DEFAULT_CLUSTER_PREFIX : DEFAULT_REDIS_PREFIX);
+  const owners = new Map<string, string>();
+  for (const name of functionNames) {
+    // A function named as another's cut name (`tasks-08515408` beside `tasks`): one queue for two apps.
+    const owner = owners.get(functionPrefix(prefix, name));
+    if (owner !== undefined && owner !== name) {
+      throw new TypeError(
+        `Functions \`${owner}\` and \`${name}\` would share the BullMQ prefix \`${functionPrefix(prefix, name)}\` (a name that is cut gets a hash of itself): rename one of them`,
+      );
+    }
+    owners.set(functionPrefix(prefix, name), name);
+  }
   return (name) => bullmq({ connection, prefix: functionPrefix(prefix, name) });
 }
 

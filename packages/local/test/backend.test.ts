@@ -231,6 +231,17 @@ describe('--store and --redis', () => {
     );
   });
 
+  it("refuses a function named as another's cut name, which would share its BullMQ queue", async () => {
+    const cut = functionPrefix(DEFAULT_REDIS_PREFIX, 'tasks').slice(`${DEFAULT_REDIS_PREFIX}:`.length);
+    const importer = async () => ({ bullmq: () => ({}) });
+    const spec = parseStoreSpec(undefined, 'redis://h:1', '/');
+    await expect(backendFactory(spec, ['tasks', 'api', cut], importer)).rejects.toThrow(
+      `Functions \`tasks\` and \`${cut}\` would share the BullMQ prefix \`fc-async:${cut}\` (a name that is cut gets a hash of itself): rename one of them`,
+    );
+    // Each name once, and a name listed twice (one function), is fine.
+    await expect(backendFactory(spec, ['tasks', 'api', 'tasks'], importer)).resolves.toBeTypeOf('function');
+  });
+
   it.each([
     // 53, not bullmq()'s 64: the flag's prefix is followed by :<function>.
     ['{fc-async', /^Expected `--redis-prefix` to be 1 to 53 letters, .*, got `\{fc-async`$/],
